@@ -1,0 +1,222 @@
+"""The one place where HTTP meets the services: authentication, role checks, body parsing, error mapping.
+
+Every route is declared with ``route``: it records the route for the OpenAPI document, checks the
+caller's token and role, parses the body into its pydantic model, calls the handler and dumps the
+result. Domain errors become ``{code, message_zh, message_en, field?}`` with their status; anything
+unexpected becomes a 500 with a reference id and no internals. (Chalice middleware never sees view
+exceptions, so this happens in the view wrapper.)
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from chalice import Blueprint, Response
+from chalice.app import Request
+from pydantic import BaseModel, ValidationError
+
+from chalicelib.core.auth import Principal, Role, authenticate, authorize
+from chalicelib.core.observability import CORRELATION_HEADER, correlation_id_of, logger
+from chalicelib.core.settings import get_settings
+from chalicelib.domain.errors import BadRequest, DomainError, InvalidField, PayloadTooLarge, ValidationErrors
+
+JSON = "application/json"
+
+
+class ErrorBody(BaseModel):
+    """Every error response."""
+
+    code: str
+    message_zh: str
+    message_en: str
+    field: str | None = None
+    details: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    path: str
+    method: str
+    handler: str
+    summary: str
+    tags: tuple[str, ...]
+    roles: frozenset[Role] | None
+    body: type[BaseModel] | None
+    response: type[BaseModel] | None
+    content_types: tuple[str, ...]
+    status: int
+    errors: tuple[int, ...]
+    query: dict[str, str] = field(default_factory=dict)
+    produces: str = JSON
+
+
+#: Every declared route, in declaration order (the OpenAPI document is generated from it).
+ROUTES: list[RouteSpec] = []
+
+
+@dataclass
+class Call:
+    """What a handler receives: the request, the caller, the parsed body and query."""
+
+    request: Request
+    principal: Principal | None
+    body: Any
+    query: dict[str, str]
+
+    @property
+    def actor(self) -> str:
+        return self.principal.subject if self.principal else "anonymous"
+
+    @property
+    def user(self) -> Principal:
+        assert self.principal is not None, "route declared without roles"
+        return self.principal
+
+
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        body=json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+        status_code=status,
+        headers={"Content-Type": "application/json; charset=utf-8", **(headers or {})},
+    )
+
+
+def error_response(err: DomainError) -> Response:
+    headers = {"WWW-Authenticate": "Bearer"} if err.status == 401 else None
+    return json_response(err.status, err.to_dict(), headers)
+
+
+def _pydantic_errors(exc: ValidationError) -> ValidationErrors:
+    errors = []
+    for e in exc.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or None
+        kind = e["type"]
+        if kind == "missing":
+            zh, code = f"缺少必填字段 {loc}", "field.required"
+        elif kind == "extra_forbidden":
+            zh, code = f"不允许的字段 {loc}", "field.unknown"
+        else:
+            zh, code = f"字段 {loc} 的值无效", f"field.{kind}"
+        errors.append(InvalidField(code, zh, f"{loc}: {e['msg']}", field=loc))
+    return ValidationErrors(errors)
+
+
+def _parse_body(request: Request, model: type[BaseModel], max_bytes: int) -> BaseModel:
+    raw = request.raw_body or b""
+    if len(raw) > max_bytes:
+        raise PayloadTooLarge(
+            "request.too_large", "请求内容过大", f"The request body is larger than {max_bytes} bytes"
+        )
+    if not raw:
+        raise BadRequest("request.empty", "请求内容为空", "The request body is empty")
+    try:
+        doc = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequest("request.json", "请求内容不是有效的 JSON", "The request body is not valid JSON") from exc
+    try:
+        return model.model_validate(doc)
+    except ValidationError as exc:
+        raise _pydantic_errors(exc) from exc
+
+
+def _dump(result: Any, status: int) -> Response:
+    if isinstance(result, Response):
+        return result
+    if isinstance(result, BaseModel):
+        return json_response(status, result.model_dump(mode="json", exclude_none=False))
+    return json_response(status, result)
+
+
+def route(
+    bp: Blueprint,
+    path: str,
+    *,
+    method: str = "GET",
+    summary: str,
+    roles: frozenset[Role] | None,
+    body: type[BaseModel] | None = None,
+    response: type[BaseModel] | None = None,
+    content_types: tuple[str, ...] = (JSON,),
+    status: int = 200,
+    errors: tuple[int, ...] = (),
+    query: dict[str, str] | None = None,
+    tags: tuple[str, ...] = (),
+    raw_body: bool = False,
+    produces: str = JSON,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Declare a route. ``roles=None`` makes it public; otherwise the caller needs one of ``roles``.
+
+    With ``raw_body`` the handler parses the body itself (e.g. CSV uploads) and gets it as bytes.
+    """
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        declared = set(errors) | {500}
+        if roles is not None:
+            declared |= {401, 403}
+        if body is not None or raw_body:
+            declared |= {400, 413, 422}
+        ROUTES.append(
+            RouteSpec(
+                path=path,
+                method=method,
+                handler=fn.__name__,
+                summary=summary,
+                tags=tags,
+                roles=roles,
+                body=body,
+                response=response,
+                content_types=content_types,
+                status=status,
+                errors=tuple(sorted(declared)),
+                query=query or {},
+                produces=produces,
+            )
+        )
+
+        @functools.wraps(fn)
+        def view(**params: str) -> Response:
+            request = bp.current_request
+            settings = get_settings()
+            try:
+                principal = None
+                if roles is not None:
+                    principal = authenticate(settings, (request.headers or {}).get("authorization"))
+                    authorize(principal, roles)
+                parsed: Any = None
+                if body is not None:
+                    parsed = _parse_body(request, body, settings.max_body_bytes)
+                elif raw_body:
+                    parsed = request.raw_body or b""
+                    if len(parsed) > settings.max_body_bytes:
+                        raise PayloadTooLarge(
+                            "request.too_large",
+                            "请求内容过大",
+                            f"The request body is larger than {settings.max_body_bytes} bytes",
+                        )
+                call = Call(request, principal, parsed, dict(request.query_params or {}))
+                return _dump(fn(call, **params), status)
+            except DomainError as err:
+                logger.info("request refused", extra={"code": err.code, "status": err.status})
+                return error_response(err)
+            except Exception:
+                reference = correlation_id_of(request)
+                logger.exception("unexpected error", extra={"reference": reference})
+                return json_response(
+                    500,
+                    {
+                        "code": "internal",
+                        "message_zh": f"服务器内部错误，请联系客服并提供编号 {reference}",
+                        "message_en": f"Internal error; quote reference {reference} when you contact support",
+                        "reference": reference,
+                    },
+                    {CORRELATION_HEADER: reference},
+                )
+
+        bp.route(path, methods=[method], content_types=list(content_types))(view)
+        return fn
+
+    return decorate

@@ -1,0 +1,97 @@
+"""Inventory: import (OEM admin) and look-ups by VIN, ICCID and MSISDN (OEM staff and dealers)."""
+
+from __future__ import annotations
+
+from chalice import Blueprint
+
+from chalicelib.api.http import JSON, Call, route
+from chalicelib.core import deps
+from chalicelib.core.auth import OEM_ROLES, Role
+from chalicelib.core.settings import get_settings
+from chalicelib.domain.errors import BadRequest
+from chalicelib.domain.validators import validate
+from chalicelib.services import inventory, views
+
+bp = Blueprint(__name__)
+
+LOOKUP_ROLES = OEM_ROLES | {Role.DEALER}
+CSV = "text/csv"
+
+
+@route(
+    bp,
+    "/v1/admin/inventory/imports",
+    method="POST",
+    summary="Import vehicles and cards from CSV or JSON (idempotent, per-row error report)",
+    roles=frozenset({Role.ADMIN}),
+    response=inventory.ImportReport,
+    content_types=(CSV, JSON),
+    raw_body=True,
+    tags=("inventory",),
+)
+def import_inventory(call: Call) -> inventory.ImportReport:
+    content_type = (call.request.headers or {}).get("content-type", "").split(";")[0].strip().lower()
+    fmt: inventory.ImportFormat = "csv" if content_type == CSV else "json"
+    if not call.body:
+        raise BadRequest("request.empty", "请求内容为空", "The request body is empty")
+    rows = inventory.parse_inventory(call.body, fmt, max_rows=get_settings().max_import_rows)
+    return inventory.import_inventory(rows, deps.inventory_repo(), actor=call.actor)
+
+
+@route(
+    bp,
+    "/v1/vehicles/{vin}",
+    summary="A vehicle with its cards (personal data masked by role)",
+    roles=LOOKUP_ROLES,
+    response=views.VehicleView,
+    errors=(404, 422),
+    tags=("inventory",),
+)
+def get_vehicle(call: Call, vin: str) -> views.VehicleView:
+    vin = validate("vin", vin, field="vin").value
+    return views.vehicle_view(vin, deps.inventory_repo(), deps.party_repo(), call.user)
+
+
+@route(
+    bp,
+    "/v1/cards/{iccid}",
+    summary="A card by ICCID",
+    roles=LOOKUP_ROLES,
+    response=views.CardView,
+    errors=(404, 422),
+    tags=("inventory",),
+)
+def get_card(call: Call, iccid: str) -> views.CardView:
+    iccid = validate("iccid", iccid, field="iccid").value
+    return views.card_view(iccid, deps.inventory_repo(), deps.party_repo(), call.user)
+
+
+@route(
+    bp,
+    "/v1/cards",
+    summary="A card by MSISDN (?msisdn=)",
+    roles=LOOKUP_ROLES,
+    response=views.CardView,
+    errors=(400, 404, 422),
+    query={"msisdn": "the card's 13-digit IoT number"},
+    tags=("inventory",),
+)
+def find_card(call: Call) -> views.CardView:
+    if "msisdn" not in call.query:
+        raise BadRequest("msisdn.required", "请提供车联网卡号码", "Give ?msisdn=", field="msisdn")
+    msisdn = validate("msisdn", call.query["msisdn"], field="msisdn").value
+    return views.card_by_msisdn_view(msisdn, deps.inventory_repo(), deps.party_repo(), call.user)
+
+
+@route(
+    bp,
+    "/v1/cards/{iccid}/history",
+    summary="A card's history (every state change, never overwritten)",
+    roles=LOOKUP_ROLES,
+    response=views.CardHistoryView,
+    errors=(404, 422),
+    tags=("inventory",),
+)
+def card_history(call: Call, iccid: str) -> views.CardHistoryView:
+    iccid = validate("iccid", iccid, field="iccid").value
+    return views.card_history_view(iccid, deps.inventory_repo())

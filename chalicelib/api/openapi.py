@@ -1,0 +1,96 @@
+"""The OpenAPI 3.1 document, generated from the declared routes and their pydantic models."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from chalicelib.api.http import ROUTES, ErrorBody, RouteSpec
+
+_STATUS_TEXT = {
+    200: "OK",
+    201: "Created",
+    400: "Bad request",
+    401: "Not signed in",
+    403: "Role or ownership does not allow this",
+    404: "Not found",
+    409: "Conflict with the current state",
+    413: "Payload too large",
+    422: "A field fails a rule",
+    429: "Too many requests",
+    500: "Internal error (with a reference id)",
+    503: "A dependency is unavailable",
+}
+
+
+def _params(spec: RouteSpec) -> list[dict[str, Any]]:
+    params: list[dict[str, Any]] = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in re.findall(r"{(\w+)}", spec.path)
+    ]
+    params += [
+        {"name": name, "in": "query", "required": False, "description": text, "schema": {"type": "string"}}
+        for name, text in spec.query.items()
+    ]
+    return params
+
+
+def build(title: str = "cheka", version: str = "1") -> dict[str, Any]:
+    models: set[type[BaseModel]] = {ErrorBody}
+    for spec in ROUTES:
+        models.update(m for m in (spec.body, spec.response) if m is not None)
+    ordered = sorted(models, key=lambda m: m.__name__)
+    refs, defs = models_json_schema(
+        [(m, "serialization") for m in ordered], ref_template="#/components/schemas/{model}"
+    )
+
+    def ref(model: type[BaseModel]) -> dict[str, Any]:
+        return refs[(model, "serialization")]
+
+    paths: dict[str, dict[str, Any]] = {}
+    for spec in ROUTES:
+        op: dict[str, Any] = {
+            "operationId": spec.handler,
+            "summary": spec.summary,
+            "tags": list(spec.tags),
+            "parameters": _params(spec),
+            "responses": {},
+        }
+        if spec.roles is not None:
+            op["security"] = [{"bearer": []}]
+            op["x-roles"] = sorted(r.value for r in spec.roles)
+        else:
+            op["security"] = []
+        if spec.body is not None:
+            op["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref(spec.body)}}}
+        elif spec.method in ("POST", "PUT", "PATCH"):
+            op["requestBody"] = {"required": True, "content": {ct: {} for ct in spec.content_types}}
+        ok: dict[str, Any] = {"description": _STATUS_TEXT.get(spec.status, "OK")}
+        if spec.response is not None:
+            ok["content"] = {spec.produces: {"schema": ref(spec.response)}}
+        elif spec.produces != "application/json":
+            ok["content"] = {spec.produces: {}}
+        op["responses"][str(spec.status)] = ok
+        for status in spec.errors:
+            op["responses"][str(status)] = {
+                "description": _STATUS_TEXT.get(status, "Error"),
+                "content": {"application/json": {"schema": ref(ErrorBody)}},
+            }
+        paths.setdefault(spec.path, {})[spec.method.lower()] = op
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": title,
+            "version": version,
+            "description": "Real-name registration of vehicle IoT cards (车联网卡实名登记). Errors are "
+            "JSON {code, message_zh, message_en, field?}.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": defs.get("$defs", {}),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+        },
+    }

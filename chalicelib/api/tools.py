@@ -1,0 +1,43 @@
+"""Field validation for clients (as the user types) and who-am-I."""
+
+from __future__ import annotations
+
+from chalice import Blueprint
+from pydantic import BaseModel, ConfigDict, Field
+
+from chalicelib.api.http import Call, route
+from chalicelib.core.auth import ALL_ROLES
+from chalicelib.domain.validators import Validated, validate
+
+bp = Blueprint(__name__)
+
+
+class ValueToCheck(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    value: str = Field(max_length=64)
+
+
+class Me(BaseModel):
+    subject: str
+    roles: list[str]
+
+
+@route(
+    bp,
+    "/v1/validate/{kind}",
+    method="POST",
+    summary="Validate one value of a kind (resident_id, uscc, vin, iccid, mobile, msisdn, ...)",
+    roles=ALL_ROLES,
+    body=ValueToCheck,
+    response=Validated,
+    tags=("tools",),
+)
+def validate_value(call: Call, kind: str) -> Validated:
+    # The value is in the body, not the path, so that no ID number lands in an access log.
+    return validate(kind, call.body.value, field="value")
+
+
+@route(bp, "/v1/me", summary="The caller's subject and roles", roles=ALL_ROLES, response=Me, tags=("auth",))
+def me(call: Call) -> Me:
+    return Me(subject=call.user.subject, roles=sorted(r.value for r in call.user.roles))

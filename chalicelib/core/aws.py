@@ -1,0 +1,40 @@
+"""Lazy, cached boto3 clients: nothing is created at import time (a cold start pays only for what it uses)."""
+
+from __future__ import annotations
+
+import threading
+from functools import lru_cache
+from typing import Any
+
+from chalicelib.core.settings import LocalCredentials, get_settings
+
+_lock = threading.Lock()
+
+
+@lru_cache(maxsize=None)
+def client(service: str) -> Any:
+    """A boto3 client for ``service`` pointed at the configured endpoint (moto locally)."""
+    import boto3
+    from botocore.config import Config
+
+    settings = get_settings()
+    kwargs: dict[str, Any] = {
+        "region_name": settings.region,
+        "config": Config(retries={"max_attempts": 4, "mode": "standard"}, max_pool_connections=32),
+    }
+    endpoint = settings.endpoint_url
+    if endpoint:
+        creds = LocalCredentials()
+        kwargs.update(
+            endpoint_url=endpoint,
+            aws_access_key_id=creds.access_key_id,
+            aws_secret_access_key=creds.secret_access_key,
+        )
+    with _lock:  # boto3's default session is not thread-safe while creating clients
+        return boto3.session.Session().client(service, **kwargs)  # type: ignore[call-overload]
+
+
+def reset() -> None:
+    """Forget cached clients and settings (tests switch endpoints between modules)."""
+    client.cache_clear()
+    get_settings.cache_clear()

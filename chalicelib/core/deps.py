@@ -1,0 +1,58 @@
+"""Lazy, cached dependency getters: adapters are built on first use, never at import time."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from chalicelib.core.settings import get_settings
+
+if TYPE_CHECKING:
+    from chalicelib.adapters.ports import FieldCipher, InventoryRepository, KeyedHasher, PartyRepository
+
+
+def _bind_tables() -> None:
+    from chalicelib.adapters.dynamo.models import bind
+
+    bind(get_settings())
+
+
+@lru_cache(maxsize=1)
+def inventory_repo() -> InventoryRepository:
+    from chalicelib.adapters.dynamo.inventory import DynamoInventoryRepository
+
+    _bind_tables()
+    return DynamoInventoryRepository()
+
+
+@lru_cache(maxsize=1)
+def field_cipher() -> FieldCipher:
+    from chalicelib.adapters.crypto import KmsFieldCipher
+    from chalicelib.core.aws import client
+
+    return KmsFieldCipher(client("kms"), get_settings().pii_key_alias)
+
+
+@lru_cache(maxsize=1)
+def keyed_hasher() -> KeyedHasher:
+    from chalicelib.adapters.crypto import KmsKeyedHasher
+    from chalicelib.core.aws import client
+
+    return KmsKeyedHasher(client("kms"), get_settings().hash_key_alias)
+
+
+@lru_cache(maxsize=1)
+def party_repo() -> PartyRepository:
+    from chalicelib.adapters.dynamo.parties import DynamoPartyRepository
+
+    _bind_tables()
+    return DynamoPartyRepository(field_cipher(), keyed_hasher())
+
+
+def reset() -> None:
+    """Forget every cached adapter, client and the settings (tests change the environment)."""
+    from chalicelib.core import aws
+
+    for getter in (inventory_repo, field_cipher, keyed_hasher, party_repo):
+        getter.cache_clear()
+    aws.reset()

@@ -1,0 +1,95 @@
+"""One settings model: environment variables are read here once, nothing else reads ``os.environ``."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Stage = Literal["local", "test", "dev", "prod"]
+
+#: Development-only signing key: accepted on the ``local`` and ``test`` stages only.
+_DEV_TOKEN_SECRET = "cheka-local-development-token-secret-not-for-production"
+
+
+class Settings(BaseSettings):
+    """Runtime configuration, prefixed ``CHEKA_`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="CHEKA_", extra="ignore", frozen=True)
+
+    stage: Stage = "local"
+    region: str = "cn-north-1"
+    #: AWS endpoint (the moto server locally). Empty means the real AWS endpoints.
+    aws_endpoint_url: str | None = None
+    moto_port: int = 5000
+    api_port: int = 8000
+    sandbox_port: int = 8100
+
+    #: Name prefix of every resource; infra and the local bootstrap derive names from it.
+    resource_prefix: str = "cheka"
+
+    token_secret: SecretStr | None = None
+    token_issuer: str = "cheka"
+    token_ttl_seconds: int = 3600
+
+    #: Request bodies above this size are refused with 413.
+    max_body_bytes: int = 6 * 1024 * 1024
+    #: Rows one synchronous inventory import through the API may hold.
+    max_import_rows: int = 20_000
+
+    log_level: str = "INFO"
+    service_name: str = "cheka"
+    metrics_namespace: str = "Cheka"
+
+    @property
+    def is_local(self) -> bool:
+        return self.stage in ("local", "test")
+
+    @property
+    def endpoint_url(self) -> str | None:
+        """The AWS endpoint: explicit setting, else the loopback moto server on ``local``."""
+        if self.aws_endpoint_url is not None:
+            return self.aws_endpoint_url or None
+        if self.stage == "local":
+            return f"http://127.0.0.1:{self.moto_port}"
+        return None
+
+    def table_name(self, short: str) -> str:
+        return f"{self.resource_prefix}-{self.stage}-{short}"
+
+    @property
+    def documents_bucket(self) -> str:
+        return f"{self.resource_prefix}-{self.stage}-documents"
+
+    @property
+    def pii_key_alias(self) -> str:
+        """KMS key that wraps the data keys of personal fields."""
+        return f"alias/{self.resource_prefix}-{self.stage}-pii"
+
+    @property
+    def hash_key_alias(self) -> str:
+        """KMS HMAC key for look-up hashes of ID numbers (the key never leaves KMS)."""
+        return f"alias/{self.resource_prefix}-{self.stage}-pii-hash"
+
+    def signing_secret(self) -> str:
+        if self.token_secret is not None:
+            return self.token_secret.get_secret_value()
+        if self.is_local:
+            return _DEV_TOKEN_SECRET
+        raise RuntimeError("CHEKA_TOKEN_SECRET must be set outside the local and test stages")
+
+
+class LocalCredentials(BaseSettings):
+    """Credentials for the embedded AWS (moto accepts any); never used against real AWS."""
+
+    model_config = SettingsConfigDict(env_prefix="AWS_", extra="ignore", frozen=True)
+
+    access_key_id: str = Field(default="testing")
+    secret_access_key: str = Field(default="testing")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,146 @@
+"""``make run``: the whole product on this machine, on an embedded AWS (moto server on loopback).
+
+Starts moto, creates every resource, seeds demo data, starts ``chalice local`` and the worker, prints
+what is where, and stops everything on Ctrl-C. State lives in moto's memory: a restart starts clean.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from chalicelib.core.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _wait_for_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            sock.settimeout(0.5)
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise SystemExit(f"nothing answered on 127.0.0.1:{port} within {timeout:.0f}s")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def main() -> None:
+    settings = Settings()
+    for label, port in (("moto", settings.moto_port), ("api", settings.api_port)):
+        if not _port_free(port):
+            raise SystemExit(f"port {port} ({label}) is in use: set CHEKA_{label.upper()}_PORT or stop that process")
+    env = {
+        **os.environ,
+        "CHEKA_STAGE": "local",
+        "CHEKA_AWS_ENDPOINT_URL": f"http://127.0.0.1:{settings.moto_port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": settings.region,
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "PYTHONUNBUFFERED": "1",
+    }
+    os.environ.update(env)
+    bin_dir = Path(sys.executable).parent
+    children: list[subprocess.Popen[bytes]] = []
+
+    def stop(*_: object) -> None:
+        for proc in reversed(children):
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in children:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        print("\nstopped: moto, chalice local and the worker are down (moto's state is gone).")
+        sys.exit(0)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+
+    children.append(
+        subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(settings.moto_port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    )
+    _wait_for_port(settings.moto_port)
+    # Step Functions in moto run the real ASL only when asked to.
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{settings.moto_port}/moto-api/config",
+        data=json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode(),
+        method="POST",
+    )
+    urllib.request.urlopen(request, timeout=10).close()  # noqa: S310 - loopback moto server
+
+    print("creating resources and seeding demo data …", flush=True)
+    seeded = subprocess.run(
+        [str(bin_dir / "cheka"), "seed"], env=env, check=True, capture_output=True, text=True
+    ).stdout
+    seed_doc = json.loads(seeded)
+    token = subprocess.run(
+        [str(bin_dir / "cheka"), "token", "issue", "--subject", "bootstrap-admin", "--role", "admin", "--ttl", "86400"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+
+    children.append(
+        subprocess.Popen(
+            [str(bin_dir / "chalice"), "local", "--host", "127.0.0.1", "--port", str(settings.api_port), "--stage", "local"],
+            cwd=ROOT,
+            env=env,
+        )
+    )
+    children.append(subprocess.Popen([sys.executable, "-m", "chalicelib.local.worker"], cwd=ROOT, env=env))
+    _wait_for_port(settings.api_port, timeout=60)
+    api = f"http://127.0.0.1:{settings.api_port}"
+    vin = seed_doc["registered_vins"][0] if seed_doc["registered_vins"] else seed_doc["first_vin"]
+    print(
+        f"""
+cheka is running (stage local; state is in memory — `make seed` re-seeds, a restart starts clean)
+
+  open        {api}/                 landing page: health and every route
+  API         {api}/openapi.json
+  AWS (moto)  http://127.0.0.1:{settings.moto_port}     tables, bucket, KMS keys
+  worker      running (schedules: health-watch)
+
+bootstrap admin token (24 h):
+  export TOKEN={token}
+
+try:
+  .venv/bin/cheka demo-csv --vehicles 1000 --out /tmp/inventory.csv
+  .venv/bin/cheka import-inventory /tmp/inventory.csv
+  curl -s -H "Authorization: Bearer $TOKEN" {api}/v1/vehicles/{vin}
+
+Ctrl-C stops everything.
+""",
+        flush=True,
+    )
+    while True:
+        for proc in children:
+            if proc.poll() is not None:
+                print(f"a process exited ({proc.args[0]} …, code {proc.returncode}); stopping", file=sys.stderr)
+                stop()
+        time.sleep(1)
+
+
+if __name__ == "__main__":
+    main()

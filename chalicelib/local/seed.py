@@ -1,0 +1,45 @@
+"""Demo data: a small inventory, and a few cards already registered to synthetic people (masked in views)."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from chalicelib.adapters.ports import InventoryRepository, PartyRepository
+from chalicelib.domain.inventory import CardState
+from chalicelib.domain.personal import IdType, Party
+from chalicelib.local.synthetic import inventory_rows, make_mobile, make_resident_id
+from chalicelib.services.inventory import ImportReport, import_inventory, transition_card
+
+DEMO_PEOPLE = (("张伟", "北京市朝阳区建国路 88 号"), ("李娜", "上海市浦东新区世纪大道 100 号"), ("王芳", "广州市天河区体育西路 1 号"))
+
+
+@dataclass
+class SeedResult:
+    report: ImportReport
+    registered_vins: list[str]
+    first_vin: str
+
+
+def seed(inventory: InventoryRepository, parties: PartyRepository, *, vehicles: int = 50) -> SeedResult:
+    rows = [(i + 2, row) for i, row in enumerate(inventory_rows(vehicles, seed=2026))]
+    report = import_inventory(rows, inventory, actor="seed")
+    rng = random.Random(2026)
+    registered = []
+    for (name, address), (_, row) in zip(DEMO_PEOPLE, rows, strict=False):
+        card = inventory.get_card(row["iccid"])
+        if card is None or card.state is not CardState.UNREGISTERED:
+            registered.append(row["vin"])
+            continue
+        person = Party(
+            id_type=IdType.RESIDENT_ID,
+            id_number=make_resident_id(rng),
+            name=name,
+            address=address,
+            phone=make_mobile(rng),
+        )
+        parties.put(person)
+        transition_card(inventory, card.iccid, CardState.PENDING, actor="seed", reason="demo", holder_id=person.party_id)
+        transition_card(inventory, card.iccid, CardState.REGISTERED, actor="seed", reason="demo: operator accepted")
+        registered.append(row["vin"])
+    return SeedResult(report=report, registered_vins=registered, first_vin=rows[0][1]["vin"])

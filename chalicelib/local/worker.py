@@ -1,0 +1,86 @@
+"""The local worker: runs what AWS would trigger (SQS consumers, EventBridge schedules).
+
+Jobs register themselves in ``SCHEDULES`` (name, period, function) and ``CONSUMERS`` (queue, handler).
+Later capabilities (outbox dispatch, backfill waves, retention purge) add entries; the loop is the same.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.core.observability import logger
+
+
+@dataclass(frozen=True)
+class Schedule:
+    name: str
+    every_seconds: float
+    run: Callable[[], Any]
+
+
+@dataclass(frozen=True)
+class Consumer:
+    queue_name: str
+    handle: Callable[[list[dict[str, Any]]], Any]
+
+
+def _health_watch() -> dict[str, Any]:
+    """Every minute: log which dependencies are down, as the AWS health alarms would."""
+    from chalicelib.adapters.dynamo.models import TABLES
+    from chalicelib.core.aws import client
+    from chalicelib.core.settings import get_settings
+
+    settings = get_settings()
+    down = []
+    for spec in TABLES:
+        try:
+            client("dynamodb").describe_table(TableName=settings.table_name(spec.short_name))
+        except Exception:
+            down.append(spec.short_name)
+    if down:
+        logger.warning("dependencies down", extra={"down": down})
+    return {"down": down}
+
+
+SCHEDULES: list[Schedule] = [Schedule("health-watch", 60.0, _health_watch)]
+CONSUMERS: list[Consumer] = []
+
+
+def run_forever(poll_seconds: float = 1.0) -> None:
+    from chalicelib.core.aws import client
+
+    stop = False
+
+    def _stop(*_: Any) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    due = dict.fromkeys((s.name for s in SCHEDULES), 0.0)
+    logger.info("worker started", extra={"schedules": [s.name for s in SCHEDULES]})
+    while not stop:
+        now = time.monotonic()
+        for s in SCHEDULES:
+            if now >= due[s.name]:
+                due[s.name] = now + s.every_seconds
+                try:
+                    s.run()
+                except Exception:
+                    logger.exception("scheduled job failed", extra={"job": s.name})
+        for consumer in CONSUMERS:
+            sqs = client("sqs")
+            url = sqs.get_queue_url(QueueName=consumer.queue_name)["QueueUrl"]
+            messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+            if messages:
+                consumer.handle(messages)
+        time.sleep(poll_seconds)
+    logger.info("worker stopped")
+
+
+if __name__ == "__main__":
+    run_forever()

@@ -1,0 +1,115 @@
+"""In-memory fakes of the ports, for unit tests of services (no AWS, no mocks)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable, Mapping, Sequence
+
+from chalicelib.adapters.crypto import open_with, seal_with
+from chalicelib.adapters.ports import (
+    FieldCipher,
+    InventoryRepository,
+    KeyedHasher,
+    PartyRepository,
+    SealedFields,
+)
+from chalicelib.domain.errors import Conflict
+from chalicelib.domain.inventory import Card, CardEvent, CardState, Vehicle, functions_for
+from chalicelib.domain.personal import IdType, Party
+
+
+class FakeInventory(InventoryRepository):
+    def __init__(self) -> None:
+        self.vehicles: dict[str, Vehicle] = {}
+        self.cards: dict[str, Card] = {}
+        self.events: dict[str, list[CardEvent]] = {}
+        self.writes = 0
+
+    def get_vehicle(self, vin: str) -> Vehicle | None:
+        return self.vehicles.get(vin)
+
+    def cards_of_vehicle(self, vin: str) -> list[Card]:
+        return sorted((c for c in self.cards.values() if c.vin == vin), key=lambda c: c.iccid)
+
+    def get_card(self, iccid: str) -> Card | None:
+        return self.cards.get(iccid)
+
+    def card_by_msisdn(self, msisdn: str) -> Card | None:
+        return next((c for c in self.cards.values() if c.msisdn == msisdn), None)
+
+    def get_vehicles(self, vins: Iterable[str]) -> dict[str, Vehicle]:
+        return {v: self.vehicles[v] for v in vins if v in self.vehicles}
+
+    def get_cards(self, iccids: Iterable[str]) -> dict[str, Card]:
+        return {i: self.cards[i] for i in iccids if i in self.cards}
+
+    def put_new(self, vehicles: Sequence[Vehicle], cards: Sequence[Card], events: Sequence[CardEvent]) -> None:
+        for v in vehicles:
+            self.vehicles[v.vin] = v
+        for c in cards:
+            self.cards[c.iccid] = c
+        for e in events:
+            self.events.setdefault(e.iccid, []).append(e)
+        self.writes += len(vehicles) + len(cards) + len(events)
+
+    def update_vehicle(self, vehicle: Vehicle) -> None:
+        self.vehicles[vehicle.vin] = vehicle
+        self.writes += 1
+
+    def _check(self, card: Card) -> None:
+        stored = self.cards.get(card.iccid)
+        if stored is None or stored.version != card.version or stored.state != card.state:
+            raise Conflict("card.changed", "车联网卡已被其他操作修改", "The card changed", field="iccid")
+
+    def update_card_facts(self, card: Card, msisdn: str, event: CardEvent) -> Card:
+        self._check(card)
+        new = card.model_copy(update={"msisdn": msisdn, "version": event.seq})
+        self.cards[card.iccid] = new
+        self.events.setdefault(card.iccid, []).append(event)
+        self.writes += 2
+        return new
+
+    def transition(self, card: Card, target: CardState, event: CardEvent, holder_id: str | None) -> Card:
+        self._check(card)
+        new = card.model_copy(
+            update={"state": target, "functions": functions_for(target), "version": event.seq, "holder_id": holder_id}
+        )
+        self.cards[card.iccid] = new
+        self.events.setdefault(card.iccid, []).append(event)
+        self.writes += 2
+        return new
+
+    def history(self, iccid: str) -> list[CardEvent]:
+        return list(self.events.get(iccid, []))
+
+
+class FakeCipher(FieldCipher):
+    """The real AES-GCM sealing with a fixed key instead of a KMS data key."""
+
+    KEY = bytes(range(32))
+
+    def seal(self, context: str, fields: Mapping[str, str]) -> SealedFields:
+        return seal_with(self.KEY, b"fake-wrapped-key", context, fields)
+
+    def open(self, context: str, sealed: SealedFields) -> dict[str, str]:
+        return open_with(self.KEY, context, sealed)
+
+
+class FakeHasher(KeyedHasher):
+    def digest(self, value: str) -> str:
+        return hmac.new(b"fake-hash-key", value.encode(), hashlib.sha256).hexdigest()
+
+
+class FakeParties(PartyRepository):
+    def __init__(self) -> None:
+        self.parties: dict[str, Party] = {}
+
+    def put(self, party: Party) -> None:
+        self.parties[party.party_id] = party
+
+    def get(self, party_id: str) -> Party | None:
+        return self.parties.get(party_id)
+
+    def find_by_id_number(self, id_type: IdType, id_number: str) -> list[Party]:
+        return [p for p in self.parties.values() if p.id_type == id_type and p.id_number == id_number]
