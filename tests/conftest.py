@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -71,3 +72,15 @@ def auth(token: Callable[..., str]) -> Callable[..., dict[str, str]]:
         return {"Authorization": f"Bearer {token(*roles)}", **extra}
 
     return headers
+
+
+@pytest.fixture
+def log_output() -> Iterator[io.StringIO]:
+    """Everything the service logger writes (its JSON lines) during the test."""
+    from chalicelib.core.observability import logger
+
+    stream = io.StringIO()
+    handler = logger.registered_handler
+    old = handler.setStream(stream)  # type: ignore[attr-defined]
+    yield stream
+    handler.setStream(old)  # type: ignore[attr-defined]

@@ -7,7 +7,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib.api.http import Call, route
 from chalicelib.core.auth import ALL_ROLES
+from chalicelib.domain.personal import IdType, mask_id_number, mask_phone
 from chalicelib.domain.validators import Validated, validate
+
+#: Kinds whose values are personal data (a company's USCC is public).
+PERSONAL_KINDS = frozenset(t.value for t in IdType if t is not IdType.USCC) | {"mobile"}
 
 bp = Blueprint(__name__)
 
@@ -35,7 +39,12 @@ class Me(BaseModel):
 )
 def validate_value(call: Call, kind: str) -> Validated:
     # The value is in the body, not the path, so that no ID number lands in an access log.
-    return validate(kind, call.body.value, field="value")
+    result = validate(kind, call.body.value, field="value")
+    if kind in PERSONAL_KINDS:
+        # The verdict is what a client needs; the number (and the birth date it holds) is not echoed.
+        mask = mask_phone if kind == "mobile" else mask_id_number
+        return result.model_copy(update={"value": mask(result.value), "details": {}})
+    return result
 
 
 @route(bp, "/v1/me", summary="The caller's subject and roles", roles=ALL_ROLES, response=Me, tags=("auth",))

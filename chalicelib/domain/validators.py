@@ -53,8 +53,9 @@ Review codes (``Validated.review_code``, with ``review=True``):
 =============================  ===================================================================
 code                           meaning
 =============================  ===================================================================
-``<id>.unknown_county``        6-digit region code not in python-stdnum's county table (or, for a
-                               permit, not 810000/820000/830000); everything else is valid
+``<id>.unknown_county``        6-digit region code not in python-stdnum's county table, or only in
+                               use before the birth year (for a permit: not 810000/820000/830000);
+                               everything else is valid
 ``uscc.check_char``            mod-31 check character wrong; some real early codes fail it
 =============================  ===================================================================
 
@@ -73,7 +74,7 @@ from enum import StrEnum
 from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field
-from stdnum import luhn
+from stdnum import luhn, numdb
 from stdnum.cn import ric
 from stdnum.cn import uscc as stdnum_uscc
 from stdnum.exceptions import InvalidComponent
@@ -335,18 +336,30 @@ def _birth_date(yyyymmdd: str) -> date | None:
         return None
 
 
-@lru_cache(maxsize=16384)
-def _county_known(region: str, year: int) -> bool:
-    """Whether python-stdnum's table knows the 6-digit county code in ``year``.
+_STILL_IN_USE = 9999
+_UNKNOWN_COUNTY = -1
 
-    stdnum raises InvalidComponent for an unknown code or one not valid in that year, and (2.2) a
-    bare KeyError('county') when the province is known but the county is not.
+
+@lru_cache(maxsize=8192)  # the table has ~3,500 county codes
+def _county_last_year(region: str) -> int:
+    """The last year python-stdnum's county table has ``region`` in use (9999: still; -1: never).
+
+    A county is known to us when it was in use in or after the birth year. Not
+    ``ric.get_birth_place``: it wants the county to exist in the birth year, but the address code is
+    the household registration's when the number was assigned, often years later (everyone born
+    before 1983 in 深圳南山区 440305 would be flagged). It also raises a bare KeyError('county')
+    (stdnum 2.2) for an unknown county in a known province.
     """
-    try:
-        ric.get_birth_place(f"{region}{year:04d}01010000")
-    except (InvalidComponent, KeyError):
-        return False
-    return True
+    entries = {k: v for _, props in numdb.get("cn/loc").info(region) for k, v in props.items()}
+    last = _UNKNOWN_COUNTY
+    for entry in entries.get("county", "").split(","):
+        if not entry:
+            continue
+        if not entry.startswith("["):
+            return _STILL_IN_USE
+        end = entry[1:].partition("]")[0].partition("-")[2]
+        last = max(last, int(end) if end else _STILL_IN_USE)
+    return last
 
 
 def _province_hint(kind: str, number: str) -> tuple[str, str] | None:
@@ -387,7 +400,7 @@ def _gb11643(
     if born is None or born < _EARLIEST_BIRTH or born > (today or _china_today()):
         raise _fail(f"{kind}.birth_date", field)
     region = number[:6]
-    known = _county_known(region, born.year) if county_from_stdnum else region in _PERMIT_REGIONS
+    known = _county_last_year(region) >= born.year if county_from_stdnum else region in _PERMIT_REGIONS
     return Validated(
         kind=kind,
         value=number,

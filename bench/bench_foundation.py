@@ -1,0 +1,174 @@
+"""Foundation benchmarks: cold import of the Lambda app, and inventory import against its raw floor.
+
+Each figure is the median of several runs, printed beside a floor measured in the same run:
+- cold import of ``app.py`` in a fresh interpreter vs importing its runtime dependencies alone
+  (target ratio app/floor <= 1.3);
+- ``cheka import-inventory`` of 10,000 rows vs raw ``batch_write_item`` of the same items into the same
+  local store (a moto server on loopback), each run on fresh tables (target ratio floor/ours >= 0.7).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+FLOOR_IMPORTS = "import chalice, boto3, pydantic, pynamodb, aws_lambda_powertools"
+
+
+def _timed_import(code: str) -> float:
+    out = subprocess.run(
+        [PY, "-c", f"import time; t = time.perf_counter(); {code}; print(time.perf_counter() - t)"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def cold_import(runs: int = 9) -> dict[str, Any]:
+    _timed_import("import app")  # warm the filesystem cache and the bytecode of both sides
+    _timed_import(FLOOR_IMPORTS)
+    app_times, floor_times = [], []
+    for _ in range(runs):  # interleaved, so machine noise hits both sides alike
+        app_times.append(_timed_import("import app"))
+        floor_times.append(_timed_import(FLOOR_IMPORTS))
+    app_ms, floor_ms = statistics.median(app_times) * 1000, statistics.median(floor_times) * 1000
+    return {"name": "cold import app.py", "ours_ms": app_ms, "floor_ms": floor_ms, "ratio": app_ms / floor_ms, "target": "<= 1.3"}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait(port: int) -> None:
+    for _ in range(150):
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError("moto server did not start")
+
+
+def _env(port: int, prefix: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "CHEKA_STAGE": "local",
+        "CHEKA_AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "CHEKA_RESOURCE_PREFIX": prefix,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }
+
+
+_RAW_WRITER = r"""
+import json, sys, time
+from datetime import UTC, datetime
+from chalicelib.core.aws import client
+from chalicelib.core.settings import get_settings
+from chalicelib.local.bootstrap import create_resources
+from chalicelib.services.inventory import parse_inventory
+
+create_resources(get_settings())
+settings = get_settings()
+rows = parse_inventory(open(sys.argv[1], "rb").read(), "csv", max_rows=10**7)
+at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+0000")
+vehicles, cards, history = {}, [], []
+for _, r in rows:
+    vehicles[r["vin"]] = {"vin": {"S": r["vin"]}, "engine_no": {"S": r["engine_no"]}, "brand": {"S": r["brand"]},
+        "model": {"S": r["model"]}, "colour": {"S": r["colour"]}, "production_date": {"S": r["production_date"]},
+        "dealer_code": {"S": r["dealer_code"]}, "created_at": {"S": at}, "updated_at": {"S": at}}
+    cards.append({"iccid": {"S": r["iccid"]}, "msisdn": {"S": r["msisdn"]}, "operator": {"S": "china_mobile"},
+        "vin": {"S": r["vin"]}, "state": {"S": "unregistered"}, "functions": {"L": [{"S": "emergency"}]},
+        "version": {"N": "1"}, "created_at": {"S": at}, "updated_at": {"S": at}})
+    history.append({"iccid": {"S": r["iccid"]}, "seq": {"N": "1"}, "at": {"S": at}, "event": {"S": "imported"},
+        "to_state": {"S": "unregistered"}, "actor": {"S": "bench"}})
+ddb = client("dynamodb")
+start = time.perf_counter()
+for table, items in (("vehicles", list(vehicles.values())), ("cards", cards), ("card-history", history)):
+    name = settings.table_name(table)
+    for i in range(0, len(items), 25):
+        request = {name: [{"PutRequest": {"Item": item}} for item in items[i:i + 25]]}
+        while request:
+            request = ddb.batch_write_item(RequestItems=request).get("UnprocessedItems") or None
+print(time.perf_counter() - start)
+"""
+
+
+def inventory_import(rows: int = 10_000, runs: int = 3) -> dict[str, Any]:
+    from chalicelib.local.synthetic import inventory_csv
+
+    port = _free_port()
+    moto = subprocess.Popen(
+        [PY, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait(port)
+        with tempfile.TemporaryDirectory() as tmp:
+            csv_path = Path(tmp) / "inventory.csv"
+            csv_path.write_text(inventory_csv(rows, seed=99), encoding="utf-8")
+            ours, floor = [], []
+            cheka = str(Path(PY).parent / "cheka")
+            for run in range(runs):
+                raw_env = _env(port, f"raw{run}")
+                floor.append(
+                    float(
+                        subprocess.run(
+                            [PY, "-c", _RAW_WRITER, str(csv_path)], env=raw_env, cwd=ROOT, check=True,
+                            capture_output=True, text=True,
+                        ).stdout.strip().splitlines()[-1]
+                    )
+                )
+                env = _env(port, f"ours{run}")
+                subprocess.run([cheka, "bootstrap"], env=env, check=True, capture_output=True)
+                start = time.perf_counter()
+                done = subprocess.run([cheka, "import-inventory", str(csv_path)], env=env, capture_output=True, text=True)
+                ours.append(time.perf_counter() - start)
+                report = json.loads(done.stdout)
+                assert report["cards_created"] == rows, report
+    finally:
+        moto.terminate()
+        try:
+            moto.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # the werkzeug server can linger on open connections
+            moto.kill()
+            moto.wait()
+    ours_s, floor_s = statistics.median(ours), statistics.median(floor)
+    return {
+        "name": f"import-inventory {rows} rows",
+        "ours_ms": ours_s * 1000,
+        "floor_ms": floor_s * 1000,
+        "ratio": floor_s / ours_s,
+        "target": ">= 0.7",
+        "rows_per_s": rows / ours_s,
+    }
+
+
+def main() -> None:
+    for result in (cold_import(), inventory_import()):
+        extra = f"  ({result['rows_per_s']:.0f} rows/s)" if "rows_per_s" in result else ""
+        print(
+            f"{result['name']:<34} ours {result['ours_ms']:9.1f} ms   floor {result['floor_ms']:9.1f} ms   "
+            f"ratio {result['ratio']:.2f} (target {result['target']}){extra}",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

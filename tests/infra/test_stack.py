@@ -1,0 +1,555 @@
+"""Assertions on the synthesised CloudFormation template of the cheka stack.
+
+Table expectations are computed here from the pynamodb models (hash/range key names, attribute types,
+``_indexes`` and their ``Meta``), not from ``infra.tables``: a model change that infra does not follow fails.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from pynamodb.attributes import BinaryAttribute, NumberAttribute, UnicodeAttribute
+from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection, LocalSecondaryIndex
+from pynamodb.models import Model
+
+from chalicelib.adapters.dynamo.models import TABLES, TableSpec
+from chalicelib.core.settings import Settings
+from tests.infra.conftest import Synth
+
+pytestmark = pytest.mark.infra
+
+TABLE = "AWS::DynamoDB::Table"
+FUNCTION = "AWS::Serverless::Function"
+
+# -- helpers -------------------------------------------------------------------------------------------
+
+
+def resources(synth: Synth, kind: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in synth.json["Resources"].items() if v["Type"] == kind}
+
+
+def table_id(synth: Synth, name: str) -> str:
+    found = [k for k, v in resources(synth, TABLE).items() if v["Properties"].get("TableName") == name]
+    assert len(found) == 1, f"expected one table named {name}, found {found}"
+    return found[0]
+
+
+def single(synth: Synth, kind: str) -> tuple[str, dict[str, Any]]:
+    found = resources(synth, kind)
+    assert len(found) == 1, f"expected one {kind}, found {list(found)}"
+    return next(iter(found.items()))
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def expected_table(model: type[Model]) -> dict[str, Any]:
+    """Key schema, attribute types and indexes, read straight from the model's metadata."""
+    attributes = model.get_attributes()
+    types: dict[str, str] = {}
+
+    def key(python_name: str, role: str) -> dict[str, str]:
+        attribute = attributes[python_name]
+        types[attribute.attr_name] = attribute.attr_type
+        return {"AttributeName": attribute.attr_name, "KeyType": role}
+
+    assert model._hash_keyname, f"{model.__name__} has no hash key"
+    key_schema = [key(model._hash_keyname, "HASH")]
+    if model._range_keyname:
+        key_schema.append(key(model._range_keyname, "RANGE"))
+
+    indexes: dict[str, dict[str, dict[str, Any]]] = {"global": {}, "local": {}}
+    for index in model._indexes.values():
+        meta = index.Meta
+        keys = sorted(
+            (
+                {"AttributeName": a.attr_name, "KeyType": "HASH" if a.is_hash_key else "RANGE"}
+                for a in meta.attributes.values()
+                if a.is_hash_key or a.is_range_key
+            ),
+            key=lambda k: k["KeyType"] != "HASH",
+        )
+        for a in meta.attributes.values():
+            if a.is_hash_key or a.is_range_key:
+                types[a.attr_name] = a.attr_type
+        projection: dict[str, Any] = {"ProjectionType": meta.projection.projection_type}
+        if meta.projection.non_key_attributes:
+            projection["NonKeyAttributes"] = sorted(meta.projection.non_key_attributes)
+        kind = "global" if isinstance(index, GlobalSecondaryIndex) else "local"
+        indexes[kind][meta.index_name] = {"KeySchema": keys, "Projection": projection}
+    return {"key_schema": key_schema, "types": types, **indexes}
+
+
+def actual_indexes(props: dict[str, Any], prop: str) -> dict[str, dict[str, Any]]:
+    out = {}
+    for index in props.get(prop, []):
+        projection = dict(index["Projection"])
+        if "NonKeyAttributes" in projection:
+            projection["NonKeyAttributes"] = sorted(projection["NonKeyAttributes"])
+        out[index["IndexName"]] = {"KeySchema": index["KeySchema"], "Projection": projection}
+    return out
+
+
+def check_table(props: dict[str, Any], spec: TableSpec, key_id: str) -> None:
+    expected = expected_table(spec.model)
+    assert props["KeySchema"] == expected["key_schema"]
+    defined = {d["AttributeName"]: d["AttributeType"] for d in props["AttributeDefinitions"]}
+    assert defined == expected["types"]
+    assert actual_indexes(props, "GlobalSecondaryIndexes") == expected["global"]
+    assert actual_indexes(props, "LocalSecondaryIndexes") == expected["local"]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert props["SSESpecification"] == {
+        "SSEEnabled": True,
+        "SSEType": "KMS",
+        "KMSMasterKeyId": {"Fn::GetAtt": [key_id, "Arn"]},
+    }
+    if spec.ttl_attribute:
+        assert props["TimeToLiveSpecification"] == {"AttributeName": spec.ttl_attribute, "Enabled": True}
+    else:
+        assert "TimeToLiveSpecification" not in props
+
+
+def key_id(synth: Synth, alias: str) -> str:
+    aliases = [
+        v for v in resources(synth, "AWS::KMS::Alias").values() if v["Properties"]["AliasName"] == alias
+    ]
+    assert len(aliases) == 1, f"alias {alias} not found once"
+    return str(aliases[0]["Properties"]["TargetKeyId"]["Fn::GetAtt"][0])
+
+
+def function_role_statements(synth: Synth) -> tuple[str, list[dict[str, Any]]]:
+    """The role every function runs as, and every identity-policy statement attached to it."""
+    roles = {json.dumps(f["Properties"]["Role"], sort_keys=True) for f in resources(synth, FUNCTION).values()}
+    assert len(roles) == 1, f"functions run as several roles: {roles}"
+    role_ref = json.loads(roles.pop())
+    assert set(role_ref) == {"Fn::GetAtt"}, f"function role is not the stack's role: {role_ref}"
+    role_id = role_ref["Fn::GetAtt"][0]
+    role = synth.json["Resources"][role_id]
+    assert role["Type"] == "AWS::IAM::Role"
+    assert not role["Properties"].get("ManagedPolicyArns"), "the role must not carry managed policies"
+    statements = [s for p in role["Properties"].get("Policies", []) for s in p["PolicyDocument"]["Statement"]]
+    for policy in resources(synth, "AWS::IAM::Policy").values():
+        if {"Ref": role_id} in policy["Properties"].get("Roles", []):
+            statements.extend(policy["Properties"]["PolicyDocument"]["Statement"])
+    return role_id, statements
+
+
+def resource_key(resource: Any) -> tuple[str, str]:
+    """``GetAtt X.Arn`` -> (X, ""); ``Join ["", [GetAtt X.Arn, "/suffix"]]`` -> (X, "/suffix")."""
+    if isinstance(resource, dict) and "Fn::GetAtt" in resource:
+        return resource["Fn::GetAtt"][0], ""
+    if isinstance(resource, dict) and "Fn::Join" in resource:
+        sep, parts = resource["Fn::Join"]
+        if sep == "" and len(parts) == 2 and "Fn::GetAtt" in parts[0] and isinstance(parts[1], str):
+            return parts[0]["Fn::GetAtt"][0], parts[1]
+    raise AssertionError(f"unexpected resource form: {resource}")
+
+
+# -- tables --------------------------------------------------------------------------------------------
+
+
+def test_one_table_per_model(synth: Synth) -> None:
+    synth.template.resource_count_is(TABLE, len(TABLES))
+    names = {v["Properties"]["TableName"] for v in resources(synth, TABLE).values()}
+    assert names == {synth.settings.table_name(spec.short_name) for spec in TABLES}
+
+
+@pytest.mark.parametrize("spec", TABLES, ids=[s.short_name for s in TABLES])
+def test_table_matches_model(synth: Synth, spec: TableSpec) -> None:
+    logical_id = table_id(synth, synth.settings.table_name(spec.short_name))
+    table = synth.json["Resources"][logical_id]
+    check_table(table["Properties"], spec, key_id(synth, synth.settings.pii_key_alias))
+    assert table["DeletionPolicy"] == "Retain"
+    assert table["UpdateReplacePolicy"] == "Retain"
+
+
+def test_prod_tables_have_deletion_protection(synth: Synth) -> None:
+    assert synth.settings.stage == "prod"
+    for table in resources(synth, TABLE).values():
+        assert table["Properties"]["DeletionProtectionEnabled"] is True
+
+
+# -- documents bucket ----------------------------------------------------------------------------------
+
+
+def test_documents_bucket(synth: Synth) -> None:
+    _, bucket = single(synth, "AWS::S3::Bucket")
+    props = bucket["Properties"]
+    assert props["BucketName"] == synth.settings.documents_bucket
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    (rule,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"] == {
+        "SSEAlgorithm": "aws:kms",
+        "KMSMasterKeyID": {"Fn::GetAtt": [key_id(synth, synth.settings.pii_key_alias), "Arn"]},
+    }
+    assert rule["BucketKeyEnabled"] is True
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert bucket["DeletionPolicy"] == "Retain"
+
+
+def test_documents_bucket_lifecycle(synth: Synth) -> None:
+    _, bucket = single(synth, "AWS::S3::Bucket")
+    rules = bucket["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert all(r["Status"] == "Enabled" for r in rules)
+    multipart = [r for r in rules if "AbortIncompleteMultipartUpload" in r]
+    assert [r["AbortIncompleteMultipartUpload"] for r in multipart] == [{"DaysAfterInitiation": 1}]
+    assert "Prefix" not in multipart[0], "incomplete uploads are aborted everywhere in the bucket"
+    raw = [r for r in rules if r.get("Prefix") == "raw/"]
+    assert len(raw) == 1
+    assert raw[0]["ExpirationInDays"] == 1
+    assert raw[0]["NoncurrentVersionExpiration"] == {"NoncurrentDays": 1}
+    # Nothing outside raw/ expires: registration documents are kept.
+    assert [r for r in rules if "ExpirationInDays" in r] == raw
+
+
+def test_bucket_policy_denies_plain_http(synth: Synth) -> None:
+    from aws_cdk.assertions import Match
+
+    synth.template.has_resource_properties(
+        "AWS::S3::BucketPolicy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+                        )
+                    ]
+                )
+            }
+        },
+    )
+    bucket_id, _ = single(synth, "AWS::S3::Bucket")
+    _, policy = single(synth, "AWS::S3::BucketPolicy")
+    assert policy["Properties"]["Bucket"] == {"Ref": bucket_id}
+    denies = [
+        s
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        if s["Effect"] == "Deny" and s.get("Condition") == {"Bool": {"aws:SecureTransport": "false"}}
+    ]
+    assert len(denies) == 1
+    assert denies[0]["Principal"] == {"AWS": "*"}
+    assert {resource_key(r) for r in as_list(denies[0]["Resource"])} == {(bucket_id, ""), (bucket_id, "/*")}
+
+
+# -- KMS -----------------------------------------------------------------------------------------------
+
+
+def test_pii_key(synth: Synth) -> None:
+    synth.template.has_resource_properties("AWS::KMS::Key", {"EnableKeyRotation": True})
+    synth.template.has_resource_properties("AWS::KMS::Alias", {"AliasName": synth.settings.pii_key_alias})
+    key = synth.json["Resources"][key_id(synth, synth.settings.pii_key_alias)]
+    assert key["Type"] == "AWS::KMS::Key"
+    assert key["Properties"]["EnableKeyRotation"] is True
+    assert key["Properties"].get("KeySpec", "SYMMETRIC_DEFAULT") == "SYMMETRIC_DEFAULT"
+    assert key["DeletionPolicy"] == "Retain"
+
+
+def test_hash_key_is_hmac(synth: Synth) -> None:
+    synth.template.has_resource_properties(
+        "AWS::KMS::Key", {"KeySpec": "HMAC_256", "KeyUsage": "GENERATE_VERIFY_MAC"}
+    )
+    key = synth.json["Resources"][key_id(synth, synth.settings.hash_key_alias)]
+    assert key["Properties"]["KeySpec"] == "HMAC_256"
+    assert key["Properties"]["KeyUsage"] == "GENERATE_VERIFY_MAC"
+    assert key["DeletionPolicy"] == "Retain"
+
+
+def test_exactly_the_settings_aliases(synth: Synth) -> None:
+    aliases = {v["Properties"]["AliasName"] for v in resources(synth, "AWS::KMS::Alias").values()}
+    assert aliases == {synth.settings.pii_key_alias, synth.settings.hash_key_alias}
+
+
+# -- functions and their role --------------------------------------------------------------------------
+
+
+def test_functions_are_configured(synth: Synth) -> None:
+    from infra.stack import table_env_var
+
+    assert table_env_var("card-history") == "CHEKA_TABLE_CARD_HISTORY"
+    functions = resources(synth, FUNCTION)
+    assert "APIHandler" in functions
+    settings = synth.settings
+    bucket_id, _ = single(synth, "AWS::S3::Bucket")
+    for logical_id, function in functions.items():
+        props = function["Properties"]
+        env = props["Environment"]["Variables"]
+        assert env["CHEKA_STAGE"] == settings.stage
+        assert env["CHEKA_RESOURCE_PREFIX"] == settings.resource_prefix
+        assert env["CHEKA_REGION"] == {"Ref": "AWS::Region"}
+        assert env["CHEKA_DOCUMENTS_BUCKET"] == {"Ref": bucket_id}
+        assert env["CHEKA_PII_KEY_ALIAS"] == settings.pii_key_alias
+        assert env["CHEKA_HASH_KEY_ALIAS"] == settings.hash_key_alias
+        for spec in TABLES:
+            assert env[table_env_var(spec.short_name)] == {
+                "Ref": table_id(synth, settings.table_name(spec.short_name))
+            }
+        assert props["Tracing"] == "Active"
+        assert props["MemorySize"] >= 512
+        assert 3 <= props["Timeout"] <= 29 + 1  # API Gateway integrations time out at 29 s
+        assert props["FunctionName"] == f"{settings.resource_prefix}-{settings.stage}-{logical_id}"
+
+
+def test_functions_follow_the_chalice_config_of_the_stage(synth: Synth) -> None:
+    """The construct packages under the stack's name, so infra passes ``.chalice/config.json``'s stage on."""
+    from infra.stack import PROJECT_DIR
+
+    config = json.loads((PROJECT_DIR / ".chalice" / "config.json").read_text(encoding="utf-8"))
+    section = config["stages"][synth.settings.stage]
+    for function in resources(synth, FUNCTION).values():
+        props = function["Properties"]
+        if "lambda_memory_size" in section:
+            assert props["MemorySize"] == section["lambda_memory_size"]
+        if "lambda_timeout" in section:
+            assert props["Timeout"] == section["lambda_timeout"]
+        if "reserved_concurrency" in section:
+            assert props["ReservedConcurrentExecutions"] == section["reserved_concurrency"]
+        for key, value in section.get("environment_variables", {}).items():
+            assert props["Environment"]["Variables"][key] == value
+        for key, value in config.get("environment_variables", {}).items():
+            assert props["Environment"]["Variables"][key] == value
+
+
+def test_each_function_has_a_retained_log_group(synth: Synth) -> None:
+    groups = resources(synth, "AWS::Logs::LogGroup")
+    for function in resources(synth, FUNCTION).values():
+        name = f"/aws/lambda/{function['Properties']['FunctionName']}"
+        (group_id,) = [k for k, v in groups.items() if v["Properties"]["LogGroupName"] == name]
+        assert group_id in as_list(function.get("DependsOn", []))
+        assert groups[group_id]["Properties"]["RetentionInDays"] > 0
+
+
+def test_api_is_regional_and_traced(synth: Synth) -> None:
+    api = synth.json["Resources"]["RestAPI"]
+    assert api["Type"] == "AWS::Serverless::Api"
+    assert api["Properties"]["EndpointConfiguration"] == "REGIONAL"  # no edge endpoints in China regions
+    assert api["Properties"]["TracingEnabled"] is True
+
+
+def test_role_has_no_wildcard_actions(synth: Synth) -> None:
+    _, statements = function_role_statements(synth)
+    actions = [a for s in statements for a in as_list(s["Action"])]
+    assert actions
+    assert not [a for a in actions if "*" in a], "wildcard actions in the function role"
+    assert all(s["Effect"] == "Allow" for s in statements)
+
+
+def test_role_resources_are_scoped(synth: Synth) -> None:
+    _, statements = function_role_statements(synth)
+    for statement in statements:
+        services = {a.split(":")[0] for a in as_list(statement["Action"])}
+        if "*" in as_list(statement["Resource"]):
+            # X-Ray's write actions support no resource-level permissions; nothing else gets "*".
+            assert services == {"xray"}, f"'*' resource on {statement['Action']}"
+
+
+def test_role_dynamodb_access_is_exactly_the_tables_and_indexes(synth: Synth) -> None:
+    _, statements = function_role_statements(synth)
+    dynamo = [s for s in statements if any(a.startswith("dynamodb:") for a in as_list(s["Action"]))]
+    actions = {a for s in dynamo for a in as_list(s["Action"])}
+    assert actions == {
+        f"dynamodb:{a}"
+        for a in (
+            "GetItem",
+            "PutItem",
+            "UpdateItem",
+            "DeleteItem",
+            "Query",
+            "BatchGetItem",
+            "BatchWriteItem",
+            "ConditionCheckItem",
+            "DescribeTable",
+        )
+    }
+    expected: set[tuple[str, str]] = set()
+    for spec in TABLES:
+        logical_id = table_id(synth, synth.settings.table_name(spec.short_name))
+        expected.add((logical_id, ""))
+        expected.update((logical_id, f"/index/{name}") for name in spec.model._indexes)
+    granted = {resource_key(r) for s in dynamo for r in as_list(s["Resource"])}
+    assert granted == expected
+
+
+def test_role_s3_and_kms_access(synth: Synth) -> None:
+    _, statements = function_role_statements(synth)
+    bucket_id, _ = single(synth, "AWS::S3::Bucket")
+    pii = key_id(synth, synth.settings.pii_key_alias)
+    hmac = key_id(synth, synth.settings.hash_key_alias)
+    grants: dict[str, set[tuple[str, str]]] = {}
+    for s in statements:
+        for action in as_list(s["Action"]):
+            if action.split(":")[0] in ("s3", "kms"):
+                grants.setdefault(action, set()).update(resource_key(r) for r in as_list(s["Resource"]))
+    assert grants == {
+        "s3:GetObject": {(bucket_id, "/*")},
+        "s3:PutObject": {(bucket_id, "/*")},
+        "s3:DeleteObject": {(bucket_id, "/*")},
+        "s3:ListBucket": {(bucket_id, "")},
+        "kms:GenerateDataKey": {(pii, "")},
+        "kms:Decrypt": {(pii, "")},
+        "kms:Encrypt": {(pii, "")},
+        "kms:GenerateMac": {(hmac, "")},
+        "kms:VerifyMac": {(hmac, "")},
+        "kms:DescribeKey": {(pii, ""), (hmac, "")},
+    }
+
+
+# -- template-wide -------------------------------------------------------------------------------------
+
+
+def test_outputs(synth: Synth) -> None:
+    from infra.tables import construct_id
+
+    outputs = synth.json["Outputs"]
+    api_url = json.dumps(outputs["ApiUrl"]["Value"])
+    assert '{"Ref": "RestAPI"}' in api_url
+    assert "AWS::URLSuffix" in api_url  # amazonaws.com.cn in the China regions
+    for spec in TABLES:
+        assert outputs[construct_id(spec.short_name) + "Name"]["Value"] == {
+            "Ref": table_id(synth, synth.settings.table_name(spec.short_name))
+        }
+    bucket_id, _ = single(synth, "AWS::S3::Bucket")
+    assert outputs["DocumentsBucketName"]["Value"] == {"Ref": bucket_id}
+
+
+def test_no_hard_coded_account_or_partition(synth: Synth) -> None:
+    text = json.dumps(synth.json)
+    assert not re.findall(r"(?<![0-9A-Za-z])\d{12}(?![0-9A-Za-z])", text), "hard-coded account id"
+    assert "arn:aws:" not in text, "hard-coded partition (the stage runs in aws-cn)"
+
+
+def test_synth_leaves_the_process_as_it_found_it(synth: Synth) -> None:
+    """``chalice package`` imports app.py with the stage's variables: none of it may leak into other tests."""
+    import os
+    import sys
+
+    from chalicelib.core.settings import get_settings
+
+    assert os.environ["CHEKA_STAGE"] == "test"  # set by tests/conftest.py
+    assert not [k for k, v in os.environ.items() if "${Token[" in v]
+    assert get_settings().stage == "test"
+    app_module = sys.modules.get("app")
+    if app_module is not None:  # imported by another test, under the test settings
+        from chalicelib.core import observability
+
+        assert observability._settings.stage == "test"
+    assert (synth.work / "build" / "chalice.out").is_dir()  # chalice.out went to the tmp build dir
+    assert (synth.work / "cdk.out" / "manifest.json").is_file()
+
+
+# -- without chalice: the stage guard and the model -> table conversion -----------------------------------
+
+
+def test_local_stages_are_refused() -> None:
+    from aws_cdk import App
+
+    from infra.stack import ChekaStack
+
+    for stage in ("local", "test"):
+        with pytest.raises(ValueError, match="local-only"):
+            ChekaStack(App(), f"x-{stage}", settings=Settings(stage=stage))
+
+
+class _ByKind(GlobalSecondaryIndex["_Toy"]):  # type: ignore[no-untyped-call]
+    class Meta:
+        index_name = "by-kind"
+        projection = IncludeProjection(["label", "size"])
+
+    kind = UnicodeAttribute(hash_key=True)
+    size = NumberAttribute(range_key=True)
+
+
+class _ByBlob(LocalSecondaryIndex["_Toy"]):  # type: ignore[no-untyped-call]
+    class Meta:
+        index_name = "by-blob"
+        projection = IncludeProjection(["label"])
+
+    owner = UnicodeAttribute(hash_key=True)
+    blob = BinaryAttribute(range_key=True, legacy_encoding=False)
+
+
+class _Toy(Model):
+    class Meta:
+        table_name = "toy"
+
+    owner = UnicodeAttribute(hash_key=True)
+    seq = NumberAttribute(range_key=True, attr_name="n")
+    kind = UnicodeAttribute()
+    size = NumberAttribute()
+    blob = BinaryAttribute(legacy_encoding=False)
+    label = UnicodeAttribute()
+    expires_at = NumberAttribute()
+
+    by_kind = _ByKind()
+    by_blob = _ByBlob()
+
+
+def test_tables_follow_any_model_shape() -> None:
+    """INCLUDE projections, local indexes, renamed and binary keys, TTL: beyond what today's models use."""
+    from aws_cdk import App, Stack
+    from aws_cdk import aws_kms as kms
+    from aws_cdk.assertions import Template
+
+    from infra.tables import build_table
+
+    spec = TableSpec("toy-things", _Toy, ttl_attribute="expires_at")
+    stack = Stack(App(), "Toy")
+    key = kms.Key(stack, "Key")
+    build_table(stack, spec, Settings(stage="dev"), key)
+    template = Template.from_stack(stack).to_json()
+    tables = {k: v for k, v in template["Resources"].items() if v["Type"] == TABLE}
+    (props,) = (t["Properties"] for t in tables.values())
+    assert props["TableName"] == "cheka-dev-toy-things"
+    (key_logical_id,) = (k for k, v in template["Resources"].items() if v["Type"] == "AWS::KMS::Key")
+    check_table(props, spec, key_logical_id)
+    assert props["KeySchema"][1] == {"AttributeName": "n", "KeyType": "RANGE"}
+    assert props["GlobalSecondaryIndexes"][0]["Projection"]["ProjectionType"] == "INCLUDE"
+
+
+def test_table_check_detects_drift() -> None:
+    """The comparison itself: a table that lost an index, changed a key type or a projection fails."""
+    spec = TableSpec("toy-things", _Toy, ttl_attribute="expires_at")
+    expected = expected_table(_Toy)
+    good = {
+        "KeySchema": expected["key_schema"],
+        "AttributeDefinitions": [
+            {"AttributeName": k, "AttributeType": v} for k, v in expected["types"].items()
+        ],
+        "GlobalSecondaryIndexes": [{"IndexName": k, **v} for k, v in expected["global"].items()],
+        "LocalSecondaryIndexes": [{"IndexName": k, **v} for k, v in expected["local"].items()],
+        "BillingMode": "PAY_PER_REQUEST",
+        "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+        "SSESpecification": {
+            "SSEEnabled": True,
+            "SSEType": "KMS",
+            "KMSMasterKeyId": {"Fn::GetAtt": ["K", "Arn"]},
+        },
+        "TimeToLiveSpecification": {"AttributeName": "expires_at", "Enabled": True},
+    }
+    check_table(good, spec, "K")
+    drifted = [
+        {**good, "GlobalSecondaryIndexes": []},
+        {**good, "AttributeDefinitions": [{**d, "AttributeType": "S"} for d in good["AttributeDefinitions"]]},
+        {
+            **good,
+            "LocalSecondaryIndexes": [
+                {**good["LocalSecondaryIndexes"][0], "Projection": {"ProjectionType": "ALL"}}
+            ],
+        },
+        {**good, "KeySchema": good["KeySchema"][:1]},
+        {**good, "TimeToLiveSpecification": {"AttributeName": "other", "Enabled": True}},
+        {**good, "BillingMode": "PROVISIONED"},
+    ]
+    for props in drifted:
+        with pytest.raises(AssertionError):
+            check_table(props, spec, "K")

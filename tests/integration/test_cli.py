@@ -1,0 +1,76 @@
+"""The ``cheka`` command line against the embedded AWS."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from chalicelib.cli import main
+
+
+def run(*args: str) -> tuple[int, object]:
+    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
+    return result.exit_code, json.loads(result.output) if result.output.strip().startswith("{") else result.output
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "valid", "code", "operator"),
+    [
+        ("resident_id", "11010519491231002X", True, None, None),
+        ("resident_id", "110105194912310021", False, "resident_id.check_char", None),
+        ("iccid", "89860112345678901237", True, None, "china_unicom"),
+        ("msisdn", "1440012345678", True, None, "china_mobile"),
+        ("vin", "KNEJC524585810962", False, "vin.check_digit", None),
+        ("uscc", "91350100M000100Y43", True, None, None),
+    ],
+)
+def test_validate(kind: str, value: str, valid: bool, code: str | None, operator: str | None) -> None:
+    exit_code, doc = run("validate", kind, value)
+    assert isinstance(doc, dict)
+    assert (doc["valid"], doc["code"], doc["operator"]) == (valid, code, operator)
+    assert doc["message_en"] if not valid else True
+    assert exit_code == (0 if valid else 1)
+
+
+def test_seed_import_and_show(aws: None, tmp_path: Path) -> None:
+    # Given the demo seed and a generated 100-vehicle CSV
+    code, seeded = run("seed", "--vehicles", "5")
+    assert code == 0
+    assert isinstance(seeded, dict)
+    assert len(seeded["registered_vins"]) == 3
+    csv_file = tmp_path / "inventory.csv"
+    run("demo-csv", "--vehicles", "100", "--out", str(csv_file))
+    # When it is imported twice
+    code, first = run("import-inventory", str(csv_file))
+    _, second = run("import-inventory", str(csv_file))
+    # Then the second import changes nothing, and a seeded registered vehicle shows masked data
+    assert code == 0
+    assert isinstance(first, dict) and isinstance(second, dict)
+    assert (first["cards_created"], second["cards_created"], second["cards_unchanged"]) == (100, 0, 100)
+    _, shown = run("vehicle", seeded["registered_vins"][0])
+    assert isinstance(shown, dict)
+    holder = shown["cards"][0]["holder"]
+    assert holder["masked"] is True
+    assert "*" in holder["id_number"]
+    # And re-seeding changes nothing
+    _, again = run("seed", "--vehicles", "5")
+    assert isinstance(again, dict)
+    assert again["report"]["cards_created"] == 0
+
+
+def test_import_refuses_a_bad_file(aws: None, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("vin,colour\nX,Y\n", encoding="utf-8")
+    code, doc = run("import-inventory", str(bad))
+    assert code == 2
+    assert isinstance(doc, dict)
+    assert doc["error"]["code"] == "import.missing_column"
+
+
+def test_token_issue_roles_are_checked() -> None:
+    result = CliRunner().invoke(main, ["token", "issue", "--subject", "x", "--role", "superuser"])
+    assert result.exit_code != 0
+    assert "roles are" in result.output
