@@ -35,7 +35,7 @@ test-infra: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy chalicelib app.py infra
+	$(VENV)/bin/mypy chalicelib app.py infra tests bench
 
 format: install
 	$(VENV)/bin/ruff format .

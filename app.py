@@ -1,6 +1,6 @@
 """cheka: real-name registration of vehicle IoT cards (车联网卡实名登记). Wiring only."""
 
-from chalice import Chalice
+from chalice.app import Chalice
 
 from chalicelib.api import inventory, system, tools
 from chalicelib.core.observability import wire

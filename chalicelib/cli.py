@@ -1,4 +1,4 @@
-"""``cheka``: the operators' command line. It talks to the stage's store directly (the moto server locally)."""
+"""``cheka``: the operators' command line; it talks to the stage's store directly (moto locally)."""
 
 from __future__ import annotations
 
@@ -56,7 +56,9 @@ def seed(vehicles: int) -> None:
 
 @main.command("import-inventory")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), help="Default: from the file's extension.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "json"]), help="Default: from the file's extension."
+)
 @click.option("--max-errors", default=50, show_default=True, help="Row errors to print (all are counted).")
 def import_inventory(file: Path, fmt: str | None, max_errors: int) -> None:
     """Import vehicles and cards from a CSV or JSON file; prints the report as JSON."""
@@ -115,7 +117,9 @@ def issue(subject: str, roles: tuple[str, ...], ttl: int | None) -> None:
     try:
         parsed = [Role(r) for r in roles]
     except ValueError as exc:
-        raise click.BadParameter(f"roles are {', '.join(r.value for r in Role)}", param_hint="--role") from exc
+        raise click.BadParameter(
+            f"roles are {', '.join(r.value for r in Role)}", param_hint="--role"
+        ) from exc
     click.echo(issue_token(get_settings(), subject, parsed, ttl_seconds=ttl))
 
 

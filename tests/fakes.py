@@ -44,7 +44,9 @@ class FakeInventory(InventoryRepository):
     def get_cards(self, iccids: Iterable[str]) -> dict[str, Card]:
         return {i: self.cards[i] for i in iccids if i in self.cards}
 
-    def put_new(self, vehicles: Sequence[Vehicle], cards: Sequence[Card], events: Sequence[CardEvent]) -> None:
+    def put_new(
+        self, vehicles: Sequence[Vehicle], cards: Sequence[Card], events: Sequence[CardEvent]
+    ) -> None:
         for v in vehicles:
             self.vehicles[v.vin] = v
         for c in cards:
@@ -73,7 +75,12 @@ class FakeInventory(InventoryRepository):
     def transition(self, card: Card, target: CardState, event: CardEvent, holder_id: str | None) -> Card:
         self._check(card)
         new = card.model_copy(
-            update={"state": target, "functions": functions_for(target), "version": event.seq, "holder_id": holder_id}
+            update={
+                "state": target,
+                "functions": functions_for(target),
+                "version": event.seq,
+                "holder_id": holder_id,
+            }
         )
         self.cards[card.iccid] = new
         self.events.setdefault(card.iccid, []).append(event)

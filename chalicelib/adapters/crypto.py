@@ -47,7 +47,9 @@ def open_with(key: bytes, context: str, sealed: SealedFields) -> dict[str, str]:
 class KmsFieldCipher(FieldCipher):
     """Envelope encryption under a KMS key (moto's KMS locally)."""
 
-    def __init__(self, kms: Any, key_id: str, *, key_reuse_seconds: float = 300.0, key_reuse_uses: int = 1000):
+    def __init__(
+        self, kms: Any, key_id: str, *, key_reuse_seconds: float = 300.0, key_reuse_uses: int = 1000
+    ):
         self._kms = kms
         self._key_id = key_id
         self._reuse_seconds = key_reuse_seconds

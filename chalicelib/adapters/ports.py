@@ -34,7 +34,9 @@ class InventoryRepository(ABC):
         """Batch read: the ones that exist, by ICCID."""
 
     @abstractmethod
-    def put_new(self, vehicles: Sequence[Vehicle], cards: Sequence[Card], events: Sequence[CardEvent]) -> None:
+    def put_new(
+        self, vehicles: Sequence[Vehicle], cards: Sequence[Card], events: Sequence[CardEvent]
+    ) -> None:
         """Batch write items known not to exist yet (a concurrent writer may race: last write wins)."""
 
     @abstractmethod

@@ -15,8 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalice import Blueprint, Response
-from chalice.app import Request
+from chalice.app import Blueprint, Request, Response
 from pydantic import BaseModel, ValidationError
 
 from chalicelib.core.auth import Principal, Role, authenticate, authorize
@@ -116,7 +115,9 @@ def _parse_body(request: Request, model: type[BaseModel], max_bytes: int) -> Bas
     try:
         doc = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequest("request.json", "请求内容不是有效的 JSON", "The request body is not valid JSON") from exc
+        raise BadRequest(
+            "request.json", "请求内容不是有效的 JSON", "The request body is not valid JSON"
+        ) from exc
     try:
         return model.model_validate(doc)
     except ValidationError as exc:
@@ -184,7 +185,7 @@ def route(
             try:
                 principal = None
                 if roles is not None:
-                    principal = authenticate(settings, (request.headers or {}).get("authorization"))
+                    principal = authenticate(settings, request.headers.get("authorization"))
                     authorize(principal, roles)
                 parsed: Any = None
                 if body is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chalice import Blueprint
+from chalice.app import Blueprint
 
 from chalicelib.api.http import JSON, Call, route
 from chalicelib.core import deps
@@ -30,7 +30,7 @@ CSV = "text/csv"
     tags=("inventory",),
 )
 def import_inventory(call: Call) -> inventory.ImportReport:
-    content_type = (call.request.headers or {}).get("content-type", "").split(";")[0].strip().lower()
+    content_type = call.request.headers.get("content-type", "").split(";")[0].strip().lower()
     fmt: inventory.ImportFormat = "csv" if content_type == CSV else "json"
     if not call.body:
         raise BadRequest("request.empty", "请求内容为空", "The request body is empty")

@@ -65,7 +65,10 @@ def build(title: str = "cheka", version: str = "1") -> dict[str, Any]:
         else:
             op["security"] = []
         if spec.body is not None:
-            op["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref(spec.body)}}}
+            op["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": ref(spec.body)}},
+            }
         elif spec.method in ("POST", "PUT", "PATCH"):
             op["requestBody"] = {"required": True, "content": {ct: {} for ct in spec.content_types}}
         ok: dict[str, Any] = {"description": _STATUS_TEXT.get(spec.status, "OK")}

@@ -43,7 +43,9 @@ class Principal:
         return self.has_any(REVEAL_ROLES)
 
 
-def issue_token(settings: Settings, subject: str, roles: Iterable[Role], *, ttl_seconds: int | None = None) -> str:
+def issue_token(
+    settings: Settings, subject: str, roles: Iterable[Role], *, ttl_seconds: int | None = None
+) -> str:
     import jwt
 
     now = int(time.time())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 from chalicelib.core.settings import LocalCredentials, get_settings
@@ -11,7 +11,7 @@ from chalicelib.core.settings import LocalCredentials, get_settings
 _lock = threading.Lock()
 
 
-@lru_cache(maxsize=None)
+@cache
 def client(service: str) -> Any:
     """A boto3 client for ``service`` pointed at the configured endpoint (moto locally)."""
     import boto3
@@ -31,7 +31,7 @@ def client(service: str) -> Any:
             aws_secret_access_key=creds.secret_access_key,
         )
     with _lock:  # boto3's default session is not thread-safe while creating clients
-        return boto3.session.Session().client(service, **kwargs)  # type: ignore[call-overload]
+        return boto3.session.Session().client(service, **kwargs)
 
 
 def reset() -> None:

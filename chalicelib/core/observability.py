@@ -17,8 +17,7 @@ from aws_lambda_powertools import Logger, Metrics
 from chalicelib.core.settings import get_settings
 
 if TYPE_CHECKING:
-    from chalice import Chalice
-    from chalice.app import Request, Response
+    from chalice.app import Chalice, Request, Response
 
 CORRELATION_HEADER = "X-Correlation-Id"
 _CORRELATION_OK = re.compile(r"^[A-Za-z0-9._\-]{8,64}$")
@@ -63,7 +62,7 @@ def get_tracer() -> Any:
 
 
 def correlation_id_of(request: Request) -> str:
-    given = (request.headers or {}).get(CORRELATION_HEADER.lower()) or ""
+    given = request.headers.get(CORRELATION_HEADER.lower()) or ""
     if _CORRELATION_OK.match(given):
         return given
     context = request.context or {}

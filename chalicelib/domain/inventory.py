@@ -1,4 +1,5 @@
-"""Vehicles and their IoT cards (第五条: vehicle and card facts; 第十四条: emergency-only until registered)."""
+"""Vehicles and their IoT cards (第五条: vehicle and card facts; 第十四条: emergency-only until
+registered)."""
 
 from __future__ import annotations
 

@@ -59,7 +59,11 @@ def _ensure_bucket(settings: Settings, pii_key: str) -> None:
         return
     except s3.exceptions.ClientError:
         pass
-    extra = {} if settings.region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": settings.region}}
+    extra = (
+        {}
+        if settings.region == "us-east-1"
+        else {"CreateBucketConfiguration": {"LocationConstraint": settings.region}}
+    )
     s3.create_bucket(Bucket=name, **extra)
     s3.put_public_access_block(
         Bucket=name,
@@ -75,7 +79,10 @@ def _ensure_bucket(settings: Settings, pii_key: str) -> None:
         ServerSideEncryptionConfiguration={
             "Rules": [
                 {
-                    "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": pii_key},
+                    "ApplyServerSideEncryptionByDefault": {
+                        "SSEAlgorithm": "aws:kms",
+                        "KMSMasterKeyID": pii_key,
+                    },
                     "BucketKeyEnabled": True,
                 }
             ]

@@ -41,7 +41,9 @@ def main() -> None:
     settings = Settings()
     for label, port in (("moto", settings.moto_port), ("api", settings.api_port)):
         if not _port_free(port):
-            raise SystemExit(f"port {port} ({label}) is in use: set CHEKA_{label.upper()}_PORT or stop that process")
+            raise SystemExit(
+                f"port {port} ({label}) is in use: set CHEKA_{label.upper()}_PORT or stop that process"
+            )
     env = {
         **os.environ,
         "CHEKA_STAGE": "local",
@@ -95,7 +97,17 @@ def main() -> None:
     ).stdout
     seed_doc = json.loads(seeded)
     token = subprocess.run(
-        [str(bin_dir / "cheka"), "token", "issue", "--subject", "bootstrap-admin", "--role", "admin", "--ttl", "86400"],
+        [
+            str(bin_dir / "cheka"),
+            "token",
+            "issue",
+            "--subject",
+            "bootstrap-admin",
+            "--role",
+            "admin",
+            "--ttl",
+            "86400",
+        ],
         env=env,
         check=True,
         capture_output=True,
@@ -104,7 +116,16 @@ def main() -> None:
 
     children.append(
         subprocess.Popen(
-            [str(bin_dir / "chalice"), "local", "--host", "127.0.0.1", "--port", str(settings.api_port), "--stage", "local"],
+            [
+                str(bin_dir / "chalice"),
+                "local",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(settings.api_port),
+                "--stage",
+                "local",
+            ],
             cwd=ROOT,
             env=env,
         )
@@ -137,7 +158,7 @@ Ctrl-C stops everything.
     while True:
         for proc in children:
             if proc.poll() is not None:
-                print(f"a process exited ({proc.args[0]} …, code {proc.returncode}); stopping", file=sys.stderr)
+                print(f"a process exited ({proc.args!r}, code {proc.returncode}); stopping", file=sys.stderr)
                 stop()
         time.sleep(1)
 

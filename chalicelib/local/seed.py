@@ -11,7 +11,11 @@ from chalicelib.domain.personal import IdType, Party
 from chalicelib.local.synthetic import inventory_rows, make_mobile, make_resident_id
 from chalicelib.services.inventory import ImportReport, import_inventory, transition_card
 
-DEMO_PEOPLE = (("张伟", "北京市朝阳区建国路 88 号"), ("李娜", "上海市浦东新区世纪大道 100 号"), ("王芳", "广州市天河区体育西路 1 号"))
+DEMO_PEOPLE = (
+    ("张伟", "北京市朝阳区建国路 88 号"),
+    ("李娜", "上海市浦东新区世纪大道 100 号"),
+    ("王芳", "广州市天河区体育西路 1 号"),
+)
 
 
 @dataclass
@@ -39,7 +43,11 @@ def seed(inventory: InventoryRepository, parties: PartyRepository, *, vehicles: 
             phone=make_mobile(rng),
         )
         parties.put(person)
-        transition_card(inventory, card.iccid, CardState.PENDING, actor="seed", reason="demo", holder_id=person.party_id)
-        transition_card(inventory, card.iccid, CardState.REGISTERED, actor="seed", reason="demo: operator accepted")
+        transition_card(
+            inventory, card.iccid, CardState.PENDING, actor="seed", reason="demo", holder_id=person.party_id
+        )
+        transition_card(
+            inventory, card.iccid, CardState.REGISTERED, actor="seed", reason="demo: operator accepted"
+        )
         registered.append(row["vin"])
     return SeedResult(report=report, registered_vins=registered, first_vin=rows[0][1]["vin"])

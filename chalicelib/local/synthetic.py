@@ -128,7 +128,17 @@ def inventory_csv(vehicles: int, *, seed: int = 7, cards_per_vehicle: int = 1) -
     out = io.StringIO()
     writer = csv.DictWriter(
         out,
-        fieldnames=["vin", "engine_no", "brand", "model", "colour", "production_date", "dealer_code", "iccid", "msisdn"],
+        fieldnames=[
+            "vin",
+            "engine_no",
+            "brand",
+            "model",
+            "colour",
+            "production_date",
+            "dealer_code",
+            "iccid",
+            "msisdn",
+        ],
         lineterminator="\n",
     )
     writer.writeheader()

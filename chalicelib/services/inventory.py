@@ -20,14 +20,31 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from chalicelib.adapters.ports import InventoryRepository
-from chalicelib.domain.errors import BadRequest, Conflict, DomainError, InvalidField, NotFound, PayloadTooLarge
+from chalicelib.domain.errors import (
+    BadRequest,
+    Conflict,
+    DomainError,
+    InvalidField,
+    NotFound,
+    PayloadTooLarge,
+)
 from chalicelib.domain.inventory import Card, CardEvent, CardState, Vehicle, check_transition
 from chalicelib.domain.validators import validate
 
 Clock = Callable[[], datetime]
 ImportFormat = Literal["csv", "json"]
 
-COLUMNS = ("vin", "engine_no", "brand", "model", "colour", "production_date", "dealer_code", "iccid", "msisdn")
+COLUMNS = (
+    "vin",
+    "engine_no",
+    "brand",
+    "model",
+    "colour",
+    "production_date",
+    "dealer_code",
+    "iccid",
+    "msisdn",
+)
 REQUIRED = ("vin", "engine_no", "brand", "model", "colour", "iccid", "msisdn")
 ALIASES = {"color": "colour", "engine_number": "engine_no", "dealer": "dealer_code"}
 #: Rows handled per batch: bounds memory and keeps batch reads at DynamoDB's sizes.
@@ -72,7 +89,9 @@ def _decode(data: bytes | str) -> str:
             return data.decode(encoding)
         except UnicodeDecodeError:
             continue
-    raise BadRequest("import.encoding", "文件编码无法识别，请使用 UTF-8", "The file is not UTF-8 (or GB18030) text")
+    raise BadRequest(
+        "import.encoding", "文件编码无法识别，请使用 UTF-8", "The file is not UTF-8 (or GB18030) text"
+    )
 
 
 def _column(name: str) -> str:
@@ -101,7 +120,9 @@ def _columns(names: Sequence[str], *, need_required: bool = True) -> list[str]:
     return cols
 
 
-def parse_inventory(data: bytes | str, fmt: ImportFormat, *, max_rows: int) -> list[tuple[int, dict[str, str]]]:
+def parse_inventory(
+    data: bytes | str, fmt: ImportFormat, *, max_rows: int
+) -> list[tuple[int, dict[str, str]]]:
     """Rows as ``(row number, {column: text})``; CSV rows are numbered as lines (header = 1)."""
     text = _decode(data)
     rows: list[tuple[int, dict[str, str]]] = []
@@ -127,7 +148,9 @@ def parse_inventory(data: bytes | str, fmt: ImportFormat, *, max_rows: int) -> l
         items = doc.get("rows") if isinstance(doc, dict) else doc
         if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
             raise BadRequest(
-                "import.json_shape", "JSON 须为对象数组", "JSON must be an array of objects (or {\"rows\": [...]})"
+                "import.json_shape",
+                "JSON 须为对象数组",
+                'JSON must be an array of objects (or {"rows": [...]})',
             )
         if len(items) > max_rows:
             raise _too_many(max_rows)
@@ -171,7 +194,10 @@ def _text(row: dict[str, str], name: str, zh: str, limit: int = 64) -> str:
     value = _required(row, name, zh)
     if len(value) > limit:
         raise InvalidField(
-            f"{name}.too_long", f"{zh}最多 {limit} 个字符", f"{name} is longer than {limit} characters", field=name
+            f"{name}.too_long",
+            f"{zh}最多 {limit} 个字符",
+            f"{name} is longer than {limit} characters",
+            field=name,
         )
     return value
 
@@ -276,7 +302,10 @@ def import_inventory(
                 )
             if row.card.iccid in iccids:
                 raise InvalidField(
-                    "import.duplicate_iccid", "卡片编码在文件中重复", "The ICCID appears twice in the file", field="iccid"
+                    "import.duplicate_iccid",
+                    "卡片编码在文件中重复",
+                    "The ICCID appears twice in the file",
+                    field="iccid",
                 )
             if msisdns.get(row.card.msisdn, row.card.iccid) != row.card.iccid:
                 raise InvalidField(
@@ -379,7 +408,9 @@ def transition_card(
     if card is None:
         raise NotFound("card.not_found", "未找到该车联网卡", "No card with this ICCID", field="iccid")
     check_transition(iccid, card.state, target)
-    keep_holder = holder_id or (card.holder_id if target in (CardState.PENDING, CardState.REGISTERED) else None)
+    keep_holder = holder_id or (
+        card.holder_id if target in (CardState.PENDING, CardState.REGISTERED) else None
+    )
     event = CardEvent(
         iccid=iccid,
         seq=card.version + 1,

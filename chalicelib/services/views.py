@@ -52,7 +52,9 @@ def _card_view(card: Card, parties: PartyRepository, who: Principal) -> CardView
     return CardView(**card.model_dump(exclude={"msisdn", "holder_id"}), msisdn=msisdn, holder=holder)
 
 
-def vehicle_view(vin: str, repo: InventoryRepository, parties: PartyRepository, who: Principal) -> VehicleView:
+def vehicle_view(
+    vin: str, repo: InventoryRepository, parties: PartyRepository, who: Principal
+) -> VehicleView:
     vehicle = repo.get_vehicle(vin)
     if vehicle is None:
         raise NotFound("vehicle.not_found", "未找到该车辆", "No vehicle with this VIN", field="vin")
@@ -70,7 +72,9 @@ def card_view(iccid: str, repo: InventoryRepository, parties: PartyRepository, w
     return _card_view(_card_or_404(repo.get_card(iccid)), parties, who)
 
 
-def card_by_msisdn_view(msisdn: str, repo: InventoryRepository, parties: PartyRepository, who: Principal) -> CardView:
+def card_by_msisdn_view(
+    msisdn: str, repo: InventoryRepository, parties: PartyRepository, who: Principal
+) -> CardView:
     return _card_view(_card_or_404(repo.card_by_msisdn(msisdn)), parties, who)
 
 

@@ -34,8 +34,13 @@ def test_a_stale_writer_loses_and_changes_nothing(card: str) -> None:
     from chalicelib.domain.inventory import CardEvent
 
     event = CardEvent(
-        iccid=card, seq=2, at=datetime.now(UTC), event="transition", from_state=stale.state,
-        to_state=CardState.PENDING, actor="second",
+        iccid=card,
+        seq=2,
+        at=datetime.now(UTC),
+        event="transition",
+        from_state=stale.state,
+        to_state=CardState.PENDING,
+        actor="second",
     )
     with pytest.raises(Conflict) as info:
         repo.transition(stale, CardState.PENDING, event, "p2")

@@ -13,7 +13,9 @@ from chalicelib.cli import main
 
 def run(*args: str) -> tuple[int, object]:
     result = CliRunner().invoke(main, list(args), catch_exceptions=False)
-    return result.exit_code, json.loads(result.output) if result.output.strip().startswith("{") else result.output
+    return result.exit_code, json.loads(result.output) if result.output.strip().startswith(
+        "{"
+    ) else result.output
 
 
 @pytest.mark.parametrize(
@@ -48,7 +50,8 @@ def test_seed_import_and_show(aws: None, tmp_path: Path) -> None:
     _, second = run("import-inventory", str(csv_file))
     # Then the second import changes nothing, and a seeded registered vehicle shows masked data
     assert code == 0
-    assert isinstance(first, dict) and isinstance(second, dict)
+    assert isinstance(first, dict)
+    assert isinstance(second, dict)
     assert (first["cards_created"], second["cards_created"], second["cards_unchanged"]) == (100, 0, 100)
     _, shown = run("vehicle", seeded["registered_vins"][0])
     assert isinstance(shown, dict)

@@ -40,7 +40,9 @@ def test_admin_imports_csv_and_reimport_changes_nothing(api: Any, auth: Auth) ->
 
 
 def test_row_errors_are_reported_and_valid_rows_imported(api: Any, auth: Auth) -> None:
-    resp = api.http.post("/v1/admin/inventory/imports", headers=auth("admin", **CSV), body=HEADER + GOOD + BAD_VIN)
+    resp = api.http.post(
+        "/v1/admin/inventory/imports", headers=auth("admin", **CSV), body=HEADER + GOOD + BAD_VIN
+    )
     report = body(resp)
     assert resp.status_code == 200
     assert report["cards_created"] == 1
@@ -79,7 +81,9 @@ def test_only_admins_import(api: Any, auth: Auth, roles: tuple[str, ...], status
 
 def test_a_bad_file_writes_nothing(api: Any, auth: Auth) -> None:
     resp = api.http.post(
-        "/v1/admin/inventory/imports", headers=auth("admin", **CSV), body=HEADER.replace("colour", "hue") + GOOD
+        "/v1/admin/inventory/imports",
+        headers=auth("admin", **CSV),
+        body=HEADER.replace("colour", "hue") + GOOD,
     )
     assert resp.status_code == 400
     assert body(resp)["code"] == "import.unknown_column"
@@ -162,7 +166,8 @@ def test_lookup_errors(api: Any, auth: Auth, path: str, status: int, code: str |
     resp = api.http.get(path, headers=auth("admin"))
     err = body(resp)
     assert resp.status_code == status
-    assert err["message_zh"] and err["message_en"]
+    assert err["message_zh"]
+    assert err["message_en"]
     if code:
         assert err["code"] == code
 

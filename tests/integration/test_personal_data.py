@@ -22,7 +22,11 @@ PHONE = "13812341234"
 
 def _person() -> Party:
     return Party(
-        id_type=IdType.RESIDENT_ID, id_number=ID_NUMBER, name="张三丰", address="北京市朝阳区建国路 88 号", phone=PHONE
+        id_type=IdType.RESIDENT_ID,
+        id_number=ID_NUMBER,
+        name="张三丰",
+        address="北京市朝阳区建国路 88 号",
+        phone=PHONE,
     )
 
 
@@ -75,9 +79,13 @@ def test_no_id_number_or_phone_in_logs(
     # Given requests that carry an ID number and a phone, valid and invalid, and one that fails inside
     headers = auth("owner", **{"Content-Type": "application/json"})
     api.http.post("/v1/validate/resident_id", headers=headers, body=json.dumps({"value": ID_NUMBER}))
-    api.http.post("/v1/validate/resident_id", headers=headers, body=json.dumps({"value": ID_NUMBER[:-1] + "1"}))
+    api.http.post(
+        "/v1/validate/resident_id", headers=headers, body=json.dumps({"value": ID_NUMBER[:-1] + "1"})
+    )
     api.http.post("/v1/validate/mobile", headers=headers, body=json.dumps({"value": PHONE}))
-    api.http.post("/v1/validate/mobile", headers=headers, body=json.dumps({"value": PHONE, "extra": ID_NUMBER}))
+    api.http.post(
+        "/v1/validate/mobile", headers=headers, body=json.dumps({"value": PHONE, "extra": ID_NUMBER})
+    )
     from chalicelib.core.observability import logger
 
     logger.info(f"a careless line mentioning {ID_NUMBER} and {PHONE}", extra={"phone": PHONE})

@@ -26,7 +26,7 @@ def test_every_route_is_in_the_openapi_document(api: Any) -> None:
     assert doc["openapi"].startswith("3.")
     validated = doc["paths"]["/v1/validate/{kind}"]["post"]
     assert validated["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("ValueToCheck")
-    assert "422" in validated["responses"] and "401" in validated["responses"]
+    assert {"422", "401"} <= set(validated["responses"])
     assert "ErrorBody" in doc["components"]["schemas"]
 
 
@@ -35,9 +35,14 @@ def test_health_reports_each_dependency(api: Any) -> None:
     doc = body(resp)
     assert resp.status_code == 200
     assert doc["status"] == "ok"
-    assert {"table:vehicles", "table:cards", "table:card-history", "table:parties", "bucket:documents", "kms:pii"} <= set(
-        doc["checks"]
-    )
+    assert {
+        "table:vehicles",
+        "table:cards",
+        "table:card-history",
+        "table:parties",
+        "bucket:documents",
+        "kms:pii",
+    } <= set(doc["checks"])
 
 
 def test_health_is_503_when_a_dependency_is_missing(api: Any) -> None:
@@ -47,7 +52,11 @@ def test_health_is_503_when_a_dependency_is_missing(api: Any) -> None:
     resp = api.http.get("/health")
     doc = body(resp)
     assert resp.status_code == 503
-    assert doc["checks"]["table:cards"] == {"ok": False, "ms": doc["checks"]["table:cards"]["ms"], "error": "ResourceNotFoundException"}
+    assert doc["checks"]["table:cards"] == {
+        "ok": False,
+        "ms": doc["checks"]["table:cards"]["ms"],
+        "error": "ResourceNotFoundException",
+    }
 
 
 def test_correlation_id_is_echoed_or_made(api: Any) -> None:
@@ -61,7 +70,9 @@ def test_correlation_id_is_echoed_or_made(api: Any) -> None:
 def test_correlation_id_is_on_log_lines(
     api: Any, auth: Callable[..., dict[str, str]], log_output: io.StringIO
 ) -> None:
-    api.http.get("/v1/vehicles/LSVAU2181N2183294", headers=auth("admin", **{"X-Correlation-Id": "corr-0001-test"}))
+    api.http.get(
+        "/v1/vehicles/LSVAU2181N2183294", headers=auth("admin", **{"X-Correlation-Id": "corr-0001-test"})
+    )
     lines = [json.loads(line) for line in log_output.getvalue().splitlines()]
     refused = [line for line in lines if line.get("message") == "request refused"]
     assert refused
@@ -130,13 +141,16 @@ def test_me(api: Any, auth: Callable[..., dict[str, str]]) -> None:
         ('{"value": "LSVAU2181N2183294"}', 422, "vin.check_digit"),
     ],
 )
-def test_bad_bodies(api: Any, auth: Callable[..., dict[str, str]], payload: str, status: int, code: str) -> None:
+def test_bad_bodies(
+    api: Any, auth: Callable[..., dict[str, str]], payload: str, status: int, code: str
+) -> None:
     resp = api.http.post(
         "/v1/validate/vin", headers=auth("owner", **{"Content-Type": "application/json"}), body=payload
     )
     doc = body(resp)
     assert (resp.status_code, doc["code"]) == (status, code)
-    assert doc["message_zh"] and doc["message_en"]
+    assert doc["message_zh"]
+    assert doc["message_en"]
 
 
 def test_landing_page(api: Any) -> None:

@@ -46,7 +46,12 @@ def test_reimporting_the_same_file_changes_nothing() -> None:
     writes = repo.writes
     report = run(text, repo)
     assert repo.writes == writes
-    assert (report.vehicles_created, report.cards_created, report.vehicles_updated, report.cards_updated) == (0, 0, 0, 0)
+    assert (report.vehicles_created, report.cards_created, report.vehicles_updated, report.cards_updated) == (
+        0,
+        0,
+        0,
+        0,
+    )
     assert (report.vehicles_unchanged, report.cards_unchanged) == (10, 10)
 
 
@@ -77,8 +82,8 @@ def test_bad_rows_are_reported_and_good_rows_still_imported() -> None:
         GOOD,
         GOOD.replace("LSVAU218XN2183294", "LSVAU2181N2183294").replace("901237", "901245"),  # VIN check digit
         "LFV2A21KXF3043455,E1,启航,QH-5,白,,,89860112345678901245,1460012345670\n",  # engine number too short
-        "LFV2A21KXF3043455,E12345678,启航,QH-5,白,2099-01-01,,89860112345678901252,1460012345671\n",  # future date
-        "LFV2A21KXF3043455,E12345678,启航,QH-5,白,,,89860312345678901235,1460012345672\n",  # Telecom ICCID, Unicom number
+        "LFV2A21KXF3043455,E12345678,启航,QH-5,白,2099-01-01,,89860112345678901252,1460012345671\n",  # future
+        "LFV2A21KXF3043455,E12345678,启航,QH-5,白,,,89860312345678901235,1460012345672\n",  # operators differ
         GOOD.replace("1460012345678", "1460012345679"),  # duplicate ICCID in the file
     ]
     repo = FakeInventory()
@@ -181,9 +186,7 @@ def test_state_machine_moves_and_history() -> None:
     assert [e.seq for e in events] == [1, 2, 3, 4, 5]
 
 
-@pytest.mark.parametrize(
-    "target", [CardState.REGISTERED, CardState.DEREGISTERED, CardState.UNREGISTERED]
-)
+@pytest.mark.parametrize("target", [CardState.REGISTERED, CardState.DEREGISTERED, CardState.UNREGISTERED])
 def test_illegal_moves_are_refused_and_change_nothing(target: CardState) -> None:
     repo = FakeInventory()
     run(HEADER + GOOD, repo)

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
 
 from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.adapters.dynamo.models import CardHistoryModel, CardModel, VehicleModel
@@ -137,7 +138,9 @@ class DynamoInventoryRepository(InventoryRepository):
     def get_cards(self, iccids: Iterable[str]) -> dict[str, Card]:
         return {m.iccid: _card(m) for m in CardModel.batch_get(list(iccids))}
 
-    def put_new(self, vehicles: Sequence[Vehicle], cards: Sequence[Card], events: Sequence[CardEvent]) -> None:
+    def put_new(
+        self, vehicles: Sequence[Vehicle], cards: Sequence[Card], events: Sequence[CardEvent]
+    ) -> None:
         at = _now()
         if vehicles:
             with VehicleModel.batch_write() as batch:
@@ -204,7 +207,7 @@ class DynamoInventoryRepository(InventoryRepository):
         at = event.at
         functions = [f.value for f in functions_for(target)]
         item = CardModel(card.iccid)
-        actions = [
+        actions: list[Action] = [
             CardModel.state.set(target.value),
             CardModel.functions.set(functions),
             CardModel.version.set(event.seq),
@@ -234,4 +237,3 @@ class DynamoInventoryRepository(InventoryRepository):
 
     def history(self, iccid: str) -> list[CardEvent]:
         return [_event(m) for m in CardHistoryModel.query(iccid, scan_index_forward=True)]
-

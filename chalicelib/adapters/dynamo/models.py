@@ -45,7 +45,7 @@ class VehicleModel(_Unbound):
     updated_at = UTCDateTimeAttribute()
 
 
-class CardsByVin(GlobalSecondaryIndex["CardModel"]):
+class CardsByVin(GlobalSecondaryIndex["CardModel"]):  # type: ignore[no-untyped-call]
     class Meta:
         index_name = "by-vin"
         projection = AllProjection()
@@ -53,7 +53,7 @@ class CardsByVin(GlobalSecondaryIndex["CardModel"]):
     vin = UnicodeAttribute(hash_key=True)
 
 
-class CardsByMsisdn(GlobalSecondaryIndex["CardModel"]):
+class CardsByMsisdn(GlobalSecondaryIndex["CardModel"]):  # type: ignore[no-untyped-call]
     class Meta:
         index_name = "by-msisdn"
         projection = KeysOnlyProjection()
@@ -61,7 +61,7 @@ class CardsByMsisdn(GlobalSecondaryIndex["CardModel"]):
     msisdn = UnicodeAttribute(hash_key=True)
 
 
-class CardsByHolder(GlobalSecondaryIndex["CardModel"]):
+class CardsByHolder(GlobalSecondaryIndex["CardModel"]):  # type: ignore[no-untyped-call]
     """Sparse: only cards registered to somebody carry ``holder_id``."""
 
     class Meta:
@@ -82,7 +82,7 @@ class CardModel(_Unbound):
     operator = UnicodeAttribute()
     vin = UnicodeAttribute()
     state = UnicodeAttribute()
-    functions = ListAttribute(of=UnicodeAttribute)
+    functions = ListAttribute[str](of=UnicodeAttribute)  # type: ignore[arg-type]
     version = NumberAttribute()
     holder_id = UnicodeAttribute(null=True)
     created_at = UTCDateTimeAttribute()
@@ -109,7 +109,7 @@ class CardHistoryModel(_Unbound):
     reason = UnicodeAttribute(null=True)
 
 
-class PartiesByIdHash(GlobalSecondaryIndex["PartyModel"]):
+class PartiesByIdHash(GlobalSecondaryIndex["PartyModel"]):  # type: ignore[no-untyped-call]
     class Meta:
         index_name = "by-id-hash"
         projection = KeysOnlyProjection()
