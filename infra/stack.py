@@ -21,6 +21,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from chalicelib.adapters.dynamo.models import TABLES
@@ -136,6 +137,16 @@ class ChekaStack(Stack):
             spec.short_name: build_table(self, spec, settings, self.pii_key) for spec in TABLES
         }
         self.bucket = self._documents_bucket()
+        self.token_secret = secretsmanager.Secret(
+            self,
+            "TokenSigningKey",
+            secret_name=settings.token_secret_name,
+            description=f"cheka {settings.stage}: HS256 key that signs bearer tokens",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                password_length=64, exclude_punctuation=True
+            ),
+            removal_policy=RemovalPolicy.RETAIN,
+        )
         self.role = self._lambda_role()
         self.chalice_config = self.stage_config(project_dir)
         self.api = self._api(project_dir, build_dir or project_dir)
@@ -235,6 +246,11 @@ class ChekaStack(Stack):
                 sid="PiiKey",
                 actions=["kms:GenerateDataKey", "kms:Decrypt", "kms:Encrypt", "kms:DescribeKey"],
                 resources=[self.pii_key.key_arn],
+            ),
+            iam.PolicyStatement(
+                sid="TokenSigningKey",
+                actions=["secretsmanager:GetSecretValue"],
+                resources=[self.token_secret.secret_arn],
             ),
             iam.PolicyStatement(
                 sid="PiiHashKey",

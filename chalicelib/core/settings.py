@@ -73,12 +73,21 @@ class Settings(BaseSettings):
         """KMS HMAC key for look-up hashes of ID numbers (the key never leaves KMS)."""
         return f"alias/{self.resource_prefix}-{self.stage}-pii-hash"
 
+    @property
+    def token_secret_name(self) -> str:
+        """Secrets Manager secret holding the token signing key on deployed stages (infra creates it)."""
+        return f"{self.resource_prefix}/{self.stage}/token-signing-key"
+
     def signing_secret(self) -> str:
+        """The token signing key: explicit setting, the dev key on local stages, else Secrets Manager."""
         if self.token_secret is not None:
             return self.token_secret.get_secret_value()
         if self.is_local:
             return _DEV_TOKEN_SECRET
-        raise RuntimeError("CHEKA_TOKEN_SECRET must be set outside the local and test stages")
+        from aws_lambda_powertools.utilities import parameters
+
+        # Cached for five minutes per execution environment, so a rotation takes effect quickly.
+        return str(parameters.get_secret(self.token_secret_name, max_age=300))
 
 
 class LocalCredentials(BaseSettings):

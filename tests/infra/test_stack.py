@@ -553,3 +553,18 @@ def test_table_check_detects_drift() -> None:
     for props in drifted:
         with pytest.raises(AssertionError):
             check_table(props, spec, "K")
+
+
+@pytest.mark.infra
+def test_token_signing_key_is_a_generated_secret_only_the_functions_read(synth: Synth) -> None:
+    secrets = {
+        k: v
+        for k, v in resources(synth, "AWS::SecretsManager::Secret").items()
+        if v["Properties"].get("Name") == synth.settings.token_secret_name
+    }
+    assert len(secrets) == 1
+    [(logical_id, secret)] = secrets.items()
+    assert secret["Properties"]["GenerateSecretString"]["PasswordLength"] == 64
+    _, statements = function_role_statements(synth)
+    readers = [s for s in statements if "secretsmanager:GetSecretValue" in json.dumps(s["Action"])]
+    assert [s["Resource"] for s in readers] == [{"Ref": logical_id}]

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 
 from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.expressions.update import Action
+from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.adapters.dynamo.models import CardHistoryModel, CardModel, VehicleModel
@@ -14,6 +18,24 @@ from chalicelib.adapters.ports import InventoryRepository
 from chalicelib.domain.errors import Conflict
 from chalicelib.domain.inventory import Card, CardEvent, CardFunction, CardState, Vehicle, functions_for
 from chalicelib.domain.validators import Operator
+
+#: Transaction attempts when DynamoDB cancels for a concurrent transaction on the same item.
+TRANSACT_ATTEMPTS = 4
+RETRYABLE = frozenset({"TransactionConflict", "ThrottlingError"})
+#: Items per writer task (a multiple of DynamoDB's 25-item batch) and concurrent writers.
+WRITE_SLICE = 250
+WRITE_THREADS = 4
+
+
+def _batch_save(items: Sequence[Model]) -> None:
+    """Write items (of one or more tables) with pynamodb's batch writer, table by table."""
+    by_table: dict[type[Model], list[Model]] = {}
+    for item in items:
+        by_table.setdefault(type(item), []).append(item)
+    for model, group in by_table.items():
+        with model.batch_write() as batch:
+            for item in group:
+                batch.save(item)
 
 
 def _now() -> datetime:
@@ -142,18 +164,19 @@ class DynamoInventoryRepository(InventoryRepository):
         self, vehicles: Sequence[Vehicle], cards: Sequence[Card], events: Sequence[CardEvent]
     ) -> None:
         at = _now()
-        if vehicles:
-            with VehicleModel.batch_write() as batch:
-                for v in vehicles:
-                    batch.save(vehicle_item(v, at))
-        if cards:
-            with CardModel.batch_write() as cbatch:
-                for c in cards:
-                    cbatch.save(card_item(c, at))
-        if events:
-            with CardHistoryModel.batch_write() as hbatch:
-                for e in events:
-                    hbatch.save(event_item(e))
+        items: list[Model] = [vehicle_item(v, at) for v in vehicles]
+        items += [card_item(c, at) for c in cards]
+        items += [event_item(e) for e in events]
+        # Slices go out from a few threads at once so the round trips overlap; pynamodb's batch
+        # writer retries unprocessed items within each slice.
+        slices = [items[i : i + WRITE_SLICE] for i in range(0, len(items), WRITE_SLICE)]
+        if len(slices) <= 1:
+            for part in slices:
+                _batch_save(part)
+            return
+        with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
+            for future in [pool.submit(_batch_save, part) for part in slices]:
+                future.result()
 
     def update_vehicle(self, vehicle: Vehicle) -> None:
         item = vehicle_item(vehicle, _now())
@@ -179,59 +202,63 @@ class DynamoInventoryRepository(InventoryRepository):
                 "vehicle.changed", "车辆信息已被修改", "The vehicle changed meanwhile", field="vin"
             ) from exc
 
-    def _transact(self) -> TransactWrite:
-        conn = CardModel._get_connection().connection
-        return TransactWrite(connection=conn)
+    def _guarded_write(
+        self, card: Card, actions: list[Action], event: CardEvent, *, same_state: bool
+    ) -> None:
+        """Update the card if it is still at the version read, and append ``event``, in one transaction.
+
+        A write that lost to another (condition failed) is a ``Conflict``. A transaction DynamoDB
+        cancelled because another one was in flight on the same item (``TransactionConflict``) is
+        retried with jittered backoff: then either it commits or its condition tells it lost.
+        """
+        condition = CardModel.version == card.version
+        if same_state:
+            condition &= CardModel.state == card.state.value
+        for attempt in range(TRANSACT_ATTEMPTS):
+            try:
+                with TransactWrite(connection=CardModel._get_connection().connection) as tx:
+                    tx.update(
+                        CardModel(card.iccid),
+                        actions=actions,
+                        condition=condition,
+                        add_version_condition=False,
+                    )
+                    tx.save(event_item(event), condition=CardHistoryModel.seq.does_not_exist())
+                return
+            except TransactWriteError as exc:
+                codes = {r.code for r in exc.cancellation_reasons if r is not None}
+                if codes and codes <= RETRYABLE and attempt + 1 < TRANSACT_ATTEMPTS:
+                    time.sleep(random.uniform(0, 0.05 * 2**attempt))
+                    continue
+                if codes <= RETRYABLE | {"ConditionalCheckFailed"} and codes:
+                    raise _changed(card.iccid) from exc
+                raise
 
     def update_card_facts(self, card: Card, msisdn: str, event: CardEvent) -> Card:
-        at = event.at
-        item = CardModel(card.iccid)
-        try:
-            with self._transact() as tx:
-                tx.update(
-                    item,
-                    actions=[
-                        CardModel.msisdn.set(msisdn),
-                        CardModel.version.set(event.seq),
-                        CardModel.updated_at.set(at),
-                    ],
-                    condition=(CardModel.version == card.version),
-                    add_version_condition=False,
-                )
-                tx.save(event_item(event), condition=CardHistoryModel.seq.does_not_exist())
-        except TransactWriteError as exc:
-            raise _changed(card.iccid) from exc
-        return card.model_copy(update={"msisdn": msisdn, "version": event.seq, "updated_at": at})
+        actions: list[Action] = [
+            CardModel.msisdn.set(msisdn),
+            CardModel.version.set(event.seq),
+            CardModel.updated_at.set(event.at),
+        ]
+        self._guarded_write(card, actions, event, same_state=False)
+        return card.model_copy(update={"msisdn": msisdn, "version": event.seq, "updated_at": event.at})
 
     def transition(self, card: Card, target: CardState, event: CardEvent, holder_id: str | None) -> Card:
-        at = event.at
-        functions = [f.value for f in functions_for(target)]
-        item = CardModel(card.iccid)
         actions: list[Action] = [
             CardModel.state.set(target.value),
-            CardModel.functions.set(functions),
+            CardModel.functions.set([f.value for f in functions_for(target)]),
             CardModel.version.set(event.seq),
-            CardModel.updated_at.set(at),
+            CardModel.updated_at.set(event.at),
             CardModel.holder_id.set(holder_id) if holder_id else CardModel.holder_id.remove(),
         ]
-        try:
-            with self._transact() as tx:
-                tx.update(
-                    item,
-                    actions=actions,
-                    condition=(CardModel.version == card.version) & (CardModel.state == card.state.value),
-                    add_version_condition=False,
-                )
-                tx.save(event_item(event), condition=CardHistoryModel.seq.does_not_exist())
-        except (TransactWriteError, UpdateError) as exc:
-            raise _changed(card.iccid) from exc
+        self._guarded_write(card, actions, event, same_state=True)
         return card.model_copy(
             update={
                 "state": target,
                 "functions": functions_for(target),
                 "version": event.seq,
                 "holder_id": holder_id,
-                "updated_at": at,
+                "updated_at": event.at,
             }
         )
 
