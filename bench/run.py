@@ -1,0 +1,35 @@
+"""``make bench``: every benchmark of the project, printed as figures (never asserted in tests)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def _machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def main() -> None:
+    print(f"machine: {_machine()}\n", flush=True)
+    for script in ("bench_foundation.py", "bench_validators.py"):
+        print(f"== {script}", flush=True)
+        subprocess.run([sys.executable, str(HERE / script)], check=True)
+        print(flush=True)
+
+
+if __name__ == "__main__":
+    main()
