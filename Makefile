@@ -20,7 +20,7 @@ run: install
 seed: install
 	$(VENV)/bin/cheka seed
 
-test: install
+test: install lint
 	$(PY) -m pytest -q
 
 test-unit: install
