@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from datetime import date, timedelta
 
 from chalicelib.domain.validators import Operator
+from chalicelib.services.inventory import COLUMNS
 
 _VIN_CHARS = "0123456789ABCDEFGHJKLMNPRSTUVWXYZ"
 _VIN_VALUES = {
@@ -128,17 +129,7 @@ def inventory_csv(vehicles: int, *, seed: int = 7, cards_per_vehicle: int = 1) -
     out = io.StringIO()
     writer = csv.DictWriter(
         out,
-        fieldnames=[
-            "vin",
-            "engine_no",
-            "brand",
-            "model",
-            "colour",
-            "production_date",
-            "dealer_code",
-            "iccid",
-            "msisdn",
-        ],
+        fieldnames=COLUMNS,
         lineterminator="\n",
     )
     writer.writeheader()
