@@ -6,6 +6,7 @@ what is where, and stops everything on Ctrl-C. State lives in moto's memory: a r
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -60,14 +61,17 @@ def main() -> None:
     children: list[subprocess.Popen[bytes]] = []
 
     def stop(*_: object) -> None:
+        # Each child leads its own process group: chalice local's reloader forks a server process
+        # that must go down with it.
         for proc in reversed(children):
-            if proc.poll() is None:
-                proc.terminate()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
         for proc in children:
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                proc.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
         print("\nstopped: moto, chalice local and the worker are down (moto's state is gone).")
         sys.exit(0)
 
@@ -80,6 +84,7 @@ def main() -> None:
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
     )
     _wait_for_port(settings.moto_port)
@@ -128,9 +133,14 @@ def main() -> None:
             ],
             cwd=ROOT,
             env=env,
+            start_new_session=True,
         )
     )
-    children.append(subprocess.Popen([sys.executable, "-m", "chalicelib.local.worker"], cwd=ROOT, env=env))
+    children.append(
+        subprocess.Popen(
+            [sys.executable, "-m", "chalicelib.local.worker"], cwd=ROOT, env=env, start_new_session=True
+        )
+    )
     _wait_for_port(settings.api_port, timeout=60)
     api = f"http://127.0.0.1:{settings.api_port}"
     vin = seed_doc["registered_vins"][0] if seed_doc["registered_vins"] else seed_doc["first_vin"]
