@@ -152,5 +152,13 @@ def vehicle(vin: str) -> None:
     _echo_json(view.model_dump(mode="json"))
 
 
+def _register_subcommands() -> None:
+    from chalicelib.cli_faces import faces
+
+    main.add_command(faces)
+
+
+_register_subcommands()
+
 if __name__ == "__main__":
     main()

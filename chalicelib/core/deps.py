@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from chalicelib.core.settings import get_settings
 
 if TYPE_CHECKING:
+    from chalicelib.adapters.faces.port import FaceEngine
     from chalicelib.adapters.ports import FieldCipher, InventoryRepository, KeyedHasher, PartyRepository
 
 
@@ -49,10 +50,27 @@ def party_repo() -> PartyRepository:
     return DynamoPartyRepository(field_cipher(), keyed_hasher())
 
 
+@lru_cache(maxsize=1)
+def face_engine() -> FaceEngine:
+    """The stage's face engine (settings ``face_engine``)."""
+    return make_face_engine(get_settings().face_engine)
+
+
+def make_face_engine(kind: str) -> FaceEngine:
+    if kind == "rekognition":
+        from chalicelib.adapters.faces.rekognition import RekognitionFaceEngine
+        from chalicelib.core.aws import client
+
+        return RekognitionFaceEngine(client("rekognition"))
+    from chalicelib.adapters.faces.local import LocalFaceEngine
+
+    return LocalFaceEngine()
+
+
 def reset() -> None:
     """Forget every cached adapter, client and the settings (tests change the environment)."""
     from chalicelib.core import aws
 
-    for getter in (inventory_repo, field_cipher, keyed_hasher, party_repo):
+    for getter in (inventory_repo, field_cipher, keyed_hasher, party_repo, face_engine):
         getter.cache_clear()
     aws.reset()

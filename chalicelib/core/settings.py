@@ -39,6 +39,15 @@ class Settings(BaseSettings):
     #: Rows one synchronous inventory import through the API may hold.
     max_import_rows: int = 20_000
 
+    #: Face engine: "local" (dlib, the embedded default) or "rekognition" (deployed stages).
+    face_engine: Literal["local", "rekognition"] = "local"
+    #: Similarity 0–100 at or above which two faces match; None = the engine's calibrated default
+    #: (local 50 = dlib distance 0.6; Rekognition 90). Recorded in the evidence with every score.
+    face_threshold: float | None = None
+    face_min_px: int = 64
+    face_max_yaw: float = 30.0
+    face_max_pitch: float = 25.0
+
     log_level: str = "INFO"
     service_name: str = "cheka"
     metrics_namespace: str = "Cheka"
