@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from chalicelib.core.settings import get_settings
 
 if TYPE_CHECKING:
+    from chalicelib.adapters.evidence_port import EvidenceLog
     from chalicelib.adapters.faces.port import FaceEngine
     from chalicelib.adapters.ports import FieldCipher, InventoryRepository, KeyedHasher, PartyRepository
 
@@ -67,10 +68,18 @@ def make_face_engine(kind: str) -> FaceEngine:
     return LocalFaceEngine()
 
 
+@lru_cache(maxsize=1)
+def evidence_log() -> EvidenceLog:
+    from chalicelib.adapters.dynamo.evidence import DynamoEvidenceLog
+
+    _bind_tables()
+    return DynamoEvidenceLog(field_cipher())
+
+
 def reset() -> None:
     """Forget every cached adapter, client and the settings (tests change the environment)."""
     from chalicelib.core import aws
 
-    for getter in (inventory_repo, field_cipher, keyed_hasher, party_repo, face_engine):
+    for getter in (inventory_repo, field_cipher, keyed_hasher, party_repo, face_engine, evidence_log):
         getter.cache_clear()
     aws.reset()

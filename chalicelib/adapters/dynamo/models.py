@@ -7,11 +7,13 @@ this module does no I/O and reads no environment.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from pynamodb.attributes import (
     BinaryAttribute,
     BooleanAttribute,
     ListAttribute,
+    MapAttribute,
     NumberAttribute,
     UnicodeAttribute,
     UTCDateTimeAttribute,
@@ -138,6 +140,31 @@ class PartyModel(_Unbound):
     created_at = UTCDateTimeAttribute()
 
 
+class EvidenceModel(_Unbound):
+    """查验日志: entries (seq ≥ 1) and the chain head (seq 0) of each flow, never overwritten.
+
+    Entry attributes are absent on the head item and the head's on entries, hence ``null=True``.
+    """
+
+    class Meta(_Unbound.Meta):
+        table_name = "evidence"
+
+    flow_id = UnicodeAttribute(hash_key=True)
+    seq = NumberAttribute(range_key=True)
+    # entries
+    at = UTCDateTimeAttribute(null=True)
+    kind = UnicodeAttribute(null=True)
+    actor = UnicodeAttribute(null=True)
+    public_json = UnicodeAttribute(null=True)  # canonical JSON, as hashed
+    data_key = BinaryAttribute(legacy_encoding=False, null=True)  # KMS-wrapped key of personal_enc
+    personal_enc = MapAttribute[str, Any](null=True)  # type: ignore[no-untyped-call] # field name -> AES-GCM ciphertext (bytes)
+    prev_hash = UnicodeAttribute(null=True)
+    hash = UnicodeAttribute(null=True)
+    # head
+    last_seq = NumberAttribute(null=True)
+    last_hash = UnicodeAttribute(null=True)
+
+
 @dataclass(frozen=True)
 class TableSpec:
     """How a model becomes a table: its short name and TTL attribute (if any)."""
@@ -152,6 +179,7 @@ TABLES: tuple[TableSpec, ...] = (
     TableSpec("cards", CardModel),
     TableSpec("card-history", CardHistoryModel),
     TableSpec("parties", PartyModel),
+    TableSpec("evidence", EvidenceModel),
 )
 
 _bound: Settings | None = None

@@ -1,0 +1,223 @@
+"""The evidence log (查验日志) on DynamoDB: one item per entry, plus one head item per flow.
+
+Layout of the ``evidence`` table (hash key ``flow_id``, range key ``seq``):
+
+- ``seq >= 1``: the entries. Public facts are stored as their canonical JSON text (exactly what was
+  hashed, so numbers cannot drift through DynamoDB's number type); personal facts are sealed with
+  the ``FieldCipher`` under the context ``evidence|<flow>|<seq>``, so a ciphertext moved to another
+  entry does not decrypt.
+- ``seq = 0``: the chain head, ``last_seq`` and ``last_hash``. It lets ``verify`` notice a deleted last
+  entry, and it is what concurrent appends serialise on.
+
+An append is one transaction: put the entry if its seq is free, and move the head from the seq and
+hash it was read at to the new ones. Two writers that read the same head cannot both commit; the loser
+re-reads the head and chains after the winner. Nothing here updates or deletes an entry.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from pynamodb.attributes import (
+    MapAttribute,
+)
+from pynamodb.exceptions import TransactWriteError
+from pynamodb.transactions import TransactWrite
+
+from chalicelib.adapters.dynamo.models import EvidenceModel
+from chalicelib.adapters.evidence_port import EvidenceLog
+from chalicelib.adapters.ports import FieldCipher, SealedFields
+from chalicelib.domain.errors import Conflict
+from chalicelib.domain.evidence import (
+    ChainHead,
+    ChainVerdict,
+    EvidenceEntry,
+    EvidenceKind,
+    canonical_public,
+    next_entry,
+    sealed_digest,
+    verify_chain,
+)
+
+#: The seq of the head item; entries start at 1.
+HEAD_SEQ = 0
+#: Appends to one flow are rare (one person's checks), but several services may record at once.
+#: A lost race means another append committed, so the log always progresses; a writer retries with
+#: jittered, capped backoff, re-reading the head each time.
+APPEND_ATTEMPTS = 30
+BACKOFF_CAP_SECONDS = 0.2
+RETRYABLE = frozenset({"ConditionalCheckFailed", "TransactionConflict", "ThrottlingError"})
+
+
+def _context(flow_id: str, seq: int) -> str:
+    return f"evidence|{flow_id}|{seq}"
+
+
+def _sealed(item: EvidenceModel) -> SealedFields | None:
+    if item.data_key is None or item.personal_enc is None:
+        return None
+    return SealedFields(item.data_key, {k: bytes(v) for k, v in item.personal_enc.attribute_values.items()})
+
+
+def _entry(item: EvidenceModel, personal: dict[str, str]) -> EvidenceEntry:
+    """An entry as stored. Raises (KeyError, ValueError, …) when the item is not a well-formed entry.
+
+    ``personal_digest`` is recomputed from the stored ciphertext, never stored: an altered or
+    removed encrypted part then shows as a hash mismatch.
+    """
+    sealed = _sealed(item)
+    return EvidenceEntry(
+        flow_id=item.flow_id,
+        seq=int(item.seq),
+        at=item.at,
+        kind=EvidenceKind(item.kind),
+        actor=item.actor,
+        public=json.loads(item.public_json),
+        personal=personal,
+        personal_digest=sealed_digest(sealed.data_key, sealed.values) if sealed else None,
+        prev_hash=item.prev_hash,
+        hash=item.hash,
+    )
+
+
+def _head(flow_id: str) -> ChainHead:
+    try:
+        item = EvidenceModel.get(flow_id, HEAD_SEQ, consistent_read=True)
+    except EvidenceModel.DoesNotExist:
+        return ChainHead()
+    return ChainHead(last_seq=int(item.last_seq or 0), last_hash=item.last_hash or "")
+
+
+def _items(flow_id: str) -> list[EvidenceModel]:
+    return list(
+        EvidenceModel.query(
+            flow_id,
+            EvidenceModel.seq > HEAD_SEQ,
+            consistent_read=True,
+            scan_index_forward=True,
+        )
+    )
+
+
+class DynamoEvidenceLog(EvidenceLog):
+    def __init__(self, cipher: FieldCipher, *, clock: Callable[[], datetime] | None = None):
+        self._cipher = cipher
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    def append(
+        self,
+        flow_id: str,
+        kind: EvidenceKind,
+        actor: str,
+        public: Mapping[str, Any],
+        personal: Mapping[str, str] | None = None,
+    ) -> EvidenceEntry:
+        for attempt in range(APPEND_ATTEMPTS):
+            head = _head(flow_id)
+            entry, item = self._prepare(head, flow_id, kind, actor, public, personal)
+            # The head must still be exactly what the entry was chained to (seq *and* hash): the
+            # link is then guaranteed by the write itself, not by how the head was read.
+            moved = (
+                EvidenceModel.last_seq.does_not_exist()
+                if head.last_seq == 0
+                else (EvidenceModel.last_seq == head.last_seq) & (EvidenceModel.last_hash == head.last_hash)
+            )
+            try:
+                with TransactWrite(connection=EvidenceModel._get_connection().connection) as tx:
+                    tx.save(item, condition=EvidenceModel.seq.does_not_exist())
+                    tx.update(
+                        EvidenceModel(flow_id, HEAD_SEQ),
+                        actions=[
+                            EvidenceModel.last_seq.set(entry.seq),
+                            EvidenceModel.last_hash.set(entry.hash),
+                        ],
+                        condition=moved,
+                        add_version_condition=False,
+                    )
+                return entry
+            except TransactWriteError as exc:
+                codes = {r.code for r in exc.cancellation_reasons if r is not None}
+                if not codes or not codes <= RETRYABLE:
+                    raise
+                # Another append won this seq: back off a little, re-read the head, chain after it.
+                time.sleep(random.uniform(0, min(BACKOFF_CAP_SECONDS, 0.005 * 2**attempt)))
+        raise Conflict(
+            "evidence.append_contended",
+            "查验日志写入冲突，请稍后重试",
+            "Too many concurrent writes to the evidence log; try again",
+            details={"flow_id": flow_id},
+        )
+
+    def _prepare(
+        self,
+        head: ChainHead,
+        flow_id: str,
+        kind: EvidenceKind,
+        actor: str,
+        public: Mapping[str, Any],
+        personal: Mapping[str, str] | None,
+    ) -> tuple[EvidenceEntry, EvidenceModel]:
+        seq = head.last_seq + 1
+        sealed = self._cipher.seal(_context(flow_id, seq), personal) if personal else None
+        entry = next_entry(
+            head,
+            flow_id=flow_id,
+            at=self._clock(),
+            kind=kind,
+            actor=actor,
+            public=public,
+            personal=personal,
+            personal_digest=sealed_digest(sealed.data_key, sealed.values) if sealed else None,
+        )
+        item = EvidenceModel(
+            flow_id,
+            seq,
+            at=entry.at,
+            kind=entry.kind.value,
+            actor=entry.actor,
+            public_json=canonical_public(entry.public),
+            data_key=sealed.data_key if sealed else None,
+            personal_enc=MapAttribute(**sealed.values) if sealed else None,  # type: ignore[no-untyped-call]
+            prev_hash=entry.prev_hash,
+            hash=entry.hash,
+        )
+        return entry, item
+
+    def entries(self, flow_id: str) -> list[EvidenceEntry]:
+        out = []
+        for item in _items(flow_id):
+            sealed = _sealed(item)
+            clear = self._cipher.open(_context(flow_id, int(item.seq)), sealed) if sealed else {}
+            out.append(_entry(item, clear))
+        return out
+
+    def verify(self, flow_id: str) -> ChainVerdict:
+        head = _head(flow_id)
+        items = _items(flow_id)
+        if items and int(items[-1].seq) > head.last_seq:
+            # Either an append committed between the two reads (the head now covers it), or an
+            # entry was written behind the head's back (it does not): only the former is trimmed.
+            later = _head(flow_id)
+            if later.last_seq >= int(items[-1].seq):
+                items = [i for i in items if int(i.seq) <= head.last_seq]
+        entries: list[EvidenceEntry] = []
+        for item in items:
+            try:
+                entries.append(_entry(item, {}))
+            except (KeyError, TypeError, ValueError):
+                # Not even readable as an entry: report it where it sits, unless something before is wrong.
+                verdict = verify_chain(entries)
+                if not verdict.ok:
+                    return verdict
+                return ChainVerdict(
+                    ok=False,
+                    checked=len(entries),
+                    first_bad_seq=int(item.seq),
+                    reason="evidence.hash_mismatch",
+                )
+        return verify_chain(entries, head)
