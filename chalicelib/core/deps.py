@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from chalicelib.adapters.evidence_port import EvidenceLog
     from chalicelib.adapters.faces.port import FaceEngine
     from chalicelib.adapters.ports import FieldCipher, InventoryRepository, KeyedHasher, PartyRepository
+    from chalicelib.services.uploads import UploadService
 
 
 def _bind_tables() -> None:
@@ -76,10 +77,35 @@ def evidence_log() -> EvidenceLog:
     return DynamoEvidenceLog(field_cipher())
 
 
+@lru_cache(maxsize=1)
+def upload_service() -> UploadService:
+    from chalicelib.core.aws import client
+    from chalicelib.services.uploads import UploadService
+
+    s = get_settings()
+    return UploadService(
+        client("s3"),
+        s.documents_bucket,
+        s.pii_key_alias,
+        face_engine(),
+        min_face_px=s.face_min_px,
+        max_yaw=s.face_max_yaw,
+        max_pitch=s.face_max_pitch,
+    )
+
+
 def reset() -> None:
     """Forget every cached adapter, client and the settings (tests change the environment)."""
     from chalicelib.core import aws
 
-    for getter in (inventory_repo, field_cipher, keyed_hasher, party_repo, face_engine, evidence_log):
+    for getter in (
+        inventory_repo,
+        field_cipher,
+        keyed_hasher,
+        party_repo,
+        face_engine,
+        evidence_log,
+        upload_service,
+    ):
         getter.cache_clear()
     aws.reset()
