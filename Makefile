@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run seed test test-unit test-integration test-infra lint format bench clean
+.PHONY: install system-deps run seed test test-unit test-integration test-infra lint format bench clean
 
 install: $(STAMP)
 
@@ -12,6 +12,7 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-local.txt pyproject
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -e .
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps rapidocr-onnxruntime==1.4.4
 	@touch $(STAMP)
 
 run: install
@@ -20,7 +21,11 @@ run: install
 seed: install
 	$(VENV)/bin/cheka seed
 
-test: install lint
+# Debian packages the tests need (a CJK font, chromium + driver); `make run` does not need them.
+system-deps:
+	@bash scripts/system-deps.sh
+
+test: install system-deps lint
 	$(PY) -m pytest -q
 
 test-unit: install

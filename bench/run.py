@@ -25,7 +25,13 @@ def _machine() -> str:
 
 def main() -> None:
     print(f"machine: {_machine()}\n", flush=True)
-    for script in ("bench_foundation.py", "bench_validators.py", "bench_faces.py", "bench_uploads.py"):
+    for script in (
+        "bench_foundation.py",
+        "bench_validators.py",
+        "bench_faces.py",
+        "bench_uploads.py",
+        "bench_ocr.py",
+    ):
         print(f"== {script}", flush=True)
         subprocess.run([sys.executable, str(HERE / script)], check=True)
         print(flush=True)

@@ -154,8 +154,10 @@ def vehicle(vin: str) -> None:
 
 def _register_subcommands() -> None:
     from chalicelib.cli_faces import faces
+    from chalicelib.cli_ocr import ocr
 
     main.add_command(faces)
+    main.add_command(ocr)
 
 
 _register_subcommands()

@@ -10,6 +10,7 @@ from chalicelib.core.settings import get_settings
 if TYPE_CHECKING:
     from chalicelib.adapters.evidence_port import EvidenceLog
     from chalicelib.adapters.faces.port import FaceEngine
+    from chalicelib.adapters.ocr.port import OcrEngine
     from chalicelib.adapters.ports import FieldCipher, InventoryRepository, KeyedHasher, PartyRepository
     from chalicelib.services.uploads import UploadService
 
@@ -70,6 +71,14 @@ def make_face_engine(kind: str) -> FaceEngine:
 
 
 @lru_cache(maxsize=1)
+def ocr_engine() -> OcrEngine:
+    """RapidOCR (PP-OCR models shipped in its wheel): the engine locally and in production alike."""
+    from chalicelib.adapters.ocr.rapidocr import RapidOcrEngine
+
+    return RapidOcrEngine()
+
+
+@lru_cache(maxsize=1)
 def evidence_log() -> EvidenceLog:
     from chalicelib.adapters.dynamo.evidence import DynamoEvidenceLog
 
@@ -104,6 +113,7 @@ def reset() -> None:
         keyed_hasher,
         party_repo,
         face_engine,
+        ocr_engine,
         evidence_log,
         upload_service,
     ):
