@@ -15,7 +15,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from chalicelib.adapters.dynamo.models import TableSpec
+from chalicelib.adapters.dynamo.base import TableSpec
 from chalicelib.core.settings import Settings
 
 _ATTRIBUTE_TYPES: Mapping[str, dynamodb.AttributeType] = {

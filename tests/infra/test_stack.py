@@ -15,7 +15,8 @@ from pynamodb.attributes import BinaryAttribute, NumberAttribute, UnicodeAttribu
 from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection, LocalSecondaryIndex
 from pynamodb.models import Model
 
-from chalicelib.adapters.dynamo.models import TABLES, TableSpec
+from chalicelib.adapters.dynamo.base import TableSpec
+from chalicelib.adapters.dynamo.models import TABLES
 from chalicelib.core.settings import Settings
 from tests.infra.conftest import Synth
 

@@ -6,7 +6,6 @@ this module does no I/O and reads no environment.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from pynamodb.attributes import (
@@ -19,21 +18,17 @@ from pynamodb.attributes import (
     UTCDateTimeAttribute,
 )
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
-from pynamodb.models import Model
 
+from chalicelib.adapters.dynamo.base import TableSpec, Unbound
+from chalicelib.adapters.dynamo.models_operator import OPERATOR_TABLES
+from chalicelib.adapters.dynamo.models_outbox import OUTBOX_TABLES
 from chalicelib.core.settings import LocalCredentials, Settings
 
 
-class _Unbound(Model):
-    class Meta:
-        table_name = "unbound"
-        billing_mode = "PAY_PER_REQUEST"
-
-
-class VehicleModel(_Unbound):
+class VehicleModel(Unbound):
     """车辆: one item per VIN."""
 
-    class Meta(_Unbound.Meta):
+    class Meta(Unbound.Meta):
         table_name = "vehicles"
 
     vin = UnicodeAttribute(hash_key=True)
@@ -73,10 +68,10 @@ class CardsByHolder(GlobalSecondaryIndex["CardModel"]):  # type: ignore[no-untyp
     holder_id = UnicodeAttribute(hash_key=True)
 
 
-class CardModel(_Unbound):
+class CardModel(Unbound):
     """车联网卡: one item per ICCID; ``version`` guards every state change."""
 
-    class Meta(_Unbound.Meta):
+    class Meta(Unbound.Meta):
         table_name = "cards"
 
     iccid = UnicodeAttribute(hash_key=True)
@@ -95,10 +90,10 @@ class CardModel(_Unbound):
     by_holder = CardsByHolder()
 
 
-class CardHistoryModel(_Unbound):
+class CardHistoryModel(Unbound):
     """A card's history, never overwritten: ``seq`` is the card version the event produced."""
 
-    class Meta(_Unbound.Meta):
+    class Meta(Unbound.Meta):
         table_name = "card-history"
 
     iccid = UnicodeAttribute(hash_key=True)
@@ -119,10 +114,10 @@ class PartiesByIdHash(GlobalSecondaryIndex["PartyModel"]):  # type: ignore[no-un
     id_hash = UnicodeAttribute(hash_key=True)
 
 
-class PartyModel(_Unbound):
+class PartyModel(Unbound):
     """登记人: personal fields are stored encrypted (AES-GCM under a KMS data key)."""
 
-    class Meta(_Unbound.Meta):
+    class Meta(Unbound.Meta):
         table_name = "parties"
 
     party_id = UnicodeAttribute(hash_key=True)
@@ -140,13 +135,13 @@ class PartyModel(_Unbound):
     created_at = UTCDateTimeAttribute()
 
 
-class EvidenceModel(_Unbound):
+class EvidenceModel(Unbound):
     """查验日志: entries (seq ≥ 1) and the chain head (seq 0) of each flow, never overwritten.
 
     Entry attributes are absent on the head item and the head's on entries, hence ``null=True``.
     """
 
-    class Meta(_Unbound.Meta):
+    class Meta(Unbound.Meta):
         table_name = "evidence"
 
     flow_id = UnicodeAttribute(hash_key=True)
@@ -165,13 +160,91 @@ class EvidenceModel(_Unbound):
     last_hash = UnicodeAttribute(null=True)
 
 
-@dataclass(frozen=True)
-class TableSpec:
-    """How a model becomes a table: its short name and TTL attribute (if any)."""
+class FlowModel(Unbound):
+    """办理流程: one verification flow (registration, de-registration, ...) owned by one caller.
 
-    short_name: str
-    model: type[Model]
-    ttl_attribute: str | None = None
+    The typed identity is sealed like a party's fields; ``documents`` maps a document kind to the key
+    of its stored photo. Expired flows are removed by TTL (``expires_epoch``).
+    """
+
+    class Meta(Unbound.Meta):
+        table_name = "flows"
+
+    flow_id = UnicodeAttribute(hash_key=True)
+    owner = UnicodeAttribute()
+    purpose = UnicodeAttribute()
+    status = UnicodeAttribute()
+    version = NumberAttribute()
+    person_hash = UnicodeAttribute(null=True)  # keyed hash of the typed id_type + id_number
+    data_key = BinaryAttribute(legacy_encoding=False, null=True)
+    identity_enc = MapAttribute[str, Any](null=True)  # type: ignore[no-untyped-call] # field -> ciphertext
+    documents = MapAttribute[str, Any](null=True)  # type: ignore[no-untyped-call] # kind -> S3 key
+    checks = MapAttribute[str, Any](null=True)  # type: ignore[no-untyped-call] # check -> verdict summary
+    created_at = UTCDateTimeAttribute()
+    updated_at = UTCDateTimeAttribute()
+    expires_epoch = NumberAttribute()
+
+
+class AttemptCounterModel(Unbound):
+    """Face-attempt counters: ``flow#<id>`` per flow and ``person#<hash>#<day>`` per person and day."""
+
+    class Meta(Unbound.Meta):
+        table_name = "attempts"
+
+    counter_id = UnicodeAttribute(hash_key=True)
+    tally = NumberAttribute()
+    expires_epoch = NumberAttribute()
+
+
+class LivenessSessionModel(Unbound):
+    """活体检测会话: single use, bound to one flow and one person, valid for minutes."""
+
+    class Meta(Unbound.Meta):
+        table_name = "liveness-sessions"
+
+    session_id = UnicodeAttribute(hash_key=True)
+    flow_id = UnicodeAttribute()
+    owner = UnicodeAttribute()
+    person_hash = UnicodeAttribute()
+    engine = UnicodeAttribute()
+    provider_session_id = UnicodeAttribute(null=True)
+    challenge_json = UnicodeAttribute()
+    created_at = UTCDateTimeAttribute()
+    expires_at = UTCDateTimeAttribute()
+    used_at = UTCDateTimeAttribute(null=True)
+    expires_epoch = NumberAttribute()
+
+
+class ReviewCasesByStatus(GlobalSecondaryIndex["ReviewCaseModel"]):  # type: ignore[no-untyped-call]
+    """The review queue: open cases oldest first."""
+
+    class Meta:
+        index_name = "by-status"
+        projection = AllProjection()
+
+    status = UnicodeAttribute(hash_key=True)
+    created_at = UTCDateTimeAttribute(range_key=True)
+
+
+class ReviewCaseModel(Unbound):
+    """人工审核 case: one per flow and reason, decided once."""
+
+    class Meta(Unbound.Meta):
+        table_name = "review-cases"
+
+    case_id = UnicodeAttribute(hash_key=True)
+    flow_id = UnicodeAttribute()
+    owner = UnicodeAttribute()
+    purpose = UnicodeAttribute()
+    reason = UnicodeAttribute()
+    status = UnicodeAttribute()
+    created_at = UTCDateTimeAttribute()
+    summary_json = UnicodeAttribute()  # non-personal facts for the reviewer's list
+    decided_at = UTCDateTimeAttribute(null=True)
+    decided_by = UnicodeAttribute(null=True)
+    decision_note = UnicodeAttribute(null=True)
+
+    by_status = ReviewCasesByStatus()
 
 
 TABLES: tuple[TableSpec, ...] = (
@@ -180,6 +253,12 @@ TABLES: tuple[TableSpec, ...] = (
     TableSpec("card-history", CardHistoryModel),
     TableSpec("parties", PartyModel),
     TableSpec("evidence", EvidenceModel),
+    TableSpec("flows", FlowModel, ttl_attribute="expires_epoch"),
+    TableSpec("attempts", AttemptCounterModel, ttl_attribute="expires_epoch"),
+    TableSpec("liveness-sessions", LivenessSessionModel, ttl_attribute="expires_epoch"),
+    TableSpec("review-cases", ReviewCaseModel),
+    *OUTBOX_TABLES,
+    *OPERATOR_TABLES,
 )
 
 _bound: Settings | None = None

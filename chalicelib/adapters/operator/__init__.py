@@ -1,0 +1,1 @@
+"""Telecom operator integration (电信企业): push registrations, receive their answers."""
