@@ -10,9 +10,11 @@ from chalicelib.core.settings import get_settings
 if TYPE_CHECKING:
     from chalicelib.adapters.evidence_port import EvidenceLog
     from chalicelib.adapters.faces.port import FaceEngine
+    from chalicelib.adapters.liveness.port import LivenessEngine
     from chalicelib.adapters.ocr.port import OcrEngine
     from chalicelib.adapters.ports import FieldCipher, InventoryRepository, KeyedHasher, PartyRepository
     from chalicelib.services.uploads import UploadService
+    from chalicelib.services.verification import VerificationService
 
 
 def _bind_tables() -> None:
@@ -103,6 +105,61 @@ def upload_service() -> UploadService:
     )
 
 
+def face_threshold() -> float:
+    """The similarity threshold in force: the setting, else the engine's calibrated default."""
+    configured = get_settings().face_threshold
+    return configured if configured is not None else face_engine().recommended_threshold
+
+
+@lru_cache(maxsize=1)
+def liveness_engine() -> LivenessEngine:
+    """The stage's liveness engine (settings ``liveness_engine``)."""
+    s = get_settings()
+    if s.liveness_engine == "rekognition":
+        from chalicelib.adapters.liveness.rekognition import RekognitionLivenessEngine
+        from chalicelib.core.aws import client
+
+        return RekognitionLivenessEngine(client("rekognition"), confidence_threshold=s.liveness_confidence)
+    from chalicelib.adapters.liveness.local import LocalLivenessEngine
+
+    return LocalLivenessEngine(face_engine(), same_person_threshold=face_threshold())
+
+
+@lru_cache(maxsize=1)
+def verification_service() -> VerificationService:
+    from datetime import timedelta
+
+    from chalicelib.adapters.dynamo.flows import (
+        DynamoAttemptCounters,
+        DynamoFlowRepository,
+        DynamoLivenessSessions,
+        DynamoReviewCases,
+    )
+    from chalicelib.services.verification import VerificationPolicy, VerificationService
+
+    _bind_tables()
+    s = get_settings()
+    return VerificationService(
+        flows=DynamoFlowRepository(field_cipher()),
+        attempts=DynamoAttemptCounters(),
+        sessions=DynamoLivenessSessions(),
+        cases=DynamoReviewCases(),
+        uploads=upload_service(),
+        ocr=ocr_engine(),
+        faces=face_engine(),
+        liveness=liveness_engine(),
+        evidence=evidence_log(),
+        hasher=keyed_hasher(),
+        policy=VerificationPolicy(
+            face_threshold=face_threshold(),
+            attempts_per_flow=s.face_attempts_per_flow,
+            attempts_per_person_day=s.face_attempts_per_person_day,
+            liveness_session_seconds=s.liveness_session_seconds,
+            flow_ttl=timedelta(hours=s.flow_ttl_hours),
+        ),
+    )
+
+
 def reset() -> None:
     """Forget every cached adapter, client and the settings (tests change the environment)."""
     from chalicelib.core import aws
@@ -116,6 +173,8 @@ def reset() -> None:
         ocr_engine,
         evidence_log,
         upload_service,
+        liveness_engine,
+        verification_service,
     ):
         getter.cache_clear()
     aws.reset()

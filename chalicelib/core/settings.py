@@ -47,6 +47,18 @@ class Settings(BaseSettings):
     face_min_px: int = 64
     face_max_yaw: float = 30.0
     face_max_pitch: float = 25.0
+    #: Face attempts (a liveness check with its ID-portrait match) allowed per flow and per person per
+    #: day (China time); when they run out the flow offers manual review (SPEC §3).
+    face_attempts_per_flow: int = Field(default=3, ge=1)
+    face_attempts_per_person_day: int = Field(default=5, ge=1)
+    #: Liveness engine: "local" (frame-burst challenge) or "rekognition" (Face Liveness).
+    liveness_engine: Literal["local", "rekognition"] = "local"
+    #: A liveness session is single use and expires after this many seconds.
+    liveness_session_seconds: int = Field(default=180, ge=10)
+    #: Rekognition Face Liveness confidence (0–100) at or above which a session is live.
+    liveness_confidence: float = Field(default=80.0, ge=0, le=100)
+    #: An abandoned flow expires (and its documents are purged) after this many hours.
+    flow_ttl_hours: int = Field(default=24, ge=1)
 
     log_level: str = "INFO"
     service_name: str = "cheka"

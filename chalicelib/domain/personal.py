@@ -26,6 +26,11 @@ class IdType(StrEnum):
     USCC = "uscc"  # 统一社会信用代码 (enterprises)
 
 
+def id_lookup_value(id_type: IdType, id_number: str) -> str:
+    """What the keyed hash of an ID is computed over: the document type and its normalised number."""
+    return f"{id_type.value}:{id_number.strip().upper()}"
+
+
 class PartyKind(StrEnum):
     PERSON = "person"
     ENTERPRISE = "enterprise"

@@ -10,6 +10,7 @@ photo was accepted or refused, so a refusal leaves nothing behind.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from typing import Any
@@ -37,6 +38,8 @@ from chalicelib.domain.documents import (
 )
 from chalicelib.domain.errors import InvalidField
 
+#: Upper bound when reading back a stored (already re-encoded) document.
+MAX_STORED_BYTES = 20 * 1024 * 1024
 #: Seconds a presigned upload stays valid.
 PRESIGN_EXPIRES_SECONDS = 300
 #: Flow ids become one segment of an S3 key: no slashes, nothing to escape.
@@ -162,6 +165,37 @@ class UploadService:
             width=clean.width,
             height=clean.height,
         )
+
+    def store(self, flow_id: str, kind: DocumentKind, jpeg: bytes, width: int, height: int) -> StoredDocument:
+        """Keep a photo the server itself produced (e.g. the live capture a liveness check chose)."""
+        digest = hashlib.sha256(jpeg).hexdigest()
+        key = f"documents/{_flow(flow_id)}/{kind.value}/{digest}.jpg"
+        self._s3.put_object(
+            Bucket=self._bucket,
+            Key=key,
+            Body=jpeg,
+            ContentType="image/jpeg",
+            ServerSideEncryption="aws:kms",
+            SSEKMSKeyId=self._kms_key_id,
+        )
+        return StoredDocument(
+            flow_id=flow_id, kind=kind, key=key, size=len(jpeg), sha256=digest, width=width, height=height
+        )
+
+    def read(self, key: str) -> bytes:
+        """A stored document's bytes (``document.missing`` when it is gone)."""
+        return self._fetch(key, MAX_STORED_BYTES)
+
+    def presign_get(self, key: str, expires_in: int = 300) -> str:
+        """A short-lived link to a stored document (for a reviewer's console)."""
+        return str(
+            self._s3.generate_presigned_url(
+                "get_object", Params={"Bucket": self._bucket, "Key": key}, ExpiresIn=expires_in
+            )
+        )
+
+    def delete(self, key: str) -> None:
+        self._s3.delete_object(Bucket=self._bucket, Key=key)
 
     def _fetch(self, key: str, max_bytes: int) -> bytes:
         try:

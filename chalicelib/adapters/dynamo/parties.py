@@ -6,12 +6,7 @@ from datetime import UTC, date, datetime
 
 from chalicelib.adapters.dynamo.models import PartyModel
 from chalicelib.adapters.ports import FieldCipher, KeyedHasher, PartyRepository, SealedFields
-from chalicelib.domain.personal import IdType, Party, PartyKind
-
-
-def id_lookup_value(id_type: IdType, id_number: str) -> str:
-    """What the keyed hash is computed over: the document type and its normalised number."""
-    return f"{id_type.value}:{id_number.strip().upper()}"
+from chalicelib.domain.personal import IdType, Party, PartyKind, id_lookup_value
 
 
 class DynamoPartyRepository(PartyRepository):

@@ -1,0 +1,331 @@
+"""Verification-flow state on DynamoDB: flows, attempt counters, liveness sessions, review cases.
+
+Every change is a conditional write: a flow at the version read, both attempt quotas in one
+transaction, a liveness session claimed once, a review case decided once.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, date, datetime
+from typing import Any
+
+from pynamodb.attributes import MapAttribute
+from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
+from pynamodb.expressions.update import Action
+from pynamodb.transactions import TransactWrite
+
+from chalicelib.adapters.dynamo.models import (
+    AttemptCounterModel,
+    FlowModel,
+    LivenessSessionModel,
+    ReviewCaseModel,
+)
+from chalicelib.adapters.ports import FieldCipher, SealedFields
+from chalicelib.adapters.verification_port import (
+    AttemptCounters,
+    FlowRepository,
+    LivenessSessions,
+    ReviewCases,
+)
+from chalicelib.domain.errors import BadRequest, Conflict
+from chalicelib.domain.flows import (
+    AttemptsLeft,
+    CheckVerdict,
+    Flow,
+    FlowPurpose,
+    FlowStatus,
+    LivenessSession,
+    ReviewCase,
+    ReviewReason,
+    ReviewStatus,
+    TypedIdentity,
+    attempts_exhausted,
+    case_decided,
+    case_not_found,
+)
+
+_IDENTITY_FIELDS = ("id_type", "id_number", "name", "address", "company_name", "uscc")
+
+
+def _epoch(at: datetime) -> int:
+    return int(at.timestamp())
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _values(attribute: MapAttribute[str, Any] | None) -> dict[str, Any]:
+    return dict(attribute.attribute_values) if attribute is not None else {}
+
+
+class DynamoFlowRepository(FlowRepository):
+    """Flows with the typed identity sealed under a KMS data key bound to the flow id."""
+
+    def __init__(self, cipher: FieldCipher) -> None:
+        self._cipher = cipher
+
+    @staticmethod
+    def _context(flow_id: str) -> str:
+        return f"flow:{flow_id}"
+
+    def _item(self, flow: Flow) -> FlowModel:
+        item = FlowModel(
+            flow.flow_id,
+            owner=flow.owner,
+            purpose=flow.purpose.value,
+            status=flow.status.value,
+            version=flow.version,
+            person_hash=flow.person_hash,
+            documents=MapAttribute(**flow.documents) if flow.documents else None,  # type: ignore[no-untyped-call]
+            checks=MapAttribute(**{k: v.value for k, v in flow.checks.items()})  # type: ignore[no-untyped-call]
+            if flow.checks
+            else None,
+            created_at=flow.created_at,
+            updated_at=flow.updated_at,
+            expires_epoch=_epoch(flow.expires_at),
+        )
+        if flow.identity is not None:
+            fields = {k: v for k, v in flow.identity.model_dump().items() if v is not None}
+            sealed = self._cipher.seal(self._context(flow.flow_id), {k: str(v) for k, v in fields.items()})
+            item.data_key = sealed.data_key
+            item.identity_enc = MapAttribute(**sealed.values)  # type: ignore[no-untyped-call]
+        return item
+
+    def _flow(self, item: FlowModel) -> Flow:
+        identity = None
+        if item.identity_enc is not None and item.data_key is not None:
+            values = {k: bytes(v) for k, v in item.identity_enc.attribute_values.items()}
+            clear = self._cipher.open(self._context(item.flow_id), SealedFields(item.data_key, values))
+            identity = TypedIdentity.model_validate({k: clear[k] for k in _IDENTITY_FIELDS if k in clear})
+        return Flow(
+            flow_id=item.flow_id,
+            owner=item.owner,
+            purpose=FlowPurpose(item.purpose),
+            status=FlowStatus(item.status),
+            version=int(item.version),
+            person_hash=item.person_hash,
+            identity=identity,
+            documents={
+                k: str(v) for k, v in (item.documents.attribute_values if item.documents else {}).items()
+            },
+            checks={
+                k: CheckVerdict(str(v))
+                for k, v in (item.checks.attribute_values if item.checks else {}).items()
+            },
+            created_at=_aware(item.created_at),
+            updated_at=_aware(item.updated_at),
+            expires_at=datetime.fromtimestamp(int(item.expires_epoch), UTC),
+        )
+
+    def create(self, flow: Flow) -> None:
+        self._item(flow).save(condition=FlowModel.flow_id.does_not_exist())
+
+    def get(self, flow_id: str) -> Flow | None:
+        try:
+            return self._flow(FlowModel.get(flow_id, consistent_read=True))
+        except DoesNotExist:
+            return None
+
+    def save(self, flow: Flow) -> Flow:
+        try:
+            self._item(flow).save(condition=FlowModel.version == flow.version - 1)
+        except PutError as exc:
+            raise Conflict(
+                "flow.changed",
+                "办理流程已被其他操作修改，请刷新后重试",
+                "The flow changed meanwhile; reload it and try again",
+            ) from exc
+        return flow
+
+
+class DynamoAttemptCounters(AttemptCounters):
+    """``flow#<id>`` and ``person#<hash>#<day>`` counters, incremented together or not at all."""
+
+    @staticmethod
+    def _keys(flow_id: str, person_hash: str, day: date) -> tuple[str, str]:
+        return f"flow#{flow_id}", f"person#{person_hash}#{day.isoformat()}"
+
+    @staticmethod
+    def _tally(counter_id: str) -> int:
+        try:
+            return int(AttemptCounterModel.get(counter_id, consistent_read=True).tally)
+        except DoesNotExist:
+            return 0
+
+    def left(self, flow_id: str, person_hash: str, day: date, per_flow: int, per_day: int) -> AttemptsLeft:
+        flow_key, person_key = self._keys(flow_id, person_hash, day)
+        return AttemptsLeft(
+            flow=max(0, per_flow - self._tally(flow_key)),
+            person_today=max(0, per_day - self._tally(person_key)),
+        )
+
+    def consume(
+        self, flow_id: str, person_hash: str, day: date, per_flow: int, per_day: int, expires_at: datetime
+    ) -> AttemptsLeft:
+        flow_key, person_key = self._keys(flow_id, person_hash, day)
+        limits = ((flow_key, per_flow), (person_key, per_day))
+        try:
+            with TransactWrite(connection=AttemptCounterModel._get_connection().connection) as tx:
+                for key, limit in limits:
+                    tx.update(
+                        AttemptCounterModel(key),
+                        actions=[
+                            AttemptCounterModel.tally.add(1),
+                            AttemptCounterModel.expires_epoch.set(_epoch(expires_at)),
+                        ],
+                        condition=AttemptCounterModel.tally.does_not_exist()
+                        | (AttemptCounterModel.tally < limit),
+                    )
+        except TransactWriteError as exc:
+            reasons = exc.cancellation_reasons or []
+            if reasons and reasons[0] is not None and reasons[0].code == "ConditionalCheckFailed":
+                raise attempts_exhausted("flow", per_flow) from exc
+            if len(reasons) > 1 and reasons[1] is not None and reasons[1].code == "ConditionalCheckFailed":
+                raise attempts_exhausted("person_day", per_day) from exc
+            raise
+        return self.left(flow_id, person_hash, day, per_flow, per_day)
+
+
+class DynamoLivenessSessions(LivenessSessions):
+    def create(self, session: LivenessSession) -> None:
+        LivenessSessionModel(
+            session.session_id,
+            flow_id=session.flow_id,
+            owner=session.owner,
+            person_hash=session.person_hash,
+            engine=session.engine,
+            provider_session_id=session.provider_session_id,
+            challenge_json=json.dumps(session.challenge, sort_keys=True),
+            created_at=session.created_at,
+            expires_at=session.expires_at,
+            expires_epoch=_epoch(session.expires_at) + 86_400,  # kept a day for the record, then purged
+        ).save(condition=LivenessSessionModel.session_id.does_not_exist())
+
+    def get(self, session_id: str) -> LivenessSession | None:
+        try:
+            item = LivenessSessionModel.get(session_id, consistent_read=True)
+        except DoesNotExist:
+            return None
+        return LivenessSession(
+            session_id=item.session_id,
+            flow_id=item.flow_id,
+            owner=item.owner,
+            person_hash=item.person_hash,
+            engine=item.engine,
+            provider_session_id=item.provider_session_id,
+            challenge=json.loads(item.challenge_json),
+            created_at=_aware(item.created_at),
+            expires_at=_aware(item.expires_at),
+            used_at=_aware(item.used_at) if item.used_at else None,
+        )
+
+    def claim(self, session_id: str, now: datetime) -> bool:
+        try:
+            LivenessSessionModel(session_id).update(
+                actions=[LivenessSessionModel.used_at.set(now)],
+                condition=LivenessSessionModel.session_id.exists()
+                & LivenessSessionModel.used_at.does_not_exist()
+                & (LivenessSessionModel.expires_at > now),
+            )
+        except UpdateError:
+            return False
+        return True
+
+
+def _case(item: ReviewCaseModel) -> ReviewCase:
+    return ReviewCase(
+        case_id=item.case_id,
+        flow_id=item.flow_id,
+        owner=item.owner,
+        purpose=FlowPurpose(item.purpose),
+        reason=ReviewReason(item.reason),
+        status=ReviewStatus(item.status),
+        created_at=_aware(item.created_at),
+        summary=json.loads(item.summary_json),
+        decided_at=_aware(item.decided_at) if item.decided_at else None,
+        decided_by=item.decided_by,
+        decision_note=item.decision_note,
+    )
+
+
+def _encode_cursor(key: dict[str, Any] | None) -> str | None:
+    if not key:
+        return None
+    return base64.urlsafe_b64encode(json.dumps(key, sort_keys=True).encode()).decode()
+
+
+def _decode_cursor(cursor: str | None) -> dict[str, Any] | None:
+    if not cursor:
+        return None
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(
+            "request.cursor", "分页游标无效", "The page cursor is invalid", field="cursor"
+        ) from exc
+    if not isinstance(key, dict):
+        raise BadRequest("request.cursor", "分页游标无效", "The page cursor is invalid", field="cursor")
+    return key
+
+
+class DynamoReviewCases(ReviewCases):
+    def open(self, case: ReviewCase) -> ReviewCase:
+        try:
+            ReviewCaseModel(
+                case.case_id,
+                flow_id=case.flow_id,
+                owner=case.owner,
+                purpose=case.purpose.value,
+                reason=case.reason.value,
+                status=case.status.value,
+                created_at=case.created_at,
+                summary_json=json.dumps(case.summary, sort_keys=True, ensure_ascii=False),
+            ).save(condition=ReviewCaseModel.case_id.does_not_exist())
+        except PutError:
+            existing = self.get(case.case_id)
+            if existing is None:
+                raise
+            return existing
+        return case
+
+    def get(self, case_id: str) -> ReviewCase | None:
+        try:
+            return _case(ReviewCaseModel.get(case_id, consistent_read=True))
+        except DoesNotExist:
+            return None
+
+    def page(
+        self, status: ReviewStatus, limit: int, cursor: str | None
+    ) -> tuple[list[ReviewCase], str | None]:
+        result = ReviewCaseModel.by_status.query(
+            status.value, limit=limit, last_evaluated_key=_decode_cursor(cursor)
+        )
+        cases = [_case(item) for item in result]
+        return cases, _encode_cursor(result.last_evaluated_key)
+
+    def decide(
+        self, case_id: str, status: ReviewStatus, by: str, note: str | None, at: datetime
+    ) -> ReviewCase:
+        actions: list[Action] = [
+            ReviewCaseModel.status.set(status.value),
+            ReviewCaseModel.decided_at.set(at),
+            ReviewCaseModel.decided_by.set(by),
+        ]
+        if note:
+            actions.append(ReviewCaseModel.decision_note.set(note))
+        try:
+            ReviewCaseModel(case_id).update(
+                actions=actions,
+                condition=ReviewCaseModel.status == ReviewStatus.OPEN.value,
+            )
+        except UpdateError as exc:
+            case = self.get(case_id)
+            if case is None:
+                raise case_not_found() from exc
+            raise case_decided(case) from exc
+        decided = self.get(case_id)
+        assert decided is not None
+        return decided

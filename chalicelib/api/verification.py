@@ -1,0 +1,497 @@
+"""Verification API: flows, document photos, OCR, liveness + face match, manual review, evidence.
+
+Every flow step is its own route; the server enforces the order, the limits and the thresholds.
+A person sees only their own flows (another person's flow is 403 and says nothing about it), with
+personal fields masked; reviewers see them in clear, auditors see the evidence chain.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from chalice.app import Blueprint
+from pydantic import BaseModel, ConfigDict, Field
+
+from chalicelib.api.http import Call, route
+from chalicelib.core import deps
+from chalicelib.core.auth import REVEAL_ROLES, Principal, Role
+from chalicelib.domain.documents import DocumentKind
+from chalicelib.domain.errors import InvalidField
+from chalicelib.domain.evidence import ChainVerdict, EvidenceEntry
+from chalicelib.domain.flows import (
+    Flow,
+    FlowPurpose,
+    ReviewCase,
+    ReviewDecision,
+    ReviewStatus,
+    TypedIdentity,
+    flow_not_found,
+)
+from chalicelib.domain.personal import IdType, mask_address, mask_id_number, mask_name
+from chalicelib.services.uploads import PresignedUpload, StoredDocument
+from chalicelib.services.verification import FaceCheckOutcome, LivenessStart, OcrOutcome
+
+bp = Blueprint(__name__)
+
+#: People who verify themselves in a flow.
+PERSON_ROLES = frozenset({Role.OWNER, Role.ENTERPRISE_LEGAL, Role.ENTERPRISE_AGENT})
+REVIEW_ROLES = frozenset({Role.REVIEWER})
+EVIDENCE_ROLES = frozenset({Role.REVIEWER, Role.AUDITOR})
+#: Frames of one liveness burst, base64 in JSON: 8 frames of at most 1 MB fit the body limit.
+MAX_FRAMES = 8
+
+
+class OpenFlow(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    purpose: FlowPurpose
+
+
+class IdentityView(BaseModel):
+    id_type: str
+    id_number: str
+    name: str
+    address: str | None = None
+    company_name: str | None = None
+    uscc: str | None = None
+
+
+class FlowView(BaseModel):
+    flow_id: str
+    purpose: FlowPurpose
+    status: str
+    documents: list[str]
+    checks: dict[str, str]
+    identity: IdentityView | None
+    attempts_left: int | None
+    created_at: datetime
+    expires_at: datetime
+
+
+def _identity_view(identity: TypedIdentity | None, reveal: bool) -> IdentityView | None:
+    if identity is None:
+        return None
+    if reveal:
+        return IdentityView(**identity.model_dump())
+    personal = identity.id_type != IdType.USCC.value
+    return IdentityView(
+        id_type=identity.id_type,
+        id_number=mask_id_number(identity.id_number) if personal else identity.id_number,
+        name=mask_name(identity.name) if personal else identity.name,
+        address=mask_address(identity.address) if identity.address else None,
+        company_name=identity.company_name,
+        uscc=identity.uscc,
+    )
+
+
+def flow_view(flow: Flow, *, reveal: bool = False, attempts_left: int | None = None) -> FlowView:
+    return FlowView(
+        flow_id=flow.flow_id,
+        purpose=flow.purpose,
+        status=flow.status.value,
+        documents=sorted(flow.documents),
+        checks={k: v.value for k, v in flow.checks.items()},
+        identity=_identity_view(flow.identity, reveal),
+        attempts_left=attempts_left,
+        created_at=flow.created_at,
+        expires_at=flow.expires_at,
+    )
+
+
+def _reveal(user: Principal) -> bool:
+    return bool(user.roles & REVEAL_ROLES)
+
+
+@route(
+    bp,
+    "/v1/flows",
+    method="POST",
+    summary="Open a verification flow (registration, de-registration, ...) for the caller",
+    roles=PERSON_ROLES,
+    body=OpenFlow,
+    response=FlowView,
+    status=201,
+    tags=("verification",),
+)
+def open_flow(call: Call) -> FlowView:
+    return flow_view(deps.verification_service().open_flow(call.actor, call.body.purpose))
+
+
+@route(
+    bp,
+    "/v1/flows/{flow_id}",
+    summary="One of my flows: its steps done, checks and attempts left (personal data masked)",
+    roles=PERSON_ROLES,
+    response=FlowView,
+    errors=(404,),
+    tags=("verification",),
+)
+def get_flow(call: Call, flow_id: str) -> FlowView:
+    service = deps.verification_service()
+    flow = service.flow(flow_id, call.actor)
+    left = service.attempts_left(flow_id, call.actor)
+    return flow_view(flow, attempts_left=left.left if left else None)
+
+
+class IdentityBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id_type: IdType
+    id_number: str = Field(min_length=1, max_length=32)
+    name: str = Field(min_length=1, max_length=64)
+    address: str | None = Field(default=None, max_length=128)
+    company_name: str | None = Field(default=None, max_length=128)
+    uscc: str | None = Field(default=None, max_length=18)
+
+
+@route(
+    bp,
+    "/v1/flows/{flow_id}/identity",
+    method="PUT",
+    summary="The identity document details as typed (validated, stored encrypted)",
+    roles=PERSON_ROLES,
+    body=IdentityBody,
+    response=FlowView,
+    errors=(404, 409),
+    tags=("verification",),
+)
+def put_identity(call: Call, flow_id: str) -> FlowView:
+    body: IdentityBody = call.body
+    identity = TypedIdentity(
+        id_type=body.id_type.value,
+        id_number=body.id_number,
+        name=body.name.strip(),
+        address=body.address.strip() if body.address else None,
+        company_name=body.company_name,
+        uscc=body.uscc,
+    )
+    return flow_view(deps.verification_service().set_identity(flow_id, call.actor, identity))
+
+
+class UploadRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: DocumentKind
+    content_type: str = Field(max_length=64)
+
+
+@route(
+    bp,
+    "/v1/flows/{flow_id}/uploads",
+    method="POST",
+    summary="A presigned S3 POST for one document photo (the photo goes straight to storage)",
+    roles=PERSON_ROLES,
+    body=UploadRequest,
+    response=PresignedUpload,
+    status=201,
+    errors=(404, 409),
+    tags=("verification",),
+)
+def presign_upload(call: Call, flow_id: str) -> PresignedUpload:
+    body: UploadRequest = call.body
+    return deps.verification_service().presign_upload(flow_id, call.actor, body.kind, body.content_type)
+
+
+class CompleteUpload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: DocumentKind
+    key: str = Field(max_length=256)
+
+
+class DocumentView(BaseModel):
+    kind: DocumentKind
+    sha256: str
+    size: int
+    width: int
+    height: int
+
+
+@route(
+    bp,
+    "/v1/flows/{flow_id}/documents",
+    method="POST",
+    summary="Validate an uploaded photo and keep it (refusals keep nothing)",
+    roles=PERSON_ROLES,
+    body=CompleteUpload,
+    response=DocumentView,
+    status=201,
+    errors=(404, 409),
+    tags=("verification",),
+)
+def complete_upload(call: Call, flow_id: str) -> DocumentView:
+    body: CompleteUpload = call.body
+    stored: StoredDocument = deps.verification_service().complete_upload(
+        flow_id, call.actor, body.kind, body.key
+    )
+    return DocumentView(
+        kind=stored.kind, sha256=stored.sha256, size=stored.size, width=stored.width, height=stored.height
+    )
+
+
+class OcrView(BaseModel):
+    kind: DocumentKind
+    agreed: bool
+    fields_read: list[str]
+    confidences: dict[str, float]
+    reading: dict[str, Any]
+
+
+def _mask_date(_value: str) -> str:
+    return "****-**-**"
+
+
+_MASKS: dict[str, Callable[[str], str]] = {
+    "name": mask_name,
+    "id_number": mask_id_number,
+    "address": mask_address,
+    "birth_date": _mask_date,
+}
+
+
+def ocr_view(outcome: OcrOutcome, reveal: bool) -> OcrView:
+    reading = dict(outcome.reading)
+    if not reveal and outcome.kind is not DocumentKind.BUSINESS_LICENCE:
+        reading = {k: (_MASKS[k](str(v)) if k in _MASKS and v else v) for k, v in reading.items()}
+    return OcrView(
+        kind=outcome.kind,
+        agreed=outcome.agreed,
+        fields_read=outcome.fields_read,
+        confidences=outcome.confidences,
+        reading=reading,
+    )
+
+
+@route(
+    bp,
+    "/v1/flows/{flow_id}/ocr/{kind}",
+    method="POST",
+    summary="Read a stored ID card or licence photo and check it against the typed details",
+    roles=PERSON_ROLES,
+    response=OcrView,
+    errors=(404, 409, 422),
+    tags=("verification",),
+)
+def read_document(call: Call, flow_id: str, kind: str) -> OcrView:
+    try:
+        document = DocumentKind(kind)
+    except ValueError as exc:
+        raise InvalidField(
+            "ocr.kind", "该类证件不支持识别", f"{kind!r} photos are not read", field="kind"
+        ) from exc
+    outcome = deps.verification_service().read_document(flow_id, call.actor, document)
+    return ocr_view(outcome, reveal=False)
+
+
+@route(
+    bp,
+    "/v1/flows/{flow_id}/liveness-sessions",
+    method="POST",
+    summary="Start a liveness check: a single-use session bound to this flow and person (3 minutes)",
+    roles=PERSON_ROLES,
+    response=LivenessStart,
+    status=201,
+    errors=(404, 409, 429),
+    tags=("verification",),
+)
+def start_liveness(call: Call, flow_id: str) -> LivenessStart:
+    return deps.verification_service().start_liveness(flow_id, call.actor)
+
+
+class LivenessFrames(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    #: JPEG/PNG frames, base64; empty for engines that captured them themselves (Rekognition).
+    frames: list[str] = Field(default_factory=list, max_length=MAX_FRAMES)
+
+
+def _frames(encoded: list[str]) -> list[bytes]:
+    frames = []
+    for index, text in enumerate(encoded):
+        try:
+            frames.append(base64.b64decode(text, validate=True))
+        except (binascii.Error, ValueError) as exc:
+            raise InvalidField(
+                "liveness.frame_encoding",
+                f"第 {index + 1} 帧不是有效的 base64 编码",
+                f"Frame {index + 1} is not valid base64",
+                field=f"frames[{index}]",
+            ) from exc
+    return frames
+
+
+@route(
+    bp,
+    "/v1/flows/{flow_id}/liveness-sessions/{session_id}/result",
+    method="POST",
+    summary="Judge the liveness check and match the live capture with the ID portrait (one attempt)",
+    roles=PERSON_ROLES,
+    body=LivenessFrames,
+    response=FaceCheckOutcome,
+    errors=(404, 409, 429),
+    tags=("verification",),
+)
+def complete_liveness(call: Call, flow_id: str, session_id: str) -> FaceCheckOutcome:
+    frames = _frames(call.body.frames)
+    return deps.verification_service().complete_liveness(flow_id, call.actor, session_id, frames)
+
+
+class ReviewCaseView(BaseModel):
+    case_id: str
+    flow_id: str
+    purpose: FlowPurpose
+    reason: str
+    status: str
+    created_at: datetime
+    summary: dict[str, Any]
+    decided_at: datetime | None = None
+    decided_by: str | None = None
+
+
+def case_view(case: ReviewCase) -> ReviewCaseView:
+    return ReviewCaseView(
+        case_id=case.case_id,
+        flow_id=case.flow_id,
+        purpose=case.purpose,
+        reason=case.reason.value,
+        status=case.status.value,
+        created_at=case.created_at,
+        summary=case.summary,
+        decided_at=case.decided_at,
+        decided_by=case.decided_by,
+    )
+
+
+@route(
+    bp,
+    "/v1/flows/{flow_id}/review",
+    method="POST",
+    summary="Send the flow to manual review once the face attempts are used up",
+    roles=PERSON_ROLES,
+    response=ReviewCaseView,
+    status=201,
+    errors=(404, 409),
+    tags=("verification",),
+)
+def request_review(call: Call, flow_id: str) -> ReviewCaseView:
+    return case_view(deps.verification_service().request_review(flow_id, call.actor))
+
+
+class ReviewQueue(BaseModel):
+    cases: list[ReviewCaseView]
+    next_cursor: str | None
+
+
+@route(
+    bp,
+    "/v1/review-cases",
+    summary="The review queue: cases by status, oldest first, paginated",
+    roles=REVIEW_ROLES,
+    response=ReviewQueue,
+    query={"status": "open | approved | rejected (default open)", "limit": "1–100", "cursor": "next page"},
+    tags=("review",),
+)
+def review_queue(call: Call) -> ReviewQueue:
+    try:
+        status = ReviewStatus(call.query.get("status", ReviewStatus.OPEN.value))
+    except ValueError as exc:
+        raise InvalidField("review.status", "审核状态无效", "Unknown review status", field="status") from exc
+    raw_limit = call.query.get("limit", "20")
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 100:
+        raise InvalidField("request.limit", "每页数量应为 1–100", "limit must be 1–100", field="limit")
+    cases, cursor = deps.verification_service().review_queue(status, int(raw_limit), call.query.get("cursor"))
+    return ReviewQueue(cases=[case_view(c) for c in cases], next_cursor=cursor)
+
+
+class EvidenceView(BaseModel):
+    flow_id: str
+    chain: ChainVerdict
+    entries: list[dict[str, Any]]
+
+
+def _entries(entries: list[EvidenceEntry], reveal: bool) -> list[dict[str, Any]]:
+    out = []
+    for entry in entries:
+        doc = entry.model_dump(mode="json")
+        if not reveal:
+            doc["personal"] = sorted(entry.personal)  # which personal facts exist, not their values
+        out.append(doc)
+    return out
+
+
+class ReviewCaseDetail(BaseModel):
+    case: ReviewCaseView
+    flow: FlowView
+    documents: dict[str, str | None]
+    evidence: EvidenceView
+
+
+@route(
+    bp,
+    "/v1/review-cases/{case_id}",
+    summary="A review case with the flow, the identity in clear, document links and the evidence",
+    roles=REVIEW_ROLES,
+    response=ReviewCaseDetail,
+    errors=(404,),
+    tags=("review",),
+)
+def review_case(call: Call, case_id: str) -> ReviewCaseDetail:
+    service = deps.verification_service()
+    case, flow = service.review_case(case_id)
+    log = deps.evidence_log()
+    return ReviewCaseDetail(
+        case=case_view(case),
+        flow=flow_view(flow, reveal=True),
+        documents={kind: service.document_url(flow, kind) for kind in sorted(flow.documents)},
+        evidence=EvidenceView(
+            flow_id=flow.flow_id,
+            chain=log.verify(flow.flow_id),
+            entries=_entries(log.entries(flow.flow_id), True),
+        ),
+    )
+
+
+class DecisionBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    decision: ReviewDecision
+    note: str | None = Field(default=None, max_length=500)
+
+
+@route(
+    bp,
+    "/v1/review-cases/{case_id}/decision",
+    method="POST",
+    summary="Approve or reject a review case (once)",
+    roles=REVIEW_ROLES,
+    body=DecisionBody,
+    response=ReviewCaseView,
+    errors=(404, 409),
+    tags=("review",),
+)
+def decide_review(call: Call, case_id: str) -> ReviewCaseView:
+    body: DecisionBody = call.body
+    return case_view(deps.verification_service().decide_review(case_id, call.actor, body.decision, body.note))
+
+
+@route(
+    bp,
+    "/v1/flows/{flow_id}/evidence",
+    summary="The flow's evidence log (查验日志) and the verdict of its hash chain",
+    roles=EVIDENCE_ROLES,
+    response=EvidenceView,
+    errors=(404,),
+    tags=("review",),
+)
+def flow_evidence(call: Call, flow_id: str) -> EvidenceView:
+    log = deps.evidence_log()
+    entries = log.entries(flow_id)
+    if not entries:
+        raise flow_not_found()
+    return EvidenceView(
+        flow_id=flow_id, chain=log.verify(flow_id), entries=_entries(entries, _reveal(call.user))
+    )

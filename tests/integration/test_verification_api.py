@@ -1,0 +1,291 @@
+"""The verification API end to end on the embedded AWS with the real local engines.
+
+A synthetic ID card carries a real face from ``../shared/faces``; OCR reads it, the liveness burst is
+built from another photo of the same person turning their head, and the live capture is matched with
+the card's portrait. Bad input is refused with its own code and leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from chalicelib.adapters.faces.local import LocalFaceEngine
+from chalicelib.domain.documents import DocumentKind
+from tests.conftest import FACES
+from tests.synthetic_documents import (
+    PERSON_ADDRESS,
+    PERSON_ID_NUMBER,
+    PERSON_NAME,
+    id_front,
+    require_cjk_font,
+)
+
+pytestmark = pytest.mark.skipif(not FACES.is_dir(), reason=f"face photos not found at {FACES}")
+
+OWNER = "owner-13800138000"
+
+
+@pytest.fixture
+def person(token: Callable[..., str]) -> Callable[[str], dict[str, str]]:
+    def headers(subject: str = OWNER) -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {token('owner', subject=subject)}",
+            "Content-Type": "application/json",
+        }
+
+    return headers
+
+
+def call(api: Any, method: str, path: str, headers: dict[str, str], body: Any = None) -> tuple[int, Any]:
+    kwargs: dict[str, Any] = {"headers": headers}
+    if body is not None:
+        kwargs["body"] = json.dumps(body)
+    response = getattr(api.http, method)(path, **kwargs)
+    return response.status_code, json.loads(response.body) if response.body else None
+
+
+def s3() -> Any:
+    from chalicelib.core.aws import client
+
+    return client("s3")
+
+
+def bucket() -> str:
+    from chalicelib.core.settings import get_settings
+
+    return get_settings().documents_bucket
+
+
+def stored_keys(flow_id: str) -> list[str]:
+    listed = s3().list_objects_v2(Bucket=bucket(), Prefix=f"documents/{flow_id}/")
+    return sorted(item["Key"] for item in listed.get("Contents", []))
+
+
+def upload(
+    api: Any, headers: dict[str, str], flow_id: str, kind: DocumentKind, data: bytes
+) -> tuple[int, Any]:
+    """Presign, put the photo where the presigned POST would, then complete."""
+    status, post = call(
+        api,
+        "post",
+        f"/v1/flows/{flow_id}/uploads",
+        headers,
+        {"kind": kind.value, "content_type": "image/jpeg"},
+    )
+    assert status == 201, post
+    s3().put_object(Bucket=bucket(), Key=post["key"], Body=data, ContentType="image/jpeg")
+    return call(
+        api, "post", f"/v1/flows/{flow_id}/documents", headers, {"kind": kind.value, "key": post["key"]}
+    )
+
+
+def open_flow(api: Any, headers: dict[str, str], id_number: str = PERSON_ID_NUMBER) -> str:
+    status, flow = call(api, "post", "/v1/flows", headers, {"purpose": "registration"})
+    assert status == 201, flow
+    identity = {
+        "id_type": "resident_id",
+        "id_number": id_number,
+        "name": PERSON_NAME,
+        "address": PERSON_ADDRESS,
+    }
+    status, body = call(api, "put", f"/v1/flows/{flow['flow_id']}/identity", headers, identity)
+    assert status == 200, body
+    return str(flow["flow_id"])
+
+
+#: The card's portrait and the live person: two different photos of the same man.
+CARD_PORTRAIT = "obama_video_1080p.jpg"
+LIVE_PERSON = "obama_1.jpg"
+
+
+def start_sideways(api: Any, headers: dict[str, str], flow_id: str) -> dict[str, Any]:
+    """A liveness session whose challenge is a head turn left or right (the direction is random; the
+    test's frames are one photo warped into a turn, which works about the vertical axis only)."""
+    for _ in range(30):
+        status, session = call(api, "post", f"/v1/flows/{flow_id}/liveness-sessions", headers)
+        assert status == 201, session
+        if session["challenge"]["direction"] in ("left", "right"):
+            return dict(session)
+    raise AssertionError("no sideways challenge in 30 sessions")
+
+
+def burst(direction: str, name: str = LIVE_PERSON) -> list[str]:
+    """Base64 JPEG frames of ``name``'s face turning toward ``direction``."""
+    from chalicelib.adapters.faces.local import LocalFaceEngine
+    from chalicelib.adapters.liveness.port import LivenessDirection
+    from tests.liveness_frames import turning_burst
+
+    frames = turning_burst(LocalFaceEngine(), name, LivenessDirection(direction).sign)
+    return [base64.b64encode(frame).decode() for frame in frames]
+
+
+def test_a_person_proves_who_they_are_and_every_check_is_in_the_evidence(
+    api: Any, person: Callable[..., dict[str, str]], auth: Callable[..., dict[str, str]]
+) -> None:
+    require_cjk_font()
+    me = person()
+    flow_id = open_flow(api, me)
+
+    status, doc = upload(api, me, flow_id, DocumentKind.ID_FRONT, id_front(portrait=FACES / CARD_PORTRAIT))
+    assert status == 201, doc
+
+    status, reading = call(api, "post", f"/v1/flows/{flow_id}/ocr/id_front", me)
+    assert status == 200, reading
+    assert reading["agreed"] is True
+    assert reading["reading"]["id_number"] != PERSON_ID_NUMBER  # masked for the person
+    assert reading["reading"]["id_number"].startswith(PERSON_ID_NUMBER[:4])
+
+    session = start_sideways(api, me, flow_id)
+    assert session["attempts_left"] == 3
+    frames = burst(session["challenge"]["direction"])
+    status, outcome = call(
+        api,
+        "post",
+        f"/v1/flows/{flow_id}/liveness-sessions/{session['session_id']}/result",
+        me,
+        {"frames": frames},
+    )
+    assert status == 200, outcome
+    assert outcome["live"] is True
+    assert outcome["matched"] is True
+    assert outcome["passed"] is True
+    assert "similarity" not in outcome
+    assert "threshold" not in outcome
+    assert outcome["attempts_left"] == 2
+
+    status, flow = call(api, "get", f"/v1/flows/{flow_id}", me)
+    assert flow["checks"] == {"ocr_id_front": "passed", "face": "passed"}
+    assert flow["documents"] == ["id_front", "live_capture"]  # the live capture is kept (现场拍摄留存)
+    assert flow["identity"]["id_number"] != PERSON_ID_NUMBER
+
+    status, evidence = call(api, "get", f"/v1/flows/{flow_id}/evidence", auth("auditor"))
+    assert status == 200
+    assert evidence["chain"]["ok"] is True
+    kinds = [entry["kind"] for entry in evidence["entries"]]
+    assert kinds == [
+        "upload_accepted",
+        "ocr_read",
+        "ocr_cross_checked",
+        "liveness_checked",
+        "face_compared",
+    ]
+    compared = evidence["entries"][-1]["public"]
+    assert compared["verdict"] == "match"
+    assert compared["similarity"] >= compared["threshold"]
+    assert compared["engine"] == LocalFaceEngine.name
+    assert compared["engine_version"]
+    assert evidence["entries"][1]["personal"] == ["address", "birth_date", "id_number", "name"]  # names only
+
+    # The session was single use.
+    status, again = call(
+        api,
+        "post",
+        f"/v1/flows/{flow_id}/liveness-sessions/{session['session_id']}/result",
+        me,
+        {"frames": frames},
+    )
+    assert (status, again["code"]) == (409, "liveness.session_used")
+
+
+def test_a_different_person_fails_the_match_and_uses_an_attempt(
+    api: Any, person: Callable[..., dict[str, str]]
+) -> None:
+    require_cjk_font()
+    me = person()
+    flow_id = open_flow(api, me)
+    assert upload(api, me, flow_id, DocumentKind.ID_FRONT, id_front(portrait=FACES / CARD_PORTRAIT))[0] == 201
+    assert call(api, "post", f"/v1/flows/{flow_id}/ocr/id_front", me)[0] == 200
+    session = start_sideways(api, me, flow_id)
+    frames = burst(session["challenge"]["direction"], "alex_lacamoire_3.jpg")
+    status, outcome = call(
+        api,
+        "post",
+        f"/v1/flows/{flow_id}/liveness-sessions/{session['session_id']}/result",
+        me,
+        {"frames": frames},
+    )
+    assert status == 200, outcome
+    assert outcome["live"] is True
+    assert outcome["matched"] is False
+    assert outcome["passed"] is False
+    assert outcome["reasons"] == ["face.no_match"]
+    assert outcome["attempts_left"] == 2
+    assert call(api, "get", f"/v1/flows/{flow_id}", me)[1]["checks"]["face"] == "failed"
+
+
+def test_an_id_card_whose_number_differs_from_the_typed_one_is_refused_and_not_kept(
+    api: Any, person: Callable[..., dict[str, str]]
+) -> None:
+    require_cjk_font()
+    me = person()
+    typed = "11010519491231002X"  # valid, but not the number printed on the card
+    flow_id = open_flow(api, me, id_number=typed)
+    assert upload(api, me, flow_id, DocumentKind.ID_FRONT, id_front(portrait=FACES / CARD_PORTRAIT))[0] == 201
+
+    status, error = call(api, "post", f"/v1/flows/{flow_id}/ocr/id_front", me)
+    assert status == 422
+    assert error["code"] == "ocr.mismatch"
+    assert error["field"] == "id_number"
+    assert error["message_zh"]
+    assert error["message_en"]
+    _, flow = call(api, "get", f"/v1/flows/{flow_id}", me)
+    assert "ocr_id_front" not in flow["checks"]
+    # Without a passed reading, the face check cannot start.
+    status, error = call(api, "post", f"/v1/flows/{flow_id}/liveness-sessions", me)
+    assert (status, error["code"]) == (409, "flow.step_out_of_order")
+    assert "ocr_id_front" in error["details"]["missing"]
+
+
+def test_an_id_card_without_a_portrait_is_refused_with_its_own_code(
+    api: Any, person: Callable[..., dict[str, str]]
+) -> None:
+    require_cjk_font()
+    me = person()
+    flow_id = open_flow(api, me)
+    status, error = upload(api, me, flow_id, DocumentKind.ID_FRONT, id_front(portrait=None))
+    assert status == 422
+    assert error["code"] == "id_card.no_portrait"
+    assert stored_keys(flow_id) == []
+    assert call(api, "get", f"/v1/flows/{flow_id}", me)[1]["documents"] == []
+
+
+def test_another_persons_flow_is_forbidden_and_reveals_nothing(
+    api: Any, person: Callable[..., dict[str, str]]
+) -> None:
+    flow_id = open_flow(api, person())
+    other = person("owner-13900139000")
+    for method, path in (
+        ("get", f"/v1/flows/{flow_id}"),
+        ("post", f"/v1/flows/{flow_id}/liveness-sessions"),
+        ("post", f"/v1/flows/{flow_id}/ocr/id_front"),
+    ):
+        status, error = call(api, method, path, other)
+        assert (status, error["code"]) == (403, "flow.not_yours")
+        assert flow_id not in json.dumps(error)
+        assert PERSON_NAME not in json.dumps(error)
+    status, error = call(api, "get", "/v1/flows/fnot-a-flow", other)
+    assert (status, error["code"]) == (404, "flow.not_found")
+
+
+def test_bad_identity_is_refused_field_by_field_and_changes_nothing(
+    api: Any, person: Callable[..., dict[str, str]]
+) -> None:
+    me = person()
+    _, flow = call(api, "post", "/v1/flows", me, {"purpose": "registration"})
+    flow_id = flow["flow_id"]
+    status, error = call(
+        api,
+        "put",
+        f"/v1/flows/{flow_id}/identity",
+        me,
+        {"id_type": "resident_id", "id_number": "110105194912310021", "name": PERSON_NAME},
+    )
+    assert status == 422
+    assert error["field"] == "id_number"
+    assert error["code"].startswith("resident_id.")
+    assert call(api, "get", f"/v1/flows/{flow_id}", me)[1]["identity"] is None

@@ -1,0 +1,163 @@
+"""Frame bursts for the liveness tests, built in code from the shared photos (never copied).
+
+The shared photos are stills, so a head turn is made in one of two ways:
+
+- ``turned``: a still wrapped on a vertical cylinder through the face and rotated. The middle of the
+  face (nose) moves further than its sides, as on a turning head, and the landmark pose follows: on
+  ``obama_1.jpg`` warps of 0/10/20/30° read as yaw 1.8/10.4/17.1/22.5° (and 1.8/−3.3/−14.0/−20.0° the
+  other way), while the pitch moves by a few degrees at most.
+- ``photos``: one person's different photos, whose natural yaw differs (``obama_1`` 2°, ``obama_4`` 25°,
+  ``obama_2`` −26°), and their mirror images (mirroring flips the sign of the yaw). The same warp about
+  a horizontal axis moved the landmark pitch by only 5–10° for a 30° warp, too little to stand for a
+  nod, so the up/down bursts use photos whose natural pitch differs (``biden_1`` −6°, ``biden_2`` 15°;
+  ``obama_1`` 7°, ``obama_3`` −29°).
+
+``tilted_print`` is the attack the pose check must stop: the still as a flat print turned in front of
+the camera (a perspective warp, one edge nearer than the other).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from chalicelib.adapters.faces.port import FaceEngine
+from chalicelib.adapters.liveness.port import LivenessDirection
+from tests.conftest import FACES
+
+#: Long side of the frames, as a phone client would send them.
+SIDE = 640
+#: Radius of the cylinder a face is wrapped on, as a multiple of the face box's side.
+RADIUS = 0.5
+#: Warp angles of a turning burst: facing the camera, then turning further.
+TURN_STEPS = (0.0, 10.0, 20.0, 30.0)
+
+
+def photo(name: str, side: int = SIDE) -> Image.Image:
+    """A shared photo, upright, in RGB, at most ``side`` px on its long side."""
+    with Image.open(FACES / name) as opened:
+        im = ImageOps.exif_transpose(opened).convert("RGB")
+    im.thumbnail((side, side), Image.Resampling.LANCZOS)
+    return im
+
+
+def jpeg(im: Image.Image, quality: int = 90, **params: Any) -> bytes:
+    out = io.BytesIO()
+    im.save(out, "JPEG", quality=quality, **params)
+    return out.getvalue()
+
+
+def png(im: Image.Image) -> bytes:
+    out = io.BytesIO()
+    im.save(out, "PNG")
+    return out.getvalue()
+
+
+def mirrored(im: Image.Image) -> Image.Image:
+    return ImageOps.mirror(im)
+
+
+def turned(im: Image.Image, degrees: float, centre: float, radius: float) -> Image.Image:
+    """The photo wrapped on a vertical cylinder (axis at column ``centre``) and turned by ``degrees``.
+
+    Positive degrees turn the face toward the image's right (yaw grows). A column at u = sin φ radii
+    from the axis moves to sin(φ + θ); outside the cylinder nothing moves.
+    """
+    pixels = np.asarray(im, dtype=np.float64)
+    width = pixels.shape[1]
+    column = np.arange(width, dtype=np.float64)
+    u = (column - centre) / radius
+    inside = np.abs(u) < 1
+    source = np.where(
+        inside, centre + np.sin(np.arcsin(np.clip(u, -1, 1)) - math.radians(degrees)) * radius, column
+    )
+    source = np.clip(source, 0, width - 1)
+    low = np.floor(source).astype(int)
+    high = np.minimum(low + 1, width - 1)
+    weight = (source - low)[None, :, None]
+    blended = pixels[:, low] * (1 - weight) + pixels[:, high] * weight
+    return Image.fromarray(np.clip(np.rint(blended), 0, 255).astype(np.uint8))
+
+
+def turning_burst(
+    engine: FaceEngine, name: str, sign: int, steps: Sequence[float] = TURN_STEPS
+) -> list[bytes]:
+    """JPEG frames of the photo's face turning by ``steps`` degrees, right (``sign`` +1) or left (−1)."""
+    im = photo(name)
+    (face,) = engine.detect(jpeg(im))
+    centre, radius = face.box.left + face.box.width / 2, face.box.width * RADIUS
+    return [jpeg(turned(im, sign * step, centre, radius)) for step in steps]
+
+
+def tilted_print(im: Image.Image, amount: float) -> Image.Image:
+    """The photo as a flat print turned about its vertical axis: the right edge shrinks by ``amount``.
+
+    A negative amount shrinks the left edge instead.
+    """
+    width, height = im.size
+    inset = abs(amount) * height / 2
+    near = [(0.0, 0.0), (width, 0.0), (width, height), (0.0, height)]
+    if amount >= 0:
+        far = [(0.0, 0.0), (width, inset), (width, height - inset), (0.0, height)]
+    else:
+        far = [(0.0, inset), (width, 0.0), (width, height), (0.0, height - inset)]
+    # Solve for the homography taking output (far) corners to input (near) corners.
+    rows, rhs = [], []
+    for (x, y), (sx, sy) in zip(far, near, strict=True):
+        rows.append([x, y, 1, 0, 0, 0, -sx * x, -sx * y])
+        rows.append([0, 0, 0, x, y, 1, -sy * x, -sy * y])
+        rhs += [sx, sy]
+    coeffs = np.linalg.solve(np.array(rows, dtype=float), np.array(rhs, dtype=float))
+    return im.transform(
+        im.size, Image.Transform.PERSPECTIVE, tuple(float(c) for c in coeffs), Image.Resampling.BILINEAR
+    )
+
+
+def blank(width: int = SIDE, height: int = 480) -> bytes:
+    """A frame with no face: a plain wall."""
+    return jpeg(Image.new("RGB", (width, height), (205, 200, 190)))
+
+
+#: Bursts from one person's photos (name, mirrored), in capture order: facing the camera, then turned.
+#: Natural poses (yaw, pitch) read by the dlib engine at 640 px: obama_1 (2, 7), obama_video_1080p
+#: (1, 8), obama_4 (25, −12), obama_2 (−26, −10), obama_3 (18, −29), biden_1 (15, −6), biden_2 (7, 15).
+PHOTO_BURSTS: dict[LivenessDirection, list[tuple[str, bool]]] = {
+    LivenessDirection.RIGHT: [
+        ("obama_1.jpg", False),
+        ("obama_video_1080p.jpg", False),
+        ("obama_4.jpg", False),
+        ("obama_2.jpg", True),
+    ],
+    LivenessDirection.LEFT: [
+        ("obama_1.jpg", True),
+        ("obama_video_1080p.jpg", True),
+        ("obama_4.jpg", True),
+        ("obama_2.jpg", False),
+    ],
+    LivenessDirection.UP: [
+        ("biden_1.jpg", False),
+        ("biden_1.jpg", True),
+        ("biden_2.jpg", False),
+        ("biden_2.jpg", True),
+    ],
+    LivenessDirection.DOWN: [
+        ("obama_1.jpg", False),
+        ("obama_4.jpg", False),
+        ("obama_4.jpg", True),
+        ("obama_3.jpg", False),
+    ],
+}
+
+
+def photo_burst(direction: LivenessDirection) -> list[bytes]:
+    """JPEG frames of one person's photos whose natural pose moves in ``direction`` (``PHOTO_BURSTS``)."""
+    frames = []
+    for name, mirror in PHOTO_BURSTS[direction]:
+        im = photo(name)
+        frames.append(jpeg(mirrored(im) if mirror else im))
+    return frames
