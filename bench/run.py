@@ -31,6 +31,7 @@ def main() -> None:
         "bench_faces.py",
         "bench_uploads.py",
         "bench_ocr.py",
+        "bench_portrait.py",
     ):
         print(f"== {script}", flush=True)
         subprocess.run([sys.executable, str(HERE / script)], check=True)

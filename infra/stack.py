@@ -252,6 +252,17 @@ class ChekaStack(Stack):
                 actions=["secretsmanager:GetSecretValue"],
                 resources=[self.token_secret.secret_arn],
             ),
+            # Rekognition's face and liveness actions have no resource-level permissions.
+            iam.PolicyStatement(
+                sid="FacesAndLiveness",
+                actions=[
+                    "rekognition:DetectFaces",
+                    "rekognition:CompareFaces",
+                    "rekognition:CreateFaceLivenessSession",
+                    "rekognition:GetFaceLivenessSessionResults",
+                ],
+                resources=["*"],
+            ),
             iam.PolicyStatement(
                 sid="PiiHashKey",
                 actions=["kms:GenerateMac", "kms:VerifyMac", "kms:DescribeKey"],

@@ -350,8 +350,16 @@ def test_role_resources_are_scoped(synth: Synth) -> None:
     for statement in statements:
         services = {a.split(":")[0] for a in as_list(statement["Action"])}
         if "*" in as_list(statement["Resource"]):
-            # X-Ray's write actions support no resource-level permissions; nothing else gets "*".
-            assert services == {"xray"}, f"'*' resource on {statement['Action']}"
+            # X-Ray's writes and Rekognition's face and liveness calls support no resource-level
+            # permissions; nothing else gets "*".
+            assert services in ({"xray"}, {"rekognition"}), f"'*' resource on {statement['Action']}"
+            if services == {"rekognition"}:
+                assert set(as_list(statement["Action"])) == {
+                    "rekognition:DetectFaces",
+                    "rekognition:CompareFaces",
+                    "rekognition:CreateFaceLivenessSession",
+                    "rekognition:GetFaceLivenessSessionResults",
+                }
 
 
 def test_role_dynamodb_access_is_exactly_the_tables_and_indexes(synth: Synth) -> None:

@@ -82,6 +82,9 @@ class PushMessage(BaseModel):
     vehicle: PushVehicle
     holder: PushHolder | None  # None for a de-registration
     previous_holder_id_hash: str | None = None  # transfer / de-registration: whose binding ends
+    #: The platform's keyed hash of the new holder's ID (``Holder.id_hash``): the operator keeps it with
+    #: the card and lists it back (``OperatorCardRecord.holder_id_hash``) for reconciliation.
+    holder_id_hash: str | None = None
     #: Minimal necessary functions only (第十四条): what the card should have once accepted.
     functions: list[CardFunction]
     created_at: AwareDatetime
@@ -141,4 +144,37 @@ class OperatorGateway(ABC):
         """Deliver ``message``; idempotent on ``message_id``.
 
         Raises ``OperatorUnavailable`` (retry later) or ``OperatorRefused`` (never retry).
+        """
+
+
+class OperatorCardState(StrEnum):
+    """What the operator holds for a card (its side of reconciliation); values as ``CardState``'s."""
+
+    REGISTERED = "registered"  # bound to a holder, the requested functions open
+    DEREGISTERED = "deregistered"  # binding ended: emergency only
+
+
+class OperatorCardRecord(BaseModel):
+    """One card as the operator sees it. ``holder_id_hash`` is the platform's keyed hash that the push
+    carried (``PushMessage.holder_id_hash``), never the ID number; None once de-registered."""
+
+    model_config = ConfigDict(frozen=True)
+
+    operator: Operator
+    iccid: str
+    state: OperatorCardState
+    holder_id_hash: str | None = None
+    functions: list[CardFunction] = Field(default_factory=list)
+    message_id: str | None = None  # the last message that changed the card
+    updated_at: datetime
+
+
+class OperatorDirectory(ABC):
+    """Reads what an operator holds per card, page by page (periodic reconciliation)."""
+
+    @abstractmethod
+    def listing(self, operator: Operator, cursor: str | None) -> tuple[list[OperatorCardRecord], str | None]:
+        """One page of the operator's cards in ICCID order, and the cursor of the next (None at the end).
+
+        Raises ``OperatorUnavailable`` or ``OperatorRefused`` like ``OperatorGateway.push``.
         """
