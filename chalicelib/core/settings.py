@@ -60,6 +60,17 @@ class Settings(BaseSettings):
     #: An abandoned flow expires (and its documents are purged) after this many hours.
     flow_ttl_hours: int = Field(default=24, ge=1)
 
+    #: Telecom operators' push endpoints (operator → base URL); local stages default every operator to
+    #: the sandbox operator on ``sandbox_port``.
+    operator_base_urls: dict[str, str] = Field(default_factory=dict)
+    operator_timeout_seconds: float = Field(default=5.0, gt=0)
+    #: Operator callbacks must be signed within this many seconds of our clock (nonces kept twice as long).
+    operator_signature_window_seconds: int = Field(default=300, ge=10)
+    #: The path the operator signs for callbacks (set it when API Gateway adds a prefix).
+    operator_callback_path: str = "/v1/operator/callbacks"
+    #: The local sandbox operator decides this many seconds after a push.
+    sandbox_decision_delay_seconds: float = Field(default=1.0, ge=0)
+
     log_level: str = "INFO"
     service_name: str = "cheka"
     metrics_namespace: str = "Cheka"
@@ -93,6 +104,18 @@ class Settings(BaseSettings):
     def hash_key_alias(self) -> str:
         """KMS HMAC key for look-up hashes of ID numbers (the key never leaves KMS)."""
         return f"alias/{self.resource_prefix}-{self.stage}-pii-hash"
+
+    @property
+    def operator_secret_pattern(self) -> str:
+        """Secrets Manager name of each operator's keys (``{operator}`` is filled in)."""
+        return f"{self.resource_prefix}/{self.stage}/operator/{{operator}}"
+
+    def operator_urls(self) -> dict[str, str]:
+        """Operator value → base URL of its push interface."""
+        if self.operator_base_urls or not self.is_local:
+            return dict(self.operator_base_urls)
+        operators = ("china_mobile", "china_unicom", "china_telecom", "china_broadnet")
+        return {op: f"http://127.0.0.1:{self.sandbox_port}" for op in operators}
 
     @property
     def token_secret_name(self) -> str:

@@ -95,4 +95,18 @@ def create_resources(settings: Settings) -> dict[str, Any]:
     tables = _ensure_tables(settings)
     pii_key = _ensure_keys(settings)
     _ensure_bucket(settings, pii_key)
-    return {"tables_created": tables, "bucket": settings.documents_bucket}
+    operators = _ensure_operator_secrets(settings)
+    return {
+        "tables_created": tables,
+        "bucket": settings.documents_bucket,
+        "operator_secrets_created": operators,
+    }
+
+
+def _ensure_operator_secrets(settings: Settings) -> list[str]:
+    """Random per-operator signing and encryption keys, shared by the platform and the sandbox."""
+    from chalicelib.adapters.operator.keys import bootstrap_operator_secrets
+    from chalicelib.core.aws import client
+
+    created = bootstrap_operator_secrets(client("secretsmanager"), settings.operator_secret_pattern)
+    return sorted(op.value for op, made in created.items() if made)

@@ -40,7 +40,11 @@ def _port_free(port: int) -> bool:
 
 def main() -> None:
     settings = Settings()
-    for label, port in (("moto", settings.moto_port), ("api", settings.api_port)):
+    for label, port in (
+        ("moto", settings.moto_port),
+        ("api", settings.api_port),
+        ("sandbox", settings.sandbox_port),
+    ):
         if not _port_free(port):
             raise SystemExit(
                 f"port {port} ({label}) is in use: set CHEKA_{label.upper()}_PORT or stop that process"
@@ -72,7 +76,7 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
-        print("\nstopped: moto, chalice local and the worker are down (moto's state is gone).")
+        print("\nstopped: moto, chalice local, the worker and the sandbox operator are down (state is gone).")
         sys.exit(0)
 
     signal.signal(signal.SIGINT, stop)
@@ -141,6 +145,26 @@ def main() -> None:
             [sys.executable, "-m", "chalicelib.local.worker"], cwd=ROOT, env=env, start_new_session=True
         )
     )
+    children.append(
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "chalicelib.local.sandbox_operator",
+                "--port",
+                str(settings.sandbox_port),
+                "--callback-url",
+                f"http://127.0.0.1:{settings.api_port}{settings.operator_callback_path}",
+                "--decision-delay",
+                str(settings.sandbox_decision_delay_seconds),
+                "--spot-check-rate",
+                "0.05",
+            ],
+            cwd=ROOT,
+            env=env,
+            start_new_session=True,
+        )
+    )
     _wait_for_port(settings.api_port, timeout=60)
     api = f"http://127.0.0.1:{settings.api_port}"
     vin = seed_doc["registered_vins"][0] if seed_doc["registered_vins"] else seed_doc["first_vin"]
@@ -152,6 +176,7 @@ cheka is running (stage local; state is in memory — `make seed` re-seeds, a re
   API         {api}/openapi.json
   AWS (moto)  http://127.0.0.1:{settings.moto_port}     tables, bucket, KMS keys
   worker      running (schedules: health-watch)
+  operator    http://127.0.0.1:{settings.sandbox_port}     sandbox operator (decides pushes, calls back)
 
 bootstrap admin token (24 h):
   export TOKEN={token}
