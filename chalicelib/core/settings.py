@@ -115,7 +115,7 @@ class Settings(BaseSettings):
         if self.operator_base_urls or not self.is_local:
             return dict(self.operator_base_urls)
         operators = ("china_mobile", "china_unicom", "china_telecom", "china_broadnet")
-        return {op: f"http://127.0.0.1:{self.sandbox_port}" for op in operators}
+        return dict.fromkeys(operators, f"http://127.0.0.1:{self.sandbox_port}")
 
     @property
     def token_secret_name(self) -> str:
