@@ -22,6 +22,7 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjec
 from chalicelib.adapters.dynamo.base import TableSpec, Unbound
 from chalicelib.adapters.dynamo.models_operator import OPERATOR_TABLES
 from chalicelib.adapters.dynamo.models_outbox import OUTBOX_TABLES
+from chalicelib.adapters.dynamo.models_sms import SMS_TABLES
 from chalicelib.core.settings import LocalCredentials, Settings
 
 
@@ -259,6 +260,7 @@ TABLES: tuple[TableSpec, ...] = (
     TableSpec("review-cases", ReviewCaseModel),
     *OUTBOX_TABLES,
     *OPERATOR_TABLES,
+    *SMS_TABLES,
 )
 
 _bound: Settings | None = None
