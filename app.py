@@ -1,12 +1,55 @@
 """cheka: real-name registration of vehicle IoT cards (车联网卡实名登记). Wiring only."""
 
-from chalice.app import Chalice
+from typing import Any
 
-from chalicelib.api import inventory, system, tools, verification
+from chalice.app import Chalice, Rate
+
+from chalicelib.api import (
+    auth,
+    h5,
+    inventory,
+    lifecycle,
+    operator,
+    registration,
+    system,
+    tools,
+    verification,
+)
 from chalicelib.core.observability import wire
+from chalicelib.events import outbox
 
 app = Chalice(app_name="cheka")
 app.experimental_feature_flags.update(["BLUEPRINTS"])
 wire(app)
-for blueprint in (system.bp, tools.bp, inventory.bp, verification.bp):
+for blueprint in (
+    system.bp,
+    tools.bp,
+    auth.bp,
+    h5.bp,
+    inventory.bp,
+    verification.bp,
+    registration.bp,
+    lifecycle.bp,
+    operator.bp,
+):
     app.register_blueprint(blueprint)
+
+
+@app.lambda_function(name="dispatch_outbox")
+def dispatch_outbox(event: dict[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
+    """The outbox queue's consumer (event source mapping with ReportBatchItemFailures, in infra)."""
+    return outbox.dispatch_outbox(event, context)
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES), name="sweep_outbox")
+def sweep_outbox(event: Any) -> dict[str, Any]:
+    """Records committed but never queued are pushed by this sweep."""
+    return outbox.sweep_outbox()
+
+
+@app.schedule(Rate(15, unit=Rate.MINUTES), name="purge_abandoned")
+def purge_abandoned(event: Any) -> dict[str, int]:
+    """Registrations and flows abandoned before submission are deleted, with their photos."""
+    from chalicelib.core import deps
+
+    return deps.registration_service().purge_abandoned()

@@ -154,10 +154,12 @@ def vehicle(vin: str) -> None:
 
 def _register_subcommands() -> None:
     from chalicelib.cli_faces import faces
+    from chalicelib.cli_lifecycle import card, operator, outbox
     from chalicelib.cli_ocr import ocr
+    from chalicelib.cli_sms import sms
 
-    main.add_command(faces)
-    main.add_command(ocr)
+    for group in (faces, ocr, card, outbox, operator, sms):
+        main.add_command(group)
 
 
 _register_subcommands()

@@ -16,16 +16,22 @@ from pathlib import Path
 from typing import Any
 
 from aws_cdk import Aws, CfnOutput, CfnResource, Duration, RemovalPolicy, Stack, Tags
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from chalicelib.adapters.dynamo.models import TABLES
+from chalicelib.adapters.dynamo.outbox import OUTBOX_DEAD_LETTER_QUEUE, OUTBOX_QUEUE, queue_name
 from chalicelib.core.settings import Settings
+from chalicelib.domain.validators import Operator
+from chalicelib.local.bootstrap import OUTBOX_MAX_RECEIVES
 from infra.tables import build_table, construct_id, model_schema
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -147,10 +153,73 @@ class ChekaStack(Stack):
             ),
             removal_policy=RemovalPolicy.RETAIN,
         )
+        self.outbox_dlq, self.outbox_queue = self._outbox_queues()
+        self.operator_secrets = self._operator_secrets()
         self.role = self._lambda_role()
         self.chalice_config = self.stage_config(project_dir)
         self.api = self._api(project_dir, build_dir or project_dir)
+        self._outbox_consumer()
         self._outputs()
+
+    # -- outbox (operator push) ----------------------------------------------------------------------
+
+    def _outbox_queues(self) -> tuple[sqs.Queue, sqs.Queue]:
+        """The outbox queue and its dead-letter queue, with an alarm on any dead letter."""
+        dlq = sqs.Queue(
+            self,
+            "OutboxDeadLetters",
+            queue_name=queue_name(self.settings, OUTBOX_DEAD_LETTER_QUEUE),
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            retention_period=Duration.days(14),
+            enforce_ssl=True,
+        )
+        queue = sqs.Queue(
+            self,
+            "Outbox",
+            queue_name=queue_name(self.settings, OUTBOX_QUEUE),
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            # Six times the function timeout, as AWS advises for an SQS event source.
+            visibility_timeout=Duration.seconds(6 * DEFAULT_TIMEOUT_S),
+            dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=OUTBOX_MAX_RECEIVES, queue=dlq),
+            enforce_ssl=True,
+        )
+        cloudwatch.Alarm(
+            self,
+            "OutboxDeadLettersAlarm",
+            alarm_description="Operator pushes are dead-lettered: see `cheka outbox status --status dead`",
+            metric=dlq.metric_approximate_number_of_messages_visible(period=Duration.minutes(5)),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        return dlq, queue
+
+    def _operator_secrets(self) -> list[secretsmanager.Secret]:
+        """One secret per operator; its keys come from the key exchange with the operator."""
+        return [
+            secretsmanager.Secret(
+                self,
+                "OperatorKeys" + "".join(part.capitalize() for part in op.value.split("_")),
+                secret_name=self.settings.operator_secret_pattern.format(operator=op.value),
+                description=f"cheka {self.settings.stage}: signing and encryption keys of {op.value}",
+                removal_policy=RemovalPolicy.RETAIN,
+            )
+            for op in Operator
+        ]
+
+    def _outbox_consumer(self) -> None:
+        """The dispatcher consumes the outbox queue, reporting partial batch failures (Chalice cannot)."""
+        function = next(f for f in self.functions(self.api) if f.node.id == "DispatchOutbox")
+        lambda_.CfnEventSourceMapping(
+            self,
+            "OutboxDispatch",
+            function_name=function_name_prefix(self.settings) + function.node.id,
+            event_source_arn=self.outbox_queue.queue_arn,
+            batch_size=10,
+            maximum_batching_window_in_seconds=1,
+            function_response_types=["ReportBatchItemFailures"],
+        ).node.add_dependency(function)
 
     # -- KMS ---------------------------------------------------------------------------------------------
 
@@ -262,6 +331,25 @@ class ChekaStack(Stack):
                     "rekognition:GetFaceLivenessSessionResults",
                 ],
                 resources=["*"],
+            ),
+            # SMS codes go straight to a phone number: such a publish has no topic ARN to scope to.
+            iam.PolicyStatement(sid="Sms", actions=["sns:Publish"], resources=["*"]),
+            iam.PolicyStatement(
+                sid="OutboxQueue",
+                actions=[
+                    "sqs:SendMessage",
+                    "sqs:ReceiveMessage",
+                    "sqs:DeleteMessage",
+                    "sqs:ChangeMessageVisibility",
+                    "sqs:GetQueueAttributes",
+                    "sqs:GetQueueUrl",
+                ],
+                resources=[self.outbox_queue.queue_arn, self.outbox_dlq.queue_arn],
+            ),
+            iam.PolicyStatement(
+                sid="OperatorKeys",
+                actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+                resources=[secret.secret_arn for secret in self.operator_secrets],
             ),
             iam.PolicyStatement(
                 sid="PiiHashKey",

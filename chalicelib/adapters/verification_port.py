@@ -19,6 +19,14 @@ class FlowRepository(ABC):
     def save(self, flow: Flow) -> Flow:
         """Store ``flow`` (its ``version`` one above the stored one) or raise Conflict ``flow.changed``."""
 
+    @abstractmethod
+    def expired(self, now: datetime, limit: int) -> list[Flow]:
+        """Up to ``limit`` flows whose ``expires_at`` has passed (abandoned: never kept by a submission)."""
+
+    @abstractmethod
+    def delete_expired(self, flow: Flow, now: datetime) -> bool:
+        """Delete ``flow`` if it is still expired at ``now`` (False when it was kept meanwhile)."""
+
 
 class AttemptCounters(ABC):
     @abstractmethod

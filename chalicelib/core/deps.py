@@ -8,11 +8,20 @@ from typing import TYPE_CHECKING
 from chalicelib.core.settings import get_settings
 
 if TYPE_CHECKING:
+    from chalicelib.adapters.dynamo.outbox import DynamoOutboxStore, SqsPushQueue
     from chalicelib.adapters.evidence_port import EvidenceLog
     from chalicelib.adapters.faces.port import FaceEngine
     from chalicelib.adapters.liveness.port import LivenessEngine
     from chalicelib.adapters.ocr.port import OcrEngine
+    from chalicelib.adapters.operator.http import HttpOperatorGateway
+    from chalicelib.adapters.operator.keys import OperatorKeySource
     from chalicelib.adapters.ports import FieldCipher, InventoryRepository, KeyedHasher, PartyRepository
+    from chalicelib.adapters.sms.local import OutboxSmsSender
+    from chalicelib.adapters.sms.port import SmsSender
+    from chalicelib.services.dispatch import Dispatcher
+    from chalicelib.services.lifecycle import Lifecycle
+    from chalicelib.services.registration import RegistrationService
+    from chalicelib.services.sms import SmsCodeService
     from chalicelib.services.uploads import UploadService
     from chalicelib.services.verification import VerificationService
 
@@ -160,6 +169,129 @@ def verification_service() -> VerificationService:
     )
 
 
+@lru_cache(maxsize=1)
+def outbox_store() -> DynamoOutboxStore:
+    from chalicelib.adapters.dynamo.outbox import DynamoOutboxStore
+
+    _bind_tables()
+    return DynamoOutboxStore(field_cipher())
+
+
+def _queue(short: str) -> SqsPushQueue:
+    from chalicelib.adapters.dynamo.outbox import SqsPushQueue, queue_name
+    from chalicelib.core.aws import client
+
+    return SqsPushQueue(client("sqs"), queue_name(get_settings(), short))
+
+
+@lru_cache(maxsize=1)
+def push_queue() -> SqsPushQueue:
+    from chalicelib.adapters.dynamo.outbox import OUTBOX_QUEUE
+
+    return _queue(OUTBOX_QUEUE)
+
+
+@lru_cache(maxsize=1)
+def dead_letter_queue() -> SqsPushQueue:
+    from chalicelib.adapters.dynamo.outbox import OUTBOX_DEAD_LETTER_QUEUE
+
+    return _queue(OUTBOX_DEAD_LETTER_QUEUE)
+
+
+@lru_cache(maxsize=1)
+def lifecycle() -> Lifecycle:
+    from chalicelib.services.lifecycle import Lifecycle
+
+    return Lifecycle(inventory_repo(), outbox_store(), push_queue())
+
+
+@lru_cache(maxsize=1)
+def operator_keys() -> OperatorKeySource:
+    from chalicelib.adapters.operator.keys import SecretsManagerKeySource
+    from chalicelib.core.aws import client
+
+    return SecretsManagerKeySource(client("secretsmanager"), get_settings().operator_secret_pattern)
+
+
+@lru_cache(maxsize=1)
+def operator_gateway() -> HttpOperatorGateway:
+    from chalicelib.adapters.operator.http import HttpOperatorGateway
+    from chalicelib.domain.validators import Operator
+
+    s = get_settings()
+    urls = {Operator(op): url for op, url in s.operator_urls().items()}
+    return HttpOperatorGateway(urls, operator_keys(), timeout_seconds=s.operator_timeout_seconds)
+
+
+@lru_cache(maxsize=1)
+def dispatcher() -> Dispatcher:
+    from chalicelib.services.dispatch import Dispatcher
+
+    return Dispatcher(outbox_store(), operator_gateway(), push_queue(), dead_letters=dead_letter_queue())
+
+
+@lru_cache(maxsize=1)
+def sms_outbox() -> OutboxSmsSender:
+    """The local SMS outbox (S3 objects under ``dev/sms-outbox/`` of the documents bucket)."""
+    from chalicelib.adapters.sms.local import OutboxSmsSender
+    from chalicelib.core.aws import client
+
+    return OutboxSmsSender(client("s3"), get_settings().documents_bucket)
+
+
+@lru_cache(maxsize=1)
+def sms_sender() -> SmsSender:
+    """The stage's SMS channel: the outbox on local stages, SNS elsewhere (settings ``sms_sender``)."""
+    s = get_settings()
+    kind = s.sms_sender or ("outbox" if s.is_local else "sns")
+    if kind == "outbox":
+        return sms_outbox()
+    from chalicelib.adapters.sms.sns import SnsSmsSender
+    from chalicelib.core.aws import client
+
+    return SnsSmsSender(client("sns"), sender_id=s.sms_sender_id)
+
+
+@lru_cache(maxsize=1)
+def sms_code_service() -> SmsCodeService:
+    from datetime import timedelta
+
+    from chalicelib.adapters.sms.dynamo import DynamoSmsCodeStore
+    from chalicelib.domain.sms import SmsPolicy
+    from chalicelib.services.sms import SmsCodeService
+
+    _bind_tables()
+    s = get_settings()
+    policy = SmsPolicy(
+        validity=timedelta(seconds=s.sms_code_ttl_seconds),
+        resend_interval=timedelta(seconds=s.sms_resend_seconds),
+        max_wrong_tries=s.sms_max_wrong_tries,
+        sends_per_day=s.sms_sends_per_day,
+    )
+    return SmsCodeService(DynamoSmsCodeStore(), sms_sender(), keyed_hasher(), policy=policy)
+
+
+@lru_cache(maxsize=1)
+def registration_service() -> RegistrationService:
+    from datetime import timedelta
+
+    from chalicelib.adapters.dynamo.registrations import DynamoRegistrationRepository
+    from chalicelib.services.registration import RegistrationService
+
+    _bind_tables()
+    return RegistrationService(
+        DynamoRegistrationRepository(field_cipher()),
+        inventory_repo(),
+        party_repo(),
+        verification_service(),
+        lifecycle(),
+        sms_code_service(),
+        keyed_hasher(),
+        sms_sender(),
+        flow_ttl=timedelta(hours=get_settings().flow_ttl_hours),
+    )
+
+
 def reset() -> None:
     """Forget every cached adapter, client and the settings (tests change the environment)."""
     from chalicelib.core import aws
@@ -175,6 +307,17 @@ def reset() -> None:
         upload_service,
         liveness_engine,
         verification_service,
+        outbox_store,
+        push_queue,
+        dead_letter_queue,
+        lifecycle,
+        operator_keys,
+        operator_gateway,
+        dispatcher,
+        sms_outbox,
+        sms_sender,
+        sms_code_service,
+        registration_service,
     ):
         getter.cache_clear()
     aws.reset()

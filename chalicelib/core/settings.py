@@ -71,6 +71,17 @@ class Settings(BaseSettings):
     #: The local sandbox operator decides this many seconds after a push.
     sandbox_decision_delay_seconds: float = Field(default=1.0, ge=0)
 
+    #: SMS channel: "outbox" (local stages: an S3 outbox the developer reads) or "sns" (deployed);
+    #: None picks by stage. SNS cannot deliver SMS inside the China regions: deployed stages in
+    #: cn-north-1/cn-northwest-1 need a domestic SMS provider behind the same port.
+    sms_sender: Literal["outbox", "sns"] | None = None
+    sms_code_ttl_seconds: int = Field(default=300, ge=30)
+    sms_resend_seconds: int = Field(default=60, ge=0)
+    sms_max_wrong_tries: int = Field(default=5, ge=1)
+    sms_sends_per_day: int = Field(default=10, ge=1)
+    #: Sender name SNS shows where the destination supports it.
+    sms_sender_id: str | None = None
+
     log_level: str = "INFO"
     service_name: str = "cheka"
     metrics_namespace: str = "Cheka"

@@ -90,17 +90,41 @@ def _ensure_bucket(settings: Settings, pii_key: str) -> None:
     )
 
 
+#: Receives of one outbox message before SQS moves it to the dead-letter queue (infra uses the same).
+OUTBOX_MAX_RECEIVES = 5
+
+
 def create_resources(settings: Settings) -> dict[str, Any]:
     """Tables, KMS keys, the documents bucket. Returns what was created."""
     tables = _ensure_tables(settings)
     pii_key = _ensure_keys(settings)
     _ensure_bucket(settings, pii_key)
     operators = _ensure_operator_secrets(settings)
+    _ensure_queues(settings)
     return {
         "tables_created": tables,
         "bucket": settings.documents_bucket,
         "operator_secrets_created": operators,
     }
+
+
+def _ensure_queues(settings: Settings) -> None:
+    """The outbox queue and its dead-letter queue (redrive after as many receives as infra sets)."""
+    import json
+
+    from chalicelib.adapters.dynamo.outbox import OUTBOX_DEAD_LETTER_QUEUE, OUTBOX_QUEUE, queue_name
+    from chalicelib.core.aws import client
+
+    sqs = client("sqs")
+    dlq_url = sqs.create_queue(QueueName=queue_name(settings, OUTBOX_DEAD_LETTER_QUEUE))["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": OUTBOX_MAX_RECEIVES})
+    sqs.create_queue(
+        QueueName=queue_name(settings, OUTBOX_QUEUE),
+        Attributes={"RedrivePolicy": redrive, "VisibilityTimeout": "60"},
+    )
 
 
 def _ensure_operator_secrets(settings: Settings) -> list[str]:

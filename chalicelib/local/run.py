@@ -175,7 +175,7 @@ cheka is running (stage local; state is in memory — `make seed` re-seeds, a re
   open        {api}/                 landing page: health and every route
   API         {api}/openapi.json
   AWS (moto)  http://127.0.0.1:{settings.moto_port}     tables, bucket, KMS keys
-  worker      running (schedules: health-watch)
+  worker      running (outbox dispatch, outbox sweep, health-watch)
   operator    http://127.0.0.1:{settings.sandbox_port}     sandbox operator (decides pushes, calls back)
 
 bootstrap admin token (24 h):

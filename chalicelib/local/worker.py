@@ -46,8 +46,42 @@ def _health_watch() -> dict[str, Any]:
     return {"down": down}
 
 
-SCHEDULES: list[Schedule] = [Schedule("health-watch", 60.0, _health_watch)]
-CONSUMERS: list[Consumer] = []
+def _sweep_outbox() -> dict[str, Any]:
+    """Every few seconds: push outbox records committed but never queued (a crash in between)."""
+    from chalicelib.core import deps
+
+    return deps.dispatcher().sweep().model_dump(mode="json")
+
+
+def _purge_abandoned() -> dict[str, Any]:
+    """Every few minutes: abandoned registrations and flows deleted with their photos."""
+    from chalicelib.core import deps
+
+    return deps.registration_service().purge_abandoned()
+
+
+def _dispatch(messages: list[dict[str, Any]]) -> Any:
+    """The outbox queue's consumer, as the Lambda event source mapping runs it in AWS."""
+    from chalicelib.core import deps
+
+    return deps.dispatcher().handle_received(messages)
+
+
+def _outbox_queue() -> str:
+    from chalicelib.adapters.dynamo.outbox import OUTBOX_QUEUE, queue_name
+    from chalicelib.core.settings import get_settings
+
+    return queue_name(get_settings(), OUTBOX_QUEUE)
+
+
+SCHEDULES: list[Schedule] = [
+    Schedule("health-watch", 60.0, _health_watch),
+    Schedule("outbox-sweep", 5.0, _sweep_outbox),
+    Schedule("purge-abandoned", 300.0, _purge_abandoned),
+]
+CONSUMERS: list[Consumer] = [Consumer("outbox", _dispatch)]
+#: Short queue name → the stage's full name (read when the loop runs, not at import).
+_queue_names: dict[str, Callable[[], str]] = {"outbox": _outbox_queue}
 
 
 def run_forever(poll_seconds: float = 1.0) -> None:
@@ -73,11 +107,14 @@ def run_forever(poll_seconds: float = 1.0) -> None:
                 except Exception:
                     logger.exception("scheduled job failed", extra={"job": s.name})
         for consumer in CONSUMERS:
-            sqs = client("sqs")
-            url = sqs.get_queue_url(QueueName=consumer.queue_name)["QueueUrl"]
-            messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
-            if messages:
-                consumer.handle(messages)
+            try:
+                sqs = client("sqs")
+                url = sqs.get_queue_url(QueueName=_queue_names[consumer.queue_name]())["QueueUrl"]
+                messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+                if messages:
+                    consumer.handle(messages)
+            except Exception:
+                logger.exception("consumer failed", extra={"queue": consumer.queue_name})
         time.sleep(poll_seconds)
     logger.info("worker stopped")
 

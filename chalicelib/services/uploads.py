@@ -197,6 +197,18 @@ class UploadService:
     def delete(self, key: str) -> None:
         self._s3.delete_object(Bucket=self._bucket, Key=key)
 
+    def purge(self, flow_id: str) -> int:
+        """Delete every stored photo and raw upload of ``flow_id``; the number of objects deleted."""
+        deleted = 0
+        for prefix in (f"documents/{_flow(flow_id)}/", f"raw/{_flow(flow_id)}/"):
+            pages = self._s3.get_paginator("list_objects_v2").paginate(Bucket=self._bucket, Prefix=prefix)
+            for page in pages:
+                keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+                if keys:
+                    self._s3.delete_objects(Bucket=self._bucket, Delete={"Objects": keys, "Quiet": True})
+                    deleted += len(keys)
+        return deleted
+
     def _fetch(self, key: str, max_bytes: int) -> bytes:
         try:
             response = self._s3.get_object(Bucket=self._bucket, Key=key)

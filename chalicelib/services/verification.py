@@ -658,6 +658,50 @@ class VerificationService:
         )
         return decided
 
+    def record_consents(self, flow_id: str, caller: str, consents: Sequence[BaseModel]) -> None:
+        """Consents given in the flow (text kind, version, hash, time, client) go into its evidence."""
+        flow = self.flow(flow_id, caller)
+        self._evidence.append(
+            flow.flow_id,
+            EvidenceKind.CONSENT_GIVEN,
+            caller,
+            {"consents": [c.model_dump(mode="json") for c in consents]},
+        )
+
+    def note(self, flow_id: str, kind: EvidenceKind, actor: str, details: dict[str, Any]) -> None:
+        """Add a step of the surrounding use case (an SMS check, a push result) to the flow's evidence."""
+        self._evidence.append(flow_id, kind, actor, details)
+
+    def keep(self, flow_id: str, caller: str, until: datetime) -> Flow:
+        """A submitted flow is evidence: it (and its photos) stays until ``until`` instead of expiring."""
+        flow = self.flow(flow_id, caller)
+        if flow.expires_at >= until:
+            return flow
+        return self._save(flow, expires_at=until)
+
+    def purge_expired(self, limit: int = 100) -> int:
+        """Delete abandoned flows (expired, never kept by a submission) with their photos; how many.
+
+        The flow's evidence chain stays, ending with a ``purged`` entry (what was deleted, not the data).
+        """
+        now = self._clock()
+        purged = 0
+        for flow in self._flows.expired(now, limit):
+            objects = self._uploads.purge(flow.flow_id)
+            if self._flows.delete_expired(flow, now):
+                purged += 1
+                self._evidence.append(
+                    flow.flow_id,
+                    EvidenceKind.PURGED,
+                    "system",
+                    {
+                        "documents": sorted(flow.documents),
+                        "objects": objects,
+                        "expired_at": flow.expires_at.isoformat(),
+                    },
+                )
+        return purged
+
     def document_url(self, flow: Flow, kind: str) -> str | None:
         key = flow.documents.get(kind)
         return self._uploads.presign_get(key) if key else None

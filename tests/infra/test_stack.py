@@ -350,9 +350,11 @@ def test_role_resources_are_scoped(synth: Synth) -> None:
     for statement in statements:
         services = {a.split(":")[0] for a in as_list(statement["Action"])}
         if "*" in as_list(statement["Resource"]):
-            # X-Ray's writes and Rekognition's face and liveness calls support no resource-level
-            # permissions; nothing else gets "*".
-            assert services in ({"xray"}, {"rekognition"}), f"'*' resource on {statement['Action']}"
+            # X-Ray's writes, Rekognition's face and liveness calls and SMS to a phone number support
+            # no resource-level permissions; nothing else gets "*".
+            assert services in ({"xray"}, {"rekognition"}, {"sns"}), f"'*' resource on {statement['Action']}"
+            if services == {"sns"}:
+                assert as_list(statement["Action"]) == ["sns:Publish"]
             if services == {"rekognition"}:
                 assert set(as_list(statement["Action"])) == {
                     "rekognition:DetectFaces",
@@ -576,4 +578,62 @@ def test_token_signing_key_is_a_generated_secret_only_the_functions_read(synth: 
     assert secret["Properties"]["GenerateSecretString"]["PasswordLength"] == 64
     _, statements = function_role_statements(synth)
     readers = [s for s in statements if "secretsmanager:GetSecretValue" in json.dumps(s["Action"])]
-    assert [s["Resource"] for s in readers] == [{"Ref": logical_id}]
+    token_readers = [s for s in readers if {"Ref": logical_id} in as_list(s["Resource"])]
+    assert [s["Resource"] for s in token_readers] == [{"Ref": logical_id}]  # alone in its statement
+
+
+# -- outbox and operator push ----------------------------------------------------------------------------
+
+
+def test_outbox_queue_redrives_to_a_dead_letter_queue_with_an_alarm(synth: Synth) -> None:
+    from chalicelib.local.bootstrap import OUTBOX_MAX_RECEIVES
+
+    queues = resources(synth, "AWS::SQS::Queue")
+    by_name = {q["Properties"]["QueueName"]: (k, q["Properties"]) for k, q in queues.items()}
+    prefix = f"{synth.settings.resource_prefix}-{synth.settings.stage}"
+    dlq_id, dlq = by_name[f"{prefix}-outbox-dlq"]
+    _, outbox = by_name[f"{prefix}-outbox"]
+    assert outbox["RedrivePolicy"]["maxReceiveCount"] == OUTBOX_MAX_RECEIVES
+    assert outbox["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": [dlq_id, "Arn"]}
+    assert outbox["SqsManagedSseEnabled"] is True
+    assert dlq["MessageRetentionPeriod"] == 14 * 86400
+    alarms = resources(synth, "AWS::CloudWatch::Alarm")
+    dlq_alarms = [
+        a["Properties"]
+        for a in alarms.values()
+        if any(
+            d.get("Value", {}).get("Fn::GetAtt", [None])[0] == dlq_id for d in a["Properties"]["Dimensions"]
+        )
+    ]
+    assert len(dlq_alarms) == 1
+    assert dlq_alarms[0]["Threshold"] == 1
+
+
+def test_dispatcher_consumes_the_outbox_reporting_partial_batch_failures(synth: Synth) -> None:
+    _, mapping = single(synth, "AWS::Lambda::EventSourceMapping")
+    props = mapping["Properties"]
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert props["FunctionName"].endswith("DispatchOutbox")
+    functions = resources(synth, FUNCTION)
+    assert any(k == "DispatchOutbox" for k in functions)
+
+
+def test_each_operator_has_a_key_secret_the_functions_may_read(synth: Synth) -> None:
+    secrets = resources(synth, "AWS::SecretsManager::Secret")
+    names = sorted(
+        s["Properties"]["Name"] for s in secrets.values() if "/operator/" in s["Properties"]["Name"]
+    )
+    assert names == sorted(
+        synth.settings.operator_secret_pattern.format(operator=op)
+        for op in ("china_mobile", "china_unicom", "china_telecom", "china_broadnet")
+    )
+    _, statements = function_role_statements(synth)
+    keys = [s for s in statements if s.get("Sid") == "OperatorKeys"]
+    assert len(keys) == 1
+    assert len(as_list(keys[0]["Resource"])) == 4
+
+
+def test_the_operator_callback_route_is_deployed(synth: Synth) -> None:
+    _, api = single(synth, "AWS::Serverless::Api")
+    paths = api["Properties"]["DefinitionBody"]["paths"]
+    assert "post" in paths["/v1/operator/callbacks"]

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from pynamodb.attributes import MapAttribute
-from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
+from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, TransactWriteError, UpdateError
 from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
@@ -139,6 +139,21 @@ class DynamoFlowRepository(FlowRepository):
                 "The flow changed meanwhile; reload it and try again",
             ) from exc
         return flow
+
+    def expired(self, now: datetime, limit: int) -> list[Flow]:
+        found: list[Flow] = []
+        for item in FlowModel.scan(FlowModel.expires_epoch < _epoch(now), page_size=100):
+            found.append(self._flow(item))
+            if len(found) >= limit:
+                break
+        return found
+
+    def delete_expired(self, flow: Flow, now: datetime) -> bool:
+        try:
+            FlowModel(flow.flow_id).delete(condition=FlowModel.expires_epoch < _epoch(now))
+        except DeleteError:
+            return False
+        return True
 
 
 class DynamoAttemptCounters(AttemptCounters):

@@ -248,6 +248,63 @@ class ReviewCaseModel(Unbound):
     by_status = ReviewCasesByStatus()
 
 
+class RegistrationsByOwner(GlobalSecondaryIndex["RegistrationModel"]):  # type: ignore[no-untyped-call]
+    """A person's registrations and de-registrations, newest last."""
+
+    class Meta:
+        index_name = "by-owner"
+        projection = AllProjection()
+
+    owner = UnicodeAttribute(hash_key=True)
+    created_at = UTCDateTimeAttribute(range_key=True)
+
+
+class RegistrationModel(Unbound):
+    """实名登记 / 实名注销 of one vehicle's cards by one person.
+
+    The phone and a delegation's owner identity are sealed under a data key bound to the registration
+    id. An open registration expires by TTL (``expires_epoch``, removed once submitted).
+    """
+
+    class Meta(Unbound.Meta):
+        table_name = "registrations"
+
+    registration_id = UnicodeAttribute(hash_key=True)
+    owner = UnicodeAttribute()
+    kind = UnicodeAttribute()  # registration | deregistration
+    delegated = BooleanAttribute(default=False)
+    vin = UnicodeAttribute()
+    iccids = ListAttribute[str](of=UnicodeAttribute)  # type: ignore[arg-type]
+    status = UnicodeAttribute()
+    version = NumberAttribute()
+    flow_id = UnicodeAttribute(null=True)
+    confirmed_at = UTCDateTimeAttribute(null=True)
+    phone_hash = UnicodeAttribute(null=True)
+    data_key = BinaryAttribute(legacy_encoding=False, null=True)
+    sealed = MapAttribute[str, Any](null=True)  # type: ignore[no-untyped-call] # field -> ciphertext
+    letter_key = UnicodeAttribute(null=True)
+    consents_json = UnicodeAttribute(null=True)
+    party_id = UnicodeAttribute(null=True)
+    record_ids = ListAttribute[str](of=UnicodeAttribute, null=True)  # type: ignore[arg-type]
+    submitted_at = UTCDateTimeAttribute(null=True)
+    notified_at = UTCDateTimeAttribute(null=True)
+    created_at = UTCDateTimeAttribute()
+    updated_at = UTCDateTimeAttribute()
+    expires_epoch = NumberAttribute(null=True)
+
+    by_owner = RegistrationsByOwner()
+
+
+class RegistrationPushModel(Unbound):
+    """Which registration an operator push (outbox record id) belongs to: the result SMS finds it."""
+
+    class Meta(Unbound.Meta):
+        table_name = "registration-pushes"
+
+    record_id = UnicodeAttribute(hash_key=True)
+    registration_id = UnicodeAttribute()
+
+
 TABLES: tuple[TableSpec, ...] = (
     TableSpec("vehicles", VehicleModel),
     TableSpec("cards", CardModel),
@@ -258,6 +315,8 @@ TABLES: tuple[TableSpec, ...] = (
     TableSpec("attempts", AttemptCounterModel, ttl_attribute="expires_epoch"),
     TableSpec("liveness-sessions", LivenessSessionModel, ttl_attribute="expires_epoch"),
     TableSpec("review-cases", ReviewCaseModel),
+    TableSpec("registrations", RegistrationModel, ttl_attribute="expires_epoch"),
+    TableSpec("registration-pushes", RegistrationPushModel),
     *OUTBOX_TABLES,
     *OPERATOR_TABLES,
     *SMS_TABLES,

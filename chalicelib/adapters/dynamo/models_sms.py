@@ -1,7 +1,53 @@
-"""Tables of SMS verification codes and their sends."""
+"""Tables of SMS verification codes (短信验证码) and their sends.
+
+Neither holds a phone number nor a code: items are keyed by the keyed hash (KMS HMAC) of the number,
+and a code is kept only as a keyed hash of itself with its own salt.
+
+- ``sms-codes``: the current code of one purpose and phone (``<purpose>#<phone hash>``): its hash and
+  salt, when it was sent and expires, the wrong tries, when it was used. Purged by TTL a day after expiry.
+- ``sms-sends``: one item per phone hash: the China day counted, the sends that day and the last send,
+  which the conditional writes of the resend interval and the daily limit check. Purged by TTL.
+"""
 
 from __future__ import annotations
 
-from chalicelib.adapters.dynamo.base import TableSpec
+from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
 
-SMS_TABLES: tuple[TableSpec, ...] = ()
+from chalicelib.adapters.dynamo.base import TableSpec, Unbound
+
+
+class SmsCodeModel(Unbound):
+    """短信验证码: the current code of one purpose and phone; ``code_hash`` is removed once used."""
+
+    class Meta(Unbound.Meta):
+        table_name = "sms-codes"
+
+    code_key = UnicodeAttribute(hash_key=True)  # <purpose>#<phone hash>
+    purpose = UnicodeAttribute()
+    phone_hash = UnicodeAttribute()
+    code_hash = UnicodeAttribute(null=True)
+    salt = UnicodeAttribute()
+    sent_at = UTCDateTimeAttribute()
+    expires_at = UTCDateTimeAttribute()
+    tries = NumberAttribute()
+    used_at = UTCDateTimeAttribute(null=True)
+    expires_epoch = NumberAttribute()
+
+
+class SmsSendsModel(Unbound):
+    """Codes sent to one phone: the China day (``YYYY-MM-DD``), how many that day, the last send."""
+
+    class Meta(Unbound.Meta):
+        table_name = "sms-sends"
+
+    phone_hash = UnicodeAttribute(hash_key=True)
+    day = UnicodeAttribute()
+    sent = NumberAttribute()
+    last_sent_at = UTCDateTimeAttribute()
+    expires_epoch = NumberAttribute()
+
+
+SMS_TABLES: tuple[TableSpec, ...] = (
+    TableSpec("sms-codes", SmsCodeModel, ttl_attribute="expires_epoch"),
+    TableSpec("sms-sends", SmsSendsModel, ttl_attribute="expires_epoch"),
+)

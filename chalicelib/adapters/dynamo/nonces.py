@@ -1,0 +1,24 @@
+"""Replay protection for signed operator callbacks: a nonce is accepted once (conditional put)."""
+
+from __future__ import annotations
+
+import time
+
+from pynamodb.exceptions import PutError
+
+from chalicelib.adapters.dynamo.models_operator import OperatorNonceModel
+
+
+class DynamoNonces:
+    def __init__(self, keep_seconds: int) -> None:
+        self._keep = keep_seconds
+
+    def seen(self, nonce: str) -> bool:
+        """True when ``nonce`` was already used (a replay); otherwise remember it and answer False."""
+        try:
+            OperatorNonceModel(nonce, expires_epoch=int(time.time()) + self._keep).save(
+                condition=OperatorNonceModel.nonce.does_not_exist()
+            )
+        except PutError:
+            return True
+        return False

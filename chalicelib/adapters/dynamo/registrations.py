@@ -1,0 +1,187 @@
+"""Registrations in DynamoDB: one item each, every change conditional on the version read."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from pynamodb.attributes import MapAttribute
+from pynamodb.exceptions import DeleteError, DoesNotExist, PutError
+
+from chalicelib.adapters.dynamo.models import RegistrationModel, RegistrationPushModel
+from chalicelib.adapters.ports import FieldCipher, SealedFields
+from chalicelib.domain.errors import Conflict
+from chalicelib.domain.registration import (
+    ConsentRecord,
+    Delegation,
+    Registration,
+    RegistrationKind,
+    RegistrationRepository,
+    RegistrationStatus,
+)
+
+_DELEGATION_FIELDS = ("owner_id_type", "owner_id_number", "owner_name", "owner_address")
+
+
+def _epoch(at: datetime) -> int:
+    return int(at.timestamp())
+
+
+def _aware(at: datetime | None) -> datetime | None:
+    if at is None:
+        return None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _utc(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def changed() -> Conflict:
+    return Conflict(
+        "registration.changed",
+        "办理记录已被其他操作修改，请刷新后重试",
+        "The registration changed meanwhile; reload it and try again",
+    )
+
+
+class DynamoRegistrationRepository(RegistrationRepository):
+    """The phone and a delegation's owner identity sealed under a data key bound to the id."""
+
+    def __init__(self, cipher: FieldCipher) -> None:
+        self._cipher = cipher
+
+    @staticmethod
+    def _context(registration_id: str) -> str:
+        return f"registration:{registration_id}"
+
+    def _item(self, reg: Registration) -> RegistrationModel:
+        item = RegistrationModel(
+            reg.registration_id,
+            owner=reg.owner,
+            kind=reg.kind.value,
+            delegated=reg.delegated,
+            vin=reg.vin,
+            iccids=list(reg.iccids),
+            status=reg.status.value,
+            version=reg.version,
+            flow_id=reg.flow_id,
+            confirmed_at=reg.confirmed_at,
+            phone_hash=reg.phone_hash,
+            letter_key=reg.delegation.letter_key if reg.delegation else None,
+            consents_json=json.dumps([c.model_dump(mode="json") for c in reg.consents], ensure_ascii=False)
+            if reg.consents
+            else None,
+            party_id=reg.party_id,
+            record_ids=list(reg.record_ids) or None,
+            submitted_at=reg.submitted_at,
+            notified_at=reg.notified_at,
+            created_at=reg.created_at,
+            updated_at=reg.updated_at,
+            expires_epoch=_epoch(reg.expires_at) if reg.expires_at else None,
+        )
+        fields: dict[str, str] = {}
+        if reg.phone:
+            fields["phone"] = reg.phone
+        if reg.delegation is not None:
+            dumped = reg.delegation.model_dump(include=set(_DELEGATION_FIELDS))
+            fields.update({k: str(v) for k, v in dumped.items() if v is not None})
+        if fields:
+            sealed = self._cipher.seal(self._context(reg.registration_id), fields)
+            item.data_key = sealed.data_key
+            item.sealed = MapAttribute(**sealed.values)  # type: ignore[no-untyped-call]
+        return item
+
+    def _registration(self, item: RegistrationModel) -> Registration:
+        clear: dict[str, str] = {}
+        if item.sealed is not None and item.data_key is not None:
+            values = {k: bytes(v) for k, v in item.sealed.attribute_values.items()}
+            clear = self._cipher.open(
+                self._context(item.registration_id), SealedFields(item.data_key, values)
+            )
+        delegation = None
+        if "owner_id_number" in clear:
+            delegation = Delegation(
+                owner_id_type=clear["owner_id_type"],
+                owner_id_number=clear["owner_id_number"],
+                owner_name=clear["owner_name"],
+                owner_address=clear.get("owner_address"),
+                letter_key=item.letter_key,
+            )
+        consents: list[Any] = json.loads(item.consents_json) if item.consents_json else []
+        return Registration(
+            registration_id=item.registration_id,
+            owner=item.owner,
+            kind=RegistrationKind(item.kind),
+            delegated=bool(item.delegated),
+            vin=item.vin,
+            iccids=[str(i) for i in item.iccids],
+            status=RegistrationStatus(item.status),
+            version=int(item.version),
+            flow_id=item.flow_id,
+            confirmed_at=_aware(item.confirmed_at),
+            phone=clear.get("phone"),
+            phone_hash=item.phone_hash,
+            delegation=delegation,
+            consents=[ConsentRecord.model_validate(c) for c in consents],
+            party_id=item.party_id,
+            record_ids=[str(r) for r in item.record_ids or []],
+            submitted_at=_aware(item.submitted_at),
+            notified_at=_aware(item.notified_at),
+            created_at=_utc(item.created_at),
+            updated_at=_utc(item.updated_at),
+            expires_at=datetime.fromtimestamp(int(item.expires_epoch), UTC) if item.expires_epoch else None,
+        )
+
+    def create(self, reg: Registration) -> None:
+        self._item(reg).save(condition=RegistrationModel.registration_id.does_not_exist())
+
+    def get(self, registration_id: str) -> Registration | None:
+        try:
+            return self._registration(RegistrationModel.get(registration_id, consistent_read=True))
+        except DoesNotExist:
+            return None
+
+    def save(self, reg: Registration) -> Registration:
+        try:
+            self._item(reg).save(condition=RegistrationModel.version == reg.version - 1)
+        except PutError as exc:
+            raise changed() from exc
+        return reg
+
+    def of_owner(self, owner: str) -> list[Registration]:
+        return [self._registration(i) for i in RegistrationModel.by_owner.query(owner)]
+
+    def link_pushes(self, registration_id: str, record_ids: list[str]) -> None:
+        with RegistrationPushModel.batch_write() as batch:
+            for record_id in record_ids:
+                batch.save(RegistrationPushModel(record_id, registration_id=registration_id))
+
+    def by_push(self, record_id: str) -> Registration | None:
+        try:
+            link = RegistrationPushModel.get(record_id)
+        except DoesNotExist:
+            return None
+        return self.get(str(link.registration_id))
+
+    def expired_open(self, now: datetime, limit: int) -> list[Registration]:
+        found: list[Registration] = []
+        condition = (RegistrationModel.expires_epoch < _epoch(now)) & (
+            RegistrationModel.status == RegistrationStatus.OPEN.value
+        )
+        for item in RegistrationModel.scan(condition, page_size=100):
+            found.append(self._registration(item))
+            if len(found) >= limit:
+                break
+        return found
+
+    def delete_expired(self, reg: Registration, now: datetime) -> bool:
+        condition = (RegistrationModel.expires_epoch < _epoch(now)) & (
+            RegistrationModel.status == RegistrationStatus.OPEN.value
+        )
+        try:
+            RegistrationModel(reg.registration_id).delete(condition=condition)
+        except DeleteError:
+            return False
+        return True

@@ -1,0 +1,163 @@
+"""SMS codes and send counts on DynamoDB; every change is a conditional write.
+
+A send is counted by one conditional update of the phone's ``sms-sends`` item (same China day, under
+the daily limit, the last send at least the resend interval ago), or, on a new day, one that restarts
+the count; when both are refused the stored state says why. A wrong try and the consumption of a code
+are conditional on the code read being still current (its salt), unused and unburnt, so concurrent
+checks never allow a sixth try nor a second use.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from pynamodb.exceptions import DoesNotExist, UpdateError
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
+
+from chalicelib.adapters.dynamo.models_sms import SmsCodeModel, SmsSendsModel
+from chalicelib.adapters.sms.port import SmsCodeStore
+from chalicelib.domain.flows import china_day, end_of_china_day
+from chalicelib.domain.sms import (
+    SendQuota,
+    SmsPolicy,
+    SmsPurpose,
+    StoredCode,
+    check_send,
+    too_soon,
+)
+
+#: Items outlive what they count by this much, then TTL purges them.
+_KEEP = timedelta(days=1)
+_CONDITION_FAILED = "ConditionalCheckFailedException"
+
+
+def _epoch(at: datetime) -> int:
+    return int(at.timestamp())
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _refused(exc: UpdateError) -> bool:
+    return exc.cause_response_code == _CONDITION_FAILED
+
+
+def _quota(item: SmsSendsModel) -> SendQuota:
+    return SendQuota(
+        day=date.fromisoformat(item.day), sent=int(item.sent), last_sent_at=_aware(item.last_sent_at)
+    )
+
+
+class DynamoSmsCodeStore(SmsCodeStore):
+    """``sms-codes`` and ``sms-sends`` (models bound by ``models.bind``)."""
+
+    def quota(self, phone_hash: str) -> SendQuota | None:
+        try:
+            return _quota(SmsSendsModel.get(phone_hash, consistent_read=True))
+        except DoesNotExist:
+            return None
+
+    def reserve_send(self, phone_hash: str, now: datetime, policy: SmsPolicy) -> SendQuota:
+        today = china_day(now).isoformat()
+        earliest = now - policy.resend_interval
+        expires = _epoch(end_of_china_day(now) + _KEEP)
+        interval_passed = SmsSendsModel.last_sent_at.does_not_exist() | (
+            SmsSendsModel.last_sent_at <= earliest
+        )
+        attempts: tuple[tuple[list[Action], Condition], ...] = (
+            # Another send today, under the limit.
+            (
+                [
+                    SmsSendsModel.sent.add(1),
+                    SmsSendsModel.last_sent_at.set(now),
+                    SmsSendsModel.expires_epoch.set(expires),
+                ],
+                (SmsSendsModel.day == today) & (SmsSendsModel.sent < policy.sends_per_day) & interval_passed,
+            ),
+            # The first send of the phone, or of a new China day.
+            (
+                [
+                    SmsSendsModel.day.set(today),
+                    SmsSendsModel.sent.set(1),
+                    SmsSendsModel.last_sent_at.set(now),
+                    SmsSendsModel.expires_epoch.set(expires),
+                ],
+                (SmsSendsModel.day.does_not_exist() | (SmsSendsModel.day != today)) & interval_passed,
+            ),
+        )
+        for _ in range(2):  # a concurrent first send of the day can refuse both; the re-read says why
+            for actions, condition in attempts:
+                item = SmsSendsModel(phone_hash)
+                try:
+                    item.update(actions=actions, condition=condition)
+                except UpdateError as exc:
+                    if not _refused(exc):
+                        raise
+                    continue
+                return _quota(item)
+            quota = self.quota(phone_hash)
+            check_send(quota, now, policy)  # raises sms.daily_limit or sms.too_soon
+        raise too_soon(max(1, int(policy.resend_interval.total_seconds())))
+
+    def put_code(self, code: StoredCode) -> None:
+        SmsCodeModel(
+            code.key,
+            purpose=code.purpose.value,
+            phone_hash=code.phone_hash,
+            code_hash=code.code_hash,
+            salt=code.salt,
+            sent_at=code.sent_at,
+            expires_at=code.expires_at,
+            tries=code.tries,
+            used_at=code.used_at,
+            expires_epoch=_epoch(code.expires_at + _KEEP),
+        ).save()
+
+    def get_code(self, key: str) -> StoredCode | None:
+        try:
+            item = SmsCodeModel.get(key, consistent_read=True)
+        except DoesNotExist:
+            return None
+        return StoredCode(
+            key=item.code_key,
+            purpose=SmsPurpose(item.purpose),
+            phone_hash=item.phone_hash,
+            code_hash=item.code_hash,
+            salt=item.salt,
+            sent_at=_aware(item.sent_at),
+            expires_at=_aware(item.expires_at),
+            tries=int(item.tries),
+            used_at=_aware(item.used_at) if item.used_at else None,
+        )
+
+    def add_wrong_try(self, code: StoredCode, max_tries: int) -> int | None:
+        item = SmsCodeModel(code.key)
+        try:
+            item.update(
+                actions=[SmsCodeModel.tries.add(1)],
+                condition=(SmsCodeModel.salt == code.salt)
+                & SmsCodeModel.used_at.does_not_exist()
+                & (SmsCodeModel.tries < max_tries),
+            )
+        except UpdateError as exc:
+            if not _refused(exc):
+                raise
+            return None
+        return int(item.tries)
+
+    def consume(self, code: StoredCode, now: datetime, max_tries: int) -> bool:
+        try:
+            SmsCodeModel(code.key).update(
+                actions=[SmsCodeModel.used_at.set(now), SmsCodeModel.code_hash.remove()],
+                condition=(SmsCodeModel.salt == code.salt)
+                & SmsCodeModel.used_at.does_not_exist()
+                & (SmsCodeModel.tries < max_tries)
+                & (SmsCodeModel.expires_at > now),
+            )
+        except UpdateError as exc:
+            if not _refused(exc):
+                raise
+            return False
+        return True

@@ -1,0 +1,70 @@
+"""The embedded default's SMS: messages kept in an outbox the developer reads, instead of sent.
+
+The outbox is a prefix of the stage's documents bucket on the embedded AWS (moto server), so the API
+(chalice local), the CLI and the worker, which are separate processes, all see the same messages.
+Keys sort newest first (a reversed nanosecond clock), so the newest messages are one list call away.
+Only the masked number is kept; the text is kept in clear so that the developer can type the code.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from chalicelib.adapters.sms.port import SmsSender
+from chalicelib.core.observability import logger
+from chalicelib.domain.personal import mask_phone
+
+#: Where the messages are kept in the bucket.
+OUTBOX_PREFIX = "dev/sms-outbox/"
+_NS_CEILING = 10**20  # above any time.time_ns() for the next three thousand years
+
+
+class OutboxMessage(BaseModel):
+    """One message as the developer reads it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    message_id: str
+    phone: str  # masked
+    text: str
+    sent_at: AwareDatetime
+
+
+class OutboxSmsSender(SmsSender):
+    """Keeps each message as a JSON object under ``OUTBOX_PREFIX``; ``recent`` reads them back."""
+
+    def __init__(self, s3: Any, bucket: str, *, prefix: str = OUTBOX_PREFIX) -> None:
+        self._s3 = s3
+        self._bucket = bucket
+        self._prefix = prefix
+
+    def send(self, phone: str, text: str) -> str:
+        message_id = uuid.uuid4().hex
+        message = OutboxMessage(
+            message_id=message_id, phone=mask_phone(phone), text=text, sent_at=datetime.now(UTC)
+        )
+        key = f"{self._prefix}{_NS_CEILING - time.time_ns():020d}-{message_id}.json"
+        self._s3.put_object(
+            Bucket=self._bucket,
+            Key=key,
+            Body=message.model_dump_json().encode(),
+            ContentType="application/json",
+        )
+        # The text holds the code: it is in the outbox, never in the log.
+        logger.info("SMS kept in the local outbox", extra={"message_id": message_id, "to": message.phone})
+        return message_id
+
+    def recent(self, limit: int = 20) -> list[OutboxMessage]:
+        """The newest ``limit`` messages, newest first."""
+        listed = self._s3.list_objects_v2(Bucket=self._bucket, Prefix=self._prefix, MaxKeys=limit)
+        messages = []
+        for entry in listed.get("Contents", []):
+            body = self._s3.get_object(Bucket=self._bucket, Key=entry["Key"])["Body"].read()
+            messages.append(OutboxMessage.model_validate(json.loads(body)))
+        return messages

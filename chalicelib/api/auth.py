@@ -1,0 +1,119 @@
+"""Phone login with SMS codes (短信验证码登录), and the local stages' SMS outbox.
+
+Asking for a code answers the same for every valid number: nothing says whether the phone belongs to
+a known person. A login code is asked for without a token; codes for the owner's phone in a
+registration and for a de-registration are asked for by the signed-in person. The token's subject is
+a pseudonym derived from the keyed hash of the phone, never the number.
+"""
+
+from __future__ import annotations
+
+from chalice.app import Blueprint
+from pydantic import BaseModel, ConfigDict, Field
+
+from chalicelib.adapters.sms.local import OutboxMessage
+from chalicelib.api.http import Call, route
+from chalicelib.api.verification import PERSON_ROLES
+from chalicelib.core import deps
+from chalicelib.core.auth import Role, authenticate, authorize, issue_token
+from chalicelib.core.observability import logger
+from chalicelib.core.settings import get_settings
+from chalicelib.domain.errors import InvalidField, NotFound
+from chalicelib.domain.sms import SentCode, SmsPurpose
+
+bp = Blueprint(__name__)
+
+#: Messages the dev outbox lists at most.
+MAX_OUTBOX_MESSAGES = 100
+
+
+class SmsCodeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    phone: str = Field(max_length=20, description="Mainland mobile number, 11 digits (+86 allowed)")
+    purpose: SmsPurpose
+
+
+@route(
+    bp,
+    "/v1/auth/sms-codes",
+    method="POST",
+    summary="Send an SMS code (login: no token; owner_phone, deregistration: the signed-in person)",
+    roles=None,
+    body=SmsCodeRequest,
+    response=SentCode,
+    status=202,
+    errors=(401, 403, 429, 503),
+    tags=("auth",),
+)
+def send_sms_code(call: Call) -> SentCode:
+    body: SmsCodeRequest = call.body
+    if body.purpose is not SmsPurpose.LOGIN:
+        principal = authenticate(get_settings(), call.request.headers.get("authorization"))
+        authorize(principal, PERSON_ROLES)
+    return deps.sms_code_service().send(body.phone, body.purpose)
+
+
+class LoginRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    phone: str = Field(max_length=20, description="Mainland mobile number, 11 digits (+86 allowed)")
+    code: str = Field(min_length=4, max_length=8, pattern=r"^[0-9]+$", description="The SMS code")
+
+
+class LoginResult(BaseModel):
+    token: str
+    expires_in: int
+    subject: str
+
+
+@route(
+    bp,
+    "/v1/auth/login",
+    method="POST",
+    summary="Sign in with a phone and its login code: an owner token",
+    roles=None,
+    body=LoginRequest,
+    response=LoginResult,
+    errors=(429,),
+    tags=("auth",),
+)
+def login(call: Call) -> LoginResult:
+    body: LoginRequest = call.body
+    subject = deps.sms_code_service().login(body.phone, body.code)
+    settings = get_settings()
+    logger.info("owner signed in by SMS code", extra={"subject": subject})
+    return LoginResult(
+        token=issue_token(settings, subject, [Role.OWNER]),
+        expires_in=settings.token_ttl_seconds,
+        subject=subject,
+    )
+
+
+class SmsOutboxView(BaseModel):
+    messages: list[OutboxMessage]
+
+
+@route(
+    bp,
+    "/v1/dev/sms-outbox",
+    summary="Local stages only (404 elsewhere): the newest SMS kept in the local outbox, phones masked",
+    roles=None,
+    response=SmsOutboxView,
+    errors=(404,),
+    query={"limit": f"1–{MAX_OUTBOX_MESSAGES} (default 20)"},
+    tags=("dev",),
+)
+def sms_outbox(call: Call) -> SmsOutboxView:
+    if not get_settings().is_local:
+        # Deployed stages send through SNS and have no outbox: the route does not exist there.
+        raise NotFound("route.not_found", "接口不存在", "No such route")
+    raw_limit = call.query.get("limit", "20")
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_OUTBOX_MESSAGES:
+        raise InvalidField(
+            "request.limit",
+            f"每页数量应为 1–{MAX_OUTBOX_MESSAGES}",
+            f"limit must be 1–{MAX_OUTBOX_MESSAGES}",
+            field="limit",
+        )
+    return SmsOutboxView(messages=deps.sms_outbox().recent(int(raw_limit)))

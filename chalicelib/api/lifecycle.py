@@ -1,0 +1,135 @@
+"""Card lifecycle for OEM admins: transfer (过户), scrap (报废), part replacement (更换零部件), and the
+operator push outbox (what is pending, sent or dead; retry a dead push)."""
+
+from __future__ import annotations
+
+from chalice.app import Blueprint
+from pydantic import BaseModel, ConfigDict, Field
+
+from chalicelib.api.http import Call, route
+from chalicelib.core import deps
+from chalicelib.core.auth import Role
+from chalicelib.domain.errors import NotFound
+from chalicelib.domain.outbox import OutboxPage, OutboxSummary
+from chalicelib.domain.personal import Party
+from chalicelib.domain.validators import validate
+from chalicelib.services import dispatch, lifecycle
+
+bp = Blueprint(__name__)
+
+ADMIN = frozenset({Role.ADMIN})
+READERS = frozenset({Role.ADMIN, Role.AUDITOR})
+
+
+class TransferBody(BaseModel):
+    """The new holder: a party whose identity was verified (an enterprise names its responsible person)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    holder_id: str = Field(min_length=1, max_length=64)
+    responsible_id: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class SwapBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    old_iccid: str = Field(min_length=1, max_length=32)
+    new_iccid: str = Field(min_length=1, max_length=32)
+
+
+def _party(party_id: str, field: str) -> Party:
+    party = deps.party_repo().get(party_id)
+    if party is None:
+        raise NotFound("party.not_found", "未找到该登记人", "No party with this id", field=field)
+    return party
+
+
+@route(
+    bp,
+    "/v1/admin/cards/{iccid}/transfer",
+    method="POST",
+    summary="Transfer a registered card to a new holder (过户): pushed; effective when the operator accepts",
+    roles=ADMIN,
+    body=TransferBody,
+    response=lifecycle.CardOutcome,
+    errors=(404, 409),
+    tags=("lifecycle",),
+)
+def transfer(call: Call, iccid: str) -> lifecycle.CardOutcome:
+    iccid = validate("iccid", iccid, field="iccid").value
+    body: TransferBody = call.body
+    responsible = _party(body.responsible_id, "responsible_id") if body.responsible_id else None
+    holder = lifecycle.holder_from_party(
+        _party(body.holder_id, "holder_id"), deps.keyed_hasher(), responsible
+    )
+    return deps.lifecycle().transfer(iccid, holder, call.actor)
+
+
+@route(
+    bp,
+    "/v1/admin/vehicles/{vin}/scrap",
+    method="POST",
+    summary="Scrap a vehicle (报废): every card de-registered, pushed and retired (idempotent)",
+    roles=ADMIN,
+    response=lifecycle.ScrapResult,
+    errors=(404, 409, 422),
+    tags=("lifecycle",),
+)
+def scrap(call: Call, vin: str) -> lifecycle.ScrapResult:
+    vin = validate("vin", vin, field="vin").value
+    return deps.lifecycle().scrap(vin, call.actor)
+
+
+@route(
+    bp,
+    "/v1/admin/vehicles/{vin}/swap",
+    method="POST",
+    summary="Replace the part holding a card (更换零部件): old card de-registered, new card fitted",
+    roles=ADMIN,
+    body=SwapBody,
+    response=lifecycle.SwapResult,
+    errors=(404, 409),
+    tags=("lifecycle",),
+)
+def swap(call: Call, vin: str) -> lifecycle.SwapResult:
+    vin = validate("vin", vin, field="vin").value
+    body: SwapBody = call.body
+    old = validate("iccid", body.old_iccid, field="old_iccid").value
+    new = validate("iccid", body.new_iccid, field="new_iccid").value
+    return deps.lifecycle().swap(vin, old, new, call.actor)
+
+
+@route(
+    bp,
+    "/v1/admin/outbox",
+    summary="Operator pushes by status (pending, sent, dead), a page at a time",
+    roles=READERS,
+    response=OutboxPage,
+    errors=(400, 422),
+    query={
+        "status": "pending | sent | dead",
+        "limit": f"1-{dispatch.MAX_PAGE} (default 50)",
+        "cursor": "from the previous page",
+    },
+    tags=("lifecycle",),
+)
+def list_outbox(call: Call) -> OutboxPage:
+    raw_limit = call.query.get("limit", "50")
+    limit = int(raw_limit) if raw_limit.isdigit() else 0
+    return dispatch.list_records(
+        deps.outbox_store(), call.query.get("status"), limit, call.query.get("cursor") or None
+    )
+
+
+@route(
+    bp,
+    "/v1/admin/outbox/{record_id}/retry",
+    method="POST",
+    summary="Push a dead record again with a fresh attempt budget",
+    roles=ADMIN,
+    response=OutboxSummary,
+    errors=(404, 409, 422),
+    tags=("lifecycle",),
+)
+def retry_outbox(call: Call, record_id: str) -> OutboxSummary:
+    return dispatch.retry_record(deps.outbox_store(), deps.push_queue(), record_id)

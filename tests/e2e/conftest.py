@@ -1,0 +1,317 @@
+"""The whole local stack as ``make run`` starts it, on free ports, and a headless Chromium to drive it.
+
+``stack`` runs ``python -m chalicelib.local.run`` (moto server, resources, demo seed, chalice local, the
+worker and the sandbox operator) with ``CHEKA_MOTO_PORT`` / ``CHEKA_API_PORT`` / ``CHEKA_SANDBOX_PORT``
+set to free ports, so it never meets a developer's ``make run`` on the default ports. It waits for
+``/health``, reads the demo inventory from ``cheka seed`` (idempotent), and at the end sends the runner
+SIGTERM (it stops its children, each in its own process group) and then makes sure each of them is gone.
+
+``browser`` is Debian's chromium driven through Debian's chromedriver (Selenium), phone-sized, with a
+fake camera that plays the MJPEG file ``camera`` names (written by a test before the page opens it).
+Both skip, with the reason, where what they need is missing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tests.conftest import FACES
+from tests.synthetic_documents import cjk_font_path
+
+if TYPE_CHECKING:
+    from selenium.webdriver.remote.webdriver import WebDriver
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+BROWSER_FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--lang=zh-CN",
+)
+#: The phone the client is designed for (375 px wide).
+PHONE = {"width": 375, "height": 812, "pixelRatio": 2.0}
+STARTUP_SECONDS = 120.0
+STOP_SECONDS = 40.0
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _start_time(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (tells a process from a later one that reused its id)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError):
+            if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _descendants(pid: int) -> list[tuple[int, str]]:
+    """Every process below ``pid`` with its start time, found through /proc."""
+    out: list[tuple[int, str]] = []
+    todo = [pid]
+    while todo:
+        for child in _children(todo.pop()):
+            started = _start_time(child)
+            if started is not None:
+                out.append((child, started))
+                todo.append(child)
+    return out
+
+
+@dataclass
+class Stack:
+    """The running local stack: where the API is, the demo inventory, an admin token."""
+
+    api: str
+    moto: str
+    seed: dict[str, Any]
+    admin_token: str
+    log: Path
+
+    def call(
+        self, method: str, path: str, body: Any = None, token: str | None = None, timeout: float = 30.0
+    ) -> tuple[int, Any]:
+        """One API call over HTTP: (status, parsed JSON body or None)."""
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Accept": "application/json"}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        request = urllib.request.Request(self.api + path, data=data, method=method, headers=headers)
+        for attempt in range(4):
+            try:
+                with urllib.request.urlopen(request, timeout=timeout) as response:  # loopback stack
+                    status, raw = response.status, response.read()
+                break
+            except urllib.error.HTTPError as err:
+                status, raw = err.code, err.read()
+                break
+            except OSError:
+                # chalice local restarts its server when a source file changes under it.
+                if attempt == 3:
+                    raise
+                time.sleep(1.0)
+        try:
+            return status, json.loads(raw) if raw else None
+        except ValueError:
+            return status, raw.decode("utf-8", "replace")
+
+    def route_exists(self, method: str, path: str, body: Any = None) -> bool:
+        """Whether the app declares ``method path`` (asked without credentials, so nothing happens).
+
+        An unknown path is 403 "Missing Authentication Token" (as API Gateway answers), an unknown method
+        405; the app's own refusals (401 without a token, 400/422 for an empty body) carry a ``code``.
+        """
+        status, doc = self.call(method, path, body)
+        if status in (404, 405):
+            return False
+        return not (status == 403 and isinstance(doc, dict) and "code" not in doc)
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def _stack_env(moto: int, api: int, sandbox: int) -> dict[str, str]:
+    # The test stage's settings (tests/conftest.py) must not leak into the local stack.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHEKA_", "POWERTOOLS_"))}
+    env.update(
+        {
+            "CHEKA_STAGE": "local",
+            "CHEKA_MOTO_PORT": str(moto),
+            "CHEKA_API_PORT": str(api),
+            "CHEKA_SANDBOX_PORT": str(sandbox),
+            "CHEKA_AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto}",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "cn-north-1",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    for key in ("AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        env.pop(key, None)
+    return env
+
+
+def _wait_healthy(proc: subprocess.Popen[bytes], api: str, log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
+            raise RuntimeError(f"the local stack exited with code {proc.returncode}:\n{tail}")
+        try:
+            with urllib.request.urlopen(api + "/health", timeout=5) as response:  # loopback stack
+                if response.status == 200:
+                    return
+                last = f"HTTP {response.status}"
+        except urllib.error.HTTPError as err:
+            last = f"HTTP {err.code}"
+        except OSError as err:
+            last = type(err).__name__
+        time.sleep(0.5)
+    raise RuntimeError(f"/health did not answer 200 within {STARTUP_SECONDS:.0f}s ({last})")
+
+
+def _stop(proc: subprocess.Popen[bytes], below: list[tuple[int, str]]) -> None:
+    """SIGTERM the runner (it stops its children); then any child still there, by its group."""
+    below = below + [d for d in _descendants(proc.pid) if d not in below]
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    for pid, started in below:
+        if _start_time(pid) == started:  # still the process we started, not a later one with its id
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _blank_video(path: Path) -> None:
+    """One second of a plain wall as MJPEG (the fake camera needs a readable file when it starts)."""
+    from tests.liveness_frames import blank
+
+    path.write_bytes(blank() * 30)
+
+
+@pytest.fixture(scope="session")
+def browser_prerequisites() -> None:
+    """Skip, saying what is missing, when the browser tests cannot run here."""
+    pytest.importorskip("selenium", reason="selenium is not installed (requirements-dev.txt)")
+    for path, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
+        if not path.exists():
+            pytest.skip(f"{path} not found (apt-get install {package}, or `make system-deps`)")
+    if not FACES.is_dir():
+        pytest.skip(f"face photos not found at {FACES}")
+    if cjk_font_path() is None:
+        pytest.skip("CJK font not installed (apt-get install fonts-wqy-microhei): cannot draw the ID cards")
+
+
+@pytest.fixture(scope="session")
+def stack(browser_prerequisites: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    moto, api, sandbox = _free_ports(3)
+    env = _stack_env(moto, api, sandbox)
+    log = tmp_path_factory.mktemp("stack") / "stack.log"
+    bin_dir = Path(sys.executable).parent
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "chalicelib.local.run"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    below: list[tuple[int, str]] = []
+    try:
+        _wait_healthy(proc, f"http://127.0.0.1:{api}", log)
+        below = _descendants(proc.pid)
+
+        def cheka(*args: str) -> str:
+            done = subprocess.run(
+                [str(bin_dir / "cheka"), *args],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+            if done.returncode != 0:
+                raise RuntimeError(
+                    f"cheka {' '.join(args)} failed ({done.returncode}): {done.stderr[-2000:]}"
+                )
+            return done.stdout
+
+        seed = json.loads(cheka("seed"))
+        token = cheka("token", "issue", "--subject", "e2e-admin", "--role", "admin", "--ttl", "3600").strip()
+        yield Stack(
+            api=f"http://127.0.0.1:{api}",
+            moto=f"http://127.0.0.1:{moto}",
+            seed=seed,
+            admin_token=token,
+            log=log,
+        )
+    finally:
+        _stop(proc, below)
+
+
+@pytest.fixture
+def camera(tmp_path: Path) -> Path:
+    """The file Chromium's fake camera plays (MJPEG); a test writes the video before the camera opens."""
+    return tmp_path / "camera.mjpeg"
+
+
+@pytest.fixture
+def browser(browser_prerequisites: None, camera: Path) -> Iterator[WebDriver]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in BROWSER_FLAGS:
+        options.add_argument(flag)
+    # A camera that plays a file (granted without asking), read when a page opens the camera.
+    _blank_video(camera)
+    options.add_argument("--use-fake-ui-for-media-stream")
+    options.add_argument("--use-fake-device-for-media-stream")
+    options.add_argument(f"--use-file-for-fake-video-capture={camera}")
+    options.add_experimental_option("mobileEmulation", {"deviceMetrics": PHONE})
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()

@@ -1,0 +1,489 @@
+"""The H5 client in headless Chromium against the whole local stack: a registration and a de-registration.
+
+A person logs in with the code the dev SMS outbox shows, enters a VIN from the demo inventory,
+confirms the vehicle, verifies a phone, types the synthetic identity, photographs a synthetic ID card
+carrying a real face (file inputs take the files as a phone's camera would hand them over), passes the
+head-turn challenge in front of the camera (Chromium's fake camera plays a video warped from another
+photo of the same man), agrees to the texts, submits, and sees the sandbox operator's answer on the
+result page. Then they de-register the car, this time choosing the head-turn photos in the file picker.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tests.conftest import FACES
+from tests.e2e.conftest import Stack
+from tests.synthetic_documents import PERSON_ADDRESS, PERSON_ID_NUMBER, PERSON_NAME
+
+if TYPE_CHECKING:
+    from selenium.webdriver.remote.webdriver import WebDriver
+    from selenium.webdriver.remote.webelement import WebElement
+
+H5_DIR = Path(__file__).resolve().parents[2] / "chalicelib" / "web" / "h5"
+#: The card's portrait and the live person: two different photos of the same man.
+CARD_PORTRAIT = "obama_video_1080p.jpg"
+LIVE_PERSON = "obama_1.jpg"
+#: Three phones: a phone gets one code a minute, and the run takes less than that.
+LOGIN_PHONE = "13800138000"
+OWNER_PHONE = "13900139000"
+DEREGISTRATION_PHONE = "13700137000"
+RESULT_SCREENSHOT = Path("/tmp/h5-result.png")
+
+
+# --- the client's files, served by the blueprint ---------------------------------------------------
+
+
+def test_the_client_is_served_under_h5(api: Any) -> None:
+    # (app.py's own routes: a blueprint registers correctly in one Chalice app per process only)
+    client = api
+    # Given the client's page, script and style sheet
+    page = client.http.get("/h5")
+    script = client.http.get("/h5/app.js")
+    style = client.http.get("/h5/style.css")
+    # Then each is served with its type, and nothing else is
+    assert page.status_code == 200
+    assert page.headers["Content-Type"].startswith("text/html")
+    assert "车联网卡实名登记" in page.body.decode()
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    assert script.status_code == 200
+    assert script.headers["Content-Type"].startswith("text/javascript")
+    assert style.status_code == 200
+    assert style.headers["Content-Type"].startswith("text/css")
+    # And the page's files resolve next to it, with or without the slash
+    assert '<base href="/h5/">' in client.http.get("/h5/").body.decode()
+    for name in ("..%2Fapi%2Fh5.py", "missing.js", "index.htm"):
+        missing = client.http.get(f"/h5/{name}")
+        assert missing.status_code == 404
+        assert missing.json_body["code"] == "h5.not_found"
+
+
+def test_the_page_finds_its_files_wherever_it_is_mounted() -> None:
+    from chalicelib.api import h5
+
+    # Given the page behind API Gateway's stage, then its base is that stage's /h5/
+    assert '<base href="/api/h5/">' in str(h5.page("/api/h5").body)
+    assert '<base href="/api/h5/">' in str(h5.page("/api/h5/").body)
+    # And a path that is not a mount point changes nothing
+    assert '<base href="/h5/">' in str(h5.page('/h5"><script>x</script>').body)
+    assert '<base href="/h5/">' in str(h5.page(None).body)
+
+
+def test_the_client_fetches_nothing_from_elsewhere() -> None:
+    # Given every file of the client, then none names another site (no CDN, no fonts, no analytics)
+    for path in sorted(H5_DIR.iterdir()):
+        text = path.read_text(encoding="utf-8")
+        assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", text, re.IGNORECASE), path.name
+
+
+# --- the browser -------------------------------------------------------------------------------------
+
+
+class Phone:
+    """The H5 client in the browser, used the way a person would: typing, tapping, choosing files."""
+
+    def __init__(self, driver: WebDriver, stack: Stack, files: Path, camera: Path) -> None:
+        self.driver = driver
+        self.stack = stack
+        self.files = files
+        self.camera = camera
+
+    def open(self) -> None:
+        self.driver.get(self.stack.api + "/h5")
+
+    def screen(self) -> str:
+        return str(self.driver.execute_script("return document.body.dataset.screen || ''"))
+
+    def _js(self, script: str, *args: Any) -> Any:
+        return self.driver.execute_script(script, *args)
+
+    def messages(self) -> str:
+        """What the page shows as errors and notices right now (for failure messages)."""
+        shown = self._js(
+            "return Array.from(document.querySelectorAll('.error, .field-error, .notice, .doc-status,"
+            " .face-result, #face-instruction, #result-text, #result-reason'))"
+            ".filter(e => e.offsetParent !== null && e.textContent.trim()).map(e => e.textContent.trim())"
+        )
+        return " | ".join(shown)
+
+    def errors(self) -> list[str]:
+        """The refusals shown on the current screen (under fields or for the whole step)."""
+        shown = self._js(
+            "return Array.from(document.querySelectorAll("
+            "'section:not([hidden]) .error, section:not([hidden]) .field-error'))"
+            ".filter(e => !e.hidden && e.textContent.trim()).map(e => e.textContent.trim())"
+        )
+        return [str(text) for text in shown]
+
+    def console_errors(self) -> list[str]:
+        try:
+            entries = getattr(self.driver, "get_log")("browser")  # noqa: B009 - Chrome's driver only
+        except Exception:  # not every driver keeps the console
+            return []
+        return [str(e.get("message")) for e in entries if e.get("level") == "SEVERE"]
+
+    def wait_until(self, what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            got = check()
+            if got:
+                return got
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"waited {timeout:.0f}s for {what}; screen {self.screen()!r} shows: {self.messages()}"
+                    f"; console: {self.console_errors()}"
+                )
+            time.sleep(0.2)
+
+    def wait_screen(self, *names: str, timeout: float = 30.0) -> str:
+        return str(
+            self.wait_until(
+                f"screen {' or '.join(names)}",
+                lambda: self.screen() if self.screen() in names else None,
+                timeout,
+            )
+        )
+
+    def element(self, css: str) -> WebElement:
+        from selenium.webdriver.common.by import By
+
+        return self.driver.find_element(By.CSS_SELECTOR, css)
+
+    def fill(self, css: str, text: str) -> None:
+        field = self.element(css)
+        field.clear()
+        field.send_keys(text)
+
+    def tap(self, css: str, timeout: float = 15.0) -> None:
+        def ready() -> WebElement | None:
+            el = self.element(css)
+            return el if el.is_displayed() and el.is_enabled() else None
+
+        self.wait_until(f"{css} to be tappable", ready, timeout).click()
+
+    def choose_files(self, css: str, *paths: Path) -> None:
+        """What the file input hands over after the camera or the album (several for ``multiple``)."""
+        self.element(css).send_keys("\n".join(str(p) for p in paths))
+
+    def photo_read(self, kind: str) -> str | None:
+        """``done`` or ``failed`` once an ID card photo is through upload, checks and OCR."""
+        state = self._js("return document.getElementById(arguments[0]).dataset.state", f"doc-{kind}")
+        return str(state) if state in ("done", "failed") else None
+
+    def write(self, name: str, data: bytes) -> Path:
+        path = self.files / name
+        path.write_bytes(data)
+        return path
+
+    def sms_code(self, phone: str, send: Callable[[], None]) -> str:
+        """Tap "获取验证码", then read the code from the dev SMS outbox, as a developer would."""
+        masked = phone[:3] + "****" + phone[-4:]
+
+        def to_phone() -> list[dict[str, Any]]:
+            status, doc = self.stack.call("GET", "/v1/dev/sms-outbox?limit=100")
+            if status in (401, 403):
+                status, doc = self.stack.call(
+                    "GET", "/v1/dev/sms-outbox?limit=100", token=self.stack.admin_token
+                )
+            assert status == 200, (status, doc)
+            return [m for m in doc["messages"] if m.get("phone") == masked]
+
+        def new_messages() -> list[dict[str, Any]] | None:
+            now = to_phone()
+            return now if len(now) > before else None
+
+        before = len(to_phone())
+        send()
+        sent = self.wait_until(f"an SMS to {masked}", new_messages)
+        latest = max(sent, key=lambda m: m.get("sent_at") or 0)
+        found = re.search(r"验证码\s*(\d{4,8})", latest["text"])
+        assert found, latest["text"]
+        return found.group(1)
+
+
+@pytest.fixture
+def phone(browser: WebDriver, stack: Stack, tmp_path: Path, camera: Path) -> Phone:
+    missing = [
+        f"{method} {path}"
+        for method, path, body in (
+            ("POST", "/v1/auth/sms-codes", {}),
+            ("POST", "/v1/auth/login", {}),
+            ("GET", "/v1/dev/sms-outbox", None),
+            ("POST", "/v1/me/registrations", {}),
+            ("GET", "/v1/me/registrations/r0", None),
+            ("POST", "/v1/me/registrations/r0/confirm-vehicle", {}),
+            ("POST", "/v1/me/registrations/r0/phone", {}),
+            ("POST", "/v1/me/registrations/r0/consents", {}),
+            ("POST", "/v1/me/registrations/r0/submit", {}),
+            ("GET", "/v1/consents", None),
+            ("GET", "/v1/me/vehicles", None),
+            ("POST", "/v1/me/deregistrations", {}),
+            ("POST", "/v1/me/deregistrations/r0/phone", {}),
+            ("POST", "/v1/me/deregistrations/r0/submit", {}),
+        )
+        if not stack.route_exists(method, path, body)
+    ]
+    if missing:
+        pytest.skip("the API the client drives is not all there yet: " + ", ".join(missing))
+    if not stack.route_exists("GET", "/h5"):
+        pytest.skip("app.py does not serve the H5 client yet: register chalicelib.api.h5.bp")
+    return Phone(browser, stack, tmp_path, camera)
+
+
+def unregistered_vin(stack: Stack) -> str:
+    """A demo vehicle whose cards are all unregistered (checked through the admin API)."""
+    candidates = list(stack.seed.get("unregistered_vins") or [])
+    if not candidates:
+        from chalicelib.local.synthetic import inventory_rows
+
+        registered = set(stack.seed.get("registered_vins", []))
+        candidates = [row["vin"] for row in inventory_rows(50, seed=2026) if row["vin"] not in registered]
+    for vin in candidates:
+        status, vehicle = stack.call("GET", f"/v1/vehicles/{vin}", token=stack.admin_token)
+        if status == 200 and vehicle["cards"] and all(c["state"] == "unregistered" for c in vehicle["cards"]):
+            return str(vin)
+    raise AssertionError(f"no unregistered vehicle in the demo inventory (seed output: {stack.seed})")
+
+
+#: What the person is asked, per challenge direction.
+PROMPTS = {"left": "请向右转头", "right": "请向左转头", "up": "请抬头", "down": "请低头"}
+#: The fake camera's video: frames per second (Chromium plays MJPEG files at 30), the head still
+#: until TURN_FROM, turned by TURN_DEGREES at TURN_TO, then held. The client snaps its first frame
+#: 1 s after the camera opens and one every 0.45 s after that.
+VIDEO_FPS = 30
+TURN_FROM, TURN_TO, TURN_DEGREES = 1.2, 2.7, 30.0
+
+
+def head_turn_video(sign: int) -> bytes:
+    """Ten seconds of MJPEG: the live person facing the camera, then turning right (+1) or left (−1)."""
+    from chalicelib.adapters.faces.local import LocalFaceEngine
+    from tests.liveness_frames import RADIUS, jpeg, photo, turned
+
+    im = photo(LIVE_PERSON)
+    (face,) = LocalFaceEngine().detect(jpeg(im))
+    centre, radius = face.box.left + face.box.width / 2, face.box.width * RADIUS
+    warped: dict[int, bytes] = {}
+    frames = []
+    for index in range(10 * VIDEO_FPS):
+        progress = min(1.0, max(0.0, (index / VIDEO_FPS - TURN_FROM) / (TURN_TO - TURN_FROM)))
+        angle = round(progress * TURN_DEGREES)
+        if angle not in warped:
+            warped[angle] = jpeg(turned(im, sign * angle, centre, radius))
+        frames.append(warped[angle])
+    return b"".join(frames)
+
+
+def type_identity(me: Phone, name: str) -> None:
+    me.fill("#id-number", PERSON_ID_NUMBER)
+    me.fill("#id-name", name)
+    me.fill("#id-address", PERSON_ADDRESS)
+    me.tap("#identity-submit")
+    me.wait_screen("documents")
+
+
+def prove_identity(me: Phone, *, camera: bool, typo: bool = False) -> None:
+    """The identity, ID card photos and face steps, as the server asks for them.
+
+    The face is shown to the (fake) camera when ``camera``, else chosen as photos in the file picker.
+    With ``typo`` the name is first typed wrong: the card's OCR disagrees, the person corrects it.
+    """
+    from chalicelib.adapters.faces.local import LocalFaceEngine
+    from chalicelib.adapters.liveness.port import LivenessDirection
+    from tests.liveness_frames import photo_burst, turning_burst
+    from tests.synthetic_documents import id_back, id_front
+
+    front = me.write("id_front.jpg", id_front(portrait=FACES / CARD_PORTRAIT, fmt="JPEG"))
+    back = me.write("id_back.jpg", id_back(fmt="JPEG"))
+    if me.wait_screen("identity", "documents") == "identity":
+        type_identity(me, "王小红" if typo else PERSON_NAME)
+        if typo:
+            # The card says otherwise: the photo is refused with the server's reason, and the person
+            # goes back to correct what they typed.
+            me.choose_files("#doc-id_front-album", front)
+            state = me.wait_until("the OCR check", functools.partial(me.photo_read, "id_front"), 45)
+            assert state == "failed", me.messages()
+            assert "重新拍摄" in me.element("#doc-id_front .doc-status").text
+            assert me.errors(), "the mismatch is explained on the screen"
+            me.tap("#documents-edit")
+            me.wait_screen("identity")
+            type_identity(me, PERSON_NAME)
+
+    # The ID card, both sides, through the camera inputs.
+    for kind, path in (("id_front", front), ("id_back", back)):
+        me.choose_files(f"#doc-{kind}-camera", path)
+        state = me.wait_until(f"the {kind} photo to be read", functools.partial(me.photo_read, kind), 45)
+        assert state == "done", me.messages()
+    me.tap("#documents-next")
+    me.wait_screen("face")
+
+    # The challenge is random. The frames are built from stills: a turn left or right is one photo
+    # warped, a nod down is photos of the same man; a nod up exists only as another man's photos, so
+    # on "up" a new session is started (reloading the page resumes the step with a new one). The
+    # camera video is a warped turn, so with the camera only left and right are taken.
+    unusable = ("up", "down") if camera else ("up",)
+    for _ in range(30):
+        direction = me.wait_until(
+            "a liveness challenge",
+            lambda: me._js(
+                "const s = document.querySelector('section[data-screen=face]');"
+                "return s.dataset.direction && !document.getElementById('face-files-label').hidden"
+                " ? s.dataset.direction : null"
+            ),
+        )
+        if direction not in unusable:
+            break
+        me.driver.refresh()
+        me.wait_screen("face")
+    else:
+        raise AssertionError(f"only {unusable} challenges in 30 sessions")
+    turn = LivenessDirection(direction)
+    # The frames go up unmirrored, so the person asked to turn the face toward the image's left turns
+    # to their own right (the direction convention of liveness.port).
+    assert me.element("#face-instruction").text == PROMPTS[direction]
+    if camera:
+        me.camera.write_bytes(head_turn_video(turn.sign))
+        me.tap("#face-camera")
+    else:
+        if turn in (LivenessDirection.LEFT, LivenessDirection.RIGHT):
+            frames = turning_burst(LocalFaceEngine(), LIVE_PERSON, turn.sign)
+        else:
+            frames = photo_burst(turn)
+        paths = [me.write(f"frame-{i}.jpg", frame) for i, frame in enumerate(frames)]
+        me.choose_files("#face-files", *paths)
+    me.wait_until(
+        "the face check",
+        lambda: me.screen() != "face" or me._js("return !document.getElementById('face-result').hidden"),
+        timeout=60,
+    )
+    if me.screen() == "face":
+        outcome = me.element("#face-result").text
+        assert "未通过" not in outcome, f"{direction}: {me.messages()}"
+
+
+def test_a_person_registers_a_car_and_deregisters_it_in_the_browser(phone: Phone, stack: Stack) -> None:
+    me = phone
+    vin = unregistered_vin(stack)
+
+    # Given the client on a phone-sized screen, when the person logs in with an SMS code
+    me.open()
+    me.wait_screen("login")
+    me.fill("#login-phone", LOGIN_PHONE)
+    code = me.sms_code(LOGIN_PHONE, lambda: me.tap("#login-send"))
+    me.wait_until("the 60 s resend countdown", lambda: "秒后重发" in me.element("#login-send").text)
+    # A wrong code is refused with the server's own Chinese message
+    me.fill("#login-code", str((int(code[0]) + 1) % 10) + code[1:])
+    me.tap("#login-submit")
+    refusal = me.wait_until("the wrong code's refusal", me.errors)
+    assert re.search(r"[\u4e00-\u9fff]", refusal[0]), refusal
+    assert me.screen() == "login"
+    me.fill("#login-code", code)
+    me.tap("#login-submit")
+    me.wait_screen("home")
+
+    # When they enter a wrong VIN they are told why, in Chinese, under the field
+    me.tap("#home-register")
+    me.wait_screen("vin")
+    me.fill("#vin-input", "LSVAB2BOHOL0000")
+    me.tap("#vin-submit")
+    me.wait_until("the VIN error", lambda: me.element("#vin-input ~ .field-error").is_displayed())
+    assert "17 位" in me.element("#vin-input ~ .field-error").text
+
+    # When they enter their car's VIN, they see it masked and confirm it
+    me.fill("#vin-input", vin)
+    me.tap("#vin-submit")
+    me.wait_screen("confirm_vehicle")
+    shown = me.element("#vehicle-card").text
+    assert vin[-6:] in shown
+    assert vin not in shown  # the VIN is masked
+    me.tap("#vehicle-confirm")
+    me.wait_screen("verify_phone")
+
+    # When the page is reloaded, the registration resumes at the step the server says is next
+    me.driver.refresh()
+    me.wait_screen("verify_phone")
+
+    # And they verify the owner's phone with its code
+    me.fill("#owner-phone", OWNER_PHONE)
+    code = me.sms_code(OWNER_PHONE, lambda: me.tap("#owner-send"))
+    me.fill("#owner-code", code)
+    me.tap("#phone-submit")
+
+    # And prove who they are: identity, ID card photos read by OCR, the face (camera) against the card
+    prove_identity(me, camera=True, typo=True)
+
+    # And agree to every text, the biometric consent on its own
+    me.wait_screen("consents")
+    boxes = me.wait_until(
+        "the texts to agree to",
+        lambda: me.driver.find_elements("css selector", "#consent-list input[type=checkbox]"),
+    )
+    assert {b.get_attribute("data-kind") for b in boxes} == {
+        "registration_agreement",
+        "responsibility_notice",
+        "biometric_consent",
+    }
+    assert not me.element("#consents-submit").is_enabled()
+    for box in boxes:
+        box.click()
+    me.tap("#consents-submit")
+
+    # When they submit, the result page waits for the operator, then shows the registration
+    me.wait_screen("submit")
+    me.tap("#submit-button")
+    me.wait_screen("result")
+    me.wait_until(
+        "the operator's answer",
+        lambda: me._js(
+            "const r = document.querySelector('section[data-screen=result]').dataset.result;"
+            "return r && r !== 'pending' ? r : null"
+        ),
+        timeout=60,
+    )
+    result = me._js("return document.querySelector('section[data-screen=result]').dataset.result")
+    assert result == "registered", me.messages()
+    assert "实名登记成功" in me.element("#result-text").text
+    me.driver.save_screenshot(str(RESULT_SCREENSHOT))
+
+    # Then the car is among their vehicles, its card registered
+    me.tap("#result-vehicles")
+    me.wait_screen("vehicles")
+    card = me.wait_until(
+        "my vehicle",
+        lambda: me.element("#vehicle-list").text if "已登记" in me.element("#vehicle-list").text else None,
+    )
+    assert vin[-6:] in card
+
+    # When they de-register it: VIN, phone code, the same person's proof, confirmation
+    me.tap("#vehicle-list .deregister")
+    me.wait_screen("vin")
+    me.fill("#vin-input", vin)
+    me.tap("#vin-submit")
+    me.wait_screen("verify_phone")
+    me.fill("#owner-phone", DEREGISTRATION_PHONE)
+    code = me.sms_code(DEREGISTRATION_PHONE, lambda: me.tap("#owner-send"))
+    me.fill("#owner-code", code)
+    me.tap("#phone-submit")
+    prove_identity(me, camera=False)  # this time the face photos come from the file picker
+    me.wait_screen("submit")
+    assert "确认注销" in me.element("#submit-button").text
+    me.tap("#submit-button")
+    me.wait_screen("result")
+    me.wait_until(
+        "the de-registration's answer",
+        lambda: me._js(
+            "const r = document.querySelector('section[data-screen=result]').dataset.result;"
+            "return r && r !== 'pending' ? r : null"
+        ),
+        timeout=60,
+    )
+    assert me._js("return document.querySelector('section[data-screen=result]').dataset.result") == (
+        "deregistered"
+    ), me.messages()
+    assert "实名注销成功" in me.element("#result-text").text

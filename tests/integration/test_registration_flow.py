@@ -1,0 +1,409 @@
+"""The owner's registration and de-registration through the API, on the embedded AWS with the real
+local engines: SMS codes from the local outbox, OCR of synthetic ID cards, liveness and portrait match
+with real faces from ``../shared/faces``, the outbox push, the operator's answer and the result SMS."""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from chalicelib.adapters.operator.port import CallbackOutcome, OperatorCallback
+from chalicelib.core import deps
+from chalicelib.domain.documents import DocumentKind
+from chalicelib.domain.inventory import CardFunction
+from chalicelib.local.synthetic import inventory_rows, make_resident_id
+from chalicelib.services.inventory import import_inventory
+from tests.conftest import FACES
+from tests.integration.test_verification_api import (
+    CARD_PORTRAIT,
+    burst,
+    call,
+    s3,
+    start_sideways,
+    stored_keys,
+    upload,
+)
+from tests.synthetic_documents import (
+    PERSON_ADDRESS,
+    PERSON_ID_NUMBER,
+    PERSON_NAME,
+    id_back,
+    id_front,
+    require_cjk_font,
+)
+
+pytestmark = pytest.mark.skipif(not FACES.is_dir(), reason=f"face photos not found at {FACES}")
+
+OWNER = "owner-a"
+OTHER = "owner-b"
+PHONE = "13912345678"
+REG = "/v1/me/registrations"
+DEREG = "/v1/me/deregistrations"
+
+Headers = Callable[..., dict[str, str]]
+
+
+@pytest.fixture
+def person(token: Callable[..., str]) -> Headers:
+    def headers(subject: str = OWNER) -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {token('owner', subject=subject)}",
+            "Content-Type": "application/json",
+        }
+
+    return headers
+
+
+@pytest.fixture
+def vins(aws: None, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    # One phone gets several codes within a test: no 60 s wait between them (tested in test_sms_codes).
+    monkeypatch.setenv("CHEKA_SMS_RESEND_SECONDS", "0")
+    deps.reset()
+    rows = list(inventory_rows(4, seed=23))
+    report = import_inventory(list(enumerate(rows, start=2)), deps.inventory_repo(), actor="test")
+    assert report.errors == []
+    return [row["vin"] for row in rows]
+
+
+def sms_code(api: Any, phone: str, purpose: str, headers: dict[str, str]) -> str:
+    status, sent = call(api, "post", "/v1/auth/sms-codes", headers, {"phone": phone, "purpose": purpose})
+    assert status == 202, sent
+    text = deps.sms_outbox().recent(1)[0].text
+    return "".join(ch for ch in text.split("验证码")[1] if ch.isdigit())[:6]
+
+
+def outbox_records(kind: str) -> int:
+    from chalicelib.adapters.dynamo.models_outbox import OutboxModel
+
+    return sum(1 for r in OutboxModel.scan() if r.kind == kind)
+
+
+def prove_identity(api: Any, me: dict[str, str], flow_id: str, *, name: str = PERSON_NAME) -> None:
+    """Identity, both sides of the ID card read by OCR, and a live face that matches the portrait."""
+    identity = {
+        "id_type": "resident_id",
+        "id_number": PERSON_ID_NUMBER,
+        "name": name,
+        "address": PERSON_ADDRESS,
+    }
+    status, body = call(api, "put", f"/v1/flows/{flow_id}/identity", me, identity)
+    assert status == 200, body
+    for kind, photo in (
+        (DocumentKind.ID_FRONT, id_front(portrait=FACES / CARD_PORTRAIT)),
+        (DocumentKind.ID_BACK, id_back()),
+    ):
+        status, doc = upload(api, me, flow_id, kind, photo)
+        assert status == 201, doc
+        status, reading = call(api, "post", f"/v1/flows/{flow_id}/ocr/{kind.value}", me)
+        assert status == 200, reading
+    session = start_sideways(api, me, flow_id)
+    path = f"/v1/flows/{flow_id}/liveness-sessions/{session['session_id']}/result"
+    status, outcome = call(api, "post", path, me, {"frames": burst(session["challenge"]["direction"])})
+    assert status == 200, outcome
+    assert outcome["passed"] is True, outcome
+
+
+def accept_all(api: Any, me: dict[str, str], reg_id: str) -> tuple[int, Any]:
+    status, texts = call(api, "get", "/v1/consents", me)
+    assert status == 200
+    accepted = [
+        {"kind": d["kind"], "version": d["version"], "sha256": d["sha256"]} for d in texts["documents"]
+    ]
+    return call(api, "post", f"{REG}/{reg_id}/consents", me, {"accepted": accepted, "client": {"ua": "test"}})
+
+
+def register(api: Any, me: dict[str, str], vin: str) -> dict[str, Any]:
+    """A whole registration up to the operator's answer (pending)."""
+    status, reg = call(api, "post", REG, me, {"vin": vin})
+    assert status == 201, reg
+    reg_id = reg["registration_id"]
+    status, reg = call(api, "post", f"{REG}/{reg_id}/confirm-vehicle", me, {})
+    assert (status, reg["step"]) == (200, "verify_phone"), reg
+    code = sms_code(api, PHONE, "owner_phone", me)
+    status, reg = call(api, "post", f"{REG}/{reg_id}/phone", me, {"phone": PHONE, "code": code})
+    assert (status, reg["step"]) == (200, "identity"), reg
+    prove_identity(api, me, reg["flow_id"])
+    status, reg = call(api, "get", f"{REG}/{reg_id}", me)
+    assert reg["step"] == "consents", reg
+    status, reg = accept_all(api, me, reg_id)
+    assert (status, reg["step"]) == (200, "submit"), reg
+    status, reg = call(api, "post", f"{REG}/{reg_id}/submit", me)
+    assert (status, reg["step"]) == (200, "pending"), reg
+    return dict(reg)
+
+
+def operator_answers(vin: str, outcome: CallbackOutcome, reason: str | None = None) -> None:
+    """The operator's callback for the vehicle's card, applied as the callback route applies it."""
+    card = deps.inventory_repo().cards_of_vehicle(vin)[0]
+    record_id = deps.outbox_store().lifecycle(card.iccid).message_id
+    assert record_id is not None
+    callback = OperatorCallback(
+        callback_id=uuid.uuid4().hex,
+        message_id=record_id,
+        operator=card.operator,
+        iccid=card.iccid,
+        outcome=outcome,
+        reason_code="blacklisted" if reason else None,
+        reason_zh=reason,
+        reason_en="refused" if reason else None,
+        functions=[CardFunction.EMERGENCY, CardFunction.TELEMATICS]
+        if outcome is CallbackOutcome.ACCEPTED
+        else [],
+        decided_at=datetime.now(UTC),
+    )
+    deps.lifecycle().apply_callback(callback)
+    deps.registration_service().on_push_result(record_id)
+
+
+def test_an_owner_registers_a_vehicle_and_hears_the_result(
+    api: Any, person: Headers, vins: list[str]
+) -> None:
+    require_cjk_font()
+    me = person()
+    # Given a whole registration submitted
+    reg = register(api, me, vins[0])
+    reg_id = reg["registration_id"]
+    # Then everything shown is masked
+    assert reg["vehicle"]["vin_masked"] != vins[0]
+    assert reg["vehicle"]["vin_masked"].endswith(vins[0][-6:])
+    assert reg["phone_masked"] == "139****5678"
+    assert PHONE not in json.dumps(reg)
+    assert PERSON_ID_NUMBER not in json.dumps(reg)
+    assert reg["cards"][0]["state"] == "pending"
+    # And a second submit changes nothing: one registration, one push
+    status, again = call(api, "post", f"{REG}/{reg_id}/submit", me)
+    assert (status, again["step"]) == (200, "pending")
+    assert outbox_records("register") == 1
+    # When the operator accepts
+    operator_answers(vins[0], CallbackOutcome.ACCEPTED)
+    # Then the registration is registered, the SMS says so, and my vehicles show it
+    status, reg = call(api, "get", f"{REG}/{reg_id}", me)
+    assert reg["step"] == "registered"
+    assert reg["cards"][0]["state"] == "registered"
+    assert "实名登记成功" in deps.sms_outbox().recent(1)[0].text
+    status, mine = call(api, "get", "/v1/me/vehicles", me)
+    assert status == 200
+    assert len(mine["vehicles"]) == 1
+    card = mine["vehicles"][0]["cards"][0]
+    assert card["state"] == "registered"
+    assert "telematics" in card["functions"]
+    assert [h["to_state"] for h in card["history"]][-2:] == ["pending", "registered"]
+    assert "*" in card["iccid_masked"]
+    assert "*" in card["msisdn_masked"]
+    # And the live capture is kept encrypted with the registration (现场拍摄留存), the flow kept too
+    keys = stored_keys(reg["flow_id"])
+    live = [k for k in keys if "/live_capture/" in k]
+    assert live
+    head = s3().head_object(Bucket=deps.upload_service()._bucket, Key=live[0])
+    assert head["ServerSideEncryption"] == "aws:kms"
+    flow = deps.verification_service().flow(reg["flow_id"], OWNER)
+    assert flow.expires_at > datetime.now(UTC) + timedelta(days=365)
+    # And the card cannot be registered again
+    status, err = call(api, "post", REG, person(OTHER), {"vin": vins[0]})
+    assert (status, err["code"]) == (409, "registration.already_registered")
+
+
+def test_a_refusal_is_shown_with_the_operators_reason(api: Any, person: Headers, vins: list[str]) -> None:
+    require_cjk_font()
+    me = person()
+    reg = register(api, me, vins[1])
+    operator_answers(vins[1], CallbackOutcome.REJECTED, reason="该证件在黑名单中")
+    _status, reg = call(api, "get", f"{REG}/{reg['registration_id']}", me)
+    assert reg["step"] == "rejected"
+    assert reg["result"]["reason_zh"] == "该证件在黑名单中"
+    assert reg["cards"][0]["state"] == "unregistered"
+    assert reg["cards"][0]["functions"] == ["emergency"]
+    assert "未通过" in deps.sms_outbox().recent(1)[0].text
+
+
+def test_steps_run_in_order_and_belong_to_their_owner(api: Any, person: Headers, vins: list[str]) -> None:
+    me, other = person(), person(OTHER)
+    # A VIN with a bad check digit, and an unknown one
+    bad = vins[0][:8] + ("0" if vins[0][8] != "0" else "1") + vins[0][9:]
+    status, err = call(api, "post", REG, me, {"vin": bad})
+    assert (status, err["code"], err["field"]) == (422, err["code"], "vin")
+    assert err["code"].startswith("vin.")
+    status, err = call(api, "post", REG, me, {"vin": "LSVAU2180N2999999"[:16] + "X"})
+    assert status in (404, 422)
+    # Steps out of order
+    status, reg = call(api, "post", REG, me, {"vin": vins[2]})
+    assert (status, reg["step"]) == (201, "confirm_vehicle")
+    reg_id = reg["registration_id"]
+    for path, body in (("phone", {"phone": PHONE, "code": "123456"}), ("submit", None)):
+        status, err = call(api, "post", f"{REG}/{reg_id}/{path}", me, body)
+        assert (status, err["code"]) == (409, "registration.step_out_of_order"), err
+        assert err["details"]["step"] == "confirm_vehicle"
+    status, err = accept_all(api, me, reg_id)
+    assert (status, err["code"]) == (409, "registration.step_out_of_order")
+    # Starting again resumes the same registration
+    status, resumed = call(api, "post", REG, me, {"vin": vins[2]})
+    assert (status, resumed["registration_id"]) == (200, reg_id)
+    # Another person's registration: 403 and nothing about it
+    status, err = call(api, "get", f"{REG}/{reg_id}", other)
+    assert status == 403
+    assert vins[2] not in json.dumps(err)
+    assert "vehicle" not in err
+    status, err = call(api, "post", f"{REG}/{reg_id}/confirm-vehicle", other, {})
+    assert status == 403
+    # Nobody can de-register a vehicle that is not registered to them
+    status, err = call(api, "post", DEREG, other, {"vin": vins[2]})
+    assert (status, err["code"]) == (403, "vehicle.not_yours")
+    # A wrong SMS code is refused and changes nothing
+    call(api, "post", f"{REG}/{reg_id}/confirm-vehicle", me, {})
+    code = sms_code(api, PHONE, "owner_phone", me)
+    wrong = "000000" if code != "000000" else "111111"
+    status, err = call(api, "post", f"{REG}/{reg_id}/phone", me, {"phone": PHONE, "code": wrong})
+    assert (status, err["code"]) == (422, "sms.code_wrong") or status == 400, err
+    status, reg = call(api, "get", f"{REG}/{reg_id}", me)
+    assert reg["step"] == "verify_phone"
+    assert reg["flow_id"] is None
+
+
+def test_outdated_or_partial_consents_are_refused(api: Any, person: Headers, vins: list[str]) -> None:
+    from chalicelib.domain.registration import RegistrationStatus
+
+    me = person()
+    _status, reg = call(api, "post", REG, me, {"vin": vins[3]})
+    reg_id = reg["registration_id"]
+    repo = deps.registration_service()._regs
+    stored = repo.get(reg_id)
+    assert stored is not None
+    assert stored.status is RegistrationStatus.OPEN
+    # (the consents step reached directly: the checks before it are tested above)
+    from chalicelib.domain.errors import InvalidField
+    from chalicelib.domain.registration import AcceptedConsent, check_consents, consent_documents
+
+    docs = consent_documents()
+    full = [AcceptedConsent(kind=d.kind, version=d.version, sha256=d.sha256) for d in docs]
+    check_consents(full)
+    with pytest.raises(InvalidField) as missing:
+        check_consents(full[:-1])
+    assert missing.value.code == "consent.missing"
+    with pytest.raises(InvalidField) as outdated:
+        check_consents([*full[:-1], full[-1].model_copy(update={"sha256": "0" * 64})])
+    assert outdated.value.code == "consent.outdated"
+    assert {d.kind.value for d in docs} == {
+        "registration_agreement",
+        "responsibility_notice",
+        "biometric_consent",
+    }
+
+
+def test_an_abandoned_registration_expires_and_its_photos_are_purged(
+    api: Any, person: Headers, vins: list[str]
+) -> None:
+    me = person()
+    status, reg = call(api, "post", REG, me, {"vin": vins[3]})
+    reg_id = reg["registration_id"]
+    call(api, "post", f"{REG}/{reg_id}/confirm-vehicle", me, {})
+    code = sms_code(api, PHONE, "owner_phone", me)
+    status, reg = call(api, "post", f"{REG}/{reg_id}/phone", me, {"phone": PHONE, "code": code})
+    flow_id = reg["flow_id"]
+    status, _doc = upload(api, me, flow_id, DocumentKind.ID_BACK, id_back())
+    assert status == 201
+    assert stored_keys(flow_id)
+    # When both expire
+    service = deps.registration_service()
+    past = datetime.now(UTC) - timedelta(minutes=1)
+    stored = service._regs.get(reg_id)
+    assert stored is not None
+    service._regs.save(stored.model_copy(update={"expires_at": past, "version": stored.version + 1}))
+    verification = deps.verification_service()
+    flow = verification.flow(flow_id, OWNER)
+    verification._flows.save(flow.model_copy(update={"expires_at": past, "version": flow.version + 1}))
+    # Then the registration is gone for its owner, and the purge deletes it with the photos
+    status, err = call(api, "get", f"{REG}/{reg_id}", me)
+    assert (status, err["code"]) == (404, "registration.not_found")
+    assert service.purge_abandoned() == {"registrations": 1, "flows": 1}
+    assert stored_keys(flow_id) == []
+    assert service._regs.get(reg_id) is None
+    assert service.purge_abandoned() == {"registrations": 0, "flows": 0}
+
+
+def test_the_registered_person_deregisters_with_phone_and_face(
+    api: Any, person: Headers, vins: list[str]
+) -> None:
+    require_cjk_font()
+    me = person()
+    register(api, me, vins[0])
+    operator_answers(vins[0], CallbackOutcome.ACCEPTED)
+    # When the owner de-registers the vehicle
+    status, dereg = call(api, "post", DEREG, me, {"vin": vins[0]})
+    assert (status, dereg["step"]) == (201, "verify_phone"), dereg
+    dereg_id = dereg["registration_id"]
+    # Another phone than the one registered is refused
+    other_phone = "13700001111"
+    code = sms_code(api, other_phone, "deregistration", me)
+    status, err = call(api, "post", f"{DEREG}/{dereg_id}/phone", me, {"phone": other_phone, "code": code})
+    assert (status, err["code"]) == (422, "phone.not_registered")
+    code = sms_code(api, PHONE, "deregistration", me)
+    status, dereg = call(api, "post", f"{DEREG}/{dereg_id}/phone", me, {"phone": PHONE, "code": code})
+    assert (status, dereg["step"]) == (200, "identity"), dereg
+    prove_identity(api, me, dereg["flow_id"])
+    status, dereg = call(api, "get", f"{DEREG}/{dereg_id}", me)
+    assert dereg["step"] == "submit", dereg
+    status, dereg = call(api, "post", f"{DEREG}/{dereg_id}/submit", me)
+    # Then the card is back to emergency-only, the operator is told, and the person gets an SMS
+    assert (status, dereg["step"]) == (200, "deregistered"), dereg
+    card = deps.inventory_repo().cards_of_vehicle(vins[0])[0]
+    assert card.state.value == "unregistered"
+    assert card.functions == [CardFunction.EMERGENCY]
+    assert outbox_records("deregister") == 1
+    assert "注销" in deps.sms_outbox().recent(1)[0].text
+    # And the vehicle can be registered anew
+    status, fresh = call(api, "post", REG, person(OTHER), {"vin": vins[0]})
+    assert status == 201, fresh
+
+
+def test_a_trustee_registers_for_the_owner_with_the_authorization_letter(
+    api: Any, person: Headers, vins: list[str]
+) -> None:
+    require_cjk_font()
+    from PIL import Image, ImageDraw
+
+    me = person()
+    status, reg = call(api, "post", REG, me, {"vin": vins[1], "delegated": True})
+    assert status == 201
+    assert reg["delegated"] is True
+    assert reg["steps"][:3] == ["confirm_vehicle", "verify_phone", "delegation"]
+    reg_id = reg["registration_id"]
+    call(api, "post", f"{REG}/{reg_id}/confirm-vehicle", me, {})
+    code = sms_code(api, PHONE, "owner_phone", me)
+    status, reg = call(api, "post", f"{REG}/{reg_id}/phone", me, {"phone": PHONE, "code": code})
+    assert reg["step"] == "delegation"
+    owner_id = make_resident_id(__import__("random").Random(5))
+    body = {"owner": {"id_type": "resident_id", "id_number": owner_id, "name": "李四", "address": "上海市"}}
+    # Without the letter the delegation is refused
+    status, err = call(api, "post", f"{REG}/{reg_id}/delegation", me, body)
+    assert (status, err["code"]) == (422, "delegation.letter_missing")
+    page = Image.new("RGB", (1240, 1754), "white")
+    ImageDraw.Draw(page).rectangle((100, 100, 1140, 400), outline="black", width=6)
+    letter = io.BytesIO()
+    page.save(letter, "JPEG", quality=85)
+    status, doc = upload(api, me, reg["flow_id"], DocumentKind.AUTHORIZATION_LETTER, letter.getvalue())
+    assert status == 201, doc
+    status, reg = call(api, "post", f"{REG}/{reg_id}/delegation", me, body)
+    assert (status, reg["step"]) == (200, "identity"), reg
+    assert reg["delegation"]["letter"] is True
+    assert owner_id not in json.dumps(reg)
+    # The trustee proves their own identity, then consents and submits
+    prove_identity(api, me, reg["flow_id"])
+    status, reg = accept_all(api, me, reg_id)
+    status, reg = call(api, "post", f"{REG}/{reg_id}/submit", me)
+    assert reg["step"] == "pending", reg
+    # Both identities are recorded: the card's holder is the owner, the flow verified the trustee
+    card = deps.inventory_repo().cards_of_vehicle(vins[1])[0]
+    assert card.holder_id is not None
+    holder = deps.party_repo().get(card.holder_id)
+    assert holder is not None
+    assert holder.id_number == owner_id
+    assert holder.name == "李四"
+    flow = deps.verification_service().flow(reg["flow_id"], OWNER)
+    assert flow.identity is not None
+    assert flow.identity.id_number == PERSON_ID_NUMBER
