@@ -32,6 +32,7 @@ def main() -> None:
         "bench_uploads.py",
         "bench_ocr.py",
         "bench_portrait.py",
+        "bench_registration.py",
     ):
         print(f"== {script}", flush=True)
         subprocess.run([sys.executable, str(HERE / script)], check=True)

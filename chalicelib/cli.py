@@ -50,6 +50,7 @@ def seed(vehicles: int) -> None:
             "report": result.report.model_dump(exclude={"errors"}),
             "registered_vins": result.registered_vins,
             "first_vin": result.first_vin,
+            "open_vins": result.open_vins,
         }
     )
 
@@ -133,6 +134,37 @@ def demo_csv(vehicles: int, rng_seed: int, out: Path) -> None:
 
     out.write_text(inventory_csv(vehicles, seed=rng_seed), encoding="utf-8")
     click.echo(f"wrote {vehicles} vehicles to {out}")
+
+
+@main.command("demo-id-card")
+@click.option(
+    "--portrait",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="A photo of your face: it becomes the card's portrait, so the live check can match you.",
+)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+def demo_id_card(portrait: Path, out: Path) -> None:
+    """Draw an invented ID card (front with your portrait, back) to try the H5 client with locally."""
+    from chalicelib.local import documents
+
+    if documents.cjk_font_path() is None:
+        click.echo(documents.NO_FONT, err=True)
+        sys.exit(2)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "id_front.jpg").write_bytes(documents.id_front(portrait=portrait, fmt="JPEG", scale=1.5))
+    (out / "id_back.jpg").write_bytes(documents.id_back(fmt="JPEG"))
+    _echo_json(
+        {
+            "files": [str(out / "id_front.jpg"), str(out / "id_back.jpg")],
+            "type in": {
+                "id_type": "resident_id",
+                "id_number": documents.PERSON_ID_NUMBER,
+                "name": documents.PERSON_NAME,
+                "address": documents.PERSON_ADDRESS,
+            },
+        }
+    )
 
 
 @main.command("vehicle")

@@ -221,16 +221,20 @@ def operator() -> None:
 @click.option("--operator", "name", required=True, type=click.Choice([o.value for o in Operator]))
 @click.option(
     "--listing",
-    required=True,
+    default=None,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The operator's card listing, JSON Lines: iccid, state (registered|deregistered), "
-    "holder_id_hash, functions.",
+    help="A card listing file the operator delivered, JSON Lines: iccid, state (registered|deregistered), "
+    "holder_id_hash, functions. Without it the operator's listing interface is asked (locally: the "
+    "sandbox operator).",
 )
 @click.option("--max-drifts", default=1000, show_default=True, help="Drifts to print (all are counted).")
-def operator_reconcile(name: str, listing: Path, max_drifts: int) -> None:
+def operator_reconcile(name: str, listing: Path | None, max_drifts: int) -> None:
     """Compare the operator's listing with the platform's cards; prints every drift per card."""
+    from chalicelib.core import deps
+
+    directory: OperatorDirectory = ListingFile(listing) if listing else deps.operator_gateway()
     try:
-        report = _lifecycle().reconcile(Operator(name), ListingFile(listing), max_drifts=max_drifts)
+        report = _lifecycle().reconcile(Operator(name), directory, max_drifts=max_drifts)
     except DomainError as err:
         _fail(err)
         return

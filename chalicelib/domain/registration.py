@@ -349,5 +349,9 @@ class RegistrationRepository(ABC):
     def expired_open(self, now: datetime, limit: int) -> list[Registration]: ...
 
     @abstractmethod
+    def submitting(self, claimed_before: datetime, limit: int) -> list[Registration]:
+        """Registrations claimed for submission before ``claimed_before`` and never finished."""
+
+    @abstractmethod
     def delete_expired(self, reg: Registration, now: datetime) -> bool:
         """Delete an open registration still expired at ``now`` (False if it moved on meanwhile)."""

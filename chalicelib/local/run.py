@@ -173,9 +173,11 @@ def main() -> None:
 cheka is running (stage local; state is in memory — `make seed` re-seeds, a restart starts clean)
 
   open        {api}/                 landing page: health and every route
+  H5          {api}/h5               the owner's mobile client (registration, de-registration)
   API         {api}/openapi.json
   AWS (moto)  http://127.0.0.1:{settings.moto_port}     tables, bucket, KMS keys
-  worker      running (outbox dispatch, outbox sweep, health-watch)
+  worker      running (outbox dispatch, outbox sweep, purge of abandoned flows, health-watch)
+  SMS         .venv/bin/cheka sms outbox   (codes and results are kept here, not sent)
   operator    http://127.0.0.1:{settings.sandbox_port}     sandbox operator (decides pushes, calls back)
 
 bootstrap admin token (24 h):
@@ -185,6 +187,8 @@ try:
   .venv/bin/cheka demo-csv --vehicles 1000 --out /tmp/inventory.csv
   .venv/bin/cheka import-inventory /tmp/inventory.csv
   curl -s -H "Authorization: Bearer $TOKEN" {api}/v1/vehicles/{vin}
+  .venv/bin/cheka demo-id-card --portrait <a photo of you> --out /tmp/card
+  then register one of these unregistered vehicles in the H5: {", ".join(seed_doc.get("open_vins", [])[:3])}
 
 Ctrl-C stops everything.
 """,

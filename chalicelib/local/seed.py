@@ -23,6 +23,8 @@ class SeedResult:
     report: ImportReport
     registered_vins: list[str]
     first_vin: str
+    #: Vehicles whose cards are still unregistered: the ones to try the owner's registration with.
+    open_vins: list[str]
 
 
 def seed(inventory: InventoryRepository, parties: PartyRepository, *, vehicles: int = 50) -> SeedResult:
@@ -50,4 +52,11 @@ def seed(inventory: InventoryRepository, parties: PartyRepository, *, vehicles: 
             inventory, card.iccid, CardState.REGISTERED, actor="seed", reason="demo: operator accepted"
         )
         registered.append(row["vin"])
-    return SeedResult(report=report, registered_vins=registered, first_vin=rows[0][1]["vin"])
+    open_vins: list[str] = []
+    for _, row in rows:
+        card = inventory.get_card(row["iccid"])
+        if len(open_vins) < 5 and card is not None and card.state is CardState.UNREGISTERED:
+            open_vins.append(row["vin"])
+    return SeedResult(
+        report=report, registered_vins=registered, first_vin=rows[0][1]["vin"], open_vins=open_vins
+    )

@@ -521,51 +521,91 @@ class RegistrationService:
         if reg.status is not RegistrationStatus.OPEN and not stale:
             return None
         try:
-            return self._save(reg, status=RegistrationStatus.SUBMITTING, submitted_at=now)
+            return self._save(reg, status=RegistrationStatus.SUBMITTING, submitted_at=now, expires_at=None)
         except Conflict:
             return None
 
     def submit(self, registration_id: str, caller: str) -> RegistrationView:
-        """Submit once: a second submit (or a concurrent one) gets the same registration, no second push."""
+        """Submit once: a second submit (or a concurrent one) gets the same registration, no second push.
+
+        The claim takes the registration and its flow out of expiry before anything is pushed, so a
+        request that dies after the push commits leaves nothing to purge; ``recover_stuck`` (and the
+        next read) finishes such a submission from what the cards show.
+        """
         reg = self._own(registration_id, caller)
-        if reg.status is not RegistrationStatus.OPEN:
-            claimed = self._claim(reg)
-            if claimed is None:
-                return self.view(reg)
-        else:
-            flow = self._flow(reg)
-            require_step(reg, flow, Step.SUBMIT)
-            claimed = self._claim(reg)
-            if claimed is None:
-                return self.view(self._own(registration_id, caller))
+        if reg.status is RegistrationStatus.SUBMITTED:
+            return self.view(reg)
+        if reg.status is RegistrationStatus.OPEN:
+            require_step(reg, self._flow(reg), Step.SUBMIT)
+        elif self._pushed(reg):
+            return self.view(self._finish(reg))
+        claimed = self._claim(reg)
+        if claimed is None:
+            return self.view(self._own(registration_id, caller))
         flow = self._flow(claimed)
         assert flow is not None
         assert flow.identity is not None
         assert flow.person_hash is not None
-        party_id = claimed.party_id
+        self._verification.keep(flow.flow_id, caller, self._clock() + EVIDENCE_RETENTION)
         try:
             if claimed.kind is RegistrationKind.REGISTRATION:
-                record_ids, party_id = self._push_registration(claimed, flow, caller)
+                self._push_registration(claimed, flow, caller)
             else:
-                record_ids = self._push_deregistration(claimed, flow, caller)
+                self._push_deregistration(claimed, flow, caller)
         except DomainError:
-            self._save(claimed, status=RegistrationStatus.OPEN, submitted_at=None)
+            self._release(claimed, flow)
             raise
+        done = self._finish(claimed)
+        logger.info(
+            "registration submitted", extra={"registration": done.registration_id, "kind": done.kind.value}
+        )
+        return self.view(done)
+
+    def _release(self, claimed: Registration, flow: Flow) -> None:
+        """A refused push: the registration is open again and expires as it would have."""
+        expires = claimed.created_at + self._flow_ttl
+        self._save(claimed, status=RegistrationStatus.OPEN, submitted_at=None, expires_at=expires)
+        self._verification.expire_at(flow.flow_id, claimed.owner, expires)
+
+    def _finish(self, reg: Registration) -> Registration:
+        """Record a committed push: its records (for the result SMS) and the holder, from the cards."""
+        record_ids: list[str] = []
+        party_id = reg.party_id
+        for iccid in reg.iccids:
+            status = self._lifecycle.status(iccid)
+            if status.lifecycle.message_id:
+                record_ids.append(status.lifecycle.message_id)
+            if reg.kind is RegistrationKind.REGISTRATION and status.card.holder_id:
+                party_id = status.card.holder_id
         done = self._save(
-            claimed,
+            reg,
             status=RegistrationStatus.SUBMITTED,
             record_ids=record_ids,
             party_id=party_id,
             expires_at=None,
         )
         self._regs.link_pushes(done.registration_id, record_ids)
-        self._verification.keep(flow.flow_id, caller, self._clock() + EVIDENCE_RETENTION)
-        logger.info(
-            "registration submitted", extra={"registration": done.registration_id, "kind": done.kind.value}
-        )
         if done.kind is RegistrationKind.DEREGISTRATION:
             self._notify(done)
-        return self.view(done)
+        return done
+
+    def recover_stuck(self, limit: int = 100) -> dict[str, int]:
+        """Submissions whose request died: finished when their push committed, else opened again."""
+        now = self._clock()
+        finished = released = 0
+        for reg in self._regs.submitting(now - STALE_CLAIM, limit):
+            try:
+                if self._pushed(reg):
+                    self._finish(reg)
+                    finished += 1
+                else:
+                    flow = self._flow(reg)
+                    if flow is not None:
+                        self._release(reg, flow)
+                        released += 1
+            except DomainError:
+                continue  # moved meanwhile: the next round sees it as it is now
+        return {"finished": finished, "released": released}
 
     def _party(self, reg: Registration, flow: Flow) -> Party:
         """The holder: the owner who authorized a trustee, else the person the flow verified."""
@@ -590,18 +630,17 @@ class RegistrationService:
             created_at=self._clock(),
         )
 
-    def _push_registration(self, reg: Registration, flow: Flow, caller: str) -> tuple[list[str], str]:
+    def _push_registration(self, reg: Registration, flow: Flow, caller: str) -> None:
         """The holder stored as a party, then every card pushed in one transaction."""
         party = self._party(reg, flow)
         self._parties.put(party)
-        holder = holder_from_party(party, self._hasher)
-        outcomes = self._lifecycle.submit_registrations(reg.iccids, holder, caller)
-        return [o.record_id for o in outcomes if o.record_id], party.party_id
+        self._lifecycle.submit_registrations(reg.iccids, holder_from_party(party, self._hasher), caller)
 
-    def _push_deregistration(self, reg: Registration, flow: Flow, caller: str) -> list[str]:
-        """注销 by the registered person only: the face-checked identity must be the card's holder."""
-        record_ids: list[str] = []
-        for iccid in reg.iccids:
+    def _push_deregistration(self, reg: Registration, flow: Flow, caller: str) -> None:
+        """注销 by the registered person only: the face-checked identity must be the card's holder.
+        A card no longer registered (ended by an earlier, interrupted submit) is left as it is."""
+        registered = [i for i in reg.iccids if self._lifecycle.status(i).card.state is CardState.REGISTERED]
+        for iccid in registered:
             life = self._lifecycle.status(iccid).lifecycle
             if life.holder_id_hash != flow.person_hash:
                 raise Forbidden(
@@ -609,11 +648,8 @@ class RegistrationService:
                     "核验的身份与该车联网卡的登记人不一致",
                     "The verified person is not the card's registered holder",
                 )
-        for iccid in reg.iccids:
-            outcome = self._lifecycle.deregister(iccid, caller, "owner de-registration (实名注销)")
-            if outcome.record_id:
-                record_ids.append(outcome.record_id)
-        return record_ids
+        for iccid in registered:
+            self._lifecycle.deregister(iccid, caller, "owner de-registration (实名注销)")
 
     # -- the operator's answer -----------------------------------------------------------------------
 
@@ -700,4 +736,4 @@ class RegistrationService:
             1 for reg in self._regs.expired_open(now, limit) if self._regs.delete_expired(reg, now)
         )
         flows = self._verification.purge_expired(limit)
-        return {"registrations": registrations, "flows": flows}
+        return {"registrations": registrations, "flows": flows, **self.recover_stuck(limit)}

@@ -679,6 +679,11 @@ class VerificationService:
             return flow
         return self._save(flow, expires_at=until)
 
+    def expire_at(self, flow_id: str, caller: str, at: datetime) -> Flow:
+        """Give a flow back its expiry (a submission that was refused keeps it no longer)."""
+        flow = self.flow(flow_id, caller)
+        return flow if flow.expires_at == at else self._save(flow, expires_at=at)
+
     def purge_expired(self, limit: int = 100) -> int:
         """Delete abandoned flows (expired, never kept by a submission) with their photos; how many.
 

@@ -168,6 +168,9 @@ def _stack_env(moto: int, api: int, sandbox: int) -> dict[str, str]:
             "CHEKA_API_PORT": str(api),
             "CHEKA_SANDBOX_PORT": str(sandbox),
             "CHEKA_AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto}",
+            # The owner's phone gets a registration code and, minutes later, a de-registration code;
+            # the 60 s resend rule itself is proved in tests/integration/test_sms_codes.py.
+            "CHEKA_SMS_RESEND_SECONDS": "10",
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_DEFAULT_REGION": "cn-north-1",

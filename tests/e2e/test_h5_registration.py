@@ -34,7 +34,7 @@ LIVE_PERSON = "obama_1.jpg"
 #: Three phones: a phone gets one code a minute, and the run takes less than that.
 LOGIN_PHONE = "13800138000"
 OWNER_PHONE = "13900139000"
-DEREGISTRATION_PHONE = "13700137000"
+OTHER_PHONE = "13700137000"
 RESULT_SCREENSHOT = Path("/tmp/h5-result.png")
 
 
@@ -466,8 +466,16 @@ def test_a_person_registers_a_car_and_deregisters_it_in_the_browser(phone: Phone
     me.fill("#vin-input", vin)
     me.tap("#vin-submit")
     me.wait_screen("verify_phone")
-    me.fill("#owner-phone", DEREGISTRATION_PHONE)
-    code = me.sms_code(DEREGISTRATION_PHONE, lambda: me.tap("#owner-send"))
+    # A phone other than the one given at registration is refused, in Chinese
+    me.fill("#owner-phone", OTHER_PHONE)
+    code = me.sms_code(OTHER_PHONE, lambda: me.tap("#owner-send"))
+    me.fill("#owner-code", code)
+    me.tap("#phone-submit")
+    refusal = me.wait_until("the other phone's refusal", me.errors)
+    assert "登记时预留的手机号码" in refusal[0], refusal
+    assert me.screen() == "verify_phone"
+    me.fill("#owner-phone", OWNER_PHONE)
+    code = me.sms_code(OWNER_PHONE, lambda: me.tap("#owner-send"))
     me.fill("#owner-code", code)
     me.tap("#phone-submit")
     prove_identity(me, camera=False)  # this time the face photos come from the file picker

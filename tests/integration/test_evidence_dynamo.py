@@ -138,27 +138,6 @@ def test_a_deleted_head_is_detected(log: EvidenceLog) -> None:
     assert (verdict.ok, verdict.reason) == (False, "evidence.head_mismatch")
 
 
-@pytest.fixture
-def serializable_transactions(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Give moto DynamoDB's transaction isolation.
-
-    moto runs TransactWriteItems unlocked and undoes a cancelled one by restoring a snapshot of the
-    whole table taken when it started, which can wipe a transaction another thread committed
-    meanwhile (real DynamoDB serialises transactions on an item). One lock restores that guarantee,
-    so the test exercises the adapter's conditions and retries, not moto's threading.
-    """
-    from moto.dynamodb.models import DynamoDBBackend
-
-    lock = threading.Lock()
-    unlocked = DynamoDBBackend.transact_write_items
-
-    def transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
-        with lock:
-            unlocked(self, transact_items)
-
-    monkeypatch.setattr(DynamoDBBackend, "transact_write_items", transact_write_items)
-
-
 @pytest.mark.usefixtures("serializable_transactions")
 def test_concurrent_appends_make_one_contiguous_chain(log: EvidenceLog) -> None:
     # Given four writers recording checks on the same flow at the same moment

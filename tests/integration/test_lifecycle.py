@@ -279,27 +279,6 @@ def world(aws: None) -> World:
     return make_world()
 
 
-@pytest.fixture
-def serializable_transactions(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Give moto DynamoDB's transaction isolation (see tests/integration/test_evidence_dynamo.py).
-
-    moto runs TransactWriteItems unlocked and undoes a cancelled one by restoring a snapshot of every
-    table it touches, which can wipe a transaction another thread committed meanwhile; real DynamoDB
-    serialises transactions on an item. One lock restores that, so the race tested is the one of the
-    adapter's conditions (the counter's limit, the card's version), not moto's threading.
-    """
-    from moto.dynamodb.models import DynamoDBBackend
-
-    lock = threading.Lock()
-    unlocked = DynamoDBBackend.transact_write_items
-
-    def transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
-        with lock:
-            unlocked(self, transact_items)
-
-    monkeypatch.setattr(DynamoDBBackend, "transact_write_items", transact_write_items)
-
-
 # ------------------------------------------------------------------------------------- registration
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import random
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -17,7 +18,7 @@ from chalicelib.adapters.operator.port import CallbackOutcome, OperatorCallback
 from chalicelib.core import deps
 from chalicelib.domain.documents import DocumentKind
 from chalicelib.domain.inventory import CardFunction
-from chalicelib.local.synthetic import inventory_rows, make_resident_id
+from chalicelib.local.synthetic import inventory_rows, make_resident_id, make_vin
 from chalicelib.services.inventory import import_inventory
 from tests.conftest import FACES
 from tests.integration.test_verification_api import (
@@ -118,8 +119,8 @@ def accept_all(api: Any, me: dict[str, str], reg_id: str) -> tuple[int, Any]:
     return call(api, "post", f"{REG}/{reg_id}/consents", me, {"accepted": accepted, "client": {"ua": "test"}})
 
 
-def register(api: Any, me: dict[str, str], vin: str) -> dict[str, Any]:
-    """A whole registration up to the operator's answer (pending)."""
+def register(api: Any, me: dict[str, str], vin: str, *, submit: bool = True) -> dict[str, Any]:
+    """A whole registration up to the operator's answer (pending), or up to the submit step."""
     status, reg = call(api, "post", REG, me, {"vin": vin})
     assert status == 201, reg
     reg_id = reg["registration_id"]
@@ -133,6 +134,8 @@ def register(api: Any, me: dict[str, str], vin: str) -> dict[str, Any]:
     assert reg["step"] == "consents", reg
     status, reg = accept_all(api, me, reg_id)
     assert (status, reg["step"]) == (200, "submit"), reg
+    if not submit:
+        return dict(reg)
     status, reg = call(api, "post", f"{REG}/{reg_id}/submit", me)
     assert (status, reg["step"]) == (200, "pending"), reg
     return dict(reg)
@@ -229,8 +232,10 @@ def test_steps_run_in_order_and_belong_to_their_owner(api: Any, person: Headers,
     status, err = call(api, "post", REG, me, {"vin": bad})
     assert (status, err["code"], err["field"]) == (422, err["code"], "vin")
     assert err["code"].startswith("vin.")
-    status, err = call(api, "post", REG, me, {"vin": "LSVAU2180N2999999"[:16] + "X"})
-    assert status in (404, 422)
+    unknown = make_vin(random.Random(99))
+    assert unknown not in vins
+    status, err = call(api, "post", REG, me, {"vin": unknown})
+    assert (status, err["code"]) == (404, "vehicle.not_found")
     # Steps out of order
     status, reg = call(api, "post", REG, me, {"vin": vins[2]})
     assert (status, reg["step"]) == (201, "confirm_vehicle")
@@ -320,10 +325,10 @@ def test_an_abandoned_registration_expires_and_its_photos_are_purged(
     # Then the registration is gone for its owner, and the purge deletes it with the photos
     status, err = call(api, "get", f"{REG}/{reg_id}", me)
     assert (status, err["code"]) == (404, "registration.not_found")
-    assert service.purge_abandoned() == {"registrations": 1, "flows": 1}
+    assert service.purge_abandoned() == {"registrations": 1, "flows": 1, "finished": 0, "released": 0}
     assert stored_keys(flow_id) == []
     assert service._regs.get(reg_id) is None
-    assert service.purge_abandoned() == {"registrations": 0, "flows": 0}
+    assert service.purge_abandoned()["flows"] == 0
 
 
 def test_the_registered_person_deregisters_with_phone_and_face(
@@ -377,7 +382,7 @@ def test_a_trustee_registers_for_the_owner_with_the_authorization_letter(
     code = sms_code(api, PHONE, "owner_phone", me)
     status, reg = call(api, "post", f"{REG}/{reg_id}/phone", me, {"phone": PHONE, "code": code})
     assert reg["step"] == "delegation"
-    owner_id = make_resident_id(__import__("random").Random(5))
+    owner_id = make_resident_id(random.Random(5))
     body = {"owner": {"id_type": "resident_id", "id_number": owner_id, "name": "李四", "address": "上海市"}}
     # Without the letter the delegation is refused
     status, err = call(api, "post", f"{REG}/{reg_id}/delegation", me, body)
@@ -407,3 +412,64 @@ def test_a_trustee_registers_for_the_owner_with_the_authorization_letter(
     flow = deps.verification_service().flow(reg["flow_id"], OWNER)
     assert flow.identity is not None
     assert flow.identity.id_number == PERSON_ID_NUMBER
+
+
+def test_a_submit_that_dies_after_the_push_is_finished_by_the_recovery(
+    api: Any, person: Headers, vins: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require_cjk_font()
+    me = person()
+    reg = register(api, me, vins[2], submit=False)
+    reg_id = reg["registration_id"]
+    service = deps.registration_service()
+
+    # Given a submit whose request dies right after the push committed
+    def die(*_: Any) -> Any:
+        raise RuntimeError("the Lambda timed out")
+
+    monkeypatch.setattr(service, "_finish", die)
+    status, err = call(api, "post", f"{REG}/{reg_id}/submit", me)
+    assert status == 500, err
+    monkeypatch.undo()
+    # Then the card is pending with its push, the flow is kept, and the person sees "pending"
+    assert outbox_records("register") == 1
+    status, shown = call(api, "get", f"{REG}/{reg_id}", me)
+    assert shown["step"] == "pending"
+    flow = deps.verification_service().flow(reg["flow_id"], OWNER)
+    assert flow.expires_at > datetime.now(UTC) + timedelta(days=365)
+    # When the recovery runs after the claim went stale, the submission is finished: no second push
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    monkeypatch.setattr(service, "_clock", lambda: later)
+    assert service.recover_stuck() == {"finished": 1, "released": 0}
+    monkeypatch.undo()
+    assert outbox_records("register") == 1
+    # And the operator's answer reaches the person by SMS
+    operator_answers(vins[2], CallbackOutcome.ACCEPTED)
+    assert "实名登记成功" in deps.sms_outbox().recent(1)[0].text
+
+
+def test_a_submit_that_dies_before_the_push_is_opened_again(
+    api: Any, person: Headers, vins: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require_cjk_font()
+    me = person()
+    reg = register(api, me, vins[3], submit=False)
+    reg_id = reg["registration_id"]
+    service = deps.registration_service()
+
+    def die(*_: Any) -> Any:
+        raise RuntimeError("the Lambda timed out")
+
+    monkeypatch.setattr(service._lifecycle, "submit_registrations", die)
+    status, _ = call(api, "post", f"{REG}/{reg_id}/submit", me)
+    assert status == 500
+    monkeypatch.undo()
+    assert outbox_records("register") == 0
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    monkeypatch.setattr(service, "_clock", lambda: later)
+    assert service.recover_stuck() == {"finished": 0, "released": 1}
+    monkeypatch.undo()
+    # The person can submit again, and this time it goes through once
+    status, shown = call(api, "post", f"{REG}/{reg_id}/submit", me)
+    assert (status, shown["step"]) == (200, "pending"), shown
+    assert outbox_records("register") == 1

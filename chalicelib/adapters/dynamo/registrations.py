@@ -176,6 +176,17 @@ class DynamoRegistrationRepository(RegistrationRepository):
                 break
         return found
 
+    def submitting(self, claimed_before: datetime, limit: int) -> list[Registration]:
+        condition = (RegistrationModel.status == RegistrationStatus.SUBMITTING.value) & (
+            RegistrationModel.submitted_at < claimed_before
+        )
+        found: list[Registration] = []
+        for item in RegistrationModel.scan(condition, page_size=100):
+            found.append(self._registration(item))
+            if len(found) >= limit:
+                break
+        return found
+
     def delete_expired(self, reg: Registration, now: datetime) -> bool:
         condition = (RegistrationModel.expires_epoch < _epoch(now)) & (
             RegistrationModel.status == RegistrationStatus.OPEN.value
