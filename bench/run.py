@@ -33,6 +33,7 @@ def main() -> None:
         "bench_ocr.py",
         "bench_portrait.py",
         "bench_registration.py",
+        "bench_outbox.py",
     ):
         print(f"== {script}", flush=True)
         subprocess.run([sys.executable, str(HERE / script)], check=True)

@@ -381,6 +381,36 @@ def request_review(call: Call, flow_id: str) -> ReviewCaseView:
     return case_view(deps.verification_service().request_review(flow_id, call.actor))
 
 
+class BiometricConsentBody(BaseModel):
+    """The biometric consent text as served by ``GET /v1/consents`` (kind ``biometric_consent``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: str = Field(min_length=1, max_length=16)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    client: dict[str, str] = Field(default_factory=dict, max_length=8, description="User agent, screen")
+
+
+@route(
+    bp,
+    "/v1/flows/{flow_id}/biometric-consent",
+    method="POST",
+    summary="人脸信息处理单独同意: the separate consent the face check needs first (PIPL 第二十九条)",
+    roles=PERSON_ROLES,
+    body=BiometricConsentBody,
+    response=FlowView,
+    errors=(404, 409),
+    tags=("verification",),
+)
+def biometric_consent(call: Call, flow_id: str) -> FlowView:
+    body: BiometricConsentBody = call.body
+    client = {k[:32]: v[:300] for k, v in body.client.items()}
+    flow = deps.verification_service().give_biometric_consent(
+        flow_id, call.actor, body.version, body.sha256, client
+    )
+    return flow_view(flow)
+
+
 class ReviewQueue(BaseModel):
     cases: list[ReviewCaseView]
     next_cursor: str | None

@@ -50,6 +50,8 @@ class CheckName(StrEnum):
     OCR_ID_BACK = "ocr_id_back"
     OCR_BUSINESS_LICENCE = "ocr_business_licence"
     FACE = "face"
+    #: 人脸信息处理单独同意 (PIPL 第二十九条): given before any face is processed.
+    BIOMETRIC_CONSENT = "biometric_consent"
 
 
 class CheckVerdict(StrEnum):

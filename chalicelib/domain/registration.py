@@ -155,8 +155,17 @@ class ConsentRecord(BaseModel):
     client: dict[str, str] = Field(default_factory=dict)
 
 
-def check_consents(accepted: list[AcceptedConsent]) -> None:
-    """Every current text accepted, exactly as served (an outdated or altered text is refused)."""
+#: The agreements of the consents step; the biometric consent is given earlier, before the face step.
+AGREEMENTS = (ConsentKind.REGISTRATION_AGREEMENT, ConsentKind.RESPONSIBILITY_NOTICE)
+
+
+def current_consent(kind: ConsentKind) -> ConsentDocument:
+    return next(d for d in consent_documents() if d.kind is kind)
+
+
+def check_consents(accepted: list[AcceptedConsent], required: tuple[ConsentKind, ...] = AGREEMENTS) -> None:
+    """Every ``required`` text accepted, and every text given the current one, exactly as served (an
+    outdated or altered text is refused)."""
     current = {d.kind: d for d in consent_documents()}
     given = {a.kind: a for a in accepted}
     if len(given) != len(accepted):
@@ -165,6 +174,8 @@ def check_consents(accepted: list[AcceptedConsent]) -> None:
         )
     for kind, doc in current.items():
         got = given.get(kind)
+        if got is None and kind not in required:
+            continue
         if got is None:
             raise InvalidField(
                 "consent.missing",

@@ -228,13 +228,14 @@ class RegistrationService:
         updated = reg.model_copy(update={**changes, "version": reg.version + 1, "updated_at": self._clock()})
         return self._regs.save(updated)
 
-    def _outcome(self, reg: Registration) -> Outcome:
+    def _outcome(self, reg: Registration, histories: dict[str, list[CardEvent]] | None = None) -> Outcome:
         """Where a submitted registration stands, read from its cards' history since the submission."""
         since = reg.submitted_at
         assert since is not None
         outcomes: list[Outcome] = []
         for iccid in reg.iccids:
-            events = [e for e in self._inventory.history(iccid) if e.at >= since]
+            history = histories[iccid] if histories is not None else self._inventory.history(iccid)
+            events = [e for e in history if e.at >= since]
             outcomes.append(self._card_outcome(reg, iccid, events))
         for step in (Step.REJECTED, Step.PENDING):
             found = [o for o in outcomes if o.step is step]
@@ -705,7 +706,8 @@ class RegistrationService:
             vehicle = self._inventory.get_vehicle(vin)
             if vehicle is None:
                 continue
-            outcome = self._outcome(reg)
+            histories = {iccid: self._inventory.history(iccid) for iccid in reg.iccids}
+            outcome = self._outcome(reg, histories)
             cards: list[CardSummary] = []
             for iccid in reg.iccids:
                 card = self._inventory.get_card(iccid)
@@ -713,7 +715,7 @@ class RegistrationService:
                     continue
                 if card.holder_id not in (None, reg.party_id):
                     continue  # registered to someone else since (a transfer)
-                cards.append(_card_summary(card, self._inventory.history(iccid)))
+                cards.append(_card_summary(card, histories[iccid]))
             if not cards:
                 continue
             vehicles.append(

@@ -68,6 +68,7 @@ from chalicelib.domain.ocr_parsing import (
     parse_id_front,
 )
 from chalicelib.domain.personal import IdType, id_lookup_value
+from chalicelib.domain.registration import AcceptedConsent, ConsentKind, check_consents, current_consent
 from chalicelib.domain.validators import validate
 from chalicelib.services.portrait import find_portrait, match_portrait
 from chalicelib.services.uploads import PresignedUpload, StoredDocument, UploadService
@@ -393,6 +394,14 @@ class VerificationService:
                 "Enter the identity and upload and read the ID card photo first",
                 details={"missing": missing},
             )
+        if flow.checks.get(CheckName.BIOMETRIC_CONSENT) is not CheckVerdict.PASSED:
+            doc = current_consent(ConsentKind.BIOMETRIC_CONSENT)
+            raise Conflict(
+                "consent.biometric_required",
+                f"请先阅读并单独同意《{doc.title}》",
+                "The separate consent to process face data must be given before the face check",
+                details={"kind": doc.kind.value, "version": doc.version},
+            )
         if flow.checks.get(CheckName.FACE) is CheckVerdict.PASSED:
             raise Conflict("face.already_passed", "人脸核验已通过", "The face check has already passed")
         assert flow.person_hash is not None
@@ -657,6 +666,29 @@ class VerificationService:
             {"note": note} if note else None,
         )
         return decided
+
+    def give_biometric_consent(
+        self, flow_id: str, caller: str, version: str, sha256: str, client: dict[str, str]
+    ) -> Flow:
+        """人脸信息处理单独同意: the current text, as served, accepted before any face is processed;
+        kept in the evidence with its version, hash, time and client. Giving it again changes nothing."""
+        flow = self._open_flow(flow_id, caller)
+        check_consents(
+            [AcceptedConsent(kind=ConsentKind.BIOMETRIC_CONSENT, version=version, sha256=sha256)],
+            required=(ConsentKind.BIOMETRIC_CONSENT,),
+        )
+        if flow.checks.get(CheckName.BIOMETRIC_CONSENT) is CheckVerdict.PASSED:
+            return flow
+        given = {
+            "kind": ConsentKind.BIOMETRIC_CONSENT.value,
+            "version": version,
+            "sha256": sha256,
+            "accepted_at": self._clock().isoformat(),
+            "client": client,
+        }
+        saved = self._save(flow, checks={**flow.checks, CheckName.BIOMETRIC_CONSENT: CheckVerdict.PASSED})
+        self._evidence.append(flow.flow_id, EvidenceKind.CONSENT_GIVEN, caller, {"consents": [given]})
+        return saved
 
     def record_consents(self, flow_id: str, caller: str, consents: Sequence[BaseModel]) -> None:
         """Consents given in the flow (text kind, version, hash, time, client) go into its evidence."""

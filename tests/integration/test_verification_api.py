@@ -103,9 +103,20 @@ CARD_PORTRAIT = "obama_video_1080p.jpg"
 LIVE_PERSON = "obama_1.jpg"
 
 
+def consent_to_face_check(api: Any, headers: dict[str, str], flow_id: str) -> None:
+    """The separate biometric consent, as the client gives it: the served text's version and hash."""
+    _, texts = call(api, "get", "/v1/consents", headers)
+    doc = next(d for d in texts["documents"] if d["kind"] == "biometric_consent")
+    body = {"version": doc["version"], "sha256": doc["sha256"], "client": {"ua": "test"}}
+    status, flow = call(api, "post", f"/v1/flows/{flow_id}/biometric-consent", headers, body)
+    assert status == 200, flow
+
+
 def start_sideways(api: Any, headers: dict[str, str], flow_id: str) -> dict[str, Any]:
     """A liveness session whose challenge is a head turn left or right (the direction is random; the
-    test's frames are one photo warped into a turn, which works about the vertical axis only)."""
+    test's frames are one photo warped into a turn, which works about the vertical axis only), after
+    the biometric consent."""
+    consent_to_face_check(api, headers, flow_id)
     for _ in range(30):
         status, session = call(api, "post", f"/v1/flows/{flow_id}/liveness-sessions", headers)
         assert status == 201, session
@@ -159,7 +170,7 @@ def test_a_person_proves_who_they_are_and_every_check_is_in_the_evidence(
     assert outcome["attempts_left"] == 2
 
     status, flow = call(api, "get", f"/v1/flows/{flow_id}", me)
-    assert flow["checks"] == {"ocr_id_front": "passed", "face": "passed"}
+    assert flow["checks"] == {"ocr_id_front": "passed", "biometric_consent": "passed", "face": "passed"}
     assert flow["documents"] == ["id_front", "live_capture"]  # the live capture is kept (现场拍摄留存)
     assert flow["identity"]["id_number"] != PERSON_ID_NUMBER
 
@@ -171,6 +182,7 @@ def test_a_person_proves_who_they_are_and_every_check_is_in_the_evidence(
         "upload_accepted",
         "ocr_read",
         "ocr_cross_checked",
+        "consent_given",
         "liveness_checked",
         "face_compared",
     ]
@@ -289,3 +301,33 @@ def test_bad_identity_is_refused_field_by_field_and_changes_nothing(
     assert error["field"] == "id_number"
     assert error["code"].startswith("resident_id.")
     assert call(api, "get", f"/v1/flows/{flow_id}", me)[1]["identity"] is None
+
+
+def test_no_face_is_processed_before_the_separate_biometric_consent(
+    api: Any, person: Callable[..., dict[str, str]], auth: Callable[..., dict[str, str]]
+) -> None:
+    require_cjk_font()
+    me = person()
+    flow_id = open_flow(api, me)
+    assert upload(api, me, flow_id, DocumentKind.ID_FRONT, id_front(portrait=FACES / CARD_PORTRAIT))[0] == 201
+    assert call(api, "post", f"/v1/flows/{flow_id}/ocr/id_front", me)[0] == 200
+    # Without the consent the face check does not start
+    status, error = call(api, "post", f"/v1/flows/{flow_id}/liveness-sessions", me)
+    assert (status, error["code"]) == (409, "consent.biometric_required")
+    assert error["details"]["kind"] == "biometric_consent"
+    # An altered or outdated text is refused and records nothing
+    status, error = call(
+        api, "post", f"/v1/flows/{flow_id}/biometric-consent", me, {"version": "v1", "sha256": "0" * 64}
+    )
+    assert (status, error["code"]) == (422, "consent.outdated")
+    assert "biometric_consent" not in call(api, "get", f"/v1/flows/{flow_id}", me)[1]["checks"]
+    # The consent as served is kept in the evidence (version, hash, time, client), once
+    consent_to_face_check(api, me, flow_id)
+    consent_to_face_check(api, me, flow_id)
+    _, flow = call(api, "get", f"/v1/flows/{flow_id}", me)
+    assert flow["checks"]["biometric_consent"] == "passed"
+    _, evidence = call(api, "get", f"/v1/flows/{flow_id}/evidence", auth("auditor"))
+    given = [e for e in evidence["entries"] if e["kind"] == "consent_given"]
+    assert len(given) == 1
+    assert given[0]["public"]["consents"][0]["kind"] == "biometric_consent"
+    assert call(api, "post", f"/v1/flows/{flow_id}/liveness-sessions", me)[0] == 201

@@ -791,8 +791,49 @@
   async function screenFace(reg) {
     show("face", "人脸检测");
     $("#face-result").hidden = true;
+    $("#face-consent").hidden = true;
     faceButtons("none");
-    await newSession(reg);
+    let flow;
+    try {
+      flow = await api("GET", "/v1/flows/" + encodeURIComponent(reg.flow_id));
+    } catch (error) {
+      showError(error);
+      return;
+    }
+    if (flow.checks && flow.checks.biometric_consent === "passed") {
+      await newSession(reg);
+      return;
+    }
+    await showFaceConsent();
+  }
+
+  /** 人脸信息处理单独同意: read and agreed to on its own, before any face is captured. */
+  async function showFaceConsent() {
+    $("#face-instruction").textContent = "开始人脸检测前，请阅读并单独同意人脸信息处理";
+    let doc;
+    try {
+      doc = (await api("GET", "/v1/consents")).documents.find((d) => d.kind === "biometric_consent");
+    } catch (error) {
+      showError(error);
+      return;
+    }
+    state.faceConsent = doc;
+    $("#face-consent-title").textContent = "单独同意 · " + doc.title + "（" + doc.version + "）";
+    $("#face-consent-text").replaceChildren(...markdown(doc.text));
+    $("#face-consent-check").checked = false;
+    $("#face-consent-submit").disabled = true;
+    $("#face-consent").hidden = false;
+  }
+
+  async function giveFaceConsent() {
+    const doc = state.faceConsent;
+    await step($("#face-consent-submit"), "提交中…", async () => {
+      const client = { user_agent: navigator.userAgent.slice(0, 300), screen: screen.width + "x" + screen.height };
+      const path = "/v1/flows/" + encodeURIComponent(state.reg.flow_id) + "/biometric-consent";
+      await api("POST", path, { version: doc.version, sha256: doc.sha256, client });
+      $("#face-consent").hidden = true;
+      await newSession(state.reg);
+    });
   }
 
   async function newSession(reg) {
@@ -1023,9 +1064,8 @@
       showError(error);
       return;
     }
-    const ordered = state.consents
-      .filter((d) => d.kind !== "biometric_consent")
-      .concat(state.consents.filter((d) => d.kind === "biometric_consent"));
+    // The biometric consent was given on its own before the face step.
+    const ordered = state.consents.filter((d) => d.kind !== "biometric_consent");
     list.replaceChildren(
       ...ordered.map((d) => {
         const biometric = d.kind === "biometric_consent";
@@ -1269,6 +1309,10 @@
       newSession(state.reg);
     });
     $("#face-review").addEventListener("click", requestReview);
+    $("#face-consent-check").addEventListener("change", () => {
+      $("#face-consent-submit").disabled = !$("#face-consent-check").checked;
+    });
+    $("#face-consent-submit").addEventListener("click", giveFaceConsent);
     $("#review-refresh").addEventListener("click", () =>
       step($("#review-refresh"), "刷新中…", async () => {
         await refresh();
