@@ -55,6 +55,8 @@ DYNAMODB_ITEM_ACTIONS = (
     "dynamodb:ConditionCheckItem",
     "dynamodb:DescribeTable",
 )
+#: Tables the housekeeping jobs scan (``services.registration.RegistrationService.purge_abandoned``).
+SCANNED_TABLES = ("flows", "registrations")
 XRAY_ACTIONS = (
     "xray:PutTraceSegments",
     "xray:PutTelemetryRecords",
@@ -302,6 +304,13 @@ class ChekaStack(Stack):
             iam.PolicyStatement(sid="XRay", actions=list(XRAY_ACTIONS), resources=["*"]),
             iam.PolicyStatement(
                 sid="Tables", actions=list(DYNAMODB_ITEM_ACTIONS), resources=self._dynamodb_resources()
+            ),
+            # The housekeeping jobs (purge of abandoned flows, recovery of interrupted submissions)
+            # scan these two tables, which TTL keeps small; no other table may be scanned.
+            iam.PolicyStatement(
+                sid="HousekeepingScan",
+                actions=["dynamodb:Scan"],
+                resources=[self.tables[short].table_arn for short in SCANNED_TABLES],
             ),
             iam.PolicyStatement(
                 sid="DocumentObjects",

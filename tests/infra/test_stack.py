@@ -380,8 +380,13 @@ def test_role_dynamodb_access_is_exactly_the_tables_and_indexes(synth: Synth) ->
             "BatchWriteItem",
             "ConditionCheckItem",
             "DescribeTable",
+            "Scan",
         )
     }
+    scans = [s for s in dynamo if "dynamodb:Scan" in as_list(s["Action"])]
+    assert [as_list(s["Action"]) for s in scans] == [["dynamodb:Scan"]]
+    scanned = {resource_key(r)[0] for r in as_list(scans[0]["Resource"])}
+    assert scanned == {table_id(synth, synth.settings.table_name(t)) for t in ("flows", "registrations")}
     expected: set[tuple[str, str]] = set()
     for spec in TABLES:
         logical_id = table_id(synth, synth.settings.table_name(spec.short_name))
