@@ -77,3 +77,29 @@ def test_token_issue_roles_are_checked() -> None:
     result = CliRunner().invoke(main, ["token", "issue", "--subject", "x", "--role", "superuser"])
     assert result.exit_code != 0
     assert "roles are" in result.output
+
+
+def test_demo_id_card_draws_a_card_the_ocr_reads_as_the_identity_it_prints(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from tests.conftest import FACES
+    from tests.synthetic_documents import require_cjk_font
+
+    require_cjk_font()
+    portrait = FACES / "obama_1.jpg"
+    if not portrait.is_file():
+        pytest.skip(f"face photos not found at {FACES}")
+    result = CliRunner().invoke(main, ["demo-id-card", "--portrait", str(portrait), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    front, back = (Path(p) for p in doc["files"])
+    with Image.open(front) as image:
+        assert image.format == "JPEG"
+        assert image.width >= 1000
+    assert back.is_file()
+    from chalicelib.core import deps
+    from chalicelib.domain.ocr_parsing import parse_id_front
+
+    reading = parse_id_front(deps.ocr_engine().read(front.read_bytes()))
+    assert reading.id_number == doc["type in"]["id_number"]
+    assert reading.name == doc["type in"]["name"]
