@@ -512,3 +512,62 @@ def test_a_person_registers_a_car_and_deregisters_it_in_the_browser(phone: Phone
         "deregistered"
     ), me.messages()
     assert "实名注销成功" in me.element("#result-text").text
+
+
+def test_a_trustee_gives_the_owner_and_the_authorization_letter_in_the_browser(
+    phone: Phone, stack: Stack, tmp_path: Path
+) -> None:
+    import random
+
+    from PIL import Image, ImageDraw
+
+    from chalicelib.local.synthetic import make_resident_id
+
+    me = phone
+    vin = unregistered_vin(stack)
+    login, trustee = "13800138001", "13900139001"
+    me.open()
+    me.wait_screen("login")
+    me.fill("#login-phone", login)
+    code = me.sms_code(login, lambda: me.tap("#login-send"))
+    me.fill("#login-code", code)
+    me.tap("#login-submit")
+    me.wait_screen("home")
+
+    # When the trustee registers the owner's car, saying they act for the owner
+    me.tap("#home-register")
+    me.wait_screen("vin")
+    me.fill("#vin-input", vin)
+    me.element("#vin-delegated").click()
+    me.tap("#vin-submit")
+    me.wait_screen("confirm_vehicle")
+    me.tap("#vehicle-confirm")
+    me.wait_screen("verify_phone")
+    me.fill("#owner-phone", trustee)
+    code = me.sms_code(trustee, lambda: me.tap("#owner-send"))
+    me.fill("#owner-code", code)
+    me.tap("#phone-submit")
+
+    # Then the delegation step asks for the owner and the letter, and refuses to go on without the letter
+    me.wait_screen("delegation")
+    assert "委托信息" in me.element("#progress-text").text
+    me.fill("#owner-id-number", make_resident_id(random.Random(11)))
+    me.fill("#owner-name", "李四")
+    me.fill("#owner-address", "上海市浦东新区世纪大道 100 号")
+    me.tap("#delegation-submit")
+    refusal = me.wait_until("the missing letter's refusal", me.errors)
+    assert "授权委托书" in refusal[0], refusal
+    # And with the letter photographed, the trustee goes on to their own identity
+    page = Image.new("RGB", (1240, 1754), "white")
+    ImageDraw.Draw(page).rectangle((100, 100, 1140, 400), outline="black", width=6)
+    letter = tmp_path / "letter.jpg"
+    page.save(letter, "JPEG", quality=85)
+    me.choose_files("#letter-album", letter)
+    me.wait_until(
+        "the letter to be stored",
+        lambda: me._js("return document.getElementById('doc-authorization_letter').dataset.state") == "done",
+        45,
+    )
+    me.tap("#delegation-submit")
+    me.wait_screen("identity")
+    assert "受托人" in me.element('section[data-screen="identity"] .hint').text

@@ -203,8 +203,16 @@
     window.scrollTo(0, 0);
   }
 
-  function showProgress(name) {
+  /** The steps of the current kind; a delegated registration has the delegation step after the phone. */
+  function kindSteps() {
     const steps = KINDS[state.kind].steps;
+    if (!(state.reg && state.reg.delegated)) return steps;
+    const at = steps.findIndex((s) => s[0] === "verify_phone") + 1;
+    return steps.slice(0, at).concat([["delegation", "委托信息"]], steps.slice(at));
+  }
+
+  function showProgress(name) {
+    const steps = kindSteps();
     const inFlow = state.reg && ["review"].concat(steps.map((s) => s[0])).includes(name);
     $("#progress").hidden = !inFlow;
     if (!inFlow) return;
@@ -428,6 +436,8 @@
         return screenVehicle(reg);
       case "verify_phone":
         return screenPhone();
+      case "delegation":
+        return screenDelegation();
       case "identity":
         return screenIdentity();
       case "documents":
@@ -483,6 +493,8 @@
         ? "车辆识别代号（VIN）共 17 位，可在行驶证、车辆合格证或前挡风玻璃左下角查看。"
         : "请输入要注销实名的车辆的完整识别代号（VIN）" + (hint ? "，尾号 " + hint.slice(-6) : "") + "。";
     $("#vin-input").value = "";
+    $("#vin-delegated").checked = false;
+    $("#vin-delegated-label").hidden = kind !== "registration";
     $("#vin-input").focus();
   }
 
@@ -502,7 +514,8 @@
       return;
     }
     await busy($("#vin-submit"), "查询中…", async () => {
-      const reg = await api("POST", KINDS[state.kind].path, { vin });
+      const body = state.kind === "registration" ? { vin, delegated: $("#vin-delegated").checked } : { vin };
+      const reg = await api("POST", KINDS[state.kind].path, body);
       await render(reg);
     });
   }
@@ -577,6 +590,73 @@
   // Identity
   function screenIdentity() {
     show("identity", "证件信息");
+    const hint = $('section[data-screen="identity"] .hint');
+    hint.textContent =
+      state.reg && state.reg.delegated
+        ? "请填写您（受托人）本人的证件信息，稍后将与您的证件照片和人脸核对。"
+        : "请按身份证上的内容如实填写，稍后将与证件照片识别结果核对。";
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // 委托登记: the owner's identity and the authorization letter
+  function screenDelegation() {
+    show("delegation", "委托信息");
+    state.letterDone = false;
+    const box = $("#doc-authorization_letter");
+    box.dataset.state = "empty";
+    $(".doc-status", box).textContent = "请拍摄车主签署的授权委托书";
+  }
+
+  async function onLetterChosen(input) {
+    const file = input.files && input.files[0];
+    input.value = "";
+    if (!file) return;
+    const box = $("#doc-authorization_letter");
+    const img = $("img", box);
+    if (img.src) URL.revokeObjectURL(img.src);
+    img.src = URL.createObjectURL(file);
+    img.hidden = false;
+    state.letterDone = false;
+    clearErrors(section("delegation"));
+    const flowId = encodeURIComponent(state.reg.flow_id);
+    const kind = "authorization_letter";
+    try {
+      box.dataset.state = "busy";
+      $(".doc-status", box).textContent = "正在上传…";
+      const photo = await prepareDocument(file);
+      const post = await api("POST", "/v1/flows/" + flowId + "/uploads", { kind, content_type: photo.type });
+      await uploadToStorage(post, photo.blob);
+      await api("POST", "/v1/flows/" + flowId + "/documents", { kind, key: post.key });
+      state.letterDone = true;
+      box.dataset.state = "done";
+      $(".doc-status", box).textContent = "已上传";
+    } catch (error) {
+      const err = asError(error);
+      if (await recover(err)) return;
+      box.dataset.state = "failed";
+      $(".doc-status", box).textContent = err.messageZh.replace(/[。.！!]+$/, "") + "，请重新拍摄";
+    }
+  }
+
+  async function saveDelegation(event) {
+    event.preventDefault();
+    const owner = {
+      id_type: $("#owner-id-type").value,
+      id_number: $("#owner-id-number").value.replace(/\s+/g, "").toUpperCase(),
+      name: $("#owner-name").value.trim(),
+      address: $("#owner-address").value.trim() || null,
+    };
+    clearErrors(section("delegation"));
+    if (!owner.id_number || !owner.name) {
+      const field = !owner.id_number ? "owner.id_number" : "owner.name";
+      const zh = !owner.id_number ? "请填写车主证件号码" : "请填写车主姓名";
+      showError(new ApiError(422, { code: "client.required", message_zh: zh, field }));
+      return;
+    }
+    await step($("#delegation-submit"), "保存中…", async () => {
+      const path = KINDS[state.kind].path + "/" + encodeURIComponent(state.reg.registration_id) + "/delegation";
+      await render(await api("POST", path, { owner }));
+    });
   }
 
   async function saveIdentity(event) {
@@ -1289,6 +1369,11 @@
     );
     $("#phone-form").addEventListener("submit", verifyPhone);
     $("#identity-form").addEventListener("submit", saveIdentity);
+    $("#delegation-form").addEventListener("submit", saveDelegation);
+    for (const how of ["camera", "album"]) {
+      const input = $("#letter-" + how);
+      input.addEventListener("change", () => onLetterChosen(input));
+    }
     for (const kind of ["id_front", "id_back"]) {
       for (const how of ["camera", "album"]) {
         const input = $("#doc-" + kind + "-" + how);
