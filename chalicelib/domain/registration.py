@@ -226,6 +226,8 @@ class Registration(BaseModel):
     delegation: Delegation | None = None
     consents: list[ConsentRecord] = Field(default_factory=list)
     party_id: str | None = None
+    #: 现场拍摄留存照片: the live capture the face check chose, kept with the submitted registration.
+    onsite_photo: str | None = None
     record_ids: list[str] = Field(default_factory=list)
     submitted_at: AwareDatetime | None = None
     notified_at: AwareDatetime | None = None

@@ -578,11 +578,14 @@ class RegistrationService:
                 record_ids.append(status.lifecycle.message_id)
             if reg.kind is RegistrationKind.REGISTRATION and status.card.holder_id:
                 party_id = status.card.holder_id
+        flow = self._flow(reg)
+        onsite = flow.documents.get(DocumentKind.LIVE_CAPTURE.value) if flow is not None else None
         done = self._save(
             reg,
             status=RegistrationStatus.SUBMITTED,
             record_ids=record_ids,
             party_id=party_id,
+            onsite_photo=onsite,
             expires_at=None,
         )
         self._regs.link_pushes(done.registration_id, record_ids)

@@ -203,6 +203,9 @@ def test_an_owner_registers_a_vehicle_and_hears_the_result(
     keys = stored_keys(reg["flow_id"])
     live = [k for k in keys if "/live_capture/" in k]
     assert live
+    kept = deps.registration_service()._regs.get(reg_id)
+    assert kept is not None
+    assert kept.onsite_photo == live[0]
     head = s3().head_object(Bucket=deps.upload_service()._bucket, Key=live[0])
     assert head["ServerSideEncryption"] == "aws:kms"
     flow = deps.verification_service().flow(reg["flow_id"], OWNER)

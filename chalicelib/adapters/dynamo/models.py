@@ -285,6 +285,7 @@ class RegistrationModel(Unbound):
     letter_key = UnicodeAttribute(null=True)
     consents_json = UnicodeAttribute(null=True)
     party_id = UnicodeAttribute(null=True)
+    onsite_photo = UnicodeAttribute(null=True)  # S3 key of the kept live capture (SSE-KMS)
     record_ids = ListAttribute[str](of=UnicodeAttribute, null=True)  # type: ignore[arg-type]
     submitted_at = UTCDateTimeAttribute(null=True)
     notified_at = UTCDateTimeAttribute(null=True)

@@ -74,6 +74,7 @@ class DynamoRegistrationRepository(RegistrationRepository):
             if reg.consents
             else None,
             party_id=reg.party_id,
+            onsite_photo=reg.onsite_photo,
             record_ids=list(reg.record_ids) or None,
             submitted_at=reg.submitted_at,
             notified_at=reg.notified_at,
@@ -126,6 +127,7 @@ class DynamoRegistrationRepository(RegistrationRepository):
             delegation=delegation,
             consents=[ConsentRecord.model_validate(c) for c in consents],
             party_id=item.party_id,
+            onsite_photo=item.onsite_photo,
             record_ids=[str(r) for r in item.record_ids or []],
             submitted_at=_aware(item.submitted_at),
             notified_at=_aware(item.notified_at),
