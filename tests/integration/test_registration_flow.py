@@ -477,3 +477,30 @@ def test_a_submit_that_dies_before_the_push_is_opened_again(
     status, shown = call(api, "post", f"{REG}/{reg_id}/submit", me)
     assert (status, shown["step"]) == (200, "pending"), shown
     assert outbox_records("register") == 1
+
+
+def test_the_eleventh_card_of_one_id_is_refused_with_the_way_to_a_business_hall(
+    api: Any, person: Headers, vins: list[str]
+) -> None:
+    from chalicelib.adapters.dynamo.models_outbox import CardsPerIdModel
+    from chalicelib.domain.personal import IdType, id_lookup_value
+
+    require_cjk_font()
+    me = person()
+    reg = register(api, me, vins[1], submit=False)
+    reg_id = reg["registration_id"]
+    # Given the person already holds ten active cards with this card's operator
+    card = deps.inventory_repo().cards_of_vehicle(vins[1])[0]
+    id_hash = deps.keyed_hasher().digest(id_lookup_value(IdType.RESIDENT_ID, PERSON_ID_NUMBER))
+    CardsPerIdModel(f"{id_hash}#{card.operator.value}", active=10, updated_at=datetime.now(UTC)).save()
+    # When they submit, the card is refused online, with the business hall to go to
+    status, err = call(api, "post", f"{REG}/{reg_id}/submit", me)
+    assert (status, err["code"]) == (409, "registration.cards_per_id_exceeded"), err
+    assert "营业厅" in err["message_zh"]
+    assert "business hall" in err["message_en"]
+    # And nothing changed: the card is unregistered, nothing is pushed, the registration is open again
+    assert deps.inventory_repo().get_card(card.iccid).state.value == "unregistered"  # type: ignore[union-attr]
+    assert outbox_records("register") == 0
+    status, shown = call(api, "get", f"{REG}/{reg_id}", me)
+    assert shown["step"] == "submit"
+    assert shown["expires_at"] is not None
