@@ -536,27 +536,28 @@ class RegistrationService:
         reg = self._own(registration_id, caller)
         if reg.status is RegistrationStatus.SUBMITTED:
             return self.view(reg)
+        flow = self._flow(reg)
         if reg.status is RegistrationStatus.OPEN:
-            require_step(reg, self._flow(reg), Step.SUBMIT)
+            require_step(reg, flow, Step.SUBMIT)
         elif self._pushed(reg):
-            return self.view(self._finish(reg))
+            return self.view(self._finish(reg, flow))
         claimed = self._claim(reg)
         if claimed is None:
             return self.view(self._own(registration_id, caller))
-        flow = self._flow(claimed)
         assert flow is not None
         assert flow.identity is not None
         assert flow.person_hash is not None
-        self._verification.keep(flow.flow_id, caller, self._clock() + EVIDENCE_RETENTION)
+        flow = self._verification.keep(flow, self._clock() + EVIDENCE_RETENTION)
+        pushed: tuple[list[str], str | None]
         try:
             if claimed.kind is RegistrationKind.REGISTRATION:
-                self._push_registration(claimed, flow, caller)
+                pushed = self._push_registration(claimed, flow, caller)
             else:
-                self._push_deregistration(claimed, flow, caller)
+                pushed = self._push_deregistration(claimed, flow, caller)
         except DomainError:
             self._release(claimed, flow)
             raise
-        done = self._finish(claimed)
+        done = self._finish(claimed, flow, pushed)
         logger.info(
             "registration submitted", extra={"registration": done.registration_id, "kind": done.kind.value}
         )
@@ -568,17 +569,24 @@ class RegistrationService:
         self._save(claimed, status=RegistrationStatus.OPEN, submitted_at=None, expires_at=expires)
         self._verification.expire_at(flow.flow_id, claimed.owner, expires)
 
-    def _finish(self, reg: Registration) -> Registration:
-        """Record a committed push: its records (for the result SMS) and the holder, from the cards."""
-        record_ids: list[str] = []
-        party_id = reg.party_id
-        for iccid in reg.iccids:
-            status = self._lifecycle.status(iccid)
-            if status.lifecycle.message_id:
-                record_ids.append(status.lifecycle.message_id)
-            if reg.kind is RegistrationKind.REGISTRATION and status.card.holder_id:
-                party_id = status.card.holder_id
-        flow = self._flow(reg)
+    def _finish(
+        self, reg: Registration, flow: Flow | None, pushed: tuple[list[str], str | None] | None = None
+    ) -> Registration:
+        """Record a committed push: its records (for the result SMS), the holder and the onsite photo.
+
+        ``pushed`` (record ids, holder party) comes from the push itself; a recovery reads them from
+        the cards instead.
+        """
+        if pushed is not None:
+            record_ids, party_id = pushed
+        else:
+            record_ids, party_id = [], reg.party_id
+            for iccid in reg.iccids:
+                status = self._lifecycle.status(iccid)
+                if status.lifecycle.message_id:
+                    record_ids.append(status.lifecycle.message_id)
+                if reg.kind is RegistrationKind.REGISTRATION and status.card.holder_id:
+                    party_id = status.card.holder_id
         onsite = flow.documents.get(DocumentKind.LIVE_CAPTURE.value) if flow is not None else None
         done = self._save(
             reg,
@@ -600,7 +608,7 @@ class RegistrationService:
         for reg in self._regs.submitting(now - STALE_CLAIM, limit):
             try:
                 if self._pushed(reg):
-                    self._finish(reg)
+                    self._finish(reg, self._flow(reg))
                     finished += 1
                 else:
                     flow = self._flow(reg)
@@ -634,13 +642,17 @@ class RegistrationService:
             created_at=self._clock(),
         )
 
-    def _push_registration(self, reg: Registration, flow: Flow, caller: str) -> None:
+    def _push_registration(self, reg: Registration, flow: Flow, caller: str) -> tuple[list[str], str]:
         """The holder stored as a party, then every card pushed in one transaction."""
         party = self._party(reg, flow)
         self._parties.put(party)
-        self._lifecycle.submit_registrations(reg.iccids, holder_from_party(party, self._hasher), caller)
+        holder = holder_from_party(party, self._hasher)
+        outcomes = self._lifecycle.submit_registrations(reg.iccids, holder, caller)
+        return [o.record_id for o in outcomes if o.record_id], party.party_id
 
-    def _push_deregistration(self, reg: Registration, flow: Flow, caller: str) -> None:
+    def _push_deregistration(
+        self, reg: Registration, flow: Flow, caller: str
+    ) -> tuple[list[str], str | None]:
         """注销 by the registered person only: the face-checked identity must be the card's holder.
         A card no longer registered (ended by an earlier, interrupted submit) is left as it is."""
         registered = [i for i in reg.iccids if self._lifecycle.status(i).card.state is CardState.REGISTERED]
@@ -652,8 +664,12 @@ class RegistrationService:
                     "核验的身份与该车联网卡的登记人不一致",
                     "The verified person is not the card's registered holder",
                 )
+        record_ids: list[str] = []
         for iccid in registered:
-            self._lifecycle.deregister(iccid, caller, "owner de-registration (实名注销)")
+            outcome = self._lifecycle.deregister(iccid, caller, "owner de-registration (实名注销)")
+            if outcome.record_id:
+                record_ids.append(outcome.record_id)
+        return record_ids, reg.party_id
 
     # -- the operator's answer -----------------------------------------------------------------------
 

@@ -704,9 +704,9 @@ class VerificationService:
         """Add a step of the surrounding use case (an SMS check, a push result) to the flow's evidence."""
         self._evidence.append(flow_id, kind, actor, details)
 
-    def keep(self, flow_id: str, caller: str, until: datetime) -> Flow:
-        """A submitted flow is evidence: it (and its photos) stays until ``until`` instead of expiring."""
-        flow = self.flow(flow_id, caller)
+    def keep(self, flow: Flow, until: datetime) -> Flow:
+        """A submitted flow is evidence: it (and its photos) stays until ``until`` instead of expiring.
+        ``flow`` is one the caller was given access to (``flow``)."""
         if flow.expires_at >= until:
             return flow
         return self._save(flow, expires_at=until)
