@@ -334,6 +334,7 @@
       const sent = await api("POST", "/v1/auth/sms-codes", { phone, purpose });
       nextSend.set(phone, Date.now() + ((sent && sent.resend_after) || SMS_WAIT) * 1000);
       notice("验证码已发送至 " + phone.slice(0, 3) + "****" + phone.slice(-4) + "，5 分钟内有效");
+      showDevSms(phone);
     } catch (error) {
       const err = asError(error);
       const wait = Number(err.details.retry_after || err.details.resend_after || 0);
@@ -343,6 +344,26 @@
       delete button.dataset.sending;
       syncSendButton(phoneInput, button);
     }
+  }
+
+  /** Local stages only: the SMS the platform kept instead of sending (the route is 404 elsewhere). */
+  async function showDevSms(phone) {
+    const box = $("#dev-sms");
+    const masked = phone.slice(0, 3) + "****" + phone.slice(-4);
+    let doc;
+    try {
+      doc = await api("GET", "/v1/dev/sms-outbox?limit=10");
+    } catch (_) {
+      box.hidden = true;
+      return;
+    }
+    const mine = (doc.messages || []).filter((m) => m.phone === masked);
+    if (!mine.length) return;
+    box.replaceChildren(
+      h("b", { text: "开发环境 · 本地短信（未真实发送）" }),
+      h("div", { text: masked + "：" + mine[0].text }),
+    );
+    box.hidden = false;
   }
 
   // ---------------------------------------------------------------------------------------------
