@@ -44,7 +44,9 @@ def seed(vehicles: int) -> None:
     from chalicelib.local.seed import seed as run_seed
 
     create_resources(get_settings())
-    result = run_seed(deps.inventory_repo(), deps.party_repo(), vehicles=vehicles)
+    result = run_seed(
+        deps.inventory_repo(), deps.party_repo(), deps.lifecycle(), deps.keyed_hasher(), vehicles=vehicles
+    )
     _echo_json(
         {
             "report": result.report.model_dump(exclude={"errors"}),

@@ -36,8 +36,6 @@ class CallbackAck(BaseModel):
     tags=("operator",),
 )
 def operator_callback(call: Call) -> CallbackAck:
-    from chalicelib.adapters.dynamo.nonces import DynamoNonces
-
     settings = get_settings()
     window = settings.operator_signature_window_seconds
     callback = verify_callback(
@@ -45,7 +43,7 @@ def operator_callback(call: Call) -> CallbackAck:
         call.body,
         deps.operator_keys(),
         datetime.now(UTC),
-        DynamoNonces(keep_seconds=2 * window).seen,
+        deps.operator_nonces().seen,
         path=settings.operator_callback_path,
         window_seconds=window,
     )

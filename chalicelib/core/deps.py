@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from chalicelib.core.settings import get_settings
 
 if TYPE_CHECKING:
+    from chalicelib.adapters.dynamo.nonces import DynamoNonces
     from chalicelib.adapters.dynamo.outbox import DynamoOutboxStore, SqsPushQueue
     from chalicelib.adapters.evidence_port import EvidenceLog
     from chalicelib.adapters.faces.port import FaceEngine
@@ -224,6 +225,15 @@ def operator_gateway() -> HttpOperatorGateway:
 
 
 @lru_cache(maxsize=1)
+def operator_nonces() -> DynamoNonces:
+    """Nonces of operator callbacks, kept twice the signature window (replays inside it are refused)."""
+    from chalicelib.adapters.dynamo.nonces import DynamoNonces
+
+    _bind_tables()
+    return DynamoNonces(keep_seconds=2 * get_settings().operator_signature_window_seconds)
+
+
+@lru_cache(maxsize=1)
 def dispatcher() -> Dispatcher:
     from chalicelib.services.dispatch import Dispatcher
 
@@ -314,6 +324,7 @@ def reset() -> None:
         operator_keys,
         operator_gateway,
         dispatcher,
+        operator_nonces,
         sms_outbox,
         sms_sender,
         sms_code_service,

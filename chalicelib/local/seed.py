@@ -1,15 +1,21 @@
-"""Demo data: a small inventory, and a few cards already registered to synthetic people (masked in views)."""
+"""Demo data: a small inventory, and a few cards registered to synthetic people (masked in views).
+
+The demo registrations go the real way: submitted through the card lifecycle, which commits each with
+its outbox record; the worker pushes them to the (sandbox) operator, whose acceptance registers them a
+moment after ``make run`` starts. Until then they are ``pending``, with their holder.
+"""
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
 
-from chalicelib.adapters.ports import InventoryRepository, PartyRepository
+from chalicelib.adapters.ports import InventoryRepository, KeyedHasher, PartyRepository
 from chalicelib.domain.inventory import CardState
 from chalicelib.domain.personal import IdType, Party
 from chalicelib.local.synthetic import inventory_rows, make_mobile, make_resident_id
-from chalicelib.services.inventory import ImportReport, import_inventory, transition_card
+from chalicelib.services.inventory import ImportReport, import_inventory
+from chalicelib.services.lifecycle import Lifecycle, holder_from_party
 
 DEMO_PEOPLE = (
     ("张伟", "北京市朝阳区建国路 88 号"),
@@ -27,7 +33,14 @@ class SeedResult:
     open_vins: list[str]
 
 
-def seed(inventory: InventoryRepository, parties: PartyRepository, *, vehicles: int = 50) -> SeedResult:
+def seed(
+    inventory: InventoryRepository,
+    parties: PartyRepository,
+    lifecycle: Lifecycle,
+    hasher: KeyedHasher,
+    *,
+    vehicles: int = 50,
+) -> SeedResult:
     rows = [(i + 2, row) for i, row in enumerate(inventory_rows(vehicles, seed=2026))]
     report = import_inventory(rows, inventory, actor="seed")
     rng = random.Random(2026)
@@ -45,12 +58,7 @@ def seed(inventory: InventoryRepository, parties: PartyRepository, *, vehicles: 
             phone=make_mobile(rng),
         )
         parties.put(person)
-        transition_card(
-            inventory, card.iccid, CardState.PENDING, actor="seed", reason="demo", holder_id=person.party_id
-        )
-        transition_card(
-            inventory, card.iccid, CardState.REGISTERED, actor="seed", reason="demo: operator accepted"
-        )
+        lifecycle.submit_registration(card.iccid, holder_from_party(person, hasher), actor="seed")
         registered.append(row["vin"])
     open_vins: list[str] = []
     for _, row in rows:

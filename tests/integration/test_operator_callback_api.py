@@ -89,3 +89,24 @@ def test_a_bad_signature_or_a_stale_timestamp_is_refused_and_changes_nothing(api
         "operator_callback.stale_timestamp",
     )
     assert state(card.iccid) == "pending"
+
+
+def test_a_nonce_store_failure_is_not_taken_for_a_replay(api: Any) -> None:
+    from chalicelib.core.aws import client
+    from chalicelib.core.settings import get_settings
+
+    card, record_id = pending_card()
+    body, headers = signed(answer(card.iccid, record_id))
+    # Given the nonce table unavailable, the callback fails as an error the operator retries (5xx)
+    client("dynamodb").delete_table(TableName=get_settings().table_name("operator-nonces"))
+    failed = api.http.post(PATH, body=body, headers=headers)
+    assert failed.status_code == 500
+    assert json.loads(failed.body)["code"] != "operator_callback.replayed_nonce"
+    assert state(card.iccid) == "pending"
+    # And once the store is back, the same request (same nonce) is accepted
+    from chalicelib.local.bootstrap import create_resources
+
+    create_resources(get_settings())
+    retried = api.http.post(PATH, body=body, headers=headers)
+    assert retried.status_code == 200, retried.body
+    assert state(card.iccid) == "registered"

@@ -19,6 +19,8 @@ class DynamoNonces:
             OperatorNonceModel(nonce, expires_epoch=int(time.time()) + self._keep).save(
                 condition=OperatorNonceModel.nonce.does_not_exist()
             )
-        except PutError:
-            return True
+        except PutError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return True
+            raise  # the store failed: not a replay (the operator retries; its nonce is still fresh)
         return False
