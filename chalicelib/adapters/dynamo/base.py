@@ -4,8 +4,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
+from pynamodb.expressions.condition import Condition
 from pynamodb.models import Model
+
+M = TypeVar("M", bound=Model)
 
 
 class Unbound(Model):
@@ -21,3 +25,14 @@ class TableSpec:
     short_name: str
     model: type[Model]
     ttl_attribute: str | None = None
+
+
+def scan_upto(model: type[M], condition: Condition, limit: int) -> list[M]:
+    """Up to ``limit`` items matching ``condition``, scanned a page of 100 at a time (housekeeping only:
+    the tables scanned are kept small by TTL)."""
+    found: list[M] = []
+    for item in model.scan(condition, page_size=100):
+        found.append(item)
+        if len(found) >= limit:
+            break
+    return found

@@ -16,7 +16,9 @@ from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, TransactWri
 from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
+from chalicelib.adapters.dynamo.base import scan_upto
 from chalicelib.adapters.dynamo.models import (
+    PURGE_GRACE_SECONDS,
     AttemptCounterModel,
     FlowModel,
     LivenessSessionModel,
@@ -86,6 +88,7 @@ class DynamoFlowRepository(FlowRepository):
             created_at=flow.created_at,
             updated_at=flow.updated_at,
             expires_epoch=_epoch(flow.expires_at),
+            purge_after_epoch=_epoch(flow.expires_at) + PURGE_GRACE_SECONDS,
         )
         if flow.identity is not None:
             fields = {k: v for k, v in flow.identity.model_dump().items() if v is not None}
@@ -141,12 +144,7 @@ class DynamoFlowRepository(FlowRepository):
         return flow
 
     def expired(self, now: datetime, limit: int) -> list[Flow]:
-        found: list[Flow] = []
-        for item in FlowModel.scan(FlowModel.expires_epoch < _epoch(now), page_size=100):
-            found.append(self._flow(item))
-            if len(found) >= limit:
-                break
-        return found
+        return [self._flow(i) for i in scan_upto(FlowModel, FlowModel.expires_epoch < _epoch(now), limit)]
 
     def delete_expired(self, flow: Flow, now: datetime) -> bool:
         try:

@@ -165,7 +165,8 @@ class FlowModel(Unbound):
     """办理流程: one verification flow (registration, de-registration, ...) owned by one caller.
 
     The typed identity is sealed like a party's fields; ``documents`` maps a document kind to the key
-    of its stored photo. Expired flows are removed by TTL (``expires_epoch``).
+    of its stored photo. An expired flow is purged with its photos by the housekeeping job; TTL
+    (``purge_after_epoch``, days later) only removes a record the job somehow missed.
     """
 
     class Meta(Unbound.Meta):
@@ -184,6 +185,12 @@ class FlowModel(Unbound):
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute()
     expires_epoch = NumberAttribute()
+    purge_after_epoch = NumberAttribute(null=True)  # TTL: PURGE_GRACE after expiry
+
+
+#: TTL deletes an expired flow or registration only this long after its expiry, so that the purge job
+#: (every 15 minutes) deletes it first, with its photos; DynamoDB's TTL would leave the photos behind.
+PURGE_GRACE_SECONDS = 3 * 86_400
 
 
 class AttemptCounterModel(Unbound):
@@ -263,7 +270,8 @@ class RegistrationModel(Unbound):
     """实名登记 / 实名注销 of one vehicle's cards by one person.
 
     The phone and a delegation's owner identity are sealed under a data key bound to the registration
-    id. An open registration expires by TTL (``expires_epoch``, removed once submitted).
+    id. An open registration expires (``expires_epoch``, removed once submitted) and is purged by the
+    housekeeping job; TTL (``purge_after_epoch``) only backs the job up.
     """
 
     class Meta(Unbound.Meta):
@@ -292,6 +300,7 @@ class RegistrationModel(Unbound):
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute()
     expires_epoch = NumberAttribute(null=True)
+    purge_after_epoch = NumberAttribute(null=True)
 
     by_owner = RegistrationsByOwner()
 
@@ -312,11 +321,11 @@ TABLES: tuple[TableSpec, ...] = (
     TableSpec("card-history", CardHistoryModel),
     TableSpec("parties", PartyModel),
     TableSpec("evidence", EvidenceModel),
-    TableSpec("flows", FlowModel, ttl_attribute="expires_epoch"),
+    TableSpec("flows", FlowModel, ttl_attribute="purge_after_epoch"),
     TableSpec("attempts", AttemptCounterModel, ttl_attribute="expires_epoch"),
     TableSpec("liveness-sessions", LivenessSessionModel, ttl_attribute="expires_epoch"),
     TableSpec("review-cases", ReviewCaseModel),
-    TableSpec("registrations", RegistrationModel, ttl_attribute="expires_epoch"),
+    TableSpec("registrations", RegistrationModel, ttl_attribute="purge_after_epoch"),
     TableSpec("registration-pushes", RegistrationPushModel),
     *OUTBOX_TABLES,
     *OPERATOR_TABLES,

@@ -9,7 +9,8 @@ from typing import Any
 from pynamodb.attributes import MapAttribute
 from pynamodb.exceptions import DeleteError, DoesNotExist, PutError
 
-from chalicelib.adapters.dynamo.models import RegistrationModel, RegistrationPushModel
+from chalicelib.adapters.dynamo.base import scan_upto
+from chalicelib.adapters.dynamo.models import PURGE_GRACE_SECONDS, RegistrationModel, RegistrationPushModel
 from chalicelib.adapters.ports import FieldCipher, SealedFields
 from chalicelib.domain.errors import Conflict
 from chalicelib.domain.registration import (
@@ -81,6 +82,7 @@ class DynamoRegistrationRepository(RegistrationRepository):
             created_at=reg.created_at,
             updated_at=reg.updated_at,
             expires_epoch=_epoch(reg.expires_at) if reg.expires_at else None,
+            purge_after_epoch=_epoch(reg.expires_at) + PURGE_GRACE_SECONDS if reg.expires_at else None,
         )
         fields: dict[str, str] = {}
         if reg.phone:
@@ -168,26 +170,16 @@ class DynamoRegistrationRepository(RegistrationRepository):
         return self.get(str(link.registration_id))
 
     def expired_open(self, now: datetime, limit: int) -> list[Registration]:
-        found: list[Registration] = []
         condition = (RegistrationModel.expires_epoch < _epoch(now)) & (
             RegistrationModel.status == RegistrationStatus.OPEN.value
         )
-        for item in RegistrationModel.scan(condition, page_size=100):
-            found.append(self._registration(item))
-            if len(found) >= limit:
-                break
-        return found
+        return [self._registration(i) for i in scan_upto(RegistrationModel, condition, limit)]
 
     def submitting(self, claimed_before: datetime, limit: int) -> list[Registration]:
         condition = (RegistrationModel.status == RegistrationStatus.SUBMITTING.value) & (
             RegistrationModel.submitted_at < claimed_before
         )
-        found: list[Registration] = []
-        for item in RegistrationModel.scan(condition, page_size=100):
-            found.append(self._registration(item))
-            if len(found) >= limit:
-                break
-        return found
+        return [self._registration(i) for i in scan_upto(RegistrationModel, condition, limit)]
 
     def delete_expired(self, reg: Registration, now: datetime) -> bool:
         condition = (RegistrationModel.expires_epoch < _epoch(now)) & (

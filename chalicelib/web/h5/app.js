@@ -375,19 +375,25 @@
     if (message) notice(message);
   }
 
+  /** The phone and code as typed, checked before asking the server; false (with the error shown) if not. */
+  function phoneAndCodeOk(phone, code) {
+    if (!validPhone(phone)) {
+      showError(new ApiError(422, { code: "client.phone", message_zh: "请输入正确的 11 位手机号码", field: "phone" }));
+      return false;
+    }
+    if (!/^\d{4,8}$/.test(code)) {
+      showError(new ApiError(422, { code: "client.code", message_zh: "请输入短信验证码", field: "code" }));
+      return false;
+    }
+    return true;
+  }
+
   async function login(event) {
     event.preventDefault();
     const phone = $("#login-phone").value.trim();
     const code = $("#login-code").value.trim();
     clearErrors(section("login"));
-    if (!validPhone(phone)) {
-      showError(new ApiError(422, { code: "client.phone", message_zh: "请输入正确的 11 位手机号码", field: "phone" }));
-      return;
-    }
-    if (!/^\d{4,8}$/.test(code)) {
-      showError(new ApiError(422, { code: "client.code", message_zh: "请输入短信验证码", field: "code" }));
-      return;
-    }
+    if (!phoneAndCodeOk(phone, code)) return;
     await busy($("#login-submit"), "登录中…", async () => {
       const session = await api("POST", "/v1/auth/login", { phone, code });
       sessionStorage.setItem(STORE.token, session.token);
@@ -593,14 +599,7 @@
     const phone = $("#owner-phone").value.trim();
     const code = $("#owner-code").value.trim();
     clearErrors(section("verify_phone"));
-    if (!validPhone(phone)) {
-      showError(new ApiError(422, { code: "client.phone", message_zh: "请输入正确的 11 位手机号码", field: "phone" }));
-      return;
-    }
-    if (!/^\d{4,8}$/.test(code)) {
-      showError(new ApiError(422, { code: "client.code", message_zh: "请输入短信验证码", field: "code" }));
-      return;
-    }
+    if (!phoneAndCodeOk(phone, code)) return;
     await step($("#phone-submit"), "验证中…", async () => {
       const path = KINDS[state.kind].path + "/" + encodeURIComponent(state.reg.registration_id) + "/phone";
       await render(await api("POST", path, { phone, code }));
