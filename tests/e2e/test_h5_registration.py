@@ -36,6 +36,7 @@ LOGIN_PHONE = "13800138000"
 OWNER_PHONE = "13900139000"
 OTHER_PHONE = "13700137000"
 RESULT_SCREENSHOT = Path("/tmp/h5-result.png")
+VEHICLES_SCREENSHOT = Path("/tmp/h5-vehicles.png")
 
 
 # --- the client's files, served by the blueprint ---------------------------------------------------
@@ -476,6 +477,10 @@ def test_a_person_registers_a_car_and_deregisters_it_in_the_browser(phone: Phone
         lambda: me.element("#vehicle-list").text if "已登记" in me.element("#vehicle-list").text else None,
     )
     assert vin[-6:] in card
+    assert "实名登记成功" in card
+    me.element("#vehicle-list details.history summary").click()
+    assert "电信企业确认登记" in me.element("#vehicle-list details.history").text
+    me.driver.save_screenshot(str(VEHICLES_SCREENSHOT))
 
     # When they de-register it: VIN, phone code, the same person's proof, confirmation
     me.tap("#vehicle-list .deregister")

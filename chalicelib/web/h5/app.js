@@ -1339,6 +1339,8 @@
           "div",
           { class: "card vehicle", "data-vin": v.vin_masked },
           vehicleBlock(v, v.cards),
+          vehicleResult(v.result),
+          cardHistory(v.cards),
           registered
             ? h(
                 "div",
@@ -1354,6 +1356,56 @@
         );
       }),
     );
+  }
+
+  const RESULTS = {
+    pending: "登记办理中，等待电信企业确认",
+    registered: "实名登记成功",
+    rejected: "实名登记未通过",
+    deregistered: "已注销实名",
+  };
+  const EVENTS = {
+    imported: "车辆入库",
+    registration_submitted: "提交实名登记",
+    registration_accepted: "电信企业确认登记",
+    registration_rejected: "电信企业未通过登记",
+    deregistered: "注销实名",
+    emergency_only: "恢复为仅紧急呼叫",
+    deregistration_confirmed: "电信企业确认注销",
+    deregistration_refused: "电信企业未确认注销",
+    transfer_requested: "申请过户",
+    transferred: "过户完成",
+    transfer_rejected: "过户未通过",
+    spot_check: "电信企业抽查",
+    facts_updated: "车辆信息更新",
+    scrapped: "车辆报废",
+    swapped_out: "更换零部件（旧卡）",
+    swapped_in: "更换零部件（新卡）",
+  };
+
+  /** The last registration's result, with the operator's reason when it was refused. */
+  function vehicleResult(result) {
+    if (!result) return null;
+    const text = RESULTS[result.step] || result.step;
+    return h(
+      "p",
+      { class: "vehicle-result " + result.step },
+      text + (result.step === "rejected" && result.reason_zh ? "：" + result.reason_zh : ""),
+    );
+  }
+
+  /** Each card's history, newest first, folded away until asked for. */
+  function cardHistory(cards) {
+    const rows = [];
+    for (const card of cards || []) {
+      for (const e of (card.history || []).slice().reverse()) {
+        const when = new Date(e.at).toLocaleString("zh-CN", { hour12: false });
+        const what = EVENTS[e.event] || CARD_STATES[e.to_state] || e.event;
+        rows.push(h("li", {}, h("time", { text: when }), " ", what));
+      }
+    }
+    if (!rows.length) return null;
+    return h("details", { class: "history" }, h("summary", { text: "办理记录" }), h("ol", {}, ...rows));
   }
 
   // ---------------------------------------------------------------------------------------------
