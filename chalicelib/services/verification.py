@@ -134,6 +134,26 @@ def _mismatch_errors(mismatches: Sequence[InvalidField]) -> DomainError:
     return mismatches[0] if len(mismatches) == 1 else ValidationErrors(list(mismatches))
 
 
+def _check_replaceable(flow: Flow, kind: DocumentKind) -> None:
+    """What a person may upload: never the live capture (the liveness check chooses and keeps it), and,
+    once a face check has started, no other ID card photo (like the identity): the face verdict must
+    stay about the portrait it was made against."""
+    if kind is DocumentKind.LIVE_CAPTURE:
+        raise InvalidField(
+            "document.server_only",
+            "现场人像由人脸检测生成，不能上传",
+            "The live capture comes from the liveness check; it cannot be uploaded",
+            field="kind",
+        )
+    if kind is DocumentKind.ID_FRONT and flow.checks.get(CheckName.FACE) is not None:
+        raise Conflict(
+            "flow.documents_locked",
+            "人脸核验已开始，身份证照片不能再更换",
+            "The ID card photo cannot change once face checks have started",
+            field="kind",
+        )
+
+
 class VerificationService:
     def __init__(
         self,
@@ -215,11 +235,13 @@ class VerificationService:
         self, flow_id: str, caller: str, kind: DocumentKind, content_type: str
     ) -> PresignedUpload:
         flow = self._open_flow(flow_id, caller)
+        _check_replaceable(flow, kind)
         return self._uploads.presign(flow.flow_id, kind, content_type)
 
     def complete_upload(self, flow_id: str, caller: str, kind: DocumentKind, key: str) -> StoredDocument:
         """Validate and keep an uploaded photo; an ID front must show a portrait to compare with."""
         flow = self._open_flow(flow_id, caller)
+        _check_replaceable(flow, kind)
         try:
             stored = self._uploads.complete(flow.flow_id, kind, key)
             if kind is DocumentKind.ID_FRONT:

@@ -193,6 +193,16 @@ def test_a_person_proves_who_they_are_and_every_check_is_in_the_evidence(
     assert compared["engine_version"]
     assert evidence["entries"][1]["personal"] == ["address", "birth_date", "id_number", "name"]  # names only
 
+    # The portrait the face was compared with can no longer change, and no one uploads a live capture.
+    for kind, expected in (
+        ("id_front", (409, "flow.documents_locked")),
+        ("live_capture", (422, "document.server_only")),
+    ):
+        status, error = call(
+            api, "post", f"/v1/flows/{flow_id}/uploads", me, {"kind": kind, "content_type": "image/jpeg"}
+        )
+        assert (status, error["code"]) == expected
+
     # The session was single use.
     status, again = call(
         api,
