@@ -120,3 +120,6 @@ class FakeParties(PartyRepository):
 
     def find_by_id_number(self, id_type: IdType, id_number: str) -> list[Party]:
         return [p for p in self.parties.values() if p.id_type == id_type and p.id_number == id_number]
+
+    def delete(self, party_id: str) -> None:
+        self.parties.pop(party_id, None)

@@ -70,6 +70,10 @@ class PartyRepository(ABC):
     @abstractmethod
     def find_by_id_number(self, id_type: IdType, id_number: str) -> list[Party]: ...
 
+    @abstractmethod
+    def delete(self, party_id: str) -> None:
+        """Remove a party nothing refers to (a registration whose push was refused)."""
+
 
 @dataclass(frozen=True)
 class SealedFields:

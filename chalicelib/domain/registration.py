@@ -260,7 +260,13 @@ def _done(step: Step, reg: Registration, flow: Flow | None) -> bool:
     if step is Step.VERIFY_PHONE:
         return reg.phone_hash is not None
     if step is Step.DELEGATION:
-        return reg.delegation is not None and reg.delegation.letter_key is not None
+        # The letter recorded must still be the flow's (a replaced letter needs the step again).
+        letter = flow.documents.get("authorization_letter") if flow is not None else None
+        return (
+            reg.delegation is not None
+            and reg.delegation.letter_key is not None
+            and (flow is None or reg.delegation.letter_key == letter)
+        )
     if flow is None:
         return False
     if step is Step.IDENTITY:

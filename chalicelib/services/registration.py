@@ -22,9 +22,16 @@ from chalicelib.core.observability import logger
 from chalicelib.domain.documents import DocumentKind
 from chalicelib.domain.errors import Conflict, DomainError, Forbidden, InvalidField, NotFound
 from chalicelib.domain.evidence import EvidenceKind
-from chalicelib.domain.flows import Flow, FlowStatus, TypedIdentity
+from chalicelib.domain.flows import CheckName, Flow, FlowPurpose, FlowStatus, TypedIdentity
 from chalicelib.domain.inventory import Card, CardEvent, CardFunction, CardState, Vehicle
-from chalicelib.domain.personal import IdType, Party, mask_id_number, mask_name, mask_phone
+from chalicelib.domain.personal import (
+    IdType,
+    Party,
+    mask_id_number,
+    mask_name,
+    mask_phone,
+    mask_vin,
+)
 from chalicelib.domain.registration import (
     FINAL_STEPS,
     AcceptedConsent,
@@ -62,11 +69,6 @@ class PhoneCodes(Protocol):
 
 
 # ------------------------------------------------------------------------------------------- views
-
-
-def mask_vin(vin: str) -> str:
-    """``LSVAU2180N2123456`` → ``LSV********123456``: the maker's code and the serial's tail."""
-    return vin[:3] + "*" * (len(vin) - 9) + vin[-6:]
 
 
 def mask_iccid(iccid: str) -> str:
@@ -186,6 +188,20 @@ def not_my_vehicle() -> Forbidden:
     )
 
 
+def _own_events(history: Sequence[CardEvent], reg: Registration) -> list[CardEvent]:
+    """A card's history as one registration's holder sees it: from its submission until the card left
+    them (back to unregistered: refused, de-registered, ended); nobody else's events."""
+    since = reg.submitted_at
+    mine: list[CardEvent] = []
+    for event in history:
+        if since is None or event.at < since:
+            continue
+        mine.append(event)
+        if event.to_state is CardState.UNREGISTERED:
+            break
+    return mine
+
+
 class RegistrationService:
     """The owner's use cases; every dependency passed in (ports), time from ``clock``."""
 
@@ -219,7 +235,19 @@ class RegistrationService:
     # -- reads ---------------------------------------------------------------------------------------
 
     def _own(self, registration_id: str, caller: str) -> Registration:
-        return check_owner(self._regs.get(registration_id), caller, self._clock())
+        now = self._clock()
+        reg = self._regs.get(registration_id)
+        if (
+            reg is not None
+            and reg.owner == caller
+            and reg.status is RegistrationStatus.OPEN
+            and reg.expires_at is not None
+            and reg.expires_at <= now
+        ):
+            in_review = self._in_review(reg)
+            if in_review is not None:  # the reviewer's time does not count against the person
+                reg = self._save(reg, expires_at=in_review.expires_at)
+        return check_owner(reg, caller, now)
 
     def _flow(self, reg: Registration) -> Flow | None:
         return self._verification.flow(reg.flow_id, reg.owner) if reg.flow_id else None
@@ -237,7 +265,7 @@ class RegistrationService:
             history = histories[iccid] if histories is not None else self._inventory.history(iccid)
             events = [e for e in history if e.at >= since]
             outcomes.append(self._card_outcome(reg, iccid, events))
-        for step in (Step.REJECTED, Step.PENDING):
+        for step in (Step.PENDING, Step.REJECTED):  # final only once every card has its answer
             found = [o for o in outcomes if o.step is step]
             if found:
                 return found[0]
@@ -452,7 +480,8 @@ class RegistrationService:
         self._codes.check(number, purpose, code)
         flow_id = reg.flow_id
         if flow_id is None:
-            flow_id = self._verification.open_flow(caller, reg.kind.flow_purpose).flow_id
+            flow_purpose = FlowPurpose.DELEGATED_REGISTRATION if reg.delegated else reg.kind.flow_purpose
+            flow_id = self._verification.open_flow(caller, flow_purpose).flow_id
         reg = self._save(reg, phone=number, phone_hash=phone_hash, flow_id=flow_id)
         self._verification.note(flow_id, EvidenceKind.SMS_CHECKED, caller, {"purpose": purpose.value})
         return self.view(reg)
@@ -465,6 +494,12 @@ class RegistrationService:
         require_step(reg, flow, Step.DELEGATION)
         id_type = IdType(owner.id_type)
         number = validate(id_type.value, owner.id_number, field="owner.id_number").value
+        if flow is not None and flow.checks.get(CheckName.FACE) is not None:
+            raise Conflict(
+                "delegation.locked",
+                "人脸核验已开始，委托信息不能再修改",
+                "The delegation cannot change once face checks have started",
+            )
         letter = flow.documents.get(DocumentKind.AUTHORIZATION_LETTER.value) if flow else None
         if letter is None:
             raise InvalidField(
@@ -472,14 +507,6 @@ class RegistrationService:
                 "请先上传车主签署的授权委托书",
                 "Upload the authorization letter signed by the owner first",
                 field="authorization_letter",
-            )
-        typed = flow.identity if flow is not None else None
-        if typed is not None and IdType(typed.id_type) is id_type and typed.id_number == number:
-            raise InvalidField(
-                "delegation.same_person",
-                "受托人与车主为同一人，请直接办理实名登记",
-                "The trustee is the owner: register directly",
-                field="owner.id_number",
             )
         delegation = Delegation(
             owner_id_type=id_type.value,
@@ -540,7 +567,7 @@ class RegistrationService:
         if reg.status is RegistrationStatus.OPEN:
             require_step(reg, flow, Step.SUBMIT)
         elif self._pushed(reg):
-            return self.view(self._finish(reg, flow))
+            return self.view(self._complete(reg, flow, caller))
         claimed = self._claim(reg)
         if claimed is None:
             return self.view(self._own(registration_id, caller))
@@ -563,11 +590,19 @@ class RegistrationService:
         )
         return self.view(done)
 
-    def _release(self, claimed: Registration, flow: Flow) -> None:
+    def _release(self, claimed: Registration, flow: Flow | None) -> None:
         """A refused push: the registration is open again and expires as it would have."""
         expires = claimed.created_at + self._flow_ttl
         self._save(claimed, status=RegistrationStatus.OPEN, submitted_at=None, expires_at=expires)
-        self._verification.expire_at(flow.flow_id, claimed.owner, expires)
+        if flow is not None:
+            self._verification.reopen(flow.flow_id, claimed.owner, expires)
+
+    def _complete(self, reg: Registration, flow: Flow | None, actor: str) -> Registration:
+        """Finish a submission whose request died after its push committed. A de-registration ends the
+        cards it had not reached yet first (each card is its own transaction)."""
+        if reg.kind is RegistrationKind.DEREGISTRATION and flow is not None:
+            self._push_deregistration(reg, flow, actor)
+        return self._finish(reg, flow)
 
     def _finish(
         self, reg: Registration, flow: Flow | None, pushed: tuple[list[str], str | None] | None = None
@@ -588,6 +623,8 @@ class RegistrationService:
                 if reg.kind is RegistrationKind.REGISTRATION and status.card.holder_id:
                     party_id = status.card.holder_id
         onsite = flow.documents.get(DocumentKind.LIVE_CAPTURE.value) if flow is not None else None
+        # Linked first: once the registration reads "submitted", every callback can find it.
+        self._regs.link_pushes(reg.registration_id, record_ids)
         done = self._save(
             reg,
             status=RegistrationStatus.SUBMITTED,
@@ -596,9 +633,9 @@ class RegistrationService:
             onsite_photo=onsite,
             expires_at=None,
         )
-        self._regs.link_pushes(done.registration_id, record_ids)
-        if done.kind is RegistrationKind.DEREGISTRATION:
-            self._notify(done)
+        # A de-registration is final at once; a registration the operator already answered (while the
+        # request that pushed it was dead) is too.
+        self._notify(done)
         return done
 
     def recover_stuck(self, limit: int = 100) -> dict[str, int]:
@@ -607,14 +644,16 @@ class RegistrationService:
         finished = released = 0
         for reg in self._regs.submitting(now - STALE_CLAIM, limit):
             try:
+                try:
+                    flow = self._flow(reg)
+                except NotFound:
+                    flow = None  # expired before it was kept: nothing was pushed with it
                 if self._pushed(reg):
-                    self._finish(reg, self._flow(reg))
+                    self._complete(reg, flow, "system")
                     finished += 1
                 else:
-                    flow = self._flow(reg)
-                    if flow is not None:
-                        self._release(reg, flow)
-                        released += 1
+                    self._release(reg, flow)
+                    released += 1
             except DomainError:
                 continue  # moved meanwhile: the next round sees it as it is now
         return {"finished": finished, "released": released}
@@ -643,11 +682,23 @@ class RegistrationService:
         )
 
     def _push_registration(self, reg: Registration, flow: Flow, caller: str) -> tuple[list[str], str]:
-        """The holder stored as a party, then every card pushed in one transaction."""
+        """The holder stored as a party, then every card pushed in one transaction; a refused push
+        leaves no party behind."""
         party = self._party(reg, flow)
-        self._parties.put(party)
         holder = holder_from_party(party, self._hasher)
-        outcomes = self._lifecycle.submit_registrations(reg.iccids, holder, caller)
+        if reg.delegation is not None and holder.id_hash == flow.person_hash:
+            raise InvalidField(
+                "delegation.same_person",
+                "受托人与车主为同一人，请直接办理实名登记",
+                "The trustee is the owner: register directly",
+                field="owner.id_number",
+            )
+        self._parties.put(party)
+        try:
+            outcomes = self._lifecycle.submit_registrations(reg.iccids, holder, caller)
+        except DomainError:
+            self._parties.delete(party.party_id)
+            raise
         return [o.record_id for o in outcomes if o.record_id], party.party_id
 
     def _push_deregistration(
@@ -694,6 +745,8 @@ class RegistrationService:
         if reg.notified_at is not None or not reg.phone or self._sms is None:
             return
         outcome = self._outcome(reg)
+        if outcome.step not in FINAL_STEPS:
+            return
         try:
             marked = self._save(reg, notified_at=self._clock())
         except Conflict:
@@ -725,7 +778,7 @@ class RegistrationService:
             vehicle = self._inventory.get_vehicle(vin)
             if vehicle is None:
                 continue
-            histories = {iccid: self._inventory.history(iccid) for iccid in reg.iccids}
+            histories = {iccid: _own_events(self._inventory.history(iccid), reg) for iccid in reg.iccids}
             outcome = self._outcome(reg, histories)
             cards: list[CardSummary] = []
             for iccid in reg.iccids:
@@ -750,11 +803,23 @@ class RegistrationService:
 
     # -- housekeeping --------------------------------------------------------------------------------
 
+    def _in_review(self, reg: Registration) -> Flow | None:
+        try:
+            flow = self._flow(reg)
+        except NotFound:
+            return None
+        return flow if flow is not None and flow.status is FlowStatus.IN_REVIEW else None
+
     def purge_abandoned(self, limit: int = 100) -> dict[str, int]:
         """Abandoned registrations and flows (expired before submission) deleted, photos with them."""
         now = self._clock()
-        registrations = sum(
-            1 for reg in self._regs.expired_open(now, limit) if self._regs.delete_expired(reg, now)
-        )
+        registrations = 0
+        for reg in self._regs.expired_open(now, limit):
+            in_review = self._in_review(reg)
+            if in_review is not None:
+                # Waiting for a reviewer: it lives as long as its flow's review window.
+                self._save(reg, expires_at=in_review.expires_at)
+            elif self._regs.delete_expired(reg, now):
+                registrations += 1
         flows = self._verification.purge_expired(limit)
         return {"registrations": registrations, "flows": flows, **self.recover_stuck(limit)}

@@ -134,6 +134,10 @@ def _mismatch_errors(mismatches: Sequence[InvalidField]) -> DomainError:
     return mismatches[0] if len(mismatches) == 1 else ValidationErrors(list(mismatches))
 
 
+#: A flow in manual review is kept at least this long for the reviewer (then it may expire as usual).
+REVIEW_WINDOW = timedelta(days=14)
+
+
 def _check_replaceable(flow: Flow, kind: DocumentKind) -> None:
     """What a person may upload: never the live capture (the liveness check chooses and keeps it), and,
     once a face check has started, no other ID card photo (like the identity): the face verdict must
@@ -145,11 +149,14 @@ def _check_replaceable(flow: Flow, kind: DocumentKind) -> None:
             "The live capture comes from the liveness check; it cannot be uploaded",
             field="kind",
         )
-    if kind is DocumentKind.ID_FRONT and flow.checks.get(CheckName.FACE) is not None:
+    if (
+        kind in (DocumentKind.ID_FRONT, DocumentKind.AUTHORIZATION_LETTER)
+        and flow.checks.get(CheckName.FACE) is not None
+    ):
         raise Conflict(
             "flow.documents_locked",
-            "人脸核验已开始，身份证照片不能再更换",
-            "The ID card photo cannot change once face checks have started",
+            "人脸核验已开始，证件照片和授权委托书不能再更换",
+            "The ID card photo and the authorization letter cannot change once face checks have started",
             field="kind",
         )
 
@@ -637,7 +644,11 @@ class VerificationService:
             )
         )
         self._save(
-            flow, status=FlowStatus.IN_REVIEW, checks={**flow.checks, CheckName.FACE: CheckVerdict.IN_REVIEW}
+            flow,
+            status=FlowStatus.IN_REVIEW,
+            checks={**flow.checks, CheckName.FACE: CheckVerdict.IN_REVIEW},
+            # The reviewer's time does not count against the flow: it waits for the decision.
+            expires_at=max(flow.expires_at, now + REVIEW_WINDOW),
         )
         self._evidence.append(
             flow.flow_id,
@@ -727,16 +738,18 @@ class VerificationService:
         self._evidence.append(flow_id, kind, actor, details)
 
     def keep(self, flow: Flow, until: datetime) -> Flow:
-        """A submitted flow is evidence: it (and its photos) stays until ``until`` instead of expiring.
-        ``flow`` is one the caller was given access to (``flow``)."""
-        if flow.expires_at >= until:
+        """A submitted flow is evidence: closed to any change (``verified``) and kept, with its photos,
+        until ``until`` instead of expiring. ``flow`` is one the caller was given access to."""
+        if flow.status is FlowStatus.VERIFIED and flow.expires_at >= until:
             return flow
-        return self._save(flow, expires_at=until)
+        return self._save(flow, status=FlowStatus.VERIFIED, expires_at=max(until, flow.expires_at))
 
-    def expire_at(self, flow_id: str, caller: str, at: datetime) -> Flow:
-        """Give a flow back its expiry (a submission that was refused keeps it no longer)."""
+    def reopen(self, flow_id: str, caller: str, at: datetime) -> Flow:
+        """A submission was refused: the flow takes changes again (unless a reviewer decided it) and
+        expires at ``at`` as it would have."""
         flow = self.flow(flow_id, caller)
-        return flow if flow.expires_at == at else self._save(flow, expires_at=at)
+        reviewed = flow.checks.get(CheckName.FACE) is CheckVerdict.APPROVED
+        return self._save(flow, status=FlowStatus.VERIFIED if reviewed else FlowStatus.OPEN, expires_at=at)
 
     def purge_expired(self, limit: int = 100) -> int:
         """Delete abandoned flows (expired, never kept by a submission) with their photos; how many.
@@ -746,6 +759,8 @@ class VerificationService:
         now = self._clock()
         purged = 0
         for flow in self._flows.expired(now, limit):
+            if flow.status is FlowStatus.IN_REVIEW:
+                continue  # a reviewer has the case: its expiry moves when the review opens
             objects = self._uploads.purge(flow.flow_id)
             if self._flows.delete_expired(flow, now):
                 purged += 1

@@ -210,6 +210,15 @@ def test_an_owner_registers_a_vehicle_and_hears_the_result(
     assert head["ServerSideEncryption"] == "aws:kms"
     flow = deps.verification_service().flow(reg["flow_id"], OWNER)
     assert flow.expires_at > datetime.now(UTC) + timedelta(days=365)
+    # And the submitted evidence is closed: no photo of it can be replaced
+    status, err = call(
+        api,
+        "post",
+        f"/v1/flows/{reg['flow_id']}/uploads",
+        me,
+        {"kind": "id_back", "content_type": "image/jpeg"},
+    )
+    assert (status, err["code"]) == (409, "flow.not_open")
     # And the card cannot be registered again
     status, err = call(api, "post", REG, person(OTHER), {"vin": vins[0]})
     assert (status, err["code"]) == (409, "registration.already_registered")
@@ -403,6 +412,18 @@ def test_a_trustee_registers_for_the_owner_with_the_authorization_letter(
     assert owner_id not in json.dumps(reg)
     # The trustee proves their own identity, then consents and submits
     prove_identity(api, me, reg["flow_id"])
+    # Once the face was checked, neither the owner nor the letter can change
+    other_owner = {**body, "owner": {**body["owner"], "name": "王五"}}
+    status, err = call(api, "post", f"{REG}/{reg_id}/delegation", me, other_owner)
+    assert (status, err["code"]) == (409, "delegation.locked")
+    status, err = call(
+        api,
+        "post",
+        f"/v1/flows/{reg['flow_id']}/uploads",
+        me,
+        {"kind": "authorization_letter", "content_type": "image/jpeg"},
+    )
+    assert (status, err["code"]) == (409, "flow.documents_locked")
     status, reg = accept_all(api, me, reg_id)
     status, reg = call(api, "post", f"{REG}/{reg_id}/submit", me)
     assert reg["step"] == "pending", reg
@@ -441,14 +462,17 @@ def test_a_submit_that_dies_after_the_push_is_finished_by_the_recovery(
     assert shown["step"] == "pending"
     flow = deps.verification_service().flow(reg["flow_id"], OWNER)
     assert flow.expires_at > datetime.now(UTC) + timedelta(days=365)
-    # When the recovery runs after the claim went stale, the submission is finished: no second push
+    # And the operator answers before anything recorded the submission: nobody can be told yet
+    sent_before = len(deps.sms_outbox().recent(100))
+    operator_answers(vins[2], CallbackOutcome.ACCEPTED)
+    assert len(deps.sms_outbox().recent(100)) == sent_before
+    # When the recovery runs after the claim went stale, the submission is finished (no second push)
+    # and the person gets the result SMS
     later = datetime.now(UTC) + timedelta(minutes=5)
     monkeypatch.setattr(service, "_clock", lambda: later)
     assert service.recover_stuck() == {"finished": 1, "released": 0}
     monkeypatch.undo()
     assert outbox_records("register") == 1
-    # And the operator's answer reaches the person by SMS
-    operator_answers(vins[2], CallbackOutcome.ACCEPTED)
     assert "实名登记成功" in deps.sms_outbox().recent(1)[0].text
 
 
@@ -501,6 +525,69 @@ def test_the_eleventh_card_of_one_id_is_refused_with_the_way_to_a_business_hall(
     # And nothing changed: the card is unregistered, nothing is pushed, the registration is open again
     assert deps.inventory_repo().get_card(card.iccid).state.value == "unregistered"  # type: ignore[union-attr]
     assert outbox_records("register") == 0
+    from chalicelib.adapters.dynamo.models import PartyModel
+
+    assert list(PartyModel.scan()) == []  # the holder's personal data is not kept for a refused push
     status, shown = call(api, "get", f"{REG}/{reg_id}", me)
     assert shown["step"] == "submit"
     assert shown["expires_at"] is not None
+
+
+def test_a_registration_waiting_for_review_outlives_its_expiry(
+    api: Any, person: Headers, vins: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.domain.flows import CheckName, CheckVerdict, FlowStatus
+    from chalicelib.domain.registration import RegistrationKind
+
+    me = person()
+    status, reg = call(api, "post", REG, me, {"vin": vins[2]})
+    assert status == 201
+    reg_id = reg["registration_id"]
+    call(api, "post", f"{REG}/{reg_id}/confirm-vehicle", me, {})
+    code = sms_code(api, PHONE, "owner_phone", me)
+    _, reg = call(api, "post", f"{REG}/{reg_id}/phone", me, {"phone": PHONE, "code": code})
+    # Given its face attempts ran out and a reviewer has the case (the flow as request_review leaves it)
+    verification = deps.verification_service()
+    flow = verification.flow(reg["flow_id"], OWNER)
+    reviewing = flow.model_copy(
+        update={
+            "status": FlowStatus.IN_REVIEW,
+            "checks": {CheckName.FACE: CheckVerdict.IN_REVIEW},
+            "expires_at": datetime.now(UTC) + timedelta(days=14),
+            "version": flow.version + 1,
+        }
+    )
+    verification._flows.save(reviewing)
+    # When a day and more has passed
+    service = deps.registration_service()
+    later = datetime.now(UTC) + timedelta(hours=25)
+    monkeypatch.setattr(service, "_clock", lambda: later)
+    monkeypatch.setattr(verification, "_clock", lambda: later)
+    # Then the purge keeps both, and the person still finds the registration waiting for the review
+    counts = service.purge_abandoned()
+    assert (counts["registrations"], counts["flows"]) == (0, 0)
+    shown = service.get(reg_id, OWNER, RegistrationKind.REGISTRATION)
+    assert shown.step.value == "review"
+    assert verification.flow(reg["flow_id"], OWNER).status is FlowStatus.IN_REVIEW
+
+
+def test_my_vehicles_show_only_my_own_part_of_a_cards_history(
+    api: Any, person: Headers, vins: list[str]
+) -> None:
+    require_cjk_font()
+    # Given someone else registered the car first and was refused
+    register(api, person(OTHER), vins[3])
+    operator_answers(vins[3], CallbackOutcome.REJECTED, reason="该证件在黑名单中")
+    # When I register it and the operator accepts
+    me = person()
+    register(api, me, vins[3])
+    operator_answers(vins[3], CallbackOutcome.ACCEPTED)
+    # Then my vehicles show my registration's history only
+    status, mine = call(api, "get", "/v1/me/vehicles", me)
+    assert status == 200
+    history = mine["vehicles"][0]["cards"][0]["history"]
+    assert [h["to_state"] for h in history] == ["pending", "registered"]
+    assert "黑名单" not in json.dumps(mine)
+    # And the person refused before no longer sees the car, which is registered to someone else now
+    _, theirs = call(api, "get", "/v1/me/vehicles", person(OTHER))
+    assert theirs["vehicles"] == []

@@ -40,6 +40,9 @@ class DynamoPartyRepository(PartyRepository):
             created_at=party.created_at or datetime.now(UTC),
         ).save(condition=PartyModel.party_id.does_not_exist())
 
+    def delete(self, party_id: str) -> None:
+        PartyModel(party_id).delete()
+
     def get(self, party_id: str) -> Party | None:
         try:
             item = PartyModel.get(party_id)
