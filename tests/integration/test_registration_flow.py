@@ -591,3 +591,100 @@ def test_my_vehicles_show_only_my_own_part_of_a_cards_history(
     # And the person refused before no longer sees the car, which is registered to someone else now
     _, theirs = call(api, "get", "/v1/me/vehicles", person(OTHER))
     assert theirs["vehicles"] == []
+
+
+@pytest.fixture
+def two_card_vin(aws: None, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("CHEKA_SMS_RESEND_SECONDS", "0")
+    deps.reset()
+    rows = list(inventory_rows(1, seed=41, cards_per_vehicle=2))
+    report = import_inventory(list(enumerate(rows, start=2)), deps.inventory_repo(), actor="test")
+    assert report.errors == []
+    assert len(rows) == 2
+    return rows[0]["vin"]
+
+
+def answer_card(iccid: str, outcome: CallbackOutcome, reason: str | None = None) -> None:
+    card = deps.inventory_repo().get_card(iccid)
+    assert card is not None
+    record_id = deps.outbox_store().lifecycle(iccid).message_id
+    assert record_id is not None
+    deps.lifecycle().apply_callback(
+        OperatorCallback(
+            callback_id=uuid.uuid4().hex,
+            message_id=record_id,
+            operator=card.operator,
+            iccid=iccid,
+            outcome=outcome,
+            reason_code="blacklisted" if reason else None,
+            reason_zh=reason,
+            reason_en="refused" if reason else None,
+            functions=[CardFunction.EMERGENCY, CardFunction.TELEMATICS]
+            if outcome is CallbackOutcome.ACCEPTED
+            else [],
+            decided_at=datetime.now(UTC),
+        )
+    )
+    deps.registration_service().on_push_result(record_id)
+
+
+def test_a_two_card_vehicle_is_decided_when_both_cards_are(
+    api: Any, person: Headers, two_card_vin: str
+) -> None:
+    require_cjk_font()
+    me = person()
+    reg = register(api, me, two_card_vin)
+    first, second = (c.iccid for c in deps.inventory_repo().cards_of_vehicle(two_card_vin))
+    assert outbox_records("register") == 2  # both cards pushed, in one transaction
+    sent = len(deps.sms_outbox().recent(100))
+    # When the operator refuses one card while the other is still with it, the registration waits
+    answer_card(first, CallbackOutcome.REJECTED, reason="该证件在黑名单中")
+    _, shown = call(api, "get", f"{REG}/{reg['registration_id']}", me)
+    assert shown["step"] == "pending"
+    assert len(deps.sms_outbox().recent(100)) == sent
+    # And once the second is answered it is decided, with the refusal's reason, told once
+    answer_card(second, CallbackOutcome.ACCEPTED)
+    _, shown = call(api, "get", f"{REG}/{reg['registration_id']}", me)
+    assert (shown["step"], shown["result"]["reason_zh"]) == ("rejected", "该证件在黑名单中")
+    assert len(deps.sms_outbox().recent(100)) == sent + 1
+
+
+def test_a_de_registration_that_dies_half_way_is_finished_by_the_next_submit(
+    api: Any, person: Headers, two_card_vin: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require_cjk_font()
+    me = person()
+    register(api, me, two_card_vin)
+    cards = [c.iccid for c in deps.inventory_repo().cards_of_vehicle(two_card_vin)]
+    for iccid in cards:
+        answer_card(iccid, CallbackOutcome.ACCEPTED)
+    status, dereg = call(api, "post", DEREG, me, {"vin": two_card_vin})
+    assert status == 201, dereg
+    dereg_id = dereg["registration_id"]
+    code = sms_code(api, PHONE, "deregistration", me)
+    _, dereg = call(api, "post", f"{DEREG}/{dereg_id}/phone", me, {"phone": PHONE, "code": code})
+    prove_identity(api, me, dereg["flow_id"])
+    # Given a submit whose request dies after the first card was de-registered
+    lifecycle = deps.registration_service()._lifecycle
+    real = lifecycle.deregister
+    calls: list[str] = []
+
+    def dies_on_the_second(iccid: str, actor: str, reason: str) -> Any:
+        calls.append(iccid)
+        if len(calls) == 2:
+            raise RuntimeError("the Lambda timed out")
+        return real(iccid, actor, reason)
+
+    monkeypatch.setattr(lifecycle, "deregister", dies_on_the_second)
+    status, _ = call(api, "post", f"{DEREG}/{dereg_id}/submit", me)
+    assert status == 500
+    monkeypatch.undo()
+    states = sorted(deps.inventory_repo().get_card(i).state.value for i in cards)  # type: ignore[union-attr]
+    assert states == ["registered", "unregistered"]
+    # When the person submits again, the other card is de-registered too, and the result is told
+    status, dereg = call(api, "post", f"{DEREG}/{dereg_id}/submit", me)
+    assert (status, dereg["step"]) == (200, "deregistered"), dereg
+    states = sorted(deps.inventory_repo().get_card(i).state.value for i in cards)  # type: ignore[union-attr]
+    assert states == ["unregistered", "unregistered"]
+    assert outbox_records("deregister") == 2
+    assert "注销" in deps.sms_outbox().recent(1)[0].text
