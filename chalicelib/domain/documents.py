@@ -44,6 +44,7 @@ class DocumentKind(StrEnum):
     ID_BACK = "id_back"  # 身份证国徽面
     BUSINESS_LICENCE = "business_licence"  # 营业执照
     AUTHORIZATION_LETTER = "authorization_letter"  # 授权委托书
+    OWNER_ID_FRONT = "owner_id_front"  # 委托登记: the owner's (用户) ID card, portrait side
     ONSITE_PHOTO = "onsite_photo"  # 现场照片 (the person at the dealer)
     LIVE_CAPTURE = "live_capture"  # 活体采集 (the selfie)
 

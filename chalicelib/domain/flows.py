@@ -50,6 +50,8 @@ class CheckName(StrEnum):
     OCR_ID_BACK = "ocr_id_back"
     OCR_BUSINESS_LICENCE = "ocr_business_licence"
     FACE = "face"
+    #: 委托登记 (第十二条): the owner's ID card read and agreeing with the owner's typed identity.
+    OCR_OWNER_ID_FRONT = "ocr_owner_id_front"
     #: 人脸信息处理单独同意 (PIPL 第二十九条): given before any face is processed.
     BIOMETRIC_CONSENT = "biometric_consent"
 

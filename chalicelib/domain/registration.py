@@ -204,6 +204,8 @@ class Delegation(BaseModel):
     owner_address: str | None = Field(default=None, repr=False)
     #: Key of the stored photo of the authorization letter (授权委托书).
     letter_key: str | None = None
+    #: Key of the stored photo of the owner's ID card (read and cross-checked with the fields above).
+    owner_id_key: str | None = None
 
 
 class Registration(BaseModel):
@@ -260,12 +262,13 @@ def _done(step: Step, reg: Registration, flow: Flow | None) -> bool:
     if step is Step.VERIFY_PHONE:
         return reg.phone_hash is not None
     if step is Step.DELEGATION:
-        # The letter recorded must still be the flow's (a replaced letter needs the step again).
-        letter = flow.documents.get("authorization_letter") if flow is not None else None
-        return (
-            reg.delegation is not None
-            and reg.delegation.letter_key is not None
-            and (flow is None or reg.delegation.letter_key == letter)
+        # The photos recorded must still be the flow's (a replaced one needs the step again).
+        d = reg.delegation
+        if d is None or d.letter_key is None or d.owner_id_key is None:
+            return False
+        return flow is None or (
+            d.letter_key == flow.documents.get("authorization_letter")
+            and d.owner_id_key == flow.documents.get("owner_id_front")
         )
     if flow is None:
         return False

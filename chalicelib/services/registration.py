@@ -115,6 +115,7 @@ class DelegationSummary(BaseModel):
     owner_name_masked: str
     owner_id_masked: str
     letter: bool
+    owner_id_photo: bool
 
 
 class RegistrationView(BaseModel):
@@ -328,6 +329,7 @@ class RegistrationService:
                 owner_name_masked=mask_name(reg.delegation.owner_name),
                 owner_id_masked=mask_id_number(reg.delegation.owner_id_number),
                 letter=reg.delegation.letter_key is not None,
+                owner_id_photo=reg.delegation.owner_id_key is not None,
             )
         return RegistrationView(
             registration_id=reg.registration_id,
@@ -487,8 +489,9 @@ class RegistrationService:
         return self.view(reg)
 
     def delegate(self, registration_id: str, caller: str, owner: TypedIdentity) -> RegistrationView:
-        """委托登记 (第十二条): the owner's identity, with the authorization letter already uploaded to the
-        flow; the trustee then proves their own identity through the flow."""
+        """委托登记 (第十二条): the owner's identity, with the owner's ID card photo (read and cross-checked)
+        and the authorization letter already uploaded to the flow; the trustee then proves their own
+        identity, face included, through the flow."""
         reg = self._own(registration_id, caller)
         flow = self._flow(reg)
         require_step(reg, flow, Step.DELEGATION)
@@ -508,12 +511,26 @@ class RegistrationService:
                 "Upload the authorization letter signed by the owner first",
                 field="authorization_letter",
             )
+        owner_id = flow.documents.get(DocumentKind.OWNER_ID_FRONT.value) if flow else None
+        if flow is None or owner_id is None:
+            raise InvalidField(
+                "delegation.owner_id_missing",
+                "请先上传车主身份证人像面照片",
+                "Upload a photo of the owner's ID card (portrait side) first",
+                field="owner_id_front",
+            )
+        # 第十二条: the owner's document is checked too (read, and agreeing with what was typed).
+        typed_owner = TypedIdentity(
+            id_type=id_type.value, id_number=number, name=owner.name.strip(), address=owner.address
+        )
+        self._verification.check_owner_id(flow.flow_id, caller, typed_owner)
         delegation = Delegation(
             owner_id_type=id_type.value,
             owner_id_number=number,
             owner_name=owner.name.strip(),
             owner_address=owner.address,
             letter_key=letter,
+            owner_id_key=owner_id,
         )
         reg = self._save(reg, delegation=delegation)
         return self.view(reg)

@@ -556,7 +556,8 @@ def test_a_trustee_gives_the_owner_and_the_authorization_letter_in_the_browser(
     # Then the delegation step asks for the owner and the letter, and refuses to go on without the letter
     me.wait_screen("delegation")
     assert "委托信息" in me.element("#progress-text").text
-    me.fill("#owner-id-number", make_resident_id(random.Random(11)))
+    owner_id = make_resident_id(random.Random(11))
+    me.fill("#owner-id-number", owner_id)
     me.fill("#owner-name", "李四")
     me.fill("#owner-address", "上海市浦东新区世纪大道 100 号")
     me.tap("#delegation-submit")
@@ -571,6 +572,22 @@ def test_a_trustee_gives_the_owner_and_the_authorization_letter_in_the_browser(
     me.wait_until(
         "the letter to be stored",
         lambda: me._js("return document.getElementById('doc-authorization_letter').dataset.state") == "done",
+        45,
+    )
+    # And the owner's ID card is asked for, read, and checked against what was typed
+    me.tap("#delegation-submit")
+    refusal = me.wait_until("the missing owner's ID card", me.errors)
+    assert "车主身份证" in refusal[0], refusal
+    from tests.synthetic_documents import id_front
+
+    card = tmp_path / "owner-id.jpg"
+    card.write_bytes(
+        id_front(name="李四", id_number=owner_id, address="上海市浦东新区世纪大道 100 号", fmt="JPEG")
+    )
+    me.choose_files("#ownerid-album", card)
+    me.wait_until(
+        "the owner's ID card to be stored",
+        lambda: me._js("return document.getElementById('doc-owner_id_front').dataset.state") == "done",
         45,
     )
     me.tap("#delegation-submit")

@@ -406,8 +406,19 @@ def test_a_trustee_registers_for_the_owner_with_the_authorization_letter(
     page.save(letter, "JPEG", quality=85)
     status, doc = upload(api, me, reg["flow_id"], DocumentKind.AUTHORIZATION_LETTER, letter.getvalue())
     assert status == 201, doc
+    # The owner's ID card is required too (第十二条), and must be the owner's
+    status, err = call(api, "post", f"{REG}/{reg_id}/delegation", me, body)
+    assert (status, err["code"]) == (422, "delegation.owner_id_missing")
+    someone_else = make_resident_id(random.Random(6))
+    wrong_card = id_front(name="李四", id_number=someone_else, address="上海市", fmt="JPEG")
+    assert upload(api, me, reg["flow_id"], DocumentKind.OWNER_ID_FRONT, wrong_card)[0] == 201
+    status, err = call(api, "post", f"{REG}/{reg_id}/delegation", me, body)
+    assert (status, err["code"], err["field"]) == (422, "ocr.mismatch", "owner.id_number"), err
+    owner_card = id_front(name="李四", id_number=owner_id, address="上海市", fmt="JPEG")
+    assert upload(api, me, reg["flow_id"], DocumentKind.OWNER_ID_FRONT, owner_card)[0] == 201
     status, reg = call(api, "post", f"{REG}/{reg_id}/delegation", me, body)
     assert (status, reg["step"]) == (200, "identity"), reg
+    assert reg["delegation"]["owner_id_photo"] is True
     assert reg["delegation"]["letter"] is True
     assert owner_id not in json.dumps(reg)
     # The trustee proves their own identity, then consents and submits

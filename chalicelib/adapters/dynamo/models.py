@@ -291,6 +291,7 @@ class RegistrationModel(Unbound):
     data_key = BinaryAttribute(legacy_encoding=False, null=True)
     sealed = MapAttribute[str, Any](null=True)  # type: ignore[no-untyped-call] # field -> ciphertext
     letter_key = UnicodeAttribute(null=True)
+    owner_id_key = UnicodeAttribute(null=True)
     consents_json = UnicodeAttribute(null=True)
     party_id = UnicodeAttribute(null=True)
     onsite_photo = UnicodeAttribute(null=True)  # S3 key of the kept live capture (SSE-KMS)

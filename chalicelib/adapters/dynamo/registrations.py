@@ -71,6 +71,7 @@ class DynamoRegistrationRepository(RegistrationRepository):
             confirmed_at=reg.confirmed_at,
             phone_hash=reg.phone_hash,
             letter_key=reg.delegation.letter_key if reg.delegation else None,
+            owner_id_key=reg.delegation.owner_id_key if reg.delegation else None,
             consents_json=json.dumps([c.model_dump(mode="json") for c in reg.consents], ensure_ascii=False)
             if reg.consents
             else None,
@@ -111,6 +112,7 @@ class DynamoRegistrationRepository(RegistrationRepository):
                 owner_name=clear["owner_name"],
                 owner_address=clear.get("owner_address"),
                 letter_key=item.letter_key,
+                owner_id_key=item.owner_id_key,
             )
         consents: list[Any] = json.loads(item.consents_json) if item.consents_json else []
         return Registration(

@@ -619,27 +619,31 @@
 
   // ---------------------------------------------------------------------------------------------
   // 委托登记: the owner's identity and the authorization letter
+  const DELEGATION_DOCS = {
+    owner_id_front: "请拍摄车主身份证人像面",
+    authorization_letter: "请拍摄车主签署的授权委托书",
+  };
+
   function screenDelegation() {
     show("delegation", "委托信息");
-    state.letterDone = false;
-    const box = $("#doc-authorization_letter");
-    box.dataset.state = "empty";
-    $(".doc-status", box).textContent = "请拍摄车主签署的授权委托书";
+    for (const [kind, prompt] of Object.entries(DELEGATION_DOCS)) {
+      const box = $("#doc-" + kind);
+      box.dataset.state = "empty";
+      $(".doc-status", box).textContent = prompt;
+    }
   }
 
-  async function onLetterChosen(input) {
+  async function onDelegationDoc(kind, input) {
     const file = input.files && input.files[0];
     input.value = "";
     if (!file) return;
-    const box = $("#doc-authorization_letter");
+    const box = $("#doc-" + kind);
     const img = $("img", box);
     if (img.src) URL.revokeObjectURL(img.src);
     img.src = URL.createObjectURL(file);
     img.hidden = false;
-    state.letterDone = false;
     clearErrors(section("delegation"));
     const flowId = encodeURIComponent(state.reg.flow_id);
-    const kind = "authorization_letter";
     try {
       box.dataset.state = "busy";
       $(".doc-status", box).textContent = "正在上传…";
@@ -647,7 +651,6 @@
       const post = await api("POST", "/v1/flows/" + flowId + "/uploads", { kind, content_type: photo.type });
       await uploadToStorage(post, photo.blob);
       await api("POST", "/v1/flows/" + flowId + "/documents", { kind, key: post.key });
-      state.letterDone = true;
       box.dataset.state = "done";
       $(".doc-status", box).textContent = "已上传";
     } catch (error) {
@@ -1442,9 +1445,14 @@
     $("#phone-form").addEventListener("submit", verifyPhone);
     $("#identity-form").addEventListener("submit", saveIdentity);
     $("#delegation-form").addEventListener("submit", saveDelegation);
-    for (const how of ["camera", "album"]) {
-      const input = $("#letter-" + how);
-      input.addEventListener("change", () => onLetterChosen(input));
+    for (const [kind, prefix] of [
+      ["authorization_letter", "letter"],
+      ["owner_id_front", "ownerid"],
+    ]) {
+      for (const how of ["camera", "album"]) {
+        const input = $("#" + prefix + "-" + how);
+        input.addEventListener("change", () => onDelegationDoc(kind, input));
+      }
     }
     for (const kind of ["id_front", "id_back"]) {
       for (const how of ["camera", "album"]) {
