@@ -76,14 +76,10 @@ class ConsentsView(BaseModel):
     documents: list[ConsentDocument]
 
 
-def _client(call: Call, given: dict[str, str]) -> dict[str, str]:
-    """What the client said of itself, bounded, with what the request shows."""
-    info = {k[:32]: v[:300] for k, v in given.items()}
-    identity = call.request.context.get("identity") or {}
-    source = identity.get("sourceIp") if isinstance(identity, dict) else None
-    if source:
-        info["source_ip"] = str(source)
-    return info
+def _client(given: dict[str, str]) -> dict[str, str]:
+    """What the client said of itself (user agent, screen), bounded. The caller's IP address is not
+    kept with the consent: it is personal data the record does not need."""
+    return {k[:32]: v[:300] for k, v in given.items()}
 
 
 def _started(pair: tuple[RegistrationView, bool]) -> Response | RegistrationView:
@@ -197,7 +193,7 @@ def delegation(call: Call, registration_id: str) -> RegistrationView:
 def give_consents(call: Call, registration_id: str) -> RegistrationView:
     body: ConsentsBody = call.body
     return deps.registration_service().give_consents(
-        registration_id, call.actor, body.accepted, _client(call, body.client)
+        registration_id, call.actor, body.accepted, _client(body.client)
     )
 
 
