@@ -315,6 +315,42 @@ class VerificationService:
             parsed = parse_id_back(lines)
         else:
             parsed = parse_business_licence(lines)
+        reading, fields_read = self._record_reading(flow, kind, caller, parsed, len(lines))
+        self._record_cross_check(flow, kind, caller, self._reading_errors(flow, parsed))
+        self._save(flow, checks={**flow.checks, OCR_CHECKS[kind]: CheckVerdict.PASSED})
+        return OcrOutcome(
+            kind=kind,
+            fields_read=fields_read,
+            confidences=dict(parsed.confidences),
+            agreed=True,
+            reading=reading,
+        )
+
+    def check_owner_id(self, flow_id: str, caller: str, owner: TypedIdentity) -> None:
+        """委托登记 (第十二条): the owner's ID card photo, read and cross-checked with the owner's typed
+        identity (name and number), into the evidence; ``ocr.mismatch`` when they disagree."""
+        flow = self._open_flow(flow_id, caller)
+        kind = DocumentKind.OWNER_ID_FRONT
+        lines = self._ocr.read(self._document(flow, kind))
+        parsed = parse_id_front(lines)
+        self._record_reading(flow, kind, caller, parsed, len(lines))
+        typed = TypedDetails(name=owner.name, id_number=owner.id_number)
+        errors = [
+            InvalidField(e.code, e.message_zh, e.message_en, field=f"owner.{e.field}", details=e.details)
+            for e in (m.to_error() for m in cross_check(parsed, typed))
+        ]
+        self._record_cross_check(flow, kind, caller, errors)
+        self._save(flow, checks={**flow.checks, CheckName.OCR_OWNER_ID_FRONT: CheckVerdict.PASSED})
+
+    def _record_reading(
+        self,
+        flow: Flow,
+        kind: DocumentKind,
+        caller: str,
+        parsed: IdFront | IdBack | BusinessLicence,
+        lines: int,
+    ) -> tuple[dict[str, Any], list[str]]:
+        """The OCR reading into the evidence: what was read publicly, the personal fields sealed."""
         reading = parsed.model_dump(mode="json", exclude={"confidences"})
         fields_read = sorted(k for k, v in reading.items() if v not in (None, False, ""))
         personal = {
@@ -330,58 +366,16 @@ class VerificationService:
                 "engine_version": self._ocr.version,
                 "fields_read": fields_read,
                 "confidences": {k: round(v, 4) for k, v in parsed.confidences.items()},
-                "lines": len(lines),
+                "lines": lines,
             },
             personal,
         )
-        errors = self._reading_errors(flow, parsed)
-        self._evidence.append(
-            flow.flow_id,
-            EvidenceKind.OCR_CROSS_CHECKED,
-            caller,
-            {
-                "document": kind.value,
-                "agreed": not errors,
-                "mismatches": [{"field": e.field, "code": e.code, "details": e.details} for e in errors],
-            },
-        )
-        if errors:
-            raise _mismatch_errors(errors)
-        self._save(flow, checks={**flow.checks, OCR_CHECKS[kind]: CheckVerdict.PASSED})
-        return OcrOutcome(
-            kind=kind,
-            fields_read=fields_read,
-            confidences=dict(parsed.confidences),
-            agreed=True,
-            reading=reading,
-        )
+        return reading, fields_read
 
-    def check_owner_id(self, flow_id: str, caller: str, owner: TypedIdentity) -> None:
-        """委托登记 (第十二条): the owner's ID card photo, read and cross-checked with the owner's typed
-        identity (name and number), into the evidence; ``ocr.mismatch`` when they disagree."""
-        flow = self._open_flow(flow_id, caller)
-        kind = DocumentKind.OWNER_ID_FRONT
-        parsed = parse_id_front(self._ocr.read(self._document(flow, kind)))
-        reading = parsed.model_dump(mode="json", exclude={"confidences"})
-        personal = {k: str(v) for k, v in reading.items() if k in ("name", "id_number", "address") and v}
-        self._evidence.append(
-            flow.flow_id,
-            EvidenceKind.OCR_READ,
-            caller,
-            {
-                "document": kind.value,
-                "engine": self._ocr.name,
-                "engine_version": self._ocr.version,
-                "fields_read": sorted(k for k, v in reading.items() if v not in (None, False, "")),
-                "confidences": {k: round(v, 4) for k, v in parsed.confidences.items()},
-            },
-            personal,
-        )
-        typed = TypedDetails(name=owner.name, id_number=owner.id_number)
-        errors = [
-            InvalidField(e.code, e.message_zh, e.message_en, field=f"owner.{e.field}", details=e.details)
-            for e in (m.to_error() for m in cross_check(parsed, typed))
-        ]
+    def _record_cross_check(
+        self, flow: Flow, kind: DocumentKind, caller: str, errors: list[InvalidField]
+    ) -> None:
+        """The cross-check's verdict into the evidence; ``ocr.mismatch`` (or the first error) if any."""
         self._evidence.append(
             flow.flow_id,
             EvidenceKind.OCR_CROSS_CHECKED,
@@ -394,7 +388,6 @@ class VerificationService:
         )
         if errors:
             raise _mismatch_errors(errors)
-        self._save(flow, checks={**flow.checks, CheckName.OCR_OWNER_ID_FRONT: CheckVerdict.PASSED})
 
     def _reading_errors(self, flow: Flow, parsed: IdFront | IdBack | BusinessLicence) -> list[InvalidField]:
         if isinstance(parsed, IdBack):

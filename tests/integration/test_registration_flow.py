@@ -142,26 +142,8 @@ def register(api: Any, me: dict[str, str], vin: str, *, submit: bool = True) -> 
 
 
 def operator_answers(vin: str, outcome: CallbackOutcome, reason: str | None = None) -> None:
-    """The operator's callback for the vehicle's card, applied as the callback route applies it."""
-    card = deps.inventory_repo().cards_of_vehicle(vin)[0]
-    record_id = deps.outbox_store().lifecycle(card.iccid).message_id
-    assert record_id is not None
-    callback = OperatorCallback(
-        callback_id=uuid.uuid4().hex,
-        message_id=record_id,
-        operator=card.operator,
-        iccid=card.iccid,
-        outcome=outcome,
-        reason_code="blacklisted" if reason else None,
-        reason_zh=reason,
-        reason_en="refused" if reason else None,
-        functions=[CardFunction.EMERGENCY, CardFunction.TELEMATICS]
-        if outcome is CallbackOutcome.ACCEPTED
-        else [],
-        decided_at=datetime.now(UTC),
-    )
-    deps.lifecycle().apply_callback(callback)
-    deps.registration_service().on_push_result(record_id)
+    """The operator's callback for the vehicle's (first) card, applied as the callback route applies it."""
+    answer_card(deps.inventory_repo().cards_of_vehicle(vin)[0].iccid, outcome, reason)
 
 
 def test_an_owner_registers_a_vehicle_and_hears_the_result(
@@ -450,6 +432,11 @@ def test_a_trustee_registers_for_the_owner_with_the_authorization_letter(
     assert flow.identity.id_number == PERSON_ID_NUMBER
 
 
+def timed_out(*_: Any) -> Any:
+    """Stands for a request that dies at this point (a Lambda timeout)."""
+    raise RuntimeError("the Lambda timed out")
+
+
 def test_a_submit_that_dies_after_the_push_is_finished_by_the_recovery(
     api: Any, person: Headers, vins: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -460,10 +447,7 @@ def test_a_submit_that_dies_after_the_push_is_finished_by_the_recovery(
     service = deps.registration_service()
 
     # Given a submit whose request dies right after the push committed
-    def die(*_: Any) -> Any:
-        raise RuntimeError("the Lambda timed out")
-
-    monkeypatch.setattr(service, "_finish", die)
+    monkeypatch.setattr(service, "_finish", timed_out)
     status, err = call(api, "post", f"{REG}/{reg_id}/submit", me)
     assert status == 500, err
     monkeypatch.undo()
@@ -496,10 +480,7 @@ def test_a_submit_that_dies_before_the_push_is_opened_again(
     reg_id = reg["registration_id"]
     service = deps.registration_service()
 
-    def die(*_: Any) -> Any:
-        raise RuntimeError("the Lambda timed out")
-
-    monkeypatch.setattr(service._lifecycle, "submit_registrations", die)
+    monkeypatch.setattr(service._lifecycle, "submit_registrations", timed_out)
     status, _ = call(api, "post", f"{REG}/{reg_id}/submit", me)
     assert status == 500
     monkeypatch.undo()
@@ -683,7 +664,7 @@ def test_a_de_registration_that_dies_half_way_is_finished_by_the_next_submit(
     def dies_on_the_second(iccid: str, actor: str, reason: str) -> Any:
         calls.append(iccid)
         if len(calls) == 2:
-            raise RuntimeError("the Lambda timed out")
+            timed_out()
         return real(iccid, actor, reason)
 
     monkeypatch.setattr(lifecycle, "deregister", dies_on_the_second)

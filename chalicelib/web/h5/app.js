@@ -634,23 +634,17 @@
   }
 
   async function onDelegationDoc(kind, input) {
-    const file = input.files && input.files[0];
-    input.value = "";
+    const file = takeFile(input);
     if (!file) return;
     const box = $("#doc-" + kind);
-    const img = $("img", box);
-    if (img.src) URL.revokeObjectURL(img.src);
-    img.src = URL.createObjectURL(file);
-    img.hidden = false;
+    showPreview(box, file);
     clearErrors(section("delegation"));
-    const flowId = encodeURIComponent(state.reg.flow_id);
-    try {
+    const status = (text) => {
       box.dataset.state = "busy";
-      $(".doc-status", box).textContent = "正在上传…";
-      const photo = await prepareDocument(file);
-      const post = await api("POST", "/v1/flows/" + flowId + "/uploads", { kind, content_type: photo.type });
-      await uploadToStorage(post, photo.blob);
-      await api("POST", "/v1/flows/" + flowId + "/documents", { kind, key: post.key });
+      $(".doc-status", box).textContent = text;
+    };
+    try {
+      await storePhoto(kind, file, status);
       box.dataset.state = "done";
       $(".doc-status", box).textContent = "已上传";
     } catch (error) {
@@ -751,35 +745,50 @@
     $("#documents-next").disabled = !(state.docsDone.id_front && state.docsDone.id_back);
   }
 
-  async function onDocumentChosen(kind, input) {
+  /** The chosen file, the input cleared so that choosing the same photo again fires once more. */
+  function takeFile(input) {
     const file = input.files && input.files[0];
     input.value = "";
-    if (!file) return;
-    const box = $("#doc-" + kind);
+    return file || null;
+  }
+
+  function showPreview(box, file) {
     const img = $("img", box);
     if (img.src) URL.revokeObjectURL(img.src);
     img.src = URL.createObjectURL(file);
     img.hidden = false;
+  }
+
+  /** One photo of ``kind`` into the flow: prepared, presigned, uploaded to storage, checked by the
+   * server. ``status`` hears each stage. */
+  async function storePhoto(kind, file, status) {
+    const flowId = encodeURIComponent(state.reg.flow_id);
+    status("正在处理照片…");
+    const photo = await prepareDocument(file);
+    status("正在上传…");
+    const post = await api("POST", "/v1/flows/" + flowId + "/uploads", { kind, content_type: photo.type });
+    if (photo.blob.size > post.max_bytes) {
+      throw new ApiError(413, {
+        code: "client.too_large",
+        message_zh: "图片过大，不能超过 " + Math.floor(post.max_bytes / 1048576) + " MB",
+      });
+    }
+    await uploadToStorage(post, photo.blob);
+    status("正在检查照片…");
+    await api("POST", "/v1/flows/" + flowId + "/documents", { kind, key: post.key });
+  }
+
+  async function onDocumentChosen(kind, input) {
+    const file = takeFile(input);
+    if (!file) return;
+    showPreview($("#doc-" + kind), file);
     state.docsDone[kind] = false;
     updateDocumentsNext();
     clearErrors(section("documents"));
-    const flowId = encodeURIComponent(state.reg.flow_id);
     try {
-      docState(kind, "busy", "正在处理照片…");
-      const photo = await prepareDocument(file);
-      docState(kind, "busy", "正在上传…");
-      const post = await api("POST", "/v1/flows/" + flowId + "/uploads", { kind, content_type: photo.type });
-      if (photo.blob.size > post.max_bytes) {
-        throw new ApiError(413, {
-          code: "client.too_large",
-          message_zh: "图片过大，不能超过 " + Math.floor(post.max_bytes / 1048576) + " MB",
-        });
-      }
-      await uploadToStorage(post, photo.blob);
-      docState(kind, "busy", "正在检查照片…");
-      await api("POST", "/v1/flows/" + flowId + "/documents", { kind, key: post.key });
+      await storePhoto(kind, file, (text) => docState(kind, "busy", text));
       docState(kind, "busy", "正在识别证件…");
-      await api("POST", "/v1/flows/" + flowId + "/ocr/" + kind);
+      await api("POST", "/v1/flows/" + encodeURIComponent(state.reg.flow_id) + "/ocr/" + kind);
       state.docsDone[kind] = true;
       docState(kind, "done", "已上传并识别");
     } catch (error) {
