@@ -59,8 +59,8 @@ def run() -> None:
         return
 
     from chalicelib.adapters.faces.local import LocalFaceEngine
-    from chalicelib.adapters.faces.port import DEFAULT_FACE_THRESHOLD
-    from chalicelib.services.faces import evaluate_pairs, read_pairs
+    from chalicelib.verification.domain.faces import DEFAULT_FACE_THRESHOLD
+    from chalicelib.verification.face_evaluation import evaluate_pairs, read_pairs
 
     engine = LocalFaceEngine()
     start = time.perf_counter()

@@ -42,7 +42,7 @@ def run() -> None:
         print("skipped: CJK font not installed (fonts-wqy-microhei)")
         return
     from chalicelib.adapters.ocr.rapidocr import RapidOcrEngine
-    from chalicelib.domain.ocr_parsing import parse_id_front
+    from chalicelib.verification.domain.ocr import parse_id_front
 
     portrait = FACES / "obama_1.jpg"
     small = docs.id_front(portrait=portrait if portrait.is_file() else None)

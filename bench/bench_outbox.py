@@ -108,7 +108,8 @@ class AcceptingOperator:
     """An in-process operator that accepts every push (idempotent on message_id)."""
 
     def __init__(self) -> None:
-        from chalicelib.adapters.operator.port import OperatorGateway, PushMessage, PushReceipt
+        from chalicelib.operators.domain.messages import PushMessage, PushReceipt
+        from chalicelib.operators.ports import OperatorGateway
 
         outer = self
         self.received: dict[str, PushMessage] = {}
@@ -139,8 +140,8 @@ def _setup() -> tuple[Any, Any, Any]:
 
 
 def _import(repo: Any, count: int, seed: int) -> list[str]:
+    from chalicelib.cards.inventory import import_inventory
     from chalicelib.local.synthetic import inventory_rows
-    from chalicelib.services.inventory import import_inventory
 
     rows = [(i + 2, row) for i, row in enumerate(inventory_rows(count, seed=seed))]
     report = import_inventory(rows, repo, actor="bench")
@@ -149,11 +150,11 @@ def _import(repo: Any, count: int, seed: int) -> list[str]:
 
 
 def _holders(count: int) -> list[Any]:
-    from chalicelib.adapters.operator.port import HolderKind, PushHolder
+    from chalicelib.cards.lifecycle import Holder
     from chalicelib.core import deps
-    from chalicelib.domain.personal import IdType, id_lookup_value
+    from chalicelib.kernel.personal import IdType, id_lookup_value
     from chalicelib.local.synthetic import make_resident_id
-    from chalicelib.services.lifecycle import Holder
+    from chalicelib.operators.domain.messages import HolderKind, PushHolder
 
     rng = random.Random(5)
     hasher = deps.keyed_hasher()
@@ -167,10 +168,10 @@ def _holders(count: int) -> list[Any]:
 
 
 def throughput(count: int) -> dict[str, Any]:
-    from chalicelib.adapters.operator.port import CallbackOutcome, OperatorCallback
+    from chalicelib.cards.lifecycle import Lifecycle
     from chalicelib.core.aws import client
-    from chalicelib.services.dispatch import Dispatcher
-    from chalicelib.services.lifecycle import Lifecycle
+    from chalicelib.operators.dispatch import Dispatcher
+    from chalicelib.operators.domain.messages import CallbackOutcome, OperatorCallback
 
     repo, store, queue = _setup()
     iccids = _import(repo, count, seed=2027)
@@ -232,9 +233,9 @@ def throughput(count: int) -> dict[str, Any]:
 
 
 def latency(samples: int) -> dict[str, Any]:
-    from chalicelib.adapters.operator.port import PushCard, PushKind, PushMessage, PushVehicle
-    from chalicelib.domain.inventory import CardEvent, CardState, functions_for
-    from chalicelib.domain.outbox import (
+    from chalicelib.cards.domain import CardEvent, CardState, functions_for
+    from chalicelib.operators.domain.messages import PushCard, PushKind, PushMessage, PushVehicle
+    from chalicelib.operators.domain.outbox import (
         CardLifecycle,
         CardWrite,
         CounterMove,

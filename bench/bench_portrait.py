@@ -57,7 +57,7 @@ def _id_photo(engine: object, name: str) -> bytes:
     """A 4:5 ID-style photo: the face box centred across half the width."""
     from PIL import Image, ImageOps
 
-    from chalicelib.adapters.faces.port import FaceEngine
+    from chalicelib.verification.ports import FaceEngine
 
     assert isinstance(engine, FaceEngine)
     source = ImageOps.exif_transpose(Image.open(FACES / name)).convert("RGB")
@@ -101,9 +101,9 @@ def run() -> None:
         return
 
     from chalicelib.adapters.faces.local import LocalFaceEngine
-    from chalicelib.adapters.faces.port import DEFAULT_FACE_THRESHOLD
-    from chalicelib.domain.errors import InvalidField
-    from chalicelib.services.portrait import find_portrait, match_portrait
+    from chalicelib.kernel.errors import InvalidField
+    from chalicelib.verification.domain.faces import DEFAULT_FACE_THRESHOLD
+    from chalicelib.verification.portrait import find_portrait, match_portrait
 
     engine = LocalFaceEngine()
     engine.warm_up()

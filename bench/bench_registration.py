@@ -121,11 +121,11 @@ class Recorder:
 
 
 def _setup(vehicles: int, seed: int, cards_per_vehicle: int) -> list[str]:
+    from chalicelib.cards.inventory import import_inventory
     from chalicelib.core import deps
     from chalicelib.core.settings import get_settings
     from chalicelib.local.bootstrap import create_resources
     from chalicelib.local.synthetic import inventory_rows
-    from chalicelib.services.inventory import import_inventory
 
     deps.reset()
     create_resources(get_settings())
@@ -145,8 +145,8 @@ def _sent_code() -> str:
 def _prove_identity(flow_id: str, caller: str, id_number: str) -> None:
     """The flow as after identity, OCR of both ID sides and a passed face check, without the engines."""
     from chalicelib.core import deps
-    from chalicelib.domain.documents import DocumentKind
-    from chalicelib.domain.flows import CheckName, CheckVerdict, TypedIdentity
+    from chalicelib.verification.domain.documents import DocumentKind
+    from chalicelib.verification.domain.flows import CheckName, CheckVerdict, TypedIdentity
 
     verification = deps.verification_service()
     identity = TypedIdentity(
@@ -170,8 +170,8 @@ def _prove_identity(flow_id: str, caller: str, id_number: str) -> None:
 def register(timed: Recorder, n: int, vin: str, id_number: str) -> None:
     """One whole registration of ``vin`` by person ``n``, each step handler through ``timed``."""
     from chalicelib.core import deps
-    from chalicelib.domain.registration import AcceptedConsent, RegistrationKind, Step, consent_documents
-    from chalicelib.domain.sms import SmsPurpose
+    from chalicelib.registration.domain import AcceptedConsent, RegistrationKind, Step, consent_documents
+    from chalicelib.sms.domain import SmsPurpose
 
     service = deps.registration_service()
     kind = RegistrationKind.REGISTRATION

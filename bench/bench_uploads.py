@@ -21,7 +21,7 @@ if __package__ in (None, ""):  # run as a script: make the project importable
 
 from PIL import Image
 
-from chalicelib.domain.documents import DOCUMENT_LIMITS, validate_image
+from chalicelib.verification.domain.documents import DOCUMENT_LIMITS, validate_image
 
 WIDTH, HEIGHT = 4000, 3000
 RUNS = 7

@@ -19,8 +19,8 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from chalicelib.domain.errors import InvalidField
-from chalicelib.domain.validators import KINDS, validate
+from chalicelib.kernel.errors import InvalidField
+from chalicelib.kernel.validators import KINDS, validate
 
 N_VALUES = 20_000
 INVALID_SHARE = 0.02

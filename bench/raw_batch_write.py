@@ -12,10 +12,10 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from chalicelib.cards.inventory import parse_inventory
 from chalicelib.core.aws import client
 from chalicelib.core.settings import get_settings
 from chalicelib.local.bootstrap import create_resources
-from chalicelib.services.inventory import parse_inventory
 
 create_resources(get_settings())
 settings = get_settings()

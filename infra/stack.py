@@ -30,7 +30,7 @@ from constructs import Construct
 from chalicelib.adapters.dynamo.models import TABLES
 from chalicelib.adapters.dynamo.outbox import OUTBOX_DEAD_LETTER_QUEUE, OUTBOX_QUEUE, queue_name
 from chalicelib.core.settings import Settings
-from chalicelib.domain.validators import Operator
+from chalicelib.kernel.operators import Operator
 from chalicelib.local.bootstrap import OUTBOX_MAX_RECEIVES
 from infra.tables import build_table, construct_id, model_schema
 

@@ -7,16 +7,11 @@ import hmac
 from collections.abc import Iterable, Mapping, Sequence
 
 from chalicelib.adapters.crypto import open_with, seal_with
-from chalicelib.adapters.ports import (
-    FieldCipher,
-    InventoryRepository,
-    KeyedHasher,
-    PartyRepository,
-    SealedFields,
-)
-from chalicelib.domain.errors import Conflict
-from chalicelib.domain.inventory import Card, CardEvent, CardState, Vehicle, functions_for
-from chalicelib.domain.personal import IdType, Party
+from chalicelib.cards.domain import Card, CardEvent, CardState, Vehicle, functions_for
+from chalicelib.cards.ports import InventoryRepository, PartyRepository
+from chalicelib.kernel.crypto import FieldCipher, KeyedHasher, SealedFields
+from chalicelib.kernel.errors import Conflict
+from chalicelib.kernel.personal import IdType, Party
 
 
 class FakeInventory(InventoryRepository):

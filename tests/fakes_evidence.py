@@ -7,9 +7,8 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib.adapters.evidence_port import EvidenceLog
-from chalicelib.adapters.ports import FieldCipher, SealedFields
-from chalicelib.domain.evidence import (
+from chalicelib.kernel.crypto import FieldCipher, SealedFields
+from chalicelib.verification.domain.evidence import (
     ChainHead,
     ChainVerdict,
     EvidenceEntry,
@@ -18,6 +17,7 @@ from chalicelib.domain.evidence import (
     sealed_digest,
     verify_chain,
 )
+from chalicelib.verification.ports import EvidenceLog
 from tests.fakes import FakeCipher
 
 

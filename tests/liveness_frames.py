@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps
 
-from chalicelib.adapters.faces.port import FaceEngine
-from chalicelib.adapters.liveness.port import LivenessDirection
+from chalicelib.verification.domain.liveness import LivenessDirection
+from chalicelib.verification.ports import FaceEngine
 from tests.conftest import FACES
 
 #: Long side of the frames, as a phone client would send them.

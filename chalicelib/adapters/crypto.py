@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
-from chalicelib.adapters.ports import FieldCipher, KeyedHasher, SealedFields
+from chalicelib.kernel.crypto import FieldCipher, KeyedHasher, SealedFields
 
 _NONCE = 12
 

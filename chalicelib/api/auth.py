@@ -18,8 +18,8 @@ from chalicelib.core import deps
 from chalicelib.core.auth import Role, authenticate, authorize, issue_token
 from chalicelib.core.observability import logger
 from chalicelib.core.settings import get_settings
-from chalicelib.domain.errors import InvalidField, NotFound
-from chalicelib.domain.sms import SentCode, SmsPurpose
+from chalicelib.kernel.errors import InvalidField, NotFound
+from chalicelib.sms.domain import SentCode, SmsPurpose
 
 bp = Blueprint(__name__)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from chalice.app import Blueprint, Response
 
 from chalicelib.api.http import Call, route
-from chalicelib.domain.errors import NotFound
+from chalicelib.kernel.errors import NotFound
 
 bp = Blueprint(__name__)
 

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 from chalicelib.core.auth import Principal, Role, authenticate, authorize
 from chalicelib.core.observability import CORRELATION_HEADER, correlation_id_of, logger
 from chalicelib.core.settings import get_settings
-from chalicelib.domain.errors import BadRequest, DomainError, InvalidField, PayloadTooLarge, ValidationErrors
+from chalicelib.kernel.errors import BadRequest, DomainError, InvalidField, PayloadTooLarge, ValidationErrors
 
 JSON = "application/json"
 

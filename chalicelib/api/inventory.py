@@ -5,12 +5,12 @@ from __future__ import annotations
 from chalice.app import Blueprint
 
 from chalicelib.api.http import JSON, Call, route
+from chalicelib.cards import inventory, views
 from chalicelib.core import deps
 from chalicelib.core.auth import OEM_ROLES, Role
 from chalicelib.core.settings import get_settings
-from chalicelib.domain.errors import BadRequest
-from chalicelib.domain.validators import validate
-from chalicelib.services import inventory, views
+from chalicelib.kernel.errors import BadRequest
+from chalicelib.kernel.validators import validate
 
 bp = Blueprint(__name__)
 

@@ -7,13 +7,14 @@ from chalice.app import Blueprint
 from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib.api.http import Call, route
+from chalicelib.cards import lifecycle
 from chalicelib.core import deps
 from chalicelib.core.auth import Role
-from chalicelib.domain.errors import NotFound
-from chalicelib.domain.outbox import OutboxPage, OutboxSummary
-from chalicelib.domain.personal import Party
-from chalicelib.domain.validators import validate
-from chalicelib.services import dispatch, lifecycle
+from chalicelib.kernel.errors import NotFound
+from chalicelib.kernel.personal import Party
+from chalicelib.kernel.validators import validate
+from chalicelib.operators import dispatch
+from chalicelib.operators.domain.outbox import OutboxPage, OutboxSummary
 
 bp = Blueprint(__name__)
 

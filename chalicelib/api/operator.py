@@ -11,7 +11,7 @@ from chalicelib.api.http import JSON, Call, route
 from chalicelib.core import deps
 from chalicelib.core.observability import logger
 from chalicelib.core.settings import get_settings
-from chalicelib.services.operator_callbacks import verify_callback
+from chalicelib.operators.callbacks import verify_callback
 
 bp = Blueprint(__name__)
 

@@ -10,15 +10,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from chalicelib.api.http import Call, json_response, route
 from chalicelib.core import deps
 from chalicelib.core.auth import Role
-from chalicelib.domain.flows import TypedIdentity
-from chalicelib.domain.personal import IdType
-from chalicelib.domain.registration import (
+from chalicelib.kernel.personal import IdType
+from chalicelib.registration.domain import (
     AcceptedConsent,
     ConsentDocument,
     RegistrationKind,
     consent_documents,
 )
-from chalicelib.services.registration import MyVehicles, RegistrationView
+from chalicelib.registration.service import MyVehicles, RegistrationView
+from chalicelib.verification.domain.flows import TypedIdentity
 
 bp = Blueprint(__name__)
 

@@ -7,8 +7,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib.api.http import Call, route
 from chalicelib.core.auth import ALL_ROLES
-from chalicelib.domain.personal import IdType, mask_id_number, mask_phone
-from chalicelib.domain.validators import Validated, validate
+from chalicelib.kernel.personal import IdType, mask_id_number, mask_phone
+from chalicelib.kernel.validators import Validated, validate
 
 #: Kinds whose values are personal data (a company's USCC is public).
 PERSONAL_KINDS = frozenset(t.value for t in IdType if t is not IdType.USCC) | {"mobile"}

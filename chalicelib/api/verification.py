@@ -19,10 +19,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from chalicelib.api.http import Call, route
 from chalicelib.core import deps
 from chalicelib.core.auth import REVEAL_ROLES, Principal, Role
-from chalicelib.domain.documents import DocumentKind
-from chalicelib.domain.errors import InvalidField
-from chalicelib.domain.evidence import ChainVerdict, EvidenceEntry
-from chalicelib.domain.flows import (
+from chalicelib.kernel.errors import InvalidField
+from chalicelib.kernel.personal import IdType, mask_address, mask_id_number, mask_name
+from chalicelib.verification.domain.documents import DocumentKind
+from chalicelib.verification.domain.evidence import ChainVerdict, EvidenceEntry
+from chalicelib.verification.domain.flows import (
     Flow,
     FlowPurpose,
     ReviewCase,
@@ -31,9 +32,8 @@ from chalicelib.domain.flows import (
     TypedIdentity,
     flow_not_found,
 )
-from chalicelib.domain.personal import IdType, mask_address, mask_id_number, mask_name
-from chalicelib.services.uploads import PresignedUpload, StoredDocument
-from chalicelib.services.verification import FaceCheckOutcome, LivenessStart, OcrOutcome
+from chalicelib.verification.service import FaceCheckOutcome, LivenessStart, OcrOutcome
+from chalicelib.verification.uploads import PresignedUpload, StoredDocument
 
 bp = Blueprint(__name__)
 

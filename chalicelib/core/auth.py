@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from chalicelib.core.settings import Settings
-from chalicelib.domain.errors import Forbidden, Unauthenticated
+from chalicelib.kernel.errors import Forbidden, Unauthenticated
 
 
 class Role(StrEnum):

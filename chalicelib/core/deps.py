@@ -10,21 +10,19 @@ from chalicelib.core.settings import get_settings
 if TYPE_CHECKING:
     from chalicelib.adapters.dynamo.nonces import DynamoNonces
     from chalicelib.adapters.dynamo.outbox import DynamoOutboxStore, SqsPushQueue
-    from chalicelib.adapters.evidence_port import EvidenceLog
-    from chalicelib.adapters.faces.port import FaceEngine
-    from chalicelib.adapters.liveness.port import LivenessEngine
-    from chalicelib.adapters.ocr.port import OcrEngine
     from chalicelib.adapters.operator.http import HttpOperatorGateway
-    from chalicelib.adapters.operator.keys import OperatorKeySource
-    from chalicelib.adapters.ports import FieldCipher, InventoryRepository, KeyedHasher, PartyRepository
     from chalicelib.adapters.sms.local import OutboxSmsSender
-    from chalicelib.adapters.sms.port import SmsSender
-    from chalicelib.services.dispatch import Dispatcher
-    from chalicelib.services.lifecycle import Lifecycle
-    from chalicelib.services.registration import RegistrationService
-    from chalicelib.services.sms import SmsCodeService
-    from chalicelib.services.uploads import UploadService
-    from chalicelib.services.verification import VerificationService
+    from chalicelib.cards.lifecycle import Lifecycle
+    from chalicelib.cards.ports import InventoryRepository, PartyRepository
+    from chalicelib.kernel.crypto import FieldCipher, KeyedHasher
+    from chalicelib.operators.dispatch import Dispatcher
+    from chalicelib.operators.keys import OperatorKeySource
+    from chalicelib.registration.service import RegistrationService
+    from chalicelib.sms.codes import SmsCodeService
+    from chalicelib.sms.ports import SmsSender
+    from chalicelib.verification.ports import EvidenceLog, FaceEngine, LivenessEngine, OcrEngine
+    from chalicelib.verification.service import VerificationService
+    from chalicelib.verification.uploads import UploadService
 
 
 def _bind_tables() -> None:
@@ -101,7 +99,7 @@ def evidence_log() -> EvidenceLog:
 @lru_cache(maxsize=1)
 def upload_service() -> UploadService:
     from chalicelib.core.aws import client
-    from chalicelib.services.uploads import UploadService
+    from chalicelib.verification.uploads import UploadService
 
     s = get_settings()
     return UploadService(
@@ -145,7 +143,7 @@ def verification_service() -> VerificationService:
         DynamoLivenessSessions,
         DynamoReviewCases,
     )
-    from chalicelib.services.verification import VerificationPolicy, VerificationService
+    from chalicelib.verification.service import VerificationPolicy, VerificationService
 
     _bind_tables()
     s = get_settings()
@@ -201,14 +199,14 @@ def dead_letter_queue() -> SqsPushQueue:
 
 @lru_cache(maxsize=1)
 def lifecycle() -> Lifecycle:
-    from chalicelib.services.lifecycle import Lifecycle
+    from chalicelib.cards.lifecycle import Lifecycle
 
     return Lifecycle(inventory_repo(), outbox_store(), push_queue())
 
 
 @lru_cache(maxsize=1)
 def operator_keys() -> OperatorKeySource:
-    from chalicelib.adapters.operator.keys import SecretsManagerKeySource
+    from chalicelib.adapters.operator.secrets import SecretsManagerKeySource
     from chalicelib.core.aws import client
 
     return SecretsManagerKeySource(client("secretsmanager"), get_settings().operator_secret_pattern)
@@ -217,7 +215,7 @@ def operator_keys() -> OperatorKeySource:
 @lru_cache(maxsize=1)
 def operator_gateway() -> HttpOperatorGateway:
     from chalicelib.adapters.operator.http import HttpOperatorGateway
-    from chalicelib.domain.validators import Operator
+    from chalicelib.kernel.operators import Operator
 
     s = get_settings()
     urls = {Operator(op): url for op, url in s.operator_urls().items()}
@@ -235,7 +233,7 @@ def operator_nonces() -> DynamoNonces:
 
 @lru_cache(maxsize=1)
 def dispatcher() -> Dispatcher:
-    from chalicelib.services.dispatch import Dispatcher
+    from chalicelib.operators.dispatch import Dispatcher
 
     return Dispatcher(outbox_store(), operator_gateway(), push_queue(), dead_letters=dead_letter_queue())
 
@@ -267,8 +265,8 @@ def sms_code_service() -> SmsCodeService:
     from datetime import timedelta
 
     from chalicelib.adapters.sms.dynamo import DynamoSmsCodeStore
-    from chalicelib.domain.sms import SmsPolicy
-    from chalicelib.services.sms import SmsCodeService
+    from chalicelib.sms.codes import SmsCodeService
+    from chalicelib.sms.domain import SmsPolicy
 
     _bind_tables()
     s = get_settings()
@@ -286,7 +284,7 @@ def registration_service() -> RegistrationService:
     from datetime import timedelta
 
     from chalicelib.adapters.dynamo.registrations import DynamoRegistrationRepository
-    from chalicelib.services.registration import RegistrationService
+    from chalicelib.registration.service import RegistrationService
 
     _bind_tables()
     return RegistrationService(

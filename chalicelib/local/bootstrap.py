@@ -129,7 +129,7 @@ def _ensure_queues(settings: Settings) -> None:
 
 def _ensure_operator_secrets(settings: Settings) -> list[str]:
     """Random per-operator signing and encryption keys, shared by the platform and the sandbox."""
-    from chalicelib.adapters.operator.keys import bootstrap_operator_secrets
+    from chalicelib.adapters.operator.secrets import bootstrap_operator_secrets
     from chalicelib.core.aws import client
 
     created = bootstrap_operator_secrets(client("secretsmanager"), settings.operator_secret_pattern)

@@ -58,13 +58,12 @@ from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
 
-from chalicelib.adapters.operator import wire
-from chalicelib.adapters.operator.keys import (
-    Direction,
-    OperatorKeys,
-    OperatorKeySource,
-)
-from chalicelib.adapters.operator.port import (
+from chalicelib.cards.domain import CardFunction
+from chalicelib.kernel.errors import InvalidField
+from chalicelib.kernel.operators import Operator
+from chalicelib.kernel.validators import iccid as validate_iccid
+from chalicelib.operators import wire
+from chalicelib.operators.domain.messages import (
     CallbackOutcome,
     HolderKind,
     OperatorCallback,
@@ -75,11 +74,8 @@ from chalicelib.adapters.operator.port import (
     PushMessage,
     PushReceipt,
 )
-from chalicelib.adapters.operator.signing import DEFAULT_WINDOW_SECONDS, NonceCache, SignatureError
-from chalicelib.domain.errors import InvalidField
-from chalicelib.domain.inventory import CardFunction
-from chalicelib.domain.validators import Operator
-from chalicelib.domain.validators import iccid as validate_iccid
+from chalicelib.operators.keys import Direction, OperatorKeys, OperatorKeySource
+from chalicelib.operators.signing import DEFAULT_WINDOW_SECONDS, NonceCache, SignatureError
 
 log = logging.getLogger("cheka.sandbox_operator")
 
@@ -742,7 +738,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def main(argv: list[str] | None = None) -> None:
-    from chalicelib.adapters.operator.keys import SecretsManagerKeySource, bootstrap_operator_secrets
+    from chalicelib.adapters.operator.secrets import SecretsManagerKeySource, bootstrap_operator_secrets
     from chalicelib.core.aws import client
     from chalicelib.core.settings import get_settings
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from chalicelib.adapters.ports import InventoryRepository, KeyedHasher, PartyRepository
-from chalicelib.domain.inventory import CardState
-from chalicelib.domain.personal import IdType, Party
+from chalicelib.cards.domain import CardState
+from chalicelib.cards.inventory import ImportReport, import_inventory
+from chalicelib.cards.lifecycle import Lifecycle, holder_from_party
+from chalicelib.cards.ports import InventoryRepository, PartyRepository
+from chalicelib.kernel.crypto import KeyedHasher
+from chalicelib.kernel.personal import IdType, Party
 from chalicelib.local.synthetic import inventory_rows, make_mobile, make_resident_id
-from chalicelib.services.inventory import ImportReport, import_inventory
-from chalicelib.services.lifecycle import Lifecycle, holder_from_party
 
 DEMO_PEOPLE = (
     ("张伟", "北京市朝阳区建国路 88 号"),

@@ -12,8 +12,8 @@ import random
 from collections.abc import Iterator
 from datetime import date, timedelta
 
-from chalicelib.domain.validators import Operator
-from chalicelib.services.inventory import COLUMNS
+from chalicelib.cards.inventory import COLUMNS
+from chalicelib.kernel.operators import Operator
 
 _VIN_CHARS = "0123456789ABCDEFGHJKLMNPRSTUVWXYZ"
 _VIN_VALUES = {

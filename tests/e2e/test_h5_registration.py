@@ -296,7 +296,7 @@ def prove_identity(me: Phone, *, camera: bool, typo: bool = False) -> None:
     With ``typo`` the name is first typed wrong: the card's OCR disagrees, the person corrects it.
     """
     from chalicelib.adapters.faces.local import LocalFaceEngine
-    from chalicelib.adapters.liveness.port import LivenessDirection
+    from chalicelib.verification.domain.liveness import LivenessDirection
     from tests.liveness_frames import photo_burst, turning_burst
     from tests.synthetic_documents import id_back, id_front
 

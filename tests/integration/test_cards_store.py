@@ -6,10 +6,10 @@ import threading
 
 import pytest
 
+from chalicelib.cards.domain import CardState
+from chalicelib.cards.inventory import import_inventory, parse_inventory, transition_card
 from chalicelib.core import deps
-from chalicelib.domain.errors import Conflict
-from chalicelib.domain.inventory import CardState
-from chalicelib.services.inventory import import_inventory, parse_inventory, transition_card
+from chalicelib.kernel.errors import Conflict
 
 HEADER = "vin,engine_no,brand,model,colour,production_date,dealer_code,iccid,msisdn\n"
 GOOD = "LSVAU218XN2183294,E12345678,启航,QH-5,白,2025-03-01,D100,89860112345678901237,1460012345678\n"
@@ -31,7 +31,7 @@ def test_a_stale_writer_loses_and_changes_nothing(card: str) -> None:
     # When the second writes from its stale read
     from datetime import UTC, datetime
 
-    from chalicelib.domain.inventory import CardEvent
+    from chalicelib.cards.domain import CardEvent
 
     event = CardEvent(
         iccid=card,

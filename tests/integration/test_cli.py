@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from chalicelib.cli import main
+from chalicelib.cli.main import main
 
 
 def run(*args: str) -> tuple[int, object]:
@@ -98,7 +98,7 @@ def test_demo_id_card_draws_a_card_the_ocr_reads_as_the_identity_it_prints(tmp_p
         assert image.width >= 1000
     assert back.is_file()
     from chalicelib.core import deps
-    from chalicelib.domain.ocr_parsing import parse_id_front
+    from chalicelib.verification.domain.ocr import parse_id_front
 
     reading = parse_id_front(deps.ocr_engine().read(front.read_bytes()))
     assert reading.id_number == doc["type in"]["id_number"]

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from chalicelib.adapters.evidence_port import EvidenceLog
 from chalicelib.core import deps
 from chalicelib.core.aws import client
 from chalicelib.core.settings import get_settings
-from chalicelib.domain.evidence import EvidenceKind
+from chalicelib.verification.domain.evidence import EvidenceKind
+from chalicelib.verification.ports import EvidenceLog
 
 FLOW = "flow-7f3a"
 ID_NUMBER = "11010519491231002X"

@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image, ImageOps
 
-from chalicelib.adapters.faces.port import DEFAULT_FACE_THRESHOLD, check_selfie, photo_size
-from chalicelib.domain.errors import InvalidField
+from chalicelib.kernel.errors import InvalidField
+from chalicelib.verification.domain.faces import DEFAULT_FACE_THRESHOLD, check_selfie, photo_size
 from tests.conftest import FACES
 
 if not (FACES / "pairs.csv").is_file():
@@ -133,7 +133,7 @@ def test_unreadable_bytes_are_refused(engine: LocalFaceEngine) -> None:
 
 
 def test_shared_pairs_are_all_separated_at_the_default_threshold(engine: LocalFaceEngine) -> None:
-    from chalicelib.services.faces import evaluate_pairs, read_pairs
+    from chalicelib.verification.face_evaluation import evaluate_pairs, read_pairs
 
     pairs = read_pairs((FACES / "pairs.csv").read_text(), FACES)
     result = evaluate_pairs(engine, pairs, DEFAULT_FACE_THRESHOLD)
@@ -146,7 +146,7 @@ def test_shared_pairs_are_all_separated_at_the_default_threshold(engine: LocalFa
 
 
 def cli(*args: str) -> tuple[int, str]:
-    from chalicelib.cli_faces import faces
+    from chalicelib.cli.faces import faces
 
     group = click.Group()
     group.add_command(faces)

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
+from chalicelib.cards.domain import CardState
+from chalicelib.cards.inventory import transition_card
 from chalicelib.core import deps
-from chalicelib.domain.inventory import CardState
-from chalicelib.domain.personal import IdType, Party
+from chalicelib.kernel.personal import IdType, Party
 from chalicelib.local.synthetic import inventory_csv
-from chalicelib.services.inventory import transition_card
 
 CSV = {"Content-Type": "text/csv"}
 HEADER = "vin,engine_no,brand,model,colour,production_date,dealer_code,iccid,msisdn\n"
@@ -101,7 +101,7 @@ def test_too_large_body_is_413(api: Any, auth: Auth, monkeypatch: pytest.MonkeyP
 
 def _registered_vehicle() -> tuple[str, Party]:
     repo, parties = deps.inventory_repo(), deps.party_repo()
-    from chalicelib.services.inventory import import_inventory, parse_inventory
+    from chalicelib.cards.inventory import import_inventory, parse_inventory
 
     import_inventory(parse_inventory(HEADER + GOOD, "csv", max_rows=10), repo, actor="t")
     person = Party(

@@ -25,37 +25,31 @@ from chalicelib.adapters.dynamo.outbox import (
     SqsPushQueue,
     queue_name,
 )
-from chalicelib.adapters.operator.port import (
+from chalicelib.cards.domain import Card, CardFunction, CardState
+from chalicelib.cards.inventory import import_inventory
+from chalicelib.cards.lifecycle import DriftKind, Holder, Lifecycle, holder_from_party
+from chalicelib.core import deps
+from chalicelib.core.aws import client
+from chalicelib.core.settings import get_settings
+from chalicelib.kernel.errors import Conflict, DomainError, InvalidField, NotFound
+from chalicelib.kernel.operators import Operator
+from chalicelib.kernel.personal import IdType, Party, PartyKind
+from chalicelib.local.synthetic import make_iccid, make_msisdn, make_resident_id, make_vin
+from chalicelib.operators.dispatch import Dispatcher, DispatchOutcome
+from chalicelib.operators.domain.messages import (
     CallbackOutcome,
     HolderKind,
     OperatorCallback,
     OperatorCardRecord,
     OperatorCardState,
-    OperatorDirectory,
-    OperatorGateway,
     OperatorRefused,
     OperatorUnavailable,
     PushKind,
     PushMessage,
     PushReceipt,
 )
-from chalicelib.core import deps
-from chalicelib.core.aws import client
-from chalicelib.core.settings import get_settings
-from chalicelib.domain.errors import Conflict, DomainError, InvalidField, NotFound
-from chalicelib.domain.inventory import Card, CardFunction, CardState
-from chalicelib.domain.outbox import CallbackNote, OutboxStatus, Retirement, RetryPolicy
-from chalicelib.domain.personal import IdType, Party, PartyKind
-from chalicelib.domain.validators import Operator
-from chalicelib.local.synthetic import make_iccid, make_msisdn, make_resident_id, make_vin
-from chalicelib.services.dispatch import Dispatcher, DispatchOutcome
-from chalicelib.services.inventory import import_inventory
-from chalicelib.services.lifecycle import (
-    DriftKind,
-    Holder,
-    Lifecycle,
-    holder_from_party,
-)
+from chalicelib.operators.domain.outbox import CallbackNote, OutboxStatus, Retirement, RetryPolicy
+from chalicelib.operators.ports import OperatorDirectory, OperatorGateway
 
 # ------------------------------------------------------------------------------------- shared helpers
 

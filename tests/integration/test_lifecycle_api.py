@@ -13,11 +13,11 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from chalicelib.adapters.operator.port import CallbackOutcome, PushKind
+from chalicelib.cards.domain import Card, CardState
 from chalicelib.core import deps
-from chalicelib.domain.inventory import Card, CardState
-from chalicelib.domain.outbox import OutboxStatus
-from chalicelib.domain.validators import Operator
+from chalicelib.kernel.operators import Operator
+from chalicelib.operators.domain.messages import CallbackOutcome, PushKind
+from chalicelib.operators.domain.outbox import OutboxStatus
 from tests.integration.test_lifecycle import (
     World,
     answer,
@@ -203,7 +203,7 @@ def cli(group: click.Group, *args: str) -> tuple[int, Any]:
 
 
 def test_cli_shows_a_card_and_scraps_its_vehicle(world: World) -> None:
-    from chalicelib.cli_lifecycle import card as card_group
+    from chalicelib.cli.cards import card as card_group
 
     card, _ = registered(world, 20)
     code, shown = cli(card_group, "show", card.iccid)
@@ -224,7 +224,7 @@ def test_cli_shows_a_card_and_scraps_its_vehicle(world: World) -> None:
 
 
 def test_cli_outbox_status_and_retry(world: World) -> None:
-    from chalicelib.cli_lifecycle import outbox
+    from chalicelib.cli.cards import outbox
 
     (card,) = import_cards(Operator.CHINA_UNICOM, 1, seed=21)
     record_id = world.lifecycle.submit_registration(card.iccid, person(21), "owner:u1").record_id
@@ -242,7 +242,7 @@ def test_cli_outbox_status_and_retry(world: World) -> None:
 
 
 def test_cli_reconciles_with_an_operator_listing_file(world: World, tmp_path: Path) -> None:
-    from chalicelib.cli_lifecycle import operator
+    from chalicelib.cli.cards import operator
 
     first, second = import_cards(Operator.CHINA_UNICOM, 2, seed=22)
     owner = person(22)

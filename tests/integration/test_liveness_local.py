@@ -17,19 +17,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from chalicelib.adapters.faces.port import (
-    DEFAULT_FACE_THRESHOLD,
-    DetectedFace,
-    FaceComparison,
-    FaceEngine,
-)
-from chalicelib.adapters.liveness.port import (
+from chalicelib.kernel.errors import InvalidField, PayloadTooLarge
+from chalicelib.verification.domain.faces import DEFAULT_FACE_THRESHOLD, DetectedFace, FaceComparison
+from chalicelib.verification.domain.liveness import (
     MAX_FRAME_BYTES,
     LivenessChallenge,
     LivenessDirection,
     LivenessVerdict,
 )
-from chalicelib.domain.errors import InvalidField, PayloadTooLarge
+from chalicelib.verification.ports import FaceEngine
 from tests.conftest import FACES
 from tests.liveness_frames import (
     blank,

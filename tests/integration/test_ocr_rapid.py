@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.adapters.ocr.port import OcrEngine
-from chalicelib.domain.errors import InvalidField
-from chalicelib.domain.ocr_parsing import (
+from chalicelib.kernel.errors import InvalidField
+from chalicelib.verification.domain.ocr import (
     MISMATCH,
     TypedDetails,
     cross_check,
@@ -18,6 +17,7 @@ from chalicelib.domain.ocr_parsing import (
     parse_id_back,
     parse_id_front,
 )
+from chalicelib.verification.ports import OcrEngine
 from tests import synthetic_documents as docs
 from tests.conftest import FACES
 
@@ -105,7 +105,7 @@ def test_cli_masks_personal_fields_unless_revealed(tmp_path: Path, engine: OcrEn
 
     from click.testing import CliRunner
 
-    from chalicelib.cli_ocr import ocr
+    from chalicelib.cli.ocr import ocr
 
     card = tmp_path / "front.png"
     card.write_bytes(docs.id_front())

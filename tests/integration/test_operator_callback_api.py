@@ -7,9 +7,9 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chalicelib.adapters.operator.port import CallbackOutcome, OperatorCallback
-from chalicelib.domain.inventory import CardFunction
-from chalicelib.domain.validators import Operator
+from chalicelib.cards.domain import CardFunction
+from chalicelib.kernel.operators import Operator
+from chalicelib.operators.domain.messages import CallbackOutcome, OperatorCallback
 from tests.integration.test_lifecycle import import_cards, person
 
 PATH = "/v1/operator/callbacks"
@@ -25,8 +25,8 @@ def pending_card() -> tuple[Any, str]:
 
 
 def signed(callback: OperatorCallback, *, now: datetime | None = None) -> tuple[bytes, dict[str, str]]:
-    from chalicelib.adapters.operator.wire import encode_callback
     from chalicelib.core import deps
+    from chalicelib.operators.wire import encode_callback
 
     keys = deps.operator_keys().current(callback.operator)
     request = encode_callback(callback, keys, now=now or datetime.now(UTC))

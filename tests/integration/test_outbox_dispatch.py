@@ -10,20 +10,16 @@ from typing import Any
 
 import pytest
 
-from chalicelib.adapters.operator.port import CallbackOutcome, PushKind
+from chalicelib.cards.domain import CardState
+from chalicelib.cards.lifecycle import Lifecycle
 from chalicelib.core import deps
 from chalicelib.core.aws import client
-from chalicelib.domain.errors import BadRequest, Conflict, InvalidField, NotFound
-from chalicelib.domain.inventory import CardState
-from chalicelib.domain.outbox import OutboxStatus, PushQueue, RetryPolicy
-from chalicelib.domain.validators import Operator
-from chalicelib.services.dispatch import (
-    DispatchOutcome,
-    list_records,
-    message_body,
-    retry_record,
-)
-from chalicelib.services.lifecycle import Lifecycle
+from chalicelib.kernel.errors import BadRequest, Conflict, InvalidField, NotFound
+from chalicelib.kernel.operators import Operator
+from chalicelib.operators.dispatch import DispatchOutcome, list_records, message_body, retry_record
+from chalicelib.operators.domain.messages import CallbackOutcome, PushKind
+from chalicelib.operators.domain.outbox import OutboxStatus, RetryPolicy
+from chalicelib.operators.ports import PushQueue
 from tests.integration.test_lifecycle import (
     World,
     answer,

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from chalicelib.adapters.ports import SealedFields
 from chalicelib.core import deps
 from chalicelib.core.aws import client
 from chalicelib.core.settings import get_settings
-from chalicelib.domain.personal import IdType, Party
+from chalicelib.kernel.crypto import SealedFields
+from chalicelib.kernel.personal import IdType, Party
 
 ID_NUMBER = "11010519491231002X"
 PHONE = "13812341234"

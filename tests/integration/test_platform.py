@@ -82,7 +82,7 @@ def test_correlation_id_is_on_log_lines(
 def test_unexpected_errors_are_500_with_a_reference_and_no_internals(
     api: Any, auth: Callable[..., dict[str, str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from chalicelib.services import views
+    from chalicelib.cards import views
 
     def boom(*_: Any) -> None:
         raise RuntimeError("table cheka-secret-internal exploded at 10.0.0.7")

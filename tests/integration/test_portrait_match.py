@@ -18,21 +18,16 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from chalicelib.adapters.faces.port import (
-    DEFAULT_FACE_THRESHOLD,
-    DetectedFace,
-    FaceBox,
-    FaceComparison,
-    FaceEngine,
-)
-from chalicelib.domain.errors import InvalidField
-from chalicelib.services.portrait import (
+from chalicelib.kernel.errors import InvalidField
+from chalicelib.verification.domain.faces import DEFAULT_FACE_THRESHOLD, DetectedFace, FaceBox, FaceComparison
+from chalicelib.verification.portrait import (
     MIN_PORTRAIT_FACE_PX,
     PortraitMatch,
     find_portrait,
     locate_portrait,
     match_portrait,
 )
+from chalicelib.verification.ports import FaceEngine
 from tests import synthetic_documents as docs
 from tests.conftest import FACES
 

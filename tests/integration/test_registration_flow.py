@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from chalicelib.adapters.operator.port import CallbackOutcome, OperatorCallback
+from chalicelib.cards.domain import CardFunction
+from chalicelib.cards.inventory import import_inventory
 from chalicelib.core import deps
-from chalicelib.domain.documents import DocumentKind
-from chalicelib.domain.inventory import CardFunction
 from chalicelib.local.synthetic import inventory_rows, make_resident_id, make_vin
-from chalicelib.services.inventory import import_inventory
+from chalicelib.operators.domain.messages import CallbackOutcome, OperatorCallback
+from chalicelib.verification.domain.documents import DocumentKind
 from tests.conftest import FACES
 from tests.integration.test_verification_api import (
     CARD_PORTRAIT,
@@ -265,7 +265,7 @@ def test_steps_run_in_order_and_belong_to_their_owner(api: Any, person: Headers,
 
 
 def test_outdated_or_partial_consents_are_refused(api: Any, person: Headers, vins: list[str]) -> None:
-    from chalicelib.domain.registration import RegistrationStatus
+    from chalicelib.registration.domain import RegistrationStatus
 
     me = person()
     _status, reg = call(api, "post", REG, me, {"vin": vins[3]})
@@ -275,8 +275,8 @@ def test_outdated_or_partial_consents_are_refused(api: Any, person: Headers, vin
     assert stored is not None
     assert stored.status is RegistrationStatus.OPEN
     # (the consents step reached directly: the checks before it are tested above)
-    from chalicelib.domain.errors import InvalidField
-    from chalicelib.domain.registration import AcceptedConsent, check_consents, consent_documents
+    from chalicelib.kernel.errors import InvalidField
+    from chalicelib.registration.domain import AcceptedConsent, check_consents, consent_documents
 
     docs = consent_documents()
     full = [AcceptedConsent(kind=d.kind, version=d.version, sha256=d.sha256) for d in docs]
@@ -499,7 +499,7 @@ def test_the_eleventh_card_of_one_id_is_refused_with_the_way_to_a_business_hall(
     api: Any, person: Headers, vins: list[str]
 ) -> None:
     from chalicelib.adapters.dynamo.models_outbox import CardsPerIdModel
-    from chalicelib.domain.personal import IdType, id_lookup_value
+    from chalicelib.kernel.personal import IdType, id_lookup_value
 
     require_cjk_font()
     me = person()
@@ -528,8 +528,8 @@ def test_the_eleventh_card_of_one_id_is_refused_with_the_way_to_a_business_hall(
 def test_a_registration_waiting_for_review_outlives_its_expiry(
     api: Any, person: Headers, vins: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from chalicelib.domain.flows import CheckName, CheckVerdict, FlowStatus
-    from chalicelib.domain.registration import RegistrationKind
+    from chalicelib.registration.domain import RegistrationKind
+    from chalicelib.verification.domain.flows import CheckName, CheckVerdict, FlowStatus
 
     me = person()
     status, reg = call(api, "post", REG, me, {"vin": vins[2]})

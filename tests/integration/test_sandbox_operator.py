@@ -22,17 +22,19 @@ from typing import Any
 
 import pytest
 
-from chalicelib.adapters.operator import wire
 from chalicelib.adapters.operator.http import HttpOperatorGateway
-from chalicelib.adapters.operator.keys import (
-    OperatorKeySource,
-    OperatorKeysUnavailable,
+from chalicelib.adapters.operator.secrets import (
     SecretsManagerKeySource,
     bootstrap_operator_secrets,
     rotate_operator_secret,
-    secret_name,
 )
-from chalicelib.adapters.operator.port import (
+from chalicelib.cards.domain import CardFunction
+from chalicelib.kernel.errors import DomainError
+from chalicelib.kernel.operators import Operator
+from chalicelib.local.sandbox_operator import SandboxOperator
+from chalicelib.operators import wire
+from chalicelib.operators.callbacks import verify_callback
+from chalicelib.operators.domain.messages import (
     CallbackOutcome,
     HolderKind,
     OperatorCallback,
@@ -45,12 +47,8 @@ from chalicelib.adapters.operator.port import (
     PushMessage,
     PushVehicle,
 )
-from chalicelib.adapters.operator.signing import NonceCache
-from chalicelib.domain.errors import DomainError
-from chalicelib.domain.inventory import CardFunction
-from chalicelib.domain.validators import Operator
-from chalicelib.local.sandbox_operator import SandboxOperator
-from chalicelib.services.operator_callbacks import verify_callback
+from chalicelib.operators.keys import OperatorKeySource, OperatorKeysUnavailable, secret_name
+from chalicelib.operators.signing import NonceCache
 
 PATTERN = "cheka/test/operator/{operator}"
 MOBILE = Operator.CHINA_MOBILE
@@ -598,7 +596,7 @@ def test_an_operator_without_a_url_is_refused(platform_keys: SecretsManagerKeySo
 
 
 def test_unknown_keys_are_refused_by_the_operator(secrets_client: Any, sandbox: SandboxOperator):
-    from chalicelib.adapters.operator.keys import StaticKeySource, generate_operator_keys
+    from chalicelib.operators.keys import StaticKeySource, generate_operator_keys
 
     stranger = HttpOperatorGateway({MOBILE: sandbox.url}, StaticKeySource([generate_operator_keys(MOBILE)]))
     with pytest.raises(OperatorRefused) as err:

@@ -25,9 +25,9 @@ from chalicelib.core import deps
 from chalicelib.core.auth import Role, authenticate
 from chalicelib.core.aws import client
 from chalicelib.core.settings import get_settings
-from chalicelib.domain.errors import DomainError
-from chalicelib.domain.sms import SmsPolicy, SmsPurpose
-from chalicelib.services.sms import SmsCodeService
+from chalicelib.kernel.errors import DomainError
+from chalicelib.sms.codes import SmsCodeService
+from chalicelib.sms.domain import SmsPolicy, SmsPurpose
 
 PHONE = "13812345678"
 OTHER_PHONE = "13900001111"
@@ -438,7 +438,7 @@ def test_the_dev_outbox_does_not_exist_outside_local_stages(
 
 
 def test_the_cli_prints_the_outbox_as_json_lines(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
-    from chalicelib.cli_sms import sms
+    from chalicelib.cli.sms import sms
 
     monkeypatch.setattr(deps, "sms_outbox", _getter(stack.outbox), raising=False)
     code = stack.send()

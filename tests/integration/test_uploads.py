@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from chalicelib.domain.documents import DocumentKind
-from chalicelib.domain.errors import DomainError, Forbidden, NotFound
-from chalicelib.services.uploads import PRESIGN_EXPIRES_SECONDS, UploadService
+from chalicelib.kernel.errors import DomainError, Forbidden, NotFound
+from chalicelib.verification.domain.documents import DocumentKind
+from chalicelib.verification.uploads import PRESIGN_EXPIRES_SECONDS, UploadService
 from tests.conftest import FACES
 
 FLOW = "flow-7f3a"

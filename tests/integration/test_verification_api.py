@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from chalicelib.adapters.faces.local import LocalFaceEngine
-from chalicelib.domain.documents import DocumentKind
+from chalicelib.verification.domain.documents import DocumentKind
 from tests.conftest import FACES
 from tests.synthetic_documents import (
     PERSON_ADDRESS,
@@ -128,7 +128,7 @@ def start_sideways(api: Any, headers: dict[str, str], flow_id: str) -> dict[str,
 def burst(direction: str, name: str = LIVE_PERSON) -> list[str]:
     """Base64 JPEG frames of ``name``'s face turning toward ``direction``."""
     from chalicelib.adapters.faces.local import LocalFaceEngine
-    from chalicelib.adapters.liveness.port import LivenessDirection
+    from chalicelib.verification.domain.liveness import LivenessDirection
     from tests.liveness_frames import turning_burst
 
     frames = turning_burst(LocalFaceEngine(), name, LivenessDirection(direction).sign)

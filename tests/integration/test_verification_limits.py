@@ -16,20 +16,26 @@ from typing import Any, ClassVar
 import pytest
 from PIL import Image
 
-from chalicelib.adapters.faces.port import DetectedFace, FaceBox, FaceComparison, FaceEngine
-from chalicelib.adapters.liveness.port import (
+from chalicelib.kernel.errors import DomainError
+from chalicelib.verification.domain.documents import DocumentKind
+from chalicelib.verification.domain.faces import DetectedFace, FaceBox, FaceComparison
+from chalicelib.verification.domain.flows import (
+    FlowPurpose,
+    FlowStatus,
+    ReviewDecision,
+    ReviewStatus,
+    TypedIdentity,
+)
+from chalicelib.verification.domain.liveness import (
     LivenessChallenge,
     LivenessDirection,
-    LivenessEngine,
     LivenessVerdict,
     ProviderSession,
 )
-from chalicelib.adapters.ocr.port import OcrEngine, TextLine
-from chalicelib.domain.documents import DocumentKind
-from chalicelib.domain.errors import DomainError
-from chalicelib.domain.flows import FlowPurpose, FlowStatus, ReviewDecision, ReviewStatus, TypedIdentity
-from chalicelib.services.uploads import UploadService
-from chalicelib.services.verification import VerificationPolicy, VerificationService
+from chalicelib.verification.domain.readings import TextLine
+from chalicelib.verification.ports import FaceEngine, LivenessEngine, OcrEngine
+from chalicelib.verification.service import VerificationPolicy, VerificationService
+from chalicelib.verification.uploads import UploadService
 
 NAME = "王小明"
 NUMBER = "110101199003076632"
@@ -173,7 +179,7 @@ class World:
         client("s3").put_object(Bucket=get_settings().documents_bucket, Key=post.key, Body=jpeg())
         service.complete_upload(flow.flow_id, owner, DocumentKind.ID_FRONT, post.key)
         service.read_document(flow.flow_id, owner, DocumentKind.ID_FRONT)
-        from chalicelib.domain.registration import ConsentKind, current_consent
+        from chalicelib.registration.domain import ConsentKind, current_consent
 
         doc = current_consent(ConsentKind.BIOMETRIC_CONSENT)
         service.give_biometric_consent(flow.flow_id, owner, doc.version, doc.sha256, {})

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from chalicelib.domain.evidence import (
+from chalicelib.verification.domain.evidence import (
     GENESIS_HASH,
     ChainHead,
     EvidenceEntry,

@@ -7,18 +7,18 @@ from pathlib import Path
 import pytest
 
 from chalicelib.adapters.faces.local import distance_to_similarity, similarity_to_distance
-from chalicelib.adapters.faces.port import (
+from chalicelib.kernel.errors import BadRequest, InvalidField
+from chalicelib.verification.domain.faces import (
     DEFAULT_FACE_THRESHOLD,
     DetectedFace,
-    EmbeddingFaceEngine,
     FaceBox,
     FaceComparison,
     FaceEmbedding,
     check_selfie,
     no_face,
 )
-from chalicelib.domain.errors import BadRequest, InvalidField
-from chalicelib.services.faces import evaluate_pairs, parse_truth, read_pairs
+from chalicelib.verification.face_evaluation import evaluate_pairs, parse_truth, read_pairs
+from chalicelib.verification.ports import EmbeddingFaceEngine
 
 IMAGE = (1000, 1200)
 

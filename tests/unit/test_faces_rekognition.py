@@ -11,9 +11,9 @@ import pytest
 from botocore.stub import ANY, Stubber
 from PIL import Image
 
-from chalicelib.adapters.faces.port import check_selfie
 from chalicelib.adapters.faces.rekognition import MAX_BYTES, RekognitionFaceEngine
-from chalicelib.domain.errors import InvalidField
+from chalicelib.kernel.errors import InvalidField
+from chalicelib.verification.domain.faces import check_selfie
 
 
 def photo(width: int = 1000, height: int = 800, fmt: str = "JPEG") -> bytes:

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from chalicelib.domain.documents import (
+from chalicelib.kernel.errors import DomainError, InvalidField, PayloadTooLarge
+from chalicelib.verification.domain.documents import (
     DOCUMENT_LIMITS,
     SELFIE_LIMITS,
     DocumentKind,
@@ -19,7 +20,6 @@ from chalicelib.domain.documents import (
     limits_for,
     validate_image,
 )
-from chalicelib.domain.errors import DomainError, InvalidField, PayloadTooLarge
 
 
 def photo(width: int = 800, height: int = 600, mode: str = "RGB") -> Image.Image:

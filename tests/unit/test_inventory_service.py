@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from chalicelib.domain.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
-from chalicelib.domain.inventory import CardFunction, CardState
+from chalicelib.cards.domain import CardFunction, CardState
+from chalicelib.cards.inventory import import_inventory, parse_inventory, transition_card
+from chalicelib.kernel.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
 from chalicelib.local.synthetic import inventory_csv, inventory_rows
-from chalicelib.services.inventory import import_inventory, parse_inventory, transition_card
 from tests.fakes import FakeInventory
 
 HEADER = "vin,engine_no,brand,model,colour,production_date,dealer_code,iccid,msisdn\n"

@@ -12,9 +12,9 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from PIL import Image
 
-from chalicelib.adapters.liveness.port import LivenessChallenge, LivenessReason
 from chalicelib.adapters.liveness.rekognition import OUTPUT_PREFIX, RekognitionLivenessEngine
-from chalicelib.domain.errors import Conflict, InvalidField
+from chalicelib.kernel.errors import Conflict, InvalidField
+from chalicelib.verification.domain.liveness import LivenessChallenge, LivenessReason
 
 SESSION_ID = "3e5a2c1b-7d4f-4a8e-9b6c-0f1e2d3c4b5a"
 CHALLENGE = LivenessChallenge(direction=None, min_frames=0, max_frames=0)

@@ -6,8 +6,7 @@ from datetime import date
 
 import pytest
 
-from chalicelib.adapters.ocr.port import BusinessLicence, IdFront, TextLine
-from chalicelib.domain.ocr_parsing import (
+from chalicelib.verification.domain.ocr import (
     MISMATCH,
     UNREADABLE,
     TypedDetails,
@@ -16,6 +15,7 @@ from chalicelib.domain.ocr_parsing import (
     parse_id_back,
     parse_id_front,
 )
+from chalicelib.verification.domain.readings import BusinessLicence, IdFront, TextLine
 
 NUMBER = "110101199003076632"
 

@@ -11,8 +11,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cryptography.hazmat.primitives import hashes
 
-from chalicelib.adapters.operator import signing, wire
-from chalicelib.adapters.operator.keys import (
+from chalicelib.cards.domain import CardFunction
+from chalicelib.kernel.errors import BadRequest, Conflict, Unauthenticated
+from chalicelib.kernel.operators import Operator
+from chalicelib.operators import signing, wire
+from chalicelib.operators.callbacks import verify_callback
+from chalicelib.operators.domain.messages import CallbackOutcome, OperatorCallback
+from chalicelib.operators.keys import (
     Cipher,
     Direction,
     OperatorKeys,
@@ -20,12 +25,7 @@ from chalicelib.adapters.operator.keys import (
     StaticKeySource,
     generate_operator_keys,
 )
-from chalicelib.adapters.operator.port import CallbackOutcome, OperatorCallback
-from chalicelib.adapters.operator.signing import NonceCache, SignatureError, SignMethod
-from chalicelib.domain.errors import BadRequest, Conflict, Unauthenticated
-from chalicelib.domain.inventory import CardFunction
-from chalicelib.domain.validators import Operator
-from chalicelib.services.operator_callbacks import verify_callback
+from chalicelib.operators.signing import NonceCache, SignatureError, SignMethod
 
 NOW = datetime(2025, 5, 1, 12, 0, tzinfo=UTC)
 KEY = b"k" * 32

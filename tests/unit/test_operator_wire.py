@@ -8,16 +8,10 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from cryptography.exceptions import InvalidTag
 
-from chalicelib.adapters.operator import wire
-from chalicelib.adapters.operator.keys import (
-    Cipher,
-    Direction,
-    OperatorKeys,
-    OperatorKeysUnavailable,
-    StaticKeySource,
-    generate_operator_keys,
-)
-from chalicelib.adapters.operator.port import (
+from chalicelib.cards.domain import CardFunction
+from chalicelib.kernel.operators import Operator
+from chalicelib.operators import wire
+from chalicelib.operators.domain.messages import (
     CallbackOutcome,
     HolderKind,
     OperatorCallback,
@@ -30,9 +24,15 @@ from chalicelib.adapters.operator.port import (
     PushReceipt,
     PushVehicle,
 )
-from chalicelib.adapters.operator.signing import NonceCache, SignatureError, SignMethod
-from chalicelib.domain.inventory import CardFunction
-from chalicelib.domain.validators import Operator
+from chalicelib.operators.keys import (
+    Cipher,
+    Direction,
+    OperatorKeys,
+    OperatorKeysUnavailable,
+    StaticKeySource,
+    generate_operator_keys,
+)
+from chalicelib.operators.signing import NonceCache, SignatureError, SignMethod
 
 NOW = datetime(2025, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
 ID_NUMBER = "11010519491231002X"

@@ -9,10 +9,11 @@ import statistics
 import pytest
 from pydantic import ValidationError
 
-from chalicelib.adapters.operator.port import HolderKind, PushKind
-from chalicelib.domain.errors import Conflict
-from chalicelib.domain.inventory import CardFunction
-from chalicelib.domain.outbox import (
+from chalicelib.cards.domain import CardFunction
+from chalicelib.kernel.errors import Conflict
+from chalicelib.kernel.operators import Operator
+from chalicelib.operators.domain.messages import HolderKind, PushKind
+from chalicelib.operators.domain.outbox import (
     CARDS_PER_ID_LIMIT,
     RetryPolicy,
     check_cards_per_id,
@@ -20,7 +21,6 @@ from chalicelib.domain.outbox import (
     opened_functions,
     requested_functions,
 )
-from chalicelib.domain.validators import Operator
 
 ALL = [CardFunction.EMERGENCY, CardFunction.TELEMATICS, CardFunction.DATA]
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from chalicelib.adapters.sms.port import SmsCodeStore, SmsSender
-from chalicelib.domain.errors import DomainError
-from chalicelib.domain.flows import china_day
-from chalicelib.domain.sms import (
+from chalicelib.kernel.clock import china_day
+from chalicelib.kernel.errors import DomainError
+from chalicelib.sms.codes import SmsCodeService
+from chalicelib.sms.domain import (
     SIGNATURE,
     SendQuota,
     SmsPolicy,
@@ -31,7 +31,7 @@ from chalicelib.domain.sms import (
     subject_for,
     too_many_tries,
 )
-from chalicelib.services.sms import SmsCodeService
+from chalicelib.sms.ports import SmsCodeStore, SmsSender
 from tests.fakes import FakeHasher
 
 POLICY = SmsPolicy()

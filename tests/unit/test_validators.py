@@ -9,10 +9,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from chalicelib.domain import validators as v
-from chalicelib.domain.errors import InvalidField
-from chalicelib.domain.personal import IdType
-from chalicelib.domain.validators import KINDS, Operator, Validated, validate
+from chalicelib.kernel import validators as v
+from chalicelib.kernel.errors import InvalidField
+from chalicelib.kernel.operators import Operator
+from chalicelib.kernel.personal import IdType
+from chalicelib.kernel.validators import KINDS, Validated, validate
 
 TODAY = date(2025, 6, 1)
 

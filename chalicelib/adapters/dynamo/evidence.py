@@ -30,10 +30,9 @@ from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.adapters.dynamo.models import EvidenceModel
-from chalicelib.adapters.evidence_port import EvidenceLog
-from chalicelib.adapters.ports import FieldCipher, SealedFields
-from chalicelib.domain.errors import Conflict
-from chalicelib.domain.evidence import (
+from chalicelib.kernel.crypto import FieldCipher, SealedFields
+from chalicelib.kernel.errors import Conflict
+from chalicelib.verification.domain.evidence import (
     ChainHead,
     ChainVerdict,
     EvidenceEntry,
@@ -43,6 +42,7 @@ from chalicelib.domain.evidence import (
     sealed_digest,
     verify_chain,
 )
+from chalicelib.verification.ports import EvidenceLog
 
 #: The seq of the head item; entries start at 1.
 HEAD_SEQ = 0

@@ -24,15 +24,9 @@ from chalicelib.adapters.dynamo.models import (
     LivenessSessionModel,
     ReviewCaseModel,
 )
-from chalicelib.adapters.ports import FieldCipher, SealedFields
-from chalicelib.adapters.verification_port import (
-    AttemptCounters,
-    FlowRepository,
-    LivenessSessions,
-    ReviewCases,
-)
-from chalicelib.domain.errors import BadRequest, Conflict
-from chalicelib.domain.flows import (
+from chalicelib.kernel.crypto import FieldCipher, SealedFields
+from chalicelib.kernel.errors import BadRequest, Conflict
+from chalicelib.verification.domain.flows import (
     AttemptsLeft,
     CheckVerdict,
     Flow,
@@ -47,6 +41,7 @@ from chalicelib.domain.flows import (
     case_decided,
     case_not_found,
 )
+from chalicelib.verification.ports import AttemptCounters, FlowRepository, LivenessSessions, ReviewCases
 
 _IDENTITY_FIELDS = ("id_type", "id_number", "name", "address", "company_name", "uscc")
 

@@ -14,10 +14,10 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.adapters.dynamo.models import CardHistoryModel, CardModel, VehicleModel
-from chalicelib.adapters.ports import InventoryRepository
-from chalicelib.domain.errors import Conflict
-from chalicelib.domain.inventory import Card, CardEvent, CardFunction, CardState, Vehicle, functions_for
-from chalicelib.domain.validators import Operator
+from chalicelib.cards.domain import Card, CardEvent, CardFunction, CardState, Vehicle, functions_for
+from chalicelib.cards.ports import InventoryRepository
+from chalicelib.kernel.errors import Conflict
+from chalicelib.kernel.operators import Operator
 
 #: Transaction attempts when DynamoDB cancels for a concurrent transaction on the same item.
 TRANSACT_ATTEMPTS = 4

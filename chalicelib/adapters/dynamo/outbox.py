@@ -37,12 +37,13 @@ from chalicelib.adapters.dynamo.models_outbox import (
     CardsPerIdModel,
     OutboxModel,
 )
-from chalicelib.adapters.operator.port import PushKind, PushMessage
-from chalicelib.adapters.ports import FieldCipher, SealedFields
+from chalicelib.cards.domain import CardState
 from chalicelib.core.settings import Settings
-from chalicelib.domain.errors import BadRequest
-from chalicelib.domain.inventory import CardState
-from chalicelib.domain.outbox import (
+from chalicelib.kernel.crypto import FieldCipher, SealedFields
+from chalicelib.kernel.errors import BadRequest
+from chalicelib.kernel.operators import Operator
+from chalicelib.operators.domain.messages import PushKind, PushMessage
+from chalicelib.operators.domain.outbox import (
     CALLBACK_MEMORY_DAYS,
     FINAL_RECORD_RETENTION_DAYS,
     CardLifecycle,
@@ -54,14 +55,12 @@ from chalicelib.domain.outbox import (
     OutboxPage,
     OutboxRecord,
     OutboxStatus,
-    OutboxStore,
     OutboxSummary,
-    PushQueue,
     Retirement,
     SeenCallback,
     cards_per_id_exceeded,
 )
-from chalicelib.domain.validators import Operator
+from chalicelib.operators.ports import OutboxStore, PushQueue
 
 #: A delayed message may arrive a little before the record's due time (clocks differ): still take it.
 CLAIM_EARLY_TOLERANCE = timedelta(seconds=1)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 from chalicelib.adapters.dynamo.models import PartyModel
-from chalicelib.adapters.ports import FieldCipher, KeyedHasher, PartyRepository, SealedFields
-from chalicelib.domain.personal import IdType, Party, PartyKind, id_lookup_value
+from chalicelib.cards.ports import PartyRepository
+from chalicelib.kernel.crypto import FieldCipher, KeyedHasher, SealedFields
+from chalicelib.kernel.personal import IdType, Party, PartyKind, id_lookup_value
 
 
 class DynamoPartyRepository(PartyRepository):

@@ -11,16 +11,16 @@ from pynamodb.exceptions import DeleteError, DoesNotExist, PutError
 
 from chalicelib.adapters.dynamo.base import scan_upto
 from chalicelib.adapters.dynamo.models import PURGE_GRACE_SECONDS, RegistrationModel, RegistrationPushModel
-from chalicelib.adapters.ports import FieldCipher, SealedFields
-from chalicelib.domain.errors import Conflict
-from chalicelib.domain.registration import (
+from chalicelib.kernel.crypto import FieldCipher, SealedFields
+from chalicelib.kernel.errors import Conflict
+from chalicelib.registration.domain import (
     ConsentRecord,
     Delegation,
     Registration,
     RegistrationKind,
-    RegistrationRepository,
     RegistrationStatus,
 )
+from chalicelib.registration.ports import RegistrationRepository
 
 _DELEGATION_FIELDS = ("owner_id_type", "owner_id_number", "owner_name", "owner_address")
 

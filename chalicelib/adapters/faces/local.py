@@ -44,16 +44,16 @@ from typing import Any, ClassVar
 import numpy as np
 from PIL import Image, ImageOps
 
-from chalicelib.adapters.faces.port import (
+from chalicelib.verification.domain.faces import (
     DEFAULT_FACE_THRESHOLD,
     DetectedFace,
-    EmbeddingFaceEngine,
     FaceBox,
     FaceComparison,
     FaceEmbedding,
     image_unreadable,
     no_face,
 )
+from chalicelib.verification.ports import EmbeddingFaceEngine
 
 #: Long side, in pixels, photos are scaled down to before detection.
 MAX_SIDE = 800

@@ -29,15 +29,15 @@ from typing import Any, ClassVar
 
 from botocore.exceptions import ClientError
 
-from chalicelib.adapters.faces.port import (
+from chalicelib.verification.domain.faces import (
     DetectedFace,
     FaceBox,
     FaceComparison,
-    FaceEngine,
     image_unreadable,
     no_face,
     photo_size,
 )
+from chalicelib.verification.ports import FaceEngine
 
 #: Largest photo Rekognition accepts as bytes.
 MAX_BYTES = 5 * 1024 * 1024

@@ -64,18 +64,18 @@ import numpy as np
 from PIL import Image
 
 from chalicelib.adapters.faces.local import decode
-from chalicelib.adapters.faces.port import DetectedFace, EmbeddingFaceEngine, FaceEngine
-from chalicelib.adapters.liveness.port import (
+from chalicelib.kernel.errors import InvalidField
+from chalicelib.verification.domain.faces import DetectedFace
+from chalicelib.verification.domain.liveness import (
     LivenessChallenge,
     LivenessDirection,
-    LivenessEngine,
     LivenessReason,
     LivenessVerdict,
     ProviderSession,
     check_frames,
     frame_unreadable,
 )
-from chalicelib.domain.errors import InvalidField
+from chalicelib.verification.ports import EmbeddingFaceEngine, FaceEngine, LivenessEngine
 
 #: Frames are decoded at most this long on their long side (comparison and reference image).
 DECODE_SIDE = 800

@@ -34,9 +34,8 @@ from typing import Any, ClassVar
 
 from botocore.exceptions import ClientError
 
-from chalicelib.adapters.liveness.port import (
+from chalicelib.verification.domain.liveness import (
     LivenessChallenge,
-    LivenessEngine,
     LivenessReason,
     LivenessVerdict,
     ProviderSession,
@@ -44,6 +43,7 @@ from chalicelib.adapters.liveness.port import (
     frames_count,
     not_finished,
 )
+from chalicelib.verification.ports import LivenessEngine
 
 #: Key prefix of reference and audit images in ``output_bucket``.
 OUTPUT_PREFIX = "liveness/"

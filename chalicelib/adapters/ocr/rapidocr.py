@@ -14,8 +14,9 @@ import threading
 from importlib import metadata
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from chalicelib.adapters.ocr.port import Box, OcrEngine, TextLine
-from chalicelib.domain.documents import corrupt
+from chalicelib.verification.domain.documents import corrupt
+from chalicelib.verification.domain.readings import Box, TextLine
+from chalicelib.verification.ports import OcrEngine
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage

@@ -24,18 +24,17 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-from chalicelib.adapters.operator import wire
-from chalicelib.adapters.operator.keys import OperatorKeys, OperatorKeySource, OperatorKeysUnavailable
-from chalicelib.adapters.operator.port import (
+from chalicelib.kernel.operators import Operator
+from chalicelib.operators import wire
+from chalicelib.operators.domain.messages import (
     OperatorCardRecord,
-    OperatorDirectory,
-    OperatorGateway,
     OperatorRefused,
     OperatorUnavailable,
     PushMessage,
     PushReceipt,
 )
-from chalicelib.domain.validators import Operator
+from chalicelib.operators.keys import OperatorKeys, OperatorKeySource, OperatorKeysUnavailable
+from chalicelib.operators.ports import OperatorDirectory, OperatorGateway
 
 _MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 _RETRYABLE_4XX = frozenset({408, 425, 429})

@@ -16,16 +16,9 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 
 from chalicelib.adapters.dynamo.models_sms import SmsCodeModel, SmsSendsModel
-from chalicelib.adapters.sms.port import SmsCodeStore
-from chalicelib.domain.flows import china_day, end_of_china_day
-from chalicelib.domain.sms import (
-    SendQuota,
-    SmsPolicy,
-    SmsPurpose,
-    StoredCode,
-    check_send,
-    too_soon,
-)
+from chalicelib.kernel.clock import china_day, end_of_china_day
+from chalicelib.sms.domain import SendQuota, SmsPolicy, SmsPurpose, StoredCode, check_send, too_soon
+from chalicelib.sms.ports import SmsCodeStore
 
 #: Items outlive what they count by this much, then TTL purges them.
 _KEEP = timedelta(days=1)

@@ -16,9 +16,9 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-from chalicelib.adapters.sms.port import SmsSender
 from chalicelib.core.observability import logger
-from chalicelib.domain.personal import mask_phone
+from chalicelib.kernel.personal import mask_phone
+from chalicelib.sms.ports import SmsSender
 
 #: Where the messages are kept in the bucket.
 OUTBOX_PREFIX = "dev/sms-outbox/"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.adapters.sms.port import SmsSender
-from chalicelib.domain.sms import send_failed
+from chalicelib.sms.domain import send_failed
+from chalicelib.sms.ports import SmsSender
 
 
 class SnsSmsSender(SmsSender):

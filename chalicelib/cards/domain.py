@@ -1,0 +1,109 @@
+"""Vehicles and their IoT cards (第五条: vehicle and card facts; 第十四条: emergency-only until
+registered)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from chalicelib.kernel.errors import Conflict
+from chalicelib.kernel.operators import Operator
+
+
+class CardState(StrEnum):
+    """State of a card's real-name registration (实名登记状态)."""
+
+    UNREGISTERED = "unregistered"  # emergency functions only (第十四条)
+    PENDING = "pending"  # submitted, awaiting the operator or a review
+    REGISTERED = "registered"  # minimal necessary functions opened (第八条(三))
+    DEREGISTERED = "deregistered"  # registration ended (注销, transfer, scrap, swap)
+
+
+#: Legal moves of the card state machine. Everything else is refused.
+TRANSITIONS: dict[CardState, frozenset[CardState]] = {
+    CardState.UNREGISTERED: frozenset({CardState.PENDING}),
+    CardState.PENDING: frozenset({CardState.REGISTERED, CardState.UNREGISTERED}),
+    CardState.REGISTERED: frozenset({CardState.DEREGISTERED}),
+    CardState.DEREGISTERED: frozenset({CardState.UNREGISTERED}),
+}
+
+
+class CardFunction(StrEnum):
+    EMERGENCY = "emergency"  # 紧急呼叫: always available (第十四条)
+    TELEMATICS = "telematics"  # vehicle data link to the OEM
+    DATA = "data"  # in-car internet services
+
+
+def functions_for(state: CardState) -> list[CardFunction]:
+    """The functions a card may have open in ``state``: minimal necessary ones once registered."""
+    if state is CardState.REGISTERED:
+        return [CardFunction.EMERGENCY, CardFunction.TELEMATICS, CardFunction.DATA]
+    return [CardFunction.EMERGENCY]
+
+
+def check_transition(iccid: str, current: CardState, target: CardState) -> None:
+    if target not in TRANSITIONS[current]:
+        raise Conflict(
+            "card.illegal_transition",
+            f"车联网卡状态不能从 {current.value} 变为 {target.value}",
+            f"A card cannot go from {current.value} to {target.value}",
+            field="state",
+            details={"iccid": iccid, "from": current.value, "to": target.value},
+        )
+
+
+class Vehicle(BaseModel):
+    """A vehicle of the OEM's inventory (车辆信息: VIN, engine number, brand, model, colour)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    vin: str
+    engine_no: str
+    brand: str
+    model: str
+    colour: str
+    production_date: date | None = None
+    dealer_code: str | None = None
+
+    def facts(self) -> tuple[object, ...]:
+        return (
+            self.engine_no,
+            self.brand,
+            self.model,
+            self.colour,
+            self.production_date,
+            self.dealer_code,
+        )
+
+
+class Card(BaseModel):
+    """An IoT SIM built into a vehicle (车联网卡: ICCID, MSISDN, operator)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    iccid: str
+    msisdn: str
+    operator: Operator
+    vin: str
+    state: CardState = CardState.UNREGISTERED
+    functions: list[CardFunction] = Field(default_factory=lambda: [CardFunction.EMERGENCY])
+    version: int = 1
+    holder_id: str | None = None
+    updated_at: datetime | None = None
+
+
+class CardEvent(BaseModel):
+    """One entry of a card's history; ``seq`` equals the card version it produced."""
+
+    model_config = ConfigDict(frozen=True)
+
+    iccid: str
+    seq: int
+    at: datetime
+    event: str  # imported, facts_updated, transition
+    from_state: CardState | None = None
+    to_state: CardState
+    actor: str
+    reason: str | None = None

@@ -1,0 +1,421 @@
+"""Inventory import (第四条/第二十三条: the OEM records each vehicle's cards before sale) and card moves.
+
+An import is idempotent: rows already in the store with the same facts change nothing; changed facts
+are updated without touching a card's registration state; invalid rows are reported one by one
+(row, field, code, messages) while the valid rows are imported. Problems with the file as a whole
+(format, columns, size) refuse it entirely and write nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from chalicelib.cards.domain import Card, CardEvent, CardState, Vehicle, check_transition
+from chalicelib.cards.ports import InventoryRepository
+from chalicelib.kernel.clock import Clock, utc_now
+from chalicelib.kernel.errors import (
+    BadRequest,
+    Conflict,
+    DomainError,
+    InvalidField,
+    NotFound,
+    PayloadTooLarge,
+)
+from chalicelib.kernel.validators import validate
+
+ImportFormat = Literal["csv", "json"]
+
+
+COLUMNS = (
+    "vin",
+    "engine_no",
+    "brand",
+    "model",
+    "colour",
+    "production_date",
+    "dealer_code",
+    "iccid",
+    "msisdn",
+)
+
+
+REQUIRED = ("vin", "engine_no", "brand", "model", "colour", "iccid", "msisdn")
+
+
+ALIASES = {"color": "colour", "engine_number": "engine_no", "dealer": "dealer_code"}
+
+
+#: Rows handled per batch: bounds memory and keeps batch reads at DynamoDB's sizes.
+CHUNK = 2000
+
+
+_ENGINE_NO = re.compile(r"^[A-Za-z0-9\-]{4,32}$")
+
+
+_DEALER = re.compile(r"^[A-Za-z0-9_\-]{1,32}$")
+
+
+class RowError(BaseModel):
+    row: int
+    field: str | None = None
+    code: str
+    message_zh: str
+    message_en: str
+
+
+class ImportReport(BaseModel):
+    rows: int = 0
+    vehicles_created: int = 0
+    vehicles_updated: int = 0
+    vehicles_unchanged: int = 0
+    cards_created: int = 0
+    cards_updated: int = 0
+    cards_unchanged: int = 0
+    rejected_rows: int = 0
+    errors: list[RowError] = []
+
+
+def _decode(data: bytes | str) -> str:
+    if isinstance(data, str):
+        return data.lstrip("\ufeff")
+    for encoding in ("utf-8-sig", "gb18030"):  # spreadsheets saved on Chinese Windows use GB18030
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise BadRequest(
+        "import.encoding", "文件编码无法识别，请使用 UTF-8", "The file is not UTF-8 (or GB18030) text"
+    )
+
+
+def _column(name: str) -> str:
+    key = name.strip().lower()
+    return ALIASES.get(key, key)
+
+
+def _columns(names: Sequence[str], *, need_required: bool = True) -> list[str]:
+    cols = [_column(n) for n in names]
+    unknown = [c for c in cols if c not in COLUMNS]
+    if unknown:
+        raise BadRequest(
+            "import.unknown_column",
+            f"未知的列：{', '.join(unknown)}",
+            f"Unknown column(s): {', '.join(unknown)}; expected {', '.join(COLUMNS)}",
+            field=unknown[0],
+        )
+    missing = [c for c in REQUIRED if c not in cols] if need_required else []
+    if missing:
+        raise BadRequest(
+            "import.missing_column",
+            f"缺少必填列：{', '.join(missing)}",
+            f"Missing required column(s): {', '.join(missing)}",
+            field=missing[0],
+        )
+    return cols
+
+
+def parse_inventory(
+    data: bytes | str, fmt: ImportFormat, *, max_rows: int
+) -> list[tuple[int, dict[str, str]]]:
+    """Rows as ``(row number, {column: text})``; CSV rows are numbered as lines (header = 1)."""
+    text = _decode(data)
+    rows: list[tuple[int, dict[str, str]]] = []
+    if fmt == "csv":
+        reader = csv.reader(io.StringIO(text))
+        header = next(reader, None)
+        if not header:
+            raise BadRequest("import.empty", "文件为空", "The file is empty")
+        cols = _columns(header)
+        for values in reader:
+            if not any(v.strip() for v in values):
+                continue
+            rows.append((reader.line_num, dict(zip(cols, (v.strip() for v in values), strict=False))))
+            if len(rows) > max_rows:
+                raise _too_many(max_rows)
+    else:
+        try:
+            doc: Any = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise BadRequest(
+                "import.json", f"JSON 格式错误（第 {exc.lineno} 行）", f"Malformed JSON (line {exc.lineno})"
+            ) from exc
+        items = doc.get("rows") if isinstance(doc, dict) else doc
+        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+            raise BadRequest(
+                "import.json_shape",
+                "JSON 须为对象数组",
+                'JSON must be an array of objects (or {"rows": [...]})',
+            )
+        if len(items) > max_rows:
+            raise _too_many(max_rows)
+        cols_seen: set[str] = set()
+        for i, item in enumerate(items, start=1):
+            row = {_column(k): "" if v is None else str(v).strip() for k, v in item.items()}
+            cols_seen.update(row)
+            rows.append((i, row))
+        _columns(sorted(cols_seen), need_required=False)  # a missing value is a row error in JSON
+    if not rows:
+        raise BadRequest("import.empty", "文件没有数据行", "The file has no data rows")
+    return rows
+
+
+def _too_many(max_rows: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        "import.too_many_rows",
+        f"单次导入最多 {max_rows} 行，请拆分文件",
+        f"At most {max_rows} rows per import; split the file",
+    )
+
+
+@dataclass
+class _Row:
+    number: int
+    vehicle: Vehicle
+    card: Card
+
+
+def _required(row: dict[str, str], name: str, zh: str) -> str:
+    value = row.get(name, "")
+    if not value:
+        raise InvalidField(f"{name}.required", f"{zh}不能为空", f"{name} is required", field=name)
+    return value
+
+
+def _text(row: dict[str, str], name: str, zh: str, limit: int = 64) -> str:
+    value = _required(row, name, zh)
+    if len(value) > limit:
+        raise InvalidField(
+            f"{name}.too_long",
+            f"{zh}最多 {limit} 个字符",
+            f"{name} is longer than {limit} characters",
+            field=name,
+        )
+    return value
+
+
+def _parse_row(number: int, row: dict[str, str], today: date) -> _Row:
+    vin = validate("vin", _required(row, "vin", "车辆识别代号"), field="vin").value
+    engine_no = _required(row, "engine_no", "发动机号码").upper()
+    if not _ENGINE_NO.match(engine_no):
+        raise InvalidField(
+            "engine_no.format",
+            "发动机号码应为 4–32 位字母、数字或连字符",
+            "The engine number must be 4-32 letters, digits or hyphens",
+            field="engine_no",
+        )
+    production: date | None = None
+    if row.get("production_date"):
+        try:
+            production = date.fromisoformat(row["production_date"])
+        except ValueError:
+            production = None
+        if production is None or production > today:
+            raise InvalidField(
+                "production_date.invalid",
+                "生产日期应为不晚于今天的 YYYY-MM-DD 日期",
+                "The production date must be a YYYY-MM-DD date not in the future",
+                field="production_date",
+            )
+    dealer = row.get("dealer_code") or None
+    if dealer and not _DEALER.match(dealer):
+        raise InvalidField(
+            "dealer_code.format",
+            "经销商代码应为 1–32 位字母、数字、下划线或连字符",
+            "The dealer code must be 1-32 letters, digits, underscores or hyphens",
+            field="dealer_code",
+        )
+    vehicle = Vehicle(
+        vin=vin,
+        engine_no=engine_no,
+        brand=_text(row, "brand", "品牌"),
+        model=_text(row, "model", "车型"),
+        colour=_text(row, "colour", "车身颜色", 32),
+        production_date=production,
+        dealer_code=dealer,
+    )
+    iccid = validate("iccid", _required(row, "iccid", "卡片编码"), field="iccid")
+    msisdn = validate("msisdn", _required(row, "msisdn", "车联网卡号码"), field="msisdn")
+    if msisdn.operator is not None and msisdn.operator != iccid.operator:
+        raise InvalidField(
+            "card.operator_mismatch",
+            "卡片编码与车联网卡号码不属于同一电信企业",
+            f"The ICCID belongs to {iccid.operator} but the MSISDN to {msisdn.operator}",
+            field="msisdn",
+        )
+    assert iccid.operator is not None
+    card = Card(iccid=iccid.value, msisdn=msisdn.value, operator=iccid.operator, vin=vin)
+    return _Row(number, vehicle, card)
+
+
+def _row_error(number: int, err: DomainError) -> RowError:
+    return RowError(
+        row=number, field=err.field, code=err.code, message_zh=err.message_zh, message_en=err.message_en
+    )
+
+
+def _chunks(rows: Sequence[_Row], size: int) -> Iterator[Sequence[_Row]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+@dataclass
+class _Plan:
+    new_vehicles: dict[str, Vehicle] = field(default_factory=dict)
+    changed_vehicles: dict[str, Vehicle] = field(default_factory=dict)
+    new_cards: list[Card] = field(default_factory=list)
+    changed_cards: list[tuple[Card, str]] = field(default_factory=list)
+
+
+def import_inventory(
+    rows: Sequence[tuple[int, dict[str, str]]],
+    repo: InventoryRepository,
+    *,
+    actor: str,
+    clock: Clock = utc_now,
+) -> ImportReport:
+    """Validate every row, then write what is new or changed in batches."""
+    report = ImportReport(rows=len(rows))
+    today = clock().date()
+    parsed: list[_Row] = []
+    vehicles_in_file: dict[str, Vehicle] = {}
+    iccids: set[str] = set()
+    msisdns: dict[str, str] = {}
+    for number, raw in rows:
+        try:
+            row = _parse_row(number, raw, today)
+            first = vehicles_in_file.setdefault(row.vehicle.vin, row.vehicle)
+            if first != row.vehicle:
+                raise InvalidField(
+                    "import.vehicle_mismatch",
+                    "同一车辆识别代号的各行车辆信息不一致",
+                    "Rows of the same VIN disagree on the vehicle's facts",
+                    field="vin",
+                )
+            if row.card.iccid in iccids:
+                raise InvalidField(
+                    "import.duplicate_iccid",
+                    "卡片编码在文件中重复",
+                    "The ICCID appears twice in the file",
+                    field="iccid",
+                )
+            if msisdns.get(row.card.msisdn, row.card.iccid) != row.card.iccid:
+                raise InvalidField(
+                    "import.duplicate_msisdn",
+                    "车联网卡号码在文件中重复",
+                    "The MSISDN appears twice in the file",
+                    field="msisdn",
+                )
+        except DomainError as err:
+            report.errors.append(_row_error(number, err))
+            continue
+        iccids.add(row.card.iccid)
+        msisdns[row.card.msisdn] = row.card.iccid
+        parsed.append(row)
+
+    for chunk in _chunks(parsed, CHUNK):
+        _import_chunk(chunk, repo, report, actor, clock)
+    report.rejected_rows = len({e.row for e in report.errors})
+    report.errors.sort(key=lambda e: e.row)
+    return report
+
+
+def _import_chunk(
+    chunk: Sequence[_Row], repo: InventoryRepository, report: ImportReport, actor: str, clock: Clock
+) -> None:
+    existing_vehicles = repo.get_vehicles({r.vehicle.vin for r in chunk})
+    existing_cards = repo.get_cards([r.card.iccid for r in chunk])
+    plan = _Plan()
+    for row in chunk:
+        stored = existing_cards.get(row.card.iccid)
+        if stored is not None and stored.vin != row.card.vin:
+            report.errors.append(
+                _row_error(
+                    row.number,
+                    Conflict(
+                        "card.vin_conflict",
+                        "该卡已属于另一辆车；换卡请使用更换零部件流程",
+                        f"The card belongs to vehicle {stored.vin}; use a part replacement (swap) to move it",
+                        field="iccid",
+                    ),
+                )
+            )
+            continue
+        vin = row.vehicle.vin
+        old = existing_vehicles.get(vin)
+        if old is None:
+            plan.new_vehicles.setdefault(vin, row.vehicle)
+        elif old != row.vehicle and vin not in plan.changed_vehicles:
+            plan.changed_vehicles[vin] = row.vehicle
+        if stored is None:
+            plan.new_cards.append(row.card)
+        elif stored.msisdn != row.card.msisdn:
+            plan.changed_cards.append((stored, row.card.msisdn))
+        else:
+            report.cards_unchanged += 1
+
+    at = clock()
+    events = [
+        CardEvent(iccid=c.iccid, seq=1, at=at, event="imported", to_state=c.state, actor=actor)
+        for c in plan.new_cards
+    ]
+    repo.put_new(list(plan.new_vehicles.values()), plan.new_cards, events)
+    for vehicle in plan.changed_vehicles.values():
+        repo.update_vehicle(vehicle)
+    for card, msisdn in plan.changed_cards:
+        event = CardEvent(
+            iccid=card.iccid,
+            seq=card.version + 1,
+            at=at,
+            event="facts_updated",
+            from_state=card.state,
+            to_state=card.state,
+            actor=actor,
+            reason=f"msisdn {card.msisdn[-4:]} -> {msisdn[-4:]}",
+        )
+        repo.update_card_facts(card, msisdn, event)
+    touched = {r.vehicle.vin for r in chunk}
+    report.vehicles_created += len(plan.new_vehicles)
+    report.vehicles_updated += len(plan.changed_vehicles)
+    report.vehicles_unchanged += len((touched & existing_vehicles.keys()) - plan.changed_vehicles.keys())
+    report.cards_created += len(plan.new_cards)
+    report.cards_updated += len(plan.changed_cards)
+
+
+def transition_card(
+    repo: InventoryRepository,
+    iccid: str,
+    target: CardState,
+    *,
+    actor: str,
+    reason: str | None = None,
+    holder_id: str | None = None,
+    clock: Clock = utc_now,
+) -> Card:
+    """Move a card along its state machine; the write is conditional on the version read."""
+    card = repo.get_card(iccid)
+    if card is None:
+        raise NotFound("card.not_found", "未找到该车联网卡", "No card with this ICCID", field="iccid")
+    check_transition(iccid, card.state, target)
+    keep_holder = holder_id or (
+        card.holder_id if target in (CardState.PENDING, CardState.REGISTERED) else None
+    )
+    event = CardEvent(
+        iccid=iccid,
+        seq=card.version + 1,
+        at=clock(),
+        event="transition",
+        from_state=card.state,
+        to_state=target,
+        actor=actor,
+        reason=reason,
+    )
+    return repo.transition(card, target, event, keep_holder)

@@ -1,0 +1,134 @@
+"""``cheka faces``: compare two photos, or measure accuracy on labelled pairs (calibration)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from chalicelib.kernel.errors import DomainError
+from chalicelib.verification.domain.faces import DEFAULT_FACE_THRESHOLD
+from chalicelib.verification.ports import FaceEngine
+
+_ENGINES = ("local", "rekognition")
+
+
+def _echo_json(doc: Any) -> None:
+    click.echo(json.dumps(doc, ensure_ascii=False, indent=2, default=str))
+
+
+def _engine(kind: str | None) -> FaceEngine:
+    from chalicelib.core import deps
+
+    return deps.face_engine() if kind is None else deps.make_face_engine(kind)
+
+
+def _threshold(given: float | None, engine: FaceEngine) -> float:
+    from chalicelib.core.settings import get_settings
+
+    if given is not None:
+        return given
+    return get_settings().face_threshold or engine.recommended_threshold
+
+
+_engine_option = click.option(
+    "--engine", "kind", type=click.Choice(_ENGINES), default=None, help="Default: the stage's (settings)."
+)
+
+
+_threshold_option = click.option(
+    "--threshold",
+    type=click.FloatRange(0, 100),
+    default=None,
+    help=f"Similarity 0–100 to accept (default: the engine's; local {DEFAULT_FACE_THRESHOLD:g}).",
+)
+
+
+@click.group()
+def faces() -> None:
+    """Face matching (人脸比对): compare photos, evaluate accuracy on labelled pairs."""
+
+
+@faces.command()
+@click.argument("a", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("b", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_threshold_option
+@_engine_option
+def compare(a: Path, b: Path, threshold: float | None, kind: str | None) -> None:
+    """Similarity of the largest face in A and in B, and the verdict at the threshold."""
+    engine = _engine(kind)
+    limit = _threshold(threshold, engine)
+    try:
+        result = engine.compare(a.read_bytes(), b.read_bytes())
+    except DomainError as err:
+        _echo_json({"error": err.to_dict()})
+        sys.exit(2)
+    _echo_json(
+        {
+            "similarity": result.similarity,
+            "threshold": limit,
+            "verdict": "match" if result.similarity >= limit else "no_match",
+            "engine": result.engine,
+            "version": result.engine_version,
+        }
+    )
+
+
+@faces.command()
+@click.argument(
+    "pairs_file", metavar="PAIRS.csv", type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--images",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Folder the file names are relative to (default: the CSV's folder).",
+)
+@_threshold_option
+@_engine_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (rates as fractions 0–1).")
+def evaluate(
+    pairs_file: Path, images: Path | None, threshold: float | None, kind: str, as_json: bool
+) -> None:
+    """TAR and FAR at the threshold, and a threshold sweep, over PAIRS.csv (file_a,file_b,truth)."""
+    from chalicelib.verification.face_evaluation import evaluate_pairs, read_pairs
+
+    engine = _engine(kind)
+    limit = _threshold(threshold, engine)
+    try:
+        pairs = read_pairs(pairs_file.read_text(encoding="utf-8-sig"), images or pairs_file.parent)
+        missing = sorted({str(p) for a, b, _ in pairs for p in (a, b) if not p.is_file()})
+        if missing:
+            raise click.UsageError(f"{len(missing)} image(s) not found, e.g. {missing[0]}")
+        result = evaluate_pairs(engine, pairs, limit)
+    except DomainError as err:
+        _echo_json({"error": err.to_dict()})
+        sys.exit(2)
+    if as_json:
+        click.echo(json.dumps(result.model_dump(mode="json"), ensure_ascii=False))
+        return
+    click.echo(f"engine     {result.engine} {result.engine_version}")
+    click.echo(f"pairs      {result.same_pairs} same, {result.different_pairs} different")
+    click.echo(f"threshold  {result.threshold:g}")
+    click.echo(f"TAR        {_percent(result.tar)}")
+    click.echo(f"FAR        {_percent(result.far)}")
+    click.echo(
+        f"scores     lowest same {_score(result.min_same_score)}, "
+        f"highest different {_score(result.max_different_score)}"
+    )
+    refused = [p for p in result.pairs if p.error]
+    if refused:
+        click.echo(f"refused    {len(refused)} pair(s), e.g. {refused[0].file_a}/{refused[0].file_b}")
+    click.echo("\nthreshold     TAR      FAR")
+    for point in result.sweep:
+        click.echo(f"{point.threshold:9g}  {_percent(point.tar):>7}  {_percent(point.far):>7}")
+
+
+def _percent(rate: float | None) -> str:
+    return "n/a" if rate is None else f"{rate:.2%}"
+
+
+def _score(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"

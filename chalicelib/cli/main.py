@@ -1,0 +1,203 @@
+"""``cheka``: the operators' command line; it talks to the stage's store directly (moto locally)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from chalicelib.core import deps
+from chalicelib.core.settings import get_settings
+from chalicelib.kernel.errors import DomainError
+
+
+def _echo_json(doc: Any) -> None:
+    click.echo(json.dumps(doc, ensure_ascii=False, indent=2, default=str))
+
+
+def _fail(err: DomainError) -> None:
+    _echo_json({"error": err.to_dict()})
+    sys.exit(2)
+
+
+@click.group()
+def main() -> None:
+    """cheka — 车联网卡实名登记平台 (vehicle IoT card real-name registration)."""
+
+
+@main.command()
+def bootstrap() -> None:
+    """Create the stage's tables, keys and bucket on the configured endpoint (idempotent)."""
+    from chalicelib.local.bootstrap import create_resources
+
+    _echo_json(create_resources(get_settings()))
+
+
+@main.command()
+@click.option("--vehicles", default=50, show_default=True, help="Demo vehicles to import.")
+def seed(vehicles: int) -> None:
+    """Create resources if missing and import the demo inventory (re-running changes nothing)."""
+    from chalicelib.local.bootstrap import create_resources
+    from chalicelib.local.seed import seed as run_seed
+
+    create_resources(get_settings())
+    result = run_seed(
+        deps.inventory_repo(), deps.party_repo(), deps.lifecycle(), deps.keyed_hasher(), vehicles=vehicles
+    )
+    _echo_json(
+        {
+            "report": result.report.model_dump(exclude={"errors"}),
+            "registered_vins": result.registered_vins,
+            "first_vin": result.first_vin,
+            "open_vins": result.open_vins,
+        }
+    )
+
+
+@main.command("import-inventory")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "json"]), help="Default: from the file's extension."
+)
+@click.option("--max-errors", default=50, show_default=True, help="Row errors to print (all are counted).")
+def import_inventory(file: Path, fmt: str | None, max_errors: int) -> None:
+    """Import vehicles and cards from a CSV or JSON file; prints the report as JSON."""
+    from chalicelib.cards.inventory import import_inventory as run_import
+    from chalicelib.cards.inventory import parse_inventory
+
+    chosen = fmt or ("json" if file.suffix.lower() == ".json" else "csv")
+    try:
+        rows = parse_inventory(file.read_bytes(), "json" if chosen == "json" else "csv", max_rows=10_000_000)
+        report = run_import(rows, deps.inventory_repo(), actor="cli")
+    except DomainError as err:
+        _fail(err)
+        return
+    doc = report.model_dump(mode="json")
+    doc["errors"] = doc["errors"][:max_errors]
+    _echo_json(doc)
+    sys.exit(1 if report.errors else 0)
+
+
+@main.command()
+@click.argument("kind")
+@click.argument("value")
+def validate(kind: str, value: str) -> None:
+    """Validate VALUE as KIND (resident_id, uscc, vin, iccid, mobile, msisdn, passport, ...)."""
+    from chalicelib.kernel.validators import validate as check
+
+    try:
+        result = check(kind, value)
+    except DomainError as err:
+        _echo_json(
+            {
+                "valid": False,
+                "code": err.code,
+                "message_zh": err.message_zh,
+                "message_en": err.message_en,
+                "operator": None,
+            }
+        )
+        sys.exit(1)
+    _echo_json({"valid": True, "code": None, **result.model_dump(mode="json")})
+
+
+@main.group()
+def token() -> None:
+    """Bearer tokens (local development and operations)."""
+
+
+@token.command("issue")
+@click.option("--subject", required=True)
+@click.option("--role", "roles", multiple=True, required=True, help="Repeatable.")
+@click.option("--ttl", default=None, type=int, help="Seconds (default from settings).")
+def issue(subject: str, roles: tuple[str, ...], ttl: int | None) -> None:
+    """Print a signed token for SUBJECT with ROLEs."""
+    from chalicelib.core.auth import Role, issue_token
+
+    try:
+        parsed = [Role(r) for r in roles]
+    except ValueError as exc:
+        raise click.BadParameter(
+            f"roles are {', '.join(r.value for r in Role)}", param_hint="--role"
+        ) from exc
+    click.echo(issue_token(get_settings(), subject, parsed, ttl_seconds=ttl))
+
+
+@main.command("demo-csv")
+@click.option("--vehicles", default=1000, show_default=True)
+@click.option("--seed", "rng_seed", default=1, show_default=True, help="Same seed, same file.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+def demo_csv(vehicles: int, rng_seed: int, out: Path) -> None:
+    """Write a synthetic inventory CSV (valid VINs, ICCIDs and MSISDNs) to try the import with."""
+    from chalicelib.local.synthetic import inventory_csv
+
+    out.write_text(inventory_csv(vehicles, seed=rng_seed), encoding="utf-8")
+    click.echo(f"wrote {vehicles} vehicles to {out}")
+
+
+@main.command("demo-id-card")
+@click.option(
+    "--portrait",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="A photo of your face: it becomes the card's portrait, so the live check can match you.",
+)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+def demo_id_card(portrait: Path, out: Path) -> None:
+    """Draw an invented ID card (front with your portrait, back) to try the H5 client with locally."""
+    from chalicelib.local import documents
+
+    if documents.cjk_font_path() is None:
+        click.echo(documents.NO_FONT, err=True)
+        sys.exit(2)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "id_front.jpg").write_bytes(documents.id_front(portrait=portrait, fmt="JPEG", scale=1.5))
+    (out / "id_back.jpg").write_bytes(documents.id_back(fmt="JPEG"))
+    _echo_json(
+        {
+            "files": [str(out / "id_front.jpg"), str(out / "id_back.jpg")],
+            "type in": {
+                "id_type": "resident_id",
+                "id_number": documents.PERSON_ID_NUMBER,
+                "name": documents.PERSON_NAME,
+                "address": documents.PERSON_ADDRESS,
+            },
+        }
+    )
+
+
+@main.command("vehicle")
+@click.argument("vin")
+def vehicle(vin: str) -> None:
+    """Show a vehicle and its cards (personal data masked)."""
+    from chalicelib.cards.views import vehicle_view
+    from chalicelib.core.auth import Principal, Role
+    from chalicelib.kernel.validators import validate as check
+
+    operator = Principal(subject="cli", roles=frozenset({Role.ADMIN}), token_id="cli")
+    try:
+        view = vehicle_view(check("vin", vin).value, deps.inventory_repo(), deps.party_repo(), operator)
+    except DomainError as err:
+        _fail(err)
+        return
+    _echo_json(view.model_dump(mode="json"))
+
+
+def _register_subcommands() -> None:
+    from chalicelib.cli.cards import card, operator, outbox
+    from chalicelib.cli.faces import faces
+    from chalicelib.cli.ocr import ocr
+    from chalicelib.cli.sms import sms
+
+    for group in (faces, ocr, card, outbox, operator, sms):
+        main.add_command(group)
+
+
+_register_subcommands()
+
+
+if __name__ == "__main__":
+    main()

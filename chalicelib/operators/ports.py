@@ -1,0 +1,135 @@
+"""Ports of the operator push: the gateway to each operator, the outbox store and the push queue."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from datetime import datetime
+
+from chalicelib.kernel.operators import Operator
+from chalicelib.operators.domain.messages import (
+    OperatorCardRecord,
+    PushMessage,
+    PushReceipt,
+)
+from chalicelib.operators.domain.outbox import (
+    CardLifecycle,
+    Claim,
+    OutboxCommit,
+    OutboxPage,
+    OutboxRecord,
+    OutboxStatus,
+    OutboxSummary,
+)
+
+
+class OperatorGateway(ABC):
+    """Sends messages to one or more operators (chosen from the card's ICCID/operator)."""
+
+    @abstractmethod
+    def push(self, message: PushMessage) -> PushReceipt:
+        """Deliver ``message``; idempotent on ``message_id``.
+
+        Raises ``OperatorUnavailable`` (retry later) or ``OperatorRefused`` (never retry).
+        """
+
+
+class OperatorDirectory(ABC):
+    """Reads what an operator holds per card, page by page (periodic reconciliation)."""
+
+    @abstractmethod
+    def listing(self, operator: Operator, cursor: str | None) -> tuple[list[OperatorCardRecord], str | None]:
+        """One page of the operator's cards in ICCID order, and the cursor of the next (None at the end).
+
+        Raises ``OperatorUnavailable`` or ``OperatorRefused`` like ``OperatorGateway.push``.
+        """
+
+
+class OutboxStore(ABC):
+    """The outbox records, the cards' lifecycle bookkeeping and the cards-per-ID counts.
+
+    ``commit`` writes card changes, their history, outbox records and counts in one transaction.
+    """
+
+    @abstractmethod
+    def commit(self, change: OutboxCommit) -> None:
+        """Write ``change`` atomically.
+
+        Raises ``Conflict`` ``card.changed`` when a card moved since it was read,
+        ``registration.cards_per_id_exceeded`` when a limited count is full, ``DuplicateCallback`` when
+        the callback was seen before.
+        """
+
+    @abstractmethod
+    def lifecycle(self, iccid: str) -> CardLifecycle:
+        """The card's bookkeeping (empty when it never had any)."""
+
+    @abstractmethod
+    def lifecycles(self, iccids: Sequence[str]) -> dict[str, CardLifecycle]:
+        """Batch read: every requested card, empty bookkeeping for those without any."""
+
+    @abstractmethod
+    def active_cards(
+        self, operator: Operator, cursor: str | None, limit: int
+    ) -> tuple[list[str], str | None]:
+        """ICCIDs of the operator's cards that are pending or registered through the lifecycle, a page."""
+
+    @abstractmethod
+    def cards_per_id(self, id_hash: str, operator: Operator) -> int: ...
+
+    @abstractmethod
+    def callback_seen(self, callback_id: str) -> bool: ...
+
+    @abstractmethod
+    def get(self, record_id: str) -> OutboxRecord | None: ...
+
+    @abstractmethod
+    def claim(self, record_id: str, now: datetime, lease_until: datetime, sweep_at: datetime) -> Claim | None:
+        """Take a pending, due, unclaimed record for one attempt (counted); None if it is not takeable."""
+
+    @abstractmethod
+    def settle(
+        self,
+        claim: Claim,
+        status: OutboxStatus,
+        now: datetime,
+        *,
+        note: str | None = None,
+        operator_ref: str | None = None,
+    ) -> bool:
+        """End the attempt as sent, dead or superseded; False if the claim was lost or the record decided."""
+
+    @abstractmethod
+    def mark_retry(
+        self, claim: Claim, next_attempt_at: datetime, sweep_at: datetime, error: str, now: datetime
+    ) -> bool:
+        """Back to pending, due at ``next_attempt_at``; False if the claim was lost."""
+
+    @abstractmethod
+    def due(self, now: datetime, limit: int) -> list[OutboxSummary]:
+        """Pending records whose ``sweep_at`` has passed: nobody pushed them in time."""
+
+    @abstractmethod
+    def rearm(self, record_id: str, seen_sweep_at: datetime, sweep_at: datetime) -> bool:
+        """Push a due record's ``sweep_at`` on (only if still pending at ``seen_sweep_at``)."""
+
+    @abstractmethod
+    def revive(self, record_id: str, now: datetime, sweep_at: datetime) -> OutboxSummary | None:
+        """A dead record back to pending with a fresh attempt budget (admin retry); None if not dead."""
+
+    @abstractmethod
+    def page(self, status: OutboxStatus, limit: int, cursor: str | None) -> OutboxPage: ...
+
+    @abstractmethod
+    def count(self, status: OutboxStatus) -> int: ...
+
+
+class PushQueue(ABC):
+    """The queue that wakes the dispatcher (SQS); messages carry record ids only, never personal data."""
+
+    @abstractmethod
+    def send_message(self, body: str, delay_seconds: int = 0) -> None: ...
+
+    @abstractmethod
+    def acknowledge(self, receipt_handles: Sequence[str]) -> None:
+        """Delete handled messages (Lambda's event source does this itself; the local worker does not)."""

@@ -1,0 +1,349 @@
+"""Owner registrations (实名登记) and de-registrations (实名注销): one resumable resource per vehicle and
+person, whose next step the server decides (SPEC §3, seed 000 §1–2, 第八条/第十二条/第十三条).
+
+Registration: confirm the vehicle → verify the owner's or user's phone → identity → ID photos (OCR
+cross-check) → live face check against the ID portrait → consents → submit → the operator's answer.
+De-registration of one of *my* vehicles: phone → identity → ID photos → face of the registered person
+→ submit. The identity, photos and face checks are the verification flow's (``domain.flows``); this
+module only says which step is due and refuses the others.
+
+Delegated registration (委托登记, 第十二条) is a registration whose flow verifies the trustee (受托人)
+while the owner's identity and the authorization letter (授权委托书) are recorded beside it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from chalicelib.kernel.errors import Conflict, Forbidden, InvalidField, NotFound
+from chalicelib.verification.domain.flows import CheckName, CheckVerdict, Flow, FlowPurpose, FlowStatus
+
+
+class RegistrationKind(StrEnum):
+    REGISTRATION = "registration"  # 实名登记
+    DEREGISTRATION = "deregistration"  # 实名注销
+
+    @property
+    def flow_purpose(self) -> FlowPurpose:
+        return FlowPurpose(self.value)
+
+
+class RegistrationStatus(StrEnum):
+    OPEN = "open"
+    SUBMITTING = "submitting"  # claimed by one submit request; the push is being committed
+    SUBMITTED = "submitted"  # committed with its pushes; the outcome is read from the cards
+
+
+class Step(StrEnum):
+    """What the person does next, or where the registration ended."""
+
+    CONFIRM_VEHICLE = "confirm_vehicle"
+    VERIFY_PHONE = "verify_phone"
+    DELEGATION = "delegation"  # 委托登记: the owner's identity and the authorization letter
+    IDENTITY = "identity"
+    DOCUMENTS = "documents"
+    FACE = "face"
+    REVIEW = "review"  # face attempts ran out; a reviewer decides
+    CONSENTS = "consents"
+    SUBMIT = "submit"
+    PENDING = "pending"  # with the operator
+    REGISTERED = "registered"
+    DEREGISTERED = "deregistered"
+    REJECTED = "rejected"
+
+
+FINAL_STEPS = frozenset({Step.REGISTERED, Step.DEREGISTERED, Step.REJECTED})
+
+
+REGISTRATION_STEPS: tuple[Step, ...] = (
+    Step.CONFIRM_VEHICLE,
+    Step.VERIFY_PHONE,
+    Step.IDENTITY,
+    Step.DOCUMENTS,
+    Step.FACE,
+    Step.CONSENTS,
+    Step.SUBMIT,
+)
+
+
+DELEGATED_STEPS: tuple[Step, ...] = (
+    Step.CONFIRM_VEHICLE,
+    Step.VERIFY_PHONE,
+    Step.DELEGATION,
+    Step.IDENTITY,
+    Step.DOCUMENTS,
+    Step.FACE,
+    Step.CONSENTS,
+    Step.SUBMIT,
+)
+
+
+DEREGISTRATION_STEPS: tuple[Step, ...] = (
+    Step.VERIFY_PHONE,
+    Step.IDENTITY,
+    Step.DOCUMENTS,
+    Step.FACE,
+    Step.SUBMIT,
+)
+
+
+class ConsentKind(StrEnum):
+    REGISTRATION_AGREEMENT = "registration_agreement"  # 实名登记协议
+    RESPONSIBILITY_NOTICE = "responsibility_notice"  # 实名制责任告知书
+    BIOMETRIC_CONSENT = "biometric_consent"  # 人脸信息处理单独同意 (PIPL 第二十九条)
+
+
+class ConsentDocument(BaseModel):
+    """A versioned text kept in the repository (``chalicelib/consents/<kind>.<version>.md``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: ConsentKind
+    version: str
+    title: str
+    sha256: str
+    text: str
+
+
+CONSENTS_DIR = Path(__file__).resolve().parent.parent / "consents"
+
+
+@lru_cache(maxsize=1)
+def consent_documents() -> tuple[ConsentDocument, ...]:
+    """The current text of each consent: the highest version in the repository."""
+    found: dict[ConsentKind, ConsentDocument] = {}
+    for path in sorted(CONSENTS_DIR.glob("*.v*.md")):
+        kind_name, version = path.name.removesuffix(".md").rsplit(".", 1)
+        kind = ConsentKind(kind_name)
+        raw = path.read_bytes()
+        text = raw.decode("utf-8")
+        title = text.splitlines()[0].lstrip("# ").strip()
+        doc = ConsentDocument(
+            kind=kind, version=version, title=title, sha256=hashlib.sha256(raw).hexdigest(), text=text
+        )
+        current = found.get(kind)
+        if current is None or int(version[1:]) > int(current.version[1:]):
+            found[kind] = doc
+    missing = set(ConsentKind) - set(found)
+    if missing:
+        raise RuntimeError(f"consent texts missing: {sorted(m.value for m in missing)}")
+    return tuple(found[k] for k in ConsentKind)
+
+
+class AcceptedConsent(BaseModel):
+    """What the client says the person accepted: the text by kind, version and hash."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: ConsentKind
+    version: str = Field(min_length=1, max_length=16)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class ConsentRecord(BaseModel):
+    """A consent given: the text's kind, version and hash, when, and from which client."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: ConsentKind
+    version: str
+    sha256: str
+    accepted_at: AwareDatetime
+    client: dict[str, str] = Field(default_factory=dict)
+
+
+#: The agreements of the consents step; the biometric consent is given earlier, before the face step.
+AGREEMENTS = (ConsentKind.REGISTRATION_AGREEMENT, ConsentKind.RESPONSIBILITY_NOTICE)
+
+
+def current_consent(kind: ConsentKind) -> ConsentDocument:
+    return next(d for d in consent_documents() if d.kind is kind)
+
+
+def check_consents(accepted: list[AcceptedConsent], required: tuple[ConsentKind, ...] = AGREEMENTS) -> None:
+    """Every ``required`` text accepted, and every text given the current one, exactly as served (an
+    outdated or altered text is refused)."""
+    current = {d.kind: d for d in consent_documents()}
+    given = {a.kind: a for a in accepted}
+    if len(given) != len(accepted):
+        raise InvalidField(
+            "consent.repeated", "同一协议重复提交", "A consent was given twice", field="accepted"
+        )
+    for kind, doc in current.items():
+        got = given.get(kind)
+        if got is None and kind not in required:
+            continue
+        if got is None:
+            raise InvalidField(
+                "consent.missing",
+                f"请阅读并同意《{doc.title}》",
+                f"The {kind.value} must be accepted",
+                field=f"accepted.{kind.value}",
+            )
+        if got.version != doc.version or got.sha256 != doc.sha256:
+            raise InvalidField(
+                "consent.outdated",
+                f"《{doc.title}》已更新，请重新阅读后同意",
+                f"The {kind.value} accepted is not the current text; read it again",
+                field=f"accepted.{kind.value}",
+                details={"current_version": doc.version},
+            )
+
+
+class Delegation(BaseModel):
+    """委托登记 (第十二条): the owner who authorized a trustee, and the authorization letter."""
+
+    model_config = ConfigDict(frozen=True)
+
+    owner_id_type: str
+    owner_id_number: str = Field(repr=False)
+    owner_name: str = Field(repr=False)
+    owner_address: str | None = Field(default=None, repr=False)
+    #: Key of the stored photo of the authorization letter (授权委托书).
+    letter_key: str | None = None
+    #: Key of the stored photo of the owner's ID card (read and cross-checked with the fields above).
+    owner_id_key: str | None = None
+
+
+class Registration(BaseModel):
+    """One person's registration or de-registration of one vehicle's cards."""
+
+    model_config = ConfigDict(frozen=True)
+
+    registration_id: str
+    owner: str
+    kind: RegistrationKind
+    delegated: bool = False
+    vin: str
+    iccids: list[str]
+    status: RegistrationStatus
+    version: int
+    flow_id: str | None = None
+    confirmed_at: AwareDatetime | None = None
+    phone: str | None = Field(default=None, repr=False)
+    phone_hash: str | None = None
+    delegation: Delegation | None = None
+    consents: list[ConsentRecord] = Field(default_factory=list)
+    party_id: str | None = None
+    #: 现场拍摄留存照片: the live capture the face check chose, kept with the submitted registration.
+    onsite_photo: str | None = None
+    record_ids: list[str] = Field(default_factory=list)
+    submitted_at: AwareDatetime | None = None
+    notified_at: AwareDatetime | None = None
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+    expires_at: AwareDatetime | None = None
+
+    @property
+    def steps(self) -> tuple[Step, ...]:
+        if self.kind is RegistrationKind.DEREGISTRATION:
+            return DEREGISTRATION_STEPS
+        return DELEGATED_STEPS if self.delegated else REGISTRATION_STEPS
+
+
+def _check_passed(flow: Flow, check: CheckName) -> bool:
+    return flow.checks.get(check) in (CheckVerdict.PASSED, CheckVerdict.APPROVED)
+
+
+def step_before_submission(reg: Registration, flow: Flow | None) -> Step:
+    """The next step of an open registration (its flow as it is now)."""
+    for step in reg.steps:
+        if not _done(step, reg, flow):
+            return step
+    return Step.SUBMIT
+
+
+def _done(step: Step, reg: Registration, flow: Flow | None) -> bool:
+    if step is Step.CONFIRM_VEHICLE:
+        return reg.confirmed_at is not None
+    if step is Step.VERIFY_PHONE:
+        return reg.phone_hash is not None
+    if step is Step.DELEGATION:
+        # The photos recorded must still be the flow's (a replaced one needs the step again).
+        d = reg.delegation
+        if d is None or d.letter_key is None or d.owner_id_key is None:
+            return False
+        return flow is None or (
+            d.letter_key == flow.documents.get("authorization_letter")
+            and d.owner_id_key == flow.documents.get("owner_id_front")
+        )
+    if flow is None:
+        return False
+    if step is Step.IDENTITY:
+        return flow.identity is not None
+    if step is Step.DOCUMENTS:
+        return _check_passed(flow, CheckName.OCR_ID_FRONT) and _check_passed(flow, CheckName.OCR_ID_BACK)
+    if step is Step.FACE:
+        return _check_passed(flow, CheckName.FACE) or flow.status is FlowStatus.VERIFIED
+    if step is Step.CONSENTS:
+        return bool(reg.consents)
+    return False  # SUBMIT is never "done" before submission
+
+
+def require_step(reg: Registration, flow: Flow | None, wanted: Step) -> None:
+    """Refuse an action of ``wanted`` unless it is the step due (409 ``*.step_out_of_order``).
+
+    Earlier steps may be repeated while the registration is open (e.g. another phone code); later ones
+    never run ahead.
+    """
+    if reg.status is not RegistrationStatus.OPEN:
+        raise already_submitted(reg)
+    due = step_before_submission(reg, flow)
+    steps = reg.steps
+    if wanted not in steps:
+        raise step_out_of_order(reg, due, wanted)
+    if steps.index(wanted) > steps.index(due) if due in steps else True:
+        raise step_out_of_order(reg, due, wanted)
+
+
+def step_out_of_order(reg: Registration, due: Step, wanted: Step) -> Conflict:
+    return Conflict(
+        f"{reg.kind.value}.step_out_of_order",
+        "请先完成当前步骤",
+        f"The step due is {due.value}, not {wanted.value}",
+        details={"step": due.value, "requested": wanted.value},
+    )
+
+
+def already_submitted(reg: Registration) -> Conflict:
+    return Conflict(
+        f"{reg.kind.value}.already_submitted",
+        "该办理已提交，不能再修改",
+        "This has been submitted and can no longer change",
+        details={"status": reg.status.value},
+    )
+
+
+def not_found() -> NotFound:
+    return NotFound(
+        "registration.not_found", "办理记录不存在或已过期", "No such registration, or it has expired"
+    )
+
+
+def check_owner(reg: Registration | None, caller: str, now: datetime) -> Registration:
+    """The caller's own registration; another person's is 403 with nothing about it."""
+    if reg is None:
+        raise not_found()
+    if reg.owner != caller:
+        raise Forbidden(
+            "registration.not_yours", "无权访问该办理记录", "This registration belongs to someone else"
+        )
+    if reg.status is RegistrationStatus.OPEN and reg.expires_at is not None and reg.expires_at <= now:
+        raise not_found()
+    return reg
+
+
+@dataclass(frozen=True)
+class CardOutcome:
+    """How one submitted card's push ended, read from its history after submission."""
+
+    step: Step
+    reason_zh: str | None = None
+    reason_en: str | None = None

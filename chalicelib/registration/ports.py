@@ -1,0 +1,44 @@
+"""Port of the owner registrations' store."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from datetime import datetime
+
+from chalicelib.registration.domain import (
+    Registration,
+)
+
+
+class RegistrationRepository(ABC):
+    @abstractmethod
+    def create(self, reg: Registration) -> None: ...
+
+    @abstractmethod
+    def get(self, registration_id: str) -> Registration | None: ...
+
+    @abstractmethod
+    def save(self, reg: Registration) -> Registration:
+        """Store ``reg`` (its ``version`` one above the stored one) or raise ``registration.changed``."""
+
+    @abstractmethod
+    def of_owner(self, owner: str) -> list[Registration]:
+        """The owner's registrations and de-registrations, oldest first."""
+
+    @abstractmethod
+    def link_pushes(self, registration_id: str, record_ids: list[str]) -> None:
+        """Remember which registration each operator push belongs to."""
+
+    @abstractmethod
+    def by_push(self, record_id: str) -> Registration | None: ...
+
+    @abstractmethod
+    def expired_open(self, now: datetime, limit: int) -> list[Registration]: ...
+
+    @abstractmethod
+    def submitting(self, claimed_before: datetime, limit: int) -> list[Registration]:
+        """Registrations claimed for submission before ``claimed_before`` and never finished."""
+
+    @abstractmethod
+    def delete_expired(self, reg: Registration, now: datetime) -> bool:
+        """Delete an open registration still expired at ``now`` (False if it moved on meanwhile)."""

@@ -1,0 +1,257 @@
+"""SMS verification codes (短信验证码): the rules of sending and checking them, pure.
+
+SPEC §3: a code has 6 digits and is valid for 5 minutes; a phone gets at most one code every 60 s and
+10 codes per China calendar day; a code allows at most 5 wrong tries, after which it is burnt and a new
+one must be sent. A correct code is consumed (single use). A code serves one purpose only: a login
+code does not verify the owner's phone in a registration, nor confirm a de-registration.
+
+Phone numbers are personal data (第十八条, PIPL): codes and counters are keyed by a keyed hash of the
+number, and a code is stored only as a keyed hash of itself with a per-code salt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from chalicelib.kernel.clock import china_day, end_of_china_day
+from chalicelib.kernel.errors import DomainError, InvalidField, TooManyRequests
+
+
+class SmsPurpose(StrEnum):
+    """What a code proves; a code of one purpose is refused for another."""
+
+    LOGIN = "login"  # 登录
+    OWNER_PHONE = "owner_phone"  # 车主/使用人手机号验证 (registration step 2)
+    DEREGISTRATION = "deregistration"  # 实名注销
+
+
+@dataclass(frozen=True)
+class SmsPolicy:
+    """The limits of SPEC §3 (settings may tighten or loosen them per stage)."""
+
+    code_length: int = 6
+    validity: timedelta = timedelta(minutes=5)
+    resend_interval: timedelta = timedelta(seconds=60)
+    max_wrong_tries: int = 5
+    sends_per_day: int = 10
+
+    def __post_init__(self) -> None:
+        if not 4 <= self.code_length <= 8:
+            raise ValueError("code_length must be 4–8 digits")
+        if self.validity <= timedelta(0) or self.resend_interval < timedelta(0):
+            raise ValueError("validity must be positive and resend_interval not negative")
+        if self.max_wrong_tries < 1 or self.sends_per_day < 1:
+            raise ValueError("max_wrong_tries and sends_per_day must be at least 1")
+
+
+#: The sender signature every message starts with (短信签名).
+SIGNATURE = "【车联网卡实名登记】"
+
+
+_USES: dict[SmsPurpose, str] = {
+    SmsPurpose.LOGIN: "用于登录",
+    SmsPurpose.OWNER_PHONE: "用于验证车主/使用人手机号",
+    SmsPurpose.DEREGISTRATION: "用于车联网卡实名注销，如非本人操作请忽略",
+}
+
+
+def code_message(purpose: SmsPurpose, code: str, validity: timedelta) -> str:
+    """The text of the SMS, e.g. ``【车联网卡实名登记】验证码 123456，用于登录，5 分钟内有效。请勿泄露。``"""
+    minutes = max(1, math.ceil(validity.total_seconds() / 60))
+    return f"{SIGNATURE}验证码 {code}，{_USES[purpose]}，{minutes} 分钟内有效。请勿泄露。"
+
+
+def new_code(randbelow: Callable[[int], int], length: int) -> str:
+    """``length`` decimal digits, leading zeros kept; ``randbelow`` is ``secrets.randbelow`` in service."""
+    return f"{randbelow(10**length):0{length}d}"
+
+
+def phone_lookup_value(mobile: str) -> str:
+    """What the keyed hash of a phone is computed over: the normalised 11-digit mainland number."""
+    return f"mobile:{mobile}"
+
+
+def code_key(purpose: SmsPurpose, phone_hash: str) -> str:
+    """One current code per purpose and phone."""
+    return f"{purpose.value}#{phone_hash}"
+
+
+def code_digest_input(key: str, salt: str, code: str) -> str:
+    """What the keyed hash of a code is computed over: its key, its own salt and the digits."""
+    return f"sms-code:{key}:{salt}:{code}"
+
+
+def subject_for(phone_hash: str) -> str:
+    """The stable pseudonymous subject of the person who proved they hold a phone.
+
+    Derived from the keyed hash of the number, so it names the same person at every login and cannot be
+    turned back into the number without the KMS hashing key.
+    """
+    return "u" + hashlib.sha256(f"owner-subject:{phone_hash}".encode()).hexdigest()[:32]
+
+
+class SendQuota(BaseModel):
+    """Sends to one phone: the China day counted, how many that day, and the last one."""
+
+    model_config = ConfigDict(frozen=True)
+
+    day: date
+    sent: int = Field(ge=0)
+    last_sent_at: AwareDatetime
+
+
+class StoredCode(BaseModel):
+    """The current code of one purpose and phone, as stored: never the code nor the number."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    purpose: SmsPurpose
+    phone_hash: str
+    #: Keyed hash of ``code_digest_input(key, salt, code)``; None once the code is used.
+    code_hash: str | None
+    salt: str
+    sent_at: AwareDatetime
+    expires_at: AwareDatetime
+    tries: int = Field(ge=0)
+    used_at: AwareDatetime | None = None
+
+
+class SentCode(BaseModel):
+    """What a client learns when a code is sent: nothing about the phone or the code."""
+
+    model_config = ConfigDict(frozen=True)
+
+    expires_in: int = Field(description="Seconds the code stays valid")
+    resend_after: int = Field(description="Seconds before another code may be asked for")
+
+
+class SmsUnavailable(DomainError):
+    """The SMS provider refused or failed: nothing the caller did wrong (HTTP 503)."""
+
+    status = 503
+
+
+def _seconds(delta: timedelta) -> int:
+    return max(1, math.ceil(delta.total_seconds()))
+
+
+def too_soon(retry_after: int) -> TooManyRequests:
+    return TooManyRequests(
+        "sms.too_soon",
+        f"获取验证码过于频繁，请 {retry_after} 秒后再试",
+        f"A code was sent moments ago; ask again in {retry_after} s",
+        field="phone",
+        details={"retry_after": retry_after},
+    )
+
+
+def daily_limit(limit: int, retry_after: int) -> TooManyRequests:
+    return TooManyRequests(
+        "sms.daily_limit",
+        f"该手机号今日获取验证码已达 {limit} 次上限，请明天再试",
+        f"This phone has had its {limit} codes for today; try again tomorrow",
+        field="phone",
+        details={"limit": limit, "retry_after": retry_after},
+    )
+
+
+def code_wrong(tries_left: int) -> InvalidField:
+    if tries_left > 0:
+        zh = f"验证码错误，还可尝试 {tries_left} 次"
+        en = f"The code is wrong; {tries_left} tries left"
+    else:
+        zh = "验证码错误次数过多，该验证码已失效，请重新获取"
+        en = "The code is wrong and no tries are left; ask for a new code"
+    return InvalidField("sms.code_wrong", zh, en, field="code", details={"tries_left": tries_left})
+
+
+def code_expired() -> InvalidField:
+    return InvalidField(
+        "sms.code_expired",
+        "验证码已过期，请重新获取",
+        "The code has expired; ask for a new one",
+        field="code",
+    )
+
+
+def too_many_tries() -> TooManyRequests:
+    return TooManyRequests(
+        "sms.too_many_tries",
+        "验证码错误次数过多，该验证码已失效，请重新获取",
+        "Too many wrong tries: this code no longer works; ask for a new one",
+        field="code",
+    )
+
+
+def no_code() -> InvalidField:
+    return InvalidField(
+        "sms.no_code",
+        "验证码无效或已使用，请先获取验证码",
+        "There is no code to check (none sent, or already used); ask for a code first",
+        field="code",
+    )
+
+
+def send_failed() -> SmsUnavailable:
+    return SmsUnavailable(
+        "sms.send_failed", "短信发送失败，请稍后再试", "The SMS could not be sent; try again later"
+    )
+
+
+def check_send(quota: SendQuota | None, now: datetime, policy: SmsPolicy) -> None:
+    """Refuse a send that breaks the daily limit or comes within the resend interval of the last."""
+    if quota is None:
+        return
+    if quota.day == china_day(now) and quota.sent >= policy.sends_per_day:
+        raise daily_limit(policy.sends_per_day, _seconds(end_of_china_day(now) - now))
+    wait = quota.last_sent_at + policy.resend_interval - now
+    if wait > timedelta(0):
+        raise too_soon(_seconds(wait))
+
+
+def after_send(quota: SendQuota | None, now: datetime) -> SendQuota:
+    """The quota once one more code is sent at ``now`` (a new China day starts counting at 1)."""
+    today = china_day(now)
+    sent = quota.sent + 1 if quota is not None and quota.day == today else 1
+    return SendQuota(day=today, sent=sent, last_sent_at=now)
+
+
+def check_code(stored: StoredCode | None, now: datetime, policy: SmsPolicy) -> StoredCode:
+    """The stored code if it may still be tried: not used, not burnt, not expired."""
+    if stored is None or stored.used_at is not None or stored.code_hash is None:
+        raise no_code()
+    if stored.tries >= policy.max_wrong_tries:
+        raise too_many_tries()
+    if stored.expires_at <= now:
+        raise code_expired()
+    return stored
+
+
+def new_stored_code(
+    purpose: SmsPurpose, phone_hash: str, code_hash: str, salt: str, now: datetime, policy: SmsPolicy
+) -> StoredCode:
+    return StoredCode(
+        key=code_key(purpose, phone_hash),
+        purpose=purpose,
+        phone_hash=phone_hash,
+        code_hash=code_hash,
+        salt=salt,
+        sent_at=now,
+        expires_at=now + policy.validity,
+        tries=0,
+    )
+
+
+def sent_code(policy: SmsPolicy) -> SentCode:
+    return SentCode(
+        expires_in=int(policy.validity.total_seconds()),
+        resend_after=int(policy.resend_interval.total_seconds()),
+    )

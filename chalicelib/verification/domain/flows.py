@@ -1,0 +1,259 @@
+"""Verification flows (办理流程): the checks one caller makes to prove who they are, and their limits.
+
+A flow belongs to the caller who opened it and holds what the checks need: the identity the person
+typed (kept encrypted), the stored document photos, and each check's verdict. Every flow kind
+(registration, de-registration, delegated and enterprise registration, account real-name) runs the
+same checks through ``services.verification``.
+
+Rules kept here, pure:
+
+- face attempts: at most ``per_flow`` per flow and ``per_day`` per person per day (China time);
+  the attempt is consumed when a liveness session is judged, before the verdict is known;
+- a liveness session is single use, bound to one flow and one person, and expires;
+- when attempts run out the flow offers manual review (人工审核) instead of a dead end.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from chalicelib.kernel.errors import Conflict, Forbidden, InvalidField, NotFound, TooManyRequests
+
+
+class FlowPurpose(StrEnum):
+    REGISTRATION = "registration"  # 实名登记
+    DEREGISTRATION = "deregistration"  # 实名注销
+    DELEGATED_REGISTRATION = "delegated_registration"  # 委托登记 (第十二条)
+    ENTERPRISE_REGISTRATION = "enterprise_registration"  # 单位登记
+    ACCOUNT_VERIFICATION = "account_verification"  # 账号实名认证
+
+
+class FlowStatus(StrEnum):
+    OPEN = "open"
+    IN_REVIEW = "in_review"  # attempts ran out; a reviewer decides
+    VERIFIED = "verified"  # face check passed (by the engines or by a reviewer)
+    REJECTED = "rejected"  # a reviewer refused
+
+
+class CheckName(StrEnum):
+    """The checks a flow records (``Flow.checks``)."""
+
+    OCR_ID_FRONT = "ocr_id_front"
+    OCR_ID_BACK = "ocr_id_back"
+    OCR_BUSINESS_LICENCE = "ocr_business_licence"
+    FACE = "face"
+    #: 委托登记 (第十二条): the owner's ID card read and agreeing with the owner's typed identity.
+    OCR_OWNER_ID_FRONT = "ocr_owner_id_front"
+    #: 人脸信息处理单独同意 (PIPL 第二十九条): given before any face is processed.
+    BIOMETRIC_CONSENT = "biometric_consent"
+
+
+class CheckVerdict(StrEnum):
+    PASSED = "passed"
+    FAILED = "failed"
+    IN_REVIEW = "in_review"
+    APPROVED = "approved"  # passed by a reviewer
+    REJECTED = "rejected"  # refused by a reviewer
+
+
+class TypedIdentity(BaseModel):
+    """What the person typed: compared with the photos; stored encrypted."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id_type: str
+    id_number: str = Field(repr=False)
+    name: str = Field(repr=False)
+    address: str | None = Field(default=None, repr=False)
+    company_name: str | None = None
+    uscc: str | None = None
+
+
+class Flow(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    flow_id: str
+    owner: str
+    purpose: FlowPurpose
+    status: FlowStatus
+    version: int
+    person_hash: str | None = None
+    identity: TypedIdentity | None = None
+    #: Document kind → key of the stored photo.
+    documents: dict[str, str] = Field(default_factory=dict)
+    checks: dict[str, CheckVerdict] = Field(default_factory=dict)
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+    expires_at: AwareDatetime
+
+
+def new_flow(flow_id: str, owner: str, purpose: FlowPurpose, now: datetime, ttl: timedelta) -> Flow:
+    return Flow(
+        flow_id=flow_id,
+        owner=owner,
+        purpose=purpose,
+        status=FlowStatus.OPEN,
+        version=1,
+        created_at=now,
+        updated_at=now,
+        expires_at=now + ttl,
+    )
+
+
+def flow_not_found() -> NotFound:
+    return NotFound("flow.not_found", "办理流程不存在或已过期", "The flow does not exist or has expired")
+
+
+def check_access(flow: Flow | None, caller: str, now: datetime) -> Flow:
+    """The caller's own, unexpired flow. Another person's flow is 403 with nothing about it."""
+    if flow is None or flow.expires_at <= now:
+        raise flow_not_found()
+    if flow.owner != caller:
+        raise Forbidden("flow.not_yours", "无权访问该办理流程", "This flow belongs to someone else")
+    return flow
+
+
+def check_open(flow: Flow) -> None:
+    """Checks can run only while the flow is open (not in review, not decided)."""
+    if flow.status is not FlowStatus.OPEN:
+        raise Conflict(
+            "flow.not_open",
+            "该办理流程当前不能继续核验",
+            f"The flow is {flow.status.value}: no more checks can be made",
+            details={"status": flow.status.value},
+        )
+
+
+class AttemptsLeft(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    flow: int = Field(ge=0)
+    person_today: int = Field(ge=0)
+
+    @property
+    def left(self) -> int:
+        return min(self.flow, self.person_today)
+
+
+def attempts_exhausted(scope: Literal["flow", "person_day"], limit: int) -> TooManyRequests:
+    if scope == "flow":
+        zh = f"本次办理的人脸核验已达 {limit} 次上限，可提交人工审核"
+        en = f"The {limit} face attempts of this flow are used up; you can send it to manual review"
+    else:
+        zh = f"今日人脸核验已达 {limit} 次上限，请明日再试或提交人工审核"
+        en = f"Today's {limit} face attempts are used up; try tomorrow or send the flow to manual review"
+    return TooManyRequests(
+        "face.attempts_exhausted",
+        zh,
+        en,
+        details={"scope": scope, "limit": limit, "review_available": True},
+    )
+
+
+class LivenessSession(BaseModel):
+    """A liveness check in progress: single use, bound to one flow and one person."""
+
+    model_config = ConfigDict(frozen=True)
+
+    session_id: str
+    flow_id: str
+    owner: str
+    person_hash: str
+    engine: str
+    provider_session_id: str | None
+    challenge: dict[str, Any]
+    created_at: AwareDatetime
+    expires_at: AwareDatetime
+    used_at: AwareDatetime | None = None
+
+
+def session_unknown() -> NotFound:
+    return NotFound("liveness.session_unknown", "活体检测会话不存在", "The liveness session does not exist")
+
+
+def session_used() -> Conflict:
+    return Conflict(
+        "liveness.session_used",
+        "该活体检测会话已使用，请重新开始活体检测",
+        "This liveness session was already used; start a new one",
+    )
+
+
+def session_expired() -> InvalidField:
+    return InvalidField(
+        "liveness.session_expired",
+        "活体检测会话已过期，请重新开始活体检测",
+        "This liveness session has expired; start a new one",
+    )
+
+
+def check_session(session: LivenessSession | None, flow: Flow, now: datetime) -> LivenessSession:
+    """A session of this flow and its person, unused and unexpired."""
+    if session is None or session.flow_id != flow.flow_id:
+        raise session_unknown()
+    if session.owner != flow.owner or session.person_hash != flow.person_hash:
+        raise Forbidden(
+            "liveness.session_not_yours",
+            "该活体检测会话不属于当前办理人",
+            "This liveness session belongs to another person",
+        )
+    if session.used_at is not None:
+        raise session_used()
+    if session.expires_at <= now:
+        raise session_expired()
+    return session
+
+
+class ReviewStatus(StrEnum):
+    OPEN = "open"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class ReviewDecision(StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
+class ReviewReason(StrEnum):
+    FACE_ATTEMPTS_EXHAUSTED = "face_attempts_exhausted"
+
+
+class ReviewCase(BaseModel):
+    """人工审核 case: what the reviewer needs to find the flow's evidence, nothing personal."""
+
+    model_config = ConfigDict(frozen=True)
+
+    case_id: str
+    flow_id: str
+    owner: str
+    purpose: FlowPurpose
+    reason: ReviewReason
+    status: ReviewStatus
+    created_at: AwareDatetime
+    summary: dict[str, Any] = Field(default_factory=dict)
+    decided_at: AwareDatetime | None = None
+    decided_by: str | None = None
+    decision_note: str | None = None
+
+
+def case_id_for(flow_id: str, reason: ReviewReason) -> str:
+    """One case per flow and reason: asking twice finds the same case."""
+    return f"rc-{flow_id}-{reason.value}"
+
+
+def case_not_found() -> NotFound:
+    return NotFound("review.not_found", "审核工单不存在", "The review case does not exist")
+
+
+def case_decided(case: ReviewCase) -> Conflict:
+    return Conflict(
+        "review.already_decided",
+        "该审核工单已处理",
+        f"The review case was already decided ({case.status.value})",
+        details={"status": case.status.value},
+    )

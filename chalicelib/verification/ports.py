@@ -1,0 +1,197 @@
+"""Ports of the verification flows' state: flows, attempt counters, liveness sessions, review cases."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from typing import Any, ClassVar
+
+from chalicelib.verification.domain.evidence import ChainVerdict, EvidenceEntry, EvidenceKind
+from chalicelib.verification.domain.faces import (
+    DetectedFace,
+    FaceComparison,
+    FaceEmbedding,
+)
+from chalicelib.verification.domain.flows import AttemptsLeft, Flow, LivenessSession, ReviewCase, ReviewStatus
+from chalicelib.verification.domain.liveness import (
+    LivenessChallenge,
+    LivenessVerdict,
+    ProviderSession,
+)
+from chalicelib.verification.domain.readings import TextLine
+
+
+class OcrEngine(ABC):
+    """Reads the text lines of a photo (JPEG/PNG/BMP bytes), roughly in reading order."""
+
+    name: ClassVar[str]
+
+    @property
+    @abstractmethod
+    def version(self) -> str:
+        """Engine and model version, recorded in the evidence with every reading."""
+
+    @abstractmethod
+    def read(self, image: bytes) -> list[TextLine]:
+        """The text lines found; empty when there is none. Raises InvalidField for an undecodable photo."""
+
+
+class FaceEngine(ABC):
+    """Finds and compares faces in encoded photos (JPEG/PNG/BMP bytes)."""
+
+    #: Engine name recorded in the evidence.
+    name: ClassVar[str]
+    #: The threshold this engine's similarity is calibrated for (a starting point for the setting).
+    recommended_threshold: ClassVar[float]
+
+    @property
+    @abstractmethod
+    def version(self) -> str:
+        """Version of the engine or model behind the scores."""
+
+    @abstractmethod
+    def detect(self, image: bytes) -> list[DetectedFace]:
+        """Every face in the photo, largest first; raises ``face.image_unreadable`` on bad bytes."""
+
+    @abstractmethod
+    def compare(self, a: bytes, b: bytes) -> FaceComparison:
+        """Similarity of the largest face of ``a`` with the largest face of ``b``.
+
+        Raises ``face.none`` (``details.image`` = ``a`` or ``b``) when a photo holds no face.
+        """
+
+
+class EmbeddingFaceEngine(FaceEngine):
+    """An engine that describes a face once and scores descriptors: evaluations reuse them."""
+
+    @abstractmethod
+    def embed(self, image: bytes) -> FaceEmbedding:
+        """The descriptor of the photo's largest face; raises ``face.none`` when there is none."""
+
+    @abstractmethod
+    def similarity(self, a: FaceEmbedding, b: FaceEmbedding) -> float:
+        """The 0–100 similarity of two descriptors (the same figure ``compare`` returns)."""
+
+
+class LivenessEngine(ABC):
+    """Runs a liveness check: challenge, start, judge (see the module docstring)."""
+
+    #: Engine name recorded in the evidence.
+    name: ClassVar[str]
+
+    @property
+    @abstractmethod
+    def version(self) -> str:
+        """Version of the engine, model or API behind the verdicts."""
+
+    @abstractmethod
+    def new_challenge(self) -> LivenessChallenge:
+        """A fresh challenge for one check."""
+
+    @abstractmethod
+    def start(self, challenge: LivenessChallenge) -> ProviderSession:
+        """Start a check of ``challenge``: the engine's session id and the client's parameters."""
+
+    @abstractmethod
+    def judge(
+        self, provider_session_id: str | None, challenge: LivenessChallenge, frames: Sequence[bytes]
+    ) -> LivenessVerdict:
+        """The verdict on a started check.
+
+        Raises ``liveness.frames_count`` / ``liveness.frame_too_large`` / ``liveness.frame_unreadable``
+        for frames that cannot be judged, ``liveness.not_finished`` (409) while the engine's session
+        is still running and ``liveness.expired`` when it has expired.
+        """
+
+
+class FlowRepository(ABC):
+    @abstractmethod
+    def create(self, flow: Flow) -> None: ...
+
+    @abstractmethod
+    def get(self, flow_id: str) -> Flow | None: ...
+
+    @abstractmethod
+    def save(self, flow: Flow) -> Flow:
+        """Store ``flow`` (its ``version`` one above the stored one) or raise Conflict ``flow.changed``."""
+
+    @abstractmethod
+    def expired(self, now: datetime, limit: int) -> list[Flow]:
+        """Up to ``limit`` flows whose ``expires_at`` has passed (abandoned: never kept by a submission)."""
+
+    @abstractmethod
+    def delete_expired(self, flow: Flow, now: datetime) -> bool:
+        """Delete ``flow`` if it is still expired at ``now`` (False when it was kept meanwhile)."""
+
+
+class AttemptCounters(ABC):
+    @abstractmethod
+    def consume(
+        self, flow_id: str, person_hash: str, day: date, per_flow: int, per_day: int, expires_at: datetime
+    ) -> AttemptsLeft:
+        """Count one attempt against both quotas at once, or neither (``face.attempts_exhausted``)."""
+
+    @abstractmethod
+    def left(
+        self, flow_id: str, person_hash: str, day: date, per_flow: int, per_day: int
+    ) -> AttemptsLeft: ...
+
+
+class LivenessSessions(ABC):
+    @abstractmethod
+    def create(self, session: LivenessSession) -> None: ...
+
+    @abstractmethod
+    def get(self, session_id: str) -> LivenessSession | None: ...
+
+    @abstractmethod
+    def claim(self, session_id: str, now: datetime) -> bool:
+        """Mark the session used if it is unused and unexpired; False when someone else got there first."""
+
+
+class ReviewCases(ABC):
+    @abstractmethod
+    def open(self, case: ReviewCase) -> ReviewCase:
+        """Create the case, or return the one already open under the same id."""
+
+    @abstractmethod
+    def get(self, case_id: str) -> ReviewCase | None: ...
+
+    @abstractmethod
+    def page(
+        self, status: ReviewStatus, limit: int, cursor: str | None
+    ) -> tuple[list[ReviewCase], str | None]:
+        """Cases of ``status``, oldest first, a page at a time."""
+
+    @abstractmethod
+    def decide(
+        self, case_id: str, status: ReviewStatus, by: str, note: str | None, at: datetime
+    ) -> ReviewCase:
+        """Decide an open case once; a decided case raises Conflict ``review.already_decided``."""
+
+
+class EvidenceLog(ABC):
+    """Records every check of a flow. There is deliberately no way to change or remove an entry."""
+
+    @abstractmethod
+    def append(
+        self,
+        flow_id: str,
+        kind: EvidenceKind,
+        actor: str,
+        public: Mapping[str, Any],
+        personal: Mapping[str, str] | None = None,
+    ) -> EvidenceEntry:
+        """Chain a new entry after the flow's last one; ``personal`` facts are stored encrypted.
+
+        Safe under concurrent appends to the same flow: each gets its own seq, none is lost.
+        """
+
+    @abstractmethod
+    def entries(self, flow_id: str) -> list[EvidenceEntry]:
+        """The flow's entries in seq order, personal facts decrypted."""
+
+    @abstractmethod
+    def verify(self, flow_id: str) -> ChainVerdict:
+        """Check the stored chain and its head; needs no decryption (an auditor can run it)."""
