@@ -19,7 +19,7 @@ from chalicelib.verification.domain.evidence import (
     sealed_digest,
     verify_chain,
 )
-from tests.fakes_evidence import FakeEvidenceLog
+from tests.fakes.evidence import FakeEvidenceLog
 
 T0 = datetime(2025, 3, 1, 8, 30, tzinfo=UTC)
 FACE = {"engine": "dlib-resnet", "engine_version": "19.24", "threshold": 80, "score": 91.25}

@@ -11,7 +11,7 @@ from chalicelib.cards.domain import CardFunction, CardState
 from chalicelib.cards.inventory import import_inventory, parse_inventory, transition_card
 from chalicelib.kernel.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
 from chalicelib.local.synthetic import inventory_csv, inventory_rows
-from tests.fakes import FakeInventory
+from tests.fakes.cards import FakeInventory
 
 HEADER = "vin,engine_no,brand,model,colour,production_date,dealer_code,iccid,msisdn\n"
 GOOD = "LSVAU218XN2183294,E12345678,启航,QH-5,白,2025-03-01,D100,89860112345678901237,1460012345678\n"

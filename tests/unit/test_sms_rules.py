@@ -32,7 +32,7 @@ from chalicelib.sms.domain import (
     too_many_tries,
 )
 from chalicelib.sms.ports import SmsCodeStore, SmsSender
-from tests.fakes import FakeHasher
+from tests.fakes.crypto import FakeHasher
 
 POLICY = SmsPolicy()
 # 10:00 in China (UTC+8).

@@ -18,7 +18,7 @@ from chalicelib.verification.domain.evidence import (
     verify_chain,
 )
 from chalicelib.verification.ports import EvidenceLog
-from tests.fakes import FakeCipher
+from tests.fakes.crypto import FakeCipher
 
 
 class FakeEvidenceLog(EvidenceLog):

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 
-from chalicelib.adapters.crypto import open_with, seal_with
 from chalicelib.cards.domain import Card, CardEvent, CardState, Vehicle, functions_for
 from chalicelib.cards.ports import InventoryRepository, PartyRepository
-from chalicelib.kernel.crypto import FieldCipher, KeyedHasher, SealedFields
 from chalicelib.kernel.errors import Conflict
 from chalicelib.kernel.personal import IdType, Party
 
@@ -84,23 +80,6 @@ class FakeInventory(InventoryRepository):
 
     def history(self, iccid: str) -> list[CardEvent]:
         return list(self.events.get(iccid, []))
-
-
-class FakeCipher(FieldCipher):
-    """The real AES-GCM sealing with a fixed key instead of a KMS data key."""
-
-    KEY = bytes(range(32))
-
-    def seal(self, context: str, fields: Mapping[str, str]) -> SealedFields:
-        return seal_with(self.KEY, b"fake-wrapped-key", context, fields)
-
-    def open(self, context: str, sealed: SealedFields) -> dict[str, str]:
-        return open_with(self.KEY, context, sealed)
-
-
-class FakeHasher(KeyedHasher):
-    def digest(self, value: str) -> str:
-        return hmac.new(b"fake-hash-key", value.encode(), hashlib.sha256).hexdigest()
 
 
 class FakeParties(PartyRepository):
