@@ -15,7 +15,7 @@ from chalicelib.api import (
     tools,
     verification,
 )
-from chalicelib.core.observability import wire
+from chalicelib.api.middleware import wire
 from chalicelib.events import outbox
 
 app = Chalice(app_name="cheka")

@@ -150,7 +150,7 @@ def _import(repo: Any, count: int, seed: int) -> list[str]:
 
 
 def _holders(count: int) -> list[Any]:
-    from chalicelib.cards.lifecycle import Holder
+    from chalicelib.cards.holders import Holder
     from chalicelib.core import deps
     from chalicelib.kernel.personal import IdType, id_lookup_value
     from chalicelib.local.synthetic import make_resident_id
@@ -233,10 +233,10 @@ def throughput(count: int) -> dict[str, Any]:
 
 
 def latency(samples: int) -> dict[str, Any]:
-    from chalicelib.cards.domain import CardEvent, CardState, functions_for
+    from chalicelib.cards.domain.inventory import CardEvent, CardState, functions_for
     from chalicelib.operators.domain.messages import PushCard, PushKind, PushMessage, PushVehicle
+    from chalicelib.cards.domain.lifecycle import CardLifecycle
     from chalicelib.operators.domain.outbox import (
-        CardLifecycle,
         CardWrite,
         CounterMove,
         OutboxCommit,

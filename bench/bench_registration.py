@@ -138,7 +138,7 @@ def _setup(vehicles: int, seed: int, cards_per_vehicle: int) -> list[str]:
 def _sent_code() -> str:
     from chalicelib.core import deps
 
-    text = deps.sms_outbox().recent(1)[0].text
+    text = deps.sms_drop().recent(1)[0].text
     return "".join(ch for ch in text.split("验证码")[1] if ch.isdigit())[:6]
 
 
@@ -170,7 +170,9 @@ def _prove_identity(flow_id: str, caller: str, id_number: str) -> None:
 def register(timed: Recorder, n: int, vin: str, id_number: str) -> None:
     """One whole registration of ``vin`` by person ``n``, each step handler through ``timed``."""
     from chalicelib.core import deps
-    from chalicelib.registration.domain import AcceptedConsent, RegistrationKind, Step, consent_documents
+    from chalicelib.registration.consents import consent_documents
+    from chalicelib.registration.domain.consents import AcceptedConsent
+    from chalicelib.registration.domain.registrations import RegistrationKind, Step
     from chalicelib.sms.domain import SmsPurpose
 
     service = deps.registration_service()

@@ -1,4 +1,4 @@
-"""Phone login with SMS codes (短信验证码登录), and the local stages' SMS outbox.
+"""Phone login with SMS codes (短信验证码登录), and the local stages' SMS drop.
 
 Asking for a code answers the same for every valid number: nothing says whether the phone belongs to
 a known person. A login code is asked for without a token; codes for the owner's phone in a
@@ -8,23 +8,25 @@ a pseudonym derived from the keyed hash of the phone, never the number.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from chalice.app import Blueprint
 from pydantic import BaseModel, ConfigDict, Field
 
-from chalicelib.adapters.sms.local import OutboxMessage
-from chalicelib.api.http import Call, route
+from chalicelib.adapters.sms.local import DroppedSms
+from chalicelib.api.http import Call, Refusal, route
 from chalicelib.api.verification import PERSON_ROLES
 from chalicelib.core import deps
 from chalicelib.core.auth import Role, authenticate, authorize, issue_token
 from chalicelib.core.observability import logger
 from chalicelib.core.settings import get_settings
-from chalicelib.kernel.errors import InvalidField, NotFound
+from chalicelib.kernel.errors import NotFound
 from chalicelib.sms.domain import SentCode, SmsPurpose
 
 bp = Blueprint(__name__)
 
-#: Messages the dev outbox lists at most.
-MAX_OUTBOX_MESSAGES = 100
+#: Messages the dev SMS drop lists at most.
+MAX_DROP_MESSAGES = 100
 
 
 class SmsCodeRequest(BaseModel):
@@ -90,30 +92,34 @@ def login(call: Call) -> LoginResult:
     )
 
 
-class SmsOutboxView(BaseModel):
-    messages: list[OutboxMessage]
+class SmsDropView(BaseModel):
+    messages: list[DroppedSms]
+
+
+class SmsDropQuery(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
+    limit: Annotated[
+        int,
+        Field(ge=1, le=MAX_DROP_MESSAGES, description=f"1–{MAX_DROP_MESSAGES} (default 20)"),
+        Refusal(
+            "request.limit", f"每页数量应为 1–{MAX_DROP_MESSAGES}", f"limit must be 1–{MAX_DROP_MESSAGES}"
+        ),
+    ] = 20
 
 
 @route(
     bp,
-    "/v1/dev/sms-outbox",
-    summary="Local stages only (404 elsewhere): the newest SMS kept in the local outbox, phones masked",
+    "/v1/dev/sms-drop",
+    summary="Local stages only (404 elsewhere): the newest SMS kept in the local SMS drop, phones masked",
     roles=None,
-    response=SmsOutboxView,
+    response=SmsDropView,
     errors=(404,),
-    query={"limit": f"1–{MAX_OUTBOX_MESSAGES} (default 20)"},
+    query=SmsDropQuery,
     tags=("dev",),
 )
-def sms_outbox(call: Call) -> SmsOutboxView:
+def sms_drop(call: Call) -> SmsDropView:
     if not get_settings().is_local:
-        # Deployed stages send through SNS and have no outbox: the route does not exist there.
+        # Deployed stages send through SNS and have no SMS drop: the route does not exist there.
         raise NotFound("route.not_found", "接口不存在", "No such route")
-    raw_limit = call.query.get("limit", "20")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_OUTBOX_MESSAGES:
-        raise InvalidField(
-            "request.limit",
-            f"每页数量应为 1–{MAX_OUTBOX_MESSAGES}",
-            f"limit must be 1–{MAX_OUTBOX_MESSAGES}",
-            field="limit",
-        )
-    return SmsOutboxView(messages=deps.sms_outbox().recent(int(raw_limit)))
+    return SmsDropView(messages=deps.sms_drop().recent(call.query.limit))

@@ -1,10 +1,12 @@
 """The one place where HTTP meets the services: authentication, role checks, body parsing, error mapping.
 
 Every route is declared with ``route``: it records the route for the OpenAPI document, checks the
-caller's token and role, parses the body into its pydantic model, calls the handler and dumps the
-result. Domain errors become ``{code, message_zh, message_en, field?}`` with their status; anything
-unexpected becomes a 500 with a reference id and no internals. (Chalice middleware never sees view
-exceptions, so this happens in the view wrapper.)
+caller's token and role, parses the query and the body into their pydantic models, calls the handler
+and dumps the result. A model may be given as a function returning it (``response=lambda:
+views.CardView``): a cold start then imports the module defining it only when the route first runs or
+the OpenAPI document is first built. Domain errors become ``{code, message_zh, message_en, field?}``
+with their status; anything unexpected becomes a 500 with a reference id and no internals. (Chalice
+middleware never sees view exceptions, so this happens in the view wrapper.)
 """
 
 from __future__ import annotations
@@ -12,22 +14,53 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeAlias
 
 from chalice.app import Blueprint, Request, Response
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
+from chalicelib.api.middleware import CORRELATION_HEADER, correlation_id_of
 from chalicelib.core.auth import Principal, Role, authenticate, authorize
-from chalicelib.core.observability import CORRELATION_HEADER, correlation_id_of, logger
+from chalicelib.core.observability import logger
 from chalicelib.core.settings import get_settings
 from chalicelib.kernel.errors import BadRequest, DomainError, InvalidField, PayloadTooLarge, ValidationErrors
 
 JSON = "application/json"
 
+#: A pydantic model, or a function returning it (called when the model is first needed).
+ModelRef: TypeAlias = type[BaseModel] | Callable[[], type[BaseModel]]
+
+
+def resolve(ref: ModelRef | None) -> type[BaseModel] | None:
+    """The model ``ref`` stands for."""
+    if ref is None or isinstance(ref, type):
+        return ref
+    return ref()
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """How a query parameter that fails its model is refused: ``Annotated[int, Refusal(...)]``.
+
+    Without one, a failing query parameter gives the generic ``field.*`` error (422).
+    """
+
+    code: str
+    message_zh: str
+    message_en: str
+    status: int = 422
+
+    def error(self, name: str) -> DomainError:
+        if self.status == 400:
+            return BadRequest(self.code, self.message_zh, self.message_en, field=name)
+        return InvalidField(self.code, self.message_zh, self.message_en, field=name)
+
 
 class ErrorBody(BaseModel):
     """Every error response."""
+
+    model_config = ConfigDict(defer_build=True)
 
     code: str
     message_zh: str
@@ -44,13 +77,25 @@ class RouteSpec:
     summary: str
     tags: tuple[str, ...]
     roles: frozenset[Role] | None
-    body: type[BaseModel] | None
-    response: type[BaseModel] | None
+    body_ref: ModelRef | None
+    response_ref: ModelRef | None
     content_types: tuple[str, ...]
     status: int
     errors: tuple[int, ...]
-    query: dict[str, str] = field(default_factory=dict)
+    query_ref: ModelRef | None = None
     produces: str = JSON
+
+    @functools.cached_property
+    def body(self) -> type[BaseModel] | None:
+        return resolve(self.body_ref)
+
+    @functools.cached_property
+    def response(self) -> type[BaseModel] | None:
+        return resolve(self.response_ref)
+
+    @functools.cached_property
+    def query(self) -> type[BaseModel] | None:
+        return resolve(self.query_ref)
 
 
 #: Every declared route, in declaration order (the OpenAPI document is generated from it).
@@ -59,12 +104,12 @@ ROUTES: list[RouteSpec] = []
 
 @dataclass
 class Call:
-    """What a handler receives: the request, the caller, the parsed body and query."""
+    """What a handler receives: the request, the caller, the parsed body and query (their models)."""
 
     request: Request
     principal: Principal | None
     body: Any
-    query: dict[str, str]
+    query: Any
 
     @property
     def actor(self) -> str:
@@ -90,7 +135,7 @@ def error_response(err: DomainError) -> Response:
 
 
 def _pydantic_errors(exc: ValidationError) -> ValidationErrors:
-    errors = []
+    errors: list[InvalidField] = []
     for e in exc.errors():
         loc = ".".join(str(p) for p in e["loc"]) or None
         kind = e["type"]
@@ -124,6 +169,19 @@ def _parse_body(request: Request, model: type[BaseModel], max_bytes: int) -> Bas
         raise _pydantic_errors(exc) from exc
 
 
+def _parse_query(request: Request, model: type[BaseModel]) -> BaseModel:
+    try:
+        return model.model_validate(dict(request.query_params or {}))
+    except ValidationError as exc:
+        for e in exc.errors():
+            name = str(e["loc"][0]) if e["loc"] else ""
+            info = model.model_fields.get(name)
+            refusal = next((m for m in info.metadata if isinstance(m, Refusal)), None) if info else None
+            if refusal is not None:
+                raise refusal.error(name) from exc
+        raise _pydantic_errors(exc) from exc
+
+
 def _dump(result: Any, status: int) -> Response:
     if isinstance(result, Response):
         return result
@@ -139,12 +197,12 @@ def route(
     method: str = "GET",
     summary: str,
     roles: frozenset[Role] | None,
-    body: type[BaseModel] | None = None,
-    response: type[BaseModel] | None = None,
+    body: ModelRef | None = None,
+    response: ModelRef | None = None,
     content_types: tuple[str, ...] = (JSON,),
     status: int = 200,
     errors: tuple[int, ...] = (),
-    query: dict[str, str] | None = None,
+    query: ModelRef | None = None,
     tags: tuple[str, ...] = (),
     raw_body: bool = False,
     produces: str = JSON,
@@ -152,6 +210,8 @@ def route(
     """Declare a route. ``roles=None`` makes it public; otherwise the caller needs one of ``roles``.
 
     With ``raw_body`` the handler parses the body itself (e.g. CSV uploads) and gets it as bytes.
+    ``query`` is the model of the query parameters (each field's ``description`` documents it); a value
+    that fails it is refused like a body field, or as its ``Refusal`` says.
     """
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -168,15 +228,16 @@ def route(
                 summary=summary,
                 tags=tags,
                 roles=roles,
-                body=body,
-                response=response,
+                body_ref=body,
+                response_ref=response,
                 content_types=content_types,
                 status=status,
                 errors=tuple(sorted(declared)),
-                query=query or {},
+                query_ref=query,
                 produces=produces,
             )
         )
+        spec = ROUTES[-1]
 
         @functools.wraps(fn)
         def view(**params: str) -> Response:
@@ -188,8 +249,9 @@ def route(
                     principal = authenticate(settings, request.headers.get("authorization"))
                     authorize(principal, roles)
                 parsed: Any = None
-                if body is not None:
-                    parsed = _parse_body(request, body, settings.max_body_bytes)
+                body_model = spec.body
+                if body_model is not None:
+                    parsed = _parse_body(request, body_model, settings.max_body_bytes)
                 elif raw_body:
                     parsed = request.raw_body or b""
                     if len(parsed) > settings.max_body_bytes:
@@ -198,7 +260,9 @@ def route(
                             "请求内容过大",
                             f"The request body is larger than {settings.max_body_bytes} bytes",
                         )
-                call = Call(request, principal, parsed, dict(request.query_params or {}))
+                query_model = spec.query
+                parsed_query = _parse_query(request, query_model) if query_model is not None else None
+                call = Call(request, principal, parsed, parsed_query)
                 return _dump(fn(call, **params), status)
             except DomainError as err:
                 logger.info("request refused", extra={"code": err.code, "status": err.status})

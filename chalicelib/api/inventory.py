@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-from chalice.app import Blueprint
+from typing import TYPE_CHECKING, Annotated
 
-from chalicelib.api.http import JSON, Call, route
-from chalicelib.cards import inventory, views
-from chalicelib.core import deps
+from chalice.app import Blueprint
+from pydantic import BaseModel, ConfigDict, Field
+
+from chalicelib.api.http import JSON, Call, Refusal, route
+from chalicelib.core import deps, lazy
 from chalicelib.core.auth import OEM_ROLES, Role
 from chalicelib.core.settings import get_settings
 from chalicelib.kernel.errors import BadRequest
-from chalicelib.kernel.validators import validate
+
+if TYPE_CHECKING:
+    from chalicelib.cards import inventory, views
+    from chalicelib.kernel import validators
+else:
+    inventory = lazy.module("chalicelib.cards.inventory")
+    views = lazy.module("chalicelib.cards.views")
+    validators = lazy.module("chalicelib.kernel.validators")
 
 bp = Blueprint(__name__)
 
@@ -24,7 +33,7 @@ CSV = "text/csv"
     method="POST",
     summary="Import vehicles and cards from CSV or JSON (idempotent, per-row error report)",
     roles=frozenset({Role.ADMIN}),
-    response=inventory.ImportReport,
+    response=lambda: inventory.ImportReport,
     content_types=(CSV, JSON),
     raw_body=True,
     tags=("inventory",),
@@ -43,12 +52,12 @@ def import_inventory(call: Call) -> inventory.ImportReport:
     "/v1/vehicles/{vin}",
     summary="A vehicle with its cards (personal data masked by role)",
     roles=LOOKUP_ROLES,
-    response=views.VehicleView,
+    response=lambda: views.VehicleView,
     errors=(404, 422),
     tags=("inventory",),
 )
 def get_vehicle(call: Call, vin: str) -> views.VehicleView:
-    vin = validate("vin", vin, field="vin").value
+    vin = validators.validate("vin", vin, field="vin").value
     return views.vehicle_view(vin, deps.inventory_repo(), deps.party_repo(), call.user)
 
 
@@ -57,13 +66,23 @@ def get_vehicle(call: Call, vin: str) -> views.VehicleView:
     "/v1/cards/{iccid}",
     summary="A card by ICCID",
     roles=LOOKUP_ROLES,
-    response=views.CardView,
+    response=lambda: views.CardView,
     errors=(404, 422),
     tags=("inventory",),
 )
 def get_card(call: Call, iccid: str) -> views.CardView:
-    iccid = validate("iccid", iccid, field="iccid").value
+    iccid = validators.validate("iccid", iccid, field="iccid").value
     return views.card_view(iccid, deps.inventory_repo(), deps.party_repo(), call.user)
+
+
+class CardQuery(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
+    msisdn: Annotated[
+        str,
+        Field(description="the card's 13-digit IoT number"),
+        Refusal("msisdn.required", "请提供车联网卡号码", "Give ?msisdn=", status=400),
+    ]
 
 
 @route(
@@ -71,15 +90,13 @@ def get_card(call: Call, iccid: str) -> views.CardView:
     "/v1/cards",
     summary="A card by MSISDN (?msisdn=)",
     roles=LOOKUP_ROLES,
-    response=views.CardView,
+    response=lambda: views.CardView,
     errors=(400, 404, 422),
-    query={"msisdn": "the card's 13-digit IoT number"},
+    query=CardQuery,
     tags=("inventory",),
 )
 def find_card(call: Call) -> views.CardView:
-    if "msisdn" not in call.query:
-        raise BadRequest("msisdn.required", "请提供车联网卡号码", "Give ?msisdn=", field="msisdn")
-    msisdn = validate("msisdn", call.query["msisdn"], field="msisdn").value
+    msisdn = validators.validate("msisdn", call.query.msisdn, field="msisdn").value
     return views.card_by_msisdn_view(msisdn, deps.inventory_repo(), deps.party_repo(), call.user)
 
 
@@ -88,10 +105,10 @@ def find_card(call: Call) -> views.CardView:
     "/v1/cards/{iccid}/history",
     summary="A card's history (every state change, never overwritten)",
     roles=LOOKUP_ROLES,
-    response=views.CardHistoryView,
+    response=lambda: views.CardHistoryView,
     errors=(404, 422),
     tags=("inventory",),
 )
 def card_history(call: Call, iccid: str) -> views.CardHistoryView:
-    iccid = validate("iccid", iccid, field="iccid").value
+    iccid = validators.validate("iccid", iccid, field="iccid").value
     return views.card_history_view(iccid, deps.inventory_repo())

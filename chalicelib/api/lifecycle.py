@@ -3,18 +3,29 @@ operator push outbox (what is pending, sent or dead; retry a dead push)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Annotated
+
 from chalice.app import Blueprint
 from pydantic import BaseModel, ConfigDict, Field
 
-from chalicelib.api.http import Call, route
-from chalicelib.cards import lifecycle
-from chalicelib.core import deps
+from chalicelib.api.http import Call, Refusal, route
+from chalicelib.core import deps, lazy
 from chalicelib.core.auth import Role
 from chalicelib.kernel.errors import NotFound
 from chalicelib.kernel.personal import Party
-from chalicelib.kernel.validators import validate
 from chalicelib.operators import dispatch
-from chalicelib.operators.domain.outbox import OutboxPage, OutboxSummary
+
+if TYPE_CHECKING:
+    from chalicelib.cards import holders, views
+    from chalicelib.cards.views import CardOutcome, ScrapResult, SwapResult
+    from chalicelib.kernel import validators
+    from chalicelib.operators.domain import outbox
+    from chalicelib.operators.domain.outbox import OutboxPage, OutboxSummary
+else:
+    holders = lazy.module("chalicelib.cards.holders")
+    views = lazy.module("chalicelib.cards.views")
+    validators = lazy.module("chalicelib.kernel.validators")
+    outbox = lazy.module("chalicelib.operators.domain.outbox")
 
 bp = Blueprint(__name__)
 
@@ -52,17 +63,15 @@ def _party(party_id: str, field: str) -> Party:
     summary="Transfer a registered card to a new holder (过户): pushed; effective when the operator accepts",
     roles=ADMIN,
     body=TransferBody,
-    response=lifecycle.CardOutcome,
+    response=lambda: views.CardOutcome,
     errors=(404, 409),
     tags=("lifecycle",),
 )
-def transfer(call: Call, iccid: str) -> lifecycle.CardOutcome:
-    iccid = validate("iccid", iccid, field="iccid").value
+def transfer(call: Call, iccid: str) -> CardOutcome:
+    iccid = validators.validate("iccid", iccid, field="iccid").value
     body: TransferBody = call.body
     responsible = _party(body.responsible_id, "responsible_id") if body.responsible_id else None
-    holder = lifecycle.holder_from_party(
-        _party(body.holder_id, "holder_id"), deps.keyed_hasher(), responsible
-    )
+    holder = holders.holder_from_party(_party(body.holder_id, "holder_id"), deps.keyed_hasher(), responsible)
     return deps.lifecycle().transfer(iccid, holder, call.actor)
 
 
@@ -72,12 +81,12 @@ def transfer(call: Call, iccid: str) -> lifecycle.CardOutcome:
     method="POST",
     summary="Scrap a vehicle (报废): every card de-registered, pushed and retired (idempotent)",
     roles=ADMIN,
-    response=lifecycle.ScrapResult,
+    response=lambda: views.ScrapResult,
     errors=(404, 409, 422),
     tags=("lifecycle",),
 )
-def scrap(call: Call, vin: str) -> lifecycle.ScrapResult:
-    vin = validate("vin", vin, field="vin").value
+def scrap(call: Call, vin: str) -> ScrapResult:
+    vin = validators.validate("vin", vin, field="vin").value
     return deps.lifecycle().scrap(vin, call.actor)
 
 
@@ -88,16 +97,28 @@ def scrap(call: Call, vin: str) -> lifecycle.ScrapResult:
     summary="Replace the part holding a card (更换零部件): old card de-registered, new card fitted",
     roles=ADMIN,
     body=SwapBody,
-    response=lifecycle.SwapResult,
+    response=lambda: views.SwapResult,
     errors=(404, 409),
     tags=("lifecycle",),
 )
-def swap(call: Call, vin: str) -> lifecycle.SwapResult:
-    vin = validate("vin", vin, field="vin").value
+def swap(call: Call, vin: str) -> SwapResult:
+    vin = validators.validate("vin", vin, field="vin").value
     body: SwapBody = call.body
-    old = validate("iccid", body.old_iccid, field="old_iccid").value
-    new = validate("iccid", body.new_iccid, field="new_iccid").value
+    old = validators.validate("iccid", body.old_iccid, field="old_iccid").value
+    new = validators.validate("iccid", body.new_iccid, field="new_iccid").value
     return deps.lifecycle().swap(vin, old, new, call.actor)
+
+
+class OutboxQuery(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
+    status: str | None = Field(default=None, description="pending | sent | dead")
+    limit: Annotated[
+        int,
+        Field(description=f"1-{dispatch.MAX_PAGE} (default 50)"),
+        Refusal("outbox.limit", f"每页 1–{dispatch.MAX_PAGE} 条", f"limit must be 1-{dispatch.MAX_PAGE}"),
+    ] = 50
+    cursor: str | None = Field(default=None, description="from the previous page")
 
 
 @route(
@@ -105,21 +126,14 @@ def swap(call: Call, vin: str) -> lifecycle.SwapResult:
     "/v1/admin/outbox",
     summary="Operator pushes by status (pending, sent, dead), a page at a time",
     roles=READERS,
-    response=OutboxPage,
+    response=lambda: outbox.OutboxPage,
     errors=(400, 422),
-    query={
-        "status": "pending | sent | dead",
-        "limit": f"1-{dispatch.MAX_PAGE} (default 50)",
-        "cursor": "from the previous page",
-    },
+    query=OutboxQuery,
     tags=("lifecycle",),
 )
 def list_outbox(call: Call) -> OutboxPage:
-    raw_limit = call.query.get("limit", "50")
-    limit = int(raw_limit) if raw_limit.isdigit() else 0
-    return dispatch.list_records(
-        deps.outbox_store(), call.query.get("status"), limit, call.query.get("cursor") or None
-    )
+    query: OutboxQuery = call.query
+    return dispatch.list_records(deps.outbox_store(), query.status, query.limit, query.cursor or None)
 
 
 @route(
@@ -128,7 +142,7 @@ def list_outbox(call: Call) -> OutboxPage:
     method="POST",
     summary="Push a dead record again with a fresh attempt budget",
     roles=ADMIN,
-    response=OutboxSummary,
+    response=lambda: outbox.OutboxSummary,
     errors=(404, 409, 422),
     tags=("lifecycle",),
 )

@@ -31,10 +31,18 @@ def _params(spec: RouteSpec) -> list[dict[str, Any]]:
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
         for name in re.findall(r"{(\w+)}", spec.path)
     ]
-    params += [
-        {"name": name, "in": "query", "required": False, "description": text, "schema": {"type": "string"}}
-        for name, text in spec.query.items()
-    ]
+    query = spec.query
+    if query is not None:
+        params += [
+            {
+                "name": name,
+                "in": "query",
+                "required": False,
+                "description": info.description or "",
+                "schema": {"type": "string"},
+            }
+            for name, info in query.model_fields.items()
+        ]
     return params
 
 

@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from chalice.app import Blueprint
-from pydantic import BaseModel
 
 from chalicelib.api.http import JSON, Call, route
 from chalicelib.core import deps
-from chalicelib.core.observability import logger
-from chalicelib.core.settings import get_settings
-from chalicelib.operators.callbacks import verify_callback
+from chalicelib.operators.views import CallbackAck
 
 bp = Blueprint(__name__)
-
-
-class CallbackAck(BaseModel):
-    received: bool
-    callback_id: str
-    note: str
-    state: str | None
 
 
 @route(
@@ -36,27 +24,4 @@ class CallbackAck(BaseModel):
     tags=("operator",),
 )
 def operator_callback(call: Call) -> CallbackAck:
-    settings = get_settings()
-    window = settings.operator_signature_window_seconds
-    callback = verify_callback(
-        dict(call.request.headers),
-        call.body,
-        deps.operator_keys(),
-        datetime.now(UTC),
-        deps.operator_nonces().seen,
-        path=settings.operator_callback_path,
-        window_seconds=window,
-    )
-    result = deps.lifecycle().apply_callback(callback)
-    if result.note.value == "applied":
-        # The person hears of the outcome (确认登记结果 by SMS); the callback is answered either way.
-        try:
-            deps.registration_service().on_push_result(result.message_id)
-        except Exception:
-            logger.exception("result notification failed", extra={"callback": result.callback_id})
-    return CallbackAck(
-        received=True,
-        callback_id=result.callback_id,
-        note=result.note.value,
-        state=result.state.value if result.state else None,
-    )
+    return deps.operator_callbacks().receive(dict(call.request.headers), call.body)

@@ -4,21 +4,25 @@ verification flow's routes (``/v1/flows/{flow_id}/...``), whose id the registrat
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from chalice.app import Blueprint, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib.api.http import Call, json_response, route
-from chalicelib.core import deps
+from chalicelib.core import deps, lazy
 from chalicelib.core.auth import Role
 from chalicelib.kernel.personal import IdType
-from chalicelib.registration.domain import (
-    AcceptedConsent,
-    ConsentDocument,
-    RegistrationKind,
-    consent_documents,
-)
-from chalicelib.registration.service import MyVehicles, RegistrationView
+from chalicelib.registration.consents import consent_documents
+from chalicelib.registration.domain.consents import AcceptedConsent, ConsentDocument
+from chalicelib.registration.domain.registrations import RegistrationKind
 from chalicelib.verification.domain.flows import TypedIdentity
+
+if TYPE_CHECKING:
+    from chalicelib.registration import views
+    from chalicelib.registration.views import MyVehicles, RegistrationView
+else:
+    views = lazy.module("chalicelib.registration.views")
 
 bp = Blueprint(__name__)
 
@@ -109,7 +113,7 @@ def consents(call: Call) -> ConsentsView:
     summary="Start (or resume) registering the cards of a vehicle by its VIN: 201 new, 200 resumed",
     roles=OWNER,
     body=StartBody,
-    response=RegistrationView,
+    response=lambda: views.RegistrationView,
     status=201,
     errors=(404, 409),
     tags=("registration",),
@@ -124,7 +128,7 @@ def start_registration(call: Call) -> Response | RegistrationView:
     "/v1/me/registrations/{registration_id}",
     summary="One of my registrations: the step due, the vehicle and cards (masked), the result",
     roles=OWNER,
-    response=RegistrationView,
+    response=lambda: views.RegistrationView,
     errors=(404,),
     tags=("registration",),
 )
@@ -138,7 +142,7 @@ def get_registration(call: Call, registration_id: str) -> RegistrationView:
     method="POST",
     summary="Confirm the vehicle shown is mine (确认车辆信息)",
     roles=OWNER,
-    response=RegistrationView,
+    response=lambda: views.RegistrationView,
     errors=(404, 409),
     tags=("registration",),
 )
@@ -153,7 +157,7 @@ def confirm_vehicle(call: Call, registration_id: str) -> RegistrationView:
     summary="The owner's or user's phone, proved by its SMS code (purpose owner_phone)",
     roles=OWNER,
     body=PhoneBody,
-    response=RegistrationView,
+    response=lambda: views.RegistrationView,
     errors=(404, 409, 429),
     tags=("registration",),
 )
@@ -169,7 +173,7 @@ def registration_phone(call: Call, registration_id: str) -> RegistrationView:
     summary="委托登记 (第十二条): the owner's identity; the authorization letter is in the flow",
     roles=OWNER,
     body=DelegationBody,
-    response=RegistrationView,
+    response=lambda: views.RegistrationView,
     errors=(404, 409),
     tags=("registration",),
 )
@@ -186,7 +190,7 @@ def delegation(call: Call, registration_id: str) -> RegistrationView:
     summary="Accept the current texts (each by kind, version and hash); time and client are kept",
     roles=OWNER,
     body=ConsentsBody,
-    response=RegistrationView,
+    response=lambda: views.RegistrationView,
     errors=(404, 409),
     tags=("registration",),
 )
@@ -203,7 +207,7 @@ def give_consents(call: Call, registration_id: str) -> RegistrationView:
     method="POST",
     summary="Submit: the cards go pending and are pushed to the operator (once, however often it is sent)",
     roles=OWNER,
-    response=RegistrationView,
+    response=lambda: views.RegistrationView,
     errors=(404, 409),
     tags=("registration",),
 )
@@ -221,7 +225,7 @@ def submit_registration(call: Call, registration_id: str) -> RegistrationView:
     summary="Start (or resume) de-registering one of my vehicles (实名注销): 201 new, 200 resumed",
     roles=OWNER,
     body=DeregistrationStartBody,
-    response=RegistrationView,
+    response=lambda: views.RegistrationView,
     status=201,
     errors=(404,),
     tags=("registration",),
@@ -236,7 +240,7 @@ def start_deregistration(call: Call) -> Response | RegistrationView:
     "/v1/me/deregistrations/{registration_id}",
     summary="One of my de-registrations: the step due and the result",
     roles=OWNER,
-    response=RegistrationView,
+    response=lambda: views.RegistrationView,
     errors=(404,),
     tags=("registration",),
 )
@@ -251,7 +255,7 @@ def get_deregistration(call: Call, registration_id: str) -> RegistrationView:
     summary="The phone given at registration, proved by its SMS code (purpose deregistration)",
     roles=OWNER,
     body=PhoneBody,
-    response=RegistrationView,
+    response=lambda: views.RegistrationView,
     errors=(404, 409, 429),
     tags=("registration",),
 )
@@ -266,7 +270,7 @@ def deregistration_phone(call: Call, registration_id: str) -> RegistrationView:
     method="POST",
     summary="Submit the de-registration: the card returns to emergency-only and the operator is told",
     roles=OWNER,
-    response=RegistrationView,
+    response=lambda: views.RegistrationView,
     errors=(404, 409),
     tags=("registration",),
 )
@@ -282,7 +286,7 @@ def submit_deregistration(call: Call, registration_id: str) -> RegistrationView:
     "/v1/me/vehicles",
     summary="My vehicles and their cards: states, functions, history and the last result (masked)",
     roles=OWNER,
-    response=MyVehicles,
+    response=lambda: views.MyVehicles,
     tags=("registration",),
 )
 def my_vehicles(call: Call) -> MyVehicles:

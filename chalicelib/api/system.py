@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from chalice.app import Blueprint, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from chalicelib.api.http import Call, json_response, route
 from chalicelib.core.settings import get_settings
@@ -19,12 +19,16 @@ _WEB = Path(__file__).resolve().parent.parent / "web"
 
 
 class DependencyHealth(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     ok: bool
     ms: float
     error: str | None = None
 
 
 class Health(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     status: str
     stage: str
     checks: dict[str, DependencyHealth]

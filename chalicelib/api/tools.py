@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from chalice.app import Blueprint
 from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib.api.http import Call, route
+from chalicelib.core import lazy
 from chalicelib.core.auth import ALL_ROLES
 from chalicelib.kernel.personal import IdType, mask_id_number, mask_phone
-from chalicelib.kernel.validators import Validated, validate
+
+if TYPE_CHECKING:
+    from chalicelib.kernel import validators
+else:
+    validators = lazy.module("chalicelib.kernel.validators")
 
 #: Kinds whose values are personal data (a company's USCC is public).
 PERSONAL_KINDS = frozenset(t.value for t in IdType if t is not IdType.USCC) | {"mobile"}
@@ -17,12 +24,14 @@ bp = Blueprint(__name__)
 
 
 class ValueToCheck(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     value: str = Field(max_length=64)
 
 
 class Me(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     subject: str
     roles: list[str]
 
@@ -34,12 +43,12 @@ class Me(BaseModel):
     summary="Validate one value of a kind (resident_id, uscc, vin, iccid, mobile, msisdn, ...)",
     roles=ALL_ROLES,
     body=ValueToCheck,
-    response=Validated,
+    response=lambda: validators.Validated,
     tags=("tools",),
 )
-def validate_value(call: Call, kind: str) -> Validated:
+def validate_value(call: Call, kind: str) -> validators.Validated:
     # The value is in the body, not the path, so that no ID number lands in an access log.
-    result = validate(kind, call.body.value, field="value")
+    result = validators.validate(kind, call.body.value, field="value")
     if kind in PERSONAL_KINDS:
         # The verdict is what a client needs; the number (and the birth date it holds) is not echoed.
         mask = mask_phone if kind == "mobile" else mask_id_number

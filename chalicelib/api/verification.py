@@ -11,12 +11,12 @@ import base64
 import binascii
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from chalice.app import Blueprint
 from pydantic import BaseModel, ConfigDict, Field
 
-from chalicelib.api.http import Call, route
+from chalicelib.api.http import Call, Refusal, route
 from chalicelib.core import deps
 from chalicelib.core.auth import REVEAL_ROLES, Principal, Role
 from chalicelib.kernel.errors import InvalidField
@@ -32,8 +32,13 @@ from chalicelib.verification.domain.flows import (
     TypedIdentity,
     flow_not_found,
 )
-from chalicelib.verification.service import FaceCheckOutcome, LivenessStart, OcrOutcome
-from chalicelib.verification.uploads import PresignedUpload, StoredDocument
+from chalicelib.verification.views import (
+    FaceCheckOutcome,
+    LivenessStart,
+    OcrOutcome,
+    PresignedUpload,
+    StoredDocument,
+)
 
 bp = Blueprint(__name__)
 
@@ -416,24 +421,34 @@ class ReviewQueue(BaseModel):
     next_cursor: str | None
 
 
+class ReviewQuery(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
+    status: Annotated[
+        ReviewStatus,
+        Field(description="open | approved | rejected (default open)"),
+        Refusal("review.status", "审核状态无效", "Unknown review status"),
+    ] = ReviewStatus.OPEN
+    limit: Annotated[
+        int,
+        Field(ge=1, le=100, description="1–100"),
+        Refusal("request.limit", "每页数量应为 1–100", "limit must be 1–100"),
+    ] = 20
+    cursor: str | None = Field(default=None, description="next page")
+
+
 @route(
     bp,
     "/v1/review-cases",
     summary="The review queue: cases by status, oldest first, paginated",
     roles=REVIEW_ROLES,
     response=ReviewQueue,
-    query={"status": "open | approved | rejected (default open)", "limit": "1–100", "cursor": "next page"},
+    query=ReviewQuery,
     tags=("review",),
 )
 def review_queue(call: Call) -> ReviewQueue:
-    try:
-        status = ReviewStatus(call.query.get("status", ReviewStatus.OPEN.value))
-    except ValueError as exc:
-        raise InvalidField("review.status", "审核状态无效", "Unknown review status", field="status") from exc
-    raw_limit = call.query.get("limit", "20")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 100:
-        raise InvalidField("request.limit", "每页数量应为 1–100", "limit must be 1–100", field="limit")
-    cases, cursor = deps.verification_service().review_queue(status, int(raw_limit), call.query.get("cursor"))
+    query: ReviewQuery = call.query
+    cases, cursor = deps.verification_service().review_queue(query.status, query.limit, query.cursor)
     return ReviewQueue(cases=[case_view(c) for c in cases], next_cursor=cursor)
 
 

@@ -1,4 +1,4 @@
-"""Inventory import (第四条/第二十三条: the OEM records each vehicle's cards before sale) and card moves.
+"""Inventory import (第四条/第五条: the OEM records each vehicle's cards before sale) and card moves.
 
 An import is idempotent: rows already in the store with the same facts change nothing; changed facts
 are updated without touching a card's registration state; invalid rows are reported one by one
@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from chalicelib.cards.domain import Card, CardEvent, CardState, Vehicle, check_transition
+from chalicelib.cards.domain.inventory import Card, CardEvent, CardState, Vehicle
 from chalicelib.cards.ports import InventoryRepository
 from chalicelib.kernel.clock import Clock, utc_now
 from chalicelib.kernel.errors import (
@@ -388,34 +388,3 @@ def _import_chunk(
     report.vehicles_unchanged += len((touched & existing_vehicles.keys()) - plan.changed_vehicles.keys())
     report.cards_created += len(plan.new_cards)
     report.cards_updated += len(plan.changed_cards)
-
-
-def transition_card(
-    repo: InventoryRepository,
-    iccid: str,
-    target: CardState,
-    *,
-    actor: str,
-    reason: str | None = None,
-    holder_id: str | None = None,
-    clock: Clock = utc_now,
-) -> Card:
-    """Move a card along its state machine; the write is conditional on the version read."""
-    card = repo.get_card(iccid)
-    if card is None:
-        raise NotFound("card.not_found", "未找到该车联网卡", "No card with this ICCID", field="iccid")
-    check_transition(iccid, card.state, target)
-    keep_holder = holder_id or (
-        card.holder_id if target in (CardState.PENDING, CardState.REGISTERED) else None
-    )
-    event = CardEvent(
-        iccid=iccid,
-        seq=card.version + 1,
-        at=clock(),
-        event="transition",
-        from_state=card.state,
-        to_state=target,
-        actor=actor,
-        reason=reason,
-    )
-    return repo.transition(card, target, event, keep_holder)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 
-from chalicelib.cards.domain import Card, CardEvent, CardState, Vehicle
+from chalicelib.cards.domain.inventory import Card, CardEvent, CardState, Vehicle
 from chalicelib.kernel.personal import IdType, Party
 
 

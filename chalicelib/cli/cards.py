@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 from pydantic import ValidationError
 
+from chalicelib.cli.output import fail, print_json
+from chalicelib.kernel.clock import utc_now
 from chalicelib.kernel.errors import BadRequest, DomainError
 from chalicelib.kernel.operators import Operator
 from chalicelib.operators.domain.messages import OperatorCardRecord
@@ -23,15 +24,6 @@ if TYPE_CHECKING:
 
 
 _ACTOR = "cli"
-
-
-def _echo_json(doc: Any) -> None:
-    click.echo(json.dumps(doc, ensure_ascii=False, indent=2, default=str))
-
-
-def _fail(err: DomainError) -> None:
-    _echo_json({"error": err.to_dict()})
-    sys.exit(2)
 
 
 def _lifecycle() -> Lifecycle:
@@ -70,9 +62,8 @@ def card_show(iccid: str) -> None:
     try:
         status = _lifecycle().status(_valid("iccid", iccid, "iccid"))
     except DomainError as err:
-        _fail(err)
-        return
-    _echo_json(status.model_dump(mode="json"))
+        fail(err)
+    print_json(status)
 
 
 @card.command("transfer")
@@ -81,7 +72,7 @@ def card_show(iccid: str) -> None:
 @click.option("--responsible", "responsible_id", default=None, help="Enterprise: its responsible person.")
 def card_transfer(iccid: str, holder_id: str, responsible_id: str | None) -> None:
     """Transfer a registered card to a new holder; effective when the operator accepts."""
-    from chalicelib.cards.lifecycle import holder_from_party
+    from chalicelib.cards.holders import holder_from_party
     from chalicelib.core import deps
     from chalicelib.kernel.errors import NotFound
 
@@ -94,9 +85,8 @@ def card_transfer(iccid: str, holder_id: str, responsible_id: str | None) -> Non
         holder = holder_from_party(party, deps.keyed_hasher(), responsible)
         outcome = _lifecycle().transfer(_valid("iccid", iccid, "iccid"), holder, _ACTOR)
     except DomainError as err:
-        _fail(err)
-        return
-    _echo_json(outcome.model_dump(mode="json"))
+        fail(err)
+    print_json(outcome)
 
 
 @card.command("scrap")
@@ -106,9 +96,8 @@ def card_scrap(vin: str) -> None:
     try:
         result = _lifecycle().scrap(_valid("vin", vin, "vin"), _ACTOR)
     except DomainError as err:
-        _fail(err)
-        return
-    _echo_json(result.model_dump(mode="json"))
+        fail(err)
+    print_json(result)
 
 
 @card.command("swap")
@@ -125,9 +114,8 @@ def card_swap(vin: str, old_iccid: str, new_iccid: str) -> None:
             _ACTOR,
         )
     except DomainError as err:
-        _fail(err)
-        return
-    _echo_json(result.model_dump(mode="json"))
+        fail(err)
+    print_json(result)
 
 
 @click.group()
@@ -153,11 +141,10 @@ def outbox_status(status: str | None, limit: int, cursor: str | None) -> None:
     doc: dict[str, Any] = {"counts": {s.value: store.count(s) for s in LISTABLE_STATUSES}}
     if status:
         try:
-            doc["page"] = list_records(store, status, limit, cursor).model_dump(mode="json")
+            doc["page"] = list_records(store, status, limit, cursor)
         except DomainError as err:
-            _fail(err)
-            return
-    _echo_json(doc)
+            fail(err)
+    print_json(doc)
 
 
 @outbox.command("retry")
@@ -169,9 +156,8 @@ def outbox_retry(record_id: str) -> None:
     try:
         summary = retry_record(_store(), _queue(), record_id)
     except DomainError as err:
-        _fail(err)
-        return
-    _echo_json(summary.model_dump(mode="json"))
+        fail(err)
+    print_json(summary)
 
 
 class ListingFile(OperatorDirectory):
@@ -181,7 +167,7 @@ class ListingFile(OperatorDirectory):
     def __init__(self, path: Path, page_size: int = 1000):
         self._path = path
         self._page_size = page_size
-        self._read_at = datetime.now(UTC)
+        self._read_at = utc_now()
 
     def listing(self, operator: Operator, cursor: str | None) -> tuple[list[OperatorCardRecord], str | None]:
         start = int(cursor or 0)
@@ -229,7 +215,6 @@ def operator_reconcile(name: str, listing: Path | None, max_drifts: int) -> None
     try:
         report = _lifecycle().reconcile(Operator(name), directory, max_drifts=max_drifts)
     except DomainError as err:
-        _fail(err)
-        return
-    _echo_json(report.model_dump(mode="json"))
+        fail(err)
+    print_json(report)
     sys.exit(1 if report.drift_count else 0)

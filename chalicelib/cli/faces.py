@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
+from chalicelib.cli.output import fail, print_json
 from chalicelib.kernel.errors import DomainError
 from chalicelib.verification.domain.faces import DEFAULT_FACE_THRESHOLD
 from chalicelib.verification.ports import FaceEngine
 
 _ENGINES = ("local", "rekognition")
-
-
-def _echo_json(doc: Any) -> None:
-    click.echo(json.dumps(doc, ensure_ascii=False, indent=2, default=str))
 
 
 def _engine(kind: str | None) -> FaceEngine:
@@ -64,9 +58,8 @@ def compare(a: Path, b: Path, threshold: float | None, kind: str | None) -> None
     try:
         result = engine.compare(a.read_bytes(), b.read_bytes())
     except DomainError as err:
-        _echo_json({"error": err.to_dict()})
-        sys.exit(2)
-    _echo_json(
+        fail(err)
+    print_json(
         {
             "similarity": result.similarity,
             "threshold": limit,
@@ -104,10 +97,9 @@ def evaluate(
             raise click.UsageError(f"{len(missing)} image(s) not found, e.g. {missing[0]}")
         result = evaluate_pairs(engine, pairs, limit)
     except DomainError as err:
-        _echo_json({"error": err.to_dict()})
-        sys.exit(2)
+        fail(err)
     if as_json:
-        click.echo(json.dumps(result.model_dump(mode="json"), ensure_ascii=False))
+        print_json(result, indent=None)
         return
     click.echo(f"engine     {result.engine} {result.engine_version}")
     click.echo(f"pairs      {result.same_pairs} same, {result.different_pairs} different")

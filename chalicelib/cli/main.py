@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
+from chalicelib.cli.output import fail, print_json
 from chalicelib.core import deps
 from chalicelib.core.settings import get_settings
 from chalicelib.kernel.errors import DomainError
-
-
-def _echo_json(doc: Any) -> None:
-    click.echo(json.dumps(doc, ensure_ascii=False, indent=2, default=str))
-
-
-def _fail(err: DomainError) -> None:
-    _echo_json({"error": err.to_dict()})
-    sys.exit(2)
 
 
 @click.group()
@@ -33,7 +23,7 @@ def bootstrap() -> None:
     """Create the stage's tables, keys and bucket on the configured endpoint (idempotent)."""
     from chalicelib.local.bootstrap import create_resources
 
-    _echo_json(create_resources(get_settings()))
+    print_json(create_resources(get_settings()))
 
 
 @main.command()
@@ -47,9 +37,9 @@ def seed(vehicles: int) -> None:
     result = run_seed(
         deps.inventory_repo(), deps.party_repo(), deps.lifecycle(), deps.keyed_hasher(), vehicles=vehicles
     )
-    _echo_json(
+    print_json(
         {
-            "report": result.report.model_dump(exclude={"errors"}),
+            "report": result.report.model_dump(mode="json", exclude={"errors"}),
             "registered_vins": result.registered_vins,
             "first_vin": result.first_vin,
             "open_vins": result.open_vins,
@@ -73,11 +63,10 @@ def import_inventory(file: Path, fmt: str | None, max_errors: int) -> None:
         rows = parse_inventory(file.read_bytes(), "json" if chosen == "json" else "csv", max_rows=10_000_000)
         report = run_import(rows, deps.inventory_repo(), actor="cli")
     except DomainError as err:
-        _fail(err)
-        return
+        fail(err)
     doc = report.model_dump(mode="json")
     doc["errors"] = doc["errors"][:max_errors]
-    _echo_json(doc)
+    print_json(doc)
     sys.exit(1 if report.errors else 0)
 
 
@@ -91,7 +80,7 @@ def validate(kind: str, value: str) -> None:
     try:
         result = check(kind, value)
     except DomainError as err:
-        _echo_json(
+        print_json(
             {
                 "valid": False,
                 "code": err.code,
@@ -101,7 +90,7 @@ def validate(kind: str, value: str) -> None:
             }
         )
         sys.exit(1)
-    _echo_json({"valid": True, "code": None, **result.model_dump(mode="json")})
+    print_json({"valid": True, "code": None, **result.model_dump(mode="json")})
 
 
 @main.group()
@@ -156,7 +145,7 @@ def demo_id_card(portrait: Path, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "id_front.jpg").write_bytes(documents.id_front(portrait=portrait, fmt="JPEG", scale=1.5))
     (out / "id_back.jpg").write_bytes(documents.id_back(fmt="JPEG"))
-    _echo_json(
+    print_json(
         {
             "files": [str(out / "id_front.jpg"), str(out / "id_back.jpg")],
             "type in": {
@@ -181,9 +170,8 @@ def vehicle(vin: str) -> None:
     try:
         view = vehicle_view(check("vin", vin).value, deps.inventory_repo(), deps.party_repo(), operator)
     except DomainError as err:
-        _fail(err)
-        return
-    _echo_json(view.model_dump(mode="json"))
+        fail(err)
+    print_json(view)
 
 
 def _register_subcommands() -> None:

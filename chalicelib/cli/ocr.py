@@ -6,8 +6,6 @@ Personal fields (name, birth date, address, ID number, legal representative) are
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ from typing import Any
 import click
 from pydantic import BaseModel
 
+from chalicelib.cli.output import fail, print_json
 from chalicelib.kernel.errors import DomainError
 from chalicelib.kernel.personal import mask_address, mask_id_number, mask_name
 from chalicelib.verification.domain.readings import TextLine
@@ -51,15 +50,14 @@ def _run(
     try:
         document = parse(engine.read(file.read_bytes()))
     except DomainError as err:
-        click.echo(json.dumps({"error": err.to_dict()}, ensure_ascii=False, indent=2))
-        sys.exit(2)
+        fail(err)
     fields: dict[str, Any] = document.model_dump(mode="json")
     if not reveal:
         for name in masked:
             if fields.get(name):
                 fields[name] = _MASKS[name](str(fields[name]))
     doc = {"document": fields, "engine": engine.name, "version": engine.version}
-    click.echo(json.dumps(doc, ensure_ascii=False, indent=2))
+    print_json(doc)
 
 
 @click.group()

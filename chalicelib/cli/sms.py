@@ -1,11 +1,12 @@
-"""``cheka sms``: read the local SMS outbox (the codes the embedded default did not really send)."""
+"""``cheka sms``: read the local SMS drop (the codes the embedded default did not really send)."""
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
+
+from chalicelib.cli.output import print_json
 
 
 @click.group()
@@ -15,14 +16,14 @@ def sms() -> None:
 
 @sms.command()
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 100))
-def outbox(limit: int) -> None:
-    """The newest messages of the local outbox, newest first, one JSON object a line (phones masked)."""
+def drop(limit: int) -> None:
+    """The newest messages of the local SMS drop, newest first, one JSON object a line (phones masked)."""
     from chalicelib.core import deps
     from chalicelib.core.settings import get_settings
 
     settings = get_settings()
     if not settings.is_local:
-        click.echo(f"the {settings.stage} stage sends SMS through SNS: it has no outbox", err=True)
+        click.echo(f"the {settings.stage} stage sends SMS through SNS: it has no SMS drop", err=True)
         sys.exit(2)
-    for message in deps.sms_outbox().recent(limit):
-        click.echo(json.dumps(message.model_dump(mode="json"), ensure_ascii=False))
+    for message in deps.sms_drop().recent(limit):
+        print_json(message, indent=None)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from chalicelib.core.settings import Settings
+from chalicelib.kernel.clock import utc_now
 from chalicelib.kernel.errors import Forbidden, Unauthenticated
+
+if TYPE_CHECKING:
+    from chalicelib.core.settings import Settings
 
 
 class Role(StrEnum):
@@ -48,7 +51,7 @@ def issue_token(
 ) -> str:
     import jwt
 
-    now = int(time.time())
+    now = int(utc_now().timestamp())
     claims = {
         "sub": subject,
         "roles": sorted(Role(r).value for r in roles),

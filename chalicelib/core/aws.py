@@ -6,7 +6,7 @@ import threading
 from functools import cache
 from typing import Any
 
-from chalicelib.core.settings import LocalCredentials, get_settings
+from chalicelib.core.settings import get_settings
 
 _lock = threading.Lock()
 
@@ -16,6 +16,8 @@ def client(service: str) -> Any:
     """A boto3 client for ``service`` pointed at the configured endpoint (moto locally)."""
     import boto3
     from botocore.config import Config
+
+    from chalicelib.core.settings import LocalCredentials
 
     settings = get_settings()
     kwargs: dict[str, Any] = {

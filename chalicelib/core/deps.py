@@ -11,12 +11,13 @@ if TYPE_CHECKING:
     from chalicelib.adapters.dynamo.nonces import DynamoNonces
     from chalicelib.adapters.dynamo.outbox import DynamoOutboxStore, SqsPushQueue
     from chalicelib.adapters.operator.http import HttpOperatorGateway
-    from chalicelib.adapters.sms.local import OutboxSmsSender
+    from chalicelib.adapters.sms.local import LocalSmsDrop
     from chalicelib.cards.lifecycle import Lifecycle
     from chalicelib.cards.ports import InventoryRepository, PartyRepository
     from chalicelib.kernel.crypto import FieldCipher, KeyedHasher
+    from chalicelib.operators.callbacks import CallbackReceiver
     from chalicelib.operators.dispatch import Dispatcher
-    from chalicelib.operators.keys import OperatorKeySource
+    from chalicelib.operators.ports import OperatorKeySource
     from chalicelib.registration.service import RegistrationService
     from chalicelib.sms.codes import SmsCodeService
     from chalicelib.sms.ports import SmsSender
@@ -98,14 +99,13 @@ def evidence_log() -> EvidenceLog:
 
 @lru_cache(maxsize=1)
 def upload_service() -> UploadService:
+    from chalicelib.adapters.s3.documents import S3DocumentStore
     from chalicelib.core.aws import client
     from chalicelib.verification.uploads import UploadService
 
     s = get_settings()
     return UploadService(
-        client("s3"),
-        s.documents_bucket,
-        s.pii_key_alias,
+        S3DocumentStore(client("s3"), s.documents_bucket, s.pii_key_alias),
         face_engine(),
         min_face_px=s.face_min_px,
         max_yaw=s.face_max_yaw,
@@ -232,6 +232,21 @@ def operator_nonces() -> DynamoNonces:
 
 
 @lru_cache(maxsize=1)
+def operator_callbacks() -> CallbackReceiver:
+    from chalicelib.operators.callbacks import CallbackReceiver
+
+    s = get_settings()
+    return CallbackReceiver(
+        operator_keys(),
+        operator_nonces().seen,
+        lifecycle().apply_callback,
+        lambda message_id: registration_service().on_push_result(message_id),
+        path=s.operator_callback_path,
+        window_seconds=s.operator_signature_window_seconds,
+    )
+
+
+@lru_cache(maxsize=1)
 def dispatcher() -> Dispatcher:
     from chalicelib.operators.dispatch import Dispatcher
 
@@ -239,21 +254,21 @@ def dispatcher() -> Dispatcher:
 
 
 @lru_cache(maxsize=1)
-def sms_outbox() -> OutboxSmsSender:
-    """The local SMS outbox (S3 objects under ``dev/sms-outbox/`` of the documents bucket)."""
-    from chalicelib.adapters.sms.local import OutboxSmsSender
+def sms_drop() -> LocalSmsDrop:
+    """The local SMS drop (S3 objects under ``dev/sms-drop/`` of the documents bucket)."""
+    from chalicelib.adapters.sms.local import LocalSmsDrop
     from chalicelib.core.aws import client
 
-    return OutboxSmsSender(client("s3"), get_settings().documents_bucket)
+    return LocalSmsDrop(client("s3"), get_settings().documents_bucket)
 
 
 @lru_cache(maxsize=1)
 def sms_sender() -> SmsSender:
-    """The stage's SMS channel: the outbox on local stages, SNS elsewhere (settings ``sms_sender``)."""
+    """The stage's SMS channel: the SMS drop on local stages, SNS elsewhere (settings ``sms_sender``)."""
     s = get_settings()
-    kind = s.sms_sender or ("outbox" if s.is_local else "sns")
-    if kind == "outbox":
-        return sms_outbox()
+    kind = s.sms_sender or ("drop" if s.is_local else "sns")
+    if kind == "drop":
+        return sms_drop()
     from chalicelib.adapters.sms.sns import SnsSmsSender
     from chalicelib.core.aws import client
 
@@ -323,7 +338,8 @@ def reset() -> None:
         operator_gateway,
         dispatcher,
         operator_nonces,
-        sms_outbox,
+        operator_callbacks,
+        sms_drop,
         sms_sender,
         sms_code_service,
         registration_service,

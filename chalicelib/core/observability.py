@@ -1,26 +1,22 @@
-"""Logger, metrics and tracer wired once, a correlation id on every log line and response.
+"""Logger, metrics and tracer, each created once, on first use.
 
-Logs never carry personal data: beyond not logging it, a filter redacts anything shaped like an ID
-number or a phone number from every record (defence in depth).
+``logger`` and ``metrics`` are importable names that build the Powertools object (and read the settings)
+the first time one of their attributes is used, so importing a module that logs costs a cold start
+nothing. Logs never carry personal data: beyond not logging it, a filter redacts anything shaped like
+an ID number or a phone number from every record (defence in depth).
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import uuid
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
-
-from aws_lambda_powertools import Logger, Metrics
+from typing import TYPE_CHECKING, Any, cast
 
 from chalicelib.core.settings import get_settings
 
 if TYPE_CHECKING:
-    from chalice.app import Chalice, Request, Response
-
-CORRELATION_HEADER = "X-Correlation-Id"
-_CORRELATION_OK = re.compile(r"^[A-Za-z0-9._\-]{8,64}$")
+    from aws_lambda_powertools import Logger, Metrics
 
 # 18-char resident IDs and permits, 15-digit legacy IDs, mainland mobiles (with or without +86).
 _PII = re.compile(r"(?<![0-9A-Za-z])(?:\d{17}[\dXx]|\d{15}|(?:\+?86)?1[3-9]\d{9})(?![0-9A-Za-z])")
@@ -47,10 +43,22 @@ class RedactPersonalData(logging.Filter):
         return True
 
 
-_settings = get_settings()
-logger = Logger(service=_settings.service_name, level=_settings.log_level)
-logger.addFilter(RedactPersonalData())
-metrics = Metrics(namespace=_settings.metrics_namespace, service=_settings.service_name)
+@lru_cache(maxsize=1)
+def get_logger() -> Logger:
+    from aws_lambda_powertools import Logger
+
+    settings = get_settings()
+    service_logger = Logger(service=settings.service_name, level=settings.log_level)
+    service_logger.addFilter(RedactPersonalData())
+    return service_logger
+
+
+@lru_cache(maxsize=1)
+def get_metrics() -> Metrics:
+    from aws_lambda_powertools import Metrics
+
+    settings = get_settings()
+    return Metrics(namespace=settings.metrics_namespace, service=settings.service_name)
 
 
 @lru_cache(maxsize=1)
@@ -58,30 +66,23 @@ def get_tracer() -> Any:
     """X-Ray tracer, created only where traces are sent (it is heavy to import)."""
     from aws_lambda_powertools import Tracer
 
-    return Tracer(service=_settings.service_name)
+    return Tracer(service=get_settings().service_name)
 
 
-def correlation_id_of(request: Request) -> str:
-    given = request.headers.get(CORRELATION_HEADER.lower()) or ""
-    if _CORRELATION_OK.match(given):
-        return given
-    context = request.context or {}
-    return str(context.get("requestId") or uuid.uuid4())
+class _OnFirstUse:
+    """Stands for the object ``make()`` returns, creating it when an attribute is first used."""
+
+    def __init__(self, make: Any) -> None:
+        object.__setattr__(self, "_make", make)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._make(), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._make(), name, value)
 
 
-def wire(app: Chalice) -> None:
-    """Register the middleware on ``app``: context and correlation id on logs, metrics, traces."""
-    from chalice.app import ConvertToMiddleware
-
-    app.register_middleware(ConvertToMiddleware(logger.inject_lambda_context(clear_state=True)))
-    if not _settings.is_local:
-        app.register_middleware(ConvertToMiddleware(get_tracer().capture_lambda_handler))
-        app.register_middleware(ConvertToMiddleware(metrics.log_metrics(raise_on_empty_metrics=False)))
-
-    @app.middleware("http")
-    def correlation(event: Request, get_response: Any) -> Response:
-        cid = correlation_id_of(event)
-        logger.set_correlation_id(cid)
-        response: Response = get_response(event)
-        response.headers[CORRELATION_HEADER] = cid
-        return response
+#: The service logger (``get_logger()``), created on first use.
+logger = cast("Logger", _OnFirstUse(get_logger))
+#: The service metrics (``get_metrics()``), created on first use.
+metrics = cast("Metrics", _OnFirstUse(get_metrics))

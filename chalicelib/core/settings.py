@@ -1,159 +1,32 @@
-"""One settings model: environment variables are read here once, nothing else reads ``os.environ``."""
+"""The settings in force, read on first use (:mod:`chalicelib.core.config` holds the model).
+
+A cold start imports this module only: pydantic-settings is loaded when ``get_settings()`` is first
+called, or when ``Settings`` or ``LocalCredentials`` is first looked up here.
+"""
 
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+if TYPE_CHECKING:
+    from chalicelib.core.config import LocalCredentials as LocalCredentials
+    from chalicelib.core.config import Settings as Settings
+    from chalicelib.core.config import Stage as Stage
 
-Stage = Literal["local", "test", "dev", "prod"]
-
-#: Development-only signing key: accepted on the ``local`` and ``test`` stages only.
-_DEV_TOKEN_SECRET = "cheka-local-development-token-secret-not-for-production"
-
-
-class Settings(BaseSettings):
-    """Runtime configuration, prefixed ``CHEKA_`` in the environment."""
-
-    model_config = SettingsConfigDict(env_prefix="CHEKA_", extra="ignore", frozen=True)
-
-    stage: Stage = "local"
-    region: str = "cn-north-1"
-    #: AWS endpoint (the moto server locally). Empty means the real AWS endpoints.
-    aws_endpoint_url: str | None = None
-    moto_port: int = 5000
-    api_port: int = 8000
-    sandbox_port: int = 8100
-
-    #: Name prefix of every resource; infra and the local bootstrap derive names from it.
-    resource_prefix: str = "cheka"
-
-    token_secret: SecretStr | None = None
-    token_issuer: str = "cheka"
-    token_ttl_seconds: int = 3600
-
-    #: Request bodies above this size are refused with 413.
-    max_body_bytes: int = 6 * 1024 * 1024
-    #: Rows one synchronous inventory import through the API may hold.
-    max_import_rows: int = 20_000
-
-    #: Face engine: "local" (dlib, the embedded default) or "rekognition" (deployed stages).
-    face_engine: Literal["local", "rekognition"] = "local"
-    #: Similarity 0–100 at or above which two faces match; None = the engine's calibrated default
-    #: (local 50 = dlib distance 0.6; Rekognition 90). Recorded in the evidence with every score.
-    face_threshold: float | None = None
-    face_min_px: int = 64
-    face_max_yaw: float = 30.0
-    face_max_pitch: float = 25.0
-    #: Face attempts (a liveness check with its ID-portrait match) allowed per flow and per person per
-    #: day (China time); when they run out the flow offers manual review (SPEC §3).
-    face_attempts_per_flow: int = Field(default=3, ge=1)
-    face_attempts_per_person_day: int = Field(default=5, ge=1)
-    #: Liveness engine: "local" (frame-burst challenge) or "rekognition" (Face Liveness).
-    liveness_engine: Literal["local", "rekognition"] = "local"
-    #: A liveness session is single use and expires after this many seconds.
-    liveness_session_seconds: int = Field(default=180, ge=10)
-    #: Rekognition Face Liveness confidence (0–100) at or above which a session is live.
-    liveness_confidence: float = Field(default=80.0, ge=0, le=100)
-    #: An abandoned flow expires (and its documents are purged) after this many hours.
-    flow_ttl_hours: int = Field(default=24, ge=1)
-
-    #: Telecom operators' push endpoints (operator → base URL); local stages default every operator to
-    #: the sandbox operator on ``sandbox_port``.
-    operator_base_urls: dict[str, str] = Field(default_factory=dict)
-    operator_timeout_seconds: float = Field(default=5.0, gt=0)
-    #: Operator callbacks must be signed within this many seconds of our clock (nonces kept twice as long).
-    operator_signature_window_seconds: int = Field(default=300, ge=10)
-    #: The path the operator signs for callbacks (set it when API Gateway adds a prefix).
-    operator_callback_path: str = "/v1/operator/callbacks"
-    #: The local sandbox operator decides this many seconds after a push.
-    sandbox_decision_delay_seconds: float = Field(default=1.0, ge=0)
-
-    #: SMS channel: "outbox" (local stages: an S3 outbox the developer reads) or "sns" (deployed);
-    #: None picks by stage. SNS cannot deliver SMS inside the China regions: deployed stages in
-    #: cn-north-1/cn-northwest-1 need a domestic SMS provider behind the same port.
-    sms_sender: Literal["outbox", "sns"] | None = None
-    sms_code_ttl_seconds: int = Field(default=300, ge=30)
-    sms_resend_seconds: int = Field(default=60, ge=0)
-    sms_max_wrong_tries: int = Field(default=5, ge=1)
-    sms_sends_per_day: int = Field(default=10, ge=1)
-    #: Sender name SNS shows where the destination supports it.
-    sms_sender_id: str | None = None
-
-    log_level: str = "INFO"
-    service_name: str = "cheka"
-    metrics_namespace: str = "Cheka"
-
-    @property
-    def is_local(self) -> bool:
-        return self.stage in ("local", "test")
-
-    @property
-    def endpoint_url(self) -> str | None:
-        """The AWS endpoint: explicit setting, else the loopback moto server on ``local``."""
-        if self.aws_endpoint_url is not None:
-            return self.aws_endpoint_url or None
-        if self.stage == "local":
-            return f"http://127.0.0.1:{self.moto_port}"
-        return None
-
-    def table_name(self, short: str) -> str:
-        return f"{self.resource_prefix}-{self.stage}-{short}"
-
-    @property
-    def documents_bucket(self) -> str:
-        return f"{self.resource_prefix}-{self.stage}-documents"
-
-    @property
-    def pii_key_alias(self) -> str:
-        """KMS key that wraps the data keys of personal fields."""
-        return f"alias/{self.resource_prefix}-{self.stage}-pii"
-
-    @property
-    def hash_key_alias(self) -> str:
-        """KMS HMAC key for look-up hashes of ID numbers (the key never leaves KMS)."""
-        return f"alias/{self.resource_prefix}-{self.stage}-pii-hash"
-
-    @property
-    def operator_secret_pattern(self) -> str:
-        """Secrets Manager name of each operator's keys (``{operator}`` is filled in)."""
-        return f"{self.resource_prefix}/{self.stage}/operator/{{operator}}"
-
-    def operator_urls(self) -> dict[str, str]:
-        """Operator value → base URL of its push interface."""
-        if self.operator_base_urls or not self.is_local:
-            return dict(self.operator_base_urls)
-        operators = ("china_mobile", "china_unicom", "china_telecom", "china_broadnet")
-        return dict.fromkeys(operators, f"http://127.0.0.1:{self.sandbox_port}")
-
-    @property
-    def token_secret_name(self) -> str:
-        """Secrets Manager secret holding the token signing key on deployed stages (infra creates it)."""
-        return f"{self.resource_prefix}/{self.stage}/token-signing-key"
-
-    def signing_secret(self) -> str:
-        """The token signing key: explicit setting, the dev key on local stages, else Secrets Manager."""
-        if self.token_secret is not None:
-            return self.token_secret.get_secret_value()
-        if self.is_local:
-            return _DEV_TOKEN_SECRET
-        from aws_lambda_powertools.utilities import parameters
-
-        # Cached for five minutes per execution environment, so a rotation takes effect quickly.
-        return str(parameters.get_secret(self.token_secret_name, max_age=300))
-
-
-class LocalCredentials(BaseSettings):
-    """Credentials for the embedded AWS (moto accepts any); never used against real AWS."""
-
-    model_config = SettingsConfigDict(env_prefix="AWS_", extra="ignore", frozen=True)
-
-    access_key_id: str = Field(default="testing")
-    secret_access_key: str = Field(default="testing")
+_MODEL_NAMES = frozenset({"LocalCredentials", "Settings", "Stage"})
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
+    from chalicelib.core.config import Settings
+
     return Settings()
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MODEL_NAMES:
+        from chalicelib.core import config
+
+        return getattr(config, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,6 +1,6 @@
 """Personal data of the people and companies cards are registered to, and how it is masked.
 
-第十八条/第十九条 and PIPL: names, ID numbers, addresses and phone numbers are sensitive. They are
+第十九条 and PIPL: names, ID numbers, addresses and phone numbers are sensitive. They are
 stored encrypted per field and shown masked to every role that does not need them in clear.
 """
 

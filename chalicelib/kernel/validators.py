@@ -1,11 +1,14 @@
 """Identity and number validators (证件号码、统一社会信用代码、VIN、ICCID、手机号码) — SPEC §2, 第五条.
 
 Pure domain code: no I/O. ``validate(kind, value)`` normalises ``value`` and either returns a
-:class:`Validated` or raises :class:`~chalicelib.domain.errors.InvalidField` with a stable code and a
+:class:`Validated` or raises :class:`~chalicelib.kernel.errors.InvalidField` with a stable code and a
 Chinese + English message naming the field. Messages and details never echo the value (it is PII).
 
 Some values are valid but must go to manual review (人工审核); they come back with ``review=True``
 and a ``review_code`` instead of an error.
+
+One module for every kind: they share the normaliser, the error codes and the GB 11643 core, and the
+table below documents them together.
 
 Normalisation (every kind): full-width characters are folded to ASCII (NFKC), spaces and dashes
 are removed, letters are upper-cased. ``mobile`` and ``msisdn`` also drop a leading ``+86``/``0086``.
@@ -69,7 +72,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable
-from datetime import date, datetime, timedelta, timezone
+from datetime import date
 from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -79,8 +82,9 @@ from stdnum.cn import uscc as stdnum_uscc
 from stdnum.exceptions import InvalidComponent
 from vininfo import Vin, VininfoException
 
+from chalicelib.kernel.clock import china_day, utc_now
 from chalicelib.kernel.errors import InvalidField
-from chalicelib.kernel.operators import Operator
+from chalicelib.kernel.operators import Operator, iccid_operator, msisdn_operator
 
 
 class Validated(BaseModel):
@@ -292,11 +296,6 @@ def _compact(value: str) -> str:
     return value.translate(_SEPARATORS).upper()
 
 
-def _china_today() -> date:
-    # China has one time zone and no daylight saving; Lambda runs in UTC.
-    return datetime.now(timezone(timedelta(hours=8))).date()
-
-
 _RIC_18 = re.compile(r"[0-9]{17}[0-9X]")
 
 
@@ -401,7 +400,7 @@ def _gb11643(
     if number[17] != ric.calc_check_digit(number):
         raise _fail(f"{kind}.check_char", field)
     born = _birth_date(number[6:14])
-    if born is None or born < _EARLIEST_BIRTH or born > (today or _china_today()):
+    if born is None or born < _EARLIEST_BIRTH or born > (today or china_day(utc_now())):
         raise _fail(f"{kind}.birth_date", field)
     region = number[:6]
     known = _county_last_year(region) >= born.year if county_from_stdnum else region in _PERMIT_REGIONS
@@ -430,22 +429,24 @@ def resident_id(value: str, *, field: str | None = None, today: date | None = No
     return _gb11643("resident_id", number, field, today, _RESIDENT_PROVINCES, county_from_stdnum=True)
 
 
-def hk_macau_permit(value: str, *, field: str | None = None, today: date | None = None) -> Validated:
-    """港澳居民居住证: GB 11643 format with prefix 81 (Hong Kong) or 82 (Macau)."""
-    field = field or "hk_macau_permit"
+def _residence_permit(
+    kind: str, value: str, field: str | None, today: date | None, provinces: frozenset[str]
+) -> Validated:
+    field = field or kind
     number = _compact(value)
     if len(number) != 18:
-        raise _fail("hk_macau_permit.length", field)
-    return _gb11643("hk_macau_permit", number, field, today, _HK_MACAU_PROVINCES, county_from_stdnum=False)
+        raise _fail(f"{kind}.length", field)
+    return _gb11643(kind, number, field, today, provinces, county_from_stdnum=False)
+
+
+def hk_macau_permit(value: str, *, field: str | None = None, today: date | None = None) -> Validated:
+    """港澳居民居住证: GB 11643 format with prefix 81 (Hong Kong) or 82 (Macau)."""
+    return _residence_permit("hk_macau_permit", value, field, today, _HK_MACAU_PROVINCES)
 
 
 def taiwan_permit(value: str, *, field: str | None = None, today: date | None = None) -> Validated:
     """台湾居民居住证: GB 11643 format with prefix 83."""
-    field = field or "taiwan_permit"
-    number = _compact(value)
-    if len(number) != 18:
-        raise _fail("taiwan_permit.length", field)
-    return _gb11643("taiwan_permit", number, field, today, _TAIWAN_PROVINCES, county_from_stdnum=False)
+    return _residence_permit("taiwan_permit", value, field, today, _TAIWAN_PROVINCES)
 
 
 _FOREIGN_2023 = re.compile(r"9[0-9]{16}[0-9X]")
@@ -477,7 +478,7 @@ def foreign_permanent_id(value: str, *, field: str | None = None, today: date | 
     if number[17] != ric.calc_check_digit(number):
         raise _fail(f"{kind}.check_char", field)
     born = _birth_date(number[6:14])
-    if born is None or born < _EARLIEST_BIRTH or born > (today or _china_today()):
+    if born is None or born < _EARLIEST_BIRTH or born > (today or china_day(utc_now())):
         raise _fail(f"{kind}.birth_date", field)
     return Validated(
         kind=kind,
@@ -628,21 +629,6 @@ def vin(value: str, *, field: str | None = None, today: date | None = None) -> V
 _HEX = re.compile(r"[0-9A-F]+")
 
 
-_ICCID_OPERATORS: dict[str, Operator] = {
-    "00": Operator.CHINA_MOBILE,
-    "02": Operator.CHINA_MOBILE,
-    "04": Operator.CHINA_MOBILE,
-    "07": Operator.CHINA_MOBILE,
-    "08": Operator.CHINA_MOBILE,
-    "01": Operator.CHINA_UNICOM,
-    "06": Operator.CHINA_UNICOM,
-    "09": Operator.CHINA_UNICOM,
-    "03": Operator.CHINA_TELECOM,
-    "11": Operator.CHINA_TELECOM,
-    "15": Operator.CHINA_BROADNET,
-}
-
-
 _ICCID_LUHN_OPERATORS = frozenset({Operator.CHINA_UNICOM, Operator.CHINA_TELECOM})
 
 
@@ -656,7 +642,7 @@ def iccid(value: str, *, field: str | None = None, today: date | None = None) ->
         raise _fail("iccid.length", field)
     if not number.startswith("8986"):
         raise _fail("iccid.prefix", field)
-    operator = _ICCID_OPERATORS.get(number[4:6])
+    operator = iccid_operator(number)
     if operator is None:
         raise _fail("iccid.operator", field)
     # Only 20-digit numeric Unicom/Telecom ICCIDs reliably end in a Luhn digit.
@@ -674,19 +660,6 @@ _MOBILE = re.compile(r"1[3-9][0-9]{9}")
 
 
 _MSISDN = re.compile(r"[0-9]{13}")
-
-
-# Longest prefix first is not needed: no prefix below is a prefix of another.
-_MSISDN_PREFIXES: tuple[tuple[str, Operator], ...] = (
-    ("1440", Operator.CHINA_MOBILE),
-    ("1441", Operator.CHINA_MOBILE),
-    ("148", Operator.CHINA_MOBILE),
-    ("146", Operator.CHINA_UNICOM),
-    ("1410", Operator.CHINA_TELECOM),
-    ("10648", Operator.CHINA_MOBILE),
-    ("10646", Operator.CHINA_UNICOM),
-    ("10649", Operator.CHINA_TELECOM),
-)
 
 
 def _strip_country_code(number: str) -> str:
@@ -711,10 +684,10 @@ def msisdn(value: str, *, field: str | None = None, today: date | None = None) -
     number = _strip_country_code(_compact(value))
     if not _MSISDN.fullmatch(number):
         raise _fail("msisdn.format", field)
-    for prefix, operator in _MSISDN_PREFIXES:
-        if number.startswith(prefix):
-            return Validated(kind="msisdn", value=number, operator=operator)
-    raise _fail("msisdn.prefix", field)
+    operator = msisdn_operator(number)
+    if operator is None:
+        raise _fail("msisdn.prefix", field)
+    return Validated(kind="msisdn", value=number, operator=operator)
 
 
 _Validator = Callable[..., Validated]

@@ -177,7 +177,7 @@ cheka is running (stage local; state is in memory — `make seed` re-seeds, a re
   API         {api}/openapi.json
   AWS (moto)  http://127.0.0.1:{settings.moto_port}     tables, bucket, KMS keys
   worker      running (outbox dispatch, outbox sweep, purge of abandoned flows, health-watch)
-  SMS         .venv/bin/cheka sms outbox   (codes and results are kept here, not sent)
+  SMS         .venv/bin/cheka sms drop     (codes and results are kept here, not sent)
   operator    http://127.0.0.1:{settings.sandbox_port}     sandbox operator (decides pushes, calls back)
 
 bootstrap admin token (24 h):

@@ -1,6 +1,6 @@
 """The sandbox operator: a real local HTTP server standing in for the four operators' push interfaces.
 
-It speaks the wire format of ``chalicelib.adapters.operator.wire`` with the keys the platform uses
+It speaks the wire format of ``chalicelib.operators.wire`` with the keys the platform uses
 (Secrets Manager, or given directly), and behaves as the regulation asks an operator to:
 
 - checks the signature, the timestamp window and the nonce of every request (401 with a code; a
@@ -25,6 +25,8 @@ It speaks the wire format of ``chalicelib.adapters.operator.wire`` with the keys
 Fault injection for tests and benchmarks: ``failure_rate`` (503), ``latency_seconds`` (before answering),
 ``down`` (connections dropped unanswered); changeable at run time in-process (``faults``) or through the
 unsigned loopback endpoint ``POST /_sandbox/faults``. State lives in memory: a restart forgets all.
+It is one module because it is one simulated party: its HTTP handler, state and callback sender share
+that state and run as one process.
 
     python -m chalicelib.local.sandbox_operator --port 8010 \\
         --callback-url http://127.0.0.1:8000/v1/operator/callbacks
@@ -52,13 +54,14 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
 
-from chalicelib.cards.domain import CardFunction
+from chalicelib.cards.domain.inventory import CardFunction
+from chalicelib.kernel.clock import Clock, utc_now
 from chalicelib.kernel.errors import InvalidField
 from chalicelib.kernel.operators import Operator
 from chalicelib.kernel.validators import iccid as validate_iccid
@@ -74,7 +77,8 @@ from chalicelib.operators.domain.messages import (
     PushMessage,
     PushReceipt,
 )
-from chalicelib.operators.keys import Direction, OperatorKeys, OperatorKeySource
+from chalicelib.operators.keys import Direction, OperatorKeys
+from chalicelib.operators.ports import OperatorKeySource
 from chalicelib.operators.signing import DEFAULT_WINDOW_SECONDS, NonceCache, SignatureError
 
 log = logging.getLogger("cheka.sandbox_operator")
@@ -116,10 +120,6 @@ REASONS: dict[str, tuple[str, str]] = {
         "please provide the registration's documents and verification records.",
     ),
 }
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -186,7 +186,7 @@ class SandboxOperator:
         callback_timeout_seconds: float = 5.0,
         window_seconds: int = DEFAULT_WINDOW_SECONDS,
         seed: int | None = None,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Clock = utc_now,
     ) -> None:
         self._keys = keys
         self.callback_url = callback_url
@@ -333,7 +333,7 @@ class SandboxOperator:
         try:
             keys = self._authenticate(headers, body, "POST", path)
         except SignatureError as exc:
-            return (409 if exc.code == "replayed_nonce" else 401), wire.encode_error(exc.code, exc.message)
+            return wire.refusal_status(exc.code), wire.encode_error(exc.code, exc.message)
         try:
             message = wire.decode_push(body, keys)
         except wire.WireError as exc:
@@ -378,7 +378,7 @@ class SandboxOperator:
             cursor, limit = wire.parse_listing_target(path)
             after = _decode_cursor(cursor)
         except SignatureError as exc:
-            return (409 if exc.code == "replayed_nonce" else 401), wire.encode_error(exc.code, exc.message)
+            return wire.refusal_status(exc.code), wire.encode_error(exc.code, exc.message)
         except wire.WireError as exc:
             return 400, wire.encode_error(exc.code, exc.message)
         with self._lock:

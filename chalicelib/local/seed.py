@@ -10,9 +10,10 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from chalicelib.cards.domain import CardState
+from chalicelib.cards.domain.inventory import CardState
+from chalicelib.cards.holders import holder_from_party
 from chalicelib.cards.inventory import ImportReport, import_inventory
-from chalicelib.cards.lifecycle import Lifecycle, holder_from_party
+from chalicelib.cards.lifecycle import Lifecycle
 from chalicelib.cards.ports import InventoryRepository, PartyRepository
 from chalicelib.kernel.crypto import KeyedHasher
 from chalicelib.kernel.personal import IdType, Party

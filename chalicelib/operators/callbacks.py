@@ -1,8 +1,9 @@
-"""Verification of the operators' callbacks (运营商回调): who sent it, is it fresh, what does it say.
+"""The operators' callbacks (运营商回调): who sent it, is it fresh, what does it say, and its effect.
 
 ``verify_callback`` turns a received request into an ``OperatorCallback`` or refuses it with a domain
-error (stable code, Chinese and English message). Applying the callback to the card is the lifecycle
-service's job; duplicates by ``callback_id`` are ignored there.
+error (stable code, Chinese and English message). ``CallbackReceiver.receive`` is the whole use case:
+verified, decoded, applied to the card (the cards context's answer use case; duplicates by
+``callback_id`` are ignored there), then the registration hears of an applied outcome.
 
 Status codes:
 
@@ -34,11 +35,17 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
+from chalicelib.cards.views import CallbackResult
+from chalicelib.core.observability import logger
+from chalicelib.kernel.clock import Clock, utc_now
 from chalicelib.kernel.errors import BadRequest, Conflict, DomainError, Unauthenticated
 from chalicelib.operators import wire
 from chalicelib.operators.domain.messages import OperatorCallback
-from chalicelib.operators.keys import Direction, OperatorKeySource
+from chalicelib.operators.domain.outbox import CallbackNote
+from chalicelib.operators.keys import Direction
+from chalicelib.operators.ports import OperatorKeySource
 from chalicelib.operators.signing import DEFAULT_WINDOW_SECONDS, SignatureError
+from chalicelib.operators.views import CallbackAck
 
 _PREFIX = "operator_callback"
 
@@ -77,9 +84,10 @@ _RENAMED = {"missing_auth": "unsigned"}
 def _error(code: str, detail: str | None = None) -> DomainError:
     zh, en = _MESSAGES[code]
     details = {"reason": detail} if detail else None
-    if code == "replayed_nonce":
+    status = wire.refusal_status(code)
+    if status == 409:
         return Conflict(f"{_PREFIX}.{code}", zh, en, details=details)
-    if code in ("malformed", "undecryptable"):
+    if status == 400:
         return BadRequest(f"{_PREFIX}.{code}", zh, en, details=details)
     return Unauthenticated(f"{_PREFIX}.{code}", zh, en, details=details)
 
@@ -120,3 +128,56 @@ def verify_callback(
         return wire.decode_callback(body, operator_keys)
     except wire.WireError as exc:
         raise _error(exc.code, exc.message) from None
+
+
+class CallbackReceiver:
+    """The callback endpoint's use case: ``receive`` takes the request as received, answers the ack."""
+
+    def __init__(
+        self,
+        keys: OperatorKeySource,
+        seen_nonce: Callable[[str], bool],
+        apply: Callable[[OperatorCallback], CallbackResult],
+        on_applied: Callable[[str], None],
+        *,
+        path: str = wire.CALLBACK_PATH,
+        window_seconds: int = DEFAULT_WINDOW_SECONDS,
+        clock: Clock = utc_now,
+    ):
+        """``apply`` is the cards context's answer use case; ``on_applied(message_id)`` tells the
+        registration of an applied outcome (the person hears of it: 确认登记结果 by SMS)."""
+        self._keys = keys
+        self._seen_nonce = seen_nonce
+        self._apply = apply
+        self._on_applied = on_applied
+        self._path = path
+        self._window = window_seconds
+        self._clock = clock
+
+    def receive(self, headers: Mapping[str, str], body: bytes) -> CallbackAck:
+        """Verify, decode and apply one callback, or refuse it with a domain error."""
+        callback = verify_callback(
+            headers,
+            body,
+            self._keys,
+            self._clock(),
+            self._seen_nonce,
+            path=self._path,
+            window_seconds=self._window,
+        )
+        result = self._apply(callback)
+        if result.note is CallbackNote.APPLIED:
+            self._notify(result)
+        return CallbackAck(
+            received=True,
+            callback_id=result.callback_id,
+            note=result.note.value,
+            state=result.state.value if result.state else None,
+        )
+
+    def _notify(self, result: CallbackResult) -> None:
+        """The callback is answered whatever becomes of the notification."""
+        try:
+            self._on_applied(result.message_id)
+        except Exception:
+            logger.exception("result notification failed", extra={"callback": result.callback_id})

@@ -23,8 +23,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -164,29 +163,3 @@ def secret_name(name_pattern: str, operator: Operator) -> str:
     if "{operator}" not in name_pattern:
         raise ValueError("the secret name pattern must contain {operator}")
     return name_pattern.replace("{operator}", operator.value)
-
-
-class OperatorKeySource(ABC):
-    """Where the keys come from. Senders use ``current``; receivers ``find`` the version a request names."""
-
-    @abstractmethod
-    def current(self, operator: Operator) -> OperatorKeys:
-        """The current keys; raises :class:`OperatorKeysUnavailable`."""
-
-    def find(self, operator: Operator, key_id: str) -> OperatorKeys | None:
-        """The version called ``key_id`` if it is still accepted, else None."""
-        keys = self.current(operator)
-        return keys if keys.key_id == key_id else None
-
-
-class StaticKeySource(OperatorKeySource):
-    """Keys held in memory (unit tests, a sandbox given its keys directly)."""
-
-    def __init__(self, keys: Iterable[OperatorKeys]) -> None:
-        self._keys = {k.operator: k for k in keys}
-
-    def current(self, operator: Operator) -> OperatorKeys:
-        try:
-            return self._keys[operator]
-        except KeyError:
-            raise OperatorKeysUnavailable(f"no keys for {operator.value}") from None

@@ -1,4 +1,5 @@
-"""Ports of the operator push: the gateway to each operator, the outbox store and the push queue."""
+"""Ports of the operator push: the gateway to each operator, the outbox store, the push queue and the
+source of the operators' keys."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from datetime import datetime
 
+from chalicelib.cards.domain.lifecycle import CardLifecycle
 from chalicelib.kernel.operators import Operator
 from chalicelib.operators.domain.messages import (
     OperatorCardRecord,
@@ -13,7 +15,6 @@ from chalicelib.operators.domain.messages import (
     PushReceipt,
 )
 from chalicelib.operators.domain.outbox import (
-    CardLifecycle,
     Claim,
     OutboxCommit,
     OutboxPage,
@@ -21,6 +22,7 @@ from chalicelib.operators.domain.outbox import (
     OutboxStatus,
     OutboxSummary,
 )
+from chalicelib.operators.keys import OperatorKeys
 
 
 class OperatorGateway(ABC):
@@ -133,3 +135,16 @@ class PushQueue(ABC):
     @abstractmethod
     def acknowledge(self, receipt_handles: Sequence[str]) -> None:
         """Delete handled messages (Lambda's event source does this itself; the local worker does not)."""
+
+
+class OperatorKeySource(ABC):
+    """Where the keys come from. Senders use ``current``; receivers ``find`` the version a request names."""
+
+    @abstractmethod
+    def current(self, operator: Operator) -> OperatorKeys:
+        """The current keys; raises :class:`OperatorKeysUnavailable`."""
+
+    def find(self, operator: Operator, key_id: str) -> OperatorKeys | None:
+        """The version called ``key_id`` if it is still accepted, else None."""
+        keys = self.current(operator)
+        return keys if keys.key_id == key_id else None

@@ -70,7 +70,7 @@ import os
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -81,7 +81,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 
-from chalicelib.cards.domain import CardFunction
+from chalicelib.cards.domain.inventory import CardFunction
+from chalicelib.kernel.clock import CHINA
 from chalicelib.kernel.operators import Operator
 from chalicelib.operators import signing
 from chalicelib.operators.domain.messages import (
@@ -96,13 +97,8 @@ from chalicelib.operators.domain.messages import (
     PushReceipt,
     PushVehicle,
 )
-from chalicelib.operators.keys import (
-    Cipher,
-    Direction,
-    OperatorKeys,
-    OperatorKeySource,
-    OperatorKeysUnavailable,
-)
+from chalicelib.operators.keys import Cipher, Direction, OperatorKeys, OperatorKeysUnavailable
+from chalicelib.operators.ports import OperatorKeySource
 from chalicelib.operators.signing import DEFAULT_WINDOW_SECONDS, SignatureError
 
 WIRE_VERSION = "1.0"
@@ -161,9 +157,6 @@ _MSG_TYPES: dict[PushKind, str] = {
 
 
 _KINDS_BY_MSG_TYPE = {v: k for k, v in _MSG_TYPES.items()}
-
-
-CHINA_TZ = timezone(timedelta(hours=8))
 
 
 _NONCE_BYTES = 12
@@ -311,7 +304,7 @@ def _dumps(doc: Mapping[str, Any]) -> bytes:
 
 
 def _wire_time(moment: datetime) -> str:
-    return moment.astimezone(CHINA_TZ).isoformat(timespec="microseconds")
+    return moment.astimezone(CHINA).isoformat(timespec="microseconds")
 
 
 def _parse_time(text: str, name: str) -> datetime:
@@ -448,6 +441,33 @@ def authenticate(
     return keys
 
 
+def refusal_status(code: str) -> int:
+    """The HTTP status a receiver answers a refused request with, by ``SignatureError``/``WireError``
+    code: a replayed nonce 409 (this exact request was received), an unreadable body 400, the rest 401."""
+    if code == "replayed_nonce":
+        return 409
+    if code in ("malformed", "undecryptable"):
+        return 400
+    return 401
+
+
+def check_envelope(
+    version: str, operator_code: str, app_id: str, encrypt_method: str, keys: OperatorKeys
+) -> str:
+    """The body's envelope agrees with the keys that authenticated the request: wire version, operator,
+    application and encryption method. Answers the operator code; raises ``WireError``."""
+    code = OPERATOR_CODES[keys.operator]
+    if version != WIRE_VERSION:
+        raise WireError("malformed", f"version {version!r} is not {WIRE_VERSION}")
+    if operator_code != code:
+        raise WireError("malformed", "operatorCode does not match the signing operator")
+    if app_id != keys.app_id:
+        raise WireError("malformed", "appId does not match the signing application")
+    if encrypt_method != keys.cipher.value:
+        raise WireError("malformed", f"encryptMethod must be {keys.cipher.value}")
+    return code
+
+
 def _signed(
     keys: OperatorKeys, direction: Direction, method: str, path: str, body: bytes, now: datetime
 ) -> WireRequest:
@@ -519,15 +539,7 @@ def decode_push(body: bytes, keys: OperatorKeys) -> PushMessage:
         wire = _WirePush.model_validate_json(body)
     except ValidationError as exc:
         raise WireError("malformed", _first_error(exc)) from None
-    code = OPERATOR_CODES[keys.operator]
-    if wire.version != WIRE_VERSION:
-        raise WireError("malformed", f"version {wire.version!r} is not {WIRE_VERSION}")
-    if wire.operator_code != code:
-        raise WireError("malformed", "operatorCode does not match the signing operator")
-    if wire.app_id != keys.app_id:
-        raise WireError("malformed", "appId does not match the signing application")
-    if wire.encrypt_method != keys.cipher.value:
-        raise WireError("malformed", f"encryptMethod must be {keys.cipher.value}")
+    code = check_envelope(wire.version, wire.operator_code, wire.app_id, wire.encrypt_method, keys)
     kind = _KINDS_BY_MSG_TYPE.get(wire.msg_type)
     if kind is None:
         raise WireError("malformed", f"unknown msgType {wire.msg_type!r}")
@@ -661,15 +673,7 @@ def decode_callback(body: bytes, keys: OperatorKeys) -> OperatorCallback:
         wire = _WireCallback.model_validate_json(body)
     except ValidationError as exc:
         raise WireError("malformed", _first_error(exc)) from None
-    code = OPERATOR_CODES[keys.operator]
-    if wire.version != WIRE_VERSION:
-        raise WireError("malformed", f"version {wire.version!r} is not {WIRE_VERSION}")
-    if wire.operator_code != code:
-        raise WireError("malformed", "operatorCode does not match the signing operator")
-    if wire.app_id != keys.app_id:
-        raise WireError("malformed", "appId does not match the application")
-    if wire.encrypt_method != keys.cipher.value:
-        raise WireError("malformed", f"encryptMethod must be {keys.cipher.value}")
+    code = check_envelope(wire.version, wire.operator_code, wire.app_id, wire.encrypt_method, keys)
     text = unseal(
         keys.cipher,
         keys.to_platform.encryption_key,

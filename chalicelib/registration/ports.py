@@ -5,9 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from datetime import datetime
 
-from chalicelib.registration.domain import (
-    Registration,
-)
+from chalicelib.registration.domain.registrations import Registration
 
 
 class RegistrationRepository(ABC):

@@ -2,7 +2,7 @@
 
 SPEC §3: 6 digits, valid 5 minutes, one send per phone every 60 s and 10 per China day, 5 wrong tries
 per code; a correct code is consumed. Codes and counters are keyed by the keyed hash of the number and
-a code is stored only as a keyed hash with its own salt (第十八条, PIPL): a copy of the table reveals
+a code is stored only as a keyed hash with its own salt (第十九条, PIPL): a copy of the table reveals
 neither the numbers nor, without the KMS hashing key, the codes.
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Callable
-from datetime import UTC, datetime
 
+from chalicelib.kernel.clock import Clock, utc_now
 from chalicelib.kernel.crypto import KeyedHasher
 from chalicelib.kernel.validators import validate
 from chalicelib.sms.domain import (
@@ -37,10 +37,6 @@ from chalicelib.sms.ports import SmsCodeStore, SmsSender
 _RACE_RETRIES = 3
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 class SmsCodeService:
     """Sends and checks codes; the limits hold across concurrent requests (conditional writes)."""
 
@@ -50,7 +46,7 @@ class SmsCodeService:
         sender: SmsSender,
         hasher: KeyedHasher,
         *,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Clock = utc_now,
         randbelow: Callable[[int], int] = secrets.randbelow,
         policy: SmsPolicy | None = None,
     ) -> None:

@@ -5,7 +5,7 @@ SPEC §3: a code has 6 digits and is valid for 5 minutes; a phone gets at most o
 one must be sent. A correct code is consumed (single use). A code serves one purpose only: a login
 code does not verify the owner's phone in a registration, nor confirm a de-registration.
 
-Phone numbers are personal data (第十八条, PIPL): codes and counters are keyed by a keyed hash of the
+Phone numbers are personal data (第十九条, PIPL): codes and counters are keyed by a keyed hash of the
 number, and a code is stored only as a keyed hash of itself with a per-code salt.
 """
 

@@ -1,4 +1,5 @@
-"""Ports of the verification flows' state: flows, attempt counters, liveness sessions, review cases."""
+"""Ports of the verification context: engines (OCR, faces, liveness), the flows' state (flows, attempt
+counters, liveness sessions, review cases), the document store and the evidence log."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, ClassVar
 
+from chalicelib.verification.domain.documents import PostForm
 from chalicelib.verification.domain.evidence import ChainVerdict, EvidenceEntry, EvidenceKind
 from chalicelib.verification.domain.faces import (
     DetectedFace,
@@ -195,3 +197,36 @@ class EvidenceLog(ABC):
     @abstractmethod
     def verify(self, flow_id: str) -> ChainVerdict:
         """Check the stored chain and its head; needs no decryption (an auditor can run it)."""
+
+
+class DocumentStore(ABC):
+    """Private storage of document photos; everything written is encrypted at rest with the
+    personal-data key (how is the adapter's business)."""
+
+    @abstractmethod
+    def presign_post(
+        self, key: str, content_type: str, min_bytes: int, max_bytes: int, expires_in: int
+    ) -> PostForm:
+        """A form to upload one object at ``key``: of ``content_type`` (an ``image/*`` type), between
+        ``min_bytes`` and ``max_bytes`` long, valid for ``expires_in`` seconds."""
+
+    @abstractmethod
+    def presign_get(self, key: str, expires_in: int) -> str:
+        """A short-lived link to read the object at ``key``."""
+
+    @abstractmethod
+    def get(self, key: str, max_bytes: int) -> bytes:
+        """The object's bytes. Raises ``document.missing`` when there is none and
+        ``document.too_large`` (without reading the body) when it is over ``max_bytes``."""
+
+    @abstractmethod
+    def put(self, key: str, body: bytes, content_type: str) -> None:
+        """Write (or overwrite) the object at ``key``, encrypted."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Delete the object at ``key``; nothing happens when there is none."""
+
+    @abstractmethod
+    def delete_under(self, prefix: str) -> int:
+        """Delete every object whose key starts with ``prefix``; how many were deleted."""

@@ -1,6 +1,6 @@
 """The H5 client in headless Chromium against the whole local stack: a registration and a de-registration.
 
-A person logs in with the code the dev SMS outbox shows, enters a VIN from the demo inventory,
+A person logs in with the code the dev SMS drop shows, enters a VIN from the demo inventory,
 confirms the vehicle, verifies a phone, types the synthetic identity, photographs a synthetic ID card
 carrying a real face (file inputs take the files as a phone's camera would hand them over), passes the
 head-turn challenge in front of the camera (Chromium's fake camera plays a video warped from another
@@ -184,14 +184,14 @@ class Phone:
         return path
 
     def sms_code(self, phone: str, send: Callable[[], None]) -> str:
-        """Tap "获取验证码", then read the code from the dev SMS outbox, as a developer would."""
+        """Tap "获取验证码", then read the code from the dev SMS drop, as a developer would."""
         masked = phone[:3] + "****" + phone[-4:]
 
         def to_phone() -> list[dict[str, Any]]:
-            status, doc = self.stack.call("GET", "/v1/dev/sms-outbox?limit=100")
+            status, doc = self.stack.call("GET", "/v1/dev/sms-drop?limit=100")
             if status in (401, 403):
                 status, doc = self.stack.call(
-                    "GET", "/v1/dev/sms-outbox?limit=100", token=self.stack.admin_token
+                    "GET", "/v1/dev/sms-drop?limit=100", token=self.stack.admin_token
                 )
             assert status == 200, (status, doc)
             return [m for m in doc["messages"] if m.get("phone") == masked]
@@ -216,7 +216,7 @@ def phone(browser: WebDriver, stack: Stack, tmp_path: Path, camera: Path) -> Pho
         for method, path, body in (
             ("POST", "/v1/auth/sms-codes", {}),
             ("POST", "/v1/auth/login", {}),
-            ("GET", "/v1/dev/sms-outbox", None),
+            ("GET", "/v1/dev/sms-drop", None),
             ("POST", "/v1/me/registrations", {}),
             ("GET", "/v1/me/registrations/r0", None),
             ("POST", "/v1/me/registrations/r0/confirm-vehicle", {}),

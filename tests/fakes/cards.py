@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 
-from chalicelib.cards.domain import Card, CardEvent, CardState, Vehicle, functions_for
+from chalicelib.cards.domain.inventory import (
+    Card,
+    CardEvent,
+    CardState,
+    Vehicle,
+    card_not_found,
+    check_transition,
+    functions_for,
+)
 from chalicelib.cards.ports import InventoryRepository, PartyRepository
 from chalicelib.kernel.errors import Conflict
 from chalicelib.kernel.personal import IdType, Party
@@ -97,3 +106,34 @@ class FakeParties(PartyRepository):
 
     def delete(self, party_id: str) -> None:
         self.parties.pop(party_id, None)
+
+
+def put_card_state(
+    repo: InventoryRepository,
+    iccid: str,
+    target: CardState,
+    *,
+    actor: str,
+    reason: str | None = None,
+    holder_id: str | None = None,
+) -> Card:
+    """Set up a card's state through the repository alone (no outbox, no operator): for tests of the
+    inventory and its reads. The move is checked against the state machine and guarded by version."""
+    card = repo.get_card(iccid)
+    if card is None:
+        raise card_not_found()
+    check_transition(iccid, card.state, target)
+    keep_holder = holder_id or (
+        card.holder_id if target in (CardState.PENDING, CardState.REGISTERED) else None
+    )
+    event = CardEvent(
+        iccid=iccid,
+        seq=card.version + 1,
+        at=datetime.now(UTC),
+        event="transition",
+        from_state=card.state,
+        to_state=target,
+        actor=actor,
+        reason=reason,
+    )
+    return repo.transition(card, target, event, keep_holder)

@@ -6,10 +6,11 @@ import threading
 
 import pytest
 
-from chalicelib.cards.domain import CardState
-from chalicelib.cards.inventory import import_inventory, parse_inventory, transition_card
+from chalicelib.cards.domain.inventory import CardState
+from chalicelib.cards.inventory import import_inventory, parse_inventory
 from chalicelib.core import deps
 from chalicelib.kernel.errors import Conflict
+from tests.fakes.cards import put_card_state
 
 HEADER = "vin,engine_no,brand,model,colour,production_date,dealer_code,iccid,msisdn\n"
 GOOD = "LSVAU218XN2183294,E12345678,启航,QH-5,白,2025-03-01,D100,89860112345678901237,1460012345678\n"
@@ -27,11 +28,11 @@ def test_a_stale_writer_loses_and_changes_nothing(card: str) -> None:
     repo = deps.inventory_repo()
     stale = repo.get_card(card)
     assert stale is not None
-    transition_card(repo, card, CardState.PENDING, actor="first", holder_id="p1")
+    put_card_state(repo, card, CardState.PENDING, actor="first", holder_id="p1")
     # When the second writes from its stale read
     from datetime import UTC, datetime
 
-    from chalicelib.cards.domain import CardEvent
+    from chalicelib.cards.domain.inventory import CardEvent
 
     event = CardEvent(
         iccid=card,
@@ -61,7 +62,7 @@ def test_concurrent_submissions_one_wins(card: str) -> None:
     def submit(who: str) -> None:
         barrier.wait()
         try:
-            transition_card(repo, card, CardState.PENDING, actor=who, holder_id=who)
+            put_card_state(repo, card, CardState.PENDING, actor=who, holder_id=who)
             results.append("won")
         except Conflict as err:
             results.append(err.code)
@@ -79,6 +80,6 @@ def test_concurrent_submissions_one_wins(card: str) -> None:
 def test_illegal_transition_writes_nothing(card: str) -> None:
     repo = deps.inventory_repo()
     with pytest.raises(Conflict):
-        transition_card(repo, card, CardState.REGISTERED, actor="x")
+        put_card_state(repo, card, CardState.REGISTERED, actor="x")
     assert repo.get_card(card).version == 1  # type: ignore[union-attr]
     assert len(repo.history(card)) == 1

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from chalicelib.cards.domain import CardState
-from chalicelib.cards.inventory import transition_card
+from chalicelib.cards.domain.inventory import CardState
 from chalicelib.core import deps
 from chalicelib.kernel.personal import IdType, Party
 from chalicelib.local.synthetic import inventory_csv
+from tests.fakes.cards import put_card_state
 
 CSV = {"Content-Type": "text/csv"}
 HEADER = "vin,engine_no,brand,model,colour,production_date,dealer_code,iccid,msisdn\n"
@@ -112,8 +112,8 @@ def _registered_vehicle() -> tuple[str, Party]:
         phone="13812341234",
     )
     parties.put(person)
-    transition_card(repo, "89860112345678901237", CardState.PENDING, actor="t", holder_id=person.party_id)
-    transition_card(repo, "89860112345678901237", CardState.REGISTERED, actor="t")
+    put_card_state(repo, "89860112345678901237", CardState.PENDING, actor="t", holder_id=person.party_id)
+    put_card_state(repo, "89860112345678901237", CardState.REGISTERED, actor="t")
     return "LSVAU218XN2183294", person
 
 

@@ -25,9 +25,12 @@ from chalicelib.adapters.dynamo.outbox import (
     SqsPushQueue,
     queue_name,
 )
-from chalicelib.cards.domain import Card, CardFunction, CardState
+from chalicelib.cards.domain.inventory import Card, CardFunction, CardState
+from chalicelib.cards.domain.lifecycle import Retirement
+from chalicelib.cards.holders import Holder, holder_from_party
 from chalicelib.cards.inventory import import_inventory
-from chalicelib.cards.lifecycle import DriftKind, Holder, Lifecycle, holder_from_party
+from chalicelib.cards.lifecycle import Lifecycle
+from chalicelib.cards.views import DriftKind
 from chalicelib.core import deps
 from chalicelib.core.aws import client
 from chalicelib.core.settings import get_settings
@@ -48,7 +51,7 @@ from chalicelib.operators.domain.messages import (
     PushMessage,
     PushReceipt,
 )
-from chalicelib.operators.domain.outbox import CallbackNote, OutboxStatus, Retirement, RetryPolicy
+from chalicelib.operators.domain.outbox import CallbackNote, OutboxStatus, RetryPolicy
 from chalicelib.operators.ports import OperatorDirectory, OperatorGateway
 
 # ------------------------------------------------------------------------------------- shared helpers

@@ -13,7 +13,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from chalicelib.cards.domain import Card, CardState
+from chalicelib.cards.domain.inventory import Card, CardState
 from chalicelib.core import deps
 from chalicelib.kernel.operators import Operator
 from chalicelib.operators.domain.messages import CallbackOutcome, PushKind

@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chalicelib.cards.domain import CardFunction
+from chalicelib.cards.domain.inventory import CardFunction
 from chalicelib.kernel.operators import Operator
 from chalicelib.operators.domain.messages import CallbackOutcome, OperatorCallback
 from tests.integration.test_lifecycle import import_cards, person

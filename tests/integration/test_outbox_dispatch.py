@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.cards.domain import CardState
+from chalicelib.cards.domain.inventory import CardState
 from chalicelib.cards.lifecycle import Lifecycle
 from chalicelib.core import deps
 from chalicelib.core.aws import client

@@ -30,6 +30,50 @@ def test_every_route_is_in_the_openapi_document(api: Any) -> None:
     assert "ErrorBody" in doc["components"]["schemas"]
 
 
+def test_the_openapi_document_lists_every_route_with_its_models(api: Any) -> None:
+    from chalicelib.api.http import ROUTES
+
+    doc = body(api.http.get("/openapi.json"))
+    schemas = doc["components"]["schemas"]
+    for spec in ROUTES:
+        op = doc["paths"][spec.path][spec.method.lower()]
+        assert op["operationId"] == spec.handler
+        if spec.body is not None:
+            ref = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+            assert ref == f"#/components/schemas/{spec.body.__name__}"
+        if spec.response is not None:
+            ref = op["responses"][str(spec.status)]["content"][spec.produces]["schema"]["$ref"]
+            assert ref == f"#/components/schemas/{spec.response.__name__}"
+            assert spec.response.__name__ in schemas
+        documented_query = {p["name"] for p in op["parameters"] if p["in"] == "query"}
+        assert documented_query == (set(spec.query.model_fields) if spec.query else set())
+    outbox = doc["paths"]["/v1/admin/outbox"]["get"]
+    assert {p["name"] for p in outbox["parameters"]} == {"status", "limit", "cursor"}
+
+
+def test_a_cold_import_of_the_app_leaves_settings_and_use_cases_unloaded() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, app; print(' '.join(m for m in ('pydantic_settings', 'chalicelib.registration.views', "
+        "'chalicelib.verification.service', 'chalicelib.operators.callbacks', 'chalicelib.kernel.validators') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_an_invalid_query_value_is_refused_with_its_field(api: Any, auth: Callable[..., Any]) -> None:
+    resp = api.http.get("/v1/review-cases?limit=0", headers=auth("reviewer"))
+    assert resp.status_code == 422
+    assert (body(resp)["code"], body(resp)["field"]) == ("request.limit", "limit")
+    resp = api.http.get("/v1/review-cases?status=closed", headers=auth("reviewer"))
+    assert (resp.status_code, body(resp)["code"], body(resp)["field"]) == (422, "review.status", "status")
+    resp = api.http.get("/v1/admin/outbox?limit=many", headers=auth("admin"))
+    assert (resp.status_code, body(resp)["code"]) == (422, "outbox.limit")
+
+
 def test_health_reports_each_dependency(api: Any) -> None:
     resp = api.http.get("/health")
     doc = body(resp)

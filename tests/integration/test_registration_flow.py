@@ -1,5 +1,5 @@
 """The owner's registration and de-registration through the API, on the embedded AWS with the real
-local engines: SMS codes from the local outbox, OCR of synthetic ID cards, liveness and portrait match
+local engines: SMS codes from the local SMS drop, OCR of synthetic ID cards, liveness and portrait match
 with real faces from ``../shared/faces``, the outbox push, the operator's answer and the result SMS."""
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ from typing import Any
 
 import pytest
 
-from chalicelib.cards.domain import CardFunction
+from chalicelib.cards.domain.inventory import CardFunction
 from chalicelib.cards.inventory import import_inventory
 from chalicelib.core import deps
+from chalicelib.core.settings import get_settings
 from chalicelib.local.synthetic import inventory_rows, make_resident_id, make_vin
 from chalicelib.operators.domain.messages import CallbackOutcome, OperatorCallback
+from chalicelib.registration.service import RegistrationService
 from chalicelib.verification.domain.documents import DocumentKind
 from tests.conftest import FACES
 from tests.integration.test_verification_api import (
@@ -75,7 +77,7 @@ def vins(aws: None, monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def sms_code(api: Any, phone: str, purpose: str, headers: dict[str, str]) -> str:
     status, sent = call(api, "post", "/v1/auth/sms-codes", headers, {"phone": phone, "purpose": purpose})
     assert status == 202, sent
-    text = deps.sms_outbox().recent(1)[0].text
+    text = deps.sms_drop().recent(1)[0].text
     return "".join(ch for ch in text.split("验证码")[1] if ch.isdigit())[:6]
 
 
@@ -171,7 +173,7 @@ def test_an_owner_registers_a_vehicle_and_hears_the_result(
     status, reg = call(api, "get", f"{REG}/{reg_id}", me)
     assert reg["step"] == "registered"
     assert reg["cards"][0]["state"] == "registered"
-    assert "实名登记成功" in deps.sms_outbox().recent(1)[0].text
+    assert "实名登记成功" in deps.sms_drop().recent(1)[0].text
     status, mine = call(api, "get", "/v1/me/vehicles", me)
     assert status == 200
     assert len(mine["vehicles"]) == 1
@@ -185,10 +187,10 @@ def test_an_owner_registers_a_vehicle_and_hears_the_result(
     keys = stored_keys(reg["flow_id"])
     live = [k for k in keys if "/live_capture/" in k]
     assert live
-    kept = deps.registration_service()._regs.get(reg_id)
+    kept = deps.registration_service().store.get(reg_id)
     assert kept is not None
     assert kept.onsite_photo == live[0]
-    head = s3().head_object(Bucket=deps.upload_service()._bucket, Key=live[0])
+    head = s3().head_object(Bucket=get_settings().documents_bucket, Key=live[0])
     assert head["ServerSideEncryption"] == "aws:kms"
     flow = deps.verification_service().flow(reg["flow_id"], OWNER)
     assert flow.expires_at > datetime.now(UTC) + timedelta(days=365)
@@ -216,7 +218,7 @@ def test_a_refusal_is_shown_with_the_operators_reason(api: Any, person: Headers,
     assert reg["result"]["reason_zh"] == "该证件在黑名单中"
     assert reg["cards"][0]["state"] == "unregistered"
     assert reg["cards"][0]["functions"] == ["emergency"]
-    assert "未通过" in deps.sms_outbox().recent(1)[0].text
+    assert "未通过" in deps.sms_drop().recent(1)[0].text
 
 
 def test_steps_run_in_order_and_belong_to_their_owner(api: Any, person: Headers, vins: list[str]) -> None:
@@ -265,18 +267,19 @@ def test_steps_run_in_order_and_belong_to_their_owner(api: Any, person: Headers,
 
 
 def test_outdated_or_partial_consents_are_refused(api: Any, person: Headers, vins: list[str]) -> None:
-    from chalicelib.registration.domain import RegistrationStatus
+    from chalicelib.registration.domain.registrations import RegistrationStatus
 
     me = person()
     _status, reg = call(api, "post", REG, me, {"vin": vins[3]})
     reg_id = reg["registration_id"]
-    repo = deps.registration_service()._regs
+    repo = deps.registration_service().store
     stored = repo.get(reg_id)
     assert stored is not None
     assert stored.status is RegistrationStatus.OPEN
     # (the consents step reached directly: the checks before it are tested above)
     from chalicelib.kernel.errors import InvalidField
-    from chalicelib.registration.domain import AcceptedConsent, check_consents, consent_documents
+    from chalicelib.registration.consents import check_consents, consent_documents
+    from chalicelib.registration.domain.consents import AcceptedConsent
 
     docs = consent_documents()
     full = [AcceptedConsent(kind=d.kind, version=d.version, sha256=d.sha256) for d in docs]
@@ -311,18 +314,18 @@ def test_an_abandoned_registration_expires_and_its_photos_are_purged(
     # When both expire
     service = deps.registration_service()
     past = datetime.now(UTC) - timedelta(minutes=1)
-    stored = service._regs.get(reg_id)
+    stored = service.store.get(reg_id)
     assert stored is not None
-    service._regs.save(stored.model_copy(update={"expires_at": past, "version": stored.version + 1}))
+    service.store.save(stored.model_copy(update={"expires_at": past, "version": stored.version + 1}))
     verification = deps.verification_service()
     flow = verification.flow(flow_id, OWNER)
-    verification._flows.save(flow.model_copy(update={"expires_at": past, "version": flow.version + 1}))
+    verification.flows._flows.save(flow.model_copy(update={"expires_at": past, "version": flow.version + 1}))
     # Then the registration is gone for its owner, and the purge deletes it with the photos
     status, err = call(api, "get", f"{REG}/{reg_id}", me)
     assert (status, err["code"]) == (404, "registration.not_found")
     assert service.purge_abandoned() == {"registrations": 1, "flows": 1, "finished": 0, "released": 0}
     assert stored_keys(flow_id) == []
-    assert service._regs.get(reg_id) is None
+    assert service.store.get(reg_id) is None
     assert service.purge_abandoned()["flows"] == 0
 
 
@@ -355,7 +358,7 @@ def test_the_registered_person_deregisters_with_phone_and_face(
     assert card.state.value == "unregistered"
     assert card.functions == [CardFunction.EMERGENCY]
     assert outbox_records("deregister") == 1
-    assert "注销" in deps.sms_outbox().recent(1)[0].text
+    assert "注销" in deps.sms_drop().recent(1)[0].text
     # And the vehicle can be registered anew
     status, fresh = call(api, "post", REG, person(OTHER), {"vin": vins[0]})
     assert status == 201, fresh
@@ -432,6 +435,18 @@ def test_a_trustee_registers_for_the_owner_with_the_authorization_letter(
     assert flow.identity.id_number == PERSON_ID_NUMBER
 
 
+def clock_at(monkeypatch: pytest.MonkeyPatch, service: RegistrationService, at: datetime) -> None:
+    """The registration use cases' clock reads ``at`` (until ``monkeypatch.undo()``)."""
+    for part in (
+        service.registrations,
+        service.steps,
+        service.submission,
+        service.results,
+        service.housekeeping,
+    ):
+        monkeypatch.setattr(part, "_clock", lambda: at)
+
+
 def timed_out(*_: Any) -> Any:
     """Stands for a request that dies at this point (a Lambda timeout)."""
     raise RuntimeError("the Lambda timed out")
@@ -447,7 +462,7 @@ def test_a_submit_that_dies_after_the_push_is_finished_by_the_recovery(
     service = deps.registration_service()
 
     # Given a submit whose request dies right after the push committed
-    monkeypatch.setattr(service, "_finish", timed_out)
+    monkeypatch.setattr(service.submission, "_finish", timed_out)
     status, err = call(api, "post", f"{REG}/{reg_id}/submit", me)
     assert status == 500, err
     monkeypatch.undo()
@@ -458,17 +473,17 @@ def test_a_submit_that_dies_after_the_push_is_finished_by_the_recovery(
     flow = deps.verification_service().flow(reg["flow_id"], OWNER)
     assert flow.expires_at > datetime.now(UTC) + timedelta(days=365)
     # And the operator answers before anything recorded the submission: nobody can be told yet
-    sent_before = len(deps.sms_outbox().recent(100))
+    sent_before = len(deps.sms_drop().recent(100))
     operator_answers(vins[2], CallbackOutcome.ACCEPTED)
-    assert len(deps.sms_outbox().recent(100)) == sent_before
+    assert len(deps.sms_drop().recent(100)) == sent_before
     # When the recovery runs after the claim went stale, the submission is finished (no second push)
     # and the person gets the result SMS
     later = datetime.now(UTC) + timedelta(minutes=5)
-    monkeypatch.setattr(service, "_clock", lambda: later)
+    clock_at(monkeypatch, service, later)
     assert service.recover_stuck() == {"finished": 1, "released": 0}
     monkeypatch.undo()
     assert outbox_records("register") == 1
-    assert "实名登记成功" in deps.sms_outbox().recent(1)[0].text
+    assert "实名登记成功" in deps.sms_drop().recent(1)[0].text
 
 
 def test_a_submit_that_dies_before_the_push_is_opened_again(
@@ -480,13 +495,13 @@ def test_a_submit_that_dies_before_the_push_is_opened_again(
     reg_id = reg["registration_id"]
     service = deps.registration_service()
 
-    monkeypatch.setattr(service._lifecycle, "submit_registrations", timed_out)
+    monkeypatch.setattr(deps.lifecycle(), "submit_registrations", timed_out)
     status, _ = call(api, "post", f"{REG}/{reg_id}/submit", me)
     assert status == 500
     monkeypatch.undo()
     assert outbox_records("register") == 0
     later = datetime.now(UTC) + timedelta(minutes=5)
-    monkeypatch.setattr(service, "_clock", lambda: later)
+    clock_at(monkeypatch, service, later)
     assert service.recover_stuck() == {"finished": 0, "released": 1}
     monkeypatch.undo()
     # The person can submit again, and this time it goes through once
@@ -528,7 +543,7 @@ def test_the_eleventh_card_of_one_id_is_refused_with_the_way_to_a_business_hall(
 def test_a_registration_waiting_for_review_outlives_its_expiry(
     api: Any, person: Headers, vins: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from chalicelib.registration.domain import RegistrationKind
+    from chalicelib.registration.domain.registrations import RegistrationKind
     from chalicelib.verification.domain.flows import CheckName, CheckVerdict, FlowStatus
 
     me = person()
@@ -549,12 +564,12 @@ def test_a_registration_waiting_for_review_outlives_its_expiry(
             "version": flow.version + 1,
         }
     )
-    verification._flows.save(reviewing)
+    verification.flows._flows.save(reviewing)
     # When a day and more has passed
     service = deps.registration_service()
     later = datetime.now(UTC) + timedelta(hours=25)
-    monkeypatch.setattr(service, "_clock", lambda: later)
-    monkeypatch.setattr(verification, "_clock", lambda: later)
+    clock_at(monkeypatch, service, later)
+    monkeypatch.setattr(verification.flows, "_clock", lambda: later)
     # Then the purge keeps both, and the person still finds the registration waiting for the review
     counts = service.purge_abandoned()
     assert (counts["registrations"], counts["flows"]) == (0, 0)
@@ -628,17 +643,17 @@ def test_a_two_card_vehicle_is_decided_when_both_cards_are(
     reg = register(api, me, two_card_vin)
     first, second = (c.iccid for c in deps.inventory_repo().cards_of_vehicle(two_card_vin))
     assert outbox_records("register") == 2  # both cards pushed, in one transaction
-    sent = len(deps.sms_outbox().recent(100))
+    sent = len(deps.sms_drop().recent(100))
     # When the operator refuses one card while the other is still with it, the registration waits
     answer_card(first, CallbackOutcome.REJECTED, reason="该证件在黑名单中")
     _, shown = call(api, "get", f"{REG}/{reg['registration_id']}", me)
     assert shown["step"] == "pending"
-    assert len(deps.sms_outbox().recent(100)) == sent
+    assert len(deps.sms_drop().recent(100)) == sent
     # And once the second is answered it is decided, with the refusal's reason, told once
     answer_card(second, CallbackOutcome.ACCEPTED)
     _, shown = call(api, "get", f"{REG}/{reg['registration_id']}", me)
     assert (shown["step"], shown["result"]["reason_zh"]) == ("rejected", "该证件在黑名单中")
-    assert len(deps.sms_outbox().recent(100)) == sent + 1
+    assert len(deps.sms_drop().recent(100)) == sent + 1
 
 
 def test_a_de_registration_that_dies_half_way_is_finished_by_the_next_submit(
@@ -657,7 +672,7 @@ def test_a_de_registration_that_dies_half_way_is_finished_by_the_next_submit(
     _, dereg = call(api, "post", f"{DEREG}/{dereg_id}/phone", me, {"phone": PHONE, "code": code})
     prove_identity(api, me, dereg["flow_id"])
     # Given a submit whose request dies after the first card was de-registered
-    lifecycle = deps.registration_service()._lifecycle
+    lifecycle = deps.lifecycle()
     real = lifecycle.deregister
     calls: list[str] = []
 
@@ -679,4 +694,4 @@ def test_a_de_registration_that_dies_half_way_is_finished_by_the_next_submit(
     states = sorted(deps.inventory_repo().get_card(i).state.value for i in cards)  # type: ignore[union-attr]
     assert states == ["unregistered", "unregistered"]
     assert outbox_records("deregister") == 2
-    assert "注销" in deps.sms_outbox().recent(1)[0].text
+    assert "注销" in deps.sms_drop().recent(1)[0].text

@@ -28,7 +28,7 @@ from chalicelib.adapters.operator.secrets import (
     bootstrap_operator_secrets,
     rotate_operator_secret,
 )
-from chalicelib.cards.domain import CardFunction
+from chalicelib.cards.domain.inventory import CardFunction
 from chalicelib.kernel.errors import DomainError
 from chalicelib.kernel.operators import Operator
 from chalicelib.local.sandbox_operator import SandboxOperator
@@ -47,7 +47,8 @@ from chalicelib.operators.domain.messages import (
     PushMessage,
     PushVehicle,
 )
-from chalicelib.operators.keys import OperatorKeySource, OperatorKeysUnavailable, secret_name
+from chalicelib.operators.keys import OperatorKeysUnavailable, secret_name
+from chalicelib.operators.ports import OperatorKeySource
 from chalicelib.operators.signing import NonceCache
 
 PATTERN = "cheka/test/operator/{operator}"
@@ -596,7 +597,8 @@ def test_an_operator_without_a_url_is_refused(platform_keys: SecretsManagerKeySo
 
 
 def test_unknown_keys_are_refused_by_the_operator(secrets_client: Any, sandbox: SandboxOperator):
-    from chalicelib.operators.keys import StaticKeySource, generate_operator_keys
+    from chalicelib.operators.keys import generate_operator_keys
+    from tests.fakes.operators import StaticKeySource
 
     stranger = HttpOperatorGateway({MOBILE: sandbox.url}, StaticKeySource([generate_operator_keys(MOBILE)]))
     with pytest.raises(OperatorRefused) as err:

@@ -1,5 +1,5 @@
 """SMS codes and phone login on the embedded AWS: DynamoDB codes and counters, the KMS keyed hash, the
-S3 outbox, SNS. The clock is controlled, so the resend interval, the daily limit and expiry are tested
+S3 SMS drop, SNS. The clock is controlled, so the resend interval, the daily limit and expiry are tested
 without waiting.
 """
 
@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from chalicelib.adapters.dynamo.models_sms import SMS_TABLES
 from chalicelib.adapters.sms.dynamo import DynamoSmsCodeStore
-from chalicelib.adapters.sms.local import OutboxSmsSender
+from chalicelib.adapters.sms.local import LocalSmsDrop
 from chalicelib.adapters.sms.sns import SnsSmsSender
 from chalicelib.core import deps
 from chalicelib.core.auth import Role, authenticate
@@ -66,14 +66,14 @@ class Stack:
     def __init__(self) -> None:
         self.clock = Clock()
         self.codes = Codes()
-        self.outbox = OutboxSmsSender(client("s3"), get_settings().documents_bucket)
+        self.drop = LocalSmsDrop(client("s3"), get_settings().documents_bucket)
         self.store = DynamoSmsCodeStore()
         self.service = SmsCodeService(
-            self.store, self.outbox, deps.keyed_hasher(), clock=self.clock, randbelow=self.codes
+            self.store, self.drop, deps.keyed_hasher(), clock=self.clock, randbelow=self.codes
         )
 
     def last_code(self) -> str:
-        found = re.search(r"验证码 (\d{6})", self.outbox.recent(1)[0].text)
+        found = re.search(r"验证码 (\d{6})", self.drop.recent(1)[0].text)
         assert found is not None
         return found.group(1)
 
@@ -174,8 +174,8 @@ def test_the_tables_hold_neither_the_code_nor_the_phone(stack: Stack) -> None:
     stored = raw_items()
     for secret in ("482913", PHONE, PHONE[-8:], "mobile:"):
         assert secret not in stored
-    # And what the developer's outbox keeps has the number masked
-    message = stack.outbox.recent(1)[0]
+    # And what the developer's SMS drop keeps has the number masked
+    message = stack.drop.recent(1)[0]
     assert message.phone == "138****5678"
     assert PHONE not in message.model_dump_json()
 
@@ -199,7 +199,7 @@ def test_a_refused_resend_keeps_the_earlier_code(stack: Stack) -> None:
     code = stack.send()
     stack.clock.advance(1)
     refusal(stack.service.send, PHONE, SmsPurpose.LOGIN)
-    assert len(stack.outbox.recent(10)) == 1
+    assert len(stack.drop.recent(10)) == 1
     stack.service.check(PHONE, SmsPurpose.LOGIN, code)
 
 
@@ -210,7 +210,7 @@ def test_the_eleventh_send_of_a_china_day_is_refused_until_the_next_day(stack: S
     err = refusal(stack.service.send, PHONE, SmsPurpose.LOGIN)
     assert (err.code, err.status) == ("sms.daily_limit", 429)
     assert err.details["limit"] == 10
-    assert len(stack.outbox.recent(20)) == 10
+    assert len(stack.drop.recent(20)) == 10
     # At midnight China time (16:00 UTC) the phone may ask again
     stack.clock.now = datetime(2025, 3, 3, 16, 0, tzinfo=UTC)
     stack.send()
@@ -220,7 +220,7 @@ def test_the_limits_come_from_the_policy(aws: None) -> None:
     stack = Stack()
     stack.service = SmsCodeService(
         stack.store,
-        stack.outbox,
+        stack.drop,
         deps.keyed_hasher(),
         clock=stack.clock,
         randbelow=stack.codes,
@@ -293,11 +293,11 @@ def test_an_sns_failure_is_a_503_refusal_naming_no_number(aws: None) -> None:
     assert "not-a-number" not in json.dumps(err.to_dict())
 
 
-def test_the_outbox_is_read_newest_first_by_another_reader(stack: Stack) -> None:
-    stack.outbox.send(PHONE, "one")
-    stack.outbox.send(OTHER_PHONE, "two")
+def test_the_sms_drop_is_read_newest_first_by_another_reader(stack: Stack) -> None:
+    stack.drop.send(PHONE, "one")
+    stack.drop.send(OTHER_PHONE, "two")
     # Another process reads it through its own client (the bucket is the shared state)
-    reader = OutboxSmsSender(client("s3"), get_settings().documents_bucket)
+    reader = LocalSmsDrop(client("s3"), get_settings().documents_bucket)
     assert [(m.phone, m.text) for m in reader.recent(5)] == [("139****1111", "two"), ("138****5678", "one")]
     assert [m.text for m in reader.recent(1)] == ["two"]
 
@@ -330,7 +330,7 @@ def _auth_app() -> Chalice:
 @pytest.fixture
 def api_client(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
     monkeypatch.setattr(deps, "sms_code_service", _getter(stack.service), raising=False)
-    monkeypatch.setattr(deps, "sms_outbox", _getter(stack.outbox), raising=False)
+    monkeypatch.setattr(deps, "sms_drop", _getter(stack.drop), raising=False)
     with Client(_auth_app()) as test_client:
         yield test_client
 
@@ -410,18 +410,18 @@ def test_codes_other_than_login_need_a_signed_in_person(
     stack.service.check(PHONE, SmsPurpose.OWNER_PHONE, stack.last_code())
 
 
-def test_the_dev_outbox_lists_masked_phones_and_readable_codes(stack: Stack, api_client: Client) -> None:
+def test_the_dev_sms_drop_lists_masked_phones_and_readable_codes(stack: Stack, api_client: Client) -> None:
     code = stack.send()
-    answer = api_client.http.get("/v1/dev/sms-outbox?limit=5")
+    answer = api_client.http.get("/v1/dev/sms-drop?limit=5")
     assert answer.status_code == 200
     (message,) = json.loads(answer.body)["messages"]
     assert message["phone"] == "138****5678"
     assert code in message["text"]
-    assert api_client.http.get("/v1/dev/sms-outbox?limit=0").status_code == 422
+    assert api_client.http.get("/v1/dev/sms-drop?limit=0").status_code == 422
 
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])
-def test_the_dev_outbox_does_not_exist_outside_local_stages(
+def test_the_dev_sms_drop_does_not_exist_outside_local_stages(
     stack: Stack, api_client: Client, stage: str
 ) -> None:
     stack.send()
@@ -430,20 +430,20 @@ def test_the_dev_outbox_does_not_exist_outside_local_stages(
             env.setenv("CHEKA_STAGE", stage)
             get_settings.cache_clear()
             assert not get_settings().is_local
-            answer = api_client.http.get("/v1/dev/sms-outbox")
+            answer = api_client.http.get("/v1/dev/sms-drop")
     finally:
         get_settings.cache_clear()
     assert answer.status_code == 404
     assert "验证码" not in answer.body.decode()
 
 
-def test_the_cli_prints_the_outbox_as_json_lines(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_cli_prints_the_sms_drop_as_json_lines(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
     from chalicelib.cli.sms import sms
 
-    monkeypatch.setattr(deps, "sms_outbox", _getter(stack.outbox), raising=False)
+    monkeypatch.setattr(deps, "sms_drop", _getter(stack.drop), raising=False)
     code = stack.send()
     stack.send(OTHER_PHONE)
-    result = CliRunner().invoke(sms, ["outbox", "--limit", "5"])
+    result = CliRunner().invoke(sms, ["drop", "--limit", "5"])
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.output.splitlines()]
     assert [m["phone"] for m in lines] == ["139****1111", "138****5678"]

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from chalicelib.adapters.s3.documents import S3DocumentStore
 from chalicelib.kernel.errors import DomainError, Forbidden, NotFound
 from chalicelib.verification.domain.documents import DocumentKind
 from chalicelib.verification.uploads import PRESIGN_EXPIRES_SECONDS, UploadService
@@ -47,7 +48,7 @@ def bucket() -> str:
 def service(face_engine: Any = None) -> UploadService:
     from chalicelib.core.settings import get_settings
 
-    return UploadService(s3(), bucket(), get_settings().pii_key_alias, face_engine)
+    return UploadService(S3DocumentStore(s3(), bucket(), get_settings().pii_key_alias), face_engine)
 
 
 def keys(prefix: str) -> list[str]:

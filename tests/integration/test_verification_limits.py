@@ -139,6 +139,7 @@ class World:
             DynamoReviewCases,
         )
         from chalicelib.adapters.dynamo.models import bind
+        from chalicelib.adapters.s3.documents import S3DocumentStore
         from chalicelib.core import deps
         from chalicelib.core.aws import client
         from chalicelib.core.settings import get_settings
@@ -154,7 +155,8 @@ class World:
             sessions=DynamoLivenessSessions(),
             cases=DynamoReviewCases(),
             uploads=UploadService(
-                client("s3"), get_settings().documents_bucket, get_settings().pii_key_alias, self.faces
+                S3DocumentStore(client("s3"), get_settings().documents_bucket, get_settings().pii_key_alias),
+                self.faces,
             ),
             ocr=ScriptedOcr(),
             faces=self.faces,
@@ -179,7 +181,8 @@ class World:
         client("s3").put_object(Bucket=get_settings().documents_bucket, Key=post.key, Body=jpeg())
         service.complete_upload(flow.flow_id, owner, DocumentKind.ID_FRONT, post.key)
         service.read_document(flow.flow_id, owner, DocumentKind.ID_FRONT)
-        from chalicelib.registration.domain import ConsentKind, current_consent
+        from chalicelib.registration.consents import current_consent
+        from chalicelib.registration.domain.consents import ConsentKind
 
         doc = current_consent(ConsentKind.BIOMETRIC_CONSENT)
         service.give_biometric_consent(flow.flow_id, owner, doc.version, doc.sha256, {})

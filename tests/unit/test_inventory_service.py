@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from chalicelib.cards.domain import CardFunction, CardState
-from chalicelib.cards.inventory import import_inventory, parse_inventory, transition_card
+from chalicelib.cards.domain.inventory import CardFunction, CardState
+from chalicelib.cards.inventory import import_inventory, parse_inventory
 from chalicelib.kernel.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
 from chalicelib.local.synthetic import inventory_csv, inventory_rows
-from tests.fakes.cards import FakeInventory
+from tests.fakes.cards import FakeInventory, put_card_state
 
 HEADER = "vin,engine_no,brand,model,colour,production_date,dealer_code,iccid,msisdn\n"
 GOOD = "LSVAU218XN2183294,E12345678,启航,QH-5,白,2025-03-01,D100,89860112345678901237,1460012345678\n"
@@ -58,7 +58,7 @@ def test_reimporting_the_same_file_changes_nothing() -> None:
 def test_reimport_keeps_a_registered_cards_state() -> None:
     repo = FakeInventory()
     run(HEADER + GOOD, repo)
-    transition_card(repo, "89860112345678901237", CardState.PENDING, actor="t", holder_id="p1")
+    put_card_state(repo, "89860112345678901237", CardState.PENDING, actor="t", holder_id="p1")
     run(HEADER + GOOD, repo)
     assert repo.cards["89860112345678901237"].state is CardState.PENDING
 
@@ -168,14 +168,14 @@ def test_state_machine_moves_and_history() -> None:
     repo = FakeInventory()
     run(HEADER + GOOD, repo)
     iccid = "89860112345678901237"
-    transition_card(repo, iccid, CardState.PENDING, actor="a", holder_id="p1")
-    card = transition_card(repo, iccid, CardState.REGISTERED, actor="op", reason="accepted")
+    put_card_state(repo, iccid, CardState.PENDING, actor="a", holder_id="p1")
+    card = put_card_state(repo, iccid, CardState.REGISTERED, actor="op", reason="accepted")
     assert card.holder_id == "p1"
     assert CardFunction.DATA in card.functions
-    card = transition_card(repo, iccid, CardState.DEREGISTERED, actor="a")
+    card = put_card_state(repo, iccid, CardState.DEREGISTERED, actor="a")
     assert card.holder_id is None
     assert card.functions == [CardFunction.EMERGENCY]
-    transition_card(repo, iccid, CardState.UNREGISTERED, actor="a")
+    put_card_state(repo, iccid, CardState.UNREGISTERED, actor="a")
     events = repo.history(iccid)
     assert [(e.from_state, e.to_state) for e in events[1:]] == [
         (CardState.UNREGISTERED, CardState.PENDING),
@@ -191,7 +191,7 @@ def test_illegal_moves_are_refused_and_change_nothing(target: CardState) -> None
     repo = FakeInventory()
     run(HEADER + GOOD, repo)
     with pytest.raises(Conflict) as info:
-        transition_card(repo, "89860112345678901237", target, actor="a")
+        put_card_state(repo, "89860112345678901237", target, actor="a")
     assert info.value.code == "card.illegal_transition"
     assert repo.cards["89860112345678901237"].version == 1
     assert len(repo.history("89860112345678901237")) == 1
@@ -199,4 +199,4 @@ def test_illegal_moves_are_refused_and_change_nothing(target: CardState) -> None
 
 def test_unknown_card_is_404() -> None:
     with pytest.raises(NotFound):
-        transition_card(FakeInventory(), "89860112345678901237", CardState.PENDING, actor="a")
+        put_card_state(FakeInventory(), "89860112345678901237", CardState.PENDING, actor="a")

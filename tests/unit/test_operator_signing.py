@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cryptography.hazmat.primitives import hashes
 
-from chalicelib.cards.domain import CardFunction
+from chalicelib.cards.domain.inventory import CardFunction
 from chalicelib.kernel.errors import BadRequest, Conflict, Unauthenticated
 from chalicelib.kernel.operators import Operator
 from chalicelib.operators import signing, wire
@@ -22,10 +22,10 @@ from chalicelib.operators.keys import (
     Direction,
     OperatorKeys,
     OperatorKeysUnavailable,
-    StaticKeySource,
     generate_operator_keys,
 )
 from chalicelib.operators.signing import NonceCache, SignatureError, SignMethod
+from tests.fakes.operators import StaticKeySource
 
 NOW = datetime(2025, 5, 1, 12, 0, tzinfo=UTC)
 KEY = b"k" * 32

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from cryptography.exceptions import InvalidTag
 
-from chalicelib.cards.domain import CardFunction
+from chalicelib.cards.domain.inventory import CardFunction
 from chalicelib.kernel.operators import Operator
 from chalicelib.operators import wire
 from chalicelib.operators.domain.messages import (
@@ -29,10 +29,10 @@ from chalicelib.operators.keys import (
     Direction,
     OperatorKeys,
     OperatorKeysUnavailable,
-    StaticKeySource,
     generate_operator_keys,
 )
 from chalicelib.operators.signing import NonceCache, SignatureError, SignMethod
+from tests.fakes.operators import StaticKeySource
 
 NOW = datetime(2025, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
 ID_NUMBER = "11010519491231002X"

@@ -9,15 +9,18 @@ import statistics
 import pytest
 from pydantic import ValidationError
 
-from chalicelib.cards.domain import CardFunction
-from chalicelib.kernel.errors import Conflict
-from chalicelib.kernel.operators import Operator
-from chalicelib.operators.domain.messages import HolderKind, PushKind
-from chalicelib.operators.domain.outbox import (
+from chalicelib.cards.domain.inventory import CardFunction
+from chalicelib.cards.domain.lifecycle import PushKind
+from chalicelib.cards.domain.limits import (
     CARDS_PER_ID_LIMIT,
-    RetryPolicy,
+    HolderKind,
     check_cards_per_id,
     counts_toward_limit,
+)
+from chalicelib.kernel.errors import Conflict
+from chalicelib.kernel.operators import Operator
+from chalicelib.operators.domain.outbox import (
+    RetryPolicy,
     opened_functions,
     requested_functions,
 )

@@ -20,7 +20,7 @@ import json
 import random
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pynamodb.attributes import (
@@ -30,6 +30,7 @@ from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.adapters.dynamo.models import EvidenceModel
+from chalicelib.kernel.clock import utc_now
 from chalicelib.kernel.crypto import FieldCipher, SealedFields
 from chalicelib.kernel.errors import Conflict
 from chalicelib.verification.domain.evidence import (
@@ -107,7 +108,7 @@ def _items(flow_id: str) -> list[EvidenceModel]:
 class DynamoEvidenceLog(EvidenceLog):
     def __init__(self, cipher: FieldCipher, *, clock: Callable[[], datetime] | None = None):
         self._cipher = cipher
-        self._clock = clock or (lambda: datetime.now(UTC))
+        self._clock = clock or utc_now
 
     def append(
         self,

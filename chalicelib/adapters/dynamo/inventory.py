@@ -6,7 +6,7 @@ import random
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
 from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.expressions.update import Action
@@ -14,8 +14,9 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.adapters.dynamo.models import CardHistoryModel, CardModel, VehicleModel
-from chalicelib.cards.domain import Card, CardEvent, CardFunction, CardState, Vehicle, functions_for
+from chalicelib.cards.domain.inventory import Card, CardEvent, CardFunction, CardState, Vehicle, functions_for
 from chalicelib.cards.ports import InventoryRepository
+from chalicelib.kernel.clock import utc_now
 from chalicelib.kernel.errors import Conflict
 from chalicelib.kernel.operators import Operator
 
@@ -36,10 +37,6 @@ def _batch_save(items: Sequence[Model]) -> None:
         with model.batch_write() as batch:
             for item in group:
                 batch.save(item)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def vehicle_item(v: Vehicle, at: datetime) -> VehicleModel:
@@ -163,7 +160,7 @@ class DynamoInventoryRepository(InventoryRepository):
     def put_new(
         self, vehicles: Sequence[Vehicle], cards: Sequence[Card], events: Sequence[CardEvent]
     ) -> None:
-        at = _now()
+        at = utc_now()
         items: list[Model] = [vehicle_item(v, at) for v in vehicles]
         items += [card_item(c, at) for c in cards]
         items += [event_item(e) for e in events]
@@ -179,7 +176,7 @@ class DynamoInventoryRepository(InventoryRepository):
                 future.result()
 
     def update_vehicle(self, vehicle: Vehicle) -> None:
-        item = vehicle_item(vehicle, _now())
+        item = vehicle_item(vehicle, utc_now())
         try:
             item.update(
                 actions=[

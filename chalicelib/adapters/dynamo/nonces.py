@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 from pynamodb.exceptions import PutError
 
 from chalicelib.adapters.dynamo.models_operator import OperatorNonceModel
+from chalicelib.kernel.clock import utc_now
 
 
 class DynamoNonces:
@@ -16,7 +15,7 @@ class DynamoNonces:
     def seen(self, nonce: str) -> bool:
         """True when ``nonce`` was already used (a replay); otherwise remember it and answer False."""
         try:
-            OperatorNonceModel(nonce, expires_epoch=int(time.time()) + self._keep).save(
+            OperatorNonceModel(nonce, expires_epoch=int(utc_now().timestamp()) + self._keep).save(
                 condition=OperatorNonceModel.nonce.does_not_exist()
             )
         except PutError as exc:

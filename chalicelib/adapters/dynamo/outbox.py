@@ -19,7 +19,7 @@ import time
 import uuid
 import zlib
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pynamodb.exceptions import TransactWriteError, UpdateError
@@ -37,16 +37,18 @@ from chalicelib.adapters.dynamo.models_outbox import (
     CardsPerIdModel,
     OutboxModel,
 )
-from chalicelib.cards.domain import CardState
+from chalicelib.cards.domain.inventory import CardState
 from chalicelib.core.settings import Settings
+from chalicelib.kernel.clock import utc_now
 from chalicelib.kernel.crypto import FieldCipher, SealedFields
 from chalicelib.kernel.errors import BadRequest
 from chalicelib.kernel.operators import Operator
 from chalicelib.operators.domain.messages import PushKind, PushMessage
+from chalicelib.cards.domain.lifecycle import CardLifecycle, Retirement
+from chalicelib.cards.domain.limits import cards_per_id_exceeded
 from chalicelib.operators.domain.outbox import (
     CALLBACK_MEMORY_DAYS,
     FINAL_RECORD_RETENTION_DAYS,
-    CardLifecycle,
     CardWrite,
     Claim,
     CounterMove,
@@ -56,9 +58,7 @@ from chalicelib.operators.domain.outbox import (
     OutboxRecord,
     OutboxStatus,
     OutboxSummary,
-    Retirement,
     SeenCallback,
-    cards_per_id_exceeded,
 )
 from chalicelib.operators.ports import OutboxStore, PushQueue
 
@@ -269,7 +269,7 @@ class DynamoOutboxStore(OutboxStore):
     # -- the one transaction -------------------------------------------------------------------------
 
     def commit(self, change: OutboxCommit) -> None:
-        at = datetime.now(UTC)
+        at = utc_now()
         puts: list[tuple[str, Model, Condition | None]] = []
         updates: list[tuple[str, Model, list[Action], Condition | None]] = []
         for write in change.cards:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 
 from chalicelib.adapters.dynamo.models import PartyModel
 from chalicelib.cards.ports import PartyRepository
+from chalicelib.kernel.clock import utc_now
 from chalicelib.kernel.crypto import FieldCipher, KeyedHasher, SealedFields
 from chalicelib.kernel.personal import IdType, Party, PartyKind, id_lookup_value
 
@@ -38,7 +39,7 @@ class DynamoPartyRepository(PartyRepository):
             phone_enc=sealed.values.get("phone"),
             id_valid_until=party.id_valid_until.isoformat() if party.id_valid_until else None,
             id_permanent=party.id_permanent,
-            created_at=party.created_at or datetime.now(UTC),
+            created_at=party.created_at or utc_now(),
         ).save(condition=PartyModel.party_id.does_not_exist())
 
     def delete(self, party_id: str) -> None:

@@ -13,8 +13,8 @@ from chalicelib.adapters.dynamo.base import scan_upto
 from chalicelib.adapters.dynamo.models import PURGE_GRACE_SECONDS, RegistrationModel, RegistrationPushModel
 from chalicelib.kernel.crypto import FieldCipher, SealedFields
 from chalicelib.kernel.errors import Conflict
-from chalicelib.registration.domain import (
-    ConsentRecord,
+from chalicelib.registration.domain.consents import ConsentRecord
+from chalicelib.registration.domain.registrations import (
     Delegation,
     Registration,
     RegistrationKind,

@@ -21,9 +21,9 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+from chalicelib.kernel.clock import Clock, utc_now
 from chalicelib.kernel.operators import Operator
 from chalicelib.operators import wire
 from chalicelib.operators.domain.messages import (
@@ -33,15 +33,11 @@ from chalicelib.operators.domain.messages import (
     PushMessage,
     PushReceipt,
 )
-from chalicelib.operators.keys import OperatorKeys, OperatorKeySource, OperatorKeysUnavailable
-from chalicelib.operators.ports import OperatorDirectory, OperatorGateway
+from chalicelib.operators.keys import OperatorKeys, OperatorKeysUnavailable
+from chalicelib.operators.ports import OperatorDirectory, OperatorGateway, OperatorKeySource
 
 _MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 _RETRYABLE_4XX = frozenset({408, 425, 429})
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -59,7 +55,7 @@ class HttpOperatorGateway(OperatorGateway, OperatorDirectory):
         *,
         timeout_seconds: float = 5.0,
         listing_page_size: int = 500,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Clock = utc_now,
         ssl_context: ssl.SSLContext | None = None,
         on_result: Callable[[Operator, str, int | None, float], None] | None = None,
     ) -> None:

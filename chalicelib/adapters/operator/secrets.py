@@ -11,11 +11,11 @@ from chalicelib.kernel.operators import Operator
 from chalicelib.operators.keys import (
     Cipher,
     OperatorKeys,
-    OperatorKeySource,
     OperatorKeysUnavailable,
     generate_operator_keys,
     secret_name,
 )
+from chalicelib.operators.ports import OperatorKeySource
 from chalicelib.operators.signing import SignMethod
 
 

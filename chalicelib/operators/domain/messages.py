@@ -17,21 +17,10 @@ from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from chalicelib.cards.domain import CardFunction
+from chalicelib.cards.domain.inventory import CardFunction
+from chalicelib.cards.domain.lifecycle import PushKind as PushKind
+from chalicelib.cards.domain.limits import HolderKind as HolderKind
 from chalicelib.kernel.operators import Operator
-
-
-class PushKind(StrEnum):
-    """What the operator is asked to do."""
-
-    REGISTER = "register"  # 实名登记: bind the card to the holder, open the requested functions
-    DEREGISTER = "deregister"  # 实名注销: end the binding, back to emergency-only
-    TRANSFER = "transfer"  # 过户: end the old holder's binding, bind the new holder
-
-
-class HolderKind(StrEnum):
-    INDIVIDUAL = "individual"
-    ENTERPRISE = "enterprise"
 
 
 class PushHolder(BaseModel):

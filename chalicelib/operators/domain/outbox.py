@@ -1,13 +1,12 @@
-"""The operator push outbox and the card lifecycle after submission (SPEC §6).
+"""The operator push outbox (SPEC §6).
 
 第八条(三)/第九条(三): the OEM sends the user, vehicle and card facts to the operator, which checks them
 (一证多卡, 第十一条) and only then opens the card's minimal necessary functions (第十四条). A card is
 ``registered`` when the operator's answer says so, never before. Every push is an outbox record written
 in the same transaction as the card change that caused it, so a crash never loses or duplicates one.
 
-第十三条: transfer (过户), scrap (报废) and part replacement (更换零部件) end the old registration.
-
-Pure domain: rules, records and the ports the services need; no I/O.
+Pure domain: records, the retry policy and what one commit writes; no I/O. The card's own bookkeeping
+(``CardLifecycle``) and the one-ID limit are the cards domain's.
 """
 
 from __future__ import annotations
@@ -21,10 +20,10 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from chalicelib.cards.domain import Card, CardEvent, CardFunction, CardState, functions_for
-from chalicelib.kernel.errors import Conflict
+from chalicelib.cards.domain.inventory import Card, CardEvent, CardFunction, CardState, functions_for
+from chalicelib.cards.domain.lifecycle import CardLifecycle, PushKind
 from chalicelib.kernel.operators import Operator
-from chalicelib.operators.domain.messages import HolderKind, OperatorCallback, PushKind, PushMessage
+from chalicelib.operators.domain.messages import OperatorCallback, PushMessage
 
 
 class OutboxStatus(StrEnum):
@@ -126,42 +125,6 @@ class RetryPolicy(BaseModel):
         return math.ceil(rng.uniform(0, self.ceiling(attempts_made)))
 
 
-#: 第十一条: more than 10 cards of one operator under one person's ID go through the operator's hall.
-CARDS_PER_ID_LIMIT = 10
-
-
-OPERATOR_NAMES: dict[Operator, tuple[str, str]] = {
-    Operator.CHINA_MOBILE: ("中国移动", "China Mobile"),
-    Operator.CHINA_UNICOM: ("中国联通", "China Unicom"),
-    Operator.CHINA_TELECOM: ("中国电信", "China Telecom"),
-    Operator.CHINA_BROADNET: ("中国广电", "China Broadnet"),
-}
-
-
-def counts_toward_limit(kind: HolderKind) -> bool:
-    """第十一条 limits individual users (个人用户); enterprise fleets are checked by the operator (第九条)."""
-    return kind is HolderKind.INDIVIDUAL
-
-
-def cards_per_id_exceeded(operator: Operator, limit: int = CARDS_PER_ID_LIMIT) -> Conflict:
-    zh, en = OPERATOR_NAMES[operator]
-    return Conflict(
-        "registration.cards_per_id_exceeded",
-        f"该证件在{zh}名下的车联网卡已达 {limit} 张（一证多卡上限，《车联网卡实名登记实施细则》第十一条），"
-        f"无法在线登记。请携带本人有效证件前往{zh}营业厅办理。",
-        f"This ID document already holds {limit} {en} vehicle cards, the limit (Article 11), so it "
-        f"cannot be registered online. Please visit a {en} business hall with your ID document.",
-        field="id_number",
-        details={"operator": operator.value, "limit": limit},
-    )
-
-
-def check_cards_per_id(active: int, operator: Operator, limit: int = CARDS_PER_ID_LIMIT) -> None:
-    """Refuse one more card when ``active`` cards (pending or registered) are already at the limit."""
-    if active >= limit:
-        raise cards_per_id_exceeded(operator, limit)
-
-
 def requested_functions(kind: PushKind) -> list[CardFunction]:
     """What a push asks the operator to open: the minimal necessary ones (第十四条)."""
     if kind is PushKind.DEREGISTER:
@@ -178,56 +141,6 @@ def opened_functions(
     said = set(reported) or set(asked)
     kept = {CardFunction.EMERGENCY} | (said & set(asked))
     return [f for f in CardFunction if f in kept]
-
-
-class LifecycleEvent(StrEnum):
-    """Names of the card history entries the lifecycle writes (``CardEvent.event``)."""
-
-    REGISTRATION_SUBMITTED = "registration_submitted"
-    REGISTRATION_ACCEPTED = "registration_accepted"
-    REGISTRATION_REJECTED = "registration_rejected"
-    DEREGISTERED = "deregistered"
-    EMERGENCY_ONLY = "emergency_only"  # back to emergency functions only (第十四条)
-    DEREGISTRATION_CONFIRMED = "deregistration_confirmed"
-    DEREGISTRATION_REFUSED = "deregistration_refused"
-    TRANSFER_REQUESTED = "transfer_requested"
-    TRANSFERRED = "transferred"
-    TRANSFER_REJECTED = "transfer_rejected"
-    SPOT_CHECK = "spot_check"  # 抽查 (第十条)
-    SCRAPPED = "scrapped"
-    SWAPPED_OUT = "swapped_out"
-    SWAPPED_IN = "swapped_in"
-
-
-class Retirement(StrEnum):
-    """Why a card may never be registered again."""
-
-    SCRAPPED = "scrapped"  # 报废: the vehicle was scrapped
-    SWAPPED_OUT = "swapped_out"  # 更换零部件: the part holding the card was replaced
-
-
-class CardLifecycle(BaseModel):
-    """A card's registration bookkeeping beside its state: its current push, whose registration it is
-    (as a keyed hash of the ID, for the one-ID count), a transfer in progress, whether it is retired,
-    and the operator's last refusal (shown to the user)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    iccid: str
-    message_id: str | None = None  # the card's current push: callbacks for older ones are ignored
-    message_kind: PushKind | None = None
-    awaiting: bool = False  # the current push has no answer yet
-    holder_id_hash: str | None = None
-    holder_counted: bool = False  # holds one of the holder's cards-per-ID slots
-    pending_holder_id: str | None = None  # transfer: the new holder (party id) until accepted
-    pending_holder_id_hash: str | None = None
-    pending_counted: bool = False
-    retired: Retirement | None = None
-    retired_at: datetime | None = None
-    reason_code: str | None = None
-    reason_zh: str | None = None
-    reason_en: str | None = None
-    updated_at: datetime | None = None
 
 
 class CallbackNote(StrEnum):

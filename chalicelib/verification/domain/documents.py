@@ -87,6 +87,15 @@ def limits_for(kind: DocumentKind) -> ImageLimits:
     return SELFIE_LIMITS if kind.needs_face else DOCUMENT_LIMITS
 
 
+class PostForm(BaseModel):
+    """A presigned upload form: the client POSTs ``fields`` then the file to ``url``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    url: str
+    fields: dict[str, str]
+
+
 class CleanImage(BaseModel):
     """A validated photo: upright, RGB, JPEG, no metadata."""
 

@@ -3,7 +3,7 @@
 A flow belongs to the caller who opened it and holds what the checks need: the identity the person
 typed (kept encrypted), the stored document photos, and each check's verdict. Every flow kind
 (registration, de-registration, delegated and enterprise registration, account real-name) runs the
-same checks through ``services.verification``.
+same checks through the use cases of ``chalicelib.verification``.
 
 Rules kept here, pure:
 
@@ -15,6 +15,7 @@ Rules kept here, pure:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
@@ -22,6 +23,21 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from chalicelib.kernel.errors import Conflict, Forbidden, InvalidField, NotFound, TooManyRequests
+
+
+@dataclass(frozen=True)
+class VerificationPolicy:
+    """The server-side numbers (from settings)."""
+
+    face_threshold: float
+    attempts_per_flow: int = 3
+    attempts_per_person_day: int = 5
+    liveness_session_seconds: int = 180
+    flow_ttl: timedelta = timedelta(hours=24)
+
+
+#: A flow in manual review is kept at least this long for the reviewer (then it may expire as usual).
+REVIEW_WINDOW = timedelta(days=14)
 
 
 class FlowPurpose(StrEnum):

@@ -352,7 +352,7 @@
     const masked = phone.slice(0, 3) + "****" + phone.slice(-4);
     let doc;
     try {
-      doc = await api("GET", "/v1/dev/sms-outbox?limit=10");
+      doc = await api("GET", "/v1/dev/sms-drop?limit=10");
     } catch (_) {
       box.hidden = true;
       return;

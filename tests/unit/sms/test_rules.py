@@ -1,4 +1,4 @@
-"""SMS code rules (SPEC §3), pure, and the code service over in-memory fakes."""
+"""SMS code rules (SPEC §3), pure: the code and its text, the send limits, the checks of a code."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import pytest
 
 from chalicelib.kernel.clock import china_day
 from chalicelib.kernel.errors import DomainError
-from chalicelib.sms.codes import SmsCodeService
 from chalicelib.sms.domain import (
     SIGNATURE,
     SendQuota,
@@ -31,8 +30,6 @@ from chalicelib.sms.domain import (
     subject_for,
     too_many_tries,
 )
-from chalicelib.sms.ports import SmsCodeStore, SmsSender
-from tests.fakes.crypto import FakeHasher
 
 POLICY = SmsPolicy()
 # 10:00 in China (UTC+8).
@@ -176,124 +173,3 @@ def test_refusals_have_stable_codes_statuses_and_both_languages() -> None:
         assert err.code.startswith("sms.")
     assert send_failed().status == 503
     assert isinstance(send_failed(), SmsUnavailable)
-
-
-# --------------------------------------------------------------------------- the service, over fakes
-
-
-class MemoryCodes(SmsCodeStore):
-    """The store's contract in memory (conditions checked as the DynamoDB adapter's writes do)."""
-
-    def __init__(self) -> None:
-        self.quotas: dict[str, SendQuota] = {}
-        self.codes: dict[str, StoredCode] = {}
-
-    def reserve_send(self, phone_hash: str, now: datetime, policy: SmsPolicy) -> SendQuota:
-        check_send(self.quotas.get(phone_hash), now, policy)
-        self.quotas[phone_hash] = after_send(self.quotas.get(phone_hash), now)
-        return self.quotas[phone_hash]
-
-    def put_code(self, code: StoredCode) -> None:
-        self.codes[code.key] = code
-
-    def get_code(self, key: str) -> StoredCode | None:
-        return self.codes.get(key)
-
-    def _current(self, code: StoredCode, max_tries: int) -> StoredCode | None:
-        now = self.codes.get(code.key)
-        if now is None or now.salt != code.salt or now.used_at is not None or now.tries >= max_tries:
-            return None
-        return now
-
-    def add_wrong_try(self, code: StoredCode, max_tries: int) -> int | None:
-        current = self._current(code, max_tries)
-        if current is None:
-            return None
-        self.codes[code.key] = current.model_copy(update={"tries": current.tries + 1})
-        return current.tries + 1
-
-    def consume(self, code: StoredCode, now: datetime, max_tries: int) -> bool:
-        current = self._current(code, max_tries)
-        if current is None or current.expires_at <= now:
-            return False
-        self.codes[code.key] = current.model_copy(update={"used_at": now, "code_hash": None})
-        return True
-
-
-class Inbox(SmsSender):
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, str]] = []
-
-    def send(self, phone: str, text: str) -> str:
-        self.sent.append((phone, text))
-        return f"m{len(self.sent)}"
-
-    def last_code(self) -> str:
-        found = re.search(r"验证码 (\d{6})", self.sent[-1][1])
-        assert found is not None
-        return found.group(1)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def parts() -> tuple[SmsCodeService, MemoryCodes, Inbox, Clock]:
-    codes, inbox, clock = MemoryCodes(), Inbox(), Clock()
-    return SmsCodeService(codes, inbox, FakeHasher(), clock=clock), codes, inbox, clock
-
-
-def test_a_sent_code_reaches_the_normalised_number_and_is_kept_only_hashed(
-    parts: tuple[SmsCodeService, MemoryCodes, Inbox, Clock],
-) -> None:
-    service, codes, inbox, _ = parts
-    sent = service.send("+86 138-1234-5678", SmsPurpose.LOGIN)
-    assert (sent.expires_in, sent.resend_after) == (300, 60)
-    assert inbox.sent[0][0] == PHONE
-    code = inbox.last_code()
-    (item,) = codes.codes.values()
-    assert code not in item.model_dump_json()
-    assert PHONE not in item.model_dump_json()
-
-
-def test_a_wrong_code_counts_down_then_the_right_one_is_consumed_once(
-    parts: tuple[SmsCodeService, MemoryCodes, Inbox, Clock],
-) -> None:
-    service, _, inbox, _ = parts
-    service.send(PHONE, SmsPurpose.OWNER_PHONE)
-    code = inbox.last_code()
-    wrong = "000000" if code != "000000" else "111111"
-    err = refusal(service.check, PHONE, SmsPurpose.OWNER_PHONE, wrong)
-    assert (err.code, err.details) == ("sms.code_wrong", {"tries_left": 4})
-    service.check(PHONE, SmsPurpose.OWNER_PHONE, code)
-    assert refusal(service.check, PHONE, SmsPurpose.OWNER_PHONE, code).code == "sms.no_code"
-
-
-def test_an_invalid_number_is_refused_before_anything_is_counted_or_sent(
-    parts: tuple[SmsCodeService, MemoryCodes, Inbox, Clock],
-) -> None:
-    service, codes, inbox, _ = parts
-    err = refusal(service.send, "12345", SmsPurpose.LOGIN)
-    assert (err.code, err.field) == ("mobile.format", "phone")
-    assert not codes.quotas
-    assert not inbox.sent
-
-
-def test_login_gives_the_same_subject_for_the_same_phone_only(
-    parts: tuple[SmsCodeService, MemoryCodes, Inbox, Clock],
-) -> None:
-    service, _, inbox, clock = parts
-    subjects = []
-    for phone in (PHONE, PHONE, "13900001111"):
-        clock.advance(61)
-        service.send(phone, SmsPurpose.LOGIN)
-        subjects.append(service.login(phone, inbox.last_code()))
-    assert subjects[0] == subjects[1] != subjects[2]

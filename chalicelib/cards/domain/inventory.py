@@ -8,7 +8,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from chalicelib.kernel.errors import Conflict
+from chalicelib.kernel.errors import Conflict, NotFound
 from chalicelib.kernel.operators import Operator
 
 
@@ -52,6 +52,17 @@ def check_transition(iccid: str, current: CardState, target: CardState) -> None:
             field="state",
             details={"iccid": iccid, "from": current.value, "to": target.value},
         )
+
+
+def vehicle_not_found() -> NotFound:
+    return NotFound(
+        "vehicle.not_found", "未找到该车辆，请核对车辆识别代号", "No vehicle with this VIN", field="vin"
+    )
+
+
+def card_not_found(field: str = "iccid") -> NotFound:
+    """No card with the ICCID given in ``field`` (a card must be imported into the inventory first)."""
+    return NotFound("card.not_found", "未找到该车联网卡", "No card with this ICCID", field=field)
 
 
 class Vehicle(BaseModel):

@@ -13,16 +13,13 @@ while the owner's identity and the authorization letter (授权委托书) are re
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from functools import lru_cache
-from pathlib import Path
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from chalicelib.kernel.errors import Conflict, Forbidden, InvalidField, NotFound
+from chalicelib.kernel.errors import Conflict, Forbidden, NotFound
+from chalicelib.registration.domain.consents import ConsentRecord
 from chalicelib.verification.domain.flows import CheckName, CheckVerdict, Flow, FlowPurpose, FlowStatus
 
 
@@ -92,109 +89,6 @@ DEREGISTRATION_STEPS: tuple[Step, ...] = (
     Step.FACE,
     Step.SUBMIT,
 )
-
-
-class ConsentKind(StrEnum):
-    REGISTRATION_AGREEMENT = "registration_agreement"  # 实名登记协议
-    RESPONSIBILITY_NOTICE = "responsibility_notice"  # 实名制责任告知书
-    BIOMETRIC_CONSENT = "biometric_consent"  # 人脸信息处理单独同意 (PIPL 第二十九条)
-
-
-class ConsentDocument(BaseModel):
-    """A versioned text kept in the repository (``chalicelib/consents/<kind>.<version>.md``)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    kind: ConsentKind
-    version: str
-    title: str
-    sha256: str
-    text: str
-
-
-CONSENTS_DIR = Path(__file__).resolve().parent.parent / "consents"
-
-
-@lru_cache(maxsize=1)
-def consent_documents() -> tuple[ConsentDocument, ...]:
-    """The current text of each consent: the highest version in the repository."""
-    found: dict[ConsentKind, ConsentDocument] = {}
-    for path in sorted(CONSENTS_DIR.glob("*.v*.md")):
-        kind_name, version = path.name.removesuffix(".md").rsplit(".", 1)
-        kind = ConsentKind(kind_name)
-        raw = path.read_bytes()
-        text = raw.decode("utf-8")
-        title = text.splitlines()[0].lstrip("# ").strip()
-        doc = ConsentDocument(
-            kind=kind, version=version, title=title, sha256=hashlib.sha256(raw).hexdigest(), text=text
-        )
-        current = found.get(kind)
-        if current is None or int(version[1:]) > int(current.version[1:]):
-            found[kind] = doc
-    missing = set(ConsentKind) - set(found)
-    if missing:
-        raise RuntimeError(f"consent texts missing: {sorted(m.value for m in missing)}")
-    return tuple(found[k] for k in ConsentKind)
-
-
-class AcceptedConsent(BaseModel):
-    """What the client says the person accepted: the text by kind, version and hash."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    kind: ConsentKind
-    version: str = Field(min_length=1, max_length=16)
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-
-
-class ConsentRecord(BaseModel):
-    """A consent given: the text's kind, version and hash, when, and from which client."""
-
-    model_config = ConfigDict(frozen=True)
-
-    kind: ConsentKind
-    version: str
-    sha256: str
-    accepted_at: AwareDatetime
-    client: dict[str, str] = Field(default_factory=dict)
-
-
-#: The agreements of the consents step; the biometric consent is given earlier, before the face step.
-AGREEMENTS = (ConsentKind.REGISTRATION_AGREEMENT, ConsentKind.RESPONSIBILITY_NOTICE)
-
-
-def current_consent(kind: ConsentKind) -> ConsentDocument:
-    return next(d for d in consent_documents() if d.kind is kind)
-
-
-def check_consents(accepted: list[AcceptedConsent], required: tuple[ConsentKind, ...] = AGREEMENTS) -> None:
-    """Every ``required`` text accepted, and every text given the current one, exactly as served (an
-    outdated or altered text is refused)."""
-    current = {d.kind: d for d in consent_documents()}
-    given = {a.kind: a for a in accepted}
-    if len(given) != len(accepted):
-        raise InvalidField(
-            "consent.repeated", "同一协议重复提交", "A consent was given twice", field="accepted"
-        )
-    for kind, doc in current.items():
-        got = given.get(kind)
-        if got is None and kind not in required:
-            continue
-        if got is None:
-            raise InvalidField(
-                "consent.missing",
-                f"请阅读并同意《{doc.title}》",
-                f"The {kind.value} must be accepted",
-                field=f"accepted.{kind.value}",
-            )
-        if got.version != doc.version or got.sha256 != doc.sha256:
-            raise InvalidField(
-                "consent.outdated",
-                f"《{doc.title}》已更新，请重新阅读后同意",
-                f"The {kind.value} accepted is not the current text; read it again",
-                field=f"accepted.{kind.value}",
-                details={"current_version": doc.version},
-            )
 
 
 class Delegation(BaseModel):
@@ -340,10 +234,15 @@ def check_owner(reg: Registration | None, caller: str, now: datetime) -> Registr
     return reg
 
 
-@dataclass(frozen=True)
-class CardOutcome:
-    """How one submitted card's push ended, read from its history after submission."""
+def not_my_vehicle() -> Forbidden:
+    return Forbidden(
+        "vehicle.not_yours",
+        "该车辆不在您名下的已登记车辆中",
+        "This vehicle is not among the vehicles registered to you",
+        field="vin",
+    )
 
-    step: Step
-    reason_zh: str | None = None
-    reason_en: str | None = None
+
+def changed(reg: Registration, now: datetime, **changes: object) -> Registration:
+    """``reg`` with ``changes``, one version up (what the store's conditional save expects)."""
+    return reg.model_copy(update={**changes, "version": reg.version + 1, "updated_at": now})

@@ -1,0 +1,1 @@
+"""S3 adapters: the documents bucket (``documents.S3DocumentStore``)."""

@@ -1,0 +1,144 @@
+"""A submission and its outcome: who may claim it, whom the cards are registered to, and how the
+registration ended, read from its cards' history since the submission (the operator's answers)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from chalicelib.cards.domain.inventory import CardEvent, CardState
+from chalicelib.kernel.errors import Forbidden, InvalidField
+from chalicelib.kernel.personal import IdType, Party
+from chalicelib.registration.domain.registrations import (
+    Registration,
+    RegistrationKind,
+    RegistrationStatus,
+    Step,
+)
+from chalicelib.sms.domain import SIGNATURE
+from chalicelib.verification.domain.flows import TypedIdentity
+
+#: A claim older than this whose push never committed (the request died) may be submitted again.
+STALE_CLAIM = timedelta(minutes=2)
+
+
+def claimable(reg: Registration, now: datetime) -> bool:
+    """Whether a submit may claim ``reg``: open, or claimed by a request that died (the claim gone
+    stale; the caller has seen that its push never committed)."""
+    if reg.status is RegistrationStatus.OPEN:
+        return True
+    return (
+        reg.status is RegistrationStatus.SUBMITTING
+        and reg.submitted_at is not None
+        and now - reg.submitted_at > STALE_CLAIM
+    )
+
+
+def holder_party(reg: Registration, verified: TypedIdentity, now: datetime) -> Party:
+    """The cards' holder: the owner who authorized a trustee, else the person the flow verified."""
+    if reg.delegation is not None:
+        d = reg.delegation
+        return Party(
+            id_type=IdType(d.owner_id_type),
+            id_number=d.owner_id_number,
+            name=d.owner_name,
+            address=d.owner_address,
+            phone=reg.phone,
+            created_at=now,
+        )
+    return Party(
+        id_type=IdType(verified.id_type),
+        id_number=verified.id_number,
+        name=verified.name,
+        address=verified.address,
+        phone=reg.phone,
+        created_at=now,
+    )
+
+
+def trustee_is_owner() -> InvalidField:
+    return InvalidField(
+        "delegation.same_person",
+        "受托人与车主为同一人，请直接办理实名登记",
+        "The trustee is the owner: register directly",
+        field="owner.id_number",
+    )
+
+
+def not_the_holder() -> Forbidden:
+    return Forbidden(
+        "deregistration.not_holder",
+        "核验的身份与该车联网卡的登记人不一致",
+        "The verified person is not the card's registered holder",
+    )
+
+
+# -- outcome --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CardOutcome:
+    """How one submitted card's push ended (or the whole registration's), read from history."""
+
+    step: Step
+    reason_zh: str | None = None
+    reason_en: str | None = None
+
+
+def was_pushed(reg: Registration, histories: Mapping[str, Sequence[CardEvent]]) -> bool:
+    """A claimed submission whose push committed: a card went pending (or de-registered) since."""
+    since = reg.submitted_at
+    return since is not None and any(
+        e.at >= since and e.to_state in (CardState.PENDING, CardState.DEREGISTERED)
+        for events in histories.values()
+        for e in events
+    )
+
+
+def card_outcome(kind: RegistrationKind, events: Sequence[CardEvent]) -> CardOutcome:
+    """One card's outcome from its events since the submission; a refusal carries the event's reason."""
+    if kind is RegistrationKind.DEREGISTRATION:
+        done = any(e.to_state is CardState.DEREGISTERED for e in events)
+        return CardOutcome(step=Step.DEREGISTERED if done else Step.PENDING)
+    for event in events:
+        if event.from_state is not CardState.PENDING:
+            continue
+        if event.to_state is CardState.REGISTERED:
+            return CardOutcome(step=Step.REGISTERED)
+        return CardOutcome(step=Step.REJECTED, reason_zh=event.reason, reason_en=event.reason)
+    return CardOutcome(step=Step.PENDING)
+
+
+def registration_outcome(outcomes: Sequence[CardOutcome]) -> CardOutcome:
+    """The registration's outcome: final only once every card has its answer; a refusal wins."""
+    for step in (Step.PENDING, Step.REJECTED):
+        found = [o for o in outcomes if o.step is step]
+        if found:
+            return found[0]
+    return outcomes[0] if outcomes else CardOutcome(step=Step.PENDING)
+
+
+def holder_events(history: Sequence[CardEvent], reg: Registration) -> list[CardEvent]:
+    """A card's history as one registration's holder sees it: from its submission until the card left
+    them (back to unregistered: refused, de-registered, ended); nobody else's events."""
+    since = reg.submitted_at
+    mine: list[CardEvent] = []
+    for event in history:
+        if since is None or event.at < since:
+            continue
+        mine.append(event)
+        if event.to_state is CardState.UNREGISTERED:
+            break
+    return mine
+
+
+def result_message(vin: str, outcome: CardOutcome) -> str:
+    """The SMS with a final outcome (确认登记结果)."""
+    tail = vin[-6:]
+    if outcome.step is Step.REGISTERED:
+        return f"{SIGNATURE}您的车辆（VIN 尾号 {tail}）车联网卡实名登记成功，已开通必要功能。"
+    if outcome.step is Step.DEREGISTERED:
+        return f"{SIGNATURE}您的车辆（VIN 尾号 {tail}）车联网卡已注销实名，仅保留紧急呼叫功能。"
+    reason = outcome.reason_zh or "请核对信息后重新办理"
+    return f"{SIGNATURE}您的车辆（VIN 尾号 {tail}）车联网卡实名登记未通过：{reason}。"

@@ -1,0 +1,231 @@
+"""Submission: claim → holder → push → complete, and the recovery of submissions whose request died.
+
+A submit claims the registration (a conditional write: one request wins, a second submit gets the same
+registration and no second push), takes its flow out of expiry, stores the holder and pushes every card
+in one transaction (``Lifecycle.submit_registrations``; a de-registration ends each registered card),
+then records the pushes and tells the person if the outcome is already final. A refused push opens the
+registration again. A request that dies after its push committed leaves a claim the cards show as
+pushed: ``recover_stuck`` (or the next submit) completes it; one that died before is opened again.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from chalicelib.cards.domain.inventory import CardState
+from chalicelib.cards.holders import holder_from_party
+from chalicelib.cards.lifecycle import Lifecycle
+from chalicelib.cards.ports import PartyRepository
+from chalicelib.core.observability import logger
+from chalicelib.kernel.clock import Clock, utc_now
+from chalicelib.kernel.crypto import KeyedHasher
+from chalicelib.kernel.errors import Conflict, DomainError, NotFound
+from chalicelib.registration.domain.registrations import (
+    Registration,
+    RegistrationKind,
+    RegistrationStatus,
+    Step,
+    require_step,
+)
+from chalicelib.registration.domain.submission import (
+    STALE_CLAIM,
+    claimable,
+    holder_party,
+    not_the_holder,
+    trustee_is_owner,
+)
+from chalicelib.registration.outcome import Outcomes, ResultSms
+from chalicelib.registration.ports import RegistrationRepository
+from chalicelib.registration.records import Registrations
+from chalicelib.registration.views import RegistrationView, RegistrationViews
+from chalicelib.verification.domain.documents import DocumentKind
+from chalicelib.verification.domain.flows import Flow
+from chalicelib.verification.service import VerificationService
+
+#: A submitted registration's flow (identity, photos, live capture, evidence) is kept this long: the
+#: card's service life is unknown here, so long enough to outlive it plus the two years of 第十八条.
+EVIDENCE_RETENTION = timedelta(days=365 * 20)
+
+#: What a push gives back: the operator records it created and the holder's party (if any).
+Pushed = tuple[list[str], str | None]
+
+
+class Submission:
+    def __init__(
+        self,
+        store: RegistrationRepository,
+        registrations: Registrations,
+        views: RegistrationViews,
+        outcomes: Outcomes,
+        result_sms: ResultSms,
+        parties: PartyRepository,
+        verification: VerificationService,
+        lifecycle: Lifecycle,
+        hasher: KeyedHasher,
+        *,
+        flow_ttl: timedelta = timedelta(hours=24),
+        clock: Clock = utc_now,
+    ) -> None:
+        self._store = store
+        self._registrations = registrations
+        self._views = views
+        self._outcomes = outcomes
+        self._result_sms = result_sms
+        self._parties = parties
+        self._verification = verification
+        self._lifecycle = lifecycle
+        self._hasher = hasher
+        self._flow_ttl = flow_ttl
+        self._clock = clock
+
+    def submit(self, registration_id: str, caller: str) -> RegistrationView:
+        """Submit once: a second submit (or a concurrent one) gets the same registration, no second push.
+
+        The claim takes the registration and its flow out of expiry before anything is pushed, so a
+        request that dies after the push commits leaves nothing to purge.
+        """
+        reg = self._registrations.own(registration_id, caller)
+        if reg.status is RegistrationStatus.SUBMITTED:
+            return self._views.view(reg)
+        flow = self._registrations.flow(reg)
+        if reg.status is RegistrationStatus.OPEN:
+            require_step(reg, flow, Step.SUBMIT)
+        elif self._outcomes.pushed(reg):
+            return self._views.view(self._complete(reg, flow, caller))
+        claimed = self._claim(reg)
+        if claimed is None:
+            return self._views.view(self._registrations.own(registration_id, caller))
+        assert flow is not None
+        flow = self._verification.keep(flow, self._clock() + EVIDENCE_RETENTION)
+        try:
+            pushed = self._push(claimed, flow, caller)
+        except DomainError:
+            self._release(claimed, flow)
+            raise
+        done = self._finish(claimed, flow, pushed)
+        logger.info(
+            "registration submitted", extra={"registration": done.registration_id, "kind": done.kind.value}
+        )
+        return self._views.view(done)
+
+    def recover_stuck(self, limit: int = 100) -> dict[str, int]:
+        """Submissions whose request died: completed when their push committed, else opened again."""
+        finished = released = 0
+        for reg in self._store.submitting(self._clock() - STALE_CLAIM, limit):
+            try:
+                flow = self._kept_flow(reg)
+                if self._outcomes.pushed(reg):
+                    self._complete(reg, flow, "system")
+                    finished += 1
+                else:
+                    self._release(reg, flow)
+                    released += 1
+            except DomainError:
+                continue  # moved meanwhile: the next round sees it as it is now
+        return {"finished": finished, "released": released}
+
+    # -- claim and release ---------------------------------------------------------------------------
+
+    def _claim(self, reg: Registration) -> Registration | None:
+        """Claim the submission for this request (its push not committed); None when another request
+        holds or made it."""
+        now = self._clock()
+        if not claimable(reg, now):
+            return None
+        try:
+            return self._registrations.save(
+                reg, status=RegistrationStatus.SUBMITTING, submitted_at=now, expires_at=None
+            )
+        except Conflict:
+            return None
+
+    def _release(self, claimed: Registration, flow: Flow | None) -> None:
+        """A refused push: the registration is open again and expires as it would have."""
+        expires = claimed.created_at + self._flow_ttl
+        self._registrations.save(
+            claimed, status=RegistrationStatus.OPEN, submitted_at=None, expires_at=expires
+        )
+        if flow is not None:
+            self._verification.reopen(flow.flow_id, claimed.owner, expires)
+
+    def _kept_flow(self, reg: Registration) -> Flow | None:
+        try:
+            return self._registrations.flow(reg)
+        except NotFound:
+            return None  # expired before it was kept: nothing was pushed with it
+
+    # -- push ----------------------------------------------------------------------------------------
+
+    def _push(self, reg: Registration, flow: Flow, caller: str) -> Pushed:
+        if reg.kind is RegistrationKind.REGISTRATION:
+            return self._push_registration(reg, flow, caller)
+        return self._push_deregistration(reg, flow, caller)
+
+    def _push_registration(self, reg: Registration, flow: Flow, caller: str) -> Pushed:
+        """The holder stored as a party, then every card pushed in one transaction; a refused push
+        leaves no party behind."""
+        assert flow.identity is not None
+        party = holder_party(reg, flow.identity, self._clock())
+        holder = holder_from_party(party, self._hasher)
+        if reg.delegation is not None and holder.id_hash == flow.person_hash:
+            raise trustee_is_owner()
+        self._parties.put(party)
+        try:
+            outcomes = self._lifecycle.submit_registrations(reg.iccids, holder, caller)
+        except DomainError:
+            self._parties.delete(party.party_id)
+            raise
+        return [o.record_id for o in outcomes if o.record_id], party.party_id
+
+    def _push_deregistration(self, reg: Registration, flow: Flow, caller: str) -> Pushed:
+        """注销 by the registered person only: the face-checked identity must be the card's holder.
+        A card no longer registered (ended by an earlier, interrupted submit) is left as it is."""
+        assert flow.person_hash is not None
+        registered = [i for i in reg.iccids if self._lifecycle.status(i).card.state is CardState.REGISTERED]
+        for iccid in registered:
+            if self._lifecycle.status(iccid).lifecycle.holder_id_hash != flow.person_hash:
+                raise not_the_holder()
+        record_ids: list[str] = []
+        for iccid in registered:
+            outcome = self._lifecycle.deregister(iccid, caller, "owner de-registration (实名注销)")
+            if outcome.record_id:
+                record_ids.append(outcome.record_id)
+        return record_ids, reg.party_id
+
+    # -- complete ------------------------------------------------------------------------------------
+
+    def _complete(self, reg: Registration, flow: Flow | None, actor: str) -> Registration:
+        """Complete a submission whose request died after its push committed, from what the cards show.
+        A de-registration ends the cards it had not reached yet first (each card is its own transaction)."""
+        if reg.kind is RegistrationKind.DEREGISTRATION and flow is not None:
+            self._push_deregistration(reg, flow, actor)
+        return self._finish(reg, flow, self._pushed_by_cards(reg))
+
+    def _pushed_by_cards(self, reg: Registration) -> Pushed:
+        record_ids, party_id = [], reg.party_id
+        for iccid in reg.iccids:
+            status = self._lifecycle.status(iccid)
+            if status.lifecycle.message_id:
+                record_ids.append(status.lifecycle.message_id)
+            if reg.kind is RegistrationKind.REGISTRATION and status.card.holder_id:
+                party_id = status.card.holder_id
+        return record_ids, party_id
+
+    def _finish(self, reg: Registration, flow: Flow | None, pushed: Pushed) -> Registration:
+        """Record a committed push: its records (for the result SMS), the holder and the onsite photo;
+        then the result SMS if the outcome is final already (a de-registration, or a registration the
+        operator answered while the request that pushed it was dead)."""
+        record_ids, party_id = pushed
+        onsite = flow.documents.get(DocumentKind.LIVE_CAPTURE.value) if flow is not None else None
+        # Linked first: once the registration reads "submitted", every callback can find it.
+        self._store.link_pushes(reg.registration_id, record_ids)
+        done = self._registrations.save(
+            reg,
+            status=RegistrationStatus.SUBMITTED,
+            record_ids=record_ids,
+            party_id=party_id,
+            onsite_photo=onsite,
+            expires_at=None,
+        )
+        self._result_sms.send_once(done)
+        return done

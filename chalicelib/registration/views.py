@@ -1,0 +1,248 @@
+"""What the owner reads: a registration (its step, vehicle, cards, result) and my vehicles (我的车辆).
+Everything personal is masked; a card's history shows only the reader's own part of it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from chalicelib.cards.domain.inventory import (
+    Card,
+    CardEvent,
+    CardFunction,
+    CardState,
+    Vehicle,
+    vehicle_not_found,
+)
+from chalicelib.cards.ports import InventoryRepository
+from chalicelib.kernel.errors import NotFound
+from chalicelib.kernel.operators import Operator
+from chalicelib.kernel.personal import mask_id_number, mask_name, mask_phone, mask_vin
+from chalicelib.registration.domain.registrations import (
+    Registration,
+    RegistrationKind,
+    RegistrationStatus,
+    Step,
+    step_before_submission,
+)
+from chalicelib.registration.domain.submission import CardOutcome, holder_events
+from chalicelib.registration.outcome import Outcomes
+from chalicelib.registration.ports import RegistrationRepository
+from chalicelib.registration.records import Registrations
+from chalicelib.verification.domain.flows import Flow, FlowStatus
+
+
+def mask_iccid(iccid: str) -> str:
+    return iccid[:6] + "*" * (len(iccid) - 10) + iccid[-4:]
+
+
+class VehicleSummary(BaseModel):
+    vin_masked: str
+    brand: str
+    model: str
+    colour: str
+
+
+class HistoryEntry(BaseModel):
+    at: datetime
+    event: str
+    from_state: CardState | None
+    to_state: CardState
+    reason: str | None
+
+
+class CardSummary(BaseModel):
+    iccid_masked: str
+    msisdn_masked: str
+    operator: Operator
+    state: CardState
+    functions: list[CardFunction]
+    history: list[HistoryEntry] = []
+
+
+class Outcome(BaseModel):
+    step: Step
+    reason_zh: str | None = None
+    reason_en: str | None = None
+
+
+class ConsentSummary(BaseModel):
+    kind: str
+    version: str
+    accepted_at: datetime
+
+
+class DelegationSummary(BaseModel):
+    owner_name_masked: str
+    owner_id_masked: str
+    letter: bool
+    owner_id_photo: bool
+
+
+class RegistrationView(BaseModel):
+    registration_id: str
+    kind: RegistrationKind
+    delegated: bool
+    step: Step
+    steps: list[Step]
+    flow_id: str | None
+    vehicle: VehicleSummary
+    cards: list[CardSummary]
+    phone_masked: str | None
+    delegation: DelegationSummary | None
+    consents: list[ConsentSummary]
+    result: Outcome | None
+    created_at: datetime
+    submitted_at: datetime | None
+    expires_at: datetime | None
+
+
+class MyVehicle(VehicleSummary):
+    registration_id: str
+    step: Step
+    result: Outcome | None
+    cards: list[CardSummary]
+
+
+class MyVehicles(BaseModel):
+    vehicles: list[MyVehicle]
+
+
+def card_summary(card: Card, events: Sequence[CardEvent] = ()) -> CardSummary:
+    return CardSummary(
+        iccid_masked=mask_iccid(card.iccid),
+        msisdn_masked=mask_phone(card.msisdn),
+        operator=card.operator,
+        state=card.state,
+        functions=list(card.functions),
+        history=[
+            HistoryEntry(
+                at=e.at, event=e.event, from_state=e.from_state, to_state=e.to_state, reason=e.reason
+            )
+            for e in events
+        ],
+    )
+
+
+def vehicle_summary(vehicle: Vehicle) -> VehicleSummary:
+    return VehicleSummary(
+        vin_masked=mask_vin(vehicle.vin), brand=vehicle.brand, model=vehicle.model, colour=vehicle.colour
+    )
+
+
+def outcome_view(outcome: CardOutcome) -> Outcome:
+    return Outcome(step=outcome.step, reason_zh=outcome.reason_zh, reason_en=outcome.reason_en)
+
+
+def delegation_summary(reg: Registration) -> DelegationSummary | None:
+    if reg.delegation is None:
+        return None
+    return DelegationSummary(
+        owner_name_masked=mask_name(reg.delegation.owner_name),
+        owner_id_masked=mask_id_number(reg.delegation.owner_id_number),
+        letter=reg.delegation.letter_key is not None,
+        owner_id_photo=reg.delegation.owner_id_key is not None,
+    )
+
+
+#: What a refused manual review shows.
+REVIEW_REFUSED = Outcome(
+    step=Step.REJECTED, reason_zh="人工审核未通过", reason_en="Manual review refused the check"
+)
+
+
+class RegistrationViews:
+    def __init__(
+        self,
+        store: RegistrationRepository,
+        registrations: Registrations,
+        inventory: InventoryRepository,
+        outcomes: Outcomes,
+    ) -> None:
+        self._store = store
+        self._registrations = registrations
+        self._inventory = inventory
+        self._outcomes = outcomes
+
+    def get(self, registration_id: str, caller: str, kind: RegistrationKind) -> RegistrationView:
+        reg = self._registrations.own(registration_id, caller)
+        if reg.kind is not kind:
+            raise NotFound("registration.not_found", "办理记录不存在或已过期", "No such registration")
+        return self.view(reg)
+
+    def view(self, reg: Registration, flow: Flow | None = None) -> RegistrationView:
+        if flow is None and reg.flow_id and reg.status is RegistrationStatus.OPEN:
+            flow = self._registrations.flow(reg)
+        step, outcome = self._step(reg, flow)
+        vehicle = self._inventory.get_vehicle(reg.vin)
+        if vehicle is None:
+            raise vehicle_not_found()
+        cards = [c for c in (self._inventory.get_card(i) for i in reg.iccids) if c is not None]
+        return RegistrationView(
+            registration_id=reg.registration_id,
+            kind=reg.kind,
+            delegated=reg.delegated,
+            step=step,
+            steps=list(reg.steps),
+            flow_id=reg.flow_id,
+            vehicle=vehicle_summary(vehicle),
+            cards=[card_summary(c) for c in cards],
+            phone_masked=mask_phone(reg.phone) if reg.phone else None,
+            delegation=delegation_summary(reg),
+            consents=[
+                ConsentSummary(kind=c.kind.value, version=c.version, accepted_at=c.accepted_at)
+                for c in reg.consents
+            ],
+            result=outcome,
+            created_at=reg.created_at,
+            submitted_at=reg.submitted_at,
+            expires_at=reg.expires_at if reg.status is RegistrationStatus.OPEN else None,
+        )
+
+    def _step(self, reg: Registration, flow: Flow | None) -> tuple[Step, Outcome | None]:
+        if reg.status is RegistrationStatus.SUBMITTED or (
+            reg.status is RegistrationStatus.SUBMITTING and self._outcomes.pushed(reg)
+        ):
+            outcome = outcome_view(self._outcomes.of(reg))
+            return outcome.step, outcome
+        if reg.status is RegistrationStatus.SUBMITTING:
+            return Step.SUBMIT, None
+        if flow is not None and flow.status is FlowStatus.IN_REVIEW:
+            return Step.REVIEW, None
+        if flow is not None and flow.status is FlowStatus.REJECTED:
+            return Step.REJECTED, REVIEW_REFUSED
+        return step_before_submission(reg, flow), None
+
+    def my_vehicles(self, caller: str) -> MyVehicles:
+        """The vehicles the caller registered (latest registration of each), cards still theirs or in
+        progress, with states, their own part of the history and the last result; all masked."""
+        latest: dict[str, Registration] = {}
+        for reg in self._store.of_owner(caller):
+            if reg.kind is RegistrationKind.REGISTRATION and reg.status is RegistrationStatus.SUBMITTED:
+                latest[reg.vin] = reg
+        vehicles = [v for v in (self._my_vehicle(reg) for reg in latest.values()) if v is not None]
+        return MyVehicles(vehicles=vehicles)
+
+    def _my_vehicle(self, reg: Registration) -> MyVehicle | None:
+        vehicle = self._inventory.get_vehicle(reg.vin)
+        if vehicle is None:
+            return None
+        histories = {iccid: holder_events(self._inventory.history(iccid), reg) for iccid in reg.iccids}
+        outcome = outcome_view(self._outcomes.of(reg, histories))
+        cards: list[CardSummary] = []
+        for iccid in reg.iccids:
+            card = self._inventory.get_card(iccid)
+            if card is None or card.holder_id not in (None, reg.party_id):
+                continue  # registered to someone else since (a transfer)
+            cards.append(card_summary(card, histories[iccid]))
+        if not cards:
+            return None
+        return MyVehicle(
+            **vehicle_summary(vehicle).model_dump(),
+            registration_id=reg.registration_id,
+            step=outcome.step,
+            result=outcome,
+            cards=cards,
+        )

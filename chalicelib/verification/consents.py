@@ -1,0 +1,64 @@
+"""Consents given in a flow, kept in its evidence: the separate biometric consent (人脸信息处理单独同意,
+PIPL 第二十九条) before any face is processed, and the consents of the surrounding use case."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from pydantic import BaseModel
+
+from chalicelib.registration.consents import check_consents
+from chalicelib.registration.domain.consents import AcceptedConsent, ConsentKind
+from chalicelib.verification.domain.evidence import EvidenceKind
+from chalicelib.verification.domain.flows import CheckName, CheckVerdict, Flow
+from chalicelib.verification.flows import Flows
+from chalicelib.verification.ports import EvidenceLog
+
+
+class Consents:
+    def __init__(
+        self,
+        *,
+        flows: Flows,
+        evidence: EvidenceLog,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._flows = flows
+        self._evidence = evidence
+        self._clock = clock
+
+    def give_biometric_consent(
+        self, flow_id: str, caller: str, version: str, sha256: str, client: dict[str, str]
+    ) -> Flow:
+        """人脸信息处理单独同意: the current text, as served, accepted before any face is processed;
+        kept in the evidence with its version, hash, time and client. Giving it again changes nothing."""
+        flow = self._flows.open_for_checks(flow_id, caller)
+        check_consents(
+            [AcceptedConsent(kind=ConsentKind.BIOMETRIC_CONSENT, version=version, sha256=sha256)],
+            required=(ConsentKind.BIOMETRIC_CONSENT,),
+        )
+        if flow.checks.get(CheckName.BIOMETRIC_CONSENT) is CheckVerdict.PASSED:
+            return flow
+        given = {
+            "kind": ConsentKind.BIOMETRIC_CONSENT.value,
+            "version": version,
+            "sha256": sha256,
+            "accepted_at": self._clock().isoformat(),
+            "client": client,
+        }
+        saved = self._flows.save(
+            flow, checks={**flow.checks, CheckName.BIOMETRIC_CONSENT: CheckVerdict.PASSED}
+        )
+        self._evidence.append(flow.flow_id, EvidenceKind.CONSENT_GIVEN, caller, {"consents": [given]})
+        return saved
+
+    def record_consents(self, flow_id: str, caller: str, consents: Sequence[BaseModel]) -> None:
+        """Consents given in the flow (text kind, version, hash, time, client) go into its evidence."""
+        flow = self._flows.flow(flow_id, caller)
+        self._evidence.append(
+            flow.flow_id,
+            EvidenceKind.CONSENT_GIVEN,
+            caller,
+            {"consents": [c.model_dump(mode="json") for c in consents]},
+        )

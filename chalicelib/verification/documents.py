@@ -1,0 +1,282 @@
+"""Document photos of a flow (SPEC §8): upload them safely, read them (OCR) and cross-check the reading
+with what the person typed, field by field.
+
+Bad input raises before anything is written: a refused photo is never kept (the refusal goes into the
+evidence), a mismatching ID card is not accepted. What a person may upload changes once a face check
+has started (``check_replaceable``): the face verdict must stay about the portrait it was made against.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from chalicelib.kernel.clock import china_day
+from chalicelib.kernel.errors import Conflict, DomainError, InvalidField, ValidationErrors
+from chalicelib.kernel.personal import IdType
+from chalicelib.verification.domain.documents import DocumentKind
+from chalicelib.verification.domain.evidence import EvidenceKind
+from chalicelib.verification.domain.flows import CheckName, CheckVerdict, Flow, TypedIdentity
+from chalicelib.verification.domain.ocr import (
+    TypedDetails,
+    cross_check,
+    parse_business_licence,
+    parse_id_back,
+    parse_id_front,
+)
+from chalicelib.verification.domain.readings import BusinessLicence, IdBack, IdFront
+from chalicelib.verification.flows import Flows
+from chalicelib.verification.portrait import find_portrait
+from chalicelib.verification.ports import EvidenceLog, FaceEngine, OcrEngine
+from chalicelib.verification.uploads import UploadService
+from chalicelib.verification.views import OcrOutcome, PresignedUpload, StoredDocument
+
+#: Documents OCR reads, and the check each one records.
+OCR_CHECKS: dict[DocumentKind, CheckName] = {
+    DocumentKind.ID_FRONT: CheckName.OCR_ID_FRONT,
+    DocumentKind.ID_BACK: CheckName.OCR_ID_BACK,
+    DocumentKind.BUSINESS_LICENCE: CheckName.OCR_BUSINESS_LICENCE,
+}
+
+Reading = IdFront | IdBack | BusinessLicence
+
+
+def check_replaceable(flow: Flow, kind: DocumentKind) -> None:
+    """What a person may upload: never the live capture (the liveness check chooses and keeps it), and,
+    once a face check has started, no other ID card photo (like the identity): the face verdict must
+    stay about the portrait it was made against."""
+    if kind is DocumentKind.LIVE_CAPTURE:
+        raise InvalidField(
+            "document.server_only",
+            "现场人像由人脸检测生成，不能上传",
+            "The live capture comes from the liveness check; it cannot be uploaded",
+            field="kind",
+        )
+    if (
+        kind in (DocumentKind.ID_FRONT, DocumentKind.AUTHORIZATION_LETTER, DocumentKind.OWNER_ID_FRONT)
+        and flow.checks.get(CheckName.FACE) is not None
+    ):
+        raise Conflict(
+            "flow.documents_locked",
+            "人脸核验已开始，证件照片和授权委托书不能再更换",
+            "The ID card photo and the authorization letter cannot change once face checks have started",
+            field="kind",
+        )
+
+
+def _mismatch_errors(mismatches: Sequence[InvalidField]) -> DomainError:
+    return mismatches[0] if len(mismatches) == 1 else ValidationErrors(list(mismatches))
+
+
+class Documents:
+    def __init__(
+        self,
+        *,
+        flows: Flows,
+        uploads: UploadService,
+        ocr: OcrEngine,
+        faces: FaceEngine,
+        evidence: EvidenceLog,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._flows = flows
+        self._uploads = uploads
+        self._ocr = ocr
+        self._faces = faces
+        self._evidence = evidence
+        self._clock = clock
+
+    # --- photos --------------------------------------------------------------------------------
+
+    def presign_upload(
+        self, flow_id: str, caller: str, kind: DocumentKind, content_type: str
+    ) -> PresignedUpload:
+        flow = self._flows.open_for_checks(flow_id, caller)
+        check_replaceable(flow, kind)
+        return self._uploads.presign(flow.flow_id, kind, content_type)
+
+    def complete_upload(self, flow_id: str, caller: str, kind: DocumentKind, key: str) -> StoredDocument:
+        """Validate and keep an uploaded photo; an ID front must show a portrait to compare with."""
+        flow = self._flows.open_for_checks(flow_id, caller)
+        check_replaceable(flow, kind)
+        try:
+            stored = self._uploads.complete(flow.flow_id, kind, key)
+            if kind is DocumentKind.ID_FRONT:
+                try:
+                    find_portrait(self._faces, self._uploads.read(stored.key))
+                except DomainError:
+                    self._uploads.delete(stored.key)
+                    raise
+        except DomainError as err:
+            self._evidence.append(
+                flow.flow_id,
+                EvidenceKind.UPLOAD_REFUSED,
+                caller,
+                {"document": kind.value, "code": err.code, "status": err.status},
+            )
+            raise
+        replaced = flow.documents.get(kind.value)
+        checks = dict(flow.checks)
+        if kind in OCR_CHECKS:
+            checks.pop(OCR_CHECKS[kind], None)  # a new photo must be read again
+        self._flows.save(flow, documents={**flow.documents, kind.value: stored.key}, checks=checks)
+        if replaced and replaced != stored.key:
+            self._uploads.delete(replaced)
+        self._evidence.append(
+            flow.flow_id,
+            EvidenceKind.UPLOAD_ACCEPTED,
+            caller,
+            {
+                "document": kind.value,
+                "sha256": stored.sha256,
+                "size": stored.size,
+                "width": stored.width,
+                "height": stored.height,
+            },
+        )
+        return stored
+
+    def photo(self, flow: Flow, kind: DocumentKind) -> bytes:
+        """The flow's stored photo of ``kind`` (``flow.document_missing`` when none was uploaded)."""
+        key = flow.documents.get(kind.value)
+        if key is None:
+            raise Conflict(
+                "flow.document_missing",
+                "请先上传所需的证件照片",
+                f"Upload the {kind.value} photo first",
+                field=kind.value,
+                details={"document": kind.value},
+            )
+        return self._uploads.read(key)
+
+    def store_live_capture(self, flow: Flow, jpeg: bytes) -> StoredDocument:
+        """Keep the live capture a passed liveness check chose (the caller records it in the flow)."""
+        from io import BytesIO
+
+        from PIL import Image
+
+        with Image.open(BytesIO(jpeg)) as image:
+            width, height = image.size
+        return self._uploads.store(flow.flow_id, DocumentKind.LIVE_CAPTURE, jpeg, width, height)
+
+    def document_url(self, flow: Flow, kind: str) -> str | None:
+        key = flow.documents.get(kind)
+        return self._uploads.presign_get(key) if key else None
+
+    # --- OCR -----------------------------------------------------------------------------------
+
+    def read_document(self, flow_id: str, caller: str, kind: DocumentKind) -> OcrOutcome:
+        """OCR the stored photo and cross-check it with the typed identity, field by field."""
+        flow = self._flows.open_for_checks(flow_id, caller)
+        if kind not in OCR_CHECKS:
+            raise InvalidField(
+                "ocr.kind", "该类证件不支持识别", f"{kind.value} photos are not read", field="kind"
+            )
+        lines = self._ocr.read(self.photo(flow, kind))
+        parsed: Reading
+        if kind is DocumentKind.ID_FRONT:
+            parsed = parse_id_front(lines)
+        elif kind is DocumentKind.ID_BACK:
+            parsed = parse_id_back(lines)
+        else:
+            parsed = parse_business_licence(lines)
+        reading, fields_read = self._record_reading(flow, kind, caller, parsed, len(lines))
+        self._record_cross_check(flow, kind, caller, self._reading_errors(flow, parsed))
+        self._flows.save(flow, checks={**flow.checks, OCR_CHECKS[kind]: CheckVerdict.PASSED})
+        return OcrOutcome(
+            kind=kind,
+            fields_read=fields_read,
+            confidences=dict(parsed.confidences),
+            agreed=True,
+            reading=reading,
+        )
+
+    def check_owner_id(self, flow_id: str, caller: str, owner: TypedIdentity) -> None:
+        """委托登记 (第十二条): the owner's ID card photo, read and cross-checked with the owner's typed
+        identity (name and number), into the evidence; ``ocr.mismatch`` when they disagree."""
+        flow = self._flows.open_for_checks(flow_id, caller)
+        kind = DocumentKind.OWNER_ID_FRONT
+        lines = self._ocr.read(self.photo(flow, kind))
+        parsed = parse_id_front(lines)
+        self._record_reading(flow, kind, caller, parsed, len(lines))
+        typed = TypedDetails(name=owner.name, id_number=owner.id_number)
+        errors = [
+            InvalidField(e.code, e.message_zh, e.message_en, field=f"owner.{e.field}", details=e.details)
+            for e in (m.to_error() for m in cross_check(parsed, typed))
+        ]
+        self._record_cross_check(flow, kind, caller, errors)
+        self._flows.save(flow, checks={**flow.checks, CheckName.OCR_OWNER_ID_FRONT: CheckVerdict.PASSED})
+
+    def _record_reading(
+        self, flow: Flow, kind: DocumentKind, caller: str, parsed: Reading, lines: int
+    ) -> tuple[dict[str, Any], list[str]]:
+        """The OCR reading into the evidence: what was read publicly, the personal fields sealed."""
+        reading = parsed.model_dump(mode="json", exclude={"confidences"})
+        fields_read = sorted(k for k, v in reading.items() if v not in (None, False, ""))
+        personal = {
+            k: str(v) for k, v in reading.items() if k in ("name", "id_number", "address", "birth_date") and v
+        }
+        self._evidence.append(
+            flow.flow_id,
+            EvidenceKind.OCR_READ,
+            caller,
+            {
+                "document": kind.value,
+                "engine": self._ocr.name,
+                "engine_version": self._ocr.version,
+                "fields_read": fields_read,
+                "confidences": {k: round(v, 4) for k, v in parsed.confidences.items()},
+                "lines": lines,
+            },
+            personal,
+        )
+        return reading, fields_read
+
+    def _record_cross_check(
+        self, flow: Flow, kind: DocumentKind, caller: str, errors: list[InvalidField]
+    ) -> None:
+        """The cross-check's verdict into the evidence; ``ocr.mismatch`` (or the first error) if any."""
+        self._evidence.append(
+            flow.flow_id,
+            EvidenceKind.OCR_CROSS_CHECKED,
+            caller,
+            {
+                "document": kind.value,
+                "agreed": not errors,
+                "mismatches": [{"field": e.field, "code": e.code, "details": e.details} for e in errors],
+            },
+        )
+        if errors:
+            raise _mismatch_errors(errors)
+
+    def _reading_errors(self, flow: Flow, parsed: Reading) -> list[InvalidField]:
+        if isinstance(parsed, IdBack):
+            today = china_day(self._clock())
+            if not parsed.permanent and parsed.valid_until is not None and parsed.valid_until < today:
+                return [
+                    InvalidField(
+                        "id_card.expired",
+                        "证件已过有效期，请使用有效证件",
+                        "The ID card has expired; use a valid document",
+                        field="id_back",
+                        details={"valid_until": parsed.valid_until.isoformat()},
+                    )
+                ]
+            return []
+        identity = flow.identity
+        if identity is None:
+            raise Conflict(
+                "flow.step_out_of_order",
+                "请先填写证件信息",
+                "Enter the identity details first",
+                details={"missing": "identity"},
+            )
+        typed = TypedDetails(
+            name=identity.name if isinstance(parsed, IdFront) else None,
+            id_number=identity.id_number if isinstance(parsed, IdFront) else None,
+            uscc=identity.uscc or (identity.id_number if identity.id_type == IdType.USCC else None),
+            company_name=identity.company_name
+            or (identity.name if identity.id_type == IdType.USCC else None),
+        )
+        return [m.to_error() for m in cross_check(parsed, typed)]

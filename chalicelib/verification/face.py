@@ -1,0 +1,297 @@
+"""Face checks (人证一致, SPEC §10): prove the live person is the person on the ID card.
+
+A liveness session first (single use, bound to the flow and the person, valid a few minutes, only
+after the separate biometric consent), then the live capture against the ID card's portrait. Face
+attempts are limited per flow and per person and day (China time); an attempt is counted once the
+frames have been judged, whatever the verdict, and when they run out the flow may go to manual review.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+
+from chalicelib.kernel.clock import china_day, end_of_china_day
+from chalicelib.kernel.errors import Conflict, DomainError
+from chalicelib.registration.consents import current_consent
+from chalicelib.registration.domain.consents import ConsentKind
+from chalicelib.verification.documents import Documents
+from chalicelib.verification.domain.documents import DocumentKind
+from chalicelib.verification.domain.evidence import EvidenceKind
+from chalicelib.verification.domain.flows import (
+    AttemptsLeft,
+    CheckName,
+    CheckVerdict,
+    Flow,
+    LivenessSession,
+    VerificationPolicy,
+    attempts_exhausted,
+    check_session,
+    session_expired,
+    session_used,
+)
+from chalicelib.verification.domain.liveness import LivenessChallenge, LivenessVerdict
+from chalicelib.verification.flows import Flows
+from chalicelib.verification.portrait import match_portrait
+from chalicelib.verification.ports import (
+    AttemptCounters,
+    EvidenceLog,
+    FaceEngine,
+    LivenessEngine,
+    LivenessSessions,
+)
+from chalicelib.verification.views import FaceCheckOutcome, LivenessStart
+
+
+class FaceChecks:
+    def __init__(
+        self,
+        *,
+        flows: Flows,
+        documents: Documents,
+        attempts: AttemptCounters,
+        sessions: LivenessSessions,
+        faces: FaceEngine,
+        liveness: LivenessEngine,
+        evidence: EvidenceLog,
+        policy: VerificationPolicy,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+    ) -> None:
+        self._flows = flows
+        self._documents = documents
+        self._attempts = attempts
+        self._sessions = sessions
+        self._faces = faces
+        self._liveness = liveness
+        self._evidence = evidence
+        self._policy = policy
+        self._clock = clock
+        self._new_id = new_id
+
+    def start_liveness(self, flow_id: str, caller: str) -> LivenessStart:
+        """A single-use session bound to this flow and person, valid for a few minutes."""
+        flow = self._flows.open_for_checks(flow_id, caller)
+        self._check_ready(flow)
+        assert flow.person_hash is not None
+        now = self._clock()
+        left = self._left(flow, flow.person_hash, now)
+        self._refuse_if_exhausted(left)
+        challenge = self._liveness.new_challenge()
+        provider = self._liveness.start(challenge)
+        session = LivenessSession(
+            session_id=f"ls{self._new_id()}",
+            flow_id=flow.flow_id,
+            owner=flow.owner,
+            person_hash=flow.person_hash,
+            engine=self._liveness.name,
+            provider_session_id=provider.provider_session_id,
+            challenge=challenge.model_dump(mode="json"),
+            created_at=now,
+            expires_at=now + timedelta(seconds=self._policy.liveness_session_seconds),
+        )
+        self._sessions.create(session)
+        return LivenessStart(
+            session_id=session.session_id,
+            engine=session.engine,
+            challenge=session.challenge,
+            client=provider.client,
+            expires_at=session.expires_at,
+            attempts_left=left.left,
+        )
+
+    def complete_liveness(
+        self, flow_id: str, caller: str, session_id: str, frames: Sequence[bytes]
+    ) -> FaceCheckOutcome:
+        """Judge the session's frames, then match the live capture with the ID portrait.
+
+        Order: the session is checked, the frames judged (bad frames change nothing), then the session
+        is claimed and one attempt counted, whatever the verdict; then the portrait match runs.
+        """
+        flow = self._flows.open_for_checks(flow_id, caller)
+        now = self._clock()
+        session = check_session(self._sessions.get(session_id), flow, now)
+        assert flow.person_hash is not None
+        self._refuse_if_exhausted(self._left(flow, flow.person_hash, now))
+        challenge = LivenessChallenge.model_validate(session.challenge)
+        verdict = self._liveness.judge(session.provider_session_id, challenge, frames)
+        self._claim(session)
+        left = self._consume_attempt(flow, flow.person_hash, caller, now)
+        self._record_liveness(flow, caller, session, challenge, verdict)
+        matched: bool | None = None
+        reasons = list(verdict.reasons)
+        if verdict.live:
+            matched = self._match(flow, caller, session, verdict)
+            if not matched:
+                reasons.append("face.no_match")
+        passed = verdict.live and bool(matched)
+        documents = dict(flow.documents)
+        if passed and verdict.reference_image is not None:
+            stored = self._documents.store_live_capture(flow, verdict.reference_image)
+            documents[DocumentKind.LIVE_CAPTURE.value] = stored.key
+        verdict_now = CheckVerdict.PASSED if passed else CheckVerdict.FAILED
+        current = self._flows.find(flow.flow_id) or flow
+        self._flows.save(current, documents=documents, checks={**current.checks, CheckName.FACE: verdict_now})
+        if not passed and left.left == 0:
+            self._evidence.append(
+                flow.flow_id,
+                EvidenceKind.ATTEMPTS_EXHAUSTED,
+                caller,
+                {"flow_left": left.flow, "person_today_left": left.person_today, "review_available": True},
+            )
+        return FaceCheckOutcome(
+            session_id=session.session_id,
+            live=verdict.live,
+            matched=matched,
+            passed=passed,
+            reasons=reasons,
+            attempts_left=left.left,
+            review_available=not passed and left.left == 0,
+        )
+
+    def attempts_left(self, flow_id: str, caller: str) -> AttemptsLeft | None:
+        """The caller's attempts left in this flow today; ``None`` before the identity is typed."""
+        return self.left_for(self._flows.flow(flow_id, caller))
+
+    def left_for(self, flow: Flow) -> AttemptsLeft | None:
+        """The attempts left to ``flow`` now; ``None`` before the identity is typed."""
+        if flow.person_hash is None:
+            return None
+        return self._left(flow, flow.person_hash, self._clock())
+
+    def _check_ready(self, flow: Flow) -> None:
+        """Identity typed, ID front uploaded and read, biometric consent given, face not yet passed."""
+        missing = [
+            step
+            for step, done in (
+                ("identity", flow.person_hash is not None),
+                (DocumentKind.ID_FRONT.value, DocumentKind.ID_FRONT.value in flow.documents),
+                (
+                    CheckName.OCR_ID_FRONT.value,
+                    flow.checks.get(CheckName.OCR_ID_FRONT) is CheckVerdict.PASSED,
+                ),
+            )
+            if not done
+        ]
+        if missing:
+            raise Conflict(
+                "flow.step_out_of_order",
+                "请先完成证件信息填写、证件照片上传与识别",
+                "Enter the identity and upload and read the ID card photo first",
+                details={"missing": missing},
+            )
+        if flow.checks.get(CheckName.BIOMETRIC_CONSENT) is not CheckVerdict.PASSED:
+            doc = current_consent(ConsentKind.BIOMETRIC_CONSENT)
+            raise Conflict(
+                "consent.biometric_required",
+                f"请先阅读并单独同意《{doc.title}》",
+                "The separate consent to process face data must be given before the face check",
+                details={"kind": doc.kind.value, "version": doc.version},
+            )
+        if flow.checks.get(CheckName.FACE) is CheckVerdict.PASSED:
+            raise Conflict("face.already_passed", "人脸核验已通过", "The face check has already passed")
+
+    def _left(self, flow: Flow, person_hash: str, now: datetime) -> AttemptsLeft:
+        p = self._policy
+        return self._attempts.left(
+            flow.flow_id, person_hash, china_day(now), p.attempts_per_flow, p.attempts_per_person_day
+        )
+
+    def _refuse_if_exhausted(self, left: AttemptsLeft) -> None:
+        if left.flow == 0:
+            raise attempts_exhausted("flow", self._policy.attempts_per_flow)
+        if left.person_today == 0:
+            raise attempts_exhausted("person_day", self._policy.attempts_per_person_day)
+
+    def _claim(self, session: LivenessSession) -> None:
+        """Use the session up (``liveness.session_expired`` / ``session_used`` if it is too late)."""
+        if not self._sessions.claim(session.session_id, self._clock()):
+            latest = self._sessions.get(session.session_id)
+            if latest is not None and latest.used_at is None:
+                raise session_expired()
+            raise session_used()
+
+    def _consume_attempt(self, flow: Flow, person_hash: str, caller: str, now: datetime) -> AttemptsLeft:
+        """Count one attempt against both quotas; a refusal goes into the evidence."""
+        p = self._policy
+        try:
+            return self._attempts.consume(
+                flow.flow_id,
+                person_hash,
+                china_day(now),
+                p.attempts_per_flow,
+                p.attempts_per_person_day,
+                end_of_china_day(now) + timedelta(days=1),
+            )
+        except DomainError as err:
+            self._evidence.append(flow.flow_id, EvidenceKind.ATTEMPTS_EXHAUSTED, caller, err.details)
+            raise
+
+    def _record_liveness(
+        self,
+        flow: Flow,
+        caller: str,
+        session: LivenessSession,
+        challenge: LivenessChallenge,
+        verdict: LivenessVerdict,
+    ) -> None:
+        self._evidence.append(
+            flow.flow_id,
+            EvidenceKind.LIVENESS_CHECKED,
+            caller,
+            {
+                "session_id": session.session_id,
+                "engine": verdict.engine,
+                "engine_version": verdict.engine_version,
+                "challenge": challenge.model_dump(mode="json"),
+                "live": verdict.live,
+                "confidence": round(verdict.confidence, 2),
+                "reasons": verdict.reasons,
+                "frames": verdict.frames,
+                "details": verdict.details,
+            },
+        )
+
+    def _match(self, flow: Flow, caller: str, session: LivenessSession, verdict: LivenessVerdict) -> bool:
+        """The live capture against the ID portrait, into the evidence; an engine refusal is no match."""
+        if verdict.reference_image is None:
+            raise Conflict(
+                "liveness.reference_missing",
+                "活体检测未返回参考照片，请重新检测",
+                "The liveness check returned no reference image; start a new one",
+            )
+        card = self._documents.photo(flow, DocumentKind.ID_FRONT)
+        threshold = self._policy.face_threshold
+        try:
+            result = match_portrait(self._faces, card, verdict.reference_image, threshold)
+        except DomainError as err:
+            self._evidence.append(
+                flow.flow_id,
+                EvidenceKind.FACE_COMPARED,
+                caller,
+                {
+                    "session_id": session.session_id,
+                    "threshold": threshold,
+                    "verdict": "error",
+                    "code": err.code,
+                },
+            )
+            return False
+        self._evidence.append(
+            flow.flow_id,
+            EvidenceKind.FACE_COMPARED,
+            caller,
+            {
+                "session_id": session.session_id,
+                "engine": result.engine,
+                "engine_version": result.engine_version,
+                "similarity": result.similarity,
+                "threshold": result.threshold,
+                "verdict": result.verdict,
+                "portrait_face_px": result.portrait_face_px,
+                "live_face_px": result.live_face_px,
+                "faces_on_card": result.faces_on_card,
+            },
+        )
+        return result.verdict == "match"

@@ -1,0 +1,145 @@
+"""Verification flows (办理流程): open one, find it, type the identity, keep or reopen it, purge it.
+
+A flow belongs to the caller who opened it; every other use case of the context reaches it through
+``Flows.flow`` (the caller's own, unexpired flow) or ``Flows.open_for_checks`` (and still open), and
+changes it through ``Flows.save`` (one version up, or ``flow.changed``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from chalicelib.kernel.crypto import KeyedHasher
+from chalicelib.kernel.errors import Conflict
+from chalicelib.kernel.personal import IdType, id_lookup_value
+from chalicelib.kernel.validators import validate
+from chalicelib.verification.domain.evidence import EvidenceKind
+from chalicelib.verification.domain.flows import (
+    CheckName,
+    CheckVerdict,
+    Flow,
+    FlowPurpose,
+    FlowStatus,
+    TypedIdentity,
+    VerificationPolicy,
+    check_access,
+    check_open,
+    new_flow,
+)
+from chalicelib.verification.ports import EvidenceLog, FlowRepository
+from chalicelib.verification.uploads import UploadService
+
+
+class Flows:
+    def __init__(
+        self,
+        *,
+        flows: FlowRepository,
+        uploads: UploadService,
+        evidence: EvidenceLog,
+        hasher: KeyedHasher,
+        policy: VerificationPolicy,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+    ) -> None:
+        self._flows = flows
+        self._uploads = uploads
+        self._evidence = evidence
+        self._hasher = hasher
+        self._policy = policy
+        self._clock = clock
+        self._new_id = new_id
+
+    def open_flow(self, owner: str, purpose: FlowPurpose) -> Flow:
+        flow = new_flow(f"f{self._new_id()}", owner, purpose, self._clock(), self._policy.flow_ttl)
+        self._flows.create(flow)
+        return flow
+
+    def flow(self, flow_id: str, caller: str) -> Flow:
+        """The caller's own, unexpired flow (``flow.not_found`` / ``flow.not_yours``)."""
+        return check_access(self._flows.get(flow_id), caller, self._clock())
+
+    def open_for_checks(self, flow_id: str, caller: str) -> Flow:
+        """The caller's flow, still open to checks (``flow.not_open`` once in review or decided)."""
+        flow = self.flow(flow_id, caller)
+        check_open(flow)
+        return flow
+
+    def find(self, flow_id: str) -> Flow | None:
+        """The stored flow, whoever owns it (for reviewers, and to re-read a flow after a long step)."""
+        return self._flows.get(flow_id)
+
+    def save(self, flow: Flow, **changes: Any) -> Flow:
+        """``flow`` with ``changes``, one version up (``flow.changed`` if it changed meanwhile)."""
+        updated = flow.model_copy(
+            update={**changes, "version": flow.version + 1, "updated_at": self._clock()}
+        )
+        return self._flows.save(updated)
+
+    def set_identity(self, flow_id: str, caller: str, identity: TypedIdentity) -> Flow:
+        """What the person typed: validated, hashed for the per-person quota, stored encrypted."""
+        flow = self.open_for_checks(flow_id, caller)
+        if flow.checks.get(CheckName.FACE) is not None:
+            raise Conflict(
+                "flow.identity_locked",
+                "人脸核验已开始，证件信息不能再修改",
+                "The identity cannot change once face checks have started",
+                field="id_number",
+            )
+        id_type = IdType(identity.id_type)
+        number = validate(id_type.value, identity.id_number, field="id_number").value
+        clean = identity.model_copy(update={"id_number": number})
+        person_hash = self._hasher.digest(id_lookup_value(id_type, number))
+        # A changed identity invalidates readings checked against the old one.
+        checks = {
+            k: v
+            for k, v in flow.checks.items()
+            if k not in (CheckName.OCR_ID_FRONT, CheckName.OCR_BUSINESS_LICENCE)
+        }
+        return self.save(flow, identity=clean, person_hash=person_hash, checks=checks)
+
+    def note(self, flow_id: str, kind: EvidenceKind, actor: str, details: dict[str, Any]) -> None:
+        """Add a step of the surrounding use case (an SMS check, a push result) to the flow's evidence."""
+        self._evidence.append(flow_id, kind, actor, details)
+
+    def keep(self, flow: Flow, until: datetime) -> Flow:
+        """A submitted flow is evidence: closed to any change (``verified``) and kept, with its photos,
+        until ``until`` instead of expiring. ``flow`` is one the caller was given access to."""
+        if flow.status is FlowStatus.VERIFIED and flow.expires_at >= until:
+            return flow
+        return self.save(flow, status=FlowStatus.VERIFIED, expires_at=max(until, flow.expires_at))
+
+    def reopen(self, flow_id: str, caller: str, at: datetime) -> Flow:
+        """A submission was refused: the flow takes changes again (unless a reviewer decided it) and
+        expires at ``at`` as it would have."""
+        flow = self.flow(flow_id, caller)
+        reviewed = flow.checks.get(CheckName.FACE) is CheckVerdict.APPROVED
+        return self.save(flow, status=FlowStatus.VERIFIED if reviewed else FlowStatus.OPEN, expires_at=at)
+
+    def purge_expired(self, limit: int = 100) -> int:
+        """Delete abandoned flows (expired, never kept by a submission) with their photos; how many.
+
+        The flow's evidence chain stays, ending with a ``purged`` entry (what was deleted, not the data).
+        """
+        now = self._clock()
+        purged = 0
+        for flow in self._flows.expired(now, limit):
+            if flow.status is FlowStatus.IN_REVIEW:
+                continue  # a reviewer has the case: its expiry moves when the review opens
+            objects = self._uploads.purge(flow.flow_id)
+            if self._flows.delete_expired(flow, now):
+                purged += 1
+                self._evidence.append(
+                    flow.flow_id,
+                    EvidenceKind.PURGED,
+                    "system",
+                    {
+                        "documents": sorted(flow.documents),
+                        "objects": objects,
+                        "expired_at": flow.expires_at.isoformat(),
+                    },
+                )
+        return purged

@@ -1,0 +1,138 @@
+"""Manual review (人工审核): when the face attempts run out the flow goes to a reviewer, not a dead end.
+
+One case per flow (asking again finds the same case); the reviewer sees the flow's documents and
+checks, and decides once: approved, the flow is verified; rejected, it is closed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from chalicelib.kernel.errors import Conflict
+from chalicelib.verification.domain.evidence import EvidenceKind
+from chalicelib.verification.domain.flows import (
+    REVIEW_WINDOW,
+    CheckName,
+    CheckVerdict,
+    Flow,
+    FlowStatus,
+    ReviewCase,
+    ReviewDecision,
+    ReviewReason,
+    ReviewStatus,
+    case_id_for,
+    case_not_found,
+    check_open,
+)
+from chalicelib.verification.face import FaceChecks
+from chalicelib.verification.flows import Flows
+from chalicelib.verification.ports import EvidenceLog, ReviewCases
+
+
+class Reviews:
+    def __init__(
+        self,
+        *,
+        flows: Flows,
+        face: FaceChecks,
+        cases: ReviewCases,
+        evidence: EvidenceLog,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._flows = flows
+        self._face = face
+        self._cases = cases
+        self._evidence = evidence
+        self._clock = clock
+
+    def request_review(self, flow_id: str, caller: str) -> ReviewCase:
+        """When the face attempts have run out, the flow goes to a reviewer instead of a dead end."""
+        flow = self._flows.flow(flow_id, caller)
+        case_id = case_id_for(flow.flow_id, ReviewReason.FACE_ATTEMPTS_EXHAUSTED)
+        if flow.status is FlowStatus.IN_REVIEW:
+            existing = self._cases.get(case_id)
+            if existing is not None:
+                return existing
+        check_open(flow)
+        left = self._face.left_for(flow)
+        if left is None or left.left > 0 or flow.checks.get(CheckName.FACE) is not CheckVerdict.FAILED:
+            raise Conflict(
+                "review.not_available",
+                "人脸核验次数未用完，请继续核验",
+                "Manual review opens once the face attempts are used up",
+                details={"attempts_left": left.left if left else None},
+            )
+        now = self._clock()
+        case = self._cases.open(
+            ReviewCase(
+                case_id=case_id,
+                flow_id=flow.flow_id,
+                owner=flow.owner,
+                purpose=flow.purpose,
+                reason=ReviewReason.FACE_ATTEMPTS_EXHAUSTED,
+                status=ReviewStatus.OPEN,
+                created_at=now,
+                summary={
+                    "documents": sorted(flow.documents),
+                    "checks": {k: v.value for k, v in flow.checks.items()},
+                    "id_type": flow.identity.id_type if flow.identity else None,
+                },
+            )
+        )
+        self._flows.save(
+            flow,
+            status=FlowStatus.IN_REVIEW,
+            checks={**flow.checks, CheckName.FACE: CheckVerdict.IN_REVIEW},
+            # The reviewer's time does not count against the flow: it waits for the decision.
+            expires_at=max(flow.expires_at, now + REVIEW_WINDOW),
+        )
+        self._evidence.append(
+            flow.flow_id,
+            EvidenceKind.REVIEW_OPENED,
+            caller,
+            {"case_id": case.case_id, "reason": case.reason.value},
+        )
+        return case
+
+    def review_queue(
+        self, status: ReviewStatus, limit: int, cursor: str | None
+    ) -> tuple[list[ReviewCase], str | None]:
+        return self._cases.page(status, limit, cursor)
+
+    def review_case(self, case_id: str) -> tuple[ReviewCase, Flow]:
+        case = self._cases.get(case_id)
+        if case is None:
+            raise case_not_found()
+        flow = self._flows.find(case.flow_id)
+        if flow is None:
+            raise case_not_found()
+        return case, flow
+
+    def decide_review(
+        self, case_id: str, reviewer: str, decision: ReviewDecision, note: str | None
+    ) -> ReviewCase:
+        """Approve (the reviewer saw that the person is the one on the ID) or reject; once."""
+        case, flow = self.review_case(case_id)
+        status = ReviewStatus.APPROVED if decision is ReviewDecision.APPROVE else ReviewStatus.REJECTED
+        decided = self._cases.decide(case_id, status, reviewer, note, self._clock())
+        if decision is ReviewDecision.APPROVE:
+            self._flows.save(
+                flow,
+                status=FlowStatus.VERIFIED,
+                checks={**flow.checks, CheckName.FACE: CheckVerdict.APPROVED},
+            )
+        else:
+            self._flows.save(
+                flow,
+                status=FlowStatus.REJECTED,
+                checks={**flow.checks, CheckName.FACE: CheckVerdict.REJECTED},
+            )
+        self._evidence.append(
+            flow.flow_id,
+            EvidenceKind.REVIEW_DECIDED,
+            reviewer,
+            {"case_id": case.case_id, "decision": decision.value},
+            {"note": note} if note else None,
+        )
+        return decided
