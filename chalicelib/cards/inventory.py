@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from chalicelib.cards.domain.inventory import Card, CardEvent, CardState, Vehicle
+from chalicelib.cards.domain.inventory import Card, CardEvent, Vehicle
 from chalicelib.cards.ports import InventoryRepository
 from chalicelib.kernel.clock import Clock, utc_now
 from chalicelib.kernel.errors import (
@@ -27,7 +27,6 @@ from chalicelib.kernel.errors import (
     Conflict,
     DomainError,
     InvalidField,
-    NotFound,
     PayloadTooLarge,
 )
 from chalicelib.kernel.validators import validate

@@ -20,7 +20,8 @@ def test_an_acceptance_registers_the_card_with_the_functions_opened() -> None:
     assert (result.note, result.state) == (CallbackNote.APPLIED, CardState.REGISTERED)
     assert world.card(card.iccid).functions == opened
     record = world.store.get(outcome.record_id or "")
-    assert record is not None and record.status is OutboxStatus.ACCEPTED
+    assert record is not None
+    assert record.status is OutboxStatus.ACCEPTED
     assert not world.store.lifecycle(card.iccid).awaiting
 
 
@@ -35,11 +36,14 @@ def test_a_refusal_keeps_its_reason_and_frees_the_slot() -> None:
     # then the card is back to unregistered, the user sees the reason, the ID slot is free
     assert result.state is CardState.UNREGISTERED
     status = world.lifecycle.status(card.iccid)
-    assert status.last_refusal is not None and status.last_refusal.code == "cards_per_id_exceeded"
+    assert status.last_refusal is not None
+    assert status.last_refusal.code == "cards_per_id_exceeded"
     assert world.store.cards_per_id("hash-1", MOBILE) == 0
     record = world.store.get(outcome.record_id or "")
-    assert record is not None and record.status is OutboxStatus.REJECTED
-    assert record.reason is not None and "cards_per_id_exceeded" in record.reason
+    assert record is not None
+    assert record.status is OutboxStatus.REJECTED
+    assert record.reason is not None
+    assert "cards_per_id_exceeded" in record.reason
 
 
 def test_a_duplicate_callback_changes_nothing() -> None:

@@ -22,7 +22,8 @@ def test_a_transfer_takes_effect_when_the_operator_accepts_it() -> None:
     assert world.card(card.iccid).holder_id == "party-1"
     assert world.store.cards_per_id("hash-2", MOBILE) == 1
     record = world.store.get(outcome.record_id or "")
-    assert record is not None and record.kind is PushKind.TRANSFER
+    assert record is not None
+    assert record.kind is PushKind.TRANSFER
     world.lifecycle.apply_callback(world.answer(card.iccid))
     assert world.card(card.iccid).holder_id == "party-2"
     assert world.store.cards_per_id("hash-1", MOBILE) == 0
@@ -84,7 +85,8 @@ def test_a_swap_retires_the_old_card_and_fits_the_new_one_in_one_transaction() -
     result = world.lifecycle.swap(old.vin, old.iccid, new.iccid, "admin")
     # then one commit retired the old card (pushed) and moved the new one onto the vehicle
     assert len(world.store.commits) == commits + 1
-    assert result.old.retired is Retirement.SWAPPED_OUT and result.old.record_id is not None
+    assert result.old.retired is Retirement.SWAPPED_OUT
+    assert result.old.record_id is not None
     assert (world.card(new.iccid).vin, world.card(new.iccid).state) == (old.vin, CardState.UNREGISTERED)
 
 

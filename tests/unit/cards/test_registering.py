@@ -94,7 +94,8 @@ def test_deregistering_ends_the_registration_pushes_it_and_frees_the_slot() -> N
     assert outcome.state is CardState.UNREGISTERED
     assert outcome.events == ["deregistered", "emergency_only"]
     record = world.store.get(outcome.record_id or "")
-    assert record is not None and record.message.previous_holder_id_hash == "hash-1"
+    assert record is not None
+    assert record.message.previous_holder_id_hash == "hash-1"
     assert world.store.cards_per_id("hash-1", MOBILE) == 0
     assert world.card(card.iccid).holder_id is None
 

@@ -11,7 +11,7 @@ from chalicelib.kernel.errors import BadRequest, Conflict, Unauthenticated
 from chalicelib.operators import wire
 from chalicelib.operators.callbacks import CallbackReceiver
 from chalicelib.operators.domain.messages import OperatorCallback
-from chalicelib.operators.keys import generate_operator_keys
+from chalicelib.operators.keys import Direction, generate_operator_keys
 from tests.fakes.operators import FakeNonces, StaticKeySource
 from tests.unit.cards.world import MOBILE, World, holder
 
@@ -80,7 +80,7 @@ def test_an_authentic_unreadable_body_is_a_bad_request() -> None:
     body = b'{"version": "1.0"}'
     headers = wire.sign_headers(
         KEYS,
-        wire.Direction.TO_PLATFORM,
+        Direction.TO_PLATFORM,
         method="POST",
         path=wire.CALLBACK_PATH,
         body=body,

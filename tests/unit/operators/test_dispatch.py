@@ -41,7 +41,8 @@ def test_a_due_record_is_pushed_once_and_marked_sent() -> None:
     assert (first, second) == (DispatchOutcome.SENT, DispatchOutcome.SKIPPED)
     assert [m.message_id for m in gateway.pushed] == [record_id]
     record = world.store.get(record_id)
-    assert record is not None and (record.status, record.operator_ref) == (
+    assert record is not None
+    assert (record.status, record.operator_ref) == (
         OutboxStatus.SENT,
         f"ref-{record_id}",
     )
@@ -57,8 +58,10 @@ def test_an_unavailable_operator_means_a_retry_with_backoff() -> None:
     # then it stays pending, due later within the backoff ceiling, and is re-queued with that delay
     assert outcome is DispatchOutcome.RETRY
     record = world.store.get(record_id)
-    assert record is not None and record.status is OutboxStatus.PENDING and record.attempts == 1
-    body, delay = world.queue.sent[sent_before]
+    assert record is not None
+    assert record.status is OutboxStatus.PENDING
+    assert record.attempts == 1
+    _body, delay = world.queue.sent[sent_before]
     assert 0 <= delay <= POLICY.ceiling(1)
     assert (record.next_attempt_at - world.clock()).total_seconds() == delay
     # and once due, with the operator back, it is sent
@@ -72,8 +75,10 @@ def test_a_refusal_is_dead_at_once_and_copied_to_the_dead_letters() -> None:
     gateway.refuse("bad_signature", "no")
     assert dispatcher.dispatch(record_id) is DispatchOutcome.DEAD
     record = world.store.get(record_id)
-    assert record is not None and record.status is OutboxStatus.DEAD
-    assert record.last_error is not None and "bad_signature" in record.last_error
+    assert record is not None
+    assert record.status is OutboxStatus.DEAD
+    assert record.last_error is not None
+    assert "bad_signature" in record.last_error
     assert dead.record_ids() == [record_id]
 
 

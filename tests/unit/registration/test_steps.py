@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from chalicelib.kernel.errors import DomainError
+from chalicelib.local.synthetic import make_vin
 from chalicelib.registration.consents import consent_documents
 from chalicelib.registration.domain.consents import AcceptedConsent
 from chalicelib.registration.domain.registrations import RegistrationKind, Step
+from chalicelib.sms.domain import SmsPurpose
 from chalicelib.verification.domain.evidence import EvidenceKind
 from chalicelib.verification.domain.flows import TypedIdentity
 from tests.unit.registration.world import ME, NUMBER, OTHER_NUMBER, PHONE, SOMEONE, World
@@ -28,6 +31,10 @@ def refusal(fn: Callable[..., Any], *args: Any) -> DomainError:
     with pytest.raises(DomainError) as caught:
         fn(*args)
     return caught.value
+
+
+def accepted_all() -> list[AcceptedConsent]:
+    return [AcceptedConsent(kind=d.kind, version=d.version, sha256=d.sha256) for d in consent_documents()]
 
 
 # --------------------------------------------------------------------------- start
@@ -57,7 +64,7 @@ def test_starting_again_resumes_the_open_registration(world: World) -> None:
 
 
 def test_an_unknown_vin_is_not_found(world: World) -> None:
-    unknown = "LSVAU2180N2184657"
+    unknown = make_vin(random.Random(99))
     assert unknown not in world.vins
     err = refusal(world.service.start, ME, REG, unknown)
     assert (err.code, err.status) == ("vehicle.not_found", 404)
@@ -84,7 +91,7 @@ def test_a_vehicle_whose_cards_are_taken_cannot_be_registered_again(world: World
 def test_steps_cannot_run_ahead_of_the_step_due(world: World) -> None:
     # given a registration whose vehicle is not confirmed yet
     reg_id = world.start(world.vins[0])
-    world.codes.send(PHONE, world_purpose())
+    world.codes.send(PHONE, SmsPurpose.OWNER_PHONE)
     # when the phone, the consents or the submission come first
     attempts: list[tuple[Callable[..., Any], tuple[Any, ...]]] = [
         (world.service.verify_phone, (reg_id, ME, PHONE, world.sms.last_code())),
@@ -115,21 +122,11 @@ def test_an_expired_registration_is_gone_for_its_owner(world: World) -> None:
 # --------------------------------------------------------------------------- phone
 
 
-def world_purpose() -> Any:
-    from chalicelib.sms.domain import SmsPurpose
-
-    return SmsPurpose.OWNER_PHONE
-
-
-def accepted_all() -> list[AcceptedConsent]:
-    return [AcceptedConsent(kind=d.kind, version=d.version, sha256=d.sha256) for d in consent_documents()]
-
-
 def test_the_right_code_verifies_the_phone_and_opens_the_flow(world: World) -> None:
     # given a confirmed vehicle
     reg_id = world.start(world.vins[0])
     world.service.confirm_vehicle(reg_id, ME)
-    world.codes.send(PHONE, world_purpose())
+    world.codes.send(PHONE, SmsPurpose.OWNER_PHONE)
     # when I type the code the phone received
     view = world.service.verify_phone(reg_id, ME, PHONE, world.sms.last_code(PHONE))
     # then the phone is verified (shown masked), a flow is open and the check is in its evidence
@@ -142,7 +139,7 @@ def test_the_right_code_verifies_the_phone_and_opens_the_flow(world: World) -> N
 def test_a_wrong_code_is_refused_and_changes_nothing(world: World) -> None:
     reg_id = world.start(world.vins[0])
     world.service.confirm_vehicle(reg_id, ME)
-    world.codes.send(PHONE, world_purpose())
+    world.codes.send(PHONE, SmsPurpose.OWNER_PHONE)
     code = world.sms.last_code(PHONE)
     wrong = "000000" if code != "000000" else "111111"
     err = refusal(world.service.verify_phone, reg_id, ME, PHONE, wrong)
@@ -152,8 +149,6 @@ def test_a_wrong_code_is_refused_and_changes_nothing(world: World) -> None:
 
 
 def test_a_login_code_does_not_verify_the_owners_phone(world: World) -> None:
-    from chalicelib.sms.domain import SmsPurpose
-
     reg_id = world.start(world.vins[0])
     world.service.confirm_vehicle(reg_id, ME)
     world.codes.send(PHONE, SmsPurpose.LOGIN)

@@ -146,7 +146,7 @@ class World:
                 update={
                     "status": FlowStatus.VERIFIED,
                     "checks": {**flow.checks, **passed},
-                    "documents": {**flow.documents, "live_capture": f"flows/{flow_id}/live_capture/1.jpg"},
+                    "documents": {**flow.documents, "live_capture": f"documents/{flow_id}/live_capture/1.jpg"},
                     "version": flow.version + 1,
                 }
             )
@@ -156,7 +156,7 @@ class World:
         """A photo of ``kind`` stored and recorded in the flow (the verification context's upload)."""
         flow = self.flows.get(flow_id)
         assert flow is not None
-        key = f"flows/{flow_id}/{kind}/{len(self.documents.objects)}.jpg"
+        key = f"documents/{flow_id}/{kind}/{len(self.documents.objects)}.jpg"
         self.documents.put(key, body, "image/jpeg")
         documents = {**flow.documents, kind: key}
         self.flows.save(flow.model_copy(update={"documents": documents, "version": flow.version + 1}))
