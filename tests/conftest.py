@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,10 +24,6 @@ os.environ.update(
         "POWERTOOLS_DEV": "false",
     }
 )
-
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-FACES = SHARED / "faces"
-
 
 @pytest.fixture
 def aws() -> Iterator[None]:

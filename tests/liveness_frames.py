@@ -28,7 +28,7 @@ from PIL import Image, ImageOps
 
 from chalicelib.verification.domain.liveness import LivenessDirection
 from chalicelib.verification.ports import FaceEngine
-from tests.conftest import FACES
+from tests.face_photos import FACES
 
 #: Long side of the frames, as a phone client would send them.
 SIDE = 640

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.conftest import FACES
+from tests.face_photos import FACES
 from tests.synthetic_documents import cjk_font_path
 
 if TYPE_CHECKING:

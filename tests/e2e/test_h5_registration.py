@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.conftest import FACES
+from tests.face_photos import FACES
 from tests.e2e.conftest import Stack
 from tests.synthetic_documents import PERSON_ADDRESS, PERSON_ID_NUMBER, PERSON_NAME
 

@@ -82,7 +82,7 @@ def test_token_issue_roles_are_checked() -> None:
 def test_demo_id_card_draws_a_card_the_ocr_reads_as_the_identity_it_prints(tmp_path: Path) -> None:
     from PIL import Image
 
-    from tests.conftest import FACES
+    from tests.face_photos import FACES
     from tests.synthetic_documents import require_cjk_font
 
     require_cjk_font()

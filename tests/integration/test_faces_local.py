@@ -14,15 +14,10 @@ from PIL import Image, ImageOps
 
 from chalicelib.kernel.errors import InvalidField
 from chalicelib.verification.domain.faces import DEFAULT_FACE_THRESHOLD, check_selfie, photo_size
-from tests.conftest import FACES
+from tests.face_photos import FACES, local_face_engine_missing
 
-if not (FACES / "pairs.csv").is_file():
-    pytest.skip(f"real face photos not found at {FACES} (see DESIGN: tests)", allow_module_level=True)
-if importlib.util.find_spec("dlib") is None or importlib.util.find_spec("face_recognition_models") is None:
-    pytest.skip(
-        "dlib or face-recognition-models not installed (pip install dlib-bin face-recognition-models)",
-        allow_module_level=True,
-    )
+if missing := local_face_engine_missing("pairs.csv"):
+    pytest.skip(missing, allow_module_level=True)
 
 from chalicelib.adapters.faces.local import LocalFaceEngine
 

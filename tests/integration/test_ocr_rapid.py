@@ -19,7 +19,7 @@ from chalicelib.verification.domain.ocr import (
 )
 from chalicelib.verification.ports import OcrEngine
 from tests import synthetic_documents as docs
-from tests.conftest import FACES
+from tests.face_photos import FACES
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("rapidocr_onnxruntime") is None, reason="rapidocr-onnxruntime not installed"

@@ -29,15 +29,10 @@ from chalicelib.verification.portrait import (
 )
 from chalicelib.verification.ports import FaceEngine
 from tests import synthetic_documents as docs
-from tests.conftest import FACES
+from tests.face_photos import FACES, local_face_engine_missing
 
-if not (FACES / "manifest.csv").is_file():
-    pytest.skip(f"real face photos not found at {FACES} (see DESIGN: tests)", allow_module_level=True)
-if importlib.util.find_spec("dlib") is None or importlib.util.find_spec("face_recognition_models") is None:
-    pytest.skip(
-        "dlib or face-recognition-models not installed (pip install dlib-bin face-recognition-models)",
-        allow_module_level=True,
-    )
+if missing := local_face_engine_missing("manifest.csv"):
+    pytest.skip(missing, allow_module_level=True)
 
 from chalicelib.adapters.faces.local import LocalFaceEngine
 

@@ -22,7 +22,7 @@ from chalicelib.local.synthetic import inventory_rows, make_resident_id, make_vi
 from chalicelib.operators.domain.messages import CallbackOutcome, OperatorCallback
 from chalicelib.registration.service import RegistrationService
 from chalicelib.verification.domain.documents import DocumentKind
-from tests.conftest import FACES
+from tests.face_photos import FACES
 from tests.integration.test_verification_api import (
     CARD_PORTRAIT,
     burst,

@@ -15,7 +15,7 @@ from chalicelib.adapters.s3.documents import S3DocumentStore
 from chalicelib.kernel.errors import DomainError, Forbidden, NotFound
 from chalicelib.verification.domain.documents import DocumentKind
 from chalicelib.verification.uploads import PRESIGN_EXPIRES_SECONDS, UploadService
-from tests.conftest import FACES
+from tests.face_photos import FACES, local_face_engine_missing
 
 FLOW = "flow-7f3a"
 
@@ -142,12 +142,8 @@ def test_a_missing_upload_is_not_found(aws: None) -> None:
 
 # --- photos of the person, with the real local face engine -------------------------------------------
 
-needs_faces = pytest.mark.skipif(
-    not (FACES / "group_two_people.jpg").is_file()
-    or importlib.util.find_spec("dlib") is None
-    or importlib.util.find_spec("face_recognition_models") is None,
-    reason=f"real face photos not found at {FACES} or dlib/face-recognition-models not installed",
-)
+_faces_missing = local_face_engine_missing("group_two_people.jpg")
+needs_faces = pytest.mark.skipif(_faces_missing is not None, reason=str(_faces_missing))
 
 
 @pytest.fixture(scope="module")

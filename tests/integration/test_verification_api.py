@@ -16,7 +16,7 @@ import pytest
 
 from chalicelib.adapters.faces.local import LocalFaceEngine
 from chalicelib.verification.domain.documents import DocumentKind
-from tests.conftest import FACES
+from tests.face_photos import FACES
 from tests.synthetic_documents import (
     PERSON_ADDRESS,
     PERSON_ID_NUMBER,

@@ -4,12 +4,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from pynamodb.expressions.condition import Condition
 from pynamodb.models import Model
 
 M = TypeVar("M", bound=Model)
+
+
+def utc_aware(at: datetime) -> datetime:
+    """``at`` as read back from a table: a naive datetime is UTC."""
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 class Unbound(Model):

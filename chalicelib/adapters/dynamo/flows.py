@@ -16,7 +16,7 @@ from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, TransactWri
 from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
-from chalicelib.adapters.dynamo.base import scan_upto
+from chalicelib.adapters.dynamo.base import scan_upto, utc_aware
 from chalicelib.adapters.dynamo.models import (
     PURGE_GRACE_SECONDS,
     AttemptCounterModel,
@@ -48,10 +48,6 @@ _IDENTITY_FIELDS = ("id_type", "id_number", "name", "address", "company_name", "
 
 def _epoch(at: datetime) -> int:
     return int(at.timestamp())
-
-
-def _aware(at: datetime) -> datetime:
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def _values(attribute: MapAttribute[str, Any] | None) -> dict[str, Any]:
@@ -113,8 +109,8 @@ class DynamoFlowRepository(FlowRepository):
                 k: CheckVerdict(str(v))
                 for k, v in (item.checks.attribute_values if item.checks else {}).items()
             },
-            created_at=_aware(item.created_at),
-            updated_at=_aware(item.updated_at),
+            created_at=utc_aware(item.created_at),
+            updated_at=utc_aware(item.updated_at),
             expires_at=datetime.fromtimestamp(int(item.expires_epoch), UTC),
         )
 
@@ -225,9 +221,9 @@ class DynamoLivenessSessions(LivenessSessions):
             engine=item.engine,
             provider_session_id=item.provider_session_id,
             challenge=json.loads(item.challenge_json),
-            created_at=_aware(item.created_at),
-            expires_at=_aware(item.expires_at),
-            used_at=_aware(item.used_at) if item.used_at else None,
+            created_at=utc_aware(item.created_at),
+            expires_at=utc_aware(item.expires_at),
+            used_at=utc_aware(item.used_at) if item.used_at else None,
         )
 
     def claim(self, session_id: str, now: datetime) -> bool:
@@ -251,9 +247,9 @@ def _case(item: ReviewCaseModel) -> ReviewCase:
         purpose=FlowPurpose(item.purpose),
         reason=ReviewReason(item.reason),
         status=ReviewStatus(item.status),
-        created_at=_aware(item.created_at),
+        created_at=utc_aware(item.created_at),
         summary=json.loads(item.summary_json),
-        decided_at=_aware(item.decided_at) if item.decided_at else None,
+        decided_at=utc_aware(item.decided_at) if item.decided_at else None,
         decided_by=item.decided_by,
         decision_note=item.decision_note,
     )

@@ -9,7 +9,7 @@ from typing import Any
 from pynamodb.attributes import MapAttribute
 from pynamodb.exceptions import DeleteError, DoesNotExist, PutError
 
-from chalicelib.adapters.dynamo.base import scan_upto
+from chalicelib.adapters.dynamo.base import scan_upto, utc_aware
 from chalicelib.adapters.dynamo.models import PURGE_GRACE_SECONDS, RegistrationModel, RegistrationPushModel
 from chalicelib.kernel.crypto import FieldCipher, SealedFields
 from chalicelib.kernel.errors import Conflict
@@ -27,16 +27,6 @@ _DELEGATION_FIELDS = ("owner_id_type", "owner_id_number", "owner_name", "owner_a
 
 def _epoch(at: datetime) -> int:
     return int(at.timestamp())
-
-
-def _aware(at: datetime | None) -> datetime | None:
-    if at is None:
-        return None
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
-
-
-def _utc(at: datetime) -> datetime:
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def changed() -> Conflict:
@@ -125,7 +115,7 @@ class DynamoRegistrationRepository(RegistrationRepository):
             status=RegistrationStatus(item.status),
             version=int(item.version),
             flow_id=item.flow_id,
-            confirmed_at=_aware(item.confirmed_at),
+            confirmed_at=utc_aware(item.confirmed_at) if item.confirmed_at else None,
             phone=clear.get("phone"),
             phone_hash=item.phone_hash,
             delegation=delegation,
@@ -133,10 +123,10 @@ class DynamoRegistrationRepository(RegistrationRepository):
             party_id=item.party_id,
             onsite_photo=item.onsite_photo,
             record_ids=[str(r) for r in item.record_ids or []],
-            submitted_at=_aware(item.submitted_at),
-            notified_at=_aware(item.notified_at),
-            created_at=_utc(item.created_at),
-            updated_at=_utc(item.updated_at),
+            submitted_at=utc_aware(item.submitted_at) if item.submitted_at else None,
+            notified_at=utc_aware(item.notified_at) if item.notified_at else None,
+            created_at=utc_aware(item.created_at),
+            updated_at=utc_aware(item.updated_at),
             expires_at=datetime.fromtimestamp(int(item.expires_epoch), UTC) if item.expires_epoch else None,
         )
 

@@ -9,12 +9,13 @@ checks never allow a sixth try nor a second use.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from pynamodb.exceptions import DoesNotExist, UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 
+from chalicelib.adapters.dynamo.base import utc_aware
 from chalicelib.adapters.dynamo.models_sms import SmsCodeModel, SmsSendsModel
 from chalicelib.kernel.clock import china_day, end_of_china_day
 from chalicelib.sms.domain import SendQuota, SmsPolicy, SmsPurpose, StoredCode, check_send, too_soon
@@ -29,17 +30,13 @@ def _epoch(at: datetime) -> int:
     return int(at.timestamp())
 
 
-def _aware(at: datetime) -> datetime:
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
-
-
 def _refused(exc: UpdateError) -> bool:
     return exc.cause_response_code == _CONDITION_FAILED
 
 
 def _quota(item: SmsSendsModel) -> SendQuota:
     return SendQuota(
-        day=date.fromisoformat(item.day), sent=int(item.sent), last_sent_at=_aware(item.last_sent_at)
+        day=date.fromisoformat(item.day), sent=int(item.sent), last_sent_at=utc_aware(item.last_sent_at)
     )
 
 
@@ -119,10 +116,10 @@ class DynamoSmsCodeStore(SmsCodeStore):
             phone_hash=item.phone_hash,
             code_hash=item.code_hash,
             salt=item.salt,
-            sent_at=_aware(item.sent_at),
-            expires_at=_aware(item.expires_at),
+            sent_at=utc_aware(item.sent_at),
+            expires_at=utc_aware(item.expires_at),
             tries=int(item.tries),
-            used_at=_aware(item.used_at) if item.used_at else None,
+            used_at=utc_aware(item.used_at) if item.used_at else None,
         )
 
     def add_wrong_try(self, code: StoredCode, max_tries: int) -> int | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from chalicelib.registration.domain.registrations import RegistrationKind, Step
 from chalicelib.verification.domain.flows import CheckName, CheckVerdict, FlowStatus
 from tests.unit.registration.world import ME, World
@@ -46,7 +48,7 @@ def test_a_registration_waiting_for_review_outlives_its_expiry() -> None:
             update={
                 "status": FlowStatus.IN_REVIEW,
                 "checks": {CheckName.FACE: CheckVerdict.IN_REVIEW},
-                "expires_at": world.clock() + world.service.steps._flow_ttl * 14,
+                "expires_at": world.clock() + timedelta(days=14),
                 "version": flow.version + 1,
             }
         )

@@ -146,7 +146,10 @@ class World:
                 update={
                     "status": FlowStatus.VERIFIED,
                     "checks": {**flow.checks, **passed},
-                    "documents": {**flow.documents, "live_capture": f"documents/{flow_id}/live_capture/1.jpg"},
+                    "documents": {
+                        **flow.documents,
+                        "live_capture": f"documents/{flow_id}/live_capture/1.jpg",
+                    },
                     "version": flow.version + 1,
                 }
             )
