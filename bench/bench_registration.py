@@ -162,9 +162,7 @@ def _prove_identity(flow_id: str, caller: str, id_number: str) -> None:
         CheckName.OCR_ID_BACK: CheckVerdict.PASSED,
         CheckName.FACE: CheckVerdict.PASSED,
     }
-    verification._flows.save(
-        flow.model_copy(update={"documents": documents, "checks": checks, "version": flow.version + 1})
-    )
+    verification.flows.save(flow, documents=documents, checks=checks)
 
 
 def register(timed: Recorder, n: int, vin: str, id_number: str) -> None:

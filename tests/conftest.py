@@ -25,6 +25,7 @@ os.environ.update(
     }
 )
 
+
 @pytest.fixture
 def aws() -> Iterator[None]:
     """A fresh embedded AWS with every resource of the stage created by the same bootstrap as ``make run``."""

@@ -3,7 +3,7 @@ or a benchmark of the local face engine cannot run on them."""
 
 from __future__ import annotations
 
-import importlib.util
+from importlib.util import find_spec
 from pathlib import Path
 
 FACES = Path(__file__).resolve().parents[2] / "shared" / "faces"
@@ -14,6 +14,6 @@ def local_face_engine_missing(needed: str = "pairs.csv") -> str | None:
     is not installed), or None when it can."""
     if not (FACES / needed).is_file():
         return f"real face photos not found at {FACES} (see DESIGN: tests)"
-    if importlib.util.find_spec("dlib") is None or importlib.util.find_spec("face_recognition_models") is None:
+    if find_spec("dlib") is None or find_spec("face_recognition_models") is None:
         return "dlib or face-recognition-models not installed (pip install dlib-bin face-recognition-models)"
     return None

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.face_photos import FACES
 from tests.e2e.conftest import Stack
+from tests.face_photos import FACES
 from tests.synthetic_documents import PERSON_ADDRESS, PERSON_ID_NUMBER, PERSON_NAME
 
 if TYPE_CHECKING:

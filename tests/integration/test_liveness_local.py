@@ -6,7 +6,6 @@ photos in different poses (``photo_burst``). The figures each test relies on are
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import random
@@ -26,7 +25,7 @@ from chalicelib.verification.domain.liveness import (
     LivenessVerdict,
 )
 from chalicelib.verification.ports import FaceEngine
-from tests.face_photos import FACES, local_face_engine_missing
+from tests.face_photos import local_face_engine_missing
 from tests.liveness_frames import (
     blank,
     jpeg,

@@ -55,11 +55,14 @@ def test_a_cold_import_of_the_app_leaves_settings_and_use_cases_unloaded() -> No
     import subprocess
     import sys
 
-    code = (
-        "import sys, app; print(' '.join(m for m in ('pydantic_settings', 'chalicelib.registration.views', "
-        "'chalicelib.verification.service', 'chalicelib.operators.callbacks', 'chalicelib.kernel.validators') "
-        "if m in sys.modules))"
+    unloaded = (
+        "pydantic_settings",
+        "chalicelib.registration.views",
+        "chalicelib.verification.service",
+        "chalicelib.operators.callbacks",
+        "chalicelib.kernel.validators",
     )
+    code = f"import sys, app; print(' '.join(m for m in {unloaded!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
 

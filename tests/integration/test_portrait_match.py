@@ -8,7 +8,6 @@ put in perspective and placed on a desk in a 4000 × 3000 phone photo.
 
 from __future__ import annotations
 
-import importlib.util
 import io
 from dataclasses import dataclass
 from functools import lru_cache
@@ -63,21 +62,6 @@ def encoded(im: Image.Image, fmt: str = "JPEG", quality: int = 90) -> bytes:
     return out.getvalue()
 
 
-def id_photo(engine: LocalFaceEngine, name: str) -> bytes:
-    """An ID-style photo (4:5) cut from a shared photo: the face box centred across half the width,
-    its centre a little above the middle, light background where the photo runs out."""
-    source = ImageOps.exif_transpose(Image.open(FACES / name)).convert("RGB")
-    box = engine.detect(read(name))[0].box
-    width = 2 * box.width
-    height = width * 5 // 4
-    left = box.left + box.width // 2 - width // 2
-    top = box.top + box.height // 2 - height * 45 // 100
-    canvas = Image.new("RGB", (width, height), (245, 248, 250))
-    inner = (max(0, left), max(0, top), min(source.width, left + width), min(source.height, top + height))
-    canvas.paste(source.crop(inner), (inner[0] - left, inner[1] - top))
-    return encoded(canvas, "PNG")
-
-
 @dataclass(frozen=True)
 class Photo:
     """A photo of the card, with where the card's portrait slot lies in it."""
@@ -87,7 +71,9 @@ class Photo:
 
 
 def card(engine: LocalFaceEngine, portrait: str | None, *, scale: float = 1.0) -> Photo:
-    image = docs.id_front(portrait=id_photo(engine, portrait) if portrait else None, fmt="JPEG", scale=scale)
+    image = docs.id_front(
+        portrait=docs.id_photo(engine, FACES / portrait) if portrait else None, fmt="JPEG", scale=scale
+    )
     left, top, width, height = (round(v * scale) for v in SLOT)
     return Photo(image, FaceBox(left=left, top=top, width=width, height=height))
 
@@ -171,7 +157,7 @@ def refusal(action: object) -> InvalidField:
 def with_ghost(card_photo: Photo, engine: LocalFaceEngine, portrait: str) -> Photo:
     """The card with a half-size grey copy of its portrait left of the slot (the ghost image)."""
     im = Image.open(io.BytesIO(card_photo.image)).convert("RGB")
-    ghost = Image.open(io.BytesIO(id_photo(engine, portrait)))
+    ghost = Image.open(io.BytesIO(docs.id_photo(engine, FACES / portrait)))
     im.paste(ImageOps.grayscale(ImageOps.fit(ghost, (120, 150))).convert("RGB"), (400, 230))
     return Photo(encoded(im), card_photo.slot)
 
