@@ -12,50 +12,32 @@ Run: ``python bench/bench_faces.py``. Prints a line and exits 0 when the shared 
 
 from __future__ import annotations
 
-import importlib.util
 import io
-import statistics
 import sys
 import time
 from pathlib import Path
 
+from common import RUNS, median_ms
+
 if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-FACES = Path(__file__).resolve().parents[2] / "shared" / "faces"
-RUNS = 7
 
-
-def _phone_photo(name: str) -> bytes:
+def _phone_photo(photo: Path) -> bytes:
     from PIL import Image, ImageOps
 
-    with Image.open(FACES / name) as source:
+    with Image.open(photo) as source:
         im = ImageOps.fit(source.convert("RGB"), (4000, 3000), Image.Resampling.BICUBIC)
     out = io.BytesIO()
     im.save(out, "JPEG", quality=92)
     return out.getvalue()
 
 
-def _median_ms(action: object, runs: int = RUNS) -> float:
-    assert callable(action)
-    action()  # warm-up
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        action()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
-
-
 def run() -> None:
-    if not (FACES / "pairs.csv").is_file():
-        print(f"skipped: real face photos not found at {FACES}")
-        return
-    if (
-        importlib.util.find_spec("dlib") is None
-        or importlib.util.find_spec("face_recognition_models") is None
-    ):
-        print("skipped: dlib-bin / face-recognition-models not installed")
+    from tests.face_photos import FACES, local_face_engine_missing
+
+    if missing := local_face_engine_missing("pairs.csv"):
+        print(f"skipped: {missing}")
         return
 
     from chalicelib.adapters.faces.local import LocalFaceEngine
@@ -67,11 +49,11 @@ def run() -> None:
     engine.warm_up()
     print(f"model load (once per process): {(time.perf_counter() - start) * 1000:.0f} ms")
 
-    big_a, big_b = _phone_photo("obama_video_1080p.jpg"), _phone_photo("obama_4.jpg")
+    big_a, big_b = _phone_photo(FACES / "obama_video_1080p.jpg"), _phone_photo(FACES / "obama_4.jpg")
     small_a, small_b = (FACES / "obama_small.jpg").read_bytes(), (FACES / "obama_video_240p.jpg").read_bytes()
-    big_ms = _median_ms(lambda: engine.compare(big_a, big_b))
-    small_ms = _median_ms(lambda: engine.compare(small_a, small_b))
-    detect_ms = _median_ms(lambda: engine.detect(big_a))
+    big_ms = median_ms(lambda: engine.compare(big_a, big_b))
+    small_ms = median_ms(lambda: engine.compare(small_a, small_b))
+    detect_ms = median_ms(lambda: engine.detect(big_a))
     print(
         f"compare, two 4000×3000 JPEGs ({len(big_a) / 1e6:.1f} + {len(big_b) / 1e6:.1f} MB): "
         f"{big_ms:.0f} ms (median of {RUNS}); similarity {engine.compare(big_a, big_b).similarity:.1f}"

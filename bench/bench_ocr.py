@@ -10,26 +10,15 @@ Run: ``python bench/bench_ocr.py``. Prints a line and exits 0 when rapidocr or t
 from __future__ import annotations
 
 import importlib.util
-import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
+
+from common import RUNS, median_ms
 
 if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-FACES = Path(__file__).resolve().parents[2] / "shared" / "faces"
-RUNS = 7
-
-
-def _median_ms(action: object, runs: int = RUNS) -> float:
-    assert callable(action)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        action()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
 
 
 def run() -> None:
@@ -37,6 +26,7 @@ def run() -> None:
         print("skipped: rapidocr-onnxruntime not installed")
         return
     from tests import synthetic_documents as docs
+    from tests.face_photos import FACES
 
     if docs.cjk_font_path() is None:
         print("skipped: CJK font not installed (fonts-wqy-microhei)")
@@ -48,13 +38,17 @@ def run() -> None:
     small = docs.id_front(portrait=portrait if portrait.is_file() else None)
     large = docs.id_front(portrait=portrait if portrait.is_file() else None, scale=3.5, fmt="JPEG")
     engine = RapidOcrEngine()
+
+    def read_card(image: bytes) -> object:
+        return parse_id_front(engine.read(image))
+
     start = time.perf_counter()
     first = parse_id_front(engine.read(small))
     cold = (time.perf_counter() - start) * 1000
     correct = first.id_number == docs.PERSON_ID_NUMBER and first.name == docs.PERSON_NAME
     print(f"ocr id front, first read (model load + read): {cold:.0f} ms; name and number correct: {correct}")
     for label, image in (("856x540 PNG", small), ("2996x1890 JPEG", large)):
-        ms = _median_ms(lambda image=image: parse_id_front(engine.read(image)))
+        ms = median_ms(partial(read_card, image), warm_up=False)
         print(f"ocr id front {label}: median {ms:.0f} ms per card ({RUNS} runs)")
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import logging
 import os
 import random
 import statistics
@@ -27,7 +28,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,23 @@ def undo_log_transactions() -> Iterator[None]:
         yield
     finally:
         ddb.DynamoDBBackend.transact_write_items = stock  # type: ignore[method-assign]
+
+
+def moto_options(parser: argparse.ArgumentParser) -> None:
+    """``--stock-moto`` and ``--json``, the options of every benchmark on moto in-process."""
+    parser.add_argument(
+        "--stock-moto", action="store_true", help="keep moto's whole-table transaction copies"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def moto_transactions(stock: bool) -> tuple[AbstractContextManager[None], str]:
+    """moto's transactions as ``--stock-moto`` asks (its own, or with an undo log) and their name in the
+    figures; the service logger is quietened to warnings."""
+    logging.getLogger("cheka").setLevel(logging.WARNING)
+    if stock:
+        return nullcontext(), "stock moto"
+    return undo_log_transactions(), "moto with an undo log per transaction"
 
 
 class AcceptingOperator:
@@ -234,8 +252,8 @@ def throughput(count: int) -> dict[str, Any]:
 
 def latency(samples: int) -> dict[str, Any]:
     from chalicelib.cards.domain.inventory import CardEvent, CardState, functions_for
-    from chalicelib.operators.domain.messages import PushCard, PushKind, PushMessage, PushVehicle
     from chalicelib.cards.domain.lifecycle import CardLifecycle
+    from chalicelib.operators.domain.messages import PushCard, PushKind, PushMessage, PushVehicle
     from chalicelib.operators.domain.outbox import (
         CardWrite,
         CounterMove,
@@ -347,24 +365,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=10_000, help="registrations pushed end to end")
     parser.add_argument("--samples", type=int, default=300, help="transactions timed per variant")
-    parser.add_argument(
-        "--stock-moto", action="store_true", help="keep moto's whole-table transaction copies"
-    )
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    moto_options(parser)
     args = parser.parse_args()
-
-    import logging
 
     from moto import mock_aws
 
-    logging.getLogger("cheka").setLevel(logging.WARNING)
-    patch = nullcontext() if args.stock_moto else undo_log_transactions()
+    patch, moto_mode = moto_transactions(args.stock_moto)
     with patch:
         with mock_aws():
             run = throughput(args.count)
         with mock_aws():
             lat = latency(args.samples)
-    moto_mode = "stock moto" if args.stock_moto else "moto with an undo log per transaction"
     if args.json:
         print(json.dumps({"throughput": run, "latency": lat, "moto": moto_mode}))
         return

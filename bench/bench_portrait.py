@@ -18,30 +18,15 @@ font are absent.
 
 from __future__ import annotations
 
-import importlib.util
 import io
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
+from common import RUNS, median_ms
+
 if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-FACES = Path(__file__).resolve().parents[2] / "shared" / "faces"
-RUNS = 7
-
-
-def _median_ms(action: Callable[[], object], runs: int = RUNS) -> float:
-    action()  # warm-up
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        action()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
 
 
 def _jpeg(im: object, quality: int = 90) -> bytes:
@@ -51,25 +36,6 @@ def _jpeg(im: object, quality: int = 90) -> bytes:
     out = io.BytesIO()
     im.convert("RGB").save(out, "JPEG", quality=quality)
     return out.getvalue()
-
-
-def _id_photo(engine: object, name: str) -> bytes:
-    """A 4:5 ID-style photo: the face box centred across half the width."""
-    from PIL import Image, ImageOps
-
-    from chalicelib.verification.ports import FaceEngine
-
-    assert isinstance(engine, FaceEngine)
-    source = ImageOps.exif_transpose(Image.open(FACES / name)).convert("RGB")
-    box = engine.detect((FACES / name).read_bytes())[0].box
-    width = 2 * box.width
-    height = width * 5 // 4
-    left = box.left + box.width // 2 - width // 2
-    top = box.top + box.height // 2 - height * 45 // 100
-    canvas = Image.new("RGB", (width, height), (245, 248, 250))
-    inner = (max(0, left), max(0, top), min(source.width, left + width), min(source.height, top + height))
-    canvas.paste(source.crop(inner), (inner[0] - left, inner[1] - top))
-    return _jpeg(canvas, 95)
 
 
 def _phone_photo(card: bytes, card_width: int, angle: float) -> bytes:
@@ -85,14 +51,10 @@ def _phone_photo(card: bytes, card_width: int, angle: float) -> bytes:
 
 
 def run() -> None:
-    if not (FACES / "obama_1.jpg").is_file():
-        print(f"skipped: real face photos not found at {FACES}")
-        return
-    if (
-        importlib.util.find_spec("dlib") is None
-        or importlib.util.find_spec("face_recognition_models") is None
-    ):
-        print("skipped: dlib-bin / face-recognition-models not installed")
+    from tests.face_photos import FACES, local_face_engine_missing
+
+    if missing := local_face_engine_missing("obama_1.jpg"):
+        print(f"skipped: {missing}")
         return
     from tests import synthetic_documents as docs
 
@@ -107,7 +69,7 @@ def run() -> None:
 
     engine = LocalFaceEngine()
     engine.warm_up()
-    card = docs.id_front(portrait=_id_photo(engine, "obama_1.jpg"), fmt="JPEG")
+    card = docs.id_front(portrait=docs.id_photo(engine, FACES / "obama_1.jpg"), fmt="JPEG")
     live = (FACES / "obama_2.jpg").read_bytes()
     photos = {
         "4000×3000 JPEG, card filling the frame": _phone_photo(card, 3400, -4.0),
@@ -115,8 +77,8 @@ def run() -> None:
         "856×540 JPEG, the card alone": card,
     }
     for label, photo in photos.items():
-        match_ms = _median_ms(partial(match_portrait, engine, photo, live, DEFAULT_FACE_THRESHOLD))
-        locate_ms = _median_ms(partial(find_portrait, engine, photo))
+        match_ms = median_ms(partial(match_portrait, engine, photo, live, DEFAULT_FACE_THRESHOLD))
+        locate_ms = median_ms(partial(find_portrait, engine, photo))
         result = match_portrait(engine, photo, live, DEFAULT_FACE_THRESHOLD)
         print(
             f"portrait match, {label} ({len(photo) / 1e6:.1f} MB) with a 626×1200 live photo: "
@@ -136,7 +98,7 @@ def run() -> None:
         else:
             raise AssertionError("a card without a portrait was not refused")
 
-    print(f"refusal, 4000×3000 JPEG of a card without a portrait (both looks): {_median_ms(refuse):.0f} ms")
+    print(f"refusal, 4000×3000 JPEG of a card without a portrait (both looks): {median_ms(refuse):.0f} ms")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -304,26 +304,20 @@ def _print(result: dict[str, Any], moto_mode: str) -> None:
 
 
 def main() -> None:
+    from bench_outbox import moto_options, moto_transactions
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=100, help="registrations timed (after a warm-up)")
     parser.add_argument("--cards-per-vehicle", type=int, default=1, help="IoT cards of each vehicle")
     parser.add_argument("--seed", type=int, default=2031)
-    parser.add_argument(
-        "--stock-moto", action="store_true", help="keep moto's whole-table transaction copies"
-    )
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    moto_options(parser)
     args = parser.parse_args()
 
-    import logging
-
-    from bench_outbox import undo_log_transactions
     from moto import mock_aws
 
-    logging.getLogger("cheka").setLevel(logging.WARNING)
-    patch = nullcontext() if args.stock_moto else undo_log_transactions()
+    patch, moto_mode = moto_transactions(args.stock_moto)
     with patch, mock_aws():
         result = run(args.count, args.cards_per_vehicle, args.seed)
-    moto_mode = "stock moto" if args.stock_moto else "moto with an undo log per transaction"
     if args.json:
         print(json.dumps({**result, "moto": moto_mode}))
         return

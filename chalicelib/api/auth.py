@@ -11,17 +11,16 @@ from __future__ import annotations
 from typing import Annotated
 
 from chalice.app import Blueprint
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
-from chalicelib.adapters.sms.local import DroppedSms
-from chalicelib.api.http import Call, Refusal, route
-from chalicelib.api.verification import PERSON_ROLES
+from chalicelib.api.http import ApiModel, Call, Refusal, route
 from chalicelib.core import deps
-from chalicelib.core.auth import Role, authenticate, authorize, issue_token
+from chalicelib.core.auth import PERSON_ROLES, Role, authenticate, authorize, issue_token
 from chalicelib.core.observability import logger
 from chalicelib.core.settings import get_settings
 from chalicelib.kernel.errors import NotFound
 from chalicelib.sms.domain import SentCode, SmsPurpose
+from chalicelib.sms.views import DroppedSms
 
 bp = Blueprint(__name__)
 
@@ -29,7 +28,7 @@ bp = Blueprint(__name__)
 MAX_DROP_MESSAGES = 100
 
 
-class SmsCodeRequest(BaseModel):
+class SmsCodeRequest(ApiModel):
     model_config = ConfigDict(extra="forbid")
 
     phone: str = Field(max_length=20, description="Mainland mobile number, 11 digits (+86 allowed)")
@@ -56,14 +55,14 @@ def send_sms_code(call: Call) -> SentCode:
     return deps.sms_code_service().send(body.phone, body.purpose)
 
 
-class LoginRequest(BaseModel):
+class LoginRequest(ApiModel):
     model_config = ConfigDict(extra="forbid")
 
     phone: str = Field(max_length=20, description="Mainland mobile number, 11 digits (+86 allowed)")
     code: str = Field(min_length=4, max_length=8, pattern=r"^[0-9]+$", description="The SMS code")
 
 
-class LoginResult(BaseModel):
+class LoginResult(ApiModel):
     token: str
     expires_in: int
     subject: str
@@ -92,13 +91,11 @@ def login(call: Call) -> LoginResult:
     )
 
 
-class SmsDropView(BaseModel):
+class SmsDropView(ApiModel):
     messages: list[DroppedSms]
 
 
-class SmsDropQuery(BaseModel):
-    model_config = ConfigDict(defer_build=True)
-
+class SmsDropQuery(ApiModel):
     limit: Annotated[
         int,
         Field(ge=1, le=MAX_DROP_MESSAGES, description=f"1–{MAX_DROP_MESSAGES} (default 20)"),

@@ -57,7 +57,14 @@ class Refusal:
         return InvalidField(self.code, self.message_zh, self.message_en, field=name)
 
 
-class ErrorBody(BaseModel):
+class ApiModel(BaseModel):
+    """Base of the API's request and response models: their validators are built on first use, not at
+    import, so a cold start pays only for the routes it serves."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
+class ErrorBody(ApiModel):
     """Every error response."""
 
     model_config = ConfigDict(defer_build=True)

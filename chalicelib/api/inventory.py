@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 from chalice.app import Blueprint
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from chalicelib.api.http import JSON, Call, Refusal, route
+from chalicelib.api.http import JSON, ApiModel, Call, Refusal, route
 from chalicelib.core import deps, lazy
 from chalicelib.core.auth import OEM_ROLES, Role
 from chalicelib.core.settings import get_settings
@@ -75,9 +75,7 @@ def get_card(call: Call, iccid: str) -> views.CardView:
     return views.card_view(iccid, deps.inventory_repo(), deps.party_repo(), call.user)
 
 
-class CardQuery(BaseModel):
-    model_config = ConfigDict(defer_build=True)
-
+class CardQuery(ApiModel):
     msisdn: Annotated[
         str,
         Field(description="the card's 13-digit IoT number"),

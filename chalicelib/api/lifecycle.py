@@ -6,19 +6,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 from chalice.app import Blueprint
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
-from chalicelib.api.http import Call, Refusal, route
+from chalicelib.api.http import ApiModel, Call, Refusal, route
 from chalicelib.core import deps, lazy
 from chalicelib.core.auth import Role
 from chalicelib.kernel.errors import NotFound
-from chalicelib.kernel.personal import Party
-from chalicelib.operators import dispatch
+from chalicelib.kernel.paging import MAX_PAGE
 
 if TYPE_CHECKING:
     from chalicelib.cards import holders, views
     from chalicelib.cards.views import CardOutcome, ScrapResult, SwapResult
     from chalicelib.kernel import validators
+    from chalicelib.kernel.personal import Party
     from chalicelib.operators.domain import outbox
     from chalicelib.operators.domain.outbox import OutboxPage, OutboxSummary
 else:
@@ -33,7 +33,7 @@ ADMIN = frozenset({Role.ADMIN})
 READERS = frozenset({Role.ADMIN, Role.AUDITOR})
 
 
-class TransferBody(BaseModel):
+class TransferBody(ApiModel):
     """The new holder: a party whose identity was verified (an enterprise names its responsible person)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -42,7 +42,7 @@ class TransferBody(BaseModel):
     responsible_id: str | None = Field(default=None, min_length=1, max_length=64)
 
 
-class SwapBody(BaseModel):
+class SwapBody(ApiModel):
     model_config = ConfigDict(extra="forbid")
 
     old_iccid: str = Field(min_length=1, max_length=32)
@@ -109,14 +109,12 @@ def swap(call: Call, vin: str) -> SwapResult:
     return deps.lifecycle().swap(vin, old, new, call.actor)
 
 
-class OutboxQuery(BaseModel):
-    model_config = ConfigDict(defer_build=True)
-
+class OutboxQuery(ApiModel):
     status: str | None = Field(default=None, description="pending | sent | dead")
     limit: Annotated[
         int,
-        Field(description=f"1-{dispatch.MAX_PAGE} (default 50)"),
-        Refusal("outbox.limit", f"每页 1–{dispatch.MAX_PAGE} 条", f"limit must be 1-{dispatch.MAX_PAGE}"),
+        Field(description=f"1-{MAX_PAGE} (default 50)"),
+        Refusal("outbox.limit", f"每页 1–{MAX_PAGE} 条", f"limit must be 1-{MAX_PAGE}"),
     ] = 50
     cursor: str | None = Field(default=None, description="from the previous page")
 
@@ -133,6 +131,8 @@ class OutboxQuery(BaseModel):
 )
 def list_outbox(call: Call) -> OutboxPage:
     query: OutboxQuery = call.query
+    from chalicelib.operators import dispatch
+
     return dispatch.list_records(deps.outbox_store(), query.status, query.limit, query.cursor or None)
 
 
@@ -147,4 +147,6 @@ def list_outbox(call: Call) -> OutboxPage:
     tags=("lifecycle",),
 )
 def retry_outbox(call: Call, record_id: str) -> OutboxSummary:
+    from chalicelib.operators import dispatch
+
     return dispatch.retry_record(deps.outbox_store(), deps.push_queue(), record_id)

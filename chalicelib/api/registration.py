@@ -7,9 +7,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from chalice.app import Blueprint, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
-from chalicelib.api.http import Call, json_response, route
+from chalicelib.api.http import ApiModel, Call, json_response, route
 from chalicelib.core import deps, lazy
 from chalicelib.core.auth import Role
 from chalicelib.kernel.personal import IdType
@@ -31,27 +31,27 @@ REG = RegistrationKind.REGISTRATION
 DEREG = RegistrationKind.DEREGISTRATION
 
 
-class StartBody(BaseModel):
+class StartBody(ApiModel):
     model_config = ConfigDict(extra="forbid")
 
     vin: str = Field(min_length=1, max_length=32, description="The vehicle's 17-character VIN")
     delegated: bool = Field(default=False, description="委托登记: a trustee registers for the owner")
 
 
-class DeregistrationStartBody(BaseModel):
+class DeregistrationStartBody(ApiModel):
     model_config = ConfigDict(extra="forbid")
 
     vin: str = Field(min_length=1, max_length=32)
 
 
-class PhoneBody(BaseModel):
+class PhoneBody(ApiModel):
     model_config = ConfigDict(extra="forbid")
 
     phone: str = Field(min_length=1, max_length=20, description="Mainland mobile number (11 digits)")
     code: str = Field(min_length=4, max_length=8, pattern=r"^[0-9]+$", description="The SMS code")
 
 
-class OwnerIdentity(BaseModel):
+class OwnerIdentity(ApiModel):
     model_config = ConfigDict(extra="forbid")
 
     id_type: IdType
@@ -60,7 +60,7 @@ class OwnerIdentity(BaseModel):
     address: str | None = Field(default=None, max_length=128)
 
 
-class DelegationBody(BaseModel):
+class DelegationBody(ApiModel):
     """The owner who authorized the trustee; the letter is uploaded to the flow as
     ``authorization_letter`` first."""
 
@@ -69,14 +69,14 @@ class DelegationBody(BaseModel):
     owner: OwnerIdentity
 
 
-class ConsentsBody(BaseModel):
+class ConsentsBody(ApiModel):
     model_config = ConfigDict(extra="forbid")
 
     accepted: list[AcceptedConsent] = Field(min_length=1, max_length=8)
     client: dict[str, str] = Field(default_factory=dict, max_length=8, description="User agent, screen")
 
 
-class ConsentsView(BaseModel):
+class ConsentsView(ApiModel):
     documents: list[ConsentDocument]
 
 

@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from chalice.app import Blueprint, Response
-from pydantic import BaseModel, ConfigDict
 
-from chalicelib.api.http import Call, json_response, route
+from chalicelib.api.http import ApiModel, Call, json_response, route
 from chalicelib.core.settings import get_settings
 
 bp = Blueprint(__name__)
@@ -18,17 +17,13 @@ bp = Blueprint(__name__)
 _WEB = Path(__file__).resolve().parent.parent / "web"
 
 
-class DependencyHealth(BaseModel):
-    model_config = ConfigDict(defer_build=True)
-
+class DependencyHealth(ApiModel):
     ok: bool
     ms: float
     error: str | None = None
 
 
-class Health(BaseModel):
-    model_config = ConfigDict(defer_build=True)
-
+class Health(ApiModel):
     status: str
     stage: str
     checks: dict[str, DependencyHealth]

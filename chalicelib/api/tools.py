@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from chalice.app import Blueprint
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
-from chalicelib.api.http import Call, route
+from chalicelib.api.http import ApiModel, Call, route
 from chalicelib.core import lazy
 from chalicelib.core.auth import ALL_ROLES
 from chalicelib.kernel.personal import IdType, mask_id_number, mask_phone
@@ -23,15 +23,13 @@ PERSONAL_KINDS = frozenset(t.value for t in IdType if t is not IdType.USCC) | {"
 bp = Blueprint(__name__)
 
 
-class ValueToCheck(BaseModel):
+class ValueToCheck(ApiModel):
     model_config = ConfigDict(extra="forbid", defer_build=True)
 
     value: str = Field(max_length=64)
 
 
-class Me(BaseModel):
-    model_config = ConfigDict(defer_build=True)
-
+class Me(ApiModel):
     subject: str
     roles: list[str]
 

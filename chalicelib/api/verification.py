@@ -14,11 +14,11 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from chalice.app import Blueprint
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
-from chalicelib.api.http import Call, Refusal, route
+from chalicelib.api.http import ApiModel, Call, Refusal, route
 from chalicelib.core import deps
-from chalicelib.core.auth import REVEAL_ROLES, Principal, Role
+from chalicelib.core.auth import PERSON_ROLES, REVEAL_ROLES, Principal, Role
 from chalicelib.kernel.errors import InvalidField
 from chalicelib.kernel.personal import IdType, mask_address, mask_id_number, mask_name
 from chalicelib.verification.domain.documents import DocumentKind
@@ -43,20 +43,19 @@ from chalicelib.verification.views import (
 bp = Blueprint(__name__)
 
 #: People who verify themselves in a flow.
-PERSON_ROLES = frozenset({Role.OWNER, Role.ENTERPRISE_LEGAL, Role.ENTERPRISE_AGENT})
 REVIEW_ROLES = frozenset({Role.REVIEWER})
 EVIDENCE_ROLES = frozenset({Role.REVIEWER, Role.AUDITOR})
 #: Frames of one liveness burst, base64 in JSON: 8 frames of at most 1 MB fit the body limit.
 MAX_FRAMES = 8
 
 
-class OpenFlow(BaseModel):
+class OpenFlow(ApiModel):
     model_config = ConfigDict(extra="forbid")
 
     purpose: FlowPurpose
 
 
-class IdentityView(BaseModel):
+class IdentityView(ApiModel):
     id_type: str
     id_number: str
     name: str
@@ -65,7 +64,7 @@ class IdentityView(BaseModel):
     uscc: str | None = None
 
 
-class FlowView(BaseModel):
+class FlowView(ApiModel):
     flow_id: str
     purpose: FlowPurpose
     status: str
@@ -142,7 +141,7 @@ def get_flow(call: Call, flow_id: str) -> FlowView:
     return flow_view(flow, attempts_left=left.left if left else None)
 
 
-class IdentityBody(BaseModel):
+class IdentityBody(ApiModel):
     model_config = ConfigDict(extra="forbid")
 
     id_type: IdType
@@ -177,7 +176,7 @@ def put_identity(call: Call, flow_id: str) -> FlowView:
     return flow_view(deps.verification_service().set_identity(flow_id, call.actor, identity))
 
 
-class UploadRequest(BaseModel):
+class UploadRequest(ApiModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: DocumentKind
@@ -201,14 +200,14 @@ def presign_upload(call: Call, flow_id: str) -> PresignedUpload:
     return deps.verification_service().presign_upload(flow_id, call.actor, body.kind, body.content_type)
 
 
-class CompleteUpload(BaseModel):
+class CompleteUpload(ApiModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: DocumentKind
     key: str = Field(max_length=256)
 
 
-class DocumentView(BaseModel):
+class DocumentView(ApiModel):
     kind: DocumentKind
     sha256: str
     size: int
@@ -238,7 +237,7 @@ def complete_upload(call: Call, flow_id: str) -> DocumentView:
     )
 
 
-class OcrView(BaseModel):
+class OcrView(ApiModel):
     kind: DocumentKind
     agreed: bool
     fields_read: list[str]
@@ -307,7 +306,7 @@ def start_liveness(call: Call, flow_id: str) -> LivenessStart:
     return deps.verification_service().start_liveness(flow_id, call.actor)
 
 
-class LivenessFrames(BaseModel):
+class LivenessFrames(ApiModel):
     model_config = ConfigDict(extra="forbid")
 
     #: JPEG/PNG frames, base64; empty for engines that captured them themselves (Rekognition).
@@ -345,7 +344,7 @@ def complete_liveness(call: Call, flow_id: str, session_id: str) -> FaceCheckOut
     return deps.verification_service().complete_liveness(flow_id, call.actor, session_id, frames)
 
 
-class ReviewCaseView(BaseModel):
+class ReviewCaseView(ApiModel):
     case_id: str
     flow_id: str
     purpose: FlowPurpose
@@ -386,7 +385,7 @@ def request_review(call: Call, flow_id: str) -> ReviewCaseView:
     return case_view(deps.verification_service().request_review(flow_id, call.actor))
 
 
-class BiometricConsentBody(BaseModel):
+class BiometricConsentBody(ApiModel):
     """The biometric consent text as served by ``GET /v1/consents`` (kind ``biometric_consent``)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -416,14 +415,12 @@ def biometric_consent(call: Call, flow_id: str) -> FlowView:
     return flow_view(flow)
 
 
-class ReviewQueue(BaseModel):
+class ReviewQueue(ApiModel):
     cases: list[ReviewCaseView]
     next_cursor: str | None
 
 
-class ReviewQuery(BaseModel):
-    model_config = ConfigDict(defer_build=True)
-
+class ReviewQuery(ApiModel):
     status: Annotated[
         ReviewStatus,
         Field(description="open | approved | rejected (default open)"),
@@ -452,7 +449,7 @@ def review_queue(call: Call) -> ReviewQueue:
     return ReviewQueue(cases=[case_view(c) for c in cases], next_cursor=cursor)
 
 
-class EvidenceView(BaseModel):
+class EvidenceView(ApiModel):
     flow_id: str
     chain: ChainVerdict
     entries: list[dict[str, Any]]
@@ -468,7 +465,7 @@ def _entries(entries: list[EvidenceEntry], reveal: bool) -> list[dict[str, Any]]
     return out
 
 
-class ReviewCaseDetail(BaseModel):
+class ReviewCaseDetail(ApiModel):
     case: ReviewCaseView
     flow: FlowView
     documents: dict[str, str | None]
@@ -500,7 +497,7 @@ def review_case(call: Call, case_id: str) -> ReviewCaseDetail:
     )
 
 
-class DecisionBody(BaseModel):
+class DecisionBody(ApiModel):
     model_config = ConfigDict(extra="forbid")
 
     decision: ReviewDecision

@@ -29,6 +29,8 @@ class Role(StrEnum):
 REVEAL_ROLES = frozenset({Role.REVIEWER})
 #: OEM staff.
 OEM_ROLES = frozenset({Role.ADMIN, Role.REVIEWER, Role.AUDITOR})
+#: The roles of a person verifying themselves (an owner, or an enterprise's legal person or agent).
+PERSON_ROLES = frozenset({Role.OWNER, Role.ENTERPRISE_LEGAL, Role.ENTERPRISE_AGENT})
 ALL_ROLES = frozenset(Role)
 
 

@@ -29,6 +29,7 @@ from pydantic import BaseModel
 from chalicelib.core.observability import logger
 from chalicelib.kernel.clock import Clock, utc_now
 from chalicelib.kernel.errors import Conflict, InvalidField, NotFound
+from chalicelib.kernel.paging import MAX_PAGE
 from chalicelib.operators.domain.messages import OperatorRefused, OperatorUnavailable, PushKind
 from chalicelib.operators.domain.outbox import (
     LISTABLE_STATUSES,
@@ -41,9 +42,6 @@ from chalicelib.operators.domain.outbox import (
 from chalicelib.operators.ports import OperatorGateway, OutboxStore, PushQueue
 
 _RECORD_ID = re.compile(r"^[0-9a-f]{32}$")
-
-
-MAX_PAGE = 100
 
 
 def message_body(record_id: str) -> str:

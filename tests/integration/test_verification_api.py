@@ -135,6 +135,26 @@ def burst(direction: str, name: str = LIVE_PERSON) -> list[str]:
     return [base64.b64encode(frame).decode() for frame in frames]
 
 
+def send_burst(
+    api: Any, headers: dict[str, str], flow_id: str, session: dict[str, Any], frames: list[str]
+) -> tuple[int, Any]:
+    """The liveness session's result: the burst of frames sent for its challenge."""
+    path = f"/v1/flows/{flow_id}/liveness-sessions/{session['session_id']}/result"
+    return call(api, "post", path, headers, {"frames": frames})
+
+
+def card_read(api: Any, headers: dict[str, str]) -> str:
+    """A flow whose typed identity matches the ID card front uploaded with a real portrait, and read."""
+    require_cjk_font()
+    flow_id = open_flow(api, headers)
+    assert (
+        upload(api, headers, flow_id, DocumentKind.ID_FRONT, id_front(portrait=FACES / CARD_PORTRAIT))[0]
+        == 201
+    )
+    assert call(api, "post", f"/v1/flows/{flow_id}/ocr/id_front", headers)[0] == 200
+    return flow_id
+
+
 def test_a_person_proves_who_they_are_and_every_check_is_in_the_evidence(
     api: Any, person: Callable[..., dict[str, str]], auth: Callable[..., dict[str, str]]
 ) -> None:
@@ -154,13 +174,7 @@ def test_a_person_proves_who_they_are_and_every_check_is_in_the_evidence(
     session = start_sideways(api, me, flow_id)
     assert session["attempts_left"] == 3
     frames = burst(session["challenge"]["direction"])
-    status, outcome = call(
-        api,
-        "post",
-        f"/v1/flows/{flow_id}/liveness-sessions/{session['session_id']}/result",
-        me,
-        {"frames": frames},
-    )
+    status, outcome = send_burst(api, me, flow_id, session, frames)
     assert status == 200, outcome
     assert outcome["live"] is True
     assert outcome["matched"] is True
@@ -204,33 +218,18 @@ def test_a_person_proves_who_they_are_and_every_check_is_in_the_evidence(
         assert (status, error["code"]) == expected
 
     # The session was single use.
-    status, again = call(
-        api,
-        "post",
-        f"/v1/flows/{flow_id}/liveness-sessions/{session['session_id']}/result",
-        me,
-        {"frames": frames},
-    )
+    status, again = send_burst(api, me, flow_id, session, frames)
     assert (status, again["code"]) == (409, "liveness.session_used")
 
 
 def test_a_different_person_fails_the_match_and_uses_an_attempt(
     api: Any, person: Callable[..., dict[str, str]]
 ) -> None:
-    require_cjk_font()
     me = person()
-    flow_id = open_flow(api, me)
-    assert upload(api, me, flow_id, DocumentKind.ID_FRONT, id_front(portrait=FACES / CARD_PORTRAIT))[0] == 201
-    assert call(api, "post", f"/v1/flows/{flow_id}/ocr/id_front", me)[0] == 200
+    flow_id = card_read(api, me)
     session = start_sideways(api, me, flow_id)
     frames = burst(session["challenge"]["direction"], "alex_lacamoire_3.jpg")
-    status, outcome = call(
-        api,
-        "post",
-        f"/v1/flows/{flow_id}/liveness-sessions/{session['session_id']}/result",
-        me,
-        {"frames": frames},
-    )
+    status, outcome = send_burst(api, me, flow_id, session, frames)
     assert status == 200, outcome
     assert outcome["live"] is True
     assert outcome["matched"] is False
@@ -316,11 +315,8 @@ def test_bad_identity_is_refused_field_by_field_and_changes_nothing(
 def test_no_face_is_processed_before_the_separate_biometric_consent(
     api: Any, person: Callable[..., dict[str, str]], auth: Callable[..., dict[str, str]]
 ) -> None:
-    require_cjk_font()
     me = person()
-    flow_id = open_flow(api, me)
-    assert upload(api, me, flow_id, DocumentKind.ID_FRONT, id_front(portrait=FACES / CARD_PORTRAIT))[0] == 201
-    assert call(api, "post", f"/v1/flows/{flow_id}/ocr/id_front", me)[0] == 200
+    flow_id = card_read(api, me)
     # Without the consent the face check does not start
     status, error = call(api, "post", f"/v1/flows/{flow_id}/liveness-sessions", me)
     assert (status, error["code"]) == (409, "consent.biometric_required")

@@ -15,26 +15,14 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict
-
 from chalicelib.core.observability import logger
 from chalicelib.kernel.personal import mask_phone
 from chalicelib.sms.ports import SmsSender
+from chalicelib.sms.views import DroppedSms
 
 #: Where the messages are kept in the bucket.
 SMS_DROP_PREFIX = "dev/sms-drop/"
 _NS_CEILING = 10**20  # above any time.time_ns() for the next three thousand years
-
-
-class DroppedSms(BaseModel):
-    """One message as the developer reads it."""
-
-    model_config = ConfigDict(frozen=True)
-
-    message_id: str
-    phone: str  # masked
-    text: str
-    sent_at: AwareDatetime
 
 
 class LocalSmsDrop(SmsSender):
