@@ -33,22 +33,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from common import MOTO_ENV
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-os.environ.update(
-    {
-        "CHEKA_STAGE": "test",
-        "CHEKA_AWS_ENDPOINT_URL": "",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "cn-north-1",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_METRICS_DISABLED": "true",
-        "POWERTOOLS_LOG_LEVEL": "WARNING",
-        "CHEKA_LOG_LEVEL": "WARNING",
-    }
-)
+os.environ.update(MOTO_ENV)
 
 CARDS_PER_PERSON = 5  # below the one-ID limit: every registration passes
 BATCH = 10  # registrations committed between two drains of the queue (one SQS receive's worth)

@@ -12,7 +12,7 @@ consents, the verification flow is put into "identity set, both ID sides read, f
 not timed. Each registration is a different person with a different phone, one vehicle each.
 
 moto's TransactWriteItems deep-copies every table a transaction touches (``submit`` commits one), so by
-default that snapshot is replaced by the undo log of ``bench_outbox`` (same outcome, constant cost);
+default that snapshot is replaced by the undo log of ``bench_outbox.py`` (same outcome, constant cost);
 ``--stock-moto`` keeps moto's own.
 """
 
@@ -31,22 +31,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+from common import MOTO_ENV
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(1, str(HERE))  # bench_outbox, as a sibling script (also under ``python -m bench...``)
 
 os.environ.update(
     {
-        "CHEKA_STAGE": "test",
-        "CHEKA_AWS_ENDPOINT_URL": "",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "cn-north-1",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_METRICS_DISABLED": "true",
-        "POWERTOOLS_LOG_LEVEL": "WARNING",
-        "CHEKA_LOG_LEVEL": "WARNING",
+        **MOTO_ENV,
         # Every registration gets its own phone; the limits are lifted anyway (tested in test_sms_codes).
         "CHEKA_SMS_RESEND_SECONDS": "0",
         "CHEKA_SMS_SENDS_PER_DAY": "1000000",

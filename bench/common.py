@@ -1,10 +1,23 @@
-"""What the benchmarks of single calls share: the median of timed runs."""
+"""What the benchmarks share: the median of timed runs, and the environment of the app on moto in-process."""
 
 from __future__ import annotations
 
 import statistics
 import time
 from collections.abc import Callable
+
+#: The app's settings on moto in-process (set before the app is imported), its logs quiet.
+MOTO_ENV = {
+    "CHEKA_STAGE": "test",
+    "CHEKA_AWS_ENDPOINT_URL": "",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "cn-north-1",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+    "POWERTOOLS_LOG_LEVEL": "WARNING",
+    "CHEKA_LOG_LEVEL": "WARNING",
+}
 
 #: Timed runs behind each median.
 RUNS = 7
