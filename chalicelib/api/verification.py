@@ -11,26 +11,22 @@ import base64
 import binascii
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
 from chalice.app import Blueprint
 from pydantic import ConfigDict, Field
 
-from chalicelib.api.http import ApiModel, Call, Refusal, route
+from chalicelib.api.http import ApiModel, Call, route
 from chalicelib.core import deps
-from chalicelib.core.auth import PERSON_ROLES, REVEAL_ROLES, Principal, Role
+from chalicelib.core.auth import PERSON_ROLES, REVEAL_ROLES, Principal
 from chalicelib.kernel.errors import InvalidField
 from chalicelib.kernel.personal import IdType, mask_address, mask_id_number, mask_name
 from chalicelib.verification.domain.documents import DocumentKind
-from chalicelib.verification.domain.evidence import ChainVerdict, EvidenceEntry
 from chalicelib.verification.domain.flows import (
     Flow,
     FlowPurpose,
     ReviewCase,
-    ReviewDecision,
-    ReviewStatus,
     TypedIdentity,
-    flow_not_found,
 )
 from chalicelib.verification.views import (
     FaceCheckOutcome,
@@ -43,8 +39,6 @@ from chalicelib.verification.views import (
 bp = Blueprint(__name__)
 
 #: People who verify themselves in a flow.
-REVIEW_ROLES = frozenset({Role.REVIEWER})
-EVIDENCE_ROLES = frozenset({Role.REVIEWER, Role.AUDITOR})
 #: Frames of one liveness burst, base64 in JSON: 8 frames of at most 1 MB fit the body limit.
 MAX_FRAMES = 8
 
@@ -106,7 +100,7 @@ def flow_view(flow: Flow, *, reveal: bool = False, attempts_left: int | None = N
     )
 
 
-def _reveal(user: Principal) -> bool:
+def reveal_for(user: Principal) -> bool:
     return bool(user.roles & REVEAL_ROLES)
 
 
@@ -413,127 +407,3 @@ def biometric_consent(call: Call, flow_id: str) -> FlowView:
         flow_id, call.actor, body.version, body.sha256, client
     )
     return flow_view(flow)
-
-
-class ReviewQueue(ApiModel):
-    cases: list[ReviewCaseView]
-    next_cursor: str | None
-
-
-class ReviewQuery(ApiModel):
-    status: Annotated[
-        ReviewStatus,
-        Field(description="open | approved | rejected (default open)"),
-        Refusal("review.status", "审核状态无效", "Unknown review status"),
-    ] = ReviewStatus.OPEN
-    limit: Annotated[
-        int,
-        Field(ge=1, le=100, description="1–100"),
-        Refusal("request.limit", "每页数量应为 1–100", "limit must be 1–100"),
-    ] = 20
-    cursor: str | None = Field(default=None, description="next page")
-
-
-@route(
-    bp,
-    "/v1/review-cases",
-    summary="The review queue: cases by status, oldest first, paginated",
-    roles=REVIEW_ROLES,
-    response=ReviewQueue,
-    query=ReviewQuery,
-    tags=("review",),
-)
-def review_queue(call: Call) -> ReviewQueue:
-    query: ReviewQuery = call.query
-    cases, cursor = deps.verification_service().review_queue(query.status, query.limit, query.cursor)
-    return ReviewQueue(cases=[case_view(c) for c in cases], next_cursor=cursor)
-
-
-class EvidenceView(ApiModel):
-    flow_id: str
-    chain: ChainVerdict
-    entries: list[dict[str, Any]]
-
-
-def _entries(entries: list[EvidenceEntry], reveal: bool) -> list[dict[str, Any]]:
-    out = []
-    for entry in entries:
-        doc = entry.model_dump(mode="json")
-        if not reveal:
-            doc["personal"] = sorted(entry.personal)  # which personal facts exist, not their values
-        out.append(doc)
-    return out
-
-
-class ReviewCaseDetail(ApiModel):
-    case: ReviewCaseView
-    flow: FlowView
-    documents: dict[str, str | None]
-    evidence: EvidenceView
-
-
-@route(
-    bp,
-    "/v1/review-cases/{case_id}",
-    summary="A review case with the flow, the identity in clear, document links and the evidence",
-    roles=REVIEW_ROLES,
-    response=ReviewCaseDetail,
-    errors=(404,),
-    tags=("review",),
-)
-def review_case(call: Call, case_id: str) -> ReviewCaseDetail:
-    service = deps.verification_service()
-    case, flow = service.review_case(case_id)
-    log = deps.evidence_log()
-    return ReviewCaseDetail(
-        case=case_view(case),
-        flow=flow_view(flow, reveal=True),
-        documents={kind: service.document_url(flow, kind) for kind in sorted(flow.documents)},
-        evidence=EvidenceView(
-            flow_id=flow.flow_id,
-            chain=log.verify(flow.flow_id),
-            entries=_entries(log.entries(flow.flow_id), True),
-        ),
-    )
-
-
-class DecisionBody(ApiModel):
-    model_config = ConfigDict(extra="forbid")
-
-    decision: ReviewDecision
-    note: str | None = Field(default=None, max_length=500)
-
-
-@route(
-    bp,
-    "/v1/review-cases/{case_id}/decision",
-    method="POST",
-    summary="Approve or reject a review case (once)",
-    roles=REVIEW_ROLES,
-    body=DecisionBody,
-    response=ReviewCaseView,
-    errors=(404, 409),
-    tags=("review",),
-)
-def decide_review(call: Call, case_id: str) -> ReviewCaseView:
-    body: DecisionBody = call.body
-    return case_view(deps.verification_service().decide_review(case_id, call.actor, body.decision, body.note))
-
-
-@route(
-    bp,
-    "/v1/flows/{flow_id}/evidence",
-    summary="The flow's evidence log (查验日志) and the verdict of its hash chain",
-    roles=EVIDENCE_ROLES,
-    response=EvidenceView,
-    errors=(404,),
-    tags=("review",),
-)
-def flow_evidence(call: Call, flow_id: str) -> EvidenceView:
-    log = deps.evidence_log()
-    entries = log.entries(flow_id)
-    if not entries:
-        raise flow_not_found()
-    return EvidenceView(
-        flow_id=flow_id, chain=log.verify(flow_id), entries=_entries(entries, _reveal(call.user))
-    )
