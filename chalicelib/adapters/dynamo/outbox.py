@@ -7,6 +7,9 @@ decided record. Either everything is written or nothing is.
 
 Records are claimed with a conditional update (pending, due, unclaimed) before each push, so a message
 delivered twice pushes once; a claim is a lease, so a dispatcher that dies mid-push only delays it.
+
+One module, over 400 lines, on purpose: the commit, the claims and the callback memory write the same
+items under the same conditions, and splitting them would scatter one table's invariants.
 """
 
 from __future__ import annotations
