@@ -158,11 +158,12 @@ def _import(repo: Any, count: int, seed: int) -> list[str]:
 
 
 def _holders(count: int) -> list[Any]:
+    from chalicelib.cards.domain.limits import HolderKind
     from chalicelib.cards.holders import Holder
     from chalicelib.core import deps
     from chalicelib.kernel.personal import IdType, id_lookup_value
     from chalicelib.local.synthetic import make_resident_id
-    from chalicelib.operators.domain.messages import HolderKind, PushHolder
+    from chalicelib.operators.domain.messages import PushHolder
 
     rng = random.Random(5)
     hasher = deps.keyed_hasher()
@@ -242,8 +243,8 @@ def throughput(count: int) -> dict[str, Any]:
 
 def latency(samples: int) -> dict[str, Any]:
     from chalicelib.cards.domain.inventory import CardEvent, CardState, functions_for
-    from chalicelib.cards.domain.lifecycle import CardLifecycle
-    from chalicelib.operators.domain.messages import PushCard, PushKind, PushMessage, PushVehicle
+    from chalicelib.cards.domain.lifecycle import CardLifecycle, PushKind
+    from chalicelib.operators.domain.messages import PushCard, PushMessage, PushVehicle
     from chalicelib.operators.domain.outbox import (
         CardWrite,
         CounterMove,

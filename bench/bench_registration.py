@@ -160,9 +160,9 @@ def _prove_identity(flow_id: str, caller: str, id_number: str) -> None:
 
 def register(timed: Recorder, n: int, vin: str, id_number: str) -> None:
     """One whole registration of ``vin`` by person ``n``, each step handler through ``timed``."""
+    from chalicelib.consents.domain import AcceptedConsent
+    from chalicelib.consents.texts import consent_documents
     from chalicelib.core import deps
-    from chalicelib.registration.consents import consent_documents
-    from chalicelib.registration.domain.consents import AcceptedConsent
     from chalicelib.registration.domain.registrations import RegistrationKind, Step
     from chalicelib.sms.domain import SmsPurpose
 

@@ -67,8 +67,6 @@ class ApiModel(BaseModel):
 class ErrorBody(ApiModel):
     """Every error response."""
 
-    model_config = ConfigDict(defer_build=True)
-
     code: str
     message_zh: str
     message_en: str

@@ -10,11 +10,11 @@ from chalice.app import Blueprint, Response
 from pydantic import ConfigDict, Field
 
 from chalicelib.api.http import ApiModel, Call, json_response, route
+from chalicelib.consents.domain import AcceptedConsent, ConsentDocument
+from chalicelib.consents.texts import consent_documents
 from chalicelib.core import deps, lazy
 from chalicelib.core.auth import Role
 from chalicelib.kernel.personal import IdType
-from chalicelib.registration.consents import consent_documents
-from chalicelib.registration.domain.consents import AcceptedConsent, ConsentDocument
 from chalicelib.registration.domain.registrations import RegistrationKind
 from chalicelib.verification.domain.flows import TypedIdentity
 

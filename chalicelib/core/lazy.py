@@ -1,4 +1,5 @@
-"""Modules imported on first use, so that a cold start pays only for what its first request runs.
+"""Modules imported and objects made on first use, so that a cold start pays only for what its first
+request runs.
 
 A route module names the use-case modules its handlers call without importing them::
 
@@ -14,8 +15,11 @@ real module; at run time the first attribute looked up imports it.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class _OnFirstUse(ModuleType):
@@ -28,3 +32,21 @@ class _OnFirstUse(ModuleType):
 def module(name: str) -> ModuleType:
     """The module ``name``, imported when one of its attributes is first used."""
     return _OnFirstUse(name)
+
+
+class _MadeOnFirstUse:
+    """Stands for the object ``make()`` returns, made when an attribute is first used or set."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        object.__setattr__(self, "_make", make)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._make(), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._make(), name, value)
+
+
+def instance(make: Callable[[], T]) -> T:
+    """The object ``make()`` returns (``make`` caches it), made when one of its attributes is first used."""
+    return _MadeOnFirstUse(make)  # type: ignore[return-value]

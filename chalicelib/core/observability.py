@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import re
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
+from chalicelib.core import lazy
 from chalicelib.core.settings import get_settings
 
 if TYPE_CHECKING:
@@ -69,20 +70,7 @@ def get_tracer() -> Any:
     return Tracer(service=get_settings().service_name)
 
 
-class _OnFirstUse:
-    """Stands for the object ``make()`` returns, creating it when an attribute is first used."""
-
-    def __init__(self, make: Any) -> None:
-        object.__setattr__(self, "_make", make)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._make(), name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        setattr(self._make(), name, value)
-
-
 #: The service logger (``get_logger()``), created on first use.
-logger = cast("Logger", _OnFirstUse(get_logger))
+logger = lazy.instance(get_logger)
 #: The service metrics (``get_metrics()``), created on first use.
-metrics = cast("Metrics", _OnFirstUse(get_metrics))
+metrics = lazy.instance(get_metrics)

@@ -61,6 +61,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from chalicelib.cards.domain.inventory import CardFunction
+from chalicelib.cards.domain.lifecycle import PushKind
+from chalicelib.cards.domain.limits import HolderKind
 from chalicelib.kernel.clock import Clock, utc_now
 from chalicelib.kernel.errors import InvalidField
 from chalicelib.kernel.operators import Operator
@@ -68,12 +70,10 @@ from chalicelib.kernel.validators import iccid as validate_iccid
 from chalicelib.operators import wire
 from chalicelib.operators.domain.messages import (
     CallbackOutcome,
-    HolderKind,
     OperatorCallback,
     OperatorCardRecord,
     OperatorCardState,
     PushHolder,
-    PushKind,
     PushMessage,
     PushReceipt,
 )

@@ -26,11 +26,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from chalicelib.cards.domain.lifecycle import PushKind
 from chalicelib.core.observability import logger
 from chalicelib.kernel.clock import Clock, utc_now
 from chalicelib.kernel.errors import Conflict, InvalidField, NotFound
 from chalicelib.kernel.paging import MAX_PAGE
-from chalicelib.operators.domain.messages import OperatorRefused, OperatorUnavailable, PushKind
+from chalicelib.operators.domain.messages import OperatorRefused, OperatorUnavailable
 from chalicelib.operators.domain.outbox import (
     LISTABLE_STATUSES,
     Claim,

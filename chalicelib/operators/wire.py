@@ -82,6 +82,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 
 from chalicelib.cards.domain.inventory import CardFunction
+from chalicelib.cards.domain.lifecycle import PushKind
 from chalicelib.kernel.clock import CHINA
 from chalicelib.kernel.operators import Operator
 from chalicelib.operators import signing
@@ -92,7 +93,6 @@ from chalicelib.operators.domain.messages import (
     OperatorCardState,
     PushCard,
     PushHolder,
-    PushKind,
     PushMessage,
     PushReceipt,
     PushVehicle,

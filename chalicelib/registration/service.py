@@ -14,9 +14,9 @@ from datetime import timedelta
 
 from chalicelib.cards.lifecycle import Lifecycle
 from chalicelib.cards.ports import InventoryRepository, PartyRepository
+from chalicelib.consents.domain import AcceptedConsent
 from chalicelib.kernel.clock import Clock, utc_now
 from chalicelib.kernel.crypto import KeyedHasher
-from chalicelib.registration.domain.consents import AcceptedConsent
 from chalicelib.registration.domain.registrations import RegistrationKind
 from chalicelib.registration.housekeeping import Housekeeping
 from chalicelib.registration.outcome import Outcomes, ResultSms

@@ -14,13 +14,13 @@ from typing import Protocol
 
 from chalicelib.cards.domain.inventory import Card, CardState, Vehicle, vehicle_not_found
 from chalicelib.cards.ports import InventoryRepository
+from chalicelib.consents.domain import AcceptedConsent, ConsentRecord
+from chalicelib.consents.texts import check_consents
 from chalicelib.core.observability import logger
 from chalicelib.kernel.clock import Clock, utc_now
 from chalicelib.kernel.errors import Conflict, InvalidField
 from chalicelib.kernel.personal import IdType
 from chalicelib.kernel.validators import validate
-from chalicelib.registration.consents import check_consents
-from chalicelib.registration.domain.consents import AcceptedConsent, ConsentRecord
 from chalicelib.registration.domain.registrations import (
     Delegation,
     Registration,

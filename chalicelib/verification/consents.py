@@ -3,13 +3,13 @@ PIPL 第二十九条) before any face is processed, and the consents of the surr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Sequence
 
 from pydantic import BaseModel
 
-from chalicelib.registration.consents import check_consents
-from chalicelib.registration.domain.consents import AcceptedConsent, ConsentKind
+from chalicelib.consents.domain import AcceptedConsent, ConsentKind
+from chalicelib.consents.texts import check_consents
+from chalicelib.kernel.clock import Clock, utc_now
 from chalicelib.verification.domain.evidence import EvidenceKind
 from chalicelib.verification.domain.flows import CheckName, CheckVerdict, Flow
 from chalicelib.verification.flows import Flows
@@ -22,7 +22,7 @@ class Consents:
         *,
         flows: Flows,
         evidence: EvidenceLog,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock = utc_now,
     ) -> None:
         self._flows = flows
         self._evidence = evidence

@@ -8,11 +8,10 @@ has started (``check_replaceable``): the face verdict must stay about the portra
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Sequence
 from typing import Any
 
-from chalicelib.kernel.clock import china_day
+from chalicelib.kernel.clock import Clock, china_day, utc_now
 from chalicelib.kernel.errors import Conflict, DomainError, InvalidField, ValidationErrors
 from chalicelib.kernel.personal import IdType
 from chalicelib.verification.domain.documents import DocumentKind
@@ -78,7 +77,7 @@ class Documents:
         ocr: OcrEngine,
         faces: FaceEngine,
         evidence: EvidenceLog,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock = utc_now,
     ) -> None:
         self._flows = flows
         self._uploads = uploads

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-from chalicelib.kernel.clock import china_day, end_of_china_day
+from chalicelib.consents.domain import ConsentKind
+from chalicelib.consents.texts import current_consent
+from chalicelib.kernel.clock import Clock, china_day, end_of_china_day, utc_now
 from chalicelib.kernel.errors import Conflict, DomainError
-from chalicelib.registration.consents import current_consent
-from chalicelib.registration.domain.consents import ConsentKind
 from chalicelib.verification.documents import Documents
 from chalicelib.verification.domain.documents import DocumentKind
 from chalicelib.verification.domain.evidence import EvidenceKind
@@ -56,7 +56,7 @@ class FaceChecks:
         liveness: LivenessEngine,
         evidence: EvidenceLog,
         policy: VerificationPolicy,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock = utc_now,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
         self._flows = flows

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from chalicelib.kernel.clock import Clock, utc_now
 from chalicelib.kernel.crypto import KeyedHasher
 from chalicelib.kernel.errors import Conflict
 from chalicelib.kernel.personal import IdType, id_lookup_value
@@ -42,7 +43,7 @@ class Flows:
         evidence: EvidenceLog,
         hasher: KeyedHasher,
         policy: VerificationPolicy,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock = utc_now,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
         self._flows = flows

@@ -6,9 +6,7 @@ checks, and decides once: approved, the flow is verified; rejected, it is closed
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
-
+from chalicelib.kernel.clock import Clock, utc_now
 from chalicelib.kernel.errors import Conflict
 from chalicelib.verification.domain.evidence import EvidenceKind
 from chalicelib.verification.domain.flows import (
@@ -38,7 +36,7 @@ class Reviews:
         face: FaceChecks,
         cases: ReviewCases,
         evidence: EvidenceLog,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock = utc_now,
     ) -> None:
         self._flows = flows
         self._face = face

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
 
+from chalicelib.kernel.clock import Clock, utc_now
 from chalicelib.kernel.crypto import KeyedHasher
 from chalicelib.verification.consents import Consents
 from chalicelib.verification.documents import Documents
@@ -75,7 +76,7 @@ class VerificationService:
         evidence: EvidenceLog,
         hasher: KeyedHasher,
         policy: VerificationPolicy,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock = utc_now,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
         self.flows = Flows(

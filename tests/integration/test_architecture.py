@@ -55,6 +55,12 @@ def test_the_tree_keeps_every_import_contract() -> None:
         ("cards/inventory.py", "import pynamodb", "Use cases reach the outside world only through ports"),
         ("operators/dispatch.py", "from chalicelib.core import deps", "Use cases reach the outside world"),
         ("adapters/crypto.py", "from chalicelib.api import http", "Entry points over the composition root"),
+        ("verification/face.py", "from chalicelib.registration import submit", "Entry points over the"),
+        (
+            "consents/domain.py",
+            "from chalicelib.verification import flows",
+            "Domains and the kernel are pure",
+        ),
     ],
 )
 def test_an_import_against_the_direction_breaks_the_build(

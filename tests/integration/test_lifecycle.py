@@ -26,7 +26,8 @@ from chalicelib.adapters.dynamo.outbox import (
     queue_name,
 )
 from chalicelib.cards.domain.inventory import Card, CardFunction, CardState
-from chalicelib.cards.domain.lifecycle import Retirement
+from chalicelib.cards.domain.lifecycle import PushKind, Retirement
+from chalicelib.cards.domain.limits import HolderKind
 from chalicelib.cards.holders import Holder, holder_from_party
 from chalicelib.cards.inventory import import_inventory
 from chalicelib.cards.lifecycle import Lifecycle
@@ -41,13 +42,11 @@ from chalicelib.local.synthetic import make_iccid, make_msisdn, make_resident_id
 from chalicelib.operators.dispatch import Dispatcher, DispatchOutcome
 from chalicelib.operators.domain.messages import (
     CallbackOutcome,
-    HolderKind,
     OperatorCallback,
     OperatorCardRecord,
     OperatorCardState,
     OperatorRefused,
     OperatorUnavailable,
-    PushKind,
     PushMessage,
     PushReceipt,
 )

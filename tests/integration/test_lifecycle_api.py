@@ -14,9 +14,10 @@ import pytest
 from click.testing import CliRunner
 
 from chalicelib.cards.domain.inventory import Card, CardState
+from chalicelib.cards.domain.lifecycle import PushKind
 from chalicelib.core import deps
 from chalicelib.kernel.operators import Operator
-from chalicelib.operators.domain.messages import CallbackOutcome, PushKind
+from chalicelib.operators.domain.messages import CallbackOutcome
 from chalicelib.operators.domain.outbox import OutboxStatus
 from tests.integration.test_lifecycle import (
     World,

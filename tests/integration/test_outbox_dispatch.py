@@ -11,13 +11,14 @@ from typing import Any
 import pytest
 
 from chalicelib.cards.domain.inventory import CardState
+from chalicelib.cards.domain.lifecycle import PushKind
 from chalicelib.cards.lifecycle import Lifecycle
 from chalicelib.core import deps
 from chalicelib.core.aws import client
 from chalicelib.kernel.errors import BadRequest, Conflict, InvalidField, NotFound
 from chalicelib.kernel.operators import Operator
 from chalicelib.operators.dispatch import DispatchOutcome, list_records, message_body, retry_record
-from chalicelib.operators.domain.messages import CallbackOutcome, PushKind
+from chalicelib.operators.domain.messages import CallbackOutcome
 from chalicelib.operators.domain.outbox import OutboxStatus, RetryPolicy
 from chalicelib.operators.ports import PushQueue
 from tests.integration.test_lifecycle import (

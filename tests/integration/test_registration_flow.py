@@ -277,9 +277,9 @@ def test_outdated_or_partial_consents_are_refused(api: Any, person: Headers, vin
     assert stored is not None
     assert stored.status is RegistrationStatus.OPEN
     # (the consents step reached directly: the checks before it are tested above)
+    from chalicelib.consents.domain import AcceptedConsent
+    from chalicelib.consents.texts import check_consents, consent_documents
     from chalicelib.kernel.errors import InvalidField
-    from chalicelib.registration.consents import check_consents, consent_documents
-    from chalicelib.registration.domain.consents import AcceptedConsent
 
     docs = consent_documents()
     full = [AcceptedConsent(kind=d.kind, version=d.version, sha256=d.sha256) for d in docs]

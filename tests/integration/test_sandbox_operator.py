@@ -29,6 +29,8 @@ from chalicelib.adapters.operator.secrets import (
     rotate_operator_secret,
 )
 from chalicelib.cards.domain.inventory import CardFunction
+from chalicelib.cards.domain.lifecycle import PushKind
+from chalicelib.cards.domain.limits import HolderKind
 from chalicelib.kernel.errors import DomainError
 from chalicelib.kernel.operators import Operator
 from chalicelib.local.sandbox_operator import SandboxOperator
@@ -36,14 +38,12 @@ from chalicelib.operators import wire
 from chalicelib.operators.callbacks import verify_callback
 from chalicelib.operators.domain.messages import (
     CallbackOutcome,
-    HolderKind,
     OperatorCallback,
     OperatorCardState,
     OperatorRefused,
     OperatorUnavailable,
     PushCard,
     PushHolder,
-    PushKind,
     PushMessage,
     PushVehicle,
 )

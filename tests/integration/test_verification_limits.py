@@ -181,8 +181,8 @@ class World:
         client("s3").put_object(Bucket=get_settings().documents_bucket, Key=post.key, Body=jpeg())
         service.complete_upload(flow.flow_id, owner, DocumentKind.ID_FRONT, post.key)
         service.read_document(flow.flow_id, owner, DocumentKind.ID_FRONT)
-        from chalicelib.registration.consents import current_consent
-        from chalicelib.registration.domain.consents import ConsentKind
+        from chalicelib.consents.domain import ConsentKind
+        from chalicelib.consents.texts import current_consent
 
         doc = current_consent(ConsentKind.BIOMETRIC_CONSENT)
         service.give_biometric_consent(flow.flow_id, owner, doc.version, doc.sha256, {})

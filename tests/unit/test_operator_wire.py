@@ -9,17 +9,17 @@ import pytest
 from cryptography.exceptions import InvalidTag
 
 from chalicelib.cards.domain.inventory import CardFunction
+from chalicelib.cards.domain.lifecycle import PushKind
+from chalicelib.cards.domain.limits import HolderKind
 from chalicelib.kernel.operators import Operator
 from chalicelib.operators import wire
 from chalicelib.operators.domain.messages import (
     CallbackOutcome,
-    HolderKind,
     OperatorCallback,
     OperatorCardRecord,
     OperatorCardState,
     PushCard,
     PushHolder,
-    PushKind,
     PushMessage,
     PushReceipt,
     PushVehicle,

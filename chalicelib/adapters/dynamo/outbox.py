@@ -41,14 +41,14 @@ from chalicelib.adapters.dynamo.models_outbox import (
     OutboxModel,
 )
 from chalicelib.cards.domain.inventory import CardState
-from chalicelib.cards.domain.lifecycle import CardLifecycle, Retirement
+from chalicelib.cards.domain.lifecycle import CardLifecycle, PushKind, Retirement
 from chalicelib.cards.domain.limits import cards_per_id_exceeded
 from chalicelib.core.settings import Settings
 from chalicelib.kernel.clock import utc_now
 from chalicelib.kernel.crypto import FieldCipher, SealedFields
 from chalicelib.kernel.errors import BadRequest
 from chalicelib.kernel.operators import Operator
-from chalicelib.operators.domain.messages import PushKind, PushMessage
+from chalicelib.operators.domain.messages import PushMessage
 from chalicelib.operators.domain.outbox import (
     CALLBACK_MEMORY_DAYS,
     FINAL_RECORD_RETENTION_DAYS,

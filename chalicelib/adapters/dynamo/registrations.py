@@ -11,9 +11,9 @@ from pynamodb.exceptions import DeleteError, DoesNotExist, PutError
 
 from chalicelib.adapters.dynamo.base import scan_upto, utc_aware
 from chalicelib.adapters.dynamo.models import PURGE_GRACE_SECONDS, RegistrationModel, RegistrationPushModel
+from chalicelib.consents.domain import ConsentRecord
 from chalicelib.kernel.crypto import FieldCipher, SealedFields
 from chalicelib.kernel.errors import Conflict
-from chalicelib.registration.domain.consents import ConsentRecord
 from chalicelib.registration.domain.registrations import (
     Delegation,
     Registration,

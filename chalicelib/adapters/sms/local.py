@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib.core.observability import logger
+from chalicelib.kernel.clock import utc_now
 from chalicelib.kernel.personal import mask_phone
 from chalicelib.sms.ports import SmsSender
 from chalicelib.sms.views import DroppedSms
@@ -35,9 +35,7 @@ class LocalSmsDrop(SmsSender):
 
     def send(self, phone: str, text: str) -> str:
         message_id = uuid.uuid4().hex
-        message = DroppedSms(
-            message_id=message_id, phone=mask_phone(phone), text=text, sent_at=datetime.now(UTC)
-        )
+        message = DroppedSms(message_id=message_id, phone=mask_phone(phone), text=text, sent_at=utc_now())
         key = f"{self._prefix}{_NS_CEILING - time.time_ns():020d}-{message_id}.json"
         self._s3.put_object(
             Bucket=self._bucket,

@@ -18,8 +18,8 @@ from enum import StrEnum
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from chalicelib.cards.domain.inventory import CardFunction
-from chalicelib.cards.domain.lifecycle import PushKind as PushKind
-from chalicelib.cards.domain.limits import HolderKind as HolderKind
+from chalicelib.cards.domain.lifecycle import PushKind
+from chalicelib.cards.domain.limits import HolderKind
 from chalicelib.kernel.operators import Operator
 
 

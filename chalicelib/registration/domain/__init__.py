@@ -1,2 +1,2 @@
-"""The registration domain: registrations and their steps (``registrations``), the consent texts and
-their acceptance (``consents``), a submission and its outcome (``submission``). Pure: no I/O."""
+"""The registration domain: registrations and their steps (``registrations``), a submission and its
+outcome (``submission``). Pure: no I/O. The consent texts are in ``chalicelib.consents``."""

@@ -18,8 +18,8 @@ from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from chalicelib.consents.domain import ConsentRecord
 from chalicelib.kernel.errors import Conflict, Forbidden, NotFound
-from chalicelib.registration.domain.consents import ConsentRecord
 from chalicelib.verification.domain.flows import CheckName, CheckVerdict, Flow, FlowPurpose, FlowStatus
 
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from chalicelib.consents.domain import AcceptedConsent
+from chalicelib.consents.texts import consent_documents
 from chalicelib.kernel.errors import DomainError
 from chalicelib.local.synthetic import make_vin
-from chalicelib.registration.consents import consent_documents
-from chalicelib.registration.domain.consents import AcceptedConsent
 from chalicelib.registration.domain.registrations import RegistrationKind, Step
 from chalicelib.sms.domain import SmsPurpose
 from chalicelib.verification.domain.evidence import EvidenceKind

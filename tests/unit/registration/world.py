@@ -10,11 +10,11 @@ from itertools import count
 from chalicelib.cards.domain.inventory import Card, CardFunction
 from chalicelib.cards.inventory import import_inventory
 from chalicelib.cards.lifecycle import Lifecycle
+from chalicelib.consents.domain import AcceptedConsent
+from chalicelib.consents.texts import consent_documents
 from chalicelib.kernel.personal import IdType, id_lookup_value
 from chalicelib.local.synthetic import inventory_rows
 from chalicelib.operators.domain.messages import CallbackOutcome, OperatorCallback
-from chalicelib.registration.consents import consent_documents
-from chalicelib.registration.domain.consents import AcceptedConsent
 from chalicelib.registration.domain.registrations import RegistrationKind
 from chalicelib.registration.service import RegistrationService
 from chalicelib.registration.views import RegistrationView

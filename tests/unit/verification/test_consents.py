@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel
 
+from chalicelib.consents.domain import ConsentKind
+from chalicelib.consents.texts import current_consent
 from chalicelib.kernel.errors import DomainError
-from chalicelib.registration.consents import current_consent
-from chalicelib.registration.domain.consents import ConsentKind
 from chalicelib.verification.domain.evidence import EvidenceKind
 from chalicelib.verification.domain.flows import CheckName, CheckVerdict
 from tests.unit.verification.world import OWNER, World

@@ -8,8 +8,8 @@ from itertools import count
 
 from PIL import Image
 
-from chalicelib.registration.consents import current_consent
-from chalicelib.registration.domain.consents import ConsentKind
+from chalicelib.consents.domain import ConsentKind
+from chalicelib.consents.texts import current_consent
 from chalicelib.verification.domain.documents import DocumentKind
 from chalicelib.verification.domain.flows import FlowPurpose, TypedIdentity, VerificationPolicy
 from chalicelib.verification.service import VerificationService

@@ -1,4 +1,4 @@
-"""The consent texts served and checked: the Markdown files of ``chalicelib/consents/``
+"""The consent texts served and checked: the Markdown files beside this module
 (``<kind>.<version>.md``), read once per process; the current version of each kind is the one in force."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
-from chalicelib.registration.domain.consents import (
+from chalicelib.consents.domain import (
     AGREEMENTS,
     AcceptedConsent,
     ConsentDocument,
@@ -17,7 +17,7 @@ from chalicelib.registration.domain.consents import (
     current_consents,
 )
 
-CONSENTS_DIR = Path(__file__).resolve().parent.parent / "consents"
+CONSENTS_DIR = Path(__file__).resolve().parent
 
 
 @lru_cache(maxsize=1)
