@@ -11,13 +11,13 @@ import pytest
 
 from chalicelib.consents.domain import AcceptedConsent
 from chalicelib.consents.texts import consent_documents
-from chalicelib.kernel.errors import DomainError
 from chalicelib.local.synthetic import make_vin
 from chalicelib.registration.domain.registrations import RegistrationKind, Step
 from chalicelib.sms.domain import SmsPurpose
 from chalicelib.verification.domain.evidence import EvidenceKind
 from chalicelib.verification.domain.flows import TypedIdentity
 from tests.unit.registration.world import ME, NUMBER, OTHER_NUMBER, PHONE, SOMEONE, World
+from tests.unit.stories import refusal
 from tests.unit.verification.world import id_front_lines
 
 REG = RegistrationKind.REGISTRATION
@@ -26,12 +26,6 @@ REG = RegistrationKind.REGISTRATION
 @pytest.fixture
 def world() -> World:
     return World()
-
-
-def refusal(fn: Callable[..., Any], *args: Any) -> DomainError:
-    with pytest.raises(DomainError) as caught:
-        fn(*args)
-    return caught.value
 
 
 def accepted_all() -> list[AcceptedConsent]:

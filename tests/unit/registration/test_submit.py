@@ -3,16 +3,15 @@ request died, over fakes."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from chalicelib.cards.domain.inventory import CardState
-from chalicelib.kernel.errors import DomainError
 from chalicelib.operators.domain.messages import CallbackOutcome
 from chalicelib.registration.domain.registrations import RegistrationKind, RegistrationStatus, Step
 from tests.unit.registration.world import ME, NUMBER, SOMEONE, World
+from tests.unit.stories import refusal
 
 REG = RegistrationKind.REGISTRATION
 DEREG = RegistrationKind.DEREGISTRATION
@@ -21,12 +20,6 @@ DEREG = RegistrationKind.DEREGISTRATION
 @pytest.fixture
 def world() -> World:
     return World()
-
-
-def refusal(fn: Callable[..., Any], *args: Any) -> DomainError:
-    with pytest.raises(DomainError) as caught:
-        fn(*args)
-    return caught.value
 
 
 def timed_out(*_: Any) -> Any:

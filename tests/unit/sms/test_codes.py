@@ -4,18 +4,16 @@ tries, one purpose per code, the login subject."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 
-from chalicelib.kernel.errors import DomainError
 from chalicelib.sms.codes import SmsCodeService
 from chalicelib.sms.domain import SmsPurpose, subject_for
 from tests.fakes.clock import FakeClock
 from tests.fakes.crypto import FakeHasher
 from tests.fakes.sms import FakeSmsCodeStore, FakeSmsSender
+from tests.unit.stories import refusal
 
 PHONE = "13812345678"
 OTHER_PHONE = "13900001111"
@@ -37,12 +35,6 @@ class Parts:
 @pytest.fixture
 def parts() -> Parts:
     return Parts()
-
-
-def refusal(fn: Callable[..., Any], *args: Any) -> DomainError:
-    with pytest.raises(DomainError) as caught:
-        fn(*args)
-    return caught.value
 
 
 def wrong_for(code: str) -> str:

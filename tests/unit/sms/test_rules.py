@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 
 from chalicelib.kernel.clock import china_day
-from chalicelib.kernel.errors import DomainError
 from chalicelib.sms.domain import (
     SIGNATURE,
     SendQuota,
@@ -30,6 +27,7 @@ from chalicelib.sms.domain import (
     subject_for,
     too_many_tries,
 )
+from tests.unit.stories import refusal
 
 POLICY = SmsPolicy()
 # 10:00 in China (UTC+8).
@@ -53,12 +51,6 @@ def stored(**changes: object) -> StoredCode:
         tries=0,
     )
     return base.model_copy(update=changes)
-
-
-def refusal(fn: Callable[..., Any], *args: Any) -> DomainError:
-    with pytest.raises(DomainError) as caught:
-        fn(*args)
-    return caught.value
 
 
 # --------------------------------------------------------------------------- the code and its text

@@ -6,20 +6,13 @@ from datetime import date
 
 import pytest
 
-from chalicelib.kernel.errors import Conflict, DomainError, Forbidden, InvalidField, ValidationErrors
+from chalicelib.kernel.errors import Conflict, Forbidden, InvalidField, ValidationErrors
 from chalicelib.verification.domain.documents import DocumentKind
 from chalicelib.verification.domain.evidence import EvidenceKind
 from chalicelib.verification.domain.flows import CheckName, CheckVerdict, TypedIdentity
 from chalicelib.verification.uploads import PRESIGN_EXPIRES_SECONDS
+from tests.unit.stories import refusal as refused
 from tests.unit.verification.world import NAME, NUMBER, OTHER_NUMBER, OWNER, World, frame, photo
-
-
-def refused(action: object) -> DomainError:
-    assert callable(action)
-    with pytest.raises(DomainError) as caught:
-        action()
-    return caught.value
-
 
 # --- presign ----------------------------------------------------------------------------------
 

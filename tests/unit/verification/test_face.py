@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-import pytest
-
-from chalicelib.kernel.errors import Conflict, DomainError, Forbidden, TooManyRequests
+from chalicelib.kernel.errors import Conflict, Forbidden, TooManyRequests
 from chalicelib.verification.domain.documents import DocumentKind
 from chalicelib.verification.domain.evidence import EvidenceKind
 from chalicelib.verification.domain.flows import CheckName, CheckVerdict, FlowStatus
 from chalicelib.verification.domain.liveness import not_finished
+from tests.unit.stories import refusal as refused
 from tests.unit.verification.world import OTHER_NUMBER, OWNER, World, frame
-
-
-def refused(action: Callable[[], Any]) -> DomainError:
-    with pytest.raises(DomainError) as caught:
-        action()
-    return caught.value
-
 
 # --- liveness sessions ------------------------------------------------------------------------
 

@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-import pytest
-
-from chalicelib.kernel.errors import DomainError
 from chalicelib.verification.domain.evidence import EvidenceKind
 from chalicelib.verification.domain.flows import (
     REVIEW_WINDOW,
@@ -17,13 +11,8 @@ from chalicelib.verification.domain.flows import (
     ReviewDecision,
     ReviewStatus,
 )
+from tests.unit.stories import refusal as refused
 from tests.unit.verification.world import OWNER, World
-
-
-def refused(action: Callable[[], Any]) -> DomainError:
-    with pytest.raises(DomainError) as caught:
-        action()
-    return caught.value
 
 
 def exhausted(world: World) -> str:
