@@ -16,6 +16,7 @@ from chalicelib.consents.domain import ConsentKind
 from chalicelib.consents.texts import current_consent
 from chalicelib.kernel.clock import Clock, china_day, end_of_china_day, utc_now
 from chalicelib.kernel.errors import Conflict, DomainError
+from chalicelib.verification.cases import CaseOpener
 from chalicelib.verification.documents import Documents
 from chalicelib.verification.domain.documents import DocumentKind
 from chalicelib.verification.domain.evidence import EvidenceKind
@@ -31,6 +32,7 @@ from chalicelib.verification.domain.flows import (
     session_expired,
     session_used,
 )
+from chalicelib.verification.domain.gates import GateOutcome, GateVerdict
 from chalicelib.verification.domain.liveness import LivenessChallenge, LivenessVerdict
 from chalicelib.verification.flows import Flows
 from chalicelib.verification.portrait import match_portrait
@@ -38,6 +40,7 @@ from chalicelib.verification.ports import (
     AttemptCounters,
     EvidenceLog,
     FaceEngine,
+    FaceGate,
     LivenessEngine,
     LivenessSessions,
 )
@@ -56,9 +59,13 @@ class FaceChecks:
         liveness: LivenessEngine,
         evidence: EvidenceLog,
         policy: VerificationPolicy,
+        cases: CaseOpener,
+        gates: Sequence[FaceGate] = (),
         clock: Clock = utc_now,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
+        self._cases = cases
+        self._gates = tuple(gates)
         self._flows = flows
         self._documents = documents
         self._attempts = attempts
@@ -121,19 +128,36 @@ class FaceChecks:
         self._record_liveness(flow, caller, session, challenge, verdict)
         matched: bool | None = None
         reasons = list(verdict.reasons)
+        stopped: GateVerdict | None = None
         if verdict.live:
             matched = self._match(flow, caller, session, verdict)
             if not matched:
                 reasons.append("face.no_match")
-        passed = verdict.live and bool(matched)
+            else:
+                assert verdict.reference_image is not None
+                stopped = self._run_gates(flow, caller, verdict.reference_image)
+                if stopped is not None and stopped.reason:
+                    reasons.append(stopped.reason)
+        passed = verdict.live and bool(matched) and stopped is None
         documents = dict(flow.documents)
         if passed and verdict.reference_image is not None:
             stored = self._documents.store_live_capture(flow, verdict.reference_image)
             documents[DocumentKind.LIVE_CAPTURE.value] = stored.key
         verdict_now = CheckVerdict.PASSED if passed else CheckVerdict.FAILED
         current = self._flows.find(flow.flow_id) or flow
-        self._flows.save(current, documents=documents, checks={**current.checks, CheckName.FACE: verdict_now})
-        if not passed and left.left == 0:
+        saved = self._flows.save(
+            current, documents=documents, checks={**current.checks, CheckName.FACE: verdict_now}
+        )
+        if passed:
+            assert verdict.reference_image is not None
+            for gate in self._gates:
+                gate.passed(saved, caller, verdict.reference_image)
+        case_id: str | None = None
+        if stopped is not None and stopped.outcome is GateOutcome.REVIEW:
+            assert stopped.review_reason is not None
+            case = self._cases.open(saved, caller, stopped.review_reason, {"gate": stopped.gate})
+            case_id = case.case_id
+        elif not passed and left.left == 0:
             self._evidence.append(
                 flow.flow_id,
                 EvidenceKind.ATTEMPTS_EXHAUSTED,
@@ -147,7 +171,8 @@ class FaceChecks:
             passed=passed,
             reasons=reasons,
             attempts_left=left.left,
-            review_available=not passed and left.left == 0,
+            review_available=not passed and case_id is None and left.left == 0,
+            review_case_id=case_id,
         )
 
     def attempts_left(self, flow_id: str, caller: str) -> AttemptsLeft | None:
@@ -252,6 +277,14 @@ class FaceChecks:
                 "details": verdict.details,
             },
         )
+
+    def _run_gates(self, flow: Flow, caller: str, live_capture: bytes) -> GateVerdict | None:
+        """Each gate in order; the first verdict that does not pass (None when all pass)."""
+        for gate in self._gates:
+            verdict = gate.admit(flow, caller, live_capture)
+            if not verdict.passed:
+                return verdict
+        return None
 
     def _match(self, flow: Flow, caller: str, session: LivenessSession, verdict: LivenessVerdict) -> bool:
         """The live capture against the ID portrait, into the evidence; an engine refusal is no match."""

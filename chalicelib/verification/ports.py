@@ -16,6 +16,7 @@ from chalicelib.verification.domain.faces import (
     FaceEmbedding,
 )
 from chalicelib.verification.domain.flows import AttemptsLeft, Flow, LivenessSession, ReviewCase, ReviewStatus
+from chalicelib.verification.domain.gates import GateVerdict
 from chalicelib.verification.domain.liveness import (
     LivenessChallenge,
     LivenessVerdict,
@@ -105,6 +106,20 @@ class LivenessEngine(ABC):
         for frames that cannot be judged, ``liveness.not_finished`` (409) while the engine's session
         is still running and ``liveness.expired`` when it has expired.
         """
+
+
+class FaceGate(ABC):
+    """A check the live face must pass once it matches the ID portrait (``domain.gates``)."""
+
+    #: The gate's name in the evidence.
+    name: ClassVar[str]
+
+    @abstractmethod
+    def admit(self, flow: Flow, caller: str, live_capture: bytes) -> GateVerdict:
+        """Judge the live capture (JPEG) of ``flow``'s person; record what it did in the evidence."""
+
+    def passed(self, flow: Flow, caller: str, live_capture: bytes) -> None:  # noqa: B027
+        """Called once the face check's pass is saved (a gate may bind the face to the identity)."""
 
 
 class FlowRepository(ABC):

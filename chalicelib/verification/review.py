@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from chalicelib.kernel.clock import Clock, utc_now
 from chalicelib.kernel.errors import Conflict
+from chalicelib.verification.cases import CaseOpener
 from chalicelib.verification.domain.evidence import EvidenceKind
 from chalicelib.verification.domain.flows import (
-    REVIEW_WINDOW,
     CheckName,
     CheckVerdict,
     Flow,
@@ -43,6 +43,7 @@ class Reviews:
         self._cases = cases
         self._evidence = evidence
         self._clock = clock
+        self._opener = CaseOpener(flows=flows, cases=cases, evidence=evidence, clock=clock)
 
     def request_review(self, flow_id: str, caller: str) -> ReviewCase:
         """When the face attempts have run out, the flow goes to a reviewer instead of a dead end."""
@@ -61,37 +62,7 @@ class Reviews:
                 "Manual review opens once the face attempts are used up",
                 details={"attempts_left": left.left if left else None},
             )
-        now = self._clock()
-        case = self._cases.open(
-            ReviewCase(
-                case_id=case_id,
-                flow_id=flow.flow_id,
-                owner=flow.owner,
-                purpose=flow.purpose,
-                reason=ReviewReason.FACE_ATTEMPTS_EXHAUSTED,
-                status=ReviewStatus.OPEN,
-                created_at=now,
-                summary={
-                    "documents": sorted(flow.documents),
-                    "checks": {k: v.value for k, v in flow.checks.items()},
-                    "id_type": flow.identity.id_type if flow.identity else None,
-                },
-            )
-        )
-        self._flows.save(
-            flow,
-            status=FlowStatus.IN_REVIEW,
-            checks={**flow.checks, CheckName.FACE: CheckVerdict.IN_REVIEW},
-            # The reviewer's time does not count against the flow: it waits for the decision.
-            expires_at=max(flow.expires_at, now + REVIEW_WINDOW),
-        )
-        self._evidence.append(
-            flow.flow_id,
-            EvidenceKind.REVIEW_OPENED,
-            caller,
-            {"case_id": case.case_id, "reason": case.reason.value},
-        )
-        return case
+        return self._opener.open(flow, caller, ReviewReason.FACE_ATTEMPTS_EXHAUSTED)
 
     def review_queue(
         self, status: ReviewStatus, limit: int, cursor: str | None

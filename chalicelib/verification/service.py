@@ -22,6 +22,7 @@ from pydantic import BaseModel
 
 from chalicelib.kernel.clock import Clock, utc_now
 from chalicelib.kernel.crypto import KeyedHasher
+from chalicelib.verification.cases import CaseOpener
 from chalicelib.verification.consents import Consents
 from chalicelib.verification.documents import Documents
 from chalicelib.verification.domain.documents import DocumentKind
@@ -42,6 +43,7 @@ from chalicelib.verification.ports import (
     AttemptCounters,
     EvidenceLog,
     FaceEngine,
+    FaceGate,
     FlowRepository,
     LivenessEngine,
     LivenessSessions,
@@ -76,6 +78,7 @@ class VerificationService:
         evidence: EvidenceLog,
         hasher: KeyedHasher,
         policy: VerificationPolicy,
+        gates: Sequence[FaceGate] = (),
         clock: Clock = utc_now,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
@@ -100,6 +103,8 @@ class VerificationService:
             liveness=liveness,
             evidence=evidence,
             policy=policy,
+            cases=CaseOpener(flows=self.flows, cases=cases, evidence=evidence, clock=clock),
+            gates=gates,
             clock=clock,
             new_id=new_id,
         )

@@ -76,3 +76,5 @@ class FaceCheckOutcome(BaseModel):
     reasons: list[str]
     attempts_left: int
     review_available: bool
+    #: The review case a face gate opened (the flow now waits for a reviewer), if any.
+    review_case_id: str | None = None

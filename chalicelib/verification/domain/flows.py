@@ -237,6 +237,10 @@ class ReviewDecision(StrEnum):
 
 class ReviewReason(StrEnum):
     FACE_ATTEMPTS_EXHAUSTED = "face_attempts_exhausted"
+    #: The identity authority could not answer (and the stage sends such flows to review).
+    AUTHORITY_UNAVAILABLE = "authority_unavailable"
+    #: The live face is already bound to another identity on this platform (一脸多证).
+    FACE_DUPLICATE = "face_duplicate"
 
 
 class ReviewCase(BaseModel):
