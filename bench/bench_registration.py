@@ -1,6 +1,7 @@
 """Owner registration step handlers, in-process on moto (DynamoDB, KMS, S3, SQS), printed as figures:
 
-for each step handler of ``RegistrationService`` (start, confirm_vehicle, verify_phone, give_consents,
+for each step handler of ``RegistrationService`` (start, confirm_vehicle, verify_phone, the possession
+of the car by the head-unit code, give_consents,
 submit, get, my_vehicles), the p50 and p95 latency over N registrations of synthetic vehicles, and the
 number of AWS calls each call of the handler makes: DynamoDB round trips (the portable figure: moto
 in-process is not DynamoDB's latency), KMS calls (personal fields are envelope-encrypted with KMS data
@@ -57,6 +58,8 @@ ROWS: tuple[tuple[str, str], ...] = (
     ("confirm_vehicle", "confirm_vehicle"),
     ("(send phone code)", "send_code"),
     ("verify_phone", "verify_phone"),
+    ("(send head-unit code)", "send_head_unit_code"),
+    ("prove_possession (head unit)", "prove_possession"),
     ("get (open, at consents)", "get_open"),
     ("give_consents", "give_consents"),
     ("submit", "submit"),
@@ -163,7 +166,7 @@ def register(timed: Recorder, n: int, vin: str, id_number: str) -> None:
     from chalicelib.consents.domain import AcceptedConsent
     from chalicelib.consents.texts import consent_documents
     from chalicelib.core import deps
-    from chalicelib.registration.domain.registrations import RegistrationKind, Step
+    from chalicelib.registration.domain.registrations import PossessionMethod, RegistrationKind, Step
     from chalicelib.sms.domain import SmsPurpose
 
     service = deps.registration_service()
@@ -180,6 +183,11 @@ def register(timed: Recorder, n: int, vin: str, id_number: str) -> None:
     timed("send_code", lambda: deps.sms_code_service().send(phone, SmsPurpose.OWNER_PHONE))
     code = _sent_code()
     view = timed("verify_phone", lambda: service.verify_phone(reg_id, caller, phone, code))
+    assert view.step is Step.POSSESSION, view
+    timed("send_head_unit_code", lambda: service.send_head_unit_code(reg_id, caller))
+    shown = deps.vehicle_channel().recent(vin, 1)[0].code
+    method = PossessionMethod.HEAD_UNIT
+    view = timed("prove_possession", lambda: service.prove_possession(reg_id, caller, method, code=shown))
     assert view.step is Step.IDENTITY, view
     assert view.flow_id is not None
     _prove_identity(view.flow_id, caller, id_number)

@@ -32,6 +32,7 @@ def main() -> None:
         "bench_uploads.py",
         "bench_ocr.py",
         "bench_portrait.py",
+        "bench_authority.py",
         "bench_registration.py",
         "bench_outbox.py",
     ):

@@ -26,9 +26,33 @@ os.environ.update(
 )
 
 
+@pytest.fixture(scope="session")
+def identity_authority() -> Iterator[Any]:
+    """The test stage's identity authority: the sandbox service on a free loopback port, holding one
+    synthetic citizen — the person of ``tests/synthetic_documents.py`` with the face photo the
+    whole-flow tests put on the card. Any other identity is unknown to it, as in production."""
+    from chalicelib.local.sandbox_authority import Citizen, SandboxAuthority
+    from chalicelib.local.documents import PERSON_ID_NUMBER, PERSON_NAME
+    from tests.face_photos import CARD_PORTRAIT, FACES
+
+    portrait = FACES / CARD_PORTRAIT
+    with SandboxAuthority() as sandbox:
+        sandbox.register(
+            Citizen(
+                name=PERSON_NAME,
+                id_number=PERSON_ID_NUMBER,
+                portrait=portrait.read_bytes() if portrait.is_file() else None,
+            )
+        )
+        os.environ["CHEKA_AUTHORITY_URL"] = sandbox.url
+        yield sandbox
+        os.environ.pop("CHEKA_AUTHORITY_URL", None)
+
+
 @pytest.fixture
-def aws() -> Iterator[None]:
-    """A fresh embedded AWS with every resource of the stage created by the same bootstrap as ``make run``."""
+def aws(identity_authority: Any) -> Iterator[None]:
+    """A fresh embedded AWS with every resource of the stage created by the same bootstrap as ``make run``,
+    and the sandbox identity authority (``identity_authority``) as the stage's authority."""
     from moto import mock_aws
 
     from chalicelib.core import deps

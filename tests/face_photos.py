@@ -7,6 +7,9 @@ from importlib.util import find_spec
 from pathlib import Path
 
 FACES = Path(__file__).resolve().parents[2] / "shared" / "faces"
+#: The face on the synthetic person's ID card in the whole-flow tests (and the identity authority's
+#: portrait of that person: ``tests/conftest.py``).
+CARD_PORTRAIT = "obama_video_1080p.jpg"
 
 
 def local_face_engine_missing(needed: str = "pairs.csv") -> str | None:

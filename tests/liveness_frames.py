@@ -9,8 +9,14 @@ The shared photos are stills, so a head turn is made in one of two ways:
 - ``photos``: one person's different photos, whose natural yaw differs (``obama_1`` 2°, ``obama_4`` 25°,
   ``obama_2`` −26°), and their mirror images (mirroring flips the sign of the yaw). The same warp about
   a horizontal axis moved the landmark pitch by only 5–10° for a 30° warp, too little to stand for a
-  nod, so the up/down bursts use photos whose natural pitch differs (``biden_1`` −6°, ``biden_2`` 15°;
-  ``obama_1`` 7°, ``obama_3`` −29°).
+  nod, so the up/down bursts use photos whose natural pitch differs (``biden_1`` 6°, ``biden_2`` −15°;
+  ``obama_1`` −7°, ``obama_3`` 29°).
+
+``nodding_burst``: the still raised or lowered with a depth model of the head (``nodded``), which moves
+the landmark pitch by 20–35° for a 30° nod, the right way (checked by eye on the written frames).
+``handheld`` turns a burst into what one continuous capture gives: small smooth camera shake and
+exposure drift. The ``photos`` bursts are the attack the continuity check must stop: different stills
+of one person are different scenes.
 
 ``tilted_print`` is the attack the pose check must stop: the still as a flat print turned in front of
 the camera (a perspective warp, one edge nearer than the other).
@@ -84,14 +90,95 @@ def turned(im: Image.Image, degrees: float, centre: float, radius: float) -> Ima
     return Image.fromarray(np.clip(np.rint(blended), 0, 255).astype(np.uint8))
 
 
+def turning_frames(
+    engine: FaceEngine, name: str, sign: int, steps: Sequence[float] = TURN_STEPS
+) -> list[Image.Image]:
+    """Frames of the photo's face turning by ``steps`` degrees, right (``sign`` +1) or left (−1)."""
+    im = photo(name)
+    (face,) = engine.detect(jpeg(im))
+    centre, radius = face.box.left + face.box.width / 2, face.box.width * RADIUS
+    return [turned(im, sign * step, centre, radius) for step in steps]
+
+
 def turning_burst(
     engine: FaceEngine, name: str, sign: int, steps: Sequence[float] = TURN_STEPS
 ) -> list[bytes]:
     """JPEG frames of the photo's face turning by ``steps`` degrees, right (``sign`` +1) or left (−1)."""
+    return [jpeg(frame) for frame in turning_frames(engine, name, sign, steps)]
+
+
+#: Nod angles of a raising (or lowering) burst.
+NOD_STEPS = (0.0, 10.0, 20.0, 30.0)
+
+
+def nodded(im: Image.Image, degrees: float, box: tuple[float, float, float, float]) -> Image.Image:
+    """The photo's head raised by ``degrees`` (lowered when negative) about a horizontal axis.
+
+    A depth model of the head in the face ``box`` (left, top, width, height; dlib's box runs from the
+    brows to the chin): an ellipsoid from the top of the head to the chin, 0.6 of its half-height
+    deep, with a ridge for the nose from between the eyes to its tip. Each point moves up by
+    depth × sin θ and its height shrinks by cos θ, columns resampled from that map: a raised head shows
+    more chin and less forehead, the nose tip climbs toward the eyes (and the reverse when lowered).
+    On ``obama_1.jpg`` 0/15/25° read as pitch −7/4/12° with the dlib engine, −15/−25° as −20/−27°.
+    """
+    left, top, width, height = box
+    pixels = np.asarray(im, dtype=np.float64)
+    rows, cols = pixels.shape[:2]
+    head_top = top - 0.25 * height
+    cx, cy = left + width / 2, (head_top + top + height) / 2
+    a, b = width * 0.6, (top + height - head_top) * 0.6
+    x, y = np.meshgrid(np.arange(cols, dtype=np.float64), np.arange(rows, dtype=np.float64))
+    depth = 0.6 * b * np.sqrt(np.clip(1 - ((x - cx) / a) ** 2 - ((y - cy) / b) ** 2, 0, 1))
+    ridge_top, ridge_tip = top + 0.3 * height, top + 0.62 * height
+    along = np.clip((y - ridge_top) / (ridge_tip - ridge_top), 0, 1)
+    ridge_y = ridge_top + along * (ridge_tip - ridge_top)
+    sigma = width * 0.12
+    depth += 0.225 * b * (0.4 + 0.6 * along) * np.exp(-((x - cx) ** 2 + (y - ridge_y) ** 2) / (2 * sigma**2))
+    theta = math.radians(degrees)
+    moved = cy - ((cy - y) * math.cos(theta) + depth * math.sin(theta))
+    row = np.arange(rows, dtype=np.float64)
+    out = np.empty_like(pixels)
+    for col in range(cols):
+        source = np.interp(row, np.maximum.accumulate(moved[:, col]), row)
+        low = np.floor(source).astype(int)
+        high = np.minimum(low + 1, rows - 1)
+        weight = (source - low)[:, None]
+        out[:, col] = pixels[low, col] * (1 - weight) + pixels[high, col] * weight
+    return Image.fromarray(np.clip(np.rint(out), 0, 255).astype(np.uint8))
+
+
+def nodding_burst(
+    engine: FaceEngine, name: str, sign: int, steps: Sequence[float] = NOD_STEPS
+) -> list[Image.Image]:
+    """Frames of the photo's head being raised (``sign`` +1) or lowered (−1) by ``steps`` degrees."""
     im = photo(name)
     (face,) = engine.detect(jpeg(im))
-    centre, radius = face.box.left + face.box.width / 2, face.box.width * RADIUS
-    return [jpeg(turned(im, sign * step, centre, radius)) for step in steps]
+    box = (face.box.left, face.box.top, face.box.width, face.box.height)
+    return [nodded(im, sign * step, box) for step in steps]
+
+
+def handheld(frames: Sequence[Image.Image], seed: int = 7, shift: float = 2.0) -> list[bytes]:
+    """The frames as a handheld camera gives them: each shifted by up to ``shift`` px and its exposure
+    drifting by up to ±4 %, smoothly, then JPEG-encoded (what one continuous capture looks like)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    dx = dy = 0.0
+    gain = 1.0
+    for frame in frames:
+        dx = float(np.clip(dx + rng.uniform(-shift / 2, shift / 2), -shift, shift))
+        dy = float(np.clip(dy + rng.uniform(-shift / 2, shift / 2), -shift, shift))
+        gain = float(np.clip(gain + rng.uniform(-0.02, 0.02), 0.96, 1.04))
+        moved = frame.transform(
+            frame.size, Image.Transform.AFFINE, (1, 0, dx, 0, 1, dy), Image.Resampling.BILINEAR
+        )
+        exposed = np.clip(np.rint(np.asarray(moved, dtype=np.float64) * gain), 0, 255).astype(np.uint8)
+        out.append(jpeg(Image.fromarray(exposed)))
+    return out
+
+
+def capture_times(count: int, start: int = 1_700_000_000_000, step: int = 450) -> list[int]:
+    """Frame times (ms) of a capture like the H5 client's: one frame every ``step`` ms."""
+    return [start + i * step for i in range(count)]
 
 
 def tilted_print(im: Image.Image, amount: float) -> Image.Image:
@@ -124,8 +211,8 @@ def blank(width: int = SIDE, height: int = 480) -> bytes:
 
 
 #: Bursts from one person's photos (name, mirrored), in capture order: facing the camera, then turned.
-#: Natural poses (yaw, pitch) read by the dlib engine at 640 px: obama_1 (2, 7), obama_video_1080p
-#: (1, 8), obama_4 (25, −12), obama_2 (−26, −10), obama_3 (18, −29), biden_1 (15, −6), biden_2 (7, 15).
+#: Natural poses (yaw, pitch) read by the dlib engine at 640 px: obama_1 (2, −7), obama_video_1080p
+#: (1, −8), obama_4 (25, 12), obama_2 (−26, 10), obama_3 (18, 29), biden_1 (15, 6), biden_2 (7, −15).
 PHOTO_BURSTS: dict[LivenessDirection, list[tuple[str, bool]]] = {
     LivenessDirection.RIGHT: [
         ("obama_1.jpg", False),
@@ -139,13 +226,13 @@ PHOTO_BURSTS: dict[LivenessDirection, list[tuple[str, bool]]] = {
         ("obama_4.jpg", True),
         ("obama_2.jpg", False),
     ],
-    LivenessDirection.UP: [
+    LivenessDirection.DOWN: [
         ("biden_1.jpg", False),
         ("biden_1.jpg", True),
         ("biden_2.jpg", False),
         ("biden_2.jpg", True),
     ],
-    LivenessDirection.DOWN: [
+    LivenessDirection.UP: [
         ("obama_1.jpg", False),
         ("obama_4.jpg", False),
         ("obama_4.jpg", True),
@@ -160,4 +247,28 @@ def photo_burst(direction: LivenessDirection) -> list[bytes]:
     for name, mirror in PHOTO_BURSTS[direction]:
         im = photo(name)
         frames.append(jpeg(mirrored(im) if mirror else im))
+    return frames
+
+
+def aligned(im: Image.Image, engine: FaceEngine, size: tuple[int, int] = (SIDE, 480)) -> Image.Image:
+    """The still scaled and shifted so its face is 160 px wide at one place of a ``size`` frame: an
+    attacker's stills made to look like frames of one camera."""
+    (face,) = engine.detect(jpeg(im))
+    scale = 160 / face.box.width
+    cx, cy = face.box.left + face.box.width / 2, face.box.top + face.box.height / 2
+    target_x, target_y = size[0] / 2, size[1] * 0.42
+    return im.transform(
+        size,
+        Image.Transform.AFFINE,
+        (1 / scale, 0, cx - target_x / scale, 0, 1 / scale, cy - target_y / scale),
+        Image.Resampling.BILINEAR,
+    )
+
+
+def aligned_photo_burst(engine: FaceEngine, direction: LivenessDirection) -> list[bytes]:
+    """``photo_burst`` with every still ``aligned``: one frame size, the face in one place and size."""
+    frames = []
+    for name, mirror in PHOTO_BURSTS[direction]:
+        im = photo(name, 1000)
+        frames.append(jpeg(aligned(mirrored(im) if mirror else im, engine)))
     return frames

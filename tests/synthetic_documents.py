@@ -16,10 +16,12 @@ from chalicelib.local.documents import (
     PERSON_BIRTH_DATE,
     PERSON_ID_NUMBER,
     PERSON_NAME,
+    authorization_letter,
     business_licence,
     cjk_font_path,
     id_back,
     id_front,
+    vehicle_licence,
 )
 from chalicelib.verification.ports import FaceEngine
 
@@ -29,12 +31,14 @@ __all__ = [
     "PERSON_BIRTH_DATE",
     "PERSON_ID_NUMBER",
     "PERSON_NAME",
+    "authorization_letter",
     "business_licence",
     "cjk_font_path",
     "id_back",
     "id_front",
     "id_photo",
     "require_cjk_font",
+    "vehicle_licence",
 ]
 
 

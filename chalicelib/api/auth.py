@@ -18,7 +18,7 @@ from chalicelib.core import deps
 from chalicelib.core.auth import PERSON_ROLES, Role, authenticate, authorize, issue_token
 from chalicelib.core.observability import logger
 from chalicelib.core.settings import get_settings
-from chalicelib.kernel.errors import NotFound
+from chalicelib.kernel.errors import InvalidField, NotFound
 from chalicelib.sms.domain import SentCode, SmsPurpose
 from chalicelib.sms.views import DroppedSms
 
@@ -49,6 +49,13 @@ class SmsCodeRequest(ApiModel):
 )
 def send_sms_code(call: Call) -> SentCode:
     body: SmsCodeRequest = call.body
+    if body.purpose is SmsPurpose.DELEGATION_CONFIRM:
+        raise InvalidField(
+            "sms.purpose_not_here",
+            "委托确认验证码由委托登记步骤发送到车主手机",
+            "A delegation code is sent by the delegation step, to the owner's phone it gave",
+            field="purpose",
+        )
     if body.purpose is not SmsPurpose.LOGIN:
         principal = authenticate(get_settings(), call.request.headers.get("authorization"))
         authorize(principal, PERSON_ROLES)

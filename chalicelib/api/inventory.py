@@ -44,7 +44,9 @@ def import_inventory(call: Call) -> inventory.ImportReport:
     if not call.body:
         raise BadRequest("request.empty", "请求内容为空", "The request body is empty")
     rows = inventory.parse_inventory(call.body, fmt, max_rows=get_settings().max_import_rows)
-    return inventory.import_inventory(rows, deps.inventory_repo(), actor=call.actor)
+    return inventory.import_inventory(
+        rows, deps.inventory_repo(), actor=call.actor, phone_hash=deps.sms_code_service().phone_hash
+    )
 
 
 @route(

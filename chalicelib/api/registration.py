@@ -4,25 +4,35 @@ verification flow's routes (``/v1/flows/{flow_id}/...``), whose id the registrat
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from chalice.app import Blueprint, Response
 from pydantic import ConfigDict, Field
 
+from chalicelib.adapters.vehicle.sandbox import HeadUnitMessage
 from chalicelib.api.http import ApiModel, Call, json_response, route
 from chalicelib.consents.domain import AcceptedConsent, ConsentDocument
 from chalicelib.consents.texts import consent_documents
 from chalicelib.core import deps, lazy
 from chalicelib.core.auth import Role
+from chalicelib.core.settings import get_settings
+from chalicelib.kernel.errors import InvalidField, NotFound
+from chalicelib.kernel.names import under
 from chalicelib.kernel.personal import IdType
-from chalicelib.registration.domain.registrations import RegistrationKind
+from chalicelib.registration.domain.registrations import PossessionMethod, RegistrationKind
+from chalicelib.sms.domain import SentCode
+from chalicelib.verification.domain.documents import DocumentKind
 from chalicelib.verification.domain.flows import TypedIdentity
 
 if TYPE_CHECKING:
-    from chalicelib.registration import views
+    from chalicelib.kernel import validators
+    from chalicelib.registration import possession, views
+    from chalicelib.registration.possession import HeadUnitSent
     from chalicelib.registration.views import MyVehicles, RegistrationView
 else:
     views = lazy.module("chalicelib.registration.views")
+    possession = lazy.module("chalicelib.registration.possession")
+    validators = lazy.module("chalicelib.kernel.validators")
 
 bp = Blueprint(__name__)
 
@@ -67,6 +77,31 @@ class DelegationBody(ApiModel):
     model_config = ConfigDict(extra="forbid")
 
     owner: OwnerIdentity
+    owner_phone: str = Field(
+        min_length=1,
+        max_length=20,
+        description="The owner's own mobile number: the owner confirms the delegation with its code",
+    )
+
+
+class DelegationConfirmBody(ApiModel):
+    """The code sent to the owner's phone (purpose ``delegation_confirm``), as the owner gave it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(min_length=4, max_length=8, pattern=r"^[0-9]+$")
+
+
+class PossessionBody(ApiModel):
+    """How I show I hold the car: ``head_unit`` with the code the head unit shows, ``vehicle_document``
+    with the photo uploaded to the flow (``vehicle_licence`` or ``purchase_invoice``), or
+    ``sales_phone`` (the verified phone is the sales record's; checked by itself at the phone step)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: PossessionMethod
+    code: str | None = Field(default=None, min_length=4, max_length=8, pattern=r"^[0-9]+$")
+    document: Literal["vehicle_licence", "purchase_invoice"] | None = None
 
 
 class ConsentsBody(ApiModel):
@@ -179,8 +214,90 @@ def registration_phone(call: Call, registration_id: str) -> RegistrationView:
 )
 def delegation(call: Call, registration_id: str) -> RegistrationView:
     body: DelegationBody = call.body
-    owner = TypedIdentity(**body.owner.model_dump(mode="json"))
-    return deps.registration_service().delegate(registration_id, call.actor, owner)
+    try:
+        owner = TypedIdentity(**body.owner.model_dump(mode="json"))
+    except InvalidField as err:
+        raise under(err, "owner") from None
+    return deps.registration_service().delegate(registration_id, call.actor, owner, body.owner_phone)
+
+
+@route(
+    bp,
+    "/v1/me/registrations/{registration_id}/delegation/code",
+    method="POST",
+    summary="委托登记: send the owner a code (purpose delegation_confirm) to the phone the delegation gave",
+    roles=OWNER,
+    response=SentCode,
+    status=202,
+    errors=(404, 409, 429, 503),
+    tags=("registration",),
+)
+def delegation_code(call: Call, registration_id: str) -> SentCode:
+    return deps.registration_service().send_delegation_code(registration_id, call.actor)
+
+
+@route(
+    bp,
+    "/v1/me/registrations/{registration_id}/delegation/confirm",
+    method="POST",
+    summary="委托登记: the owner's confirmation, the code sent to the owner's phone",
+    roles=OWNER,
+    body=DelegationConfirmBody,
+    response=lambda: views.RegistrationView,
+    errors=(404, 409, 429),
+    tags=("registration",),
+)
+def confirm_delegation(call: Call, registration_id: str) -> RegistrationView:
+    body: DelegationConfirmBody = call.body
+    return deps.registration_service().confirm_delegation(registration_id, call.actor, body.code)
+
+
+@route(
+    bp,
+    "/v1/me/registrations/{registration_id}/possession/head-unit-code",
+    method="POST",
+    summary="Show a one-time code on the car's head unit (车机验证码): the same answer for any VIN",
+    roles=OWNER,
+    response=lambda: possession.HeadUnitSent,
+    status=202,
+    errors=(404, 409, 422, 429),
+    tags=("registration",),
+)
+def head_unit_code(call: Call, registration_id: str) -> HeadUnitSent:
+    return deps.registration_service().send_head_unit_code(registration_id, call.actor)
+
+
+@route(
+    bp,
+    "/v1/me/registrations/{registration_id}/possession",
+    method="POST",
+    summary="Show I hold the car: the head-unit code, or a 行驶证 / purchase invoice photo in the flow",
+    roles=OWNER,
+    body=PossessionBody,
+    response=lambda: views.RegistrationView,
+    errors=(404, 409, 422, 429),
+    tags=("registration",),
+)
+def prove_possession(call: Call, registration_id: str) -> RegistrationView:
+    body: PossessionBody = call.body
+    document = DocumentKind(body.document) if body.document else None
+    return deps.registration_service().prove_possession(
+        registration_id, call.actor, body.method, code=body.code, document=document
+    )
+
+
+@route(
+    bp,
+    "/v1/me/registrations/{registration_id}/contest",
+    method="POST",
+    summary="Contest the claim of the person the car is pending or registered under (a review case)",
+    roles=OWNER,
+    response=lambda: views.RegistrationView,
+    errors=(404, 409),
+    tags=("registration",),
+)
+def contest(call: Call, registration_id: str) -> RegistrationView:
+    return deps.registration_service().contest(registration_id, call.actor)
 
 
 @route(
@@ -276,6 +393,29 @@ def deregistration_phone(call: Call, registration_id: str) -> RegistrationView:
 )
 def submit_deregistration(call: Call, registration_id: str) -> RegistrationView:
     return deps.registration_service().submit(registration_id, call.actor)
+
+
+# --- the sandbox telematics (local stages) ---------------------------------------------------------
+
+
+class HeadUnitView(ApiModel):
+    messages: list[HeadUnitMessage]
+
+
+@route(
+    bp,
+    "/v1/dev/head-unit/{vin}",
+    summary="Local stages only (404 elsewhere): the newest codes the sandbox showed on a head unit",
+    roles=None,
+    response=HeadUnitView,
+    errors=(404, 422),
+    tags=("dev",),
+)
+def dev_head_unit(call: Call, vin: str) -> HeadUnitView:
+    if not get_settings().is_local:
+        raise NotFound("route.not_found", "接口不存在", "No such route")
+    number = validators.validate("vin", vin, field="vin").value
+    return HeadUnitView(messages=deps.vehicle_channel().recent(number, 5))
 
 
 # --- my vehicles ----------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from chalicelib.core import deps
 from chalicelib.core.auth import PERSON_ROLES, REVEAL_ROLES, Principal
 from chalicelib.kernel.errors import InvalidField
 from chalicelib.kernel.personal import IdType, mask_address, mask_id_number, mask_name
+from chalicelib.verification.authority import AuthorityOutcome
 from chalicelib.verification.domain.documents import DocumentKind
 from chalicelib.verification.domain.flows import (
     Flow,
@@ -28,6 +29,7 @@ from chalicelib.verification.domain.flows import (
     ReviewCase,
     TypedIdentity,
 )
+from chalicelib.verification.domain.liveness import LivenessCapture
 from chalicelib.verification.views import (
     FaceCheckOutcome,
     LivenessStart,
@@ -271,7 +273,7 @@ def ocr_view(outcome: OcrOutcome, reveal: bool) -> OcrView:
     summary="Read a stored ID card or licence photo and check it against the typed details",
     roles=PERSON_ROLES,
     response=OcrView,
-    errors=(404, 409, 422),
+    errors=(404, 409, 422, 503),
     tags=("verification",),
 )
 def read_document(call: Call, flow_id: str, kind: str) -> OcrView:
@@ -283,6 +285,20 @@ def read_document(call: Call, flow_id: str, kind: str) -> OcrView:
         ) from exc
     outcome = deps.verification_service().read_document(flow_id, call.actor, document)
     return ocr_view(outcome, reveal=False)
+
+
+@route(
+    bp,
+    "/v1/flows/{flow_id}/authority-check",
+    method="POST",
+    summary="Check the typed identity with the identity authority again (after 503 authority.unavailable)",
+    roles=PERSON_ROLES,
+    response=AuthorityOutcome,
+    errors=(404, 409, 422, 503),
+    tags=("verification",),
+)
+def authority_check(call: Call, flow_id: str) -> AuthorityOutcome:
+    return deps.verification_service().check_authority(flow_id, call.actor)
 
 
 @route(
@@ -305,6 +321,10 @@ class LivenessFrames(ApiModel):
 
     #: JPEG/PNG frames, base64; empty for engines that captured them themselves (Rekognition).
     frames: list[str] = Field(default_factory=list, max_length=MAX_FRAMES)
+    #: The session's capture nonce (``challenge.nonce``), sent back with the frames.
+    nonce: str | None = Field(default=None, max_length=128)
+    #: Each frame's capture time in milliseconds (client clock), in the order of the frames.
+    timestamps_ms: list[int] | None = Field(default=None, max_length=MAX_FRAMES)
 
 
 def _frames(encoded: list[str]) -> list[bytes]:
@@ -335,7 +355,8 @@ def _frames(encoded: list[str]) -> list[bytes]:
 )
 def complete_liveness(call: Call, flow_id: str, session_id: str) -> FaceCheckOutcome:
     frames = _frames(call.body.frames)
-    return deps.verification_service().complete_liveness(flow_id, call.actor, session_id, frames)
+    capture = LivenessCapture(nonce=call.body.nonce, timestamps_ms=call.body.timestamps_ms)
+    return deps.verification_service().complete_liveness(flow_id, call.actor, session_id, frames, capture)
 
 
 class ReviewCaseView(ApiModel):

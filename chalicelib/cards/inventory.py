@@ -12,7 +12,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
@@ -44,13 +44,24 @@ COLUMNS = (
     "dealer_code",
     "iccid",
     "msisdn",
+    "owner_phone",
 )
 
 
 REQUIRED = ("vin", "engine_no", "brand", "model", "colour", "iccid", "msisdn")
 
 
-ALIASES = {"color": "colour", "engine_number": "engine_no", "dealer": "dealer_code"}
+ALIASES = {
+    "color": "colour",
+    "engine_number": "engine_no",
+    "dealer": "dealer_code",
+    "sales_phone": "owner_phone",
+}
+
+
+#: The keyed hash of a mainland mobile number (``sms.codes.SmsCodeService.phone_hash``): the sales
+#: record's contact phone is kept only as this hash, to compare with a person's verified phone.
+PhoneHash = Callable[[str], str]
 
 
 #: Rows handled per batch: bounds memory and keeps batch reads at DynamoDB's sizes.
@@ -201,7 +212,23 @@ def _text(row: dict[str, str], name: str, zh: str, limit: int = 64) -> str:
     return value
 
 
-def _parse_row(number: int, row: dict[str, str], today: date) -> _Row:
+def _owner_phone(row: dict[str, str], phone_hash: PhoneHash | None) -> str | None:
+    """The sales record's contact phone (optional column ``owner_phone``) as its keyed hash."""
+    raw = row.get("owner_phone") or ""
+    if not raw:
+        return None
+    mobile = validate("mobile", raw, field="owner_phone").value
+    if phone_hash is None:
+        raise InvalidField(
+            "owner_phone.unsupported",
+            "此处导入不接受销售记录联系电话",
+            "This import cannot keep the sales record's contact phone",
+            field="owner_phone",
+        )
+    return phone_hash(mobile)
+
+
+def _parse_row(number: int, row: dict[str, str], today: date, phone_hash: PhoneHash | None = None) -> _Row:
     vin = validate("vin", _required(row, "vin", "车辆识别代号"), field="vin").value
     engine_no = _required(row, "engine_no", "发动机号码").upper()
     if not _ENGINE_NO.match(engine_no):
@@ -240,6 +267,7 @@ def _parse_row(number: int, row: dict[str, str], today: date) -> _Row:
         colour=_text(row, "colour", "车身颜色", 32),
         production_date=production,
         dealer_code=dealer,
+        owner_phone_hash=_owner_phone(row, phone_hash),
     )
     iccid = validate("iccid", _required(row, "iccid", "卡片编码"), field="iccid")
     msisdn = validate("msisdn", _required(row, "msisdn", "车联网卡号码"), field="msisdn")
@@ -280,8 +308,10 @@ def import_inventory(
     *,
     actor: str,
     clock: Clock = utc_now,
+    phone_hash: PhoneHash | None = None,
 ) -> ImportReport:
-    """Validate every row, then write what is new or changed in batches."""
+    """Validate every row, then write what is new or changed in batches. A row without ``owner_phone``
+    keeps the contact phone an earlier import gave the vehicle."""
     report = ImportReport(rows=len(rows))
     today = clock().date()
     parsed: list[_Row] = []
@@ -290,7 +320,7 @@ def import_inventory(
     msisdns: dict[str, str] = {}
     for number, raw in rows:
         try:
-            row = _parse_row(number, raw, today)
+            row = _parse_row(number, raw, today, phone_hash)
             first = vehicles_in_file.setdefault(row.vehicle.vin, row.vehicle)
             if first != row.vehicle:
                 raise InvalidField(
@@ -350,6 +380,8 @@ def _import_chunk(
             continue
         vin = row.vehicle.vin
         old = existing_vehicles.get(vin)
+        if old is not None and row.vehicle.owner_phone_hash is None and old.owner_phone_hash:
+            row.vehicle = row.vehicle.model_copy(update={"owner_phone_hash": old.owner_phone_hash})
         if old is None:
             plan.new_vehicles.setdefault(vin, row.vehicle)
         elif old != row.vehicle and vin not in plan.changed_vehicles:

@@ -70,7 +70,7 @@ def vehicle_view(
     if vehicle is None:
         raise vehicle_not_found()
     cards = [_card_view(c, parties, who) for c in repo.cards_of_vehicle(vin)]
-    return VehicleView(**vehicle.model_dump(), cards=cards)
+    return VehicleView(**vehicle.model_dump(exclude={"owner_phone_hash"}), cards=cards)
 
 
 def _card_or_404(card: Card | None) -> Card:

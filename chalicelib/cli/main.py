@@ -61,7 +61,9 @@ def import_inventory(file: Path, fmt: str | None, max_errors: int) -> None:
     chosen = fmt or ("json" if file.suffix.lower() == ".json" else "csv")
     try:
         rows = parse_inventory(file.read_bytes(), "json" if chosen == "json" else "csv", max_rows=10_000_000)
-        report = run_import(rows, deps.inventory_repo(), actor="cli")
+        report = run_import(
+            rows, deps.inventory_repo(), actor="cli", phone_hash=deps.sms_code_service().phone_hash
+        )
     except DomainError as err:
         fail(err)
     doc = report.model_dump(mode="json")
@@ -135,27 +137,90 @@ def demo_csv(vehicles: int, rng_seed: int, out: Path) -> None:
     help="A photo of your face: it becomes the card's portrait, so the live check can match you.",
 )
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
-def demo_id_card(portrait: Path, out: Path) -> None:
-    """Draw an invented ID card (front with your portrait, back) to try the H5 client with locally."""
+@click.option(
+    "--no-register",
+    is_flag=True,
+    help="Do not register the invented identity with the sandbox identity authority (it is then refused).",
+)
+def demo_id_card(portrait: Path, out: Path, no_register: bool) -> None:
+    """Draw an ID card for a newly invented identity (front with your portrait, back) and register that
+    identity, with your portrait, with the local sandbox identity authority."""
     from chalicelib.local import documents
+    from chalicelib.local.identities import invent_identity
 
     if documents.cjk_font_path() is None:
         click.echo(documents.NO_FONT, err=True)
         sys.exit(2)
+    person = invent_identity()
     out.mkdir(parents=True, exist_ok=True)
-    (out / "id_front.jpg").write_bytes(documents.id_front(portrait=portrait, fmt="JPEG", scale=1.5))
+    front = documents.id_front(
+        name=person.name,
+        sex=person.sex,
+        birth_date=person.birth_date,
+        address=person.address,
+        id_number=person.id_number,
+        portrait=portrait,
+        fmt="JPEG",
+        scale=1.5,
+    )
+    (out / "id_front.jpg").write_bytes(front)
     (out / "id_back.jpg").write_bytes(documents.id_back(fmt="JPEG"))
+    registered: str | bool = False
+    if not no_register:
+        from chalicelib.cli.authority import register_citizen
+
+        registered = register_citizen(person.name, person.id_number, portrait.read_bytes())
     print_json(
         {
             "files": [str(out / "id_front.jpg"), str(out / "id_back.jpg")],
             "type in": {
                 "id_type": "resident_id",
-                "id_number": documents.PERSON_ID_NUMBER,
-                "name": documents.PERSON_NAME,
-                "address": documents.PERSON_ADDRESS,
+                "id_number": person.id_number,
+                "name": person.name,
+                "address": person.address,
             },
+            "sandbox_authority": registered,
         }
     )
+
+
+@main.command("demo-letter")
+@click.option("--owner-name", required=True, help="委托人: the owner who authorizes.")
+@click.option("--owner-id", "owner_id", required=True, help="The owner's resident ID number.")
+@click.option("--trustee-name", required=True, help="受托人: the person who registers for the owner.")
+@click.option("--trustee-id", "trustee_id", required=True, help="The trustee's resident ID number.")
+@click.option("--vin", required=True, help="车辆识别代号 of the car the letter is for.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+def demo_letter(
+    owner_name: str, owner_id: str, trustee_name: str, trustee_id: str, vin: str, out: Path
+) -> None:
+    """Draw an authorization letter (授权委托书) for a delegated registration (委托登记) to try locally.
+
+    Draw the owner's and your own ID card with ``demo-id-card`` first (each registers its invented
+    identity with the sandbox authority), then the letter naming both and the car."""
+    from chalicelib.kernel.validators import validate as check
+    from chalicelib.local import documents
+
+    if documents.cjk_font_path() is None:
+        click.echo(documents.NO_FONT, err=True)
+        sys.exit(2)
+    try:
+        number = check("resident_id", owner_id, field="owner_id").value
+        trustee_number = check("resident_id", trustee_id, field="trustee_id").value
+        car = check("vin", vin, field="vin").value
+    except DomainError as err:
+        fail(err)
+    out.write_bytes(
+        documents.authorization_letter(
+            owner_name=owner_name,
+            owner_id_number=number,
+            trustee_name=trustee_name,
+            trustee_id_number=trustee_number,
+            vin=car,
+            fmt="JPEG",
+        )
+    )
+    print_json({"file": str(out), "owner_name": owner_name, "trustee_name": trustee_name, "vin": car})
 
 
 @main.command("vehicle")
@@ -175,12 +240,14 @@ def vehicle(vin: str) -> None:
 
 
 def _register_subcommands() -> None:
+    from chalicelib.cli.authority import authority
     from chalicelib.cli.cards import card, operator, outbox
     from chalicelib.cli.faces import faces
     from chalicelib.cli.ocr import ocr
     from chalicelib.cli.sms import sms
+    from chalicelib.cli.vehicle import vehicle
 
-    for group in (faces, ocr, card, outbox, operator, sms):
+    for group in (faces, ocr, card, outbox, operator, sms, vehicle, authority):
         main.add_command(group)
 
 

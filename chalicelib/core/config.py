@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     #: Similarity 0–100 at or above which two faces match; None = the engine's calibrated default
     #: (local 50 = dlib distance 0.6; Rekognition 90). Recorded in the evidence with every score.
     face_threshold: float | None = None
+    #: One face, one identity (一脸多证): a passed live face is bound to its identity, and a live face
+    #: already bound to another identity sends the flow to review.
+    face_dedup: bool = True
+    #: Similarity at or above which a bound face is the same face; None = ``face_threshold`` in force.
+    face_dedup_threshold: float | None = Field(default=None, ge=0, le=100)
     face_min_px: int = 64
     face_max_yaw: float = 30.0
     face_max_pitch: float = 25.0
@@ -85,6 +90,37 @@ class Settings(BaseSettings):
     #: Sender name SNS shows where the destination supports it.
     sms_sender_id: str | None = None
 
+    #: How a person may show they hold the car before registering its cards (at least one):
+    #: "sales_phone" (the verified phone is the sales record's contact phone, column owner_phone),
+    #: "head_unit" (a one-time code shown on the car's head unit), "vehicle_document" (a photo of the
+    #: 行驶证 or purchase invoice whose VIN, read by OCR, matches).
+    possession_methods: list[Literal["sales_phone", "head_unit", "vehicle_document"]] = Field(
+        default=["sales_phone", "head_unit", "vehicle_document"], min_length=1
+    )
+    #: The car's telematics: "sandbox" (local: codes kept under dev/head-unit/ of the documents bucket).
+    vehicle_channel: Literal["sandbox"] = "sandbox"
+    head_unit_code_ttl_seconds: int = Field(default=300, ge=30)
+    head_unit_resend_seconds: int = Field(default=60, ge=0)
+    head_unit_max_sends: int = Field(default=5, ge=1)
+    head_unit_max_wrong_tries: int = Field(default=5, ge=1)
+
+    #: Identity authority (证件真实性): "sandbox" (the local sandbox service, the embedded default) or
+    #: "tencent" (Tencent Cloud FaceID; its SDK is packaged only for stages that choose it).
+    identity_authority: Literal["sandbox", "tencent"] = "sandbox"
+    #: The sandbox authority's base URL; None: the loopback sandbox on ``authority_port``.
+    authority_url: str | None = None
+    authority_port: int = 8200
+    #: Faults the local sandbox authority starts with (``latency=2,failure_rate=0.5,wrong_rate=0.1,down``).
+    authority_sandbox_faults: str = ""
+    authority_timeout_seconds: float = Field(default=3.0, gt=0)
+    #: Further tries after a timeout or a 5xx (with backoff), before the answer is "unavailable".
+    authority_retries: int = Field(default=2, ge=0)
+    #: When the authority cannot answer: "retry" (503, the person asks again) or "review" (a reviewer).
+    authority_unavailable: Literal["retry", "review"] = "retry"
+    #: Tencent Cloud region and endpoint (None: the SDK's default endpoint).
+    authority_tencent_region: str = "ap-guangzhou"
+    authority_tencent_endpoint: str | None = None
+
     log_level: str = "INFO"
     service_name: str = "cheka"
     metrics_namespace: str = "Cheka"
@@ -110,6 +146,11 @@ class Settings(BaseSettings):
         return f"{self.resource_prefix}-{self.stage}-documents"
 
     @property
+    def face_collection(self) -> str:
+        """The Rekognition face collection of bound faces (stages with ``face_engine="rekognition"``)."""
+        return f"{self.resource_prefix}-{self.stage}-faces"
+
+    @property
     def pii_key_alias(self) -> str:
         """KMS key that wraps the data keys of personal fields."""
         return f"alias/{self.resource_prefix}-{self.stage}-pii"
@@ -130,6 +171,15 @@ class Settings(BaseSettings):
             return dict(self.operator_base_urls)
         operators = ("china_mobile", "china_unicom", "china_telecom", "china_broadnet")
         return dict.fromkeys(operators, f"http://127.0.0.1:{self.sandbox_port}")
+
+    @property
+    def authority_base_url(self) -> str:
+        return self.authority_url or f"http://127.0.0.1:{self.authority_port}"
+
+    @property
+    def authority_secret_name(self) -> str:
+        """Secrets Manager secret holding the identity provider's credentials (``secret_id``/``secret_key``)."""
+        return f"{self.resource_prefix}/{self.stage}/authority/{self.identity_authority}"
 
     @property
     def token_secret_name(self) -> str:

@@ -12,16 +12,26 @@ if TYPE_CHECKING:
     from chalicelib.adapters.dynamo.outbox import DynamoOutboxStore, SqsPushQueue
     from chalicelib.adapters.operator.http import HttpOperatorGateway
     from chalicelib.adapters.sms.local import LocalSmsDrop
+    from chalicelib.adapters.vehicle.sandbox import SandboxVehicleChannel
     from chalicelib.cards.lifecycle import Lifecycle
     from chalicelib.cards.ports import InventoryRepository, PartyRepository
     from chalicelib.kernel.crypto import FieldCipher, KeyedHasher
     from chalicelib.operators.callbacks import CallbackReceiver
     from chalicelib.operators.dispatch import Dispatcher
     from chalicelib.operators.ports import OperatorKeySource
+    from chalicelib.registration.possession import PossessionPolicy
     from chalicelib.registration.service import RegistrationService
     from chalicelib.sms.codes import SmsCodeService
     from chalicelib.sms.ports import SmsSender
-    from chalicelib.verification.ports import EvidenceLog, FaceEngine, LivenessEngine, OcrEngine
+    from chalicelib.verification.ports import (
+        EvidenceLog,
+        FaceEngine,
+        FaceGate,
+        FaceIndex,
+        IdentityAuthority,
+        LivenessEngine,
+        OcrEngine,
+    )
     from chalicelib.verification.service import VerificationService
     from chalicelib.verification.uploads import UploadService
 
@@ -78,7 +88,8 @@ def make_face_engine(kind: str) -> FaceEngine:
         return RekognitionFaceEngine(client("rekognition"))
     from chalicelib.adapters.faces.local import LocalFaceEngine
 
-    return LocalFaceEngine()
+    # The second look lies around the threshold in force.
+    return LocalFaceEngine(threshold=get_settings().face_threshold)
 
 
 @lru_cache(maxsize=1)
@@ -134,6 +145,60 @@ def liveness_engine() -> LivenessEngine:
 
 
 @lru_cache(maxsize=1)
+def identity_authority() -> IdentityAuthority:
+    """The stage's identity authority (settings ``identity_authority``)."""
+    s = get_settings()
+    if s.identity_authority == "tencent":
+        from chalicelib.adapters.authority.tencent import TencentIdentityAuthority, credentials_from_secret
+        from chalicelib.core.aws import client
+
+        return TencentIdentityAuthority(
+            credentials_from_secret(client("secretsmanager"), s.authority_secret_name),
+            region=s.authority_tencent_region,
+            endpoint=s.authority_tencent_endpoint,
+            timeout_seconds=s.authority_timeout_seconds,
+            retries=s.authority_retries,
+        )
+    from chalicelib.adapters.authority.sandbox import SandboxIdentityAuthority
+
+    return SandboxIdentityAuthority(
+        s.authority_base_url, timeout_seconds=s.authority_timeout_seconds, retries=s.authority_retries
+    )
+
+
+@lru_cache(maxsize=1)
+def face_index() -> FaceIndex:
+    """The stage's index of bound faces: a Rekognition collection, or dlib descriptors in DynamoDB."""
+    from chalicelib.adapters.faces.templates import DynamoTemplateStore
+
+    _bind_tables()
+    s = get_settings()
+    store = DynamoTemplateStore(field_cipher())
+    if s.face_engine == "rekognition":
+        from chalicelib.adapters.faces.index_rekognition import RekognitionFaceIndex
+        from chalicelib.core.aws import client
+
+        return RekognitionFaceIndex(client("rekognition"), s.face_collection, store)
+    from chalicelib.adapters.faces.index_local import LocalFaceIndex
+    from chalicelib.adapters.faces.local import LocalFaceEngine
+
+    engine = face_engine()
+    assert isinstance(engine, LocalFaceEngine)
+    return LocalFaceIndex(engine, store)
+
+
+def face_gates() -> tuple[FaceGate, ...]:
+    """The face gates of this stage after the authority's (which the verification service adds first)."""
+    from chalicelib.verification.dedup import FaceDedupGate
+
+    s = get_settings()
+    if not s.face_dedup:
+        return ()
+    threshold = s.face_dedup_threshold if s.face_dedup_threshold is not None else face_threshold()
+    return (FaceDedupGate(face_index(), evidence_log(), threshold),)
+
+
+@lru_cache(maxsize=1)
 def verification_service() -> VerificationService:
     from datetime import timedelta
 
@@ -165,6 +230,9 @@ def verification_service() -> VerificationService:
             liveness_session_seconds=s.liveness_session_seconds,
             flow_ttl=timedelta(hours=s.flow_ttl_hours),
         ),
+        gates=face_gates(),
+        authority=identity_authority(),
+        authority_unavailable=s.authority_unavailable,
     )
 
 
@@ -311,7 +379,35 @@ def registration_service() -> RegistrationService:
         sms_code_service(),
         keyed_hasher(),
         sms_sender(),
+        vehicles=vehicle_channel(),
+        possession=possession_policy(),
         flow_ttl=timedelta(hours=get_settings().flow_ttl_hours),
+    )
+
+
+@lru_cache(maxsize=1)
+def vehicle_channel() -> SandboxVehicleChannel:
+    """The car's telematics (head-unit codes): the sandbox drop under ``dev/head-unit/`` of the
+    documents bucket (settings ``vehicle_channel``)."""
+    from chalicelib.adapters.vehicle.sandbox import SandboxVehicleChannel
+    from chalicelib.core.aws import client
+
+    return SandboxVehicleChannel(client("s3"), get_settings().documents_bucket)
+
+
+def possession_policy() -> PossessionPolicy:
+    from datetime import timedelta
+
+    from chalicelib.registration.domain.registrations import PossessionMethod
+    from chalicelib.registration.possession import PossessionPolicy
+
+    s = get_settings()
+    return PossessionPolicy(
+        methods=frozenset(PossessionMethod(m) for m in s.possession_methods),
+        code_ttl=timedelta(seconds=s.head_unit_code_ttl_seconds),
+        resend_interval=timedelta(seconds=s.head_unit_resend_seconds),
+        max_sends=s.head_unit_max_sends,
+        max_wrong_tries=s.head_unit_max_wrong_tries,
     )
 
 
@@ -329,6 +425,8 @@ def reset() -> None:
         evidence_log,
         upload_service,
         liveness_engine,
+        identity_authority,
+        face_index,
         verification_service,
         outbox_store,
         push_queue,
@@ -343,6 +441,7 @@ def reset() -> None:
         sms_sender,
         sms_code_service,
         registration_service,
+        vehicle_channel,
     ):
         getter.cache_clear()
     aws.reset()

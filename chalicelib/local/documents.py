@@ -1,7 +1,8 @@
 """Synthetic document photos for demos, tests and benchmarks, drawn in code (no committed images).
 
 Pillow renders an ID card front (居民身份证人像面: labels and values in the WenQuanYi Micro Hei font,
-a portrait pasted from a photo when given), an ID card back (国徽面) and a business licence (营业执照).
+a portrait pasted from a photo when given), an ID card back (国徽面), a business licence (营业执照) and an
+authorization letter (授权委托书).
 Every person, number and company is invented. ``cjk_font_path()`` finds the font at run time
 (``fonts-wqy-microhei``); ``NO_FONT`` says what to install where it is missing.
 """
@@ -134,6 +135,51 @@ def id_back(
     return _encode(card, fmt)
 
 
+#: The sentence of authorization an 授权委托书 carries (委托登记, 第十二条).
+LETTER_SENTENCE = (
+    "本人因故不能亲自办理，现委托上述受托人代为办理该车辆车联网卡的实名登记手续。"
+    "受托人在办理过程中提交的资料和签署的文件，本人均予以承认。"
+)
+
+
+def authorization_letter(
+    *,
+    owner_name: str,
+    owner_id_number: str,
+    trustee_name: str = PERSON_NAME,
+    trustee_id_number: str = PERSON_ID_NUMBER,
+    vin: str,
+    signed_on: date = date(2026, 1, 5),
+    fmt: str = "PNG",
+) -> bytes:
+    """授权委托书, 1000×1300 px: 委托人 and 受托人 with their ID numbers, the VIN, the sentence of
+    authorization, the owner's signature line and the date."""
+    page = Image.new("RGB", (1000, 1300), (252, 252, 250))
+    draw = ImageDraw.Draw(page)
+    draw.text((330, 70), "授权委托书", font=_font(64), fill=TEXT_COLOUR)
+    text = _font(34)
+    rows = (
+        f"委托人：{owner_name}",
+        f"身份证号码：{owner_id_number}",
+        f"受托人：{trustee_name}",
+        f"身份证号码：{trustee_id_number}",
+        f"车辆识别代号（VIN）：{vin}",
+    )
+    y = 220
+    for row in rows:
+        draw.text((90, y), row, font=text, fill=TEXT_COLOUR)
+        y += 72
+    y += 30
+    for part in _wrap(LETTER_SENTENCE, 23):
+        draw.text((90, y), part, font=text, fill=TEXT_COLOUR)
+        y += 60
+    y += 80
+    draw.text((520, y), f"委托人（签字）：{owner_name}", font=text, fill=TEXT_COLOUR)
+    signed = f"{signed_on.year}年{signed_on.month}月{signed_on.day}日"
+    draw.text((520, y + 72), f"日期：{signed}", font=text, fill=TEXT_COLOUR)
+    return _encode(page, fmt)
+
+
 def business_licence(
     *,
     uscc: str = COMPANY["uscc"],
@@ -169,3 +215,43 @@ def business_licence(
         y += 40
     draw.text((700, 1400), "登记机关", font=label, fill=TEXT_COLOUR)
     return _encode(page, fmt)
+
+
+def vehicle_licence(
+    *,
+    vin: str,
+    plate: str = "京A D1234",
+    vehicle_type: str = "小型轿车",
+    owner: str = PERSON_NAME,
+    address: str = PERSON_ADDRESS,
+    brand_model: str = "比亚迪牌BYD7150WT",
+    engine_no: str = "E12345678",
+    registered: date = date(2025, 3, 1),
+    issued: date = date(2025, 3, 1),
+    fmt: str = "PNG",
+) -> bytes:
+    """中华人民共和国机动车行驶证 (主页), 88×60 mm at 12 px per mm: 号牌号码, 车辆类型, 所有人, 住址,
+    使用性质, 品牌型号, 车辆识别代号, 发动机号码, 注册日期, 发证日期."""
+    card = Image.new("RGB", (1056, 720), (232, 238, 244))
+    draw = ImageDraw.Draw(card)
+    draw.rectangle((12, 12, 1044, 708), outline=(60, 80, 120), width=4)
+    draw.text((190, 36), "中华人民共和国机动车行驶证", font=_font(46), fill=TEXT_COLOUR)
+    label, value = _font(28), _font(32)
+    rows = (
+        (("号牌号码", plate), ("车辆类型", vehicle_type)),
+        (("所有人", owner),),
+        (("住址", address),),
+        (("使用性质", "非营运"), ("品牌型号", brand_model)),
+        (("车辆识别代号", vin),),
+        (("发动机号码", engine_no),),
+        (("注册日期", registered.isoformat()), ("发证日期", issued.isoformat())),
+    )
+    y = 130
+    for row in rows:
+        x = 40
+        for caption, text in row:
+            draw.text((x, y + 4), caption, font=label, fill=LABEL_COLOUR)
+            draw.text((x + 30 * len(caption) + 20, y), text, font=value, fill=TEXT_COLOUR)
+            x += 520
+        y += 80
+    return _encode(card, fmt)

@@ -44,6 +44,7 @@ def main() -> None:
         ("moto", settings.moto_port),
         ("api", settings.api_port),
         ("sandbox", settings.sandbox_port),
+        ("authority", settings.authority_port),
     ):
         if not _port_free(port):
             raise SystemExit(
@@ -76,7 +77,10 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
-        print("\nstopped: moto, chalice local, the worker and the sandbox operator are down (state is gone).")
+        print(
+            "\nstopped: moto, chalice local, the worker, the sandbox operator and the sandbox authority "
+            "are down (state is gone)."
+        )
         sys.exit(0)
 
     signal.signal(signal.SIGINT, stop)
@@ -165,7 +169,22 @@ def main() -> None:
             start_new_session=True,
         )
     )
+    children.append(
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "chalicelib.local.sandbox_authority",
+                "--port",
+                str(settings.authority_port),
+            ],
+            cwd=ROOT,
+            env=env,
+            start_new_session=True,
+        )
+    )
     _wait_for_port(settings.api_port, timeout=60)
+    _wait_for_port(settings.authority_port)
     api = f"http://127.0.0.1:{settings.api_port}"
     vin = seed_doc["registered_vins"][0] if seed_doc["registered_vins"] else seed_doc["first_vin"]
     print(
@@ -179,6 +198,8 @@ cheka is running (stage local; state is in memory — `make seed` re-seeds, a re
   worker      running (outbox dispatch, outbox sweep, purge of abandoned flows, health-watch)
   SMS         .venv/bin/cheka sms drop     (codes and results are kept here, not sent)
   operator    http://127.0.0.1:{settings.sandbox_port}     sandbox operator (decides pushes, calls back)
+  authority   http://127.0.0.1:{settings.authority_port}     sandbox identity authority (synthetic citizens;
+              faults: .venv/bin/cheka authority faults --down / --latency 5 / --wrong-rate 1)
 
 bootstrap admin token (24 h):
   export TOKEN={token}
@@ -188,6 +209,7 @@ try:
   .venv/bin/cheka import-inventory /tmp/inventory.csv
   curl -s -H "Authorization: Bearer $TOKEN" {api}/v1/vehicles/{vin}
   .venv/bin/cheka demo-id-card --portrait <a photo of you> --out /tmp/card
+      (a new invented identity each time, registered with the sandbox authority; type in what it prints)
   then register one of these unregistered vehicles in the H5: {", ".join(seed_doc.get("open_vins", [])[:3])}
 
 Ctrl-C stops everything.

@@ -40,3 +40,12 @@ class RegistrationRepository(ABC):
     @abstractmethod
     def delete_expired(self, reg: Registration, now: datetime) -> bool:
         """Delete an open registration still expired at ``now`` (False if it moved on meanwhile)."""
+
+
+class VehicleChannel(ABC):
+    """The OEM's telematics (车联网平台): a message shown on a car's head unit (车机), addressed by VIN."""
+
+    @abstractmethod
+    def show_code(self, vin: str, code: str, expires_at: datetime) -> None:
+        """Show a one-time code on the head unit of ``vin``'s car. A VIN the telematics does not know
+        is not an error: nothing is shown (the caller must not learn whether the car exists)."""

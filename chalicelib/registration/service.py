@@ -10,22 +10,25 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from chalicelib.cards.lifecycle import Lifecycle
 from chalicelib.cards.ports import InventoryRepository, PartyRepository
 from chalicelib.consents.domain import AcceptedConsent
 from chalicelib.kernel.clock import Clock, utc_now
 from chalicelib.kernel.crypto import KeyedHasher
-from chalicelib.registration.domain.registrations import RegistrationKind
+from chalicelib.registration.domain.registrations import PossessionMethod, RegistrationKind
 from chalicelib.registration.housekeeping import Housekeeping
 from chalicelib.registration.outcome import Outcomes, ResultSms
-from chalicelib.registration.ports import RegistrationRepository
+from chalicelib.registration.ports import RegistrationRepository, VehicleChannel
+from chalicelib.registration.possession import HeadUnitSent, PossessionChecks, PossessionPolicy
 from chalicelib.registration.records import Registrations
-from chalicelib.registration.steps import PhoneCodes, RegistrationSteps
+from chalicelib.registration.steps import PhoneCodes, PhoneHolders, RegistrationSteps
 from chalicelib.registration.submit import Submission
 from chalicelib.registration.views import MyVehicles, RegistrationView, RegistrationViews
+from chalicelib.sms.domain import SentCode
 from chalicelib.sms.ports import SmsSender
+from chalicelib.verification.domain.documents import DocumentKind
 from chalicelib.verification.domain.flows import TypedIdentity
 from chalicelib.verification.service import VerificationService
 
@@ -44,6 +47,9 @@ class RegistrationService:
         hasher: KeyedHasher,
         sms: SmsSender | None = None,
         *,
+        phone_holders: PhoneHolders | None = None,
+        vehicles: VehicleChannel | None = None,
+        possession: PossessionPolicy | None = None,
         flow_ttl: timedelta = timedelta(hours=24),
         clock: Clock = utc_now,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
@@ -53,6 +59,19 @@ class RegistrationService:
         outcomes = Outcomes(inventory, lifecycle)
         self.views = RegistrationViews(registrations, self.registrations, inventory, outcomes)
         self.results = ResultSms(registrations, self.registrations, outcomes, verification, sms, clock=clock)
+        policy = possession or PossessionPolicy()
+        if vehicles is None:  # no telematics: no head-unit codes
+            policy = policy.model_copy(update={"methods": policy.methods - {PossessionMethod.HEAD_UNIT}})
+        self.possession = PossessionChecks(
+            self.registrations,
+            self.views,
+            inventory,
+            verification,
+            vehicles or _NoTelematics(),
+            hasher,
+            policy=policy,
+            clock=clock,
+        )
         self.steps = RegistrationSteps(
             registrations,
             self.registrations,
@@ -60,6 +79,8 @@ class RegistrationService:
             inventory,
             verification,
             codes,
+            phone_holders=phone_holders,
+            possession=self.possession,
             flow_ttl=flow_ttl,
             clock=clock,
             new_id=new_id,
@@ -92,13 +113,38 @@ class RegistrationService:
     def verify_phone(self, registration_id: str, caller: str, phone: str, code: str) -> RegistrationView:
         return self.steps.verify_phone(registration_id, caller, phone, code)
 
-    def delegate(self, registration_id: str, caller: str, owner: TypedIdentity) -> RegistrationView:
-        return self.steps.delegate(registration_id, caller, owner)
+    def delegate(
+        self, registration_id: str, caller: str, owner: TypedIdentity, owner_phone: str
+    ) -> RegistrationView:
+        return self.steps.delegate(registration_id, caller, owner, owner_phone)
+
+    def send_delegation_code(self, registration_id: str, caller: str) -> SentCode:
+        return self.steps.send_delegation_code(registration_id, caller)
+
+    def confirm_delegation(self, registration_id: str, caller: str, code: str) -> RegistrationView:
+        return self.steps.confirm_delegation(registration_id, caller, code)
 
     def give_consents(
         self, registration_id: str, caller: str, accepted: list[AcceptedConsent], client: dict[str, str]
     ) -> RegistrationView:
         return self.steps.give_consents(registration_id, caller, accepted, client)
+
+    def send_head_unit_code(self, registration_id: str, caller: str) -> HeadUnitSent:
+        return self.possession.send_head_unit_code(registration_id, caller)
+
+    def prove_possession(
+        self,
+        registration_id: str,
+        caller: str,
+        method: PossessionMethod,
+        *,
+        code: str | None = None,
+        document: DocumentKind | None = None,
+    ) -> RegistrationView:
+        return self.possession.prove(registration_id, caller, method, code=code, document=document)
+
+    def contest(self, registration_id: str, caller: str) -> RegistrationView:
+        return self.possession.contest(registration_id, caller)
 
     def submit(self, registration_id: str, caller: str) -> RegistrationView:
         return self.submission.submit(registration_id, caller)
@@ -117,3 +163,10 @@ class RegistrationService:
 
     def purge_abandoned(self, limit: int = 100) -> dict[str, int]:
         return self.housekeeping.purge_abandoned(limit)
+
+
+class _NoTelematics(VehicleChannel):
+    """No telematics: the head-unit method is not offered, so nothing is ever sent here."""
+
+    def show_code(self, vin: str, code: str, expires_at: datetime) -> None:
+        raise RuntimeError("no vehicle channel: the head-unit method is disabled")

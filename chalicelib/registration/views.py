@@ -21,11 +21,13 @@ from chalicelib.kernel.errors import NotFound
 from chalicelib.kernel.operators import Operator
 from chalicelib.kernel.personal import mask_id_number, mask_name, mask_phone, mask_vin
 from chalicelib.registration.domain.registrations import (
+    PossessionMethod,
     Registration,
     RegistrationKind,
     RegistrationStatus,
     Step,
     step_before_submission,
+    trustee_named,
 )
 from chalicelib.registration.domain.submission import CardOutcome, holder_events
 from chalicelib.registration.outcome import Outcomes
@@ -77,8 +79,26 @@ class ConsentSummary(BaseModel):
 class DelegationSummary(BaseModel):
     owner_name_masked: str
     owner_id_masked: str
+    owner_phone_masked: str | None = None
     letter: bool
     owner_id_photo: bool
+    #: The owner agreed (a code sent to the owner's phone): a delegation not confirmed is not submitted.
+    confirmed: bool = False
+    confirmed_by: str | None = None
+    #: Whether the letter's trustee is the person the flow verifies (``None`` until they typed it):
+    #: when not, the delegation step is due again with a letter naming them.
+    trustee_named: bool | None = None
+
+
+class PossessionSummary(BaseModel):
+    """How the person showed they hold the car, and their contest of someone else's claim on it."""
+
+    method: PossessionMethod | None
+    proved: bool
+    head_unit_code_sent: bool
+    #: Proved, but the car is pending or registered under someone else: it may be contested.
+    claimed_by_other: bool
+    contest_case_id: str | None
 
 
 class RegistrationView(BaseModel):
@@ -92,6 +112,7 @@ class RegistrationView(BaseModel):
     cards: list[CardSummary]
     phone_masked: str | None
     delegation: DelegationSummary | None
+    possession: PossessionSummary | None = None
     consents: list[ConsentSummary]
     result: Outcome | None
     created_at: datetime
@@ -132,18 +153,27 @@ def vehicle_summary(vehicle: Vehicle) -> VehicleSummary:
     )
 
 
+def unknown_vehicle(vin: str) -> VehicleSummary:
+    """What a registration shows of its vehicle before possession is shown: the VIN typed, masked."""
+    return VehicleSummary(vin_masked=mask_vin(vin), brand="", model="", colour="")
+
+
 def outcome_view(outcome: CardOutcome) -> Outcome:
     return Outcome(step=outcome.step, reason_zh=outcome.reason_zh, reason_en=outcome.reason_en)
 
 
-def delegation_summary(reg: Registration) -> DelegationSummary | None:
+def delegation_summary(reg: Registration, flow: Flow | None = None) -> DelegationSummary | None:
     if reg.delegation is None:
         return None
     return DelegationSummary(
         owner_name_masked=mask_name(reg.delegation.owner_name),
         owner_id_masked=mask_id_number(reg.delegation.owner_id_number),
+        owner_phone_masked=mask_phone(reg.delegation.owner_phone) if reg.delegation.owner_phone else None,
         letter=reg.delegation.letter_key is not None,
         owner_id_photo=reg.delegation.owner_id_key is not None,
+        confirmed=reg.delegation.confirmed,
+        confirmed_by=reg.delegation.confirmed_by.value if reg.delegation.confirmed_by else None,
+        trustee_named=trustee_named(reg.delegation, flow),
     )
 
 
@@ -176,8 +206,10 @@ class RegistrationViews:
         if flow is None and reg.flow_id and reg.status is RegistrationStatus.OPEN:
             flow = self._registrations.flow(reg)
         step, outcome = self._step(reg, flow)
-        vehicle = self._inventory.get_vehicle(reg.vin)
-        if vehicle is None:
+        possession = self._possession(reg)
+        hidden = reg.kind is RegistrationKind.REGISTRATION and not (possession and possession.proved)
+        vehicle = None if hidden else self._inventory.get_vehicle(reg.vin)
+        if vehicle is None and reg.kind is RegistrationKind.DEREGISTRATION:
             raise vehicle_not_found()
         cards = [c for c in (self._inventory.get_card(i) for i in reg.iccids) if c is not None]
         return RegistrationView(
@@ -187,10 +219,12 @@ class RegistrationViews:
             step=step,
             steps=list(reg.steps),
             flow_id=reg.flow_id,
-            vehicle=vehicle_summary(vehicle),
+            # Until the person shows they hold the car, nothing is told of it (not even that it exists).
+            vehicle=vehicle_summary(vehicle) if vehicle is not None else unknown_vehicle(reg.vin),
             cards=[card_summary(c) for c in cards],
             phone_masked=mask_phone(reg.phone) if reg.phone else None,
-            delegation=delegation_summary(reg),
+            delegation=delegation_summary(reg, flow),
+            possession=possession,
             consents=[
                 ConsentSummary(kind=c.kind.value, version=c.version, accepted_at=c.accepted_at)
                 for c in reg.consents
@@ -199,6 +233,26 @@ class RegistrationViews:
             created_at=reg.created_at,
             submitted_at=reg.submitted_at,
             expires_at=reg.expires_at if reg.status is RegistrationStatus.OPEN else None,
+        )
+
+    def _possession(self, reg: Registration) -> PossessionSummary | None:
+        p = reg.possession
+        if reg.kind is not RegistrationKind.REGISTRATION or p is None:
+            return None
+        claimed = (
+            p.proved
+            and not reg.iccids
+            and any(
+                c.state in (CardState.PENDING, CardState.REGISTERED)
+                for c in self._inventory.cards_of_vehicle(reg.vin)
+            )
+        )
+        return PossessionSummary(
+            method=p.method,
+            proved=p.proved,
+            head_unit_code_sent=p.head_unit is not None,
+            claimed_by_other=claimed,
+            contest_case_id=p.contest_case_id,
         )
 
     def _step(self, reg: Registration, flow: Flow | None) -> tuple[Step, Outcome | None]:

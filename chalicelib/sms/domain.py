@@ -30,6 +30,7 @@ class SmsPurpose(StrEnum):
     LOGIN = "login"  # 登录
     OWNER_PHONE = "owner_phone"  # 车主/使用人手机号验证 (registration step 2)
     DEREGISTRATION = "deregistration"  # 实名注销
+    DELEGATION_CONFIRM = "delegation_confirm"  # 委托登记: the owner confirms a trustee registers for them
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,9 @@ _USES: dict[SmsPurpose, str] = {
     SmsPurpose.LOGIN: "用于登录",
     SmsPurpose.OWNER_PHONE: "用于验证车主/使用人手机号",
     SmsPurpose.DEREGISTRATION: "用于车联网卡实名注销，如非本人操作请忽略",
+    SmsPurpose.DELEGATION_CONFIRM: (
+        "用于确认您委托他人办理车联网卡实名登记。如您未委托他人，请勿将验证码告诉任何人"
+    ),
 }
 
 

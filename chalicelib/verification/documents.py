@@ -14,17 +14,27 @@ from typing import Any
 from chalicelib.kernel.clock import Clock, china_day, utc_now
 from chalicelib.kernel.errors import Conflict, DomainError, InvalidField, ValidationErrors
 from chalicelib.kernel.personal import IdType
+from chalicelib.verification.authority import AuthorityChecks
 from chalicelib.verification.domain.documents import DocumentKind
 from chalicelib.verification.domain.evidence import EvidenceKind
 from chalicelib.verification.domain.flows import CheckName, CheckVerdict, Flow, TypedIdentity
 from chalicelib.verification.domain.ocr import (
     TypedDetails,
+    check_letter,
     cross_check,
+    parse_authorization_letter,
     parse_business_licence,
     parse_id_back,
     parse_id_front,
+    parse_vehicle_document,
 )
-from chalicelib.verification.domain.readings import BusinessLicence, IdBack, IdFront
+from chalicelib.verification.domain.readings import (
+    AuthorizationLetter,
+    BusinessLicence,
+    IdBack,
+    IdFront,
+    VehicleDocument,
+)
 from chalicelib.verification.flows import Flows
 from chalicelib.verification.portrait import find_portrait
 from chalicelib.verification.ports import EvidenceLog, FaceEngine, OcrEngine
@@ -38,7 +48,13 @@ OCR_CHECKS: dict[DocumentKind, CheckName] = {
     DocumentKind.BUSINESS_LICENCE: CheckName.OCR_BUSINESS_LICENCE,
 }
 
+#: Photos that tie a person to a car by its VIN (proof of possession).
+VEHICLE_DOCUMENTS = (DocumentKind.VEHICLE_LICENCE, DocumentKind.PURCHASE_INVOICE)
+
 Reading = IdFront | IdBack | BusinessLicence
+
+#: Every reading kept in the evidence (the ID card, licence, vehicle documents and the letter).
+AnyReading = Reading | VehicleDocument | AuthorizationLetter
 
 
 def check_replaceable(flow: Flow, kind: DocumentKind) -> None:
@@ -77,8 +93,10 @@ class Documents:
         ocr: OcrEngine,
         faces: FaceEngine,
         evidence: EvidenceLog,
+        authority: AuthorityChecks | None = None,
         clock: Clock = utc_now,
     ) -> None:
+        self._authority = authority
         self._flows = flows
         self._uploads = uploads
         self._ocr = ocr
@@ -182,7 +200,9 @@ class Documents:
             parsed = parse_business_licence(lines)
         reading, fields_read = self._record_reading(flow, kind, caller, parsed, len(lines))
         self._record_cross_check(flow, kind, caller, self._reading_errors(flow, parsed))
-        self._flows.save(flow, checks={**flow.checks, OCR_CHECKS[kind]: CheckVerdict.PASSED})
+        saved = self._flows.save(flow, checks={**flow.checks, OCR_CHECKS[kind]: CheckVerdict.PASSED})
+        if kind is DocumentKind.ID_FRONT and self._authority is not None:
+            self._authority.check_holder(saved, caller)  # 证件真实性: raises when it is not real
         return OcrOutcome(
             kind=kind,
             fields_read=fields_read,
@@ -190,6 +210,18 @@ class Documents:
             agreed=True,
             reading=reading,
         )
+
+    def read_vehicle_document(self, flow_id: str, caller: str, kind: DocumentKind) -> VehicleDocument:
+        """行驶证 / purchase invoice: OCR the stored photo for the VIN; the reading into the evidence."""
+        flow = self._flows.open_for_checks(flow_id, caller)
+        if kind not in VEHICLE_DOCUMENTS:
+            raise InvalidField(
+                "ocr.kind", "该类证件不支持识别", f"{kind.value} photos are not read", field="kind"
+            )
+        lines = self._ocr.read(self.photo(flow, kind))
+        parsed = parse_vehicle_document(lines)
+        self._record_reading(flow, kind, caller, parsed, len(lines))
+        return parsed
 
     def check_owner_id(self, flow_id: str, caller: str, owner: TypedIdentity) -> None:
         """委托登记 (第十二条): the owner's ID card photo, read and cross-checked with the owner's typed
@@ -205,10 +237,29 @@ class Documents:
             for e in (m.to_error() for m in cross_check(parsed, typed))
         ]
         self._record_cross_check(flow, kind, caller, errors)
-        self._flows.save(flow, checks={**flow.checks, CheckName.OCR_OWNER_ID_FRONT: CheckVerdict.PASSED})
+        saved = self._flows.save(
+            flow, checks={**flow.checks, CheckName.OCR_OWNER_ID_FRONT: CheckVerdict.PASSED}
+        )
+        if self._authority is not None:
+            self._authority.check_owner(saved, caller, owner)
+
+    def check_authorization_letter(
+        self, flow_id: str, caller: str, *, owner_name: str, owner_id_number: str, vin: str
+    ) -> AuthorizationLetter:
+        """委托登记 (第十二条): the 授权委托书 read (OCR) and checked: it names the owner (and their ID
+        number where it carries one), a trustee and the car's VIN; into the evidence. The reading is
+        returned for the trustee's name (the person the flow verifies must be that one)."""
+        flow = self._flows.open_for_checks(flow_id, caller)
+        kind = DocumentKind.AUTHORIZATION_LETTER
+        lines = self._ocr.read(self.photo(flow, kind))
+        letter = parse_authorization_letter(lines)
+        self._record_reading(flow, kind, caller, letter, len(lines))
+        mismatches = check_letter(letter, owner_name=owner_name, vin=vin, owner_id_number=owner_id_number)
+        self._record_cross_check(flow, kind, caller, [m.to_error() for m in mismatches])
+        return letter
 
     def _record_reading(
-        self, flow: Flow, kind: DocumentKind, caller: str, parsed: Reading, lines: int
+        self, flow: Flow, kind: DocumentKind, caller: str, parsed: AnyReading, lines: int
     ) -> tuple[dict[str, Any], list[str]]:
         """The OCR reading into the evidence: what was read publicly, the personal fields sealed."""
         reading = parsed.model_dump(mode="json", exclude={"confidences"})

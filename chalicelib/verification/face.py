@@ -4,6 +4,17 @@ A liveness session first (single use, bound to the flow and the person, valid a 
 after the separate biometric consent), then the live capture against the ID card's portrait. Face
 attempts are limited per flow and per person and day (China time); an attempt is counted once the
 frames have been judged, whatever the verdict, and when they run out the flow may go to manual review.
+
+- The face check starts with the first session: the flow records it (``checks.face = started``, a
+  conditional write on the flow's version), which locks the typed identity and the ID photos, and each
+  session keeps the flow version it was handed out at. The verdict is saved only onto that version of
+  the flow (``liveness.flow_changed`` otherwise, before anything is judged; ``flow.changed`` if the flow
+  changes while the burst is judged).
+- The challenge cannot be re-drawn at will: while the flow has an unused, unexpired session, starting
+  again hands out that same session, and a flow starts at most ``liveness_sessions_per_flow`` sessions
+  (``liveness.sessions_exhausted``).
+- A burst in which some frame holds no face (or several) was not judged as a face: it is a capture
+  problem (``liveness.capture_problem``), not an attempt, and the same session can be used again.
 """
 
 from __future__ import annotations
@@ -15,7 +26,7 @@ from datetime import datetime, timedelta
 from chalicelib.consents.domain import ConsentKind
 from chalicelib.consents.texts import current_consent
 from chalicelib.kernel.clock import Clock, china_day, end_of_china_day, utc_now
-from chalicelib.kernel.errors import Conflict, DomainError
+from chalicelib.kernel.errors import Conflict, DomainError, TooManyRequests
 from chalicelib.verification.cases import CaseOpener
 from chalicelib.verification.documents import Documents
 from chalicelib.verification.domain.documents import DocumentKind
@@ -33,7 +44,13 @@ from chalicelib.verification.domain.flows import (
     session_used,
 )
 from chalicelib.verification.domain.gates import GateOutcome, GateVerdict
-from chalicelib.verification.domain.liveness import LivenessChallenge, LivenessVerdict
+from chalicelib.verification.domain.liveness import (
+    LivenessCapture,
+    LivenessChallenge,
+    LivenessVerdict,
+    capture_failed,
+    capture_problem,
+)
 from chalicelib.verification.flows import Flows
 from chalicelib.verification.portrait import match_portrait
 from chalicelib.verification.ports import (
@@ -78,17 +95,45 @@ class FaceChecks:
         self._new_id = new_id
 
     def start_liveness(self, flow_id: str, caller: str) -> LivenessStart:
-        """A single-use session bound to this flow and person, valid for a few minutes."""
+        """A single-use session bound to this flow and person, valid for a few minutes.
+
+        The flow's unused, unexpired session is handed out again rather than a new challenge drawn;
+        sessions are numbered per flow, at most ``liveness_sessions_per_flow`` of them.
+        """
         flow = self._flows.open_for_checks(flow_id, caller)
         self._check_ready(flow)
         assert flow.person_hash is not None
         now = self._clock()
         left = self._left(flow, flow.person_hash, now)
         self._refuse_if_exhausted(left)
+        if CheckName.FACE not in flow.checks:
+            flow = self._flows.save(flow, checks={**flow.checks, CheckName.FACE: CheckVerdict.STARTED})
+        limit = self._policy.liveness_sessions_per_flow
+        for number in range(1, limit + 1):
+            session_id = f"ls{flow.flow_id}-{number}"
+            existing = self._sessions.get(session_id)
+            if existing is None:
+                session = self._new_session(flow, session_id, now)
+                try:
+                    self._sessions.create(session)
+                except Conflict:
+                    continue  # a concurrent start took this number
+                return self._started(session, left.left)
+            if self._reusable(existing, flow, now):
+                return self._started(existing, left.left)
+        raise TooManyRequests(
+            "liveness.sessions_exhausted",
+            f"本次办理已开始 {limit} 次活体检测，不能再开始新的检测，请重新办理",
+            f"This flow has started its {limit} liveness checks; no new one can start in it",
+            details={"limit": limit},
+        )
+
+    def _new_session(self, flow: Flow, session_id: str, now: datetime) -> LivenessSession:
+        assert flow.person_hash is not None
         challenge = self._liveness.new_challenge()
         provider = self._liveness.start(challenge)
-        session = LivenessSession(
-            session_id=f"ls{self._new_id()}",
+        return LivenessSession(
+            session_id=session_id,
             flow_id=flow.flow_id,
             owner=flow.owner,
             person_hash=flow.person_hash,
@@ -97,32 +142,65 @@ class FaceChecks:
             challenge=challenge.model_dump(mode="json"),
             created_at=now,
             expires_at=now + timedelta(seconds=self._policy.liveness_session_seconds),
+            flow_version=flow.version,
+            client=provider.client,
         )
-        self._sessions.create(session)
+
+    @staticmethod
+    def _reusable(session: LivenessSession, flow: Flow, now: datetime) -> bool:
+        """Unused, unexpired, and handed out at the flow's current version to its current person."""
+        return (
+            session.used_at is None
+            and session.expires_at > now
+            and session.flow_version == flow.version
+            and session.person_hash == flow.person_hash
+            and session.owner == flow.owner
+        )
+
+    @staticmethod
+    def _started(session: LivenessSession, attempts_left: int) -> LivenessStart:
         return LivenessStart(
             session_id=session.session_id,
             engine=session.engine,
             challenge=session.challenge,
-            client=provider.client,
+            client=session.client,
             expires_at=session.expires_at,
-            attempts_left=left.left,
+            attempts_left=attempts_left,
         )
 
     def complete_liveness(
-        self, flow_id: str, caller: str, session_id: str, frames: Sequence[bytes]
+        self,
+        flow_id: str,
+        caller: str,
+        session_id: str,
+        frames: Sequence[bytes],
+        capture: LivenessCapture | None = None,
     ) -> FaceCheckOutcome:
         """Judge the session's frames, then match the live capture with the ID portrait.
 
-        Order: the session is checked, the frames judged (bad frames change nothing), then the session
-        is claimed and one attempt counted, whatever the verdict; then the portrait match runs.
+        Order: the session is checked (and the flow must be at the version it was handed out at), the
+        frames judged (bad frames, or a capture problem, change nothing), then the session is claimed
+        and one attempt counted, whatever the verdict; then the portrait match runs, and the verdict
+        is saved onto the flow as it was read here.
         """
         flow = self._flows.open_for_checks(flow_id, caller)
         now = self._clock()
         session = check_session(self._sessions.get(session_id), flow, now)
+        if session.flow_version is not None and session.flow_version != flow.version:
+            raise Conflict(
+                "liveness.flow_changed",
+                "活体检测开始后办理信息发生了变化，请重新开始活体检测",
+                "The flow changed after this liveness check started; start a new one",
+                details={"session_version": session.flow_version, "flow_version": flow.version},
+            )
         assert flow.person_hash is not None
-        self._refuse_if_exhausted(self._left(flow, flow.person_hash, now))
+        before = self._left(flow, flow.person_hash, now)
+        self._refuse_if_exhausted(before)
         challenge = LivenessChallenge.model_validate(session.challenge)
-        verdict = self._liveness.judge(session.provider_session_id, challenge, frames)
+        verdict = self._liveness.judge(session.provider_session_id, challenge, frames, capture)
+        if capture_problem(verdict):
+            self._record_liveness(flow, caller, session, challenge, verdict, counted=False)
+            raise capture_failed(verdict.reasons, before.left)
         self._claim(session)
         left = self._consume_attempt(flow, flow.person_hash, caller, now)
         self._record_liveness(flow, caller, session, challenge, verdict)
@@ -144,9 +222,8 @@ class FaceChecks:
             stored = self._documents.store_live_capture(flow, verdict.reference_image)
             documents[DocumentKind.LIVE_CAPTURE.value] = stored.key
         verdict_now = CheckVerdict.PASSED if passed else CheckVerdict.FAILED
-        current = self._flows.find(flow.flow_id) or flow
         saved = self._flows.save(
-            current, documents=documents, checks={**current.checks, CheckName.FACE: verdict_now}
+            flow, documents=documents, checks={**flow.checks, CheckName.FACE: verdict_now}
         )
         if passed:
             assert verdict.reference_image is not None
@@ -260,6 +337,8 @@ class FaceChecks:
         session: LivenessSession,
         challenge: LivenessChallenge,
         verdict: LivenessVerdict,
+        *,
+        counted: bool = True,
     ) -> None:
         self._evidence.append(
             flow.flow_id,
@@ -275,6 +354,7 @@ class FaceChecks:
                 "reasons": verdict.reasons,
                 "frames": verdict.frames,
                 "details": verdict.details,
+                "attempt": counted,
             },
         )
 

@@ -5,6 +5,11 @@ accept rate) is the share of same-person pairs scoring at or above the threshold
 rate) the share of different-person pairs doing so. Each photo is read once, and with an engine that
 has descriptors (the local one) described once, however many pairs it appears in. A photo the engine
 refuses (no face, unreadable) makes its pairs non-matches, with the refusal's code on each.
+
+``id_portrait`` evaluates the path the product uses (人证一致): photo A is drawn as the portrait of an ID
+card (the function given draws it), the portrait finder crops it back from the card
+(``portrait.find_portrait``) and that crop is compared with photo B, as the live capture is with the
+card's portrait. A card on which no portrait is found makes its pairs non-matches (``id_card.no_portrait``).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from pydantic import BaseModel, ConfigDict
 
 from chalicelib.kernel.errors import BadRequest, DomainError
 from chalicelib.verification.domain.faces import FaceEmbedding
+from chalicelib.verification.portrait import find_portrait
 from chalicelib.verification.ports import EmbeddingFaceEngine, FaceEngine
 
 Truth = Literal["same", "different"]
@@ -130,35 +136,54 @@ def evaluate_pairs(
     *,
     sweep: Sequence[float] = DEFAULT_SWEEP,
     read: Callable[[Path], bytes] = Path.read_bytes,
+    id_portrait: Callable[[bytes], bytes] | None = None,
 ) -> Evaluation:
-    """Score every pair with ``engine`` and measure TAR/FAR at ``threshold`` and at each ``sweep`` point."""
-    photos: dict[Path, bytes] = {}
-    embeddings: dict[Path, FaceEmbedding | DomainError] = {}
+    """Score every pair with ``engine`` and measure TAR/FAR at ``threshold`` and at each ``sweep`` point;
+    with ``id_portrait``, photo A is first drawn on an ID card and found back by the portrait finder."""
+    photos: dict[tuple[Path, bool], bytes | DomainError] = {}
+    embeddings: dict[tuple[Path, bool], FaceEmbedding | DomainError] = {}
+    remember = getattr(engine, "remember", None)
+    if callable(remember):  # an engine that keeps aligned faces for a second look: keep every photo's
+        remember(2 * len({Path(p) for a, b, _ in pairs for p in (a, b)}))
 
-    def photo(path: Path) -> bytes:
-        if path not in photos:
-            photos[path] = read(path)
-        return photos[path]
+    def photo(path: Path, on_card: bool = False) -> bytes | DomainError:
+        if (path, on_card) not in photos:
+            if not on_card or id_portrait is None:
+                photos[path, on_card] = read(path)
+            else:
+                try:
+                    photos[path, on_card] = find_portrait(engine, id_portrait(read(path))).image
+                except DomainError as err:
+                    photos[path, on_card] = err
+        return photos[path, on_card]
 
-    def embedding(path: Path, engine: EmbeddingFaceEngine) -> FaceEmbedding | DomainError:
-        if path not in embeddings:
+    def embedding(path: Path, on_card: bool, engine: EmbeddingFaceEngine) -> FaceEmbedding | DomainError:
+        if (path, on_card) not in embeddings:
+            image = photo(path, on_card)
             try:
-                embeddings[path] = engine.embed(photo(path))
+                embeddings[path, on_card] = image if isinstance(image, DomainError) else engine.embed(image)
             except DomainError as err:
-                embeddings[path] = err
-        return embeddings[path]
+                embeddings[path, on_card] = err
+        return embeddings[path, on_card]
 
     def score(a: Path, b: Path) -> tuple[float | None, str | None]:
+        on_card = id_portrait is not None
         if isinstance(engine, EmbeddingFaceEngine):
-            first, second = embedding(a, engine), embedding(b, engine)
+            first, second = embedding(a, on_card, engine), embedding(b, False, engine)
             for result in (first, second):
                 if isinstance(result, DomainError):
                     return None, result.code
             assert isinstance(first, FaceEmbedding)
             assert isinstance(second, FaceEmbedding)
             return round(engine.similarity(first, second), 2), None
+        first_photo, second_photo = photo(a, on_card), photo(b)
+        for image in (first_photo, second_photo):
+            if isinstance(image, DomainError):
+                return None, image.code
+        assert isinstance(first_photo, bytes)
+        assert isinstance(second_photo, bytes)
         try:
-            return engine.compare(photo(a), photo(b)).similarity, None
+            return engine.compare(first_photo, second_photo).similarity, None
         except DomainError as err:
             return None, err.code
 

@@ -8,7 +8,7 @@ changes it through ``Flows.save`` (one version up, or ``flow.changed``).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -30,7 +30,7 @@ from chalicelib.verification.domain.flows import (
     check_open,
     new_flow,
 )
-from chalicelib.verification.ports import EvidenceLog, FlowRepository
+from chalicelib.verification.ports import EvidenceLog, FaceGate, FlowRepository
 from chalicelib.verification.uploads import UploadService
 
 
@@ -43,10 +43,12 @@ class Flows:
         evidence: EvidenceLog,
         hasher: KeyedHasher,
         policy: VerificationPolicy,
+        gates: Sequence[FaceGate] = (),
         clock: Clock = utc_now,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
         self._flows = flows
+        self._gates = tuple(gates)
         self._uploads = uploads
         self._evidence = evidence
         self._hasher = hasher
@@ -98,7 +100,7 @@ class Flows:
         checks = {
             k: v
             for k, v in flow.checks.items()
-            if k not in (CheckName.OCR_ID_FRONT, CheckName.OCR_BUSINESS_LICENCE)
+            if k not in (CheckName.OCR_ID_FRONT, CheckName.OCR_BUSINESS_LICENCE, CheckName.AUTHORITY)
         }
         return self.save(flow, identity=clean, person_hash=person_hash, checks=checks)
 
@@ -133,6 +135,8 @@ class Flows:
             objects = self._uploads.purge(flow.flow_id)
             if self._flows.delete_expired(flow, now):
                 purged += 1
+                for gate in self._gates:
+                    gate.purged(flow.flow_id)
                 self._evidence.append(
                     flow.flow_id,
                     EvidenceKind.PURGED,

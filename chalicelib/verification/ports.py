@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, ClassVar
 
+from chalicelib.verification.domain.authority import AuthorityAnswer, covered
 from chalicelib.verification.domain.documents import PostForm
 from chalicelib.verification.domain.evidence import ChainVerdict, EvidenceEntry, EvidenceKind
 from chalicelib.verification.domain.faces import (
@@ -18,6 +20,7 @@ from chalicelib.verification.domain.faces import (
 from chalicelib.verification.domain.flows import AttemptsLeft, Flow, LivenessSession, ReviewCase, ReviewStatus
 from chalicelib.verification.domain.gates import GateVerdict
 from chalicelib.verification.domain.liveness import (
+    LivenessCapture,
     LivenessChallenge,
     LivenessVerdict,
     ProviderSession,
@@ -98,9 +101,13 @@ class LivenessEngine(ABC):
 
     @abstractmethod
     def judge(
-        self, provider_session_id: str | None, challenge: LivenessChallenge, frames: Sequence[bytes]
+        self,
+        provider_session_id: str | None,
+        challenge: LivenessChallenge,
+        frames: Sequence[bytes],
+        capture: LivenessCapture | None = None,
     ) -> LivenessVerdict:
-        """The verdict on a started check.
+        """The verdict on a started check (``capture``: the client's nonce and frame times).
 
         Raises ``liveness.frames_count`` / ``liveness.frame_too_large`` / ``liveness.frame_unreadable``
         for frames that cannot be judged, ``liveness.not_finished`` (409) while the engine's session
@@ -120,6 +127,75 @@ class FaceGate(ABC):
 
     def passed(self, flow: Flow, caller: str, live_capture: bytes) -> None:  # noqa: B027
         """Called once the face check's pass is saved (a gate may bind the face to the identity)."""
+
+    def purged(self, flow_id: str) -> None:  # noqa: B027
+        """Called once an abandoned flow is purged: a gate drops what it bound to the flow."""
+
+
+@dataclass(frozen=True)
+class IndexedFace:
+    """A face bound on this platform that resembles the one searched (no face data: who and how close)."""
+
+    #: The flow the face was bound from (the template's id).
+    template_id: str
+    #: The keyed hash of the identity it is bound to (the flow's ``person_hash``).
+    person_hash: str
+    #: Similarity 0–100 on the engine's scale.
+    score: float
+
+
+class FaceIndex(ABC):
+    """Face templates bound to identities, searched for one face under several identities (一脸多证).
+
+    A template is kept only with the biometric consent and follows the flow's retention: ``forget``
+    when the flow is purged.
+    """
+
+    #: Engine name recorded in the evidence.
+    name: ClassVar[str]
+
+    @abstractmethod
+    def search(self, image: bytes, threshold: float, limit: int) -> list[IndexedFace]:
+        """Up to ``limit`` bound faces scoring at least ``threshold`` with the photo's largest face, best
+        first; raises ``face.none`` when the photo holds no face."""
+
+    @abstractmethod
+    def bind(self, person_hash: str, template_id: str, image: bytes) -> None:
+        """Keep the photo's largest face under ``template_id`` for ``person_hash`` (replacing any)."""
+
+    @abstractmethod
+    def forget(self, template_id: str) -> bool:
+        """Drop the template; False when there was none."""
+
+
+class IdentityAuthority(ABC):
+    """The issuer's records of identities (``domain.authority``): two-factor checks and, where the
+    provider offers it, the authoritative portrait. Never raises for an outage: it answers
+    ``UNAVAILABLE`` (after its own timeouts and retries)."""
+
+    #: Provider name recorded in the evidence.
+    name: ClassVar[str]
+    #: Whether ``compare_portrait`` is offered.
+    supports_portrait: ClassVar[bool]
+
+    @property
+    @abstractmethod
+    def version(self) -> str:
+        """Provider API version recorded with every answer."""
+
+    def covers(self, id_type: str) -> bool:
+        """Whether the authority holds identities of ``id_type``."""
+        return covered(id_type)
+
+    @abstractmethod
+    def verify_identity(
+        self, name: str, id_type: str, id_number: str, valid_until: date | None = None
+    ) -> AuthorityAnswer:
+        """Do ``name`` and ``id_number`` (and the validity, where taken) belong together?"""
+
+    @abstractmethod
+    def compare_portrait(self, name: str, id_number: str, live_jpeg: bytes) -> AuthorityAnswer:
+        """Is the live capture the person of the identity's authoritative portrait?"""
 
 
 class FlowRepository(ABC):
@@ -157,7 +233,8 @@ class AttemptCounters(ABC):
 
 class LivenessSessions(ABC):
     @abstractmethod
-    def create(self, session: LivenessSession) -> None: ...
+    def create(self, session: LivenessSession) -> None:
+        """Store a new session; Conflict ``liveness.session_exists`` when its id is taken."""
 
     @abstractmethod
     def get(self, session_id: str) -> LivenessSession | None: ...

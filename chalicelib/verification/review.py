@@ -55,7 +55,10 @@ class Reviews:
                 return existing
         check_open(flow)
         left = self._face.left_for(flow)
-        if left is None or left.left > 0 or flow.checks.get(CheckName.FACE) is not CheckVerdict.FAILED:
+        # The flow's attempts, or the person's attempts of the day (used up in any flow), ran out and
+        # the face has not passed: a reviewer looks instead of a wait for the next day.
+        face = flow.checks.get(CheckName.FACE)
+        if left is None or left.left > 0 or face in (CheckVerdict.PASSED, CheckVerdict.APPROVED):
             raise Conflict(
                 "review.not_available",
                 "人脸核验次数未用完，请继续核验",
@@ -85,18 +88,15 @@ class Reviews:
         case, flow = self.review_case(case_id)
         status = ReviewStatus.APPROVED if decision is ReviewDecision.APPROVE else ReviewStatus.REJECTED
         decided = self._cases.decide(case_id, status, reviewer, note, self._clock())
+        # The reviewer decides every check that waited for them (the face, an identity check the
+        # authority could not make).
+        verdict = CheckVerdict.APPROVED if decision is ReviewDecision.APPROVE else CheckVerdict.REJECTED
+        waiting = {k: verdict for k, v in flow.checks.items() if v is CheckVerdict.IN_REVIEW}
+        checks = {**flow.checks, **waiting, CheckName.FACE: verdict}
         if decision is ReviewDecision.APPROVE:
-            self._flows.save(
-                flow,
-                status=FlowStatus.VERIFIED,
-                checks={**flow.checks, CheckName.FACE: CheckVerdict.APPROVED},
-            )
+            self._flows.save(flow, status=FlowStatus.VERIFIED, checks=checks)
         else:
-            self._flows.save(
-                flow,
-                status=FlowStatus.REJECTED,
-                checks={**flow.checks, CheckName.FACE: CheckVerdict.REJECTED},
-            )
+            self._flows.save(flow, status=FlowStatus.REJECTED, checks=checks)
         self._evidence.append(
             flow.flow_id,
             EvidenceKind.REVIEW_DECIDED,

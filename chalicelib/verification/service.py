@@ -4,6 +4,7 @@ One entry point for every kind of flow, each method handed to the use case that 
 
 - ``flows.Flows``: open a flow, find it, type the identity, keep, reopen, purge the expired ones;
 - ``documents.Documents``: upload photos safely, read them (OCR) and cross-check them;
+- ``authority.AuthorityChecks``: the identity (and the live face) against the identity authority;
 - ``face.FaceChecks``: liveness sessions, the live capture against the ID portrait, attempt limits;
 - ``review.Reviews``: manual review once the attempts have run out;
 - ``consents.Consents``: the biometric consent and the flow's other consents, into the evidence.
@@ -22,9 +23,12 @@ from pydantic import BaseModel
 
 from chalicelib.kernel.clock import Clock, utc_now
 from chalicelib.kernel.crypto import KeyedHasher
+from chalicelib.kernel.errors import Conflict
+from chalicelib.verification.authority import AuthorityChecks, AuthorityOutcome, AuthorityPortraitGate
 from chalicelib.verification.cases import CaseOpener
 from chalicelib.verification.consents import Consents
 from chalicelib.verification.documents import Documents
+from chalicelib.verification.domain.authority import UnavailablePolicy
 from chalicelib.verification.domain.documents import DocumentKind
 from chalicelib.verification.domain.evidence import EvidenceKind
 from chalicelib.verification.domain.flows import (
@@ -33,10 +37,13 @@ from chalicelib.verification.domain.flows import (
     FlowPurpose,
     ReviewCase,
     ReviewDecision,
+    ReviewReason,
     ReviewStatus,
     TypedIdentity,
     VerificationPolicy,
 )
+from chalicelib.verification.domain.liveness import LivenessCapture
+from chalicelib.verification.domain.readings import AuthorizationLetter, VehicleDocument
 from chalicelib.verification.face import FaceChecks
 from chalicelib.verification.flows import Flows
 from chalicelib.verification.ports import (
@@ -45,6 +52,7 @@ from chalicelib.verification.ports import (
     FaceEngine,
     FaceGate,
     FlowRepository,
+    IdentityAuthority,
     LivenessEngine,
     LivenessSessions,
     OcrEngine,
@@ -79,6 +87,8 @@ class VerificationService:
         hasher: KeyedHasher,
         policy: VerificationPolicy,
         gates: Sequence[FaceGate] = (),
+        authority: IdentityAuthority | None = None,
+        authority_unavailable: UnavailablePolicy = "retry",
         clock: Clock = utc_now,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
@@ -88,12 +98,29 @@ class VerificationService:
             evidence=evidence,
             hasher=hasher,
             policy=policy,
+            gates=gates,
             clock=clock,
             new_id=new_id,
         )
-        self.documents = Documents(
-            flows=self.flows, uploads=uploads, ocr=ocr, faces=faces, evidence=evidence, clock=clock
+        self.authority = (
+            None
+            if authority is None
+            else AuthorityChecks(
+                flows=self.flows, authority=authority, evidence=evidence, unavailable=authority_unavailable
+            )
         )
+        if self.authority is not None:
+            gates = (AuthorityPortraitGate(self.authority, evidence), *gates)
+        self.documents = Documents(
+            flows=self.flows,
+            uploads=uploads,
+            ocr=ocr,
+            faces=faces,
+            evidence=evidence,
+            authority=self.authority,
+            clock=clock,
+        )
+        self.cases = CaseOpener(flows=self.flows, cases=cases, evidence=evidence, clock=clock)
         self.face = FaceChecks(
             flows=self.flows,
             documents=self.documents,
@@ -103,7 +130,7 @@ class VerificationService:
             liveness=liveness,
             evidence=evidence,
             policy=policy,
-            cases=CaseOpener(flows=self.flows, cases=cases, evidence=evidence, clock=clock),
+            cases=self.cases,
             gates=gates,
             clock=clock,
             new_id=new_id,
@@ -147,8 +174,28 @@ class VerificationService:
     def read_document(self, flow_id: str, caller: str, kind: DocumentKind) -> OcrOutcome:
         return self.documents.read_document(flow_id, caller, kind)
 
+    def read_vehicle_document(self, flow_id: str, caller: str, kind: DocumentKind) -> VehicleDocument:
+        return self.documents.read_vehicle_document(flow_id, caller, kind)
+
     def check_owner_id(self, flow_id: str, caller: str, owner: TypedIdentity) -> None:
         self.documents.check_owner_id(flow_id, caller, owner)
+
+    def check_authorization_letter(
+        self, flow_id: str, caller: str, *, owner_name: str, owner_id_number: str, vin: str
+    ) -> AuthorizationLetter:
+        return self.documents.check_authorization_letter(
+            flow_id, caller, owner_name=owner_name, owner_id_number=owner_id_number, vin=vin
+        )
+
+    def check_authority(self, flow_id: str, caller: str) -> AuthorityOutcome:
+        """Ask the identity authority again (after ``authority.unavailable``), without a new upload."""
+        if self.authority is None:
+            raise Conflict(
+                "authority.not_configured",
+                "未配置身份核验服务",
+                "No identity authority is configured on this stage",
+            )
+        return self.authority.check_identity(flow_id, caller)
 
     def document_url(self, flow: Flow, kind: str) -> str | None:
         return self.documents.document_url(flow, kind)
@@ -159,9 +206,14 @@ class VerificationService:
         return self.face.start_liveness(flow_id, caller)
 
     def complete_liveness(
-        self, flow_id: str, caller: str, session_id: str, frames: Sequence[bytes]
+        self,
+        flow_id: str,
+        caller: str,
+        session_id: str,
+        frames: Sequence[bytes],
+        capture: LivenessCapture | None = None,
     ) -> FaceCheckOutcome:
-        return self.face.complete_liveness(flow_id, caller, session_id, frames)
+        return self.face.complete_liveness(flow_id, caller, session_id, frames, capture)
 
     def attempts_left(self, flow_id: str, caller: str) -> AttemptsLeft | None:
         return self.face.attempts_left(flow_id, caller)
@@ -170,6 +222,11 @@ class VerificationService:
 
     def request_review(self, flow_id: str, caller: str) -> ReviewCase:
         return self.reviews.request_review(flow_id, caller)
+
+    def open_case(
+        self, flow_id: str, caller: str, reason: ReviewReason, summary: dict[str, Any] | None = None
+    ) -> ReviewCase:
+        return self.cases.open(self.flows.flow(flow_id, caller), caller, reason, summary)
 
     def review_queue(
         self, status: ReviewStatus, limit: int, cursor: str | None

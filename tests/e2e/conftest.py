@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.face_photos import FACES
-from tests.synthetic_documents import cjk_font_path
+from tests.face_photos import CARD_PORTRAIT, FACES
+from tests.synthetic_documents import PERSON_ID_NUMBER, PERSON_NAME, cjk_font_path
 
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
@@ -158,7 +158,7 @@ class Stack:
             return ""
 
 
-def _stack_env(moto: int, api: int, sandbox: int) -> dict[str, str]:
+def _stack_env(moto: int, api: int, sandbox: int, authority: int) -> dict[str, str]:
     # The test stage's settings (tests/conftest.py) must not leak into the local stack.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CHEKA_", "POWERTOOLS_"))}
     env.update(
@@ -167,6 +167,7 @@ def _stack_env(moto: int, api: int, sandbox: int) -> dict[str, str]:
             "CHEKA_MOTO_PORT": str(moto),
             "CHEKA_API_PORT": str(api),
             "CHEKA_SANDBOX_PORT": str(sandbox),
+            "CHEKA_AUTHORITY_PORT": str(authority),
             "CHEKA_AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto}",
             # The owner's phone gets a registration code and, minutes later, a de-registration code;
             # the 60 s resend rule itself is proved in tests/integration/test_sms_codes.py.
@@ -243,8 +244,8 @@ def browser_prerequisites() -> None:
 
 @pytest.fixture(scope="session")
 def stack(browser_prerequisites: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    moto, api, sandbox = _free_ports(3)
-    env = _stack_env(moto, api, sandbox)
+    moto, api, sandbox, authority = _free_ports(4)
+    env = _stack_env(moto, api, sandbox, authority)
     log = tmp_path_factory.mktemp("stack") / "stack.log"
     bin_dir = Path(sys.executable).parent
     with log.open("wb") as out:
@@ -278,6 +279,18 @@ def stack(browser_prerequisites: None, tmp_path_factory: pytest.TempPathFactory)
             return done.stdout
 
         seed = json.loads(cheka("seed"))
+        # The synthetic person of the H5 tests is a citizen of the stage's (sandbox) identity authority,
+        # with the face their card carries; any other identity is refused.
+        cheka(
+            "authority",
+            "register",
+            "--name",
+            PERSON_NAME,
+            "--id-number",
+            PERSON_ID_NUMBER,
+            "--portrait",
+            str(FACES / CARD_PORTRAIT),
+        )
         token = cheka("token", "issue", "--subject", "e2e-admin", "--role", "admin", "--ttl", "3600").strip()
         yield Stack(
             api=f"http://127.0.0.1:{api}",

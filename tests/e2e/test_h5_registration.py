@@ -21,7 +21,7 @@ import pytest
 
 from tests.e2e.conftest import Stack
 from tests.face_photos import FACES
-from tests.synthetic_documents import PERSON_ADDRESS, PERSON_ID_NUMBER, PERSON_NAME
+from tests.synthetic_documents import PERSON_ADDRESS, PERSON_ID_NUMBER, PERSON_NAME, vehicle_licence
 
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
@@ -178,6 +178,21 @@ class Phone:
         state = self._js("return document.getElementById(arguments[0]).dataset.state", f"doc-{kind}")
         return str(state) if state in ("done", "failed") else None
 
+    def head_unit_code(self, vin: str, send: Callable[[], None]) -> str:
+        """Tap "发送到车机", then read the code the sandbox telematics showed on the car's head unit."""
+
+        def newest() -> dict[str, Any] | None:
+            status, doc = self.stack.call("GET", f"/v1/dev/head-unit/{vin}")
+            assert status == 200, (status, doc)
+            return doc["messages"][0] if doc["messages"] else None
+
+        before = newest()
+        send()
+        shown = self.wait_until(
+            "a code on the head unit", lambda: (m := newest()) is not None and m != before and m
+        )
+        return str(shown["code"])
+
     def write(self, name: str, data: bytes) -> Path:
         path = self.files / name
         path.write_bytes(data)
@@ -236,6 +251,18 @@ def phone(browser: WebDriver, stack: Stack, tmp_path: Path, camera: Path) -> Pho
     if not stack.route_exists("GET", "/h5"):
         pytest.skip("app.py does not serve the H5 client yet: register chalicelib.api.h5.bp")
     return Phone(browser, stack, tmp_path, camera)
+
+
+def show_possession(me: Phone, vin: str, *, licence: bool = False) -> None:
+    """The possession step: the code the car's head unit shows, or a photo of the 行驶证 read by OCR."""
+    me.wait_screen("possession")
+    if licence:
+        me.choose_files("#licence-album", me.write("licence.png", vehicle_licence(vin=vin)))
+    else:
+        code = me.head_unit_code(vin, lambda: me.tap("#head-unit-send"))
+        me.fill("#head-unit-code", code)
+        me.tap("#head-unit-submit")
+    me.wait_until("possession shown", lambda: me.screen() != "possession", timeout=90)
 
 
 def unregistered_vin(stack: Stack) -> str:
@@ -434,6 +461,9 @@ def test_a_person_registers_a_car_and_deregisters_it_in_the_browser(phone: Phone
     me.fill("#owner-code", code)
     me.tap("#phone-submit")
 
+    # And show they hold the car: the code its head unit shows
+    show_possession(me, vin)
+
     # And prove who they are: identity, ID card photos read by OCR, the face (camera) against the card
     prove_identity(me, camera=True, typo=True)
 
@@ -524,9 +554,8 @@ def test_a_trustee_gives_the_owner_and_the_authorization_letter_in_the_browser(
 ) -> None:
     import random
 
-    from PIL import Image, ImageDraw
-
     from chalicelib.local.synthetic import make_resident_id
+    from tests.synthetic_documents import authorization_letter
 
     me = phone
     vin = unregistered_vin(stack)
@@ -552,6 +581,8 @@ def test_a_trustee_gives_the_owner_and_the_authorization_letter_in_the_browser(
     code = me.sms_code(trustee, lambda: me.tap("#owner-send"))
     me.fill("#owner-code", code)
     me.tap("#phone-submit")
+    # (the trustee shows possession for the owner, with the car's 行驶证)
+    show_possession(me, vin, licence=True)
 
     # Then the delegation step asks for the owner and the letter, and refuses to go on without the letter
     me.wait_screen("delegation")
@@ -560,14 +591,23 @@ def test_a_trustee_gives_the_owner_and_the_authorization_letter_in_the_browser(
     me.fill("#owner-id-number", owner_id)
     me.fill("#owner-name", "李四")
     me.fill("#owner-address", "上海市浦东新区世纪大道 100 号")
+    owner_mobile = "13700137001"
+    me.fill("#owner-mobile", owner_mobile)
     me.tap("#delegation-submit")
     refusal = me.wait_until("the missing letter's refusal", me.errors)
     assert "授权委托书" in refusal[0], refusal
-    # And with the letter photographed, the trustee goes on to their own identity
-    page = Image.new("RGB", (1240, 1754), "white")
-    ImageDraw.Draw(page).rectangle((100, 100, 1140, 400), outline="black", width=6)
+    # And the letter naming the owner, the trustee and the car is photographed
     letter = tmp_path / "letter.jpg"
-    page.save(letter, "JPEG", quality=85)
+    letter.write_bytes(
+        authorization_letter(
+            owner_name="李四",
+            owner_id_number=owner_id,
+            trustee_name=PERSON_NAME,
+            trustee_id_number=PERSON_ID_NUMBER,
+            vin=vin,
+            fmt="JPEG",
+        )
+    )
     me.choose_files("#letter-album", letter)
     me.wait_until(
         "the letter to be stored",
@@ -591,5 +631,14 @@ def test_a_trustee_gives_the_owner_and_the_authorization_letter_in_the_browser(
         45,
     )
     me.tap("#delegation-submit")
+    # Then the owner confirms the delegation with the code sent to the owner's phone
+    me.wait_until(
+        "the owner's confirmation to be asked", lambda: me.element("#delegation-confirm").is_displayed(), 90
+    )
+    assert "137****7001" in me.element("#delegation-confirm-hint").text
+    code = me.sms_code(owner_mobile, lambda: me.tap("#delegation-send"))
+    me.fill("#delegation-code", code)
+    me.tap("#delegation-confirm-submit")
+    # And the trustee goes on to their own identity
     me.wait_screen("identity")
     assert "受托人" in me.element('section[data-screen="identity"] .hint').text

@@ -31,6 +31,7 @@ from chalicelib.verification.domain.flows import (
     case_not_found,
 )
 from chalicelib.verification.domain.liveness import (
+    LivenessCapture,
     LivenessChallenge,
     LivenessDirection,
     LivenessVerdict,
@@ -302,7 +303,8 @@ class FakeLivenessEngine(LivenessEngine):
     """Judges every check ``live`` or not as configured; the first frame is the reference image.
 
     ``verdicts`` (consumed in order) override ``live`` one judgement at a time; ``error`` is raised
-    by the next ``judge`` instead (``liveness.not_finished``, bad frames...).
+    by the next ``judge`` instead (``liveness.not_finished``, bad frames...); ``reasons`` (consumed in
+    order) make the next judgements not live for those reasons (``liveness.no_face``...).
     """
 
     name: ClassVar[str] = "fake-liveness"
@@ -311,6 +313,7 @@ class FakeLivenessEngine(LivenessEngine):
         self.live = live
         self.verdicts = list(verdicts)
         self.error: Exception | None = None
+        self.reasons: list[list[str]] = []
         self.started = 0
         self.judged = 0
 
@@ -326,20 +329,25 @@ class FakeLivenessEngine(LivenessEngine):
         return ProviderSession(provider_session_id=f"fake-{self.started}", client={"direction": "left"})
 
     def judge(
-        self, provider_session_id: str | None, challenge: LivenessChallenge, frames: Sequence[bytes]
+        self,
+        provider_session_id: str | None,
+        challenge: LivenessChallenge,
+        frames: Sequence[bytes],
+        capture: LivenessCapture | None = None,
     ) -> LivenessVerdict:
         if self.error is not None:
             error, self.error = self.error, None
             raise error
         check_frames(challenge, frames)
         self.judged += 1
-        live = self.verdicts.pop(0) if self.verdicts else self.live
+        reasons = self.reasons.pop(0) if self.reasons else None
+        live = False if reasons else self.verdicts.pop(0) if self.verdicts else self.live
         return LivenessVerdict(
             live=live,
             confidence=99.0 if live else 10.0,
             engine=self.name,
             engine_version=self.version,
-            reasons=[] if live else ["liveness.no_pose_change"],
+            reasons=reasons or ([] if live else ["liveness.no_pose_change"]),
             frames=len(frames),
             details={"provider_session_id": provider_session_id},
             reference_image=frames[0] if frames else None,

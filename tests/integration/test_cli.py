@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from chalicelib.cli.main import main
+from chalicelib.local.sandbox_authority import SandboxAuthority
 
 
 def run(*args: str) -> tuple[int, object]:
@@ -89,7 +90,9 @@ def test_demo_id_card_draws_a_card_the_ocr_reads_as_the_identity_it_prints(tmp_p
     portrait = FACES / "obama_1.jpg"
     if not portrait.is_file():
         pytest.skip(f"face photos not found at {FACES}")
-    result = CliRunner().invoke(main, ["demo-id-card", "--portrait", str(portrait), "--out", str(tmp_path)])
+    result = CliRunner().invoke(
+        main, ["demo-id-card", "--portrait", str(portrait), "--out", str(tmp_path), "--no-register"]
+    )
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output)
     front, back = (Path(p) for p in doc["files"])
@@ -103,3 +106,30 @@ def test_demo_id_card_draws_a_card_the_ocr_reads_as_the_identity_it_prints(tmp_p
     reading = parse_id_front(deps.ocr_engine().read(front.read_bytes()))
     assert reading.id_number == doc["type in"]["id_number"]
     assert reading.name == doc["type in"]["name"]
+
+
+def test_demo_id_card_invents_a_new_identity_each_time_and_registers_it_unless_told_not_to(
+    tmp_path: Path, identity_authority: SandboxAuthority
+) -> None:
+    from chalicelib.adapters.authority.sandbox import SandboxIdentityAuthority
+    from chalicelib.core import deps
+    from chalicelib.verification.domain.authority import AuthorityResult
+    from tests.face_photos import CARD_PORTRAIT, FACES
+    from tests.synthetic_documents import require_cjk_font
+
+    require_cjk_font()
+    portrait = FACES / CARD_PORTRAIT
+    if not portrait.is_file():
+        pytest.skip(f"face photos not found at {FACES}")
+    deps.reset()  # the stage's settings: the sandbox authority of the test session
+    people = []
+    for n, extra in enumerate(([], [], ["--no-register"])):
+        code, doc = run("demo-id-card", "--portrait", str(portrait), "--out", str(tmp_path / str(n)), *extra)
+        assert code == 0, doc
+        assert isinstance(doc, dict)
+        people.append(doc["type in"])
+    assert len({p["id_number"] for p in people}) == 3
+    assert len({p["name"] for p in people}) >= 2
+    authority = SandboxIdentityAuthority(identity_authority.url)
+    answers = [authority.verify_identity(p["name"], "resident_id", p["id_number"]).result for p in people]
+    assert answers == [AuthorityResult.MATCH, AuthorityResult.MATCH, AuthorityResult.NOT_FOUND]

@@ -1,7 +1,9 @@
 """The local liveness engine (head-turn burst) with the dlib face engine, on bursts built from real photos.
 
-Bursts come from ``tests.liveness_frames``: a photo warped to turn (``turning_burst``) or one person's
-photos in different poses (``photo_burst``). The figures each test relies on are in its comments.
+Bursts come from ``tests.liveness_frames``: a photo warped to turn or nod and captured as a handheld
+camera would (``turning_frames`` / ``nodding_burst`` + ``handheld``: one continuous capture), or one
+person's different photos in different poses (``photo_burst``, ``aligned_photo_burst``: the attack a
+pile of photos makes). The figures each test relies on are in its comments.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import io
 import json
 import random
 from collections.abc import Callable
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -20,6 +23,7 @@ from chalicelib.kernel.errors import InvalidField, PayloadTooLarge
 from chalicelib.verification.domain.faces import DEFAULT_FACE_THRESHOLD, DetectedFace, FaceComparison
 from chalicelib.verification.domain.liveness import (
     MAX_FRAME_BYTES,
+    LivenessCapture,
     LivenessChallenge,
     LivenessDirection,
     LivenessVerdict,
@@ -27,14 +31,19 @@ from chalicelib.verification.domain.liveness import (
 from chalicelib.verification.ports import FaceEngine
 from tests.face_photos import local_face_engine_missing
 from tests.liveness_frames import (
+    aligned_photo_burst,
     blank,
+    capture_times,
+    handheld,
     jpeg,
     mirrored,
+    nodding_burst,
     photo,
     photo_burst,
     png,
     tilted_print,
     turning_burst,
+    turning_frames,
 )
 
 if missing := local_face_engine_missing("pairs.csv"):
@@ -69,16 +78,19 @@ Burst = Callable[[str], list[bytes]]
 
 @pytest.fixture(scope="module")
 def burst(faces: LocalFaceEngine) -> Burst:
-    """Bursts by name ("warp obama_1.jpg right", "photos up"), built once per module."""
+    """Bursts by name ("warp obama_1.jpg right", "photos up", "aligned up"), built once per module."""
     cache: dict[str, list[bytes]] = {}
 
     def make(key: str) -> list[bytes]:
         if key not in cache:
             kind, *rest = key.split()
             if kind == "warp":
-                name, direction = rest
-                sign = LivenessDirection(direction).sign
-                cache[key] = turning_burst(faces, name, sign)
+                name, value = rest
+                direction = LivenessDirection(value)
+                frames = nodding_burst if direction.axis == "pitch" else turning_frames
+                cache[key] = handheld(frames(faces, name, direction.sign))
+            elif kind == "aligned":
+                cache[key] = aligned_photo_burst(faces, LivenessDirection(rest[0]))
             else:
                 cache[key] = photo_burst(LivenessDirection(rest[0]))
         return cache[key]
@@ -86,8 +98,19 @@ def burst(faces: LocalFaceEngine) -> Burst:
     return make
 
 
-def judge(engine: LocalLivenessEngine, direction: LivenessDirection, frames: list[bytes]) -> LivenessVerdict:
-    return engine.judge(None, LivenessChallenge(direction=direction), frames)
+NONCE = "n0nce-of-the-session"
+
+
+def judge(
+    engine: LocalLivenessEngine,
+    direction: LivenessDirection,
+    frames: list[bytes],
+    capture: LivenessCapture | None = None,
+) -> LivenessVerdict:
+    """The burst judged for a session whose nonce is ``NONCE``; by default sent with that nonce and a
+    frame every 450 ms."""
+    sent = capture or LivenessCapture(nonce=NONCE, timestamps_ms=capture_times(len(frames)))
+    return engine.judge(None, LivenessChallenge(direction=direction, nonce=NONCE), frames, sent)
 
 
 def closest_frame(image: bytes | None, frames: list[bytes]) -> int:
@@ -104,14 +127,9 @@ def closest_frame(image: bytes | None, frames: list[bytes]) -> int:
 
 
 GENUINE = [
-    ("warp obama_1.jpg right", RIGHT),
-    ("warp obama_1.jpg left", LEFT),
-    ("warp alex_lacamoire_3.jpg right", RIGHT),
-    ("warp alex_lacamoire_3.jpg left", LEFT),
-    ("photos right", RIGHT),
-    ("photos left", LEFT),
-    ("photos up", UP),
-    ("photos down", DOWN),
+    (f"warp {name} {direction.value}", direction)
+    for name in ("obama_1.jpg", "alex_lacamoire_3.jpg")
+    for direction in (RIGHT, LEFT, UP, DOWN)
 ]
 
 
@@ -119,21 +137,23 @@ GENUINE = [
 def test_a_turn_in_the_requested_direction_is_live(
     liveness: LocalLivenessEngine, burst: Burst, key: str, direction: LivenessDirection
 ) -> None:
-    # Given four frames of one face turning the requested way (warps: 19–26° of yaw; photos: 25° of
-    # yaw, 22° of pitch up, 36° down)
+    # Given four frames of one continuous capture of a face turning the requested way (measured: 16–26°
+    # of yaw, 14–38° of pitch)
     frames = burst(key)
     # When they are judged against that direction
     verdict = judge(liveness, direction, frames)
     # Then the burst is live, and the reference image is the most frontal frame
     assert (verdict.live, verdict.reasons, verdict.confidence, verdict.frames) == (True, [], 100.0, 4)
     details = verdict.details
-    assert details["turn_degrees"] >= 15
+    assert details["turn_degrees"] >= 13
     assert details["opposite_degrees"] < 5
     assert details["distinct_frames"] == 4
+    assert details["continuity"]["ok"]
+    assert details["timing"]["ok"]
     assert closest_frame(verdict.reference_image, frames) == details["frontal_frame"]
     similarities = [f["similarity"] for f in details["per_frame"] if f["similarity"] is not None]
     assert len(similarities) == 3
-    assert min(similarities) >= DEFAULT_FACE_THRESHOLD + 5  # lowest measured: 61 (biden_2 vs biden_1)
+    assert min(similarities) >= DEFAULT_FACE_THRESHOLD
     # and the angles the verdict rests on point the requested way
     angles = [f[direction.axis] for f in details["per_frame"]]
     turned, start = angles[details["turned_frame"]], angles[details["start_frame"]]
@@ -146,7 +166,7 @@ def test_the_same_burst_against_the_opposite_direction_fails(
 ) -> None:
     verdict = judge(liveness, OPPOSITE[direction], burst(key))
     assert (verdict.live, verdict.reasons, verdict.confidence) == (False, ["liveness.wrong_direction"], 0.0)
-    assert verdict.details["opposite_degrees"] >= 15
+    assert verdict.details["opposite_degrees"] >= 13
 
 
 @pytest.mark.parametrize("direction", [UP, DOWN])
@@ -185,11 +205,12 @@ def test_a_printed_photo_turned_in_front_of_the_camera_fails(
     liveness: LocalLivenessEngine, direction: LivenessDirection, amounts: tuple[float, float]
 ) -> None:
     # Given a flat print turned about its vertical axis (one edge 15 %, then 30 % shorter): the frames
-    # differ, but a flat face does not turn
+    # differ, but a flat face does not turn (the whole frame is the print, so the scene jumps too)
     im = photo("obama_1.jpg")
     frames = [jpeg(im), *(jpeg(tilted_print(im, amount)) for amount in amounts)]
     verdict = judge(liveness, direction, frames)
-    assert verdict.reasons == ["liveness.no_pose_change"]
+    assert not verdict.live
+    assert "liveness.no_pose_change" in verdict.reasons
     assert verdict.details["distinct_frames"] == 3
     assert verdict.details["turn_degrees"] < 5
 
@@ -200,7 +221,8 @@ def test_another_person_in_mid_burst_fails(
     # Given Obama turning right, whose last two frames are Biden turning right
     obama, biden = burst("warp obama_1.jpg right"), turning_burst(faces, "biden_2.jpg", 1)
     verdict = judge(liveness, RIGHT, [*obama[:2], *biden[2:]])
-    assert verdict.reasons == ["liveness.not_same_person"]
+    assert not verdict.live
+    assert "liveness.not_same_person" in verdict.reasons
     scores = [f["similarity"] for f in verdict.details["per_frame"]]
     assert scores[0] is None  # the most frontal frame is the reference
     assert scores[1] >= 80
@@ -253,7 +275,7 @@ def test_the_verdict_is_a_json_evidence_record_without_the_image(
     assert "reference_image" not in record
     assert (record["engine"], record["engine_version"]) == (
         "local-head-turn",
-        f"head-turn-1/dlib-resnet-{faces.version}",
+        f"head-turn-2/dlib-resnet-{faces.version}",
     )
     assert record["details"]["direction"] == "right"
     assert record["details"]["same_person_threshold"] == DEFAULT_FACE_THRESHOLD
@@ -342,7 +364,12 @@ def test_challenges_draw_every_direction_and_start_tells_the_client(liveness: Lo
     challenge = LivenessChallenge(direction=UP)
     session = liveness.start(challenge)
     assert session.provider_session_id is None
-    assert session.client == {"direction": "up", "min_frames": "3", "max_frames": "8"}
+    assert session.client == {"direction": "up", "min_frames": "3", "max_frames": "8", "nonce": ""}
+    drawn_nonces = {liveness.new_challenge().nonce for _ in range(50)}
+    assert len(drawn_nonces) == 50
+    assert all(nonce and len(nonce) >= 20 for nonce in drawn_nonces)
+    with_nonce = LivenessChallenge(direction=UP, nonce="abc")
+    assert liveness.start(with_nonce).client["nonce"] == "abc"
     with pytest.raises(ValueError, match="direction"):
         liveness.start(LivenessChallenge(direction=None))
     with pytest.raises(ValueError, match="direction"):
@@ -355,3 +382,161 @@ def test_mirroring_a_burst_swaps_left_and_right(liveness: LocalLivenessEngine, b
     frames = [jpeg(mirrored(Image.open(io.BytesIO(frame)))) for frame in burst("warp obama_1.jpg right")]
     assert judge(liveness, LEFT, frames).live
     assert judge(liveness, RIGHT, frames).reasons == ["liveness.wrong_direction"]
+
+
+# --- one continuous capture --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["photos", "aligned"])
+@pytest.mark.parametrize("direction", list(LivenessDirection))
+def test_a_pile_of_one_persons_photos_is_not_one_capture(
+    liveness: LocalLivenessEngine, burst: Burst, kind: str, direction: LivenessDirection
+) -> None:
+    # Given four different stills of one person (some mirrored) whose poses move the requested way,
+    # sent as they are ("photos") or scaled to one frame size with the face in one place ("aligned"),
+    # with the right nonce and plausible times
+    verdict = judge(liveness, direction, burst(f"{kind} {direction.value}"))
+    # Then they are not one capture: their scenes differ (measured outside the face: 30–98 grey levels
+    # between stills of different scenes; at most 13 between frames of one handheld capture)
+    assert not verdict.live
+    assert "liveness.not_continuous" in verdict.reasons
+    problems = verdict.details["continuity"]["problems"]
+    assert problems == ["sizes"] if kind == "photos" else "background" in problems
+    assert "liveness.not_same_person" not in verdict.reasons
+
+
+def test_the_aligned_stills_would_have_answered_the_challenge_by_their_poses_alone(
+    liveness: LocalLivenessEngine, burst: Burst
+) -> None:
+    # The continuity check is what stops them: the head-turn rules alone are satisfied
+    for direction in LivenessDirection:
+        verdict = judge(liveness, direction, burst(f"aligned {direction.value}"))
+        assert verdict.reasons == ["liveness.not_continuous"], direction
+        assert verdict.details["turn_degrees"] >= 12
+
+
+def scene_swapped(frame: bytes, other: str, faces: LocalFaceEngine) -> bytes:
+    """``frame`` with everything but the face region taken from another photo (same size)."""
+    with Image.open(io.BytesIO(frame)) as opened:
+        im = opened.convert("RGB")
+    (face,) = faces.detect(frame)
+    backdrop = photo(other).resize(im.size)
+    box = face.box
+    margin = box.width // 2
+    region = (
+        box.left - margin,
+        box.top - margin,
+        box.left + box.width + margin,
+        box.top + box.height + margin,
+    )
+    backdrop.paste(im.crop(region), region[:2])
+    return jpeg(backdrop)
+
+
+def test_a_frame_from_another_scene_breaks_the_capture(
+    liveness: LocalLivenessEngine, faces: LocalFaceEngine, burst: Burst
+) -> None:
+    frames = list(burst("warp alex_lacamoire_3.jpg right"))
+    frames[2] = scene_swapped(frames[2], "kit_harington_1.jpg", faces)
+    verdict = judge(liveness, RIGHT, frames)
+    assert verdict.reasons == ["liveness.not_continuous"]
+    assert "background" in verdict.details["continuity"]["problems"]
+    assert max(verdict.details["continuity"]["background_change"]) > 20
+
+
+def test_a_jump_in_lighting_or_in_the_face_position_breaks_the_capture(
+    liveness: LocalLivenessEngine, burst: Burst
+) -> None:
+    frames = list(burst("warp alex_lacamoire_3.jpg left"))
+    with Image.open(io.BytesIO(frames[2])) as opened:
+        im = opened.convert("RGB")
+    darker = jpeg(Image.eval(im, lambda v: v // 2))
+    moved = jpeg(
+        im.transform(im.size, Image.Transform.AFFINE, (1, 0, -120, 0, 1, 0), fillcolor=(128, 128, 128))
+    )
+    light = judge(liveness, LEFT, [*frames[:2], darker, frames[3]])
+    motion = judge(liveness, LEFT, [*frames[:2], moved, frames[3]])
+    assert light.reasons == ["liveness.not_continuous"]
+    assert "lighting" in light.details["continuity"]["problems"]
+    assert max(light.details["continuity"]["light_steps"]) > 15
+    assert motion.reasons == ["liveness.not_continuous"]
+    assert "motion" in motion.details["continuity"]["problems"]
+    assert max(motion.details["continuity"]["face_shifts"]) > 0.35
+
+
+def test_a_burst_without_the_sessions_nonce_fails(liveness: LocalLivenessEngine, burst: Burst) -> None:
+    frames = burst("warp obama_1.jpg right")
+    times = capture_times(len(frames))
+    wrong = judge(liveness, RIGHT, frames, LivenessCapture(nonce="another-sessions", timestamps_ms=times))
+    missing = judge(liveness, RIGHT, frames, LivenessCapture(timestamps_ms=times))
+    assert (wrong.live, wrong.reasons) == (False, ["liveness.nonce"])
+    assert (missing.live, missing.reasons) == (False, ["liveness.nonce"])
+    # without any capture facts, both the nonce and the times are missing
+    bare = liveness.judge(None, LivenessChallenge(direction=RIGHT, nonce=NONCE), frames)
+    assert bare.reasons == ["liveness.nonce", "liveness.timestamps"]
+
+
+@pytest.mark.parametrize(
+    ("times", "problem"),
+    [
+        (None, "missing"),
+        ([0, 450, 900], "count"),
+        ([0, 450, 400, 900], "order"),
+        ([0, 450, 450, 900], "order"),
+        ([0, 450, 3_450, 3_900], "step"),
+        ([0, 60, 120, 180], "span"),
+    ],
+    ids=["missing", "count", "backwards", "repeated", "gap", "too-quick"],
+)
+def test_frame_times_that_are_not_one_capture_fail(
+    liveness: LocalLivenessEngine, burst: Burst, times: list[int] | None, problem: str
+) -> None:
+    frames = burst("warp obama_1.jpg left")
+    verdict = judge(liveness, LEFT, frames, LivenessCapture(nonce=NONCE, timestamps_ms=times))
+    assert (verdict.live, verdict.reasons) == (False, ["liveness.timestamps"])
+    assert verdict.details["timing"]["problem"] == problem
+
+
+# --- the pitch direction -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["obama_1.jpg", "alex_lacamoire_3.jpg", "kit_harington_1.jpg"])
+def test_a_raised_head_answers_up_and_a_lowered_head_answers_down(
+    liveness: LocalLivenessEngine, faces: LocalFaceEngine, name: str, tmp_path: Path
+) -> None:
+    # Given a photo raised (and lowered) 0–30° by a head-model nod: raised, the chin comes forward and
+    # the forehead recedes; lowered, the reverse. The frames are written out to be looked at.
+    raised, lowered = nodding_burst(faces, name, +1), nodding_burst(faces, name, -1)
+    for label, frames in (("up", raised), ("down", lowered)):
+        for i, frame in enumerate(frames):
+            frame.save(tmp_path / f"{Path(name).stem}-{label}-{i}.jpg")
+    up, down = handheld(raised), handheld(lowered)
+    # Then the raised head answers UP, not DOWN, and the lowered one DOWN, not UP
+    assert judge(liveness, UP, up).live, f"frames in {tmp_path}"
+    assert judge(liveness, DOWN, up).reasons == ["liveness.wrong_direction"]
+    assert judge(liveness, DOWN, down).live
+    assert judge(liveness, UP, down).reasons == ["liveness.wrong_direction"]
+    # and the pitch the face engine reads grows as the head rises
+    pitches = [faces.detect(frame)[0].pitch for frame in up]
+    assert pitches[-1] - pitches[0] >= 12
+    assert len(list(tmp_path.glob(f"{Path(name).stem}-*.jpg"))) == 8
+
+
+def test_the_pose_of_a_head_model_raised_by_a_known_angle_reads_as_that_pitch() -> None:
+    # The pose fit on the landmarks of the generic head itself, raised 20° (nose pointing up) and
+    # lowered 20°, projected on an image whose y runs down
+    from chalicelib.adapters.faces.local import _HEAD_MODEL, estimate_pose
+
+    def landmarks(degrees: float) -> list[tuple[float, float]]:
+        theta = np.radians(degrees)
+        rotation = np.array(
+            [[1, 0, 0], [0, np.cos(theta), np.sin(theta)], [0, -np.sin(theta), np.cos(theta)]]
+        )
+        points = [(0.0, 0.0)] * 68
+        for index, model in _HEAD_MODEL.items():
+            x, y, _ = rotation @ np.array(model)
+            points[index] = (320 + 0.3 * x, 240 - 0.3 * y)
+        return points
+
+    assert estimate_pose(landmarks(20))[1] == pytest.approx(20.0, abs=0.01)
+    assert estimate_pose(landmarks(-20))[1] == pytest.approx(-20.0, abs=0.01)

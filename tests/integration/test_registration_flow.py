@@ -4,7 +4,6 @@ with real faces from ``../shared/faces``, the outbox push, the operator's answer
 
 from __future__ import annotations
 
-import io
 import json
 import random
 import uuid
@@ -28,6 +27,7 @@ from tests.integration.test_verification_api import (
     burst,
     call,
     s3,
+    send_burst,
     start_sideways,
     stored_keys,
     upload,
@@ -36,6 +36,7 @@ from tests.synthetic_documents import (
     PERSON_ADDRESS,
     PERSON_ID_NUMBER,
     PERSON_NAME,
+    authorization_letter,
     id_back,
     id_front,
     require_cjk_font,
@@ -46,6 +47,8 @@ pytestmark = pytest.mark.skipif(not FACES.is_dir(), reason=f"face photos not fou
 OWNER = "owner-a"
 OTHER = "owner-b"
 PHONE = "13912345678"
+#: The owner's own phone in a delegated registration (委托登记): the owner confirms with its code.
+OWNER_PHONE = "13700001111"
 REG = "/v1/me/registrations"
 DEREG = "/v1/me/deregistrations"
 
@@ -106,8 +109,7 @@ def prove_identity(api: Any, me: dict[str, str], flow_id: str, *, name: str = PE
         status, reading = call(api, "post", f"/v1/flows/{flow_id}/ocr/{kind.value}", me)
         assert status == 200, reading
     session = start_sideways(api, me, flow_id)
-    path = f"/v1/flows/{flow_id}/liveness-sessions/{session['session_id']}/result"
-    status, outcome = call(api, "post", path, me, {"frames": burst(session["challenge"]["direction"])})
+    status, outcome = send_burst(api, me, flow_id, session, burst(session["challenge"]["direction"]))
     assert status == 200, outcome
     assert outcome["passed"] is True, outcome
 
@@ -121,6 +123,21 @@ def accept_all(api: Any, me: dict[str, str], reg_id: str) -> tuple[int, Any]:
     return call(api, "post", f"{REG}/{reg_id}/consents", me, {"accepted": accepted, "client": {"ua": "test"}})
 
 
+def head_unit_code(vin: str) -> str:
+    """The code the car's head unit shows now (the sandbox telematics' drop)."""
+    return deps.vehicle_channel().recent(vin, 1)[0].code
+
+
+def prove_possession(api: Any, me: dict[str, str], reg_id: str, vin: str) -> dict[str, Any]:
+    """Possession of the car shown by the one-time code its head unit displays."""
+    status, sent = call(api, "post", f"{REG}/{reg_id}/possession/head-unit-code", me)
+    assert status == 202, sent
+    body = {"method": "head_unit", "code": head_unit_code(vin)}
+    status, reg = call(api, "post", f"{REG}/{reg_id}/possession", me, body)
+    assert status == 200, reg
+    return dict(reg)
+
+
 def register(api: Any, me: dict[str, str], vin: str, *, submit: bool = True) -> dict[str, Any]:
     """A whole registration up to the operator's answer (pending), or up to the submit step."""
     status, reg = call(api, "post", REG, me, {"vin": vin})
@@ -130,7 +147,9 @@ def register(api: Any, me: dict[str, str], vin: str, *, submit: bool = True) -> 
     assert (status, reg["step"]) == (200, "verify_phone"), reg
     code = sms_code(api, PHONE, "owner_phone", me)
     status, reg = call(api, "post", f"{REG}/{reg_id}/phone", me, {"phone": PHONE, "code": code})
-    assert (status, reg["step"]) == (200, "identity"), reg
+    assert (status, reg["step"]) == (200, "possession"), reg
+    reg = prove_possession(api, me, reg_id, vin)
+    assert reg["step"] == "identity", reg
     prove_identity(api, me, reg["flow_id"])
     status, reg = call(api, "get", f"{REG}/{reg_id}", me)
     assert reg["step"] == "consents", reg
@@ -203,9 +222,10 @@ def test_an_owner_registers_a_vehicle_and_hears_the_result(
         {"kind": "id_back", "content_type": "image/jpeg"},
     )
     assert (status, err["code"]) == (409, "flow.not_open")
-    # And the card cannot be registered again
-    status, err = call(api, "post", REG, person(OTHER), {"vin": vins[0]})
-    assert (status, err["code"]) == (409, "registration.already_registered")
+    # And someone else starting the vehicle learns nothing of it (possession is shown first)
+    status, other = call(api, "post", REG, person(OTHER), {"vin": vins[0]})
+    assert (status, other["step"], other["cards"]) == (201, "confirm_vehicle", [])
+    assert other["vehicle"]["brand"] == ""
 
 
 def test_a_refusal_is_shown_with_the_operators_reason(api: Any, person: Headers, vins: list[str]) -> None:
@@ -230,8 +250,8 @@ def test_steps_run_in_order_and_belong_to_their_owner(api: Any, person: Headers,
     assert err["code"].startswith("vin.")
     unknown = make_vin(random.Random(99))
     assert unknown not in vins
-    status, err = call(api, "post", REG, me, {"vin": unknown})
-    assert (status, err["code"]) == (404, "vehicle.not_found")
+    status, stranger = call(api, "post", REG, me, {"vin": unknown})
+    assert (status, stranger["step"]) == (201, "confirm_vehicle")
     # Steps out of order
     status, reg = call(api, "post", REG, me, {"vin": vins[2]})
     assert (status, reg["step"]) == (201, "confirm_vehicle")
@@ -365,31 +385,32 @@ def test_the_registered_person_deregisters_with_phone_and_face(
 
 
 def test_a_trustee_registers_for_the_owner_with_the_authorization_letter(
-    api: Any, person: Headers, vins: list[str]
+    api: Any, person: Headers, vins: list[str], identity_authority: Any
 ) -> None:
-    require_cjk_font()
-    from PIL import Image, ImageDraw
+    from chalicelib.local.sandbox_authority import Citizen
 
+    require_cjk_font()
     me = person()
     status, reg = call(api, "post", REG, me, {"vin": vins[1], "delegated": True})
     assert status == 201
     assert reg["delegated"] is True
-    assert reg["steps"][:3] == ["confirm_vehicle", "verify_phone", "delegation"]
+    assert reg["steps"][:4] == ["confirm_vehicle", "verify_phone", "possession", "delegation"]
     reg_id = reg["registration_id"]
     call(api, "post", f"{REG}/{reg_id}/confirm-vehicle", me, {})
     code = sms_code(api, PHONE, "owner_phone", me)
     status, reg = call(api, "post", f"{REG}/{reg_id}/phone", me, {"phone": PHONE, "code": code})
+    reg = prove_possession(api, me, reg_id, vins[1])
     assert reg["step"] == "delegation"
     owner_id = make_resident_id(random.Random(5))
-    body = {"owner": {"id_type": "resident_id", "id_number": owner_id, "name": "李四", "address": "上海市"}}
+    identity_authority.register(Citizen(name="李四", id_number=owner_id))  # the owner is a real person
+    owner = {"id_type": "resident_id", "id_number": owner_id, "name": "李四", "address": "上海市"}
+    body = {"owner": owner, "owner_phone": OWNER_PHONE}
     # Without the letter the delegation is refused
     status, err = call(api, "post", f"{REG}/{reg_id}/delegation", me, body)
     assert (status, err["code"]) == (422, "delegation.letter_missing")
-    page = Image.new("RGB", (1240, 1754), "white")
-    ImageDraw.Draw(page).rectangle((100, 100, 1140, 400), outline="black", width=6)
-    letter = io.BytesIO()
-    page.save(letter, "JPEG", quality=85)
-    status, doc = upload(api, me, reg["flow_id"], DocumentKind.AUTHORIZATION_LETTER, letter.getvalue())
+    # A letter drawn for another car is uploaded first
+    other_car = authorization_letter(owner_name="李四", owner_id_number=owner_id, vin=vins[2], fmt="JPEG")
+    status, doc = upload(api, me, reg["flow_id"], DocumentKind.AUTHORIZATION_LETTER, other_car)
     assert status == 201, doc
     # The owner's ID card is required too (第十二条), and must be the owner's
     status, err = call(api, "post", f"{REG}/{reg_id}/delegation", me, body)
@@ -401,11 +422,38 @@ def test_a_trustee_registers_for_the_owner_with_the_authorization_letter(
     assert (status, err["code"], err["field"]) == (422, "ocr.mismatch", "owner.id_number"), err
     owner_card = id_front(name="李四", id_number=owner_id, address="上海市", fmt="JPEG")
     assert upload(api, me, reg["flow_id"], DocumentKind.OWNER_ID_FRONT, owner_card)[0] == 201
+    # The letter is read: one for another car is refused, and nothing is recorded
+    status, err = call(api, "post", f"{REG}/{reg_id}/delegation", me, body)
+    assert (status, err["code"], err["field"]) == (422, "ocr.mismatch", "authorization_letter.vin"), err
+    assert call(api, "get", f"{REG}/{reg_id}", me)[1]["delegation"] is None
+    letter = authorization_letter(owner_name="李四", owner_id_number=owner_id, vin=vins[1], fmt="JPEG")
+    assert upload(api, me, reg["flow_id"], DocumentKind.AUTHORIZATION_LETTER, letter)[0] == 201
     status, reg = call(api, "post", f"{REG}/{reg_id}/delegation", me, body)
-    assert (status, reg["step"]) == (200, "identity"), reg
+    assert (status, reg["step"]) == (200, "delegation"), reg
     assert reg["delegation"]["owner_id_photo"] is True
     assert reg["delegation"]["letter"] is True
+    assert reg["delegation"]["confirmed"] is False
     assert owner_id not in json.dumps(reg)
+    assert OWNER_PHONE not in json.dumps(reg)
+    # Until the owner confirms, the registration goes no further
+    status, err = accept_all(api, me, reg_id)
+    assert (status, err["code"]) == (409, "registration.step_out_of_order"), err
+    # The owner's code is sent by the delegation step only, to the owner's phone
+    status, err = call(
+        api, "post", "/v1/auth/sms-codes", me, {"phone": OWNER_PHONE, "purpose": "delegation_confirm"}
+    )
+    assert (status, err["code"]) == (422, "sms.purpose_not_here")
+    status, sent = call(api, "post", f"{REG}/{reg_id}/delegation/code", me)
+    assert status == 202, sent
+    message = deps.sms_drop().recent(1)[0]
+    assert "委托他人办理" in message.text
+    owner_code = "".join(ch for ch in message.text.split("验证码")[1] if ch.isdigit())[:6]
+    wrong = "000000" if owner_code != "000000" else "111111"
+    status, err = call(api, "post", f"{REG}/{reg_id}/delegation/confirm", me, {"code": wrong})
+    assert (status, err["code"]) == (422, "sms.code_wrong"), err
+    status, reg = call(api, "post", f"{REG}/{reg_id}/delegation/confirm", me, {"code": owner_code})
+    assert (status, reg["step"]) == (200, "identity"), reg
+    assert (reg["delegation"]["confirmed"], reg["delegation"]["confirmed_by"]) == (True, "sms")
     # The trustee proves their own identity, then consents and submits
     prove_identity(api, me, reg["flow_id"])
     # Once the face was checked, neither the owner nor the letter can change
@@ -552,7 +600,8 @@ def test_a_registration_waiting_for_review_outlives_its_expiry(
     reg_id = reg["registration_id"]
     call(api, "post", f"{REG}/{reg_id}/confirm-vehicle", me, {})
     code = sms_code(api, PHONE, "owner_phone", me)
-    _, reg = call(api, "post", f"{REG}/{reg_id}/phone", me, {"phone": PHONE, "code": code})
+    call(api, "post", f"{REG}/{reg_id}/phone", me, {"phone": PHONE, "code": code})
+    reg = prove_possession(api, me, reg_id, vins[2])
     # Given its face attempts ran out and a reviewer has the case (the flow as request_review leaves it)
     verification = deps.verification_service()
     flow = verification.flow(reg["flow_id"], OWNER)

@@ -113,34 +113,47 @@ def consent_to_face_check(api: Any, headers: dict[str, str], flow_id: str) -> No
 
 
 def start_sideways(api: Any, headers: dict[str, str], flow_id: str) -> dict[str, Any]:
-    """A liveness session whose challenge is a head turn left or right (the direction is random; the
-    test's frames are one photo warped into a turn, which works about the vertical axis only), after
-    the biometric consent."""
+    """A liveness session after the biometric consent. Its direction is random and cannot be re-drawn
+    (starting again hands out the same session); ``burst`` has frames for each of the four."""
     consent_to_face_check(api, headers, flow_id)
-    for _ in range(30):
-        status, session = call(api, "post", f"/v1/flows/{flow_id}/liveness-sessions", headers)
-        assert status == 201, session
-        if session["challenge"]["direction"] in ("left", "right"):
-            return dict(session)
-    raise AssertionError("no sideways challenge in 30 sessions")
+    status, session = call(api, "post", f"/v1/flows/{flow_id}/liveness-sessions", headers)
+    assert status == 201, session
+    return dict(session)
 
 
 def burst(direction: str, name: str = LIVE_PERSON) -> list[str]:
-    """Base64 JPEG frames of ``name``'s face turning toward ``direction``."""
+    """Base64 JPEG frames of ``name``'s face turning toward ``direction`` (a cylinder warp for left and
+    right, a head-model nod for up and down), as a handheld camera captures them."""
     from chalicelib.adapters.faces.local import LocalFaceEngine
     from chalicelib.verification.domain.liveness import LivenessDirection
-    from tests.liveness_frames import turning_burst
+    from tests.liveness_frames import handheld, nodding_burst, turning_frames
 
-    frames = turning_burst(LocalFaceEngine(), name, LivenessDirection(direction).sign)
-    return [base64.b64encode(frame).decode() for frame in frames]
+    engine, turn = LocalFaceEngine(), LivenessDirection(direction)
+    make = nodding_burst if turn.axis == "pitch" else turning_frames
+    images = make(engine, name, turn.sign)
+    return [base64.b64encode(frame).decode() for frame in handheld(images)]
 
 
 def send_burst(
-    api: Any, headers: dict[str, str], flow_id: str, session: dict[str, Any], frames: list[str]
+    api: Any,
+    headers: dict[str, str],
+    flow_id: str,
+    session: dict[str, Any],
+    frames: list[str],
+    **capture: Any,
 ) -> tuple[int, Any]:
-    """The liveness session's result: the burst of frames sent for its challenge."""
+    """The liveness session's result: the burst of frames sent for its challenge, with the session's
+    capture nonce and the frames' capture times (``capture`` overrides either)."""
+    from tests.liveness_frames import capture_times
+
+    body = {
+        "frames": frames,
+        "nonce": session["challenge"].get("nonce"),
+        "timestamps_ms": capture_times(len(frames)),
+        **capture,
+    }
     path = f"/v1/flows/{flow_id}/liveness-sessions/{session['session_id']}/result"
-    return call(api, "post", path, headers, {"frames": frames})
+    return call(api, "post", path, headers, body)
 
 
 def card_read(api: Any, headers: dict[str, str]) -> str:
@@ -184,7 +197,12 @@ def test_a_person_proves_who_they_are_and_every_check_is_in_the_evidence(
     assert outcome["attempts_left"] == 2
 
     status, flow = call(api, "get", f"/v1/flows/{flow_id}", me)
-    assert flow["checks"] == {"ocr_id_front": "passed", "biometric_consent": "passed", "face": "passed"}
+    assert flow["checks"] == {
+        "ocr_id_front": "passed",
+        "authority": "passed",
+        "biometric_consent": "passed",
+        "face": "passed",
+    }
     assert flow["documents"] == ["id_front", "live_capture"]  # the live capture is kept (现场拍摄留存)
     assert flow["identity"]["id_number"] != PERSON_ID_NUMBER
 
@@ -196,11 +214,19 @@ def test_a_person_proves_who_they_are_and_every_check_is_in_the_evidence(
         "upload_accepted",
         "ocr_read",
         "ocr_cross_checked",
+        "authority_checked",  # the identity, with the identity authority
         "consent_given",
         "liveness_checked",
         "face_compared",
+        "authority_checked",  # the live face against the authoritative portrait
+        "face_deduplicated",
+        "face_bound",
     ]
-    compared = evidence["entries"][-1]["public"]
+    compared = next(e["public"] for e in evidence["entries"] if e["kind"] == "face_compared")
+    identity, portrait = (e["public"] for e in evidence["entries"] if e["kind"] == "authority_checked")
+    assert (identity["check"], identity["result"], identity["provider"]) == ("identity", "match", "sandbox")
+    assert (portrait["check"], portrait["result"]) == ("portrait", "match")
+    assert identity["reference"] and portrait["reference"]
     assert compared["verdict"] == "match"
     assert compared["similarity"] >= compared["threshold"]
     assert compared["engine"] == LocalFaceEngine.name

@@ -27,6 +27,7 @@ from chalicelib.verification.domain.flows import (
     TypedIdentity,
 )
 from chalicelib.verification.domain.liveness import (
+    LivenessCapture,
     LivenessChallenge,
     LivenessDirection,
     LivenessVerdict,
@@ -107,7 +108,11 @@ class ScriptedLiveness(LivenessEngine):
         return ProviderSession(provider_session_id=None, client={"direction": "left"})
 
     def judge(
-        self, provider_session_id: str | None, challenge: LivenessChallenge, frames: Sequence[bytes]
+        self,
+        provider_session_id: str | None,
+        challenge: LivenessChallenge,
+        frames: Sequence[bytes],
+        capture: LivenessCapture | None = None,
     ) -> LivenessVerdict:
         self.judged += 1
         return LivenessVerdict(

@@ -195,7 +195,7 @@ class DynamoAttemptCounters(AttemptCounters):
 
 class DynamoLivenessSessions(LivenessSessions):
     def create(self, session: LivenessSession) -> None:
-        LivenessSessionModel(
+        item = LivenessSessionModel(
             session.session_id,
             flow_id=session.flow_id,
             owner=session.owner,
@@ -203,10 +203,18 @@ class DynamoLivenessSessions(LivenessSessions):
             engine=session.engine,
             provider_session_id=session.provider_session_id,
             challenge_json=json.dumps(session.challenge, sort_keys=True),
+            flow_version=session.flow_version,
+            client_json=json.dumps(session.client, sort_keys=True),
             created_at=session.created_at,
             expires_at=session.expires_at,
             expires_epoch=_epoch(session.expires_at) + 86_400,  # kept a day for the record, then purged
-        ).save(condition=LivenessSessionModel.session_id.does_not_exist())
+        )
+        try:
+            item.save(condition=LivenessSessionModel.session_id.does_not_exist())
+        except PutError as exc:
+            raise Conflict(
+                "liveness.session_exists", "活体检测会话已存在", "The liveness session already exists"
+            ) from exc
 
     def get(self, session_id: str) -> LivenessSession | None:
         try:
@@ -224,6 +232,8 @@ class DynamoLivenessSessions(LivenessSessions):
             created_at=utc_aware(item.created_at),
             expires_at=utc_aware(item.expires_at),
             used_at=utc_aware(item.used_at) if item.used_at else None,
+            flow_version=int(item.flow_version) if item.flow_version is not None else None,
+            client=json.loads(item.client_json) if item.client_json else {},
         )
 
     def claim(self, session_id: str, now: datetime) -> bool:

@@ -48,6 +48,7 @@ def vehicle_item(v: Vehicle, at: datetime) -> VehicleModel:
         colour=v.colour,
         production_date=v.production_date.isoformat() if v.production_date else None,
         dealer_code=v.dealer_code,
+        owner_phone_hash=v.owner_phone_hash,
         created_at=at,
         updated_at=at,
     )
@@ -90,6 +91,7 @@ def _vehicle(m: VehicleModel) -> Vehicle:
         colour=m.colour,
         production_date=date.fromisoformat(m.production_date) if m.production_date else None,
         dealer_code=m.dealer_code,
+        owner_phone_hash=m.owner_phone_hash,
     )
 
 
@@ -190,6 +192,9 @@ class DynamoInventoryRepository(InventoryRepository):
                     VehicleModel.dealer_code.set(item.dealer_code)
                     if item.dealer_code
                     else VehicleModel.dealer_code.remove(),
+                    VehicleModel.owner_phone_hash.set(item.owner_phone_hash)
+                    if item.owner_phone_hash
+                    else VehicleModel.owner_phone_hash.remove(),
                     VehicleModel.updated_at.set(item.updated_at),
                 ],
                 condition=VehicleModel.vin.exists(),

@@ -21,6 +21,7 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjec
 
 from chalicelib.adapters.dynamo.base import TableSpec, Unbound
 from chalicelib.adapters.dynamo.models_operator import OPERATOR_TABLES
+from chalicelib.adapters.dynamo.models_faces import FACE_TABLES
 from chalicelib.adapters.dynamo.models_outbox import OUTBOX_TABLES
 from chalicelib.adapters.dynamo.models_sms import SMS_TABLES
 from chalicelib.core.settings import LocalCredentials, Settings
@@ -39,6 +40,8 @@ class VehicleModel(Unbound):
     colour = UnicodeAttribute()
     production_date = UnicodeAttribute(null=True)
     dealer_code = UnicodeAttribute(null=True)
+    #: Keyed hash of the sales record's contact phone (proof of possession), never the number.
+    owner_phone_hash = UnicodeAttribute(null=True)
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute()
 
@@ -220,6 +223,8 @@ class LivenessSessionModel(Unbound):
     created_at = UTCDateTimeAttribute()
     expires_at = UTCDateTimeAttribute()
     used_at = UTCDateTimeAttribute(null=True)
+    flow_version = NumberAttribute(null=True)
+    client_json = UnicodeAttribute(null=True)
     expires_epoch = NumberAttribute()
 
 
@@ -292,7 +297,12 @@ class RegistrationModel(Unbound):
     sealed = MapAttribute[str, Any](null=True)  # type: ignore[no-untyped-call] # field -> ciphertext
     letter_key = UnicodeAttribute(null=True)
     owner_id_key = UnicodeAttribute(null=True)
+    owner_phone_hash = UnicodeAttribute(null=True)  # 委托登记: keyed hash of the owner's phone
+    delegation_confirmed_by = UnicodeAttribute(null=True)  # sms | face
+    delegation_confirmed_at = UTCDateTimeAttribute(null=True)
     consents_json = UnicodeAttribute(null=True)
+    #: Proof of possession of the car (method, time; a head-unit code only as its keyed hash; contest).
+    possession_json = UnicodeAttribute(null=True)
     party_id = UnicodeAttribute(null=True)
     onsite_photo = UnicodeAttribute(null=True)  # S3 key of the kept live capture (SSE-KMS)
     record_ids = ListAttribute[str](of=UnicodeAttribute, null=True)  # type: ignore[arg-type]
@@ -331,6 +341,7 @@ TABLES: tuple[TableSpec, ...] = (
     *OUTBOX_TABLES,
     *OPERATOR_TABLES,
     *SMS_TABLES,
+    *FACE_TABLES,
 )
 
 _bound: Settings | None = None

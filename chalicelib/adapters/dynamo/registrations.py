@@ -16,13 +16,22 @@ from chalicelib.kernel.crypto import FieldCipher, SealedFields
 from chalicelib.kernel.errors import Conflict
 from chalicelib.registration.domain.registrations import (
     Delegation,
+    DelegationConfirmation,
+    Possession,
     Registration,
     RegistrationKind,
     RegistrationStatus,
 )
 from chalicelib.registration.ports import RegistrationRepository
 
-_DELEGATION_FIELDS = ("owner_id_type", "owner_id_number", "owner_name", "owner_address")
+_DELEGATION_FIELDS = (
+    "owner_id_type",
+    "owner_id_number",
+    "owner_name",
+    "owner_address",
+    "trustee_name",
+    "owner_phone",
+)
 
 
 def _epoch(at: datetime) -> int:
@@ -62,9 +71,15 @@ class DynamoRegistrationRepository(RegistrationRepository):
             phone_hash=reg.phone_hash,
             letter_key=reg.delegation.letter_key if reg.delegation else None,
             owner_id_key=reg.delegation.owner_id_key if reg.delegation else None,
+            owner_phone_hash=reg.delegation.owner_phone_hash if reg.delegation else None,
+            delegation_confirmed_by=reg.delegation.confirmed_by.value
+            if reg.delegation and reg.delegation.confirmed_by
+            else None,
+            delegation_confirmed_at=reg.delegation.confirmed_at if reg.delegation else None,
             consents_json=json.dumps([c.model_dump(mode="json") for c in reg.consents], ensure_ascii=False)
             if reg.consents
             else None,
+            possession_json=reg.possession.model_dump_json() if reg.possession else None,
             party_id=reg.party_id,
             onsite_photo=reg.onsite_photo,
             record_ids=list(reg.record_ids) or None,
@@ -103,6 +118,15 @@ class DynamoRegistrationRepository(RegistrationRepository):
                 owner_address=clear.get("owner_address"),
                 letter_key=item.letter_key,
                 owner_id_key=item.owner_id_key,
+                trustee_name=clear.get("trustee_name"),
+                owner_phone=clear.get("owner_phone"),
+                owner_phone_hash=item.owner_phone_hash,
+                confirmed_by=DelegationConfirmation(item.delegation_confirmed_by)
+                if item.delegation_confirmed_by
+                else None,
+                confirmed_at=utc_aware(item.delegation_confirmed_at)
+                if item.delegation_confirmed_at
+                else None,
             )
         consents: list[Any] = json.loads(item.consents_json) if item.consents_json else []
         return Registration(
@@ -120,6 +144,7 @@ class DynamoRegistrationRepository(RegistrationRepository):
             phone_hash=item.phone_hash,
             delegation=delegation,
             consents=[ConsentRecord.model_validate(c) for c in consents],
+            possession=Possession.model_validate_json(item.possession_json) if item.possession_json else None,
             party_id=item.party_id,
             onsite_photo=item.onsite_photo,
             record_ids=[str(r) for r in item.record_ids or []],

@@ -35,6 +35,7 @@ from typing import Any, ClassVar
 from botocore.exceptions import ClientError
 
 from chalicelib.verification.domain.liveness import (
+    LivenessCapture,
     LivenessChallenge,
     LivenessReason,
     LivenessVerdict,
@@ -106,7 +107,11 @@ class RekognitionLivenessEngine(LivenessEngine):
         )
 
     def judge(
-        self, provider_session_id: str | None, challenge: LivenessChallenge, frames: Sequence[bytes]
+        self,
+        provider_session_id: str | None,
+        challenge: LivenessChallenge,
+        frames: Sequence[bytes],
+        capture: LivenessCapture | None = None,
     ) -> LivenessVerdict:
         if frames:
             raise frames_count(len(frames), 0, 0)

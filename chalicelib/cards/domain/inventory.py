@@ -77,6 +77,9 @@ class Vehicle(BaseModel):
     colour: str
     production_date: date | None = None
     dealer_code: str | None = None
+    #: Keyed hash of the sales / in-service record's contact phone (销售记录联系电话): a person whose
+    #: verified phone has this hash shows they hold the car.
+    owner_phone_hash: str | None = Field(default=None, repr=False)
 
     def facts(self) -> tuple[object, ...]:
         return (
@@ -86,6 +89,7 @@ class Vehicle(BaseModel):
             self.colour,
             self.production_date,
             self.dealer_code,
+            self.owner_phone_hash,
         )
 
 

@@ -1,8 +1,9 @@
 """Owner registrations (实名登记) and de-registrations (实名注销): one resumable resource per vehicle and
 person, whose next step the server decides (SPEC §3, seed 000 §1–2, 第八条/第十二条/第十三条).
 
-Registration: confirm the vehicle → verify the owner's or user's phone → identity → ID photos (OCR
-cross-check) → live face check against the ID portrait → consents → submit → the operator's answer.
+Registration: confirm the vehicle → verify the owner's or user's phone → show possession of the car
+→ identity → ID photos (OCR cross-check) → live face check against the ID portrait → consents → submit
+→ the operator's answer. Until possession is shown, a registration tells nothing about the vehicle.
 De-registration of one of *my* vehicles: phone → identity → ID photos → face of the registered person
 → submit. The identity, photos and face checks are the verification flow's (``domain.flows``); this
 module only says which step is due and refuses the others.
@@ -16,10 +17,11 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from chalicelib.consents.domain import ConsentRecord
 from chalicelib.kernel.errors import Conflict, Forbidden, NotFound
+from chalicelib.kernel.names import TextKind, clean_optional, clean_text
 from chalicelib.verification.domain.flows import CheckName, CheckVerdict, Flow, FlowPurpose, FlowStatus
 
 
@@ -43,6 +45,7 @@ class Step(StrEnum):
 
     CONFIRM_VEHICLE = "confirm_vehicle"
     VERIFY_PHONE = "verify_phone"
+    POSSESSION = "possession"  # the person shows they hold the car (no squatting)
     DELEGATION = "delegation"  # 委托登记: the owner's identity and the authorization letter
     IDENTITY = "identity"
     DOCUMENTS = "documents"
@@ -62,6 +65,7 @@ FINAL_STEPS = frozenset({Step.REGISTERED, Step.DEREGISTERED, Step.REJECTED})
 REGISTRATION_STEPS: tuple[Step, ...] = (
     Step.CONFIRM_VEHICLE,
     Step.VERIFY_PHONE,
+    Step.POSSESSION,
     Step.IDENTITY,
     Step.DOCUMENTS,
     Step.FACE,
@@ -73,6 +77,7 @@ REGISTRATION_STEPS: tuple[Step, ...] = (
 DELEGATED_STEPS: tuple[Step, ...] = (
     Step.CONFIRM_VEHICLE,
     Step.VERIFY_PHONE,
+    Step.POSSESSION,
     Step.DELEGATION,
     Step.IDENTITY,
     Step.DOCUMENTS,
@@ -91,8 +96,16 @@ DEREGISTRATION_STEPS: tuple[Step, ...] = (
 )
 
 
+class DelegationConfirmation(StrEnum):
+    """How the owner agreed to the delegation (第十二条: the owner, not only a photo of their card)."""
+
+    SMS = "sms"  # a code sent to the owner's phone, given to the trustee by the owner
+    FACE = "face"  # the owner's own face check against the owner's ID card photo
+
+
 class Delegation(BaseModel):
-    """委托登记 (第十二条): the owner who authorized a trustee, and the authorization letter."""
+    """委托登记 (第十二条): the owner who authorized a trustee, the authorization letter, and the owner's
+    confirmation (a delegation not confirmed by the owner cannot be submitted)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -104,6 +117,65 @@ class Delegation(BaseModel):
     letter_key: str | None = None
     #: Key of the stored photo of the owner's ID card (read and cross-checked with the fields above).
     owner_id_key: str | None = None
+    #: The trustee (受托人) the letter names, as read: the verified trustee must be this person.
+    trustee_name: str | None = Field(default=None, repr=False)
+    #: The owner's phone the confirmation code goes to (stored sealed), and its keyed hash.
+    owner_phone: str | None = Field(default=None, repr=False)
+    owner_phone_hash: str | None = None
+    confirmed_by: DelegationConfirmation | None = None
+    confirmed_at: AwareDatetime | None = None
+
+    @field_validator("owner_name", "trustee_name")
+    @classmethod
+    def _name_is_text(cls, value: str | None, info: ValidationInfo) -> str | None:
+        field = "owner.name" if info.field_name == "owner_name" else "trustee.name"
+        return None if value is None else clean_text(TextKind.NAME, value, field=field)
+
+    @field_validator("owner_address")
+    @classmethod
+    def _address_is_text(cls, value: str | None) -> str | None:
+        return clean_optional(TextKind.ADDRESS, value, field="owner.address")
+
+    @property
+    def confirmed(self) -> bool:
+        return self.confirmed_at is not None
+
+
+class PossessionMethod(StrEnum):
+    """How a person shows they hold the car (the OEM enables some: setting ``possession_methods``)."""
+
+    SALES_PHONE = "sales_phone"  # the verified phone is the sales / in-service record's contact phone
+    HEAD_UNIT = "head_unit"  # a one-time code shown on the car's head unit (车机)
+    VEHICLE_DOCUMENT = "vehicle_document"  # 行驶证 or purchase invoice whose VIN, read by OCR, matches
+
+
+class HeadUnitCode(BaseModel):
+    """The one-time code last sent to the car's head unit: only its keyed hash is kept."""
+
+    model_config = ConfigDict(frozen=True)
+
+    code_hash: str = Field(repr=False)
+    sent_at: AwareDatetime
+    expires_at: AwareDatetime
+    sends: int = 1
+    failures: int = 0
+
+
+class Possession(BaseModel):
+    """Proof that the person holds the car, and a contest of someone else's claim on it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    method: PossessionMethod | None = None
+    proved_at: AwareDatetime | None = None
+    head_unit: HeadUnitCode | None = None
+    #: The review case opened when the car was already pending or registered under someone else.
+    contest_case_id: str | None = None
+    contested_at: AwareDatetime | None = None
+
+    @property
+    def proved(self) -> bool:
+        return self.proved_at is not None
 
 
 class Registration(BaseModel):
@@ -124,6 +196,7 @@ class Registration(BaseModel):
     phone: str | None = Field(default=None, repr=False)
     phone_hash: str | None = None
     delegation: Delegation | None = None
+    possession: Possession | None = None
     consents: list[ConsentRecord] = Field(default_factory=list)
     party_id: str | None = None
     #: 现场拍摄留存照片: the live capture the face check chose, kept with the submitted registration.
@@ -140,6 +213,14 @@ class Registration(BaseModel):
         if self.kind is RegistrationKind.DEREGISTRATION:
             return DEREGISTRATION_STEPS
         return DELEGATED_STEPS if self.delegated else REGISTRATION_STEPS
+
+
+def trustee_named(delegation: Delegation, flow: Flow | None) -> bool | None:
+    """Whether the letter's trustee (受托人) is the person the flow verifies; ``None`` until that
+    person's identity is typed. Both names are normalised text (``kernel.names``)."""
+    if flow is None or flow.identity is None:
+        return None
+    return delegation.trustee_name is not None and delegation.trustee_name == flow.identity.name
 
 
 def _check_passed(flow: Flow, check: CheckName) -> bool:
@@ -159,11 +240,16 @@ def _done(step: Step, reg: Registration, flow: Flow | None) -> bool:
         return reg.confirmed_at is not None
     if step is Step.VERIFY_PHONE:
         return reg.phone_hash is not None
+    if step is Step.POSSESSION:
+        # Proved, and the cards to register were free when it was (a car held by someone else: contest).
+        return reg.possession is not None and reg.possession.proved and bool(reg.iccids)
     if step is Step.DELEGATION:
         # The photos recorded must still be the flow's (a replaced one needs the step again).
         d = reg.delegation
-        if d is None or d.letter_key is None or d.owner_id_key is None:
+        if d is None or d.letter_key is None or d.owner_id_key is None or not d.confirmed:
             return False
+        if trustee_named(d, flow) is False:
+            return False  # the letter authorizes someone else than the person this flow verifies
         return flow is None or (
             d.letter_key == flow.documents.get("authorization_letter")
             and d.owner_id_key == flow.documents.get("owner_id_front")
@@ -173,7 +259,16 @@ def _done(step: Step, reg: Registration, flow: Flow | None) -> bool:
     if step is Step.IDENTITY:
         return flow.identity is not None
     if step is Step.DOCUMENTS:
-        return _check_passed(flow, CheckName.OCR_ID_FRONT) and _check_passed(flow, CheckName.OCR_ID_BACK)
+        # 证件真实性: the identity authority knows the identity (or, unable to answer or not covering
+        # its type, the face check will send the flow to a reviewer).
+        authority = _check_passed(flow, CheckName.AUTHORITY) or (
+            flow.checks.get(CheckName.AUTHORITY) is CheckVerdict.IN_REVIEW
+        )
+        return (
+            _check_passed(flow, CheckName.OCR_ID_FRONT)
+            and _check_passed(flow, CheckName.OCR_ID_BACK)
+            and authority
+        )
     if step is Step.FACE:
         return _check_passed(flow, CheckName.FACE) or flow.status is FlowStatus.VERIFIED
     if step is Step.CONSENTS:

@@ -55,12 +55,20 @@ class EvidenceKind(StrEnum):
     UPLOAD_REFUSED = "upload_refused"
     OCR_READ = "ocr_read"
     OCR_CROSS_CHECKED = "ocr_cross_checked"
+    AUTHORITY_CHECKED = "authority_checked"
     FACE_COMPARED = "face_compared"
+    #: The live face searched among the faces bound to other identities (一脸多证).
+    FACE_DEDUPLICATED = "face_deduplicated"
+    #: The live face's template bound to the flow's identity (after the pass, with the consent).
+    FACE_BOUND = "face_bound"
     LIVENESS_CHECKED = "liveness_checked"
     ATTEMPTS_EXHAUSTED = "attempts_exhausted"
     CONSENT_GIVEN = "consent_given"
     SMS_SENT = "sms_sent"
     SMS_CHECKED = "sms_checked"
+    #: A try to show possession of the car (method, outcome), and a contest of another's claim on it.
+    POSSESSION_CHECKED = "possession_checked"
+    POSSESSION_CONTESTED = "possession_contested"
     REVIEW_OPENED = "review_opened"
     REVIEW_DECIDED = "review_decided"
     PUSH_RESULT = "push_result"

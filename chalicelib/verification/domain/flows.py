@@ -20,9 +20,10 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from chalicelib.kernel.errors import Conflict, Forbidden, InvalidField, NotFound, TooManyRequests
+from chalicelib.kernel.names import TextKind, clean_optional, clean_text
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class VerificationPolicy:
     attempts_per_flow: int = 3
     attempts_per_person_day: int = 5
     liveness_session_seconds: int = 180
+    #: Liveness sessions one flow may start (an unused, unexpired one is handed out again instead).
+    liveness_sessions_per_flow: int = 6
     flow_ttl: timedelta = timedelta(hours=24)
 
 
@@ -66,9 +69,15 @@ class CheckName(StrEnum):
     OCR_OWNER_ID_FRONT = "ocr_owner_id_front"
     #: 人脸信息处理单独同意 (PIPL 第二十九条): given before any face is processed.
     BIOMETRIC_CONSENT = "biometric_consent"
+    #: The identity authority knows the typed name and ID number together (证件真实性).
+    AUTHORITY = "authority"
+    #: 委托登记: the owner's name and ID number, checked with the identity authority.
+    AUTHORITY_OWNER = "authority_owner"
 
 
 class CheckVerdict(StrEnum):
+    #: A face check has started (its first liveness session): identity and ID photos are locked.
+    STARTED = "started"
     PASSED = "passed"
     FAILED = "failed"
     IN_REVIEW = "in_review"
@@ -87,6 +96,23 @@ class TypedIdentity(BaseModel):
     address: str | None = Field(default=None, repr=False)
     company_name: str | None = None
     uscc: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_text(cls, value: str, info: ValidationInfo) -> str:
+        """Normalised once (``kernel.names``): a name of spaces or invisible characters is refused."""
+        kind = TextKind.COMPANY_NAME if info.data.get("id_type") == "uscc" else TextKind.NAME
+        return clean_text(kind, value, field="name")
+
+    @field_validator("address")
+    @classmethod
+    def _address_is_text(cls, value: str | None) -> str | None:
+        return clean_optional(TextKind.ADDRESS, value, field="address")
+
+    @field_validator("company_name")
+    @classmethod
+    def _company_is_text(cls, value: str | None) -> str | None:
+        return clean_optional(TextKind.COMPANY_NAME, value, field="company_name")
 
 
 class Flow(BaseModel):
@@ -185,6 +211,10 @@ class LivenessSession(BaseModel):
     created_at: AwareDatetime
     expires_at: AwareDatetime
     used_at: AwareDatetime | None = None
+    #: The flow's version when the session was handed out: a pass is saved only onto that version.
+    flow_version: int | None = None
+    #: What the client needs to run the check (handed out again while the session is unused).
+    client: dict[str, str] = Field(default_factory=dict)
 
 
 def session_unknown() -> NotFound:
@@ -241,6 +271,10 @@ class ReviewReason(StrEnum):
     AUTHORITY_UNAVAILABLE = "authority_unavailable"
     #: The live face is already bound to another identity on this platform (一脸多证).
     FACE_DUPLICATE = "face_duplicate"
+    #: A person who showed they hold the car contests someone else's pending or registered claim on it.
+    POSSESSION_CONTESTED = "possession_contested"
+    #: An ID type the identity authority does not hold (passports, permits): a reviewer checks it.
+    AUTHORITY_NOT_COVERED = "authority_not_covered"
 
 
 class ReviewCase(BaseModel):

@@ -68,8 +68,19 @@ class LivenessReason(StrEnum):
     IDENTICAL_FRAMES = "liveness.identical_frames"
     NO_POSE_CHANGE = "liveness.no_pose_change"
     WRONG_DIRECTION = "liveness.wrong_direction"
+    #: The frames are not one continuous capture (background, lighting or face position jump between
+    #: frames, or their sizes differ).
+    NOT_CONTINUOUS = "liveness.not_continuous"
+    #: The capture nonce sent with the frames is not the one the session issued.
+    NONCE = "liveness.nonce"
+    #: The capture timestamps are missing, out of order, or span too short or too long a time.
+    TIMESTAMPS = "liveness.timestamps"
     LOW_CONFIDENCE = "liveness.low_confidence"
     FAILED = "liveness.failed"
+
+
+#: Reasons that mean the burst could not be judged as a face check (a capture problem, not an attempt).
+CAPTURE_PROBLEMS = frozenset({LivenessReason.NO_FACE, LivenessReason.SEVERAL_FACES})
 
 
 class LivenessChallenge(BaseModel):
@@ -79,6 +90,8 @@ class LivenessChallenge(BaseModel):
 
     #: ``None`` for engines that run their own challenge (Rekognition).
     direction: LivenessDirection | None
+    #: The capture nonce the client sends back with the frames (engines that take frames).
+    nonce: str | None = None
     min_frames: int = Field(default=3, ge=0)
     max_frames: int = Field(default=8, ge=0)
 
@@ -87,6 +100,16 @@ class LivenessChallenge(BaseModel):
         if self.min_frames > self.max_frames:
             raise ValueError("min_frames must not exceed max_frames")
         return self
+
+
+class LivenessCapture(BaseModel):
+    """What the client says about its capture: the session's nonce and each frame's time (ms)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    nonce: str | None = Field(default=None, max_length=128)
+    #: Capture time of each frame, in milliseconds on the client's clock, in the order of the frames.
+    timestamps_ms: list[int] | None = Field(default=None, max_length=64)
 
 
 class ProviderSession(BaseModel):
@@ -118,6 +141,29 @@ class LivenessVerdict(BaseModel):
     details: dict[str, Any]
     #: The face to match with the ID portrait (JPEG); kept out of dumps and reprs.
     reference_image: bytes | None = Field(default=None, repr=False, exclude=True)
+
+
+def capture_problem(verdict: LivenessVerdict) -> bool:
+    """A burst that could not be judged as a face check: no face, or several, in some frame."""
+    return (
+        not verdict.live
+        and bool(verdict.reasons)
+        and all(reason in CAPTURE_PROBLEMS for reason in verdict.reasons)
+    )
+
+
+def capture_failed(reasons: Sequence[str], attempts_left: int) -> InvalidField:
+    """The capture problem told as such: not a face attempt, the same session can be used again."""
+    several = LivenessReason.SEVERAL_FACES in reasons
+    zh = "画面中有多张人脸，请确保只有本人入镜" if several else "未检测到人脸，请正对镜头，保持光线充足"
+    en = "Several faces were in the frames" if several else "No face was found in the frames"
+    return InvalidField(
+        "liveness.capture_problem",
+        f"{zh}，然后重新采集（不计入核验次数）",
+        f"{en}; capture again (this does not count as a face attempt)",
+        field=FRAMES_FIELD,
+        details={"reasons": list(reasons), "attempts_left": attempts_left},
+    )
 
 
 def frames_count(count: int, min_frames: int, max_frames: int) -> InvalidField:

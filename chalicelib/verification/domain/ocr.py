@@ -29,7 +29,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib.kernel.errors import InvalidField
 from chalicelib.kernel.validators import validate
-from chalicelib.verification.domain.readings import BusinessLicence, IdBack, IdFront, TextLine
+from chalicelib.verification.domain.readings import (
+    AuthorizationLetter,
+    BusinessLicence,
+    IdBack,
+    IdFront,
+    TextLine,
+    VehicleDocument,
+)
 
 
 class _Stream:
@@ -248,6 +255,147 @@ def parse_business_licence(lines: Sequence[TextLine]) -> BusinessLicence:
     for field in ("name", "type", "legal_representative", "address"):
         reading.text(field, spans.get(field))
     return BusinessLicence.model_validate({**reading.values, "confidences": reading.confidences})
+
+
+#: A VIN never holds I, O or Q (GB 16735): an engine reading one meant 1 or 0.
+_VIN_LOOKALIKES = str.maketrans({"O": "0", "Q": "0", "I": "1"})
+
+
+_VIN_WINDOW = re.compile(r"(?=([A-HJ-NPR-Z0-9]{17}))")
+
+
+_VIN_LABEL = re.compile(r"车辆识别代号|车辆识别代码|车架号码|车架号|VIN")
+
+
+_PLATE_RE = re.compile(r"号牌号码([\u4e00-\u9fff][A-Z][A-Z0-9]{5,6})")
+
+
+def _vin_in(text: str, start: int) -> tuple[str, int] | None:
+    """The first 17-character run from ``start`` whose check digit holds (GB 16735), and where."""
+    for match in _VIN_WINDOW.finditer(text, start):
+        candidate = match.group(1)
+        try:
+            return validate("vin", candidate, field="vin").value, match.start()
+        except InvalidField:
+            continue
+    return None
+
+
+def parse_vehicle_document(lines: Sequence[TextLine]) -> VehicleDocument:
+    """行驶证 / 机动车销售统一发票: the VIN (after its label 车辆识别代号 / 车架号码 when there is one, else
+    any 17 characters whose check digit holds) and a 行驶证's plate (号牌号码)."""
+    stream = _Stream(lines)
+    reading = _Reading(stream)
+    text = stream.text.upper().translate(_VIN_LOOKALIKES)
+    labels = [m.end() for m in _VIN_LABEL.finditer(stream.text.upper())]
+    found = None
+    for start in [*labels, 0]:
+        found = _vin_in(text, start)
+        if found is not None:
+            break
+    if found is not None:
+        vin, at = found
+        reading.put("vin", vin, at, at + 17)
+    plate = _PLATE_RE.search(stream.text.upper())
+    if plate is not None:
+        reading.put("plate", plate.group(1), plate.start(1), plate.end(1))
+    return VehicleDocument.model_validate({**reading.values, "confidences": reading.confidences})
+
+
+# A label is followed by its colon: the letter's sentence (本人委托受托人代为办理) names the roles too.
+_LETTER_LABELS = (
+    ("owner_name", r"委托人(?:姓名)?:"),
+    ("owner_id_number", r"(?:公民)?身份(?:证)?号码:|证件号码:"),
+    ("trustee_name", r"受托人(?:姓名)?:"),
+    ("trustee_id_number", r"(?:公民)?身份(?:证)?号码:|证件号码:"),
+    ("vin", r"车辆识别代号(?:\(VIN\))?:|车架号码?:|VIN:"),
+    ("signed_on", r"日期:"),
+)
+
+
+_LETTER_STOPS = r"本人|兹委托|委托事项|委托权限|委托期限|委托人\(签|受托人\(签|授权委托书"
+
+
+def parse_authorization_letter(lines: Sequence[TextLine]) -> AuthorizationLetter:
+    """授权委托书: 委托人 and 受托人 (each with an ID number), 车辆识别代号 and the date."""
+    stream = _Stream(lines)
+    spans = _find_values(stream, _LETTER_LABELS, _LETTER_STOPS)
+    reading = _Reading(stream)
+    for role in ("owner", "trustee"):
+        reading.text(f"{role}_name", spans.get(f"{role}_name"))
+        if f"{role}_id_number" in spans:
+            match = reading.search(_ID_NUMBER_RE, spans[f"{role}_id_number"])
+            if match is not None:
+                reading.put(f"{role}_id_number", match.group(), match.start(), match.end())
+    if "vin" in spans:
+        start, end = spans["vin"]
+        text = stream.text[:end].upper().translate(_VIN_LOOKALIKES)
+        found = _vin_in(text, start)
+        if found is not None:
+            reading.put("vin", found[0], found[1], found[1] + 17)
+    if "signed_on" in spans and (match := reading.search(_DATE_RE, spans["signed_on"])):
+        reading.put("signed_on", _date(*match.groups()), match.start(), match.end())
+    return AuthorizationLetter.model_validate({**reading.values, "confidences": reading.confidences})
+
+
+#: part of the letter → (Chinese name, English name) used in its messages.
+_LETTER_PARTS: dict[str, tuple[str, str]] = {
+    "owner_name": ("委托人（车主）姓名", "owner's name"),
+    "owner_id_number": ("委托人身份证号码", "owner's ID number"),
+    "trustee_name": ("受托人姓名", "trustee's name"),
+    "vin": ("车辆识别代号（VIN）", "VIN"),
+}
+
+
+def _letter_mismatch(part: str, unreadable: bool) -> FieldMismatch:
+    zh, en = _LETTER_PARTS[part]
+    if unreadable:
+        return FieldMismatch(
+            field=f"authorization_letter.{part}",
+            code=UNREADABLE,
+            message_zh=f"未能从授权委托书中识别出{zh}，请上传写明{zh}的清晰照片",
+            message_en=f"The {en} could not be read from the authorization letter; upload a clear photo "
+            f"of a letter that states it",
+        )
+    return FieldMismatch(
+        field=f"authorization_letter.{part}",
+        code=MISMATCH,
+        message_zh=f"授权委托书上的{zh}与本次办理的不一致",
+        message_en=f"The {en} on the authorization letter is not the one of this registration",
+    )
+
+
+def _same_number(read: str, typed: str) -> bool:
+    return _normalised_number("resident_id", read) == _normalised_number("resident_id", typed)
+
+
+def check_letter(
+    letter: AuthorizationLetter,
+    *,
+    owner_name: str,
+    vin: str,
+    owner_id_number: str | None = None,
+    trustee_name: str | None = None,
+) -> list[FieldMismatch]:
+    """What the letter does not confirm: it must name the owner, a trustee (``trustee_name`` when
+    known) and the car's VIN; the owner's ID number, where the letter carries one, must agree."""
+    problems: list[FieldMismatch] = []
+    if not letter.owner_name:
+        problems.append(_letter_mismatch("owner_name", unreadable=True))
+    elif _plain(letter.owner_name) != _plain(owner_name):
+        problems.append(_letter_mismatch("owner_name", unreadable=False))
+    read_number = letter.owner_id_number
+    if owner_id_number and read_number and not _same_number(read_number, owner_id_number):
+        problems.append(_letter_mismatch("owner_id_number", unreadable=False))
+    if not letter.trustee_name:
+        problems.append(_letter_mismatch("trustee_name", unreadable=True))
+    elif trustee_name is not None and _plain(letter.trustee_name) != _plain(trustee_name):
+        problems.append(_letter_mismatch("trustee_name", unreadable=False))
+    if not letter.vin:
+        problems.append(_letter_mismatch("vin", unreadable=True))
+    elif _normalised_number("vin", letter.vin) != _normalised_number("vin", vin):
+        problems.append(_letter_mismatch("vin", unreadable=False))
+    return problems
 
 
 MISMATCH = "ocr.mismatch"

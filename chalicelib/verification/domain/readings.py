@@ -64,6 +64,31 @@ class IdBack(BaseModel):
     confidences: dict[str, float] = Field(default_factory=dict)
 
 
+class VehicleDocument(BaseModel):
+    """行驶证 or 机动车销售统一发票: the vehicle identification number (车辆识别代号 / 车架号码) that
+    ties it to a car, and on a 行驶证 the plate (号牌号码)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    vin: str | None = None
+    plate: str | None = None
+    confidences: dict[str, float] = Field(default_factory=dict)
+
+
+class AuthorizationLetter(BaseModel):
+    """授权委托书 (委托登记, 第十二条): who authorized whom, for which car."""
+
+    model_config = ConfigDict(frozen=True)
+
+    owner_name: str | None = None  # 委托人
+    owner_id_number: str | None = None  # 委托人的身份证号码 (as read, not validated)
+    trustee_name: str | None = None  # 受托人
+    trustee_id_number: str | None = None
+    vin: str | None = None  # 车辆识别代号 (check digit holds)
+    signed_on: date | None = None  # 日期
+    confidences: dict[str, float] = Field(default_factory=dict)
+
+
 class BusinessLicence(BaseModel):
     """营业执照: the fields a registration needs."""
 

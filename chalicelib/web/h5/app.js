@@ -25,6 +25,7 @@
       steps: [
         ["confirm_vehicle", "确认车辆"],
         ["verify_phone", "手机验证"],
+        ["possession", "车辆持有"],
         ["identity", "证件信息"],
         ["documents", "证件照片"],
         ["face", "人脸检测"],
@@ -207,7 +208,7 @@
   function kindSteps() {
     const steps = KINDS[state.kind].steps;
     if (!(state.reg && state.reg.delegated)) return steps;
-    const at = steps.findIndex((s) => s[0] === "verify_phone") + 1;
+    const at = steps.findIndex((s) => s[0] === "possession") + 1;
     return steps.slice(0, at).concat([["delegation", "委托信息"]], steps.slice(at));
   }
 
@@ -463,6 +464,8 @@
         return screenVehicle(reg);
       case "verify_phone":
         return screenPhone();
+      case "possession":
+        return screenPossession(reg);
       case "delegation":
         return screenDelegation();
       case "identity":
@@ -543,6 +546,7 @@
     await busy($("#vin-submit"), "查询中…", async () => {
       const body = state.kind === "registration" ? { vin, delegated: $("#vin-delegated").checked } : { vin };
       const reg = await api("POST", KINDS[state.kind].path, body);
+      state.vin = vin; // the sandbox head unit is looked up by it on local stages
       await render(reg);
     });
   }
@@ -550,12 +554,15 @@
   function vehicleBlock(vehicle, cards) {
     return [
       h("h3", { text: [vehicle.brand, vehicle.model].filter(Boolean).join(" ") }),
-      rows([
-        ["车辆识别代号", vehicle.vin_masked],
-        ["品牌", vehicle.brand],
-        ["车型", vehicle.model],
-        ["车身颜色", vehicle.colour],
-      ]),
+      // Before possession is shown the server tells only the VIN typed: the other rows are left out.
+      rows(
+        [
+          ["车辆识别代号", vehicle.vin_masked],
+          ["品牌", vehicle.brand],
+          ["车型", vehicle.model],
+          ["车身颜色", vehicle.colour],
+        ].filter((row) => row[1]),
+      ),
       ...(cards || []).map((card) =>
         h(
           "div",
@@ -607,6 +614,134 @@
   }
 
   // ---------------------------------------------------------------------------------------------
+  // Possession of the car: the head unit's code, or a photo of the 行驶证 whose VIN is read
+  function screenPossession(reg) {
+    show("possession", "车辆持有");
+    const p = reg.possession || {};
+    const claimed = Boolean(p.claimed_by_other);
+    $("#possession-form").hidden = claimed;
+    $("#doc-vehicle_licence").hidden = claimed;
+    $("#possession-claimed").hidden = !claimed;
+    $("#possession-contest").hidden = Boolean(p.contest_case_id);
+    $("#possession-contested").hidden = !p.contest_case_id;
+    $("#head-unit-code").value = "";
+    const box = $("#doc-vehicle_licence");
+    box.dataset.state = "empty";
+    $(".doc-status", box).textContent = "或拍摄行驶证主页（车辆识别代号须清晰可见）";
+  }
+
+  function possessionPath(tail) {
+    return KINDS[state.kind].path + "/" + encodeURIComponent(state.reg.registration_id) + tail;
+  }
+
+  /** A refusal of the possession step: a car claimed by someone else shows the way to contest. */
+  async function possessionRefused(error, root) {
+    const err = asError(error);
+    if (err.code === "possession.vehicle_claimed") return refresh();
+    if (!(await recover(err))) showError(err, root);
+  }
+
+  let headUnitSendAt = 0; // time (ms) a new head-unit code may be asked for
+
+  async function sendHeadUnitCode() {
+    const button = $("#head-unit-send");
+    clearErrors(section("possession"));
+    button.disabled = true;
+    button.textContent = "发送中…";
+    try {
+      const sent = await api("POST", possessionPath("/possession/head-unit-code"), {});
+      headUnitSendAt = Date.now() + ((sent && sent.resend_after_seconds) || SMS_WAIT) * 1000;
+      notice("验证码已发送到车机，请在车内屏幕上查看，5 分钟内有效");
+      showDevHeadUnit();
+    } catch (error) {
+      const err = asError(error);
+      const wait = Number(err.details.retry_after || 0);
+      if (err.status === 429 && wait > 0) headUnitSendAt = Date.now() + wait * 1000;
+      await possessionRefused(err, $("#possession-form"));
+    } finally {
+      syncHeadUnitSend();
+    }
+  }
+
+  /** Local stages only: the code the sandbox telematics showed on the head unit (404 elsewhere). */
+  async function showDevHeadUnit() {
+    if (!state.vin) return;
+    let doc;
+    try {
+      doc = await api("GET", "/v1/dev/head-unit/" + encodeURIComponent(state.vin));
+    } catch (_) {
+      return;
+    }
+    if (!doc.messages || !doc.messages.length) return;
+    const box = $("#dev-sms");
+    box.replaceChildren(
+      h("b", { text: "开发环境 · 模拟车机屏幕" }),
+      h("div", { text: doc.messages[0].text }),
+    );
+    box.hidden = false;
+  }
+
+  function syncHeadUnitSend() {
+    const button = $("#head-unit-send");
+    const left = Math.ceil((headUnitSendAt - Date.now()) / 1000);
+    button.disabled = left > 0;
+    button.textContent = left > 0 ? left + " 秒后重发" : headUnitSendAt ? "重新发送" : "发送到车机";
+  }
+
+  async function proveByHeadUnit(event) {
+    event.preventDefault();
+    const code = $("#head-unit-code").value.trim();
+    const form = $("#possession-form");
+    clearErrors(section("possession"));
+    if (!/^\d{4,8}$/.test(code)) {
+      const zh = "请输入车机屏幕上显示的验证码";
+      showError(new ApiError(422, { code: "client.code", message_zh: zh, field: "code" }), form);
+      return;
+    }
+    await busy($("#head-unit-submit"), "验证中…", async () => {
+      try {
+        await render(await api("POST", possessionPath("/possession"), { method: "head_unit", code }));
+      } catch (error) {
+        await possessionRefused(error, form);
+      }
+    });
+  }
+
+  async function onLicenceChosen(input) {
+    const file = takeFile(input);
+    if (!file) return;
+    const box = $("#doc-vehicle_licence");
+    const status = (text) => {
+      box.dataset.state = "busy";
+      $(".doc-status", box).textContent = text;
+    };
+    showPreview(box, file);
+    clearErrors(section("possession"));
+    try {
+      await storePhoto("vehicle_licence", file, status);
+      status("正在识别车辆识别代号…");
+      const body = { method: "vehicle_document", document: "vehicle_licence" };
+      await render(await api("POST", possessionPath("/possession"), body));
+    } catch (error) {
+      const err = asError(error);
+      box.dataset.state = "failed";
+      $(".doc-status", box).textContent = err.messageZh.replace(/[。.！!]+$/, "") + "，请重新拍摄";
+      await possessionRefused(err, section("possession"));
+    }
+  }
+
+  async function contestPossession() {
+    await busy($("#possession-contest"), "提交中…", async () => {
+      try {
+        await render(await api("POST", possessionPath("/contest"), {}));
+        notice("异议已提交人工审核");
+      } catch (error) {
+        if (!(await recover(error))) showError(error, $("#possession-claimed"));
+      }
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------------
   // Identity
   function screenIdentity() {
     show("identity", "证件信息");
@@ -626,10 +761,90 @@
 
   function screenDelegation() {
     show("delegation", "委托信息");
+    const given = state.reg && state.reg.delegation;
+    // Saved but not yet confirmed by the owner: the owner's code is asked for (the form stays editable).
+    delegationPart(Boolean(given && !given.confirmed && given.trustee_named !== false));
     for (const [kind, prompt] of Object.entries(DELEGATION_DOCS)) {
       const box = $("#doc-" + kind);
       box.dataset.state = "empty";
       $(".doc-status", box).textContent = prompt;
+    }
+    if (given && given.trustee_named === false) {
+      const box = $(".error", $("#delegation-form"));
+      box.textContent = "授权委托书上的受托人不是您本人：请上传写明您为受托人的授权委托书后重新提交";
+      box.hidden = false;
+    }
+  }
+
+  /** The delegation form, or the owner's confirmation of the delegation saved. */
+  function delegationPart(confirming) {
+    const given = state.reg && state.reg.delegation;
+    $("#delegation-form").hidden = confirming;
+    $("#delegation-confirm").hidden = !confirming;
+    $("#delegation-code").value = "";
+    if (confirming && given) {
+      $("#delegation-confirm-hint").textContent =
+        "委托信息已保存。请发送验证码到车主手机 " +
+        (given.owner_phone_masked || "") +
+        "，并请车主本人把验证码告诉您，以确认车主同意委托您办理。";
+    }
+  }
+
+  let delegationSendAt = 0; // time (ms) a new owner's code may be asked for
+
+  async function sendDelegationCode() {
+    const button = $("#delegation-send");
+    clearErrors(section("delegation"));
+    button.disabled = true;
+    button.textContent = "发送中…";
+    try {
+      const path =
+        KINDS[state.kind].path + "/" + encodeURIComponent(state.reg.registration_id) + "/delegation/code";
+      const sent = await api("POST", path, {});
+      delegationSendAt = Date.now() + ((sent && sent.resend_after) || SMS_WAIT) * 1000;
+      const masked = (state.reg.delegation && state.reg.delegation.owner_phone_masked) || "";
+      notice("验证码已发送至车主手机 " + masked + "，5 分钟内有效");
+      if (masked) showDevSms(masked);
+    } catch (error) {
+      const err = asError(error);
+      const wait = Number(err.details.retry_after || err.details.resend_after || 0);
+      if (err.status === 429 && wait > 0) delegationSendAt = Date.now() + wait * 1000;
+      if (!(await recover(err))) showError(err, $("#delegation-confirm"));
+    } finally {
+      syncDelegationSend();
+    }
+  }
+
+  function syncDelegationSend() {
+    const button = $("#delegation-send");
+    const left = Math.ceil((delegationSendAt - Date.now()) / 1000);
+    button.disabled = left > 0;
+    button.textContent = left > 0 ? left + " 秒后重发" : delegationSendAt ? "重新发送" : "发送到车主手机";
+  }
+
+  async function confirmDelegation(event) {
+    event.preventDefault();
+    const code = $("#delegation-code").value.trim();
+    clearErrors(section("delegation"));
+    const form = $("#delegation-confirm");
+    if (!/^\d{4,8}$/.test(code)) {
+      const zh = "请输入车主收到的短信验证码";
+      showError(new ApiError(422, { code: "client.code", message_zh: zh, field: "code" }), form);
+      return;
+    }
+    const button = $("#delegation-confirm-submit");
+    const label = button.textContent;
+    button.disabled = true;
+    button.textContent = "确认中…";
+    try {
+      const path =
+        KINDS[state.kind].path + "/" + encodeURIComponent(state.reg.registration_id) + "/delegation/confirm";
+      await render(await api("POST", path, { code }));
+    } catch (error) {
+      if (!(await recover(error))) showError(error, form);
+    } finally {
+      button.disabled = false;
+      button.textContent = label;
     }
   }
 
@@ -663,6 +878,7 @@
       name: $("#owner-name").value.trim(),
       address: $("#owner-address").value.trim() || null,
     };
+    const ownerPhone = $("#owner-mobile").value.trim();
     clearErrors(section("delegation"));
     if (!owner.id_number || !owner.name) {
       const field = !owner.id_number ? "owner.id_number" : "owner.name";
@@ -670,9 +886,14 @@
       showError(new ApiError(422, { code: "client.required", message_zh: zh, field }));
       return;
     }
-    await step($("#delegation-submit"), "保存中…", async () => {
+    if (!validPhone(ownerPhone)) {
+      const zh = "请填写车主本人的 11 位手机号码";
+      showError(new ApiError(422, { code: "client.phone", message_zh: zh, field: "owner_phone" }));
+      return;
+    }
+    await step($("#delegation-submit"), "核对中…", async () => {
       const path = KINDS[state.kind].path + "/" + encodeURIComponent(state.reg.registration_id) + "/delegation";
-      await render(await api("POST", path, { owner }));
+      await render(await api("POST", path, { owner, owner_phone: ownerPhone }));
     });
   }
 
@@ -1454,6 +1675,18 @@
     $("#phone-form").addEventListener("submit", verifyPhone);
     $("#identity-form").addEventListener("submit", saveIdentity);
     $("#delegation-form").addEventListener("submit", saveDelegation);
+    $("#delegation-confirm").addEventListener("submit", confirmDelegation);
+    $("#delegation-send").addEventListener("click", sendDelegationCode);
+    $("#delegation-edit").addEventListener("click", () => delegationPart(false));
+    $("#possession-form").addEventListener("submit", proveByHeadUnit);
+    $("#head-unit-send").addEventListener("click", sendHeadUnitCode);
+    $("#possession-contest").addEventListener("click", contestPossession);
+    setInterval(syncHeadUnitSend, 1000);
+    for (const how of ["camera", "album"]) {
+      const input = $("#licence-" + how);
+      input.addEventListener("change", () => onLicenceChosen(input));
+    }
+    setInterval(syncDelegationSend, 1000);
     for (const [kind, prefix] of [
       ["authorization_letter", "letter"],
       ["owner_id_front", "ownerid"],

@@ -15,7 +15,7 @@ from chalicelib.consents.texts import consent_documents
 from chalicelib.kernel.personal import IdType, id_lookup_value
 from chalicelib.local.synthetic import inventory_rows
 from chalicelib.operators.domain.messages import CallbackOutcome, OperatorCallback
-from chalicelib.registration.domain.registrations import RegistrationKind
+from chalicelib.registration.domain.registrations import PossessionMethod, RegistrationKind
 from chalicelib.registration.service import RegistrationService
 from chalicelib.registration.views import RegistrationView
 from chalicelib.sms.codes import SmsCodeService
@@ -36,6 +36,7 @@ from tests.fakes.evidence import FakeEvidenceLog
 from tests.fakes.operators import FakeOutboxStore, FakePushQueue
 from tests.fakes.registration import FakeRegistrations
 from tests.fakes.sms import FakeSmsCodeStore, FakeSmsSender
+from tests.fakes.vehicles import FakeVehicleChannel
 from tests.fakes.verification import (
     FakeAttempts,
     FakeDocumentStore,
@@ -58,7 +59,11 @@ OTHER_NUMBER = "110101199003071233"
 class World:
     """Every port faked; ``service`` is the registration context's entry point."""
 
-    def __init__(self, *, vehicles: int = 3, cards_per_vehicle: int = 1) -> None:
+    def __init__(
+        self, *, vehicles: int = 3, cards_per_vehicle: int = 1, sales_phone: str | None = PHONE
+    ) -> None:
+        """``sales_phone``: the contact phone of every vehicle's sales record (the phone the stories
+        verify, so possession of the car is shown by it at the phone step); None: no sales phones."""
         ids = count(1)
         # Now: the synthetic inventory's production dates are recent, never in the future.
         self.clock = FakeClock(datetime.now(UTC))
@@ -94,6 +99,7 @@ class World:
             FakeSmsCodeStore(), self.sms, self.hasher, clock=self.clock, policy=policy
         )
         self.registrations = FakeRegistrations()
+        self.vehicles = FakeVehicleChannel()
         self.service = RegistrationService(
             self.registrations,
             self.inventory,
@@ -103,12 +109,19 @@ class World:
             self.codes,
             self.hasher,
             self.sms,
+            vehicles=self.vehicles,
             clock=self.clock,
             new_id=lambda: f"{next(ids):04d}",
         )
         rows = list(inventory_rows(vehicles, seed=23, cards_per_vehicle=cards_per_vehicle))
+        if sales_phone is not None:
+            rows = [{**row, "owner_phone": sales_phone} for row in rows]
         report = import_inventory(
-            list(enumerate(rows, start=2)), self.inventory, actor="test", clock=self.clock
+            list(enumerate(rows, start=2)),
+            self.inventory,
+            actor="test",
+            clock=self.clock,
+            phone_hash=self.codes.phone_hash,
         )
         assert report.errors == []
         self.vins = list(dict.fromkeys(row["vin"] for row in rows))
@@ -131,6 +144,14 @@ class World:
         assert view.flow_id is not None
         return view.flow_id
 
+    def prove_possession(self, reg_id: str, owner: str = ME) -> RegistrationView:
+        """Possession of the car shown by the code its head unit displays."""
+        self.service.send_head_unit_code(reg_id, owner)
+        reg = self.registrations.get(reg_id)
+        assert reg is not None
+        code = self.vehicles.last_code(reg.vin)
+        return self.service.prove_possession(reg_id, owner, PossessionMethod.HEAD_UNIT, code=code)
+
     def verify_person(self, flow_id: str, owner: str = ME, number: str = NUMBER) -> None:
         """The flow's identity typed; its ID photos read and its live face matched (the verification
         context's own stories), as the flow records them."""
@@ -139,7 +160,7 @@ class World:
         )
         flow = self.flows.get(flow_id)
         assert flow is not None
-        checked = (CheckName.OCR_ID_FRONT, CheckName.OCR_ID_BACK, CheckName.FACE)
+        checked = (CheckName.OCR_ID_FRONT, CheckName.OCR_ID_BACK, CheckName.AUTHORITY, CheckName.FACE)
         passed = dict.fromkeys(checked, CheckVerdict.PASSED)
         self.flows.save(
             flow.model_copy(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable, Sequence
 from functools import cache
 from itertools import count
 
@@ -12,6 +13,8 @@ from chalicelib.consents.domain import ConsentKind
 from chalicelib.consents.texts import current_consent
 from chalicelib.verification.domain.documents import DocumentKind
 from chalicelib.verification.domain.flows import FlowPurpose, TypedIdentity, VerificationPolicy
+from chalicelib.verification.domain.authority import UnavailablePolicy
+from chalicelib.verification.ports import FaceGate, IdentityAuthority
 from chalicelib.verification.service import VerificationService
 from chalicelib.verification.uploads import UploadService
 from chalicelib.verification.views import FaceCheckOutcome
@@ -68,7 +71,15 @@ def id_front_lines(number: str = NUMBER, name: str = NAME) -> tuple[str, ...]:
 class World:
     """Every port of the context faked; ``service`` is the context's entry point."""
 
-    def __init__(self, *, attempts_per_flow: int = 3, attempts_per_person_day: int = 5) -> None:
+    def __init__(
+        self,
+        *,
+        attempts_per_flow: int = 3,
+        attempts_per_person_day: int = 5,
+        gates: Callable[[World], Sequence[FaceGate]] = lambda world: (),
+        authority: IdentityAuthority | None = None,
+        authority_unavailable: UnavailablePolicy = "retry",
+    ) -> None:
         ids = count(1)
         self.clock = FakeClock()
         self.flows = FakeFlows()
@@ -98,6 +109,9 @@ class World:
             evidence=self.evidence,
             hasher=FakeHasher(),
             policy=self.policy,
+            gates=gates(self),
+            authority=authority,
+            authority_unavailable=authority_unavailable,
             clock=self.clock,
             new_id=lambda: f"{next(ids):04d}",
         )
@@ -136,9 +150,11 @@ class World:
         self.consent(flow_id, owner)
         return flow_id
 
-    def attempt(self, flow_id: str, owner: str = OWNER) -> FaceCheckOutcome:
+    def attempt(self, flow_id: str, owner: str = OWNER, face: bytes | None = None) -> FaceCheckOutcome:
+        """One liveness check and portrait match; ``face`` is the live capture (the first frame)."""
         session = self.service.start_liveness(flow_id, owner)
-        return self.service.complete_liveness(flow_id, owner, session.session_id, [frame(), frame(1)])
+        frames = [face or frame(), frame(1)]
+        return self.service.complete_liveness(flow_id, owner, session.session_id, frames)
 
     def evidence_kinds(self, flow_id: str) -> list[str]:
         return [e.kind.value for e in self.evidence.entries(flow_id)]

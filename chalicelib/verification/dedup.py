@@ -1,0 +1,87 @@
+"""One face, one identity (一脸多证): the face gate that stops a live face bound to another identity.
+
+Once a live face matches the ID portrait, ``FaceDedupGate.admit`` searches the faces this platform has
+bound (``FaceIndex``). A face bound to a *different* identity (another ``person_hash``: the keyed hash of
+the ID type and number) at or above the threshold sends the flow to a reviewer (``face.duplicate``): the
+same face under two ID numbers is either a forged card or a person's second document, and a person
+decides which. The person's own earlier faces (same ``person_hash``) and the flow's own template are not
+duplicates. The evidence gets what was found, never a face: the engine, the threshold, how many faces
+and identities matched and the best score.
+
+Once the pass is saved, ``passed`` binds the live face to the flow's identity, only when the flow holds
+the biometric consent (which the face check already requires, and whose text says so). The template
+follows the flow's retention: ``purged`` forgets it with the abandoned flow.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from chalicelib.kernel.errors import DomainError
+from chalicelib.verification.domain.evidence import EvidenceKind
+from chalicelib.verification.domain.flows import CheckName, CheckVerdict, Flow, ReviewReason
+from chalicelib.verification.domain.gates import GateOutcome, GateVerdict
+from chalicelib.verification.ports import EvidenceLog, FaceGate, FaceIndex, IndexedFace
+
+#: The stable code of a face already bound to another identity.
+DUPLICATE = "face.duplicate"
+
+#: Bound faces looked at per search (the review shows the count; one is enough to stop).
+SEARCH_LIMIT = 10
+
+
+class FaceDedupGate(FaceGate):
+    """Sends a live face already bound to another identity to review; binds passed faces."""
+
+    name: ClassVar[str] = "face_dedup"
+
+    def __init__(self, index: FaceIndex, evidence: EvidenceLog, threshold: float) -> None:
+        self._index = index
+        self._evidence = evidence
+        self._threshold = threshold
+
+    def admit(self, flow: Flow, caller: str, live_capture: bytes) -> GateVerdict:
+        assert flow.person_hash is not None
+        details: dict[str, Any] = {"engine": self._index.name, "threshold": self._threshold}
+        try:
+            found = self._index.search(live_capture, self._threshold, SEARCH_LIMIT)
+        except DomainError as err:
+            # The live capture matched the portrait, so it holds a face: an index that cannot read it
+            # is not a reason to let it through unsearched.
+            details.update(outcome=GateOutcome.REVIEW.value, code=err.code)
+            self._evidence.append(flow.flow_id, EvidenceKind.FACE_DEDUPLICATED, caller, details)
+            return self._review(details)
+        others = [hit for hit in found if _another_identity(hit, flow)]
+        details.update(
+            matches=len(others),
+            identities=len({hit.person_hash for hit in others}),
+            best_score=max((hit.score for hit in others), default=None),
+            outcome=(GateOutcome.REVIEW if others else GateOutcome.PASS).value,
+        )
+        self._evidence.append(flow.flow_id, EvidenceKind.FACE_DEDUPLICATED, caller, details)
+        return self._review(details) if others else GateVerdict(self.name, GateOutcome.PASS, details=details)
+
+    def passed(self, flow: Flow, caller: str, live_capture: bytes) -> None:
+        if (
+            flow.person_hash is None
+            or flow.checks.get(CheckName.BIOMETRIC_CONSENT) is not CheckVerdict.PASSED
+        ):
+            return
+        self._index.bind(flow.person_hash, flow.flow_id, live_capture)
+        self._evidence.append(flow.flow_id, EvidenceKind.FACE_BOUND, caller, {"engine": self._index.name})
+
+    def purged(self, flow_id: str) -> None:
+        self._index.forget(flow_id)
+
+    def _review(self, details: dict[str, Any]) -> GateVerdict:
+        return GateVerdict(
+            self.name,
+            GateOutcome.REVIEW,
+            reason=DUPLICATE,
+            review_reason=ReviewReason.FACE_DUPLICATE,
+            details=details,
+        )
+
+
+def _another_identity(hit: IndexedFace, flow: Flow) -> bool:
+    return hit.person_hash != flow.person_hash and hit.template_id != flow.flow_id

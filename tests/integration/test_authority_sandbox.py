@@ -1,0 +1,196 @@
+"""The sandbox identity authority over HTTP with its adapter, and the identity check in the API:
+an invented identity is refused and no registration can build on it; an outage never passes."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from chalicelib.adapters.authority.sandbox import SandboxIdentityAuthority
+from chalicelib.local.sandbox_authority import AuthorityFaults, Citizen, SandboxAuthority
+from chalicelib.verification.domain.authority import AuthorityResult
+from chalicelib.verification.domain.documents import DocumentKind
+from tests.face_photos import CARD_PORTRAIT, FACES, local_face_engine_missing
+from tests.synthetic_documents import PERSON_ID_NUMBER, PERSON_NAME, id_front, require_cjk_font
+
+#: A valid resident ID number (its check digit agrees) that no authority knows: an invented identity.
+INVENTED_NUMBER = "110101199003071233"
+
+
+@pytest.fixture
+def sandbox() -> Iterator[SandboxAuthority]:
+    with SandboxAuthority(seed=1) as running:
+        running.register(Citizen(name=PERSON_NAME, id_number=PERSON_ID_NUMBER))
+        yield running
+
+
+def client(sandbox: SandboxAuthority, **kwargs: Any) -> SandboxIdentityAuthority:
+    return SandboxIdentityAuthority(
+        sandbox.url, timeout_seconds=kwargs.pop("timeout_seconds", 1.0), sleep=lambda _s: None, **kwargs
+    )
+
+
+def test_the_sandbox_knows_its_citizens_and_nobody_else(sandbox: SandboxAuthority) -> None:
+    authority = client(sandbox)
+    match = authority.verify_identity(PERSON_NAME, "resident_id", PERSON_ID_NUMBER)
+    assert match.result is AuthorityResult.MATCH
+    assert match.reference is not None
+    assert match.provider_version.startswith("cheka-sandbox-authority/")
+    assert (
+        authority.verify_identity("李四", "resident_id", PERSON_ID_NUMBER).result is AuthorityResult.NO_MATCH
+    )
+    assert (
+        authority.verify_identity(PERSON_NAME, "resident_id", INVENTED_NUMBER).result
+        is AuthorityResult.NOT_FOUND
+    )
+
+
+def test_a_citizen_registered_through_the_admin_endpoint_is_known(sandbox: SandboxAuthority) -> None:
+    authority = client(sandbox)
+    authority.register_citizen("赵六", INVENTED_NUMBER)
+    assert authority.verify_identity("赵六", "resident_id", INVENTED_NUMBER).result is AuthorityResult.MATCH
+    assert len(sandbox) == 2
+
+
+def test_down_is_unavailable_after_the_retries(sandbox: SandboxAuthority) -> None:
+    sandbox.faults.down = True
+    answer = client(sandbox, retries=2).verify_identity(PERSON_NAME, "resident_id", PERSON_ID_NUMBER)
+    assert answer.result is AuthorityResult.UNAVAILABLE
+
+
+def test_503s_are_retried_and_unavailable_when_they_persist(sandbox: SandboxAuthority) -> None:
+    sandbox.faults.failure_rate = 1.0
+    answer = client(sandbox, retries=1).verify_identity(PERSON_NAME, "resident_id", PERSON_ID_NUMBER)
+    assert (answer.result, answer.provider_code, answer.retry_after) == (
+        AuthorityResult.UNAVAILABLE,
+        "http_503",
+        1,
+    )
+
+
+def test_slower_than_the_timeout_is_unavailable(sandbox: SandboxAuthority) -> None:
+    sandbox.faults.latency_seconds = 0.6
+    answer = client(sandbox, timeout_seconds=0.3, retries=0).verify_identity(
+        PERSON_NAME, "resident_id", PERSON_ID_NUMBER
+    )
+    assert answer.result is AuthorityResult.UNAVAILABLE
+
+
+def test_wrong_answers_can_be_injected_at_run_time_and_per_request(sandbox: SandboxAuthority) -> None:
+    # at run time, through the admin endpoint
+    request = urllib.request.Request(
+        sandbox.url + "/_sandbox/faults", data=json.dumps({"wrong_rate": 1}).encode(), method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=5) as resp:
+        assert json.loads(resp.read())["wrong_rate"] == 1.0
+    authority = client(sandbox)
+    assert (
+        authority.verify_identity(PERSON_NAME, "resident_id", PERSON_ID_NUMBER).result
+        is AuthorityResult.NO_MATCH
+    )
+    sandbox.faults.wrong_rate = 0.0
+    # per request, with the header
+    body = {"name": PERSON_NAME, "id_type": "resident_id", "id_number": PERSON_ID_NUMBER}
+    request = urllib.request.Request(
+        sandbox.url + "/v1/identity/verify",
+        data=json.dumps(body).encode(),
+        headers={"X-Sandbox-Fault": "wrong", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=5) as resp:
+        assert json.loads(resp.read())["result"] == "no_match"
+
+
+def test_faults_parse_from_the_setting() -> None:
+    faults = AuthorityFaults.parse("latency=2, failure_rate=0.5,wrong_rate=0.1,down")
+    assert (faults.latency_seconds, faults.failure_rate, faults.wrong_rate, faults.down) == (
+        2.0,
+        0.5,
+        0.1,
+        True,
+    )
+
+
+@pytest.mark.skipif(local_face_engine_missing() is not None, reason=str(local_face_engine_missing()))
+def test_the_portrait_comparison_matches_the_person_and_not_another(sandbox: SandboxAuthority) -> None:
+    sandbox.register(
+        Citizen(name=PERSON_NAME, id_number=PERSON_ID_NUMBER, portrait=(FACES / CARD_PORTRAIT).read_bytes())
+    )
+    authority = client(sandbox, timeout_seconds=20.0)
+    same = authority.compare_portrait(PERSON_NAME, PERSON_ID_NUMBER, (FACES / "obama_1.jpg").read_bytes())
+    assert same.result is AuthorityResult.MATCH
+    assert same.similarity is not None
+    other_face = next(p for p in sorted(FACES.glob("*.jpg")) if not p.name.startswith("obama"))
+    other = authority.compare_portrait(PERSON_NAME, PERSON_ID_NUMBER, other_face.read_bytes())
+    assert other.result is AuthorityResult.NO_MATCH
+
+
+# --- the identity check in the API ------------------------------------------------------------------
+
+
+def _api_helpers() -> Any:
+    from tests.integration import test_verification_api as helpers
+
+    return helpers
+
+
+@pytest.fixture
+def person(token: Callable[..., str]) -> dict[str, str]:
+    return {
+        "Authorization": f"Bearer {token('owner', subject='owner-authority')}",
+        "Content-Type": "application/json",
+    }
+
+
+def _read_front(api: Any, me: dict[str, str], number: str) -> tuple[str, int, Any]:
+    helpers = _api_helpers()
+    require_cjk_font()
+    flow_id = helpers.open_flow(api, me, id_number=number)
+    status, doc = helpers.upload(
+        api, me, flow_id, DocumentKind.ID_FRONT, id_front(id_number=number, portrait=FACES / CARD_PORTRAIT)
+    )
+    assert status == 201, doc
+    status, doc = helpers.call(api, "post", f"/v1/flows/{flow_id}/ocr/id_front", me)
+    return flow_id, status, doc
+
+
+@pytest.mark.skipif(not FACES.is_dir(), reason=f"face photos not found at {FACES}")
+def test_an_invented_identity_on_a_well_drawn_card_is_refused_and_its_check_fails(
+    api: Any, person: dict[str, str]
+) -> None:
+    # given a card drawn (like `cheka demo-id-card --no-register`) for a number the authority does not hold
+    flow_id, status, doc = _read_front(api, person, INVENTED_NUMBER)
+    # then reading it is refused on the number, the check is failed, and the answer is in the evidence
+    assert (status, doc["code"], doc["field"]) == (422, "authority.not_found", "id_number")
+    from chalicelib.core import deps
+
+    flow = deps.verification_service().flows.find(flow_id)
+    assert flow is not None
+    assert flow.checks["authority"] == "failed"
+    assert flow.checks["ocr_id_front"] == "passed"
+    entries = [e for e in deps.evidence_log().entries(flow_id) if e.kind.value == "authority_checked"]
+    assert entries[-1].public["result"] == "not_found"
+    assert entries[-1].public["provider"] == "sandbox"
+    assert INVENTED_NUMBER not in json.dumps(entries[-1].public)
+
+
+@pytest.mark.skipif(not FACES.is_dir(), reason=f"face photos not found at {FACES}")
+def test_the_authority_down_is_503_with_retry_and_the_retry_route_passes_once_it_is_back(
+    api: Any, person: dict[str, str], identity_authority: SandboxAuthority
+) -> None:
+    identity_authority.faults.down = True
+    try:
+        flow_id, status, doc = _read_front(api, person, PERSON_ID_NUMBER)
+        assert (status, doc["code"]) == (503, "authority.unavailable")
+        assert doc["details"]["retry_after_seconds"] > 0
+        helpers = _api_helpers()
+        status, doc = helpers.call(api, "post", f"/v1/flows/{flow_id}/authority-check", person)
+        assert (status, doc["code"]) == (503, "authority.unavailable")
+    finally:
+        identity_authority.faults.down = False
+    status, doc = helpers.call(api, "post", f"/v1/flows/{flow_id}/authority-check", person)
+    assert (status, doc["result"], doc["verdict"]) == (200, "match", "passed")

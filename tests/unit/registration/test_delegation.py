@@ -1,0 +1,294 @@
+"""委托登记 (第十二条) over fakes: the owner's ID card and the authorization letter are read, the letter
+names the owner, a trustee and this car, and the owner confirms with a code sent to their own phone
+before the registration can go on to be submitted."""
+
+from __future__ import annotations
+
+import pytest
+
+from chalicelib.registration.domain.registrations import (
+    DelegationConfirmation,
+    Possession,
+    PossessionMethod,
+    RegistrationKind,
+    Step,
+)
+from chalicelib.sms.domain import SmsPurpose
+from chalicelib.verification.domain.evidence import EvidenceKind
+from chalicelib.verification.domain.flows import TypedIdentity
+from chalicelib.verification.domain.readings import TextLine
+from tests.unit.registration.world import ME, NAME, NUMBER, OTHER_NUMBER, PHONE, World
+from tests.unit.stories import refusal
+from tests.unit.verification.world import id_front_lines
+
+REG = RegistrationKind.REGISTRATION
+OWNER_PHONE = "13700001111"
+OWNER_NAME = "李四"
+LETTER = b"letter photo"
+OWNER_ID = b"owner id photo"
+
+
+@pytest.fixture
+def world() -> World:
+    return World()
+
+
+def letter_lines(
+    vin: str, owner: str = OWNER_NAME, trustee: str = NAME, owner_number: str = OTHER_NUMBER
+) -> list[TextLine]:
+    """What OCR reads on an authorization letter (the layout ``local.documents`` draws)."""
+    texts = (
+        "授权委托书",
+        f"委托人：{owner}",
+        f"身份证号码：{owner_number}",
+        f"受托人：{trustee}",
+        f"身份证号码：{NUMBER}",
+        f"车辆识别代号（VIN）：{vin}",
+        "本人因故不能亲自办理，现委托上述受托人代为办理该车辆车联网卡的实名登记手续。",
+        f"委托人（签字）：{owner}",
+        "日期：2026年1月5日",
+    )
+    return [TextLine(text=t, confidence=0.99) for t in texts]
+
+
+def owner_identity(name: str = OWNER_NAME) -> TypedIdentity:
+    return TypedIdentity(id_type="resident_id", id_number=OTHER_NUMBER, name=name, address="上海市")
+
+
+def at_delegation(world: World, vin: str | None = None) -> tuple[str, str]:
+    """A delegated registration whose vehicle is confirmed, phone verified and possession shown: the
+    delegation is due. Returns the registration's and the flow's ids."""
+    reg_id = world.start(vin or world.vins[0], delegated=True)
+    world.service.confirm_vehicle(reg_id, ME)
+    flow_id = world.verify_phone(reg_id)
+    reg = world.registrations.get(reg_id)
+    assert reg is not None
+    if Step.POSSESSION in reg.steps:
+        proved = Possession(method=PossessionMethod.SALES_PHONE, proved_at=world.clock())
+        world.registrations.save(reg.model_copy(update={"possession": proved, "version": reg.version + 1}))
+    assert world.service.get(reg_id, ME, REG).step is Step.DELEGATION
+    return reg_id, flow_id
+
+
+def with_photos(world: World, flow_id: str, vin: str, **letter: str) -> None:
+    """The letter and the owner's ID card uploaded, each read as given."""
+    world.upload(flow_id, "authorization_letter", LETTER)
+    world.upload(flow_id, "owner_id_front", OWNER_ID)
+    world.ocr.readings[LETTER] = letter_lines(vin, **letter)
+    world.ocr.readings[OWNER_ID] = [
+        TextLine(text=t, confidence=0.99) for t in id_front_lines(OTHER_NUMBER, "李四")
+    ]
+
+
+def delegated(world: World) -> tuple[str, str]:
+    """The delegation given with a letter that names the owner, the trustee and the car."""
+    reg_id, flow_id = at_delegation(world)
+    with_photos(world, flow_id, world.vins[0])
+    world.service.delegate(reg_id, ME, owner_identity(), OWNER_PHONE)
+    return reg_id, flow_id
+
+
+def confirmed(world: World) -> tuple[str, str]:
+    reg_id, flow_id = delegated(world)
+    world.service.send_delegation_code(reg_id, ME)
+    world.service.confirm_delegation(reg_id, ME, world.sms.last_code(OWNER_PHONE))
+    return reg_id, flow_id
+
+
+# --------------------------------------------------------------------------- the delegation step
+
+
+def test_a_delegation_needs_the_letter_and_the_owners_id_then_waits_for_the_owner(world: World) -> None:
+    # given a delegated registration at its delegation step
+    reg_id, flow_id = at_delegation(world)
+    owner = owner_identity()
+    # when the owner is given without the letter, then without the owner's ID card
+    err = refusal(world.service.delegate, reg_id, ME, owner, OWNER_PHONE)
+    assert (err.code, err.field) == ("delegation.letter_missing", "authorization_letter")
+    world.upload(flow_id, "authorization_letter", LETTER)
+    err = refusal(world.service.delegate, reg_id, ME, owner, OWNER_PHONE)
+    assert (err.code, err.field) == ("delegation.owner_id_missing", "owner_id_front")
+    # and once both photos are in the flow and read
+    with_photos(world, flow_id, world.vins[0])
+    view = world.service.delegate(reg_id, ME, owner, OWNER_PHONE)
+    # then the delegation is recorded, masked, but the step stays until the owner confirms it
+    assert view.step is Step.DELEGATION
+    assert view.delegation is not None
+    assert (view.delegation.letter, view.delegation.owner_id_photo) == (True, True)
+    assert view.delegation.confirmed is False
+    assert view.delegation.owner_phone_masked is not None
+    assert OWNER_PHONE not in view.model_dump_json()
+    assert OTHER_NUMBER not in view.model_dump_json()
+
+
+def test_the_owner_confirms_with_the_code_sent_to_their_own_phone_then_the_trustee_goes_on(
+    world: World,
+) -> None:
+    # given a delegation recorded with the owner's phone
+    reg_id, flow_id = delegated(world)
+    # when the trustee asks for the owner's code
+    world.service.send_delegation_code(reg_id, ME)
+    # then it goes to the owner's phone, saying what it confirms
+    text = world.sms.texts_to(OWNER_PHONE)[-1]
+    assert "委托他人办理" in text
+    # and a wrong code does not confirm
+    wrong = "000000" if world.sms.last_code(OWNER_PHONE) != "000000" else "111111"
+    assert refusal(world.service.confirm_delegation, reg_id, ME, wrong).code == "sms.code_wrong"
+    assert world.service.get(reg_id, ME, REG).step is Step.DELEGATION
+    # when the owner's code is given
+    view = world.service.confirm_delegation(reg_id, ME, world.sms.last_code(OWNER_PHONE))
+    # then the delegation is confirmed by SMS and the trustee proves their own identity next
+    assert view.step is Step.IDENTITY
+    assert view.delegation is not None
+    assert (view.delegation.confirmed, view.delegation.confirmed_by) == (True, "sms")
+    checked = [e for e in world.evidence.entries(flow_id) if e.kind is EvidenceKind.SMS_CHECKED]
+    assert checked[-1].public["purpose"] == "delegation_confirm"
+
+
+def test_a_code_of_another_purpose_to_the_owners_phone_does_not_confirm(world: World) -> None:
+    reg_id, _ = delegated(world)
+    world.codes.send(OWNER_PHONE, SmsPurpose.OWNER_PHONE)
+    err = refusal(world.service.confirm_delegation, reg_id, ME, world.sms.last_code(OWNER_PHONE))
+    assert err.code == "sms.no_code"
+    assert world.service.get(reg_id, ME, REG).step is Step.DELEGATION
+
+
+def test_the_trustees_own_verified_phone_is_refused_as_the_owners(world: World) -> None:
+    reg_id, flow_id = at_delegation(world)
+    with_photos(world, flow_id, world.vins[0])
+    err = refusal(world.service.delegate, reg_id, ME, owner_identity(), PHONE)
+    assert (err.code, err.field, err.status) == ("delegation.owner_phone_is_trustees", "owner_phone", 422)
+    reg = world.registrations.get(reg_id)
+    assert reg is not None
+    assert reg.delegation is None
+
+
+def test_no_code_is_sent_before_the_delegation_names_the_owners_phone(world: World) -> None:
+    reg_id, _ = at_delegation(world)
+    err = refusal(world.service.send_delegation_code, reg_id, ME)
+    assert (err.code, err.status) == ("delegation.not_given", 409)
+    assert world.sms.sent[-1][0] == PHONE  # only the trustee's own phone code was ever sent
+
+
+def test_a_delegation_the_owner_never_confirmed_cannot_be_submitted(world: World) -> None:
+    # given a delegation recorded but never confirmed, and the trustee verified
+    reg_id, flow_id = delegated(world)
+    world.verify_person(flow_id)
+    # when the trustee tries to consent and submit
+    view = world.service.get(reg_id, ME, REG)
+    # then the delegation is still the step due, and neither runs ahead of it
+    assert view.step is Step.DELEGATION
+    err = refusal(world.consent, reg_id)
+    assert (err.code, err.status) == ("registration.step_out_of_order", 409)
+    err = refusal(world.service.submit, reg_id, ME)
+    assert (err.code, err.status) == ("registration.step_out_of_order", 409)
+    assert world.cards(world.vins[0])[0].state.value == "unregistered"
+
+
+def test_a_confirmed_delegation_is_submitted_with_the_owner_as_holder(world: World) -> None:
+    reg_id, flow_id = confirmed(world)
+    world.verify_person(flow_id)
+    world.consent(reg_id)
+    view = world.service.submit(reg_id, ME)
+    assert view.step is Step.PENDING
+    card = world.cards(world.vins[0])[0]
+    assert card.holder_id is not None
+    holder = world.parties.get(card.holder_id)
+    assert holder is not None
+    assert (holder.id_number, holder.name) == (OTHER_NUMBER, OWNER_NAME)
+
+
+def test_changing_the_owner_after_the_confirmation_needs_a_new_one(world: World) -> None:
+    # given a confirmed delegation
+    reg_id, _ = confirmed(world)
+    # when the same delegation is given again, nothing changes
+    view = world.service.delegate(reg_id, ME, owner_identity(), OWNER_PHONE)
+    assert view.delegation is not None
+    assert view.delegation.confirmed is True
+    # when it is given with another owner's phone
+    view = world.service.delegate(reg_id, ME, owner_identity(), "13700002222")
+    # then the owner must confirm again
+    assert view.delegation is not None
+    assert view.delegation.confirmed is False
+    assert view.step is Step.DELEGATION
+
+
+# --------------------------------------------------------------------------- the letter
+
+
+@pytest.mark.parametrize(
+    ("letter", "field", "code"),
+    [
+        ({"owner": "赵六"}, "authorization_letter.owner_name", "ocr.mismatch"),
+        ({"owner_number": NUMBER}, "authorization_letter.owner_id_number", "ocr.mismatch"),
+        ({"trustee": ""}, "authorization_letter.trustee_name", "ocr.unreadable"),
+    ],
+)
+def test_a_letter_that_does_not_name_the_owner_or_a_trustee_is_refused(
+    world: World, letter: dict[str, str], field: str, code: str
+) -> None:
+    reg_id, flow_id = at_delegation(world)
+    with_photos(world, flow_id, world.vins[0], **letter)
+    err = refusal(world.service.delegate, reg_id, ME, owner_identity(), OWNER_PHONE)
+    assert (err.code, err.field, err.status) == (code, field, 422)
+    reg = world.registrations.get(reg_id)
+    assert reg is not None
+    assert reg.delegation is None
+    crossed = [e for e in world.evidence.entries(flow_id) if e.kind is EvidenceKind.OCR_CROSS_CHECKED]
+    assert crossed[-1].public["document"] == "authorization_letter"
+    assert crossed[-1].public["agreed"] is False
+
+
+def test_a_letter_for_another_car_is_refused(world: World) -> None:
+    reg_id, flow_id = at_delegation(world)
+    with_photos(world, flow_id, world.vins[1])
+    err = refusal(world.service.delegate, reg_id, ME, owner_identity(), OWNER_PHONE)
+    assert (err.code, err.field) == ("ocr.mismatch", "authorization_letter.vin")
+    reg = world.registrations.get(reg_id)
+    assert reg is not None
+    assert reg.delegation is None
+
+
+def test_a_letter_authorizing_someone_else_sends_the_trustee_back_to_the_delegation(world: World) -> None:
+    # given a confirmed delegation whose letter names another trustee
+    reg_id, flow_id = at_delegation(world)
+    with_photos(world, flow_id, world.vins[0], trustee="赵六")
+    world.service.delegate(reg_id, ME, owner_identity(), OWNER_PHONE)
+    world.service.send_delegation_code(reg_id, ME)
+    view = world.service.confirm_delegation(reg_id, ME, world.sms.last_code(OWNER_PHONE))
+    assert view.step is Step.IDENTITY
+    # when the trustee's own identity is typed (王小明)
+    world.verification.set_identity(
+        flow_id, ME, TypedIdentity(id_type="resident_id", id_number=NUMBER, name=NAME)
+    )
+    # then the delegation is due again: the letter does not authorize this person
+    view = world.service.get(reg_id, ME, REG)
+    assert view.step is Step.DELEGATION
+    assert view.delegation is not None
+    assert view.delegation.trustee_named is False
+
+
+def test_a_delegation_whose_owner_id_card_is_someone_elses_is_refused(world: World) -> None:
+    reg_id, flow_id = at_delegation(world)
+    with_photos(world, flow_id, world.vins[0])
+    world.ocr.readings[OWNER_ID] = [TextLine(text=t, confidence=0.99) for t in id_front_lines(NUMBER, "李四")]
+    err = refusal(world.service.delegate, reg_id, ME, owner_identity(), OWNER_PHONE)
+    assert (err.code, err.field) == ("ocr.mismatch", "owner.id_number")
+    assert world.service.get(reg_id, ME, REG).step is Step.DELEGATION
+
+
+def test_a_delegation_is_locked_once_the_face_was_checked(world: World) -> None:
+    reg_id, flow_id = confirmed(world)
+    world.verify_person(flow_id)
+    err = refusal(world.service.delegate, reg_id, ME, owner_identity("王五"), OWNER_PHONE)
+    assert (err.code, err.status) == ("delegation.locked", 409)
+
+
+def test_the_delegation_keeps_how_the_owner_confirmed(world: World) -> None:
+    reg_id, _ = confirmed(world)
+    reg = world.registrations.get(reg_id)
+    assert reg is not None
+    assert reg.delegation is not None
+    assert reg.delegation.confirmed_by is DelegationConfirmation.SMS
+    assert reg.delegation.trustee_name == NAME
+    assert reg.delegation.owner_phone == OWNER_PHONE

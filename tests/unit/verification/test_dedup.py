@@ -1,0 +1,148 @@
+"""One face, one identity (一脸多证): the de-duplication gate in the face check, against fakes."""
+
+from __future__ import annotations
+
+from chalicelib.verification.dedup import FaceDedupGate
+from chalicelib.verification.domain.evidence import EvidenceKind
+from chalicelib.verification.domain.flows import CheckName, CheckVerdict, FlowStatus, ReviewReason
+from tests.fakes.faces import FakeFaceIndex
+from tests.unit.verification.world import OTHER_NUMBER, OWNER, World, frame, photo
+
+THRESHOLD = 50.0
+
+
+def deduplicating(index: FakeFaceIndex) -> World:
+    return World(gates=lambda world: (FaceDedupGate(index, world.evidence, THRESHOLD),))
+
+
+def test_a_passed_face_is_bound_to_the_flows_identity() -> None:
+    # given a flow ready for the face check, with the biometric consent
+    index = FakeFaceIndex()
+    world = deduplicating(index)
+    flow_id = world.ready()
+    # when the face check passes
+    outcome = world.attempt(flow_id)
+    # then the live capture is bound under the flow's identity hash, and the binding is in the evidence
+    assert outcome.passed
+    flow = world.service.flow(flow_id, OWNER)
+    assert index.templates == {flow_id: (flow.person_hash, frame())}
+    assert world.evidence_kinds(flow_id)[-2:] == [EvidenceKind.FACE_DEDUPLICATED, EvidenceKind.FACE_BOUND]
+
+
+def test_one_face_under_a_second_id_number_goes_to_review_and_is_not_bound() -> None:
+    # given a face that passed under one ID number
+    index = FakeFaceIndex(score=93.5)
+    world = deduplicating(index)
+    first = world.ready()
+    assert world.attempt(first).passed
+    # when the same face is checked under another ID number
+    second = world.ready(number=OTHER_NUMBER)
+    outcome = world.attempt(second)
+    # then the check does not pass: the flow is in review for a duplicate face, with a case
+    assert (outcome.live, outcome.matched, outcome.passed) == (True, True, False)
+    assert outcome.reasons == ["face.duplicate"]
+    assert outcome.review_case_id is not None
+    assert world.cases.get(outcome.review_case_id).reason is ReviewReason.FACE_DUPLICATE  # type: ignore[union-attr]
+    flow = world.service.flow(second, OWNER)
+    assert flow.status is FlowStatus.IN_REVIEW
+    assert flow.checks[CheckName.FACE] is CheckVerdict.IN_REVIEW
+    # and the second identity got no template
+    assert list(index.templates) == [first]
+    # and the evidence holds the figures, nothing personal
+    found = next(e for e in world.evidence.entries(second) if e.kind is EvidenceKind.FACE_DEDUPLICATED)
+    assert found.public == {
+        "engine": "fake-index",
+        "threshold": THRESHOLD,
+        "matches": 1,
+        "identities": 1,
+        "best_score": 93.5,
+        "outcome": "review",
+    }
+    assert found.personal == {}
+
+
+def test_the_same_persons_own_earlier_face_is_no_duplicate() -> None:
+    # given a face that passed in one flow of a person
+    index = FakeFaceIndex()
+    world = deduplicating(index)
+    first = world.ready()
+    assert world.attempt(first).passed
+    # when the same person (same ID number) checks the same face in a second flow
+    second = world.ready()
+    outcome = world.attempt(second)
+    # then it passes, and both flows hold a template of the one identity
+    assert outcome.passed
+    assert set(index.templates) == {first, second}
+    assert len(index.people()) == 1
+
+
+def test_a_different_face_under_another_id_number_passes() -> None:
+    # given a face bound under one ID number
+    index = FakeFaceIndex()
+    world = deduplicating(index)
+    assert world.attempt(world.ready()).passed
+    # when another person's face is checked under another ID number
+    second = world.ready(number=OTHER_NUMBER)
+    outcome = world.attempt(second, face=photo(seed=7))
+    # then it passes and is bound to the second identity
+    assert outcome.passed
+    assert len(index.people()) == 2
+
+
+def test_a_face_the_index_cannot_read_goes_to_review_rather_than_through() -> None:
+    # given an index that finds no face in the live capture the portrait match accepted
+    index = FakeFaceIndex()
+    index.faceless.add(frame())
+    world = deduplicating(index)
+    flow_id = world.ready()
+    # when the face check runs
+    outcome = world.attempt(flow_id)
+    # then the flow goes to review, with the index's code in the evidence
+    assert (outcome.passed, outcome.reasons) == (False, ["face.duplicate"])
+    assert outcome.review_case_id is not None
+    found = next(e for e in world.evidence.entries(flow_id) if e.kind is EvidenceKind.FACE_DEDUPLICATED)
+    assert (found.public["outcome"], found.public["code"]) == ("review", "face.none")
+    assert index.templates == {}
+
+
+def test_a_failed_face_check_runs_no_search_and_binds_nothing() -> None:
+    # given a live face that does not match the portrait
+    index = FakeFaceIndex()
+    world = deduplicating(index)
+    world.faces.similarity = 20.0
+    flow_id = world.ready()
+    # when the face check runs
+    outcome = world.attempt(flow_id)
+    # then the index is neither searched nor written
+    assert not outcome.passed
+    assert (index.searches, index.templates) == (0, {})
+
+
+def test_a_template_follows_the_flow_when_the_abandoned_flow_is_purged() -> None:
+    # given a face bound in a flow that is then abandoned
+    index = FakeFaceIndex()
+    world = deduplicating(index)
+    flow_id = world.ready()
+    assert world.attempt(flow_id).passed
+    assert flow_id in index.templates
+    # when the flow expires and the purge runs
+    world.clock.advance(hours=25)
+    assert world.service.purge_expired() == 1
+    # then its template is gone: the same face may register under another identity
+    assert index.templates == {}
+    second = world.ready(number=OTHER_NUMBER)
+    assert world.attempt(second).passed
+
+
+def test_without_the_biometric_consent_on_the_flow_nothing_is_bound() -> None:
+    # given a gate asked to bind a flow that holds no biometric consent
+    index = FakeFaceIndex()
+    world = deduplicating(index)
+    flow_id = world.open()
+    world.type_identity(flow_id)
+    flow = world.service.flow(flow_id, OWNER)
+    gate = FaceDedupGate(index, world.evidence, THRESHOLD)
+    # when
+    gate.passed(flow, OWNER, frame())
+    # then
+    assert index.templates == {}
