@@ -1,11 +1,11 @@
 """Owner registration step handlers, in-process on moto (DynamoDB, KMS, S3, SQS), printed as figures:
 
 for each step handler of ``RegistrationService`` (start, confirm_vehicle, verify_phone, the possession
-of the car by the head-unit code, give_consents,
-submit, get, my_vehicles), the p50 and p95 latency over N registrations of synthetic vehicles, and the
-number of AWS calls each call of the handler makes: DynamoDB round trips (the portable figure: moto
-in-process is not DynamoDB's latency), KMS calls (personal fields are envelope-encrypted with KMS data
-keys, phone numbers and IDs hashed with a KMS HMAC key) and any other service.
+of the car by the head-unit code, give_consents, submit, get, my_vehicles), the p50 and p95 latency
+over N registrations of synthetic vehicles, and the number of AWS calls each call of the handler makes:
+DynamoDB round trips (the portable figure: moto in-process is not DynamoDB's latency), KMS calls
+(personal fields are envelope-encrypted with KMS data keys, phone numbers and IDs hashed with a KMS
+HMAC key) and any other service.
 
 The face engine and OCR are left out (they have their own benchmarks): between the phone and the
 consents, the verification flow is put into "identity set, both ID sides read, face passed" directly

@@ -29,6 +29,7 @@ def main() -> None:
         "bench_foundation.py",
         "bench_validators.py",
         "bench_faces.py",
+        "bench_dedup.py",
         "bench_uploads.py",
         "bench_ocr.py",
         "bench_portrait.py",

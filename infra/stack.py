@@ -22,6 +22,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_rekognition as rekognition
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
@@ -145,6 +146,11 @@ class ChekaStack(Stack):
             spec.short_name: build_table(self, spec, settings, self.pii_key) for spec in TABLES
         }
         self.bucket = self._documents_bucket()
+        # The faces bound to identities on Rekognition stages (one face, one identity: 一脸多证).
+        self.face_collection = rekognition.CfnCollection(
+            self, "FaceCollection", collection_id=settings.face_collection
+        )
+        self.face_collection.apply_removal_policy(RemovalPolicy.RETAIN)
         self.token_secret = secretsmanager.Secret(
             self,
             "TokenSigningKey",
@@ -340,6 +346,15 @@ class ChekaStack(Stack):
                     "rekognition:GetFaceLivenessSessionResults",
                 ],
                 resources=["*"],
+            ),
+            iam.PolicyStatement(
+                sid="FaceCollection",
+                actions=[
+                    "rekognition:IndexFaces",
+                    "rekognition:SearchFacesByImage",
+                    "rekognition:DeleteFaces",
+                ],
+                resources=[self.face_collection.attr_arn],
             ),
             # SMS codes go straight to a phone number: such a publish has no topic ARN to scope to.
             iam.PolicyStatement(sid="Sms", actions=["sns:Publish"], resources=["*"]),

@@ -85,11 +85,14 @@ class DelegationBody(ApiModel):
 
 
 class DelegationConfirmBody(ApiModel):
-    """The code sent to the owner's phone (purpose ``delegation_confirm``), as the owner gave it."""
+    """How the owner agrees: ``sms`` with the code sent to the owner's phone (purpose
+    ``delegation_confirm``) as the owner gave it, or ``face`` once the owner's own face check passed in
+    the flow ``…/delegation/owner-check`` opened."""
 
     model_config = ConfigDict(extra="forbid")
 
-    code: str = Field(min_length=4, max_length=8, pattern=r"^[0-9]+$")
+    method: Literal["sms", "face"] = "sms"
+    code: str | None = Field(default=None, min_length=4, max_length=8, pattern=r"^[0-9]+$")
 
 
 class PossessionBody(ApiModel):
@@ -240,7 +243,7 @@ def delegation_code(call: Call, registration_id: str) -> SentCode:
     bp,
     "/v1/me/registrations/{registration_id}/delegation/confirm",
     method="POST",
-    summary="委托登记: the owner's confirmation, the code sent to the owner's phone",
+    summary="委托登记: the owner's agreement, by the code sent to their phone or their own face check",
     roles=OWNER,
     body=DelegationConfirmBody,
     response=lambda: views.RegistrationView,
@@ -249,7 +252,28 @@ def delegation_code(call: Call, registration_id: str) -> SentCode:
 )
 def confirm_delegation(call: Call, registration_id: str) -> RegistrationView:
     body: DelegationConfirmBody = call.body
-    return deps.registration_service().confirm_delegation(registration_id, call.actor, body.code)
+    service = deps.registration_service()
+    if body.method == "face":
+        return service.confirm_delegation_by_face(registration_id, call.actor)
+    if body.code is None:
+        raise InvalidField(
+            "field.required", "请输入车主收到的短信验证码", "The code sent to the owner's phone", field="code"
+        )
+    return service.confirm_delegation(registration_id, call.actor, body.code)
+
+
+@route(
+    bp,
+    "/v1/me/registrations/{registration_id}/delegation/owner-check",
+    method="POST",
+    summary="委托登记: a flow for the owner's own face check (the owner's ID card and live face)",
+    roles=OWNER,
+    response=lambda: views.RegistrationView,
+    errors=(404, 409),
+    tags=("registration",),
+)
+def owner_check(call: Call, registration_id: str) -> RegistrationView:
+    return deps.registration_service().open_owner_check(registration_id, call.actor)
 
 
 @route(

@@ -223,22 +223,6 @@ def demo_letter(
     print_json({"file": str(out), "owner_name": owner_name, "trustee_name": trustee_name, "vin": car})
 
 
-@main.command("vehicle")
-@click.argument("vin")
-def vehicle(vin: str) -> None:
-    """Show a vehicle and its cards (personal data masked)."""
-    from chalicelib.cards.views import vehicle_view
-    from chalicelib.core.auth import Principal, Role
-    from chalicelib.kernel.validators import validate as check
-
-    operator = Principal(subject="cli", roles=frozenset({Role.ADMIN}), token_id="cli")
-    try:
-        view = vehicle_view(check("vin", vin).value, deps.inventory_repo(), deps.party_repo(), operator)
-    except DomainError as err:
-        fail(err)
-    print_json(view)
-
-
 def _register_subcommands() -> None:
     from chalicelib.cli.authority import authority
     from chalicelib.cli.cards import card, operator, outbox

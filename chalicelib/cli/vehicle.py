@@ -1,4 +1,5 @@
-"""``cheka vehicle``: the sandbox telematics on local stages (the codes a car's head unit would show)."""
+"""``cheka vehicle VIN``: a vehicle and its cards; ``cheka vehicle head-unit VIN``: the codes the sandbox
+telematics showed on its head unit (local stages)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,41 @@ import sys
 
 import click
 
-from chalicelib.cli.output import print_json
+from chalicelib.cli.output import fail, print_json
 
 
-@click.group()
+class _VehicleGroup(click.Group):
+    """``cheka vehicle VIN`` shows the vehicle: a first word that is no subcommand is a VIN."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            return "show", self.commands["show"], args
+        return super().resolve_command(ctx, args)
+
+
+@click.group(cls=_VehicleGroup)
 def vehicle() -> None:
-    """The car's telematics (车联网平台) on local stages."""
+    """A vehicle and its cards (cheka vehicle VIN), and its head unit on local stages."""
+
+
+@vehicle.command("show", hidden=True)
+@click.argument("vin")
+def show(vin: str) -> None:
+    """Show a vehicle and its cards (personal data masked)."""
+    from chalicelib.cards.views import vehicle_view
+    from chalicelib.core import deps
+    from chalicelib.core.auth import Principal, Role
+    from chalicelib.kernel.errors import DomainError
+    from chalicelib.kernel.validators import validate as check
+
+    operator = Principal(subject="cli", roles=frozenset({Role.ADMIN}), token_id="cli")
+    try:
+        view = vehicle_view(check("vin", vin).value, deps.inventory_repo(), deps.party_repo(), operator)
+    except DomainError as err:
+        fail(err)
+    print_json(view)
 
 
 @vehicle.command("head-unit")
@@ -31,8 +61,7 @@ def head_unit(vin: str, limit: int) -> None:
     try:
         number = validate("vin", vin, field="vin").value
     except DomainError as err:
-        click.echo(f"{err.code}: {err.message_en}", err=True)
-        sys.exit(2)
+        fail(err)
     messages = deps.vehicle_channel().recent(number, limit)
     if not messages:
         click.echo("no code has been shown on this vehicle's head unit", err=True)

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     face_attempts_per_person_day: int = Field(default=5, ge=1)
     #: Liveness engine: "local" (frame-burst challenge) or "rekognition" (Face Liveness).
     liveness_engine: Literal["local", "rekognition"] = "local"
+    #: The local engine does not stop a replayed video, a 3-D mask or injected frames (README): deployed
+    #: stages refuse to build it unless this says the risk is accepted.
+    accept_local_liveness_risk: bool = False
     #: A liveness session is single use and expires after this many seconds.
     liveness_session_seconds: int = Field(default=180, ge=10)
     #: Rekognition Face Liveness confidence (0–100) at or above which a session is live.

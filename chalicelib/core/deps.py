@@ -139,8 +139,10 @@ def liveness_engine() -> LivenessEngine:
         from chalicelib.core.aws import client
 
         return RekognitionLivenessEngine(client("rekognition"), confidence_threshold=s.liveness_confidence)
-    from chalicelib.adapters.liveness.local import LocalLivenessEngine
+    from chalicelib.adapters.liveness.local import LocalLivenessEngine, local_engine_refused
 
+    if not s.is_local and not s.accept_local_liveness_risk:
+        raise local_engine_refused(s.stage)
     return LocalLivenessEngine(face_engine(), same_person_threshold=face_threshold())
 
 

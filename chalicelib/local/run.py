@@ -211,6 +211,8 @@ try:
   .venv/bin/cheka demo-id-card --portrait <a photo of you> --out /tmp/card
       (a new invented identity each time, registered with the sandbox authority; type in what it prints)
   then register one of these unregistered vehicles in the H5: {", ".join(seed_doc.get("open_vins", [])[:3])}
+      (show you hold it with the code its head unit shows: the page shows the sandbox's code, and so does
+      .venv/bin/cheka vehicle head-unit VIN)
 
 Ctrl-C stops everything.
 """,

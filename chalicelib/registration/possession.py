@@ -74,6 +74,10 @@ def _code() -> str:
     return f"{secrets.randbelow(10**6):06d}"
 
 
+def _free(cards: list[Card]) -> list[str]:
+    return [c.iccid for c in cards if c.state is CardState.UNREGISTERED]
+
+
 def method_disabled(method: PossessionMethod) -> InvalidField:
     return InvalidField(
         "possession.method_disabled",
@@ -217,18 +221,21 @@ class PossessionChecks:
         code: str | None = None,
         document: DocumentKind | None = None,
     ) -> RegistrationView:
-        """Show possession by ``method``; refused with a field error, the registration unchanged."""
+        """Show possession by ``method``. Refused with a field error, the registration unchanged but
+        for the count of wrong head-unit codes."""
         reg = self._due(registration_id, caller, method)
         if reg.possession is not None and reg.possession.proved:
-            return self._after_proof(reg)
+            vehicle, cards = self._vehicle(reg)
+            return self._after_proof(self._claim(reg, cards), vehicle, cards)
         if method is PossessionMethod.HEAD_UNIT:
             reg = self._check_head_unit(reg, code)
         elif method is PossessionMethod.VEHICLE_DOCUMENT:
             self._check_document(reg, caller, document)
-        elif not self._sales_phone_matches(reg, self._inventory.get_vehicle(reg.vin)):
+        vehicle, cards = self._vehicle(reg)
+        if method is PossessionMethod.SALES_PHONE and not self._sales_phone_matches(reg, vehicle):
             self._note(reg, method, "refused")
             raise phone_mismatch()
-        return self._after_proof(self._proved(reg, method))
+        return self._after_proof(self._proved(reg, method, cards), vehicle, cards)
 
     def by_sales_phone(self, reg: Registration) -> Registration:
         """Right after the phone step: the sales-phone method passes by itself when the phone matches."""
@@ -236,12 +243,12 @@ class PossessionChecks:
             reg.kind is not RegistrationKind.REGISTRATION
             or PossessionMethod.SALES_PHONE not in self._policy.methods
             or (reg.possession is not None and reg.possession.proved)
-            or not self._sales_phone_matches(reg, self._inventory.get_vehicle(reg.vin))
         ):
             return reg
-        reg = self._proved(reg, PossessionMethod.SALES_PHONE)
         vehicle, cards = self._vehicle(reg)
-        return self._claim(reg, cards) if vehicle is not None else reg
+        if not self._sales_phone_matches(reg, vehicle):
+            return reg
+        return self._proved(reg, PossessionMethod.SALES_PHONE, cards)
 
     @staticmethod
     def _sales_phone_matches(reg: Registration, vehicle: Vehicle | None) -> bool:
@@ -276,20 +283,20 @@ class PossessionChecks:
                 field=document.value,
             )
 
-    def _proved(self, reg: Registration, method: PossessionMethod) -> Registration:
+    def _proved(self, reg: Registration, method: PossessionMethod, cards: list[Card]) -> Registration:
+        """Possession shown: recorded, with the vehicle's free cards (none when someone else holds it)."""
         possession = self._possession(reg).model_copy(
             update={"method": method, "proved_at": self._clock(), "head_unit": None}
         )
-        reg = self._registrations.save(reg, possession=possession)
+        iccids = _free(cards) or reg.iccids
+        reg = self._registrations.save(reg, possession=possession, iccids=iccids)
         self._note(reg, method, "proved")
         return reg
 
-    def _after_proof(self, reg: Registration) -> RegistrationView:
-        """A proved registration takes the vehicle's free cards, or says why it cannot."""
-        vehicle, cards = self._vehicle(reg)
+    def _after_proof(self, reg: Registration, vehicle: Vehicle | None, cards: list[Card]) -> RegistrationView:
+        """The registration once possession is shown, or why it cannot take the vehicle's cards."""
         if vehicle is None:
             raise vehicle_not_found()
-        reg = self._claim(reg, cards)
         if not reg.iccids:
             if any(c.state in CLAIMED for c in cards):
                 raise vehicle_taken(reg.possession is not None and reg.possession.contest_case_id is not None)
@@ -302,8 +309,9 @@ class PossessionChecks:
         return self._views.view(reg)
 
     def _claim(self, reg: Registration, cards: list[Card]) -> Registration:
-        iccids = [c.iccid for c in cards if c.state is CardState.UNREGISTERED]
-        if iccids and iccids != reg.iccids:
+        """A proved registration without cards takes the ones freed since (a contest decided)."""
+        iccids = _free(cards)
+        if iccids and not reg.iccids:
             reg = self._registrations.save(reg, iccids=iccids)
         return reg
 

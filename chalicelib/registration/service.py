@@ -17,13 +17,14 @@ from chalicelib.cards.ports import InventoryRepository, PartyRepository
 from chalicelib.consents.domain import AcceptedConsent
 from chalicelib.kernel.clock import Clock, utc_now
 from chalicelib.kernel.crypto import KeyedHasher
+from chalicelib.registration.delegation import DelegationSteps, PhoneHolders
 from chalicelib.registration.domain.registrations import PossessionMethod, RegistrationKind
 from chalicelib.registration.housekeeping import Housekeeping
 from chalicelib.registration.outcome import Outcomes, ResultSms
 from chalicelib.registration.ports import RegistrationRepository, VehicleChannel
 from chalicelib.registration.possession import HeadUnitSent, PossessionChecks, PossessionPolicy
 from chalicelib.registration.records import Registrations
-from chalicelib.registration.steps import PhoneCodes, PhoneHolders, RegistrationSteps
+from chalicelib.registration.steps import PhoneCodes, RegistrationSteps
 from chalicelib.registration.submit import Submission
 from chalicelib.registration.views import MyVehicles, RegistrationView, RegistrationViews
 from chalicelib.sms.domain import SentCode
@@ -79,11 +80,18 @@ class RegistrationService:
             inventory,
             verification,
             codes,
-            phone_holders=phone_holders,
             possession=self.possession,
             flow_ttl=flow_ttl,
             clock=clock,
             new_id=new_id,
+        )
+        self.delegation = DelegationSteps(
+            self.registrations,
+            self.views,
+            verification,
+            codes,
+            phone_holders=phone_holders,
+            clock=clock,
         )
         self.submission = Submission(
             registrations,
@@ -116,13 +124,19 @@ class RegistrationService:
     def delegate(
         self, registration_id: str, caller: str, owner: TypedIdentity, owner_phone: str
     ) -> RegistrationView:
-        return self.steps.delegate(registration_id, caller, owner, owner_phone)
+        return self.delegation.delegate(registration_id, caller, owner, owner_phone)
 
     def send_delegation_code(self, registration_id: str, caller: str) -> SentCode:
-        return self.steps.send_delegation_code(registration_id, caller)
+        return self.delegation.send_code(registration_id, caller)
 
     def confirm_delegation(self, registration_id: str, caller: str, code: str) -> RegistrationView:
-        return self.steps.confirm_delegation(registration_id, caller, code)
+        return self.delegation.confirm_by_code(registration_id, caller, code)
+
+    def open_owner_check(self, registration_id: str, caller: str) -> RegistrationView:
+        return self.delegation.open_owner_check(registration_id, caller)
+
+    def confirm_delegation_by_face(self, registration_id: str, caller: str) -> RegistrationView:
+        return self.delegation.confirm_by_face(registration_id, caller)
 
     def give_consents(
         self, registration_id: str, caller: str, accepted: list[AcceptedConsent], client: dict[str, str]

@@ -97,6 +97,7 @@ class Submission:
             return self._views.view(self._registrations.own(registration_id, caller))
         assert flow is not None
         flow = self._verification.keep(flow, self._clock() + EVIDENCE_RETENTION)
+        self._keep_owner_check(claimed, caller)
         try:
             pushed = self._push(claimed, flow, caller)
         except DomainError:
@@ -147,6 +148,17 @@ class Submission:
         )
         if flow is not None:
             self._verification.reopen(flow.flow_id, claimed.owner, expires)
+
+    def _keep_owner_check(self, reg: Registration, caller: str) -> None:
+        """委托登记 confirmed by the owner's own face check: that flow is evidence too."""
+        flow_id = reg.delegation.owner_flow_id if reg.delegation else None
+        if flow_id is None:
+            return
+        try:
+            owner_flow = self._verification.flow(flow_id, caller)
+        except NotFound:
+            return  # expired before the submit: its evidence chain stays, as every purged flow's
+        self._verification.keep(owner_flow, self._clock() + EVIDENCE_RETENTION)
 
     def _kept_flow(self, reg: Registration) -> Flow | None:
         try:

@@ -88,6 +88,8 @@ class DelegationSummary(BaseModel):
     #: Whether the letter's trustee is the person the flow verifies (``None`` until they typed it):
     #: when not, the delegation step is due again with a letter naming them.
     trustee_named: bool | None = None
+    #: The flow of the owner's own face check, when the owner confirms that way.
+    owner_flow_id: str | None = None
 
 
 class PossessionSummary(BaseModel):
@@ -174,6 +176,7 @@ def delegation_summary(reg: Registration, flow: Flow | None = None) -> Delegatio
         confirmed=reg.delegation.confirmed,
         confirmed_by=reg.delegation.confirmed_by.value if reg.delegation.confirmed_by else None,
         trustee_named=trustee_named(reg.delegation, flow),
+        owner_flow_id=reg.delegation.owner_flow_id,
     )
 
 

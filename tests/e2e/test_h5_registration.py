@@ -11,6 +11,7 @@ result page. Then they de-register the car, this time choosing the head-turn pho
 from __future__ import annotations
 
 import functools
+import os
 import re
 import time
 from collections.abc import Callable
@@ -26,6 +27,8 @@ from tests.synthetic_documents import PERSON_ADDRESS, PERSON_ID_NUMBER, PERSON_N
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
     from selenium.webdriver.remote.webelement import WebElement
+
+    from chalicelib.verification.domain.liveness import LivenessDirection
 
 H5_DIR = Path(__file__).resolve().parents[2] / "chalicelib" / "web" / "h5"
 #: The card's portrait and the live person: two different photos of the same man.
@@ -289,23 +292,31 @@ VIDEO_FPS = 30
 TURN_FROM, TURN_TO, TURN_DEGREES = 1.2, 2.7, 30.0
 
 
-def head_turn_video(sign: int) -> bytes:
-    """Ten seconds of MJPEG: the live person facing the camera, then turning right (+1) or left (−1)."""
+def head_turn_video(turn: LivenessDirection) -> bytes:
+    """Ten seconds of MJPEG: the live person facing the camera, then turning toward ``turn`` (a cylinder
+    warp for left and right, a head-model nod for up and down)."""
     from chalicelib.adapters.faces.local import LocalFaceEngine
-    from tests.liveness_frames import RADIUS, jpeg, photo, turned
+    from tests.liveness_frames import RADIUS, jpeg, nodded, photo, turned
 
     im = photo(LIVE_PERSON)
     (face,) = LocalFaceEngine().detect(jpeg(im))
     centre, radius = face.box.left + face.box.width / 2, face.box.width * RADIUS
+    box = (face.box.left, face.box.top, face.box.width, face.box.height)
     warped: dict[int, bytes] = {}
     frames = []
     for index in range(10 * VIDEO_FPS):
         progress = min(1.0, max(0.0, (index / VIDEO_FPS - TURN_FROM) / (TURN_TO - TURN_FROM)))
         angle = round(progress * TURN_DEGREES)
         if angle not in warped:
-            warped[angle] = jpeg(turned(im, sign * angle, centre, radius))
+            degrees = turn.sign * angle
+            frame = nodded(im, degrees, box) if turn.axis == "pitch" else turned(im, degrees, centre, radius)
+            warped[angle] = jpeg(frame)
         frames.append(warped[angle])
     return b"".join(frames)
+
+
+#: Run before the page's own script: a phone without a camera (the client then offers the album).
+NO_CAMERA = "Object.defineProperty(navigator, 'mediaDevices', {get: () => undefined});"
 
 
 def type_identity(me: Phone, name: str) -> None:
@@ -324,7 +335,7 @@ def prove_identity(me: Phone, *, camera: bool, typo: bool = False) -> None:
     """
     from chalicelib.adapters.faces.local import LocalFaceEngine
     from chalicelib.verification.domain.liveness import LivenessDirection
-    from tests.liveness_frames import photo_burst, turning_burst
+    from tests.liveness_frames import capture_times, handheld, nodding_burst, turning_frames
     from tests.synthetic_documents import id_back, id_front
 
     front = me.write("id_front.jpg", id_front(portrait=FACES / CARD_PORTRAIT, fmt="JPEG"))
@@ -369,39 +380,40 @@ def prove_identity(me: Phone, *, camera: bool, typo: bool = False) -> None:
         me.element("#face-consent-check").click()
         me.tap("#face-consent-submit")
 
-    # The challenge is random. The frames are built from stills: a turn left or right is one photo
-    # warped, a nod down is photos of the same man; a nod up exists only as another man's photos, so
-    # on "up" a new session is started (reloading the page resumes the step with a new one). The
-    # camera video is a warped turn, so with the camera only left and right are taken.
-    unusable = ("up", "down") if camera else ("up",)
-    for _ in range(30):
-        direction = me.wait_until(
-            "a liveness challenge",
-            lambda: me._js(
-                "const s = document.querySelector('section[data-screen=face]');"
-                "return s.dataset.direction && !document.getElementById('face-files-label').hidden"
-                " ? s.dataset.direction : null"
-            ),
-        )
-        if direction not in unusable:
-            break
+    if not camera:
+        # A phone without a camera: the page offers to choose photos instead
+        me.driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": NO_CAMERA})
         me.driver.refresh()
         me.wait_screen("face")
-    else:
-        raise AssertionError(f"only {unusable} challenges in 30 sessions")
+
+    def challenge() -> tuple[str, str] | None:
+        found = me._js(
+            "const s = document.querySelector('section[data-screen=face]');"
+            "return s.dataset.direction ? [s.dataset.direction, s.dataset.session] : null"
+        )
+        return (str(found[0]), str(found[1])) if found else None
+
+    # The challenge is random and cannot be drawn again: reloading the page resumes the step with the
+    # same session and direction. Every direction has frames: one photo warped into a turn or a nod.
+    direction, session_id = me.wait_until("a liveness challenge", challenge)
+    me.driver.refresh()
+    me.wait_screen("face")
+    assert me.wait_until("the same challenge", challenge) == (direction, session_id)
+    assert me.element("#face-files-label").is_displayed() is not camera
     turn = LivenessDirection(direction)
     # The frames go up unmirrored, so the person asked to turn the face toward the image's left turns
     # to their own right (the direction convention of liveness.port).
     assert me.element("#face-instruction").text == PROMPTS[direction]
     if camera:
-        me.camera.write_bytes(head_turn_video(turn.sign))
+        me.camera.write_bytes(head_turn_video(turn))
         me.tap("#face-camera")
     else:
-        if turn in (LivenessDirection.LEFT, LivenessDirection.RIGHT):
-            frames = turning_burst(LocalFaceEngine(), LIVE_PERSON, turn.sign)
-        else:
-            frames = photo_burst(turn)
+        make = nodding_burst if turn.axis == "pitch" else turning_frames
+        frames = handheld(make(LocalFaceEngine(), LIVE_PERSON, turn.sign))
         paths = [me.write(f"frame-{i}.jpg", frame) for i, frame in enumerate(frames)]
+        # taken in one burst by the phone's camera app: the photos' times are those of the capture
+        for path, taken in zip(paths, capture_times(len(paths), start=1_700_000_000_000), strict=True):
+            os.utime(path, ns=(taken * 1_000_000, taken * 1_000_000))
         me.choose_files("#face-files", *paths)
     me.wait_until(
         "the face check",

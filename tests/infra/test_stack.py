@@ -642,3 +642,18 @@ def test_the_operator_callback_route_is_deployed(synth: Synth) -> None:
     _, api = single(synth, "AWS::Serverless::Api")
     paths = api["Properties"]["DefinitionBody"]["paths"]
     assert "post" in paths["/v1/operator/callbacks"]
+
+
+def test_the_face_collection_is_retained_and_only_it_takes_bound_faces(synth: Synth) -> None:
+    collection_id, collection = single(synth, "AWS::Rekognition::Collection")
+    assert collection["Properties"]["CollectionId"].endswith("-faces")
+    assert collection["DeletionPolicy"] == "Retain"
+    _, statements = function_role_statements(synth)
+    indexing = [s for s in statements if "rekognition:IndexFaces" in as_list(s["Action"])]
+    assert len(indexing) == 1
+    assert set(as_list(indexing[0]["Action"])) == {
+        "rekognition:IndexFaces",
+        "rekognition:SearchFacesByImage",
+        "rekognition:DeleteFaces",
+    }
+    assert as_list(indexing[0]["Resource"]) == [{"Fn::GetAtt": [collection_id, "Arn"]}]

@@ -194,3 +194,35 @@ def test_the_authority_down_is_503_with_retry_and_the_retry_route_passes_once_it
         identity_authority.faults.down = False
     status, doc = helpers.call(api, "post", f"/v1/flows/{flow_id}/authority-check", person)
     assert (status, doc["result"], doc["verdict"]) == (200, "match", "passed")
+
+
+@pytest.mark.skipif(local_face_engine_missing() is not None, reason=str(local_face_engine_missing()))
+def test_the_authority_down_with_review_sends_the_matched_face_to_a_reviewer_never_a_pass(
+    api: Any, person: dict[str, str], identity_authority: SandboxAuthority, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.core import deps
+
+    monkeypatch.setenv("CHEKA_AUTHORITY_UNAVAILABLE", "review")
+    deps.reset()
+    helpers = _api_helpers()
+    identity_authority.faults.down = True
+    try:
+        # the ID front is read: the authority cannot answer, the person goes on
+        flow_id, status, doc = _read_front(api, person, PERSON_ID_NUMBER)
+        assert status == 200, doc
+        status, flow = helpers.call(api, "get", f"/v1/flows/{flow_id}", person)
+        assert flow["checks"]["authority"] == "in_review"
+        # the live face matches the card, and the flow goes to a reviewer instead of passing
+        session = helpers.start_sideways(api, person, flow_id)
+        status, outcome = helpers.send_burst(
+            api, person, flow_id, session, helpers.burst(session["challenge"]["direction"])
+        )
+    finally:
+        identity_authority.faults.down = False
+    assert status == 200, outcome
+    assert outcome["matched"] is True
+    assert outcome["passed"] is False
+    assert outcome["review_case_id"].endswith("authority_unavailable")
+    status, flow = helpers.call(api, "get", f"/v1/flows/{flow_id}", person)
+    assert flow["status"] == "in_review"
+    assert flow["checks"]["face"] == "in_review"

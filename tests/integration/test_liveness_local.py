@@ -146,7 +146,9 @@ def test_a_turn_in_the_requested_direction_is_live(
     assert (verdict.live, verdict.reasons, verdict.confidence, verdict.frames) == (True, [], 100.0, 4)
     details = verdict.details
     assert details["turn_degrees"] >= 13
-    assert details["opposite_degrees"] < 5
+    # (the start is the frame nearest 0° on the axis: a face at rest reads a pitch of −7° on obama_1,
+    # so a raised burst may start one frame in and see its first frame ~7° the other way)
+    assert details["opposite_degrees"] < 8
     assert details["distinct_frames"] == 4
     assert details["continuity"]["ok"]
     assert details["timing"]["ok"]
@@ -540,3 +542,29 @@ def test_the_pose_of_a_head_model_raised_by_a_known_angle_reads_as_that_pitch() 
 
     assert estimate_pose(landmarks(20))[1] == pytest.approx(20.0, abs=0.01)
     assert estimate_pose(landmarks(-20))[1] == pytest.approx(-20.0, abs=0.01)
+
+
+# --- deployed stages ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_a_deployed_stage_refuses_the_local_engine_unless_the_risk_is_accepted(
+    monkeypatch: pytest.MonkeyPatch, stage: str
+) -> None:
+    from chalicelib.core import deps
+    from chalicelib.kernel.errors import DomainError
+
+    monkeypatch.setenv("CHEKA_STAGE", stage)
+    monkeypatch.setenv("CHEKA_LIVENESS_ENGINE", "local")
+    deps.reset()
+    try:
+        with pytest.raises(DomainError) as refused:
+            deps.liveness_engine()
+        assert (refused.value.code, refused.value.status) == ("config.local_liveness_refused", 503)
+        assert "CHEKA_ACCEPT_LOCAL_LIVENESS_RISK" in refused.value.message_en
+        monkeypatch.setenv("CHEKA_ACCEPT_LOCAL_LIVENESS_RISK", "true")
+        deps.reset()
+        assert isinstance(deps.liveness_engine(), LocalLivenessEngine)
+    finally:
+        monkeypatch.undo()
+        deps.reset()

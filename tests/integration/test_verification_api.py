@@ -363,3 +363,68 @@ def test_no_face_is_processed_before_the_separate_biometric_consent(
     assert len(given) == 1
     assert given[0]["public"]["consents"][0]["kind"] == "biometric_consent"
     assert call(api, "post", f"/v1/flows/{flow_id}/liveness-sessions", me)[0] == 201
+
+
+def test_the_challenge_is_not_drawn_again_and_the_running_check_locks_the_identity(
+    api: Any, person: Callable[..., dict[str, str]]
+) -> None:
+    me = person()
+    flow_id = card_read(api, me)
+    first = start_sideways(api, me, flow_id)
+    assert first["challenge"]["nonce"]
+    # Asking again hands out the same session and challenge
+    status, again = call(api, "post", f"/v1/flows/{flow_id}/liveness-sessions", me)
+    assert status == 201, again
+    assert (again["session_id"], again["challenge"]) == (first["session_id"], first["challenge"])
+    # The face check has started: the identity and the ID front can no longer change
+    assert call(api, "get", f"/v1/flows/{flow_id}", me)[1]["checks"]["face"] == "started"
+    other = {"id_type": "resident_id", "id_number": "11010519491231002X", "name": "李四", "address": "北京"}
+    status, error = call(api, "put", f"/v1/flows/{flow_id}/identity", me, other)
+    assert (status, error["code"]) == (409, "flow.identity_locked")
+    status, error = call(
+        api, "post", f"/v1/flows/{flow_id}/uploads", me, {"kind": "id_front", "content_type": "image/jpeg"}
+    )
+    assert (status, error["code"]) == (409, "flow.documents_locked")
+
+
+def test_frames_without_a_face_are_a_capture_problem_and_the_same_session_then_passes(
+    api: Any, person: Callable[..., dict[str, str]]
+) -> None:
+    from tests.liveness_frames import blank
+
+    me = person()
+    flow_id = card_read(api, me)
+    session = start_sideways(api, me, flow_id)
+    walls = [base64.b64encode(blank()).decode()] * 4
+    status, error = send_burst(api, me, flow_id, session, walls)
+    assert (status, error["code"], error["field"]) == (422, "liveness.capture_problem", "frames")
+    assert error["details"] == {"reasons": ["liveness.no_face"], "attempts_left": 3}
+    assert "不计入" in error["message_zh"]
+    status, outcome = send_burst(api, me, flow_id, session, burst(session["challenge"]["direction"]))
+    assert status == 200, outcome
+    assert (outcome["passed"], outcome["attempts_left"]) == (True, 2)
+
+
+def test_a_pile_of_photos_or_another_sessions_nonce_fails_and_costs_an_attempt(
+    api: Any, person: Callable[..., dict[str, str]]
+) -> None:
+    from chalicelib.verification.domain.liveness import LivenessDirection
+    from tests.liveness_frames import photo_burst
+
+    me = person()
+    flow_id = card_read(api, me)
+    session = start_sideways(api, me, flow_id)
+    direction = session["challenge"]["direction"]
+    stills = [base64.b64encode(f).decode() for f in photo_burst(LivenessDirection(direction))]
+    status, outcome = send_burst(api, me, flow_id, session, stills)
+    assert status == 200, outcome
+    assert outcome["passed"] is False
+    assert "liveness.not_continuous" in outcome["reasons"]
+    assert outcome["attempts_left"] == 2
+    # A real burst with a nonce that is not the session's
+    again = call(api, "post", f"/v1/flows/{flow_id}/liveness-sessions", me)[1]
+    assert again["session_id"] != session["session_id"]
+    frames = burst(again["challenge"]["direction"])
+    status, outcome = send_burst(api, me, flow_id, again, frames, nonce=session["challenge"]["nonce"])
+    assert status == 200, outcome
+    assert (outcome["passed"], outcome["reasons"], outcome["attempts_left"]) == (False, ["liveness.nonce"], 1)

@@ -96,6 +96,10 @@ class ScriptedLiveness(LivenessEngine):
     def __init__(self) -> None:
         self.live = True
         self.judged = 0
+        #: When set, every judgement is not live for these reasons.
+        self.reasons: list[str] | None = None
+        #: Called while judging (something else happening to the flow meanwhile).
+        self.meanwhile: Callable[[], None] | None = None
 
     @property
     def version(self) -> str:
@@ -115,12 +119,15 @@ class ScriptedLiveness(LivenessEngine):
         capture: LivenessCapture | None = None,
     ) -> LivenessVerdict:
         self.judged += 1
+        if self.meanwhile is not None:
+            self.meanwhile()
+        live = self.live and not self.reasons
         return LivenessVerdict(
-            live=self.live,
-            confidence=99.0 if self.live else 10.0,
+            live=live,
+            confidence=99.0 if live else 10.0,
             engine=self.name,
             engine_version=self.version,
-            reasons=[] if self.live else ["liveness.no_pose_change"],
+            reasons=self.reasons or ([] if live else ["liveness.no_pose_change"]),
             frames=len(frames),
             details={},
             reference_image=frames[0] if frames else None,
@@ -329,3 +336,99 @@ def test_a_passed_face_check_keeps_the_live_capture_and_closes_the_face_step(wor
         )
     )
     assert err.code == "flow.identity_locked"
+
+
+# --- a running check locks the flow; the challenge is not re-drawn; fair attempts ---------------------
+
+
+def test_a_session_is_handed_out_again_until_it_expires_and_a_flow_starts_at_most_six(world: World) -> None:
+    flow_id = world.ready_flow()
+    first = world.service.start_liveness(flow_id, OWNER)
+    again = world.service.start_liveness(flow_id, OWNER)
+    assert (again.session_id, again.challenge, again.client) == (
+        first.session_id,
+        first.challenge,
+        first.client,
+    )
+    started = {first.session_id}
+    for _ in range(5):
+        world.clock.now += timedelta(seconds=181)
+        started.add(world.service.start_liveness(flow_id, OWNER).session_id)
+    assert len(started) == 6
+    world.clock.now += timedelta(seconds=181)
+    err = refused(lambda: world.service.start_liveness(flow_id, OWNER))
+    assert (err.status, err.code, err.details) == (429, "liveness.sessions_exhausted", {"limit": 6})
+
+
+def test_the_identity_is_locked_from_the_first_session_and_a_changed_flow_gets_no_verdict(
+    world: World,
+) -> None:
+    from chalicelib.adapters.dynamo.flows import DynamoFlowRepository
+    from chalicelib.core import deps
+
+    flow_id = world.ready_flow()
+    repo = DynamoFlowRepository(deps.field_cipher())
+    read_before = repo.get(flow_id)
+    assert read_before is not None
+    session = world.service.start_liveness(flow_id, OWNER)
+    assert world.service.flow(flow_id, OWNER).checks["face"].value == "started"
+    other = TypedIdentity(id_type="resident_id", id_number="11010519491231002X", name="李四")
+    err = refused(lambda: world.service.set_identity(flow_id, OWNER, other))
+    assert (err.status, err.code) == (409, "flow.identity_locked")
+    # An identity change that read the flow before the check started loses the conditional write
+    changed = read_before.model_copy(update={"identity": other, "version": read_before.version + 1})
+    assert refused(lambda: repo.save(changed)).code == "flow.changed"
+
+    # The flow changes while the burst is judged: the pass is not saved onto it
+    def change_the_flow() -> None:
+        current = repo.get(flow_id)
+        assert current is not None
+        repo.save(current.model_copy(update={"identity": other, "version": current.version + 1}))
+
+    world.liveness.meanwhile = change_the_flow
+    err = refused(lambda: world.service.complete_liveness(flow_id, OWNER, session.session_id, [jpeg()] * 3))
+    assert (err.status, err.code) == (409, "flow.changed")
+    flow = world.service.flow(flow_id, OWNER)
+    assert flow.checks["face"].value == "started"
+    assert "live_capture" not in flow.documents
+    # and a session handed out before the change is not judged
+    world.liveness.meanwhile = None
+    world.clock.now += timedelta(seconds=181)
+    stale = world.service.start_liveness(flow_id, OWNER)
+    repo.save(flow.model_copy(update={"version": flow.version + 1}))
+    judged = world.liveness.judged
+    err = refused(lambda: world.service.complete_liveness(flow_id, OWNER, stale.session_id, [jpeg()] * 3))
+    assert (err.status, err.code) == (409, "liveness.flow_changed")
+    assert world.liveness.judged == judged
+
+
+def test_a_burst_without_a_face_costs_no_attempt_and_the_session_stays_usable(world: World) -> None:
+    flow_id = world.ready_flow()
+    session = world.service.start_liveness(flow_id, OWNER)
+    world.liveness.reasons = ["liveness.no_face"]
+    err = refused(lambda: world.service.complete_liveness(flow_id, OWNER, session.session_id, [jpeg()] * 3))
+    assert (err.status, err.code, err.field) == (422, "liveness.capture_problem", "frames")
+    assert err.details == {"reasons": ["liveness.no_face"], "attempts_left": 3}
+    left = world.service.attempts_left(flow_id, OWNER)
+    assert left is not None
+    assert left.flow == 3
+    recorded = [e for e in world.evidence.entries(flow_id) if e.kind.value == "liveness_checked"]
+    assert [e.public["attempt"] for e in recorded] == [False]
+    world.liveness.reasons = None
+    outcome = world.service.complete_liveness(flow_id, OWNER, session.session_id, [jpeg()] * 3)
+    assert (outcome.passed, outcome.attempts_left) == (True, 2)
+
+
+def test_when_the_days_attempts_ran_out_elsewhere_the_flow_goes_to_review_today(world: World) -> None:
+    world.liveness.live = False
+    first, second, third = world.ready_flow(), world.ready_flow(), world.ready_flow()
+    for _ in range(3):
+        world.attempt(first)
+    for _ in range(2):
+        world.attempt(second)
+    # the third flow never made an attempt, and cannot today
+    err = refused(lambda: world.service.start_liveness(third, OWNER))
+    assert (err.code, err.details["scope"]) == ("face.attempts_exhausted", "person_day")
+    case = world.service.request_review(third, OWNER)
+    assert case.status is ReviewStatus.OPEN
+    assert world.service.flow(third, OWNER).status is FlowStatus.IN_REVIEW

@@ -300,6 +300,7 @@ class RegistrationModel(Unbound):
     owner_phone_hash = UnicodeAttribute(null=True)  # 委托登记: keyed hash of the owner's phone
     delegation_confirmed_by = UnicodeAttribute(null=True)  # sms | face
     delegation_confirmed_at = UTCDateTimeAttribute(null=True)
+    owner_flow_id = UnicodeAttribute(null=True)  # 委托登记: the flow of the owner's own face check
     consents_json = UnicodeAttribute(null=True)
     #: Proof of possession of the car (method, time; a head-unit code only as its keyed hash; contest).
     possession_json = UnicodeAttribute(null=True)

@@ -76,6 +76,7 @@ class DynamoRegistrationRepository(RegistrationRepository):
             if reg.delegation and reg.delegation.confirmed_by
             else None,
             delegation_confirmed_at=reg.delegation.confirmed_at if reg.delegation else None,
+            owner_flow_id=reg.delegation.owner_flow_id if reg.delegation else None,
             consents_json=json.dumps([c.model_dump(mode="json") for c in reg.consents], ensure_ascii=False)
             if reg.consents
             else None,
@@ -127,6 +128,7 @@ class DynamoRegistrationRepository(RegistrationRepository):
                 confirmed_at=utc_aware(item.delegation_confirmed_at)
                 if item.delegation_confirmed_at
                 else None,
+                owner_flow_id=item.owner_flow_id,
             )
         consents: list[Any] = json.loads(item.consents_json) if item.consents_json else []
         return Registration(

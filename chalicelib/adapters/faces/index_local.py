@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
 
 from chalicelib.adapters.faces.local import ZERO_SIMILARITY_DISTANCE, LocalFaceEngine
-from chalicelib.adapters.faces.templates import Template, TemplateStore, change_key, watermark
+from chalicelib.adapters.faces.templates import Template, TemplateStore, change_key, now_ms, watermark
 from chalicelib.verification.ports import FaceIndex, IndexedFace
 
 _DIMENSIONS = 128
@@ -31,6 +32,8 @@ class TemplateMatrix:
 
     def __init__(self) -> None:
         self._rows = np.zeros((0, _DIMENSIONS), dtype=np.float32)
+        #: Each row's squared norm, so a search is one matrix-vector product.
+        self._norms = np.zeros(0, dtype=np.float32)
         self._size = 0
         self._ids: list[str] = []
         self._people: list[str] = []
@@ -49,8 +52,11 @@ class TemplateMatrix:
         if self._size == len(self._rows):
             grown = np.zeros((max(1024, 2 * len(self._rows)), _DIMENSIONS), dtype=np.float32)
             grown[: self._size] = self._rows[: self._size]
-            self._rows = grown
+            norms = np.zeros(len(grown), dtype=np.float32)
+            norms[: self._size] = self._norms[: self._size]
+            self._rows, self._norms = grown, norms
         self._rows[self._size] = descriptor
+        self._norms[self._size] = float(np.dot(descriptor, descriptor))
         self._ids.append(template_id)
         self._people.append(person_hash)
         self._where[template_id] = self._size
@@ -63,6 +69,7 @@ class TemplateMatrix:
         last = self._size - 1
         if row != last:  # the last row takes the removed one's place
             self._rows[row] = self._rows[last]
+            self._norms[row] = self._norms[last]
             self._ids[row], self._people[row] = self._ids[last], self._people[last]
             self._where[self._ids[row]] = row
         self._ids.pop()
@@ -76,8 +83,9 @@ class TemplateMatrix:
         first."""
         if self._size == 0:
             return []
-        rows = self._rows[: self._size]
-        distances = np.sqrt(np.maximum(0.0, ((rows - descriptor) ** 2).sum(axis=1)))
+        # |r − q|² = |r|² − 2 r·q + |q|²: one matrix-vector product over every row.
+        squared = self._norms[: self._size] - 2.0 * (self._rows[: self._size] @ descriptor)
+        distances = np.sqrt(np.maximum(0.0, squared + float(np.dot(descriptor, descriptor))))
         near = np.flatnonzero(distances <= max_distance)
         near = near[np.argsort(distances[near], kind="stable")][:limit]
         return [(self._ids[i], self._people[i], float(distances[i])) for i in near]
@@ -88,11 +96,16 @@ class LocalFaceIndex(FaceIndex):
 
     name: ClassVar[str] = LocalFaceEngine.name
 
-    def __init__(self, engine: LocalFaceEngine, store: TemplateStore) -> None:
+    def __init__(
+        self, engine: LocalFaceEngine, store: TemplateStore, clock: Callable[[], int] = now_ms
+    ) -> None:
+        """``clock``: epoch milliseconds (the store's change keys are)."""
         self._engine = engine
         self._store = store
+        self._clock = clock
         self._matrix = TemplateMatrix()
         self._seen = ""
+        self._applied: dict[str, tuple[str, str]] = {}
         self._lock = threading.Lock()
         self._described: tuple[str, np.ndarray[Any, Any]] | None = None
 
@@ -102,13 +115,19 @@ class LocalFaceIndex(FaceIndex):
         return len(self._matrix)
 
     def refresh(self) -> int:
-        """Apply what changed in the store since the last look; how many changes."""
+        """Apply what changed in the store since the last look; how many changes were new."""
         with self._lock:
-            changes = self._store.changes(watermark(self._seen) if self._seen else change_key(0, ""))
+            start = watermark(self._seen, self._clock()) if self._seen else change_key(0, "")
+            changes = self._store.changes(start)
+            applied = 0
             for template in changes:
+                if self._applied.get(template.template_id) == (template.changed, template.state):
+                    continue  # read again in the overlap: already applied
                 self._matrix.apply(template)
+                self._applied[template.template_id] = (template.changed, template.state)
                 self._seen = max(self._seen, template.changed)
-            return len(changes)
+                applied += 1
+            return applied
 
     def _describe(self, image: bytes) -> np.ndarray[Any, Any]:
         digest = hashlib.sha256(image).hexdigest()
@@ -151,6 +170,7 @@ class LocalFaceIndex(FaceIndex):
         )
         with self._lock:
             self._matrix.apply(stored)
+            self._applied[template_id] = (stored.changed, stored.state)
 
     def bind(self, person_hash: str, template_id: str, image: bytes) -> None:
         self.bind_descriptor(person_hash, template_id, self._describe(image))
@@ -159,4 +179,5 @@ class LocalFaceIndex(FaceIndex):
         forgotten = self._store.forget(template_id)
         with self._lock:
             self._matrix.remove(template_id)
+            self._applied.pop(template_id, None)
         return forgotten

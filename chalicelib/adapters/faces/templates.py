@@ -10,9 +10,11 @@ benchmarks and tests). Both count the store reads they make (``reads``: requests
 from __future__ import annotations
 
 import base64
+import bisect
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -25,8 +27,8 @@ TemplateState = Literal["bound", "forgotten"]
 #: A tombstone is kept this long, so every process refreshing its cache sees the template go.
 TOMBSTONE_SECONDS = 7 * 86_400
 
-#: Changes are re-read this far behind the newest one seen: writers' clocks and the index's
-#: eventual consistency can put a change slightly behind one already read.
+#: Changes of the last this many milliseconds are read again: writers' clocks and the index's eventual
+#: consistency can put a change slightly behind one already read.
 OVERLAP_MS = 60_000
 
 
@@ -48,10 +50,13 @@ def change_key(epoch_ms: int, template_id: str) -> str:
     return f"{epoch_ms:013d}#{template_id}"
 
 
-def watermark(changed: str, overlap_ms: int = OVERLAP_MS) -> str:
-    """The key to read changes from again after seeing ``changed`` (``overlap_ms`` earlier)."""
+def watermark(changed: str, now_ms: int, overlap_ms: int = OVERLAP_MS) -> str:
+    """The key to read changes after, having seen up to ``changed``: ``changed`` itself when it is older
+    than ``overlap_ms``, else the start of that window (a change written meanwhile may sort before it)."""
     epoch_ms = int(changed.split("#", 1)[0])
-    return change_key(max(0, epoch_ms - overlap_ms), "")
+    if epoch_ms < now_ms - overlap_ms:
+        return changed
+    return change_key(max(0, now_ms - overlap_ms), "")
 
 
 def pack(descriptor: np.ndarray) -> str:
@@ -83,22 +88,29 @@ class TemplateStore(ABC):
         """Templates (and tombstones) whose change key is above ``after``, in change order."""
 
 
-def _now_ms() -> int:
+def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
 class MemoryTemplateStore(TemplateStore):
-    """Templates in a dict, for one process (benchmarks and tests)."""
+    """Templates in a dict, for one process (benchmarks and tests); ``clock`` gives epoch milliseconds."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], int] = now_ms) -> None:
         self.reads = 0
+        self._clock = clock
         self._items: dict[str, Template] = {}
+        #: Change keys in order (the change index): a key whose template changed again is left behind.
+        self._changes: list[str] = []
         self._lock = threading.Lock()
 
+    def _keep(self, template: Template) -> None:
+        self._items[template.template_id] = template
+        bisect.insort(self._changes, template.changed)
+
     def put(self, template: Template) -> Template:
-        stored = replace(template, changed=change_key(_now_ms(), template.template_id))
+        stored = replace(template, changed=change_key(self._clock(), template.template_id))
         with self._lock:
-            self._items[template.template_id] = stored
+            self._keep(stored)
         return stored
 
     def get(self, template_id: str) -> Template | None:
@@ -111,27 +123,34 @@ class MemoryTemplateStore(TemplateStore):
             found = self._items.get(template_id)
             if found is None or found.state != "bound":
                 return False
-            self._items[template_id] = replace(
-                found,
-                state="forgotten",
-                descriptor=None,
-                face_ids=(),
-                changed=change_key(_now_ms(), template_id),
+            self._keep(
+                replace(
+                    found,
+                    state="forgotten",
+                    descriptor=None,
+                    face_ids=(),
+                    changed=change_key(self._clock(), template_id),
+                )
             )
         return True
 
     def changes(self, after: str) -> list[Template]:
         self.reads += 1
         with self._lock:
-            found = [t for t in self._items.values() if t.changed > after]
-        return sorted(found, key=lambda t: t.changed)
+            keys = self._changes[bisect.bisect_right(self._changes, after) :]
+            current = (self._items[key.split("#", 1)[1]] for key in keys)
+            return [template for template, key in zip(current, keys, strict=True) if template.changed == key]
 
 
 class DynamoTemplateStore(TemplateStore):
-    """The ``face-templates`` table; descriptors sealed with the personal-data key."""
+    """The ``face-templates`` table; descriptors sealed with the personal-data key; ``clock`` gives epoch
+    milliseconds."""
 
-    def __init__(self, cipher: FieldCipher, *, page_size: int = 500) -> None:
+    def __init__(
+        self, cipher: FieldCipher, *, page_size: int = 500, clock: Callable[[], int] = now_ms
+    ) -> None:
         self.reads = 0
+        self._clock = clock
         self._cipher = cipher
         self._page_size = page_size
 
@@ -142,7 +161,7 @@ class DynamoTemplateStore(TemplateStore):
     def put(self, template: Template) -> Template:
         from chalicelib.adapters.dynamo.models_faces import CHANGE_PARTITION, FaceTemplateModel
 
-        changed = change_key(_now_ms(), template.template_id)
+        changed = change_key(self._clock(), template.template_id)
         item = FaceTemplateModel(
             template.template_id,
             partition=CHANGE_PARTITION,
@@ -198,7 +217,7 @@ class DynamoTemplateStore(TemplateStore):
 
         from chalicelib.adapters.dynamo.models_faces import FaceTemplateModel
 
-        now = _now_ms()
+        now = self._clock()
         item = FaceTemplateModel(template_id)
         try:
             item.update(

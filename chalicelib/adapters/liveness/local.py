@@ -1,9 +1,24 @@
 """Local liveness check (活体检测, the embedded default): a head turn on request, judged from a burst.
 
-The server picks a direction at random (left, right, up or down); the client shows the prompt and sends
-3–8 frames (JPEG or PNG, ~640 px, at most 1 MB each) captured while the person turns their head from
-facing the camera to about 20–30° in that direction. The burst is live when all of these hold:
+The server picks a direction at random (left, right, up or down) and a capture nonce; the client shows
+the prompt and sends 3–8 frames (JPEG or PNG, ~640 px, at most 1 MB each) captured from the camera while
+the person turns their head from facing the camera to about 20–30° in that direction, with the nonce
+and each frame's capture time in ms. The burst is live when all of these hold:
 
+0. **One capture, of this session**: the nonce is the session's (``liveness.nonce``); the times are one
+   per frame, increasing, 40 ms – 2 s apart and 0.3 – 10 s in all (``liveness.timestamps``); and
+   consecutive frames are one continuous scene (``liveness.not_continuous``): the same frame size; the
+   scene outside the face (the face box widened for hair, ears and neck, on 64-px-wide grey thumbnails,
+   at the best of ±3 thumbnail pixels of camera shake, the change in mean brightness removed) differs
+   by at most ``MAX_BACKGROUND_CHANGE`` grey levels; the mean brightness moves by at most
+   ``MAX_LIGHT_STEP`` per frame and ``MAX_LIGHT_SPAN`` in all; the face centre moves by at most
+   ``MAX_FACE_SHIFT`` of its width and its size by at most ``MAX_FACE_SCALE`` (all in ``continuity``).
+   Measured on the shared photos: frames of one handheld capture (a still warped into a turn or a
+   nod, shifted by a few pixels, its exposure drifting ±4 %) differ outside the face by 2–13 levels
+   and in brightness by ≤ 3; two different photos of one person, even scaled so that the face sits in
+   one place at one size, by 30–98 levels (the 36 ordered pairs of the shared photos of one person,
+   each also with the second mirrored), but for one pair: ``obama_1`` and ``obama_video_1080p``, two
+   photos of one scene, differ by 12–13, as frames of one capture would.
 1. **One face per frame** (``liveness.no_face``, ``liveness.several_faces``); the other checks need it,
    so a burst failing it is not judged further.
 2. **The same person throughout** (``liveness.not_same_person``): every frame's face scores at least
@@ -33,19 +48,23 @@ the metadata (EXIF, GPS) the upload may carry.
 
 What it stops: a printed photo or a screen held up to the camera, even moved or tilted (a flat picture
 turned about its vertical axis changes the landmark yaw by at most ~5°, measured on the shared photos);
-a single still sent again, re-encoded, rescaled or brightened; swapping people in mid-burst; a recording
-of some other head movement, since the direction is drawn per check.
+a single still sent again, re-encoded, rescaled or brightened; a pile of the person's own photos in the
+right poses (different scenes); swapping people in mid-burst; frames of another session (the nonce); a
+recording of some other head movement, since the direction is drawn per check.
 
-What it does not stop: a video of the person turning the right way (recorded earlier or played on
-request), a set of the person's own photos in the right poses, one photo warped in software into a
-turn (the tests build their bursts that way, and they pass), a 3-D mask, or frames injected by a virtual
-camera or a modified client. It sees no depth, skin texture or light reflection, and trusts the frames
-to come from a camera. That is what Amazon Rekognition Face Liveness
-(``rekognition.RekognitionLivenessEngine``) is for in production.
+What it does not stop: a video of the person turning the right way (recorded earlier, played on a
+screen, or a live deepfake), one photo warped in software into a turn or a nod (the tests build their
+bursts that way, and they pass), photos of one scene taken moments apart, a 3-D mask, or frames
+injected by a virtual camera or a modified client (the nonce and the times are the client's word). It
+sees no depth, skin texture or light reflection, and trusts the frames to come from a camera. That is
+what Amazon Rekognition Face Liveness (``rekognition.RekognitionLivenessEngine``) is for in production;
+deployed stages refuse this engine unless ``accept_local_liveness_risk`` is set
+(``local_engine_refused``).
 
-Angles are the face engine's. The dlib engine's landmark pose reads faces that look frontal at a pitch
-anywhere from about −6° to +13° on the shared photos (a generic head model), and its yaw moves by up to
-~5° between copies of one photo, so a challenge needs a clear turn: the client should ask for 25–30°.
+Angles are the face engine's (``faces.port``: the pitch grows as the head rises). The dlib engine's
+landmark pose reads faces that look frontal at a pitch anywhere from about −13° to +6° on the shared
+photos (a generic head model), and its yaw moves by up to ~5° between copies of one photo, so a
+challenge needs a clear turn: the client should ask for 25–30°.
 
 ``confidence`` is 100 for a live burst and 0 otherwise: the checks are rules, not a model, and their
 margins (turn in degrees, lowest same-person score, frame differences) are in ``details``.
@@ -58,14 +77,14 @@ import math
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import pairwise
 from typing import Any, ClassVar
 
 import numpy as np
 from PIL import Image
 
 from chalicelib.adapters.faces.local import decode
-from chalicelib.kernel.errors import InvalidField
+from chalicelib.adapters.liveness.continuity import box_fractions, check_continuity, check_timing
+from chalicelib.kernel.errors import DomainError, InvalidField
 from chalicelib.verification.domain.faces import DetectedFace
 from chalicelib.verification.domain.liveness import (
     LivenessCapture,
@@ -92,29 +111,29 @@ NEAR_IDENTICAL = 0.08
 DEFAULT_MIN_TURN = 12.0
 #: Version of these rules, recorded with the face engine's in ``engine_version``.
 RULES_VERSION = "head-turn-2"
-#: Side (width) of the grey thumbnails the background and lighting are compared on.
-SCENE_PX = 64
-#: Background shifts (camera shake), in thumbnail pixels, tried when comparing two frames.
-SCENE_SHIFT = 3
-#: Two consecutive frames of one capture differ outside the face by at most this (mean absolute grey
-#: difference, 0–255, after removing the change in mean brightness, at the best small shift).
-MAX_BACKGROUND_CHANGE = 20.0
-#: Mean brightness may change by at most this between consecutive frames (0–255) ...
-MAX_LIGHT_STEP = 15.0
-#: ... and by at most this across the burst.
-MAX_LIGHT_SPAN = 30.0
-#: The face centre may move at most this share of the face's width between consecutive frames ...
-MAX_FACE_SHIFT = 0.35
-#: ... and the face's width change by at most this factor.
-MAX_FACE_SCALE = 1.45
-#: Frame times: each step 40 ms – 2 s, the whole burst 0.3 – 10 s.
-MIN_STEP_MS, MAX_STEP_MS = 40, 2_000
-MIN_SPAN_MS, MAX_SPAN_MS = 300, 10_000
 #: JPEG quality of the reference image.
 REFERENCE_QUALITY = 92
 
 _JPEG_MAGIC = b"\xff\xd8\xff"
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+class LivenessEngineRefused(DomainError):
+    """The stage is configured with an engine it must not run (a configuration error, not a person's)."""
+
+    status = 503
+
+
+def local_engine_refused(stage: str) -> LivenessEngineRefused:
+    """A deployed stage set up with the local engine without accepting its risk (see the module)."""
+    return LivenessEngineRefused(
+        "config.local_liveness_refused",
+        "人脸核验服务配置有误，暂不可用",
+        f"The {stage} stage is configured with the local liveness engine, which does not stop a video "
+        "replay, a 3-D mask or injected frames: configure CHEKA_LIVENESS_ENGINE=rekognition, or set "
+        "CHEKA_ACCEPT_LOCAL_LIVENESS_RISK=true to accept the risk",
+        details={"stage": stage, "liveness_engine": "local"},
+    )
 
 
 @dataclass(frozen=True)
@@ -138,18 +157,6 @@ def _decoded(index: int, data: bytes) -> _Frame:
     return _Frame(data=data, rgb=rgb, grey=rgb.convert("L"), size=photo.size)
 
 
-def _box(face: DetectedFace, size: tuple[int, int]) -> tuple[float, float, float, float]:
-    """The face box as fractions of the frame (left, top, right, bottom)."""
-    width, height = size
-    box = face.box
-    return (
-        box.left / width,
-        box.top / height,
-        (box.left + box.width) / width,
-        (box.top + box.height) / height,
-    )
-
-
 def _levels(frame: _Frame, box: tuple[float, float, float, float]) -> np.ndarray[Any, np.dtype[np.float64]]:
     """``box`` of the frame in ``COMPARE_PX`` square grey levels, normalised to zero mean, unit variance."""
     left, top, right, bottom = box
@@ -166,120 +173,12 @@ def _levels(frame: _Frame, box: tuple[float, float, float, float]) -> np.ndarray
 
 def _difference(a: _Frame, face_a: DetectedFace, b: _Frame, face_b: DetectedFace) -> float:
     """How much the face region differs between two frames (0 = identical; see ``NEAR_IDENTICAL``)."""
-    box_a, box_b = _box(face_a, a.size), _box(face_b, b.size)
+    box_a, box_b = box_fractions(face_a, a.size), box_fractions(face_b, b.size)
     left, top = min(box_a[0], box_b[0]), min(box_a[1], box_b[1])
     right, bottom = max(box_a[2], box_b[2]), max(box_a[3], box_b[3])
     mx, my = (right - left) * COMPARE_MARGIN, (bottom - top) * COMPARE_MARGIN
     union = (max(0.0, left - mx), max(0.0, top - my), min(1.0, right + mx), min(1.0, bottom + my))
     return float(np.abs(_levels(a, union) - _levels(b, union)).mean())
-
-
-def _timing(timestamps: Sequence[int] | None, count: int) -> dict[str, Any]:
-    """Whether the frame times are one capture: one per frame, increasing, spaced and spanning sanely."""
-    if timestamps is None or len(timestamps) != count:
-        return {"ok": False, "problem": "missing" if timestamps is None else "count"}
-    steps = [b - a for a, b in pairwise(timestamps)]
-    span = timestamps[-1] - timestamps[0]
-    problem = None
-    if any(step <= 0 for step in steps):
-        problem = "order"
-    elif any(not MIN_STEP_MS <= step <= MAX_STEP_MS for step in steps):
-        problem = "step"
-    elif not MIN_SPAN_MS <= span <= MAX_SPAN_MS:
-        problem = "span"
-    return {"ok": problem is None, "problem": problem, "span_ms": span, "steps_ms": steps}
-
-
-def _thumbnail(frame: _Frame) -> np.ndarray[Any, np.dtype[np.float64]]:
-    width, height = frame.grey.size
-    size = (SCENE_PX, max(8, round(SCENE_PX * height / width)))
-    small = frame.grey.resize(size, Image.Resampling.BOX)
-    return np.asarray(small, dtype=np.float64)
-
-
-def _outside_face(
-    shape: tuple[int, ...], boxes: Sequence[tuple[float, float, float, float]]
-) -> np.ndarray[Any, np.dtype[np.bool_]]:
-    """Thumbnail pixels outside the faces (boxes as fractions, widened for hair, ears and neck)."""
-    rows, cols = shape[0], shape[1]
-    keep = np.ones((rows, cols), dtype=bool)
-    for left, top, right, bottom in boxes:
-        w, h = right - left, bottom - top
-        x0, x1 = (left - 0.35 * w) * cols, (right + 0.35 * w) * cols
-        y0, y1 = (top - 0.5 * h) * rows, (bottom + 0.6 * h) * rows
-        keep[max(0, int(y0)) : max(0, math.ceil(y1)), max(0, int(x0)) : max(0, math.ceil(x1))] = False
-    return keep
-
-
-def _background_change(
-    a: np.ndarray[Any, np.dtype[np.float64]],
-    b: np.ndarray[Any, np.dtype[np.float64]],
-    keep: np.ndarray[Any, np.dtype[np.bool_]],
-) -> float | None:
-    """Least mean absolute difference outside the faces over small shifts, brightness change removed."""
-    rows, cols = a.shape
-    best: float | None = None
-    for dy in range(-SCENE_SHIFT, SCENE_SHIFT + 1):
-        for dx in range(-SCENE_SHIFT, SCENE_SHIFT + 1):
-            ys, xs = slice(max(0, -dy), rows - max(0, dy)), slice(max(0, -dx), cols - max(0, dx))
-            ys2, xs2 = slice(max(0, dy), rows - max(0, -dy)), slice(max(0, dx), cols - max(0, -dx))
-            mask = keep[ys, xs] & keep[ys2, xs2]
-            if int(mask.sum()) < 40:
-                continue
-            diff = a[ys, xs][mask] - b[ys2, xs2][mask]
-            change = float(np.abs(diff - diff.mean()).mean())
-            best = change if best is None else min(best, change)
-    return best
-
-
-def _continuity(frames: Sequence[_Frame], faces: Sequence[DetectedFace]) -> dict[str, Any]:
-    """Whether consecutive frames are one capture: same scene and light, the face moving a little."""
-    if len({frame.size for frame in frames}) > 1:
-        return {"ok": False, "problems": ["sizes"]}
-    thumbs = [_thumbnail(frame) for frame in frames]
-    light = [float(t.mean()) for t in thumbs]
-    boxes = [_box(face, frame.size) for frame, face in zip(frames, faces, strict=True)]
-    background: list[float | None] = []
-    shifts: list[float] = []
-    scales: list[float] = []
-    for i in range(1, len(frames)):
-        keep = _outside_face(thumbs[i].shape, (boxes[i - 1], boxes[i]))
-        background.append(_background_change(thumbs[i - 1], thumbs[i], keep))
-        a, b = faces[i - 1].box, faces[i].box
-        width = (a.width + b.width) / 2
-        shift = math.hypot(
-            (a.left + a.width / 2) - (b.left + b.width / 2), (a.top + a.height / 2) - (b.top + b.height / 2)
-        )
-        shifts.append(shift / width)
-        scales.append(max(a.width, b.width) / max(1, min(a.width, b.width)))
-    steps = [abs(b - a) for a, b in pairwise(light)]
-    measured = [change for change in background if change is not None]
-    problems = [
-        name
-        for name, bad in (
-            (
-                "background",
-                len(measured) < len(background) or max(measured, default=0.0) > MAX_BACKGROUND_CHANGE,
-            ),
-            (
-                "lighting",
-                max(steps, default=0.0) > MAX_LIGHT_STEP or max(light) - min(light) > MAX_LIGHT_SPAN,
-            ),
-            (
-                "motion",
-                max(shifts, default=0.0) > MAX_FACE_SHIFT or max(scales, default=1.0) > MAX_FACE_SCALE,
-            ),
-        )
-        if bad
-    ]
-    return {
-        "ok": not problems,
-        "problems": problems,
-        "background_change": [None if c is None else round(c, 1) for c in background],
-        "light_steps": [round(step, 1) for step in steps],
-        "face_shifts": [round(shift, 3) for shift in shifts],
-        "face_scales": [round(scale, 3) for scale in scales],
-    }
 
 
 def _jpeg(frame: _Frame) -> bytes:
@@ -350,7 +249,7 @@ class LocalLivenessEngine(LivenessEngine):
         reasons: list[str] = []
         if challenge.nonce is not None and (capture is None or capture.nonce != challenge.nonce):
             reasons.append(LivenessReason.NONCE)
-        timing = _timing(capture.timestamps_ms if capture else None, len(frames))
+        timing = check_timing(capture.timestamps_ms if capture else None, len(frames))
         details["timing"] = timing
         if not timing["ok"]:
             reasons.append(LivenessReason.TIMESTAMPS)
@@ -362,7 +261,7 @@ class LocalLivenessEngine(LivenessEngine):
             return self._verdict(reasons, len(frames), details, None)
 
         faces = [fs[0] for fs in found]
-        continuity = _continuity(decoded, faces)
+        continuity = check_continuity(decoded, faces)
         details["continuity"] = continuity
         if not continuity["ok"]:
             reasons.append(LivenessReason.NOT_CONTINUOUS)

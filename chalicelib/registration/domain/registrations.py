@@ -124,6 +124,8 @@ class Delegation(BaseModel):
     owner_phone_hash: str | None = None
     confirmed_by: DelegationConfirmation | None = None
     confirmed_at: AwareDatetime | None = None
+    #: The flow of the owner's own face check (``FlowPurpose.DELEGATION_OWNER``), when one was opened.
+    owner_flow_id: str | None = None
 
     @field_validator("owner_name", "trustee_name")
     @classmethod

@@ -66,6 +66,8 @@ class EvidenceKind(StrEnum):
     CONSENT_GIVEN = "consent_given"
     SMS_SENT = "sms_sent"
     SMS_CHECKED = "sms_checked"
+    #: 委托登记: the owner agreed (by the code sent to their phone, or their own face check).
+    DELEGATION_CONFIRMED = "delegation_confirmed"
     #: A try to show possession of the car (method, outcome), and a contest of another's claim on it.
     POSSESSION_CHECKED = "possession_checked"
     POSSESSION_CONTESTED = "possession_contested"

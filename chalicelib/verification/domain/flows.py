@@ -47,6 +47,8 @@ class FlowPurpose(StrEnum):
     REGISTRATION = "registration"  # 实名登记
     DEREGISTRATION = "deregistration"  # 实名注销
     DELEGATED_REGISTRATION = "delegated_registration"  # 委托登记 (第十二条)
+    #: 委托登记: the owner's own face check (liveness + the owner's ID portrait), confirming the delegation.
+    DELEGATION_OWNER = "delegation_owner"
     ENTERPRISE_REGISTRATION = "enterprise_registration"  # 单位登记
     ACCOUNT_VERIFICATION = "account_verification"  # 账号实名认证
 

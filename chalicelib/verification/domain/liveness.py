@@ -3,13 +3,16 @@
 A check has three steps, whatever the engine:
 
 1. ``new_challenge``: what the person will be asked to do. The local engine picks a head turn at
-   random (left, right, up or down) so that a burst recorded for another check does not fit; Amazon
-   Rekognition Face Liveness runs its own challenge (``direction`` is ``None``).
+   random (left, right, up or down) so that a burst recorded for another check does not fit, and a
+   capture nonce the client sends back with the frames (``LivenessCapture``, with each frame's capture
+   time); Amazon Rekognition Face Liveness runs its own challenge (``direction`` is ``None``).
 2. ``start``: what the client needs to run the check (``ProviderSession.client``) and the engine's own
    session id, if it has one, which the server keeps with the flow.
 3. ``judge``: the verdict, from the frames the client captured (local) or from the engine's session
    (Rekognition, no frames). A judged check that is not live is a verdict with ``live=False`` and stable
    reason codes (``LivenessReason``); input the engine cannot judge is refused with a domain error.
+   A verdict whose only reasons are ``CAPTURE_PROBLEMS`` (no face, several faces) judged no face: the
+   use case tells it as a capture problem (``capture_failed``), not a face attempt.
 
 Directions use the pose convention of ``faces.port``, in the coordinates of the frames as uploaded:
 ``RIGHT`` means the yaw grows (the face turns toward the image's right), ``LEFT`` that it falls, ``UP``

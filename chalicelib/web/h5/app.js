@@ -76,6 +76,9 @@
     "liveness.identical_frames": "画面没有变化，请按提示转动头部",
     "liveness.no_pose_change": "未检测到头部转动，请按提示缓慢转头",
     "liveness.wrong_direction": "转头方向与提示不一致",
+    "liveness.not_continuous": "画面不连贯，请在同一位置一次完成拍摄，不要切换画面",
+    "liveness.nonce": "检测会话不匹配，请重新开始检测",
+    "liveness.timestamps": "拍摄时间不连贯，请按提示一次完成拍摄",
     "liveness.low_confidence": "活体检测未通过，请在光线充足处重试",
     "liveness.failed": "活体检测未通过",
     "face.no_match": "人脸与身份证照片不一致",
@@ -1105,7 +1108,9 @@
   function faceButtons(mode) {
     const canCamera = Boolean(navigator.mediaDevices && navigator.mediaDevices.getUserMedia);
     $("#face-camera").hidden = mode !== "ready" || !canCamera;
-    $("#face-files-label").hidden = mode !== "ready";
+    // Photos chosen from the album are only for devices without a camera: the check wants one
+    // continuous capture, which the camera gives.
+    $("#face-files-label").hidden = mode !== "ready" || canCamera;
     $("#face-retry").hidden = mode !== "retry";
     $("#face-review").hidden = mode !== "review" && mode !== "retry-review";
     if (mode === "retry-review") $("#face-retry").hidden = true;
@@ -1220,6 +1225,7 @@
     } catch (_) {
       button.disabled = false;
       button.hidden = true;
+      $("#face-files-label").hidden = false; // the camera cannot be used here: photos instead
       showError(new ApiError(0, { code: "client.camera", message_zh: "无法打开摄像头，请允许使用摄像头，或选择照片完成检测" }));
       return;
     }
@@ -1235,17 +1241,20 @@
       const frames = [];
       $("#face-instruction").textContent = "请正对屏幕";
       $("#face-arrow").textContent = "";
+      const times = [];
       await sleep(1000);
       frames.push(snapshot(video));
+      times.push(Date.now());
       $("#face-instruction").textContent = text;
       $("#face-arrow").textContent = arrow;
       while (frames.length < want) {
         $("#face-attempts").textContent = "正在采集 " + frames.length + "/" + want;
         await sleep(450);
         frames.push(snapshot(video));
+        times.push(Date.now());
       }
       stopCamera();
-      await sendFrames(frames);
+      await sendFrames(frames, times);
     } catch (error) {
       stopCamera();
       showError(error);
@@ -1298,14 +1307,16 @@
         const ok = file.type === "image/jpeg" && file.size <= MAX_FRAME_BYTES;
         frames.push(await base64(ok ? file : await reencode(file, 960, 0.85)));
       }
-      await sendFrames(frames);
+      // A burst taken with the phone's own camera app: the times the photos were taken.
+      await sendFrames(frames, files.map((file) => file.lastModified));
     } catch (error) {
       showError(error);
       faceButtons("ready");
     }
   }
 
-  async function sendFrames(frames) {
+  /** The burst, with the session's capture nonce and each frame's capture time (ms). */
+  async function sendFrames(frames, times) {
     const session = state.session;
     const flowId = encodeURIComponent(state.reg.flow_id);
     $("#face-instruction").textContent = "正在核验，请稍候…";
@@ -1316,7 +1327,7 @@
       outcome = await api(
         "POST",
         "/v1/flows/" + flowId + "/liveness-sessions/" + encodeURIComponent(session.session_id) + "/result",
-        { frames },
+        { frames, nonce: session.challenge.nonce || null, timestamps_ms: times },
       );
     } catch (error) {
       const err = asError(error);
@@ -1325,8 +1336,11 @@
       $("#face-instruction").textContent = "核验未完成";
       $("#face-arrow").textContent = "";
       if (err.code === "face.attempts_exhausted" || err.status === 429) faceButtons("review");
-      else if (/^liveness\.session_(expired|used|unknown)$/.test(err.code)) await newSession(state.reg);
-      else if (/^liveness\.frame/.test(err.code) || err.code === "liveness.frames_count") faceButtons("ready");
+      else if (/^liveness\.session_(expired|used|unknown)$/.test(err.code) || err.code === "liveness.flow_changed")
+        await newSession(state.reg);
+      else if (/^liveness\.frame/.test(err.code) || /^liveness\.(frames_count|capture_problem)$/.test(err.code))
+        faceButtons("ready");
+      else if (err.code === "liveness.sessions_exhausted") faceButtons("none");
       else faceButtons("retry");
       return;
     }

@@ -4,6 +4,8 @@ before the registration can go on to be submitted."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from chalicelib.registration.domain.registrations import (
@@ -15,7 +17,13 @@ from chalicelib.registration.domain.registrations import (
 )
 from chalicelib.sms.domain import SmsPurpose
 from chalicelib.verification.domain.evidence import EvidenceKind
-from chalicelib.verification.domain.flows import TypedIdentity
+from chalicelib.verification.domain.flows import (
+    CheckName,
+    CheckVerdict,
+    FlowPurpose,
+    FlowStatus,
+    TypedIdentity,
+)
 from chalicelib.verification.domain.readings import TextLine
 from tests.unit.registration.world import ME, NAME, NUMBER, OTHER_NUMBER, PHONE, World
 from tests.unit.stories import refusal
@@ -292,3 +300,82 @@ def test_the_delegation_keeps_how_the_owner_confirmed(world: World) -> None:
     assert reg.delegation.confirmed_by is DelegationConfirmation.SMS
     assert reg.delegation.trustee_name == NAME
     assert reg.delegation.owner_phone == OWNER_PHONE
+
+
+# --------------------------------------------------------------------------- the owner's own face
+
+
+def face_passed(world: World, flow_id: str) -> None:
+    """The flow's face check passed (the verification context's own stories prove how)."""
+    flow = world.flows.get(flow_id)
+    assert flow is not None
+    checks = {**flow.checks, CheckName.FACE: CheckVerdict.PASSED}
+    world.flows.save(
+        flow.model_copy(update={"status": FlowStatus.VERIFIED, "checks": checks, "version": flow.version + 1})
+    )
+
+
+def test_the_owner_confirms_with_their_own_face_check_in_a_flow_of_their_identity(world: World) -> None:
+    # given a delegation recorded
+    reg_id, flow_id = delegated(world)
+    # when the owner's own check is opened
+    view = world.service.open_owner_check(reg_id, ME)
+    assert view.delegation is not None
+    owner_flow_id = view.delegation.owner_flow_id
+    assert owner_flow_id is not None
+    # then it is a flow of the owner's identity, and asking again gives the same one
+    owner_flow = world.flows.get(owner_flow_id)
+    assert owner_flow is not None
+    assert owner_flow.purpose is FlowPurpose.DELEGATION_OWNER
+    assert owner_flow.identity is not None
+    assert (owner_flow.identity.id_number, owner_flow.identity.name) == (OTHER_NUMBER, OWNER_NAME)
+    again = world.service.open_owner_check(reg_id, ME)
+    assert again.delegation is not None
+    assert again.delegation.owner_flow_id == owner_flow_id
+    # and before the owner's face passed, it does not confirm
+    err = refusal(world.service.confirm_delegation_by_face, reg_id, ME)
+    assert (err.code, err.status) == ("delegation.owner_face_missing", 409)
+    # when the owner's face check passes
+    face_passed(world, owner_flow_id)
+    view = world.service.confirm_delegation_by_face(reg_id, ME)
+    # then the delegation is confirmed by face and the trustee goes on
+    assert view.step is Step.IDENTITY
+    assert view.delegation is not None
+    assert (view.delegation.confirmed, view.delegation.confirmed_by) == (True, "face")
+    confirmed_entries = [
+        e for e in world.evidence.entries(flow_id) if e.kind is EvidenceKind.DELEGATION_CONFIRMED
+    ]
+    assert confirmed_entries[-1].public == {"by": "face", "owner_flow_id": owner_flow_id}
+
+
+def test_a_face_check_of_someone_else_does_not_confirm_the_delegation(world: World) -> None:
+    # given the owner's check opened, and its identity changed to the trustee's own before the face
+    reg_id, _ = delegated(world)
+    view = world.service.open_owner_check(reg_id, ME)
+    assert view.delegation is not None
+    owner_flow_id = view.delegation.owner_flow_id
+    assert owner_flow_id is not None
+    trustee = TypedIdentity(id_type="resident_id", id_number=NUMBER, name=NAME)
+    world.verification.set_identity(owner_flow_id, ME, trustee)
+    face_passed(world, owner_flow_id)
+    # when that face check is offered as the owner's
+    err = refusal(world.service.confirm_delegation_by_face, reg_id, ME)
+    # then it is refused and the delegation stays unconfirmed
+    assert (err.code, err.field, err.status) == ("delegation.owner_face_other_person", "owner.id_number", 422)
+    assert world.service.get(reg_id, ME, REG).step is Step.DELEGATION
+
+
+def test_a_face_confirmed_delegation_keeps_the_owners_check_as_evidence_when_submitted(world: World) -> None:
+    reg_id, flow_id = delegated(world)
+    view = world.service.open_owner_check(reg_id, ME)
+    assert view.delegation is not None
+    owner_flow_id = view.delegation.owner_flow_id
+    assert owner_flow_id is not None
+    face_passed(world, owner_flow_id)
+    world.service.confirm_delegation_by_face(reg_id, ME)
+    world.verify_person(flow_id)
+    world.consent(reg_id)
+    assert world.service.submit(reg_id, ME).step is Step.PENDING
+    owner_flow = world.flows.get(owner_flow_id)
+    assert owner_flow is not None
+    assert owner_flow.expires_at > world.clock() + timedelta(days=365)
