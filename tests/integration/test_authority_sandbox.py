@@ -202,8 +202,10 @@ def test_the_authority_down_with_review_sends_the_matched_face_to_a_reviewer_nev
 ) -> None:
     from chalicelib.core import deps
 
-    monkeypatch.setenv("CHEKA_AUTHORITY_UNAVAILABLE", "review")
-    deps.reset()
+    # the stage's setting CHEKA_AUTHORITY_UNAVAILABLE=review, on the service the API uses
+    checks = deps.verification_service().authority
+    assert checks is not None
+    monkeypatch.setattr(checks, "unavailable", "review")
     helpers = _api_helpers()
     identity_authority.faults.down = True
     try:
@@ -226,3 +228,19 @@ def test_the_authority_down_with_review_sends_the_matched_face_to_a_reviewer_nev
     status, flow = helpers.call(api, "get", f"/v1/flows/{flow_id}", person)
     assert flow["status"] == "in_review"
     assert flow["checks"]["face"] == "in_review"
+
+
+def test_the_stage_wires_the_sandbox_authority_and_its_unavailable_policy(
+    aws: None, identity_authority: SandboxAuthority, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.core import deps
+
+    monkeypatch.setenv("CHEKA_AUTHORITY_UNAVAILABLE", "review")
+    deps.reset()
+    checks = deps.verification_service().authority
+    assert checks is not None
+    assert checks.unavailable == "review"
+    assert isinstance(checks.authority, SandboxIdentityAuthority)
+    answer = checks.authority.verify_identity(PERSON_NAME, "resident_id", PERSON_ID_NUMBER)
+    assert answer.result is AuthorityResult.MATCH  # the test stage's sandbox, on its free port
+    deps.reset()
