@@ -31,8 +31,8 @@ def identity_authority() -> Iterator[Any]:
     """The test stage's identity authority: the sandbox service on a free loopback port, holding one
     synthetic citizen — the person of ``tests/synthetic_documents.py`` with the face photo the
     whole-flow tests put on the card. Any other identity is unknown to it, as in production."""
-    from chalicelib.local.sandbox_authority import Citizen, SandboxAuthority
     from chalicelib.local.documents import PERSON_ID_NUMBER, PERSON_NAME
+    from chalicelib.local.sandbox_authority import Citizen, SandboxAuthority
     from tests.face_photos import CARD_PORTRAIT, FACES
 
     portrait = FACES / CARD_PORTRAIT

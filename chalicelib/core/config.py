@@ -181,7 +181,7 @@ class Settings(BaseSettings):
 
     @property
     def authority_secret_name(self) -> str:
-        """Secrets Manager secret holding the identity provider's credentials (``secret_id``/``secret_key``)."""
+        """Secrets Manager secret of the identity provider's credentials (``secret_id``, ``secret_key``)."""
         return f"{self.resource_prefix}/{self.stage}/authority/{self.identity_authority}"
 
     @property

@@ -163,12 +163,15 @@ def authorization_letter(
         f"身份证号码：{owner_id_number}",
         f"受托人：{trustee_name}",
         f"身份证号码：{trustee_id_number}",
-        f"车辆识别代号（VIN）：{vin}",
     )
     y = 220
     for row in rows:
         draw.text((90, y), row, font=text, fill=TEXT_COLOUR)
         y += 72
+    # The VIN well apart from its label: the engine loses some long mixed Chinese and Latin lines.
+    draw.text((90, y), "车辆识别代号（VIN）：", font=text, fill=TEXT_COLOUR)
+    draw.text((560, y), vin, font=text, fill=TEXT_COLOUR)
+    y += 72
     y += 30
     for part in _wrap(LETTER_SENTENCE, 23):
         draw.text((90, y), part, font=text, fill=TEXT_COLOUR)

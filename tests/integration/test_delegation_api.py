@@ -24,7 +24,7 @@ from tests.integration.test_registration_flow import (
 )
 from tests.integration.test_registration_flow import vins as vins  # the demo inventory fixture
 from tests.integration.test_verification_api import burst, call, send_burst, start_sideways, upload
-from tests.synthetic_documents import authorization_letter, id_front, require_cjk_font
+from tests.synthetic_documents import authorization_letter, id_front, id_photo, require_cjk_font
 
 pytestmark = pytest.mark.skipif(not FACES.is_dir(), reason=f"face photos not found at {FACES}")
 
@@ -47,7 +47,9 @@ def test_the_owner_confirms_the_delegation_with_their_own_face(
     require_cjk_font()
     vin = vins[3]
     owner_id = make_resident_id(random.Random(21))
-    portrait = (FACES / OWNER_FACE).read_bytes()
+    from chalicelib.adapters.faces.local import LocalFaceEngine
+
+    portrait = id_photo(LocalFaceEngine(), FACES / OWNER_FACE)
     identity_authority.register(Citizen(name="赵六", id_number=owner_id, portrait=portrait))
     # Given a delegation recorded with the owner's card and a letter naming the owner, the trustee, the car
     status, reg = call(api, "post", REG, me, {"vin": vin, "delegated": True})
@@ -80,7 +82,8 @@ def test_the_owner_confirms_the_delegation_with_their_own_face(
     status, err = call(api, "post", f"{REG}/{reg_id}/delegation/confirm", me, {"method": "face"})
     assert (status, err["code"]) == (409, "delegation.owner_face_missing"), err
     # When the owner's card is read there and the owner turns their head before the trustee's phone
-    assert upload(api, me, owner_flow, DocumentKind.ID_FRONT, owner_card)[0] == 201
+    status, doc = upload(api, me, owner_flow, DocumentKind.ID_FRONT, owner_card)
+    assert status == 201, doc
     status, reading = call(api, "post", f"/v1/flows/{owner_flow}/ocr/id_front", me)
     assert status == 200, reading
     session = start_sideways(api, me, owner_flow)

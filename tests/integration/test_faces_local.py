@@ -170,6 +170,49 @@ def test_cli_evaluate_json(tmp_path: Path) -> None:
     assert all(0 <= p["score"] <= 100 for p in doc["pairs"])
 
 
+def test_cli_evaluate_id_portrait_scores_the_card_portrait_found_back_against_the_live_photo(
+    tmp_path: Path,
+) -> None:
+    # Given pairs whose photo A is to be the portrait of an ID card
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("file_a,file_b,truth\nobama_1.jpg,obama_2.jpg,same\nobama_1.jpg,biden_1.jpg,different\n")
+    # When evaluated directly and through the card
+    direct = json.loads(cli("evaluate", str(pairs), "--images", str(FACES), "--json")[1])
+    code, output = cli("evaluate", str(pairs), "--images", str(FACES), "--id-portrait", "--json")
+    # Then the card path scores each pair too, with the same verdicts, but not the same scores: photo A
+    # was cut, printed on a card and cropped back by the portrait finder
+    assert code == 0
+    on_card = json.loads(output)
+    assert (on_card["tar"], on_card["far"]) == (1.0, 0.0)
+    assert [p["verdict"] for p in on_card["pairs"]] == ["match", "no_match"]
+    assert all(p["error"] is None for p in on_card["pairs"])
+    assert [p["score"] for p in on_card["pairs"]] != [p["score"] for p in direct["pairs"]]
+
+
+def test_the_second_look_rescores_only_pairs_near_the_threshold_and_always_the_same(
+    engine: LocalFaceEngine,
+) -> None:
+    # Given one same-person pair scored once around its own first score (so it lies in the band)
+    first, second = engine.embed(read("alex_lacamoire_1.png")), engine.embed(read("alex_lacamoire_3.jpg"))
+    plain = LocalFaceEngine(jitters=0).similarity(first, second)
+    near = LocalFaceEngine(threshold=plain)
+    near_first, near_second = (
+        near.embed(read("alex_lacamoire_1.png")),
+        near.embed(read("alex_lacamoire_3.jpg")),
+    )
+    # When scored twice
+    scores = {near.similarity(near_first, near_second) for _ in range(2)}
+    # Then the second look gave another score, the same both times
+    assert near.second_looks == 2
+    assert len(scores) == 1
+    assert scores != {plain}
+    # and a pair far from the threshold keeps its first score, with no second look
+    far = LocalFaceEngine(threshold=plain + 20)
+    far_first, far_second = far.embed(read("alex_lacamoire_1.png")), far.embed(read("alex_lacamoire_3.jpg"))
+    assert far.similarity(far_first, far_second) == plain
+    assert far.second_looks == 0
+
+
 def test_cli_compare() -> None:
     code, output = cli("compare", str(FACES / "biden_1.jpg"), str(FACES / "biden_2.jpg"), "--threshold", "55")
     doc = json.loads(output)

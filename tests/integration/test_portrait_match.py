@@ -196,7 +196,9 @@ def test_live_capture_of_the_card_holder_matches(
     # Then it is a match, found on the card's portrait, with what produced it
     assert isinstance(result, PortraitMatch)
     assert result.verdict == "match"
-    assert result.similarity >= DEFAULT_FACE_THRESHOLD + 10
+    # a margin: the weakest pair (Rose Leslie's card with her second photo) scores 63.9, 8.9 above the
+    # threshold calibrated for FAR ≤ 0.1 % (55; it was 13.9 above the former 50)
+    assert result.similarity >= DEFAULT_FACE_THRESHOLD + 5
     assert (result.engine, result.engine_version, result.threshold) == (
         "dlib-resnet",
         engine.version,

@@ -226,7 +226,8 @@ def test_a_person_proves_who_they_are_and_every_check_is_in_the_evidence(
     identity, portrait = (e["public"] for e in evidence["entries"] if e["kind"] == "authority_checked")
     assert (identity["check"], identity["result"], identity["provider"]) == ("identity", "match", "sandbox")
     assert (portrait["check"], portrait["result"]) == ("portrait", "match")
-    assert identity["reference"] and portrait["reference"]
+    assert identity["reference"]
+    assert portrait["reference"]
     assert compared["verdict"] == "match"
     assert compared["similarity"] >= compared["threshold"]
     assert compared["engine"] == LocalFaceEngine.name

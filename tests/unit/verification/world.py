@@ -11,9 +11,9 @@ from PIL import Image
 
 from chalicelib.consents.domain import ConsentKind
 from chalicelib.consents.texts import current_consent
+from chalicelib.verification.domain.authority import UnavailablePolicy
 from chalicelib.verification.domain.documents import DocumentKind
 from chalicelib.verification.domain.flows import FlowPurpose, TypedIdentity, VerificationPolicy
-from chalicelib.verification.domain.authority import UnavailablePolicy
 from chalicelib.verification.ports import FaceGate, IdentityAuthority
 from chalicelib.verification.service import VerificationService
 from chalicelib.verification.uploads import UploadService
