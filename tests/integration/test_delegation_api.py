@@ -90,7 +90,7 @@ def test_the_owner_confirms_the_delegation_with_their_own_face(
     frames = burst(session["challenge"]["direction"], name=OWNER_FACE)
     status, outcome = send_burst(api, me, owner_flow, session, frames)
     assert status == 200, outcome
-    assert outcome["passed"] is True, outcome
+    assert outcome["passed"] is True, str(outcome)
     # Then the delegation is confirmed by the owner's face, and the trustee goes on
     status, reg = call(api, "post", f"{REG}/{reg_id}/delegation/confirm", me, {"method": "face"})
     assert (status, reg["step"]) == (200, "identity"), reg
