@@ -211,7 +211,8 @@ def _cost_per_pair(folder: Path) -> None:
         print(
             f"compare per pair, pairs.csv ({len(pairs)} pairs, second look {name}): "
             f"mean {statistics.mean(wall[name]) * 1000:.0f} ms, worst {max(wall[name]) * 1000:.0f} ms; "
-            f"CPU time mean {statistics.mean(cpu[name]) * 1000:.0f} ms, worst {max(cpu[name]) * 1000:.0f} ms; "
+            f"CPU time mean {statistics.mean(cpu[name]) * 1000:.0f} ms, "
+            f"worst {max(cpu[name]) * 1000:.0f} ms; "
             f"second looks {engine.second_looks}"
         )
 

@@ -164,8 +164,8 @@ def put_identity(call: Call, flow_id: str) -> FlowView:
     identity = TypedIdentity(
         id_type=body.id_type.value,
         id_number=body.id_number,
-        name=body.name.strip(),
-        address=body.address.strip() if body.address else None,
+        name=body.name,
+        address=body.address,
         company_name=body.company_name,
         uscc=body.uscc,
     )

@@ -45,7 +45,8 @@ class Settings(BaseSettings):
     #: Face engine: "local" (dlib, the embedded default) or "rekognition" (deployed stages).
     face_engine: Literal["local", "rekognition"] = "local"
     #: Similarity 0–100 at or above which two faces match; None = the engine's calibrated default
-    #: (local 50 = dlib distance 0.6; Rekognition 90). Recorded in the evidence with every score.
+    #: (local 55 = dlib distance 0.54, calibrated for FAR ≤ 0.1 %; Rekognition 90). Recorded in the
+    #: evidence with every score.
     face_threshold: float | None = None
     #: One face, one identity (一脸多证): a passed live face is bound to its identity, and a live face
     #: already bound to another identity sends the flow to review.

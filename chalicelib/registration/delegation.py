@@ -21,6 +21,7 @@ from typing import Protocol
 from chalicelib.core.observability import logger
 from chalicelib.kernel.clock import Clock, utc_now
 from chalicelib.kernel.errors import Conflict, Forbidden, InvalidField, NotFound
+from chalicelib.kernel.names import TextKind, clean_text
 from chalicelib.kernel.personal import IdType
 from chalicelib.kernel.validators import validate
 from chalicelib.registration.domain.registrations import (
@@ -113,6 +114,10 @@ class DelegationSteps:
         reading = self._verification.check_authorization_letter(
             flow.flow_id, caller, owner_name=typed_owner.name, owner_id_number=number, vin=reg.vin
         )
+        # What the letter names as the trustee must itself be a name (a smudge read as markup is not).
+        trustee = clean_text(
+            TextKind.NAME, reading.trustee_name or "", field="authorization_letter.trustee_name"
+        )
         if self._phone_holders is not None:
             self._phone_holders.check_phone_holder(typed_owner.name, id_type.value, number, phone)
         delegation = Delegation(
@@ -122,7 +127,7 @@ class DelegationSteps:
             owner_address=typed_owner.address,
             letter_key=letter,
             owner_id_key=owner_id,
-            trustee_name=reading.trustee_name,
+            trustee_name=trustee,
             owner_phone=phone,
             owner_phone_hash=phone_hash,
         )

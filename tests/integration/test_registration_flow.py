@@ -457,7 +457,7 @@ def test_a_trustee_registers_for_the_owner_with_the_authorization_letter(
     # The trustee proves their own identity, then consents and submits
     prove_identity(api, me, reg["flow_id"])
     # Once the face was checked, neither the owner nor the letter can change
-    other_owner = {**body, "owner": {**body["owner"], "name": "王五"}}
+    other_owner = {"owner": {**owner, "name": "王五"}, "owner_phone": OWNER_PHONE}
     status, err = call(api, "post", f"{REG}/{reg_id}/delegation", me, other_owner)
     assert (status, err["code"]) == (409, "delegation.locked")
     status, err = call(

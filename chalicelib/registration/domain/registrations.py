@@ -222,7 +222,8 @@ def trustee_named(delegation: Delegation, flow: Flow | None) -> bool | None:
     person's identity is typed. Both names are normalised text (``kernel.names``)."""
     if flow is None or flow.identity is None:
         return None
-    return delegation.trustee_name is not None and delegation.trustee_name == flow.identity.name
+    named = delegation.trustee_name
+    return named is not None and named.casefold() == flow.identity.name.casefold()
 
 
 def _check_passed(flow: Flow, check: CheckName) -> bool:

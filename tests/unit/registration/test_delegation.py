@@ -247,6 +247,16 @@ def test_a_letter_that_does_not_name_the_owner_or_a_trustee_is_refused(
     assert crossed[-1].public["agreed"] is False
 
 
+def test_a_letter_whose_trustee_is_not_a_name_is_refused(world: World) -> None:
+    reg_id, flow_id = at_delegation(world)
+    with_photos(world, flow_id, world.vins[0], trustee="<b>王小明</b>")
+    err = refusal(world.service.delegate, reg_id, ME, owner_identity(), OWNER_PHONE)
+    assert (err.code, err.field) == ("name.markup", "authorization_letter.trustee_name")
+    reg = world.registrations.get(reg_id)
+    assert reg is not None
+    assert reg.delegation is None
+
+
 def test_a_letter_for_another_car_is_refused(world: World) -> None:
     reg_id, flow_id = at_delegation(world)
     with_photos(world, flow_id, world.vins[1])
