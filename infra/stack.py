@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -163,6 +164,7 @@ class ChekaStack(Stack):
         )
         self.outbox_dlq, self.outbox_queue = self._outbox_queues()
         self.operator_secrets = self._operator_secrets()
+        self.authority_secret = self._authority_secret()
         self.role = self._lambda_role()
         self.chalice_config = self.stage_config(project_dir)
         self.api = self._api(project_dir, build_dir or project_dir)
@@ -215,6 +217,19 @@ class ChekaStack(Stack):
             )
             for op in Operator
         ]
+
+    def _authority_secret(self) -> secretsmanager.Secret | None:
+        """The identity provider's credentials (``secret_id``, ``secret_key``), put in by operations;
+        none when the stage's authority needs none (a sandbox)."""
+        if self.settings.authority_kind == "sandbox":
+            return None
+        return secretsmanager.Secret(
+            self,
+            "IdentityAuthorityKeys",
+            secret_name=self.settings.authority_secret_name,
+            description=f"cheka {self.settings.stage}: {self.settings.authority_kind} authority keys",
+            removal_policy=RemovalPolicy.RETAIN,
+        )
 
     def _outbox_consumer(self) -> None:
         """The dispatcher consumes the outbox queue, reporting partial batch failures (Chalice cannot)."""
@@ -381,6 +396,14 @@ class ChekaStack(Stack):
                 resources=[self.hash_key.key_arn],
             ),
         ]
+        if self.authority_secret is not None:
+            statements.append(
+                iam.PolicyStatement(
+                    sid="IdentityAuthorityKeys",
+                    actions=["secretsmanager:GetSecretValue"],
+                    resources=[self.authority_secret.secret_arn],
+                )
+            )
         # Inline in the role: the functions reference the role, so they never start without the policy.
         return iam.Role(
             self,
@@ -401,6 +424,8 @@ class ChekaStack(Stack):
             "CHEKA_DOCUMENTS_BUCKET": self.bucket.bucket_name,
             "CHEKA_PII_KEY_ALIAS": self.settings.pii_key_alias,
             "CHEKA_HASH_KEY_ALIAS": self.settings.hash_key_alias,
+            # Told explicitly: the package holds this authority's SDK and no other.
+            "CHEKA_IDENTITY_AUTHORITY": self.settings.authority_kind,
         }
         env.update({table_env_var(short): table.table_name for short, table in self.tables.items()})
         return env
@@ -426,8 +451,9 @@ class ChekaStack(Stack):
     def _api(self, project_dir: Path, build_dir: Path) -> Any:
         from chalice.cdk import Chalice  # imported late: it imports the chalice CLI machinery
 
+        source = self._package_source(project_dir, build_dir)
         with _packaging(project_dir, build_dir, self.settings.region):
-            api = Chalice(self, "Api", source_dir=str(project_dir), stage_config=self.chalice_config)
+            api = Chalice(self, "Api", source_dir=str(source), stage_config=self.chalice_config)
         for function in self.functions(api):
             # The included resources keep chalice's logical ids (``APIHandler``...): name = prefix + id.
             # (chalice's own ``log_retention_in_days`` names the API handler's group wrongly in SAM output,
@@ -446,6 +472,26 @@ class ChekaStack(Stack):
         if rest_api is not None:
             rest_api.add_property_override("TracingEnabled", True)
         return api
+
+    def _package_source(self, project_dir: Path, build_dir: Path) -> Path:
+        """What ``chalice package`` packages: the project itself, or, when the stage's providers need
+        SDKs of their own (``Settings.lambda_requirement_files``), a copy of the app whose
+        ``requirements.txt`` adds them, so that each stage's package holds only the SDKs it uses."""
+        extra = self.settings.lambda_requirement_files
+        if not extra:
+            return project_dir
+        source = build_dir / "package-source"
+        if source.exists():
+            shutil.rmtree(source)
+        source.mkdir(parents=True)
+        ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "deployments")
+        shutil.copy2(project_dir / "app.py", source / "app.py")
+        for folder in ("chalicelib", ".chalice"):
+            shutil.copytree(project_dir / folder, source / folder, ignore=ignore)
+        parts = [(project_dir / "requirements.txt").read_text(encoding="utf-8")]
+        parts += [(project_dir / name).read_text(encoding="utf-8") for name in extra]
+        (source / "requirements.txt").write_text("\n".join(parts), encoding="utf-8")
+        return source
 
     @staticmethod
     def functions(api: Any) -> list[CfnResource]:

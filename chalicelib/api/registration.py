@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Literal
 from chalice.app import Blueprint, Response
 from pydantic import ConfigDict, Field
 
-from chalicelib.adapters.vehicle.sandbox import HeadUnitMessage
 from chalicelib.api.http import ApiModel, Call, json_response, route
 from chalicelib.consents.domain import AcceptedConsent, ConsentDocument
 from chalicelib.consents.texts import consent_documents
@@ -20,6 +19,7 @@ from chalicelib.kernel.errors import InvalidField, NotFound
 from chalicelib.kernel.names import under
 from chalicelib.kernel.personal import IdType
 from chalicelib.registration.domain.registrations import PossessionMethod, RegistrationKind
+from chalicelib.registration.ports import HeadUnitMessage
 from chalicelib.sms.domain import SentCode
 from chalicelib.verification.domain.documents import DocumentKind
 from chalicelib.verification.domain.flows import TypedIdentity

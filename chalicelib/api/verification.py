@@ -21,7 +21,6 @@ from chalicelib.core import deps
 from chalicelib.core.auth import PERSON_ROLES, REVEAL_ROLES, Principal
 from chalicelib.kernel.errors import InvalidField
 from chalicelib.kernel.personal import IdType, mask_address, mask_id_number, mask_name
-from chalicelib.verification.authority import AuthorityOutcome
 from chalicelib.verification.domain.documents import DocumentKind
 from chalicelib.verification.domain.flows import (
     Flow,
@@ -31,6 +30,7 @@ from chalicelib.verification.domain.flows import (
 )
 from chalicelib.verification.domain.liveness import LivenessCapture
 from chalicelib.verification.views import (
+    AuthorityOutcome,
     FaceCheckOutcome,
     LivenessStart,
     OcrOutcome,

@@ -108,9 +108,10 @@ class Settings(BaseSettings):
     head_unit_max_sends: int = Field(default=5, ge=1)
     head_unit_max_wrong_tries: int = Field(default=5, ge=1)
 
-    #: Identity authority (证件真实性): "sandbox" (the local sandbox service, the embedded default) or
-    #: "tencent" (Tencent Cloud FaceID; its SDK is packaged only for stages that choose it).
-    identity_authority: Literal["sandbox", "tencent"] = "sandbox"
+    #: Identity authority (证件真实性): "sandbox" (the local sandbox service) or "tencent" (Tencent Cloud
+    #: FaceID; its SDK is packaged only for stages that choose it). None picks by stage: the sandbox on
+    #: local stages, Tencent on deployed ones (``authority_kind``).
+    identity_authority: Literal["sandbox", "tencent"] | None = None
     #: The sandbox authority's base URL; None: the loopback sandbox on ``authority_port``.
     authority_url: str | None = None
     authority_port: int = 8200
@@ -181,9 +182,22 @@ class Settings(BaseSettings):
         return self.authority_url or f"http://127.0.0.1:{self.authority_port}"
 
     @property
+    def authority_kind(self) -> Literal["sandbox", "tencent"]:
+        """The identity authority in force: the setting, else the sandbox locally and Tencent deployed."""
+        if self.identity_authority is not None:
+            return self.identity_authority
+        return "sandbox" if self.is_local else "tencent"
+
+    @property
     def authority_secret_name(self) -> str:
         """Secrets Manager secret of the identity provider's credentials (``secret_id``, ``secret_key``)."""
-        return f"{self.resource_prefix}/{self.stage}/authority/{self.identity_authority}"
+        return f"{self.resource_prefix}/{self.stage}/authority/{self.authority_kind}"
+
+    @property
+    def lambda_requirement_files(self) -> tuple[str, ...]:
+        """Requirement files the stage's Lambda package adds to ``requirements.txt`` (the SDKs of the
+        providers it chose); read by infra when it packages the functions."""
+        return ("requirements-authority-tencent.txt",) if self.authority_kind == "tencent" else ()
 
     @property
     def token_secret_name(self) -> str:

@@ -150,7 +150,7 @@ def liveness_engine() -> LivenessEngine:
 def identity_authority() -> IdentityAuthority:
     """The stage's identity authority (settings ``identity_authority``)."""
     s = get_settings()
-    if s.identity_authority == "tencent":
+    if s.authority_kind == "tencent":
         from chalicelib.adapters.authority.tencent import TencentIdentityAuthority, credentials_from_secret
         from chalicelib.core.aws import client
 

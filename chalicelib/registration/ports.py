@@ -5,6 +5,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from datetime import datetime
 
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
 from chalicelib.registration.domain.registrations import Registration
 
 
@@ -40,6 +42,19 @@ class RegistrationRepository(ABC):
     @abstractmethod
     def delete_expired(self, reg: Registration, now: datetime) -> bool:
         """Delete an open registration still expired at ``now`` (False if it moved on meanwhile)."""
+
+
+class HeadUnitMessage(BaseModel):
+    """One code as the car's head unit shows it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    message_id: str
+    vin: str
+    code: str
+    text: str
+    shown_at: AwareDatetime
+    expires_at: AwareDatetime
 
 
 class VehicleChannel(ABC):

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict
-
 from chalicelib.kernel.errors import Conflict
 from chalicelib.verification.domain.authority import (
     PORTRAIT_MISMATCH,
@@ -44,20 +42,9 @@ from chalicelib.verification.domain.flows import (
 from chalicelib.verification.domain.gates import GateOutcome, GateVerdict
 from chalicelib.verification.flows import Flows
 from chalicelib.verification.ports import EvidenceLog, FaceGate, IdentityAuthority
+from chalicelib.verification.views import AuthorityOutcome
 
 _ACCEPTED = (CheckVerdict.PASSED, CheckVerdict.APPROVED)
-
-
-class AuthorityOutcome(BaseModel):
-    """What the person is told about an identity check (nothing personal)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    check: str
-    result: AuthorityResult
-    verdict: CheckVerdict
-    #: True when the flow will go to a reviewer once the live face matches (unavailable / not covered).
-    review_pending: bool = False
 
 
 class AuthorityChecks:

@@ -65,7 +65,27 @@ class Reviews:
                 "Manual review opens once the face attempts are used up",
                 details={"attempts_left": left.left if left else None},
             )
+        self._check_reviewable(flow)
         return self._opener.open(flow, caller, ReviewReason.FACE_ATTEMPTS_EXHAUSTED)
+
+    @staticmethod
+    def _check_reviewable(flow: Flow) -> None:
+        """A reviewer compares a read ID card with the person: the card must be there and read, and an
+        identity the authority refused is not a reviewer's to pass."""
+        if flow.checks.get(CheckName.AUTHORITY) is CheckVerdict.FAILED:
+            raise Conflict(
+                "review.identity_refused",
+                "证件信息未通过权威核验，不能提交人工审核",
+                "The identity was refused by the identity authority; it cannot go to manual review",
+                details={"check": CheckName.AUTHORITY.value},
+            )
+        if flow.identity is None or flow.checks.get(CheckName.OCR_ID_FRONT) is not CheckVerdict.PASSED:
+            raise Conflict(
+                "review.not_available",
+                "请先填写证件信息并上传、识别证件照片",
+                "Enter the identity and upload and read the ID card photo before asking for review",
+                details={"missing": CheckName.OCR_ID_FRONT.value},
+            )
 
     def review_queue(
         self, status: ReviewStatus, limit: int, cursor: str | None

@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from chalicelib.kernel.clock import Clock, utc_now
 from chalicelib.kernel.crypto import KeyedHasher
 from chalicelib.kernel.errors import Conflict
-from chalicelib.verification.authority import AuthorityChecks, AuthorityOutcome, AuthorityPortraitGate
+from chalicelib.verification.authority import AuthorityChecks, AuthorityPortraitGate
 from chalicelib.verification.cases import CaseOpener
 from chalicelib.verification.consents import Consents
 from chalicelib.verification.documents import Documents
@@ -61,6 +61,7 @@ from chalicelib.verification.ports import (
 from chalicelib.verification.review import Reviews
 from chalicelib.verification.uploads import UploadService
 from chalicelib.verification.views import (
+    AuthorityOutcome,
     FaceCheckOutcome,
     LivenessStart,
     OcrOutcome,

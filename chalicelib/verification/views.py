@@ -11,7 +11,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from chalicelib.verification.domain.authority import AuthorityResult
 from chalicelib.verification.domain.documents import DocumentKind
+from chalicelib.verification.domain.flows import CheckVerdict
 
 
 class PresignedUpload(BaseModel):
@@ -78,3 +80,15 @@ class FaceCheckOutcome(BaseModel):
     review_available: bool
     #: The review case a face gate opened (the flow now waits for a reviewer), if any.
     review_case_id: str | None = None
+
+
+class AuthorityOutcome(BaseModel):
+    """What the person is told about an identity check (nothing personal)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    check: str
+    result: AuthorityResult
+    verdict: CheckVerdict
+    #: True when the flow will go to a reviewer once the live face matches (unavailable / not covered).
+    review_pending: bool = False

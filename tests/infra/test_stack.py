@@ -657,3 +657,34 @@ def test_the_face_collection_is_retained_and_only_it_takes_bound_faces(synth: Sy
         "rekognition:DeleteFaces",
     }
     assert as_list(indexing[0]["Resource"]) == [{"Fn::GetAtt": [collection_id, "Arn"]}]
+
+
+def test_the_identity_authority_has_its_secret_its_grant_and_its_sdk_in_the_package(synth: Synth) -> None:
+    import zipfile
+
+    # prod's authority is the real provider (no sandbox on a deployed stage unless set so)
+    assert synth.settings.authority_kind == "tencent"
+    secrets = resources(synth, "AWS::SecretsManager::Secret")
+    [secret_id] = [
+        k for k, s in secrets.items() if s["Properties"]["Name"] == synth.settings.authority_secret_name
+    ]
+    _, statements = function_role_statements(synth)
+    [grant] = [s for s in statements if s.get("Sid") == "IdentityAuthorityKeys"]
+    assert as_list(grant["Action"]) == ["secretsmanager:GetSecretValue"]
+    assert as_list(grant["Resource"]) == [{"Ref": secret_id}]
+    for function in resources(synth, FUNCTION).values():
+        assert function["Properties"]["Environment"]["Variables"]["CHEKA_IDENTITY_AUTHORITY"] == "tencent"
+    # the package holds the provider's SDK, and the project's requirements.txt stays without it
+    [package] = list((synth.work / "build").rglob("deployment.zip"))
+    names = zipfile.ZipFile(package).namelist()
+    assert any(n.startswith("tencentcloud/faceid/") for n in names)
+    from infra.stack import PROJECT_DIR
+
+    assert "tencentcloud" not in (PROJECT_DIR / "requirements.txt").read_text(encoding="utf-8")
+
+
+def test_a_stage_on_the_sandbox_authority_packages_no_provider_sdk() -> None:
+    sandboxed = Settings(stage="dev", identity_authority="sandbox")
+    assert sandboxed.lambda_requirement_files == ()
+    assert Settings(stage="prod").lambda_requirement_files == ("requirements-authority-tencent.txt",)
+    assert Settings(stage="local").authority_kind == "sandbox"

@@ -14,29 +14,14 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict
-
 from chalicelib.core.observability import logger
 from chalicelib.kernel.clock import utc_now
 from chalicelib.kernel.personal import mask_vin
-from chalicelib.registration.ports import VehicleChannel
+from chalicelib.registration.ports import HeadUnitMessage, VehicleChannel
 
 #: Where the head-unit messages are kept in the bucket, one folder per VIN.
 HEAD_UNIT_PREFIX = "dev/head-unit/"
 _NS_CEILING = 10**20
-
-
-class HeadUnitMessage(BaseModel):
-    """One code as the car's head unit shows it."""
-
-    model_config = ConfigDict(frozen=True)
-
-    message_id: str
-    vin: str
-    code: str
-    text: str
-    shown_at: AwareDatetime
-    expires_at: AwareDatetime
 
 
 class SandboxVehicleChannel(VehicleChannel):

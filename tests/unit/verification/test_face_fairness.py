@@ -187,3 +187,32 @@ def test_review_is_not_offered_while_attempts_are_left() -> None:
     error = refused(lambda: world.service.request_review(flow_id, OWNER))
     assert (error.code, error.details) == ("review.not_available", {"attempts_left": 3})
     assert world.service.flow(flow_id, OWNER).checks.get(CheckName.FACE) is None
+
+
+def test_review_after_the_daily_limit_needs_a_read_id_card() -> None:
+    # given a person whose day's attempts ran out in another flow, and a new flow with only an identity
+    world = World(attempts_per_flow=3, attempts_per_person_day=1)
+    world.faces.similarity = 10.0
+    world.attempt(world.ready())
+    bare = world.open()
+    world.type_identity(bare)
+    # when the bare flow asks for review
+    error = refused(lambda: world.service.request_review(bare, OWNER))
+    # then there is nothing for a reviewer to compare: refused, and the flow stays open
+    assert (error.code, error.details) == ("review.not_available", {"missing": "ocr_id_front"})
+    assert world.service.flow(bare, OWNER).status is FlowStatus.OPEN
+
+
+def test_an_identity_the_authority_refused_cannot_be_sent_to_review() -> None:
+    # given a flow whose attempts ran out and whose identity the authority refused
+    world = World(attempts_per_flow=1)
+    world.faces.similarity = 10.0
+    flow_id = world.ready()
+    world.attempt(flow_id)
+    flow = world.service.flow(flow_id, OWNER)
+    world.service.flows.save(flow, checks={**flow.checks, CheckName.AUTHORITY: CheckVerdict.FAILED})
+    # when it asks for review
+    error = refused(lambda: world.service.request_review(flow_id, OWNER))
+    # then a reviewer is never asked to pass an identity the authority does not know
+    assert error.code == "review.identity_refused"
+    assert world.service.flow(flow_id, OWNER).status is FlowStatus.OPEN
