@@ -110,6 +110,8 @@ class Stack:
     seed: dict[str, Any]
     admin_token: str
     log: Path
+    #: The stage's sandbox identity authority (a test registers the citizens it needs there).
+    authority: str = ""
 
     def call(
         self, method: str, path: str, body: Any = None, token: str | None = None, timeout: float = 30.0
@@ -298,6 +300,7 @@ def stack(browser_prerequisites: None, tmp_path_factory: pytest.TempPathFactory)
             seed=seed,
             admin_token=token,
             log=log,
+            authority=f"http://127.0.0.1:{authority}",
         )
     finally:
         _stop(proc, below)

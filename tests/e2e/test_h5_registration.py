@@ -566,6 +566,7 @@ def test_a_trustee_gives_the_owner_and_the_authorization_letter_in_the_browser(
 ) -> None:
     import random
 
+    from chalicelib.adapters.authority.sandbox import SandboxIdentityAuthority
     from chalicelib.local.synthetic import make_resident_id
     from tests.synthetic_documents import authorization_letter
 
@@ -600,6 +601,7 @@ def test_a_trustee_gives_the_owner_and_the_authorization_letter_in_the_browser(
     me.wait_screen("delegation")
     assert "委托信息" in me.element("#progress-text").text
     owner_id = make_resident_id(random.Random(11))
+    SandboxIdentityAuthority(stack.authority).register_citizen("李四", owner_id)  # the owner is real
     me.fill("#owner-id-number", owner_id)
     me.fill("#owner-name", "李四")
     me.fill("#owner-address", "上海市浦东新区世纪大道 100 号")
