@@ -20,8 +20,8 @@ from pynamodb.attributes import (
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 
 from chalicelib.adapters.dynamo.base import TableSpec, Unbound
-from chalicelib.adapters.dynamo.models_operator import OPERATOR_TABLES
 from chalicelib.adapters.dynamo.models_faces import FACE_TABLES
+from chalicelib.adapters.dynamo.models_operator import OPERATOR_TABLES
 from chalicelib.adapters.dynamo.models_outbox import OUTBOX_TABLES
 from chalicelib.adapters.dynamo.models_sms import SMS_TABLES
 from chalicelib.core.settings import LocalCredentials, Settings
