@@ -1236,6 +1236,7 @@
     faceButtons("none");
     try {
       await video.play();
+      await videoReady(video);
       const [text, arrow] = DIRECTIONS[session.challenge.direction];
       const want = Math.min(Math.max(5, session.challenge.min_frames || 3), session.challenge.max_frames || 8);
       const frames = [];
@@ -1262,6 +1263,20 @@
     } finally {
       button.disabled = false;
     }
+  }
+
+  /** Resolves once the camera delivers pictures (a slow camera first shows nothing: no frame of it counts). */
+  function videoReady(video, timeoutMs = 5000) {
+    const started = Date.now();
+    return new Promise((resolve, reject) => {
+      (function check() {
+        if (video.readyState >= 2 && video.videoWidth > 0) return resolve();
+        if (Date.now() - started > timeoutMs) {
+          return reject(new ApiError(0, { code: "client.camera", message_zh: "摄像头没有画面，请重新打开摄像头，或选择照片完成检测" }));
+        }
+        setTimeout(check, 50);
+      })();
+    });
   }
 
   function snapshot(video) {
