@@ -244,3 +244,36 @@ def test_the_stage_wires_the_sandbox_authority_and_its_unavailable_policy(
     answer = checks.authority.verify_identity(PERSON_NAME, "resident_id", PERSON_ID_NUMBER)
     assert answer.result is AuthorityResult.MATCH  # the test stage's sandbox, on its free port
     deps.reset()
+
+
+@pytest.mark.skipif(local_face_engine_missing() is not None, reason=str(local_face_engine_missing()))
+def test_a_real_identity_shown_by_another_face_fails_on_the_authoritys_portrait(
+    api: Any, person: dict[str, str], identity_authority: SandboxAuthority
+) -> None:
+    # given a real identity whose authoritative portrait is someone else's face (kit_harington_1.jpg, a
+    # bearded man with long dark hair, in armour), and a card forged with the impostor's own face
+    # (the Obama video frame the whole-flow tests use), so that card and live face agree
+    real_owner = (FACES / "kit_harington_1.jpg").read_bytes()
+    identity_authority.register(Citizen(name=PERSON_NAME, id_number=PERSON_ID_NUMBER, portrait=real_owner))
+    helpers = _api_helpers()
+    try:
+        flow_id, status, doc = _read_front(api, person, PERSON_ID_NUMBER)
+        assert status == 200, doc  # name and number are real: the identity check passes
+        session = helpers.start_sideways(api, person, flow_id)
+        status, outcome = helpers.send_burst(
+            api, person, flow_id, session, helpers.burst(session["challenge"]["direction"])
+        )
+    finally:
+        identity_authority.register(
+            Citizen(
+                name=PERSON_NAME,
+                id_number=PERSON_ID_NUMBER,
+                portrait=(FACES / CARD_PORTRAIT).read_bytes(),
+            )
+        )
+    # then the live face matches the forged card but not the authority's portrait: the attempt fails
+    assert status == 200, outcome
+    assert (outcome["live"], outcome["matched"], outcome["passed"]) == (True, True, False)
+    assert "authority.portrait_mismatch" in outcome["reasons"]
+    status, flow = helpers.call(api, "get", f"/v1/flows/{flow_id}", person)
+    assert flow["checks"]["face"] == "failed"
