@@ -14,13 +14,14 @@ from chalicelib.cli.output import print_json
 from chalicelib.core.settings import get_settings
 
 
-def register_citizen(name: str, id_number: str, portrait: bytes | None) -> str:
-    """Register a citizen with the sandbox authority of this stage; its URL (exits 2 when unreachable)."""
+def register_citizen(name: str, id_number: str, portrait: bytes | None, phone: str | None = None) -> str:
+    """Register a citizen (with the mobile number a carrier holds in their name, if given) with the
+    sandbox authority of this stage; its URL (exits 2 when unreachable)."""
     from chalicelib.adapters.authority.sandbox import SandboxIdentityAuthority
 
     url = get_settings().authority_base_url
     try:
-        SandboxIdentityAuthority(url).register_citizen(name, id_number, portrait)
+        SandboxIdentityAuthority(url).register_citizen(name, id_number, portrait, phone=phone)
     except (OSError, urllib.error.URLError) as err:
         click.echo(
             f"the sandbox identity authority at {url} did not take the identity ({err}): is `make run` "
@@ -40,9 +41,10 @@ def authority() -> None:
 @click.option("--name", required=True)
 @click.option("--id-number", required=True)
 @click.option("--portrait", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def register(name: str, id_number: str, portrait: Path | None) -> None:
-    """Make NAME / ID-NUMBER (with a portrait photo) a citizen the sandbox authority knows."""
-    url = register_citizen(name, id_number, portrait.read_bytes() if portrait else None)
+@click.option("--phone", help="The mobile number a carrier holds in the citizen's name (运营商三要素).")
+def register(name: str, id_number: str, portrait: Path | None, phone: str | None) -> None:
+    """Make NAME / ID-NUMBER (with a portrait photo and a phone) a citizen the sandbox authority knows."""
+    url = register_citizen(name, id_number, portrait.read_bytes() if portrait else None, phone)
     print_json({"registered": True, "sandbox_authority": url})
 
 

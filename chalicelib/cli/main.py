@@ -142,7 +142,12 @@ def demo_csv(vehicles: int, rng_seed: int, out: Path) -> None:
     is_flag=True,
     help="Do not register the invented identity with the sandbox identity authority (it is then refused).",
 )
-def demo_id_card(portrait: Path, out: Path, no_register: bool) -> None:
+@click.option(
+    "--phone",
+    help="A mobile number to register as held in the invented identity's name (the phone-holder check "
+    "of a delegated owner's phone then passes).",
+)
+def demo_id_card(portrait: Path, out: Path, no_register: bool, phone: str | None) -> None:
     """Draw an ID card for a newly invented identity (front with your portrait, back) and register that
     identity, with your portrait, with the local sandbox identity authority."""
     from chalicelib.local import documents
@@ -169,7 +174,7 @@ def demo_id_card(portrait: Path, out: Path, no_register: bool) -> None:
     if not no_register:
         from chalicelib.cli.authority import register_citizen
 
-        registered = register_citizen(person.name, person.id_number, portrait.read_bytes())
+        registered = register_citizen(person.name, person.id_number, portrait.read_bytes(), phone)
     print_json(
         {
             "files": [str(out / "id_front.jpg"), str(out / "id_back.jpg")],

@@ -372,11 +372,12 @@ def registration_service() -> RegistrationService:
     from chalicelib.registration.service import RegistrationService
 
     _bind_tables()
+    verification = verification_service()
     return RegistrationService(
         DynamoRegistrationRepository(field_cipher()),
         inventory_repo(),
         party_repo(),
-        verification_service(),
+        verification,
         lifecycle(),
         sms_code_service(),
         keyed_hasher(),
@@ -384,6 +385,7 @@ def registration_service() -> RegistrationService:
         vehicles=vehicle_channel(),
         possession=possession_policy(),
         flow_ttl=timedelta(hours=get_settings().flow_ttl_hours),
+        phone_holders=verification.authority,
     )
 
 

@@ -1,7 +1,8 @@
 """The sandbox identity authority: a small local HTTP service standing in for the citizen database
 behind a real-name provider (``chalicelib.verification.domain.authority``).
 
-It holds synthetic citizens (name, resident ID number, validity, portrait JPEG) in memory — a restart
+It holds synthetic citizens (name, resident ID number, validity, portrait JPEG, the mobile number a
+carrier holds in their name) in memory — a restart
 forgets them — and answers like a provider does:
 
 - ``POST /v1/identity/verify`` ``{name, id_type, id_number, valid_until?}`` → ``{result, reference,
@@ -10,7 +11,11 @@ forgets them — and answers like a provider does:
 - ``POST /v1/portrait/compare`` ``{name, id_number, live_jpeg}`` (base64) → ``{result, similarity,
   reference, version}``: the live face against the citizen's portrait with the local dlib engine
   (``adapters/faces/local.py``) at its calibrated threshold;
-- ``POST /_sandbox/citizens`` ``{name, id_number, valid_until?, portrait?}`` registers a citizen (what
+- ``POST /v1/phone/verify`` ``{name, id_type, id_number, phone}`` → ``{result, reference, version}``
+  (运营商三要素): ``match`` when the phone is on record for that citizen under that name, ``no_match``
+  when another phone (or name) is, ``not_found`` when the citizen is unknown or has no phone on record
+  (as a carrier answers);
+- ``POST /_sandbox/citizens`` ``{name, id_number, valid_until?, portrait?, phone?}`` registers a citizen (what
   ``cheka demo-id-card`` calls), ``GET /_sandbox/citizens`` counts them; loopback only.
 
 Fault injection, for tests and benchmarks, three ways: at start (settings
@@ -88,6 +93,7 @@ class Citizen:
     id_number: str
     valid_until: date | None = None  # None: 长期
     portrait: bytes | None = None
+    phone: str | None = None  # the mobile number a carrier holds in the citizen's name
 
 
 class SandboxAuthority:
@@ -151,12 +157,14 @@ class SandboxAuthority:
 
     def register(self, citizen: Citizen) -> None:
         number = validate("resident_id", citizen.id_number, field="id_number").value
+        phone = validate("mobile", citizen.phone, field="phone").value if citizen.phone else None
         with self._lock:
             self._citizens[number] = Citizen(
                 name=citizen.name.strip(),
                 id_number=number,
                 valid_until=citizen.valid_until,
                 portrait=citizen.portrait,
+                phone=phone,
             )
 
     def forget(self, id_number: str) -> None:
@@ -193,6 +201,22 @@ class SandboxAuthority:
             result = "match"
         return {"result": self._wrong(result, wrong), "reference": self._reference(), "version": VERSION}
 
+    def verify_phone(self, doc: dict[str, Any], wrong: bool = False) -> dict[str, Any]:
+        """运营商三要素: the citizen's name, number and the phone on record in their name."""
+        citizen = self._citizen(str(doc.get("id_number", "")))
+        reference = self._reference()
+        if doc.get("id_type", "resident_id") != "resident_id" or citizen is None:
+            return {"result": "not_found", "reference": reference, "version": VERSION}
+        if citizen.phone is None:
+            return {"result": "not_found", "code": "no_phone", "reference": reference, "version": VERSION}
+        try:
+            phone = validate("mobile", str(doc.get("phone", "")), field="phone").value
+        except DomainError:
+            phone = None
+        same = citizen.name == str(doc.get("name", "")).strip() and phone == citizen.phone
+        result = "match" if same else "no_match"
+        return {"result": self._wrong(result, wrong), "reference": reference, "version": VERSION}
+
     def compare(self, doc: dict[str, Any], wrong: bool = False) -> dict[str, Any]:
         citizen = self._citizen(str(doc.get("id_number", "")))
         reference = self._reference()
@@ -224,6 +248,14 @@ class SandboxAuthority:
 
 
 # --------------------------------------------------------------------------- HTTP
+
+
+#: The provider endpoints and the ``SandboxAuthority`` method answering each.
+_ANSWERS = {
+    "/v1/identity/verify": "verify",
+    "/v1/portrait/compare": "compare",
+    "/v1/phone/verify": "verify_phone",
+}
 
 
 class _Server(ThreadingHTTPServer):
@@ -329,12 +361,14 @@ class _Handler(BaseHTTPRequestHandler):
                     return
                 portrait = doc.get("portrait")
                 until = doc.get("valid_until")
+                phone = doc.get("phone")
                 authority.register(
                     Citizen(
                         name=str(doc["name"]),
                         id_number=str(doc["id_number"]),
                         valid_until=date.fromisoformat(until) if until else None,
                         portrait=base64.b64decode(portrait, validate=True) if portrait else None,
+                        phone=str(phone) if phone else None,
                     )
                 )
             except (KeyError, ValueError, TypeError, binascii.Error, DomainError) as err:
@@ -342,7 +376,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             self._reply(201, json.dumps({"registered": True, "citizens": len(authority)}).encode())
             return
-        if route not in ("/v1/identity/verify", "/v1/portrait/compare"):
+        if route not in _ANSWERS:
             self._reply(404, _error("not_found", "no such endpoint"))
             return
         answered, wrong = self._faulted()
@@ -352,9 +386,7 @@ class _Handler(BaseHTTPRequestHandler):
         if doc is None:
             return
         try:
-            answer = (
-                authority.verify(doc, wrong) if route.endswith("verify") else authority.compare(doc, wrong)
-            )
+            answer = getattr(authority, _ANSWERS[route])(doc, wrong)
         except (ValueError, binascii.Error):
             self._reply(400, _error("malformed", "live_jpeg must be base64 of a JPEG"))
             return

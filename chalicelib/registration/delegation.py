@@ -43,10 +43,13 @@ from chalicelib.verification.service import VerificationService
 
 class PhoneHolders(Protocol):
     """运营商三要素: whether a phone number is held by the person of a name and ID number, where the
-    identity authority offers that check. Raises a ``DomainError`` (field ``owner_phone``) when the
-    phone is someone else's; returns when it is theirs or the check could not be made."""
+    identity authority offers that check, recorded in the evidence of the flow ``flow_id``. Raises a
+    ``DomainError`` (field ``owner_phone``) when the phone is someone else's, 503 when the check could
+    not be made and must be retried; returns when it is theirs or may go on without it (recorded)."""
 
-    def check_phone_holder(self, name: str, id_type: str, id_number: str, phone: str) -> None: ...
+    def check_phone_holder(
+        self, flow_id: str, caller: str, name: str, id_type: str, id_number: str, phone: str
+    ) -> None: ...
 
 
 class DelegationSteps:
@@ -119,7 +122,9 @@ class DelegationSteps:
             TextKind.NAME, reading.trustee_name or "", field="authorization_letter.trustee_name"
         )
         if self._phone_holders is not None:
-            self._phone_holders.check_phone_holder(typed_owner.name, id_type.value, number, phone)
+            self._phone_holders.check_phone_holder(
+                flow.flow_id, caller, typed_owner.name, id_type.value, number, phone
+            )
         delegation = Delegation(
             owner_id_type=id_type.value,
             owner_id_number=number,

@@ -8,6 +8,12 @@
 - Unavailable: by ``unavailable`` policy, ``retry`` records the check FAILED and raises 503
   ``authority.unavailable`` (nothing passes; the person asks again), ``review`` records it IN_REVIEW.
 - An ID type the authority does not cover (passports, permits) is recorded ``not_covered``, IN_REVIEW.
+- 委托登记: the owner's phone (``check_phone_holder``, 运营商三要素, ``CheckName.AUTHORITY_OWNER_PHONE``)
+  before a code is sent to it: held in the owner's name, PASSED; someone else's or unknown to the
+  carrier, refused on ``owner_phone`` (``delegation.phone_not_owners``; the check is left as it was:
+  nothing of the refused phone is kept); unavailable, by policy 503 or IN_REVIEW (the SMS confirmation
+  goes on, and the face check then sends the flow to a reviewer); not offered by the provider or not
+  covered (a non-resident owner, a number range the carriers do not check), recorded and skipped.
 
 A check IN_REVIEW lets the person finish the documents and the face check, but never pass it:
 ``AuthorityPortraitGate`` sends the flow to a reviewer once the live face matches the ID portrait
@@ -30,6 +36,8 @@ from chalicelib.verification.domain.authority import (
     AuthorityResult,
     UnavailablePolicy,
     identity_error,
+    phone_check_unavailable,
+    phone_not_owners,
 )
 from chalicelib.verification.domain.evidence import EvidenceKind
 from chalicelib.verification.domain.flows import (
@@ -96,6 +104,51 @@ class AuthorityChecks:
     def check_owner(self, flow: Flow, caller: str, owner: TypedIdentity) -> AuthorityOutcome:
         """委托登记: the owner's typed identity (their ID card read and agreeing) with the authority."""
         return self._check(flow, caller, CheckName.AUTHORITY_OWNER, owner, "owner.")
+
+    def check_phone_holder(
+        self, flow_id: str, caller: str, name: str, id_type: str, id_number: str, phone: str
+    ) -> None:
+        """委托登记: is the owner's ``phone`` held in the owner's name (运营商三要素)? Returns when it is,
+        when the check cannot be made and the policy is ``review``, or when it is not offered; raises
+        ``delegation.phone_not_owners`` (422, ``owner_phone``) or 503 ``authority.unavailable``."""
+        flow = self._flows.open_for_checks(flow_id, caller)
+        check = CheckName.AUTHORITY_OWNER_PHONE
+        others = {k: v for k, v in flow.checks.items() if k is not check}
+        if not self._authority.supports_phone_holder or not self._authority.covers(id_type):
+            skipped = "not_offered" if not self._authority.supports_phone_holder else "not_covered"
+            self._record_phone(flow, caller, id_type, {"result": skipped, "reference": None})
+            if check in flow.checks:
+                self._flows.save(flow, checks=others)
+            return
+        answer = self._authority.verify_phone_holder(name, id_type, id_number, phone)
+        self._record_phone(flow, caller, id_type, answer.public())
+        if answer.matched:
+            self._flows.save(flow, checks={**others, check: CheckVerdict.PASSED})
+        elif answer.result is AuthorityResult.NOT_COVERED:
+            if check in flow.checks:
+                self._flows.save(flow, checks=others)
+        elif answer.result is AuthorityResult.UNAVAILABLE:
+            if self.unavailable != "review":
+                raise phone_check_unavailable(answer.retry_after)
+            self._flows.save(flow, checks={**others, check: CheckVerdict.IN_REVIEW})
+        else:
+            raise phone_not_owners()
+
+    def _record_phone(self, flow: Flow, caller: str, id_type: str, facts: dict[str, object]) -> None:
+        self._evidence.append(
+            flow.flow_id,
+            EvidenceKind.AUTHORITY_CHECKED,
+            caller,
+            {
+                "provider": self._authority.name,
+                "provider_version": self._authority.version,
+                **facts,
+                "check": "phone_holder",
+                "subject": "owner",
+                "id_type": id_type,
+                "policy": self.unavailable,
+            },
+        )
 
     def _check(
         self, flow: Flow, caller: str, check: CheckName, identity: TypedIdentity, field_prefix: str
@@ -203,6 +256,8 @@ class AuthorityPortraitGate(FaceGate):
         wanted = [CheckName.AUTHORITY]
         if CheckName.AUTHORITY_OWNER in flow.checks or CheckName.OCR_OWNER_ID_FRONT in flow.checks:
             wanted.append(CheckName.AUTHORITY_OWNER)
+        if CheckName.AUTHORITY_OWNER_PHONE in flow.checks:
+            wanted.append(CheckName.AUTHORITY_OWNER_PHONE)
         for check in wanted:
             verdict = flow.checks.get(check)
             if verdict in _ACCEPTED:

@@ -177,6 +177,8 @@ class IdentityAuthority(ABC):
     name: ClassVar[str]
     #: Whether ``compare_portrait`` is offered.
     supports_portrait: ClassVar[bool]
+    #: Whether ``verify_phone_holder`` (运营商三要素) is offered.
+    supports_phone_holder: ClassVar[bool]
 
     @property
     @abstractmethod
@@ -196,6 +198,12 @@ class IdentityAuthority(ABC):
     @abstractmethod
     def compare_portrait(self, name: str, id_number: str, live_jpeg: bytes) -> AuthorityAnswer:
         """Is the live capture the person of the identity's authoritative portrait?"""
+
+    @abstractmethod
+    def verify_phone_holder(self, name: str, id_type: str, id_number: str, phone: str) -> AuthorityAnswer:
+        """运营商三要素: is ``phone`` held, with the carrier, by the person of ``name`` and ``id_number``?
+        ``NOT_FOUND`` when the carrier has no such record; ``NOT_COVERED`` for a number range the
+        provider cannot check."""
 
 
 class FlowRepository(ABC):

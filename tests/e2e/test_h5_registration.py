@@ -601,11 +601,12 @@ def test_a_trustee_gives_the_owner_and_the_authorization_letter_in_the_browser(
     me.wait_screen("delegation")
     assert "委托信息" in me.element("#progress-text").text
     owner_id = make_resident_id(random.Random(11))
-    SandboxIdentityAuthority(stack.authority).register_citizen("李四", owner_id)  # the owner is real
+    owner_mobile = "13700137001"
+    # The owner is real, and the carrier holds the owner's phone in the owner's name
+    SandboxIdentityAuthority(stack.authority).register_citizen("李四", owner_id, phone=owner_mobile)
     me.fill("#owner-id-number", owner_id)
     me.fill("#owner-name", "李四")
     me.fill("#owner-address", "上海市浦东新区世纪大道 100 号")
-    owner_mobile = "13700137001"
     me.fill("#owner-mobile", owner_mobile)
     me.tap("#delegation-submit")
     refusal = me.wait_until("the missing letter's refusal", me.errors)

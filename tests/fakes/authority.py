@@ -1,5 +1,5 @@
-"""An in-memory identity authority: citizens by ID number, each with a portrait label; an outage
-switch and a count of the calls."""
+"""An in-memory identity authority: citizens by ID number, each with a portrait label and the phone
+the carrier has on record for them; an outage switch and a count of the calls."""
 
 from __future__ import annotations
 
@@ -18,15 +18,20 @@ class FakeCitizen:
     id_number: str
     #: The bytes of the live capture that count as this person's face (the fake compares bytes).
     face: bytes | None = None
+    #: The mobile number the carrier holds in this person's name (运营商三要素); None: none on record.
+    phone: str | None = None
 
 
 class FakeAuthority(IdentityAuthority):
     name: ClassVar[str] = "fake-authority"
     supports_portrait: ClassVar[bool] = True
+    supports_phone_holder: ClassVar[bool] = True
 
     def __init__(self, *citizens: FakeCitizen) -> None:
         self.citizens = {c.id_number: c for c in citizens}
         self.down = False
+        #: Calls answered UNAVAILABLE while the others are answered (e.g. ``{"verify_phone_holder"}``).
+        self.down_for: set[str] = set()
         self.calls: list[str] = []
         self._refs = count(1)
 
@@ -69,3 +74,22 @@ class FakeAuthority(IdentityAuthority):
         return self._answer(
             AuthorityResult.MATCH if same else AuthorityResult.NO_MATCH, 95.0 if same else 12.0
         )
+
+    def verify_phone_holder(self, name: str, id_type: str, id_number: str, phone: str) -> AuthorityAnswer:
+        self.calls.append("verify_phone_holder")
+        if self.down or "verify_phone_holder" in self.down_for:
+            return self._answer(AuthorityResult.UNAVAILABLE)
+        citizen = self.citizens.get(id_number)
+        if citizen is None or citizen.phone is None:
+            return self._answer(AuthorityResult.NOT_FOUND)
+        same = citizen.name == name and citizen.phone == phone
+        return self._answer(AuthorityResult.MATCH if same else AuthorityResult.NO_MATCH)
+
+
+class FakeAuthorityWithoutPhoneCheck(FakeAuthority):
+    """A provider that offers no phone-holder check (its answer would be a programming error)."""
+
+    supports_phone_holder: ClassVar[bool] = False
+
+    def verify_phone_holder(self, name: str, id_type: str, id_number: str, phone: str) -> AuthorityAnswer:
+        raise AssertionError("the phone-holder check is not offered by this provider")

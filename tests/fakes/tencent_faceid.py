@@ -26,6 +26,9 @@ SECRET_KEY = "fake-secret-key-for-the-local-fake"
 class FakeFaceId:
     citizens: dict[str, str] = field(default_factory=dict)  # id number → name
     similarity: dict[str, float] = field(default_factory=dict)  # id number → Sim
+    phones: dict[str, str] = field(default_factory=dict)  # id number → the phone a carrier holds
+    #: Phone numbers whose range the carriers do not check (PhoneVerification Result ``-13``).
+    unchecked_phones: set[str] = field(default_factory=set)
     #: None, "internal_error" (provider error), "http_502", "slow" (answers after ``slow_seconds``).
     mode: str | None = None
     slow_seconds: float = 3.0
@@ -96,6 +99,17 @@ class FakeFaceId:
         if action == "IdCardVerification":
             result = "-5" if known is None else ("0" if known == name else "-1")
             return 200, {"Response": {"Result": result, "Description": "", "RequestId": request_id}}
+        if action == "PhoneVerification":
+            phone = str(params.get("Phone", ""))
+            if phone in self.unchecked_phones:
+                result = "-13"
+            elif known is None or number not in self.phones:
+                result = "-9"
+            else:
+                result = "0" if known == name and self.phones[number] == phone else "-4"
+            return 200, {
+                "Response": {"Result": result, "Description": "", "Isp": "移动", "RequestId": request_id}
+            }
         if action == "ImageRecognitionV2":
             if known is None:
                 return 200, _error("FailedOperation.IdNoExistSystem", "no record", request_id)

@@ -129,6 +129,55 @@ def test_the_portrait_comparison_matches_the_person_and_not_another(sandbox: San
     assert other.result is AuthorityResult.NO_MATCH
 
 
+# --- the phone-holder check (运营商三要素) ------------------------------------------------------------
+
+OWNERS_PHONE = "13700001111"
+
+
+def test_the_sandbox_answers_whose_phone_it_is(sandbox: SandboxAuthority) -> None:
+    # given a citizen registered through the admin endpoint with the phone a carrier holds in their name
+    authority = client(sandbox)
+    assert authority.supports_phone_holder
+    authority.register_citizen("赵六", INVENTED_NUMBER, phone=OWNERS_PHONE)
+
+    def phone_check(name: str, number: str, phone: str) -> AuthorityResult:
+        return authority.verify_phone_holder(name, "resident_id", number, phone).result
+
+    # then that phone under that name and number matches, with the sandbox's reference
+    answer = authority.verify_phone_holder("赵六", "resident_id", INVENTED_NUMBER, OWNERS_PHONE)
+    assert (answer.result, answer.provider) == (AuthorityResult.MATCH, "sandbox")
+    assert answer.reference is not None
+    # and another phone, or the phone under another name, does not
+    assert phone_check("赵六", INVENTED_NUMBER, "13655556666") is AuthorityResult.NO_MATCH
+    assert phone_check("李四", INVENTED_NUMBER, OWNERS_PHONE) is AuthorityResult.NO_MATCH
+    # and a citizen with no phone on record, or an unknown number, is not found (as a carrier answers)
+    assert phone_check(PERSON_NAME, PERSON_ID_NUMBER, OWNERS_PHONE) is AuthorityResult.NOT_FOUND
+    assert phone_check("赵六", "110101199003076632", OWNERS_PHONE) is AuthorityResult.NOT_FOUND
+
+
+def test_the_phone_check_takes_the_injected_faults(sandbox: SandboxAuthority) -> None:
+    sandbox.register(Citizen(name=PERSON_NAME, id_number=PERSON_ID_NUMBER, phone=OWNERS_PHONE))
+    authority = client(sandbox, retries=1)
+    sandbox.faults.wrong_rate = 1.0
+    wrong = authority.verify_phone_holder(PERSON_NAME, "resident_id", PERSON_ID_NUMBER, OWNERS_PHONE)
+    assert wrong.result is AuthorityResult.NO_MATCH
+    sandbox.faults.wrong_rate = 0.0
+    sandbox.faults.failure_rate = 1.0
+    failing = authority.verify_phone_holder(PERSON_NAME, "resident_id", PERSON_ID_NUMBER, OWNERS_PHONE)
+    assert (failing.result, failing.provider_code) == (AuthorityResult.UNAVAILABLE, "http_503")
+    sandbox.faults.failure_rate = 0.0
+    sandbox.faults.down = True
+    down = authority.verify_phone_holder(PERSON_NAME, "resident_id", PERSON_ID_NUMBER, OWNERS_PHONE)
+    assert down.result is AuthorityResult.UNAVAILABLE
+
+
+def test_the_stage_checks_a_delegated_owners_phone_with_its_authority(aws: None) -> None:
+    from chalicelib.core import deps
+
+    service = deps.registration_service()
+    assert service.delegation._phone_holders is deps.verification_service().authority
+
+
 # --- the identity check in the API ------------------------------------------------------------------
 
 

@@ -65,6 +65,36 @@ def test_the_portrait_of_an_unknown_identity_is_not_found(provider: FakeFaceId) 
     )
 
 
+def test_the_phone_holder_check_maps_the_carriers_answers(provider: FakeFaceId) -> None:
+    # given the carrier holds a phone in the person's name
+    provider.phones[NUMBER] = "13700001111"
+    authority = adapter(provider)
+    assert authority.supports_phone_holder
+    # then that phone matches, through the SDK's PhoneVerification with the three factors
+    match = authority.verify_phone_holder(NAME, "resident_id", NUMBER, "13700001111")
+    assert (match.result, match.provider_code) == (AuthorityResult.MATCH, "0")
+    assert match.reference is not None
+    assert provider.requests == [
+        ("PhoneVerification", {"IdCard": NUMBER, "Name": NAME, "Phone": "13700001111"})
+    ]
+    # and another phone is no match (-4), a person without a record not found (-9)
+    other = authority.verify_phone_holder(NAME, "resident_id", NUMBER, "13655556666")
+    assert (other.result, other.provider_code) == (AuthorityResult.NO_MATCH, "-4")
+    unknown = authority.verify_phone_holder(NAME, "resident_id", "110101199003071233", "13700001111")
+    assert (unknown.result, unknown.provider_code) == (AuthorityResult.NOT_FOUND, "-9")
+    # and a number range the carriers do not check is not covered (-13): not a refusal, not a pass
+    provider.unchecked_phones.add("17000001111")
+    virtual = authority.verify_phone_holder(NAME, "resident_id", NUMBER, "17000001111")
+    assert (virtual.result, virtual.provider_code) == (AuthorityResult.NOT_COVERED, "-13")
+
+
+def test_the_phone_holder_check_is_unavailable_when_the_provider_fails(provider: FakeFaceId) -> None:
+    provider.mode = "internal_error"
+    answer = adapter(provider, retries=1).verify_phone_holder(NAME, "resident_id", NUMBER, "13700001111")
+    assert (answer.result, answer.provider_code) == (AuthorityResult.UNAVAILABLE, "InternalError")
+    assert len(provider.requests) == 2
+
+
 def test_a_provider_error_is_retried_then_unavailable(provider: FakeFaceId) -> None:
     provider.mode = "internal_error"
     answer = adapter(provider, retries=2).verify_identity(NAME, "resident_id", NUMBER)

@@ -133,3 +133,44 @@ def test_demo_id_card_invents_a_new_identity_each_time_and_registers_it_unless_t
     authority = SandboxIdentityAuthority(identity_authority.url)
     answers = [authority.verify_identity(p["name"], "resident_id", p["id_number"]).result for p in people]
     assert answers == [AuthorityResult.MATCH, AuthorityResult.MATCH, AuthorityResult.NOT_FOUND]
+
+
+def test_authority_register_and_demo_id_card_give_the_citizen_the_phone_a_carrier_holds(
+    tmp_path: Path, identity_authority: SandboxAuthority
+) -> None:
+    import random
+
+    from chalicelib.adapters.authority.sandbox import SandboxIdentityAuthority
+    from chalicelib.core import deps
+    from chalicelib.local.synthetic import make_resident_id
+    from chalicelib.verification.domain.authority import AuthorityResult
+    from tests.face_photos import CARD_PORTRAIT, FACES
+    from tests.synthetic_documents import require_cjk_font
+
+    deps.reset()  # the stage's settings: the sandbox authority of the test session
+    authority = SandboxIdentityAuthority(identity_authority.url)
+    # `cheka authority register --phone` (a number no other test uses: the sandbox is the session's)
+    number = make_resident_id(random.Random(4242))
+    code, doc = run(
+        "authority", "register", "--name", "赵六", "--id-number", number, "--phone", "13700009999"
+    )
+    assert code == 0, doc
+    assert authority.verify_phone_holder("赵六", "resident_id", number, "13700009999").result is (
+        AuthorityResult.MATCH
+    )
+    assert authority.verify_phone_holder("赵六", "resident_id", number, "13700001111").result is (
+        AuthorityResult.NO_MATCH
+    )
+    # `cheka demo-id-card --phone`
+    require_cjk_font()
+    portrait = FACES / CARD_PORTRAIT
+    if not portrait.is_file():
+        pytest.skip(f"face photos not found at {FACES}")
+    code, doc = run(
+        "demo-id-card", "--portrait", str(portrait), "--out", str(tmp_path), "--phone", "13700008888"
+    )
+    assert code == 0, doc
+    assert isinstance(doc, dict)
+    person = doc["type in"]
+    answer = authority.verify_phone_holder(person["name"], "resident_id", person["id_number"], "13700008888")
+    assert answer.result is AuthorityResult.MATCH

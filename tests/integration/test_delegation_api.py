@@ -52,7 +52,9 @@ def test_the_owner_confirms_the_delegation_with_their_own_face(
     from chalicelib.adapters.faces.local import LocalFaceEngine
 
     portrait = id_photo(LocalFaceEngine(), FACES / OWNER_CARD)
-    identity_authority.register(Citizen(name="赵六", id_number=owner_id, portrait=portrait))
+    identity_authority.register(
+        Citizen(name="赵六", id_number=owner_id, portrait=portrait, phone=OWNER_PHONE)
+    )
     # Given a delegation recorded with the owner's card and a letter naming the owner, the trustee, the car
     status, reg = call(api, "post", REG, me, {"vin": vin, "delegated": True})
     assert status == 201, reg

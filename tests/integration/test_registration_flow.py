@@ -402,7 +402,8 @@ def test_a_trustee_registers_for_the_owner_with_the_authorization_letter(
     reg = prove_possession(api, me, reg_id, vins[1])
     assert reg["step"] == "delegation"
     owner_id = make_resident_id(random.Random(5))
-    identity_authority.register(Citizen(name="李四", id_number=owner_id))  # the owner is a real person
+    # The owner is a real person, and the carrier holds the owner's phone in the owner's name
+    identity_authority.register(Citizen(name="李四", id_number=owner_id, phone=OWNER_PHONE))
     owner = {"id_type": "resident_id", "id_number": owner_id, "name": "李四", "address": "上海市"}
     body = {"owner": owner, "owner_phone": OWNER_PHONE}
     # Without the letter the delegation is refused
@@ -428,6 +429,11 @@ def test_a_trustee_registers_for_the_owner_with_the_authorization_letter(
     assert call(api, "get", f"{REG}/{reg_id}", me)[1]["delegation"] is None
     letter = authorization_letter(owner_name="李四", owner_id_number=owner_id, vin=vins[1], fmt="JPEG")
     assert upload(api, me, reg["flow_id"], DocumentKind.AUTHORIZATION_LETTER, letter)[0] == 201
+    # A phone the carrier does not hold in the owner's name (运营商三要素) is refused, nothing recorded
+    strangers = {**body, "owner_phone": "13655556666"}
+    status, err = call(api, "post", f"{REG}/{reg_id}/delegation", me, strangers)
+    assert (status, err["code"], err["field"]) == (422, "delegation.phone_not_owners", "owner_phone"), err
+    assert call(api, "get", f"{REG}/{reg_id}", me)[1]["delegation"] is None
     status, reg = call(api, "post", f"{REG}/{reg_id}/delegation", me, body)
     assert (status, reg["step"]) == (200, "delegation"), reg
     assert reg["delegation"]["owner_id_photo"] is True

@@ -28,6 +28,7 @@ DEFAULT_VERSION = "cheka-sandbox-authority"
 class SandboxIdentityAuthority(IdentityAuthority):
     name: ClassVar[str] = "sandbox"
     supports_portrait: ClassVar[bool] = True
+    supports_phone_holder: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -61,6 +62,10 @@ class SandboxIdentityAuthority(IdentityAuthority):
     def compare_portrait(self, name: str, id_number: str, live_jpeg: bytes) -> AuthorityAnswer:
         body = {"name": name, "id_number": id_number, "live_jpeg": base64.b64encode(live_jpeg).decode()}
         return self._ask("/v1/portrait/compare", body)
+
+    def verify_phone_holder(self, name: str, id_type: str, id_number: str, phone: str) -> AuthorityAnswer:
+        body = {"name": name, "id_type": id_type, "id_number": id_number, "phone": phone}
+        return self._ask("/v1/phone/verify", body)
 
     def _ask(self, path: str, body: dict[str, Any]) -> AuthorityAnswer:
         data = json.dumps(body).encode()
@@ -110,10 +115,18 @@ class SandboxIdentityAuthority(IdentityAuthority):
         )
 
     def register_citizen(
-        self, name: str, id_number: str, portrait: bytes | None = None, valid_until: date | None = None
+        self,
+        name: str,
+        id_number: str,
+        portrait: bytes | None = None,
+        valid_until: date | None = None,
+        phone: str | None = None,
     ) -> None:
-        """Add a synthetic citizen (the sandbox's admin endpoint, loopback only)."""
+        """Add a synthetic citizen (the sandbox's admin endpoint, loopback only); ``phone``: the mobile
+        number a carrier holds in their name (the phone-holder check answers ``not_found`` without)."""
         body: dict[str, Any] = {"name": name, "id_number": id_number}
+        if phone is not None:
+            body["phone"] = phone
         if portrait is not None:
             body["portrait"] = base64.b64encode(portrait).decode()
         if valid_until is not None:

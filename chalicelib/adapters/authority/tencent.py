@@ -8,6 +8,10 @@
   provider's fixed threshold 70 (FAR 1/10,000). ``FailedOperation.IdNoExistSystem`` /
   ``IdPhotoNoExist``: not found; ``IdNameMisMatch`` / ``CompareLowSimilarity``: no match; anything
   else the provider or network says: unavailable.
+- ``PhoneVerification`` (运营商三要素, 简版): name + resident ID number + mobile with the carrier
+  (Result ``0`` match, ``-4`` mismatch / ``-8`` invalid name: no match, ``-6`` invalid phone / ``-7``
+  invalid number / ``-9`` no record: not found, ``-13`` a number range the carriers do not check: not
+  covered, ``-11`` / ``-12`` busy, daily limit: unavailable).
 
 Credentials (``{"secret_id": ..., "secret_key": ...}``) come from Secrets Manager under the stage's
 ``authority_secret_name``. Each call has a timeout and is retried with backoff after a network
@@ -53,6 +57,15 @@ _PORTRAIT_FAILURES = {
     "FailedOperation.CompareLowSimilarity": AuthorityResult.NO_MATCH,
     "FailedOperation.CompareFail": AuthorityResult.NO_MATCH,
 }
+_PHONE_RESULTS = {
+    "0": AuthorityResult.MATCH,
+    "-4": AuthorityResult.NO_MATCH,
+    "-8": AuthorityResult.NO_MATCH,
+    "-6": AuthorityResult.NOT_FOUND,
+    "-7": AuthorityResult.NOT_FOUND,
+    "-9": AuthorityResult.NOT_FOUND,
+    "-13": AuthorityResult.NOT_COVERED,
+}
 #: Error codes worth another try (the network, the provider's own trouble).
 _TRANSIENT = ("ClientNetworkError", "ServerNetworkError", "InternalError", "RequestLimitExceeded")
 
@@ -72,6 +85,7 @@ def credentials_from_secret(secrets_client: Any, secret_name: str) -> TencentCre
 class TencentIdentityAuthority(IdentityAuthority):
     name: ClassVar[str] = "tencent-faceid"
     supports_portrait: ClassVar[bool] = True
+    supports_phone_holder: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -133,6 +147,15 @@ class TencentIdentityAuthority(IdentityAuthority):
             return self._unavailable(code, response.RequestId)
         result = AuthorityResult.MATCH if similarity >= PORTRAIT_THRESHOLD else AuthorityResult.NO_MATCH
         return self._answer(result, response.RequestId, code, similarity)
+
+    def verify_phone_holder(self, name: str, id_type: str, id_number: str, phone: str) -> AuthorityAnswer:
+        request = models.PhoneVerificationRequest()
+        request.from_json_string(json.dumps({"IdCard": id_number, "Name": name, "Phone": phone}))
+        response, failure, reference = self._call(self._client.PhoneVerification, request)
+        if response is None:
+            return self._unavailable(failure, reference)
+        code = str(response.Result)
+        return self._answer(_PHONE_RESULTS.get(code, AuthorityResult.UNAVAILABLE), response.RequestId, code)
 
     def _call(self, method: Callable[[Any], Any], request: Any) -> tuple[Any | None, str, str | None]:
         """The response, or None with the last error code and request id once the tries are used up

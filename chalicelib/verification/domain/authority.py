@@ -114,6 +114,27 @@ def authority_unavailable(retry_after: int | None = None) -> ServiceUnavailable:
     )
 
 
+def phone_not_owners() -> InvalidField:
+    """运营商三要素: the carrier does not hold the phone in the owner's name and ID number."""
+    return InvalidField(
+        "delegation.phone_not_owners",
+        "经运营商核验，该手机号码不是车主本人实名登记的号码，请填写车主本人的手机号码",
+        "The carrier does not hold this phone in the owner's name: give the owner's own phone",
+        field="owner_phone",
+    )
+
+
+def phone_check_unavailable(retry_after: int | None = None) -> ServiceUnavailable:
+    """The phone-holder check could not be made (``retry`` policy): the delegation is given again."""
+    error = authority_unavailable(retry_after)
+    return ServiceUnavailable(
+        error.code,
+        error.message_zh,
+        error.message_en,
+        details={**error.details, "retry": "POST /v1/me/registrations/{registration_id}/delegation"},
+    )
+
+
 #: The live face is not the person of the authoritative portrait.
 PORTRAIT_MISMATCH = "authority.portrait_mismatch"
 #: The portrait comparison could not be made (unavailable, retry policy): the face attempt fails.

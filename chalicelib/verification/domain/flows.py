@@ -75,6 +75,8 @@ class CheckName(StrEnum):
     AUTHORITY = "authority"
     #: 委托登记: the owner's name and ID number, checked with the identity authority.
     AUTHORITY_OWNER = "authority_owner"
+    #: 委托登记: the owner's phone held in the owner's name with the carrier (运营商三要素).
+    AUTHORITY_OWNER_PHONE = "authority_owner_phone"
 
 
 class CheckVerdict(StrEnum):

@@ -25,6 +25,7 @@ from chalicelib.verification.domain.flows import (
     TypedIdentity,
 )
 from chalicelib.verification.domain.readings import TextLine
+from tests.fakes.authority import FakeAuthority, FakeAuthorityWithoutPhoneCheck, FakeCitizen
 from tests.unit.registration.world import ME, NAME, NUMBER, OTHER_NUMBER, PHONE, World
 from tests.unit.stories import refusal
 from tests.unit.verification.world import id_front_lines
@@ -389,3 +390,127 @@ def test_a_face_confirmed_delegation_keeps_the_owners_check_as_evidence_when_sub
     owner_flow = world.flows.get(owner_flow_id)
     assert owner_flow is not None
     assert owner_flow.expires_at > world.clock() + timedelta(days=365)
+
+
+# --------------------------------------------------------------------------- the owner's phone (运营商三要素)
+
+#: A phone the carrier holds in someone else's name.
+STRANGERS_PHONE = "13655556666"
+
+
+def owner_citizen(phone: str | None = OWNER_PHONE) -> FakeCitizen:
+    """The delegated owner as the authority knows them, with the phone the carrier has in their name."""
+    return FakeCitizen(name=OWNER_NAME, id_number=OTHER_NUMBER, phone=phone)
+
+
+def phone_entries(world: World, flow_id: str) -> list[dict[str, object]]:
+    return [
+        e.public
+        for e in world.evidence.entries(flow_id)
+        if e.kind is EvidenceKind.AUTHORITY_CHECKED and e.public.get("check") == "phone_holder"
+    ]
+
+
+def giving_the_owner(world: World) -> tuple[str, str]:
+    """At the delegation step with the letter and the owner's ID card read; the owner not given yet."""
+    reg_id, flow_id = at_delegation(world)
+    with_photos(world, flow_id, world.vins[0])
+    return reg_id, flow_id
+
+
+def test_an_owners_phone_the_carrier_holds_in_someone_elses_name_is_refused_and_nothing_is_kept() -> None:
+    # given an authority whose carrier records hold the owner's phone, and another phone in another name
+    world = World(authority=FakeAuthority(owner_citizen()))
+    reg_id, flow_id = giving_the_owner(world)
+    # when the trustee gives the owner with a phone that is not the owner's
+    err = refusal(world.service.delegate, reg_id, ME, owner_identity(), STRANGERS_PHONE)
+    # then it is refused on the owner's phone, nothing of the delegation is kept and no code can be sent
+    assert (err.code, err.field, err.status) == ("delegation.phone_not_owners", "owner_phone", 422)
+    assert err.message_zh
+    assert err.message_en
+    reg = world.registrations.get(reg_id)
+    assert reg is not None
+    assert reg.delegation is None
+    assert refusal(world.service.send_delegation_code, reg_id, ME).code == "delegation.not_given"
+    assert world.sms.texts_to(STRANGERS_PHONE) == []
+    # and the check is in the evidence, without the phone, the name or the number
+    [entry] = phone_entries(world, flow_id)
+    assert (entry["result"], entry["subject"], entry["provider"]) == ("no_match", "owner", "fake-authority")
+    assert all(secret not in str(entry) for secret in (STRANGERS_PHONE, OWNER_NAME, OTHER_NUMBER))
+
+
+def test_an_owner_without_a_phone_on_record_is_refused_on_the_owners_phone() -> None:
+    world = World(authority=FakeAuthority(owner_citizen(phone=None)))
+    reg_id, flow_id = giving_the_owner(world)
+    err = refusal(world.service.delegate, reg_id, ME, owner_identity(), OWNER_PHONE)
+    assert (err.code, err.field) == ("delegation.phone_not_owners", "owner_phone")
+    assert phone_entries(world, flow_id)[-1]["result"] == "not_found"
+
+
+def test_the_owners_own_phone_passes_the_check_and_the_code_is_sent_to_it() -> None:
+    # given the carrier holds the owner's phone in the owner's name
+    world = World(authority=FakeAuthority(owner_citizen()))
+    reg_id, flow_id = giving_the_owner(world)
+    # when the owner is given with that phone and a code is asked for
+    world.service.delegate(reg_id, ME, owner_identity(), OWNER_PHONE)
+    world.service.send_delegation_code(reg_id, ME)
+    # then the check passed and the code went to the owner's phone
+    flow = world.flows.get(flow_id)
+    assert flow is not None
+    assert flow.checks[CheckName.AUTHORITY_OWNER_PHONE] is CheckVerdict.PASSED
+    assert phone_entries(world, flow_id)[-1]["result"] == "match"
+    assert world.sms.last_code(OWNER_PHONE)
+
+
+def test_the_authority_down_with_retry_is_503_nothing_is_kept_and_no_code_is_sent() -> None:
+    # given the owner's phone is theirs, and the authority goes down after the owner's identity passed
+    authority = FakeAuthority(owner_citizen())
+    authority.down_for = {"verify_phone_holder"}
+    world = World(authority=authority, authority_unavailable="retry")
+    reg_id, flow_id = giving_the_owner(world)
+    # when the owner is given
+    err = refusal(world.service.delegate, reg_id, ME, owner_identity(), OWNER_PHONE)
+    # then it is 503 (ask again), nothing is kept and no code can be sent
+    assert (err.code, err.status) == ("authority.unavailable", 503)
+    assert "delegation" in err.details["retry"]
+    assert authority.calls.count("verify_identity") == 1
+    reg = world.registrations.get(reg_id)
+    assert reg is not None
+    assert reg.delegation is None
+    assert refusal(world.service.send_delegation_code, reg_id, ME).code == "delegation.not_given"
+    assert world.sms.texts_to(OWNER_PHONE) == []
+    flow = world.flows.get(flow_id)
+    assert flow is not None
+    assert CheckName.AUTHORITY_OWNER_PHONE not in flow.checks
+    assert phone_entries(world, flow_id)[-1]["result"] == "unavailable"
+
+
+def test_the_authority_down_with_review_lets_the_owner_confirm_but_marks_the_phone_for_a_reviewer() -> None:
+    # given the stage sends outages to review, and the authority is down
+    authority = FakeAuthority(owner_citizen())
+    authority.down = True
+    world = World(authority=authority, authority_unavailable="review")
+    reg_id, flow_id = giving_the_owner(world)
+    # when the owner is given and confirms by SMS
+    world.service.delegate(reg_id, ME, owner_identity(), OWNER_PHONE)
+    world.service.send_delegation_code(reg_id, ME)
+    world.service.confirm_delegation(reg_id, ME, world.sms.last_code(OWNER_PHONE))
+    # then the confirmation went on, and the unchecked phone waits for a reviewer in the flow's checks
+    flow = world.flows.get(flow_id)
+    assert flow is not None
+    assert flow.checks[CheckName.AUTHORITY_OWNER_PHONE] is CheckVerdict.IN_REVIEW
+    entry = phone_entries(world, flow_id)[-1]
+    assert (entry["result"], entry["policy"]) == ("unavailable", "review")
+
+
+def test_a_provider_without_the_phone_check_skips_it_and_records_it_as_not_offered() -> None:
+    world = World(authority=FakeAuthorityWithoutPhoneCheck(owner_citizen(phone=None)))
+    reg_id, flow_id = giving_the_owner(world)
+    world.service.delegate(reg_id, ME, owner_identity(), OWNER_PHONE)
+    world.service.send_delegation_code(reg_id, ME)
+    assert world.sms.last_code(OWNER_PHONE)
+    flow = world.flows.get(flow_id)
+    assert flow is not None
+    assert CheckName.AUTHORITY_OWNER_PHONE not in flow.checks
+    [entry] = phone_entries(world, flow_id)
+    assert (entry["result"], entry["provider"]) == ("not_offered", "fake-authority")

@@ -20,6 +20,7 @@ from chalicelib.registration.service import RegistrationService
 from chalicelib.registration.views import RegistrationView
 from chalicelib.sms.codes import SmsCodeService
 from chalicelib.sms.domain import SmsPolicy, SmsPurpose
+from chalicelib.verification.domain.authority import UnavailablePolicy
 from chalicelib.verification.domain.flows import (
     CheckName,
     CheckVerdict,
@@ -27,6 +28,7 @@ from chalicelib.verification.domain.flows import (
     TypedIdentity,
     VerificationPolicy,
 )
+from chalicelib.verification.ports import IdentityAuthority
 from chalicelib.verification.service import VerificationService
 from chalicelib.verification.uploads import UploadService
 from tests.fakes.cards import FakeInventory, FakeParties
@@ -60,10 +62,18 @@ class World:
     """Every port faked; ``service`` is the registration context's entry point."""
 
     def __init__(
-        self, *, vehicles: int = 3, cards_per_vehicle: int = 1, sales_phone: str | None = PHONE
+        self,
+        *,
+        vehicles: int = 3,
+        cards_per_vehicle: int = 1,
+        sales_phone: str | None = PHONE,
+        authority: IdentityAuthority | None = None,
+        authority_unavailable: UnavailablePolicy = "retry",
     ) -> None:
         """``sales_phone``: the contact phone of every vehicle's sales record (the phone the stories
-        verify, so possession of the car is shown by it at the phone step); None: no sales phones."""
+        verify, so possession of the car is shown by it at the phone step); None: no sales phones.
+        ``authority``: the identity authority (None: no authority checks; with one, it also checks a
+        delegated owner's phone)."""
         ids = count(1)
         # Now: the synthetic inventory's production dates are recent, never in the future.
         self.clock = FakeClock(datetime.now(UTC))
@@ -92,6 +102,8 @@ class World:
             policy=VerificationPolicy(face_threshold=50.0),
             clock=self.clock,
             new_id=lambda: f"{next(ids):04d}",
+            authority=authority,
+            authority_unavailable=authority_unavailable,
         )
         self.sms = FakeSmsSender()
         policy = SmsPolicy(resend_interval=timedelta(0))
@@ -110,6 +122,7 @@ class World:
             self.hasher,
             self.sms,
             vehicles=self.vehicles,
+            phone_holders=self.verification.authority,
             clock=self.clock,
             new_id=lambda: f"{next(ids):04d}",
         )

@@ -264,3 +264,57 @@ def test_a_delegated_owner_the_authority_knows_passes() -> None:
     flow = world.flows.get(flow_id)
     assert flow is not None
     assert flow.checks[CheckName.AUTHORITY_OWNER] is CheckVerdict.PASSED
+
+
+def test_an_owners_phone_left_unchecked_by_an_outage_sends_the_matched_face_to_a_reviewer() -> None:
+    # given the person known, and the carrier unavailable for the owner's phone under the "review" policy
+    authority = FakeAuthority(
+        citizen(), FakeCitizen(name="李四", id_number=OTHER_NUMBER, phone="13700001111")
+    )
+    authority.down_for = {"verify_phone_holder"}
+    world = World(authority=authority, authority_unavailable="review")
+    flow_id, _ = read_front(world)
+    checks = world.service.authority
+    assert checks is not None
+    checks.check_phone_holder(flow_id, OWNER, "李四", "resident_id", OTHER_NUMBER, "13700001111")
+    flow = world.flows.get(flow_id)
+    assert flow is not None
+    assert flow.checks[CheckName.AUTHORITY_OWNER_PHONE] is CheckVerdict.IN_REVIEW
+    world.consent(flow_id)
+    # when the live face matches the card's and the authority's portraits
+    outcome = world.attempt(flow_id)
+    # then it does not pass: a reviewer decides, told the authority was unavailable for the phone
+    assert not outcome.passed
+    assert outcome.review_case_id is not None
+    case = world.cases.get(outcome.review_case_id)
+    assert case is not None
+    assert case.reason is ReviewReason.AUTHORITY_UNAVAILABLE
+
+
+def test_the_owners_phone_checked_again_and_held_by_the_owner_replaces_the_waiting_verdict() -> None:
+    authority = FakeAuthority(
+        citizen(), FakeCitizen(name="李四", id_number=OTHER_NUMBER, phone="13700001111")
+    )
+    authority.down = True
+    world = World(authority=authority, authority_unavailable="review")
+    flow_id = world.open()
+    checks = world.service.authority
+    assert checks is not None
+    checks.check_phone_holder(flow_id, OWNER, "李四", "resident_id", OTHER_NUMBER, "13700001111")
+    authority.down = False
+    checks.check_phone_holder(flow_id, OWNER, "李四", "resident_id", OTHER_NUMBER, "13700001111")
+    flow = world.flows.get(flow_id)
+    assert flow is not None
+    assert flow.checks[CheckName.AUTHORITY_OWNER_PHONE] is CheckVerdict.PASSED
+
+
+def test_a_non_resident_owners_phone_is_not_checked_and_recorded_as_not_covered() -> None:
+    authority = FakeAuthority(citizen())
+    world = World(authority=authority)
+    flow_id = world.open()
+    checks = world.service.authority
+    assert checks is not None
+    checks.check_phone_holder(flow_id, OWNER, "JOHN SMITH", "passport", "E12345678", "13700001111")
+    assert "verify_phone_holder" not in authority.calls
+    [entry] = authority_entries(world, flow_id)
+    assert (entry["check"], entry["result"], entry["id_type"]) == ("phone_holder", "not_covered", "passport")
