@@ -37,18 +37,17 @@ import itertools
 import json
 import logging
 import random
-import signal
 import threading
 import time
 from dataclasses import asdict, dataclass
 from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
 
 from chalicelib.kernel.errors import DomainError
 from chalicelib.kernel.validators import validate
+from chalicelib.local.serving import serve_until_signalled
 
 log = logging.getLogger("cheka.sandbox_authority")
 
@@ -419,16 +418,7 @@ def main(argv: list[str] | None = None) -> None:
         host=args.host, port=args.port, faults=AuthorityFaults.parse(args.faults), seed=args.seed
     ).start()
     print(f"sandbox identity authority on {authority.url}", flush=True)
-    stopped = threading.Event()
-
-    def stop(_signum: int, _frame: FrameType | None) -> None:
-        stopped.set()
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    while not stopped.wait(0.5):
-        pass
-    authority.stop()
+    serve_until_signalled(authority.stop)
 
 
 if __name__ == "__main__":

@@ -45,7 +45,6 @@ import json
 import logging
 import random
 import secrets
-import signal
 import threading
 import time
 import urllib.error
@@ -56,7 +55,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -67,6 +65,7 @@ from chalicelib.kernel.clock import Clock, utc_now
 from chalicelib.kernel.errors import InvalidField
 from chalicelib.kernel.operators import Operator
 from chalicelib.kernel.validators import iccid as validate_iccid
+from chalicelib.local.serving import serve_until_signalled
 from chalicelib.operators import wire
 from chalicelib.operators.domain.messages import (
     CallbackOutcome,
@@ -780,16 +779,7 @@ def main(argv: list[str] | None = None) -> None:
         seed=args.seed,
     ).start()
     print(f"sandbox operator on {sandbox.url} → callbacks to {args.callback_url}", flush=True)
-    stopped = threading.Event()
-
-    def stop(_signum: int, _frame: FrameType | None) -> None:
-        stopped.set()
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    while not stopped.wait(0.5):
-        pass
-    sandbox.stop()
+    serve_until_signalled(sandbox.stop)
 
 
 if __name__ == "__main__":

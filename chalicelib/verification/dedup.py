@@ -8,9 +8,14 @@ decides which. The person's own earlier faces (same ``person_hash``) and the flo
 duplicates. The evidence gets what was found, never a face: the engine, the threshold, how many faces
 and identities matched and the best score.
 
-Once the pass is saved, ``passed`` binds the live face to the flow's identity, only when the flow holds
-the biometric consent (which the face check already requires, and whose text says so). The template
-follows the flow's retention: ``purged`` forgets it with the abandoned flow.
+The live face is bound to the flow's identity *before* the search (only when the flow holds the
+biometric consent, which the face check already requires and whose text says so), and the binding is
+dropped again when the search stops the flow. So two checks of one face under two identities running at
+the same time cannot both pass: whichever searches second finds the other's binding. (On DynamoDB the
+local index reads its changes from an eventually consistent index: two binds within its propagation
+delay, well under a second, can still miss each other.) A binding whose pass is then not saved (the flow
+changed meanwhile) stays with the flow, like its other data. ``passed`` records the binding once the pass
+is saved. The template follows the flow's retention: ``purged`` forgets it with the abandoned flow.
 """
 
 from __future__ import annotations
@@ -43,13 +48,18 @@ class FaceDedupGate(FaceGate):
     def admit(self, flow: Flow, caller: str, live_capture: bytes) -> GateVerdict:
         assert flow.person_hash is not None
         details: dict[str, Any] = {"engine": self._index.name, "threshold": self._threshold}
+        bound = _consented(flow)
         try:
+            if bound:
+                self._index.bind(flow.person_hash, flow.flow_id, live_capture)
             found = self._index.search(live_capture, self._threshold, SEARCH_LIMIT)
         except DomainError as err:
             # The live capture matched the portrait, so it holds a face: an index that cannot read it
             # is not a reason to let it through unsearched.
             details.update(outcome=GateOutcome.REVIEW.value, code=err.code)
             self._evidence.append(flow.flow_id, EvidenceKind.FACE_DEDUPLICATED, caller, details)
+            if bound:
+                self._index.forget(flow.flow_id)
             return self._review(details)
         others = [hit for hit in found if _another_identity(hit, flow)]
         details.update(
@@ -59,16 +69,16 @@ class FaceDedupGate(FaceGate):
             outcome=(GateOutcome.REVIEW if others else GateOutcome.PASS).value,
         )
         self._evidence.append(flow.flow_id, EvidenceKind.FACE_DEDUPLICATED, caller, details)
-        return self._review(details) if others else GateVerdict(self.name, GateOutcome.PASS, details=details)
+        if not others:
+            return GateVerdict(self.name, GateOutcome.PASS, details=details)
+        if bound:
+            self._index.forget(flow.flow_id)  # a face in review is bound to nobody new
+        return self._review(details)
 
     def passed(self, flow: Flow, caller: str, live_capture: bytes) -> None:
-        if (
-            flow.person_hash is None
-            or flow.checks.get(CheckName.BIOMETRIC_CONSENT) is not CheckVerdict.PASSED
-        ):
-            return
-        self._index.bind(flow.person_hash, flow.flow_id, live_capture)
-        self._evidence.append(flow.flow_id, EvidenceKind.FACE_BOUND, caller, {"engine": self._index.name})
+        """The pass is saved: the binding made before the search is the flow's for good."""
+        if _consented(flow):
+            self._evidence.append(flow.flow_id, EvidenceKind.FACE_BOUND, caller, {"engine": self._index.name})
 
     def purged(self, flow_id: str) -> None:
         self._index.forget(flow_id)
@@ -81,6 +91,12 @@ class FaceDedupGate(FaceGate):
             review_reason=ReviewReason.FACE_DUPLICATE,
             details=details,
         )
+
+
+def _consented(flow: Flow) -> bool:
+    return (
+        flow.person_hash is not None and flow.checks.get(CheckName.BIOMETRIC_CONSENT) is CheckVerdict.PASSED
+    )
 
 
 def _another_identity(hit: IndexedFace, flow: Flow) -> bool:

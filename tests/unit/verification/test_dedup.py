@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from chalicelib.verification.dedup import FaceDedupGate
 from chalicelib.verification.domain.evidence import EvidenceKind
 from chalicelib.verification.domain.flows import CheckName, CheckVerdict, FlowStatus, ReviewReason
+from chalicelib.verification.ports import IndexedFace
+from chalicelib.verification.views import FaceCheckOutcome
 from tests.fakes.faces import FakeFaceIndex
 from tests.unit.verification.world import OTHER_NUMBER, OWNER, World, frame, photo
 
@@ -146,3 +150,37 @@ def test_without_the_biometric_consent_on_the_flow_nothing_is_bound() -> None:
     gate.passed(flow, OWNER, frame())
     # then
     assert index.templates == {}
+
+
+class InterleavingIndex(FakeFaceIndex):
+    """Runs ``meanwhile`` (once) inside the next search, after its hits are read and before they are
+    returned: another request's whole face check lands between this one's search and its answer."""
+
+    def __init__(self, score: float = 95.0) -> None:
+        super().__init__(score)
+        self.meanwhile: Callable[[], None] | None = None
+
+    def search(self, image: bytes, threshold: float, limit: int) -> list[IndexedFace]:
+        hits = super().search(image, threshold, limit)
+        run, self.meanwhile = self.meanwhile, None
+        if run is not None:
+            run()
+        return hits
+
+
+def test_one_face_checked_under_two_identities_at_the_same_time_never_passes_twice() -> None:
+    # given one face about to be checked under two ID numbers
+    index = InterleavingIndex()
+    world = deduplicating(index)
+    first, second = world.ready(), world.ready(number=OTHER_NUMBER)
+    outcomes: dict[str, FaceCheckOutcome] = {}
+    # when the second check runs whole while the first one's search is on its way back
+    index.meanwhile = lambda: outcomes.__setitem__(second, world.attempt(second))
+    outcomes[first] = world.attempt(first)
+    # then one of them passes and the other goes to review: the face is bound to one identity only
+    passed = [flow for flow, outcome in outcomes.items() if outcome.passed]
+    stopped = [flow for flow, outcome in outcomes.items() if outcome.reasons == ["face.duplicate"]]
+    assert len(passed) == 1, outcomes
+    assert len(stopped) == 1, outcomes
+    assert list(index.templates) == passed
+    assert world.service.flow(stopped[0], OWNER).status is FlowStatus.IN_REVIEW
