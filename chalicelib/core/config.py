@@ -13,6 +13,29 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Stage = Literal["local", "test", "dev", "prod"]
 
+#: Regions offering Rekognition's face APIs (CompareFaces, DetectFaces, collections). None of the China
+#: regions does: stages there run the dlib engine in their engines function (``face_engine="remote"``).
+REKOGNITION_FACE_REGIONS = frozenset(
+    {
+        "us-east-1", "us-east-2", "us-west-1", "us-west-2", "ca-central-1", "eu-west-1", "eu-west-2",
+        "eu-central-1", "ap-south-1", "ap-southeast-1", "ap-southeast-2", "ap-northeast-1",
+        "ap-northeast-2", "us-gov-west-1",
+    }
+)  # fmt: skip
+#: Regions offering Rekognition Face Liveness (fewer than the face APIs).
+REKOGNITION_LIVENESS_REGIONS = frozenset(
+    {
+        "us-east-1", "us-west-2", "eu-west-1", "eu-west-2", "eu-central-1", "ap-south-1",
+        "ap-southeast-1", "ap-southeast-2", "ap-northeast-1", "ap-northeast-2", "ca-central-1",
+    }
+)  # fmt: skip
+#: Python modules the in-process ("local") engines need; the Lambda zip of a deployed stage holds none.
+LOCAL_ENGINE_MODULES = {
+    "ocr": ("numpy", "onnxruntime", "cv2", "rapidocr_onnxruntime"),
+    "faces": ("numpy", "dlib", "face_recognition_models"),
+    "liveness": ("numpy", "dlib"),
+}
+
 #: Development-only signing key: accepted on the ``local`` and ``test`` stages only.
 _DEV_TOKEN_SECRET = "cheka-local-development-token-secret-not-for-production"
 
@@ -42,8 +65,17 @@ class Settings(BaseSettings):
     #: Rows one synchronous inventory import through the API may hold.
     max_import_rows: int = 20_000
 
-    #: Face engine: "local" (dlib, the embedded default) or "rekognition" (deployed stages).
-    face_engine: Literal["local", "rekognition"] = "local"
+    #: Face engine: "local" (dlib in this process, the embedded default), "remote" (the same dlib engine in
+    #: the stage's engines function, a container-image Lambda: the China regions, which have no
+    #: Rekognition) or "rekognition".
+    face_engine: Literal["local", "remote", "rekognition"] = "local"
+    #: OCR engine: "local" (RapidOCR in this process) or "remote" (RapidOCR in the engines function).
+    ocr_engine: Literal["local", "remote"] = "local"
+    #: The engines function (container image with RapidOCR and dlib) the "remote" engines call; None:
+    #: ``<prefix>-<stage>-engines`` (``engines_function``).
+    engines_function_name: str | None = None
+    #: Seconds an engine call may take before the person is asked to try again (the attempt not counted).
+    engines_timeout_seconds: float = Field(default=20.0, gt=0)
     #: Similarity 0–100 at or above which two faces match; None = the engine's calibrated default
     #: (local 55 = dlib distance 0.54, calibrated for FAR ≤ 0.1 %; Rekognition 90). Recorded in the
     #: evidence with every score.
@@ -60,8 +92,9 @@ class Settings(BaseSettings):
     #: day (China time); when they run out the flow offers manual review (SPEC §3).
     face_attempts_per_flow: int = Field(default=3, ge=1)
     face_attempts_per_person_day: int = Field(default=5, ge=1)
-    #: Liveness engine: "local" (frame-burst challenge) or "rekognition" (Face Liveness).
-    liveness_engine: Literal["local", "rekognition"] = "local"
+    #: Liveness engine: "local" (frame-burst challenge in this process), "remote" (the same in the engines
+    #: function) or "rekognition" (Face Liveness).
+    liveness_engine: Literal["local", "remote", "rekognition"] = "local"
     #: The local engine does not stop a replayed video, a 3-D mask or injected frames (README): deployed
     #: stages refuse to build it unless this says the risk is accepted.
     accept_local_liveness_risk: bool = False
@@ -126,9 +159,70 @@ class Settings(BaseSettings):
     authority_tencent_region: str = "ap-guangzhou"
     authority_tencent_endpoint: str | None = None
 
+    #: SNS topic every alarm of the stage notifies (infra creates the topic; these addresses subscribe).
+    alarm_emails: list[str] = Field(default_factory=list)
+    #: A push still waiting for the operator's answer after this many minutes raises the stale-push alarm.
+    push_stale_minutes: int = Field(default=30, ge=1)
+    #: ``/health`` answers from a cache this many seconds old at most.
+    health_cache_seconds: float = Field(default=5.0, ge=0)
+
     log_level: str = "INFO"
     service_name: str = "cheka"
     metrics_namespace: str = "Cheka"
+
+    @property
+    def engines_function(self) -> str:
+        """Name of the engines function (container-image Lambda serving OCR, faces and liveness)."""
+        return self.engines_function_name or f"{self.resource_prefix}-{self.stage}-engines"
+
+    @property
+    def remote_engines(self) -> tuple[str, ...]:
+        """The engines this stage runs in its engines function (empty: no engines function needed)."""
+        chosen = {"ocr": self.ocr_engine, "faces": self.face_engine, "liveness": self.liveness_engine}
+        return tuple(kind for kind, engine in chosen.items() if engine == "remote")
+
+    def configuration_problems(self) -> list[str]:
+        """What keeps this stage from running its engines as configured (empty: it can run).
+
+        A deployed stage's API package holds no local engine (numpy, dlib, onnxruntime, OpenCV): its
+        OCR and faces run in the engines function or on Rekognition, where its region offers it.
+        """
+        from importlib.util import find_spec
+
+        problems = []
+        chosen = {"ocr": self.ocr_engine, "faces": self.face_engine, "liveness": self.liveness_engine}
+        for kind, engine in chosen.items():
+            setting = {"ocr": "ocr_engine", "faces": "face_engine", "liveness": "liveness_engine"}[kind]
+            if engine == "local" and not self.is_local:
+                problems.append(
+                    f"CHEKA_{setting.upper()}=local: the {self.stage} stage's Lambda package holds no local "
+                    f"{kind} engine; choose remote (the engines function)"
+                    + (" or rekognition" if kind != "ocr" else "")
+                )
+            elif engine == "local":
+                missing = [m for m in LOCAL_ENGINE_MODULES[kind] if find_spec(m) is None]
+                if missing:
+                    problems.append(
+                        f"CHEKA_{setting.upper()}=local needs {', '.join(missing)}: run `make install`"
+                    )
+        if self.face_engine == "rekognition" and self.region not in REKOGNITION_FACE_REGIONS:
+            problems.append(
+                f"CHEKA_FACE_ENGINE=rekognition: Rekognition's face APIs are not offered in {self.region}; "
+                "choose remote (dlib in the engines function)"
+            )
+        if self.liveness_engine == "rekognition" and self.region not in REKOGNITION_LIVENESS_REGIONS:
+            problems.append(
+                f"CHEKA_LIVENESS_ENGINE=rekognition: Face Liveness is not offered in {self.region}; "
+                "choose remote (with CHEKA_ACCEPT_LOCAL_LIVENESS_RISK=true) or a region that has it"
+            )
+        if self.liveness_engine in ("local", "remote") and not self.is_local:
+            if not self.accept_local_liveness_risk:
+                problems.append(
+                    f"CHEKA_LIVENESS_ENGINE={self.liveness_engine}: the frame-burst liveness check does not "
+                    "stop a replayed video or a mask; a deployed stage uses it only with "
+                    "CHEKA_ACCEPT_LOCAL_LIVENESS_RISK=true"
+                )
+        return problems
 
     @property
     def is_local(self) -> bool:

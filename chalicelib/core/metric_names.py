@@ -1,0 +1,49 @@
+"""Every metric the platform emits (CloudWatch namespace ``Settings.metrics_namespace``), named once.
+
+Code emits them through ``chalicelib.core.observability.emit`` (one EMF line each, with the dimensions
+given beside ``service``); infra's dashboard and alarms read the same names. Dimension values are codes
+(step names, reason codes, operators, outcomes), never personal data.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Metric(StrEnum):
+    # The owner's registration funnel (dimensions: ``step``; failures add ``reason``, the error code).
+    STEP_ENTERED = "StepEntered"
+    STEP_PASSED = "StepPassed"
+    STEP_FAILED = "StepFailed"
+    #: A face attempt (liveness + ID-portrait match) was counted (dimension ``result``: passed/failed).
+    FACE_ATTEMPT = "FaceAttempt"
+    #: A liveness verdict (dimension ``result``: live/not_live/retry).
+    LIVENESS_RESULT = "LivenessResult"
+    #: A review case was opened (dimension ``reason``).
+    REVIEW_OPENED = "ReviewOpened"
+    #: An engine (OCR, faces, liveness) could not answer in time (dimension ``engine``); the person retries.
+    ENGINE_UNAVAILABLE = "EngineUnavailable"
+
+    # The operator push pipeline (dimension ``operator``).
+    PUSH_SENT = "PushSent"
+    PUSH_ACCEPTED = "PushAccepted"
+    PUSH_REFUSED = "PushRefused"
+    PUSH_DEAD = "PushDead"
+    #: The operator answered with an error or not at all (a retry follows).
+    OPERATOR_ERROR = "OperatorError"
+    #: A push waits because its operator has no URL or keys on this stage (alarmed: operations must act).
+    OPERATOR_NOT_CONFIGURED = "OperatorNotConfigured"
+    #: A signed callback from the operator (dimension ``outcome``: applied/duplicate/refused).
+    CALLBACK_RECEIVED = "CallbackReceived"
+    #: Age in minutes of the oldest push still waiting for the operator's answer (no dimension but service).
+    OLDEST_PENDING_PUSH_MINUTES = "OldestPendingPushMinutes"
+
+
+#: Metrics alarmed on with the ``service`` dimension alone (emitted without further dimensions as well).
+ALARMED = (
+    Metric.PUSH_DEAD,
+    Metric.OPERATOR_ERROR,
+    Metric.OPERATOR_NOT_CONFIGURED,
+    Metric.OLDEST_PENDING_PUSH_MINUTES,
+    Metric.ENGINE_UNAVAILABLE,
+)
