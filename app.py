@@ -1,5 +1,6 @@
 """cheka: real-name registration of vehicle IoT cards (车联网卡实名登记). Wiring only."""
 
+import os
 from typing import Any
 
 from chalice.app import Chalice, Rate
@@ -18,6 +19,14 @@ from chalicelib.api import (
 )
 from chalicelib.api.middleware import wire
 from chalicelib.events import outbox
+
+if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+    # In a Lambda execution environment the stage's settings are checked at init: a stage naming an
+    # engine it cannot run fails to start, with the reason in its log, rather than answering 500 later.
+    from chalicelib.core.settings import get_settings
+    from chalicelib.core.stages import refuse_bad_configuration
+
+    refuse_bad_configuration(get_settings())
 
 app = Chalice(app_name="cheka")
 app.experimental_feature_flags.update(["BLUEPRINTS"])
