@@ -89,7 +89,7 @@ def inventory_import(rows: int = 10_000, runs: int = 3) -> dict[str, Any]:
 
     port = _free_port()
     moto = subprocess.Popen(
-        [PY, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [PY, "-m", "chalicelib.local.moto_server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -9,31 +9,26 @@
    the inventory repository's), the lifecycle's transaction without the outbox item, and with it
    (sealing included): median milliseconds and ratios, interleaved so machine noise hits all alike.
 
-moto's TransactWriteItems deep-copies every table a transaction touches, to roll back on failure, so
-each transaction costs time proportional to the tables' size (real DynamoDB does not). By default that
-snapshot is replaced by an undo log of the items the transaction touches (same outcome, constant cost),
-so the figures measure this code rather than the emulator; ``--stock-moto`` keeps moto's own.
+moto runs as ``make run`` and the tests run it (``chalicelib.local.moto_patches``): transactions
+serialised, with an undo log of the items they touch, so a transaction's cost does not grow with the
+tables as stock moto's whole-table copies do; ``--stock-moto`` keeps moto's own.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import json
-import logging
 import os
 import random
 import statistics
 import sys
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from common import MOTO_ENV
+from common import MOTO_ENV, moto_options, moto_transactions
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -42,74 +37,6 @@ os.environ.update(MOTO_ENV)
 
 CARDS_PER_PERSON = 5  # below the one-ID limit: every registration passes
 BATCH = 10  # registrations committed between two drains of the queue (one SQS receive's worth)
-
-
-@contextmanager
-def undo_log_transactions() -> Iterator[None]:
-    """moto's TransactWriteItems with an undo log of the touched items instead of whole-table copies."""
-    from moto.dynamodb import models as ddb
-    from moto.dynamodb.models.table import Table
-
-    stock = ddb.DynamoDBBackend.transact_write_items
-    namespace = vars(ddb)
-
-    class _NoTableCopy:
-        """``copy`` as moto's module sees it, except that a whole table is not copied."""
-
-        @staticmethod
-        def deepcopy(value: Any) -> Any:
-            return value if isinstance(value, Table) else copy.deepcopy(value)
-
-    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
-        touched = []
-        for item in transact_items:
-            op = next(iter(item.values()))
-            table = self.get_table(op["TableName"])
-            if "Key" in op:
-                key = op["Key"]
-            else:
-                names = [table.hash_key_attr] + ([table.range_key_attr] if table.range_key_attr else [])
-                key = {n: op["Item"][n] for n in names}
-            current = self.get_item(op["TableName"], key)
-            touched.append(
-                (op["TableName"], key, copy.deepcopy(current.to_json()["Attributes"]) if current else None)
-            )
-        module_copy = namespace["copy"]
-        namespace["copy"] = _NoTableCopy
-        try:
-            stock(self, transact_items)
-        except Exception:
-            for name, key, before in reversed(touched):
-                if self.get_item(name, key) is not None:
-                    self.delete_item(name, key)
-                if before is not None:
-                    self.put_item(name, before)
-            raise
-        finally:
-            namespace["copy"] = module_copy
-
-    ddb.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        ddb.DynamoDBBackend.transact_write_items = stock  # type: ignore[method-assign]
-
-
-def moto_options(parser: argparse.ArgumentParser) -> None:
-    """``--stock-moto`` and ``--json``, the options of every benchmark on moto in-process."""
-    parser.add_argument(
-        "--stock-moto", action="store_true", help="keep moto's whole-table transaction copies"
-    )
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-
-
-def moto_transactions(stock: bool) -> tuple[AbstractContextManager[None], str]:
-    """moto's transactions as ``--stock-moto`` asks (its own, or with an undo log) and their name in the
-    figures; the service logger is quietened to warnings."""
-    logging.getLogger("cheka").setLevel(logging.WARNING)
-    if stock:
-        return nullcontext(), "stock moto"
-    return undo_log_transactions(), "moto with an undo log per transaction"
 
 
 class AcceptingOperator:

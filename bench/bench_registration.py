@@ -13,7 +13,8 @@ consents, the verification flow is put into "identity set, both ID sides read, f
 not timed. Each registration is a different person with a different phone, one vehicle each.
 
 moto's TransactWriteItems deep-copies every table a transaction touches (``submit`` commits one), so by
-default that snapshot is replaced by the undo log of ``bench_outbox.py`` (same outcome, constant cost);
+default moto runs with DynamoDB's transaction behaviour as ``make run`` and the tests do
+(``chalicelib.local.moto_patches``: an undo log of the touched items, constant cost);
 ``--stock-moto`` keeps moto's own.
 """
 
@@ -307,7 +308,7 @@ def _print(result: dict[str, Any], moto_mode: str) -> None:
 
 
 def main() -> None:
-    from bench_outbox import moto_options, moto_transactions
+    from common import moto_options, moto_transactions
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=100, help="registrations timed (after a warm-up)")

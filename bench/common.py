@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
+import logging
 import statistics
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 
 #: The app's settings on moto in-process (set before the app is imported), its logs quiet.
 MOTO_ENV = {
@@ -33,3 +36,26 @@ def median_ms(action: Callable[[], object], runs: int = RUNS, *, warm_up: bool =
         action()
         times.append((time.perf_counter() - start) * 1000)
     return statistics.median(times)
+
+
+def moto_options(parser: argparse.ArgumentParser) -> None:
+    """``--stock-moto`` and ``--json``, the options of every benchmark on moto in-process."""
+    parser.add_argument(
+        "--stock-moto",
+        action="store_true",
+        help="moto's own transactions (whole-table copies, unlocked) instead of DynamoDB's behaviour",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def moto_transactions(stock: bool) -> tuple[AbstractContextManager[None], str]:
+    """moto as ``make run`` and the tests run it (``chalicelib.local.moto_patches``: DynamoDB's
+    serialised transactions with an undo log of the touched items), or moto's own with ``--stock-moto``;
+    and its name in the figures. The service logger is quietened to warnings."""
+    logging.getLogger("cheka").setLevel(logging.WARNING)
+    if stock:
+        return nullcontext(), "stock moto"
+    from chalicelib.local.moto_patches import apply
+
+    apply()
+    return nullcontext(), "moto with DynamoDB's transaction behaviour (undo log, serialised)"

@@ -1,8 +1,10 @@
 """CDK entry point: ``python -m infra.app`` from the project root, or ``cdk synth`` in ``infra/``.
 
 The stage is the ``stage`` context value (``cdk synth -c stage=prod``), else ``CHEKA_DEPLOY_STAGE``,
-else ``dev``. The stack is environment-agnostic: no account or region is baked into the template (the
-Chalice package is built for the partition of ``Settings.region``, cn-north-1 by default).
+else ``dev``; its settings are its declaration in ``.chalice/config.json`` (``stage_settings``), nothing
+of the synthesising shell's environment. The stack is environment-agnostic: no account or region is
+baked into the template (the Chalice package is built for the partition of ``Settings.region``,
+cn-north-1 by default).
 """
 
 from __future__ import annotations
@@ -10,17 +12,20 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import cast
 
 if __package__ in (None, ""):  # run as a script (``cdk`` in infra/): make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aws_cdk import App
 
-from chalicelib.core.settings import Settings, Stage
+from chalicelib.core.settings import Settings
+from chalicelib.core.stages import stage_settings
 from infra.stack import PROJECT_DIR, ChekaStack
 
 DEFAULT_STAGE = "dev"
+#: Settings of the stack alone, taken from the synthesising environment when set there (a JSON list:
+#: ``CHEKA_ALARM_EMAILS='["ops@example.com"]'``), else from the stage's declaration.
+DEPLOY_TIME_SETTINGS = ("CHEKA_ALARM_EMAILS",)
 
 
 def stack_name(settings: Settings) -> str:
@@ -46,7 +51,10 @@ def build_app(
             or os.environ.get("CHEKA_DEPLOY_STAGE")
             or DEFAULT_STAGE
         )
-        settings = Settings(stage=cast(Stage, chosen))
+        # The stage as its functions will run it: its declaration in .chalice/config.json, and the
+        # deploy-time settings the functions never read (who receives the alarms) from the environment.
+        deploy_time = {name: os.environ[name] for name in DEPLOY_TIME_SETTINGS if name in os.environ}
+        settings = stage_settings(str(chosen), PROJECT_DIR, **deploy_time)
     stack = ChekaStack(
         app,
         stack_name(settings),

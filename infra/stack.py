@@ -1,8 +1,12 @@
-"""The cheka stack of one stage: KMS keys, DynamoDB tables, the documents bucket, the Lambda role, the API.
+"""The cheka stack of one stage: KMS keys, DynamoDB tables, the documents bucket, queues, secrets, the
+Lambda role, the API, and the alarms and dashboard that watch them.
 
-Names come from ``Settings(stage=...)`` (the same definitions the local bootstrap uses), tables from the
-pynamodb models (``infra.tables``), the API and its functions from ``chalice package`` through Chalice's CDK
+The stage's settings are its declaration in ``.chalice/config.json`` (``chalicelib.core.stages``); a stage
+whose settings name an engine it cannot run is refused. Tables come from the pynamodb models
+(``infra.tables``), the bucket, keys, queues and secrets from ``chalicelib.core.resources`` (both read by
+the local bootstrap too), the API and its functions from ``chalice package`` through Chalice's CDK
 construct. The Lambda role is created here with least privilege; Chalice neither manages nor widens it.
+Every alarm notifies the stage's SNS topic, to which ``Settings.alarm_emails`` subscribe.
 """
 
 from __future__ import annotations
@@ -13,11 +17,13 @@ import os
 import shutil
 import sys
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aws_cdk import Aws, CfnOutput, CfnResource, Duration, RemovalPolicy, Stack, Tags
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -26,25 +32,39 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_rekognition as rekognition
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as sns_subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from chalicelib.adapters.dynamo.models import TABLES
-from chalicelib.adapters.dynamo.outbox import OUTBOX_DEAD_LETTER_QUEUE, OUTBOX_QUEUE, queue_name
+from chalicelib.core import resources
+from chalicelib.core.metric_names import ALARMED, Metric
+from chalicelib.core.resources import (
+    OUTBOX_DEAD_LETTER_QUEUE_ID,
+    OUTBOX_QUEUE_ID,
+    PII_HASH_KEY,
+    PII_KEY,
+    TOKEN_SECRET,
+    KeyDeclaration,
+    QueueDeclaration,
+    SecretDeclaration,
+    StageResources,
+)
 from chalicelib.core.settings import Settings
-from chalicelib.kernel.operators import Operator
-from chalicelib.local.bootstrap import OUTBOX_MAX_RECEIVES
+from chalicelib.core.stages import ConfigurationError
+from chalicelib.registration.domain.registrations import Step
 from infra.tables import build_table, construct_id, model_schema
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 
 #: Defaults of the deployed functions; ``.chalice/config.json``'s section of the stage overrides them.
 DEFAULT_MEMORY_MB = 1024
-DEFAULT_TIMEOUT_S = 30
+DEFAULT_TIMEOUT_S = resources.FUNCTION_TIMEOUT_SECONDS
 LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
 
 #: Objects under this prefix are unvalidated uploads: expired after a day.
-RAW_PREFIX = "raw/"
+RAW_PREFIX = resources.RAW_PREFIX
 
 DYNAMODB_ITEM_ACTIONS = (
     "dynamodb:GetItem",
@@ -59,6 +79,18 @@ DYNAMODB_ITEM_ACTIONS = (
 )
 #: Tables the housekeeping jobs scan (``services.registration.RegistrationService.purge_abandoned``).
 SCANNED_TABLES = ("flows", "registrations")
+#: The Rekognition calls of each engine (``adapters.faces.rekognition``, ``adapters.faces.index_rekognition``,
+#: ``adapters.liveness.rekognition``).
+REKOGNITION_FACE_ACTIONS = ("rekognition:DetectFaces", "rekognition:CompareFaces")
+REKOGNITION_COLLECTION_ACTIONS = (
+    "rekognition:IndexFaces",
+    "rekognition:SearchFacesByImage",
+    "rekognition:DeleteFaces",
+)
+REKOGNITION_LIVENESS_ACTIONS = (
+    "rekognition:CreateFaceLivenessSession",
+    "rekognition:GetFaceLivenessSessionResults",
+)
 XRAY_ACTIONS = (
     "xray:PutTraceSegments",
     "xray:PutTelemetryRecords",
@@ -68,14 +100,134 @@ XRAY_ACTIONS = (
 )
 
 
+#: API Gateway's own replies (no route, a body too large, throttling...) in the app's error model
+#: (``{code, message_zh, message_en}``, ``chalicelib.api.http``): response type -> (status or None to keep
+#: API Gateway's, code, message_zh, message_en, extra headers). API Gateway answers an unknown path and an
+#: undeclared method on a known path alike (MISSING_AUTHENTICATION_TOKEN): both are ``route.not_found``,
+#: 404 as the app answers locally; ``method.not_allowed`` (405) only exists where the app routes itself.
+GATEWAY_RESPONSES: dict[str, tuple[int | None, str, str, str, dict[str, str]]] = {
+    "MISSING_AUTHENTICATION_TOKEN": (404, "route.not_found", "接口不存在", "No such route", {}),
+    "UNSUPPORTED_MEDIA_TYPE": (
+        415,
+        "media_type.unsupported",
+        "不支持的请求内容类型",
+        "The request's content type is not supported",
+        {},
+    ),
+    "REQUEST_TOO_LARGE": (413, "request.too_large", "请求内容过大", "The request body is too large", {}),
+    "THROTTLED": (
+        429,
+        "request.throttled",
+        "请求过于频繁，请稍后再试",
+        "Too many requests; try again shortly",
+        {"Retry-After": "1"},
+    ),
+    "DEFAULT_4XX": (None, "request.refused", "请求被拒绝", "The request was refused", {}),
+    "DEFAULT_5XX": (
+        None,
+        "internal",
+        "服务器内部错误，请稍后再试",
+        "Internal error; try again later",
+        {"Retry-After": "5"},
+    ),
+}
+
+#: The dimensions (beside ``service``) each metric is emitted with (``chalicelib.core.metric_names``);
+#: the dashboard searches each metric over exactly these.
+METRIC_DIMENSIONS: dict[Metric, tuple[str, ...]] = {
+    Metric.STEP_ENTERED: ("step",),
+    Metric.STEP_PASSED: ("step",),
+    Metric.STEP_FAILED: ("step", "reason"),
+    Metric.FACE_ATTEMPT: ("result",),
+    Metric.LIVENESS_RESULT: ("result",),
+    Metric.REVIEW_OPENED: ("reason",),
+    Metric.ENGINE_UNAVAILABLE: ("engine",),
+    Metric.PUSH_SENT: ("operator",),
+    Metric.PUSH_ACCEPTED: ("operator",),
+    Metric.PUSH_REFUSED: ("operator",),
+    Metric.PUSH_DEAD: ("operator",),
+    Metric.OPERATOR_ERROR: ("operator",),
+    Metric.OPERATOR_NOT_CONFIGURED: ("operator",),
+    Metric.CALLBACK_RECEIVED: ("outcome",),
+    Metric.OLDEST_PENDING_PUSH_MINUTES: (),
+}
+
+
+@dataclass(frozen=True)
+class AlarmRule:
+    """When an alarmed metric (``metric_names.ALARMED``, with the ``service`` dimension alone) alarms."""
+
+    statistic: str
+    threshold: float
+    description: str
+
+
+def alarm_rules(settings: Settings) -> dict[Metric, AlarmRule]:
+    """One rule per alarmed metric, each over five minutes."""
+    return {
+        Metric.PUSH_DEAD: AlarmRule(
+            "Sum", 1, "An operator push is dead: see `cheka outbox status --status dead`"
+        ),
+        Metric.OPERATOR_ERROR: AlarmRule(
+            "Sum", 5, "An operator answers with errors or not at all (pushes are retried)"
+        ),
+        Metric.OPERATOR_NOT_CONFIGURED: AlarmRule(
+            "Sum", 1, "Pushes wait for an operator without URL or keys on this stage: see /health"
+        ),
+        Metric.OLDEST_PENDING_PUSH_MINUTES: AlarmRule(
+            "Maximum",
+            settings.push_stale_minutes,
+            f"A push waits for the operator's answer for {settings.push_stale_minutes} minutes or more",
+        ),
+        Metric.ENGINE_UNAVAILABLE: AlarmRule(
+            "Sum", 3, "An engine (OCR, faces, liveness) does not answer in time: people are asked to retry"
+        ),
+    }
+
+
 def table_env_var(short_name: str) -> str:
     """``card-history`` -> ``CHEKA_TABLE_CARD_HISTORY``."""
     return "CHEKA_TABLE_" + short_name.replace("-", "_").upper()
 
 
+#: Logical ids of declared resources whose id is not simply their declared id in CamelCase: ids of a
+#: deployed stack never change (CloudFormation would replace the resource, and a retained, named one
+#: would collide with its replacement).
+_CONSTRUCT_IDS = {
+    PII_KEY: "PiiKey",
+    PII_HASH_KEY: "PiiHashKey",
+    OUTBOX_DEAD_LETTER_QUEUE_ID: "OutboxDeadLetters",
+    resources.AUTHORITY_SECRET: "IdentityAuthorityKeys",
+}
+
+
+def construct_id_of(declared_id: str) -> str:
+    """``outbox`` -> ``Outbox``, ``operator-china_mobile`` -> ``OperatorKeysChinaMobile``."""
+    if declared_id in _CONSTRUCT_IDS:
+        return _CONSTRUCT_IDS[declared_id]
+    if declared_id.startswith("operator-"):
+        declared_id = "operator-keys-" + declared_id.removeprefix("operator-")
+    return "".join(part.capitalize() for part in declared_id.replace("_", "-").split("-"))
+
+
 def function_name_prefix(settings: Settings) -> str:
     """Every function of the stage is named ``<prefix>-<stage>-<logical id>`` (logs are scoped by it)."""
     return f"{settings.resource_prefix}-{settings.stage}-"
+
+
+def _lifecycle_rule(rule: resources.LifecycleRule) -> s3.LifecycleRule:
+    return s3.LifecycleRule(
+        id=rule.id,
+        prefix=rule.prefix or None,
+        expiration=None if rule.expire_days is None else Duration.days(rule.expire_days),
+        noncurrent_version_expiration=None
+        if rule.noncurrent_expire_days is None
+        else Duration.days(rule.noncurrent_expire_days),
+        abort_incomplete_multipart_upload_after=None
+        if rule.abort_multipart_days is None
+        else Duration.days(rule.abort_multipart_days),
+        expired_object_delete_marker=rule.expired_delete_markers or None,
+    )
 
 
 @contextlib.contextmanager
@@ -133,101 +285,93 @@ class ChekaStack(Stack):
         settings: Settings,
         project_dir: Path = PROJECT_DIR,
         build_dir: Path | None = None,
+        package_api: bool = True,
         **kwargs: Any,
     ) -> None:
+        """``package_api=False`` leaves out the API and its functions (``chalice package``): the rest of
+        the stage synthesises in seconds, for tests of what does not depend on the functions."""
         if settings.is_local:
             raise ValueError(f"stage {settings.stage!r} is local-only (moto); deploy dev or prod")
+        problems = settings.configuration_problems()
+        if problems:  # refused here, before a deploy ships functions that would refuse to start
+            raise ConfigurationError(settings.stage, problems)
         super().__init__(scope, stack_id, **kwargs)
         self.settings = settings
+        self.declared: StageResources = resources.declare(settings)
         Tags.of(self).add("project", settings.resource_prefix)
         Tags.of(self).add("stage", settings.stage)
 
-        self.pii_key, self.hash_key = self._keys()
+        self.keys = {key.id: self._key(key) for key in self.declared.keys}
+        self.pii_key, self.hash_key = self.keys[PII_KEY], self.keys[PII_HASH_KEY]
         self.tables: dict[str, dynamodb.Table] = {
             spec.short_name: build_table(self, spec, settings, self.pii_key) for spec in TABLES
         }
         self.bucket = self._documents_bucket()
-        # The faces bound to identities on Rekognition stages (one face, one identity: 一脸多证).
-        self.face_collection = rekognition.CfnCollection(
-            self, "FaceCollection", collection_id=settings.face_collection
-        )
-        self.face_collection.apply_removal_policy(RemovalPolicy.RETAIN)
-        self.token_secret = secretsmanager.Secret(
-            self,
-            "TokenSigningKey",
-            secret_name=settings.token_secret_name,
-            description=f"cheka {settings.stage}: HS256 key that signs bearer tokens",
-            generate_secret_string=secretsmanager.SecretStringGenerator(
-                password_length=64, exclude_punctuation=True
-            ),
-            removal_policy=RemovalPolicy.RETAIN,
-        )
-        self.outbox_dlq, self.outbox_queue = self._outbox_queues()
-        self.operator_secrets = self._operator_secrets()
-        self.authority_secret = self._authority_secret()
+        # The faces bound to identities, on stages whose face engine is Rekognition (一脸多证).
+        self.face_collection: rekognition.CfnCollection | None = None
+        if settings.face_engine == "rekognition":
+            self.face_collection = rekognition.CfnCollection(
+                self, "FaceCollection", collection_id=settings.face_collection
+            )
+            self.face_collection.apply_removal_policy(RemovalPolicy.RETAIN)
+        self.secrets = {secret.id: self._secret(secret) for secret in self.declared.secrets}
+        self.token_secret = self.secrets[TOKEN_SECRET]
+        self.operator_secrets = [s for d, s in self.secrets.items() if d.startswith("operator-")]
+        self.authority_secret = self.secrets.get(resources.AUTHORITY_SECRET)
+        self.queues = self._queues()
+        self.outbox_queue = self.queues[OUTBOX_QUEUE_ID]
+        self.outbox_dlq = self.queues[OUTBOX_DEAD_LETTER_QUEUE_ID]
         self.role = self._lambda_role()
         self.chalice_config = self.stage_config(project_dir)
-        self.api = self._api(project_dir, build_dir or project_dir)
-        self._outbox_consumer()
+        self.api = self._api(project_dir, build_dir or project_dir) if package_api else None
+        if self.api is not None:
+            self._outbox_consumer()
+        self._gateway_responses()
+        # (Functions added to the stack before this point get their alarms too.)
+        self.alarm_topic = self._alarm_topic()
+        self.alarms = self._alarms()
+        self.dashboard = self._dashboard()
         self._outputs()
 
-    # -- outbox (operator push) ----------------------------------------------------------------------
+    # -- queues and secrets (declared in chalicelib.core.resources) ------------------------------------
 
-    def _outbox_queues(self) -> tuple[sqs.Queue, sqs.Queue]:
-        """The outbox queue and its dead-letter queue, with an alarm on any dead letter."""
-        dlq = sqs.Queue(
+    def _queues(self) -> dict[str, sqs.Queue]:
+        """Every declared queue, dead-letter queues first (each redriving queue refers to its own)."""
+        made: dict[str, sqs.Queue] = {}
+        for queue in sorted(self.declared.queues, key=lambda q: q.dead_letter_queue is not None):
+            made[queue.id] = self._queue(queue, made)
+        return made
+
+    def _queue(self, queue: QueueDeclaration, made: dict[str, sqs.Queue]) -> sqs.Queue:
+        dead_letter = self.declared.dead_letter_of(queue)
+        return sqs.Queue(
             self,
-            "OutboxDeadLetters",
-            queue_name=queue_name(self.settings, OUTBOX_DEAD_LETTER_QUEUE),
+            construct_id_of(queue.id),
+            queue_name=queue.name,
             encryption=sqs.QueueEncryption.SQS_MANAGED,
-            retention_period=Duration.days(14),
+            visibility_timeout=Duration.seconds(queue.visibility_timeout_seconds),
+            retention_period=Duration.seconds(queue.retention_seconds),
+            dead_letter_queue=None
+            if dead_letter is None or queue.max_receives is None
+            else sqs.DeadLetterQueue(max_receive_count=queue.max_receives, queue=made[dead_letter.id]),
             enforce_ssl=True,
         )
-        queue = sqs.Queue(
-            self,
-            "Outbox",
-            queue_name=queue_name(self.settings, OUTBOX_QUEUE),
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            # Six times the function timeout, as AWS advises for an SQS event source.
-            visibility_timeout=Duration.seconds(6 * DEFAULT_TIMEOUT_S),
-            dead_letter_queue=sqs.DeadLetterQueue(max_receive_count=OUTBOX_MAX_RECEIVES, queue=dlq),
-            enforce_ssl=True,
-        )
-        cloudwatch.Alarm(
-            self,
-            "OutboxDeadLettersAlarm",
-            alarm_description="Operator pushes are dead-lettered: see `cheka outbox status --status dead`",
-            metric=dlq.metric_approximate_number_of_messages_visible(period=Duration.minutes(5)),
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-        )
-        return dlq, queue
 
-    def _operator_secrets(self) -> list[secretsmanager.Secret]:
-        """One secret per operator; its keys come from the key exchange with the operator."""
-        return [
-            secretsmanager.Secret(
-                self,
-                "OperatorKeys" + "".join(part.capitalize() for part in op.value.split("_")),
-                secret_name=self.settings.operator_secret_pattern.format(operator=op.value),
-                description=f"cheka {self.settings.stage}: signing and encryption keys of {op.value}",
-                removal_policy=RemovalPolicy.RETAIN,
-            )
-            for op in Operator
-        ]
-
-    def _authority_secret(self) -> secretsmanager.Secret | None:
-        """The identity provider's credentials (``secret_id``, ``secret_key``), put in by operations;
-        none when the stage's authority needs none (a sandbox)."""
-        if self.settings.authority_kind == "sandbox":
-            return None
+    def _secret(self, secret: SecretDeclaration) -> secretsmanager.Secret:
+        """A declared secret. A generated one gets its random key at creation. The others get CDK's
+        placeholder (a random string that holds no keys) until operations put in the operator's or the
+        provider's keys; their properties must never change, or an update would overwrite those keys."""
+        generated = secret.content == "generated"
         return secretsmanager.Secret(
             self,
-            "IdentityAuthorityKeys",
-            secret_name=self.settings.authority_secret_name,
-            description=f"cheka {self.settings.stage}: {self.settings.authority_kind} authority keys",
+            construct_id_of(secret.id),
+            secret_name=secret.name,
+            description=secret.description,
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                password_length=resources.GENERATED_SECRET_LENGTH, exclude_punctuation=True
+            )
+            if generated
+            else None,
             removal_policy=RemovalPolicy.RETAIN,
         )
 
@@ -246,53 +390,34 @@ class ChekaStack(Stack):
 
     # -- KMS ---------------------------------------------------------------------------------------------
 
-    def _keys(self) -> tuple[kms.Key, kms.Key]:
-        pii = kms.Key(
+    def _key(self, key: KeyDeclaration) -> kms.Key:
+        return kms.Key(
             self,
-            "PiiKey",
-            alias=self.settings.pii_key_alias,
-            description="cheka personal-data encryption (field data keys, tables, documents)",
-            enable_key_rotation=True,
+            construct_id_of(key.id),
+            alias=key.alias,
+            description=key.description,
+            key_spec=kms.KeySpec(key.spec),
+            key_usage=kms.KeyUsage(key.usage),
+            enable_key_rotation=key.rotation,
             removal_policy=RemovalPolicy.RETAIN,
         )
-        hash_key = kms.Key(
-            self,
-            "PiiHashKey",
-            alias=self.settings.hash_key_alias,
-            description="cheka ID-number look-up hashes (HMAC, the key never leaves KMS)",
-            key_spec=kms.KeySpec.HMAC_256,
-            key_usage=kms.KeyUsage.GENERATE_VERIFY_MAC,
-            removal_policy=RemovalPolicy.RETAIN,
-        )
-        return pii, hash_key
 
     # -- S3 ----------------------------------------------------------------------------------------------
 
     def _documents_bucket(self) -> s3.Bucket:
+        declared = self.declared.bucket
         return s3.Bucket(
             self,
             "DocumentsBucket",
-            bucket_name=self.settings.documents_bucket,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            bucket_name=declared.name,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL if declared.block_public_access else None,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             encryption=s3.BucketEncryption.KMS,
-            encryption_key=self.pii_key,
+            encryption_key=self.keys[declared.encryption_key],
             bucket_key_enabled=True,
             enforce_ssl=True,
-            versioned=True,
-            lifecycle_rules=[
-                s3.LifecycleRule(
-                    id="abort-incomplete-multipart-uploads",
-                    abort_incomplete_multipart_upload_after=Duration.days(1),
-                ),
-                s3.LifecycleRule(
-                    id="expire-raw-uploads",
-                    prefix=RAW_PREFIX,
-                    expiration=Duration.days(1),
-                    noncurrent_version_expiration=Duration.days(1),
-                ),
-                s3.LifecycleRule(id="remove-expired-delete-markers", expired_object_delete_marker=True),
-            ],
+            versioned=declared.versioned,
+            lifecycle_rules=[_lifecycle_rule(rule) for rule in declared.lifecycle],
             removal_policy=RemovalPolicy.RETAIN,
         )
 
@@ -309,6 +434,29 @@ class ChekaStack(Stack):
                 f"{table_arn}/index/{index.name}" for index in (*schema.global_indexes, *schema.local_indexes)
             )
         return arns
+
+    def _rekognition_statements(self) -> list[iam.PolicyStatement]:
+        """Exactly the Rekognition calls of the stage's Rekognition engines (none on other stages)."""
+        statements = []
+        rekognition_actions = []
+        if self.settings.face_engine == "rekognition":
+            rekognition_actions += list(REKOGNITION_FACE_ACTIONS)
+        if self.settings.liveness_engine == "rekognition":
+            rekognition_actions += list(REKOGNITION_LIVENESS_ACTIONS)
+        if rekognition_actions:
+            # Rekognition's face comparison and liveness actions have no resource-level permissions.
+            statements.append(
+                iam.PolicyStatement(sid="FacesAndLiveness", actions=rekognition_actions, resources=["*"])
+            )
+        if self.face_collection is not None:
+            statements.append(
+                iam.PolicyStatement(
+                    sid="FaceCollection",
+                    actions=list(REKOGNITION_COLLECTION_ACTIONS),
+                    resources=[self.face_collection.attr_arn],
+                )
+            )
+        return statements
 
     def _lambda_role(self) -> iam.Role:
         lambda_log_groups = (
@@ -333,13 +481,17 @@ class ChekaStack(Stack):
                 actions=["dynamodb:Scan"],
                 resources=[self.tables[short].table_arn for short in SCANNED_TABLES],
             ),
+            # A delete removes every version of a photo (the bucket is versioned): listing versions and
+            # deleting by version id are what make a purge a purge.
             iam.PolicyStatement(
                 sid="DocumentObjects",
-                actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"],
                 resources=[self.bucket.arn_for_objects("*")],
             ),
             iam.PolicyStatement(
-                sid="DocumentBucket", actions=["s3:ListBucket"], resources=[self.bucket.bucket_arn]
+                sid="DocumentBucket",
+                actions=["s3:ListBucket", "s3:ListBucketVersions"],
+                resources=[self.bucket.bucket_arn],
             ),
             iam.PolicyStatement(
                 sid="PiiKey",
@@ -351,26 +503,7 @@ class ChekaStack(Stack):
                 actions=["secretsmanager:GetSecretValue"],
                 resources=[self.token_secret.secret_arn],
             ),
-            # Rekognition's face and liveness actions have no resource-level permissions.
-            iam.PolicyStatement(
-                sid="FacesAndLiveness",
-                actions=[
-                    "rekognition:DetectFaces",
-                    "rekognition:CompareFaces",
-                    "rekognition:CreateFaceLivenessSession",
-                    "rekognition:GetFaceLivenessSessionResults",
-                ],
-                resources=["*"],
-            ),
-            iam.PolicyStatement(
-                sid="FaceCollection",
-                actions=[
-                    "rekognition:IndexFaces",
-                    "rekognition:SearchFacesByImage",
-                    "rekognition:DeleteFaces",
-                ],
-                resources=[self.face_collection.attr_arn],
-            ),
+            *self._rekognition_statements(),
             # SMS codes go straight to a phone number: such a publish has no topic ARN to scope to.
             iam.PolicyStatement(sid="Sms", actions=["sns:Publish"], resources=["*"]),
             iam.PolicyStatement(
@@ -471,7 +604,37 @@ class ChekaStack(Stack):
         rest_api = self._rest_api(api)
         if rest_api is not None:
             rest_api.add_property_override("TracingEnabled", True)
+            # The REST API is named after the stage (chalice names it after the app): its metrics, and so
+            # the 5xx alarm, are the stage's own even when two stages share an account and region.
+            rest_api.add_property_override("DefinitionBody.info.title", self.api_name)
         return api
+
+    @property
+    def api_name(self) -> str:
+        return f"{self.settings.resource_prefix}-{self.settings.stage}"
+
+    def _gateway_responses(self) -> None:
+        """API Gateway's own replies in the app's error model, in the API's OpenAPI definition: each
+        change then makes a new deployment of the stage (a separate GatewayResponse resource would wait
+        for the next deployment)."""
+        rest_api = self._rest_api(self.api)
+        if rest_api is None:
+            return
+        responses: dict[str, Any] = {}
+        for response_type, (status, code, zh, en, headers) in GATEWAY_RESPONSES.items():
+            body = {"code": code, "message_zh": zh, "message_en": en, "reference": "$context.requestId"}
+            response: dict[str, Any] = {
+                "responseTemplates": {"application/json": json.dumps(body, ensure_ascii=False)},
+                "responseParameters": {
+                    f"gatewayresponse.header.{name}": f"'{value}'" for name, value in headers.items()
+                },
+            }
+            if status is not None:
+                response["statusCode"] = str(status)
+            if not response["responseParameters"]:
+                del response["responseParameters"]
+            responses[response_type] = response
+        rest_api.add_property_override("DefinitionBody.x-amazon-apigateway-gateway-responses", responses)
 
     def _package_source(self, project_dir: Path, build_dir: Path) -> Path:
         """What ``chalice package`` packages: the project itself, or, when the stage's providers need
@@ -496,11 +659,246 @@ class ChekaStack(Stack):
     @staticmethod
     def functions(api: Any) -> list[CfnResource]:
         """The ``AWS::Serverless::Function`` resources ``chalice package`` produced."""
+        if api is None:
+            return []
         return [
             child
             for child in api.sam_template.node.children
             if isinstance(child, CfnResource) and child.cfn_resource_type == "AWS::Serverless::Function"
         ]
+
+    # -- alarms and dashboard --------------------------------------------------------------------------
+
+    def _alarm_topic(self) -> sns.Topic:
+        """The stage's alarm topic, encrypted with a key of its own that CloudWatch may use (an alarm
+        cannot publish to a topic under the AWS-managed SNS key); ``alarm_emails`` subscribe."""
+        key = kms.Key(
+            self,
+            "AlarmTopicKey",
+            description=f"cheka {self.settings.stage}: alarm notifications (no personal data)",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],  # in a key policy "*" is this key
+                conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
+            )
+        )
+        topic = sns.Topic(
+            self,
+            "AlarmTopic",
+            topic_name=f"{self.settings.resource_prefix}-{self.settings.stage}-alarms",
+            display_name=f"cheka {self.settings.stage} alarms",
+            master_key=key,
+            enforce_ssl=True,
+        )
+        for address in self.settings.alarm_emails:
+            topic.add_subscription(sns_subscriptions.EmailSubscription(address))
+        return topic
+
+    def metric(self, name: Metric, statistic: str = "Sum", **dimensions: str) -> cloudwatch.Metric:
+        """A platform metric: namespace ``metrics_namespace``, dimension ``service`` and ``dimensions``."""
+        return cloudwatch.Metric(
+            namespace=self.settings.metrics_namespace,
+            metric_name=name.value,
+            dimensions_map={"service": self.settings.service_name, **dimensions},
+            statistic=statistic,
+            period=Duration.minutes(5),
+        )
+
+    def metric_search(
+        self, name: Metric, statistic: str = "Sum", label: str = ""
+    ) -> cloudwatch.MathExpression:
+        """``name`` split by its dimensions (``METRIC_DIMENSIONS``): a line per value (step, operator...)."""
+        dims = ",".join(("service", *METRIC_DIMENSIONS[name]))
+        search = (
+            f'SEARCH(\'{{{self.settings.metrics_namespace},{dims}}} MetricName="{name.value}" '
+            f"service=\"{self.settings.service_name}\"', '{statistic}', 300)"
+        )
+        return cloudwatch.MathExpression(
+            expression=search, label=label or name.value, period=Duration.minutes(5), using_metrics={}
+        )
+
+    def _function_names(self) -> dict[str, str]:
+        """Construct id -> function name of every function of the stack (chalice's and any other)."""
+        names = {f.node.id: function_name_prefix(self.settings) + f.node.id for f in self.functions(self.api)}
+        for child in self.node.find_all():
+            if isinstance(child, lambda_.CfnFunction):
+                owner = child.node.scope
+                construct = (
+                    owner.node.id if child.node.id == "Resource" and owner is not None else child.node.id
+                )
+                names[construct] = child.ref
+        return names
+
+    def _alarms(self) -> list[cloudwatch.Alarm]:
+        """Every alarm of the stage, each notifying the alarm topic when it fires and when it clears."""
+        action = cloudwatch_actions.SnsAction(self.alarm_topic)
+        alarms = [
+            cloudwatch.Alarm(
+                self,
+                "OutboxDeadLettersAlarm",
+                alarm_description="Operator pushes are dead-lettered: `cheka outbox status --status dead`",
+                metric=self.outbox_dlq.metric_approximate_number_of_messages_visible(
+                    period=Duration.minutes(5)
+                ),
+                threshold=1,
+                evaluation_periods=1,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            )
+        ]
+        rules = alarm_rules(self.settings)
+        missing = [m.value for m in ALARMED if m not in rules]
+        if missing:
+            raise ValueError(f"alarmed metrics without an alarm rule: {missing}")
+        for name in ALARMED:
+            rule = rules[name]
+            alarms.append(
+                cloudwatch.Alarm(
+                    self,
+                    f"{name.value}Alarm",
+                    alarm_description=rule.description,
+                    metric=self.metric(name, rule.statistic),
+                    threshold=rule.threshold,
+                    evaluation_periods=1,
+                    comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                    treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                )
+            )
+        if self._rest_api(self.api) is not None:
+            alarms.append(
+                cloudwatch.Alarm(
+                    self,
+                    "Api5xxRateAlarm",
+                    alarm_description="More than 1 % of API requests answered 5xx over five minutes",
+                    metric=cloudwatch.Metric(
+                        namespace="AWS/ApiGateway",
+                        metric_name="5XXError",
+                        dimensions_map={
+                            "ApiName": self.api_name,
+                            "Stage": self.chalice_config["api_gateway_stage"],
+                        },
+                        statistic="Average",
+                        period=Duration.minutes(5),
+                    ),
+                    threshold=0.01,
+                    evaluation_periods=1,
+                    comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                    treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                )
+            )
+        for construct, function_name in self._function_names().items():
+            alarms.append(
+                cloudwatch.Alarm(
+                    self,
+                    f"{construct}ErrorsAlarm",
+                    alarm_description=f"The function {construct} fails (errors, timeouts)",
+                    metric=cloudwatch.Metric(
+                        namespace="AWS/Lambda",
+                        metric_name="Errors",
+                        dimensions_map={"FunctionName": function_name},
+                        statistic="Sum",
+                        period=Duration.minutes(5),
+                    ),
+                    threshold=1,
+                    evaluation_periods=1,
+                    comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                    treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                )
+            )
+        for alarm in alarms:
+            alarm.add_alarm_action(action)
+            alarm.add_ok_action(action)
+        return alarms
+
+    def _dashboard(self) -> cloudwatch.Dashboard:
+        """The registration funnel and the push pipeline of the stage."""
+        funnel_steps = list(Step)
+
+        def per_step(name: Metric) -> list[cloudwatch.IMetric]:
+            return [self.metric(name, step=step.value).with_(label=step.value) for step in funnel_steps]
+
+        def graph(title: str, metrics: list[cloudwatch.IMetric], width: int = 12) -> cloudwatch.GraphWidget:
+            return cloudwatch.GraphWidget(title=title, left=metrics, width=width, height=6)
+
+        dlq_depth = self.outbox_dlq.metric_approximate_number_of_messages_visible(period=Duration.minutes(5))
+        queue_age = self.outbox_queue.metric_approximate_age_of_oldest_message(period=Duration.minutes(5))
+        dashboard = cloudwatch.Dashboard(
+            self,
+            "Dashboard",
+            dashboard_name=f"{self.settings.resource_prefix}-{self.settings.stage}",
+            default_interval=Duration.hours(24),
+        )
+        dashboard.add_widgets(
+            cloudwatch.TextWidget(
+                markdown=f"# cheka {self.settings.stage}\nRegistration funnel (per step) and operator pushes",
+                width=24,
+                height=1,
+            )
+        )
+        dashboard.add_widgets(
+            graph("Funnel: steps entered", per_step(Metric.STEP_ENTERED), 8),
+            graph("Funnel: steps passed", per_step(Metric.STEP_PASSED), 8),
+            graph("Funnel: steps failed, by step and reason", [self.metric_search(Metric.STEP_FAILED)], 8),
+        )
+        dashboard.add_widgets(
+            graph("Face attempts, by result", [self.metric_search(Metric.FACE_ATTEMPT)], 6),
+            graph("Liveness results", [self.metric_search(Metric.LIVENESS_RESULT)], 6),
+            graph("Reviews opened, by reason", [self.metric_search(Metric.REVIEW_OPENED)], 6),
+            graph("Engines unavailable, by engine", [self.metric_search(Metric.ENGINE_UNAVAILABLE)], 6),
+        )
+        dashboard.add_widgets(
+            graph(
+                "Pushes (all operators)",
+                [
+                    self.metric(name).with_(label=name.value)
+                    for name in (
+                        Metric.PUSH_SENT,
+                        Metric.PUSH_ACCEPTED,
+                        Metric.PUSH_REFUSED,
+                        Metric.PUSH_DEAD,
+                    )
+                ],
+                8,
+            ),
+            graph("Pushes sent, by operator", [self.metric_search(Metric.PUSH_SENT, label="sent")], 8),
+            graph(
+                "Operator answers, by operator",
+                [
+                    self.metric_search(Metric.PUSH_ACCEPTED, label="accepted"),
+                    self.metric_search(Metric.PUSH_REFUSED, label="refused"),
+                    self.metric_search(Metric.PUSH_DEAD, label="dead"),
+                ],
+                8,
+            ),
+        )
+        dashboard.add_widgets(
+            graph(
+                "Operator errors and waiting pushes",
+                [
+                    self.metric_search(Metric.OPERATOR_ERROR, label="errors"),
+                    self.metric_search(Metric.OPERATOR_NOT_CONFIGURED, label="not configured"),
+                ],
+                6,
+            ),
+            graph(
+                "Oldest pending push (minutes)",
+                [self.metric(Metric.OLDEST_PENDING_PUSH_MINUTES, "Maximum").with_(label="oldest pending")],
+                6,
+            ),
+            graph(
+                "Outbox queue",
+                [dlq_depth.with_(label="dead letters"), queue_age.with_(label="oldest message age (s)")],
+                6,
+            ),
+            graph("Operator callbacks, by outcome", [self.metric_search(Metric.CALLBACK_RECEIVED)], 6),
+        )
+        return dashboard
 
     # -- outputs -----------------------------------------------------------------------------------------
 
@@ -519,10 +917,14 @@ class ChekaStack(Stack):
         CfnOutput(self, "DocumentsBucketName", value=self.bucket.bucket_name)
         CfnOutput(self, "PiiKeyArn", value=self.pii_key.key_arn)
         CfnOutput(self, "PiiHashKeyArn", value=self.hash_key.key_arn)
+        CfnOutput(self, "AlarmTopicArn", value=self.alarm_topic.topic_arn)
+        CfnOutput(self, "DashboardName", value=self.dashboard.dashboard_name)
 
     @staticmethod
     def _rest_api(api: Any) -> CfnResource | None:
         """Chalice's ``RestAPI`` (``AWS::Serverless::Api``); none when the app has no HTTP routes."""
+        if api is None:
+            return None
         try:
             resource = api.get_resource("RestAPI")
         except RuntimeError:  # jsii: "Resource with logical ID 'RestAPI' was not found in the template"

@@ -107,24 +107,11 @@ def log_output() -> Iterator[io.StringIO]:
     handler.setStream(old)  # type: ignore[attr-defined]
 
 
-@pytest.fixture
-def serializable_transactions(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Give moto DynamoDB's transaction isolation, for tests of concurrent writers.
+@pytest.fixture(scope="session", autouse=True)
+def dynamodb_transactions() -> None:
+    """Every test's moto behaves as DynamoDB does with transactions (``chalicelib.local.moto_patches``:
+    serialised, undone item by item, never undoing a concurrent commit), as ``make run`` and the
+    benchmarks do."""
+    from chalicelib.local.moto_patches import apply
 
-    moto runs TransactWriteItems unlocked and undoes a cancelled one by restoring a snapshot of every
-    table it touches, which can wipe a transaction another thread committed meanwhile; real DynamoDB
-    serialises transactions on an item. One lock restores that, so the race tested is the one of the
-    adapter's conditions and retries, not moto's threading.
-    """
-    import threading
-
-    from moto.dynamodb.models import DynamoDBBackend
-
-    lock = threading.Lock()
-    unlocked = DynamoDBBackend.transact_write_items
-
-    def transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
-        with lock:
-            unlocked(self, transact_items)
-
-    monkeypatch.setattr(DynamoDBBackend, "transact_write_items", transact_write_items)
+    apply()

@@ -22,7 +22,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from chalicelib.api.middleware import CORRELATION_HEADER, correlation_id_of
 from chalicelib.core.auth import Principal, Role, authenticate, authorize
-from chalicelib.core.observability import logger
+from chalicelib.core.metric_names import Metric
+from chalicelib.core.observability import emit, logger
 from chalicelib.core.settings import get_settings
 from chalicelib.kernel.errors import BadRequest, DomainError, InvalidField, PayloadTooLarge, ValidationErrors
 
@@ -89,6 +90,8 @@ class RouteSpec:
     errors: tuple[int, ...]
     query_ref: ModelRef | None = None
     produces: str = JSON
+    #: The registration funnel's step this route performs (``Metric.STEP_*``), if any.
+    step: str | None = None
 
     @functools.cached_property
     def body(self) -> type[BaseModel] | None:
@@ -189,6 +192,25 @@ def _parse_query(request: Request, model: type[BaseModel]) -> BaseModel:
         raise _pydantic_errors(exc) from exc
 
 
+def step_failure(result: Any) -> str | None:
+    """The reason a step's answer says it failed (a face attempt not passed, an identity not confirmed
+    by the authority), or None when it passed."""
+    if getattr(result, "passed", None) is False:
+        reasons = getattr(result, "reasons", None) or ["failed"]
+        return str(reasons[0])
+    if str(getattr(result, "verdict", "")) == "failed":
+        return str(getattr(result, "result", None) or "failed")
+    return None
+
+
+def _step_done(step: str, result: Any) -> None:
+    reason = step_failure(result)
+    if reason is None:
+        emit(Metric.STEP_PASSED, step=step)
+    else:
+        emit(Metric.STEP_FAILED, step=step, reason=reason)
+
+
 def _dump(result: Any, status: int) -> Response:
     if isinstance(result, Response):
         return result
@@ -213,12 +235,17 @@ def route(
     tags: tuple[str, ...] = (),
     raw_body: bool = False,
     produces: str = JSON,
+    step: str | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a route. ``roles=None`` makes it public; otherwise the caller needs one of ``roles``.
 
     With ``raw_body`` the handler parses the body itself (e.g. CSV uploads) and gets it as bytes.
     ``query`` is the model of the query parameters (each field's ``description`` documents it); a value
     that fails it is refused like a body field, or as its ``Refusal`` says.
+
+    ``step`` names the registration funnel's step the route performs: an authenticated call emits
+    ``StepEntered``, then ``StepPassed``, or ``StepFailed`` with the error's code (or the reason the
+    answer gives, e.g. a face attempt not passed) as ``reason`` — one seam for the whole funnel.
     """
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -242,6 +269,7 @@ def route(
                 errors=tuple(sorted(declared)),
                 query_ref=query,
                 produces=produces,
+                step=step,
             )
         )
         spec = ROUTES[-1]
@@ -250,11 +278,15 @@ def route(
         def view(**params: str) -> Response:
             request = bp.current_request
             settings = get_settings()
+            entered = False
             try:
                 principal = None
                 if roles is not None:
                     principal = authenticate(settings, request.headers.get("authorization"))
                     authorize(principal, roles)
+                if step is not None:
+                    emit(Metric.STEP_ENTERED, step=step)
+                    entered = True
                 parsed: Any = None
                 body_model = spec.body
                 if body_model is not None:
@@ -270,13 +302,20 @@ def route(
                 query_model = spec.query
                 parsed_query = _parse_query(request, query_model) if query_model is not None else None
                 call = Call(request, principal, parsed, parsed_query)
-                return _dump(fn(call, **params), status)
+                result = fn(call, **params)
+                if step is not None:
+                    _step_done(step, result)
+                return _dump(result, status)
             except DomainError as err:
                 logger.info("request refused", extra={"code": err.code, "status": err.status})
+                if entered:
+                    emit(Metric.STEP_FAILED, step=str(step), reason=err.code)
                 return error_response(err)
             except Exception:
                 reference = correlation_id_of(request)
                 logger.exception("unexpected error", extra={"reference": reference})
+                if entered:
+                    emit(Metric.STEP_FAILED, step=str(step), reason="internal")
                 return json_response(
                     500,
                     {

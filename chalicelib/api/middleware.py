@@ -1,15 +1,22 @@
 """The app's middleware: Lambda context and a correlation id on every log line and response, metrics and
-traces on deployed stages."""
+traces on deployed stages, and Chalice's own error replies in the API's error model.
+
+Chalice answers some requests itself before a view runs (405 for a method the path lacks, 415 for a
+content type the route does not take, 400 for a binary response the client did not accept, 500 when
+middleware fails); ``error_model`` rewrites those bodies to ``{code, message_zh, message_en}`` like
+every other error. Unknown paths never reach the function on AWS (API Gateway answers them: infra maps
+that answer to ``route.not_found``, 404); ``chalice local`` answers them in ``chalicelib.local.gateway``.
+"""
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.core.observability import get_tracer, logger, metrics
-from chalicelib.core.settings import get_settings
+from chalicelib.core.observability import handler_chain, logger
 
 if TYPE_CHECKING:
     from chalice.app import Chalice, Request, Response
@@ -26,20 +33,68 @@ def correlation_id_of(request: Request) -> str:
     return str(context.get("requestId") or uuid.uuid4())
 
 
+def _chalice_error_body(code: str, response: Response, request: Request) -> dict[str, Any]:
+    """The error-model body for one of Chalice's own error replies (``{"Code", "Message"}``)."""
+    if code == "MethodNotAllowedError":
+        allowed = response.headers.get("Allow", "")
+        return {
+            "code": "method.not_allowed",
+            "message_zh": f"该地址不支持 {request.method} 请求（支持：{allowed}）",
+            "message_en": f"{request.method} is not allowed here (allowed: {allowed})",
+            "details": {"allowed": [m.strip() for m in allowed.split(",") if m.strip()]},
+        }
+    if code == "UnsupportedMediaType":
+        given = (request.headers.get("content-type") or "")[:100]
+        return {
+            "code": "media_type.unsupported",
+            "message_zh": "不支持该请求内容类型",
+            "message_en": f"This route does not take content of type {given!r}",
+        }
+    if code == "BadRequest":
+        return {
+            "code": "request.accept",
+            "message_zh": "请求的 Accept 头与响应类型不符",
+            "message_en": "The request's Accept header does not admit this response's content type",
+        }
+    if code == "InternalServerError":
+        reference = correlation_id_of(request)
+        return {
+            "code": "internal",
+            "message_zh": f"服务器内部错误，请联系客服并提供编号 {reference}",
+            "message_en": f"Internal error; quote reference {reference} when you contact support",
+            "reference": reference,
+        }
+    return {
+        "code": f"http.{response.status_code}",
+        "message_zh": "请求未被接受",
+        "message_en": "The request was not accepted",
+    }
+
+
+def error_model(response: Response, request: Request) -> Response:
+    """``response`` with a body of Chalice's own (``{"Code", "Message"}``) rewritten in the error model."""
+    body = response.body
+    if response.status_code < 400 or not isinstance(body, dict) or not isinstance(body.get("Code"), str):
+        return response
+    rewritten = _chalice_error_body(body["Code"], response, request)
+    response.body = json.dumps(rewritten, ensure_ascii=False, separators=(",", ":"))
+    response.headers["Content-Type"] = "application/json; charset=utf-8"
+    return response
+
+
 @lru_cache(maxsize=1)
 def _lambda_middleware() -> tuple[Any, ...]:
     """Lambda context on logs; traces and metrics on deployed stages (outermost first)."""
     from chalice.app import ConvertToMiddleware
 
-    chain = [ConvertToMiddleware(logger.inject_lambda_context(clear_state=True))]
-    if not get_settings().is_local:
-        chain.append(ConvertToMiddleware(get_tracer().capture_lambda_handler))
-        chain.append(ConvertToMiddleware(metrics.log_metrics(raise_on_empty_metrics=False)))
-    return tuple(chain)
+    return tuple(ConvertToMiddleware(decorate) for decorate in handler_chain())
 
 
 def _on_every_event(event: Any, get_response: Any) -> Any:
-    """Runs the Lambda middleware, built on the first event so that a cold import reads no settings."""
+    """Runs the Lambda middleware, built on the first event so that a cold import reads no settings.
+
+    Registered for every event type: the API, the outbox consumer (``lambda_function``) and the
+    schedules are all traced and flush their metrics on deployed stages."""
     handler = get_response
     for middleware in reversed(_lambda_middleware()):
         handler = partial(middleware, get_response=handler)
@@ -47,13 +102,21 @@ def _on_every_event(event: Any, get_response: Any) -> Any:
 
 
 def wire(app: Chalice) -> None:
-    """Register the middleware on ``app``: context and correlation id on logs, metrics, traces."""
+    """Register the middleware on ``app``: context and correlation id on logs, metrics, traces, and
+    Chalice's own error replies in the error model."""
     app.register_middleware(_on_every_event)
 
     @app.middleware("http")
     def correlation(event: Request, get_response: Any) -> Response:
         cid = correlation_id_of(event)
         logger.set_correlation_id(cid)
-        response: Response = get_response(event)
+        try:
+            response: Response = get_response(event)
+        except Exception:
+            from chalice.app import Response
+
+            logger.exception("unexpected error", extra={"reference": cid})
+            response = Response(body={"Code": "InternalServerError", "Message": ""}, status_code=500)
+        response = error_model(response, event)
         response.headers[CORRELATION_HEADER] = cid
         return response

@@ -6,6 +6,9 @@ from chalice.app import Blueprint
 
 from chalicelib.api.http import JSON, Call, route
 from chalicelib.core import deps
+from chalicelib.core.metric_names import Metric
+from chalicelib.core.observability import emit
+from chalicelib.kernel.errors import DomainError
 from chalicelib.operators.views import CallbackAck
 
 bp = Blueprint(__name__)
@@ -24,4 +27,8 @@ bp = Blueprint(__name__)
     tags=("operator",),
 )
 def operator_callback(call: Call) -> CallbackAck:
-    return deps.operator_callbacks().receive(dict(call.request.headers), call.body)
+    try:
+        return deps.operator_callbacks().receive(dict(call.request.headers), call.body)
+    except DomainError as err:
+        emit(Metric.CALLBACK_RECEIVED, outcome="refused", reason=err.code)
+        raise

@@ -155,6 +155,7 @@ def consents(call: Call) -> ConsentsView:
     status=201,
     errors=(404, 409),
     tags=("registration",),
+    step="start",
 )
 def start_registration(call: Call) -> Response | RegistrationView:
     body: StartBody = call.body
@@ -183,6 +184,7 @@ def get_registration(call: Call, registration_id: str) -> RegistrationView:
     response=lambda: views.RegistrationView,
     errors=(404, 409),
     tags=("registration",),
+    step="confirm_vehicle",
 )
 def confirm_vehicle(call: Call, registration_id: str) -> RegistrationView:
     return deps.registration_service().confirm_vehicle(registration_id, call.actor)
@@ -198,6 +200,7 @@ def confirm_vehicle(call: Call, registration_id: str) -> RegistrationView:
     response=lambda: views.RegistrationView,
     errors=(404, 409, 429),
     tags=("registration",),
+    step="verify_phone",
 )
 def registration_phone(call: Call, registration_id: str) -> RegistrationView:
     body: PhoneBody = call.body
@@ -214,6 +217,7 @@ def registration_phone(call: Call, registration_id: str) -> RegistrationView:
     response=lambda: views.RegistrationView,
     errors=(404, 409),
     tags=("registration",),
+    step="delegation",
 )
 def delegation(call: Call, registration_id: str) -> RegistrationView:
     body: DelegationBody = call.body
@@ -249,6 +253,7 @@ def delegation_code(call: Call, registration_id: str) -> SentCode:
     response=lambda: views.RegistrationView,
     errors=(404, 409, 429),
     tags=("registration",),
+    step="delegation_confirm",
 )
 def confirm_delegation(call: Call, registration_id: str) -> RegistrationView:
     body: DelegationConfirmBody = call.body
@@ -301,6 +306,7 @@ def head_unit_code(call: Call, registration_id: str) -> HeadUnitSent:
     response=lambda: views.RegistrationView,
     errors=(404, 409, 422, 429),
     tags=("registration",),
+    step="possession",
 )
 def prove_possession(call: Call, registration_id: str) -> RegistrationView:
     body: PossessionBody = call.body
@@ -334,6 +340,7 @@ def contest(call: Call, registration_id: str) -> RegistrationView:
     response=lambda: views.RegistrationView,
     errors=(404, 409),
     tags=("registration",),
+    step="consents",
 )
 def give_consents(call: Call, registration_id: str) -> RegistrationView:
     body: ConsentsBody = call.body
@@ -351,6 +358,7 @@ def give_consents(call: Call, registration_id: str) -> RegistrationView:
     response=lambda: views.RegistrationView,
     errors=(404, 409),
     tags=("registration",),
+    step="submit",
 )
 def submit_registration(call: Call, registration_id: str) -> RegistrationView:
     return deps.registration_service().submit(registration_id, call.actor)
@@ -370,6 +378,7 @@ def submit_registration(call: Call, registration_id: str) -> RegistrationView:
     status=201,
     errors=(404,),
     tags=("registration",),
+    step="deregistration_start",
 )
 def start_deregistration(call: Call) -> Response | RegistrationView:
     body: DeregistrationStartBody = call.body
@@ -399,6 +408,7 @@ def get_deregistration(call: Call, registration_id: str) -> RegistrationView:
     response=lambda: views.RegistrationView,
     errors=(404, 409, 429),
     tags=("registration",),
+    step="deregistration_phone",
 )
 def deregistration_phone(call: Call, registration_id: str) -> RegistrationView:
     body: PhoneBody = call.body
@@ -414,6 +424,7 @@ def deregistration_phone(call: Call, registration_id: str) -> RegistrationView:
     response=lambda: views.RegistrationView,
     errors=(404, 409),
     tags=("registration",),
+    step="deregistration_submit",
 )
 def submit_deregistration(call: Call, registration_id: str) -> RegistrationView:
     return deps.registration_service().submit(registration_id, call.actor)

@@ -158,6 +158,7 @@ class IdentityBody(ApiModel):
     response=FlowView,
     errors=(404, 409),
     tags=("verification",),
+    step="identity",
 )
 def put_identity(call: Call, flow_id: str) -> FlowView:
     body: IdentityBody = call.body
@@ -222,6 +223,7 @@ class DocumentView(ApiModel):
     status=201,
     errors=(404, 409),
     tags=("verification",),
+    step="documents",
 )
 def complete_upload(call: Call, flow_id: str) -> DocumentView:
     body: CompleteUpload = call.body
@@ -275,6 +277,7 @@ def ocr_view(outcome: OcrOutcome, reveal: bool) -> OcrView:
     response=OcrView,
     errors=(404, 409, 422, 503),
     tags=("verification",),
+    step="ocr",
 )
 def read_document(call: Call, flow_id: str, kind: str) -> OcrView:
     try:
@@ -296,6 +299,7 @@ def read_document(call: Call, flow_id: str, kind: str) -> OcrView:
     response=AuthorityOutcome,
     errors=(404, 409, 422, 503),
     tags=("verification",),
+    step="authority",
 )
 def authority_check(call: Call, flow_id: str) -> AuthorityOutcome:
     return deps.verification_service().check_authority(flow_id, call.actor)
@@ -352,6 +356,7 @@ def _frames(encoded: list[str]) -> list[bytes]:
     response=FaceCheckOutcome,
     errors=(404, 409, 429),
     tags=("verification",),
+    step="face",
 )
 def complete_liveness(call: Call, flow_id: str, session_id: str) -> FaceCheckOutcome:
     frames = _frames(call.body.frames)
@@ -420,6 +425,7 @@ class BiometricConsentBody(ApiModel):
     response=FlowView,
     errors=(404, 409),
     tags=("verification",),
+    step="biometric_consent",
 )
 def biometric_consent(call: Call, flow_id: str) -> FlowView:
     body: BiometricConsentBody = call.body

@@ -12,18 +12,25 @@ _lock = threading.Lock()
 
 
 @cache
-def client(service: str) -> Any:
-    """A boto3 client for ``service`` pointed at the configured endpoint (moto locally)."""
+def client(service: str, read_timeout: float | None = None, retries: int = 4) -> Any:
+    """A boto3 client for ``service`` pointed at the configured endpoint (moto locally).
+
+    ``read_timeout``: seconds to wait for a reply (botocore's default 60 when None); ``retries``: tries
+    after the first (0: none).
+    """
     import boto3
     from botocore.config import Config
 
     from chalicelib.core.settings import LocalCredentials
 
     settings = get_settings()
-    kwargs: dict[str, Any] = {
-        "region_name": settings.region,
-        "config": Config(retries={"max_attempts": 4, "mode": "standard"}, max_pool_connections=32),
+    options: dict[str, Any] = {
+        "retries": {"max_attempts": retries, "mode": "standard"},
+        "max_pool_connections": 32,
     }
+    if read_timeout is not None:
+        options["read_timeout"] = read_timeout
+    kwargs: dict[str, Any] = {"region_name": settings.region, "config": Config(**options)}
     endpoint = settings.endpoint_url
     if endpoint:
         creds = LocalCredentials()

@@ -10,6 +10,8 @@ from chalicelib.core.settings import get_settings
 if TYPE_CHECKING:
     from chalicelib.adapters.dynamo.nonces import DynamoNonces
     from chalicelib.adapters.dynamo.outbox import DynamoOutboxStore, SqsPushQueue
+    from chalicelib.adapters.engines.invoker import EngineInvoker
+    from chalicelib.adapters.engines.remote import EngineClient
     from chalicelib.adapters.operator.http import HttpOperatorGateway
     from chalicelib.adapters.sms.local import LocalSmsDrop
     from chalicelib.adapters.vehicle.sandbox import SandboxVehicleChannel
@@ -81,6 +83,10 @@ def face_engine() -> FaceEngine:
 
 
 def make_face_engine(kind: str) -> FaceEngine:
+    if kind == "remote":
+        from chalicelib.adapters.engines.remote import RemoteFaceEngine
+
+        return RemoteFaceEngine(engine_client())
     if kind == "rekognition":
         from chalicelib.adapters.faces.rekognition import RekognitionFaceEngine
         from chalicelib.core.aws import client
@@ -94,7 +100,12 @@ def make_face_engine(kind: str) -> FaceEngine:
 
 @lru_cache(maxsize=1)
 def ocr_engine() -> OcrEngine:
-    """RapidOCR (PP-OCR models shipped in its wheel): the engine locally and in production alike."""
+    """RapidOCR (PP-OCR models shipped in its wheel): in this process, or in the stage's engines function
+    (settings ``ocr_engine``)."""
+    if get_settings().ocr_engine == "remote":
+        from chalicelib.adapters.engines.remote import RemoteOcrEngine
+
+        return RemoteOcrEngine(engine_client())
     from chalicelib.adapters.ocr.rapidocr import RapidOcrEngine
 
     return RapidOcrEngine()
@@ -139,6 +150,11 @@ def liveness_engine() -> LivenessEngine:
         from chalicelib.core.aws import client
 
         return RekognitionLivenessEngine(client("rekognition"), confidence_threshold=s.liveness_confidence)
+    if s.liveness_engine == "remote":
+        # The engines function refuses to judge on a deployed stage that has not accepted the risk.
+        from chalicelib.adapters.engines.remote import RemoteLivenessEngine
+
+        return RemoteLivenessEngine(engine_client())
     from chalicelib.adapters.liveness.local import LocalLivenessEngine, local_engine_refused
 
     if not s.is_local and not s.accept_local_liveness_risk:
@@ -170,11 +186,16 @@ def identity_authority() -> IdentityAuthority:
 
 @lru_cache(maxsize=1)
 def face_index() -> FaceIndex:
-    """The stage's index of bound faces: a Rekognition collection, or dlib descriptors in DynamoDB."""
+    """The stage's index of bound faces: a Rekognition collection, or dlib descriptors in DynamoDB (in
+    this process, or in the engines function when ``face_engine`` is remote)."""
+    s = get_settings()
+    if s.face_engine == "remote":
+        from chalicelib.adapters.engines.remote import RemoteFaceIndex
+
+        return RemoteFaceIndex(engine_client())
     from chalicelib.adapters.faces.templates import DynamoTemplateStore
 
     _bind_tables()
-    s = get_settings()
     store = DynamoTemplateStore(field_cipher())
     if s.face_engine == "rekognition":
         from chalicelib.adapters.faces.index_rekognition import RekognitionFaceIndex
@@ -187,6 +208,55 @@ def face_index() -> FaceIndex:
     engine = face_engine()
     assert isinstance(engine, LocalFaceEngine)
     return LocalFaceIndex(engine, store)
+
+
+_engine_invoker_override: EngineInvoker | None = None
+
+
+@lru_cache(maxsize=1)
+def engine_invoker() -> EngineInvoker:
+    """How the remote engines reach the engines function: Lambda, or the override in force
+    (``use_engine_invoker``)."""
+    if _engine_invoker_override is not None:
+        return _engine_invoker_override
+    from chalicelib.adapters.engines.invoker import LambdaEngineInvoker
+    from chalicelib.core.aws import client
+
+    s = get_settings()
+    # Reads time out after the engines' timeout; botocore retries nothing (the invoker decides).
+    lambda_client = client("lambda", read_timeout=s.engines_timeout_seconds, retries=0)
+    return LambdaEngineInvoker(lambda_client, s.engines_function)
+
+
+def use_engine_invoker(invoker: EngineInvoker | None) -> None:
+    """Call the engines function through ``invoker`` in this process (None: Lambda again); the engines,
+    and the services built on them, are built again on next use. Survives ``reset``."""
+    global _engine_invoker_override
+    _engine_invoker_override = invoker
+    for getter in (
+        engine_invoker,
+        engine_client,
+        face_engine,
+        ocr_engine,
+        liveness_engine,
+        face_index,
+        upload_service,
+        verification_service,
+        registration_service,
+    ):
+        getter.cache_clear()
+
+
+@lru_cache(maxsize=1)
+def engine_client() -> EngineClient:
+    """The remote engines' client: requests through ``engine_invoker``, large images staged in the
+    documents bucket under ``engine-io/``."""
+    from chalicelib.adapters.engines.remote import EngineClient
+    from chalicelib.adapters.s3.documents import S3DocumentStore
+    from chalicelib.core.aws import client
+
+    s = get_settings()
+    return EngineClient(engine_invoker(), S3DocumentStore(client("s3"), s.documents_bucket, s.pii_key_alias))
 
 
 def face_gates() -> tuple[FaceGate, ...]:
@@ -426,6 +496,8 @@ def reset() -> None:
         party_repo,
         face_engine,
         ocr_engine,
+        engine_invoker,
+        engine_client,
         evidence_log,
         upload_service,
         liveness_engine,

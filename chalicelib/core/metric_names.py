@@ -47,3 +47,25 @@ ALARMED = (
     Metric.OLDEST_PENDING_PUSH_MINUTES,
     Metric.ENGINE_UNAVAILABLE,
 )
+
+
+#: The ``step`` dimension of the funnel metrics (``STEP_*``), in the order a registration meets them: the
+#: routes declaring ``step=`` in ``chalicelib.api`` emit them (infra's dashboard reads this order).
+FUNNEL_STEPS = (
+    "start",
+    "confirm_vehicle",
+    "verify_phone",
+    "possession",
+    "delegation",
+    "delegation_confirm",
+    "identity",
+    "documents",
+    "ocr",
+    "authority",
+    "biometric_consent",
+    "face",
+    "consents",
+    "submit",
+)
+#: The de-registration's own steps (its identity, documents and face steps are the flow's, above).
+DEREGISTRATION_STEPS = ("deregistration_start", "deregistration_phone", "deregistration_submit")

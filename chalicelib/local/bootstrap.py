@@ -1,14 +1,33 @@
 """Create every resource of a stage on the embedded AWS from the same definitions infra uses.
 
-Tables come from the pynamodb models (``TABLES``), names and keys from ``Settings``. Idempotent.
+Tables come from the pynamodb models (``TABLES``); the documents bucket (versioned, with its lifecycle
+rules), the KMS keys, the queues and the secrets from ``chalicelib.core.resources.declare``, which
+``infra.stack`` synthesises too. Names come from ``Settings``. Idempotent.
 """
 
 from __future__ import annotations
 
+import json
+import secrets
+import string
 from typing import Any
 
 from chalicelib.core.aws import client
+from chalicelib.core.resources import (
+    GENERATED_SECRET_LENGTH,
+    OUTBOX_MAX_RECEIVES,
+    BucketDeclaration,
+    KeyDeclaration,
+    LifecycleRule,
+    QueueDeclaration,
+    SecretDeclaration,
+    StageResources,
+    declare,
+)
 from chalicelib.core.settings import Settings
+from chalicelib.kernel.operators import Operator
+
+__all__ = ["OUTBOX_MAX_RECEIVES", "create_declared", "create_resources", "lifecycle_rule"]
 
 
 def _ensure_tables(settings: Settings) -> list[str]:
@@ -29,51 +48,69 @@ def _ensure_tables(settings: Settings) -> list[str]:
     return made
 
 
-def _ensure_key(kms: Any, alias: str, **create: Any) -> str:
+# -- KMS ----------------------------------------------------------------------------------------------
+
+
+def _ensure_key(kms: Any, key: KeyDeclaration) -> str:
     try:
-        return str(kms.describe_key(KeyId=alias)["KeyMetadata"]["KeyId"])
+        return str(kms.describe_key(KeyId=key.alias)["KeyMetadata"]["KeyId"])
     except kms.exceptions.NotFoundException:
-        key_id = str(kms.create_key(**create)["KeyMetadata"]["KeyId"])
-        kms.create_alias(AliasName=alias, TargetKeyId=key_id)
+        key_id = str(
+            kms.create_key(Description=key.description, KeySpec=key.spec, KeyUsage=key.usage)["KeyMetadata"][
+                "KeyId"
+            ]
+        )
+        if key.rotation:
+            kms.enable_key_rotation(KeyId=key_id)
+        kms.create_alias(AliasName=key.alias, TargetKeyId=key_id)
         return key_id
 
 
-def _ensure_keys(settings: Settings) -> str:
+def _ensure_keys(declared: StageResources) -> dict[str, str]:
+    """Declared key id → KMS key id."""
     kms = client("kms")
-    pii = _ensure_key(kms, settings.pii_key_alias, Description="cheka personal-data field encryption")
-    _ensure_key(
-        kms,
-        settings.hash_key_alias,
-        Description="cheka ID-number look-up hashes",
-        KeySpec="HMAC_256",
-        KeyUsage="GENERATE_VERIFY_MAC",
-    )
-    return pii
+    return {key.id: _ensure_key(kms, key) for key in declared.keys}
 
 
-def _ensure_bucket(settings: Settings, pii_key: str) -> None:
+# -- S3 -----------------------------------------------------------------------------------------------
+
+
+def lifecycle_rule(rule: LifecycleRule) -> dict[str, Any]:
+    """A declared rule in S3's API form (``put_bucket_lifecycle_configuration``)."""
+    out: dict[str, Any] = {"ID": rule.id, "Status": "Enabled", "Filter": {"Prefix": rule.prefix}}
+    if rule.expire_days is not None:
+        out["Expiration"] = {"Days": rule.expire_days}
+    elif rule.expired_delete_markers:
+        out["Expiration"] = {"ExpiredObjectDeleteMarker": True}
+    if rule.noncurrent_expire_days is not None:
+        out["NoncurrentVersionExpiration"] = {"NoncurrentDays": rule.noncurrent_expire_days}
+    if rule.abort_multipart_days is not None:
+        out["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": rule.abort_multipart_days}
+    return out
+
+
+def _ensure_bucket(settings: Settings, bucket: BucketDeclaration, key_id: str) -> None:
     s3 = client("s3")
-    name = settings.documents_bucket
+    name = bucket.name
     try:
         s3.head_bucket(Bucket=name)
-        return
     except s3.exceptions.ClientError:
-        pass
-    extra = (
-        {}
-        if settings.region == "us-east-1"
-        else {"CreateBucketConfiguration": {"LocationConstraint": settings.region}}
-    )
-    s3.create_bucket(Bucket=name, **extra)
-    s3.put_public_access_block(
-        Bucket=name,
-        PublicAccessBlockConfiguration={
-            "BlockPublicAcls": True,
-            "IgnorePublicAcls": True,
-            "BlockPublicPolicy": True,
-            "RestrictPublicBuckets": True,
-        },
-    )
+        extra = (
+            {}
+            if settings.region == "us-east-1"
+            else {"CreateBucketConfiguration": {"LocationConstraint": settings.region}}
+        )
+        s3.create_bucket(Bucket=name, **extra)
+    if bucket.block_public_access:
+        s3.put_public_access_block(
+            Bucket=name,
+            PublicAccessBlockConfiguration={
+                "BlockPublicAcls": True,
+                "IgnorePublicAcls": True,
+                "BlockPublicPolicy": True,
+                "RestrictPublicBuckets": True,
+            },
+        )
     s3.put_bucket_encryption(
         Bucket=name,
         ServerSideEncryptionConfiguration={
@@ -81,56 +118,112 @@ def _ensure_bucket(settings: Settings, pii_key: str) -> None:
                 {
                     "ApplyServerSideEncryptionByDefault": {
                         "SSEAlgorithm": "aws:kms",
-                        "KMSMasterKeyID": pii_key,
+                        "KMSMasterKeyID": key_id,
                     },
                     "BucketKeyEnabled": True,
                 }
             ]
         },
     )
+    if bucket.versioned:
+        s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    if bucket.lifecycle:
+        s3.put_bucket_lifecycle_configuration(
+            Bucket=name,
+            LifecycleConfiguration={"Rules": [lifecycle_rule(rule) for rule in bucket.lifecycle]},
+        )
 
 
-#: Receives of one outbox message before SQS moves it to the dead-letter queue (infra uses the same).
-OUTBOX_MAX_RECEIVES = 5
+# -- SQS ----------------------------------------------------------------------------------------------
+
+
+def _ensure_queues(declared: StageResources) -> None:
+    """Dead-letter queues first, then the queues that redrive to them."""
+    sqs = client("sqs")
+    arns: dict[str, str] = {}
+    ordered = sorted(declared.queues, key=lambda q: q.dead_letter_queue is not None)
+    for queue in ordered:
+        url = sqs.create_queue(QueueName=queue.name, Attributes=_queue_attributes(declared, queue, arns))[
+            "QueueUrl"
+        ]
+        arns[queue.id] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+
+
+def _queue_attributes(
+    declared: StageResources, queue: QueueDeclaration, arns: dict[str, str]
+) -> dict[str, str]:
+    attributes = {
+        "VisibilityTimeout": str(queue.visibility_timeout_seconds),
+        "MessageRetentionPeriod": str(queue.retention_seconds),
+        "SqsManagedSseEnabled": "true",
+    }
+    dead_letter = declared.dead_letter_of(queue)
+    if dead_letter is not None:
+        attributes["RedrivePolicy"] = json.dumps(
+            {"deadLetterTargetArn": arns[dead_letter.id], "maxReceiveCount": queue.max_receives}
+        )
+    return attributes
+
+
+# -- Secrets Manager ----------------------------------------------------------------------------------
+
+
+def _ensure_secrets(settings: Settings, declared: StageResources) -> list[str]:
+    """Generated secrets get a random value, operator secrets random keys (shared by the platform and the
+    sandbox operator); "provided" secrets (a real provider's credentials) are never made up locally."""
+    from chalicelib.adapters.operator.secrets import bootstrap_operator_secrets
+
+    sm = client("secretsmanager")
+    created: list[str] = []
+    for secret in declared.secrets:
+        if secret.content == "generated" and _create_secret(sm, secret, _random_secret()):
+            created.append(secret.name)
+    made = bootstrap_operator_secrets(sm, settings.operator_secret_pattern)
+    created += [settings.operator_secret_pattern.format(operator=op.value) for op, new in made.items() if new]
+    return sorted(created)
+
+
+def _random_secret() -> str:
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(GENERATED_SECRET_LENGTH))
+
+
+def _create_secret(sm: Any, secret: SecretDeclaration, value: str) -> bool:
+    try:
+        sm.describe_secret(SecretId=secret.name)
+        return False
+    except sm.exceptions.ResourceNotFoundException:
+        sm.create_secret(Name=secret.name, Description=secret.description, SecretString=value)
+        return True
+
+
+# -- all ----------------------------------------------------------------------------------------------
+
+
+def create_declared(settings: Settings) -> dict[str, Any]:
+    """The declared resources of ``settings``' stage (``core.resources.declare``): keys, bucket, queues,
+    secrets. Returns the secrets created."""
+    declared = declare(settings)
+    keys = _ensure_keys(declared)
+    _ensure_bucket(settings, declared.bucket, keys[declared.bucket.encryption_key])
+    _ensure_queues(declared)
+    return {"secrets_created": _ensure_secrets(settings, declared)}
 
 
 def create_resources(settings: Settings) -> dict[str, Any]:
-    """Tables, KMS keys, the documents bucket. Returns what was created."""
+    """Tables and every declared resource. Returns what was created."""
     tables = _ensure_tables(settings)
-    pii_key = _ensure_keys(settings)
-    _ensure_bucket(settings, pii_key)
-    operators = _ensure_operator_secrets(settings)
-    _ensure_queues(settings)
+    made = create_declared(settings)
+    operators = sorted(
+        op.value
+        for op in Operator
+        if settings.operator_secret_pattern.format(operator=op.value) in made["secrets_created"]
+    )
     return {
         "tables_created": tables,
         "bucket": settings.documents_bucket,
         "operator_secrets_created": operators,
+        "secrets_created": made["secrets_created"],
     }
-
-
-def _ensure_queues(settings: Settings) -> None:
-    """The outbox queue and its dead-letter queue (redrive after as many receives as infra sets)."""
-    import json
-
-    from chalicelib.adapters.dynamo.outbox import OUTBOX_DEAD_LETTER_QUEUE, OUTBOX_QUEUE, queue_name
-    from chalicelib.core.aws import client
-
-    sqs = client("sqs")
-    dlq_url = sqs.create_queue(QueueName=queue_name(settings, OUTBOX_DEAD_LETTER_QUEUE))["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": OUTBOX_MAX_RECEIVES})
-    sqs.create_queue(
-        QueueName=queue_name(settings, OUTBOX_QUEUE),
-        Attributes={"RedrivePolicy": redrive, "VisibilityTimeout": "60"},
-    )
-
-
-def _ensure_operator_secrets(settings: Settings) -> list[str]:
-    """Random per-operator signing and encryption keys, shared by the platform and the sandbox."""
-    from chalicelib.adapters.operator.secrets import bootstrap_operator_secrets
-    from chalicelib.core.aws import client
-
-    created = bootstrap_operator_secrets(client("secretsmanager"), settings.operator_secret_pattern)
-    return sorted(op.value for op, made in created.items() if made)

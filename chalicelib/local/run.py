@@ -58,7 +58,6 @@ def main() -> None:
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": settings.region,
         "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_METRICS_DISABLED": "true",
         "PYTHONUNBUFFERED": "1",
     }
     os.environ.update(env)
@@ -88,7 +87,16 @@ def main() -> None:
 
     children.append(
         subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(settings.moto_port)],
+            # moto's server with DynamoDB's transaction behaviour (the tests' and benchmarks' too)
+            [
+                sys.executable,
+                "-m",
+                "chalicelib.local.moto_server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                str(settings.moto_port),
+            ],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -129,8 +137,11 @@ def main() -> None:
 
     children.append(
         subprocess.Popen(
+            # chalice local, answering unknown paths in the error model (chalicelib.local.gateway)
             [
-                str(bin_dir / "chalice"),
+                sys.executable,
+                "-m",
+                "chalicelib.local.gateway",
                 "local",
                 "--host",
                 "127.0.0.1",

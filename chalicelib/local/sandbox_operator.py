@@ -291,6 +291,11 @@ class SandboxOperator:
             card = self._state[operator].cards.get(iccid)
             return None if card is None else _record(operator, iccid, card)
 
+    def received(self, operator: Operator) -> list[str]:
+        """Message ids of the pushes ``operator`` acknowledged, in the order they arrived."""
+        with self._lock:
+            return list(self._state[operator].received)
+
     def active_cards(self, operator: Operator, id_type: str, id_number: str) -> int:
         holder = self._number_hash(id_number, id_type)
         with self._lock:

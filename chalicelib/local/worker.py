@@ -7,6 +7,7 @@ Later capabilities (outbox dispatch, backfill waves, retention purge) add entrie
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -84,38 +85,59 @@ CONSUMERS: list[Consumer] = [Consumer("outbox", _dispatch)]
 _queue_names: dict[str, Callable[[], str]] = {"outbox": _outbox_queue}
 
 
-def run_forever(poll_seconds: float = 1.0) -> None:
+def _queue_url(sqs: Any, consumer: Consumer) -> str:
+    name = _queue_names[consumer.queue_name]() if consumer.queue_name in _queue_names else consumer.queue_name
+    return str(sqs.get_queue_url(QueueName=name)["QueueUrl"])
+
+
+def poll_consumers(consumers: list[Consumer]) -> int:
+    """One receive per consumer (up to ten messages each, as Lambda's batches), handled; how many were."""
     from chalicelib.core.aws import client
 
-    stop = False
+    handled = 0
+    for consumer in consumers:
+        try:
+            sqs = client("sqs")
+            url = _queue_url(sqs, consumer)
+            messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+            if messages:
+                consumer.handle(messages)
+                handled += len(messages)
+        except Exception:
+            logger.exception("consumer failed", extra={"queue": consumer.queue_name})
+    return handled
 
-    def _stop(*_: Any) -> None:
-        nonlocal stop
-        stop = True
 
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    due = dict.fromkeys((s.name for s in SCHEDULES), 0.0)
-    logger.info("worker started", extra={"schedules": [s.name for s in SCHEDULES]})
-    while not stop:
+def run_forever(
+    poll_seconds: float = 1.0,
+    *,
+    schedules: list[Schedule] | None = None,
+    consumers: list[Consumer] | None = None,
+    stop: threading.Event | None = None,
+    sleep: Callable[[float], object] = time.sleep,
+) -> None:
+    """Run the schedules when due and drain the queues: while a receive brings messages the next one
+    follows at once (a backlog drains at the pipeline's speed); only an idle round sleeps ``poll_seconds``.
+    SIGTERM/SIGINT set ``stop`` when the worker runs as its own process."""
+    schedules = SCHEDULES if schedules is None else schedules
+    consumers = CONSUMERS if consumers is None else consumers
+    if stop is None:
+        stop = event = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: event.set())
+        signal.signal(signal.SIGINT, lambda *_: event.set())
+    due = dict.fromkeys((s.name for s in schedules), 0.0)
+    logger.info("worker started", extra={"schedules": [s.name for s in schedules]})
+    while not stop.is_set():
         now = time.monotonic()
-        for s in SCHEDULES:
+        for s in schedules:
             if now >= due[s.name]:
                 due[s.name] = now + s.every_seconds
                 try:
                     s.run()
                 except Exception:
                     logger.exception("scheduled job failed", extra={"job": s.name})
-        for consumer in CONSUMERS:
-            try:
-                sqs = client("sqs")
-                url = sqs.get_queue_url(QueueName=_queue_names[consumer.queue_name]())["QueueUrl"]
-                messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
-                if messages:
-                    consumer.handle(messages)
-            except Exception:
-                logger.exception("consumer failed", extra={"queue": consumer.queue_name})
-        time.sleep(poll_seconds)
+        if poll_consumers(consumers) == 0 and not stop.is_set():
+            sleep(poll_seconds)
     logger.info("worker stopped")
 
 

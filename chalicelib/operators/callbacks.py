@@ -36,7 +36,8 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from chalicelib.cards.views import CallbackResult
-from chalicelib.core.observability import logger
+from chalicelib.core.metric_names import Metric
+from chalicelib.core.observability import emit, logger
 from chalicelib.kernel.clock import Clock, utc_now
 from chalicelib.kernel.errors import BadRequest, Conflict, DomainError, Unauthenticated
 from chalicelib.operators import wire
@@ -166,7 +167,13 @@ class CallbackReceiver:
             window_seconds=self._window,
         )
         result = self._apply(callback)
+        emit(Metric.CALLBACK_RECEIVED, operator=callback.operator.value, outcome=result.note.value)
         if result.note is CallbackNote.APPLIED:
+            if callback.outcome.value in ("accepted", "rejected"):
+                decided = (
+                    Metric.PUSH_ACCEPTED if callback.outcome.value == "accepted" else Metric.PUSH_REFUSED
+                )
+                emit(decided, operator=callback.operator.value)
             self._notify(result)
         return CallbackAck(
             received=True,

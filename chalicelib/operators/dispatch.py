@@ -9,7 +9,13 @@ still needs sending. For each message the dispatcher:
 2. pushes it; on success the record is ``sent`` and the operator's answer comes by callback;
 3. on ``OperatorUnavailable`` schedules the next attempt with exponential backoff and full jitter (the
    record's ``next_attempt_at``, and the message re-sent with that delay); after ``max_attempts`` the
-   record is ``dead`` and copied to the dead-letter queue; ``OperatorRefused`` makes it dead at once.
+   record is ``dead`` and copied to the dead-letter queue; ``OperatorRefused`` makes it dead at once;
+4. on ``OperatorNotConfigured`` (the stage has no URL or no keys for the operator yet) the record waits:
+   still pending, its attempt given back, the reason in ``last_error``, never dead. Its message is
+   handled (deleted), not re-sent or left to reappear: a missing setting can last days, and a message
+   received again and again would end in the queue's DLQ after ``maxReceiveCount`` receives. The
+   record itself says when to look again (``unconfigured_wait_seconds``), and the sweep re-enqueues it
+   then, until the operator is configured.
 
 ``sweep`` finds pending records nobody pushed in time (a crash between commit and enqueue, a lost
 message, a dispatcher that died mid-push) and enqueues them again.
@@ -27,11 +33,12 @@ from typing import Any
 from pydantic import BaseModel
 
 from chalicelib.cards.domain.lifecycle import PushKind
-from chalicelib.core.observability import logger
+from chalicelib.core.metric_names import Metric
+from chalicelib.core.observability import emit, logger
 from chalicelib.kernel.clock import Clock, utc_now
 from chalicelib.kernel.errors import Conflict, InvalidField, NotFound
 from chalicelib.kernel.paging import MAX_PAGE
-from chalicelib.operators.domain.messages import OperatorRefused, OperatorUnavailable
+from chalicelib.operators.domain.messages import OperatorNotConfigured, OperatorRefused, OperatorUnavailable
 from chalicelib.operators.domain.outbox import (
     LISTABLE_STATUSES,
     Claim,
@@ -64,6 +71,7 @@ class DispatchOutcome(StrEnum):
     DEAD = "dead"
     SUPERSEDED = "superseded"  # the card changed since: this push is moot and was not sent
     SKIPPED = "skipped"  # not takeable: already handled, claimed by another dispatcher, or not due yet
+    WAITING = "waiting"  # the operator is not configured: pending, no attempt spent, the sweep retries
 
 
 class SweepReport(BaseModel):
@@ -143,13 +151,19 @@ class Dispatcher:
         try:
             receipt = self._gateway.push(record.message)
         except OperatorRefused as exc:
+            emit(Metric.OPERATOR_ERROR, operator=record.operator.value, kind="refused")
             return self._dead(claim, f"refused: {exc}")
+        except OperatorNotConfigured as exc:
+            return self._wait(claim, exc)
         except OperatorUnavailable as exc:
+            emit(Metric.OPERATOR_ERROR, operator=record.operator.value, kind="unavailable")
             return self._retry(claim, f"unavailable: {exc}")
         except Exception as exc:  # a gateway bug must not lose the record: retried like an outage
             logger.exception("operator gateway failed", extra={"record": record_id})
+            emit(Metric.OPERATOR_ERROR, operator=record.operator.value, kind="error")
             return self._retry(claim, f"error: {type(exc).__name__}")
         self._store.settle(claim, OutboxStatus.SENT, self._clock(), operator_ref=receipt.operator_ref)
+        emit(Metric.PUSH_SENT, operator=record.operator.value)
         return DispatchOutcome.SENT
 
     def _retry(self, claim: Claim, error: str) -> DispatchOutcome:
@@ -167,11 +181,24 @@ class Dispatcher:
         self._queue.send_message(message_body(claim.record.record_id), delay)
         return DispatchOutcome.RETRY
 
+    def _wait(self, claim: Claim, exc: OperatorNotConfigured) -> DispatchOutcome:
+        now = self._clock()
+        until = now + timedelta(seconds=self._policy.unconfigured_wait_seconds)
+        if not self._store.mark_waiting(claim, until, str(exc), now):
+            return DispatchOutcome.SKIPPED
+        emit(Metric.OPERATOR_NOT_CONFIGURED, operator=exc.operator.value)
+        logger.warning(
+            "operator push waits: operator not configured",
+            extra={"record": claim.record.record_id, "operator": exc.operator.value, "missing": exc.missing},
+        )
+        return DispatchOutcome.WAITING
+
     def _dead(self, claim: Claim, error: str) -> DispatchOutcome:
         record = claim.record
         if not self._store.settle(claim, OutboxStatus.DEAD, self._clock(), note=error):
             return DispatchOutcome.SKIPPED
         logger.warning("operator push dead", extra={"record": record.record_id, "attempts": record.attempts})
+        emit(Metric.PUSH_DEAD, operator=record.operator.value)
         if self._dead_letters is not None:
             body = json.dumps({"record_id": record.record_id, "iccid": record.iccid, "error": error})
             try:

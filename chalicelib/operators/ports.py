@@ -108,6 +108,11 @@ class OutboxStore(ABC):
         """Back to pending, due at ``next_attempt_at``; False if the claim was lost."""
 
     @abstractmethod
+    def mark_waiting(self, claim: Claim, until: datetime, reason: str, now: datetime) -> bool:
+        """Back to pending without spending the claim's attempt (the operator is not configured): no
+        message is queued, the sweeper takes it again at ``until``; False if the claim was lost."""
+
+    @abstractmethod
     def due(self, now: datetime, limit: int) -> list[OutboxSummary]:
         """Pending records whose ``sweep_at`` has passed: nobody pushed them in time."""
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalicelib.core.metric_names import Metric
+from chalicelib.core.observability import emit
 from chalicelib.kernel.clock import Clock, utc_now
 from chalicelib.verification.domain.evidence import EvidenceKind
 from chalicelib.verification.domain.flows import (
@@ -71,4 +73,5 @@ class CaseOpener:
             caller,
             {"case_id": case.case_id, "reason": case.reason.value},
         )
+        emit(Metric.REVIEW_OPENED, reason=case.reason.value)
         return case

@@ -16,6 +16,7 @@ from chalicelib.kernel.errors import Conflict, DomainError, InvalidField, Valida
 from chalicelib.kernel.personal import IdType
 from chalicelib.verification.authority import AuthorityChecks
 from chalicelib.verification.domain.documents import DocumentKind
+from chalicelib.verification.domain.engines import EngineUnavailable
 from chalicelib.verification.domain.evidence import EvidenceKind
 from chalicelib.verification.domain.flows import CheckName, CheckVerdict, Flow, TypedIdentity
 from chalicelib.verification.domain.ocr import (
@@ -117,14 +118,12 @@ class Documents:
         """Validate and keep an uploaded photo; an ID front must show a portrait to compare with."""
         flow = self._flows.open_for_checks(flow_id, caller)
         check_replaceable(flow, kind)
+        # An ID front must show a portrait to compare with: checked before the photo is stored.
+        inspect = (lambda jpeg: find_portrait(self._faces, jpeg)) if kind is DocumentKind.ID_FRONT else None
         try:
-            stored = self._uploads.complete(flow.flow_id, kind, key)
-            if kind is DocumentKind.ID_FRONT:
-                try:
-                    find_portrait(self._faces, self._uploads.read(stored.key))
-                except DomainError:
-                    self._uploads.delete(stored.key)
-                    raise
+            stored = self._uploads.complete(flow.flow_id, kind, key, inspect)
+        except EngineUnavailable:
+            raise  # nothing was refused: the same upload is completed again once the engine answers
         except DomainError as err:
             self._evidence.append(
                 flow.flow_id,

@@ -3,7 +3,8 @@
 A liveness session first (single use, bound to the flow and the person, valid a few minutes, only
 after the separate biometric consent), then the live capture against the ID card's portrait. Face
 attempts are limited per flow and per person and day (China time); an attempt is counted once the
-frames have been judged, whatever the verdict, and when they run out the flow may go to manual review.
+frames have been judged and the live capture matched, whatever the verdict (never when an engine could
+not answer: ``engine.unavailable``), and when they run out the flow may go to manual review.
 
 - The face check starts with the first session: the flow records it (``checks.face = started``, a
   conditional write on the flow's version), which locks the typed identity and the ID photos, and each
@@ -25,11 +26,14 @@ from datetime import datetime, timedelta
 
 from chalicelib.consents.domain import ConsentKind
 from chalicelib.consents.texts import current_consent
+from chalicelib.core.metric_names import Metric
+from chalicelib.core.observability import emit
 from chalicelib.kernel.clock import Clock, china_day, end_of_china_day, utc_now
 from chalicelib.kernel.errors import Conflict, DomainError, TooManyRequests
 from chalicelib.verification.cases import CaseOpener
 from chalicelib.verification.documents import Documents
 from chalicelib.verification.domain.documents import DocumentKind
+from chalicelib.verification.domain.engines import EngineUnavailable
 from chalicelib.verification.domain.evidence import EvidenceKind
 from chalicelib.verification.domain.flows import (
     AttemptsLeft,
@@ -52,7 +56,7 @@ from chalicelib.verification.domain.liveness import (
     capture_problem,
 )
 from chalicelib.verification.flows import Flows
-from chalicelib.verification.portrait import match_portrait
+from chalicelib.verification.portrait import PortraitMatch, match_portrait
 from chalicelib.verification.ports import (
     AttemptCounters,
     EvidenceLog,
@@ -179,9 +183,12 @@ class FaceChecks:
         """Judge the session's frames, then match the live capture with the ID portrait.
 
         Order: the session is checked (and the flow must be at the version it was handed out at), the
-        frames judged (bad frames, or a capture problem, change nothing), then the session is claimed
-        and one attempt counted, whatever the verdict; then the portrait match runs, and the verdict
-        is saved onto the flow as it was read here.
+        frames judged (bad frames, or a capture problem, change nothing) and, when live, the live
+        capture matched with the ID portrait; only then is the session claimed and one attempt counted,
+        whatever the verdict, so an engine that cannot answer (``engine.unavailable``, 503) leaves the
+        session unused and the attempt uncounted, and the same session may be sent again. The claim is
+        what makes two concurrent sends of one session count once. The verdict is saved onto the flow
+        as it was read here.
         """
         flow = self._flows.open_for_checks(flow_id, caller)
         now = self._clock()
@@ -200,15 +207,25 @@ class FaceChecks:
         verdict = self._liveness.judge(session.provider_session_id, challenge, frames, capture)
         if capture_problem(verdict):
             self._record_liveness(flow, caller, session, challenge, verdict, counted=False)
+            emit(Metric.LIVENESS_RESULT, result="retry")
             raise capture_failed(verdict.reasons, before.left)
+        compared: PortraitMatch | DomainError | None = None
+        if verdict.live:
+            try:
+                compared = self._compare(flow, verdict)
+            except EngineUnavailable:
+                self._record_liveness(flow, caller, session, challenge, verdict, counted=False)
+                raise
         self._claim(session)
         left = self._consume_attempt(flow, flow.person_hash, caller, now)
         self._record_liveness(flow, caller, session, challenge, verdict)
+        emit(Metric.LIVENESS_RESULT, result="live" if verdict.live else "not_live")
         matched: bool | None = None
         reasons = list(verdict.reasons)
         stopped: GateVerdict | None = None
         if verdict.live:
-            matched = self._match(flow, caller, session, verdict)
+            assert compared is not None
+            matched = self._record_match(flow, caller, session, compared)
             if not matched:
                 reasons.append("face.no_match")
             else:
@@ -241,6 +258,7 @@ class FaceChecks:
                 caller,
                 {"flow_left": left.flow, "person_today_left": left.person_today, "review_available": True},
             )
+        emit(Metric.FACE_ATTEMPT, result="passed" if passed else "failed")
         return FaceCheckOutcome(
             session_id=session.session_id,
             live=verdict.live,
@@ -366,8 +384,9 @@ class FaceChecks:
                 return verdict
         return None
 
-    def _match(self, flow: Flow, caller: str, session: LivenessSession, verdict: LivenessVerdict) -> bool:
-        """The live capture against the ID portrait, into the evidence; an engine refusal is no match."""
+    def _compare(self, flow: Flow, verdict: LivenessVerdict) -> PortraitMatch | DomainError:
+        """The live capture against the ID portrait: the match, or the engine's refusal (no match).
+        Raises ``engine.unavailable`` when the engine cannot answer (nothing is counted then)."""
         if verdict.reference_image is None:
             raise Conflict(
                 "liveness.reference_missing",
@@ -375,22 +394,31 @@ class FaceChecks:
                 "The liveness check returned no reference image; start a new one",
             )
         card = self._documents.photo(flow, DocumentKind.ID_FRONT)
-        threshold = self._policy.face_threshold
         try:
-            result = match_portrait(self._faces, card, verdict.reference_image, threshold)
+            return match_portrait(self._faces, card, verdict.reference_image, self._policy.face_threshold)
+        except EngineUnavailable:
+            raise
         except DomainError as err:
+            return err
+
+    def _record_match(
+        self, flow: Flow, caller: str, session: LivenessSession, compared: PortraitMatch | DomainError
+    ) -> bool:
+        """The portrait match into the evidence; whether it matched (an engine refusal is no match)."""
+        if isinstance(compared, DomainError):
             self._evidence.append(
                 flow.flow_id,
                 EvidenceKind.FACE_COMPARED,
                 caller,
                 {
                     "session_id": session.session_id,
-                    "threshold": threshold,
+                    "threshold": self._policy.face_threshold,
                     "verdict": "error",
-                    "code": err.code,
+                    "code": compared.code,
                 },
             )
             return False
+        result = compared
         self._evidence.append(
             flow.flow_id,
             EvidenceKind.FACE_COMPARED,

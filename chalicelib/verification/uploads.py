@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
+from collections.abc import Callable
 
 from chalicelib.kernel.errors import InvalidField
 from chalicelib.verification.domain.documents import (
@@ -26,6 +27,7 @@ from chalicelib.verification.domain.documents import (
     validate_image,
     wrong_type,
 )
+from chalicelib.verification.domain.engines import EngineUnavailable
 from chalicelib.verification.domain.faces import (
     DEFAULT_MAX_PITCH,
     DEFAULT_MAX_YAW,
@@ -100,20 +102,35 @@ class UploadService:
             max_bytes=limits.max_bytes,
         )
 
-    def complete(self, flow_id: str, kind: DocumentKind, key: str) -> StoredDocument:
-        """Validate the raw upload at ``key``, store the clean JPEG, delete the raw upload.
+    def complete(
+        self,
+        flow_id: str,
+        kind: DocumentKind,
+        key: str,
+        inspect: Callable[[bytes], object] | None = None,
+    ) -> StoredDocument:
+        """Validate the raw upload at ``key`` (and ``inspect`` the clean JPEG, which raises to refuse it),
+        store the clean JPEG, delete the raw upload.
 
-        Refusals (``document.*``, ``face.*``) store nothing; the raw upload is deleted either way.
+        Refusals (``document.*``, ``face.*``) store nothing; the raw upload is deleted either way, except
+        when an engine could not answer (``engine.unavailable``): then it stays, to be completed again.
         """
         prefix = raw_prefix(_flow(flow_id), kind)
         if not (key.startswith(prefix) and _UPLOAD_ID.match(key[len(prefix) :])):
             raise not_yours()  # another flow's key is left alone
+        keep_raw = False
         try:
             clean = self._validate(kind, self._store.get(key, limits_for(kind).max_bytes))
+            if inspect is not None:
+                inspect(clean.jpeg)
             stored_key = f"documents/{flow_id}/{kind.value}/{clean.sha256}.jpg"
             self._store.put(stored_key, clean.jpeg, "image/jpeg")
+        except EngineUnavailable:
+            keep_raw = True
+            raise
         finally:
-            self._store.delete(key)
+            if not keep_raw:
+                self._store.delete(key)
         return StoredDocument(
             flow_id=flow_id,
             kind=kind,

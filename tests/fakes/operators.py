@@ -237,6 +237,23 @@ class FakeOutboxStore(OutboxStore):
         del self._tokens[record.record_id]
         return True
 
+    def mark_waiting(self, claim: Claim, until: datetime, reason: str, now: datetime) -> bool:
+        record = self._held(claim)
+        if record is None:
+            return False
+        self.records[record.record_id] = record.model_copy(
+            update={
+                "attempts": record.attempts - 1,
+                "next_attempt_at": until,
+                "sweep_at": until,
+                "last_error": reason,
+                "updated_at": now,
+                "claim_until": None,
+            }
+        )
+        del self._tokens[record.record_id]
+        return True
+
     def due(self, now: datetime, limit: int) -> list[OutboxSummary]:
         pending = (
             r

@@ -20,7 +20,8 @@ import pytest
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 #: The synthesised stage. Stages are a closed set in settings (local/test/dev/prod) and the stack refuses
-#: the local-only ones, so the tests synthesise ``prod``: the stage with the strictest settings.
+#: the local-only ones, so the tests synthesise ``prod``: the stage with the strictest settings, as
+#: ``.chalice/config.json`` declares it (``stage_settings``), as ``cdk synth`` builds it.
 STAGE: Final = "prod"
 
 
@@ -38,7 +39,7 @@ class Synth:
 def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     from aws_cdk.assertions import Template
 
-    from chalicelib.core.settings import Settings
+    from chalicelib.core.stages import stage_settings
     from infra.app import build_app
 
     work = tmp_path_factory.mktemp("infra")
@@ -46,7 +47,7 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     os.chdir(work)  # anything written relative to the working directory stays in the tmp dir
     try:
         started = time.perf_counter()
-        settings = Settings(stage=STAGE)
+        settings = stage_settings(STAGE)
         app, stack = build_app(settings=settings, outdir=str(work / "cdk.out"), build_dir=work / "build")
         app.synth()
         template = Template.from_stack(stack)

@@ -6,6 +6,7 @@ Table expectations are computed here from the pynamodb models (hash/range key na
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Any
@@ -205,12 +206,42 @@ def test_documents_bucket_lifecycle(synth: Synth) -> None:
     multipart = [r for r in rules if "AbortIncompleteMultipartUpload" in r]
     assert [r["AbortIncompleteMultipartUpload"] for r in multipart] == [{"DaysAfterInitiation": 1}]
     assert "Prefix" not in multipart[0], "incomplete uploads are aborted everywhere in the bucket"
-    raw = [r for r in rules if r.get("Prefix") == "raw/"]
-    assert len(raw) == 1
-    assert raw[0]["ExpirationInDays"] == 1
-    assert raw[0]["NoncurrentVersionExpiration"] == {"NoncurrentDays": 1}
-    # Nothing outside raw/ expires: registration documents are kept.
-    assert [r for r in rules if "ExpirationInDays" in r] == raw
+    # Unvalidated uploads and staged engine payloads expire a day after they are written
+    expiring = {r["Prefix"]: r for r in rules if "ExpirationInDays" in r}
+    assert set(expiring) == {"raw/", "engine-io/"}, "registration documents are kept: only these expire"
+    assert all(r["ExpirationInDays"] == 1 for r in expiring.values())
+    # Every prefix holding personal data loses a deleted or replaced object's old versions within a day
+    noncurrent = {
+        r.get("Prefix", ""): r["NoncurrentVersionExpiration"]
+        for r in rules
+        if "NoncurrentVersionExpiration" in r
+    }
+    assert set(noncurrent) == {"raw/", "documents/", "liveness/", "engine-io/"}
+    assert all(n == {"NoncurrentDays": 1} for n in noncurrent.values())
+    # and a delete marker left alone with no version behind it is removed
+    markers = [r for r in rules if r.get("ExpiredObjectDeleteMarker")]
+    assert len(markers) == 1
+    assert "Prefix" not in markers[0]
+
+
+def test_every_prefix_the_platform_writes_personal_data_under_has_its_old_versions_expired() -> None:
+    """Keys the code builds (uploads, stored documents, Rekognition's liveness output, staged engine
+    payloads) all fall under a prefix whose noncurrent versions expire."""
+    from chalicelib.adapters.liveness.rekognition import OUTPUT_PREFIX
+    from chalicelib.core.resources import PERSONAL_DATA_PREFIXES, documents_lifecycle
+    from chalicelib.verification.domain.documents import DocumentKind
+    from chalicelib.verification.uploads import raw_prefix
+
+    written = [
+        raw_prefix("flow", DocumentKind.ID_FRONT),
+        "documents/flow/id_front/x.jpg",
+        OUTPUT_PREFIX,
+        "engine-io/x",
+    ]
+    expiring = {r.prefix for r in documents_lifecycle() if r.noncurrent_expire_days == 1}
+    for key in written:
+        assert any(key.startswith(p) for p in PERSONAL_DATA_PREFIXES), key
+        assert any(key.startswith(p) for p in expiring), key
 
 
 def test_bucket_policy_denies_plain_http(synth: Synth) -> None:
@@ -356,7 +387,7 @@ def test_role_resources_are_scoped(synth: Synth) -> None:
             if services == {"sns"}:
                 assert as_list(statement["Action"]) == ["sns:Publish"]
             if services == {"rekognition"}:
-                assert set(as_list(statement["Action"])) == {
+                assert set(as_list(statement["Action"])) <= {
                     "rekognition:DetectFaces",
                     "rekognition:CompareFaces",
                     "rekognition:CreateFaceLivenessSession",
@@ -410,7 +441,9 @@ def test_role_s3_and_kms_access(synth: Synth) -> None:
         "s3:GetObject": {(bucket_id, "/*")},
         "s3:PutObject": {(bucket_id, "/*")},
         "s3:DeleteObject": {(bucket_id, "/*")},
+        "s3:DeleteObjectVersion": {(bucket_id, "/*")},
         "s3:ListBucket": {(bucket_id, "")},
+        "s3:ListBucketVersions": {(bucket_id, "")},
         "kms:GenerateDataKey": {(pii, "")},
         "kms:Decrypt": {(pii, "")},
         "kms:Encrypt": {(pii, "")},
@@ -644,19 +677,11 @@ def test_the_operator_callback_route_is_deployed(synth: Synth) -> None:
     assert "post" in paths["/v1/operator/callbacks"]
 
 
-def test_the_face_collection_is_retained_and_only_it_takes_bound_faces(synth: Synth) -> None:
-    collection_id, collection = single(synth, "AWS::Rekognition::Collection")
-    assert collection["Properties"]["CollectionId"].endswith("-faces")
-    assert collection["DeletionPolicy"] == "Retain"
+def test_a_stage_with_remote_engines_has_no_rekognition_grant_and_no_face_collection(synth: Synth) -> None:
+    assert synth.settings.remote_engines == ("ocr", "faces", "liveness")
+    assert not resources(synth, "AWS::Rekognition::Collection")
     _, statements = function_role_statements(synth)
-    indexing = [s for s in statements if "rekognition:IndexFaces" in as_list(s["Action"])]
-    assert len(indexing) == 1
-    assert set(as_list(indexing[0]["Action"])) == {
-        "rekognition:IndexFaces",
-        "rekognition:SearchFacesByImage",
-        "rekognition:DeleteFaces",
-    }
-    assert as_list(indexing[0]["Resource"]) == [{"Fn::GetAtt": [collection_id, "Arn"]}]
+    assert not [a for s in statements for a in as_list(s["Action"]) if a.startswith("rekognition:")]
 
 
 def test_the_identity_authority_has_its_secret_its_grant_and_its_sdk_in_the_package(synth: Synth) -> None:
@@ -688,3 +713,268 @@ def test_a_stage_on_the_sandbox_authority_packages_no_provider_sdk() -> None:
     assert sandboxed.lambda_requirement_files == ()
     assert Settings(stage="prod").lambda_requirement_files == ("requirements-authority-tencent.txt",)
     assert Settings(stage="local").authority_kind == "sandbox"
+
+
+# -- stage settings: engines and Rekognition ---------------------------------------------------------------
+
+
+@functools.cache
+def _light_template(overrides: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """The prod stack of the declared prod settings with ``overrides``, without the API (no packaging)."""
+    from aws_cdk import App
+    from aws_cdk.assertions import Template
+
+    from chalicelib.core.stages import stage_settings
+    from infra.stack import ChekaStack
+
+    settings = stage_settings("prod", **dict(overrides))
+    stack = ChekaStack(App(), "light", settings=settings, package_api=False)
+    return dict(Template.from_stack(stack).to_json())
+
+
+def light_template(**overrides: str) -> dict[str, Any]:
+    return _light_template(tuple(sorted(overrides.items())))
+
+
+def role_statements_of(template: dict[str, Any]) -> list[dict[str, Any]]:
+    roles = [r for r in template["Resources"].values() if r["Type"] == "AWS::IAM::Role"]
+    assert len(roles) == 1
+    return [s for p in roles[0]["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]]
+
+
+REKOGNITION_STAGE = {
+    "CHEKA_REGION": "ap-southeast-1",
+    "CHEKA_FACE_ENGINE": "rekognition",
+    "CHEKA_LIVENESS_ENGINE": "rekognition",
+}
+
+
+def test_a_rekognition_stage_may_make_exactly_its_engines_calls_and_keeps_its_face_collection() -> None:
+    template = light_template(**REKOGNITION_STAGE)
+    collections = {
+        k: v for k, v in template["Resources"].items() if v["Type"] == "AWS::Rekognition::Collection"
+    }
+    [(collection_id, collection)] = collections.items()
+    assert collection["Properties"]["CollectionId"] == "cheka-prod-faces"
+    assert collection["DeletionPolicy"] == "Retain"
+    statements = role_statements_of(template)
+    rekognition = [s for s in statements if any(a.startswith("rekognition:") for a in as_list(s["Action"]))]
+    by_resource = {json.dumps(s["Resource"], sort_keys=True): set(as_list(s["Action"])) for s in rekognition}
+    assert by_resource == {
+        '"*"': {
+            "rekognition:DetectFaces",
+            "rekognition:CompareFaces",
+            "rekognition:CreateFaceLivenessSession",
+            "rekognition:GetFaceLivenessSessionResults",
+        },
+        json.dumps({"Fn::GetAtt": [collection_id, "Arn"]}): {
+            "rekognition:IndexFaces",
+            "rekognition:SearchFacesByImage",
+            "rekognition:DeleteFaces",
+        },
+    }
+
+
+def test_a_stage_with_rekognition_liveness_alone_gets_only_the_liveness_calls() -> None:
+    template = light_template(CHEKA_REGION="ap-southeast-1", CHEKA_LIVENESS_ENGINE="rekognition")
+    assert not [v for v in template["Resources"].values() if v["Type"] == "AWS::Rekognition::Collection"]
+    actions = {
+        a for s in role_statements_of(template) for a in as_list(s["Action"]) if a.startswith("rekognition:")
+    }
+    assert actions == {"rekognition:CreateFaceLivenessSession", "rekognition:GetFaceLivenessSessionResults"}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        ({"CHEKA_FACE_ENGINE": "local"}, "CHEKA_FACE_ENGINE=local"),
+        ({"CHEKA_OCR_ENGINE": "local"}, "CHEKA_OCR_ENGINE=local"),
+        ({"CHEKA_FACE_ENGINE": "rekognition"}, "not offered in cn-north-1"),
+        ({"CHEKA_ACCEPT_LOCAL_LIVENESS_RISK": "false"}, "CHEKA_ACCEPT_LOCAL_LIVENESS_RISK=true"),
+    ],
+    ids=["local-faces", "local-ocr", "rekognition-in-china", "liveness-risk-not-accepted"],
+)
+def test_a_stage_naming_an_engine_it_cannot_run_is_refused_before_synthesis(
+    overrides: dict[str, str], named: str
+) -> None:
+    from aws_cdk import App
+
+    from chalicelib.core.stages import ConfigurationError, stage_settings
+    from infra.stack import ChekaStack
+
+    settings = stage_settings("prod", **overrides)
+    with pytest.raises(ConfigurationError, match="the prod stage cannot start") as refused:
+        ChekaStack(App(), "refused", settings=settings, package_api=False)
+    assert any(named in problem for problem in refused.value.problems), refused.value.problems
+
+
+def test_infra_builds_the_stage_from_its_declaration_and_the_alarm_emails_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import infra.app
+    from chalicelib.core.stages import stage_settings
+
+    built: list[Settings] = []
+
+    class Recorder:
+        def __init__(self, *args: Any, settings: Settings, **kwargs: Any) -> None:
+            built.append(settings)
+
+    monkeypatch.setattr(infra.app, "ChekaStack", Recorder)
+    monkeypatch.setenv("CHEKA_FACE_ENGINE", "local")  # the shell's settings are not the stage's
+    monkeypatch.setenv("CHEKA_ALARM_EMAILS", '["ops@example.com"]')
+    infra.app.build_app("prod")
+    [settings] = built
+    assert settings == stage_settings("prod", CHEKA_ALARM_EMAILS='["ops@example.com"]')
+    assert settings.face_engine == "remote"
+    assert settings.alarm_emails == ["ops@example.com"]
+
+
+# -- alarms, dashboard, tracing ----------------------------------------------------------------------------
+
+
+def alarm_topic_id(template: dict[str, Any]) -> str:
+    [(topic_id, _)] = [(k, v) for k, v in template["Resources"].items() if v["Type"] == "AWS::SNS::Topic"]
+    return topic_id
+
+
+def test_every_alarm_notifies_the_stage_alarm_topic_when_it_fires_and_clears(synth: Synth) -> None:
+    topic_id = alarm_topic_id(synth.json)
+    alarms = resources(synth, "AWS::CloudWatch::Alarm")
+    assert len(alarms) >= 8
+    for logical_id, alarm in alarms.items():
+        props = alarm["Properties"]
+        assert props["AlarmActions"] == [{"Ref": topic_id}], logical_id
+        assert props["OKActions"] == [{"Ref": topic_id}], logical_id
+        assert props.get("AlarmDescription"), logical_id
+
+
+def test_the_alarm_topic_is_encrypted_named_for_the_stage_and_its_emails_subscribe() -> None:
+    template = light_template(CHEKA_ALARM_EMAILS='["ops@example.com", "oncall@example.com"]')
+    topic_id = alarm_topic_id(template)
+    topic = template["Resources"][topic_id]["Properties"]
+    assert topic["TopicName"] == "cheka-prod-alarms"
+    key_id = topic["KmsMasterKeyId"]["Fn::GetAtt"][0]
+    key = template["Resources"][key_id]
+    assert key["Type"] == "AWS::KMS::Key"
+    statements = key["Properties"]["KeyPolicy"]["Statement"]
+    assert any(s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"} for s in statements)
+    subscriptions = [
+        v["Properties"] for v in template["Resources"].values() if v["Type"] == "AWS::SNS::Subscription"
+    ]
+    assert sorted(s["Endpoint"] for s in subscriptions) == ["oncall@example.com", "ops@example.com"]
+    assert all(s["Protocol"] == "email" and s["TopicArn"] == {"Ref": topic_id} for s in subscriptions)
+
+
+def test_each_alarmed_metric_has_its_alarm_in_the_service_namespace(synth: Synth) -> None:
+    from chalicelib.core.metric_names import ALARMED, Metric
+
+    settings = synth.settings
+    alarms = [a["Properties"] for a in resources(synth, "AWS::CloudWatch::Alarm").values()]
+    ours = {a["MetricName"]: a for a in alarms if a.get("Namespace") == settings.metrics_namespace}
+    assert set(ours) == {m.value for m in ALARMED}
+    for alarm in ours.values():
+        assert alarm["Dimensions"] == [{"Name": "service", "Value": settings.service_name}]
+        assert alarm["Period"] == 300
+        assert alarm["TreatMissingData"] == "notBreaching"
+    stale = ours[Metric.OLDEST_PENDING_PUSH_MINUTES.value]
+    assert (stale["Statistic"], stale["Threshold"]) == ("Maximum", settings.push_stale_minutes)
+    assert stale["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert ours[Metric.OPERATOR_NOT_CONFIGURED.value]["Threshold"] == 1
+
+
+def test_the_api_5xx_rate_alarm_watches_this_stage_api(synth: Synth) -> None:
+    alarms = [a["Properties"] for a in resources(synth, "AWS::CloudWatch::Alarm").values()]
+    [alarm] = [a for a in alarms if a.get("MetricName") == "5XXError"]
+    assert alarm["Namespace"] == "AWS/ApiGateway"
+    assert (alarm["Statistic"], alarm["Period"], alarm["Threshold"]) == ("Average", 300, 0.01)
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    dims = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
+    api = synth.json["Resources"]["RestAPI"]["Properties"]
+    assert dims == {"ApiName": api["DefinitionBody"]["info"]["title"], "Stage": api["StageName"]}
+    assert dims["ApiName"] == f"{synth.settings.resource_prefix}-{synth.settings.stage}"
+
+
+def test_each_function_has_an_errors_alarm(synth: Synth) -> None:
+    alarms = [a["Properties"] for a in resources(synth, "AWS::CloudWatch::Alarm").values()]
+    watched = {
+        json.dumps(d["Value"])
+        for a in alarms
+        if a.get("Namespace") == "AWS/Lambda" and a["MetricName"] == "Errors"
+        for d in a["Dimensions"]
+        if d["Name"] == "FunctionName"
+    }
+    names = [json.dumps(f["Properties"]["FunctionName"]) for f in resources(synth, FUNCTION).values()]
+    names += [json.dumps({"Ref": k}) for k in resources(synth, "AWS::Lambda::Function")]
+    assert names
+    assert watched == set(names)
+
+
+def dashboard_text(body: Any) -> str:
+    """The dashboard's JSON body, CloudFormation tokens (queue names, region) replaced by ``<token>``."""
+    if isinstance(body, str):
+        return body
+    separator, parts = body["Fn::Join"]
+    return str(separator).join(p if isinstance(p, str) else "<token>" for p in parts)
+
+
+def test_the_dashboard_shows_every_metric_of_the_catalogue(synth: Synth) -> None:
+    from chalicelib.core.metric_names import Metric
+    from chalicelib.registration.domain.registrations import Step
+
+    _, dashboard = single(synth, "AWS::CloudWatch::Dashboard")
+    props = dashboard["Properties"]
+    assert props["DashboardName"] == f"{synth.settings.resource_prefix}-{synth.settings.stage}"
+    body = dashboard_text(props["DashboardBody"])
+    for metric in Metric:
+        assert f'"{metric.value}"' in body, f"{metric.value} is on no widget"
+    for step in Step:  # the funnel: entered and passed, one line per step
+        assert body.count(f'"step","{step.value}"') == 2, step
+    assert "ApproximateNumberOfMessagesVisible" in body  # the dead-letter queue's depth
+    assert synth.settings.metrics_namespace in body
+
+
+def test_every_function_is_traced(synth: Synth) -> None:
+    functions = resources(synth, FUNCTION)
+    assert {"APIHandler", "DispatchOutbox"} <= set(functions)
+    for logical_id, function in functions.items():
+        assert function["Properties"]["Tracing"] == "Active", logical_id
+    for logical_id, function in resources(synth, "AWS::Lambda::Function").items():
+        assert function["Properties"]["TracingConfig"] == {"Mode": "Active"}, logical_id
+    assert synth.json["Resources"]["RestAPI"]["Properties"]["TracingEnabled"] is True
+
+
+# -- API Gateway's own replies ------------------------------------------------------------------------------
+
+
+def test_api_gateway_replies_in_the_error_model_with_the_app_codes(synth: Synth) -> None:
+    api = synth.json["Resources"]["RestAPI"]["Properties"]
+    responses = api["DefinitionBody"]["x-amazon-apigateway-gateway-responses"]
+    expected = {
+        "MISSING_AUTHENTICATION_TOKEN": ("404", "route.not_found"),
+        "UNSUPPORTED_MEDIA_TYPE": ("415", "media_type.unsupported"),
+        "REQUEST_TOO_LARGE": ("413", "request.too_large"),
+        "THROTTLED": ("429", "request.throttled"),
+        "DEFAULT_4XX": (None, "request.refused"),
+        "DEFAULT_5XX": (None, "internal"),
+    }
+    assert set(responses) == set(expected)
+    for response_type, (status, code) in expected.items():
+        response = responses[response_type]
+        assert response.get("statusCode") == status, response_type
+        body = json.loads(response["responseTemplates"]["application/json"])
+        assert body["code"] == code
+        assert body["message_zh"]
+        assert body["message_en"]
+        assert body["reference"] == "$context.requestId"
+    assert responses["THROTTLED"]["responseParameters"] == {"gatewayresponse.header.Retry-After": "'1'"}
+
+
+def test_the_gateway_codes_are_the_app_codes() -> None:
+    """The codes the app itself answers with for the same situations (``chalicelib.api.http``)."""
+    from infra.stack import GATEWAY_RESPONSES, PROJECT_DIR
+
+    http = (PROJECT_DIR / "chalicelib" / "api" / "http.py").read_text(encoding="utf-8")
+    for response_type in ("REQUEST_TOO_LARGE", "DEFAULT_5XX"):
+        code = GATEWAY_RESPONSES[response_type][1]
+        assert f'"{code}"' in http, code

@@ -53,7 +53,6 @@ def test_a_stale_writer_loses_and_changes_nothing(card: str) -> None:
     assert [e.actor for e in repo.history(card)] == ["t", "first"]
 
 
-@pytest.mark.usefixtures("serializable_transactions")
 def test_concurrent_submissions_one_wins(card: str) -> None:
     repo = deps.inventory_repo()
     results: list[str] = []

@@ -138,7 +138,6 @@ def test_a_deleted_head_is_detected(log: EvidenceLog) -> None:
     assert (verdict.ok, verdict.reason) == (False, "evidence.head_mismatch")
 
 
-@pytest.mark.usefixtures("serializable_transactions")
 def test_concurrent_appends_make_one_contiguous_chain(log: EvidenceLog) -> None:
     # Given four writers recording checks on the same flow at the same moment
     per_thread = 5

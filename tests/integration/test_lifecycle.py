@@ -461,7 +461,6 @@ def test_enterprise_fleets_are_not_held_to_the_individual_limit(world: World) ->
     assert pushed.holder.responsible_name == "李四"
 
 
-@pytest.mark.usefixtures("serializable_transactions")
 def test_two_concurrent_registrations_for_the_last_slot_one_passes(world: World) -> None:
     # Given an ID holding nine active cards
     cards = import_cards(Operator.CHINA_UNICOM, 11, seed=14)

@@ -77,33 +77,108 @@ def test_an_invalid_query_value_is_refused_with_its_field(api: Any, auth: Callab
     assert (resp.status_code, body(resp)["code"]) == (422, "outbox.limit")
 
 
-def test_health_reports_each_dependency(api: Any) -> None:
+def test_health_tells_a_public_caller_only_up_or_down(api: Any) -> None:
     resp = api.http.get("/health")
+    assert resp.status_code == 200
+    assert body(resp) == {"status": "ok"}
+
+
+def test_health_shows_an_admin_each_dependency_the_stage_uses(
+    api: Any, auth: Callable[..., dict[str, str]]
+) -> None:
+    resp = api.http.get("/health", headers=auth("admin"))
     doc = body(resp)
     assert resp.status_code == 200
-    assert doc["status"] == "ok"
+    assert (doc["status"], doc["stage"]) == ("ok", "test")
     assert {
         "table:vehicles",
         "table:cards",
         "table:card-history",
         "table:parties",
+        "table:outbox",
         "bucket:documents",
         "kms:pii",
+        "kms:pii-hash",
+        "queue:outbox",
+        "queue:outbox-dlq",
+        "engine:ocr",
+        "engine:faces",
+        "engine:liveness",
+        "authority",
+        "operator:china_mobile",
     } <= set(doc["checks"])
+    assert all(check["ok"] for check in doc["checks"].values()), doc["checks"]
+    # a non-admin token gets the public answer
+    assert body(api.http.get("/health", headers=auth("owner"))) == {"status": "ok"}
 
 
-def test_health_is_503_when_a_dependency_is_missing(api: Any) -> None:
+def test_health_is_503_when_a_dependency_is_missing(api: Any, auth: Callable[..., dict[str, str]]) -> None:
     from chalicelib.core.aws import client
 
     client("dynamodb").delete_table(TableName=get_settings().table_name("cards"))
     resp = api.http.get("/health")
+    assert (resp.status_code, body(resp)) == (503, {"status": "down"})
+    doc = body(api.http.get("/health", headers=auth("admin")))
+    assert doc["status"] == "down"
+    cards = doc["checks"]["table:cards"]
+    assert cards == {"ok": False, "ms": cards["ms"], "error": "ResourceNotFoundException", "required": True}
+
+
+def test_health_names_a_missing_queue_to_an_admin(api: Any, auth: Callable[..., dict[str, str]]) -> None:
+    from chalicelib.core.aws import client
+    from chalicelib.core.resources import declare
+
+    sqs = client("sqs")
+    dead_letters = declare(get_settings()).queue("outbox-dlq").name
+    sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName=dead_letters)["QueueUrl"])
+    resp = api.http.get("/health", headers=auth("admin"))
     doc = body(resp)
     assert resp.status_code == 503
-    assert doc["checks"]["table:cards"] == {
+    failing = {name: check["error"] for name, check in doc["checks"].items() if not check["ok"]}
+    assert failing == {"queue:outbox-dlq": "AWS.SimpleQueueService.NonExistentQueue"}
+
+
+def test_health_reports_an_operator_not_configured_without_going_down(
+    api: Any, auth: Callable[..., dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.core import deps
+
+    # Given a stage whose china_unicom has no push URL
+    monkeypatch.setenv(
+        "CHEKA_OPERATOR_BASE_URLS",
+        json.dumps(dict.fromkeys(("china_mobile", "china_telecom", "china_broadnet"), "http://127.0.0.1:9")),
+    )
+    deps.reset()
+    # Then the API is up (its pushes wait in the outbox) and an admin sees which operator lacks what
+    resp = api.http.get("/health", headers=auth("admin"))
+    doc = body(resp)
+    assert (resp.status_code, doc["status"]) == (200, "ok")
+    assert doc["checks"]["operator:china_unicom"] == {
         "ok": False,
-        "ms": doc["checks"]["table:cards"]["ms"],
-        "error": "ResourceNotFoundException",
+        "ms": 0.0,
+        "error": "not configured: url",
+        "required": False,
     }
+    assert doc["checks"]["operator:china_mobile"]["ok"] is True
+
+
+def test_health_answers_from_a_cache_for_a_few_seconds(api: Any, auth: Callable[..., dict[str, str]]) -> None:
+    from chalicelib.core.aws import client
+
+    assert api.http.get("/health").status_code == 200
+    client("dynamodb").delete_table(TableName=get_settings().table_name("cards"))
+    # within health_cache_seconds the cached answer stands: probes do not run on every call
+    assert api.http.get("/health").status_code == 200
+    from chalicelib.api import system
+
+    monkeypatched = system._cached
+    assert monkeypatched is not None
+    system._cached = (
+        monkeypatched[0],
+        monkeypatched[1] - get_settings().health_cache_seconds,
+        monkeypatched[2],
+    )
+    assert api.http.get("/health").status_code == 503
 
 
 def test_correlation_id_is_echoed_or_made(api: Any) -> None:
@@ -204,3 +279,95 @@ def test_landing_page(api: Any) -> None:
     resp = api.http.get("/")
     assert resp.status_code == 200
     assert "车联网卡实名登记" in resp.body.decode()
+
+
+# --- one error model: Chalice's own replies --------------------------------------------------------
+
+
+def test_a_method_the_path_lacks_is_405_in_the_error_model(api: Any) -> None:
+    resp = api.http.delete("/health")
+    doc = body(resp)
+    assert resp.status_code == 405
+    assert doc["code"] == "method.not_allowed"
+    assert doc["message_zh"]
+    assert "DELETE" in doc["message_en"]
+    assert doc["details"] == {"allowed": ["GET"]}
+    assert resp.headers["Allow"] == "GET"
+    assert resp.headers["X-Correlation-Id"]
+
+
+def test_a_content_type_the_route_does_not_take_is_415_in_the_error_model(
+    api: Any, auth: Callable[..., dict[str, str]]
+) -> None:
+    resp = api.http.post(
+        "/v1/validate/vin", headers=auth("owner", **{"Content-Type": "text/plain"}), body="x"
+    )
+    doc = body(resp)
+    assert resp.status_code == 415
+    assert (doc["code"], bool(doc["message_zh"]), bool(doc["message_en"])) == (
+        "media_type.unsupported",
+        True,
+        True,
+    )
+
+
+def test_an_unknown_path_is_404_route_not_found_in_the_local_gateway(api: Any) -> None:
+    from chalicelib.local.gateway import ErrorModelGateway
+
+    # chalice's own local gateway answers as API Gateway does (403, "Missing Authentication Token")…
+    assert api.http.get("/v1/no-such-route").status_code == 403
+    # …the one ``make run`` serves answers in the error model, as infra's gateway response does on AWS
+    api.http._local_gateway = ErrorModelGateway(api.http._app, api.http._config)
+    for method in ("GET", "POST", "DELETE"):
+        resp = api.http.request(method, "/v1/no-such-route/11010519491231002X")
+        doc = body(resp)
+        assert resp.status_code == 404
+        assert doc == {
+            "code": "route.not_found",
+            "message_zh": "请求的地址不存在",
+            "message_en": "No route serves this path",
+        }
+    # and known routes are untouched
+    assert api.http.get("/health").status_code == 200
+
+
+def test_chalice_local_as_make_run_starts_it_answers_unknown_paths_in_the_error_model(tmp_path: Any) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+    import urllib.request
+    from pathlib import Path
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    root = Path(__file__).resolve().parents[2]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "chalicelib.local.gateway", "local", "--port", str(port), "--stage", "local"],
+        cwd=root,
+        env={**os.environ, "CHEKA_STAGE": "local"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/nowhere", timeout=2)
+            except urllib.error.HTTPError as exc:
+                status, doc = exc.code, json.loads(exc.read())
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "chalice local did not start"
+                assert server.poll() is None, "chalice local exited"
+                time.sleep(0.3)
+        assert (status, doc["code"]) == (404, "route.not_found")
+    finally:
+        import signal
+
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=20)

@@ -40,6 +40,7 @@ from chalicelib.operators.domain.messages import (
     CallbackOutcome,
     OperatorCallback,
     OperatorCardState,
+    OperatorNotConfigured,
     OperatorRefused,
     OperatorUnavailable,
     PushCard,
@@ -590,10 +591,11 @@ def test_connection_refused_is_unavailable(platform_keys: SecretsManagerKeySourc
         nowhere.push(_message(703))
 
 
-def test_an_operator_without_a_url_is_refused(platform_keys: SecretsManagerKeySource):
-    with pytest.raises(OperatorRefused) as err:
+def test_an_operator_without_a_url_is_not_configured(platform_keys: SecretsManagerKeySource):
+    # Not a refusal: the push waits in the outbox until the stage's URL is filled in
+    with pytest.raises(OperatorNotConfigured) as err:
         HttpOperatorGateway({}, platform_keys).push(_message(704))
-    assert err.value.code == "operator_not_configured"
+    assert (err.value.operator, err.value.missing) == (MOBILE, "url")
 
 
 def test_unknown_keys_are_refused_by_the_operator(secrets_client: Any, sandbox: SandboxOperator):

@@ -486,6 +486,18 @@ class DynamoOutboxStore(OutboxStore):
         ]
         return self._conditional_update(claim.record.record_id, actions, self._held(claim)) is not None
 
+    def mark_waiting(self, claim: Claim, until: datetime, reason: str, now: datetime) -> bool:
+        actions: list[Action] = [
+            OutboxModel.attempts.add(-1),  # the claim's attempt is given back: nothing was sent
+            OutboxModel.next_attempt_at.set(until),
+            OutboxModel.status_at.set(until),
+            OutboxModel.last_error.set(reason[:_ERROR_CHARS]),
+            OutboxModel.updated_at.set(now),
+            OutboxModel.claim_token.remove(),
+            OutboxModel.claim_until.remove(),
+        ]
+        return self._conditional_update(claim.record.record_id, actions, self._held(claim)) is not None
+
     def due(self, now: datetime, limit: int) -> list[OutboxSummary]:
         found: list[OutboxSummary] = []
         for shard in range(OPEN_STATUS_SHARDS):

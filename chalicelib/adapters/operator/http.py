@@ -2,12 +2,15 @@
 
 Classification (the dispatcher retries the first, dead-letters the second at once):
 
+- ``OperatorNotConfigured``: the stage has no base URL or no usable keys for the operator (a secret
+  that is missing, empty or not in the keys' format): the push waits in the outbox until they are set;
 - ``OperatorUnavailable``: timeout, connection refused/reset, TLS failure, 408/425/429, any 5xx, a 2xx
-  whose body cannot be read (the push may have landed: a retry is safe, the push is idempotent), no
-  keys for the operator yet;
+  whose body cannot be read (the push may have landed: a retry is safe, the push is idempotent);
 - ``OperatorRefused(code)``: any other 4xx (the operator's ``code``, e.g. ``bad_signature``,
-  ``malformed``, ``wrong_operator``), a redirect (never followed: a push is not replayed elsewhere),
-  an operator that has no base URL configured.
+  ``malformed``, ``wrong_operator``), a redirect (never followed: a push is not replayed elsewhere).
+
+``missing_configuration()`` lists what each operator lacks (for ``/health`` and the alarm), cached for
+``configuration_cache_seconds``.
 
 Only the standard library's ``urllib`` is used (no new dependency in the Lambda package). Proxies from
 the environment are ignored: operators are reached over their dedicated lines, not a generic proxy.
@@ -17,17 +20,20 @@ from __future__ import annotations
 
 import http.client
 import ssl
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
+from chalicelib.core.observability import logger
 from chalicelib.kernel.clock import Clock, utc_now
 from chalicelib.kernel.operators import Operator
 from chalicelib.operators import wire
 from chalicelib.operators.domain.messages import (
     OperatorCardRecord,
+    OperatorNotConfigured,
     OperatorRefused,
     OperatorUnavailable,
     PushMessage,
@@ -58,8 +64,11 @@ class HttpOperatorGateway(OperatorGateway, OperatorDirectory):
         clock: Clock = utc_now,
         ssl_context: ssl.SSLContext | None = None,
         on_result: Callable[[Operator, str, int | None, float], None] | None = None,
+        configuration_cache_seconds: float = 30.0,
     ) -> None:
-        """``on_result(operator, operation, status or None, seconds)`` is told of every request (metrics)."""
+        """``on_result(operator, operation, status or None, seconds)`` is told of every request (metrics).
+        An empty URL is no URL (the deployment has not filled it in yet)."""
+        base_urls = {op: url for op, url in base_urls.items() if url.strip()}
         for operator, url in base_urls.items():
             parts = urlsplit(url)
             if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -70,6 +79,9 @@ class HttpOperatorGateway(OperatorGateway, OperatorDirectory):
         self._page_size = listing_page_size
         self._clock = clock
         self._on_result = on_result
+        self._configuration_ttl = configuration_cache_seconds
+        self._configuration: tuple[float, dict[str, str]] | None = None
+        self._configuration_lock = threading.Lock()
         handlers: list[urllib.request.BaseHandler] = [urllib.request.ProxyHandler({}), _NoRedirect()]
         if ssl_context is not None:
             handlers.append(urllib.request.HTTPSHandler(context=ssl_context))
@@ -77,19 +89,57 @@ class HttpOperatorGateway(OperatorGateway, OperatorDirectory):
 
     # ------------------------------------------------------------------ plumbing
 
-    def _base(self, operator: Operator) -> tuple[str, str]:
-        """``(origin, path prefix)`` of the operator's base URL."""
+    def _configured(self, operator: Operator) -> tuple[str, str, OperatorKeys]:
+        """``(origin, path prefix, current keys)`` of the operator; ``OperatorNotConfigured`` saying what
+        is missing when the stage lacks its URL or its keys."""
         url = self._base_urls.get(operator)
-        if url is None:
-            raise OperatorRefused("operator_not_configured", f"no base URL for {operator.value}")
-        parts = urlsplit(url)
-        return f"{parts.scheme}://{parts.netloc}", parts.path.rstrip("/")
-
-    def _current_keys(self, operator: Operator) -> OperatorKeys:
         try:
-            return self._keys.current(operator)
-        except OperatorKeysUnavailable as exc:
-            raise OperatorUnavailable(f"{operator.value}: {exc}") from None
+            keys: OperatorKeys | None = self._keys.current(operator)
+        except OperatorKeysUnavailable:
+            keys = None
+        if url is None or keys is None:
+            missing = ", ".join(
+                part for part, absent in (("url", url is None), ("keys", keys is None)) if absent
+            )
+            raise OperatorNotConfigured(operator, missing)
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.netloc}", parts.path.rstrip("/"), keys
+
+    def _keys_usable(self, operator: Operator) -> bool:
+        try:
+            self._keys.current(operator)
+        except OperatorKeysUnavailable:
+            return False
+        except Exception as exc:  # Secrets Manager unreachable or access denied: not usable either
+            logger.warning(
+                "operator keys unreadable", extra={"operator": operator.value, "error": type(exc).__name__}
+            )
+            return False
+        return True
+
+    def missing_configuration(self) -> dict[str, str]:
+        """Operator value → what the stage lacks to push to it: ``"url"``, ``"keys"`` or ``"url, keys"``
+        (an empty dict: every operator is configured). Cached ``configuration_cache_seconds``."""
+        now = time.monotonic()
+        with self._configuration_lock:
+            cached = self._configuration
+        if cached is not None and now - cached[0] < self._configuration_ttl:
+            return dict(cached[1])
+        missing: dict[str, str] = {}
+        for operator in Operator:
+            absent = [
+                part
+                for part, lacking in (
+                    ("url", operator not in self._base_urls),
+                    ("keys", not self._keys_usable(operator)),
+                )
+                if lacking
+            ]
+            if absent:
+                missing[operator.value] = ", ".join(absent)
+        with self._configuration_lock:
+            self._configuration = (now, missing)
+        return dict(missing)
 
     def _send(
         self, operator: Operator, origin: str, request: wire.WireRequest, operation: str
@@ -137,8 +187,7 @@ class HttpOperatorGateway(OperatorGateway, OperatorDirectory):
 
     def push(self, message: PushMessage) -> PushReceipt:
         operator = message.card.operator
-        origin, prefix = self._base(operator)
-        keys = self._current_keys(operator)
+        origin, prefix, keys = self._configured(operator)
         request = wire.encode_push(message, keys, now=self._clock(), path=prefix + wire.PUSH_PATH)
         status, body = self._send(operator, origin, request, "push")
         if 200 <= status < 300:
@@ -153,8 +202,7 @@ class HttpOperatorGateway(OperatorGateway, OperatorDirectory):
     # ------------------------------------------------------------------ OperatorDirectory
 
     def listing(self, operator: Operator, cursor: str | None) -> tuple[list[OperatorCardRecord], str | None]:
-        origin, prefix = self._base(operator)
-        keys = self._current_keys(operator)
+        origin, prefix, keys = self._configured(operator)
         request = wire.encode_listing_request(keys, cursor, self._page_size, now=self._clock(), prefix=prefix)
         status, body = self._send(operator, origin, request, "listing")
         if status == 200:

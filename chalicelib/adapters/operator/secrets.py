@@ -58,7 +58,13 @@ class SecretsManagerKeySource(OperatorKeySource):
         current = self._read(operator, "AWSCURRENT")
         if current is None:
             raise OperatorKeysUnavailable(f"no secret {secret_name(self._pattern, operator)}")
-        entry = (time.monotonic(), current, self._read(operator, "AWSPREVIOUS"))
+        try:
+            previous = self._read(operator, "AWSPREVIOUS")
+        except OperatorKeysUnavailable:
+            # The previous version is what infra created before the keys were put in (a generated
+            # password, no keys): nothing to accept from it, and no reason to refuse the current keys.
+            previous = None
+        entry = (time.monotonic(), current, previous)
         with self._lock:
             self._cache[operator] = entry
         return entry

@@ -115,6 +115,18 @@ class OperatorUnavailable(Exception):
     """A retryable failure: timeout, connection refused, 5xx, 429. The dispatcher retries with backoff."""
 
 
+class OperatorNotConfigured(OperatorUnavailable):
+    """The stage has no endpoint URL or no usable keys for this operator yet (filled in at deploy): the
+    push waits in the outbox, pending, without spending an attempt and never dead-lettered, until the
+    setting is there. ``missing`` says what: ``"url"``, ``"keys"`` or ``"url, keys"``. (A kind of
+    ``OperatorUnavailable``, so a caller that only knows that one, like reconciliation, tries later.)"""
+
+    def __init__(self, operator: Operator, missing: str) -> None:
+        super().__init__(f"operator not configured: {operator.value} ({missing})")
+        self.operator = operator
+        self.missing = missing
+
+
 class OperatorRefused(Exception):
     """A permanent refusal of the request itself (4xx: bad signature, malformed): not retried; goes to
     the dead-letter path at once with this reason."""

@@ -111,6 +111,9 @@ class RetryPolicy(BaseModel):
     lease_seconds: float = Field(default=120.0, gt=0)
     #: How late a pending record may be before the sweeper enqueues it again.
     sweep_grace_seconds: float = Field(default=30.0, gt=0)
+    #: A push to an operator the stage has not configured yet (no URL, no keys) waits this long before
+    #: the sweeper tries it again (no attempt is spent while it waits).
+    unconfigured_wait_seconds: float = Field(default=60.0, gt=0)
 
     def ceiling(self, attempt: int) -> float:
         """Upper bound of the wait after the ``attempt``-th failed attempt (1-based)."""

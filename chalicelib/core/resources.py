@@ -1,0 +1,233 @@
+"""Every AWS resource of a stage besides its tables, declared once: the documents bucket, the KMS keys,
+the queues and the secrets.
+
+Pure data, named from :class:`Settings`: ``chalicelib.local.bootstrap`` (``make run``, the tests) creates
+them on the embedded AWS and ``infra.stack`` synthesises them, both from :func:`declare`, so the local
+bucket is versioned with the same lifecycle rules as the deployed one, the local outbox redrives after as
+many receives, and so on. (Tables have their own single definition: the pynamodb models, ``TABLES``.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from chalicelib.core.settings import Settings
+from chalicelib.kernel.operators import Operator
+
+#: Unvalidated uploads (presigned POSTs): deleted once validated, expired after a day in any case.
+RAW_PREFIX = "raw/"
+#: Validated photos of a flow (ID card sides, live captures...), purged with the flow.
+DOCUMENTS_PREFIX = "documents/"
+#: Rekognition Face Liveness writes a session's reference and audit images here (Rekognition stages).
+LIVENESS_PREFIX = "liveness/"
+#: Images staged for the engines function when a payload is too large to pass inline: a day at most.
+ENGINE_IO_PREFIX = "engine-io/"
+#: Every prefix whose objects are personal data (photos of ID cards and faces): a deleted or replaced
+#: object's noncurrent versions expire within a day there, behind the deletes that remove every version.
+PERSONAL_DATA_PREFIXES = (RAW_PREFIX, DOCUMENTS_PREFIX, LIVENESS_PREFIX, ENGINE_IO_PREFIX)
+#: Prefixes whose objects are transient: they expire a day after they are written.
+TRANSIENT_PREFIXES = (RAW_PREFIX, ENGINE_IO_PREFIX)
+
+#: Timeout of the deployed API and job functions (API Gateway integrations stop at 29 s).
+FUNCTION_TIMEOUT_SECONDS = 30
+#: Receives of one outbox message before SQS moves it to the dead-letter queue.
+OUTBOX_MAX_RECEIVES = 5
+#: Six times the function timeout, as AWS advises for a queue that is a Lambda event source.
+OUTBOX_VISIBILITY_SECONDS = 6 * FUNCTION_TIMEOUT_SECONDS
+#: Dead letters are kept the longest SQS allows, for operations to inspect and redrive.
+DEAD_LETTER_RETENTION_SECONDS = 14 * 86400
+#: Length of a generated secret (the token signing key).
+GENERATED_SECRET_LENGTH = 64
+
+
+@dataclass(frozen=True)
+class LifecycleRule:
+    """One lifecycle rule of a bucket; ``prefix`` "" is the whole bucket."""
+
+    id: str
+    prefix: str = ""
+    #: Current versions expire (become noncurrent behind a delete marker) this many days after writing.
+    expire_days: int | None = None
+    #: Noncurrent versions are deleted this many days after they became noncurrent.
+    noncurrent_expire_days: int | None = None
+    #: Incomplete multipart uploads are aborted this many days after they began.
+    abort_multipart_days: int | None = None
+    #: Delete markers with no version left behind them are removed.
+    expired_delete_markers: bool = False
+
+
+@dataclass(frozen=True)
+class BucketDeclaration:
+    name: str
+    versioned: bool
+    lifecycle: tuple[LifecycleRule, ...]
+    #: ``KeyDeclaration.id`` of the key that encrypts every object (SSE-KMS, bucket key enabled).
+    encryption_key: str
+    #: Every public access is blocked.
+    block_public_access: bool = True
+
+
+KeySpec = Literal["SYMMETRIC_DEFAULT", "HMAC_256"]
+KeyUsage = Literal["ENCRYPT_DECRYPT", "GENERATE_VERIFY_MAC"]
+
+
+@dataclass(frozen=True)
+class KeyDeclaration:
+    id: str
+    alias: str
+    description: str
+    spec: KeySpec
+    usage: KeyUsage
+    #: Yearly automatic rotation (KMS rotates symmetric encryption keys only).
+    rotation: bool
+
+
+@dataclass(frozen=True)
+class QueueDeclaration:
+    id: str
+    name: str
+    visibility_timeout_seconds: int = 30
+    retention_seconds: int = 4 * 86400
+    #: ``QueueDeclaration.id`` of the dead-letter queue, and the receives before a message moves there.
+    dead_letter_queue: str | None = None
+    max_receives: int | None = None
+
+
+SecretContent = Literal["generated", "operator_keys", "provided"]
+
+
+@dataclass(frozen=True)
+class SecretDeclaration:
+    id: str
+    name: str
+    description: str
+    #: "generated": a random key of ``GENERATED_SECRET_LENGTH`` letters and digits, made at creation;
+    #: "operator_keys": an operator's signing and encryption keys (random locally; deployed, from the
+    #: key exchange with the operator); "provided": credentials operations put in (a provider's keys).
+    content: SecretContent
+
+
+@dataclass(frozen=True)
+class StageResources:
+    bucket: BucketDeclaration
+    keys: tuple[KeyDeclaration, ...]
+    queues: tuple[QueueDeclaration, ...]
+    secrets: tuple[SecretDeclaration, ...]
+
+    def key(self, key_id: str) -> KeyDeclaration:
+        return next(k for k in self.keys if k.id == key_id)
+
+    def queue(self, queue_id: str) -> QueueDeclaration:
+        return next(q for q in self.queues if q.id == queue_id)
+
+    def secret(self, secret_id: str) -> SecretDeclaration:
+        return next(s for s in self.secrets if s.id == secret_id)
+
+    def dead_letter_of(self, queue: QueueDeclaration) -> QueueDeclaration | None:
+        return None if queue.dead_letter_queue is None else self.queue(queue.dead_letter_queue)
+
+
+PII_KEY = "pii"
+PII_HASH_KEY = "pii-hash"
+OUTBOX_QUEUE_ID = "outbox"
+OUTBOX_DEAD_LETTER_QUEUE_ID = "outbox-dlq"
+TOKEN_SECRET = "token-signing-key"
+AUTHORITY_SECRET = "authority"
+
+
+def operator_secret_id(operator: str) -> str:
+    return f"operator-{operator}"
+
+
+def documents_lifecycle() -> tuple[LifecycleRule, ...]:
+    """The documents bucket's rules: a delete really deletes, even when a version was missed."""
+    rules = [
+        LifecycleRule(id="abort-incomplete-multipart-uploads", abort_multipart_days=1),
+        LifecycleRule(id="remove-expired-delete-markers", expired_delete_markers=True),
+    ]
+    for prefix in PERSONAL_DATA_PREFIXES:
+        name = prefix.rstrip("/")
+        transient = prefix in TRANSIENT_PREFIXES
+        rules.append(
+            LifecycleRule(
+                id=f"expire-{name}" if transient else f"expire-noncurrent-{name}",
+                prefix=prefix,
+                expire_days=1 if transient else None,
+                noncurrent_expire_days=1,
+            )
+        )
+    return tuple(rules)
+
+
+def declare(settings: Settings) -> StageResources:
+    """The bucket, keys, queues and secrets of ``settings``' stage."""
+    name = f"{settings.resource_prefix}-{settings.stage}"
+    stage = settings.stage
+    secrets = [
+        SecretDeclaration(
+            id=TOKEN_SECRET,
+            name=settings.token_secret_name,
+            description=f"cheka {stage}: HS256 key that signs bearer tokens",
+            content="generated",
+        ),
+        *(
+            SecretDeclaration(
+                id=operator_secret_id(op.value),
+                name=settings.operator_secret_pattern.format(operator=op.value),
+                description=f"cheka {stage}: signing and encryption keys of {op.value}",
+                content="operator_keys",
+            )
+            for op in Operator
+        ),
+    ]
+    if settings.authority_kind != "sandbox":  # a sandbox authority needs no credentials
+        secrets.append(
+            SecretDeclaration(
+                id=AUTHORITY_SECRET,
+                name=settings.authority_secret_name,
+                description=f"cheka {stage}: {settings.authority_kind} authority keys",
+                content="provided",
+            )
+        )
+    return StageResources(
+        bucket=BucketDeclaration(
+            name=settings.documents_bucket,
+            versioned=True,
+            lifecycle=documents_lifecycle(),
+            encryption_key=PII_KEY,
+        ),
+        keys=(
+            KeyDeclaration(
+                id=PII_KEY,
+                alias=settings.pii_key_alias,
+                description="cheka personal-data encryption (field data keys, tables, documents)",
+                spec="SYMMETRIC_DEFAULT",
+                usage="ENCRYPT_DECRYPT",
+                rotation=True,
+            ),
+            KeyDeclaration(
+                id=PII_HASH_KEY,
+                alias=settings.hash_key_alias,
+                description="cheka ID-number look-up hashes (HMAC, the key never leaves KMS)",
+                spec="HMAC_256",
+                usage="GENERATE_VERIFY_MAC",
+                rotation=False,
+            ),
+        ),
+        queues=(
+            QueueDeclaration(
+                id=OUTBOX_DEAD_LETTER_QUEUE_ID,
+                name=f"{name}-outbox-dlq",
+                retention_seconds=DEAD_LETTER_RETENTION_SECONDS,
+            ),
+            QueueDeclaration(
+                id=OUTBOX_QUEUE_ID,
+                name=f"{name}-outbox",
+                visibility_timeout_seconds=OUTBOX_VISIBILITY_SECONDS,
+                dead_letter_queue=OUTBOX_DEAD_LETTER_QUEUE_ID,
+                max_receives=OUTBOX_MAX_RECEIVES,
+            ),
+        ),
+        secrets=tuple(secrets),
+    )

@@ -1,0 +1,88 @@
+"""``chalice local`` answering in the API's error model: ``python -m chalicelib.local.gateway local …``
+takes the arguments of ``chalice local`` (``make run`` starts it so).
+
+Chalice's local gateway answers a path no route serves itself, as API Gateway does, with a 403 and
+``{"message": "Missing Authentication Token"}``. Here it answers 404 ``route.not_found`` in
+``{code, message_zh, message_en}`` like every other error, the answer infra's gateway response gives
+on AWS. Everything else is ``chalice local`` unchanged (its reloader included).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from chalice.local import ChaliceRequestHandler, ForbiddenError, LocalGateway
+
+from chalicelib.kernel.errors import NotFound
+
+
+def route_not_found() -> NotFound:
+    """The error of a path no route serves (404; infra maps API Gateway's own answer to the same)."""
+    return NotFound("route.not_found", "请求的地址不存在", "No route serves this path")
+
+
+class ErrorModelGateway(LocalGateway):
+    """Chalice's local gateway with its "no such route" answer in the error model."""
+
+    def handle_request(
+        self, method: str, path: str, headers: dict[str, Any], body: bytes | None
+    ) -> dict[str, Any]:
+        try:
+            return super().handle_request(method, path, headers, body)  # type: ignore[no-any-return]
+        except ForbiddenError as exc:
+            try:
+                self._generate_lambda_event(method, path, headers, body)
+            except ValueError:
+                return self.not_found(exc.headers)
+            raise  # an authorizer's refusal: not ours to rewrite
+
+    @staticmethod
+    def not_found(gateway_headers: dict[str, Any] | None = None) -> dict[str, Any]:
+        headers = {k: v for k, v in (gateway_headers or {}).items() if k.lower() == "x-amzn-requestid"}
+        headers["Content-Type"] = "application/json; charset=utf-8"
+        return {
+            "statusCode": 404,
+            "headers": headers,
+            "multiValueHeaders": {},
+            "body": json.dumps(route_not_found().to_dict(), ensure_ascii=False, separators=(",", ":")),
+        }
+
+
+class ErrorModelRequestHandler(ChaliceRequestHandler):
+    """The local server's request handler, on ``ErrorModelGateway``."""
+
+    def __init__(self, request: Any, client_address: Any, server: Any, app_object: Any, config: Any) -> None:
+        # ChaliceRequestHandler handles the request inside __init__: the gateway must be swapped first.
+        self.local_gateway = ErrorModelGateway(app_object, config)
+        super(ChaliceRequestHandler, self).__init__(request, client_address, server)
+
+
+def _create_local_server(self: Any, app_obj: Any, config: Any, host: str, port: int) -> Any:
+    """``chalice.local.create_local_server`` with ``ErrorModelRequestHandler``."""
+    from chalice import local
+
+    local.CustomLocalChalice.__bases__ = (local.LocalChalice, app_obj.__class__)
+    app_obj.__class__ = local.CustomLocalChalice
+    return local.LocalDevServer(app_obj, config, host, port, handler_cls=ErrorModelRequestHandler)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``chalice`` (``local`` and its options) with the error-model gateway."""
+    from chalice.cli import cli
+    from chalice.cli.factory import CLIFactory
+
+    CLIFactory.create_local_server = _create_local_server  # type: ignore[method-assign]
+    args = sys.argv[1:] if argv is None else argv
+    # chalice's reloader re-runs sys.argv in a child process: make it this module again.
+    sys.argv = [sys.executable, "-m", __name__, *args]
+    try:
+        cli.main(args=args, obj={}, prog_name="chalice", standalone_mode=False)
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""DynamoDB's transaction behaviour for the embedded AWS (moto): one behaviour for ``make run``, the tests
+and the benchmarks. Local only: the Lambda app never imports this module.
+
+Stock moto (5.x) differs from DynamoDB in two ways that matter here:
+
+- ``TransactWriteItems`` deep-copies every table it touches before it starts, to roll back on failure,
+  so a transaction costs time proportional to the size of its tables (real DynamoDB: constant);
+- it runs unlocked and rolls back by putting those copies back, so a cancelled transaction can wipe a
+  transaction (or a single write) another thread committed in the meantime; DynamoDB serialises the
+  writes on an item and never loses a committed one. A conditional ``UpdateItem`` is also a
+  read-then-write in moto, so two threads can both pass the same condition.
+
+:func:`apply` replaces that with what DynamoDB does: every operation of the DynamoDB backend runs under
+one (re-entrant) lock, so transactions and single-item writes are serialised; a transaction records the
+items it touches before writing each one (an undo log) and, when cancelled, puts back exactly those
+items. The cost of a transaction depends on its items, not on the tables' size, and a concurrent commit
+is never undone. Reads are serialised too, so nobody sees the half-applied state of a transaction that
+is later cancelled.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import threading
+from collections.abc import Callable
+from typing import Any
+
+#: Serialises every operation of every moto DynamoDB backend of this process (moto's server handles
+#: requests on threads; the tests and benchmarks run writers on threads).
+LOCK = threading.RLock()
+
+#: Backend methods run under ``LOCK`` as they are (writes, and reads that must not see a cancelled
+#: transaction half-applied).
+_SERIALISED = (
+    "put_item",
+    "update_item",
+    "delete_item",
+    "get_item",
+    "query",
+    "scan",
+    "batch_get_item",
+    "transact_get_items",
+)
+
+_MAX_TRANSACTION_ITEMS = 100
+_OPERATIONS = frozenset({"ConditionCheck", "Put", "Delete", "Update"})
+_MARK = "_cheka_dynamodb_behaviour"
+
+
+def _serialised(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        with LOCK:
+            return method(*args, **kwargs)
+
+    return locked
+
+
+def _key_of(backend: Any, table_name: str, op_type: str, op: dict[str, Any]) -> dict[str, Any]:
+    if op_type != "Put":
+        key: dict[str, Any] = op["Key"]
+        return key
+    table = backend.get_table(table_name)
+    attrs = op["Item"]
+    names = [table.hash_key_attr] + ([table.range_key_attr] if table.range_key_attr else [])
+    return {name: attrs[name] for name in names}
+
+
+def transact_write_items(backend: Any, transact_items: list[dict[str, Any]]) -> None:
+    """``TransactWriteItems`` as DynamoDB runs it: all or nothing, serialised, undone item by item."""
+    from moto.dynamodb.comparisons import get_filter_expression
+    from moto.dynamodb.exceptions import (
+        ConditionalCheckFailed,
+        MockValidationException,
+        MultipleTransactionsException,
+        TooManyTransactionsException,
+        TransactionCanceledException,
+        TransactWriteSingleOpException,
+    )
+
+    if len(transact_items) > _MAX_TRANSACTION_ITEMS:
+        raise TooManyTransactionsException()
+    with LOCK:
+        undo: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = []
+        targets: set[tuple[str, str]] = set()
+        errors: list[tuple[str | None, str | None, dict[str, Any] | None]] = []
+
+        def roll_back() -> None:
+            for table_name, key, before in reversed(undo):
+                if backend.get_item(table_name, key) is not None:
+                    backend.delete_item(table_name, key)
+                if before is not None:
+                    backend.put_item(table_name, before)
+
+        for item in transact_items:
+            if len(item) > 1:
+                roll_back()
+                raise TransactWriteSingleOpException
+            original: dict[str, Any] | None = None
+            try:
+                op_type, op = next(iter(item.items()))
+                if op_type not in _OPERATIONS:
+                    raise ValueError("Unsupported transaction operation")
+                table_name = op["TableName"]
+                key = _key_of(backend, table_name, op_type, op)
+                target = (str(table_name), str(dict(sorted(key.items()))))
+                if target in targets:
+                    raise MultipleTransactionsException()
+                targets.add(target)
+                current = backend.get_item(table_name, key)
+                condition = op.get("ConditionExpression")
+                names = op.get("ExpressionAttributeNames")
+                values = op.get("ExpressionAttributeValues")
+                if condition is not None:
+                    check = get_filter_expression(condition, names, values)
+                    if not check.expr(current):
+                        if op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" and current:
+                            original = current.to_json()["Attributes"]
+                        raise ConditionalCheckFailed(item=original)
+                if op_type == "ConditionCheck":
+                    errors.append((None, None, None))
+                    continue
+                before = copy.deepcopy(current.to_json()["Attributes"]) if current is not None else None
+                undo.append((table_name, key, before))
+                if op_type == "Put":
+                    backend.put_item(
+                        table_name,
+                        op["Item"],
+                        condition_expression=condition,
+                        expression_attribute_names=names,
+                        expression_attribute_values=values,
+                    )
+                elif op_type == "Delete":
+                    backend.delete_item(
+                        table_name,
+                        key,
+                        condition_expression=condition,
+                        expression_attribute_names=names,
+                        expression_attribute_values=values,
+                    )
+                else:
+                    backend.update_item(
+                        table_name,
+                        key,
+                        update_expression=op["UpdateExpression"],
+                        condition_expression=condition,
+                        expression_attribute_names=names,
+                        expression_attribute_values=values,
+                    )
+                errors.append((None, None, None))
+            except (MultipleTransactionsException, MockValidationException):
+                roll_back()
+                raise
+            except ConditionalCheckFailed as exc:
+                errors.append(("ConditionalCheckFailed", str(exc.message), original))
+            except Exception as exc:  # moto reports any other failure as the item's cancellation reason
+                errors.append((type(exc).__name__, str(exc), original))
+        if any(code is not None for code, _, _ in errors):
+            roll_back()
+            raise TransactionCanceledException(errors)
+
+
+def apply() -> None:
+    """Give moto's DynamoDB backend DynamoDB's transaction behaviour (idempotent, process-wide)."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    if getattr(DynamoDBBackend, _MARK, False):
+        return
+    for name in _SERIALISED:
+        setattr(DynamoDBBackend, name, _serialised(getattr(DynamoDBBackend, name)))
+    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign,assignment]
+    setattr(DynamoDBBackend, _MARK, True)
+
+
+def applied() -> bool:
+    from moto.dynamodb.models import DynamoDBBackend
+
+    return bool(getattr(DynamoDBBackend, _MARK, False))

@@ -1,0 +1,20 @@
+"""The embedded AWS of ``make run``: moto's server with DynamoDB's transaction behaviour
+(:mod:`chalicelib.local.moto_patches`), so the product runs on the same emulator the tests and
+benchmarks use. Arguments are moto's server's (``-H HOST -p PORT``)."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> None:
+    from moto.server import main as moto_main
+
+    from chalicelib.local.moto_patches import apply
+
+    apply()
+    moto_main(argv if argv is not None else sys.argv[1:])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Developer scripts run from the project root (``make deploy-check``); never part of the Lambda package."""

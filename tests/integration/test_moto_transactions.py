@@ -1,0 +1,176 @@
+"""The embedded DynamoDB behaves as DynamoDB does with transactions (``chalicelib.local.moto_patches``,
+applied for every test by ``tests/conftest.py``, by ``make run``'s moto server and by the benchmarks):
+a cancelled transaction undoes its own writes and nothing else, even while other threads commit."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from chalicelib.local.moto_patches import applied
+
+TABLE = "moto-behaviour"
+
+
+def _client() -> Any:
+    return boto3.client("dynamodb", region_name="cn-north-1")
+
+
+@pytest.fixture
+def table() -> Iterator[Any]:
+    with mock_aws():
+        ddb = _client()
+        ddb.create_table(
+            TableName=TABLE,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        yield ddb
+
+
+def _put(pk: str, **attrs: str) -> dict[str, Any]:
+    item = {"pk": {"S": pk}, **{k: {"S": v} for k, v in attrs.items()}}
+    return {"Put": {"TableName": TABLE, "Item": item}}
+
+
+def _must_not_exist(pk: str) -> dict[str, Any]:
+    return {
+        "ConditionCheck": {
+            "TableName": TABLE,
+            "Key": {"pk": {"S": pk}},
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
+    }
+
+
+def _get(ddb: Any, pk: str) -> dict[str, Any] | None:
+    item: dict[str, Any] | None = ddb.get_item(TableName=TABLE, Key={"pk": {"S": pk}}).get("Item")
+    return item
+
+
+def test_the_tests_run_on_the_patched_backend() -> None:
+    assert applied()
+
+
+def test_a_cancelled_transaction_undoes_its_own_writes_and_reports_why(table: Any) -> None:
+    # Given an item the transaction will overwrite, and one that makes its last check fail
+    table.put_item(TableName=TABLE, Item={"pk": {"S": "kept"}, "v": {"S": "before"}})
+    table.put_item(TableName=TABLE, Item={"pk": {"S": "blocker"}})
+    table.put_item(TableName=TABLE, Item={"pk": {"S": "updated"}, "v": {"S": "before"}})
+    # When a transaction writes a new item, overwrites one, updates another, then fails its check
+    with pytest.raises(ClientError) as info:
+        table.transact_write_items(
+            TransactItems=[
+                _put("new", v="written"),
+                _put("kept", v="after"),
+                {
+                    "Update": {
+                        "TableName": TABLE,
+                        "Key": {"pk": {"S": "updated"}},
+                        "UpdateExpression": "SET v = :v",
+                        "ExpressionAttributeValues": {":v": {"S": "changed"}},
+                    }
+                },
+                _must_not_exist("blocker"),
+            ]
+        )
+    # Then it is cancelled with the failing item's reason at its index, as DynamoDB reports it
+    assert info.value.response["Error"]["Code"] == "TransactionCanceledException"
+    reasons = [r["Code"] for r in info.value.response["CancellationReasons"]]
+    assert reasons == ["None", "None", "None", "ConditionalCheckFailed"]
+    # And none of its writes is left
+    assert _get(table, "new") is None
+    assert _get(table, "kept") == {"pk": {"S": "kept"}, "v": {"S": "before"}}
+    assert _get(table, "updated") == {"pk": {"S": "updated"}, "v": {"S": "before"}}
+
+
+def test_a_cancelled_transaction_leaves_concurrent_commits_intact(table: Any) -> None:
+    # Given a table large enough that stock moto's whole-table copy takes a while
+    for start in range(0, 1500, 25):
+        table.transact_write_items(
+            TransactItems=[_put(f"bulk-{i}", v="x" * 50) for i in range(start, start + 25)]
+        )
+    table.put_item(TableName=TABLE, Item={"pk": {"S": "blocker"}})
+    rounds, committers = 6, 4
+    committed: list[str] = []
+    failures: list[BaseException] = []
+    for round_no in range(rounds):
+        barrier = threading.Barrier(committers + 1)
+
+        def cancelled() -> None:
+            ddb = _client()
+            barrier.wait()
+            try:
+                ddb.transact_write_items(
+                    TransactItems=[_put(f"doomed-{round_no}", v="no"), _must_not_exist("blocker")]
+                )
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "TransactionCanceledException":
+                    failures.append(exc)
+            else:
+                failures.append(AssertionError("the doomed transaction committed"))
+
+        def committer(n: int) -> None:
+            ddb = _client()
+            barrier.wait()
+            for k in range(5):
+                pk = f"commit-{round_no}-{n}-{k}"
+                try:
+                    ddb.transact_write_items(TransactItems=[_put(pk, v="yes"), _put(pk + "-twin", v="yes")])
+                except BaseException as exc:  # noqa: BLE001 - reported below
+                    failures.append(exc)
+                    return
+                committed.append(pk)
+
+        # When, each round, one transaction is cancelled while four threads commit theirs
+        threads = [threading.Thread(target=cancelled)]
+        threads += [threading.Thread(target=committer, args=(n,)) for n in range(committers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    # Then every commit is there, twin and all, and no write of a cancelled transaction is
+    assert failures == []
+    assert len(committed) == rounds * committers * 5
+    missing = [pk for pk in committed if _get(table, pk) is None or _get(table, pk + "-twin") is None]
+    assert missing == []
+    assert all(_get(table, f"doomed-{r}") is None for r in range(rounds))
+
+
+def test_concurrent_conditional_writes_on_one_item_let_exactly_one_through(table: Any) -> None:
+    # Given eight writers claiming the same item at the same moment (a claim, as the outbox does)
+    barrier = threading.Barrier(8)
+    winners: list[int] = []
+
+    def claim(n: int) -> None:
+        ddb = _client()
+        barrier.wait()
+        for _ in range(20):
+            try:
+                ddb.update_item(
+                    TableName=TABLE,
+                    Key={"pk": {"S": "lease"}},
+                    UpdateExpression="SET owner_id = :me",
+                    ConditionExpression="attribute_not_exists(owner_id)",
+                    ExpressionAttributeValues={":me": {"S": str(n)}},
+                )
+            except ClientError as exc:
+                assert exc.response["Error"]["Code"] == "ConditionalCheckFailedException"
+            else:
+                winners.append(n)
+
+    threads = [threading.Thread(target=claim, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    # Then exactly one claim passed, and the item names it
+    assert len(winners) == 1
+    assert _get(table, "lease") == {"pk": {"S": "lease"}, "owner_id": {"S": str(winners[0])}}
