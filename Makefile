@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps run seed test test-unit test-integration test-infra lint format bench clean
+.PHONY: install system-deps run seed test test-unit test-integration test-infra lint format bench deploy-check clean
 
 install: $(STAMP)
 
@@ -49,6 +49,12 @@ format: install
 
 bench: install
 	$(PY) bench/run.py
+
+# A deployment rehearsal without AWS: synth, the Lambda zip (size, lean import), hadolint, and the owner's
+# registration in-process on the stage's settings against moto (README: "Deploying a stage").
+STAGE ?= prod
+deploy-check: install
+	$(PY) -m scripts.deploy_check --stage $(STAGE)
 
 clean:
 	rm -rf $(VENV) cdk.out chalice.out .pytest_cache .mypy_cache .ruff_cache

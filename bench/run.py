@@ -36,6 +36,10 @@ def main() -> None:
         "bench_authority.py",
         "bench_registration.py",
         "bench_outbox.py",
+        "bench_push.py",
+        "bench_moto.py",
+        "bench_package.py",
+        "bench_engines.py",
     ):
         print(f"== {script}", flush=True)
         subprocess.run([sys.executable, str(HERE / script)], check=True)

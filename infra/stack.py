@@ -54,6 +54,7 @@ from chalicelib.core.resources import (
 from chalicelib.core.settings import Settings
 from chalicelib.core.stages import ConfigurationError
 from chalicelib.registration.domain.registrations import Step
+from infra.engines import add_engines_function
 from infra.tables import build_table, construct_id, model_schema
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -326,6 +327,8 @@ class ChekaStack(Stack):
         self.api = self._api(project_dir, build_dir or project_dir) if package_api else None
         if self.api is not None:
             self._outbox_consumer()
+        # The engines the API runs remotely (infra.engines), after the API: its functions wait for the grant.
+        self.engines_function = add_engines_function(self, project_dir)
         self._gateway_responses()
         # (Functions added to the stack before this point get their alarms too.)
         self.alarm_topic = self._alarm_topic()

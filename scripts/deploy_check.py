@@ -184,6 +184,24 @@ def check_rehearsal(stage: str, say: Callable[[str], None]) -> str:
     )
 
 
+def stage_warnings(settings: Any) -> list[str]:
+    """What the stage will start with but not fully serve (the rehearsal cannot show it: moto's SNS
+    accepts SMS in any region)."""
+    warnings = []
+    sms = settings.sms_sender or ("drop" if settings.is_local else "sns")
+    if sms == "sns" and settings.region.startswith("cn-"):
+        warnings.append(
+            f"SMS: SNS does not deliver SMS in {settings.region}; codes will not reach phones until a "
+            "domestic SMS provider is behind the SmsSender port (README: Deploying a stage)"
+        )
+    if not settings.operator_base_urls:
+        warnings.append(
+            "operators: CHEKA_OPERATOR_BASE_URLS is not set; pushes wait in the outbox until it is "
+            "(and each operator's keys are in its secret)"
+        )
+    return warnings
+
+
 # -- the run ------------------------------------------------------------------------------------------
 
 
@@ -200,6 +218,8 @@ def run(
 
     settings = stage_settings(stage)
     say(f"deploy-check {stage} (region {settings.region}, work {work})")
+    for warning in stage_warnings(settings):
+        say(f"  ! {warning}")
     outcomes: list[Outcome] = []
     package: LambdaPackage | None = None
 

@@ -263,9 +263,15 @@ def lambda_environment(stage: str, task_root: Path, **overrides: str) -> dict[st
 
 
 def import_deployed_app(
-    stage: str, task_root: Path, *, bytecode: bool = True, timeout: float = 120, **overrides: str
+    stage: str,
+    task_root: Path,
+    *,
+    overrides: dict[str, str] | None = None,
+    bytecode: bool = True,
+    timeout: float = 120,
 ) -> ImportReport:
-    """``import app`` from ``task_root`` in a fresh, isolated interpreter with the stage's environment.
+    """``import app`` from ``task_root`` in a fresh, isolated interpreter with the stage's environment
+    (``overrides`` on top).
 
     ``bytecode=False`` writes no ``__pycache__`` (Lambda's task root is read-only: every cold start
     compiles what it imports)."""
@@ -274,7 +280,7 @@ def import_deployed_app(
     done = subprocess.run(
         [sys.executable, *flags, "-c", probe, str(task_root)],
         cwd=task_root,
-        env=lambda_environment(stage, task_root, **overrides),
+        env=lambda_environment(stage, task_root, **(overrides or {})),
         capture_output=True,
         text=True,
         timeout=timeout,

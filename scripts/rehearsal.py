@@ -10,9 +10,10 @@ synthesises. What the deployed stage reaches outside AWS is replaced by what sta
   (``tests.fakes.tencent_faceid``), its keys in the stage's Secrets Manager secret as operations put them;
 - SMS (SNS) by moto's SNS, whose published messages are read back for the codes.
 
-The operators are what a fresh deployment has: no endpoint URL (``CHEKA_OPERATOR_BASE_URLS`` unset), so
-the submitted registration's push waits in the outbox, pending with "operator not configured", never
-dead-lettered, and ``/health`` names what is missing. A person is driven through the API exactly as the
+The operators are what a fresh deployment has: no endpoint URL (``CHEKA_OPERATOR_BASE_URLS`` unset) and
+secrets holding CDK's placeholder instead of keys, so the submitted registration's push waits in the
+outbox, pending with "operator not configured", never dead-lettered, and ``/health`` names what is
+missing. A person is driven through the API exactly as the
 H5 client drives it: the inventory imported by an admin, start, vehicle, phone (the sales record's phone
 shows possession), identity, both ID card sides read by OCR and checked with the authority, the biometric
 consent, a head-turn burst of real face photos, the agreements, submit; then the outbox consumer's
@@ -284,13 +285,13 @@ def _timed(result: Rehearsal, name: str, say: Callable[[str], None]) -> Iterator
     except Exception as err:
         step = Step(name, time.perf_counter() - started, f"{type(err).__name__}: {err}", ok=False)
         result.steps.append(step)
-        say(f"    ✗ {name:<30} {step.seconds:6.2f}s  {step.detail}")
+        say(f"    ✗ {name:<34} {step.seconds:6.2f}s  {step.detail}")
         if isinstance(err, RehearsalFailed):
             raise
         raise RehearsalFailed(f"{name}: {type(err).__name__}: {err}") from err
     step = Step(name, time.perf_counter() - started, "; ".join(detail))
     result.steps.append(step)
-    say(f"    ✓ {name:<30} {step.seconds:6.2f}s  {step.detail}")
+    say(f"    ✓ {name:<34} {step.seconds:6.2f}s  {step.detail}")
 
 
 def _walk(stage: str, result: Rehearsal, say: Callable[[str], None], faces: Path) -> None:
@@ -312,10 +313,10 @@ def _walk(stage: str, result: Rehearsal, say: Callable[[str], None], faces: Path
             deps.use_engine_invoker(invoker)
             with _timed(result, "resources (declared)", say) as detail:
                 made = create_resources(settings)
+                _as_freshly_deployed(settings)
                 if settings.authority_kind == "tencent":
-                    _put_secret(
-                        settings.authority_secret_name, {"secret_id": SECRET_ID, "secret_key": SECRET_KEY}
-                    )
+                    keys = {"secret_id": SECRET_ID, "secret_key": SECRET_KEY}
+                    _put_secret(settings.authority_secret_name, keys)
                 detail.append(
                     f"{len(made['tables_created'])} tables, bucket, keys, queues, "
                     f"{len(made['secrets_created'])} secrets; engines {'/'.join(settings.remote_engines)} "
@@ -351,6 +352,19 @@ def _walk(stage: str, result: Rehearsal, say: Callable[[str], None], faces: Path
         authority.stop()
     result.engine_calls = dict(invoker.calls)
     say(f"    engine function calls: {json.dumps(result.engine_calls, sort_keys=True)}")
+
+
+def _as_freshly_deployed(settings: Any) -> None:
+    """The operators' secrets as a fresh deploy leaves them: CDK's placeholder, a random string that
+    holds no keys, until operations put in the keys of the key exchange (the local bootstrap makes up
+    random keys instead, for the sandbox operator)."""
+    from chalicelib.core.aws import client
+    from chalicelib.kernel.operators import Operator
+
+    sm = client("secretsmanager")
+    for operator in Operator:
+        name = settings.operator_secret_pattern.format(operator=operator.value)
+        sm.put_secret_value(SecretId=name, SecretString=secrets.token_urlsafe(24))
 
 
 def _put_secret(name: str, value: dict[str, str]) -> None:

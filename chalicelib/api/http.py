@@ -310,6 +310,8 @@ def route(
                 logger.info("request refused", extra={"code": err.code, "status": err.status})
                 if entered:
                     emit(Metric.STEP_FAILED, step=str(step), reason=err.code)
+                if err.code == "engine.unavailable":
+                    emit(Metric.ENGINE_UNAVAILABLE, engine=str(err.details.get("engine", "engines")))
                 return error_response(err)
             except Exception:
                 reference = correlation_id_of(request)

@@ -36,7 +36,8 @@ def correlation_id_of(request: Request) -> str:
 def _chalice_error_body(code: str, response: Response, request: Request) -> dict[str, Any]:
     """The error-model body for one of Chalice's own error replies (``{"Code", "Message"}``)."""
     if code == "MethodNotAllowedError":
-        allowed = response.headers.get("Allow", "")
+        given = response.headers.get("Allow", "")
+        allowed = given if isinstance(given, str) else ", ".join(given)
         return {
             "code": "method.not_allowed",
             "message_zh": f"该地址不支持 {request.method} 请求（支持：{allowed}）",

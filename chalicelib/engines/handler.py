@@ -26,12 +26,12 @@ failure; anything else is raised, and Lambda reports it as a ``FunctionError`` (
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.adapters.engines import codec
+from chalicelib.core.observability import lambda_handler
 from chalicelib.kernel.errors import BadRequest, DomainError
 
 if TYPE_CHECKING:
@@ -40,8 +40,6 @@ if TYPE_CHECKING:
     from chalicelib.adapters.liveness.local import LocalLivenessEngine
     from chalicelib.adapters.ocr.rapidocr import RapidOcrEngine
     from chalicelib.core.config import Settings
-
-logger = logging.getLogger(__name__)
 
 _shared_lock = threading.Lock()
 _shared_ocr: RapidOcrEngine | None = None
@@ -258,6 +256,10 @@ def reset() -> None:
         _default = None
 
 
-def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """The container image's handler (``CMD``): one request, one reply."""
+def _handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return dispatch(default_engines(), event)
+
+
+#: The container image's handler (``CMD``): one request, one reply; the Lambda context on the logs, and
+#: on deployed stages X-Ray traces and a metrics flush (``observability.lambda_handler``).
+handle = lambda_handler(_handle)

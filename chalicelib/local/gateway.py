@@ -30,7 +30,7 @@ class ErrorModelGateway(LocalGateway):
         self, method: str, path: str, headers: dict[str, Any], body: bytes | None
     ) -> dict[str, Any]:
         try:
-            return super().handle_request(method, path, headers, body)  # type: ignore[no-any-return]
+            return super().handle_request(method, path, headers, body)
         except ForbiddenError as exc:
             try:
                 self._generate_lambda_event(method, path, headers, body)
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     CLIFactory.create_local_server = _create_local_server  # type: ignore[method-assign]
     args = sys.argv[1:] if argv is None else argv
     # chalice's reloader re-runs sys.argv in a child process: make it this module again.
-    sys.argv = [sys.executable, "-m", __name__, *args]
+    sys.argv = [sys.executable, "-m", "chalicelib.local.gateway", *args]
     try:
         cli.main(args=args, obj={}, prog_name="chalice", standalone_mode=False)
     except KeyboardInterrupt:

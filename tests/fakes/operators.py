@@ -21,6 +21,7 @@ from chalicelib.kernel.errors import Conflict
 from chalicelib.kernel.operators import Operator
 from chalicelib.operators.domain.messages import (
     OperatorCardRecord,
+    OperatorNotConfigured,
     OperatorRefused,
     OperatorUnavailable,
     PushMessage,
@@ -331,6 +332,11 @@ class FakeOperatorGateway(OperatorGateway):
         self.attempts = 0
         self._refusal: tuple[str, str] | None = None
         self._outages: int | None = 0
+        self._missing: str | None = None
+
+    def be_unconfigured(self, missing: str = "url") -> None:
+        """The stage lacks this operator's ``missing`` setting ("url", "keys"): pushes wait."""
+        self._missing = missing
 
     def refuse(self, code: str = "malformed", message: str = "refused by the fake") -> None:
         self._refusal = (code, message)
@@ -342,9 +348,12 @@ class FakeOperatorGateway(OperatorGateway):
     def recover(self) -> None:
         self._outages = 0
         self._refusal = None
+        self._missing = None
 
     def push(self, message: PushMessage) -> PushReceipt:
         self.attempts += 1
+        if self._missing is not None:
+            raise OperatorNotConfigured(message.card.operator, self._missing)
         if self._outages is None or self._outages > 0:
             if self._outages is not None:
                 self._outages -= 1

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from chalicelib.core.settings import get_settings
+from chalicelib.core.stages import stage_settings
 from chalicelib.local.documents import cjk_font_path
-from scripts.deploy_check import CheckFailed, check_package, dockerfiles
+from scripts.deploy_check import CheckFailed, check_package, dockerfiles, stage_warnings
 from scripts.lambda_package import LambdaPackage
 from scripts.rehearsal import CARD_PORTRAIT, FACES, LIVE_PERSON, Rehearsal, rehearse_registration
 
@@ -71,12 +72,14 @@ def test_on_prod_without_operator_urls_the_push_waits_for_its_setting_and_health
     result, _ = prod_rehearsal
     assert result.outbox["batch_failures"] == []
     assert (result.outbox["status"], result.outbox["attempts"]) == ("pending", 0)
-    assert result.outbox["last_error"] == f"operator not configured: {result.outbox['operator']} (url)"
+    # (no URL in prod's settings, and the operator's secret holds the placeholder a fresh deploy leaves)
+    assert result.outbox["last_error"] == f"operator not configured: {result.outbox['operator']} (url, keys)"
     # the admin's /health: up (operators are not required), each operator named with what it lacks
     assert (result.health["status_code"], result.health["status"]) == (200, "ok")
     operators = {k: v for k, v in result.health["checks"].items() if k.startswith("operator")}
     assert operators
     assert all(not check["ok"] and not check["required"] for check in operators.values())
+    assert all("url, keys" in check["error"] for check in operators.values())
 
 
 def test_the_rehearsal_leaves_this_process_on_its_own_settings(
@@ -134,3 +137,16 @@ def test_dockerfiles_are_found_outside_the_virtualenv_and_build_output(tmp_path:
         tmp_path / "docs" / "Dockerfile.example",
         tmp_path / "engines" / "Dockerfile",
     ]
+
+
+def test_prod_in_a_china_region_is_warned_that_sns_delivers_no_sms_and_no_operator_is_set() -> None:
+    warnings = stage_warnings(stage_settings("prod"))
+    assert any(w.startswith("SMS: SNS does not deliver SMS in cn-north-1") for w in warnings)
+    assert any("CHEKA_OPERATOR_BASE_URLS" in w for w in warnings)
+    # a stage outside China on SNS, its operators set, is not warned
+    elsewhere = stage_settings(
+        "prod",
+        CHEKA_REGION="ap-southeast-1",
+        CHEKA_OPERATOR_BASE_URLS='{"china_unicom": "https://op.example"}',
+    )
+    assert stage_warnings(elsewhere) == []

@@ -100,7 +100,7 @@ def test_a_stage_naming_an_engine_it_cannot_run_refuses_to_start_naming_the_sett
 ) -> None:
     _, task_root = lambda_package("prod")
     # given prod's declared settings with one engine it cannot run
-    report = import_deployed_app("prod", task_root, **{setting: value})
+    report = import_deployed_app("prod", task_root, overrides={setting: value})
     # then Lambda's init fails with the configuration error, naming the setting, before any request
     assert not report.ok
     assert report.error_type == "ConfigurationError"
@@ -116,5 +116,6 @@ def test_without_the_lambda_runtime_the_init_check_does_not_run(
 ) -> None:
     # chalice package and the CLI import the app outside Lambda: no init check, no settings read
     _, task_root = lambda_package("prod")
-    report = import_deployed_app("prod", task_root, CHEKA_FACE_ENGINE="local", AWS_LAMBDA_FUNCTION_NAME="")
+    outside_lambda = {"CHEKA_FACE_ENGINE": "local", "AWS_LAMBDA_FUNCTION_NAME": ""}
+    report = import_deployed_app("prod", task_root, overrides=outside_lambda)
     assert report.ok, report.output

@@ -25,7 +25,6 @@ from tests.integration.test_verification_api import (
     call,
     card_read,
     open_flow,
-    person,  # noqa: F401 - fixture
     s3,
     send_burst,
     start_sideways,
@@ -35,6 +34,17 @@ from tests.unit.test_engines_payloads import SlowLambda, lambda_client
 
 if missing := local_face_engine_missing(CARD_PORTRAIT):
     pytest.skip(missing, allow_module_level=True)
+
+
+@pytest.fixture
+def person(token: Callable[..., str]) -> Callable[[str], dict[str, str]]:
+    def headers(subject: str = "owner-13800138000") -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {token('owner', subject=subject)}",
+            "Content-Type": "application/json",
+        }
+
+    return headers
 
 
 class Switchboard:
@@ -76,10 +86,16 @@ def evidence_kinds(api: Any, auth: Callable[..., dict[str, str]], flow_id: str) 
     return [entry["kind"] for entry in evidence["entries"]]
 
 
-def raw_send(api: Any, headers: dict[str, str], flow_id: str, session: dict[str, Any], frames: list[str]) -> Any:
+def raw_send(
+    api: Any, headers: dict[str, str], flow_id: str, session: dict[str, Any], frames: list[str]
+) -> Any:
     from tests.liveness_frames import capture_times
 
-    body = {"frames": frames, "nonce": session["challenge"]["nonce"], "timestamps_ms": capture_times(len(frames))}
+    body = {
+        "frames": frames,
+        "nonce": session["challenge"]["nonce"],
+        "timestamps_ms": capture_times(len(frames)),
+    }
     path = f"/v1/flows/{flow_id}/liveness-sessions/{session['session_id']}/result"
     return api.http.post(path, headers=headers, body=json.dumps(body))
 
@@ -221,3 +237,168 @@ def test_frames_are_base64_in_the_request_as_the_api_received_them(
     assert [ref["b64"] for ref in sent["frames"]] == frames
     assert sent["challenge"]["direction"] == session["challenge"]["direction"]
     assert base64.b64decode(sent["frames"][0]["b64"]).startswith(b"\xff\xd8\xff")
+
+
+#: The API of a deployed stage in a fresh interpreter: moto in-process, the engines reached over HTTP in
+#: the test's process (the engines function's stand-in), the whole face check run through the API.
+_API_PROCESS = """
+import json, sys, urllib.request
+from moto import mock_aws
+
+engines_url, card_path, identity = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+
+
+def invoker(payload):
+    request = urllib.request.Request(engines_url + "/invoke", data=json.dumps(payload).encode())
+    with urllib.request.urlopen(request, timeout=300) as response:
+        return json.loads(response.read())
+
+
+with mock_aws():
+    from chalice.test import Client
+
+    from chalicelib.core import deps
+    from chalicelib.core.auth import Role, issue_token
+    from chalicelib.core.aws import client
+    from chalicelib.core.settings import get_settings
+    from chalicelib.local.bootstrap import create_resources
+
+    settings = get_settings()
+    create_resources(settings)
+    deps.use_engine_invoker(invoker)
+    from app import app
+
+    token = issue_token(settings, "owner-13900139000", [Role("owner")])
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    with Client(app) as api:
+        def call(method, path, body=None):
+            kwargs = {"headers": headers}
+            if body is not None:
+                kwargs["body"] = json.dumps(body)
+            response = getattr(api.http, method)(path, **kwargs)
+            assert response.status_code < 300, (path, response.status_code, response.body)
+            return json.loads(response.body) if response.body else None
+
+        flow_id = call("post", "/v1/flows", {"purpose": "registration"})["flow_id"]
+        call("put", f"/v1/flows/{flow_id}/identity", identity)
+        kind = {"kind": "id_front", "content_type": "image/jpeg"}
+        post = call("post", f"/v1/flows/{flow_id}/uploads", kind)
+        card = open(card_path, "rb").read()
+        client("s3").put_object(Bucket=settings.documents_bucket, Key=post["key"], Body=card)
+        call("post", f"/v1/flows/{flow_id}/documents", {"kind": "id_front", "key": post["key"]})
+        call("post", f"/v1/flows/{flow_id}/ocr/id_front")
+        doc = next(d for d in call("get", "/v1/consents")["documents"] if d["kind"] == "biometric_consent")
+        consent = {"version": doc["version"], "sha256": doc["sha256"], "client": {"ua": "test"}}
+        call("post", f"/v1/flows/{flow_id}/biometric-consent", consent)
+        session = call("post", f"/v1/flows/{flow_id}/liveness-sessions")
+        direction = session["challenge"]["direction"]
+        with urllib.request.urlopen(f"{engines_url}/burst/{direction}", timeout=300) as response:
+            frames = json.loads(response.read())
+        times = [1_700_000_000_000 + 450 * i for i in range(len(frames))]
+        body = {"frames": frames, "nonce": session["challenge"]["nonce"], "timestamps_ms": times}
+        outcome = call("post", f"/v1/flows/{flow_id}/liveness-sessions/{session['session_id']}/result", body)
+    heavy = [m for m in ("numpy", "dlib", "onnxruntime", "cv2", "rapidocr_onnxruntime") if m in sys.modules]
+    print(json.dumps({"outcome": outcome, "loaded": heavy}))
+"""
+
+
+class EnginesOverHttp:
+    """The engines function's handler on a free loopback port (``POST /invoke``), and bursts of frames
+    for a challenge's direction (``GET /burst/<direction>``)."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        from chalicelib.engines.handler import Engines, dispatch
+
+        engines = Engines()
+        self.ops: list[str] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _reply(self, body: Any) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self) -> None:
+                request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.ops.append(request["op"])
+                self._reply(dispatch(engines, request))
+
+            def do_GET(self) -> None:
+                self._reply(burst(self.path.rsplit("/", 1)[1]))
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self) -> EnginesOverHttp:
+        import threading
+
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_deployed_stages_api_runs_the_whole_face_check_without_loading_any_engine_library(
+    identity_authority: Any, tmp_path: Any
+) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from chalicelib.core.stages import stage_environment
+    from tests.synthetic_documents import PERSON_ADDRESS, PERSON_ID_NUMBER, PERSON_NAME
+
+    require_cjk_font()
+    card = tmp_path / "id_front.jpg"
+    card.write_bytes(id_front(portrait=FACES / CARD_PORTRAIT))
+    identity = {
+        "id_type": "resident_id",
+        "id_number": PERSON_ID_NUMBER,
+        "name": PERSON_NAME,
+        "address": PERSON_ADDRESS,
+    }
+    # The prod stage's engine choices (and nothing else of prod: the test stage's embedded AWS and keys)
+    declared = stage_environment("prod")
+    chosen = {
+        k: v for k, v in declared.items() if k.endswith("_ENGINE") or k == "CHEKA_ACCEPT_LOCAL_LIVENESS_RISK"
+    }
+    assert (
+        chosen["CHEKA_OCR_ENGINE"]
+        == chosen["CHEKA_FACE_ENGINE"]
+        == chosen["CHEKA_LIVENESS_ENGINE"]
+        == "remote"
+    )
+    env = {
+        **os.environ,
+        **chosen,
+        "CHEKA_STAGE": "test",
+        "CHEKA_FACE_DEDUP": "false",
+        "CHEKA_LOG_LEVEL": "WARNING",
+    }
+    project = Path(__file__).resolve().parents[2]
+    with EnginesOverHttp() as engines:
+        done = subprocess.run(
+            [sys.executable, "-c", _API_PROCESS, engines.url, str(card), json.dumps(identity)],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["loaded"] == []
+    assert (result["outcome"]["passed"], result["outcome"]["attempts_left"]) == (True, 2)
+    assert {"ocr.read", "faces.detect", "liveness.judge", "faces.compare"} <= set(engines.ops)

@@ -120,7 +120,8 @@ def test_the_challenge_is_drawn_without_the_function(invoker: DirectEngineInvoke
     engine = RemoteLivenessEngine(EngineClient(invoker))
     challenge = engine.new_challenge()
     started = engine.start(challenge)
-    assert challenge.direction is not None and challenge.nonce
+    assert challenge.direction is not None
+    assert challenge.nonce
     assert started.client["direction"] == challenge.direction.value
     assert invoker.calls == before
 
@@ -152,7 +153,8 @@ def test_images_over_the_invoke_budget_go_through_the_bucket_and_are_deleted_aft
     comparison = engine.compare(photo(SAME_A), photo(SAME_B))
     assert comparison == local_faces.compare(photo(SAME_A), photo(SAME_B))
     args = seen[0]["args"]
-    assert "b64" in args["a"] and args["b"]["s3"].startswith(ENGINE_IO_PREFIX)
+    assert "b64" in args["a"]
+    assert args["b"]["s3"].startswith(ENGINE_IO_PREFIX)
     assert s3.list_objects_v2(Bucket=bucket, Prefix=ENGINE_IO_PREFIX).get("KeyCount", 0) == 0
 
 
@@ -171,8 +173,8 @@ def test_the_face_index_in_the_function_binds_searches_and_forgets_in_the_stages
     assert index.forget("flow-a") is True
     assert index.forget("flow-a") is False
     assert elsewhere.search(photo(SAME_A), DEFAULT_FACE_THRESHOLD, 10) == []
-    with pytest.raises(InvalidField) as no_face:
-        from tests.liveness_frames import blank
+    from tests.liveness_frames import blank
 
+    with pytest.raises(InvalidField) as no_face:
         index.search(blank(), DEFAULT_FACE_THRESHOLD, 10)
     assert no_face.value.code == "face.none"

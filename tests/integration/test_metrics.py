@@ -258,17 +258,27 @@ def test_every_function_is_traced_and_flushes_metrics_on_a_deployed_stage(
 
     flushed: list[bool] = []
     monkeypatch.setattr(observability, "flush_metrics", lambda: flushed.append(True))
-    schedule_event = {
+    schedule_event: dict[str, Any] = {
         "detail-type": "Scheduled Event",
         "source": "aws.events",
         "time": "2026-11-29T00:00:00Z",
+        "id": "e-1",
+        "account": "123456789012",
+        "region": "cn-north-1",
+        "resources": [],
+        "detail": {},
+        "version": "0",
     }
-    schedule_event |= {"id": "e-1", "account": "123456789012", "region": "cn-north-1", "resources": []}
-    schedule_event |= {"detail": {}, "version": "0"}
     entry.sweep_outbox(schedule_event, lambda_context("cheka-prod-sweep_outbox"))
     entry.purge_abandoned(schedule_event, lambda_context("cheka-prod-purge_abandoned"))
-    unknown = {"messageId": "m-1", "receiptHandle": "r-1", "body": json.dumps({"record_id": "0" * 32})}
-    unknown |= {"eventSource": "aws:sqs", "awsRegion": "cn-north-1", "attributes": {}}
+    unknown: dict[str, Any] = {
+        "messageId": "m-1",
+        "receiptHandle": "r-1",
+        "body": json.dumps({"record_id": "0" * 32}),
+        "eventSource": "aws:sqs",
+        "awsRegion": "cn-north-1",
+        "attributes": {},
+    }
     batch = {"Records": [unknown]}
     assert entry.dispatch_outbox(batch, lambda_context("cheka-prod-dispatch_outbox")) == {
         "batchItemFailures": []
@@ -300,3 +310,35 @@ def test_a_plain_lambda_handler_is_traced_on_a_deployed_stage_only(
 
     assert local_engines({"op": "ping"}, lambda_context("cheka-local-engines")) == {"ok": "ping"}
     assert deployed_stage.invoked == ["engines"]
+
+
+def test_an_engine_that_cannot_answer_is_counted_for_its_alarm(
+    metrics_on: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from chalice.app import Blueprint, Chalice
+    from chalice.test import Client
+
+    from chalicelib.api import http
+    from chalicelib.api.http import Call, route
+    from chalicelib.verification.domain.engines import engine_unavailable
+
+    bp = Blueprint("engine_probe")
+
+    @route(bp, "/v1/test-engine-probe", summary="test only", roles=None, step="ocr")
+    def probe(call: Call) -> None:
+        raise engine_unavailable("ocr", "timeout")
+
+    http.ROUTES.pop()  # a route of this test's own app, not of the documented API
+    app = Chalice("engine-probe")
+    app.experimental_feature_flags.update(["BLUEPRINTS"])
+    app.register_blueprint(bp)
+    with Client(app) as client:
+        resp = client.http.get("/v1/test-engine-probe")
+    assert resp.status_code == 503
+    assert resp.headers["Retry-After"]
+    docs = emf_lines(capsys.readouterr().out)
+    unavailable = named(docs, Metric.ENGINE_UNAVAILABLE)
+    assert [dimension_sets(d) for d in unavailable] == [[["engine", "service"]], [["service"]]]
+    assert unavailable[0]["engine"] == "ocr"
+    (failed,) = named(docs, Metric.STEP_FAILED)
+    assert (failed["step"], failed["reason"]) == ("ocr", "engine.unavailable")

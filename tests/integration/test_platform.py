@@ -162,6 +162,40 @@ def test_health_reports_an_operator_not_configured_without_going_down(
     assert doc["checks"]["operator:china_mobile"]["ok"] is True
 
 
+def test_health_pings_the_engines_function_of_a_stage_with_remote_engines(
+    api: Any, auth: Callable[..., dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.core import deps
+    from chalicelib.engines.handler import handle
+    from chalicelib.verification.domain.engines import engine_unavailable
+
+    monkeypatch.setenv("CHEKA_OCR_ENGINE", "remote")
+    deps.reset()
+    pings: list[dict[str, Any]] = []
+
+    def answering(payload: dict[str, Any]) -> dict[str, Any]:
+        pings.append(payload)
+        return handle(json.loads(json.dumps(payload)), None)
+
+    deps.use_engine_invoker(answering)
+    try:
+        doc = body(api.http.get("/health", headers=auth("admin")))
+        assert doc["checks"]["engine:function"]["ok"] is True
+        assert "engine:ocr" not in doc["checks"]  # not in this process: in the engines function
+        assert pings == [{"op": "ping"}]
+
+        def timing_out(payload: dict[str, Any]) -> dict[str, Any]:
+            raise engine_unavailable("ocr", "timeout")
+
+        deps.use_engine_invoker(timing_out)
+        deps.reset()
+        resp = api.http.get("/health", headers=auth("admin"))
+        assert resp.status_code == 503
+        assert body(resp)["checks"]["engine:function"]["error"] == "engine.unavailable"
+    finally:
+        deps.use_engine_invoker(None)
+
+
 def test_health_answers_from_a_cache_for_a_few_seconds(api: Any, auth: Callable[..., dict[str, str]]) -> None:
     from chalicelib.core.aws import client
 
@@ -367,7 +401,9 @@ def test_chalice_local_as_make_run_starts_it_answers_unknown_paths_in_the_error_
                 time.sleep(0.3)
         assert (status, doc["code"]) == (404, "route.not_found")
     finally:
+        import contextlib
         import signal
 
-        os.killpg(server.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGTERM)  # its reloader's server process goes down with it
         server.wait(timeout=20)

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -56,7 +57,9 @@ def through_json(value: Any) -> Any:
 
 
 def test_text_lines_faces_comparisons_and_embeddings_round_trip_through_json() -> None:
-    lines = [TextLine(text="姓名 王小明", confidence=0.98, box=((1.0, 2.0), (3.0, 2.0), (3.0, 4.0), (1.0, 4.0)))]
+    lines = [
+        TextLine(text="姓名 王小明", confidence=0.98, box=((1.0, 2.0), (3.0, 2.0), (3.0, 4.0), (1.0, 4.0)))
+    ]
     lines.append(TextLine(text="no box", confidence=0.5))
     assert codec.lines_from_json(through_json(codec.lines_to_json(lines))) == lines
     assert codec.faces_from_json(through_json(codec.faces_to_json([FACE]))) == [FACE]
@@ -83,7 +86,9 @@ def test_a_verdict_round_trips_with_its_reference_image_which_a_plain_dump_leave
     back = codec.verdict_from_json(through_json(codec.verdict_to_json(verdict)))
     assert back == verdict
     assert back.reference_image == verdict.reference_image
-    bare = verdict.model_copy(update={"reference_image": None, "live": False, "reasons": ["liveness.no_face"]})
+    bare = verdict.model_copy(
+        update={"reference_image": None, "live": False, "reasons": ["liveness.no_face"]}
+    )
     assert codec.verdict_from_json(through_json(codec.verdict_to_json(bare))).reference_image is None
 
 
@@ -93,7 +98,10 @@ def test_a_verdict_round_trips_with_its_reference_image_which_a_plain_dump_leave
         (no_face(image="b"), InvalidField),
         (frame_too_large(2, 2_000_000), PayloadTooLarge),
         (not_finished("IN_PROGRESS"), Conflict),
-        (ServiceUnavailable("x.down", "不可用", "down", details={"retry_after_seconds": 3}), ServiceUnavailable),
+        (
+            ServiceUnavailable("x.down", "不可用", "down", details={"retry_after_seconds": 3}),
+            ServiceUnavailable,
+        ),
     ],
 )
 def test_a_domain_error_comes_back_as_the_same_kind_with_its_code_field_and_details(
@@ -109,7 +117,9 @@ def test_an_error_of_a_kind_the_api_does_not_know_comes_back_by_its_http_status(
     class EngineRefused(DomainError):
         status = 503
 
-    back = codec.error_from_json(through_json(codec.error_to_json(EngineRefused("config.x", "配置", "config"))))
+    back = codec.error_from_json(
+        through_json(codec.error_to_json(EngineRefused("config.x", "配置", "config")))
+    )
     assert isinstance(back, ServiceUnavailable)
     assert (back.status, back.code) == (503, "config.x")
 
@@ -137,15 +147,19 @@ def test_images_stay_inline_while_they_fit_and_the_largest_are_staged_once_they_
     stager = MemoryStager()
     small, large, medium = b"s" * 100, b"L" * 3000, b"m" * 1500
     refs, keys = pack([small, large, medium], stager, budget=10_000)
-    assert keys == [] and all("b64" in ref for ref in refs)
+    assert keys == []
+    assert all("b64" in ref for ref in refs)
 
     refs, keys = pack([small, large, medium], stager, budget=2500)
-    assert len(keys) == 1 and keys[0].startswith(ENGINE_IO_PREFIX)
-    assert refs[1] == {"s3": keys[0]} and stager.objects[keys[0]] == large
+    assert len(keys) == 1
+    assert keys[0].startswith(ENGINE_IO_PREFIX)
+    assert refs[1] == {"s3": keys[0]}
+    assert stager.objects[keys[0]] == large
     assert [codec.image_bytes(r, stager.objects.__getitem__) for r in refs] == [small, large, medium]
 
     refs, keys = pack([small, large, medium], None, budget=10)
-    assert keys == [] and all("b64" in ref for ref in refs)
+    assert keys == []
+    assert all("b64" in ref for ref in refs)
 
 
 def test_the_client_deletes_what_it_staged_whether_the_engine_answers_or_not() -> None:
@@ -158,11 +172,12 @@ def test_the_client_deletes_what_it_staged_whether_the_engine_answers_or_not() -
     client = EngineClient(failing, stager, budget=10)
     with pytest.raises(EngineUnavailable):
         RemoteFaceEngine(client).compare(b"a" * 100, b"b" * 100)
-    assert stager.objects == {} and len(stager.deleted) == 2
+    assert stager.objects == {}
+    assert len(stager.deleted) == 2
 
 
 def test_the_client_raises_the_engines_error_and_keeps_the_version_each_reply_gives() -> None:
-    replies = [
+    replies: list[dict[str, Any]] = [
         {"ok": [{"text": "姓名", "confidence": 0.9, "box": None}], "version": "rapidocr 1.4.4"},
         {"error": codec.error_to_json(InvalidField("document.corrupt", "损坏", "corrupt", field="image"))},
     ]
@@ -243,16 +258,25 @@ def test_a_crash_or_a_timeout_inside_the_function_is_engine_unavailable_with_ret
     assert late.details == {"engine": "liveness", "cause": "timeout", "retry_after_seconds": 10}
 
 
+def test_an_engine_that_cannot_answer_is_counted_in_the_alarmed_metric(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    crash = b'{"errorMessage": "boom"}'
+    invoker, _ = stubbed([("ok", {"Payload": crash, "FunctionError": "Unhandled"})])
+    unavailable(invoker, "ocr.read")
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    counted = [line for line in lines if "EngineUnavailable" in line]
+    assert {(line.get("engine"), line.get("cause")) for line in counted} == {("ocr", "error"), (None, None)}
+    assert all(line["EngineUnavailable"] == [1.0] or line["EngineUnavailable"] == 1.0 for line in counted)
+
+
 def test_throttling_is_tried_once_more_for_a_read_and_never_for_a_bind() -> None:
-    invoker, stubber = stubbed(
-        [("error", "TooManyRequestsException"), ("ok", {"Payload": b'{"ok": []}'})]
-    )
+    invoker, stubber = stubbed([("error", "TooManyRequestsException"), ("ok", {"Payload": b'{"ok": []}'})])
     assert invoker({"op": "index.search", "args": {}}) == {"ok": []}
     stubber.assert_no_pending_responses()
 
-    invoker, stubber = stubbed(
-        [("error", "TooManyRequestsException"), ("error", "TooManyRequestsException")]
-    )
+    invoker, stubber = stubbed([("error", "TooManyRequestsException"), ("error", "TooManyRequestsException")])
     assert unavailable(invoker, "ocr.read").details["cause"] == "throttled"
     stubber.assert_no_pending_responses()
 
@@ -279,7 +303,7 @@ class SlowLambda:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 outer.requests += 1
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 time.sleep(delay)
@@ -339,10 +363,18 @@ def test_an_unreachable_function_is_engine_unavailable() -> None:
 def test_the_handler_answers_ping_and_refuses_an_unknown_operation_as_an_answer() -> None:
     from chalicelib.engines.handler import Engines, dispatch, handle
 
-    assert handle({"op": "ping"}, None) == {"ok": {"stage": "test"}}
+    context = SimpleNamespace(
+        function_name="cheka-test-engines",
+        memory_limit_in_mb=2048,
+        invoked_function_arn="arn:aws-cn:lambda:cn-north-1:123456789012:function:cheka-test-engines",
+        aws_request_id="req-1",
+    )
+    assert handle({"op": "ping"}, context) == {"ok": {"stage": "test"}}
     reply = dispatch(Engines(), {"op": "faces.teleport", "args": {}})
     assert reply["error"]["code"] == "engine.bad_request"
-    staged = dispatch(Engines(), {"op": "faces.detect", "args": {"image": {"s3": "documents/f/id_front/x.jpg"}}})
+    staged = dispatch(
+        Engines(), {"op": "faces.detect", "args": {"image": {"s3": "documents/f/id_front/x.jpg"}}}
+    )
     assert staged["error"]["code"] == "engine.bad_request"  # only engine-io/ objects are read
 
 

@@ -15,16 +15,14 @@ same payloads, encoded to JSON and back, so what passes here passes through Lamb
 from __future__ import annotations
 
 import json
-import logging
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
+from chalicelib.core.observability import logger
 from chalicelib.verification.domain.engines import EngineCause, EngineUnavailable, engine_unavailable
 
 if TYPE_CHECKING:
     from chalicelib.engines.handler import Engines
-
-logger = logging.getLogger(__name__)
 
 #: Operations a second run cannot change (their answer depends on the request only).
 IDEMPOTENT_OPS = frozenset(
@@ -116,12 +114,22 @@ class LambdaEngineInvoker:
         return reply
 
     def _unavailable(self, payload: dict[str, Any], cause: EngineCause, detail: str) -> EngineUnavailable:
-        engine = engine_of(payload)
-        logger.warning(
-            "engine unavailable",
-            extra={"engine": engine, "op": payload.get("op"), "cause": cause, "detail": detail[:300]},
-        )
-        return engine_unavailable(engine, cause, TIMEOUT_RETRY_AFTER if cause == "timeout" else None)
+        return unavailable(payload, cause, detail)
+
+
+def unavailable(payload: dict[str, Any], cause: EngineCause, detail: str) -> EngineUnavailable:
+    """``engine.unavailable`` for ``payload``'s engine: logged (no payload: it holds personal data) and
+    counted (``EngineUnavailable`` metric, alarmed)."""
+    from chalicelib.core.metric_names import Metric
+    from chalicelib.core.observability import emit
+
+    engine = engine_of(payload)
+    logger.warning(
+        "engine unavailable",
+        extra={"engine": engine, "op": payload.get("op"), "cause": cause, "detail": detail[:300]},
+    )
+    emit(Metric.ENGINE_UNAVAILABLE, engine=engine, cause=cause)
+    return engine_unavailable(engine, cause, TIMEOUT_RETRY_AFTER if cause == "timeout" else None)
 
 
 class _Retryable(Exception):
@@ -152,5 +160,5 @@ class DirectEngineInvoker:
             reply = dispatch(self.engines, request)
         except Exception as err:  # what Lambda reports as a FunctionError
             logger.exception("engine function failed", extra={"op": op})
-            raise engine_unavailable(engine_of(payload), "error") from err
+            raise unavailable(payload, "error", type(err).__name__) from err
         return dict(json.loads(json.dumps(reply)))

@@ -122,3 +122,32 @@ def test_the_sweep_enqueues_records_nobody_pushed_in_time_once() -> None:
     # then it is enqueued once, after the grace period
     assert (early.enqueued, late.enqueued, again.enqueued) == (0, 1, 0)
     assert world.queue.record_ids() == [record_id]
+
+
+def test_a_push_to_an_unconfigured_operator_waits_without_spending_attempts() -> None:
+    # given a stage without this operator's URL, and a policy of three attempts
+    world, gateway, dead, dispatcher, record_id = setup()
+    gateway.be_unconfigured("url")
+    sent_before = len(world.queue.sent)
+    # when it is tried more often than the attempts allow, each time the sweep brings it back
+    outcomes = []
+    for _ in range(POLICY.max_attempts + 2):
+        outcomes.append(dispatcher.dispatch(record_id))
+        world.clock.advance(seconds=POLICY.unconfigured_wait_seconds)
+        dispatcher.sweep()
+    # then it waited every time: pending, no attempt spent, its reason kept, never dead-lettered
+    assert outcomes == [DispatchOutcome.WAITING] * (POLICY.max_attempts + 2)
+    record = world.store.get(record_id)
+    assert record is not None
+    assert (record.status, record.attempts) == (OutboxStatus.PENDING, 0)
+    assert record.last_error is not None
+    assert "operator not configured" in record.last_error
+    assert dead.sent == []
+    # and only the sweep re-queued it (a waiting push sends no message of its own)
+    assert len(world.queue.sent) - sent_before == POLICY.max_attempts + 2
+    # when the operator is configured, the next dispatch sends it on its first attempt
+    gateway.recover()
+    assert dispatcher.dispatch(record_id) is DispatchOutcome.SENT
+    record = world.store.get(record_id)
+    assert record is not None
+    assert (record.status, record.attempts) == (OutboxStatus.SENT, 1)
