@@ -17,6 +17,7 @@ Each step prints one line (✓/✗, seconds, what it saw); the exit status is 1 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -24,10 +25,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 if __package__ in (None, ""):  # run as a file: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -170,13 +171,66 @@ def check_dockerfiles(stage: str, project_dir: Path = PROJECT_DIR) -> str:
     return "hadolint clean: " + ", ".join(str(p.relative_to(project_dir)) for p in files)
 
 
-def check_rehearsal(stage: str, say: Callable[[str], None]) -> str:
+@contextlib.contextmanager
+def _app_output_into(path: Path) -> Iterator[TextIO]:
+    """Everything the app writes to stdout and stderr in this block (its JSON log lines, its EMF metric
+    lines, at file-descriptor level: the loggers hold the streams) goes to ``path``; yields a stream
+    onto the real stdout for the report."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved_out, saved_err = os.dup(1), os.dup(2)
+    report = os.fdopen(os.dup(saved_out), "w", buffering=1, encoding="utf-8")
+    with path.open("wb") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield report
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved_out, 1)
+            os.dup2(saved_err, 2)
+            os.close(saved_out)
+            os.close(saved_err)
+            report.close()
+
+
+def app_output_summary(path: Path) -> str:
+    """The metrics (EMF lines) and log lines the app wrote."""
+    metrics: dict[str, int] = {}
+    logs = 0
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(doc, dict):
+            continue
+        emf = doc.get("_aws", {}).get("CloudWatchMetrics")
+        if emf:
+            for directive in emf:
+                for metric in directive.get("Metrics", []):
+                    metrics[metric["Name"]] = metrics.get(metric["Name"], 0) + 1
+        elif "level" in doc:
+            logs += 1
+    names = ", ".join(f"{name} {count}" for name, count in sorted(metrics.items()))
+    return f"the app wrote {logs} log lines and {sum(metrics.values())} metrics ({names or 'none'})"
+
+
+def check_rehearsal(stage: str, say: Callable[[str], None], work: Path) -> str:
     from scripts.rehearsal import RehearsalFailed, rehearse_registration
 
-    try:
-        result = rehearse_registration(stage, say=say)
-    except RehearsalFailed as failed:
-        raise CheckFailed(str(failed)) from failed
+    log = work / "rehearsal-app-output.jsonl"
+    with _app_output_into(log) as report:
+
+        def tell(line: str) -> None:
+            print(line, file=report, flush=True)
+
+        try:
+            result = rehearse_registration(stage, say=tell)
+        except RehearsalFailed as failed:
+            raise CheckFailed(f"{failed} (the app's output: {log}, kept with --keep)") from failed
+    say(f"    {app_output_summary(log)}")
     calls = sum(result.engine_calls.values())
     return (
         f"registration {result.registration.get('step')}, push {result.outbox.get('status')} "
@@ -234,7 +288,7 @@ def run(
         "package": lambda: check_package(needs_package()),
         "import": lambda: check_import(stage, needs_package().unpack(work / "task")),
         "dockerfiles": lambda: check_dockerfiles(stage),
-        "rehearsal": lambda: check_rehearsal(stage, say),
+        "rehearsal": lambda: check_rehearsal(stage, say, work),
     }
     for step in STEPS:
         if step not in only:

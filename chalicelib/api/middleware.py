@@ -23,14 +23,21 @@ if TYPE_CHECKING:
 
 CORRELATION_HEADER = "X-Correlation-Id"
 _CORRELATION_OK = re.compile(r"^[A-Za-z0-9._\-]{8,64}$")
+_CORRELATION_KEY = "chekaCorrelationId"
 
 
 def correlation_id_of(request: Request) -> str:
+    """The request's correlation id: the caller's (when well-formed), else API Gateway's request id,
+    else one made here, kept on the request so that every part of one request tells the same id."""
+    context = request.context if isinstance(request.context, dict) else {}
+    known = context.get(_CORRELATION_KEY)
+    if isinstance(known, str):
+        return known
     given = request.headers.get(CORRELATION_HEADER.lower()) or ""
-    if _CORRELATION_OK.match(given):
-        return given
-    context = request.context or {}
-    return str(context.get("requestId") or uuid.uuid4())
+    cid = given if _CORRELATION_OK.match(given) else str(context.get("requestId") or uuid.uuid4())
+    if isinstance(request.context, dict):
+        request.context[_CORRELATION_KEY] = cid
+    return cid
 
 
 def _chalice_error_body(code: str, response: Response, request: Request) -> dict[str, Any]:

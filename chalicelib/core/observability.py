@@ -252,11 +252,14 @@ def _flushing(handler: Callable[..., Any]) -> Callable[..., Any]:
 
 def lambda_handler(handler: F) -> F:
     """Decorate a plain Lambda handler ``(event, context)`` (e.g. the engines function) with
-    ``handler_chain()``, built on the first invocation so that importing costs nothing."""
+    ``handler_chain()``, built on the first invocation so that importing costs nothing. A call without
+    a Lambda context (in this process) runs the handler alone."""
     built: list[Callable[..., Any]] = []
 
     @functools.wraps(handler)
     def run(event: Any, context: Any) -> Any:
+        if context is None:  # called in this process, not by Lambda: no invocation to trace
+            return handler(event, context)
         if not built:
             wrapped: Callable[..., Any] = handler
             for decorate in reversed(handler_chain()):

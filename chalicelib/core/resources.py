@@ -10,10 +10,12 @@ many receives, and so on. (Tables have their own single definition: the pynamodb
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from chalicelib.core.settings import Settings
 from chalicelib.kernel.operators import Operator
+
+if TYPE_CHECKING:  # importing this module loads no settings (a function may read its prefixes cheaply)
+    from chalicelib.core.config import Settings
 
 #: Unvalidated uploads (presigned POSTs): deleted once validated, expired after a day in any case.
 RAW_PREFIX = "raw/"

