@@ -205,6 +205,13 @@ class Settings(BaseSettings):
                     problems.append(
                         f"CHEKA_{setting.upper()}=local needs {', '.join(missing)}: run `make install`"
                     )
+        from chalicelib.kernel.operators import Operator
+
+        known = {op.value for op in Operator}
+        for unknown in sorted(set(self.operator_base_urls) - known):
+            problems.append(
+                f"CHEKA_OPERATOR_BASE_URLS names {unknown!r}, not an operator ({', '.join(sorted(known))})"
+            )
         if self.face_engine == "rekognition" and self.region not in REKOGNITION_FACE_REGIONS:
             problems.append(
                 f"CHEKA_FACE_ENGINE=rekognition: Rekognition's face APIs are not offered in {self.region}; "
@@ -215,13 +222,13 @@ class Settings(BaseSettings):
                 f"CHEKA_LIVENESS_ENGINE=rekognition: Face Liveness is not offered in {self.region}; "
                 "choose remote (with CHEKA_ACCEPT_LOCAL_LIVENESS_RISK=true) or a region that has it"
             )
-        if self.liveness_engine in ("local", "remote") and not self.is_local:
-            if not self.accept_local_liveness_risk:
-                problems.append(
-                    f"CHEKA_LIVENESS_ENGINE={self.liveness_engine}: the frame-burst liveness check does not "
-                    "stop a replayed video or a mask; a deployed stage uses it only with "
-                    "CHEKA_ACCEPT_LOCAL_LIVENESS_RISK=true"
-                )
+        frame_burst = self.liveness_engine in ("local", "remote")
+        if frame_burst and not self.is_local and not self.accept_local_liveness_risk:
+            problems.append(
+                f"CHEKA_LIVENESS_ENGINE={self.liveness_engine}: the frame-burst liveness check does not "
+                "stop a replayed video or a mask; a deployed stage uses it only with "
+                "CHEKA_ACCEPT_LOCAL_LIVENESS_RISK=true"
+            )
         return problems
 
     @property

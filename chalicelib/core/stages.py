@@ -30,7 +30,9 @@ class ConfigurationError(RuntimeError):
 
 def stage_environment(stage: str, project_dir: Path = PROJECT_DIR) -> dict[str, str]:
     """The environment variables ``.chalice/config.json`` gives the stage's functions."""
-    config: dict[str, Any] = json.loads((project_dir / ".chalice" / "config.json").read_text(encoding="utf-8"))
+    config: dict[str, Any] = json.loads(
+        (project_dir / ".chalice" / "config.json").read_text(encoding="utf-8")
+    )
     section = config.get("stages", {}).get(stage)
     if section is None:
         raise KeyError(f"no stage {stage!r} in .chalice/config.json")
