@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.core.stages import ConfigurationError, refuse_bad_configuration, stage_settings
+from chalicelib.core.stages import PROJECT_DIR, ConfigurationError, refuse_bad_configuration, stage_settings
 
 
 @pytest.mark.parametrize("stage", ["dev", "prod"])
@@ -23,7 +23,7 @@ def test_stage_settings_ignore_the_callers_environment(monkeypatch: pytest.Monke
 
 @pytest.mark.parametrize("setting", ["CHEKA_OCR_ENGINE", "CHEKA_FACE_ENGINE", "CHEKA_LIVENESS_ENGINE"])
 def test_a_deployed_stage_with_an_in_process_engine_refuses_to_start(setting: str) -> None:
-    settings = stage_settings("prod", **{setting: "local"})
+    settings = stage_settings("prod", PROJECT_DIR, **{setting: "local"})
     with pytest.raises(ConfigurationError) as raised:
         refuse_bad_configuration(settings)
     assert any(problem.startswith(f"{setting}=local") for problem in raised.value.problems)
