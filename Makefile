@@ -40,7 +40,7 @@ test-infra: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy chalicelib app.py infra tests bench
+	$(VENV)/bin/mypy chalicelib app.py infra tests bench scripts
 	$(VENV)/bin/lint-imports --no-cache
 
 format: install

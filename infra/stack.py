@@ -55,6 +55,7 @@ from chalicelib.core.settings import Settings
 from chalicelib.core.stages import ConfigurationError
 from chalicelib.registration.domain.registrations import Step
 from infra.engines import add_engines_function
+from infra.packaging import precompiling_chalice
 from infra.tables import build_table, construct_id, model_schema
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -585,7 +586,8 @@ class ChekaStack(Stack):
         }
 
     def _api(self, project_dir: Path, build_dir: Path) -> Any:
-        from chalice.cdk import Chalice  # imported late: it imports the chalice CLI machinery
+        # The package carries its modules' bytecode: a cold start compiles nothing (infra.packaging).
+        Chalice = precompiling_chalice()  # a class, made late (chalice's CLI is heavy to import)
 
         source = self._package_source(project_dir, build_dir)
         with _packaging(project_dir, build_dir, self.settings.region):

@@ -162,6 +162,7 @@ def build_package(
     """``chalice package --stage STAGE`` of the stage's source copy under ``work``; raises
     ``RuntimeError`` with Chalice's output when packaging fails."""
     from chalicelib.core.stages import stage_settings
+    from infra.packaging import precompile_zip
 
     started = time.perf_counter()
     settings = stage_settings(stage, project_dir)
@@ -188,6 +189,8 @@ def build_package(
     )
     if done.returncode != 0:
         raise RuntimeError(f"chalice package --stage {stage} failed:\n{done.stdout}\n{done.stderr}")
+    # As infra's packaging does: the modules' bytecode beside them (a cold start compiles nothing).
+    precompile_zip(out / "deployment.zip")
     if not reused and expected.is_file():
         cache.parent.mkdir(parents=True, exist_ok=True)
         partial = cache.with_suffix(f".{os.getpid()}.partial")

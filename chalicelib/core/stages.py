@@ -12,7 +12,6 @@ import json
 import os
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 from chalicelib.core.config import Settings
 
@@ -43,6 +42,8 @@ def stage_environment(stage: str, project_dir: Path = PROJECT_DIR) -> dict[str, 
 
 def stage_settings(stage: str, project_dir: Path = PROJECT_DIR, **overrides: str) -> Settings:
     """The stage's :class:`Settings`, from its declared environment only (nothing of this process's)."""
+    from unittest import mock  # not at import: a function's init check needs only the functions below
+
     env = {**stage_environment(stage, project_dir), **overrides}
     with mock.patch.dict(os.environ, env, clear=True):
         return Settings()

@@ -54,6 +54,15 @@ def _sweep_outbox() -> dict[str, Any]:
     return deps.dispatcher().sweep().model_dump(mode="json")
 
 
+def _oldest_pending() -> dict[str, Any]:
+    """Every minute: the age of the oldest push waiting for its operator (the metric AWS alarms on)."""
+    from chalicelib.core import deps
+    from chalicelib.kernel.clock import utc_now
+    from chalicelib.operators.staleness import report_oldest_pending
+
+    return {"oldest_pending_minutes": report_oldest_pending(deps.outbox_store(), utc_now())}
+
+
 def _purge_abandoned() -> dict[str, Any]:
     """Every few minutes: abandoned registrations and flows deleted with their photos."""
     from chalicelib.core import deps
@@ -78,6 +87,7 @@ def _outbox_queue() -> str:
 SCHEDULES: list[Schedule] = [
     Schedule("health-watch", 60.0, _health_watch),
     Schedule("outbox-sweep", 5.0, _sweep_outbox),
+    Schedule("oldest-pending-push", 60.0, _oldest_pending),
     Schedule("purge-abandoned", 300.0, _purge_abandoned),
 ]
 CONSUMERS: list[Consumer] = [Consumer("outbox", _dispatch)]

@@ -119,3 +119,23 @@ def test_without_the_lambda_runtime_the_init_check_does_not_run(
     outside_lambda = {"CHEKA_FACE_ENGINE": "local", "AWS_LAMBDA_FUNCTION_NAME": ""}
     report = import_deployed_app("prod", task_root, overrides=outside_lambda)
     assert report.ok, report.output
+
+
+def test_every_module_of_the_package_carries_bytecode_used_without_checking_its_source(
+    lambda_package: Callable[[str], tuple[LambdaPackage, Path]],
+) -> None:
+    import importlib.util
+    import zipfile
+
+    package, _ = lambda_package("prod")
+    with zipfile.ZipFile(package.zip_path) as z:
+        names = set(z.namelist())
+        sources = sorted(n for n in names if n.endswith(".py"))
+        missing = [n for n in sources if importlib.util.cache_from_source(n) not in names]
+        ours = [n for n in missing if n == "app.py" or n.startswith("chalicelib/")]
+        assert ours == []
+        # a dependency's file that is not Python 3 (a template, a test fixture) cannot be compiled
+        assert len(missing) <= len(sources) // 100
+        header = z.read(importlib.util.cache_from_source("chalicelib/api/http.py"))[:8]
+    # PEP 552 flags: hash-based (bit 0) and check_source off (bit 1): read-only task roots never recompile
+    assert int.from_bytes(header[4:8], "little") == 0b01

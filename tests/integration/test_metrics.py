@@ -188,22 +188,25 @@ def test_a_refused_callback_and_a_failing_operator_are_counted(
     assert (errors[0]["operator"], errors[0]["kind"]) == ("china_mobile", "unavailable")
 
 
-def test_the_sweep_emits_the_age_of_the_oldest_pending_push(
-    aws: None, metrics_on: None, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+def test_the_lambda_sweep_and_the_local_worker_emit_the_age_of_the_oldest_pending_push(
+    aws: None, metrics_on: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from chalicelib.events import outbox
+    from chalicelib.local import worker
+    from chalicelib.operators.staleness import report_oldest_pending
     from tests.integration.test_operator_callback_api import pending_card
 
     assert outbox.sweep_outbox()["oldest_pending_minutes"] == 0.0
     pending_card()
+    every_minute = next(s for s in worker.SCHEDULES if s.name == "oldest-pending-push")
+    just_now = every_minute.run()["oldest_pending_minutes"]
+    assert 0.0 <= just_now < 1.0
     later = datetime.now(UTC) + timedelta(minutes=45)
-    monkeypatch.setattr(outbox, "utc_now", lambda: later)
-    report = outbox.sweep_outbox()
-    assert 44.5 <= report["oldest_pending_minutes"] <= 45.5
+    minutes = report_oldest_pending(deps.outbox_store(), later)
+    assert 44.5 <= minutes <= 45.5
     ages = [d for d in emf_lines(capsys.readouterr().out) if metric(d) == Metric.OLDEST_PENDING_PUSH_MINUTES]
-    assert [dimension_sets(d) for d in ages] == [[["service"]], [["service"]]]
-    assert ages[0]["OldestPendingPushMinutes"] == [0.0]
-    assert ages[1]["OldestPendingPushMinutes"] == [report["oldest_pending_minutes"]]
+    assert [dimension_sets(d) for d in ages] == [[["service"]]] * 3
+    assert [d["OldestPendingPushMinutes"] for d in ages] == [[0.0], [just_now], [minutes]]
 
 
 class FakeTracer:

@@ -15,7 +15,6 @@ evidence costs no call.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -26,9 +25,10 @@ from chalicelib.verification.domain.faces import DEFAULT_FACE_THRESHOLD, Detecte
 from chalicelib.verification.domain.liveness import (
     LivenessCapture,
     LivenessChallenge,
-    LivenessDirection,
     LivenessVerdict,
     ProviderSession,
+    head_turn_challenge,
+    head_turn_session,
 )
 from chalicelib.verification.domain.readings import TextLine
 from chalicelib.verification.ports import (
@@ -141,22 +141,10 @@ class RemoteLivenessEngine(LivenessEngine):
         return self._client.version("liveness")
 
     def new_challenge(self) -> LivenessChallenge:
-        return LivenessChallenge(
-            direction=secrets.choice(list(LivenessDirection)), nonce=secrets.token_urlsafe(16)
-        )
+        return head_turn_challenge()
 
     def start(self, challenge: LivenessChallenge) -> ProviderSession:
-        if challenge.direction is None:
-            raise ValueError("the head-turn liveness check needs a challenge with a direction")
-        return ProviderSession(
-            provider_session_id=None,
-            client={
-                "direction": challenge.direction.value,
-                "min_frames": str(challenge.min_frames),
-                "max_frames": str(challenge.max_frames),
-                "nonce": challenge.nonce or "",
-            },
-        )
+        return head_turn_session(challenge)
 
     def judge(
         self,

@@ -74,7 +74,6 @@ from __future__ import annotations
 
 import io
 import math
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -89,12 +88,13 @@ from chalicelib.verification.domain.faces import DetectedFace
 from chalicelib.verification.domain.liveness import (
     LivenessCapture,
     LivenessChallenge,
-    LivenessDirection,
     LivenessReason,
     LivenessVerdict,
     ProviderSession,
     check_frames,
     frame_unreadable,
+    head_turn_challenge,
+    head_turn_session,
 )
 from chalicelib.verification.ports import EmbeddingFaceEngine, FaceEngine, LivenessEngine
 
@@ -209,22 +209,10 @@ class LocalLivenessEngine(LivenessEngine):
         return f"{RULES_VERSION}/{self._faces.name}-{self._faces.version}"
 
     def new_challenge(self) -> LivenessChallenge:
-        return LivenessChallenge(
-            direction=secrets.choice(list(LivenessDirection)), nonce=secrets.token_urlsafe(16)
-        )
+        return head_turn_challenge()
 
     def start(self, challenge: LivenessChallenge) -> ProviderSession:
-        if challenge.direction is None:
-            raise ValueError("the local liveness engine needs a challenge with a direction")
-        return ProviderSession(
-            provider_session_id=None,
-            client={
-                "direction": challenge.direction.value,
-                "min_frames": str(challenge.min_frames),
-                "max_frames": str(challenge.max_frames),
-                "nonce": challenge.nonce or "",
-            },
-        )
+        return head_turn_session(challenge)
 
     def judge(
         self,

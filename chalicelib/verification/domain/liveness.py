@@ -27,6 +27,7 @@ can go into the evidence log as it is; ``details`` hold only non-personal facts 
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any, Literal, Self
@@ -103,6 +104,28 @@ class LivenessChallenge(BaseModel):
         if self.min_frames > self.max_frames:
             raise ValueError("min_frames must not exceed max_frames")
         return self
+
+
+def head_turn_challenge() -> LivenessChallenge:
+    """A fresh challenge of the frame-burst check: a random head turn and a capture nonce."""
+    return LivenessChallenge(
+        direction=secrets.choice(list(LivenessDirection)), nonce=secrets.token_urlsafe(16)
+    )
+
+
+def head_turn_session(challenge: LivenessChallenge) -> ProviderSession:
+    """The frame-burst check started: no engine session, the client told the turn, frames and nonce."""
+    if challenge.direction is None:
+        raise ValueError("the head-turn liveness check needs a challenge with a direction")
+    return ProviderSession(
+        provider_session_id=None,
+        client={
+            "direction": challenge.direction.value,
+            "min_frames": str(challenge.min_frames),
+            "max_frames": str(challenge.max_frames),
+            "nonce": challenge.nonce or "",
+        },
+    )
 
 
 class LivenessCapture(BaseModel):
