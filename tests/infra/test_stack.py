@@ -983,3 +983,15 @@ def test_the_gateway_codes_are_the_app_codes() -> None:
     for response_type in ("REQUEST_TOO_LARGE", "DEFAULT_5XX"):
         code = GATEWAY_RESPONSES[response_type][1]
         assert f'"{code}"' in http, code
+
+
+def test_the_api_package_synthesised_carries_its_modules_bytecode(synth: Synth) -> None:
+    import importlib.util
+    import zipfile
+
+    zips = sorted((synth.work / "build" / "chalice.out").rglob("deployment.zip"))
+    assert zips, "chalice package wrote no deployment.zip"
+    with zipfile.ZipFile(zips[-1]) as package:
+        names = set(package.namelist())
+    for module in ("app.py", "chalicelib/api/http.py", "chalicelib/core/stages.py"):
+        assert importlib.util.cache_from_source(module) in names
