@@ -4,16 +4,19 @@ The prod stage's zip is built by ``chalice package`` (``scripts.lambda_package``
 per requirements text after the first build) and unpacked as Lambda unpacks it. The cold import runs in a
 fresh interpreter isolated from the project's virtualenv (``-I -S``: only the unpacked zip and the
 standard library), with prod's declared environment and ``AWS_LAMBDA_FUNCTION_NAME`` set, so ``app.py``'s
-init check reads the stage's settings, and without bytecode (``-B``: Lambda's task root is read-only, so a
-cold start compiles what it imports). The floor is the same interpreter importing the runtime
-dependencies alone from the same directory: ``chalice, boto3, pydantic, pynamodb, aws_lambda_powertools``
-(as ``bench_foundation``), and with ``pydantic_settings``, which the init check needs to read the settings.
+init check reads the stage's settings, and ``-B`` (Lambda's task root is read-only: nothing compiled at a
+cold start is kept). The zip carries its modules' bytecode (``infra.packaging.precompile_zip``, as infra
+packages it); the same import from a copy without it shows what that saves. The floor is the same
+interpreter importing the runtime dependencies alone from the same directory (``chalice, boto3,
+pydantic, pynamodb, aws_lambda_powertools``, as ``bench_foundation``), and with ``pydantic_settings``,
+which the init check needs to read the settings.
 Medians of interleaved runs; target app/floor <= 1.3.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -37,14 +40,13 @@ FLOOR_WITH_SETTINGS = FLOOR + ", pydantic_settings"
 RUNS = 9
 
 
-def _timed(task_root: Path, code: str, *, bytecode: bool = False) -> float:
+def _timed(task_root: Path, code: str) -> float:
     probe = (
         "import sys, time; sys.path.insert(0, sys.argv[1]); t = time.perf_counter(); "
         f"{code}; print(time.perf_counter() - t)"
     )
-    flags = ["-I", "-S"] + ([] if bytecode else ["-B"])
     done = subprocess.run(
-        [sys.executable, *flags, "-c", probe, str(task_root)],
+        [sys.executable, "-I", "-S", "-B", "-c", probe, str(task_root)],
         cwd=task_root,
         env=lambda_environment(STAGE, task_root),
         capture_output=True,
@@ -70,16 +72,16 @@ def main() -> None:
         )
         codes = {"app": "import app", "floor": FLOOR, "floor+settings": FLOOR_WITH_SETTINGS}
         figures: dict[str, float] = {}
-        # As packaged (no bytecode in the zip, the task root read-only), then with the bytecode written
-        # beside the sources (what a zip with precompiled .pyc files would give).
-        for bytecode in (False, True):
-            label = "with .pyc" if bytecode else "from source"
-            for code in codes.values():  # warm the filesystem cache (and write the bytecode)
-                _timed(root, code, bytecode=bytecode)
+        # As packaged (bytecode in the zip), then a copy without it (what chalice package alone gives).
+        bare = work / "task-without-bytecode"
+        shutil.copytree(root, bare, ignore=shutil.ignore_patterns("__pycache__"))
+        for label, task_root in (("as packaged, bytecode in the zip", root), ("without bytecode", bare)):
+            for code in codes.values():  # warm the filesystem cache
+                _timed(task_root, code)
             times: dict[str, list[float]] = {name: [] for name in codes}
             for _ in range(RUNS):  # interleaved, so machine noise hits every side alike
                 for name, code in codes.items():
-                    times[name].append(_timed(root, code, bytecode=bytecode))
+                    times[name].append(_timed(task_root, code))
             ms = {name: statistics.median(t) * 1000 for name, t in times.items()}
             figures.update({f"{name} {label}": value for name, value in ms.items()})
             for floor in ("floor", "floor+settings"):
