@@ -58,6 +58,14 @@ def sweep_outbox(event: Any) -> dict[str, Any]:
     return outbox.sweep_outbox()
 
 
+@app.schedule(Rate(1, unit=Rate.HOURS), name="reconcile_pushes")
+def reconcile_pushes(event: Any) -> dict[str, Any]:
+    """Pushes whose answer never came are settled with their operator; the rest reported as drift."""
+    from chalicelib.events.reconcile import reconcile_pushes as run
+
+    return run()
+
+
 @app.schedule(Rate(15, unit=Rate.MINUTES), name="purge_abandoned")
 def purge_abandoned(event: Any) -> dict[str, int]:
     """Registrations and flows abandoned before submission are deleted, with their photos."""

@@ -152,6 +152,7 @@ METRIC_DIMENSIONS: dict[Metric, tuple[str, ...]] = {
     Metric.OPERATOR_NOT_CONFIGURED: ("operator",),
     Metric.CALLBACK_RECEIVED: ("outcome",),
     Metric.OLDEST_PENDING_PUSH_MINUTES: (),
+    Metric.RECONCILIATION_DRIFT: (),
 }
 
 
@@ -183,6 +184,12 @@ def alarm_rules(settings: Settings) -> dict[Metric, AlarmRule]:
         ),
         Metric.ENGINE_UNAVAILABLE: AlarmRule(
             "Sum", 3, "An engine (OCR, faces, liveness) does not answer in time: people are asked to retry"
+        ),
+        Metric.RECONCILIATION_DRIFT: AlarmRule(
+            "Maximum",
+            1,
+            "Pushes the hourly reconciliation could not settle with their operator: see "
+            "`cheka outbox reconcile` and `cheka outbox status --status dead`",
         ),
     }
 
@@ -887,6 +894,7 @@ class ChekaStack(Stack):
                 [
                     self.metric_search(Metric.OPERATOR_ERROR, label="errors"),
                     self.metric_search(Metric.OPERATOR_NOT_CONFIGURED, label="not configured"),
+                    self.metric(Metric.RECONCILIATION_DRIFT, "Maximum").with_(label="reconciliation drift"),
                 ],
                 6,
             ),

@@ -15,8 +15,8 @@ secrets holding CDK's placeholder instead of keys, so the submitted registration
 outbox, pending with "operator not configured", never dead-lettered, and ``/health`` names what is
 missing. A person is driven through the API exactly as the
 H5 client drives it: the inventory imported by an admin, start, vehicle, phone (the sales record's phone
-shows possession), identity, both ID card sides read by OCR and checked with the authority, the biometric
-consent, a head-turn burst of real face photos, the agreements, submit; then the outbox consumer's
+shows possession), identity, the biometric consent, both ID card sides read by OCR and checked with the
+authority, a head-turn burst of real face photos, the agreements, submit; then the outbox consumer's
 Lambda entry point handles the queued push.
 """
 
@@ -433,6 +433,12 @@ def _registration(
         }
         api.expect(200, "put", f"/v1/flows/{flow_id}/identity", identity)
         detail.append("typed identity accepted")
+    with _timed(result, "biometric consent (before any face is processed)", say) as detail:
+        _, texts = api.call("get", "/v1/consents")
+        doc = next(d for d in texts["documents"] if d["kind"] == "biometric_consent")
+        consent = {"version": doc["version"], "sha256": doc["sha256"], "client": {"ua": "deploy-check"}}
+        api.expect(200, "post", f"/v1/flows/{flow_id}/biometric-consent", consent)
+        detail.append(f"{doc['version']} accepted as served")
     for kind, photo in (
         ("id_front", id_front(portrait=faces / CARD_PORTRAIT)),
         ("id_back", id_back()),
@@ -444,10 +450,6 @@ def _registration(
             if kind == "id_front":
                 detail.append(f"identity checked with the {settings.authority_kind} authority")
     with _timed(result, "face: liveness + match (remote)", say) as detail:
-        _, texts = api.call("get", "/v1/consents")
-        doc = next(d for d in texts["documents"] if d["kind"] == "biometric_consent")
-        consent = {"version": doc["version"], "sha256": doc["sha256"], "client": {"ua": "deploy-check"}}
-        api.expect(200, "post", f"/v1/flows/{flow_id}/biometric-consent", consent)
         session = api.expect(201, "post", f"/v1/flows/{flow_id}/liveness-sessions")
         from tests.liveness_frames import capture_times
 

@@ -76,7 +76,7 @@ def _identity_view(identity: TypedIdentity | None, reveal: bool) -> IdentityView
     if identity is None:
         return None
     if reveal:
-        return IdentityView(**identity.model_dump())
+        return IdentityView(**identity.model_dump(exclude={"id_validity"}))
     personal = identity.id_type != IdType.USCC.value
     return IdentityView(
         id_type=identity.id_type,
@@ -241,6 +241,8 @@ class OcrView(ApiModel):
     fields_read: list[str]
     confidences: dict[str, float]
     reading: dict[str, Any]
+    #: A passport or permit (OCR does not read it): the review case it went to at once.
+    review_case_id: str | None = None
 
 
 def _mask_date(_value: str) -> str:
@@ -265,6 +267,7 @@ def ocr_view(outcome: OcrOutcome, reveal: bool) -> OcrView:
         fields_read=outcome.fields_read,
         confidences=outcome.confidences,
         reading=reading,
+        review_case_id=outcome.review_case_id,
     )
 
 

@@ -148,6 +148,16 @@ def _decide(
         counters = releases(decided.model_copy(update={"holder_counted": False}), card.operator)
         new_life = decided.model_copy(update=transfer_ended)
         return moves.write(card.holder_id, new_life, functions=card.functions), counters
+    if kind is PushKind.DEREGISTER and card.state is CardState.REGISTERED:
+        # 实名注销 requested: done when the operator says so; refused, the card stays registered.
+        if accepted:
+            reason = "电信企业已确认注销 / the operator accepted the de-registration"
+            moves.step(LifecycleEvent.DEREGISTERED, CardState.DEREGISTERED, reason)
+            moves.step(LifecycleEvent.EMERGENCY_ONLY, CardState.UNREGISTERED, reason)
+            moves.step(LifecycleEvent.DEREGISTRATION_CONFIRMED, CardState.UNREGISTERED)
+            return moves.write(None, cleared(decided, at)), releases(decided, card.operator)
+        moves.step(LifecycleEvent.DEREGISTRATION_REFUSED, CardState.REGISTERED, _reason_text(cb))
+        return moves.write(card.holder_id, decided, functions=card.functions), []
     if kind is PushKind.DEREGISTER:
         if accepted:
             moves.step(LifecycleEvent.DEREGISTRATION_CONFIRMED, card.state)

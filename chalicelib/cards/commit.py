@@ -20,6 +20,7 @@ from chalicelib.cards.domain.inventory import (
     card_not_found,
     check_transition,
     functions_for,
+    needed_functions,
     vehicle_not_found,
 )
 from chalicelib.cards.domain.lifecycle import CardLifecycle, LifecycleEvent, PushKind, Retirement
@@ -58,8 +59,15 @@ class Ledger:
         policy: RetryPolicy | None = None,
         clock: Clock = utc_now,
         new_id: Callable[[], str] = new_record_id,
+        default_functions: Sequence[CardFunction] | None = None,
     ):
         self.inventory = inventory
+        #: The OEM's default functions beside emergency, for vehicles whose model names none (第十四条).
+        self.default_functions = (
+            list(default_functions)
+            if default_functions is not None
+            else requested_functions(PushKind.REGISTER)
+        )
         self.store = store
         self.clock = clock
         self._queue = queue
@@ -105,7 +113,9 @@ class Ledger:
             holder=holder,
             previous_holder_id_hash=previous_holder_id_hash,
             holder_id_hash=holder_id_hash,
-            functions=requested_functions(kind),
+            functions=needed_functions(vehicle.functions, self.default_functions)
+            if kind in (PushKind.REGISTER, PushKind.TRANSFER)
+            else requested_functions(kind),
             created_at=at,
         )
         return OutboxRecord(

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from chalicelib.cards.domain.inventory import Card, CardEvent, Vehicle
+from chalicelib.cards.domain.inventory import Card, CardEvent, CardFunction, Vehicle
 from chalicelib.cards.ports import InventoryRepository
 from chalicelib.kernel.clock import Clock, utc_now
 from chalicelib.kernel.errors import (
@@ -45,6 +45,7 @@ COLUMNS = (
     "iccid",
     "msisdn",
     "owner_phone",
+    "functions",
 )
 
 
@@ -228,6 +229,38 @@ def _owner_phone(row: dict[str, str], phone_hash: PhoneHash | None) -> str | Non
     return phone_hash(mobile)
 
 
+_FUNCTION_SEPARATORS = re.compile(r"[|;,\s]+")
+
+
+def _functions(row: dict[str, str]) -> tuple[CardFunction, ...] | None:
+    """The functions the vehicle's model needs beside emergency (optional column ``functions``: names
+    separated by ``|``, ``;``, ``,`` or spaces; emergency is always opened). Empty: the OEM default."""
+    raw = row.get("functions") or ""
+    names = {n.lower() for n in _FUNCTION_SEPARATORS.split(raw) if n}
+    if not names:
+        return None
+    known = {f.value for f in CardFunction}
+    unknown = sorted(names - known)
+    if unknown:
+        raise InvalidField(
+            "functions.unknown",
+            f"未知的车联网卡功能：{', '.join(unknown)}（可选 {', '.join(sorted(known))}）",
+            f"Unknown card function(s): {', '.join(unknown)}; expected {', '.join(sorted(known))}",
+            field="functions",
+        )
+    return tuple(f for f in CardFunction if f.value in names and f is not CardFunction.EMERGENCY)
+
+
+def msisdn_taken(msisdn: str, holder_iccid: str) -> Conflict:
+    """A number already given to another card (one card per MSISDN): the row is refused."""
+    return Conflict(
+        "inventory.msisdn_taken",
+        f"车联网卡号码尾号 {msisdn[-4:]} 已属于另一张卡（卡片编码 {holder_iccid}）；更换号码请先变更原卡",
+        f"The MSISDN ending {msisdn[-4:]} belongs to another card ({holder_iccid}); change that card first",
+        field="msisdn",
+    )
+
+
 def _parse_row(number: int, row: dict[str, str], today: date, phone_hash: PhoneHash | None = None) -> _Row:
     vin = validate("vin", _required(row, "vin", "车辆识别代号"), field="vin").value
     engine_no = _required(row, "engine_no", "发动机号码").upper()
@@ -268,6 +301,7 @@ def _parse_row(number: int, row: dict[str, str], today: date, phone_hash: PhoneH
         production_date=production,
         dealer_code=dealer,
         owner_phone_hash=_owner_phone(row, phone_hash),
+        functions=_functions(row),
     )
     iccid = validate("iccid", _required(row, "iccid", "卡片编码"), field="iccid")
     msisdn = validate("msisdn", _required(row, "msisdn", "车联网卡号码"), field="msisdn")
@@ -311,7 +345,9 @@ def import_inventory(
     phone_hash: PhoneHash | None = None,
 ) -> ImportReport:
     """Validate every row, then write what is new or changed in batches. A row without ``owner_phone``
-    keeps the contact phone an earlier import gave the vehicle."""
+    (or ``functions``) keeps what an earlier import gave the vehicle. A row giving a card an MSISDN that
+    another card holds is refused (``inventory.msisdn_taken``): each number is claimed for its card by
+    a conditional write before the card is written, so concurrent imports leave it with one card."""
     report = ImportReport(rows=len(rows))
     today = clock().date()
     parsed: list[_Row] = []
@@ -357,11 +393,43 @@ def import_inventory(
     return report
 
 
+def _numbers_held(
+    chunk: Sequence[_Row], existing_cards: dict[str, Card], repo: InventoryRepository, report: ImportReport
+) -> list[_Row]:
+    """The rows whose MSISDN is (now) held by their own card; the others are reported and dropped.
+
+    Numbers not held yet are claimed for their cards (one conditional write each: of two imports
+    racing for one number, one wins and the other's row is refused). A card moved to another vehicle
+    keeps its refusal (``card.vin_conflict``) and claims nothing."""
+    holders = repo.msisdn_holders({r.card.msisdn for r in chunk})
+    kept: list[_Row] = []
+    claims: dict[str, str] = {}
+    for row in chunk:
+        holder = holders.get(row.card.msisdn, row.card.iccid)
+        if holder != row.card.iccid:
+            report.errors.append(_row_error(row.number, msisdn_taken(row.card.msisdn, holder)))
+            continue
+        stored = existing_cards.get(row.card.iccid)
+        if row.card.msisdn not in holders and (stored is None or stored.vin == row.card.vin):
+            claims[row.card.msisdn] = row.card.iccid
+        kept.append(row)
+    lost = repo.claim_msisdns(claims) if claims else set()
+    if not lost:
+        return kept
+    now_held = repo.msisdn_holders(lost)
+    for row in kept:
+        if row.card.msisdn in lost:
+            holder = now_held.get(row.card.msisdn, "?")
+            report.errors.append(_row_error(row.number, msisdn_taken(row.card.msisdn, holder)))
+    return [r for r in kept if r.card.msisdn not in lost]
+
+
 def _import_chunk(
     chunk: Sequence[_Row], repo: InventoryRepository, report: ImportReport, actor: str, clock: Clock
 ) -> None:
     existing_vehicles = repo.get_vehicles({r.vehicle.vin for r in chunk})
     existing_cards = repo.get_cards([r.card.iccid for r in chunk])
+    chunk = _numbers_held(chunk, existing_cards, repo, report)
     plan = _Plan()
     for row in chunk:
         stored = existing_cards.get(row.card.iccid)
@@ -382,6 +450,8 @@ def _import_chunk(
         old = existing_vehicles.get(vin)
         if old is not None and row.vehicle.owner_phone_hash is None and old.owner_phone_hash:
             row.vehicle = row.vehicle.model_copy(update={"owner_phone_hash": old.owner_phone_hash})
+        if old is not None and row.vehicle.functions is None and old.functions is not None:
+            row.vehicle = row.vehicle.model_copy(update={"functions": old.functions})
         if old is None:
             plan.new_vehicles.setdefault(vin, row.vehicle)
         elif old != row.vehicle and vin not in plan.changed_vehicles:

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from chalicelib.cards.answers import Answers
 from chalicelib.cards.changes import Changes
 from chalicelib.cards.commit import Ledger, new_record_id
+from chalicelib.cards.domain.inventory import CardFunction
 from chalicelib.cards.holders import Holder
 from chalicelib.cards.ports import InventoryRepository
 from chalicelib.cards.reconciliation import Reconciliation
@@ -41,8 +42,17 @@ class Lifecycle:
         policy: RetryPolicy | None = None,
         clock: Clock = utc_now,
         new_id: Callable[[], str] = new_record_id,
+        default_functions: Sequence[CardFunction] | None = None,
     ):
-        ledger = Ledger(inventory, store, queue, policy=policy, clock=clock, new_id=new_id)
+        ledger = Ledger(
+            inventory,
+            store,
+            queue,
+            policy=policy,
+            clock=clock,
+            new_id=new_id,
+            default_functions=default_functions,
+        )
         self._inventory = inventory
         self._store = store
         self._registering = Registering(ledger)

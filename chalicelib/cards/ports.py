@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from chalicelib.cards.domain.inventory import Card, CardEvent, CardState, Vehicle
 from chalicelib.kernel.personal import IdType, Party
@@ -33,6 +33,19 @@ class InventoryRepository(ABC):
         """Batch read: the ones that exist, by ICCID."""
 
     @abstractmethod
+    def msisdn_holders(self, msisdns: Iterable[str]) -> dict[str, str]:
+        """Batch read: the ICCID of the card each of these numbers belongs to, where one does."""
+
+    @abstractmethod
+    def claim_msisdns(self, claims: Mapping[str, str]) -> set[str]:
+        """Give each number (key) to its card (value) unless another card holds it, each by a conditional
+        write (of two concurrent claims of one number exactly one wins); returns the numbers not given."""
+
+    @abstractmethod
+    def release_msisdn(self, msisdn: str, iccid: str) -> None:
+        """Give the number back if the card ``iccid`` holds it (a claim whose card was not written)."""
+
+    @abstractmethod
     def put_new(
         self, vehicles: Sequence[Vehicle], cards: Sequence[Card], events: Sequence[CardEvent]
     ) -> None:
@@ -44,7 +57,8 @@ class InventoryRepository(ABC):
 
     @abstractmethod
     def update_card_facts(self, card: Card, msisdn: str, event: CardEvent) -> Card:
-        """Change a card's number keeping its state; refused if the card changed meanwhile."""
+        """Change a card's number keeping its state, the old number given back in the same write;
+        refused if the card changed meanwhile or another card holds ``msisdn``."""
 
     @abstractmethod
     def transition(self, card: Card, target: CardState, event: CardEvent, holder_id: str | None) -> Card:

@@ -1,5 +1,6 @@
 """实名登记 submitted and 实名注销 (SPEC §6): a card goes ``pending`` and its registration is pushed, or its
-registration ends and the operator is told; each in one transaction with its history and outbox record.
+de-registration is pushed and it stays registered until the operator accepts; each in one transaction with
+its history and outbox record.
 
 一证多卡 (第十一条): one individual's ID holds at most 10 active cards per operator, counted in the same
 transaction as the cards it gains, so of two submissions racing for the last slot exactly one passes.
@@ -75,15 +76,45 @@ class Registering:
         return [outcome(w, r) for w, r in zip(writes, records, strict=True)]
 
     def deregister(self, iccid: str, actor: str, reason: str) -> CardOutcome:
-        """实名注销: registered → deregistered → unregistered (emergency only), pushed; the ID slot freed."""
+        """实名注销 pushed: the card stays registered (its functions, its holder's ID slot) until the
+        operator accepts (then registered → deregistered → unregistered, emergency only, the slot
+        freed); a refusal leaves it registered with the operator's reason (``answers``)."""
         ledger = self._ledger
         card = ledger.card(iccid)
         check_transition(iccid, card.state, CardState.DEREGISTERED)
         life = ledger.store.lifecycle(iccid)
-        write, record, counters = ledger.end(card, life, ledger.vehicle(card.vin), actor, reason, None)
-        ledger.commit(
-            OutboxCommit(cards=(write,), records=(record,) if record else (), counters=tuple(counters))
+        if life.awaiting:
+            raise Conflict(
+                "deregistration.in_progress",
+                "该车联网卡有正在办理的业务，请等待电信企业处理完成",
+                "The card has a change in progress with the operator; wait for its answer",
+                field="iccid",
+                details={"iccid": iccid, "kind": life.message_kind.value if life.message_kind else None},
+            )
+        at = ledger.clock()
+        moves = Moves(card, actor, at)
+        moves.step(LifecycleEvent.DEREGISTRATION_REQUESTED, CardState.REGISTERED, reason)
+        record = ledger.record(
+            PushKind.DEREGISTER,
+            card,
+            ledger.vehicle(card.vin),
+            at,
+            holder=None,
+            previous_holder_id_hash=life.holder_id_hash,
         )
+        new_life = life.model_copy(
+            update={
+                "message_id": record.record_id,
+                "message_kind": PushKind.DEREGISTER,
+                "awaiting": True,
+                "reason_code": None,
+                "reason_zh": None,
+                "reason_en": None,
+                "updated_at": at,
+            }
+        )
+        write = moves.write(card.holder_id, new_life, functions=card.functions)
+        ledger.commit(OutboxCommit(cards=(write,), records=(record,)))
         return outcome(write, record)
 
 

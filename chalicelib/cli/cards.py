@@ -148,16 +148,32 @@ def outbox_status(status: str | None, limit: int, cursor: str | None) -> None:
 
 
 @outbox.command("retry")
-@click.argument("record_id")
-def outbox_retry(record_id: str) -> None:
-    """Push a dead record again with a fresh attempt budget."""
-    from chalicelib.operators.dispatch import retry_record
+@click.argument("record_id", required=False)
+@click.option("--dead", "all_dead", is_flag=True, help="Retry every dead record (after the cause was fixed).")
+@click.option("--limit", default=1000, show_default=True, type=click.IntRange(1, 100_000))
+def outbox_retry(record_id: str | None, all_dead: bool, limit: int) -> None:
+    """Push a dead record (or, with --dead, every dead record) again with a fresh attempt budget."""
+    from chalicelib.operators.dispatch import retry_dead, retry_record
 
+    if all_dead == (record_id is not None):
+        raise click.UsageError("give either a RECORD_ID or --dead")
+    if all_dead:
+        print_json(retry_dead(_store(), _queue(), limit=limit))
+        return
+    assert record_id is not None
     try:
         summary = retry_record(_store(), _queue(), record_id)
     except DomainError as err:
         fail(err)
     print_json(summary)
+
+
+@outbox.command("reconcile")
+def outbox_reconcile() -> None:
+    """Ask the operators about pushes whose answer never came (as the hourly schedule does)."""
+    from chalicelib.events.reconcile import reconcile_pushes
+
+    print_json(reconcile_pushes())
 
 
 class ListingFile(OperatorDirectory):

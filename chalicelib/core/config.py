@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = 6 * 1024 * 1024
     #: Rows one synchronous inventory import through the API may hold.
     max_import_rows: int = 20_000
+    #: The OEM's default of the functions a registration asks the operator to open beside emergency
+    #: (最小必要, 第十四条), for vehicles whose inventory row names none (column ``functions``).
+    default_functions: list[Literal["emergency", "telematics", "data"]] = Field(
+        default=["telematics", "data"]
+    )
 
     #: Face engine: "local" (dlib in this process, the embedded default), "remote" (the same dlib engine in
     #: the stage's engines function, a container-image Lambda: the China regions, which have no
@@ -141,6 +146,13 @@ class Settings(BaseSettings):
     head_unit_max_sends: int = Field(default=5, ge=1)
     head_unit_max_wrong_tries: int = Field(default=5, ge=1)
 
+    #: The OEM (车辆生产企业) the consent texts name as the processor of personal data, and its contact
+    #: (where a person acts, exercises their rights and complains: 第十三条/第十七条/第二十一条).
+    oem_name: str = Field(default="示例汽车有限公司", min_length=1, max_length=64)
+    oem_contact: str = Field(
+        default="客服热线 400-800-0000，电子邮箱 privacy@oem.example.com", min_length=1, max_length=200
+    )
+
     #: Identity authority (证件真实性): "sandbox" (the local sandbox service) or "tencent" (Tencent Cloud
     #: FaceID; its SDK is packaged only for stages that choose it). None picks by stage: the sandbox on
     #: local stages, Tencent on deployed ones (``authority_kind``).
@@ -163,6 +175,9 @@ class Settings(BaseSettings):
     alarm_emails: list[str] = Field(default_factory=list)
     #: A push still waiting for the operator's answer after this many minutes raises the stale-push alarm.
     push_stale_minutes: int = Field(default=30, ge=1)
+    #: A push older than this, still unanswered after the hourly reconciliation asked its operator, is
+    #: drift (``ReconciliationDrift``, alarmed): nobody can repair it without a person.
+    push_drift_minutes: int = Field(default=240, ge=1)
     #: ``/health`` answers from a cache this many seconds old at most.
     health_cache_seconds: float = Field(default=5.0, ge=0)
 

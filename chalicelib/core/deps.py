@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from chalicelib.operators.callbacks import CallbackReceiver
     from chalicelib.operators.dispatch import Dispatcher
     from chalicelib.operators.ports import OperatorKeySource
+    from chalicelib.operators.recovery import PushRecovery
     from chalicelib.registration.possession import PossessionPolicy
     from chalicelib.registration.service import RegistrationService
     from chalicelib.sms.codes import SmsCodeService
@@ -339,9 +340,11 @@ def dead_letter_queue() -> SqsPushQueue:
 
 @lru_cache(maxsize=1)
 def lifecycle() -> Lifecycle:
+    from chalicelib.cards.domain.inventory import CardFunction
     from chalicelib.cards.lifecycle import Lifecycle
 
-    return Lifecycle(inventory_repo(), outbox_store(), push_queue())
+    defaults = [CardFunction(f) for f in get_settings().default_functions]
+    return Lifecycle(inventory_repo(), outbox_store(), push_queue(), default_functions=defaults)
 
 
 @lru_cache(maxsize=1)
@@ -391,6 +394,24 @@ def dispatcher() -> Dispatcher:
     from chalicelib.operators.dispatch import Dispatcher
 
     return Dispatcher(outbox_store(), operator_gateway(), push_queue(), dead_letters=dead_letter_queue())
+
+
+def push_recovery() -> PushRecovery:
+    """The scheduled reconciliation of unanswered pushes (built from the cached parts on each call)."""
+    from datetime import timedelta
+
+    from chalicelib.operators.recovery import PushRecovery
+
+    s = get_settings()
+    return PushRecovery(
+        outbox_store(),
+        operator_gateway(),
+        push_queue(),
+        lifecycle().apply_callback,
+        lambda message_id: registration_service().on_push_result(message_id),
+        stale_after=timedelta(minutes=s.push_stale_minutes),
+        drift_after=timedelta(minutes=s.push_drift_minutes),
+    )
 
 
 @lru_cache(maxsize=1)

@@ -37,6 +37,8 @@ class Metric(StrEnum):
     CALLBACK_RECEIVED = "CallbackReceived"
     #: Age in minutes of the oldest push still waiting for the operator's answer (no dimension but service).
     OLDEST_PENDING_PUSH_MINUTES = "OldestPendingPushMinutes"
+    #: Pushes the scheduled reconciliation could not repair (asked the operator, still unsettled).
+    RECONCILIATION_DRIFT = "ReconciliationDrift"
 
 
 #: Metrics alarmed on with the ``service`` dimension alone (emitted without further dimensions as well).
@@ -46,6 +48,7 @@ ALARMED = (
     Metric.OPERATOR_NOT_CONFIGURED,
     Metric.OLDEST_PENDING_PUSH_MINUTES,
     Metric.ENGINE_UNAVAILABLE,
+    Metric.RECONCILIATION_DRIFT,
 )
 
 
@@ -59,10 +62,10 @@ FUNNEL_STEPS = (
     "delegation",
     "delegation_confirm",
     "identity",
+    "biometric_consent",  # before the ID photos: the front's portrait is face processing
     "documents",
     "ocr",
     "authority",
-    "biometric_consent",
     "face",
     "consents",
     "submit",

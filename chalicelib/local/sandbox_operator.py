@@ -20,10 +20,13 @@ It speaks the wire format of ``chalicelib.operators.wire`` with the keys the pla
   a registration) and frees the old one; either is refused (``previous_holder_mismatch``) when it names
   a previous holder other than the one the card is registered to here;
 - lists what it holds per card (signed ``GET``, paginated) for reconciliation, each holder as the
-  platform's hash that the registering push carried.
+  platform's hash that the registering push carried;
+- answers a status query of one message (signed ``GET``) from what it decided: ``UNKNOWN`` for a push
+  it never received (or forgot), ``RECEIVED`` while undecided, ``DECIDED`` with its result callback.
 
 Fault injection for tests and benchmarks: ``failure_rate`` (503), ``latency_seconds`` (before answering),
-``down`` (connections dropped unanswered); changeable at run time in-process (``faults``) or through the
+``down`` (connections dropped unanswered), ``drop_callbacks`` (decided, never told) and
+``forget_pushes`` (a receipt, then nothing); changeable at run time in-process (``faults``) or through the
 unsigned loopback endpoint ``POST /_sandbox/faults``. State lives in memory: a restart forgets all.
 It is one module because it is one simulated party: its HTTP handler, state and callback sender share
 that state and run as one process.
@@ -75,6 +78,8 @@ from chalicelib.operators.domain.messages import (
     PushHolder,
     PushMessage,
     PushReceipt,
+    PushStatus,
+    PushStatusState,
 )
 from chalicelib.operators.keys import Direction, OperatorKeys
 from chalicelib.operators.ports import OperatorKeySource
@@ -128,6 +133,10 @@ class SandboxFaults:
     failure_rate: float = 0.0  # share of signed requests answered 503
     latency_seconds: float = 0.0  # added before every signed request is answered
     down: bool = False  # signed requests: the connection is dropped without an answer
+    drop_callbacks: bool = False  # decisions are taken but their callbacks never leave (lost callbacks)
+    forget_pushes: bool = False  # pushes get their receipt but are never kept (lost after the receipt)
+    #: Pushes refused at once with this code and a 400 (e.g. ``unknown_card``, ``malformed``); "" for none.
+    refuse_pushes: str = ""
 
 
 @dataclass(frozen=True)
@@ -343,6 +352,8 @@ class SandboxOperator:
         except wire.WireError as exc:
             return 400, wire.encode_error(exc.code, exc.message)
         refusal = self._refusal(keys.operator, message)
+        if refusal is None and self.faults.refuse_pushes:
+            refusal = (self.faults.refuse_pushes, "refused by an injected fault")
         if refusal is not None:
             return 400, wire.encode_error(*refusal)
         digest = hashlib.sha256(message.model_dump_json().encode()).hexdigest()
@@ -352,6 +363,9 @@ class SandboxOperator:
             seen = state.received.get(message.message_id)
             if seen is None:
                 ref = f"{code}{self._clock():%Y%m%d}{next(self._refs):08d}"
+                if self.faults.forget_pushes:
+                    receipt = PushReceipt(message_id=message.message_id, operator_ref=ref)
+                    return 202, wire.encode_receipt(receipt)
                 state.received[message.message_id] = (digest, ref)
                 self._schedule(_Job(keys, message))  # under the lock: decisions keep arrival order
                 return 202, wire.encode_receipt(PushReceipt(message_id=message.message_id, operator_ref=ref))
@@ -391,6 +405,36 @@ class SandboxOperator:
             page = [_record(keys.operator, i, cards[i]) for i in iccids[:limit]]
         next_cursor = _encode_cursor(page[-1].iccid) if len(iccids) > limit else None
         return 200, wire.encode_listing(keys.operator, page, next_cursor)
+
+    def receive_status(self, headers: dict[str, str], path: str) -> tuple[int, bytes]:
+        """Answer a status query of one message from what was received and decided."""
+        try:
+            keys = self._authenticate(headers, b"", "GET", path)
+            message_id = wire.parse_status_target(path)
+        except SignatureError as exc:
+            return wire.refusal_status(exc.code), wire.encode_error(exc.code, exc.message)
+        except wire.WireError as exc:
+            return 400, wire.encode_error(exc.code, exc.message)
+        with self._lock:
+            known = message_id in self._state[keys.operator].received
+            decided = [
+                c
+                for c in self.callbacks
+                if c.message_id == message_id
+                and c.operator is keys.operator
+                and c.outcome is not CallbackOutcome.SPOT_CHECK
+            ]
+        if decided:
+            answer = PushStatus(
+                message_id=message_id,
+                operator=keys.operator,
+                state=PushStatusState.DECIDED,
+                decision=decided[-1],
+            )
+        else:
+            state = PushStatusState.RECEIVED if known else PushStatusState.UNKNOWN
+            answer = PushStatus(message_id=message_id, operator=keys.operator, state=state)
+        return 200, wire.encode_status(answer, keys)
 
     # ------------------------------------------------------------------ decisions
 
@@ -558,6 +602,10 @@ class SandboxOperator:
 
     def _deliver_all(self, keys: OperatorKeys, callbacks: list[OperatorCallback]) -> None:
         try:
+            if self.faults.drop_callbacks:
+                for callback in callbacks:
+                    self._record(Delivery(callback, None, 0, delivered=False))
+                return
             for callback in callbacks:
                 self._deliver(keys, callback)
         except Exception:
@@ -703,6 +751,10 @@ class _Handler(BaseHTTPRequestHandler):
             if self._faulted():
                 return
             self._answer(lambda: sandbox.receive_listing(self._headers(), self.path), "listing")
+        elif route.endswith(wire.STATUS_PATH):
+            if self._faulted():
+                return
+            self._answer(lambda: sandbox.receive_status(self._headers(), self.path), "status")
         else:
             self._reply(404, wire.encode_error("not_found", "no such endpoint"))
 
@@ -721,8 +773,11 @@ class _Handler(BaseHTTPRequestHandler):
                 for name in ("failure_rate", "latency_seconds"):
                     if name in changes:
                         setattr(sandbox.faults, name, float(changes[name]))
-                if "down" in changes:
-                    sandbox.faults.down = bool(changes["down"])
+                for flag in ("down", "drop_callbacks", "forget_pushes"):
+                    if flag in changes:
+                        setattr(sandbox.faults, flag, bool(changes[flag]))
+                if "refuse_pushes" in changes:
+                    sandbox.faults.refuse_pushes = str(changes["refuse_pushes"] or "")
             except (ValueError, TypeError, AttributeError):
                 self._reply(400, wire.encode_error("malformed", "expected a JSON object of faults"))
                 return

@@ -63,6 +63,13 @@ def _oldest_pending() -> dict[str, Any]:
     return {"oldest_pending_minutes": report_oldest_pending(deps.outbox_store(), utc_now())}
 
 
+def _reconcile_pushes() -> dict[str, Any]:
+    """Every hour: pushes whose answer never came are settled with their operator (or reported)."""
+    from chalicelib.events.reconcile import reconcile_pushes
+
+    return reconcile_pushes()
+
+
 def _purge_abandoned() -> dict[str, Any]:
     """Every few minutes: abandoned registrations and flows deleted with their photos."""
     from chalicelib.core import deps
@@ -89,6 +96,7 @@ SCHEDULES: list[Schedule] = [
     Schedule("outbox-sweep", 5.0, _sweep_outbox),
     Schedule("oldest-pending-push", 60.0, _oldest_pending),
     Schedule("purge-abandoned", 300.0, _purge_abandoned),
+    Schedule("reconcile-pushes", 3600.0, _reconcile_pushes),
 ]
 CONSUMERS: list[Consumer] = [Consumer("outbox", _dispatch)]
 #: Short queue name → the stage's full name (read when the loop runs, not at import).

@@ -292,3 +292,48 @@ def retry_record(
     except Exception:
         logger.warning("outbox enqueue failed; the sweeper will push it", extra={"record": record_id})
     return revived
+
+
+class BulkRetryReport(BaseModel):
+    """What ``retry_dead`` re-queued."""
+
+    retried: int
+    record_ids: list[str]
+    #: More dead records than ``limit`` remain: run it again.
+    more: bool = False
+
+
+def retry_dead(
+    store: OutboxStore,
+    queue: PushQueue,
+    *,
+    limit: int = 1000,
+    policy: RetryPolicy | None = None,
+    clock: Clock = utc_now,
+) -> BulkRetryReport:
+    """Every dead record (at most ``limit``) pushed again with a fresh attempt budget, after the cause
+    was fixed: each leaves the dead list as it is revived, so the first page is read until it is empty."""
+    grace = timedelta(seconds=(policy or RetryPolicy()).sweep_grace_seconds)
+    revived: list[str] = []
+    seen: set[str] = set()
+    while len(revived) < limit:
+        page = store.page(OutboxStatus.DEAD, min(MAX_PAGE, limit - len(revived)), None)
+        fresh = [item for item in page.items if item.record_id not in seen]
+        if not fresh:
+            break
+        for item in fresh:
+            seen.add(item.record_id)
+            now = clock()
+            if store.revive(item.record_id, now, now + grace) is None:
+                continue  # retried meanwhile by someone else
+            revived.append(item.record_id)
+            try:
+                queue.send_message(message_body(item.record_id))
+            except Exception:
+                logger.warning(
+                    "outbox enqueue failed; the sweeper will push it", extra={"record": item.record_id}
+                )
+    more = len(revived) >= limit and bool(store.page(OutboxStatus.DEAD, 1, None).items)
+    if revived:
+        logger.info("dead outbox records retried", extra={"count": len(revived)})
+    return BulkRetryReport(retried=len(revived), record_ids=revived, more=more)

@@ -11,8 +11,10 @@ from chalicelib.cards.domain.lifecycle import CardLifecycle
 from chalicelib.kernel.operators import Operator
 from chalicelib.operators.domain.messages import (
     OperatorCardRecord,
+    OperatorUnavailable,
     PushMessage,
     PushReceipt,
+    PushStatus,
 )
 from chalicelib.operators.domain.outbox import (
     Claim,
@@ -34,6 +36,15 @@ class OperatorGateway(ABC):
 
         Raises ``OperatorUnavailable`` (retry later) or ``OperatorRefused`` (never retry).
         """
+
+    def query_status(self, operator: Operator, message_id: str) -> PushStatus:
+        """What ``operator`` knows of ``message_id``: never received, received, or decided (with the
+        decision its callback carries). Asked for a push whose callback never came.
+
+        Raises ``OperatorUnavailable`` or ``OperatorRefused`` like ``push``; a gateway that cannot ask
+        raises ``OperatorUnavailable`` (the push stays as it is, reported as drift).
+        """
+        raise OperatorUnavailable(f"{operator.value}: this gateway has no status query")
 
 
 class OperatorDirectory(ABC):
@@ -123,6 +134,24 @@ class OutboxStore(ABC):
     @abstractmethod
     def revive(self, record_id: str, now: datetime, sweep_at: datetime) -> OutboxSummary | None:
         """A dead record back to pending with a fresh attempt budget (admin retry); None if not dead."""
+
+    def sent_before(self, before: datetime, limit: int, cursor: str | None) -> OutboxPage:
+        """Sent records delivered at or before ``before`` (the open-status index's time), oldest first
+        per shard: what the reconciliation asks the operator about, never the whole table."""
+        raise NotImplementedError
+
+    def reopen_sent(
+        self,
+        record_id: str,
+        status: OutboxStatus,
+        now: datetime,
+        note: str,
+        *,
+        sweep_at: datetime | None = None,
+    ) -> OutboxSummary | None:
+        """A sent record the operator never received: back to ``pending`` (a fresh attempt budget, due
+        now, swept at ``sweep_at``) or ``dead``, with ``note`` in ``last_error``; None if not sent."""
+        raise NotImplementedError
 
     @abstractmethod
     def page(self, status: OutboxStatus, limit: int, cursor: str | None) -> OutboxPage: ...

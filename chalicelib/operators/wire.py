@@ -50,6 +50,16 @@ Callback (operator → platform, ``POST {platform}/v1/operator/callbacks``)::
 "REJECTED" | "SPOT_CHECK", "reasonCode", "reasonZh", "reasonEn", "functions", "decideTime"}``: which
 card was refused and why says something about a person, so all of it is encrypted.
 
+Status query (platform → operator, ``GET {base}/open/v1/iot/realname/status?messageId=…``, signed over
+the path with its query and an empty body), for a push whose callback never came::
+
+    {"code": "ok", "operatorCode": "CMCC", "messageId": "…", "status": "UNKNOWN" | "RECEIVED" | "DECIDED",
+     "result": <the decision's callback body, as above> | null}
+
+``UNKNOWN``: the operator never received the message; ``RECEIVED``: not decided yet; ``DECIDED``:
+``result`` is the callback the operator sent (or would send), with its ``callbackId``: the platform
+applies it as it applies a callback, so a late callback is a duplicate.
+
 Listing (platform → operator, ``GET {base}/open/v1/iot/realname/cards?cursor=…&limit=…``, signed over
 the path with its query and an empty body)::
 
@@ -95,6 +105,8 @@ from chalicelib.operators.domain.messages import (
     PushHolder,
     PushMessage,
     PushReceipt,
+    PushStatus,
+    PushStatusState,
     PushVehicle,
 )
 from chalicelib.operators.keys import Cipher, Direction, OperatorKeys, OperatorKeysUnavailable
@@ -108,6 +120,10 @@ PUSH_PATH = "/open/v1/iot/realname/push"
 
 
 LISTING_PATH = "/open/v1/iot/realname/cards"
+
+
+#: The status query of one message (a push whose callback never came).
+STATUS_PATH = "/open/v1/iot/realname/status"
 
 
 #: Where the operator sends callbacks on the platform (the path is part of what is signed).
@@ -261,6 +277,14 @@ class _WireReceipt(_Wire):
     message_id: str
     operator_ref: str
     duplicate: bool = False
+
+
+class _WireStatus(_Wire):
+    code: str
+    operator_code: str
+    message_id: str
+    status: str
+    result: _WireCallback | None = None
 
 
 class _WireCardRecord(_Wire):
@@ -673,6 +697,10 @@ def decode_callback(body: bytes, keys: OperatorKeys) -> OperatorCallback:
         wire = _WireCallback.model_validate_json(body)
     except ValidationError as exc:
         raise WireError("malformed", _first_error(exc)) from None
+    return _callback_of(wire, keys)
+
+
+def _callback_of(wire: _WireCallback, keys: OperatorKeys) -> OperatorCallback:
     code = check_envelope(wire.version, wire.operator_code, wire.app_id, wire.encrypt_method, keys)
     text = unseal(
         keys.cipher,
@@ -706,6 +734,64 @@ def decode_callback(body: bytes, keys: OperatorKeys) -> OperatorCallback:
             "decided_at": _parse_time(content.decide_time, "decideTime"),
         },
     )
+
+
+def status_target(message_id: str, *, prefix: str = "") -> str:
+    """The request target of one status query (what is signed)."""
+    return f"{prefix.rstrip('/')}{STATUS_PATH}?{urlencode({'messageId': message_id})}"
+
+
+def encode_status_request(
+    keys: OperatorKeys, message_id: str, *, now: datetime, prefix: str = ""
+) -> WireRequest:
+    return _signed(keys, Direction.TO_OPERATOR, "GET", status_target(message_id, prefix=prefix), b"", now)
+
+
+def parse_status_target(target: str) -> str:
+    """The ``messageId`` a status query asks about. Raises ``WireError``."""
+    values = parse_qs(urlsplit(target).query).get("messageId", [])
+    if len(values) != 1 or not 8 <= len(values[0]) <= 64:
+        raise WireError("malformed", "messageId: one message id of 8-64 characters")
+    return values[0]
+
+
+def encode_status(status: PushStatus, keys: OperatorKeys) -> bytes:
+    """The operator's answer to a status query (the decision sealed as its callback is)."""
+    result = None
+    if status.decision is not None:
+        result = json.loads(encode_callback_body(status.decision, keys))
+    doc = {
+        "code": "ok",
+        "operatorCode": OPERATOR_CODES[keys.operator],
+        "messageId": status.message_id,
+        "status": status.state.value.upper(),
+        "result": result,
+    }
+    return _dumps(doc)
+
+
+def decode_status(body: bytes, message_id: str, keys: OperatorKeys) -> PushStatus:
+    """The platform's reading of a status answer. Raises ``WireError``."""
+    try:
+        wire = _WireStatus.model_validate_json(body)
+    except ValidationError as exc:
+        raise WireError("malformed", _first_error(exc)) from None
+    if wire.code != "ok" or wire.operator_code != OPERATOR_CODES[keys.operator]:
+        raise WireError("malformed", "the status answer is not this operator's")
+    if wire.message_id != message_id:
+        raise WireError("malformed", "the status answer names another message")
+    try:
+        state = PushStatusState(wire.status.lower())
+    except ValueError:
+        raise WireError("malformed", f"unknown status {wire.status!r}") from None
+    decision = None
+    if state is PushStatusState.DECIDED:
+        if wire.result is None:
+            raise WireError("malformed", "a decided message comes with its result")
+        decision = _callback_of(wire.result, keys)
+        if decision.message_id != message_id or decision.outcome is CallbackOutcome.SPOT_CHECK:
+            raise WireError("malformed", "the result is not this message's decision")
+    return PushStatus(message_id=message_id, operator=keys.operator, state=state, decision=decision)
 
 
 def new_callback_id() -> str:

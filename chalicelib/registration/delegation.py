@@ -37,7 +37,14 @@ from chalicelib.registration.views import RegistrationView, RegistrationViews
 from chalicelib.sms.domain import SentCode, SmsPurpose
 from chalicelib.verification.domain.documents import DocumentKind
 from chalicelib.verification.domain.evidence import EvidenceKind
-from chalicelib.verification.domain.flows import CheckName, CheckVerdict, Flow, FlowPurpose, TypedIdentity
+from chalicelib.verification.domain.flows import (
+    CheckName,
+    CheckVerdict,
+    Flow,
+    FlowPurpose,
+    TypedIdentity,
+    address_required,
+)
 from chalicelib.verification.service import VerificationService
 
 
@@ -81,6 +88,8 @@ class DelegationSteps:
         id_type = IdType(owner.id_type)
         number = validate(id_type.value, owner.id_number, field="owner.id_number").value
         phone = validate("mobile", owner_phone, field="owner_phone").value
+        if not owner.address:
+            raise address_required("owner.address")  # 第五条: the holder (the owner) is registered with it
         phone_hash = self._codes.phone_hash(phone)
         if phone_hash == reg.phone_hash:
             raise InvalidField(

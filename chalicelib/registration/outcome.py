@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from chalicelib.cards.domain.inventory import CardEvent
+from chalicelib.cards.domain.inventory import Card, CardEvent, CardState
 from chalicelib.cards.lifecycle import Lifecycle
 from chalicelib.cards.ports import InventoryRepository
 from chalicelib.core.observability import logger
@@ -33,6 +33,24 @@ class Outcomes:
     def __init__(self, inventory: InventoryRepository, lifecycle: Lifecycle) -> None:
         self._inventory = inventory
         self._lifecycle = lifecycle
+
+    def in_service(self, cards: Sequence[Card]) -> list[Card]:
+        """The cards an owner may deal with: not retired (a swapped-out or scrapped card stays on its
+        vehicle for the record, but is out of every owner flow and count)."""
+        return [c for c in cards if self._lifecycle.status(c.iccid).lifecycle.retired is None]
+
+    def cards_to_register(self, reg: Registration) -> list[str]:
+        """A registration's cards as its vehicle has them now: a card retired since possession was
+        shown (更换零部件) is dropped and the card fitted in its place, free, taken instead."""
+        cards = self._inventory.cards_of_vehicle(reg.vin)
+        retired = {c.iccid for c in cards} - {c.iccid for c in self.in_service(cards)}
+        kept = [i for i in reg.iccids if i not in retired]
+        fitted = [
+            c.iccid
+            for c in cards
+            if c.iccid not in retired and c.iccid not in kept and c.state is CardState.UNREGISTERED
+        ]
+        return kept + fitted if retired & set(reg.iccids) else kept
 
     def pushed(self, reg: Registration) -> bool:
         """A claimed submission whose push committed (perhaps by a request that died before recording it)."""
@@ -109,6 +127,6 @@ class ResultSms:
         except Conflict:
             return  # another callback got there first
         try:
-            self._sms.send(reg.phone, result_message(reg.vin, outcome))
+            self._sms.send(reg.phone, result_message(reg.vin, outcome, reg.kind))
         except DomainError:
             logger.warning("result SMS not sent", extra={"registration": marked.registration_id})

@@ -316,8 +316,12 @@ class PossessionChecks:
         return reg
 
     def _vehicle(self, reg: Registration) -> tuple[Vehicle | None, list[Card]]:
+        """The vehicle and its cards in service (a retired card, swapped out or scrapped, is never
+        offered to an owner: it could only fail ``card.swapped_out`` at the submit)."""
         vehicle = self._inventory.get_vehicle(reg.vin)
-        return vehicle, self._inventory.cards_of_vehicle(reg.vin) if vehicle is not None else []
+        if vehicle is None:
+            return None, []
+        return vehicle, self._views.in_service(self._inventory.cards_of_vehicle(reg.vin))
 
     # -- contest ------------------------------------------------------------------------------------
 

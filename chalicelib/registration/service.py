@@ -58,7 +58,7 @@ class RegistrationService:
         self.store = registrations
         self.registrations = Registrations(registrations, verification, clock=clock)
         outcomes = Outcomes(inventory, lifecycle)
-        self.views = RegistrationViews(registrations, self.registrations, inventory, outcomes)
+        self.views = RegistrationViews(registrations, self.registrations, inventory, outcomes, clock=clock)
         self.results = ResultSms(registrations, self.registrations, outcomes, verification, sms, clock=clock)
         policy = possession or PossessionPolicy()
         if vehicles is None:  # no telematics: no head-unit codes

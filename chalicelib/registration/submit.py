@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from chalicelib.cards.domain.inventory import CardState
+from chalicelib.cards.domain.lifecycle import PushKind
 from chalicelib.cards.holders import holder_from_party
 from chalicelib.cards.lifecycle import Lifecycle
 from chalicelib.cards.ports import PartyRepository
@@ -90,6 +91,7 @@ class Submission:
         flow = self._registrations.flow(reg)
         if reg.status is RegistrationStatus.OPEN:
             require_step(reg, flow, Step.SUBMIT)
+            reg = self._current_cards(reg)
         elif self._outcomes.pushed(reg):
             return self._views.view(self._complete(reg, flow, caller))
         claimed = self._claim(reg)
@@ -140,6 +142,22 @@ class Submission:
         except Conflict:
             return None
 
+    def _current_cards(self, reg: Registration) -> Registration:
+        """更换零部件 after possession was shown: the retired card is never pushed, its replacement is."""
+        if reg.kind is not RegistrationKind.REGISTRATION:
+            return reg
+        iccids = self._outcomes.cards_to_register(reg)
+        if iccids == list(reg.iccids):
+            return reg
+        if not iccids:
+            raise Conflict(
+                "vehicle.no_cards",
+                "该车辆没有可登记的车联网卡",
+                "The vehicle has no card to register",
+                field="vin",
+            )
+        return self._registrations.save(reg, iccids=iccids)
+
     def _release(self, claimed: Registration, flow: Flow | None) -> None:
         """A refused push: the registration is open again and expires as it would have."""
         expires = claimed.created_at + self._flow_ttl
@@ -189,14 +207,34 @@ class Submission:
             raise
         return [o.record_id for o in outcomes if o.record_id], party.party_id
 
-    def _push_deregistration(self, reg: Registration, flow: Flow, caller: str) -> Pushed:
+    def _push_deregistration(
+        self, reg: Registration, flow: Flow, caller: str, *, fresh: bool = True
+    ) -> Pushed:
         """注销 by the registered person only: the face-checked identity must be the card's holder.
-        A card no longer registered (ended by an earlier, interrupted submit) is left as it is."""
+        A card whose de-registration is already with the operator (pushed by an earlier, interrupted
+        submit) or no longer registered is left as it is; the cards stay registered until the
+        operator accepts. A fresh submit with nothing to end is refused (a second de-registration of a
+        card whose first is still with the operator)."""
         assert flow.person_hash is not None
-        registered = [i for i in reg.iccids if self._lifecycle.status(i).card.state is CardState.REGISTERED]
+        statuses = {i: self._lifecycle.status(i) for i in reg.iccids}
+        requested = [
+            i
+            for i, s in statuses.items()
+            if s.lifecycle.awaiting and s.lifecycle.message_kind is PushKind.DEREGISTER
+        ]
+        registered = [
+            i for i, s in statuses.items() if s.card.state is CardState.REGISTERED and i not in requested
+        ]
         for iccid in registered:
-            if self._lifecycle.status(iccid).lifecycle.holder_id_hash != flow.person_hash:
+            if statuses[iccid].lifecycle.holder_id_hash != flow.person_hash:
                 raise not_the_holder()
+        if not registered and fresh:
+            raise Conflict(
+                "deregistration.nothing_to_end",
+                "该车辆没有可注销的实名登记，或注销正在电信企业处理中",
+                "No registration to end: none, or its de-registration is with the operator already",
+                field="vin",
+            )
         record_ids: list[str] = []
         for iccid in registered:
             outcome = self._lifecycle.deregister(iccid, caller, "owner de-registration (实名注销)")
@@ -210,7 +248,7 @@ class Submission:
         """Complete a submission whose request died after its push committed, from what the cards show.
         A de-registration ends the cards it had not reached yet first (each card is its own transaction)."""
         if reg.kind is RegistrationKind.DEREGISTRATION and flow is not None:
-            self._push_deregistration(reg, flow, actor)
+            self._push_deregistration(reg, flow, actor, fresh=False)
         return self._finish(reg, flow, self._pushed_by_cards(reg))
 
     def _pushed_by_cards(self, reg: Registration) -> Pushed:

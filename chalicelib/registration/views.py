@@ -4,7 +4,8 @@ Everything personal is masked; a card's history shows only the reader's own part
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
+from enum import StrEnum
 
 from pydantic import BaseModel
 
@@ -17,6 +18,7 @@ from chalicelib.cards.domain.inventory import (
     vehicle_not_found,
 )
 from chalicelib.cards.ports import InventoryRepository
+from chalicelib.kernel.clock import Clock, utc_now
 from chalicelib.kernel.errors import NotFound
 from chalicelib.kernel.operators import Operator
 from chalicelib.kernel.personal import mask_id_number, mask_name, mask_phone, mask_vin
@@ -64,10 +66,34 @@ class CardSummary(BaseModel):
     history: list[HistoryEntry] = []
 
 
+class PendingNext(StrEnum):
+    """What happens next while a registration or de-registration is with the operator."""
+
+    #: Pushed recently: the operator's answer normally comes within minutes, then an SMS.
+    WAITING_OPERATOR = "waiting_operator"
+    #: Late: the platform asks the operator itself (hourly reconciliation), then an SMS; nothing to do.
+    CHECKING_WITH_OPERATOR = "checking_with_operator"
+
+
+#: A push unanswered this long is asked about by the reconciliation (``Settings.push_stale_minutes``).
+PUSH_LATE_AFTER = timedelta(minutes=30)
+
+
+def pending_next(
+    since: datetime | None, now: datetime, late_after: timedelta = PUSH_LATE_AFTER
+) -> PendingNext:
+    """What the person is told happens next for a push submitted at ``since``."""
+    if since is not None and now - since >= late_after:
+        return PendingNext.CHECKING_WITH_OPERATOR
+    return PendingNext.WAITING_OPERATOR
+
+
 class Outcome(BaseModel):
     step: Step
     reason_zh: str | None = None
     reason_en: str | None = None
+    #: While ``pending``: what happens next (the operator answers, or the platform is asking it).
+    next: PendingNext | None = None
 
 
 class ConsentSummary(BaseModel):
@@ -124,9 +150,14 @@ class RegistrationView(BaseModel):
 
 class MyVehicle(VehicleSummary):
     registration_id: str
+    #: The vehicle's true state for its owner: ``registered`` only while a card is registered;
+    #: ``deregistered`` once a de-registration was accepted or the registration ended otherwise.
     step: Step
     result: Outcome | None
     cards: list[CardSummary]
+    #: The owner's latest de-registration of the vehicle, when there is one: pending with the
+    #: operator, accepted, or refused with the operator's reason (the card then stays registered).
+    deregistration: Outcome | None = None
 
 
 class MyVehicles(BaseModel):
@@ -160,8 +191,10 @@ def unknown_vehicle(vin: str) -> VehicleSummary:
     return VehicleSummary(vin_masked=mask_vin(vin), brand="", model="", colour="")
 
 
-def outcome_view(outcome: CardOutcome) -> Outcome:
-    return Outcome(step=outcome.step, reason_zh=outcome.reason_zh, reason_en=outcome.reason_en)
+def outcome_view(outcome: CardOutcome, since: datetime | None = None, now: datetime | None = None) -> Outcome:
+    """The outcome as the person reads it; pending ones say what happens next (``since``: submitted)."""
+    waiting = pending_next(since, now or utc_now()) if outcome.step is Step.PENDING else None
+    return Outcome(step=outcome.step, reason_zh=outcome.reason_zh, reason_en=outcome.reason_en, next=waiting)
 
 
 def delegation_summary(reg: Registration, flow: Flow | None = None) -> DelegationSummary | None:
@@ -193,11 +226,18 @@ class RegistrationViews:
         registrations: Registrations,
         inventory: InventoryRepository,
         outcomes: Outcomes,
+        *,
+        clock: Clock = utc_now,
     ) -> None:
         self._store = store
         self._registrations = registrations
         self._inventory = inventory
         self._outcomes = outcomes
+        self._clock = clock
+
+    def in_service(self, cards: Sequence[Card]) -> list[Card]:
+        """``cards`` without the retired ones (swapped out, scrapped)."""
+        return self._outcomes.in_service(cards)
 
     def get(self, registration_id: str, caller: str, kind: RegistrationKind) -> RegistrationView:
         reg = self._registrations.own(registration_id, caller)
@@ -262,7 +302,7 @@ class RegistrationViews:
         if reg.status is RegistrationStatus.SUBMITTED or (
             reg.status is RegistrationStatus.SUBMITTING and self._outcomes.pushed(reg)
         ):
-            outcome = outcome_view(self._outcomes.of(reg))
+            outcome = outcome_view(self._outcomes.of(reg), reg.submitted_at, self._clock())
             return outcome.step, outcome
         if reg.status is RegistrationStatus.SUBMITTING:
             return Step.SUBMIT, None
@@ -274,32 +314,61 @@ class RegistrationViews:
 
     def my_vehicles(self, caller: str) -> MyVehicles:
         """The vehicles the caller registered (latest registration of each), cards still theirs or in
-        progress, with states, their own part of the history and the last result; all masked."""
+        progress (never a retired one), with states, their own part of the history and the vehicle's
+        true state: a de-registration since shows as pending, done or refused; all masked."""
         latest: dict[str, Registration] = {}
+        deregistrations: dict[str, Registration] = {}
         for reg in self._store.of_owner(caller):
-            if reg.kind is RegistrationKind.REGISTRATION and reg.status is RegistrationStatus.SUBMITTED:
-                latest[reg.vin] = reg
-        vehicles = [v for v in (self._my_vehicle(reg) for reg in latest.values()) if v is not None]
+            if reg.status is not RegistrationStatus.SUBMITTED:
+                continue
+            chosen = latest if reg.kind is RegistrationKind.REGISTRATION else deregistrations
+            earlier = chosen.get(reg.vin)
+            if earlier is None or _submitted(earlier) <= _submitted(reg):
+                chosen[reg.vin] = reg
+        vehicles = [
+            v
+            for v in (self._my_vehicle(reg, deregistrations.get(reg.vin)) for reg in latest.values())
+            if v is not None
+        ]
         return MyVehicles(vehicles=vehicles)
 
-    def _my_vehicle(self, reg: Registration) -> MyVehicle | None:
+    def _my_vehicle(self, reg: Registration, dereg: Registration | None) -> MyVehicle | None:
         vehicle = self._inventory.get_vehicle(reg.vin)
         if vehicle is None:
             return None
         histories = {iccid: holder_events(self._inventory.history(iccid), reg) for iccid in reg.iccids}
-        outcome = outcome_view(self._outcomes.of(reg, histories))
-        cards: list[CardSummary] = []
+        outcome = outcome_view(self._outcomes.of(reg, histories), reg.submitted_at, self._clock())
+        mine: list[Card] = []
         for iccid in reg.iccids:
             card = self._inventory.get_card(iccid)
             if card is None or card.holder_id not in (None, reg.party_id):
                 continue  # registered to someone else since (a transfer)
-            cards.append(card_summary(card, histories[iccid]))
-        if not cards:
+            mine.append(card)
+        in_service = self.in_service(mine)
+        if not in_service:
             return None
+        cards = [card_summary(c, histories[c.iccid]) for c in in_service]
+        deregistration = None
+        if dereg is not None and _submitted(dereg) >= _submitted(reg):
+            deregistration = outcome_view(self._outcomes.of(dereg), dereg.submitted_at, self._clock())
+        step = outcome.step
+        if step is Step.REGISTERED and not any(c.state is CardState.REGISTERED for c in in_service):
+            step = Step.DEREGISTERED  # ended since: de-registered (accepted or not yet answered), scrapped
+        if deregistration is not None:
+            # pending with the operator, or done; refused: the operator keeps the registration
+            step = outcome.step if deregistration.step is Step.REJECTED else deregistration.step
+        result: Outcome | None = outcome if step is outcome.step else Outcome(step=step)
+        if deregistration is not None and deregistration.step is Step.PENDING:
+            result = None  # the de-registration's own line says it is with the operator
         return MyVehicle(
             **vehicle_summary(vehicle).model_dump(),
             registration_id=reg.registration_id,
-            step=outcome.step,
-            result=outcome,
+            step=step,
+            result=result,
             cards=cards,
+            deregistration=deregistration,
         )
+
+
+def _submitted(reg: Registration) -> datetime:
+    return reg.submitted_at or reg.created_at

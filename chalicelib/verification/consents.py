@@ -8,12 +8,26 @@ from collections.abc import Sequence
 from pydantic import BaseModel
 
 from chalicelib.consents.domain import AcceptedConsent, ConsentKind
-from chalicelib.consents.texts import check_consents
+from chalicelib.consents.texts import check_consents, current_consent
 from chalicelib.kernel.clock import Clock, utc_now
+from chalicelib.kernel.errors import Conflict
 from chalicelib.verification.domain.evidence import EvidenceKind
 from chalicelib.verification.domain.flows import CheckName, CheckVerdict, Flow
 from chalicelib.verification.flows import Flows
 from chalicelib.verification.ports import EvidenceLog
+
+
+def require_biometric_consent(flow: Flow) -> None:
+    """No face is processed before the separate biometric consent: not the live face, and not the
+    portrait on the ID card's front (its detection is face processing too)."""
+    if flow.checks.get(CheckName.BIOMETRIC_CONSENT) is not CheckVerdict.PASSED:
+        doc = current_consent(ConsentKind.BIOMETRIC_CONSENT)
+        raise Conflict(
+            "consent.biometric_required",
+            f"请先阅读并单独同意《{doc.title}》",
+            "The separate consent to process face data must be given before any face is processed",
+            details={"kind": doc.kind.value, "version": doc.version},
+        )
 
 
 class Consents:

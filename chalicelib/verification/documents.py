@@ -15,10 +15,20 @@ from chalicelib.kernel.clock import Clock, china_day, utc_now
 from chalicelib.kernel.errors import Conflict, DomainError, InvalidField, ValidationErrors
 from chalicelib.kernel.personal import IdType
 from chalicelib.verification.authority import AuthorityChecks
+from chalicelib.verification.cases import CaseOpener
+from chalicelib.verification.consents import require_biometric_consent
 from chalicelib.verification.domain.documents import DocumentKind
 from chalicelib.verification.domain.engines import EngineUnavailable
 from chalicelib.verification.domain.evidence import EvidenceKind
-from chalicelib.verification.domain.flows import CheckName, CheckVerdict, Flow, TypedIdentity
+from chalicelib.verification.domain.flows import (
+    MACHINE_READABLE_ID_TYPES,
+    PERMANENT,
+    CheckName,
+    CheckVerdict,
+    Flow,
+    ReviewReason,
+    TypedIdentity,
+)
 from chalicelib.verification.domain.ocr import (
     TypedDetails,
     check_letter,
@@ -81,6 +91,22 @@ def check_replaceable(flow: Flow, kind: DocumentKind) -> None:
         )
 
 
+def id_validity(back: IdBack) -> str | None:
+    """The validity of an ID back as ``TypedIdentity.id_validity``: ``permanent`` (长期), the end date,
+    or ``None`` when neither was read."""
+    if back.permanent:
+        return PERMANENT
+    return back.valid_until.isoformat() if back.valid_until else None
+
+
+def machine_readable(flow: Flow) -> bool:
+    """Whether OCR reads the flow's identity document (an ID card is read before an identity is typed:
+    the reading's own checks then say what is missing)."""
+    if flow.identity is None:
+        return True
+    return flow.identity.id_type in MACHINE_READABLE_ID_TYPES or flow.identity.id_type == IdType.USCC
+
+
 def _mismatch_errors(mismatches: Sequence[InvalidField]) -> DomainError:
     return mismatches[0] if len(mismatches) == 1 else ValidationErrors(list(mismatches))
 
@@ -95,9 +121,11 @@ class Documents:
         faces: FaceEngine,
         evidence: EvidenceLog,
         authority: AuthorityChecks | None = None,
+        cases: CaseOpener | None = None,
         clock: Clock = utc_now,
     ) -> None:
         self._authority = authority
+        self._cases = cases
         self._flows = flows
         self._uploads = uploads
         self._ocr = ocr
@@ -112,13 +140,18 @@ class Documents:
     ) -> PresignedUpload:
         flow = self._flows.open_for_checks(flow_id, caller)
         check_replaceable(flow, kind)
+        if kind is DocumentKind.ID_FRONT:
+            require_biometric_consent(flow)  # its portrait is looked for once it is uploaded
         return self._uploads.presign(flow.flow_id, kind, content_type)
 
     def complete_upload(self, flow_id: str, caller: str, kind: DocumentKind, key: str) -> StoredDocument:
         """Validate and keep an uploaded photo; an ID front must show a portrait to compare with."""
         flow = self._flows.open_for_checks(flow_id, caller)
         check_replaceable(flow, kind)
-        # An ID front must show a portrait to compare with: checked before the photo is stored.
+        # An ID front must show a portrait to compare with: checked before the photo is stored, and
+        # only after the biometric consent (looking for the portrait is face processing).
+        if kind is DocumentKind.ID_FRONT:
+            require_biometric_consent(flow)
         inspect = (lambda jpeg: find_portrait(self._faces, jpeg)) if kind is DocumentKind.ID_FRONT else None
         try:
             stored = self._uploads.complete(flow.flow_id, kind, key, inspect)
@@ -189,6 +222,8 @@ class Documents:
             raise InvalidField(
                 "ocr.kind", "该类证件不支持识别", f"{kind.value} photos are not read", field="kind"
             )
+        if kind in (DocumentKind.ID_FRONT, DocumentKind.ID_BACK) and not machine_readable(flow):
+            return self._to_reviewer(flow, kind, caller)
         lines = self._ocr.read(self.photo(flow, kind))
         parsed: Reading
         if kind is DocumentKind.ID_FRONT:
@@ -199,7 +234,11 @@ class Documents:
             parsed = parse_business_licence(lines)
         reading, fields_read = self._record_reading(flow, kind, caller, parsed, len(lines))
         self._record_cross_check(flow, kind, caller, self._reading_errors(flow, parsed))
-        saved = self._flows.save(flow, checks={**flow.checks, OCR_CHECKS[kind]: CheckVerdict.PASSED})
+        changes: dict[str, Any] = {"checks": {**flow.checks, OCR_CHECKS[kind]: CheckVerdict.PASSED}}
+        if isinstance(parsed, IdBack) and flow.identity is not None:
+            # 如实登记 (第五条): the validity read goes with the identity to the party and the push.
+            changes["identity"] = flow.identity.model_copy(update={"id_validity": id_validity(parsed)})
+        saved = self._flows.save(flow, **changes)
         if kind is DocumentKind.ID_FRONT and self._authority is not None:
             self._authority.check_holder(saved, caller)  # 证件真实性: raises when it is not real
         return OcrOutcome(
@@ -208,6 +247,43 @@ class Documents:
             confidences=dict(parsed.confidences),
             agreed=True,
             reading=reading,
+        )
+
+    def _to_reviewer(self, flow: Flow, kind: DocumentKind, caller: str) -> OcrOutcome:
+        """A passport or permit: OCR does not read it, so a reviewer does, at once (never a dead end).
+
+        The document's photo (its data page or front; a back where it has one) must be there; the
+        identity authority is asked as for an ID card (it records ``not_covered`` for the types it does
+        not hold). The case holds the flow until the reviewer has compared the photos with the typed
+        identity; approved, the person does the face check against the document's portrait (the live
+        capture kept with the evidence, as for every registration).
+        """
+        self.photo(flow, DocumentKind.ID_FRONT)  # flow.document_missing when there is none
+        if self._cases is None:
+            raise Conflict(
+                "document.not_machine_readable",
+                "该类证件暂不支持在线识别，请前往营业厅办理",
+                "This document cannot be read online; register at a business hall",
+                field="id_type",
+            )
+        if self._authority is not None:
+            self._authority.check_holder(flow, caller)
+            flow = self._flows.find(flow.flow_id) or flow
+        checks = {
+            **flow.checks,
+            CheckName.OCR_ID_FRONT: CheckVerdict.IN_REVIEW,
+            CheckName.OCR_ID_BACK: CheckVerdict.IN_REVIEW,
+        }
+        flow = self._flows.save(flow, checks=checks)
+        assert flow.identity is not None
+        case = self._cases.open(
+            flow,
+            caller,
+            ReviewReason.DOCUMENT_NOT_MACHINE_READABLE,
+            {"document": kind.value, "id_type": flow.identity.id_type},
+        )
+        return OcrOutcome(
+            kind=kind, fields_read=[], confidences={}, agreed=False, reading={}, review_case_id=case.case_id
         )
 
     def read_vehicle_document(self, flow_id: str, caller: str, kind: DocumentKind) -> VehicleDocument:

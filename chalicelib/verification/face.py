@@ -289,7 +289,7 @@ class FaceChecks:
                 (DocumentKind.ID_FRONT.value, DocumentKind.ID_FRONT.value in flow.documents),
                 (
                     CheckName.OCR_ID_FRONT.value,
-                    flow.checks.get(CheckName.OCR_ID_FRONT) is CheckVerdict.PASSED,
+                    flow.checks.get(CheckName.OCR_ID_FRONT) in (CheckVerdict.PASSED, CheckVerdict.APPROVED),
                 ),
             )
             if not done

@@ -94,7 +94,9 @@ class Flows:
             )
         id_type = IdType(identity.id_type)
         number = validate(id_type.value, identity.id_number, field="id_number").value
-        clean = identity.model_copy(update={"id_number": number})
+        # The validity read from the ID back stays with the same document's identity.
+        kept = flow.identity.id_validity if flow.identity and flow.identity.id_type == id_type else None
+        clean = identity.model_copy(update={"id_number": number, "id_validity": kept})
         person_hash = self._hasher.digest(id_lookup_value(id_type, number))
         # A changed identity invalidates readings checked against the old one.
         checks = {

@@ -79,7 +79,10 @@ class Reviews:
                 "The identity was refused by the identity authority; it cannot go to manual review",
                 details={"check": CheckName.AUTHORITY.value},
             )
-        if flow.identity is None or flow.checks.get(CheckName.OCR_ID_FRONT) is not CheckVerdict.PASSED:
+        if flow.identity is None or flow.checks.get(CheckName.OCR_ID_FRONT) not in (
+            CheckVerdict.PASSED,
+            CheckVerdict.APPROVED,  # a document a reviewer read (passports, permits)
+        ):
             raise Conflict(
                 "review.not_available",
                 "请先填写证件信息并上传、识别证件照片",
@@ -113,7 +116,11 @@ class Reviews:
         verdict = CheckVerdict.APPROVED if decision is ReviewDecision.APPROVE else CheckVerdict.REJECTED
         waiting = {k: verdict for k, v in flow.checks.items() if v is CheckVerdict.IN_REVIEW}
         checks = {**flow.checks, **waiting, CheckName.FACE: verdict}
-        if decision is ReviewDecision.APPROVE:
+        if decision is ReviewDecision.APPROVE and case.reason is ReviewReason.DOCUMENT_NOT_MACHINE_READABLE:
+            # The reviewer vouched for the document: the person's face check against its portrait follows.
+            checks.pop(CheckName.FACE)
+            self._flows.save(flow, status=FlowStatus.OPEN, checks=checks)
+        elif decision is ReviewDecision.APPROVE:
             self._flows.save(flow, status=FlowStatus.VERIFIED, checks=checks)
         else:
             self._flows.save(flow, status=FlowStatus.REJECTED, checks=checks)

@@ -112,6 +112,7 @@ class VerificationService:
         )
         if self.authority is not None:
             gates = (AuthorityPortraitGate(self.authority, evidence), *gates)
+        self.cases = CaseOpener(flows=self.flows, cases=cases, evidence=evidence, clock=clock)
         self.documents = Documents(
             flows=self.flows,
             uploads=uploads,
@@ -119,9 +120,9 @@ class VerificationService:
             faces=faces,
             evidence=evidence,
             authority=self.authority,
+            cases=self.cases,
             clock=clock,
         )
-        self.cases = CaseOpener(flows=self.flows, cases=cases, evidence=evidence, clock=clock)
         self.face = FaceChecks(
             flows=self.flows,
             documents=self.documents,

@@ -53,6 +53,8 @@ class OcrOutcome(BaseModel):
     agreed: bool
     #: The reading, for the caller to mask or reveal by role (never logged).
     reading: dict[str, Any]
+    #: A document OCR does not read: the review case opened for it (the flow waits for the reviewer).
+    review_case_id: str | None = None
 
 
 class LivenessStart(BaseModel):

@@ -325,6 +325,23 @@ def type_identity(me: Phone, name: str) -> None:
     me.fill("#id-address", PERSON_ADDRESS)
     me.tap("#identity-submit")
     me.wait_screen("documents")
+    consent_before_the_photos(me)
+
+
+def consent_before_the_photos(me: Phone) -> None:
+    """The biometric consent on its own, before the ID card photos (the front's portrait is face
+    processing), when the flow does not hold it yet."""
+    me.wait_until(
+        "the documents screen",
+        lambda: me._js("return document.querySelector('section[data-screen=documents]').dataset.ready"),
+    )
+    if me.element("#docs-consent").is_displayed():
+        assert "人脸信息" in me.element("#docs-consent").text
+        assert not me.element("#docs-photos").is_displayed()
+        assert not me.element("#docs-consent-submit").is_enabled()
+        me.element("#docs-consent-check").click()
+        me.tap("#docs-consent-submit")
+        me.wait_until("the photos", lambda: me.element("#docs-photos").is_displayed())
 
 
 def prove_identity(me: Phone, *, camera: bool, typo: bool = False) -> None:
@@ -353,6 +370,8 @@ def prove_identity(me: Phone, *, camera: bool, typo: bool = False) -> None:
             me.tap("#documents-edit")
             me.wait_screen("identity")
             type_identity(me, PERSON_NAME)
+    else:
+        consent_before_the_photos(me)
 
     # The ID card, both sides, through the camera inputs.
     for kind, path in (("id_front", front), ("id_back", back)):
@@ -361,7 +380,7 @@ def prove_identity(me: Phone, *, camera: bool, typo: bool = False) -> None:
         assert state == "done", me.messages()
     me.tap("#documents-next")
     me.wait_screen("face")
-    # Before any face is captured, the biometric consent on its own (once per flow)
+    # The biometric consent was given before the photos; a flow begun without it is asked here
     consent = me.wait_until(
         "the biometric consent or the challenge",
         lambda: (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from chalicelib.cards.domain.inventory import (
@@ -24,6 +24,7 @@ class FakeInventory(InventoryRepository):
         self.vehicles: dict[str, Vehicle] = {}
         self.cards: dict[str, Card] = {}
         self.events: dict[str, list[CardEvent]] = {}
+        self.msisdns: dict[str, str] = {}
         self.writes = 0
 
     def get_vehicle(self, vin: str) -> Vehicle | None:
@@ -36,7 +37,22 @@ class FakeInventory(InventoryRepository):
         return self.cards.get(iccid)
 
     def card_by_msisdn(self, msisdn: str) -> Card | None:
+        held = self.cards.get(self.msisdns.get(msisdn, ""))
+        if held is not None and held.msisdn == msisdn:
+            return held
         return next((c for c in self.cards.values() if c.msisdn == msisdn), None)
+
+    def msisdn_holders(self, msisdns: Iterable[str]) -> dict[str, str]:
+        return {m: self.msisdns[m] for m in msisdns if m in self.msisdns}
+
+    def claim_msisdns(self, claims: Mapping[str, str]) -> set[str]:
+        lost = {m for m, iccid in claims.items() if self.msisdns.get(m, iccid) != iccid}
+        self.msisdns.update({m: iccid for m, iccid in claims.items() if m not in lost})
+        return lost
+
+    def release_msisdn(self, msisdn: str, iccid: str) -> None:
+        if self.msisdns.get(msisdn) == iccid:
+            del self.msisdns[msisdn]
 
     def get_vehicles(self, vins: Iterable[str]) -> dict[str, Vehicle]:
         return {v: self.vehicles[v] for v in vins if v in self.vehicles}
@@ -66,6 +82,12 @@ class FakeInventory(InventoryRepository):
 
     def update_card_facts(self, card: Card, msisdn: str, event: CardEvent) -> Card:
         self._check(card)
+        if self.msisdns.get(msisdn, card.iccid) != card.iccid:
+            raise Conflict(
+                "inventory.msisdn_taken", "号码已属于另一张卡", "The MSISDN is taken", field="msisdn"
+            )
+        self.release_msisdn(card.msisdn, card.iccid)
+        self.msisdns[msisdn] = card.iccid
         new = card.model_copy(update={"msisdn": msisdn, "version": event.seq})
         self.cards[card.iccid] = new
         self.events.setdefault(card.iccid, []).append(event)

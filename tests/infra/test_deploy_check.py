@@ -46,6 +46,7 @@ def test_the_owner_registration_passes_on_prods_settings_with_the_engines_functi
         "start + vehicle",
         "phone (SMS code via SNS)",
         "identity",
+        "biometric consent (before any face is processed)",
         "id_front: upload + OCR (remote)",
         "id_back: upload + OCR (remote)",
         "face: liveness + match (remote)",

@@ -24,6 +24,7 @@ from tests.integration.test_verification_api import (
     burst,
     call,
     card_read,
+    consent_to_face_check,
     open_flow,
     s3,
     send_burst,
@@ -184,6 +185,7 @@ def test_an_upload_whose_face_detection_times_out_is_not_refused_and_completes_l
     require_cjk_font()
     me = person()
     flow_id = open_flow(api, me)
+    consent_to_face_check(api, me, flow_id)  # the ID front's portrait is face processing
     status, post = call(
         api, "post", f"/v1/flows/{flow_id}/uploads", me, {"kind": "id_front", "content_type": "image/jpeg"}
     )
@@ -281,15 +283,15 @@ with mock_aws():
 
         flow_id = call("post", "/v1/flows", {"purpose": "registration"})["flow_id"]
         call("put", f"/v1/flows/{flow_id}/identity", identity)
+        doc = next(d for d in call("get", "/v1/consents")["documents"] if d["kind"] == "biometric_consent")
+        consent = {"version": doc["version"], "sha256": doc["sha256"], "client": {"ua": "test"}}
+        call("post", f"/v1/flows/{flow_id}/biometric-consent", consent)
         kind = {"kind": "id_front", "content_type": "image/jpeg"}
         post = call("post", f"/v1/flows/{flow_id}/uploads", kind)
         card = open(card_path, "rb").read()
         client("s3").put_object(Bucket=settings.documents_bucket, Key=post["key"], Body=card)
         call("post", f"/v1/flows/{flow_id}/documents", {"kind": "id_front", "key": post["key"]})
         call("post", f"/v1/flows/{flow_id}/ocr/id_front")
-        doc = next(d for d in call("get", "/v1/consents")["documents"] if d["kind"] == "biometric_consent")
-        consent = {"version": doc["version"], "sha256": doc["sha256"], "client": {"ua": "test"}}
-        call("post", f"/v1/flows/{flow_id}/biometric-consent", consent)
         session = call("post", f"/v1/flows/{flow_id}/liveness-sessions")
         direction = session["challenge"]["direction"]
         with urllib.request.urlopen(f"{engines_url}/burst/{direction}", timeout=300) as response:

@@ -496,23 +496,19 @@ def test_two_concurrent_registrations_for_the_last_slot_one_passes(world: World)
 # ----------------------------------------------------------------------------------- de-registration
 
 
-def test_deregistration_returns_the_card_to_emergency_only_and_frees_the_slot(world: World) -> None:
+def test_deregistration_returns_the_card_to_emergency_only_and_frees_the_slot_once_accepted(
+    world: World,
+) -> None:
     (card,) = import_cards(Operator.CHINA_MOBILE, 1, seed=16)
     owner = person(17)
     register(world, card, owner)
     outcome = world.lifecycle.deregister(card.iccid, "owner:u1", "车辆出售 sold")
-    now = card_now(card.iccid)
-    assert (now.state, now.holder_id, now.functions) == (
-        CardState.UNREGISTERED,
-        None,
-        [CardFunction.EMERGENCY],
+    # Until the operator answers, the card stays registered and its holder's slot counted
+    assert (card_now(card.iccid).state, outcome.events) == (
+        CardState.REGISTERED,
+        ["deregistration_requested"],
     )
-    assert events(card.iccid)[-2:] == ["deregistered", "emergency_only"]
-    assert [e.to_state for e in deps.inventory_repo().history(card.iccid)[-2:]] == [
-        CardState.DEREGISTERED,
-        CardState.UNREGISTERED,
-    ]
-    assert world.store.cards_per_id(owner.id_hash, card.operator) == 0
+    assert world.store.cards_per_id(owner.id_hash, card.operator) == 1
     drain(world)
     assert outcome.record_id is not None
     pushed = world.operator.received[outcome.record_id]
@@ -525,9 +521,21 @@ def test_deregistration_returns_the_card_to_emergency_only_and_frees_the_slot(wo
     # A new registration waits for the operator's answer to the de-registration (order matters there)
     with pytest.raises(Conflict) as info:
         world.lifecycle.submit_registration(card.iccid, person(18), "owner:u2")
-    assert info.value.code == "registration.deregistration_in_progress"
+    assert info.value.code == "registration.already_registered"
     world.lifecycle.apply_callback(answer(outcome.record_id, card, CallbackOutcome.ACCEPTED))
-    assert events(card.iccid)[-1] == "deregistration_confirmed"
+    now = card_now(card.iccid)
+    assert (now.state, now.holder_id, now.functions) == (
+        CardState.UNREGISTERED,
+        None,
+        [CardFunction.EMERGENCY],
+    )
+    assert events(card.iccid)[-3:] == ["deregistered", "emergency_only", "deregistration_confirmed"]
+    assert [e.to_state for e in deps.inventory_repo().history(card.iccid)[-3:]] == [
+        CardState.DEREGISTERED,
+        CardState.UNREGISTERED,
+        CardState.UNREGISTERED,
+    ]
+    assert world.store.cards_per_id(owner.id_hash, card.operator) == 0
     assert world.lifecycle.submit_registration(card.iccid, person(18), "owner:u2").state is CardState.PENDING
 
 

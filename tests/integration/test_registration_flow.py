@@ -372,7 +372,13 @@ def test_the_registered_person_deregisters_with_phone_and_face(
     status, dereg = call(api, "get", f"{DEREG}/{dereg_id}", me)
     assert dereg["step"] == "submit", dereg
     status, dereg = call(api, "post", f"{DEREG}/{dereg_id}/submit", me)
-    # Then the card is back to emergency-only, the operator is told, and the person gets an SMS
+    # Then the operator is told, and the de-registration waits for its answer
+    assert (status, dereg["step"]) == (200, "pending"), dereg
+    assert deps.inventory_repo().cards_of_vehicle(vins[0])[0].state.value == "registered"
+    assert "已注销实名" not in deps.sms_drop().recent(1)[0].text
+    # And once the operator accepts, the card is back to emergency-only and the person gets an SMS
+    operator_answers(vins[0], CallbackOutcome.ACCEPTED)
+    status, dereg = call(api, "get", f"{DEREG}/{dereg_id}", me)
     assert (status, dereg["step"]) == (200, "deregistered"), dereg
     card = deps.inventory_repo().cards_of_vehicle(vins[0])[0]
     assert card.state.value == "unregistered"
@@ -741,12 +747,16 @@ def test_a_de_registration_that_dies_half_way_is_finished_by_the_next_submit(
     status, _ = call(api, "post", f"{DEREG}/{dereg_id}/submit", me)
     assert status == 500
     monkeypatch.undo()
-    states = sorted(deps.inventory_repo().get_card(i).state.value for i in cards)  # type: ignore[union-attr]
-    assert states == ["registered", "unregistered"]
-    # When the person submits again, the other card is de-registered too, and the result is told
+    assert outbox_records("deregister") == 1
+    # When the person submits again, the other card's de-registration is pushed too
     status, dereg = call(api, "post", f"{DEREG}/{dereg_id}/submit", me)
+    assert (status, dereg["step"]) == (200, "pending"), dereg
+    assert outbox_records("deregister") == 2
+    # And once the operator accepts both, both are back to emergency-only and the result is told
+    for iccid in cards:
+        answer_card(iccid, CallbackOutcome.ACCEPTED)
+    status, dereg = call(api, "get", f"{DEREG}/{dereg_id}", me)
     assert (status, dereg["step"]) == (200, "deregistered"), dereg
     states = sorted(deps.inventory_repo().get_card(i).state.value for i in cards)  # type: ignore[union-attr]
     assert states == ["unregistered", "unregistered"]
-    assert outbox_records("deregister") == 2
     assert "注销" in deps.sms_drop().recent(1)[0].text

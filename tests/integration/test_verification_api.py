@@ -69,7 +69,10 @@ def stored_keys(flow_id: str) -> list[str]:
 def upload(
     api: Any, headers: dict[str, str], flow_id: str, kind: DocumentKind, data: bytes
 ) -> tuple[int, Any]:
-    """Presign, put the photo where the presigned POST would, then complete."""
+    """Presign, put the photo where the presigned POST would, then complete. An ID front comes after the
+    biometric consent (its portrait is face processing), as the client gives them."""
+    if kind is DocumentKind.ID_FRONT:
+        consent_to_face_check(api, headers, flow_id)
     status, post = call(
         api,
         "post",
@@ -211,11 +214,11 @@ def test_a_person_proves_who_they_are_and_every_check_is_in_the_evidence(
     assert evidence["chain"]["ok"] is True
     kinds = [entry["kind"] for entry in evidence["entries"]]
     assert kinds == [
+        "consent_given",  # before the ID front: its portrait is face processing
         "upload_accepted",
         "ocr_read",
         "ocr_cross_checked",
         "authority_checked",  # the identity, with the identity authority
-        "consent_given",
         "liveness_checked",
         "face_compared",
         "authority_checked",  # the live face against the authoritative portrait
@@ -232,7 +235,7 @@ def test_a_person_proves_who_they_are_and_every_check_is_in_the_evidence(
     assert compared["similarity"] >= compared["threshold"]
     assert compared["engine"] == LocalFaceEngine.name
     assert compared["engine_version"]
-    assert evidence["entries"][1]["personal"] == ["address", "birth_date", "id_number", "name"]  # names only
+    assert evidence["entries"][2]["personal"] == ["address", "birth_date", "id_number", "name"]  # names only
 
     # The portrait the face was compared with can no longer change, and no one uploads a live capture.
     for kind, expected in (
@@ -342,12 +345,24 @@ def test_bad_identity_is_refused_field_by_field_and_changes_nothing(
 def test_no_face_is_processed_before_the_separate_biometric_consent(
     api: Any, person: Callable[..., dict[str, str]], auth: Callable[..., dict[str, str]]
 ) -> None:
+    require_cjk_font()
     me = person()
-    flow_id = card_read(api, me)
-    # Without the consent the face check does not start
-    status, error = call(api, "post", f"/v1/flows/{flow_id}/liveness-sessions", me)
+    flow_id = open_flow(api, me)
+    card = id_front(portrait=FACES / CARD_PORTRAIT)
+    # Without the consent no ID front is taken: its portrait would be looked for (face processing)
+    status, error = call(
+        api, "post", f"/v1/flows/{flow_id}/uploads", me, {"kind": "id_front", "content_type": "image/jpeg"}
+    )
     assert (status, error["code"]) == (409, "consent.biometric_required")
     assert error["details"]["kind"] == "biometric_consent"
+    assert error["message_zh"].startswith("请先阅读并单独同意《人脸信息处理单独同意书》")
+    # not even one put in the bucket past the presign: it is neither looked at nor kept
+    raw_key = f"raw/{flow_id}/id_front/{'a' * 32}"
+    s3().put_object(Bucket=bucket(), Key=raw_key, Body=card, ContentType="image/jpeg")
+    complete = {"kind": "id_front", "key": raw_key}
+    status, error = call(api, "post", f"/v1/flows/{flow_id}/documents", me, complete)
+    assert (status, error["code"]) == (409, "consent.biometric_required")
+    assert stored_keys(flow_id) == []
     # An altered or outdated text is refused and records nothing
     status, error = call(
         api, "post", f"/v1/flows/{flow_id}/biometric-consent", me, {"version": "v1", "sha256": "0" * 64}
@@ -363,6 +378,11 @@ def test_no_face_is_processed_before_the_separate_biometric_consent(
     given = [e for e in evidence["entries"] if e["kind"] == "consent_given"]
     assert len(given) == 1
     assert given[0]["public"]["consents"][0]["kind"] == "biometric_consent"
+    assert not [e for e in evidence["entries"] if e["kind"].startswith("upload_")]
+    # Then the same upload is completed, its portrait found, and the face check can start
+    status, doc = call(api, "post", f"/v1/flows/{flow_id}/documents", me, complete)
+    assert status == 201, doc
+    assert call(api, "post", f"/v1/flows/{flow_id}/ocr/id_front", me)[0] == 200
     assert call(api, "post", f"/v1/flows/{flow_id}/liveness-sessions", me)[0] == 201
 
 

@@ -189,15 +189,15 @@ class World:
         service.set_identity(
             flow.flow_id, owner, TypedIdentity(id_type="resident_id", id_number=NUMBER, name=NAME)
         )
-        post = service.presign_upload(flow.flow_id, owner, DocumentKind.ID_FRONT, "image/jpeg")
-        client("s3").put_object(Bucket=get_settings().documents_bucket, Key=post.key, Body=jpeg())
-        service.complete_upload(flow.flow_id, owner, DocumentKind.ID_FRONT, post.key)
-        service.read_document(flow.flow_id, owner, DocumentKind.ID_FRONT)
         from chalicelib.consents.domain import ConsentKind
         from chalicelib.consents.texts import current_consent
 
         doc = current_consent(ConsentKind.BIOMETRIC_CONSENT)
         service.give_biometric_consent(flow.flow_id, owner, doc.version, doc.sha256, {})
+        post = service.presign_upload(flow.flow_id, owner, DocumentKind.ID_FRONT, "image/jpeg")
+        client("s3").put_object(Bucket=get_settings().documents_bucket, Key=post.key, Body=jpeg())
+        service.complete_upload(flow.flow_id, owner, DocumentKind.ID_FRONT, post.key)
+        service.read_document(flow.flow_id, owner, DocumentKind.ID_FRONT)
         return flow.flow_id
 
     def attempt(self, flow_id: str, owner: str = OWNER) -> Any:

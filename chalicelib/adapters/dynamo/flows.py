@@ -43,7 +43,7 @@ from chalicelib.verification.domain.flows import (
 )
 from chalicelib.verification.ports import AttemptCounters, FlowRepository, LivenessSessions, ReviewCases
 
-_IDENTITY_FIELDS = ("id_type", "id_number", "name", "address", "company_name", "uscc")
+_IDENTITY_FIELDS = ("id_type", "id_number", "name", "address", "company_name", "uscc", "id_validity")
 
 
 def _epoch(at: datetime) -> int:

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime
 
-from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.exceptions import DeleteError, TransactWriteError, UpdateError
 from pynamodb.expressions.update import Action
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.adapters.dynamo.models import CardHistoryModel, CardModel, VehicleModel
+from chalicelib.adapters.dynamo.models_msisdn import MsisdnModel
 from chalicelib.cards.domain.inventory import Card, CardEvent, CardFunction, CardState, Vehicle, functions_for
 from chalicelib.cards.ports import InventoryRepository
 from chalicelib.kernel.clock import utc_now
@@ -49,6 +50,7 @@ def vehicle_item(v: Vehicle, at: datetime) -> VehicleModel:
         production_date=v.production_date.isoformat() if v.production_date else None,
         dealer_code=v.dealer_code,
         owner_phone_hash=v.owner_phone_hash,
+        functions=[f.value for f in v.functions] if v.functions is not None else None,
         created_at=at,
         updated_at=at,
     )
@@ -92,6 +94,7 @@ def _vehicle(m: VehicleModel) -> Vehicle:
         production_date=date.fromisoformat(m.production_date) if m.production_date else None,
         dealer_code=m.dealer_code,
         owner_phone_hash=m.owner_phone_hash,
+        functions=tuple(CardFunction(f) for f in m.functions) if m.functions is not None else None,
     )
 
 
@@ -132,6 +135,48 @@ def _changed(iccid: str) -> Conflict:
     )
 
 
+#: MSISDN claims written per transaction (DynamoDB's limit is 100 items).
+CLAIMS_PER_TRANSACTION = 100
+
+
+def _claim_slice(items: Sequence[tuple[str, str]], at: datetime) -> set[str]:
+    """Claim each number for its card unless another card holds it; returns the numbers lost.
+
+    A transaction is all or nothing: when some conditions fail, DynamoDB's cancellation reasons name
+    them, those are dropped and the others written again (each round drops at least one, or retries a
+    transaction cancelled by a concurrent one)."""
+    lost: set[str] = set()
+    remaining = list(items)
+    attempts = 0
+    while remaining:
+        try:
+            with TransactWrite(connection=MsisdnModel._get_connection().connection) as tx:
+                for msisdn, iccid in remaining:
+                    tx.save(
+                        MsisdnModel(msisdn, iccid=iccid, claimed_at=at),
+                        condition=MsisdnModel.msisdn.does_not_exist() | (MsisdnModel.iccid == iccid),
+                    )
+            return lost
+        except TransactWriteError as exc:
+            reasons = exc.cancellation_reasons
+            failed = {
+                remaining[i][0]
+                for i, r in enumerate(reasons)
+                if r is not None and r.code == "ConditionalCheckFailed" and i < len(remaining)
+            }
+            if failed:
+                lost |= failed
+                remaining = [pair for pair in remaining if pair[0] not in failed]
+                continue
+            codes = {r.code for r in reasons if r is not None}
+            attempts += 1
+            if codes and codes <= RETRYABLE and attempts < TRANSACT_ATTEMPTS:
+                time.sleep(random.uniform(0, 0.05 * 2**attempts))
+                continue
+            raise
+    return lost
+
+
 class DynamoInventoryRepository(InventoryRepository):
     def get_vehicle(self, vin: str) -> Vehicle | None:
         try:
@@ -149,9 +194,40 @@ class DynamoInventoryRepository(InventoryRepository):
             return None
 
     def card_by_msisdn(self, msisdn: str) -> Card | None:
+        """The card the ``msisdns`` table gives the number to; cards imported before that table (no
+        claim) are found by the ``by-msisdn`` index."""
+        try:
+            claim: MsisdnModel | None = MsisdnModel.get(msisdn)
+        except MsisdnModel.DoesNotExist:
+            claim = None
+        if claim is not None:
+            held = self.get_card(claim.iccid)
+            if held is not None and held.msisdn == msisdn:
+                return held
         for key in CardModel.by_msisdn.query(msisdn, limit=1):
             return self.get_card(key.iccid)
         return None
+
+    def msisdn_holders(self, msisdns: Iterable[str]) -> dict[str, str]:
+        return {m.msisdn: m.iccid for m in MsisdnModel.batch_get(list(set(msisdns)))}
+
+    def claim_msisdns(self, claims: Mapping[str, str]) -> set[str]:
+        """Conditional puts, up to ``CLAIMS_PER_TRANSACTION`` per transaction (one round trip each), the
+        slices from a few threads: a claim whose condition failed is dropped and the rest written again."""
+        at = utc_now()
+        items = list(claims.items())
+        slices = [items[i : i + CLAIMS_PER_TRANSACTION] for i in range(0, len(items), CLAIMS_PER_TRANSACTION)]
+        if len(slices) <= 1:
+            return set().union(*(_claim_slice(part, at) for part in slices))
+        with ThreadPoolExecutor(max_workers=WRITE_THREADS) as pool:
+            return set().union(*pool.map(lambda part: _claim_slice(part, at), slices))
+
+    def release_msisdn(self, msisdn: str, iccid: str) -> None:
+        try:
+            MsisdnModel(msisdn).delete(condition=MsisdnModel.iccid == iccid)
+        except DeleteError as exc:
+            if exc.cause_response_code != "ConditionalCheckFailedException":
+                raise
 
     def get_vehicles(self, vins: Iterable[str]) -> dict[str, Vehicle]:
         return {m.vin: _vehicle(m) for m in VehicleModel.batch_get(list(vins))}
@@ -195,6 +271,9 @@ class DynamoInventoryRepository(InventoryRepository):
                     VehicleModel.owner_phone_hash.set(item.owner_phone_hash)
                     if item.owner_phone_hash
                     else VehicleModel.owner_phone_hash.remove(),
+                    VehicleModel.functions.set(item.functions)
+                    if item.functions is not None
+                    else VehicleModel.functions.remove(),
                     VehicleModel.updated_at.set(item.updated_at),
                 ],
                 condition=VehicleModel.vin.exists(),
@@ -205,7 +284,13 @@ class DynamoInventoryRepository(InventoryRepository):
             ) from exc
 
     def _guarded_write(
-        self, card: Card, actions: list[Action], event: CardEvent, *, same_state: bool
+        self,
+        card: Card,
+        actions: list[Action],
+        event: CardEvent,
+        *,
+        same_state: bool,
+        msisdn: str | None = None,
     ) -> None:
         """Update the card if it is still at the version read, and append ``event``, in one transaction.
 
@@ -226,6 +311,15 @@ class DynamoInventoryRepository(InventoryRepository):
                         add_version_condition=False,
                     )
                     tx.save(event_item(event), condition=CardHistoryModel.seq.does_not_exist())
+                    if msisdn is not None:  # the number moves with the card: new one held, old one freed
+                        tx.save(
+                            MsisdnModel(msisdn, iccid=card.iccid, claimed_at=event.at),
+                            condition=MsisdnModel.msisdn.does_not_exist() | (MsisdnModel.iccid == card.iccid),
+                        )
+                        tx.delete(
+                            MsisdnModel(card.msisdn),
+                            condition=MsisdnModel.msisdn.does_not_exist() | (MsisdnModel.iccid == card.iccid),
+                        )
                 return
             except TransactWriteError as exc:
                 codes = {r.code for r in exc.cancellation_reasons if r is not None}
@@ -242,7 +336,7 @@ class DynamoInventoryRepository(InventoryRepository):
             CardModel.version.set(event.seq),
             CardModel.updated_at.set(event.at),
         ]
-        self._guarded_write(card, actions, event, same_state=False)
+        self._guarded_write(card, actions, event, same_state=False, msisdn=msisdn)
         return card.model_copy(update={"msisdn": msisdn, "version": event.seq, "updated_at": event.at})
 
     def transition(self, card: Card, target: CardState, event: CardEvent, holder_id: str | None) -> Card:

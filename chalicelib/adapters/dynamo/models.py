@@ -21,6 +21,7 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjec
 
 from chalicelib.adapters.dynamo.base import TableSpec, Unbound
 from chalicelib.adapters.dynamo.models_faces import FACE_TABLES
+from chalicelib.adapters.dynamo.models_msisdn import MSISDN_TABLES
 from chalicelib.adapters.dynamo.models_operator import OPERATOR_TABLES
 from chalicelib.adapters.dynamo.models_outbox import OUTBOX_TABLES
 from chalicelib.adapters.dynamo.models_sms import SMS_TABLES
@@ -42,6 +43,8 @@ class VehicleModel(Unbound):
     dealer_code = UnicodeAttribute(null=True)
     #: Keyed hash of the sales record's contact phone (proof of possession), never the number.
     owner_phone_hash = UnicodeAttribute(null=True)
+    #: The functions the vehicle's model needs beside emergency (最小必要, 第十四条); absent: the OEM default.
+    functions = ListAttribute[str](of=UnicodeAttribute, null=True)  # type: ignore[arg-type]
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute()
 
@@ -134,7 +137,8 @@ class PartyModel(Unbound):
     id_number_enc = BinaryAttribute(legacy_encoding=False)
     address_enc = BinaryAttribute(legacy_encoding=False, null=True)
     phone_enc = BinaryAttribute(legacy_encoding=False, null=True)
-    id_valid_until = UnicodeAttribute(null=True)
+    id_valid_until = UnicodeAttribute(null=True)  # items written before the validity was sealed
+    id_valid_until_enc = BinaryAttribute(legacy_encoding=False, null=True)  # ISO end date, sealed
     id_permanent = BooleanAttribute(default=False)
     created_at = UTCDateTimeAttribute()
 
@@ -343,6 +347,7 @@ TABLES: tuple[TableSpec, ...] = (
     *OPERATOR_TABLES,
     *SMS_TABLES,
     *FACE_TABLES,
+    *MSISDN_TABLES,
 )
 
 _bound: Settings | None = None

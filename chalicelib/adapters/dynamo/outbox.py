@@ -531,7 +531,43 @@ class DynamoOutboxStore(OutboxStore):
         item = self._conditional_update(record_id, actions, OutboxModel.status == OutboxStatus.DEAD.value)
         return _summary(item) if item is not None else None
 
+    def sent_before(self, before: datetime, limit: int, cursor: str | None) -> OutboxPage:
+        return self._open_page(OutboxStatus.SENT, limit, cursor, OutboxModel.status_at <= before)
+
+    def reopen_sent(
+        self,
+        record_id: str,
+        status: OutboxStatus,
+        now: datetime,
+        note: str,
+        *,
+        sweep_at: datetime | None = None,
+    ) -> OutboxSummary | None:
+        actions: list[Action] = [
+            OutboxModel.status.set(status.value),
+            OutboxModel.open_status.set(_open_key(status, record_id)),
+            OutboxModel.last_error.set(note[:_ERROR_CHARS]),
+            OutboxModel.updated_at.set(now),
+        ]
+        if status is OutboxStatus.PENDING:
+            actions += [
+                OutboxModel.attempts.set(0),
+                OutboxModel.next_attempt_at.set(now),
+                OutboxModel.status_at.set(sweep_at or now),
+            ]
+        elif status is OutboxStatus.DEAD:
+            actions.append(OutboxModel.status_at.set(now))
+        else:
+            raise ValueError(f"a sent record reopens pending or dead, not {status}")
+        item = self._conditional_update(record_id, actions, OutboxModel.status == OutboxStatus.SENT.value)
+        return _summary(item) if item is not None else None
+
     def page(self, status: OutboxStatus, limit: int, cursor: str | None) -> OutboxPage:
+        return self._open_page(status, limit, cursor, None)
+
+    def _open_page(
+        self, status: OutboxStatus, limit: int, cursor: str | None, range_condition: Condition | None
+    ) -> OutboxPage:
         shard: int = 0
         start: dict[str, Any] | None = None
         if cursor:
@@ -545,7 +581,10 @@ class DynamoOutboxStore(OutboxStore):
         items: list[OutboxSummary] = []
         while shard < OPEN_STATUS_SHARDS and len(items) < limit:
             result = OutboxModel.by_open_status.query(
-                f"{status.value}#{shard}", limit=limit - len(items), last_evaluated_key=start
+                f"{status.value}#{shard}",
+                range_condition,
+                limit=limit - len(items),
+                last_evaluated_key=start,
             )
             items += [_summary(m) for m in result]
             start = result.last_evaluated_key

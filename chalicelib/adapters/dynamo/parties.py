@@ -1,4 +1,5 @@
-"""The party repository on DynamoDB: personal fields sealed with KMS data keys, ID numbers hashed."""
+"""The party repository on DynamoDB: personal fields (and the ID's end date) sealed with KMS data keys,
+ID numbers hashed."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ class DynamoPartyRepository(PartyRepository):
             fields["address"] = party.address
         if party.phone:
             fields["phone"] = party.phone
+        if party.id_valid_until and not party.id_permanent:
+            fields["id_valid_until"] = party.id_valid_until.isoformat()
         sealed = self._cipher.seal(self._context(party.party_id), fields)
         PartyModel(
             party.party_id,
@@ -37,7 +40,7 @@ class DynamoPartyRepository(PartyRepository):
             id_number_enc=sealed.values["id_number"],
             address_enc=sealed.values.get("address"),
             phone_enc=sealed.values.get("phone"),
-            id_valid_until=party.id_valid_until.isoformat() if party.id_valid_until else None,
+            id_valid_until_enc=sealed.values.get("id_valid_until"),
             id_permanent=party.id_permanent,
             created_at=party.created_at or utc_now(),
         ).save(condition=PartyModel.party_id.does_not_exist())
@@ -57,6 +60,7 @@ class DynamoPartyRepository(PartyRepository):
                 ("id_number", item.id_number_enc),
                 ("address", item.address_enc),
                 ("phone", item.phone_enc),
+                ("id_valid_until", item.id_valid_until_enc),
             )
             if blob is not None
         }
@@ -69,7 +73,9 @@ class DynamoPartyRepository(PartyRepository):
             name=clear["name"],
             address=clear.get("address"),
             phone=clear.get("phone"),
-            id_valid_until=date.fromisoformat(item.id_valid_until) if item.id_valid_until else None,
+            id_valid_until=date.fromisoformat(until)
+            if (until := clear.get("id_valid_until") or item.id_valid_until)
+            else None,
             id_permanent=bool(item.id_permanent),
             created_at=item.created_at,
         )

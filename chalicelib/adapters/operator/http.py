@@ -38,6 +38,7 @@ from chalicelib.operators.domain.messages import (
     OperatorUnavailable,
     PushMessage,
     PushReceipt,
+    PushStatus,
 )
 from chalicelib.operators.keys import OperatorKeys, OperatorKeysUnavailable
 from chalicelib.operators.ports import OperatorDirectory, OperatorGateway, OperatorKeySource
@@ -198,6 +199,19 @@ class HttpOperatorGateway(OperatorGateway, OperatorDirectory):
                     f"{operator.value} push: unreadable receipt ({exc.message})"
                 ) from None
         raise self._failure(operator, "push", status, body)
+
+    def query_status(self, operator: Operator, message_id: str) -> PushStatus:
+        origin, prefix, keys = self._configured(operator)
+        request = wire.encode_status_request(keys, message_id, now=self._clock(), prefix=prefix)
+        status, body = self._send(operator, origin, request, "status")
+        if status == 200:
+            try:
+                return wire.decode_status(body, message_id, keys)
+            except wire.WireError as exc:
+                raise OperatorUnavailable(
+                    f"{operator.value} status: unreadable answer ({exc.message})"
+                ) from None
+        raise self._failure(operator, "status", status, body)
 
     # ------------------------------------------------------------------ OperatorDirectory
 

@@ -3,6 +3,7 @@ registered)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from enum import StrEnum
 
@@ -43,6 +44,15 @@ def functions_for(state: CardState) -> list[CardFunction]:
     return [CardFunction.EMERGENCY]
 
 
+def needed_functions(
+    vehicle_functions: Sequence[CardFunction] | None, default: Sequence[CardFunction]
+) -> list[CardFunction]:
+    """What a registration asks the operator to open (最小必要, 第十四条): emergency always, and the
+    functions the vehicle's model needs (from the inventory), or the OEM's default when it names none."""
+    wanted = {CardFunction.EMERGENCY, *(default if vehicle_functions is None else vehicle_functions)}
+    return [f for f in CardFunction if f in wanted]
+
+
 def check_transition(iccid: str, current: CardState, target: CardState) -> None:
     if target not in TRANSITIONS[current]:
         raise Conflict(
@@ -80,6 +90,9 @@ class Vehicle(BaseModel):
     #: Keyed hash of the sales / in-service record's contact phone (销售记录联系电话): a person whose
     #: verified phone has this hash shows they hold the car.
     owner_phone_hash: str | None = Field(default=None, repr=False)
+    #: The functions the model needs beside emergency (inventory column ``functions``); ``None``: the
+    #: OEM default (``CHEKA_DEFAULT_FUNCTIONS``).
+    functions: tuple[CardFunction, ...] | None = None
 
     def facts(self) -> tuple[object, ...]:
         return (
@@ -90,6 +103,7 @@ class Vehicle(BaseModel):
             self.production_date,
             self.dealer_code,
             self.owner_phone_hash,
+            self.functions,
         )
 
 

@@ -27,6 +27,7 @@ class LifecycleEvent(StrEnum):
     REGISTRATION_SUBMITTED = "registration_submitted"
     REGISTRATION_ACCEPTED = "registration_accepted"
     REGISTRATION_REJECTED = "registration_rejected"
+    DEREGISTRATION_REQUESTED = "deregistration_requested"  # 实名注销 pushed: registered until answered
     DEREGISTERED = "deregistered"
     EMERGENCY_ONLY = "emergency_only"  # back to emergency functions only (第十四条)
     DEREGISTRATION_CONFIRMED = "deregistration_confirmed"

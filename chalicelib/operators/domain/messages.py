@@ -156,3 +156,24 @@ class OperatorCardRecord(BaseModel):
     functions: list[CardFunction] = Field(default_factory=list)
     message_id: str | None = None  # the last message that changed the card
     updated_at: datetime
+
+
+class PushStatusState(StrEnum):
+    """What the operator says of one message when asked (the status query)."""
+
+    UNKNOWN = "unknown"  # it never received the message (lost on the way, or it forgot it)
+    RECEIVED = "received"  # received, not decided yet
+    DECIDED = "decided"  # decided: ``PushStatus.decision`` is the answer its callback carries
+
+
+class PushStatus(BaseModel):
+    """The operator's answer to a status query for one message (a push whose callback never came)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    message_id: str
+    operator: Operator
+    state: PushStatusState
+    #: When decided: the decision as its callback carries it (same ``callback_id``), so applying it and
+    #: then receiving the callback late changes nothing twice.
+    decision: OperatorCallback | None = None

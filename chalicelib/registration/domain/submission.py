@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from chalicelib.cards.domain.inventory import CardEvent, CardState
+from chalicelib.cards.domain.lifecycle import LifecycleEvent
 from chalicelib.kernel.errors import Forbidden, InvalidField
 from chalicelib.kernel.personal import IdType, Party
 from chalicelib.registration.domain.registrations import (
@@ -53,6 +54,8 @@ def holder_party(reg: Registration, verified: TypedIdentity, now: datetime) -> P
         name=verified.name,
         address=verified.address,
         phone=reg.phone,
+        id_valid_until=verified.id_valid_until,
+        id_permanent=verified.id_permanent,
         created_at=now,
     )
 
@@ -87,10 +90,15 @@ class CardOutcome:
 
 
 def was_pushed(reg: Registration, histories: Mapping[str, Sequence[CardEvent]]) -> bool:
-    """A claimed submission whose push committed: a card went pending (or de-registered) since."""
+    """A claimed submission whose push committed: a card went pending (or its de-registration was
+    requested) since."""
     since = reg.submitted_at
     return since is not None and any(
-        e.at >= since and e.to_state in (CardState.PENDING, CardState.DEREGISTERED)
+        e.at >= since
+        and (
+            e.to_state in (CardState.PENDING, CardState.DEREGISTERED)
+            or e.event == LifecycleEvent.DEREGISTRATION_REQUESTED
+        )
         for events in histories.values()
         for e in events
     )
@@ -99,8 +107,13 @@ def was_pushed(reg: Registration, histories: Mapping[str, Sequence[CardEvent]]) 
 def card_outcome(kind: RegistrationKind, events: Sequence[CardEvent]) -> CardOutcome:
     """One card's outcome from its events since the submission; a refusal carries the event's reason."""
     if kind is RegistrationKind.DEREGISTRATION:
-        done = any(e.to_state is CardState.DEREGISTERED for e in events)
-        return CardOutcome(step=Step.DEREGISTERED if done else Step.PENDING)
+        # Done when the operator says so: its acceptance, or its refusal with the reason.
+        for event in events:
+            if event.event == LifecycleEvent.DEREGISTRATION_CONFIRMED:
+                return CardOutcome(step=Step.DEREGISTERED)
+            if event.event == LifecycleEvent.DEREGISTRATION_REFUSED:
+                return CardOutcome(step=Step.REJECTED, reason_zh=event.reason, reason_en=event.reason)
+        return CardOutcome(step=Step.PENDING)
     for event in events:
         if event.from_state is not CardState.PENDING:
             continue
@@ -133,9 +146,14 @@ def holder_events(history: Sequence[CardEvent], reg: Registration) -> list[CardE
     return mine
 
 
-def result_message(vin: str, outcome: CardOutcome) -> str:
-    """The SMS with a final outcome (确认登记结果)."""
+def result_message(
+    vin: str, outcome: CardOutcome, kind: RegistrationKind = RegistrationKind.REGISTRATION
+) -> str:
+    """The SMS with a final outcome (确认登记结果), once the operator has answered."""
     tail = vin[-6:]
+    if kind is RegistrationKind.DEREGISTRATION and outcome.step is Step.REJECTED:
+        reason = outcome.reason_zh or "请联系车企客服"
+        return f"{SIGNATURE}您的车辆（VIN 尾号 {tail}）车联网卡实名注销未获电信企业同意：{reason}。"
     if outcome.step is Step.REGISTERED:
         return f"{SIGNATURE}您的车辆（VIN 尾号 {tail}）车联网卡实名登记成功，已开通必要功能。"
     if outcome.step is Step.DEREGISTERED:

@@ -16,7 +16,7 @@ Rules kept here, pure:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -89,6 +89,10 @@ class CheckVerdict(StrEnum):
     REJECTED = "rejected"  # refused by a reviewer
 
 
+#: ``TypedIdentity.id_validity`` of an ID valid without end (长期).
+PERMANENT = "permanent"
+
+
 class TypedIdentity(BaseModel):
     """What the person typed: compared with the photos; stored encrypted."""
 
@@ -100,6 +104,17 @@ class TypedIdentity(BaseModel):
     address: str | None = Field(default=None, repr=False)
     company_name: str | None = None
     uscc: str | None = None
+    #: The ID card's validity as its back was read (第五条 如实登记): an ISO end date, or ``permanent``
+    #: for 长期; ``None`` until the back is read (or for documents OCR does not read).
+    id_validity: str | None = Field(default=None, repr=False)
+
+    @property
+    def id_valid_until(self) -> date | None:
+        return None if self.id_validity in (None, PERMANENT) else date.fromisoformat(str(self.id_validity))
+
+    @property
+    def id_permanent(self) -> bool:
+        return self.id_validity == PERMANENT
 
     @field_validator("name")
     @classmethod
@@ -117,6 +132,16 @@ class TypedIdentity(BaseModel):
     @classmethod
     def _company_is_text(cls, value: str | None) -> str | None:
         return clean_optional(TextKind.COMPANY_NAME, value, field="company_name")
+
+
+def address_required(field: str = "address") -> InvalidField:
+    """第五条: the holder's address is registered with the other identity facts."""
+    return InvalidField(
+        "identity.address_required",
+        "请填写住址（与证件一致）",
+        "Give the address (as on the identity document)",
+        field=field,
+    )
 
 
 class Flow(BaseModel):
@@ -279,6 +304,13 @@ class ReviewReason(StrEnum):
     POSSESSION_CONTESTED = "possession_contested"
     #: An ID type the identity authority does not hold (passports, permits): a reviewer checks it.
     AUTHORITY_NOT_COVERED = "authority_not_covered"
+    #: A document OCR does not read (passports, permits): a reviewer reads the photos and checks them
+    #: against the typed identity at once; approved, the person does the face check against its portrait.
+    DOCUMENT_NOT_MACHINE_READABLE = "document_not_machine_readable"
+
+
+#: Identity documents OCR reads (both sides); every other type goes to a reviewer at its first read.
+MACHINE_READABLE_ID_TYPES = frozenset({"resident_id"})
 
 
 class ReviewCase(BaseModel):

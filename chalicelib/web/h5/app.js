@@ -937,8 +937,11 @@
   // ID card photos: presigned POST straight to storage, then validate and read (OCR)
   async function screenDocuments(reg) {
     show("documents", "上传证件照片");
+    delete section("documents").dataset.ready;
     state.docsDone = {};
     for (const kind of ["id_front", "id_back"]) docState(kind, "empty", null);
+    $("#docs-consent").hidden = true;
+    $("#docs-photos").hidden = false;
     try {
       const flow = await api("GET", "/v1/flows/" + encodeURIComponent(reg.flow_id));
       for (const kind of ["id_front", "id_back"]) {
@@ -947,10 +950,36 @@
           docState(kind, "done", "已上传并识别");
         }
       }
+      // The ID front's portrait is face processing: the biometric consent comes first, on its own.
+      if (!(flow.checks && flow.checks.biometric_consent === "passed")) await showDocsConsent();
     } catch (_) {
       // Not knowing what was done before only means asking for both photos again.
     }
     updateDocumentsNext();
+    section("documents").dataset.ready = "1";
+  }
+
+  /** 人脸信息处理单独同意, before the ID card photos (the server looks for the portrait on the front). */
+  async function showDocsConsent() {
+    const doc = (await api("GET", "/v1/consents")).documents.find((d) => d.kind === "biometric_consent");
+    state.faceConsent = doc;
+    $("#docs-consent-title").textContent = "单独同意 · " + doc.title + "（" + doc.version + "）";
+    $("#docs-consent-text").replaceChildren(...markdown(doc.text));
+    $("#docs-consent-check").checked = false;
+    $("#docs-consent-submit").disabled = true;
+    $("#docs-photos").hidden = true;
+    $("#docs-consent").hidden = false;
+  }
+
+  async function giveDocsConsent() {
+    const doc = state.faceConsent;
+    await step($("#docs-consent-submit"), "提交中…", async () => {
+      const client = { user_agent: navigator.userAgent.slice(0, 300), screen: screen.width + "x" + screen.height };
+      const path = "/v1/flows/" + encodeURIComponent(state.reg.flow_id) + "/biometric-consent";
+      await api("POST", path, { version: doc.version, sha256: doc.sha256, client });
+      $("#docs-consent").hidden = true;
+      $("#docs-photos").hidden = false;
+    });
   }
 
   function docState(kind, stateName, text) {
@@ -1012,7 +1041,13 @@
     try {
       await storePhoto(kind, file, (text) => docState(kind, "busy", text));
       docState(kind, "busy", "正在识别证件…");
-      await api("POST", "/v1/flows/" + encodeURIComponent(state.reg.flow_id) + "/ocr/" + kind);
+      const read = await api("POST", "/v1/flows/" + encodeURIComponent(state.reg.flow_id) + "/ocr/" + kind);
+      if (read && read.review_case_id) {
+        // A passport or permit: a reviewer reads it; the registration shows the review until decided.
+        docState(kind, "done", "已提交人工审核");
+        await refresh();
+        return;
+      }
       state.docsDone[kind] = true;
       docState(kind, "done", "已上传并识别");
     } catch (error) {
@@ -1602,8 +1637,9 @@
           { class: "card vehicle", "data-vin": v.vin_masked },
           vehicleBlock(v, v.cards),
           vehicleResult(v.result),
+          deregistrationResult(v.deregistration),
           cardHistory(v.cards),
-          registered
+          registered && !(v.deregistration && v.deregistration.step === "pending")
             ? h(
                 "div",
                 { class: "vehicle-actions" },
@@ -1631,6 +1667,7 @@
     registration_submitted: "提交实名登记",
     registration_accepted: "电信企业确认登记",
     registration_rejected: "电信企业未通过登记",
+    deregistration_requested: "申请注销实名，等待电信企业确认",
     deregistered: "注销实名",
     emergency_only: "恢复为仅紧急呼叫",
     deregistration_confirmed: "电信企业确认注销",
@@ -1654,6 +1691,16 @@
       { class: "vehicle-result " + result.step },
       text + (result.step === "rejected" && result.reason_zh ? "：" + result.reason_zh : ""),
     );
+  }
+
+  /** The owner's last de-registration of the vehicle, while the operator has it or when it refused. */
+  function deregistrationResult(dereg) {
+    if (!dereg || dereg.step === "deregistered") return null;
+    const text =
+      dereg.step === "pending"
+        ? "注销办理中，等待电信企业确认"
+        : "实名注销未通过" + (dereg.reason_zh ? "：" + dereg.reason_zh : "") + "，实名登记仍然有效";
+    return h("p", { class: "vehicle-result deregistration " + dereg.step }, text);
   }
 
   /** Each card's history, newest first, folded away until asked for. */
@@ -1703,6 +1750,12 @@
     );
     $("#phone-form").addEventListener("submit", verifyPhone);
     $("#identity-form").addEventListener("submit", saveIdentity);
+    // Documents OCR does not read (every type but the resident ID card) go to a reviewer: say so.
+    $("#id-type").addEventListener("change", () => {
+      const resident = $("#id-type").value === "resident_id";
+      $("#id-type-review").hidden = resident;
+      $("#id-number").placeholder = resident ? "18 位身份证号码" : "与证件一致";
+    });
     $("#delegation-form").addEventListener("submit", saveDelegation);
     $("#delegation-confirm").addEventListener("submit", confirmDelegation);
     $("#delegation-send").addEventListener("click", sendDelegationCode);
@@ -1737,6 +1790,10 @@
       }),
     );
     $("#documents-edit").addEventListener("click", screenIdentity);
+    $("#docs-consent-check").addEventListener("change", () => {
+      $("#docs-consent-submit").disabled = !$("#docs-consent-check").checked;
+    });
+    $("#docs-consent-submit").addEventListener("click", giveDocsConsent);
     $("#face-camera").addEventListener("click", captureWithCamera);
     $("#face-files").addEventListener("change", () => onFramesChosen($("#face-files")));
     $("#face-retry").addEventListener("click", () => {

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.cards.domain.inventory import CardState
+from chalicelib.cards.domain.inventory import CardFunction, CardState
 from chalicelib.cards.domain.limits import CARDS_PER_ID_LIMIT, HolderKind
 from chalicelib.kernel.errors import Conflict
+from chalicelib.operators.domain.messages import CallbackOutcome
 from chalicelib.operators.domain.outbox import OutboxStatus
 from tests.unit.cards.world import MOBILE, UNICOM, World, holder
 
@@ -83,31 +84,62 @@ def test_a_pending_card_cannot_be_submitted_again() -> None:
     assert refused.value.code == "registration.pending"
 
 
-def test_deregistering_ends_the_registration_pushes_it_and_frees_the_slot() -> None:
+def test_deregistering_pushes_it_and_the_card_stays_registered_until_the_operator_accepts() -> None:
     # given a registered card
     world = World()
     (card,) = world.vehicle(1)
     world.registered(card.iccid, holder(1))
     # when its owner de-registers it
     outcome = world.lifecycle.deregister(card.iccid, "owner", "实名注销")
-    # then it is back to emergency only, the de-registration is pushed, and the ID slot is free
-    assert outcome.state is CardState.UNREGISTERED
-    assert outcome.events == ["deregistered", "emergency_only"]
+    # then the de-registration is pushed, and the card stays registered (and counted) meanwhile
+    assert outcome.state is CardState.REGISTERED
+    assert outcome.events == ["deregistration_requested"]
     record = world.store.get(outcome.record_id or "")
     assert record is not None
     assert record.message.previous_holder_id_hash == "hash-1"
+    assert world.store.cards_per_id("hash-1", MOBILE) == 1
+    # and once the operator accepts, it is back to emergency only and the ID slot is free
+    world.lifecycle.apply_callback(world.answer(card.iccid))
+    now = world.card(card.iccid)
+    assert (now.state, now.holder_id, now.functions) == (
+        CardState.UNREGISTERED,
+        None,
+        [CardFunction.EMERGENCY],
+    )
     assert world.store.cards_per_id("hash-1", MOBILE) == 0
-    assert world.card(card.iccid).holder_id is None
 
 
-def test_a_card_being_deregistered_cannot_be_submitted_until_the_operator_answers() -> None:
+def test_a_refused_deregistration_leaves_the_card_registered_with_the_reason() -> None:
+    world = World()
+    (card,) = world.vehicle(1)
+    world.registered(card.iccid, holder(1))
+    before = world.card(card.iccid)
+    world.lifecycle.deregister(card.iccid, "owner", "实名注销")
+    world.lifecycle.apply_callback(world.answer(card.iccid, CallbackOutcome.REJECTED, reason_code="debt"))
+    now = world.card(card.iccid)
+    assert (now.state, now.holder_id, now.functions) == (
+        CardState.REGISTERED,
+        before.holder_id,
+        before.functions,
+    )
+    life = world.store.lifecycle(card.iccid)
+    assert (life.awaiting, life.reason_code, life.reason_zh) == (False, "debt", "一证多卡超限")
+    assert world.store.cards_per_id("hash-1", MOBILE) == 1
+    # and it can be de-registered again
+    assert world.lifecycle.deregister(card.iccid, "owner", "实名注销").record_id is not None
+
+
+def test_a_card_being_deregistered_cannot_be_submitted_or_deregistered_until_the_operator_answers() -> None:
     world = World()
     (card,) = world.vehicle(1)
     world.registered(card.iccid, holder(1))
     world.lifecycle.deregister(card.iccid, "owner", "实名注销")
     with pytest.raises(Conflict) as refused:
         world.lifecycle.submit_registration(card.iccid, holder(2), "owner")
-    assert refused.value.code == "registration.deregistration_in_progress"
+    assert refused.value.code == "registration.already_registered"
+    with pytest.raises(Conflict) as again:
+        world.lifecycle.deregister(card.iccid, "owner", "实名注销")
+    assert again.value.code == "deregistration.in_progress"
 
 
 def test_an_unregistered_card_cannot_be_deregistered() -> None:

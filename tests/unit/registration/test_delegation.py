@@ -107,6 +107,18 @@ def confirmed(world: World) -> tuple[str, str]:
 # --------------------------------------------------------------------------- the delegation step
 
 
+def test_a_delegation_without_the_owners_address_is_refused_on_it(world: World) -> None:
+    # given a delegated registration with the letter and the owner's ID card uploaded
+    reg_id, flow_id = at_delegation(world)
+    with_photos(world, flow_id, world.vins[0])
+    # when the owner is given without an address (第五条: the holder is registered with it)
+    owner = owner_identity().model_copy(update={"address": None})
+    err = refusal(world.service.delegate, reg_id, ME, owner, OWNER_PHONE)
+    # then it is refused on the owner's address, and the delegation is still due
+    assert (err.code, err.field) == ("identity.address_required", "owner.address")
+    assert world.service.get(reg_id, ME, REG).step is Step.DELEGATION
+
+
 def test_a_delegation_needs_the_letter_and_the_owners_id_then_waits_for_the_owner(world: World) -> None:
     # given a delegated registration at its delegation step
     reg_id, flow_id = at_delegation(world)

@@ -145,11 +145,18 @@ def test_the_registered_person_deregisters_and_hears_it(world: World) -> None:
 
     flow_id = world.verify_phone(view.registration_id, purpose=SmsPurpose.DEREGISTRATION)
     world.verify_person(flow_id)
+    sent = len(world.sms.sent)
     done = world.service.submit(view.registration_id, ME)
-    # then the card is back to emergency only, and the SMS says so
-    assert done.step is Step.DEREGISTERED
+    # then the de-registration waits for the operator: the card still registered, no SMS yet
+    assert done.step is Step.PENDING
+    assert [c.state for c in world.cards(world.vins[0])] == [CardState.REGISTERED]
+    assert len(world.sms.sent) == sent
+    # and once the operator accepts it, the card is back to emergency only and the SMS says so
+    world.operator_answers(world.cards(world.vins[0])[0].iccid, CallbackOutcome.ACCEPTED)
+    assert world.service.get(view.registration_id, ME, DEREG).step is Step.DEREGISTERED
     assert [c.state for c in world.cards(world.vins[0])] == [CardState.UNREGISTERED]
     assert "注销" in world.sms.sent[-1][1]
+    assert len(world.sms.sent) == sent + 1
 
 
 def test_deregistration_by_someone_else_is_refused(world: World) -> None:

@@ -20,6 +20,7 @@ from tests.unit.verification.world import NAME, NUMBER, OTHER_NUMBER, OWNER, Wor
 def test_a_presigned_upload_binds_the_key_to_the_flow_and_kind_and_bounds_size_and_type() -> None:
     world = World()
     flow_id = world.open()
+    world.consent(flow_id)  # an ID front comes after the biometric consent
     # when
     post = world.service.presign_upload(flow_id, OWNER, DocumentKind.ID_FRONT, "image/png")
     # then
@@ -37,6 +38,7 @@ def test_a_presigned_upload_binds_the_key_to_the_flow_and_kind_and_bounds_size_a
 def test_a_type_that_is_not_a_photo_and_the_live_capture_cannot_be_presigned() -> None:
     world = World()
     flow_id = world.open()
+    world.consent(flow_id)
     # when, then
     pdf = refused(
         lambda: world.service.presign_upload(flow_id, OWNER, DocumentKind.ID_FRONT, "application/pdf")
@@ -112,7 +114,7 @@ def test_an_id_front_without_a_portrait_is_refused_and_not_kept() -> None:
     # then
     assert error.code == "id_card.no_portrait"
     assert world.store.keys() == []
-    assert world.evidence_kinds(flow_id) == ["upload_refused"]
+    assert world.evidence_kinds(flow_id) == ["consent_given", "upload_refused"]
 
 
 def test_another_flows_upload_is_not_yours_and_left_alone() -> None:
@@ -257,6 +259,55 @@ def test_an_expired_id_card_back_is_refused() -> None:
     error = refused(lambda: world.service.read_document(flow_id, OWNER, DocumentKind.ID_BACK))
     # then
     assert (error.code, error.details) == ("id_card.expired", {"valid_until": date(2020, 1, 1).isoformat()})
+
+
+@pytest.mark.parametrize(
+    ("printed", "validity"),
+    [("2015.06.01-2035.06.01", "2035-06-01"), ("2015.06.01-长期", "permanent")],
+    ids=["dated", "permanent"],
+)
+def test_the_validity_read_from_the_back_goes_with_the_identity_and_survives_a_retyped_identity(
+    printed: str, validity: str
+) -> None:
+    # given a typed identity and its ID back uploaded
+    world = World()
+    flow_id = world.open()
+    world.type_identity(flow_id)
+    world.upload(flow_id, DocumentKind.ID_BACK)
+    world.ocr.say("签发机关北京市公安局东城分局", f"有效期限{printed}")
+    # when the back is read
+    world.service.read_document(flow_id, OWNER, DocumentKind.ID_BACK)
+    # then the identity carries the validity read
+    identity = world.service.flow(flow_id, OWNER).identity
+    assert identity is not None
+    assert identity.id_validity == validity
+    assert identity.id_permanent is (validity == "permanent")
+    # and retyping the same document keeps it; another document type does not
+    world.type_identity(flow_id, name="张三")
+    assert (world.service.flow(flow_id, OWNER).identity or identity).id_validity == validity
+    passport = TypedIdentity(id_type="passport", id_number="E12345678", name="SMITH JOHN")
+    world.service.set_identity(flow_id, OWNER, passport)
+    assert (world.service.flow(flow_id, OWNER).identity or identity).id_validity is None
+
+
+def test_a_passport_is_not_read_by_ocr_but_sent_to_a_reviewer_at_once() -> None:
+    # given a passport typed and its data page uploaded
+    world = World()
+    flow_id = world.open()
+    passport = TypedIdentity(id_type="passport", id_number="E12345678", name="SMITH JOHN")
+    world.service.set_identity(flow_id, OWNER, passport)
+    world.upload(flow_id, DocumentKind.ID_FRONT)
+    # when it is read
+    outcome = world.service.read_document(flow_id, OWNER, DocumentKind.ID_FRONT)
+    # then no OCR ran, a case is open and the flow waits for the reviewer
+    assert outcome.review_case_id is not None
+    assert (outcome.agreed, outcome.reading) == (False, {})
+    flow = world.service.flow(flow_id, OWNER)
+    assert flow.status.value == "in_review"
+    assert flow.checks[CheckName.OCR_ID_FRONT] is CheckVerdict.IN_REVIEW
+    case, _ = world.service.review_case(outcome.review_case_id)
+    assert case.reason.value == "document_not_machine_readable"
+    assert case.summary["id_type"] == "passport"
 
 
 def test_the_owners_id_card_is_checked_against_the_owners_typed_identity() -> None:

@@ -126,7 +126,10 @@ class World:
         self.service.set_identity(flow_id, owner, identity)
 
     def raw_upload(self, flow_id: str, kind: DocumentKind, data: bytes, owner: str = OWNER) -> str:
-        """Presign and do what the client does with the form; the raw key."""
+        """Presign and do what the client does with the form; the raw key. An ID front comes after the
+        biometric consent (its portrait is face processing), as in the client."""
+        if kind is DocumentKind.ID_FRONT:
+            self.consent(flow_id, owner)
         post = self.service.presign_upload(flow_id, owner, kind, "image/jpeg")
         self.store.upload(post.key, data)
         return post.key
