@@ -24,13 +24,12 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
-from chalicelib.consents.domain import ConsentKind
-from chalicelib.consents.texts import current_consent
 from chalicelib.core.metric_names import Metric
 from chalicelib.core.observability import emit
 from chalicelib.kernel.clock import Clock, china_day, end_of_china_day, utc_now
 from chalicelib.kernel.errors import Conflict, DomainError, TooManyRequests
 from chalicelib.verification.cases import CaseOpener
+from chalicelib.verification.consents import require_biometric_consent
 from chalicelib.verification.documents import Documents
 from chalicelib.verification.domain.documents import DocumentKind
 from chalicelib.verification.domain.engines import EngineUnavailable
@@ -301,14 +300,7 @@ class FaceChecks:
                 "Enter the identity and upload and read the ID card photo first",
                 details={"missing": missing},
             )
-        if flow.checks.get(CheckName.BIOMETRIC_CONSENT) is not CheckVerdict.PASSED:
-            doc = current_consent(ConsentKind.BIOMETRIC_CONSENT)
-            raise Conflict(
-                "consent.biometric_required",
-                f"请先阅读并单独同意《{doc.title}》",
-                "The separate consent to process face data must be given before the face check",
-                details={"kind": doc.kind.value, "version": doc.version},
-            )
+        require_biometric_consent(flow)
         if flow.checks.get(CheckName.FACE) is CheckVerdict.PASSED:
             raise Conflict("face.already_passed", "人脸核验已通过", "The face check has already passed")
 
