@@ -66,6 +66,15 @@ def reconcile_pushes(event: Any) -> dict[str, Any]:
     return run()
 
 
+@app.schedule(Rate(1, unit=Rate.DAYS), name="purge_retention")
+def purge_retention(event: Any) -> dict[str, Any]:
+    """第十八条: the materials of services ended two years ago are purged (a purge record stays)."""
+    from chalicelib.core import deps
+
+    report: dict[str, Any] = deps.retention().purge_due().model_dump(mode="json")
+    return report
+
+
 @app.schedule(Rate(15, unit=Rate.MINUTES), name="purge_abandoned")
 def purge_abandoned(event: Any) -> dict[str, int]:
     """Registrations and flows abandoned before submission are deleted, with their photos."""

@@ -143,6 +143,9 @@ METRIC_DIMENSIONS: dict[Metric, tuple[str, ...]] = {
     Metric.FACE_ATTEMPT: ("result",),
     Metric.LIVENESS_RESULT: ("result",),
     Metric.REVIEW_OPENED: ("reason",),
+    Metric.SPOT_CHECK_OPENED: ("operator",),
+    Metric.SPOT_CHECK_ANSWERED: ("verdict", "late"),
+    Metric.SPOT_CHECK_OVERDUE: ("operator",),
     Metric.ENGINE_UNAVAILABLE: ("engine",),
     Metric.PUSH_SENT: ("operator",),
     Metric.PUSH_ACCEPTED: ("operator",),
@@ -862,6 +865,17 @@ class ChekaStack(Stack):
             graph("Liveness results", [self.metric_search(Metric.LIVENESS_RESULT)], 6),
             graph("Reviews opened, by reason", [self.metric_search(Metric.REVIEW_OPENED)], 6),
             graph("Engines unavailable, by engine", [self.metric_search(Metric.ENGINE_UNAVAILABLE)], 6),
+        )
+        dashboard.add_widgets(
+            graph(
+                "Operators' spot checks (抽查): opened, answered, answered late",
+                [
+                    self.metric_search(Metric.SPOT_CHECK_OPENED, label="opened"),
+                    self.metric_search(Metric.SPOT_CHECK_ANSWERED, label="answered"),
+                    self.metric_search(Metric.SPOT_CHECK_OVERDUE, label="late"),
+                ],
+                8,
+            ),
         )
         dashboard.add_widgets(
             graph(

@@ -52,7 +52,8 @@ def import_inventory(call: Call) -> inventory.ImportReport:
 @route(
     bp,
     "/v1/vehicles/{vin}",
-    summary="A vehicle with its cards (personal data masked by role)",
+    summary="A vehicle with its cards (personal data masked by role; a retired card marked, after the "
+    "one in service)",
     roles=LOOKUP_ROLES,
     response=lambda: views.VehicleView,
     errors=(404, 422),
@@ -60,13 +61,13 @@ def import_inventory(call: Call) -> inventory.ImportReport:
 )
 def get_vehicle(call: Call, vin: str) -> views.VehicleView:
     vin = validators.validate("vin", vin, field="vin").value
-    return views.vehicle_view(vin, deps.inventory_repo(), deps.party_repo(), call.user)
+    return views.vehicle_view(vin, deps.inventory_repo(), deps.party_repo(), call.user, deps.outbox_store())
 
 
 @route(
     bp,
     "/v1/cards/{iccid}",
-    summary="A card by ICCID",
+    summary="A card by ICCID (OEM roles: with its registration and the flows holding its evidence)",
     roles=LOOKUP_ROLES,
     response=lambda: views.CardView,
     errors=(404, 422),
@@ -74,7 +75,12 @@ def get_vehicle(call: Call, vin: str) -> views.VehicleView:
 )
 def get_card(call: Call, iccid: str) -> views.CardView:
     iccid = validators.validate("iccid", iccid, field="iccid").value
-    return views.card_view(iccid, deps.inventory_repo(), deps.party_repo(), call.user)
+    view = views.card_view(iccid, deps.inventory_repo(), deps.party_repo(), call.user, deps.outbox_store())
+    if call.user.has_any(OEM_ROLES):
+        link = deps.spot_checks().registration_of_card(iccid)
+        if link is not None:
+            view = view.model_copy(update={"registration": views.CardRegistration(**link.model_dump())})
+    return view
 
 
 class CardQuery(ApiModel):

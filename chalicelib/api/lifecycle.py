@@ -16,7 +16,7 @@ from chalicelib.kernel.paging import MAX_PAGE
 
 if TYPE_CHECKING:
     from chalicelib.cards import holders, views
-    from chalicelib.cards.views import CardOutcome, ScrapResult, SwapResult
+    from chalicelib.cards.views import CardOutcome, ScrapResult, SwapResult, TransferOpened
     from chalicelib.kernel import validators
     from chalicelib.kernel.personal import Party
     from chalicelib.operators.domain import outbox
@@ -34,12 +34,27 @@ READERS = frozenset({Role.ADMIN, Role.AUDITOR})
 
 
 class TransferBody(ApiModel):
-    """The new holder: a party whose identity was verified (an enterprise names its responsible person)."""
+    """A correction by the OEM: the new holder, a party whose identity was verified (an enterprise names
+    its responsible person), and why (kept in the card's history and the log). A buyer's own transfer
+    is the H5 flow (``/v1/me/registrations/{id}/transfer``), which verifies the buyer."""
 
     model_config = ConfigDict(extra="forbid")
 
     holder_id: str = Field(min_length=1, max_length=64)
     responsible_id: str | None = Field(default=None, min_length=1, max_length=64)
+    reason: str = Field(
+        min_length=1, max_length=200, pattern=r"\S", description="Why the OEM corrects the holder"
+    )
+
+
+class TransferOpenBody(ApiModel):
+    """过户 at a dealer's request: the buyer's phone (the buyer then shows possession with it) and the
+    dealer's code."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    buyer_phone: str = Field(min_length=1, max_length=20, description="The buyer's mainland mobile number")
+    dealer_code: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")
 
 
 class SwapBody(ApiModel):
@@ -72,7 +87,28 @@ def transfer(call: Call, iccid: str) -> CardOutcome:
     body: TransferBody = call.body
     responsible = _party(body.responsible_id, "responsible_id") if body.responsible_id else None
     holder = holders.holder_from_party(_party(body.holder_id, "holder_id"), deps.keyed_hasher(), responsible)
-    return deps.lifecycle().transfer(iccid, holder, call.actor)
+    reason = f"OEM correction: {body.reason.strip()}"
+    return deps.lifecycle().transfer(iccid, holder, call.actor, reason)
+
+
+@route(
+    bp,
+    "/v1/admin/vehicles/{vin}/transfers",
+    method="POST",
+    summary="过户 at a dealer's request: the buyer's phone shows possession; the buyer then registers in H5",
+    roles=ADMIN,
+    body=TransferOpenBody,
+    response=lambda: views.TransferOpened,
+    status=201,
+    errors=(404, 409, 422),
+    tags=("lifecycle",),
+)
+def open_transfer(call: Call, vin: str) -> TransferOpened:
+    vin = validators.validate("vin", vin, field="vin").value
+    body: TransferOpenBody = call.body
+    phone = validators.validate("mobile", body.buyer_phone, field="buyer_phone").value
+    phone_hash = deps.sms_code_service().phone_hash(phone)
+    return deps.lifecycle().open_transfer(vin, phone_hash, body.dealer_code, call.actor)
 
 
 @route(

@@ -332,6 +332,21 @@ def contest(call: Call, registration_id: str) -> RegistrationView:
 
 @route(
     bp,
+    "/v1/me/registrations/{registration_id}/transfer",
+    method="POST",
+    summary="过户: go on as the buyer of a car registered to someone else (after showing I hold it)",
+    roles=OWNER,
+    response=lambda: views.RegistrationView,
+    errors=(404, 409),
+    tags=("registration",),
+    step="transfer",
+)
+def take_over(call: Call, registration_id: str) -> RegistrationView:
+    return deps.registration_service().take_over(registration_id, call.actor)
+
+
+@route(
+    bp,
     "/v1/me/registrations/{registration_id}/consents",
     method="POST",
     summary="Accept the current texts (each by kind, version and hash); time and client are kept",

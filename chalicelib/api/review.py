@@ -1,8 +1,10 @@
 """Review API (人工审核): the reviewers' queue of cases, a case with its flow, the decision, and the
-evidence chain of a flow for reviewers and auditors."""
+evidence chain of a flow for reviewers and auditors; the operators' spot checks (抽查, 第十条): their
+queue, each with its registration's evidence, and the answer (pushed back to the operator)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from chalice.app import Blueprint
@@ -12,6 +14,10 @@ from chalicelib.api.http import ApiModel, Call, Refusal, route
 from chalicelib.api.verification import FlowView, ReviewCaseView, case_view, flow_view, reveal_for
 from chalicelib.core import deps
 from chalicelib.core.auth import Role
+from chalicelib.kernel.clock import utc_now
+from chalicelib.kernel.errors import InvalidField
+from chalicelib.operators.domain.messages import SpotCheckVerdict
+from chalicelib.operators.domain.spot_checks import SpotCheck, SpotCheckStatus
 from chalicelib.verification.domain.evidence import ChainVerdict, EvidenceEntry
 from chalicelib.verification.domain.flows import (
     ReviewDecision,
@@ -147,3 +153,130 @@ def flow_evidence(call: Call, flow_id: str) -> EvidenceView:
     return EvidenceView(
         flow_id=flow_id, chain=log.verify(flow_id), entries=_entries(entries, reveal_for(call.user))
     )
+
+
+# -- 抽查 (第十条): the operators' spot checks ---------------------------------------------------------
+
+SPOT_CHECK_ROLES = frozenset({Role.REVIEWER, Role.AUDITOR})
+
+
+class SpotCheckView(ApiModel):
+    check_id: str
+    operator: str
+    iccid: str
+    message_id: str
+    registration_id: str
+    flow_ids: list[str]
+    reason_code: str | None
+    reason_zh: str | None
+    reason_en: str | None
+    status: SpotCheckStatus
+    received_at: datetime
+    due_at: datetime
+    overdue: bool = Field(description="open past its deadline, or answered after it")
+    answered_at: datetime | None
+    answered_by: str | None
+    verdict: SpotCheckVerdict | None
+    note: str | None
+    late: bool | None
+    answer_record_id: str | None = Field(description="the outbox record carrying the answer")
+
+
+def spot_check_view(check: SpotCheck) -> SpotCheckView:
+    return SpotCheckView(
+        **check.model_dump(exclude={"operator"}),
+        operator=check.operator.value,
+        overdue=check.overdue(utc_now()),
+    )
+
+
+class SpotCheckQueue(ApiModel):
+    checks: list[SpotCheckView]
+    next_cursor: str | None
+
+
+class SpotCheckQuery(ApiModel):
+    status: Annotated[
+        SpotCheckStatus,
+        Field(description="open | answered (default open)"),
+        Refusal("spot_check.status", "抽查状态无效", "Unknown spot check status"),
+    ] = SpotCheckStatus.OPEN
+    limit: Annotated[
+        int,
+        Field(ge=1, le=100, description="1–100"),
+        Refusal("request.limit", "每页数量应为 1–100", "limit must be 1–100"),
+    ] = 20
+    cursor: str | None = Field(default=None, description="next page")
+
+
+@route(
+    bp,
+    "/v1/spot-checks",
+    summary="The operators' spot checks (抽查): cases by status, earliest deadline first, paginated",
+    roles=SPOT_CHECK_ROLES,
+    response=SpotCheckQueue,
+    query=SpotCheckQuery,
+    tags=("review",),
+)
+def spot_check_queue(call: Call) -> SpotCheckQueue:
+    query: SpotCheckQuery = call.query
+    checks, cursor = deps.spot_checks().queue(query.status, query.limit, query.cursor)
+    return SpotCheckQueue(checks=[spot_check_view(c) for c in checks], next_cursor=cursor)
+
+
+class SpotCheckDetail(ApiModel):
+    check: SpotCheckView
+    evidence: list[EvidenceView] = Field(description="the evidence of each flow of the registration")
+
+
+@route(
+    bp,
+    "/v1/spot-checks/{check_id}",
+    summary="A spot check with the evidence of the registration it asks about (masked by role)",
+    roles=SPOT_CHECK_ROLES,
+    response=SpotCheckDetail,
+    errors=(404,),
+    tags=("review",),
+)
+def spot_check_detail(call: Call, check_id: str) -> SpotCheckDetail:
+    check = deps.spot_checks().check(check_id)
+    log = deps.evidence_log()
+    reveal = reveal_for(call.user)
+    evidence = [
+        EvidenceView(
+            flow_id=flow_id, chain=log.verify(flow_id), entries=_entries(log.entries(flow_id), reveal)
+        )
+        for flow_id in check.flow_ids
+    ]
+    return SpotCheckDetail(check=spot_check_view(check), evidence=evidence)
+
+
+class SpotCheckAnswerBody(ApiModel):
+    model_config = ConfigDict(extra="forbid")
+
+    verdict: SpotCheckVerdict
+    note: str | None = Field(default=None, max_length=500, description="required with a discrepancy")
+
+
+@route(
+    bp,
+    "/v1/spot-checks/{check_id}/answer",
+    method="POST",
+    summary="Answer a spot check once (confirmed, or discrepancy with a note); pushed to the operator",
+    roles=REVIEW_ROLES,
+    body=SpotCheckAnswerBody,
+    response=SpotCheckView,
+    errors=(404, 409, 422),
+    tags=("review",),
+)
+def answer_spot_check(call: Call, check_id: str) -> SpotCheckView:
+    body: SpotCheckAnswerBody = call.body
+    note = (body.note or "").strip() or None
+    if body.verdict is SpotCheckVerdict.DISCREPANCY and note is None:
+        raise InvalidField(
+            "spot_check.note_required",
+            "答复存在不一致时须说明情况",
+            "A discrepancy is answered with a note saying what does not agree",
+            field="note",
+        )
+    return spot_check_view(deps.spot_checks().answer(check_id, call.actor, body.verdict, note))

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from chalicelib.cards.commit import Ledger, Moves, cleared, releases
 from chalicelib.cards.domain.inventory import Card, CardState
-from chalicelib.cards.domain.lifecycle import CardLifecycle, LifecycleEvent, PushKind
+from chalicelib.cards.domain.lifecycle import CardLifecycle, LifecycleEvent, PushKind, transferred_reason
 from chalicelib.cards.views import CallbackResult
 from chalicelib.core.observability import logger
 from chalicelib.kernel.errors import Conflict
@@ -70,7 +70,7 @@ class Answers:
         if decided is None:
             return self._note_only(cb, CallbackNote.ALREADY_DECIDED, at, card, record)
         write, counters = decided
-        store.commit(
+        self._ledger.commit(
             OutboxCommit(
                 cards=(write,),
                 counters=tuple(counters),
@@ -134,7 +134,9 @@ def _decide(
     if kind is PushKind.TRANSFER and card.state is CardState.REGISTERED:
         transfer_ended = {"pending_holder_id": None, "pending_holder_id_hash": None, "pending_counted": False}
         if accepted:
-            moves.step(LifecycleEvent.TRANSFERRED, CardState.REGISTERED)
+            # The seller's service ends here: the entry names both parties (retention, 第十八条).
+            ended = transferred_reason(card.holder_id, life.pending_holder_id)
+            moves.step(LifecycleEvent.TRANSFERRED, CardState.REGISTERED, ended)
             counters = releases(decided.model_copy(update={"pending_counted": False}), card.operator)
             new_life = decided.model_copy(
                 update={

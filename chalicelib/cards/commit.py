@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from chalicelib.cards.domain.inventory import (
@@ -47,6 +48,29 @@ def new_record_id() -> str:
     return uuid.uuid4().hex
 
 
+@dataclass(frozen=True)
+class ServiceEnd:
+    """第十八条: the service of a card to its holder ended (de-registration accepted, transfer accepted:
+    the old holder's, registration refused, scrap, part replacement): that holder's materials are kept
+    for the retention period from ``at``, then purged."""
+
+    iccid: str
+    party_id: str
+    at: datetime
+    event: str
+
+
+def service_ends(change: OutboxCommit) -> list[ServiceEnd]:
+    """The holders whose service ``change`` ends: a card that referred to a party and no longer does."""
+    ends = []
+    for write in change.cards:
+        before, after = write.before.holder_id, write.after.holder_id
+        if before and before != after:
+            event = write.events[-1].event if write.events else "ended"
+            ends.append(ServiceEnd(write.before.iccid, before, write.after.updated_at or utc_now(), event))
+    return ends
+
+
 class Ledger:
     """The cards, their bookkeeping and their pushes, as the use cases read and change them."""
 
@@ -60,8 +84,12 @@ class Ledger:
         clock: Clock = utc_now,
         new_id: Callable[[], str] = new_record_id,
         default_functions: Sequence[CardFunction] | None = None,
+        on_service_end: Callable[[Sequence[ServiceEnd]], None] | None = None,
     ):
         self.inventory = inventory
+        #: Told of every service end before its change commits (retention, 第十八条): an end recorded
+        #: for a change that then fails is harmless, the purge finds the party still referred to.
+        self._on_service_end = on_service_end
         #: The OEM's default functions beside emergency, for vehicles whose model names none (第十四条).
         self.default_functions = (
             list(default_functions)
@@ -133,6 +161,9 @@ class Ledger:
 
     def commit(self, change: OutboxCommit) -> None:
         """Write ``change`` in one transaction, then wake the dispatcher for its records."""
+        ends = service_ends(change) if self._on_service_end is not None else []
+        if ends and self._on_service_end is not None:
+            self._on_service_end(ends)
         self.store.commit(change)
         self._enqueue(change.records)
 

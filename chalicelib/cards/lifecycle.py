@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 from chalicelib.cards.answers import Answers
 from chalicelib.cards.changes import Changes
-from chalicelib.cards.commit import Ledger, new_record_id
+from chalicelib.cards.commit import Ledger, ServiceEnd, new_record_id
 from chalicelib.cards.domain.inventory import CardFunction
 from chalicelib.cards.holders import Holder
 from chalicelib.cards.ports import InventoryRepository
@@ -21,6 +21,7 @@ from chalicelib.cards.views import (
     ReconcileReport,
     ScrapResult,
     SwapResult,
+    TransferOpened,
     card_status,
 )
 from chalicelib.kernel.clock import Clock, utc_now
@@ -43,6 +44,7 @@ class Lifecycle:
         clock: Clock = utc_now,
         new_id: Callable[[], str] = new_record_id,
         default_functions: Sequence[CardFunction] | None = None,
+        on_service_end: Callable[[Sequence[ServiceEnd]], None] | None = None,
     ):
         ledger = Ledger(
             inventory,
@@ -52,6 +54,7 @@ class Lifecycle:
             clock=clock,
             new_id=new_id,
             default_functions=default_functions,
+            on_service_end=on_service_end,
         )
         self._inventory = inventory
         self._store = store
@@ -75,8 +78,16 @@ class Lifecycle:
     def apply_callback(self, callback: OperatorCallback) -> CallbackResult:
         return self._answers.apply_callback(callback)
 
-    def transfer(self, iccid: str, holder: Holder, actor: str) -> CardOutcome:
-        return self._changes.transfer(iccid, holder, actor)
+    def transfer(self, iccid: str, holder: Holder, actor: str, reason: str | None = None) -> CardOutcome:
+        return self._changes.transfer(iccid, holder, actor, reason)
+
+    def transfer_cards(
+        self, iccids: Sequence[str], holder: Holder, actor: str, reason: str | None = None
+    ) -> list[CardOutcome]:
+        return self._changes.transfer_cards(iccids, holder, actor, reason)
+
+    def open_transfer(self, vin: str, buyer_phone_hash: str, dealer_code: str, actor: str) -> TransferOpened:
+        return self._changes.open_transfer(vin, buyer_phone_hash, dealer_code, actor)
 
     def scrap(self, vin: str, actor: str) -> ScrapResult:
         return self._changes.scrap(vin, actor)

@@ -25,6 +25,16 @@ from chalicelib.operators.domain.outbox import CallbackNote
 from chalicelib.operators.ports import OutboxStore
 
 
+class CardRegistration(BaseModel):
+    """The registration a card's current push belongs to, and the flows holding its evidence (the OEM's
+    and its auditors' way from a card to ``GET /v1/flows/{flow_id}/evidence``)."""
+
+    registration_id: str
+    kind: str
+    status: str
+    flow_ids: list[str]
+
+
 class CardView(BaseModel):
     iccid: str
     msisdn: str
@@ -35,6 +45,13 @@ class CardView(BaseModel):
     version: int
     updated_at: datetime | None
     holder: PartyView | None = None
+    #: Retired for good (更换零部件: swapped_out, 报废: scrapped) and when; None while in service.
+    retired: Retirement | None = None
+    retired_at: datetime | None = None
+    #: The vehicle's card in service now (a retired card stays on the VIN, marked, not current).
+    current: bool = True
+    #: OEM roles only: the card's registration and its flows (None when it has none).
+    registration: CardRegistration | None = None
 
 
 class VehicleView(BaseModel):
@@ -63,13 +80,28 @@ def _card_view(card: Card, parties: PartyRepository, who: Principal) -> CardView
     return CardView(**card.model_dump(exclude={"msisdn", "holder_id"}), msisdn=msisdn, holder=holder)
 
 
+def _retirement(view: CardView, life: CardLifecycle | None) -> CardView:
+    if life is None or life.retired is None:
+        return view
+    return view.model_copy(update={"retired": life.retired, "retired_at": life.retired_at, "current": False})
+
+
 def vehicle_view(
-    vin: str, repo: InventoryRepository, parties: PartyRepository, who: Principal
+    vin: str,
+    repo: InventoryRepository,
+    parties: PartyRepository,
+    who: Principal,
+    store: OutboxStore | None = None,
 ) -> VehicleView:
+    """The vehicle and its cards; with ``store``, a retired card is marked (why, when) and listed after
+    the card in service (the one fitted now)."""
     vehicle = repo.get_vehicle(vin)
     if vehicle is None:
         raise vehicle_not_found()
-    cards = [_card_view(c, parties, who) for c in repo.cards_of_vehicle(vin)]
+    found = repo.cards_of_vehicle(vin)
+    lives = store.lifecycles([c.iccid for c in found]) if store is not None and found else {}
+    cards = [_retirement(_card_view(c, parties, who), lives.get(c.iccid)) for c in found]
+    cards.sort(key=lambda c: not c.current)
     return VehicleView(**vehicle.model_dump(exclude={"owner_phone_hash"}), cards=cards)
 
 
@@ -79,8 +111,16 @@ def _card_or_404(card: Card | None) -> Card:
     return card
 
 
-def card_view(iccid: str, repo: InventoryRepository, parties: PartyRepository, who: Principal) -> CardView:
-    return _card_view(_card_or_404(repo.get_card(iccid)), parties, who)
+def card_view(
+    iccid: str,
+    repo: InventoryRepository,
+    parties: PartyRepository,
+    who: Principal,
+    store: OutboxStore | None = None,
+) -> CardView:
+    """The card; with ``store``, marked when retired."""
+    view = _card_view(_card_or_404(repo.get_card(iccid)), parties, who)
+    return _retirement(view, store.lifecycle(iccid) if store is not None else None)
 
 
 def card_by_msisdn_view(
@@ -114,6 +154,15 @@ class ScrapResult(BaseModel):
     vin: str
     cards: list[CardOutcome]
     already_retired: list[str]
+
+
+class TransferOpened(BaseModel):
+    """过户 at a dealer's request: the vehicle takes the buyer's phone as its sales contact (the buyer
+    shows possession by it and registers in the H5 client); each card's history notes it."""
+
+    vin: str
+    dealer_code: str
+    cards: list[CardOutcome]
 
 
 class SwapResult(BaseModel):

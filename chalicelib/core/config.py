@@ -109,6 +109,12 @@ class Settings(BaseSettings):
     liveness_confidence: float = Field(default=80.0, ge=0, le=100)
     #: An abandoned flow expires (and its documents are purged) after this many hours.
     flow_ttl_hours: int = Field(default=24, ge=1)
+    #: 第十八条: registration materials are kept this many years after the card's service to the holder
+    #: ends (de-registration, transfer, scrap, part replacement), then purged by ``purge_retention``.
+    retention_years: int = Field(default=2, ge=2)
+    #: Face images (live capture, on-site photo) purged this many years after the service ends, if sooner
+    #: (the biometric consent in force must state it); None: with the other materials (v3 states 2 years).
+    retention_face_years: int | None = Field(default=None, ge=0)
 
     #: Telecom operators' push endpoints (operator → base URL); local stages default every operator to
     #: the sandbox operator on ``sandbox_port``.
@@ -178,6 +184,8 @@ class Settings(BaseSettings):
     #: A push older than this, still unanswered after the hourly reconciliation asked its operator, is
     #: drift (``ReconciliationDrift``, alarmed): nobody can repair it without a person.
     push_drift_minutes: int = Field(default=240, ge=1)
+    #: An operator's spot check (抽查) that names no deadline is due this many days after it arrived.
+    spot_check_answer_days: int = Field(default=5, ge=1)
     #: ``/health`` answers from a cache this many seconds old at most.
     health_cache_seconds: float = Field(default=5.0, ge=0)
 

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from chalicelib.operators.recovery import PushRecovery
     from chalicelib.registration.possession import PossessionPolicy
     from chalicelib.registration.service import RegistrationService
+    from chalicelib.registration.spot_checks import SpotChecks
+    from chalicelib.retention.service import Retention
     from chalicelib.sms.codes import SmsCodeService
     from chalicelib.sms.ports import SmsSender
     from chalicelib.verification.ports import (
@@ -344,7 +346,33 @@ def lifecycle() -> Lifecycle:
     from chalicelib.cards.lifecycle import Lifecycle
 
     defaults = [CardFunction(f) for f in get_settings().default_functions]
-    return Lifecycle(inventory_repo(), outbox_store(), push_queue(), default_functions=defaults)
+    return Lifecycle(
+        inventory_repo(),
+        outbox_store(),
+        push_queue(),
+        default_functions=defaults,
+        on_service_end=lambda ends: retention().record_ends(ends),
+    )
+
+
+@lru_cache(maxsize=1)
+def retention() -> Retention:
+    """第十八条: service ends recorded against the holder, and the purge of what is due."""
+    from chalicelib.adapters.dynamo.retention import DynamoMaterials, DynamoRetentionStore
+    from chalicelib.adapters.s3.documents import S3DocumentStore
+    from chalicelib.core.aws import client
+    from chalicelib.retention.domain import RetentionPolicy
+    from chalicelib.retention.service import Retention
+
+    _bind_tables()
+    s = get_settings()
+    documents = S3DocumentStore(client("s3"), s.documents_bucket, s.pii_key_alias)
+    return Retention(
+        DynamoRetentionStore(),
+        DynamoMaterials(documents, evidence_log()),
+        policy=RetentionPolicy(years=s.retention_years, face_years=s.retention_face_years),
+        gates=face_gates(),
+    )
 
 
 @lru_cache(maxsize=1)
@@ -384,8 +412,37 @@ def operator_callbacks() -> CallbackReceiver:
         operator_nonces().seen,
         lifecycle().apply_callback,
         lambda message_id: registration_service().on_push_result(message_id),
+        spot_check=lambda callback: spot_checks().receive(callback),
         path=s.operator_callback_path,
         window_seconds=s.operator_signature_window_seconds,
+    )
+
+
+@lru_cache(maxsize=1)
+def spot_checks() -> SpotChecks:
+    """抽查 (第十条): the operators' spot checks as cases for the OEM's reviewers."""
+    from datetime import timedelta
+
+    from chalicelib.adapters.dynamo.registrations import DynamoRegistrationRepository
+    from chalicelib.adapters.dynamo.spot_checks import DynamoSpotChecks
+    from chalicelib.cards.commit import Ledger
+    from chalicelib.cards.domain.inventory import CardFunction
+    from chalicelib.registration.spot_checks import SpotChecks
+
+    _bind_tables()
+    s = get_settings()
+    ledger = Ledger(
+        inventory_repo(),
+        outbox_store(),
+        push_queue(),
+        default_functions=[CardFunction(f) for f in s.default_functions],
+    )
+    return SpotChecks(
+        DynamoSpotChecks(),
+        DynamoRegistrationRepository(field_cipher()),
+        ledger,
+        lifecycle().apply_callback,
+        answer_within=timedelta(days=s.spot_check_answer_days),
     )
 
 
@@ -477,6 +534,7 @@ def registration_service() -> RegistrationService:
         possession=possession_policy(),
         flow_ttl=timedelta(hours=get_settings().flow_ttl_hours),
         phone_holders=verification.authority,
+        on_submitted=lambda registration_id, parties: retention().hold(registration_id, parties),
     )
 
 
@@ -529,11 +587,13 @@ def reset() -> None:
         push_queue,
         dead_letter_queue,
         lifecycle,
+        retention,
         operator_keys,
         operator_gateway,
         dispatcher,
         operator_nonces,
         operator_callbacks,
+        spot_checks,
         sms_drop,
         sms_sender,
         sms_code_service,

@@ -21,6 +21,12 @@ class Metric(StrEnum):
     LIVENESS_RESULT = "LivenessResult"
     #: A review case was opened (dimension ``reason``).
     REVIEW_OPENED = "ReviewOpened"
+    #: An operator's spot check (抽查, 第十条) opened a case for the OEM (dimension ``operator``).
+    SPOT_CHECK_OPENED = "SpotCheckOpened"
+    #: A spot check was answered (dimensions ``verdict``, ``late``); the answer goes to the outbox.
+    SPOT_CHECK_ANSWERED = "SpotCheckAnswered"
+    #: A spot check answered after its deadline (still sent, marked late).
+    SPOT_CHECK_OVERDUE = "SpotCheckOverdue"
     #: An engine (OCR, faces, liveness) could not answer in time (dimension ``engine``); the person retries.
     ENGINE_UNAVAILABLE = "EngineUnavailable"
 
@@ -59,6 +65,7 @@ FUNNEL_STEPS = (
     "confirm_vehicle",
     "verify_phone",
     "possession",
+    "transfer",  # 过户: the buyer of a car registered to someone else goes on as a transfer
     "delegation",
     "delegation_confirm",
     "identity",

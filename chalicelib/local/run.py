@@ -149,6 +149,8 @@ def main() -> None:
                 str(settings.api_port),
                 "--stage",
                 "local",
+                # A test's stack keeps the code it started with (no restart while files change under it).
+                *(["--no-autoreload"] if os.environ.get("CHEKA_LOCAL_NO_AUTORELOAD") == "1" else []),
             ],
             cwd=ROOT,
             env=env,
@@ -206,7 +208,8 @@ cheka is running (stage local; state is in memory — `make seed` re-seeds, a re
   H5          {api}/h5               the owner's mobile client (registration, de-registration)
   API         {api}/openapi.json
   AWS (moto)  http://127.0.0.1:{settings.moto_port}     tables, bucket, KMS keys
-  worker      running (outbox dispatch, outbox sweep, purge of abandoned flows, health-watch)
+  worker      running (outbox dispatch, outbox sweep, purge of abandoned flows, retention purge,
+              health-watch)
   SMS         .venv/bin/cheka sms drop     (codes and results are kept here, not sent)
   operator    http://127.0.0.1:{settings.sandbox_port}     sandbox operator (decides pushes, calls back)
   authority   http://127.0.0.1:{settings.authority_port}     sandbox identity authority (synthetic citizens;

@@ -15,7 +15,10 @@ It speaks the wire format of ``chalicelib.operators.wire`` with the keys the pla
 - refuses ID numbers on its ``blacklist`` (``blacklisted``); it keeps ID numbers only as hashes under
   a key of its own;
 - 抽查 (第十条): after an acceptance, with probability ``spot_check_rate``, sends a second
-  ``SPOT_CHECK`` callback asking for the registration's evidence;
+  ``SPOT_CHECK`` callback asking for the registration's evidence (or at once: ``spot_check``, or
+  ``POST /_sandbox/spot-checks`` from loopback); the OEM's answer (a ``SPOT_CHECK_ANSWER`` push) is
+  kept in ``spot_check_answers`` by the spot check's callback id and acknowledged with an ``ACCEPTED``
+  callback;
 - de-registration frees the holder's count; a transfer moves the card to the new holder (checked like
   a registration) and frees the old one; either is refused (``previous_holder_mismatch``) when it names
   a previous holder other than the one the card is registered to here;
@@ -26,7 +29,8 @@ It speaks the wire format of ``chalicelib.operators.wire`` with the keys the pla
 
 Fault injection for tests and benchmarks: ``failure_rate`` (503), ``latency_seconds`` (before answering),
 ``down`` (connections dropped unanswered), ``drop_callbacks`` (decided, never told) and
-``forget_pushes`` (a receipt, then nothing); changeable at run time in-process (``faults``) or through the
+``forget_pushes`` (a receipt, then nothing), ``refuse_deregistrations`` (a de-registration refused with a
+reason); changeable at run time in-process (``faults``) or through the
 unsigned loopback endpoint ``POST /_sandbox/faults``. State lives in memory: a restart forgets all.
 It is one module because it is one simulated party: its HTTP handler, state and callback sender share
 that state and run as one process.
@@ -80,6 +84,7 @@ from chalicelib.operators.domain.messages import (
     PushReceipt,
     PushStatus,
     PushStatusState,
+    SpotCheckAnswer,
 )
 from chalicelib.operators.keys import Direction, OperatorKeys
 from chalicelib.operators.ports import OperatorKeySource
@@ -118,6 +123,10 @@ REASONS: dict[str, tuple[str, str]] = {
         "The card's registered holder differs from the operator's records: "
         "please contact the carmaker to check.",
     ),
+    "outstanding_balance": (
+        "该卡存在未结清费用，请结清后再办理注销。",
+        "The card has an outstanding balance: settle it before de-registering.",
+    ),
     "spot_check": (
         "运营商抽查（第十条）：请提交该卡实名登记的证件与查验材料。",
         "Operator spot check (Article 10): "
@@ -137,6 +146,8 @@ class SandboxFaults:
     forget_pushes: bool = False  # pushes get their receipt but are never kept (lost after the receipt)
     #: Pushes refused at once with this code and a 400 (e.g. ``unknown_card``, ``malformed``); "" for none.
     refuse_pushes: str = ""
+    #: De-registrations decided as refused (a ``REJECTED`` callback) with this ``REASONS`` code; "" for none.
+    refuse_deregistrations: str = ""
 
 
 @dataclass(frozen=True)
@@ -221,6 +232,8 @@ class SandboxOperator:
         self._nonces = NonceCache(2 * window_seconds)
         self._refs = itertools.count(1)
         self.callbacks: list[OperatorCallback] = []  # every callback decided, in order
+        #: 抽查: the OEM's answers, by the spot check's callback id (the answer's ``check_ref``).
+        self.spot_check_answers: dict[str, SpotCheckAnswer] = {}
         self.deliveries: list[Delivery] = []
 
         self._queue: list[tuple[float, int, _Job]] = []
@@ -315,6 +328,60 @@ class SandboxOperator:
         rate = self.faults.failure_rate
         return rate > 0 and self._random.random() < rate
 
+    def spot_check(
+        self,
+        operator: Operator,
+        iccid: str,
+        message_id: str,
+        *,
+        answer_by: datetime | None = None,
+        deliver: bool = True,
+    ) -> OperatorCallback:
+        """抽查 (第十条) now: a ``SPOT_CHECK`` callback on the card's registering push ``message_id``,
+        with the deadline ``answer_by``; delivered to the platform (unless ``deliver`` is False: the
+        caller sends it) and answered with its ``(status)`` in ``deliveries``."""
+        zh, en = REASONS["spot_check"]
+        callback = OperatorCallback(
+            callback_id=wire.new_callback_id(),
+            message_id=message_id,
+            operator=operator,
+            iccid=iccid,
+            outcome=CallbackOutcome.SPOT_CHECK,
+            reason_code="spot_check",
+            reason_zh=zh,
+            reason_en=en,
+            decided_at=self._clock(),
+            answer_by=answer_by,
+        )
+        with self._lock:
+            self.callbacks.append(callback)
+        if deliver:
+            self._deliver(self._keys.current(operator), callback)
+        return callback
+
+    def spot_check_request(self, body: bytes) -> tuple[int, bytes]:
+        """``POST /_sandbox/spot-checks`` (loopback, unsigned: the sandbox's own control):
+        ``{"operator": "china_mobile", "iccid", "messageId", "answerBy": ISO time | null}`` sends a spot
+        check to the platform now; answers its callback id and whether the platform took it."""
+        try:
+            doc = json.loads(body or b"{}")
+            operator = Operator(doc["operator"])
+            iccid, message_id = str(doc["iccid"]), str(doc["messageId"])
+            answer_by = datetime.fromisoformat(doc["answerBy"]) if doc.get("answerBy") else None
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return 400, wire.encode_error("malformed", "expected {operator, iccid, messageId, answerBy?}")
+        if answer_by is not None and answer_by.tzinfo is None:
+            return 400, wire.encode_error("malformed", "answerBy has no UTC offset")
+        callback = self.spot_check(operator, iccid, message_id, answer_by=answer_by)
+        with self._lock:
+            delivery = next(d for d in reversed(self.deliveries) if d.callback is callback)
+        answer = {
+            "callbackId": callback.callback_id,
+            "delivered": delivery.delivered,
+            "status": delivery.status,
+        }
+        return 200, json.dumps(answer).encode()
+
     def callbacks_for(self, message_id: str) -> list[OperatorCallback]:
         with self._lock:
             return [c for c in self.callbacks if c.message_id == message_id]
@@ -383,7 +450,10 @@ class SandboxOperator:
             return "malformed", f"iccid: {exc.code}"
         if card_operator is not operator:
             return "wrong_operator", "the card's ICCID belongs to another operator"
-        if message.kind is not PushKind.DEREGISTER:
+        if message.kind is PushKind.SPOT_CHECK_ANSWER:
+            if message.spot_check is None:
+                return "malformed", "a spot check answer needs its spotCheck"
+        elif message.kind is not PushKind.DEREGISTER:
             if message.holder is None:
                 return "malformed", f"a {message.kind.value} needs a holder"
             if not message.functions:
@@ -526,9 +596,17 @@ class SandboxOperator:
             card = state.cards.get(iccid)
             active = card is not None and card.state is OperatorCardState.REGISTERED
             previous = message.previous_holder_id_hash
-            if previous and active and card is not None and card.holder_ref and card.holder_ref != previous:
+            if message.kind is PushKind.SPOT_CHECK_ANSWER:
+                # The answer to a spot check: kept, acknowledged; the card does not change.
+                assert message.spot_check is not None  # checked at receipt
+                self.spot_check_answers[message.spot_check.check_ref] = message.spot_check
+                decided = [self._callback(operator, message, CallbackOutcome.ACCEPTED)]
+            elif previous and active and card is not None and card.holder_ref and card.holder_ref != previous:
                 # The platform means to end someone else's binding than the one held here.
                 reason = "previous_holder_mismatch"
+                decided = [self._callback(operator, message, CallbackOutcome.REJECTED, reason=reason)]
+            elif message.kind is PushKind.DEREGISTER and self.faults.refuse_deregistrations in REASONS:
+                reason = self.faults.refuse_deregistrations
                 decided = [self._callback(operator, message, CallbackOutcome.REJECTED, reason=reason)]
             elif message.kind is PushKind.DEREGISTER:
                 # Ending a binding that is already gone is accepted: the card ends where it was asked to.
@@ -778,10 +856,21 @@ class _Handler(BaseHTTPRequestHandler):
                         setattr(sandbox.faults, flag, bool(changes[flag]))
                 if "refuse_pushes" in changes:
                     sandbox.faults.refuse_pushes = str(changes["refuse_pushes"] or "")
+                if "refuse_deregistrations" in changes:
+                    sandbox.faults.refuse_deregistrations = str(changes["refuse_deregistrations"] or "")
             except (ValueError, TypeError, AttributeError):
                 self._reply(400, wire.encode_error("malformed", "expected a JSON object of faults"))
                 return
             self._reply(200, json.dumps(asdict(sandbox.faults)).encode())
+        elif route == "/_sandbox/spot-checks":
+            if self.client_address[0] not in ("127.0.0.1", "::1"):
+                self._reply(403, wire.encode_error("forbidden", "spot checks are asked from loopback only"))
+                return
+            body = self._body()
+            if body is None:
+                return
+            payload: bytes = body
+            self._answer(lambda: sandbox.spot_check_request(payload), "spot check")
         elif route.endswith(wire.PUSH_PATH):
             if self._faulted():
                 return

@@ -77,6 +77,14 @@ def _purge_abandoned() -> dict[str, Any]:
     return deps.registration_service().purge_abandoned()
 
 
+def _purge_retention() -> dict[str, Any]:
+    """Every day: the materials of services ended two years ago purged (第十八条)."""
+    from chalicelib.core import deps
+
+    report: dict[str, Any] = deps.retention().purge_due().model_dump(mode="json")
+    return report
+
+
 def _dispatch(messages: list[dict[str, Any]]) -> Any:
     """The outbox queue's consumer, as the Lambda event source mapping runs it in AWS."""
     from chalicelib.core import deps
@@ -97,6 +105,7 @@ SCHEDULES: list[Schedule] = [
     Schedule("oldest-pending-push", 60.0, _oldest_pending),
     Schedule("purge-abandoned", 300.0, _purge_abandoned),
     Schedule("reconcile-pushes", 3600.0, _reconcile_pushes),
+    Schedule("purge-retention", 86_400.0, _purge_retention),
 ]
 CONSUMERS: list[Consumer] = [Consumer("outbox", _dispatch)]
 #: Short queue name → the stage's full name (read when the loop runs, not at import).

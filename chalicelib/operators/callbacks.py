@@ -41,7 +41,7 @@ from chalicelib.core.observability import emit, logger
 from chalicelib.kernel.clock import Clock, utc_now
 from chalicelib.kernel.errors import BadRequest, Conflict, DomainError, Unauthenticated
 from chalicelib.operators import wire
-from chalicelib.operators.domain.messages import OperatorCallback
+from chalicelib.operators.domain.messages import CallbackOutcome, OperatorCallback
 from chalicelib.operators.domain.outbox import CallbackNote
 from chalicelib.operators.keys import Direction
 from chalicelib.operators.ports import OperatorKeySource
@@ -141,16 +141,20 @@ class CallbackReceiver:
         apply: Callable[[OperatorCallback], CallbackResult],
         on_applied: Callable[[str], None],
         *,
+        spot_check: Callable[[OperatorCallback], CallbackResult] | None = None,
         path: str = wire.CALLBACK_PATH,
         window_seconds: int = DEFAULT_WINDOW_SECONDS,
         clock: Clock = utc_now,
     ):
         """``apply`` is the cards context's answer use case; ``on_applied(message_id)`` tells the
-        registration of an applied outcome (the person hears of it: 确认登记结果 by SMS)."""
+        registration of an applied outcome (the person hears of it: 确认登记结果 by SMS). ``spot_check``
+        takes a spot check (抽查, 第十条) instead of ``apply``: it opens the OEM's case, or refuses one
+        it cannot (an unknown card) with a domain error the operator is answered with."""
         self._keys = keys
         self._seen_nonce = seen_nonce
         self._apply = apply
         self._on_applied = on_applied
+        self._spot_check = spot_check
         self._path = path
         self._window = window_seconds
         self._clock = clock
@@ -166,7 +170,10 @@ class CallbackReceiver:
             path=self._path,
             window_seconds=self._window,
         )
-        result = self._apply(callback)
+        if callback.outcome is CallbackOutcome.SPOT_CHECK and self._spot_check is not None:
+            result = self._spot_check(callback)
+        else:
+            result = self._apply(callback)
         emit(Metric.CALLBACK_RECEIVED, operator=callback.operator.value, outcome=result.note.value)
         if result.note is CallbackNote.APPLIED:
             if callback.outcome.value in ("accepted", "rejected"):

@@ -139,7 +139,8 @@ class Dispatcher:
         if claim is None:
             return DispatchOutcome.SKIPPED
         record = claim.record
-        if record.kind is not PushKind.DEREGISTER:
+        if record.kind not in (PushKind.DEREGISTER, PushKind.SPOT_CHECK_ANSWER):
+            # (A spot check's answer never is the card's current push: nothing can make it moot.)
             current = self._store.lifecycle(record.iccid).message_id
             if current != record.record_id:
                 # A later change (scrap, part replacement, de-registration) made this push moot before it

@@ -30,7 +30,12 @@ Push (platform → operator, ``POST {base}/open/v1/iot/realname/push``)::
                     "holderIdHash": "…|null", "prevHolderHash": "…|null",
                     "functions": ["emergency", "telematics"]}}
 
-``msgType``: ``REALNAME_REGISTER`` | ``REALNAME_CANCEL`` (de-registration) | ``REALNAME_TRANSFER``.
+``msgType``: ``REALNAME_REGISTER`` | ``REALNAME_CANCEL`` (de-registration) | ``REALNAME_TRANSFER`` |
+``SPOT_CHECK_ANSWER`` (the OEM's answer to a spot check, 抽查 第十条: ``holder`` is null and
+``bizContent`` carries ``"spotCheck": {"checkRef": "<the spot check's callbackId>", "verdict":
+"CONFIRMED" | "DISCREPANCY", "note": "<enc>|null", "late": false, "dueTime": "…", "answerTime": "…"}``;
+``late`` says the answer came after the deadline; the operator acknowledges it with an ``ACCEPTED``
+result callback for the answer's ``messageId``).
 ``functions`` is exactly what the card should have once accepted (最小必要, 第十四条). Each ``<enc>`` is
 base64(12-byte nonce ‖ ciphertext ‖ 16-byte tag) under the platform→operator encryption key, with
 associated data ``version|operatorCode|messageId|fieldName``: a value moved to another message or
@@ -48,7 +53,9 @@ Callback (operator → platform, ``POST {platform}/v1/operator/callbacks``)::
 ``encryptedContent`` (operator→platform encryption key, associated data
 ``version|operatorCode|callbackId|encryptedContent``) holds ``{"iccid", "result": "ACCEPTED" |
 "REJECTED" | "SPOT_CHECK", "reasonCode", "reasonZh", "reasonEn", "functions", "decideTime"}``: which
-card was refused and why says something about a person, so all of it is encrypted.
+card was refused and why says something about a person, so all of it is encrypted. A ``SPOT_CHECK``
+(抽查, 第十条) names the registering push's ``messageId`` and may carry ``"answerBy"`` (the deadline of
+the OEM's answer; absent, the platform's ``spot_check_answer_days`` apply).
 
 Status query (platform → operator, ``GET {base}/open/v1/iot/realname/status?messageId=…``, signed over
 the path with its query and an empty body), for a push whose callback never came::
@@ -108,6 +115,7 @@ from chalicelib.operators.domain.messages import (
     PushStatus,
     PushStatusState,
     PushVehicle,
+    SpotCheckAnswer,
 )
 from chalicelib.operators.keys import Cipher, Direction, OperatorKeys, OperatorKeysUnavailable
 from chalicelib.operators.ports import OperatorKeySource
@@ -169,6 +177,7 @@ _MSG_TYPES: dict[PushKind, str] = {
     PushKind.REGISTER: "REALNAME_REGISTER",
     PushKind.DEREGISTER: "REALNAME_CANCEL",
     PushKind.TRANSFER: "REALNAME_TRANSFER",
+    PushKind.SPOT_CHECK_ANSWER: "SPOT_CHECK_ANSWER",
 }
 
 
@@ -229,6 +238,15 @@ class _WireHolder(_Wire):
     resp_cert_num: str | None = None
 
 
+class _WireSpotCheck(_Wire):
+    check_ref: str
+    verdict: str
+    note: str | None = None
+    late: bool = False
+    due_time: str
+    answer_time: str
+
+
 class _WirePushContent(_Wire):
     iccid: str
     msisdn: str
@@ -237,6 +255,7 @@ class _WirePushContent(_Wire):
     holder_id_hash: str | None = None
     prev_holder_hash: str | None = None
     functions: list[str]
+    spot_check: _WireSpotCheck | None = None
 
 
 class _WirePush(_Wire):
@@ -258,6 +277,7 @@ class _WireCallbackContent(_Wire):
     reason_en: str | None = None
     functions: list[str] = []
     decide_time: str
+    answer_by: str | None = None
 
 
 class _WireCallback(_Wire):
@@ -545,9 +565,56 @@ def encode_push_body(message: PushMessage, keys: OperatorKeys) -> bytes:
             holder_id_hash=message.holder_id_hash,
             prev_holder_hash=message.previous_holder_id_hash,
             functions=[f.value for f in message.functions],
+            spot_check=_spot_check_wire(message, keys, code),
         ),
     )
-    return _dumps(wire.model_dump(by_alias=True, mode="json"))
+    doc = wire.model_dump(by_alias=True, mode="json")
+    if doc["bizContent"]["spotCheck"] is None:
+        del doc["bizContent"]["spotCheck"]  # only a spot check's answer carries it
+    return _dumps(doc)
+
+
+_SPOT_CHECK_NOTE = "spot_check_note"
+
+
+def _spot_check_wire(message: PushMessage, keys: OperatorKeys, code: str) -> _WireSpotCheck | None:
+    answer = message.spot_check
+    if answer is None:
+        return None
+    aad = _push_aad(code, message.message_id, _SPOT_CHECK_NOTE)
+    note = (
+        None if answer.note is None else seal(keys.cipher, keys.to_operator.encryption_key, aad, answer.note)
+    )
+    return _WireSpotCheck(
+        check_ref=answer.check_ref,
+        verdict=answer.verdict.value.upper(),
+        note=note,
+        late=answer.late,
+        due_time=_wire_time(answer.due_at),
+        answer_time=_wire_time(answer.answered_at),
+    )
+
+
+def _spot_check_of(
+    content: _WireSpotCheck, keys: OperatorKeys, code: str, message_id: str
+) -> SpotCheckAnswer:
+    aad = _push_aad(code, message_id, _SPOT_CHECK_NOTE)
+    note = (
+        None
+        if content.note is None
+        else unseal(keys.cipher, keys.to_operator.encryption_key, aad, content.note)
+    )
+    return _model(
+        SpotCheckAnswer,
+        {
+            "check_ref": content.check_ref,
+            "verdict": content.verdict.lower(),
+            "note": note,
+            "late": content.late,
+            "due_at": _parse_time(content.due_time, "dueTime"),
+            "answered_at": _parse_time(content.answer_time, "answerTime"),
+        },
+    )
 
 
 def encode_push(
@@ -580,6 +647,11 @@ def decode_push(body: bytes, keys: OperatorKeys) -> PushMessage:
                 None if sealed is None else unseal(keys.cipher, keys.to_operator.encryption_key, aad, sealed)
             )
         holder = _model(PushHolder, values)
+    spot_check = None
+    if content.spot_check is not None:
+        spot_check = _spot_check_of(content.spot_check, keys, code, wire.message_id)
+    if (kind is PushKind.SPOT_CHECK_ANSWER) != (spot_check is not None):
+        raise WireError("malformed", "spotCheck comes with a SPOT_CHECK_ANSWER, and only with it")
     return _model(
         PushMessage,
         {
@@ -592,6 +664,7 @@ def decode_push(body: bytes, keys: OperatorKeys) -> PushMessage:
             "holder_id_hash": content.holder_id_hash,
             "functions": content.functions,
             "created_at": _parse_time(wire.create_time, "createTime"),
+            "spot_check": spot_check,
         },
     )
 
@@ -664,12 +737,16 @@ def encode_callback_body(callback: OperatorCallback, keys: OperatorKeys) -> byte
         reason_en=callback.reason_en,
         functions=[f.value for f in callback.functions],
         decide_time=_wire_time(callback.decided_at),
+        answer_by=None if callback.answer_by is None else _wire_time(callback.answer_by),
     )
+    content_doc = content.model_dump(by_alias=True, mode="json")
+    if content_doc["answerBy"] is None:
+        del content_doc["answerBy"]  # only a spot check may name a deadline
     sealed = seal(
         keys.cipher,
         keys.to_platform.encryption_key,
         _callback_aad(code, callback.callback_id),
-        _dumps(content.model_dump(by_alias=True, mode="json")).decode(),
+        _dumps(content_doc).decode(),
     )
     wire = _WireCallback(
         version=WIRE_VERSION,
@@ -732,6 +809,7 @@ def _callback_of(wire: _WireCallback, keys: OperatorKeys) -> OperatorCallback:
             "reason_en": content.reason_en,
             "functions": content.functions,
             "decided_at": _parse_time(content.decide_time, "decideTime"),
+            "answer_by": None if content.answer_by is None else _parse_time(content.answer_by, "answerBy"),
         },
     )
 

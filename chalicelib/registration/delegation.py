@@ -35,6 +35,7 @@ from chalicelib.registration.records import Registrations
 from chalicelib.registration.steps import PhoneCodes
 from chalicelib.registration.views import RegistrationView, RegistrationViews
 from chalicelib.sms.domain import SentCode, SmsPurpose
+from chalicelib.verification.consents import require_biometric_consent
 from chalicelib.verification.domain.documents import DocumentKind
 from chalicelib.verification.domain.evidence import EvidenceKind
 from chalicelib.verification.domain.flows import (
@@ -120,9 +121,18 @@ class DelegationSteps:
                 "Upload a photo of the owner's ID card (portrait side) first",
                 field="owner_id_front",
             )
+        owner_back = flow.documents.get(DocumentKind.OWNER_ID_BACK.value)
+        if id_type is IdType.RESIDENT_ID and owner_back is None:
+            # 第五条: the owner's ID validity is registered as read, as the trustee's own is.
+            raise InvalidField(
+                "delegation.owner_id_back_missing",
+                "请上传车主身份证国徽面照片（登记证件有效期限）",
+                "Upload a photo of the back of the owner's ID card too (its validity is registered)",
+                field="owner_id_back",
+            )
         # 第十二条: the owner's document is checked too (read, and agreeing with what was typed).
         typed_owner = owner.model_copy(update={"id_type": id_type.value, "id_number": number})
-        self._verification.check_owner_id(flow.flow_id, caller, typed_owner)
+        validity = self._verification.check_owner_id(flow.flow_id, caller, typed_owner)
         reading = self._verification.check_authorization_letter(
             flow.flow_id, caller, owner_name=typed_owner.name, owner_id_number=number, vin=reg.vin
         )
@@ -141,6 +151,8 @@ class DelegationSteps:
             owner_address=typed_owner.address,
             letter_key=letter,
             owner_id_key=owner_id,
+            owner_id_back_key=owner_back,
+            owner_id_validity=validity,
             trustee_name=trustee,
             owner_phone=phone,
             owner_phone_hash=phone_hash,
@@ -200,7 +212,8 @@ class DelegationSteps:
         return self._views.view(reg)
 
     def confirm_by_face(self, registration_id: str, caller: str) -> RegistrationView:
-        """The owner's agreement: their own face check passed, in the flow opened for the owner, for
+        """The owner's agreement: their own face check passed, in the flow opened for the owner, with
+        the owner's biometric consent given there (409 ``consent.biometric_required`` without it), for
         the owner's ID number (a flow whose identity was changed to someone else's does not count)."""
         reg = self._registrations.own(registration_id, caller)
         require_step(reg, self._registrations.flow(reg), Step.DELEGATION)
@@ -216,6 +229,9 @@ class DelegationSteps:
                 "The owner's own face check has not passed yet",
                 details={"owner_flow_id": given.owner_flow_id},
             )
+        # The owner's live face and their ID card's portrait were processed with the owner's own
+        # separate biometric consent, given in that flow, or the check is no confirmation.
+        require_biometric_consent(flow)
         identity = flow.identity
         if (
             identity is None

@@ -12,12 +12,14 @@ from chalicelib.cards.ports import InventoryRepository
 from chalicelib.core.observability import logger
 from chalicelib.kernel.clock import Clock, utc_now
 from chalicelib.kernel.errors import Conflict, DomainError
+from chalicelib.kernel.personal import Party
 from chalicelib.registration.domain.registrations import FINAL_STEPS, Registration, RegistrationStatus, Step
 from chalicelib.registration.domain.submission import (
     CardOutcome,
     card_outcome,
     registration_outcome,
     result_message,
+    transfer_requested_message,
     was_pushed,
 )
 from chalicelib.registration.ports import RegistrationRepository
@@ -51,6 +53,22 @@ class Outcomes:
             if c.iccid not in retired and c.iccid not in kept and c.state is CardState.UNREGISTERED
         ]
         return kept + fitted if retired & set(reg.iccids) else kept
+
+    def transferable(self, cards: Sequence[Card]) -> list[str]:
+        """The cards a buyer may take over by transfer (过户, 第十三条): every card in service is
+        registered to someone, none with a change in progress (a registration still with the operator,
+        a de-registration or transfer asked for); else none."""
+        statuses = [(c, self._lifecycle.status(c.iccid).lifecycle) for c in cards]
+        in_service = [(c, life) for c, life in statuses if life.retired is None]
+        if not in_service or any(
+            c.state is not CardState.REGISTERED or life.awaiting or life.pending_holder_id is not None
+            for c, life in in_service
+        ):
+            return []
+        return [c.iccid for c, _ in in_service]
+
+    def history(self, iccid: str) -> list[CardEvent]:
+        return self._inventory.history(iccid)
 
     def pushed(self, reg: Registration) -> bool:
         """A claimed submission whose push committed (perhaps by a request that died before recording it)."""
@@ -127,6 +145,15 @@ class ResultSms:
         except Conflict:
             return  # another callback got there first
         try:
-            self._sms.send(reg.phone, result_message(reg.vin, outcome, reg.kind))
+            self._sms.send(reg.phone, result_message(reg.vin, outcome, reg.kind, transfer=reg.is_transfer))
         except DomainError:
             logger.warning("result SMS not sent", extra={"registration": marked.registration_id})
+
+    def tell_seller(self, reg: Registration, seller: Party | None) -> None:
+        """过户 pushed: the card's registered holder (the seller) hears of it on their party's phone."""
+        if seller is None or not seller.phone or self._sms is None:
+            return
+        try:
+            self._sms.send(seller.phone, transfer_requested_message(reg.vin))
+        except DomainError:
+            logger.warning("transfer SMS to the seller not sent", extra={"registration": reg.registration_id})

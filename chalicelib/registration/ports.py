@@ -26,6 +26,11 @@ class RegistrationRepository(ABC):
         """The owner's registrations and de-registrations, oldest first."""
 
     @abstractmethod
+    def registered_for(self, owner_subject: str) -> list[Registration]:
+        """委托登记: the delegated registrations whose owner (the person the cards are registered to)
+        signs in as ``owner_subject`` (``Delegation.owner_subject``), oldest first."""
+
+    @abstractmethod
     def link_pushes(self, registration_id: str, record_ids: list[str]) -> None:
         """Remember which registration each operator push belongs to."""
 

@@ -97,13 +97,28 @@ def phone_mismatch() -> InvalidField:
     )
 
 
-def vehicle_taken(contested: bool) -> Conflict:
+def vehicle_taken(contested: bool, transferable: bool = False) -> Conflict:
+    """A car registered or pending under someone else: contestable; registered (nothing with the
+    operator) it may also be taken over by transfer (过户, ``…/transfer``)."""
     return Conflict(
         "possession.vehicle_claimed",
-        "该车辆已由他人登记或正在办理；如您是车辆的实际持有人，可以提出异议，由人工审核",
-        "The vehicle is registered or pending under someone else; as its holder you may contest it",
+        "该车辆已由他人登记；如您已购买该车辆，可以办理过户，或提出异议由人工审核"
+        if transferable
+        else "该车辆已由他人登记或正在办理；如您是车辆的实际持有人，可以提出异议，由人工审核",
+        "The vehicle is registered to someone else; as its buyer you may transfer it, or contest it"
+        if transferable
+        else "The vehicle is registered or pending under someone else; as its holder you may contest it",
         field="vin",
-        details={"contestable": True, "contested": contested},
+        details={"contestable": True, "contested": contested, "transferable": transferable},
+    )
+
+
+def not_transferable() -> Conflict:
+    return Conflict(
+        "transfer.not_transferable",
+        "该车辆当前不能办理过户：没有他人的实名登记，或有业务正在电信企业处理中",
+        "The vehicle cannot be transferred now: no one else's registration, or a change is with the operator",
+        field="vin",
     )
 
 
@@ -299,7 +314,10 @@ class PossessionChecks:
             raise vehicle_not_found()
         if not reg.iccids:
             if any(c.state in CLAIMED for c in cards):
-                raise vehicle_taken(reg.possession is not None and reg.possession.contest_case_id is not None)
+                raise vehicle_taken(
+                    reg.possession is not None and reg.possession.contest_case_id is not None,
+                    bool(self._views.transferable(cards)),
+                )
             raise Conflict(
                 "vehicle.no_cards",
                 "该车辆没有可登记的车联网卡",
@@ -322,6 +340,43 @@ class PossessionChecks:
         if vehicle is None:
             return None, []
         return vehicle, self._views.in_service(self._inventory.cards_of_vehicle(reg.vin))
+
+    # -- transfer -----------------------------------------------------------------------------------
+
+    def take_over(self, registration_id: str, caller: str) -> RegistrationView:
+        """过户 (第十三条): a person who showed they hold a car registered to someone else goes on as its
+        buyer; the registration's cards are the seller's, pushed at the submit as a transfer. A car with
+        anything pending at the operator cannot be taken over. Asking again changes nothing."""
+        reg = self._registrations.own(registration_id, caller)
+        require_step(reg, self._registrations.flow(reg), Step.POSSESSION)
+        possession = reg.possession
+        if possession is None or not possession.proved:
+            raise Conflict(
+                "possession.not_proved",
+                "请先证明您持有该车辆",
+                "Show that you hold the car first",
+                details={"step": Step.POSSESSION.value},
+            )
+        if possession.transfer:
+            return self._views.view(reg)
+        vehicle, cards = self._vehicle(reg)
+        iccids = self._views.transferable(cards) if vehicle is not None and not reg.iccids else []
+        if not iccids:
+            raise not_transferable()
+        reg = self._registrations.save(
+            reg,
+            possession=possession.model_copy(update={"transfer": True, "transfer_chosen_at": self._clock()}),
+            iccids=iccids,
+        )
+        if reg.flow_id is not None:
+            self._verification.note(
+                reg.flow_id,
+                EvidenceKind.POSSESSION_CHECKED,
+                caller,
+                {"outcome": "transfer", "cards": str(len(iccids))},
+            )
+        logger.info("transfer chosen", extra={"registration": reg.registration_id, "cards": len(iccids)})
+        return self._views.view(reg)
 
     # -- contest ------------------------------------------------------------------------------------
 

@@ -41,6 +41,15 @@ class Registrations:
                 reg = self.save(reg, expires_at=in_review.expires_at)
         return check_owner(reg, caller, now)
 
+    def held_by(self, caller: str) -> list[Registration]:
+        """The caller's registrations and de-registrations, and the delegated registrations made for
+        them (委托登记: the caller signed in with the phone the trustee gave as the owner's), oldest
+        first: the vehicles whose cards are, or were, the caller's."""
+        mine = {r.registration_id: r for r in self._store.of_owner(caller)}
+        for reg in self._store.registered_for(caller):
+            mine.setdefault(reg.registration_id, reg)
+        return sorted(mine.values(), key=lambda r: r.created_at)
+
     def flow(self, reg: Registration) -> Flow | None:
         return self._verification.flow(reg.flow_id, reg.owner) if reg.flow_id else None
 

@@ -54,6 +54,7 @@ class RegistrationService:
         flow_ttl: timedelta = timedelta(hours=24),
         clock: Clock = utc_now,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+        on_submitted: Callable[[str, list[str]], None] | None = None,
     ) -> None:
         self.store = registrations
         self.registrations = Registrations(registrations, verification, clock=clock)
@@ -105,6 +106,7 @@ class RegistrationService:
             hasher,
             flow_ttl=flow_ttl,
             clock=clock,
+            on_submitted=on_submitted,
         )
         self.housekeeping = Housekeeping(
             registrations, self.registrations, verification, self.submission, clock=clock
@@ -159,6 +161,9 @@ class RegistrationService:
 
     def contest(self, registration_id: str, caller: str) -> RegistrationView:
         return self.possession.contest(registration_id, caller)
+
+    def take_over(self, registration_id: str, caller: str) -> RegistrationView:
+        return self.possession.take_over(registration_id, caller)
 
     def submit(self, registration_id: str, caller: str) -> RegistrationView:
         return self.submission.submit(registration_id, caller)

@@ -29,6 +29,7 @@ from chalicelib.registration.domain.registrations import (
     not_my_vehicle,
     require_step,
 )
+from chalicelib.registration.domain.submission import holder_phone_hash, holds, registered_for_owner
 from chalicelib.registration.ports import RegistrationRepository
 from chalicelib.registration.possession import PossessionChecks
 from chalicelib.registration.records import Registrations
@@ -137,6 +138,8 @@ class RegistrationSteps:
         latest = self._latest_registration(caller, vehicle.vin)
         if latest is None or not latest.party_id:
             raise not_my_vehicle()
+        if not holds(latest, caller):
+            raise registered_for_owner(latest)  # 委托登记: the cards are the owner's to end
         iccids = [
             c.iccid for c in cards if c.state is CardState.REGISTERED and c.holder_id == latest.party_id
         ]
@@ -147,7 +150,7 @@ class RegistrationSteps:
     def _latest_registration(self, caller: str, vin: str) -> Registration | None:
         mine = [
             r
-            for r in self._store.of_owner(caller)
+            for r in self._registrations.held_by(caller)
             if r.kind is RegistrationKind.REGISTRATION
             and r.vin == vin
             and r.status is not RegistrationStatus.OPEN
@@ -172,7 +175,7 @@ class RegistrationSteps:
         phone_hash = self._codes.phone_hash(number)
         if reg.kind is RegistrationKind.DEREGISTRATION:
             latest = self._latest_registration(caller, reg.vin)
-            if latest is None or latest.phone_hash != phone_hash:
+            if latest is None or holder_phone_hash(latest) != phone_hash:
                 raise InvalidField(
                     "phone.not_registered",
                     "请使用登记时预留的手机号码",

@@ -10,10 +10,11 @@ pushed: ``recover_stuck`` (or the next submit) completes it; one that died befor
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from chalicelib.cards.domain.inventory import CardState
-from chalicelib.cards.domain.lifecycle import PushKind
+from chalicelib.cards.domain.lifecycle import LifecycleEvent, PushKind
 from chalicelib.cards.holders import holder_from_party
 from chalicelib.cards.lifecycle import Lifecycle
 from chalicelib.cards.ports import PartyRepository
@@ -66,8 +67,12 @@ class Submission:
         *,
         flow_ttl: timedelta = timedelta(hours=24),
         clock: Clock = utc_now,
+        on_submitted: Callable[[str, list[str]], None] | None = None,
     ) -> None:
         self._store = store
+        #: Told (registration id, the cards' holders) of every committed push before it is recorded:
+        #: retention (第十八条) keeps the registration's materials with its holders' service.
+        self._on_submitted = on_submitted
         self._registrations = registrations
         self._views = views
         self._outcomes = outcomes
@@ -144,8 +149,8 @@ class Submission:
 
     def _current_cards(self, reg: Registration) -> Registration:
         """更换零部件 after possession was shown: the retired card is never pushed, its replacement is."""
-        if reg.kind is not RegistrationKind.REGISTRATION:
-            return reg
+        if reg.kind is not RegistrationKind.REGISTRATION or reg.is_transfer:
+            return reg  # a transfer's cards are the seller's as they are (refused at the push if changed)
         iccids = self._outcomes.cards_to_register(reg)
         if iccids == list(reg.iccids):
             return reg
@@ -187,6 +192,8 @@ class Submission:
     # -- push ----------------------------------------------------------------------------------------
 
     def _push(self, reg: Registration, flow: Flow, caller: str) -> Pushed:
+        if reg.is_transfer:
+            return self._push_transfer(reg, flow, caller)
         if reg.kind is RegistrationKind.REGISTRATION:
             return self._push_registration(reg, flow, caller)
         return self._push_deregistration(reg, flow, caller)
@@ -205,6 +212,27 @@ class Submission:
         except DomainError:
             self._parties.delete(party.party_id)
             raise
+        return [o.record_id for o in outcomes if o.record_id], party.party_id
+
+    def _push_transfer(self, reg: Registration, flow: Flow, caller: str) -> Pushed:
+        """过户 (第十三条) by the buyer: the verified buyer becomes a party and every card of the seller
+        is pushed as a transfer in one transaction; the cards stay the seller's until the operator
+        accepts. The seller is told by SMS. A refused push leaves no party behind."""
+        assert flow.identity is not None
+        party = holder_party(reg, flow.identity, self._clock())
+        holder = holder_from_party(party, self._hasher)
+        sellers = {s.card.holder_id for s in (self._lifecycle.status(i) for i in reg.iccids)}
+        self._parties.put(party)
+        try:
+            outcomes = self._lifecycle.transfer_cards(
+                reg.iccids, holder, caller, f"buyer's transfer (registration {reg.registration_id})"
+            )
+        except DomainError:
+            self._parties.delete(party.party_id)
+            raise
+        for seller in sorted(s for s in sellers if s):
+            self._result_sms.tell_seller(reg, self._parties.get(seller))
+        logger.info("transfer pushed", extra={"registration": reg.registration_id, "cards": len(outcomes)})
         return [o.record_id for o in outcomes if o.record_id], party.party_id
 
     def _push_deregistration(
@@ -257,15 +285,37 @@ class Submission:
             status = self._lifecycle.status(iccid)
             if status.lifecycle.message_id:
                 record_ids.append(status.lifecycle.message_id)
-            if reg.kind is RegistrationKind.REGISTRATION and status.card.holder_id:
+            if reg.is_transfer:
+                # the buyer: pending until the operator answers, the holder once it accepted
+                party_id = status.lifecycle.pending_holder_id or party_id or self._transferred_to(reg, iccid)
+            elif reg.kind is RegistrationKind.REGISTRATION and status.card.holder_id:
                 party_id = status.card.holder_id
         return record_ids, party_id
+
+    def _transferred_to(self, reg: Registration, iccid: str) -> str | None:
+        """The card's holder if a transfer was accepted since ``reg`` was submitted (its buyer)."""
+        since = reg.submitted_at
+        accepted = any(
+            e.event == LifecycleEvent.TRANSFERRED and since is not None and e.at >= since
+            for e in self._outcomes.history(iccid)
+        )
+        return self._lifecycle.status(iccid).card.holder_id if accepted else None
+
+    def _holders(self, reg: Registration, party_id: str | None) -> list[str]:
+        """Whose service a submission's materials belong to: the holder it registers, or (实名注销) the
+        holders of the cards it ends."""
+        if reg.kind is RegistrationKind.REGISTRATION:
+            return [party_id] if party_id else []
+        found = {self._lifecycle.status(i).card.holder_id for i in reg.iccids}
+        return sorted(p for p in found if p)
 
     def _finish(self, reg: Registration, flow: Flow | None, pushed: Pushed) -> Registration:
         """Record a committed push: its records (for the result SMS), the holder and the onsite photo;
         then the result SMS if the outcome is final already (a de-registration, or a registration the
         operator answered while the request that pushed it was dead)."""
         record_ids, party_id = pushed
+        if self._on_submitted is not None:
+            self._on_submitted(reg.registration_id, self._holders(reg, party_id))
         onsite = flow.documents.get(DocumentKind.LIVE_CAPTURE.value) if flow is not None else None
         # Linked first: once the registration reads "submitted", every callback can find it.
         self._store.link_pushes(reg.registration_id, record_ids)

@@ -31,7 +31,7 @@ from chalicelib.registration.domain.registrations import (
     step_before_submission,
     trustee_named,
 )
-from chalicelib.registration.domain.submission import CardOutcome, holder_events
+from chalicelib.registration.domain.submission import CardOutcome, holder_events, transferred_away
 from chalicelib.registration.outcome import Outcomes
 from chalicelib.registration.ports import RegistrationRepository
 from chalicelib.registration.records import Registrations
@@ -127,6 +127,11 @@ class PossessionSummary(BaseModel):
     #: Proved, but the car is pending or registered under someone else: it may be contested.
     claimed_by_other: bool
     contest_case_id: str | None
+    #: Claimed by someone's registration with nothing pending at the operator: the person may go on as
+    #: its buyer (过户, ``…/transfer``).
+    transferable: bool = False
+    #: The person chose the transfer: the registration's cards are the seller's, pushed as a transfer.
+    transfer: bool = False
 
 
 class RegistrationView(BaseModel):
@@ -158,10 +163,19 @@ class MyVehicle(VehicleSummary):
     #: The owner's latest de-registration of the vehicle, when there is one: pending with the
     #: operator, accepted, or refused with the operator's reason (the card then stays registered).
     deregistration: Outcome | None = None
+    #: 委托登记, as the trustee reads it: registered for this owner (masked name), whose the cards are;
+    #: only the owner may de-register them. ``None`` for the holder's own vehicles.
+    registered_for: str | None = None
+    #: The holder reads a vehicle a trustee registered for them as ``delegated``.
+    delegated: bool = False
 
 
 class MyVehicles(BaseModel):
     vehicles: list[MyVehicle]
+
+
+#: History entries whose reason names parties (过户): not shown to owners.
+_PARTY_EVENTS = frozenset({"transfer_requested", "transferred"})
 
 
 def card_summary(card: Card, events: Sequence[CardEvent] = ()) -> CardSummary:
@@ -173,7 +187,12 @@ def card_summary(card: Card, events: Sequence[CardEvent] = ()) -> CardSummary:
         functions=list(card.functions),
         history=[
             HistoryEntry(
-                at=e.at, event=e.event, from_state=e.from_state, to_state=e.to_state, reason=e.reason
+                at=e.at,
+                event=e.event,
+                from_state=e.from_state,
+                to_state=e.to_state,
+                # 过户 entries name the parties (internal ids): nobody's business but the OEM's.
+                reason=None if e.event in _PARTY_EVENTS else e.reason,
             )
             for e in events
         ],
@@ -239,6 +258,10 @@ class RegistrationViews:
         """``cards`` without the retired ones (swapped out, scrapped)."""
         return self._outcomes.in_service(cards)
 
+    def transferable(self, cards: Sequence[Card]) -> list[str]:
+        """The cards a buyer may take over by transfer (过户); none if any is not transferable."""
+        return self._outcomes.transferable(cards)
+
     def get(self, registration_id: str, caller: str, kind: RegistrationKind) -> RegistrationView:
         reg = self._registrations.own(registration_id, caller)
         if reg.kind is not kind:
@@ -282,20 +305,16 @@ class RegistrationViews:
         p = reg.possession
         if reg.kind is not RegistrationKind.REGISTRATION or p is None:
             return None
-        claimed = (
-            p.proved
-            and not reg.iccids
-            and any(
-                c.state in (CardState.PENDING, CardState.REGISTERED)
-                for c in self._inventory.cards_of_vehicle(reg.vin)
-            )
-        )
+        on_vehicle = self._inventory.cards_of_vehicle(reg.vin) if p.proved and not reg.iccids else []
+        claimed = any(c.state in (CardState.PENDING, CardState.REGISTERED) for c in on_vehicle)
         return PossessionSummary(
             method=p.method,
             proved=p.proved,
             head_unit_code_sent=p.head_unit is not None,
             claimed_by_other=claimed,
             contest_case_id=p.contest_case_id,
+            transferable=claimed and bool(self.transferable(on_vehicle)),
+            transfer=p.transfer,
         )
 
     def _step(self, reg: Registration, flow: Flow | None) -> tuple[Step, Outcome | None]:
@@ -318,7 +337,7 @@ class RegistrationViews:
         true state: a de-registration since shows as pending, done or refused; all masked."""
         latest: dict[str, Registration] = {}
         deregistrations: dict[str, Registration] = {}
-        for reg in self._store.of_owner(caller):
+        for reg in self._registrations.held_by(caller):
             if reg.status is not RegistrationStatus.SUBMITTED:
                 continue
             chosen = latest if reg.kind is RegistrationKind.REGISTRATION else deregistrations
@@ -327,23 +346,29 @@ class RegistrationViews:
                 chosen[reg.vin] = reg
         vehicles = [
             v
-            for v in (self._my_vehicle(reg, deregistrations.get(reg.vin)) for reg in latest.values())
+            for v in (self._my_vehicle(reg, deregistrations.get(reg.vin), caller) for reg in latest.values())
             if v is not None
         ]
         return MyVehicles(vehicles=vehicles)
 
-    def _my_vehicle(self, reg: Registration, dereg: Registration | None) -> MyVehicle | None:
+    def _my_vehicle(self, reg: Registration, dereg: Registration | None, caller: str) -> MyVehicle | None:
         vehicle = self._inventory.get_vehicle(reg.vin)
         if vehicle is None:
             return None
         histories = {iccid: holder_events(self._inventory.history(iccid), reg) for iccid in reg.iccids}
         outcome = outcome_view(self._outcomes.of(reg, histories), reg.submitted_at, self._clock())
         mine: list[Card] = []
+        away: set[str] = set()
         for iccid in reg.iccids:
             card = self._inventory.get_card(iccid)
-            if card is None or card.holder_id not in (None, reg.party_id):
-                continue  # registered to someone else since (a transfer)
-            mine.append(card)
+            if card is None:
+                continue
+            if card.holder_id not in (None, reg.party_id):
+                if histories[iccid] and transferred_away(histories[iccid][-1], reg):
+                    away.add(iccid)  # 过户 accepted: shown as transferred, no longer theirs
+                elif not (reg.is_transfer and outcome.step is not Step.REGISTERED):
+                    continue  # registered to someone else since
+            mine.append(card)  # (or the seller's, while the buyer's transfer waits or was refused)
         in_service = self.in_service(mine)
         if not in_service:
             return None
@@ -357,6 +382,8 @@ class RegistrationViews:
         if deregistration is not None:
             # pending with the operator, or done; refused: the operator keeps the registration
             step = outcome.step if deregistration.step is Step.REJECTED else deregistration.step
+        if away and away == {c.iccid for c in in_service}:
+            step, deregistration = Step.TRANSFERRED, None  # 过户: the buyer's registration was accepted
         result: Outcome | None = outcome if step is outcome.step else Outcome(step=step)
         if deregistration is not None and deregistration.step is Step.PENDING:
             result = None  # the de-registration's own line says it is with the operator
@@ -367,7 +394,17 @@ class RegistrationViews:
             result=result,
             cards=cards,
             deregistration=deregistration,
+            registered_for=_registered_for(reg, caller),
+            delegated=reg.delegated,
         )
+
+
+def _registered_for(reg: Registration, caller: str) -> str | None:
+    """委托登记 read by the trustee: the owner it was registered for, masked (never the holder's own)."""
+    d = reg.delegation
+    if d is None or d.owner_subject == caller:
+        return None
+    return mask_name(d.owner_name)
 
 
 def _submitted(reg: Registration) -> datetime:

@@ -13,6 +13,7 @@ from typing import Any
 
 from chalicelib.kernel.clock import Clock, china_day, utc_now
 from chalicelib.kernel.errors import Conflict, DomainError, InvalidField, ValidationErrors
+from chalicelib.kernel.names import TextKind, clean_optional
 from chalicelib.kernel.personal import IdType
 from chalicelib.verification.authority import AuthorityChecks
 from chalicelib.verification.cases import CaseOpener
@@ -80,7 +81,13 @@ def check_replaceable(flow: Flow, kind: DocumentKind) -> None:
             field="kind",
         )
     if (
-        kind in (DocumentKind.ID_FRONT, DocumentKind.AUTHORIZATION_LETTER, DocumentKind.OWNER_ID_FRONT)
+        kind
+        in (
+            DocumentKind.ID_FRONT,
+            DocumentKind.AUTHORIZATION_LETTER,
+            DocumentKind.OWNER_ID_FRONT,
+            DocumentKind.OWNER_ID_BACK,
+        )
         and flow.checks.get(CheckName.FACE) is not None
     ):
         raise Conflict(
@@ -238,6 +245,14 @@ class Documents:
         if isinstance(parsed, IdBack) and flow.identity is not None:
             # 如实登记 (第五条): the validity read goes with the identity to the party and the push.
             changes["identity"] = flow.identity.model_copy(update={"id_validity": id_validity(parsed)})
+        if isinstance(parsed, IdFront) and flow.identity is not None and not flow.identity.address:
+            # 第五条: the holder's address; not typed, the one on the resident ID's front (as read) is it.
+            try:
+                read_address = clean_optional(TextKind.ADDRESS, parsed.address, field="address")
+            except InvalidField:
+                read_address = None  # not text a person could have typed: they type it themselves
+            if read_address:
+                changes["identity"] = flow.identity.model_copy(update={"address": read_address})
         saved = self._flows.save(flow, **changes)
         if kind is DocumentKind.ID_FRONT and self._authority is not None:
             self._authority.check_holder(saved, caller)  # 证件真实性: raises when it is not real
@@ -298,9 +313,11 @@ class Documents:
         self._record_reading(flow, kind, caller, parsed, len(lines))
         return parsed
 
-    def check_owner_id(self, flow_id: str, caller: str, owner: TypedIdentity) -> None:
+    def check_owner_id(self, flow_id: str, caller: str, owner: TypedIdentity) -> str | None:
         """委托登记 (第十二条): the owner's ID card photo, read and cross-checked with the owner's typed
-        identity (name and number), into the evidence; ``ocr.mismatch`` when they disagree."""
+        identity (name and number), into the evidence; ``ocr.mismatch`` when they disagree. The back
+        of the owner's resident ID, when uploaded, is read too (第五条): its validity is returned as
+        ``TypedIdentity.id_validity`` (``id_card.expired`` when past); ``None`` without a back."""
         flow = self._flows.open_for_checks(flow_id, caller)
         kind = DocumentKind.OWNER_ID_FRONT
         lines = self._ocr.read(self.photo(flow, kind))
@@ -312,11 +329,24 @@ class Documents:
             for e in (m.to_error() for m in cross_check(parsed, typed))
         ]
         self._record_cross_check(flow, kind, caller, errors)
-        saved = self._flows.save(
-            flow, checks={**flow.checks, CheckName.OCR_OWNER_ID_FRONT: CheckVerdict.PASSED}
-        )
+        checks = {**flow.checks, CheckName.OCR_OWNER_ID_FRONT: CheckVerdict.PASSED}
+        validity = None
+        if DocumentKind.OWNER_ID_BACK.value in flow.documents:
+            back_kind = DocumentKind.OWNER_ID_BACK
+            back_lines = self._ocr.read(self.photo(flow, back_kind))
+            back = parse_id_back(back_lines)
+            self._record_reading(flow, back_kind, caller, back, len(back_lines))
+            expired = [
+                InvalidField(e.code, e.message_zh, e.message_en, field=back_kind.value, details=e.details)
+                for e in self._reading_errors(flow, back)
+            ]
+            self._record_cross_check(flow, back_kind, caller, expired)
+            checks[CheckName.OCR_OWNER_ID_BACK] = CheckVerdict.PASSED
+            validity = id_validity(back)
+        saved = self._flows.save(flow, checks=checks)
         if self._authority is not None:
             self._authority.check_owner(saved, caller, owner)
+        return validity
 
     def check_authorization_letter(
         self, flow_id: str, caller: str, *, owner_name: str, owner_id_number: str, vin: str

@@ -127,7 +127,9 @@ class Flows:
     def purge_expired(self, limit: int = 100) -> int:
         """Delete abandoned flows (expired, never kept by a submission) with their photos; how many.
 
-        The flow's evidence chain stays, ending with a ``purged`` entry (what was deleted, not the data).
+        The flow's evidence chain stays, ending with a ``purged`` entry (what was deleted, not the data);
+        its entries keep no personal facts (the sealed OCR facts of a person who never registered are
+        deleted, their digest kept so the chain still verifies).
         """
         now = self._clock()
         purged = 0
@@ -139,6 +141,7 @@ class Flows:
                 purged += 1
                 for gate in self._gates:
                     gate.purged(flow.flow_id)
+                entries = self._evidence.purge_personal(flow.flow_id)
                 self._evidence.append(
                     flow.flow_id,
                     EvidenceKind.PURGED,
@@ -146,6 +149,7 @@ class Flows:
                     {
                         "documents": sorted(flow.documents),
                         "objects": objects,
+                        "personal_entries": entries,
                         "expired_at": flow.expires_at.isoformat(),
                     },
                 )

@@ -274,7 +274,8 @@ class ReviewCases(ABC):
 
 
 class EvidenceLog(ABC):
-    """Records every check of a flow. There is deliberately no way to change or remove an entry."""
+    """Records every check of a flow. There is deliberately no way to change or remove an entry: a purge
+    removes only the sealed personal facts, and the chain still verifies."""
 
     @abstractmethod
     def append(
@@ -297,6 +298,11 @@ class EvidenceLog(ABC):
     @abstractmethod
     def verify(self, flow_id: str) -> ChainVerdict:
         """Check the stored chain and its head; needs no decryption (an auditor can run it)."""
+
+    @abstractmethod
+    def purge_personal(self, flow_id: str) -> int:
+        """Purge (第十八条, abandoned flows): delete the entries' sealed personal facts, keeping the
+        digest of what was deleted so the chain still verifies; how many entries had some."""
 
 
 class DocumentStore(ABC):

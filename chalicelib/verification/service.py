@@ -179,8 +179,9 @@ class VerificationService:
     def read_vehicle_document(self, flow_id: str, caller: str, kind: DocumentKind) -> VehicleDocument:
         return self.documents.read_vehicle_document(flow_id, caller, kind)
 
-    def check_owner_id(self, flow_id: str, caller: str, owner: TypedIdentity) -> None:
-        self.documents.check_owner_id(flow_id, caller, owner)
+    def check_owner_id(self, flow_id: str, caller: str, owner: TypedIdentity) -> str | None:
+        """The owner's ID card read and checked; the validity its back gave (see ``Documents``)."""
+        return self.documents.check_owner_id(flow_id, caller, owner)
 
     def check_authorization_letter(
         self, flow_id: str, caller: str, *, owner_name: str, owner_id_number: str, vin: str

@@ -24,7 +24,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -112,6 +112,10 @@ class Stack:
     log: Path
     #: The stage's sandbox identity authority (a test registers the citizens it needs there).
     authority: str = ""
+    #: The sandbox operator (its loopback ``/_sandbox/faults`` endpoint injects faults).
+    sandbox: str = ""
+    #: The stack's environment, for the ``cheka`` CLI run against it.
+    env: dict[str, str] = field(default_factory=dict)
 
     def call(
         self, method: str, path: str, body: Any = None, token: str | None = None, timeout: float = 30.0
@@ -153,6 +157,34 @@ class Stack:
             return False
         return not (status == 403 and isinstance(doc, dict) and "code" not in doc)
 
+    def cheka(self, *args: str, extra_env: dict[str, str] | None = None) -> str:
+        """``cheka *args`` against this stack (``extra_env``: settings of that one run); its stdout."""
+        done = subprocess.run(
+            [str(Path(sys.executable).parent / "cheka"), *args],
+            cwd=ROOT,
+            env={**self.env, **(extra_env or {})},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"cheka {' '.join(args)} failed ({done.returncode}): {done.stderr[-2000:]}")
+        return done.stdout
+
+    def sandbox_faults(self, **faults: Any) -> dict[str, Any]:
+        """Set the sandbox operator's injected faults (the others stay as they are); all of them now."""
+        data = json.dumps(faults).encode()
+        request = urllib.request.Request(
+            self.sandbox + "/_sandbox/faults",
+            data=data,
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:  # loopback stack
+            doc: dict[str, Any] = json.loads(response.read())
+        return doc
+
     def log_tail(self, lines: int = 40) -> str:
         try:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
@@ -174,6 +206,8 @@ def _stack_env(moto: int, api: int, sandbox: int, authority: int) -> dict[str, s
             # The owner's phone gets a registration code and, minutes later, a de-registration code;
             # the 60 s resend rule itself is proved in tests/integration/test_sms_codes.py.
             "CHEKA_SMS_RESEND_SECONDS": "10",
+            # Files change under a test run (an editor, a checkout): the API keeps the code it started with.
+            "CHEKA_LOCAL_NO_AUTORELOAD": "1",
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_DEFAULT_REGION": "cn-north-1",
@@ -301,6 +335,8 @@ def stack(browser_prerequisites: None, tmp_path_factory: pytest.TempPathFactory)
             admin_token=token,
             log=log,
             authority=f"http://127.0.0.1:{authority}",
+            sandbox=f"http://127.0.0.1:{sandbox}",
+            env=env,
         )
     finally:
         _stop(proc, below)

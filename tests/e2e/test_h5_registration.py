@@ -664,6 +664,17 @@ def test_a_trustee_gives_the_owner_and_the_authorization_letter_in_the_browser(
         lambda: me._js("return document.getElementById('doc-owner_id_front').dataset.state") == "done",
         45,
     )
+    # (and its back, whose validity is registered with the owner, 第五条)
+    from tests.synthetic_documents import id_back
+
+    back = tmp_path / "owner-id-back.jpg"
+    back.write_bytes(id_back(fmt="JPEG"))
+    me.choose_files("#owneridback-album", back)
+    me.wait_until(
+        "the back of the owner's ID card to be stored",
+        lambda: me._js("return document.getElementById('doc-owner_id_back').dataset.state") == "done",
+        45,
+    )
     me.tap("#delegation-submit")
     # Then the owner confirms the delegation with the code sent to the owner's phone
     me.wait_until(

@@ -64,6 +64,13 @@ class FakeEvidenceLog(EvidenceLog):
             out.append(entry.model_copy(update={"personal": clear}))
         return out
 
+    def purge_personal(self, flow_id: str) -> int:
+        with self._lock:
+            stored = self.stored.get(flow_id, [])
+            purged = sum(1 for _, sealed in stored if sealed is not None)
+            self.stored[flow_id] = [(entry, None) for entry, _ in stored]
+            return purged
+
     def verify(self, flow_id: str) -> ChainVerdict:
         return verify_chain(
             [entry for entry, _ in self.stored.get(flow_id, [])], self.heads.get(flow_id, ChainHead())

@@ -42,6 +42,12 @@ class FakeRegistrations(RegistrationRepository):
     def of_owner(self, owner: str) -> list[Registration]:
         return sorted((r for r in self.items.values() if r.owner == owner), key=lambda r: r.created_at)
 
+    def registered_for(self, owner_subject: str) -> list[Registration]:
+        mine = (
+            r for r in self.items.values() if r.delegation and r.delegation.owner_subject == owner_subject
+        )
+        return sorted(mine, key=lambda r: r.created_at)
+
     def link_pushes(self, registration_id: str, record_ids: list[str]) -> None:
         for record_id in record_ids:
             self.pushes[record_id] = registration_id

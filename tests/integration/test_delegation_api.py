@@ -24,7 +24,7 @@ from tests.integration.test_registration_flow import (
 )
 from tests.integration.test_registration_flow import vins as vins  # the demo inventory fixture
 from tests.integration.test_verification_api import burst, call, send_burst, start_sideways, upload
-from tests.synthetic_documents import authorization_letter, id_front, id_photo, require_cjk_font
+from tests.synthetic_documents import authorization_letter, id_back, id_front, id_photo, require_cjk_font
 
 pytestmark = pytest.mark.skipif(not FACES.is_dir(), reason=f"face photos not found at {FACES}")
 
@@ -68,6 +68,7 @@ def test_the_owner_confirms_the_delegation_with_their_own_face(
     owner_card = id_front(name="赵六", id_number=owner_id, address="上海市", portrait=portrait, fmt="JPEG")
     letter = authorization_letter(owner_name="赵六", owner_id_number=owner_id, vin=vin, fmt="JPEG")
     assert upload(api, me, flow_id, DocumentKind.OWNER_ID_FRONT, owner_card)[0] == 201
+    assert upload(api, me, flow_id, DocumentKind.OWNER_ID_BACK, id_back(fmt="JPEG"))[0] == 201
     assert upload(api, me, flow_id, DocumentKind.AUTHORIZATION_LETTER, letter)[0] == 201
     owner = {"id_type": "resident_id", "id_number": owner_id, "name": "赵六", "address": "上海市"}
     status, reg = call(

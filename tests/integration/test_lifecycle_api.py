@@ -85,7 +85,8 @@ def registered(world: World, seed: int) -> tuple[Card, str]:
 def test_admin_transfers_a_card_and_history_shows_it(http: Any, world: World, auth: Auth) -> None:
     card, seller = registered(world, 1)
     buyer = person(2, name="赵六")
-    resp = post(http, f"/v1/admin/cards/{card.iccid}/transfer", auth, {"holder_id": buyer.party_id})
+    doc = {"holder_id": buyer.party_id, "reason": "登记人录入错误更正"}
+    resp = post(http, f"/v1/admin/cards/{card.iccid}/transfer", auth, doc)
     assert resp.status_code == 200, resp.body
     outcome = body(resp)
     assert outcome["state"] == "registered"
@@ -93,6 +94,7 @@ def test_admin_transfers_a_card_and_history_shows_it(http: Any, world: World, au
     assert card_now(card.iccid).holder_id == seller
     history = body(http.get(f"/v1/cards/{card.iccid}/history", headers=auth("admin")))
     assert [e["event"] for e in history["events"]][-1] == "transfer_requested"
+    assert "登记人录入错误更正" in history["events"][-1]["reason"]
     push_all(world)
     assert world.operator.received[outcome["record_id"]].kind is PushKind.TRANSFER
     world.lifecycle.apply_callback(answer(outcome["record_id"], card, CallbackOutcome.ACCEPTED))
@@ -103,19 +105,22 @@ def test_transfer_bad_input_is_refused_and_changes_nothing(http: Any, world: Wor
     card, _ = registered(world, 3)
     (idle,) = import_cards(Operator.CHINA_UNICOM, 1, seed=4)
     buyer = person(5)
+    why = {"reason": "更正"}
     before = (card_now(card.iccid).version, card_now(idle.iccid).version)
-    unknown = post(http, "/v1/admin/cards/89860112345678901245/transfer", auth, {"holder_id": buyer.party_id})
+    unknown = post(
+        http, "/v1/admin/cards/89860112345678901245/transfer", auth, {"holder_id": buyer.party_id, **why}
+    )
     assert (unknown.status_code, body(unknown)["code"]) == (404, "card.not_found")
-    illegal = post(http, f"/v1/admin/cards/{idle.iccid}/transfer", auth, {"holder_id": buyer.party_id})
+    illegal = post(http, f"/v1/admin/cards/{idle.iccid}/transfer", auth, {"holder_id": buyer.party_id, **why})
     assert (illegal.status_code, body(illegal)["code"]) == (409, "card.not_registered")
-    malformed = post(http, "/v1/admin/cards/12345/transfer", auth, {"holder_id": buyer.party_id})
+    malformed = post(http, "/v1/admin/cards/12345/transfer", auth, {"holder_id": buyer.party_id, **why})
     assert malformed.status_code == 422
-    nobody = post(http, f"/v1/admin/cards/{card.iccid}/transfer", auth, {"holder_id": "no-such-party"})
+    nobody = post(http, f"/v1/admin/cards/{card.iccid}/transfer", auth, {"holder_id": "no-such-party", **why})
     assert (nobody.status_code, body(nobody)["code"]) == (404, "party.not_found")
-    extra = post(http, f"/v1/admin/cards/{card.iccid}/transfer", auth, {"holder_id": "x", "vin": "y"})
+    extra = post(http, f"/v1/admin/cards/{card.iccid}/transfer", auth, {"holder_id": "x", "vin": "y", **why})
     assert extra.status_code == 422
     owner_role = post(
-        http, f"/v1/admin/cards/{card.iccid}/transfer", auth, {"holder_id": buyer.party_id}, "owner"
+        http, f"/v1/admin/cards/{card.iccid}/transfer", auth, {"holder_id": buyer.party_id, **why}, "owner"
     )
     assert owner_role.status_code == 403
     assert (card_now(card.iccid).version, card_now(idle.iccid).version) == before

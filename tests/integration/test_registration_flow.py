@@ -422,6 +422,8 @@ def test_a_trustee_registers_for_the_owner_with_the_authorization_letter(
     # The owner's ID card is required too (第十二条), and must be the owner's
     status, err = call(api, "post", f"{REG}/{reg_id}/delegation", me, body)
     assert (status, err["code"]) == (422, "delegation.owner_id_missing")
+    # (the back of the owner's ID card too: its validity is registered, 第五条)
+    assert upload(api, me, reg["flow_id"], DocumentKind.OWNER_ID_BACK, id_back(fmt="JPEG"))[0] == 201
     someone_else = make_resident_id(random.Random(6))
     wrong_card = id_front(name="李四", id_number=someone_else, address="上海市", fmt="JPEG")
     assert upload(api, me, reg["flow_id"], DocumentKind.OWNER_ID_FRONT, wrong_card)[0] == 201

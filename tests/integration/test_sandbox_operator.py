@@ -500,6 +500,37 @@ def test_ending_a_binding_the_operator_does_not_hold_is_refused(
     assert sandbox.active_cards(MOBILE, "resident_id", ALICE) == 0
 
 
+def test_an_injected_deregistration_refusal_is_a_rejected_callback_with_its_reason_and_keeps_the_card(
+    gateway: HttpOperatorGateway, sandbox: SandboxOperator, receiver: CallbackReceiver
+):
+    # Given a card registered to Alice, and an operator that refuses de-registrations (set over HTTP)
+    gateway.push(_message(551))
+    request = urllib.request.Request(
+        sandbox.url + "/_sandbox/faults",
+        data=json.dumps({"refuse_deregistrations": "outstanding_balance"}).encode(),
+        method="POST",
+    )
+    with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(request, timeout=5) as resp:
+        assert json.loads(resp.read())["refuse_deregistrations"] == "outstanding_balance"
+    # When the platform de-registers it
+    refused = _message(551, PushKind.DEREGISTER, previous=_platform_hash(ALICE))
+    gateway.push(refused)
+    assert sandbox.wait_idle()
+    # Then the callback refuses it with the reason in Chinese, and the card stays Alice's
+    (callback,) = receiver.of(refused.message_id)
+    assert (callback.outcome, callback.reason_code) == (CallbackOutcome.REJECTED, "outstanding_balance")
+    assert callback.reason_zh is not None
+    assert "未结清费用" in callback.reason_zh
+    assert sandbox.active_cards(MOBILE, "resident_id", ALICE) == 1
+    # And once the fault is cleared, the next de-registration is accepted
+    sandbox.faults.refuse_deregistrations = ""
+    accepted = _message(551, PushKind.DEREGISTER, previous=_platform_hash(ALICE))
+    gateway.push(accepted)
+    assert sandbox.wait_idle()
+    assert receiver.of(accepted.message_id)[0].outcome is CallbackOutcome.ACCEPTED
+    assert sandbox.active_cards(MOBILE, "resident_id", ALICE) == 0
+
+
 def test_the_listing_pages_through_what_the_operator_holds(
     platform_keys: SecretsManagerKeySource, sandbox: SandboxOperator, gateway: HttpOperatorGateway
 ):

@@ -11,7 +11,8 @@ Layout of the ``evidence`` table (hash key ``flow_id``, range key ``seq``):
 
 An append is one transaction: put the entry if its seq is free, and move the head from the seq and
 hash it was read at to the new ones. Two writers that read the same head cannot both commit; the loser
-re-reads the head and chains after the winner. Nothing here updates or deletes an entry.
+re-reads the head and chains after the winner. Nothing here updates or deletes an entry, except the
+purge (第十八条), which drops an entry's sealed personal facts and keeps their digest.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 from pynamodb.attributes import (
     MapAttribute,
 )
-from pynamodb.exceptions import TransactWriteError
+from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.adapters.dynamo.models import EvidenceModel
@@ -69,7 +70,8 @@ def _entry(item: EvidenceModel, personal: dict[str, str]) -> EvidenceEntry:
     """An entry as stored. Raises (KeyError, ValueError, …) when the item is not a well-formed entry.
 
     ``personal_digest`` is recomputed from the stored ciphertext, never stored: an altered or
-    removed encrypted part then shows as a hash mismatch.
+    removed encrypted part then shows as a hash mismatch. Only a purge (``purge_personal``) removes
+    the ciphertext, leaving its digest in ``purged_digest``.
     """
     sealed = _sealed(item)
     return EvidenceEntry(
@@ -80,7 +82,7 @@ def _entry(item: EvidenceModel, personal: dict[str, str]) -> EvidenceEntry:
         actor=item.actor,
         public=json.loads(item.public_json),
         personal=personal,
-        personal_digest=sealed_digest(sealed.data_key, sealed.values) if sealed else None,
+        personal_digest=sealed_digest(sealed.data_key, sealed.values) if sealed else item.purged_digest,
         prev_hash=item.prev_hash,
         hash=item.hash,
     )
@@ -188,6 +190,31 @@ class DynamoEvidenceLog(EvidenceLog):
             hash=entry.hash,
         )
         return entry, item
+
+    def purge_personal(self, flow_id: str) -> int:
+        """Delete the sealed personal facts (and their data keys) of the flow's entries, keeping each
+        one's digest so the chain still verifies; how many entries lost theirs. Each entry is changed
+        only if its hash is the one read (an entry is never otherwise touched)."""
+        purged = 0
+        for item in _items(flow_id):
+            sealed = _sealed(item)
+            if sealed is None:
+                continue
+            try:
+                item.update(
+                    actions=[
+                        EvidenceModel.purged_digest.set(sealed_digest(sealed.data_key, sealed.values)),
+                        EvidenceModel.data_key.remove(),
+                        EvidenceModel.personal_enc.remove(),
+                    ],
+                    condition=(EvidenceModel.hash == item.hash) & EvidenceModel.data_key.exists(),
+                )
+            except UpdateError as exc:
+                if exc.cause_response_code != "ConditionalCheckFailedException":
+                    raise
+                continue  # purged meanwhile by another run
+            purged += 1
+        return purged
 
     def entries(self, flow_id: str) -> list[EvidenceEntry]:
         out = []

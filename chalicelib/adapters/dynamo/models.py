@@ -24,7 +24,9 @@ from chalicelib.adapters.dynamo.models_faces import FACE_TABLES
 from chalicelib.adapters.dynamo.models_msisdn import MSISDN_TABLES
 from chalicelib.adapters.dynamo.models_operator import OPERATOR_TABLES
 from chalicelib.adapters.dynamo.models_outbox import OUTBOX_TABLES
+from chalicelib.adapters.dynamo.models_retention import RETENTION_TABLES
 from chalicelib.adapters.dynamo.models_sms import SMS_TABLES
+from chalicelib.adapters.dynamo.models_spot_checks import SPOT_CHECK_TABLES
 from chalicelib.core.settings import LocalCredentials, Settings
 
 
@@ -161,6 +163,8 @@ class EvidenceModel(Unbound):
     public_json = UnicodeAttribute(null=True)  # canonical JSON, as hashed
     data_key = BinaryAttribute(legacy_encoding=False, null=True)  # KMS-wrapped key of personal_enc
     personal_enc = MapAttribute[str, Any](null=True)  # type: ignore[no-untyped-call] # field name -> AES-GCM ciphertext (bytes)
+    #: Retention purge (第十八条): the digest of the deleted ciphertext, so the chain still verifies.
+    purged_digest = UnicodeAttribute(null=True)
     prev_hash = UnicodeAttribute(null=True)
     hash = UnicodeAttribute(null=True)
     # head
@@ -275,6 +279,17 @@ class RegistrationsByOwner(GlobalSecondaryIndex["RegistrationModel"]):  # type: 
     created_at = UTCDateTimeAttribute(range_key=True)
 
 
+class RegistrationsForOwner(GlobalSecondaryIndex["RegistrationModel"]):  # type: ignore[no-untyped-call]
+    """委托登记: the delegated registrations made for an owner (their sign-in subject), newest last."""
+
+    class Meta:
+        index_name = "by-registered-for"
+        projection = AllProjection()
+
+    registered_for = UnicodeAttribute(hash_key=True)
+    created_at = UTCDateTimeAttribute(range_key=True)
+
+
 class RegistrationModel(Unbound):
     """实名登记 / 实名注销 of one vehicle's cards by one person.
 
@@ -301,7 +316,10 @@ class RegistrationModel(Unbound):
     sealed = MapAttribute[str, Any](null=True)  # type: ignore[no-untyped-call] # field -> ciphertext
     letter_key = UnicodeAttribute(null=True)
     owner_id_key = UnicodeAttribute(null=True)
+    owner_id_back_key = UnicodeAttribute(null=True)  # 委托登记: the owner's ID back (its validity)
     owner_phone_hash = UnicodeAttribute(null=True)  # 委托登记: keyed hash of the owner's phone
+    #: 委托登记: the owner's sign-in subject (of the phone given for them): the owner's 我的车辆 and 注销.
+    registered_for = UnicodeAttribute(null=True)
     delegation_confirmed_by = UnicodeAttribute(null=True)  # sms | face
     delegation_confirmed_at = UTCDateTimeAttribute(null=True)
     owner_flow_id = UnicodeAttribute(null=True)  # 委托登记: the flow of the owner's own face check
@@ -319,6 +337,7 @@ class RegistrationModel(Unbound):
     purge_after_epoch = NumberAttribute(null=True)
 
     by_owner = RegistrationsByOwner()
+    by_registered_for = RegistrationsForOwner()
 
 
 class RegistrationPushModel(Unbound):
@@ -348,6 +367,8 @@ TABLES: tuple[TableSpec, ...] = (
     *SMS_TABLES,
     *FACE_TABLES,
     *MSISDN_TABLES,
+    *RETENTION_TABLES,
+    *SPOT_CHECK_TABLES,
 )
 
 _bound: Settings | None = None

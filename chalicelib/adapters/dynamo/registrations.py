@@ -31,6 +31,7 @@ _DELEGATION_FIELDS = (
     "owner_address",
     "trustee_name",
     "owner_phone",
+    "owner_id_validity",
 )
 
 
@@ -71,7 +72,9 @@ class DynamoRegistrationRepository(RegistrationRepository):
             phone_hash=reg.phone_hash,
             letter_key=reg.delegation.letter_key if reg.delegation else None,
             owner_id_key=reg.delegation.owner_id_key if reg.delegation else None,
+            owner_id_back_key=reg.delegation.owner_id_back_key if reg.delegation else None,
             owner_phone_hash=reg.delegation.owner_phone_hash if reg.delegation else None,
+            registered_for=reg.delegation.owner_subject if reg.delegation else None,
             delegation_confirmed_by=reg.delegation.confirmed_by.value
             if reg.delegation and reg.delegation.confirmed_by
             else None,
@@ -119,6 +122,8 @@ class DynamoRegistrationRepository(RegistrationRepository):
                 owner_address=clear.get("owner_address"),
                 letter_key=item.letter_key,
                 owner_id_key=item.owner_id_key,
+                owner_id_back_key=item.owner_id_back_key,
+                owner_id_validity=clear.get("owner_id_validity"),
                 trustee_name=clear.get("trustee_name"),
                 owner_phone=clear.get("owner_phone"),
                 owner_phone_hash=item.owner_phone_hash,
@@ -175,6 +180,9 @@ class DynamoRegistrationRepository(RegistrationRepository):
 
     def of_owner(self, owner: str) -> list[Registration]:
         return [self._registration(i) for i in RegistrationModel.by_owner.query(owner)]
+
+    def registered_for(self, owner_subject: str) -> list[Registration]:
+        return [self._registration(i) for i in RegistrationModel.by_registered_for.query(owner_subject)]
 
     def link_pushes(self, registration_id: str, record_ids: list[str]) -> None:
         with RegistrationPushModel.batch_write() as batch:

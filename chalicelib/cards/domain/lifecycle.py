@@ -19,6 +19,8 @@ class PushKind(StrEnum):
     REGISTER = "register"  # 实名登记: bind the card to the holder, open the requested functions
     DEREGISTER = "deregister"  # 实名注销: end the binding, back to emergency-only
     TRANSFER = "transfer"  # 过户: end the old holder's binding, bind the new holder
+    #: 抽查 (第十条): the OEM's answer to an operator's spot check; the card itself does not change.
+    SPOT_CHECK_ANSWER = "spot_check_answer"
 
 
 class LifecycleEvent(StrEnum):
@@ -32,6 +34,7 @@ class LifecycleEvent(StrEnum):
     EMERGENCY_ONLY = "emergency_only"  # back to emergency functions only (第十四条)
     DEREGISTRATION_CONFIRMED = "deregistration_confirmed"
     DEREGISTRATION_REFUSED = "deregistration_refused"
+    TRANSFER_OPENED = "transfer_opened"  # 过户 at a dealer's request: the buyer's phone shows possession
     TRANSFER_REQUESTED = "transfer_requested"
     TRANSFERRED = "transferred"
     TRANSFER_REJECTED = "transfer_rejected"
@@ -39,6 +42,25 @@ class LifecycleEvent(StrEnum):
     SCRAPPED = "scrapped"
     SWAPPED_OUT = "swapped_out"
     SWAPPED_IN = "swapped_in"
+
+
+#: The ``transferred`` history entry's reason names the old and the new holder's party, so that the end
+#: of the seller's service (第十八条: kept two years after it) is read from the history alone: the entry's
+#: ``at`` is the end, ``transferred_from`` its party.
+TRANSFERRED_REASON = "过户 transfer: from party {old} to party {new}"
+
+
+def transferred_reason(old_party_id: str | None, new_party_id: str | None) -> str:
+    return TRANSFERRED_REASON.format(old=old_party_id or "-", new=new_party_id or "-")
+
+
+def transferred_from(reason: str | None) -> str | None:
+    """The old holder's party id a ``transferred`` entry's reason names (``None`` if it names none)."""
+    prefix = TRANSFERRED_REASON.split("{old}")[0]
+    if not reason or not reason.startswith(prefix):
+        return None
+    party = reason[len(prefix) :].split(" ", 1)[0]
+    return None if party == "-" else party
 
 
 class Retirement(StrEnum):

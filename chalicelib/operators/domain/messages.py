@@ -59,6 +59,27 @@ class PushCard(BaseModel):
     operator: Operator
 
 
+class SpotCheckVerdict(StrEnum):
+    """The OEM's answer to an operator's spot check (抽查, 第十条)."""
+
+    CONFIRMED = "confirmed"  # the registration's evidence bears the registration out
+    DISCREPANCY = "discrepancy"  # the reviewer found something that does not agree (see the note)
+
+
+class SpotCheckAnswer(BaseModel):
+    """What a ``spot_check_answer`` push tells the operator: which spot check (its ``callback_id``),
+    the verdict, the reviewer's note, and whether it came after the deadline."""
+
+    model_config = ConfigDict(frozen=True)
+
+    check_ref: str  # the operator's spot-check callback id
+    verdict: SpotCheckVerdict
+    note: str | None = Field(default=None, max_length=500)
+    late: bool = False
+    due_at: AwareDatetime
+    answered_at: AwareDatetime
+
+
 class PushMessage(BaseModel):
     """One request to the operator; ``message_id`` is the idempotency key (the outbox record id)."""
 
@@ -76,6 +97,8 @@ class PushMessage(BaseModel):
     #: Minimal necessary functions only (第十四条): what the card should have once accepted.
     functions: list[CardFunction]
     created_at: AwareDatetime
+    #: ``spot_check_answer`` only: the answer (no holder: the operator has the registration already).
+    spot_check: SpotCheckAnswer | None = None
 
 
 class PushReceipt(BaseModel):
@@ -109,6 +132,8 @@ class OperatorCallback(BaseModel):
     reason_en: str | None = None
     functions: list[CardFunction] = Field(default_factory=list)  # opened, when accepted
     decided_at: datetime
+    #: A spot check's deadline for the OEM's answer, when the operator names one.
+    answer_by: datetime | None = None
 
 
 class OperatorUnavailable(Exception):

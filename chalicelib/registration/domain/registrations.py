@@ -14,7 +14,7 @@ while the owner's identity and the authorization letter (授权委托书) are re
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
@@ -22,7 +22,15 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo
 from chalicelib.consents.domain import ConsentRecord
 from chalicelib.kernel.errors import Conflict, Forbidden, NotFound
 from chalicelib.kernel.names import TextKind, clean_optional, clean_text
-from chalicelib.verification.domain.flows import CheckName, CheckVerdict, Flow, FlowPurpose, FlowStatus
+from chalicelib.sms.domain import subject_for
+from chalicelib.verification.domain.flows import (
+    PERMANENT,
+    CheckName,
+    CheckVerdict,
+    Flow,
+    FlowPurpose,
+    FlowStatus,
+)
 
 
 class RegistrationKind(StrEnum):
@@ -57,6 +65,7 @@ class Step(StrEnum):
     REGISTERED = "registered"
     DEREGISTERED = "deregistered"
     REJECTED = "rejected"
+    TRANSFERRED = "transferred"  # 过户: the seller's registration ended when the buyer's was accepted
 
 
 FINAL_STEPS = frozenset({Step.REGISTERED, Step.DEREGISTERED, Step.REJECTED})
@@ -117,6 +126,11 @@ class Delegation(BaseModel):
     letter_key: str | None = None
     #: Key of the stored photo of the owner's ID card (read and cross-checked with the fields above).
     owner_id_key: str | None = None
+    #: Key of the stored photo of the back of the owner's resident ID card, read for its validity.
+    owner_id_back_key: str | None = None
+    #: The owner's ID validity as its back was read (第五条 如实登记), as ``TypedIdentity.id_validity``:
+    #: an ISO end date or ``permanent`` (长期); ``None`` for documents without one read.
+    owner_id_validity: str | None = Field(default=None, repr=False)
     #: The trustee (受托人) the letter names, as read: the verified trustee must be this person.
     trustee_name: str | None = Field(default=None, repr=False)
     #: The owner's phone the confirmation code goes to (stored sealed), and its keyed hash.
@@ -141,6 +155,21 @@ class Delegation(BaseModel):
     @property
     def confirmed(self) -> bool:
         return self.confirmed_at is not None
+
+    @property
+    def owner_subject(self) -> str | None:
+        """The owner's sign-in subject: the one of the phone given for them (``sms.domain.subject_for``
+        of its keyed hash). Signed in with that phone, the owner sees the car and may de-register it."""
+        return subject_for(self.owner_phone_hash) if self.owner_phone_hash else None
+
+    @property
+    def owner_id_valid_until(self) -> date | None:
+        v = self.owner_id_validity
+        return None if v in (None, PERMANENT) else date.fromisoformat(str(v))
+
+    @property
+    def owner_id_permanent(self) -> bool:
+        return self.owner_id_validity == PERMANENT
 
 
 class PossessionMethod(StrEnum):
@@ -174,6 +203,10 @@ class Possession(BaseModel):
     #: The review case opened when the car was already pending or registered under someone else.
     contest_case_id: str | None = None
     contested_at: AwareDatetime | None = None
+    #: 过户 (第十三条): the car is registered to someone else and the person goes on as its buyer: the
+    #: registration's cards are the seller's, pushed as a transfer (effective when the operator accepts).
+    transfer: bool = False
+    transfer_chosen_at: AwareDatetime | None = None
 
     @property
     def proved(self) -> bool:
@@ -209,6 +242,11 @@ class Registration(BaseModel):
     created_at: AwareDatetime
     updated_at: AwareDatetime
     expires_at: AwareDatetime | None = None
+
+    @property
+    def is_transfer(self) -> bool:
+        """过户: a registration by the buyer of a car registered to someone else."""
+        return self.possession is not None and self.possession.transfer
 
     @property
     def steps(self) -> tuple[Step, ...]:
@@ -256,6 +294,7 @@ def _done(step: Step, reg: Registration, flow: Flow | None) -> bool:
         return flow is None or (
             d.letter_key == flow.documents.get("authorization_letter")
             and d.owner_id_key == flow.documents.get("owner_id_front")
+            and d.owner_id_back_key == flow.documents.get("owner_id_back")
         )
     if flow is None:
         return False

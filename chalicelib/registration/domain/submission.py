@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from chalicelib.cards.domain.inventory import CardEvent, CardState
-from chalicelib.cards.domain.lifecycle import LifecycleEvent
+from chalicelib.cards.domain.lifecycle import LifecycleEvent, transferred_from
 from chalicelib.kernel.errors import Forbidden, InvalidField
 from chalicelib.kernel.personal import IdType, Party
 from chalicelib.registration.domain.registrations import (
@@ -18,7 +18,7 @@ from chalicelib.registration.domain.registrations import (
     Step,
 )
 from chalicelib.sms.domain import SIGNATURE
-from chalicelib.verification.domain.flows import TypedIdentity
+from chalicelib.verification.domain.flows import TypedIdentity, address_required
 
 #: A claim older than this whose push never committed (the request died) may be submitted again.
 STALE_CLAIM = timedelta(minutes=2)
@@ -37,17 +37,24 @@ def claimable(reg: Registration, now: datetime) -> bool:
 
 
 def holder_party(reg: Registration, verified: TypedIdentity, now: datetime) -> Party:
-    """The cards' holder: the owner who authorized a trustee, else the person the flow verified."""
+    """The cards' holder: the owner who authorized a trustee, else the person the flow verified, whose
+    address is required (422 ``identity.address_required``; a delegation requires the owner's)."""
     if reg.delegation is not None:
         d = reg.delegation
+        # The operator's contact for the card is the owner's phone (given for them), not the trustee's.
         return Party(
             id_type=IdType(d.owner_id_type),
             id_number=d.owner_id_number,
             name=d.owner_name,
             address=d.owner_address,
-            phone=reg.phone,
+            phone=d.owner_phone or reg.phone,
+            id_valid_until=d.owner_id_valid_until,
+            id_permanent=d.owner_id_permanent,
             created_at=now,
         )
+    if not verified.address:
+        # 第五条: the holder's address is registered with the other facts (typed, as on the document).
+        raise address_required()
     return Party(
         id_type=IdType(verified.id_type),
         id_number=verified.id_number,
@@ -57,6 +64,29 @@ def holder_party(reg: Registration, verified: TypedIdentity, now: datetime) -> P
         id_valid_until=verified.id_valid_until,
         id_permanent=verified.id_permanent,
         created_at=now,
+    )
+
+
+def holds(reg: Registration, caller: str) -> bool:
+    """Whether ``caller`` is the holder of ``reg``'s cards: the person it verified, or, 委托登记, the
+    owner it was made for (signed in with the phone given for them), never the trustee."""
+    if reg.delegation is not None:
+        return reg.delegation.owner_subject == caller
+    return reg.owner == caller
+
+
+def holder_phone_hash(reg: Registration) -> str | None:
+    """The keyed hash of the holder's phone: the owner's, for a delegated registration."""
+    return reg.delegation.owner_phone_hash if reg.delegation is not None else reg.phone_hash
+
+
+def registered_for_owner(reg: Registration) -> Forbidden:
+    """委托登记: the trustee asked to de-register the cards registered for the owner."""
+    return Forbidden(
+        "deregistration.registered_for_owner",
+        "该车辆由您受托为车主登记，只有车主本人可以注销实名",
+        "You registered this vehicle for its owner as their trustee: only the owner may de-register it",
+        field="vin",
     )
 
 
@@ -97,7 +127,7 @@ def was_pushed(reg: Registration, histories: Mapping[str, Sequence[CardEvent]]) 
         e.at >= since
         and (
             e.to_state in (CardState.PENDING, CardState.DEREGISTERED)
-            or e.event == LifecycleEvent.DEREGISTRATION_REQUESTED
+            or e.event in (LifecycleEvent.DEREGISTRATION_REQUESTED, LifecycleEvent.TRANSFER_REQUESTED)
         )
         for events in histories.values()
         for e in events
@@ -115,6 +145,11 @@ def card_outcome(kind: RegistrationKind, events: Sequence[CardEvent]) -> CardOut
                 return CardOutcome(step=Step.REJECTED, reason_zh=event.reason, reason_en=event.reason)
         return CardOutcome(step=Step.PENDING)
     for event in events:
+        # 过户: the buyer's registration is the transfer's answer (the card stays registered meanwhile).
+        if event.event == LifecycleEvent.TRANSFERRED:
+            return CardOutcome(step=Step.REGISTERED)
+        if event.event == LifecycleEvent.TRANSFER_REJECTED:
+            return CardOutcome(step=Step.REJECTED, reason_zh=event.reason, reason_en=event.reason)
         if event.from_state is not CardState.PENDING:
             continue
         if event.to_state is CardState.REGISTERED:
@@ -141,16 +176,42 @@ def holder_events(history: Sequence[CardEvent], reg: Registration) -> list[CardE
         if since is None or event.at < since:
             continue
         mine.append(event)
-        if event.to_state is CardState.UNREGISTERED:
+        if event.to_state is CardState.UNREGISTERED or transferred_away(event, reg):
             break
     return mine
 
 
+def transferred_away(event: CardEvent, reg: Registration) -> bool:
+    """A ``transferred`` entry that ended ``reg``'s holding (过户 to a buyer)."""
+    return (
+        event.event == LifecycleEvent.TRANSFERRED
+        and reg.party_id is not None
+        and transferred_from(event.reason) == reg.party_id
+    )
+
+
+def transfer_requested_message(vin: str) -> str:
+    """The SMS to the seller (the card's registered holder) when a buyer's transfer is pushed."""
+    return (
+        f"{SIGNATURE}您名下车辆（VIN 尾号 {vin[-6:]}）的车联网卡有人申请过户，电信企业同意后您的实名登记"
+        "将终止。如非您本人出售或转让该车辆，请尽快联系车企客服。"
+    )
+
+
 def result_message(
-    vin: str, outcome: CardOutcome, kind: RegistrationKind = RegistrationKind.REGISTRATION
+    vin: str,
+    outcome: CardOutcome,
+    kind: RegistrationKind = RegistrationKind.REGISTRATION,
+    *,
+    transfer: bool = False,
 ) -> str:
     """The SMS with a final outcome (确认登记结果), once the operator has answered."""
     tail = vin[-6:]
+    if transfer and outcome.step is Step.REGISTERED:
+        return f"{SIGNATURE}您的车辆（VIN 尾号 {tail}）车联网卡过户实名登记成功，已登记在您的名下。"
+    if transfer and outcome.step is Step.REJECTED:
+        reason = outcome.reason_zh or "请联系车企客服"
+        return f"{SIGNATURE}您的车辆（VIN 尾号 {tail}）车联网卡过户未获电信企业同意：{reason}。原登记不变。"
     if kind is RegistrationKind.DEREGISTRATION and outcome.step is Step.REJECTED:
         reason = outcome.reason_zh or "请联系车企客服"
         return f"{SIGNATURE}您的车辆（VIN 尾号 {tail}）车联网卡实名注销未获电信企业同意：{reason}。"

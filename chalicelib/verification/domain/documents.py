@@ -51,6 +51,7 @@ class DocumentKind(StrEnum):
     BUSINESS_LICENCE = "business_licence"  # 营业执照
     AUTHORIZATION_LETTER = "authorization_letter"  # 授权委托书
     OWNER_ID_FRONT = "owner_id_front"  # 委托登记: the owner's (用户) ID card, portrait side
+    OWNER_ID_BACK = "owner_id_back"  # 委托登记: the owner's resident ID card, emblem side (its validity)
     VEHICLE_LICENCE = "vehicle_licence"  # 机动车行驶证 (proof of possession of the car)
     PURCHASE_INVOICE = "purchase_invoice"  # 机动车销售统一发票 (proof of possession of the car)
     ONSITE_PHOTO = "onsite_photo"  # 现场照片 (the person at the dealer)

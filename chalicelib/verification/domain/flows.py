@@ -69,6 +69,8 @@ class CheckName(StrEnum):
     FACE = "face"
     #: 委托登记 (第十二条): the owner's ID card read and agreeing with the owner's typed identity.
     OCR_OWNER_ID_FRONT = "ocr_owner_id_front"
+    #: 委托登记: the owner's resident ID card back read: its validity (第五条), not expired.
+    OCR_OWNER_ID_BACK = "ocr_owner_id_back"
     #: 人脸信息处理单独同意 (PIPL 第二十九条): given before any face is processed.
     BIOMETRIC_CONSENT = "biometric_consent"
     #: The identity authority knows the typed name and ID number together (证件真实性).

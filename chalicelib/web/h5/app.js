@@ -57,6 +57,7 @@
     pending: "办理中",
     registered: "已登记",
     deregistered: "已注销",
+    transferred: "已过户",
   };
   const FUNCTIONS = { emergency: "紧急呼叫", telematics: "车辆联网服务", data: "车载上网" };
   // The server's directions are in the coordinates of the frames as uploaded ("left": the face turns
@@ -627,6 +628,8 @@
     $("#possession-claimed").hidden = !claimed;
     $("#possession-contest").hidden = Boolean(p.contest_case_id);
     $("#possession-contested").hidden = !p.contest_case_id;
+    // 过户: registered to someone else with nothing pending at the operator: the buyer may take it over.
+    $("#possession-transferable").hidden = !(claimed && p.transferable);
     $("#head-unit-code").value = "";
     const box = $("#doc-vehicle_licence");
     box.dataset.state = "empty";
@@ -733,6 +736,18 @@
     }
   }
 
+  /** 过户: go on as the buyer of the car registered to someone else (the same checks follow). */
+  async function transferPossession() {
+    await busy($("#possession-transfer"), "提交中…", async () => {
+      try {
+        await render(await api("POST", possessionPath("/transfer"), {}));
+        notice("已转为过户办理，请继续核验身份");
+      } catch (error) {
+        if (!(await recover(error))) showError(error, $("#possession-claimed"));
+      }
+    });
+  }
+
   async function contestPossession() {
     await busy($("#possession-contest"), "提交中…", async () => {
       try {
@@ -759,6 +774,7 @@
   // 委托登记: the owner's identity and the authorization letter
   const DELEGATION_DOCS = {
     owner_id_front: "请拍摄车主身份证人像面",
+    owner_id_back: "请拍摄车主身份证国徽面（有效期限）",
     authorization_letter: "请拍摄车主签署的授权委托书",
   };
 
@@ -1055,7 +1071,7 @@
       if (await recover(err)) return;
       // A refused photo (422/413) can be retaken; anything else is said as the server says it.
       const message = err.messageZh.replace(/[。.！!]+$/, "");
-      const retake = err.status === 422 || err.status === 413;
+      const retake = (err.status === 422 || err.status === 413) && err.code !== "id_card.expired";
       docState(kind, "failed", message + (retake ? "，请重新拍摄" : ""));
       if (/^ocr\./.test(err.code)) {
         showError(new ApiError(422, { code: err.code, message_zh: message + "。请重新拍摄，或返回修改证件信息。" }));
@@ -1560,17 +1576,19 @@
     if (outcome === "pending") {
       mark.className = "result-mark wait";
       $("#result-text").textContent = registering ? "已提交，等待电信企业确认…" : "已提交注销，等待电信企业确认…";
-      $("#result-reason").textContent = "结果通常在几秒内返回，也会以短信通知您。";
+      $("#result-reason").textContent = pendingNext(reg);
       startPolling();
     } else if (outcome === "registered" || outcome === "deregistered") {
       mark.className = "result-mark ok";
       $("#result-text").textContent = outcome === "registered" ? "实名登记成功" : "实名注销成功";
+      if (transferring(reg) && outcome === "registered") $("#result-text").textContent = "过户实名登记成功";
       $("#result-reason").textContent =
         outcome === "registered" ? "车联网卡已开通必要功能。" : "车联网卡已恢复为仅紧急呼叫。";
       forget();
     } else if (outcome === "rejected") {
       mark.className = "result-mark bad";
       $("#result-text").textContent = registering ? "实名登记未通过" : "实名注销未通过";
+      if (transferring(reg)) $("#result-text").textContent = "过户未通过，原登记不变";
       $("#result-reason").textContent = reason || "请核对信息后重新办理，或前往电信企业营业厅办理。";
       forget();
     } else {
@@ -1578,6 +1596,22 @@
       $("#result-text").textContent = "当前状态：" + outcome;
     }
     $("#result-card").replaceChildren(...vehicleBlock(reg.vehicle, reg.cards));
+  }
+
+  /** 过户: the buyer's registration of a car registered to someone else. */
+  function transferring(reg) {
+    return Boolean(reg.possession && reg.possession.transfer);
+  }
+
+  /** What happens next while the operator has it, as the server says (`result.next`). */
+  const NEXT = {
+    waiting_operator: "结果通常在几分钟内返回，届时以短信通知您。",
+    checking_with_operator: "电信企业尚未答复，平台正在向电信企业查询办理结果，您无需重新办理；结果将以短信通知您。",
+  };
+
+  function pendingNext(reg) {
+    const next = reg.result && reg.result.next;
+    return NEXT[next] || NEXT.waiting_operator;
   }
 
   function startPolling() {
@@ -1589,7 +1623,8 @@
         const reg = await api("GET", KINDS[state.kind].path + "/" + encodeURIComponent(state.reg.registration_id));
         if (reg.step === "pending") {
           state.reg = reg;
-          if (Date.now() - state.pollStarted > 120000) {
+          $("#result-reason").textContent = pendingNext(reg);
+          if (Date.now() - state.pollStarted > 120000 && !(reg.result && reg.result.next === "checking_with_operator")) {
             $("#result-reason").textContent = "电信企业确认时间较长，您可以稍后在「我的车辆」中查看结果。";
           }
           state.pollTimer = setTimeout(tick, POLL_MS);
@@ -1631,15 +1666,20 @@
     }
     list.replaceChildren(
       ...doc.vehicles.map((v) => {
-        const registered = (v.cards || []).some((c) => c.state === "registered");
+        // 过户: the seller's card is the buyer's now (no functions of theirs; not theirs to de-register).
+        const gone = v.step === "transferred";
+        const cards = gone ? (v.cards || []).map((c) => ({ ...c, state: "transferred", functions: [] })) : v.cards;
+        const registered = v.step === "registered" && (v.cards || []).some((c) => c.state === "registered");
         return h(
           "div",
           { class: "card vehicle", "data-vin": v.vin_masked },
-          vehicleBlock(v, v.cards),
+          vehicleBlock(v, cards),
+          registeredFor(v),
           vehicleResult(v.result),
           deregistrationResult(v.deregistration),
           cardHistory(v.cards),
-          registered && !(v.deregistration && v.deregistration.step === "pending")
+          // 委托登记: only the owner (the card's holder) may de-register, never the trustee.
+          registered && !v.registered_for && !(v.deregistration && v.deregistration.step === "pending")
             ? h(
                 "div",
                 { class: "vehicle-actions" },
@@ -1661,6 +1701,7 @@
     registered: "实名登记成功",
     rejected: "实名登记未通过",
     deregistered: "已注销实名",
+    transferred: "已过户给新车主，不再登记在您的名下",
   };
   const EVENTS = {
     imported: "车辆入库",
@@ -1672,6 +1713,7 @@
     emergency_only: "恢复为仅紧急呼叫",
     deregistration_confirmed: "电信企业确认注销",
     deregistration_refused: "电信企业未确认注销",
+    transfer_opened: "经销商申请过户",
     transfer_requested: "申请过户",
     transferred: "过户完成",
     transfer_rejected: "过户未通过",
@@ -1682,6 +1724,15 @@
     swapped_in: "更换零部件（新卡）",
   };
 
+  /** 委托登记: the trustee reads the car as registered for its owner; the owner, as registered by a trustee. */
+  function registeredFor(v) {
+    if (v.registered_for) {
+      const text = "为 " + v.registered_for + " 登记（仅车主本人可注销实名）";
+      return h("p", { class: "vehicle-for hint", text });
+    }
+    return v.delegated ? h("p", { class: "vehicle-for hint", text: "受托人为您办理的委托登记" }) : null;
+  }
+
   /** The last registration's result, with the operator's reason when it was refused. */
   function vehicleResult(result) {
     if (!result) return null;
@@ -1689,7 +1740,9 @@
     return h(
       "p",
       { class: "vehicle-result " + result.step },
-      text + (result.step === "rejected" && result.reason_zh ? "：" + result.reason_zh : ""),
+      text +
+        (result.step === "rejected" && result.reason_zh ? "：" + result.reason_zh : "") +
+        (result.next === "checking_with_operator" ? "（平台正在向电信企业查询结果）" : ""),
     );
   }
 
@@ -1763,6 +1816,7 @@
     $("#possession-form").addEventListener("submit", proveByHeadUnit);
     $("#head-unit-send").addEventListener("click", sendHeadUnitCode);
     $("#possession-contest").addEventListener("click", contestPossession);
+    $("#possession-transfer").addEventListener("click", transferPossession);
     setInterval(syncHeadUnitSend, 1000);
     for (const how of ["camera", "album"]) {
       const input = $("#licence-" + how);
@@ -1772,6 +1826,7 @@
     for (const [kind, prefix] of [
       ["authorization_letter", "letter"],
       ["owner_id_front", "ownerid"],
+      ["owner_id_back", "owneridback"],
     ]) {
       for (const how of ["camera", "album"]) {
         const input = $("#" + prefix + "-" + how);

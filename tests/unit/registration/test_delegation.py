@@ -4,7 +4,7 @@ before the registration can go on to be submitted."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 
@@ -35,6 +35,12 @@ OWNER_PHONE = "13700001111"
 OWNER_NAME = "李四"
 LETTER = b"letter photo"
 OWNER_ID = b"owner id photo"
+OWNER_ID_BACK = b"owner id back photo"
+#: What OCR reads on the back of the owner's ID card: valid until 2031-05-01.
+OWNER_BACK_LINES = [
+    TextLine(text=t, confidence=0.99)
+    for t in ("签发机关上海市公安局浦东分局", "有效期限2011.05.01-2031.05.01")
+]
 
 
 @pytest.fixture
@@ -83,6 +89,8 @@ def with_photos(world: World, flow_id: str, vin: str, **letter: str) -> None:
     """The letter and the owner's ID card uploaded, each read as given."""
     world.upload(flow_id, "authorization_letter", LETTER)
     world.upload(flow_id, "owner_id_front", OWNER_ID)
+    world.upload(flow_id, "owner_id_back", OWNER_ID_BACK)
+    world.ocr.readings[OWNER_ID_BACK] = OWNER_BACK_LINES
     world.ocr.readings[LETTER] = letter_lines(vin, **letter)
     world.ocr.readings[OWNER_ID] = [
         TextLine(text=t, confidence=0.99) for t in id_front_lines(OTHER_NUMBER, "李四")
@@ -219,6 +227,43 @@ def test_a_confirmed_delegation_is_submitted_with_the_owner_as_holder(world: Wor
     assert (holder.id_number, holder.name) == (OTHER_NUMBER, OWNER_NAME)
 
 
+def test_the_owners_id_validity_is_read_from_its_back_kept_and_pushed(world: World) -> None:
+    # given a confirmed delegation whose owner's ID back reads valid until 2031-05-01
+    reg_id, flow_id = confirmed(world)
+    world.verify_person(flow_id)
+    world.consent(reg_id)
+    # when it is submitted
+    world.service.submit(reg_id, ME)
+    # then the owner (the holder) is kept and pushed with that validity, not as 长期
+    card = world.cards(world.vins[0])[0]
+    holder = world.parties.get(card.holder_id or "")
+    assert holder is not None
+    assert (holder.id_valid_until, holder.id_permanent) == (date(2031, 5, 1), False)
+    (pushed,) = world.outbox.records.values()
+    assert pushed.message.holder is not None
+    assert pushed.message.holder.id_valid_until == "2031-05-01"
+
+
+def test_a_delegation_whose_owner_id_has_expired_is_refused_and_nothing_kept(world: World) -> None:
+    reg_id, flow_id = at_delegation(world)
+    with_photos(world, flow_id, world.vins[0])
+    world.ocr.readings[OWNER_ID_BACK] = [
+        TextLine(text=t, confidence=0.99)
+        for t in ("签发机关上海市公安局浦东分局", "有效期限2006.05.01-2016.05.01")
+    ]
+    err = refusal(world.service.delegate, reg_id, ME, owner_identity(), OWNER_PHONE)
+    assert (err.code, err.status, err.field) == ("id_card.expired", 422, "owner_id_back")
+    assert world.service.get(reg_id, ME, REG).delegation is None
+
+
+def test_a_delegation_without_the_back_of_the_owners_id_card_is_refused(world: World) -> None:
+    reg_id, flow_id = at_delegation(world)
+    world.upload(flow_id, "authorization_letter", LETTER)
+    world.upload(flow_id, "owner_id_front", OWNER_ID)
+    err = refusal(world.service.delegate, reg_id, ME, owner_identity(), OWNER_PHONE)
+    assert (err.code, err.field) == ("delegation.owner_id_back_missing", "owner_id_back")
+
+
 def test_changing_the_owner_after_the_confirmation_needs_a_new_one(world: World) -> None:
     # given a confirmed delegation
     reg_id, _ = confirmed(world)
@@ -328,11 +373,14 @@ def test_the_delegation_keeps_how_the_owner_confirmed(world: World) -> None:
 # --------------------------------------------------------------------------- the owner's own face
 
 
-def face_passed(world: World, flow_id: str) -> None:
-    """The flow's face check passed (the verification context's own stories prove how)."""
+def face_passed(world: World, flow_id: str, *, consented: bool = True) -> None:
+    """The flow's face check passed (the verification context's own stories prove how), after the
+    biometric consent given in it unless ``consented`` is False."""
     flow = world.flows.get(flow_id)
     assert flow is not None
     checks = {**flow.checks, CheckName.FACE: CheckVerdict.PASSED}
+    if consented:
+        checks[CheckName.BIOMETRIC_CONSENT] = CheckVerdict.PASSED
     world.flows.save(
         flow.model_copy(update={"status": FlowStatus.VERIFIED, "checks": checks, "version": flow.version + 1})
     )
@@ -369,6 +417,25 @@ def test_the_owner_confirms_with_their_own_face_check_in_a_flow_of_their_identit
         e for e in world.evidence.entries(flow_id) if e.kind is EvidenceKind.DELEGATION_CONFIRMED
     ]
     assert confirmed_entries[-1].public == {"by": "face", "owner_flow_id": owner_flow_id}
+
+
+def test_an_owners_face_check_without_their_biometric_consent_does_not_confirm_the_delegation(
+    world: World,
+) -> None:
+    # given the owner's check opened, and a face verdict in it with no biometric consent given there
+    reg_id, _ = delegated(world)
+    view = world.service.open_owner_check(reg_id, ME)
+    assert view.delegation is not None
+    owner_flow_id = view.delegation.owner_flow_id
+    assert owner_flow_id is not None
+    face_passed(world, owner_flow_id, consented=False)
+    # when it is offered as the owner's agreement
+    err = refusal(world.service.confirm_delegation_by_face, reg_id, ME)
+    # then it is refused as face processing without the consent, and the delegation stays unconfirmed
+    assert (err.code, err.status) == ("consent.biometric_required", 409)
+    shown = world.service.get(reg_id, ME, REG)
+    assert shown.delegation is not None
+    assert shown.delegation.confirmed is False
 
 
 def test_a_face_check_of_someone_else_does_not_confirm_the_delegation(world: World) -> None:

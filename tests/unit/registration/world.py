@@ -55,6 +55,7 @@ SOMEONE = "owner-b"
 PHONE = "13912345678"
 NAME = "王小明"
 NUMBER = "110101199003076632"
+ADDRESS = "北京市东城区景山前街4号"
 OTHER_NUMBER = "110101199003071233"
 
 
@@ -169,7 +170,9 @@ class World:
         """The flow's identity typed; its ID photos read and its live face matched (the verification
         context's own stories), as the flow records them."""
         self.verification.set_identity(
-            flow_id, owner, TypedIdentity(id_type="resident_id", id_number=number, name=NAME)
+            flow_id,
+            owner,
+            TypedIdentity(id_type="resident_id", id_number=number, name=NAME, address=ADDRESS),
         )
         flow = self.flows.get(flow_id)
         assert flow is not None
