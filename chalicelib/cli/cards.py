@@ -70,20 +70,31 @@ def card_show(iccid: str) -> None:
 @click.argument("iccid")
 @click.option("--holder", "holder_id", required=True, help="Party id of the new holder (verified).")
 @click.option("--responsible", "responsible_id", default=None, help="Enterprise: its responsible person.")
-def card_transfer(iccid: str, holder_id: str, responsible_id: str | None) -> None:
-    """Transfer a registered card to a new holder; effective when the operator accepts."""
+@click.option("--reason", required=True, help="Why the OEM corrects the holder (kept in the card's history).")
+def card_transfer(iccid: str, holder_id: str, responsible_id: str | None, reason: str) -> None:
+    """Correct a registered card's holder (a buyer's transfer is the H5 flow); effective when the
+    operator accepts."""
     from chalicelib.cards.holders import holder_from_party
     from chalicelib.core import deps
-    from chalicelib.kernel.errors import NotFound
+    from chalicelib.kernel.errors import InvalidField, NotFound
 
     try:
+        if not reason.strip():
+            raise InvalidField(
+                "transfer.reason_required",
+                "请填写更正原因",
+                "Give the reason for the correction",
+                field="reason",
+            )
         parties = deps.party_repo()
         party = parties.get(holder_id)
         responsible = parties.get(responsible_id) if responsible_id else None
         if party is None or (responsible_id and responsible is None):
             raise NotFound("party.not_found", "未找到该登记人", "No party with this id", field="holder_id")
         holder = holder_from_party(party, deps.keyed_hasher(), responsible)
-        outcome = _lifecycle().transfer(_valid("iccid", iccid, "iccid"), holder, _ACTOR)
+        outcome = _lifecycle().transfer(
+            _valid("iccid", iccid, "iccid"), holder, _ACTOR, f"OEM correction: {reason.strip()}"
+        )
     except DomainError as err:
         fail(err)
     print_json(outcome)

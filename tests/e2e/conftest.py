@@ -206,6 +206,9 @@ def _stack_env(moto: int, api: int, sandbox: int, authority: int) -> dict[str, s
             # The owner's phone gets a registration code and, minutes later, a de-registration code;
             # the 60 s resend rule itself is proved in tests/integration/test_sms_codes.py.
             "CHEKA_SMS_RESEND_SECONDS": "10",
+            # One synthetic person registers (and de-registers) many cars in one run; the five face
+            # attempts a day a person has are proved in tests/integration/test_verification_limits.py.
+            "CHEKA_FACE_ATTEMPTS_PER_PERSON_DAY": "100",
             # Files change under a test run (an editor, a checkout): the API keeps the code it started with.
             "CHEKA_LOCAL_NO_AUTORELOAD": "1",
             "AWS_ACCESS_KEY_ID": "testing",

@@ -223,8 +223,10 @@ def test_cli_shows_a_card_and_scraps_its_vehicle(world: World) -> None:
     assert shown["lifecycle"]["awaiting"] is False
     code, scrapped = cli(card_group, "scrap", card.vin)
     assert (code, scrapped["cards"][0]["retired"]) == (0, "scrapped")
-    code, refused = cli(card_group, "transfer", card.iccid, "--holder", "nobody")
+    code, refused = cli(card_group, "transfer", card.iccid, "--holder", "nobody", "--reason", "wrong holder")
     assert (code, refused["error"]["code"]) == (2, "party.not_found")
+    code, blank = cli(card_group, "transfer", card.iccid, "--holder", "nobody", "--reason", " ")
+    assert (code, blank["error"]["code"]) == (2, "transfer.reason_required")
     code, missing = cli(card_group, "show", "89860112345678901245")
     assert (code, missing["error"]["code"]) == (2, "card.not_found")
 
