@@ -2,9 +2,11 @@
 (``<kind>.<version>.md``), read once per process; the current version of each kind is the one in force.
 
 A text may hold placeholders (``{{oem_name}}``, ``{{oem_contact}}``, ``{{face_provider}}``,
-``{{authority_provider}}``) filled from the stage's settings when the files are read: the served text,
-and so its SHA-256, is the filled one, the same for every request of a stage. Older versions stay
-readable (``consent_version``): an acceptance recorded against one keeps verifying against it.
+``{{authority_provider}}``; the periods ``{{retention_years}}``, ``{{photo_period}}`` and
+``{{photo_note}}``, so that a text states the periods ``purge_retention`` applies) filled from the
+stage's settings when the files are read: the served text, and so its SHA-256, is the filled one, the
+same for every request of a stage. Older versions stay readable (``consent_version``): an acceptance
+recorded against one keeps verifying against it.
 """
 
 from __future__ import annotations
@@ -63,17 +65,35 @@ def fill(raw: bytes, values: Mapping[str, str]) -> bytes:
     return _PLACEHOLDER.sub(value, raw.decode("utf-8")).encode("utf-8")
 
 
+def photo_period(years: int) -> str:
+    """How long the on-site photo is kept, as the biometric consent states it (第十八条 and the stage's
+    ``retention_face_years``)."""
+    if years == 0:
+        return "在车联网卡服务期间保存，服务终止（实名注销、过户、报废）时删除"
+    return f"在车联网卡服务期间及服务终止后 {years} 年内保存，期满后删除"
+
+
 def stage_values(settings: Settings | None = None) -> dict[str, str]:
     """The placeholders' values of a stage, from its settings (the settings in force by default)."""
     if settings is None:
         from chalicelib.core.settings import get_settings
 
         settings = get_settings()
+    face_years = (
+        settings.retention_years if settings.retention_face_years is None else settings.retention_face_years
+    )
     return {
         "oem_name": settings.oem_name,
         "oem_contact": settings.oem_contact,
         "face_provider": FACE_PROVIDERS[settings.face_engine].format(oem_name=settings.oem_name),
         "authority_provider": AUTHORITY_PROVIDERS[settings.authority_kind],
+        "retention_years": str(settings.retention_years),
+        "photo_period": photo_period(face_years),
+        # The registration agreement names the on-site photo among the materials; a shorter face period
+        # is stated beside them (empty when it is the same, so the text and its hash stay as they were).
+        "photo_note": ""
+        if face_years == settings.retention_years
+        else f"（其中现场拍摄照片：{photo_period(face_years)}）",
     }
 
 

@@ -5,7 +5,7 @@ biometric consent asked before any ID photo.
 
 Each test logs in with its own phones (a phone gets one code per resend period) and takes its own
 vehicle from the demo inventory; the flows a test leaves open take vehicles from the end of the list.
-Screenshots of what the owner saw are kept in the test's tmp dir.
+Screenshots of what the owner saw are kept in the test's tmp dir and in /tmp/h5-lifecycle.
 """
 
 from __future__ import annotations

@@ -118,6 +118,33 @@ def test_the_biometric_consent_names_the_stages_face_engine_provider_the_portrai
         assert required in text, required
 
 
+def test_the_texts_state_the_retention_periods_the_stage_purges_with_and_the_default_text_is_unchanged() -> (
+    None
+):
+    default = served(stage())
+    agreement = default[ConsentKind.REGISTRATION_AGREEMENT].text
+    assert "后 2 年内保存，期满后删除；未完成的登记" in agreement  # no note when the photo goes with the rest
+    raw = (CONSENTS_DIR / "biometric_consent.v3.md").read_bytes()
+    as_written = raw.replace(
+        b"{{photo_period}}", "在车联网卡服务期间及服务终止后 2 年内保存，期满后删除".encode()
+    )
+    assert default[ConsentKind.BIOMETRIC_CONSENT].text == fill(as_written, stage_values(stage())).decode()
+
+    longer = served(stage(retention_years=3))
+    assert "后 3 年内保存" in longer[ConsentKind.REGISTRATION_AGREEMENT].text
+    assert "服务终止后 3 年内保存" in longer[ConsentKind.BIOMETRIC_CONSENT].text
+
+    face_sooner = served(stage(retention_face_years=1))
+    assert "服务终止后 1 年内保存" in face_sooner[ConsentKind.BIOMETRIC_CONSENT].text
+    assert "（其中现场拍摄照片：在车联网卡服务期间及服务终止后 1 年内保存，期满后删除）" in (
+        face_sooner[ConsentKind.REGISTRATION_AGREEMENT].text
+    )
+    at_end = served(stage(retention_face_years=0))[ConsentKind.BIOMETRIC_CONSENT].text
+    assert (
+        "现场拍摄照片作为入网资料，在车联网卡服务期间保存，服务终止（实名注销、过户、报废）时删除" in at_end
+    )
+
+
 def test_every_placeholder_is_filled_and_the_hash_is_the_served_texts_the_same_each_time() -> None:
     settings = stage()
     first, again = served(settings), served(settings)
