@@ -363,7 +363,7 @@ def _purge(counter: CallCounter) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cards", type=int, default=100_000, help="cards in the store (default 100,000)")
-    parser.add_argument("--due-percent", type=float, default=1.0, help="of them due (default 1%%)")
+    parser.add_argument("--due-percent", type=float, default=0.1, help="of them due (default 0.1%%)")
     moto_options(parser)
     args = parser.parse_args()
     due = max(1, int(args.cards * args.due_percent / 100))

@@ -40,6 +40,7 @@ def main() -> None:
         "bench_moto.py",
         "bench_package.py",
         "bench_engines.py",
+        "bench_retention.py",  # 100,000 cards: the longest (its seeding of moto takes minutes)
     ):
         print(f"== {script}", flush=True)
         subprocess.run([sys.executable, str(HERE / script)], check=True)

@@ -146,6 +146,8 @@ METRIC_DIMENSIONS: dict[Metric, tuple[str, ...]] = {
     Metric.SPOT_CHECK_OPENED: ("operator",),
     Metric.SPOT_CHECK_ANSWERED: ("verdict", "late"),
     Metric.SPOT_CHECK_OVERDUE: ("operator",),
+    Metric.SPOT_CHECKS_OVERDUE_OPEN: (),
+    Metric.RETENTION_PURGED: ("outcome",),
     Metric.ENGINE_UNAVAILABLE: ("engine",),
     Metric.PUSH_SENT: ("operator",),
     Metric.PUSH_ACCEPTED: ("operator",),
@@ -193,6 +195,11 @@ def alarm_rules(settings: Settings) -> dict[Metric, AlarmRule]:
             1,
             "Pushes the hourly reconciliation could not settle with their operator: see "
             "`cheka outbox reconcile` and `cheka outbox status --status dead`",
+        ),
+        Metric.SPOT_CHECKS_OVERDUE_OPEN: AlarmRule(
+            "Maximum",
+            1,
+            "An operator's spot check (抽查) is open past its deadline: see GET /v1/spot-checks?status=open",
         ),
     }
 
@@ -873,7 +880,13 @@ class ChekaStack(Stack):
                     self.metric_search(Metric.SPOT_CHECK_OPENED, label="opened"),
                     self.metric_search(Metric.SPOT_CHECK_ANSWERED, label="answered"),
                     self.metric_search(Metric.SPOT_CHECK_OVERDUE, label="late"),
+                    self.metric(Metric.SPOT_CHECKS_OVERDUE_OPEN, "Maximum").with_(label="open past deadline"),
                 ],
+                8,
+            ),
+            graph(
+                "Retention purge (第十八条), holders by outcome",
+                [self.metric_search(Metric.RETENTION_PURGED)],
                 8,
             ),
         )

@@ -535,6 +535,7 @@ def registration_service() -> RegistrationService:
         flow_ttl=timedelta(hours=get_settings().flow_ttl_hours),
         phone_holders=verification.authority,
         on_submitted=lambda registration_id, parties: retention().hold(registration_id, parties),
+        push_late_after=timedelta(minutes=get_settings().push_stale_minutes),
     )
 
 

@@ -27,6 +27,11 @@ class Metric(StrEnum):
     SPOT_CHECK_ANSWERED = "SpotCheckAnswered"
     #: A spot check answered after its deadline (still sent, marked late).
     SPOT_CHECK_OVERDUE = "SpotCheckOverdue"
+    #: Spot checks still open past their deadline (hourly gauge, alarmed: the operator waits).
+    SPOT_CHECKS_OVERDUE_OPEN = "SpotChecksOverdueOpen"
+    #: Holders whose materials the retention purge (第十八条) removed in a run (dimension ``outcome``:
+    #: purged / kept_in_service).
+    RETENTION_PURGED = "RetentionPurged"
     #: An engine (OCR, faces, liveness) could not answer in time (dimension ``engine``); the person retries.
     ENGINE_UNAVAILABLE = "EngineUnavailable"
 
@@ -55,6 +60,7 @@ ALARMED = (
     Metric.OLDEST_PENDING_PUSH_MINUTES,
     Metric.ENGINE_UNAVAILABLE,
     Metric.RECONCILIATION_DRIFT,
+    Metric.SPOT_CHECKS_OVERDUE_OPEN,
 )
 
 

@@ -26,7 +26,7 @@ from chalicelib.registration.possession import HeadUnitSent, PossessionChecks, P
 from chalicelib.registration.records import Registrations
 from chalicelib.registration.steps import PhoneCodes, RegistrationSteps
 from chalicelib.registration.submit import Submission
-from chalicelib.registration.views import MyVehicles, RegistrationView, RegistrationViews
+from chalicelib.registration.views import PUSH_LATE_AFTER, MyVehicles, RegistrationView, RegistrationViews
 from chalicelib.sms.domain import SentCode
 from chalicelib.sms.ports import SmsSender
 from chalicelib.verification.domain.documents import DocumentKind
@@ -55,11 +55,14 @@ class RegistrationService:
         clock: Clock = utc_now,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
         on_submitted: Callable[[str, list[str]], None] | None = None,
+        push_late_after: timedelta = PUSH_LATE_AFTER,
     ) -> None:
         self.store = registrations
         self.registrations = Registrations(registrations, verification, clock=clock)
         outcomes = Outcomes(inventory, lifecycle)
-        self.views = RegistrationViews(registrations, self.registrations, inventory, outcomes, clock=clock)
+        self.views = RegistrationViews(
+            registrations, self.registrations, inventory, outcomes, clock=clock, late_after=push_late_after
+        )
         self.results = ResultSms(registrations, self.registrations, outcomes, verification, sms, clock=clock)
         policy = possession or PossessionPolicy()
         if vehicles is None:  # no telematics: no head-unit codes

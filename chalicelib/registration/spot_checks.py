@@ -236,6 +236,23 @@ class SpotChecks:
                     raise
                 card = self._ledger.card(card.iccid)
 
+    def report_overdue(self, page_size: int = 100) -> int:
+        """Open cases past their deadline (hourly, with the reconciliation): counted from the open
+        queue's deadline order, so only the overdue ones and one more are read; emitted as a gauge
+        (``SpotChecksOverdueOpen``, alarmed): the operator waits for an answer."""
+        now = self._ledger.clock()
+        overdue, cursor = 0, None
+        while True:
+            cases, cursor = self._store.page(SpotCheckStatus.OPEN, page_size, cursor)
+            late = [c for c in cases if c.due_at < now]
+            overdue += len(late)
+            if len(late) < len(cases) or cursor is None:
+                break
+        emit(Metric.SPOT_CHECKS_OVERDUE_OPEN, overdue)
+        if overdue:
+            logger.warning("spot checks overdue", extra={"overdue": overdue})
+        return overdue
+
     # -- the card's view ------------------------------------------------------------------------------
 
     def registration_of_card(self, iccid: str) -> RegistrationLink | None:

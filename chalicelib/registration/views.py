@@ -210,9 +210,14 @@ def unknown_vehicle(vin: str) -> VehicleSummary:
     return VehicleSummary(vin_masked=mask_vin(vin), brand="", model="", colour="")
 
 
-def outcome_view(outcome: CardOutcome, since: datetime | None = None, now: datetime | None = None) -> Outcome:
+def outcome_view(
+    outcome: CardOutcome,
+    since: datetime | None = None,
+    now: datetime | None = None,
+    late_after: timedelta = PUSH_LATE_AFTER,
+) -> Outcome:
     """The outcome as the person reads it; pending ones say what happens next (``since``: submitted)."""
-    waiting = pending_next(since, now or utc_now()) if outcome.step is Step.PENDING else None
+    waiting = pending_next(since, now or utc_now(), late_after) if outcome.step is Step.PENDING else None
     return Outcome(step=outcome.step, reason_zh=outcome.reason_zh, reason_en=outcome.reason_en, next=waiting)
 
 
@@ -247,12 +252,16 @@ class RegistrationViews:
         outcomes: Outcomes,
         *,
         clock: Clock = utc_now,
+        late_after: timedelta = PUSH_LATE_AFTER,
     ) -> None:
+        """``late_after``: when a pending push is the reconciliation's to ask about (the stage's
+        ``push_stale_minutes``), so the person is told the platform is checking with the operator."""
         self._store = store
         self._registrations = registrations
         self._inventory = inventory
         self._outcomes = outcomes
         self._clock = clock
+        self._late_after = late_after
 
     def in_service(self, cards: Sequence[Card]) -> list[Card]:
         """``cards`` without the retired ones (swapped out, scrapped)."""
@@ -321,7 +330,7 @@ class RegistrationViews:
         if reg.status is RegistrationStatus.SUBMITTED or (
             reg.status is RegistrationStatus.SUBMITTING and self._outcomes.pushed(reg)
         ):
-            outcome = outcome_view(self._outcomes.of(reg), reg.submitted_at, self._clock())
+            outcome = outcome_view(self._outcomes.of(reg), reg.submitted_at, self._clock(), self._late_after)
             return outcome.step, outcome
         if reg.status is RegistrationStatus.SUBMITTING:
             return Step.SUBMIT, None
@@ -356,7 +365,9 @@ class RegistrationViews:
         if vehicle is None:
             return None
         histories = {iccid: holder_events(self._inventory.history(iccid), reg) for iccid in reg.iccids}
-        outcome = outcome_view(self._outcomes.of(reg, histories), reg.submitted_at, self._clock())
+        outcome = outcome_view(
+            self._outcomes.of(reg, histories), reg.submitted_at, self._clock(), self._late_after
+        )
         mine: list[Card] = []
         away: set[str] = set()
         for iccid in reg.iccids:
@@ -375,7 +386,9 @@ class RegistrationViews:
         cards = [card_summary(c, histories[c.iccid]) for c in in_service]
         deregistration = None
         if dereg is not None and _submitted(dereg) >= _submitted(reg):
-            deregistration = outcome_view(self._outcomes.of(dereg), dereg.submitted_at, self._clock())
+            deregistration = outcome_view(
+                self._outcomes.of(dereg), dereg.submitted_at, self._clock(), self._late_after
+            )
         step = outcome.step
         if step is Step.REGISTERED and not any(c.state is CardState.REGISTERED for c in in_service):
             step = Step.DEREGISTERED  # ended since: de-registered (accepted or not yet answered), scrapped

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from chalicelib.cards.commit import ServiceEnd
+from chalicelib.core.metric_names import Metric
 from chalicelib.core.observability import emit, logger
 from chalicelib.kernel.clock import Clock, utc_now
 from chalicelib.retention.domain import (
@@ -30,8 +31,6 @@ from chalicelib.retention.domain import (
 )
 from chalicelib.retention.ports import Materials, RetentionStore
 from chalicelib.verification.ports import FaceGate
-
-PURGED_METRIC = "RetentionPurged"
 
 
 class Retention:
@@ -81,7 +80,9 @@ class Retention:
             report.due += 1
             self._purge_one(subject, report)
         if report.purged:
-            emit(PURGED_METRIC, report.purged)
+            emit(Metric.RETENTION_PURGED, report.purged, outcome="purged")
+        if report.kept_in_service:
+            emit(Metric.RETENTION_PURGED, report.kept_in_service, outcome="kept_in_service")
         logger.info("retention purge", extra=report.model_dump(exclude={"counts"}))
         return report
 

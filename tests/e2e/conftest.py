@@ -209,6 +209,9 @@ def _stack_env(moto: int, api: int, sandbox: int, authority: int) -> dict[str, s
             # One synthetic person registers (and de-registers) many cars in one run; the five face
             # attempts a day a person has are proved in tests/integration/test_verification_limits.py.
             "CHEKA_FACE_ATTEMPTS_PER_PERSON_DAY": "100",
+            # A push unanswered for a minute is the reconciliation's (and the owner is told the platform
+            # is checking with the operator): the lost-callback test waits one minute, not thirty.
+            "CHEKA_PUSH_STALE_MINUTES": "1",
             # Files change under a test run (an editor, a checkout): the API keeps the code it started with.
             "CHEKA_LOCAL_NO_AUTORELOAD": "1",
             "AWS_ACCESS_KEY_ID": "testing",

@@ -282,6 +282,13 @@ def test_a_lost_callback_tells_the_owner_what_happens_next_and_the_reconciliatio
     )
     assert result(me) == "pending", me.messages()
     assert "等待电信企业确认" in text(me, "#result-text")
+    # (now late: the view's ``next`` is checking_with_operator, and the owner has nothing to redo)
+    me.wait_until(
+        "the checking-with-the-operator wording",
+        lambda: "平台正在向电信企业查询办理结果" in text(me, "#result-reason"),
+    )
+    assert "无需重新办理" in text(me, "#result-reason")
+    shot(me, "lost-callback-checking")
 
     # When the scheduled reconciliation runs (as the hourly job does), asking the operator the status
     out = operator.cheka("outbox", "reconcile", extra_env={"CHEKA_PUSH_STALE_MINUTES": "1"})

@@ -183,6 +183,10 @@ def test_an_operators_spot_check_is_answered_from_the_evidence_and_pushed_back(
     _, queue = call(api, "get", "/v1/spot-checks", reviewer)
     (overdue,) = queue["checks"]
     assert overdue["overdue"] is True
+    # And the hourly job counts it as open past its deadline (the alarmed gauge), until it is answered
+    from chalicelib.events.reconcile import reconcile_pushes
+
+    assert reconcile_pushes()["spot_checks_overdue"] == 1
     status, refused = call(
         api, "post", f"/v1/spot-checks/{overdue['check_id']}/answer", reviewer, {"verdict": "discrepancy"}
     )
@@ -196,6 +200,7 @@ def test_an_operators_spot_check_is_answered_from_the_evidence_and_pushed_back(
     )
     assert status == 200, answered
     assert (answered["late"], answered["overdue"]) == (True, True)
+    assert reconcile_pushes()["spot_checks_overdue"] == 0
     assert dispatch_answers(sandbox, card.operator).dispatch(answered["answer_record_id"]).value == "sent"
     assert sandbox.wait_idle()
     kept = sandbox.spot_check_answers[late.callback_id]
