@@ -101,10 +101,12 @@ def log_output() -> Iterator[io.StringIO]:
     from chalicelib.core.observability import logger
 
     stream = io.StringIO()
-    handler = logger.registered_handler
-    old = handler.setStream(stream)  # type: ignore[attr-defined]
+    handler: Any = logger.registered_handler
+    # Swapped, not ``setStream``: that flushes the old stream, which may be a test's captured stdout
+    # closed since the logger was first built under it.
+    old, handler.stream = handler.stream, stream
     yield stream
-    handler.setStream(old)  # type: ignore[attr-defined]
+    handler.stream = old
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -8,6 +8,7 @@ older push still settles its record but leaves the card alone.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from chalicelib.cards.commit import Ledger, Moves, cleared, releases
@@ -149,7 +150,10 @@ def _decide(
         moves.step(LifecycleEvent.TRANSFER_REJECTED, CardState.REGISTERED, _reason_text(cb))
         counters = releases(decided.model_copy(update={"holder_counted": False}), card.operator)
         new_life = decided.model_copy(update=transfer_ended)
-        return moves.write(card.holder_id, new_life, functions=card.functions), counters
+        write = moves.write(card.holder_id, new_life, functions=card.functions)
+        if life.pending_holder_id:  # the refused buyer's materials follow the retention rule too
+            write = replace(write, ended_claims=(life.pending_holder_id,))
+        return write, counters
     if kind is PushKind.DEREGISTER and card.state is CardState.REGISTERED:
         # 实名注销 requested: done when the operator says so; refused, the card stays registered.
         if accepted:

@@ -61,13 +61,16 @@ class ServiceEnd:
 
 
 def service_ends(change: OutboxCommit) -> list[ServiceEnd]:
-    """The holders whose service ``change`` ends: a card that referred to a party and no longer does."""
+    """The holders whose service ``change`` ends: a card that referred to a party and no longer does, and
+    a claim that ends without the party ever holding the card (a refused transfer's buyer)."""
     ends = []
     for write in change.cards:
         before, after = write.before.holder_id, write.after.holder_id
+        event = write.events[-1].event if write.events else "ended"
+        at = write.after.updated_at or utc_now()
         if before and before != after:
-            event = write.events[-1].event if write.events else "ended"
-            ends.append(ServiceEnd(write.before.iccid, before, write.after.updated_at or utc_now(), event))
+            ends.append(ServiceEnd(write.before.iccid, before, at, event))
+        ends.extend(ServiceEnd(write.before.iccid, p, at, event) for p in write.ended_claims if p != after)
     return ends
 
 

@@ -244,6 +244,38 @@ def test_the_seller_is_purged_two_years_after_a_transfer_and_the_buyer_is_kept(
     assert record.reason == "transferred"
 
 
+def test_a_refused_transfers_buyer_is_purged_two_years_after_and_the_seller_is_kept(
+    api: Any, me: Headers, vin: str
+) -> None:
+    require_cjk_font()
+    # Given a registered card whose transfer to a buyer the operator refused
+    _, flow_id, seller = registered(api, me, vin)
+    buyer = Party(
+        id_type=IdType.RESIDENT_ID,
+        id_number="11010519491231002X",
+        name="买家",
+        phone="13600002222",
+        created_at=datetime.now(UTC),
+    )
+    deps.party_repo().put(buyer)
+    iccid = iccid_of(vin)
+    deps.lifecycle().transfer(iccid, holder_from_party(buyer, deps.keyed_hasher()), "admin-1", "test")
+    answer_card(iccid, CallbackOutcome.REJECTED)
+    refused = datetime.now(UTC)
+    # Then the refused buyer is due (a claim that ended), and nothing is purged a day before the two years
+    assert retention_at(refused + timedelta(days=365 * 2 - 2)).purge_due().purged == 0
+    # When the purge runs two years later
+    report = retention_at(refused + TWO_YEARS_AND_A_DAY).purge_due()
+    # Then the buyer's party is purged with a record; the seller, still holding the card, is untouched
+    assert report.purged == 1
+    assert PartyModel.count(buyer.party_id) == 0
+    assert PartyModel.count(seller) == 1
+    assert object_versions(flow_id) != []
+    (record,) = DynamoRetentionStore().records(buyer.party_id)
+    assert record.reason == "transfer_rejected"
+    assert DynamoRetentionStore().records(seller) == []
+
+
 def test_two_purges_at_once_write_one_record(
     api: Any, me: Headers, vin: str, token: Callable[..., str]
 ) -> None:

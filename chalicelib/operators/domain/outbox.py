@@ -167,12 +167,15 @@ class CardWrite:
 
     ``after.version`` is ``before.version + len(events)``: each event's ``seq`` is the version it made.
     ``lifecycle`` replaces the card's bookkeeping when given (it is written under the same guard).
+    ``ended_claims``: parties whose claim on the card ends with this write without their ever holding
+    it (a transfer's buyer the operator refused): their service ends too (retention, 第十八条).
     """
 
     before: Card
     after: Card
     events: tuple[CardEvent, ...]
     lifecycle: CardLifecycle | None = None
+    ended_claims: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
