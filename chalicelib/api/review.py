@@ -36,18 +36,23 @@ class ReviewQueue(ApiModel):
     next_cursor: str | None
 
 
-class ReviewQuery(ApiModel):
-    status: Annotated[
-        ReviewStatus,
-        Field(description="open | approved | rejected (default open)"),
-        Refusal("review.status", "审核状态无效", "Unknown review status"),
-    ] = ReviewStatus.OPEN
+class PageQuery(ApiModel):
+    """A queue read a page at a time."""
+
     limit: Annotated[
         int,
         Field(ge=1, le=100, description="1–100"),
         Refusal("request.limit", "每页数量应为 1–100", "limit must be 1–100"),
     ] = 20
     cursor: str | None = Field(default=None, description="next page")
+
+
+class ReviewQuery(PageQuery):
+    status: Annotated[
+        ReviewStatus,
+        Field(description="open | approved | rejected (default open)"),
+        Refusal("review.status", "审核状态无效", "Unknown review status"),
+    ] = ReviewStatus.OPEN
 
 
 @route(
@@ -195,18 +200,12 @@ class SpotCheckQueue(ApiModel):
     next_cursor: str | None
 
 
-class SpotCheckQuery(ApiModel):
+class SpotCheckQuery(PageQuery):
     status: Annotated[
         SpotCheckStatus,
         Field(description="open | answered (default open)"),
         Refusal("spot_check.status", "抽查状态无效", "Unknown spot check status"),
     ] = SpotCheckStatus.OPEN
-    limit: Annotated[
-        int,
-        Field(ge=1, le=100, description="1–100"),
-        Refusal("request.limit", "每页数量应为 1–100", "limit must be 1–100"),
-    ] = 20
-    cursor: str | None = Field(default=None, description="next page")
 
 
 @route(
