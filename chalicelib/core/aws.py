@@ -9,6 +9,18 @@ from typing import Any
 from chalicelib.core.settings import get_settings
 
 _lock = threading.Lock()
+#: One boto3 session for every client: its loader keeps the service models and endpoint data it has
+#: read, so a second client (another service, or the same one after ``reset``) does not parse them again.
+_session: Any = None
+
+
+def _boto_session() -> Any:
+    global _session
+    if _session is None:
+        import boto3
+
+        _session = boto3.session.Session()
+    return _session
 
 
 @cache
@@ -18,7 +30,6 @@ def client(service: str, read_timeout: float | None = None, retries: int = 4) ->
     ``read_timeout``: seconds to wait for a reply (botocore's default 60 when None); ``retries``: tries
     after the first (0: none).
     """
-    import boto3
     from botocore.config import Config
 
     from chalicelib.core.settings import LocalCredentials
@@ -40,7 +51,7 @@ def client(service: str, read_timeout: float | None = None, retries: int = 4) ->
             aws_secret_access_key=creds.secret_access_key,
         )
     with _lock:  # boto3's default session is not thread-safe while creating clients
-        return boto3.session.Session().client(service, **kwargs)
+        return _boto_session().client(service, **kwargs)
 
 
 def reset() -> None:
