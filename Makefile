@@ -25,8 +25,9 @@ seed: install
 system-deps:
 	@bash scripts/system-deps.sh
 
+# Two processes (the machines CI runs on have two cores); each test file stays on one process.
 test: install system-deps lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 test-unit: install
 	$(PY) -m pytest -q tests/unit
