@@ -5,7 +5,7 @@ queue, each with its registration's evidence, and the answer (pushed back to the
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from chalice.app import Blueprint
 from pydantic import ConfigDict, Field
@@ -16,14 +16,16 @@ from chalicelib.core import deps
 from chalicelib.core.auth import Role
 from chalicelib.kernel.clock import utc_now
 from chalicelib.kernel.errors import InvalidField
-from chalicelib.operators.domain.messages import SpotCheckVerdict
-from chalicelib.operators.domain.spot_checks import SpotCheck, SpotCheckStatus
+from chalicelib.operators.domain.spot_check_codes import SpotCheckStatus, SpotCheckVerdict
 from chalicelib.verification.domain.evidence import ChainVerdict, EvidenceEntry
 from chalicelib.verification.domain.flows import (
     ReviewDecision,
     ReviewStatus,
     flow_not_found,
 )
+
+if TYPE_CHECKING:
+    from chalicelib.operators.domain.spot_checks import SpotCheck
 
 bp = Blueprint(__name__)
 

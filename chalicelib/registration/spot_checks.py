@@ -28,11 +28,11 @@ from chalicelib.cards.views import CallbackResult
 from chalicelib.core.metric_names import Metric
 from chalicelib.core.observability import emit, logger
 from chalicelib.kernel.errors import Conflict
-from chalicelib.operators.domain.messages import OperatorCallback, SpotCheckAnswer, SpotCheckVerdict
+from chalicelib.operators.domain.messages import OperatorCallback, SpotCheckAnswer
 from chalicelib.operators.domain.outbox import OutboxCommit, OutboxRecord
+from chalicelib.operators.domain.spot_check_codes import SpotCheckStatus, SpotCheckVerdict
 from chalicelib.operators.domain.spot_checks import (
     SpotCheck,
-    SpotCheckStatus,
     check_id_for,
     no_registration,
     spot_check_answered,

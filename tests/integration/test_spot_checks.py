@@ -17,8 +17,8 @@ from chalicelib.core import deps
 from chalicelib.kernel.operators import Operator
 from chalicelib.local.sandbox_operator import SandboxOperator
 from chalicelib.local.synthetic import inventory_rows
-from chalicelib.operators.domain.messages import CallbackOutcome, OperatorCallback, SpotCheckVerdict
-from chalicelib.operators.domain.spot_checks import SpotCheckStatus
+from chalicelib.operators.domain.messages import CallbackOutcome, OperatorCallback
+from chalicelib.operators.domain.spot_check_codes import SpotCheckStatus, SpotCheckVerdict
 from tests.face_photos import FACES
 from tests.integration.test_registration_flow import answer_card, register
 from tests.integration.test_verification_api import call

@@ -20,9 +20,9 @@ from chalicelib.operators.domain.messages import (
     PushMessage,
     PushVehicle,
     SpotCheckAnswer,
-    SpotCheckVerdict,
 )
-from chalicelib.operators.domain.spot_checks import SpotCheck, SpotCheckStatus, check_id_for
+from chalicelib.operators.domain.spot_check_codes import SpotCheckStatus, SpotCheckVerdict
+from chalicelib.operators.domain.spot_checks import SpotCheck, check_id_for
 from chalicelib.operators.keys import generate_operator_keys
 
 NOW = datetime(2025, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)

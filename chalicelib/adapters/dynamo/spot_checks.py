@@ -13,10 +13,9 @@ from chalicelib.adapters.dynamo.base import utc_aware
 from chalicelib.adapters.dynamo.flows import _decode_cursor, _encode_cursor
 from chalicelib.adapters.dynamo.models_spot_checks import SpotCheckModel
 from chalicelib.kernel.operators import Operator
-from chalicelib.operators.domain.messages import SpotCheckVerdict
+from chalicelib.operators.domain.spot_check_codes import SpotCheckStatus, SpotCheckVerdict
 from chalicelib.operators.domain.spot_checks import (
     SpotCheck,
-    SpotCheckStatus,
     spot_check_answered,
     spot_check_not_found,
 )

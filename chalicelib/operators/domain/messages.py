@@ -21,6 +21,7 @@ from chalicelib.cards.domain.inventory import CardFunction
 from chalicelib.cards.domain.lifecycle import PushKind
 from chalicelib.cards.domain.limits import HolderKind
 from chalicelib.kernel.operators import Operator
+from chalicelib.operators.domain.spot_check_codes import SpotCheckVerdict
 
 
 class PushHolder(BaseModel):
@@ -57,13 +58,6 @@ class PushCard(BaseModel):
     iccid: str
     msisdn: str
     operator: Operator
-
-
-class SpotCheckVerdict(StrEnum):
-    """The OEM's answer to an operator's spot check (抽查, 第十条)."""
-
-    CONFIRMED = "confirmed"  # the registration's evidence bears the registration out
-    DISCREPANCY = "discrepancy"  # the reviewer found something that does not agree (see the note)
 
 
 class SpotCheckAnswer(BaseModel):

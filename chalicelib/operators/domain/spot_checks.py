@@ -12,18 +12,12 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from chalicelib.kernel.errors import Conflict, NotFound
 from chalicelib.kernel.operators import Operator
-from chalicelib.operators.domain.messages import SpotCheckVerdict
-
-
-class SpotCheckStatus(StrEnum):
-    OPEN = "open"  # waiting for the reviewer's answer
-    ANSWERED = "answered"  # answered (once); the answer is in the outbox
+from chalicelib.operators.domain.spot_check_codes import SpotCheckStatus, SpotCheckVerdict
 
 
 class SpotCheck(BaseModel):
