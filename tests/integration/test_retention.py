@@ -30,15 +30,14 @@ from chalicelib.verification.domain.documents import DocumentKind
 from tests.face_photos import FACES
 from tests.fakes.clock import FakeClock
 from tests.integration.test_registration_flow import (
-    DEREG,
     OWNER,
     PHONE,
     REG,
     answer_card,
-    prove_identity,
     register,
     sms_code,
 )
+from tests.integration.test_swap_and_deregistration_api import deregistration_submitted
 from tests.integration.test_verification_api import CARD_PORTRAIT, call, upload
 from tests.synthetic_documents import (
     PERSON_ADDRESS,
@@ -105,17 +104,19 @@ def sealed_entries(flow_id: str) -> int:
     return sum(1 for e in entries if e.personal_enc is not None or e.data_key is not None)
 
 
-def deregister(api: Any, me: Headers, vin: str) -> str:
-    status, dereg = call(api, "post", DEREG, me, {"vin": vin})
-    assert status == 201, dereg
-    dereg_id = str(dereg["registration_id"])
-    code = sms_code(api, PHONE, "deregistration", me)
-    status, dereg = call(api, "post", f"{DEREG}/{dereg_id}/phone", me, {"phone": PHONE, "code": code})
-    assert (status, dereg["step"]) == (200, "identity"), dereg
-    prove_identity(api, me, dereg["flow_id"])
-    status, dereg = call(api, "post", f"{DEREG}/{dereg_id}/submit", me)
-    assert (status, dereg["step"]) == (200, "pending"), dereg
-    return dereg_id
+def a_buyer_asked_for(vin: str) -> tuple[Party, str]:
+    """A verified buyer (a party) the OEM pushes a transfer of ``vin``'s card to; the card's ICCID."""
+    buyer = Party(
+        id_type=IdType.RESIDENT_ID,
+        id_number="11010519491231002X",
+        name="买家",
+        phone="13600002222",
+        created_at=datetime.now(UTC),
+    )
+    deps.party_repo().put(buyer)
+    iccid = iccid_of(vin)
+    deps.lifecycle().transfer(iccid, holder_from_party(buyer, deps.keyed_hasher()), "admin-1", "test")
+    return buyer, iccid
 
 
 def registered(api: Any, me: Headers, vin: str) -> tuple[str, str, str]:
@@ -134,7 +135,7 @@ def test_a_deregistered_cards_materials_are_purged_two_years_after_with_a_record
     require_cjk_font()
     # Given a registration accepted, then de-registered (the operator accepted)
     reg_id, flow_id, party_id = registered(api, me, vin)
-    dereg_id = deregister(api, me, vin)
+    dereg_id = deregistration_submitted(api, me, vin)
     answer_card(iccid_of(vin), CallbackOutcome.ACCEPTED)
     dereg_flow = RegistrationModel.get(dereg_id).flow_id
     assert dereg_flow
@@ -194,7 +195,7 @@ def test_a_purge_that_meets_the_card_back_in_service_with_the_same_person_delete
     require_cjk_font()
     # Given a de-registered card registered again by the same person before the due date
     _, flow_id, party_id = registered(api, me, vin)
-    deregister(api, me, vin)
+    deregistration_submitted(api, me, vin)
     answer_card(iccid_of(vin), CallbackOutcome.ACCEPTED)
     ended = datetime.now(UTC)
     _, new_flow, new_party = registered(api, me, vin)
@@ -221,16 +222,7 @@ def test_the_seller_is_purged_two_years_after_a_transfer_and_the_buyer_is_kept(
     require_cjk_font()
     # Given a registered card transferred to a buyer (accepted by the operator)
     _, flow_id, seller = registered(api, me, vin)
-    buyer = Party(
-        id_type=IdType.RESIDENT_ID,
-        id_number="11010519491231002X",
-        name="买家",
-        phone="13600002222",
-        created_at=datetime.now(UTC),
-    )
-    deps.party_repo().put(buyer)
-    iccid = iccid_of(vin)
-    deps.lifecycle().transfer(iccid, holder_from_party(buyer, deps.keyed_hasher()), "admin-1")
+    buyer, iccid = a_buyer_asked_for(vin)
     answer_card(iccid, CallbackOutcome.ACCEPTED)
     ended = datetime.now(UTC)
     # When the purge runs two years later
@@ -250,16 +242,7 @@ def test_a_refused_transfers_buyer_is_purged_two_years_after_and_the_seller_is_k
     require_cjk_font()
     # Given a registered card whose transfer to a buyer the operator refused
     _, flow_id, seller = registered(api, me, vin)
-    buyer = Party(
-        id_type=IdType.RESIDENT_ID,
-        id_number="11010519491231002X",
-        name="买家",
-        phone="13600002222",
-        created_at=datetime.now(UTC),
-    )
-    deps.party_repo().put(buyer)
-    iccid = iccid_of(vin)
-    deps.lifecycle().transfer(iccid, holder_from_party(buyer, deps.keyed_hasher()), "admin-1", "test")
+    buyer, iccid = a_buyer_asked_for(vin)
     answer_card(iccid, CallbackOutcome.REJECTED)
     refused = datetime.now(UTC)
     # Then the refused buyer is due (a claim that ended), and nothing is purged a day before the two years
