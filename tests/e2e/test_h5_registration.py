@@ -102,6 +102,15 @@ class Phone:
     def open(self) -> None:
         self.driver.get(self.stack.api + "/h5")
 
+    def shot(self, name: str) -> Path:
+        """A screenshot of the phone's screen, saved as ``<tmp dir>/screenshots/<name>.png`` for a person
+        to look at (pytest keeps the last runs' tmp dirs: ``/tmp/pytest-of-$USER/pytest-current/``)."""
+        folder = self.files / "screenshots"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{name}.png"
+        self.driver.save_screenshot(str(path))
+        return path
+
     def screen(self) -> str:
         return str(self.driver.execute_script("return document.body.dataset.screen || ''"))
 
@@ -350,9 +359,6 @@ def prove_identity(me: Phone, *, camera: bool, typo: bool = False) -> None:
     The face is shown to the (fake) camera when ``camera``, else chosen as photos in the file picker.
     With ``typo`` the name is first typed wrong: the card's OCR disagrees, the person corrects it.
     """
-    from chalicelib.adapters.faces.local import LocalFaceEngine
-    from chalicelib.verification.domain.liveness import LivenessDirection
-    from tests.liveness_frames import capture_times, handheld, nodding_burst, turning_frames
     from tests.synthetic_documents import id_back, id_front
 
     front = me.write("id_front.jpg", id_front(portrait=FACES / CARD_PORTRAIT, fmt="JPEG"))
@@ -379,6 +385,16 @@ def prove_identity(me: Phone, *, camera: bool, typo: bool = False) -> None:
         state = me.wait_until(f"the {kind} photo to be read", functools.partial(me.photo_read, kind), 45)
         assert state == "done", me.messages()
     me.tap("#documents-next")
+    pass_face_check(me, camera=camera)
+
+
+def pass_face_check(me: Phone, *, camera: bool) -> None:
+    """The face step: the liveness challenge in front of the (fake) camera when ``camera``, else a burst
+    of photos chosen in the file picker, and the match with the ID card's portrait."""
+    from chalicelib.adapters.faces.local import LocalFaceEngine
+    from chalicelib.verification.domain.liveness import LivenessDirection
+    from tests.liveness_frames import capture_times, handheld, nodding_burst, turning_frames
+
     me.wait_screen("face")
     # The biometric consent was given before the photos; a flow begun without it is asked here
     consent = me.wait_until(
