@@ -7,6 +7,8 @@ from chalice.app import Chalice, Rate
 
 from chalicelib.api import (
     auth,
+    complaints,
+    entrances,
     h5,
     inventory,
     lifecycle,
@@ -42,6 +44,8 @@ for blueprint in (
     registration.bp,
     lifecycle.bp,
     operator.bp,
+    complaints.bp,
+    entrances.bp,
 ):
     app.register_blueprint(blueprint)
 

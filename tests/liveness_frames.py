@@ -272,3 +272,16 @@ def aligned_photo_burst(engine: FaceEngine, direction: LivenessDirection) -> lis
         im = photo(name, 1000)
         frames.append(jpeg(aligned(mirrored(im) if mirror else im, engine)))
     return frames
+
+
+def centred(im: Image.Image, engine: FaceEngine, face_share: float = 0.45) -> Image.Image:
+    """The photo cropped to 4:3 around its face, the face in the middle at ``face_share`` of the height
+    (as a phone's front camera shows a person lining up with the face oval); grey where it runs out."""
+    (face,) = engine.detect(jpeg(im))
+    centre_x, centre_y = face.box.left + face.box.width / 2, face.box.top + face.box.height / 2
+    height = face.box.height / face_share
+    width = height * 4 / 3
+    left, top = round(centre_x - width / 2), round(centre_y - height / 2)
+    canvas = Image.new("RGB", (round(width), round(height)), (128, 128, 128))
+    canvas.paste(im, (-left, -top))
+    return canvas

@@ -7,7 +7,7 @@ import io
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageOps
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from chalicelib.local.documents import (
     COMPANY,
@@ -39,6 +39,7 @@ __all__ = [
     "id_photo",
     "require_cjk_font",
     "vehicle_licence",
+    "vin_plate",
 ]
 
 
@@ -63,4 +64,26 @@ def id_photo(engine: FaceEngine, photo: Path) -> bytes:
     canvas.paste(source.crop(inner), (inner[0] - left, inner[1] - top))
     out = io.BytesIO()
     canvas.save(out, "PNG")
+    return out.getvalue()
+
+
+def vin_plate(vin: str, *, maker: str = "示例汽车有限公司", fmt: str = "JPEG") -> bytes:
+    """A vehicle's product plate (车辆铭牌) as photographed in the door frame: brushed metal, the maker,
+    the model, 车辆识别代号 with the VIN in large type, the engine and the date of manufacture."""
+    font_path = str(require_cjk_font())
+    plate = Image.new("RGB", (1200, 700), (196, 200, 204))
+    draw = ImageDraw.Draw(plate)
+    for y in range(0, 700, 6):  # brushed-metal grain
+        draw.line((0, y, 1200, y), fill=(186 + (y // 6) % 3 * 5, 190, 195), width=2)
+    draw.rectangle((16, 16, 1184, 684), outline=(70, 70, 74), width=6)
+    small, large = ImageFont.truetype(font_path, 38), ImageFont.truetype(font_path, 64)
+    ink = (24, 24, 28)
+    draw.text((60, 50), maker, font=small, fill=ink)
+    draw.text((60, 130), "品牌：启航  整车型号：QH7150BEV", font=small, fill=ink)
+    draw.text((60, 230), "车辆识别代号", font=small, fill=ink)
+    draw.text((60, 290), vin, font=large, fill=ink)
+    draw.text((60, 420), "驱动电机型号：TZ200XS  最大允许总质量：1850kg", font=small, fill=ink)
+    draw.text((60, 500), "制造年月：2025年03月  中国制造", font=small, fill=ink)
+    out = io.BytesIO()
+    plate.save(out, "JPEG" if fmt.upper() in ("JPEG", "JPG") else "PNG", quality=88)
     return out.getvalue()

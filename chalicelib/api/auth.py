@@ -14,11 +14,14 @@ from chalice.app import Blueprint
 from pydantic import ConfigDict, Field
 
 from chalicelib.api.http import ApiModel, Call, Refusal, route
+from chalicelib.consents.account import AcceptedAccountText, check_account_texts
 from chalicelib.core import deps
 from chalicelib.core.auth import PERSON_ROLES, Role, authenticate, authorize, issue_token
 from chalicelib.core.observability import logger
-from chalicelib.core.settings import get_settings
+from chalicelib.core.settings import Settings, get_settings
+from chalicelib.kernel.clock import utc_now
 from chalicelib.kernel.errors import InvalidField, NotFound
+from chalicelib.sessions.domain import IssuedSession, SessionKind
 from chalicelib.sms.domain import SentCode, SmsPurpose
 from chalicelib.sms.views import DroppedSms
 
@@ -67,12 +70,21 @@ class LoginRequest(ApiModel):
 
     phone: str = Field(max_length=20, description="Mainland mobile number, 11 digits (+86 allowed)")
     code: str = Field(min_length=4, max_length=8, pattern=r"^[0-9]+$", description="The SMS code")
+    accepted: list[AcceptedAccountText] | None = Field(
+        default=None,
+        max_length=4,
+        description="用户协议 and 隐私政策 accepted (GET /v1/account-texts): checked, then recorded",
+    )
 
 
 class LoginResult(ApiModel):
-    token: str
-    expires_in: int
+    token: str = Field(description="The access token (Bearer), short-lived")
+    expires_in: int = Field(description="Seconds the access token is valid")
     subject: str
+    refresh_token: str = Field(
+        description="Opaque; trade it at /v1/auth/refresh for a new pair (once: each is rotated)"
+    )
+    refresh_expires_in: int = Field(description="Seconds the session lasts unless refreshed or ended")
 
 
 @route(
@@ -88,14 +100,70 @@ class LoginResult(ApiModel):
 )
 def login(call: Call) -> LoginResult:
     body: LoginRequest = call.body
+    if body.accepted is not None:
+        check_account_texts(body.accepted)  # before the code is spent: a refusal changes nothing
     subject = deps.sms_code_service().login(body.phone, body.code)
     settings = get_settings()
+    if body.accepted is not None:
+        deps.account_consents().record(subject, body.accepted, utc_now())
+    issued = deps.sessions().open(SessionKind.OWNER, subject, [Role.OWNER.value])
     logger.info("owner signed in by SMS code", extra={"subject": subject})
+    return _signed_in(settings, issued)
+
+
+def _signed_in(settings: Settings, issued: IssuedSession) -> LoginResult:
+    session = issued.session
+    roles = [Role(r) for r in session.roles]
     return LoginResult(
-        token=issue_token(settings, subject, [Role.OWNER]),
+        token=issue_token(settings, session.subject, roles),
         expires_in=settings.token_ttl_seconds,
-        subject=subject,
+        subject=session.subject,
+        refresh_token=issued.refresh_token,
+        refresh_expires_in=issued.refresh_expires_in,
     )
+
+
+class RefreshRequest(ApiModel):
+    model_config = ConfigDict(extra="forbid")
+
+    refresh_token: str = Field(min_length=1, max_length=256, description="The refresh token last given")
+
+
+@route(
+    bp,
+    "/v1/auth/refresh",
+    method="POST",
+    summary="Trade the refresh token for a new access token and a new refresh token (the old one retires)",
+    roles=None,
+    body=RefreshRequest,
+    response=LoginResult,
+    errors=(401,),
+    tags=("auth",),
+)
+def refresh(call: Call) -> LoginResult:
+    body: RefreshRequest = call.body
+    issued = deps.sessions().refresh(body.refresh_token)
+    return _signed_in(get_settings(), issued)
+
+
+class SignedOut(ApiModel):
+    signed_out: bool
+
+
+@route(
+    bp,
+    "/v1/auth/logout",
+    method="POST",
+    summary="Sign out: the session of the refresh token ends (answers the same for any token)",
+    roles=None,
+    body=RefreshRequest,
+    response=SignedOut,
+    tags=("auth",),
+)
+def logout(call: Call) -> SignedOut:
+    body: RefreshRequest = call.body
+    deps.sessions().revoke(body.refresh_token)
+    return SignedOut(signed_out=True)
 
 
 class SmsDropView(ApiModel):

@@ -28,7 +28,12 @@ if TYPE_CHECKING:
     from chalicelib.kernel import validators
     from chalicelib.registration import possession, views
     from chalicelib.registration.possession import HeadUnitSent
-    from chalicelib.registration.views import MyVehicles, RegistrationView
+    from chalicelib.registration.views import (
+        MyVehicles,
+        OpenRegistrations,
+        ReceiptLookup,
+        RegistrationView,
+    )
 else:
     views = lazy.module("chalicelib.registration.views")
     possession = lazy.module("chalicelib.registration.possession")
@@ -37,6 +42,8 @@ else:
 bp = Blueprint(__name__)
 
 OWNER = frozenset({Role.OWNER})
+#: OEM staff who answer an owner calling with a receipt number (受理编号).
+SUPPORT = frozenset({Role.ADMIN, Role.REVIEWER, Role.AUDITOR})
 REG = RegistrationKind.REGISTRATION
 DEREG = RegistrationKind.DEREGISTRATION
 
@@ -49,9 +56,14 @@ class StartBody(ApiModel):
 
 
 class DeregistrationStartBody(ApiModel):
+    """The vehicle to de-register: picked in 我的车辆 (the registration it lists), or by its VIN."""
+
     model_config = ConfigDict(extra="forbid")
 
-    vin: str = Field(min_length=1, max_length=32)
+    vin: str | None = Field(default=None, min_length=1, max_length=32)
+    registration_id: str | None = Field(
+        default=None, min_length=1, max_length=64, description="The registration 我的车辆 lists the car by"
+    )
 
 
 class PhoneBody(ApiModel):
@@ -160,6 +172,30 @@ def consents(call: Call) -> ConsentsView:
 def start_registration(call: Call) -> Response | RegistrationView:
     body: StartBody = call.body
     return _started(deps.registration_service().start(call.actor, REG, body.vin, delegated=body.delegated))
+
+
+class OpenQuery(ApiModel):
+    open: bool = Field(default=True, description="true (the default): the unfinished ones")
+
+
+@route(
+    bp,
+    "/v1/me/registrations",
+    summary="继续办理: my unfinished registrations and de-registrations (VIN tail, step due), newest first",
+    roles=OWNER,
+    query=OpenQuery,
+    response=lambda: views.OpenRegistrations,
+    tags=("registration",),
+)
+def open_registrations(call: Call) -> OpenRegistrations:
+    if not call.query.open:
+        raise InvalidField(
+            "request.open",
+            "已办结的业务请在“我的车辆”中查看",
+            "Only unfinished ones are listed here: finished ones are in /v1/me/vehicles",
+            field="open",
+        )
+    return views.OpenRegistrations(registrations=deps.registration_service().views.in_progress(call.actor))
 
 
 @route(
@@ -397,7 +433,16 @@ def submit_registration(call: Call, registration_id: str) -> RegistrationView:
 )
 def start_deregistration(call: Call) -> Response | RegistrationView:
     body: DeregistrationStartBody = call.body
-    return _started(deps.registration_service().start(call.actor, DEREG, body.vin))
+    service = deps.registration_service()
+    if body.registration_id is not None:
+        vin = service.views.vin_of(call.actor, body.registration_id)
+    elif body.vin is not None:
+        vin = body.vin
+    else:
+        raise InvalidField(
+            "field.required", "请选择要注销的车辆", "Pick the vehicle to de-register", field="vin"
+        )
+    return _started(service.start(call.actor, DEREG, vin))
 
 
 @route(
@@ -481,3 +526,16 @@ def dev_head_unit(call: Call, vin: str) -> HeadUnitView:
 )
 def my_vehicles(call: Call) -> MyVehicles:
     return deps.registration_service().my_vehicles(call.actor)
+
+
+@route(
+    bp,
+    "/v1/admin/receipts/{receipt_no}",
+    summary="Support: the registration, transfer or de-registration given a receipt number (受理编号)",
+    roles=SUPPORT,
+    response=lambda: views.ReceiptLookup,
+    errors=(404,),
+    tags=("registration",),
+)
+def receipt(call: Call, receipt_no: str) -> ReceiptLookup:
+    return deps.registration_service().views.receipt(receipt_no)

@@ -1,4 +1,5 @@
-"""Review API (人工审核): the reviewers' queue of cases, a case with its flow, the decision, and the
+"""Review API (人工审核): the reviewers' queue of cases, a case with its flow, the decision (the owner
+hears of it by SMS), the owner's own view of their case (number, status, expected time), and the
 evidence chain of a flow for reviewers and auditors; the operators' spot checks (抽查, 第十条): their
 queue, each with its registration's evidence, and the answer (pushed back to the operator)."""
 
@@ -13,14 +14,17 @@ from pydantic import ConfigDict, Field
 from chalicelib.api.http import ApiModel, Call, Refusal, route
 from chalicelib.api.verification import FlowView, ReviewCaseView, case_view, flow_view, reveal_for
 from chalicelib.core import deps
-from chalicelib.core.auth import Role
+from chalicelib.core.auth import PERSON_ROLES, Role
+from chalicelib.core.settings import get_settings
 from chalicelib.kernel.clock import utc_now
 from chalicelib.kernel.errors import InvalidField
 from chalicelib.operators.domain.spot_check_codes import SpotCheckStatus, SpotCheckVerdict
 from chalicelib.verification.domain.evidence import ChainVerdict, EvidenceEntry
 from chalicelib.verification.domain.flows import (
     ReviewDecision,
+    ReviewReason,
     ReviewStatus,
+    case_not_found,
     flow_not_found,
 )
 
@@ -140,7 +144,62 @@ class DecisionBody(ApiModel):
 )
 def decide_review(call: Call, case_id: str) -> ReviewCaseView:
     body: DecisionBody = call.body
-    return case_view(deps.verification_service().decide_review(case_id, call.actor, body.decision, body.note))
+    decided = deps.verification_service().decide_review(case_id, call.actor, body.decision, body.note)
+    # The review screen promised the owner an SMS when decided: it goes to the registration's phone.
+    deps.review_notices().decided(decided)
+    return case_view(decided)
+
+
+#: Why a reviewer has the case, as the owner reads it.
+REASONS_ZH = {
+    ReviewReason.FACE_ATTEMPTS_EXHAUSTED: "人脸核验次数已用完，由审核人员核对您的证件照片与现场照片。",
+    ReviewReason.AUTHORITY_UNAVAILABLE: "证件信息暂时无法联网核验，由审核人员核对。",
+    ReviewReason.FACE_DUPLICATE: "您的人脸信息已用于其他证件的登记，需由审核人员核实。",
+    ReviewReason.POSSESSION_CONTESTED: "该车辆已由他人登记或正在办理，由审核人员核实车辆归属。",
+    ReviewReason.AUTHORITY_NOT_COVERED: "该类证件无法联网核验，由审核人员核对证件。",
+    ReviewReason.DOCUMENT_NOT_MACHINE_READABLE: (
+        "护照、港澳台居民证件等由审核人员核对证件照片，通过后继续人脸检测。"
+    ),
+}
+
+
+class MyReviewView(ApiModel):
+    """The owner's own review case: what the review screen shows, nothing of the reviewer's."""
+
+    case_number: str = Field(description="审核编号")
+    status: ReviewStatus
+    reason: ReviewReason
+    reason_zh: str
+    opened_at: datetime
+    decided_at: datetime | None
+    expected_zh: str = Field(description="the time a reviewer takes, as told to the owner (settings)")
+    poll_seconds: int = Field(description="how often the review screen reads the status again")
+
+
+@route(
+    bp,
+    "/v1/flows/{flow_id}/review",
+    summary="The owner's review case of their flow: case number, status, expected time",
+    roles=PERSON_ROLES,
+    response=MyReviewView,
+    errors=(404,),
+    tags=("review",),
+)
+def my_review(call: Call, flow_id: str) -> MyReviewView:
+    case = deps.verification_service().reviews.case_of_flow(flow_id, call.actor)
+    if case is None:
+        raise case_not_found()
+    settings = get_settings()
+    return MyReviewView(
+        case_number=case.number,
+        status=case.status,
+        reason=case.reason,
+        reason_zh=REASONS_ZH[case.reason],
+        opened_at=case.created_at,
+        decided_at=case.decided_at,
+        expected_zh=settings.review_expected_zh,
+        poll_seconds=settings.review_poll_seconds,
+    )
 
 
 @route(

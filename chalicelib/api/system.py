@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -267,4 +268,33 @@ def openapi(call: Call) -> dict[str, Any]:
 )
 def index(call: Call) -> Response:
     html = (_WEB / "index.html").read_text(encoding="utf-8")
+    data = json.dumps(_landing_data(), ensure_ascii=False).replace("</", "<\\/")
+    html = html.replace("{{LANDING_DATA}}", data)
     return Response(body=html, status_code=200, headers={"Content-Type": "text/html; charset=utf-8"})
+
+
+#: Stages whose landing page lists the demo vehicles of the seed (``cheka seed``).
+_DEMO_STAGES = ("local", "test", "dev")
+
+
+def _landing_data() -> dict[str, Any]:
+    """What the landing page links beside the H5 client: the demo vehicles (local and dev stages), the
+    SMS drop and the head-unit codes (local stages: where they exist)."""
+    settings = get_settings()
+    data: dict[str, Any] = {
+        "stage": settings.stage,
+        "sms_drop": settings.is_local,
+        "head_unit": settings.is_local,
+        "demo": None,
+    }
+    if settings.stage in _DEMO_STAGES:
+        from chalicelib.core import deps
+        from chalicelib.local.seed import demo_vehicles
+
+        try:
+            data["demo"] = demo_vehicles(deps.inventory_repo())
+        except Exception:  # the page still opens (the health section says what is down)
+            from chalicelib.core.observability import logger
+
+            logger.warning("landing page: demo vehicles not read", exc_info=True)
+    return data

@@ -28,7 +28,7 @@ from chalicelib.verification.domain.flows import (
     ReviewCase,
     TypedIdentity,
 )
-from chalicelib.verification.domain.liveness import LivenessCapture
+from chalicelib.verification.domain.liveness import PREVIEW_MAX_BYTES, FacePreview, LivenessCapture
 from chalicelib.verification.views import (
     AuthorityOutcome,
     FaceCheckOutcome,
@@ -295,6 +295,31 @@ def read_document(call: Call, flow_id: str, kind: str) -> OcrView:
 
 @route(
     bp,
+    "/v1/flows/{flow_id}/readings/{kind}",
+    method="POST",
+    summary="OCR first: read my stored ID card photo (id_front / id_back) to fill the form I then confirm",
+    roles=PERSON_ROLES,
+    response=OcrView,
+    errors=(404, 409, 422, 503),
+    tags=("verification",),
+    step="ocr",
+)
+def read_for_confirmation(call: Call, flow_id: str, kind: str) -> OcrView:
+    """识别后确认: nothing is checked against an identity here; the confirmed identity (PUT identity) is
+    cross-checked with the card by ``POST ocr/{kind}``. The back's validity is checked at once."""
+    try:
+        document = DocumentKind(kind)
+    except ValueError as exc:
+        raise InvalidField(
+            "ocr.kind", "该类证件不支持识别", f"{kind!r} photos are not read", field="kind"
+        ) from exc
+    outcome = deps.verification_service().read_for_confirmation(flow_id, call.actor, document)
+    # The person's own card, shown back to them to confirm: in clear (the response is never logged).
+    return ocr_view(outcome, reveal=True)
+
+
+@route(
+    bp,
     "/v1/flows/{flow_id}/authority-check",
     method="POST",
     summary="Check the typed identity with the identity authority again (after 503 authority.unavailable)",
@@ -367,8 +392,41 @@ def complete_liveness(call: Call, flow_id: str, session_id: str) -> FaceCheckOut
     return deps.verification_service().complete_liveness(flow_id, call.actor, session_id, frames, capture)
 
 
+class PreviewFrame(ApiModel):
+    model_config = ConfigDict(extra="forbid")
+
+    #: One small JPEG of the live video (at most 320 px and 64 KB: a larger one is refused as such), base64.
+    frame: str = Field(max_length=4 * (2 * PREVIEW_MAX_BYTES // 3 + 1))
+
+
+@route(
+    bp,
+    "/v1/flows/{flow_id}/liveness-sessions/{session_id}/preview",
+    method="POST",
+    summary="Live guidance while the face is lined up: the face's box, size, light and pose in one small "
+    "frame (no attempt spent, limited per session)",
+    roles=PERSON_ROLES,
+    body=PreviewFrame,
+    response=FacePreview,
+    errors=(404, 409, 413, 429),
+    tags=("verification",),
+)
+def preview_liveness(call: Call, flow_id: str, session_id: str) -> FacePreview:
+    try:
+        frame = base64.b64decode(call.body.frame, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidField(
+            "liveness.frame_encoding",
+            "预览画面不是有效的 base64 编码",
+            "The frame is not valid base64",
+            field="frame",
+        ) from exc
+    return deps.verification_service().preview_liveness(flow_id, call.actor, session_id, frame)
+
+
 class ReviewCaseView(ApiModel):
     case_id: str
+    case_number: str = Field(description="审核编号, told to the owner")
     flow_id: str
     purpose: FlowPurpose
     reason: str
@@ -382,6 +440,7 @@ class ReviewCaseView(ApiModel):
 def case_view(case: ReviewCase) -> ReviewCaseView:
     return ReviewCaseView(
         case_id=case.case_id,
+        case_number=case.number,
         flow_id=case.flow_id,
         purpose=case.purpose,
         reason=case.reason.value,

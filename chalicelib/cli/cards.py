@@ -58,12 +58,18 @@ def card() -> None:
 @card.command("show")
 @click.argument("iccid")
 def card_show(iccid: str) -> None:
-    """A card, its lifecycle bookkeeping (current push, transfer, retirement, last refusal) and history."""
+    """A card in words: its state, holder (masked), current push, transfer, retirement, the operator's
+    last refusal and its history with who did what, in China time."""
+    from chalicelib.cli.card_view import card_words
+    from chalicelib.core import deps
+
     try:
         status = _lifecycle().status(_valid("iccid", iccid, "iccid"))
     except DomainError as err:
         fail(err)
-    print_json(status)
+    message_id = status.lifecycle.message_id
+    push = _store().get(message_id) if message_id else None
+    print_json(card_words(status, deps.party_repo(), push))
 
 
 @card.command("transfer")
@@ -144,12 +150,23 @@ def outbox() -> None:
 )
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100))
 @click.option("--cursor", default=None, help="From the previous page.")
-def outbox_status(status: str | None, limit: int, cursor: str | None) -> None:
-    """Counts of pending, sent and dead records; with --status, a page of them."""
+@click.option(
+    "--scan/--no-scan",
+    default=None,
+    help="Count accepted and refused pushes by scanning the outbox table (default: on local stages only).",
+)
+def outbox_status(status: str | None, limit: int, cursor: str | None, scan: bool | None) -> None:
+    """Per kind of push: queued, sent, waiting for the operator, accepted, refused, dead (and what was
+    read to count them); with --status, a page of the pending, sent or dead records."""
+    from chalicelib.cli.tally import outbox_tally
+    from chalicelib.core.settings import get_settings
     from chalicelib.operators.dispatch import list_records
 
+    settings = get_settings()
     store = _store()
-    doc: dict[str, Any] = {"counts": {s.value: store.count(s) for s in LISTABLE_STATUSES}}
+    doc: dict[str, Any] = outbox_tally(
+        store, scan=settings.is_local if scan is None else scan, stage=settings.stage
+    )
     if status:
         try:
             doc["page"] = list_records(store, status, limit, cursor)

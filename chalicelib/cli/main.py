@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -13,9 +15,45 @@ from chalicelib.core.settings import get_settings
 from chalicelib.kernel.errors import DomainError
 
 
-@click.group()
-def main() -> None:
-    """cheka — 车联网卡实名登记平台 (vehicle IoT card real-name registration)."""
+class _Cheka(click.Group):
+    """The top-level group: finds the running local stack, and says every error in one line."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
+            raise
+        except Exception as exc:
+            if ctx.meta.get("cheka.debug"):
+                raise
+            if isinstance(exc, DomainError):
+                fail(exc)
+            from chalicelib.cli.errors import describe
+
+            line, code = describe(exc)
+            click.echo(line, err=True)
+            sys.exit(code)
+
+
+def _find_local_stack() -> None:
+    """With no endpoint configured on the local stage, take the settings of the stack `make run` runs."""
+    from chalicelib.local.state import adopt, find_stack
+
+    stack = find_stack(get_settings())
+    if stack is not None and adopt(stack, os.environ):
+        deps.reset()
+
+
+@click.group(cls=_Cheka)
+@click.option("--debug", is_flag=True, help="Show the traceback of an unexpected error.")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
+    """cheka — 车联网卡实名登记平台 (vehicle IoT card real-name registration).
+
+    Against the local stack `make run` started, nothing needs exporting: it is found through
+    .local/stack.json. Other stages: CHEKA_STAGE, CHEKA_AWS_ENDPOINT_URL (or AWS credentials)."""
+    ctx.meta["cheka.debug"] = debug
+    _find_local_stack()
 
 
 @main.command()

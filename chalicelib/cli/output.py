@@ -25,8 +25,8 @@ def print_json(obj: object, *, indent: int | None = 2) -> None:
 
 
 def fail(err: DomainError, exit_code: int = 2) -> NoReturn:
-    """Print a refusal as ``{"error": {...}}`` and exit."""
-    print_json({"error": err.to_dict()})
+    """Print a refusal as ``{"error": {...}}`` on one line and exit."""
+    print_json({"error": err.to_dict()}, indent=None)
     sys.exit(exit_code)
 
 

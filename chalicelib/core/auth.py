@@ -88,11 +88,13 @@ def authenticate(settings: Settings, authorization: str | None) -> Principal:
     except jwt.ExpiredSignatureError as exc:
         raise _unauthenticated("auth.expired", "登录已过期，请重新登录", "The token has expired") from exc
     except jwt.PyJWTError as exc:
-        raise _unauthenticated("auth.invalid", "认证信息无效", "The token is invalid") from exc
+        raise _unauthenticated("auth.invalid", "登录状态已失效，请重新登录", "The token is invalid") from exc
     try:
         roles = frozenset(Role(r) for r in claims.get("roles", []))
     except ValueError as exc:
-        raise _unauthenticated("auth.invalid", "认证信息无效", "The token names an unknown role") from exc
+        raise _unauthenticated(
+            "auth.invalid", "登录状态已失效，请重新登录", "The token names an unknown role"
+        ) from exc
     return Principal(subject=str(claims["sub"]), roles=roles, token_id=str(claims["jti"]))
 
 

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     moto_port: int = 5000
     api_port: int = 8000
     sandbox_port: int = 8100
+    #: Where ``make run`` records the running local stack (endpoints, ports, its settings) for the CLI to
+    #: find it without exported variables; relative to the repository root. Empty: not recorded.
+    local_state_file: str = ".local/stack.json"
 
     #: Name prefix of every resource; infra and the local bootstrap derive names from it.
     resource_prefix: str = "cheka"
@@ -59,6 +62,12 @@ class Settings(BaseSettings):
     token_secret: SecretStr | None = None
     token_issuer: str = "cheka"
     token_ttl_seconds: int = 3600
+    #: Sign-in sessions (refresh tokens, table ``sessions``): a session unused this long ends; one ends
+    #: this long after sign-in however often it is refreshed; the refresh token just retired is still
+    #: accepted this long (a refresh answer lost on a weak network, two tabs at once).
+    session_idle_seconds: int = 14 * 24 * 3600
+    session_max_age_seconds: int = 30 * 24 * 3600
+    session_reuse_grace_seconds: int = 30
 
     #: Request bodies above this size are refused with 413.
     max_body_bytes: int = 6 * 1024 * 1024
@@ -97,6 +106,10 @@ class Settings(BaseSettings):
     #: day (China time); when they run out the flow offers manual review (SPEC §3).
     face_attempts_per_flow: int = Field(default=3, ge=1)
     face_attempts_per_person_day: int = Field(default=5, ge=1)
+    #: 人工审核: the time the owner is told a reviewer takes, as shown to them (and in the SMS promise).
+    review_expected_zh: str = Field(default="1 个工作日内", min_length=1, max_length=40)
+    #: Seconds between two reads of a case's status by the owner's review screen.
+    review_poll_seconds: int = Field(default=15, ge=2, le=300)
     #: Liveness engine: "local" (frame-burst challenge in this process), "remote" (the same in the engines
     #: function) or "rekognition" (Face Liveness).
     liveness_engine: Literal["local", "remote", "rekognition"] = "local"
@@ -158,6 +171,14 @@ class Settings(BaseSettings):
     oem_contact: str = Field(
         default="客服热线 400-800-0000，电子邮箱 privacy@oem.example.com", min_length=1, max_length=200
     )
+    #: 客服 (the H5 help page and the enterprise entry): the customer-service phone and its hours.
+    service_phone: str = Field(default="400-800-0000", min_length=3, max_length=32)
+    service_hours: str = Field(default="每天 8:00–20:00", min_length=1, max_length=64)
+    #: 单位用户业务: the enterprise portal's address; empty until it exists (the H5 client then says how
+    #: an enterprise registers and whom to contact, never a dead link).
+    enterprise_portal_url: str | None = Field(default=None, max_length=300, pattern=r"^https://")
+    #: 投诉举报 (第二十一条): complaints one person may file in a China day.
+    complaints_per_day: int = Field(default=5, ge=1)
 
     #: Identity authority (证件真实性): "sandbox" (the local sandbox service) or "tencent" (Tencent Cloud
     #: FaceID; its SDK is packaged only for stages that choose it). None picks by stage: the sandbox on

@@ -17,15 +17,19 @@ if TYPE_CHECKING:
     from chalicelib.adapters.vehicle.sandbox import SandboxVehicleChannel
     from chalicelib.cards.lifecycle import Lifecycle
     from chalicelib.cards.ports import InventoryRepository, PartyRepository
+    from chalicelib.complaints.service import Complaints
+    from chalicelib.consents.account import AccountConsentLog
     from chalicelib.kernel.crypto import FieldCipher, KeyedHasher
     from chalicelib.operators.callbacks import CallbackReceiver
     from chalicelib.operators.dispatch import Dispatcher
     from chalicelib.operators.ports import OperatorKeySource
     from chalicelib.operators.recovery import PushRecovery
     from chalicelib.registration.possession import PossessionPolicy
+    from chalicelib.registration.review_notices import ReviewNotices
     from chalicelib.registration.service import RegistrationService
     from chalicelib.registration.spot_checks import SpotChecks
     from chalicelib.retention.service import Retention
+    from chalicelib.sessions.service import Sessions
     from chalicelib.sms.codes import SmsCodeService
     from chalicelib.sms.ports import SmsSender
     from chalicelib.verification.ports import (
@@ -494,6 +498,25 @@ def sms_sender() -> SmsSender:
 
 
 @lru_cache(maxsize=1)
+def sessions() -> Sessions:
+    """Sign-in sessions: refresh tokens kept as keyed hashes in ``sessions``, rotated on every use."""
+    from datetime import timedelta
+
+    from chalicelib.adapters.dynamo.sessions import DynamoSessionStore
+    from chalicelib.sessions.domain import SessionPolicy
+    from chalicelib.sessions.service import Sessions
+
+    _bind_tables()
+    s = get_settings()
+    policy = SessionPolicy(
+        idle=timedelta(seconds=s.session_idle_seconds),
+        max_age=timedelta(seconds=s.session_max_age_seconds),
+        reuse_grace=timedelta(seconds=s.session_reuse_grace_seconds),
+    )
+    return Sessions(DynamoSessionStore(), keyed_hasher(), policy=policy)
+
+
+@lru_cache(maxsize=1)
 def sms_code_service() -> SmsCodeService:
     from datetime import timedelta
 
@@ -539,6 +562,15 @@ def registration_service() -> RegistrationService:
     )
 
 
+def review_notices() -> ReviewNotices:
+    """The SMS to the owner when a reviewer decides their case (built from the cached adapters)."""
+    from chalicelib.adapters.dynamo.registrations import DynamoRegistrationRepository
+    from chalicelib.registration.review_notices import ReviewNotices
+
+    _bind_tables()
+    return ReviewNotices(DynamoRegistrationRepository(field_cipher()), sms_sender())
+
+
 @lru_cache(maxsize=1)
 def vehicle_channel() -> SandboxVehicleChannel:
     """The car's telematics (head-unit codes): the sandbox drop under ``dev/head-unit/`` of the
@@ -563,6 +595,23 @@ def possession_policy() -> PossessionPolicy:
         max_sends=s.head_unit_max_sends,
         max_wrong_tries=s.head_unit_max_wrong_tries,
     )
+
+
+@lru_cache(maxsize=1)
+def complaints() -> Complaints:
+    from chalicelib.adapters.dynamo.complaints import DynamoComplaintStore
+    from chalicelib.complaints.service import Complaints
+
+    _bind_tables()
+    return Complaints(DynamoComplaintStore(field_cipher()), per_day=get_settings().complaints_per_day)
+
+
+@lru_cache(maxsize=1)
+def account_consents() -> AccountConsentLog:
+    from chalicelib.adapters.dynamo.complaints import DynamoAccountConsentLog
+
+    _bind_tables()
+    return DynamoAccountConsentLog()
 
 
 def reset() -> None:
@@ -598,8 +647,11 @@ def reset() -> None:
         sms_drop,
         sms_sender,
         sms_code_service,
+        sessions,
         registration_service,
         vehicle_channel,
+        complaints,
+        account_consents,
     ):
         getter.cache_clear()
     aws.reset()

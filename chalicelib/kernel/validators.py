@@ -116,7 +116,10 @@ _MESSAGES: dict[str, tuple[str, str]] = {
         "身份证号码前两位不是有效的省级行政区划代码",
         "The first two digits of the ID number are not a valid province code",
     ),
-    "resident_id.check_char": ("身份证号码校验位错误", "The ID number's check character is wrong"),
+    "resident_id.check_char": (
+        "身份证号码有误，请对照证件逐位核对（最后一位可能是字母 X）",
+        "The ID number is wrong; check it against the card digit by digit (the last may be the letter X)",
+    ),
     "resident_id.birth_date": (
         "身份证号码中的出生日期无效",
         "The birth date in the ID number is not a valid past date",
@@ -135,7 +138,7 @@ _MESSAGES: dict[str, tuple[str, str]] = {
         "The Hong Kong/Macau residence permit number must start with 81 (Hong Kong) or 82 (Macau)",
     ),
     "hk_macau_permit.check_char": (
-        "港澳居民居住证号码校验位错误",
+        "港澳居民居住证号码有误，请对照证件逐位核对（最后一位可能是字母 X）",
         "The Hong Kong/Macau residence permit number's check character is wrong",
     ),
     "hk_macau_permit.birth_date": (
@@ -156,7 +159,7 @@ _MESSAGES: dict[str, tuple[str, str]] = {
         "The Taiwan residence permit number must start with 83",
     ),
     "taiwan_permit.check_char": (
-        "台湾居民居住证号码校验位错误",
+        "台湾居民居住证号码有误，请对照证件逐位核对（最后一位可能是字母 X）",
         "The Taiwan residence permit number's check character is wrong",
     ),
     "taiwan_permit.birth_date": (
@@ -178,7 +181,7 @@ _MESSAGES: dict[str, tuple[str, str]] = {
         "Digits 2-3 of the foreign permanent residence ID number are not a valid province code",
     ),
     "foreign_permanent_id.check_char": (
-        "外国人永久居留身份证号码校验位错误",
+        "外国人永久居留身份证号码有误，请对照证件逐位核对（注意数字 0 与字母 O、D，8 与 B 等易混字符）",
         "The foreign permanent residence ID number's check character is wrong",
     ),
     "foreign_permanent_id.birth_date": (
@@ -214,7 +217,10 @@ _MESSAGES: dict[str, tuple[str, str]] = {
         "车辆识别代号（VIN）只能包含数字和字母，且不能含有I、O、Q",
         "The VIN may only contain digits and letters, and never I, O or Q",
     ),
-    "vin.check_digit": ("车辆识别代号（VIN）校验位错误", "The VIN's check digit (9th character) is wrong"),
+    "vin.check_digit": (
+        "车辆识别代号（VIN）有误，请对照行驶证逐位核对（注意数字 0 与字母 D、8 与 B、5 与 S 等易混字符）",
+        "The VIN is wrong (its check digit does not hold); check it against the vehicle licence",
+    ),
     # 卡片编码 ICCID
     "iccid.format": (
         "卡片编码（ICCID）只能包含数字和字母A至F",

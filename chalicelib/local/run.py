@@ -15,9 +15,11 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 
 from chalicelib.core.settings import Settings
+from chalicelib.local.state import remove_state, state_doc, state_path, write_state
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,8 +65,12 @@ def main() -> None:
     os.environ.update(env)
     bin_dir = Path(sys.executable).parent
     children: list[subprocess.Popen[bytes]] = []
+    started_at = datetime.now(UTC)
+    state_file = state_path(settings)
 
     def stop(*_: object) -> None:
+        if state_file is not None:
+            remove_state(state_file, os.getpid())
         # Each child leads its own process group: chalice local's reloader forks a server process
         # that must go down with it.
         for proc in reversed(children):
@@ -199,6 +205,9 @@ def main() -> None:
     _wait_for_port(settings.api_port, timeout=60)
     _wait_for_port(settings.authority_port)
     api = f"http://127.0.0.1:{settings.api_port}"
+    if state_file is not None:
+        # What `cheka` reads to find this stack without exported variables.
+        write_state(state_file, state_doc(os.getpid(), started_at, settings, dict(os.environ), seed_doc))
     vin = seed_doc["registered_vins"][0] if seed_doc["registered_vins"] else seed_doc["first_vin"]
     print(
         f"""
@@ -211,6 +220,7 @@ cheka is running (stage local; state is in memory — `make seed` re-seeds, a re
   worker      running (outbox dispatch, outbox sweep, purge of abandoned flows, retention purge,
               health-watch)
   SMS         .venv/bin/cheka sms drop     (codes and results are kept here, not sent)
+  CLI         .venv/bin/cheka …            finds this stack by itself (recorded in {state_file or "-"})
   operator    http://127.0.0.1:{settings.sandbox_port}     sandbox operator (decides pushes, calls back)
   authority   http://127.0.0.1:{settings.authority_port}     sandbox identity authority (synthetic citizens;
               faults: .venv/bin/cheka authority faults --down / --latency 5 / --wrong-rate 1)

@@ -70,3 +70,25 @@ def seed(
     return SeedResult(
         report=report, registered_vins=registered, first_vin=rows[0][1]["vin"], open_vins=open_vins
     )
+
+
+#: The seed's first vehicles the landing page looks at for demo VINs (the seed makes them in this order).
+DEMO_LOOKAHEAD = 20
+
+
+def demo_vehicles(inventory: InventoryRepository, *, limit: int = 5) -> dict[str, list[str]]:
+    """The seeded vehicles as they stand now: ``open_vins`` (unregistered: to try the registration with)
+    and ``registered_vins`` (pending or registered), at most ``limit`` each; empty lists before a seed."""
+    rows = list(inventory_rows(DEMO_LOOKAHEAD, seed=2026))
+    cards = inventory.get_cards([row["iccid"] for row in rows])
+    open_vins: list[str] = []
+    registered: list[str] = []
+    for row in rows:
+        card = cards.get(row["iccid"])
+        if card is None or card.vin != row["vin"]:
+            continue
+        if card.state is CardState.UNREGISTERED and len(open_vins) < limit:
+            open_vins.append(row["vin"])
+        elif card.state in (CardState.PENDING, CardState.REGISTERED) and len(registered) < limit:
+            registered.append(row["vin"])
+    return {"open_vins": open_vins, "registered_vins": registered}

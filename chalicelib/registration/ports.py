@@ -31,6 +31,10 @@ class RegistrationRepository(ABC):
         signs in as ``owner_subject`` (``Delegation.owner_subject``), oldest first."""
 
     @abstractmethod
+    def by_receipt(self, receipt_no: str) -> Registration | None:
+        """The registration given the receipt number (受理编号) ``receipt_no``, if any."""
+
+    @abstractmethod
     def link_pushes(self, registration_id: str, record_ids: list[str]) -> None:
         """Remember which registration each operator push belongs to."""
 

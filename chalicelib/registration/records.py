@@ -1,12 +1,18 @@
 """The registrations as the use cases read and change them: the caller's own (expiry counted, the
-reviewer's time not), its verification flow, and versioned saves."""
+reviewer's time not), its verification flow, versioned saves, and the receipt number (受理编号) a
+submission is given."""
 
 from __future__ import annotations
 
-from chalicelib.kernel.clock import Clock, utc_now
+import hashlib
+from collections.abc import Iterator
+from datetime import datetime
+
+from chalicelib.kernel.clock import CHINA, Clock, utc_now
 from chalicelib.kernel.errors import NotFound
 from chalicelib.registration.domain.registrations import (
     Registration,
+    RegistrationKind,
     RegistrationStatus,
     changed,
     check_owner,
@@ -14,6 +20,30 @@ from chalicelib.registration.domain.registrations import (
 from chalicelib.registration.ports import RegistrationRepository
 from chalicelib.verification.domain.flows import Flow, FlowStatus
 from chalicelib.verification.service import VerificationService
+
+#: Crockford's base 32: no I, L, O or U, so that a number read out over the phone is not misheard.
+_RECEIPT_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def receipt_prefix(reg: Registration) -> str:
+    """登记 DJ, 过户 GH, 注销 ZX: the kind of business, read at a glance."""
+    if reg.kind is RegistrationKind.DEREGISTRATION:
+        return "ZX"
+    return "GH" if reg.is_transfer else "DJ"
+
+
+def receipt_candidates(reg: Registration, at: datetime) -> Iterator[str]:
+    """The receipt numbers ``reg`` may be given, first choice first: kind, the China day of the
+    submission and six characters derived from the registration id (``DJ20261129-4K7M9Q``). A
+    candidate another registration holds already is passed over (``Registrations.issue_receipt``)."""
+    day = at.astimezone(CHINA).strftime("%Y%m%d")
+    attempt = 0
+    while True:
+        digest = hashlib.sha256(f"{reg.registration_id}:{attempt}".encode()).digest()
+        bits = int.from_bytes(digest[:4], "big") >> 2  # 30 bits: six characters
+        tail = "".join(_RECEIPT_ALPHABET[(bits >> shift) & 31] for shift in range(25, -1, -5))
+        yield f"{receipt_prefix(reg)}{day}-{tail}"
+        attempt += 1
 
 
 class Registrations:
@@ -60,6 +90,21 @@ class Registrations:
         except NotFound:
             return None
         return flow if flow is not None and flow.status is FlowStatus.IN_REVIEW else None
+
+    def issue_receipt(self, reg: Registration, at: datetime) -> str:
+        """``reg``'s receipt number: the one it has, else the first candidate no other registration
+        holds (the store's receipt index is the check)."""
+        if reg.receipt_no:
+            return reg.receipt_no
+        for candidate in receipt_candidates(reg, at):
+            holder = self._store.by_receipt(candidate)
+            if holder is None or holder.registration_id == reg.registration_id:
+                return candidate
+        raise AssertionError("unreachable: the candidates never end")
+
+    def by_receipt(self, receipt_no: str) -> Registration | None:
+        """The registration given ``receipt_no`` (support looks it up for an owner who calls)."""
+        return self._store.by_receipt(receipt_no.strip().upper())
 
     def save(self, reg: Registration, **changes: object) -> Registration:
         """Store ``reg`` with ``changes``; ``registration.changed`` (409) if it moved meanwhile."""

@@ -85,6 +85,7 @@ class RegistrationService:
             verification,
             codes,
             possession=self.possession,
+            parties=parties,
             flow_ttl=flow_ttl,
             clock=clock,
             new_id=new_id,

@@ -1,5 +1,6 @@
 """The steps before submission: start (or resume) a registration of a vehicle, confirm the vehicle,
-verify the phone by its SMS code (the verification flow opens here) and consent; the delegation step
+verify the phone by its SMS code (the verification flow opens here; a de-registration's flow takes the
+registered holder's identity) and consent; the delegation step
 (委托登记) is ``registration.delegation``
 
 Each step is refused unless it is the one due (``require_step``); an earlier one may be repeated while
@@ -14,7 +15,7 @@ from datetime import timedelta
 from typing import Protocol
 
 from chalicelib.cards.domain.inventory import Card, CardState, Vehicle
-from chalicelib.cards.ports import InventoryRepository
+from chalicelib.cards.ports import InventoryRepository, PartyRepository
 from chalicelib.consents.domain import AcceptedConsent, ConsentRecord
 from chalicelib.consents.texts import check_consents
 from chalicelib.core.observability import logger
@@ -36,7 +37,7 @@ from chalicelib.registration.records import Registrations
 from chalicelib.registration.views import RegistrationView, RegistrationViews
 from chalicelib.sms.domain import SentCode, SmsPurpose
 from chalicelib.verification.domain.evidence import EvidenceKind
-from chalicelib.verification.domain.flows import FlowPurpose
+from chalicelib.verification.domain.flows import FlowPurpose, TypedIdentity
 from chalicelib.verification.service import VerificationService
 
 
@@ -61,6 +62,7 @@ class RegistrationSteps:
         codes: PhoneCodes,
         *,
         possession: PossessionChecks | None = None,
+        parties: PartyRepository | None = None,
         flow_ttl: timedelta = timedelta(hours=24),
         clock: Clock = utc_now,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
@@ -72,6 +74,7 @@ class RegistrationSteps:
         self._verification = verification
         self._codes = codes
         self._possession = possession
+        self._parties = parties
         self._flow_ttl = flow_ttl
         self._clock = clock
         self._new_id = new_id
@@ -194,9 +197,26 @@ class RegistrationSteps:
             flow_id = self._verification.open_flow(caller, flow_purpose).flow_id
         reg = self._registrations.save(reg, phone=number, phone_hash=phone_hash, flow_id=flow_id)
         self._verification.note(flow_id, EvidenceKind.SMS_CHECKED, caller, {"purpose": purpose.value})
+        if reg.kind is RegistrationKind.DEREGISTRATION:
+            self._registered_identity(reg, caller, flow_id)
         if self._possession is not None:
             reg = self._possession.by_sales_phone(reg)
         return self._views.view(reg)
+
+    def _registered_identity(self, reg: Registration, caller: str, flow_id: str) -> None:
+        """实名注销: the identity is the registered holder's, not typed again. The ID photos and the face
+        still prove the person is that holder (the photos' reading is cross-checked with it)."""
+        if self._parties is None or self._verification.flow(flow_id, caller).identity is not None:
+            return
+        latest = self._latest_registration(caller, reg.vin)
+        party = self._parties.get(latest.party_id) if latest and latest.party_id else None
+        if party is None:
+            return  # the person types it, as for a registration
+        # (its validity is read again from the ID back: the card may have been renewed since)
+        identity = TypedIdentity(
+            id_type=party.id_type.value, id_number=party.id_number, name=party.name, address=party.address
+        )
+        self._verification.set_identity(flow_id, caller, identity)
 
     def give_consents(
         self, registration_id: str, caller: str, accepted: list[AcceptedConsent], client: dict[str, str]

@@ -141,8 +141,13 @@ class Submission:
         if not claimable(reg, now):
             return None
         try:
+            receipt_no = self._registrations.issue_receipt(reg, now)  # 受理编号: kept if claimed again
             return self._registrations.save(
-                reg, status=RegistrationStatus.SUBMITTING, submitted_at=now, expires_at=None
+                reg,
+                status=RegistrationStatus.SUBMITTING,
+                submitted_at=now,
+                expires_at=None,
+                receipt_no=receipt_no,
             )
         except Conflict:
             return None

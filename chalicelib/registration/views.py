@@ -3,7 +3,7 @@ Everything personal is masked; a card's history shows only the reader's own part
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -28,6 +28,7 @@ from chalicelib.registration.domain.registrations import (
     RegistrationKind,
     RegistrationStatus,
     Step,
+    not_my_vehicle,
     step_before_submission,
     trustee_named,
 )
@@ -36,6 +37,8 @@ from chalicelib.registration.outcome import Outcomes
 from chalicelib.registration.ports import RegistrationRepository
 from chalicelib.registration.records import Registrations
 from chalicelib.verification.domain.flows import Flow, FlowStatus
+
+REGISTRATION = RegistrationKind.REGISTRATION
 
 
 def mask_iccid(iccid: str) -> str:
@@ -55,6 +58,9 @@ class HistoryEntry(BaseModel):
     from_state: CardState | None
     to_state: CardState
     reason: str | None
+    #: 受理编号 of the submission this entry is the start of (the owner's registration or
+    #: de-registration), so the history and the receipt read alike.
+    receipt_no: str | None = None
 
 
 class CardSummary(BaseModel):
@@ -64,6 +70,9 @@ class CardSummary(BaseModel):
     state: CardState
     functions: list[CardFunction]
     history: list[HistoryEntry] = []
+    #: Who the card is registered to (登记人), masked; only the reader's own holder, only while the card
+    #: is registered (or pending) to them.
+    holder_masked: str | None = None
 
 
 class PendingNext(StrEnum):
@@ -134,6 +143,16 @@ class PossessionSummary(BaseModel):
     transfer: bool = False
 
 
+class Ended(BaseModel):
+    """A registration accepted once whose cards are no longer registered to its holder: the card's
+    state now, so that a success is never shown over a card that is not registered any more."""
+
+    #: ``deregistered`` (注销, or the card left service) or ``transferred`` (过户 to a buyer).
+    step: Step
+    at: datetime
+    event: str
+
+
 class RegistrationView(BaseModel):
     registration_id: str
     kind: RegistrationKind
@@ -151,6 +170,13 @@ class RegistrationView(BaseModel):
     created_at: datetime
     submitted_at: datetime | None
     expires_at: datetime | None
+    #: 受理编号, from the submission on (the receipt the result screen shows).
+    receipt_no: str | None = None
+    #: Who the cards are registered to (登记人) or, for a de-registration, whose registration ends;
+    #: masked, once submitted.
+    holder_masked: str | None = None
+    #: An accepted registration ended since (注销, 过户): what the cards are now.
+    ended: Ended | None = None
 
 
 class MyVehicle(VehicleSummary):
@@ -168,17 +194,66 @@ class MyVehicle(VehicleSummary):
     registered_for: str | None = None
     #: The holder reads a vehicle a trustee registered for them as ``delegated``.
     delegated: bool = False
+    #: 受理编号 of the registration, and of the latest de-registration when there is one.
+    receipt_no: str | None = None
+    deregistration_receipt_no: str | None = None
+    submitted_at: datetime | None = None
+
+
+class InProgress(BaseModel):
+    """A registration or de-registration the person has not finished: where to carry on (继续办理)."""
+
+    registration_id: str
+    kind: RegistrationKind
+    delegated: bool
+    vin_masked: str
+    step: Step
+    created_at: datetime
+    expires_at: datetime | None
+
+
+class ReceiptLookup(BaseModel):
+    """受理编号 as support reads it (an owner calls with the number): which business, which car and
+    cards, where it stands; the holder masked."""
+
+    receipt_no: str
+    registration_id: str
+    kind: RegistrationKind
+    transfer: bool
+    delegated: bool
+    vin: str
+    iccids: list[str]
+    step: Step
+    submitted_at: datetime | None
+    holder_masked: str | None
 
 
 class MyVehicles(BaseModel):
     vehicles: list[MyVehicle]
+    #: Unfinished registrations and de-registrations (not submitted, not expired), newest first.
+    in_progress: list[InProgress] = []
+
+
+class OpenRegistrations(BaseModel):
+    """继续办理 on opening the app: the person's unfinished registrations and de-registrations."""
+
+    registrations: list[InProgress]
 
 
 #: History entries whose reason names parties (过户): not shown to owners.
 _PARTY_EVENTS = frozenset({"transfer_requested", "transferred"})
 
 
-def card_summary(card: Card, events: Sequence[CardEvent] = ()) -> CardSummary:
+def card_summary(
+    card: Card,
+    events: Sequence[CardEvent] = (),
+    *,
+    holder_masked: str | None = None,
+    receipts: Sequence[tuple[Registration, str]] = (),
+) -> CardSummary:
+    """``receipts``: (a submitted registration, the history event that starts it) whose first such
+    entry since its submission carries its receipt number."""
+    marked = _receipt_entries(events, receipts)
     return CardSummary(
         iccid_masked=mask_iccid(card.iccid),
         msisdn_masked=mask_phone(card.msisdn),
@@ -193,10 +268,50 @@ def card_summary(card: Card, events: Sequence[CardEvent] = ()) -> CardSummary:
                 to_state=e.to_state,
                 # 过户 entries name the parties (internal ids): nobody's business but the OEM's.
                 reason=None if e.event in _PARTY_EVENTS else e.reason,
+                receipt_no=marked.get(i),
             )
-            for e in events
+            for i, e in enumerate(events)
         ],
+        holder_masked=holder_masked,
     )
+
+
+def _receipt_entries(
+    events: Sequence[CardEvent], receipts: Sequence[tuple[Registration, str]]
+) -> dict[int, str]:
+    marked: dict[int, str] = {}
+    for reg, event_name in receipts:
+        if not reg.receipt_no or reg.submitted_at is None:
+            continue
+        for i, e in enumerate(events):
+            if e.event == event_name and e.at >= reg.submitted_at and i not in marked:
+                marked[i] = reg.receipt_no
+                break
+    return marked
+
+
+#: The history entry that starts a submission of each kind.
+_SUBMITTED_EVENT = {
+    RegistrationKind.REGISTRATION: "registration_submitted",
+    RegistrationKind.DEREGISTRATION: "deregistration_requested",
+}
+
+
+def _submitted_event(reg: Registration) -> str:
+    return "transfer_requested" if reg.is_transfer else _SUBMITTED_EVENT[reg.kind]
+
+
+def ended_since(reg: Registration, histories: Mapping[str, Sequence[CardEvent]]) -> Ended | None:
+    """An accepted registration whose every card left its holder since (``holder_events`` ends there):
+    de-registered (or retired) or transferred to a buyer; ``None`` while any card is still theirs."""
+    lasts = [events[-1] for events in histories.values() if events]
+    if not lasts or len(lasts) < len(histories):
+        return None
+    away = [transferred_away(e, reg) for e in lasts]
+    if not all(a or e.to_state is CardState.UNREGISTERED for a, e in zip(away, lasts, strict=True)):
+        return None
+    last = max(lasts, key=lambda e: e.at)
+    return Ended(step=Step.TRANSFERRED if all(away) else Step.DEREGISTERED, at=last.at, event=last.event)
 
 
 def vehicle_summary(vehicle: Vehicle) -> VehicleSummary:
@@ -287,6 +402,11 @@ class RegistrationViews:
         if vehicle is None and reg.kind is RegistrationKind.DEREGISTRATION:
             raise vehicle_not_found()
         cards = [c for c in (self._inventory.get_card(i) for i in reg.iccids) if c is not None]
+        submitted = reg.status is not RegistrationStatus.OPEN
+        ended = None
+        if outcome is not None and outcome.step is Step.REGISTERED and reg.kind is REGISTRATION:
+            histories = {i: holder_events(self._inventory.history(i), reg) for i in reg.iccids}
+            ended = ended_since(reg, histories)
         return RegistrationView(
             registration_id=reg.registration_id,
             kind=reg.kind,
@@ -308,7 +428,22 @@ class RegistrationViews:
             created_at=reg.created_at,
             submitted_at=reg.submitted_at,
             expires_at=reg.expires_at if reg.status is RegistrationStatus.OPEN else None,
+            receipt_no=reg.receipt_no if submitted else None,
+            holder_masked=self.holder_masked(reg, flow) if submitted else None,
+            ended=ended,
         )
+
+    def holder_masked(self, reg: Registration, flow: Flow | None = None) -> str | None:
+        """Whom a submitted registration's cards are registered to, masked: the owner a trustee
+        registered for, else the person the flow verified (a de-registration: the registered holder)."""
+        if reg.delegation is not None:
+            return mask_name(reg.delegation.owner_name)
+        if flow is None and reg.flow_id:
+            try:
+                flow = self._registrations.flow(reg)
+            except NotFound:
+                return None  # purged with its materials (第十八条): the name is not kept elsewhere here
+        return mask_name(flow.identity.name) if flow is not None and flow.identity is not None else None
 
     def _possession(self, reg: Registration) -> PossessionSummary | None:
         p = reg.possession
@@ -358,7 +493,63 @@ class RegistrationViews:
             for v in (self._my_vehicle(reg, deregistrations.get(reg.vin), caller) for reg in latest.values())
             if v is not None
         ]
-        return MyVehicles(vehicles=vehicles)
+        return MyVehicles(vehicles=vehicles, in_progress=self.in_progress(caller))
+
+    def receipt(self, receipt_no: str) -> ReceiptLookup:
+        """Support's lookup of a receipt number (404 ``receipt.not_found`` for an unknown one)."""
+        reg = self._registrations.by_receipt(receipt_no)
+        if reg is None or reg.receipt_no is None:
+            raise NotFound(
+                "receipt.not_found", "没有该受理编号的办理记录", "No registration has this receipt number"
+            )
+        view = self.view(reg)
+        return ReceiptLookup(
+            receipt_no=reg.receipt_no,
+            registration_id=reg.registration_id,
+            kind=reg.kind,
+            transfer=reg.is_transfer,
+            delegated=reg.delegated,
+            vin=reg.vin,
+            iccids=list(reg.iccids),
+            step=view.step,
+            submitted_at=reg.submitted_at,
+            holder_masked=view.holder_masked,
+        )
+
+    def vin_of(self, caller: str, registration_id: str) -> str:
+        """The VIN of a vehicle in the caller's 我的车辆, by the registration it lists: 注销 picks the car
+        there (the VIN is never typed again); any other id is ``vehicle.not_yours``."""
+        for reg in self._registrations.held_by(caller):
+            if reg.registration_id == registration_id and reg.kind is REGISTRATION:
+                return reg.vin
+        raise not_my_vehicle()
+
+    def in_progress(self, caller: str) -> list[InProgress]:
+        """The caller's registrations and de-registrations not submitted and not expired, newest first,
+        each with the step due (继续办理)."""
+        now = self._clock()
+        found: list[InProgress] = []
+        for reg in reversed(self._store.of_owner(caller)):
+            if reg.status is RegistrationStatus.SUBMITTED:
+                continue
+            if reg.status is RegistrationStatus.OPEN and reg.expires_at is not None and reg.expires_at <= now:
+                continue
+            try:
+                view = self.view(reg)
+            except NotFound:
+                continue  # its flow or vehicle is gone: nothing to carry on with
+            found.append(
+                InProgress(
+                    registration_id=reg.registration_id,
+                    kind=reg.kind,
+                    delegated=reg.delegated,
+                    vin_masked=view.vehicle.vin_masked,
+                    step=view.step,
+                    created_at=reg.created_at,
+                    expires_at=view.expires_at,
+                )
+            )
+        return found
 
     def _my_vehicle(self, reg: Registration, dereg: Registration | None, caller: str) -> MyVehicle | None:
         vehicle = self._inventory.get_vehicle(reg.vin)
@@ -383,7 +574,20 @@ class RegistrationViews:
         in_service = self.in_service(mine)
         if not in_service:
             return None
-        cards = [card_summary(c, histories[c.iccid]) for c in in_service]
+        holder = self.holder_masked(reg)
+        receipts = [(reg, _submitted_event(reg))] + ([(dereg, _submitted_event(dereg))] if dereg else [])
+        cards = [
+            card_summary(
+                c,
+                histories[c.iccid],
+                # whose the card is: only the reader's own holder, while it is registered (or pending) to them
+                holder_masked=holder
+                if c.holder_id == reg.party_id and c.state in (CardState.REGISTERED, CardState.PENDING)
+                else None,
+                receipts=receipts,
+            )
+            for c in in_service
+        ]
         deregistration = None
         if dereg is not None and _submitted(dereg) >= _submitted(reg):
             deregistration = outcome_view(
@@ -409,6 +613,9 @@ class RegistrationViews:
             deregistration=deregistration,
             registered_for=_registered_for(reg, caller),
             delegated=reg.delegated,
+            receipt_no=reg.receipt_no,
+            deregistration_receipt_no=dereg.receipt_no if deregistration is not None and dereg else None,
+            submitted_at=reg.submitted_at,
         )
 
 

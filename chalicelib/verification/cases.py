@@ -1,7 +1,8 @@
 """Opening a review case (人工审核): the one way a flow goes to a reviewer, whatever sent it there.
 
-One case per flow and reason (asking again finds the same case); the flow waits in review, its expiry
-moved so the reviewer's time does not count against it, and the opening goes into the evidence.
+One case per flow and reason (asking again finds the same case), with a case number (审核编号) the owner
+is told; the flow waits in review, its expiry moved so the reviewer's time does not count against it,
+and the opening goes into the evidence.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from chalicelib.verification.domain.flows import (
     ReviewReason,
     ReviewStatus,
     case_id_for,
+    case_number_for,
 )
 from chalicelib.verification.flows import Flows
 from chalicelib.verification.ports import EvidenceLog, ReviewCases
@@ -44,9 +46,11 @@ class CaseOpener:
     ) -> ReviewCase:
         """Open ``flow``'s case for ``reason`` and put the flow in review (the face check waits for it)."""
         now = self._clock()
+        case_id = case_id_for(flow.flow_id, reason)
         case = self._cases.open(
             ReviewCase(
-                case_id=case_id_for(flow.flow_id, reason),
+                case_id=case_id,
+                case_number=case_number_for(case_id, now),
                 flow_id=flow.flow_id,
                 owner=flow.owner,
                 purpose=flow.purpose,

@@ -48,7 +48,7 @@ from chalicelib.verification.domain.readings import (
     VehicleDocument,
 )
 from chalicelib.verification.flows import Flows
-from chalicelib.verification.portrait import find_portrait
+from chalicelib.verification.portrait import CARD_FIELD, NO_PORTRAIT, find_portrait
 from chalicelib.verification.ports import EvidenceLog, FaceEngine, OcrEngine
 from chalicelib.verification.uploads import UploadService
 from chalicelib.verification.views import OcrOutcome, PresignedUpload, StoredDocument
@@ -114,6 +114,24 @@ def machine_readable(flow: Flow) -> bool:
     return flow.identity.id_type in MACHINE_READABLE_ID_TYPES or flow.identity.id_type == IdType.USCC
 
 
+def back_side_in_front_slot() -> InvalidField:
+    return InvalidField(
+        "id_card.back_side",
+        "这张是身份证国徽面，此处请拍摄有照片的人像面",
+        "This is the back of the ID card (national emblem side); photograph the side with the portrait",
+        field=CARD_FIELD,
+    )
+
+
+def front_side_in_back_slot() -> InvalidField:
+    return InvalidField(
+        "id_card.front_side",
+        "这张是身份证人像面，此处请拍摄有有效期限的国徽面",
+        "This is the portrait side of the ID card; photograph the back, with the validity period",
+        field=DocumentKind.ID_BACK.value,
+    )
+
+
 def _mismatch_errors(mismatches: Sequence[InvalidField]) -> DomainError:
     return mismatches[0] if len(mismatches) == 1 else ValidationErrors(list(mismatches))
 
@@ -159,7 +177,7 @@ class Documents:
         # only after the biometric consent (looking for the portrait is face processing).
         if kind is DocumentKind.ID_FRONT:
             require_biometric_consent(flow)
-        inspect = (lambda jpeg: find_portrait(self._faces, jpeg)) if kind is DocumentKind.ID_FRONT else None
+        inspect = self._find_portrait if kind is DocumentKind.ID_FRONT else None
         try:
             stored = self._uploads.complete(flow.flow_id, kind, key, inspect)
         except EngineUnavailable:
@@ -192,6 +210,24 @@ class Documents:
             },
         )
         return stored
+
+    def _find_portrait(self, jpeg: bytes) -> object:
+        """The portrait on an ID front; a photo of the card's back (国徽面) chosen instead is told as such
+        (not "no portrait": the remedy is the other side, not a better photo)."""
+        try:
+            return find_portrait(self._faces, jpeg)
+        except InvalidField as err:
+            if err.code == NO_PORTRAIT and self._shows_id_back(jpeg):
+                raise back_side_in_front_slot() from err
+            raise
+
+    def _shows_id_back(self, jpeg: bytes) -> bool:
+        try:
+            lines = self._ocr.read(jpeg)
+        except EngineUnavailable:
+            return False  # the portrait's refusal stands as it is
+        back = parse_id_back(lines)
+        return back.valid_until is not None or back.permanent or back.authority is not None
 
     def photo(self, flow: Flow, kind: DocumentKind) -> bytes:
         """The flow's stored photo of ``kind`` (``flow.document_missing`` when none was uploaded)."""
@@ -261,6 +297,45 @@ class Documents:
             fields_read=fields_read,
             confidences=dict(parsed.confidences),
             agreed=True,
+            reading=reading,
+        )
+
+    def read_for_confirmation(self, flow_id: str, caller: str, kind: DocumentKind) -> OcrOutcome:
+        """OCR first (识别后确认): the stored photo of the resident ID's front or back read and returned
+        to fill the identity form the person then confirms or corrects. Nothing is checked against an
+        identity and no check is recorded: the confirmed identity (``identity``) is cross-checked with
+        the card by ``read_document`` as for a typed one. The back's validity is checked at once (an
+        expired card is told before anything is typed); a side in the other side's slot is told so."""
+        flow = self._flows.open_for_checks(flow_id, caller)
+        if kind not in (DocumentKind.ID_FRONT, DocumentKind.ID_BACK):
+            raise InvalidField(
+                "ocr.kind", "该类证件不支持识别", f"{kind.value} photos are not read", field="kind"
+            )
+        if flow.identity is not None and flow.identity.id_type not in MACHINE_READABLE_ID_TYPES:
+            raise InvalidField(
+                "ocr.not_machine_readable",
+                "该类证件不能自动识别，请填写证件信息",
+                "This document is not read automatically; type its details",
+                field="id_type",
+            )
+        lines = self._ocr.read(self.photo(flow, kind))
+        parsed: IdFront | IdBack = (
+            parse_id_front(lines) if kind is DocumentKind.ID_FRONT else parse_id_back(lines)
+        )
+        reading, fields_read = self._record_reading(flow, kind, caller, parsed, len(lines))
+        if isinstance(parsed, IdBack):
+            if parsed.valid_until is None and not parsed.permanent and parse_id_front(lines).id_number:
+                raise front_side_in_back_slot()
+            errors = self._reading_errors(flow, parsed)
+            if errors:
+                raise _mismatch_errors(errors)
+        elif not (parsed.name or parsed.id_number) and parse_id_back(lines).valid_until is not None:
+            raise back_side_in_front_slot()
+        return OcrOutcome(
+            kind=kind,
+            fields_read=fields_read,
+            confidences=dict(parsed.confidences),
+            agreed=False,
             reading=reading,
         )
 
@@ -412,8 +487,9 @@ class Documents:
                 return [
                     InvalidField(
                         "id_card.expired",
-                        "证件已过有效期，请使用有效证件",
-                        "The ID card has expired; use a valid document",
+                        f"这张身份证已过有效期（有效期至 {parsed.valid_until.isoformat()}），"
+                        "请使用有效期内的身份证办理，已换领新证的请拍摄新证",
+                        "The ID card has expired; use a card within its validity (a renewed one)",
                         field="id_back",
                         details={"valid_until": parsed.valid_until.isoformat()},
                     )

@@ -14,8 +14,14 @@ not answer: ``engine.unavailable``), and when they run out the flow may go to ma
 - The challenge cannot be re-drawn at will: while the flow has an unused, unexpired session, starting
   again hands out that same session, and a flow starts at most ``liveness_sessions_per_flow`` sessions
   (``liveness.sessions_exhausted``).
-- A burst in which some frame holds no face (or several) was not judged as a face: it is a capture
-  problem (``liveness.capture_problem``), not an attempt, and the same session can be used again.
+- A burst in which some frame holds no face (or several), or in which the person did not turn (held
+  still: no pose change, identical frames, and nothing else wrong), was not judged as a face: it is a
+  capture problem (``liveness.capture_problem``), not an attempt, and the same session (its challenge
+  and capture nonce) can be used again. Such a burst is never matched with the ID portrait, so asking
+  again for free tells nothing about the match. Any other verdict (another person, frames not of one
+  capture or of another session, the wrong turn, a face unlike the ID portrait) spends an attempt.
+- While the person lines up, the client asks for live guidance (``preview``: one small frame, the
+  face's box, size, light and pose), which spends nothing and is limited per session.
 """
 
 from __future__ import annotations
@@ -48,11 +54,21 @@ from chalicelib.verification.domain.flows import (
 )
 from chalicelib.verification.domain.gates import GateOutcome, GateVerdict
 from chalicelib.verification.domain.liveness import (
+    PREVIEW_MAX_BYTES,
+    PREVIEW_MAX_SIDE,
+    PREVIEW_MESSAGES,
+    PREVIEWS_PER_SESSION,
+    FacePreview,
     LivenessCapture,
     LivenessChallenge,
     LivenessVerdict,
     capture_failed,
     capture_problem,
+    preview_guidance,
+    preview_too_large,
+    preview_too_wide,
+    preview_unreadable,
+    previews_exhausted,
 )
 from chalicelib.verification.flows import Flows
 from chalicelib.verification.portrait import PortraitMatch, match_portrait
@@ -269,6 +285,48 @@ class FaceChecks:
             review_case_id=case_id,
         )
 
+    def preview(self, flow_id: str, caller: str, session_id: str, frame: bytes) -> FacePreview:
+        """Where the face is in one small frame of the live video, and what the person should do.
+
+        The live guidance of the capture (too far, too dark, not centred...) and the client's view of
+        the turn as it happens: the session must be open (unused, unexpired, this flow's and person's),
+        the frame a JPEG of at most ``PREVIEW_MAX_BYTES`` and ``PREVIEW_MAX_SIDE`` px (both checked
+        before it is decoded), at most ``PREVIEWS_PER_SESSION`` per session. Nothing is stored and no
+        attempt spent: the verdict is the burst's (``complete_liveness``).
+        """
+        flow = self._flows.open_for_checks(flow_id, caller)
+        session = check_session(self._sessions.get(session_id), flow, self._clock())
+        width, height = _preview_size(frame)
+        left = self._sessions.count_preview(session.session_id, PREVIEWS_PER_SESSION)
+        if left is None:
+            raise previews_exhausted()
+        faces = self._faces.detect(frame)
+        face = faces[0] if len(faces) == 1 else None
+        box = (
+            [
+                round(face.box.left / width, 3),
+                round(face.box.top / height, 3),
+                round((face.box.left + face.box.width) / width, 3),
+                round((face.box.top + face.box.height) / height, 3),
+            ]
+            if face is not None
+            else None
+        )
+        brightness = _brightness(frame, box)
+        size = round(face.relative_size, 3) if face is not None else None
+        guidance = preview_guidance(len(faces), box, size, brightness)
+        return FacePreview(
+            faces=len(faces),
+            box=box,
+            size=size,
+            brightness=brightness,
+            yaw=face.yaw if face is not None else None,
+            pitch=face.pitch if face is not None else None,
+            guidance=guidance,
+            message_zh=PREVIEW_MESSAGES[guidance],
+            previews_left=left,
+        )
+
     def attempts_left(self, flow_id: str, caller: str) -> AttemptsLeft | None:
         """The caller's attempts left in this flow today; ``None`` before the identity is typed."""
         return self.left_for(self._flows.flow(flow_id, caller))
@@ -428,3 +486,46 @@ class FaceChecks:
             },
         )
         return result.verdict == "match"
+
+
+def _preview_size(frame: bytes) -> tuple[int, int]:
+    """The preview frame's size, read from its JPEG header: the byte and pixel caps before decoding."""
+    if len(frame) > PREVIEW_MAX_BYTES:
+        raise preview_too_large(len(frame))
+    if not frame.startswith(b"\xff\xd8\xff"):
+        raise preview_unreadable()
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(frame)) as image:  # reads the header only
+            width, height = image.size
+            kind = image.format
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise preview_unreadable() from exc
+    if kind != "JPEG" or not width or not height:
+        raise preview_unreadable()
+    if max(width, height) > PREVIEW_MAX_SIDE:
+        raise preview_too_wide(width, height)
+    return width, height
+
+
+def _brightness(frame: bytes, box: Sequence[float] | None) -> int:
+    """Mean grey level (0–255) of the face region (``box``, fractions of the frame), else of the frame."""
+    import io
+
+    from PIL import Image, ImageStat
+
+    try:
+        with Image.open(io.BytesIO(frame)) as image:
+            grey = image.convert("L")
+    except (OSError, ValueError) as exc:
+        raise preview_unreadable() from exc
+    if box is not None:
+        width, height = grey.size
+        left, top = max(0, int(box[0] * width)), max(0, int(box[1] * height))
+        right, bottom = min(width, int(box[2] * width)), min(height, int(box[3] * height))
+        if right > left and bottom > top:
+            grey = grey.crop((left, top, right, bottom))
+    return round(ImageStat.Stat(grey).mean[0])

@@ -128,9 +128,12 @@ class LocatedPortrait:
     faces_seen: int
 
 
+NO_PORTRAIT = "id_card.no_portrait"
+
+
 def no_portrait() -> InvalidField:
     return InvalidField(
-        "id_card.no_portrait",
+        NO_PORTRAIT,
         "身份证人像面照片中未找到人像，请将证件人像面完整、清晰地拍入画面后重拍",
         "No portrait was found on the ID card photo; photograph the whole front of the card clearly",
         field=CARD_FIELD,

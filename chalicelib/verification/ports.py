@@ -251,6 +251,11 @@ class LivenessSessions(ABC):
     def claim(self, session_id: str, now: datetime) -> bool:
         """Mark the session used if it is unused and unexpired; False when someone else got there first."""
 
+    @abstractmethod
+    def count_preview(self, session_id: str, limit: int) -> int | None:
+        """Count one live-guidance preview of the session: the previews left after it, or ``None``
+        when the session has had ``limit`` already (nothing counted then)."""
+
 
 class ReviewCases(ABC):
     @abstractmethod

@@ -90,6 +90,16 @@ class Reviews:
                 details={"missing": CheckName.OCR_ID_FRONT.value},
             )
 
+    def case_of_flow(self, flow_id: str, caller: str) -> ReviewCase | None:
+        """The person's own view of their flow's review: its latest case (open, or the last decided),
+        None when the flow never went to a reviewer. Someone else's flow is not found."""
+        flow = self._flows.flow(flow_id, caller)
+        cases = [c for c in (self._cases.get(case_id_for(flow.flow_id, r)) for r in ReviewReason) if c]
+        if not cases:
+            return None
+        open_ = [c for c in cases if c.status is ReviewStatus.OPEN]
+        return max(open_ or cases, key=lambda c: c.created_at)
+
     def review_queue(
         self, status: ReviewStatus, limit: int, cursor: str | None
     ) -> tuple[list[ReviewCase], str | None]:

@@ -42,7 +42,7 @@ from chalicelib.verification.domain.flows import (
     TypedIdentity,
     VerificationPolicy,
 )
-from chalicelib.verification.domain.liveness import LivenessCapture
+from chalicelib.verification.domain.liveness import FacePreview, LivenessCapture
 from chalicelib.verification.domain.readings import AuthorizationLetter, VehicleDocument
 from chalicelib.verification.face import FaceChecks
 from chalicelib.verification.flows import Flows
@@ -176,6 +176,9 @@ class VerificationService:
     def read_document(self, flow_id: str, caller: str, kind: DocumentKind) -> OcrOutcome:
         return self.documents.read_document(flow_id, caller, kind)
 
+    def read_for_confirmation(self, flow_id: str, caller: str, kind: DocumentKind) -> OcrOutcome:
+        return self.documents.read_for_confirmation(flow_id, caller, kind)
+
     def read_vehicle_document(self, flow_id: str, caller: str, kind: DocumentKind) -> VehicleDocument:
         return self.documents.read_vehicle_document(flow_id, caller, kind)
 
@@ -217,6 +220,9 @@ class VerificationService:
         capture: LivenessCapture | None = None,
     ) -> FaceCheckOutcome:
         return self.face.complete_liveness(flow_id, caller, session_id, frames, capture)
+
+    def preview_liveness(self, flow_id: str, caller: str, session_id: str, frame: bytes) -> FacePreview:
+        return self.face.preview(flow_id, caller, session_id, frame)
 
     def attempts_left(self, flow_id: str, caller: str) -> AttemptsLeft | None:
         return self.face.attempts_left(flow_id, caller)

@@ -214,6 +214,8 @@ def _stack_env(moto: int, api: int, sandbox: int, authority: int) -> dict[str, s
             "CHEKA_PUSH_STALE_MINUTES": "1",
             # Files change under a test run (an editor, a checkout): the API keeps the code it started with.
             "CHEKA_LOCAL_NO_AUTORELOAD": "1",
+            # A test's stack is not the developer's `make run`: it leaves .local/stack.json alone.
+            "CHEKA_LOCAL_STATE_FILE": "",
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_DEFAULT_REGION": "cn-north-1",

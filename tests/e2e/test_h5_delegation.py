@@ -28,6 +28,7 @@ def sign_in(me: Phone, login: str) -> None:
     me.fill("#login-phone", login)
     code = me.sms_code(login, lambda: me.tap("#login-send"))
     me.fill("#login-code", code)
+    me.tap("#login-agree")  # 已阅读并同意《用户协议》《隐私政策》
     me.tap("#login-submit")
     me.wait_screen("home")
 

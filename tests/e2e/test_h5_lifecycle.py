@@ -26,10 +26,9 @@ from tests.e2e.test_h5_registration import (
     consent_before_the_photos,
     prove_identity,
     show_possession,
-    type_identity,
 )
 from tests.face_photos import CARD_PORTRAIT, FACES
-from tests.synthetic_documents import PERSON_ADDRESS, PERSON_ID_NUMBER, PERSON_NAME
+from tests.synthetic_documents import PERSON_ADDRESS
 
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
@@ -119,6 +118,7 @@ def log_in(me: Phone, phone: str) -> None:
     me.fill("#login-phone", phone)
     code = me.sms_code(phone, lambda: me.tap("#login-send"))
     me.fill("#login-code", code)
+    me.tap("#login-agree")  # 已阅读并同意《用户协议》《隐私政策》
     me.tap("#login-submit")
     me.wait_screen("home")
 
@@ -191,9 +191,9 @@ def my_vehicles(me: Phone, *, showing: str) -> str:
 def deregister(me: Phone, vin: str, phone: str) -> None:
     """From 我的车辆: 注销实名 of the (only) vehicle, the phone given at registration, the same person."""
     me.tap("#vehicle-list .deregister")
-    me.wait_screen("vin")
-    me.fill("#vin-input", vin)
-    me.tap("#vin-submit")
+    me.wait_screen("deregister_vehicle")  # the car picked is confirmed, its VIN never typed
+    assert vin[-6:] in text(me, "#deregister-card")
+    me.tap("#deregister-start")
     verify_phone(me, phone)
     prove_identity(me, camera=False)
     me.wait_screen("submit")
@@ -207,7 +207,7 @@ def up_to_the_id_photos(me: Phone, phone_login: str, phone_owner: str) -> str:
     vin = take_vehicle(me.stack, from_end=True)
     log_in(me, phone_login)
     start_registration(me, vin, phone_owner)
-    me.wait_screen("identity")
+    me.wait_screen("documents")  # the ID card is photographed first, then its reading confirmed
     return vin
 
 
@@ -366,7 +366,7 @@ def test_an_expired_id_card_is_refused_under_the_back_photo_with_the_expired_mes
 
     me = owner
     up_to_the_id_photos(me, "13600136061", "13500135061")
-    type_identity(me, PERSON_NAME)
+    consent_before_the_photos(me)
     front = me.write("id_front.jpg", id_front(portrait=FACES / CARD_PORTRAIT, fmt="JPEG"))
     me.choose_files("#doc-id_front-camera", front)
     state = me.wait_until("the front to be read", functools.partial(me.photo_read, "id_front"), 45)
@@ -378,19 +378,21 @@ def test_an_expired_id_card_is_refused_under_the_back_photo_with_the_expired_mes
     )
     me.choose_files("#doc-id_back-camera", expired)
     state = me.wait_until("the back to be read", functools.partial(me.photo_read, "id_back"), 45)
-    # Then the back's photo is refused with the expired message, under that photo
+    # Then the back's photo is refused with the expired message, under that photo: use a valid card
     assert state == "failed", me.messages()
-    assert "证件已过有效期" in text(me, "#doc-id_back .doc-status")
-    assert "证件已过有效期" not in text(me, "#doc-id_front .doc-status")
-    # And the person cannot go on
-    assert not me.element("#documents-next").is_enabled()
+    assert "已过有效期" in text(me, "#doc-id_back .doc-status")
+    assert "有效期内的身份证" in text(me, "#doc-id_back .doc-status")
+    assert "重新拍摄" not in text(me, "#doc-id_back .doc-status")
+    assert "已过有效期" not in text(me, "#doc-id_front .doc-status")
+    # And the person cannot go on: there is nothing to confirm yet
+    assert not me.element("#confirm-form").is_displayed()
     shot(me, "id-expired")
 
     # When a card in its validity is photographed, the step lets them on
     me.choose_files("#doc-id_back-camera", me.write("id_back.jpg", id_back(fmt="JPEG")))
     state = me.wait_until("the valid back to be read", functools.partial(me.photo_read, "id_back"), 45)
     assert state == "done", me.messages()
-    me.wait_until("the next step", lambda: me.element("#documents-next").is_enabled())
+    me.wait_until("the form to confirm", lambda: me.element("#confirm-form").is_displayed())
 
 
 def test_a_passport_holder_chooses_the_passport_and_is_told_a_reviewer_reads_it(
@@ -413,6 +415,9 @@ def test_a_passport_holder_chooses_the_passport_and_is_told_a_reviewer_reads_it(
 
     before = open_cases()
     up_to_the_id_photos(me, "13600136062", "13500135062")
+    # When the holder has no resident ID card, the typed form is there for other documents
+    me.tap("#documents-other-id")
+    me.wait_screen("identity")
     # When the holder chooses 护照 among the ID types offered
     offered = [o.text for o in Select(me.element("#id-type")).options]
     assert {"居民身份证", "护照", "外国人永久居留身份证"} <= set(offered), offered
@@ -455,11 +460,6 @@ def test_the_biometric_consent_names_the_face_provider_before_the_id_photos_and_
 ) -> None:
     me = owner
     up_to_the_id_photos(me, "13600136010", "13500135010")
-    me.fill("#id-number", PERSON_ID_NUMBER)
-    me.fill("#id-name", PERSON_NAME)
-    me.fill("#id-address", PERSON_ADDRESS)
-    me.tap("#identity-submit")
-    me.wait_screen("documents")
     me.wait_until(
         "the documents screen",
         lambda: me._js("return document.querySelector('section[data-screen=documents]').dataset.ready"),

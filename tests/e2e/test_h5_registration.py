@@ -294,28 +294,39 @@ def unregistered_vin(stack: Stack) -> str:
 
 #: What the person is asked, per challenge direction.
 PROMPTS = {"left": "请向右转头", "right": "请向左转头", "up": "请抬头", "down": "请低头"}
-#: The fake camera's video: frames per second (Chromium plays MJPEG files at 30), the head still
-#: until TURN_FROM, turned by TURN_DEGREES at TURN_TO, then held. The client snaps its first frame
-#: 1 s after the camera opens and one every 0.45 s after that.
+#: The fake camera's video (Chromium plays an MJPEG file at 30 frames a second, over and over): the
+#: person lined up in the face oval, facing the camera for FACING seconds, turning by TURN_DEGREES
+#: over TURNING seconds, holding it for HOLD, turning back; again and again. The client starts the
+#: challenge once the server sees the face in the oval, facing it and still, and judges the turn as
+#: it happens, so whenever that is, a turn follows within one cycle.
 VIDEO_FPS = 30
-TURN_FROM, TURN_TO, TURN_DEGREES = 1.2, 2.7, 30.0
+FACING, TURNING, HOLD, TURN_DEGREES = 3.0, 1.5, 1.0, 30.0
 
 
-def head_turn_video(turn: LivenessDirection) -> bytes:
-    """Ten seconds of MJPEG: the live person facing the camera, then turning toward ``turn`` (a cylinder
-    warp for left and right, a head-model nod for up and down)."""
+def head_turn_video(
+    turn: LivenessDirection, *, wall_seconds: float = 0.0, turning: bool = True, seconds: float = 13.0
+) -> bytes:
+    """MJPEG of the live person in the oval turning toward ``turn`` again and again (a cylinder warp
+    for left and right, a head-model nod for up and down); after ``wall_seconds`` of the bare wall
+    behind them (no face yet), and only facing the camera when not ``turning``."""
     from chalicelib.adapters.faces.local import LocalFaceEngine
-    from tests.liveness_frames import RADIUS, jpeg, nodded, photo, turned
+    from tests.liveness_frames import RADIUS, blank, centred, jpeg, nodded, photo, turned
 
-    im = photo(LIVE_PERSON)
-    (face,) = LocalFaceEngine().detect(jpeg(im))
+    engine = LocalFaceEngine()
+    im = centred(photo(LIVE_PERSON), engine)
+    (face,) = engine.detect(jpeg(im))
     centre, radius = face.box.left + face.box.width / 2, face.box.width * RADIUS
     box = (face.box.left, face.box.top, face.box.width, face.box.height)
+    wall = blank(*im.size)
+    cycle = FACING + TURNING + HOLD + TURNING
     warped: dict[int, bytes] = {}
     frames = []
-    for index in range(10 * VIDEO_FPS):
-        progress = min(1.0, max(0.0, (index / VIDEO_FPS - TURN_FROM) / (TURN_TO - TURN_FROM)))
-        angle = round(progress * TURN_DEGREES)
+    for index in range(round(seconds * VIDEO_FPS)):
+        at = index / VIDEO_FPS - wall_seconds
+        if at < 0:
+            frames.append(wall)
+            continue
+        angle = round(_turned_share(at % cycle) * TURN_DEGREES) if turning else 0
         if angle not in warped:
             degrees = turn.sign * angle
             frame = nodded(im, degrees, box) if turn.axis == "pitch" else turned(im, degrees, centre, radius)
@@ -324,22 +335,35 @@ def head_turn_video(turn: LivenessDirection) -> bytes:
     return b"".join(frames)
 
 
+def _turned_share(at: float) -> float:
+    """How far the head is turned (0–1) ``at`` seconds into a cycle of the camera's video."""
+    if at < FACING:
+        return 0.0
+    if at < FACING + TURNING:
+        return (at - FACING) / TURNING
+    if at < FACING + TURNING + HOLD:
+        return 1.0
+    return max(0.0, 1.0 - (at - FACING - TURNING - HOLD) / TURNING)
+
+
 #: Run before the page's own script: a phone without a camera (the client then offers the album).
 NO_CAMERA = "Object.defineProperty(navigator, 'mediaDevices', {get: () => undefined});"
 
 
 def type_identity(me: Phone, name: str) -> None:
-    me.fill("#id-number", PERSON_ID_NUMBER)
-    me.fill("#id-name", name)
-    me.fill("#id-address", PERSON_ADDRESS)
-    me.tap("#identity-submit")
-    me.wait_screen("documents")
-    consent_before_the_photos(me)
+    """识别后确认: the identity form, filled from the ID card's reading, confirmed with ``name`` (the
+    number and address as read, checked to be the card's)."""
+    me.wait_until("the form to confirm", lambda: me.element("#confirm-form").is_displayed())
+    assert me.element("#confirm-id-number").get_attribute("value") == PERSON_ID_NUMBER
+    assert me.element("#confirm-address").get_attribute("value") == PERSON_ADDRESS
+    me.fill("#confirm-name", name)
+    me.tap("#confirm-submit")
 
 
 def consent_before_the_photos(me: Phone) -> None:
     """The biometric consent on its own, before the ID card photos (the front's portrait is face
     processing), when the flow does not hold it yet."""
+    me.wait_screen("documents")
     me.wait_until(
         "the documents screen",
         lambda: me._js("return document.querySelector('section[data-screen=documents]').dataset.ready"),
@@ -353,38 +377,40 @@ def consent_before_the_photos(me: Phone) -> None:
         me.wait_until("the photos", lambda: me.element("#docs-photos").is_displayed())
 
 
-def prove_identity(me: Phone, *, camera: bool, typo: bool = False) -> None:
-    """The identity, ID card photos and face steps, as the server asks for them.
+def photograph_id_card(me: Phone, front: Path, back: Path) -> None:
+    """Both sides of the ID card through the camera inputs, each read (OCR) once uploaded."""
+    for kind, path in (("id_front", front), ("id_back", back)):
+        me.choose_files(f"#doc-{kind}-camera", path)
+        state = me.wait_until(f"the {kind} photo to be read", functools.partial(me.photo_read, kind), 45)
+        assert state == "done", me.messages()
 
-    The face is shown to the (fake) camera when ``camera``, else chosen as photos in the file picker.
-    With ``typo`` the name is first typed wrong: the card's OCR disagrees, the person corrects it.
+
+def prove_identity(me: Phone, *, camera: bool, typo: bool = False) -> None:
+    """The ID card and face steps, as the server asks for them.
+
+    A registration photographs the ID card first; its reading fills the identity form the person
+    confirms (识别后确认). A de-registration's identity is the registered one: the photos are checked
+    against it at once. The face is shown to the (fake) camera when ``camera``, else chosen as photos in
+    the file picker. With ``typo`` the name is first confirmed wrong: the card disagrees, the person
+    corrects the form (the good photos stay).
     """
     from tests.synthetic_documents import id_back, id_front
 
     front = me.write("id_front.jpg", id_front(portrait=FACES / CARD_PORTRAIT, fmt="JPEG"))
     back = me.write("id_back.jpg", id_back(fmt="JPEG"))
-    if me.wait_screen("identity", "documents") == "identity":
-        type_identity(me, "王小红" if typo else PERSON_NAME)
+    consent_before_the_photos(me)
+    photograph_id_card(me, front, back)
+    if me._js("return !document.getElementById('confirm-form').hidden"):
+        assert me.element("#confirm-name").get_attribute("value") == PERSON_NAME
         if typo:
-            # The card says otherwise: the photo is refused with the server's reason, and the person
-            # goes back to correct what they typed.
-            me.choose_files("#doc-id_front-album", front)
-            state = me.wait_until("the OCR check", functools.partial(me.photo_read, "id_front"), 45)
-            assert state == "failed", me.messages()
-            assert "重新拍摄" in me.element("#doc-id_front .doc-status").text
-            assert me.errors(), "the mismatch is explained on the screen"
-            me.tap("#documents-edit")
-            me.wait_screen("identity")
-            type_identity(me, PERSON_NAME)
+            type_identity(me, "王小红")
+            refusal = me.wait_until("the mismatch under the name", me.errors, 45)
+            assert any("姓名" in r and "核对" in r for r in refusal), refusal
+            assert "重新拍摄" not in " ".join(refusal)
+            assert me.photo_read("id_front") == "done"  # the good photo stays
+        type_identity(me, PERSON_NAME)
     else:
-        consent_before_the_photos(me)
-
-    # The ID card, both sides, through the camera inputs.
-    for kind, path in (("id_front", front), ("id_back", back)):
-        me.choose_files(f"#doc-{kind}-camera", path)
-        state = me.wait_until(f"the {kind} photo to be read", functools.partial(me.photo_read, kind), 45)
-        assert state == "done", me.messages()
-    me.tap("#documents-next")
+        me.tap("#documents-next")
     pass_face_check(me, camera=camera)
 
 
@@ -472,6 +498,7 @@ def test_a_person_registers_a_car_and_deregisters_it_in_the_browser(phone: Phone
     me.wait_until("the 60 s resend countdown", lambda: "秒后重发" in me.element("#login-send").text)
     # A wrong code is refused with the server's own Chinese message
     me.fill("#login-code", str((int(code[0]) + 1) % 10) + code[1:])
+    me.tap("#login-agree")  # 已阅读并同意《用户协议》《隐私政策》
     me.tap("#login-submit")
     refusal = me.wait_until("the wrong code's refusal", me.errors)
     assert re.search(r"[\u4e00-\u9fff]", refusal[0]), refusal
@@ -559,11 +586,11 @@ def test_a_person_registers_a_car_and_deregisters_it_in_the_browser(phone: Phone
     assert "电信企业确认登记" in me.element("#vehicle-list details.history").text
     me.driver.save_screenshot(str(VEHICLES_SCREENSHOT))
 
-    # When they de-register it: VIN, phone code, the same person's proof, confirmation
+    # When they de-register it: the car picked in 我的车辆 and confirmed (no VIN typed), phone code,
+    # the same person's proof, confirmation
     me.tap("#vehicle-list .deregister")
-    me.wait_screen("vin")
-    me.fill("#vin-input", vin)
-    me.tap("#vin-submit")
+    me.wait_screen("deregister_vehicle")
+    me.tap("#deregister-start")
     me.wait_screen("verify_phone")
     # A phone other than the one given at registration is refused, in Chinese
     me.fill("#owner-phone", OTHER_PHONE)
@@ -613,6 +640,7 @@ def test_a_trustee_gives_the_owner_and_the_authorization_letter_in_the_browser(
     me.fill("#login-phone", login)
     code = me.sms_code(login, lambda: me.tap("#login-send"))
     me.fill("#login-code", code)
+    me.tap("#login-agree")
     me.tap("#login-submit")
     me.wait_screen("home")
 
@@ -700,6 +728,6 @@ def test_a_trustee_gives_the_owner_and_the_authorization_letter_in_the_browser(
     code = me.sms_code(owner_mobile, lambda: me.tap("#delegation-send"))
     me.fill("#delegation-code", code)
     me.tap("#delegation-confirm-submit")
-    # And the trustee goes on to their own identity
-    me.wait_screen("identity")
-    assert "受托人" in me.element('section[data-screen="identity"] .hint').text
+    # And the trustee goes on to their own ID card (read, then confirmed)
+    me.wait_screen("documents")
+    assert "受托人" in me.element('section[data-screen="documents"] > .hint').text

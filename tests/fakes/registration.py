@@ -48,6 +48,9 @@ class FakeRegistrations(RegistrationRepository):
         )
         return sorted(mine, key=lambda r: r.created_at)
 
+    def by_receipt(self, receipt_no: str) -> Registration | None:
+        return next((r for r in self.items.values() if r.receipt_no == receipt_no), None)
+
     def link_pushes(self, registration_id: str, record_ids: list[str]) -> None:
         for record_id in record_ids:
             self.pushes[record_id] = registration_id

@@ -117,6 +117,7 @@ class FakeLivenessSessions(LivenessSessions):
 
     def __init__(self) -> None:
         self.sessions: dict[str, LivenessSession] = {}
+        self.previews: dict[str, int] = {}
 
     def create(self, session: LivenessSession) -> None:
         if session.session_id in self.sessions:
@@ -132,6 +133,13 @@ class FakeLivenessSessions(LivenessSessions):
             return False
         self.sessions[session_id] = session.model_copy(update={"used_at": now})
         return True
+
+    def count_preview(self, session_id: str, limit: int) -> int | None:
+        count = self.previews.get(session_id, 0)
+        if session_id not in self.sessions or count >= limit:
+            return None
+        self.previews[session_id] = count + 1
+        return limit - count - 1
 
 
 class FakeReviewCases(ReviewCases):
@@ -347,7 +355,7 @@ class FakeLivenessEngine(LivenessEngine):
             confidence=99.0 if live else 10.0,
             engine=self.name,
             engine_version=self.version,
-            reasons=reasons or ([] if live else ["liveness.no_pose_change"]),
+            reasons=reasons or ([] if live else ["liveness.wrong_direction"]),
             frames=len(frames),
             details={"provider_session_id": provider_session_id},
             reference_image=frames[0] if frames else None,

@@ -214,13 +214,14 @@ def test_cli_shows_a_card_and_scraps_its_vehicle(world: World) -> None:
     card, _ = registered(world, 20)
     code, shown = cli(card_group, "show", card.iccid)
     assert code == 0
-    assert shown["card"]["state"] == "registered"
+    print(json.dumps(shown, ensure_ascii=False, indent=2))
+    assert shown["state"] == "已登记 (registered)"
     assert [e["event"] for e in shown["history"]] == [
-        "imported",
-        "registration_submitted",
-        "registration_accepted",
+        "导入库存 (imported)",
+        "提交实名登记 (registration_submitted)",
+        "运营商接受实名登记 (registration_accepted)",
     ]
-    assert shown["lifecycle"]["awaiting"] is False
+    assert shown["push"]["status"] == "运营商已接受 (accepted)"
     code, scrapped = cli(card_group, "scrap", card.vin)
     assert (code, scrapped["cards"][0]["retired"]) == (0, "scrapped")
     code, refused = cli(card_group, "transfer", card.iccid, "--holder", "nobody", "--reason", "wrong holder")
@@ -241,7 +242,9 @@ def test_cli_outbox_status_and_retry(world: World) -> None:
     world.dispatcher.dispatch(record_id)
     code, status = cli(outbox, "status", "--status", "dead")
     assert code == 0
-    assert status["counts"] == {"pending": 0, "sent": 0, "dead": 1}
+    print(json.dumps(status, ensure_ascii=False, indent=2))
+    assert status["total"]["dead"] == status["by_kind"]["register"]["dead"] == 1
+    assert status["total"]["queued"] == status["total"]["waiting_for_operator"] == 0
     assert [i["record_id"] for i in status["page"]["items"]] == [record_id]
     code, revived = cli(outbox, "retry", record_id)
     assert (code, revived["status"]) == (0, "pending")

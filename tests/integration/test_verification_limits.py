@@ -127,7 +127,7 @@ class ScriptedLiveness(LivenessEngine):
             confidence=99.0 if live else 10.0,
             engine=self.name,
             engine_version=self.version,
-            reasons=self.reasons or ([] if live else ["liveness.no_pose_change"]),
+            reasons=self.reasons or ([] if live else ["liveness.wrong_direction"]),
             frames=len(frames),
             details={},
             reference_image=frames[0] if frames else None,
@@ -259,7 +259,7 @@ def test_the_fourth_attempt_is_refused_and_review_takes_over(world: World) -> No
     outcomes = [world.attempt(flow_id) for _ in range(3)]
     assert [o.attempts_left for o in outcomes] == [2, 1, 0]
     assert [o.review_available for o in outcomes] == [False, False, True]
-    assert all(not o.passed and o.reasons == ["liveness.no_pose_change"] for o in outcomes)
+    assert all(not o.passed and o.reasons == ["liveness.wrong_direction"] for o in outcomes)
 
     err = refused(lambda: world.service.start_liveness(flow_id, OWNER))
     assert (err.status, err.code) == (429, "face.attempts_exhausted")

@@ -248,6 +248,18 @@ class DynamoLivenessSessions(LivenessSessions):
             return False
         return True
 
+    def count_preview(self, session_id: str, limit: int) -> int | None:
+        item = LivenessSessionModel(session_id)
+        try:
+            item.update(
+                actions=[LivenessSessionModel.previews.add(1)],
+                condition=LivenessSessionModel.session_id.exists()
+                & (LivenessSessionModel.previews.does_not_exist() | (LivenessSessionModel.previews < limit)),
+            )
+        except UpdateError:
+            return None
+        return max(0, limit - int(item.previews or 0))
+
 
 def _case(item: ReviewCaseModel) -> ReviewCase:
     return ReviewCase(
@@ -262,6 +274,7 @@ def _case(item: ReviewCaseModel) -> ReviewCase:
         decided_at=utc_aware(item.decided_at) if item.decided_at else None,
         decided_by=item.decided_by,
         decision_note=item.decision_note,
+        case_number=item.case_number,
     )
 
 
@@ -297,6 +310,7 @@ class DynamoReviewCases(ReviewCases):
                 status=case.status.value,
                 created_at=case.created_at,
                 summary_json=json.dumps(case.summary, sort_keys=True, ensure_ascii=False),
+                case_number=case.case_number,
             ).save(condition=ReviewCaseModel.case_id.does_not_exist())
         except PutError:
             existing = self.get(case.case_id)

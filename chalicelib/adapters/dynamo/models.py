@@ -20,11 +20,13 @@ from pynamodb.attributes import (
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 
 from chalicelib.adapters.dynamo.base import TableSpec, Unbound
+from chalicelib.adapters.dynamo.models_complaints import COMPLAINT_TABLES
 from chalicelib.adapters.dynamo.models_faces import FACE_TABLES
 from chalicelib.adapters.dynamo.models_msisdn import MSISDN_TABLES
 from chalicelib.adapters.dynamo.models_operator import OPERATOR_TABLES
 from chalicelib.adapters.dynamo.models_outbox import OUTBOX_TABLES
 from chalicelib.adapters.dynamo.models_retention import RETENTION_TABLES
+from chalicelib.adapters.dynamo.models_sessions import SESSION_TABLES
 from chalicelib.adapters.dynamo.models_sms import SMS_TABLES
 from chalicelib.adapters.dynamo.models_spot_checks import SPOT_CHECK_TABLES
 from chalicelib.core.settings import LocalCredentials, Settings
@@ -234,6 +236,8 @@ class LivenessSessionModel(Unbound):
     flow_version = NumberAttribute(null=True)
     client_json = UnicodeAttribute(null=True)
     expires_epoch = NumberAttribute()
+    #: Live-guidance previews asked for in this session (a per-session limit).
+    previews = NumberAttribute(null=True)
 
 
 class ReviewCasesByStatus(GlobalSecondaryIndex["ReviewCaseModel"]):  # type: ignore[no-untyped-call]
@@ -264,6 +268,7 @@ class ReviewCaseModel(Unbound):
     decided_at = UTCDateTimeAttribute(null=True)
     decided_by = UnicodeAttribute(null=True)
     decision_note = UnicodeAttribute(null=True)
+    case_number = UnicodeAttribute(null=True)  # 审核编号 the owner is told
 
     by_status = ReviewCasesByStatus()
 
@@ -288,6 +293,16 @@ class RegistrationsForOwner(GlobalSecondaryIndex["RegistrationModel"]):  # type:
 
     registered_for = UnicodeAttribute(hash_key=True)
     created_at = UTCDateTimeAttribute(range_key=True)
+
+
+class RegistrationsByReceipt(GlobalSecondaryIndex["RegistrationModel"]):  # type: ignore[no-untyped-call]
+    """受理编号 → the registration given it (sparse: only submitted ones have one); support's lookup."""
+
+    class Meta:
+        index_name = "by-receipt"
+        projection = KeysOnlyProjection()
+
+    receipt_no = UnicodeAttribute(hash_key=True)
 
 
 class RegistrationModel(Unbound):
@@ -329,6 +344,7 @@ class RegistrationModel(Unbound):
     party_id = UnicodeAttribute(null=True)
     onsite_photo = UnicodeAttribute(null=True)  # S3 key of the kept live capture (SSE-KMS)
     record_ids = ListAttribute[str](of=UnicodeAttribute, null=True)  # type: ignore[arg-type]
+    receipt_no = UnicodeAttribute(null=True)  # 受理编号, given at the submission
     submitted_at = UTCDateTimeAttribute(null=True)
     notified_at = UTCDateTimeAttribute(null=True)
     created_at = UTCDateTimeAttribute()
@@ -338,6 +354,7 @@ class RegistrationModel(Unbound):
 
     by_owner = RegistrationsByOwner()
     by_registered_for = RegistrationsForOwner()
+    by_receipt = RegistrationsByReceipt()
 
 
 class RegistrationPushModel(Unbound):
@@ -369,6 +386,8 @@ TABLES: tuple[TableSpec, ...] = (
     *MSISDN_TABLES,
     *RETENTION_TABLES,
     *SPOT_CHECK_TABLES,
+    *SESSION_TABLES,
+    *COMPLAINT_TABLES,
 )
 
 _bound: Settings | None = None

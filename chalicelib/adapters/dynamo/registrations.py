@@ -87,6 +87,7 @@ class DynamoRegistrationRepository(RegistrationRepository):
             party_id=reg.party_id,
             onsite_photo=reg.onsite_photo,
             record_ids=list(reg.record_ids) or None,
+            receipt_no=reg.receipt_no,
             submitted_at=reg.submitted_at,
             notified_at=reg.notified_at,
             created_at=reg.created_at,
@@ -155,6 +156,7 @@ class DynamoRegistrationRepository(RegistrationRepository):
             party_id=item.party_id,
             onsite_photo=item.onsite_photo,
             record_ids=[str(r) for r in item.record_ids or []],
+            receipt_no=item.receipt_no,
             submitted_at=utc_aware(item.submitted_at) if item.submitted_at else None,
             notified_at=utc_aware(item.notified_at) if item.notified_at else None,
             created_at=utc_aware(item.created_at),
@@ -183,6 +185,11 @@ class DynamoRegistrationRepository(RegistrationRepository):
 
     def registered_for(self, owner_subject: str) -> list[Registration]:
         return [self._registration(i) for i in RegistrationModel.by_registered_for.query(owner_subject)]
+
+    def by_receipt(self, receipt_no: str) -> Registration | None:
+        for key in RegistrationModel.by_receipt.query(receipt_no, limit=1):
+            return self.get(str(key.registration_id))
+        return None
 
     def link_pushes(self, registration_id: str, record_ids: list[str]) -> None:
         with RegistrationPushModel.batch_write() as batch:

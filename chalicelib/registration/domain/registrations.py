@@ -4,9 +4,12 @@ person, whose next step the server decides (SPEC §3, seed 000 §1–2, 第八�
 Registration: confirm the vehicle → verify the owner's or user's phone → show possession of the car
 → identity → ID photos (OCR cross-check) → live face check against the ID portrait → consents → submit
 → the operator's answer. Until possession is shown, a registration tells nothing about the vehicle.
-De-registration of one of *my* vehicles: phone → identity → ID photos → face of the registered person
-→ submit. The identity, photos and face checks are the verification flow's (``domain.flows``); this
-module only says which step is due and refuses the others.
+(The H5 client reads the ID photos first and has the identity confirmed from the reading: the
+identity step is then the confirmed reading, cross-checked with the card as a typed one.)
+De-registration of one of *my* vehicles: phone → identity (the registered holder's, taken as the
+flow opens: not typed again) → ID photos → face of the registered person → submit. The identity,
+photos and face checks are the verification flow's (``domain.flows``); this module only says which
+step is due and refuses the others.
 
 Delegated registration (委托登记, 第十二条) is a registration whose flow verifies the trustee (受托人)
 while the owner's identity and the authorization letter (授权委托书) are recorded beside it.
@@ -237,6 +240,9 @@ class Registration(BaseModel):
     #: 现场拍摄留存照片: the live capture the face check chose, kept with the submitted registration.
     onsite_photo: str | None = None
     record_ids: list[str] = Field(default_factory=list)
+    #: 受理编号: given when the submission is claimed, never changed; the owner reads it on the result and
+    #: in 我的车辆, support finds the registration by it (``receipts.receipt_candidates``).
+    receipt_no: str | None = None
     submitted_at: AwareDatetime | None = None
     notified_at: AwareDatetime | None = None
     created_at: AwareDatetime

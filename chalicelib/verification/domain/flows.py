@@ -15,6 +15,7 @@ Rules kept here, pure:
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -22,6 +23,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from chalicelib.kernel.clock import CHINA
 from chalicelib.kernel.errors import Conflict, Forbidden, InvalidField, NotFound, TooManyRequests
 from chalicelib.kernel.names import TextKind, clean_optional, clean_text
 
@@ -331,11 +333,31 @@ class ReviewCase(BaseModel):
     decided_at: AwareDatetime | None = None
     decided_by: str | None = None
     decision_note: str | None = None
+    #: 审核编号 the owner is told and may quote to the service desk (``case_number_for``).
+    case_number: str | None = None
+
+    @property
+    def number(self) -> str:
+        """The case number, stored since it was opened (derived the same way for older cases)."""
+        return self.case_number or case_number_for(self.case_id, self.created_at)
 
 
 def case_id_for(flow_id: str, reason: ReviewReason) -> str:
     """One case per flow and reason: asking twice finds the same case."""
     return f"rc-{flow_id}-{reason.value}"
+
+
+#: Crockford's base32: no I, L, O or U, so a number read out over the phone is not misheard.
+_CASE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def case_number_for(case_id: str, opened_at: datetime) -> str:
+    """审核编号: ``SH`` + the China date it was opened + 8 characters drawn from the case id
+    (``SH20261129-7K3Q9A2M``): short enough to read out, the same however often it is asked."""
+    digest = int.from_bytes(hashlib.sha256(case_id.encode()).digest()[:5], "big")
+    tail = "".join(_CASE_ALPHABET[(digest >> (5 * i)) & 31] for i in reversed(range(8)))
+    day = opened_at.astimezone(CHINA).strftime("%Y%m%d")
+    return f"SH{day}-{tail}"
 
 
 def case_not_found() -> NotFound:

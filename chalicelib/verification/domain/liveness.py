@@ -11,8 +11,11 @@ A check has three steps, whatever the engine:
 3. ``judge``: the verdict, from the frames the client captured (local) or from the engine's session
    (Rekognition, no frames). A judged check that is not live is a verdict with ``live=False`` and stable
    reason codes (``LivenessReason``); input the engine cannot judge is refused with a domain error.
-   A verdict whose only reasons are ``CAPTURE_PROBLEMS`` (no face, several faces) judged no face: the
-   use case tells it as a capture problem (``capture_failed``), not a face attempt.
+   A verdict whose only reasons are ``CAPTURE_PROBLEMS`` (no face, several faces) judged no face, and
+   one whose only reasons are ``NO_TURN`` (the person held still) saw no head turn: the use case tells
+   either as a capture problem (``capture_failed``), not a face attempt, and the session stays open for
+   another capture. Any other reason (another person, frames of another capture or session, the wrong
+   turn) is a judged verdict and spends an attempt.
 
 Directions use the pose convention of ``faces.port``, in the coordinates of the frames as uploaded:
 ``RIGHT`` means the yaw grows (the face turns toward the image's right), ``LEFT`` that it falls, ``UP``
@@ -34,7 +37,7 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from chalicelib.kernel.errors import Conflict, InvalidField, PayloadTooLarge
+from chalicelib.kernel.errors import Conflict, InvalidField, PayloadTooLarge, TooManyRequests
 
 #: The form field frames are refused under.
 FRAMES_FIELD = "frames"
@@ -85,6 +88,11 @@ class LivenessReason(StrEnum):
 
 #: Reasons that mean the burst could not be judged as a face check (a capture problem, not an attempt).
 CAPTURE_PROBLEMS = frozenset({LivenessReason.NO_FACE, LivenessReason.SEVERAL_FACES})
+#: Reasons that mean the person did not turn (held still): asked again, not an attempt. A burst that
+#: saw no turn is never matched with the ID portrait, so a free retry tells nothing about the match;
+#: with any other reason (``NOT_SAME_PERSON``, ``NOT_CONTINUOUS``, ``NONCE``, ``TIMESTAMPS``,
+#: ``WRONG_DIRECTION``) the verdict counts.
+NO_TURN = frozenset({LivenessReason.NO_POSE_CHANGE, LivenessReason.IDENTICAL_FRAMES})
 
 
 class LivenessChallenge(BaseModel):
@@ -170,22 +178,26 @@ class LivenessVerdict(BaseModel):
 
 
 def capture_problem(verdict: LivenessVerdict) -> bool:
-    """A burst that could not be judged as a face check: no face, or several, in some frame."""
-    return (
-        not verdict.live
-        and bool(verdict.reasons)
-        and all(reason in CAPTURE_PROBLEMS for reason in verdict.reasons)
+    """A burst that could not be judged as a face check: no face, or several, in some frame; or one
+    in which the person held still (only ``NO_TURN`` reasons)."""
+    if verdict.live or not verdict.reasons:
+        return False
+    return all(reason in CAPTURE_PROBLEMS for reason in verdict.reasons) or all(
+        reason in NO_TURN for reason in verdict.reasons
     )
 
 
 def capture_failed(reasons: Sequence[str], attempts_left: int) -> InvalidField:
     """The capture problem told as such: not a face attempt, the same session can be used again."""
-    several = LivenessReason.SEVERAL_FACES in reasons
-    zh = "画面中有多张人脸，请确保只有本人入镜" if several else "未检测到人脸，请正对镜头，保持光线充足"
-    en = "Several faces were in the frames" if several else "No face was found in the frames"
+    if LivenessReason.SEVERAL_FACES in reasons:
+        zh, en = "画面中有多张人脸，请确保只有本人入镜", "Several faces were in the frames"
+    elif LivenessReason.NO_FACE in reasons:
+        zh, en = "未检测到人脸，请正对镜头，保持光线充足", "No face was found in the frames"
+    else:
+        zh, en = "没有看到转头，请按提示慢慢转头", "No head turn was seen in the frames"
     return InvalidField(
         "liveness.capture_problem",
-        f"{zh}，然后重新采集（不计入核验次数）",
+        f"{zh}，再试一次（不计入核验次数）",
         f"{en}; capture again (this does not count as a face attempt)",
         field=FRAMES_FIELD,
         details={"reasons": list(reasons), "attempts_left": attempts_left},
@@ -257,3 +269,125 @@ def check_frames(
     for index, frame in enumerate(frames):
         if len(frame) > max_bytes:
             raise frame_too_large(index, len(frame), max_bytes)
+
+
+# --- live guidance (预览): where the face is, before and while the burst is captured ----------------
+
+#: A preview frame is small: at most this many bytes and this many pixels on its long side.
+PREVIEW_MAX_BYTES = 64 * 1024
+PREVIEW_MAX_SIDE = 320
+#: Previews one liveness session may ask for (about three a second for its few minutes).
+PREVIEWS_PER_SESSION = 600
+#: The face's shorter side over the frame's shorter side: nearer than this is too far, past it too close.
+PREVIEW_MIN_SIZE = 0.22
+PREVIEW_MAX_SIZE = 0.7
+#: How far the face's centre may sit from the frame's centre, as a share of its width and height.
+PREVIEW_MAX_OFFSET_X = 0.18
+PREVIEW_MAX_OFFSET_Y = 0.22
+#: Mean grey level (0–255) of the face below which it is too dark to judge, above which too bright.
+PREVIEW_MIN_LIGHT = 55
+PREVIEW_MAX_LIGHT = 230
+
+PreviewGuidance = Literal[
+    "no_face", "several_faces", "too_far", "too_close", "not_centred", "too_dark", "too_bright", "ok"
+]
+
+#: What the person reads for each guidance code (short, on the oval).
+PREVIEW_MESSAGES: dict[str, str] = {
+    "no_face": "请把脸移入框内",
+    "several_faces": "请确保只有本人入镜",
+    "too_far": "请靠近一点",
+    "too_close": "请离远一点",
+    "not_centred": "请把脸移到框的中间",
+    "too_dark": "光线太暗，请到明亮处",
+    "too_bright": "光线太强，请避开强光",
+    "ok": "很好，请保持不动",
+}
+
+
+class FacePreview(BaseModel):
+    """Where the face is in one small frame, and what the person should do (spends no attempt).
+
+    ``box`` is ``[left, top, right, bottom]`` as fractions of the frame as uploaded (unmirrored);
+    ``yaw`` and ``pitch`` follow the pose convention of ``faces.port``, the directions' convention.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    faces: int = Field(ge=0)
+    box: list[float] | None = None
+    #: The face's shorter side over the frame's shorter side.
+    size: float | None = None
+    #: Mean grey level (0–255) of the face, or of the whole frame when there is no face.
+    brightness: int = Field(ge=0, le=255)
+    yaw: float | None = None
+    pitch: float | None = None
+    guidance: PreviewGuidance
+    message_zh: str
+    #: Previews this session may still ask for.
+    previews_left: int = Field(ge=0)
+
+
+def preview_guidance(
+    faces: int,
+    box: Sequence[float] | None,
+    size: float | None,
+    brightness: int,
+) -> PreviewGuidance:
+    """The first thing the person should fix, in the order they can fix it."""
+    if faces == 0:
+        return "too_dark" if brightness < PREVIEW_MIN_LIGHT else "no_face"
+    if faces > 1:
+        return "several_faces"
+    assert box is not None
+    assert size is not None
+    if size < PREVIEW_MIN_SIZE:
+        return "too_far"
+    if size > PREVIEW_MAX_SIZE:
+        return "too_close"
+    centre_x, centre_y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    if abs(centre_x - 0.5) > PREVIEW_MAX_OFFSET_X or abs(centre_y - 0.5) > PREVIEW_MAX_OFFSET_Y:
+        return "not_centred"
+    if brightness < PREVIEW_MIN_LIGHT:
+        return "too_dark"
+    if brightness > PREVIEW_MAX_LIGHT:
+        return "too_bright"
+    return "ok"
+
+
+def preview_too_large(size: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        "liveness.preview_too_large",
+        f"预览画面过大，不能超过 {PREVIEW_MAX_BYTES // 1024} KB",
+        f"The preview frame is too large ({size} bytes; at most {PREVIEW_MAX_BYTES})",
+        field="frame",
+        details={"bytes": size, "max_bytes": PREVIEW_MAX_BYTES},
+    )
+
+
+def preview_unreadable() -> InvalidField:
+    return InvalidField(
+        "liveness.preview_unreadable",
+        f"无法读取预览画面，请以不超过 {PREVIEW_MAX_SIDE} 像素的 JPEG 发送",
+        f"The preview frame cannot be read; send a JPEG of at most {PREVIEW_MAX_SIDE} px",
+        field="frame",
+    )
+
+
+def preview_too_wide(width: int, height: int) -> InvalidField:
+    return InvalidField(
+        "liveness.preview_too_wide",
+        f"预览画面不能超过 {PREVIEW_MAX_SIDE} 像素（收到 {width}×{height}）",
+        f"The preview frame must be at most {PREVIEW_MAX_SIDE} px on its long side ({width}×{height})",
+        field="frame",
+        details={"width": width, "height": height, "max_side": PREVIEW_MAX_SIDE},
+    )
+
+
+def previews_exhausted() -> TooManyRequests:
+    return TooManyRequests(
+        "liveness.previews_exhausted",
+        "检测时间过长，请稍后重新开始人脸检测",
+        f"This liveness session has had its {PREVIEWS_PER_SESSION} previews; start a new one",
+        details={"limit": PREVIEWS_PER_SESSION},
+    )

@@ -490,7 +490,7 @@ def _compare(field: str, read: str | None, typed: str | None, kind: str | None) 
     return FieldMismatch(
         field=field,
         code=MISMATCH,
-        message_zh=f"证件照片上的{zh}与填写的不一致{where_zh}",
+        message_zh=f"证件照片上的{zh}与填写的不一致{where_zh}，请对照证件核对",
         message_en=f"The {en} on the photo differs from the one typed{where_en}",
         details=details,
     )

@@ -11,11 +11,18 @@
   // ---------------------------------------------------------------------------------------------
   // Where the API is: the page is served at <root>/h5, the API at <root>/v1/...
   const ROOT = location.pathname.replace(/\/+$/, "").replace(/\/h5$/, "");
+  // The sign-in: the access token (short-lived) stays in this tab (sessionStorage); the refresh token
+  // and the masked phone stay in localStorage, so the sign-in survives closing the app. The trade-off:
+  // a script running in this origin could read the refresh token. The page loads no other script and
+  // puts all text in as text, never markup; the server keeps only a keyed hash of the token, rotates it
+  // on every use and ends the whole session when a retired one comes back, and 退出 ends it there too.
   const STORE = {
+    refresh: "cheka.h5.refresh", // localStorage
     token: "cheka.h5.token",
     subject: "cheka.h5.subject",
     phone: "cheka.h5.phone",
     current: "cheka.h5.current",
+    loginPhone: "cheka.h5.login_phone", // offered on the phone step (the person may type another)
   };
   const KINDS = {
     registration: {
@@ -26,8 +33,8 @@
         ["confirm_vehicle", "确认车辆"],
         ["verify_phone", "手机验证"],
         ["possession", "车辆持有"],
-        ["identity", "证件信息"],
-        ["documents", "证件照片"],
+        ["identity", "拍摄证件"],
+        ["documents", "核对信息"],
         ["face", "人脸检测"],
         ["consents", "同意协议"],
         ["submit", "提交"],
@@ -39,7 +46,7 @@
       name: "实名注销",
       steps: [
         ["verify_phone", "手机验证"],
-        ["identity", "证件信息"],
+        // The identity is the registered holder's: only its photos and the face prove it again.
         ["documents", "证件照片"],
         ["face", "人脸检测"],
         ["submit", "提交"],
@@ -144,7 +151,62 @@
     }
   }
 
-  async function api(method, path, body) {
+  /** Keep what a login or a refresh answered: the access token in this tab, the refresh token for good. */
+  function keepSession(session) {
+    sessionStorage.setItem(STORE.token, session.token);
+    sessionStorage.setItem(STORE.subject, session.subject || "");
+    localStorage.setItem(STORE.refresh, session.refresh_token);
+  }
+
+  function signedIn() {
+    return Boolean(sessionStorage.getItem(STORE.token) || localStorage.getItem(STORE.refresh));
+  }
+
+  let refreshing = null; // the one refresh in flight in this tab
+
+  /** Trade the refresh token for a new pair: {ok: true}, or {ok: false, message} once the session ended. */
+  function refreshSession() {
+    if (refreshing) return refreshing;
+    refreshing = (async () => {
+      const token = localStorage.getItem(STORE.refresh);
+      if (!token) return { ok: false, message: "登录已过期，请重新登录" };
+      let response;
+      try {
+        response = await fetch(ROOT + "/v1/auth/refresh", {
+          method: "POST",
+          headers: { Accept: "application/json", "Content-Type": "application/json" },
+          body: JSON.stringify({ refresh_token: token }),
+        });
+      } catch (_) {
+        throw new ApiError(0, { code: "network", message_zh: "网络连接失败，请检查网络后重试" });
+      }
+      const doc = await response.json().catch(() => ({}));
+      if (response.ok) {
+        keepSession(doc);
+        return { ok: true };
+      }
+      // Another tab of the app refreshed meanwhile: its new token is the one to use.
+      if (localStorage.getItem(STORE.refresh) !== token) return { ok: true };
+      if (response.status === 401) return { ok: false, message: doc.message_zh || "登录已过期，请重新登录" };
+      throw new ApiError(response.status, doc && doc.code ? doc : {});
+    })().finally(() => {
+      refreshing = null;
+    });
+    return refreshing;
+  }
+
+  const SIGN_IN_PATHS = ["/v1/auth/login", "/v1/auth/refresh", "/v1/auth/logout"];
+
+  async function api(method, path, body, retried) {
+    const signingIn = SIGN_IN_PATHS.includes(path);
+    if (!signingIn && !sessionStorage.getItem(STORE.token) && localStorage.getItem(STORE.refresh)) {
+      // A new tab, or the app opened again: the sign-in is the refresh token's.
+      const renewed = await refreshSession();
+      if (!renewed.ok) {
+        signOut(renewed.message);
+        throw new ApiError(401, { code: "auth.session_ended", message_zh: renewed.message });
+      }
+    }
     const headers = { Accept: "application/json" };
     const token = sessionStorage.getItem(STORE.token);
     if (token) headers.Authorization = "Bearer " + token;
@@ -170,8 +232,11 @@
     }
     if (!response.ok) {
       const error = new ApiError(response.status, doc && doc.code ? doc : {});
-      if (response.status === 401 && token) {
-        signOut(error.messageZh || "登录已过期，请重新登录");
+      if (response.status === 401 && token && !signingIn) {
+        // The access token expired (or was refused): renew it once, quietly, and ask again.
+        const renewed = retried ? { ok: false, message: error.messageZh } : await refreshSession();
+        if (renewed.ok) return api(method, path, body, true);
+        signOut(renewed.message || "登录已过期，请重新登录");
       }
       throw error;
     }
@@ -201,11 +266,100 @@
     document.body.dataset.screen = name;
     $("#title").textContent = title || "车联网卡实名登记";
     clearErrors(section(name));
-    const signedIn = Boolean(sessionStorage.getItem(STORE.token));
+    const signedIn = isSignedIn();
     $("#go-home").hidden = !signedIn || name === "home" || name === "login";
     $("#sign-out").hidden = !signedIn;
     showProgress(name);
+    record(name, title);
     window.scrollTo(0, 0);
+  }
+
+  function isSignedIn() {
+    return signedIn();
+  }
+
+  // Browser history: an entry per screen (#/home, #/vehicles, #/registration/<id>/face…), so the back
+  // gesture goes one screen back and stays in the app. A registration's steps replace one another as
+  // the server moves on: a step it has closed is no place to go back to, so back from a step leaves the
+  // registration for the screen it was opened from (home, 我的车辆), where 继续办理 leads back to the
+  // step due. A screen opened within a step (editing what was typed) is an entry of its own. Back on
+  // home stays on home; only the login screen lets the back gesture leave the app.
+  const FLOW_SCREENS = [
+    "confirm_vehicle", "verify_phone", "possession", "delegation", "identity", "documents", "face",
+    "review", "consents", "submit", "result",
+  ];
+  let restoring = false; // showing an entry the back gesture (or a reload) reached: no new entry
+
+  function entryFor(name, title) {
+    const reg = FLOW_SCREENS.includes(name) && state.reg && state.reg.registration_id ? state.reg : null;
+    return {
+      cheka: 1,
+      screen: name,
+      title: title || "",
+      kind: reg ? state.kind : null,
+      id: reg ? reg.registration_id : null,
+      step: reg ? reg.step : null,
+    };
+  }
+
+  function routeOf(entry) {
+    return entry.id ? "#/" + entry.kind + "/" + encodeURIComponent(entry.id) + "/" + entry.screen : "#/" + entry.screen;
+  }
+
+  function record(name, title) {
+    const entry = entryFor(name, title);
+    const here = history.state && history.state.cheka && !history.state.guard ? history.state : null;
+    const again = here && here.screen === name && here.id === entry.id;
+    // The server moved the registration on (or it was just started from the VIN typed).
+    const moved = here && entry.id && (here.id === entry.id ? here.step !== entry.step : here.screen === "vin");
+    if (restoring || again || moved) history.replaceState(entry, "", routeOf(entry));
+    else history.pushState(entry, "", routeOf(entry));
+  }
+
+  /** The entry a link names (#/registration/<id>/result, #/vehicles): a reload without its state. */
+  function entryOfHash(hash) {
+    const parts = (hash || "").replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
+    if (parts.length === 3 && KINDS[parts[0]]) return { cheka: 1, kind: parts[0], id: parts[1], screen: parts[2] };
+    if (parts.length === 1) return { cheka: 1, screen: parts[0], title: "" };
+    return null;
+  }
+
+  /** Screens shown again from their entry; any other static screen is shown as it is. */
+  const REOPEN = {
+    home: () => home(),
+    login: () => home(),
+    vehicles: () => screenVehicles(),
+    vin: (entry) => screenVin(entry.kind || state.kind || "registration"),
+  };
+
+  async function showEntry(entry) {
+    if (entry.id && KINDS[entry.kind]) return openRegistration(entry.kind, entry.id);
+    const again = REOPEN[entry.screen];
+    if (again) return again(entry);
+    if (section(entry.screen) && !FLOW_SCREENS.includes(entry.screen)) return show(entry.screen, entry.title);
+    return home();
+  }
+
+  async function onBack(entry) {
+    if (!isSignedIn()) {
+      if (!entry || entry.guard) history.back(); // back from the login screen leaves the app
+      else {
+        restoring = true;
+        show("login", "手机号登录");
+        restoring = false;
+      }
+      return;
+    }
+    if (!entry || !entry.cheka || entry.guard) {
+      home(); // back on home stays in the app (a new entry over the first one)
+      return;
+    }
+    restoring = true;
+    try {
+      await showEntry(entry);
+    } finally {
+      restoring = false;
+    }
   }
 
   /** The steps of the current kind; a delegated registration has the delegation step after the phone. */
@@ -247,6 +401,7 @@
       el.textContent = "";
     }
     for (const field of $$(".field.invalid", root)) field.classList.remove("invalid");
+    for (const input of $$('[aria-invalid="true"]', root)) input.removeAttribute("aria-invalid");
     for (const el of $$(".field-error", root)) {
       el.hidden = true;
       el.textContent = "";
@@ -270,6 +425,11 @@
         const slot = $(".field-error", box);
         slot.textContent = message;
         slot.hidden = false;
+        // Announced with the field: a screen reader reads the refusal when the field has focus.
+        if (!slot.id) slot.id = "error-" + (input.id || name);
+        input.setAttribute("aria-invalid", "true");
+        const described = (input.getAttribute("aria-describedby") || "").split(" ").filter(Boolean);
+        if (!described.includes(slot.id)) input.setAttribute("aria-describedby", described.concat(slot.id).join(" "));
       } else if (!elsewhere.includes(message)) {
         elsewhere.push(message);
       }
@@ -374,7 +534,8 @@
   // ---------------------------------------------------------------------------------------------
   // Login
   function signOut(message) {
-    for (const key of [STORE.token, STORE.subject, STORE.phone]) sessionStorage.removeItem(key);
+    for (const key of [STORE.token, STORE.subject, STORE.phone, STORE.loginPhone]) sessionStorage.removeItem(key);
+    for (const key of [STORE.refresh, STORE.phone]) localStorage.removeItem(key);
     state.reg = null;
     show("login", "手机号登录");
     if (message) notice(message);
@@ -399,14 +560,33 @@
     const code = $("#login-code").value.trim();
     clearErrors(section("login"));
     if (!phoneAndCodeOk(phone, code)) return;
+    const accepted = await agreedTexts();
+    if (!accepted) return;
     await busy($("#login-submit"), "登录中…", async () => {
-      const session = await api("POST", "/v1/auth/login", { phone, code });
-      sessionStorage.setItem(STORE.token, session.token);
-      sessionStorage.setItem(STORE.subject, session.subject || "");
-      sessionStorage.setItem(STORE.phone, phone.slice(0, 3) + "****" + phone.slice(-4));
+      const session = await api("POST", "/v1/auth/login", { phone, code, accepted });
+      keepSession(session);
+      localStorage.setItem(STORE.phone, phone.slice(0, 3) + "****" + phone.slice(-4));
+      sessionStorage.setItem(STORE.loginPhone, phone);
       notice("");
       await resumeOrHome();
     });
+  }
+
+  /** 退出: the server ends the session (its refresh token is refused from now on), then this app. */
+  async function logout() {
+    const token = localStorage.getItem(STORE.refresh);
+    if (token) {
+      try {
+        await fetch(ROOT + "/v1/auth/logout", {
+          method: "POST",
+          headers: { Accept: "application/json", "Content-Type": "application/json" },
+          body: JSON.stringify({ refresh_token: token }),
+        });
+      } catch (_) {
+        // Offline: the session ends here; the server's ends when unused (its idle limit).
+      }
+    }
+    signOut("已退出登录");
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -431,30 +611,90 @@
     state.reg = null;
     notice("");
     show("home", "个人用户业务");
-    const who = sessionStorage.getItem(STORE.phone);
+    const who = localStorage.getItem(STORE.phone);
     $("#home-who").textContent = who ? "当前登录：" + who : "";
-    $("#home-resume").hidden = !stored();
+    showResume();
   }
 
-  async function resumeOrHome() {
-    const saved = stored();
-    if (!saved || !KINDS[saved.kind]) {
-      home();
-      return;
-    }
-    state.kind = saved.kind;
+  /** What a step due is called on the 继续办理 card. */
+  const RESUME_STEPS = {
+    confirm_vehicle: "确认车辆信息",
+    verify_phone: "验证手机号",
+    possession: "证明车辆持有",
+    delegation: "填写委托信息",
+    identity: "拍摄身份证",
+    documents: "核对证件信息",
+    face: "人脸检测",
+    consents: "阅读并同意协议",
+    submit: "提交办理",
+  };
+
+  function stepWords(open) {
+    if (open.step === "review") return "人工审核中，点击查看进度";
+    const named = RESUME_STEPS[open.step];
+    return named ? "下一步：" + named : "点击查看进度";
+  }
+
+  let resumeAsked = 0;
+
+  /** 继续办理: the unfinished registrations and de-registrations the server knows of (any device). */
+  async function showResume() {
+    const box = $("#home-resume");
+    const asked = ++resumeAsked;
+    let doc;
     try {
-      const reg = await api("GET", KINDS[saved.kind].path + "/" + encodeURIComponent(saved.id));
-      await render(reg);
+      doc = await api("GET", "/v1/me/registrations?open=true");
+    } catch (_) {
+      return; // home works without it
+    }
+    if (asked !== resumeAsked || currentScreen() !== "home") return;
+    const open = doc.registrations || [];
+    box.hidden = !open.length;
+    $("#home-resume-title").textContent =
+      open.length > 1 ? "您有 " + open.length + " 项未完成的办理" : "您有一项未完成的办理";
+    $("#home-resume-list").replaceChildren(
+      ...open.map((r) =>
+        h(
+          "button",
+          {
+            type: "button",
+            class: "resume-item",
+            "data-registration": r.registration_id,
+            onclick: () => openRegistration(r.kind, r.registration_id),
+          },
+          h(
+            "span",
+            {},
+            h("strong", { text: (KINDS[r.kind] ? KINDS[r.kind].name : "") + " · 车辆尾号 " + r.vin_masked.slice(-6) }),
+            h("span", { text: stepWords(r) }),
+          ),
+          h("em", { text: "继续办理" }),
+        ),
+      ),
+    );
+  }
+
+  /** One registration or de-registration, at the screen of the step the server says is due. */
+  async function openRegistration(kind, id) {
+    state.kind = kind;
+    try {
+      await render(await api("GET", KINDS[kind].path + "/" + encodeURIComponent(id)));
     } catch (error) {
       const err = asError(error);
       if (err.status === 401) return;
-      const gone = err.status === 404 || err.status === 403;
-      if (gone) forget(); // otherwise keep it: "继续办理" tries again
       home();
-      if (gone) notice("上次的办理已过期，请重新开始");
+      if (err.status === 404 || err.status === 403) notice("这项办理已过期或不存在，请重新开始");
       else showError(err);
     }
+  }
+
+  let afterLogin = null; // the screen a link named before the person signed in
+
+  async function resumeOrHome() {
+    const entry = afterLogin;
+    afterLogin = null;
+    if (entry) await showEntry(entry);
+    else home();
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -473,7 +713,9 @@
       case "delegation":
         return screenDelegation();
       case "identity":
-        return screenIdentity();
+        // OCR first: the ID card is photographed and read, then its fields are confirmed; documents
+        // OCR does not read (passports, permits) are typed (「使用其他证件」).
+        return state.otherId ? screenIdentity() : screenDocuments(reg);
       case "documents":
         return screenDocuments(reg);
       case "face":
@@ -573,6 +815,7 @@
           { class: "sim" },
           h("div", {}, h("b", { text: "车联网卡 " }), card.msisdn_masked, " ", badge(card.state)),
           h("div", { text: "ICCID " + card.iccid_masked }),
+          card.holder_masked ? h("div", { class: "sim-holder", text: "登记人 " + card.holder_masked }) : null,
           h("div", {
             text:
               (OPERATORS[card.operator] || card.operator || "") +
@@ -599,10 +842,21 @@
   function screenPhone() {
     show("verify_phone", "手机号验证");
     $("#owner-code").value = "";
+    // The phone the person logged in with is offered: one tap on 获取验证码; another can be typed.
+    const mine = sessionStorage.getItem(STORE.loginPhone) || "";
+    const input = $("#owner-phone");
+    if (mine && !input.value.trim()) input.value = mine;
+    const offered = Boolean(mine) && input.value.trim() === mine;
+    const masked = mine.slice(0, 3) + "****" + mine.slice(-4);
     $("#phone-hint").textContent =
       state.kind === "registration"
-        ? "请填写车主或使用人本人的手机号码，并输入收到的短信验证码。"
-        : "请填写登记时使用的手机号码，并输入收到的短信验证码。";
+        ? offered
+          ? "已填入您登录的手机号 " + masked + "。如车主或使用人是他人，请改为其本人的手机号码。"
+          : "请填写车主或使用人本人的手机号码，并输入收到的短信验证码。"
+        : offered
+          ? "已填入您登录的手机号 " + masked + "。如登记时使用的是其他号码，请改为该号码。"
+          : "请填写登记时使用的手机号码，并输入收到的短信验证码。";
+    syncSendButton(input, $("#owner-send"));
   }
 
   async function verifyPhone(event) {
@@ -731,7 +985,7 @@
     } catch (error) {
       const err = asError(error);
       box.dataset.state = "failed";
-      $(".doc-status", box).textContent = err.messageZh.replace(/[。.！!]+$/, "") + "，请重新拍摄";
+      $(".doc-status", box).textContent = err.messageZh; // it says whether to retake, once
       await possessionRefused(err, section("possession"));
     }
   }
@@ -763,6 +1017,8 @@
   // Identity
   function screenIdentity() {
     show("identity", "证件信息");
+    // Typed only for documents OCR does not read, or where the person chose to type (其他证件).
+    $("#identity-scan").hidden = !(state.reg && state.reg.step === "identity");
     const hint = $('section[data-screen="identity"] .hint');
     hint.textContent =
       state.reg && state.reg.delegated
@@ -885,7 +1141,7 @@
       const err = asError(error);
       if (await recover(err)) return;
       box.dataset.state = "failed";
-      $(".doc-status", box).textContent = err.messageZh.replace(/[。.！!]+$/, "") + "，请重新拍摄";
+      $(".doc-status", box).textContent = err.messageZh; // it says what to do (retake or not), once
     }
   }
 
@@ -951,19 +1207,38 @@
 
   // ---------------------------------------------------------------------------------------------
   // ID card photos: presigned POST straight to storage, then validate and read (OCR)
+  /** Whether the ID card is read first and its fields confirmed (识别后确认): a registration's own
+   * resident ID card. A de-registration's identity is the registered one, and a typed passport or
+   * permit goes as typed: their photos are checked at once against that identity. */
+  function readsFirst(reg, flow) {
+    if (state.kind !== "registration") return false;
+    if (reg.step === "identity") return true;
+    const identity = flow && flow.identity;
+    return !identity || identity.id_type === "resident_id";
+  }
+
   async function screenDocuments(reg) {
-    show("documents", "上传证件照片");
+    show("documents", state.kind === "registration" && reg.step === "identity" ? "拍摄身份证" : "上传证件照片");
+    showProgress(reg.step);
     delete section("documents").dataset.ready;
     state.docsDone = {};
+    state.readings = {};
     for (const kind of ["id_front", "id_back"]) docState(kind, "empty", null);
     $("#docs-consent").hidden = true;
     $("#docs-photos").hidden = false;
+    $("#confirm-form").hidden = true;
+    state.readFirst = readsFirst(reg, null);
+    let flow = null;
     try {
-      const flow = await api("GET", "/v1/flows/" + encodeURIComponent(reg.flow_id));
+      flow = await api("GET", "/v1/flows/" + encodeURIComponent(reg.flow_id));
+      state.readFirst = readsFirst(reg, flow);
+      const stored = flow.documents || [];
       for (const kind of ["id_front", "id_back"]) {
         if (flow.checks && flow.checks["ocr_" + kind] === "passed") {
           state.docsDone[kind] = true;
           docState(kind, "done", "已上传并识别");
+        } else if (state.readFirst && stored.includes(kind)) {
+          await readForConfirmation(kind); // back on this step: the photos taken are read again
         }
       }
       // The ID front's portrait is face processing: the biometric consent comes first, on its own.
@@ -971,6 +1246,16 @@
     } catch (_) {
       // Not knowing what was done before only means asking for both photos again.
     }
+    const registering = state.kind === "registration";
+    $("#documents-next").hidden = state.readFirst;
+    $("#documents-edit").hidden = state.readFirst || !registering;
+    $("#documents-other-id").hidden = !(state.readFirst && reg.step === "identity");
+    const whose = state.reg && state.reg.delegated ? "您（受托人）本人的" : "";
+    $('section[data-screen="documents"] > .hint').textContent = state.readFirst
+      ? "请拍摄" + whose + "身份证人像面和国徽面，系统自动识别证件信息后，请您核对确认。请拍摄原件，四角完整、字迹清晰、无反光。"
+      : registering
+        ? "请拍摄身份证原件，四角完整、字迹清晰、无反光。支持 JPG、JPEG、PNG、BMP 格式。"
+        : "请拍摄登记时所用证件的原件，将与登记的实名信息核对。四角完整、字迹清晰、无反光。";
     updateDocumentsNext();
     section("documents").dataset.ready = "1";
   }
@@ -1011,7 +1296,76 @@
   }
 
   function updateDocumentsNext() {
-    $("#documents-next").disabled = !(state.docsDone.id_front && state.docsDone.id_back);
+    const both = Boolean(state.docsDone.id_front && state.docsDone.id_back);
+    $("#documents-next").disabled = !both;
+    if (state.readFirst) {
+      const form = $("#confirm-form");
+      const wasHidden = form.hidden;
+      form.hidden = !both;
+      if (both && wasHidden && section("documents").dataset.ready) form.scrollIntoView({ block: "start" });
+    }
+  }
+
+  /** 识别后确认: the stored photo of ``kind`` read; its fields fill the form the person confirms. */
+  async function readForConfirmation(kind) {
+    docState(kind, "busy", "正在识别证件…");
+    const path = "/v1/flows/" + encodeURIComponent(state.reg.flow_id) + "/readings/" + kind;
+    const read = await api("POST", path);
+    const reading = (read && read.reading) || {};
+    state.readings[kind] = reading;
+    if (kind === "id_front") {
+      $("#confirm-name").value = reading.name || "";
+      $("#confirm-id-number").value = reading.id_number || "";
+      $("#confirm-address").value = reading.address || "";
+    } else {
+      $("#confirm-validity").textContent = reading.permanent
+        ? (reading.valid_from || "") + " 至 长期"
+        : reading.valid_until
+          ? (reading.valid_from ? reading.valid_from + " 至 " : "至 ") + reading.valid_until
+          : "未识别";
+    }
+    const missing = kind === "id_front" && !(reading.name && reading.id_number);
+    state.docsDone[kind] = true;
+    docState(kind, "done", missing ? "已识别，部分信息未能识别，请在下方补全" : "已识别，请在下方核对");
+  }
+
+  /** The confirmed identity: saved, then cross-checked with both photos by the server (证件核对). */
+  async function confirmIdentity(event) {
+    event.preventDefault();
+    const form = $("#confirm-form");
+    const body = {
+      id_type: "resident_id",
+      id_number: $("#confirm-id-number").value.replace(/\s+/g, "").toUpperCase(),
+      name: $("#confirm-name").value.trim(),
+      address: $("#confirm-address").value.trim(),
+    };
+    $("#confirm-id-number").value = body.id_number;
+    clearErrors(form);
+    const missing = [
+      ["name", "请填写姓名"],
+      ["id_number", "请填写公民身份号码"],
+      ["address", "请填写住址"],
+    ].filter(([key]) => !body[key]);
+    if (missing.length) {
+      const details = { errors: missing.map(([field, zh]) => ({ field, message_zh: zh })) };
+      showError(new ApiError(422, { code: "client.required", message_zh: missing[0][1], details }), form);
+      return;
+    }
+    const button = $("#confirm-submit");
+    const label = button.textContent;
+    button.disabled = true;
+    button.textContent = "核对中…";
+    try {
+      const flowPath = "/v1/flows/" + encodeURIComponent(state.reg.flow_id);
+      await api("PUT", flowPath + "/identity", body);
+      for (const kind of ["id_front", "id_back"]) await api("POST", flowPath + "/ocr/" + kind);
+      await refresh();
+    } catch (error) {
+      if (!(await recover(error))) showError(error, form);
+    } finally {
+      button.disabled = false;
+      button.textContent = label;
+    }
   }
 
   /** The chosen file, the input cleared so that choosing the same photo again fires once more. */
@@ -1056,6 +1410,11 @@
     clearErrors(section("documents"));
     try {
       await storePhoto(kind, file, (text) => docState(kind, "busy", text));
+      if (state.readFirst) {
+        await readForConfirmation(kind);
+        updateDocumentsNext();
+        return;
+      }
       docState(kind, "busy", "正在识别证件…");
       const read = await api("POST", "/v1/flows/" + encodeURIComponent(state.reg.flow_id) + "/ocr/" + kind);
       if (read && read.review_case_id) {
@@ -1069,13 +1428,12 @@
     } catch (error) {
       const err = asError(error);
       if (await recover(err)) return;
-      // A refused photo (422/413) can be retaken; anything else is said as the server says it.
-      const message = err.messageZh.replace(/[。.！!]+$/, "");
-      const retake = (err.status === 422 || err.status === 413) && err.code !== "id_card.expired";
-      docState(kind, "failed", message + (retake ? "，请重新拍摄" : ""));
-      if (/^ocr\./.test(err.code)) {
-        showError(new ApiError(422, { code: err.code, message_zh: message + "。请重新拍摄，或返回修改证件信息。" }));
+      // The server's message says what to do (retake, the other side, a valid card): said once.
+      let message = err.messageZh;
+      if (err.code === "ocr.mismatch" && state.kind !== "registration") {
+        message = "证件与登记的实名信息不一致，请使用登记时所用的证件";
       }
+      docState(kind, "failed", message);
     }
     updateDocumentsNext();
   }
@@ -1140,9 +1498,24 @@
 
   // ---------------------------------------------------------------------------------------------
   // Face: liveness challenge + match with the ID portrait (人脸检测 / 人证一致)
+  //
+  // The camera opens on a tap; the server guides the person into the oval from small preview frames
+  // (where the face is, how large, how lit: the browser has no face model), the challenge starts by
+  // itself once the face is in the oval, facing the screen and still, and the turn is judged as it
+  // happens from the previews' pose: the burst goes up as soon as the turn is seen (or after
+  // TURN_WAIT_MS, when the server decides). A burst in which the server saw no face or no turn is asked
+  // again and spends no attempt; the server says so.
   let camera = null;
+  let faceRun = 0; // a capture run's number: a stopped camera ends its loops
+  const FRAME_MS = 450; // one frame of the burst every 0.45 s
+  const TURN_WAIT_MS = 8000; // the turn not seen by then: the burst goes up, the server decides
+  const TURN_SEEN_DEGREES = 14; // the server asks for 12° from the start frame
+  const PREVIEW_SIDE = 320;
+  const STEADY_PREVIEWS = 2; // previews in a row with the face in the oval, facing the screen, still
+  const FRONTAL_DEGREES = 15;
 
   function stopCamera() {
+    faceRun += 1;
     if (camera) {
       for (const track of camera.getTracks()) track.stop();
       camera = null;
@@ -1153,14 +1526,21 @@
       video.hidden = true;
     }
     const stage = $(".face-stage");
-    if (stage) stage.classList.remove("live");
+    if (stage) {
+      stage.classList.remove("live");
+      delete stage.dataset.guide;
+    }
+    const guide = $("#face-guide");
+    if (guide) guide.hidden = true;
+    const target = section("face");
+    if (target) target.dataset.phase = "";
   }
 
   function faceButtons(mode) {
     const canCamera = Boolean(navigator.mediaDevices && navigator.mediaDevices.getUserMedia);
     $("#face-camera").hidden = mode !== "ready" || !canCamera;
-    // Photos chosen from the album are only for devices without a camera: the check wants one
-    // continuous capture, which the camera gives.
+    // Photos taken with the phone's camera app are only for devices without a camera the page can
+    // open: the check wants one continuous capture, which the camera gives.
     $("#face-files-label").hidden = mode !== "ready" || canCamera;
     $("#face-retry").hidden = mode !== "retry";
     $("#face-review").hidden = mode !== "review" && mode !== "retry-review";
@@ -1170,11 +1550,25 @@
   function faceResult(ok, title, reasons) {
     const box = $("#face-result");
     box.className = "face-result " + (ok ? "ok" : "bad");
-    box.replaceChildren(
-      h("strong", { text: title }),
-      reasons && reasons.length ? h("ul", {}, reasons.map((r) => h("li", { text: FACE_REASONS[r] || "核验未通过（" + r + "）" }))) : null,
-    );
+    const parts = [h("strong", { text: title })];
+    if (reasons && reasons.length) {
+      parts.push(h("ul", {}, reasons.map((r) => h("li", { text: FACE_REASONS[r] || "核验未通过" }))));
+    }
+    box.replaceChildren(...parts);
     box.hidden = false;
+  }
+
+  /** The live guidance on the oval: its text under the face, the ring's colour. */
+  function faceGuide(text, kind) {
+    const guide = $("#face-guide");
+    guide.textContent = text;
+    guide.hidden = !text;
+    $(".face-stage").dataset.guide = kind || "";
+    section("face").dataset.guide = kind || "";
+  }
+
+  function faceAttemptsLeft(left) {
+    $("#face-attempts").textContent = left === undefined || left === null ? "" : "剩余 " + left + " 次核验机会";
   }
 
   async function screenFace(reg) {
@@ -1244,14 +1638,10 @@
       state.session = session;
       target.dataset.direction = direction;
       target.dataset.session = session.session_id;
-      const min = session.challenge.min_frames || 3;
-      const max = session.challenge.max_frames || 8;
-      $("#face-instruction").textContent = DIRECTIONS[direction][0];
-      $("#face-arrow").textContent = DIRECTIONS[direction][1];
-      $("#face-attempts").textContent =
-        "开始后请正对屏幕，看到提示后缓慢" + DIRECTIONS[direction][0].replace("请", "") + "。剩余 " + session.attempts_left + " 次核验机会";
-      $("#face-files-label").firstChild.textContent = "无法使用摄像头？选择 " + min + "–" + max + " 张照片";
-      faceButtons("ready");
+      target.dataset.flow = reg.flow_id;
+      target.dataset.bursts = "0";
+      faceReady(session);
+      faceAttemptsLeft(session.attempts_left);
     } catch (error) {
       const err = asError(error);
       if (await recover(err)) return;
@@ -1262,12 +1652,28 @@
     }
   }
 
+  /** The challenge told ahead, and the way in: the camera, or (without one) a burst of photos. */
+  function faceReady(session) {
+    const direction = session.challenge.direction;
+    const min = session.challenge.min_frames || 3;
+    const max = session.challenge.max_frames || 8;
+    const turn = DIRECTIONS[direction][0].replace("请", "");
+    $("#face-instruction").textContent = DIRECTIONS[direction][0];
+    $("#face-arrow").textContent = DIRECTIONS[direction][1];
+    $("#face-camera").textContent = "开始人脸检测";
+    $("#face-how").textContent = "打开摄像头后，把脸放进圆框，正对屏幕；看到提示后慢慢" + turn + "。";
+    $("#face-files-text").textContent =
+      "无法打开摄像头时，请用手机相机连拍 " + min + "–" + max + " 张自拍：先正对镜头，再慢慢" + turn + "，然后一起选择上传。";
+    faceButtons("ready");
+  }
+
   async function captureWithCamera() {
     const session = state.session;
     if (!session) return;
     const button = $("#face-camera");
     button.disabled = true;
     clearErrors(section("face"));
+    $("#face-result").hidden = true;
     try {
       camera = await navigator.mediaDevices.getUserMedia({
         video: { facingMode: "user", width: { ideal: 640 }, height: { ideal: 480 } },
@@ -1277,9 +1683,15 @@
       button.disabled = false;
       button.hidden = true;
       $("#face-files-label").hidden = false; // the camera cannot be used here: photos instead
-      showError(new ApiError(0, { code: "client.camera", message_zh: "无法打开摄像头，请允许使用摄像头，或选择照片完成检测" }));
+      showError(
+        new ApiError(0, {
+          code: "client.camera",
+          message_zh: "无法打开摄像头。请在浏览器设置中允许使用摄像头，或按下方说明连拍照片上传",
+        }),
+      );
       return;
     }
+    const run = faceRun;
     const video = $("#face-video");
     video.srcObject = camera;
     video.hidden = false;
@@ -1288,55 +1700,184 @@
     try {
       await video.play();
       await videoReady(video);
-      const [text, arrow] = DIRECTIONS[session.challenge.direction];
-      const want = Math.min(Math.max(5, session.challenge.min_frames || 3), session.challenge.max_frames || 8);
-      const frames = [];
-      $("#face-instruction").textContent = "请正对屏幕";
-      $("#face-arrow").textContent = "";
-      const times = [];
-      await sleep(1000);
-      frames.push(snapshot(video));
-      times.push(Date.now());
-      $("#face-instruction").textContent = text;
-      $("#face-arrow").textContent = arrow;
-      while (frames.length < want) {
-        $("#face-attempts").textContent = "正在采集 " + frames.length + "/" + want;
-        await sleep(450);
-        frames.push(snapshot(video));
-        times.push(Date.now());
-      }
+      await lineUp(video, run);
+      const burst = await captureTurn(video, run);
       stopCamera();
-      await sendFrames(frames, times);
+      await sendFrames(burst.frames, burst.times);
     } catch (error) {
+      if (run !== faceRun && !(error instanceof ApiError)) return; // the page moved on
       stopCamera();
-      showError(error);
-      faceButtons("ready");
+      const err = asError(error);
+      if (await recover(err)) return;
+      if (!faceRefused(err)) {
+        showError(err);
+        faceAgain();
+      }
     } finally {
       button.disabled = false;
     }
   }
 
-  /** Resolves once the camera delivers pictures (a slow camera first shows nothing: no frame of it counts). */
+  /** After a capture the server did not judge: the same challenge, the camera opened again. */
+  function faceAgain() {
+    if (!state.session) return;
+    faceReady(state.session);
+    $("#face-camera").textContent = "再试一次";
+  }
+
+  /** Resolves once the camera delivers pictures (a slow camera first shows nothing). */
   function videoReady(video, timeoutMs = 5000) {
     const started = Date.now();
     return new Promise((resolve, reject) => {
       (function check() {
         if (video.readyState >= 2 && video.videoWidth > 0) return resolve();
         if (Date.now() - started > timeoutMs) {
-          return reject(new ApiError(0, { code: "client.camera", message_zh: "摄像头没有画面，请重新打开摄像头，或选择照片完成检测" }));
+          return reject(new ApiError(0, { code: "client.camera", message_zh: "摄像头没有画面，请点“再试一次”重新打开摄像头" }));
         }
         setTimeout(check, 50);
       })();
     });
   }
 
-  function snapshot(video) {
-    const scale = Math.min(1, 640 / Math.max(video.videoWidth, video.videoHeight));
+  function stillRunning(run) {
+    if (run !== faceRun || !camera) throw new Error("camera stopped");
+  }
+
+  /** One small frame of the live video (base64 JPEG) judged by the server: face box, size, light, pose. */
+  async function preview(frame) {
+    const session = state.session;
+    const path =
+      "/v1/flows/" +
+      encodeURIComponent(state.reg.flow_id) +
+      "/liveness-sessions/" +
+      encodeURIComponent(session.session_id) +
+      "/preview";
+    const seen = await api("POST", path, { frame });
+    const target = section("face");
+    target.dataset.previews = String(Number(target.dataset.previews || 0) + 1);
+    return seen;
+  }
+
+  /** Until the face is in the oval, facing the screen and still: the server's guidance on the oval. */
+  async function lineUp(video, run) {
+    section("face").dataset.phase = "align";
+    $("#face-instruction").textContent = "请把脸放进圆框";
+    $("#face-arrow").textContent = "";
+    faceGuide("正在识别…", "wait");
+    let steady = 0;
+    let last = null;
+    for (;;) {
+      stillRunning(run);
+      const seen = await preview(snapshot(video, PREVIEW_SIDE, 0.7));
+      stillRunning(run);
+      let text = seen.message_zh;
+      let ok = seen.guidance === "ok";
+      if (ok && Math.abs(seen.yaw) > FRONTAL_DEGREES) {
+        ok = false;
+        text = "请正对屏幕";
+      }
+      if (ok && last && moved(last, seen)) {
+        ok = false;
+        text = "请保持不动";
+      }
+      last = seen.guidance === "ok" ? seen : null;
+      steady = ok ? steady + 1 : 0;
+      faceGuide(text, ok ? "ok" : "warn");
+      if (steady >= STEADY_PREVIEWS) return;
+      await sleep(250);
+    }
+  }
+
+  function moved(a, b) {
+    const centre = (box) => [(box[0] + box[2]) / 2, (box[1] + box[3]) / 2];
+    const [ax, ay] = centre(a.box);
+    const [bx, by] = centre(b.box);
+    return Math.hypot(ax - bx, ay - by) > 0.06 || Math.abs(a.size - b.size) > 0.08;
+  }
+
+  /**
+   * The challenge near the face; frames every FRAME_MS while the previews follow the turn. Resolves
+   * with the burst (at most max_frames, ending where the turn was seen) once the turn is seen, or
+   * after TURN_WAIT_MS with the last frames (the server then says whether it saw a turn).
+   */
+  async function captureTurn(video, run) {
+    const session = state.session;
+    const direction = session.challenge.direction;
+    const [text, arrow] = DIRECTIONS[direction];
+    const axis = direction === "left" || direction === "right" ? "yaw" : "pitch";
+    const sign = direction === "right" || direction === "up" ? 1 : -1;
+    const max = session.challenge.max_frames || 8;
+    const min = session.challenge.min_frames || 3;
+    section("face").dataset.phase = "turn";
+    $("#face-instruction").textContent = text;
+    $("#face-arrow").textContent = arrow;
+    faceGuide(text.replace("请", "") + "，慢一点", "turn");
+    const frames = [];
+    const smalls = []; // each frame as the preview sees it
+    const times = [];
+    const started = Date.now();
+    let start = null; // the pose angle the turn is measured from (the most frontal seen on the axis)
+    let seenAt = -1;
+    let previewed = -1;
+    let timer = 0;
+    const take = () => {
+      if (run !== faceRun || !camera) return;
+      frames.push(snapshot(video, 640, 0.9));
+      smalls.push(snapshot(video, PREVIEW_SIDE, 0.7));
+      times.push(Date.now());
+      timer = setTimeout(take, FRAME_MS);
+    };
+    take();
+    try {
+      while (Date.now() - started < TURN_WAIT_MS) {
+        stillRunning(run);
+        const index = frames.length - 1;
+        if (index <= previewed) {
+          await sleep(60);
+          continue;
+        }
+        previewed = index;
+        const seen = await preview(smalls[index]);
+        stillRunning(run);
+        if (seen.faces !== 1) {
+          faceGuide(seen.message_zh, "warn");
+          continue;
+        }
+        const angle = seen[axis];
+        if (start === null || Math.abs(angle) < Math.abs(start)) start = angle;
+        const turned = sign * (angle - start);
+        if (turned >= TURN_SEEN_DEGREES && index >= min - 1) {
+          seenAt = index;
+          break;
+        }
+        faceGuide(turned > 4 ? "继续，再" + text.replace("请", "") + "一点" : text.replace("请", "") + "，慢一点", "turn");
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+    stillRunning(run);
+    let end = frames.length;
+    if (seenAt >= 0) {
+      // The burst ends one frame after the turn was seen, and starts up to max_frames before.
+      if (frames.length < seenAt + 2) {
+        frames.push(snapshot(video, 640, 0.9));
+        times.push(Date.now());
+      }
+      end = seenAt + 2;
+      faceGuide("很好", "ok");
+    }
+    const from = Math.max(0, end - max);
+    section("face").dataset.turnSeen = seenAt >= 0 ? "yes" : "no";
+    return { frames: frames.slice(from, end), times: times.slice(from, end) };
+  }
+
+  function snapshot(video, side, quality) {
+    const scale = Math.min(1, side / Math.max(video.videoWidth, video.videoHeight));
     const canvas = document.createElement("canvas");
     canvas.width = Math.round(video.videoWidth * scale);
     canvas.height = Math.round(video.videoHeight * scale);
     canvas.getContext("2d").drawImage(video, 0, 0, canvas.width, canvas.height);
-    return canvas.toDataURL("image/jpeg", 0.9).split(",")[1];
+    return canvas.toDataURL("image/jpeg", quality).split(",")[1];
   }
 
   function base64(blob) {
@@ -1360,7 +1901,7 @@
       showError(
         new ApiError(422, {
           code: "client.frames",
-          message_zh: "请选择 " + min + "–" + max + " 张照片（已选 " + files.length + " 张），按转头的先后顺序",
+          message_zh: "请选择连拍的 " + min + "–" + max + " 张自拍（已选 " + files.length + " 张）",
         }),
       );
       return;
@@ -1377,14 +1918,42 @@
       await sendFrames(frames, files.map((file) => file.lastModified));
     } catch (error) {
       showError(error);
-      faceButtons("ready");
+      faceReady(session);
     }
+  }
+
+  /** A refusal of the face step: shown, and the way on offered. True when handled. */
+  function faceRefused(err) {
+    if (!err.code || !/^(liveness|face)\./.test(err.code)) return false;
+    showError(err);
+    $("#face-arrow").textContent = "";
+    if (err.code === "face.attempts_exhausted" || err.status === 429) {
+      $("#face-instruction").textContent = "暂时无法继续核验";
+      faceButtons(err.code === "liveness.previews_exhausted" ? "retry" : "review");
+    } else if (/^liveness\.session_(expired|used|unknown)$/.test(err.code) || err.code === "liveness.flow_changed") {
+      newSession(state.reg);
+    } else if (err.code === "liveness.capture_problem" || /^liveness\.(frame|frames_count|preview)/.test(err.code)) {
+      // Not judged, not counted: the same challenge again.
+      faceAgain();
+      $("#face-instruction").textContent = "请再试一次";
+      if (err.details && typeof err.details.attempts_left === "number") faceAttemptsLeft(err.details.attempts_left);
+    } else if (err.code === "liveness.sessions_exhausted") {
+      $("#face-instruction").textContent = "核验未完成";
+      faceButtons("none");
+    } else {
+      $("#face-instruction").textContent = "核验未完成";
+      faceButtons("retry");
+    }
+    return true;
   }
 
   /** The burst, with the session's capture nonce and each frame's capture time (ms). */
   async function sendFrames(frames, times) {
     const session = state.session;
     const flowId = encodeURIComponent(state.reg.flow_id);
+    const target = section("face");
+    target.dataset.phase = "sending";
+    target.dataset.bursts = String(Number(target.dataset.bursts || 0) + 1);
     $("#face-instruction").textContent = "正在核验，请稍候…";
     $("#face-arrow").textContent = "…";
     $("#face-attempts").textContent = "";
@@ -1396,20 +1965,17 @@
         { frames, nonce: session.challenge.nonce || null, timestamps_ms: times },
       );
     } catch (error) {
+      target.dataset.phase = "";
       const err = asError(error);
       if (await recover(err)) return;
-      showError(err);
-      $("#face-instruction").textContent = "核验未完成";
-      $("#face-arrow").textContent = "";
-      if (err.code === "face.attempts_exhausted" || err.status === 429) faceButtons("review");
-      else if (/^liveness\.session_(expired|used|unknown)$/.test(err.code) || err.code === "liveness.flow_changed")
-        await newSession(state.reg);
-      else if (/^liveness\.frame/.test(err.code) || /^liveness\.(frames_count|capture_problem)$/.test(err.code))
-        faceButtons("ready");
-      else if (err.code === "liveness.sessions_exhausted") faceButtons("none");
-      else faceButtons("retry");
+      if (!faceRefused(err)) {
+        showError(err);
+        $("#face-instruction").textContent = "核验未完成";
+        faceButtons("retry");
+      }
       return;
     }
+    target.dataset.phase = "";
     state.session = null;
     if (outcome.passed) {
       $("#face-instruction").textContent = "人脸核验通过";
@@ -1573,7 +2139,19 @@
     const mark = $("#result-mark");
     const reason = reg.result && reg.result.reason_zh;
     $("#result-reason").textContent = "";
-    if (outcome === "pending") {
+    // Accepted once, its card no longer registered since (注销, 过户): the card as it is now, not a success.
+    const ended = registering && outcome === "registered" ? reg.ended : null;
+    target.dataset.ended = ended ? ended.step : "";
+    if (ended) {
+      mark.className = "result-mark";
+      $("#result-text").textContent =
+        ended.step === "transferred" ? "该登记已因过户终止" : "该实名登记已注销";
+      $("#result-reason").textContent =
+        (ended.step === "transferred"
+          ? chinaTime(ended.at) + " 车辆已过户给新车主，车联网卡不再登记在您的名下。"
+          : chinaTime(ended.at) + " 起车联网卡不再登记在您的名下，仅保留紧急呼叫；如需使用，请重新办理实名登记。");
+      forget();
+    } else if (outcome === "pending") {
       mark.className = "result-mark wait";
       $("#result-text").textContent = registering ? "已提交，等待电信企业确认…" : "已提交注销，等待电信企业确认…";
       $("#result-reason").textContent = pendingNext(reg);
@@ -1595,7 +2173,40 @@
       mark.className = "result-mark";
       $("#result-text").textContent = "当前状态：" + outcome;
     }
+    $("#result-receipt").replaceChildren(...receiptRows(reg, registering));
+    $("#result-receipt").hidden = !reg.receipt_no;
     $("#result-card").replaceChildren(...vehicleBlock(reg.vehicle, reg.cards));
+  }
+
+  /** The receipt (受理回执): its number, when it was received (China time), the business and whose. */
+  function receiptRows(reg, registering) {
+    if (!reg.receipt_no) return [];
+    const business = !registering ? "实名注销" : transferring(reg) ? "过户实名登记" : "实名登记";
+    return [
+      rows([
+        ["受理编号", h("b", { class: "receipt-no", text: reg.receipt_no })],
+        ["受理时间", chinaTime(reg.submitted_at)],
+        ["办理业务", business],
+        [registering ? "登记人" : "原登记人", reg.holder_masked],
+      ]),
+    ];
+  }
+
+  /** A time as people in China read it, whatever the phone's own time zone: 2026-11-29 20:15. */
+  function chinaTime(iso) {
+    if (!iso) return "";
+    const parts = {};
+    const format = new Intl.DateTimeFormat("zh-CN", {
+      timeZone: "Asia/Shanghai",
+      year: "numeric",
+      month: "2-digit",
+      day: "2-digit",
+      hour: "2-digit",
+      minute: "2-digit",
+      hourCycle: "h23",
+    });
+    for (const p of format.formatToParts(new Date(iso))) parts[p.type] = p.value;
+    return parts.year + "-" + parts.month + "-" + parts.day + " " + parts.hour + ":" + parts.minute;
   }
 
   /** 过户: the buyer's registration of a car registered to someone else. */
@@ -1651,6 +2262,7 @@
     state.reg = null;
     show("vehicles", "我的车辆");
     const list = $("#vehicle-list");
+    $("#vehicle-progress").replaceChildren();
     list.replaceChildren(h("p", { class: "hint", text: "正在加载…" }));
     let doc;
     try {
@@ -1660,8 +2272,10 @@
       showError(error);
       return;
     }
+    $("#vehicle-progress").replaceChildren(...inProgress(doc.in_progress || []));
     if (!doc.vehicles.length) {
-      list.replaceChildren(h("p", { class: "hint center", text: "暂无已办理登记的车辆。" }));
+      const none = (doc.in_progress || []).length ? "暂无已提交登记的车辆。" : "暂无已办理登记的车辆。";
+      list.replaceChildren(h("p", { class: "hint center", text: none }));
       return;
     }
     list.replaceChildren(
@@ -1677,20 +2291,30 @@
           registeredFor(v),
           vehicleResult(v.result),
           deregistrationResult(v.deregistration),
+          v.receipt_no ? rows([["登记受理编号", v.receipt_no], ["注销受理编号", v.deregistration_receipt_no]]) : null,
           cardHistory(v.cards),
-          // 委托登记: only the owner (the card's holder) may de-register, never the trustee.
-          registered && !v.registered_for && !(v.deregistration && v.deregistration.step === "pending")
-            ? h(
-                "div",
-                { class: "vehicle-actions" },
-                h("button", {
+          h(
+            "div",
+            { class: "vehicle-actions" },
+            // The registration's receipt as it reads now (a holder reads a trustee's registration here only).
+            v.receipt_no && !v.delegated
+              ? h("button", {
+                  type: "button",
+                  class: "secondary receipt-open",
+                  text: "查看登记回执",
+                  onclick: (event) => openReceipt(event.currentTarget, v),
+                })
+              : null,
+            // 委托登记: only the owner (the card's holder) may de-register, never the trustee.
+            registered && !v.registered_for && !(v.deregistration && v.deregistration.step === "pending")
+              ? h("button", {
                   type: "button",
                   class: "secondary deregister",
                   text: "注销实名",
-                  onclick: () => screenVin("deregistration", v.vin_masked),
-                }),
-              )
-            : null,
+                  onclick: () => screenDeregisterVehicle(v),
+                })
+              : null,
+          ),
         );
       }),
     );
@@ -1756,18 +2380,378 @@
     return h("p", { class: "vehicle-result deregistration " + dereg.step }, text);
   }
 
-  /** Each card's history, newest first, folded away until asked for. */
+  /** Each card's history, oldest first as it happened (China time), the receipt number on the entry
+   * that started a registration or de-registration; folded away until asked for. */
   function cardHistory(cards) {
-    const rows = [];
+    const several = (cards || []).length > 1;
+    const items = [];
     for (const card of cards || []) {
-      for (const e of (card.history || []).slice().reverse()) {
-        const when = new Date(e.at).toLocaleString("zh-CN", { hour12: false });
+      for (const e of card.history || []) {
         const what = EVENTS[e.event] || CARD_STATES[e.to_state] || e.event;
-        rows.push(h("li", {}, h("time", { text: when }), " ", what));
+        items.push(
+          h(
+            "li",
+            {},
+            h("time", { datetime: e.at, text: chinaTime(e.at) }),
+            " ",
+            what,
+            several ? "（卡尾号 " + card.iccid_masked.slice(-4) + "）" : null,
+            e.receipt_no ? h("small", { class: "receipt-no", text: "受理编号 " + e.receipt_no }) : null,
+          ),
+        );
       }
     }
-    if (!rows.length) return null;
-    return h("details", { class: "history" }, h("summary", { text: "办理记录" }), h("ol", {}, ...rows));
+    if (!items.length) return null;
+    return h("details", { class: "history" }, h("summary", { text: "办理记录" }), h("ol", {}, ...items));
+  }
+
+  /** The cars whose registration or de-registration is not finished: the step due and 继续办理. */
+  function inProgress(items) {
+    if (!items.length) return [];
+    return [
+      h("h3", { class: "progress-title", text: "办理中" }),
+      ...items.map((r) =>
+        h(
+          "div",
+          { class: "card vehicle in-progress", "data-registration": r.registration_id },
+          h("p", {}, h("b", { text: KINDS[r.kind] ? KINDS[r.kind].name : r.kind }), " · 车辆识别代号尾号 " + r.vin_masked.slice(-6)),
+          h("p", { class: "hint", text: stepWords(r) }),
+          h("button", {
+            type: "button",
+            class: "primary resume",
+            text: "继续办理",
+            onclick: () => openRegistration(r.kind, r.registration_id),
+          }),
+        ),
+      ),
+    ];
+  }
+
+  async function openReceipt(button, v) {
+    await busy(button, "加载中…", async () => {
+      state.kind = "registration";
+      await render(await api("GET", KINDS.registration.path + "/" + encodeURIComponent(v.registration_id)));
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // 注销: the car picked in 我的车辆, confirmed on its own screen (选择车辆确认信息); no VIN typed
+  function screenDeregisterVehicle(v) {
+    state.kind = "deregistration";
+    state.reg = null;
+    state.deregPick = v;
+    show("deregister_vehicle", "车主注销实名");
+    const registered = (v.cards || []).filter((c) => c.state === "registered");
+    // Each card says whom it is registered to (vehicleBlock): the person who must pass the face check.
+    $("#deregister-card").replaceChildren(...vehicleBlock(v, registered), rows([["登记受理编号", v.receipt_no]]));
+  }
+
+  async function startDeregistration() {
+    const v = state.deregPick;
+    if (!v) return screenVehicles();
+    await busy($("#deregister-start"), "请稍候…", async () => {
+      state.kind = "deregistration";
+      await render(await api("POST", KINDS.deregistration.path, { registration_id: v.registration_id }));
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // The other entrances: 用户协议 and 隐私政策 at login, help (客服), 单位用户业务, 投诉举报, the VIN
+  // read from a photo; and what every screen needs to be usable with a screen reader or a keyboard.
+  const COMPLAINT_STATES = { received: "已受理", in_progress: "处理中", closed: "已办结" };
+  let helpFacts = null; // GET /v1/help, once
+  let accountTexts = null; // GET /v1/account-texts, once
+
+  async function facts() {
+    if (!helpFacts) helpFacts = await api("GET", "/v1/help");
+    return helpFacts;
+  }
+
+  async function platformTexts() {
+    if (!accountTexts) accountTexts = (await api("GET", "/v1/account-texts")).documents;
+    return accountTexts;
+  }
+
+  /** The texts accepted at login, or null (with the refusal under the checkbox) until it is ticked. */
+  async function agreedTexts() {
+    if (!$("#login-agree").checked) {
+      showError(
+        new ApiError(422, {
+          code: "client.agree",
+          message_zh: "请先阅读并勾选同意《用户协议》和《隐私政策》",
+          field: "accepted",
+        }),
+      );
+      $("#login-agree").focus();
+      return null;
+    }
+    try {
+      return (await platformTexts()).map((d) => ({ kind: d.kind, version: d.version, sha256: d.sha256 }));
+    } catch (error) {
+      showError(error);
+      return null;
+    }
+  }
+
+  async function showText(kind) {
+    const dialog = $("#text-viewer");
+    try {
+      const doc = (await platformTexts()).find((d) => d.kind === kind);
+      $("#text-viewer-title").textContent = doc.title + "（" + doc.version + "）";
+      $("#text-viewer-body").replaceChildren(...markdown(doc.text));
+    } catch (error) {
+      showError(error);
+      return;
+    }
+    openSheet(dialog);
+  }
+
+  function openSheet(dialog) {
+    dialog.returnFocus = document.activeElement;
+    if (typeof dialog.showModal === "function") dialog.showModal();
+    else dialog.setAttribute("open", "");
+    $(".sheet-close", dialog).focus();
+  }
+
+  function closeSheet(dialog) {
+    if (typeof dialog.close === "function") dialog.close();
+    else dialog.removeAttribute("open");
+    if (dialog.returnFocus && dialog.returnFocus.focus) dialog.returnFocus.focus();
+  }
+
+  function telLink(a, phone) {
+    a.textContent = phone;
+    a.href = "tel:" + phone.replace(/[^0-9+]/g, "");
+  }
+
+  async function openHelp() {
+    try {
+      const f = await facts();
+      telLink($("#help-phone"), f.service_phone);
+      $("#help-hours").textContent = "服务时间：" + f.service_hours + "（" + f.oem_name + "）";
+      $("#faq-review-text").textContent =
+        "人工审核通常 " +
+        f.review_days +
+        " 个工作日内完成。完成后回到首页点“继续办理”，或在“我的车辆”中查看结果。";
+    } catch (_) {
+      // The questions still help without the phone: it says where the phone would be.
+      $("#help-phone").textContent = "暂时无法获取，请稍后再打开";
+      $("#help-phone").removeAttribute("href");
+    }
+    openSheet($("#help"));
+  }
+
+  async function screenEnterprise() {
+    show("enterprise", "单位用户业务");
+    const portal = $("#enterprise-portal");
+    portal.hidden = true;
+    $("#enterprise-how").textContent = "";
+    try {
+      const f = await facts();
+      telLink($("#enterprise-call"), f.service_phone);
+      $("#enterprise-call").textContent = "拨打客服电话 " + f.service_phone;
+      if (f.enterprise_portal_url) {
+        portal.href = f.enterprise_portal_url;
+        portal.hidden = false;
+        $("#enterprise-how").textContent =
+          "请单位经办人在单位用户业务平台注册单位账号，上传以上材料，为单位的车辆逐辆办理。遇到问题请拨打客服电话（" +
+          f.service_hours +
+          "）。";
+      } else {
+        $("#enterprise-how").textContent =
+          "单位用户业务平台尚未开通。请联系售车经销商，或拨打客服电话 " +
+          f.service_phone +
+          "（" +
+          f.service_hours +
+          "），由工作人员为您的单位预约办理。";
+      }
+    } catch (error) {
+      showError(error);
+    }
+  }
+
+  async function screenComplaint() {
+    show("complaint", "投诉举报");
+    $("#complaint-filed").hidden = true;
+    $("#complaint-form").hidden = false;
+    const phoneInput = $("#complaint-phone");
+    if (!phoneInput.value) phoneInput.value = sessionStorage.getItem(STORE.loginPhone) || "";
+    countComplaint();
+    try {
+      const f = await facts();
+      $("#complaint-hint").textContent =
+        "对车联网卡实名登记有异议、发现有人冒用您的身份办理，或对服务不满意，请告诉我们。" +
+        f.oem_name +
+        "将在 15 个工作日内与您联系。";
+      $("#complaint-appeal").textContent =
+        "也可以拨打客服电话 " +
+        f.service_phone +
+        "。对处理结果不满意，可拨打工业和信息化部电信用户申诉受理中心电话 12300。";
+    } catch (_) {
+      // the form works without these lines
+    }
+    await listComplaints();
+  }
+
+  function countComplaint() {
+    const length = $("#complaint-description").value.length;
+    $("#complaint-count").textContent = length + "/500";
+  }
+
+  async function listComplaints() {
+    const list = $("#complaint-list");
+    try {
+      const doc = await api("GET", "/v1/me/complaints");
+      if (!doc.complaints.length) {
+        list.replaceChildren(h("p", { class: "hint", text: "您还没有提交过投诉。" }));
+        return;
+      }
+      list.replaceChildren(
+        ...doc.complaints.map((c) =>
+          h(
+            "div",
+            { class: "card complaint" },
+            h("h3", {}, c.category_zh, " ", h("span", { class: "badge " + c.status, text: COMPLAINT_STATES[c.status] || c.status_zh })),
+            rows([
+              ["投诉编号", c.complaint_id],
+              ["提交时间", new Date(c.created_at).toLocaleString("zh-CN", { hour12: false })],
+              ["处理状态", c.status_zh],
+              ["联系电话", c.contact_phone],
+              ["车辆", c.vin],
+            ]),
+            h("p", { class: "complaint-text", text: c.description }),
+          ),
+        ),
+      );
+    } catch (error) {
+      list.replaceChildren();
+      showError(error);
+    }
+  }
+
+  async function fileComplaint(event) {
+    event.preventDefault();
+    const body = {
+      category: $("#complaint-category").value,
+      description: $("#complaint-description").value.trim(),
+      contact_phone: $("#complaint-phone").value.trim(),
+    };
+    const vin = $("#complaint-vin").value.replace(/\s+/g, "").toUpperCase();
+    if (vin) body.vin = vin;
+    clearErrors(section("complaint"));
+    const missing = [];
+    if (!body.category) missing.push({ field: "category", message_zh: "请选择投诉类型" });
+    if (!body.description) missing.push({ field: "description", message_zh: "请写下您要投诉或举报的情况" });
+    if (!validPhone(body.contact_phone))
+      missing.push({ field: "contact_phone", message_zh: "请输入正确的 11 位手机号码，方便我们联系您" });
+    if (missing.length) {
+      showError(new ApiError(422, { code: "client.complaint", details: { errors: missing } }));
+      const first = $('[data-field="' + missing[0].field + '"]', section("complaint"));
+      if (first) first.focus();
+      return;
+    }
+    await busy($("#complaint-submit"), "提交中…", async () => {
+      const filed = await api("POST", "/v1/me/complaints", body);
+      $("#complaint-form").reset();
+      $("#complaint-phone").value = body.contact_phone;
+      countComplaint();
+      $("#complaint-form").hidden = true;
+      const box = $("#complaint-filed");
+      box.replaceChildren(
+        h("p", { class: "filed-title", text: "投诉已提交" }),
+        h("p", { text: filed.message_zh }),
+        h("button", {
+          type: "button",
+          class: "secondary block",
+          text: "再提交一条",
+          onclick: () => {
+            box.hidden = true;
+            $("#complaint-form").hidden = false;
+            $("#complaint-category").focus();
+          },
+        }),
+      );
+      box.hidden = false;
+      box.tabIndex = -1;
+      box.focus();
+      await listComplaints();
+    });
+  }
+
+  /** A photo scaled down in the browser (longest side `maxSide`) and re-encoded as JPEG, as base64. */
+  async function scaledJpegBase64(file, maxSide) {
+    const bitmap = await createImageBitmap(file);
+    const scale = Math.min(1, maxSide / Math.max(bitmap.width, bitmap.height));
+    const canvas = document.createElement("canvas");
+    canvas.width = Math.round(bitmap.width * scale);
+    canvas.height = Math.round(bitmap.height * scale);
+    canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+    if (bitmap.close) bitmap.close();
+    const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.88));
+    const bytes = new Uint8Array(await blob.arrayBuffer());
+    let binary = "";
+    for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+    return btoa(binary);
+  }
+
+  async function scanVin() {
+    const input = $("#vin-scan");
+    const file = input.files && input.files[0];
+    input.value = "";
+    if (!file) return;
+    const label = $("#vin-scan-label");
+    const read = $("#vin-read");
+    read.hidden = true;
+    clearErrors(section("vin"));
+    label.classList.add("busy");
+    label.firstChild.textContent = "识别中…";
+    try {
+      const image = await scaledJpegBase64(file, 1600);
+      const found = await api("POST", "/v1/me/vin-scan", { image });
+      $("#vin-input").value = found.vin;
+      read.textContent = "已识别车辆识别代号 " + found.vin + "，请与行驶证或铭牌核对无误后点“查询车辆”。";
+      read.hidden = false;
+      $("#vin-input").focus();
+    } catch (error) {
+      const err = asError(error);
+      // The photo's refusal belongs with the VIN it was meant to fill.
+      showError(new ApiError(err.status, { code: err.code, message_zh: err.messageZh, field: "vin" }));
+    } finally {
+      label.classList.remove("busy");
+      label.firstChild.textContent = "拍照识别";
+    }
+  }
+
+  /** What a screen reader needs that the markup alone does not say: photo previews named by their slot. */
+  function describeImages() {
+    for (const img of $$(".doc-face img")) {
+      if (img.getAttribute("alt")) continue;
+      const slot = $("span", img.parentElement);
+      img.setAttribute("alt", "已选择的照片：" + (slot ? slot.textContent : "证件"));
+    }
+  }
+
+  function wireEntrances() {
+    describeImages();
+    // A refusal under a field is read out when it appears, like the screen's own refusals.
+    for (const slot of $$(".field-error, section .error:not([role])")) slot.setAttribute("role", "alert");
+    $("#login-read-user_agreement").addEventListener("click", () => showText("user_agreement"));
+    $("#login-read-privacy_policy").addEventListener("click", () => showText("privacy_policy"));
+    $("#login-agree").addEventListener("change", () => {
+      if ($("#login-agree").checked) {
+        const box = $("#login-agree").closest(".field");
+        box.classList.remove("invalid");
+        $(".field-error", box).hidden = true;
+      }
+    });
+    $("#text-viewer-close").addEventListener("click", () => closeSheet($("#text-viewer")));
+    $("#help-close").addEventListener("click", () => closeSheet($("#help")));
+    for (const id of ["#login-help", "#home-help", "#progress-help"]) $(id).addEventListener("click", openHelp);
+    $("#home-enterprise").addEventListener("click", screenEnterprise);
+    $("#home-complaint").addEventListener("click", screenComplaint);
+    $("#complaint-form").addEventListener("submit", fileComplaint);
+    $("#complaint-description").addEventListener("input", countComplaint);
+    $("#vin-scan").addEventListener("change", scanVin);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -1780,12 +2764,11 @@
     $("#go-home").addEventListener("click", home);
     $("#sign-out").addEventListener("click", () => {
       forget();
-      signOut("已退出登录");
+      logout();
     });
     $("#home-register").addEventListener("click", () => screenVin("registration"));
     $("#home-deregister").addEventListener("click", screenVehicles);
     $("#home-vehicles").addEventListener("click", screenVehicles);
-    $("#home-continue").addEventListener("click", resumeOrHome);
     $("#vin-form").addEventListener("submit", startByVin);
     $("#vehicle-confirm").addEventListener("click", () =>
       step($("#vehicle-confirm"), "确认中…", async () => {
@@ -1845,6 +2828,15 @@
       }),
     );
     $("#documents-edit").addEventListener("click", screenIdentity);
+    $("#confirm-form").addEventListener("submit", confirmIdentity);
+    $("#documents-other-id").addEventListener("click", () => {
+      state.otherId = true;
+      screenIdentity();
+    });
+    $("#identity-scan").addEventListener("click", () => {
+      state.otherId = false;
+      screenDocuments(state.reg);
+    });
     $("#docs-consent-check").addEventListener("change", () => {
       $("#docs-consent-submit").disabled = !$("#docs-consent-check").checked;
     });
@@ -1869,11 +2861,36 @@
     $("#consents-submit").addEventListener("click", giveConsents);
     $("#submit-button").addEventListener("click", submit);
     $("#result-vehicles").addEventListener("click", screenVehicles);
+    $("#deregister-start").addEventListener("click", startDeregistration);
+    $("#deregister-back").addEventListener("click", screenVehicles);
     $("#result-home").addEventListener("click", home);
     $("#vehicles-register").addEventListener("click", () => screenVin("registration"));
   }
 
   wire();
-  if (sessionStorage.getItem(STORE.token)) resumeOrHome();
-  else show("login", "手机号登录");
+  wireEntrances();
+  window.addEventListener("popstate", (event) => onBack(event.state));
+  boot();
+
+  /** Open the app: a reload shows its screen again (its entry), a link names one, else home. */
+  async function boot() {
+    const kept = history.state && history.state.cheka && !history.state.guard ? history.state : null;
+    const named = kept || entryOfHash(location.hash);
+    if (!kept) {
+      // The first entry is a guard under the app's own: back on home comes back to home.
+      history.replaceState({ cheka: 1, guard: true }, "", location.pathname + location.search);
+    }
+    if (!isSignedIn()) {
+      afterLogin = named && named.screen !== "login" ? named : null;
+      show("login", "手机号登录");
+      return;
+    }
+    restoring = Boolean(kept);
+    try {
+      if (named) await showEntry(named);
+      else home();
+    } finally {
+      restoring = false;
+    }
+  }
 })();

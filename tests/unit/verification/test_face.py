@@ -191,7 +191,7 @@ def test_a_check_that_is_not_live_fails_without_a_match() -> None:
     outcome = world.attempt(flow_id)
     # then
     assert (outcome.live, outcome.matched, outcome.passed) == (False, None, False)
-    assert outcome.reasons == ["liveness.no_pose_change"]
+    assert outcome.reasons == ["liveness.wrong_direction"]
     assert world.faces.compared == 0
     assert world.evidence_kinds(flow_id)[-1] == "liveness_checked"
 

@@ -1,0 +1,174 @@
+"""投诉举报 (第二十一条): an owner files a complaint and follows it; the OEM's reviewers and admins list
+them (the console's page comes with the console).
+
+A complaint's description and contact phone are personal data: sealed at rest, never logged; the
+owner sees their own in full with the phone masked, a reviewer sees the phone in clear to call back.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+from chalice.app import Blueprint
+from pydantic import AwareDatetime, ConfigDict, Field
+
+from chalicelib.api.http import ApiModel, Call, Refusal, route
+from chalicelib.complaints.domain import (
+    CATEGORY_NAMES,
+    MAX_DESCRIPTION,
+    STATUS_NAMES,
+    ComplaintCategory,
+    ComplaintStatus,
+)
+from chalicelib.core import deps
+from chalicelib.core.auth import PERSON_ROLES, Role
+from chalicelib.core.observability import logger
+from chalicelib.kernel.personal import mask_phone, mask_vin
+
+if TYPE_CHECKING:
+    from chalicelib.complaints.domain import Complaint
+
+bp = Blueprint(__name__)
+
+#: Who sees the OEM's listing.
+COMPLAINT_ROLES = frozenset({Role.REVIEWER, Role.ADMIN})
+
+#: Working days within which the OEM answers (as the user agreement and the registration agreement say).
+ANSWER_DAYS = 15
+
+
+class ComplaintBody(ApiModel):
+    model_config = ConfigDict(extra="forbid")
+
+    category: ComplaintCategory = Field(
+        description="registration (实名登记问题) | identity_misuse (冒用身份) | service (服务投诉) | other"
+    )
+    # The length is checked by the service after normalisation (with a message saying how long it is).
+    description: str = Field(
+        max_length=MAX_DESCRIPTION * 4, description=f"At most {MAX_DESCRIPTION} characters"
+    )
+    contact_phone: str = Field(max_length=20, description="Mainland mobile number to call back")
+    vin: str | None = Field(default=None, max_length=32, description="The vehicle concerned (optional)")
+
+
+class ComplaintView(ApiModel):
+    complaint_id: str = Field(description="投诉编号")
+    category: ComplaintCategory
+    category_zh: str
+    status: ComplaintStatus
+    status_zh: str
+    created_at: AwareDatetime
+    description: str
+    contact_phone: str = Field(description="Masked unless the caller's role reveals personal data")
+    vin: str | None = Field(default=None, description="Masked to its tail for the owner")
+
+
+class ComplaintFiled(ComplaintView):
+    message_zh: str
+
+
+class MyComplaints(ApiModel):
+    complaints: list[ComplaintView]
+
+
+class AdminComplaint(ComplaintView):
+    subject: str = Field(description="The person's pseudonym")
+
+
+class AdminComplaints(ApiModel):
+    complaints: list[AdminComplaint]
+
+
+class ComplaintQuery(ApiModel):
+    status: Annotated[
+        ComplaintStatus,
+        Field(description="received | in_progress | closed (default received)"),
+        Refusal("complaint.status", "投诉状态无效", "Unknown complaint status"),
+    ] = ComplaintStatus.RECEIVED
+    limit: Annotated[
+        int,
+        Field(ge=1, le=100, description="1–100"),
+        Refusal("request.limit", "每页数量应为 1–100", "limit must be 1–100"),
+    ] = 50
+
+
+def _view(c: Complaint, *, reveal: bool = False, owner: bool = True) -> dict[str, object]:
+    return {
+        "complaint_id": c.complaint_id,
+        "category": c.category,
+        "category_zh": CATEGORY_NAMES[c.category],
+        "status": c.status,
+        "status_zh": STATUS_NAMES[c.status],
+        "created_at": c.created_at,
+        "description": c.description,
+        "contact_phone": c.contact_phone if reveal else mask_phone(c.contact_phone),
+        "vin": (mask_vin(c.vin) if owner else c.vin) if c.vin else None,
+    }
+
+
+@route(
+    bp,
+    "/v1/me/complaints",
+    method="POST",
+    summary="投诉举报: file a complaint with the OEM (第二十一条); answers its number",
+    roles=PERSON_ROLES,
+    body=ComplaintBody,
+    response=ComplaintFiled,
+    status=201,
+    errors=(429,),
+    tags=("complaints",),
+)
+def file_complaint(call: Call) -> ComplaintFiled:
+    body: ComplaintBody = call.body
+    complaint = deps.complaints().file(
+        call.user.subject, body.category, body.description, body.contact_phone, body.vin
+    )
+    # The number, the category and the person's pseudonym: never the description or the phone.
+    logger.info(
+        "complaint filed",
+        extra={
+            "complaint_id": complaint.complaint_id,
+            "category": complaint.category.value,
+            "subject": complaint.subject,
+        },
+    )
+    message = (
+        f"已收到您的投诉，投诉编号 {complaint.complaint_id}。我们将在 {ANSWER_DAYS} 个工作日内"
+        f"通过 {mask_phone(complaint.contact_phone)} 与您联系，处理进度可在“我的投诉”中查看。"
+    )
+    return ComplaintFiled(**_view(complaint), message_zh=message)  # type: ignore[arg-type]
+
+
+@route(
+    bp,
+    "/v1/me/complaints",
+    summary="My complaints, newest first, with their status",
+    roles=PERSON_ROLES,
+    response=MyComplaints,
+    tags=("complaints",),
+)
+def my_complaints(call: Call) -> MyComplaints:
+    found = deps.complaints().mine(call.user.subject)
+    return MyComplaints(complaints=[ComplaintView(**_view(c)) for c in found])  # type: ignore[arg-type]
+
+
+@route(
+    bp,
+    "/v1/admin/complaints",
+    summary="The OEM's complaints by status, newest first (reviewers see the contact phone in clear)",
+    roles=COMPLAINT_ROLES,
+    response=AdminComplaints,
+    query=ComplaintQuery,
+    tags=("complaints",),
+)
+def admin_complaints(call: Call) -> AdminComplaints:
+    query: ComplaintQuery = call.query
+    reveal = call.user.reveals_personal_data
+    found = deps.complaints().listing(query.status, query.limit)
+    logger.info("complaints listed", extra={"status": query.status.value, "count": len(found)})
+    return AdminComplaints(
+        complaints=[
+            AdminComplaint(**_view(c, reveal=reveal, owner=False), subject=c.subject)  # type: ignore[arg-type]
+            for c in found
+        ]
+    )

@@ -1,0 +1,108 @@
+"""The owner's entrances beside registration: help (客服 and 帮助), the platform's texts accepted at
+login (用户协议, 隐私政策), and the VIN read from a photo (拍照识别)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import TYPE_CHECKING
+
+from chalice.app import Blueprint
+from pydantic import ConfigDict, Field
+
+from chalicelib.api.http import ApiModel, Call, route
+from chalicelib.consents.account import AccountText, account_texts
+from chalicelib.core import deps, lazy
+from chalicelib.core.auth import PERSON_ROLES
+from chalicelib.core.observability import logger
+from chalicelib.core.settings import get_settings
+from chalicelib.kernel.errors import InvalidField
+
+if TYPE_CHECKING:
+    from chalicelib.verification import vin_scan
+    from chalicelib.verification.vin_scan import VinRead
+else:
+    vin_scan = lazy.module("chalicelib.verification.vin_scan")
+
+bp = Blueprint(__name__)
+
+#: The largest photo a VIN scan takes (the client scales it down well below this first).
+MAX_SCAN_BYTES = 4 * 1024 * 1024
+
+
+class HelpView(ApiModel):
+    oem_name: str
+    service_phone: str = Field(description="客服电话")
+    service_hours: str = Field(description="客服时间")
+    enterprise_portal_url: str | None = Field(
+        default=None, description="单位用户业务: the enterprise portal, when there is one"
+    )
+    review_days: int = Field(description="Working days a manual review takes at most")
+
+
+class AccountTextsView(ApiModel):
+    documents: list[AccountText]
+
+
+class VinScanBody(ApiModel):
+    model_config = ConfigDict(extra="forbid")
+
+    image: str = Field(
+        min_length=1,
+        max_length=(MAX_SCAN_BYTES * 4) // 3 + 4,
+        description="The photo (JPEG/PNG/BMP), base64: a 行驶证 or the VIN plate",
+    )
+
+
+@route(
+    bp,
+    "/v1/help",
+    summary="What the help page and the enterprise entry show: customer service, the enterprise portal",
+    roles=None,
+    response=HelpView,
+    tags=("h5",),
+)
+def help_info(call: Call) -> HelpView:
+    settings = get_settings()
+    return HelpView(
+        oem_name=settings.oem_name,
+        service_phone=settings.service_phone,
+        service_hours=settings.service_hours,
+        enterprise_portal_url=settings.enterprise_portal_url,
+        review_days=1,
+    )
+
+
+@route(
+    bp,
+    "/v1/account-texts",
+    summary="用户协议 and 隐私政策 accepted at login: the current texts, version and hash",
+    roles=None,
+    response=AccountTextsView,
+    tags=("auth",),
+)
+def texts(call: Call) -> AccountTextsView:
+    return AccountTextsView(documents=list(account_texts()))
+
+
+@route(
+    bp,
+    "/v1/me/vin-scan",
+    method="POST",
+    summary="拍照识别: the VIN read from a photo of the 行驶证 or the VIN plate (the photo is not kept)",
+    roles=PERSON_ROLES,
+    body=VinScanBody,
+    response=lambda: vin_scan.VinRead,
+    errors=(503,),
+    tags=("registration",),
+)
+def scan(call: Call) -> VinRead:
+    try:
+        photo = base64.b64decode(call.body.image, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidField(
+            "vin_scan.image", "照片没有上传成功，请重新拍摄", "The image is not valid base64", field="image"
+        ) from exc
+    read = vin_scan.scan_vin(deps.ocr_engine(), photo)
+    logger.info("vin scanned", extra={"confidence": round(read.confidence, 2)})
+    return read

@@ -1,0 +1,92 @@
+"""The landing page (``/``) of a local stack on a phone: it links the H5 client, lists the demo vehicles of
+the seed and shows the SMS drop, fits 375 px without a horizontal scroll, and every link works.
+Screenshots: ``<tmp dir>/screenshots/landing-*.png``."""
+
+from __future__ import annotations
+
+import urllib.request
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tests.e2e.conftest import Stack
+from tests.e2e.test_h5_registration import Phone
+
+if TYPE_CHECKING:
+    from selenium.webdriver.remote.webdriver import WebDriver
+
+
+def _no_horizontal_scroll(phone: Phone) -> bool:
+    return bool(
+        phone._js("return document.documentElement.scrollWidth <= window.innerWidth + 1")  # noqa: SLF001
+    )
+
+
+def _texts(phone: Phone, selector: str) -> list[str]:
+    found: list[Any] = phone._js(  # noqa: SLF001
+        "return Array.from(document.querySelectorAll(arguments[0]))"
+        ".filter(e => e.offsetParent !== null).map(e => e.textContent.trim())",
+        selector,
+    )
+    return [str(t) for t in found]
+
+
+def _status(url: str) -> int:
+    with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - the loopback stack
+        return int(response.status)
+
+
+def test_the_landing_page_links_the_h5_the_demo_vehicles_and_the_sms_drop_on_a_phone(
+    browser: WebDriver, stack: Stack, tmp_path: Path, camera: Path
+) -> None:
+    phone = Phone(browser, stack, tmp_path, camera)
+    # An owner asks for a login code: the SMS drop has a message to show
+    status, _ = stack.call("POST", "/v1/auth/sms-codes", {"phone": "13900139000", "purpose": "login"})
+    assert status == 202
+
+    browser.get(stack.api + "/")
+    phone.wait_until("the health check", lambda: "ok" in " ".join(_texts(phone, "#health .ok")))
+    phone.wait_until("the SMS drop", lambda: any("139****9000" in t for t in _texts(phone, "#sms-list li")))
+    phone.shot("landing-top")
+    assert _no_horizontal_scroll(phone)
+
+    # The entries a person starts from, each visible and pointing where it says
+    entries = {
+        str(e.get_attribute("id")): str(e.get_attribute("href"))
+        for e in browser.find_elements("css selector", "a.entry")
+        if e.is_displayed() and e.get_attribute("id")
+    }
+    assert entries["link-h5"] == stack.api + "/h5"
+    assert entries["link-demo"].endswith("#demo")
+    assert entries["link-sms"].endswith("#sms")
+
+    # The demo vehicles: the seed's open ones (to register) and registered ones
+    open_vins = _texts(phone, "#open-vins .vin")
+    assert open_vins == stack.seed["open_vins"][: len(open_vins)]
+    assert len(open_vins) >= 3
+    assert _texts(phone, "#registered-vins .vin")
+    browser.find_element("id", "link-demo").click()
+    phone.shot("landing-demo-vins")
+    head_unit = browser.find_element("css selector", "#open-vins a[href*='/v1/dev/head-unit/']")
+    assert _status(str(head_unit.get_attribute("href"))) == 200
+
+    # The SMS drop: the newest message, masked, in China time
+    browser.find_element("id", "link-sms").click()
+    first = _texts(phone, "#sms-list li")[0]
+    assert "139****9000" in first
+    assert "13900139000" not in first
+    assert "验证码" in first
+    phone.shot("landing-sms-drop")
+    assert _status(stack.api + "/v1/dev/sms-drop") == 200
+
+    # Every route listed, still without a horizontal scroll
+    browser.find_element("css selector", "details summary").click()
+    phone.wait_until("the routes", lambda: len(_texts(phone, "#routes li")) > 20)
+    assert _no_horizontal_scroll(phone)
+    phone.shot("landing-routes")
+
+    assert phone.console_errors() == []
+
+    # The H5 client opens from its entry
+    browser.execute_script("window.scrollTo(0, 0)")
+    browser.find_element("id", "link-h5").click()
+    phone.wait_until("the H5 client", lambda: browser.current_url.endswith("/h5") and phone.screen())
