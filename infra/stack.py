@@ -439,6 +439,16 @@ class ChekaStack(Stack):
             enforce_ssl=True,
             versioned=declared.versioned,
             lifecycle_rules=[_lifecycle_rule(rule) for rule in declared.lifecycle],
+            cors=[
+                s3.CorsRule(
+                    allowed_methods=[s3.HttpMethods(m) for m in rule.methods],
+                    allowed_origins=list(rule.origins),
+                    allowed_headers=list(rule.headers),
+                    max_age=rule.max_age_seconds,
+                )
+                for rule in declared.cors
+            ]
+            or None,
             removal_policy=RemovalPolicy.RETAIN,
         )
 

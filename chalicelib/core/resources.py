@@ -68,6 +68,17 @@ class BucketDeclaration:
     encryption_key: str
     #: Every public access is blocked.
     block_public_access: bool = True
+    #: Cross-origin rules: the H5 page POSTs photos to the presigned form from another origin and
+    #: reads the answer (upload progress needs the CORS preflight). The signature is the authority.
+    cors: tuple[CorsRule, ...] = ()
+
+
+@dataclass(frozen=True)
+class CorsRule:
+    methods: tuple[str, ...]
+    origins: tuple[str, ...]
+    headers: tuple[str, ...] = ("*",)
+    max_age_seconds: int = 3000
 
 
 KeySpec = Literal["SYMMETRIC_DEFAULT", "HMAC_256"]
@@ -198,6 +209,7 @@ def declare(settings: Settings) -> StageResources:
             versioned=True,
             lifecycle=documents_lifecycle(),
             encryption_key=PII_KEY,
+            cors=(CorsRule(methods=("POST",), origins=("*",)),),
         ),
         keys=(
             KeyDeclaration(

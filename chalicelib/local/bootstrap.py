@@ -127,6 +127,21 @@ def _ensure_bucket(settings: Settings, bucket: BucketDeclaration, key_id: str) -
     )
     if bucket.versioned:
         s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    if bucket.cors:
+        s3.put_bucket_cors(
+            Bucket=name,
+            CORSConfiguration={
+                "CORSRules": [
+                    {
+                        "AllowedMethods": list(rule.methods),
+                        "AllowedOrigins": list(rule.origins),
+                        "AllowedHeaders": list(rule.headers),
+                        "MaxAgeSeconds": rule.max_age_seconds,
+                    }
+                    for rule in bucket.cors
+                ]
+            },
+        )
     if bucket.lifecycle:
         s3.put_bucket_lifecycle_configuration(
             Bucket=name,

@@ -532,12 +532,16 @@ class RegistrationViews:
         for reg in reversed(self._store.of_owner(caller)):
             if reg.status is RegistrationStatus.SUBMITTED:
                 continue
-            if reg.status is RegistrationStatus.OPEN and reg.expires_at is not None and reg.expires_at <= now:
-                continue
             try:
+                if (
+                    reg.status is RegistrationStatus.OPEN
+                    and reg.expires_at is not None
+                    and reg.expires_at <= now
+                ):
+                    reg = self._registrations.own(reg.registration_id, caller)  # kept while a reviewer has it
                 view = self.view(reg)
             except NotFound:
-                continue  # its flow or vehicle is gone: nothing to carry on with
+                continue  # expired, or its flow or vehicle is gone: nothing to carry on with
             found.append(
                 InProgress(
                     registration_id=reg.registration_id,

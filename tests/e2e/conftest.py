@@ -214,8 +214,6 @@ def _stack_env(moto: int, api: int, sandbox: int, authority: int) -> dict[str, s
             "CHEKA_PUSH_STALE_MINUTES": "1",
             # Files change under a test run (an editor, a checkout): the API keeps the code it started with.
             "CHEKA_LOCAL_NO_AUTORELOAD": "1",
-            # A test's stack is not the developer's `make run`: it leaves .local/stack.json alone.
-            "CHEKA_LOCAL_STATE_FILE": "",
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_DEFAULT_REGION": "cn-north-1",
@@ -291,6 +289,8 @@ def stack(browser_prerequisites: None, tmp_path_factory: pytest.TempPathFactory)
     moto, api, sandbox, authority = _free_ports(4)
     env = _stack_env(moto, api, sandbox, authority)
     log = tmp_path_factory.mktemp("stack") / "stack.log"
+    # Its state file (what `cheka` finds it by) beside its log, not the developer's .local/stack.json.
+    env["CHEKA_LOCAL_STATE_FILE"] = str(log.with_name("stack.json"))
     bin_dir = Path(sys.executable).parent
     with log.open("wb") as out:
         proc = subprocess.Popen(

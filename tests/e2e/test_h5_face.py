@@ -61,6 +61,8 @@ def to_the_face_step(me: Phone, stack: Stack, monkeypatch: pytest.MonkeyPatch) -
     me.wait_screen("login")
     me.fill("#login-phone", LOGIN_PHONE)
     me.fill("#login-code", me.sms_code(LOGIN_PHONE, lambda: me.tap("#login-send")))
+    if me.driver.find_elements("css selector", "#login-agree"):
+        me.tap("#login-agree")  # 已阅读并同意《用户协议》《隐私政策》
     me.tap("#login-submit")
     me.wait_screen("home")
     me.tap("#home-register")
@@ -100,6 +102,11 @@ def test_the_oval_guides_the_face_and_a_capture_without_a_turn_is_asked_again_fo
     me.camera.write_bytes(head_turn_video(turn, wall_seconds=4.0, turning=False, seconds=30.0))
     me.tap("#face-camera")
     # Then the oval says there is no face, and nothing is sent
+    import time as _t
+    for _ in range(20):
+        _t.sleep(1)
+        print("DEBUG", face(me, "phase"), face(me, "guide"), repr(me.element("#face-guide").text), face(me, "previews"), me._js("const v=document.getElementById('face-video'); return [v.videoWidth, v.videoHeight, v.readyState]"))
+    me.shot("debug")
     me.wait_until("the no-face guidance", lambda: me.element("#face-guide").text == "请把脸移入框内")
     assert face(me, "phase") == "align"
     me.shot("face-1-no-face-in-the-oval")

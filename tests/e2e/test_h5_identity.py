@@ -38,6 +38,7 @@ def log_in(me: Phone, phone_number: str) -> None:
     me.fill("#login-phone", phone_number)
     code = me.sms_code(phone_number, lambda: me.tap("#login-send"))
     me.fill("#login-code", code)
+    me.tap("#login-agree")  # 已阅读并同意《用户协议》《隐私政策》
     me.tap("#login-submit")
     me.wait_screen("home")
 
@@ -152,7 +153,12 @@ def test_an_owner_photographs_the_id_card_first_confirms_the_reading_and_deregis
     # When the owner de-registers the car
     me.tap("#result-vehicles")
     me.wait_screen("vehicles")
-    me.wait_until("the car among mine", lambda: me.element("#vehicle-list .deregister").is_displayed())
+    me.wait_until(
+        "the car among mine",
+        lambda: any(
+            e.is_displayed() for e in me.driver.find_elements("css selector", "#vehicle-list .deregister")
+        ),
+    )
     me.tap("#vehicle-list .deregister")
     if me.wait_screen("vin", "deregister_vehicle") == "vin":
         me.fill("#vin-input", vin)

@@ -16,12 +16,13 @@ import pytest
 from chalicelib.kernel.personal import mask_name
 from tests.e2e.conftest import Stack
 from tests.e2e.test_h5_lifecycle import (
+    agree_and_submit,
     cards_of,
     log_in,
     mask_iccid,
     my_vehicles,
-    register_car,
     settled,
+    start_registration,
     take_vehicle,
     text,
     verify_phone,
@@ -66,7 +67,9 @@ def test_the_receipt_my_vehicles_and_deregistering_the_car_picked_there(owner: P
 
     # Given a car registered in the client and accepted by the operator
     log_in(me, LOGIN)
-    register_car(me, vin, OWNER)
+    start_registration(me, vin, OWNER)
+    prove_identity(me, camera=True)
+    agree_and_submit(me)
     assert settled(me) == "registered", me.messages()
 
     # Then the result is a receipt: its number, the time in China time, the business, the holder masked,
@@ -141,7 +144,7 @@ def test_the_receipt_my_vehicles_and_deregistering_the_car_picked_there(owner: P
     me.shot("deregister-confirm-vehicle")
     me.tap("#deregister-start")
     verify_phone(me, OWNER)
-    prove_identity(me, camera=False)
+    prove_identity(me, camera=True)
     me.wait_screen("submit")
     me.tap("#submit-button")
     me.wait_screen("result")

@@ -1,9 +1,15 @@
 """The landing page (``/``) of a local stack on a phone: it links the H5 client, lists the demo vehicles of
-the seed and shows the SMS drop, fits 375 px without a horizontal scroll, and every link works.
+the seed and shows the SMS drop, fits 375 px without a horizontal scroll, and every link works; and the
+stack's state file lets ``cheka`` find it with nothing exported.
 Screenshots: ``<tmp dir>/screenshots/landing-*.png``."""
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,13 +22,11 @@ if TYPE_CHECKING:
 
 
 def _no_horizontal_scroll(phone: Phone) -> bool:
-    return bool(
-        phone._js("return document.documentElement.scrollWidth <= window.innerWidth + 1")  # noqa: SLF001
-    )
+    return bool(phone._js("return document.documentElement.scrollWidth <= window.innerWidth + 1"))
 
 
 def _texts(phone: Phone, selector: str) -> list[str]:
-    found: list[Any] = phone._js(  # noqa: SLF001
+    found: list[Any] = phone._js(
         "return Array.from(document.querySelectorAll(arguments[0]))"
         ".filter(e => e.offsetParent !== null).map(e => e.textContent.trim())",
         selector,
@@ -31,7 +35,7 @@ def _texts(phone: Phone, selector: str) -> list[str]:
 
 
 def _status(url: str) -> int:
-    with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - the loopback stack
+    with urllib.request.urlopen(url, timeout=30) as response:
         return int(response.status)
 
 
@@ -75,18 +79,40 @@ def test_the_landing_page_links_the_h5_the_demo_vehicles_and_the_sms_drop_on_a_p
     assert "139****9000" in first
     assert "13900139000" not in first
     assert "验证码" in first
+    assert re.search(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", first)  # China time, to the minute
     phone.shot("landing-sms-drop")
     assert _status(stack.api + "/v1/dev/sms-drop") == 200
 
     # Every route listed, still without a horizontal scroll
     browser.find_element("css selector", "details summary").click()
     phone.wait_until("the routes", lambda: len(_texts(phone, "#routes li")) > 20)
+    browser.execute_script("document.querySelector('details').scrollIntoView()")
     assert _no_horizontal_scroll(phone)
     phone.shot("landing-routes")
 
     assert phone.console_errors() == []
 
+    # The operator's command line finds this stack with nothing exported, by the state file it wrote
+    state = stack.log.with_name("stack.json")
+    assert json.loads(state.read_text(encoding="utf-8"))["api"] == stack.api
+    bare = {k: v for k, v in os.environ.items() if not k.startswith(("CHEKA_", "AWS_", "POWERTOOLS_"))}
+    bare["CHEKA_LOCAL_STATE_FILE"] = str(state)
+
+    def accepted() -> Any:
+        done = subprocess.run(
+            [str(Path(sys.executable).parent / "cheka"), "outbox", "status"],
+            env=bare,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        return json.loads(done.stdout)["by_kind"]["register"]["accepted"] >= 3  # the seed's three
+
+    phone.wait_until("the seed's registrations accepted, as the CLI counts them", accepted, timeout=60)
+
     # The H5 client opens from its entry
     browser.execute_script("window.scrollTo(0, 0)")
     browser.find_element("id", "link-h5").click()
-    phone.wait_until("the H5 client", lambda: browser.current_url.endswith("/h5") and phone.screen())
+    phone.wait_until("the H5 client", lambda: "/h5" in browser.current_url and phone.screen())
+    phone.shot("landing-then-h5")

@@ -88,12 +88,15 @@ def test_the_expected_review_time_is_a_setting(
     # Given the stage tells owners reviewers take two working days
     monkeypatch.setenv("CHEKA_REVIEW_EXPECTED_ZH", "2 个工作日内")
     get_settings.cache_clear()
+    # (read here: a request of the test client runs under the environment of .chalice/config.json)
+    assert get_settings().review_expected_zh == "2 个工作日内"
     try:
         # Then the owner's review says so
         status, mine = call(api, "get", f"/v1/flows/{reg['flow_id']}/review", me)
     finally:
         monkeypatch.delenv("CHEKA_REVIEW_EXPECTED_ZH")
         get_settings.cache_clear()
+        get_settings()
     assert (status, mine["expected_zh"]) == (200, "2 个工作日内"), mine
 
 

@@ -536,6 +536,9 @@
   function signOut(message) {
     for (const key of [STORE.token, STORE.subject, STORE.phone, STORE.loginPhone]) sessionStorage.removeItem(key);
     for (const key of [STORE.refresh, STORE.phone]) localStorage.removeItem(key);
+    resumeAsked += 1; // an answer still on its way is not shown to whoever signs in next
+    $("#home-resume").hidden = true;
+    $("#home-resume-list").replaceChildren();
     state.reg = null;
     show("login", "手机号登录");
     if (message) notice(message);
@@ -2145,11 +2148,18 @@
     if (ended) {
       mark.className = "result-mark";
       $("#result-text").textContent =
-        ended.step === "transferred" ? "该登记已因过户终止" : "该实名登记已注销";
+        ended.step === "transferred"
+          ? "该登记已因过户终止"
+          : ended.event === "scrapped"
+            ? "车辆已报废，该实名登记已终止"
+            : "该实名登记已注销";
       $("#result-reason").textContent =
+        chinaTime(ended.at) +
         (ended.step === "transferred"
-          ? chinaTime(ended.at) + " 车辆已过户给新车主，车联网卡不再登记在您的名下。"
-          : chinaTime(ended.at) + " 起车联网卡不再登记在您的名下，仅保留紧急呼叫；如需使用，请重新办理实名登记。");
+          ? " 车辆已过户给新车主，车联网卡不再登记在您的名下。"
+          : ended.event === "scrapped"
+            ? " 车辆已报废，车联网卡不再登记在您的名下。"
+            : " 起车联网卡不再登记在您的名下，仅保留紧急呼叫；如需使用，请重新办理实名登记。");
       forget();
     } else if (outcome === "pending") {
       mark.className = "result-mark wait";
@@ -2458,7 +2468,6 @@
   // ---------------------------------------------------------------------------------------------
   // The other entrances: 用户协议 and 隐私政策 at login, help (客服), 单位用户业务, 投诉举报, the VIN
   // read from a photo; and what every screen needs to be usable with a screen reader or a keyboard.
-  const COMPLAINT_STATES = { received: "已受理", in_progress: "处理中", closed: "已办结" };
   let helpFacts = null; // GET /v1/help, once
   let accountTexts = null; // GET /v1/account-texts, once
 
@@ -2497,7 +2506,7 @@
     const dialog = $("#text-viewer");
     try {
       const doc = (await platformTexts()).find((d) => d.kind === kind);
-      $("#text-viewer-title").textContent = doc.title + "（" + doc.version + "）";
+      $("#text-viewer-title").textContent = doc.title; // the text says its version on its first line
       $("#text-viewer-body").replaceChildren(...markdown(doc.text));
     } catch (error) {
       showError(error);
@@ -2528,7 +2537,7 @@
     try {
       const f = await facts();
       telLink($("#help-phone"), f.service_phone);
-      $("#help-hours").textContent = "服务时间：" + f.service_hours + "（" + f.oem_name + "）";
+      $("#help-hours").textContent = f.oem_name + "客服 · " + f.service_hours;
       $("#faq-review-text").textContent =
         "人工审核通常 " +
         f.review_days +
@@ -2611,13 +2620,12 @@
           h(
             "div",
             { class: "card complaint" },
-            h("h3", {}, c.category_zh, " ", h("span", { class: "badge " + c.status, text: COMPLAINT_STATES[c.status] || c.status_zh })),
+            h("h3", {}, c.category_zh, " ", h("span", { class: "badge " + c.status, text: c.status_zh })),
             rows([
               ["投诉编号", c.complaint_id],
               ["提交时间", new Date(c.created_at).toLocaleString("zh-CN", { hour12: false })],
-              ["处理状态", c.status_zh],
               ["联系电话", c.contact_phone],
-              ["车辆", c.vin],
+              ["车辆识别代号", c.vin ? "尾号 " + c.vin.slice(-6) : null],
             ]),
             h("p", { class: "complaint-text", text: c.description }),
           ),
