@@ -274,9 +274,12 @@ def aligned_photo_burst(engine: FaceEngine, direction: LivenessDirection) -> lis
     return frames
 
 
-def centred(im: Image.Image, engine: FaceEngine, face_share: float = 0.45) -> Image.Image:
+def centred(
+    im: Image.Image, engine: FaceEngine, face_share: float = 0.45, size: tuple[int, int] = (480, 360)
+) -> Image.Image:
     """The photo cropped to 4:3 around its face, the face in the middle at ``face_share`` of the height
-    (as a phone's front camera shows a person lining up with the face oval); grey where it runs out."""
+    (as a phone's front camera shows a person lining up with the face oval), grey where it runs out,
+    scaled to ``size`` (even sides: a camera's frames have them, and Chromium's fake camera needs them)."""
     (face,) = engine.detect(jpeg(im))
     centre_x, centre_y = face.box.left + face.box.width / 2, face.box.top + face.box.height / 2
     height = face.box.height / face_share
@@ -284,4 +287,4 @@ def centred(im: Image.Image, engine: FaceEngine, face_share: float = 0.45) -> Im
     left, top = round(centre_x - width / 2), round(centre_y - height / 2)
     canvas = Image.new("RGB", (round(width), round(height)), (128, 128, 128))
     canvas.paste(im, (-left, -top))
-    return canvas
+    return canvas.resize(size, Image.Resampling.LANCZOS)

@@ -8,7 +8,7 @@ a pseudonym derived from the keyed hash of the phone, never the number.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from chalice.app import Blueprint
 from pydantic import ConfigDict, Field
@@ -18,12 +18,15 @@ from chalicelib.consents.account import AcceptedAccountText, check_account_texts
 from chalicelib.core import deps
 from chalicelib.core.auth import PERSON_ROLES, Role, authenticate, authorize, issue_token
 from chalicelib.core.observability import logger
-from chalicelib.core.settings import Settings, get_settings
+from chalicelib.core.settings import get_settings
 from chalicelib.kernel.clock import utc_now
 from chalicelib.kernel.errors import InvalidField, NotFound
 from chalicelib.sessions.domain import IssuedSession, SessionKind
 from chalicelib.sms.domain import SentCode, SmsPurpose
 from chalicelib.sms.views import DroppedSms
+
+if TYPE_CHECKING:
+    from chalicelib.core.settings import Settings
 
 bp = Blueprint(__name__)
 

@@ -37,7 +37,7 @@ class HelpView(ApiModel):
     enterprise_portal_url: str | None = Field(
         default=None, description="单位用户业务: the enterprise portal, when there is one"
     )
-    review_days: int = Field(description="Working days a manual review takes at most")
+    review_expected_zh: str = Field(description="How long a manual review takes, as the owner is told")
 
 
 class AccountTextsView(ApiModel):
@@ -69,7 +69,7 @@ def help_info(call: Call) -> HelpView:
         service_phone=settings.service_phone,
         service_hours=settings.service_hours,
         enterprise_portal_url=settings.enterprise_portal_url,
-        review_days=1,
+        review_expected_zh=settings.review_expected_zh,
     )
 
 

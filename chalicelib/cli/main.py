@@ -28,20 +28,25 @@ class _Cheka(click.Group):
                 raise
             if isinstance(exc, DomainError):
                 fail(exc)
-            from chalicelib.cli.errors import describe
+            from chalicelib.cli.errors import EXIT_UNREACHABLE, describe
 
             line, code = describe(exc)
+            if code == EXIT_UNREACHABLE and ctx.meta.get("cheka.gone"):
+                line += f" ({ctx.meta['cheka.gone']})"
             click.echo(line, err=True)
             sys.exit(code)
 
 
-def _find_local_stack() -> None:
+def _find_local_stack(ctx: click.Context) -> None:
     """With no endpoint configured on the local stage, take the settings of the stack `make run` runs."""
-    from chalicelib.local.state import adopt, find_stack
+    from chalicelib.local.state import adopt, find_stack, gone_stack
 
-    stack = find_stack(get_settings())
+    settings = get_settings()
+    stack = find_stack(settings)
     if stack is not None and adopt(stack, os.environ):
         deps.reset()
+    elif stack is None and (gone := gone_stack(settings)) is not None:
+        ctx.meta["cheka.gone"] = f"the stack {gone.path} records, started {gone.started}, is gone"
 
 
 @click.group(cls=_Cheka)
@@ -53,7 +58,7 @@ def main(ctx: click.Context, debug: bool) -> None:
     Against the local stack `make run` started, nothing needs exporting: it is found through
     .local/stack.json. Other stages: CHEKA_STAGE, CHEKA_AWS_ENDPOINT_URL (or AWS credentials)."""
     ctx.meta["cheka.debug"] = debug
-    _find_local_stack()
+    _find_local_stack(ctx)
 
 
 @main.command()

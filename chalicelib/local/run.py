@@ -213,7 +213,7 @@ def main() -> None:
         f"""
 cheka is running (stage local; state is in memory — `make seed` re-seeds, a restart starts clean)
 
-  open        {api}/                 landing page: health and every route
+  open        {api}/                 landing page: the H5, demo VINs, SMS drop, health, routes
   H5          {api}/h5               the owner's mobile client (registration, de-registration)
   API         {api}/openapi.json
   AWS (moto)  http://127.0.0.1:{settings.moto_port}     tables, bucket, KMS keys

@@ -41,6 +41,16 @@ class LocalStack:
     #: The demo vehicles of the seed: ``open_vins`` (to register), ``registered_vins``.
     seed: dict[str, list[str]] = field(default_factory=dict)
 
+    @property
+    def started(self) -> str:
+        """When it started, in China time (``2026-11-29 20:15``)."""
+        from chalicelib.kernel.clock import CHINA
+
+        try:
+            return datetime.fromisoformat(self.started_at).astimezone(CHINA).strftime("%Y-%m-%d %H:%M")
+        except ValueError:
+            return self.started_at or "?"
+
     def alive(self) -> bool:
         """The runner's process is there and something answers on the moto endpoint."""
         try:
@@ -130,6 +140,15 @@ def find_stack(settings: Settings) -> LocalStack | None:
         return None
     stack = read_state(path)
     return stack if stack is not None and stack.alive() else None
+
+
+def gone_stack(settings: Settings) -> LocalStack | None:
+    """The stack the state file records when it is no longer running (to say so when nothing answers)."""
+    if settings.stage != "local" or settings.aws_endpoint_url is not None:
+        return None
+    path = state_path(settings)
+    stack = read_state(path) if path is not None else None
+    return stack if stack is not None and not stack.alive() else None
 
 
 def adopt(stack: LocalStack, environ: MutableMapping[str, str]) -> list[str]:

@@ -258,9 +258,11 @@ def test_the_entrances_walked_on_an_accessible_page_from_login_to_a_complaint_th
     me.tap("#home-help")
     me.wait_until("the help sheet", lambda: me.element("#help").is_displayed())
     me.wait_until("the service phone", lambda: re.search(r"\d{3}", me.element("#help-phone").text))
-    assert me.element("#help-phone").get_attribute("href").startswith("tel:")
+    assert str(me.element("#help-phone").get_attribute("href")).startswith("tel:")
     me.tap("#faq-head-unit summary")
     assert "中控屏" in me.element("#faq-head-unit").text
+    me.tap("#faq-review summary")
+    assert "工作日内完成" in me.element("#faq-review").text
     audit(me, "06-help")
     me.tap("#help-close")
     assert me.screen() == "home"
@@ -272,7 +274,7 @@ def test_the_entrances_walked_on_an_accessible_page_from_login_to_a_complaint_th
     assert "营业执照" in me.element('section[data-screen="enterprise"]').text
     assert "尚未开通" in me.element("#enterprise-how").text
     assert not me.element("#enterprise-portal").is_displayed()
-    assert me.element("#enterprise-call").get_attribute("href").startswith("tel:")
+    assert str(me.element("#enterprise-call").get_attribute("href")).startswith("tel:")
     audit(me, "07-enterprise")
     me.tap("#go-home")
     me.wait_screen("home")

@@ -461,6 +461,8 @@ def pass_face_check(me: Phone, *, camera: bool) -> None:
     me.wait_screen("face")
     assert me.wait_until("the same challenge", challenge) == (direction, session_id)
     assert me.element("#face-files-label").is_displayed() is not camera
+    if not camera:  # told what photos to take, in the owner's words
+        assert "连拍" in me.element("#face-files-label").text
     turn = LivenessDirection(direction)
     # The frames go up unmirrored, so the person asked to turn the face toward the image's left turns
     # to their own right (the direction convention of liveness.port).
@@ -476,14 +478,21 @@ def pass_face_check(me: Phone, *, camera: bool) -> None:
         for path, taken in zip(paths, capture_times(len(paths), start=1_700_000_000_000), strict=True):
             os.utime(path, ns=(taken * 1_000_000, taken * 1_000_000))
         me.choose_files("#face-files", *paths)
+    # The camera's capture starts by itself once the server sees the face in the oval, and ends when
+    # the turn is seen; a capture the server could not judge would be asked again (an error shown).
     me.wait_until(
         "the face check",
-        lambda: me.screen() != "face" or me._js("return !document.getElementById('face-result').hidden"),
-        timeout=60,
+        lambda: (
+            me.screen() != "face"
+            or me._js("return !document.getElementById('face-result').hidden")
+            or me.errors()
+        ),
+        timeout=90,
     )
     if me.screen() == "face":
         outcome = me.element("#face-result").text
         assert "未通过" not in outcome, f"{direction}: {me.messages()}"
+        assert not me.errors(), f"{direction}: {me.messages()}"
 
 
 def test_a_person_registers_a_car_and_deregisters_it_in_the_browser(phone: Phone, stack: Stack) -> None:

@@ -199,6 +199,15 @@ def test_documents_bucket(synth: Synth) -> None:
     assert bucket["DeletionPolicy"] == "Retain"
 
 
+def test_documents_bucket_lets_the_h5_page_post_photos_and_read_the_answer(synth: Synth) -> None:
+    # The page uploads with XMLHttpRequest for its progress bar: a CORS preflight, then the POST.
+    _, bucket = single(synth, "AWS::S3::Bucket")
+    (rule,) = bucket["Properties"]["CorsConfiguration"]["CorsRules"]
+    assert rule["AllowedMethods"] == ["POST"]
+    assert rule["AllowedOrigins"] == ["*"]
+    assert rule["AllowedHeaders"] == ["*"]
+
+
 def test_documents_bucket_lifecycle(synth: Synth) -> None:
     _, bucket = single(synth, "AWS::S3::Bucket")
     rules = bucket["Properties"]["LifecycleConfiguration"]["Rules"]

@@ -48,6 +48,14 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _dead_pid() -> int:
+    """The id of a process that has ended."""
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
+    return int(done.stdout)
+
+
 def _bare_env(**extra: str) -> dict[str, str]:
     """The environment of a shell where nothing was exported: no CHEKA_, AWS_ or POWERTOOLS_ variable."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CHEKA_", "AWS_", "POWERTOOLS_"))}
@@ -168,6 +176,8 @@ def test_a_state_file_of_a_stack_that_is_gone_is_ignored_and_the_stack_owner_rem
 
 
 def test_every_cli_error_is_one_line_without_a_traceback_and_debug_shows_it(tmp_path: Path) -> None:
+    from chalicelib.core.config import Settings
+
     closed = str(_free_port())
     nothing = _bare_env(CHEKA_MOTO_PORT=closed, CHEKA_LOCAL_STATE_FILE="")
     # nothing answers where the local stack's AWS should be
@@ -177,6 +187,14 @@ def test_every_cli_error_is_one_line_without_a_traceback_and_debug_shows_it(tmp_
     assert line.startswith("cheka: nothing answers at http://127.0.0.1:" + closed)
     assert "make run" in line
     assert down.stdout == ""
+    # a state file left by a stack that is gone is told of, in the same line
+    state = tmp_path / "stack.json"
+    started = datetime(2026, 11, 29, 12, 15, tzinfo=UTC)
+    write_state(state, state_doc(_dead_pid(), started, Settings(), {"CHEKA_MOTO_PORT": closed}, {}))
+    with_state = {**nothing, "CHEKA_LOCAL_STATE_FILE": str(state)}
+    stale = cheka("card", "show", "89860112345678901237", env=with_state)
+    assert stale.returncode == 3
+    assert one_line(stale.stderr).endswith(f"(the stack {state} records, started 2026-11-29 20:15, is gone)")
     # --debug lets the traceback through
     debug = cheka("--debug", "card", "show", "89860112345678901237", env=nothing)
     assert debug.returncode != 0
@@ -384,3 +402,18 @@ def test_the_landing_page_carries_the_demo_vehicles_and_the_sms_drop_of_a_local_
 @pytest.fixture
 def world(aws: None) -> World:
     return make_world()
+
+
+def test_a_deployed_stages_landing_page_offers_no_demo_vehicles_nor_sms_drop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from chalicelib.api.system import _landing_data
+    from chalicelib.core.settings import get_settings
+
+    monkeypatch.setenv("CHEKA_STAGE", "prod")
+    get_settings.cache_clear()
+    try:
+        assert _landing_data() == {"stage": "prod", "sms_drop": False, "head_unit": False, "demo": None}
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()

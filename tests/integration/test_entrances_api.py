@@ -36,6 +36,7 @@ def test_the_help_facts_are_the_stages_customer_service_and_no_portal_until_one_
     assert (info["service_phone"], info["service_hours"]) == (settings.service_phone, settings.service_hours)
     assert info["oem_name"] == settings.oem_name
     assert info["enterprise_portal_url"] is None
+    assert info["review_expected_zh"] == settings.review_expected_zh
 
 
 def test_login_records_the_versions_of_the_user_agreement_and_privacy_policy_accepted(api: Any) -> None:

@@ -77,7 +77,7 @@ def test_a_burst_in_which_the_person_held_still_is_asked_again_and_spends_no_att
     assert (status, error["code"], error["field"]) == (422, "liveness.capture_problem", "frames")
     assert "liveness.no_pose_change" in error["details"]["reasons"]
     assert error["details"]["attempts_left"] == 3
-    assert error["message_zh"] == "没有看到转头，请按提示慢慢转头，再试一次（不计入核验次数）"
+    assert error["message_zh"] == "没有看到按提示转动头部，请慢慢做，再试一次（不计入核验次数）"
     assert attempts_left(api, me, flow_id) == 3
     # And the same session, with its nonce, then passes with a turn: the first attempt spent
     status, outcome = send_burst(api, me, flow_id, session, burst(session["challenge"]["direction"]))

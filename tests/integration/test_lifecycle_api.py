@@ -214,7 +214,6 @@ def test_cli_shows_a_card_and_scraps_its_vehicle(world: World) -> None:
     card, _ = registered(world, 20)
     code, shown = cli(card_group, "show", card.iccid)
     assert code == 0
-    print(json.dumps(shown, ensure_ascii=False, indent=2))
     assert shown["state"] == "已登记 (registered)"
     assert [e["event"] for e in shown["history"]] == [
         "导入库存 (imported)",
@@ -242,7 +241,6 @@ def test_cli_outbox_status_and_retry(world: World) -> None:
     world.dispatcher.dispatch(record_id)
     code, status = cli(outbox, "status", "--status", "dead")
     assert code == 0
-    print(json.dumps(status, ensure_ascii=False, indent=2))
     assert status["total"]["dead"] == status["by_kind"]["register"]["dead"] == 1
     assert status["total"]["queued"] == status["total"]["waiting_for_operator"] == 0
     assert [i["record_id"] for i in status["page"]["items"]] == [record_id]

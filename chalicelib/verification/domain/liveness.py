@@ -194,7 +194,7 @@ def capture_failed(reasons: Sequence[str], attempts_left: int) -> InvalidField:
     elif LivenessReason.NO_FACE in reasons:
         zh, en = "未检测到人脸，请正对镜头，保持光线充足", "No face was found in the frames"
     else:
-        zh, en = "没有看到转头，请按提示慢慢转头", "No head turn was seen in the frames"
+        zh, en = "没有看到按提示转动头部，请慢慢做", "No head turn was seen in the frames"
     return InvalidField(
         "liveness.capture_problem",
         f"{zh}，再试一次（不计入核验次数）",

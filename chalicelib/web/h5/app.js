@@ -94,6 +94,17 @@
   const SMS_WAIT = 60; // seconds between two codes to one phone (SPEC §3)
   const POLL_MS = 2000;
   const DOC_TYPES = ["image/jpeg", "image/png", "image/bmp"];
+  // Photos go up at what OCR and the face match need (long side 1600 px, JPEG q 0.85): the server
+  // still validates every one.
+  const UPLOAD = { longSide: 1600, quality: 0.85 };
+  const PHOTO_NAMES = {
+    id_front: "身份证人像面",
+    id_back: "身份证国徽面",
+    vehicle_licence: "行驶证照片",
+    authorization_letter: "授权委托书",
+    owner_id_front: "车主身份证人像面",
+    owner_id_back: "车主身份证国徽面",
+  };
   const MAX_FRAME_BYTES = 1024 * 1024;
 
   const state = {
@@ -413,6 +424,7 @@
     const err = asError(error);
     const scope = root || section(currentScreen());
     if (!scope) return;
+    if (err.code === "upload.cancelled") return; // the owner's own choice, told under the photo only
     const fields = err.details && Array.isArray(err.details.errors) ? err.details.errors : [err];
     const elsewhere = [];
     for (const e of fields) {
@@ -724,7 +736,7 @@
       case "face":
         return screenFace(reg);
       case "review":
-        return show("review", "人工审核");
+        return screenReview(reg);
       case "consents":
         return screenConsents();
       case "submit":
@@ -1385,23 +1397,20 @@
     img.hidden = false;
   }
 
-  /** One photo of ``kind`` into the flow: prepared, presigned, uploaded to storage, checked by the
-   * server. ``status`` hears each stage. */
+  /** One photo of ``kind`` into the flow: scaled and compressed here to what the server needs, presigned,
+   * sent to storage with a progress bar (cancel; resumed by itself after a dropped connection), then
+   * checked by the server. ``status`` hears each stage. Every photo takes this path (the possession,
+   * delegation and documents screens call it); a cancelled upload rejects with code ``upload.cancelled``,
+   * a refusal with the server's error. */
   async function storePhoto(kind, file, status) {
     const flowId = encodeURIComponent(state.reg.flow_id);
     status("正在处理照片…");
-    const photo = await prepareDocument(file);
+    const photo = await compressPhoto(file);
     status("正在上传…");
-    const post = await api("POST", "/v1/flows/" + flowId + "/uploads", { kind, content_type: photo.type });
-    if (photo.blob.size > post.max_bytes) {
-      throw new ApiError(413, {
-        code: "client.too_large",
-        message_zh: "图片过大，不能超过 " + Math.floor(post.max_bytes / 1048576) + " MB",
-      });
-    }
-    await uploadToStorage(post, photo.blob);
+    const presign = () => api("POST", "/v1/flows/" + flowId + "/uploads", { kind, content_type: photo.type });
+    const key = await sendToStorage(presign, photo.blob, PHOTO_NAMES[kind] || "照片");
     status("正在检查照片…");
-    await api("POST", "/v1/flows/" + flowId + "/documents", { kind, key: post.key });
+    await untilDelivered(() => api("POST", "/v1/flows/" + flowId + "/documents", { kind, key }));
   }
 
   async function onDocumentChosen(kind, input) {
@@ -1441,10 +1450,17 @@
     updateDocumentsNext();
   }
 
-  /** The photo as the platform takes it: JPEG/PNG/BMP as chosen, anything else (or too big) as a JPEG. */
-  async function prepareDocument(file) {
-    if (DOC_TYPES.includes(file.type) && file.size <= 8 * 1048576) return { blob: file, type: file.type };
-    const blob = await reencode(file, 2560, 0.9);
+  /** The photo as the platform needs it: upright (EXIF orientation applied), long side at most
+   * UPLOAD.longSide, JPEG at UPLOAD.quality; a JPEG already smaller than that goes as taken. */
+  async function compressPhoto(file) {
+    let blob;
+    try {
+      blob = await reencode(file, UPLOAD.longSide, UPLOAD.quality);
+    } catch (error) {
+      if (DOC_TYPES.includes(file.type)) return { blob: file, type: file.type }; // the server decides
+      throw error;
+    }
+    if (file.type === "image/jpeg" && file.size <= blob.size) return { blob: file, type: file.type };
     return { blob, type: "image/jpeg" };
   }
 
@@ -1487,15 +1503,159 @@
     );
   }
 
-  /** POST the form the server presigned, straight to storage (another origin: the answer is opaque). */
-  async function uploadToStorage(post, blob) {
-    const form = new FormData();
-    for (const [name, value] of Object.entries(post.fields)) form.append(name, value);
-    form.append("file", blob, "photo");
+  // ---------------------------------------------------------------------------------------------
+  // Uploads for weak networks: the presigned POST by XMLHttpRequest (progress, cancel), kept blob,
+  // waits for the network and tries again (a presigned form that expired is asked for again).
+  let uploading = null; // the upload in progress: {cancelled, xhr, wake}
+
+  function uploadPanel(label, bytes) {
+    $("#upload-label").textContent = "正在上传" + label + "（" + Math.max(1, Math.round(bytes / 1024)) + " KB）";
+    $("#upload-note").textContent = "";
+    $("#upload").dataset.state = "sending";
+    uploadProgress(0);
+    $("#upload").hidden = false;
+  }
+
+  function uploadProgress(fraction) {
+    const percent = Math.max(0, Math.min(100, Math.floor(fraction * 100)));
+    $("#upload-bar").value = percent;
+    $("#upload-percent").textContent = percent + "%";
+  }
+
+  function uploadNote(stateName, text) {
+    $("#upload").dataset.state = stateName;
+    $("#upload-note").textContent = text;
+  }
+
+  function cancelUpload() {
+    const job = uploading;
+    if (!job) return;
+    job.cancelled = true;
+    if (job.xhr) job.xhr.abort();
+    if (job.wake) job.wake();
+  }
+
+  function uploadCancelled() {
+    return new ApiError(499, { code: "upload.cancelled", message_zh: "已取消上传，可重新选择照片" });
+  }
+
+  /** Send ``blob`` with the form ``presign()`` gives, until it is stored, refused or cancelled; its key. */
+  async function sendToStorage(presign, blob, label) {
+    const job = { cancelled: false, xhr: null, wake: null };
+    if (uploading) cancelUpload();
+    uploading = job;
+    uploadPanel(label, blob.size);
+    let post = null;
+    let postAt = 0;
+    let delay = 1000;
+    let refusals = 0;
     try {
-      await fetch(post.url, { method: "POST", body: form, mode: "no-cors", credentials: "omit" });
-    } catch (_) {
-      throw new ApiError(0, { code: "upload.network", message_zh: "照片上传失败，请检查网络后重试" });
+      for (;;) {
+        if (job.cancelled) throw uploadCancelled();
+        try {
+          if (!post || Date.now() - postAt > (post.expires_in - 20) * 1000) {
+            post = await presign();
+            postAt = Date.now();
+            if (blob.size > post.max_bytes) {
+              throw new ApiError(413, {
+                code: "client.too_large",
+                message_zh: "图片过大，不能超过 " + Math.floor(post.max_bytes / 1048576) + " MB",
+              });
+            }
+          }
+          await postForm(job, post, blob);
+          uploadProgress(1);
+          return post.key;
+        } catch (error) {
+          const err = asError(error);
+          if (job.cancelled) throw uploadCancelled();
+          if (err.code === "upload.expired" && refusals++ < 2) {
+            post = null; // the form expired while the network was away: a new one
+            continue;
+          }
+          if (err.status !== 0) throw err;
+          uploadNote("waiting", "网络中断，恢复后将自动继续上传");
+          await waitForNetwork(job, delay);
+          delay = Math.min(delay * 2, 30000);
+          if (!job.cancelled) uploadNote("sending", "网络已恢复，正在继续上传…");
+        }
+      }
+    } finally {
+      if (uploading === job) uploading = null;
+      $("#upload").hidden = true;
+    }
+  }
+
+  /** POST the presigned form and the photo to storage (its CORS rules let the page read the answer). */
+  function postForm(job, post, blob) {
+    return new Promise((resolve, reject) => {
+      const form = new FormData();
+      for (const [name, value] of Object.entries(post.fields)) form.append(name, value);
+      form.append("file", blob, "photo");
+      const xhr = new XMLHttpRequest();
+      const dropped = () => new ApiError(0, { code: "upload.network", message_zh: "网络中断，照片未上传完成" });
+      const offline = () => xhr.abort(); // a connection the phone lost does not always error by itself
+      const done = () => {
+        job.xhr = null;
+        window.removeEventListener("offline", offline);
+      };
+      job.xhr = xhr;
+      window.addEventListener("offline", offline);
+      xhr.open("POST", post.url);
+      xhr.upload.onprogress = (e) => {
+        if (e.lengthComputable && e.total) uploadProgress(e.loaded / e.total);
+      };
+      xhr.onload = () => {
+        done();
+        if (xhr.status >= 200 && xhr.status < 300) resolve();
+        else if (xhr.status === 403) reject(new ApiError(403, { code: "upload.expired", message_zh: "上传已过期，请重试" }));
+        else reject(new ApiError(xhr.status, { code: "upload.refused", message_zh: "照片未能上传，请重新选择照片" }));
+      };
+      xhr.onerror = xhr.ontimeout = xhr.onabort = () => {
+        done();
+        reject(job.cancelled ? uploadCancelled() : dropped());
+      };
+      xhr.send(form);
+    });
+  }
+
+  /** Resolves once the network is back (the `online` event, or a look after ``delay`` ms), or on cancel. */
+  function waitForNetwork(job, delay) {
+    return new Promise((resolve) => {
+      let timer = 0;
+      const finish = () => {
+        clearTimeout(timer);
+        window.removeEventListener("online", back);
+        job.wake = null;
+        resolve();
+      };
+      const back = () => {
+        clearTimeout(timer);
+        timer = setTimeout(finish, 300);
+      };
+      const look = () => {
+        if (navigator.onLine) finish();
+        else timer = setTimeout(look, delay);
+      };
+      timer = setTimeout(look, delay);
+      window.addEventListener("online", back);
+      job.wake = finish;
+    });
+  }
+
+  /** An API call that must get through (the photo is stored already): tried again once the network is back. */
+  async function untilDelivered(call) {
+    let delay = 1000;
+    for (;;) {
+      try {
+        return await call();
+      } catch (error) {
+        const err = asError(error);
+        if (err.status !== 0 || err.code !== "network") throw err;
+        notice("网络中断，恢复后将自动继续");
+        await waitForNetwork({}, delay);
+        delay = Math.min(delay * 2, 30000);
+      }
     }
   }
 
@@ -1664,6 +1824,7 @@
     $("#face-instruction").textContent = DIRECTIONS[direction][0];
     $("#face-arrow").textContent = DIRECTIONS[direction][1];
     $("#face-camera").textContent = "开始人脸检测";
+    $("#face-how").hidden = false;
     $("#face-how").textContent = "打开摄像头后，把脸放进圆框，正对屏幕；看到提示后慢慢" + turn + "。";
     $("#face-files-text").textContent =
       "无法打开摄像头时，请用手机相机连拍 " + min + "–" + max + " 张自拍：先正对镜头，再慢慢" + turn + "，然后一起选择上传。";
@@ -1764,8 +1925,9 @@
   /** Until the face is in the oval, facing the screen and still: the server's guidance on the oval. */
   async function lineUp(video, run) {
     section("face").dataset.phase = "align";
-    $("#face-instruction").textContent = "请把脸放进圆框";
+    $("#face-instruction").textContent = "先对准圆框，正对屏幕";
     $("#face-arrow").textContent = "";
+    $("#face-how").hidden = true;
     faceGuide("正在识别…", "wait");
     let steady = 0;
     let last = null;
@@ -1814,7 +1976,7 @@
     section("face").dataset.phase = "turn";
     $("#face-instruction").textContent = text;
     $("#face-arrow").textContent = arrow;
-    faceGuide(text.replace("请", "") + "，慢一点", "turn");
+    faceGuide("", "turn");
     const frames = [];
     const smalls = []; // each frame as the preview sees it
     const times = [];
@@ -1853,7 +2015,7 @@
           seenAt = index;
           break;
         }
-        faceGuide(turned > 4 ? "继续，再" + text.replace("请", "") + "一点" : text.replace("请", "") + "，慢一点", "turn");
+        faceGuide(turned > 4 ? "继续，再" + text.replace("请", "").replace("向左", "").replace("向右", "") + "一点" : "", "turn");
       }
     } finally {
       clearTimeout(timer);
@@ -1938,7 +2100,6 @@
     } else if (err.code === "liveness.capture_problem" || /^liveness\.(frame|frames_count|preview)/.test(err.code)) {
       // Not judged, not counted: the same challenge again.
       faceAgain();
-      $("#face-instruction").textContent = "请再试一次";
       if (err.details && typeof err.details.attempts_left === "number") faceAttemptsLeft(err.details.attempts_left);
     } else if (err.code === "liveness.sessions_exhausted") {
       $("#face-instruction").textContent = "核验未完成";
@@ -2004,6 +2165,51 @@
       await api("POST", "/v1/flows/" + encodeURIComponent(state.reg.flow_id) + "/review");
       await refresh();
     });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // 人工审核: the case number, the expected time, the SMS promise, and a status that refreshes by itself
+  // (every `poll_seconds`, and on 刷新); once a reviewer decides, the screen moves on to the next step.
+  async function screenReview(reg) {
+    show("review", "人工审核");
+    const phone = reg.phone_masked || sessionStorage.getItem(STORE.phone) || "";
+    $("#review-sms").textContent = phone
+      ? "审核结果将以短信通知 " + phone + "，收到短信后回到这里继续办理。"
+      : "审核结果将以短信通知您，收到短信后回到这里继续办理。";
+    $("#review-updated").textContent = "";
+    await reviewTick(reg.registration_id, false);
+  }
+
+  /** Read the case and the registration once; schedule the next read while the case is open. */
+  async function reviewTick(registrationId, byHand) {
+    stopPolling();
+    if (currentScreen() !== "review" || !state.reg || state.reg.registration_id !== registrationId) return;
+    let wait = 15;
+    try {
+      const reg = await api("GET", KINDS[state.kind].path + "/" + encodeURIComponent(registrationId));
+      if (currentScreen() !== "review") return;
+      if (reg.step !== "review") {
+        const shown = render(reg); // (render clears the notice first, synchronously)
+        if (reg.step !== "rejected") notice("人工审核已通过，请继续办理");
+        await shown;
+        return;
+      }
+      state.reg = reg;
+      const mine = await api("GET", "/v1/flows/" + encodeURIComponent(reg.flow_id) + "/review");
+      if (currentScreen() !== "review") return;
+      wait = mine.poll_seconds || wait;
+      $("#review-number").textContent = mine.case_number;
+      $("#review-expected").textContent = mine.expected_zh;
+      $("#review-status").textContent = mine.status === "open" ? "审核中" : "已审核";
+      $("#review-reason").textContent = "您的资料已转人工审核。" + mine.reason_zh;
+      clearErrors(section("review"));
+      const now = new Date().toLocaleTimeString("zh-CN", { hour12: false });
+      $("#review-updated").textContent = "最后更新 " + now + (byHand ? "（已刷新）" : "");
+    } catch (error) {
+      if (asError(error).status === 401) return;
+      showError(error);
+    }
+    state.pollTimer = setTimeout(() => reviewTick(registrationId, false), wait * 1000);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -2539,9 +2745,7 @@
       telLink($("#help-phone"), f.service_phone);
       $("#help-hours").textContent = f.oem_name + "客服 · " + f.service_hours;
       $("#faq-review-text").textContent =
-        "人工审核通常 " +
-        f.review_days +
-        " 个工作日内完成。完成后回到首页点“继续办理”，或在“我的车辆”中查看结果。";
+        "人工审核通常在 " + f.review_expected_zh + "完成。完成后回到首页点“继续办理”，或在“我的车辆”中查看结果。";
     } catch (_) {
       // The questions still help without the phone: it says where the phone would be.
       $("#help-phone").textContent = "暂时无法获取，请稍后再打开";
@@ -2862,10 +3066,9 @@
     });
     $("#face-consent-submit").addEventListener("click", giveFaceConsent);
     $("#review-refresh").addEventListener("click", () =>
-      step($("#review-refresh"), "刷新中…", async () => {
-        await refresh();
-      }),
+      busy($("#review-refresh"), "刷新中…", () => reviewTick(state.reg.registration_id, true)),
     );
+    $("#upload-cancel").addEventListener("click", cancelUpload);
     $("#consents-submit").addEventListener("click", giveConsents);
     $("#submit-button").addEventListener("click", submit);
     $("#result-vehicles").addEventListener("click", screenVehicles);
