@@ -277,16 +277,12 @@
     document.body.dataset.screen = name;
     $("#title").textContent = title || "车联网卡实名登记";
     clearErrors(section(name));
-    const signedIn = isSignedIn();
-    $("#go-home").hidden = !signedIn || name === "home" || name === "login";
-    $("#sign-out").hidden = !signedIn;
+    const inside = signedIn();
+    $("#go-home").hidden = !inside || name === "home" || name === "login";
+    $("#sign-out").hidden = !inside;
     showProgress(name);
     record(name, title);
     window.scrollTo(0, 0);
-  }
-
-  function isSignedIn() {
-    return signedIn();
   }
 
   // Browser history: an entry per screen (#/home, #/vehicles, #/registration/<id>/face…), so the back
@@ -307,7 +303,7 @@
       cheka: 1,
       screen: name,
       title: title || "",
-      kind: reg ? state.kind : null,
+      kind: state.kind,
       id: reg ? reg.registration_id : null,
       step: reg ? reg.step : null,
     };
@@ -352,7 +348,7 @@
   }
 
   async function onBack(entry) {
-    if (!isSignedIn()) {
+    if (!signedIn()) {
       if (!entry || entry.guard) history.back(); // back from the login screen leaves the app
       else {
         restoring = true;
@@ -612,14 +608,6 @@
 
   function forget() {
     sessionStorage.removeItem(STORE.current);
-  }
-
-  function stored() {
-    try {
-      return JSON.parse(sessionStorage.getItem(STORE.current) || "null");
-    } catch (_) {
-      return null;
-    }
   }
 
   function home() {
@@ -1825,7 +1813,7 @@
     $("#face-arrow").textContent = DIRECTIONS[direction][1];
     $("#face-camera").textContent = "开始人脸检测";
     $("#face-how").hidden = false;
-    $("#face-how").textContent = "打开摄像头后，把脸放进圆框，正对屏幕；看到提示后慢慢" + turn + "。";
+    $("#face-how").textContent = "打开摄像头后，把脸放进圆框、正对屏幕，检测会自动开始。";
     $("#face-files-text").textContent =
       "无法打开摄像头时，请用手机相机连拍 " + min + "–" + max + " 张自拍：先正对镜头，再慢慢" + turn + "，然后一起选择上传。";
     faceButtons("ready");
@@ -3091,7 +3079,7 @@
       // The first entry is a guard under the app's own: back on home comes back to home.
       history.replaceState({ cheka: 1, guard: true }, "", location.pathname + location.search);
     }
-    if (!isSignedIn()) {
+    if (!signedIn()) {
       afterLogin = named && named.screen !== "login" ? named : null;
       show("login", "手机号登录");
       return;
