@@ -123,7 +123,8 @@ def wrong_type() -> InvalidField:
 def too_large(size: int, max_bytes: int) -> PayloadTooLarge:
     return PayloadTooLarge(
         "document.too_large",
-        f"图片过大（{size} 字节），不能超过 {max_bytes // (1024 * 1024)} MB",
+        f"图片过大（{size / (1024 * 1024):.1f} MB），不能超过 {max_bytes // (1024 * 1024)} MB，"
+        "请换一张照片或重新拍摄",
         f"The image is too large ({size} bytes); the limit is {max_bytes // (1024 * 1024)} MB",
         field=FIELD,
         details={"bytes": size, "max_bytes": max_bytes},
@@ -133,7 +134,7 @@ def too_large(size: int, max_bytes: int) -> PayloadTooLarge:
 def too_small(size: int, min_bytes: int) -> InvalidField:
     return InvalidField(
         "document.too_small",
-        f"图片文件过小（{size} 字节），可能是缩略图，请上传原图",
+        "图片文件过小，可能是缩略图，请上传原图",
         f"The image file is too small ({size} bytes), probably a thumbnail; upload the original photo",
         field=FIELD,
         details={"bytes": size, "min_bytes": min_bytes},
@@ -143,7 +144,7 @@ def too_small(size: int, min_bytes: int) -> InvalidField:
 def too_many_pixels(width: int | None, height: int | None, max_pixels: int) -> InvalidField:
     return InvalidField(
         "document.too_many_pixels",
-        f"图片像素过多，不能超过 {max_pixels // 1_000_000} 百万像素",
+        f"图片尺寸过大（超过 {max_pixels // 1_000_000} 百万像素），请换一张照片或重新拍摄",
         f"The image has too many pixels; the limit is {max_pixels // 1_000_000} megapixels",
         field=FIELD,
         details={"width": width, "height": height, "max_pixels": max_pixels},

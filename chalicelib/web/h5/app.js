@@ -90,6 +90,11 @@
     "liveness.low_confidence": "活体检测未通过，请在光线充足处重试",
     "liveness.failed": "活体检测未通过",
     "face.no_match": "人脸与身份证照片不一致",
+    "face.duplicate": "该人脸已用于登记其他身份，请本人办理或联系客服",
+    "authority.portrait_mismatch": "人脸与公安系统登记的照片不一致",
+    "authority.unavailable": "身份核验服务暂时无法回应，请稍后再试",
+    "authority.not_found": "未能核实该身份信息，请核对证件后重试",
+    "authority.not_passed": "身份信息核验未通过，请核对证件信息",
   };
   const SMS_WAIT = 60; // seconds between two codes to one phone (SPEC §3)
   const POLL_MS = 2000;
@@ -178,32 +183,34 @@
   /** Trade the refresh token for a new pair: {ok: true}, or {ok: false, message} once the session ended. */
   function refreshSession() {
     if (refreshing) return refreshing;
-    refreshing = (async () => {
-      const token = localStorage.getItem(STORE.refresh);
-      if (!token) return { ok: false, message: "登录已过期，请重新登录" };
-      let response;
-      try {
-        response = await fetch(ROOT + "/v1/auth/refresh", {
-          method: "POST",
-          headers: { Accept: "application/json", "Content-Type": "application/json" },
-          body: JSON.stringify({ refresh_token: token }),
-        });
-      } catch (_) {
-        throw new ApiError(0, { code: "network", message_zh: "网络连接失败，请检查网络后重试" });
-      }
-      const doc = await response.json().catch(() => ({}));
-      if (response.ok) {
-        keepSession(doc);
-        return { ok: true };
-      }
-      // Another tab of the app refreshed meanwhile: its new token is the one to use.
-      if (localStorage.getItem(STORE.refresh) !== token) return { ok: true };
-      if (response.status === 401) return { ok: false, message: doc.message_zh || "登录已过期，请重新登录" };
-      throw new ApiError(response.status, doc && doc.code ? doc : {});
-    })().finally(() => {
+    refreshing = renew(true).finally(() => {
       refreshing = null;
     });
     return refreshing;
+  }
+
+  async function renew(again) {
+    const token = localStorage.getItem(STORE.refresh);
+    if (!token) return { ok: false, message: "登录已过期，请重新登录" };
+    let response;
+    try {
+      response = await fetch(ROOT + "/v1/auth/refresh", {
+        method: "POST",
+        headers: { Accept: "application/json", "Content-Type": "application/json" },
+        body: JSON.stringify({ refresh_token: token }),
+      });
+    } catch (_) {
+      throw new ApiError(0, { code: "network", message_zh: "网络连接失败，请检查网络后重试" });
+    }
+    const doc = await response.json().catch(() => ({}));
+    if (response.ok) {
+      keepSession(doc);
+      return { ok: true };
+    }
+    // Another tab of the app refreshed meanwhile: trade its new token for this tab's access token.
+    if (again && localStorage.getItem(STORE.refresh) !== token) return renew(false);
+    if (response.status === 401) return { ok: false, message: doc.message_zh || "登录已过期，请重新登录" };
+    throw new ApiError(response.status, doc && doc.code ? doc : {});
   }
 
   const SIGN_IN_PATHS = ["/v1/auth/login", "/v1/auth/refresh", "/v1/auth/logout"];
@@ -765,6 +772,7 @@
   function screenVin(kind, hint) {
     state.kind = kind;
     state.reg = null;
+    state.otherId = false; // a new registration reads the ID card first again
     show("vin", kind === "registration" ? "车主实名登记" : "车主注销实名");
     $("#vin-title").textContent = kind === "registration" ? "输入车辆识别代号" : "输入要注销的车辆识别代号";
     $("#vin-hint").textContent =
@@ -1237,11 +1245,16 @@
       state.readFirst = readsFirst(reg, flow);
       const stored = flow.documents || [];
       for (const kind of ["id_front", "id_back"]) {
-        if (flow.checks && flow.checks["ocr_" + kind] === "passed") {
+        if (state.readFirst && stored.includes(kind)) {
+          // Back on this step: the photos taken are read again to fill the form to confirm.
+          try {
+            await readForConfirmation(kind);
+          } catch (error) {
+            docState(kind, "failed", asError(error).messageZh);
+          }
+        } else if (flow.checks && flow.checks["ocr_" + kind] === "passed") {
           state.docsDone[kind] = true;
           docState(kind, "done", "已上传并识别");
-        } else if (state.readFirst && stored.includes(kind)) {
-          await readForConfirmation(kind); // back on this step: the photos taken are read again
         }
       }
       // The ID front's portrait is face processing: the biometric consent comes first, on its own.
@@ -2340,7 +2353,7 @@
     const ended = registering && outcome === "registered" ? reg.ended : null;
     target.dataset.ended = ended ? ended.step : "";
     if (ended) {
-      mark.className = "result-mark";
+      mark.className = "result-mark ended";
       $("#result-text").textContent =
         ended.step === "transferred"
           ? "该登记已因过户终止"
@@ -2622,7 +2635,7 @@
           h("p", { class: "hint", text: stepWords(r) }),
           h("button", {
             type: "button",
-            class: "primary resume",
+            class: "primary continue",
             text: "继续办理",
             onclick: () => openRegistration(r.kind, r.registration_id),
           }),
