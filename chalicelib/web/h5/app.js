@@ -343,6 +343,8 @@
     home: () => home(),
     login: () => home(),
     vehicles: () => screenVehicles(),
+    // the car picked for 注销 (kept while the page lives; after a reload: 我的车辆 to pick it again)
+    deregister_vehicle: () => (state.deregPick ? screenDeregisterVehicle(state.deregPick) : screenVehicles()),
     vin: (entry) => screenVin(entry.kind || state.kind || "registration"),
   };
 
