@@ -2390,7 +2390,7 @@
       forget();
     } else {
       mark.className = "result-mark";
-      $("#result-text").textContent = "当前状态：" + outcome;
+      $("#result-text").textContent = "办理状态已更新，请在「我的车辆」中查看"; // never a raw state code
     }
     $("#result-receipt").replaceChildren(...receiptRows(reg, registering));
     $("#result-receipt").hidden = !reg.receipt_no;
