@@ -31,10 +31,10 @@ from typing import ClassVar
 from chalicelib.kernel.errors import Conflict
 from chalicelib.verification.domain.authority import (
     PORTRAIT_MISMATCH,
-    PORTRAIT_UNAVAILABLE,
     AuthorityAnswer,
     AuthorityResult,
     UnavailablePolicy,
+    face_authority_unavailable,
     identity_error,
     phone_check_unavailable,
     phone_not_owners,
@@ -246,7 +246,8 @@ class AuthorityPortraitGate(FaceGate):
                     review_reason=ReviewReason.AUTHORITY_UNAVAILABLE,
                     details=details,
                 )
-            return GateVerdict(self.name, GateOutcome.FAIL, reason=PORTRAIT_UNAVAILABLE, details=details)
+            # Nothing is counted: the person sends the same capture again once the authority answers.
+            raise face_authority_unavailable(answer.retry_after)
         if answer.result is AuthorityResult.NOT_FOUND:
             return GateVerdict(self.name, GateOutcome.FAIL, reason="authority.not_found", details=details)
         return GateVerdict(self.name, GateOutcome.FAIL, reason=PORTRAIT_MISMATCH, details=details)

@@ -37,6 +37,7 @@ from chalicelib.kernel.errors import Conflict, DomainError, TooManyRequests
 from chalicelib.verification.cases import CaseOpener
 from chalicelib.verification.consents import require_biometric_consent
 from chalicelib.verification.documents import Documents
+from chalicelib.verification.domain.authority import ServiceUnavailable
 from chalicelib.verification.domain.documents import DocumentKind
 from chalicelib.verification.domain.engines import EngineUnavailable
 from chalicelib.verification.domain.evidence import EvidenceKind
@@ -231,6 +232,16 @@ class FaceChecks:
             except EngineUnavailable:
                 self._record_liveness(flow, caller, session, challenge, verdict, counted=False)
                 raise
+        gated: GateVerdict | None = None
+        if verdict.live and isinstance(compared, PortraitMatch) and compared.verdict == "match":
+            # The gates (the identity authority's portrait check, the one-face-one-identity index) run
+            # before the attempt is counted: a service that cannot answer (503) costs nothing either.
+            assert verdict.reference_image is not None
+            try:
+                gated = self._run_gates(flow, caller, verdict.reference_image)
+            except ServiceUnavailable:
+                self._record_liveness(flow, caller, session, challenge, verdict, counted=False)
+                raise
         self._claim(session)
         left = self._consume_attempt(flow, flow.person_hash, caller, now)
         self._record_liveness(flow, caller, session, challenge, verdict)
@@ -244,8 +255,7 @@ class FaceChecks:
             if not matched:
                 reasons.append("face.no_match")
             else:
-                assert verdict.reference_image is not None
-                stopped = self._run_gates(flow, caller, verdict.reference_image)
+                stopped = gated
                 if stopped is not None and stopped.reason:
                     reasons.append(stopped.reason)
         passed = verdict.live and bool(matched) and stopped is None

@@ -124,6 +124,19 @@ def phone_not_owners() -> InvalidField:
     )
 
 
+def face_authority_unavailable(retry_after: int | None = None) -> ServiceUnavailable:
+    """The authority could not compare the live capture with the citizen's portrait (``retry`` policy):
+    the face check counts nothing and the same liveness session is sent again."""
+    wait = retry_after or DEFAULT_RETRY_AFTER
+    return ServiceUnavailable(
+        PORTRAIT_UNAVAILABLE,
+        f"身份核验服务暂时不可用，请约 {wait} 秒后再做一次人脸检测（不计入核验次数）",
+        f"The identity authority could not compare the face; try again in about {wait} seconds "
+        "(no attempt was counted)",
+        details={"retry_after_seconds": wait, "attempt_counted": False},
+    )
+
+
 def phone_check_unavailable(retry_after: int | None = None) -> ServiceUnavailable:
     """The phone-holder check could not be made (``retry`` policy): the delegation is given again."""
     error = authority_unavailable(retry_after)

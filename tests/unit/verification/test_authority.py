@@ -185,16 +185,33 @@ def test_a_real_identity_with_another_face_fails_on_the_authoritative_portrait()
     assert world.attempt(flow_id).passed
 
 
-def test_portrait_comparison_down_with_retry_fails_the_attempt_and_never_passes() -> None:
+def test_portrait_check_down_with_retry_is_a_503_that_counts_nothing_and_the_session_passes_later() -> None:
     authority = FakeAuthority(citizen())
     world = World(authority=authority, authority_unavailable="retry")
     flow_id, _ = read_front(world)
     world.consent(flow_id)
+    before = world.service.attempts_left(flow_id, OWNER)
+    assert before is not None
+    session = world.service.start_liveness(flow_id, OWNER)
     authority.down = True
-    outcome = world.attempt(flow_id)
-    assert not outcome.passed
-    assert "authority.unavailable" in outcome.reasons
-    assert outcome.review_case_id is None
+    # when the authority cannot compare the portrait, the face check answers 503 and counts nothing
+    error = refused(
+        lambda: world.service.complete_liveness(flow_id, OWNER, session.session_id, [frame(), frame(1)])
+    )
+    assert error.code == "authority.unavailable"
+    assert error.status == 503
+    assert "不计入核验次数" in error.message_zh
+    after = world.service.attempts_left(flow_id, OWNER)
+    assert after is not None
+    assert after.left == before.left
+    flow = world.flows.get(flow_id)
+    assert flow is not None
+    assert flow.checks.get(CheckName.FACE) is not CheckVerdict.FAILED, flow.checks
+    # and once it answers, the same session is sent again and passes
+    authority.down = False
+    outcome = world.service.complete_liveness(flow_id, OWNER, session.session_id, [frame(), frame(1)])
+    assert outcome.passed
+    assert outcome.attempts_left == before.left - 1
 
 
 def test_an_id_type_the_authority_does_not_cover_goes_to_a_reviewer() -> None:
