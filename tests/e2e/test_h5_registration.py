@@ -738,5 +738,5 @@ def test_a_trustee_gives_the_owner_and_the_authorization_letter_in_the_browser(
     me.fill("#delegation-code", code)
     me.tap("#delegation-confirm-submit")
     # And the trustee goes on to their own ID card (read, then confirmed)
-    me.wait_screen("documents")
+    consent_before_the_photos(me)
     assert "受托人" in me.element('section[data-screen="documents"] > .hint').text

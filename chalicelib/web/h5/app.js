@@ -1241,6 +1241,7 @@
     $("#docs-photos").hidden = false;
     $("#confirm-form").hidden = true;
     state.readFirst = readsFirst(reg, null);
+    documentsMode(reg);
     let flow = null;
     try {
       flow = await api("GET", "/v1/flows/" + encodeURIComponent(reg.flow_id));
@@ -1264,18 +1265,23 @@
     } catch (_) {
       // Not knowing what was done before only means asking for both photos again.
     }
+    documentsMode(reg);
+    updateDocumentsNext();
+    section("documents").dataset.ready = "1";
+  }
+
+  /** The documents screen's hint and buttons for reading first (识别后确认) or checking at once. */
+  function documentsMode(reg) {
     const registering = state.kind === "registration";
     $("#documents-next").hidden = state.readFirst;
     $("#documents-edit").hidden = state.readFirst || !registering;
     $("#documents-other-id").hidden = !(state.readFirst && reg.step === "identity");
-    const whose = state.reg && state.reg.delegated ? "您（受托人）本人的" : "";
+    const whose = reg.delegated ? "您（受托人）本人的" : "";
     $('section[data-screen="documents"] > .hint').textContent = state.readFirst
       ? "请拍摄" + whose + "身份证人像面和国徽面，系统自动识别证件信息后，请您核对确认。请拍摄原件，四角完整、字迹清晰、无反光。"
       : registering
-        ? "请拍摄身份证原件，四角完整、字迹清晰、无反光。支持 JPG、JPEG、PNG、BMP 格式。"
+        ? "请拍摄" + whose + "身份证原件，四角完整、字迹清晰、无反光。支持 JPG、JPEG、PNG、BMP 格式。"
         : "请拍摄登记时所用证件的原件，将与登记的实名信息核对。四角完整、字迹清晰、无反光。";
-    updateDocumentsNext();
-    section("documents").dataset.ready = "1";
   }
 
   /** 人脸信息处理单独同意, before the ID card photos (the server looks for the portrait on the front). */
