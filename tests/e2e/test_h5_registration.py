@@ -479,20 +479,30 @@ def pass_face_check(me: Phone, *, camera: bool) -> None:
             os.utime(path, ns=(taken * 1_000_000, taken * 1_000_000))
         me.choose_files("#face-files", *paths)
     # The camera's capture starts by itself once the server sees the face in the oval, and ends when
-    # the turn is seen; a capture the server could not judge would be asked again (an error shown).
-    me.wait_until(
-        "the face check",
-        lambda: (
-            me.screen() != "face"
-            or me._js("return !document.getElementById('face-result').hidden")
-            or me.errors()
-        ),
-        timeout=90,
-    )
-    if me.screen() == "face":
+    # the turn is seen. A burst the server could not judge (no face, no turn it could measure: the dlib
+    # landmark pose of one frame can differ by a few degrees from the preview's) is asked again without
+    # spending an attempt, as a person would be: the walk turns again, at most twice (that nothing was
+    # counted is the face test's to check, tests/e2e/test_h5_face.py).
+    for capture in range(3):
+        me.wait_until(
+            "the face check",
+            lambda: (
+                me.screen() != "face"
+                or me._js("return !document.getElementById('face-result').hidden")
+                or me.errors()
+            ),
+            timeout=90,
+        )
+        if me.screen() != "face":
+            return
+        errors = me.errors()
+        if camera and capture < 2 and errors and all("不计入核验次数" in e for e in errors):
+            me.tap("#face-camera" if me.element("#face-camera").is_displayed() else "#face-retry")  # 再试一次
+            continue
         outcome = me.element("#face-result").text
         assert "未通过" not in outcome, f"{direction}: {me.messages()}"
-        assert not me.errors(), f"{direction}: {me.messages()}"
+        assert not errors, f"{direction}: {me.messages()}"
+        return
 
 
 def test_a_person_registers_a_car_and_deregisters_it_in_the_browser(phone: Phone, stack: Stack) -> None:

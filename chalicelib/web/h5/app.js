@@ -1681,7 +1681,9 @@
   let faceRun = 0; // a capture run's number: a stopped camera ends its loops
   const FRAME_MS = 450; // one frame of the burst every 0.45 s
   const TURN_WAIT_MS = 8000; // the turn not seen by then: the burst goes up, the server decides
-  const TURN_SEEN_DEGREES = 14; // the server asks for 12° from the start frame
+  // The server asks for 12° from the start frame, measured on the full frames: the small previews read
+  // the pose a few degrees apart from them (up to ~2.5° on a nod), so the client waits for more.
+  const TURN_SEEN_DEGREES = { yaw: 14, pitch: 16 };
   const PREVIEW_SIDE = 320;
   const STEADY_PREVIEWS = 2; // previews in a row with the face in the oval, facing the screen, still
   const FRONTAL_DEGREES = 15;
@@ -2020,7 +2022,7 @@
         const angle = seen[axis];
         if (start === null || Math.abs(angle) < Math.abs(start)) start = angle;
         const turned = sign * (angle - start);
-        if (turned >= TURN_SEEN_DEGREES && index >= min - 1) {
+        if (turned >= TURN_SEEN_DEGREES[axis] && index >= min - 1) {
           seenAt = index;
           break;
         }
