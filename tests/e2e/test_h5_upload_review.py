@@ -197,6 +197,10 @@ def test_a_review_case_shows_its_number_time_and_sms_promise_refreshes_and_moves
     me.choose_files("#licence-album", me.write("licence.png", vehicle_licence(vin=vin)))
     # Given a passport holder, whose passport a reviewer reads (OCR reads the resident ID card only)
     if me.wait_screen("identity", "documents", timeout=90) == "documents":
+        me.wait_until(
+            "the documents screen",
+            lambda: me._js("return document.querySelector('section[data-screen=documents]').dataset.ready"),
+        )
         me.tap("#documents-other-id")
         me.wait_screen("identity")
     Select(me.element("#id-type")).select_by_visible_text("护照")

@@ -219,10 +219,12 @@ def test_a_person_proves_who_they_are_and_every_check_is_in_the_evidence(
         "ocr_read",
         "ocr_cross_checked",
         "authority_checked",  # the identity, with the identity authority
-        "liveness_checked",
-        "face_compared",
+        # the gates run before the attempt is counted (a service that cannot answer costs nothing),
+        # so their entries come before the liveness and the portrait match are recorded
         "authority_checked",  # the live face against the authoritative portrait
         "face_deduplicated",
+        "liveness_checked",
+        "face_compared",
         "face_bound",
     ]
     compared = next(e["public"] for e in evidence["entries"] if e["kind"] == "face_compared")
