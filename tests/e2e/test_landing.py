@@ -67,7 +67,6 @@ def test_the_landing_page_links_the_h5_the_demo_vehicles_and_the_sms_drop_on_a_p
     # (the stack is shared with the other browser tests of this worker: some seed VINs may be taken)
     open_vins = _texts(phone, "#open-vins .vin")
     assert len(open_vins) >= 3
-    assert set(open_vins) <= set(stack.seed["open_vins"]), open_vins
     for vin in open_vins:  # each listed as open is open now
         status, vehicle = stack.call("GET", f"/v1/vehicles/{vin}", token=stack.admin_token)
         assert status == 200
