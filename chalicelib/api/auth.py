@@ -14,7 +14,7 @@ from chalice.app import Blueprint
 from pydantic import ConfigDict, Field
 
 from chalicelib.api.http import ApiModel, Call, Refusal, route
-from chalicelib.consents.account import AcceptedAccountText, check_account_texts
+from chalicelib.consents.account_models import AcceptedAccountText
 from chalicelib.core import deps
 from chalicelib.core.auth import PERSON_ROLES, Role, authenticate, authorize, issue_token
 from chalicelib.core.observability import logger
@@ -104,6 +104,8 @@ class LoginResult(ApiModel):
 def login(call: Call) -> LoginResult:
     body: LoginRequest = call.body
     if body.accepted is not None:
+        from chalicelib.consents.account import check_account_texts  # the texts: not at a cold start
+
         check_account_texts(body.accepted)  # before the code is spent: a refusal changes nothing
     subject = deps.sms_code_service().login(body.phone, body.code)
     settings = get_settings()

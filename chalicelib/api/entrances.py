@@ -11,7 +11,7 @@ from chalice.app import Blueprint
 from pydantic import ConfigDict, Field
 
 from chalicelib.api.http import ApiModel, Call, route
-from chalicelib.consents.account import AccountText, account_texts
+from chalicelib.consents.account_models import AccountText
 from chalicelib.core import deps, lazy
 from chalicelib.core.auth import PERSON_ROLES
 from chalicelib.core.observability import logger
@@ -82,6 +82,8 @@ def help_info(call: Call) -> HelpView:
     tags=("auth",),
 )
 def texts(call: Call) -> AccountTextsView:
+    from chalicelib.consents.account import account_texts  # the files: read on the first call
+
     return AccountTextsView(documents=list(account_texts()))
 
 

@@ -44,7 +44,7 @@ STATUS_NAMES: dict[ComplaintStatus, str] = {
 class Complaint(BaseModel):
     """One complaint as the service holds it (description and phone in clear: the store seals them)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     complaint_id: str
     subject: str

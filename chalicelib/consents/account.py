@@ -9,43 +9,14 @@ import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from datetime import datetime
-from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from chalicelib.consents.account_models import AcceptedAccountText, AccountText, AccountTextKind
 from chalicelib.consents.texts import fill, stage_values
 from chalicelib.kernel.errors import InvalidField
 
 ACCOUNT_DIR = Path(__file__).resolve().parent / "account"
-
-
-class AccountTextKind(StrEnum):
-    USER_AGREEMENT = "user_agreement"  # 用户协议
-    PRIVACY_POLICY = "privacy_policy"  # 隐私政策
-
-
-class AccountText(BaseModel):
-    """A versioned platform text as served."""
-
-    model_config = ConfigDict(frozen=True)
-
-    kind: AccountTextKind
-    version: str
-    title: str
-    sha256: str
-    text: str
-
-
-class AcceptedAccountText(BaseModel):
-    """What the client says the person accepted at login."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    kind: AccountTextKind
-    version: str = Field(min_length=1, max_length=16)
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
 def _text(path: Path) -> AccountText:

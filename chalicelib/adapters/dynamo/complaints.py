@@ -10,7 +10,8 @@ from chalicelib.adapters.dynamo.base import utc_aware
 from chalicelib.adapters.dynamo.models_complaints import AcceptedTextMap, AccountConsentModel, ComplaintModel
 from chalicelib.complaints.domain import Complaint, ComplaintCategory, ComplaintStatus
 from chalicelib.complaints.ports import ComplaintStore
-from chalicelib.consents.account import AcceptedAccountText, AccountConsentLog, AccountTextKind
+from chalicelib.consents.account import AccountConsentLog
+from chalicelib.consents.account_models import AcceptedAccountText, AccountTextKind
 from chalicelib.kernel.crypto import FieldCipher, SealedFields
 
 
