@@ -21,12 +21,12 @@ from chalicelib.core.observability import logger
 from chalicelib.core.settings import get_settings
 from chalicelib.kernel.clock import utc_now
 from chalicelib.kernel.errors import InvalidField, NotFound
-from chalicelib.sessions.domain import IssuedSession, SessionKind
 from chalicelib.sms.domain import SentCode, SmsPurpose
 from chalicelib.sms.views import DroppedSms
 
 if TYPE_CHECKING:
     from chalicelib.core.settings import Settings
+    from chalicelib.sessions.domain import IssuedSession
 
 bp = Blueprint(__name__)
 
@@ -111,6 +111,8 @@ def login(call: Call) -> LoginResult:
     settings = get_settings()
     if body.accepted is not None:
         deps.account_consents().record(subject, body.accepted, utc_now())
+    from chalicelib.sessions.domain import SessionKind  # the sessions' rules: not at a cold start
+
     issued = deps.sessions().open(SessionKind.OWNER, subject, [Role.OWNER.value])
     logger.info("owner signed in by SMS code", extra={"subject": subject})
     return _signed_in(settings, issued)
