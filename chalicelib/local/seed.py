@@ -87,8 +87,11 @@ def demo_vehicles(inventory: InventoryRepository, *, limit: int = 5) -> dict[str
         card = cards.get(row["iccid"])
         if card is None or card.vin != row["vin"]:
             continue
-        if card.state is CardState.UNREGISTERED and len(open_vins) < limit:
+        # Every card now on the car counts: a part swap leaves the seeded card retired on the VIN beside
+        # the card fitted in its place.
+        states = {c.state for c in inventory.cards_of_vehicle(row["vin"])} or {card.state}
+        if states == {CardState.UNREGISTERED} and len(open_vins) < limit:
             open_vins.append(row["vin"])
-        elif card.state in (CardState.PENDING, CardState.REGISTERED) and len(registered) < limit:
+        elif states & {CardState.PENDING, CardState.REGISTERED} and len(registered) < limit:
             registered.append(row["vin"])
     return {"open_vins": open_vins, "registered_vins": registered}
