@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -23,6 +23,10 @@ class Role(StrEnum):
     REVIEWER = "reviewer"  # OEM reviewer (人工审核)
     ADMIN = "admin"  # OEM operations admin
     AUDITOR = "auditor"  # OEM auditor / regulator export
+    OPERATIONS = "operations"  # OEM operations (outbox, operators, campaigns): staff, through the IdP
+    #: A signed-in enterprise-portal account (账号), whatever its real-name state: what it may always do
+    #: is see and manage itself. Real-name authentication and an agent grant add the roles above.
+    ACCOUNT = "account"
 
 
 #: Roles that see personal fields in clear: a reviewer compares them with the documents.
@@ -34,11 +38,26 @@ PERSON_ROLES = frozenset({Role.OWNER, Role.ENTERPRISE_LEGAL, Role.ENTERPRISE_AGE
 ALL_ROLES = frozenset(Role)
 
 
+#: Claims of our own access tokens beyond the standard ones (``issue_token(..., claims=...)``).
+CLAIM_ENTERPRISE = "ent"  # the USCC of the enterprise a legal-person account or an agent acts for
+CLAIM_DEALER = "dlr"  # the dealer code of a dealer account
+CLAIM_SESSION = "sid"  # the sign-in session the token was minted from
+
+
 @dataclass(frozen=True)
 class Principal:
     subject: str
     roles: frozenset[Role]
     token_id: str
+    #: The enterprise (USCC) the token says the caller acts for. A hint only: whoever acts for an
+    #: enterprise re-checks the grant in the store (an agent may have been revoked since).
+    enterprise: str | None = None
+    #: The dealer code of a dealer account (the token's claim; the account is re-read where it matters).
+    dealer: str | None = None
+    #: The sign-in session the token was minted from (None for CLI tokens and the staff IdP's tokens).
+    session_id: str | None = None
+    #: Who issued the token: ``settings.token_issuer`` for our own, the staff IdP's issuer otherwise.
+    issuer: str | None = None
 
     def has_any(self, roles: Iterable[Role]) -> bool:
         return not self.roles.isdisjoint(roles)
@@ -49,12 +68,20 @@ class Principal:
 
 
 def issue_token(
-    settings: Settings, subject: str, roles: Iterable[Role], *, ttl_seconds: int | None = None
+    settings: Settings,
+    subject: str,
+    roles: Iterable[Role],
+    *,
+    ttl_seconds: int | None = None,
+    claims: Mapping[str, str] | None = None,
 ) -> str:
+    """Our own access token. ``claims`` adds ``CLAIM_*`` claims (enterprise, dealer, session)."""
     import jwt
 
     now = int(utc_now().timestamp())
-    claims = {
+    extra = {k: v for k, v in (claims or {}).items() if k in _EXTRA_CLAIMS and v}
+    payload: dict[str, object] = {
+        **extra,
         "sub": subject,
         "roles": sorted(Role(r).value for r in roles),
         "iss": settings.token_issuer,
@@ -62,7 +89,10 @@ def issue_token(
         "exp": now + (ttl_seconds or settings.token_ttl_seconds),
         "jti": uuid.uuid4().hex,
     }
-    return jwt.encode(claims, settings.signing_secret(), algorithm="HS256")
+    return jwt.encode(payload, settings.signing_secret(), algorithm="HS256")
+
+
+_EXTRA_CLAIMS = frozenset({CLAIM_ENTERPRISE, CLAIM_DEALER, CLAIM_SESSION})
 
 
 def _unauthenticated(code: str, zh: str, en: str) -> Unauthenticated:
@@ -95,7 +125,20 @@ def authenticate(settings: Settings, authorization: str | None) -> Principal:
         raise _unauthenticated(
             "auth.invalid", "登录状态已失效，请重新登录", "The token names an unknown role"
         ) from exc
-    return Principal(subject=str(claims["sub"]), roles=roles, token_id=str(claims["jti"]))
+
+    def claim(name: str) -> str | None:
+        value = claims.get(name)
+        return str(value) if isinstance(value, str) and value else None
+
+    return Principal(
+        subject=str(claims["sub"]),
+        roles=roles,
+        token_id=str(claims["jti"]),
+        enterprise=claim(CLAIM_ENTERPRISE),
+        dealer=claim(CLAIM_DEALER),
+        session_id=claim(CLAIM_SESSION),
+        issuer=str(claims["iss"]),
+    )
 
 
 def authorize(principal: Principal, allowed: frozenset[Role]) -> None:
