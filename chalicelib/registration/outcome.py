@@ -17,6 +17,7 @@ from chalicelib.registration.domain.registrations import FINAL_STEPS, Registrati
 from chalicelib.registration.domain.submission import (
     CardOutcome,
     card_outcome,
+    delegated_owner_message,
     registration_outcome,
     result_message,
     transfer_requested_message,
@@ -148,6 +149,20 @@ class ResultSms:
             self._sms.send(reg.phone, result_message(reg.vin, outcome, reg.kind, transfer=reg.is_transfer))
         except DomainError:
             logger.warning("result SMS not sent", extra={"registration": marked.registration_id})
+        self._tell_delegating_owner(marked, outcome)
+
+    def _tell_delegating_owner(self, reg: Registration, outcome: CardOutcome) -> None:
+        """委托登记: the owner hears the outcome too, on their own phone (the trustee heard it above)."""
+        owner_phone = reg.delegation.owner_phone if reg.delegation else None
+        if self._sms is None or not owner_phone or owner_phone == reg.phone:
+            return
+        text = delegated_owner_message(reg.vin, outcome)
+        if text is None:
+            return
+        try:
+            self._sms.send(owner_phone, text)
+        except DomainError:
+            logger.warning("result SMS to the owner not sent", extra={"registration": reg.registration_id})
 
     def tell_seller(self, reg: Registration, seller: Party | None) -> None:
         """过户 pushed: the card's registered holder (the seller) hears of it on their party's phone."""

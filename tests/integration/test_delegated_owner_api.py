@@ -163,6 +163,11 @@ def test_the_owner_sees_and_deregisters_the_car_a_trustee_registered_for_them(
     # and the owner's ID validity as its back was read (not 长期)
     assert pushed.message.holder.id_valid_until == OWNER_VALID_UNTIL.isoformat()
     operator_answers(vin, CallbackOutcome.ACCEPTED)
+    # The owner is told by SMS, on their own phone, that a registration in their name succeeded
+    told = [m for m in deps.sms_drop().recent(10) if "受托人已为您名下的车辆" in m.text]
+    assert len(told) == 1, [m.text for m in deps.sms_drop().recent(10)]
+    assert told[0].phone.endswith(OWNER_PHONE[-4:])
+    assert vin[-6:] in told[0].text
     # When the owner signs in with the phone the trustee gave for them
     me = sign_in(api, OWNER_PHONE)
     status, mine = call(api, "get", "/v1/me/vehicles", me)

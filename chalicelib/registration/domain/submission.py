@@ -198,6 +198,22 @@ def transfer_requested_message(vin: str) -> str:
     )
 
 
+def delegated_owner_message(vin: str, outcome: CardOutcome) -> str | None:
+    """委托登记: the final outcome told to the owner it was made for (on the phone the trustee gave for
+    them, which the owner confirmed), so that a registration in one's name never goes unnoticed. None
+    for outcomes that are not a registration's end."""
+    tail = vin[-6:]
+    if outcome.step is Step.REGISTERED:
+        return (
+            f"{SIGNATURE}受托人已为您名下的车辆（VIN 尾号 {tail}）办理车联网卡实名登记，登记成功。"
+            "您可使用本手机号登录查看或注销；如非您本人委托，请联系车企客服。"
+        )
+    if outcome.step is Step.REJECTED:
+        reason = outcome.reason_zh or "请联系车企客服"
+        return f"{SIGNATURE}受托人为您的车辆（VIN 尾号 {tail}）办理的车联网卡实名登记未通过：{reason}。"
+    return None
+
+
 def result_message(
     vin: str,
     outcome: CardOutcome,
