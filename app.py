@@ -6,15 +6,21 @@ from typing import Any
 from chalice.app import Chalice, Rate
 
 from chalicelib.api import (
+    accounts,
+    audit,
     auth,
     complaints,
+    dealers,
+    enterprise,
     entrances,
     h5,
     inventory,
     lifecycle,
     operator,
+    realname,
     registration,
     review,
+    staff,
     system,
     tools,
     verification,
@@ -37,6 +43,7 @@ for blueprint in (
     system.bp,
     tools.bp,
     auth.bp,
+    accounts.bp,
     h5.bp,
     inventory.bp,
     verification.bp,
@@ -46,6 +53,11 @@ for blueprint in (
     operator.bp,
     complaints.bp,
     entrances.bp,
+    enterprise.bp,
+    dealers.bp,
+    audit.bp,
+    staff.bp,
+    realname.bp,
 ):
     app.register_blueprint(blueprint)
 

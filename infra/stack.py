@@ -56,6 +56,7 @@ from chalicelib.core.stages import ConfigurationError
 from chalicelib.registration.domain.registrations import Step
 from infra.engines import add_engines_function
 from infra.packaging import precompiling_chalice
+from infra.staff import add_staff_sign_in
 from infra.tables import build_table, construct_id, model_schema
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
@@ -340,6 +341,9 @@ class ChekaStack(Stack):
         self.queues = self._queues()
         self.outbox_queue = self.queues[OUTBOX_QUEUE_ID]
         self.outbox_dlq = self.queues[OUTBOX_DEAD_LETTER_QUEUE_ID]
+        # Staff sign-in: the stage's Cognito user pool where it has one (infra.staff), before the
+        # functions' settings are made (they point at it).
+        self.staff_pool = add_staff_sign_in(self, settings)
         self.role = self._lambda_role()
         self.chalice_config = self.stage_config(project_dir)
         self.api = self._api(project_dir, build_dir or project_dir) if package_api else None
@@ -592,6 +596,8 @@ class ChekaStack(Stack):
             "CHEKA_IDENTITY_AUTHORITY": self.settings.authority_kind,
         }
         env.update({table_env_var(short): table.table_name for short, table in self.tables.items()})
+        if self.staff_pool is not None:
+            env.update(self.staff_pool.function_environment())
         return env
 
     def stage_config(self, project_dir: Path) -> dict[str, Any]:

@@ -62,6 +62,13 @@ def send_sms_code(call: Call) -> SentCode:
             "A delegation code is sent by the delegation step, to the owner's phone it gave",
             field="purpose",
         )
+    if body.purpose in (SmsPurpose.ACCOUNT_SIGNUP, SmsPurpose.ACCOUNT_LOGIN, SmsPurpose.PASSWORD_RESET):
+        raise InvalidField(
+            "sms.purpose_not_here",
+            "账号验证码由账号注册、登录和找回密码步骤发送",
+            "Account codes are sent by the account's sign-up, login and password-reset steps",
+            field="purpose",
+        )
     if body.purpose is not SmsPurpose.LOGIN:
         principal = authenticate(get_settings(), call.request.headers.get("authorization"))
         authorize(principal, PERSON_ROLES)
@@ -171,6 +178,25 @@ def logout(call: Call) -> SignedOut:
     body: RefreshRequest = call.body
     deps.sessions().revoke(body.refresh_token)
     return SignedOut(signed_out=True)
+
+
+class SessionsEnded(ApiModel):
+    ended: int = Field(description="How many sessions ended")
+
+
+@route(
+    bp,
+    "/v1/auth/sessions/revoke-all",
+    method="POST",
+    summary="Sign out everywhere: every session of the signed-in owner ends (refresh tokens stop working)",
+    roles=frozenset({Role.OWNER}),
+    response=SessionsEnded,
+    tags=("auth",),
+)
+def revoke_all_sessions(call: Call) -> SessionsEnded:
+    ended = deps.sessions().revoke_subject(call.user.subject)
+    logger.info("owner signed out everywhere", extra={"subject": call.user.subject, "ended": ended})
+    return SessionsEnded(ended=ended)
 
 
 class SmsDropView(ApiModel):

@@ -2,7 +2,8 @@
 them (the console's page comes with the console).
 
 A complaint's description and contact phone are personal data: sealed at rest, never logged; the
-owner sees their own in full with the phone masked, a reviewer sees the phone in clear to call back.
+owner sees their own in full with the phone masked, a reviewer sees the phone in clear to call back
+when they give a reason (``?reason=``, each complaint so read recorded in the read log).
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from typing import TYPE_CHECKING, Annotated
 from chalice.app import Blueprint
 from pydantic import AwareDatetime, ConfigDict, Field
 
+from chalicelib.api.audit import ReasonQuery, read_of, record_reads, reveal_reason
 from chalicelib.api.http import ApiModel, Call, Refusal, route
+from chalicelib.audit.domain import RecordKind
 from chalicelib.complaints.domain import (
     CATEGORY_NAMES,
     MAX_DESCRIPTION,
@@ -79,7 +82,7 @@ class AdminComplaints(ApiModel):
     complaints: list[AdminComplaint]
 
 
-class ComplaintQuery(ApiModel):
+class ComplaintQuery(ReasonQuery):
     status: Annotated[
         ComplaintStatus,
         Field(description="received | in_progress | closed (default received)"),
@@ -155,17 +158,23 @@ def my_complaints(call: Call) -> MyComplaints:
 @route(
     bp,
     "/v1/admin/complaints",
-    summary="The OEM's complaints by status, newest first (reviewers see the contact phone in clear)",
+    summary="The OEM's complaints by status, newest first (reviewers see the contact phone in clear with "
+    "?reason=, recorded in the read log)",
     roles=COMPLAINT_ROLES,
     response=AdminComplaints,
     query=ComplaintQuery,
+    errors=(422, 503),
     tags=("complaints",),
 )
 def admin_complaints(call: Call) -> AdminComplaints:
     query: ComplaintQuery = call.query
-    reveal = call.user.reveals_personal_data
+    reason = reveal_reason(call, call.user.reveals_personal_data)
     found = deps.complaints().listing(query.status, query.limit)
     logger.info("complaints listed", extra={"status": query.status.value, "count": len(found)})
+    reveal = reason is not None
+    if reason is not None:
+        reads = [read_of(RecordKind.COMPLAINT, c.complaint_id, ["contact_phone"]) for c in found]
+        record_reads(call, [r for r in reads if r is not None], reason)
     return AdminComplaints(
         complaints=[
             AdminComplaint(**_view(c, reveal=reveal, owner=False), subject=c.subject)  # type: ignore[arg-type]

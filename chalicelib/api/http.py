@@ -139,7 +139,7 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
 
 def error_response(err: DomainError) -> Response:
     headers = {"WWW-Authenticate": "Bearer"} if err.status == 401 else {}
-    if err.status == 503 and "retry_after_seconds" in err.details:
+    if err.status in (423, 503) and "retry_after_seconds" in err.details:
         headers["Retry-After"] = str(err.details["retry_after_seconds"])
     return json_response(err.status, err.to_dict(), headers)
 

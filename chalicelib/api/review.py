@@ -11,8 +11,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 from chalice.app import Blueprint
 from pydantic import ConfigDict, Field
 
+from chalicelib.api.audit import ReasonQuery, read_of, record_reads, reveal_reason
 from chalicelib.api.http import ApiModel, Call, Refusal, route
-from chalicelib.api.verification import FlowView, ReviewCaseView, case_view, flow_view, reveal_for
+from chalicelib.api.verification import (
+    FlowView,
+    ReviewCaseView,
+    case_view,
+    flow_view,
+    identity_fields,
+    reveal_for,
+)
+from chalicelib.audit.domain import RecordKind
 from chalicelib.core import deps
 from chalicelib.core.auth import PERSON_ROLES, Role
 from chalicelib.core.settings import get_settings
@@ -92,6 +101,22 @@ def _entries(entries: list[EvidenceEntry], reveal: bool) -> list[dict[str, Any]]
     return out
 
 
+def _evidence_fields(entries: list[EvidenceEntry]) -> list[str]:
+    """The personal facts of a flow's evidence, by name (``evidence.<entry kind>.<fact>``)."""
+    return sorted({f"evidence.{entry.kind}.{name}" for entry in entries for name in entry.personal})
+
+
+def _evidence_reads(call: Call, flows: dict[str, list[EvidenceEntry]], reason: str | None) -> bool:
+    """Whether the evidence is shown in clear: with a reason, recorded first (one item per flow)."""
+    if reason is None:
+        return False
+    reads = [
+        read_of(RecordKind.FLOW, flow_id, _evidence_fields(entries)) for flow_id, entries in flows.items()
+    ]
+    record_reads(call, [r for r in reads if r is not None], reason)
+    return True
+
+
 class ReviewCaseDetail(ApiModel):
     case: ReviewCaseView
     flow: FlowView
@@ -102,24 +127,37 @@ class ReviewCaseDetail(ApiModel):
 @route(
     bp,
     "/v1/review-cases/{case_id}",
-    summary="A review case with the flow, the identity in clear, document links and the evidence",
+    summary="A review case with the flow, document links and the evidence: in clear with ?reason= "
+    "(recorded in the read log), masked and without document links otherwise",
     roles=REVIEW_ROLES,
     response=ReviewCaseDetail,
-    errors=(404,),
+    query=ReasonQuery,
+    errors=(404, 422, 503),
     tags=("review",),
 )
 def review_case(call: Call, case_id: str) -> ReviewCaseDetail:
+    reason = reveal_reason(call)
     service = deps.verification_service()
     case, flow = service.review_case(case_id)
     log = deps.evidence_log()
+    entries = log.entries(flow.flow_id)
+    reveal = reason is not None
+    if reason is not None:
+        fields = [
+            *identity_fields(flow.identity),
+            *(f"documents.{kind}" for kind in sorted(flow.documents)),
+            *_evidence_fields(entries),
+        ]
+        read = read_of(RecordKind.FLOW, flow.flow_id, fields)
+        record_reads(call, [read] if read else [], reason)
     return ReviewCaseDetail(
         case=case_view(case),
-        flow=flow_view(flow, reveal=True),
-        documents={kind: service.document_url(flow, kind) for kind in sorted(flow.documents)},
+        flow=flow_view(flow, reveal=reveal),
+        documents={
+            kind: service.document_url(flow, kind) if reveal else None for kind in sorted(flow.documents)
+        },
         evidence=EvidenceView(
-            flow_id=flow.flow_id,
-            chain=log.verify(flow.flow_id),
-            entries=_entries(log.entries(flow.flow_id), True),
+            flow_id=flow.flow_id, chain=log.verify(flow.flow_id), entries=_entries(entries, reveal)
         ),
     )
 
@@ -147,6 +185,7 @@ def decide_review(call: Call, case_id: str) -> ReviewCaseView:
     decided = deps.verification_service().decide_review(case_id, call.actor, body.decision, body.note)
     # The review screen promised the owner an SMS when decided: it goes to the registration's phone.
     deps.review_notices().decided(decided)
+    deps.real_name().review_decided(decided)  # an account's real-name waiting for this case completes
     return case_view(decided)
 
 
@@ -160,6 +199,7 @@ REASONS_ZH = {
     ReviewReason.DOCUMENT_NOT_MACHINE_READABLE: (
         "护照、港澳台居民证件等由审核人员核对证件照片，通过后继续人脸检测。"
     ),
+    ReviewReason.REAL_NAME: "实名认证的自动核验未通过，由审核人员核对您提交的证件和信息。",
 }
 
 
@@ -180,7 +220,7 @@ class MyReviewView(ApiModel):
     bp,
     "/v1/flows/{flow_id}/review",
     summary="The owner's review case of their flow: case number, status, expected time",
-    roles=PERSON_ROLES,
+    roles=PERSON_ROLES | {Role.ACCOUNT},
     response=MyReviewView,
     errors=(404,),
     tags=("review",),
@@ -205,20 +245,22 @@ def my_review(call: Call, flow_id: str) -> MyReviewView:
 @route(
     bp,
     "/v1/flows/{flow_id}/evidence",
-    summary="The flow's evidence log (查验日志) and the verdict of its hash chain",
+    summary="The flow's evidence log (查验日志) and the verdict of its hash chain (personal facts in clear "
+    "with ?reason=, recorded in the read log)",
     roles=EVIDENCE_ROLES,
     response=EvidenceView,
-    errors=(404,),
+    query=ReasonQuery,
+    errors=(404, 422, 503),
     tags=("review",),
 )
 def flow_evidence(call: Call, flow_id: str) -> EvidenceView:
+    reason = reveal_reason(call, reveal_for(call.user))
     log = deps.evidence_log()
     entries = log.entries(flow_id)
     if not entries:
         raise flow_not_found()
-    return EvidenceView(
-        flow_id=flow_id, chain=log.verify(flow_id), entries=_entries(entries, reveal_for(call.user))
-    )
+    reveal = _evidence_reads(call, {flow_id: entries}, reason)
+    return EvidenceView(flow_id=flow_id, chain=log.verify(flow_id), entries=_entries(entries, reveal))
 
 
 # -- 抽查 (第十条): the operators' spot checks ---------------------------------------------------------
@@ -292,21 +334,23 @@ class SpotCheckDetail(ApiModel):
 @route(
     bp,
     "/v1/spot-checks/{check_id}",
-    summary="A spot check with the evidence of the registration it asks about (masked by role)",
+    summary="A spot check with the evidence of the registration it asks about (personal facts in clear "
+    "with ?reason=, recorded in the read log; masked otherwise)",
     roles=SPOT_CHECK_ROLES,
     response=SpotCheckDetail,
-    errors=(404,),
+    query=ReasonQuery,
+    errors=(404, 422, 503),
     tags=("review",),
 )
 def spot_check_detail(call: Call, check_id: str) -> SpotCheckDetail:
+    reason = reveal_reason(call, reveal_for(call.user))
     check = deps.spot_checks().check(check_id)
     log = deps.evidence_log()
-    reveal = reveal_for(call.user)
+    flows = {flow_id: log.entries(flow_id) for flow_id in check.flow_ids}
+    reveal = _evidence_reads(call, flows, reason)
     evidence = [
-        EvidenceView(
-            flow_id=flow_id, chain=log.verify(flow_id), entries=_entries(log.entries(flow_id), reveal)
-        )
-        for flow_id in check.flow_ids
+        EvidenceView(flow_id=flow_id, chain=log.verify(flow_id), entries=_entries(entries, reveal))
+        for flow_id, entries in flows.items()
     ]
     return SpotCheckDetail(check=spot_check_view(check), evidence=evidence)
 

@@ -18,8 +18,8 @@ from pydantic import ConfigDict, Field
 
 from chalicelib.api.http import ApiModel, Call, route
 from chalicelib.core import deps
-from chalicelib.core.auth import PERSON_ROLES, REVEAL_ROLES, Principal
-from chalicelib.kernel.errors import InvalidField
+from chalicelib.core.auth import PERSON_ROLES, REVEAL_ROLES, Principal, Role
+from chalicelib.kernel.errors import Forbidden, InvalidField
 from chalicelib.kernel.personal import IdType, mask_address, mask_id_number, mask_name
 from chalicelib.verification.domain.documents import DocumentKind
 from chalicelib.verification.domain.flows import (
@@ -40,7 +40,9 @@ from chalicelib.verification.views import (
 
 bp = Blueprint(__name__)
 
-#: People who verify themselves in a flow.
+#: People who verify themselves in a flow: an owner, an enterprise's legal person or agent, and a portal
+#: account doing its real-name authentication (``account_verification`` flows only, see ``open_flow``).
+FLOW_ROLES = PERSON_ROLES | {Role.ACCOUNT}
 #: Frames of one liveness burst, base64 in JSON: 8 frames of at most 1 MB fit the body limit.
 MAX_FRAMES = 8
 
@@ -70,6 +72,15 @@ class FlowView(ApiModel):
     attempts_left: int | None
     created_at: datetime
     expires_at: datetime
+
+
+def identity_fields(identity: TypedIdentity | None) -> list[str]:
+    """The identity's personal fields a view in clear shows (a company's name and code are public)."""
+    if identity is None:
+        return []
+    personal = identity.id_type != IdType.USCC.value
+    names = ["identity.id_number", "identity.name"] if personal else []
+    return [*names, "identity.address"] if identity.address else names
 
 
 def _identity_view(identity: TypedIdentity | None, reveal: bool) -> IdentityView | None:
@@ -111,21 +122,31 @@ def reveal_for(user: Principal) -> bool:
     "/v1/flows",
     method="POST",
     summary="Open a verification flow (registration, de-registration, ...) for the caller",
-    roles=PERSON_ROLES,
+    roles=FLOW_ROLES,
     body=OpenFlow,
     response=FlowView,
     status=201,
     tags=("verification",),
 )
 def open_flow(call: Call) -> FlowView:
-    return flow_view(deps.verification_service().open_flow(call.actor, call.body.purpose))
+    purpose: FlowPurpose = call.body.purpose
+    account_flow = purpose is FlowPurpose.ACCOUNT_VERIFICATION
+    # A portal account verifies itself (账号实名认证) and nothing else; only an account does that.
+    if not call.user.has_any({Role.ACCOUNT} if account_flow else PERSON_ROLES):
+        raise Forbidden(
+            "flow.purpose_not_allowed",
+            "当前账号不能办理该业务",
+            f"This caller cannot open a {purpose.value} flow",
+            field="purpose",
+        )
+    return flow_view(deps.verification_service().open_flow(call.actor, purpose))
 
 
 @route(
     bp,
     "/v1/flows/{flow_id}",
     summary="One of my flows: its steps done, checks and attempts left (personal data masked)",
-    roles=PERSON_ROLES,
+    roles=FLOW_ROLES,
     response=FlowView,
     errors=(404,),
     tags=("verification",),
@@ -153,7 +174,7 @@ class IdentityBody(ApiModel):
     "/v1/flows/{flow_id}/identity",
     method="PUT",
     summary="The identity document details as typed (validated, stored encrypted)",
-    roles=PERSON_ROLES,
+    roles=FLOW_ROLES,
     body=IdentityBody,
     response=FlowView,
     errors=(404, 409),
@@ -185,7 +206,7 @@ class UploadRequest(ApiModel):
     "/v1/flows/{flow_id}/uploads",
     method="POST",
     summary="A presigned S3 POST for one document photo (the photo goes straight to storage)",
-    roles=PERSON_ROLES,
+    roles=FLOW_ROLES,
     body=UploadRequest,
     response=PresignedUpload,
     status=201,
@@ -217,7 +238,7 @@ class DocumentView(ApiModel):
     "/v1/flows/{flow_id}/documents",
     method="POST",
     summary="Validate an uploaded photo and keep it (refusals keep nothing)",
-    roles=PERSON_ROLES,
+    roles=FLOW_ROLES,
     body=CompleteUpload,
     response=DocumentView,
     status=201,
@@ -276,7 +297,7 @@ def ocr_view(outcome: OcrOutcome, reveal: bool) -> OcrView:
     "/v1/flows/{flow_id}/ocr/{kind}",
     method="POST",
     summary="Read a stored ID card or licence photo and check it against the typed details",
-    roles=PERSON_ROLES,
+    roles=FLOW_ROLES,
     response=OcrView,
     errors=(404, 409, 422, 503),
     tags=("verification",),
@@ -298,7 +319,7 @@ def read_document(call: Call, flow_id: str, kind: str) -> OcrView:
     "/v1/flows/{flow_id}/readings/{kind}",
     method="POST",
     summary="OCR first: read my stored ID card photo (id_front / id_back) to fill the form I then confirm",
-    roles=PERSON_ROLES,
+    roles=FLOW_ROLES,
     response=OcrView,
     errors=(404, 409, 422, 503),
     tags=("verification",),
@@ -314,8 +335,17 @@ def read_for_confirmation(call: Call, flow_id: str, kind: str) -> OcrView:
             "ocr.kind", "该类证件不支持识别", f"{kind!r} photos are not read", field="kind"
         ) from exc
     outcome = deps.verification_service().read_for_confirmation(flow_id, call.actor, document)
-    # The person's own card, shown back to them to confirm: in clear (the response is never logged).
-    return ocr_view(outcome, reveal=True)
+    # The person's own card, shown back to them to confirm: in clear (the response is never logged), and
+    # recorded in the read log as read by its owner (reason ``self``) before it is answered.
+    view = ocr_view(outcome, reveal=True)
+    from chalicelib.api.audit import read_of, record_reads
+    from chalicelib.audit.domain import SELF_REASON, RecordKind
+
+    read = read_of(
+        RecordKind.FLOW, flow_id, [f"reading.{document.value}.{k}" for k, v in view.reading.items() if v]
+    )
+    record_reads(call, [read] if read else [], SELF_REASON)
+    return view
 
 
 @route(
@@ -323,7 +353,7 @@ def read_for_confirmation(call: Call, flow_id: str, kind: str) -> OcrView:
     "/v1/flows/{flow_id}/authority-check",
     method="POST",
     summary="Check the typed identity with the identity authority again (after 503 authority.unavailable)",
-    roles=PERSON_ROLES,
+    roles=FLOW_ROLES,
     response=AuthorityOutcome,
     errors=(404, 409, 422, 503),
     tags=("verification",),
@@ -338,7 +368,7 @@ def authority_check(call: Call, flow_id: str) -> AuthorityOutcome:
     "/v1/flows/{flow_id}/liveness-sessions",
     method="POST",
     summary="Start a liveness check: a single-use session bound to this flow and person (3 minutes)",
-    roles=PERSON_ROLES,
+    roles=FLOW_ROLES,
     response=LivenessStart,
     status=201,
     errors=(404, 409, 429),
@@ -379,7 +409,7 @@ def _frames(encoded: list[str]) -> list[bytes]:
     "/v1/flows/{flow_id}/liveness-sessions/{session_id}/result",
     method="POST",
     summary="Judge the liveness check and match the live capture with the ID portrait (one attempt)",
-    roles=PERSON_ROLES,
+    roles=FLOW_ROLES,
     body=LivenessFrames,
     response=FaceCheckOutcome,
     errors=(404, 409, 429),
@@ -405,7 +435,7 @@ class PreviewFrame(ApiModel):
     method="POST",
     summary="Live guidance while the face is lined up: the face's box, size, light and pose in one small "
     "frame (no attempt spent, limited per session)",
-    roles=PERSON_ROLES,
+    roles=FLOW_ROLES,
     body=PreviewFrame,
     response=FacePreview,
     errors=(404, 409, 413, 429),
@@ -457,7 +487,7 @@ def case_view(case: ReviewCase) -> ReviewCaseView:
     "/v1/flows/{flow_id}/review",
     method="POST",
     summary="Send the flow to manual review once the face attempts are used up",
-    roles=PERSON_ROLES,
+    roles=FLOW_ROLES,
     response=ReviewCaseView,
     status=201,
     errors=(404, 409),
@@ -482,7 +512,7 @@ class BiometricConsentBody(ApiModel):
     "/v1/flows/{flow_id}/biometric-consent",
     method="POST",
     summary="人脸信息处理单独同意: the separate consent the face check needs first (PIPL 第二十九条)",
-    roles=PERSON_ROLES,
+    roles=FLOW_ROLES,
     body=BiometricConsentBody,
     response=FlowView,
     errors=(404, 409),

@@ -20,7 +20,7 @@ from chalicelib.cards.domain.lifecycle import CardLifecycle, Retirement
 from chalicelib.cards.ports import InventoryRepository, PartyRepository
 from chalicelib.core.auth import OEM_ROLES, Principal
 from chalicelib.kernel.operators import Operator
-from chalicelib.kernel.personal import PartyView, mask_phone
+from chalicelib.kernel.personal import PartyKind, PartyView, mask_phone
 from chalicelib.operators.domain.outbox import CallbackNote
 from chalicelib.operators.ports import OutboxStore
 
@@ -70,14 +70,27 @@ class CardHistoryView(BaseModel):
     events: list[CardEvent]
 
 
-def _card_view(card: Card, parties: PartyRepository, who: Principal) -> CardView:
+def _card_view(card: Card, parties: PartyRepository, who: Principal, clear: bool = False) -> CardView:
+    """The card; with ``clear`` (a reason given, the read recorded by the caller), the MSISDN in clear for
+    OEM roles and the holder in clear for the roles that may read personal data. Masked otherwise."""
     holder = None
     if card.holder_id:
         party = parties.get(card.holder_id)
         if party is not None:
-            holder = PartyView.of(party, reveal=who.reveals_personal_data)
-    msisdn = card.msisdn if who.has_any(OEM_ROLES) else mask_phone(card.msisdn)
+            holder = PartyView.of(party, reveal=clear and who.reveals_personal_data)
+    msisdn = card.msisdn if clear and who.has_any(OEM_ROLES) else mask_phone(card.msisdn)
     return CardView(**card.model_dump(exclude={"msisdn", "holder_id"}), msisdn=msisdn, holder=holder)
+
+
+def clear_fields(view: CardView) -> list[str]:
+    """The personal fields ``view`` shows in clear (for the read log): the MSISDN, the holder's."""
+    fields = [] if "*" in view.msisdn else ["msisdn"]
+    holder = view.holder
+    if holder is not None and not holder.masked:
+        person = holder.kind is not PartyKind.ENTERPRISE  # a company's name and USCC are public
+        shown = {"name": person, "id_number": person, "address": True, "phone": True}
+        fields += [f"holder.{k}" for k, personal in shown.items() if personal and getattr(holder, k)]
+    return fields
 
 
 def _retirement(view: CardView, life: CardLifecycle | None) -> CardView:
@@ -92,15 +105,16 @@ def vehicle_view(
     parties: PartyRepository,
     who: Principal,
     store: OutboxStore | None = None,
+    clear: bool = False,
 ) -> VehicleView:
     """The vehicle and its cards; with ``store``, a retired card is marked (why, when) and listed after
-    the card in service (the one fitted now)."""
+    the card in service (the one fitted now); ``clear`` as for ``_card_view``."""
     vehicle = repo.get_vehicle(vin)
     if vehicle is None:
         raise vehicle_not_found()
     found = repo.cards_of_vehicle(vin)
     lives = store.lifecycles([c.iccid for c in found]) if store is not None and found else {}
-    cards = [_retirement(_card_view(c, parties, who), lives.get(c.iccid)) for c in found]
+    cards = [_retirement(_card_view(c, parties, who, clear), lives.get(c.iccid)) for c in found]
     cards.sort(key=lambda c: not c.current)
     return VehicleView(**vehicle.model_dump(exclude={"owner_phone_hash"}), cards=cards)
 
@@ -117,16 +131,17 @@ def card_view(
     parties: PartyRepository,
     who: Principal,
     store: OutboxStore | None = None,
+    clear: bool = False,
 ) -> CardView:
-    """The card; with ``store``, marked when retired."""
-    view = _card_view(_card_or_404(repo.get_card(iccid)), parties, who)
+    """The card; with ``store``, marked when retired; ``clear`` as for ``_card_view``."""
+    view = _card_view(_card_or_404(repo.get_card(iccid)), parties, who, clear)
     return _retirement(view, store.lifecycle(iccid) if store is not None else None)
 
 
 def card_by_msisdn_view(
-    msisdn: str, repo: InventoryRepository, parties: PartyRepository, who: Principal
+    msisdn: str, repo: InventoryRepository, parties: PartyRepository, who: Principal, clear: bool = False
 ) -> CardView:
-    return _card_view(_card_or_404(repo.card_by_msisdn(msisdn)), parties, who)
+    return _card_view(_card_or_404(repo.card_by_msisdn(msisdn)), parties, who, clear)
 
 
 def card_history_view(iccid: str, repo: InventoryRepository) -> CardHistoryView:

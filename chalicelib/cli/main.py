@@ -148,16 +148,23 @@ def token() -> None:
 @click.option("--role", "roles", multiple=True, required=True, help="Repeatable.")
 @click.option("--ttl", default=None, type=int, help="Seconds (default from settings).")
 def issue(subject: str, roles: tuple[str, ...], ttl: int | None) -> None:
-    """Print a signed token for SUBJECT with ROLEs."""
+    """Print a signed token for SUBJECT with ROLEs (local stages only: a deployed stage's staff sign in
+    at its identity provider, and its API refuses our own tokens carrying staff roles)."""
     from chalicelib.core.auth import Role, issue_token
 
+    settings = get_settings()
+    if not settings.is_local:
+        raise click.UsageError(
+            f"tokens are minted only for the local stages; staff of the {settings.stage} stage sign in "
+            "at its identity provider (README: Staff sign-in)"
+        )
     try:
         parsed = [Role(r) for r in roles]
     except ValueError as exc:
         raise click.BadParameter(
             f"roles are {', '.join(r.value for r in Role)}", param_hint="--role"
         ) from exc
-    click.echo(issue_token(get_settings(), subject, parsed, ttl_seconds=ttl))
+    click.echo(issue_token(settings, subject, parsed, ttl_seconds=ttl))
 
 
 @main.command("demo-csv")
@@ -277,9 +284,10 @@ def _register_subcommands() -> None:
     from chalicelib.cli.faces import faces
     from chalicelib.cli.ocr import ocr
     from chalicelib.cli.sms import sms
+    from chalicelib.cli.staff import staff
     from chalicelib.cli.vehicle import vehicle
 
-    for group in (faces, ocr, card, outbox, operator, sms, vehicle, authority):
+    for group in (faces, ocr, card, outbox, operator, sms, vehicle, authority, staff):
         main.add_command(group)
 
 

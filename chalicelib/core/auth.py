@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -29,10 +29,14 @@ class Role(StrEnum):
     ACCOUNT = "account"
 
 
-#: Roles that see personal fields in clear: a reviewer compares them with the documents.
-REVEAL_ROLES = frozenset({Role.REVIEWER})
+#: Roles that may see personal fields in clear: a reviewer compares them with the documents, an auditor
+#: checks a case. Only with a reason given, and every such read is recorded (``chalicelib.api.audit``).
+REVEAL_ROLES = frozenset({Role.REVIEWER, Role.AUDITOR})
 #: OEM staff.
 OEM_ROLES = frozenset({Role.ADMIN, Role.REVIEWER, Role.AUDITOR})
+#: The roles only the staff identity provider grants on a deployed stage (our own tokens carrying one are
+#: refused there: ``cheka token issue`` and the tests' tokens serve the local stages only).
+STAFF_ROLES = frozenset({Role.REVIEWER, Role.ADMIN, Role.AUDITOR, Role.OPERATIONS})
 #: The roles of a person verifying themselves (an owner, or an enterprise's legal person or agent).
 PERSON_ROLES = frozenset({Role.OWNER, Role.ENTERPRISE_LEGAL, Role.ENTERPRISE_AGENT})
 ALL_ROLES = frozenset(Role)
@@ -58,6 +62,16 @@ class Principal:
     session_id: str | None = None
     #: Who issued the token: ``settings.token_issuer`` for our own, the staff IdP's issuer otherwise.
     issuer: str | None = None
+    #: When the token expires (epoch seconds).
+    expires_at: int | None = None
+    #: Staff IdP tokens: how the second factor shows (``amr:otp``, ``acr:...``, ``issuer``).
+    mfa: str | None = None
+    #: Staff IdP tokens: the handle staff logout revokes (``chalicelib.core.oidc.StaffClaims``).
+    revocation_key: str | None = None
+
+    @property
+    def from_staff_idp(self) -> bool:
+        return self.revocation_key is not None
 
     def has_any(self, roles: Iterable[Role]) -> bool:
         return not self.roles.isdisjoint(roles)
@@ -99,7 +113,54 @@ def _unauthenticated(code: str, zh: str, en: str) -> Unauthenticated:
     return Unauthenticated(code, zh, en, field="Authorization")
 
 
+#: Answers whether a staff token's revocation key was revoked by a staff logout. Installed by the staff
+#: API (``chalicelib.api.staff``, with the revocation table): this layer cannot reach the store itself.
+StaffRevocationCheck = Callable[[str], bool]
+_staff_revoked: StaffRevocationCheck | None = None
+
+
+def install_staff_revocation_check(check: StaffRevocationCheck | None) -> None:
+    global _staff_revoked
+    _staff_revoked = check
+
+
+def _claimed_issuer(token: str) -> str | None:
+    """The ``iss`` a token claims, unverified: it only chooses which verification the token gets."""
+    import jwt
+
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    issuer = claims.get("iss")
+    return issuer if isinstance(issuer, str) else None
+
+
+def authenticate_staff(settings: Settings, token: str) -> Principal:
+    """A token of the stage's staff issuer: verified against its JWKS (``chalicelib.core.oidc``), then
+    checked against staff logouts."""
+    from chalicelib.core import oidc
+
+    claims = oidc.verifier(settings).verify(token)
+    if _staff_revoked is None:
+        raise RuntimeError("no staff revocation check is installed (chalicelib.api.staff does it)")
+    if _staff_revoked(claims.revocation_key):
+        raise _unauthenticated(
+            "auth.revoked", "您已退出登录，请重新登录", "This sign-in was ended by a logout"
+        )
+    return Principal(
+        subject=claims.subject,
+        roles=frozenset(Role(r) for r in claims.roles),
+        token_id=claims.token_id,
+        issuer=claims.issuer,
+        expires_at=claims.expires_at,
+        mfa=claims.mfa,
+        revocation_key=claims.revocation_key,
+    )
+
+
 def authenticate(settings: Settings, authorization: str | None) -> Principal:
+    """The caller of a request: a token of the staff issuer goes to its verifier, any other is ours."""
     import jwt
 
     if not authorization:
@@ -107,9 +168,12 @@ def authenticate(settings: Settings, authorization: str | None) -> Principal:
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise _unauthenticated("auth.scheme", "认证信息格式错误", "Use 'Authorization: Bearer <token>'")
+    token = token.strip()
+    if settings.staff_oidc_issuer and _claimed_issuer(token) == settings.staff_oidc_issuer:
+        return authenticate_staff(settings, token)
     try:
         claims = jwt.decode(
-            token.strip(),
+            token,
             settings.signing_secret(),
             algorithms=["HS256"],
             issuer=settings.token_issuer,
@@ -125,6 +189,13 @@ def authenticate(settings: Settings, authorization: str | None) -> Principal:
         raise _unauthenticated(
             "auth.invalid", "登录状态已失效，请重新登录", "The token names an unknown role"
         ) from exc
+    if not settings.is_local and roles & STAFF_ROLES:
+        # Staff roles come from the staff identity provider only, with its second factor and logout.
+        raise _unauthenticated(
+            "auth.staff_token_not_from_idp",
+            "员工请通过统一身份认证登录",
+            f"Staff roles come only from the staff identity provider on the {settings.stage} stage",
+        )
 
     def claim(name: str) -> str | None:
         value = claims.get(name)
@@ -138,6 +209,7 @@ def authenticate(settings: Settings, authorization: str | None) -> Principal:
         dealer=claim(CLAIM_DEALER),
         session_id=claim(CLAIM_SESSION),
         issuer=str(claims["iss"]),
+        expires_at=int(claims["exp"]),
     )
 
 

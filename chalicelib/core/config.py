@@ -29,6 +29,9 @@ REKOGNITION_LIVENESS_REGIONS = frozenset(
         "ap-southeast-1", "ap-southeast-2", "ap-northeast-1", "ap-northeast-2", "ca-central-1",
     }
 )  # fmt: skip
+#: Regions without Amazon Cognito user pools: a deployed stage there names the car maker's own
+#: OpenID Connect issuer for its staff (``staff_oidc_issuer``); elsewhere infra may create a pool.
+NO_COGNITO_USER_POOL_REGIONS = frozenset({"cn-north-1", "cn-northwest-1"})
 #: Python modules the in-process ("local") engines need; the Lambda zip of a deployed stage holds none.
 LOCAL_ENGINE_MODULES = {
     "ocr": ("numpy", "onnxruntime", "cv2", "rapidocr_onnxruntime"),
@@ -68,6 +71,55 @@ class Settings(BaseSettings):
     session_idle_seconds: int = 14 * 24 * 3600
     session_max_age_seconds: int = 30 * 24 * 3600
     session_reuse_grace_seconds: int = 30
+    #: Enterprise-portal accounts (``chalicelib.accounts``): their access tokens' lifetime (short: a
+    #: revoked session's token stops at the latest then; account routes also check the session), the
+    #: accounts one phone may hold, the lockout (failures that lock, the first lock, doubling up to the
+    #: cap) and argon2id's cost (one verification 50–250 ms: bench/README.md).
+    account_token_ttl_seconds: int = Field(default=900, ge=60, le=3600)
+    accounts_per_phone: int = Field(default=5, ge=1, le=50)
+    account_lock_threshold: int = Field(default=5, ge=2, le=20)
+    account_lock_seconds: int = Field(default=900, ge=60)
+    account_lock_cap_seconds: int = Field(default=24 * 3600, ge=60)
+    password_time_cost: int = Field(default=3, ge=1, le=20)
+    password_memory_kib: int = Field(default=65536, ge=8192, le=1048576)
+    password_parallelism: int = Field(default=1, ge=1, le=8)
+
+    #: Staff sign-in (reviewers, admins, auditors, operations) through one OpenID Connect issuer per
+    #: stage: the car maker's corporate IdP, the stage's Cognito user pool (infra sets these where the
+    #: region offers one), or the local provider of ``make run``. Its access tokens are verified against
+    #: its JWKS (``chalicelib.core.oidc``); staff roles come only from it on deployed stages.
+    staff_oidc_issuer: str | None = Field(default=None, max_length=300)
+    #: The client id registered at the issuer: the ``aud`` of its tokens (Cognito: ``client_id``).
+    staff_oidc_audience: str | None = Field(default=None, max_length=200)
+    #: The JWKS address; None: the ``jwks_uri`` of the issuer's discovery document.
+    staff_oidc_jwks_url: str | None = Field(default=None, max_length=300)
+    #: The claim listing the staff member's groups or roles (``cognito:groups``, ``groups``, ``roles``).
+    staff_oidc_roles_claim: str = Field(default="cognito:groups", min_length=1, max_length=100)
+    #: IdP group → our role; groups it does not name are ignored. Empty: groups named as our roles.
+    staff_oidc_role_map: dict[str, Literal["reviewer", "admin", "auditor", "operations"]] = Field(
+        default_factory=dict
+    )
+    #: Values of ``amr`` showing a second factor (RFC 8176), and/or values of ``acr`` that imply one.
+    staff_oidc_mfa_amr: list[str] = Field(default=["mfa", "otp", "totp", "swk", "hwk"])
+    staff_oidc_mfa_acr: list[str] = Field(default_factory=list)
+    #: The issuer requires a second factor of every sign-in but says so in no claim (a Cognito user pool
+    #: with MFA required: its access tokens carry no ``amr``). Infra sets it for the pool it creates.
+    staff_oidc_mfa_by_issuer: bool = False
+    #: Clock skew tolerated on ``exp``, ``nbf`` and ``iat``.
+    staff_oidc_leeway_seconds: int = Field(default=30, ge=0, le=300)
+    #: A discovery or JWKS fetch waits this long; the IdP down answers 503 ``auth.idp_unavailable``.
+    staff_oidc_timeout_seconds: float = Field(default=3.0, gt=0, le=30)
+    #: The JWKS is kept this long; a token naming an unknown key refetches it at most once this often.
+    staff_oidc_jwks_cache_seconds: int = Field(default=3600, ge=60)
+    staff_oidc_jwks_refetch_seconds: int = Field(default=60, ge=1)
+    #: The scopes the console asks for.
+    staff_oidc_scopes: list[str] = Field(default=["openid", "profile"], min_length=1)
+    #: Where the console sends a staff member to end the IdP's session; None: the discovery document's
+    #: ``end_session_endpoint`` (Cognito has none: infra sets its hosted domain's ``/logout``).
+    staff_oidc_end_session_url: str | None = Field(default=None, max_length=300)
+    #: The console's address (https), registered at the IdP as its sign-in and sign-out redirect; a
+    #: Cognito pool's app client is created with it.
+    staff_console_url: str | None = Field(default=None, max_length=300)
 
     #: Request bodies above this size are refused with 413.
     max_body_bytes: int = 6 * 1024 * 1024
@@ -128,6 +180,10 @@ class Settings(BaseSettings):
     #: Face images (live capture, on-site photo) purged this many years after the service ends, if sooner
     #: (the biometric consent in force must state it); None: with the other materials (v3 states 2 years).
     retention_face_years: int | None = Field(default=None, ge=0)
+    #: The read log (查阅日志: who read which record's personal data in clear, and why) is kept this many
+    #: years after each read (TTL): longer than the records it names may live (a card's service, typically
+    #: the vehicle's 15 years, plus ``retention_years``), and at least PIPL's three years for processing logs.
+    read_log_retention_years: int = Field(default=20, ge=3)
 
     #: Telecom operators' push endpoints (operator → base URL); local stages default every operator to
     #: the sandbox operator on ``sandbox_port``.
@@ -179,6 +235,8 @@ class Settings(BaseSettings):
     enterprise_portal_url: str | None = Field(default=None, max_length=300, pattern=r"^https://")
     #: 投诉举报 (第二十一条): complaints one person may file in a China day.
     complaints_per_day: int = Field(default=5, ge=1)
+    #: A dealer's on-the-spot hand-off of a registration to the owner (第二十条) is usable this long, once.
+    dealer_handoff_ttl_seconds: int = Field(default=600, ge=60, le=3600)
 
     #: Identity authority (证件真实性): "sandbox" (the local sandbox service) or "tencent" (Tencent Cloud
     #: FaceID; its SDK is packaged only for stages that choose it). None picks by stage: the sandbox on
@@ -187,6 +245,9 @@ class Settings(BaseSettings):
     #: The sandbox authority's base URL; None: the loopback sandbox on ``authority_port``.
     authority_url: str | None = None
     authority_port: int = 8200
+    #: ``make run``'s local staff identity provider (OpenID Connect with TOTP) listens here; the API of
+    #: the local stack trusts it as ``staff_oidc_issuer``.
+    oidc_port: int = 8300
     #: Faults the local sandbox authority starts with (``latency=2,failure_rate=0.5,wrong_rate=0.1,down``).
     authority_sandbox_faults: str = ""
     authority_timeout_seconds: float = Field(default=3.0, gt=0)
@@ -272,6 +333,43 @@ class Settings(BaseSettings):
                 f"CHEKA_LIVENESS_ENGINE={self.liveness_engine}: the frame-burst liveness check does not "
                 "stop a replayed video or a mask; a deployed stage uses it only with "
                 "CHEKA_ACCEPT_LOCAL_LIVENESS_RISK=true"
+            )
+        problems.extend(self.staff_sign_in_problems())
+        return problems
+
+    @property
+    def staff_idp(self) -> Literal["oidc", "cognito"] | None:
+        """Who signs staff in: the issuer the settings name ("oidc"), else on a deployed stage whose
+        region offers user pools the Cognito pool infra creates ("cognito"), else nobody (None)."""
+        if self.staff_oidc_issuer:
+            return "oidc"
+        if not self.is_local and self.region not in NO_COGNITO_USER_POOL_REGIONS:
+            return "cognito"
+        return None
+
+    def staff_sign_in_problems(self) -> list[str]:
+        """What keeps staff from signing in on this stage (part of ``configuration_problems``)."""
+        if self.is_local:
+            return []
+        problems = []
+        if self.staff_idp is None:
+            problems.append(
+                f"CHEKA_STAFF_OIDC_ISSUER is not set: {self.region} offers no Cognito user pools, so the "
+                f"{self.stage} stage names the car maker's OpenID Connect issuer for its staff (README: "
+                "Staff sign-in)"
+            )
+        elif self.staff_idp == "oidc":
+            issuer = self.staff_oidc_issuer or ""
+            if not issuer.startswith("https://"):
+                problems.append(f"CHEKA_STAFF_OIDC_ISSUER={issuer!r}: a deployed stage's issuer is https")
+            if not self.staff_oidc_audience:
+                problems.append(
+                    "CHEKA_STAFF_OIDC_AUDIENCE is not set: the client id registered at the staff issuer"
+                )
+        elif not (self.staff_console_url or "").startswith("https://"):
+            problems.append(
+                "CHEKA_STAFF_CONSOLE_URL is not an https address: the Cognito pool's app client "
+                "redirects to the console there"
             )
         return problems
 

@@ -8,17 +8,26 @@ from typing import TYPE_CHECKING
 from chalicelib.core.settings import get_settings
 
 if TYPE_CHECKING:
+    from chalicelib.accounts.ports import PasswordHashing
+    from chalicelib.accounts.realname import RealNames
+    from chalicelib.accounts.service import Accounts
     from chalicelib.adapters.dynamo.nonces import DynamoNonces
     from chalicelib.adapters.dynamo.outbox import DynamoOutboxStore, SqsPushQueue
+    from chalicelib.adapters.dynamo.staff import DynamoStaffRevocations
     from chalicelib.adapters.engines.invoker import EngineInvoker
     from chalicelib.adapters.engines.remote import EngineClient
     from chalicelib.adapters.operator.http import HttpOperatorGateway
     from chalicelib.adapters.sms.local import LocalSmsDrop
     from chalicelib.adapters.vehicle.sandbox import SandboxVehicleChannel
+    from chalicelib.audit.service import ReadLog
     from chalicelib.cards.lifecycle import Lifecycle
     from chalicelib.cards.ports import InventoryRepository, PartyRepository
     from chalicelib.complaints.service import Complaints
     from chalicelib.consents.account import AccountConsentLog
+    from chalicelib.dealers.service import Dealers
+    from chalicelib.enterprise.actions import EnterpriseActions
+    from chalicelib.enterprise.agents import AccountFacts, AgentGrants
+    from chalicelib.enterprise.registry import Enterprises
     from chalicelib.kernel.crypto import FieldCipher, KeyedHasher
     from chalicelib.operators.callbacks import CallbackReceiver
     from chalicelib.operators.dispatch import Dispatcher
@@ -614,9 +623,187 @@ def account_consents() -> AccountConsentLog:
     return DynamoAccountConsentLog()
 
 
+@lru_cache(maxsize=1)
+def enterprises() -> Enterprises:
+    """The enterprise registry (one legal-person account per USCC)."""
+    from chalicelib.adapters.dynamo.enterprise import DynamoEnterpriseStore
+    from chalicelib.enterprise.registry import Enterprises
+
+    _bind_tables()
+    return Enterprises(DynamoEnterpriseStore(field_cipher()))
+
+
+@lru_cache(maxsize=1)
+def enterprise_actions() -> EnterpriseActions:
+    """The enterprise action log (every action for an enterprise under the name of who took it)."""
+    from chalicelib.adapters.dynamo.agents import DynamoActionStore
+    from chalicelib.enterprise.actions import EnterpriseActions
+
+    _bind_tables()
+    return EnterpriseActions(DynamoActionStore())
+
+
+def account_facts(account_id: str) -> AccountFacts | None:
+    """What the enterprise and dealer contexts need of a portal account, read now from its store."""
+    from chalicelib.enterprise.agents import AccountFacts
+
+    account = accounts().get(account_id)
+    if account is None:
+        return None
+    real_name = account.real_name
+    return AccountFacts(
+        account_id=account.account_id,
+        login_name=account.login_name,
+        kind=account.kind.value,
+        active=account.active,
+        name_masked=real_name.display_name_masked if real_name else "",
+        enterprise_uscc=account.enterprise_uscc,
+        dealer_code=account.dealer_code,
+    )
+
+
+@lru_cache(maxsize=1)
+def agent_grants() -> AgentGrants:
+    """Agents (经办人) of enterprises: applications, decisions, and who acts for which enterprise."""
+    from chalicelib.adapters.dynamo.agents import DynamoGrantStore
+    from chalicelib.enterprise.agents import AgentGrants
+
+    _bind_tables()
+    return AgentGrants(
+        DynamoGrantStore(),
+        enterprise_actions(),
+        account_of=account_facts,
+        enterprise_of=lambda uscc: enterprises().get(uscc),
+        end_sessions=lambda account_id: sessions().revoke_subject(account_id),
+    )
+
+
+@lru_cache(maxsize=1)
+def read_log() -> ReadLog:
+    """The personal-data read log (查阅日志): every read in clear recorded before it is answered."""
+    from chalicelib.adapters.dynamo.audit import DynamoReadLogStore
+    from chalicelib.audit.service import ReadLog
+
+    _bind_tables()
+    return ReadLog(DynamoReadLogStore(), retention_years=get_settings().read_log_retention_years)
+
+
+@lru_cache(maxsize=1)
+def password_hashing() -> PasswordHashing:
+    """argon2id with the stage's cost (settings ``password_*``)."""
+    from chalicelib.accounts.passwords import Argon2Parameters, Argon2Passwords
+
+    s = get_settings()
+    return Argon2Passwords(
+        Argon2Parameters(
+            time_cost=s.password_time_cost,
+            memory_cost_kib=s.password_memory_kib,
+            parallelism=s.password_parallelism,
+        )
+    )
+
+
+def _agent_enterprise(account_id: str) -> str | None:
+    """The enterprise an account is an approved agent of (the agents' grants)."""
+    return agent_grants().active_for(account_id)
+
+
+def _legal_account(uscc: str) -> str | None:
+    """The legal-person account of an enterprise (the enterprise registry)."""
+    enterprise = enterprises().get(uscc)
+    return enterprise.legal_account_id if enterprise is not None else None
+
+
+@lru_cache(maxsize=1)
+def accounts() -> Accounts:
+    """Enterprise-portal accounts: sign-up, login with lockout, sessions, passwords."""
+    from datetime import timedelta
+
+    from chalicelib.accounts.domain import LockoutPolicy
+    from chalicelib.accounts.service import Accounts
+    from chalicelib.adapters.dynamo.accounts import DynamoAccountStore, DynamoChallengeStore, DynamoGuardStore
+    from chalicelib.adapters.dynamo.sessions import DynamoSessionStore
+
+    _bind_tables()
+    s = get_settings()
+    return Accounts(
+        DynamoAccountStore(field_cipher()),
+        DynamoGuardStore(),
+        DynamoChallengeStore(),
+        password_hashing(),
+        sms_code_service(),
+        sessions(),
+        DynamoSessionStore(),
+        keyed_hasher(),
+        lockout=LockoutPolicy(
+            threshold=s.account_lock_threshold,
+            first_lock=timedelta(seconds=s.account_lock_seconds),
+            cap=timedelta(seconds=s.account_lock_cap_seconds),
+        ),
+        max_accounts_per_phone=s.accounts_per_phone,
+        agent_of=_agent_enterprise,
+        legal_account_of=_legal_account,
+    )
+
+
+@lru_cache(maxsize=1)
+def real_name() -> RealNames:
+    """Real-name authentication of accounts (natural and legal persons) over the verification flows."""
+    from datetime import timedelta
+
+    from chalicelib.accounts.realname import RealNames
+    from chalicelib.adapters.dynamo.enterprise import DynamoApplicationStore
+
+    _bind_tables()
+    return RealNames(
+        accounts=accounts(),
+        enterprises=enterprises(),
+        verification=verification_service(),
+        applications=DynamoApplicationStore(),
+        # The flow is the evidence of the real-name: kept as long as registration evidence is.
+        evidence_kept=timedelta(days=366 * get_settings().retention_years),
+    )
+
+
+@lru_cache(maxsize=1)
+def staff_revocations() -> DynamoStaffRevocations:
+    """Staff sign-ins ended by a logout (checked on every request of a staff IdP token)."""
+    from chalicelib.adapters.dynamo.staff import DynamoStaffRevocations
+
+    _bind_tables()
+    return DynamoStaffRevocations()
+
+
+@lru_cache(maxsize=1)
+def dealers() -> Dealers:
+    """Dealers (第二十条): their vehicles, the on-the-spot hand-off, the registry of dealer accounts."""
+    from datetime import timedelta
+
+    from chalicelib.adapters.dynamo.dealers import (
+        DynamoDealerAccountRegistry,
+        DynamoDealerVehicles,
+        DynamoHandoffStore,
+    )
+    from chalicelib.dealers.service import Dealers
+
+    _bind_tables()
+    return Dealers(
+        DynamoDealerVehicles(),
+        DynamoHandoffStore(),
+        DynamoDealerAccountRegistry(),
+        inventory_repo(),
+        keyed_hasher(),
+        account_of=account_facts,
+        handoff_ttl=timedelta(seconds=get_settings().dealer_handoff_ttl_seconds),
+    )
+
+
 def reset() -> None:
     """Forget every cached adapter, client and the settings (tests change the environment)."""
     from chalicelib.core import aws
+    from chalicelib.core import oidc
+
+    oidc.reset()
 
     for getter in (
         inventory_repo,
@@ -652,6 +839,15 @@ def reset() -> None:
         vehicle_channel,
         complaints,
         account_consents,
+        password_hashing,
+        accounts,
+        read_log,
+        enterprises,
+        real_name,
+        enterprise_actions,
+        agent_grants,
+        staff_revocations,
+        dealers,
     ):
         getter.cache_clear()
     aws.reset()

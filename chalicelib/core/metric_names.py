@@ -34,6 +34,9 @@ class Metric(StrEnum):
     RETENTION_PURGED = "RetentionPurged"
     #: An engine (OCR, faces, liveness) could not answer in time (dimension ``engine``); the person retries.
     ENGINE_UNAVAILABLE = "EngineUnavailable"
+    #: A record's personal data was read in clear and recorded in the read log (dimension
+    #: ``record_kind``: flow / card / complaint / document_file).
+    PERSONAL_DATA_READ = "PersonalDataRead"
 
     # The operator push pipeline (dimension ``operator``).
     PUSH_SENT = "PushSent"

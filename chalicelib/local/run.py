@@ -2,6 +2,9 @@
 
 Starts moto, creates every resource, seeds demo data, starts ``chalice local`` and the worker, prints
 what is where, and stops everything on Ctrl-C. State lives in moto's memory: a restart starts clean.
+The staff identity provider (``chalicelib.local.oidc_provider``: OpenID Connect with TOTP, one demo
+staff member per staff role) runs in this process on ``CHEKA_OIDC_PORT``; ``chalice local`` is started
+trusting it as its staff issuer.
 """
 
 from __future__ import annotations
@@ -15,11 +18,17 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from chalicelib.core.settings import Settings
 from chalicelib.local.state import remove_state, state_doc, state_path, write_state
+
+if TYPE_CHECKING:
+    from chalicelib.local.oidc_provider import RunningProvider
+    from chalicelib.local.staff_users import DemoStaff
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,6 +56,7 @@ def main() -> None:
         ("api", settings.api_port),
         ("sandbox", settings.sandbox_port),
         ("authority", settings.authority_port),
+        ("oidc", settings.oidc_port),
     ):
         if not _port_free(port):
             raise SystemExit(
@@ -67,10 +77,15 @@ def main() -> None:
     children: list[subprocess.Popen[bytes]] = []
     started_at = datetime.now(UTC)
     state_file = state_path(settings)
+    # The staff identity provider (OpenID Connect + TOTP) runs in this process; the API trusts it.
+    staff, idp = _start_staff_idp(settings)
+    env.update(idp.api_env)
+    os.environ.update(idp.api_env)
 
     def stop(*_: object) -> None:
         if state_file is not None:
             remove_state(state_file, os.getpid())
+        idp.running.stop()
         # Each child leads its own process group: chalice local's reloader forks a server process
         # that must go down with it.
         for proc in reversed(children):
@@ -84,7 +99,7 @@ def main() -> None:
                     os.killpg(proc.pid, signal.SIGKILL)
         print(
             "\nstopped: moto, chalice local, the worker, the sandbox operator and the sandbox authority "
-            "are down (state is gone)."
+            "are down, and so is the staff identity provider (state is gone)."
         )
         sys.exit(0)
 
@@ -207,7 +222,18 @@ def main() -> None:
     api = f"http://127.0.0.1:{settings.api_port}"
     if state_file is not None:
         # What `cheka` reads to find this stack without exported variables.
-        write_state(state_file, state_doc(os.getpid(), started_at, settings, dict(os.environ), seed_doc))
+        write_state(
+            state_file,
+            state_doc(
+                os.getpid(),
+                started_at,
+                settings,
+                dict(os.environ),
+                seed_doc,
+                oidc=idp.running.issuer,
+                staff=[member.state() for member in staff],
+            ),
+        )
     vin = seed_doc["registered_vins"][0] if seed_doc["registered_vins"] else seed_doc["first_vin"]
     print(
         f"""
@@ -224,6 +250,12 @@ cheka is running (stage local; state is in memory — `make seed` re-seeds, a re
   operator    http://127.0.0.1:{settings.sandbox_port}     sandbox operator (decides pushes, calls back)
   authority   http://127.0.0.1:{settings.authority_port}     sandbox identity authority (synthetic citizens;
               faults: .venv/bin/cheka authority faults --down / --latency 5 / --wrong-rate 1)
+
+staff sign-in (password + TOTP code; new passwords and TOTP secrets at each start)
+  console     {api}/console
+  provider    {idp.running.issuer}     (OpenID Connect; the API trusts it)
+{_staff_lines(staff)}
+  TOTP code   .venv/bin/cheka staff totp reviewer     (or add the secret to an authenticator app)
 
 bootstrap admin token (24 h):
   export TOKEN={token}
@@ -248,6 +280,38 @@ Ctrl-C stops everything.
                 print(f"a process exited ({proc.args!r}, code {proc.returncode}); stopping", file=sys.stderr)
                 stop()
         time.sleep(1)
+
+
+@dataclass(frozen=True)
+class _StaffIdp:
+    running: RunningProvider
+    #: The API's settings that make it trust the provider (CHEKA_STAFF_OIDC_*).
+    api_env: dict[str, str]
+
+
+def _start_staff_idp(settings: Settings) -> tuple[list[DemoStaff], _StaffIdp]:
+    """Invent the demo staff (one per staff role) and start the local OIDC provider for them."""
+    from chalicelib.local.oidc_provider import LocalOidcProvider, api_environment, console_client, serve
+    from chalicelib.local.staff_users import StaffDirectory, invent_demo_staff
+
+    staff = invent_demo_staff()
+    issuer = f"http://127.0.0.1:{settings.oidc_port}"
+    client = console_client(f"http://127.0.0.1:{settings.api_port}")
+    provider = LocalOidcProvider(
+        issuer=issuer,
+        audience=client.client_id,
+        users=StaffDirectory([member.user() for member in staff]),
+        clients=[client],
+    )
+    running = serve(provider, settings.oidc_port)
+    return staff, _StaffIdp(running=running, api_env=api_environment(issuer, client.client_id))
+
+
+def _staff_lines(staff: list[DemoStaff]) -> str:
+    return "\n".join(
+        f"  {member.username:<11} password {member.password}   TOTP secret {member.totp_secret}"
+        for member in staff
+    )
 
 
 if __name__ == "__main__":

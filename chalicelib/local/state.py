@@ -2,7 +2,8 @@
 
 ``make run`` writes ``.local/stack.json`` (``Settings.local_state_file``, under the repository root) once
 its stack is up: the runner's process id, the moto endpoint, the API, the sandboxes, the settings it was
-started with (every ``CHEKA_*`` variable of its environment) and the demo vehicles it seeded; it removes
+started with (every ``CHEKA_*`` variable of its environment), the demo vehicles it seeded, and the staff
+identity provider with its demo staff (passwords, TOTP secrets: the file is its owner's only); it removes
 the file when it stops. ``cheka`` run without a configured endpoint reads the file and takes the stack's
 settings, so ``cheka card show …`` needs no exported variable; a file left by a stack that is gone is
 ignored (the runner's process is no longer there, or nothing answers on its moto port).
@@ -40,6 +41,10 @@ class LocalStack:
     settings: dict[str, str] = field(default_factory=dict)
     #: The demo vehicles of the seed: ``open_vins`` (to register), ``registered_vins``.
     seed: dict[str, list[str]] = field(default_factory=dict)
+    #: The staff identity provider's issuer (OpenID Connect with TOTP), and its demo staff: user name,
+    #: subject, name, groups, password and TOTP secret of each (``cheka staff``).
+    oidc: str = ""
+    staff: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def started(self) -> str:
@@ -105,15 +110,25 @@ def read_state(path: Path) -> LocalStack | None:
             api=str(doc.get("api", "")),
             settings={str(k): str(v) for k, v in dict(doc.get("settings", {})).items()},
             seed={str(k): [str(v) for v in vs] for k, vs in dict(doc.get("seed", {})).items()},
+            oidc=str(doc.get("oidc", "")),
+            staff=[dict(member) for member in doc.get("staff", [])],
         )
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
 def state_doc(
-    pid: int, started_at: datetime, settings: Settings, environ: dict[str, str], seed: dict[str, Any]
+    pid: int,
+    started_at: datetime,
+    settings: Settings,
+    environ: dict[str, str],
+    seed: dict[str, Any],
+    *,
+    oidc: str = "",
+    staff: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """What the runner records."""
+    """What the runner records (``staff``: the demo staff with their passwords and TOTP secrets — the
+    file is readable by its owner only)."""
     return {
         "pid": pid,
         "started_at": started_at.isoformat(timespec="seconds"),
@@ -127,6 +142,8 @@ def state_doc(
             "open_vins": list(seed.get("open_vins", [])),
             "registered_vins": list(seed.get("registered_vins", [])),
         },
+        "oidc": oidc,
+        "staff": list(staff or []),
     }
 
 

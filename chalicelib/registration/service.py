@@ -117,9 +117,15 @@ class RegistrationService:
         )
 
     def start(
-        self, caller: str, kind: RegistrationKind, vin: str, *, delegated: bool = False
+        self,
+        caller: str,
+        kind: RegistrationKind,
+        vin: str,
+        *,
+        delegated: bool = False,
+        assisted_by: str | None = None,
     ) -> tuple[RegistrationView, bool]:
-        return self.steps.start(caller, kind, vin, delegated=delegated)
+        return self.steps.start(caller, kind, vin, delegated=delegated, assisted_by=assisted_by)
 
     def confirm_vehicle(self, registration_id: str, caller: str) -> RegistrationView:
         return self.steps.confirm_vehicle(registration_id, caller)

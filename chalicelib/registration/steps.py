@@ -82,7 +82,13 @@ class RegistrationSteps:
     # -- start ---------------------------------------------------------------------------------------
 
     def start(
-        self, caller: str, kind: RegistrationKind, vin: str, *, delegated: bool = False
+        self,
+        caller: str,
+        kind: RegistrationKind,
+        vin: str,
+        *,
+        delegated: bool = False,
+        assisted_by: str | None = None,
     ) -> tuple[RegistrationView, bool]:
         """Open (or resume) the caller's registration of ``vin``; True when a new one was opened.
 
@@ -93,7 +99,7 @@ class RegistrationSteps:
         """
         vin = validate("vin", vin, field="vin").value
         resumed = self._resumable(caller, kind, vin)
-        if resumed is not None and resumed.delegated == delegated:
+        if resumed is not None and resumed.delegated == delegated and resumed.assisted_by == assisted_by:
             return self._views.view(resumed), False
         iccids: list[str] = []
         if kind is RegistrationKind.DEREGISTRATION:
@@ -107,6 +113,7 @@ class RegistrationSteps:
             owner=caller,
             kind=kind,
             delegated=delegated,
+            assisted_by=assisted_by,
             vin=vin,
             iccids=iccids,
             status=RegistrationStatus.OPEN,
@@ -196,7 +203,10 @@ class RegistrationSteps:
             flow_purpose = FlowPurpose.DELEGATED_REGISTRATION if reg.delegated else reg.kind.flow_purpose
             flow_id = self._verification.open_flow(caller, flow_purpose).flow_id
         reg = self._registrations.save(reg, phone=number, phone_hash=phone_hash, flow_id=flow_id)
-        self._verification.note(flow_id, EvidenceKind.SMS_CHECKED, caller, {"purpose": purpose.value})
+        noted = {"purpose": purpose.value}
+        if reg.assisted_by:
+            noted["assisted_by"] = reg.assisted_by  # 经销商现场协助: the dealer, in the evidence
+        self._verification.note(flow_id, EvidenceKind.SMS_CHECKED, caller, noted)
         if reg.kind is RegistrationKind.DEREGISTRATION:
             self._registered_identity(reg, caller, flow_id)
         if self._possession is not None:

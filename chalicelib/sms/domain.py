@@ -31,6 +31,9 @@ class SmsPurpose(StrEnum):
     OWNER_PHONE = "owner_phone"  # 车主/使用人手机号验证 (registration step 2)
     DEREGISTRATION = "deregistration"  # 实名注销
     DELEGATION_CONFIRM = "delegation_confirm"  # 委托登记: the owner confirms a trustee registers for them
+    ACCOUNT_SIGNUP = "account_signup"  # 企业门户账号注册
+    ACCOUNT_LOGIN = "account_login"  # 企业门户账号登录 (the second step after the password)
+    PASSWORD_RESET = "password_reset"  # 企业门户账号找回密码
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,9 @@ _USES: dict[SmsPurpose, str] = {
     SmsPurpose.DELEGATION_CONFIRM: (
         "用于确认您委托他人办理车联网卡实名登记。如您未委托他人，请勿将验证码告诉任何人"
     ),
+    SmsPurpose.ACCOUNT_SIGNUP: "用于注册账号",
+    SmsPurpose.ACCOUNT_LOGIN: "用于账号登录，如非本人操作请修改密码",
+    SmsPurpose.PASSWORD_RESET: "用于重置账号密码，如非本人操作请忽略",
 }
 
 

@@ -29,6 +29,7 @@ from chalicelib.verification.domain.flows import (
     check_access,
     check_open,
     new_flow,
+    strict_uscc,
 )
 from chalicelib.verification.ports import EvidenceLog, FaceGate, FlowRepository
 from chalicelib.verification.uploads import UploadService
@@ -97,6 +98,9 @@ class Flows:
         # The validity read from the ID back stays with the same document's identity.
         kept = flow.identity.id_validity if flow.identity and flow.identity.id_type == id_type else None
         clean = identity.model_copy(update={"id_number": number, "id_validity": kept})
+        if flow.purpose is FlowPurpose.ACCOUNT_VERIFICATION and identity.uscc:
+            # 法人实名认证: the enterprise's code is refused here when wrong, before any photo is read.
+            clean = clean.model_copy(update={"uscc": strict_uscc(identity.uscc)})
         person_hash = self._hasher.digest(id_lookup_value(id_type, number))
         # A changed identity invalidates readings checked against the old one.
         checks = {

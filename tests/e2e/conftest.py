@@ -286,8 +286,9 @@ def browser_prerequisites() -> None:
 
 @pytest.fixture(scope="session")
 def stack(browser_prerequisites: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    moto, api, sandbox, authority = _free_ports(4)
+    moto, api, sandbox, authority, oidc = _free_ports(5)
     env = _stack_env(moto, api, sandbox, authority)
+    env["CHEKA_OIDC_PORT"] = str(oidc)  # the staff identity provider (OpenID Connect + TOTP)
     log = tmp_path_factory.mktemp("stack") / "stack.log"
     # Its state file (what `cheka` finds it by) beside its log, not the developer's .local/stack.json.
     env["CHEKA_LOCAL_STATE_FILE"] = str(log.with_name("stack.json"))

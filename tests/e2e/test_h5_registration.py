@@ -304,7 +304,12 @@ FACING, TURNING, HOLD, TURN_DEGREES = 3.0, 1.5, 1.0, 30.0
 
 
 def head_turn_video(
-    turn: LivenessDirection, *, wall_seconds: float = 0.0, turning: bool = True, seconds: float = 13.0
+    turn: LivenessDirection,
+    *,
+    wall_seconds: float = 0.0,
+    turning: bool = True,
+    seconds: float = 13.0,
+    person: str = LIVE_PERSON,
 ) -> bytes:
     """MJPEG of the live person in the oval turning toward ``turn`` again and again (a cylinder warp
     for left and right, a head-model nod for up and down); after ``wall_seconds`` of the bare wall
@@ -313,7 +318,7 @@ def head_turn_video(
     from tests.liveness_frames import RADIUS, blank, centred, jpeg, nodded, photo, turned
 
     engine = LocalFaceEngine()
-    im = centred(photo(LIVE_PERSON), engine)
+    im = centred(photo(person), engine)
     (face,) = engine.detect(jpeg(im))
     centre, radius = face.box.left + face.box.width / 2, face.box.width * RADIUS
     box = (face.box.left, face.box.top, face.box.width, face.box.height)
@@ -414,7 +419,7 @@ def prove_identity(me: Phone, *, camera: bool, typo: bool = False) -> None:
     pass_face_check(me, camera=camera)
 
 
-def pass_face_check(me: Phone, *, camera: bool) -> None:
+def pass_face_check(me: Phone, *, camera: bool, person: str = LIVE_PERSON) -> None:
     """The face step: the liveness challenge in front of the (fake) camera when ``camera``, else a burst
     of photos chosen in the file picker, and the match with the ID card's portrait."""
     from chalicelib.adapters.faces.local import LocalFaceEngine
@@ -468,11 +473,11 @@ def pass_face_check(me: Phone, *, camera: bool) -> None:
     # to their own right (the direction convention of liveness.port).
     assert me.element("#face-instruction").text == PROMPTS[direction]
     if camera:
-        me.camera.write_bytes(head_turn_video(turn))
+        me.camera.write_bytes(head_turn_video(turn, person=person))
         me.tap("#face-camera")
     else:
         make = nodding_burst if turn.axis == "pitch" else turning_frames
-        frames = handheld(make(LocalFaceEngine(), LIVE_PERSON, turn.sign))
+        frames = handheld(make(LocalFaceEngine(), person, turn.sign))
         paths = [me.write(f"frame-{i}.jpg", frame) for i, frame in enumerate(frames)]
         # taken in one burst by the phone's camera app: the photos' times are those of the capture
         for path, taken in zip(paths, capture_times(len(paths), start=1_700_000_000_000), strict=True):

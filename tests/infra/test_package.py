@@ -141,3 +141,31 @@ def test_every_module_of_the_package_carries_bytecode_used_without_checking_its_
         header = z.read(importlib.util.cache_from_source("chalicelib/api/http.py"))[:8]
     # PEP 552 flags: hash-based (bit 0) and check_source off (bit 1): read-only task roots never recompile
     assert int.from_bytes(header[4:8], "little") == 0b01
+
+
+def test_the_package_carries_argon2_and_it_hashes_and_verifies_from_the_zip_alone(
+    lambda_package: Callable[[str], tuple[LambdaPackage, Path]],
+) -> None:
+    import subprocess
+    import sys
+
+    _, task_root = lambda_package("prod")
+    probe = (
+        "import sys; sys.path.insert(0, sys.argv[1]);"
+        "import argon2, _cffi_backend;"
+        "from chalicelib.accounts.passwords import Argon2Parameters, Argon2Passwords;"
+        "p = Argon2Passwords(Argon2Parameters(time_cost=1, memory_cost_kib=8192));"
+        "h = p.hash('Secure#2026');"
+        "assert p.verify(h, 'Secure#2026') and not p.verify(h, 'Secure#2027');"
+        "assert argon2.__file__.startswith(sys.argv[1]), argon2.__file__;"
+        "print('ARGON2-OK', h[:30])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", probe, str(task_root)],
+        cwd=task_root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert "ARGON2-OK $argon2id$v=19$m=8192,t=1,p=1" in done.stdout, done.stdout + done.stderr

@@ -136,7 +136,9 @@ def test_reviewer_sees_personal_data_in_clear_dealer_sees_masked_msisdn(api: Any
     vin, person = _registered_vehicle()
     reviewer = body(api.http.get(f"/v1/vehicles/{vin}", headers=auth("reviewer")))
     assert reviewer["cards"][0]["holder"]["id_number"] == person.id_number
-    dealer = body(api.http.get(f"/v1/vehicles/{vin}", headers=auth("dealer")))
+    from tests.integration.test_dealers_api import dealer_headers
+
+    dealer = body(api.http.get(f"/v1/vehicles/{vin}", headers=dealer_headers("D100")))
     assert dealer["cards"][0]["msisdn"] == "146******5678"
 
 

@@ -260,11 +260,16 @@ def test_an_auditor_goes_from_a_card_to_its_registration_and_evidence(
     assert evidence["chain"]["ok"] is True
     assert evidence["entries"]
     assert all(isinstance(e["personal"], list) for e in evidence["entries"])
-    # A dealer looks the card up without the registration
-    dealer = _headers(token, "dealer", "dealer-1")
-    status, shown = call(api, "get", f"/v1/cards/{card.iccid}", dealer)
+    # The vehicle's dealer looks the card up without the registration (and without its holder)
+    from tests.integration.test_dealers_api import dealer_headers
+
+    vehicle = deps.inventory_repo().get_vehicle(card.vin)
+    assert vehicle is not None
+    assert vehicle.dealer_code is not None
+    status, shown = call(api, "get", f"/v1/cards/{card.iccid}", dealer_headers(vehicle.dealer_code))
     assert status == 200
     assert shown["registration"] is None
+    assert shown["holder"] is None
 
 
 def test_the_vehicle_view_marks_the_retired_card_and_shows_the_fitted_one_as_current(

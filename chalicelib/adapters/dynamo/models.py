@@ -20,7 +20,12 @@ from pynamodb.attributes import (
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 
 from chalicelib.adapters.dynamo.base import TableSpec, Unbound
+from chalicelib.adapters.dynamo.models_accounts import ACCOUNT_TABLES
+from chalicelib.adapters.dynamo.models_agents import AGENT_TABLES
+from chalicelib.adapters.dynamo.models_audit import AUDIT_TABLES
 from chalicelib.adapters.dynamo.models_complaints import COMPLAINT_TABLES
+from chalicelib.adapters.dynamo.models_dealers import DEALER_TABLES
+from chalicelib.adapters.dynamo.models_enterprise import ENTERPRISE_TABLES
 from chalicelib.adapters.dynamo.models_faces import FACE_TABLES
 from chalicelib.adapters.dynamo.models_msisdn import MSISDN_TABLES
 from chalicelib.adapters.dynamo.models_operator import OPERATOR_TABLES
@@ -29,7 +34,19 @@ from chalicelib.adapters.dynamo.models_retention import RETENTION_TABLES
 from chalicelib.adapters.dynamo.models_sessions import SESSION_TABLES
 from chalicelib.adapters.dynamo.models_sms import SMS_TABLES
 from chalicelib.adapters.dynamo.models_spot_checks import SPOT_CHECK_TABLES
+from chalicelib.adapters.dynamo.models_staff import STAFF_TABLES
 from chalicelib.core.settings import LocalCredentials, Settings
+
+
+class VehiclesByDealer(GlobalSecondaryIndex["VehicleModel"]):  # type: ignore[no-untyped-call]
+    """A dealer's vehicles (第二十条: a dealer account sees only the vehicles sold through its code)."""
+
+    class Meta:
+        index_name = "by-dealer"
+        projection = AllProjection()
+
+    dealer_code = UnicodeAttribute(hash_key=True)
+    vin = UnicodeAttribute(range_key=True)
 
 
 class VehicleModel(Unbound):
@@ -51,6 +68,8 @@ class VehicleModel(Unbound):
     functions = ListAttribute[str](of=UnicodeAttribute, null=True)  # type: ignore[arg-type]
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute()
+
+    by_dealer = VehiclesByDealer()
 
 
 class CardsByVin(GlobalSecondaryIndex["CardModel"]):  # type: ignore[no-untyped-call]
@@ -345,6 +364,7 @@ class RegistrationModel(Unbound):
     onsite_photo = UnicodeAttribute(null=True)  # S3 key of the kept live capture (SSE-KMS)
     record_ids = ListAttribute[str](of=UnicodeAttribute, null=True)  # type: ignore[arg-type]
     receipt_no = UnicodeAttribute(null=True)  # 受理编号, given at the submission
+    assisted_by = UnicodeAttribute(null=True)  # the dealer code of an on-the-spot registration
     submitted_at = UTCDateTimeAttribute(null=True)
     notified_at = UTCDateTimeAttribute(null=True)
     created_at = UTCDateTimeAttribute()
@@ -387,7 +407,13 @@ TABLES: tuple[TableSpec, ...] = (
     *RETENTION_TABLES,
     *SPOT_CHECK_TABLES,
     *SESSION_TABLES,
+    *ACCOUNT_TABLES,
     *COMPLAINT_TABLES,
+    *AGENT_TABLES,
+    *DEALER_TABLES,
+    *ENTERPRISE_TABLES,
+    *AUDIT_TABLES,
+    *STAFF_TABLES,
 )
 
 _bound: Settings | None = None

@@ -225,6 +225,8 @@ class Registration(BaseModel):
     owner: str
     kind: RegistrationKind
     delegated: bool = False
+    #: 经销商现场协助 (第二十条): the dealer code of the dealer whose tablet the owner registered on.
+    assisted_by: str | None = None
     vin: str
     iccids: list[str]
     status: RegistrationStatus

@@ -74,6 +74,8 @@ class EvidenceKind(StrEnum):
     REVIEW_OPENED = "review_opened"
     REVIEW_DECIDED = "review_decided"
     PUSH_RESULT = "push_result"
+    #: 账号实名认证: the account that completed real-name with this flow (natural or legal person).
+    REAL_NAME_COMPLETED = "real_name_completed"
     PURGED = "purged"
 
 

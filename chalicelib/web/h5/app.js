@@ -410,18 +410,9 @@
     if (text) noticeTimer = setTimeout(() => (el.hidden = true), 5000);
   }
 
+  // Field errors are rendered by the shared web/common/ui.js (the portal and the console use the same).
   function clearErrors(root) {
-    if (!root) return;
-    for (const el of $$(".error", root)) {
-      el.hidden = true;
-      el.textContent = "";
-    }
-    for (const field of $$(".field.invalid", root)) field.classList.remove("invalid");
-    for (const input of $$('[aria-invalid="true"]', root)) input.removeAttribute("aria-invalid");
-    for (const el of $$(".field-error", root)) {
-      el.hidden = true;
-      el.textContent = "";
-    }
+    window.ChekaWeb.clearErrors(root);
   }
 
   /** Show a refusal where it belongs: under its field when the server names one, else on the screen. */
@@ -430,33 +421,7 @@
     const scope = root || section(currentScreen());
     if (!scope) return;
     if (err.code === "upload.cancelled") return; // the owner's own choice, told under the photo only
-    const fields = err.details && Array.isArray(err.details.errors) ? err.details.errors : [err];
-    const elsewhere = [];
-    for (const e of fields) {
-      const message = e.message_zh || e.messageZh || err.messageZh;
-      const name = e.field ? String(e.field).split(".").pop() : "";
-      const input = name ? $('[data-field="' + name + '"]', scope) : null;
-      const box = input ? input.closest(".field") : null;
-      if (box) {
-        box.classList.add("invalid");
-        const slot = $(".field-error", box);
-        slot.textContent = message;
-        slot.hidden = false;
-        // Announced with the field: a screen reader reads the refusal when the field has focus.
-        if (!slot.id) slot.id = "error-" + (input.id || name);
-        input.setAttribute("aria-invalid", "true");
-        const described = (input.getAttribute("aria-describedby") || "").split(" ").filter(Boolean);
-        if (!described.includes(slot.id)) input.setAttribute("aria-describedby", described.concat(slot.id).join(" "));
-      } else if (!elsewhere.includes(message)) {
-        elsewhere.push(message);
-      }
-    }
-    if (elsewhere.length) {
-      const box = $(".error", scope);
-      box.textContent = elsewhere.join("；");
-      box.hidden = false;
-      box.scrollIntoView({ block: "nearest" });
-    }
+    window.ChekaWeb.showError(err, scope);
   }
 
   /** Run `work` with the button disabled and saying what is happening; errors go to the screen. */

@@ -1,0 +1,58 @@
+"""Recording and reading the enterprise action log (企业操作记录): every action for an enterprise under
+the name of whoever took it."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from chalicelib.enterprise.actions_domain import ActorRole, EnterpriseAction
+from chalicelib.enterprise.agent_ports import ActionStore
+from chalicelib.kernel.clock import Clock, utc_now
+from chalicelib.kernel.paging import MAX_PAGE
+
+if TYPE_CHECKING:
+    from chalicelib.enterprise.agents import AccountFacts, Acting
+
+
+class EnterpriseActions:
+    def __init__(self, store: ActionStore, *, clock: Clock = utc_now) -> None:
+        self._store = store
+        self._clock = clock
+
+    def record(
+        self, acting: Acting, action: str, details: Mapping[str, str] | None = None
+    ) -> EnterpriseAction:
+        """Record ``action`` taken by the caller ``acting`` for their enterprise (``details``: ids only)."""
+        return self.record_as(acting.uscc, acting.account, acting.role, action, details)
+
+    def record_as(
+        self,
+        uscc: str,
+        account: AccountFacts,
+        role: ActorRole,
+        action: str,
+        details: Mapping[str, str] | None = None,
+    ) -> EnterpriseAction:
+        now = self._clock()
+        entry = EnterpriseAction(
+            uscc=uscc,
+            action_id=f"{now.strftime('%Y%m%dT%H%M%S%fZ')}#{secrets.token_hex(4)}",
+            at=now,
+            actor_account_id=account.account_id,
+            actor_login_name=account.login_name,
+            actor_name_masked=account.name_masked,
+            actor_role=role,
+            action=str(action),
+            details={str(k): str(v) for k, v in (details or {}).items()},
+        )
+        self._store.append(entry)
+        return entry
+
+    def listing(
+        self, uscc: str, actor: str | None, limit: int = MAX_PAGE, cursor: str | None = None
+    ) -> tuple[Sequence[EnterpriseAction], str | None]:
+        """A page of the enterprise's actions, newest first; only ``actor``'s when given (an agent sees
+        its own)."""
+        return self._store.of_enterprise(uscc, actor, max(1, min(limit, MAX_PAGE)), cursor)

@@ -1,0 +1,322 @@
+/* The car maker's console: staff sign in at the stage's OpenID Connect provider (authorization code +
+ * PKCE S256, state and nonce checked), the console calls the API with the provider's access token
+ * (renewed with the refresh token before it expires), shows who is signed in and the first page of
+ * their work (a reviewer: the review queue), and signs out at the API (the sign-in is refused from then
+ * on) and at the provider. Uses ../web/common/api.js and ui.js (ChekaWeb). */
+"use strict";
+
+(function (web) {
+  const { $, $$, h } = web;
+  const STORE = "cheka.console";
+  const PENDING = STORE + ".pending"; // the sign-in on its way: state, nonce, PKCE verifier
+  const IDP = STORE + ".idp"; // the provider's refresh token, ID token and the access token's expiry
+  const LOGGED_OUT = STORE + ".logout"; // the state of a sign-out on its way back from the provider
+
+  const ROLE_NAMES = { reviewer: "审核员", admin: "管理员", auditor: "审计员", operations: "运营" };
+  const MFA_NAMES = { "amr:otp": "密码 + 动态验证码", "amr:totp": "密码 + 动态验证码", "amr:mfa": "密码 + 第二重验证" };
+  const PURPOSES = {
+    registration: "实名登记",
+    deregistration: "实名注销",
+    delegated_registration: "委托登记",
+    delegation_owner: "委托登记（车主核验）",
+    enterprise_registration: "单位登记",
+    account_verification: "账号实名认证",
+  };
+  const REASONS = {
+    face_attempts_exhausted: "人脸核验次数用完",
+    authority_unavailable: "身份核验服务暂不可用",
+    face_duplicate: "人脸已用于其他身份",
+    possession_contested: "车辆归属有争议",
+    authority_not_covered: "证件需人工核验",
+    document_not_machine_readable: "证件需人工识读",
+    real_name: "账号实名认证",
+  };
+
+  let config = null; // /v1/staff/config: issuer, client_id, endpoints, scopes
+  let cursor = null; // the review queue's next page
+
+  const api = web.client({
+    mount: "console",
+    store: STORE,
+    refreshPath: "/v1/staff/refresh", // never asked: the provider's refresh token is traded below
+    publicPaths: ["/v1/staff/config"],
+    onSignedOut: (message) => showLogin(message),
+  });
+
+  const consoleUrl = () => location.origin + api.root + "/console";
+
+  function show(screen) {
+    document.body.dataset.screen = screen;
+    for (const el of $$("main > section[data-screen]")) el.hidden = el.dataset.screen !== screen;
+    $("#sign-out").hidden = screen !== "home";
+  }
+
+  function showLogin(message) {
+    show("login");
+    const scope = $('section[data-screen="login"]');
+    web.clearErrors(scope);
+    if (message) web.showError(new web.ApiError(401, { code: "console.signed_out", message_zh: message }), scope);
+  }
+
+  function failBoot(message) {
+    show("boot");
+    $("#boot-text").hidden = true;
+    web.showError(new web.ApiError(0, { code: "console.boot", message_zh: message }), $('section[data-screen="boot"]'));
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // PKCE, state and nonce; the tokens' claims.
+
+  function randomText(bytes) {
+    const data = crypto.getRandomValues(new Uint8Array(bytes));
+    return base64url(data);
+  }
+
+  function base64url(bytes) {
+    let text = "";
+    for (const b of bytes) text += String.fromCharCode(b);
+    return btoa(text).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  }
+
+  async function challengeOf(verifier) {
+    const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier));
+    return base64url(new Uint8Array(digest));
+  }
+
+  /** The claims of a JWT (the ID token came straight from the provider's token endpoint). */
+  function claimsOf(jwt) {
+    const part = String(jwt || "").split(".")[1] || "";
+    const padded = part.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((part.length + 3) % 4);
+    const bytes = Uint8Array.from(atob(padded), (c) => c.charCodeAt(0));
+    return JSON.parse(new TextDecoder().decode(bytes));
+  }
+
+  function idp() {
+    try {
+      return JSON.parse(sessionStorage.getItem(IDP) || "null");
+    } catch (_) {
+      return null;
+    }
+  }
+
+  function keepTokens(tokens, previous) {
+    const access = claimsOf(tokens.access_token);
+    api.keep({ token: tokens.access_token, subject: access.sub });
+    sessionStorage.setItem(
+      IDP,
+      JSON.stringify({
+        refresh_token: tokens.refresh_token || (previous && previous.refresh_token) || null,
+        id_token: tokens.id_token || (previous && previous.id_token) || null,
+        expires_at: access.exp,
+      }),
+    );
+  }
+
+  function forgetTokens() {
+    api.forget();
+    sessionStorage.removeItem(IDP);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // The provider's endpoints.
+
+  async function tokenCall(form) {
+    let response;
+    try {
+      response = await fetch(config.token_endpoint, {
+        method: "POST",
+        headers: { "Content-Type": "application/x-www-form-urlencoded", Accept: "application/json" },
+        body: new URLSearchParams(form).toString(),
+      });
+    } catch (_) {
+      throw new web.ApiError(0, { code: "network", message_zh: "无法连接员工登录服务，请稍后重试" });
+    }
+    const doc = await response.json().catch(() => ({}));
+    if (!response.ok) throw new web.ApiError(response.status, { code: "idp." + (doc.error || response.status), message_zh: "登录未完成，请重新登录" });
+    return doc;
+  }
+
+  async function startSignIn() {
+    const verifier = randomText(48);
+    const pending = { state: randomText(24), nonce: randomText(24), verifier, at: Date.now() };
+    sessionStorage.setItem(PENDING, JSON.stringify(pending));
+    const query = new URLSearchParams({
+      response_type: "code",
+      client_id: config.client_id,
+      redirect_uri: consoleUrl(),
+      scope: (config.scopes || ["openid"]).join(" "),
+      state: pending.state,
+      nonce: pending.nonce,
+      code_challenge: await challengeOf(verifier),
+      code_challenge_method: "S256",
+    });
+    location.assign(config.authorization_endpoint + "?" + query.toString());
+  }
+
+  /** Back from the provider with ?code&state (or ?error): the tokens, once state and nonce match. */
+  async function finishSignIn(params) {
+    const pending = JSON.parse(sessionStorage.getItem(PENDING) || "null");
+    sessionStorage.removeItem(PENDING);
+    history.replaceState(null, "", consoleUrl());
+    if (params.get("error")) {
+      return params.get("error") === "access_denied" ? "已取消登录" : "登录未完成，请重新登录";
+    }
+    if (!pending || pending.state !== params.get("state") || Date.now() - pending.at > 10 * 60 * 1000) {
+      return "登录未完成，请重新登录"; // not the sign-in this tab started (or started too long ago)
+    }
+    const tokens = await tokenCall({
+      grant_type: "authorization_code",
+      code: params.get("code"),
+      redirect_uri: consoleUrl(),
+      client_id: config.client_id,
+      code_verifier: pending.verifier,
+    });
+    const id = claimsOf(tokens.id_token);
+    const audiences = Array.isArray(id.aud) ? id.aud : [id.aud];
+    if (id.iss !== config.issuer || !audiences.includes(config.client_id) || id.nonce !== pending.nonce) {
+      return "登录未完成，请重新登录";
+    }
+    keepTokens(tokens, null);
+    return null;
+  }
+
+  /** Renew the access token with the provider's refresh token shortly before it expires. */
+  async function fresh() {
+    const held = idp();
+    if (!held || !held.refresh_token || !held.expires_at) return;
+    if (held.expires_at - Date.now() / 1000 > 60) return;
+    try {
+      const tokens = await tokenCall({ grant_type: "refresh_token", refresh_token: held.refresh_token, client_id: config.client_id });
+      keepTokens(tokens, held);
+    } catch (error) {
+      if (web.asError(error).code === "network") throw error;
+      forgetTokens();
+      showLogin("登录已过期，请重新登录");
+      throw error;
+    }
+  }
+
+  async function call(method, path, body) {
+    await fresh();
+    return api.call(method, path, body);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // The signed-in pages.
+
+  async function home() {
+    const me = await call("GET", "/v1/staff/me");
+    show("home");
+    const held = idp();
+    const name = held && held.id_token ? claimsOf(held.id_token).name || claimsOf(held.id_token).preferred_username : "";
+    $("#staff-name").textContent = name || "员工";
+    const roles = $("#staff-roles");
+    roles.className = "roles";
+    roles.replaceChildren(...me.roles.map((r) => h("span", { class: "badge", text: ROLE_NAMES[r] || r })));
+    $("#staff-mfa").textContent = MFA_NAMES[me.mfa] || (me.mfa ? "密码 + 第二重验证" : "");
+    $("#staff-expiry").textContent = me.expires_at ? web.chinaTime(me.expires_at) : "";
+    const reviewer = me.roles.includes("reviewer");
+    $("#queue").hidden = !reviewer;
+    $("#no-pages").hidden = reviewer;
+    if (reviewer) await queue(true);
+  }
+
+  function caseItem(c) {
+    return h(
+      "li",
+      { "data-case": c.case_id },
+      h("div", { class: "head" }, h("span", { text: "审核编号 " + c.case_number }), h("span", { class: "badge wait", text: "待审核" })),
+      h("div", { class: "meta", text: (PURPOSES[c.purpose] || c.purpose) + " · " + (REASONS[c.reason] || c.reason) }),
+      h("div", { class: "meta", text: "提交于 " + web.chinaTime(c.created_at) }),
+    );
+  }
+
+  async function queue(first) {
+    const path = "/v1/review-cases?status=open&limit=20" + (!first && cursor ? "&cursor=" + encodeURIComponent(cursor) : "");
+    const page = await call("GET", path);
+    const list = $("#queue-list");
+    if (first) list.replaceChildren();
+    list.append(...page.cases.map(caseItem));
+    cursor = page.next_cursor;
+    const count = list.children.length;
+    $("#queue-count").textContent = cursor ? count + "+" : String(count);
+    $("#queue-empty").hidden = count > 0;
+    $("#queue-more").hidden = !cursor;
+  }
+
+  async function signOut() {
+    const held = idp();
+    let endSession = config && config.end_session_endpoint;
+    try {
+      const out = await api.call("POST", "/v1/staff/logout");
+      endSession = out.end_session_endpoint || endSession;
+    } catch (_) {
+      // The access token is refused already (expired or revoked): the provider's logout still ends it.
+    }
+    forgetTokens();
+    if (!endSession) {
+      showLogin();
+      web.notice("已退出登录");
+      return;
+    }
+    const state = randomText(16);
+    sessionStorage.setItem(LOGGED_OUT, state);
+    const query = new URLSearchParams({ client_id: config.client_id, post_logout_redirect_uri: consoleUrl(), state });
+    if (held && held.id_token) query.set("id_token_hint", held.id_token);
+    location.assign(endSession + "?" + query.toString());
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  async function boot() {
+    try {
+      config = await api.call("GET", "/v1/staff/config");
+    } catch (error) {
+      const err = web.asError(error);
+      failBoot(err.code === "staff.sign_in_not_configured" ? "本环境未配置员工登录，请联系管理员" : err.messageZh);
+      return;
+    }
+    const params = new URLSearchParams(location.search);
+    let message = null;
+    if (params.has("code") || params.has("error")) {
+      try {
+        message = await finishSignIn(params);
+      } catch (error) {
+        message = web.asError(error).messageZh;
+      }
+    } else if (params.has("state")) {
+      const expected = sessionStorage.getItem(LOGGED_OUT);
+      sessionStorage.removeItem(LOGGED_OUT);
+      history.replaceState(null, "", consoleUrl());
+      if (expected && expected === params.get("state")) {
+        showLogin();
+        web.notice("已退出登录");
+        return;
+      }
+    }
+    if (message || !api.token()) {
+      forgetTokens();
+      showLogin(message);
+      return;
+    }
+    try {
+      await home();
+    } catch (error) {
+      const err = web.asError(error);
+      if (err.status === 401) return; // shown the login already (onSignedOut)
+      show("home");
+      web.showError(err, $('section[data-screen="home"]'));
+    }
+  }
+
+  $("#sign-in").addEventListener("click", () => {
+    const scope = $('section[data-screen="login"]');
+    web.busy($("#sign-in"), "正在跳转…", scope, startSignIn);
+  });
+  $("#sign-out").addEventListener("click", () => signOut());
+  $("#queue-more").addEventListener("click", () => {
+    web.busy($("#queue-more"), "正在加载…", $('section[data-screen="home"]'), () => queue(false));
+  });
+
+  boot();
+})(window.ChekaWeb);
