@@ -28,6 +28,7 @@ def main() -> None:
     for script in (
         "bench_foundation.py",
         "bench_validators.py",
+        "bench_tokens.py",
         "bench_faces.py",
         "bench_dedup.py",
         "bench_uploads.py",
@@ -35,6 +36,7 @@ def main() -> None:
         "bench_portrait.py",
         "bench_authority.py",
         "bench_registration.py",
+        "bench_accounts.py",
         "bench_outbox.py",
         "bench_push.py",
         "bench_moto.py",

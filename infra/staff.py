@@ -55,10 +55,15 @@ class StaffUserPool:
     domain: cognito.UserPoolDomain
     groups: dict[str, cognito.CfnUserPoolGroup]
 
+    @property
+    def issuer(self) -> str:
+        """``https://cognito-idp.<region>.amazonaws.com/<pool id>`` (the attribute has no scheme)."""
+        return "https://" + self.pool.user_pool_provider_url
+
     def function_environment(self) -> dict[str, str]:
         """The settings that point the API at the pool (``CHEKA_STAFF_OIDC_*``)."""
         return {
-            "CHEKA_STAFF_OIDC_ISSUER": self.pool.user_pool_provider_url,
+            "CHEKA_STAFF_OIDC_ISSUER": self.issuer,
             "CHEKA_STAFF_OIDC_AUDIENCE": self.client.user_pool_client_id,
             "CHEKA_STAFF_OIDC_ROLES_CLAIM": COGNITO_GROUPS_CLAIM,
             "CHEKA_STAFF_OIDC_ROLE_MAP": "{}",  # the groups are named as our roles
@@ -133,7 +138,8 @@ def add_staff_sign_in(stack: Stack, settings: Settings) -> StaffUserPool | None:
         ),
     )
     CfnOutput(stack, "StaffUserPoolId", value=pool.user_pool_id)
-    CfnOutput(stack, "StaffIssuer", value=pool.user_pool_provider_url)
+    made = StaffUserPool(pool=pool, client=client, domain=domain, groups=groups)
+    CfnOutput(stack, "StaffIssuer", value=made.issuer)
     CfnOutput(stack, "StaffConsoleClientId", value=client.user_pool_client_id)
     CfnOutput(stack, "StaffSignInDomain", value=domain.base_url())
-    return StaffUserPool(pool=pool, client=client, domain=domain, groups=groups)
+    return made

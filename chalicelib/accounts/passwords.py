@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Argon2Parameters:
-    time_cost: int = 3
+    time_cost: int = 2
     memory_cost_kib: int = 65536
     parallelism: int = 1
 

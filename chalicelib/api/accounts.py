@@ -50,13 +50,13 @@ def require_live_session(principal: Principal) -> None:
 # -- models ------------------------------------------------------------------------------------------
 
 
-class PhoneBody(ApiModel):
+class SignUpPhone(ApiModel):
     model_config = ConfigDict(extra="forbid")
 
     phone: str = Field(max_length=20, description="Mainland mobile number to bind, 11 digits (+86 allowed)")
 
 
-class SignUpBody(ApiModel):
+class AccountSignUp(ApiModel):
     model_config = ConfigDict(extra="forbid")
 
     login_name: str = Field(max_length=64, description="4–32 letters, digits, _ . -, starting with a letter")
@@ -70,7 +70,7 @@ class SignUpBody(ApiModel):
     )
 
 
-class RealNameView(ApiModel):
+class AccountRealName(ApiModel):
     kind: RealNameKind
     verified_at: AwareDatetime
     name_masked: str
@@ -87,7 +87,7 @@ class AccountView(ApiModel):
     phone_masked: str
     email_masked: str
     real_name_done: bool
-    real_name: RealNameView | None = None
+    real_name: AccountRealName | None = None
     enterprise_uscc: str | None = Field(
         default=None, description="The enterprise a legal-person account holds"
     )
@@ -97,20 +97,20 @@ class AccountView(ApiModel):
     created_at: AwareDatetime
 
 
-class LoginBody(ApiModel):
+class AccountLogin(ApiModel):
     model_config = ConfigDict(extra="forbid")
 
     identifier: str = Field(min_length=1, max_length=64, description="登录名, 统一社会信用代码 or 身份证号")
     password: str = Field(min_length=1, max_length=128)
 
 
-class LoginChallengeView(ApiModel):
+class AccountLoginChallenge(ApiModel):
     challenge_id: str
     phone_masked: str = Field(description="Where the login code went")
     expires_in: int = Field(description="Seconds the challenge waits for the code")
 
 
-class LoginVerifyBody(ApiModel):
+class AccountLoginVerify(ApiModel):
     model_config = ConfigDict(extra="forbid")
 
     challenge_id: str = Field(min_length=1, max_length=64)
@@ -125,17 +125,17 @@ class AccountSignedIn(ApiModel):
     account: AccountView
 
 
-class RefreshBody(ApiModel):
+class AccountRefresh(ApiModel):
     model_config = ConfigDict(extra="forbid")
 
     refresh_token: str = Field(min_length=1, max_length=256)
 
 
-class SignedOut(ApiModel):
+class AccountSignedOut(ApiModel):
     signed_out: bool
 
 
-class SessionView(ApiModel):
+class AccountSession(ApiModel):
     session_id: str
     kind: str
     created_at: AwareDatetime
@@ -144,11 +144,11 @@ class SessionView(ApiModel):
     current: bool
 
 
-class SessionList(ApiModel):
-    sessions: list[SessionView]
+class AccountSessions(ApiModel):
+    sessions: list[AccountSession]
 
 
-class RevokedAll(ApiModel):
+class AccountSessionsEnded(ApiModel):
     ended: int
 
 
@@ -159,29 +159,29 @@ class AccountPatch(ApiModel):
     email: str | None = Field(default=None, max_length=254)
 
 
-class PasswordChange(ApiModel):
+class AccountPasswordChange(ApiModel):
     model_config = ConfigDict(extra="forbid")
 
     current: str = Field(min_length=1, max_length=128)
     new: str = Field(max_length=128)
 
 
-class PasswordChanged(ApiModel):
+class AccountPasswordChanged(ApiModel):
     changed: bool
     other_sessions_ended: int
 
 
-class ResetBody(ApiModel):
+class AccountPasswordReset(ApiModel):
     model_config = ConfigDict(extra="forbid")
 
     identifier: str = Field(min_length=1, max_length=64, description="登录名, 统一社会信用代码 or 身份证号")
 
 
-class ResetSent(ApiModel):
+class AccountResetSent(ApiModel):
     sent: bool = Field(description="Always true: nothing says whether the identifier names an account")
 
 
-class ResetConfirm(ApiModel):
+class AccountResetConfirm(ApiModel):
     model_config = ConfigDict(extra="forbid")
 
     identifier: str = Field(min_length=1, max_length=64)
@@ -189,7 +189,7 @@ class ResetConfirm(ApiModel):
     new: str = Field(max_length=128)
 
 
-class ResetDone(ApiModel):
+class AccountResetDone(ApiModel):
     reset: bool
 
 
@@ -200,7 +200,7 @@ def _view(account: Account) -> AccountView:
     accounts = deps.accounts()
     record = account.real_name
     real_name = (
-        RealNameView(
+        AccountRealName(
             kind=record.kind,
             verified_at=record.verified_at,
             name_masked=record.display_name_masked,
@@ -260,14 +260,14 @@ def _me(call: Call) -> Account:
     method="POST",
     summary="Send a sign-up SMS code to the phone to bind (no token; the same answer for every phone)",
     roles=None,
-    body=PhoneBody,
+    body=SignUpPhone,
     response=SentCode,
     status=202,
     errors=(429, 503),
     tags=("accounts",),
 )
 def send_signup_code(call: Call) -> SentCode:
-    body: PhoneBody = call.body
+    body: SignUpPhone = call.body
     return deps.accounts().send_signup_code(body.phone)
 
 
@@ -277,7 +277,7 @@ def send_signup_code(call: Call) -> SentCode:
     method="POST",
     summary="Sign up: login name (fixed afterwards), password, e-mail, phone + SMS code, the texts accepted",
     roles=None,
-    body=SignUpBody,
+    body=AccountSignUp,
     response=AccountView,
     status=201,
     errors=(409, 429),
@@ -288,7 +288,7 @@ def sign_up(call: Call) -> AccountView:
     from chalicelib.consents.account import check_account_texts  # the texts: not at a cold start
     from chalicelib.kernel.errors import InvalidField
 
-    body: SignUpBody = call.body
+    body: AccountSignUp = call.body
     errors: list[InvalidField] = []
     try:
         check_account_texts(body.accepted)
@@ -312,17 +312,17 @@ def sign_up(call: Call) -> AccountView:
     method="POST",
     summary="Login, step one: identifier + password; when right, a code goes to the bound phone",
     roles=None,
-    body=LoginBody,
-    response=LoginChallengeView,
+    body=AccountLogin,
+    response=AccountLoginChallenge,
     status=202,
     errors=(401, 423, 429, 503),
     tags=("accounts",),
 )
-def login(call: Call) -> LoginChallengeView:
-    body: LoginBody = call.body
+def login(call: Call) -> AccountLoginChallenge:
+    body: AccountLogin = call.body
     challenge, phone_masked = deps.accounts().start_login(body.identifier, body.password)
     logger.info("account password accepted", extra={"account_id": challenge.account_id})
-    return LoginChallengeView(
+    return AccountLoginChallenge(
         challenge_id=challenge.challenge_id,
         phone_masked=phone_masked,
         expires_in=int((challenge.expires_at - challenge.created_at).total_seconds()),
@@ -335,13 +335,13 @@ def login(call: Call) -> LoginChallengeView:
     method="POST",
     summary="Login, step two: the SMS code of the challenge; an access token, a refresh token, the account",
     roles=None,
-    body=LoginVerifyBody,
+    body=AccountLoginVerify,
     response=AccountSignedIn,
     errors=(401, 423),
     tags=("accounts",),
 )
 def login_verify(call: Call) -> AccountSignedIn:
-    body: LoginVerifyBody = call.body
+    body: AccountLoginVerify = call.body
     account, issued = deps.accounts().verify_login(body.challenge_id, body.code)
     logger.info(
         "account signed in", extra={"account_id": account.account_id, "session_id": issued.session.session_id}
@@ -355,13 +355,13 @@ def login_verify(call: Call) -> AccountSignedIn:
     method="POST",
     summary="Trade the refresh token for new tokens minted from the account's current roles",
     roles=None,
-    body=RefreshBody,
+    body=AccountRefresh,
     response=AccountSignedIn,
     errors=(401,),
     tags=("accounts",),
 )
 def refresh(call: Call) -> AccountSignedIn:
-    body: RefreshBody = call.body
+    body: AccountRefresh = call.body
     account, issued = deps.accounts().refresh(body.refresh_token)
     return _signed_in(account, issued)
 
@@ -372,14 +372,14 @@ def refresh(call: Call) -> AccountSignedIn:
     method="POST",
     summary="Sign out: the session of the refresh token ends (answers the same for any token)",
     roles=None,
-    body=RefreshBody,
-    response=SignedOut,
+    body=AccountRefresh,
+    response=AccountSignedOut,
     tags=("accounts",),
 )
-def logout(call: Call) -> SignedOut:
-    body: RefreshBody = call.body
+def logout(call: Call) -> AccountSignedOut:
+    body: AccountRefresh = call.body
     deps.accounts().logout(body.refresh_token)
-    return SignedOut(signed_out=True)
+    return AccountSignedOut(signed_out=True)
 
 
 # -- the signed-in account ---------------------------------------------------------------------------
@@ -425,15 +425,15 @@ def patch_me(call: Call) -> AccountView:
     "/v1/accounts/me/sessions",
     summary="The account's open sessions (kind, created, last used, the current one flagged; no token)",
     roles=ACCOUNT,
-    response=SessionList,
+    response=AccountSessions,
     tags=("accounts",),
 )
-def my_sessions(call: Call) -> SessionList:
+def my_sessions(call: Call) -> AccountSessions:
     _me(call)
     current = call.user.session_id
-    return SessionList(
+    return AccountSessions(
         sessions=[
-            SessionView(
+            AccountSession(
                 session_id=s.session_id,
                 kind=s.kind.value,
                 created_at=s.created_at,
@@ -452,15 +452,15 @@ def my_sessions(call: Call) -> SessionList:
     method="DELETE",
     summary="End one of the account's sessions (another device)",
     roles=ACCOUNT,
-    response=SignedOut,
+    response=AccountSignedOut,
     errors=(404,),
     tags=("accounts",),
 )
-def end_session(call: Call, session_id: str) -> SignedOut:
+def end_session(call: Call, session_id: str) -> AccountSignedOut:
     _me(call)
     deps.accounts().revoke_session(call.user.subject, session_id)
     logger.info("account session ended", extra={"account_id": call.user.subject, "session_id": session_id})
-    return SignedOut(signed_out=True)
+    return AccountSignedOut(signed_out=True)
 
 
 @route(
@@ -469,14 +469,14 @@ def end_session(call: Call, session_id: str) -> SignedOut:
     method="POST",
     summary="Sign out everywhere: every session of the account ends, this one too",
     roles=ACCOUNT,
-    response=RevokedAll,
+    response=AccountSessionsEnded,
     tags=("accounts",),
 )
-def revoke_all(call: Call) -> RevokedAll:
+def revoke_all(call: Call) -> AccountSessionsEnded:
     _me(call)
     ended = deps.accounts().revoke_all(call.user.subject)
     logger.info("account signed out everywhere", extra={"account_id": call.user.subject, "ended": ended})
-    return RevokedAll(ended=ended)
+    return AccountSessionsEnded(ended=ended)
 
 
 # -- passwords ---------------------------------------------------------------------------------------
@@ -488,17 +488,17 @@ def revoke_all(call: Call) -> RevokedAll:
     method="POST",
     summary="Change the password (the current one proves it); every other session ends",
     roles=ACCOUNT,
-    body=PasswordChange,
-    response=PasswordChanged,
+    body=AccountPasswordChange,
+    response=AccountPasswordChanged,
     errors=(423,),
     tags=("accounts",),
 )
-def change_password(call: Call) -> PasswordChanged:
-    body: PasswordChange = call.body
+def change_password(call: Call) -> AccountPasswordChanged:
+    body: AccountPasswordChange = call.body
     _me(call)
     ended = deps.accounts().change_password(call.user, body.current, body.new)
     logger.info("account password changed", extra={"account_id": call.user.subject, "ended": ended})
-    return PasswordChanged(changed=True, other_sessions_ended=ended)
+    return AccountPasswordChanged(changed=True, other_sessions_ended=ended)
 
 
 @route(
@@ -507,15 +507,15 @@ def change_password(call: Call) -> PasswordChanged:
     method="POST",
     summary="Forgotten password: a reset code to the bound phone (the same answer whether it exists)",
     roles=None,
-    body=ResetBody,
-    response=ResetSent,
+    body=AccountPasswordReset,
+    response=AccountResetSent,
     status=202,
     tags=("accounts",),
 )
-def start_reset(call: Call) -> ResetSent:
-    body: ResetBody = call.body
+def start_reset(call: Call) -> AccountResetSent:
+    body: AccountPasswordReset = call.body
     deps.accounts().start_reset(body.identifier)
-    return ResetSent(sent=True)
+    return AccountResetSent(sent=True)
 
 
 @route(
@@ -524,12 +524,12 @@ def start_reset(call: Call) -> ResetSent:
     method="POST",
     summary="Set a new password with the reset code: every session ends and the lock is lifted",
     roles=None,
-    body=ResetConfirm,
-    response=ResetDone,
+    body=AccountResetConfirm,
+    response=AccountResetDone,
     tags=("accounts",),
 )
-def confirm_reset(call: Call) -> ResetDone:
-    body: ResetConfirm = call.body
+def confirm_reset(call: Call) -> AccountResetDone:
+    body: AccountResetConfirm = call.body
     account = deps.accounts().confirm_reset(body.identifier, body.code, body.new)
     logger.info("account password reset", extra={"account_id": account.account_id})
-    return ResetDone(reset=True)
+    return AccountResetDone(reset=True)

@@ -82,7 +82,7 @@ class DealerVehicleList(ApiModel):
     next_cursor: str | None = None
 
 
-class PageQuery(ApiModel):
+class DealerPageQuery(ApiModel):
     limit: Annotated[
         int,
         Field(ge=1, le=100, description="1–100"),
@@ -249,12 +249,12 @@ def enable_dealer_account(call: Call, dealer_code: str, account_id: str) -> Deal
     summary="The vehicles sold through the caller's dealer code, by VIN, paged (card states only)",
     roles=DEALER,
     response=DealerVehicleList,
-    query=PageQuery,
+    query=DealerPageQuery,
     tags=("dealers",),
 )
 def dealer_vehicles(call: Call) -> DealerVehicleList:
     _live(call.user)
-    query: PageQuery = call.query
+    query: DealerPageQuery = call.query
     found, cursor = deps.dealers().vehicles(call.user, query.limit, query.cursor)
     return DealerVehicleList(items=[_vehicle_view(v, cards) for v, cards in found], next_cursor=cursor)
 
@@ -295,7 +295,7 @@ def start_assisted_registration(call: Call) -> HandoffView:
     "(once): 201 new, 200 resumed",
     roles=OWNER,
     body=RedeemBody,
-    errors=(401, 404, 409),
+    errors=(404, 409),
     tags=("dealers", "registration"),
 )
 def redeem_handoff(call: Call) -> Response:

@@ -46,14 +46,14 @@ ACTION_ZH = {
 }
 
 
-class ApplicationBody(ApiModel):
+class AgentApplicationBody(ApiModel):
     model_config = ConfigDict(extra="forbid")
 
     company_name: str = Field(min_length=1, max_length=100, description="企业名称, as registered")
     uscc: str = Field(min_length=1, max_length=40, description="统一社会信用代码")
 
 
-class DecisionBody(ApiModel):
+class AgentDecisionBody(ApiModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: str | None = Field(
@@ -61,7 +61,7 @@ class DecisionBody(ApiModel):
     )
 
 
-class GrantView(ApiModel):
+class AgentGrantView(ApiModel):
     account_id: str
     uscc: str
     company_name: str | None = Field(default=None, description="The enterprise's name (the applicant's list)")
@@ -74,12 +74,12 @@ class GrantView(ApiModel):
     reason: str | None = None
 
 
-class GrantList(ApiModel):
-    items: list[GrantView]
+class AgentGrantList(ApiModel):
+    items: list[AgentGrantView]
     next_cursor: str | None = None
 
 
-class EnterpriseView(ApiModel):
+class ActingEnterpriseView(ApiModel):
     uscc: str
     company_name: str
     enterprise_type: str
@@ -94,7 +94,7 @@ class EnterpriseView(ApiModel):
     my_name_masked: str
 
 
-class ActionView(ApiModel):
+class EnterpriseActionView(ApiModel):
     action_id: str
     at: AwareDatetime
     action: str
@@ -107,12 +107,12 @@ class ActionView(ApiModel):
     details: dict[str, str]
 
 
-class ActionList(ApiModel):
-    items: list[ActionView]
+class EnterpriseActionList(ApiModel):
+    items: list[EnterpriseActionView]
     next_cursor: str | None = None
 
 
-class PageQuery(ApiModel):
+class EnterprisePageQuery(ApiModel):
     limit: Annotated[
         int,
         Field(ge=1, le=100, description="1–100"),
@@ -121,7 +121,7 @@ class PageQuery(ApiModel):
     cursor: str | None = Field(default=None, max_length=2000, description="next_cursor of the last page")
 
 
-class AgentQuery(PageQuery):
+class AgentQuery(EnterprisePageQuery):
     status: Annotated[
         GrantStatus | None,
         Field(description="pending | approved | rejected | revoked (default: all)"),
@@ -134,8 +134,8 @@ def _live(principal: Principal) -> None:
     deps.accounts().require_live_session(principal)
 
 
-def _grant(grant: AgentGrant, company_name: str | None = None) -> GrantView:
-    return GrantView(
+def _grant(grant: AgentGrant, company_name: str | None = None) -> AgentGrantView:
+    return AgentGrantView(
         account_id=grant.account_id,
         uscc=grant.uscc,
         company_name=company_name,
@@ -149,8 +149,8 @@ def _grant(grant: AgentGrant, company_name: str | None = None) -> GrantView:
     )
 
 
-def _action(a: EnterpriseAction) -> ActionView:
-    return ActionView(
+def _action(a: EnterpriseAction) -> EnterpriseActionView:
+    return EnterpriseActionView(
         action_id=a.action_id,
         at=a.at,
         action=a.action,
@@ -170,15 +170,15 @@ def _action(a: EnterpriseAction) -> ActionView:
     method="POST",
     summary="Apply to act for an enterprise (经办人), naming it by company name and USCC",
     roles=ACCOUNT_ROLES,
-    body=ApplicationBody,
-    response=GrantView,
+    body=AgentApplicationBody,
+    response=AgentGrantView,
     status=201,
     errors=(404, 409),
     tags=("enterprise",),
 )
-def apply_as_agent(call: Call) -> GrantView:
+def apply_as_agent(call: Call) -> AgentGrantView:
     _live(call.user)
-    body: ApplicationBody = call.body
+    body: AgentApplicationBody = call.body
     grant = deps.agent_grants().apply(call.user.subject, body.company_name, body.uscc)
     enterprise = deps.enterprises().get(grant.uscc)
     return _grant(grant, enterprise.company_name if enterprise else None)
@@ -189,10 +189,10 @@ def apply_as_agent(call: Call) -> GrantView:
     "/v1/enterprise/agent-applications",
     summary="My applications to act for enterprises, and their status",
     roles=ACCOUNT_ROLES,
-    response=GrantList,
+    response=AgentGrantList,
     tags=("enterprise",),
 )
-def my_applications(call: Call) -> GrantList:
+def my_applications(call: Call) -> AgentGrantList:
     _live(call.user)
     registry = deps.enterprises()
     items = []
@@ -200,7 +200,7 @@ def my_applications(call: Call) -> GrantList:
         enterprise = registry.get(grant.uscc)
         items.append(_grant(grant, enterprise.company_name if enterprise else None))
     items.sort(key=lambda g: g.applied_at, reverse=True)
-    return GrantList(items=items)
+    return AgentGrantList(items=items)
 
 
 @route(
@@ -208,11 +208,11 @@ def my_applications(call: Call) -> GrantList:
     "/v1/enterprise",
     summary="The enterprise the caller acts for (as its legal person or an approved agent)",
     roles=ACCOUNT_ROLES,
-    response=EnterpriseView,
+    response=ActingEnterpriseView,
     errors=(404,),
     tags=("enterprise",),
 )
-def my_enterprise(call: Call) -> EnterpriseView:
+def my_enterprise(call: Call) -> ActingEnterpriseView:
     _live(call.user)
     from chalicelib.enterprise.domain import ENTERPRISE_TYPE_ZH
     from chalicelib.enterprise.grants import not_acting
@@ -221,7 +221,7 @@ def my_enterprise(call: Call) -> EnterpriseView:
     enterprise = deps.enterprises().get(acting.uscc)
     if enterprise is None:
         raise not_acting()
-    return EnterpriseView(
+    return ActingEnterpriseView(
         uscc=enterprise.uscc,
         company_name=enterprise.company_name,
         enterprise_type=enterprise.enterprise_type.value,
@@ -242,20 +242,20 @@ def my_enterprise(call: Call) -> EnterpriseView:
     "/v1/enterprise/agents",
     summary="The enterprise's agent applications and agents (its legal-person account only)",
     roles=ACCOUNT_ROLES,
-    response=GrantList,
+    response=AgentGrantList,
     query=AgentQuery,
     tags=("enterprise",),
 )
-def list_agents(call: Call) -> GrantList:
+def list_agents(call: Call) -> AgentGrantList:
     _live(call.user)
     query: AgentQuery = call.query
     grants, cursor = deps.agent_grants().listing(call.user, query.status, query.limit, query.cursor)
-    return GrantList(items=[_grant(g) for g in grants], next_cursor=cursor)
+    return AgentGrantList(items=[_grant(g) for g in grants], next_cursor=cursor)
 
 
-def _decide(call: Call, account_id: str, decision: str) -> GrantView:
+def _decide(call: Call, account_id: str, decision: str) -> AgentGrantView:
     _live(call.user)
-    body: DecisionBody = call.body
+    body: AgentDecisionBody = call.body
     grants = deps.agent_grants()
     if decision == "approve":
         grant = grants.approve(call.user, account_id)
@@ -273,12 +273,12 @@ def _decide(call: Call, account_id: str, decision: str) -> GrantView:
     method="POST",
     summary="Approve a pending agent application (the legal-person account)",
     roles=ACCOUNT_ROLES,
-    body=DecisionBody,
-    response=GrantView,
+    body=AgentDecisionBody,
+    response=AgentGrantView,
     errors=(404, 409),
     tags=("enterprise",),
 )
-def approve_agent(call: Call, account_id: str) -> GrantView:
+def approve_agent(call: Call, account_id: str) -> AgentGrantView:
     return _decide(call, account_id, "approve")
 
 
@@ -288,12 +288,12 @@ def approve_agent(call: Call, account_id: str) -> GrantView:
     method="POST",
     summary="Reject a pending agent application, with a reason (the legal-person account)",
     roles=ACCOUNT_ROLES,
-    body=DecisionBody,
-    response=GrantView,
+    body=AgentDecisionBody,
+    response=AgentGrantView,
     errors=(404, 409),
     tags=("enterprise",),
 )
-def reject_agent(call: Call, account_id: str) -> GrantView:
+def reject_agent(call: Call, account_id: str) -> AgentGrantView:
     return _decide(call, account_id, "reject")
 
 
@@ -303,12 +303,12 @@ def reject_agent(call: Call, account_id: str) -> GrantView:
     method="POST",
     summary="Revoke an agent: it acts for the enterprise no more, and every session of it ends",
     roles=ACCOUNT_ROLES,
-    body=DecisionBody,
-    response=GrantView,
+    body=AgentDecisionBody,
+    response=AgentGrantView,
     errors=(404, 409),
     tags=("enterprise",),
 )
-def revoke_agent(call: Call, account_id: str) -> GrantView:
+def revoke_agent(call: Call, account_id: str) -> AgentGrantView:
     return _decide(call, account_id, "revoke")
 
 
@@ -317,17 +317,17 @@ def revoke_agent(call: Call, account_id: str) -> GrantView:
     "/v1/enterprise/actions",
     summary="The enterprise's action log, newest first (the legal person: all; an agent: its own)",
     roles=ACCOUNT_ROLES,
-    response=ActionList,
-    query=PageQuery,
+    response=EnterpriseActionList,
+    query=EnterprisePageQuery,
     tags=("enterprise",),
 )
-def enterprise_actions(call: Call) -> ActionList:
+def enterprise_actions(call: Call) -> EnterpriseActionList:
     _live(call.user)
-    query: PageQuery = call.query
+    query: EnterprisePageQuery = call.query
     acting = deps.agent_grants().acting(call.user)
     actor = None if acting.role is ActorRole.LEGAL else acting.account.account_id
     found, cursor = deps.enterprise_actions().listing(acting.uscc, actor, query.limit, query.cursor)
-    return ActionList(items=[_action(a) for a in found], next_cursor=cursor)
+    return EnterpriseActionList(items=[_action(a) for a in found], next_cursor=cursor)
 
 
 @route(
@@ -335,14 +335,14 @@ def enterprise_actions(call: Call) -> ActionList:
     "/v1/admin/enterprises/{uscc}/actions",
     summary="An enterprise's action log, newest first (the OEM's auditor)",
     roles=AUDIT_ROLES,
-    response=ActionList,
-    query=PageQuery,
+    response=EnterpriseActionList,
+    query=EnterprisePageQuery,
     tags=("enterprise",),
 )
-def audit_enterprise_actions(call: Call, uscc: str) -> ActionList:
+def audit_enterprise_actions(call: Call, uscc: str) -> EnterpriseActionList:
     from chalicelib.enterprise.registry import normalise_uscc
 
-    query: PageQuery = call.query
+    query: EnterprisePageQuery = call.query
     found, cursor = deps.enterprise_actions().listing(normalise_uscc(uscc), None, query.limit, query.cursor)
     logger.info("enterprise actions read", extra={"count": len(found)})
-    return ActionList(items=[_action(a) for a in found], next_cursor=cursor)
+    return EnterpriseActionList(items=[_action(a) for a in found], next_cursor=cursor)

@@ -80,7 +80,7 @@ class Settings(BaseSettings):
     account_lock_threshold: int = Field(default=5, ge=2, le=20)
     account_lock_seconds: int = Field(default=900, ge=60)
     account_lock_cap_seconds: int = Field(default=24 * 3600, ge=60)
-    password_time_cost: int = Field(default=3, ge=1, le=20)
+    password_time_cost: int = Field(default=2, ge=1, le=20)
     password_memory_kib: int = Field(default=65536, ge=8192, le=1048576)
     password_parallelism: int = Field(default=1, ge=1, le=8)
 

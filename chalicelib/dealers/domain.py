@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from chalicelib.kernel.errors import Forbidden, NotFound, Unauthenticated
+from chalicelib.kernel.errors import Forbidden, NotFound
 
 #: A dealer code as the inventory writes it (``cards.inventory``).
 DEALER_CODE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
@@ -68,9 +68,9 @@ def dealer_account_not_found() -> NotFound:
     return NotFound("dealer.account_not_found", "未找到该经销商账号", "No such dealer account")
 
 
-def handoff_invalid() -> Unauthenticated:
+def handoff_invalid() -> NotFound:
     """One answer for an unknown, used or expired hand-off (and one whose dealer left)."""
-    return Unauthenticated(
+    return NotFound(
         "handoff.invalid",
         "该登记链接已失效，请让经销商重新生成",
         "The hand-off is unknown, used or expired: ask the dealer for a new one",

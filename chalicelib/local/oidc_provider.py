@@ -856,7 +856,7 @@ def _error(message: str | None) -> str:
 
 def _password_page(login_id: str, *, username: str = "", error: str | None = None) -> Response:
     if not login_id:
-        return _page("员工登录", _error(error) + "<p>请回到原来的页面重新点「员工登录」。</p>", status=403)
+        return _page("员工登录", _error(error) + "<p>请回到原来的页面重新点「员工登录」。</p>")
     return _page(
         "员工登录",
         f"""<form method="post" action="authorize" autocomplete="off">
@@ -870,7 +870,6 @@ def _password_page(login_id: str, *, username: str = "", error: str | None = Non
 </form>
 <form method="post" action="authorize"><input type="hidden" name="login" value="{html.escape(login_id)}">
 <button class="link" name="action" value="cancel" id="cancel">取消</button></form>""",
-        status=200 if error is None else 401,
     )
 
 
@@ -888,7 +887,6 @@ def _totp_page(login_id: str, username: str, *, error: str | None = None) -> Res
 </form>
 <form method="post" action="authorize"><input type="hidden" name="login" value="{html.escape(login_id)}">
 <button class="link" name="action" value="cancel" id="cancel">取消</button></form>""",
-        status=200 if error is None else 401,
     )
 
 

@@ -443,7 +443,9 @@ def test_a_passport_holder_chooses_the_passport_and_is_told_a_reviewer_reads_it(
     # And a review case of a document OCR does not read is open for the reviewer
     opened = open_cases() - before
     assert len(opened) == 1, opened
-    status, case = stack.call("GET", f"/v1/review-cases/{opened.pop()}", token=reviewer)
+    status, case = stack.call(
+        "GET", f"/v1/review-cases/{opened.pop()}?reason=review-passport", token=reviewer
+    )
     assert status == 200, case
     assert case["case"]["reason"] == "document_not_machine_readable"
     assert (case["flow"]["identity"]["id_type"], case["flow"]["identity"]["id_number"]) == (

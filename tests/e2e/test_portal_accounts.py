@@ -48,8 +48,11 @@ def fresh_uscc(rng: random.Random) -> str:
     """A USCC no other test of the run claims, with its check character (GB 32100)."""
     from stdnum.cn import uscc
 
-    body = "91110108" + "".join(rng.choice("0123456789ABCDEFGHJKLMNPQRTUWXY") for _ in range(9))
-    return body + str(uscc.calc_check_digit(body))
+    while True:  # digits, and a check character the licence's OCR reads without doubt
+        body = "91110108" + "".join(rng.choice("0123456789") for _ in range(9))
+        check = str(uscc.calc_check_digit(body))
+        if check in "0123456789ABCDEFH":
+            return body + check
 
 
 @pytest.fixture
@@ -155,7 +158,7 @@ def sign_in(me: Phone, codes: Codes, identifier: str, phone: str, shot: str | No
     me.fill("#login-identifier", identifier)
     me.fill("#login-password", PASSWORD)
     code = codes.read(me, phone, "#login-send")
-    sent = me.element("#login-sent").text
+    sent = me.wait_until("where the code went", lambda: me.element("#login-sent").text)
     assert phone[:3] + "****" + phone[-4:] in sent, sent
     me.fill("#login-code", code)
     if shot:
@@ -242,8 +245,9 @@ def test_an_enterprise_signs_up_proves_its_legal_person_and_approves_an_agent_wh
     portal: Phone, stack: Stack
 ) -> None:
     from chalicelib.adapters.authority.sandbox import SandboxIdentityAuthority
+    from chalicelib.adapters.faces.local import LocalFaceEngine
     from chalicelib.local.synthetic import make_resident_id
-    from tests.synthetic_documents import business_licence, id_back, id_front
+    from tests.synthetic_documents import business_licence, id_back, id_front, id_photo
 
     me = portal
     codes = Codes()
@@ -253,9 +257,8 @@ def test_an_enterprise_signs_up_proves_its_legal_person_and_approves_an_agent_wh
     uscc = fresh_uscc(rng)
     agent_id = make_resident_id(rng)
     born = date(int(agent_id[6:10]), int(agent_id[10:12]), int(agent_id[12:14]))
-    SandboxIdentityAuthority(stack.authority).register_citizen(
-        AGENT_NAME, agent_id, portrait=(FACES / AGENT_CARD).read_bytes()
-    )
+    agent_portrait = id_photo(LocalFaceEngine(), FACES / AGENT_CARD)  # an ID-style cut of the photo
+    SandboxIdentityAuthority(stack.authority).register_citizen(AGENT_NAME, agent_id, portrait=agent_portrait)
 
     # A legal person signs up (a weak password refused first) and signs in: login name, password, code
     sign_up(me, codes, legal_login, LEGAL_PHONE, weak_first=True)
@@ -313,7 +316,7 @@ def test_an_enterprise_signs_up_proves_its_legal_person_and_approves_an_agent_wh
                     birth_date=born,
                     address=AGENT_ADDRESS,
                     id_number=agent_id,
-                    portrait=FACES / AGENT_CARD,
+                    portrait=agent_portrait,
                     fmt="JPEG",
                 ),
             ),
@@ -351,7 +354,17 @@ def test_an_enterprise_signs_up_proves_its_legal_person_and_approves_an_agent_wh
     )
     assert "已授权" in me.element("#agents-list").text
     me.shot("11-legal-agent-approved")
-    sign_out(me)
+    # 登录设备: this sign-in listed; 退出全部设备 ends every session, this one too
+    refresh_token = me._js("return localStorage.getItem('cheka.portal.refresh')")
+    go(me, "sessions", "sessions")
+    ready(me, "sessions")
+    assert me.driver.find_elements("css selector", ".session[data-current=yes]")
+    me.shot("12-legal-sessions")
+    me.tap("#sessions-all")
+    me.wait_screen("login")
+    assert "退出全部" in me.wait_until("the sign-out told", lambda: me.element("#notice").text)
+    status, refused = stack.call("POST", "/v1/accounts/refresh", {"refresh_token": refresh_token})
+    assert status == 401, refused
 
     # The agent signs in by ID number: their enterprise, and only it
     sign_in(me, codes, agent_id, AGENT_PHONE)
@@ -366,14 +379,14 @@ def test_an_enterprise_signs_up_proves_its_legal_person_and_approves_an_agent_wh
     me.wait_until(
         "the agent's own actions", lambda: "申请成为经办人" in me.element("#enterprise-actions").text
     )
-    me.shot("12-agent-enterprise")
+    me.shot("13-agent-enterprise")
     # The legal person's page of agents is the legal person's: refused, said on the page
     go(me, "agents", "agents")
     ready(me, "agents")
     refusal = me.wait_until("the refusal", me.errors)
     assert refusal, me.messages()
     assert not me.driver.find_elements("css selector", ".agent")
-    me.shot("13-agent-refused-agents")
+    me.shot("14-agent-refused-agents")
     # The server says the same to the agent's own token: their enterprise only, another's log refused
     token = me._js("return sessionStorage.getItem('cheka.portal.token')")
     status, mine = stack.call("GET", "/v1/enterprise", token=token)

@@ -12,6 +12,7 @@ import secrets
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -290,7 +291,7 @@ def test_authorization_without_pkce_or_with_a_plain_challenge_is_refused(idp: Id
 def test_wrong_password_or_totp_code_issues_nothing_and_five_failures_lock_the_user(idp: Idp) -> None:
     _, auth = _start(idp)
     refused = _post(idp, auth, username="admin", password="not-the-password")
-    assert refused.status_code == 401
+    assert refused.status_code == 200  # the page again, with the refusal on it
     assert _error_text(refused.text) == "用户名或密码错误，还可以再试 4 次。"
     assert "Location" not in refused.headers
 
@@ -301,11 +302,12 @@ def test_wrong_password_or_totp_code_issues_nothing_and_five_failures_lock_the_u
     # The wrong password counts: four failures so far would be five with the next.
     for left in (3, 2, 1):
         answer = _post(idp, auth, otp=wrong)
-        assert answer.status_code == 401
+        assert answer.status_code == 200
         assert "Location" not in answer.headers
         assert _error_text(answer.text) == f"动态验证码错误或已使用过，还可以再试 {left} 次。"
     locked = _post(idp, auth, otp=wrong)
-    assert locked.status_code == 403
+    assert locked.status_code == 200
+    assert 'name="otp"' not in locked.text
     assert _error_text(locked.text) == "尝试次数过多，账号已锁定，请 15 分钟后再试。"
 
     # Locked: the right password and the right code are refused too, until the lock ends.
@@ -324,7 +326,7 @@ def test_a_totp_code_is_accepted_once(idp: Idp) -> None:
     _, auth = _start(idp)
     _post(idp, auth, username="operations", password=idp.staff["operations"].password)
     again = _post(idp, auth, otp=idp.code("operations"))  # same 30 s step: the code just used
-    assert again.status_code == 401
+    assert _error_text(again.text) == "动态验证码错误或已使用过，还可以再试 4 次。"
     assert "Location" not in again.headers
 
 
@@ -431,3 +433,58 @@ def test_the_apis_verifier_accepts_the_token_with_its_second_factor_and_role(
     assert config["client_id"] == CLIENT_ID
     assert config["authorization_endpoint"] == f"{idp.issuer}/authorize"
     assert config["end_session_endpoint"] == f"{idp.issuer}/logout"
+
+
+def test_cheka_staff_prints_the_running_stacks_staff_and_a_users_current_totp_code(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+    from datetime import UTC, datetime
+
+    from chalicelib.core.config import Settings
+    from chalicelib.local.state import state_doc, write_state
+
+    staff = invent_demo_staff()
+    state = tmp_path / "stack.json"
+    with socket.socket() as moto:  # something answers where the stack's AWS is: the stack is alive
+        moto.bind(("127.0.0.1", 0))
+        moto.listen()
+        port = int(moto.getsockname()[1])
+        settings = Settings(stage="local", moto_port=port, local_state_file=str(state))
+        doc = state_doc(
+            os.getpid(),
+            datetime.now(UTC),
+            settings,
+            {"CHEKA_MOTO_PORT": str(port)},
+            {},
+            oidc="http://127.0.0.1:8300",
+            staff=[member.state() for member in staff],
+        )
+        write_state(state, doc)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("CHEKA_", "AWS_", "POWERTOOLS_"))}
+        env["CHEKA_LOCAL_STATE_FILE"] = str(state)
+        cheka = str(Path(sys.executable).parent / "cheka")
+
+        def run(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [cheka, "staff", *args], env=env, capture_output=True, text=True, timeout=60
+            )
+
+        before = time.time()
+        code = run("totp", "reviewer")
+        after = time.time()
+        assert code.returncode == 0, code.stderr
+        reviewer = next(m for m in staff if m.username == "reviewer")
+        assert code.stdout.strip() in {totp_now(reviewer.totp_secret, at=t) for t in (before, after)}
+        assert re.fullmatch(r"\(valid for \d+ s more\)", code.stderr.strip())
+
+        listed = [json.loads(line) for line in run("users").stdout.splitlines()]
+        assert [m["username"] for m in listed] == ["reviewer", "admin", "auditor", "operations"]
+        assert [m["groups"] for m in listed] == [["reviewer"], ["admin"], ["auditor"], ["operations"]]
+        assert {m["issuer"] for m in listed} == {"http://127.0.0.1:8300"}
+
+        unknown = run("totp", "nobody")
+        assert unknown.returncode == 2
+        assert unknown.stdout == ""
+        assert "reviewer, admin, auditor, operations" in unknown.stderr

@@ -118,7 +118,7 @@ def test_an_operators_spot_check_is_answered_from_the_evidence_and_pushed_back(
     flow_id = reg["flow_id"]
     assert flow_id in check["flow_ids"]
     # And the reviewer sees the registration's evidence; the auditor sees it masked
-    status, detail = call(api, "get", f"/v1/spot-checks/{check['check_id']}", reviewer)
+    status, detail = call(api, "get", f"/v1/spot-checks/{check['check_id']}?reason=answer-check", reviewer)
     assert status == 200, detail
     (evidence,) = [e for e in detail["evidence"] if e["flow_id"] == flow_id]
     assert evidence["chain"]["ok"] is True

@@ -112,7 +112,13 @@ def test_another_issuer_or_audience_is_refused(issuer: TestIssuer) -> None:
 
 def test_a_cognito_access_token_names_the_client_in_client_id(issuer: TestIssuer) -> None:
     v = verifier(issuer, roles_claim="cognito:groups", mfa_by_issuer=True)
-    cognito = {"aud": None, "amr": None, "groups": None, "sid": None, "cognito:groups": ["reviewer"]}
+    cognito: dict[str, Any] = {
+        "aud": None,
+        "amr": None,
+        "groups": None,
+        "sid": None,
+        "cognito:groups": ["reviewer"],
+    }
     access = v.verify(issuer.token(client_id=AUDIENCE, token_use="access", origin_jti="o-1", **cognito))
     assert access.roles == frozenset({"reviewer"})
     assert access.revocation_key == "ojti:o-1"

@@ -111,6 +111,10 @@
     owner_id_back: "车主身份证国徽面",
   };
   const MAX_FRAME_BYTES = 1024 * 1024;
+  // 经销商平板 (第二十条): a dealer opens the client at #handoff=<code> on its tablet; the owner signs in
+  // with their own phone and registers the car the dealer handed over. At the end (结束, or 5 minutes
+  // untouched) the owner is signed out and the page keeps nothing: storage, caches, the page itself.
+  const TABLET = { flag: "cheka.h5.tablet", code: "cheka.h5.handoff", idleMs: 5 * 60 * 1000 };
 
   const state = {
     kind: "registration",
@@ -557,6 +561,93 @@
     });
   }
 
+  // ---------------------------------------------------------------------------------------------
+  // The dealer's tablet
+  function inTablet() {
+    return sessionStorage.getItem(TABLET.flag) === "1";
+  }
+
+  /** Opened by a dealer's hand-off link: keep its code until used, drop it from the address. */
+  function takeHandoff() {
+    const found = /^#handoff=([A-Za-z0-9_-]{32,64})$/.exec(location.hash || "");
+    if (!found) return false;
+    localStorage.clear(); // whatever an earlier person left on this device goes first
+    sessionStorage.clear();
+    sessionStorage.setItem(TABLET.flag, "1");
+    sessionStorage.setItem(TABLET.code, found[1]);
+    history.replaceState(null, "", location.pathname + location.search);
+    return true;
+  }
+
+  let idleTimer = 0;
+
+  function tabletMode() {
+    const on = inTablet();
+    document.body.classList.toggle("tablet", on);
+    $("#tablet-note").hidden = !on;
+    $("#tablet-end").hidden = !on;
+    $("#result-vehicles").hidden = on;
+    $("#result-home").hidden = on;
+    if (!on) return;
+    $("#sign-out").textContent = "结束";
+    const poke = () => {
+      clearTimeout(idleTimer);
+      idleTimer = setTimeout(() => endTablet(true), TABLET.idleMs);
+    };
+    for (const type of ["pointerdown", "keydown", "input"]) document.addEventListener(type, poke, true);
+    poke();
+  }
+
+  /** After the owner signed in: the registration the dealer handed over, at the step due. */
+  async function openHandoff() {
+    const code = sessionStorage.getItem(TABLET.code);
+    if (!code) return false;
+    sessionStorage.removeItem(TABLET.code); // single use, whatever the answer
+    state.kind = "registration";
+    try {
+      await render(await api("POST", "/v1/dealer/handoffs/redeem", { code }));
+    } catch (error) {
+      home();
+      notice(asError(error).messageZh);
+    }
+    return true;
+  }
+
+  /** 结束 (or untouched too long): the owner is signed out on the server, and this page forgets all of
+   * it (storage, caches, the screens it showed: it loads again on the hand-back screen). */
+  async function endTablet(idle) {
+    clearTimeout(idleTimer);
+    stopPolling();
+    stopCamera();
+    const token = localStorage.getItem(STORE.refresh);
+    if (token) {
+      try {
+        await fetch(ROOT + "/v1/auth/logout", {
+          method: "POST",
+          headers: { Accept: "application/json", "Content-Type": "application/json" },
+          body: JSON.stringify({ refresh_token: token }),
+        });
+      } catch (_) {
+        // Offline: the session ends when unused (its idle limit); nothing of it stays here.
+      }
+    }
+    sessionStorage.clear();
+    localStorage.clear();
+    try {
+      if (window.caches) for (const key of await caches.keys()) await caches.delete(key);
+    } catch (_) {
+      // No cache storage on this page (not a secure context): nothing was kept there.
+    }
+    location.replace(location.pathname + location.search + (idle ? "#handback-idle" : "#handback"));
+    location.reload();
+  }
+
+  function handBack(idle) {
+    history.replaceState({ cheka: 1, guard: true }, "", location.pathname + location.search);
+    show("handback", "交还设备");
+    if (idle) $("#handback-text").textContent = "长时间未操作，本次办理已自动结束";
+  }
+
   /** 退出: the server ends the session (its refresh token is refused from now on), then this app. */
   async function logout() {
     const token = localStorage.getItem(STORE.refresh);
@@ -668,6 +759,7 @@
   let afterLogin = null; // the screen a link named before the person signed in
 
   async function resumeOrHome() {
+    if (await openHandoff()) return;
     const entry = afterLogin;
     afterLogin = null;
     if (entry) await showEntry(entry);
@@ -2951,9 +3043,11 @@
     watchSendButton($("#owner-phone"), $("#owner-send"));
     $("#go-home").addEventListener("click", home);
     $("#sign-out").addEventListener("click", () => {
+      if (inTablet()) return endTablet(false);
       forget();
       logout();
     });
+    $("#tablet-end").addEventListener("click", () => endTablet(false));
     $("#home-register").addEventListener("click", () => screenVin("registration"));
     $("#home-deregister").addEventListener("click", screenVehicles);
     $("#home-vehicles").addEventListener("click", screenVehicles);
@@ -3061,6 +3155,9 @@
 
   /** Open the app: a reload shows its screen again (its entry), a link names one, else home. */
   async function boot() {
+    if (/^#handback/.test(location.hash)) return handBack(location.hash === "#handback-idle");
+    takeHandoff();
+    tabletMode();
     const kept = history.state && history.state.cheka && !history.state.guard ? history.state : null;
     const named = kept || entryOfHash(location.hash);
     if (!kept) {
