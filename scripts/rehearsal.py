@@ -299,17 +299,26 @@ def _walk(stage: str, result: Rehearsal, say: Callable[[str], None], faces: Path
 
     from chalicelib.adapters.engines.invoker import DirectEngineInvoker
     from chalicelib.core import deps
-    from chalicelib.core.auth import Role, issue_token
+    from chalicelib.core.auth import STAFF_ROLES, Role, issue_token
     from chalicelib.local.bootstrap import create_resources
     from chalicelib.local.documents import PERSON_ID_NUMBER, PERSON_NAME
+    from tests.fakes.oidc_issuer import TestIssuer
     from tests.fakes.tencent_faceid import SECRET_ID, SECRET_KEY, FakeFaceId
 
     authority = FakeFaceId(
         citizens={PERSON_ID_NUMBER: PERSON_NAME}, similarity={PERSON_ID_NUMBER: AUTHORITY_SIMILARITY}
     ).start()
+    # The staff IdP: a loopback issuer standing in for the stage's (its tokens carry a second factor and
+    # the stage's groups); a deployed stage refuses our own tokens with staff roles.
+    staff_idp = TestIssuer(audience="cheka-rehearsal-console").start()
     invoker = DirectEngineInvoker()
     try:
-        with stage_process(stage, CHEKA_AUTHORITY_TENCENT_ENDPOINT=authority.endpoint) as settings:
+        with stage_process(
+            stage,
+            CHEKA_AUTHORITY_TENCENT_ENDPOINT=authority.endpoint,
+            CHEKA_STAFF_OIDC_ISSUER=staff_idp.issuer,
+            CHEKA_STAFF_OIDC_AUDIENCE=staff_idp.audience,
+        ) as settings:
             deps.use_engine_invoker(invoker)
             with _timed(result, "resources (declared)", say) as detail:
                 made = create_resources(settings)
@@ -326,6 +335,10 @@ def _walk(stage: str, result: Rehearsal, say: Callable[[str], None], faces: Path
             from app import app
 
             def token(role: str, subject: str) -> str:
+                if Role(role) in STAFF_ROLES:  # signed in at the staff IdP, with the stage's groups
+                    groups = [g for g, r in settings.staff_oidc_role_map.items() if r == role] or [role]
+                    claims: dict[str, Any] = {"groups": None, settings.staff_oidc_roles_claim: groups}
+                    return staff_idp.token(sub=subject, **claims)
                 return issue_token(settings, subject, [Role(role)])
 
             with Client(app) as client_:
@@ -350,6 +363,7 @@ def _walk(stage: str, result: Rehearsal, say: Callable[[str], None], faces: Path
 
         deps_.use_engine_invoker(None)
         authority.stop()
+        staff_idp.down()
     result.engine_calls = dict(invoker.calls)
     say(f"    engine function calls: {json.dumps(result.engine_calls, sort_keys=True)}")
 

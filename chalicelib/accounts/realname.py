@@ -52,6 +52,7 @@ from chalicelib.verification.domain.flows import (
 )
 
 if TYPE_CHECKING:
+    from chalicelib.verification.ports import EvidenceLog
     from chalicelib.verification.service import VerificationService
 
 _ACCEPTED = (CheckVerdict.PASSED, CheckVerdict.APPROVED)
@@ -171,6 +172,14 @@ def in_review(case_number: str | None) -> Conflict:
     )
 
 
+def review_not_available() -> Conflict:
+    return Conflict(
+        "real_name.review_not_available",
+        "请先按页面提示完成核验；自动核验未通过时，可申请人工审核",
+        "Manual review opens once an automatic check could not pass",
+    )
+
+
 def review_not_needed() -> Conflict:
     return Conflict(
         "real_name.review_not_needed",
@@ -200,9 +209,11 @@ class RealNames:
         enterprises: Enterprises,
         verification: VerificationService,
         applications: ApplicationStore,
+        evidence: EvidenceLog,
         evidence_kept: timedelta,
         clock: Clock = utc_now,
     ) -> None:
+        self._evidence = evidence
         self._accounts = accounts
         self._enterprises = enterprises
         self._verification = verification
@@ -291,8 +302,10 @@ class RealNames:
             # A check of the flow already waits for a reviewer (the face attempts, the authority).
             case = self._open_case_of(flow, account_id)
         if case is None:
-            if not self._missing(flow, kind) and flow.status is not FlowStatus.IN_REVIEW:
+            if not self._missing(flow, kind):
                 raise review_not_needed()
+            if not self._failed_automatically(flow):
+                raise review_not_available()
             summary: dict[str, Any] = {
                 "real_name": kind.value,
                 "failed": self._missing(flow, kind),
@@ -414,6 +427,34 @@ class RealNames:
         if kind is RealNameKind.LEGAL:
             wanted.append(DocumentKind.BUSINESS_LICENCE)
         return [d.value for d in wanted if d.value not in flow.documents]
+
+    def _failed_automatically(self, flow: Flow) -> bool:
+        """Whether an automatic check of the flow could not pass: a check failed or waiting for a
+        reviewer (the authority refusing or not answering, a document OCR does not read), the face
+        attempts used up, or a photo whose reading disagreed with what was typed (or could not be read)
+        and has not agreed since."""
+        for check, verdict in flow.checks.items():
+            if check == CheckName.FACE.value:
+                if verdict is CheckVerdict.IN_REVIEW:
+                    return True
+                if verdict is CheckVerdict.FAILED:
+                    left = self._verification.face.left_for(flow)
+                    if left is not None and left.left == 0:
+                        return True
+            elif verdict in (CheckVerdict.FAILED, CheckVerdict.IN_REVIEW):
+                return True
+        read_checks = {
+            DocumentKind.ID_FRONT.value: CheckName.OCR_ID_FRONT,
+            DocumentKind.ID_BACK.value: CheckName.OCR_ID_BACK,
+            DocumentKind.BUSINESS_LICENCE.value: CheckName.OCR_BUSINESS_LICENCE,
+        }
+        for entry in self._evidence.entries(flow.flow_id):
+            if entry.kind is not EvidenceKind.OCR_CROSS_CHECKED or entry.public.get("agreed", True):
+                continue
+            read = read_checks.get(str(entry.public.get("document")))
+            if read is not None and flow.checks.get(read) not in _ACCEPTED:
+                return True
+        return False
 
     def _open_case_of(self, flow: Flow, caller: str) -> ReviewCase | None:
         case = self._verification.reviews.case_of_flow(flow.flow_id, caller)

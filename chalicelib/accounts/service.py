@@ -66,6 +66,7 @@ from chalicelib.sessions.ports import SessionStore
 from chalicelib.sms.domain import SentCode, SmsPurpose
 
 if TYPE_CHECKING:
+    from chalicelib.kernel.personal import IdType
     from chalicelib.sessions.service import Sessions
     from chalicelib.sms.codes import SmsCodeService
 
@@ -325,9 +326,9 @@ class Accounts:
             account_id = self._legal_account_of(upper)
             if account_id is not None:
                 return self._store.get(account_id)
-        from chalicelib.kernel.personal import IdType, id_lookup_value
+        from chalicelib.kernel.personal import id_lookup_value
 
-        found = self._store.by_person_hash(self._hasher.digest(id_lookup_value(IdType.RESIDENT_ID, upper)))
+        found = self._store.by_person_hash(self._hasher.digest(id_lookup_value(_id_type_of(upper), upper)))
         return found[0] if len(found) == 1 else None
 
     def _guard_keys(self, identifier: str, account: Account | None) -> list[str]:
@@ -388,6 +389,8 @@ class Accounts:
             raise credentials_invalid()
         if not account.active:
             raise account_disabled()
+        # The password is right: the identifier's count ends (the account's ends with the code).
+        self._succeed(keys[-1:])
         if self._hashing.needs_rehash(stored or ""):
             self._store.set_password_hash(account.account_id, self._hashing.hash(password), self._clock())
         phone = self._store.phone_of(account.account_id)
@@ -565,6 +568,21 @@ class Accounts:
         self._sessions.revoke_subject(account.account_id)
         self._succeed([*keys, *self._guard_keys(identifier, None)])
         return account
+
+
+def _id_type_of(number: str) -> IdType:
+    """The document an 18-character ID number is most likely of (居住证 of Hong Kong, Macau and Taiwan
+    residents start 81/82/83, the new foreign permanent residence ID 9); a resident ID otherwise."""
+    from chalicelib.kernel.personal import IdType
+
+    if len(number) == _USCC_LENGTH:
+        if number.startswith(("81", "82")):
+            return IdType.HK_MACAU_PERMIT
+        if number.startswith("83"):
+            return IdType.TAIWAN_PERMIT
+        if number.startswith("9"):
+            return IdType.FOREIGN_PERMANENT_ID
+    return IdType.RESIDENT_ID
 
 
 def _reset_code_wrong() -> InvalidField:

@@ -760,6 +760,7 @@ def real_name() -> RealNames:
         enterprises=enterprises(),
         verification=verification_service(),
         applications=DynamoApplicationStore(),
+        evidence=evidence_log(),
         # The flow is the evidence of the real-name: kept as long as registration evidence is.
         evidence_kept=timedelta(days=366 * get_settings().retention_years),
     )

@@ -364,9 +364,11 @@ class StaffTokenVerifier:
         )
 
     def _check_audience(self, claims: Mapping[str, Any]) -> None:
+        if "token_use" in claims and claims["token_use"] != "access":
+            raise _invalid("The token is not an access token (Cognito token_use)")  # e.g. an ID token
         audience = self.config.audience
-        if audience is None:
-            return
+        if audience is None:  # fail closed: a stage names the client id its staff tokens are issued to
+            raise _refused("auth.audience", "登录状态已失效，请重新登录", "No staff client id is configured")
         if "aud" in claims:
             if audience in _strings(claims["aud"]):
                 return

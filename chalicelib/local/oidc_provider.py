@@ -712,8 +712,8 @@ class LocalOidcProvider:
                     return self.server.handle_error_response(oauth_request, error)  # type: ignore[no-any-return]
                 return _page(
                     "无法登录",
-                    f"<p class='error'>登录请求无效：{html.escape(str(error.description or error.error))}</p>"
-                    "<p>请回到原来的页面重新点「员工登录」。</p>",
+                    # The request names no registered client or return address: nothing to go back to.
+                    "<p class='error'>登录请求无效，请从控制台点「员工登录」进入。</p>",
                     status=400,
                 )
             login_id = secrets.token_urlsafe(24)
@@ -731,8 +731,8 @@ class LocalOidcProvider:
                 login = None
         if login is None:
             return _page(
-                "登录已超时",
-                "<p class='error'>登录页面已超时。</p><p>请回到原来的页面重新点「员工登录」。</p>",
+                "登录页面已失效",
+                "<p class='error'>页面已超时或已使用过。</p><p>请回到原来的页面重新点「员工登录」。</p>",
                 status=400,
             )
         stored = _OAuthRequest(
@@ -802,9 +802,10 @@ class LocalOidcProvider:
     def _logout(self, request: Request) -> Response:
         try:
             ended = self.server.validate_endpoint_request("end_session", request)
-        except OAuth2Error as error:
+        except OAuth2Error:
+            # An ID token this provider did not sign (or not for this client): nothing is ended.
             return _page(
-                "退出登录", f"<p class='error'>{html.escape(str(error.description))}</p>", status=400
+                "退出登录", "<p class='error'>退出请求无效，请回到控制台点「退出登录」。</p>", status=400
             )
         response = self.server.create_endpoint_response("end_session", ended)
         if response is not None:
@@ -953,10 +954,11 @@ def api_environment(issuer: str, client_id: str = CONSOLE_CLIENT_ID) -> dict[str
 
 
 def console_client(api: str, client_id: str = CONSOLE_CLIENT_ID) -> ClientRegistration:
-    """The console's registration: it runs at ``<api>/console`` and comes back there."""
+    """The console's registration: it runs at ``<api>/console`` and comes back there (a loopback API
+    also as ``localhost``, the name a developer may type)."""
     api = api.rstrip("/")
-    return ClientRegistration(
-        client_id=client_id,
-        redirect_uris=(f"{api}/console", f"{api}/console/"),
-        post_logout_redirect_uris=(f"{api}/console", f"{api}/console/"),
-    )
+    bases = [api]
+    if "//127.0.0.1:" in api:
+        bases.append(api.replace("//127.0.0.1:", "//localhost:", 1))
+    uris = tuple(f"{base}/console{slash}" for base in bases for slash in ("", "/"))
+    return ClientRegistration(client_id=client_id, redirect_uris=uris, post_logout_redirect_uris=uris)

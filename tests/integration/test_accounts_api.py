@@ -527,3 +527,52 @@ def test_an_owner_signs_out_everywhere_and_every_refresh_token_stops(portal: Any
             portal, "post", "/v1/auth/refresh", JSON, {"refresh_token": signed["refresh_token"]}
         )
         assert status == 401, body
+
+
+def test_the_stages_own_wiring_signs_up_logs_in_and_mints_from_the_agent_grants_store(
+    api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No test double: ``deps.accounts()`` as a stage builds it (argon2id of the settings, the agents'
+    grants asked for the agent role); only the resend interval is lifted, to log in right after."""
+    from chalicelib.sms.domain import SmsPolicy
+
+    deps._bind_tables()
+    codes = SmsCodeService(
+        DynamoSmsCodeStore(),
+        deps.sms_sender(),
+        deps.keyed_hasher(),
+        policy=SmsPolicy(resend_interval=timedelta(0)),
+    )
+    monkeypatch.setattr(deps, "sms_code_service", _getter(codes))
+    deps.accounts.cache_clear()
+    status, sent = call(api, "post", "/v1/accounts/sms-codes", JSON, {"phone": PHONE})
+    assert status == 202, sent
+    form = {
+        "login_name": "fleet_admin",
+        "password": PASSWORD,
+        "password_confirm": PASSWORD,
+        "email": "ops@example.com",
+        "phone": PHONE,
+        "code": last_code(),
+        "accepted": texts(api),
+    }
+    status, account = call(api, "post", "/v1/accounts", JSON, form)
+    assert status == 201, account
+    stored = AccountModel.get(account["account_id"]).password_hash
+    assert stored.startswith("$argon2id$v=19$m=65536,t=2,p=1$")
+    status, challenge = call(
+        api, "post", "/v1/accounts/login", JSON, {"identifier": "fleet_admin", "password": PASSWORD}
+    )
+    assert status == 202, challenge
+    status, signed = call(
+        api,
+        "post",
+        "/v1/accounts/login/verify",
+        JSON,
+        {"challenge_id": challenge["challenge_id"], "code": last_code()},
+    )
+    assert status == 200, signed
+    assert signed["account"]["roles"] == ["account"]
+    assert signed["account"]["agent_of"] is None
+    status, me = call(api, "get", "/v1/accounts/me", bearer(signed))
+    assert status == 200, me

@@ -386,6 +386,11 @@ def test_revoke_and_logout_end_the_tokens(idp: Idp) -> None:
     )
     assert out.status_code == 200
     assert "已退出登录" in out.text
+    # An ID token it did not sign ends nothing.
+    forged = tokens["id_token"].rsplit(".", 1)[0] + ".c2lnbmF0dXJl"
+    out = requests.get(f"{idp.issuer}/logout", params={"id_token_hint": forged}, timeout=10)
+    assert out.status_code == 400
+    assert "退出请求无效" in out.text
 
 
 def test_cors_answers_only_the_console_origin(idp: Idp) -> None:
@@ -488,3 +493,18 @@ def test_cheka_staff_prints_the_running_stacks_staff_and_a_users_current_totp_co
         assert unknown.returncode == 2
         assert unknown.stdout == ""
         assert "reviewer, admin, auditor, operations" in unknown.stderr
+
+
+def test_cancel_goes_back_to_the_console_with_access_denied_and_no_code(idp: Idp) -> None:
+    _, auth = _start(idp)
+    _post(idp, auth, username="reviewer", password=idp.staff["reviewer"].password)
+    back = _post(idp, auth, action="cancel")
+    assert back.status_code == 302
+    query = parse_qs(urlsplit(back.headers["Location"]).query)
+    assert query["error"] == ["access_denied"]
+    assert query["state"] == [auth.state]
+    assert "code" not in query
+    # The sign-in is over: its page cannot be used again.
+    again = _post(idp, auth, otp=idp.code("reviewer"))
+    assert again.status_code == 400
+    assert "登录页面已失效" in again.text

@@ -123,7 +123,14 @@ def test_a_cognito_access_token_names_the_client_in_client_id(issuer: TestIssuer
     assert access.roles == frozenset({"reviewer"})
     assert access.revocation_key == "ojti:o-1"
     assert refused(v, issuer.token(client_id="other", token_use="access", **cognito)).code == "auth.audience"
-    assert refused(v, issuer.token(client_id=AUDIENCE, token_use="id", **cognito)).code == "auth.audience"
+    assert refused(v, issuer.token(client_id=AUDIENCE, token_use="id", **cognito)).code == "auth.invalid"
+    # A Cognito ID token names the client in aud, and is still not an access token.
+    id_token = {**cognito, "aud": AUDIENCE, "token_use": "id"}
+    assert refused(v, issuer.token(**id_token)).code == "auth.invalid"
+
+
+def test_without_a_client_id_configured_every_token_is_refused(issuer: TestIssuer) -> None:
+    assert refused(verifier(issuer, audience=None), issuer.token()).code == "auth.audience"
 
 
 def test_a_forged_signature_under_the_issuers_kid_is_refused(issuer: TestIssuer) -> None:

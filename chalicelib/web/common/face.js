@@ -45,7 +45,8 @@
 
   /**
    * The face step in `section` for the flow `flowId`, calling the API through `client`.
-   * `passed()` runs once the face matched; `review(case)` once the flow went to manual review.
+   * `passed()` runs once the face matched; `review()`, when given, sends the flow to a reviewer
+   * (else the flow's own review route is asked).
    * Answers {start, stop}: start() asks for the consent or a session; stop() closes the camera.
    */
   function faceStep({ client, section, flowId, passed, review }) {
@@ -464,8 +465,9 @@
 
     async function askReview() {
       await web.busy(el("face-review"), "提交中…", section, async () => {
-        const opened = await client.call("POST", flowPath() + "/review");
-        await review(opened);
+        // The page's own way to a reviewer (an account's 人工实名认证), else the flow's review.
+        if (review) await review();
+        else await client.call("POST", flowPath() + "/review");
       });
     }
 

@@ -13,7 +13,11 @@
   const LOGGED_OUT = STORE + ".logout"; // the state of a sign-out on its way back from the provider
 
   const ROLE_NAMES = { reviewer: "审核员", admin: "管理员", auditor: "审计员", operations: "运营" };
-  const MFA_NAMES = { "amr:otp": "密码 + 动态验证码", "amr:totp": "密码 + 动态验证码", "amr:mfa": "密码 + 第二重验证" };
+  const MFA_NAMES = {
+    "amr:otp": "密码 + 动态验证码",
+    "amr:totp": "密码 + 动态验证码",
+    "amr:mfa": "密码 + 第二重验证",
+  };
   const PURPOSES = {
     registration: "实名登记",
     deregistration: "实名注销",
@@ -132,7 +136,10 @@
       throw new web.ApiError(0, { code: "network", message_zh: "无法连接员工登录服务，请稍后重试" });
     }
     const doc = await response.json().catch(() => ({}));
-    if (!response.ok) throw new web.ApiError(response.status, { code: "idp." + (doc.error || response.status), message_zh: "登录未完成，请重新登录" });
+    if (!response.ok) {
+      const code = "idp." + (doc.error || response.status);
+      throw new web.ApiError(response.status, { code, message_zh: "登录未完成，请重新登录" });
+    }
     return doc;
   }
 
@@ -186,13 +193,18 @@
     if (!held || !held.refresh_token || !held.expires_at) return;
     if (held.expires_at - Date.now() / 1000 > 60) return;
     try {
-      const tokens = await tokenCall({ grant_type: "refresh_token", refresh_token: held.refresh_token, client_id: config.client_id });
+      const tokens = await tokenCall({
+        grant_type: "refresh_token",
+        refresh_token: held.refresh_token,
+        client_id: config.client_id,
+      });
       keepTokens(tokens, held);
     } catch (error) {
       if (web.asError(error).code === "network") throw error;
+      // The provider refused the refresh token (revoked, expired): the sign-in is over.
       forgetTokens();
       showLogin("登录已过期，请重新登录");
-      throw error;
+      throw new web.ApiError(401, { code: "console.signed_out", message_zh: "登录已过期，请重新登录" });
     }
   }
 
@@ -208,13 +220,13 @@
     const me = await call("GET", "/v1/staff/me");
     show("home");
     const held = idp();
-    const name = held && held.id_token ? claimsOf(held.id_token).name || claimsOf(held.id_token).preferred_username : "";
+    const id = held && held.id_token ? claimsOf(held.id_token) : {};
+    const name = id.name || id.preferred_username || "";
     $("#staff-name").textContent = name || "员工";
     const roles = $("#staff-roles");
     roles.className = "roles";
     roles.replaceChildren(...me.roles.map((r) => h("span", { class: "badge", text: ROLE_NAMES[r] || r })));
     $("#staff-mfa").textContent = MFA_NAMES[me.mfa] || (me.mfa ? "密码 + 第二重验证" : "");
-    $("#staff-expiry").textContent = me.expires_at ? web.chinaTime(me.expires_at) : "";
     const reviewer = me.roles.includes("reviewer");
     $("#queue").hidden = !reviewer;
     $("#no-pages").hidden = reviewer;
@@ -225,14 +237,15 @@
     return h(
       "li",
       { "data-case": c.case_id },
-      h("div", { class: "head" }, h("span", { text: "审核编号 " + c.case_number }), h("span", { class: "badge wait", text: "待审核" })),
+      h("div", { class: "head", text: "审核编号 " + c.case_number }),
       h("div", { class: "meta", text: (PURPOSES[c.purpose] || c.purpose) + " · " + (REASONS[c.reason] || c.reason) }),
       h("div", { class: "meta", text: "提交于 " + web.chinaTime(c.created_at) }),
     );
   }
 
   async function queue(first) {
-    const path = "/v1/review-cases?status=open&limit=20" + (!first && cursor ? "&cursor=" + encodeURIComponent(cursor) : "");
+    const more = !first && cursor ? "&cursor=" + encodeURIComponent(cursor) : "";
+    const path = "/v1/review-cases?status=open&limit=20" + more;
     const page = await call("GET", path);
     const list = $("#queue-list");
     if (first) list.replaceChildren();

@@ -480,6 +480,7 @@
 
   async function screenDocs(p) {
     show("realname-docs", "上传证件");
+    $("#docs-review").hidden = true;
     section("realname-docs").dataset.ready = "";
     $("#docs-hint").textContent =
       p.kind === "legal"
@@ -549,6 +550,8 @@
     } catch (error) {
       const err = web.asError(error);
       docState(kind, "failed", err.messageZh);
+      // A photo stored but not agreeing (or not readable): a reviewer may look at it instead.
+      $("#docs-review").hidden = !/^(ocr|authority)\./.test(err.code);
       if (err.field && !["kind", "key"].includes(String(err.field))) {
         web.showError(err, section("realname-docs"));
       }
@@ -613,6 +616,10 @@
     const state = await call("POST", "/v1/accounts/me/real-name/review", realnameBody(p));
     keepProgress(null);
     screenRealnameDone(state);
+  }
+
+  async function docsReview() {
+    await web.busy($("#docs-review-submit"), "提交中…", section("realname-docs"), askReview);
   }
 
   function screenRealnameDone(state) {
@@ -923,6 +930,7 @@
     $("#docs-next").addEventListener("click", () => router.go("realname", "face"));
     $("#docs-consent-check").addEventListener("change", (e) => ($("#docs-consent-submit").disabled = !e.target.checked));
     $("#docs-consent-submit").addEventListener("click", giveDocsConsent);
+    $("#docs-review-submit").addEventListener("click", docsReview);
     $("#docs-edit").addEventListener("click", () => router.go("realname"));
     $("#realname-submit").addEventListener("click", submitRealname);
     $("#apply-form").addEventListener("submit", apply);

@@ -461,3 +461,38 @@ def test_the_lock_is_capped_at_a_day(world: AccountsWorld) -> None:
     assert seconds[:3] == [900, 1800, 3600]
     assert max(seconds) == 24 * 3600
     assert timedelta(seconds=seconds[-1]) == timedelta(hours=24)
+
+
+def test_an_id_number_of_a_hong_kong_or_macau_residence_permit_finds_its_person_too() -> None:
+    world = AccountsWorld()
+    account = sign_up(world)
+    permit = "810000199408230021"
+    person_hash = world.hasher.digest(id_lookup_value(IdType.HK_MACAU_PERMIT, permit))
+    record = RealNameRecord(
+        kind=RealNameKind.NATURAL,
+        flow_id="flow2",
+        verified_at=FakeClock().now,
+        person_hash=person_hash,
+        display_name_masked="陈*",
+    )
+    world.accounts.complete_real_name(account.account_id, record)
+    found = world.accounts.resolve(permit)
+    assert found is not None
+    assert found.account_id == account.account_id
+    assert found.kind is AccountKind.NATURAL
+
+
+def test_a_full_login_after_four_failures_starts_the_count_afresh_for_the_account_and_its_identifier(
+    world: AccountsWorld,
+) -> None:
+    sign_up(world)
+    for _ in range(4):
+        with pytest.raises(Unauthenticated):
+            world.accounts.start_login("fleet_admin", "Wrong#2026x")
+    log_in(world)
+    world.clock.advance(seconds=61)
+    for _ in range(4):
+        with pytest.raises(Unauthenticated):
+            world.accounts.start_login("fleet_admin", "Wrong#2026x")
+    with pytest.raises(AccountLocked):
+        world.accounts.start_login("fleet_admin", "Wrong#2026x")

@@ -92,6 +92,7 @@ class Story:
             enterprises=Enterprises(self.enterprise_store, clock=self.world.clock),
             verification=self.world.service,
             applications=self.applications,
+            evidence=self.world.evidence,
             evidence_kept=timedelta(days=730),
             clock=self.world.clock,
         )
@@ -210,7 +211,15 @@ def test_another_reasons_approval_leaves_the_flow_to_go_on_and_the_account_compl
 
 def test_a_decision_not_applied_by_its_hook_is_applied_when_the_account_looks() -> None:
     story = Story()
-    flow_id = story.flow({CheckName.OCR_ID_FRONT: CheckVerdict.PASSED}, legal=False)
+    read = {CheckName.OCR_ID_FRONT: CheckVerdict.PASSED}
+    flow_id = story.flow(read, legal=False)
+    # Nothing failed yet: the checks are the person's to make first
+    with pytest.raises(Conflict) as early:
+        story.real_names.request_review(ACCOUNT, flow_id, RealNameKind.NATURAL, None)
+    assert early.value.code == "real_name.review_not_available"
+    # The identity authority then refuses (or cannot answer): a reviewer may look
+    flow = story.world.flows.flows[flow_id]
+    story.world.service.flows.save(flow, checks={**read, CheckName.AUTHORITY: CheckVerdict.FAILED})
     application = story.real_names.request_review(ACCOUNT, flow_id, RealNameKind.NATURAL, None, "证件已更换")
     assert application.case_id == f"rc-{flow_id}-real_name"
     case = story.world.cases.cases[application.case_id]
@@ -221,3 +230,34 @@ def test_a_decision_not_applied_by_its_hook_is_applied_when_the_account_looks() 
     assert state.status == "refused"
     assert state.application is not None
     assert state.application.refusal == "照片不清晰"
+
+
+def test_a_licence_reading_the_person_stands_by_goes_to_a_reviewer_but_one_failed_face_try_does_not() -> None:
+    from chalicelib.verification.domain.evidence import EvidenceKind
+
+    story = Story()
+    checks: dict[CheckName, CheckVerdict] = {
+        k: v for k, v in EVERY_CHECK.items() if k is not CheckName.OCR_BUSINESS_LICENCE
+    }
+    flow_id = story.flow({**checks, CheckName.FACE: CheckVerdict.FAILED}, legal=True)
+    # One face try failed with tries left: the person tries again, no reviewer yet
+    with pytest.raises(Conflict) as early:
+        story.real_names.request_review(ACCOUNT, flow_id, RealNameKind.LEGAL, LEGAL)
+    assert early.value.code == "real_name.review_not_available"
+    # The licence was read and disagreed with the name typed (a renamed company, says the person)
+    story.world.evidence.append(
+        flow_id,
+        EvidenceKind.OCR_CROSS_CHECKED,
+        ACCOUNT,
+        {"document": "business_licence", "agreed": False, "mismatches": [{"field": "company_name"}]},
+    )
+    application = story.real_names.request_review(ACCOUNT, flow_id, RealNameKind.LEGAL, LEGAL, "已更名")
+    case = story.world.cases.cases[str(application.case_id)]
+    assert (case.reason, case.summary["enterprise_type"]) == (ReviewReason.REAL_NAME, "enterprise")
+    assert case.summary["failed"] == ["ocr_business_licence", "face"]
+    # Approved, the account completes as the enterprise's legal person
+    decided = story.world.service.decide_review(case.case_id, "reviewer-1", ReviewDecision.APPROVE, None)
+    story.real_names.review_decided(decided)
+    assert story.book.accounts[ACCOUNT].kind is AccountKind.LEGAL
+    assert story.enterprise_store.items[USCC].legal_account_id == ACCOUNT
+    assert story.real_names.state(ACCOUNT).status == "verified"
