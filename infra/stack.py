@@ -149,6 +149,7 @@ METRIC_DIMENSIONS: dict[Metric, tuple[str, ...]] = {
     Metric.SPOT_CHECK_OVERDUE: ("operator",),
     Metric.SPOT_CHECKS_OVERDUE_OPEN: (),
     Metric.RETENTION_PURGED: ("outcome",),
+    Metric.PERSONAL_DATA_READ: ("record_kind",),
     Metric.ENGINE_UNAVAILABLE: ("engine",),
     Metric.PUSH_SENT: ("operator",),
     Metric.PUSH_ACCEPTED: ("operator",),
@@ -903,6 +904,11 @@ class ChekaStack(Stack):
             graph(
                 "Retention purge (第十八条), holders by outcome",
                 [self.metric_search(Metric.RETENTION_PURGED)],
+                8,
+            ),
+            graph(
+                "Personal data read in clear (查阅日志), by record kind",
+                [self.metric_search(Metric.PERSONAL_DATA_READ)],
                 8,
             ),
         )

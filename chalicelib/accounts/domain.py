@@ -23,7 +23,6 @@ from chalicelib.kernel.errors import (
     Forbidden,
     InvalidField,
     NotFound,
-    TooManyRequests,
     Unauthenticated,
 )
 
@@ -319,10 +318,6 @@ def challenge_invalid() -> Unauthenticated:
     )
 
 
-def code_wrong() -> InvalidField:
-    return InvalidField("account.code_wrong", "验证码错误", "The SMS code is wrong", field="code")
-
-
 def login_name_taken() -> Conflict:
     return Conflict(
         "account.login_name_taken",
@@ -396,15 +391,6 @@ def password_reused() -> InvalidField:
         "新密码不能与当前密码相同",
         "The new password equals the current one",
         field="new",
-    )
-
-
-def too_many_codes(retry_after_seconds: int) -> TooManyRequests:
-    return TooManyRequests(
-        "account.too_many_codes",
-        "操作过于频繁，请稍后再试",
-        "Too many codes asked for: try again later",
-        details={"retry_after_seconds": retry_after_seconds},
     )
 
 

@@ -33,6 +33,7 @@ from chalicelib.enterprise.domain import EnterpriseType, LegalPersonType
 from chalicelib.enterprise.registry import Enterprises
 from chalicelib.kernel.clock import Clock, utc_now
 from chalicelib.kernel.errors import Conflict, DomainError, Forbidden, InvalidField, NotFound
+from chalicelib.kernel.names import TextKind, clean_text
 from chalicelib.kernel.personal import IdType, mask_name
 from chalicelib.verification.domain.documents import DocumentKind
 from chalicelib.verification.domain.evidence import EvidenceKind
@@ -397,7 +398,12 @@ class RealNames:
                 "统一社会信用代码与认证过程中填写的不一致，请核对",
                 "The USCC differs from the one the flow checked",
             )
-        if legal.company_name is not None and legal.company_name.strip() != identity.company_name:
+        given = (
+            clean_text(TextKind.COMPANY_NAME, legal.company_name, field="company_name")
+            if legal.company_name
+            else None
+        )
+        if given is not None and given != identity.company_name:
             raise _differs(
                 "company_name",
                 "企业名称与认证过程中填写的不一致，请核对",

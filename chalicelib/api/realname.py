@@ -40,12 +40,12 @@ class RealNameBody(ApiModel):
     company_name: str | None = Field(default=None, max_length=128)
 
 
-class ReviewBody(RealNameBody):
+class RealNameReviewBody(RealNameBody):
     #: What the person wants the reviewer to know (e.g. "营业执照名称已变更").
     note: str | None = Field(default=None, max_length=200)
 
 
-class EnterpriseView(ApiModel):
+class RealNameEnterprise(ApiModel):
     uscc: str
     company_name: str
     enterprise_type: str
@@ -65,7 +65,7 @@ class RealNameView(ApiModel):
     case_number: str | None = Field(default=None, description="审核编号 while a reviewer has it")
     refusal: str | None = Field(default=None, description="the reviewer's reason, when refused")
     message_zh: str
-    enterprise: EnterpriseView | None = None
+    enterprise: RealNameEnterprise | None = None
 
 
 _MESSAGES = {
@@ -109,7 +109,7 @@ def _view(state: RealNameState) -> RealNameView:
     if record is not None and record.uscc:
         found = deps.enterprises().get(record.uscc)
         if found is not None:
-            enterprise = EnterpriseView(
+            enterprise = RealNameEnterprise(
                 uscc=found.uscc,
                 company_name=found.company_name,
                 enterprise_type=found.enterprise_type.value,
@@ -175,7 +175,7 @@ def complete_real_name(call: Call) -> RealNameView:
     method="POST",
     summary="人工实名认证: send the flow to a reviewer when an automatic check could not pass",
     roles=ACCOUNT_ROLES,
-    body=ReviewBody,
+    body=RealNameReviewBody,
     response=RealNameView,
     status=201,
     errors=(404, 409),
@@ -185,7 +185,7 @@ def request_real_name_review(call: Call) -> RealNameView:
     from chalicelib.accounts.domain import RealNameKind
 
     _live(call.user)
-    body: ReviewBody = call.body
+    body: RealNameReviewBody = call.body
     service = deps.real_name()
     service.request_review(call.actor, body.flow_id, RealNameKind(body.kind), _legal(body), body.note)
     return _view(service.state(call.actor))

@@ -139,6 +139,8 @@ def open_flow(call: Call) -> FlowView:
             f"This caller cannot open a {purpose.value} flow",
             field="purpose",
         )
+    if account_flow:
+        deps.accounts().require_live_session(call.user)  # a signed-out account's token opens nothing
     return flow_view(deps.verification_service().open_flow(call.actor, purpose))
 
 

@@ -29,6 +29,7 @@ from chalicelib.enterprise.grants import (
     grant_not_found,
     legal_only,
     normalise_company_name,
+    not_a_person_account,
     not_acting,
     real_name_required,
     reason_text,
@@ -121,6 +122,8 @@ class AgentGrants:
     def apply(self, account_id: str, company_name: str, uscc: str) -> AgentGrant:
         """A natural person's application to the enterprise named by ``company_name`` and ``uscc``."""
         account = self._account_of(account_id)
+        if account is not None and account.kind in ("legal", "dealer"):
+            raise not_a_person_account()
         if account is None or not account.active or account.kind != "natural":
             raise real_name_required()
         wanted = normalise_uscc(uscc)

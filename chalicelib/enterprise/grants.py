@@ -94,6 +94,15 @@ def real_name_required() -> Conflict:
     )
 
 
+def not_a_person_account() -> Conflict:
+    """A legal-person or dealer account applies: agents are natural persons with their own account."""
+    return Conflict(
+        "agent.personal_account_required",
+        "企业法人账号和经销商账号不能申请成为经办人，请使用完成个人实名认证的账号申请",
+        "Only an account of a natural person may apply to act for an enterprise",
+    )
+
+
 def application_exists(status: GrantStatus) -> Conflict:
     if status is GrantStatus.APPROVED:
         return Conflict(

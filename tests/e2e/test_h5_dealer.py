@@ -153,6 +153,13 @@ def test_an_owner_registers_on_the_dealers_tablet_and_the_tablet_keeps_nothing(
     status, refused = stack.call("POST", "/v1/auth/refresh", {"refresh_token": refresh_token})
     assert status == 401, refused
 
+    # The dealer's next hand-off opens in the same tab: the tablet starts afresh, asking for a sign-in
+    status, second = stack.call("POST", "/v1/dealer/assisted-registrations", {"vin": vin}, token=dealer)
+    assert status == 201, second
+    me.driver.get(stack.api + second["handoff_url"])
+    me.wait_until("the tablet's sign-in", lambda: me.screen() == "login" and me.element("#tablet-note"))
+    assert me.element("#tablet-note").is_displayed()
+
     # And nothing the dealer's API answers names the owner or their phone
     status, listed = stack.call("GET", "/v1/dealer/vehicles?limit=100", token=dealer)
     assert status == 200, listed

@@ -362,7 +362,7 @@ def test_only_a_natural_person_applies_and_only_the_legal_person_decides(portal:
     status, refused = portal.apply(portal.unverified, NAME_A, USCC_A)
     assert (status, refused["code"]) == (409, "account.real_name_required")
     status, refused = portal.apply(portal.legal_b, NAME_A, USCC_A)
-    assert (status, refused["code"]) == (409, "account.real_name_required")
+    assert (status, refused["code"]) == (409, "agent.personal_account_required")
     # Two applications to A; Li is approved
     assert portal.apply(portal.agent, NAME_A, USCC_A)[0] == 201
     assert portal.apply(portal.other, NAME_A, USCC_A)[0] == 201

@@ -391,3 +391,11 @@ def test_a_refused_review_is_shown_with_its_reason_and_the_account_may_start_aga
     status, again = call(api, "post", ME, me, {"flow_id": flow_id, "kind": "natural"})
     assert status == 409, again
     assert open_account_flow(api, me)
+    # And once the account signs out everywhere, its token opens no flow and reads nothing
+    from chalicelib.core import deps
+
+    deps.accounts().revoke_all(portal.account_id)
+    status, gone = call(api, "post", "/v1/flows", me, {"purpose": "account_verification"})
+    assert (status, gone["code"]) == (401, "account.session_revoked"), gone
+    status, gone = call(api, "get", ME, me)
+    assert (status, gone["code"]) == (401, "account.session_revoked"), gone

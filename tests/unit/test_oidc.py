@@ -319,3 +319,20 @@ def test_our_own_non_staff_tokens_still_work_on_a_deployed_stage() -> None:
     deployed = settings(None, "prod")
     for role in (Role.OWNER, Role.ACCOUNT, Role.ENTERPRISE_LEGAL, Role.DEALER):
         assert authenticate(deployed, f"Bearer {issue_token(deployed, 'x', [role])}").roles == {role}
+
+
+def test_a_deployed_stage_must_name_an_https_staff_issuer_and_its_client_where_cognito_is_not_offered() -> (
+    None
+):
+    from chalicelib.core.stages import stage_settings
+
+    assert stage_settings("prod").staff_sign_in_problems() == []
+    (none,) = stage_settings("prod", CHEKA_STAFF_OIDC_ISSUER="").configuration_problems()
+    assert "CHEKA_STAFF_OIDC_ISSUER is not set" in none
+    assert "cn-north-1" in none
+    plain = stage_settings("dev", CHEKA_STAFF_OIDC_ISSUER="http://sso.oem.example.com")
+    assert any("is https" in p for p in plain.configuration_problems())
+    no_client = stage_settings("dev", CHEKA_STAFF_OIDC_AUDIENCE="")
+    assert any("CHEKA_STAFF_OIDC_AUDIENCE" in p for p in no_client.configuration_problems())
+    # Local stages need none: `make run` serves its own provider, and the tests use our own tokens.
+    assert Settings(stage="local").staff_sign_in_problems() == []

@@ -7,7 +7,8 @@
   (sign-in by ID number).
 - ``account-names``: one item per login name, keyed case-insensitively: written in one transaction with
   the account, conditional on the name being free, so a name is claimed once whatever the timing.
-- ``account-guards``: failures and locks per account and per identifier (keyed hash); purged by TTL.
+- ``account-guards``: failures and locks per account and per identifier (keyed hash); purged by TTL
+  two days after their last change or lock (the back-off then starts again from the first lock).
 - ``login-challenges``: a password accepted, waiting for the SMS code; purged by TTL.
 """
 

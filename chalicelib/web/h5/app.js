@@ -3151,6 +3151,10 @@
   wire();
   wireEntrances();
   window.addEventListener("popstate", (event) => onBack(event.state));
+  // A new hand-off link opened in this tab (the dealer's next customer): start afresh from it.
+  window.addEventListener("hashchange", () => {
+    if (/^#handoff=/.test(location.hash)) location.reload();
+  });
   boot();
 
   /** Open the app: a reload shows its screen again (its entry), a link names one, else home. */

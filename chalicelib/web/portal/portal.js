@@ -894,7 +894,10 @@
       check: () => {
         if (!validPhone(value("signup-phone"))) throw web.refusal("phone", "请输入正确的 11 位手机号码");
       },
-      send: () => call("POST", "/v1/accounts/sms-codes", { phone: value("signup-phone") }),
+      send: async () => ({
+        ...(await call("POST", "/v1/accounts/sms-codes", { phone: value("signup-phone") })),
+        phone_masked: web.maskPhone(value("signup-phone")),
+      }),
       sent: () => showDevSms(web.maskPhone(value("signup-phone"))),
       scope: section("signup"),
     });

@@ -139,19 +139,21 @@ def test_auditors_search_by_record_by_actor_and_by_time_newest_first_a_page_at_a
     log, _, clock = read_log()
     start = clock.now
     _seed(log, clock)
-    window = {"since": start - timedelta(minutes=1), "until": clock.now}
-    by_record = log.search(ReadSearch(record_kind=RecordKind.CARD, record_id="c0", **window))
+    since, until = start - timedelta(minutes=1), clock.now
+    by_record = log.search(ReadSearch(record_kind=RecordKind.CARD, record_id="c0", since=since, until=until))
     assert [e.at for e in by_record.reads] == [start + timedelta(hours=h) for h in (4, 2, 0)]
     assert by_record.next_cursor is None
-    by_actor = log.search(ReadSearch(actor="staff-wang", **window))
+    by_actor = log.search(ReadSearch(actor="staff-wang", since=since, until=until))
     assert {e.record_id for e in by_actor.reads} == {"c1"}
     assert len(by_actor.reads) == 2
-    both = log.search(ReadSearch(actor="staff-wang", record_kind=RecordKind.CARD, record_id="c0", **window))
+    both = log.search(
+        ReadSearch(actor="staff-wang", record_kind=RecordKind.CARD, record_id="c0", since=since, until=until)
+    )
     assert both.reads == []
-    first = log.search(ReadSearch(limit=3, **window))
+    first = log.search(ReadSearch(limit=3, since=since, until=until))
     assert len(first.reads) == 3
     assert first.next_cursor
-    rest = log.search(ReadSearch(limit=3, cursor=first.next_cursor, **window))
+    rest = log.search(ReadSearch(limit=3, cursor=first.next_cursor, since=since, until=until))
     assert len(rest.reads) == 2
     assert rest.next_cursor is None
     assert {e.read_id for e in first.reads}.isdisjoint(e.read_id for e in rest.reads)
