@@ -13,10 +13,11 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from functools import lru_cache, partial
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.core.observability import handler_chain, logger
+from chalicelib.core import lazy
+from chalicelib.core.observability import handler_chain, logger, report_logging_failure
 
 if TYPE_CHECKING:
     from chalice.app import Chalice, Request, Response
@@ -90,7 +91,7 @@ def error_model(response: Response, request: Request) -> Response:
     return response
 
 
-@lru_cache(maxsize=1)
+@lazy.once
 def _lambda_middleware() -> tuple[Any, ...]:
     """Lambda context on logs; traces and metrics on deployed stages (outermost first)."""
     from chalice.app import ConvertToMiddleware
@@ -109,6 +110,22 @@ def _on_every_event(event: Any, get_response: Any) -> Any:
     return handler(event)
 
 
+def _correlate_logs(cid: str) -> None:
+    """Put ``cid`` on the request's log lines; logging that cannot take it never fails the request."""
+    try:
+        logger.set_correlation_id(cid)
+    except Exception as exc:
+        report_logging_failure("correlation id not set on logs", exc)
+
+
+def _log_unexpected_error(cid: str) -> None:
+    """Log the error being handled (the 500 is answered whether or not the line could be written)."""
+    try:
+        logger.exception("unexpected error", extra={"reference": cid})
+    except Exception as exc:
+        report_logging_failure("unexpected error not logged", exc)
+
+
 def wire(app: Chalice) -> None:
     """Register the middleware on ``app``: context and correlation id on logs, metrics, traces, and
     Chalice's own error replies in the error model."""
@@ -117,13 +134,13 @@ def wire(app: Chalice) -> None:
     @app.middleware("http")
     def correlation(event: Request, get_response: Any) -> Response:
         cid = correlation_id_of(event)
-        logger.set_correlation_id(cid)
+        _correlate_logs(cid)
         try:
             response: Response = get_response(event)
         except Exception:
             from chalice.app import Response
 
-            logger.exception("unexpected error", extra={"reference": cid})
+            _log_unexpected_error(cid)
             response = Response(body={"Code": "InternalServerError", "Message": ""}, status_code=500)
         response = error_model(response, event)
         response.headers[CORRELATION_HEADER] = cid

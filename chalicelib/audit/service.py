@@ -9,6 +9,7 @@ unrecorded read. Items are kept ``retention_years`` (a TTL): longer than the rec
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -103,8 +104,8 @@ class ReadLog:
                 extra={"reads": len(entries), "record_kind": reads[0].record_kind.value},
             )
             raise read_log_unavailable() from exc
-        for entry in entries:
-            emit(Metric.PERSONAL_DATA_READ, record_kind=entry.record_kind.value)
+        for kind, count in Counter(entry.record_kind.value for entry in entries).items():
+            emit(Metric.PERSONAL_DATA_READ, float(count), record_kind=kind)
         return entries
 
     def search(self, query: ReadSearch) -> ReadPage:

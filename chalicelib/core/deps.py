@@ -640,7 +640,7 @@ def enterprise_actions() -> EnterpriseActions:
     from chalicelib.enterprise.actions import EnterpriseActions
 
     _bind_tables()
-    return EnterpriseActions(DynamoActionStore())
+    return EnterpriseActions(DynamoActionStore(), account_of=account_facts)
 
 
 def account_facts(account_id: str) -> AccountFacts | None:

@@ -14,10 +14,12 @@ real module; at run time the first attribute looked up imports it.
 
 from __future__ import annotations
 
+import functools
 import importlib
+import threading
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -45,6 +47,38 @@ class _MadeOnFirstUse:
 
     def __setattr__(self, name: str, value: Any) -> None:
         setattr(self._make(), name, value)
+
+
+class _Once(Generic[T]):
+    """``make()``, called once however many threads ask for it at the same time."""
+
+    def __init__(self, make: Callable[[], T]) -> None:
+        self._make = make
+        self._made: list[T] = []
+        # Reentrant: a ``make`` that (indirectly) asks for its own object must not hang its thread.
+        self._lock = threading.RLock()
+        functools.update_wrapper(self, make)
+
+    def __call__(self) -> T:
+        made = self._made
+        if made:
+            return made[0]
+        with self._lock:
+            if not self._made:
+                self._made.append(self._make())
+            return self._made[0]
+
+    def cache_clear(self) -> None:
+        """Forget the object: the next call makes a new one."""
+        with self._lock:
+            self._made.clear()
+
+
+def once(make: Callable[[], T]) -> _Once[T]:
+    """``make`` as a function that calls it once and then returns what it made, also when threads ask
+    at the same time (``functools.lru_cache`` is no lock: two threads asking at once would both call
+    ``make``, and get different objects). ``cache_clear()`` forgets the object."""
+    return _Once(make)
 
 
 def instance(make: Callable[[], T]) -> T:

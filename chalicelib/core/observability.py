@@ -123,17 +123,48 @@ class RedactPersonalData(logging.Filter):
         return True
 
 
-@lru_cache(maxsize=1)
+@lazy.once
 def get_logger() -> Logger:
+    """The service logger: one Powertools ``Logger`` per process, built by one thread, writing every
+    record once, as a JSON line.
+
+    Chalice names its own logger after the app, ``cheka``, the service's name, and gives it a plain-text
+    stdout handler: the logging logger the Powertools ``Logger`` configures already has that handler
+    first. A second Powertools ``Logger`` on the name (two threads of ``chalice local`` building it at
+    once, or the cache cleared) would take that first handler, a plain ``logging.Formatter``, for its
+    own, and fail the requests it served
+    (``'Formatter' object has no attribute 'clear_state'``). So the ``Logger`` is built under a lock
+    (``lazy.once``), is handed the Powertools handler when there already is one, and Chalice's
+    plain-text handler (every line it printed was a JSON line's duplicate) is removed."""
     from aws_lambda_powertools import Logger
 
     settings = get_settings()
-    service_logger = Logger(service=settings.service_name, level=settings.log_level)
-    service_logger.addFilter(RedactPersonalData())
+    std_logger = logging.getLogger(settings.service_name)
+    handler = getattr(std_logger, "powertools_handler", None)
+    service_logger = Logger(
+        service=settings.service_name,
+        level=settings.log_level,
+        logger_handler=handler if isinstance(handler, logging.Handler) else None,
+    )
+    _drop_plain_console_handlers(std_logger, service_logger.registered_handler)
+    if not any(isinstance(f, RedactPersonalData) for f in std_logger.filters):
+        service_logger.addFilter(RedactPersonalData())
     return service_logger
 
 
-@lru_cache(maxsize=1)
+def _drop_plain_console_handlers(std_logger: logging.Logger, keep: logging.Handler) -> None:
+    """Remove from ``std_logger`` every console handler but ``keep`` that formats as plain text
+    (Chalice's own): ``keep`` writes each record already, as JSON."""
+    from aws_lambda_powertools.logging.formatter import BasePowertoolsFormatter
+
+    for handler in list(std_logger.handlers):
+        plain = not isinstance(handler.formatter, BasePowertoolsFormatter)
+        console = isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)
+        if handler is not keep and plain and console:
+            std_logger.removeHandler(handler)
+
+
+@lazy.once
 def get_metrics() -> Metrics:
     from aws_lambda_powertools import Metrics
 
@@ -141,7 +172,7 @@ def get_metrics() -> Metrics:
     return Metrics(namespace=settings.metrics_namespace, service=settings.service_name)
 
 
-@lru_cache(maxsize=1)
+@lazy.once
 def get_tracer() -> Any:
     """X-Ray tracer, created only where traces are sent (it is heavy to import)."""
     from aws_lambda_powertools import Tracer
@@ -230,13 +261,54 @@ def flush_metrics() -> None:
 def handler_chain() -> tuple[Callable[[Callable[..., Any]], Callable[..., Any]], ...]:
     """Decorators of an ``(event, context)`` Lambda handler, outermost first: the Lambda context on
     logs; on deployed stages X-Ray traces (``capture_lambda_handler``) and a metrics flush."""
-    chain: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
-        logger.inject_lambda_context(clear_state=True)
-    ]
+    chain: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [_context_on_logs]
     if not get_settings().is_local:
         chain.append(get_tracer().capture_lambda_handler)
         chain.append(_flushing)
     return tuple(chain)
+
+
+def _context_on_logs(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """``handler`` with the Lambda context on every log line of its invocation (Powertools'
+    ``inject_lambda_context``, state cleared). Logging that cannot be set up never fails the
+    invocation: it is reported, and the handler runs all the same (its result or its own error is
+    what the caller gets)."""
+
+    @functools.wraps(handler)
+    def run(event: Any, context: Any) -> Any:
+        entered: list[bool] = []
+        result: list[Any] = []
+
+        def inner(inner_event: Any, inner_context: Any, *args: Any, **kwargs: Any) -> Any:
+            entered.append(True)
+            result.append(handler(inner_event, inner_context, *args, **kwargs))
+            return result[0]
+
+        try:
+            return logger.inject_lambda_context(inner, clear_state=True)(event, context)
+        except Exception as exc:
+            if result:  # failed after the handler answered: the answer stands
+                report_logging_failure("log context not set", exc)
+                return result[0]
+            if entered:  # the handler's own error
+                raise
+            report_logging_failure("log context not set", exc)
+            return handler(event, context)
+
+    return run
+
+
+def report_logging_failure(what: str, exc: Exception) -> None:
+    """Say ``what`` logging could not do because of ``exc`` (through the service logger when it still
+    logs, else on stderr), redacted, never raising: a logging problem never fails a request."""
+    try:
+        logger.error(what, extra={"error": f"{type(exc).__name__}: {exc}"})
+    except Exception:
+        import contextlib
+        import sys
+
+        with contextlib.suppress(Exception):  # nowhere left to report to
+            sys.stderr.write(f"{what}: {type(exc).__name__}: {redact(str(exc))}\n")
 
 
 def _flushing(handler: Callable[..., Any]) -> Callable[..., Any]:

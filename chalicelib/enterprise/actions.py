@@ -7,13 +7,13 @@ import secrets
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from chalicelib.enterprise.actions_domain import ActorRole, EnterpriseAction
+from chalicelib.enterprise.actions_domain import AccountFacts, Acting, ActorRole, EnterpriseAction
 from chalicelib.enterprise.agent_ports import ActionStore
 from chalicelib.kernel.clock import Clock, utc_now
 from chalicelib.kernel.paging import MAX_PAGE
 
 if TYPE_CHECKING:
-    from chalicelib.enterprise.agents import AccountFacts, Acting
+    pass
 
 
 class EnterpriseActions:

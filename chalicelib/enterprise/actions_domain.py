@@ -26,6 +26,28 @@ class ActorRole(StrEnum):
 
 
 @dataclass(frozen=True)
+class AccountFacts:
+    """What this context needs of a portal account, re-read from the accounts store on every call."""
+
+    account_id: str
+    login_name: str
+    kind: str  # AccountKind value: unverified | natural | legal | dealer
+    active: bool
+    name_masked: str  # the real name, masked ("" before real-name)
+    enterprise_uscc: str | None = None  # a legal-person account's own enterprise
+    dealer_code: str | None = None  # a dealer account's dealer code
+
+
+@dataclass(frozen=True)
+class Acting:
+    """Whom the caller acts as, for which enterprise (re-read from the store on every call)."""
+
+    uscc: str
+    role: ActorRole
+    account: AccountFacts
+
+
+@dataclass(frozen=True)
 class EnterpriseAction:
     uscc: str
     #: Time-ordered and unique within the enterprise: ``<UTC time to the microsecond>#<random hex>``.

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from chalicelib.core.auth import Principal
 from chalicelib.enterprise.actions import EnterpriseActions
-from chalicelib.enterprise.actions_domain import ActionKind, ActorRole
+from chalicelib.enterprise.actions_domain import AccountFacts, Acting, ActionKind, ActorRole
 from chalicelib.enterprise.agent_ports import GrantStore
 from chalicelib.enterprise.domain import Enterprise
 from chalicelib.enterprise.grants import (
@@ -41,30 +41,10 @@ from chalicelib.kernel.paging import MAX_PAGE
 
 logger = logging.getLogger(__name__)
 
+__all__ = ["AccountFacts", "Acting", "AgentGrants"]
+
 #: Re-reads when a grant changes under a decision or an application.
 _RACE_RETRIES = 3
-
-
-@dataclass(frozen=True)
-class AccountFacts:
-    """What this context needs of a portal account, re-read from the accounts store on every call."""
-
-    account_id: str
-    login_name: str
-    kind: str  # AccountKind value: unverified | natural | legal | dealer
-    active: bool
-    name_masked: str  # the real name, masked ("" before real-name)
-    enterprise_uscc: str | None = None  # a legal-person account's own enterprise
-    dealer_code: str | None = None  # a dealer account's dealer code
-
-
-@dataclass(frozen=True)
-class Acting:
-    """Whom the caller acts as, for which enterprise (re-read from the store)."""
-
-    uscc: str
-    role: ActorRole
-    account: AccountFacts
 
 
 class AgentGrants:
@@ -181,7 +161,9 @@ class AgentGrants:
                 raise acting_elsewhere()
             approved = self._decided(grant, GrantStatus.APPROVED, acting, None)
             if self._store.approve(grant, approved):
-                self._actions.record(acting, ActionKind.AGENT_APPROVED, {"agent_account_id": account_id})
+                self._actions.record_acting(
+                    acting, ActionKind.AGENT_APPROVED, {"agent_account_id": account_id}
+                )
                 return approved
         raise wrong_status(GrantStatus.APPROVED, GrantStatus.PENDING)
 
@@ -208,7 +190,7 @@ class AgentGrants:
             closed = self._decided(grant, to, acting, reason)
             if self._store.decide(grant, closed):
                 kind = ActionKind.AGENT_REJECTED if to is GrantStatus.REJECTED else ActionKind.AGENT_REVOKED
-                self._actions.record(acting, kind, {"agent_account_id": account_id})
+                self._actions.record_acting(acting, kind, {"agent_account_id": account_id})
                 return closed
         raise wrong_status(to, wanted)
 

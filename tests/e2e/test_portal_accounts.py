@@ -6,10 +6,11 @@ SMS code read from the local SMS drop), signs in with login name + password + SM
 法人 real-name authentication: the form of seed 001, a synthetic business licence and ID card uploaded
 and read by the platform, the biometric consent, and the face check in front of the (fake) camera. A
 second person signs up, completes 自然人 real-name the same way (their own face and card; no camera on
-their computer: a burst of photos chosen instead) and applies to be the enterprise's agent (经办人). The legal person, signed in again by the enterprise's USCC,
-approves the application, then signs out on every device (登录设备: the refresh token is refused from
-then on). The agent signs in by ID number and sees their enterprise — and only it: the legal person's
-page of agents is refused to them, and so is another enterprise's log.
+their computer: a burst of photos chosen instead) and applies to be the enterprise's agent (经办人).
+The legal person, signed in again by the enterprise's USCC, approves the application, then signs out
+on every device (登录设备: the refresh token is refused from then on). The agent signs in by ID number
+and sees their enterprise, and only it: the legal person's page of agents is refused to them, and so
+is another enterprise's log.
 """
 
 from __future__ import annotations

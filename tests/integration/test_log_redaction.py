@@ -107,7 +107,7 @@ def test_the_apis_500_path_logs_no_personal_data(
 ) -> None:
     from chalicelib.cards import views
 
-    def boom(*_: Any) -> None:
+    def boom(*_: Any, **__: Any) -> None:
         failing_deep_inside()
 
     monkeypatch.setattr(views, "vehicle_view", boom)

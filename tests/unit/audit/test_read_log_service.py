@@ -173,3 +173,21 @@ def test_a_search_by_time_alone_covers_at_most_92_days_and_the_range_defaults_to
     with pytest.raises(InvalidField) as backwards:
         search_range(clock.now, clock.now - timedelta(days=1), clock.now)
     assert backwards.value.code == "audit.range_order"
+
+
+def test_each_answer_counts_its_reads_in_clear_by_record_kind(monkeypatch: pytest.MonkeyPatch) -> None:
+    from chalicelib.audit import service
+
+    emitted: list[tuple[str, float, dict[str, str]]] = []
+    monkeypatch.setattr(service, "emit", lambda name, value=1.0, **dims: emitted.append((name, value, dims)))
+    log, store, _ = read_log()
+    reads = [
+        Read(record_kind=RecordKind.COMPLAINT, record_id=f"TS{i}", fields=("contact_phone",))
+        for i in range(3)
+    ]
+    log.record_many(REVIEWER, reads, "回访投诉人")
+    assert emitted == [("PersonalDataRead", 3.0, {"record_kind": "complaint"})]
+    store.failing = True
+    with pytest.raises(ReadLogUnavailable):
+        log.record(REVIEWER, RecordKind.CARD, "c1", ["msisdn"], "核对卡号")
+    assert len(emitted) == 1  # nothing shown, nothing counted
