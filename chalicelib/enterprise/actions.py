@@ -4,27 +4,47 @@ the name of whoever took it."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from chalicelib.enterprise.actions_domain import AccountFacts, Acting, ActorRole, EnterpriseAction
 from chalicelib.enterprise.agent_ports import ActionStore
+from chalicelib.enterprise.grants import not_acting
 from chalicelib.kernel.clock import Clock, utc_now
 from chalicelib.kernel.paging import MAX_PAGE
 
 if TYPE_CHECKING:
-    pass
+    from chalicelib.core.auth import Principal
 
 
 class EnterpriseActions:
-    def __init__(self, store: ActionStore, *, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        store: ActionStore,
+        *,
+        account_of: Callable[[str], AccountFacts | None] | None = None,
+        clock: Clock = utc_now,
+    ) -> None:
         self._store = store
+        self._account_of = account_of
         self._clock = clock
 
     def record(
+        self, uscc: str, principal: Principal, action: str, details: Mapping[str, str] | None = None
+    ) -> EnterpriseAction:
+        """Record ``action`` the caller took for the enterprise ``uscc`` (which the caller's route
+        checked with ``AgentGrants.acting``), under the caller's account as it is now; ``details``: ids
+        only. The role is the legal person's when the account is the enterprise's own, else the agent's."""
+        account = self._account_of(principal.subject) if self._account_of is not None else None
+        if account is None:
+            raise not_acting()
+        legal = account.kind == "legal" and account.enterprise_uscc == uscc
+        return self.record_as(uscc, account, ActorRole.LEGAL if legal else ActorRole.AGENT, action, details)
+
+    def record_acting(
         self, acting: Acting, action: str, details: Mapping[str, str] | None = None
     ) -> EnterpriseAction:
-        """Record ``action`` taken by the caller ``acting`` for their enterprise (``details``: ids only)."""
+        """Record ``action`` taken by ``acting`` (as ``AgentGrants.acting`` found it) for its enterprise."""
         return self.record_as(acting.uscc, acting.account, acting.role, action, details)
 
     def record_as(

@@ -99,7 +99,13 @@ class RegistrationSteps:
         """
         vin = validate("vin", vin, field="vin").value
         resumed = self._resumable(caller, kind, vin)
-        if resumed is not None and resumed.delegated == delegated and resumed.assisted_by == assisted_by:
+        # A dealer's hand-off opens its own registration (the dealer recorded on it) unless one of that
+        # dealer is open; on their own phone the owner resumes any, a dealer's included.
+        if (
+            resumed is not None
+            and resumed.delegated == delegated
+            and assisted_by in (None, resumed.assisted_by)
+        ):
             return self._views.view(resumed), False
         iccids: list[str] = []
         if kind is RegistrationKind.DEREGISTRATION:

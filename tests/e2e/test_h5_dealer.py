@@ -153,12 +153,26 @@ def test_an_owner_registers_on_the_dealers_tablet_and_the_tablet_keeps_nothing(
     status, refused = stack.call("POST", "/v1/auth/refresh", {"refresh_token": refresh_token})
     assert status == 401, refused
 
-    # The dealer's next hand-off opens in the same tab: the tablet starts afresh, asking for a sign-in
+    # The dealer's next hand-off opens in the same tab: the tablet starts afresh, asking for a sign-in;
+    # left untouched (5 minutes: this browser's clock runs the page's long timers in 4 seconds), it
+    # ends by itself and keeps nothing either
+    me.driver.execute_cdp_cmd(
+        "Page.addScriptToEvaluateOnNewDocument",
+        {
+            "source": "const wait = window.setTimeout; window.setTimeout = (f, ms, ...a) =>"
+            " wait(f, ms >= 300000 ? 4000 : ms, ...a);"
+        },
+    )
     status, second = stack.call("POST", "/v1/dealer/assisted-registrations", {"vin": vin}, token=dealer)
     assert status == 201, second
     me.driver.get(stack.api + second["handoff_url"])
     me.wait_until("the tablet's sign-in", lambda: me.screen() == "login" and me.element("#tablet-note"))
     assert me.element("#tablet-note").is_displayed()
+    me.wait_screen("handback", timeout=20)
+    assert "长时间未操作" in me.element("#handback-text").text
+    left = storage_and_caches(me)
+    assert (left["session"], left["local"], left["caches"]) == (0, 0, 0), left
+    me.shot("05-tablet-idle-handback")
 
     # And nothing the dealer's API answers names the owner or their phone
     status, listed = stack.call("GET", "/v1/dealer/vehicles?limit=100", token=dealer)

@@ -10,7 +10,8 @@ their computer: a burst of photos chosen instead) and applies to be the enterpri
 The legal person, signed in again by the enterprise's USCC, approves the application, then signs out
 on every device (登录设备: the refresh token is refused from then on). The agent signs in by ID number
 and sees their enterprise, and only it: the legal person's page of agents is refused to them, and so
-is another enterprise's log.
+is another enterprise's log. Last, the agent changes their password (a too short one refused under its
+field first) and signs in with the new one.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 LEGAL_PHONE = "13500135001"
 AGENT_PHONE = "13500135002"
 PASSWORD = "Star#2026road"
+NEW_PASSWORD = "Road#2027star"
 #: The agent: another person, with their own card and face (two photos of the same man).
 AGENT_NAME = "赵晓东"
 AGENT_ADDRESS = "上海市黄浦区中山东一路12号"
@@ -155,10 +157,12 @@ def sign_up(me: Phone, codes: Codes, login_name: str, phone: str, *, weak_first:
     assert phone not in me.driver.page_source  # the phone is shown masked only
 
 
-def sign_in(me: Phone, codes: Codes, identifier: str, phone: str, shot: str | None = None) -> None:
+def sign_in(
+    me: Phone, codes: Codes, identifier: str, phone: str, shot: str | None = None, password: str = PASSWORD
+) -> None:
     go(me, "login", "login")
     me.fill("#login-identifier", identifier)
-    me.fill("#login-password", PASSWORD)
+    me.fill("#login-password", password)
     code = codes.read(me, phone, "#login-send")
     sent = me.wait_until("where the code went", lambda: me.element("#login-sent").text)
     assert phone[:3] + "****" + phone[-4:] in sent, sent
@@ -404,6 +408,22 @@ def test_an_enterprise_signs_up_proves_its_legal_person_and_approves_an_agent_wh
     assert status == 403, refused
     status, refused = stack.call("GET", "/v1/enterprise/agents", token=token)
     assert status == 403, refused
+
+    # 修改密码: a new password too short is refused under its field; then changed, and it signs in
+    go(me, "password", "password")
+    me.fill("#password-current", PASSWORD)
+    me.fill("#password-new", "Ab#1")
+    me.fill("#password-confirm", "Ab#1")
+    me.tap("#password-submit")
+    assert "9-16" in me.wait_until("the new password refused", lambda: field_error(me, "#password-new"))
+    me.shot("15-agent-password-refused")
+    me.fill("#password-new", NEW_PASSWORD)
+    me.fill("#password-confirm", NEW_PASSWORD)
+    me.tap("#password-submit")
+    ready(me, "home")
+    assert "密码已修改" in me.wait_until("the change told", lambda: me.element("#notice").text)
+    sign_out(me)
+    sign_in(me, codes, agent_login, AGENT_PHONE, password=NEW_PASSWORD)
     # No script error along the way (the refusals above are answers, logged by the browser as such)
     errors = [e for e in me.console_errors() if "Failed to load resource" not in e]
     assert not errors, errors

@@ -306,6 +306,19 @@ def test_a_revoked_agent_is_refused_at_once_and_its_refresh_fails(portal: Portal
     assert refresh(api, portal.agent)[0] == 200
     still_valid = portal.agent["token"]
     assert get(api, "/v1/enterprise", still_valid)[0] == 200
+    # What the agent does for the enterprise is recorded under its name (as the fleet routes will)
+    principal = authenticate(get_settings(), f"Bearer {still_valid}")
+    uscc = deps.agent_grants().acting_enterprise(principal)
+    deps.enterprise_actions().record(uscc, principal, "fleet.batch_submitted", {"batch_id": "b-1"})
+    status, own = get(api, "/v1/enterprise/actions", still_valid)
+    assert status == 200, own
+    first = own["items"][0]
+    assert (first["action"], first["actor_role"], first["details"]) == (
+        "fleet.batch_submitted",
+        "enterprise_agent",
+        {"batch_id": "b-1"},
+    )
+    assert first["actor_name_masked"] == "李*"
     # Revoked (no reason needed): the grant, the role and every session end
     status, revoked = portal.decide(portal.legal_a, portal.agent_id, "revoke")
     assert (status, revoked["status"]) == (200, "revoked"), revoked

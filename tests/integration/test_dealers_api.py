@@ -251,6 +251,9 @@ def test_a_dealer_hands_a_registration_to_its_owner_once_and_its_answers_hold_no
     assert stored is not None
     assert stored.assisted_by == "D100"
     assert stored.owner == "owner-on-tablet"
+    # On their own phone later, typing the VIN, the owner resumes that registration (the dealer kept on it)
+    status, resumed = post(api, "/v1/me/registrations", {"vin": own}, owner)
+    assert (status, resumed["registration_id"]) == (200, reg["registration_id"]), resumed
     # Single use: again, or by another owner, it is refused
     for who in (owner, token("owner", subject="someone-else")):
         status, refused = post(api, "/v1/dealer/handoffs/redeem", {"code": handoff["code"]}, who)

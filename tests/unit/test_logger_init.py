@@ -140,23 +140,30 @@ def test_once_makes_its_object_once_when_many_threads_ask_at_the_same_time() -> 
     assert len(calls) == 2
 
 
+@pytest.fixture
+def service_app() -> Any:
+    """The app, imported before ``log_output`` swaps the service logger's stream: Chalice, made after
+    it, would not know the logger for configured and would put its own handler and level on it."""
+    from app import app
+
+    return app
+
+
 def broken_formatter(*_: Any, **__: Any) -> None:
     raise AttributeError("'Formatter' object has no attribute 'clear_state'")
 
 
 def test_a_logging_setup_failure_does_not_turn_a_request_into_a_500(
-    monkeypatch: pytest.MonkeyPatch, log_output: io.StringIO
+    service_app: Any, monkeypatch: pytest.MonkeyPatch, log_output: io.StringIO
 ) -> None:
     from aws_lambda_powertools import Logger
     from chalice.test import Client
-
-    from app import app
 
     # Every way the middleware touches the logger's formatter fails, as with Chalice's handler taken
     # for the Powertools one.
     monkeypatch.setattr(Logger, "structure_logs", broken_formatter)
     monkeypatch.setattr(Logger, "append_keys", broken_formatter)
-    with Client(app) as client:
+    with Client(service_app) as client:
         response = client.http.get("/h5", headers={"X-Correlation-Id": "probe-correlation-1"})
     assert response.status_code == 200
     assert b"<html" in response.body
@@ -169,12 +176,11 @@ def test_a_logging_setup_failure_does_not_turn_a_request_into_a_500(
 
 
 def test_a_handler_error_still_answers_the_error_model_500_when_logging_is_broken(
-    monkeypatch: pytest.MonkeyPatch,
+    service_app: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from aws_lambda_powertools import Logger
     from chalice.test import Client
 
-    from app import app
     from chalicelib.api import h5
 
     def failing(*_: Any, **__: Any) -> Any:
@@ -182,7 +188,7 @@ def test_a_handler_error_still_answers_the_error_model_500_when_logging_is_broke
 
     monkeypatch.setattr(Logger, "structure_logs", broken_formatter)
     monkeypatch.setattr(h5, "page", failing)
-    with Client(app) as client:
+    with Client(service_app) as client:
         response = client.http.get("/h5", headers={"X-Correlation-Id": "probe-correlation-2"})
     assert response.status_code == 500
     body = json.loads(response.body)

@@ -168,7 +168,7 @@
       try {
         const answer = (await send()) || {};
         nextSend.set(key, Date.now() + (answer.resend_after || SMS_WAIT) * 1000);
-        notice("验证码已发送" + (answer.phone_masked ? "至 " + answer.phone_masked : "") + "，5 分钟内有效");
+        notice(answer.notice || "验证码已发送" + (answer.phone_masked ? "至 " + answer.phone_masked : "") + "，5 分钟内有效");
         if (sent) sent(answer);
       } catch (error) {
         const err = web.asError(error);

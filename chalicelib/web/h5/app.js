@@ -361,6 +361,7 @@
   }
 
   async function onBack(entry) {
+    if (/^#handoff=/.test(location.hash)) return; // a dealer's hand-off link: the page loads afresh
     if (!signedIn()) {
       if (!entry || entry.guard) history.back(); // back from the login screen leaves the app
       else {
@@ -638,12 +639,12 @@
     } catch (_) {
       // No cache storage on this page (not a secure context): nothing was kept there.
     }
-    location.replace(location.pathname + location.search + (idle ? "#handback-idle" : "#handback"));
-    location.reload();
+    // A new load (not a move within the page, which the back handling would take for a back gesture).
+    location.replace(location.pathname + "?handback=" + (idle ? "idle" : "done"));
   }
 
   function handBack(idle) {
-    history.replaceState({ cheka: 1, guard: true }, "", location.pathname + location.search);
+    history.replaceState({ cheka: 1, guard: true }, "", location.pathname);
     show("handback", "交还设备");
     if (idle) $("#handback-text").textContent = "长时间未操作，本次办理已自动结束";
   }
@@ -3159,7 +3160,8 @@
 
   /** Open the app: a reload shows its screen again (its entry), a link names one, else home. */
   async function boot() {
-    if (/^#handback/.test(location.hash)) return handBack(location.hash === "#handback-idle");
+    const handback = new URLSearchParams(location.search).get("handback");
+    if (handback) return handBack(handback === "idle");
     takeHandoff();
     tabletMode();
     const kept = history.state && history.state.cheka && !history.state.guard ? history.state : null;

@@ -912,7 +912,8 @@
       send: async () => {
         await call("POST", "/v1/accounts/password-reset", { identifier: value("reset-identifier") });
         showDevSms(null);
-        return {};
+        // The platform answers the same whether the account exists: so does the page.
+        return { notice: "如该账号存在，验证码已发送至其绑定的手机，5 分钟内有效" };
       },
       scope: section("reset"),
     });
