@@ -36,7 +36,8 @@ if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
 
     refuse_bad_configuration(get_settings())
 
-app = Chalice(app_name="cheka")
+# The service logger (powertools, JSON) owns the "cheka" logging name: Chalice adds no plain handler to it.
+app = Chalice(app_name="cheka", configure_logs=False)
 app.experimental_feature_flags.update(["BLUEPRINTS"])
 wire(app)
 for blueprint in (

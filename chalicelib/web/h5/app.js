@@ -646,7 +646,7 @@
   function handBack(idle) {
     history.replaceState({ cheka: 1, guard: true }, "", location.pathname);
     show("handback", "交还设备");
-    if (idle) $("#handback-text").textContent = "长时间未操作，本次办理已自动结束";
+    if (idle) $("#handback-text").textContent = "长时间未操作，已自动结束";
   }
 
   /** 退出: the server ends the session (its refresh token is refused from now on), then this app. */
