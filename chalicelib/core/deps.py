@@ -801,8 +801,7 @@ def dealers() -> Dealers:
 
 def reset() -> None:
     """Forget every cached adapter, client and the settings (tests change the environment)."""
-    from chalicelib.core import aws
-    from chalicelib.core import oidc
+    from chalicelib.core import aws, oidc
 
     oidc.reset()
 
