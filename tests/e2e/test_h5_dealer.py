@@ -5,7 +5,7 @@ password by reset-by-SMS and signs in (through the API, as the dealer's own page
 vehicle's registration over to its owner: the tablet opens the H5 client at the hand-off link, the
 owner signs in with their own phone and lands on their car, confirms it and reaches the phone step. At
 结束 the owner is signed out, and the page keeps nothing: no storage, no caches, a neutral hand-back
-screen.
+screen. The dealer's next hand-off opens afresh in the same tab, and left untouched it ends by itself.
 """
 
 from __future__ import annotations
