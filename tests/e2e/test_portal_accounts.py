@@ -237,6 +237,12 @@ def real_name(
     assert "2015-06-01" in me.element("#docs-validity").text  # the validity, read from the back
     me.shot(f"{prefix}-realname-documents")
     me.tap("#docs-next")
+    me.wait_screen("face")
+    me.wait_until(
+        "the challenge told",
+        lambda: me._js("return document.querySelector('section[data-screen=face]').dataset.direction"),
+    )
+    me.shot(f"{prefix}-realname-face")
     pass_face_check(me, camera=camera, person=live)
     me.wait_screen("realname-submit")
     summary = me.element("#submit-rows").text
