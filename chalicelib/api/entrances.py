@@ -30,12 +30,18 @@ bp = Blueprint(__name__)
 MAX_SCAN_BYTES = 4 * 1024 * 1024
 
 
+#: The enterprise portal this app serves (``/portal``), relative to the H5 page (``/h5/`` locally,
+#: ``/<stage>/h5/`` behind API Gateway): the same link works on every stage.
+PORTAL_BESIDE_H5 = "../portal"
+
+
 class HelpView(ApiModel):
     oem_name: str
     service_phone: str = Field(description="客服电话")
     service_hours: str = Field(description="客服时间")
-    enterprise_portal_url: str | None = Field(
-        default=None, description="单位用户业务: the enterprise portal, when there is one"
+    enterprise_portal_url: str = Field(
+        description="单位用户业务: the enterprise portal — the stage's own (served beside the H5 client, "
+        "given relative to it) unless the stage names another address"
     )
     review_expected_zh: str = Field(description="How long a manual review takes, as the owner is told")
 
@@ -68,7 +74,7 @@ def help_info(call: Call) -> HelpView:
         oem_name=settings.oem_name,
         service_phone=settings.service_phone,
         service_hours=settings.service_hours,
-        enterprise_portal_url=settings.enterprise_portal_url,
+        enterprise_portal_url=settings.enterprise_portal_url or PORTAL_BESIDE_H5,
         review_expected_zh=settings.review_expected_zh,
     )
 

@@ -230,8 +230,8 @@ class Settings(BaseSettings):
     #: 客服 (the H5 help page and the enterprise entry): the customer-service phone and its hours.
     service_phone: str = Field(default="400-800-0000", min_length=3, max_length=32)
     service_hours: str = Field(default="每天 8:00–20:00", min_length=1, max_length=64)
-    #: 单位用户业务: the enterprise portal's address; empty until it exists (the H5 client then says how
-    #: an enterprise registers and whom to contact, never a dead link).
+    #: 单位用户业务: the enterprise portal's address when it is hosted elsewhere (a CDN); by default the
+    #: H5 client links to the portal this app serves (``/portal``).
     enterprise_portal_url: str | None = Field(default=None, max_length=300, pattern=r"^https://")
     #: 投诉举报 (第二十一条): complaints one person may file in a China day.
     complaints_per_day: int = Field(default=5, ge=1)

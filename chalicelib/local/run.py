@@ -241,6 +241,7 @@ cheka is running (stage local; state is in memory — `make seed` re-seeds, a re
 
   open        {api}/                 landing page: the H5, demo VINs, SMS drop, health, routes
   H5          {api}/h5               the owner's mobile client (registration, de-registration)
+  portal      {api}/portal           the enterprise portal (accounts, real-name, agents, sessions)
   API         {api}/openapi.json
   AWS (moto)  http://127.0.0.1:{settings.moto_port}     tables, bucket, KMS keys
   worker      running (outbox dispatch, outbox sweep, purge of abandoned flows, retention purge,

@@ -267,13 +267,14 @@ def test_the_entrances_walked_on_an_accessible_page_from_login_to_a_complaint_th
     me.tap("#help-close")
     assert me.screen() == "home"
 
-    # 单位用户业务: what to prepare and whom to call, no dead link while there is no portal
+    # 单位用户业务: what to prepare, whom to call, and the link to the enterprise portal this stage serves
     me.tap("#home-enterprise")
     me.wait_screen("enterprise")
     me.wait_until("how to register", lambda: me.element("#enterprise-how").text)
     assert "营业执照" in me.element('section[data-screen="enterprise"]').text
-    assert "尚未开通" in me.element("#enterprise-how").text
-    assert not me.element("#enterprise-portal").is_displayed()
+    assert "单位用户业务平台注册单位账号" in me.element("#enterprise-how").text
+    assert me.element("#enterprise-portal").is_displayed()
+    assert str(me.element("#enterprise-portal").get_attribute("href")).endswith("/portal")
     assert str(me.element("#enterprise-call").get_attribute("href")).startswith("tel:")
     audit(me, "07-enterprise")
     me.tap("#go-home")

@@ -27,7 +27,9 @@ def owner(token: Callable[..., str]) -> dict[str, str]:
     }
 
 
-def test_the_help_facts_are_the_stages_customer_service_and_no_portal_until_one_is_set(api: Any) -> None:
+def test_the_help_facts_are_the_stages_customer_service_and_the_portal_served_beside_the_h5(
+    api: Any,
+) -> None:
     from chalicelib.core.settings import get_settings
 
     settings = get_settings()
@@ -35,7 +37,10 @@ def test_the_help_facts_are_the_stages_customer_service_and_no_portal_until_one_
     assert status == 200
     assert (info["service_phone"], info["service_hours"]) == (settings.service_phone, settings.service_hours)
     assert info["oem_name"] == settings.oem_name
-    assert info["enterprise_portal_url"] is None
+    assert info["enterprise_portal_url"] == "../portal"  # relative to /h5/: the portal this app serves
+    page = api.http.get("/portal")
+    assert page.status_code == 200
+    assert "企业" in page.body.decode("utf-8")
     assert info["review_expected_zh"] == settings.review_expected_zh
 
 
