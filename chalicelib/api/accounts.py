@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from chalice.app import Blueprint
 from pydantic import AwareDatetime, ConfigDict, Field
 
 from chalicelib.accounts.domain import AccountKind, AccountStatus, RealNameKind
-from chalicelib.api.http import ApiModel, Call, route
+from chalicelib.api.http import ApiModel, Blueprint, Call, route
 from chalicelib.consents.account_models import AcceptedAccountText
 from chalicelib.core import deps
 from chalicelib.core.auth import Principal, Role, issue_token

@@ -16,10 +16,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated
 
-from chalice.app import Blueprint
 from pydantic import AwareDatetime, Field
 
-from chalicelib.api.http import ApiModel, Call, Refusal, route
+from chalicelib.api.http import ApiModel, Blueprint, Call, Refusal, route
 from chalicelib.api.middleware import correlation_id_of
 from chalicelib.audit.domain import MAX_PAGE, ReadPage, RecordKind
 from chalicelib.core import deps

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated
 
-from chalice.app import Blueprint
 from pydantic import ConfigDict, Field
 
-from chalicelib.api.http import ApiModel, Call, Refusal, route
+from chalicelib.api.http import ApiModel, Blueprint, Call, Refusal, route
 from chalicelib.consents.account_models import AcceptedAccountText
 from chalicelib.core import deps
 from chalicelib.core.auth import PERSON_ROLES, Role, authenticate, authorize, issue_token

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated
 
-from chalice.app import Blueprint
 from pydantic import AwareDatetime, ConfigDict, Field
 
 from chalicelib.api.audit import ReasonQuery, read_of, record_reads, reveal_reason
-from chalicelib.api.http import ApiModel, Call, Refusal, route
+from chalicelib.api.http import ApiModel, Blueprint, Call, Refusal, route
 from chalicelib.audit.domain import RecordKind
 from chalicelib.complaints.domain import (
     CATEGORY_NAMES,

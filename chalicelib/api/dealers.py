@@ -11,10 +11,10 @@ from __future__ import annotations
 from datetime import date
 from typing import TYPE_CHECKING, Annotated
 
-from chalice.app import Blueprint, Response
+from chalice.app import Response
 from pydantic import AwareDatetime, ConfigDict, Field
 
-from chalicelib.api.http import ApiModel, Call, Refusal, json_response, route
+from chalicelib.api.http import ApiModel, Blueprint, Call, Refusal, json_response, route
 from chalicelib.core import deps
 from chalicelib.core.auth import Principal, Role
 from chalicelib.core.observability import logger

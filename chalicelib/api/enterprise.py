@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated
 
-from chalice.app import Blueprint
 from pydantic import AwareDatetime, ConfigDict, Field
 
-from chalicelib.api.http import ApiModel, Call, Refusal, route
+from chalicelib.api.http import ApiModel, Blueprint, Call, Refusal, route
 from chalicelib.core import deps
 from chalicelib.core.auth import Principal, Role
 from chalicelib.core.observability import logger

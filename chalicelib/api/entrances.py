@@ -7,10 +7,9 @@ import base64
 import binascii
 from typing import TYPE_CHECKING
 
-from chalice.app import Blueprint
 from pydantic import ConfigDict, Field
 
-from chalicelib.api.http import ApiModel, Call, route
+from chalicelib.api.http import ApiModel, Blueprint, Call, route
 from chalicelib.consents.account_models import AccountText
 from chalicelib.core import deps, lazy
 from chalicelib.core.auth import PERSON_ROLES

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from chalice.app import Blueprint, Response
+from chalice.app import Response
 
-from chalicelib.api.http import Call, route
+from chalicelib.api.http import Blueprint, Call, route
 from chalicelib.kernel.errors import NotFound
 
 bp = Blueprint(__name__)

@@ -11,13 +11,15 @@ middleware never sees view exceptions, so this happens in the view wrapper.)
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from chalice.app import Blueprint, Request, Response
+from chalice import app as chalice_app
+from chalice.app import Request, Response
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from chalicelib.api.middleware import CORRELATION_HEADER, correlation_id_of
@@ -28,6 +30,36 @@ from chalicelib.core.settings import get_settings
 from chalicelib.kernel.errors import BadRequest, DomainError, InvalidField, PayloadTooLarge, ValidationErrors
 
 JSON = "application/json"
+
+
+class Blueprint(chalice_app.Blueprint):
+    """Chalice's blueprint, registrable on more than one app.
+
+    Chalice consumes a route's stored options when it registers them (it pops ``methods``,
+    ``content_types``…), so the same blueprint registered on a second app — ``chalice package`` run
+    in-process by infra, a test's own app — would get every route as a GET (or fail on a path with two
+    methods). Each registration here starts from a copy of the options as declared."""
+
+    def _register_handler(
+        self,
+        handler_type: str,
+        name: str,
+        user_handler: Any,
+        wrapped_handler: Any,
+        kwargs: dict[str, Any],
+        options: dict[Any, Any] | None = None,
+    ) -> None:
+        declared = copy.deepcopy(kwargs)
+        super()._register_handler(handler_type, name, user_handler, wrapped_handler, kwargs, options)
+        register = self._deferred_registrations.pop()
+
+        def register_as_declared(app: chalice_app.Chalice, opts: dict[Any, Any]) -> None:
+            kwargs.clear()
+            kwargs.update(copy.deepcopy(declared))
+            register(app, opts)
+
+        self._deferred_registrations.append(register_as_declared)
+
 
 #: A pydantic model, or a function returning it (called when the model is first needed).
 ModelRef: TypeAlias = type[BaseModel] | Callable[[], type[BaseModel]]

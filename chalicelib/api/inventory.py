@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any
 
-from chalice.app import Blueprint
 from pydantic import Field
 
 from chalicelib.api.audit import ReasonQuery, read_of, record_reads, reveal_reason
-from chalicelib.api.http import JSON, Call, Refusal, route
+from chalicelib.api.http import JSON, Blueprint, Call, Refusal, route
 from chalicelib.audit.domain import RecordKind
 from chalicelib.core import deps, lazy
 from chalicelib.core.auth import OEM_ROLES, Principal, Role

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated
 
-from chalice.app import Blueprint
 from pydantic import ConfigDict, Field
 
-from chalicelib.api.http import ApiModel, Call, Refusal, route
+from chalicelib.api.http import ApiModel, Blueprint, Call, Refusal, route
 from chalicelib.core import deps, lazy
 from chalicelib.core.auth import Role
 from chalicelib.kernel.errors import NotFound

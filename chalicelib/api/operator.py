@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from chalice.app import Blueprint
-
-from chalicelib.api.http import JSON, Call, route
+from chalicelib.api.http import JSON, Blueprint, Call, route
 from chalicelib.core import deps
 from chalicelib.core.metric_names import Metric
 from chalicelib.core.observability import emit

@@ -11,10 +11,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
-from chalice.app import Blueprint
 from pydantic import ConfigDict, Field
 
-from chalicelib.api.http import ApiModel, Call, route
+from chalicelib.api.http import ApiModel, Blueprint, Call, route
 from chalicelib.core import deps
 from chalicelib.core.auth import Principal, Role
 from chalicelib.enterprise.domain import EnterpriseType, LegalPersonType

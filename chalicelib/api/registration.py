@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from chalice.app import Blueprint, Response
+from chalice.app import Response
 from pydantic import ConfigDict, Field
 
-from chalicelib.api.http import ApiModel, Call, json_response, route
+from chalicelib.api.http import ApiModel, Blueprint, Call, json_response, route
 from chalicelib.consents.domain import AcceptedConsent, ConsentDocument
 from chalicelib.consents.texts import consent_documents
 from chalicelib.core import deps, lazy

@@ -8,11 +8,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
-from chalice.app import Blueprint
 from pydantic import ConfigDict, Field
 
 from chalicelib.api.audit import ReasonQuery, read_of, record_reads, reveal_reason
-from chalicelib.api.http import ApiModel, Call, Refusal, route
+from chalicelib.api.http import ApiModel, Blueprint, Call, Refusal, route
 from chalicelib.api.verification import (
     FlowView,
     ReviewCaseView,

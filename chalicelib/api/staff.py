@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from chalice.app import Blueprint
 from pydantic import Field
 
-from chalicelib.api.http import ApiModel, Call, route
+from chalicelib.api.http import ApiModel, Blueprint, Call, route
 from chalicelib.core import deps
 from chalicelib.core.auth import STAFF_ROLES, install_staff_revocation_check
 from chalicelib.core.observability import logger

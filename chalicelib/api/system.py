@@ -12,9 +12,9 @@ from functools import lru_cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from chalice.app import Blueprint, Response
+from chalice.app import Response
 
-from chalicelib.api.http import ApiModel, Call, json_response, route
+from chalicelib.api.http import ApiModel, Blueprint, Call, json_response, route
 from chalicelib.core.settings import get_settings
 from chalicelib.kernel.errors import DomainError
 

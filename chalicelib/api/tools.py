@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from chalice.app import Blueprint
 from pydantic import ConfigDict, Field
 
-from chalicelib.api.http import ApiModel, Call, route
+from chalicelib.api.http import ApiModel, Blueprint, Call, route
 from chalicelib.core import lazy
 from chalicelib.core.auth import ALL_ROLES
 from chalicelib.kernel.personal import IdType, mask_id_number, mask_phone

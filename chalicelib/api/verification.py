@@ -13,10 +13,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from chalice.app import Blueprint
 from pydantic import ConfigDict, Field
 
-from chalicelib.api.http import ApiModel, Call, route
+from chalicelib.api.http import ApiModel, Blueprint, Call, route
 from chalicelib.core import deps
 from chalicelib.core.auth import PERSON_ROLES, REVEAL_ROLES, Principal, Role
 from chalicelib.kernel.errors import Forbidden, InvalidField
