@@ -9,12 +9,12 @@ number (the dealer's pages keep nothing of the owner).
 from __future__ import annotations
 
 from datetime import date
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
 from chalice.app import Response
 from pydantic import AwareDatetime, ConfigDict, Field
 
-from chalicelib.api.http import ApiModel, Blueprint, Call, Refusal, json_response, route
+from chalicelib.api.http import ApiModel, Blueprint, Call, PageQuery, json_response, route
 from chalicelib.core import deps
 from chalicelib.core.auth import Principal, Role
 from chalicelib.core.observability import logger
@@ -80,15 +80,6 @@ class DealerVehicleView(ApiModel):
 class DealerVehicleList(ApiModel):
     items: list[DealerVehicleView]
     next_cursor: str | None = None
-
-
-class DealerPageQuery(ApiModel):
-    limit: Annotated[
-        int,
-        Field(ge=1, le=100, description="1–100"),
-        Refusal("request.limit", "每页数量应为 1–100", "limit must be 1–100"),
-    ] = 50
-    cursor: str | None = Field(default=None, max_length=2000, description="next_cursor of the last page")
 
 
 class AssistBody(ApiModel):
@@ -249,12 +240,12 @@ def enable_dealer_account(call: Call, dealer_code: str, account_id: str) -> Deal
     summary="The vehicles sold through the caller's dealer code, by VIN, paged (card states only)",
     roles=DEALER,
     response=DealerVehicleList,
-    query=DealerPageQuery,
+    query=PageQuery,
     tags=("dealers",),
 )
 def dealer_vehicles(call: Call) -> DealerVehicleList:
     _live(call.user)
-    query: DealerPageQuery = call.query
+    query: PageQuery = call.query
     found, cursor = deps.dealers().vehicles(call.user, query.limit, query.cursor)
     return DealerVehicleList(items=[_vehicle_view(v, cards) for v, cards in found], next_cursor=cursor)
 

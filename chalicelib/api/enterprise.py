@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from pydantic import AwareDatetime, ConfigDict, Field
 
-from chalicelib.api.http import ApiModel, Blueprint, Call, Refusal, route
+from chalicelib.api.http import ApiModel, Blueprint, Call, PageQuery, Refusal, route
 from chalicelib.core import deps
 from chalicelib.core.auth import Principal, Role
 from chalicelib.core.observability import logger
@@ -111,16 +111,7 @@ class EnterpriseActionList(ApiModel):
     next_cursor: str | None = None
 
 
-class EnterprisePageQuery(ApiModel):
-    limit: Annotated[
-        int,
-        Field(ge=1, le=100, description="1–100"),
-        Refusal("request.limit", "每页数量应为 1–100", "limit must be 1–100"),
-    ] = 50
-    cursor: str | None = Field(default=None, max_length=2000, description="next_cursor of the last page")
-
-
-class AgentQuery(EnterprisePageQuery):
+class AgentQuery(PageQuery):
     status: Annotated[
         GrantStatus | None,
         Field(description="pending | approved | rejected | revoked (default: all)"),
@@ -317,12 +308,12 @@ def revoke_agent(call: Call, account_id: str) -> AgentGrantView:
     summary="The enterprise's action log, newest first (the legal person: all; an agent: its own)",
     roles=ACCOUNT_ROLES,
     response=EnterpriseActionList,
-    query=EnterprisePageQuery,
+    query=PageQuery,
     tags=("enterprise",),
 )
 def enterprise_actions(call: Call) -> EnterpriseActionList:
     _live(call.user)
-    query: EnterprisePageQuery = call.query
+    query: PageQuery = call.query
     acting = deps.agent_grants().acting(call.user)
     actor = None if acting.role is ActorRole.LEGAL else acting.account.account_id
     found, cursor = deps.enterprise_actions().listing(acting.uscc, actor, query.limit, query.cursor)
@@ -335,13 +326,13 @@ def enterprise_actions(call: Call) -> EnterpriseActionList:
     summary="An enterprise's action log, newest first (the OEM's auditor)",
     roles=AUDIT_ROLES,
     response=EnterpriseActionList,
-    query=EnterprisePageQuery,
+    query=PageQuery,
     tags=("enterprise",),
 )
 def audit_enterprise_actions(call: Call, uscc: str) -> EnterpriseActionList:
     from chalicelib.enterprise.registry import normalise_uscc
 
-    query: EnterprisePageQuery = call.query
+    query: PageQuery = call.query
     found, cursor = deps.enterprise_actions().listing(normalise_uscc(uscc), None, query.limit, query.cursor)
     logger.info("enterprise actions read", extra={"count": len(found)})
     return EnterpriseActionList(items=[_action(a) for a in found], next_cursor=cursor)

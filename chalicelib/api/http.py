@@ -16,11 +16,11 @@ import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Annotated, Any, TypeAlias
 
 from chalice import app as chalice_app
 from chalice.app import Request, Response
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from chalicelib.api.middleware import CORRELATION_HEADER, correlation_id_of
 from chalicelib.core.auth import Principal, Role, authenticate, authorize
@@ -95,6 +95,17 @@ class ApiModel(BaseModel):
     import, so a cold start pays only for the routes it serves."""
 
     model_config = ConfigDict(defer_build=True)
+
+
+class PageQuery(ApiModel):
+    """A list read a page at a time (queues, the enterprise's action log, a dealer's vehicles…)."""
+
+    limit: Annotated[
+        int,
+        Field(ge=1, le=100, description="1–100"),
+        Refusal("request.limit", "每页数量应为 1–100", "limit must be 1–100"),
+    ] = 20
+    cursor: str | None = Field(default=None, max_length=2000, description="next_cursor of the last page")
 
 
 class ErrorBody(ApiModel):

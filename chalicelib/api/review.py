@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import ConfigDict, Field
 
 from chalicelib.api.audit import ReasonQuery, read_of, record_reads, reveal_reason
-from chalicelib.api.http import ApiModel, Blueprint, Call, Refusal, route
+from chalicelib.api.http import ApiModel, Blueprint, Call, PageQuery, Refusal, route
 from chalicelib.api.verification import (
     FlowView,
     ReviewCaseView,
@@ -48,17 +48,6 @@ EVIDENCE_ROLES = frozenset({Role.REVIEWER, Role.AUDITOR})
 class ReviewQueue(ApiModel):
     cases: list[ReviewCaseView]
     next_cursor: str | None
-
-
-class PageQuery(ApiModel):
-    """A queue read a page at a time."""
-
-    limit: Annotated[
-        int,
-        Field(ge=1, le=100, description="1–100"),
-        Refusal("request.limit", "每页数量应为 1–100", "limit must be 1–100"),
-    ] = 20
-    cursor: str | None = Field(default=None, description="next page")
 
 
 class ReviewQuery(PageQuery):
