@@ -46,6 +46,7 @@
   function showError(error, scope) {
     const err = web.asError(error);
     if (!scope) return;
+    if (err.code === "upload.cancelled") return; // the person's own choice, told by the upload only
     const fields = err.details && Array.isArray(err.details.errors) ? err.details.errors : [err];
     const elsewhere = [];
     const told = new Map(); // slot → the messages put under it by this refusal
@@ -100,16 +101,18 @@
     return new web.ApiError(422, { code: "client." + field, message_zh: messageZh, field });
   }
 
-  /** Run `work` with the button disabled and saying what is happening; errors go to `scope`. */
+  /** Run `work` with the button disabled and saying what is happening; errors go to `scope` (or to
+   * what `scope()` names when they come: the H5 client's screen shown by then). */
   async function busy(button, label, scope, work) {
+    const where = typeof scope === "function" ? scope : () => scope;
     const original = button.textContent;
     button.disabled = true;
     button.textContent = label;
-    clearErrors(scope);
+    clearErrors(where());
     try {
       return await work();
     } catch (error) {
-      showError(error, scope);
+      showError(error, where());
       return undefined;
     } finally {
       button.disabled = false;

@@ -98,10 +98,6 @@
   };
   const SMS_WAIT = 60; // seconds between two codes to one phone (SPEC §3)
   const POLL_MS = 2000;
-  const DOC_TYPES = ["image/jpeg", "image/png", "image/bmp"];
-  // Photos go up at what OCR and the face match need (long side 1600 px, JPEG q 0.85): the server
-  // still validates every one.
-  const UPLOAD = { longSide: 1600, quality: 0.85 };
   const PHOTO_NAMES = {
     id_front: "身份证人像面",
     id_back: "身份证国徽面",
@@ -128,25 +124,10 @@
   };
 
   // ---------------------------------------------------------------------------------------------
-  // Small DOM helpers (text always goes in as text, never as markup)
-  const $ = (selector, root) => (root || document).querySelector(selector);
-  const $$ = (selector, root) => Array.from((root || document).querySelectorAll(selector));
-
-  function h(tag, attrs, ...children) {
-    const el = document.createElement(tag);
-    for (const [key, value] of Object.entries(attrs || {})) {
-      if (value === null || value === undefined || value === false) continue;
-      if (key === "class") el.className = value;
-      else if (key === "text") el.textContent = value;
-      else if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
-      else el.setAttribute(key, value === true ? "" : String(value));
-    }
-    for (const child of children.flat()) {
-      if (child === null || child === undefined || child === false) continue;
-      el.append(child instanceof Node ? child : document.createTextNode(String(child)));
-    }
-    return el;
-  }
+  // The shared web/common files (api.js, ui.js, photos.js): DOM helpers (text always goes in as text,
+  // never as markup), the API's error model, field errors, notices, masked display, photo uploads.
+  const web = window.ChekaWeb;
+  const { $, $$, h, ApiError, asError, maskPhone, chinaTime } = web;
 
   function rows(pairs) {
     return h(
@@ -160,16 +141,6 @@
 
   // ---------------------------------------------------------------------------------------------
   // The API: JSON in, JSON out; refusals are {code, message_zh, message_en, field?, details?}
-  class ApiError extends Error {
-    constructor(status, body) {
-      super(body.message_en || body.code || String(status));
-      this.status = status;
-      this.code = body.code || "http." + status;
-      this.messageZh = body.message_zh || "服务暂时不可用（" + status + "），请稍后重试";
-      this.field = body.field || null;
-      this.details = body.details || {};
-    }
-  }
 
   /** Keep what a login or a refresh answered: the access token in this tab, the refresh token for good. */
   function keepSession(session) {
@@ -263,12 +234,6 @@
       throw error;
     }
     return doc;
-  }
-
-  function asError(error) {
-    if (error instanceof ApiError) return error;
-    console.error(error);
-    return new ApiError(0, { code: "client", message_zh: "操作未完成，请重试" });
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -405,45 +370,20 @@
       KINDS[state.kind].name + " · 第 " + (at + 1) + " 步 / 共 " + steps.length + " 步 · " + steps[at][1];
   }
 
-  let noticeTimer = 0;
+  const notice = web.notice;
 
-  function notice(text) {
-    const el = $("#notice");
-    clearTimeout(noticeTimer);
-    el.textContent = text || "";
-    el.hidden = !text;
-    if (text) noticeTimer = setTimeout(() => (el.hidden = true), 5000);
-  }
-
-  // Field errors are rendered by the shared web/common/ui.js (the portal and the console use the same).
-  function clearErrors(root) {
-    window.ChekaWeb.clearErrors(root);
-  }
+  // Field errors, busy buttons: the shared web/common/ui.js (the portal and the console use the same),
+  // scoped to the screen shown.
+  const clearErrors = web.clearErrors;
 
   /** Show a refusal where it belongs: under its field when the server names one, else on the screen. */
   function showError(error, root) {
-    const err = asError(error);
-    const scope = root || section(currentScreen());
-    if (!scope) return;
-    if (err.code === "upload.cancelled") return; // the owner's own choice, told under the photo only
-    window.ChekaWeb.showError(err, scope);
+    web.showError(error, root || section(currentScreen()));
   }
 
   /** Run `work` with the button disabled and saying what is happening; errors go to the screen. */
-  async function busy(button, label, work) {
-    const original = button.textContent;
-    button.disabled = true;
-    button.textContent = label;
-    clearErrors(section(currentScreen()));
-    try {
-      return await work();
-    } catch (error) {
-      showError(error);
-      return undefined;
-    } finally {
-      button.disabled = false;
-      button.textContent = original;
-    }
+  function busy(button, label, work) {
+    return web.busy(button, label, () => section(currentScreen()), work);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -485,7 +425,7 @@
     try {
       const sent = await api("POST", "/v1/auth/sms-codes", { phone, purpose });
       nextSend.set(phone, Date.now() + ((sent && sent.resend_after) || SMS_WAIT) * 1000);
-      notice("验证码已发送至 " + phone.slice(0, 3) + "****" + phone.slice(-4) + "，5 分钟内有效");
+      notice("验证码已发送至 " + maskPhone(phone) + "，5 分钟内有效");
       showDevSms(phone);
     } catch (error) {
       const err = asError(error);
@@ -501,7 +441,7 @@
   /** Local stages only: the SMS the platform kept instead of sending (the route is 404 elsewhere). */
   async function showDevSms(phone) {
     const box = $("#dev-sms");
-    const masked = phone.slice(0, 3) + "****" + phone.slice(-4);
+    const masked = maskPhone(phone);
     let doc;
     try {
       doc = await api("GET", "/v1/dev/sms-drop?limit=10");
@@ -555,7 +495,7 @@
     await busy($("#login-submit"), "登录中…", async () => {
       const session = await api("POST", "/v1/auth/login", { phone, code, accepted });
       keepSession(session);
-      localStorage.setItem(STORE.phone, phone.slice(0, 3) + "****" + phone.slice(-4));
+      localStorage.setItem(STORE.phone, maskPhone(phone));
       sessionStorage.setItem(STORE.loginPhone, phone);
       notice("");
       await resumeOrHome();
@@ -918,7 +858,7 @@
     const input = $("#owner-phone");
     if (mine && !input.value.trim()) input.value = mine;
     const offered = Boolean(mine) && input.value.trim() === mine;
-    const masked = mine.slice(0, 3) + "****" + mine.slice(-4);
+    const masked = maskPhone(mine);
     $("#phone-hint").textContent =
       state.kind === "registration"
         ? offered
@@ -1470,14 +1410,11 @@
    * delegation and documents screens call it); a cancelled upload rejects with code ``upload.cancelled``,
    * a refusal with the server's error. */
   async function storePhoto(kind, file, status) {
-    const flowId = encodeURIComponent(state.reg.flow_id);
-    status("正在处理照片…");
-    const photo = await compressPhoto(file);
-    status("正在上传…");
-    const presign = () => api("POST", "/v1/flows/" + flowId + "/uploads", { kind, content_type: photo.type });
-    const key = await sendToStorage(presign, photo.blob, PHOTO_NAMES[kind] || "照片");
-    status("正在检查照片…");
-    await untilDelivered(() => api("POST", "/v1/flows/" + flowId + "/documents", { kind, key }));
+    await web.storePhoto({ call: api }, state.reg.flow_id, kind, file, status, {
+      view: uploadView(PHOTO_NAMES[kind] || "照片"),
+      resume: true,
+      waiting: () => notice("网络中断，恢复后将自动继续"),
+    });
   }
 
   async function onDocumentChosen(kind, input) {
@@ -1517,213 +1454,33 @@
     updateDocumentsNext();
   }
 
-  /** The photo as the platform needs it: upright (EXIF orientation applied), long side at most
-   * UPLOAD.longSide, JPEG at UPLOAD.quality; a JPEG already smaller than that goes as taken. */
-  async function compressPhoto(file) {
-    let blob;
-    try {
-      blob = await reencode(file, UPLOAD.longSide, UPLOAD.quality);
-    } catch (error) {
-      if (DOC_TYPES.includes(file.type)) return { blob: file, type: file.type }; // the server decides
-      throw error;
-    }
-    if (file.type === "image/jpeg" && file.size <= blob.size) return { blob: file, type: file.type };
-    return { blob, type: "image/jpeg" };
-  }
-
-  async function decode(file) {
-    if (window.createImageBitmap) {
-      try {
-        return await createImageBitmap(file, { imageOrientation: "from-image" });
-      } catch (_) {
-        // fall back to an <img>
-      }
-    }
-    const url = URL.createObjectURL(file);
-    try {
-      const img = new Image();
-      img.src = url;
-      await img.decode();
-      return img;
-    } finally {
-      URL.revokeObjectURL(url);
-    }
-  }
-
-  async function reencode(file, longSide, quality) {
-    let image;
-    try {
-      image = await decode(file);
-    } catch (_) {
-      throw new ApiError(415, { code: "client.unreadable", message_zh: "无法读取该照片，请换一张 JPG 或 PNG 照片" });
-    }
-    const width = image.width;
-    const height = image.height;
-    const scale = Math.min(1, longSide / Math.max(width, height));
-    const canvas = document.createElement("canvas");
-    canvas.width = Math.round(width * scale);
-    canvas.height = Math.round(height * scale);
-    canvas.getContext("2d").drawImage(image, 0, 0, canvas.width, canvas.height);
-    if (image.close) image.close();
-    return await new Promise((resolve, reject) =>
-      canvas.toBlob((blob) => (blob ? resolve(blob) : reject(new Error("toBlob"))), "image/jpeg", quality),
-    );
-  }
-
   // ---------------------------------------------------------------------------------------------
-  // Uploads for weak networks: the presigned POST by XMLHttpRequest (progress, cancel), kept blob,
-  // waits for the network and tries again (a presigned form that expired is asked for again).
-  let uploading = null; // the upload in progress: {cancelled, xhr, wake}
-
-  function uploadPanel(label, bytes) {
-    $("#upload-label").textContent = "正在上传" + label + "（" + Math.max(1, Math.round(bytes / 1024)) + " KB）";
-    $("#upload-note").textContent = "";
-    $("#upload").dataset.state = "sending";
-    uploadProgress(0);
-    $("#upload").hidden = false;
+  // The upload panel (#upload): progress, cancel, the wait for the network. Compression, the presigned
+  // upload, its resumption and the server's check are the shared web/common/photos.js.
+  function uploadView(label) {
+    return {
+      start(bytes) {
+        $("#upload-label").textContent = "正在上传" + label + "（" + Math.max(1, Math.round(bytes / 1024)) + " KB）";
+        $("#upload-note").textContent = "";
+        $("#upload").dataset.state = "sending";
+        uploadProgress(0);
+        $("#upload").hidden = false;
+      },
+      progress: uploadProgress,
+      note(stateName, text) {
+        $("#upload").dataset.state = stateName;
+        $("#upload-note").textContent = text;
+      },
+      end() {
+        $("#upload").hidden = true;
+      },
+    };
   }
 
   function uploadProgress(fraction) {
     const percent = Math.max(0, Math.min(100, Math.floor(fraction * 100)));
     $("#upload-bar").value = percent;
     $("#upload-percent").textContent = percent + "%";
-  }
-
-  function uploadNote(stateName, text) {
-    $("#upload").dataset.state = stateName;
-    $("#upload-note").textContent = text;
-  }
-
-  function cancelUpload() {
-    const job = uploading;
-    if (!job) return;
-    job.cancelled = true;
-    if (job.xhr) job.xhr.abort();
-    if (job.wake) job.wake();
-  }
-
-  function uploadCancelled() {
-    return new ApiError(499, { code: "upload.cancelled", message_zh: "已取消上传，可重新选择照片" });
-  }
-
-  /** Send ``blob`` with the form ``presign()`` gives, until it is stored, refused or cancelled; its key. */
-  async function sendToStorage(presign, blob, label) {
-    const job = { cancelled: false, xhr: null, wake: null };
-    if (uploading) cancelUpload();
-    uploading = job;
-    uploadPanel(label, blob.size);
-    let post = null;
-    let postAt = 0;
-    let delay = 1000;
-    let refusals = 0;
-    try {
-      for (;;) {
-        if (job.cancelled) throw uploadCancelled();
-        try {
-          if (!post || Date.now() - postAt > (post.expires_in - 20) * 1000) {
-            post = await presign();
-            postAt = Date.now();
-            if (blob.size > post.max_bytes) {
-              throw new ApiError(413, {
-                code: "client.too_large",
-                message_zh: "图片过大，不能超过 " + Math.floor(post.max_bytes / 1048576) + " MB",
-              });
-            }
-          }
-          await postForm(job, post, blob);
-          uploadProgress(1);
-          return post.key;
-        } catch (error) {
-          const err = asError(error);
-          if (job.cancelled) throw uploadCancelled();
-          if (err.code === "upload.expired" && refusals++ < 2) {
-            post = null; // the form expired while the network was away: a new one
-            continue;
-          }
-          if (err.status !== 0) throw err;
-          uploadNote("waiting", "网络中断，恢复后将自动继续上传");
-          await waitForNetwork(job, delay);
-          delay = Math.min(delay * 2, 30000);
-          if (!job.cancelled) uploadNote("sending", "网络已恢复，正在继续上传…");
-        }
-      }
-    } finally {
-      if (uploading === job) uploading = null;
-      $("#upload").hidden = true;
-    }
-  }
-
-  /** POST the presigned form and the photo to storage (its CORS rules let the page read the answer). */
-  function postForm(job, post, blob) {
-    return new Promise((resolve, reject) => {
-      const form = new FormData();
-      for (const [name, value] of Object.entries(post.fields)) form.append(name, value);
-      form.append("file", blob, "photo");
-      const xhr = new XMLHttpRequest();
-      const dropped = () => new ApiError(0, { code: "upload.network", message_zh: "网络中断，照片未上传完成" });
-      const offline = () => xhr.abort(); // a connection the phone lost does not always error by itself
-      const done = () => {
-        job.xhr = null;
-        window.removeEventListener("offline", offline);
-      };
-      job.xhr = xhr;
-      window.addEventListener("offline", offline);
-      xhr.open("POST", post.url);
-      xhr.upload.onprogress = (e) => {
-        if (e.lengthComputable && e.total) uploadProgress(e.loaded / e.total);
-      };
-      xhr.onload = () => {
-        done();
-        if (xhr.status >= 200 && xhr.status < 300) resolve();
-        else if (xhr.status === 403) reject(new ApiError(403, { code: "upload.expired", message_zh: "上传已过期，请重试" }));
-        else reject(new ApiError(xhr.status, { code: "upload.refused", message_zh: "照片未能上传，请重新选择照片" }));
-      };
-      xhr.onerror = xhr.ontimeout = xhr.onabort = () => {
-        done();
-        reject(job.cancelled ? uploadCancelled() : dropped());
-      };
-      xhr.send(form);
-    });
-  }
-
-  /** Resolves once the network is back (the `online` event, or a look after ``delay`` ms), or on cancel. */
-  function waitForNetwork(job, delay) {
-    return new Promise((resolve) => {
-      let timer = 0;
-      const finish = () => {
-        clearTimeout(timer);
-        window.removeEventListener("online", back);
-        job.wake = null;
-        resolve();
-      };
-      const back = () => {
-        clearTimeout(timer);
-        timer = setTimeout(finish, 300);
-      };
-      const look = () => {
-        if (navigator.onLine) finish();
-        else timer = setTimeout(look, delay);
-      };
-      timer = setTimeout(look, delay);
-      window.addEventListener("online", back);
-      job.wake = finish;
-    });
-  }
-
-  /** An API call that must get through (the photo is stored already): tried again once the network is back. */
-  async function untilDelivered(call) {
-    let delay = 1000;
-    for (;;) {
-      try {
-        return await call();
-      } catch (error) {
-        const err = asError(error);
-        if (err.status !== 0 || err.code !== "network") throw err;
-        notice("网络中断，恢复后将自动继续");
-        await waitForNetwork({}, delay);
-        delay = Math.min(delay * 2, 30000);
-      }
-    }
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -2114,15 +1871,6 @@
     return canvas.toDataURL("image/jpeg", quality).split(",")[1];
   }
 
-  function base64(blob) {
-    return new Promise((resolve, reject) => {
-      const reader = new FileReader();
-      reader.onload = () => resolve(String(reader.result).split(",")[1]);
-      reader.onerror = () => reject(reader.error);
-      reader.readAsDataURL(blob);
-    });
-  }
-
   async function onFramesChosen(input) {
     const files = Array.from(input.files || []);
     input.value = "";
@@ -2146,7 +1894,7 @@
       const frames = [];
       for (const file of files) {
         const ok = file.type === "image/jpeg" && file.size <= MAX_FRAME_BYTES;
-        frames.push(await base64(ok ? file : await reencode(file, 960, 0.85)));
+        frames.push(await web.base64(ok ? file : await web.reencode(file, 960, 0.85)));
       }
       // A burst taken with the phone's own camera app: the times the photos were taken.
       await sendFrames(frames, files.map((file) => file.lastModified));
@@ -2477,24 +2225,6 @@
     ];
   }
 
-  /** A time as people in China read it, whatever the phone's own time zone: 2026-11-29 20:15. */
-  function chinaTime(iso) {
-    if (!iso) return "";
-    const parts = {};
-    const format = new Intl.DateTimeFormat("zh-CN", {
-      timeZone: "Asia/Shanghai",
-      year: "numeric",
-      month: "2-digit",
-      day: "2-digit",
-      hour: "2-digit",
-      minute: "2-digit",
-      hourCycle: "h23",
-    });
-    for (const p of format.formatToParts(new Date(iso))) parts[p.type] = p.value;
-    return parts.year + "-" + parts.month + "-" + parts.day + " " + parts.hour + ":" + parts.minute;
-  }
-
-  /** 过户: the buyer's registration of a car registered to someone else. */
   function transferring(reg) {
     return Boolean(reg.possession && reg.possession.transfer);
   }
@@ -2959,22 +2689,6 @@
     });
   }
 
-  /** A photo scaled down in the browser (longest side `maxSide`) and re-encoded as JPEG, as base64. */
-  async function scaledJpegBase64(file, maxSide) {
-    const bitmap = await createImageBitmap(file);
-    const scale = Math.min(1, maxSide / Math.max(bitmap.width, bitmap.height));
-    const canvas = document.createElement("canvas");
-    canvas.width = Math.round(bitmap.width * scale);
-    canvas.height = Math.round(bitmap.height * scale);
-    canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
-    if (bitmap.close) bitmap.close();
-    const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.88));
-    const bytes = new Uint8Array(await blob.arrayBuffer());
-    let binary = "";
-    for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-    return btoa(binary);
-  }
-
   async function scanVin() {
     const input = $("#vin-scan");
     const file = input.files && input.files[0];
@@ -2987,7 +2701,8 @@
     label.classList.add("busy");
     label.firstChild.textContent = "识别中…";
     try {
-      const image = await scaledJpegBase64(file, 1600);
+      // scaled and re-encoded as JPEG by the shared photos.js, sent as base64
+      const image = await web.base64(await web.reencode(file, 1600, 0.88));
       const found = await api("POST", "/v1/me/vin-scan", { image });
       $("#vin-input").value = found.vin;
       read.textContent = "已识别车辆识别代号 " + found.vin + "，请与行驶证或铭牌核对无误后点“查询车辆”。";
@@ -3139,7 +2854,7 @@
     $("#review-refresh").addEventListener("click", () =>
       busy($("#review-refresh"), "刷新中…", () => reviewTick(state.reg.registration_id, true)),
     );
-    $("#upload-cancel").addEventListener("click", cancelUpload);
+    $("#upload-cancel").addEventListener("click", web.cancelUpload);
     $("#consents-submit").addEventListener("click", giveConsents);
     $("#submit-button").addEventListener("click", submit);
     $("#result-vehicles").addEventListener("click", screenVehicles);
