@@ -258,13 +258,15 @@ def _packaging(project_dir: Path, build_dir: Path, region: str) -> Iterator[None
     Packaging writes ``chalice.out/`` into the working directory, asks botocore for the region (to name
     the partition's service principals), and imports ``app.py`` after copying the stage's environment
     variables (CDK tokens included) into ``os.environ`` and the project onto ``sys.path``. Afterwards the
-    directory, environment and path are restored, and project modules first imported while packaging
-    are forgotten, so a later ``import app`` (tests, ``chalice local``) sees the caller's settings.
+    directory, environment and path are restored and the settings read meanwhile forgotten. The modules
+    imported stay: importing them reads no settings (a cold start reads them on first use), and
+    forgetting them would leave the modules imported before holding classes a later import makes anew
+    (a view model refusing the very class its handler returns).
     """
     from chalicelib.core.settings import get_settings
 
     build_dir.mkdir(parents=True, exist_ok=True)
-    cwd, environ, path, modules = Path.cwd(), dict(os.environ), list(sys.path), set(sys.modules)
+    cwd, environ, path = Path.cwd(), dict(os.environ), list(sys.path)
     settings_cached = get_settings.cache_info().currsize > 0
     os.chdir(build_dir)
     os.environ["AWS_DEFAULT_REGION"] = region
@@ -275,17 +277,8 @@ def _packaging(project_dir: Path, build_dir: Path, region: str) -> Iterator[None
         os.environ.clear()
         os.environ.update(environ)
         sys.path[:] = path
-        for name in set(sys.modules) - modules:
-            if _is_project_module(project_dir, name):
-                del sys.modules[name]
         if not settings_cached:
             get_settings.cache_clear()  # filled from the stage's environment while importing app.py
-
-
-def _is_project_module(project_dir: Path, name: str) -> bool:
-    """``app``, ``chalicelib.x``...: modules of the project's own top-level packages (not the venv's)."""
-    top = name.partition(".")[0]
-    return (project_dir / f"{top}.py").is_file() or (project_dir / top / "__init__.py").is_file()
 
 
 def _chalice_stage_section(project_dir: Path, stage: str) -> dict[str, Any]:
