@@ -263,7 +263,7 @@ def _dump(result: Any, status: int) -> Response:
 
 
 def route(
-    bp: Blueprint,
+    bp: chalice_app.Blueprint,
     path: str,
     *,
     method: str = "GET",
