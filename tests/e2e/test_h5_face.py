@@ -136,6 +136,12 @@ def test_the_oval_guides_the_face_and_a_capture_without_a_turn_is_asked_again_fo
     me.shot("face-4-in-the-oval")
     me.wait_until("the turn", lambda: face(me, "phase") in ("turn", "sending", ""), timeout=45)
     me.wait_until("the face check", lambda: me.screen() != "face" or me.errors(), timeout=90)
+    if me.screen() == "face" and any("不计入核验次数" in e for e in me.errors()):
+        # A loaded machine can drop the frames of the turn (the server then saw none, and said so for
+        # free): the person tries once more, as the page asks; an attempt spent would show below.
+        me.shot("face-4b-turn-missed-asked-again")
+        me.tap("#face-camera")
+        me.wait_until("the face check again", lambda: me.screen() != "face", timeout=120)
     results: Any = me._js("return window.__faceResults")
     assert me.screen() != "face", me.messages()
     # The pass is told as it is: no "null" after it

@@ -264,12 +264,13 @@ def settings(issuer: TestIssuer | None, stage: str = "test") -> Settings:
 
 
 @pytest.fixture
-def revocations() -> Iterator[set[str]]:
+def revocations(monkeypatch: pytest.MonkeyPatch) -> Iterator[set[str]]:
+    """An in-memory revocation list in place of the staff API's table, the one installed before (if
+    any: ``chalicelib.api.staff`` installs it on import) put back afterwards."""
     revoked: set[str] = set()
-    auth.install_staff_revocation_check(revoked.__contains__)
+    monkeypatch.setattr(auth, "_staff_revoked", revoked.__contains__)
     oidc.reset()
     yield revoked
-    auth.install_staff_revocation_check(None)
     oidc.reset()
 
 
