@@ -10,9 +10,13 @@ from chalicelib.api import (
     audit,
     auth,
     complaints,
+    console,
     dealers,
     enterprise,
+    enterprise_cards,
     entrances,
+    fleet,
+    fleet_cases,
     h5,
     inventory,
     lifecycle,
@@ -53,8 +57,12 @@ for blueprint in (
     lifecycle.bp,
     operator.bp,
     complaints.bp,
+    console.bp,
     entrances.bp,
     enterprise.bp,
+    enterprise_cards.bp,
+    fleet.bp,
+    fleet_cases.bp,
     dealers.bp,
     audit.bp,
     staff.bp,
@@ -67,6 +75,15 @@ for blueprint in (
 def dispatch_outbox(event: dict[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
     """The outbox queue's consumer (event source mapping with ReportBatchItemFailures, in infra)."""
     return outbox.dispatch_outbox(event, context)
+
+
+@app.lambda_function(name="run_fleet_tasks")
+def run_fleet_tasks(event: dict[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
+    """The fleet tasks queue's consumer: the fleet review workflow's tasks (event source mapping with
+    ReportBatchItemFailures, in infra)."""
+    from chalicelib.events.fleet_tasks import dispatch_fleet_tasks
+
+    return dispatch_fleet_tasks(event, context)
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="sweep_outbox")

@@ -144,6 +144,8 @@ METRIC_DIMENSIONS: dict[Metric, tuple[str, ...]] = {
     Metric.FACE_ATTEMPT: ("result",),
     Metric.LIVENESS_RESULT: ("result",),
     Metric.REVIEW_OPENED: ("reason",),
+    Metric.FLEET_CASE_REMINDER: ("kind",),
+    Metric.FLEET_CASE_ESCALATED: ("kind",),
     Metric.SPOT_CHECK_OPENED: ("operator",),
     Metric.SPOT_CHECK_ANSWERED: ("verdict", "late"),
     Metric.SPOT_CHECK_OVERDUE: ("operator",),
@@ -881,6 +883,14 @@ class ChekaStack(Stack):
             graph("Face attempts, by result", [self.metric_search(Metric.FACE_ATTEMPT)], 6),
             graph("Liveness results", [self.metric_search(Metric.LIVENESS_RESULT)], 6),
             graph("Reviews opened, by reason", [self.metric_search(Metric.REVIEW_OPENED)], 6),
+            graph(
+                "Fleet cases (单位批次审核): reminded, escalated to a lead",
+                [
+                    self.metric_search(Metric.FLEET_CASE_REMINDER, label="reminded"),
+                    self.metric_search(Metric.FLEET_CASE_ESCALATED, label="escalated"),
+                ],
+                6,
+            ),
             graph("Engines unavailable, by engine", [self.metric_search(Metric.ENGINE_UNAVAILABLE)], 6),
         )
         dashboard.add_widgets(

@@ -31,7 +31,7 @@ from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cognito as cognito
 
 from chalicelib.core.config import Settings
-from chalicelib.core.oidc import STAFF_ROLE_NAMES
+from chalicelib.core.oidc import STAFF_GROUP_ALIASES, STAFF_ROLE_NAMES
 
 #: Token lifetimes of the console's app client.
 ACCESS_TOKEN_MINUTES = 15
@@ -40,8 +40,12 @@ REFRESH_TOKEN_HOURS = 12
 #: The groups claim of Cognito's tokens.
 COGNITO_GROUPS_CLAIM = "cognito:groups"
 
+#: The group of a role named otherwise than the role (``review_lead``: ``review-leads``).
+STAFF_GROUP_NAMES = {role: group for group, role in STAFF_GROUP_ALIASES.items()}
+
 _ROLE_DESCRIPTIONS = {
     "reviewer": "人工审核 (review cases, personal data in clear with a reason)",
+    "review_lead": "审核组长 (fleet cases escalated past their deadline)",
     "admin": "OEM administration (inventory, operators' settings)",
     "auditor": "审计 (evidence, exports, the personal-data read log)",
     "operations": "Operations (outbox, operators, campaigns)",
@@ -106,9 +110,9 @@ def add_staff_sign_in(stack: Stack, settings: Settings) -> StaffUserPool | None:
     groups = {
         role: cognito.CfnUserPoolGroup(
             stack,
-            f"StaffGroup{role.capitalize()}",
+            f"StaffGroup{role.title().replace('_', '')}",
             user_pool_id=pool.user_pool_id,
-            group_name=role,
+            group_name=STAFF_GROUP_NAMES.get(role, role),
             description=_ROLE_DESCRIPTIONS[role],
         )
         for role in sorted(STAFF_ROLE_NAMES)

@@ -57,12 +57,15 @@ def aws(identity_authority: Any) -> Iterator[None]:
 
     from chalicelib.core import deps
     from chalicelib.core.settings import get_settings
-    from chalicelib.local.bootstrap import create_resources
+    from chalicelib.local.bootstrap import create_resources, stop_executions
 
-    with mock_aws():
+    # Step Functions run the real ASL (the fleet review workflow), as the embedded AWS of ``make run`` does;
+    # executions still running are stopped before the embedded AWS goes.
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         deps.reset()
         create_resources(get_settings())
         yield
+        stop_executions(get_settings())
     deps.reset()
 
 

@@ -34,6 +34,8 @@ __all__ = [
     "authorization_letter",
     "business_licence",
     "cjk_font_path",
+    "custody_agreement",
+    "fleet_authorization_letter",
     "id_back",
     "id_front",
     "id_photo",
@@ -87,3 +89,64 @@ def vin_plate(vin: str, *, maker: str = "示例汽车有限公司", fmt: str = "
     out = io.BytesIO()
     plate.save(out, "JPEG" if fmt.upper() in ("JPEG", "JPG") else "PNG", quality=88)
     return out.getvalue()
+
+
+def _fleet_page(title: str, lines: list[str], vins: list[str], signature: str, fmt: str) -> bytes:
+    font_path = str(require_cjk_font())
+    page = Image.new("RGB", (1000, 1300), (252, 252, 250))
+    draw = ImageDraw.Draw(page)
+    big, text = ImageFont.truetype(font_path, 56), ImageFont.truetype(font_path, 30)
+    ink = (20, 20, 20)
+    draw.text((500 - 28 * len(title), 70), title, font=big, fill=ink)
+    y = 200
+    for line in lines:
+        draw.text((80, y), line, font=text, fill=ink)
+        y += 58
+    y += 20
+    draw.text((80, y), "车辆清单（车架号 VIN）：", font=text, fill=ink)
+    y += 58
+    for n, vin in enumerate(vins[:10], start=1):
+        draw.text((120, y), f"{n}. {vin}", font=text, fill=ink)
+        y += 50
+    draw.text((520, max(y + 60, 1100)), signature, font=text, fill=ink)
+    draw.ellipse((700, 1020, 900, 1220), outline=(200, 30, 30), width=6)  # the company seal
+    out = io.BytesIO()
+    page.save(out, "JPEG" if fmt.upper() in ("JPEG", "JPG") else "PNG", quality=90)
+    return out.getvalue()
+
+
+def fleet_authorization_letter(
+    *,
+    company: str = COMPANY["name"],
+    uscc: str = COMPANY["uscc"],
+    responsible: str = PERSON_NAME,
+    responsible_id: str = PERSON_ID_NUMBER,
+    vins: list[str] | None = None,
+    fmt: str = "JPEG",
+) -> bytes:
+    """单位登记的授权书 (1000×1300 px), as the portal's template prints it, filled in, signed and sealed."""
+    lines = [
+        f"兹授权本单位车辆负责人 {responsible}",
+        f"（身份证件号码：{responsible_id}）",
+        f"代表 {company}",
+        f"（统一社会信用代码：{uscc}）",
+        "办理下列车辆所装车联网卡的实名登记业务。",
+    ]
+    return _fleet_page("授 权 书", lines, vins or [], "单位（盖章）", fmt)
+
+
+def custody_agreement(
+    *,
+    company: str = COMPANY["name"],
+    responsible: str = PERSON_NAME,
+    vins: list[str] | None = None,
+    fmt: str = "JPEG",
+) -> bytes:
+    """车联网卡分管协议 (1000×1300 px), as the portal's template prints it, filled in, signed and sealed."""
+    lines = [
+        f"甲方（单位）：{company}",
+        f"乙方（车辆负责人）：{responsible}",
+        "甲方将下列车辆所装车联网卡交由乙方分管，",
+        "乙方负责车辆及车联网卡的日常管理。",
+    ]
+    return _fleet_page("车联网卡分管协议", lines, vins or [], "甲方（盖章）  乙方（签字）", fmt)

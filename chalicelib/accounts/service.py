@@ -125,6 +125,10 @@ class Accounts:
     def get(self, account_id: str) -> Account | None:
         return self._store.get(account_id)
 
+    def phone_of(self, account_id: str) -> str | None:
+        """The account's bound phone in clear (to send it a notice), if it has one."""
+        return self._store.phone_of(account_id)
+
     def agent_enterprise(self, account: Account) -> str | None:
         """The enterprise (USCC) the account is an approved agent of, if any."""
         if self._agent_of is None or not account.active:

@@ -16,7 +16,9 @@ from chalicelib.api.audit import ReasonQuery, read_of, record_reads, reveal_reas
 from chalicelib.api.http import ApiModel, Blueprint, Call, Refusal, route
 from chalicelib.audit.domain import RecordKind
 from chalicelib.complaints.domain import (
+    ANSWER_WORKING_DAYS,
     CATEGORY_NAMES,
+    MAX_ANSWER,
     MAX_DESCRIPTION,
     STATUS_NAMES,
     ComplaintCategory,
@@ -25,6 +27,8 @@ from chalicelib.complaints.domain import (
 from chalicelib.core import deps
 from chalicelib.core.auth import PERSON_ROLES, Role
 from chalicelib.core.observability import logger
+from chalicelib.kernel.clock import utc_now
+from chalicelib.kernel.errors import DomainError
 from chalicelib.kernel.personal import mask_phone, mask_vin
 
 if TYPE_CHECKING:
@@ -36,7 +40,7 @@ bp = Blueprint(__name__)
 COMPLAINT_ROLES = frozenset({Role.REVIEWER, Role.ADMIN})
 
 #: Working days within which the OEM answers (as the user agreement and the registration agreement say).
-ANSWER_DAYS = 15
+ANSWER_DAYS = ANSWER_WORKING_DAYS
 
 
 class ComplaintBody(ApiModel):
@@ -63,6 +67,10 @@ class ComplaintView(ApiModel):
     description: str
     contact_phone: str = Field(description="Masked unless the caller's role reveals personal data")
     vin: str | None = Field(default=None, description="Masked to its tail for the owner")
+    due_at: AwareDatetime = Field(description=f"答复时限: the end of the {ANSWER_WORKING_DAYS}th working day")
+    overdue: bool = Field(description="unanswered past the deadline, or answered after it")
+    answer: str | None = Field(default=None, description="The OEM's answer (答复)")
+    answered_at: AwareDatetime | None = None
 
 
 class ComplaintFiled(ComplaintView):
@@ -75,6 +83,7 @@ class MyComplaints(ApiModel):
 
 class AdminComplaint(ComplaintView):
     subject: str = Field(description="The person's pseudonym")
+    answered_by: str | None = Field(default=None, description="Who answered (staff subject)")
 
 
 class AdminComplaints(ApiModel):
@@ -105,6 +114,10 @@ def _view(c: Complaint, *, reveal: bool = False, owner: bool = True) -> dict[str
         "description": c.description,
         "contact_phone": c.contact_phone if reveal else mask_phone(c.contact_phone),
         "vin": (mask_vin(c.vin) if owner else c.vin) if c.vin else None,
+        "due_at": c.due_at,
+        "overdue": c.overdue(utc_now()),
+        "answer": c.answer,
+        "answered_at": c.answered_at,
     }
 
 
@@ -176,7 +189,59 @@ def admin_complaints(call: Call) -> AdminComplaints:
         record_reads(call, [r for r in reads if r is not None], reason)
     return AdminComplaints(
         complaints=[
-            AdminComplaint(**_view(c, reveal=reveal, owner=False), subject=c.subject)  # type: ignore[arg-type]
+            AdminComplaint(
+                **_view(c, reveal=reveal, owner=False),  # type: ignore[arg-type]
+                subject=c.subject,
+                answered_by=c.answered_by,
+            )
             for c in found
         ]
+    )
+
+
+class AnswerBody(ApiModel):
+    model_config = ConfigDict(extra="forbid")
+
+    answer: str = Field(max_length=MAX_ANSWER * 4, description=f"At most {MAX_ANSWER} characters")
+    close: bool = Field(default=True, description="close the complaint (办结); false: an interim answer")
+
+
+def answer_sms(complaint: Complaint) -> str:
+    """What the person reads by SMS: the number and the answer (also in 我的投诉)."""
+    return f"您的投诉（编号 {complaint.complaint_id}）已答复：{complaint.answer}（可在“我的投诉”中查看）"
+
+
+@route(
+    bp,
+    "/v1/admin/complaints/{complaint_id}/answer",
+    method="POST",
+    summary="Answer a complaint to the person (第二十一条): kept sealed, shown in their complaints and sent "
+    "by SMS to the contact phone; closes it (or an interim answer: in progress); a closed one is not "
+    "answered again",
+    roles=COMPLAINT_ROLES,
+    body=AnswerBody,
+    response=AdminComplaint,
+    errors=(404, 409, 422),
+    tags=("complaints",),
+)
+def answer_complaint(call: Call, complaint_id: str) -> AdminComplaint:
+    body: AnswerBody = call.body
+    answered = deps.complaints().answer(complaint_id, call.actor, body.answer, close=body.close)
+    try:
+        deps.sms_sender().send(answered.contact_phone, answer_sms(answered))
+    except DomainError:
+        # The answer stands and shows in 我的投诉; the SMS is told as not sent in the log only.
+        logger.warning("complaint answer SMS not sent", extra={"complaint_id": answered.complaint_id})
+    logger.info(
+        "complaint answered",
+        extra={
+            "complaint_id": answered.complaint_id,
+            "status": answered.status.value,
+            "late": answered.overdue(utc_now()),
+        },
+    )
+    return AdminComplaint(
+        **_view(answered, owner=False),  # type: ignore[arg-type]
+        subject=answered.subject,
+        answered_by=answered.answered_by,
     )

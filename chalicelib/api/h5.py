@@ -65,6 +65,7 @@ ASSETS: dict[str, str] = {
 PORTAL_ASSETS: dict[str, str] = {
     "index.html": HTML,
     "portal.js": JS,
+    "fleet.js": JS,
     "portal.css": CSS,
 }
 
@@ -73,6 +74,9 @@ CONSOLE_ASSETS: dict[str, str] = {
     "index.html": HTML,
     "console.js": JS,
     "console.css": CSS,
+    "labels.js": JS,
+    "queues.js": JS,
+    "cases.js": JS,
 }
 
 #: The shared files under ``/web/common/``.

@@ -30,6 +30,7 @@ KIND_NAMES = {
     PushKind.DEREGISTER: "实名注销",
     PushKind.TRANSFER: "过户",
     PushKind.SPOT_CHECK_ANSWER: "抽查答复",
+    PushKind.ACTUAL_USER: "实际使用人",
 }
 
 #: The columns of the count, in the order a push moves through them.

@@ -26,3 +26,12 @@ class ComplaintStore(ABC):
     @abstractmethod
     def by_status(self, status: ComplaintStatus, limit: int) -> list[Complaint]:
         """Complaints in one status, newest first (the OEM's listing)."""
+
+    @abstractmethod
+    def get(self, complaint_id: str) -> Complaint | None:
+        """One complaint by its number."""
+
+    @abstractmethod
+    def save_answer(self, answered: Complaint, expected: ComplaintStatus) -> bool:
+        """Keep the answer and the new status, only if the complaint is still ``expected`` (False when
+        it changed meanwhile: another answer came first)."""

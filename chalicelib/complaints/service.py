@@ -11,6 +11,7 @@ import uuid
 from datetime import timedelta
 
 from chalicelib.complaints.domain import (
+    MAX_ANSWER,
     MAX_DESCRIPTION,
     Complaint,
     ComplaintCategory,
@@ -19,7 +20,7 @@ from chalicelib.complaints.domain import (
 )
 from chalicelib.complaints.ports import ComplaintStore
 from chalicelib.kernel.clock import CHINA, Clock, utc_now
-from chalicelib.kernel.errors import InvalidField, TooManyRequests, ValidationErrors
+from chalicelib.kernel.errors import Conflict, InvalidField, NotFound, TooManyRequests, ValidationErrors
 from chalicelib.kernel.validators import validate
 
 #: The most complaints a listing returns.
@@ -48,8 +49,28 @@ def _description(value: str) -> str:
     return text
 
 
+def _answer_text(value: str) -> str:
+    """The answer as kept: NFC, control characters (but line breaks) dropped, trimmed; 1–500 characters."""
+    text = unicodedata.normalize("NFC", value)
+    text = "".join(c for c in text if c in "\n\t" or unicodedata.category(c)[0] != "C").strip()
+    if not text or len(text) > MAX_ANSWER:
+        raise InvalidField(
+            "complaint.answer_invalid",
+            f"请填写答复内容（1–{MAX_ANSWER} 字）",
+            f"Give the answer (1–{MAX_ANSWER} characters)",
+            field="answer",
+            details={"max": MAX_ANSWER, "length": len(text)},
+        )
+    return text
+
+
+def complaint_not_found() -> NotFound:
+    return NotFound("complaint.not_found", "投诉不存在", "No such complaint", field="complaint_id")
+
+
 class Complaints:
-    """Files a person's complaint and lists complaints to their author and to the OEM."""
+    """Files a person's complaint and lists complaints to their author and to the OEM; the OEM answers
+    them (第二十一条) before their deadline, once closed never again."""
 
     def __init__(self, store: ComplaintStore, *, per_day: int, clock: Clock = utc_now) -> None:
         self._store = store
@@ -111,3 +132,36 @@ class Complaints:
 
     def listing(self, status: ComplaintStatus, limit: int = MAX_LISTED) -> list[Complaint]:
         return self._store.by_status(status, min(limit, MAX_LISTED))
+
+    def get(self, complaint_id: str) -> Complaint:
+        found = self._store.get(complaint_id)
+        if found is None:
+            raise complaint_not_found()
+        return found
+
+    def answer(self, complaint_id: str, staff: str, answer: str, *, close: bool = True) -> Complaint:
+        """Answer the person: the answer kept (sealed) with who gave it and when; the complaint closed
+        (办结), or in progress for an interim answer. A closed complaint is not answered again."""
+        text = _answer_text(answer)
+        current = self.get(complaint_id)
+        if current.status is ComplaintStatus.CLOSED:
+            raise Conflict(
+                "complaint.closed",
+                "该投诉已办结，不能再次答复",
+                "The complaint is closed and was answered already",
+            )
+        answered = current.model_copy(
+            update={
+                "answer": text,
+                "answered_by": staff,
+                "answered_at": self._clock(),
+                "status": ComplaintStatus.CLOSED if close else ComplaintStatus.IN_PROGRESS,
+            }
+        )
+        if not self._store.save_answer(answered, current.status):
+            raise Conflict(
+                "complaint.changed",
+                "该投诉刚被他人处理，请刷新后查看",
+                "The complaint changed meanwhile; read it again",
+            )
+        return answered

@@ -21,6 +21,8 @@ class Role(StrEnum):
     ENTERPRISE_AGENT = "enterprise_agent"  # 经办人
     DEALER = "dealer"  # 经销商
     REVIEWER = "reviewer"  # OEM reviewer (人工审核)
+    #: OEM review lead (审核组长): decides fleet cases escalated past their deadline, and any other.
+    REVIEW_LEAD = "review_lead"
     ADMIN = "admin"  # OEM operations admin
     AUDITOR = "auditor"  # OEM auditor / regulator export
     OPERATIONS = "operations"  # OEM operations (outbox, operators, campaigns): staff, through the IdP
@@ -31,12 +33,12 @@ class Role(StrEnum):
 
 #: Roles that may see personal fields in clear: a reviewer compares them with the documents, an auditor
 #: checks a case. Only with a reason given, and every such read is recorded (``chalicelib.api.audit``).
-REVEAL_ROLES = frozenset({Role.REVIEWER, Role.AUDITOR})
+REVEAL_ROLES = frozenset({Role.REVIEWER, Role.REVIEW_LEAD, Role.AUDITOR})
 #: OEM staff.
-OEM_ROLES = frozenset({Role.ADMIN, Role.REVIEWER, Role.AUDITOR})
+OEM_ROLES = frozenset({Role.ADMIN, Role.REVIEWER, Role.REVIEW_LEAD, Role.AUDITOR})
 #: The roles only the staff identity provider grants on a deployed stage (our own tokens carrying one are
 #: refused there: ``cheka token issue`` and the tests' tokens serve the local stages only).
-STAFF_ROLES = frozenset({Role.REVIEWER, Role.ADMIN, Role.AUDITOR, Role.OPERATIONS})
+STAFF_ROLES = frozenset({Role.REVIEWER, Role.REVIEW_LEAD, Role.ADMIN, Role.AUDITOR, Role.OPERATIONS})
 #: The roles of a person verifying themselves (an owner, or an enterprise's legal person or agent).
 PERSON_ROLES = frozenset({Role.OWNER, Role.ENTERPRISE_LEGAL, Role.ENTERPRISE_AGENT})
 ALL_ROLES = frozenset(Role)

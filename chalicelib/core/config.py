@@ -96,7 +96,7 @@ class Settings(BaseSettings):
     #: The claim listing the staff member's groups or roles (``cognito:groups``, ``groups``, ``roles``).
     staff_oidc_roles_claim: str = Field(default="cognito:groups", min_length=1, max_length=100)
     #: IdP group → our role; groups it does not name are ignored. Empty: groups named as our roles.
-    staff_oidc_role_map: dict[str, Literal["reviewer", "admin", "auditor", "operations"]] = Field(
+    staff_oidc_role_map: dict[str, Literal["reviewer", "review_lead", "admin", "auditor", "operations"]] = Field(
         default_factory=dict
     )
     #: Values of ``amr`` showing a second factor (RFC 8176), and/or values of ``acr`` that imply one.
@@ -193,6 +193,9 @@ class Settings(BaseSettings):
     operator_signature_window_seconds: int = Field(default=300, ge=10)
     #: The path the operator signs for callbacks (set it when API Gateway adds a prefix).
     operator_callback_path: str = "/v1/operator/callbacks"
+    #: Operators that ask for the actual users (实际使用人, 第九条(四)) of enterprise cards: each change is
+    #: pushed to them. None: every operator on a local stage (the sandbox takes them), none deployed.
+    operators_wanting_actual_users: list[str] | None = None
     #: The local sandbox operator decides this many seconds after a push.
     sandbox_decision_delay_seconds: float = Field(default=1.0, ge=0)
 
@@ -268,6 +271,24 @@ class Settings(BaseSettings):
     push_drift_minutes: int = Field(default=240, ge=1)
     #: An operator's spot check (抽查) that names no deadline is due this many days after it arrived.
     spot_check_answer_days: int = Field(default=5, ge=1)
+    #: Fleet review (单位批次审核): working days (China time) a reviewer has before the case escalates to a
+    #: review lead, and the fraction of them after which the reviewer is reminded.
+    fleet_review_working_days: float = Field(default=1, gt=0, le=30)
+    fleet_review_remind_fraction: float = Field(default=0.5, gt=0, lt=1)
+    #: Test stages: the reminder and the deadline in plain seconds from the case's opening (None: working days).
+    fleet_review_remind_seconds: int | None = Field(default=None, ge=1)
+    fleet_review_deadline_seconds: int | None = Field(default=None, ge=1)
+    #: Batches of more vehicles than this need a second approver (four-eyes, a different reviewer).
+    fleet_four_eyes_vehicles: int = Field(default=50, ge=0)
+    #: Where an escalated fleet case is announced by SMS (the review leads' duty phone); None: log only.
+    fleet_review_lead_phone: str | None = Field(default=None, pattern=r"^1\d{10}$")
+    #: The fleet review state machine (``infra/statemachines/fleet_review.asl.json``): its ARN, which infra
+    #: tells the functions (None: looked up by its declared name, as on the embedded AWS); how long a batch
+    #: waits for the enterprise's replaced documents before it expires; how long a task run by our code
+    #: (checks, preparing and applying the cards) may take before Step Functions sends it again.
+    fleet_state_machine_arn: str | None = Field(default=None, max_length=300)
+    fleet_resubmission_timeout_seconds: int = Field(default=30 * 86400, ge=1, le=365 * 86400)
+    fleet_code_task_timeout_seconds: int = Field(default=3600, ge=1, le=86400)
     #: ``/health`` answers from a cache this many seconds old at most.
     health_cache_seconds: float = Field(default=5.0, ge=0)
 
@@ -316,6 +337,11 @@ class Settings(BaseSettings):
         for unknown in sorted(set(self.operator_base_urls) - known):
             problems.append(
                 f"CHEKA_OPERATOR_BASE_URLS names {unknown!r}, not an operator ({', '.join(sorted(known))})"
+            )
+        for unknown in sorted(set(self.operators_wanting_actual_users or ()) - known):
+            problems.append(
+                f"CHEKA_OPERATORS_WANTING_ACTUAL_USERS names {unknown!r}, not an operator "
+                f"({', '.join(sorted(known))})"
             )
         if self.face_engine == "rekognition" and self.region not in REKOGNITION_FACE_REGIONS:
             problems.append(
@@ -419,6 +445,12 @@ class Settings(BaseSettings):
             return dict(self.operator_base_urls)
         operators = ("china_mobile", "china_unicom", "china_telecom", "china_broadnet")
         return dict.fromkeys(operators, f"http://127.0.0.1:{self.sandbox_port}")
+
+    def actual_user_operators(self) -> tuple[str, ...]:
+        """The operators (values) that get the actual users of enterprise cards pushed."""
+        if self.operators_wanting_actual_users is not None:
+            return tuple(self.operators_wanting_actual_users)
+        return ("china_mobile", "china_unicom", "china_telecom", "china_broadnet") if self.is_local else ()
 
     @property
     def authority_base_url(self) -> str:

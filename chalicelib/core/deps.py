@@ -28,6 +28,13 @@ if TYPE_CHECKING:
     from chalicelib.enterprise.actions import EnterpriseActions
     from chalicelib.enterprise.agents import AccountFacts, AgentGrants
     from chalicelib.enterprise.registry import Enterprises
+    from chalicelib.fleet.actual_users import ActualUsers
+    from chalicelib.fleet.apply import FleetApply
+    from chalicelib.fleet.batches import FleetBatches, LicenceReading
+    from chalicelib.fleet.cases import FleetCases
+    from chalicelib.fleet.cases_domain import FleetCase
+    from chalicelib.fleet.checks import AutomaticChecks
+    from chalicelib.fleet.workflow import Workflow
     from chalicelib.kernel.crypto import FieldCipher, KeyedHasher
     from chalicelib.operators.callbacks import CallbackReceiver
     from chalicelib.operators.dispatch import Dispatcher
@@ -41,6 +48,7 @@ if TYPE_CHECKING:
     from chalicelib.sessions.service import Sessions
     from chalicelib.sms.codes import SmsCodeService
     from chalicelib.sms.ports import SmsSender
+    from chalicelib.verification.domain.flows import Flow
     from chalicelib.verification.ports import (
         EvidenceLog,
         FaceEngine,
@@ -799,6 +807,174 @@ def dealers() -> Dealers:
     )
 
 
+@lru_cache(maxsize=1)
+def workflow() -> Workflow:
+    """The fleet review workflow (Step Functions; moto's locally): the state machine by the ARN infra
+    sets, else by its declared name."""
+    from chalicelib.adapters.stepfunctions import StepFunctionsWorkflow
+    from chalicelib.core.aws import client
+    from chalicelib.core.resources import FLEET_REVIEW_STATE_MACHINE_ID, declare
+
+    s = get_settings()
+    return StepFunctionsWorkflow(
+        client("stepfunctions"),
+        state_machine_arn=s.fleet_state_machine_arn,
+        state_machine_name=declare(s).state_machine(FLEET_REVIEW_STATE_MACHINE_ID).name,
+    )
+
+
+@lru_cache(maxsize=1)
+def fleet_cases() -> FleetCases:
+    """Review cases of fleet batches (单位批次审核): deadlines in China working days, four-eyes, conflicts
+    of interest, the workflow's task tokens."""
+    from chalicelib.adapters.dynamo.fleet_cases import DynamoFleetCases, DynamoStaffAffiliations
+    from chalicelib.core import lazy
+    from chalicelib.fleet.cases import FleetCases
+    from chalicelib.fleet.deadlines import window_from_settings
+
+    _bind_tables()
+    s = get_settings()
+    return FleetCases(
+        DynamoFleetCases(),
+        DynamoStaffAffiliations(),
+        field_cipher(),
+        lazy.instance(lambda: fleet_batches()),
+        workflow,
+        window=lambda now: window_from_settings(now, get_settings()),
+        four_eyes_vehicles=s.fleet_four_eyes_vehicles,
+        evidence=evidence_log(),
+        alert_leads=_alert_fleet_leads,
+    )
+
+
+def _alert_fleet_leads(case: FleetCase) -> None:
+    """An escalated fleet case announced to the review leads: a log line, and an SMS to their duty
+    phone when one is configured (a failed SMS is logged: the case is in the leads' queue anyway)."""
+    from chalicelib.core.observability import logger
+
+    logger.warning("fleet case escalated to the review leads", extra={"batch_id": case.batch_id})
+    phone = get_settings().fleet_review_lead_phone
+    if not phone:
+        return
+    try:
+        sms_sender().send(phone, f"【车卡实名】单位批次 {case.batch_id} 已超过审核时限，已升级至审核组长，请尽快处理。")
+    except Exception:  # noqa: BLE001 - the escalation stands without its SMS
+        logger.exception("the review leads' SMS about an escalated fleet case failed")
+
+
+@lru_cache(maxsize=1)
+def actual_users() -> ActualUsers:
+    """实际使用人 of enterprise cards and the enterprise's vehicles; changes pushed to the operators that
+    want them (``Settings.actual_user_operators``)."""
+    from chalicelib.adapters.dynamo.actual_users import DynamoActualUsers
+    from chalicelib.fleet.actual_users import ActualUsers, wanting_operators
+
+    _bind_tables()
+    return ActualUsers(
+        DynamoActualUsers(field_cipher(), outbox_store()),
+        inventory_repo(),
+        outbox_store(),
+        push_queue(),
+        keyed_hasher(),
+        wanting=wanting_operators(get_settings().actual_user_operators()),
+    )
+
+
+def fleet_automatic_checks() -> AutomaticChecks:
+    """The automatic checks of a submitted fleet batch, over the cached services and stores."""
+    from chalicelib.fleet.apply import enterprise_id_hash
+    from chalicelib.fleet.checks import AutomaticChecks
+    from chalicelib.verification.domain.ocr import parse_business_licence
+
+    verification = verification_service()
+    return AutomaticChecks(
+        batches=fleet_batches(),
+        cases=fleet_cases(),
+        find_flow=verification.flows.find,
+        enterprise_of=enterprises().get,
+        read_document=upload_service().read,
+        read_licence=lambda photo: parse_business_licence(ocr_engine().read(photo)),
+        inventory=inventory_repo(),
+        counts=outbox_store(),
+        enterprise_hash=lambda uscc: enterprise_id_hash(keyed_hasher(), uscc),
+    )
+
+
+def fleet_apply() -> FleetApply:
+    """An approved fleet batch's cards registered through the outbox, and the enterprise's notices."""
+    from chalicelib.fleet.apply import FleetApply
+
+    verification = verification_service()
+    return FleetApply(
+        batches=fleet_batches(),
+        find_flow=verification.flows.find,
+        enterprise_of=enterprises().get,
+        parties=party_repo(),
+        lifecycle=lifecycle(),
+        inventory=inventory_repo(),
+        bookkeeping=outbox_store(),
+        hasher=keyed_hasher(),
+        sms=sms_sender(),
+        phone_of=accounts().phone_of,
+        note=verification.note,
+    )
+
+
+def _provide_fleet_services() -> None:
+    """The fleet task handlers find their services here (``chalicelib.fleet.wiring``)."""
+    from chalicelib.fleet import wiring
+
+    wiring.provide("fleet_automatic_checks", fleet_automatic_checks)
+    wiring.provide("fleet_apply", fleet_apply)
+    wiring.provide("fleet_cases", fleet_cases)
+
+
+_provide_fleet_services()
+
+
+@lru_cache(maxsize=1)
+def fleet_batches() -> FleetBatches:
+    """Fleet batches of enterprises (单位登记 / 解除登记): built, submitted, resubmitted."""
+    from chalicelib.adapters.dynamo.fleet import DynamoBatchStore, InventoryFleetFacts
+    from chalicelib.consents.domain import AGREEMENTS
+    from chalicelib.consents.texts import current_consent
+    from chalicelib.fleet.batches import FleetBatches
+
+    _bind_tables()
+    verification = verification_service()
+
+    def company_of(uscc: str) -> str | None:
+        enterprise = enterprises().get(uscc)
+        return enterprise.company_name if enterprise else None
+
+    return FleetBatches(
+        DynamoBatchStore(field_cipher()),
+        inventory=InventoryFleetFacts(inventory_repo(), party_repo()),
+        flows=verification.flows,
+        codes=sms_code_service(),
+        actions=enterprise_actions(),
+        acting=lambda principal: agent_grants().acting_enterprise(principal),
+        company_of=company_of,
+        read_licence=_read_licence,
+        workflow=lambda: workflow(),
+        resubmitted=lambda batch_id: fleet_cases().resubmitted(batch_id),
+        consent_versions=lambda: {k.value: current_consent(k).version for k in AGREEMENTS},
+    )
+
+
+def _read_licence(flow: Flow) -> LicenceReading:
+    """The business licence of a flow as OCR reads it now."""
+    from chalicelib.fleet.batches import LicenceReading
+    from chalicelib.verification.domain.documents import DocumentKind
+    from chalicelib.verification.domain.ocr import parse_business_licence
+
+    key = flow.documents.get(DocumentKind.BUSINESS_LICENCE.value)
+    if key is None:
+        return LicenceReading(uscc=None, company_name=None)
+    licence = parse_business_licence(ocr_engine().read(upload_service().read(key)))
+    return LicenceReading(uscc=licence.uscc.upper() if licence.uscc else None, company_name=licence.name)
+
+
 def reset() -> None:
     """Forget every cached adapter, client and the settings (tests change the environment)."""
     from chalicelib.core import aws, oidc
@@ -848,6 +1024,10 @@ def reset() -> None:
         agent_grants,
         staff_revocations,
         dealers,
+        actual_users,
+        workflow,
+        fleet_cases,
+        fleet_batches,
     ):
         getter.cache_clear()
     aws.reset()

@@ -21,6 +21,14 @@ class Metric(StrEnum):
     LIVENESS_RESULT = "LivenessResult"
     #: A review case was opened (dimension ``reason``).
     REVIEW_OPENED = "ReviewOpened"
+    #: A fleet case (单位批次审核) passed its reminder time undecided (dimension ``kind``: the batch's).
+    FLEET_CASE_REMINDER = "FleetCaseReminder"
+    #: A fleet case passed its deadline and went to the review leads (dimension ``kind``).
+    FLEET_CASE_ESCALATED = "FleetCaseEscalated"
+    #: Cards of an approved fleet batch pushed to the outbox by one chunk (value: cards; dimension ``kind``).
+    FLEET_CARDS_PUSHED = "FleetCardsPushed"
+    #: An enterprise told of its fleet batch's outcome (dimensions ``outcome``, ``kind``).
+    FLEET_BATCH_NOTIFIED = "FleetBatchNotified"
     #: An operator's spot check (抽查, 第十条) opened a case for the OEM (dimension ``operator``).
     SPOT_CHECK_OPENED = "SpotCheckOpened"
     #: A spot check was answered (dimensions ``verdict``, ``late``); the answer goes to the outbox.

@@ -44,7 +44,9 @@ if TYPE_CHECKING:
 ALLOWED_ALGORITHMS = ("RS256", "ES256")
 _KEY_TYPES = {"RS256": "RSA", "ES256": "EC"}
 #: Our staff roles (``chalicelib.core.auth.Role`` values) an IdP group may map to.
-STAFF_ROLE_NAMES = frozenset({"reviewer", "admin", "auditor", "operations"})
+STAFF_ROLE_NAMES = frozenset({"reviewer", "review_lead", "admin", "auditor", "operations"})
+#: IdP groups named otherwise than their role, understood when no role map is set.
+STAFF_GROUP_ALIASES = {"review-leads": "review_lead"}
 #: Seconds a client is told to wait when the IdP cannot be reached.
 IDP_RETRY_AFTER_SECONDS = 5
 #: Bytes a discovery document or JWKS may have.
@@ -153,7 +155,7 @@ class OidcConfig:
 
     def roles_of(self, groups: Iterable[str]) -> frozenset[str]:
         """Our roles for the IdP's groups: through the map, or by name when no map is set."""
-        mapping = dict(self.role_map) if self.role_map else {r: r for r in STAFF_ROLE_NAMES}
+        mapping = dict(self.role_map) if self.role_map else {r: r for r in STAFF_ROLE_NAMES} | STAFF_GROUP_ALIASES
         return frozenset(mapping[g] for g in groups if mapping.get(g) in STAFF_ROLE_NAMES)
 
 

@@ -1,5 +1,5 @@
 """Every AWS resource of a stage besides its tables, declared once: the documents bucket, the KMS keys,
-the queues and the secrets.
+the queues, the secrets and the state machines.
 
 Pure data, named from :class:`Settings`: ``chalicelib.local.bootstrap`` (``make run``, the tests) creates
 them on the embedded AWS and ``infra.stack`` synthesises them, both from :func:`declare`, so the local
@@ -9,8 +9,12 @@ many receives, and so on. (Tables have their own single definition: the pynamodb
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 from chalicelib.kernel.operators import Operator
 
@@ -41,6 +45,10 @@ OUTBOX_VISIBILITY_SECONDS = 6 * FUNCTION_TIMEOUT_SECONDS
 DEAD_LETTER_RETENTION_SECONDS = 14 * 86400
 #: Length of a generated secret (the token signing key).
 GENERATED_SECRET_LENGTH = 64
+#: Receives of one fleet task message before SQS moves it to the fleet tasks' dead-letter queue.
+FLEET_TASKS_MAX_RECEIVES = 5
+#: The fleet review state machine's definition (Amazon States Language), read by infra and the bootstrap.
+STATE_MACHINES_DIR = Path(__file__).resolve().parents[2] / "infra" / "statemachines"
 
 
 @dataclass(frozen=True)
@@ -107,6 +115,52 @@ class QueueDeclaration:
     max_receives: int | None = None
 
 
+@dataclass(frozen=True)
+class StateMachineDeclaration:
+    """A Step Functions state machine (Standard): its ASL file and the values of its placeholders.
+
+    ``${Name}`` placeholders of the definition are filled by :meth:`render`: ``substitutions`` holds the
+    values known from the settings (timeouts: a whole-string placeholder takes the value's type, so a
+    number stays a number); the caller adds those only it knows (the tasks queue's URL and the partition:
+    the created queue's URL locally, CloudFormation references in infra)."""
+
+    id: str
+    name: str
+    definition_path: Path
+    substitutions: tuple[tuple[str, str | int], ...] = ()
+    #: ``QueueDeclaration.id`` of the queue its tasks are sent to.
+    tasks_queue: str | None = None
+
+    def placeholders(self) -> set[str]:
+        """Every ``${Name}`` the definition holds."""
+        return set(_PLACEHOLDER.findall(self.definition_path.read_text(encoding="utf-8")))
+
+    def render(self, **values: str | int) -> str:
+        """The definition (JSON text) with every placeholder filled; a placeholder left unfilled raises."""
+        filled: dict[str, str | int] = {**dict(self.substitutions), **values}
+        missing = self.placeholders() - set(filled)
+        if missing:
+            raise ValueError(f"state machine {self.id}: no value for {sorted(missing)}")
+        definition = json.loads(self.definition_path.read_text(encoding="utf-8"))
+        return json.dumps(_fill(definition, filled), ensure_ascii=False)
+
+
+_PLACEHOLDER = re.compile(r"\$\{([A-Za-z][A-Za-z0-9]*)\}")
+
+
+def _fill(node: Any, values: Mapping[str, str | int]) -> Any:
+    if isinstance(node, dict):
+        return {key: _fill(value, values) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_fill(value, values) for value in node]
+    if isinstance(node, str):
+        whole = _PLACEHOLDER.fullmatch(node)
+        if whole is not None:
+            return values[whole.group(1)]
+        return _PLACEHOLDER.sub(lambda m: str(values[m.group(1)]), node)
+    return node
+
+
 SecretContent = Literal["generated", "operator_keys", "provided"]
 
 
@@ -127,6 +181,7 @@ class StageResources:
     keys: tuple[KeyDeclaration, ...]
     queues: tuple[QueueDeclaration, ...]
     secrets: tuple[SecretDeclaration, ...]
+    state_machines: tuple[StateMachineDeclaration, ...] = ()
 
     def key(self, key_id: str) -> KeyDeclaration:
         return next(k for k in self.keys if k.id == key_id)
@@ -137,6 +192,9 @@ class StageResources:
     def secret(self, secret_id: str) -> SecretDeclaration:
         return next(s for s in self.secrets if s.id == secret_id)
 
+    def state_machine(self, machine_id: str) -> StateMachineDeclaration:
+        return next(m for m in self.state_machines if m.id == machine_id)
+
     def dead_letter_of(self, queue: QueueDeclaration) -> QueueDeclaration | None:
         return None if queue.dead_letter_queue is None else self.queue(queue.dead_letter_queue)
 
@@ -146,6 +204,9 @@ PII_HASH_KEY = "pii-hash"
 OUTBOX_QUEUE_ID = "outbox"
 OUTBOX_DEAD_LETTER_QUEUE_ID = "outbox-dlq"
 TOKEN_SECRET = "token-signing-key"
+FLEET_TASKS_QUEUE_ID = "fleet-tasks"
+FLEET_TASKS_DEAD_LETTER_QUEUE_ID = "fleet-tasks-dlq"
+FLEET_REVIEW_STATE_MACHINE_ID = "fleet-review"
 AUTHORITY_SECRET = "authority"
 
 
@@ -242,6 +303,30 @@ def declare(settings: Settings) -> StageResources:
                 dead_letter_queue=OUTBOX_DEAD_LETTER_QUEUE_ID,
                 max_receives=OUTBOX_MAX_RECEIVES,
             ),
+            QueueDeclaration(
+                id=FLEET_TASKS_DEAD_LETTER_QUEUE_ID,
+                name=f"{name}-fleet-tasks-dlq",
+                retention_seconds=DEAD_LETTER_RETENTION_SECONDS,
+            ),
+            QueueDeclaration(
+                id=FLEET_TASKS_QUEUE_ID,
+                name=f"{name}-fleet-tasks",
+                visibility_timeout_seconds=OUTBOX_VISIBILITY_SECONDS,
+                dead_letter_queue=FLEET_TASKS_DEAD_LETTER_QUEUE_ID,
+                max_receives=FLEET_TASKS_MAX_RECEIVES,
+            ),
         ),
         secrets=tuple(secrets),
+        state_machines=(
+            StateMachineDeclaration(
+                id=FLEET_REVIEW_STATE_MACHINE_ID,
+                name=f"{name}-fleet-review",
+                definition_path=STATE_MACHINES_DIR / "fleet_review.asl.json",
+                substitutions=(
+                    ("CodeTaskTimeoutSeconds", settings.fleet_code_task_timeout_seconds),
+                    ("ResubmissionTimeoutSeconds", settings.fleet_resubmission_timeout_seconds),
+                ),
+                tasks_queue=FLEET_TASKS_QUEUE_ID,
+            ),
+        ),
     )

@@ -1,7 +1,8 @@
 """Create every resource of a stage on the embedded AWS from the same definitions infra uses.
 
 Tables come from the pynamodb models (``TABLES``); the documents bucket (versioned, with its lifecycle
-rules), the KMS keys, the queues and the secrets from ``chalicelib.core.resources.declare``, which
+rules), the KMS keys, the queues, the secrets and the state machines from
+``chalicelib.core.resources.declare``, which
 ``infra.stack`` synthesises too. Names come from ``Settings``. Idempotent.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import secrets
 import string
+import time
 from typing import Any
 
 from chalicelib.core.aws import client
@@ -27,7 +29,14 @@ from chalicelib.core.resources import (
 from chalicelib.core.settings import Settings
 from chalicelib.kernel.operators import Operator
 
-__all__ = ["OUTBOX_MAX_RECEIVES", "create_declared", "create_resources", "lifecycle_rule"]
+__all__ = [
+    "OUTBOX_MAX_RECEIVES",
+    "create_declared",
+    "create_resources",
+    "create_workflows",
+    "lifecycle_rule",
+    "stop_executions",
+]
 
 
 def _ensure_tables(settings: Settings) -> list[str]:
@@ -182,6 +191,73 @@ def _queue_attributes(
     return attributes
 
 
+# -- Step Functions -----------------------------------------------------------------------------------
+
+
+def partition_of(region: str) -> str:
+    """The AWS partition of ``region`` (``aws-cn`` for the China regions)."""
+    return "aws-cn" if region.startswith("cn-") else "aws"
+
+
+def _ensure_state_machines(settings: Settings, declared: StageResources) -> list[str]:
+    """Every declared state machine with its definition filled as infra fills it (the tasks queue's URL,
+    the partition); an existing one gets the current definition. The embedded AWS runs them when its
+    Step Functions config ``execute_state_machine`` is on (``chalicelib.local.moto_server`` turns it on;
+    the tests' ``mock_aws`` asks for it). Returns the ARNs."""
+    if not declared.state_machines:
+        return []
+    sfn, sqs = client("stepfunctions"), client("sqs")
+    partition = partition_of(settings.region)
+    account = client("sts").get_caller_identity()["Account"]
+    existing: dict[str, str] = {}
+    for page in sfn.get_paginator("list_state_machines").paginate():
+        existing.update({m["name"]: m["stateMachineArn"] for m in page.get("stateMachines", [])})
+    arns = []
+    for machine in declared.state_machines:
+        values: dict[str, str | int] = {"Partition": partition}
+        if machine.tasks_queue is not None:
+            queue = declared.queue(machine.tasks_queue)
+            values["FleetTasksQueueUrl"] = sqs.get_queue_url(QueueName=queue.name)["QueueUrl"]
+        definition = machine.render(**values)
+        if machine.name in existing:
+            sfn.update_state_machine(stateMachineArn=existing[machine.name], definition=definition)
+            arns.append(existing[machine.name])
+            continue
+        role = f"arn:{partition}:iam::{account}:role/{machine.name}"  # the embedded AWS checks no role
+        made = sfn.create_state_machine(
+            name=machine.name, definition=definition, roleArn=role, type="STANDARD"
+        )
+        arns.append(made["stateMachineArn"])
+    return arns
+
+
+def stop_executions(settings: Settings, wait_seconds: float = 3.0) -> int:
+    """Stop every running execution of the declared state machines (tests, before their embedded AWS
+    goes: an execution left waiting would run on and send its tasks to the next one's queue). The embedded
+    AWS refuses to stop an execution still reading its definition: tried again for ``wait_seconds``.
+    Returns how many were stopped."""
+    sfn = client("stepfunctions")
+    names = {machine.name for machine in declare(settings).state_machines}
+    running: list[str] = []
+    for machine in sfn.list_state_machines()["stateMachines"]:
+        if machine["name"] in names:
+            page = sfn.list_executions(stateMachineArn=machine["stateMachineArn"], statusFilter="RUNNING")
+            running += [execution["executionArn"] for execution in page["executions"]]
+    deadline = time.monotonic() + wait_seconds
+    stopped = 0
+    for arn in running:
+        while True:
+            try:
+                sfn.stop_execution(executionArn=arn)
+                stopped += 1
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+    return stopped
+
+
 # -- Secrets Manager ----------------------------------------------------------------------------------
 
 
@@ -219,12 +295,21 @@ def _create_secret(sm: Any, secret: SecretDeclaration, value: str) -> bool:
 
 def create_declared(settings: Settings) -> dict[str, Any]:
     """The declared resources of ``settings``' stage (``core.resources.declare``): keys, bucket, queues,
-    secrets. Returns the secrets created."""
+    state machines, secrets. Returns the secrets created."""
     declared = declare(settings)
     keys = _ensure_keys(declared)
     _ensure_bucket(settings, declared.bucket, keys[declared.bucket.encryption_key])
     _ensure_queues(declared)
+    _ensure_state_machines(settings, declared)
     return {"secrets_created": _ensure_secrets(settings, declared)}
+
+
+def create_workflows(settings: Settings) -> list[str]:
+    """The declared queues and state machines alone (the fleet review workflow and its tasks queue), for
+    tests that need nothing else. Returns the state machines' ARNs."""
+    declared = declare(settings)
+    _ensure_queues(declared)
+    return _ensure_state_machines(settings, declared)
 
 
 def create_resources(settings: Settings) -> dict[str, Any]:

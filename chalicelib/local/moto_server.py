@@ -8,11 +8,14 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> None:
+    from moto.core.config import default_user_config
     from moto.server import main as moto_main
 
     from chalicelib.local.moto_patches import apply
 
     apply()
+    # Step Functions run the real ASL (the fleet review workflow), as the tests' ``mock_aws`` asks too.
+    default_user_config["stepfunctions"] = {"execute_state_machine": True}
     moto_main(argv if argv is not None else sys.argv[1:])
 
 

@@ -19,6 +19,9 @@ It speaks the wire format of ``chalicelib.operators.wire`` with the keys the pla
   ``POST /_sandbox/spot-checks`` from loopback); the OEM's answer (a ``SPOT_CHECK_ANSWER`` push) is
   kept in ``spot_check_answers`` by the spot check's callback id and acknowledged with an ``ACCEPTED``
   callback;
+- 实际使用人 (第九条(四)): an ``ACTUAL_USER_CHANGE`` push on a card registered here is kept in
+  ``actual_users`` (by ICCID, in arrival order) and accepted; on a card not registered here it is
+  refused (``actual_user_card_not_registered``), and a blacklisted ID is refused (``blacklisted``);
 - de-registration frees the holder's count; a transfer moves the card to the new holder (checked like
   a registration) and frees the old one; either is refused (``previous_holder_mismatch``) when it names
   a previous holder other than the one the card is registered to here;
@@ -127,6 +130,10 @@ REASONS: dict[str, tuple[str, str]] = {
         "该卡存在未结清费用，请结清后再办理注销。",
         "The card has an outstanding balance: settle it before de-registering.",
     ),
+    "actual_user_card_not_registered": (
+        "该车联网卡在运营商处尚未实名登记，不能登记实际使用人。",
+        "This card is not registered with the operator, so no actual user can be recorded for it.",
+    ),
     "spot_check": (
         "运营商抽查（第十条）：请提交该卡实名登记的证件与查验材料。",
         "Operator spot check (Article 10): "
@@ -234,6 +241,8 @@ class SandboxOperator:
         self.callbacks: list[OperatorCallback] = []  # every callback decided, in order
         #: 抽查: the OEM's answers, by the spot check's callback id (the answer's ``check_ref``).
         self.spot_check_answers: dict[str, SpotCheckAnswer] = {}
+        #: 实际使用人: the actual-user pushes accepted, by ICCID, in arrival order.
+        self.actual_users: dict[str, list[PushMessage]] = defaultdict(list)
         self.deliveries: list[Delivery] = []
 
         self._queue: list[tuple[float, int, _Job]] = []
@@ -453,6 +462,9 @@ class SandboxOperator:
         if message.kind is PushKind.SPOT_CHECK_ANSWER:
             if message.spot_check is None:
                 return "malformed", "a spot check answer needs its spotCheck"
+        elif message.kind is PushKind.ACTUAL_USER:
+            if message.actual_user is None or message.holder is None:
+                return "malformed", "an actual user needs its actualUser and holder"
         elif message.kind is not PushKind.DEREGISTER:
             if message.holder is None:
                 return "malformed", f"a {message.kind.value} needs a holder"
@@ -601,6 +613,18 @@ class SandboxOperator:
                 assert message.spot_check is not None  # checked at receipt
                 self.spot_check_answers[message.spot_check.check_ref] = message.spot_check
                 decided = [self._callback(operator, message, CallbackOutcome.ACCEPTED)]
+            elif message.kind is PushKind.ACTUAL_USER:
+                # The actual user of a card registered here: kept beside the card, which does not change.
+                assert message.holder is not None  # checked at receipt
+                if self._number_hash(message.holder.id_number) in self._blacklist:
+                    reason = "blacklisted"
+                elif not active:
+                    reason = "actual_user_card_not_registered"
+                else:
+                    reason = None
+                    self.actual_users[iccid].append(message)
+                outcome = CallbackOutcome.ACCEPTED if reason is None else CallbackOutcome.REJECTED
+                decided = [self._callback(operator, message, outcome, reason=reason)]
             elif previous and active and card is not None and card.holder_ref and card.holder_ref != previous:
                 # The platform means to end someone else's binding than the one held here.
                 reason = "previous_holder_mismatch"

@@ -1,6 +1,6 @@
 """The local OIDC provider's staff directory: demo staff, their passwords (scrypt) and TOTP (pyotp).
 
-``make run`` invents one staff member per staff role (reviewer, admin, auditor, operations) with a new
+``make run`` invents one staff member per staff role (reviewer, admin, auditor, operations, review lead) with a new
 password and a new TOTP secret each time it starts, keeps only the password's scrypt hash in the
 provider, and records the clear password and the secret in its state file (``.local/stack.json``,
 readable by its owner only) for the developer: ``cheka staff users`` lists them, ``cheka staff totp
@@ -28,9 +28,10 @@ from enum import StrEnum
 from typing import Any
 
 #: The staff roles the demo directory has one member of each (the groups claim carries these names).
-DEMO_GROUPS: tuple[str, ...] = ("reviewer", "admin", "auditor", "operations")
+DEMO_GROUPS: tuple[str, ...] = ("reviewer", "admin", "auditor", "operations", "review-leads")
 DEMO_NAMES: Mapping[str, str] = {
     "reviewer": "审核员（演示）",
+    "review-leads": "审核组长（演示）",
     "admin": "管理员（演示）",
     "auditor": "审计员（演示）",
     "operations": "运营（演示）",

@@ -92,6 +92,19 @@ def _dispatch(messages: list[dict[str, Any]]) -> Any:
     return deps.dispatcher().handle_received(messages)
 
 
+def _run_fleet_tasks(messages: list[dict[str, Any]]) -> Any:
+    """The fleet tasks queue's consumer (the fleet review workflow's tasks), as the Lambda runs it."""
+    from chalicelib.events.fleet_tasks import handle_received
+
+    return handle_received(messages)
+
+
+def _fleet_tasks_queue() -> str:
+    from chalicelib.events.fleet_tasks import fleet_tasks_queue_name
+
+    return fleet_tasks_queue_name()
+
+
 def _outbox_queue() -> str:
     from chalicelib.adapters.dynamo.outbox import OUTBOX_QUEUE, queue_name
     from chalicelib.core.settings import get_settings
@@ -107,9 +120,9 @@ SCHEDULES: list[Schedule] = [
     Schedule("reconcile-pushes", 3600.0, _reconcile_pushes),
     Schedule("purge-retention", 86_400.0, _purge_retention),
 ]
-CONSUMERS: list[Consumer] = [Consumer("outbox", _dispatch)]
+CONSUMERS: list[Consumer] = [Consumer("outbox", _dispatch), Consumer("fleet-tasks", _run_fleet_tasks)]
 #: Short queue name → the stage's full name (read when the loop runs, not at import).
-_queue_names: dict[str, Callable[[], str]] = {"outbox": _outbox_queue}
+_queue_names: dict[str, Callable[[], str]] = {"outbox": _outbox_queue, "fleet-tasks": _fleet_tasks_queue}
 
 
 def _queue_url(sqs: Any, consumer: Consumer) -> str:

@@ -139,8 +139,8 @@ class Dispatcher:
         if claim is None:
             return DispatchOutcome.SKIPPED
         record = claim.record
-        if record.kind not in (PushKind.DEREGISTER, PushKind.SPOT_CHECK_ANSWER):
-            # (A spot check's answer never is the card's current push: nothing can make it moot.)
+        if record.kind not in (PushKind.DEREGISTER, PushKind.SPOT_CHECK_ANSWER, PushKind.ACTUAL_USER):
+            # (A spot check's answer, an actual user: never the card's current push, nothing makes it moot.)
             current = self._store.lifecycle(record.iccid).message_id
             if current != record.record_id:
                 # A later change (scrap, part replacement, de-registration) made this push moot before it

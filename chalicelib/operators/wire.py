@@ -35,7 +35,11 @@ Push (platform → operator, ``POST {base}/open/v1/iot/realname/push``)::
 ``bizContent`` carries ``"spotCheck": {"checkRef": "<the spot check's callbackId>", "verdict":
 "CONFIRMED" | "DISCREPANCY", "note": "<enc>|null", "late": false, "dueTime": "…", "answerTime": "…"}``;
 ``late`` says the answer came after the deadline; the operator acknowledges it with an ``ACCEPTED``
-result callback for the answer's ``messageId``).
+result callback for the answer's ``messageId``) | ``ACTUAL_USER_CHANGE`` (实际使用人 of an enterprise's
+card, 第九条(四): ``holder`` is the actual user — ``custType`` ``individual``, the name, ID and phone
+encrypted as a holder's — and ``bizContent`` carries ``"actualUser": {"recordRef": "…", "validFrom":
+"2025-05-01", "validTo": "…|null", "endedRef": "<the record this one ends>|null"}``; the card's
+registration does not change; the operator answers ``ACCEPTED`` or ``REJECTED`` with a reason).
 ``functions`` is exactly what the card should have once accepted (最小必要, 第十四条). Each ``<enc>`` is
 base64(12-byte nonce ‖ ciphertext ‖ 16-byte tag) under the platform→operator encryption key, with
 associated data ``version|operatorCode|messageId|fieldName``: a value moved to another message or
@@ -104,6 +108,7 @@ from chalicelib.kernel.clock import CHINA
 from chalicelib.kernel.operators import Operator
 from chalicelib.operators import signing
 from chalicelib.operators.domain.messages import (
+    ActualUserPeriod,
     CallbackOutcome,
     OperatorCallback,
     OperatorCardRecord,
@@ -178,6 +183,7 @@ _MSG_TYPES: dict[PushKind, str] = {
     PushKind.DEREGISTER: "REALNAME_CANCEL",
     PushKind.TRANSFER: "REALNAME_TRANSFER",
     PushKind.SPOT_CHECK_ANSWER: "SPOT_CHECK_ANSWER",
+    PushKind.ACTUAL_USER: "ACTUAL_USER_CHANGE",
 }
 
 
@@ -247,6 +253,13 @@ class _WireSpotCheck(_Wire):
     answer_time: str
 
 
+class _WireActualUser(_Wire):
+    record_ref: str
+    valid_from: str
+    valid_to: str | None = None
+    ended_ref: str | None = None
+
+
 class _WirePushContent(_Wire):
     iccid: str
     msisdn: str
@@ -256,6 +269,7 @@ class _WirePushContent(_Wire):
     prev_holder_hash: str | None = None
     functions: list[str]
     spot_check: _WireSpotCheck | None = None
+    actual_user: _WireActualUser | None = None
 
 
 class _WirePush(_Wire):
@@ -566,12 +580,39 @@ def encode_push_body(message: PushMessage, keys: OperatorKeys) -> bytes:
             prev_holder_hash=message.previous_holder_id_hash,
             functions=[f.value for f in message.functions],
             spot_check=_spot_check_wire(message, keys, code),
+            actual_user=_actual_user_wire(message),
         ),
     )
     doc = wire.model_dump(by_alias=True, mode="json")
     if doc["bizContent"]["spotCheck"] is None:
         del doc["bizContent"]["spotCheck"]  # only a spot check's answer carries it
+    if doc["bizContent"]["actualUser"] is None:
+        del doc["bizContent"]["actualUser"]  # only an actual user's push carries it
     return _dumps(doc)
+
+
+def _actual_user_wire(message: PushMessage) -> _WireActualUser | None:
+    period = message.actual_user
+    if period is None:
+        return None
+    return _WireActualUser(
+        record_ref=period.record_ref,
+        valid_from=period.valid_from.isoformat(),
+        valid_to=period.valid_to.isoformat() if period.valid_to else None,
+        ended_ref=period.ended_ref,
+    )
+
+
+def _actual_user_of(content: _WireActualUser) -> ActualUserPeriod:
+    return _model(
+        ActualUserPeriod,
+        {
+            "record_ref": content.record_ref,
+            "valid_from": content.valid_from,
+            "valid_to": content.valid_to,
+            "ended_ref": content.ended_ref,
+        },
+    )
 
 
 _SPOT_CHECK_NOTE = "spot_check_note"
@@ -652,6 +693,9 @@ def decode_push(body: bytes, keys: OperatorKeys) -> PushMessage:
         spot_check = _spot_check_of(content.spot_check, keys, code, wire.message_id)
     if (kind is PushKind.SPOT_CHECK_ANSWER) != (spot_check is not None):
         raise WireError("malformed", "spotCheck comes with a SPOT_CHECK_ANSWER, and only with it")
+    actual_user = None if content.actual_user is None else _actual_user_of(content.actual_user)
+    if (kind is PushKind.ACTUAL_USER) != (actual_user is not None):
+        raise WireError("malformed", "actualUser comes with an ACTUAL_USER_CHANGE, and only with it")
     return _model(
         PushMessage,
         {
@@ -665,6 +709,7 @@ def decode_push(body: bytes, keys: OperatorKeys) -> PushMessage:
             "functions": content.functions,
             "created_at": _parse_time(wire.create_time, "createTime"),
             "spot_check": spot_check,
+            "actual_user": actual_user,
         },
     )
 

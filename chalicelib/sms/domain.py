@@ -34,6 +34,7 @@ class SmsPurpose(StrEnum):
     ACCOUNT_SIGNUP = "account_signup"  # 企业门户账号注册
     ACCOUNT_LOGIN = "account_login"  # 企业门户账号登录 (the second step after the password)
     PASSWORD_RESET = "password_reset"  # 企业门户账号找回密码
+    FLEET_RESPONSIBLE = "fleet_responsible"  # 单位登记: 车辆负责人/使用人手机号验证
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ _USES: dict[SmsPurpose, str] = {
     SmsPurpose.ACCOUNT_SIGNUP: "用于注册账号",
     SmsPurpose.ACCOUNT_LOGIN: "用于账号登录，如非本人操作请修改密码",
     SmsPurpose.PASSWORD_RESET: "用于重置账号密码，如非本人操作请忽略",
+    SmsPurpose.FLEET_RESPONSIBLE: "用于验证单位车辆负责人手机号，如非本人操作请忽略",
 }
 
 

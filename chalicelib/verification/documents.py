@@ -27,6 +27,7 @@ from chalicelib.verification.domain.flows import (
     CheckName,
     CheckVerdict,
     Flow,
+    FlowPurpose,
     ReviewReason,
     TypedIdentity,
 )
@@ -60,6 +61,9 @@ OCR_CHECKS: dict[DocumentKind, CheckName] = {
     DocumentKind.BUSINESS_LICENCE: CheckName.OCR_BUSINESS_LICENCE,
 }
 
+#: Flows of an enterprise's fleet batch (单位登记 / 解除登记).
+ENTERPRISE_PURPOSES = (FlowPurpose.ENTERPRISE_REGISTRATION, FlowPurpose.ENTERPRISE_DEREGISTRATION)
+
 #: Photos that tie a person to a car by its VIN (proof of possession).
 VEHICLE_DOCUMENTS = (DocumentKind.VEHICLE_LICENCE, DocumentKind.PURCHASE_INVOICE)
 
@@ -89,6 +93,8 @@ def check_replaceable(flow: Flow, kind: DocumentKind) -> None:
             DocumentKind.OWNER_ID_BACK,
         )
         and flow.checks.get(CheckName.FACE) is not None
+        # 单位登记: the enterprise's letter is no part of the face check; a reviewer may ask for a new one.
+        and not (kind is DocumentKind.AUTHORIZATION_LETTER and flow.purpose in ENTERPRISE_PURPOSES)
     ):
         raise Conflict(
             "flow.documents_locked",

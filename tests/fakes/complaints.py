@@ -27,3 +27,13 @@ class FakeComplaintStore(ComplaintStore):
 
     def by_status(self, status: ComplaintStatus, limit: int) -> list[Complaint]:
         return self._newest([c for c in self.items.values() if c.status is status], limit)
+
+    def get(self, complaint_id: str) -> Complaint | None:
+        return self.items.get(complaint_id)
+
+    def save_answer(self, answered: Complaint, expected: ComplaintStatus) -> bool:
+        current = self.items.get(answered.complaint_id)
+        if current is None or current.status is not expected:
+            return False
+        self.items[answered.complaint_id] = answered
+        return True

@@ -71,6 +71,7 @@ def test_a_group_per_staff_role(cognito: Any) -> None:
         "admin",
         "auditor",
         "operations",
+        "review-leads",
         "reviewer",
     ]
     assert all(g["Properties"]["UserPoolId"] == {"Ref": pool_id} for g in groups)

@@ -47,6 +47,12 @@ class DynamoComplaintStore(ComplaintStore):
                 item.data_key, {"description": item.description_enc, "contact_phone": item.contact_phone_enc}
             ),
         )
+        answer = None
+        if item.answer_key is not None and item.answer_enc is not None:
+            answer = self._cipher.open(
+                self._answer_context(item.complaint_id),
+                SealedFields(item.answer_key, {"answer": item.answer_enc}),
+            )["answer"]
         return Complaint(
             complaint_id=item.complaint_id,
             subject=item.subject,
@@ -56,7 +62,46 @@ class DynamoComplaintStore(ComplaintStore):
             vin=item.vin,
             status=ComplaintStatus(item.status),
             created_at=utc_aware(item.created_at),
+            answer=answer,
+            answered_by=item.answered_by,
+            answered_at=utc_aware(item.answered_at) if item.answered_at else None,
         )
+
+    @staticmethod
+    def _answer_context(complaint_id: str) -> str:
+        return f"complaints#{complaint_id}#answer"
+
+    def get(self, complaint_id: str) -> Complaint | None:
+        try:
+            return self._complaint(ComplaintModel.get(complaint_id, consistent_read=True))
+        except ComplaintModel.DoesNotExist:
+            return None
+
+    def save_answer(self, answered: Complaint, expected: ComplaintStatus) -> bool:
+        from pynamodb.exceptions import UpdateError
+
+        sealed = self._cipher.seal(
+            self._answer_context(answered.complaint_id), {"answer": answered.answer or ""}
+        )
+        assert answered.answered_by is not None, "an answer names who gave it"
+        assert answered.answered_at is not None, "an answer names when"
+        item = ComplaintModel(answered.complaint_id)
+        try:
+            item.update(
+                actions=[
+                    ComplaintModel.status.set(answered.status.value),
+                    ComplaintModel.answer_key.set(sealed.data_key),
+                    ComplaintModel.answer_enc.set(sealed.values["answer"]),
+                    ComplaintModel.answered_by.set(answered.answered_by),
+                    ComplaintModel.answered_at.set(answered.answered_at),
+                ],
+                condition=ComplaintModel.complaint_id.exists() & (ComplaintModel.status == expected.value),
+            )
+        except UpdateError as err:
+            if getattr(err, "cause_response_code", None) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def of_subject(self, subject: str, limit: int) -> list[Complaint]:
         items = ComplaintModel.by_subject.query(subject, scan_index_forward=False, limit=limit)

@@ -21,11 +21,14 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjec
 
 from chalicelib.adapters.dynamo.base import TableSpec, Unbound
 from chalicelib.adapters.dynamo.models_accounts import ACCOUNT_TABLES
+from chalicelib.adapters.dynamo.models_actual_users import ACTUAL_USER_TABLES
 from chalicelib.adapters.dynamo.models_agents import AGENT_TABLES
 from chalicelib.adapters.dynamo.models_audit import AUDIT_TABLES
 from chalicelib.adapters.dynamo.models_complaints import COMPLAINT_TABLES
 from chalicelib.adapters.dynamo.models_dealers import DEALER_TABLES
 from chalicelib.adapters.dynamo.models_enterprise import ENTERPRISE_TABLES
+from chalicelib.adapters.dynamo.models_fleet import FLEET_TABLES
+from chalicelib.adapters.dynamo.models_fleet_cases import FLEET_CASE_TABLES
 from chalicelib.adapters.dynamo.models_faces import FACE_TABLES
 from chalicelib.adapters.dynamo.models_msisdn import MSISDN_TABLES
 from chalicelib.adapters.dynamo.models_operator import OPERATOR_TABLES
@@ -414,6 +417,9 @@ TABLES: tuple[TableSpec, ...] = (
     *ENTERPRISE_TABLES,
     *AUDIT_TABLES,
     *STAFF_TABLES,
+    *ACTUAL_USER_TABLES,
+    *FLEET_CASE_TABLES,
+    *FLEET_TABLES,
 )
 
 _bound: Settings | None = None

@@ -59,6 +59,11 @@ class ComplaintModel(Unbound):
     data_key = BinaryAttribute(legacy_encoding=False)  # the KMS-wrapped data key of this item
     description_enc = BinaryAttribute(legacy_encoding=False)
     contact_phone_enc = BinaryAttribute(legacy_encoding=False)
+    # The OEM's answer (第二十一条), sealed with its own data key; who answered and when.
+    answer_key = BinaryAttribute(legacy_encoding=False, null=True)
+    answer_enc = BinaryAttribute(legacy_encoding=False, null=True)
+    answered_by = UnicodeAttribute(null=True)
+    answered_at = UTCDateTimeAttribute(null=True)
 
     by_subject = ComplaintsBySubject()
     by_status = ComplaintsByStatus()

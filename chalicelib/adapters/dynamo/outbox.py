@@ -259,6 +259,11 @@ class DynamoOutboxStore(OutboxStore):
             status_at=r.sweep_at if r.status is OutboxStatus.PENDING else None,
         )
 
+    def record_item(self, r: OutboxRecord) -> OutboxModel:
+        """The item ``commit`` writes for ``r`` (its holder sealed): for a context that commits a push
+        with items of its own in one transaction (actual users)."""
+        return self._record_item(r)
+
     def _record(self, m: OutboxModel) -> OutboxRecord:
         doc: dict[str, Any] = json.loads(m.message_json)
         doc["holder"] = None

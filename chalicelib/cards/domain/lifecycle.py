@@ -21,6 +21,8 @@ class PushKind(StrEnum):
     TRANSFER = "transfer"  # 过户: end the old holder's binding, bind the new holder
     #: 抽查 (第十条): the OEM's answer to an operator's spot check; the card itself does not change.
     SPOT_CHECK_ANSWER = "spot_check_answer"
+    #: 实际使用人 (第九条(四)): an enterprise card's actual user recorded or changed; the card stays.
+    ACTUAL_USER = "actual_user"
 
 
 class LifecycleEvent(StrEnum):

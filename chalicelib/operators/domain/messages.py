@@ -12,7 +12,7 @@ The wire format (field names, signing, encryption of personal fields) lives in o
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -74,6 +74,19 @@ class SpotCheckAnswer(BaseModel):
     answered_at: AwareDatetime
 
 
+class ActualUserPeriod(BaseModel):
+    """What an ``actual_user`` push tells the operator beside the user's facts (in ``holder``, encrypted
+    like a holder's): which record of the enterprise's card it is, its period, and the record it ends
+    (实际使用人, 第九条(四); the card's registration is unchanged)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    record_ref: str = Field(min_length=1, max_length=64)  # the platform's id of the actual-user record
+    valid_from: date
+    valid_to: date | None = None  # None: open-ended
+    ended_ref: str | None = Field(default=None, max_length=64)  # the record this one ends, if any
+
+
 class PushMessage(BaseModel):
     """One request to the operator; ``message_id`` is the idempotency key (the outbox record id)."""
 
@@ -93,6 +106,8 @@ class PushMessage(BaseModel):
     created_at: AwareDatetime
     #: ``spot_check_answer`` only: the answer (no holder: the operator has the registration already).
     spot_check: SpotCheckAnswer | None = None
+    #: ``actual_user`` only: the record and its period (``holder`` then holds the actual user's facts).
+    actual_user: ActualUserPeriod | None = None
 
 
 class PushReceipt(BaseModel):

@@ -56,6 +56,7 @@ class DocumentKind(StrEnum):
     PURCHASE_INVOICE = "purchase_invoice"  # 机动车销售统一发票 (proof of possession of the car)
     ONSITE_PHOTO = "onsite_photo"  # 现场照片 (the person at the dealer)
     LIVE_CAPTURE = "live_capture"  # 活体采集 (the selfie)
+    CUSTODY_AGREEMENT = "custody_agreement"  # 单位登记: 车卡分管协议 (the fleet batch's custody agreement)
 
     @property
     def needs_face(self) -> bool:

@@ -73,9 +73,14 @@ class EvidenceKind(StrEnum):
     POSSESSION_CONTESTED = "possession_contested"
     REVIEW_OPENED = "review_opened"
     REVIEW_DECIDED = "review_decided"
+    #: A fleet case (单位批次审核) not decided by its reminder time, and past its deadline (to a lead).
+    REVIEW_REMINDED = "review_reminded"
+    REVIEW_ESCALATED = "review_escalated"
     PUSH_RESULT = "push_result"
     #: 账号实名认证: the account that completed real-name with this flow (natural or legal person).
     REAL_NAME_COMPLETED = "real_name_completed"
+    #: 单位登记: a fleet batch submitted (or resubmitted) for review with this flow.
+    FLEET_BATCH_SUBMITTED = "fleet_batch_submitted"
     PURGED = "purged"
 
 

@@ -52,6 +52,7 @@ class FlowPurpose(StrEnum):
     #: 委托登记: the owner's own face check (liveness + the owner's ID portrait), confirming the delegation.
     DELEGATION_OWNER = "delegation_owner"
     ENTERPRISE_REGISTRATION = "enterprise_registration"  # 单位登记
+    ENTERPRISE_DEREGISTRATION = "enterprise_deregistration"  # 单位解除登记
     ACCOUNT_VERIFICATION = "account_verification"  # 账号实名认证
 
 

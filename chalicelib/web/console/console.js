@@ -1,9 +1,14 @@
 /* The car maker's console: staff sign in at the stage's OpenID Connect provider (authorization code +
  * PKCE S256, state and nonce checked), the console calls the API with the provider's access token
- * (renewed with the refresh token before it expires), shows who is signed in and the first page of
- * their work (a reviewer: the review queue), and signs out at the API (the sign-in is refused from then
- * on) and at the provider. Uses ../web/common/api.js and ui.js (ChekaWeb). */
-"use strict";
+ * (renewed with the refresh token before it expires), shows who is signed in and their queues
+ * (queues.js: review cases, fleet cases, spot checks, complaints) and cases (cases.js), and signs out at
+ * the API (the sign-in is refused from then on) and at the provider. An ES module over
+ * ../web/common/api.js and ui.js (ChekaWeb, loaded first as plain scripts). Routes: #/queues/<tab>,
+ * #/review/<case id>, #/fleet/<batch id>, #/spot/<check id>. */
+
+import { cases } from "./cases.js";
+import { tickTimers } from "./labels.js";
+import { queues } from "./queues.js";
 
 (function (web) {
   const { $, $$, h } = web;
@@ -12,32 +17,14 @@
   const IDP = STORE + ".idp"; // the provider's refresh token, ID token and the access token's expiry
   const LOGGED_OUT = STORE + ".logout"; // the state of a sign-out on its way back from the provider
 
-  const ROLE_NAMES = { reviewer: "审核员", admin: "管理员", auditor: "审计员", operations: "运营" };
+  const ROLE_NAMES = { reviewer: "审核员", review_lead: "审核组长", admin: "管理员", auditor: "审计员", operations: "运营" };
   const MFA_NAMES = {
     "amr:otp": "密码 + 动态验证码",
     "amr:totp": "密码 + 动态验证码",
     "amr:mfa": "密码 + 第二重验证",
   };
-  const PURPOSES = {
-    registration: "实名登记",
-    deregistration: "实名注销",
-    delegated_registration: "委托登记",
-    delegation_owner: "委托登记（车主核验）",
-    enterprise_registration: "单位登记",
-    account_verification: "账号实名认证",
-  };
-  const REASONS = {
-    face_attempts_exhausted: "人脸核验次数用完",
-    authority_unavailable: "身份核验服务暂不可用",
-    face_duplicate: "人脸已用于其他身份",
-    possession_contested: "车辆归属有争议",
-    authority_not_covered: "证件需人工核验",
-    document_not_machine_readable: "证件需人工识读",
-    real_name: "账号实名认证",
-  };
-
   let config = null; // /v1/staff/config: issuer, client_id, endpoints, scopes
-  let cursor = null; // the review queue's next page
+  let roles = []; // the signed-in staff member's roles
 
   const api = web.client({
     mount: "console",
@@ -52,7 +39,7 @@
   function show(screen) {
     document.body.dataset.screen = screen;
     for (const el of $$("main > section[data-screen]")) el.hidden = el.dataset.screen !== screen;
-    $("#sign-out").hidden = screen !== "home";
+    $("#sign-out").hidden = screen !== "home" && screen !== "case";
   }
 
   function showLogin(message) {
@@ -223,40 +210,54 @@
     const id = held && held.id_token ? claimsOf(held.id_token) : {};
     const name = id.name || id.preferred_username || "";
     $("#staff-name").textContent = name || "员工";
-    const roles = $("#staff-roles");
-    roles.className = "roles";
-    roles.replaceChildren(...me.roles.map((r) => h("span", { class: "badge", text: ROLE_NAMES[r] || r })));
+    const list = $("#staff-roles");
+    list.className = "roles";
+    list.replaceChildren(...me.roles.map((r) => h("span", { class: "badge", text: ROLE_NAMES[r] || r })));
     $("#staff-mfa").textContent = MFA_NAMES[me.mfa] || (me.mfa ? "密码 + 第二重验证" : "");
-    const reviewer = me.roles.includes("reviewer");
-    $("#queue").hidden = !reviewer;
-    $("#no-pages").hidden = reviewer;
-    if (reviewer) await queue(true);
+    roles = me.roles;
+    board.setup(roles);
+    await routes.run();
   }
 
-  function caseItem(c) {
-    return h(
-      "li",
-      { "data-case": c.case_id },
-      h("div", { class: "head", text: "审核编号 " + c.case_number }),
-      h("div", { class: "meta", text: (PURPOSES[c.purpose] || c.purpose) + " · " + (REASONS[c.reason] || c.reason) }),
-      h("div", { class: "meta", text: "提交于 " + web.chinaTime(c.created_at) }),
-    );
+  // The pages behind the hash: the queues (a tab each) and one case.
+  const ctx = {
+    web,
+    call: (method, path, body) => call(method, path, body),
+    get roles() {
+      return roles;
+    },
+    root: () => api.root,
+    go: (name, ...args) => routes.go(name, ...args),
+  };
+  const board = queues(ctx);
+  const pages = cases(ctx);
+
+  let lastTab = ""; // the tab a case was opened from
+
+  async function queuePage(tab) {
+    show("home");
+    lastTab = tab || "";
+    const scope = $('section[data-screen="home"]');
+    web.clearErrors(scope);
+    try {
+      await board.show(tab || board.tabs()[0]);
+    } catch (error) {
+      if (web.asError(error).status !== 401) web.showError(error, scope);
+    }
   }
 
-  async function queue(first) {
-    const more = !first && cursor ? "&cursor=" + encodeURIComponent(cursor) : "";
-    const path = "/v1/review-cases?status=open&limit=20" + more;
-    const page = await call("GET", path);
-    const list = $("#queue-list");
-    if (first) list.replaceChildren();
-    list.append(...page.cases.map(caseItem));
-    cursor = page.next_cursor;
-    const count = list.children.length;
-    $("#queue-count").textContent = cursor ? count + "+" : String(count);
-    $("#queue-empty").hidden = count > 0;
-    $("#queue-more").hidden = !cursor;
+  function casePage(kind) {
+    return async (id) => {
+      show("case");
+      window.scrollTo(0, 0);
+      if (id) await pages.open(kind, id);
+    };
   }
 
+  const routes = web.router(
+    { queues: queuePage, review: casePage("review"), fleet: casePage("fleet"), spot: casePage("spot") },
+    "queues",
+  );
   async function signOut() {
     const held = idp();
     let endSession = config && config.end_session_endpoint;
@@ -327,9 +328,11 @@
     web.busy($("#sign-in"), "正在跳转…", scope, startSignIn);
   });
   $("#sign-out").addEventListener("click", () => signOut());
-  $("#queue-more").addEventListener("click", () => {
-    web.busy($("#queue-more"), "正在加载…", $('section[data-screen="home"]'), () => queue(false));
+  $("#back").addEventListener("click", (event) => {
+    event.preventDefault();
+    routes.go("queues", lastTab);
   });
+  setInterval(tickTimers, 30 * 1000);
 
   boot();
 })(window.ChekaWeb);

@@ -313,6 +313,9 @@
     $("#home-enterprise").hidden = !(roles.includes("enterprise_legal") || roles.includes("enterprise_agent"));
     $("#home-agents").hidden = me.kind !== "legal";
     $("#home-apply").hidden = me.kind !== "natural";
+    const enterprise = roles.includes("enterprise_legal") || roles.includes("enterprise_agent");
+    $("#home-fleet").hidden = !enterprise;
+    $("#home-vehicles").hidden = !enterprise;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -561,18 +564,33 @@
 
   let face = null;
 
-  function screenFace(p) {
+  /** Whose face the face screen checks: the real-name in progress, or a fleet batch's responsible person. */
+  let faceTarget = null;
+
+  function startFace(target) {
     show("face", "人脸核验");
+    faceTarget = target;
     if (!face) {
       face = web.faceStep({
         client,
         section: section("face"),
-        flowId: () => progress().flow_id,
-        passed: async () => router.go("realname", "submit"),
-        review: async () => askReview(),
+        flowId: () => faceTarget.flowId(),
+        passed: async () => faceTarget.passed(),
+        review: async () =>
+          faceTarget.review
+            ? faceTarget.review()
+            : call("POST", "/v1/flows/" + encodeURIComponent(faceTarget.flowId()) + "/review"),
       });
     }
     face.start();
+  }
+
+  function screenFace(p) {
+    startFace({
+      flowId: () => progress().flow_id,
+      passed: async () => router.go("realname", "submit"),
+      review: async () => askReview(),
+    });
   }
 
   function realnameBody(p) {
@@ -857,8 +875,22 @@
   // ---------------------------------------------------------------------------------------------
   // Wiring
 
+  // 单位车辆实名 and 实际使用人 (fleet.js): the portal's client and screens handed over
+  const fleet = web.portalFleet({
+    client,
+    call,
+    show,
+    section,
+    rows,
+    router: () => router,
+    startFace,
+    showDevSms,
+  });
+  const fleetRoutes = Object.fromEntries(Object.entries(fleet.routes).map(([name, render]) => [name, needSignIn(render)]));
+
   const router = web.router(
     {
+      ...fleetRoutes,
       login: screenLogin,
       signup: screenSignup,
       "signed-up": () => show("signed-up", "注册成功"),
@@ -925,6 +957,8 @@
       ["home-apply", "apply"],
       ["home-sessions", "sessions"],
       ["home-password", "password"],
+      ["home-fleet", "fleet"],
+      ["home-vehicles", "vehicles"],
       ["done-home", "home"],
     ]) {
       $("#" + id).addEventListener("click", () => router.go(target));
