@@ -58,6 +58,7 @@ from infra.engines import add_engines_function
 from infra.packaging import precompiling_chalice
 from infra.staff import add_staff_sign_in
 from infra.tables import build_table, construct_id, model_schema
+from infra.workflows import add_fleet_tasks_consumer, add_fleet_workflow, function_statements, workflow_alarms
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 
@@ -341,10 +342,13 @@ class ChekaStack(Stack):
         # functions' settings are made (they point at it).
         self.staff_pool = add_staff_sign_in(self, settings)
         self.role = self._lambda_role()
+        # The fleet review state machine (infra.workflows), before the functions: they are told its ARN.
+        self.fleet_workflow = add_fleet_workflow(self)
         self.chalice_config = self.stage_config(project_dir)
         self.api = self._api(project_dir, build_dir or project_dir) if package_api else None
         if self.api is not None:
             self._outbox_consumer()
+            add_fleet_tasks_consumer(self)
         # The engines the API runs remotely (infra.engines), after the API: its functions wait for the grant.
         self.engines_function = add_engines_function(self, project_dir)
         self._gateway_responses()
@@ -535,6 +539,7 @@ class ChekaStack(Stack):
                 resources=[self.token_secret.secret_arn],
             ),
             *self._rekognition_statements(),
+            *function_statements(self),
             # SMS codes go straight to a phone number: such a publish has no topic ARN to scope to.
             iam.PolicyStatement(sid="Sms", actions=["sns:Publish"], resources=["*"]),
             iam.PolicyStatement(
@@ -592,6 +597,7 @@ class ChekaStack(Stack):
             "CHEKA_IDENTITY_AUTHORITY": self.settings.authority_kind,
         }
         env.update({table_env_var(short): table.table_name for short, table in self.tables.items()})
+        env["CHEKA_FLEET_STATE_MACHINE_ARN"] = self.fleet_workflow.arn
         if self.staff_pool is not None:
             env.update(self.staff_pool.function_environment())
         return env
@@ -844,6 +850,7 @@ class ChekaStack(Stack):
                     treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
                 )
             )
+        alarms += workflow_alarms(self, self.fleet_workflow)
         for alarm in alarms:
             alarm.add_alarm_action(action)
             alarm.add_ok_action(action)

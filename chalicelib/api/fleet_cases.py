@@ -124,13 +124,13 @@ def fleet_case_queue(call: Call) -> FleetCaseQueue:
     return FleetCaseQueue(cases=[_item(c, now) for c in page.cases], next_cursor=page.cursor)
 
 
-class ReasonText(ApiModel):
+class FleetReasonText(ApiModel):
     code: str
     zh: str
     en: str
 
 
-class CheckView(ApiModel):
+class FleetCheckView(ApiModel):
     name: str
     verdict: str
     detail_zh: str | None = None
@@ -138,22 +138,22 @@ class CheckView(ApiModel):
     reason_code: str | None = None
 
 
-class DocumentView(ApiModel):
+class FleetDocumentView(ApiModel):
     slot: str
     present: bool
     readable: bool | None = Field(description="read by OCR and agreeing; None: read by the reviewer only")
     url: str | None = Field(default=None, description="a short-lived link, with ?reason= only")
 
 
-class ReadingView(ApiModel):
+class FleetReadingView(ApiModel):
     document: str
     read: dict[str, str | None]
     typed: dict[str, str | None]
 
 
-class DecisionView(ApiModel):
+class FleetDecisionView(ApiModel):
     decision: str
-    reason_codes: list[ReasonText]
+    reason_codes: list[FleetReasonText]
     documents: list[str]
     by: str
     at: str
@@ -163,7 +163,7 @@ class DecisionView(ApiModel):
     note: str | None = Field(default=None, description="with ?reason= only")
 
 
-class BatchView(ApiModel):
+class FleetCaseBatchView(ApiModel):
     vins: list[str]
     dealer_code: str | None
     responsible_name_masked: str | None
@@ -171,7 +171,7 @@ class BatchView(ApiModel):
     typed_company_name: str | None
     consents: dict[str, str]
     resubmit_documents: list[str]
-    outcome_reasons: list[ReasonText]
+    outcome_reasons: list[FleetReasonText]
     cards_total: int
     cards_pushed: int
     flow_id: str | None
@@ -186,23 +186,23 @@ class FleetCaseDetail(ApiModel):
     reminded: bool
     first_approver: str | None
     awaiting_decision: bool
-    batch: BatchView
-    checks: list[CheckView]
+    batch: FleetCaseBatchView
+    checks: list[FleetCheckView]
     face: str | None = Field(description="the responsible person's face check: passed, failed, approved...")
     identity: dict[str, str | None] | None = Field(description="the responsible person as typed")
-    documents: list[DocumentView]
-    readings: list[ReadingView]
-    decisions: list[DecisionView]
+    documents: list[FleetDocumentView]
+    readings: list[FleetReadingView]
+    decisions: list[FleetDecisionView]
     evidence: list[dict[str, Any]]
     evidence_chain: str = Field(description="ok, empty, or the first broken link (evidence.* reason)")
 
 
-def _check_view(check: dict[str, Any]) -> CheckView:
+def _check_view(check: dict[str, Any]) -> FleetCheckView:
     def text(key: str) -> str | None:
         value = check.get(key)
         return str(value) if value is not None else None
 
-    return CheckView(
+    return FleetCheckView(
         name=str(check.get("name")),
         verdict=str(check.get("verdict")),
         detail_zh=text("detail_zh"),
@@ -217,14 +217,14 @@ def _chain(verdict: ChainVerdict) -> str:
     return verdict.reason or "broken"
 
 
-def _reasons(codes: Any) -> list[ReasonText]:
+def _reasons(codes: Any) -> list[FleetReasonText]:
     from chalicelib.fleet.reasons import texts
 
-    return [ReasonText(**t) for t in texts(list(codes))]
+    return [FleetReasonText(**t) for t in texts(list(codes))]
 
 
-def _batch_view(batch: FleetBatch) -> BatchView:
-    return BatchView(
+def _batch_view(batch: FleetBatch) -> FleetCaseBatchView:
+    return FleetCaseBatchView(
         vins=list(batch.vins),
         dealer_code=batch.dealer_code,
         responsible_name_masked=batch.responsible_name_masked,
@@ -248,17 +248,17 @@ def _clear_or_masked(name: str, value: str | None, reveal: bool) -> str | None:
 
 def _readings(
     batch: FleetBatch, flow: Flow | None, entries: list[EvidenceEntry], reveal: bool
-) -> list[ReadingView]:
+) -> list[FleetReadingView]:
     """The latest OCR reading of each machine-read document beside what was typed."""
     latest: dict[str, EvidenceEntry] = {}
     for entry in entries:
         if entry.kind.value == "ocr_read":
             latest[str(entry.public.get("document"))] = entry
-    out: list[ReadingView] = []
+    out: list[FleetReadingView] = []
     licence = latest.get("business_licence")
     if licence is not None:
         out.append(
-            ReadingView(
+            FleetReadingView(
                 document="business_licence",
                 # A company's name and code are public: shown as read.
                 read={"name": licence.personal.get("name"), "uscc": _public_text(licence, "uscc")},
@@ -273,7 +273,7 @@ def _readings(
     if front is not None:
         identity = flow.identity if flow is not None else None
         out.append(
-            ReadingView(
+            FleetReadingView(
                 document="id_front",
                 read={k: _clear_or_masked(k, front.personal.get(k), reveal) for k in ("name", "id_number")},
                 typed={
@@ -302,8 +302,8 @@ def _evidence(entries: list[EvidenceEntry], reveal: bool) -> list[dict[str, Any]
     return out
 
 
-def _decision(d: dict[str, Any], reveal: bool) -> DecisionView:
-    return DecisionView(
+def _decision(d: dict[str, Any], reveal: bool) -> FleetDecisionView:
+    return FleetDecisionView(
         decision=str(d.get("decision")),
         reason_codes=_reasons(d.get("reason_codes") or []),
         documents=list(d.get("documents") or []),
@@ -360,7 +360,7 @@ def fleet_case(call: Call, batch_id: str) -> FleetCaseDetail:
             None if check is None else bool(verdict is not None and verdict.value in ("passed", "approved"))
         )
         url = verification.document_url(flow, kind) if reveal and present and flow is not None else None
-        documents.append(DocumentView(slot=slot.value, present=present, readable=readable, url=url))
+        documents.append(FleetDocumentView(slot=slot.value, present=present, readable=readable, url=url))
     identity = None
     if flow is not None and flow.identity is not None:
         identity = {
@@ -420,16 +420,16 @@ def decide_fleet_case(call: Call, batch_id: str) -> FleetCaseItem:
     return _item(decided, service.now())
 
 
-class WorkflowEventView(ApiModel):
+class FleetWorkflowEventView(ApiModel):
     at: datetime
     type: str
     state: str | None
     detail: str
 
 
-class WorkflowHistory(ApiModel):
+class FleetCaseHistory(ApiModel):
     batch_id: str
-    events: list[WorkflowEventView]
+    events: list[FleetWorkflowEventView]
 
 
 @route(
@@ -437,19 +437,19 @@ class WorkflowHistory(ApiModel):
     "/v1/fleet-cases/{batch_id}/history",
     summary="The review workflow's execution history of a batch (states, tasks, timeouts; no payloads)",
     roles=READ_ROLES,
-    response=WorkflowHistory,
+    response=FleetCaseHistory,
     errors=(404,),
     tags=("fleet review",),
 )
-def fleet_case_history(call: Call, batch_id: str) -> WorkflowHistory:
+def fleet_case_history(call: Call, batch_id: str) -> FleetCaseHistory:
     events = deps.fleet_cases().history(batch_id)
-    return WorkflowHistory(
+    return FleetCaseHistory(
         batch_id=batch_id,
-        events=[WorkflowEventView(at=e.at, type=e.type, state=e.state, detail=e.detail) for e in events],
+        events=[FleetWorkflowEventView(at=e.at, type=e.type, state=e.state, detail=e.detail) for e in events],
     )
 
 
-class ReasonEntry(ApiModel):
+class FleetReasonEntry(ApiModel):
     code: str
     zh: str
     en: str
@@ -458,8 +458,8 @@ class ReasonEntry(ApiModel):
     slot: str | None
 
 
-class ReasonCatalogue(ApiModel):
-    reasons: list[ReasonEntry]
+class FleetReasonCatalogue(ApiModel):
+    reasons: list[FleetReasonEntry]
 
 
 @route(
@@ -467,15 +467,15 @@ class ReasonCatalogue(ApiModel):
     "/v1/fleet-reasons",
     summary="The reason codes of fleet review decisions: text, decision, whether a resubmission may follow",
     roles=READ_ROLES,
-    response=ReasonCatalogue,
+    response=FleetReasonCatalogue,
     tags=("fleet review",),
 )
-def fleet_reasons(call: Call) -> ReasonCatalogue:
+def fleet_reasons(call: Call) -> FleetReasonCatalogue:
     from chalicelib.fleet.reasons import CATALOGUE
 
-    return ReasonCatalogue(
+    return FleetReasonCatalogue(
         reasons=[
-            ReasonEntry(
+            FleetReasonEntry(
                 code=r.code,
                 zh=r.zh,
                 en=r.en,
@@ -488,13 +488,13 @@ def fleet_reasons(call: Call) -> ReasonCatalogue:
     )
 
 
-class AffiliationsBody(ApiModel):
+class StaffAffiliationsBody(ApiModel):
     model_config = ConfigDict(extra="forbid")
 
     usccs: list[Annotated[str, Field(min_length=1, max_length=40)]] = Field(max_length=50)
 
 
-class AffiliationsView(ApiModel):
+class StaffAffiliationsView(ApiModel):
     subject: str
     usccs: list[str]
 
@@ -506,14 +506,14 @@ class AffiliationsView(ApiModel):
     summary="Set the enterprises (USCCs) a member of staff is affiliated with (they decide none of their "
     "cases)",
     roles=AFFILIATION_WRITE_ROLES,
-    body=AffiliationsBody,
-    response=AffiliationsView,
+    body=StaffAffiliationsBody,
+    response=StaffAffiliationsView,
     tags=("fleet review",),
 )
-def put_affiliations(call: Call, subject: str) -> AffiliationsView:
-    body: AffiliationsBody = call.body
+def put_affiliations(call: Call, subject: str) -> StaffAffiliationsView:
+    body: StaffAffiliationsBody = call.body
     usccs = deps.fleet_cases().set_affiliations(subject, body.usccs, call.user)
-    return AffiliationsView(subject=subject, usccs=list(usccs))
+    return StaffAffiliationsView(subject=subject, usccs=list(usccs))
 
 
 @route(
@@ -521,8 +521,8 @@ def put_affiliations(call: Call, subject: str) -> AffiliationsView:
     "/v1/admin/staff/{subject}/affiliations",
     summary="The enterprises (USCCs) a member of staff is affiliated with",
     roles=AFFILIATION_READ_ROLES,
-    response=AffiliationsView,
+    response=StaffAffiliationsView,
     tags=("fleet review",),
 )
-def get_affiliations(call: Call, subject: str) -> AffiliationsView:
-    return AffiliationsView(subject=subject, usccs=list(deps.fleet_cases().affiliations(subject)))
+def get_affiliations(call: Call, subject: str) -> StaffAffiliationsView:
+    return StaffAffiliationsView(subject=subject, usccs=list(deps.fleet_cases().affiliations(subject)))

@@ -963,11 +963,16 @@ def fleet_batches() -> FleetBatches:
 
 
 def _read_licence(flow: Flow) -> LicenceReading:
-    """The business licence of a flow as OCR reads it now."""
+    """The business licence of a flow as read: once its OCR check passed, the reading agreed (field by
+    field) with the code and name the flow holds, which are then its reading; else read now."""
     from chalicelib.fleet.batches import LicenceReading
     from chalicelib.verification.domain.documents import DocumentKind
+    from chalicelib.verification.domain.flows import CheckName, CheckVerdict
     from chalicelib.verification.domain.ocr import parse_business_licence
 
+    identity = flow.identity
+    if flow.checks.get(CheckName.OCR_BUSINESS_LICENCE) is CheckVerdict.PASSED and identity is not None:
+        return LicenceReading(uscc=identity.uscc, company_name=identity.company_name)
     key = flow.documents.get(DocumentKind.BUSINESS_LICENCE.value)
     if key is None:
         return LicenceReading(uscc=None, company_name=None)

@@ -238,10 +238,11 @@ class FleetApply:
             self._note(batch.flow_id, EvidenceKind.PUSH_RESULT, "fleet", details)
         return {"chunk": index, "cards": result.done}
 
-    def _cards(self, vin: str) -> list[tuple[Card, CardLifecycle]]:
-        cards = self._inventory.cards_of_vehicle(vin)
-        lives = self._bookkeeping.lifecycles([c.iccid for c in cards])
-        return [(c, lives[c.iccid]) for c in cards]
+    def _cards(self, vins: Iterable[str]) -> list[list[tuple[Card, CardLifecycle]]]:
+        """Each vehicle's cards with their bookkeeping (read in one batch for the chunk)."""
+        cards = [self._inventory.cards_of_vehicle(vin) for vin in vins]
+        lives = self._bookkeeping.lifecycles([c.iccid for per_vehicle in cards for c in per_vehicle])
+        return [[(c, lives[c.iccid]) for c in per_vehicle] for per_vehicle in cards]
 
     def holder(self, batch: FleetBatch) -> Holder:
         """The enterprise with its responsible person as the holder its cards go to, both parties stored
@@ -282,9 +283,9 @@ class FleetApply:
         holder = self.holder(batch)
         actor = f"fleet:{batch.batch_id}"
         done = pushed = skipped = 0
-        for vin in vins:
+        for vehicle in self._cards(vins):
             todo: list[str] = []
-            for card, life in self._cards(vin):
+            for card, life in vehicle:
                 if card.holder_id == holder.party_id and card.state in (
                     CardState.PENDING,
                     CardState.REGISTERED,
@@ -313,8 +314,8 @@ class FleetApply:
         ours = enterprise_id_hash(self._hasher, batch.uscc)
         actor = f"fleet:{batch.batch_id}"
         done = pushed = skipped = 0
-        for vin in vins:
-            for card, life in self._cards(vin):
+        for vehicle in self._cards(vins):
+            for card, life in vehicle:
                 ending = life.message_kind is PushKind.DEREGISTER
                 if ending and (life.awaiting and life.holder_id_hash == ours):
                     done += 1

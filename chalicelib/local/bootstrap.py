@@ -255,6 +255,8 @@ def stop_executions(settings: Settings, wait_seconds: float = 3.0) -> int:
                 if time.monotonic() > deadline:
                     break
                 time.sleep(0.05)
+    if stopped:  # a stopped execution still ends the task it was in: its message goes to this queue
+        time.sleep(0.3)
     return stopped
 
 

@@ -16,6 +16,8 @@ items it touches before writing each one (an undo log) and, when cancelled, puts
 items. The cost of a transaction depends on its items, not on the tables' size, and a concurrent commit
 is never undone. Reads are serialised too, so nobody sees the half-applied state of a transaction that
 is later cancelled.
+
+It also mends one race of moto's executing Step Functions backend (:func:`apply_stepfunctions`).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ _SERIALISED = (
 _MAX_TRANSACTION_ITEMS = 100
 _OPERATIONS = frozenset({"ConditionCheck", "Put", "Delete", "Update"})
 _MARK = "_cheka_dynamodb_behaviour"
+_STEPFUNCTIONS_MARK = "_cheka_stepfunctions_behaviour"
 
 
 def _serialised(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -165,12 +168,42 @@ def apply() -> None:
     """Give moto's DynamoDB backend DynamoDB's transaction behaviour (idempotent, process-wide)."""
     from moto.dynamodb.models import DynamoDBBackend
 
+    apply_stepfunctions()
     if getattr(DynamoDBBackend, _MARK, False):
         return
     for name in _SERIALISED:
         setattr(DynamoDBBackend, name, _serialised(getattr(DynamoDBBackend, name)))
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign,assignment]
     setattr(DynamoDBBackend, _MARK, True)
+
+
+def _started_executions(get_executions: Callable[..., Any]) -> Callable[..., Any]:
+    """Step Functions: the executions whose evaluation has begun. moto makes an execution's environment
+    on its own thread a moment after the start (reading the definition), and completing a task token
+    looks in every execution's environment: without this, a token completed while another execution is
+    starting fails with an AttributeError instead of reaching its own."""
+
+    @functools.wraps(get_executions)
+    def started(*args: Any, **kwargs: Any) -> Any:
+        return [
+            execution
+            for execution in get_executions(*args, **kwargs)
+            if getattr(getattr(execution, "exec_worker", None), "env", None) is not None
+        ]
+
+    return started
+
+
+def apply_stepfunctions() -> None:
+    """Give moto's executing Step Functions backend the fix of :func:`_started_executions` (idempotent)."""
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    if getattr(StepFunctionsParserBackend, _STEPFUNCTIONS_MARK, False):
+        return
+    StepFunctionsParserBackend._get_executions = _started_executions(  # type: ignore[method-assign]
+        StepFunctionsParserBackend._get_executions
+    )
+    setattr(StepFunctionsParserBackend, _STEPFUNCTIONS_MARK, True)
 
 
 def applied() -> bool:

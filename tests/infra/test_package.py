@@ -61,6 +61,7 @@ def test_the_package_holds_no_local_engine_and_fits_lambdas_size_limits(
     assert set(package.handlers().values()) == {
         "app.app",
         "app.dispatch_outbox",
+        "app.run_fleet_tasks",
         "app.sweep_outbox",
         "app.reconcile_pushes",
         "app.purge_abandoned",

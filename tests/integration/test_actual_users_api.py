@@ -92,10 +92,10 @@ def _enterprise_card(api: Api, sandbox: SandboxOperator) -> Any:
     (outcome,) = deps.lifecycle().submit_registrations([card.iccid], holder, "test")
     assert outcome.record_id is not None
     _answered(api, sandbox, outcome.record_id)
-    card = deps.inventory_repo().get_card(card.iccid)
-    assert card is not None
-    assert card.state.value == "registered"
-    return card
+    registered = deps.inventory_repo().get_card(card.iccid)
+    assert registered is not None
+    assert registered.state.value == "registered"
+    return registered
 
 
 def _user(name: str, valid_from: str, phone: str = "13912345678") -> dict[str, Any]:
@@ -220,10 +220,11 @@ def test_the_legal_person_records_and_changes_an_actual_user_pushed_to_the_opera
     assert vehicles["items"][0]["cards"][0]["actual_user"]["record_id"] == second["record_id"]
     assert deps.inventory_repo().get_card(card.iccid).state.value == "registered"  # type: ignore[union-attr]
 
-    # Ending the current user is pushed too; ending it again is refused
-    status, ended = post(api, f"{path}/{second['record_id']}/end", {}, legal_a["token"])
-    assert (status, ended["valid_to"], ended["push_state"]) == (200, today.isoformat(), "pending"), ended
-    status, again = post(api, f"{path}/{second['record_id']}/end", {}, legal_a["token"])
+    # Ending the current user (tomorrow) is pushed too; ending one that has ended is refused
+    tomorrow = (today + timedelta(days=1)).isoformat()
+    status, ended = post(api, f"{path}/{second['record_id']}/end", {"valid_to": tomorrow}, legal_a["token"])
+    assert (status, ended["valid_to"], ended["push_state"]) == (200, tomorrow, "pending"), ended
+    status, again = post(api, f"{path}/{first['record_id']}/end", {}, legal_a["token"])
     assert (status, again["code"]) == (409, "actual_user.already_ended")
 
     # Every change is in the enterprise's action log under the legal person's name
@@ -242,4 +243,6 @@ def test_the_legal_person_records_and_changes_an_actual_user_pushed_to_the_opera
     auditor = token("auditor", subject="auditor-1")
     status, reads = get(api, f"/v1/audit/reads?record_kind=card&record_id={card.iccid}", auditor)
     assert status == 200, reads
-    assert [r["actor"] for r in reads["items"]] == ["reviewer-1"]
+    assert [(r["actor"], r["fields"]) for r in reads["reads"]] == [
+        ("reviewer-1", ["actual_user.id_number", "actual_user.name", "actual_user.phone"])
+    ]

@@ -49,7 +49,8 @@ from tests.synthetic_documents import (
 )
 
 SUBMITTER_PHONE = "13900139016"
-VEHICLES = 30  # two chunks: 25 and 5
+VEHICLES = 6
+CHUNK = 4  # chunks of 4 vehicles here (25 in service): two chunks, 4 and 2, and moto stays quick
 
 
 def submitter() -> str:
@@ -146,9 +147,12 @@ def task(kind: str, batch_id: str, **fields: object) -> TaskMessage:
     return TaskMessage(task=kind, batch_id=batch_id, token=None, **fields)  # type: ignore[arg-type]
 
 
-def test_an_approved_batch_s_cards_are_pushed_once_and_registered_by_the_operator(aws: None) -> None:
+def test_an_approved_batch_s_cards_are_pushed_once_and_registered_by_the_operator(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     require_cjk_font()
-    # given a submitted registration batch of 30 vehicles (one card each) with its synthetic documents
+    monkeypatch.setattr("chalicelib.fleet.domain.CHUNK_VEHICLES", CHUNK)
+    # given a submitted registration batch of 6 vehicles (one card each) with its synthetic documents
     world = make_world()
     cards = import_cards(Operator.CHINA_UNICOM, VEHICLES, seed=16)
     vins = list(dict.fromkeys(c.vin for c in cards))
@@ -171,8 +175,8 @@ def test_an_approved_batch_s_cards_are_pushed_once_and_registered_by_the_operato
     again = HANDLERS["apply_chunk"](task("apply_chunk", batch.batch_id, chunk=0))
 
     # then every card is pending with one register record, the redelivery pushed nothing more
-    assert done == [{"chunk": 0, "cards": 25}, {"chunk": 1, "cards": 5}]
-    assert again == {"chunk": 0, "cards": 25}
+    assert done == [{"chunk": 0, "cards": 4}, {"chunk": 1, "cards": 2}]
+    assert again == {"chunk": 0, "cards": 4}
     lives = deps.outbox_store().lifecycles([c.iccid for c in cards])
     assert {lives[c.iccid].message_id for c in cards} == records_after_first
     assert None not in records_after_first
@@ -194,6 +198,7 @@ def test_an_approved_batch_s_cards_are_pushed_once_and_registered_by_the_operato
     assert deps.fleet_batches().get(batch.batch_id).cards_pushed == VEHICLES  # type: ignore[union-attr]
 
     # when the outbox pushes them and the operator accepts each
+    world.clock.advance(60)  # the records were made by the stage's clock after the world's was set
     for card in cards:
         world.dispatcher.dispatch(lives[card.iccid].message_id or "")
     assert len(world.operator.received) == VEHICLES
@@ -210,31 +215,3 @@ def test_an_approved_batch_s_cards_are_pushed_once_and_registered_by_the_operato
     assert deps.fleet_batches().get(batch.batch_id).status is BatchStatus.COMPLETED  # type: ignore[union-attr]
     texts = [m.text for m in deps.sms_drop().recent() if m.phone == mask_phone(SUBMITTER_PHONE)]
     assert any(batch.batch_id in t and "审核通过" in t for t in texts)
-
-
-@pytest.mark.parametrize("typed", ["北京星河车联科技有限公同"])
-def test_a_name_typed_off_by_one_character_sends_the_batch_back_for_resubmission(
-    aws: None, typed: str
-) -> None:
-    require_cjk_font()
-    # given a submitted batch whose typed company name differs by one character from the licence
-    cards = import_cards(Operator.CHINA_UNICOM, 1, seed=17)
-    batch = submitted_batch([cards[0].vin])
-    from chalicelib.adapters.dynamo.fleet import DynamoBatchStore
-
-    store = DynamoBatchStore(deps.field_cipher())
-    stored = store.get(batch.batch_id)
-    assert stored is not None
-    from dataclasses import replace
-
-    store.save(replace(stored, typed_company_name=typed, version=stored.version + 1), stored.version)
-    # when the automatic checks run
-    output = HANDLERS["automatic_checks"](task("automatic_checks", batch.batch_id))
-    # then the batch goes back to the enterprise with the name's reason, and no card moved
-    assert output is not None
-    assert output["outcome"] == "resubmit"
-    after = deps.fleet_batches().get(batch.batch_id)
-    assert after is not None
-    assert after.status is BatchStatus.RESUBMISSION_REQUESTED
-    assert "company_name_mismatch" in after.outcome_reasons
-    assert deps.inventory_repo().get_card(cards[0].iccid).state is CardState.UNREGISTERED  # type: ignore[union-attr]

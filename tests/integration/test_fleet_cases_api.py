@@ -72,7 +72,15 @@ def batch_in_review(workflow: FakeWorkflow, vehicles: int = 3) -> FleetBatch:
         execution_arn=workflow.start(batch_id, {"batch_id": batch_id, "kind": "registration"}),
     )
     DynamoBatchStore(deps.field_cipher()).create(batch)
-    checks = [{"name": "uscc", "verdict": "passed", "detail_zh": "代码有效", "detail_en": "Valid", "reason_code": None}]
+    checks = [
+        {
+            "name": "uscc",
+            "verdict": "passed",
+            "detail_zh": "代码有效",
+            "detail_en": "Valid",
+            "reason_code": None,
+        }
+    ]
     output = deps.fleet_cases().open_round(batch, checks, "review")
     assert output["outcome"] == "review"
     review_task(workflow, batch_id, "first")
@@ -101,10 +109,18 @@ def test_a_reviewer_finds_reads_and_decides_a_fleet_case_once(
     # the queue lists the case, not yet overdue, waiting at the first stage
     queue = api.http.get("/v1/fleet-cases?stage=first&overdue=false&limit=100", headers=alice).json_body
     item = next(c for c in queue["cases"] if c["batch_id"] == batch.batch_id)
-    assert (item["status"], item["stage"], item["overdue"], item["vehicles"]) == ("in_review", "first", False, 3)
+    assert (item["status"], item["stage"], item["overdue"], item["vehicles"]) == (
+        "in_review",
+        "first",
+        False,
+        3,
+    )
     overdue = api.http.get("/v1/fleet-cases?overdue=true&limit=100", headers=alice).json_body["cases"]
     assert batch.batch_id not in [c["batch_id"] for c in overdue]
-    assert api.http.get("/v1/fleet-cases?status=nonsense", headers=alice).json_body["code"] == "fleet_case.status"
+    assert (
+        api.http.get("/v1/fleet-cases?status=nonsense", headers=alice).json_body["code"]
+        == "fleet_case.status"
+    )
 
     # the case is masked without a reason, in clear with one (and that read is logged)
     masked = api.http.get(f"/v1/fleet-cases/{batch.batch_id}", headers=alice).json_body
@@ -123,23 +139,36 @@ def test_a_reviewer_finds_reads_and_decides_a_fleet_case_once(
 
     # a reviewer affiliated with the enterprise may not decide its case
     put = api.http.put(
-        "/v1/admin/staff/alice/affiliations", body=_json({"usccs": [COMPANY["uscc"]]}), headers=_with_json(admin)
+        "/v1/admin/staff/alice/affiliations",
+        body=_json({"usccs": [COMPANY["uscc"]]}),
+        headers=_with_json(admin),
     )
     assert put.status_code == 200
-    assert api.http.get("/v1/admin/staff/alice/affiliations", headers=admin).json_body["usccs"] == [COMPANY["uscc"]]
+    assert api.http.get("/v1/admin/staff/alice/affiliations", headers=admin).json_body["usccs"] == [
+        COMPANY["uscc"]
+    ]
     refused = decide(api, batch.batch_id, alice, {"decision": "approve", "reason_codes": []})
     assert (refused.status_code, refused.json_body["code"]) == (403, "fleet_case.conflict_of_interest")
 
     # bad reasons are refused; an auditor decides nothing
     unknown = decide(api, batch.batch_id, bob, {"decision": "reject", "reason_codes": ["made_up"]})
     assert (unknown.status_code, unknown.json_body["field"]) == (422, "reason_codes")
-    no_documents = decide(api, batch.batch_id, bob, {"decision": "resubmit", "reason_codes": ["licence_unreadable"]})
-    assert (no_documents.status_code, no_documents.json_body["code"]) == (422, "fleet_case.documents_required")
-    assert decide(api, batch.batch_id, auditor, {"decision": "approve", "reason_codes": []}).status_code == 403
+    no_documents = decide(
+        api, batch.batch_id, bob, {"decision": "resubmit", "reason_codes": ["licence_unreadable"]}
+    )
+    assert (no_documents.status_code, no_documents.json_body["code"]) == (
+        422,
+        "fleet_case.documents_required",
+    )
+    assert (
+        decide(api, batch.batch_id, auditor, {"decision": "approve", "reason_codes": []}).status_code == 403
+    )
     assert workflow.completions == []
 
     # another reviewer approves: the task completes once, the batch is approved
-    approved = decide(api, batch.batch_id, bob, {"decision": "approve", "reason_codes": ["documents_verified"]})
+    approved = decide(
+        api, batch.batch_id, bob, {"decision": "approve", "reason_codes": ["documents_verified"]}
+    )
     assert approved.status_code == 200, approved.json_body
     assert approved.json_body["status"] == "approved"
     assert workflow.outputs(batch.batch_id) == [{"decision": "approve", "second_approval_needed": False}]
@@ -194,7 +223,11 @@ def test_a_large_batch_needs_two_approvers_and_a_late_case_goes_to_a_lead(
         api,
         late.batch_id,
         lead,
-        {"decision": "resubmit", "reason_codes": ["letter_missing_seal"], "documents": ["authorization_letter"]},
+        {
+            "decision": "resubmit",
+            "reason_codes": ["letter_missing_seal"],
+            "documents": ["authorization_letter"],
+        },
     )
     assert decided.status_code == 200, decided.json_body
     batch = deps.fleet_batches().get(late.batch_id)
@@ -204,7 +237,9 @@ def test_a_large_batch_needs_two_approvers_and_a_late_case_goes_to_a_lead(
 
 
 def decide(api: Any, batch_id: str, headers: dict[str, str], body: dict[str, Any]) -> Any:
-    return api.http.post(f"/v1/fleet-cases/{batch_id}/decision", body=_json(body), headers=_with_json(headers))
+    return api.http.post(
+        f"/v1/fleet-cases/{batch_id}/decision", body=_json(body), headers=_with_json(headers)
+    )
 
 
 def _json(body: dict[str, Any]) -> str:

@@ -19,6 +19,7 @@ from datetime import date
 from typing import Any
 
 from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.adapters.dynamo.base import utc_aware
@@ -188,7 +189,7 @@ class DynamoActualUsers(ActualUserStore):
     @staticmethod
     def _update(tx: TransactWrite, record: ActualUser, at: Any) -> None:
         """An existing record's end and push, under the version it was read at."""
-        actions = [
+        actions: list[Action] = [
             ActualUserModel.version.set(record.version),
             ActualUserModel.valid_to.set(record.valid_to.isoformat())
             if record.valid_to
@@ -219,7 +220,10 @@ class DynamoActualUsers(ActualUserStore):
         )
 
     def settle(self, record: ActualUser, state: PushState, reason: str | None) -> None:
-        actions = [ActualUserModel.push_state.set(state.value), ActualUserModel.updated_at.set(utc_now())]
+        actions: list[Action] = [
+            ActualUserModel.push_state.set(state.value),
+            ActualUserModel.updated_at.set(utc_now()),
+        ]
         if reason:
             actions.append(ActualUserModel.push_reason.set(reason))
         with contextlib.suppress(UpdateError):  # a later change took over: its own push decides
