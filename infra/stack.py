@@ -147,6 +147,8 @@ METRIC_DIMENSIONS: dict[Metric, tuple[str, ...]] = {
     Metric.REVIEW_OPENED: ("reason",),
     Metric.FLEET_CASE_REMINDER: ("kind",),
     Metric.FLEET_CASE_ESCALATED: ("kind",),
+    Metric.FLEET_CARDS_PUSHED: ("kind",),
+    Metric.FLEET_BATCH_NOTIFIED: ("outcome", "kind"),
     Metric.SPOT_CHECK_OPENED: ("operator",),
     Metric.SPOT_CHECK_ANSWERED: ("verdict", "late"),
     Metric.SPOT_CHECK_OVERDUE: ("operator",),
@@ -895,6 +897,14 @@ class ChekaStack(Stack):
                 [
                     self.metric_search(Metric.FLEET_CASE_REMINDER, label="reminded"),
                     self.metric_search(Metric.FLEET_CASE_ESCALATED, label="escalated"),
+                ],
+                6,
+            ),
+            graph(
+                "Fleet batches: cards pushed, outcomes notified",
+                [
+                    self.metric_search(Metric.FLEET_CARDS_PUSHED, label="cards pushed"),
+                    self.metric_search(Metric.FLEET_BATCH_NOTIFIED, label="notified"),
                 ],
                 6,
             ),

@@ -199,7 +199,7 @@ def admin_complaints(call: Call) -> AdminComplaints:
     )
 
 
-class AnswerBody(ApiModel):
+class ComplaintAnswerBody(ApiModel):
     model_config = ConfigDict(extra="forbid")
 
     answer: str = Field(max_length=MAX_ANSWER * 4, description=f"At most {MAX_ANSWER} characters")
@@ -219,13 +219,13 @@ def answer_sms(complaint: Complaint) -> str:
     "by SMS to the contact phone; closes it (or an interim answer: in progress); a closed one is not "
     "answered again",
     roles=COMPLAINT_ROLES,
-    body=AnswerBody,
+    body=ComplaintAnswerBody,
     response=AdminComplaint,
     errors=(404, 409, 422),
     tags=("complaints",),
 )
 def answer_complaint(call: Call, complaint_id: str) -> AdminComplaint:
-    body: AnswerBody = call.body
+    body: ComplaintAnswerBody = call.body
     answered = deps.complaints().answer(complaint_id, call.actor, body.answer, close=body.close)
     try:
         deps.sms_sender().send(answered.contact_phone, answer_sms(answered))

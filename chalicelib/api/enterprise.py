@@ -42,6 +42,8 @@ ACTION_ZH = {
     "agent.approved": "批准经办人",
     "agent.rejected": "驳回经办人申请",
     "agent.revoked": "撤销经办人授权",
+    "actual_user.recorded": "登记实际使用人",
+    "actual_user.ended": "结束实际使用人",
 }
 
 

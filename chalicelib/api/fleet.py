@@ -54,14 +54,14 @@ def _view(batch: FleetBatch) -> Any:
     if batch.status in (BatchStatus.APPROVED, BatchStatus.COMPLETED):
         for vin, facts in service.vehicle_facts(batch.vins).items():
             states[vin] = list(facts.card_states)
-    reasons = [views.ReasonView(**r) for r in texts(list(batch.outcome_reasons))]
+    reasons = [views.FleetReasonView(**r) for r in texts(list(batch.outcome_reasons))]
     return views.batch_view(
         progress, consent_texts=service.consent_texts(), reasons=reasons, card_states=states
     )
 
 
 def _added(added: batches.Added) -> Any:
-    return views.AddedView(
+    return views.FleetAddedView(
         added=list(added.added),
         rows=[views.row_view(r) for r in added.rows],
         vehicles=len(added.batch.vins),
@@ -74,8 +74,8 @@ def _added(added: batches.Added) -> Any:
     method="POST",
     summary="Start a fleet batch (registration or de-registration) of the enterprise the caller acts for",
     roles=ACCOUNT_ROLES,
-    body=lambda: views.CreateBody,
-    response=lambda: views.BatchView,
+    body=lambda: views.FleetCreateBody,
+    response=lambda: views.FleetBatchView,
     status=201,
     errors=(403, 404),
     tags=TAGS,
@@ -90,8 +90,8 @@ def create_batch(call: Call) -> Any:
     PREFIX,
     summary="The enterprise's fleet batches, newest first",
     roles=ACCOUNT_ROLES,
-    query=lambda: views.BatchQuery,
-    response=lambda: views.BatchList,
+    query=lambda: views.FleetBatchQuery,
+    response=lambda: views.FleetBatchList,
     errors=(403,),
     tags=TAGS,
 )
@@ -101,7 +101,7 @@ def list_batches(call: Call) -> Any:
     found, cursor = deps.fleet_batches().listing(
         call.user, query.kind, query.status, query.limit, query.cursor
     )
-    return views.BatchList(items=[views.summary(b) for b in found], next_cursor=cursor)
+    return views.FleetBatchList(items=[views.summary(b) for b in found], next_cursor=cursor)
 
 
 @route(
@@ -109,7 +109,7 @@ def list_batches(call: Call) -> Any:
     PREFIX + "/{batch_id}",
     summary="A batch: its vehicles, the next step, the steps missing, documents, reasons and progress",
     roles=ACCOUNT_ROLES,
-    response=lambda: views.BatchView,
+    response=lambda: views.FleetBatchView,
     errors=(403, 404),
     tags=TAGS,
 )
@@ -124,8 +124,8 @@ def get_batch(call: Call, batch_id: str) -> Any:
     method="POST",
     summary="Add vehicles by VIN (one, or many pasted); every row told with its outcome, good rows go on",
     roles=ACCOUNT_ROLES,
-    body=lambda: views.VinsBody,
-    response=lambda: views.AddedView,
+    body=lambda: views.FleetVinsBody,
+    response=lambda: views.FleetAddedView,
     errors=(403, 404, 409),
     tags=TAGS,
 )
@@ -141,8 +141,8 @@ def add_vehicles(call: Call, batch_id: str) -> Any:
     method="POST",
     summary="Add vehicles from a CSV text (header optional); bad rows reported with their line numbers",
     roles=ACCOUNT_ROLES,
-    body=lambda: views.CsvBody,
-    response=lambda: views.AddedView,
+    body=lambda: views.FleetCsvBody,
+    response=lambda: views.FleetAddedView,
     errors=(403, 404, 409),
     tags=TAGS,
 )
@@ -158,7 +158,7 @@ def add_vehicles_csv(call: Call, batch_id: str) -> Any:
     method="DELETE",
     summary="Take a vehicle out of the draft batch",
     roles=ACCOUNT_ROLES,
-    response=lambda: views.BatchView,
+    response=lambda: views.FleetBatchView,
     errors=(403, 404, 409),
     tags=TAGS,
 )
@@ -172,7 +172,7 @@ def remove_vehicle(call: Call, batch_id: str, vin: str) -> Any:
     PREFIX + "/{batch_id}/dealers",
     summary="The dealers that sold the batch's vehicles (the enterprise ticks the one that sold them)",
     roles=ACCOUNT_ROLES,
-    response=lambda: views.DealerList,
+    response=lambda: views.FleetDealerList,
     errors=(403, 404),
     tags=TAGS,
 )
@@ -181,7 +181,7 @@ def list_dealers(call: Call, batch_id: str) -> Any:
     service = deps.fleet_batches()
     batch = service.batch_of(call.user, batch_id)
     items = [views.dealer_view(d) for d in service.dealers(call.user, batch_id)]
-    return views.DealerList(items=items, selected=batch.dealer_code)
+    return views.FleetDealerList(items=items, selected=batch.dealer_code)
 
 
 @route(
@@ -190,8 +190,8 @@ def list_dealers(call: Call, batch_id: str) -> Any:
     method="PUT",
     summary="Choose the selling dealer (one that sold vehicles of the batch)",
     roles=ACCOUNT_ROLES,
-    body=lambda: views.DealerBody,
-    response=lambda: views.BatchView,
+    body=lambda: views.FleetDealerBody,
+    response=lambda: views.FleetBatchView,
     errors=(403, 404, 409),
     tags=TAGS,
 )
@@ -206,7 +206,7 @@ def choose_dealer(call: Call, batch_id: str) -> Any:
     method="POST",
     summary="Send a code to the responsible person's phone (车辆负责人手机号)",
     roles=ACCOUNT_ROLES,
-    body=lambda: views.PhoneBody,
+    body=lambda: views.FleetPhoneBody,
     response=lambda: sms_domain.SentCode,
     status=202,
     errors=(403, 404, 409, 429, 503),
@@ -224,8 +224,8 @@ def send_phone_code(call: Call, batch_id: str) -> SentCode:
     method="PUT",
     summary="Prove the responsible person's phone with its code",
     roles=ACCOUNT_ROLES,
-    body=lambda: views.PhoneCodeBody,
-    response=lambda: views.BatchView,
+    body=lambda: views.FleetPhoneCodeBody,
+    response=lambda: views.FleetBatchView,
     errors=(403, 404, 409, 429),
     tags=TAGS,
 )
@@ -242,8 +242,8 @@ def verify_phone(call: Call, batch_id: str) -> Any:
     summary="Accept the custody agreement and the IoV agreement (registration agreement, responsibility "
     "notice) at their current versions",
     roles=ACCOUNT_ROLES,
-    body=lambda: views.ConsentsBody,
-    response=lambda: views.BatchView,
+    body=lambda: views.FleetConsentsBody,
+    response=lambda: views.FleetBatchView,
     errors=(403, 404, 409),
     tags=TAGS,
 )
@@ -258,8 +258,8 @@ def accept_consents(call: Call, batch_id: str) -> Any:
     method="POST",
     summary="Submit the batch for review: every step done, the company's full name as on the licence",
     roles=ACCOUNT_ROLES,
-    body=lambda: views.SubmitBody,
-    response=lambda: views.BatchView,
+    body=lambda: views.FleetSubmitBody,
+    response=lambda: views.FleetBatchView,
     errors=(403, 404, 409),
     tags=TAGS,
 )
@@ -274,7 +274,7 @@ def submit_batch(call: Call, batch_id: str) -> Any:
     method="POST",
     summary="Resubmit after replacing the documents the reviewer named: the review goes on",
     roles=ACCOUNT_ROLES,
-    response=lambda: views.BatchView,
+    response=lambda: views.FleetBatchView,
     errors=(403, 404, 409),
     tags=TAGS,
 )

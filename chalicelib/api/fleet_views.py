@@ -23,13 +23,13 @@ from chalicelib.kernel.personal import mask_phone
 KIND_ZH = {BatchKind.REGISTRATION: "实名登记", BatchKind.DEREGISTRATION: "解除登记"}
 
 
-class CreateBody(ApiModel):
+class FleetCreateBody(ApiModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: BatchKind = Field(description="registration | deregistration")
 
 
-class VinsBody(ApiModel):
+class FleetVinsBody(ApiModel):
     model_config = ConfigDict(extra="forbid")
 
     vins: list[Annotated[str, Field(max_length=4000)]] = Field(
@@ -39,7 +39,7 @@ class VinsBody(ApiModel):
     )
 
 
-class CsvBody(ApiModel):
+class FleetCsvBody(ApiModel):
     model_config = ConfigDict(extra="forbid")
 
     csv: str = Field(
@@ -49,26 +49,26 @@ class CsvBody(ApiModel):
     )
 
 
-class DealerBody(ApiModel):
+class FleetDealerBody(ApiModel):
     model_config = ConfigDict(extra="forbid")
 
     dealer_code: str = Field(min_length=1, max_length=64)
 
 
-class PhoneBody(ApiModel):
+class FleetPhoneBody(ApiModel):
     model_config = ConfigDict(extra="forbid")
 
     phone: str = Field(min_length=1, max_length=32, description="The responsible person's mobile")
 
 
-class PhoneCodeBody(ApiModel):
+class FleetPhoneCodeBody(ApiModel):
     model_config = ConfigDict(extra="forbid")
 
     phone: str = Field(min_length=1, max_length=32)
     code: str = Field(min_length=1, max_length=12)
 
 
-class ConsentsBody(ApiModel):
+class FleetConsentsBody(ApiModel):
     model_config = ConfigDict(extra="forbid")
 
     texts: dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=16)]] = Field(
@@ -78,7 +78,7 @@ class ConsentsBody(ApiModel):
     )
 
 
-class SubmitBody(ApiModel):
+class FleetSubmitBody(ApiModel):
     model_config = ConfigDict(extra="forbid")
 
     company_name: str = Field(
@@ -86,7 +86,7 @@ class SubmitBody(ApiModel):
     )
 
 
-class BatchQuery(PageQuery):
+class FleetBatchQuery(PageQuery):
     kind: Annotated[
         BatchKind | None,
         Field(description="registration | deregistration (default: both)"),
@@ -101,18 +101,18 @@ class BatchQuery(PageQuery):
     ] = None
 
 
-class ReasonView(ApiModel):
+class FleetReasonView(ApiModel):
     code: str
     zh: str
     en: str
 
 
-class VehicleView(ApiModel):
+class FleetVehicleView(ApiModel):
     vin: str
     card_states: list[str] = Field(default_factory=list, description="Once approved: each card's state")
 
 
-class BatchSummary(ApiModel):
+class FleetBatchSummary(ApiModel):
     batch_id: str
     kind: BatchKind
     kind_zh: str
@@ -129,7 +129,7 @@ class BatchSummary(ApiModel):
     cards_pushed: int
 
 
-class BatchView(BatchSummary):
+class FleetBatchView(FleetBatchSummary):
     flow_id: str | None = Field(description="The verification flow of the responsible person and documents")
     step: str | None = Field(description="The next step to do (None: every step done)")
     step_zh: str | None = None
@@ -137,7 +137,7 @@ class BatchView(BatchSummary):
     missing: list[str]
     documents: dict[str, bool] = Field(description="Document slot → present")
     documents_zh: dict[str, str]
-    vins: list[VehicleView]
+    vins: list[FleetVehicleView]
     dealer_code: str | None = None
     responsible_phone: str | None = Field(default=None, description="Masked")
     responsible_phone_verified: bool
@@ -146,17 +146,17 @@ class BatchView(BatchSummary):
     consent_texts: dict[str, str] = Field(description="The texts to accept: kind → current version")
     typed_company_name: str | None = None
     resubmit_documents: list[str]
-    reasons: list[ReasonView] = Field(description="The reasons of the last decision")
+    reasons: list[FleetReasonView] = Field(description="The reasons of the last decision")
     execution_arn: str | None = None
     max_vehicles: int = MAX_BATCH_VEHICLES
 
 
-class BatchList(ApiModel):
-    items: list[BatchSummary]
+class FleetBatchList(ApiModel):
+    items: list[FleetBatchSummary]
     next_cursor: str | None = None
 
 
-class RowView(ApiModel):
+class FleetRowView(ApiModel):
     line: int
     vin: str
     ok: bool
@@ -165,19 +165,19 @@ class RowView(ApiModel):
     message_en: str | None = None
 
 
-class AddedView(ApiModel):
+class FleetAddedView(ApiModel):
     added: list[str]
-    rows: list[RowView]
+    rows: list[FleetRowView]
     vehicles: int = Field(description="Vehicles in the batch now")
 
 
-class DealerView(ApiModel):
+class FleetDealerView(ApiModel):
     dealer_code: str
     vehicles: int = Field(description="The batch's vehicles this dealer sold")
 
 
-class DealerList(ApiModel):
-    items: list[DealerView]
+class FleetDealerList(ApiModel):
+    items: list[FleetDealerView]
     selected: str | None = None
 
 
@@ -200,21 +200,21 @@ def summary_fields(batch: FleetBatch) -> dict[str, Any]:
     }
 
 
-def summary(batch: FleetBatch) -> BatchSummary:
-    return BatchSummary(**summary_fields(batch))
+def summary(batch: FleetBatch) -> FleetBatchSummary:
+    return FleetBatchSummary(**summary_fields(batch))
 
 
 def batch_view(
     progress: BatchProgress,
     *,
     consent_texts: dict[str, str],
-    reasons: list[ReasonView],
+    reasons: list[FleetReasonView],
     card_states: dict[str, list[str]] | None = None,
-) -> BatchView:
+) -> FleetBatchView:
     batch = progress.batch
     states = card_states or {}
     step = progress.step
-    return BatchView(
+    return FleetBatchView(
         **summary_fields(batch),
         flow_id=batch.flow_id,
         step=step.value if step else None,
@@ -223,7 +223,7 @@ def batch_view(
         missing=[s.value for s in progress.missing],
         documents={s.value: present for s, present in progress.documents.items()},
         documents_zh={s.value: DOCUMENT_SLOT_ZH[s] for s in progress.documents},
-        vins=[VehicleView(vin=v, card_states=states.get(v, [])) for v in batch.vins],
+        vins=[FleetVehicleView(vin=v, card_states=states.get(v, [])) for v in batch.vins],
         dealer_code=batch.dealer_code,
         responsible_phone=mask_phone(batch.responsible_phone) if batch.responsible_phone else None,
         responsible_phone_verified=batch.responsible_phone_verified,
@@ -237,9 +237,9 @@ def batch_view(
     )
 
 
-def row_view(row: RowOutcome) -> RowView:
+def row_view(row: RowOutcome) -> FleetRowView:
     err = row.error
-    return RowView(
+    return FleetRowView(
         line=row.line,
         vin=row.vin,
         ok=err is None,
@@ -249,5 +249,5 @@ def row_view(row: RowOutcome) -> RowView:
     )
 
 
-def dealer_view(choice: DealerChoice) -> DealerView:
-    return DealerView(dealer_code=choice.dealer_code, vehicles=choice.vehicles)
+def dealer_view(choice: DealerChoice) -> FleetDealerView:
+    return FleetDealerView(dealer_code=choice.dealer_code, vehicles=choice.vehicles)

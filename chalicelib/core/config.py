@@ -96,8 +96,8 @@ class Settings(BaseSettings):
     #: The claim listing the staff member's groups or roles (``cognito:groups``, ``groups``, ``roles``).
     staff_oidc_roles_claim: str = Field(default="cognito:groups", min_length=1, max_length=100)
     #: IdP group → our role; groups it does not name are ignored. Empty: groups named as our roles.
-    staff_oidc_role_map: dict[str, Literal["reviewer", "review_lead", "admin", "auditor", "operations"]] = Field(
-        default_factory=dict
+    staff_oidc_role_map: dict[str, Literal["reviewer", "review_lead", "admin", "auditor", "operations"]] = (
+        Field(default_factory=dict)
     )
     #: Values of ``amr`` showing a second factor (RFC 8176), and/or values of ``acr`` that imply one.
     staff_oidc_mfa_amr: list[str] = Field(default=["mfa", "otp", "totp", "swk", "hwk"])
@@ -275,7 +275,8 @@ class Settings(BaseSettings):
     #: review lead, and the fraction of them after which the reviewer is reminded.
     fleet_review_working_days: float = Field(default=1, gt=0, le=30)
     fleet_review_remind_fraction: float = Field(default=0.5, gt=0, lt=1)
-    #: Test stages: the reminder and the deadline in plain seconds from the case's opening (None: working days).
+    #: Test stages: the reminder and the deadline in plain seconds from the case's opening (None: working
+    #: days).
     fleet_review_remind_seconds: int | None = Field(default=None, ge=1)
     fleet_review_deadline_seconds: int | None = Field(default=None, ge=1)
     #: Batches of more vehicles than this need a second approver (four-eyes, a different reviewer).

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.core.settings import get_settings
 
@@ -857,8 +857,10 @@ def _alert_fleet_leads(case: FleetCase) -> None:
     if not phone:
         return
     try:
-        sms_sender().send(phone, f"【车卡实名】单位批次 {case.batch_id} 已超过审核时限，已升级至审核组长，请尽快处理。")
-    except Exception:  # noqa: BLE001 - the escalation stands without its SMS
+        sms_sender().send(
+            phone, f"【车卡实名】单位批次 {case.batch_id} 已超过审核时限，已升级至审核组长，请尽快处理。"
+        )
+    except Exception:  # the escalation stands without its SMS
         logger.exception("the review leads' SMS about an escalated fleet case failed")
 
 
@@ -882,6 +884,7 @@ def actual_users() -> ActualUsers:
 
 def fleet_automatic_checks() -> AutomaticChecks:
     """The automatic checks of a submitted fleet batch, over the cached services and stores."""
+    from chalicelib.adapters.dynamo.fleet import DynamoBatchStore
     from chalicelib.fleet.apply import enterprise_id_hash
     from chalicelib.fleet.checks import AutomaticChecks
     from chalicelib.verification.domain.ocr import parse_business_licence
@@ -897,6 +900,7 @@ def fleet_automatic_checks() -> AutomaticChecks:
         inventory=inventory_repo(),
         counts=outbox_store(),
         enterprise_hash=lambda uscc: enterprise_id_hash(keyed_hasher(), uscc),
+        claims=DynamoBatchStore(field_cipher()).claims,
     )
 
 
@@ -917,7 +921,15 @@ def fleet_apply() -> FleetApply:
         sms=sms_sender(),
         phone_of=accounts().phone_of,
         note=verification.note,
+        notices_sent=_fleet_notices_sent,
     )
+
+
+def _fleet_notices_sent(flow_id: str) -> list[dict[str, Any]]:
+    """The fleet notices a batch flow's evidence already records (their public details)."""
+    from chalicelib.verification.domain.evidence import EvidenceKind
+
+    return [e.public for e in evidence_log().entries(flow_id) if e.kind is EvidenceKind.SMS_SENT]
 
 
 def _provide_fleet_services() -> None:

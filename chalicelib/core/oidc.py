@@ -155,7 +155,9 @@ class OidcConfig:
 
     def roles_of(self, groups: Iterable[str]) -> frozenset[str]:
         """Our roles for the IdP's groups: through the map, or by name when no map is set."""
-        mapping = dict(self.role_map) if self.role_map else {r: r for r in STAFF_ROLE_NAMES} | STAFF_GROUP_ALIASES
+        mapping = (
+            dict(self.role_map) if self.role_map else {r: r for r in STAFF_ROLE_NAMES} | STAFF_GROUP_ALIASES
+        )
         return frozenset(mapping[g] for g in groups if mapping.get(g) in STAFF_ROLE_NAMES)
 
 

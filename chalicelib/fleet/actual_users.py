@@ -3,8 +3,8 @@ registered to it, and who actually uses each.
 
 - ``vehicles``: the cards registered (or being registered) to the enterprise — every card whose holder is
   one of the enterprise's parties, read through the parties' ``by-id-hash`` and the cards' ``by-holder``
-  indexes, never a scan — with their vehicle, state, the batch that registered them when known, and the
-  current actual user, masked.
+  indexes, never a scan — with their vehicle, state, the batch that registered them (its enterprise
+  party: ``apply.enterprise_party_id``) and the current actual user, masked.
 - ``record``: a new actual user of one card from a date; the user of the moment ends on that date, in
   the same transaction (periods never overlap: the card's head item guards every change).
 - ``end``: the user of the moment ends on a date, nobody follows.
@@ -42,10 +42,12 @@ from chalicelib.fleet.actual_users_domain import (
     plan_change,
     record_not_found,
 )
+from chalicelib.fleet.apply import enterprise_id_hash, enterprise_party_id
+from chalicelib.fleet.domain import BATCH_ID_PREFIX
 from chalicelib.kernel.clock import Clock, china_day, utc_now
 from chalicelib.kernel.crypto import KeyedHasher
 from chalicelib.kernel.operators import Operator
-from chalicelib.kernel.personal import IdType, id_lookup_value
+from chalicelib.kernel.personal import id_lookup_value
 from chalicelib.operators.domain.messages import (
     ActualUserPeriod,
     PushCard,
@@ -59,8 +61,15 @@ from chalicelib.operators.ports import OutboxStore, PushQueue
 #: The card states of a card registered, or being registered, to its holder.
 HELD_STATES = frozenset({CardState.PENDING, CardState.REGISTERED})
 
-#: The batch ids of fleet registrations (``chalicelib.fleet.domain.BATCH_ID_PREFIX``).
-_BATCH_PREFIX = "fb_"
+
+def batch_of(card: Card) -> str | None:
+    """The fleet batch that registered ``card``: its holder is that batch's enterprise party
+    (``apply.enterprise_party_id``); None for a card registered otherwise."""
+    holder = card.holder_id or ""
+    batch_id = holder.removeprefix(enterprise_party_id(""))
+    if batch_id.startswith(BATCH_ID_PREFIX) and enterprise_party_id(batch_id) == holder:
+        return batch_id
+    return None
 
 
 class ActualUserStore(ABC):
@@ -90,10 +99,6 @@ class ActualUserStore(ABC):
         self, holder_id_hash: str, limit: int, cursor: str | None
     ) -> tuple[list[Card], str | None]:
         """A page of the cards held by any party of that ID (an enterprise's USCC hash)."""
-
-    @abstractmethod
-    def batches_of_pushes(self, record_ids: Collection[str]) -> dict[str, str]:
-        """Outbox record id → the registration or batch id it was pushed for (those known)."""
 
 
 @dataclass(frozen=True)
@@ -132,29 +137,23 @@ class ActualUsers:
 
     def enterprise_hash(self, uscc: str) -> str:
         """The keyed hash the enterprise's cards are held under (its USCC as an ID)."""
-        return self._hasher.digest(id_lookup_value(IdType.USCC, uscc))
+        return enterprise_id_hash(self._hasher, uscc)
 
     def vehicles(self, uscc: str, limit: int, cursor: str | None) -> tuple[list[EnterpriseCard], str | None]:
         """A page of the cards registered (or being registered) to the enterprise."""
         cards, next_cursor = self._store.holder_cards(self.enterprise_hash(uscc), limit, cursor)
         cards = [c for c in cards if c.state in HELD_STATES]
         vehicles = self._inventory.get_vehicles({c.vin for c in cards})
-        lives = self._outbox.lifecycles([c.iccid for c in cards])
-        pushes = {c.iccid: lives[c.iccid].message_id for c in cards if c.iccid in lives}
-        batches = self._store.batches_of_pushes({m for m in pushes.values() if m})
         today = china_day(self._clock())
         page = []
         for card in cards:
             records, _ = self._store.records(card.iccid)
             current = next((r for r in records if r.current_on(today)), None)
-            registered_by = batches.get(pushes.get(card.iccid) or "")
             page.append(
                 EnterpriseCard(
                     card=card,
                     vehicle=vehicles.get(card.vin),
-                    batch_id=registered_by
-                    if registered_by and registered_by.startswith(_BATCH_PREFIX)
-                    else None,
+                    batch_id=batch_of(card),
                     actual_user=self._settled(current) if current else None,
                 )
             )

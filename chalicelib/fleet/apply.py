@@ -18,7 +18,7 @@ outbox, and the enterprise told of every outcome.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol
@@ -163,6 +163,7 @@ class FleetApply:
         note: Callable[[str, EvidenceKind, str, dict[str, Any]], None],
         set_cards_total: Callable[[str, int], Any] | None = None,
         on_completed: Callable[[FleetBatch], None] | None = None,
+        notices_sent: Callable[[str], Sequence[Mapping[str, Any]]] | None = None,
     ) -> None:
         self._batches = batches
         self._find_flow = find_flow
@@ -179,6 +180,9 @@ class FleetApply:
         self._set_cards_total = set_cards_total
         #: Told of a batch whose cards were all pushed (the batches record its vehicles' registrations).
         self._on_completed = on_completed
+        #: The notices already recorded in a flow's evidence (their public details): a redelivered
+        #: ``notify`` sends no second SMS.
+        self._notices_sent = notices_sent
 
     def _batch(self, batch_id: str) -> FleetBatch:
         batch = self._batches.get(batch_id)
@@ -367,17 +371,30 @@ class FleetApply:
                 batch = self._batch(batch.batch_id)
         if outcome == APPROVED and self._on_completed is not None:
             self._on_completed(batch)
+        if self._notified(batch, outcome):
+            logger.info("fleet notice already sent", extra={"batch": batch.batch_id, "outcome": outcome})
+            return
         sent = self._send(batch, outcome)
         if batch.flow_id:
             details = {
                 "batch": batch.batch_id,
                 "outcome": outcome,
+                "round": batch.round,
                 "status": batch.status.value,
                 "reasons": list(batch.outcome_reasons),
                 "sms": sent,
             }
             self._note(batch.flow_id, EvidenceKind.SMS_SENT, "fleet", details)
         emit(Metric.FLEET_BATCH_NOTIFIED, outcome=outcome, kind=batch.kind.value)
+
+    def _notified(self, batch: FleetBatch, outcome: str) -> bool:
+        """Whether this outcome of this round was told already (the message delivered again)."""
+        if self._notices_sent is None or not batch.flow_id:
+            return False
+        return any(
+            n.get("batch") == batch.batch_id and n.get("outcome") == outcome and n.get("round") == batch.round
+            for n in self._notices_sent(batch.flow_id)
+        )
 
     def _send(self, batch: FleetBatch, outcome: str) -> bool:
         phone = self._phone_of(batch.created_by)

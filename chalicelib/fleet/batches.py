@@ -77,6 +77,8 @@ CUSTODY_TEXT_VERSION = "v1"
 
 #: A submitted batch's flow is evidence: kept (closed to change) at least this long.
 EVIDENCE_KEPT = timedelta(days=3 * 365)
+#: How long a draft's flow waits for the batch to be built (then it expires like an abandoned flow).
+DRAFT_WINDOW = timedelta(days=30)
 #: A flow reopened for a resubmission stays open this long (the workflow waits 30 days).
 RESUBMISSION_WINDOW = timedelta(days=31)
 
@@ -370,8 +372,10 @@ class FleetBatches:
         company_name = self._company_of(uscc)
         if company_name is None:
             raise batch_not_found()
-        flow = self._flows.open_flow(principal.subject, FLOW_PURPOSES[kind])
         now = self._clock()
+        flow = self._flows.open_flow(principal.subject, FLOW_PURPOSES[kind])
+        # A batch takes longer to build than a person's registration: its flow waits as long as the draft.
+        flow = self._flows.save(flow, expires_at=now + DRAFT_WINDOW)
         batch = FleetBatch(
             batch_id=new_batch_id(self._new_id()),
             uscc=uscc,

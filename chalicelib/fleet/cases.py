@@ -27,6 +27,7 @@ batch's status and reasons follow each decision.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import secrets
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -49,6 +50,7 @@ from chalicelib.fleet.cases_domain import (
     escalated_to_lead,
     moved_on,
     not_awaiting_decision,
+    not_awaiting_resubmission,
     same_approver,
 )
 from chalicelib.fleet.deadlines import ReviewWindow
@@ -56,7 +58,7 @@ from chalicelib.fleet.domain import BatchKind, BatchStatus, DocumentSlot, FleetB
 from chalicelib.fleet.reasons import Decision, reason
 from chalicelib.kernel.clock import Clock, utc_now
 from chalicelib.kernel.crypto import FieldCipher
-from chalicelib.kernel.errors import Conflict, InvalidField
+from chalicelib.kernel.errors import InvalidField
 
 if TYPE_CHECKING:
     from chalicelib.fleet.tasks import TaskMessage
@@ -149,6 +151,7 @@ class FleetCases:
             checks=plain,
             stage=CaseStage.FIRST if reviewing else None,
             decisions=existing.decisions if existing else (),
+            seen_tokens=existing.seen_tokens if existing else (),
             flow_id=batch.flow_id,
             execution_arn=batch.execution_arn,
             updated_at=now,
@@ -190,9 +193,10 @@ class FleetCases:
         case = self._require(batch_id)
         held = self._held(batch_id, token, TokenTask.REVIEW, stage)
         escalate = stage is CaseStage.LEAD
-        self._store.hold_token(
+        if not self._store.hold_token(
             batch_id, held, status=BatchStatus.IN_REVIEW, escalated=True if escalate else None
-        )
+        ):
+            return  # the task's message delivered again: its token is held (or was used) already
         if escalate and not case.escalated:
             from chalicelib.core.metric_names import Metric
             from chalicelib.core.observability import emit
@@ -214,7 +218,8 @@ class FleetCases:
         from chalicelib.core.observability import emit
 
         case = self._require(batch_id)
-        self._store.mark_reminded(batch_id)
+        if not self._store.mark_reminded(batch_id):
+            return  # delivered again
         emit(Metric.FLEET_CASE_REMINDER, kind=case.kind)
         self._note(case, "review_reminded", "system", {"batch_id": batch_id})
         if self._remind is not None:
@@ -227,6 +232,7 @@ class FleetCases:
             sealed=self._cipher.seal(_sealing_context(batch_id), {"token": token}),
             stage=stage,
             stored_at=self._clock(),
+            digest=hashlib.sha256(token.encode()).hexdigest()[:32],
         )
 
     # -- decisions ---------------------------------------------------------------------------------------
@@ -348,26 +354,20 @@ class FleetCases:
         case = self._require(batch_id)
         token = case.token
         if token is None or token.task is not TokenTask.AWAIT_RESUBMISSION:
-            raise Conflict(
-                "fleet_case.not_awaiting_resubmission",
-                "该批次当前无需补充材料",
-                "The case is not waiting for a resubmission",
-            )
+            raise not_awaiting_resubmission()
         if not self._store.take_token(batch_id, token.token_id):
-            raise Conflict(
-                "fleet_case.not_awaiting_resubmission",
-                "该批次当前无需补充材料",
-                "The case is not waiting for a resubmission",
-            )
+            raise not_awaiting_resubmission()
         from chalicelib.fleet.workflow import TaskTokenRejected
 
+        # Submitted before the workflow resumes: the checks that follow may open the next round at once.
+        self._store.set_status(batch_id, BatchStatus.SUBMITTED)
         clear = self._cipher.open(_sealing_context(batch_id), token.sealed)["token"]
         try:
             self._workflow().succeed(clear, {"resubmitted": True})
         except TaskTokenRejected as exc:
+            self._store.set_status(batch_id, case.status, stage=case.stage)
             self._store.give_back_token(batch_id, token)
             raise moved_on() from exc
-        self._store.set_status(batch_id, BatchStatus.SUBMITTED)
 
     # -- reading -----------------------------------------------------------------------------------------
 

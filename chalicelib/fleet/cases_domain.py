@@ -44,6 +44,8 @@ class HeldToken:
     sealed: SealedFields
     stage: CaseStage | None
     stored_at: datetime
+    #: A digest of the token (not the token): a message delivered twice holds its token once.
+    digest: str = ""
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,8 @@ class FleetCase:
     first_approver: str | None = None
     decisions: tuple[dict[str, Any], ...] = ()
     token: HeldToken | None = None
+    #: Digests of every token the case has held: a task message delivered again is recognised.
+    seen_tokens: tuple[str, ...] = ()
     flow_id: str | None = None
     execution_arn: str | None = None
     updated_at: datetime | None = None
@@ -104,8 +108,9 @@ class CaseStore(ABC):
     @abstractmethod
     def hold_token(
         self, batch_id: str, token: HeldToken, *, status: BatchStatus | None, escalated: bool | None
-    ) -> None:
-        """Keep ``token`` on the case in place of any other (the old task ended with its state)."""
+    ) -> bool:
+        """Keep ``token`` on the case in place of any other (the old task ended with its state); False
+        when the case held that token once already (its message delivered again): nothing changes."""
 
     @abstractmethod
     def take_token(self, batch_id: str, token_id: str) -> bool:
@@ -131,7 +136,8 @@ class CaseStore(ABC):
     def set_status(self, batch_id: str, status: BatchStatus, *, stage: CaseStage | None = None) -> None: ...
 
     @abstractmethod
-    def mark_reminded(self, batch_id: str) -> None: ...
+    def mark_reminded(self, batch_id: str) -> bool:
+        """Mark the case reminded; False when it was already (the reminder delivered again)."""
 
     @abstractmethod
     def page(
@@ -193,6 +199,14 @@ def moved_on() -> Conflict:
         "fleet_case.moved_on",
         "审核流程已进入下一环节，本次决定未生效，请刷新后重试",
         "The workflow moved on (the task timed out or closed); the decision was not taken",
+    )
+
+
+def not_awaiting_resubmission() -> Conflict:
+    return Conflict(
+        "fleet_case.not_awaiting_resubmission",
+        "该批次当前无需补充材料",
+        "The case is not waiting for a resubmission",
     )
 
 

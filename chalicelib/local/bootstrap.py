@@ -194,6 +194,10 @@ def _queue_attributes(
 # -- Step Functions -----------------------------------------------------------------------------------
 
 
+#: The embedded AWS's account (moto's default): only named in the state machines' role, which it checks not.
+LOCAL_ACCOUNT = "123456789012"
+
+
 def partition_of(region: str) -> str:
     """The AWS partition of ``region`` (``aws-cn`` for the China regions)."""
     return "aws-cn" if region.startswith("cn-") else "aws"
@@ -208,7 +212,6 @@ def _ensure_state_machines(settings: Settings, declared: StageResources) -> list
         return []
     sfn, sqs = client("stepfunctions"), client("sqs")
     partition = partition_of(settings.region)
-    account = client("sts").get_caller_identity()["Account"]
     existing: dict[str, str] = {}
     for page in sfn.get_paginator("list_state_machines").paginate():
         existing.update({m["name"]: m["stateMachineArn"] for m in page.get("stateMachines", [])})
@@ -223,7 +226,7 @@ def _ensure_state_machines(settings: Settings, declared: StageResources) -> list
             sfn.update_state_machine(stateMachineArn=existing[machine.name], definition=definition)
             arns.append(existing[machine.name])
             continue
-        role = f"arn:{partition}:iam::{account}:role/{machine.name}"  # the embedded AWS checks no role
+        role = f"arn:{partition}:iam::{LOCAL_ACCOUNT}:role/{machine.name}"  # the embedded AWS checks no role
         made = sfn.create_state_machine(
             name=machine.name, definition=definition, roleArn=role, type="STANDARD"
         )

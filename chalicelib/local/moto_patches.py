@@ -17,7 +17,8 @@ items. The cost of a transaction depends on its items, not on the tables' size, 
 is never undone. Reads are serialised too, so nobody sees the half-applied state of a transaction that
 is later cancelled.
 
-It also mends one race of moto's executing Step Functions backend (:func:`apply_stepfunctions`).
+It also mends one race of moto's executing Step Functions backend and validates a definition once per
+process (:func:`apply_stepfunctions`).
 """
 
 from __future__ import annotations
@@ -194,14 +195,32 @@ def _started_executions(get_executions: Callable[..., Any]) -> Callable[..., Any
     return started
 
 
+def _validated_once(validate: Callable[..., Any]) -> Callable[..., Any]:
+    """Step Functions: a definition is validated (parsed) once per process. Parsing the fleet review's
+    definition costs moto about a third of a second, and every test's embedded AWS creates the state
+    machine again; an execution still parses its definition itself."""
+    valid: set[str] = set()
+
+    def validated(definition: str) -> None:
+        if definition not in valid:
+            validate(definition=definition)
+            valid.add(definition)
+
+    return validated
+
+
 def apply_stepfunctions() -> None:
-    """Give moto's executing Step Functions backend the fix of :func:`_started_executions` (idempotent)."""
+    """Give moto's executing Step Functions backend the fix of :func:`_started_executions` and the
+    validation of :func:`_validated_once` (idempotent)."""
     from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
     if getattr(StepFunctionsParserBackend, _STEPFUNCTIONS_MARK, False):
         return
     StepFunctionsParserBackend._get_executions = _started_executions(  # type: ignore[method-assign]
         StepFunctionsParserBackend._get_executions
+    )
+    StepFunctionsParserBackend._validate_definition = staticmethod(  # type: ignore[method-assign,assignment]
+        _validated_once(StepFunctionsParserBackend._validate_definition)
     )
     setattr(StepFunctionsParserBackend, _STEPFUNCTIONS_MARK, True)
 

@@ -105,6 +105,16 @@ def test_a_reviewer_works_the_queues_views_a_watermarked_document_and_decides_th
     console: Phone, stack: Stack
 ) -> None:
     case_id, flow_id, size = _case_with_a_photo(stack)
+    owner = stack.cheka(
+        "token", "issue", "--subject", "e2e-complainer", "--role", "owner", "--ttl", "600"
+    ).strip()
+    complaint = {
+        "category": "service",
+        "description": "审核结果短信一直没有收到。",
+        "contact_phone": "13912340077",
+    }
+    status, filed = stack.call("POST", "/v1/me/complaints", complaint, token=owner)
+    assert status == 201, filed
     _sign_in(console, stack)
 
     # The queues: 人工审核 first, with the case just opened in it
@@ -127,20 +137,38 @@ def test_a_reviewer_works_the_queues_views_a_watermarked_document_and_decides_th
     )
     console.shot("01-console-queues-review")
 
-    # The other queues answer too (their lists, or their empty notes, and no refusal)
-    for tab, empty in (("spot", "#spot-empty"), ("complaints", "#complaint-empty")):
-        console.tap(f'#tabs button[data-tab="{tab}"]')
-        console.wait_until(
-            f"the {tab} queue",
-            lambda tab=tab, empty=empty: _js(
-                console,
-                f"const pane = document.querySelector('#queues .tab[data-tab=\"{tab}\"]');"
-                "return !pane.hidden && (pane.querySelectorAll('li').length > 0"
-                f" || !document.querySelector('{empty}').hidden)",
-            ),
-        )
-        assert console.errors() == [], console.errors()
-    console.shot("02-console-queues-complaints")
+    # The spot checks answer too (their list, or their empty note, and no refusal)
+    console.tap('#tabs button[data-tab="spot"]')
+    console.wait_until(
+        "the spot checks",
+        lambda: _js(
+            console,
+            "const pane = document.querySelector('#queues .tab[data-tab=\"spot\"]');"
+            "return !pane.hidden && (pane.querySelectorAll('li').length > 0"
+            " || !document.getElementById('spot-empty').hidden)",
+        ),
+    )
+    assert console.errors() == [], console.errors()
+
+    # 投诉举报: the complaint with its deadline, answered to the person
+    number = filed["complaint_id"]
+    item = f'#complaint-list li[data-complaint="{number}"]'
+    console.tap('#tabs button[data-tab="complaints"]')
+    console.wait_until("the complaint", lambda: _js(console, f"return !!document.querySelector('{item}')"))
+    shown = console.element(item).text
+    assert "答复时限" in shown
+    assert "剩余" in shown
+    assert "139****0077" in shown
+    console.shot("02-console-complaint")
+    console.fill(f"{item} textarea", "已为您重新发送审核结果短信，请查收。")
+    console.tap(f"{item} .answer-form button")
+    console.wait_until(
+        "the answered complaint gone from 待处理",
+        lambda: not _js(console, f"return !!document.querySelector('{item}')"),
+    )
+    status, mine = stack.call("GET", "/v1/me/complaints", token=owner)
+    [answered] = [c for c in mine["complaints"] if c["complaint_id"] == number]
+    assert (answered["status"], answered["answer"]) == ("closed", "已为您重新发送审核结果短信，请查收。")
     console.tap('#tabs button[data-tab="review"]')
 
     # The case page: its documents, each through a link

@@ -463,34 +463,14 @@ def shows_completed(me: Phone, count: int) -> None:
     assert all("登记" in c.text for c in cards), [c.text for c in cards]
 
 
-def test_an_agent_registers_three_vehicles_from_a_csv_and_sees_their_cards_registered_once_approved(
+def test_an_agent_registers_three_vehicles_from_a_csv_replaces_the_letter_asked_for_and_sees_them_registered(
     portal: Phone, stack: Stack, enterprise: Enterprise
 ) -> None:
+    from chalicelib.local.synthetic import make_resident_id
+
     me = portal
     vins = unregistered_vins(stack, 3)
     batch_id = build_and_submit(me, enterprise.codes, enterprise.uscc, vins, "a")
-
-    decide(stack, reviewer_token(stack), batch_id, {"decision": "approve", "reason_codes": []})
-    shows_completed(me, 3)
-    me.shot("a-10-completed")
-    # The batches list shows it, in Chinese
-    go(me, "fleet", "fleet")
-    me.wait_until(
-        "the batch listed",
-        lambda: me.driver.find_elements("css selector", f'.batch[data-batch="{batch_id}"]'),
-    )
-    assert "已完成" in me.element(f'.batch[data-batch="{batch_id}"]').text
-    me.shot("a-11-batches")
-    errors = [e for e in me.console_errors() if "Failed to load resource" not in e]
-    assert not errors, errors
-
-
-def test_a_batch_asked_to_replace_its_authorization_letter_is_resubmitted_and_then_approved(
-    portal: Phone, stack: Stack, enterprise: Enterprise
-) -> None:
-    me = portal
-    vins = unregistered_vins(stack, 3)
-    batch_id = build_and_submit(me, enterprise.codes, enterprise.uscc, vins, "b")
     reviewer = reviewer_token(stack)
 
     # The reviewer asks for the authorization letter again, with a reason the enterprise may answer
@@ -506,28 +486,55 @@ def test_a_batch_asked_to_replace_its_authorization_letter_is_resubmitted_and_th
         {"decision": "resubmit", "reason_codes": [reason["code"]], "documents": ["authorization_letter"]},
     )
 
-    # The portal names what to replace and why; resubmitting before replacing it is refused on the page
+    # 补正: the portal names what to replace and why; resubmitting before replacing it is refused on
+    # the page; the letter replaced, the batch goes back to review
     me.wait_until(
-        "the resubmission asked",
-        lambda: me.element("#batch-status-text").text == "待补正",
-        timeout=60,
+        "the resubmission asked", lambda: me.element("#batch-status-text").text == "待补正", timeout=60
     )
     assert reason["zh"] in me.element("#batch-reasons").text
     assert me.driver.find_elements("css selector", "#batch-resubmit #fleet-doc-authorization_letter")
     assert not me.driver.find_elements("css selector", "#batch-resubmit #fleet-doc-business_licence")
-    me.shot("b-10-resubmission-asked")
+    me.shot("a-10-resubmission-asked")
     me.tap("#batch-resubmit-send")
     assert "授权书" in " ".join(me.wait_until("the letter asked for first", me.errors))
-    upload(me, "authorization_letter", me.write("b-letter-2.jpg", letter_photo(enterprise.uscc, vins)))
-    me.shot("b-11-letter-replaced")
+    upload(me, "authorization_letter", me.write("a-letter-2.jpg", letter_photo(enterprise.uscc, vins)))
+    me.shot("a-11-letter-replaced")
     me.tap("#batch-resubmit-send")
     me.wait_until("resubmitted", lambda: me.element("#batch-status-text").text == "审核中", timeout=30)
-    me.shot("b-12-resubmitted")
+    me.shot("a-12-resubmitted")
 
-    # The second round is approved: the cards registered
+    # The second round is approved: the sandbox operator registers the cards, the portal shows them
     decide(stack, reviewer, batch_id, {"decision": "approve", "reason_codes": []})
     shows_completed(me, 3)
     assert "补正次数" in me.element("#batch-status").text
-    me.shot("b-13-completed")
+    me.shot("a-13-completed")
+    go(me, "fleet", "fleet")
+    me.wait_until(
+        "the batch listed",
+        lambda: me.driver.find_elements("css selector", f'.batch[data-batch="{batch_id}"]'),
+    )
+    assert "已完成" in me.element(f'.batch[data-batch="{batch_id}"]').text
+    me.shot("a-14-batches")
+
+    # 实际使用人: the enterprise's vehicles, and the actual user of one card recorded (shown masked)
+    go(me, "vehicles", "vehicles")
+    vehicle = f'.vehicle[data-vin="{vins[0]}"]'
+    me.wait_until("the registered vehicle", lambda: me.driver.find_elements("css selector", vehicle))
+    assert "已登记" in me.element(vehicle).text
+    me.shot("a-15-vehicles")
+    me.tap(vehicle + " .card-users")
+    me.wait_screen("card-users")
+    me.fill("#au-name", "钱多多")
+    me.fill("#au-id-number", make_resident_id(random.Random()))
+    me.fill("#au-phone", "13500135014")
+    me.tap("#au-submit")
+    me.wait_until(
+        "the actual user recorded",
+        lambda: me.driver.find_elements("css selector", '.actual-user[data-current="yes"]'),
+    )
+    shown = me.element("#card-users-history").text
+    assert "钱" in shown, shown
+    assert "钱多多" not in shown, shown  # masked
+    me.shot("a-16-actual-user")
     errors = [e for e in me.console_errors() if "Failed to load resource" not in e]
     assert not errors, errors

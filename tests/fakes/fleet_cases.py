@@ -43,9 +43,14 @@ class FakeCaseStore(CaseStore):
 
     def hold_token(
         self, batch_id: str, token: HeldToken, *, status: BatchStatus | None, escalated: bool | None
-    ) -> None:
+    ) -> bool:
         with self._lock:
+            case = self.cases.get(batch_id)
+            if case is not None and token.digest in case.seen_tokens:
+                return False
             changes: dict[str, Any] = {"token": token}
+            if case is not None:
+                changes["seen_tokens"] = (*case.seen_tokens, token.digest)
             if token.stage is not None:
                 changes["stage"] = token.stage
             if status is not None:
@@ -53,6 +58,7 @@ class FakeCaseStore(CaseStore):
             if escalated is not None:
                 changes["escalated"] = escalated
             self._change(batch_id, **changes)
+            return True
 
     def take_token(self, batch_id: str, token_id: str) -> bool:
         with self._lock:
@@ -91,9 +97,13 @@ class FakeCaseStore(CaseStore):
         with self._lock:
             self._change(batch_id, status=status, stage=stage)
 
-    def mark_reminded(self, batch_id: str) -> None:
+    def mark_reminded(self, batch_id: str) -> bool:
         with self._lock:
+            case = self.cases.get(batch_id)
+            if case is not None and case.reminded:
+                return False
             self._change(batch_id, reminded=True)
+            return True
 
     def page(
         self,

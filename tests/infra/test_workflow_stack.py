@@ -197,3 +197,30 @@ def test_the_functions_are_told_the_state_machines_arn(synth: Synth) -> None:
         variables = props["Environment"]["Variables"]
         assert variables["CHEKA_FLEET_STATE_MACHINE_ARN"] == {"Fn::GetAtt": [machine_id, "Arn"]}
     assert synth.json["Outputs"]["FleetReviewStateMachineArn"]["Value"] == {"Fn::GetAtt": [machine_id, "Arn"]}
+
+
+def test_the_local_bootstrap_creates_the_same_state_machine_from_the_same_declaration(synth: Synth) -> None:
+    from moto import mock_aws
+
+    from chalicelib.core import aws
+    from chalicelib.local.bootstrap import create_workflows
+
+    _, found = machine(synth)
+    parts = found["Properties"]["DefinitionString"]["Fn::Join"][1]
+    with mock_aws():
+        aws.client.cache_clear()
+        (arn,) = create_workflows(synth.settings)
+        sfn, sqs = aws.client("stepfunctions"), aws.client("sqs")
+        local = sfn.describe_state_machine(stateMachineArn=arn)
+        url = sqs.get_queue_url(QueueName=declare(synth.settings).queue(FLEET_TASKS_QUEUE_ID).name)[
+            "QueueUrl"
+        ]
+    aws.client.cache_clear()
+    values = {
+        json.dumps({"Ref": "AWS::Partition"}): "aws-cn",
+        json.dumps({"Ref": queue_id(synth, FLEET_TASKS_QUEUE_ID)}): url,
+    }
+    deployed = "".join(p if isinstance(p, str) else values[json.dumps(p)] for p in parts)
+    assert local["name"] == found["Properties"]["StateMachineName"]
+    assert local["type"] == "STANDARD"
+    assert json.loads(local["definition"]) == json.loads(deployed)

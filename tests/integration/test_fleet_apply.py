@@ -187,6 +187,7 @@ def test_an_approved_batch_s_cards_are_pushed_once_and_registered_by_the_operato
         record = store.get(lives[card.iccid].message_id or "")
         assert record is not None
         assert (record.kind, record.status) == (PushKind.REGISTER, OutboxStatus.PENDING)
+    assert record is not None
     holder = record.message.holder
     assert holder is not None
     assert (holder.kind, holder.id_number, holder.name) == (

@@ -14,14 +14,17 @@ from typing import Any
 import pytest
 
 from chalicelib.core import deps
+from chalicelib.core.settings import get_settings
 from chalicelib.fleet.domain import BatchKind, BatchStatus, FleetBatch
 from chalicelib.fleet.handlers import HANDLERS
-from chalicelib.kernel.personal import IdType, id_lookup_value
+from chalicelib.fleet.tasks import TaskMessage
+from chalicelib.kernel.personal import IdType, id_lookup_value, mask_phone
 from chalicelib.verification.domain.flows import CheckName, CheckVerdict, FlowPurpose, TypedIdentity
 from tests.fakes.workflow import FakeWorkflow
 from tests.synthetic_documents import COMPANY, PERSON_ID_NUMBER, PERSON_NAME
 
 Headers = Callable[..., dict[str, str]]
+LEADS_PHONE = "13800138016"
 
 
 @pytest.fixture
@@ -31,6 +34,7 @@ def workflow(api: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeWorkflow
     monkeypatch.setattr(deps, "workflow", lru_cache(maxsize=1)(lambda: fake))
     deps.fleet_cases.cache_clear()
     yield fake
+    get_settings.cache_clear()  # a test may have set the leads' phone
     deps.fleet_cases.cache_clear()
 
 
@@ -87,8 +91,10 @@ def batch_in_review(workflow: FakeWorkflow, vehicles: int = 3) -> FleetBatch:
     return batch
 
 
-def review_task(workflow: FakeWorkflow, batch_id: str, stage: str) -> None:
-    assert HANDLERS["review"](workflow.task("review", batch_id, stage=stage)) is None
+def review_task(workflow: FakeWorkflow, batch_id: str, stage: str) -> TaskMessage:
+    message = workflow.task("review", batch_id, stage=stage)
+    assert HANDLERS["review"](message) is None
+    return message
 
 
 def test_a_reviewer_finds_reads_and_decides_a_fleet_case_once(
@@ -205,14 +211,19 @@ def test_a_large_batch_needs_two_approvers_and_a_late_case_goes_to_a_lead(
     assert second.json_body["status"] == "approved"
     assert workflow.outputs(large.batch_id)[-1] == {"decision": "approve", "second_approval_needed": False}
 
-    # the reminder, then the deadline: the case is escalated to the leads
+    # the reminder, then the deadline: the case is escalated to the leads (their duty phone told)
+    monkeypatch.setenv("CHEKA_FLEET_REVIEW_LEAD_PHONE", LEADS_PHONE)
+    get_settings.cache_clear()
+    deps.fleet_cases.cache_clear()
     late = batch_in_review(workflow)
     assert HANDLERS["remind"](workflow.task("remind", late.batch_id, token=False)) is None
     review_task(workflow, late.batch_id, "first")
-    review_task(workflow, late.batch_id, "lead")
+    escalation = review_task(workflow, late.batch_id, "lead")
     leads = api.http.get("/v1/fleet-cases?stage=lead&limit=100", headers=lead).json_body["cases"]
     escalated = next(c for c in leads if c["batch_id"] == late.batch_id)
     assert escalated["escalated"] is True
+    texts = [m.text for m in deps.sms_drop().recent() if m.phone == mask_phone(LEADS_PHONE)]
+    assert [t for t in texts if late.batch_id in t and "审核组长" in t]
     detail = api.http.get(f"/v1/fleet-cases/{late.batch_id}", headers=lead).json_body
     assert detail["reminded"] is True
     assert [e["kind"] for e in detail["evidence"]][-2:] == ["review_reminded", "review_escalated"]
@@ -234,6 +245,11 @@ def test_a_large_batch_needs_two_approvers_and_a_late_case_goes_to_a_lead(
     assert batch is not None
     assert batch.status is BatchStatus.RESUBMISSION_REQUESTED
     assert [s.value for s in batch.resubmit_documents] == ["authorization_letter"]
+    # the escalation's message delivered again holds no dead token and changes nothing
+    assert HANDLERS["review"](escalation) is None
+    after = api.http.get(f"/v1/fleet-cases/{late.batch_id}", headers=lead).json_body
+    assert after["case"]["status"] == "resubmission_requested"
+    assert after["awaiting_decision"] is False
 
 
 def decide(api: Any, batch_id: str, headers: dict[str, str], body: dict[str, Any]) -> Any:

@@ -485,7 +485,13 @@ def test_cheka_staff_prints_the_running_stacks_staff_and_a_users_current_totp_co
         assert re.fullmatch(r"\(valid for \d+ s more\)", code.stderr.strip())
 
         listed = [json.loads(line) for line in run("users").stdout.splitlines()]
-        assert [m["username"] for m in listed] == ["reviewer", "admin", "auditor", "operations", "review-leads"]
+        assert [m["username"] for m in listed] == [
+            "reviewer",
+            "admin",
+            "auditor",
+            "operations",
+            "review-leads",
+        ]
         assert [m["groups"] for m in listed] == [
             ["reviewer"],
             ["admin"],

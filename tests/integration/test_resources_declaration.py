@@ -162,7 +162,7 @@ def test_the_queues_redrive_alike_with_the_same_visibility_and_retention(
     }
     assert set(deployed) == {q.name for q in declared.queues}
     # the names the outbox adapter sends to and infra's consumer reads from
-    assert {queue_name(settings, OUTBOX_QUEUE), queue_name(settings, OUTBOX_DEAD_LETTER_QUEUE)} == set(
+    assert {queue_name(settings, OUTBOX_QUEUE), queue_name(settings, OUTBOX_DEAD_LETTER_QUEUE)} <= set(
         deployed
     )
     ids = {k: name for name, (k, _) in deployed.items()}

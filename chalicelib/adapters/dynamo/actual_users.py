@@ -14,7 +14,7 @@ import contextlib
 import json
 import random
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
@@ -24,7 +24,7 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib.adapters.dynamo.base import utc_aware
 from chalicelib.adapters.dynamo.inventory import RETRYABLE, TRANSACT_ATTEMPTS, _card
-from chalicelib.adapters.dynamo.models import CardModel, PartyModel, RegistrationPushModel
+from chalicelib.adapters.dynamo.models import CardModel, PartyModel
 from chalicelib.adapters.dynamo.models_actual_users import HEAD_KEY, RECORD_PREFIX, ActualUserModel
 from chalicelib.adapters.dynamo.models_outbox import OutboxModel
 from chalicelib.adapters.dynamo.outbox import DynamoOutboxStore
@@ -252,8 +252,3 @@ class DynamoActualUsers(ActualUserStore):
             index, key = index + 1, None
         more = index < len(parties)
         return cards, _encode_cursor({"p": index, "k": None}) if more else None
-
-    def batches_of_pushes(self, record_ids: Collection[str]) -> dict[str, str]:
-        if not record_ids:
-            return {}
-        return {m.record_id: m.registration_id for m in RegistrationPushModel.batch_get(list(record_ids))}

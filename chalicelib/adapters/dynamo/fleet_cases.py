@@ -44,6 +44,7 @@ def _token(item: FleetCaseModel) -> HeldToken | None:
         sealed=SealedFields(data_key=item.token_data_key, values={"token": item.token_enc}),
         stage=CaseStage(item.token_stage) if item.token_stage else None,
         stored_at=utc_aware(item.token_stored_at) if item.token_stored_at else utc_aware(item.updated_at),
+        digest=item.token_digest or "",
     )
 
 
@@ -68,6 +69,7 @@ def _case(item: FleetCaseModel) -> FleetCase:
         first_approver=item.first_approver,
         decisions=tuple(json.loads(d) for d in item.decisions or []),
         token=_token(item),
+        seen_tokens=tuple(item.seen_tokens or ()),
         flow_id=item.flow_id,
         execution_arn=item.execution_arn,
         updated_at=_at(item.updated_at),
@@ -84,6 +86,7 @@ def _token_actions(token: HeldToken) -> list[Action]:
         FleetCaseModel.token_stored_at.set(token.stored_at),
         FleetCaseModel.token_data_key.set(token.sealed.data_key),
         FleetCaseModel.token_enc.set(token.sealed.values["token"]),
+        FleetCaseModel.token_digest.set(token.digest),
     ]
 
 
@@ -115,6 +118,7 @@ class DynamoFleetCases(CaseStore):
             reminded=case.reminded,
             first_approver=case.first_approver,
             decisions=[json.dumps(d, ensure_ascii=False) for d in case.decisions] or None,
+            seen_tokens=list(case.seen_tokens) or None,
             flow_id=case.flow_id,
             execution_arn=case.execution_arn,
             updated_at=case.updated_at or case.opened_at,
@@ -136,16 +140,19 @@ class DynamoFleetCases(CaseStore):
 
     def hold_token(
         self, batch_id: str, token: HeldToken, *, status: BatchStatus | None, escalated: bool | None
-    ) -> None:
+    ) -> bool:
         actions = _token_actions(token)
         actions.append(FleetCaseModel.updated_at.set(token.stored_at))
+        actions.append(
+            FleetCaseModel.seen_tokens.set((FleetCaseModel.seen_tokens | []).append([token.digest]))
+        )
         if token.task is TokenTask.REVIEW and token.stage is not None:
             actions.append(FleetCaseModel.stage.set(token.stage.value))
         if status is not None:
             actions.append(FleetCaseModel.status.set(status.value))
         if escalated is not None:
             actions.append(FleetCaseModel.escalated.set(escalated))
-        self._update(batch_id, actions)
+        return self._update(batch_id, actions, ~FleetCaseModel.seen_tokens.contains(token.digest))
 
     def take_token(self, batch_id: str, token_id: str) -> bool:
         actions: list[Action] = [
@@ -155,6 +162,7 @@ class DynamoFleetCases(CaseStore):
             FleetCaseModel.token_stored_at.remove(),
             FleetCaseModel.token_data_key.remove(),
             FleetCaseModel.token_enc.remove(),
+            FleetCaseModel.token_digest.remove(),
         ]
         return self._update(batch_id, actions, FleetCaseModel.token_id == token_id)
 
@@ -195,8 +203,12 @@ class DynamoFleetCases(CaseStore):
         ]
         self._update(batch_id, actions)
 
-    def mark_reminded(self, batch_id: str) -> None:
-        self._update(batch_id, [FleetCaseModel.reminded.set(True)])
+    def mark_reminded(self, batch_id: str) -> bool:
+        return self._update(
+            batch_id,
+            [FleetCaseModel.reminded.set(True)],
+            FleetCaseModel.reminded.does_not_exist() | (FleetCaseModel.reminded == False),  # noqa: E712
+        )
 
     def page(
         self,

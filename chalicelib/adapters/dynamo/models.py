@@ -27,9 +27,9 @@ from chalicelib.adapters.dynamo.models_audit import AUDIT_TABLES
 from chalicelib.adapters.dynamo.models_complaints import COMPLAINT_TABLES
 from chalicelib.adapters.dynamo.models_dealers import DEALER_TABLES
 from chalicelib.adapters.dynamo.models_enterprise import ENTERPRISE_TABLES
+from chalicelib.adapters.dynamo.models_faces import FACE_TABLES
 from chalicelib.adapters.dynamo.models_fleet import FLEET_TABLES
 from chalicelib.adapters.dynamo.models_fleet_cases import FLEET_CASE_TABLES
-from chalicelib.adapters.dynamo.models_faces import FACE_TABLES
 from chalicelib.adapters.dynamo.models_msisdn import MSISDN_TABLES
 from chalicelib.adapters.dynamo.models_operator import OPERATOR_TABLES
 from chalicelib.adapters.dynamo.models_outbox import OUTBOX_TABLES

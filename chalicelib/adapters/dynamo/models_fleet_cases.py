@@ -63,6 +63,9 @@ class FleetCaseModel(Unbound):
     token_stored_at = UTCDateTimeAttribute(null=True)
     token_data_key = BinaryAttribute(legacy_encoding=False, null=True)
     token_enc = BinaryAttribute(legacy_encoding=False, null=True)
+    token_digest = UnicodeAttribute(null=True)
+    #: Digests of the tokens held so far (a task message delivered twice is held once).
+    seen_tokens = ListAttribute[str](of=UnicodeAttribute, null=True)  # type: ignore[arg-type]
 
     by_status = FleetCasesByStatus()
 

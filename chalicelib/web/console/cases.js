@@ -8,8 +8,10 @@
 import {
   BATCH_KINDS,
   BATCH_STATUS,
+  CHECKS,
   DECISIONS,
   DOCUMENTS,
+  FIELDS,
   PURPOSES,
   REASONS,
   REVIEW_STATUS,
@@ -109,14 +111,23 @@ export function cases(ctx) {
   // -------------------------------------------------------------------------------------------
   // The evidence chain and the workflow's history
 
+  /** A fact of an entry, as a line: "key = value · key = value". */
+  function facts(doc) {
+    return Object.entries(doc || {})
+      .map(([k, v]) => k + " = " + text(v))
+      .join(" · ");
+  }
+
+  /** The evidence chain: {chain: {ok, first_bad_seq, reason} | "ok" | "<reason>", entries}. */
   function evidenceBlock(evidence) {
     if (!evidence) return null;
-    const chain = evidence.chain || {};
-    const ok = chain.intact !== false && chain.valid !== false && chain.ok !== false;
+    const chain = evidence.chain;
+    const ok = typeof chain === "string" ? chain === "ok" || chain === "empty" : !chain || chain.ok !== false;
     const entries = evidence.entries || [];
+    const why = typeof chain === "string" ? chain : chain && (chain.reason || "") + (chain.first_bad_seq ? " #" + chain.first_bad_seq : "");
     return block(
       "查验日志（证据链）",
-      h("p", { class: ok ? "ok-box" : "warn-box", text: ok ? "证据链校验通过，共 " + entries.length + " 条" : "证据链校验未通过：" + text(chain) }),
+      h("p", { class: ok ? "ok-box" : "warn-box", text: ok ? "证据链校验通过，共 " + entries.length + " 条" : "证据链校验未通过：" + why }),
       h(
         "ol",
         { class: "evidence" },
@@ -124,13 +135,13 @@ export function cases(ctx) {
           h(
             "li",
             {},
-            h("span", { class: "meta", text: web.chinaTime(e.at) + " · #" + e.seq + " · " + e.actor }),
-            h("strong", { text: " " + e.kind }),
-            h("div", { class: "small", text: text(e.public) }),
+            h("span", { class: "meta", text: web.chinaTime(e.at) + " · #" + e.seq + " · " + e.actor + " " }),
+            h("strong", { text: e.kind }),
+            h("div", { class: "small", text: facts(e.public) }),
             Array.isArray(e.personal) && e.personal.length
-              ? h("div", { class: "small muted", text: "个人信息（脱敏）：" + e.personal.join("、") })
+              ? h("div", { class: "small muted", text: "个人信息（未显示明文）：" + e.personal.join("、") })
               : e.personal && Object.keys(e.personal).length
-                ? h("div", { class: "small", text: "个人信息：" + text(e.personal) })
+                ? h("div", { class: "small", text: "个人信息：" + facts(e.personal) })
                 : null,
           ),
         ),
@@ -188,7 +199,7 @@ export function cases(ctx) {
           ...Object.entries(c.summary || {}).map(([k, v]) => ["识读/核验 · " + k, text(v)]),
         ]),
       ),
-      block("核验结果", rows(Object.entries(flow.checks || {}).map(([k, v]) => [k, verdictBadge(v)]))),
+      block("核验结果", rows(Object.entries(flow.checks || {}).map(([k, v]) => [CHECKS[k] || k, verdictBadge(v)]))),
       block(
         "证件照片",
         h("p", { class: "hint", text: "照片由服务器加上审核人水印后显示，链接 60 秒有效，每次查看均登记。" }),
@@ -244,13 +255,35 @@ export function cases(ctx) {
   }
 
   function checkRow(check) {
-    const extra = Object.entries(check).filter(([k]) => !["name", "verdict", "detail"].includes(k));
     return h(
       "li",
       { class: "check-row", "data-check": check.name },
-      h("div", { class: "head" }, h("span", { text: check.name_zh || check.name }), verdictBadge(check.verdict)),
-      check.detail ? h("div", { class: "small", text: text(check.detail) }) : null,
-      extra.length ? rows(extra.map(([k, v]) => [k, text(v)])) : null,
+      h("div", { class: "head" }, h("span", { text: CHECKS[check.name] || check.name }), verdictBadge(check.verdict)),
+      check.detail_zh || check.detail ? h("div", { class: "small", text: check.detail_zh || text(check.detail) }) : null,
+      check.reason_code ? h("div", { class: "small muted", text: "原因代码 " + check.reason_code }) : null,
+    );
+  }
+
+  /** OCR readings beside the typed values, field by field; a difference is marked. */
+  function readingsBlock(readings) {
+    if (!readings || !readings.length) return null;
+    return block(
+      "识读值与填写值",
+      ...readings.map((r) => {
+        const fields = Array.from(new Set([...Object.keys(r.typed || {}), ...Object.keys(r.read || {})]));
+        return h(
+          "table",
+          { class: "readings", "data-document": r.document },
+          h("caption", { text: DOCUMENTS[r.document] || r.document }),
+          h("tr", {}, h("th", { text: "项目" }), h("th", { text: "识读值（OCR）" }), h("th", { text: "填写值" })),
+          fields.map((f) => {
+            const read = (r.read || {})[f];
+            const typed = (r.typed || {})[f];
+            const differs = read != null && typed != null && String(read) !== String(typed);
+            return h("tr", { class: differs ? "differs" : "" }, h("td", { text: FIELDS[f] || f }), h("td", { text: read == null ? "—" : read }), h("td", { text: typed == null ? "—" : typed }));
+          }),
+        );
+      }),
     );
   }
 
@@ -264,7 +297,7 @@ export function cases(ctx) {
       (BATCH_KINDS[c.kind] || c.kind) + " · " + (c.vehicles || (batch.vins || []).length) + " 辆 · " + (BATCH_STATUS[c.status] || c.status);
     const deadline = c.deadline_at ? h("span", {}, web.chinaTime(c.deadline_at) + " · ", timer(h, c.deadline_at, c.overdue)) : "";
     const docs = d.documents || [];
-    const face = d.face || d.face_result || null;
+    const face = d.face || null;
     const body = [
       revealBar((why) => fleetCase(batchId, why), reason),
       block(
@@ -283,8 +316,17 @@ export function cases(ctx) {
           ["责任人", batch.responsible_name_masked],
         ]),
       ),
-      block("自动核验（识读值与填写值对照）", h("ul", { class: "checks" }, (d.checks || c.checks || []).map(checkRow))),
-      face ? block("人脸核验", rows(Object.entries(face).map(([k, v]) => [k, text(v)]))) : null,
+      block("自动核验", h("ul", { class: "checks" }, (d.checks || []).map(checkRow))),
+      readingsBlock(d.readings),
+      block(
+        "责任人与人脸核验",
+        rows([
+          ["姓名", (d.identity || {}).name || batch.responsible_name_masked],
+          ["证件号码", (d.identity || {}).id_number],
+          ["手机号已验证", batch.responsible_phone_verified ? "是" : "否"],
+          ["人脸核验", face ? verdictBadge(face) : "未完成"],
+        ]),
+      ),
       block(
         "材料",
         h("p", { class: "hint", text: "照片由服务器加上审核人水印后显示，链接 60 秒有效，每次查看均登记。" }),
@@ -299,22 +341,32 @@ export function cases(ctx) {
           }),
         ),
       ),
-      (d.decisions || c.decisions || []).length
+      (d.decisions || []).length
         ? block(
             "审核记录",
             h(
               "ol",
               { class: "decisions" },
-              (d.decisions || c.decisions).map((x) =>
-                h("li", {}, web.chinaTime(x.at || x.decided_at) + " · " + (x.reviewer || x.subject || "") + " · " + (DECISIONS[x.decision] || x.decision) + (x.stage ? " · " + (STAGES[x.stage] || x.stage) : "") + ((x.reason_codes || []).length ? " · " + x.reason_codes.join("、") : "")),
+              d.decisions.map((x) =>
+                h(
+                  "li",
+                  {},
+                  web.chinaTime(x.at) + " · 第 " + x.round + " 轮 · " + (STAGES[x.stage] || x.stage) + " · " + x.by + " · ",
+                  h("strong", { text: DECISIONS[x.decision] || x.decision }),
+                  x.late ? h("span", { class: "badge bad", text: "逾期" }) : null,
+                  (x.reason_codes || []).length ? h("div", { class: "small", text: "原因：" + x.reason_codes.map((r) => r.zh || r.code || r).join("；") }) : null,
+                  (x.documents || []).length ? h("div", { class: "small", text: "需补充：" + x.documents.map((k) => DOCUMENTS[k] || k).join("、") }) : null,
+                  x.note ? h("div", { class: "small", text: "备注：" + x.note }) : null,
+                ),
               ),
             ),
           )
         : null,
-      evidenceBlock(d.evidence),
+      evidenceBlock({ chain: d.evidence_chain, entries: d.evidence || [] }),
       await historyBlock(batchId),
     ];
-    if (c.status === "in_review" && ctx.roles.some((r) => r === "reviewer" || r === "review_lead")) {
+    const awaiting = d.awaiting_decision !== undefined ? d.awaiting_decision : c.status === "in_review";
+    if (awaiting && ctx.roles.some((r) => r === "reviewer" || r === "review_lead")) {
       body.push(await fleetDecision(batchId, c, docs));
     }
     $("#case-body").replaceChildren(...body.filter(Boolean));
@@ -359,6 +411,12 @@ export function cases(ctx) {
     }
     form.addEventListener("change", (event) => {
       if (event.target.name === "decision") showReasons();
+      if (event.target.name === "reason_codes" && event.target.checked) {
+        // A reason about one document names it for resubmission too.
+        const reason = catalogue.find((r) => r.code === event.target.value);
+        const slot = reason && reason.slot && form.querySelector('input[name="documents"][value="' + reason.slot + '"]');
+        if (slot) slot.checked = true;
+      }
     });
     showReasons();
     form.addEventListener("submit", (event) => {

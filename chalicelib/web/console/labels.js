@@ -59,7 +59,44 @@ export const DOCUMENTS = {
   live_capture: "活体采集照片",
 };
 
-export const VERDICTS = { passed: "通过", failed: "未通过", warning: "需留意", skipped: "未执行", pending: "待定" };
+export const VERDICTS = {
+  passed: "通过",
+  failed: "未通过",
+  warning: "需留意",
+  skipped: "未执行",
+  pending: "待定",
+  in_review: "待人工审核",
+  approved: "人工审核通过",
+  rejected: "人工审核未通过",
+  review: "需人工审核",
+  resubmit: "需补充材料",
+  ok: "通过",
+};
+
+/** The checks of a flow and of a batch, by name. */
+export const CHECKS = {
+  face: "人脸核验",
+  authority: "身份信息联网核验",
+  ocr_id_front: "证件人像面识读",
+  ocr_id_back: "证件国徽面识读",
+  possession: "车辆归属",
+  uscc: "统一社会信用代码",
+  company_name: "企业名称与营业执照",
+  documents: "材料齐全且可识读",
+  cards_per_id: "责任人名下卡数（一证十卡）",
+  vehicles: "车辆可办理",
+};
+
+/** The fields of a reading (OCR beside typed). */
+export const FIELDS = {
+  name: "姓名",
+  id_number: "证件号码",
+  id_type: "证件类型",
+  address: "地址",
+  uscc: "统一社会信用代码",
+  company_name: "企业名称",
+  valid_until: "有效期至",
+};
 
 export const SPOT_STATUS = { open: "待答复", answered: "已答复" };
 

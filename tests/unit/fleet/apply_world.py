@@ -142,6 +142,8 @@ class World:
         self.flows: dict[str, Flow] = {}
         self.photos: dict[str, bytes] = {}
         self.licence: BusinessLicence = licence()
+        #: The open batch holding each claimed VIN.
+        self.claims: dict[str, str] = {}
         self._vehicles = count(1)
 
     # -- set-up ---------------------------------------------------------------------------------------
@@ -261,6 +263,7 @@ class World:
             inventory=self.inventory,
             counts=self.store,
             enterprise_hash=lambda uscc: enterprise_id_hash(self.hasher, uscc),
+            claims=lambda vins: {v: self.claims[v] for v in vins if v in self.claims},
         )
 
     def apply(self) -> FleetApply:
@@ -276,6 +279,9 @@ class World:
             sms=self.sms,
             phone_of=lambda account_id: SUBMITTER_PHONE if account_id == "acct-agent" else None,
             note=lambda flow_id, kind, actor, details: self.notes.append((flow_id, kind, actor, details)),
+            notices_sent=lambda flow_id: [
+                d for f, k, _, d in self.notes if f == flow_id and k is EvidenceKind.SMS_SENT
+            ],
         )
 
     def card(self, iccid: str) -> Card:

@@ -182,9 +182,6 @@ class MemoryStore(ActualUserStore):
     ) -> tuple[list[Card], str | None]:
         return self.cards[:limit], None
 
-    def batches_of_pushes(self, record_ids: Collection[str]) -> dict[str, str]:
-        return dict.fromkeys(record_ids, "fb_" + "0" * 24)
-
 
 class World:
     def __init__(self, wanting: Collection[Operator]) -> None:
@@ -202,7 +199,7 @@ class World:
             vin=VIN,
             state=CardState.REGISTERED,
             functions=[CardFunction.EMERGENCY, CardFunction.TELEMATICS],
-            holder_id="party-enterprise",
+            holder_id="fe-fb_" + "0" * 24,  # the enterprise party of the batch that registered it
         )
         self.inventory.cards[ICCID] = card
         self.enterprise_hash = self.hasher.digest(id_lookup_value(IdType.USCC, USCC))

@@ -222,3 +222,17 @@ def test_notify_rejected_and_expired_set_the_final_status_with_the_reasons() -> 
     assert "未通过审核" in texts[0]
     assert "责任人名下物联网卡数量超过上限" in texts[0]
     assert "已失效" in texts[1]
+
+
+def test_a_redelivered_notice_sends_no_second_sms() -> None:
+    # given an approved batch told of its approval once
+    world = World()
+    batch_id = approved(world, 1)
+    service = world.apply()
+    service.apply_chunk(Message("apply_chunk", batch_id, chunk=0))
+    service.notify(Message("notify", batch_id, outcome="approved", token=None))
+    # when the same notice is delivered again
+    service.notify(Message("notify", batch_id, outcome="approved", token=None))
+    # then the submitter has one SMS and the evidence one entry
+    assert len(world.sms.texts_to(SUBMITTER_PHONE)) == 1
+    assert [n[1] for n in world.notes].count(EvidenceKind.SMS_SENT) == 1

@@ -24,6 +24,7 @@ from chalicelib.fleet.domain import (
 )
 from chalicelib.kernel.errors import Conflict, DomainError, InvalidField, NotFound
 from chalicelib.sms.codes import SmsCodeService
+from chalicelib.sms.domain import SmsPurpose
 from chalicelib.verification.domain.evidence import EvidenceKind
 from chalicelib.verification.domain.flows import CheckName, CheckVerdict, FlowStatus, TypedIdentity
 from tests.fakes.clock import FakeClock
@@ -374,3 +375,28 @@ def test_chunks_are_the_batch_vehicles_in_order() -> None:
     assert FleetBatches.vehicles_of_chunk(batch, 2) == vins[2 * CHUNK_VEHICLES :]
     assert FleetBatches.vehicles_of_chunk(batch, 3) == ()
     assert batch.chunks == 3
+
+
+def test_a_vehicle_taken_out_of_the_draft_is_free_for_another_batch(w: World) -> None:
+    w.inventory.add(vin(1))
+    batch = w.batches.create(AGENT, BatchKind.REGISTRATION)
+    w.batches.add_vehicles(AGENT, batch.batch_id, parse_pasted([vin(1)]))
+    assert w.batches.remove_vehicle(AGENT, batch.batch_id, vin(1).lower()).vins == ()
+    with pytest.raises(NotFound):
+        w.batches.remove_vehicle(AGENT, batch.batch_id, vin(1))
+    other = w.batches.create(principal("legal-a"), BatchKind.REGISTRATION)
+    assert w.batches.add_vehicles(principal("legal-a"), other.batch_id, parse_pasted([vin(1)])).added == (
+        vin(1),
+    )
+
+
+def test_a_phone_code_given_for_a_submitted_batch_is_refused_and_not_spent(w: World) -> None:
+    batch = w.batches.submit(AGENT, w.ready().batch_id, COMPANY)
+    w.clock.advance(minutes=2)  # past the resend interval of the code the batch was built with
+    w.codes.send(PHONE, SmsPurpose.FLEET_RESPONSIBLE)
+    code = w.sender.last_code(PHONE)
+    with pytest.raises(Conflict) as refused:
+        w.batches.verify_phone(AGENT, batch.batch_id, PHONE, code)
+    assert refused.value.code == "fleet.wrong_status"
+    draft = w.batches.create(AGENT, BatchKind.REGISTRATION)
+    assert w.batches.verify_phone(AGENT, draft.batch_id, PHONE, code).responsible_phone_verified

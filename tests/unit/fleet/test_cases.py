@@ -380,3 +380,62 @@ def test_the_queue_lists_overdue_cases_by_stage() -> None:
     assert [c.batch_id for c in page.cases] == [first]
     page = w.cases.queue(BatchStatus.IN_REVIEW, overdue=False, stage=CaseStage.FIRST)
     assert [c.batch_id for c in page.cases] == [second]
+
+
+def test_a_resubmission_after_the_wait_expired_is_refused_and_changes_nothing() -> None:
+    w = World()
+    batch_id = w.in_review()
+    w.cases.decide(batch_id, ALICE, "resubmit", ["licence_unreadable"], ["business_licence"])
+    message = w.workflow.task("await_resubmission", batch_id)
+    assert message.token is not None
+    w.cases.hold_resubmission_token(batch_id, message.token)
+    w.workflow.expire(message.token)  # 30 days passed
+    refused("fleet_case.moved_on", w.cases.resubmitted, batch_id)
+    case = w.case(batch_id)
+    assert case.status is BatchStatus.RESUBMISSION_REQUESTED
+    assert case.token is not None
+    assert w.workflow.outputs(batch_id) == [{"decision": "resubmit", "second_approval_needed": False}]
+
+
+def test_the_review_leads_group_gives_the_review_lead_role() -> None:
+    from dataclasses import replace
+
+    from chalicelib.core.oidc import OidcConfig
+
+    config = OidcConfig(
+        issuer="https://idp.example.cn",
+        audience=None,
+        jwks_url=None,
+        roles_claim="groups",
+        role_map=(),
+        mfa_amr=frozenset(),
+        mfa_acr=frozenset(),
+        mfa_by_issuer=True,
+        leeway_seconds=30,
+        timeout_seconds=3,
+        jwks_cache_seconds=3600,
+        jwks_refetch_seconds=60,
+    )
+    assert config.roles_of(["review-leads", "staff"]) == {"review_lead"}
+    assert config.roles_of(["review_lead", "reviewer"]) == {"review_lead", "reviewer"}
+    mapped = replace(config, role_map=(("Leads", "review_lead"),))
+    assert mapped.roles_of(["review-leads", "Leads"]) == {"review_lead"}
+
+
+def test_a_review_message_delivered_again_after_the_decision_changes_nothing() -> None:
+    w = World()
+    batch = w.batch()
+    w.cases.open_round(batch, [], "review")
+    message = w.workflow.task("review", batch.batch_id, stage="lead")
+    assert message.token is not None
+    w.cases.hold_review_token(batch.batch_id, message.token, CaseStage.LEAD)
+    w.cases.decide(batch.batch_id, LEAD, "approve", [])
+    # the queue delivers the same task again, and the reminder twice
+    w.cases.hold_review_token(batch.batch_id, message.token, CaseStage.LEAD)
+    w.cases.remind(batch.batch_id)
+    w.cases.remind(batch.batch_id)
+    case = w.case(batch.batch_id)
+    assert case.status is BatchStatus.APPROVED
+    assert case.token is None
+    assert w.alerts == [batch.batch_id]
+    assert w.evidence_kinds().count("review_reminded") == 1

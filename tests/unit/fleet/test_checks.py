@@ -222,3 +222,17 @@ def test_a_face_check_not_passed_fails() -> None:
     checks, _, _ = run(world, batch.batch_id)
     # then the face check fails
     assert checks["face"].verdict == FAILED
+
+
+def test_a_vehicle_held_by_another_open_batch_fails() -> None:
+    # given a batch one of whose vehicles another open batch holds
+    world = World()
+    vins = world.vehicles(2)
+    batch = world.batch(vins)
+    world.claims = {vins[0]: batch.batch_id, vins[1]: "fb_other"}
+    # when the checks run
+    checks, _, _ = run(world, batch.batch_id)
+    # then the vehicles check names the other batch (its own claim is no problem)
+    assert checks["vehicles"].reason_code == "vehicles_not_owned"
+    assert "fb_other" in checks["vehicles"].detail_en
+    assert vins[0][-6:] not in checks["vehicles"].detail_zh
