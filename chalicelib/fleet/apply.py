@@ -1,7 +1,7 @@
 """An approved fleet batch carried out: its cards registered (or de-registered) chunk by chunk through the
 outbox, and the enterprise told of every outcome.
 
-- ``prepare_cards``: the batch goes ``approved`` with its cards counted; the answer names its chunks of
+- ``prepare_cards``: the batch goes ``approved``; the answer names its chunks of
   ``CHUNK_VEHICLES`` vehicles (the workflow maps over them, four at a time).
 - ``apply_chunk``: a registration registers every card of the chunk's vehicles to the enterprise under
   its responsible person (第九条(二)): the enterprise and the responsible person stored as parties (their
@@ -12,8 +12,9 @@ outbox, and the enterprise told of every outcome.
   already pending or registered to this batch's enterprise party (or whose de-registration is already
   pushed) counts as done and is never pushed twice. A card that moved meanwhile (``card.changed``) makes
   the chunk fail as a plain error, so SQS delivers it again and the next run sees the card as it is.
-- ``notify``: the batch's final or waiting status on the portal (``approved`` → ``completed``), an SMS to
-  the submitter's bound phone, an evidence entry in the batch flow's chain and a metric per outcome.
+- ``notify``: the batch's final or waiting status on the portal (``approved`` → ``completed``: the batches
+  then record its vehicles as the enterprise's), an SMS to the submitter's bound phone, an evidence entry
+  in the batch flow's chain and a metric per outcome; a notice delivered again sends no second SMS.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ class TaskLike(Protocol):
     def outcome(self) -> str | None: ...
 
 
-class BatchProgress(Protocol):
+class BatchWrites(Protocol):
     """What the tasks need of the batches (``FleetBatches``)."""
 
     def get(self, batch_id: str) -> FleetBatch | None: ...
@@ -150,7 +151,7 @@ class FleetApply:
     def __init__(
         self,
         *,
-        batches: BatchProgress,
+        batches: BatchWrites,
         find_flow: Callable[[str], Flow | None],
         enterprise_of: Callable[[str], Enterprise | None],
         parties: PartyRepository,
@@ -161,8 +162,6 @@ class FleetApply:
         sms: SmsSender | None,
         phone_of: Callable[[str], str | None],
         note: Callable[[str, EvidenceKind, str, dict[str, Any]], None],
-        set_cards_total: Callable[[str, int], Any] | None = None,
-        on_completed: Callable[[FleetBatch], None] | None = None,
         notices_sent: Callable[[str], Sequence[Mapping[str, Any]]] | None = None,
     ) -> None:
         self._batches = batches
@@ -176,10 +175,6 @@ class FleetApply:
         self._sms = sms
         self._phone_of = phone_of
         self._note = note
-        #: Stores the batch's card count (``cards_total``) when it is approved.
-        self._set_cards_total = set_cards_total
-        #: Told of a batch whose cards were all pushed (the batches record its vehicles' registrations).
-        self._on_completed = on_completed
         #: The notices already recorded in a flow's evidence (their public details): a redelivered
         #: ``notify`` sends no second SMS.
         self._notices_sent = notices_sent
@@ -193,7 +188,8 @@ class FleetApply:
     # -- prepare -------------------------------------------------------------------------------------
 
     def prepare_cards(self, message: TaskLike) -> dict[str, Any]:
-        """The ``prepare_cards`` task: the batch ``approved`` with its cards counted; its chunk indexes."""
+        """The ``prepare_cards`` task: the batch ``approved`` (its cards were counted at submit); its chunk
+        indexes."""
         batch = self._batch(message.batch_id)
         if batch.status not in (BatchStatus.APPROVED, BatchStatus.COMPLETED):
             batch = self._batches.set_status(
@@ -202,10 +198,7 @@ class FleetApply:
                 reasons=batch.outcome_reasons,
                 expected={BatchStatus.IN_REVIEW, BatchStatus.SUBMITTED},
             )
-        total = sum(len(self._inventory.cards_of_vehicle(vin)) for vin in batch.vins)
-        if self._set_cards_total is not None and batch.cards_total != total:
-            self._set_cards_total(batch.batch_id, total)
-        logger.info("fleet batch approved", extra={"batch": batch.batch_id, "cards": total})
+        logger.info("fleet batch approved", extra={"batch": batch.batch_id, "cards": batch.cards_total})
         return {"chunks": list(range(chunk_count(len(batch.vins))))}
 
     # -- apply ---------------------------------------------------------------------------------------
@@ -369,8 +362,6 @@ class FleetApply:
                     extra={"batch": batch.batch_id, "status": batch.status.value, "outcome": outcome},
                 )
                 batch = self._batch(batch.batch_id)
-        if outcome == APPROVED and self._on_completed is not None:
-            self._on_completed(batch)
         if self._notified(batch, outcome):
             logger.info("fleet notice already sent", extra={"batch": batch.batch_id, "outcome": outcome})
             return

@@ -324,8 +324,8 @@ def build_and_submit(me: Phone, codes: Codes, uscc: str, vins: list[str], prefix
     bad_rows = me.element("#batch-rows-bad").text
     assert "第 5 行" in bad_rows, bad_rows  # the header is line 1
     me.shot(f"{prefix}-02-csv-rows")
-    if step(me) == "vehicles":
-        me.tap("#fleet-vehicles-done")
+    assert sorted(me.element("#fleet-selected").text.replace("移除", "").split()) == sorted(vins)
+    me.tap("#fleet-vehicles-done")
 
     # 勾选售车经销商
     at_step(me, "dealer")

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from chalicelib.core import deps
+from chalicelib.fleet.apply import enterprise_party_id
 from chalicelib.kernel.clock import china_day
 from chalicelib.kernel.personal import IdType, Party, PartyKind
 from chalicelib.local.sandbox_operator import SandboxOperator
@@ -34,6 +35,7 @@ from tests.integration.test_agents_api import (
 
 Api = Any
 USER_ID = "11010519491231002X"
+BATCH_ID = "fb_" + "a1" * 12
 
 
 @pytest.fixture
@@ -84,7 +86,13 @@ def _enterprise_card(api: Api, sandbox: SandboxOperator) -> Any:
     rows = list(inventory_rows(1, seed=77))
     assert import_inventory(list(enumerate(rows, start=2)), deps.inventory_repo(), actor="test").errors == []
     (card,) = deps.inventory_repo().cards_of_vehicle(rows[0]["vin"])
-    enterprise = Party(kind=PartyKind.ENTERPRISE, id_type=IdType.USCC, id_number=USCC_A, name=NAME_A)
+    enterprise = Party(
+        party_id=enterprise_party_id(BATCH_ID),  # as an approved fleet batch stores it
+        kind=PartyKind.ENTERPRISE,
+        id_type=IdType.USCC,
+        id_number=USCC_A,
+        name=NAME_A,
+    )
     responsible = Party(id_type=IdType.RESIDENT_ID, id_number="110101199003074477", name="王责任")
     for party in (enterprise, responsible):
         deps.party_repo().put(party)
@@ -134,6 +142,7 @@ def test_the_legal_person_records_and_changes_an_actual_user_pushed_to_the_opera
         None,
     )
     assert shown["msisdn"] != card.msisdn  # masked
+    assert shown["batch_id"] == BATCH_ID
 
     # The legal person records the first actual user, then changes it from today
     start = (today - timedelta(days=30)).isoformat()

@@ -211,3 +211,47 @@ def test_a_batch_of_more_than_500_vehicles_is_refused_and_the_templates_download
     assert json.loads(api.http.get("/v1/enterprise/fleet/templates/x", headers=legal).body)["code"] == (
         "fleet.template_not_found"
     )
+
+
+def test_the_batch_store_keeps_pushes_across_saves_refuses_stale_writes_and_seals_the_phone(
+    aws: None,
+) -> None:
+    from datetime import UTC, datetime
+
+    from chalicelib.adapters.dynamo.fleet import DynamoBatchStore
+    from chalicelib.adapters.dynamo.models_fleet import FleetBatchModel
+    from chalicelib.fleet.domain import BatchKind, BatchStatus, FleetBatch
+    from chalicelib.kernel.errors import Conflict
+
+    deps.fleet_batches()  # binds the tables
+    store = DynamoBatchStore(deps.field_cipher())
+    now = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
+    vins = tuple(fresh_vins(2))
+    batch = FleetBatch(
+        "fb_" + "a" * 24, USCC_A, NAME_A, BatchKind.REGISTRATION, BatchStatus.DRAFT, "acct", now, now
+    )
+    store.create(batch)
+    assert store.claim(batch.batch_id, list(vins)) == {}
+    assert store.claim("fb_" + "b" * 24, [vins[0]]) == {vins[0]: batch.batch_id}
+    phoned = store.save(
+        FleetBatch(**{**batch.__dict__, "vins": vins, "responsible_phone": RESPONSIBLE_PHONE, "version": 2}),
+        1,
+    )
+    assert (phoned.vins, phoned.responsible_phone) == (vins, RESPONSIBLE_PHONE)
+    raw = FleetBatchModel.get(batch.batch_id)
+    assert RESPONSIBLE_PHONE not in json.dumps(raw.attribute_values, default=str)
+    assert raw.responsible_phone_masked == "139****9001"
+    assert store.add_pushed(batch.batch_id, 2).cards_pushed == 2
+    with pytest.raises(Conflict) as stale:
+        store.save(FleetBatch(**{**phoned.__dict__, "status": BatchStatus.SUBMITTED, "version": 3}), 1)
+    assert stale.value.code == "fleet.batch_changed"
+    saved = store.save(
+        FleetBatch(**{**phoned.__dict__, "dealer_code": None, "status": BatchStatus.SUBMITTED, "version": 3}),
+        2,
+    )
+    assert (saved.status, saved.cards_pushed, saved.version) == (BatchStatus.SUBMITTED, 2, 3)
+    found, _ = store.listing(USCC_A, BatchKind.REGISTRATION, BatchStatus.SUBMITTED, 10, None)
+    assert [b.batch_id for b in found] == [batch.batch_id]
+    assert store.listing(USCC_A, None, BatchStatus.DRAFT, 10, None)[0] == []
+    store.release(batch.batch_id, vins)
+    assert store.claims(vins) == {}

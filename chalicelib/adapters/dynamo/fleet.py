@@ -134,18 +134,23 @@ class DynamoBatchStore(BatchStore):
         return self._batch(item)
 
     def save(self, batch: FleetBatch, expected_version: int) -> FleetBatch:
+        """Every attribute but the cards pushed (added atomically by ``add_pushed``, which a whole-item
+        write would undo) set in one update, conditional on the version read."""
         item = self._item(batch)
-        # The cards pushed are added atomically elsewhere: the stored count stands.
-        stored = self.get(batch.batch_id)
-        if stored is not None:
-            item.cards_pushed = stored.cards_pushed
+        actions: list[Any] = []
+        for name, attribute in FleetBatchModel.get_attributes().items():
+            if name in ("batch_id", "cards_pushed"):
+                continue
+            value = getattr(item, name)
+            actions.append(attribute.remove() if value is None else attribute.set(value))
+        target = FleetBatchModel(batch.batch_id)
         try:
-            item.save(condition=FleetBatchModel.version == expected_version)
-        except PutError as err:
+            target.update(actions=actions, condition=FleetBatchModel.version == expected_version)
+        except UpdateError as err:
             if _failed(err):
                 raise batch_changed() from err
             raise
-        return self._batch(item)
+        return self._batch(target)
 
     def listing(
         self,

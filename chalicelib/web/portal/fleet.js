@@ -138,6 +138,7 @@
     let lastRows = null; // {batch_id, added, rows}: the last VINs sent, told above the steps
     let opened = null; // a done step the person opened again to change it
     let consentTexts = null; // GET /v1/consents
+    let shown = ""; // the batch and status last shown: the page scrolls only when they change
 
     function stopPolling() {
       clearTimeout(pollTimer);
@@ -195,7 +196,6 @@
       show("batch", "批次");
       $("#batch-body").replaceChildren();
       $("#batch-status").replaceChildren();
-      $("#batch-rows-report").hidden = true;
       const batch = await call("GET", path(batchId));
       await render(batch);
     }
@@ -214,7 +214,6 @@
       section("batch").dataset.status = batch.status;
       section("batch").dataset.step = batch.status === "draft" ? currentStep(batch) : "";
       statusBox(batch);
-      rowsReport(batch);
       if (batch.status === "draft") {
         $("#batch-hint").textContent =
           batch.kind === "registration"
@@ -226,8 +225,10 @@
       } else {
         $("#batch-hint").textContent = "";
         await renderDetail(batch);
+        if (shown !== batch.batch_id + ":" + batch.status) window.scrollTo(0, 0);
         if (["submitted", "in_review", "approved"].includes(batch.status)) poll(batch.batch_id);
       }
+      shown = batch.batch_id + ":" + batch.status;
       ready("batch");
     }
 
@@ -241,18 +242,15 @@
         ["提交时间", web.chinaTime(batch.submitted_at)],
         ["补正次数", batch.round > 1 ? String(batch.round - 1) : ""],
       ];
-      if (batch.cards_total) pairs.push(["登记进度", batch.cards_pushed + " / " + batch.cards_total + " 张卡"]);
+      if (batch.cards_total && ["approved", "completed"].includes(batch.status)) pairs.push(["登记进度", batch.cards_pushed + " / " + batch.cards_total + " 张卡"]);
       const dl = h("dl", { class: "rows card" });
       dl.replaceChildren(...pairs.filter((p) => p[1]).map(([k, v]) => h("div", {}, h("dt", { text: k }), h("dd", {}, v))));
       box.replaceChildren(dl);
     }
 
+    /** What became of the VINs last sent: how many were added, and each refused row with its line. */
     function rowsReport(batch) {
-      const box = $("#batch-rows-report");
-      if (!lastRows || lastRows.batch_id !== batch.batch_id) {
-        box.hidden = true;
-        return;
-      }
+      if (!lastRows || lastRows.batch_id !== batch.batch_id) return null;
       const bad = (lastRows.rows || []).filter((r) => !r.ok);
       const parts = [h("p", { class: "ok-box", id: "batch-rows-added", text: "已添加 " + (lastRows.added || []).length + " 辆车" })];
       if (bad.length) {
@@ -263,8 +261,7 @@
           ),
         );
       }
-      box.replaceChildren(...parts);
-      box.hidden = false;
+      return h("div", { id: "batch-rows-report" }, ...parts);
     }
 
     function poll(batchId) {
@@ -325,14 +322,16 @@
       }
       body.replaceChildren(...panels);
       const here = $('.step[data-step="' + (opened || current) + '"]', body);
-      if (here) here.scrollIntoView({ block: "start" });
+      // The step to do at the top, under the bar
+      if (here) window.scrollTo(0, Math.max(0, here.getBoundingClientRect().top + window.scrollY - $(".bar").offsetHeight - 8));
     }
 
-    /** Run `work` for a step's button, then show the batch anew (the server says the next step). */
-    async function act(button, label, panel, batch, work) {
+    /** Run `work` for a step's button, then show the batch anew (the server says the next step; `stay`:
+     * this step stays open, as the vehicles do while more are added). */
+    async function act(button, label, panel, batch, work, stay) {
       await web.busy(button, label, panel, async () => {
         await work();
-        opened = null;
+        opened = stay || null;
         await reload(batch.batch_id);
       });
     }
@@ -379,7 +378,7 @@
           const list = vins.value.split(/[\s,，;；]+/).map((v) => v.trim().toUpperCase()).filter(Boolean);
           if (!list.length) throw web.refusal("vins", "请输入车辆 VIN");
           lastRows = { batch_id: batch.batch_id, ...(await call("POST", path(batch.batch_id) + "/vehicles", { vins: list })) };
-        }),
+        }, "vehicles"),
       );
       const csv = h("input", { type: "file", id: "fleet-csv", accept: ".csv,text/csv,text/plain" });
       csv.addEventListener("change", async () => {
@@ -393,7 +392,7 @@
           if (file.size > 512 * 1024) throw web.refusal("csv", "CSV 文件过大（最多 500 辆车）");
           const text = await file.text();
           lastRows = { batch_id: batch.batch_id, ...(await call("POST", path(batch.batch_id) + "/vehicles/csv", { csv: text })) };
-        });
+        }, "vehicles");
       });
       const parts = [
         field("车辆 VIN", vins),
@@ -404,6 +403,8 @@
           h("em", { class: "field-error", hidden: true }),
         ),
       ];
+      const report = rowsReport(batch);
+      if (report) parts.push(report);
       const list = vinsOf(batch);
       parts.push(h("h4", { text: "已选车辆（" + list.length + " 辆）" }));
       const ul = h("ul", { class: "vin-list", id: "fleet-selected" });
@@ -413,7 +414,7 @@
           act(remove, "移除中…", panel, batch, async () => {
             await call("DELETE", path(batch.batch_id) + "/vehicles/" + encodeURIComponent(v.vin));
             lastRows = null;
-          }),
+          }, "vehicles"),
         );
         ul.append(h("li", { "data-vin": v.vin }, h("code", { text: v.vin }), v.model ? " " + v.model : "", " ", remove));
       }
@@ -423,6 +424,7 @@
         const next = h("button", { type: "button", class: "primary", id: "fleet-vehicles-done", text: "下一步" });
         next.addEventListener("click", () => {
           opened = null;
+          lastRows = null;
           render(batch);
         });
         parts.push(next);
@@ -549,6 +551,7 @@
       const state = (name, text) => {
         box.dataset.state = name;
         $(".doc-status", box).textContent = text;
+        $("label span", box).textContent = name === "done" ? "重新上传" : "选择照片";
       };
       input.addEventListener("change", async () => {
         const file = input.files && input.files[0];
@@ -592,7 +595,7 @@
       const name = h("input", { id: "fleet-id-name", "data-field": "name", maxlength: "64", placeholder: "责任人姓名" });
       const number = h("input", { id: "fleet-id-number", "data-field": "id_number", maxlength: "32", autocapitalize: "characters", placeholder: "证件号" });
       const address = h("input", { id: "fleet-id-address", "data-field": "address", maxlength: "128", placeholder: "证件上的住址" });
-      const save = h("button", { type: "button", class: "secondary block", id: "fleet-identity-save", text: hasIdentity ? "重新填写证件信息" : "保存证件信息" });
+      const save = h("button", { type: "button", class: "secondary block", id: "fleet-identity-save", text: "保存证件信息" });
       save.addEventListener("click", () =>
         web.busy(save, "保存中…", panel, async () => {
           const missing = [];
@@ -617,7 +620,16 @@
         const who = flow.identity.name + "（" + (ID_TYPES[flow.identity.id_type] || "") + " " + flow.identity.id_number + "）";
         parts.push(h("p", { class: "ok-box", id: "fleet-identity-saved", text: "证件信息已保存：" + who }));
       }
-      parts.push(field("证件类型", type), field("姓名", name), field("证件号", number), field("住址", address), save);
+      const form = h("div", { class: "identity-form", hidden: hasIdentity }, field("证件类型", type), field("姓名", name), field("证件号", number), field("住址", address), save);
+      parts.push(form);
+      if (hasIdentity) {
+        const change = h("button", { type: "button", class: "link", id: "fleet-identity-change", text: "修改证件信息" });
+        change.addEventListener("click", () => {
+          form.hidden = false;
+          change.hidden = true;
+        });
+        parts.push(change);
+      }
       return parts;
     }
 
@@ -759,7 +771,7 @@
         parts.push(h("h3", { text: "审核意见" }), h("ul", { class: "reasons", id: "batch-reasons" }, ...reasons.map((r) => h("li", { "data-code": r.code || r, text: zhOf(r) }))));
       }
       if (batch.status === "resubmission_requested") parts.push(...resubmitPanel(batch));
-      if (batch.cards_total) {
+      if (batch.cards_total && ["approved", "completed"].includes(batch.status)) {
         const share = Math.round((100 * (batch.cards_pushed || 0)) / batch.cards_total);
         parts.push(h("div", { class: "progress", id: "batch-progress", role: "progressbar", "aria-valuenow": String(share), "aria-valuemin": "0", "aria-valuemax": "100" }, h("span", { style: "width:" + share + "%" })));
       }
@@ -772,7 +784,7 @@
             h("p", {}, h("code", { text: v.vin }), v.model ? " " + v.model : ""),
             cards.length
               ? h("ul", { class: "cards" }, ...cards.map((c) => h("li", { class: "card-state", "data-iccid": c.iccid || "", "data-state": c.state || c.status || "" }, c.iccid ? h("span", { text: (c.iccid_masked || c.iccid) + " " }) : "车联网卡 ", h("span", { class: "badge " + cardBadge(c), text: c.state_zh || c.status_zh || c.state || c.status || "" }))))
-              : h("p", { class: "hint", text: v.state_zh || "" }),
+              : null,
           ),
         );
       }

@@ -72,3 +72,41 @@ def test_the_listings_are_newest_first_mine_and_by_status() -> None:
         other.complaint_id,
     }
     assert complaints.listing(ComplaintStatus.CLOSED) == []
+
+
+def test_an_interim_answer_keeps_the_complaint_in_progress_and_the_final_one_closes_it() -> None:
+    from chalicelib.kernel.errors import Conflict
+
+    complaints, store, clock = service()
+    filed = complaints.file("p1", ComplaintCategory.SERVICE, "一直收不到短信", PHONE)
+    interim = complaints.answer(filed.complaint_id, "reviewer-1", "正在核查，请稍候", close=False)
+    assert (interim.status, interim.answer, interim.answered_by) == (
+        ComplaintStatus.IN_PROGRESS,
+        "正在核查，请稍候",
+        "reviewer-1",
+    )
+    assert not interim.overdue(clock())
+    clock.advance(days=30)  # past the 15 working days
+    final = complaints.answer(filed.complaint_id, "reviewer-2", "已重新发送")
+    assert final.status is ComplaintStatus.CLOSED
+    assert final.overdue(clock())  # answered after its deadline: counted as late
+    assert store.items[filed.complaint_id] == final
+    with pytest.raises(Conflict) as refused:
+        complaints.answer(filed.complaint_id, "reviewer-1", "再答复一次")
+    assert refused.value.code == "complaint.closed"
+
+
+def test_of_two_answers_at_once_the_second_is_refused_and_changes_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from chalicelib.kernel.errors import Conflict
+
+    complaints, store, _ = service()
+    filed = complaints.file("p1", ComplaintCategory.SERVICE, "一直收不到短信", PHONE)
+    first = filed.model_copy(update={"status": ComplaintStatus.CLOSED, "answer": "甲的答复"})
+    monkeypatch.setattr(store, "get", lambda complaint_id: filed)  # read before the first landed
+    store.items[filed.complaint_id] = first
+    with pytest.raises(Conflict) as refused:
+        complaints.answer(filed.complaint_id, "reviewer-2", "乙的答复")
+    assert refused.value.code == "complaint.changed"
+    assert store.items[filed.complaint_id].answer == "甲的答复"
