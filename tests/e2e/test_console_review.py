@@ -1,8 +1,10 @@
 """The review console in the browser, against the stack ``make run`` starts: a reviewer signs in (password
 + TOTP at the local provider), sees the queues (人工审核 with its reason filter, 抽查, 投诉举报 and, where
-the stage has them, 企业批次), opens a review case whose flow holds a document photo, views the photo
+企业批次), answers a complaint, opens a review case whose flow holds a document photo, views the photo
 through its short-lived link — drawn by the server with the reviewer's watermark, the view recorded in
-the read log — and decides the case.
+the read log — and decides the case; then opens a fleet batch waiting for review, views its licence, and
+is refused the decision because they are affiliated with the enterprise, the refusal told as the API
+gives it.
 
 Screenshots: ``<tmp dir>/screenshots/*.png``."""
 
@@ -56,9 +58,59 @@ print(case.case_id, flow.flow_id, stored.width, stored.height)
 """
 
 
-def _case_with_a_photo(stack: Stack) -> tuple[str, str, tuple[int, int]]:
+#: A fleet batch waiting for a reviewer, as the workflow leaves it after its automatic checks: the batch
+#: (its flow holding the business licence), the case's round with its checks and deadline, and the
+#: review task's token held. Prints the batch id.
+_FLEET_CASE = """
+import secrets
+from chalicelib.adapters.dynamo.fleet import DynamoBatchStore
+from chalicelib.core import deps
+from chalicelib.core.aws import client
+from chalicelib.core.settings import get_settings
+from chalicelib.fleet.cases_domain import CaseStage
+from chalicelib.fleet.domain import BatchKind, BatchStatus, FleetBatch
+from chalicelib.kernel.clock import utc_now
+from chalicelib.verification.domain.documents import DocumentKind
+from chalicelib.verification.domain.flows import FlowPurpose
+from tests.synthetic_documents import business_licence
+
+agent = "e2e-console-fleet-agent"
+service = deps.verification_service()
+flow = service.open_flow(agent, FlowPurpose.ENTERPRISE_REGISTRATION)
+kind = DocumentKind.BUSINESS_LICENCE
+form = service.presign_upload(flow.flow_id, agent, kind, "image/jpeg")
+bucket = get_settings().documents_bucket
+client("s3").put_object(Bucket=bucket, Key=form.key, Body=business_licence(), ContentType="image/jpeg")
+service.complete_upload(flow.flow_id, agent, kind, form.key)
+now = utc_now()
+batch = FleetBatch(
+    batch_id="fb_" + secrets.token_hex(12),
+    uscc="91110000802100433B",
+    company_name="北京星河车联科技有限公司",
+    kind=BatchKind.REGISTRATION,
+    status=BatchStatus.SUBMITTED,
+    created_by=agent,
+    created_at=now,
+    updated_at=now,
+    vins=("LSVAM4187C2184847", "LSVAM4187C2184848", "LSVAM4187C2184849"),
+    flow_id=flow.flow_id,
+    submitted_at=now,
+)
+DynamoBatchStore(deps.field_cipher()).create(batch)
+cases = deps.fleet_cases()
+checks = [
+    {"name": "uscc", "verdict": "passed", "detail_zh": "统一社会信用代码有效，与营业执照一致"},
+    {"name": "company_name", "verdict": "passed", "detail_zh": "营业执照名称与单位名称、填写名称一致"},
+]
+cases.open_round(batch, checks, "review")
+cases.hold_review_token(batch.batch_id, "e2e-review-token-" + secrets.token_hex(8), CaseStage.FIRST)
+print(batch.batch_id)
+"""
+
+
+def _run(stack: Stack, script: str) -> list[str]:
     done = subprocess.run(
-        [sys.executable, "-c", _CASE_WITH_A_PHOTO],
+        [sys.executable, "-c", script],
         cwd=ROOT,
         env=stack.env,
         capture_output=True,
@@ -67,7 +119,11 @@ def _case_with_a_photo(stack: Stack) -> tuple[str, str, tuple[int, int]]:
         check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    case_id, flow_id, width, height = done.stdout.strip().splitlines()[-1].split()
+    return done.stdout.strip().splitlines()[-1].split()
+
+
+def _case_with_a_photo(stack: Stack) -> tuple[str, str, tuple[int, int]]:
+    case_id, flow_id, width, height = _run(stack, _CASE_WITH_A_PHOTO)
     return case_id, flow_id, (int(width), int(height))
 
 
@@ -101,7 +157,7 @@ def _choose(console: Phone, css: str, value: str) -> None:
     Select(console.element(css)).select_by_value(value)
 
 
-def test_a_reviewer_works_the_queues_views_a_watermarked_document_and_decides_the_case(
+def test_a_reviewer_works_the_queues_views_watermarked_documents_decides_and_is_told_a_refusal(
     console: Phone, stack: Stack
 ) -> None:
     case_id, flow_id, size = _case_with_a_photo(stack)
@@ -223,3 +279,39 @@ def test_a_reviewer_works_the_queues_views_a_watermarked_document_and_decides_th
     status, case = stack.call("GET", f"/v1/review-cases/{case_id}", token=reviewer_token)
     assert (status, case["case"]["status"]) == (200, "approved"), case
     assert console.console_errors() == [], console.console_errors()
+
+    # 企业批次: a batch waiting for review, its licence watermarked, and a refusal told as the API gives it
+    [batch_id] = _run(stack, _FLEET_CASE)
+    subject = str(_js(console, "return sessionStorage.getItem('cheka.console.subject')"))
+    body = {"usccs": ["91110000802100433B"]}
+    status, held = stack.call("PUT", f"/v1/admin/staff/{subject}/affiliations", body, token=stack.admin_token)
+    assert status == 200, held
+    console.tap("#back")
+    console.tap('#tabs button[data-tab="fleet"]')
+    row = f'#fleet-list li[data-batch="{batch_id}"]'
+    console.wait_until(
+        "the batch in the fleet queue", lambda: _js(console, f"return !!document.querySelector('{row}')")
+    )
+    assert "剩余" in console.element(row).text, "the SLA timer counts down to the deadline"
+    console.shot("05-console-fleet-queue")
+    console.tap(row)
+    console.wait_until(
+        "the fleet case", lambda: _js(console, "return !!document.getElementById('decision-form')")
+    )
+    page = console.element('section[data-screen="case"]').text
+    assert "营业执照名称与单位名称、填写名称一致" in page
+    assert "审批流程记录" in page
+    console.tap('.doc-view[data-document="business_licence"]')
+    console.wait_until(
+        "the watermarked licence",
+        lambda: _js(
+            console,
+            "const i = document.getElementById('viewer-image'); return i.complete && i.naturalWidth > 0",
+        ),
+    )
+    console.tap("#viewer-close")
+    console.tap('#decision-form input[value="approve"]')
+    console.tap("#decide")
+    console.wait_until("the refusal", lambda: console.errors())
+    assert console.errors() == ["您与该单位存在关联关系，不得审核该单位的批次"], console.errors()
+    console.shot("06-console-fleet-conflict-of-interest")
