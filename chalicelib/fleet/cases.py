@@ -65,9 +65,6 @@ if TYPE_CHECKING:
     from chalicelib.fleet.workflow import Workflow, WorkflowEvent
     from chalicelib.verification.ports import EvidenceLog
 
-#: Roles that decide fleet cases; after the deadline only ``REVIEW_LEAD``.
-DECIDE_ROLES = frozenset({Role.REVIEWER, Role.REVIEW_LEAD, Role.ADMIN})
-
 _OUTCOME_STATUS = {
     "review": BatchStatus.IN_REVIEW,
     "resubmit": BatchStatus.RESUBMISSION_REQUESTED,

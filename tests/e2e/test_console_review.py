@@ -286,6 +286,7 @@ def test_a_reviewer_works_the_queues_views_watermarked_documents_decides_and_is_
     body = {"usccs": ["91110000802100433B"]}
     status, held = stack.call("PUT", f"/v1/admin/staff/{subject}/affiliations", body, token=stack.admin_token)
     assert status == 200, held
+    console.driver.execute_script("window.scrollTo(0, 0)")
     console.tap("#back")
     console.tap('#tabs button[data-tab="fleet"]')
     row = f'#fleet-list li[data-batch="{batch_id}"]'

@@ -261,10 +261,13 @@ def step(me: Phone) -> str:
 
 
 def at_step(me: Phone, name: str, timeout: float = 30.0) -> None:
+    """The batch shown anew with ``name`` the step to do, its panel open."""
     me.wait_until(
         f"the step {name}",
         lambda: (
-            step(me) == name and me.driver.find_elements("css selector", f'.step[data-step="{name}"] .error')
+            me._js("return document.querySelector('section[data-screen=batch]').dataset.ready") == "yes"
+            and step(me) == name
+            and me.driver.find_elements("css selector", f'.step[data-step="{name}"] .error')
         ),
         timeout,
     )
@@ -318,7 +321,9 @@ def build_and_submit(me: Phone, codes: Codes, uscc: str, vins: list[str], prefix
     bad = vins[0][:8] + ("0" if vins[0][8] != "0" else "1") + vins[0][9:]
     csv = me.write(f"{prefix}-fleet.csv", ("vin\n" + "\n".join([*vins, bad]) + "\n").encode())
     me.choose_files("#fleet-csv", csv)
-    report = me.wait_until("the rows told", lambda: me.element("#batch-rows-report").is_displayed())
+    report = me.wait_until(
+        "the rows told", lambda: me.driver.find_elements("css selector", "#batch-rows-report")
+    )
     assert report
     assert "已添加 3 辆车" in me.element("#batch-rows-added").text
     bad_rows = me.element("#batch-rows-bad").text

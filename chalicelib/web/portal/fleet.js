@@ -207,6 +207,7 @@
     }
 
     async function render(batch) {
+      section("batch").dataset.ready = ""; // "yes" once this batch is shown
       const title = KIND_ZH[batch.kind] || "批次";
       $("#title").textContent = title;
       $("#batch-title").textContent = title;
@@ -329,11 +330,13 @@
     /** Run `work` for a step's button, then show the batch anew (the server says the next step; `stay`:
      * this step stays open, as the vehicles do while more are added). */
     async function act(button, label, panel, batch, work, stay) {
+      section("batch").dataset.ready = "";
       await web.busy(button, label, panel, async () => {
         await work();
         opened = stay || null;
         await reload(batch.batch_id);
       });
+      ready("batch"); // shown anew, or refused where the step is
     }
 
     function field(label, input, note) {
