@@ -50,7 +50,7 @@ def _ensure_tables(settings: Settings) -> list[str]:
     existing = set(ddb.get_paginator("list_tables").paginate().build_full_result().get("TableNames", []))
     for spec in TABLES:
         if spec.model.Meta.table_name not in existing:
-            # pynamodb's own schema (``_get_schema``, as infra/tables.py reads it), without its describe calls.
+            # pynamodb's own schema (``_get_schema``, which infra/tables.py reads), without its describes.
             schema = spec.model._get_schema()
             spec.model._get_connection().create_table(
                 attribute_definitions=schema["attribute_definitions"],

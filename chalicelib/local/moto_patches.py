@@ -170,6 +170,7 @@ def apply() -> None:
     from moto.dynamodb.models import DynamoDBBackend
 
     apply_stepfunctions()
+    apply_kms()
     if getattr(DynamoDBBackend, _MARK, False):
         return
     for name in _SERIALISED:
@@ -219,10 +220,45 @@ def apply_stepfunctions() -> None:
     StepFunctionsParserBackend._get_executions = _started_executions(  # type: ignore[method-assign]
         StepFunctionsParserBackend._get_executions
     )
-    StepFunctionsParserBackend._validate_definition = staticmethod(  # type: ignore[method-assign,assignment]
+    StepFunctionsParserBackend._validate_definition = staticmethod(  # type: ignore[method-assign]
         _validated_once(StepFunctionsParserBackend._validate_definition)
     )
     setattr(StepFunctionsParserBackend, _STEPFUNCTIONS_MARK, True)
+
+
+#: Key specs whose moto key never uses its asymmetric private key (encrypt/decrypt, data keys, MACs).
+_SYMMETRIC_SPECS = frozenset({"SYMMETRIC_DEFAULT", "HMAC_224", "HMAC_256", "HMAC_384", "HMAC_512"})
+_KMS_MARK = "_cheka_kms_behaviour"
+
+
+class _KeyOnFirstUse:
+    """moto's private key of a key, generated only when something asks for it (sign, verify, the public
+    key): moto makes a 2048-bit RSA key for every key, symmetric ones included, which is most of the cost
+    of the embedded AWS's set-up (every test creates the stage's keys afresh); their encryption never
+    reads it."""
+
+    def __init__(self, make: Callable[[str], Any], key_spec: str) -> None:
+        self._make, self._spec, self._key = make, key_spec, None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._key is None:
+            self._key = self._make(self._spec)
+        return getattr(self._key, name)
+
+
+def apply_kms() -> None:
+    """Give moto's KMS keys a private key made on first use (:class:`_KeyOnFirstUse`; idempotent)."""
+    from moto.kms import models
+
+    if getattr(models, _KMS_MARK, False):
+        return
+    make = models.generate_private_key  # type: ignore[attr-defined]
+
+    def generate(key_spec: str) -> Any:
+        return _KeyOnFirstUse(make, key_spec) if key_spec in _SYMMETRIC_SPECS else make(key_spec)
+
+    models.generate_private_key = generate  # type: ignore[attr-defined]
+    setattr(models, _KMS_MARK, True)
 
 
 def applied() -> bool:
