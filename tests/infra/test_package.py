@@ -170,3 +170,35 @@ def test_the_package_carries_argon2_and_it_hashes_and_verifies_from_the_zip_alon
         check=False,
     )
     assert "ARGON2-OK $argon2id$v=19$m=8192,t=1,p=1" in done.stdout, done.stdout + done.stderr
+
+
+def test_the_package_carries_the_working_day_calendar_without_its_translations(
+    lambda_package: Callable[[str], tuple[LambdaPackage, Path]],
+) -> None:
+    """The fleet review deadlines count China's working days (``holidays``, with the 调休 Saturdays) from
+    the zip alone; the library's translations of holiday names are left out."""
+    import subprocess
+    import sys
+
+    _, task_root = lambda_package("prod")
+    assert (task_root / "holidays" / "countries").is_dir()
+    assert not (task_root / "holidays" / "locale").exists()
+    probe = (
+        "import sys; sys.path.insert(0, sys.argv[1]);"
+        "from datetime import date;"
+        "from chalicelib.fleet.deadlines import china_calendar;"
+        "import holidays; assert holidays.__file__.startswith(sys.argv[1]), holidays.__file__;"
+        "c = china_calendar();"
+        # National Day 2026 is off, the adjusted Saturday after it (10 October) is a working day
+        "print('CAL', c.is_working_day(date(2026, 10, 1)), c.is_working_day(date(2026, 10, 10)),"
+        " c.is_working_day(date(2026, 12, 1)))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", probe, str(task_root)],
+        cwd=task_root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert "CAL False True True" in done.stdout, done.stdout + done.stderr

@@ -805,6 +805,19 @@
       return "wait";
     }
 
+    /** 重新提交. The batch shows 待补正 as soon as the reviewer decides; the review workflow takes a moment
+     * more to wait for the resubmission: asked again for a few seconds while it is not waiting yet. */
+    async function resubmit(batchId) {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await call("POST", path(batchId) + "/resubmit", {});
+        } catch (error) {
+          if (web.asError(error).code !== "fleet_case.not_awaiting_resubmission" || attempt >= 5) throw error;
+          await new Promise((resolve) => setTimeout(resolve, 1000));
+        }
+      }
+    }
+
     function resubmitPanel(batch) {
       const slots = (batch.resubmit_documents || []).map((s) => (typeof s === "string" ? s : s.slot)).filter((s) => SLOTS[s]);
       const panel = h("div", { class: "card step", id: "batch-resubmit", "data-step": "resubmit" }, h("p", { class: "step-head" }, h("strong", { text: "补正材料" })));
@@ -821,7 +834,7 @@
         web.busy(send, "提交中…", panel, async () => {
           const lacking = slots.filter((s) => !replaced.has(s));
           if (lacking.length) throw web.refusal("documents", "请先重新上传" + lacking.map((s) => SLOTS[s][0]).join("、"));
-          await call("POST", path(batch.batch_id) + "/resubmit", {});
+          await resubmit(batch.batch_id);
           web.notice("已重新提交，请等待平台审核");
           await reload(batch.batch_id);
         }),
