@@ -581,5 +581,21 @@ def test_an_agent_registers_three_vehicles_from_a_csv_replaces_the_letter_asked_
     assert "钱" in shown, shown
     assert "钱多多" not in shown, shown  # masked
     me.shot("a-16-actual-user")
+
+    # 企业注销实名 begins the same way: a registered vehicle typed in, then the licence and letter asked
+    go(me, "fleet", "fleet")
+    me.tap("#fleet-new-deregistration")
+    me.wait_screen("batch")
+    at_step(me, "vehicles")
+    me.fill("#fleet-vins", vins[0].lower())
+    me.tap("#fleet-vins-add")
+    added = me.wait_until(
+        "the vehicle added", lambda: me.driver.find_elements("css selector", "#batch-rows-added")
+    )
+    assert "已添加 1 辆车" in added[0].text
+    me.tap("#fleet-vehicles-done")
+    at_step(me, "documents")
+    assert "原实名认证责任人" in me.element('.step[data-step="documents"]').text
+    me.shot("a-17-deregistration")
     errors = [e for e in me.console_errors() if "Failed to load resource" not in e]
     assert not errors, errors

@@ -91,6 +91,7 @@
   };
   const POLL_MS = 3000;
   /** 实名登记状态 of a card. */
+  const OPERATOR_ZH = { china_mobile: "中国移动", china_unicom: "中国联通", china_telecom: "中国电信" };
   const CARD_STATE_ZH = { unregistered: "未登记", pending: "登记中", registered: "已登记", deregistered: "已注销" };
 
   function stepName(name) {
@@ -880,7 +881,7 @@
               const open = h("button", { type: "button", class: "link card-users", "data-iccid": c.iccid, text: user ? "使用人 " + user.name + " · 变更" : "登记实际使用人" });
               open.addEventListener("click", () => go("card-users", c.iccid));
               return h("li", { "data-iccid": c.iccid },
-                h("span", { text: (c.operator_zh || c.operator || "") + " " + (c.msisdn || "") + " " }),
+                h("span", { text: (OPERATOR_ZH[c.operator] || c.operator || "") + " " + (c.msisdn || "") + " " }),
                 h("span", { class: "badge " + cardBadge(c), text: c.state_zh || c.state || "" }), " ", open);
             })),
           ),
@@ -892,9 +893,14 @@
       stopPolling();
       show("card-users", "实际使用人");
       section("card-users").dataset.iccid = iccid;
+      resetUserForm();
+      await loadUsers(iccid);
+    }
+
+    /** The form empty again, the use starting today (China). */
+    function resetUserForm() {
       $("#card-users-form").reset();
       $("#au-from").value = new Date(Date.now() + 8 * 3600 * 1000).toISOString().slice(0, 10);
-      await loadUsers(iccid);
     }
 
     async function loadUsers(iccid) {
@@ -958,7 +964,7 @@
         };
         if (v("au-to")) body.valid_to = v("au-to");
         await call("POST", "/v1/enterprise/cards/" + encodeURIComponent(iccid) + "/actual-users", body);
-        $("#card-users-form").reset();
+        resetUserForm();
         web.notice("实际使用人已保存");
         await loadUsers(iccid);
       });
