@@ -203,11 +203,18 @@ class FleetCases:
             if self._alert_leads is not None:
                 self._alert_leads(case)
 
-    def hold_resubmission_token(self, batch_id: str, token: str) -> None:
-        """The workflow waits for the enterprise's replaced documents: keep the token."""
+    def hold_resubmission_token(self, batch_id: str, token: str) -> bool:
+        """The workflow waits for the enterprise's replaced documents: keep the token. Returns True when
+        the enterprise resubmitted before the wait began (the decision is told at once, the wait's task
+        message a moment later): the token is then taken here and the workflow goes on at once."""
         self._require(batch_id)
         held = self._held(batch_id, token, TokenTask.AWAIT_RESUBMISSION, None)
         self._store.hold_token(batch_id, held, status=None, escalated=None)
+        case = self._require(batch_id)
+        early = case.status is BatchStatus.SUBMITTED
+        if early and case.token is not None and case.token.token_id == held.token_id:
+            return self._store.take_token(batch_id, held.token_id)
+        return False
 
     def remind(self, batch_id: str) -> None:
         """The reminder time passed with no decision: the reviewers are reminded."""
@@ -349,10 +356,22 @@ class FleetCases:
     def resubmitted(self, batch_id: str) -> None:
         """The enterprise replaced the named documents: the waiting workflow goes on to the checks."""
         case = self._require(batch_id)
+        before = case
         token = case.token
         if token is None or token.task is not TokenTask.AWAIT_RESUBMISSION:
-            raise not_awaiting_resubmission()
+            if case.status is not BatchStatus.RESUBMISSION_REQUESTED:
+                raise not_awaiting_resubmission()
+            # The resubmission was asked for but the workflow's wait has not begun yet: the case is marked
+            # submitted, and the wait, when it begins, finds it so and goes on (``hold_resubmission_token``).
+            # Whichever of the two takes the token completes it: exactly one does.
+            self._store.set_status(batch_id, BatchStatus.SUBMITTED)
+            case = self._require(batch_id)
+            token = case.token
+            if token is None or token.task is not TokenTask.AWAIT_RESUBMISSION:
+                return
         if not self._store.take_token(batch_id, token.token_id):
+            if case.status is BatchStatus.SUBMITTED:
+                return  # the wait that began meanwhile took it and goes on by itself
             raise not_awaiting_resubmission()
         from chalicelib.fleet.workflow import TaskTokenRejected
 
@@ -362,7 +381,7 @@ class FleetCases:
         try:
             self._workflow().succeed(clear, {"resubmitted": True})
         except TaskTokenRejected as exc:
-            self._store.set_status(batch_id, case.status, stage=case.stage)
+            self._store.set_status(batch_id, before.status, stage=before.stage)
             self._store.give_back_token(batch_id, token)
             raise moved_on() from exc
 
@@ -467,9 +486,10 @@ def on_review_task(message: TaskMessage) -> None:
     _service().hold_review_token(message.batch_id, _token_of(message), stage)
 
 
-def on_await_resubmission(message: TaskMessage) -> None:
-    """``await_resubmission``: the token waits on the case for the enterprise's resubmission."""
-    _service().hold_resubmission_token(message.batch_id, _token_of(message))
+def on_await_resubmission(message: TaskMessage) -> bool:
+    """``await_resubmission``: the token waits on the case for the enterprise's resubmission; True when
+    the enterprise resubmitted already (the task is then completed at once)."""
+    return _service().hold_resubmission_token(message.batch_id, _token_of(message))
 
 
 def on_remind(message: TaskMessage) -> None:

@@ -38,7 +38,8 @@ def await_resubmission(message: TaskMessage) -> TaskResult:
     """The wait for the enterprise's replaced documents: its token waits on the case."""
     from chalicelib.fleet import cases
 
-    cases.on_await_resubmission(message)
+    if cases.on_await_resubmission(message):
+        return {"resubmitted": True}  # resubmitted before the wait began: the workflow goes on at once
     return None
 
 

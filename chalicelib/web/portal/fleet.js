@@ -809,14 +809,7 @@
     /** 重新提交. The batch shows 待补正 as soon as the reviewer decides; the review workflow takes a moment
      * more to wait for the resubmission: asked again for a few seconds while it is not waiting yet. */
     async function resubmit(batchId) {
-      for (let attempt = 0; ; attempt++) {
-        try {
-          return await call("POST", path(batchId) + "/resubmit", {});
-        } catch (error) {
-          if (web.asError(error).code !== "fleet_case.not_awaiting_resubmission" || attempt >= 5) throw error;
-          await new Promise((resolve) => setTimeout(resolve, 1000));
-        }
-      }
+      return call("POST", path(batchId) + "/resubmit", {});
     }
 
     function resubmitPanel(batch) {

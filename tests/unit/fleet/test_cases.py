@@ -439,3 +439,28 @@ def test_a_review_message_delivered_again_after_the_decision_changes_nothing() -
     assert case.token is None
     assert w.alerts == [batch.batch_id]
     assert w.evidence_kinds().count("review_reminded") == 1
+
+
+def test_a_resubmission_before_the_workflow_waits_for_it_goes_on_once_the_wait_begins() -> None:
+    """The decision is told to the enterprise at once, the workflow's wait begins a moment later (its
+    task message on the queue): a resubmission in between is kept, and the wait completes at once."""
+    w = World()
+    batch_id = w.in_review()
+    w.cases.decide(batch_id, ALICE, "resubmit", ["letter_missing_seal"], ["authorization_letter"])
+    w.cases.resubmitted(batch_id)  # no wait token yet: accepted, nothing told to the workflow yet
+    assert w.case(batch_id).status is BatchStatus.SUBMITTED
+    assert w.workflow.outputs(batch_id) == [{"decision": "resubmit", "second_approval_needed": False}]
+    message = w.workflow.task("await_resubmission", batch_id)
+    assert message.token is not None
+    assert w.cases.hold_resubmission_token(batch_id, message.token) is True  # the wait goes on at once
+    assert w.case(batch_id).token is None
+    # The same message delivered again changes nothing; a second resubmission is refused.
+    assert w.cases.hold_resubmission_token(batch_id, message.token) is False
+    refused("fleet_case.not_awaiting_resubmission", w.cases.resubmitted, batch_id)
+
+
+def test_a_resubmission_before_any_decision_asked_for_it_is_refused() -> None:
+    w = World()
+    batch_id = w.in_review()
+    refused("fleet_case.not_awaiting_resubmission", w.cases.resubmitted, batch_id)
+    assert w.case(batch_id).status is BatchStatus.IN_REVIEW
