@@ -39,6 +39,7 @@ def main() -> None:
         "bench_accounts.py",
         "bench_outbox.py",
         "bench_push.py",
+        "bench_fleet.py",
         "bench_moto.py",
         "bench_package.py",
         "bench_engines.py",
