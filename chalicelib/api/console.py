@@ -17,21 +17,24 @@ registration flows (the first that holds the document, or the one named by ``flo
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Annotated
+from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from chalice.app import Response
-from pydantic import ConfigDict, Field
 
-from chalicelib.api.http import ApiModel, Blueprint, Call, route
+from chalicelib.api.http import Blueprint, Call, route
 from chalicelib.api.middleware import correlation_id_of
-from chalicelib.audit import document_views as views
-from chalicelib.core import deps
+from chalicelib.core import deps, lazy
 from chalicelib.core.auth import Principal, Role
 from chalicelib.kernel.errors import NotFound
 
 if TYPE_CHECKING:
+    from chalicelib.api import console_views as views
+    from chalicelib.audit import document_views as links
     from chalicelib.verification.domain.flows import Flow
+else:
+    views = lazy.module("chalicelib.api.console_views")
+    links = lazy.module("chalicelib.audit.document_views")
 
 bp = Blueprint(__name__)
 
@@ -43,35 +46,6 @@ _ROLE_VALUES = frozenset(r.value for r in Role)
 
 #: A fleet batch's document slots, as the flow keeps them.
 FLEET_SLOTS = {"responsible_id_front": "id_front", "responsible_id_back": "id_back"}
-
-
-class DocumentLinkBody(ApiModel):
-    model_config = ConfigDict(extra="forbid")
-
-    record_kind: Annotated[
-        views.DocumentRecord,
-        Field(description="fleet_case | review_case | spot_check"),
-    ]
-    record_id: str = Field(min_length=1, max_length=128)
-    document: str = Field(
-        min_length=1,
-        max_length=64,
-        description="the document's kind (id_front, business_licence, live_capture…; a fleet case's slot)",
-    )
-    flow_id: str | None = Field(
-        default=None, max_length=64, description="spot checks: which of the registration's flows"
-    )
-    reason: str | None = Field(
-        default=None,
-        max_length=1000,
-        description="查阅原因 recorded at each view (4–200 characters, no phone or ID numbers); "
-        "default: reviewing the case",
-    )
-
-
-class DocumentLinkView(ApiModel):
-    url: str = Field(description="/v1/console/documents/{token}: follow it within 60 seconds")
-    expires_at: datetime
 
 
 def _not_found() -> NotFound:
@@ -90,7 +64,7 @@ def _fleet_flow_id(batch_id: str) -> str | None:
 
 
 def _document_of(
-    kind: views.DocumentRecord, record_id: str, document: str, flow_id: str | None = None
+    kind: links.DocumentRecord, record_id: str, document: str, flow_id: str | None = None
 ) -> tuple[Flow, str]:
     """The flow holding the record's document, and the document's kind in that flow (404 when none)."""
     from chalicelib.kernel.errors import DomainError
@@ -99,10 +73,10 @@ def _document_of(
     candidates: list[str] = []
     name = document
     try:
-        if kind is views.DocumentRecord.REVIEW_CASE:
+        if kind is links.DocumentRecord.REVIEW_CASE:
             _, flow = service.review_case(record_id)
             candidates = [flow.flow_id]
-        elif kind is views.DocumentRecord.SPOT_CHECK:
+        elif kind is links.DocumentRecord.SPOT_CHECK:
             check = deps.spot_checks().check(record_id)
             candidates = [f for f in check.flow_ids if flow_id is None or f == flow_id]
         else:
@@ -123,7 +97,7 @@ def _document_of(
 def _link_key() -> bytes:
     from chalicelib.core.settings import get_settings
 
-    return views.link_key(get_settings().signing_secret())
+    return links.link_key(get_settings().signing_secret())
 
 
 @route(
@@ -133,26 +107,26 @@ def _link_key() -> bytes:
     summary="A 60-second link to one document of a case (review case, fleet case, spot check), "
     "shown watermarked with the viewer; each view recorded in the read log",
     roles=DOCUMENT_ROLES,
-    body=DocumentLinkBody,
-    response=DocumentLinkView,
+    body=lambda: views.DocumentLinkBody,
+    response=lambda: views.DocumentLinkView,
     status=201,
     errors=(404, 422),
     tags=("console",),
 )
-def document_link(call: Call) -> DocumentLinkView:
+def document_link(call: Call) -> views.DocumentLinkView:
     from chalicelib.audit.domain import reason_text
     from chalicelib.kernel.clock import utc_now
 
-    body: DocumentLinkBody = call.body
+    body: views.DocumentLinkBody = call.body
     kind = body.record_kind
-    reason = reason_text(body.reason) if body.reason is not None else views.DEFAULT_REASON
+    reason = reason_text(body.reason) if body.reason is not None else links.DEFAULT_REASON
     _document_of(kind, body.record_id, body.document, body.flow_id)  # 404 before any link exists
-    expires = utc_now().replace(microsecond=0) + timedelta(seconds=views.LINK_SECONDS)
+    expires = utc_now().replace(microsecond=0) + timedelta(seconds=links.LINK_SECONDS)
     user = call.user
     named = body.document
-    if body.flow_id is not None and kind is views.DocumentRecord.SPOT_CHECK:
+    if body.flow_id is not None and kind is links.DocumentRecord.SPOT_CHECK:
         named = f"{body.document}@{body.flow_id}"  # the one flow of the registration it was asked of
-    link = views.DocumentLink(
+    link = links.DocumentLink(
         link_id=uuid.uuid4().hex,
         subject=user.subject,
         roles=tuple(sorted(r.value for r in user.roles)),
@@ -163,8 +137,8 @@ def document_link(call: Call) -> DocumentLinkView:
         reason=reason,
         expires_at=int(expires.timestamp()),
     )
-    token = views.sign_link(_link_key(), link)
-    return DocumentLinkView(url=f"/v1/console/documents/{token}", expires_at=expires)
+    token = links.sign_link(_link_key(), link)
+    return views.DocumentLinkView(url=f"/v1/console/documents/{token}", expires_at=expires)
 
 
 @route(
@@ -182,7 +156,7 @@ def document_image(call: Call, token: str) -> Response:
     from chalicelib.kernel.clock import utc_now
 
     now = utc_now()
-    link = views.open_link(_link_key(), token, now)
+    link = links.open_link(_link_key(), token, now)
     document, _, flow_id = link.document.partition("@")
     flow, name = _document_of(link.record_kind, link.record_id, document, flow_id or None)
     from chalicelib.verification.domain.documents import DocumentKind
@@ -205,7 +179,7 @@ def document_image(call: Call, token: str) -> Response:
         route=f"GET /v1/console/documents ({link.record_kind.value} {link.record_id})",
         correlation_id=correlation_id_of(request),
     )
-    marked = views.watermark(photo, link.subject, now)
+    marked = links.watermark(photo, link.subject, now)
     return Response(
         body=marked,
         status_code=200,
