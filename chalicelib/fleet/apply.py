@@ -192,12 +192,18 @@ class FleetApply:
         indexes."""
         batch = self._batch(message.batch_id)
         if batch.status not in (BatchStatus.APPROVED, BatchStatus.COMPLETED):
-            batch = self._batches.set_status(
-                batch.batch_id,
-                BatchStatus.APPROVED,
-                reasons=batch.outcome_reasons,
-                expected={BatchStatus.IN_REVIEW, BatchStatus.SUBMITTED},
-            )
+            try:
+                batch = self._batches.set_status(
+                    batch.batch_id,
+                    BatchStatus.APPROVED,
+                    reasons=batch.outcome_reasons,
+                    expected={BatchStatus.IN_REVIEW, BatchStatus.SUBMITTED},
+                )
+            except Conflict:
+                # The reviewer's decision, which started this task, wrote ``approved`` meanwhile.
+                batch = self._batch(message.batch_id)
+                if batch.status not in (BatchStatus.APPROVED, BatchStatus.COMPLETED):
+                    raise
         logger.info("fleet batch approved", extra={"batch": batch.batch_id, "cards": batch.cards_total})
         return {"chunks": list(range(chunk_count(len(batch.vins))))}
 

@@ -51,6 +51,7 @@ from chalicelib.fleet.cases_domain import (
     moved_on,
     not_awaiting_decision,
     not_awaiting_resubmission,
+    review_task_not_ready,
     same_approver,
 )
 from chalicelib.fleet.deadlines import ReviewWindow
@@ -254,6 +255,8 @@ class FleetCases:
         decision = Decision(decision)
         case = self._require(batch_id)
         token = case.token
+        if token is None and case.status is BatchStatus.IN_REVIEW and case.stage is not None:
+            raise review_task_not_ready()  # listed for review, its task's token a moment away
         if token is None or token.task is not TokenTask.REVIEW:
             raise not_awaiting_decision()
         if case.uscc in self._affiliations.get(principal.subject):
@@ -305,8 +308,14 @@ class FleetCases:
             batch_id, entry, status=status, stage=next_stage, first_approver=first_approver
         )
         if not second_needed:
+            # The workflow goes on as soon as it is told: its next task (``prepare_cards``, the notice) may
+            # have set the same status already, which this write then completes with the reasons.
             self._batches.set_status(
-                batch_id, status, reasons=codes, resubmit_documents=slots, expected={BatchStatus.IN_REVIEW}
+                batch_id,
+                status,
+                reasons=codes,
+                resubmit_documents=slots,
+                expected={BatchStatus.IN_REVIEW, status},
             )
         public = {k: v for k, v in entry.items() if k != "note"}
         self._note(case, "review_decided", principal.subject, public, {"note": note} if note else None)

@@ -194,6 +194,17 @@ def not_awaiting_decision() -> Conflict:
     )
 
 
+def review_task_not_ready() -> Conflict:
+    """The case is listed for review (the automatic checks passed, or the first approval was given) and
+    the workflow's review task is on its way: a decision a second later is taken."""
+    return Conflict(
+        "fleet_case.task_not_ready",
+        "审核任务正在准备中，请几秒后再提交审核决定",
+        "The review task is being prepared: submit the decision again in a few seconds",
+        details={"retry_after_seconds": 2},
+    )
+
+
 def moved_on() -> Conflict:
     return Conflict(
         "fleet_case.moved_on",

@@ -36,6 +36,24 @@ def test_prepare_cards_approves_the_batch_and_names_its_chunks() -> None:
     assert world.batches.batches[batch.batch_id].status is BatchStatus.APPROVED
 
 
+def test_prepare_cards_goes_on_when_the_reviewers_decision_approved_the_batch_meanwhile() -> None:
+    # given a batch read in review, which the reviewer's decision approves before this task writes it
+    world = World()
+    batch = world.batch(world.vehicles(30), status=BatchStatus.IN_REVIEW)
+    read = world.batches.get
+
+    def read_then_decided(batch_id: str) -> object:
+        found = read(batch_id)
+        if found is not None and found.status is BatchStatus.IN_REVIEW:
+            world.batches.set_status(batch_id, BatchStatus.APPROVED, expected={BatchStatus.IN_REVIEW})
+        return found
+
+    world.batches.get = read_then_decided  # type: ignore[method-assign,assignment]
+    # when its cards are prepared, then the task goes on with its chunks (no refusal failing the workflow)
+    assert world.apply().prepare_cards(Message("prepare_cards", batch.batch_id)) == {"chunks": [0, 1]}
+    assert world.batches.batches[batch.batch_id].status is BatchStatus.APPROVED
+
+
 def test_a_chunk_registers_every_card_to_the_enterprise_under_its_responsible_person() -> None:
     # given an approved batch of 30 vehicles with two cards each
     world = World()

@@ -464,3 +464,50 @@ def test_a_resubmission_before_any_decision_asked_for_it_is_refused() -> None:
     batch_id = w.in_review()
     refused("fleet_case.not_awaiting_resubmission", w.cases.resubmitted, batch_id)
     assert w.case(batch_id).status is BatchStatus.IN_REVIEW
+
+
+@pytest.mark.parametrize(
+    ("decision", "codes", "documents", "next_status"),
+    [
+        ("approve", ["documents_verified"], [], BatchStatus.APPROVED),  # prepare_cards ran first
+        ("reject", ["fraud_suspected"], [], BatchStatus.REJECTED),  # the rejection notice ran first
+        ("resubmit", ["letter_missing_seal"], ["authorization_letter"], BatchStatus.RESUBMISSION_REQUESTED),
+    ],
+)
+def test_a_decision_is_recorded_when_the_workflows_next_task_set_the_batch_first(
+    decision: str, codes: list[str], documents: list[str], next_status: BatchStatus
+) -> None:
+    """The workflow goes on the moment it is told: its next task may write the batch's status before the
+    decision does. The decision is still taken, recorded with its reasons and in the evidence."""
+    w = World()
+    batch_id = w.in_review()
+    told = w.workflow.succeed
+
+    def told_then_next_task(token: str, output: dict[str, Any]) -> None:
+        told(token, output)
+        w.batches.set_status(batch_id, next_status, expected={BatchStatus.IN_REVIEW, BatchStatus.SUBMITTED})
+
+    w.workflow.succeed = told_then_next_task  # type: ignore[method-assign]
+    w.cases.decide(batch_id, ALICE, decision, codes, documents)
+    assert w.batches.statuses[-1][:3] == (batch_id, next_status, tuple(codes))
+    assert w.case(batch_id).decisions[-1]["decision"] == decision
+    assert "review_decided" in w.evidence_kinds()
+
+
+def test_a_decision_before_the_review_task_arrives_is_told_to_retry_in_a_moment_and_changes_nothing() -> None:
+    """The queue lists a case once its automatic checks passed (or once the first of two approvals is
+    given); the workflow's review task arrives a moment later. A decision in between is refused with a
+    retryable answer, not with "not awaiting a decision"."""
+    w = World(four_eyes=50)
+    batch = w.batch(51)
+    w.cases.open_round(batch, [{"name": "uscc", "verdict": "passed", "reason_code": None}], "review")
+    error = refused("fleet_case.task_not_ready", w.cases.decide, batch.batch_id, ALICE, "approve", [])
+    assert (error.status, error.details) == (409, {"retry_after_seconds": 2})
+    assert w.workflow.completions == []
+    assert w.case(batch.batch_id).decisions == ()
+    w.review_task(batch.batch_id, CaseStage.FIRST)
+    w.cases.decide(batch.batch_id, ALICE, "approve", [])  # the first of two approvals
+    refused("fleet_case.task_not_ready", w.cases.decide, batch.batch_id, BOB, "approve", [])
+    w.review_task(batch.batch_id, CaseStage.SECOND)
+    w.cases.decide(batch.batch_id, BOB, "approve", [])
+    assert w.case(batch.batch_id).status is BatchStatus.APPROVED
