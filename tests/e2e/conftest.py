@@ -116,6 +116,24 @@ class Stack:
     sandbox: str = ""
     #: The stack's environment, for the ``cheka`` CLI run against it.
     env: dict[str, str] = field(default_factory=dict)
+    #: The last 30 s TOTP step a test of this stack signed each staff member in with.
+    totp_steps: dict[str, int] = field(default_factory=dict)
+
+    def totp_code(self, username: str, secret: str) -> str:
+        """A TOTP code of ``username`` that the stack's identity provider takes: it accepts each 30 s
+        step once per user (replays are refused), and the tests of one stack sign the same demo staff
+        in, so a step an earlier test used is waited out, as a person whose code was just used would
+        wait for the next. A step about to end is waited out too."""
+        import pyotp
+
+        totp = pyotp.TOTP(secret)
+        while True:
+            now = time.time()
+            step, left = int(now // totp.interval), totp.interval - now % totp.interval
+            if step > self.totp_steps.get(username, -1) and left >= 3:
+                self.totp_steps[username] = step
+                return totp.at(now)
+            time.sleep(left + 0.1)
 
     def call(
         self, method: str, path: str, body: Any = None, token: str | None = None, timeout: float = 30.0
