@@ -350,6 +350,16 @@ class FleetCases:
             )
         if not documents:
             raise documents_required()
+        if DocumentSlot.RESPONSIBLE_ID_FRONT.value in documents:
+            raise InvalidField(
+                "fleet_case.document_not_replaceable",
+                "责任人证件人像面已用于人脸核验，不能要求补正；如需更换，请驳回（责任人证件人像面无法使用），由企业重新发起批次",
+                "The portrait side of the responsible person's ID was matched in the face check and cannot "
+                "be asked again; reject the batch (responsible_portrait_unusable) for the enterprise to "
+                "start anew",
+                field="documents",
+                details={"documents": [DocumentSlot.RESPONSIBLE_ID_FRONT.value]},
+            )
         allowed = {s.value for s in document_slots(BatchKind(case.kind))}
         bad = [d for d in documents if d not in allowed]
         if bad:

@@ -201,7 +201,7 @@ _UNREADABLE: dict[DocumentSlot, str] = {
     DocumentSlot.BUSINESS_LICENCE: "licence_unreadable",
     DocumentSlot.AUTHORIZATION_LETTER: "letter_unreadable",
     DocumentSlot.CUSTODY_AGREEMENT: "custody_agreement_incomplete",
-    DocumentSlot.RESPONSIBLE_ID_FRONT: "responsible_id_unclear",
+    DocumentSlot.RESPONSIBLE_ID_FRONT: "responsible_portrait_unusable",  # final: the face was matched to it
     DocumentSlot.RESPONSIBLE_ID_BACK: "responsible_id_unclear",
 }
 

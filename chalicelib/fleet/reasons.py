@@ -100,11 +100,11 @@ CATALOGUE: tuple[Reason, ...] = (
     ),
     Reason(
         "responsible_id_unclear",
-        "责任人证件照片不清晰",
-        "The responsible person's ID photos are unclear",
+        "责任人证件国徽面照片不清晰",
+        "The emblem side of the responsible person's ID is unclear",
         Decision.RESUBMIT,
         True,
-        DocumentSlot.RESPONSIBLE_ID_FRONT,
+        DocumentSlot.RESPONSIBLE_ID_BACK,
     ),
     Reason(
         "document_missing",
@@ -119,6 +119,17 @@ CATALOGUE: tuple[Reason, ...] = (
         "The vehicles listed do not belong to the enterprise",
         Decision.REJECT,
         False,
+    ),
+    Reason(
+        # The portrait side cannot be asked again: the live face was matched against it (a new portrait
+        # would need a new face check), so an unusable one ends the batch and the enterprise starts anew.
+        "responsible_portrait_unusable",
+        "责任人证件人像面不清晰或无法使用。人像面已用于人脸核验，不能补正，请重新发起批次",
+        "The portrait side of the responsible person's ID is unclear or unusable. It was matched in the "
+        "face check and cannot be replaced: start a new batch",
+        Decision.REJECT,
+        False,
+        DocumentSlot.RESPONSIBLE_ID_FRONT,
     ),
     Reason(
         "fraud_suspected",

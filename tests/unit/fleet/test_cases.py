@@ -308,6 +308,14 @@ def test_after_the_deadline_only_a_review_lead_decides() -> None:
         ("resubmit", ["licence_unreadable"], [], "fleet_case.documents_required", "documents"),
         ("resubmit", ["fraud_suspected"], ["business_licence"], "fleet_case.reason_codes", "reason_codes"),
         ("resubmit", ["letter_missing_seal"], ["passport"], "fleet_case.documents", "documents"),
+        # the portrait side was matched in the face check: it cannot be asked again (a dead end otherwise)
+        (
+            "resubmit",
+            ["responsible_id_unclear"],
+            ["responsible_id_front"],
+            "fleet_case.document_not_replaceable",
+            "documents",
+        ),
         (
             "reject",
             ["fraud_suspected"],
@@ -511,3 +519,23 @@ def test_a_decision_before_the_review_task_arrives_is_told_to_retry_in_a_moment_
     w.review_task(batch.batch_id, CaseStage.SECOND)
     w.cases.decide(batch.batch_id, BOB, "approve", [])
     assert w.case(batch.batch_id).status is BatchStatus.APPROVED
+
+
+def test_an_unclear_id_back_is_asked_again_and_an_unusable_portrait_side_ends_the_batch() -> None:
+    """The emblem side can be replaced; the portrait side, matched in the face check, cannot: the reason
+    for it is final, so the enterprise starts a new batch instead of waiting for a replacement it cannot
+    make."""
+    from chalicelib.fleet.reasons import reason
+
+    back, portrait = reason("responsible_id_unclear"), reason("responsible_portrait_unusable")
+    assert back is not None
+    assert (back.resubmittable, back.slot) == (True, DocumentSlot.RESPONSIBLE_ID_BACK)
+    assert portrait is not None
+    assert (portrait.decision.value, portrait.resubmittable) == ("reject", False)
+    w = World()
+    batch_id = w.in_review()
+    w.cases.decide(batch_id, ALICE, "resubmit", ["responsible_id_unclear"], ["responsible_id_back"])
+    assert w.batches.statuses[-1][3] == (DocumentSlot.RESPONSIBLE_ID_BACK,)
+    other = w.in_review(n=2)
+    w.cases.decide(other, ALICE, "reject", ["responsible_portrait_unusable"])
+    assert w.batches.statuses[-1][1] is BatchStatus.REJECTED

@@ -126,6 +126,25 @@ def test_a_letter_that_is_not_an_image_is_unreadable() -> None:
     assert checks["documents"].reason_code == "letter_unreadable"
 
 
+def test_an_unreadable_id_back_is_asked_again_and_an_unreadable_portrait_side_ends_the_batch() -> None:
+    # given the responsible person's ID: first its emblem side not read, then its portrait side not read
+    from chalicelib.verification.domain.flows import CheckName, CheckVerdict
+
+    outcomes = {}
+    for side in (CheckName.OCR_ID_BACK, CheckName.OCR_ID_FRONT):
+        world = World()
+        flow = world.flow()
+        world.flows[flow.flow_id] = flow.model_copy(
+            update={"checks": {**flow.checks, side: CheckVerdict.FAILED}}
+        )
+        batch = world.batch(world.vehicles(1), flow=world.flows[flow.flow_id])
+        checks, outcome, _ = run(world, batch.batch_id)
+        outcomes[side] = (checks["documents"].reason_code, outcome)
+    # then the back may be replaced, while the portrait side, which the face was matched against, is final
+    assert outcomes[CheckName.OCR_ID_BACK] == ("responsible_id_unclear", RESUBMIT)
+    assert outcomes[CheckName.OCR_ID_FRONT] == ("responsible_portrait_unusable", REJECTED)
+
+
 def _holds(world: World, cards: int, operator: Operator = Operator.CHINA_MOBILE) -> None:
     """The responsible person already holds ``cards`` active cards of ``operator`` (the one-ID count)."""
     world.store.commit(OutboxCommit(counters=(CounterMove(world.responsible_hash, operator, cards),)))
