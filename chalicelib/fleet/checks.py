@@ -34,6 +34,7 @@ from chalicelib.cards.domain.limits import CARDS_PER_ID_LIMIT, OPERATOR_NAMES
 from chalicelib.cards.ports import InventoryRepository
 from chalicelib.cards.registering import check_registrable
 from chalicelib.enterprise.domain import Enterprise, EnterpriseType
+from chalicelib.enterprise.grants import normalise_company_name
 from chalicelib.fleet.domain import BatchKind, DocumentSlot, FleetBatch, document_slots
 from chalicelib.fleet.reasons import reason
 from chalicelib.kernel.errors import DomainError, NotFound
@@ -119,7 +120,8 @@ class BatchFacts:
 
 
 def fold(value: str | None) -> str:
-    """A name as compared: full-width folded to half-width (NFKC) and every space dropped."""
+    """A code as compared: full-width folded to half-width (NFKC) and every space dropped (company names
+    compare as the submit compares them: ``normalise_company_name``)."""
     return "".join(unicodedata.normalize("NFKC", value or "").split())
 
 
@@ -175,14 +177,14 @@ def check_company_name(facts: BatchFacts) -> CheckResult:
         )
     registered = facts.enterprise.company_name if facts.enterprise else facts.batch.company_name
     typed = facts.batch.typed_company_name
-    if fold(read) != fold(registered):
+    if normalise_company_name(read) != normalise_company_name(registered):
         return _failed(
             "company_name",
             "company_name_mismatch",
             f"营业执照识别为「{read}」，单位名称为「{registered}」",
             f"The licence reads '{read}'; the enterprise is '{registered}'",
         )
-    if fold(read) != fold(typed):
+    if normalise_company_name(read) != normalise_company_name(typed or ""):
         return _failed(
             "company_name",
             "company_name_mismatch",

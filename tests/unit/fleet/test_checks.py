@@ -255,3 +255,18 @@ def test_a_vehicle_held_by_another_open_batch_fails() -> None:
     assert checks["vehicles"].reason_code == "vehicles_not_owned"
     assert "fb_other" in checks["vehicles"].detail_en
     assert vins[0][-6:] not in checks["vehicles"].detail_zh
+
+
+def test_the_licence_name_compares_as_the_submit_compared_the_typed_one() -> None:
+    from dataclasses import replace
+
+    # given the licence's Latin letters read in capitals, the name typed (and the enterprise's) with
+    # Chinese brackets and small letters: the submit, through normalise_company_name, took them as equal
+    world = World()
+    world.licence = licence(name="北京XINGHE车联科技有限公司(朝阳分公司)")
+    world.enterprise = replace(world.enterprise, company_name="北京Xinghe车联科技有限公司（朝阳分公司）")
+    batch = world.batch(world.vehicles(1), typed="北京Xinghe车联科技有限公司（朝阳分公司）")
+    # when the checks run
+    checks, _, _ = run(world, batch.batch_id)
+    # then the checks do not refuse later what the submit accepted
+    assert checks["company_name"].verdict == PASSED
