@@ -1,0 +1,169 @@
+"""Ports of backfill campaigns: the index of targets, the campaigns, their schedules, what each wave did
+per card, the send rate, the opt-outs and the call list. Adapters: ``chalicelib.adapters.dynamo.campaigns``
+(and ``.backfill`` for the targets), ``chalicelib.adapters.scheduler``; fakes in ``tests/fakes/campaigns.py``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from datetime import datetime
+
+from chalicelib.campaigns.domain import (
+    Campaign,
+    CallEntry,
+    CallOutcome,
+    OptOut,
+    SendRecord,
+    SendStatus,
+    SkipReason,
+    Target,
+    WaveProgress,
+)
+
+
+class BackfillTargets(ABC):
+    """The sparse index of cards in service and not registered (``cards`` index ``by-backfill``)."""
+
+    @abstractmethod
+    def page(self, shard: str, cursor: str | None, limit: int) -> tuple[list[Target], str | None]:
+        """Up to ``limit`` targets of ``shard`` after ``cursor`` (opaque), and the next cursor (None: the
+        shard is done). One index item read per target; never a Scan."""
+
+    @abstractmethod
+    def current(self, iccids: Iterable[str]) -> dict[str, Target | None]:
+        """The cards as they are now (batch reads): a card no longer a target (registered, pending, out of
+        service) is returned with its state; an unknown ICCID maps to None."""
+
+    @abstractmethod
+    def of_contact(self, phone_hash: str) -> list[Target]:
+        """The targets whose sales record's contact phone has this keyed hash (the owner's in-app notice)."""
+
+
+class CampaignStore(ABC):
+    @abstractmethod
+    def create(self, campaign: Campaign) -> None: ...
+
+    @abstractmethod
+    def get(self, campaign_id: str) -> Campaign | None: ...
+
+    @abstractmethod
+    def list(self, cursor: str | None = None, limit: int = 50) -> tuple[list[Campaign], str | None]:
+        """Newest first."""
+
+    @abstractmethod
+    def save(self, campaign: Campaign) -> Campaign:
+        """Write ``campaign`` if the stored one is still at ``campaign.version``; the saved copy has
+        ``version + 1``. Raises ``Conflict`` (``campaign.changed``) otherwise."""
+
+
+class WaveScheduler(ABC):
+    """One schedule per wave (EventBridge Scheduler, one-time ``at()``; the local worker fires them)."""
+
+    @abstractmethod
+    def schedule(self, campaign_id: str, wave: int, at: datetime) -> str:
+        """Create (or replace) the wave's schedule; its target sends the wave's start message to the
+        campaign waves queue at ``at``. Returns the schedule's name."""
+
+    @abstractmethod
+    def cancel(self, campaign_id: str, wave: int) -> None:
+        """Delete the wave's schedule (nothing if there is none)."""
+
+
+class SendLedger(ABC):
+    """Per card and wave: what was done (conditional writes), and the wave's counters and plan cursors."""
+
+    @abstractmethod
+    def claim(self, campaign_id: str, wave: int, iccid: str, at: datetime) -> SendRecord | None:
+        """Take the card's send in this wave: a new ``claimed`` record, or None when a record exists
+        already (whatever its status: the card was handled by this wave)."""
+
+    @abstractmethod
+    def finish(
+        self,
+        record: SendRecord,
+        status: SendStatus,
+        at: datetime,
+        *,
+        reason: SkipReason | None = None,
+        message_id: str | None = None,
+        attempts: int = 0,
+    ) -> SendRecord:
+        """Record the outcome of a claimed send (only a ``claimed`` record moves)."""
+
+    @abstractmethod
+    def skip(self, campaign_id: str, wave: int, iccid: str, reason: SkipReason, at: datetime) -> bool:
+        """Record a skip without a claim; False when the card already has a record in this wave."""
+
+    @abstractmethod
+    def records_of(self, iccid: str) -> list[SendRecord]:
+        """Every record of one card (all campaigns and waves): the attribution of its registration."""
+
+    @abstractmethod
+    def mark_registered(self, record: SendRecord, at: datetime) -> bool:
+        """Attribute the card's registration to this sent record once (False if attributed already)."""
+
+    @abstractmethod
+    def count(self, campaign_id: str, wave: int, **counts: int) -> None:
+        """Add to the wave's counters: ``targeted``, ``sent``, ``failed``, ``called``, ``registered``,
+        ``deferred``, and ``skipped_<reason>``."""
+
+    @abstractmethod
+    def progress(self, campaign_id: str, wave: int) -> WaveProgress: ...
+
+    @abstractmethod
+    def plan_cursor(self, campaign_id: str, wave: int, shard: str) -> tuple[str | None, bool]:
+        """The shard's saved cursor and whether the shard is planned."""
+
+    @abstractmethod
+    def save_plan_cursor(
+        self, campaign_id: str, wave: int, shard: str, cursor: str | None, done: bool
+    ) -> None: ...
+
+
+class RateLimiter(ABC):
+    """A token bucket shared by every sender of a campaign."""
+
+    @abstractmethod
+    def acquire(self, key: str, tokens: int, rate_per_second: float, now: float) -> float:
+        """Take ``tokens`` if the bucket holds them (refilled at ``rate_per_second``, holding at most one
+        second's worth) and return 0.0; otherwise take nothing and return the seconds to wait."""
+
+
+class OptOuts(ABC):
+    @abstractmethod
+    def opt_out(self, record: OptOut) -> bool:
+        """Record the phone's opt-out (False: it had opted out already; the first record is kept)."""
+
+    @abstractmethod
+    def opted_out(self, phone_hashes: Iterable[str]) -> set[str]:
+        """Which of these phones have opted out (batch reads)."""
+
+    @abstractmethod
+    def opt_in(self, phone_hash: str) -> bool:
+        """Remove the phone's opt-out (the owner asked for messages again)."""
+
+
+class CallList(ABC):
+    @abstractmethod
+    def add(self, entry: CallEntry) -> bool:
+        """Add the entry once per campaign, wave and card (False if it is on the list already)."""
+
+    @abstractmethod
+    def page(
+        self, campaign_id: str, *, wave: int | None, open_only: bool, cursor: str | None, limit: int
+    ) -> tuple[list[CallEntry], str | None]: ...
+
+    @abstractmethod
+    def get(self, campaign_id: str, wave: int, iccid: str) -> CallEntry | None: ...
+
+    @abstractmethod
+    def record_outcome(
+        self,
+        entry: CallEntry,
+        outcome: CallOutcome,
+        by: str,
+        at: datetime,
+        note: str | None,
+    ) -> CallEntry:
+        """Record the call's outcome (a later outcome replaces an earlier one; each is audited)."""
