@@ -36,8 +36,10 @@ class BackfillTargets(ABC):
         service) is returned with its state; an unknown ICCID maps to None."""
 
     @abstractmethod
-    def of_contact(self, phone_hash: str) -> list[Target]:
-        """The targets whose sales record's contact phone has this keyed hash (the owner's in-app notice)."""
+    def of_owner(self, subject: str) -> list[Target]:
+        """The targets whose sales record's contact phone is the signed-in owner's: the card's
+        ``contact_subject`` is ``sms.domain.subject_for(contact phone hash)``, the owner's token subject
+        (index ``by-contact``). The owner's in-app notice."""
 
 
 class CampaignStore(ABC):
