@@ -9,6 +9,8 @@ from chalicelib.api import (
     accounts,
     audit,
     auth,
+    campaign_reach,
+    campaigns,
     complaints,
     console,
     dealers,
@@ -18,6 +20,7 @@ from chalicelib.api import (
     fleet,
     fleet_cases,
     h5,
+    in_service,
     inventory,
     lifecycle,
     operator,
@@ -51,12 +54,15 @@ for blueprint in (
     accounts.bp,
     h5.bp,
     inventory.bp,
+    in_service.bp,
+    campaigns.bp,
     verification.bp,
     review.bp,
     registration.bp,
     lifecycle.bp,
     operator.bp,
     complaints.bp,
+    campaign_reach.bp,
     console.bp,
     entrances.bp,
     enterprise.bp,
@@ -84,6 +90,24 @@ def run_fleet_tasks(event: dict[str, Any], context: Any) -> dict[str, list[dict[
     from chalicelib.events.fleet_tasks import dispatch_fleet_tasks
 
     return dispatch_fleet_tasks(event, context)
+
+
+@app.lambda_function(name="run_campaign_waves")
+def run_campaign_waves(event: dict[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
+    """The campaign waves queue's consumer: backfill waves started and their shards planned (event source
+    mapping with ReportBatchItemFailures, in infra)."""
+    from chalicelib.events.campaigns import handle_wave_messages
+
+    return handle_wave_messages(list(event.get("Records", [])), context)
+
+
+@app.lambda_function(name="send_campaign_messages")
+def send_campaign_messages(event: dict[str, Any], context: Any) -> dict[str, list[dict[str, str]]]:
+    """The campaign sends queue's consumer: backfill SMS sent at the campaign's rate, quiet hours and
+    pauses deferred (event source mapping with ReportBatchItemFailures and a maximum concurrency)."""
+    from chalicelib.events.campaigns import handle_send_messages
+
+    return handle_send_messages(list(event.get("Records", [])), context)
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="sweep_outbox")

@@ -43,7 +43,8 @@ def main() -> None:
         "bench_moto.py",
         "bench_package.py",
         "bench_engines.py",
-        "bench_retention.py",  # 100,000 cards: the longest (its seeding of moto takes minutes)
+        "bench_retention.py",  # 100,000 cards (its seeding of moto takes minutes)
+        "bench_campaigns.py",  # 1,000,000 cards: the longest (seeding and moto's index queries)
     ):
         print(f"== {script}", flush=True)
         subprocess.run([sys.executable, str(HERE / script)], check=True)

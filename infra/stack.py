@@ -54,6 +54,16 @@ from chalicelib.core.resources import (
 from chalicelib.core.settings import Settings
 from chalicelib.core.stages import ConfigurationError
 from chalicelib.registration.domain.registrations import Step
+from infra.campaigns import (
+    SEND_FAILURES_PERIOD_MINUTES,
+    SEND_FAILURES_THRESHOLD,
+    add_backfill_campaigns,
+    add_campaign_scheduling,
+    campaign_alarms,
+    campaign_widgets,
+)
+from infra.campaigns import function_environment as campaign_function_environment
+from infra.campaigns import function_statements as campaign_function_statements
 from infra.engines import add_engines_function
 from infra.packaging import precompiling_chalice
 from infra.staff import add_staff_sign_in
@@ -165,6 +175,12 @@ METRIC_DIMENSIONS: dict[Metric, tuple[str, ...]] = {
     Metric.CALLBACK_RECEIVED: ("outcome",),
     Metric.OLDEST_PENDING_PUSH_MINUTES: (),
     Metric.RECONCILIATION_DRIFT: (),
+    Metric.CAMPAIGN_TARGETS_PLANNED: ("campaign",),
+    Metric.CAMPAIGN_MESSAGES_SENT: ("campaign",),
+    Metric.CAMPAIGN_MESSAGES_SKIPPED: ("campaign", "reason"),
+    Metric.CAMPAIGN_SEND_FAILURES: ("campaign",),
+    Metric.CAMPAIGN_SENDS_DEFERRED: ("campaign",),
+    Metric.CAMPAIGN_REGISTRATIONS_ATTRIBUTED: ("campaign",),
 }
 
 
@@ -175,6 +191,7 @@ class AlarmRule:
     statistic: str
     threshold: float
     description: str
+    period_minutes: int = 5
 
 
 def alarm_rules(settings: Settings) -> dict[Metric, AlarmRule]:
@@ -207,6 +224,13 @@ def alarm_rules(settings: Settings) -> dict[Metric, AlarmRule]:
             "Maximum",
             1,
             "An operator's spot check (抽查) is open past its deadline: see GET /v1/spot-checks?status=open",
+        ),
+        Metric.CAMPAIGN_SEND_FAILURES: AlarmRule(
+            "Sum",
+            SEND_FAILURES_THRESHOLD,
+            f"{SEND_FAILURES_THRESHOLD} or more campaign SMS refused by the provider in "
+            f"{SEND_FAILURES_PERIOD_MINUTES} minutes (the cards are on the call list): check the provider",
+            period_minutes=SEND_FAILURES_PERIOD_MINUTES,
         ),
     }
 
@@ -343,6 +367,9 @@ class ChekaStack(Stack):
         # Staff sign-in: the stage's Cognito user pool where it has one (infra.staff), before the
         # functions' settings are made (they point at it).
         self.staff_pool = add_staff_sign_in(self, settings)
+        # Backfill campaigns' schedule group and scheduler role (infra.campaigns), before the functions'
+        # role (it may pass the scheduler's role) and their settings (they are told its ARN).
+        self.campaign_scheduling = add_campaign_scheduling(self)
         self.role = self._lambda_role()
         # The fleet review state machine (infra.workflows), before the functions: they are told its ARN.
         self.fleet_workflow = add_fleet_workflow(self)
@@ -351,6 +378,7 @@ class ChekaStack(Stack):
         if self.api is not None:
             self._outbox_consumer()
             add_fleet_tasks_consumer(self)
+            add_backfill_campaigns(self)
         # The engines the API runs remotely (infra.engines), after the API: its functions wait for the grant.
         self.engines_function = add_engines_function(self, project_dir)
         self._gateway_responses()
@@ -542,6 +570,7 @@ class ChekaStack(Stack):
             ),
             *self._rekognition_statements(),
             *function_statements(self),
+            *campaign_function_statements(self),
             # SMS codes go straight to a phone number: such a publish has no topic ARN to scope to.
             iam.PolicyStatement(sid="Sms", actions=["sns:Publish"], resources=["*"]),
             iam.PolicyStatement(
@@ -575,6 +604,14 @@ class ChekaStack(Stack):
                     resources=[self.authority_secret.secret_arn],
                 )
             )
+        # The SMS provider's key that signs its reply callbacks (a reply keyword opts a phone out).
+        statements.append(
+            iam.PolicyStatement(
+                sid="SmsReplyKey",
+                actions=["secretsmanager:GetSecretValue"],
+                resources=[self.secrets[resources.SMS_REPLY_SECRET].secret_arn],
+            )
+        )
         # Inline in the role: the functions reference the role, so they never start without the policy.
         return iam.Role(
             self,
@@ -600,6 +637,7 @@ class ChekaStack(Stack):
         }
         env.update({table_env_var(short): table.table_name for short, table in self.tables.items()})
         env["CHEKA_FLEET_STATE_MACHINE_ARN"] = self.fleet_workflow.arn
+        env.update(campaign_function_environment(self))
         if self.staff_pool is not None:
             env.update(self.staff_pool.function_environment())
         return env
@@ -804,7 +842,9 @@ class ChekaStack(Stack):
                     self,
                     f"{name.value}Alarm",
                     alarm_description=rule.description,
-                    metric=self.metric(name, rule.statistic),
+                    metric=self.metric(name, rule.statistic).with_(
+                        period=Duration.minutes(rule.period_minutes)
+                    ),
                     threshold=rule.threshold,
                     evaluation_periods=1,
                     comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
@@ -853,6 +893,7 @@ class ChekaStack(Stack):
                 )
             )
         alarms += workflow_alarms(self, self.fleet_workflow)
+        alarms += campaign_alarms(self)
         for alarm in alarms:
             alarm.add_alarm_action(action)
             alarm.add_ok_action(action)
@@ -979,6 +1020,7 @@ class ChekaStack(Stack):
             ),
             graph("Operator callbacks, by outcome", [self.metric_search(Metric.CALLBACK_RECEIVED)], 6),
         )
+        dashboard.add_widgets(*campaign_widgets(self))  # backfill campaigns (infra.campaigns)
         return dashboard
 
     # -- outputs -----------------------------------------------------------------------------------------

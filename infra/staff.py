@@ -49,6 +49,7 @@ _ROLE_DESCRIPTIONS = {
     "admin": "OEM administration (inventory, operators' settings)",
     "auditor": "审计 (evidence, exports, the personal-data read log)",
     "operations": "Operations (outbox, operators, campaigns)",
+    "call_centre": "外呼 (the backfill campaigns' call list, phones in clear with a reason)",
 }
 
 

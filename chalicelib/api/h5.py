@@ -77,6 +77,7 @@ CONSOLE_ASSETS: dict[str, str] = {
     "labels.js": JS,
     "queues.js": JS,
     "cases.js": JS,
+    "campaigns.js": JS,
 }
 
 #: The shared files under ``/web/common/``.

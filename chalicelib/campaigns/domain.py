@@ -64,6 +64,7 @@ class SkipReason(StrEnum):
     NO_PHONE = "no_phone"  # no contact phone: on the call list
     SUPERSEDED = "superseded"  # a later wave of the campaign started before this send
     STOPPED = "stopped"  # the campaign was stopped
+    MESSAGED_TODAY = "messaged_today"  # an earlier wave messaged the card this China day (waves overlap)
 
 
 class CallReason(StrEnum):
@@ -183,3 +184,13 @@ class OptOut:
     at: datetime
     via: str  # "reply" (a keyword answered to a campaign SMS) or "link" (the owner's page)
     campaign_id: str | None = None
+
+
+@dataclass(frozen=True)
+class InServiceFacts:
+    """What the OEM's in-service feed says of one card: since when its vehicle is in use, and the sales
+    record's contact phone (keyed hash and sealed text; None when the feed gave none)."""
+
+    in_service_since: date
+    contact_phone_hash: str | None = None
+    contact_phone_sealed: str | None = None

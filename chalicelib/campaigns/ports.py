@@ -6,13 +6,15 @@ per card, the send rate, the opt-outs and the call list. Adapters: ``chalicelib.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from chalicelib.campaigns.domain import (
-    Campaign,
     CallEntry,
     CallOutcome,
+    Campaign,
+    InServiceFacts,
     OptOut,
     SendRecord,
     SendStatus,
@@ -20,6 +22,7 @@ from chalicelib.campaigns.domain import (
     Target,
     WaveProgress,
 )
+from chalicelib.cards.domain.inventory import Card, CardEvent
 
 
 class BackfillTargets(ABC):
@@ -40,6 +43,16 @@ class BackfillTargets(ABC):
         """The targets whose sales record's contact phone is the signed-in owner's: the card's
         ``contact_subject`` is ``sms.domain.subject_for(contact phone hash)``, the owner's token subject
         (index ``by-contact``). The owner's in-app notice."""
+
+    def count(self, shard: str) -> int:
+        """The targets of ``shard`` now (the plan's estimate). This default pages through the shard; an
+        index that can count without reading items (a ``Select=COUNT`` query) says so by overriding it."""
+        total, cursor = 0, None
+        while True:
+            found, cursor = self.page(shard, cursor, 1000)
+            total += len(found)
+            if cursor is None:
+                return total
 
 
 class CampaignStore(ABC):
@@ -169,3 +182,35 @@ class CallList(ABC):
         note: str | None,
     ) -> CallEntry:
         """Record the call's outcome (a later outcome replaces an earlier one; each is audited)."""
+
+
+class CampaignQueue(ABC):
+    """A queue of JSON messages (SQS): ``campaign-waves`` (wave starts, shard plans) and
+    ``campaign-sends`` (targets to message). Adapter: ``chalicelib.adapters.campaign_queues``."""
+
+    @abstractmethod
+    def send(self, body: Mapping[str, Any], delay_seconds: int = 0) -> None:
+        """Queue one message (delayed up to SQS's 15 minutes)."""
+
+    @abstractmethod
+    def send_batch(self, bodies: Sequence[Mapping[str, Any]]) -> None:
+        """Queue many messages, ten to a request; raises if any of them was refused."""
+
+    @abstractmethod
+    def defer(self, receipt_handle: str, seconds: int) -> None:
+        """Hide a received message for ``seconds`` more (at most 12 hours): it comes back then."""
+
+
+class InServiceCards(ABC):
+    """The in-service facts carried on the card items (the feed's import writes them; the backfill
+    index follows). Adapter: ``chalicelib.adapters.dynamo.backfill.DynamoInServiceCards``."""
+
+    @abstractmethod
+    def read(self, iccids: Iterable[str]) -> dict[str, tuple[Card, InServiceFacts | None]]:
+        """The cards (batch reads) with the facts an earlier feed gave them; unknown ICCIDs are absent."""
+
+    @abstractmethod
+    def mark(self, card: Card, facts: InServiceFacts, event: CardEvent) -> Card:
+        """Write ``facts`` on the card if it is still at ``card.version`` and state, append ``event``
+        (``seq = version + 1``) to its history and set or remove its ``backfill_shard``, in one write.
+        Raises ``Conflict`` (``card.changed``) when the card moved meanwhile."""

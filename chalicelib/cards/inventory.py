@@ -12,7 +12,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
@@ -58,6 +58,18 @@ ALIASES = {
     "dealer": "dealer_code",
     "sales_phone": "owner_phone",
 }
+
+
+@dataclass(frozen=True)
+class FileColumns:
+    """The columns a CSV or JSON upload may carry, those it must, and other names accepted for them."""
+
+    names: tuple[str, ...]
+    required: tuple[str, ...]
+    aliases: Mapping[str, str]
+
+
+INVENTORY_FILE = FileColumns(COLUMNS, REQUIRED, ALIASES)
 
 
 #: The keyed hash of a mainland mobile number (``sms.codes.SmsCodeService.phone_hash``): the sales
@@ -108,22 +120,24 @@ def _decode(data: bytes | str) -> str:
     )
 
 
-def _column(name: str) -> str:
+def _column(name: str, spec: FileColumns = INVENTORY_FILE) -> str:
     key = name.strip().lower()
-    return ALIASES.get(key, key)
+    return spec.aliases.get(key, key)
 
 
-def _columns(names: Sequence[str], *, need_required: bool = True) -> list[str]:
-    cols = [_column(n) for n in names]
-    unknown = [c for c in cols if c not in COLUMNS]
+def _columns(
+    names: Sequence[str], *, need_required: bool = True, spec: FileColumns = INVENTORY_FILE
+) -> list[str]:
+    cols = [_column(n, spec) for n in names]
+    unknown = [c for c in cols if c not in spec.names]
     if unknown:
         raise BadRequest(
             "import.unknown_column",
             f"未知的列：{', '.join(unknown)}",
-            f"Unknown column(s): {', '.join(unknown)}; expected {', '.join(COLUMNS)}",
+            f"Unknown column(s): {', '.join(unknown)}; expected {', '.join(spec.names)}",
             field=unknown[0],
         )
-    missing = [c for c in REQUIRED if c not in cols] if need_required else []
+    missing = [c for c in spec.required if c not in cols] if need_required else []
     if missing:
         raise BadRequest(
             "import.missing_column",
@@ -135,9 +149,10 @@ def _columns(names: Sequence[str], *, need_required: bool = True) -> list[str]:
 
 
 def parse_inventory(
-    data: bytes | str, fmt: ImportFormat, *, max_rows: int
+    data: bytes | str, fmt: ImportFormat, *, max_rows: int, spec: FileColumns = INVENTORY_FILE
 ) -> list[tuple[int, dict[str, str]]]:
-    """Rows as ``(row number, {column: text})``; CSV rows are numbered as lines (header = 1)."""
+    """Rows as ``(row number, {column: text})``; CSV rows are numbered as lines (header = 1). ``spec``:
+    the file's columns (the inventory's by default; the in-service feed's is another)."""
     text = _decode(data)
     rows: list[tuple[int, dict[str, str]]] = []
     if fmt == "csv":
@@ -145,7 +160,7 @@ def parse_inventory(
         header = next(reader, None)
         if not header:
             raise BadRequest("import.empty", "文件为空", "The file is empty")
-        cols = _columns(header)
+        cols = _columns(header, spec=spec)
         for values in reader:
             if not any(v.strip() for v in values):
                 continue
@@ -170,10 +185,10 @@ def parse_inventory(
             raise _too_many(max_rows)
         cols_seen: set[str] = set()
         for i, item in enumerate(items, start=1):
-            row = {_column(k): "" if v is None else str(v).strip() for k, v in item.items()}
+            row = {_column(k, spec): "" if v is None else str(v).strip() for k, v in item.items()}
             cols_seen.update(row)
             rows.append((i, row))
-        _columns(sorted(cols_seen), need_required=False)  # a missing value is a row error in JSON
+        _columns(sorted(cols_seen), need_required=False, spec=spec)  # a missing value is a row error
     if not rows:
         raise BadRequest("import.empty", "文件没有数据行", "The file has no data rows")
     return rows

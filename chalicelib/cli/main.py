@@ -74,11 +74,17 @@ def bootstrap() -> None:
 def seed(vehicles: int) -> None:
     """Create resources if missing and import the demo inventory (re-running changes nothing)."""
     from chalicelib.local.bootstrap import create_resources
+    from chalicelib.local.seed import DEMO_OWNER_PHONE
     from chalicelib.local.seed import seed as run_seed
 
     create_resources(get_settings())
     result = run_seed(
-        deps.inventory_repo(), deps.party_repo(), deps.lifecycle(), deps.keyed_hasher(), vehicles=vehicles
+        deps.inventory_repo(),
+        deps.party_repo(),
+        deps.lifecycle(),
+        deps.keyed_hasher(),
+        vehicles=vehicles,
+        in_service=deps.in_service_import(),
     )
     print_json(
         {
@@ -86,6 +92,8 @@ def seed(vehicles: int) -> None:
             "registered_vins": result.registered_vins,
             "first_vin": result.first_vin,
             "open_vins": result.open_vins,
+            "backfill_vins": result.backfill_vins,
+            "demo_owner_phone": DEMO_OWNER_PHONE,
         }
     )
 
@@ -280,14 +288,16 @@ def demo_letter(
 
 def _register_subcommands() -> None:
     from chalicelib.cli.authority import authority
+    from chalicelib.cli.campaigns import campaign
     from chalicelib.cli.cards import card, operator, outbox
     from chalicelib.cli.faces import faces
+    from chalicelib.cli.inventory import inventory
     from chalicelib.cli.ocr import ocr
     from chalicelib.cli.sms import sms
     from chalicelib.cli.staff import staff
     from chalicelib.cli.vehicle import vehicle
 
-    for group in (faces, ocr, card, outbox, operator, sms, vehicle, authority, staff):
+    for group in (faces, ocr, card, outbox, operator, sms, vehicle, authority, staff, inventory, campaign):
         main.add_command(group)
 
 

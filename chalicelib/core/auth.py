@@ -26,6 +26,8 @@ class Role(StrEnum):
     ADMIN = "admin"  # OEM operations admin
     AUDITOR = "auditor"  # OEM auditor / regulator export
     OPERATIONS = "operations"  # OEM operations (outbox, operators, campaigns): staff, through the IdP
+    #: The OEM's call centre (外呼): works the backfill campaigns' call list, phones in clear with a reason.
+    CALL_CENTRE = "call_centre"
     #: A signed-in enterprise-portal account (账号), whatever its real-name state: what it may always do
     #: is see and manage itself. Real-name authentication and an agent grant add the roles above.
     ACCOUNT = "account"
@@ -38,7 +40,9 @@ REVEAL_ROLES = frozenset({Role.REVIEWER, Role.REVIEW_LEAD, Role.AUDITOR})
 OEM_ROLES = frozenset({Role.ADMIN, Role.REVIEWER, Role.REVIEW_LEAD, Role.AUDITOR})
 #: The roles only the staff identity provider grants on a deployed stage (our own tokens carrying one are
 #: refused there: ``cheka token issue`` and the tests' tokens serve the local stages only).
-STAFF_ROLES = frozenset({Role.REVIEWER, Role.REVIEW_LEAD, Role.ADMIN, Role.AUDITOR, Role.OPERATIONS})
+STAFF_ROLES = frozenset(
+    {Role.REVIEWER, Role.REVIEW_LEAD, Role.ADMIN, Role.AUDITOR, Role.OPERATIONS, Role.CALL_CENTRE}
+)
 #: The roles of a person verifying themselves (an owner, or an enterprise's legal person or agent).
 PERSON_ROLES = frozenset({Role.OWNER, Role.ENTERPRISE_LEGAL, Role.ENTERPRISE_AGENT})
 ALL_ROLES = frozenset(Role)

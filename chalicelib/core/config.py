@@ -41,6 +41,8 @@ LOCAL_ENGINE_MODULES = {
 
 #: Development-only signing key: accepted on the ``local`` and ``test`` stages only.
 _DEV_TOKEN_SECRET = "cheka-local-development-token-secret-not-for-production"
+#: The SMS reply callback's signing key on local stages (the local SMS drop signs replies with it).
+DEV_SMS_REPLY_SECRET = "cheka-local-development-sms-reply-secret-not-for-production"
 
 
 class Settings(BaseSettings):
@@ -96,9 +98,9 @@ class Settings(BaseSettings):
     #: The claim listing the staff member's groups or roles (``cognito:groups``, ``groups``, ``roles``).
     staff_oidc_roles_claim: str = Field(default="cognito:groups", min_length=1, max_length=100)
     #: IdP group → our role; groups it does not name are ignored. Empty: groups named as our roles.
-    staff_oidc_role_map: dict[str, Literal["reviewer", "review_lead", "admin", "auditor", "operations"]] = (
-        Field(default_factory=dict)
-    )
+    staff_oidc_role_map: dict[
+        str, Literal["reviewer", "review_lead", "admin", "auditor", "operations", "call_centre"]
+    ] = Field(default_factory=dict)
     #: Values of ``amr`` showing a second factor (RFC 8176), and/or values of ``acr`` that imply one.
     staff_oidc_mfa_amr: list[str] = Field(default=["mfa", "otp", "totp", "swk", "hwk"])
     staff_oidc_mfa_acr: list[str] = Field(default_factory=list)
@@ -292,10 +294,47 @@ class Settings(BaseSettings):
     fleet_code_task_timeout_seconds: int = Field(default=3600, ge=1, le=86400)
     #: ``/health`` answers from a cache this many seconds old at most.
     health_cache_seconds: float = Field(default=5.0, ge=0)
+    #: Backfill campaigns (补登记): the campaign senders that may run at once (the sending function's
+    #: reserved concurrency and its queue's maximum concurrency, read by infra; at least 2, SQS's floor).
+    #: With the token bucket it bounds the SMS rate and the provider's open connections.
+    campaign_sender_concurrency: int = Field(default=2, ge=2, le=1000)
+    #: Backfill waves: targets per campaign-sends message; targets read per index page while planning;
+    #: tries of one SMS before it is failed (and called); how long a paused campaign's message stays
+    #: hidden before it is looked at again; how long a planner runs before it saves its cursor and
+    #: re-queues its shard (well within the function's timeout).
+    campaign_targets_per_message: int = Field(default=10, ge=1, le=100)
+    campaign_plan_page: int = Field(default=500, ge=1, le=1000)
+    campaign_send_retries: int = Field(default=3, ge=1, le=10)
+    campaign_paused_recheck_seconds: int = Field(default=300, ge=1, le=43200)
+    campaign_planner_budget_seconds: float = Field(default=20.0, gt=0, le=600)
+    #: Backfill campaigns: the EventBridge Scheduler group holding one schedule per wave, and the role it
+    #: assumes to send a wave's start message to the campaign-waves queue (infra sets it; None locally,
+    #: where the worker plays the scheduler); the most characters a campaign SMS may have (two segments
+    #: of 67); the link put in every message (None: the H5 client this app serves); the highest rate a
+    #: campaign may ask for, in messages per second.
+    campaign_schedule_group: str | None = Field(default=None, max_length=64)
+    campaign_scheduler_role_arn: str | None = Field(default=None, max_length=300)
+    campaign_sms_max_chars: int = Field(default=134, ge=40, le=670)
+    campaign_link: str | None = Field(default=None, max_length=100)
+    campaign_max_rate: int = Field(default=500, ge=1, le=10000)
+    #: Backfill campaigns: the SMS provider's reply callback is signed (HMAC-SHA256) with this key;
+    #: None: the stage's ``sms_reply_secret_name`` secret (operations put the provider's key in it), or
+    #: the development key on local stages.
+    sms_reply_secret: SecretStr | None = None
 
     log_level: str = "INFO"
     service_name: str = "cheka"
     metrics_namespace: str = "Cheka"
+
+    @property
+    def campaign_schedules_group(self) -> str:
+        """The scheduler group of the stage's campaign waves."""
+        return self.campaign_schedule_group or f"{self.resource_prefix}-{self.stage}-campaigns"
+
+    @property
+    def campaign_message_link(self) -> str:
+        """The link a campaign message carries (the H5 client of the local stack by default)."""
+        return self.campaign_link or f"http://127.0.0.1:{self.api_port}/h5/"
 
     @property
     def engines_function(self) -> str:
@@ -360,6 +399,11 @@ class Settings(BaseSettings):
                 f"CHEKA_LIVENESS_ENGINE={self.liveness_engine}: the frame-burst liveness check does not "
                 "stop a replayed video or a mask; a deployed stage uses it only with "
                 "CHEKA_ACCEPT_LOCAL_LIVENESS_RISK=true"
+            )
+        if not self.is_local and not (self.campaign_link or "").startswith("https://"):
+            problems.append(
+                "CHEKA_CAMPAIGN_LINK is not an https address: a deployed stage's backfill SMS would carry "
+                "the local H5 address; set the mini-program or H5 link its messages carry"
             )
         problems.extend(self.staff_sign_in_problems())
         return problems
@@ -474,6 +518,22 @@ class Settings(BaseSettings):
         """Requirement files the stage's Lambda package adds to ``requirements.txt`` (the SDKs of the
         providers it chose); read by infra when it packages the functions."""
         return ("requirements-authority-tencent.txt",) if self.authority_kind == "tencent" else ()
+
+    @property
+    def sms_reply_secret_name(self) -> str:
+        """Secrets Manager secret of the key the SMS provider signs its reply callbacks with (provided)."""
+        return f"{self.resource_prefix}/{self.stage}/sms-reply"
+
+    def sms_reply_signing_key(self) -> str:
+        """The reply callback's key: explicit setting, the development key on local stages, else Secrets
+        Manager (cached five minutes)."""
+        if self.sms_reply_secret is not None:
+            return self.sms_reply_secret.get_secret_value()
+        if self.is_local:
+            return DEV_SMS_REPLY_SECRET
+        from aws_lambda_powertools.utilities import parameters
+
+        return str(parameters.get_secret(self.sms_reply_secret_name, max_age=300))
 
     @property
     def token_secret_name(self) -> str:

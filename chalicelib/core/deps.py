@@ -11,6 +11,8 @@ if TYPE_CHECKING:
     from chalicelib.accounts.ports import PasswordHashing
     from chalicelib.accounts.realname import RealNames
     from chalicelib.accounts.service import Accounts
+    from chalicelib.adapters.campaign_queues import SqsCampaignQueue
+    from chalicelib.adapters.dynamo.campaign_sends import DynamoRateLimiter, DynamoSendLedger
     from chalicelib.adapters.dynamo.nonces import DynamoNonces
     from chalicelib.adapters.dynamo.outbox import DynamoOutboxStore, SqsPushQueue
     from chalicelib.adapters.dynamo.staff import DynamoStaffRevocations
@@ -20,8 +22,15 @@ if TYPE_CHECKING:
     from chalicelib.adapters.sms.local import LocalSmsDrop
     from chalicelib.adapters.vehicle.sandbox import SandboxVehicleChannel
     from chalicelib.audit.service import ReadLog
+    from chalicelib.campaigns.in_service import InServiceImport
+    from chalicelib.campaigns.planner import WavePlanner
+    from chalicelib.campaigns.ports import BackfillTargets, CallList, CampaignStore, OptOuts, WaveScheduler
+    from chalicelib.campaigns.reach import Reach
+    from chalicelib.campaigns.sender import WaveSender
+    from chalicelib.campaigns.service import Campaigns
     from chalicelib.cards.lifecycle import Lifecycle
     from chalicelib.cards.ports import InventoryRepository, PartyRepository
+    from chalicelib.cards.views import CallbackResult
     from chalicelib.complaints.service import Complaints
     from chalicelib.consents.account import AccountConsentLog
     from chalicelib.dealers.service import Dealers
@@ -35,9 +44,10 @@ if TYPE_CHECKING:
     from chalicelib.fleet.cases_domain import FleetCase
     from chalicelib.fleet.checks import AutomaticChecks
     from chalicelib.fleet.workflow import Workflow
-    from chalicelib.kernel.crypto import FieldCipher, KeyedHasher
+    from chalicelib.kernel.crypto import FieldCipher, KeyedHasher, TextSealer
     from chalicelib.operators.callbacks import CallbackReceiver
     from chalicelib.operators.dispatch import Dispatcher
+    from chalicelib.operators.domain.messages import OperatorCallback
     from chalicelib.operators.ports import OperatorKeySource
     from chalicelib.operators.recovery import PushRecovery
     from chalicelib.registration.possession import PossessionPolicy
@@ -82,6 +92,14 @@ def field_cipher() -> FieldCipher:
     from chalicelib.core.aws import client
 
     return KmsFieldCipher(client("kms"), get_settings().pii_key_alias)
+
+
+@lru_cache(maxsize=1)
+def sealer() -> TextSealer:
+    """One personal value (a contact phone) sealed into text under the PII key (``kernel.crypto``)."""
+    from chalicelib.kernel.crypto import TextSealer
+
+    return TextSealer(field_cipher())
 
 
 @lru_cache(maxsize=1)
@@ -431,7 +449,7 @@ def operator_callbacks() -> CallbackReceiver:
     return CallbackReceiver(
         operator_keys(),
         operator_nonces().seen,
-        lifecycle().apply_callback,
+        _apply_callback,
         lambda message_id: registration_service().on_push_result(message_id),
         spot_check=lambda callback: spot_checks().receive(callback),
         path=s.operator_callback_path,
@@ -462,7 +480,7 @@ def spot_checks() -> SpotChecks:
         DynamoSpotChecks(),
         DynamoRegistrationRepository(field_cipher()),
         ledger,
-        lifecycle().apply_callback,
+        _apply_callback,
         answer_within=timedelta(days=s.spot_check_answer_days),
     )
 
@@ -485,7 +503,7 @@ def push_recovery() -> PushRecovery:
         outbox_store(),
         operator_gateway(),
         push_queue(),
-        lifecycle().apply_callback,
+        _apply_callback,
         lambda message_id: registration_service().on_push_result(message_id),
         stale_after=timedelta(minutes=s.push_stale_minutes),
         drift_after=timedelta(minutes=s.push_drift_minutes),
@@ -697,6 +715,88 @@ def read_log() -> ReadLog:
 
 
 @lru_cache(maxsize=1)
+def opt_outs() -> OptOuts:
+    """Phones that asked for no more backfill campaign messages (``campaign-opt-outs``)."""
+    from chalicelib.adapters.dynamo.campaign_reach import DynamoOptOuts
+
+    _bind_tables()
+    return DynamoOptOuts()
+
+
+@lru_cache(maxsize=1)
+def call_list() -> CallList:
+    """The backfill campaigns' call list (``campaign-calls``)."""
+    from chalicelib.adapters.dynamo.campaign_reach import DynamoCallList
+
+    _bind_tables()
+    return DynamoCallList()
+
+
+@lru_cache(maxsize=1)
+def campaign_reach() -> Reach:
+    """Opt-outs (reply keyword, the owner's link), the owner's backfill notice and the call list."""
+    from chalicelib.campaigns.reach import Reach
+
+    return Reach(
+        opt_outs=opt_outs(),
+        calls=call_list(),
+        targets=backfill_targets(),
+        campaigns=campaign_store(),
+        ledger=send_ledger(),
+        sealer=sealer(),
+        phone_hash=sms_code_service().phone_hash,
+        reply_key=get_settings().sms_reply_signing_key,
+    )
+
+
+@lru_cache(maxsize=1)
+def campaign_store() -> CampaignStore:
+    """The backfill campaigns (``campaigns``)."""
+    from chalicelib.adapters.dynamo.campaigns import DynamoCampaignStore
+
+    _bind_tables()
+    return DynamoCampaignStore()
+
+
+@lru_cache(maxsize=1)
+def wave_scheduler() -> WaveScheduler:
+    """One EventBridge schedule per backfill wave, sending its start to the campaign-waves queue."""
+    from chalicelib.adapters.scheduler import EventBridgeWaveScheduler
+    from chalicelib.core.aws import client
+    from chalicelib.core.resources import CAMPAIGN_WAVES_QUEUE_ID, declare
+
+    settings = get_settings()
+    role = settings.campaign_scheduler_role_arn or (
+        f"arn:aws:iam::000000000000:role/{settings.resource_prefix}-{settings.stage}-campaign-scheduler"
+    )
+    return EventBridgeWaveScheduler(
+        client("scheduler"),
+        client("sqs"),
+        group=settings.campaign_schedules_group,
+        queue_name=declare(settings).queue(CAMPAIGN_WAVES_QUEUE_ID).name,
+        role_arn=role,
+    )
+
+
+@lru_cache(maxsize=1)
+def campaigns() -> Campaigns:
+    """Backfill campaigns: define, pause, resume, stop, start a wave, progress."""
+    from chalicelib.campaigns.service import Campaigns
+
+    settings = get_settings()
+    return Campaigns(
+        campaign_store(),
+        wave_scheduler(),
+        send_ledger(),
+        campaign_waves_queue(),
+        backfill_targets(),
+        link=settings.campaign_message_link,
+        max_chars=settings.campaign_sms_max_chars,
+        max_rate=settings.campaign_max_rate,
+    )
+
+
+@lru_cache(maxsize=1)
 def password_hashing() -> PasswordHashing:
     """argon2id with the stage's cost (settings ``password_*``)."""
     from chalicelib.accounts.passwords import Argon2Parameters, Argon2Passwords
@@ -804,6 +904,32 @@ def dealers() -> Dealers:
         keyed_hasher(),
         account_of=account_facts,
         handoff_ttl=timedelta(seconds=get_settings().dealer_handoff_ttl_seconds),
+    )
+
+
+@lru_cache(maxsize=1)
+def backfill_targets() -> BackfillTargets:
+    """The backfill index (补登记): cards in service and not registered, by shard and by contact."""
+    from chalicelib.adapters.dynamo.backfill import DynamoBackfillTargets
+
+    _bind_tables()
+    return DynamoBackfillTargets()
+
+
+def in_service_import() -> InServiceImport:
+    """The OEM's in-service feed onto the cards (phones sealed and hashed as the owner's login does)."""
+    from chalicelib.adapters.dynamo.backfill import DynamoInServiceCards
+    from chalicelib.adapters.dynamo.dealers import DynamoDealerVehicles
+    from chalicelib.campaigns.in_service import InServiceImport
+
+    _bind_tables()
+    return InServiceImport(
+        inventory_repo(),
+        DynamoInServiceCards(),
+        phone_hash=sms_code_service().phone_hash,
+        seal=sealer().seal,
+        known_dealer=DynamoDealerVehicles().any_of,
+        retired=lambda iccids: {i for i, life in outbox_store().lifecycles(iccids).items() if life.retired},
     )
 
 
@@ -992,6 +1118,113 @@ def _read_licence(flow: Flow) -> LicenceReading:
     return LicenceReading(uscc=licence.uscc.upper() if licence.uscc else None, company_name=licence.name)
 
 
+@lru_cache(maxsize=1)
+def send_ledger() -> DynamoSendLedger:
+    """What each backfill wave did with each card, its counters and plan cursors (``campaign-sends``,
+    ``campaign-waves``)."""
+    from chalicelib.adapters.dynamo.campaign_sends import DynamoSendLedger
+
+    _bind_tables()
+    return DynamoSendLedger()
+
+
+@lru_cache(maxsize=1)
+def rate_limiter() -> DynamoRateLimiter:
+    """The backfill campaigns' token buckets, shared by every sender (``campaign-waves``)."""
+    from chalicelib.adapters.dynamo.campaign_sends import DynamoRateLimiter
+
+    _bind_tables()
+    return DynamoRateLimiter()
+
+
+def _campaign_queue(queue_id: str) -> SqsCampaignQueue:
+    from chalicelib.adapters.campaign_queues import SqsCampaignQueue
+    from chalicelib.core.aws import client
+    from chalicelib.core.resources import declare
+
+    return SqsCampaignQueue(client("sqs"), declare(get_settings()).queue(queue_id).name)
+
+
+@lru_cache(maxsize=1)
+def campaign_waves_queue() -> SqsCampaignQueue:
+    """Wave starts and shard plans (``campaign-waves``)."""
+    from chalicelib.core.resources import CAMPAIGN_WAVES_QUEUE_ID
+
+    return _campaign_queue(CAMPAIGN_WAVES_QUEUE_ID)
+
+
+@lru_cache(maxsize=1)
+def campaign_sends_queue() -> SqsCampaignQueue:
+    """Batches of targets to message (``campaign-sends``)."""
+    from chalicelib.core.resources import CAMPAIGN_SENDS_QUEUE_ID
+
+    return _campaign_queue(CAMPAIGN_SENDS_QUEUE_ID)
+
+
+def wave_planner() -> WavePlanner:
+    """A backfill wave's planner of one shard (built per message: it times its own run)."""
+    import time
+
+    from chalicelib.campaigns.planner import WavePlanner
+
+    _bind_tables()
+    s = get_settings()
+    return WavePlanner(
+        targets=backfill_targets(),
+        campaigns=campaign_store(),
+        ledger=send_ledger(),
+        sends=campaign_sends_queue(),
+        on_planned=campaigns().mark_planned,
+        timer=time.monotonic,
+        targets_per_message=s.campaign_targets_per_message,
+        page_size=s.campaign_plan_page,
+        budget_seconds=s.campaign_planner_budget_seconds,
+    )
+
+
+@lru_cache(maxsize=1)
+def wave_sender() -> WaveSender:
+    """A backfill wave's sender: one queued batch of targets at a time, through the campaign's bucket."""
+    import time
+
+    from chalicelib.campaigns.sender import WaveSender
+    from chalicelib.kernel.clock import utc_now
+
+    _bind_tables()
+    s = get_settings()
+    return WaveSender(
+        targets=backfill_targets(),
+        campaigns=campaign_store(),
+        ledger=send_ledger(),
+        rate=rate_limiter(),
+        opt_outs=opt_outs(),
+        calls=call_list(),
+        sms=sms_sender(),
+        open_phone=sealer().open,
+        clock=utc_now,
+        sleep=time.sleep,
+        link=s.campaign_message_link,
+        retries=s.campaign_send_retries,
+        paused_recheck_seconds=s.campaign_paused_recheck_seconds,
+    )
+
+
+def _campaign_window_days(campaign_id: str) -> int | None:
+    campaign = campaign_store().get(campaign_id)
+    return None if campaign is None else campaign.attribution_days
+
+
+def _apply_callback(callback: OperatorCallback) -> CallbackResult:
+    """The cards' answer use case, then the campaigns' attribution of a registration it made (best
+    effort: ``campaigns.attribution.after_callback`` never raises)."""
+    from chalicelib.campaigns.attribution import after_callback
+    from chalicelib.kernel.clock import utc_now
+
+    result = lifecycle().apply_callback(callback)
+    after_callback(result, send_ledger, _campaign_window_days, utc_now)
+    return result
+
+
 def reset() -> None:
     """Forget every cached adapter, client and the settings (tests change the environment)."""
     from chalicelib.core import aws, oidc
@@ -1001,6 +1234,7 @@ def reset() -> None:
     for getter in (
         inventory_repo,
         field_cipher,
+        sealer,
         keyed_hasher,
         party_repo,
         face_engine,
@@ -1040,7 +1274,19 @@ def reset() -> None:
         enterprise_actions,
         agent_grants,
         staff_revocations,
+        opt_outs,
+        call_list,
+        campaign_reach,
+        campaign_store,
+        wave_scheduler,
+        campaigns,
         dealers,
+        backfill_targets,
+        send_ledger,
+        rate_limiter,
+        campaign_waves_queue,
+        campaign_sends_queue,
+        wave_sender,
         actual_users,
         workflow,
         fleet_cases,

@@ -62,6 +62,20 @@ class Metric(StrEnum):
     #: Pushes the scheduled reconciliation could not repair (asked the operator, still unsettled).
     RECONCILIATION_DRIFT = "ReconciliationDrift"
 
+    # Backfill campaign waves (补登记; dimension ``campaign``, the campaign's id: a code, no personal data).
+    #: Targets a wave's planner queued for sending (value: targets).
+    CAMPAIGN_TARGETS_PLANNED = "CampaignTargetsPlanned"
+    #: Campaign SMS accepted by the provider.
+    CAMPAIGN_MESSAGES_SENT = "CampaignMessagesSent"
+    #: Targets a wave did not message (dimension ``reason``: a ``SkipReason``).
+    CAMPAIGN_MESSAGES_SKIPPED = "CampaignMessagesSkipped"
+    #: Campaign SMS the provider refused on every try (the card goes to the call list).
+    CAMPAIGN_SEND_FAILURES = "CampaignSendFailures"
+    #: Send messages put back for quiet hours or a paused campaign (value: targets).
+    CAMPAIGN_SENDS_DEFERRED = "CampaignSendsDeferred"
+    #: Registrations attributed to a campaign message within its window.
+    CAMPAIGN_REGISTRATIONS_ATTRIBUTED = "CampaignRegistrationsAttributed"
+
 
 #: Metrics alarmed on with the ``service`` dimension alone (emitted without further dimensions as well).
 ALARMED = (
@@ -72,6 +86,7 @@ ALARMED = (
     Metric.ENGINE_UNAVAILABLE,
     Metric.RECONCILIATION_DRIFT,
     Metric.SPOT_CHECKS_OVERDUE_OPEN,
+    Metric.CAMPAIGN_SEND_FAILURES,
 )
 
 

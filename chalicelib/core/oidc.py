@@ -44,9 +44,9 @@ if TYPE_CHECKING:
 ALLOWED_ALGORITHMS = ("RS256", "ES256")
 _KEY_TYPES = {"RS256": "RSA", "ES256": "EC"}
 #: Our staff roles (``chalicelib.core.auth.Role`` values) an IdP group may map to.
-STAFF_ROLE_NAMES = frozenset({"reviewer", "review_lead", "admin", "auditor", "operations"})
+STAFF_ROLE_NAMES = frozenset({"reviewer", "review_lead", "admin", "auditor", "operations", "call_centre"})
 #: IdP groups named otherwise than their role, understood when no role map is set.
-STAFF_GROUP_ALIASES = {"review-leads": "review_lead"}
+STAFF_GROUP_ALIASES = {"review-leads": "review_lead", "call-centre": "call_centre"}
 #: Seconds a client is told to wait when the IdP cannot be reached.
 IDP_RETRY_AFTER_SECONDS = 5
 #: Bytes a discovery document or JWKS may have.

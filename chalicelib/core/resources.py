@@ -47,6 +47,19 @@ DEAD_LETTER_RETENTION_SECONDS = 14 * 86400
 GENERATED_SECRET_LENGTH = 64
 #: Receives of one fleet task message before SQS moves it to the fleet tasks' dead-letter queue.
 FLEET_TASKS_MAX_RECEIVES = 5
+#: Receives of one campaign waves message (a wave's start or one shard's plan) before its dead-letter
+#: queue: a planner that runs out of time re-sends its own message, so a receive is a real failure.
+CAMPAIGN_WAVES_MAX_RECEIVES = 5
+#: Receives of one campaign sends message before its dead-letter queue. A quiet-hours or pause deferral
+#: is a receive too (the sender puts the message back with a longer visibility and reports it failed),
+#: so the figure leaves room for deferrals besides real failures; a sender that defers a message already
+#: received ``CAMPAIGN_SENDS_MAX_RECEIVES - 2`` times re-sends it as a fresh message instead, so no
+#: deferral, however long, dead-letters a send.
+CAMPAIGN_SENDS_MAX_RECEIVES = 10
+#: Timeout of the campaign functions (the planner bounds itself well within it).
+CAMPAIGN_FUNCTION_TIMEOUT_SECONDS = 60
+#: Six times the function timeout, as AWS advises for a queue that is a Lambda event source.
+CAMPAIGN_VISIBILITY_SECONDS = 6 * CAMPAIGN_FUNCTION_TIMEOUT_SECONDS
 #: The fleet review state machine's definition (Amazon States Language), read by infra and the bootstrap.
 STATE_MACHINES_DIR = Path(__file__).resolve().parents[2] / "infra" / "statemachines"
 
@@ -207,7 +220,13 @@ TOKEN_SECRET = "token-signing-key"
 FLEET_TASKS_QUEUE_ID = "fleet-tasks"
 FLEET_TASKS_DEAD_LETTER_QUEUE_ID = "fleet-tasks-dlq"
 FLEET_REVIEW_STATE_MACHINE_ID = "fleet-review"
+CAMPAIGN_WAVES_QUEUE_ID = "campaign-waves"
+CAMPAIGN_WAVES_DEAD_LETTER_QUEUE_ID = "campaign-waves-dlq"
+CAMPAIGN_SENDS_QUEUE_ID = "campaign-sends"
+CAMPAIGN_SENDS_DEAD_LETTER_QUEUE_ID = "campaign-sends-dlq"
 AUTHORITY_SECRET = "authority"
+#: The key the SMS provider signs its reply callbacks with (opt-out keywords of backfill campaigns).
+SMS_REPLY_SECRET = "sms-reply"
 
 
 def operator_secret_id(operator: str) -> str:
@@ -264,6 +283,15 @@ def declare(settings: Settings) -> StageResources:
                 content="provided",
             )
         )
+    # The provider's key (local stages sign with ``config.DEV_SMS_REPLY_SECRET`` and never read it).
+    secrets.append(
+        SecretDeclaration(
+            id=SMS_REPLY_SECRET,
+            name=settings.sms_reply_secret_name,
+            description=f"cheka {stage}: key of the SMS provider's signed reply callbacks",
+            content="provided",
+        )
+    )
     return StageResources(
         bucket=BucketDeclaration(
             name=settings.documents_bucket,
@@ -314,6 +342,30 @@ def declare(settings: Settings) -> StageResources:
                 visibility_timeout_seconds=OUTBOX_VISIBILITY_SECONDS,
                 dead_letter_queue=FLEET_TASKS_DEAD_LETTER_QUEUE_ID,
                 max_receives=FLEET_TASKS_MAX_RECEIVES,
+            ),
+            QueueDeclaration(
+                id=CAMPAIGN_WAVES_DEAD_LETTER_QUEUE_ID,
+                name=f"{name}-campaign-waves-dlq",
+                retention_seconds=DEAD_LETTER_RETENTION_SECONDS,
+            ),
+            QueueDeclaration(
+                id=CAMPAIGN_WAVES_QUEUE_ID,
+                name=f"{name}-campaign-waves",
+                visibility_timeout_seconds=CAMPAIGN_VISIBILITY_SECONDS,
+                dead_letter_queue=CAMPAIGN_WAVES_DEAD_LETTER_QUEUE_ID,
+                max_receives=CAMPAIGN_WAVES_MAX_RECEIVES,
+            ),
+            QueueDeclaration(
+                id=CAMPAIGN_SENDS_DEAD_LETTER_QUEUE_ID,
+                name=f"{name}-campaign-sends-dlq",
+                retention_seconds=DEAD_LETTER_RETENTION_SECONDS,
+            ),
+            QueueDeclaration(
+                id=CAMPAIGN_SENDS_QUEUE_ID,
+                name=f"{name}-campaign-sends",
+                visibility_timeout_seconds=CAMPAIGN_VISIBILITY_SECONDS,
+                dead_letter_queue=CAMPAIGN_SENDS_DEAD_LETTER_QUEUE_ID,
+                max_receives=CAMPAIGN_SENDS_MAX_RECEIVES,
             ),
         ),
         secrets=tuple(secrets),

@@ -306,6 +306,17 @@ def _create_secret(sm: Any, secret: SecretDeclaration, value: str) -> bool:
         return True
 
 
+def _ensure_schedule_group(settings: Settings) -> str:
+    """The scheduler group of the backfill waves' schedules (infra creates it on AWS)."""
+    scheduler = client("scheduler")
+    name = settings.campaign_schedules_group
+    try:
+        scheduler.get_schedule_group(Name=name)
+    except scheduler.exceptions.ResourceNotFoundException:
+        scheduler.create_schedule_group(Name=name)
+    return name
+
+
 # -- all ----------------------------------------------------------------------------------------------
 
 
@@ -317,6 +328,7 @@ def create_declared(settings: Settings) -> dict[str, Any]:
     _ensure_bucket(settings, declared.bucket, keys[declared.bucket.encryption_key])
     _ensure_queues(declared)
     _ensure_state_machines(settings, declared)
+    _ensure_schedule_group(settings)
     return {"secrets_created": _ensure_secrets(settings, declared)}
 
 

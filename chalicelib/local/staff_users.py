@@ -28,13 +28,14 @@ from enum import StrEnum
 from typing import Any
 
 #: The staff roles the demo directory has one member of each (the groups claim carries these names).
-DEMO_GROUPS: tuple[str, ...] = ("reviewer", "admin", "auditor", "operations", "review-leads")
+DEMO_GROUPS: tuple[str, ...] = ("reviewer", "admin", "auditor", "operations", "review-leads", "call-centre")
 DEMO_NAMES: Mapping[str, str] = {
     "reviewer": "审核员（演示）",
     "review-leads": "审核组长（演示）",
     "admin": "管理员（演示）",
     "auditor": "审计员（演示）",
     "operations": "运营（演示）",
+    "call-centre": "外呼坐席（演示）",
 }
 #: Failures (wrong password or TOTP code) in a row that lock a user.
 MAX_FAILURES = 5

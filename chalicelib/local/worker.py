@@ -85,6 +85,14 @@ def _purge_retention() -> dict[str, Any]:
     return report
 
 
+def _fire_campaign_schedules() -> dict[str, Any]:
+    """Every few seconds: the backfill waves' schedules whose time has come fire (EventBridge Scheduler's
+    part: the embedded AWS keeps schedules but never runs them)."""
+    from chalicelib.local.scheduler import fire_due_schedules
+
+    return {"fired": fire_due_schedules()}
+
+
 def _dispatch(messages: list[dict[str, Any]]) -> Any:
     """The outbox queue's consumer, as the Lambda event source mapping runs it in AWS."""
     from chalicelib.core import deps
@@ -97,6 +105,30 @@ def _run_fleet_tasks(messages: list[dict[str, Any]]) -> Any:
     from chalicelib.events.fleet_tasks import handle_received
 
     return handle_received(messages)
+
+
+def _run_campaign_waves(messages: list[dict[str, Any]]) -> Any:
+    """The campaign waves queue's consumer (wave starts, shard plans), as the Lambda runs it."""
+    from chalicelib.events.campaigns import received_wave_messages
+
+    return received_wave_messages(messages)
+
+
+def _send_campaign_messages(messages: list[dict[str, Any]]) -> Any:
+    """The campaign sends queue's consumer (backfill SMS), as the Lambda runs it."""
+    from chalicelib.events.campaigns import received_send_messages
+
+    return received_send_messages(messages)
+
+
+def _campaign_queue(queue_id: str) -> Callable[[], str]:
+    def name() -> str:
+        from chalicelib.core.resources import declare
+        from chalicelib.core.settings import get_settings
+
+        return declare(get_settings()).queue(queue_id).name
+
+    return name
 
 
 def _fleet_tasks_queue() -> str:
@@ -119,10 +151,21 @@ SCHEDULES: list[Schedule] = [
     Schedule("purge-abandoned", 300.0, _purge_abandoned),
     Schedule("reconcile-pushes", 3600.0, _reconcile_pushes),
     Schedule("purge-retention", 86_400.0, _purge_retention),
+    Schedule("campaign-scheduler", 5.0, _fire_campaign_schedules),
 ]
-CONSUMERS: list[Consumer] = [Consumer("outbox", _dispatch), Consumer("fleet-tasks", _run_fleet_tasks)]
+CONSUMERS: list[Consumer] = [
+    Consumer("outbox", _dispatch),
+    Consumer("fleet-tasks", _run_fleet_tasks),
+    Consumer("campaign-waves", _run_campaign_waves),
+    Consumer("campaign-sends", _send_campaign_messages),
+]
 #: Short queue name → the stage's full name (read when the loop runs, not at import).
-_queue_names: dict[str, Callable[[], str]] = {"outbox": _outbox_queue, "fleet-tasks": _fleet_tasks_queue}
+_queue_names: dict[str, Callable[[], str]] = {
+    "outbox": _outbox_queue,
+    "fleet-tasks": _fleet_tasks_queue,
+    "campaign-waves": _campaign_queue("campaign-waves"),
+    "campaign-sends": _campaign_queue("campaign-sends"),
+}
 
 
 def _queue_url(sqs: Any, consumer: Consumer) -> str:
@@ -139,7 +182,9 @@ def poll_consumers(consumers: list[Consumer]) -> int:
         try:
             sqs = client("sqs")
             url = _queue_url(sqs, consumer)
-            messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+            messages = sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["ApproximateReceiveCount"]
+            ).get("Messages", [])
             if messages:
                 consumer.handle(messages)
                 handled += len(messages)

@@ -70,6 +70,7 @@ def test_a_group_per_staff_role(cognito: Any) -> None:
     assert sorted(g["Properties"]["GroupName"] for g in groups) == [
         "admin",
         "auditor",
+        "call-centre",
         "operations",
         "review-leads",
         "reviewer",

@@ -491,6 +491,7 @@ def test_cheka_staff_prints_the_running_stacks_staff_and_a_users_current_totp_co
             "auditor",
             "operations",
             "review-leads",
+            "call-centre",
         ]
         assert [m["groups"] for m in listed] == [
             ["reviewer"],
@@ -498,13 +499,14 @@ def test_cheka_staff_prints_the_running_stacks_staff_and_a_users_current_totp_co
             ["auditor"],
             ["operations"],
             ["review-leads"],
+            ["call-centre"],
         ]
         assert {m["issuer"] for m in listed} == {"http://127.0.0.1:8300"}
 
         unknown = run("totp", "nobody")
         assert unknown.returncode == 2
         assert unknown.stdout == ""
-        assert "reviewer, admin, auditor, operations, review-leads" in unknown.stderr
+        assert "reviewer, admin, auditor, operations, review-leads, call-centre" in unknown.stderr
 
 
 def test_cancel_goes_back_to_the_console_with_access_denied_and_no_code(idp: Idp) -> None:

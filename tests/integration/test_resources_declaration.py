@@ -209,7 +209,8 @@ def test_the_secrets_have_the_same_names_and_generated_keys_the_same_length(
     provided = {s.name for s in declared if s.content == "provided"}
     # a real provider's credentials are never made up locally: operations put them in the deployed secret
     assert made == set(deployed) - provided
-    assert provided == {settings.authority_secret_name}  # prod's authority is the real provider
+    # prod's authority is the real provider; the SMS provider signs its reply callbacks with its own key
+    assert provided == {settings.authority_secret_name, settings.sms_reply_secret_name}
     for secret in declared:
         if secret.content != "generated":
             continue

@@ -15,7 +15,15 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib.adapters.dynamo.models import CardHistoryModel, CardModel, VehicleModel
 from chalicelib.adapters.dynamo.models_msisdn import MsisdnModel
-from chalicelib.cards.domain.inventory import Card, CardEvent, CardFunction, CardState, Vehicle, functions_for
+from chalicelib.cards.domain.inventory import (
+    Card,
+    CardEvent,
+    CardFunction,
+    CardState,
+    Vehicle,
+    backfill_shard,
+    functions_for,
+)
 from chalicelib.cards.ports import InventoryRepository
 from chalicelib.kernel.clock import utc_now
 from chalicelib.kernel.errors import Conflict
@@ -68,7 +76,17 @@ def card_item(c: Card, at: datetime) -> CardModel:
         holder_id=c.holder_id,
         created_at=at,
         updated_at=c.updated_at or at,
+        in_service_since=c.in_service_since.isoformat() if c.in_service_since else None,
+        backfill_shard=backfill_shard(c),
     )
+
+
+def backfill_action(after: Card, *, retired: bool = False) -> Action:
+    """Every write of a card's state keeps the backfill index exact: the card is in it (under its shard)
+    exactly while it is a target, so it leaves in the write that makes it pending or registered, or
+    retires it (scrapped, swapped out)."""
+    shard = None if retired else backfill_shard(after)
+    return CardModel.backfill_shard.set(shard) if shard else CardModel.backfill_shard.remove()
 
 
 def event_item(e: CardEvent) -> CardHistoryModel:
@@ -109,6 +127,7 @@ def _card(m: CardModel) -> Card:
         version=int(m.version),
         holder_id=m.holder_id,
         updated_at=m.updated_at,
+        in_service_since=date.fromisoformat(m.in_service_since) if m.in_service_since else None,
     )
 
 
@@ -347,8 +366,7 @@ class DynamoInventoryRepository(InventoryRepository):
             CardModel.updated_at.set(event.at),
             CardModel.holder_id.set(holder_id) if holder_id else CardModel.holder_id.remove(),
         ]
-        self._guarded_write(card, actions, event, same_state=True)
-        return card.model_copy(
+        after = card.model_copy(
             update={
                 "state": target,
                 "functions": functions_for(target),
@@ -357,6 +375,9 @@ class DynamoInventoryRepository(InventoryRepository):
                 "updated_at": event.at,
             }
         )
+        actions.append(backfill_action(after))
+        self._guarded_write(card, actions, event, same_state=True)
+        return after
 
     def history(self, iccid: str) -> list[CardEvent]:
         return [_event(m) for m in CardHistoryModel.query(iccid, scan_index_forward=True)]

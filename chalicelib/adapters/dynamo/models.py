@@ -24,6 +24,7 @@ from chalicelib.adapters.dynamo.models_accounts import ACCOUNT_TABLES
 from chalicelib.adapters.dynamo.models_actual_users import ACTUAL_USER_TABLES
 from chalicelib.adapters.dynamo.models_agents import AGENT_TABLES
 from chalicelib.adapters.dynamo.models_audit import AUDIT_TABLES
+from chalicelib.adapters.dynamo.models_campaigns import CAMPAIGN_TABLES
 from chalicelib.adapters.dynamo.models_complaints import COMPLAINT_TABLES
 from chalicelib.adapters.dynamo.models_dealers import DEALER_TABLES
 from chalicelib.adapters.dynamo.models_enterprise import ENTERPRISE_TABLES
@@ -101,6 +102,29 @@ class CardsByHolder(GlobalSecondaryIndex["CardModel"]):  # type: ignore[no-untyp
     holder_id = UnicodeAttribute(hash_key=True)
 
 
+class CardsByBackfill(GlobalSecondaryIndex["CardModel"]):  # type: ignore[no-untyped-call]
+    """Sparse: the backfill targets (in service, unregistered or deregistered), split in 16 shards
+    (``backfill_shard``); a card leaves it in the very write that makes it pending or registered."""
+
+    class Meta:
+        index_name = "by-backfill"
+        projection = AllProjection()
+
+    backfill_shard = UnicodeAttribute(hash_key=True)
+    iccid = UnicodeAttribute(range_key=True)
+
+
+class CardsByContact(GlobalSecondaryIndex["CardModel"]):  # type: ignore[no-untyped-call]
+    """Sparse: cards whose in-service record names a contact phone, by that person's sign-in subject
+    (the owner's in-app notice)."""
+
+    class Meta:
+        index_name = "by-contact"
+        projection = AllProjection()
+
+    contact_subject = UnicodeAttribute(hash_key=True)
+
+
 class CardModel(Unbound):
     """车联网卡: one item per ICCID; ``version`` guards every state change."""
 
@@ -117,10 +141,20 @@ class CardModel(Unbound):
     holder_id = UnicodeAttribute(null=True)
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute()
+    #: The in-service feed (补登记, 第二十二条): the day the vehicle went into use (ISO date), and the
+    #: sales record's contact phone, sealed, with its keyed hash and the subject of whoever signs in with it.
+    in_service_since = UnicodeAttribute(null=True)
+    contact_phone = UnicodeAttribute(null=True)
+    contact_phone_hash = UnicodeAttribute(null=True)
+    contact_subject = UnicodeAttribute(null=True)
+    #: Present only while the card is a backfill target (``cards.domain.inventory.backfill_shard``).
+    backfill_shard = UnicodeAttribute(null=True)
 
     by_vin = CardsByVin()
     by_msisdn = CardsByMsisdn()
     by_holder = CardsByHolder()
+    by_backfill = CardsByBackfill()
+    by_contact = CardsByContact()
 
 
 class CardHistoryModel(Unbound):
@@ -420,6 +454,7 @@ TABLES: tuple[TableSpec, ...] = (
     *ACTUAL_USER_TABLES,
     *FLEET_CASE_TABLES,
     *FLEET_TABLES,
+    *CAMPAIGN_TABLES,
 )
 
 _bound: Settings | None = None

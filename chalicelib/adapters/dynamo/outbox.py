@@ -31,7 +31,13 @@ from pynamodb.expressions.update import Action
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
-from chalicelib.adapters.dynamo.inventory import RETRYABLE, TRANSACT_ATTEMPTS, _changed, event_item
+from chalicelib.adapters.dynamo.inventory import (
+    RETRYABLE,
+    TRANSACT_ATTEMPTS,
+    _changed,
+    backfill_action,
+    event_item,
+)
 from chalicelib.adapters.dynamo.models import CardHistoryModel, CardModel
 from chalicelib.adapters.dynamo.models_outbox import (
     OPEN_STATUS_SHARDS,
@@ -168,6 +174,7 @@ def _card_actions(write: CardWrite, at: datetime) -> list[Action]:
         CardModel.version.set(card.version),
         CardModel.updated_at.set(card.updated_at or at),
         CardModel.holder_id.set(card.holder_id) if card.holder_id else CardModel.holder_id.remove(),
+        backfill_action(card, retired=write.lifecycle is not None and write.lifecycle.retired is not None),
     ]
     if card.vin != write.before.vin:
         actions.append(CardModel.vin.set(card.vin))

@@ -3,6 +3,7 @@ registered)."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from datetime import date, datetime
 from enum import StrEnum
@@ -121,6 +122,9 @@ class Card(BaseModel):
     version: int = 1
     holder_id: str | None = None
     updated_at: datetime | None = None
+    #: The day the vehicle went into use (the OEM's in-service feed); ``None``: not known to be in use.
+    #: A card in use and not registered is a backfill target (补登记, 第二十二条).
+    in_service_since: date | None = None
 
 
 class CardEvent(BaseModel):
@@ -136,3 +140,26 @@ class CardEvent(BaseModel):
     to_state: CardState
     actor: str
     reason: str | None = None
+
+
+#: The backfill index (cards index ``by-backfill``) is split into this many shards, so a wave's planners
+#: read it in parallel and no index partition grows with the fleet.
+BACKFILL_SHARDS = 16
+BACKFILL_SHARD_NAMES: tuple[str, ...] = tuple(f"{i:02d}" for i in range(BACKFILL_SHARDS))
+#: The states of a card that a backfill campaign reminds about: never registered, or its registration
+#: ended while the car stays in use. A pending card is being registered and is not reminded.
+BACKFILL_STATES = frozenset({CardState.UNREGISTERED, CardState.DEREGISTERED})
+
+
+def backfill_shard_of(iccid: str) -> str:
+    """The card's shard of the backfill index ("00".."15"), stable for an ICCID."""
+    digest = hashlib.sha256(iccid.encode("utf-8")).digest()
+    return BACKFILL_SHARD_NAMES[int.from_bytes(digest[:4], "big") % BACKFILL_SHARDS]
+
+
+def backfill_shard(card: Card) -> str | None:
+    """The shard under which the card is in the backfill index, or ``None`` when it is not a target: it
+    is in the index only while it is in service and in a ``BACKFILL_STATES`` state."""
+    if card.in_service_since is None or card.state not in BACKFILL_STATES:
+        return None
+    return backfill_shard_of(card.iccid)

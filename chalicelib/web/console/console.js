@@ -4,8 +4,10 @@
  * (queues.js: review cases, fleet cases, spot checks, complaints) and cases (cases.js), and signs out at
  * the API (the sign-in is refused from then on) and at the provider. An ES module over
  * ../web/common/api.js and ui.js (ChekaWeb, loaded first as plain scripts). Routes: #/queues/<tab>,
- * #/review/<case id>, #/fleet/<batch id>, #/spot/<check id>. */
+ * #/review/<case id>, #/fleet/<batch id>, #/spot/<check id>, #/campaigns (补登记活动, campaigns.js) and
+ * #/campaign/<campaign id>. */
 
+import { campaigns } from "./campaigns.js";
 import { cases } from "./cases.js";
 import { tickTimers } from "./labels.js";
 import { queues } from "./queues.js";
@@ -17,7 +19,14 @@ import { queues } from "./queues.js";
   const IDP = STORE + ".idp"; // the provider's refresh token, ID token and the access token's expiry
   const LOGGED_OUT = STORE + ".logout"; // the state of a sign-out on its way back from the provider
 
-  const ROLE_NAMES = { reviewer: "审核员", review_lead: "审核组长", admin: "管理员", auditor: "审计员", operations: "运营" };
+  const ROLE_NAMES = {
+    reviewer: "审核员",
+    review_lead: "审核组长",
+    admin: "管理员",
+    auditor: "审计员",
+    operations: "运营",
+    call_centre: "外呼坐席",
+  };
   const MFA_NAMES = {
     "amr:otp": "密码 + 动态验证码",
     "amr:totp": "密码 + 动态验证码",
@@ -39,7 +48,15 @@ import { queues } from "./queues.js";
   function show(screen) {
     document.body.dataset.screen = screen;
     for (const el of $$("main > section[data-screen]")) el.hidden = el.dataset.screen !== screen;
-    $("#sign-out").hidden = screen !== "home" && screen !== "case";
+    const inside = ["home", "case", "campaigns", "campaign"].includes(screen);
+    $("#sign-out").hidden = !inside;
+    $("#pages").hidden = !inside || !drive.allowed(roles);
+    for (const link of $$("#pages a")) {
+      const here = link.dataset.page === (screen === "campaign" ? "campaigns" : screen === "case" ? "home" : screen);
+      if (here) link.setAttribute("aria-current", "page");
+      else link.removeAttribute("aria-current");
+    }
+    if (screen !== "campaign") drive.leave();
   }
 
   function showLogin(message) {
@@ -228,13 +245,41 @@ import { queues } from "./queues.js";
     },
     root: () => api.root,
     go: (name, ...args) => routes.go(name, ...args),
+    /** A file the API answers with (e.g. CSV), with the staff member's token: {text, headers}. */
+    fetchText: (path) => fetchText(path),
   };
   const board = queues(ctx);
   const pages = cases(ctx);
+  const drive = campaigns(ctx);
+
+  async function fetchText(path) {
+    await fresh();
+    let response;
+    try {
+      response = await fetch(api.root + path, { headers: { Authorization: "Bearer " + (api.token() || ""), Accept: "text/csv, application/json" } });
+    } catch (_) {
+      throw new web.ApiError(0, { code: "network", message_zh: "网络连接失败，请检查网络后重试" });
+    }
+    const text = await response.text();
+    if (!response.ok) {
+      let doc = {};
+      try {
+        doc = JSON.parse(text);
+      } catch (_) {
+        // not the API's error model: told by its status
+      }
+      throw new web.ApiError(response.status, doc && doc.code ? doc : {});
+    }
+    return { text, headers: response.headers };
+  }
 
   let lastTab = ""; // the tab a case was opened from
 
   async function queuePage(tab) {
+    if (board.tabs().length === 0 && drive.allowed(roles)) {
+      routes.go("campaigns"); // no queue of theirs: the campaigns are what they work on here
+      return;
+    }
     show("home");
     lastTab = tab || "";
     const scope = $('section[data-screen="home"]');
@@ -254,8 +299,28 @@ import { queues } from "./queues.js";
     };
   }
 
+  async function campaignsPage() {
+    if (!drive.allowed(roles)) return routes.go("queues");
+    show("campaigns");
+    await drive.showList();
+  }
+
+  async function campaignPage(id) {
+    if (!drive.allowed(roles) || !id) return routes.go("campaigns");
+    show("campaign");
+    window.scrollTo(0, 0);
+    await drive.open(id);
+  }
+
   const routes = web.router(
-    { queues: queuePage, review: casePage("review"), fleet: casePage("fleet"), spot: casePage("spot") },
+    {
+      queues: queuePage,
+      review: casePage("review"),
+      fleet: casePage("fleet"),
+      spot: casePage("spot"),
+      campaigns: campaignsPage,
+      campaign: campaignPage,
+    },
     "queues",
   );
   async function signOut() {

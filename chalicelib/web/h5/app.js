@@ -2276,6 +2276,7 @@
   async function screenVehicles() {
     state.reg = null;
     show("vehicles", "我的车辆");
+    loadBackfill(); // beside the list: its failure never keeps the list from showing
     const list = $("#vehicle-list");
     $("#vehicle-progress").replaceChildren();
     list.replaceChildren(h("p", { class: "hint", text: "正在加载…" }));
@@ -2333,6 +2334,89 @@
         );
       }),
     );
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // 待补登记 (第二十二条): the cars in use whose card was never registered, as the OEM's sales record
+  // names the phone signed in with; each with the deadline and 立即登记 (the registration starts with
+  // its VIN, as if typed), and the owner's choice of receiving the backfill SMS (never the codes).
+  async function loadBackfill() {
+    const box = $("#vehicle-backfill");
+    box.replaceChildren();
+    let doc;
+    try {
+      doc = await api("GET", "/v1/me/backfill");
+    } catch (_) {
+      return; // the notice is a reminder: without it 我的车辆 still shows
+    }
+    if (currentScreen() === "vehicles") box.replaceChildren(...backfillBlock(doc));
+  }
+
+  /** "2026-06-30" → "2026年6月30日". */
+  function dateZh(iso) {
+    const [y, m, d] = iso.split("-").map(Number);
+    return y + "年" + m + "月" + d + "日";
+  }
+
+  function backfillBlock(doc) {
+    if (!doc.cards.length) return [];
+    return [
+      h("h3", { class: "progress-title", text: "待补登记" }),
+      ...doc.cards.map((c) =>
+        h(
+          "div",
+          { class: "card vehicle backfill", "data-vin": c.vin_masked },
+          h("p", {}, h("b", { text: "车辆识别代号尾号 " + c.vin_masked.slice(-6) })),
+          h("p", { class: "hint", text: "车联网卡 " + c.iccid_masked + " 尚未实名登记，未登记的车联网卡仅保留紧急呼叫功能。" }),
+          h("p", {
+            class: "backfill-deadline",
+            text: c.deadline ? "请于 " + dateZh(c.deadline) + " 前完成实名登记" : "请尽快完成实名登记",
+          }),
+          h("button", {
+            type: "button",
+            class: "primary backfill-register",
+            text: "立即登记",
+            onclick: (event) => registerBackfill(event.currentTarget, c.vin),
+          }),
+        ),
+      ),
+      h(
+        "div",
+        { class: "backfill-sms" },
+        h("p", {
+          class: "hint",
+          text: doc.opted_out
+            ? "您已退订补登记提醒短信。办理登记时的验证码短信不受影响。"
+            : "我们会通过短信提醒您在截止日期前完成登记。",
+        }),
+        h("button", {
+          type: "button",
+          class: "link backfill-opt",
+          text: doc.opted_out ? "重新接收补登记短信" : "不再接收补登记短信",
+          onclick: (event) => toggleBackfillSms(event.currentTarget, doc.opted_out),
+        }),
+      ),
+    ];
+  }
+
+  /** 立即登记: the registration of that car starts as if its VIN had been typed on the VIN screen. */
+  async function registerBackfill(button, vin) {
+    await busy(button, "正在开始…", async () => {
+      state.kind = "registration";
+      state.reg = null;
+      state.otherId = false; // a new registration reads the ID card first again
+      const reg = await api("POST", KINDS.registration.path, { vin, delegated: false });
+      state.vin = vin; // the sandbox head unit is looked up by it on local stages
+      await render(reg);
+    });
+  }
+
+  async function toggleBackfillSms(button, optedOut) {
+    await busy(button, "提交中…", async () => {
+      const doc = await api(optedOut ? "DELETE" : "POST", "/v1/me/backfill/opt-out");
+      $("#vehicle-backfill").replaceChildren(...backfillBlock(doc));
+      notice(doc.opted_out ? "已退订补登记提醒短信" : "已恢复接收补登记提醒短信");
+    });
   }
 
   const RESULTS = {

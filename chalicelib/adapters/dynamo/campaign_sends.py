@@ -1,0 +1,261 @@
+"""What each wave did with each card, its counters and plan cursors, and the campaign's token bucket, on
+DynamoDB (``campaign-sends`` and ``campaign-waves``, models in ``models_campaigns``).
+
+A send record is created by a ``PutItem`` conditional on its absence (a card is handled once per wave,
+whoever delivers its message twice), and moved out of ``claimed`` only by an update conditional on that
+status. Counters are added with ``ADD`` on the wave's ``stats`` item (no read). The token bucket is one
+item per campaign: read, refilled for the time since, written back conditional on the version read (a
+lost race reads again).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+from pynamodb.exceptions import PutError, UpdateError
+from pynamodb.expressions.update import Action
+
+from chalicelib.adapters.dynamo.base import utc_aware
+from chalicelib.adapters.dynamo.models_campaigns import CampaignSendModel, CampaignWaveModel
+from chalicelib.campaigns.domain import SendRecord, SendStatus, SkipReason, WaveProgress
+from chalicelib.campaigns.ports import RateLimiter, SendLedger
+from chalicelib.kernel.errors import Conflict
+
+_CONDITION_FAILED = "ConditionalCheckFailedException"
+#: The wave item holding its counters; a shard's plan cursor is ``shard#NN``.
+STATS_PART = "stats"
+BUCKET_PART = "bucket"
+#: The counters ``count`` accepts (``skipped_<reason>`` besides, one per ``SkipReason``).
+COUNTERS = ("targeted", "sent", "failed", "called", "registered", "deferred")
+SKIP_COUNTERS = tuple(f"skipped_{r.value}" for r in SkipReason)
+#: Reads of the bucket before a sender gives up on a contended write (and waits a little instead).
+BUCKET_ATTEMPTS = 5
+
+
+def campaign_wave_key(campaign_id: str, wave: int) -> str:
+    return f"{campaign_id}#{wave:02d}"
+
+
+def rate_key(key: str) -> str:
+    return f"{key}#rate"
+
+
+def _condition_failed(err: Exception) -> bool:
+    return getattr(err, "cause_response_code", None) == _CONDITION_FAILED
+
+
+def _record(item: CampaignSendModel) -> SendRecord:
+    return SendRecord(
+        iccid=item.iccid,
+        campaign_id=item.campaign_id,
+        wave=int(item.wave),
+        status=SendStatus(item.status),
+        at=utc_aware(item.at),
+        reason=SkipReason(item.reason) if item.reason else None,
+        message_id=item.message_id,
+        attempts=int(item.attempts or 0),
+        registered_at=utc_aware(item.registered_at) if item.registered_at else None,
+    )
+
+
+class DynamoSendLedger(SendLedger):
+    def _create(self, record: SendRecord) -> bool:
+        item = CampaignSendModel(
+            iccid=record.iccid,
+            campaign_wave=campaign_wave_key(record.campaign_id, record.wave),
+            campaign_id=record.campaign_id,
+            wave=record.wave,
+            status=record.status.value,
+            at=record.at,
+            reason=record.reason.value if record.reason else None,
+            attempts=record.attempts,
+        )
+        try:
+            item.save(condition=CampaignSendModel.iccid.does_not_exist())
+        except PutError as err:
+            if _condition_failed(err):
+                return False
+            raise
+        return True
+
+    def claim(self, campaign_id: str, wave: int, iccid: str, at: datetime) -> SendRecord | None:
+        record = SendRecord(iccid=iccid, campaign_id=campaign_id, wave=wave, status=SendStatus.CLAIMED, at=at)
+        return record if self._create(record) else None
+
+    def finish(
+        self,
+        record: SendRecord,
+        status: SendStatus,
+        at: datetime,
+        *,
+        reason: SkipReason | None = None,
+        message_id: str | None = None,
+        attempts: int = 0,
+    ) -> SendRecord:
+        item = CampaignSendModel(
+            iccid=record.iccid, campaign_wave=campaign_wave_key(record.campaign_id, record.wave)
+        )
+        actions: list[Action] = [
+            CampaignSendModel.status.set(status.value),
+            CampaignSendModel.at.set(at),
+            CampaignSendModel.attempts.set(attempts),
+        ]
+        actions.append(
+            CampaignSendModel.reason.set(reason.value) if reason else CampaignSendModel.reason.remove()
+        )
+        if message_id:
+            actions.append(CampaignSendModel.message_id.set(message_id))
+        try:
+            item.update(actions=actions, condition=CampaignSendModel.status == SendStatus.CLAIMED.value)
+        except UpdateError as err:
+            if _condition_failed(err):
+                raise Conflict(
+                    "campaign.send_recorded",
+                    "该发送已记录",
+                    "This send is recorded already",
+                    details={"campaign_id": record.campaign_id, "wave": record.wave},
+                ) from err
+            raise
+        return SendRecord(
+            iccid=record.iccid,
+            campaign_id=record.campaign_id,
+            wave=record.wave,
+            status=status,
+            at=at,
+            reason=reason,
+            message_id=message_id,
+            attempts=attempts,
+        )
+
+    def skip(self, campaign_id: str, wave: int, iccid: str, reason: SkipReason, at: datetime) -> bool:
+        return self._create(
+            SendRecord(
+                iccid=iccid,
+                campaign_id=campaign_id,
+                wave=wave,
+                status=SendStatus.SKIPPED,
+                at=at,
+                reason=reason,
+            )
+        )
+
+    def records_of(self, iccid: str) -> list[SendRecord]:
+        return [_record(item) for item in CampaignSendModel.query(iccid)]
+
+    def mark_registered(self, record: SendRecord, at: datetime) -> bool:
+        item = CampaignSendModel(
+            iccid=record.iccid, campaign_wave=campaign_wave_key(record.campaign_id, record.wave)
+        )
+        try:
+            item.update(
+                actions=[CampaignSendModel.registered_at.set(at)],
+                condition=(CampaignSendModel.status == SendStatus.SENT.value)
+                & CampaignSendModel.registered_at.does_not_exist(),
+            )
+        except UpdateError as err:
+            if _condition_failed(err):
+                return False
+            raise
+        return True
+
+    def count(self, campaign_id: str, wave: int, **counts: int) -> None:
+        actions: list[Action] = []
+        for name, n in counts.items():
+            if name not in COUNTERS and name not in SKIP_COUNTERS:
+                raise ValueError(f"unknown counter {name}")
+            if n:
+                actions.append(getattr(CampaignWaveModel, name).add(n))
+        if not actions:
+            return
+        CampaignWaveModel(campaign_wave=campaign_wave_key(campaign_id, wave), part=STATS_PART).update(
+            actions=actions
+        )
+
+    def progress(self, campaign_id: str, wave: int) -> WaveProgress:
+        try:
+            item = CampaignWaveModel.get(
+                campaign_wave_key(campaign_id, wave), STATS_PART, consistent_read=True
+            )
+        except CampaignWaveModel.DoesNotExist:
+            return WaveProgress(campaign_id=campaign_id, wave=wave)
+        skipped = {
+            name.removeprefix("skipped_"): int(value)
+            for name in SKIP_COUNTERS
+            if (value := getattr(item, name)) is not None and int(value) > 0
+        }
+        return WaveProgress(
+            campaign_id=campaign_id,
+            wave=wave,
+            skipped=skipped,
+            **{name: int(getattr(item, name) or 0) for name in COUNTERS},
+        )
+
+    def plan_cursor(self, campaign_id: str, wave: int, shard: str) -> tuple[str | None, bool]:
+        try:
+            item = CampaignWaveModel.get(
+                campaign_wave_key(campaign_id, wave), f"shard#{shard}", consistent_read=True
+            )
+        except CampaignWaveModel.DoesNotExist:
+            return None, False
+        return item.cursor, bool(item.done)
+
+    def save_plan_cursor(
+        self, campaign_id: str, wave: int, shard: str, cursor: str | None, done: bool
+    ) -> None:
+        CampaignWaveModel(
+            campaign_wave=campaign_wave_key(campaign_id, wave),
+            part=f"shard#{shard}",
+            cursor=cursor,
+            done=done,
+        ).save()
+
+    def shards_done(self, campaign_id: str, wave: int) -> Iterator[str]:
+        """The shards of a wave whose plan is done (one query of the wave's items)."""
+        for item in CampaignWaveModel.query(
+            campaign_wave_key(campaign_id, wave),
+            CampaignWaveModel.part.startswith("shard#"),
+            consistent_read=True,
+        ):
+            if item.done:
+                yield item.part.removeprefix("shard#")
+
+
+class DynamoRateLimiter(RateLimiter):
+    """The token bucket of ``key`` (a campaign id): item ``part="bucket"`` under ``f"{key}#rate"``."""
+
+    def acquire(self, key: str, tokens: int, rate_per_second: float, now: float) -> float:
+        capacity = max(float(rate_per_second), float(tokens), 1.0)
+        for _ in range(BUCKET_ATTEMPTS):
+            try:
+                item = CampaignWaveModel.get(rate_key(key), BUCKET_PART, consistent_read=True)
+            except CampaignWaveModel.DoesNotExist:
+                item = None
+            if item is None:
+                held, version = capacity, 0
+            else:
+                held = float(item.tokens or 0.0)
+                held = min(capacity, held + max(0.0, now - float(item.refilled_at or now)) * rate_per_second)
+                version = int(item.version or 0)
+            if held < tokens:
+                return (tokens - held) / rate_per_second
+            fresh = CampaignWaveModel(
+                campaign_wave=rate_key(key),
+                part=BUCKET_PART,
+                tokens=held - tokens,
+                refilled_at=now,
+                version=version + 1,
+            )
+            condition = (
+                CampaignWaveModel.part.does_not_exist()
+                if item is None
+                else CampaignWaveModel.version == version
+            )
+            try:
+                fresh.save(condition=condition)
+            except PutError as err:
+                if _condition_failed(err):
+                    continue  # another sender took tokens meanwhile: read again
+                raise
+            return 0.0
+        return 1.0 / rate_per_second  # contended: wait for one token's time and try again

@@ -1,0 +1,330 @@
+"""Reaching the owners of backfill targets outside the SMS itself: their opt-out (a reply keyword to a
+campaign SMS, or the link on their page), the in-app notice of their unregistered cards, and the call
+list a call centre works when a message could not be sent.
+
+An opt-out stops campaign messages to a phone, never a registration's own SMS (login and verification
+codes go through ``SmsCodeService``, which never asks the opt-outs). Replies are known by the phone's
+keyed hash: the phone in clear is neither kept nor logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import unicodedata
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+
+from chalicelib.campaigns.domain import (
+    OPT_OUT_KEYWORDS,
+    CallEntry,
+    CallOutcome,
+    Campaign,
+    CampaignStatus,
+    OptOut,
+    Target,
+)
+from chalicelib.campaigns.errors import campaign_not_found
+from chalicelib.campaigns.ports import BackfillTargets, CallList, CampaignStore, OptOuts, SendLedger
+from chalicelib.kernel.clock import Clock, china_day, utc_now
+from chalicelib.kernel.crypto import TextSealer
+from chalicelib.kernel.errors import Conflict, InvalidField, NotFound, Unauthenticated
+from chalicelib.kernel.personal import mask_phone
+
+#: The reply callback's signature header: hex HMAC-SHA256 of the raw body (``sha256=`` prefix allowed).
+SIGNATURE_HEADER = "X-Cheka-Signature"
+SIGNATURE_PREFIX = "sha256="
+#: The longest note a caller may record with an outcome.
+MAX_NOTE = 500
+#: The most call list entries one CSV export holds (the next ones: its ``cursor``).
+MAX_SHEET = 2000
+#: Campaigns read, a page at a time, to find the active ones (they are few).
+_CAMPAIGN_PAGE = 100
+#: Characters dropped from a reply before it is compared with the keywords (spaces, punctuation).
+_REPLY_NOISE = re.compile(r"[\s\W_]+", re.UNICODE)
+#: Digits that could be a phone or ID number: kept out of a call's note.
+_PERSONAL_DIGITS = re.compile(r"\d{11,}|\d{17}[Xx]")
+
+
+class ReplyOutcome(StrEnum):
+    OPTED_OUT = "opted_out"  # a keyword: the phone gets no more campaign messages
+    ALREADY_OPTED_OUT = "already_opted_out"  # a keyword from a phone that had opted out (kept as it was)
+    IGNORED = "ignored"  # any other text: nothing changes
+
+
+# -- the rules (pure) --------------------------------------------------------------------------------
+
+
+def reply_signature(key: str, body: bytes) -> str:
+    """The hex HMAC-SHA256 the SMS provider puts in ``X-Cheka-Signature`` for ``body``."""
+    return hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
+
+
+def signature_matches(key: str, body: bytes, header: str | None) -> bool:
+    """Whether ``header`` is the signature of ``body`` under ``key`` (compared in constant time)."""
+    if not header:
+        return False
+    given = header.strip()
+    if given.lower().startswith(SIGNATURE_PREFIX):
+        given = given[len(SIGNATURE_PREFIX) :]
+    return hmac.compare_digest(given.lower().encode(), reply_signature(key, body).encode())
+
+
+def is_opt_out_reply(text: str) -> bool:
+    """Whether a reply is an opt-out keyword (``OPT_OUT_KEYWORDS``): full-width letters folded, letter case,
+    spaces and punctuation ignored ("td", "Ｔ Ｄ", "退订。" opt out; "TD我要登记" does not)."""
+    folded = _REPLY_NOISE.sub("", unicodedata.normalize("NFKC", text)).upper()
+    return folded in OPT_OUT_KEYWORDS
+
+
+def notice_campaign(campaigns: Iterable[Campaign], today: date) -> Campaign | None:
+    """The campaign whose deadline an owner's notice shows: of the active campaigns, the one with the
+    nearest deadline still to come; when every deadline has passed, the latest one; None: no active one."""
+    active = [c for c in campaigns if c.status is CampaignStatus.ACTIVE]
+    coming = [c for c in active if c.deadline >= today]
+    if coming:
+        return min(coming, key=lambda c: (c.deadline, c.created_at))
+    return max(active, key=lambda c: (c.deadline, c.created_at), default=None)
+
+
+def note_text(note: str | None) -> str | None:
+    """A call's note as kept: spaces collapsed, at most ``MAX_NOTE`` characters, no phone or ID numbers
+    (the card is named by the entry)."""
+    if note is None:
+        return None
+    text = " ".join(unicodedata.normalize("NFC", note).split())
+    if not text:
+        return None
+    if len(text) > MAX_NOTE:
+        raise InvalidField(
+            "campaign.call_note_too_long",
+            f"备注最多 {MAX_NOTE} 字",
+            f"The note has at most {MAX_NOTE} characters",
+            field="note",
+            details={"max": MAX_NOTE, "length": len(text)},
+        )
+    if _PERSONAL_DIGITS.search(text):
+        raise InvalidField(
+            "campaign.call_note_personal",
+            "备注中请勿填写手机号、证件号码等个人信息",
+            "Leave phone and ID numbers out of the note",
+            field="note",
+        )
+    return text
+
+
+# -- refusals ----------------------------------------------------------------------------------------
+
+
+def bad_signature() -> Unauthenticated:
+    return Unauthenticated(
+        "sms_reply.signature",
+        "回复通知签名无效",
+        f"The reply's {SIGNATURE_HEADER} is missing or wrong",
+        field=SIGNATURE_HEADER,
+    )
+
+
+def nothing_to_opt_out() -> Conflict:
+    return Conflict(
+        "campaign.nothing_to_opt_out",
+        "您名下没有待补登记的车辆，无需退订补登记短信",
+        "No card awaiting backfill registration is known by your phone: there is nothing to opt out of",
+    )
+
+
+def call_not_found(campaign_id: str, wave: int) -> NotFound:
+    return NotFound(
+        "campaign.call_not_found",
+        "呼叫名单中没有这张卡",
+        "This card is not on the campaign's call list",
+        details={"campaign_id": campaign_id, "wave": wave},
+    )
+
+
+# -- what the service answers ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NoticeCard:
+    """One of the owner's cards awaiting registration, with the deadline it must be registered by."""
+
+    target: Target
+    deadline: date | None
+    campaign_name: str | None
+
+
+@dataclass(frozen=True)
+class Notice:
+    cards: tuple[NoticeCard, ...]
+    opted_out: bool
+
+
+@dataclass(frozen=True)
+class CallRow:
+    """A call list entry with its contact phone: masked in a listing, in clear in the export."""
+
+    entry: CallEntry
+    phone: str | None
+
+
+class Reach:
+    """Opt-outs, the owner's notice and the call list (``deps.campaign_reach()``)."""
+
+    def __init__(
+        self,
+        *,
+        opt_outs: OptOuts,
+        calls: CallList,
+        targets: BackfillTargets,
+        campaigns: CampaignStore,
+        ledger: SendLedger,
+        sealer: TextSealer,
+        phone_hash: Callable[[str], str],
+        reply_key: Callable[[], str],
+        clock: Clock = utc_now,
+    ) -> None:
+        self._opt_outs = opt_outs
+        self._calls = calls
+        self._targets = targets
+        self._campaigns = campaigns
+        self._ledger = ledger
+        self._sealer = sealer
+        self._phone_hash = phone_hash
+        self._reply_key = reply_key
+        self._clock = clock
+
+    # -- replies ---------------------------------------------------------------------------------------
+
+    def check_reply_signature(self, body: bytes, header: str | None) -> None:
+        """Refuse (401 ``sms_reply.signature``) a callback not signed with the provider's key."""
+        if not signature_matches(self._reply_key(), body, header):
+            raise bad_signature()
+
+    def reply(self, phone: str, text: str, received_at: datetime | None) -> ReplyOutcome:
+        """A reply to a campaign SMS: a keyword opts the phone out (its first opt-out kept); anything else
+        changes nothing. ``mobile.format`` (422) for a phone that is no mainland mobile."""
+        phone_hash = self._phone_hash(phone)
+        if not is_opt_out_reply(text):
+            return ReplyOutcome.IGNORED
+        at = received_at or self._clock()
+        if self._opt_outs.opt_out(OptOut(phone_hash=phone_hash, at=at, via="reply")):
+            return ReplyOutcome.OPTED_OUT
+        return ReplyOutcome.ALREADY_OPTED_OUT
+
+    # -- the owner -------------------------------------------------------------------------------------
+
+    def _active_campaigns(self) -> list[Campaign]:
+        found: list[Campaign] = []
+        cursor: str | None = None
+        while True:
+            page, cursor = self._campaigns.list(cursor, _CAMPAIGN_PAGE)
+            found += [c for c in page if c.status is CampaignStatus.ACTIVE]
+            if cursor is None:
+                return found
+
+    def notice(self, subject: str) -> Notice:
+        """The owner's cards in service and not registered (their sales record names the phone they sign
+        in with), the deadline of the nearest active campaign, and whether their phone opted out."""
+        targets = self._targets.of_owner(subject)
+        if not targets:
+            return Notice(cards=(), opted_out=False)
+        campaign = notice_campaign(self._active_campaigns(), china_day(self._clock()))
+        hashes = _hashes(targets)
+        opted_out = bool(hashes) and bool(self._opt_outs.opted_out(hashes))
+        cards = tuple(
+            NoticeCard(
+                target=t,
+                deadline=campaign.deadline if campaign else None,
+                campaign_name=campaign.name if campaign else None,
+            )
+            for t in targets
+        )
+        return Notice(cards=cards, opted_out=opted_out)
+
+    def opt_out(self, subject: str) -> Notice:
+        """The owner's link: no more campaign messages to their phone (409 ``campaign.nothing_to_opt_out``
+        when no target names it)."""
+        targets = self._targets.of_owner(subject)
+        hashes = _hashes(targets)
+        if not hashes:
+            raise nothing_to_opt_out()
+        now = self._clock()
+        for phone_hash in sorted(hashes):
+            self._opt_outs.opt_out(OptOut(phone_hash=phone_hash, at=now, via="link"))
+        return self.notice(subject)
+
+    def opt_in(self, subject: str) -> Notice:
+        """The owner asks for campaign messages again (409 ``campaign.nothing_to_opt_out`` as above)."""
+        hashes = _hashes(self._targets.of_owner(subject))
+        if not hashes:
+            raise nothing_to_opt_out()
+        for phone_hash in sorted(hashes):
+            self._opt_outs.opt_in(phone_hash)
+        return self.notice(subject)
+
+    # -- the call list ---------------------------------------------------------------------------------
+
+    def _campaign(self, campaign_id: str) -> Campaign:
+        campaign = self._campaigns.get(campaign_id)
+        if campaign is None:
+            raise campaign_not_found(campaign_id)
+        return campaign
+
+    def _phone(self, entry: CallEntry) -> str | None:
+        sealed = entry.contact_phone_sealed
+        return self._sealer.open(sealed) if sealed else None
+
+    def calls(
+        self, campaign_id: str, *, wave: int | None, open_only: bool, cursor: str | None, limit: int
+    ) -> tuple[list[CallRow], str | None]:
+        """A page of the call list, phones masked."""
+        self._campaign(campaign_id)
+        entries, next_cursor = self._calls.page(
+            campaign_id, wave=wave, open_only=open_only, cursor=cursor, limit=limit
+        )
+        rows = []
+        for entry in entries:
+            phone = self._phone(entry)
+            rows.append(CallRow(entry, mask_phone(phone) if phone else None))
+        return rows, next_cursor
+
+    def call_sheet(
+        self, campaign_id: str, *, wave: int | None, open_only: bool, cursor: str | None
+    ) -> tuple[list[CallRow], str | None]:
+        """Up to ``MAX_SHEET`` entries with their phones in clear, for the call centre's export. The
+        caller records the read (every entry with a phone) before the sheet leaves."""
+        self._campaign(campaign_id)
+        entries, next_cursor = self._calls.page(
+            campaign_id, wave=wave, open_only=open_only, cursor=cursor, limit=MAX_SHEET
+        )
+        return [CallRow(entry, self._phone(entry)) for entry in entries], next_cursor
+
+    def record_outcome(
+        self,
+        campaign_id: str,
+        wave: int,
+        iccid: str,
+        outcome: CallOutcome,
+        note: str | None,
+        by: str,
+    ) -> CallRow:
+        """Record a call's outcome (a later one replaces the shown outcome; every one is kept in the
+        entry's history). The first outcome of an entry counts the wave's ``called``."""
+        kept_note = note_text(note)
+        self._campaign(campaign_id)
+        entry = self._calls.get(campaign_id, wave, iccid)
+        if entry is None:
+            raise call_not_found(campaign_id, wave)
+        recorded = self._calls.record_outcome(entry, outcome, by, self._clock(), kept_note)
+        if entry.outcome is None:
+            self._ledger.count(campaign_id, wave, called=1)
+        phone = self._phone(recorded)
+        return CallRow(recorded, mask_phone(phone) if phone else None)
+
+
+def _hashes(targets: Sequence[Target]) -> set[str]:
+    return {t.contact_phone_hash for t in targets if t.contact_phone_hash}

@@ -1,0 +1,112 @@
+"""待补登记 in the H5 client (headless Chromium, the whole local stack): an owner whose car is in use and
+whose card was never registered (the OEM's in-service feed names their phone) signs in, finds the car in
+我的车辆 with the deadline of the active backfill campaign, opts out of the backfill SMS (and the choice
+holds when the page is read again), and 立即登记 starts the registration of that very car, its VIN never
+typed. Screenshots are kept in the test's tmp dir (``<tmp>/screenshots``)."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from chalicelib.kernel.clock import china_day, utc_now
+from tests.e2e.conftest import Stack
+from tests.e2e.test_h5_lifecycle import cards_of, log_in, mask_iccid, take_vehicle, text
+from tests.e2e.test_h5_registration import Phone
+
+if TYPE_CHECKING:
+    from selenium.webdriver.remote.webdriver import WebDriver
+
+#: This module's own phone: the sales record's contact, and the phone the owner signs in with.
+CONTACT = "13800007511"
+
+
+@pytest.fixture
+def owner(browser: WebDriver, stack: Stack, tmp_path: Path, camera: Path) -> Phone:
+    for method, path in (("GET", "/h5"), ("POST", "/v1/inventory/in-service"), ("POST", "/v1/campaigns")):
+        if not stack.route_exists(method, path):
+            pytest.skip(f"app.py does not declare {method} {path}")
+    return Phone(browser, stack, tmp_path, camera)
+
+
+def date_zh(iso: str) -> str:
+    y, m, d = (int(p) for p in iso.split("-"))
+    return f"{y}年{m}月{d}日"
+
+
+def test_an_owner_sees_the_deadline_opts_out_and_starts_the_registration_from_the_notice(
+    owner: Phone, stack: Stack
+) -> None:
+    me = owner
+    vin = take_vehicle(stack)
+    card = cards_of(stack, vin)[0]
+    today = china_day(utc_now())
+
+    # Given the car in service with the owner's phone on its sales record, and an active campaign
+    status, report = stack.call(
+        "POST",
+        "/v1/inventory/in-service?format=json",
+        [{"iccid": card["iccid"], "in_service_since": today.isoformat(), "contact_phone": CONTACT}],
+        token=stack.admin_token,
+    )
+    assert status == 200, report
+    assert report["errors"] == [], report
+    status, created = stack.call(
+        "POST",
+        "/v1/campaigns",
+        {
+            "name": "补登记提醒（浏览器测试）",
+            "deadline": (today + timedelta(days=120)).isoformat(),
+            "waves": [60, 30],
+            "template": "尾号{vin_tail}的车辆请于{deadline}前完成实名登记：{link}",
+            "channels": ["sms"],
+            "rate_per_second": 10,
+        },
+        token=stack.admin_token,
+    )
+    assert status == 201, created
+
+    # When the owner signs in with that phone and opens 我的车辆
+    log_in(me, CONTACT)
+    me.tap("#home-vehicles")
+    me.wait_screen("vehicles")
+
+    def shown() -> str | None:
+        found = me.driver.find_elements("css selector", "#vehicle-backfill .backfill-register")
+        return text(me, "#vehicle-backfill") if found else None
+
+    notice = str(me.wait_until("the backfill notice", shown))
+    # Then the car is shown by its VIN tail and card (masked), with the nearest active campaign's deadline
+    assert "待补登记" in notice
+    assert vin[-6:] in notice
+    assert vin not in notice
+    assert mask_iccid(card["iccid"]) in notice
+    deadline = me.driver.execute_script(
+        "return fetch('/v1/me/backfill', {headers: {Authorization: 'Bearer ' + sessionStorage.getItem("
+        "'cheka.h5.token')}}).then((r) => r.json())"
+    )
+    assert deadline["cards"][0]["deadline"], json.dumps(deadline, ensure_ascii=False)
+    assert "请于 " + date_zh(deadline["cards"][0]["deadline"]) + " 前完成实名登记" in notice
+    me.shot("backfill-notice")
+
+    # When they opt out of the backfill SMS, the choice shows and holds when 我的车辆 is read again
+    me.tap("#vehicle-backfill .backfill-opt")
+    me.wait_until("the opt-out", lambda: "重新接收补登记短信" in text(me, "#vehicle-backfill .backfill-opt"))
+    assert "您已退订补登记提醒短信" in text(me, "#vehicle-backfill")
+    me.tap("#go-home")
+    me.wait_screen("home")
+    me.tap("#home-vehicles")
+    me.wait_screen("vehicles")
+    me.wait_until("the opt-out kept", lambda: "您已退订补登记提醒短信" in text(me, "#vehicle-backfill"))
+    me.shot("backfill-opted-out")
+
+    # When they tap 立即登记, the registration of that car starts: its vehicle is confirmed next
+    me.tap("#vehicle-backfill .backfill-register")
+    me.wait_screen("confirm_vehicle")
+    assert vin[-6:] in text(me, "#vehicle-card")
+    assert me.errors() == []
+    me.shot("backfill-registration-started")

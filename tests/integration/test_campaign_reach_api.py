@@ -1,0 +1,244 @@
+"""Reaching backfill owners through the API, on the embedded AWS and the real stores: the SMS provider's
+signed reply callback (a keyword opts the phone out; a registration's own SMS still comes), the owner's
+notice of their own cards with the deadline and their opt-out link, and the call list (masked pages, the
+sheet in clear with a reason and read-logged, outcomes recorded back)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from chalicelib.campaigns.domain import CallEntry, CallReason, CampaignStatus
+from chalicelib.campaigns.reach import SIGNATURE_HEADER, reply_signature
+from chalicelib.cards.inventory import import_inventory
+from chalicelib.core import deps
+from chalicelib.core.config import DEV_SMS_REPLY_SECRET
+from chalicelib.kernel.clock import china_day, utc_now
+from chalicelib.local.synthetic import inventory_rows
+from chalicelib.sms.domain import subject_for
+from tests.unit.campaigns.test_reach import campaign
+
+Auth = Callable[..., dict[str, str]]
+OWNER_PHONE = "13800138000"
+OTHER_PHONE = "13900139000"
+
+
+def body(resp: Any) -> Any:
+    return json.loads(resp.body)
+
+
+def signed(doc: dict[str, Any], key: str = DEV_SMS_REPLY_SECRET) -> tuple[bytes, dict[str, str]]:
+    raw = json.dumps(doc, ensure_ascii=False).encode()
+    return raw, {"Content-Type": "application/json", SIGNATURE_HEADER: reply_signature(key, raw)}
+
+
+def opted_out(phone: str) -> bool:
+    return bool(deps.opt_outs().opted_out([deps.sms_code_service().phone_hash(phone)]))
+
+
+def owner(token: Callable[..., str], phone: str) -> dict[str, str]:
+    subject = subject_for(deps.sms_code_service().phone_hash(phone))
+    return {"Authorization": f"Bearer {token('owner', subject=subject)}"}
+
+
+def test_a_signed_keyword_reply_opts_the_phone_out_and_its_login_code_still_comes(
+    api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reply = {"phone": OWNER_PHONE, "text": "TD", "received_at": "2026-03-02T10:00:00+08:00"}
+    raw, headers = signed(reply, key="not-the-providers-key")
+    refused = api.http.post("/v1/sms/replies", headers=headers, body=raw)
+    assert (refused.status_code, body(refused)["code"]) == (401, "sms_reply.signature")
+    unsigned = api.http.post("/v1/sms/replies", headers={"Content-Type": "application/json"}, body=raw)
+    assert unsigned.status_code == 401
+    assert not opted_out(OWNER_PHONE)
+
+    raw, headers = signed({**reply, "text": "好的，谢谢"})
+    ignored = api.http.post("/v1/sms/replies", headers=headers, body=raw)
+    assert (ignored.status_code, body(ignored)) == (200, {"outcome": "ignored"})
+    assert not opted_out(OWNER_PHONE)
+
+    raw, headers = signed(reply)
+    done = api.http.post("/v1/sms/replies", headers=headers, body=raw)
+    assert (done.status_code, body(done)) == (200, {"outcome": "opted_out"})
+    again = api.http.post("/v1/sms/replies", headers=headers, body=raw)
+    assert body(again) == {"outcome": "already_opted_out"}
+    assert opted_out(OWNER_PHONE)
+    assert not opted_out(OTHER_PHONE)
+    from chalicelib.adapters.dynamo.models_campaigns import CampaignOptOutModel
+
+    [item] = list(CampaignOptOutModel.scan())
+    assert (item.via, item.at) == ("reply", datetime(2026, 3, 2, 2, 0, tzinfo=UTC))
+    assert OWNER_PHONE not in json.dumps(item.to_simple_dict(), default=str)  # known by its hash alone
+
+    # An opt-out is from campaign messages only: the registration's own SMS still goes to the phone.
+    sent = api.http.post(
+        "/v1/auth/sms-codes",
+        headers={"Content-Type": "application/json"},
+        body=json.dumps({"phone": OWNER_PHONE, "purpose": "login"}),
+    )
+    assert sent.status_code == 202, sent.body
+    [latest] = deps.sms_drop().recent(1)
+    assert latest.phone == "138****8000"
+    assert "验证码" in latest.text
+
+
+@pytest.fixture
+def seeded(aws: None) -> dict[str, str]:
+    """Three vehicles in the inventory: the first two in service with the owner's phone as the sales
+    record's contact, the third with another phone; an active campaign and a stopped one."""
+    rows = list(inventory_rows(3, seed=41))
+    today = china_day(utc_now()).isoformat()  # not before the synthetic vehicles' production
+    report = import_inventory(list(enumerate(rows, start=2)), deps.inventory_repo(), actor="test")
+    assert report.errors == []
+    facts = [
+        (2, {"iccid": rows[0]["iccid"], "in_service_since": today, "contact_phone": OWNER_PHONE}),
+        (3, {"iccid": rows[2]["iccid"], "in_service_since": today, "contact_phone": OTHER_PHONE}),
+    ]
+    imported = deps.in_service_import().run(facts, actor="test")
+    assert imported.errors == []
+    store = deps.campaign_store()
+    store.create(campaign(1, date.today() + timedelta(days=90), name="补登记 第一期"))
+    store.create(campaign(2, date.today() + timedelta(days=30), CampaignStatus.STOPPED, name="已停止的活动"))
+    return {"mine": rows[0]["iccid"], "my_vin": rows[0]["vin"], "theirs": rows[2]["iccid"]}
+
+
+def test_an_owner_sees_only_their_own_cards_with_the_deadline_and_opts_out_and_back_in(
+    api: Any, token: Callable[..., str], auth: Auth, seeded: dict[str, str]
+) -> None:
+    me = owner(token, OWNER_PHONE)
+    notice = api.http.get("/v1/me/backfill", headers=me)
+    assert notice.status_code == 200, notice.body
+    doc = body(notice)
+    [card] = doc["cards"]
+    assert card["vin"] == seeded["my_vin"]
+    assert card["vin_masked"] == "*" * 11 + seeded["my_vin"][-6:]
+    assert card["iccid_masked"] != seeded["mine"]
+    assert card["iccid_masked"].endswith(seeded["mine"][-4:])
+    assert (card["deadline"], card["campaign_name"]) == (
+        (date.today() + timedelta(days=90)).isoformat(),
+        "补登记 第一期",
+    )
+    assert card["register_url"].startswith("http")
+    assert doc["opted_out"] is False
+
+    out = api.http.post("/v1/me/backfill/opt-out", headers=me)
+    assert (out.status_code, body(out)["opted_out"]) == (200, True)
+    assert opted_out(OWNER_PHONE)
+    assert not opted_out(OTHER_PHONE)
+    assert body(api.http.get("/v1/me/backfill", headers=me))["opted_out"] is True
+    back = api.http.delete("/v1/me/backfill/opt-out", headers=me)
+    assert (back.status_code, body(back)["opted_out"]) == (200, False)
+    assert not opted_out(OWNER_PHONE)
+
+    stranger = owner(token, "13700137000")
+    assert body(api.http.get("/v1/me/backfill", headers=stranger)) == {"cards": [], "opted_out": False}
+    none = api.http.post("/v1/me/backfill/opt-out", headers=stranger)
+    assert (none.status_code, body(none)["code"]) == (409, "campaign.nothing_to_opt_out")
+    assert api.http.get("/v1/me/backfill", headers=auth("admin")).status_code == 403
+
+
+def test_the_call_list_pages_masked_exports_read_logged_and_takes_outcomes(
+    api: Any, token: Callable[..., str], auth: Auth, aws: None
+) -> None:
+    c = campaign(1, date.today() + timedelta(days=60))
+    deps.campaign_store().create(c)
+    cid = c.campaign_id
+    now = datetime.now(UTC)
+    for wave, iccid, phone in (
+        (1, "89860000000000000011", OWNER_PHONE),
+        (1, "89860000000000000012", None),
+        (2, "89860000000000000013", OTHER_PHONE),
+    ):
+        assert deps.call_list().add(
+            CallEntry(
+                campaign_id=cid,
+                wave=wave,
+                iccid=iccid,
+                vin="LSVAU2180N2" + iccid[-6:],
+                reason=CallReason.SEND_FAILED if phone else CallReason.NO_PHONE,
+                created_at=now,
+                contact_phone_sealed=deps.sealer().seal(phone) if phone else None,
+            )
+        )
+    caller = {"Authorization": f"Bearer {token('call_centre', subject='caller-1')}"}
+    first = api.http.get(f"/v1/campaigns/{cid}/calls?limit=2", headers=caller)
+    assert first.status_code == 200, first.body
+    page = body(first)
+    assert [(i["wave"], i["phone_masked"], i["reason"]) for i in page["items"]] == [
+        (1, "138****8000", "send_failed"),
+        (1, None, "no_phone"),
+    ]
+    rest = body(
+        api.http.get(f"/v1/campaigns/{cid}/calls?limit=2&cursor={page['next_cursor']}", headers=caller)
+    )
+    assert ([i["phone_masked"] for i in rest["items"]], rest["next_cursor"]) == (["139****9000"], None)
+    wave2 = body(api.http.get(f"/v1/campaigns/{cid}/calls?wave=2", headers=auth("auditor")))
+    assert [i["iccid"] for i in wave2["items"]] == ["89860000000000000013"]
+    bad_wave = api.http.get(f"/v1/campaigns/{cid}/calls?wave=0", headers=caller)
+    assert (bad_wave.status_code, body(bad_wave)["code"]) == (422, "campaign.wave")
+    assert api.http.get(f"/v1/campaigns/{cid}/calls", headers=auth("owner")).status_code == 403
+    assert api.http.get("/v1/campaigns/cp_unknown/calls", headers=caller).status_code == 404
+
+    # The sheet: phones in clear, so only with a reason, and every entry with a phone read-logged.
+    no_reason = api.http.get(f"/v1/campaigns/{cid}/calls.csv", headers=caller)
+    assert (no_reason.status_code, body(no_reason)["code"]) == (422, "audit.reason_invalid")
+    assert (
+        api.http.get(f"/v1/campaigns/{cid}/calls.csv?reason=回访", headers=auth("operations")).status_code
+        == 403
+    )
+    sheet = api.http.get(f"/v1/campaigns/{cid}/calls.csv?reason=补登记外呼回访", headers=caller)
+    assert sheet.status_code == 200, sheet.body
+    assert sheet.headers["Content-Type"].startswith("text/csv")
+    lines = sheet.body.decode("utf-8-sig").splitlines()
+    assert lines[0].startswith("campaign_id,wave,iccid,vin,phone,reason")
+    assert [line.split(",")[4] for line in lines[1:]] == [OWNER_PHONE, "", OTHER_PHONE]
+    from chalicelib.audit.domain import ReadSearch
+
+    reads = (
+        deps.read_log()
+        .search(
+            ReadSearch(actor="caller-1", since=now - timedelta(minutes=5), until=now + timedelta(minutes=5))
+        )
+        .reads
+    )
+    assert sorted(r.record_id for r in reads) == ["89860000000000000011", "89860000000000000013"]
+    assert {(r.fields, r.reason) for r in reads} == {(("contact_phone",), "补登记外呼回访")}
+
+    # Outcomes: recorded back, the wave's `called` counted once; bad input changes nothing.
+    path = f"/v1/campaigns/{cid}/calls/1/89860000000000000011/outcome"
+    json_caller = {**caller, "Content-Type": "application/json"}
+    wrong = api.http.post(path, headers=json_caller, body=json.dumps({"outcome": "maybe"}))
+    assert (wrong.status_code, body(wrong)["field"]) == (422, "outcome")
+    personal = api.http.post(
+        path, headers=json_caller, body=json.dumps({"outcome": "reached", "note": "改打 13912345678"})
+    )
+    assert (personal.status_code, body(personal)["code"]) == (422, "campaign.call_note_personal")
+    missing = api.http.post(
+        f"/v1/campaigns/{cid}/calls/2/89860000000000000011/outcome",
+        headers=json_caller,
+        body=json.dumps({"outcome": "reached"}),
+    )
+    assert (missing.status_code, body(missing)["code"]) == (404, "campaign.call_not_found")
+    assert deps.call_list().get(cid, 1, "89860000000000000011").outcome is None  # type: ignore[union-attr]
+    done = api.http.post(
+        path, headers=json_caller, body=json.dumps({"outcome": "no_answer", "note": "下午再打"})
+    )
+    assert done.status_code == 200, done.body
+    assert (body(done)["outcome"], body(done)["outcome_by"], body(done)["note"]) == (
+        "no_answer",
+        "caller-1",
+        "下午再打",
+    )
+    again = api.http.post(path, headers=json_caller, body=json.dumps({"outcome": "reached"}))
+    assert (body(again)["outcome"], body(again)["note"]) == ("reached", None)
+    from chalicelib.adapters.dynamo.models_campaigns import CampaignCallModel
+
+    item = CampaignCallModel.get(cid, "01#89860000000000000011")
+    assert [json.loads(o)["outcome"] for o in item.outcomes or []] == ["no_answer", "reached"]
+    assert deps.send_ledger().progress(cid, 1).called == 1
+    open_only = body(api.http.get(f"/v1/campaigns/{cid}/calls?open=true&wave=1", headers=caller))
+    assert [i["iccid"] for i in open_only["items"]] == ["89860000000000000012"]

@@ -1,0 +1,296 @@
+"""Reaching owners beyond the SMS, on fakes: reply keywords and the callback's signature, the owner's
+notice (their own targets, the nearest active deadline) and opt-out link, the call list (masked pages,
+the sheet in clear, outcomes recorded and counted once)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time
+
+import pytest
+
+from chalicelib.campaigns.domain import (
+    CallEntry,
+    CallOutcome,
+    CallReason,
+    Campaign,
+    CampaignStatus,
+    Channel,
+    QuietHours,
+)
+from chalicelib.campaigns.reach import (
+    Reach,
+    ReplyOutcome,
+    is_opt_out_reply,
+    notice_campaign,
+    reply_signature,
+    signature_matches,
+)
+from chalicelib.cards.domain.inventory import CardState
+from chalicelib.kernel.crypto import TextSealer
+from chalicelib.kernel.errors import Conflict, DomainError, InvalidField, NotFound, Unauthenticated
+from chalicelib.kernel.validators import validate
+from chalicelib.sms.domain import phone_lookup_value, subject_for
+from tests.fakes.campaign_reach import FakeCallList, FakeOptOuts
+from tests.fakes.campaign_sends import FakeSendLedger
+from tests.fakes.campaign_store import FakeCampaignStore
+from tests.fakes.campaign_targets import FakeBackfillTargets
+from tests.fakes.clock import FakeClock
+from tests.fakes.crypto import FakeCipher, FakeHasher
+
+KEY = "reply-key-for-tests"
+OWNER_PHONE = "13800138000"
+OTHER_PHONE = "13900139000"
+
+
+def phone_hash(phone: str) -> str:
+    return FakeHasher().digest(phone_lookup_value(validate("mobile", phone, field="phone").value))
+
+
+def campaign(
+    n: int, deadline: date, status: CampaignStatus = CampaignStatus.ACTIVE, name: str | None = None
+) -> Campaign:
+    at = datetime(2026, 1, n, tzinfo=UTC)
+    return Campaign(
+        campaign_id=f"cp_{n:024x}",
+        name=name or f"补登记 {n}",
+        deadline=deadline,
+        waves=(),
+        template="尾号{vin_tail} {link}",
+        channels=(Channel.SMS, Channel.CALL),
+        rate_per_second=50,
+        quiet_hours=QuietHours(),
+        send_time=time(10, 0),
+        attribution_days=14,
+        status=status,
+        created_by="admin",
+        created_at=at,
+        updated_at=at,
+    )
+
+
+class World:
+    def __init__(self) -> None:
+        self.clock = FakeClock()  # 2026-03-02 10:00 China
+        self.opt_outs = FakeOptOuts()
+        self.calls = FakeCallList()
+        self.targets = FakeBackfillTargets()
+        self.store = FakeCampaignStore()
+        self.ledger = FakeSendLedger()
+        self.sealer = TextSealer(FakeCipher())
+        self.reach = Reach(
+            opt_outs=self.opt_outs,
+            calls=self.calls,
+            targets=self.targets,
+            campaigns=self.store,
+            ledger=self.ledger,
+            sealer=self.sealer,
+            phone_hash=phone_hash,
+            reply_key=lambda: KEY,
+            clock=self.clock,
+        )
+
+    def card(self, iccid: str, phone: str | None, **kw: object) -> None:
+        self.targets.put(
+            iccid,
+            vin=f"LSVAU2180N2{iccid[-6:]}",
+            phone_hash=phone_hash(phone) if phone else None,
+            phone_sealed=self.sealer.seal(phone) if phone else None,
+            **kw,  # type: ignore[arg-type]
+        )
+
+    def call(self, cid: str, wave: int, iccid: str, phone: str | None = OWNER_PHONE) -> CallEntry:
+        entry = CallEntry(
+            campaign_id=cid,
+            wave=wave,
+            iccid=iccid,
+            vin=f"LSVAU2180N2{iccid[-6:]}",
+            reason=CallReason.SEND_FAILED if phone else CallReason.NO_PHONE,
+            created_at=self.clock(),
+            contact_phone_sealed=self.sealer.seal(phone) if phone else None,
+        )
+        assert self.calls.add(entry)
+        return entry
+
+
+@pytest.fixture
+def world() -> World:
+    return World()
+
+
+# -- replies ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["TD", "td", " t d ", "Ｔ Ｄ", "退订", "退订。", "STOP!", "n", "取消"])
+def test_an_opt_out_keyword_is_recognised_whatever_its_case_width_spaces_and_punctuation(text: str) -> None:
+    assert is_opt_out_reply(text)
+
+
+@pytest.mark.parametrize("text", ["", "好的", "TD我要登记", "请问怎么登记", "STOPPED", "123"])
+def test_other_replies_are_not_opt_outs(text: str) -> None:
+    assert not is_opt_out_reply(text)
+
+
+def test_a_signature_matches_only_its_body_under_its_key() -> None:
+    body = b'{"phone":"13800138000","text":"TD"}'
+    good = reply_signature(KEY, body)
+    assert signature_matches(KEY, body, good)
+    assert signature_matches(KEY, body, "sha256=" + good.upper())
+    assert not signature_matches(KEY, body + b" ", good)
+    assert not signature_matches("another-key", body, good)
+    assert not signature_matches(KEY, body, None)
+    assert not signature_matches(KEY, body, "")
+    assert not signature_matches(KEY, body, good[:-1])
+
+
+def test_a_callback_with_a_wrong_signature_is_refused_401(world: World) -> None:
+    with pytest.raises(Unauthenticated) as refused:
+        world.reach.check_reply_signature(b"{}", reply_signature("another-key", b"{}"))
+    assert refused.value.code == "sms_reply.signature"
+    world.reach.check_reply_signature(b"{}", reply_signature(KEY, b"{}"))
+
+
+def test_a_keyword_reply_opts_the_phone_out_once_keeping_the_first_record(world: World) -> None:
+    first = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)
+    assert world.reach.reply(OWNER_PHONE, "TD", first) is ReplyOutcome.OPTED_OUT
+    assert world.reach.reply(OWNER_PHONE, "退订", None) is ReplyOutcome.ALREADY_OPTED_OUT
+    record = world.opt_outs.records[phone_hash(OWNER_PHONE)]
+    assert (record.at, record.via) == (first, "reply")
+    assert list(world.opt_outs.records) == [phone_hash(OWNER_PHONE)]  # by hash: no phone kept
+
+
+def test_other_text_and_a_bad_phone_record_nothing(world: World) -> None:
+    assert world.reach.reply(OWNER_PHONE, "收到，谢谢", None) is ReplyOutcome.IGNORED
+    with pytest.raises(DomainError) as refused:
+        world.reach.reply("12345", "TD", None)
+    assert refused.value.code == "mobile.format"
+    assert world.opt_outs.records == {}
+
+
+# -- the owner's notice -------------------------------------------------------------------------------
+
+
+def test_the_notice_deadline_is_the_nearest_active_campaign_still_to_come() -> None:
+    today = date(2026, 3, 2)
+    past = campaign(1, date(2026, 2, 1))
+    near = campaign(2, date(2026, 6, 30))
+    far = campaign(3, date(2026, 12, 31))
+    paused = campaign(4, date(2026, 4, 1), CampaignStatus.PAUSED)
+    stopped = campaign(5, date(2026, 3, 31), CampaignStatus.STOPPED)
+    assert notice_campaign([far, past, paused, near, stopped], today) == near
+    assert notice_campaign([past, campaign(6, date(2026, 1, 1))], today) == past  # all past: the latest
+    assert notice_campaign([paused, stopped], today) is None
+
+
+def test_the_notice_shows_only_the_owners_own_targets_with_the_deadline(world: World) -> None:
+    world.card("89860000000000000001", OWNER_PHONE)
+    world.card("89860000000000000002", OWNER_PHONE, state=CardState.REGISTERED)  # not a target
+    world.card("89860000000000000003", OWNER_PHONE, in_service_since=None)  # not in service
+    world.card("89860000000000000004", OTHER_PHONE)
+    world.store.create(campaign(1, date(2026, 6, 30), name="2026 上半年补登记"))
+    notice = world.reach.notice(subject_for(phone_hash(OWNER_PHONE)))
+    assert [c.target.iccid for c in notice.cards] == ["89860000000000000001"]
+    assert (notice.cards[0].deadline, notice.cards[0].campaign_name) == (
+        date(2026, 6, 30),
+        "2026 上半年补登记",
+    )
+    assert notice.opted_out is False
+
+
+def test_without_an_active_campaign_the_cards_show_without_a_deadline(world: World) -> None:
+    world.card("89860000000000000001", OWNER_PHONE)
+    world.store.create(campaign(1, date(2026, 6, 30), CampaignStatus.STOPPED))
+    [card] = world.reach.notice(subject_for(phone_hash(OWNER_PHONE))).cards
+    assert (card.deadline, card.campaign_name) == (None, None)
+    assert world.reach.notice(subject_for(phone_hash(OTHER_PHONE))).cards == ()
+
+
+def test_the_owners_link_opts_their_phone_out_and_back_in(world: World) -> None:
+    world.card("89860000000000000001", OWNER_PHONE)
+    owner = subject_for(phone_hash(OWNER_PHONE))
+    assert world.reach.opt_out(owner).opted_out is True
+    assert world.opt_outs.records[phone_hash(OWNER_PHONE)].via == "link"
+    assert world.reach.notice(owner).opted_out is True
+    assert world.reach.opt_in(owner).opted_out is False
+    assert world.opt_outs.records == {}
+
+
+def test_an_owner_without_targets_has_nothing_to_opt_out_of(world: World) -> None:
+    world.card("89860000000000000001", OWNER_PHONE, state=CardState.REGISTERED)
+    owner = subject_for(phone_hash(OWNER_PHONE))
+    for change in (world.reach.opt_out, world.reach.opt_in):
+        with pytest.raises(Conflict) as refused:
+            change(owner)
+        assert (refused.value.code, refused.value.status) == ("campaign.nothing_to_opt_out", 409)
+    assert world.opt_outs.records == {}
+
+
+# -- the call list ------------------------------------------------------------------------------------
+
+
+def test_the_call_list_pages_by_wave_with_phones_masked_and_the_sheet_in_clear(world: World) -> None:
+    c = campaign(1, date(2026, 6, 30))
+    world.store.create(c)
+    world.call(c.campaign_id, 1, "89860000000000000001")
+    world.call(c.campaign_id, 1, "89860000000000000002", phone=None)
+    world.call(c.campaign_id, 2, "89860000000000000003", phone=OTHER_PHONE)
+    rows, cursor = world.reach.calls(c.campaign_id, wave=None, open_only=False, cursor=None, limit=2)
+    assert [(r.entry.wave, r.entry.iccid[-1], r.phone) for r in rows] == [
+        (1, "1", "138****8000"),
+        (1, "2", None),
+    ]
+    rows, cursor = world.reach.calls(c.campaign_id, wave=None, open_only=False, cursor=cursor, limit=2)
+    assert ([r.phone for r in rows], cursor) == (["139****9000"], None)
+    rows, _ = world.reach.calls(c.campaign_id, wave=2, open_only=False, cursor=None, limit=10)
+    assert [r.entry.iccid for r in rows] == ["89860000000000000003"]
+    sheet, cursor = world.reach.call_sheet(c.campaign_id, wave=None, open_only=False, cursor=None)
+    assert ([r.phone for r in sheet], cursor) == ([OWNER_PHONE, None, OTHER_PHONE], None)
+    with pytest.raises(NotFound) as refused:
+        world.reach.calls("cp_unknown", wave=None, open_only=False, cursor=None, limit=10)
+    assert refused.value.code == "campaign.not_found"
+
+
+def test_an_outcome_is_recorded_replaced_by_a_later_one_and_counted_called_once(world: World) -> None:
+    c = campaign(1, date(2026, 6, 30))
+    world.store.create(c)
+    world.call(c.campaign_id, 1, "89860000000000000001")
+    world.call(c.campaign_id, 1, "89860000000000000002")
+    row = world.reach.record_outcome(
+        c.campaign_id, 1, "89860000000000000001", CallOutcome.NO_ANSWER, "  下午 再打 ", "caller-1"
+    )
+    assert (row.entry.outcome, row.entry.note, row.entry.outcome_by, row.phone) == (
+        CallOutcome.NO_ANSWER,
+        "下午 再打",
+        "caller-1",
+        "138****8000",
+    )
+    world.clock.advance(hours=3)
+    world.reach.record_outcome(
+        c.campaign_id, 1, "89860000000000000001", CallOutcome.REACHED, None, "caller-2"
+    )
+    entry = world.calls.get(c.campaign_id, 1, "89860000000000000001")
+    assert entry is not None
+    assert (entry.outcome, entry.note, entry.outcome_at) == (CallOutcome.REACHED, None, world.clock())
+    assert [o[3] for o in world.calls.outcomes] == [CallOutcome.NO_ANSWER, CallOutcome.REACHED]
+    assert world.ledger.progress(c.campaign_id, 1).called == 1
+    open_rows, _ = world.reach.calls(c.campaign_id, wave=1, open_only=True, cursor=None, limit=10)
+    assert [r.entry.iccid for r in open_rows] == ["89860000000000000002"]
+
+
+def test_an_outcome_for_an_unknown_entry_or_with_a_phone_in_its_note_changes_nothing(world: World) -> None:
+    c = campaign(1, date(2026, 6, 30))
+    world.store.create(c)
+    world.call(c.campaign_id, 1, "89860000000000000001")
+    with pytest.raises(NotFound) as missing:
+        world.reach.record_outcome(c.campaign_id, 2, "89860000000000000001", CallOutcome.REACHED, None, "x")
+    assert missing.value.code == "campaign.call_not_found"
+    for note, code in (
+        ("改打 13912345678", "campaign.call_note_personal"),
+        ("长" * 501, "campaign.call_note_too_long"),
+    ):
+        with pytest.raises(InvalidField) as refused:
+            world.reach.record_outcome(
+                c.campaign_id, 1, "89860000000000000001", CallOutcome.REACHED, note, "x"
+            )
+        assert (refused.value.code, refused.value.field) == (code, "note")
+    assert world.calls.outcomes == []
+    assert world.ledger.progress(c.campaign_id, 1).called == 0
