@@ -605,13 +605,15 @@ class ChekaStack(Stack):
                 )
             )
         # The SMS provider's key that signs its reply callbacks (a reply keyword opts a phone out).
-        statements.append(
-            iam.PolicyStatement(
-                sid="SmsReplyKey",
-                actions=["secretsmanager:GetSecretValue"],
-                resources=[self.secrets[resources.SMS_REPLY_SECRET].secret_arn],
+        sms_reply_secret = self.secrets.get(resources.SMS_REPLY_SECRET)
+        if sms_reply_secret is not None:
+            statements.append(
+                iam.PolicyStatement(
+                    sid="SmsReplyKey",
+                    actions=["secretsmanager:GetSecretValue"],
+                    resources=[sms_reply_secret.secret_arn],
+                )
             )
-        )
         # Inline in the role: the functions reference the role, so they never start without the policy.
         return iam.Role(
             self,

@@ -283,12 +283,22 @@ class Campaigns:
         )
 
     def create(self, draft: CampaignDraft, by: str) -> Campaign:
-        """Store the campaign and schedule each of its waves still ahead."""
+        """Store the campaign and schedule each of its waves still ahead. When a schedule cannot be made
+        the ones made are deleted and the campaign is stopped (no half-scheduled campaign stays active);
+        the error is raised."""
         campaign = dataclasses.replace(self.check(draft), created_by=by)
         self._store.create(campaign)
-        for wave in campaign.waves:
-            if wave.status is WaveStatus.SCHEDULED:
-                self._scheduler.schedule(campaign.campaign_id, wave.index, wave.scheduled_at)
+        made: list[int] = []
+        try:
+            for wave in campaign.waves:
+                if wave.status is WaveStatus.SCHEDULED:
+                    self._scheduler.schedule(campaign.campaign_id, wave.index, wave.scheduled_at)
+                    made.append(wave.index)
+        except Exception:
+            for index in made:
+                self._scheduler.cancel(campaign.campaign_id, index)
+            self.stop(campaign.campaign_id)
+            raise
         return campaign
 
     # -- read ---------------------------------------------------------------------------------------

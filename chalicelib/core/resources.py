@@ -283,15 +283,15 @@ def declare(settings: Settings) -> StageResources:
                 content="provided",
             )
         )
-    # The provider's key (local stages sign with ``config.DEV_SMS_REPLY_SECRET`` and never read it).
-    secrets.append(
-        SecretDeclaration(
-            id=SMS_REPLY_SECRET,
-            name=settings.sms_reply_secret_name,
-            description=f"cheka {stage}: key of the SMS provider's signed reply callbacks",
-            content="provided",
+    if not settings.is_local:  # local stages sign replies with ``config.DEV_SMS_REPLY_SECRET``
+        secrets.append(
+            SecretDeclaration(
+                id=SMS_REPLY_SECRET,
+                name=settings.sms_reply_secret_name,
+                description=f"cheka {stage}: key of the SMS provider's signed reply callbacks",
+                content="provided",
+            )
         )
-    )
     return StageResources(
         bucket=BucketDeclaration(
             name=settings.documents_bucket,

@@ -171,19 +171,19 @@ def test_an_admin_creates_a_campaign_runs_a_wave_watches_its_progress_pauses_res
     quiet_start, quiet_end = _quiet_hours_away_from(china_now)
     deadline = (china_now + timedelta(days=90)).date()
     name = f"补登记测试活动 {china_now:%H%M%S}"
-    console.fill("#campaign-name", name)
-    _set(console, "#campaign-deadline", deadline.isoformat())
-    _set(console, "#campaign-quiet-start", quiet_start)
-    _set(console, "#campaign-quiet-end", quiet_end)
-    console.fill("#campaign-rate-per-second", "50")
+    console.fill("#create-name", name)
+    _set(console, "#create-deadline", deadline.isoformat())
+    _set(console, "#create-quiet-start", quiet_start)
+    _set(console, "#create-quiet-end", quiet_end)
+    console.fill("#create-rate-per-second", "50")
 
     # A template without the link: the live count and preview say so, the API refuses it beside the field
-    console.fill("#campaign-template", BAD_TEMPLATE)
-    assert "缺少 {link}" in console.element("#campaign-preview").text
+    console.fill("#create-template", BAD_TEMPLATE)
+    assert "缺少 {link}" in console.element("#create-preview").text
     console.tap("#campaign-create-submit")
     console.wait_until("the template's refusal", lambda: console.errors())
     assert console.errors() == ["短信模板必须包含登记链接 {link}"], console.errors()
-    refused = _js(console, "return document.getElementById('campaign-template').getAttribute('aria-invalid')")
+    refused = _js(console, "return document.getElementById('create-template').getAttribute('aria-invalid')")
     assert refused == "true"
     assert {c["campaign_id"] for c in _campaigns(stack)} == before, "nothing was created"
     console.shot("01-campaign-template-refused")
@@ -191,11 +191,11 @@ def test_an_admin_creates_a_campaign_runs_a_wave_watches_its_progress_pauses_res
     # The good one: the default template (the VIN's tail, the deadline, the link)
     _js(
         console,
-        "const t = document.getElementById('campaign-template'); t.value = arguments[0];"
+        "const t = document.getElementById('create-template'); t.value = arguments[0];"
         "t.dispatchEvent(new Event('input', {bubbles: true}));",
         "【车联网卡实名登记】您尾号{vin_tail}的车辆车联网卡尚未实名登记，请于{deadline}前登记：{link}",
     )
-    count = console.element("#campaign-count").text
+    count = console.element("#create-count").text
     assert "/ 134" in count, count
     assert "超出" not in count, count
     assert console.errors() == []
@@ -281,7 +281,9 @@ def test_an_admin_creates_a_campaign_runs_a_wave_watches_its_progress_pauses_res
     console.tap("#calls-export")
     console.wait_until("the sheet exported", lambda: "已导出外呼名单" in console.element("#notice").text)
     assert console.errors() == []
-    assert console.console_errors() == [], console.console_errors()
+    # The page's own errors: none (the refused template's 422 is the browser logging the refusal)
+    logged = [e for e in console.console_errors() if "status of 422" not in e]
+    assert logged == [], logged
 
     # The store after: the wave's counters, and the outcome on the call list
     status, progress = stack.call("GET", f"/v1/campaigns/{campaign_id}/progress", token=stack.admin_token)

@@ -217,3 +217,32 @@ def test_the_local_worker_plays_the_scheduler_every_five_seconds() -> None:
     from chalicelib.local.worker import SCHEDULES
 
     assert [s.every_seconds for s in SCHEDULES if s.name == "campaign-scheduler"] == [5.0]
+
+
+def test_the_store_lists_newest_first_by_pages_and_refuses_a_stale_save(aws: None) -> None:
+    from dataclasses import replace
+
+    from chalicelib.campaigns.service import CampaignDraft
+    from chalicelib.core import deps
+    from chalicelib.kernel.errors import Conflict
+
+    store = deps.campaign_store()
+    draft = CampaignDraft(name="x", deadline=DEADLINE, waves=[7], template=TEMPLATE, rate_per_second=5)
+    base = deps.campaigns().check(draft)
+    made = []
+    for i in range(3):
+        at = datetime(2026, 1, 1 + i, tzinfo=UTC)
+        one = replace(base, campaign_id=f"cp_{i:024x}", created_at=at, updated_at=at)
+        store.create(one)
+        made.append(one)
+    first, cursor = store.list(limit=2)
+    assert [c.campaign_id for c in first] == [made[2].campaign_id, made[1].campaign_id]
+    rest, end = store.list(cursor, limit=2)
+    assert [c.campaign_id for c in rest] == [made[0].campaign_id]
+    assert end is None
+    stored = store.get(made[0].campaign_id)
+    assert stored == made[0]  # every field read back as written
+    assert store.save(stored).version == 2
+    with pytest.raises(Conflict) as stale:
+        store.save(stored)
+    assert stale.value.code == "campaign.changed"

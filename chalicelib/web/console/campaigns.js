@@ -232,7 +232,7 @@ export function campaigns(ctx) {
 
   function field(name, label, input, note) {
     input.setAttribute("data-field", name);
-    if (!input.id) input.id = "campaign-" + name.replace(/_/g, "-");
+    if (!input.id) input.id = "create-" + name.replace(/_/g, "-"); // the form's ids: create-<field>
     return h(
       "div",
       { class: "field" },
@@ -270,20 +270,20 @@ export function campaigns(ctx) {
   function createForm() {
     const name = h("input", { maxlength: "60", autocomplete: "off", required: true });
     const deadline = h("input", { type: "date", required: true, value: chinaToday(90), min: chinaToday(1) });
-    const waves = h("input", { value: DEFAULT_WAVES, inputmode: "numeric", autocomplete: "off", "aria-describedby": "campaign-waves-note" });
-    const template = h("textarea", { rows: "4", maxlength: "500", "aria-describedby": "campaign-count campaign-preview" });
+    const waves = h("input", { value: DEFAULT_WAVES, inputmode: "numeric", autocomplete: "off", "aria-describedby": "create-waves-note" });
+    const template = h("textarea", { rows: "4", maxlength: "500", "aria-describedby": "create-count create-preview" });
     template.value = DEFAULT_TEMPLATE;
-    const count = h("span", { class: "field-note count", id: "campaign-count", "aria-live": "polite" });
-    const preview = h("p", { class: "preview", id: "campaign-preview" });
+    const count = h("span", { class: "field-note count", id: "create-count", "aria-live": "polite" });
+    const preview = h("p", { class: "preview", id: "create-preview" });
     const sms = h("input", { type: "checkbox", name: "channels", value: "sms", checked: true });
     const phone = h("input", { type: "checkbox", name: "channels", value: "call", checked: true });
-    const channels = h("div", { class: "choices", "data-field": "channels", id: "campaign-channels" }, h("label", {}, sms, "短信"), h("label", {}, phone, "电话（外呼名单）"));
+    const channels = h("div", { class: "choices", "data-field": "channels", id: "create-channels" }, h("label", {}, sms, "短信"), h("label", {}, phone, "电话（外呼名单）"));
     const rate = h("input", { type: "number", min: "1", max: "500", step: "1", value: "50", inputmode: "numeric" });
     const sendTime = h("input", { type: "time", value: "10:00", required: true });
-    const quietStart = h("input", { type: "time", value: "21:00", "data-field": "quiet_start", id: "campaign-quiet-start", "aria-label": "免打扰开始时间（北京时间）" });
-    const quietEnd = h("input", { type: "time", value: "08:00", "data-field": "quiet_end", id: "campaign-quiet-end", "aria-label": "免打扰结束时间（北京时间）" });
+    const quietStart = h("input", { type: "time", value: "21:00", "data-field": "quiet_start", id: "create-quiet-start", "aria-label": "免打扰开始时间（北京时间）" });
+    const quietEnd = h("input", { type: "time", value: "08:00", "data-field": "quiet_end", id: "create-quiet-end", "aria-label": "免打扰结束时间（北京时间）" });
     const attribution = h("input", { type: "number", min: "1", max: "90", step: "1", value: "14", inputmode: "numeric" });
-    const estimate = h("p", { class: "hint", id: "campaign-targets" });
+    const estimate = h("p", { class: "hint", id: "create-targets" });
     const submit = h("button", { type: "button", class: "primary", id: "campaign-create-submit", text: "创建活动" });
     const error = h("p", { class: "error", role: "alert", hidden: true });
 
@@ -317,7 +317,7 @@ export function campaigns(ctx) {
         "div",
         { class: "form-row" },
         field("deadline", "登记截止日期", deadline),
-        field("waves", "发送轮次（截止日前天数）", waves, h("span", { class: "field-note", id: "campaign-waves-note", text: "用逗号分隔，如 60,30,7,1" })),
+        field("waves", "发送轮次（截止日前天数）", waves, h("span", { class: "field-note", id: "create-waves-note", text: "用逗号分隔，如 60,30,7,1" })),
       ),
       field(
         "template",

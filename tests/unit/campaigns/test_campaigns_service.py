@@ -71,6 +71,22 @@ def test_a_campaign_is_stored_active_with_one_schedule_per_wave_ahead(world: Wor
     )
 
 
+def test_a_schedule_that_cannot_be_made_leaves_no_schedule_and_the_campaign_stopped(world: World) -> None:
+    real = world.scheduler.schedule
+
+    def third_fails(campaign_id: str, wave: int, at: datetime) -> str:
+        if wave == 3:
+            raise RuntimeError("scheduler unavailable")
+        return real(campaign_id, wave, at)
+
+    world.scheduler.schedule = third_fails  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        world.service.create(draft(), by="admin-1")
+    assert world.scheduler.schedules == {}
+    (stored,) = world.store.campaigns.values()
+    assert stored.status is CampaignStatus.STOPPED
+
+
 def test_waves_already_past_are_missed_and_not_scheduled(world: World) -> None:
     world.clock.now = datetime(2026, 6, 10, 2, 0, tzinfo=UTC)
     campaign = world.service.create(draft(), by="admin-1")

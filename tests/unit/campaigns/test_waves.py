@@ -160,13 +160,16 @@ def test_a_wave_messages_each_target_exactly_once_even_when_every_batch_comes_tw
     for batch in batches + batches:  # every batch delivered twice
         w.sender.handle(batch)
     phones = Counter(phone for phone, _ in w.texts)
-    assert len(phones) == 30 and set(phones.values()) == {1}
+    assert len(phones) == 30
+    assert set(phones.values()) == {1}
     assert set(w.ledger.statuses(CID, 1).values()) == {SendStatus.SENT}
     progress = w.ledger.progress(CID, 1)
     assert (progress.targeted, progress.sent, progress.failed) == (30, 30, 0)
     assert w.planned == [(CID, 1)]
     text = w.texts[0][1]
-    assert LINK in text and "回TD退订" in text and "2026年6月30日" in text
+    assert LINK in text
+    assert "回TD退订" in text
+    assert "2026年6月30日" in text
 
 
 def test_the_plan_reads_one_index_item_per_target_and_sends_a_message_per_ten() -> None:
@@ -201,10 +204,11 @@ def test_a_sender_killed_half_way_and_redelivered_messages_no_card_twice_and_for
     w.clock.advance(seconds=400)  # the batch comes back after its visibility timeout
     w.sender.handle(batch)
     phones = Counter(phone for phone, _ in real.sent)
-    assert len(phones) == 9 and set(phones.values()) == {1}
+    assert len(phones) == 9
+    assert set(phones.values()) == {1}
     statuses = Counter(w.ledger.statuses(CID, 1).values())
     assert statuses == {SendStatus.SENT: 9, SendStatus.UNCONFIRMED: 1}
-    (entry,) = [e for e in w.calls.entries[CID].values()]
+    (entry,) = list(w.calls.entries[CID].values())
     assert entry.reason is CallReason.UNCONFIRMED
     assert w.ledger.statuses(CID, 1)[entry.iccid] is SendStatus.UNCONFIRMED
     assert phone_of(int(entry.iccid[-4:])) not in phones
@@ -245,10 +249,12 @@ def test_sms_provider_errors_are_retried_then_the_card_goes_to_the_call_list() -
     assert flaky.sent == [phone_of(1)]
     records = {r.iccid: r for r in w.ledger.records.values()}
     failed = records[f"8986{0:016d}"]
-    assert failed.status is SendStatus.FAILED and failed.attempts == 3
+    assert failed.status is SendStatus.FAILED
+    assert failed.attempts == 3
     assert records[f"8986{1:016d}"].status is SendStatus.SENT
     (entry,) = w.calls.entries[CID].values()
-    assert entry.reason is CallReason.SEND_FAILED and entry.contact_phone_sealed == f"sealed:{phone_of(0)}"
+    assert entry.reason is CallReason.SEND_FAILED
+    assert entry.contact_phone_sealed == f"sealed:{phone_of(0)}"
     progress = w.ledger.progress(CID, 1)
     assert (progress.sent, progress.failed) == (1, 1)
 
@@ -279,7 +285,8 @@ def test_a_card_with_no_phone_is_skipped_and_called() -> None:
     w.drain()
     assert w.texts == []
     (entry,) = w.calls.entries[CID].values()
-    assert entry.reason is CallReason.NO_PHONE and entry.contact_phone_sealed is None
+    assert entry.reason is CallReason.NO_PHONE
+    assert entry.contact_phone_sealed is None
     assert w.ledger.progress(CID, 1).skipped == {"no_phone": 1}
 
 
@@ -290,10 +297,12 @@ def test_quiet_hours_put_the_batch_back_until_0800_and_record_nothing() -> None:
     w.clock.now = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)  # 22:30 China
     outcome = w.sender.handle(batch)
     eight = datetime(2026, 3, 3, 0, 0, tzinfo=UTC)  # 08:00 China the next morning
-    assert outcome.deferred and outcome.cause == "quiet_hours"
+    assert outcome.deferred
+    assert outcome.cause == "quiet_hours"
     assert w.clock() + timedelta(seconds=outcome.defer_seconds or 0) >= eight
     assert outcome.defer_seconds == int((eight - w.clock()).total_seconds()) + 1
-    assert w.texts == [] and w.ledger.records == {}
+    assert w.texts == []
+    assert w.ledger.records == {}
     assert w.ledger.progress(CID, 1).deferred == 4
     w.clock.now = eight  # the batch comes back at 08:00 and goes
     assert not w.sender.handle(batch).deferred
@@ -314,7 +323,8 @@ def test_a_campaign_paused_mid_wave_puts_batches_back_and_sends_them_once_resume
     for b in rest:
         assert not w.sender.handle(b).deferred
     phones = Counter(phone for phone, _ in w.texts)
-    assert len(phones) == 20 and set(phones.values()) == {1}
+    assert len(phones) == 20
+    assert set(phones.values()) == {1}
 
 
 def test_a_paused_campaign_stops_its_plan_where_it_is_and_a_restart_carries_on_from_the_cursor() -> None:
@@ -322,7 +332,8 @@ def test_a_paused_campaign_stops_its_plan_where_it_is_and_a_restart_carries_on_f
     shard = next(s for s in BACKFILL_SHARD_NAMES if len(w.targets.indexed(s)) >= 5)
     assert w.planner.plan_shard(CID, 1, shard) is PlanOutcome.CONTINUE  # out of time after a page or two
     cursor, done = w.ledger.plan_cursor(CID, 1, shard)
-    assert cursor is not None and not done
+    assert cursor is not None
+    assert not done
     w.set_campaign(status=CampaignStatus.PAUSED)
     assert w.planner.plan_shard(CID, 1, shard) is PlanOutcome.PAUSED
     assert w.ledger.plan_cursor(CID, 1, shard) == (cursor, False)
@@ -335,9 +346,7 @@ def test_a_paused_campaign_stops_its_plan_where_it_is_and_a_restart_carries_on_f
     assert w.planner.plan_shard(CID, 1, shard) is PlanOutcome.ALREADY
 
 
-def test_a_planner_killed_between_queueing_and_saving_its_cursor_queues_a_page_twice_and_sends_it_once() -> (
-    None
-):
+def test_a_planner_killed_before_saving_its_cursor_queues_a_page_twice_and_it_is_sent_once() -> None:
     w = World(cards=40, page_size=3)
     shard = next(s for s in BACKFILL_SHARD_NAMES if len(w.targets.indexed(s)) >= 4)
     real_save = w.ledger.save_plan_cursor
@@ -358,7 +367,8 @@ def test_a_planner_killed_between_queueing_and_saving_its_cursor_queues_a_page_t
     for batch in batches:
         w.sender.handle(batch)
     phones = Counter(phone for phone, _ in w.texts)
-    assert len(phones) == len(in_shard) and set(phones.values()) == {1}
+    assert len(phones) == len(in_shard)
+    assert set(phones.values()) == {1}
 
 
 def test_a_stopped_campaign_skips_every_queued_target() -> None:
@@ -389,7 +399,8 @@ def test_overlapping_waves_skip_the_earlier_waves_rest_and_message_no_card_twice
     w.plan(wave=2)
     w.drain()
     phones = Counter(phone for phone, _ in w.texts)
-    assert len(phones) == 20 and set(phones.values()) == {1}  # no card twice in the day
+    assert len(phones) == 20
+    assert set(phones.values()) == {1}
     assert w.ledger.progress(CID, 2).skipped == {"messaged_today": 10}
     assert {i for i, s in w.ledger.statuses(CID, 2).items() if s is SendStatus.SKIPPED} == messaged
 
