@@ -48,6 +48,8 @@ READS = ("GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems")
 WRITE_BATCH = 25
 #: The day the targets' vehicles went into use.
 IN_SERVICE_SINCE = date(2024, 5, 1)
+#: A long drain prints its progress every this many messages.
+REPORT_EVERY = 1000
 TEMPLATE = "【示例汽车】尾号{vin_tail}的车辆车联网卡尚未实名登记，请于{deadline}前登记：{link}"
 
 
@@ -269,12 +271,20 @@ def _drain(queue_url: str, handle: Any, *, workers: int, batch: int) -> int:
                 time.sleep(0.05)
                 continue
             empty = 0
+            before = sum(received)
             received[n] += len(got)
+            if (before + len(got)) // REPORT_EVERY > before // REPORT_EVERY:
+                print(f"  {before + len(got):,} messages received", flush=True)
             try:
                 handle(got)
             except BaseException as error:  # a failed consumer stops the figures
                 errors.append(error)
 
+    if workers == 1:  # in this thread (a profiler sees it)
+        consume(0)
+        if errors:
+            raise errors[0]
+        return received[0]
     threads = [threading.Thread(target=consume, args=(n,)) for n in range(workers)]
     for thread in threads:
         thread.start()

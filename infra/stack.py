@@ -179,7 +179,7 @@ METRIC_DIMENSIONS: dict[Metric, tuple[str, ...]] = {
     Metric.CAMPAIGN_MESSAGES_SENT: ("campaign",),
     Metric.CAMPAIGN_MESSAGES_SKIPPED: ("campaign", "reason"),
     Metric.CAMPAIGN_SEND_FAILURES: ("campaign",),
-    Metric.CAMPAIGN_SENDS_DEFERRED: ("campaign",),
+    Metric.CAMPAIGN_SENDS_DEFERRED: ("campaign", "cause"),
     Metric.CAMPAIGN_REGISTRATIONS_ATTRIBUTED: ("campaign",),
 }
 

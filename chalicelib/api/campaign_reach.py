@@ -58,7 +58,9 @@ def sms_reply(call: Call) -> Any:
     service = deps.campaign_reach()
     # Checked over the bytes received, before anything is read from them.
     service.check_reply_signature(raw, call.request.headers.get(reach.SIGNATURE_HEADER.lower()))
-    body = _parse_body(call.request, views.SmsReplyBody, get_settings().max_body_bytes)
+    body: views.SmsReplyBody = _parse_body(  # type: ignore[assignment]
+        call.request, views.SmsReplyBody, get_settings().max_body_bytes
+    )
     outcome = service.reply(body.phone, body.text, body.received_at)
     # The outcome only: never the phone or the text.
     logger.info("sms reply handled", extra={"outcome": outcome.value})
@@ -158,7 +160,7 @@ def export_calls(call: Call, campaign_id: str) -> Response:
     reads = [read_of(RecordKind.CARD, r.entry.iccid, ["contact_phone"]) for r in rows if r.phone]
     record_reads(call, [r for r in reads if r is not None], reason)
     logger.info("call sheet exported", extra={"campaign_id": campaign_id, "lines": len(rows)})
-    headers = {
+    headers: dict[str, str | list[str]] = {
         "Content-Type": "text/csv; charset=utf-8",
         "Content-Disposition": f'attachment; filename="calls-{campaign_id}.csv"',
         "Cache-Control": "no-store",

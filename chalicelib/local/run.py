@@ -270,6 +270,7 @@ try:
   then register one of these unregistered vehicles in the H5: {", ".join(seed_doc.get("open_vins", [])[:3])}
       (show you hold it with the code its head unit shows: the page shows the sandbox's code, and so does
       .venv/bin/cheka vehicle head-unit VIN)
+  sign in to the H5 with {seed_doc.get("demo_owner_phone", "-")}: its cars in service, not registered (补登记)
 
 Ctrl-C stops everything.
 """,

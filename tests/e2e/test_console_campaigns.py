@@ -2,8 +2,9 @@
 admin signs in (password + TOTP at the local provider), is refused a campaign whose template has no link
 (the refusal beside the template, nothing created), creates one (its waves shown at their China times),
 runs its first wave now and watches the local worker plan and send it — the progress chart fills with the
-messages sent and the card without a phone skipped — pauses and resumes it, and records the call
-centre's outcome for the card without a phone, which the call list then holds.
+messages sent and the card without a phone skipped — pauses and resumes it, records the call centre's
+outcome for the card without a phone (which the call list then holds), exports the call list with a
+reason, and stops the campaign from the list.
 
 Screenshots: ``<tmp dir>/screenshots/*.png``."""
 
@@ -164,6 +165,8 @@ def test_an_admin_creates_a_campaign_runs_a_wave_watches_its_progress_pauses_res
     console.wait_until(
         "the create form", lambda: _js(console, "return !!document.getElementById('campaign-create')")
     )
+    if not _js(console, "return document.getElementById('campaign-create').open"):
+        console.tap("#campaign-create summary")  # folded away once there are campaigns
     assert "登记截止日期" in console.element("#campaign-create").text
 
     # Quiet hours away from now (a wave run now is sent now, whenever the test runs) and from 10:00
@@ -230,7 +233,9 @@ def test_an_admin_creates_a_campaign_runs_a_wave_watches_its_progress_pauses_res
     )
     assert "目标" in console.element('#campaign-progress .wave-progress[data-wave="1"] .numbers').text
     assert _js(console, "return document.querySelectorAll('#campaign-progress .legend li').length") >= 4
+    _js(console, "document.getElementById('campaign-progress').scrollIntoView()")
     console.shot("03-campaign-wave-progress")
+    _js(console, "window.scrollTo(0, 0)")
 
     # Pause, then resume
     console.tap('#campaign-facts button[data-action="pause"]')
@@ -281,6 +286,25 @@ def test_an_admin_creates_a_campaign_runs_a_wave_watches_its_progress_pauses_res
     console.tap("#calls-export")
     console.wait_until("the sheet exported", lambda: "已导出外呼名单" in console.element("#notice").text)
     assert console.errors() == []
+    # The list: the campaign with its status and current wave; 停止 (confirmed) ends it
+    _js(console, "window.scrollTo(0, 0)")
+    console.tap("#campaign-back")
+    item = f'#campaign-list li[data-campaign="{campaign_id}"]'
+    console.wait_until(
+        "the campaign in the list", lambda: _js(console, f"return !!document.querySelector('{item}')")
+    )
+    assert "当前第 1 轮" in console.element(item).text
+    assert f"截止 {deadline:%Y-%m-%d}" in console.element(item).text
+    console.tap(f'{item} button[data-action="stop"]')
+    _accept_confirm(console)
+    console.wait_until(
+        "stopped",
+        lambda: _js(console, f"return !!document.querySelector('{item} [data-status=\"stopped\"]')"),
+    )
+    status, doc = stack.call("GET", f"/v1/campaigns/{campaign_id}", token=stack.admin_token)
+    assert (status, doc["status"]) == (200, "stopped"), doc
+    console.shot("05-campaign-stopped-in-list")
+
     # The page's own errors: none (the refused template's 422 is the browser logging the refusal)
     logged = [e for e in console.console_errors() if "status of 422" not in e]
     assert logged == [], logged
@@ -291,6 +315,7 @@ def test_an_admin_creates_a_campaign_runs_a_wave_watches_its_progress_pauses_res
     [first] = [w for w in progress["waves"] if w["wave"] == 1]
     assert first["sent"] >= 2, first
     assert first["skipped"].get("no_phone", 0) >= 1, first
+    assert first["called"] >= 1, first
     status, calls = stack.call(
         "GET", f"/v1/campaigns/{campaign_id}/calls?wave=1&open=false", token=stack.admin_token
     )

@@ -299,6 +299,8 @@ def test_the_dashboard_shows_every_campaign_metric_and_the_campaign_queues(synth
         assert metric.value in body, metric
     # Each campaign's figures are searched by the dimensions they are emitted with.
     assert 'Cheka,service,campaign,reason} MetricName=\\"CampaignMessagesSkipped\\"' in body
+    assert 'Cheka,service,campaign,cause} MetricName=\\"CampaignSendsDeferred\\"' in body
+    assert 'Cheka,service,campaign} MetricName=\\"CampaignMessagesSent\\"' in body
     assert "ApproximateAgeOfOldestMessage" in body
 
 
@@ -311,3 +313,16 @@ def test_a_deployed_stage_without_an_https_campaign_link_is_refused() -> None:
     local = stage_settings("local")
     assert not [p for p in local.configuration_problems() if p.startswith("CHEKA_CAMPAIGN_LINK")]
     assert local.campaign_message_link.endswith("/h5/")
+
+
+def test_the_synthesised_package_carries_the_scheduler_client_and_the_campaign_entries(synth: Synth) -> None:
+    import zipfile
+
+    zips = sorted((synth.work / "build" / "chalice.out").rglob("deployment.zip"))
+    assert zips
+    with zipfile.ZipFile(zips[-1]) as package:
+        names = set(package.namelist())
+    # The functions create the waves' schedules with the packaged boto3 (EventBridge Scheduler's model).
+    assert any(n.startswith("botocore/data/scheduler/") for n in names)
+    for module in ("chalicelib/events/campaigns.py", "chalicelib/adapters/scheduler.py"):
+        assert module in names

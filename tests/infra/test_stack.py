@@ -633,6 +633,21 @@ def test_token_signing_key_is_a_generated_secret_only_the_functions_read(synth: 
     assert [s["Resource"] for s in token_readers] == [{"Ref": logical_id}]  # alone in its statement
 
 
+@pytest.mark.infra
+def test_the_sms_reply_key_is_a_provided_secret_the_functions_read(synth: Synth) -> None:
+    # The SMS provider's key: operations put it in (no generated key of a declared length).
+    [(logical_id, secret)] = [
+        (k, v)
+        for k, v in resources(synth, "AWS::SecretsManager::Secret").items()
+        if v["Properties"].get("Name") == synth.settings.sms_reply_secret_name
+    ]
+    assert "PasswordLength" not in secret["Properties"].get("GenerateSecretString", {})
+    _, statements = function_role_statements(synth)
+    [grant] = [s for s in statements if s.get("Sid") == "SmsReplyKey"]
+    assert as_list(grant["Action"]) == ["secretsmanager:GetSecretValue"]
+    assert as_list(grant["Resource"]) == [{"Ref": logical_id}]
+
+
 # -- outbox and operator push ----------------------------------------------------------------------------
 
 

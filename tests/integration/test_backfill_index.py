@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from chalicelib.adapters.dynamo.agents import encode_cursor
 from chalicelib.adapters.dynamo.backfill import DynamoBackfillTargets
 from chalicelib.campaigns.domain import Target
 from chalicelib.campaigns.in_service import parse_in_service
@@ -17,6 +18,7 @@ from chalicelib.cards.domain.inventory import BACKFILL_SHARD_NAMES, Card, CardSt
 from chalicelib.core import deps
 from chalicelib.core.aws import client
 from chalicelib.core.settings import get_settings
+from chalicelib.kernel.errors import BadRequest
 from chalicelib.kernel.operators import Operator
 from chalicelib.operators.domain.messages import CallbackOutcome
 from chalicelib.sms.domain import subject_for
@@ -124,6 +126,21 @@ def test_an_import_fills_the_index_with_sealed_phones_and_a_reimport_changes_not
     assert now[first.iccid] is not None
     assert now[third.iccid] == Target(third.iccid, third.vin, "unregistered", None, None, None)
     assert now["89860112345678901260"] is None
+    # And a cursor of one shard is refused on another
+    shard = backfill_shard_of(pair[0].iccid)
+    cursor = encode_cursor({"iccid": {"S": pair[0].iccid}, "backfill_shard": {"S": shard}})
+    other = next(s for s in BACKFILL_SHARD_NAMES if s != shard)
+    assert targets.page(shard, cursor, 10)[0] == [
+        t
+        for t in every_target(targets).values()
+        if backfill_shard_of(t.iccid) == shard and t.iccid > pair[0].iccid
+    ]
+    for bad in (cursor, "not-a-cursor"):
+        with pytest.raises(BadRequest):
+            targets.page(other, bad, 1)
+    # And a card being registered is no longer its contact's to be reminded of
+    put_card_state(deps.inventory_repo(), first.iccid, CardState.PENDING, actor="t", holder_id="p1")
+    assert targets.of_owner(subject_for(phone_hash)) == []
 
 
 def test_the_index_follows_the_card_through_the_lifecycle(world: World) -> None:

@@ -18,14 +18,14 @@ export const CAMPAIGN_STATUS = { active: "进行中", paused: "已暂停", stopp
 export const WAVE_STATUS = {
   scheduled: "待执行",
   running: "执行中",
-  planned: "已排发",
+  planned: "已全部排队",
   missed: "已错过",
   cancelled: "已取消",
 };
 export const CHANNELS = { sms: "短信", call: "电话" };
 export const SKIP_REASONS = {
   registered: "已登记",
-  not_in_service: "不在用",
+  not_in_service: "已不在用",
   opted_out: "已退订",
   no_phone: "无联系电话",
   superseded: "已由后续轮次接替",
@@ -87,6 +87,8 @@ export function campaigns(ctx) {
     progress: null,
     callCursor: null,
     timer: 0,
+    ticking: false, // a refresh in flight (the next tick waits for it)
+    opened: 0, // which open() is the latest: an earlier one's late answers are dropped
     troubled: -1, // failed + no phone + unconfirmed, when the call list was last read
     link: null,
     maxChars: MAX_CHARS,
@@ -120,7 +122,13 @@ export function campaigns(ctx) {
     if (!canWrite()) return [];
     const buttons = [];
     const act = (verb, label, doing, question, done) => {
-      const button = h("button", { type: "button", class: verb === "stop" ? "secondary danger" : "secondary", "data-action": verb, text: label });
+      const button = h("button", {
+        type: "button",
+        class: verb === "stop" ? "secondary danger" : "secondary",
+        "data-action": verb,
+        "aria-label": label + "活动“" + c.name + "”",
+        text: label,
+      });
       button.addEventListener("click", (event) => {
         event.stopPropagation();
         if (question && !window.confirm(question)) return;
@@ -149,8 +157,8 @@ export function campaigns(ctx) {
   function campaignItem(c) {
     const item = h(
       "li",
-      { "data-campaign": c.campaign_id, tabindex: "0", role: "link", "aria-label": "打开活动 " + c.name },
-      h("div", { class: "head" }, c.name, statusBadge(c.status)),
+      { "data-campaign": c.campaign_id },
+      h("div", { class: "head" }, h("a", { href: "#/campaign/" + encodeURIComponent(c.campaign_id), class: "name", text: c.name }), statusBadge(c.status)),
       h(
         "div",
         { class: "meta", text: "截止 " + c.deadline + " · " + (c.current_wave ? "当前第 " + c.current_wave + " 轮" : "尚未开始") + " · 创建于 " + web.chinaTime(c.created_at) },
@@ -170,6 +178,7 @@ export function campaigns(ctx) {
     state.cursor = page.next_cursor || null;
     $("#campaign-more").hidden = !state.cursor;
     $("#campaign-empty").hidden = list.children.length > 0;
+    if (first && list.children.length === 0 && $("#campaign-create")) $("#campaign-create").open = true;
   }
 
   async function showList() {
@@ -177,11 +186,6 @@ export function campaigns(ctx) {
     const scope = listScope();
     web.clearErrors(scope);
     const body = $("#campaigns-body");
-    if (!canRead()) {
-      // The call centre works the call list of a campaign it is given.
-      body.replaceChildren(openByIdForm());
-      return;
-    }
     body.replaceChildren(
       canWrite() ? createForm() : null,
       h("h3", { text: "活动列表" }),
@@ -190,20 +194,19 @@ export function campaigns(ctx) {
       h("button", { type: "button", class: "secondary block", id: "campaign-more", hidden: true, text: "加载更多" }),
     );
     $("#campaign-more").addEventListener("click", () => web.busy($("#campaign-more"), "正在加载…", scope, () => loadList(false)));
-    const list = $("#campaign-list");
-    const open = (event) => {
-      if (event.target.closest("button")) return;
+    // The name is the link (keyboard and screen readers); a click anywhere else on the item opens it too.
+    $("#campaign-list").addEventListener("click", (event) => {
+      if (event.target.closest("button, a")) return;
       const li = event.target.closest("li[data-campaign]");
       if (li) ctx.go("campaign", li.dataset.campaign);
-    };
-    list.addEventListener("click", open);
-    list.addEventListener("keydown", (event) => {
-      if (event.key === "Enter") open(event);
     });
     try {
       await loadList(true);
     } catch (error) {
-      if (web.asError(error).status !== 401) web.showError(error, scope);
+      const err = web.asError(error);
+      // The call centre, where the list is not theirs to read, opens the call list of a campaign it is given.
+      if (err.status === 403 && !canRead()) body.replaceChildren(openByIdForm());
+      else if (err.status !== 401) web.showError(err, scope);
     }
   }
 
@@ -268,7 +271,7 @@ export function campaigns(ctx) {
   }
 
   function createForm() {
-    const name = h("input", { maxlength: "60", autocomplete: "off", required: true });
+    const name = h("input", { maxlength: "64", autocomplete: "off", required: true });
     const deadline = h("input", { type: "date", required: true, value: chinaToday(90), min: chinaToday(1) });
     const waves = h("input", { value: DEFAULT_WAVES, inputmode: "numeric", autocomplete: "off", "aria-describedby": "create-waves-note" });
     const template = h("textarea", { rows: "4", maxlength: "500", "aria-describedby": "create-count create-preview" });
@@ -306,10 +309,11 @@ export function campaigns(ctx) {
     template.addEventListener("input", recount);
     deadline.addEventListener("input", recount);
 
+    // Folded away once there are campaigns (the list comes first then); open while there are none.
     const form = h(
-      "div",
+      "details",
       { class: "campaign-form", id: "campaign-create" },
-      h("h3", { text: "新建补登记活动" }),
+      h("summary", { text: "新建补登记活动" }),
       h("p", { class: "hint", text: "按截止日期前的天数分轮发送；每张卡每轮至多一条短信，免打扰时段内不发送（顺延至时段结束）。" }),
       error,
       field("name", "活动名称", name),
@@ -331,9 +335,9 @@ export function campaigns(ctx) {
       h(
         "div",
         { class: "form-row" },
-        field("rate_per_second", "发送速率（条/秒）", rate),
+        field("rate_per_second", "发送速率（条/秒）", rate, h("span", { class: "field-note", text: "1–500，整个活动合计" })),
         field("send_time", "每轮发送时间（北京时间）", sendTime),
-        field("attribution_days", "登记归因天数", attribution),
+        field("attribution_days", "归因期（天）", attribution, h("span", { class: "field-note", text: "短信发出后此期限内完成登记，计入该轮成效" })),
       ),
       h(
         "fieldset",
@@ -412,6 +416,7 @@ export function campaigns(ctx) {
 
   async function open(campaignId) {
     stopRefresh();
+    const opened = ++state.opened;
     state.campaign = null;
     state.progress = null;
     state.troubled = -1;
@@ -427,6 +432,7 @@ export function campaigns(ctx) {
           call("GET", "/v1/campaigns/" + encodeURIComponent(campaignId)),
           call("GET", "/v1/campaigns/" + encodeURIComponent(campaignId) + "/progress"),
         ]);
+        if (opened !== state.opened) return; // another campaign was opened meanwhile
         state.campaign = campaign;
         state.progress = progress;
         body.append(
@@ -471,7 +477,7 @@ export function campaigns(ctx) {
         h("div", {}, h("dt", { text: "免打扰时段" }), h("dd", { text: (quiet.start || "21:00") + "–" + (quiet.end || "08:00") + "（北京时间）" })),
         h("div", {}, h("dt", { text: "登记归因" }), h("dd", { text: "短信发出后 " + c.attribution_days + " 天内" })),
         h("div", {}, h("dt", { text: "短信模板" }), h("dd", { class: "template", text: c.template })),
-        h("div", {}, h("dt", { text: "创建" }), h("dd", { text: web.chinaTime(c.created_at) + (c.created_by ? " · " + c.created_by : "") })),
+        h("div", {}, h("dt", { text: "创建时间" }), h("dd", { text: web.chinaTime(c.created_at) })),
       ),
       buttons.length ? h("div", { class: "actions" }, ...buttons) : null,
     );
@@ -482,9 +488,10 @@ export function campaigns(ctx) {
     const rows = (c.waves || []).map((w) => {
       const status = h("td", {}, h("span", { class: w.status === "running" ? "badge wait" : w.status === "planned" ? "badge ok" : "badge", text: WAVE_STATUS[w.status] || w.status }));
       if (w.deferred) status.append(" ", h("span", { class: "badge wait", title: "计划时间在免打扰时段内，已顺延至时段结束", text: "已顺延" }));
+      if (w.started_at) status.append(h("div", { class: "small muted", text: "开始于 " + web.chinaTime(w.started_at) }));
       const action = h("td", {});
       if (canWrite() && w.status === "scheduled" && c.status === "active") {
-        const button = h("button", { type: "button", class: "secondary run-wave", "data-wave": String(w.index), text: "立即执行" });
+        const button = h("button", { type: "button", class: "secondary run-wave", "data-wave": String(w.index), "aria-label": "立即执行第 " + w.index + " 轮", text: "立即执行" });
         button.addEventListener("click", () => {
           if (!window.confirm("立即执行第 " + w.index + " 轮？将按当前名单向所有待补登记的卡发送短信（免打扰时段内顺延）。")) return;
           web.busy(button, "正在启动…", pageScope(), async () => {
@@ -500,11 +507,9 @@ export function campaigns(ctx) {
       return h(
         "tr",
         { "data-wave": String(w.index), "data-status": w.status },
-        h("td", { text: "第 " + w.index + " 轮" }),
-        h("td", { text: "截止前 " + w.days_before + " 天" }),
+        h("td", {}, "第 " + w.index + " 轮", h("div", { class: "small muted", text: "截止前 " + w.days_before + " 天" })),
         h("td", { class: "when", text: web.chinaTime(w.scheduled_at) }),
         status,
-        h("td", { text: w.started_at ? web.chinaTime(w.started_at) : "—" }),
         action,
       );
     });
@@ -515,7 +520,7 @@ export function campaigns(ctx) {
       h(
         "thead",
         {},
-        h("tr", {}, ...["轮次", "提前", "计划时间（北京时间）", "状态", "开始时间", "操作"].map((t) => h("th", { scope: "col", text: t }))),
+        h("tr", {}, ...["轮次", "计划时间（北京时间）", "状态", "操作"].map((t) => h("th", { scope: "col", text: t }))),
       ),
       h("tbody", {}, ...rows),
     );
@@ -663,6 +668,8 @@ export function campaigns(ctx) {
       const here = document.body.dataset.screen === "campaign" && state.campaign && state.campaign.campaign_id === campaignId;
       if (!here) return stopRefresh();
       if (!underWay()) return stopRefresh();
+      if (state.ticking) return;
+      state.ticking = true;
       try {
         const id = encodeURIComponent(campaignId);
         const [campaign, progress] = await Promise.all([call("GET", "/v1/campaigns/" + id), call("GET", "/v1/campaigns/" + id + "/progress")]);
@@ -675,6 +682,8 @@ export function campaigns(ctx) {
         if (troubled(progress) !== state.troubled && !callsBusy()) await loadCalls(true);
       } catch (_) {
         // A refresh that fails is tried again at the next tick (a refusal shows on the next action).
+      } finally {
+        state.ticking = false;
       }
     }, REFRESH_MS);
   }
@@ -696,7 +705,7 @@ export function campaigns(ctx) {
       "div",
       { class: "calls", id: "campaign-calls", "data-campaign": campaignId },
       h("h3", { text: "外呼名单" }),
-      h("p", { class: "hint", text: "短信发送失败或没有手机号的卡，由呼叫中心电话联系；手机号脱敏显示。" }),
+      h("p", { class: "hint", text: "短信发送失败或没有联系电话的卡，由呼叫中心电话联系；联系电话脱敏显示。" }),
       h("div", { class: "filters" }, h("label", {}, "轮次", waveSelect), h("label", { class: "check" }, openOnly, "仅看未处理"), refresh),
       h("p", { class: "error", role: "alert", hidden: true }),
       h("p", { class: "hint", id: "calls-empty", hidden: true, text: "暂无需要外呼的卡。" }),
@@ -778,7 +787,8 @@ export function campaigns(ctx) {
     const note = h("textarea", { id: "note-" + key, rows: "2", maxlength: "500", "data-field": "note", placeholder: "备注（勿填手机号、证件号）" });
     if (e.note) note.value = e.note;
     for (const el of [choice, note]) el.addEventListener("input", () => (el.dataset.dirty = "1"));
-    const button = h("button", { type: "button", class: "secondary", text: e.outcome ? "更新结果" : "记录结果" });
+    const label = (e.outcome ? "更新" : "记录") + "车架号尾号 " + tail(e.vin, 6) + " 的外呼结果";
+    const button = h("button", { type: "button", class: "secondary", "aria-label": label, text: e.outcome ? "更新结果" : "记录结果" });
     const form = h(
       "div",
       { class: "answer-form outcome-form" },
@@ -798,6 +808,11 @@ export function campaigns(ctx) {
         choice.dataset.dirty = "";
         note.dataset.dirty = "";
         await loadCalls(true);
+        if (canRead() && state.campaign && state.campaign.campaign_id === campaignId) {
+          // The wave's 已外呼 counts the first outcome of each entry.
+          state.progress = await call("GET", "/v1/campaigns/" + encodeURIComponent(campaignId) + "/progress");
+          drawProgress();
+        }
       }),
     );
     return form;

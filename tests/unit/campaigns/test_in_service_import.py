@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
+from cryptography.exceptions import InvalidTag
 
 from chalicelib.campaigns.domain import InServiceFacts
 from chalicelib.campaigns.in_service import InServiceImport, InServiceReport, parse_in_service
@@ -307,3 +308,15 @@ def test_a_retired_card_is_refused_by_iccid_and_left_out_of_its_vehicles_row(wor
     assert report.cards_marked == 1
     assert world.inventory.cards[ICCID].in_service_since is None
     assert world.inventory.cards[ICCID_2].in_service_since == date(2025, 5, 1)
+
+
+def test_a_sealed_phone_is_text_that_opens_only_under_its_context() -> None:
+    sealer = TextSealer(FakeCipher())
+    sealed = sealer.seal(PHONE)
+    assert PHONE not in sealed
+    assert sealed != sealer.seal(PHONE)  # a fresh nonce each time: equal phones are not told apart
+    assert sealer.open(sealed) == PHONE
+    with pytest.raises(InvalidTag):
+        sealer.open(sealed, context="another-record")
+    with pytest.raises(ValueError, match="not a sealed text"):
+        sealer.open("s2." + sealed.split(".", 1)[1])
