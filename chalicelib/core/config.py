@@ -41,7 +41,7 @@ LOCAL_ENGINE_MODULES = {
 
 #: Development-only signing key: accepted on the ``local`` and ``test`` stages only.
 _DEV_TOKEN_SECRET = "cheka-local-development-token-secret-not-for-production"
-#: The SMS reply callback's signing key on local stages (the local SMS drop signs replies with it).
+#: The SMS reply callback's signing key on local stages (sign a test reply with it: HMAC-SHA256 of the body).
 DEV_SMS_REPLY_SECRET = "cheka-local-development-sms-reply-secret-not-for-production"
 
 

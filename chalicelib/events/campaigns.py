@@ -155,3 +155,37 @@ def received_send_messages(messages: list[dict[str, Any]]) -> Failures:
     result = handle_send_messages(records)
     _acknowledge(deps.campaign_sends_queue().url, records, result)
     return result
+
+
+def plan_wave(campaign_id: str, wave: int) -> int:
+    """Plan every shard of a started wave here and now, each to its end, without the waves queue (the
+    benchmark's way to time a plan); the planner runs it took."""
+    from chalicelib.campaigns.planner import PlanOutcome
+    from chalicelib.cards.domain.inventory import BACKFILL_SHARD_NAMES
+
+    runs = 0
+    for shard in BACKFILL_SHARD_NAMES:
+        while True:
+            runs += 1
+            if deps.wave_planner().plan_shard(campaign_id, wave, shard) is not PlanOutcome.CONTINUE:
+                break
+    return runs
+
+
+def drain_sends(limit: int | None = None) -> int:
+    """Receive and handle ``campaign-sends`` messages as the worker does until none is visible (or
+    ``limit`` were handled): the benchmark's sender at the campaign's rate. Messages handled."""
+    from chalicelib.core.aws import client
+
+    sqs = client("sqs")
+    url = deps.campaign_sends_queue().url
+    handled = 0
+    while limit is None or handled < limit:
+        messages = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["ApproximateReceiveCount"]
+        ).get("Messages", [])
+        if not messages:
+            break
+        received_send_messages(messages)
+        handled += len(messages)
+    return handled

@@ -1,8 +1,9 @@
 """待补登记 in the H5 client (headless Chromium, the whole local stack): an owner whose car is in use and
-whose card was never registered (the OEM's in-service feed names their phone) signs in, finds the car in
-我的车辆 with the deadline of the active backfill campaign, opts out of the backfill SMS (and the choice
-holds when the page is read again), and 立即登记 starts the registration of that very car, its VIN never
-typed. Screenshots are kept in the test's tmp dir (``<tmp>/screenshots``)."""
+whose card was never registered (the OEM's in-service feed names their phone) signs in, is reminded of it
+on the home screen, finds the car in 我的车辆 with the deadline of the active backfill campaign, opts out
+of the backfill SMS (and the choice holds when the page is read again), and 立即登记 starts the
+registration of that very car, its VIN never typed. Screenshots are kept in the test's tmp dir
+(``<tmp>/screenshots``)."""
 
 from __future__ import annotations
 
@@ -70,9 +71,15 @@ def test_an_owner_sees_the_deadline_opts_out_and_starts_the_registration_from_th
     )
     assert status == 201, created
 
-    # When the owner signs in with that phone and opens 我的车辆
+    # When the owner signs in with that phone, home reminds them of the car, and 去登记 opens 我的车辆
     log_in(me, CONTACT)
-    me.tap("#home-vehicles")
+    reminder = me.wait_until(
+        "the home reminder",
+        lambda: text(me, "#home-backfill") if me.element("#home-backfill").is_displayed() else None,
+    )
+    assert vin[-6:] in reminder
+    me.shot("backfill-home")
+    me.tap("#home-backfill-open")
     me.wait_screen("vehicles")
 
     def shown() -> str | None:

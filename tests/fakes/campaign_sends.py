@@ -4,6 +4,7 @@ attribution happens once)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from datetime import datetime
 
@@ -115,9 +116,9 @@ class FakeRateLimiter(RateLimiter):
         capacity = max(float(rate_per_second), float(tokens), 1.0)
         held, at = self.buckets.get(key, (capacity, now))
         held = min(capacity, held + max(0.0, now - at) * rate_per_second)
-        if held >= tokens:
-            self.buckets[key] = (held - tokens, now)
+        if held + 1e-9 >= tokens:  # (float dust never makes a caller wait a microsecond)
+            self.buckets[key] = (max(0.0, held - tokens), now)
             self.granted += tokens
             return 0.0
         self.buckets[key] = (held, now)
-        return (tokens - held) / rate_per_second
+        return math.ceil((tokens - held) / rate_per_second * 1e6) / 1e6

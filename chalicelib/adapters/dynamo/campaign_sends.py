@@ -10,6 +10,7 @@ lost race reads again).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from datetime import datetime
 
@@ -237,12 +238,12 @@ class DynamoRateLimiter(RateLimiter):
                 held = float(item.tokens or 0.0)
                 held = min(capacity, held + max(0.0, now - float(item.refilled_at or now)) * rate_per_second)
                 version = int(item.version or 0)
-            if held < tokens:
-                return (tokens - held) / rate_per_second
+            if held + 1e-9 < tokens:  # (float dust never makes a caller wait; waits are whole microseconds)
+                return math.ceil((tokens - held) / rate_per_second * 1e6) / 1e6
             fresh = CampaignWaveModel(
                 campaign_wave=rate_key(key),
                 part=BUCKET_PART,
-                tokens=held - tokens,
+                tokens=max(0.0, held - tokens),
                 refilled_at=now,
                 version=version + 1,
             )

@@ -186,6 +186,11 @@ export function campaigns(ctx) {
     const scope = listScope();
     web.clearErrors(scope);
     const body = $("#campaigns-body");
+    if (!canRead()) {
+      // The call centre (the list is not theirs to read) opens the call list of a campaign it is given.
+      body.replaceChildren(openByIdForm());
+      return;
+    }
     body.replaceChildren(
       canWrite() ? createForm() : null,
       h("h3", { text: "活动列表" }),
@@ -203,10 +208,7 @@ export function campaigns(ctx) {
     try {
       await loadList(true);
     } catch (error) {
-      const err = web.asError(error);
-      // The call centre, where the list is not theirs to read, opens the call list of a campaign it is given.
-      if (err.status === 403 && !canRead()) body.replaceChildren(openByIdForm());
-      else if (err.status !== 401) web.showError(err, scope);
+      if (web.asError(error).status !== 401) web.showError(error, scope);
     }
   }
 
@@ -217,7 +219,7 @@ export function campaigns(ctx) {
       "div",
       {},
       h("p", { class: "hint", text: "输入运营同事提供的活动编号，查看该活动的外呼名单。" }),
-      h("label", { class: "field", for: "campaign-open-id" }, h("span", { text: "活动编号" }), h("div", { class: "input-row" }, input, button), h("em", { class: "field-error", hidden: true })),
+      h("div", { class: "field" }, h("label", { for: "campaign-open-id", text: "活动编号" }), h("div", { class: "input-row" }, input, button), h("em", { class: "field-error", hidden: true })),
     );
     button.addEventListener("click", () => {
       const id = input.value.trim();
@@ -226,6 +228,9 @@ export function campaigns(ctx) {
         return;
       }
       ctx.go("campaign", id);
+    });
+    input.addEventListener("keydown", (event) => {
+      if (event.key === "Enter") button.click();
     });
     return form;
   }
@@ -825,7 +830,7 @@ export function campaigns(ctx) {
     const bar = h(
       "div",
       { class: "reveal export" },
-      h("div", { class: "field" }, h("label", { for: reason.id, text: "导出原因（导出文件含手机号明文，本次导出将登记在查阅日志）" }), h("div", { class: "input-row" }, reason, button), h("em", { class: "field-error", hidden: true })),
+      h("div", { class: "field" }, h("label", { for: reason.id, text: "导出原因（导出文件含联系电话明文，本次导出将登记在查阅日志）" }), h("div", { class: "input-row" }, reason, button), h("em", { class: "field-error", hidden: true })),
       h("p", { class: "error", role: "alert", hidden: true }),
     );
     button.addEventListener("click", () =>

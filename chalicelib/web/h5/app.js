@@ -466,6 +466,8 @@
     resumeAsked += 1; // an answer still on its way is not shown to whoever signs in next
     $("#home-resume").hidden = true;
     $("#home-resume-list").replaceChildren();
+    backfillAsked += 1;
+    $("#home-backfill").hidden = true;
     state.reg = null;
     show("login", "手机号登录");
     if (message) notice(message);
@@ -623,6 +625,32 @@
     const who = localStorage.getItem(STORE.phone);
     $("#home-who").textContent = who ? "当前登录：" + who : "";
     showResume();
+    showBackfillReminder();
+  }
+
+  let backfillAsked = 0;
+
+  /** 待补登记 on the home screen: how many of the person's cars in use are not registered, and by when;
+   * 去登记 opens 我的车辆, where each has its 立即登记. */
+  async function showBackfillReminder() {
+    const box = $("#home-backfill");
+    const asked = ++backfillAsked;
+    let doc;
+    try {
+      doc = await api("GET", "/v1/me/backfill");
+    } catch (_) {
+      return; // home works without it
+    }
+    if (asked !== backfillAsked || currentScreen() !== "home") return;
+    // Shown as it was until the answer comes: the screen does not jump under a finger about to tap.
+    box.hidden = !doc.cards.length;
+    if (!doc.cards.length) return;
+    const deadline = doc.cards[0].deadline;
+    $("#home-backfill-what").textContent =
+      doc.cards.length > 1
+        ? "您有 " + doc.cards.length + " 辆车的车联网卡尚未实名登记"
+        : "车辆尾号 " + doc.cards[0].vin_masked.slice(-6) + " 的车联网卡尚未实名登记";
+    $("#home-backfill-when").textContent = deadline ? "请于 " + dateZh(deadline) + " 前完成" : "请尽快完成";
   }
 
   /** What a step due is called on the 继续办理 card. */
@@ -2946,6 +2974,7 @@
     $("#deregister-back").addEventListener("click", screenVehicles);
     $("#result-home").addEventListener("click", home);
     $("#vehicles-register").addEventListener("click", () => screenVin("registration"));
+    $("#home-backfill-open").addEventListener("click", () => screenVehicles());
   }
 
   wire();

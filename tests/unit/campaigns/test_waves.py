@@ -4,6 +4,7 @@ quiet hours and pauses, survives being killed half-way, and attribution counts a
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
@@ -24,11 +25,18 @@ from chalicelib.campaigns.domain import (
     Wave,
     WaveStatus,
 )
-from chalicelib.campaigns.messages import SendBatch, read_send_batch
+from chalicelib.campaigns.messages import (
+    SendBatch,
+    plan_shard_message,
+    read_send_batch,
+    send_batch_message,
+)
 from chalicelib.campaigns.planner import PlanOutcome, WavePlanner
 from chalicelib.campaigns.sender import SendOutcome, WaveSender
 from chalicelib.cards.domain.inventory import BACKFILL_SHARD_NAMES, CardState
 from chalicelib.cards.views import CallbackResult
+from chalicelib.core import deps
+from chalicelib.events.campaigns import handle_send_messages, handle_wave_messages
 from chalicelib.operators.domain.outbox import CallbackNote
 from chalicelib.sms.domain import send_failed
 from chalicelib.sms.ports import SmsSender
@@ -133,11 +141,19 @@ class World:
     def plan(self, wave: int = 1) -> list[PlanOutcome]:
         return [self.planner.plan_shard(CID, wave, shard) for shard in BACKFILL_SHARD_NAMES]
 
-    def batches(self) -> list[SendBatch]:
-        """Everything queued so far, taken off the queue."""
+    def queued(self) -> list[SendBatch]:
+        """Everything queued so far as the planner queued it (one shard's targets per message), taken off
+        the queue."""
         taken = [read_send_batch(body) for body in self.sends.sent]
         self.sends.sent.clear()
         return taken
+
+    def batches(self) -> list[SendBatch]:
+        """Everything queued so far, taken off the queue, in batches of ten (whatever their shard)."""
+        taken = self.queued()
+        targets = [t for b in taken for t in b.targets]
+        wave = taken[0].wave if taken else 1
+        return [SendBatch(CID, wave, tuple(targets[i : i + 10])) for i in range(0, len(targets), 10)]
 
     def drain(self) -> list[SendOutcome]:
         return [self.sender.handle(batch) for batch in self.batches()]
@@ -176,7 +192,9 @@ def test_the_plan_reads_one_index_item_per_target_and_sends_a_message_per_ten() 
     w = World(cards=200, page_size=50)
     w.plan()
     assert w.targets.reads == 200
-    assert len(w.batches()) <= 200 // 10 + len(BACKFILL_SHARD_NAMES)
+    queued = w.queued()
+    assert sum(len(b.targets) for b in queued) == 200
+    assert len(queued) <= 200 // 10 + len(BACKFILL_SHARD_NAMES)
 
 
 def test_a_sender_killed_half_way_and_redelivered_messages_no_card_twice_and_forgets_none() -> None:
@@ -328,7 +346,7 @@ def test_a_campaign_paused_mid_wave_puts_batches_back_and_sends_them_once_resume
 
 
 def test_a_paused_campaign_stops_its_plan_where_it_is_and_a_restart_carries_on_from_the_cursor() -> None:
-    w = World(cards=60, page_size=2, budget=3.0)
+    w = World(cards=60, page_size=2, budget=1.0)
     shard = next(s for s in BACKFILL_SHARD_NAMES if len(w.targets.indexed(s)) >= 5)
     assert w.planner.plan_shard(CID, 1, shard) is PlanOutcome.CONTINUE  # out of time after a page or two
     cursor, done = w.ledger.plan_cursor(CID, 1, shard)
@@ -351,9 +369,9 @@ def test_a_planner_killed_before_saving_its_cursor_queues_a_page_twice_and_it_is
     shard = next(s for s in BACKFILL_SHARD_NAMES if len(w.targets.indexed(s)) >= 4)
     real_save = w.ledger.save_plan_cursor
 
-    def dies_once(*args: Any) -> None:
+    def dies_once(campaign_id: str, wave: int, shard: str, cursor: str | None, done: bool) -> None:
         w.ledger.save_plan_cursor = real_save  # type: ignore[method-assign]
-        raise RuntimeError("killed")
+        raise RuntimeError("killed")  # the planner dies after queueing its page, before saving the cursor
 
     w.ledger.save_plan_cursor = dies_once  # type: ignore[method-assign]
     with pytest.raises(RuntimeError):
@@ -472,3 +490,48 @@ def test_attribution_after_an_operator_callback_is_best_effort() -> None:
     ledger.finish(record, SendStatus.SENT, MORNING)
     after_callback(result, lambda: ledger, lambda _: 14, lambda: MORNING + timedelta(days=1))
     assert ledger.progress(CID, 1).registered == 1
+
+
+def record_of(body: dict[str, Any], message_id: str = "m1", receives: int = 1) -> dict[str, Any]:
+    return {
+        "messageId": message_id,
+        "receiptHandle": f"r-{message_id}",
+        "body": json.dumps(body),
+        "attributes": {"ApproximateReceiveCount": str(receives)},
+    }
+
+
+def test_a_planner_out_of_time_queues_its_own_message_again_and_a_malformed_one_is_dropped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    w = World(cards=60, page_size=2, budget=1.0)
+    shard = next(s for s in BACKFILL_SHARD_NAMES if len(w.targets.indexed(s)) >= 3)
+    waves = RecordingQueue()
+    monkeypatch.setattr(deps, "wave_planner", lambda: w.planner)
+    monkeypatch.setattr(deps, "campaign_waves_queue", lambda: waves)
+    body = plan_shard_message(CID, 1, shard)
+    result = handle_wave_messages([record_of(body), {"messageId": "bad", "body": "{not json"}])
+    assert result == {"batchItemFailures": []}
+    assert waves.sent == [body]  # carried on by the next run, from the saved cursor
+    assert w.ledger.plan_cursor(CID, 1, shard)[0] is not None
+
+
+def test_a_send_batch_deferred_is_hidden_until_then_and_a_failing_one_is_reported(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    w = World(cards=3, page_size=100)
+    w.plan()
+    (batch,) = w.batches()
+    body = send_batch_message(CID, 1, [])
+    body["targets"] = [
+        {"iccid": t.iccid, "vin": t.vin, "phone_hash": t.phone_hash, "phone": t.phone} for t in batch.targets
+    ]
+    sends = RecordingQueue()
+    monkeypatch.setattr(deps, "wave_sender", lambda: w.sender)
+    monkeypatch.setattr(deps, "campaign_sends_queue", lambda: sends)
+    w.set_campaign(status=CampaignStatus.PAUSED)
+    assert handle_send_messages([record_of(body)]) == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
+    assert sends.deferred == [("r-m1", 300)]
+    w.set_campaign(status=CampaignStatus.ACTIVE)
+    w.sender._sms = None  # type: ignore[assignment]  # the sender breaks: the batch comes back
+    assert handle_send_messages([record_of(body)]) == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
