@@ -35,7 +35,7 @@ def campaign_exists(campaign_id: str) -> Conflict:
 def wave_not_found(campaign_id: str, wave: int) -> NotFound:
     return NotFound(
         "campaign.wave_not_found",
-        "该批次不存在",
+        "该轮次不存在",
         "No such wave in this campaign",
         details={"campaign_id": campaign_id, "wave": wave},
     )

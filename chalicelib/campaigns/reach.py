@@ -80,6 +80,15 @@ def is_opt_out_reply(text: str) -> bool:
     return folded in OPT_OUT_KEYWORDS
 
 
+def provider_number(phone: str) -> str:
+    """The number as SMS providers send it, made a mainland mobile: ``8613800138000`` (the country code
+    without its plus) is ``13800138000``; anything else is left to the mobile number's own check."""
+    digits = phone.strip()
+    if len(digits) == 13 and digits.startswith("861") and digits.isdigit():
+        return digits[2:]
+    return phone
+
+
 def notice_campaign(campaigns: Iterable[Campaign], today: date) -> Campaign | None:
     """The campaign whose deadline an owner's notice shows: of the active campaigns, the one with the
     nearest deadline still to come; when every deadline has passed, the latest one; None: no active one."""
@@ -200,17 +209,20 @@ class Reach:
     # -- replies ---------------------------------------------------------------------------------------
 
     def check_reply_signature(self, body: bytes, header: str | None) -> None:
-        """Refuse (401 ``sms_reply.signature``) a callback not signed with the provider's key."""
-        if not signature_matches(self._reply_key(), body, header):
+        """Refuse (401 ``sms_reply.signature``) a callback not signed with the provider's key (every one,
+        while the stage has no key: an empty key would be anyone's)."""
+        key = self._reply_key()
+        if not key or not signature_matches(key, body, header):
             raise bad_signature()
 
     def reply(self, phone: str, text: str, received_at: datetime | None) -> ReplyOutcome:
         """A reply to a campaign SMS: a keyword opts the phone out (its first opt-out kept); anything else
         changes nothing. ``mobile.format`` (422) for a phone that is no mainland mobile."""
-        phone_hash = self._phone_hash(phone)
+        phone_hash = self._phone_hash(provider_number(phone))
         if not is_opt_out_reply(text):
             return ReplyOutcome.IGNORED
-        at = received_at or self._clock()
+        now = self._clock()
+        at = min(received_at, now) if received_at else now
         if self._opt_outs.opt_out(OptOut(phone_hash=phone_hash, at=at, via="reply")):
             return ReplyOutcome.OPTED_OUT
         return ReplyOutcome.ALREADY_OPTED_OUT

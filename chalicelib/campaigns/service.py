@@ -102,7 +102,7 @@ def _finished(campaign: Campaign) -> Conflict:
 def _wave_not_startable(campaign: Campaign, wave: Wave) -> Conflict:
     return Conflict(
         "campaign.wave_started",
-        "该批次已开始或已取消",
+        "该轮次已开始或已取消",
         "The wave has started already or was cancelled",
         details={"campaign_id": campaign.campaign_id, "wave": wave.index, "status": wave.status.value},
     )
@@ -214,7 +214,7 @@ class Campaigns:
                 invalid(
                     "waves",
                     "invalid_waves",
-                    f"批次为 1–{MAX_WAVES} 个互不相同的天数（截止日前 1–{MAX_DAYS_BEFORE} 天）",
+                    f"轮次为 1–{MAX_WAVES} 个互不相同的天数（截止日前 1–{MAX_DAYS_BEFORE} 天）",
                     f"Waves are 1 to {MAX_WAVES} distinct days before the deadline, "
                     f"each 1 to {MAX_DAYS_BEFORE}",
                 )

@@ -766,9 +766,12 @@ def wave_scheduler() -> WaveScheduler:
     from chalicelib.core.resources import CAMPAIGN_WAVES_QUEUE_ID, declare
 
     settings = get_settings()
-    role = settings.campaign_scheduler_role_arn or (
-        f"arn:aws:iam::000000000000:role/{settings.resource_prefix}-{settings.stage}-campaign-scheduler"
-    )
+    role = settings.campaign_scheduler_role_arn
+    if not role:
+        if not settings.is_local:  # the stack sets it from the role it creates (infra.campaigns)
+            raise RuntimeError("campaign_scheduler_role_arn is not set: deploy the stage with infra/")
+        # The embedded AWS takes any well-formed role.
+        role = f"arn:aws:iam::000000000000:role/{settings.resource_prefix}-{settings.stage}-campaign-scheduler"
     return EventBridgeWaveScheduler(
         client("scheduler"),
         client("sqs"),

@@ -178,6 +178,9 @@ def test_the_call_list_pages_masked_exports_read_logged_and_takes_outcomes(
     assert ([i["phone_masked"] for i in rest["items"]], rest["next_cursor"]) == (["139****9000"], None)
     wave2 = body(api.http.get(f"/v1/campaigns/{cid}/calls?wave=2", headers=auth("auditor")))
     assert [i["iccid"] for i in wave2["items"]] == ["89860000000000000013"]
+    for cursor in (page["next_cursor"], "not-a-cursor"):  # wave 1's page asked for wave 2; a made-up one
+        refused = api.http.get(f"/v1/campaigns/{cid}/calls?wave=2&cursor={cursor}", headers=caller)
+        assert (refused.status_code, body(refused)["code"]) == (400, "request.cursor")
     bad_wave = api.http.get(f"/v1/campaigns/{cid}/calls?wave=0", headers=caller)
     assert (bad_wave.status_code, body(bad_wave)["code"]) == (422, "campaign.wave")
     assert api.http.get(f"/v1/campaigns/{cid}/calls", headers=auth("owner")).status_code == 403

@@ -79,6 +79,18 @@ def _entry(item: CampaignCallModel) -> CallEntry:
     )
 
 
+def _cursor_of(start: dict[str, Any], campaign_id: str, prefix: str) -> bool:
+    """Whether a decoded cursor is a key of this campaign's call list within the range queried."""
+    key = start.get("call_key")
+    return (
+        set(start) == {"campaign_id", "call_key"}
+        and start["campaign_id"] == {"S": campaign_id}
+        and isinstance(key, dict)
+        and isinstance(key.get("S"), str)
+        and key["S"].startswith(prefix)
+    )
+
+
 def _bad_cursor() -> BadRequest:
     return BadRequest("request.cursor", "分页游标无效", "The page cursor is invalid", field="cursor")
 
@@ -106,10 +118,11 @@ class DynamoCallList(CallList):
     def page(
         self, campaign_id: str, *, wave: int | None, open_only: bool, cursor: str | None, limit: int
     ) -> tuple[list[CallEntry], str | None]:
+        prefix = f"{wave:02d}#" if wave is not None else ""
         start = decode_cursor(cursor)
-        if start is not None and start.get("campaign_id", {}).get("S") != campaign_id:
-            raise _bad_cursor()
-        range_condition = CampaignCallModel.call_key.startswith(f"{wave:02d}#") if wave is not None else None
+        if start is not None and not _cursor_of(start, campaign_id, prefix):
+            raise _bad_cursor()  # another campaign's (or wave's) page, or no page of ours
+        range_condition = CampaignCallModel.call_key.startswith(prefix) if wave is not None else None
         filter_condition = CampaignCallModel.outcome.does_not_exist() if open_only else None
         items = iter(
             CampaignCallModel.query(

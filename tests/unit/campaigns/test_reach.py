@@ -147,15 +147,34 @@ def test_a_callback_with_a_wrong_signature_is_refused_401(world: World) -> None:
         world.reach.check_reply_signature(b"{}", reply_signature("another-key", b"{}"))
     assert refused.value.code == "sms_reply.signature"
     world.reach.check_reply_signature(b"{}", reply_signature(KEY, b"{}"))
+    keyless = Reach(
+        opt_outs=world.opt_outs,
+        calls=world.calls,
+        targets=world.targets,
+        campaigns=world.store,
+        ledger=world.ledger,
+        sealer=world.sealer,
+        phone_hash=phone_hash,
+        reply_key=lambda: "",
+    )
+    with pytest.raises(Unauthenticated):  # a stage without a key takes no reply, even one "signed" so
+        keyless.check_reply_signature(b"{}", reply_signature("", b"{}"))
 
 
 def test_a_keyword_reply_opts_the_phone_out_once_keeping_the_first_record(world: World) -> None:
-    first = datetime(2026, 3, 2, 3, 0, tzinfo=UTC)
+    first = datetime(2026, 3, 2, 1, 30, tzinfo=UTC)  # half an hour before the clock's now
     assert world.reach.reply(OWNER_PHONE, "TD", first) is ReplyOutcome.OPTED_OUT
     assert world.reach.reply(OWNER_PHONE, "退订", None) is ReplyOutcome.ALREADY_OPTED_OUT
     record = world.opt_outs.records[phone_hash(OWNER_PHONE)]
     assert (record.at, record.via) == (first, "reply")
     assert list(world.opt_outs.records) == [phone_hash(OWNER_PHONE)]  # by hash: no phone kept
+
+
+def test_the_providers_country_code_forms_name_the_same_phone(world: World) -> None:
+    assert world.reach.reply("8613800138000", "TD", None) is ReplyOutcome.OPTED_OUT
+    assert world.reach.reply("+86 138 0013 8000", "TD", None) is ReplyOutcome.ALREADY_OPTED_OUT
+    assert list(world.opt_outs.records) == [phone_hash(OWNER_PHONE)]
+    assert world.opt_outs.records[phone_hash(OWNER_PHONE)].at == world.clock()  # no time given: now
 
 
 def test_other_text_and_a_bad_phone_record_nothing(world: World) -> None:
