@@ -771,7 +771,7 @@ def wave_scheduler() -> WaveScheduler:
         if not settings.is_local:  # the stack sets it from the role it creates (infra.campaigns)
             raise RuntimeError("campaign_scheduler_role_arn is not set: deploy the stage with infra/")
         # The embedded AWS takes any well-formed role.
-        role = f"arn:aws:iam::000000000000:role/{settings.resource_prefix}-{settings.stage}-campaign-scheduler"
+        role = f"arn:aws:iam::000000000000:role/{settings.resource_prefix}-{settings.stage}-scheduler"
     return EventBridgeWaveScheduler(
         client("scheduler"),
         client("sqs"),
