@@ -47,8 +47,8 @@ def create_campaign(call: Call) -> dict[str, Any]:
 @route(
     bp,
     PREFIX,
-    summary="The backfill campaigns, newest first",
-    roles=READ_ROLES,
+    summary="The backfill campaigns, newest first (the call centre lists them to find a call list)",
+    roles=READ_ROLES | {Role.CALL_CENTRE},
     response=lambda: views.CampaignList,
     query=lambda: views.CampaignListQuery,
     errors=(400,),

@@ -246,3 +246,13 @@ def test_the_store_lists_newest_first_by_pages_and_refuses_a_stale_save(aws: Non
     with pytest.raises(Conflict) as stale:
         store.save(stored)
     assert stale.value.code == "campaign.changed"
+
+
+def test_the_call_centre_lists_the_campaigns_but_neither_reads_their_progress_nor_writes(
+    api: Any, auth: Auth
+) -> None:
+    cid = body(create(api, auth))["campaign_id"]
+    listed = body(api.http.get("/v1/campaigns", headers=auth("call_centre")))
+    assert [c["campaign_id"] for c in listed["campaigns"]] == [cid]
+    assert api.http.get(f"/v1/campaigns/{cid}/progress", headers=auth("call_centre")).status_code == 403
+    assert api.http.post(f"/v1/campaigns/{cid}/pause", headers=auth("call_centre")).status_code == 403

@@ -186,11 +186,8 @@ export function campaigns(ctx) {
     const scope = listScope();
     web.clearErrors(scope);
     const body = $("#campaigns-body");
-    if (!canRead()) {
-      // The call centre (the list is not theirs to read) opens the call list of a campaign it is given.
-      body.replaceChildren(openByIdForm());
-      return;
-    }
+    // The call centre lists the campaigns too (names, deadlines, states): a campaign's page shows it
+    // the call list only.
     body.replaceChildren(
       canWrite() ? createForm() : null,
       h("h3", { text: "活动列表" }),
@@ -210,29 +207,6 @@ export function campaigns(ctx) {
     } catch (error) {
       if (web.asError(error).status !== 401) web.showError(error, scope);
     }
-  }
-
-  function openByIdForm() {
-    const input = h("input", { id: "campaign-open-id", "data-field": "campaign_id", maxlength: "40", placeholder: "cp_…", autocomplete: "off" });
-    const button = h("button", { type: "button", class: "secondary", text: "打开外呼名单" });
-    const form = h(
-      "div",
-      {},
-      h("p", { class: "hint", text: "输入运营同事提供的活动编号，查看该活动的外呼名单。" }),
-      h("div", { class: "field" }, h("label", { for: "campaign-open-id", text: "活动编号" }), h("div", { class: "input-row" }, input, button), h("em", { class: "field-error", hidden: true })),
-    );
-    button.addEventListener("click", () => {
-      const id = input.value.trim();
-      if (!/^cp_[0-9a-f]{6,}$/i.test(id)) {
-        web.showError(web.refusal("campaign_id", "请输入正确的活动编号（cp_ 开头）"), form);
-        return;
-      }
-      ctx.go("campaign", id);
-    });
-    input.addEventListener("keydown", (event) => {
-      if (event.key === "Enter") button.click();
-    });
-    return form;
   }
 
   // -------------------------------------------------------------------------------------------
