@@ -81,7 +81,7 @@ def _probes(settings: Settings) -> dict[str, tuple[Callable[[], Any], bool]]:
     whether the API needs it to serve."""
     from chalicelib.adapters.dynamo.models import TABLES
     from chalicelib.core.aws import client
-    from chalicelib.core.resources import TOKEN_SECRET, declare
+    from chalicelib.core.resources import SMS_REPLY_SECRET, TOKEN_SECRET, declare
 
     declared = declare(settings)
     timeout = PROBE_TIMEOUT_SECONDS
@@ -102,7 +102,10 @@ def _probes(settings: Settings) -> dict[str, tuple[Callable[[], Any], bool]]:
             continue
         if secret.content == "operator_keys":
             continue  # an operator's keys are reported with the operator
-        probes[f"secret:{secret.id}"] = (partial(sm.describe_secret, SecretId=secret.name), True)
+        # Without the SMS reply key, replies to campaign SMS are refused (the owner's page still opts
+        # out): shown, but the platform is not down for it.
+        required = secret.id != SMS_REPLY_SECRET
+        probes[f"secret:{secret.id}"] = (partial(sm.describe_secret, SecretId=secret.name), required)
     for kind, engine in (
         ("ocr", settings.ocr_engine),
         ("faces", settings.face_engine),

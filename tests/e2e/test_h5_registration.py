@@ -143,9 +143,14 @@ class Phone:
         return [str(e.get("message")) for e in entries if e.get("level") == "SEVERE"]
 
     def wait_until(self, what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
+        from selenium.common.exceptions import StaleElementReferenceException
+
         deadline = time.monotonic() + timeout
         while True:
-            got = check()
+            try:
+                got = check()
+            except StaleElementReferenceException:  # the page re-rendered between finding and reading
+                got = None
             if got:
                 return got
             if time.monotonic() > deadline:

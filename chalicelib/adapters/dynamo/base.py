@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pynamodb.expressions.condition import Condition
 from pynamodb.models import Model
@@ -16,6 +16,34 @@ M = TypeVar("M", bound=Model)
 def utc_aware(at: datetime) -> datetime:
     """``at`` as read back from a table: a naive datetime is UTC."""
     return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+_loader: Any = None
+
+
+def _session_with_shared_loader() -> Any:
+    """A botocore session for a table's connection whose data loader is shared by every connection.
+
+    PynamoDB makes one botocore session per model (and thread), and a new session parses the DynamoDB
+    service model and the endpoint data again: about a tenth of a second per table on its first call,
+    in a cold function as in each test's fresh store. The loader caches what it has parsed, so sharing
+    it parses them once per process."""
+    global _loader
+    from botocore.loaders import create_loader
+    from botocore.session import get_session
+
+    if _loader is None:
+        _loader = create_loader()
+    session = get_session()
+    session.register_component("data_loader", _loader)
+    return session
+
+
+def share_botocore_loader() -> None:
+    """Make PynamoDB's connections share one botocore data loader (idempotent; ``models.bind`` calls it)."""
+    import pynamodb.connection.base as connection_base
+
+    connection_base.get_session = _session_with_shared_loader  # type: ignore[attr-defined]
 
 
 class Unbound(Model):

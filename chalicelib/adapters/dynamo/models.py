@@ -19,7 +19,7 @@ from pynamodb.attributes import (
 )
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 
-from chalicelib.adapters.dynamo.base import TableSpec, Unbound
+from chalicelib.adapters.dynamo.base import TableSpec, Unbound, share_botocore_loader
 from chalicelib.adapters.dynamo.models_accounts import ACCOUNT_TABLES
 from chalicelib.adapters.dynamo.models_actual_users import ACTUAL_USER_TABLES
 from chalicelib.adapters.dynamo.models_agents import AGENT_TABLES
@@ -465,6 +465,7 @@ def bind(settings: Settings) -> None:
     global _bound
     if _bound == settings:
         return
+    share_botocore_loader()
     creds = LocalCredentials() if settings.endpoint_url else None
     for spec in TABLES:
         meta = spec.model.Meta
