@@ -49,7 +49,8 @@ class SqsCampaignQueue(CampaignQueue):
                 raise RuntimeError(f"{len(failed)} campaign messages refused by {self._name}: {codes}")
 
     def defer(self, receipt_handle: str, seconds: int) -> None:
-        timeout = max(0, min(MAX_VISIBILITY_SECONDS, int(seconds)))
+        # (SQS counts the 12 hours from the receive: a little is kept back for the time since)
+        timeout = max(0, min(MAX_VISIBILITY_SECONDS - 600, int(seconds)))
         self._sqs.change_message_visibility(
             QueueUrl=self.url, ReceiptHandle=receipt_handle, VisibilityTimeout=timeout
         )

@@ -47,7 +47,7 @@ NEXT_CURSOR_HEADER = "X-Next-Cursor"
     roles=None,
     raw_body=True,
     response=lambda: views.SmsReplyView,
-    errors=(401,),
+    errors=(401, 503),
     tags=TAGS,
 )
 def sms_reply(call: Call) -> Any:
@@ -185,7 +185,7 @@ def export_calls(call: Call, campaign_id: str) -> Response:
 def record_call_outcome(call: Call, campaign_id: str, wave: str, iccid: str) -> Any:
     from chalicelib.campaigns.reach import call_not_found
 
-    if not wave.isdigit() or not 1 <= int(wave) <= 99:
+    if not (wave.isascii() and wave.isdigit()) or not 1 <= int(wave) <= 99:
         raise call_not_found(campaign_id, 0)
     body = call.body
     row = deps.campaign_reach().record_outcome(

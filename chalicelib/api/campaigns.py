@@ -141,7 +141,7 @@ def stop_campaign(call: Call, campaign_id: str) -> dict[str, Any]:
 def run_wave(call: Call, campaign_id: str, wave: str) -> dict[str, Any]:
     from chalicelib.campaigns.errors import wave_not_found
 
-    if not wave.isdigit() or len(wave) > 3:
+    if not (wave.isascii() and wave.isdigit()) or len(wave) > 3:
         raise wave_not_found(campaign_id, -1)
     return service.campaign_view(deps.campaigns().run_wave(campaign_id, int(wave)))
 

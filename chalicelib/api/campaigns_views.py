@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, StrictInt
 
 from chalicelib.api.http import ApiModel, PageQuery
 from chalicelib.campaigns.service import CampaignDraft
@@ -20,17 +20,17 @@ class CampaignCreateBody(ApiModel):
     name: str = Field(max_length=200)
     deadline: str = Field(max_length=10, description="YYYY-MM-DD: the China date cards must be registered by")
     waves: Annotated[
-        list[int], Field(max_length=50, description="days before the deadline, e.g. 60, 30, 7, 1")
+        list[StrictInt], Field(max_length=50, description="days before the deadline, e.g. 60, 30, 7, 1")
     ]
     template: str = Field(
         max_length=2000,
         description="the SMS: {vin_tail} and {link} required, {deadline} optional; the opt-out text is added",
     )
     channels: list[str] = Field(default=["sms"], max_length=5, description="sms, and call (the call list)")
-    rate_per_second: int = Field(description="messages per second, 1 to the stage's campaign_max_rate")
+    rate_per_second: StrictInt = Field(description="messages per second, 1 to the stage's campaign_max_rate")
     send_time: str = Field(default="10:00", max_length=5, description="HH:MM, China time, of each wave")
     quiet_hours: QuietHoursBody | None = None
-    attribution_days: int = Field(default=14, description="a registration within this many days counts")
+    attribution_days: StrictInt = Field(default=14, description="a registration within this many days counts")
 
     def draft(self) -> CampaignDraft:
         return CampaignDraft(

@@ -133,6 +133,9 @@ class Target:
     in_service_since: date | None
     contact_phone_hash: str | None  # keyed hash of the sales record's contact phone
     contact_phone_sealed: str | None  # the contact phone, sealed (deps.sealer()); None: no phone
+    #: Whether the card is in the backfill index now: a retired card (scrapped, swapped out) is
+    #: unregistered and in service by its facts, but out of the index and no target.
+    indexed: bool = True
 
 
 @dataclass(frozen=True)

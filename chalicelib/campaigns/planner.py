@@ -78,8 +78,17 @@ class WavePlanner:
             ]
             if bodies:
                 self._sends.send_batch(bodies)
+            if not self._ledger.advance_plan_cursor(
+                campaign_id, wave, shard, cursor, following, following is None
+            ):
+                # Another planner of this shard moved on first (a plan message delivered twice, a resume
+                # while this one ran): it counts the pages; what this one queued is sent once by the ledger.
+                logger.info(
+                    "campaign plan left to another planner",
+                    extra={"campaign_id": campaign_id, "wave": wave, "shard": shard},
+                )
+                return PlanOutcome.ALREADY
             cursor = following
-            self._ledger.save_plan_cursor(campaign_id, wave, shard, cursor, cursor is None)
             if page:
                 self._ledger.count(campaign_id, wave, targeted=len(page))
                 emit(Metric.CAMPAIGN_TARGETS_PLANNED, len(page), campaign=campaign_id)

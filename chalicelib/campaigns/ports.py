@@ -135,6 +135,14 @@ class SendLedger(ABC):
         self, campaign_id: str, wave: int, shard: str, cursor: str | None, done: bool
     ) -> None: ...
 
+    @abstractmethod
+    def advance_plan_cursor(
+        self, campaign_id: str, wave: int, shard: str, after: str | None, cursor: str | None, done: bool
+    ) -> bool:
+        """Move the shard's cursor from ``after`` (the cursor the planner continued from; None: the shard
+        never planned) to ``cursor``, only if it is still there: False when another planner of the shard
+        (a plan message delivered twice, a resume while a plan ran) moved it first."""
+
 
 class RateLimiter(ABC):
     """A token bucket shared by every sender of a campaign."""

@@ -31,7 +31,7 @@ from chalicelib.campaigns.errors import campaign_not_found
 from chalicelib.campaigns.ports import BackfillTargets, CallList, CampaignStore, OptOuts, SendLedger
 from chalicelib.kernel.clock import Clock, china_day, utc_now
 from chalicelib.kernel.crypto import TextSealer
-from chalicelib.kernel.errors import Conflict, InvalidField, NotFound, Unauthenticated
+from chalicelib.kernel.errors import Conflict, DomainError, InvalidField, NotFound, Unauthenticated
 from chalicelib.kernel.personal import mask_phone
 
 #: The reply callback's signature header: hex HMAC-SHA256 of the raw body (``sha256=`` prefix allowed).
@@ -87,6 +87,12 @@ def provider_number(phone: str) -> str:
     if len(digits) == 13 and digits.startswith("861") and digits.isdigit():
         return digits[2:]
     return phone
+
+
+class ReplyKeyUnavailable(DomainError):
+    """The reply callback's key could not be read (HTTP 503: the provider delivers it again)."""
+
+    status = 503
 
 
 def notice_campaign(campaigns: Iterable[Campaign], today: date) -> Campaign | None:
@@ -211,7 +217,14 @@ class Reach:
     def check_reply_signature(self, body: bytes, header: str | None) -> None:
         """Refuse (401 ``sms_reply.signature``) a callback not signed with the provider's key (every one,
         while the stage has no key: an empty key would be anyone's)."""
-        key = self._reply_key()
+        try:
+            key = self._reply_key()
+        except Exception as exc:  # the key's store failed (throttled, denied): the provider retries later
+            raise ReplyKeyUnavailable(
+                "sms_reply.key_unavailable",
+                "暂时无法校验回复，请稍后重试",
+                "The reply cannot be checked just now; send it again later",
+            ) from exc
         if not key or not signature_matches(key, body, header):
             raise bad_signature()
 

@@ -193,7 +193,9 @@ class WaveSender:
         reachable: list[tuple[QueuedTarget, Target]] = []
         for queued in batch.targets:
             card = current.get(queued.iccid)
-            if card is None or card.in_service_since is None:
+            # (a card retired since, scrapped or swapped out, is unregistered but out of the index)
+            retired = card is not None and card.state in _TARGET_STATES and not card.indexed
+            if card is None or card.in_service_since is None or retired:
                 self._skip(batch, queued.iccid, SkipReason.NOT_IN_SERVICE, counts)
             elif card.state not in _TARGET_STATES:
                 self._skip(batch, queued.iccid, SkipReason.REGISTERED, counts)

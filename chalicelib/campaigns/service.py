@@ -9,6 +9,7 @@ the sender (``campaigns.sender``) messages each target at most once per wave.
 from __future__ import annotations
 
 import dataclasses
+import re
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -110,7 +111,7 @@ def _wave_not_startable(campaign: Campaign, wave: Wave) -> Conflict:
 
 def _parse_hhmm(text: str | None, field: str, errors: list[InvalidField]) -> time | None:
     try:
-        if text is None or len(text) != 5 or text[2] != ":":
+        if text is None or not re.fullmatch(r"[0-9]{2}:[0-9]{2}", text):  # ASCII digits only
             raise ValueError(text)
         return time(int(text[:2]), int(text[3:]))
     except ValueError:
@@ -173,7 +174,7 @@ class Campaigns:
         errors: list[InvalidField] = []
         now = self._clock()
         name = draft.name.strip()
-        if not name or len(name) > MAX_NAME:
+        if not name or len(name) > MAX_NAME or not name.isprintable():  # no control characters
             errors.append(
                 invalid(
                     "name",
@@ -377,7 +378,8 @@ class Campaigns:
         are skipped (``stopped``) by the sender."""
 
         def change(campaign: Campaign) -> Campaign:
-            if campaign.status in (CampaignStatus.STOPPED, CampaignStatus.COMPLETED):
+            # A completed campaign may still have its last wave's sends queued: stopping it skips them.
+            if campaign.status is CampaignStatus.STOPPED:
                 raise _finished(campaign)
             waves = tuple(
                 dataclasses.replace(w, status=WaveStatus.CANCELLED) if w.status is WaveStatus.SCHEDULED else w
@@ -420,18 +422,48 @@ class Campaigns:
             startable = (WaveStatus.SCHEDULED, WaveStatus.MISSED) if by_hand else (WaveStatus.SCHEDULED,)
             if target.status not in startable:
                 return None
+            if wave < campaign.current_wave:  # a later wave runs: this one's messages would be superseded
+                if by_hand:
+                    raise _wave_not_startable(campaign, target)
+                # its schedule fired after a later wave was run by hand: it is missed, not run
+                waves = tuple(
+                    dataclasses.replace(w, status=WaveStatus.MISSED) if w.index == wave else w
+                    for w in campaign.waves
+                )
+                return dataclasses.replace(campaign, waves=waves)
             started.append(True)
             now = self._clock()
+            # An earlier wave still running is superseded: its planning stops and its queued messages are
+            # skipped, so it is planned as far as it goes (else it would hold the campaign open for ever).
             waves = tuple(
-                dataclasses.replace(w, status=WaveStatus.RUNNING, started_at=now) if w.index == wave else w
+                dataclasses.replace(w, status=WaveStatus.RUNNING, started_at=now)
+                if w.index == wave
+                else dataclasses.replace(w, status=WaveStatus.PLANNED, planned_at=now)
+                if w.index < wave and w.status is WaveStatus.RUNNING
+                else w
                 for w in campaign.waves
             )
             return dataclasses.replace(campaign, waves=waves, current_wave=max(campaign.current_wave, wave))
 
         campaign = self._change(campaign_id, change)
-        if started and campaign.status is CampaignStatus.ACTIVE:
+        if campaign.status is not CampaignStatus.ACTIVE:
+            return campaign
+        if started or self._plans_lost(campaign, wave):
             self._send_plans(campaign_id, wave, BACKFILL_SHARD_NAMES)
         return campaign
+
+    def _plans_lost(self, campaign: Campaign, wave: int) -> bool:
+        """Whether the wave runs but none of its shards was ever planned: the start that marked it running
+        failed before its plan messages were queued, and the schedule's message came again."""
+        target = self._wave(campaign, wave)
+        return (
+            target.status is WaveStatus.RUNNING
+            and campaign.current_wave == wave
+            and all(
+                self._ledger.plan_cursor(campaign.campaign_id, wave, s) == (None, False)
+                for s in BACKFILL_SHARD_NAMES
+            )
+        )
 
     def mark_planned(self, campaign_id: str, wave: int) -> Campaign:
         """Every shard of a running wave is planned: the wave becomes ``planned``, and the campaign

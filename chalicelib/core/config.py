@@ -306,7 +306,8 @@ class Settings(BaseSettings):
     campaign_plan_page: int = Field(default=500, ge=1, le=1000)
     campaign_send_retries: int = Field(default=3, ge=1, le=10)
     campaign_paused_recheck_seconds: int = Field(default=300, ge=1, le=43200)
-    campaign_planner_budget_seconds: float = Field(default=20.0, gt=0, le=600)
+    #: Below the campaign functions' 60 s timeout, with room for the last page and the re-queue.
+    campaign_planner_budget_seconds: float = Field(default=20.0, gt=0, le=40)
     #: Backfill campaigns: the EventBridge Scheduler group holding one schedule per wave, and the role it
     #: assumes to send a wave's start message to the campaign-waves queue (infra sets it; None locally,
     #: where the worker plays the scheduler); the most characters a campaign SMS may have (two segments

@@ -18,8 +18,9 @@ from typing import Any
 from chalicelib.core import deps
 from chalicelib.core.observability import logger
 
-#: A Lambda stops taking new messages of its batch with less than this left (they come back later).
-RESERVE_MILLIS = 15_000
+#: A Lambda stops taking new messages of its batch with less than this left (they come back later): a
+#: message of ten targets takes up to 20 s at the lowest rate (1/s) shared by two senders.
+RESERVE_MILLIS = 25_000
 #: SQS's longest message delay (a message queued again waits at most this long before it is received).
 MAX_DELAY_SECONDS = 900
 

@@ -98,6 +98,14 @@ class FakeSendLedger(SendLedger):
     ) -> None:
         self.cursors[(campaign_id, wave, shard)] = (cursor, done)
 
+    def advance_plan_cursor(
+        self, campaign_id: str, wave: int, shard: str, after: str | None, cursor: str | None, done: bool
+    ) -> bool:
+        if self.cursors.get((campaign_id, wave, shard), (None, False)) != (after, False):
+            return False
+        self.cursors[(campaign_id, wave, shard)] = (cursor, done)
+        return True
+
     # test helpers
     def statuses(self, campaign_id: str, wave: int) -> dict[str, SendStatus]:
         """ICCID → status of every record of one wave."""

@@ -20,7 +20,11 @@ from tests.fakes.cards import FakeInventory
 
 
 def _is_target(target: Target) -> bool:
-    return target.in_service_since is not None and target.state in {s.value for s in BACKFILL_STATES}
+    return (
+        target.indexed
+        and target.in_service_since is not None
+        and target.state in {s.value for s in BACKFILL_STATES}
+    )
 
 
 class FakeBackfillTargets(BackfillTargets):
@@ -59,6 +63,13 @@ class FakeBackfillTargets(BackfillTargets):
         moved = replace(self.cards[iccid], state=CardState(state).value)
         self.cards[iccid] = moved
         return moved
+
+    def retire(self, iccid: str) -> Target:
+        """A held card scrapped or swapped out: unregistered and in service by its facts, but out of the
+        index, as the store's retiring write leaves it."""
+        retired = replace(self.cards[iccid], indexed=False)
+        self.cards[iccid] = retired
+        return retired
 
     def indexed(self, shard: str | None = None) -> list[Target]:
         """The index's content (every shard, or one), in index order."""

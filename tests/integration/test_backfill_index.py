@@ -124,7 +124,7 @@ def test_an_import_fills_the_index_with_sealed_phones_and_a_reimport_changes_not
     # And `current` reads the cards as they are, an unknown one as None
     now = targets.current([first.iccid, third.iccid, "89860112345678901260"])
     assert now[first.iccid] is not None
-    assert now[third.iccid] == Target(third.iccid, third.vin, "unregistered", None, None, None)
+    assert now[third.iccid] == Target(third.iccid, third.vin, "unregistered", None, None, None, indexed=False)
     assert now["89860112345678901260"] is None
     # And a cursor of one shard is refused on another
     shard = backfill_shard_of(pair[0].iccid)

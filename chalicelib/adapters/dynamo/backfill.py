@@ -34,6 +34,7 @@ def _target(m: CardModel) -> Target:
         in_service_since=date.fromisoformat(m.in_service_since) if m.in_service_since else None,
         contact_phone_hash=m.contact_phone_hash,
         contact_phone_sealed=m.contact_phone,
+        indexed=m.backfill_shard is not None,
     )
 
 
@@ -55,7 +56,8 @@ def _batch_get(iccids: Iterable[str]) -> list[CardModel]:
     keys = list(dict.fromkeys(iccids))
     found: list[CardModel] = []
     for start in range(0, len(keys), BATCH_GET):
-        found += CardModel.batch_get(keys[start : start + BATCH_GET])
+        # Strongly consistent: a card registered a moment ago is not messaged.
+        found += CardModel.batch_get(keys[start : start + BATCH_GET], consistent_read=True)
     return found
 
 

@@ -211,6 +211,28 @@ class DynamoSendLedger(SendLedger):
             done=done,
         ).save()
 
+    def advance_plan_cursor(
+        self, campaign_id: str, wave: int, shard: str, after: str | None, cursor: str | None, done: bool
+    ) -> bool:
+        model = CampaignWaveModel
+        not_done = model.done.does_not_exist() | (model.done == False)  # noqa: E712
+        if after is None:
+            guard = model.part.does_not_exist() | (model.cursor.does_not_exist() & not_done)
+        else:
+            guard = (model.cursor == after) & not_done
+        try:
+            model(
+                campaign_wave=campaign_wave_key(campaign_id, wave),
+                part=f"shard#{shard}",
+                cursor=cursor,
+                done=done,
+            ).save(condition=guard)
+        except PutError as err:
+            if err.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
     def shards_done(self, campaign_id: str, wave: int) -> Iterator[str]:
         """The shards of a wave whose plan is done (one query of the wave's items)."""
         for item in CampaignWaveModel.query(
@@ -244,7 +266,8 @@ class DynamoRateLimiter(RateLimiter):
                 campaign_wave=rate_key(key),
                 part=BUCKET_PART,
                 tokens=max(0.0, held - tokens),
-                refilled_at=now,
+                # never back in time: a sender that lost a race may hold an older ``now`` than the winner
+                refilled_at=now if item is None else max(now, float(item.refilled_at or now)),
                 version=version + 1,
             )
             condition = (

@@ -23,6 +23,7 @@ from chalicelib.campaigns.domain import (
 )
 from chalicelib.campaigns.errors import campaign_changed, campaign_exists
 from chalicelib.campaigns.ports import CampaignStore
+from chalicelib.kernel.errors import BadRequest
 
 _CONDITION_FAILED = "ConditionalCheckFailedException"
 
@@ -73,6 +74,16 @@ def waves_of(text: str) -> tuple[Wave, ...]:
 
 def _hhmm(t: time) -> str:
     return t.strftime("%H:%M")
+
+
+def _listing_key(start: dict[str, Any]) -> bool:
+    """Whether a decoded cursor is a key the newest-first listing returns (a forged one would reach the
+    store and fail there)."""
+    return (
+        set(start) == {"campaign_id", "listing", "created_at"}
+        and start["listing"] == {"S": CAMPAIGN_LISTING}
+        and all(isinstance(v, dict) and set(v) == {"S"} and isinstance(v["S"], str) for v in start.values())
+    )
 
 
 class DynamoCampaignStore(CampaignStore):
@@ -137,11 +148,14 @@ class DynamoCampaignStore(CampaignStore):
             return None
 
     def list(self, cursor: str | None = None, limit: int = 50) -> tuple[list[Campaign], str | None]:
+        start = decode_cursor(cursor)
+        if start is not None and not _listing_key(start):
+            raise BadRequest("request.cursor", "分页游标无效", "The page cursor is invalid", field="cursor")
         result = CampaignModel.by_created.query(
             CAMPAIGN_LISTING,
             scan_index_forward=False,
             limit=limit,
-            last_evaluated_key=decode_cursor(cursor),
+            last_evaluated_key=start,
         )
         found = [self._campaign(item) for item in result]
         key: dict[str, Any] | None = result.last_evaluated_key

@@ -3,8 +3,10 @@ start (idempotent), resume from the saved cursors, progress."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -171,16 +173,39 @@ def test_starting_a_wave_queues_one_plan_per_shard_and_a_second_start_nothing(wo
     assert started.current_wave == 1
     assert [m["shard"] for m in world.queue.sent] == list(BACKFILL_SHARD_NAMES)
     assert {(m["kind"], m["campaign_id"], m["wave"]) for m in world.queue.sent} == {("plan_shard", cid, 1)}
+    world.ledger.save_plan_cursor(cid, 1, "00", "after-page-1", False)  # a planner is at work
     world.service.start_wave(cid, 1)  # the schedule's message delivered twice
     assert len(world.queue.sent) == 16
 
 
-def test_a_later_wave_started_becomes_current_while_the_earlier_still_runs(world: World) -> None:
+def test_a_start_that_failed_before_queueing_its_plans_queues_them_when_its_message_comes_again(
+    world: World,
+) -> None:
+    cid = world.service.create(draft(), by="admin-1").campaign_id
+    real_send = world.queue.send_batch
+
+    def queue_down(bodies: Sequence[Mapping[str, Any]]) -> None:
+        raise RuntimeError("queue unavailable")
+
+    world.queue.send_batch = queue_down  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        world.service.start_wave(cid, 1)  # the wave is saved running, its plans never queued
+    assert world.service.get(cid).wave(1).status is WaveStatus.RUNNING
+    world.queue.send_batch = real_send  # type: ignore[method-assign]
+    world.service.start_wave(cid, 1)  # SQS delivers the schedule's message again
+    assert [m["shard"] for m in world.queue.sent] == list(BACKFILL_SHARD_NAMES)
+
+
+def test_a_later_wave_started_becomes_current_and_the_earlier_is_planned_as_far_as_it_went(
+    world: World,
+) -> None:
     cid = world.service.create(draft(), by="admin-1").campaign_id
     world.service.start_wave(cid, 1)
     both = world.service.run_wave(cid, 2)
     assert both.current_wave == 2
-    assert [both.wave(i).status for i in (1, 2)] == [WaveStatus.RUNNING, WaveStatus.RUNNING]
+    assert [both.wave(i).status for i in (1, 2)] == [WaveStatus.PLANNED, WaveStatus.RUNNING]
+    with pytest.raises(Conflict):  # an earlier wave cannot be started behind it
+        world.service.run_wave(cid, 1)
     assert FakeWaveScheduler.name_of(cid, 2) in world.scheduler.cancelled
 
 
@@ -237,13 +262,17 @@ def test_a_stopped_campaign_starts_no_wave(world: World) -> None:
     assert world.queue.sent == []
 
 
-def test_the_last_wave_planned_completes_the_campaign(world: World) -> None:
+def test_the_last_wave_planned_completes_the_campaign_which_may_still_be_stopped(world: World) -> None:
     world.clock.now = datetime(2026, 6, 28, 2, 0, tzinfo=UTC)  # only wave 4 (1 day before) ahead
     cid = world.service.create(draft(), by="admin-1").campaign_id
     world.service.start_wave(cid, 4)
     done = world.service.mark_planned(cid, 4)
     assert done.wave(4).status is WaveStatus.PLANNED
     assert done.status is CampaignStatus.COMPLETED
+    # its last wave's messages may still be queued (quiet hours, the rate): stopping skips them
+    assert world.service.stop(cid).status is CampaignStatus.STOPPED
+    with pytest.raises(Conflict):
+        world.service.stop(cid)
 
 
 def test_a_save_that_loses_a_race_is_retried_on_the_campaign_as_stored(world: World) -> None:

@@ -313,3 +313,17 @@ def test_an_outcome_for_an_unknown_entry_or_with_a_phone_in_its_note_changes_not
         assert (refused.value.code, refused.value.field) == (code, "note")
     assert world.calls.outcomes == []
     assert world.ledger.progress(c.campaign_id, 1).called == 0
+
+
+def test_a_reply_key_that_cannot_be_read_answers_503_for_the_provider_to_retry() -> None:
+    from chalicelib.campaigns.reach import ReplyKeyUnavailable
+
+    def unreadable() -> str:
+        raise RuntimeError("throttled")
+
+    world = World()
+    reach = world.reach
+    reach._reply_key = unreadable
+    with pytest.raises(ReplyKeyUnavailable) as refused:
+        reach.check_reply_signature(b"{}", "sha256=00")
+    assert (refused.value.status, refused.value.code) == (503, "sms_reply.key_unavailable")

@@ -22,6 +22,7 @@ from chalicelib.campaigns.domain import (
     QuietHours,
     SendStatus,
     SkipReason,
+    Target,
     Wave,
     WaveStatus,
 )
@@ -287,6 +288,15 @@ def test_a_card_registered_between_planning_and_sending_is_skipped_registered() 
     assert w.ledger.progress(CID, 1).skipped == {"registered": 2}
 
 
+def test_a_card_scrapped_between_planning_and_sending_is_skipped_not_in_service() -> None:
+    w = World(cards=2, page_size=100)
+    w.plan()
+    w.targets.retire(f"8986{1:016d}")  # unregistered and in service by its facts, out of the index
+    w.drain()
+    assert [phone for phone, _ in w.texts] == [phone_of(0)]
+    assert w.ledger.progress(CID, 1).skipped == {"not_in_service": 1}
+
+
 def test_an_opted_out_phone_is_skipped_and_never_messaged() -> None:
     w = World(cards=3, page_size=100)
     w.opt_outs.opt_out(OptOut(phone_hash="h1", at=MORNING, via="reply"))
@@ -364,16 +374,39 @@ def test_a_paused_campaign_stops_its_plan_where_it_is_and_a_restart_carries_on_f
     assert w.planner.plan_shard(CID, 1, shard) is PlanOutcome.ALREADY
 
 
+def test_a_plan_message_delivered_twice_counts_each_target_once() -> None:
+    w = World(cards=40, page_size=3)
+    chosen = next(s for s in BACKFILL_SHARD_NAMES if len(w.targets.indexed(s)) >= 4)
+    real_page = w.targets.page
+    second: list[PlanOutcome] = []
+
+    def page_and_a_second_planner(
+        shard: str, cursor: str | None, limit: int
+    ) -> tuple[list[Target], str | None]:
+        found = real_page(shard, cursor, limit)
+        if not second:  # the same plan message, delivered again, runs while the first holds its page
+            w.targets.page = real_page  # type: ignore[method-assign]
+            second.append(w.planner.plan_shard(CID, 1, chosen))
+        return found
+
+    w.targets.page = page_and_a_second_planner  # type: ignore[method-assign]
+    assert w.planner.plan_shard(CID, 1, chosen) is PlanOutcome.ALREADY  # the other moved on first
+    assert second == [PlanOutcome.DONE]
+    assert w.ledger.progress(CID, 1).targeted == len(w.targets.indexed(chosen))
+
+
 def test_a_planner_killed_before_saving_its_cursor_queues_a_page_twice_and_it_is_sent_once() -> None:
     w = World(cards=40, page_size=3)
     shard = next(s for s in BACKFILL_SHARD_NAMES if len(w.targets.indexed(s)) >= 4)
-    real_save = w.ledger.save_plan_cursor
+    real_advance = w.ledger.advance_plan_cursor
 
-    def dies_once(campaign_id: str, wave: int, shard: str, cursor: str | None, done: bool) -> None:
-        w.ledger.save_plan_cursor = real_save  # type: ignore[method-assign]
+    def dies_once(
+        campaign_id: str, wave: int, shard: str, after: str | None, cursor: str | None, done: bool
+    ) -> bool:
+        w.ledger.advance_plan_cursor = real_advance  # type: ignore[method-assign]
         raise RuntimeError("killed")  # the planner dies after queueing its page, before saving the cursor
 
-    w.ledger.save_plan_cursor = dies_once  # type: ignore[method-assign]
+    w.ledger.advance_plan_cursor = dies_once  # type: ignore[method-assign]
     with pytest.raises(RuntimeError):
         w.planner.plan_shard(CID, 1, shard)
     assert w.planner.plan_shard(CID, 1, shard) is PlanOutcome.DONE
