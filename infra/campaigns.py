@@ -117,6 +117,9 @@ def add_campaign_scheduling(stack: ChekaStack) -> CampaignScheduling:
     """The schedule group and the scheduler's role. Call after the queues, before the functions' role
     (it may pass this role) and their environment (they are told its ARN)."""
     waves_queue = stack.queues[CAMPAIGN_WAVES_QUEUE_ID]
+    # A start the scheduler could not deliver after its retries goes to the waves' dead-letter queue
+    # (alarmed) rather than vanishing with its one-time schedule.
+    waves_dlq = stack.queues[CAMPAIGN_WAVES_DEAD_LETTER_QUEUE_ID]
     group = scheduler.CfnScheduleGroup(
         stack, "CampaignScheduleGroup", name=stack.settings.campaign_schedules_group
     )
@@ -137,7 +140,7 @@ def add_campaign_scheduling(stack: ChekaStack) -> CampaignScheduling:
                     iam.PolicyStatement(
                         sid="CampaignWaveStarts",
                         actions=["sqs:SendMessage"],
-                        resources=[waves_queue.queue_arn],
+                        resources=[waves_queue.queue_arn, waves_dlq.queue_arn],
                     )
                 ]
             )

@@ -36,11 +36,21 @@ def start_input(campaign_id: str, wave: int) -> str:
 class EventBridgeWaveScheduler(WaveScheduler):
     """The port over a boto3 ``scheduler`` client; the queue's ARN is looked up once by its name."""
 
-    def __init__(self, scheduler: Any, sqs: Any, *, group: str, queue_name: str, role_arn: str):
+    def __init__(
+        self,
+        scheduler: Any,
+        sqs: Any,
+        *,
+        group: str,
+        queue_name: str,
+        role_arn: str,
+        dead_letter_queue_name: str | None = None,
+    ):
         self._scheduler = scheduler
         self._sqs = sqs
         self._group = group
         self._queue_name = queue_name
+        self._dead_letter_queue_name = dead_letter_queue_name
         self._role_arn = role_arn
         self._queue_arn: str | None = None
         self._lock = threading.Lock()
@@ -67,6 +77,7 @@ class EventBridgeWaveScheduler(WaveScheduler):
                 "RoleArn": self._role_arn,
                 "Input": start_input(campaign_id, wave),
                 "RetryPolicy": dict(_RETRY_POLICY),
+                **self._dead_letter_config(),
             },
             "ActionAfterCompletion": "DELETE",
             "State": "ENABLED",
@@ -80,6 +91,15 @@ class EventBridgeWaveScheduler(WaveScheduler):
             # the wave had a schedule already: an update replaces every field of it
             self._scheduler.update_schedule(**request)
         return name
+
+    def _dead_letter_config(self) -> dict[str, Any]:
+        """Where the scheduler puts a start it could not deliver after its retries (the waves queue's
+        dead-letter queue, alarmed): a wave whose schedule fired is never lost without a trace. Its ARN is
+        the waves queue's with the other name (same account, region and partition)."""
+        if not self._dead_letter_queue_name:
+            return {}
+        prefix = self.queue_arn.rsplit(":", 1)[0]
+        return {"DeadLetterConfig": {"Arn": f"{prefix}:{self._dead_letter_queue_name}"}}
 
     def cancel(self, campaign_id: str, wave: int) -> None:
         try:

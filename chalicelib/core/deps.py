@@ -763,7 +763,11 @@ def wave_scheduler() -> WaveScheduler:
     """One EventBridge schedule per backfill wave, sending its start to the campaign-waves queue."""
     from chalicelib.adapters.scheduler import EventBridgeWaveScheduler
     from chalicelib.core.aws import client
-    from chalicelib.core.resources import CAMPAIGN_WAVES_QUEUE_ID, declare
+    from chalicelib.core.resources import (
+        CAMPAIGN_WAVES_DEAD_LETTER_QUEUE_ID,
+        CAMPAIGN_WAVES_QUEUE_ID,
+        declare,
+    )
 
     settings = get_settings()
     role = settings.campaign_scheduler_role_arn
@@ -778,6 +782,7 @@ def wave_scheduler() -> WaveScheduler:
         group=settings.campaign_schedules_group,
         queue_name=declare(settings).queue(CAMPAIGN_WAVES_QUEUE_ID).name,
         role_arn=role,
+        dead_letter_queue_name=declare(settings).queue(CAMPAIGN_WAVES_DEAD_LETTER_QUEUE_ID).name,
     )
 
 

@@ -116,7 +116,11 @@ def test_the_scheduler_role_may_only_send_wave_starts_to_the_campaign_waves_queu
             "Sid": "CampaignWaveStarts",
             "Effect": "Allow",
             "Action": "sqs:SendMessage",
-            "Resource": arn_of(synth, CAMPAIGN_WAVES_QUEUE_ID),
+            # the waves queue, and its dead-letter queue for a start it could not deliver
+            "Resource": [
+                arn_of(synth, CAMPAIGN_WAVES_QUEUE_ID),
+                arn_of(synth, CAMPAIGN_WAVES_DEAD_LETTER_QUEUE_ID),
+            ],
         }
     ]
     # No other policy is attached to it.

@@ -14,7 +14,11 @@ import pytest
 
 from chalicelib.cards.domain.inventory import BACKFILL_SHARD_NAMES
 from chalicelib.core.aws import client
-from chalicelib.core.resources import CAMPAIGN_WAVES_QUEUE_ID, declare
+from chalicelib.core.resources import (
+    CAMPAIGN_WAVES_DEAD_LETTER_QUEUE_ID,
+    CAMPAIGN_WAVES_QUEUE_ID,
+    declare,
+)
 from chalicelib.core.settings import get_settings
 
 Auth = Callable[..., dict[str, str]]
@@ -90,7 +94,12 @@ def test_a_campaign_is_created_with_one_schedule_per_wave_at_its_time_to_the_wav
     one = found[f"{cid}-w01"]
     assert one["ScheduleExpression"] == f"at({expected_day.isoformat()}T02:00:00)"
     assert one["ActionAfterCompletion"] == "DELETE"
-    assert one["Target"]["Arn"].endswith(":" + declare(get_settings()).queue(CAMPAIGN_WAVES_QUEUE_ID).name)
+    declared = declare(get_settings())
+    assert one["Target"]["Arn"].endswith(":" + declared.queue(CAMPAIGN_WAVES_QUEUE_ID).name)
+    # a start the scheduler cannot deliver goes to the waves' dead-letter queue, not nowhere
+    dead_letters = one["Target"]["DeadLetterConfig"]["Arn"]
+    assert dead_letters.endswith(":" + declared.queue(CAMPAIGN_WAVES_DEAD_LETTER_QUEUE_ID).name)
+    assert dead_letters.rsplit(":", 1)[0] == one["Target"]["Arn"].rsplit(":", 1)[0]
     assert json.loads(one["Target"]["Input"]) == {"kind": "start_wave", "campaign_id": cid, "wave": 1}
 
     listed = body(api.http.get("/v1/campaigns", headers=auth("auditor")))
@@ -256,3 +265,16 @@ def test_the_call_centre_lists_the_campaigns_but_neither_reads_their_progress_no
     assert [c["campaign_id"] for c in listed["campaigns"]] == [cid]
     assert api.http.get(f"/v1/campaigns/{cid}/progress", headers=auth("call_centre")).status_code == 403
     assert api.http.post(f"/v1/campaigns/{cid}/pause", headers=auth("call_centre")).status_code == 403
+
+
+def test_a_forged_list_cursor_and_a_wave_number_in_other_digits_are_refused_not_failed(
+    api: Any, auth: Auth
+) -> None:
+    import base64
+
+    forged = base64.urlsafe_b64encode(json.dumps({"x": {"S": "1"}}).encode()).decode()
+    listed = api.http.get(f"/v1/campaigns?cursor={forged}", headers=auth("admin"))
+    assert (listed.status_code, body(listed)["code"]) == (400, "request.cursor")
+    cid = body(create(api, auth))["campaign_id"]
+    superscript = api.http.post(f"/v1/campaigns/{cid}/waves/%C2%B2/run", headers=auth("admin"))
+    assert superscript.status_code == 404
