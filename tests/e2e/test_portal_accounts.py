@@ -52,10 +52,12 @@ def fresh_uscc(rng: random.Random) -> str:
     """A USCC no other test of the run claims, with its check character (GB 32100)."""
     from stdnum.cn import uscc
 
-    while True:  # digits, and a check character the licence's OCR reads without doubt
+    # Digits, and a check character the licence's OCR reads without doubt: a digit that no other
+    # character of the USCC alphabet resembles (not 0, 6 or 8, which D, G and B resemble; no letter).
+    while True:
         body = "91110108" + "".join(rng.choice("0123456789") for _ in range(9))
         check = str(uscc.calc_check_digit(body))
-        if check in "0123456789ABCDEFH":
+        if check in "12345679":
             return body + check
 
 
