@@ -491,9 +491,9 @@ def pass_face_check(me: Phone, *, camera: bool, person: str = LIVE_PERSON) -> No
     # The camera's capture starts by itself once the server sees the face in the oval, and ends when
     # the turn is seen. A burst the server could not judge (no face, no turn it could measure: the dlib
     # landmark pose of one frame can differ by a few degrees from the preview's) is asked again without
-    # spending an attempt, as a person would be: the walk turns again, at most twice (that nothing was
-    # counted is the face test's to check, tests/e2e/test_h5_face.py).
-    for capture in range(3):
+    # spending an attempt, as a person would be: the walk turns again, at most three times (that nothing
+    # was counted is the face test's to check, tests/e2e/test_h5_face.py).
+    for capture in range(4):
         me.wait_until(
             "the face check",
             lambda: (
@@ -506,7 +506,7 @@ def pass_face_check(me: Phone, *, camera: bool, person: str = LIVE_PERSON) -> No
         if me.screen() != "face":
             return
         errors = me.errors()
-        if camera and capture < 2 and errors and all("不计入核验次数" in e for e in errors):
+        if camera and capture < 3 and errors and all("不计入核验次数" in e for e in errors):
             me.tap("#face-camera" if me.element("#face-camera").is_displayed() else "#face-retry")  # 再试一次
             continue
         outcome = me.element("#face-result").text
