@@ -1,11 +1,11 @@
 """The local OIDC provider's staff directory: demo staff, their passwords (scrypt) and TOTP (pyotp).
 
-``make run`` invents one staff member per staff role (reviewer, admin, auditor, operations, review lead)
-with a new password and a new TOTP secret each time it starts, keeps only the password's scrypt hash in the
-provider, and records the clear password and the secret in its state file (``.local/stack.json``,
-readable by its owner only) for the developer: ``cheka staff users`` lists them, ``cheka staff totp
-<user>`` prints the current code for a developer without an authenticator app. Nothing here logs a
-password, a secret or a code.
+``make run`` invents one staff member per staff role (reviewer, admin, auditor, operations, review lead,
+call centre) with a new password and a new TOTP secret each time it starts, keeps only the password's
+scrypt hash in the provider, and records the clear password and the secret in its state file
+(``.local/stack.json``, readable by its owner only) for the developer: ``cheka staff users`` lists them,
+``cheka staff totp <user>`` prints the current code for a developer without an authenticator app. Nothing
+here logs a password, a secret or a code.
 
 Sign-in checks: a wrong password or a wrong TOTP code counts as a failure; ``MAX_FAILURES`` failures in a
 row lock the user for ``lock_seconds`` (a correct password then is refused too). A TOTP code is accepted
