@@ -22,7 +22,7 @@ import pytest
 
 from chalicelib.local.synthetic import inventory_rows, make_mobile
 from tests.e2e.conftest import Stack
-from tests.e2e.test_console_signin import _click, _field, _on_provider, _staff
+from tests.e2e.test_console_signin import staff_sign_in
 from tests.e2e.test_h5_registration import Phone
 
 if TYPE_CHECKING:
@@ -79,18 +79,7 @@ def _seed_targets(stack: Stack) -> list[dict[str, str]]:
 
 
 def _sign_in_admin(console: Phone, stack: Stack) -> None:
-    issuer, staff = _staff(stack)
-    admin = staff["admin"]
-    console.driver.get(stack.api + "/console")
-    console.wait_until("the sign-in screen", lambda: console.screen() == "login")
-    _click(console, "#sign-in")
-    console.wait_until("the provider's password page", lambda: _on_provider(console, issuer, "password"))
-    _field(console, "#username", "admin")
-    _field(console, "#password", str(admin["password"]))
-    _click(console, "#next")
-    console.wait_until("the provider's TOTP page", lambda: _on_provider(console, issuer, "otp"))
-    _field(console, "#otp", stack.totp_code("admin", str(admin["totp_secret"])))
-    _click(console, "#verify")
+    staff_sign_in(console, stack, "admin")
     console.wait_until("the console", lambda: console.screen() in ("home", "campaigns"), timeout=30)
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.e2e.conftest import ROOT, Stack
-from tests.e2e.test_console_signin import _click, _field, _on_provider, _staff
+from tests.e2e.test_console_signin import staff_sign_in
 from tests.e2e.test_h5_registration import Phone
 
 if TYPE_CHECKING:
@@ -127,19 +127,7 @@ def _case_with_a_photo(stack: Stack) -> tuple[str, str, tuple[int, int]]:
 
 
 def _sign_in(console: Phone, stack: Stack) -> None:
-
-    issuer, staff = _staff(stack)
-    reviewer = staff["reviewer"]
-    console.driver.get(stack.api + "/console")
-    console.wait_until("the sign-in screen", lambda: console.screen() == "login")
-    _click(console, "#sign-in")
-    console.wait_until("the provider's password page", lambda: _on_provider(console, issuer, "password"))
-    _field(console, "#username", "reviewer")
-    _field(console, "#password", str(reviewer["password"]))
-    _click(console, "#next")
-    console.wait_until("the provider's TOTP page", lambda: _on_provider(console, issuer, "otp"))
-    _field(console, "#otp", stack.totp_code("reviewer", str(reviewer["totp_secret"])))
-    _click(console, "#verify")
+    staff_sign_in(console, stack, "reviewer")
     console.wait_until("the console's home", lambda: console.screen() == "home", timeout=30)
 
 

@@ -186,3 +186,20 @@ def test_a_reviewer_signs_in_with_password_and_totp_sees_the_queue_and_signs_out
         status, refused = stack.call("GET", "/v1/staff/me", token=ended)
         assert status == 401, refused
     assert console.console_errors() == []
+
+
+def staff_sign_in(console: Phone, stack: Stack, user: str) -> None:
+    """Sign the demo staff member ``user`` in at the local provider: password, then the current TOTP code
+    (the caller waits for the screen it expects)."""
+    issuer, staff = _staff(stack)
+    member = staff[user]
+    console.driver.get(stack.api + "/console")
+    console.wait_until("the sign-in screen", lambda: console.screen() == "login")
+    _click(console, "#sign-in")
+    console.wait_until("the provider's password page", lambda: _on_provider(console, issuer, "password"))
+    _field(console, "#username", user)
+    _field(console, "#password", str(member["password"]))
+    _click(console, "#next")
+    console.wait_until("the provider's TOTP page", lambda: _on_provider(console, issuer, "otp"))
+    _field(console, "#otp", stack.totp_code(user, str(member["totp_secret"])))
+    _click(console, "#verify")
