@@ -25,9 +25,10 @@ from tests.e2e.test_h5_registration import (
     unregistered_vin,
 )
 
-#: Phones of this story only (a phone gets one code every few seconds on the test stack).
-LOGIN_PHONE = "13600136000"
-OWNER_PHONE = "13600136001"
+#: Phones of this story only: a phone gets one code every few seconds on the test stack, and a sign-in
+#: with the dealer story's phone would resume its open flow on the same car past the vehicle screen.
+LOGIN_PHONE = "13600136030"
+OWNER_PHONE = "13600136031"
 
 phone = walk.phone
 

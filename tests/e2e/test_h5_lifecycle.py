@@ -231,8 +231,8 @@ def test_after_a_swap_the_owners_result_and_my_vehicles_name_the_fitted_card_nev
     assert swapped["old"]["retired"] == "swapped_out"
 
     # When the owner registers the vehicle in the client
-    log_in(me, "13600136001")
-    register_car(me, vin, "13500135001")
+    log_in(me, "13600136041")
+    register_car(me, vin, "13500135041")
 
     # Then the result names the fitted card, registered, and never the retired one
     assert settled(me) == "registered", me.messages()
