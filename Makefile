@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps run seed test test-unit test-integration test-infra lint format bench deploy-check clean
+.PHONY: install system-deps run seed test test-unit test-integration test-infra lint format bench load deploy-check clean
 
 install: $(STAMP)
 
@@ -50,6 +50,12 @@ format: install
 
 bench: install
 	$(PY) bench/run.py
+
+# The local stack under load (bench/load; bench/README.md, "Load"): 10, 30 and 60 owners at a time, 60 s
+# each, on a stack of its own; LOAD_ARGS="--profile" also profiles the API and moto in the last level.
+load: install
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-load.txt
+	$(PY) bench/load/run_load.py $(LOAD_ARGS)
 
 # A deployment rehearsal without AWS: synth, the Lambda zip (size, lean import), hadolint, and the owner's
 # registration in-process on the stage's settings against moto (README: "Deploying a stage").

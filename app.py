@@ -110,6 +110,15 @@ def send_campaign_messages(event: dict[str, Any], context: Any) -> dict[str, lis
     return handle_send_messages(list(event.get("Records", [])), context)
 
 
+@app.lambda_function(name="rotate_secrets")
+def rotate_secrets(event: dict[str, Any], context: Any) -> None:
+    """Secrets Manager's rotation of the token signing key and the operator keys (a RotationSchedule per
+    secret, in infra; its own role may touch those secrets only)."""
+    from chalicelib.events.rotation import handle
+
+    handle(event, context)
+
+
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="sweep_outbox")
 def sweep_outbox(event: Any) -> dict[str, Any]:
     """Records committed but never queued are pushed by this sweep."""

@@ -13,10 +13,11 @@ the campaign's token bucket bounds their rate. The queues, their dead-letter que
 sparse index come from the pynamodb models (``infra.tables``).
 
 Least privilege: the scheduler's role may send to the campaign waves queue and nothing else, and only
-EventBridge Scheduler acting for this account's schedule group may assume it. The functions' role may
-create, update, read and delete schedules of the stage's group only, and pass that role to EventBridge
-Scheduler only. (``scheduler:ListSchedules`` takes no resource, so it is not granted: deployed code never
-lists schedules; only the local worker, playing the scheduler on the embedded AWS, does.)
+EventBridge Scheduler acting for this account's schedule group may assume it. The roles of the
+functions that schedule waves (``infra.roles``) may create, update, read and delete schedules of the
+stage's group only, and pass that role to EventBridge Scheduler only; each function's queue grants are
+its own. (``scheduler:ListSchedules`` takes no resource, so it is not granted: deployed code never lists
+schedules; only the local worker, playing the scheduler on the embedded AWS, does.)
 """
 
 from __future__ import annotations
@@ -60,17 +61,6 @@ SCHEDULE_ACTIONS = (
     "scheduler:UpdateSchedule",
     "scheduler:DeleteSchedule",
     "scheduler:GetSchedule",
-)
-#: The functions' calls on the campaign queues: the service and the planner send (wave starts, shard
-#: plans, targets), the sender puts a message back (quiet hours, a paused campaign), the event source
-#: mappings receive and delete.
-QUEUE_ACTIONS = (
-    "sqs:SendMessage",
-    "sqs:ReceiveMessage",
-    "sqs:DeleteMessage",
-    "sqs:ChangeMessageVisibility",
-    "sqs:GetQueueAttributes",
-    "sqs:GetQueueUrl",
 )
 SCHEDULER_PRINCIPAL = "scheduler.amazonaws.com"
 #: A wave message waits this long only when the planner fails: a start or a shard's plan takes seconds,
@@ -151,8 +141,9 @@ def add_campaign_scheduling(stack: ChekaStack) -> CampaignScheduling:
     return CampaignScheduling(group=group, role=role)
 
 
-def function_statements(stack: ChekaStack) -> list[iam.PolicyStatement]:
-    """The functions' role's statements on the schedules, the scheduler's role and the campaign queues."""
+def schedule_statements(stack: ChekaStack) -> list[iam.PolicyStatement]:
+    """A function's statements on the schedules and the scheduler's role (``infra.roles`` gives them to
+    the functions that schedule waves; each function's queue grants are its own there)."""
     return [
         iam.PolicyStatement(
             sid="CampaignSchedules", actions=list(SCHEDULE_ACTIONS), resources=[schedules_arn(stack)]
@@ -162,14 +153,6 @@ def function_statements(stack: ChekaStack) -> list[iam.PolicyStatement]:
             actions=["iam:PassRole"],
             resources=[stack.campaign_scheduling.role_arn],
             conditions={"StringEquals": {"iam:PassedToService": SCHEDULER_PRINCIPAL}},
-        ),
-        iam.PolicyStatement(
-            sid="CampaignQueues",
-            actions=list(QUEUE_ACTIONS),
-            resources=[
-                stack.queues[CAMPAIGN_WAVES_QUEUE_ID].queue_arn,
-                stack.queues[CAMPAIGN_SENDS_QUEUE_ID].queue_arn,
-            ],
         ),
     ]
 

@@ -14,7 +14,7 @@ also loads the models is not cut short while the API still waits for it.
 
 The function has its own role: its logs and X-Ray, the face-templates table (with its indexes) and the
 personal-data key for the face index, and reading staged images under ``engine-io/`` of the documents
-bucket. The API functions' role may invoke exactly this function.
+bucket. The roles of the functions that run engines (``infra.roles``) may invoke exactly this function.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 
 from chalicelib.adapters.engines.staging import ENGINE_IO_PREFIX
+from infra.roles import FUNCTION_ACCESS, role_name
 
 if TYPE_CHECKING:
     from infra.stack import ChekaStack
@@ -60,12 +61,15 @@ ENGINES_ASSET_EXCLUDE = [
     "scripts",
     "**/__pycache__",
 ]
+#: The engines function's role, by the name ``infra.roles.role_name`` makes of it.
+ENGINES_ROLE = "Engines"
 #: The table the face index keeps its templates in.
 TEMPLATES_TABLE = "face-templates"
 
 
 def add_engines_function(stack: ChekaStack, project_dir: Path) -> lambda_.DockerImageFunction | None:
-    """The stage's engines function, with its role and log group, and the API role's grant to invoke it;
+    """The stage's engines function, with its role and log group, and the grant to invoke it to the roles
+    of the functions that run engines (``infra.roles``: the API's among them);
     None when the stage runs no engine remotely. Call after the API is built (its functions then wait
     for the grant)."""
     settings = stack.settings
@@ -106,7 +110,7 @@ def add_engines_function(stack: ChekaStack, project_dir: Path) -> lambda_.Docker
                 sid="EnginesFunction", actions=["lambda:InvokeFunction"], resources=[function.function_arn]
             )
         ],
-        roles=[stack.role],
+        roles=[stack.function_roles[f] for f, access in FUNCTION_ACCESS.items() if access.engines],
     )
     for api_function in stack.functions(stack.api) if stack.api is not None else []:
         api_function.node.add_dependency(grant)
@@ -152,6 +156,8 @@ def _engines_role(stack: ChekaStack, function_name: str) -> iam.Role:
     return iam.Role(
         stack,
         "EnginesRole",
+        # Named: the personal-data key's policy names it (``infra.roles``).
+        role_name=role_name(stack, ENGINES_ROLE),
         assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
         description=f"cheka {stack.settings.stage} engines function (least privilege)",
         inline_policies={"cheka-engines": iam.PolicyDocument(statements=statements)},

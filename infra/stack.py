@@ -63,12 +63,22 @@ from infra.campaigns import (
     campaign_widgets,
 )
 from infra.campaigns import function_environment as campaign_function_environment
-from infra.campaigns import function_statements as campaign_function_statements
-from infra.engines import add_engines_function
+from infra.engines import ENGINES_ROLE, add_engines_function
+from infra.gateway import Edge, add_edge
+from infra.operations import api_5xx_rate_alarm, queue_alarms, sms_budget_alarm, throttle_alarms
 from infra.packaging import precompiling_chalice
+from infra.roles import (
+    API_FUNCTION,
+    FUNCTION_ACCESS,
+    add_function_roles,
+    role_arn,
+    roles_using,
+    stage_role_overrides,
+)
+from infra.rotation import add_secret_rotation
 from infra.staff import add_staff_sign_in
-from infra.tables import build_table, construct_id, model_schema
-from infra.workflows import add_fleet_tasks_consumer, add_fleet_workflow, function_statements, workflow_alarms
+from infra.tables import build_table, construct_id
+from infra.workflows import add_fleet_tasks_consumer, add_fleet_workflow, workflow_alarms
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 
@@ -91,8 +101,6 @@ DYNAMODB_ITEM_ACTIONS = (
     "dynamodb:ConditionCheckItem",
     "dynamodb:DescribeTable",
 )
-#: Tables the housekeeping jobs scan (``services.registration.RegistrationService.purge_abandoned``).
-SCANNED_TABLES = ("flows", "registrations")
 #: The Rekognition calls of each engine (``adapters.faces.rekognition``, ``adapters.faces.index_rekognition``,
 #: ``adapters.liveness.rekognition``).
 REKOGNITION_FACE_ACTIONS = ("rekognition:DetectFaces", "rekognition:CompareFaces")
@@ -105,6 +113,30 @@ REKOGNITION_LIVENESS_ACTIONS = (
     "rekognition:CreateFaceLivenessSession",
     "rekognition:GetFaceLivenessSessionResults",
 )
+#: What the account may do with a key: administer it, never use it (``ChekaStack._key_policies``).
+KEY_ADMIN_ACTIONS = (
+    "kms:CreateAlias",
+    "kms:Describe*",
+    "kms:Enable*",
+    "kms:List*",
+    "kms:Put*",
+    "kms:Update*",
+    "kms:Revoke*",
+    "kms:Disable*",
+    "kms:Get*",
+    "kms:Delete*",
+    "kms:TagResource",
+    "kms:UntagResource",
+    "kms:ScheduleKeyDeletion",
+    "kms:CancelKeyDeletion",
+)
+#: The calls a key's users make with it, by declared key.
+KEY_USE_ACTIONS = {
+    PII_KEY: ("kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"),
+    PII_HASH_KEY: ("kms:GenerateMac", "kms:VerifyMac"),
+}
+#: The ``infra.roles.FunctionAccess`` field that says a function uses the key.
+PII_KEY_NEEDS = {PII_KEY: "pii_key", PII_HASH_KEY: "hash_key"}
 XRAY_ACTIONS = (
     "xray:PutTraceSegments",
     "xray:PutTelemetryRecords",
@@ -181,6 +213,9 @@ METRIC_DIMENSIONS: dict[Metric, tuple[str, ...]] = {
     Metric.CAMPAIGN_SEND_FAILURES: ("campaign",),
     Metric.CAMPAIGN_SENDS_DEFERRED: ("campaign", "cause"),
     Metric.CAMPAIGN_REGISTRATIONS_ATTRIBUTED: ("campaign",),
+    Metric.SMS_CODES_SENT: ("purpose",),
+    Metric.SMS_SEND_REFUSED: ("reason",),
+    Metric.SMS_BUDGET_EXHAUSTED: (),
 }
 
 
@@ -231,6 +266,12 @@ def alarm_rules(settings: Settings) -> dict[Metric, AlarmRule]:
             f"{SEND_FAILURES_THRESHOLD} or more campaign SMS refused by the provider in "
             f"{SEND_FAILURES_PERIOD_MINUTES} minutes (the cards are on the call list): check the provider",
             period_minutes=SEND_FAILURES_PERIOD_MINUTES,
+        ),
+        Metric.SMS_BUDGET_EXHAUSTED: AlarmRule(
+            "Sum",
+            1,
+            "The platform's hourly SMS budget is spent: code sends are refused (503) until the hour "
+            "turns; look for pumping (SmsSendRefused by reason, the WAF's blocks)",
         ),
     }
 
@@ -368,9 +409,11 @@ class ChekaStack(Stack):
         # functions' settings are made (they point at it).
         self.staff_pool = add_staff_sign_in(self, settings)
         # Backfill campaigns' schedule group and scheduler role (infra.campaigns), before the functions'
-        # role (it may pass the scheduler's role) and their settings (they are told its ARN).
+        # roles (they may pass the scheduler's role) and their settings (they are told its ARN).
         self.campaign_scheduling = add_campaign_scheduling(self)
-        self.role = self._lambda_role()
+        # One role per function, each with exactly its calls (infra.roles); the API's is ``role``.
+        self.function_roles = add_function_roles(self)
+        self.role = self.function_roles[API_FUNCTION]
         # The fleet review state machine (infra.workflows), before the functions: they are told its ARN.
         self.fleet_workflow = add_fleet_workflow(self)
         self.chalice_config = self.stage_config(project_dir)
@@ -379,13 +422,18 @@ class ChekaStack(Stack):
             self._outbox_consumer()
             add_fleet_tasks_consumer(self)
             add_backfill_campaigns(self)
+        add_secret_rotation(self)  # the token and operator keys' rotation schedules (infra.rotation)
         # The engines the API runs remotely (infra.engines), after the API: its functions wait for the grant.
         self.engines_function = add_engines_function(self, project_dir)
         self._gateway_responses()
+        # Access logs, throttling and the web ACL of the API (infra.gateway).
+        self.edge = self._edge()
         # (Functions added to the stack before this point get their alarms too.)
         self.alarm_topic = self._alarm_topic()
         self.alarms = self._alarms()
         self.dashboard = self._dashboard()
+        # Each key's policy names the roles that may use it (after every role is made).
+        self._key_policies()
         self._outputs()
 
     # -- queues and secrets (declared in chalicelib.core.resources) ------------------------------------
@@ -457,6 +505,71 @@ class ChekaStack(Stack):
             removal_policy=RemovalPolicy.RETAIN,
         )
 
+    def _key_policies(self) -> None:
+        """Each declared key's policy: the account administers it (no data-key use), DynamoDB may use the
+        personal-data key for the tables on behalf of the account's callers (the AWS-managed key's own
+        rule: it opens no field), and only the roles of the functions that use a key directly, named in
+        the policy (``key_users``), may encrypt, decrypt or make data keys (or MACs) with it."""
+        for declared in self.declared.keys:
+            statements = [
+                iam.PolicyStatement(
+                    sid="AccountAdministers",
+                    principals=[iam.AccountRootPrincipal()],
+                    actions=list(KEY_ADMIN_ACTIONS),
+                    resources=["*"],  # in a key policy "*" is this key
+                ),
+                iam.PolicyStatement(
+                    sid="ServicesGrants",
+                    principals=[iam.AccountRootPrincipal()],
+                    actions=["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"],
+                    resources=["*"],
+                    conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+                ),
+            ]
+            if declared.id == PII_KEY:
+                statements.append(
+                    iam.PolicyStatement(
+                        sid="TablesThroughDynamoDB",
+                        principals=[iam.AnyPrincipal()],
+                        actions=[
+                            *KEY_USE_ACTIONS[PII_KEY],
+                            "kms:ReEncrypt*",
+                            "kms:DescribeKey",
+                            "kms:CreateGrant",
+                        ],
+                        resources=["*"],
+                        conditions={
+                            "StringEquals": {
+                                "kms:ViaService": f"dynamodb.{Aws.REGION}.{Aws.URL_SUFFIX}",
+                                "kms:CallerAccount": Aws.ACCOUNT_ID,
+                            }
+                        },
+                    )
+                )
+            users = self.key_users(declared.id)
+            if users:
+                # The role's own policy grants the calls too (the account principal delegates to IAM);
+                # the condition names the roles by ARN, so the key waits for none of them.
+                statements.append(
+                    iam.PolicyStatement(
+                        sid="FunctionsUseTheKey",
+                        principals=[iam.AccountRootPrincipal()],
+                        actions=list(KEY_USE_ACTIONS[declared.id]),
+                        resources=["*"],
+                        conditions={"ArnEquals": {"aws:PrincipalArn": [role_arn(self, u) for u in users]}},
+                    )
+                )
+            key = self.keys[declared.id].node.default_child
+            assert isinstance(key, kms.CfnKey)
+            key.add_property_override("KeyPolicy", iam.PolicyDocument(statements=statements))
+
+    def key_users(self, key_id: str) -> list[str]:
+        """The functions (by role name, ``infra.roles``) that use the key ``key_id`` directly."""
+        users = roles_using(PII_KEY_NEEDS[key_id]) if key_id in PII_KEY_NEEDS else []
+        if key_id == PII_KEY and self.engines_function is not None:
+            users.append(ENGINES_ROLE)  # the face index's templates (infra.engines)
+        return users
+
     # -- S3 ----------------------------------------------------------------------------------------------
 
     def _documents_bucket(self) -> s3.Bucket:
@@ -488,20 +601,9 @@ class ChekaStack(Stack):
 
     # -- IAM ---------------------------------------------------------------------------------------------
 
-    def _dynamodb_resources(self) -> list[str]:
-        """Exactly the tables and each of their indexes: no wildcard."""
-        arns: list[str] = []
-        for spec in TABLES:
-            table_arn = self.tables[spec.short_name].table_arn
-            schema = model_schema(spec)
-            arns.append(table_arn)
-            arns.extend(
-                f"{table_arn}/index/{index.name}" for index in (*schema.global_indexes, *schema.local_indexes)
-            )
-        return arns
-
-    def _rekognition_statements(self) -> list[iam.PolicyStatement]:
-        """Exactly the Rekognition calls of the stage's Rekognition engines (none on other stages)."""
+    def rekognition_statements(self) -> list[iam.PolicyStatement]:
+        """Exactly the Rekognition calls of the stage's Rekognition engines (none on other stages), for
+        the roles of the functions that run the engines (``infra.roles``)."""
         statements = []
         rekognition_actions = []
         if self.settings.face_engine == "rekognition":
@@ -522,106 +624,6 @@ class ChekaStack(Stack):
                 )
             )
         return statements
-
-    def _lambda_role(self) -> iam.Role:
-        lambda_log_groups = (
-            f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:"
-            f"/aws/lambda/{function_name_prefix(self.settings)}*"
-        )
-        statements = [
-            iam.PolicyStatement(
-                sid="Logs",
-                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                resources=[f"{lambda_log_groups}:*"],
-            ),
-            # X-Ray's write actions have no resource-level permissions: "*" is the only valid resource.
-            iam.PolicyStatement(sid="XRay", actions=list(XRAY_ACTIONS), resources=["*"]),
-            iam.PolicyStatement(
-                sid="Tables", actions=list(DYNAMODB_ITEM_ACTIONS), resources=self._dynamodb_resources()
-            ),
-            # The housekeeping jobs (purge of abandoned flows, recovery of interrupted submissions)
-            # scan these two tables, which TTL keeps small; no other table may be scanned.
-            iam.PolicyStatement(
-                sid="HousekeepingScan",
-                actions=["dynamodb:Scan"],
-                resources=[self.tables[short].table_arn for short in SCANNED_TABLES],
-            ),
-            # A delete removes every version of a photo (the bucket is versioned): listing versions and
-            # deleting by version id are what make a purge a purge.
-            iam.PolicyStatement(
-                sid="DocumentObjects",
-                actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"],
-                resources=[self.bucket.arn_for_objects("*")],
-            ),
-            iam.PolicyStatement(
-                sid="DocumentBucket",
-                actions=["s3:ListBucket", "s3:ListBucketVersions"],
-                resources=[self.bucket.bucket_arn],
-            ),
-            iam.PolicyStatement(
-                sid="PiiKey",
-                actions=["kms:GenerateDataKey", "kms:Decrypt", "kms:Encrypt", "kms:DescribeKey"],
-                resources=[self.pii_key.key_arn],
-            ),
-            iam.PolicyStatement(
-                sid="TokenSigningKey",
-                actions=["secretsmanager:GetSecretValue"],
-                resources=[self.token_secret.secret_arn],
-            ),
-            *self._rekognition_statements(),
-            *function_statements(self),
-            *campaign_function_statements(self),
-            # SMS codes go straight to a phone number: such a publish has no topic ARN to scope to.
-            iam.PolicyStatement(sid="Sms", actions=["sns:Publish"], resources=["*"]),
-            iam.PolicyStatement(
-                sid="OutboxQueue",
-                actions=[
-                    "sqs:SendMessage",
-                    "sqs:ReceiveMessage",
-                    "sqs:DeleteMessage",
-                    "sqs:ChangeMessageVisibility",
-                    "sqs:GetQueueAttributes",
-                    "sqs:GetQueueUrl",
-                ],
-                resources=[self.outbox_queue.queue_arn, self.outbox_dlq.queue_arn],
-            ),
-            iam.PolicyStatement(
-                sid="OperatorKeys",
-                actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
-                resources=[secret.secret_arn for secret in self.operator_secrets],
-            ),
-            iam.PolicyStatement(
-                sid="PiiHashKey",
-                actions=["kms:GenerateMac", "kms:VerifyMac", "kms:DescribeKey"],
-                resources=[self.hash_key.key_arn],
-            ),
-        ]
-        if self.authority_secret is not None:
-            statements.append(
-                iam.PolicyStatement(
-                    sid="IdentityAuthorityKeys",
-                    actions=["secretsmanager:GetSecretValue"],
-                    resources=[self.authority_secret.secret_arn],
-                )
-            )
-        # The SMS provider's key that signs its reply callbacks (a reply keyword opts a phone out).
-        sms_reply_secret = self.secrets.get(resources.SMS_REPLY_SECRET)
-        if sms_reply_secret is not None:
-            statements.append(
-                iam.PolicyStatement(
-                    sid="SmsReplyKey",
-                    actions=["secretsmanager:GetSecretValue"],
-                    resources=[sms_reply_secret.secret_arn],
-                )
-            )
-        # Inline in the role: the functions reference the role, so they never start without the policy.
-        return iam.Role(
-            self,
-            "FunctionRole",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"cheka {self.settings.stage} Lambda functions (least privilege)",
-            inline_policies={"cheka-runtime": iam.PolicyDocument(statements=statements)},
-        )
 
     # -- API (Chalice) -----------------------------------------------------------------------------------
 
@@ -646,6 +648,12 @@ class ChekaStack(Stack):
 
     def stage_config(self, project_dir: Path) -> dict[str, Any]:
         section = _chalice_stage_section(project_dir, self.settings.stage)
+        overridden = stage_role_overrides(section)
+        if overridden:  # Chalice would prefer them to the declaration (infra.roles)
+            raise ValueError(
+                f"stage {self.settings.stage!r} gives {overridden} a role in .chalice/config.json: "
+                "roles are declared in infra/roles.py (FUNCTION_ACCESS)"
+            )
         env: Mapping[str, str] = section.pop("environment_variables", {})
         return {
             **section,
@@ -656,6 +664,7 @@ class ChekaStack(Stack):
             "api_gateway_endpoint_type": section.get("api_gateway_endpoint_type", "REGIONAL"),
             "automatic_layer": False,
             "manage_iam_role": False,
+            # The API's role; every function gets its own in ``_api`` (infra.roles).
             "iam_role_arn": self.role.role_arn,
             "autogen_policy": False,
             "xray": True,
@@ -675,6 +684,9 @@ class ChekaStack(Stack):
             # so the log groups are made here, before the functions can create them without retention.)
             name = function_name_prefix(self.settings) + function.node.id
             function.add_property_override("FunctionName", name)
+            if function.node.id not in FUNCTION_ACCESS:
+                raise ValueError(f"function {function.node.id} has no role declared in infra/roles.py")
+            function.add_property_override("Role", self.function_roles[function.node.id].role_arn)
             log_group = logs.LogGroup(
                 self,
                 f"{function.node.id}Logs",
@@ -717,6 +729,16 @@ class ChekaStack(Stack):
                 del response["responseParameters"]
             responses[response_type] = response
         rest_api.add_property_override("DefinitionBody.x-amazon-apigateway-gateway-responses", responses)
+
+    def _edge(self) -> Edge | None:
+        """The API's access logs, throttling and web ACL (``infra.gateway``); none without an API."""
+        rest_api = self._rest_api(self.api)
+        if rest_api is None:
+            return None
+        # The routes as ``chalice package`` wrote them in the API's OpenAPI definition.
+        sam = json.loads((Path(self.api._sam_package_dir) / "sam.json").read_text(encoding="utf-8"))
+        paths = sam["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]["paths"]
+        return add_edge(self, rest_api, self.chalice_config["api_gateway_stage"], paths)
 
     def _package_source(self, project_dir: Path, build_dir: Path) -> Path:
         """What ``chalice package`` packages: the project itself, or, when the stage's providers need
@@ -854,27 +876,7 @@ class ChekaStack(Stack):
                 )
             )
         if self._rest_api(self.api) is not None:
-            alarms.append(
-                cloudwatch.Alarm(
-                    self,
-                    "Api5xxRateAlarm",
-                    alarm_description="More than 1 % of API requests answered 5xx over five minutes",
-                    metric=cloudwatch.Metric(
-                        namespace="AWS/ApiGateway",
-                        metric_name="5XXError",
-                        dimensions_map={
-                            "ApiName": self.api_name,
-                            "Stage": self.chalice_config["api_gateway_stage"],
-                        },
-                        statistic="Average",
-                        period=Duration.minutes(5),
-                    ),
-                    threshold=0.01,
-                    evaluation_periods=1,
-                    comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                    treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-                )
-            )
+            alarms.append(api_5xx_rate_alarm(self, self.api_name, self.chalice_config["api_gateway_stage"]))
         for construct, function_name in self._function_names().items():
             alarms.append(
                 cloudwatch.Alarm(
@@ -896,6 +898,10 @@ class ChekaStack(Stack):
             )
         alarms += workflow_alarms(self, self.fleet_workflow)
         alarms += campaign_alarms(self)
+        # Throttles, WAF blocks, the SMS budget and every declared queue's backlog (infra.operations).
+        alarms += throttle_alarms(self, self._function_names(), self.edge)
+        alarms.append(sms_budget_alarm(self))
+        alarms += queue_alarms(self, alarms)
         for alarm in alarms:
             alarm.add_alarm_action(action)
             alarm.add_ok_action(action)

@@ -93,34 +93,6 @@ def executions_arn(stack: ChekaStack) -> str:
     return f"arn:{Aws.PARTITION}:states:{Aws.REGION}:{Aws.ACCOUNT_ID}:execution:{name}:*"
 
 
-def function_statements(stack: ChekaStack) -> list[iam.PolicyStatement]:
-    """The functions' role's statements on the workflow and its tasks queue."""
-    machine = declaration(stack)
-    tasks_queue = stack.queues[machine.tasks_queue or ""]
-    return [
-        iam.PolicyStatement(
-            sid="FleetWorkflowStartAndTokens",
-            actions=[*START_ACTIONS, *TOKEN_ACTIONS],
-            resources=[state_machine_arn(stack)],
-        ),
-        iam.PolicyStatement(
-            sid="FleetWorkflowExecutions", actions=list(READ_ACTIONS), resources=[executions_arn(stack)]
-        ),
-        # The event source mapping of the consumer receives and deletes the tasks.
-        iam.PolicyStatement(
-            sid="FleetTasksQueue",
-            actions=[
-                "sqs:ReceiveMessage",
-                "sqs:DeleteMessage",
-                "sqs:ChangeMessageVisibility",
-                "sqs:GetQueueAttributes",
-                "sqs:GetQueueUrl",
-            ],
-            resources=[tasks_queue.queue_arn],
-        ),
-    ]
-
-
 def add_fleet_workflow(stack: ChekaStack) -> FleetWorkflow:
     """The state machine with its role and log group. Call after the queues are made."""
     machine = declaration(stack)

@@ -22,6 +22,13 @@ os.environ.update(
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_DISABLED": "true",
         "POWERTOOLS_DEV": "false",
+        # Every test client is one IP: the per-client SMS limits and the captcha are tested where they
+        # are set strict (tests/integration/test_sms_abuse.py), not met by every test that signs in.
+        "CHEKA_SMS_SENDS_PER_IP_HOUR": "100000",
+        "CHEKA_SMS_SENDS_PER_IP_DAY": "1000000",
+        "CHEKA_SMS_SENDS_PER_DEVICE_HOUR": "100000",
+        "CHEKA_SMS_SENDS_PER_DEVICE_DAY": "1000000",
+        "CHEKA_CAPTCHA_AFTER_SENDS": "100000",
     }
 )
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from pydantic import AwareDatetime, ConfigDict, Field
 
 from chalicelib.accounts.domain import AccountKind, AccountStatus, RealNameKind
+from chalicelib.api.clients import CaptchaAnswer, asking_for_codes
 from chalicelib.api.http import ApiModel, Blueprint, Call, route
 from chalicelib.consents.account_models import AcceptedAccountText
 from chalicelib.core import deps
@@ -49,7 +50,7 @@ def require_live_session(principal: Principal) -> None:
 # -- models ------------------------------------------------------------------------------------------
 
 
-class SignUpPhone(ApiModel):
+class SignUpPhone(CaptchaAnswer):
     model_config = ConfigDict(extra="forbid")
 
     phone: str = Field(max_length=20, description="Mainland mobile number to bind, 11 digits (+86 allowed)")
@@ -96,7 +97,7 @@ class AccountView(ApiModel):
     created_at: AwareDatetime
 
 
-class AccountLogin(ApiModel):
+class AccountLogin(CaptchaAnswer):
     model_config = ConfigDict(extra="forbid")
 
     identifier: str = Field(min_length=1, max_length=64, description="登录名, 统一社会信用代码 or 身份证号")
@@ -170,7 +171,7 @@ class AccountPasswordChanged(ApiModel):
     other_sessions_ended: int
 
 
-class AccountPasswordReset(ApiModel):
+class AccountPasswordReset(CaptchaAnswer):
     model_config = ConfigDict(extra="forbid")
 
     identifier: str = Field(min_length=1, max_length=64, description="登录名, 统一社会信用代码 or 身份证号")
@@ -262,12 +263,13 @@ def _me(call: Call) -> Account:
     body=SignUpPhone,
     response=SentCode,
     status=202,
-    errors=(429, 503),
+    errors=(428, 429, 503),
     tags=("accounts",),
 )
 def send_signup_code(call: Call) -> SentCode:
     body: SignUpPhone = call.body
-    return deps.accounts().send_signup_code(body.phone)
+    with asking_for_codes(call.request, None, body.captcha_id, body.captcha_answer):
+        return deps.accounts().send_signup_code(body.phone)
 
 
 @route(
@@ -314,12 +316,13 @@ def sign_up(call: Call) -> AccountView:
     body=AccountLogin,
     response=AccountLoginChallenge,
     status=202,
-    errors=(401, 423, 429, 503),
+    errors=(401, 423, 428, 429, 503),
     tags=("accounts",),
 )
 def login(call: Call) -> AccountLoginChallenge:
     body: AccountLogin = call.body
-    challenge, phone_masked = deps.accounts().start_login(body.identifier, body.password)
+    with asking_for_codes(call.request, None, body.captcha_id, body.captcha_answer):
+        challenge, phone_masked = deps.accounts().start_login(body.identifier, body.password)
     logger.info("account password accepted", extra={"account_id": challenge.account_id})
     return AccountLoginChallenge(
         challenge_id=challenge.challenge_id,
@@ -509,11 +512,13 @@ def change_password(call: Call) -> AccountPasswordChanged:
     body=AccountPasswordReset,
     response=AccountResetSent,
     status=202,
+    errors=(428, 429),
     tags=("accounts",),
 )
 def start_reset(call: Call) -> AccountResetSent:
     body: AccountPasswordReset = call.body
-    deps.accounts().start_reset(body.identifier)
+    with asking_for_codes(call.request, None, body.captcha_id, body.captcha_answer):
+        deps.accounts().start_reset(body.identifier)
     return AccountResetSent(sent=True)
 
 

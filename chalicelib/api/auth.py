@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Annotated
 
 from pydantic import ConfigDict, Field
 
+from chalicelib.api.clients import CaptchaAnswer, asking_for_codes, send_origin
 from chalicelib.api.http import ApiModel, Blueprint, Call, Refusal, route
 from chalicelib.consents.account_models import AcceptedAccountText
-from chalicelib.core import deps
+from chalicelib.core import deps, lazy
 from chalicelib.core.auth import PERSON_ROLES, Role, authenticate, authorize, issue_token
 from chalicelib.core.observability import logger
 from chalicelib.core.settings import get_settings
@@ -24,8 +25,12 @@ from chalicelib.sms.domain import SentCode, SmsPurpose
 from chalicelib.sms.views import DroppedSms
 
 if TYPE_CHECKING:
+    from chalicelib.captcha import domain as captcha_domain
+    from chalicelib.captcha.domain import Challenge
     from chalicelib.core.settings import Settings
     from chalicelib.sessions.domain import IssuedSession
+else:
+    captcha_domain = lazy.module("chalicelib.captcha.domain")
 
 bp = Blueprint(__name__)
 
@@ -33,7 +38,7 @@ bp = Blueprint(__name__)
 MAX_DROP_MESSAGES = 100
 
 
-class SmsCodeRequest(ApiModel):
+class SmsCodeRequest(CaptchaAnswer):
     model_config = ConfigDict(extra="forbid")
 
     phone: str = Field(max_length=20, description="Mainland mobile number, 11 digits (+86 allowed)")
@@ -49,7 +54,7 @@ class SmsCodeRequest(ApiModel):
     body=SmsCodeRequest,
     response=SentCode,
     status=202,
-    errors=(401, 403, 429, 503),
+    errors=(401, 403, 428, 429, 503),
     tags=("auth",),
 )
 def send_sms_code(call: Call) -> SentCode:
@@ -68,10 +73,29 @@ def send_sms_code(call: Call) -> SentCode:
             "Account codes are sent by the account's sign-up, login and password-reset steps",
             field="purpose",
         )
+    caller = None
     if body.purpose is not SmsPurpose.LOGIN:
         principal = authenticate(get_settings(), call.request.headers.get("authorization"))
         authorize(principal, PERSON_ROLES)
-    return deps.sms_code_service().send(body.phone, body.purpose)
+        caller = principal.subject  # the owner's own bucket: nobody else's sends count in it
+    with asking_for_codes(call.request, caller, body.captcha_id, body.captcha_answer):
+        return deps.sms_code_service().send(body.phone, body.purpose)
+
+
+@route(
+    bp,
+    "/v1/captcha",
+    method="POST",
+    summary="A captcha challenge (a picture of characters, answerable once within minutes; limited per IP)",
+    roles=None,
+    response=lambda: captcha_domain.Challenge,
+    status=201,
+    errors=(429, 503),
+    tags=("auth",),
+)
+def issue_captcha(call: Call) -> Challenge:
+    challenge = deps.sms_code_service().challenge(send_origin(call.request))
+    return captcha_domain.Challenge.model_validate(challenge)
 
 
 class LoginRequest(ApiModel):

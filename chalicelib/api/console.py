@@ -17,7 +17,7 @@ registration flows (the first that holds the document, or the one named by ``flo
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from chalice.app import Response
@@ -26,7 +26,7 @@ from chalicelib.api.http import Blueprint, Call, route
 from chalicelib.api.middleware import correlation_id_of
 from chalicelib.core import deps, lazy
 from chalicelib.core.auth import Principal, Role
-from chalicelib.kernel.errors import NotFound
+from chalicelib.kernel.errors import Forbidden, NotFound
 
 if TYPE_CHECKING:
     from chalicelib.api import console_views as views
@@ -100,6 +100,24 @@ def _link_key() -> bytes:
     return links.link_key(get_settings().signing_secret())
 
 
+def _open_link(token: str, now: datetime) -> links.DocumentLink:
+    """The link a token names, signed with the link key of the current token key or, during a rotation's
+    overlap, of the previous one (``chalicelib.core.token_keys``): a rotation breaks no open link."""
+    from chalicelib.core.settings import get_settings
+    from chalicelib.core.token_keys import keys_for
+
+    keys = keys_for(get_settings())
+    for key in (keys.current, keys.previous):
+        if key is None:
+            continue
+        try:
+            return links.open_link(links.link_key(key.secret), token, now)
+        except Forbidden as refused:
+            if refused.code != "console.document_link_invalid" or key is keys.previous:
+                raise
+    raise links.link_refused()
+
+
 @route(
     bp,
     "/v1/console/document-links",
@@ -156,7 +174,7 @@ def document_image(call: Call, token: str) -> Response:
     from chalicelib.kernel.clock import utc_now
 
     now = utc_now()
-    link = links.open_link(_link_key(), token, now)
+    link = _open_link(token, now)
     document, _, flow_id = link.document.partition("@")
     flow, name = _document_of(link.record_kind, link.record_id, document, flow_id or None)
     from chalicelib.verification.domain.documents import DocumentKind

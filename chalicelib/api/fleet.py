@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from chalice.app import Response
 
+from chalicelib.api.clients import asking_for_codes
 from chalicelib.api.http import Blueprint, Call, route
 from chalicelib.core import deps, lazy
 from chalicelib.core.auth import Principal, Role
@@ -209,12 +210,14 @@ def choose_dealer(call: Call, batch_id: str) -> Any:
     body=lambda: views.FleetPhoneBody,
     response=lambda: sms_domain.SentCode,
     status=202,
-    errors=(403, 404, 409, 429, 503),
+    errors=(403, 404, 409, 428, 429, 503),
     tags=TAGS,
 )
 def send_phone_code(call: Call, batch_id: str) -> SentCode:
     _live(call.user)
-    sent: SentCode = deps.fleet_batches().send_phone_code(call.user, batch_id, call.body.phone)
+    body = call.body
+    with asking_for_codes(call.request, call.user.subject, body.captcha_id, body.captcha_answer):
+        sent: SentCode = deps.fleet_batches().send_phone_code(call.user, batch_id, body.phone)
     return sent
 
 

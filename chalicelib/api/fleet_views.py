@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, ConfigDict, Field
 
+from chalicelib.api.clients import CaptchaAnswer
 from chalicelib.api.http import ApiModel, PageQuery, Refusal
 from chalicelib.fleet.batches import BatchProgress, DealerChoice, RowOutcome
 from chalicelib.fleet.domain import (
@@ -55,7 +56,7 @@ class FleetDealerBody(ApiModel):
     dealer_code: str = Field(min_length=1, max_length=64)
 
 
-class FleetPhoneBody(ApiModel):
+class FleetPhoneBody(CaptchaAnswer):
     model_config = ConfigDict(extra="forbid")
 
     phone: str = Field(min_length=1, max_length=32, description="The responsible person's mobile")

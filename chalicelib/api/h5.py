@@ -87,6 +87,8 @@ COMMON_ASSETS: dict[str, str] = {
     "photos.js": JS,
     "face.js": JS,
     "common.css": CSS,
+    "landing.js": JS,
+    "landing.css": CSS,
 }
 
 APPS: dict[str, WebApp] = {

@@ -14,6 +14,8 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeAlias
@@ -202,24 +204,164 @@ def _pydantic_errors(exc: ValidationError) -> ValidationErrors:
     return ValidationErrors(errors)
 
 
-def _parse_body(request: Request, model: type[BaseModel], max_bytes: int) -> BaseModel:
-    raw = request.raw_body or b""
+#: Query parameters and path segments may not hold control characters (NUL, line breaks…).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class _NumberRefused(ValueError):
+    """A JSON number Python would turn into ``inf`` or ``nan`` (``1e999``, ``NaN``, ``Infinity``)."""
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NumberRefused(text)
+    return value
+
+
+def _no_constant(text: str) -> Any:
+    raise _NumberRefused(text)
+
+
+def too_large(max_bytes: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        "request.too_large",
+        f"请求内容过大，不能超过 {max_bytes // (1024 * 1024)} MB",
+        f"The request body is larger than {max_bytes} bytes",
+        details={"max_bytes": max_bytes},
+    )
+
+
+def _json_refused(zh: str, en: str, code: str = "request.json") -> BadRequest:
+    return BadRequest(code, f"请求内容不是有效的 JSON：{zh}", f"The request body is not valid JSON: {en}")
+
+
+def read_body(request: Request, max_bytes: int) -> bytes:
+    """The request's body, refused with ``request.too_large`` (413) when over ``max_bytes``: by its
+    declared ``Content-Length`` first, so an oversized body is never decoded."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            length = int(declared.strip())
+        except ValueError:
+            length = -1
+        if length < 0:
+            raise BadRequest(
+                "request.content_length", "请求头 Content-Length 无效", "The Content-Length header is invalid"
+            )
+        if length > max_bytes:
+            raise too_large(max_bytes)
+    given = request.raw_body or b""
+    raw = given.encode("utf-8") if isinstance(given, str) else given
     if len(raw) > max_bytes:
-        raise PayloadTooLarge(
-            "request.too_large", "请求内容过大", f"The request body is larger than {max_bytes} bytes"
-        )
+        raise too_large(max_bytes)
+    return raw
+
+
+def _check_tree(doc: Any, max_depth: int) -> None:
+    """Refuse a parsed document nested deeper than ``max_depth`` or holding text that is not Unicode
+    (lone surrogates from ``\\ud800`` escapes, which no store or log can write)."""
+    stack: list[tuple[Any, int]] = [(doc, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            if depth > max_depth:
+                raise _json_refused(
+                    f"嵌套超过 {max_depth} 层", f"nested deeper than {max_depth} levels", "request.too_deep"
+                )
+            items = list(node.items()) if isinstance(node, dict) else [(None, v) for v in node]
+            for key, value in items:
+                if key is not None:
+                    stack.append((key, depth))
+                stack.append((value, depth + 1))
+        elif isinstance(node, str):
+            try:
+                node.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise _json_refused("含有无效的 Unicode 字符", "it holds invalid Unicode text") from exc
+
+
+def parse_json(raw: bytes, max_depth: int) -> Any:
+    """``raw`` as a JSON document, refused with a 400 naming what is wrong: not UTF-8, not JSON,
+    nested deeper than ``max_depth``, a number Python cannot hold (thousands of digits, ``1e999``,
+    ``NaN``), or text that is not Unicode. Nothing here can raise anything but a ``BadRequest``."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _json_refused("不是 UTF-8 编码", "it is not UTF-8 text", "request.encoding") from exc
+    try:
+        doc = json.loads(text, parse_float=_finite_float, parse_constant=_no_constant)
+    except RecursionError as exc:
+        raise _json_refused(
+            f"嵌套超过 {max_depth} 层", f"nested deeper than {max_depth} levels", "request.too_deep"
+        ) from exc
+    except json.JSONDecodeError as exc:
+        raise _json_refused("格式错误", "malformed") from exc
+    except ValueError as exc:  # _NumberRefused, or an integer over Python's 4300-digit limit
+        raise _json_refused(
+            "数字过大或无效", "a number is too large or not finite", "request.number"
+        ) from exc
+    _check_tree(doc, max_depth)
+    return doc
+
+
+def _parse_body(request: Request, model: type[BaseModel], max_bytes: int, max_depth: int = 32) -> BaseModel:
+    raw = read_body(request, max_bytes)
     if not raw:
         raise BadRequest("request.empty", "请求内容为空", "The request body is empty")
-    try:
-        doc = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    doc = parse_json(raw, max_depth)
+    if not isinstance(doc, dict):
         raise BadRequest(
-            "request.json", "请求内容不是有效的 JSON", "The request body is not valid JSON"
-        ) from exc
+            "request.not_object", "请求内容应为 JSON 对象", "The request body must be a JSON object"
+        )
     try:
         return model.model_validate(doc)
     except ValidationError as exc:
         raise _pydantic_errors(exc) from exc
+
+
+def _bad_parameter(name: str, zh: str, en: str, code: str = "request.parameter") -> BadRequest:
+    return BadRequest(code, f"参数 {name[:40]} {zh}", f"Parameter {name[:40]!r} {en}", field=name[:40])
+
+
+def check_parameters(request: Request, params: dict[str, str], max_chars: int) -> None:
+    """Refuse path and query parameters no route takes: over ``max_chars`` characters, or holding
+    control characters (NUL, line breaks); and query parameters given more than once."""
+    for name, value in params.items():
+        if len(value) > max_chars:
+            raise _bad_parameter(
+                name, f"过长（超过 {max_chars} 个字符）", f"is longer than {max_chars} characters"
+            )
+        if _CONTROL.search(value):
+            raise _bad_parameter(name, "含有控制字符", "holds control characters")
+    query = request.query_params
+    if not query:
+        return
+    for name in query:
+        values = query.getlist(name) if hasattr(query, "getlist") else [query[name]]
+        if len(name) > max_chars or _CONTROL.search(name):
+            raise _bad_parameter(name, "名称无效", "has an invalid name")
+        if len(values) > 1:
+            raise _bad_parameter(name, "重复出现", "is given more than once", "request.parameter_repeated")
+        for value in values:
+            if len(value) > max_chars:
+                raise _bad_parameter(
+                    name, f"过长（超过 {max_chars} 个字符）", f"is longer than {max_chars} characters"
+                )
+            if _CONTROL.search(value):
+                raise _bad_parameter(name, "含有控制字符", "holds control characters")
+
+
+def check_headers(request: Request, max_chars: int) -> None:
+    """Refuse a request with a header value over ``max_chars`` characters (before any of it is read)."""
+    for name, value in request.headers.items():
+        if isinstance(value, str) and len(value) > max_chars:
+            raise BadRequest(
+                "request.header_too_large",
+                f"请求头 {name[:40]} 过长",
+                f"The {name[:40]} header is longer than {max_chars} characters",
+                field=name[:40],
+            )
 
 
 def _parse_query(request: Request, model: type[BaseModel]) -> BaseModel:
@@ -292,11 +434,14 @@ def route(
     """
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-        declared = set(errors) | {500}
+        # Every route refuses a malformed request (an oversized header, a parameter with a NUL…) with 400.
+        declared = set(errors) | {400, 500}
         if roles is not None:
             declared |= {401, 403}
         if body is not None or raw_body:
-            declared |= {400, 413, 422}
+            declared |= {413, 422}
+        if query is not None:
+            declared |= {422}
         ROUTES.append(
             RouteSpec(
                 path=path,
@@ -323,6 +468,8 @@ def route(
             settings = get_settings()
             entered = False
             try:
+                check_headers(request, settings.request_max_header_chars)
+                check_parameters(request, params, settings.request_max_param_chars)
                 principal = None
                 if roles is not None:
                     principal = authenticate(settings, request.headers.get("authorization"))
@@ -333,15 +480,11 @@ def route(
                 parsed: Any = None
                 body_model = spec.body
                 if body_model is not None:
-                    parsed = _parse_body(request, body_model, settings.max_body_bytes)
+                    parsed = _parse_body(
+                        request, body_model, settings.max_body_bytes, settings.request_max_json_depth
+                    )
                 elif raw_body:
-                    parsed = request.raw_body or b""
-                    if len(parsed) > settings.max_body_bytes:
-                        raise PayloadTooLarge(
-                            "request.too_large",
-                            "请求内容过大",
-                            f"The request body is larger than {settings.max_body_bytes} bytes",
-                        )
+                    parsed = read_body(request, settings.max_body_bytes)
                 query_model = spec.query
                 parsed_query = _parse_query(request, query_model) if query_model is not None else None
                 call = Call(request, principal, parsed, parsed_query)
@@ -356,7 +499,21 @@ def route(
                 if err.code == "engine.unavailable":
                     emit(Metric.ENGINE_UNAVAILABLE, engine=str(err.details.get("engine", "engines")))
                 return error_response(err)
-            except Exception:
+            except Exception as exc:
+                from chalicelib.core.outbound import retryable_error
+
+                unavailable = retryable_error(exc)
+                if unavailable is not None:  # a dependency failed or was slow: retryable, not a bug
+                    logger.warning(
+                        "dependency unavailable",
+                        extra={"code": unavailable.code, "cause": type(exc).__name__},
+                        exc_info=True,
+                    )
+                    if entered:
+                        emit(Metric.STEP_FAILED, step=str(step), reason=unavailable.code)
+                    if unavailable.code == "engine.unavailable":
+                        emit(Metric.ENGINE_UNAVAILABLE, engine="engines")
+                    return error_response(unavailable)
                 reference = correlation_id_of(request)
                 logger.exception("unexpected error", extra={"reference": reference})
                 if entered:

@@ -16,6 +16,7 @@ import uuid
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from chalicelib.api.headers import secure
 from chalicelib.core import lazy
 from chalicelib.core.observability import handler_chain, logger, report_logging_failure
 
@@ -126,6 +127,25 @@ def _log_unexpected_error(cid: str) -> None:
         report_logging_failure("unexpected error not logged", exc)
 
 
+def _begin_deadline(request: Request) -> Any:
+    """Start the request's outbound deadline (``chalicelib.core.outbound``); its token, or None."""
+    from chalicelib.core import outbound
+    from chalicelib.core.settings import get_settings
+
+    try:
+        budget = get_settings().outbound_request_seconds
+    except Exception:  # settings that do not load fail the view itself, with its own answer
+        return None
+    return outbound.begin_request(budget, getattr(request, "lambda_context", None))
+
+
+def _end_deadline(token: Any) -> None:
+    if token is not None:
+        from chalicelib.core import outbound
+
+        outbound.end_request(token)
+
+
 def wire(app: Chalice) -> None:
     """Register the middleware on ``app``: context and correlation id on logs, metrics, traces, and
     Chalice's own error replies in the error model."""
@@ -135,6 +155,7 @@ def wire(app: Chalice) -> None:
     def correlation(event: Request, get_response: Any) -> Response:
         cid = correlation_id_of(event)
         _correlate_logs(cid)
+        deadline = _begin_deadline(event)  # every outbound attempt of the request checked against it
         try:
             response: Response = get_response(event)
         except Exception:
@@ -142,6 +163,9 @@ def wire(app: Chalice) -> None:
 
             _log_unexpected_error(cid)
             response = Response(body={"Code": "InternalServerError", "Message": ""}, status_code=500)
+        finally:
+            _end_deadline(deadline)
         response = error_model(response, event)
+        response = secure(response, event)
         response.headers[CORRELATION_HEADER] = cid
         return response

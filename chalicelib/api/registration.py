@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Literal
 from chalice.app import Response
 from pydantic import ConfigDict, Field
 
+from chalicelib.api.clients import asking_for_codes
 from chalicelib.api.http import ApiModel, Blueprint, Call, json_response, route
 from chalicelib.consents.domain import AcceptedConsent, ConsentDocument
 from chalicelib.consents.texts import consent_documents
@@ -272,11 +273,13 @@ def delegation(call: Call, registration_id: str) -> RegistrationView:
     roles=OWNER,
     response=SentCode,
     status=202,
-    errors=(404, 409, 429, 503),
+    errors=(404, 409, 428, 429, 503),
     tags=("registration",),
 )
 def delegation_code(call: Call, registration_id: str) -> SentCode:
-    return deps.registration_service().send_delegation_code(registration_id, call.actor)
+    # No body: a captcha answer, when one is asked for, comes in X-Captcha-Id / X-Captcha-Answer.
+    with asking_for_codes(call.request, call.actor):
+        return deps.registration_service().send_delegation_code(registration_id, call.actor)
 
 
 @route(

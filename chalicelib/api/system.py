@@ -55,7 +55,8 @@ _cached: tuple[Any, float, dict[str, DependencyHealth]] | None = None
 def _error_of(exc: BaseException) -> str:
     if isinstance(exc, DomainError):
         return exc.code
-    code = getattr(exc, "response", {}).get("Error", {}).get("Code") if hasattr(exc, "response") else None
+    response = getattr(exc, "response", None)  # a ClientError's; None on botocore's timeouts
+    code = (response.get("Error") or {}).get("Code") if isinstance(response, dict) else None
     return str(code or type(exc).__name__)
 
 

@@ -171,7 +171,10 @@ def watermark(jpeg: bytes, subject: str, at: datetime) -> bytes:
 
     from PIL import Image, ImageDraw
 
-    with Image.open(BytesIO(jpeg)) as source:
+    from chalicelib.kernel.images import MAX_PIXELS, open_image
+
+    # The stored photo was re-encoded by ``validate_image``: bytes that do not open are a stored fault.
+    with open_image(jpeg, max_pixels=MAX_PIXELS) as source:
         photo = source.convert("RGBA")
     width, height = photo.size
     size = max(14, min(width, height) // 22)

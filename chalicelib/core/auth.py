@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.kernel.clock import utc_now
 from chalicelib.kernel.errors import Forbidden, Unauthenticated
@@ -109,7 +109,12 @@ def issue_token(
         "exp": now + (ttl_seconds or settings.token_ttl_seconds),
         "jti": uuid.uuid4().hex,
     }
-    return jwt.encode(payload, settings.signing_secret(), algorithm="HS256")
+    from chalicelib.core.token_keys import keys_for
+
+    # Signed with the current key, which the token names (``kid``): verification then picks it out even
+    # while containers disagree on which version is current (chalicelib.core.token_keys).
+    key = keys_for(settings).current
+    return jwt.encode(payload, key.secret, algorithm="HS256", headers={"kid": key.kid})
 
 
 _EXTRA_CLAIMS = frozenset({CLAIM_ENTERPRISE, CLAIM_DEALER, CLAIM_SESSION})
@@ -167,8 +172,6 @@ def authenticate_staff(settings: Settings, token: str) -> Principal:
 
 def authenticate(settings: Settings, authorization: str | None) -> Principal:
     """The caller of a request: a token of the staff issuer goes to its verifier, any other is ours."""
-    import jwt
-
     if not authorization:
         raise _unauthenticated("auth.missing", "请先登录", "Sign in first: no bearer token")
     scheme, _, token = authorization.partition(" ")
@@ -177,18 +180,7 @@ def authenticate(settings: Settings, authorization: str | None) -> Principal:
     token = token.strip()
     if settings.staff_oidc_issuer and _claimed_issuer(token) == settings.staff_oidc_issuer:
         return authenticate_staff(settings, token)
-    try:
-        claims = jwt.decode(
-            token,
-            settings.signing_secret(),
-            algorithms=["HS256"],
-            issuer=settings.token_issuer,
-            options={"require": ["sub", "exp", "iat", "iss", "jti"]},
-        )
-    except jwt.ExpiredSignatureError as exc:
-        raise _unauthenticated("auth.expired", "登录已过期，请重新登录", "The token has expired") from exc
-    except jwt.PyJWTError as exc:
-        raise _unauthenticated("auth.invalid", "登录状态已失效，请重新登录", "The token is invalid") from exc
+    claims = _verified_claims(settings, token)
     try:
         roles = frozenset(Role(r) for r in claims.get("roles", []))
     except ValueError as exc:
@@ -217,6 +209,44 @@ def authenticate(settings: Settings, authorization: str | None) -> Principal:
         issuer=str(claims["iss"]),
         expires_at=int(claims["exp"]),
     )
+
+
+def _verified_claims(settings: Settings, token: str) -> dict[str, Any]:
+    """The claims of one of our own tokens, verified with the key it names: the current one, or the
+    previous one during a rotation's overlap (``chalicelib.core.token_keys``)."""
+    import jwt
+
+    from chalicelib.core.token_keys import keys_for, refresh_for
+
+    invalid = _unauthenticated("auth.invalid", "登录状态已失效，请重新登录", "The token is invalid")
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except jwt.PyJWTError as exc:
+        raise invalid from exc
+    if kid is not None and not isinstance(kid, str):
+        raise invalid
+    candidates = keys_for(settings).candidates(kid)
+    if not candidates and kid is not None:
+        # Another container may sign with a version this one has not read yet: read it once more.
+        refreshed = refresh_for(settings)
+        candidates = () if refreshed is None else refreshed.candidates(kid)
+    for key in candidates:
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key.secret,
+                algorithms=["HS256"],
+                issuer=settings.token_issuer,
+                options={"require": ["sub", "exp", "iat", "iss", "jti"]},
+            )
+        except jwt.InvalidSignatureError:
+            continue
+        except jwt.ExpiredSignatureError as exc:
+            raise _unauthenticated("auth.expired", "登录已过期，请重新登录", "The token has expired") from exc
+        except jwt.PyJWTError as exc:
+            raise invalid from exc
+        return claims
+    raise invalid
 
 
 def authorize(principal: Principal, allowed: frozenset[Role]) -> None:

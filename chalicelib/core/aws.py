@@ -24,23 +24,27 @@ def _boto_session() -> Any:
 
 
 @cache
-def client(service: str, read_timeout: float | None = None, retries: int = 4) -> Any:
-    """A boto3 client for ``service`` pointed at the configured endpoint (moto locally).
-
-    ``read_timeout``: seconds to wait for a reply (botocore's default 60 when None); ``retries``: tries
-    after the first (0: none).
+def client(service: str, read_timeout: float | None = None, retries: int | None = None) -> Any:
+    """A boto3 client for ``service`` pointed at the configured endpoint (moto locally), bounded as
+    ``chalicelib.core.outbound`` says: ``outbound_connect_timeout_seconds`` to connect,
+    ``read_timeout`` (default ``outbound_read_timeout_seconds``) for each reply, and ``retries`` tries
+    after the first (default ``outbound_max_attempts`` - 1; 0: none); each attempt checked against the
+    request's deadline.
     """
     from botocore.config import Config
 
+    from chalicelib.core.outbound import register_hooks
     from chalicelib.core.settings import LocalCredentials
 
     settings = get_settings()
+    read = settings.outbound_read_timeout_seconds if read_timeout is None else read_timeout
+    tries_after_first = settings.outbound_max_attempts - 1 if retries is None else retries
     options: dict[str, Any] = {
-        "retries": {"max_attempts": retries, "mode": "standard"},
+        "retries": {"total_max_attempts": 1 + tries_after_first, "mode": "standard"},
         "max_pool_connections": 32,
+        "connect_timeout": settings.outbound_connect_timeout_seconds,
+        "read_timeout": read,
     }
-    if read_timeout is not None:
-        options["read_timeout"] = read_timeout
     kwargs: dict[str, Any] = {"region_name": settings.region, "config": Config(**options)}
     endpoint = settings.endpoint_url
     if endpoint:
@@ -51,7 +55,9 @@ def client(service: str, read_timeout: float | None = None, retries: int = 4) ->
             aws_secret_access_key=creds.secret_access_key,
         )
     with _lock:  # boto3's default session is not thread-safe while creating clients
-        return _boto_session().client(service, **kwargs)
+        made = _boto_session().client(service, **kwargs)
+    register_hooks(made.meta.events, settings.outbound_connect_timeout_seconds + read)
+    return made
 
 
 def reset() -> None:

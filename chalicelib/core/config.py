@@ -67,6 +67,13 @@ class Settings(BaseSettings):
     token_secret: SecretStr | None = None
     token_issuer: str = "cheka"
     token_ttl_seconds: int = 3600
+    # --- secret rotation: the token signing key and the operator keys (chalicelib.events.rotation) -------
+    #: Secrets Manager rotates the token signing key and each operator's keys this often (infra's schedule).
+    rotation_days: int = Field(default=30, ge=1, le=365)
+    #: The token key's previous version still verifies this long after the rotation (> the longest token).
+    rotation_overlap_seconds: int = Field(default=2 * 3600, ge=900, le=7 * 24 * 3600)
+    #: A function keeps the token keys it read this long (a rotation reaches every container within it).
+    rotation_cache_seconds: int = Field(default=300, ge=5, le=3600)
     #: Sign-in sessions (refresh tokens, table ``sessions``): a session unused this long ends; one ends
     #: this long after sign-in however often it is refreshed; the refresh token just retired is still
     #: accepted this long (a refresh answer lost on a weak network, two tabs at once).
@@ -125,6 +132,14 @@ class Settings(BaseSettings):
 
     #: Request bodies above this size are refused with 413.
     max_body_bytes: int = 6 * 1024 * 1024
+
+    # --- hostile input: what a request may hold before it is refused unread -------------------------
+    #: JSON bodies nested deeper than this (arrays and objects) are refused with 400.
+    request_max_json_depth: int = Field(default=32, ge=4, le=200)
+    #: A query parameter's value or a path parameter longer than this many characters is refused.
+    request_max_param_chars: int = Field(default=2000, ge=64, le=10_000)
+    #: A request header value longer than this many characters is refused (API Gateway caps all at 10 KB).
+    request_max_header_chars: int = Field(default=8192, ge=1024, le=10_240)
     #: Rows one synchronous inventory import through the API may hold.
     max_import_rows: int = 20_000
     #: The OEM's default of the functions a registration asks the operator to open beside emergency
@@ -144,6 +159,16 @@ class Settings(BaseSettings):
     engines_function_name: str | None = None
     #: Seconds an engine call may take before the person is asked to try again (the attempt not counted).
     engines_timeout_seconds: float = Field(default=20.0, gt=0)
+
+    # Outbound calls bounded (chalicelib.core.outbound): every AWS client and table connection.
+    #: Seconds to open a connection to an AWS service.
+    outbound_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=10)
+    #: Seconds to wait for each reply of an AWS service (the engines function: engines_timeout_seconds).
+    outbound_read_timeout_seconds: float = Field(default=5.0, gt=0, le=25)
+    #: Attempts of one AWS call, the first included (throttling, timeouts, 5xx are retried).
+    outbound_max_attempts: int = Field(default=3, ge=1, le=5)
+    #: An API request starts no outbound attempt that could end later than this after it began.
+    outbound_request_seconds: float = Field(default=20.0, ge=5, le=27)
     #: Similarity 0–100 at or above which two faces match; None = the engine's calibrated default
     #: (local 55 = dlib distance 0.54, calibrated for FAR ≤ 0.1 %; Rekognition 90). Recorded in the
     #: evidence with every score.
@@ -208,9 +233,46 @@ class Settings(BaseSettings):
     sms_code_ttl_seconds: int = Field(default=300, ge=30)
     sms_resend_seconds: int = Field(default=60, ge=0)
     sms_max_wrong_tries: int = Field(default=5, ge=1)
-    sms_sends_per_day: int = Field(default=10, ge=1)
     #: Sender name SNS shows where the destination supports it.
     sms_sender_id: str | None = None
+
+    # SMS abuse limits (chalicelib.sms.limits; README "Security"): codes per phone, per client, per platform.
+    #: Codes a day per phone and purpose (anonymous purposes), or per phone, purpose and signed-in caller.
+    sms_sends_per_phone_purpose_day: int = Field(default=10, ge=1, le=1000)
+    #: Codes a day to one phone from anonymous purposes together (login, account codes).
+    sms_sends_per_phone_day: int = Field(default=20, ge=1, le=2000)
+    #: Code asks an hour and a day from one client IP, and from one device (``X-Device-Id``).
+    sms_sends_per_ip_hour: int = Field(default=20, ge=1, le=1_000_000)
+    sms_sends_per_ip_day: int = Field(default=100, ge=1, le=10_000_000)
+    sms_sends_per_device_hour: int = Field(default=10, ge=1, le=1_000_000)
+    sms_sends_per_device_day: int = Field(default=30, ge=1, le=10_000_000)
+    #: The platform's codes an hour (SMS pumping); past it sends answer 503 and SmsBudgetExhausted alarms.
+    sms_global_budget_per_hour: int = Field(default=5000, ge=1, le=10_000_000)
+    #: Code asks in an hour from one client (IP or device) before each further one needs a captcha.
+    captcha_after_sends: int = Field(default=3, ge=0, le=1_000_000)
+    #: Seconds a captcha challenge may be answered (once).
+    captcha_ttl_seconds: int = Field(default=300, ge=30, le=3600)
+    #: Captcha challenges an hour one client IP may ask for.
+    captcha_issues_per_ip_hour: int = Field(default=60, ge=1, le=1_000_000)
+    # Open flows per owner (chalicelib.registration / chalicelib.verification): unfinished, unexpired.
+    #: Registrations one signed-in person may have open at once (finish or cancel one to start another).
+    open_registrations_per_owner: int = Field(default=5, ge=1, le=1000)
+    #: Verification flows one signed-in person may have open at once.
+    open_flows_per_owner: int = Field(default=10, ge=1, le=1000)
+    # API Gateway throttling and the WAF web ACL in front of the API (infra.gateway; README "Operations").
+    #: Requests a second (steady) and burst of the whole API stage, all clients together.
+    api_throttle_rate_per_second: float = Field(default=500, ge=1, le=10_000)
+    api_throttle_burst: int = Field(default=1000, ge=1, le=5000)
+    #: The same of each sensitive route (SMS codes, captcha, logins, sign-up, the SMS provider's replies).
+    api_throttle_sensitive_rate_per_second: float = Field(default=20, ge=1, le=10_000)
+    api_throttle_sensitive_burst: int = Field(default=40, ge=1, le=5000)
+    #: The WAF web ACL (off where the region offers no WAFv2 for API Gateway).
+    waf_enabled: bool = Field(default=True)
+    #: Requests one IP may make in five minutes, to the whole API and to the sensitive routes.
+    waf_rate_limit_per_ip: int = Field(default=2000, ge=10, le=2_000_000_000)
+    waf_sensitive_rate_limit_per_ip: int = Field(default=100, ge=10, le=2_000_000_000)
+    #: WAF-blocked requests in five minutes that raise the alarm (an attack under way, or a false positive).
+    waf_blocked_alarm_threshold: int = Field(default=100, ge=1, le=1_000_000)
 
     #: How a person may show they hold the car before registering its cards (at least one):
     #: "sales_phone" (the verified phone is the sales record's contact phone, column owner_phone),
@@ -547,10 +609,11 @@ class Settings(BaseSettings):
             return self.token_secret.get_secret_value()
         if self.is_local:
             return _DEV_TOKEN_SECRET
-        from aws_lambda_powertools.utilities import parameters
+        from chalicelib.core.token_keys import keys_for
 
-        # Cached for five minutes per execution environment, so a rotation takes effect quickly.
-        return str(parameters.get_secret(self.token_secret_name, max_age=300))
+        # The current version, cached rotation_cache_seconds per container (chalicelib.core.token_keys:
+        # the previous version still verifies for rotation_overlap_seconds after a rotation).
+        return keys_for(self).current.secret
 
 
 class LocalCredentials(BaseSettings):

@@ -343,6 +343,7 @@ def verification_service() -> VerificationService:
             attempts_per_person_day=s.face_attempts_per_person_day,
             liveness_session_seconds=s.liveness_session_seconds,
             flow_ttl=timedelta(hours=s.flow_ttl_hours),
+            open_flows=s.open_flows_per_owner,
         ),
         gates=face_gates(),
         authority=identity_authority(),
@@ -555,9 +556,13 @@ def sessions() -> Sessions:
 def sms_code_service() -> SmsCodeService:
     from datetime import timedelta
 
+    from chalicelib.adapters.captcha.dynamo import DynamoChallengeStore
     from chalicelib.adapters.sms.dynamo import DynamoSmsCodeStore
+    from chalicelib.adapters.sms.limits import DynamoSmsLimitStore
+    from chalicelib.captcha.service import LocalCaptcha
     from chalicelib.sms.codes import SmsCodeService
     from chalicelib.sms.domain import SmsPolicy
+    from chalicelib.sms.limits import ClientPolicy
 
     _bind_tables()
     s = get_settings()
@@ -565,9 +570,31 @@ def sms_code_service() -> SmsCodeService:
         validity=timedelta(seconds=s.sms_code_ttl_seconds),
         resend_interval=timedelta(seconds=s.sms_resend_seconds),
         max_wrong_tries=s.sms_max_wrong_tries,
-        sends_per_day=s.sms_sends_per_day,
+        sends_per_day=s.sms_sends_per_phone_purpose_day,
+        sends_per_phone_day=s.sms_sends_per_phone_day,
     )
-    return SmsCodeService(DynamoSmsCodeStore(), sms_sender(), keyed_hasher(), policy=policy)
+    clients = ClientPolicy(
+        per_ip_hour=s.sms_sends_per_ip_hour,
+        per_ip_day=s.sms_sends_per_ip_day,
+        per_device_hour=s.sms_sends_per_device_hour,
+        per_device_day=s.sms_sends_per_device_day,
+        captcha_after=s.captcha_after_sends,
+        budget_per_hour=s.sms_global_budget_per_hour,
+    )
+    # The local captcha; a deployed stage may put a provider's behind the same port (captcha.ports).
+    captcha = LocalCaptcha(
+        DynamoChallengeStore(), keyed_hasher(), ttl=timedelta(seconds=s.captcha_ttl_seconds)
+    )
+    return SmsCodeService(
+        DynamoSmsCodeStore(),
+        sms_sender(),
+        keyed_hasher(),
+        policy=policy,
+        limits=DynamoSmsLimitStore(),
+        captcha=captcha,
+        client_policy=clients,
+        captcha_issues_per_hour=s.captcha_issues_per_ip_hour,
+    )
 
 
 @lru_cache(maxsize=1)
@@ -594,6 +621,7 @@ def registration_service() -> RegistrationService:
         phone_holders=verification.authority,
         on_submitted=lambda registration_id, parties: retention().hold(registration_id, parties),
         push_late_after=timedelta(minutes=get_settings().push_stale_minutes),
+        open_registrations=get_settings().open_registrations_per_owner,
     )
 
 

@@ -46,6 +46,14 @@ class Metric(StrEnum):
     #: ``record_kind``: flow / card / complaint / document_file).
     PERSONAL_DATA_READ = "PersonalDataRead"
 
+    # SMS codes and their abuse limits (chalicelib.sms.limits).
+    #: One per code sent (dimension ``purpose``).
+    SMS_CODES_SENT = "SmsCodesSent"
+    #: A code send refused by a limit (dimension ``reason``: phone, ip, device, budget, captcha).
+    SMS_SEND_REFUSED = "SmsSendRefused"
+    #: One per send refused while the platform's hourly budget is spent (alarmed: pumping or a surge).
+    SMS_BUDGET_EXHAUSTED = "SmsBudgetExhausted"
+
     # The operator push pipeline (dimension ``operator``).
     PUSH_SENT = "PushSent"
     PUSH_ACCEPTED = "PushAccepted"
@@ -87,6 +95,7 @@ ALARMED = (
     Metric.RECONCILIATION_DRIFT,
     Metric.SPOT_CHECKS_OVERDUE_OPEN,
     Metric.CAMPAIGN_SEND_FAILURES,
+    Metric.SMS_BUDGET_EXHAUSTED,
 )
 
 

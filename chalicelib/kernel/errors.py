@@ -76,6 +76,13 @@ class TooManyRequests(DomainError):
     status = 429
 
 
+class ServiceUnavailable(DomainError):
+    """A dependency did not answer in time or refused for load (HTTP 503): the same request may succeed
+    later. ``details.retry_after_seconds`` says when to try again (the API sends it as ``Retry-After``)."""
+
+    status = 503
+
+
 class ValidationErrors(DomainError):
     """Several field errors at once; ``details.errors`` lists each with its own code."""
 

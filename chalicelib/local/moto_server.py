@@ -12,8 +12,10 @@ def main(argv: list[str] | None = None) -> None:
     from moto.server import main as moto_main
 
     from chalicelib.local.moto_patches import apply
+    from chalicelib.local.profiling import profile_on_signal
 
     apply()
+    profile_on_signal("moto")
     # Step Functions run the real ASL (the fleet review workflow), as the tests' ``mock_aws`` asks too.
     default_user_config["stepfunctions"] = {"execute_state_machine": True}
     moto_main(argv if argv is not None else sys.argv[1:])

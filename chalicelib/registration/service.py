@@ -56,6 +56,7 @@ class RegistrationService:
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
         on_submitted: Callable[[str, list[str]], None] | None = None,
         push_late_after: timedelta = PUSH_LATE_AFTER,
+        open_registrations: int = 5,
     ) -> None:
         self.store = registrations
         self.registrations = Registrations(registrations, verification, clock=clock)
@@ -89,6 +90,7 @@ class RegistrationService:
             flow_ttl=flow_ttl,
             clock=clock,
             new_id=new_id,
+            open_limit=open_registrations,
         )
         self.delegation = DelegationSteps(
             self.registrations,

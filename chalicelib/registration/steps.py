@@ -27,8 +27,10 @@ from chalicelib.registration.domain.registrations import (
     RegistrationKind,
     RegistrationStatus,
     Step,
+    count_open,
     not_my_vehicle,
     require_step,
+    too_many_open_registrations,
 )
 from chalicelib.registration.domain.submission import holder_phone_hash, holds, registered_for_owner
 from chalicelib.registration.ports import RegistrationRepository
@@ -66,7 +68,9 @@ class RegistrationSteps:
         flow_ttl: timedelta = timedelta(hours=24),
         clock: Clock = utc_now,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+        open_limit: int = 5,
     ) -> None:
+        self._open_limit = open_limit
         self._store = store
         self._registrations = registrations
         self._views = views
@@ -98,7 +102,8 @@ class RegistrationSteps:
         (``vehicle.not_yours`` alike for an unknown VIN and someone else's).
         """
         vin = validate("vin", vin, field="vin").value
-        resumed = self._resumable(caller, kind, vin)
+        mine = self._store.of_owner(caller)
+        resumed = self._resumable(mine, kind, vin)
         # A dealer's hand-off opens its own registration (the dealer recorded on it) unless one of that
         # dealer is open; on their own phone the owner resumes any, a dealer's included.
         if (
@@ -107,6 +112,12 @@ class RegistrationSteps:
             and assisted_by in (None, resumed.assisted_by)
         ):
             return self._views.view(resumed), False
+        # One person cannot hold unlimited registrations open (each holds a flow, photos, codes): past
+        # ``open_limit`` they finish or cancel one first. Counted on the owner's index as read here:
+        # starts of one person racing each other may each see the same count, so at most the racing
+        # requests overshoot it (each still needs its own signed-in request, and the API's throttling).
+        if count_open(mine, self._clock()) >= self._open_limit:
+            raise too_many_open_registrations(self._open_limit)
         iccids: list[str] = []
         if kind is RegistrationKind.DEREGISTRATION:
             vehicle = self._inventory.get_vehicle(vin)
@@ -134,9 +145,9 @@ class RegistrationSteps:
         logger.info("registration opened", extra={"registration": reg.registration_id, "kind": kind.value})
         return self._views.view(reg), True
 
-    def _resumable(self, caller: str, kind: RegistrationKind, vin: str) -> Registration | None:
+    def _resumable(self, mine: list[Registration], kind: RegistrationKind, vin: str) -> Registration | None:
         now = self._clock()
-        for reg in reversed(self._store.of_owner(caller)):
+        for reg in reversed(mine):
             if (
                 reg.kind is kind
                 and reg.vin == vin

@@ -1,19 +1,29 @@
 """SMS verification codes (短信验证码): send one to a phone, check what the person typed.
 
-SPEC §3: 6 digits, valid 5 minutes, one send per phone every 60 s and 10 per China day, 5 wrong tries
-per code; a correct code is consumed. Codes and counters are keyed by the keyed hash of the number and
-a code is stored only as a keyed hash with its own salt (第十九条, PIPL): a copy of the table reveals
-neither the numbers nor, without the KMS hashing key, the codes.
+SPEC §3: 6 digits, valid 5 minutes, 5 wrong tries per code; a correct code is consumed. Sends are
+limited per phone (``chalicelib.sms.domain``: buckets per purpose, and per caller for signed-in flows),
+per client and by the platform's budget (``chalicelib.sms.limits``). Codes and counters are keyed by
+the keyed hash of the number and a code is stored only as a keyed hash with its own salt (第十九条,
+PIPL): a copy of the table reveals neither the numbers nor, without the KMS hashing key, the codes.
 """
 
 from __future__ import annotations
 
 import hmac
+import random
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import replace
+from datetime import datetime, timedelta
 
+from chalicelib.captcha.ports import Captcha
+from chalicelib.core.metric_names import Metric
+from chalicelib.core.observability import emit
 from chalicelib.kernel.clock import Clock, utc_now
 from chalicelib.kernel.crypto import KeyedHasher
+from chalicelib.kernel.errors import DomainError
 from chalicelib.kernel.validators import validate
 from chalicelib.sms.domain import (
     SentCode,
@@ -28,13 +38,45 @@ from chalicelib.sms.domain import (
     new_stored_code,
     no_code,
     phone_lookup_value,
+    quota_key,
     sent_code,
     subject_for,
+    total_key,
 )
-from chalicelib.sms.ports import SmsCodeStore, SmsSender
+from chalicelib.sms.limits import (
+    BUDGET_SHARDS,
+    ClientPolicy,
+    Counter,
+    SendOrigin,
+    budget_caps,
+    budget_exhausted,
+    budget_key,
+    captcha_required,
+    captcha_wrong,
+    client_counters,
+    hour_counters,
+    hour_start,
+    needs_captcha,
+    seconds_until,
+    too_many_from_client,
+)
+from chalicelib.sms.ports import SmsCodeStore, SmsLimitStore, SmsSender
 
 #: Re-reads when a check races with another check or a new send of the same code.
 _RACE_RETRIES = 3
+#: Who is asking in the request being served (the API sets it: ``asking_as``); services that send codes
+#: on a person's behalf need not carry it.
+_origin: ContextVar[SendOrigin | None] = ContextVar("sms_origin", default=None)
+
+
+@contextmanager
+def asking_as(origin: SendOrigin) -> Iterator[None]:
+    """Within the block, codes are sent on behalf of ``origin`` (its client limits, captcha, caller)."""
+    token = _origin.set(origin)
+    try:
+        yield
+    finally:
+        _origin.reset(token)
 
 
 class SmsCodeService:
@@ -49,8 +91,16 @@ class SmsCodeService:
         clock: Clock = utc_now,
         randbelow: Callable[[int], int] = secrets.randbelow,
         policy: SmsPolicy | None = None,
+        limits: SmsLimitStore | None = None,
+        captcha: Captcha | None = None,
+        client_policy: ClientPolicy | None = None,
+        captcha_issues_per_hour: int = 60,
     ) -> None:
         self._codes = codes
+        self._limits = limits
+        self._captcha = captcha
+        self._client_policy = client_policy or ClientPolicy()
+        self._captcha_issues_per_hour = captcha_issues_per_hour
         self._sender = sender
         self._hasher = hasher
         self._clock = clock
@@ -69,16 +119,29 @@ class SmsCodeService:
         mobile = validate("mobile", phone, field="phone").value
         return mobile, self._hasher.digest(phone_lookup_value(mobile))
 
-    def send(self, phone: str, purpose: SmsPurpose) -> SentCode:
+    def send(self, phone: str, purpose: SmsPurpose, origin: SendOrigin | None = None) -> SentCode:
         """Send a new code for ``purpose``; it replaces the phone's earlier code of that purpose.
 
-        Refused with ``sms.too_soon`` (details.retry_after) within the resend interval of the phone's
-        last code, and ``sms.daily_limit`` past the day's sends. Answers the same whoever holds the phone.
+        ``origin`` (default: the one ``asking_as`` set) is who asks. Checked in this order, each refusal
+        counting nothing further: the client's limits and captcha (``sms.too_many_from_client``,
+        ``captcha.required``, ``captcha.wrong``), the phone's bucket and total (``sms.too_soon`` with
+        details.retry_after, ``sms.daily_limit``), the platform's budget (``sms.unavailable_budget``).
+        Answers the same whoever holds the phone.
         """
+        origin = origin or _origin.get()
         mobile, phone_hash = self._phone(phone)
         policy = self._policy
         now = self._clock()
-        self._codes.reserve_send(phone_hash, now, policy)
+        self._admit(origin, now)
+        caller = origin.caller if origin else None
+        try:
+            self._codes.reserve_send(
+                quota_key(purpose, phone_hash, caller), total_key(purpose, phone_hash, caller), now, policy
+            )
+        except DomainError:
+            emit(Metric.SMS_SEND_REFUSED, reason="phone")
+            raise
+        self._spend_budget(now)
         code = new_code(self._randbelow, policy.code_length)
         salt = secrets.token_hex(16)
         key = code_key(purpose, phone_hash)
@@ -86,7 +149,64 @@ class SmsCodeService:
         # Stored before it is sent: a code the person receives is always one that can be checked.
         self._codes.put_code(new_stored_code(purpose, phone_hash, code_hash, salt, now, policy))
         self._sender.send(mobile, code_message(purpose, code, policy.validity))
+        emit(Metric.SMS_CODES_SENT, purpose=purpose.value)
         return sent_code(policy)
+
+    def admit(self, origin: SendOrigin) -> SendOrigin:
+        """Check and count the client's limits once for an ask (the API does it before anything else
+        is looked at); the origin returned is not counted again by ``send``."""
+        self._admit(origin, self._clock())
+        return replace(origin, admitted=True)
+
+    def _admit(self, origin: SendOrigin | None, now: datetime) -> None:
+        """The client's limits: a captcha past ``captcha_after`` asks this hour, then its counters."""
+        if self._limits is None or origin is None or origin.admitted:
+            return
+        counters = client_counters(origin, now, self._client_policy)
+        if not counters:
+            return
+        if self._captcha is not None:
+            tallies = self._limits.tallies([c.key for c in hour_counters(counters)])
+            if needs_captcha(max(tallies.values(), default=0), self._client_policy):
+                if not origin.captcha_id or not origin.captcha_answer:
+                    emit(Metric.SMS_SEND_REFUSED, reason="captcha")
+                    raise captcha_required(self.challenge(origin, now))
+                if not self._captcha.verify(origin.captcha_id, origin.captcha_answer):
+                    emit(Metric.SMS_SEND_REFUSED, reason="captcha")
+                    raise captcha_wrong(self.challenge(origin, now))
+        full = self._limits.take(counters)
+        if full is not None:
+            emit(Metric.SMS_SEND_REFUSED, reason=full.reason)
+            raise too_many_from_client(seconds_until(full.window_end, now))
+
+    def challenge(self, origin: SendOrigin | None, now: datetime | None = None) -> dict[str, object]:
+        """A new captcha challenge for ``origin`` (as JSON), counted against its IP's hourly issues
+        (``sms.too_many_from_client`` past ``captcha_issues_per_ip_hour``)."""
+        assert self._captcha is not None, "no captcha configured"
+        now = now or self._clock()
+        if self._limits is not None and origin is not None and origin.ip_hash:
+            end = hour_start(now) + timedelta(hours=1)
+            counter = Counter(
+                f"cap#{origin.ip_hash}#h#{hour_start(now):%Y%m%d%H}", self._captcha_issues_per_hour, end, "ip"
+            )
+            if self._limits.take([counter]) is not None:
+                emit(Metric.SMS_SEND_REFUSED, reason="ip")
+                raise too_many_from_client(seconds_until(end, now))
+        return self._captcha.issue().model_dump(mode="json")
+
+    def _spend_budget(self, now: datetime) -> None:
+        """One code out of the platform's hourly budget, from a shard picked at random."""
+        if self._limits is None:
+            return
+        caps = budget_caps(self._client_policy.budget_per_hour)
+        first = random.randrange(BUDGET_SHARDS)  # nosec B311: spreads writes, nothing secret
+        order = [(first + i) % BUDGET_SHARDS for i in range(BUDGET_SHARDS)]
+        end = hour_start(now) + timedelta(hours=1)
+        shards = [(budget_key(i, now), caps[i]) for i in order if caps[i] > 0]
+        if not self._limits.take_budget(shards, end):
+            emit(Metric.SMS_BUDGET_EXHAUSTED)
+            emit(Metric.SMS_SEND_REFUSED, reason="budget")
+            raise budget_exhausted(seconds_until(end, now))
 
     def check(self, phone: str, purpose: SmsPurpose, code: str) -> None:
         """Accept and consume the phone's current ``purpose`` code, or refuse.

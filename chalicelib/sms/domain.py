@@ -1,9 +1,22 @@
 """SMS verification codes (短信验证码): the rules of sending and checking them, pure.
 
-SPEC §3: a code has 6 digits and is valid for 5 minutes; a phone gets at most one code every 60 s and
-10 codes per China calendar day; a code allows at most 5 wrong tries, after which it is burnt and a new
-one must be sent. A correct code is consumed (single use). A code serves one purpose only: a login
-code does not verify the owner's phone in a registration, nor confirm a de-registration.
+SPEC §3: a code has 6 digits and is valid for 5 minutes; a code allows at most 5 wrong tries, after
+which it is burnt and a new one must be sent. A correct code is consumed (single use). A code serves one
+purpose only: a login code does not verify the owner's phone in a registration, nor confirm a
+de-registration.
+
+Sends are counted in buckets, each with the resend interval (60 s) and a daily limit (10 per China day,
+``sms_sends_per_phone_purpose_day``), so that nobody's sends can lock another person's flow out:
+
+- an *anonymous* purpose (login, the portal account's codes) counts per (phone, purpose); these
+  purposes also share the phone's total of ``sms_sends_per_phone_day`` (20) a day, so one phone cannot
+  be sent unlimited texts by strangers;
+- a *signed-in* purpose (``SIGNED_IN_PURPOSES``: the owner's phone, a de-registration, a delegation's
+  confirmation, a fleet's responsible person) counts per (phone, purpose, the caller's subject) and is
+  not refused by the anonymous total. A stranger's ten login sends to a phone therefore never stop its
+  owner's ``owner_phone`` or ``deregistration`` code, nor does another signed-in person's flow naming the
+  same phone. Signing in takes a phone of one's own, and every send is also bounded per client IP and
+  device and by the platform's hourly budget (``chalicelib.sms.limits``).
 
 Phone numbers are personal data (第十九条, PIPL): codes and counters are keyed by a keyed hash of the
 number, and a code is stored only as a keyed hash of itself with a per-code salt.
@@ -37,6 +50,17 @@ class SmsPurpose(StrEnum):
     FLEET_RESPONSIBLE = "fleet_responsible"  # 单位登记: 车辆负责人/使用人手机号验证
 
 
+#: Purposes a signed-in caller asks for, counted per (phone, purpose, caller): see the module docstring.
+SIGNED_IN_PURPOSES = frozenset(
+    {
+        SmsPurpose.OWNER_PHONE,
+        SmsPurpose.DEREGISTRATION,
+        SmsPurpose.DELEGATION_CONFIRM,
+        SmsPurpose.FLEET_RESPONSIBLE,
+    }
+)
+
+
 @dataclass(frozen=True)
 class SmsPolicy:
     """The limits of SPEC §3 (settings may tighten or loosen them per stage)."""
@@ -45,15 +69,18 @@ class SmsPolicy:
     validity: timedelta = timedelta(minutes=5)
     resend_interval: timedelta = timedelta(seconds=60)
     max_wrong_tries: int = 5
+    #: Per bucket: (phone, purpose) or (phone, purpose, caller).
     sends_per_day: int = 10
+    #: Anonymous purposes together, per phone.
+    sends_per_phone_day: int = 20
 
     def __post_init__(self) -> None:
         if not 4 <= self.code_length <= 8:
             raise ValueError("code_length must be 4–8 digits")
         if self.validity <= timedelta(0) or self.resend_interval < timedelta(0):
             raise ValueError("validity must be positive and resend_interval not negative")
-        if self.max_wrong_tries < 1 or self.sends_per_day < 1:
-            raise ValueError("max_wrong_tries and sends_per_day must be at least 1")
+        if self.max_wrong_tries < 1 or self.sends_per_day < 1 or self.sends_per_phone_day < 1:
+            raise ValueError("max_wrong_tries, sends_per_day and sends_per_phone_day must be at least 1")
 
 
 #: The sender signature every message starts with (短信签名).
@@ -93,6 +120,21 @@ def phone_lookup_value(mobile: str) -> str:
 def code_key(purpose: SmsPurpose, phone_hash: str) -> str:
     """One current code per purpose and phone."""
     return f"{purpose.value}#{phone_hash}"
+
+
+def quota_key(purpose: SmsPurpose, phone_hash: str, caller: str | None) -> str:
+    """The bucket a send counts in: (phone, purpose), or (phone, purpose, caller) for a signed-in
+    purpose asked by a signed-in caller."""
+    if purpose in SIGNED_IN_PURPOSES and caller:
+        return f"{phone_hash}#{purpose.value}#{caller}"
+    return f"{phone_hash}#{purpose.value}"
+
+
+def total_key(purpose: SmsPurpose, phone_hash: str, caller: str | None) -> str | None:
+    """The phone's total of anonymous sends this send also counts in (None for a signed-in bucket)."""
+    if purpose in SIGNED_IN_PURPOSES and caller:
+        return None
+    return f"{phone_hash}#all"
 
 
 def code_digest_input(key: str, salt: str, code: str) -> str:
@@ -216,6 +258,12 @@ def send_failed() -> SmsUnavailable:
     return SmsUnavailable(
         "sms.send_failed", "短信发送失败，请稍后再试", "The SMS could not be sent; try again later"
     )
+
+
+def check_total(total: SendQuota | None, now: datetime, policy: SmsPolicy) -> None:
+    """Refuse an anonymous send once the phone's anonymous sends of the China day reach the total."""
+    if total is not None and total.day == china_day(now) and total.sent >= policy.sends_per_phone_day:
+        raise daily_limit(policy.sends_per_phone_day, _seconds(end_of_china_day(now) - now))
 
 
 def check_send(quota: SendQuota | None, now: datetime, policy: SmsPolicy) -> None:

@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from datetime import datetime
 
 from chalicelib.sms.domain import SendQuota, SmsPolicy, StoredCode
+from chalicelib.sms.limits import Counter
 
 
 class SmsSender(ABC):
@@ -23,11 +24,14 @@ class SmsCodeStore(ABC):
     """Current codes per purpose and phone hash, and sends per phone hash; every change conditional."""
 
     @abstractmethod
-    def reserve_send(self, phone_hash: str, now: datetime, policy: SmsPolicy) -> SendQuota:
-        """Count one send to the phone, atomically with the checks of ``domain.sms.check_send``.
+    def reserve_send(
+        self, quota_key: str, total_key: str | None, now: datetime, policy: SmsPolicy
+    ) -> SendQuota:
+        """Count one send in the bucket ``quota_key`` and, if given, in the phone's total ``total_key``,
+        with the checks of ``domain.check_send`` and ``domain.check_total``.
 
-        Raises ``sms.too_soon`` or ``sms.daily_limit`` (and counts nothing) when the send is refused;
-        of two concurrent sends within the resend interval, exactly one is counted.
+        Raises ``sms.too_soon`` or ``sms.daily_limit`` and counts nothing when the send is refused; of
+        two concurrent sends within the resend interval, exactly one is counted.
         """
 
     @abstractmethod
@@ -47,3 +51,19 @@ class SmsCodeStore(ABC):
 
         False when another request got there first or the code changed meanwhile.
         """
+
+
+class SmsLimitStore(ABC):
+    """Window counters of code asks per client, and the shards of the platform's hourly SMS budget."""
+
+    @abstractmethod
+    def tallies(self, keys: list[str]) -> dict[str, int]:
+        """The current count of each counter (0 when it does not exist)."""
+
+    @abstractmethod
+    def take(self, counters: list[Counter]) -> Counter | None:
+        """Count one in every counter, all or none: None when counted, else a counter that is full."""
+
+    @abstractmethod
+    def take_budget(self, keys_and_caps: list[tuple[str, int]], expires_at: datetime) -> bool:
+        """Count one in the first shard (in the order given) under its cap; False when all are full."""

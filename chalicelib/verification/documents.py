@@ -250,12 +250,13 @@ class Documents:
 
     def store_live_capture(self, flow: Flow, jpeg: bytes) -> StoredDocument:
         """Keep the live capture a passed liveness check chose (the caller records it in the flow)."""
-        from io import BytesIO
+        from chalicelib.kernel.images import MAX_PIXELS, ImageRefused, open_image
 
-        from PIL import Image
-
-        with Image.open(BytesIO(jpeg)) as image:
-            width, height = image.size
+        try:
+            with open_image(jpeg, max_pixels=MAX_PIXELS) as image:
+                width, height = image.size
+        except ImageRefused as exc:  # the liveness engine's own re-encoded frame: never expected
+            raise ValueError(f"the live capture cannot be read ({exc.reason})") from exc
         return self._uploads.store(flow.flow_id, DocumentKind.LIVE_CAPTURE, jpeg, width, height)
 
     def document_url(self, flow: Flow, kind: str) -> str | None:

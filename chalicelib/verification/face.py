@@ -504,15 +504,15 @@ def _preview_size(frame: bytes) -> tuple[int, int]:
         raise preview_too_large(len(frame))
     if not frame.startswith(b"\xff\xd8\xff"):
         raise preview_unreadable()
-    import io
+    from chalicelib.kernel.images import ImageRefused, open_image
 
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(frame)) as image:  # reads the header only
+    try:  # reads the header only; a frame claiming more pixels than a preview has is refused unread
+        with open_image(frame, max_pixels=PREVIEW_MAX_SIDE * PREVIEW_MAX_SIDE, formats=("JPEG",)) as image:
             width, height = image.size
             kind = image.format
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except ImageRefused as exc:
+        if exc.reason == "too_many_pixels" and exc.width and exc.height:
+            raise preview_too_wide(exc.width, exc.height) from exc
         raise preview_unreadable() from exc
     if kind != "JPEG" or not width or not height:
         raise preview_unreadable()
@@ -523,14 +523,14 @@ def _preview_size(frame: bytes) -> tuple[int, int]:
 
 def _brightness(frame: bytes, box: Sequence[float] | None) -> int:
     """Mean grey level (0–255) of the face region (``box``, fractions of the frame), else of the frame."""
-    import io
+    from PIL import ImageStat
 
-    from PIL import Image, ImageStat
+    from chalicelib.kernel.images import ImageRefused, open_image
 
     try:
-        with Image.open(io.BytesIO(frame)) as image:
+        with open_image(frame, max_pixels=PREVIEW_MAX_SIDE * PREVIEW_MAX_SIDE, formats=("JPEG",)) as image:
             grey = image.convert("L")
-    except (OSError, ValueError) as exc:
+    except ImageRefused as exc:
         raise preview_unreadable() from exc
     if box is not None:
         width, height = grey.size

@@ -30,6 +30,7 @@ from chalicelib.verification.domain.flows import (
     check_open,
     new_flow,
     strict_uscc,
+    too_many_open_flows,
 )
 from chalicelib.verification.ports import EvidenceLog, FaceGate, FlowRepository
 from chalicelib.verification.uploads import UploadService
@@ -58,6 +59,12 @@ class Flows:
         self._new_id = new_id
 
     def open_flow(self, owner: str, purpose: FlowPurpose) -> Flow:
+        """A new flow of ``owner``; ``flow.too_many_open`` (429) when they hold ``open_flows`` open ones.
+
+        Counted on the owner index before the create: opens of one person racing each other may each
+        see the same count, so at most the racing requests overshoot it."""
+        if self._flows.open_count(owner, self._clock()) >= self._policy.open_flows:
+            raise too_many_open_flows(self._policy.open_flows)
         flow = new_flow(f"f{self._new_id()}", owner, purpose, self._clock(), self._policy.flow_ttl)
         self._flows.create(flow)
         return flow

@@ -36,6 +36,7 @@ from PIL import Image, ImageOps
 from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib.kernel.errors import InvalidField
+from chalicelib.kernel.images import MAX_PIXELS, ImageRefused, open_image
 from chalicelib.verification.domain.faces import (
     DetectedFace,
     FaceBox,
@@ -259,18 +260,18 @@ class _CardPhoto:
         if self._decoded is not None and 1 / self._decoded[1] >= min_scale:
             return self._decoded
         try:
-            opened = Image.open(io.BytesIO(self.image))
-            if min_scale < 1 and opened.format == "JPEG":
-                opened.draft(
-                    "RGB", (math.ceil(opened.width * min_scale), math.ceil(opened.height * min_scale))
-                )
-            im = ImageOps.exif_transpose(opened) if opened.getexif().get(0x0112, 1) != 1 else opened
-            if "A" in im.getbands() or "transparency" in im.info:  # as the engines see it: over white
-                rgba = im.convert("RGBA")
-                im = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
-            im = im.convert("RGB") if im.mode != "RGB" else im
-            im.load()
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            with open_image(self.image, max_pixels=MAX_PIXELS) as opened:
+                if min_scale < 1 and opened.format == "JPEG":
+                    opened.draft(
+                        "RGB", (math.ceil(opened.width * min_scale), math.ceil(opened.height * min_scale))
+                    )
+                im = ImageOps.exif_transpose(opened) if opened.getexif().get(0x0112, 1) != 1 else opened
+                if "A" in im.getbands() or "transparency" in im.info:  # as the engines see it: over white
+                    rgba = im.convert("RGBA")
+                    im = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
+                im = im.convert("RGB") if im.mode != "RGB" else im.copy()
+                im.load()
+        except ImageRefused as exc:
             raise image_unreadable(CARD_FIELD) from exc
         self._decoded = (im, self.size[0] / im.width)
         return self._decoded

@@ -218,6 +218,10 @@ class FlowRepository(ABC):
         """Store ``flow`` (its ``version`` one above the stored one) or raise Conflict ``flow.changed``."""
 
     @abstractmethod
+    def open_count(self, owner: str, now: datetime) -> int:
+        """How many of ``owner``'s flows are open and unexpired at ``now`` (read on an owner index)."""
+
+    @abstractmethod
     def expired(self, now: datetime, limit: int) -> list[Flow]:
         """Up to ``limit`` flows whose ``expires_at`` has passed (abandoned: never kept by a submission)."""
 

@@ -227,6 +227,15 @@ def _stack_env(moto: int, api: int, sandbox: int, authority: int) -> dict[str, s
             # One synthetic person registers (and de-registers) many cars in one run; the five face
             # attempts a day a person has are proved in tests/integration/test_verification_limits.py.
             "CHEKA_FACE_ATTEMPTS_PER_PERSON_DAY": "100",
+            # Every browser of a run is one loopback client asking for many codes: the per-client SMS
+            # limits, the captcha after a few asks and the budget are proved in
+            # tests/integration/test_sms_abuse.py.
+            "CHEKA_SMS_SENDS_PER_IP_HOUR": "100000",
+            "CHEKA_SMS_SENDS_PER_IP_DAY": "1000000",
+            "CHEKA_SMS_SENDS_PER_DEVICE_HOUR": "100000",
+            "CHEKA_SMS_SENDS_PER_DEVICE_DAY": "1000000",
+            "CHEKA_CAPTCHA_AFTER_SENDS": "100000",
+            "CHEKA_CAPTCHA_ISSUES_PER_IP_HOUR": "100000",
             # A push unanswered for a minute is the reconciliation's (and the owner is told the platform
             # is checking with the operator): the lost-callback test waits one minute, not thirty.
             "CHEKA_PUSH_STALE_MINUTES": "1",

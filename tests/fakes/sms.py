@@ -6,8 +6,20 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from chalicelib.sms.domain import SendQuota, SmsPolicy, StoredCode, after_send, check_send, send_failed
-from chalicelib.sms.ports import SmsCodeStore, SmsSender
+from chalicelib.captcha.domain import StoredChallenge
+from chalicelib.captcha.ports import ChallengeStore
+from chalicelib.kernel.clock import china_day
+from chalicelib.sms.domain import (
+    SendQuota,
+    SmsPolicy,
+    StoredCode,
+    after_send,
+    check_send,
+    check_total,
+    send_failed,
+)
+from chalicelib.sms.limits import Counter
+from chalicelib.sms.ports import SmsCodeStore, SmsLimitStore, SmsSender
 
 
 class FakeSmsSender(SmsSender):
@@ -45,11 +57,20 @@ class FakeSmsCodeStore(SmsCodeStore):
         self.quotas: dict[str, SendQuota] = {}
         self.codes: dict[str, StoredCode] = {}
 
-    def reserve_send(self, phone_hash: str, now: datetime, policy: SmsPolicy) -> SendQuota:
-        current = self.quotas.get(phone_hash)
+    def reserve_send(
+        self, quota_key: str, total_key: str | None, now: datetime, policy: SmsPolicy
+    ) -> SendQuota:
+        total = self.quotas.get(total_key) if total_key else None
+        if total_key:
+            check_total(total, now, policy)
+        current = self.quotas.get(quota_key)
         check_send(current, now, policy)
-        self.quotas[phone_hash] = after_send(current, now)
-        return self.quotas[phone_hash]
+        if total_key:
+            same_day = total is not None and total.day == china_day(now)
+            sent = total.sent + 1 if total is not None and same_day else 1
+            self.quotas[total_key] = SendQuota(day=china_day(now), sent=sent, last_sent_at=now)
+        self.quotas[quota_key] = after_send(current, now)
+        return self.quotas[quota_key]
 
     def put_code(self, code: StoredCode) -> None:
         self.codes[code.key] = code
@@ -76,3 +97,45 @@ class FakeSmsCodeStore(SmsCodeStore):
             return False
         self.codes[code.key] = current.model_copy(update={"used_at": now, "code_hash": None})
         return True
+
+
+class FakeSmsLimitStore(SmsLimitStore):
+    """Counters in a dict; a take counts in all its counters or in none."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def tallies(self, keys: list[str]) -> dict[str, int]:
+        return {key: self.counts.get(key, 0) for key in keys}
+
+    def take(self, counters: list[Counter]) -> Counter | None:
+        for counter in counters:
+            if self.counts.get(counter.key, 0) >= counter.limit:
+                return counter
+        for counter in counters:
+            self.counts[counter.key] = self.counts.get(counter.key, 0) + 1
+        return None
+
+    def take_budget(self, keys_and_caps: list[tuple[str, int]], expires_at: datetime) -> bool:
+        for key, cap in keys_and_caps:
+            if self.counts.get(key, 0) < cap:
+                self.counts[key] = self.counts.get(key, 0) + 1
+                return True
+        return False
+
+
+class FakeChallengeStore(ChallengeStore):
+    """Challenges in a dict; ``take`` spends one."""
+
+    def __init__(self) -> None:
+        self.challenges: dict[str, StoredChallenge] = {}
+        self.spent: set[str] = set()
+
+    def put(self, challenge: StoredChallenge) -> None:
+        self.challenges[challenge.challenge_id] = challenge
+
+    def take(self, challenge_id: str) -> StoredChallenge | None:
+        if challenge_id in self.spent or challenge_id not in self.challenges:
+            return None
+        self.spent.add(challenge_id)
+        return self.challenges[challenge_id]

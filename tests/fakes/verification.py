@@ -23,6 +23,7 @@ from chalicelib.verification.domain.faces import (
 from chalicelib.verification.domain.flows import (
     AttemptsLeft,
     Flow,
+    FlowStatus,
     LivenessSession,
     ReviewCase,
     ReviewStatus,
@@ -64,6 +65,13 @@ class FakeFlows(FlowRepository):
 
     def get(self, flow_id: str) -> Flow | None:
         return self.flows.get(flow_id)
+
+    def open_count(self, owner: str, now: datetime) -> int:
+        return sum(
+            1
+            for f in self.flows.values()
+            if f.owner == owner and f.status is FlowStatus.OPEN and f.expires_at > now
+        )
 
     def save(self, flow: Flow) -> Flow:
         stored = self.flows.get(flow.flow_id)

@@ -81,12 +81,17 @@ def scheduler_role(synth: Synth) -> tuple[str, dict[str, Any]]:
     return roles[0]
 
 
-def function_role_statements(synth: Synth) -> list[dict[str, Any]]:
-    roles = {json.dumps(f["Properties"]["Role"]) for f in of_type(synth, FUNCTION).values()}
-    (role,) = roles
-    role_id = json.loads(role)["Fn::GetAtt"][0]
-    props = synth.json["Resources"][role_id]["Properties"]
-    return [s for p in props["Policies"] for s in p["PolicyDocument"]["Statement"]]
+def function_role_statements(synth: Synth, logical_id: str | None = None) -> list[dict[str, Any]]:
+    """The statements of ``logical_id``'s role, or of every function's role together."""
+    functions = of_type(synth, FUNCTION)
+    chosen = [functions[logical_id]] if logical_id else list(functions.values())
+    role_ids = sorted({f["Properties"]["Role"]["Fn::GetAtt"][0] for f in chosen})
+    return [
+        s
+        for role_id in role_ids
+        for p in synth.json["Resources"][role_id]["Properties"]["Policies"]
+        for s in p["PolicyDocument"]["Statement"]
+    ]
 
 
 def function(synth: Synth, logical_id: str) -> dict[str, Any]:
@@ -131,10 +136,11 @@ def test_the_scheduler_role_may_only_send_wave_starts_to_the_campaign_waves_queu
     assert attached == []
 
 
+@pytest.mark.parametrize("logical_id", ["APIHandler", WAVES_FUNCTION])
 def test_the_functions_manage_only_the_groups_schedules_and_pass_only_the_scheduler_role(
-    synth: Synth,
+    synth: Synth, logical_id: str
 ) -> None:
-    statements = function_role_statements(synth)
+    statements = function_role_statements(synth, logical_id)
     scheduling = [s for s in statements if any(a.startswith("scheduler:") for a in as_list(s["Action"]))]
     assert len(scheduling) == 1
     assert sorted(as_list(scheduling[0]["Action"])) == sorted(SCHEDULE_ACTIONS)
@@ -159,8 +165,12 @@ def test_the_functions_use_the_campaign_queues_and_no_dead_letter_queue(synth: S
         assert json.dumps(arn_of(synth, declared_id), sort_keys=True) in granted
     for declared_id in (CAMPAIGN_WAVES_DEAD_LETTER_QUEUE_ID, CAMPAIGN_SENDS_DEAD_LETTER_QUEUE_ID):
         assert json.dumps(arn_of(synth, declared_id), sort_keys=True) not in granted
-    (queues,) = [s for s in statements if s.get("Sid") == "CampaignQueues"]
-    # The sender puts a message back (quiet hours, a paused campaign) by changing its visibility.
+    # The sender consumes its queue and puts a message back (quiet hours, a paused campaign) by
+    # changing its visibility or sending it again.
+    (queues,) = [
+        s for s in function_role_statements(synth, SENDER_FUNCTION) if s.get("Sid") == "ConsumedQueue"
+    ]
+    assert queues["Resource"] == arn_of(synth, CAMPAIGN_SENDS_QUEUE_ID)
     assert {"sqs:SendMessage", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage"} <= set(queues["Action"])
 
 

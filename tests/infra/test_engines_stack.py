@@ -136,8 +136,7 @@ def test_the_engines_role_reads_only_staged_images_and_the_face_templates(stages
 def test_the_api_role_may_invoke_exactly_the_engines_function(synth: Synth) -> None:
     template = synth.json
     function_id, _ = engines_function(template)
-    role_id = synth.stack.node.find_child("FunctionRole").node.default_child.logical_id
-    role_id = synth.stack.resolve(role_id)
+    role_id = synth.stack.resolve(synth.stack.role.node.default_child.logical_id)
     assert invoke_grants(template, role_id) == [{"Fn::GetAtt": [function_id, "Arn"]}]
     # and the API's functions are created only once that grant is in place
     grant_id = next(

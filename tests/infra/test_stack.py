@@ -125,21 +125,34 @@ def key_id(synth: Synth, alias: str) -> str:
     return str(aliases[0]["Properties"]["TargetKeyId"]["Fn::GetAtt"][0])
 
 
-def function_role_statements(synth: Synth) -> tuple[str, list[dict[str, Any]]]:
-    """The role every function runs as, and every identity-policy statement attached to it."""
-    roles = {json.dumps(f["Properties"]["Role"], sort_keys=True) for f in resources(synth, FUNCTION).values()}
-    assert len(roles) == 1, f"functions run as several roles: {roles}"
-    role_ref = json.loads(roles.pop())
-    assert set(role_ref) == {"Fn::GetAtt"}, f"function role is not the stack's role: {role_ref}"
-    role_id = role_ref["Fn::GetAtt"][0]
+def role_statements(synth: Synth, role_id: str) -> list[dict[str, Any]]:
+    """Every identity-policy statement of the role ``role_id`` (inline or attached)."""
     role = synth.json["Resources"][role_id]
     assert role["Type"] == "AWS::IAM::Role"
-    assert not role["Properties"].get("ManagedPolicyArns"), "the role must not carry managed policies"
+    assert not role["Properties"].get("ManagedPolicyArns"), "a function role must not carry managed policies"
     statements = [s for p in role["Properties"].get("Policies", []) for s in p["PolicyDocument"]["Statement"]]
     for policy in resources(synth, "AWS::IAM::Policy").values():
         if {"Ref": role_id} in policy["Properties"].get("Roles", []):
             statements.extend(policy["Properties"]["PolicyDocument"]["Statement"])
-    return role_id, statements
+    return statements
+
+
+def function_role_ids(synth: Synth) -> dict[str, str]:
+    """Each Chalice function's role (its own: ``infra.roles``), by the function's logical id."""
+    found = {}
+    for logical_id, function in resources(synth, FUNCTION).items():
+        role_ref = function["Properties"]["Role"]
+        assert set(role_ref) == {"Fn::GetAtt"}, f"{logical_id}'s role is not a role of the stack: {role_ref}"
+        found[logical_id] = role_ref["Fn::GetAtt"][0]
+    return found
+
+
+def function_role_statements(synth: Synth) -> tuple[str, list[dict[str, Any]]]:
+    """The API's role, and every statement of every Chalice function's role together (what the
+    functions may do between them; each role's share is asserted in ``test_roles``)."""
+    roles = function_role_ids(synth)
+    statements = [s for role_id in sorted(set(roles.values())) for s in role_statements(synth, role_id)]
+    return roles["APIHandler"], statements
 
 
 def resource_key(resource: Any) -> tuple[str, str]:
@@ -767,11 +780,11 @@ def light_template(**overrides: str) -> dict[str, Any]:
 
 
 def role_statements_of(template: dict[str, Any]) -> list[dict[str, Any]]:
-    """The statements of the API functions' role (``FunctionRole``)."""
+    """The statements of the API's role (``APIHandlerRole``, ``infra.roles``)."""
     roles = [
         r
         for k, r in template["Resources"].items()
-        if r["Type"] == "AWS::IAM::Role" and k.startswith("FunctionRole")
+        if r["Type"] == "AWS::IAM::Role" and k.startswith("APIHandlerRole")
     ]
     assert len(roles) == 1
     return [s for p in roles[0]["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]]
@@ -921,15 +934,20 @@ def test_each_alarmed_metric_has_its_alarm_in_the_service_namespace(synth: Synth
 
 
 def test_the_api_5xx_rate_alarm_watches_this_stage_api(synth: Synth) -> None:
-    alarms = [a["Properties"] for a in resources(synth, "AWS::CloudWatch::Alarm").values()]
-    [alarm] = [a for a in alarms if a.get("MetricName") == "5XXError"]
-    assert alarm["Namespace"] == "AWS/ApiGateway"
-    assert (alarm["Statistic"], alarm["Period"], alarm["Threshold"]) == ("Average", 300, 0.01)
-    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
-    dims = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
+    alarms = resources(synth, "AWS::CloudWatch::Alarm")
+    [alarm] = [a["Properties"] for k, a in alarms.items() if k.startswith("Api5xxRateAlarm")]
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0.01, "GreaterThanThreshold")
+    stats = {m["Id"]: m["MetricStat"] for m in alarm["Metrics"] if "MetricStat" in m}
+    assert {s["Metric"]["MetricName"] for s in stats.values()} == {"5XXError", "Count"}
+    (expression,) = [m for m in alarm["Metrics"] if "Expression" in m]
+    assert expression["Expression"] == "IF(requests > 0, errors / requests, 0)"
     api = synth.json["Resources"]["RestAPI"]["Properties"]
-    assert dims == {"ApiName": api["DefinitionBody"]["info"]["title"], "Stage": api["StageName"]}
-    assert dims["ApiName"] == f"{synth.settings.resource_prefix}-{synth.settings.stage}"
+    for stat in stats.values():
+        assert stat["Metric"]["Namespace"] == "AWS/ApiGateway"
+        assert (stat["Stat"], stat["Period"]) == ("Sum", 300)
+        dims = {d["Name"]: d["Value"] for d in stat["Metric"]["Dimensions"]}
+        assert dims == {"ApiName": api["DefinitionBody"]["info"]["title"], "Stage": api["StageName"]}
+        assert dims["ApiName"] == f"{synth.settings.resource_prefix}-{synth.settings.stage}"
 
 
 def test_each_function_has_an_errors_alarm(synth: Synth) -> None:

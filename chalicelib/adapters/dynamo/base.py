@@ -19,6 +19,8 @@ def utc_aware(at: datetime) -> datetime:
 
 
 _loader: Any = None
+#: Longest one attempt of a table call may take (connect + read timeout), set by ``bound_connections``.
+_attempt_seconds: float | None = None
 
 
 def _session_with_shared_loader() -> Any:
@@ -36,6 +38,10 @@ def _session_with_shared_loader() -> Any:
         _loader = create_loader()
     session = get_session()
     session.register_component("data_loader", _loader)
+    if _attempt_seconds is not None:
+        from chalicelib.core.outbound import register_hooks
+
+        register_hooks(session, _attempt_seconds)
     return session
 
 
@@ -44,6 +50,19 @@ def share_botocore_loader() -> None:
     import pynamodb.connection.base as connection_base
 
     connection_base.get_session = _session_with_shared_loader  # type: ignore[attr-defined]
+
+
+def bound_connections(meta: Any, settings: Any) -> None:
+    """Bound a model's connection (its ``Meta``) as every outbound call is (``chalicelib.core.outbound``):
+    ``outbound_connect_timeout_seconds``, ``outbound_read_timeout_seconds`` and
+    ``outbound_max_attempts`` attempts in botocore's standard retry mode (PynamoDB's own default waits
+    15 s to connect and 30 s per reply, four attempts: two minutes on a store that stopped answering),
+    each attempt checked against the request's deadline."""
+    global _attempt_seconds
+    meta.connect_timeout_seconds = settings.outbound_connect_timeout_seconds
+    meta.read_timeout_seconds = settings.outbound_read_timeout_seconds
+    meta.max_retry_attempts = settings.outbound_max_attempts - 1
+    _attempt_seconds = settings.outbound_connect_timeout_seconds + settings.outbound_read_timeout_seconds
 
 
 class Unbound(Model):

@@ -134,6 +134,10 @@ class DynamoFlowRepository(FlowRepository):
             ) from exc
         return flow
 
+    def open_count(self, owner: str, now: datetime) -> int:
+        condition = (FlowModel.status == FlowStatus.OPEN.value) & (FlowModel.expires_epoch > _epoch(now))
+        return sum(1 for _ in FlowModel.by_owner.query(owner, filter_condition=condition))
+
     def expired(self, now: datetime, limit: int) -> list[Flow]:
         return [self._flow(i) for i in scan_upto(FlowModel, FlowModel.expires_epoch < _epoch(now), limit)]
 

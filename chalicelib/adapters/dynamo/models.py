@@ -17,9 +17,9 @@ from pynamodb.attributes import (
     UnicodeAttribute,
     UTCDateTimeAttribute,
 )
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
 
-from chalicelib.adapters.dynamo.base import TableSpec, Unbound, share_botocore_loader
+from chalicelib.adapters.dynamo.base import TableSpec, Unbound, bound_connections, share_botocore_loader
 from chalicelib.adapters.dynamo.models_accounts import ACCOUNT_TABLES
 from chalicelib.adapters.dynamo.models_actual_users import ACTUAL_USER_TABLES
 from chalicelib.adapters.dynamo.models_agents import AGENT_TABLES
@@ -230,6 +230,17 @@ class EvidenceModel(Unbound):
     last_hash = UnicodeAttribute(null=True)
 
 
+class FlowsByOwner(GlobalSecondaryIndex["FlowModel"]):  # type: ignore[no-untyped-call]
+    """A person's flows with their status and expiry: the open ones are counted (``open_flows_per_owner``)."""
+
+    class Meta:
+        index_name = "by-owner"
+        projection = IncludeProjection(["status", "expires_epoch"])
+
+    owner = UnicodeAttribute(hash_key=True)
+    created_at = UTCDateTimeAttribute(range_key=True)
+
+
 class FlowModel(Unbound):
     """办理流程: one verification flow (registration, de-registration, ...) owned by one caller.
 
@@ -255,6 +266,7 @@ class FlowModel(Unbound):
     updated_at = UTCDateTimeAttribute()
     expires_epoch = NumberAttribute()
     purge_after_epoch = NumberAttribute(null=True)  # TTL: PURGE_GRACE after expiry
+    by_owner = FlowsByOwner()
 
 
 #: TTL deletes an expired flow or registration only this long after its expiry, so that the purge job
@@ -475,5 +487,6 @@ def bind(settings: Settings) -> None:
         meta.aws_access_key_id = creds.access_key_id if creds else None
         meta.aws_secret_access_key = creds.secret_access_key if creds else None
         meta.max_pool_connections = 32
+        bound_connections(meta, settings)
         spec.model._connection = None  # drop a connection made for other settings
     _bound = settings

@@ -5,8 +5,14 @@ and a code is kept only as a keyed hash of itself with its own salt.
 
 - ``sms-codes``: the current code of one purpose and phone (``<purpose>#<phone hash>``): its hash and
   salt, when it was sent and expires, the wrong tries, when it was used. Purged by TTL a day after expiry.
-- ``sms-sends``: one item per phone hash: the China day counted, the sends that day and the last send,
+- ``sms-sends``: one item per bucket of sends: the China day counted, the sends that day and the last send,
   which the conditional writes of the resend interval and the daily limit check. Purged by TTL.
+  Keyed ``<phone hash>#<purpose>`` (anonymous purposes), ``<phone hash>#<purpose>#<caller>`` (a
+  signed-in caller's own bucket) and ``<phone hash>#all`` (the phone's anonymous total).
+- ``sms-limits``: window counters of code asks per client (``ip#<ip hash>#h#<hour>``,
+  ``dev#<device hash>#d#<day>``…) and the shards of the platform's hourly budget
+  (``budget#<hour>#<shard>``); purged by TTL after their window.
+- ``captchas``: the local captcha's challenges: the answer's keyed hash, the expiry, whether spent.
 """
 
 from __future__ import annotations
@@ -47,7 +53,33 @@ class SmsSendsModel(Unbound):
     expires_epoch = NumberAttribute()
 
 
+class SmsLimitModel(Unbound):
+    """A window counter (asks from one client in an hour or a day, or a shard of the SMS budget)."""
+
+    class Meta(Unbound.Meta):
+        table_name = "sms-limits"
+
+    counter_id = UnicodeAttribute(hash_key=True)
+    tally = NumberAttribute()
+    expires_epoch = NumberAttribute()
+
+
+class CaptchaModel(Unbound):
+    """图片验证码: one challenge; ``spent_at`` is set by its one try."""
+
+    class Meta(Unbound.Meta):
+        table_name = "captchas"
+
+    challenge_id = UnicodeAttribute(hash_key=True)
+    answer_hash = UnicodeAttribute()
+    expires_at = UTCDateTimeAttribute()
+    spent_at = UTCDateTimeAttribute(null=True)
+    expires_epoch = NumberAttribute()
+
+
 SMS_TABLES: tuple[TableSpec, ...] = (
     TableSpec("sms-codes", SmsCodeModel, ttl_attribute="expires_epoch"),
     TableSpec("sms-sends", SmsSendsModel, ttl_attribute="expires_epoch"),
+    TableSpec("sms-limits", SmsLimitModel, ttl_attribute="expires_epoch"),
+    TableSpec("captchas", CaptchaModel, ttl_attribute="expires_epoch"),
 )

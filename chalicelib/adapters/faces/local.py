@@ -49,7 +49,6 @@ look's. The aligned faces of the last ``chips`` photos described are kept for it
 from __future__ import annotations
 
 import importlib.util
-import io
 import math
 import threading
 from collections import OrderedDict
@@ -60,6 +59,7 @@ from typing import Any, ClassVar
 import numpy as np
 from PIL import Image, ImageOps
 
+from chalicelib.kernel.images import MAX_PIXELS, ImageRefused, open_image
 from chalicelib.verification.domain.faces import (
     DEFAULT_FACE_THRESHOLD,
     DetectedFace,
@@ -180,9 +180,10 @@ class _Photo:
 
 
 def decode(image: bytes, max_side: int = MAX_SIDE, *, label: str | None = None) -> _Photo:
-    """RGB pixels, EXIF-rotated, alpha composited over white, long side at most ``max_side``."""
+    """RGB pixels, EXIF-rotated, alpha composited over white, long side at most ``max_side``; refused
+    (``face.image_unreadable``) from the header alone when it has more than ``MAX_PIXELS``."""
     try:
-        with Image.open(io.BytesIO(image)) as opened:
+        with open_image(image, max_pixels=MAX_PIXELS) as opened:
             width, height = opened.size
             if opened.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # rotated a quarter turn
                 width, height = height, width
@@ -203,7 +204,7 @@ def decode(image: bytes, max_side: int = MAX_SIDE, *, label: str | None = None) 
                     reducing_gap=2.0,
                 )
             pixels = np.asarray(im, dtype=np.uint8)
-    except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as exc:
+    except ImageRefused as exc:
         raise image_unreadable(image=label) from exc
     return _Photo(pixels=pixels, size=(width, height), scale=width / pixels.shape[1])
 

@@ -54,13 +54,15 @@ def _prepared(image: bytes) -> bytes:
         return image
     from PIL import Image, ImageOps
 
+    from chalicelib.kernel.images import MAX_PIXELS, ImageRefused, open_image
+
     try:
-        with Image.open(io.BytesIO(image)) as opened:
+        with open_image(image, max_pixels=MAX_PIXELS) as opened:
             im = ImageOps.exif_transpose(opened).convert("RGB")
             im.thumbnail((REENCODE_SIDE, REENCODE_SIDE), Image.Resampling.BILINEAR)
             out = io.BytesIO()
             im.save(out, "JPEG", quality=90)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+    except ImageRefused as exc:
         raise image_unreadable() from exc
     return out.getvalue()
 

@@ -9,7 +9,6 @@ Boxes are mapped back to the pixels of the photo as given (after its EXIF orient
 
 from __future__ import annotations
 
-import io
 import threading
 from importlib import metadata
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -54,10 +53,12 @@ class RapidOcrEngine(OcrEngine):
     def _decode(self, image: bytes) -> tuple[PILImage, float]:
         from PIL import Image, ImageOps
 
+        from chalicelib.kernel.images import MAX_PIXELS, ImageRefused, open_image
+
         try:
-            with Image.open(io.BytesIO(image)) as opened:
+            with open_image(image, max_pixels=MAX_PIXELS) as opened:
                 picture = ImageOps.exif_transpose(opened).convert("RGB")
-        except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as err:
+        except ImageRefused as err:
             raise corrupt() from err
         scale = 1.0
         long_side = max(picture.size)

@@ -1,8 +1,10 @@
 """SMS codes and send counts on DynamoDB; every change is a conditional write.
 
-A send is counted by one conditional update of the phone's ``sms-sends`` item (same China day, under
+A send is counted by one conditional update of its bucket's ``sms-sends`` item (same China day, under
 the daily limit, the last send at least the resend interval ago), or, on a new day, one that restarts
-the count; when both are refused the stored state says why. A wrong try and the consumption of a code
+the count; when both are refused the stored state says why. An anonymous send first counts in the
+phone's total the same way (under the total, no interval), and is taken back from it if its bucket
+refuses it. A wrong try and the consumption of a code
 are conditional on the code read being still current (its salt), unused and unburnt, so concurrent
 checks never allow a sixth try nor a second use.
 """
@@ -18,7 +20,16 @@ from pynamodb.expressions.update import Action
 from chalicelib.adapters.dynamo.base import utc_aware
 from chalicelib.adapters.dynamo.models_sms import SmsCodeModel, SmsSendsModel
 from chalicelib.kernel.clock import china_day, end_of_china_day
-from chalicelib.sms.domain import SendQuota, SmsPolicy, SmsPurpose, StoredCode, check_send, too_soon
+from chalicelib.sms.domain import (
+    SendQuota,
+    SmsPolicy,
+    SmsPurpose,
+    StoredCode,
+    check_send,
+    check_total,
+    daily_limit,
+    too_soon,
+)
 from chalicelib.sms.ports import SmsCodeStore
 
 #: Items outlive what they count by this much, then TTL purges them.
@@ -43,13 +54,66 @@ def _quota(item: SmsSendsModel) -> SendQuota:
 class DynamoSmsCodeStore(SmsCodeStore):
     """``sms-codes`` and ``sms-sends`` (models bound by ``models.bind``)."""
 
-    def quota(self, phone_hash: str) -> SendQuota | None:
+    def quota(self, key: str) -> SendQuota | None:
         try:
-            return _quota(SmsSendsModel.get(phone_hash, consistent_read=True))
+            return _quota(SmsSendsModel.get(key, consistent_read=True))
         except DoesNotExist:
             return None
 
-    def reserve_send(self, phone_hash: str, now: datetime, policy: SmsPolicy) -> SendQuota:
+    def reserve_send(
+        self, quota_key: str, total_key: str | None, now: datetime, policy: SmsPolicy
+    ) -> SendQuota:
+        if total_key is not None:
+            self._count_total(total_key, now, policy)
+        try:
+            return self._reserve(quota_key, now, policy)
+        except Exception:
+            if total_key is not None:
+                self._uncount_total(total_key, now)
+            raise
+
+    def _count_total(self, key: str, now: datetime, policy: SmsPolicy) -> None:
+        today = china_day(now).isoformat()
+        expires = _epoch(end_of_china_day(now) + _KEEP)
+        attempts: tuple[tuple[list[Action], Condition], ...] = (
+            (
+                [SmsSendsModel.sent.add(1), SmsSendsModel.last_sent_at.set(now)],
+                (SmsSendsModel.day == today) & (SmsSendsModel.sent < policy.sends_per_phone_day),
+            ),
+            (
+                [
+                    SmsSendsModel.day.set(today),
+                    SmsSendsModel.sent.set(1),
+                    SmsSendsModel.last_sent_at.set(now),
+                    SmsSendsModel.expires_epoch.set(expires),
+                ],
+                SmsSendsModel.day.does_not_exist() | (SmsSendsModel.day != today),
+            ),
+        )
+        for _ in range(2):
+            for actions, condition in attempts:
+                try:
+                    SmsSendsModel(key).update(actions=actions, condition=condition)
+                except UpdateError as exc:
+                    if not _refused(exc):
+                        raise
+                    continue
+                return
+            check_total(self.quota(key), now, policy)  # raises sms.daily_limit
+        retry_after = max(1, int((end_of_china_day(now) - now).total_seconds()))
+        raise daily_limit(policy.sends_per_phone_day, retry_after)  # two concurrent new days: rare
+
+    def _uncount_total(self, key: str, now: datetime) -> None:
+        try:
+            SmsSendsModel(key).update(
+                actions=[SmsSendsModel.sent.add(-1)],
+                condition=(SmsSendsModel.day == china_day(now).isoformat()) & (SmsSendsModel.sent > 0),
+            )
+        except UpdateError as exc:
+            if not _refused(exc):
+                raise
+
+    def _reserve(self, key: str, now: datetime, policy: SmsPolicy) -> SendQuota:
         today = china_day(now).isoformat()
         earliest = now - policy.resend_interval
         expires = _epoch(end_of_china_day(now) + _KEEP)
@@ -66,7 +130,7 @@ class DynamoSmsCodeStore(SmsCodeStore):
                 ],
                 (SmsSendsModel.day == today) & (SmsSendsModel.sent < policy.sends_per_day) & interval_passed,
             ),
-            # The first send of the phone, or of a new China day.
+            # The first send of the bucket, or of a new China day.
             (
                 [
                     SmsSendsModel.day.set(today),
@@ -79,7 +143,7 @@ class DynamoSmsCodeStore(SmsCodeStore):
         )
         for _ in range(2):  # a concurrent first send of the day can refuse both; the re-read says why
             for actions, condition in attempts:
-                item = SmsSendsModel(phone_hash)
+                item = SmsSendsModel(key)
                 try:
                     item.update(actions=actions, condition=condition)
                 except UpdateError as exc:
@@ -87,7 +151,7 @@ class DynamoSmsCodeStore(SmsCodeStore):
                         raise
                     continue
                 return _quota(item)
-            quota = self.quota(phone_hash)
+            quota = self.quota(key)
             check_send(quota, now, policy)  # raises sms.daily_limit or sms.too_soon
         raise too_soon(max(1, int(policy.resend_interval.total_seconds())))
 

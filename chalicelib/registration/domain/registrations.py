@@ -23,7 +23,7 @@ from enum import StrEnum
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from chalicelib.consents.domain import ConsentRecord
-from chalicelib.kernel.errors import Conflict, Forbidden, NotFound
+from chalicelib.kernel.errors import Conflict, Forbidden, NotFound, TooManyRequests
 from chalicelib.kernel.names import TextKind, clean_optional, clean_text
 from chalicelib.sms.domain import subject_for
 from chalicelib.verification.domain.flows import (
@@ -391,3 +391,22 @@ def not_my_vehicle() -> Forbidden:
 def changed(reg: Registration, now: datetime, **changes: object) -> Registration:
     """``reg`` with ``changes``, one version up (what the store's conditional save expects)."""
     return reg.model_copy(update={**changes, "version": reg.version + 1, "updated_at": now})
+
+
+def count_open(registrations: list[Registration], now: datetime) -> int:
+    """How many of a person's registrations are open: unfinished (not submitted) and unexpired."""
+    return sum(
+        1
+        for reg in registrations
+        if reg.status is RegistrationStatus.OPEN and (reg.expires_at is None or reg.expires_at > now)
+    )
+
+
+def too_many_open_registrations(limit: int) -> TooManyRequests:
+    return TooManyRequests(
+        "registration.too_many_open",
+        f"您已有 {limit} 个未完成的登记，请先完成其中一个，或等未完成的登记过期后再新建",
+        f"You already have {limit} unfinished registrations; finish one, or let an unfinished one expire, "
+        "before starting another",
+        details={"limit": limit},
+    )

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import io
-import warnings
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib.kernel.errors import Forbidden, InvalidField, NotFound, PayloadTooLarge
+from chalicelib.kernel.images import MAX_PIXELS, ImageRefused, open_image
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
@@ -78,7 +78,7 @@ class ImageLimits(BaseModel):
     min_width: int = Field(default=640, gt=0)
     min_height: int = Field(default=480, gt=0)
     #: Refused from the header, before anything is decoded (a 20,000×20,000 PNG is a few KB).
-    max_pixels: int = Field(default=40_000_000, gt=0)
+    max_pixels: int = Field(default=MAX_PIXELS, gt=0)
 
 
 DOCUMENT_LIMITS = ImageLimits()
@@ -209,7 +209,7 @@ def validate_image(data: bytes, limits: ImageLimits = DOCUMENT_LIMITS) -> CleanI
     Checks run cheapest first: size ceiling, magic bytes, size floor, pixel count from the header,
     full decode, resolution; then EXIF orientation, RGB, re-encode as JPEG without metadata.
     """
-    from PIL import Image, ImageOps
+    from PIL import ImageOps
 
     if len(data) > limits.max_bytes:
         raise too_large(len(data), limits.max_bytes)
@@ -218,27 +218,14 @@ def validate_image(data: bytes, limits: ImageLimits = DOCUMENT_LIMITS) -> CleanI
         raise too_small(len(data), limits.min_bytes)
     formats = next(names for _, name, names in _MAGIC if name == ctype)
 
-    with warnings.catch_warnings():
-        # Pillow warns above its own ceiling (~89 MP) and raises above twice that; both are refusals.
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            opened = Image.open(io.BytesIO(data), formats=sorted(formats))
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise too_many_pixels(None, None, limits.max_pixels) from exc
-        except (OSError, ValueError, SyntaxError, EOFError) as exc:
-            raise corrupt() from exc
-        with opened:
-            width, height = opened.size
-            # Before decoding: the header alone decides, so a bomb never allocates its pixels.
-            if width * height > limits.max_pixels:
-                raise too_many_pixels(width, height, limits.max_pixels)
-            try:
-                opened.load()
-                upright = ImageOps.exif_transpose(opened)
-            except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-                raise too_many_pixels(width, height, limits.max_pixels) from exc
-            except (OSError, ValueError, SyntaxError, EOFError) as exc:
-                raise corrupt() from exc
+    try:
+        with open_image(data, max_pixels=limits.max_pixels, formats=tuple(formats)) as opened:
+            opened.load()
+            upright = ImageOps.exif_transpose(opened)
+    except ImageRefused as refused:
+        if refused.reason == "too_many_pixels":
+            raise too_many_pixels(refused.width, refused.height, limits.max_pixels) from refused
+        raise corrupt() from refused
 
     short, long = sorted(upright.size)
     if short < min(limits.min_width, limits.min_height) or long < max(limits.min_width, limits.min_height):

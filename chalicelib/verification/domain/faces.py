@@ -141,16 +141,14 @@ def image_unreadable(field: str = "image", *, image: str | None = None) -> Inval
 
 def photo_size(image: bytes) -> tuple[int, int]:
     """(width, height) of an encoded photo after its EXIF rotation; reads the header only."""
-    import io
-
-    from PIL import Image
+    from chalicelib.kernel.images import MAX_PIXELS, ImageRefused, open_image
 
     try:
-        with Image.open(io.BytesIO(image)) as opened:
+        with open_image(image, max_pixels=MAX_PIXELS) as opened:
             width, height = opened.size
             if opened.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # rotated a quarter turn
                 width, height = height, width
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+    except ImageRefused as exc:
         raise image_unreadable() from exc
     return width, height
 

@@ -39,6 +39,8 @@ class VerificationPolicy:
     #: Liveness sessions one flow may start (an unused, unexpired one is handed out again instead).
     liveness_sessions_per_flow: int = 6
     flow_ttl: timedelta = timedelta(hours=24)
+    #: Flows one person may hold open at once (``open_flows_per_owner``).
+    open_flows: int = 10
 
 
 #: A flow in manual review is kept at least this long for the reviewer (then it may expire as usual).
@@ -391,4 +393,14 @@ def case_decided(case: ReviewCase) -> Conflict:
         "该审核工单已处理",
         f"The review case was already decided ({case.status.value})",
         details={"status": case.status.value},
+    )
+
+
+def too_many_open_flows(limit: int) -> TooManyRequests:
+    return TooManyRequests(
+        "flow.too_many_open",
+        f"您已有 {limit} 个未完成的办理流程，请先完成其中一个，或等未完成的流程过期后再办理",
+        f"You already have {limit} unfinished verification flows; finish one, or let an unfinished one "
+        "expire, before starting another",
+        details={"limit": limit},
     )

@@ -38,6 +38,7 @@ from typing import Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from chalicelib.kernel.errors import Conflict, InvalidField, PayloadTooLarge, TooManyRequests
+from chalicelib.kernel.images import MAX_PIXELS, ImageRefused, open_image
 
 #: The form field frames are refused under.
 FRAMES_FIELD = "frames"
@@ -45,6 +46,9 @@ FRAMES_FIELD = "frames"
 
 #: Largest frame accepted, in bytes (a 640 × 480 JPEG is 30–80 kB).
 MAX_FRAME_BYTES = 1024 * 1024
+#: A frame's pixels, read from its header before it is decoded: the uploads' cap (a few KB of PNG can
+#: claim 20,000 × 20,000 pixels, 1.2 GB once decoded).
+MAX_FRAME_PIXELS = MAX_PIXELS
 
 
 class LivenessDirection(StrEnum):
@@ -232,6 +236,16 @@ def frame_too_large(index: int, size: int, max_bytes: int = MAX_FRAME_BYTES) -> 
     )
 
 
+def frame_too_many_pixels(index: int, width: int | None, height: int | None) -> InvalidField:
+    return InvalidField(
+        "liveness.frame_too_many_pixels",
+        f"第 {index + 1} 帧图片尺寸过大（超过 {MAX_FRAME_PIXELS // 1_000_000} 百万像素），请重新检测",
+        f"Frame {index + 1} has too many pixels; the limit is {MAX_FRAME_PIXELS // 1_000_000} megapixels",
+        field=FRAMES_FIELD,
+        details={"frame": index, "width": width, "height": height, "max_pixels": MAX_FRAME_PIXELS},
+    )
+
+
 def frame_unreadable(index: int) -> InvalidField:
     return InvalidField(
         "liveness.frame_unreadable",
@@ -263,12 +277,20 @@ def expired() -> InvalidField:
 def check_frames(
     challenge: LivenessChallenge, frames: Sequence[bytes], max_bytes: int = MAX_FRAME_BYTES
 ) -> None:
-    """Refuse a burst with too few or too many frames, or a frame over ``max_bytes``."""
+    """Refuse a burst with too few or too many frames, a frame over ``max_bytes``, or one that is not a
+    JPEG or PNG of at most ``MAX_FRAME_PIXELS`` pixels: read from its header, nothing is decoded here."""
     if not challenge.min_frames <= len(frames) <= challenge.max_frames:
         raise frames_count(len(frames), challenge.min_frames, challenge.max_frames)
     for index, frame in enumerate(frames):
         if len(frame) > max_bytes:
             raise frame_too_large(index, len(frame), max_bytes)
+        try:
+            with open_image(frame, max_pixels=MAX_FRAME_PIXELS, formats=("JPEG", "PNG")):
+                pass
+        except ImageRefused as exc:
+            if exc.reason == "too_many_pixels":
+                raise frame_too_many_pixels(index, exc.width, exc.height) from exc
+            raise frame_unreadable(index) from exc
 
 
 # --- live guidance (预览): where the face is, before and while the burst is captured ----------------

@@ -63,19 +63,22 @@ def test_an_invalid_number_is_refused_before_anything_is_counted_or_sent(parts: 
     assert not parts.inbox.sent
 
 
-def test_a_second_send_within_60_seconds_is_refused_and_sends_nothing(parts: Parts) -> None:
+def test_a_second_send_of_one_purpose_within_60_seconds_is_refused_and_sends_nothing(parts: Parts) -> None:
     # given a code sent
     parts.service.send(PHONE, SmsPurpose.LOGIN)
-    # when another is asked 20 s later, even for another purpose
+    # when another of the same purpose is asked 20 s later
     parts.clock.advance(seconds=20)
-    err = refusal(parts.service.send, PHONE, SmsPurpose.OWNER_PHONE)
+    err = refusal(parts.service.send, PHONE, SmsPurpose.LOGIN)
     # then it is too soon, with the seconds to wait, and only one message went out
     assert (err.code, err.details) == ("sms.too_soon", {"retry_after": 40})
     assert len(parts.inbox.sent) == 1
-    # and after the interval the phone gets one again
-    parts.clock.advance(seconds=40)
+    # and another purpose has its own interval: it goes at once
     parts.service.send(PHONE, SmsPurpose.OWNER_PHONE)
     assert len(parts.inbox.sent) == 2
+    # and after the interval the phone gets a login code again
+    parts.clock.advance(seconds=40)
+    parts.service.send(PHONE, SmsPurpose.LOGIN)
+    assert len(parts.inbox.sent) == 3
 
 
 def test_the_eleventh_send_of_a_china_day_is_refused_and_another_phone_is_not_limited(parts: Parts) -> None:

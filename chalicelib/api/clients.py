@@ -1,0 +1,97 @@
+"""Who is calling, for the limits on asks (SMS codes, captchas): the client's IP and its device.
+
+The IP is API Gateway's ``requestContext.identity.sourceIp`` (the local gateway sets the loopback
+peer); the device is the ``X-Device-Id`` header a client keeps (the H5 page: a random id in
+localStorage). Neither is trusted for anything but counting; both are kept only as keyed hashes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from chalice.app import Request
+from pydantic import Field
+
+from chalicelib.api.http import ApiModel
+from chalicelib.core import deps
+from chalicelib.sms.limits import SendOrigin
+
+DEVICE_HEADER = "x-device-id"
+#: A captcha answer may come in the body (``captcha_id``, ``captcha_answer``) or, for routes without
+#: one, in these headers.
+CAPTCHA_ID_HEADER = "x-captcha-id"
+CAPTCHA_ANSWER_HEADER = "x-captcha-answer"
+_DEVICE_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
+
+
+class CaptchaAnswer(ApiModel):
+    """A captcha answer an ask for a code may carry (needed after a few asks from one client)."""
+
+    captcha_id: str | None = Field(
+        default=None, max_length=64, description="The challenge_id of captcha.required's challenge"
+    )
+    captcha_answer: str | None = Field(
+        default=None, max_length=16, description="The characters in the challenge's picture"
+    )
+
+
+def client_ip(request: Request) -> str:
+    """The caller's source IP as API Gateway saw it ("unknown" when the gateway gave none)."""
+    context: dict[str, Any] = request.context or {}
+    identity = context.get("identity") or {}
+    ip = identity.get("sourceIp") if isinstance(identity, dict) else None
+    return str(ip) if ip else "unknown"
+
+
+def device_id(request: Request) -> str | None:
+    """The ``X-Device-Id`` header when it is 8–64 characters of ``[A-Za-z0-9_-]``, else None."""
+    value = _header(request, DEVICE_HEADER)
+    if value is None or not _DEVICE_ID.fullmatch(value):
+        return None
+    return value
+
+
+def _header(request: Request, name: str) -> str | None:
+    headers: Any = request.headers
+    value = headers.get(name) if headers is not None else None
+    return str(value) if value is not None else None
+
+
+def send_origin(
+    request: Request,
+    caller: str | None = None,
+    captcha_id: str | None = None,
+    captcha_answer: str | None = None,
+) -> SendOrigin:
+    """Who asks for a code in ``request``: IP and device as keyed hashes, the caller, a captcha answer."""
+    hasher = deps.keyed_hasher()
+    device = device_id(request)
+    captcha_id = captcha_id or _header(request, CAPTCHA_ID_HEADER)
+    captcha_answer = captcha_answer or _header(request, CAPTCHA_ANSWER_HEADER)
+    return SendOrigin(
+        ip_hash=hasher.digest(f"client-ip:{client_ip(request)}"),
+        device_hash=hasher.digest(f"device:{device}") if device else None,
+        caller=caller,
+        captcha_id=captcha_id,
+        captcha_answer=captcha_answer,
+    )
+
+
+@contextmanager
+def asking_for_codes(
+    request: Request,
+    caller: str | None = None,
+    captcha_id: str | None = None,
+    captcha_answer: str | None = None,
+) -> Iterator[None]:
+    """The block sends codes on behalf of the client of ``request``: its limits and captcha are
+    checked first (``sms.too_many_from_client``, ``captcha.required``, ``captcha.wrong``), before
+    anything tells whether an account or a registration exists."""
+    from chalicelib.sms.codes import asking_as  # the SMS service: not at a cold start
+
+    origin = deps.sms_code_service().admit(send_origin(request, caller, captcha_id, captcha_answer))
+    with asking_as(origin):
+        yield

@@ -1,0 +1,172 @@
+"""Limits on who may ask for SMS codes, beyond each phone's own (``chalicelib.sms.domain``): pure rules.
+
+SMS pumping (toll fraud) and SMS bombing ask for many codes from few clients, or for many phones at
+once. So every ask is counted, before the phone's own limits, per client:
+
+- per client IP (API Gateway's source IP, kept only as a keyed hash) and per device (the
+  ``X-Device-Id`` a client keeps, hashed likewise), in fixed windows of a UTC hour and a China day:
+  ``sms_sends_per_ip_hour`` / ``_day`` and ``sms_sends_per_device_hour`` / ``_day``; past one, the ask
+  is refused ``sms.too_many_from_client`` (429, ``details.retry_after``: the window's end);
+- from ``captcha_after_sends`` asks in the hour from one client (IP or device), each further ask needs
+  a captcha answered (``chalicelib.captcha``): ``captcha.required`` (428, ``details.challenge``), or
+  ``captcha.wrong`` (422, field ``captcha_answer``) with a new challenge;
+- every code actually sent counts in the platform's hourly budget (``sms_global_budget_per_hour``),
+  kept in ``BUDGET_SHARDS`` counter items whose caps add up to the budget exactly; past it, sends are
+  refused ``sms.unavailable_budget`` (503, ``details.retry_after_seconds``) and ``SmsBudgetExhausted``
+  is emitted (alarmed).
+
+Client counters count asks that passed the captcha (a client hammering a locked phone is still
+counted); the budget counts codes sent. A refused ask counts nothing: the client counters are taken
+together in one transaction.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from chalicelib.kernel.clock import china_day, end_of_china_day
+from chalicelib.kernel.errors import DomainError, InvalidField, TooManyRequests
+
+#: Counter items the platform's hourly budget is spread over (writes to one item are throttled).
+BUDGET_SHARDS = 4
+
+
+class CaptchaRequired(DomainError):
+    """A further ask from this client needs a captcha answered first (HTTP 428)."""
+
+    status = 428
+
+
+class BudgetExhausted(DomainError):
+    """The platform's SMS budget for the hour is spent: retry later (HTTP 503)."""
+
+    status = 503
+
+
+@dataclass(frozen=True)
+class SendOrigin:
+    """Who asks for a code: the client's IP and device as keyed hashes, the signed-in caller's subject,
+    and a captcha answer if the client gives one."""
+
+    ip_hash: str | None = None
+    device_hash: str | None = None
+    caller: str | None = None
+    captcha_id: str | None = None
+    captcha_answer: str | None = None
+    #: Its client limits were already checked and counted (``SmsCodeService.admit``).
+    admitted: bool = False
+
+
+@dataclass(frozen=True)
+class ClientPolicy:
+    """The per-client limits and the platform's budget (settings ``sms_sends_per_*``, ``captcha_*``)."""
+
+    per_ip_hour: int = 20
+    per_ip_day: int = 100
+    per_device_hour: int = 10
+    per_device_day: int = 30
+    captcha_after: int = 3
+    budget_per_hour: int = 5000
+
+    def __post_init__(self) -> None:
+        limits = (self.per_ip_hour, self.per_ip_day, self.per_device_hour, self.per_device_day)
+        if min(limits) < 1 or self.budget_per_hour < 1 or self.captcha_after < 0:
+            raise ValueError("client limits and the budget must be at least 1, captcha_after not negative")
+
+
+@dataclass(frozen=True)
+class Counter:
+    """One window counter to take: its key, its cap, when its window ends."""
+
+    key: str
+    limit: int
+    window_end: datetime
+    reason: str  # "ip" or "device": the SmsSendRefused reason when it is full
+
+
+def hour_start(now: datetime) -> datetime:
+    return now.replace(minute=0, second=0, microsecond=0)
+
+
+def client_counters(origin: SendOrigin, now: datetime, policy: ClientPolicy) -> list[Counter]:
+    """The counters one ask takes: its IP's and its device's, for the hour and the China day."""
+    hour = hour_start(now)
+    hour_end = hour + timedelta(hours=1)
+    day_end = end_of_china_day(now)
+    hour_tag = hour.strftime("%Y%m%d%H")
+    day_tag = china_day(now).isoformat()
+    counters: list[Counter] = []
+    if origin.ip_hash:
+        counters += [
+            Counter(f"ip#{origin.ip_hash}#h#{hour_tag}", policy.per_ip_hour, hour_end, "ip"),
+            Counter(f"ip#{origin.ip_hash}#d#{day_tag}", policy.per_ip_day, day_end, "ip"),
+        ]
+    if origin.device_hash:
+        counters += [
+            Counter(f"dev#{origin.device_hash}#h#{hour_tag}", policy.per_device_hour, hour_end, "device"),
+            Counter(f"dev#{origin.device_hash}#d#{day_tag}", policy.per_device_day, day_end, "device"),
+        ]
+    return counters
+
+
+def hour_counters(counters: list[Counter]) -> list[Counter]:
+    """The hourly ones, which the captcha threshold reads."""
+    return [c for c in counters if "#h#" in c.key]
+
+
+def needs_captcha(asks_this_hour: int, policy: ClientPolicy) -> bool:
+    """Whether a client that asked ``asks_this_hour`` times this hour must answer a captcha first."""
+    return asks_this_hour >= policy.captcha_after
+
+
+def budget_caps(budget: int, shards: int = BUDGET_SHARDS) -> list[int]:
+    """Each shard's cap: they add up to ``budget`` exactly (3 over 4 shards: 1, 1, 1, 0)."""
+    return [budget // shards + (1 if i < budget % shards else 0) for i in range(shards)]
+
+
+def budget_key(shard: int, now: datetime) -> str:
+    return f"budget#{hour_start(now).strftime('%Y%m%d%H')}#{shard}"
+
+
+def seconds_until(end: datetime, now: datetime) -> int:
+    return max(1, math.ceil((end - now).total_seconds()))
+
+
+def too_many_from_client(retry_after: int) -> TooManyRequests:
+    return TooManyRequests(
+        "sms.too_many_from_client",
+        f"此设备或网络获取验证码过于频繁，请 {retry_after} 秒后再试",
+        f"Too many codes asked from this device or network; try again in {retry_after} s",
+        details={"retry_after": retry_after},
+    )
+
+
+def budget_exhausted(retry_after: int) -> BudgetExhausted:
+    return BudgetExhausted(
+        "sms.unavailable_budget",
+        "短信服务繁忙，请稍后再试",
+        "The SMS service is busy; try again later",
+        details={"retry_after_seconds": retry_after},
+    )
+
+
+def captcha_required(challenge: dict[str, object]) -> CaptchaRequired:
+    return CaptchaRequired(
+        "captcha.required",
+        "请输入图片中的字符后再获取验证码",
+        "Type the characters in the picture, then ask for the code again",
+        field="captcha_answer",
+        details={"challenge": challenge},
+    )
+
+
+def captcha_wrong(challenge: dict[str, object]) -> InvalidField:
+    return InvalidField(
+        "captcha.wrong",
+        "图片验证码错误或已过期，请输入新图片中的字符",
+        "The picture's characters are wrong or expired; type those of the new picture",
+        field="captcha_answer",
+        details={"challenge": challenge},
+    )

@@ -1,0 +1,96 @@
+"""Secret rotation in the synthesised stack (``infra.rotation``): a schedule for the token signing key and
+each operator's keys, and a rotation function whose role can touch those secrets and nothing else."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.infra.conftest import Synth
+
+pytestmark = pytest.mark.infra
+
+FUNCTION = "AWS::Serverless::Function"
+SCHEDULE = "AWS::SecretsManager::RotationSchedule"
+#: Actions a rotation needs beyond reading (no other role of the stage may have them).
+WRITES = {"secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage"}
+
+
+def _resources(synth: Synth, kind: str) -> dict[str, dict[str, Any]]:
+    return {k: v for k, v in synth.json["Resources"].items() if v["Type"] == kind}
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _rotated_secret_ids(synth: Synth) -> set[str]:
+    """Logical ids of the token key's secret and the operator keys' secrets."""
+    settings = synth.settings
+    operator_prefix = settings.operator_secret_pattern.split("{operator}")[0]
+    return {
+        logical_id
+        for logical_id, secret in _resources(synth, "AWS::SecretsManager::Secret").items()
+        if secret["Properties"]["Name"] == settings.token_secret_name
+        or secret["Properties"]["Name"].startswith(operator_prefix)
+    }
+
+
+def _statements(synth: Synth, role_id: str) -> list[dict[str, Any]]:
+    role = synth.json["Resources"][role_id]
+    found = [s for p in role["Properties"].get("Policies", []) for s in p["PolicyDocument"]["Statement"]]
+    for policy in _resources(synth, "AWS::IAM::Policy").values():
+        if {"Ref": role_id} in policy["Properties"].get("Roles", []):
+            found += policy["Properties"]["PolicyDocument"]["Statement"]
+    return found
+
+
+def test_the_token_key_and_every_operators_keys_have_a_rotation_schedule_and_nothing_else_does(
+    synth: Synth,
+) -> None:
+    rotated = _rotated_secret_ids(synth)
+    assert len(rotated) == 4  # the token key and the three operators' keys
+    schedules = _resources(synth, SCHEDULE).values()
+    scheduled = {s["Properties"]["SecretId"]["Ref"] for s in schedules}
+    assert scheduled == rotated
+    for schedule in schedules:
+        props = schedule["Properties"]
+        assert props["RotationRules"] == {"AutomaticallyAfterDays": synth.settings.rotation_days}
+        assert props["RotateImmediatelyOnUpdate"] is False  # a deploy never rotates by itself
+        assert "-RotateSecrets" in json.dumps(props["RotationLambdaARN"])
+
+
+def test_secrets_manager_alone_may_invoke_the_rotation_function_for_this_account(synth: Synth) -> None:
+    permissions = [
+        p["Properties"]
+        for p in _resources(synth, "AWS::Lambda::Permission").values()
+        if "-RotateSecrets" in json.dumps(p["Properties"]["FunctionName"])
+    ]
+    assert len(permissions) == 1
+    [permission] = permissions
+    assert permission["Principal"] == "secretsmanager.amazonaws.com"
+    assert permission["SourceAccount"] == {"Ref": "AWS::AccountId"}
+
+
+def test_the_rotation_functions_role_touches_the_rotated_secrets_only(synth: Synth) -> None:
+    functions = _resources(synth, FUNCTION)
+    role_ref = functions["RotateSecrets"]["Properties"]["Role"]
+    role_id = role_ref["Fn::GetAtt"][0]
+    statements = _statements(synth, role_id)
+    rotated = {json.dumps({"Ref": logical_id}) for logical_id in _rotated_secret_ids(synth)}
+    services = set()
+    for statement in statements:
+        actions = _as_list(statement["Action"])
+        services |= {a.split(":")[0] for a in actions}
+        if any(a.startswith("secretsmanager:") for a in actions):
+            assert {json.dumps(r) for r in _as_list(statement["Resource"])} <= rotated
+    assert services == {"secretsmanager", "logs", "xray"}  # no table, bucket, queue or KMS key
+    # and no other function's role may write a secret's versions
+    for logical_id, function in functions.items():
+        if logical_id == "RotateSecrets" or "Fn::GetAtt" not in function["Properties"]["Role"]:
+            continue
+        other = function["Properties"]["Role"]["Fn::GetAtt"][0]
+        written = {a for s in _statements(synth, other) for a in _as_list(s["Action"])} & WRITES
+        assert not written, f"{logical_id} may write secrets: {written}"

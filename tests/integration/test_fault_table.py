@@ -1,0 +1,548 @@
+"""The owner's registration under fault: each adapter's failure injected at each step that uses it.
+
+One registration is walked through the API on the embedded AWS with the real local engines. Before each
+step is taken, every fault of that step's table rows is injected in turn — the store throttled or
+changed under the step (a conditional check failing), S3, KMS, an engine, the SMS provider, the identity
+authority or the operator failing — and the step is tried: the person gets a retryable error (503
+with ``Retry-After``, or the step's own documented code) and the store is left as it was (every table,
+every object of the documents bucket, the SMS drop). Then the step is taken without the fault and
+succeeds: a failure poisons nothing. The walk runs once (a module fixture records every row's outcome);
+each row is its own test, named ``fault-step``.
+
+AWS faults are raised where botocore sends a request (``Endpoint.make_request``): the exceptions a
+real service gives (``ClientError`` with its code, ``ReadTimeoutError``), after botocore's own retries
+(none here: the fault is the last attempt's). Engine, SMS, authority and operator faults are raised
+by their adapters as those raise them when their service fails.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import functools
+import io
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError, ReadTimeoutError
+
+from chalicelib.core import deps
+from chalicelib.verification.domain.documents import DocumentKind
+from tests.face_photos import FACES
+
+pytestmark = pytest.mark.skipif(not FACES.is_dir(), reason=f"face photos not found at {FACES}")
+
+OWNER = "owner-faults"
+PHONE = "13912340000"
+REG = "/v1/me/registrations"
+
+#: DynamoDB operations that write.
+STORE_WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"})
+STORE_READS = frozenset({"GetItem", "Query", "Scan", "BatchGetItem", "TransactGetItems"})
+
+
+@dataclass
+class Fault:
+    """One fault: its name, where it strikes, and what it raises (a function of the call)."""
+
+    name: str
+    #: AWS faults: (service, operations); the others are installed by ``install``.
+    service: str | None = None
+    operations: frozenset[str] = frozenset()
+    raise_: Callable[[str], BaseException] | None = None
+    install: Callable[[pytest.MonkeyPatch, Fault], None] | None = None
+    #: Statuses the person may get (503 unless the step documents its own).
+    statuses: tuple[int, ...] = (503,)
+    struck: int = 0
+
+
+def aws_error(code: str, status: int) -> Callable[[str], BaseException]:
+    def make(operation: str) -> BaseException:
+        response = {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}}
+        return ClientError(response, operation)  # type: ignore[arg-type]
+
+    return make
+
+
+def read_timeout(operation: str) -> BaseException:
+    return ReadTimeoutError(endpoint_url=f"https://aws.invalid/{operation}")
+
+
+def _engine_timeout(kind: str, method: str, getter: Callable[[], Any]) -> Callable[[pytest.MonkeyPatch, Fault], None]:
+    def install(mp: pytest.MonkeyPatch, fault: Fault) -> None:
+        from chalicelib.verification.domain.engines import engine_unavailable
+
+        engine = getter()
+
+        def timed_out(*_: Any, **__: Any) -> Any:
+            fault.struck += 1
+            raise engine_unavailable(kind, "timeout", 20)
+
+        mp.setattr(engine, method, timed_out)
+
+    return install
+
+
+def _sms_down(mp: pytest.MonkeyPatch, fault: Fault) -> None:
+    from chalicelib.sms.domain import send_failed
+
+    def failed(*_: Any, **__: Any) -> str:
+        fault.struck += 1
+        raise send_failed()
+
+    mp.setattr(deps.sms_sender(), "send", failed)
+
+
+def _authority_down(mp: pytest.MonkeyPatch, fault: Fault) -> None:
+    import urllib.error
+
+    authority = deps.identity_authority()
+
+    def refused(*_: Any, **__: Any) -> Any:
+        fault.struck += 1
+        raise urllib.error.URLError(ConnectionRefusedError(111, "Connection refused"))
+
+    mp.setattr(authority._opener, "open", refused)  # type: ignore[attr-defined]
+    mp.setattr(authority, "_sleep", lambda _seconds: None)
+
+
+def _operator_down(mp: pytest.MonkeyPatch, fault: Fault) -> None:
+    from chalicelib.operators.domain.messages import OperatorUnavailable
+
+    gateway = deps.operator_gateway()
+
+    def down(*_: Any, **__: Any) -> Any:
+        fault.struck += 1
+        raise OperatorUnavailable("connection refused")
+
+    mp.setattr(gateway, "push", down)
+
+
+FAULTS: dict[str, Callable[[], Fault]] = {
+    "store-throttled": lambda: Fault(
+        "store-throttled",
+        "dynamodb",
+        STORE_WRITES,
+        aws_error("ProvisionedThroughputExceededException", 400),
+    ),
+    "store-read-timeout": lambda: Fault("store-read-timeout", "dynamodb", STORE_READS, read_timeout),
+    "store-changed": lambda: Fault(
+        "store-changed",
+        "dynamodb",
+        STORE_WRITES,
+        aws_error("ConditionalCheckFailedException", 400),
+        statuses=(409, 503),
+    ),
+    "s3-put": lambda: Fault("s3-put", "s3", frozenset({"PutObject"}), aws_error("SlowDown", 503)),
+    "s3-get": lambda: Fault("s3-get", "s3", frozenset({"GetObject"}), aws_error("InternalError", 500)),
+    "kms-encrypt": lambda: Fault(
+        "kms-encrypt", "kms", frozenset({"GenerateDataKey"}), aws_error("KMSInternalException", 500)
+    ),
+    "kms-decrypt": lambda: Fault(
+        "kms-decrypt", "kms", frozenset({"Decrypt"}), aws_error("KeyUnavailableException", 500)
+    ),
+    "kms-mac": lambda: Fault("kms-mac", "kms", frozenset({"GenerateMac"}), aws_error("ThrottlingException", 400)),
+    "ocr-timeout": lambda: Fault("ocr-timeout", install=_engine_timeout("ocr", "read", deps.ocr_engine)),
+    "face-timeout": lambda: Fault(
+        "face-timeout", install=_engine_timeout("faces", "compare", deps.face_engine)
+    ),
+    "liveness-timeout": lambda: Fault(
+        "liveness-timeout", install=_engine_timeout("liveness", "judge", deps.liveness_engine)
+    ),
+    "sms-down": lambda: Fault("sms-down", install=_sms_down),
+    "authority-down": lambda: Fault("authority-down", install=_authority_down),
+    "operator-down": lambda: Fault("operator-down", install=_operator_down, statuses=(200,)),
+}
+
+
+@contextlib.contextmanager
+def injected(fault: Fault) -> Iterator[None]:
+    """``fault`` in force for the duration (every cached data key forgotten first, as in a new process,
+    so that a KMS fault meets a call)."""
+    from botocore.endpoint import Endpoint
+
+    cipher = deps.field_cipher()
+    cipher._current = None  # type: ignore[attr-defined]
+    cipher._unwrapped.clear()  # type: ignore[attr-defined]
+    with pytest.MonkeyPatch.context() as mp:
+        if fault.install is not None:
+            fault.install(mp, fault)
+        else:
+            original = Endpoint.make_request
+
+            def faulty(endpoint: Endpoint, operation_model: Any, request_dict: Any) -> Any:
+                service = operation_model.service_model.service_name
+                if service == fault.service and operation_model.name in fault.operations:
+                    fault.struck += 1
+                    assert fault.raise_ is not None
+                    raise fault.raise_(operation_model.name)
+                return original(endpoint, operation_model, request_dict)
+
+            mp.setattr(Endpoint, "make_request", faulty)
+        yield
+
+
+@contextlib.contextmanager
+def recorded(calls: set[str]) -> Iterator[None]:
+    """Every AWS call made meanwhile, as ``service:Operation``, added to ``calls``."""
+    from botocore.endpoint import Endpoint
+
+    original = Endpoint.make_request
+
+    def recording(endpoint: Endpoint, operation_model: Any, request_dict: Any) -> Any:
+        calls.add(f"{operation_model.service_model.service_name}:{operation_model.name}")
+        return original(endpoint, operation_model, request_dict)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Endpoint, "make_request", recording)
+        yield
+
+
+def snapshot() -> dict[str, Any]:
+    """Every item of every table and every object version of the documents bucket (the SMS drop and
+    the head-unit drop included)."""
+    from moto.core.models import DEFAULT_ACCOUNT_ID
+    from moto.dynamodb.models import dynamodb_backends
+
+    from chalicelib.core.aws import client
+    from chalicelib.core.settings import get_settings
+
+    settings = get_settings()
+    backend = dynamodb_backends[DEFAULT_ACCOUNT_ID][settings.region]
+    state: dict[str, Any] = {
+        f"table:{name}": sorted(
+            json.dumps(item.to_json(), sort_keys=True, default=str) for item in table.all_items()
+        )
+        for name, table in backend.tables.items()
+    }
+    listed = client("s3").list_object_versions(Bucket=settings.documents_bucket)
+    state["bucket"] = sorted(
+        f"{v['Key']}@{v.get('VersionId')}:{v.get('ETag', 'marker')}"
+        for v in [*listed.get("Versions", []), *listed.get("DeleteMarkers", [])]
+    )
+    return state
+
+
+def changed(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """What differs between two snapshots: table names and bucket keys."""
+    out = [name for name in sorted(set(before) | set(after)) if name != "bucket" and before.get(name) != after.get(name)]
+    added = set(after["bucket"]) - set(before["bucket"])
+    removed = set(before["bucket"]) - set(after["bucket"])
+    out += [f"+{k.split('@')[0]}" for k in sorted(added)] + [f"-{k.split('@')[0]}" for k in sorted(removed)]
+    return out
+
+
+def _jpeg(width: int, height: int, shade: int) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (shade, 128, 255 - shade)).save(out, format="JPEG", quality=80)
+    return out.getvalue()
+
+
+def _frames(count: int) -> list[bytes]:
+    """The liveness burst: small JPEG frames (the fake engines judge them as configured)."""
+    return [_jpeg(320, 240, 40 * i) for i in range(count)]
+
+
+def _id_lines() -> tuple[list[Any], list[Any]]:
+    """What the OCR engine reads on the synthetic ID card: the front, then the back."""
+    from chalicelib.verification.domain.readings import TextLine
+    from tests.synthetic_documents import PERSON_ADDRESS, PERSON_ID_NUMBER, PERSON_NAME
+
+    front = ["姓名", PERSON_NAME, "性别", "男", "民族", "汉", "出生", "1990年3月7日", "住址", PERSON_ADDRESS]
+    front += ["公民身份号码", PERSON_ID_NUMBER]
+    back = ["中华人民共和国", "居民身份证", "签发机关", "北京市公安局东城分局", "有效期限", "2020.06.01-2040.06.01"]
+    return [TextLine(text=t, confidence=0.99) for t in front], [TextLine(text=t, confidence=0.99) for t in back]
+
+
+def _fixed(value: Any) -> Callable[[], Any]:
+    """A ``deps`` getter that always gives ``value`` (``deps.reset`` may clear it)."""
+    return functools.lru_cache(maxsize=1)(lambda: value)
+
+
+def use_fake_engines(mp: pytest.MonkeyPatch, sandbox: Any, photos: dict[DocumentKind, bytes]) -> None:
+    """OCR, faces, liveness and the face index as the unit tests' fakes (the adapters under test here
+    are the store, S3, KMS, SMS, the authority and the operators; the engines' own faults are raised
+    where their adapters raise them). The sandbox authority compares portraits with the fake too."""
+    from tests.fakes.faces import FakeFaceIndex
+    from tests.fakes.verification import FakeFaceEngine, FakeLivenessEngine, FakeOcr
+
+    front, back = _id_lines()
+    ocr = FakeOcr(readings={photos[DocumentKind.ID_FRONT]: front, photos[DocumentKind.ID_BACK]: back})
+    faces = FakeFaceEngine()
+    mp.setattr(deps, "ocr_engine", _fixed(ocr))
+    mp.setattr(deps, "face_engine", _fixed(faces))
+    mp.setattr(deps, "liveness_engine", _fixed(FakeLivenessEngine()))
+    mp.setattr(deps, "face_index", _fixed(FakeFaceIndex()))
+    mp.setattr(sandbox, "_engine", faces)
+
+
+@dataclass
+class Walk:
+    """The registration walked: the API, the owner's headers and what each step hands the next."""
+
+    api: Any
+    me: dict[str, str]
+    vin: str
+    reg_id: str = ""
+    flow_id: str = ""
+    code: str = ""
+    session: dict[str, Any] = field(default_factory=dict)
+    frames: list[str] = field(default_factory=list)
+    key: str = ""
+    record_ids: list[str] = field(default_factory=list)
+    photos: dict[DocumentKind, bytes] = field(default_factory=dict)
+
+
+def _call(w: Walk, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    from tests.integration.test_verification_api import call
+
+    return call(w.api, method, path, w.me, body)
+
+
+def _act_start(w: Walk) -> tuple[int, Any]:
+    status, body = _call(w, "post", REG, {"vin": w.vin})
+    if status in (200, 201):
+        w.reg_id = body["registration_id"]
+    return status, body
+
+
+def _prepare_phone(w: Walk) -> None:
+    text = deps.sms_drop().recent(1)[0].text
+    w.code = "".join(ch for ch in text.split("验证码")[1] if ch.isdigit())[:6]
+
+
+def _prepare_possession(w: Walk) -> None:
+    w.code = deps.vehicle_channel().recent(w.vin, 1)[0].code
+
+
+def _act_possession(w: Walk) -> tuple[int, Any]:
+    status, body = _call(w, "post", f"{REG}/{w.reg_id}/possession", {"method": "head_unit", "code": w.code})
+    if status == 200:
+        w.flow_id = body["flow_id"]
+    return status, body
+
+
+def _identity(w: Walk) -> dict[str, str]:
+    from tests.synthetic_documents import PERSON_ADDRESS, PERSON_ID_NUMBER, PERSON_NAME
+
+    return {"id_type": "resident_id", "id_number": PERSON_ID_NUMBER, "name": PERSON_NAME, "address": PERSON_ADDRESS}
+
+
+def _consent_body(w: Walk) -> dict[str, Any]:
+    _, texts = _call(w, "get", "/v1/consents")
+    doc = next(d for d in texts["documents"] if d["kind"] == "biometric_consent")
+    return {"version": doc["version"], "sha256": doc["sha256"], "client": {"ua": "test"}}
+
+
+def _prepare_upload(kind: DocumentKind) -> Callable[[Walk], None]:
+    def prepare(w: Walk) -> None:
+        from chalicelib.core.aws import client
+        from chalicelib.core.settings import get_settings
+
+        body = {"kind": kind.value, "content_type": "image/jpeg"}
+        status, post = _call(w, "post", f"/v1/flows/{w.flow_id}/uploads", body)
+        assert status == 201, post
+        w.key = post["key"]
+        bucket = get_settings().documents_bucket
+        client("s3").put_object(Bucket=bucket, Key=w.key, Body=w.photos[kind], ContentType="image/jpeg")
+
+    return prepare
+
+
+def _act_liveness_start(w: Walk) -> tuple[int, Any]:
+    status, body = _call(w, "post", f"/v1/flows/{w.flow_id}/liveness-sessions")
+    if status == 201:
+        w.session = dict(body)
+    return status, body
+
+
+def _prepare_face(w: Walk) -> None:
+    if not w.frames:
+        w.frames = [base64.b64encode(frame).decode() for frame in _frames(3)]
+
+
+def _act_face(w: Walk) -> tuple[int, Any]:
+    from tests.integration.test_verification_api import send_burst
+
+    status, body = send_burst(w.api, w.me, w.flow_id, w.session, w.frames)
+    if status == 200 and body.get("passed") is not True:
+        return 299, body  # answered, but the face did not pass: not the step's success
+    return status, body
+
+
+def _act_consents(w: Walk) -> tuple[int, Any]:
+    _, texts = _call(w, "get", "/v1/consents")
+    accepted = [{"kind": d["kind"], "version": d["version"], "sha256": d["sha256"]} for d in texts["documents"]]
+    return _call(w, "post", f"{REG}/{w.reg_id}/consents", {"accepted": accepted, "client": {"ua": "test"}})
+
+
+def _prepare_push(w: Walk) -> None:
+    from chalicelib.adapters.dynamo.models_outbox import OutboxModel
+
+    w.record_ids = [r.record_id for r in OutboxModel.scan() if r.kind == "register"]
+    assert w.record_ids, "the submit left no push in the outbox"
+
+
+def _act_push(w: Walk) -> tuple[int, Any]:
+    """The outbox consumer handling the registration's push, as Lambda delivers it: 200 when every
+    message was handled (sent, or its retry scheduled), 503 when a message is left for redelivery."""
+    from chalicelib.operators.dispatch import message_body
+
+    records = [{"messageId": rid, "receiptHandle": rid, "body": message_body(rid)} for rid in w.record_ids]
+    result = deps.dispatcher().handle_batch(records)
+    failed = result["batchItemFailures"]
+    return (503 if failed else 200), result
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    act: Callable[[Walk], tuple[int, Any]]
+    ok: int
+    faults: tuple[str, ...] = ()
+    prepare: Callable[[Walk], None] | None = None
+
+
+STEPS: tuple[Step, ...] = (
+    Step("start", _act_start, 201),
+    Step("confirm-vehicle", lambda w: _call(w, "post", f"{REG}/{w.reg_id}/confirm-vehicle", {}), 200),
+    Step(
+        "sms-code",
+        lambda w: _call(w, "post", "/v1/auth/sms-codes", {"phone": PHONE, "purpose": "owner_phone"}),
+        202,
+    ),
+    Step(
+        "phone",
+        lambda w: _call(w, "post", f"{REG}/{w.reg_id}/phone", {"phone": PHONE, "code": w.code}),
+        200,
+        prepare=_prepare_phone,
+    ),
+    Step("head-unit-code", lambda w: _call(w, "post", f"{REG}/{w.reg_id}/possession/head-unit-code"), 202),
+    Step("possession", _act_possession, 200, prepare=_prepare_possession),
+    Step("identity", lambda w: _call(w, "put", f"/v1/flows/{w.flow_id}/identity", _identity(w)), 200),
+    Step(
+        "biometric-consent",
+        lambda w: _call(w, "post", f"/v1/flows/{w.flow_id}/biometric-consent", _consent_body(w)),
+        200,
+    ),
+    Step(
+        "upload-front",
+        lambda w: _call(w, "post", f"/v1/flows/{w.flow_id}/documents", {"kind": "id_front", "key": w.key}),
+        201,
+        prepare=_prepare_upload(DocumentKind.ID_FRONT),
+    ),
+    Step("ocr-front", lambda w: _call(w, "post", f"/v1/flows/{w.flow_id}/ocr/id_front"), 200),
+    Step(
+        "upload-back",
+        lambda w: _call(w, "post", f"/v1/flows/{w.flow_id}/documents", {"kind": "id_back", "key": w.key}),
+        201,
+        prepare=_prepare_upload(DocumentKind.ID_BACK),
+    ),
+    Step("ocr-back", lambda w: _call(w, "post", f"/v1/flows/{w.flow_id}/ocr/id_back"), 200),
+    Step("liveness-start", _act_liveness_start, 201),
+    Step("face", _act_face, 200, prepare=_prepare_face),
+    Step("consents", _act_consents, 200),
+    Step("submit", lambda w: _call(w, "post", f"{REG}/{w.reg_id}/submit"), 200),
+    Step("push", _act_push, 200, prepare=_prepare_push),
+)
+
+
+@dataclass
+class Outcome:
+    status: int
+    body: Any
+    struck: int
+    changes: list[str]
+    allowed: tuple[int, ...]
+
+
+@dataclass
+class Table:
+    outcomes: dict[tuple[str, str], Outcome] = field(default_factory=dict)
+    #: Each step's answer without a fault (status, body), in walk order.
+    steps: dict[str, tuple[int, Any]] = field(default_factory=dict)
+    calls: dict[str, set[str]] = field(default_factory=dict)
+    stopped: str | None = None
+
+
+@pytest.fixture(scope="module")
+def table(identity_authority: Any) -> Iterator[Table]:
+    """The walk, once: before each step every fault of its rows is tried, then the step is taken."""
+    from chalice.test import Client
+    from moto import mock_aws
+
+    from app import app
+    from chalicelib.cards.inventory import import_inventory
+    from chalicelib.core.auth import Role, issue_token
+    from chalicelib.core.settings import get_settings
+    from chalicelib.local.bootstrap import create_resources, stop_executions
+    from chalicelib.local.synthetic import inventory_rows
+    explore = os.environ.get("CHEKA_FAULT_TABLE_EXPLORE") == "1"
+    result = Table()
+    with pytest.MonkeyPatch.context() as mp, mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        mp.setenv("CHEKA_SMS_RESEND_SECONDS", "0")
+        deps.reset()
+        create_resources(get_settings())
+        rows = list(inventory_rows(1, seed=181))
+        report = import_inventory(list(enumerate(rows, start=2)), deps.inventory_repo(), actor="test")
+        assert report.errors == []
+        token = issue_token(get_settings(), OWNER, [Role("owner")])
+        me = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        photos = {DocumentKind.ID_FRONT: _jpeg(856, 540, 200), DocumentKind.ID_BACK: _jpeg(856, 540, 100)}
+        use_fake_engines(mp, identity_authority, photos)
+        with Client(app) as api:
+            walk = Walk(api, me, rows[0]["vin"], photos=photos)
+            for step in STEPS:
+                if step.prepare is not None:
+                    step.prepare(walk)
+                for name in step.faults:
+                    fault = FAULTS[name]()
+                    before = snapshot()
+                    with injected(fault):
+                        status, body = step.act(walk)
+                    result.outcomes[(name, step.name)] = Outcome(
+                        status, body, fault.struck, changed(before, snapshot()), fault.statuses
+                    )
+                calls: set[str] = set()
+                began = time.perf_counter()
+                with recorded(calls):
+                    status, body = step.act(walk)
+                result.calls[step.name] = calls
+                result.steps[step.name] = (status, body)
+                if explore:
+                    print(f"\n{step.name}: {status} {time.perf_counter() - began:.2f}s {sorted(calls)}")
+                if status != step.ok:
+                    result.stopped = step.name
+                    break
+        stop_executions(get_settings())
+    deps.reset()
+    yield result
+
+
+ROWS = [(fault, step.name) for step in STEPS for fault in step.faults]
+
+
+def test_the_walk_without_faults_completes(table: Table) -> None:
+    assert table.stopped is None, (table.stopped, table.steps[table.stopped] if table.stopped else None)
+    assert list(table.steps) == [s.name for s in STEPS]
+
+
+@pytest.mark.parametrize(("fault", "step"), ROWS, ids=[f"{f}-{s}" for f, s in ROWS])
+def test_a_fault_gets_a_retryable_answer_and_leaves_the_store_as_it_was(
+    table: Table, fault: str, step: str
+) -> None:
+    outcome = table.outcomes.get((fault, step))
+    assert outcome is not None, f"the walk stopped at {table.stopped} before {step}"
+    assert outcome.struck > 0, f"{fault} never met a call at {step}: {sorted(table.calls.get(step, ()))}"
+    assert outcome.status in outcome.allowed, (outcome.status, outcome.body)
+    if outcome.status == 503 and step != "push":
+        assert outcome.body["details"]["retry_after_seconds"] > 0, outcome.body
+        assert outcome.body["message_zh"] and outcome.body["message_en"]
+    assert outcome.changes == [], outcome.changes
