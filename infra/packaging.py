@@ -1,4 +1,12 @@
-"""Bytecode in the Lambda zip: a function's cold start then compiles nothing.
+"""The Lambda zip: its dependencies from a hashed lock, and its bytecode (a cold start compiles nothing).
+
+Dependencies: ``chalice package`` installs the stage's lock (``requirements.lock``, or the lock of the
+stage's provider SDKs, ``make lock``: ``scripts.lock``) with ``--require-hashes``, and pip is told the
+Lambda runtime's platform (``lambda_pip_environment``), so every wheel is a Lambda-compatible one whose
+``sha256`` the lock names: a tampered or substituted file stops the build. A lock that no longer covers the
+requirement files is refused (``lock_problems``).
+
+Bytecode:
 
 Lambda's task root is read-only, so an interpreter there cannot write the ``.pyc`` files it compiles:
 every cold start compiles every module it imports again (about 0.6 s for the API). The zip that
@@ -12,10 +20,15 @@ the same asset hash).
 from __future__ import annotations
 
 import compileall
+import contextlib
+import os
 import py_compile
+import re
 import shutil
+import sys
 import tempfile
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +37,107 @@ _FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 #: Files the functions never read, left out of the zip: ``holidays``' translations of holiday names
 #: (4.7 MB of ``.mo`` files; the review deadlines ask only whether a day is a working day).
 DROPPED_PREFIXES = ("holidays/locale/",)
+
+
+#: The requirement files a stage's package may add to ``requirements.txt``
+#: (``Settings.lambda_requirement_files``), each combination with a lock of its own.
+LOCKED_REQUIREMENTS: tuple[tuple[str, ...], ...] = ((), ("requirements-authority-tencent.txt",))
+#: The glibc of the Lambda runtime the package is for (Amazon Linux 2 for python3.11: 2.26).
+LAMBDA_GLIBC_MINOR = 26
+
+_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?==([^\s;#\\]+)")
+_HASH = re.compile(r"--hash=sha256:([0-9a-f]{64})")
+
+
+def lock_path(extra: tuple[str, ...], project_dir: Path) -> Path:
+    """``()`` -> ``requirements.lock``; ``("requirements-authority-tencent.txt",)`` ->
+    ``requirements-authority-tencent.lock``."""
+    parts = [name.removeprefix("requirements-").removesuffix(".txt") for name in extra]
+    return project_dir / ("-".join(["requirements", *parts]) + ".lock")
+
+
+def _normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def requirement_pins(text: str) -> dict[str, str]:
+    """``name -> version`` of a requirement file's ``name==version`` lines (``-r`` lines not followed)."""
+    pins: dict[str, str] = {}
+    for line in text.splitlines():
+        found = _PIN.match(line.strip())
+        if found:
+            pins[_normalized(found.group(1))] = found.group(3)
+    return pins
+
+
+def locked(text: str) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """``name -> (version, sha256 hashes)`` of a lock (continuation lines joined)."""
+    entries: dict[str, tuple[str, tuple[str, ...]]] = {}
+    for line in text.replace("\\\n", " ").splitlines():
+        stripped = line.split(" #", 1)[0].strip()
+        found = _PIN.match(stripped)
+        if found:
+            entries[_normalized(found.group(1))] = (found.group(3), tuple(_HASH.findall(stripped)))
+    return entries
+
+
+def lock_problems(extra: tuple[str, ...], project_dir: Path) -> list[str]:
+    """What keeps the lock of ``requirements.txt`` + ``extra`` from being installed as the package's
+    dependencies: missing, a pin it does not hold at the same version, an entry without a hash."""
+    lock = lock_path(extra, project_dir)
+    if not lock.is_file():
+        return [f"{lock.name} is missing: run `make lock`"]
+    entries = locked(lock.read_text(encoding="utf-8"))
+    problems: list[str] = []
+    for source in ("requirements.txt", *extra):
+        for name, version in requirement_pins((project_dir / source).read_text(encoding="utf-8")).items():
+            if name not in entries:
+                problems.append(f"{name} ({source}) is not locked: run `make lock`")
+            elif entries[name][0] != version:
+                problems.append(
+                    f"{name} is {version} in {source} but {entries[name][0]} in the lock: run `make lock`"
+                )
+    problems += [f"{name} has no hash" for name, (_, hashes) in entries.items() if not hashes]
+    return problems
+
+
+def lambda_requirements(extra: tuple[str, ...], project_dir: Path) -> str:
+    """The ``requirements.txt`` a stage's package is built from: its lock, every hash required."""
+    problems = lock_problems(extra, project_dir)
+    if problems:
+        raise ValueError(f"{lock_path(extra, project_dir).name}: " + "; ".join(problems))
+    lock = lock_path(extra, project_dir).read_text(encoding="utf-8")
+    return "--require-hashes\n" + lock
+
+
+def lambda_pip_environment() -> dict[str, str]:
+    """What pip is told while Chalice downloads the package's dependencies: wheels only, for the Lambda
+    runtime (CPython of this interpreter's version on ``manylinux`` x86_64 up to its glibc), so that pip
+    picks the files Chalice keeps and checks each against the lock's hashes (left to itself, pip picks the
+    build machine's newest wheel and Chalice fetches a compatible one again, unchecked)."""
+    platforms = [f"manylinux_2_{minor}_x86_64" for minor in range(17, LAMBDA_GLIBC_MINOR + 1)]
+    return {
+        "PIP_ONLY_BINARY": ":all:",
+        "PIP_PLATFORM": " ".join(["manylinux2014_x86_64", *platforms]),
+        "PIP_IMPLEMENTATION": "cp",
+        "PIP_PYTHON_VERSION": f"{sys.version_info.major}.{sys.version_info.minor}",
+        "PIP_REQUIRE_HASHES": "1",
+    }
+
+
+@contextlib.contextmanager
+def lambda_pip() -> Iterator[None]:
+    """``lambda_pip_environment`` in ``os.environ`` (Chalice's pip runs inherit it), then restored."""
+    saved = {name: os.environ.get(name) for name in lambda_pip_environment()}
+    os.environ.update(lambda_pip_environment())
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def precompile_zip(path: Path) -> int:
@@ -63,7 +177,8 @@ def precompiling_chalice() -> type[Any]:
 
     class PrecompilingChalice(Chalice):
         def _package_app(self) -> None:
-            super()._package_app()
+            with lambda_pip():  # the lock's wheels for the Lambda runtime, each checked against its hash
+                super()._package_app()
             precompile_zip(Path(self._sam_package_dir) / "deployment.zip")
 
     return PrecompilingChalice

@@ -66,7 +66,7 @@ from infra.campaigns import function_environment as campaign_function_environmen
 from infra.engines import ENGINES_ROLE, add_engines_function
 from infra.gateway import Edge, add_edge
 from infra.operations import api_5xx_rate_alarm, queue_alarms, sms_budget_alarm, throttle_alarms
-from infra.packaging import precompiling_chalice
+from infra.packaging import lambda_requirements, precompiling_chalice
 from infra.roles import (
     API_FUNCTION,
     FUNCTION_ACCESS,
@@ -733,7 +733,7 @@ class ChekaStack(Stack):
     def _edge(self) -> Edge | None:
         """The API's access logs, throttling and web ACL (``infra.gateway``); none without an API."""
         rest_api = self._rest_api(self.api)
-        if rest_api is None:
+        if rest_api is None or self.api is None:
             return None
         # The routes as ``chalice package`` wrote them in the API's OpenAPI definition.
         sam = json.loads((Path(self.api._sam_package_dir) / "sam.json").read_text(encoding="utf-8"))
@@ -741,12 +741,11 @@ class ChekaStack(Stack):
         return add_edge(self, rest_api, self.chalice_config["api_gateway_stage"], paths)
 
     def _package_source(self, project_dir: Path, build_dir: Path) -> Path:
-        """What ``chalice package`` packages: the project itself, or, when the stage's providers need
-        SDKs of their own (``Settings.lambda_requirement_files``), a copy of the app whose
-        ``requirements.txt`` adds them, so that each stage's package holds only the SDKs it uses."""
+        """What ``chalice package`` packages: a copy of the app whose ``requirements.txt`` is the stage's
+        hashed lock (``infra.packaging.lambda_requirements``: ``requirements.txt`` plus the SDKs of the
+        stage's providers, ``Settings.lambda_requirement_files``), so that each stage's package holds
+        only the SDKs it uses, every file checked against its hash."""
         extra = self.settings.lambda_requirement_files
-        if not extra:
-            return project_dir
         source = build_dir / "package-source"
         if source.exists():
             shutil.rmtree(source)
@@ -755,9 +754,8 @@ class ChekaStack(Stack):
         shutil.copy2(project_dir / "app.py", source / "app.py")
         for folder in ("chalicelib", ".chalice"):
             shutil.copytree(project_dir / folder, source / folder, ignore=ignore)
-        parts = [(project_dir / "requirements.txt").read_text(encoding="utf-8")]
-        parts += [(project_dir / name).read_text(encoding="utf-8") for name in extra]
-        (source / "requirements.txt").write_text("\n".join(parts), encoding="utf-8")
+        requirements = lambda_requirements(tuple(extra), project_dir)
+        (source / "requirements.txt").write_text(requirements, encoding="utf-8")
         return source
 
     @staticmethod

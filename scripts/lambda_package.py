@@ -7,7 +7,7 @@ files, so any code change makes it download every wheel again (about 30 s with a
 the dependencies are kept once per requirements text (``.chalice/deployments/cheka-deps-<md5>-…zip``,
 git-ignored) and the current app is put into a copy of them with Chalice's own ``inject_latest_app``
 before ``chalice package`` runs, which then reuses it (a few seconds). ``fresh=True`` rebuilds from
-PyPI (transitive dependencies are not pinned: a fresh build may pick newer ones).
+PyPI: the same files, since the stage's requirements are its hashed lock (``make lock``).
 
 ``import_deployed_app`` imports ``app`` from the unpacked zip in a fresh interpreter that sees nothing
 else (``-I -S``: no site-packages, no user site, no ``PYTHON*`` variables), with the stage's declared
@@ -58,13 +58,13 @@ def python_runtime() -> str:
 
 
 def stage_requirements(stage: str, project_dir: Path = PROJECT_DIR) -> str:
-    """The stage's ``requirements.txt``: the runtime's plus the SDKs of the providers it chose."""
+    """The stage's ``requirements.txt``: the hashed lock of the runtime's dependencies plus the SDKs of the
+    providers it chose (``infra.packaging.lambda_requirements``, as ``infra.stack`` packages it)."""
     from chalicelib.core.stages import stage_settings
+    from infra.packaging import lambda_requirements
 
     settings = stage_settings(stage, project_dir)
-    parts = [(project_dir / "requirements.txt").read_text(encoding="utf-8")]
-    parts += [(project_dir / name).read_text(encoding="utf-8") for name in settings.lambda_requirement_files]
-    return "\n".join(parts)
+    return lambda_requirements(tuple(settings.lambda_requirement_files), project_dir)
 
 
 def package_source(stage: str, dest: Path, project_dir: Path = PROJECT_DIR) -> Path:
@@ -151,8 +151,11 @@ def dependencies_cache(requirements: str, project_dir: Path = PROJECT_DIR) -> Pa
 def _packaging_environment(region: str) -> dict[str, str]:
     """This process's environment without the app's settings (``chalice package`` imports ``app.py``
     with the stage's variables from ``.chalice/config.json``), in the stage's region."""
+    from infra.packaging import lambda_pip_environment
+
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CHEKA_", "AWS_LAMBDA_"))}
     env["AWS_DEFAULT_REGION"] = region
+    env.update(lambda_pip_environment())  # the lock's Lambda wheels, each checked against its hash
     return env
 
 

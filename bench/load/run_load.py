@@ -258,7 +258,15 @@ def make_assets(folder: Path) -> None:
 
 
 def run_level(
-    stack: Stack, users: int, ramp: int, seconds: int, pool: Path, out: Path, *, profile: bool
+    stack: Stack,
+    users: int,
+    ramp: int,
+    seconds: int,
+    pool: Path,
+    out: Path,
+    *,
+    profile: bool,
+    classes: tuple[str, ...] = (),
 ) -> Level:
     prefix = out / f"users-{users}"
     summary = out / f"users-{users}-summary.json"
@@ -287,6 +295,7 @@ def run_level(
         "--only-summary",
         "--loglevel",
         "WARNING",
+        *classes,
     ]
     pids = stack.pids()
     with (out / f"users-{users}-locust.log").open("wb") as log:
@@ -304,6 +313,11 @@ def run_level(
             for pid in pids.values():
                 os.kill(pid, signal.SIGUSR1)
         locust.wait(timeout=ramp + seconds + 120)
+    if profile and stack.profiles is not None:
+        # Each process writes its report once it has gathered its stats: wait for them before going on.
+        deadline = time.monotonic() + 300
+        while len(list(stack.profiles.glob("*.txt"))) < len(pids) and time.monotonic() < deadline:
+            time.sleep(1)
     steps, total = read_stats(Path(f"{prefix}_stats.csv"))
     counts = json.loads(summary.read_text()) if summary.exists() else {}
     return Level(
@@ -332,9 +346,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", default="10,30,60", help="levels: owners at a time (comma-separated)")
     parser.add_argument("--seconds", type=int, default=60, help="measured seconds per level (10–600)")
     parser.add_argument("--ramp", type=int, default=10, help="seconds of spawning before each level")
-    parser.add_argument("--pool", type=int, default=1200, help="owners (phone + car) imported per level")
+    parser.add_argument("--pool", type=int, default=600, help="owners (phone + car) imported per level")
     parser.add_argument("--out", type=Path, default=None, help="folder for the CSV stats and logs")
     parser.add_argument("--profile", action="store_true", help="profile the API and moto in the last level")
+    parser.add_argument(
+        "--only",
+        choices=("Starter", "Registrant"),
+        default=None,
+        help="one kind of owner only (default: four starters to one registrant)",
+    )
     args = parser.parse_args(argv)
     levels = [int(u) for u in args.users.split(",") if u.strip()]
     if not levels or not all(1 <= u <= 200 for u in levels) or not 10 <= args.seconds <= 600:
@@ -359,26 +379,24 @@ def main(argv: list[str] | None = None) -> int:
             "authority", "register", "--name", PERSON_NAME, "--id-number", PERSON_ID_NUMBER,
             "--portrait", str(FACES / CARD_PORTRAIT),
         )  # fmt: skip
-        pools = []
-        for n, _ in enumerate(levels):
+        person = {"id_number": PERSON_ID_NUMBER, "name": PERSON_NAME, "address": PERSON_ADDRESS}
+        for n, users in enumerate(levels):
+            # Each level's owners and cars, imported just before it (moto's store grows with them).
             body, owners = pool_csv(n * args.pool, args.pool, seed=4242 + n)
             inventory = out / f"inventory-{n}.csv"
             inventory.write_text(body)
             stack.cheka("import-inventory", str(inventory))
             pool = out / f"pool-{n}.json"
-            person = {"id_number": PERSON_ID_NUMBER, "name": PERSON_NAME, "address": PERSON_ADDRESS}
             pool.write_text(json.dumps({"owners": owners, "person": person, "assets": str(out / "assets")}))
-            pools.append(pool)
-        print(
-            f"{len(levels) * args.pool} owners' cars imported ({time.monotonic() - started:.0f} s)",
-            flush=True,
-        )
-        for n, users in enumerate(levels):
+            print(f"{args.pool} owners' cars imported ({time.monotonic() - started:.0f} s)", flush=True)
             last = n == len(levels) - 1
+            only = (args.only,) if args.only else ()
             level = run_level(
-                stack, users, args.ramp, args.seconds, pools[n], out, profile=args.profile and last
+                stack, users, args.ramp, args.seconds, pool, out, profile=args.profile and last, classes=only
             )
             print(f"\n{level_table(level)}  (load average {os.getloadavg()[0]:.1f})\n", flush=True)
+            if level.starts >= args.pool:
+                print(f"the pool of {args.pool} owners ran out: run again with a larger --pool", flush=True)
     finally:
         stack.stop()
     if args.profile and stack.profiles is not None:

@@ -166,7 +166,7 @@ def consents(call: Call) -> ConsentsView:
     body=StartBody,
     response=lambda: views.RegistrationView,
     status=201,
-    errors=(404, 409),
+    errors=(404, 409, 429),
     tags=("registration",),
     step="start",
 )
@@ -430,7 +430,7 @@ def submit_registration(call: Call, registration_id: str) -> RegistrationView:
     body=DeregistrationStartBody,
     response=lambda: views.RegistrationView,
     status=201,
-    errors=(404,),
+    errors=(404, 429),
     tags=("registration",),
     step="deregistration_start",
 )

@@ -151,7 +151,10 @@ def _engines_function() -> str | None:
 def _sandbox_authority(base_url: str) -> None:
     import urllib.request
 
-    with urllib.request.urlopen(f"{base_url}/health", timeout=PROBE_TIMEOUT_SECONDS):  # noqa: S310
+    if not base_url.startswith(("https://", "http://")):  # never file: or another scheme
+        raise ValueError("the sandbox authority's address is not http(s)")
+    url = f"{base_url}/health"
+    with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT_SECONDS):  # noqa: S310 # nosec B310 # http(s) only
         pass
 
 

@@ -125,6 +125,7 @@ def reveal_for(user: Principal) -> bool:
     body=OpenFlow,
     response=FlowView,
     status=201,
+    errors=(429,),
     tags=("verification",),
 )
 def open_flow(call: Call) -> FlowView:

@@ -90,7 +90,7 @@ def http_fetch(url: str, timeout: float) -> bytes:
         raise IdpUnreachable(f"not an http(s) address: {url!r}")
     request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (scheme checked above)
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 # nosec B310 # scheme checked above
             body: bytes = response.read(_MAX_DOCUMENT_BYTES + 1)
     except (urllib.error.URLError, TimeoutError, OSError, ValueError) as exc:
         raise IdpUnreachable(f"{url}: {exc}") from exc

@@ -122,6 +122,18 @@ class DeadlineExceeded(Exception):
         self.operation = operation
 
 
+class Unavailable(Exception):
+    """A dependency's failure worth retrying, lifted out of its library's own wrapping: PynamoDB wraps a
+    throttle, a timeout and a failed condition alike in ``PutError``/``UpdateError``…, and an adapter's
+    ``except PutError`` meant for a concurrent change would take a throttle for one (``409`` instead of
+    ``503``). ``chalicelib.adapters.dynamo.base`` raises this in their place."""
+
+    def __init__(self, service: str, cause: BaseException) -> None:
+        super().__init__(f"{service} unavailable: {type(cause).__name__}: {cause}")
+        setattr(self, _SERVICE_ATTR, service)
+        self.kind = kind_of(cause) or "unavailable"
+
+
 @dataclass(frozen=True)
 class Deadline:
     """The request's deadline and the function's end less the margin (``time.monotonic`` seconds), and
@@ -256,6 +268,8 @@ def _kind(exc: BaseException) -> str | None:
     """Why ``exc`` is worth retrying ("throttled", "unavailable", "deadline"), or None."""
     if isinstance(exc, DeadlineExceeded):
         return "deadline"
+    if isinstance(exc, Unavailable):
+        return exc.kind
     module = type(exc).__module__
     if module.startswith("botocore") or module.startswith("urllib3"):
         from botocore.exceptions import ClientError, HTTPClientError, ReadTimeoutError
@@ -271,11 +285,17 @@ def _kind(exc: BaseException) -> str | None:
     return None
 
 
+def kind_of(exc: BaseException) -> str | None:
+    """Why ``exc`` (or what it wraps) is worth retrying: "throttled", "unavailable", "deadline"; None
+    for a bug or a refusal (a failed condition, a missing key, bad input)."""
+    return next((k for k in map(_kind, _chain(exc)) if k is not None), None)
+
+
 def retryable_error(exc: BaseException) -> DomainError | None:
     """The 503 the API answers for ``exc`` when a dependency failed in a way worth retrying; None when
     ``exc`` is a bug (the API answers 500)."""
     chain = list(_chain(exc))
-    kind = next((k for k in map(_kind, chain) if k is not None), None)
+    kind = kind_of(exc)
     if kind is None:
         return None
     service = _service_hint(chain)

@@ -87,7 +87,7 @@ def report(name: str, clock: str, seconds: float, rows: list[tuple[str, int, flo
     for where, _calls, own, _total in rows:
         by_package[package_of(where)] += own
     busy = sum(by_package.values()) or 1.0
-    lines = [f"{name}: {clock} time over {seconds:.1f} s of wall time; {busy:.1f} s profiled in all", ""]
+    lines = [f"{name}: {clock} time over {seconds:.1f} s of wall time; {busy:.2f} s profiled in all", ""]
     lines.append("own time by package:")
     for package, own in sorted(by_package.items(), key=lambda kv: -kv[1])[:TOP]:
         lines.append(f"  {own:9.2f} s  {100 * own / busy:5.1f} %  {package}")

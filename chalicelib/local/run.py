@@ -131,7 +131,7 @@ def main() -> None:
         data=json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode(),
         method="POST",
     )
-    urllib.request.urlopen(request, timeout=10).close()  # noqa: S310 - loopback moto server
+    urllib.request.urlopen(request, timeout=10).close()  # noqa: S310 # nosec B310 # loopback moto server
 
     print("creating resources and seeding demo data …", flush=True)
     seeded = subprocess.run(

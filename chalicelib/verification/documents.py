@@ -8,6 +8,7 @@ has started (``check_replaceable``): the face verdict must stay about the portra
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -185,7 +186,7 @@ class Documents:
             require_biometric_consent(flow)
         inspect = self._find_portrait if kind is DocumentKind.ID_FRONT else None
         try:
-            stored = self._uploads.complete(flow.flow_id, kind, key, inspect)
+            stored = self._uploads.complete(flow.flow_id, kind, key, inspect, discard_raw=False)
         except EngineUnavailable:
             raise  # nothing was refused: the same upload is completed again once the engine answers
         except DomainError as err:
@@ -200,7 +201,16 @@ class Documents:
         checks = dict(flow.checks)
         if kind in OCR_CHECKS:
             checks.pop(OCR_CHECKS[kind], None)  # a new photo must be read again
-        self._flows.save(flow, documents={**flow.documents, kind.value: stored.key}, checks=checks)
+        try:
+            self._flows.save(flow, documents={**flow.documents, kind.value: stored.key}, checks=checks)
+        except Exception:
+            # Not recorded: the clean copy goes (unless it is the photo already recorded), the raw upload
+            # stays to be completed again.
+            if stored.key != replaced:
+                with contextlib.suppress(Exception):
+                    self._uploads.delete(stored.key)
+            raise
+        self._uploads.delete(key)
         if replaced and replaced != stored.key:
             self._uploads.delete(replaced)
         self._evidence.append(

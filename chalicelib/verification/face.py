@@ -242,6 +242,13 @@ class FaceChecks:
             except ServiceUnavailable:
                 self._record_liveness(flow, caller, session, challenge, verdict, counted=False)
                 raise
+        documents = dict(flow.documents)
+        matches = isinstance(compared, PortraitMatch) and compared.verdict == "match"
+        if verdict.live and matches and gated is None and verdict.reference_image is not None:
+            # Kept before the claim: a bucket that cannot take it (503) leaves the session unused and
+            # the attempt uncounted, like an engine that cannot answer.
+            stored = self._documents.store_live_capture(flow, verdict.reference_image)
+            documents[DocumentKind.LIVE_CAPTURE.value] = stored.key
         self._claim(session)
         left = self._consume_attempt(flow, flow.person_hash, caller, now)
         self._record_liveness(flow, caller, session, challenge, verdict)
@@ -259,10 +266,6 @@ class FaceChecks:
                 if stopped is not None and stopped.reason:
                     reasons.append(stopped.reason)
         passed = verdict.live and bool(matched) and stopped is None
-        documents = dict(flow.documents)
-        if passed and verdict.reference_image is not None:
-            stored = self._documents.store_live_capture(flow, verdict.reference_image)
-            documents[DocumentKind.LIVE_CAPTURE.value] = stored.key
         verdict_now = CheckVerdict.PASSED if passed else CheckVerdict.FAILED
         saved = self._flows.save(
             flow, documents=documents, checks={**flow.checks, CheckName.FACE: verdict_now}

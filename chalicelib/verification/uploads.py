@@ -16,7 +16,7 @@ import re
 import uuid
 from collections.abc import Callable
 
-from chalicelib.kernel.errors import InvalidField
+from chalicelib.kernel.errors import DomainError, InvalidField
 from chalicelib.verification.domain.documents import (
     ACCEPTED_CONTENT_TYPES,
     FIELD,
@@ -108,17 +108,21 @@ class UploadService:
         kind: DocumentKind,
         key: str,
         inspect: Callable[[bytes], object] | None = None,
+        *,
+        discard_raw: bool = True,
     ) -> StoredDocument:
         """Validate the raw upload at ``key`` (and ``inspect`` the clean JPEG, which raises to refuse it),
-        store the clean JPEG, delete the raw upload.
+        store the clean JPEG, delete the raw upload (unless ``discard_raw`` is False: the caller deletes
+        it once it has recorded the photo, so that a failure in between leaves it to complete again).
 
-        Refusals (``document.*``, ``face.*``) store nothing; the raw upload is deleted either way, except
-        when an engine could not answer (``engine.unavailable``): then it stays, to be completed again.
+        Refusals (``document.*``, ``face.*``) store nothing and delete the raw upload. It stays, to be
+        completed again, when a dependency failed: an engine that could not answer
+        (``engine.unavailable``), the store or the bucket unavailable.
         """
         prefix = raw_prefix(_flow(flow_id), kind)
         if not (key.startswith(prefix) and _UPLOAD_ID.match(key[len(prefix) :])):
             raise not_yours()  # another flow's key is left alone
-        keep_raw = False
+        keep_raw = not discard_raw
         try:
             clean = self._validate(kind, self._store.get(key, limits_for(kind).max_bytes))
             if inspect is not None:
@@ -126,6 +130,12 @@ class UploadService:
             stored_key = f"documents/{flow_id}/{kind.value}/{clean.sha256}.jpg"
             self._store.put(stored_key, clean.jpeg, "image/jpeg")
         except EngineUnavailable:
+            keep_raw = True
+            raise
+        except DomainError as err:
+            keep_raw = keep_raw or err.status >= 500
+            raise
+        except Exception:  # a dependency failed (or a bug): the person's upload is not thrown away
             keep_raw = True
             raise
         finally:

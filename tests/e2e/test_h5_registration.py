@@ -142,6 +142,10 @@ class Phone:
             return []
         return [str(e.get("message")) for e in entries if e.get("level") == "SEVERE"]
 
+    def csp_violations(self) -> list[str]:
+        """What the page's Content-Security-Policy refused since the console was last read."""
+        return [e for e in self.console_errors() if "Content Security Policy" in e]
+
     def wait_until(self, what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
         from selenium.common.exceptions import StaleElementReferenceException
 
@@ -650,6 +654,7 @@ def test_a_person_registers_a_car_and_deregisters_it_in_the_browser(phone: Phone
         "deregistered"
     ), me.messages()
     assert "实名注销成功" in me.element("#result-text").text
+    assert me.csp_violations() == []
 
 
 def test_a_trustee_gives_the_owner_and_the_authorization_letter_in_the_browser(

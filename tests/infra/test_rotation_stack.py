@@ -50,8 +50,10 @@ def _statements(synth: Synth, role_id: str) -> list[dict[str, Any]]:
 def test_the_token_key_and_every_operators_keys_have_a_rotation_schedule_and_nothing_else_does(
     synth: Synth,
 ) -> None:
+    from chalicelib.kernel.operators import Operator
+
     rotated = _rotated_secret_ids(synth)
-    assert len(rotated) == 4  # the token key and the three operators' keys
+    assert len(rotated) == 1 + len(Operator)  # the token key and each operator's keys
     schedules = _resources(synth, SCHEDULE).values()
     scheduled = {s["Properties"]["SecretId"]["Ref"] for s in schedules}
     assert scheduled == rotated

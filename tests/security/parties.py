@@ -12,6 +12,7 @@ registration, a flow, an application, a batch — is created through the API.
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,12 +104,68 @@ def seed_inventory(api: Api) -> dict[str, list[dict[str, str]]]:
     """Vehicles sold by each party's dealer, and one each for the parties' owners to register."""
     from chalicelib.local.synthetic import inventory_rows
 
-    rows = list(inventory_rows(6, seed=1818))
-    for row, dealer in zip(rows, ("D100", "D100", "D200", "D200", "D900", "D900"), strict=True):
+    rows = list(inventory_rows(8, seed=1818))
+    dealers = ("D100", "D100", "D200", "D200", "D900", "D900", "D900", "D900")
+    for row, dealer in zip(rows, dealers, strict=True):
         row["dealer_code"] = dealer
     status, report = call(api, "POST", "/v1/admin/inventory/imports", bearer(staff_token(Role.ADMIN)), rows)
     assert status == 200, report
-    return {"A": rows[0:2], "B": rows[2:4], "owners": rows[4:6]}
+    return {"A": rows[0:2], "B": rows[2:4], "owners": rows[4:6], "enterprises": rows[6:8]}
+
+
+def deregistration(owner: str, row: dict[str, str]) -> str:
+    """An open de-registration of the owner's car, written as the service opens one for a car registered
+    through them (the registration itself, with its face check, is not the matrix's business): its id."""
+    from datetime import timedelta
+
+    from chalicelib.adapters.dynamo.registrations import DynamoRegistrationRepository
+    from chalicelib.kernel.clock import utc_now
+    from chalicelib.registration.domain.registrations import (
+        Registration,
+        RegistrationKind,
+        RegistrationStatus,
+    )
+
+    deps.registration_service()  # binds the tables
+    now = utc_now()
+    opened = Registration(
+        registration_id=f"r{uuid.uuid4().hex}",
+        owner=owner,
+        kind=RegistrationKind.DEREGISTRATION,
+        vin=row["vin"],
+        iccids=[row["iccid"]],
+        status=RegistrationStatus.OPEN,
+        version=1,
+        confirmed_at=now,
+        created_at=now,
+        updated_at=now,
+        expires_at=now + timedelta(hours=1),
+    )
+    DynamoRegistrationRepository(deps.field_cipher()).create(opened)
+    return opened.registration_id
+
+
+def enterprise_card(batch_id: str, uscc: str, company: str, row: dict[str, str]) -> str:
+    """The card of ``row`` submitted for registration to the enterprise by its fleet batch, as an
+    approved batch leaves it (the holder is the batch's enterprise party): its ICCID."""
+    from chalicelib.cards.holders import holder_from_party
+    from chalicelib.fleet.apply import enterprise_party_id
+    from chalicelib.kernel.personal import IdType, Party, PartyKind
+
+    enterprise = Party(
+        party_id=enterprise_party_id(batch_id),
+        kind=PartyKind.ENTERPRISE,
+        id_type=IdType.USCC,
+        id_number=uscc,
+        name=company,
+    )
+    responsible = Party(id_type=IdType.RESIDENT_ID, id_number="110101199003074477", name="王责任")
+    for party in (enterprise, responsible):
+        deps.party_repo().put(party)
+    holder = holder_from_party(enterprise, deps.keyed_hasher(), responsible)
+    (outcome,) = deps.lifecycle().submit_registrations([row["iccid"]], holder, "matrix")
+    assert outcome.record_id is not None
+    return row["iccid"]
 
 
 def seed(api: Api) -> tuple[Party, Party]:
@@ -128,7 +185,10 @@ def seed(api: Api) -> tuple[Party, Party]:
         status, flow = call(api, "POST", "/v1/flows", owner, {"purpose": "registration"})
         assert status == 201, flow
         party.own["flow"] = {"flow_id": flow["flow_id"]}
+        party.own["owner_vehicle"] = {"vin": owner_row["vin"]}
+        party.own["deregistration"] = {"registration_id": deregistration(f"owner-matrix-{n}", owner_row)}
         party.secrets += [owner_row["vin"], registration["registration_id"], flow["flow_id"]]
+        party.secrets.append(party.own["deregistration"]["registration_id"])
         # A natural-person account with a second session (the one it ends itself)
         natural = account(f"matrixPerson{n}")
         make_natural(natural)
@@ -168,13 +228,16 @@ def seed(api: Api) -> tuple[Party, Party]:
         )
         assert status == 201, batch
         party.own["batch"] = {"batch_id": batch["batch_id"]}
+        held = stock["enterprises"][index]
+        party.own["enterprise_card"] = {"iccid": enterprise_card(batch["batch_id"], uscc, company, held)}
+        party.secrets += [held["vin"], held["iccid"]]
         party.secrets += [uscc, company, batch["batch_id"], f"matrixApplicant{n}", f"matrixAgent{n}"]
         # A dealer account and the vehicles sold through its code
         dealer = account(f"matrixDealer{n}", dealer_code=DEALERS[n])
         party.headers[Role.DEALER], _ = signed_in(dealer)
         party.own["dealer_vehicle"] = {"vin": dealer_rows[0]["vin"]}
-        party.own["dealer_card"] = {"iccid": dealer_rows[0]["iccid"]}
-        party.secrets += [r["vin"] for r in dealer_rows] + [r["iccid"] for r in dealer_rows]
+        party.own["dealer_card"] = {"iccid": dealer_rows[0]["iccid"], "msisdn": dealer_rows[0]["msisdn"]}
+        party.secrets += [r[f] for r in dealer_rows for f in ("vin", "iccid", "msisdn")]
         # Staff: one token per role (the same for both parties: staff see every party's)
         for role in (
             Role.REVIEWER,

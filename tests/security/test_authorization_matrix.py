@@ -39,11 +39,14 @@ _STAFF = (Role.REVIEWER, Role.REVIEW_LEAD, Role.ADMIN, Role.AUDITOR, Role.OPERAT
 #: Which of a party's resources a role's principal calls a route naming ``Resource`` with (its own).
 OWN: dict[Resource, dict[Role, str]] = {
     Resource.REGISTRATION: {Role.OWNER: "registration"},
-    Resource.DEREGISTRATION: {},  # a de-registration needs a registered car: see OTHER's stand-in
+    Resource.DEREGISTRATION: {Role.OWNER: "deregistration"},
     Resource.FLOW: {Role.OWNER: "flow"},
     Resource.ACCOUNT_SESSION: {Role.ACCOUNT: "account_session"},
     Resource.AGENT: {Role.ENTERPRISE_LEGAL: "agent"},
-    Resource.ENTERPRISE_CARD: {},  # a card held by an enterprise: see OTHER's stand-in
+    Resource.ENTERPRISE_CARD: {
+        Role.ENTERPRISE_LEGAL: "enterprise_card",
+        Role.ENTERPRISE_AGENT: "enterprise_card",
+    },
     Resource.BATCH: {Role.ENTERPRISE_LEGAL: "batch", Role.ENTERPRISE_AGENT: "batch"},
     Resource.DEALER_VEHICLE: {Role.DEALER: "dealer_vehicle", **dict.fromkeys(_STAFF, "dealer_vehicle")},
     Resource.DEALER_CARD: {Role.DEALER: "dealer_card", **dict.fromkeys(_STAFF, "dealer_card")},
@@ -51,13 +54,11 @@ OWN: dict[Resource, dict[Role, str]] = {
 #: Which of the other party's resources stands for "another's" (the roles it is tried with).
 OTHER: dict[Resource, tuple[str, tuple[Role, ...]]] = {
     Resource.REGISTRATION: ("registration", (Role.OWNER,)),
-    # Another owner's registration, named where a de-registration is expected
-    Resource.DEREGISTRATION: ("registration", (Role.OWNER,)),
+    Resource.DEREGISTRATION: ("deregistration", (Role.OWNER,)),
     Resource.FLOW: ("flow", (Role.OWNER, Role.ACCOUNT, Role.ENTERPRISE_LEGAL, Role.ENTERPRISE_AGENT)),
     Resource.ACCOUNT_SESSION: ("account_session", (Role.ACCOUNT,)),
     Resource.AGENT: ("agent", (Role.ENTERPRISE_LEGAL,)),
-    # A card the enterprise does not hold: one sold by the other party's dealer
-    Resource.ENTERPRISE_CARD: ("dealer_card", (Role.ENTERPRISE_LEGAL, Role.ENTERPRISE_AGENT)),
+    Resource.ENTERPRISE_CARD: ("enterprise_card", (Role.ENTERPRISE_LEGAL, Role.ENTERPRISE_AGENT)),
     Resource.BATCH: ("batch", (Role.ENTERPRISE_LEGAL, Role.ENTERPRISE_AGENT)),
     Resource.DEALER_VEHICLE: ("dealer_vehicle", (Role.DEALER,)),
     Resource.DEALER_CARD: ("dealer_card", (Role.DEALER,)),
@@ -127,6 +128,7 @@ PART_NOT_FOUND: dict[tuple[str, str], str] = {
     ("DELETE", "/v1/enterprise/fleet/batches/{batch_id}/vehicles/{vin}"): "fleet.vehicle_not_in_batch",
     ("POST", "/v1/flows/{flow_id}/liveness-sessions/{session_id}/result"): "liveness.session_unknown",
     ("POST", "/v1/flows/{flow_id}/liveness-sessions/{session_id}/preview"): "liveness.session_unknown",
+    ("POST", "/v1/enterprise/cards/{iccid}/actual-users/{record_id}/end"): "actual_user.not_found",
     # The flow never went to a reviewer
     ("GET", "/v1/flows/{flow_id}/review"): "review.not_found",
 }
@@ -284,3 +286,51 @@ def test_another_partys_resource_is_refused_and_tells_nothing_of_them(
     assert status in (403, 404), (status, doc)
     told = [s for s in theirs.secrets if s in raw and s not in theirs.own[kind].values()]
     assert told == [], f"the answer tells the other party's {told}"
+
+
+# -- resources named in a body or a query, and the lists a party reads ----------------------------------
+
+#: Routes that name another's resource in the body or the query: (route, role, what of the other party).
+NAMED_ELSEWHERE: tuple[tuple[str, str, Role, str, str], ...] = (
+    ("POST", "/v1/dealer/assisted-registrations", Role.DEALER, "body", "dealer_vehicle.vin"),
+    ("GET", "/v1/cards", Role.DEALER, "msisdn", "dealer_card.msisdn"),
+    ("POST", "/v1/me/deregistrations", Role.OWNER, "body", "registration.registration_id"),
+    ("POST", "/v1/me/deregistrations", Role.OWNER, "body", "owner_vehicle.vin"),
+)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "role", "where", "what"),
+    [pytest.param(*case, id=f"{case[0]} {case[1]} {case[4]} as {case[2].value}") for case in NAMED_ELSEWHERE],
+)
+def test_another_partys_resource_named_in_the_body_or_query_is_refused(
+    client: Api, parties: tuple[Party, Party], method: str, path: str, role: Role, where: str, what: str
+) -> None:
+    mine, theirs = parties
+    kind, field = what.split(".")
+    value = theirs.own[kind][field]
+    spec = declared()[(method, path)]
+    body = {field: value} if where == "body" else None
+    url = path if where == "body" else f"{path}?{where}={value}"
+    status, doc, raw = send(client, spec, url, mine.headers[role], body)
+    assert status in (403, 404), (status, doc)
+    assert [s for s in theirs.secrets if s in raw and s != value] == []
+
+
+def _list_cases() -> Iterator[Any]:
+    for spec in ROUTES:
+        rule = POLICY.get(key(spec))
+        if spec.method != "GET" or "{" in spec.path or rule is None or rule.roles is None:
+            continue
+        for role in sorted(rule.roles - set(_STAFF) - rule.refused):
+            yield pytest.param(spec, role, id=f"GET {spec.path} as {role.value}")
+
+
+@pytest.mark.parametrize(("spec", "role"), list(_list_cases()))
+def test_what_a_party_reads_of_its_own_holds_nothing_of_another(
+    client: Api, parties: tuple[Party, Party], spec: RouteSpec, role: Role
+) -> None:
+    mine, theirs = parties
+    status, doc, raw = send(client, spec, spec.path, mine.headers[role])
+    assert status < 500, (status, doc)
+    assert [s for s in theirs.secrets if s in raw] == []

@@ -45,11 +45,35 @@ def _session_with_shared_loader() -> Any:
     return session
 
 
+def _lifting_retryable(make_api_call: Any) -> Any:
+    """PynamoDB's ``Connection._make_api_call`` raising ``outbound.Unavailable`` for a throttle, a
+    timeout, a dropped connection or a 5xx (which PynamoDB would wrap in ``PutError``… like a failed
+    condition): an adapter's ``except PutError`` then only ever sees a refusal, and the API answers the
+    rest with 503."""
+
+    def call(self: Any, operation_name: str, operation_kwargs: dict[str, Any]) -> Any:
+        try:
+            return make_api_call(self, operation_name, operation_kwargs)
+        except Exception as exc:
+            from chalicelib.core.outbound import Unavailable, kind_of
+
+            if not isinstance(exc, Unavailable) and kind_of(exc) is not None:
+                raise Unavailable("dynamodb", exc) from exc
+            raise
+
+    call.lifts_retryable = True  # type: ignore[attr-defined]
+    return call
+
+
 def share_botocore_loader() -> None:
-    """Make PynamoDB's connections share one botocore data loader (idempotent; ``models.bind`` calls it)."""
+    """Make PynamoDB's connections share one botocore data loader and lift retryable failures out of
+    its error wrapping (idempotent; ``models.bind`` calls it)."""
     import pynamodb.connection.base as connection_base
 
     connection_base.get_session = _session_with_shared_loader  # type: ignore[attr-defined]
+    connection = connection_base.Connection
+    if not getattr(connection._make_api_call, "lifts_retryable", False):
+        connection._make_api_call = _lifting_retryable(connection._make_api_call)  # type: ignore[method-assign]
 
 
 def bound_connections(meta: Any, settings: Any) -> None:

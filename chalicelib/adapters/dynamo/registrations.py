@@ -167,7 +167,10 @@ class DynamoRegistrationRepository(RegistrationRepository):
         )
 
     def create(self, reg: Registration) -> None:
-        self._item(reg).save(condition=RegistrationModel.registration_id.does_not_exist())
+        try:
+            self._item(reg).save(condition=RegistrationModel.registration_id.does_not_exist())
+        except PutError as exc:  # (a throttle or a timeout is raised as such: adapters.dynamo.base)
+            raise changed() from exc
 
     def get(self, registration_id: str) -> Registration | None:
         try:

@@ -52,7 +52,7 @@ class DynamoSmsLimitStore(SmsLimitStore):
         except TransactWriteError as exc:
             reasons = exc.cancellation_reasons or []
             for counter, reason in zip(counters, reasons, strict=False):
-                if reason is not None and reason.code == _CONDITION_FAILED:
+                if reason is not None and reason.code in ("ConditionalCheckFailed", _CONDITION_FAILED):
                     return counter
             raise
         return None

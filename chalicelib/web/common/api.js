@@ -18,6 +18,25 @@
   }
 
   const NETWORK = { code: "network", message_zh: "网络连接失败，请检查网络后重试" };
+  const DEVICE_KEY = "cheka.device";
+
+  /** This browser's device id (X-Device-Id): random, kept in localStorage; the server counts asks for
+   * SMS codes per device with it, and knows nothing else by it. */
+  function deviceId() {
+    let id = null;
+    try {
+      id = localStorage.getItem(DEVICE_KEY);
+      if (!id || !/^[A-Za-z0-9_-]{8,64}$/.test(id)) {
+        const bytes = new Uint8Array(16);
+        crypto.getRandomValues(bytes);
+        id = "d" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+        localStorage.setItem(DEVICE_KEY, id);
+      }
+    } catch (_) {
+      return null; // storage refused (private mode): the IP's limits still hold
+    }
+    return id;
+  }
   const EXPIRED = "登录已过期，请重新登录";
 
   /** Where the API is: the page is served at <root>/<mount>, the API at <root>/v1/... */
@@ -105,7 +124,8 @@
       return refreshing;
     }
 
-    async function call(method, path, body, retried) {
+    /** ``more``: headers of this call only (e.g. a captcha answer on a route without a body). */
+    async function call(method, path, body, retried, more) {
       const open = publicPaths.includes(path.split("?")[0]);
       if (!open && !sessionStorage.getItem(keys.token) && localStorage.getItem(keys.refresh)) {
         const renewed = await refresh(); // a new tab, or the page opened again
@@ -114,7 +134,9 @@
           throw new ApiError(401, { code: "auth.session_ended", message_zh: renewed.message });
         }
       }
-      const headers = { Accept: "application/json" };
+      const headers = Object.assign({ Accept: "application/json" }, more || {});
+      const device = deviceId();
+      if (device) headers["X-Device-Id"] = device;
       const token = open ? null : sessionStorage.getItem(keys.token);
       if (token) headers.Authorization = "Bearer " + token;
       const init = { method, headers };
@@ -134,7 +156,7 @@
         if (response.status === 401 && token) {
           // The access token expired (or was refused): renew it once, quietly, and ask again.
           const renewed = retried ? { ok: false, message: error.messageZh } : await refresh();
-          if (renewed.ok) return call(method, path, body, true);
+          if (renewed.ok) return call(method, path, body, true, more);
           ended(renewed.message);
         }
         throw error;
@@ -164,6 +186,7 @@
     return new ApiError(0, { code: "client", message_zh: "操作未完成，请重试" });
   }
 
+  web.deviceId = deviceId;
   web.ApiError = ApiError;
   web.client = client;
   web.rootOf = rootOf;

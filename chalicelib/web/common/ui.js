@@ -1,7 +1,7 @@
 /* Page helpers shared by the web clients: building elements (text always goes in as text, never as
  * markup), a refusal shown under its field (the Chinese message of the API's error model), a busy
- * button, a short notice, the SMS-code button with its countdown, masked display, and a small router
- * on location.hash. Needs api.js (ChekaWeb.asError) loaded first. */
+ * button, a short notice, the SMS-code button with its countdown, the captcha asked before some SMS
+ * codes, masked display, and a small router on location.hash. Needs api.js (ChekaWeb.asError) loaded first. */
 "use strict";
 
 (function (web) {
@@ -245,6 +245,77 @@
     };
   }
 
+  // -------------------------------------------------------------------------------------------
+  // The captcha (图片验证码) some asks for an SMS code need after a few from one device or network:
+  // the refusal (captcha.required 428, or captcha.wrong 422) carries a new challenge; the person
+  // types the picture's characters and the ask is made again with them.
+
+  /** Show ``challenge`` (its picture) in a sheet; the typed answer, or null if the person cancels. */
+  function askCaptcha(challenge, problem) {
+    return new Promise((resolve) => {
+      const input = h("input", {
+        id: "captcha-answer",
+        "data-field": "captcha_answer",
+        autocomplete: "off",
+        autocapitalize: "characters",
+        spellcheck: "false",
+        maxlength: "16",
+        "aria-label": "图片中的字符",
+      });
+      const dialog = h(
+        "dialog",
+        { class: "sheet captcha", id: "captcha", "aria-labelledby": "captcha-title" },
+        h("form", { method: "dialog", class: "sheet-body" },
+          h("h2", { id: "captcha-title", text: "请输入图片中的字符" }),
+          problem ? h("p", { class: "error", role: "alert", text: problem }) : null,
+          h("img", { id: "captcha-image", src: challenge.image, alt: "图片验证码", width: "160", height: "60" }),
+          h("div", { class: "field" }, input),
+          h("div", { class: "captcha-actions" },
+            h("button", { type: "button", class: "secondary", id: "captcha-cancel", text: "取消" }),
+            h("button", { type: "submit", id: "captcha-ok", text: "确定" }),
+          ),
+        ),
+      );
+      let answer = null;
+      $("form", dialog).addEventListener("submit", () => {
+        answer = input.value.trim() || null;
+      });
+      $("#captcha-cancel", dialog).addEventListener("click", () => dialog.close());
+      dialog.addEventListener("close", () => {
+        dialog.remove();
+        resolve(answer);
+      });
+      document.body.append(dialog);
+      if (typeof dialog.showModal === "function") dialog.showModal();
+      else dialog.setAttribute("open", "");
+      input.focus();
+    });
+  }
+
+  /** ``send(extra)`` made again with a captcha answer (``extra``: {captcha_id, captcha_answer}) as
+   * long as the server asks for one; the last refusal is thrown when the person cancels. */
+  async function withCaptcha(send) {
+    let extra = {};
+    for (;;) {
+      try {
+        return await send(extra);
+      } catch (error) {
+        const err = web.asError(error);
+        const challenge = err.details && err.details.challenge;
+        if (!challenge || (err.code !== "captcha.required" && err.code !== "captcha.wrong")) throw error;
+        const answer = await askCaptcha(challenge, err.code === "captcha.wrong" ? err.messageZh : "");
+        if (answer === null) throw error;
+        extra = { captcha_id: challenge.challenge_id, captcha_answer: answer };
+      }
+    }
+  }
+
+  /** The captcha answer of ``extra`` as the headers a route without a body takes it in. */
+  function captchaHeaders(extra) {
+    if (!extra || !extra.captcha_id) return {};
+    return { "X-Captcha-Id": extra.captcha_id, "X-Captcha-Answer": extra.captcha_answer };
+  }
+
   web.$ = $;
   web.$$ = $$;
   web.h = h;
@@ -260,4 +331,6 @@
   web.maskName = maskName;
   web.chinaTime = chinaTime;
   web.router = router;
+  web.withCaptcha = withCaptcha;
+  web.captchaHeaders = captchaHeaders;
 })((window.ChekaWeb = window.ChekaWeb || {}));

@@ -190,7 +190,8 @@
 
   const SIGN_IN_PATHS = ["/v1/auth/login", "/v1/auth/refresh", "/v1/auth/logout"];
 
-  async function api(method, path, body, retried) {
+  /** ``more``: headers of this call only (a captcha answer on a route without a body). */
+  async function api(method, path, body, retried, more) {
     const signingIn = SIGN_IN_PATHS.includes(path);
     if (!signingIn && !sessionStorage.getItem(STORE.token) && localStorage.getItem(STORE.refresh)) {
       // A new tab, or the app opened again: the sign-in is the refresh token's.
@@ -200,7 +201,9 @@
         throw new ApiError(401, { code: "auth.session_ended", message_zh: renewed.message });
       }
     }
-    const headers = { Accept: "application/json" };
+    const headers = Object.assign({ Accept: "application/json" }, more || {});
+    const device = web.deviceId(); // the server counts asks for SMS codes per device with it
+    if (device) headers["X-Device-Id"] = device;
     const token = sessionStorage.getItem(STORE.token);
     if (token) headers.Authorization = "Bearer " + token;
     const init = { method, headers };
@@ -228,7 +231,7 @@
       if (response.status === 401 && token && !signingIn) {
         // The access token expired (or was refused): renew it once, quietly, and ask again.
         const renewed = retried ? { ok: false, message: error.messageZh } : await refreshSession();
-        if (renewed.ok) return api(method, path, body, true);
+        if (renewed.ok) return api(method, path, body, true, more);
         signOut(renewed.message || "登录已过期，请重新登录");
       }
       throw error;
@@ -423,7 +426,10 @@
     button.disabled = true;
     button.textContent = "发送中…";
     try {
-      const sent = await api("POST", "/v1/auth/sms-codes", { phone, purpose });
+      // After a few asks from this device the server wants a captcha first: shown, then asked again.
+      const sent = await web.withCaptcha((extra) =>
+        api("POST", "/v1/auth/sms-codes", Object.assign({ phone, purpose }, extra)),
+      );
       nextSend.set(phone, Date.now() + ((sent && sent.resend_after) || SMS_WAIT) * 1000);
       notice("验证码已发送至 " + maskPhone(phone) + "，5 分钟内有效");
       showDevSms(phone);
@@ -1114,7 +1120,9 @@
     try {
       const path =
         KINDS[state.kind].path + "/" + encodeURIComponent(state.reg.registration_id) + "/delegation/code";
-      const sent = await api("POST", path, {});
+      const sent = await web.withCaptcha((extra) =>
+        api("POST", path, {}, false, web.captchaHeaders(extra)),
+      );
       delegationSendAt = Date.now() + ((sent && sent.resend_after) || SMS_WAIT) * 1000;
       const masked = (state.reg.delegation && state.reg.delegation.owner_phone_masked) || "";
       notice("验证码已发送至车主手机 " + masked + "，5 分钟内有效");

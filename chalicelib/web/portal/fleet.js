@@ -470,7 +470,9 @@
           if (!/^1[3-9]\d{9}$/.test(phone.value.trim())) throw web.refusal("phone", "请输入正确的 11 位手机号码");
         },
         send: async () => {
-          const answer = await call("POST", path(batch.batch_id) + "/responsible-phone/code", { phone: phone.value.trim() });
+          const answer = await web.withCaptcha((extra) =>
+            call("POST", path(batch.batch_id) + "/responsible-phone/code", { phone: phone.value.trim(), ...extra }),
+          );
           return { ...(answer || {}), phone_masked: web.maskPhone(phone.value.trim()) };
         },
         sent: () => ctx.showDevSms(web.maskPhone(phone.value.trim())),

@@ -244,7 +244,10 @@
     if (missing.length) {
       throw new web.ApiError(422, { code: "client.login", message_zh: missing[0].message_zh, details: { errors: missing } });
     }
-    const answer = await call("POST", "/v1/accounts/login", { identifier, password });
+    // After a few asks from this device the server wants a captcha first (ChekaWeb.withCaptcha).
+    const answer = await web.withCaptcha((extra) =>
+      call("POST", "/v1/accounts/login", { identifier, password, ...extra }),
+    );
     challenge = { ...answer, identifier };
     $("#login-sent").textContent = "验证码已发送至账号绑定的手机 " + answer.phone_masked + "，5 分钟内有效";
     $("#login-sent").hidden = false;
@@ -927,7 +930,9 @@
         if (!validPhone(value("signup-phone"))) throw web.refusal("phone", "请输入正确的 11 位手机号码");
       },
       send: async () => ({
-        ...(await call("POST", "/v1/accounts/sms-codes", { phone: value("signup-phone") })),
+        ...(await web.withCaptcha((extra) =>
+          call("POST", "/v1/accounts/sms-codes", { phone: value("signup-phone"), ...extra }),
+        )),
         phone_masked: web.maskPhone(value("signup-phone")),
       }),
       sent: () => showDevSms(web.maskPhone(value("signup-phone"))),
@@ -942,7 +947,9 @@
         if (!value("reset-identifier")) throw web.refusal("identifier", "请输入登录名、统一社会信用代码或身份证号");
       },
       send: async () => {
-        await call("POST", "/v1/accounts/password-reset", { identifier: value("reset-identifier") });
+        await web.withCaptcha((extra) =>
+          call("POST", "/v1/accounts/password-reset", { identifier: value("reset-identifier"), ...extra }),
+        );
         showDevSms(null);
         // The platform answers the same whether the account exists: so does the page.
         return { notice: "如该账号存在，验证码已发送至其绑定的手机，5 分钟内有效" };

@@ -1,0 +1,258 @@
+"""SMS abuse limits over the in-memory fakes: per phone and purpose (the owner's own bucket), per phone
+in total, per client IP and device, the captcha after a few asks, and the platform's hourly budget."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from chalicelib.captcha.domain import ALPHABET, LENGTH, new_answer, render_svg
+from chalicelib.captcha.service import LocalCaptcha
+from chalicelib.sms.codes import SmsCodeService, asking_as
+from chalicelib.sms.domain import SmsPolicy, SmsPurpose
+from chalicelib.sms.limits import ClientPolicy, SendOrigin, budget_caps
+from tests.fakes.clock import FakeClock
+from tests.fakes.crypto import FakeHasher
+from tests.fakes.sms import FakeChallengeStore, FakeSmsCodeStore, FakeSmsLimitStore, FakeSmsSender
+from tests.unit.stories import refusal
+
+PHONE = "13812345678"
+# 10:20 in China (UTC+8).
+T0 = datetime(2026, 3, 2, 2, 20, tzinfo=UTC)
+OWNER = "u-owner"
+SEED = 7
+
+
+class Parts:
+    def __init__(self, clients: ClientPolicy | None = None, policy: SmsPolicy | None = None) -> None:
+        self.clock = FakeClock(T0)
+        self.codes = FakeSmsCodeStore()
+        self.limits = FakeSmsLimitStore()
+        self.inbox = FakeSmsSender()
+        self.challenges = FakeChallengeStore()
+        self.captcha = LocalCaptcha(self.challenges, FakeHasher(), clock=self.clock, rng=random.Random(SEED))
+        self.answers = random.Random(SEED)  # the same draws: the next challenge's answer
+        digits = itertools.count(123456, 1111)
+        self.service = SmsCodeService(
+            self.codes,
+            self.inbox,
+            FakeHasher(),
+            clock=self.clock,
+            randbelow=lambda n: next(digits) % n,
+            policy=policy or SmsPolicy(resend_interval=timedelta(0)),
+            limits=self.limits,
+            captcha=self.captcha,
+            client_policy=clients or ClientPolicy(captcha_after=1000),
+        )
+
+    def next_answer(self) -> str:
+        """The answer of the challenge the captcha issues next (it draws the answer, then the picture)."""
+        answer = new_answer(self.answers)
+        render_svg(answer, self.answers)
+        return answer
+
+
+def ip(n: int = 1, device: str | None = None, **extra: str) -> SendOrigin:
+    return SendOrigin(ip_hash=f"ip{n}", device_hash=device, **extra)
+
+
+# --------------------------------------------------------------------------- per phone and purpose
+
+
+def test_a_strangers_ten_login_sends_never_lock_the_owner_out_of_their_own_codes() -> None:
+    parts = Parts()
+    # given a stranger who spent the phone's ten login codes of the day
+    for n in range(10):
+        parts.service.send(PHONE, SmsPurpose.LOGIN, ip(n))
+    assert refusal(parts.service.send, PHONE, SmsPurpose.LOGIN, ip(99)).code == "sms.daily_limit"
+    # when the signed-in owner asks for their own flow's codes
+    owner = SendOrigin(ip_hash="ip-owner", caller=OWNER)
+    parts.service.send(PHONE, SmsPurpose.OWNER_PHONE, owner)
+    parts.service.send(PHONE, SmsPurpose.DEREGISTRATION, owner)
+    # then both go: the owner's bucket is theirs alone
+    assert len(parts.inbox.texts_to(PHONE)) == 12
+
+
+def test_another_signed_in_persons_sends_do_not_count_in_the_owners_bucket() -> None:
+    parts = Parts()
+    for _ in range(10):
+        parts.service.send(PHONE, SmsPurpose.OWNER_PHONE, SendOrigin(caller="u-stranger"))
+    stranger = refusal(parts.service.send, PHONE, SmsPurpose.OWNER_PHONE, SendOrigin(caller="u-stranger"))
+    assert stranger.code == "sms.daily_limit"
+    parts.service.send(PHONE, SmsPurpose.OWNER_PHONE, SendOrigin(caller=OWNER))
+    assert len(parts.inbox.texts_to(PHONE)) == 11
+
+
+def test_anonymous_purposes_share_the_phones_daily_total() -> None:
+    parts = Parts(policy=SmsPolicy(resend_interval=timedelta(0), sends_per_day=10, sends_per_phone_day=12))
+    for _ in range(10):
+        parts.service.send(PHONE, SmsPurpose.LOGIN)
+    parts.service.send(PHONE, SmsPurpose.ACCOUNT_LOGIN)
+    parts.service.send(PHONE, SmsPurpose.ACCOUNT_LOGIN)
+    # the 13th anonymous code of the day is refused whatever its purpose, and counted nowhere
+    err = refusal(parts.service.send, PHONE, SmsPurpose.PASSWORD_RESET)
+    assert (err.code, err.details["limit"]) == ("sms.daily_limit", 12)
+    assert not any(key.endswith("#password_reset") for key in parts.codes.quotas)
+    assert len(parts.inbox.texts_to(PHONE)) == 12
+
+
+# --------------------------------------------------------------------------- per client
+
+
+def test_a_client_ip_past_its_hourly_asks_is_refused_until_the_hour_ends() -> None:
+    parts = Parts(ClientPolicy(per_ip_hour=3, captcha_after=1000))
+    for n in range(3):
+        parts.service.send(f"1381234000{n}", SmsPurpose.LOGIN, ip())
+    err = refusal(parts.service.send, "13812340009", SmsPurpose.LOGIN, ip())
+    # 10:20 China time: the UTC hour ends in 40 minutes
+    assert (err.code, err.status, err.details) == ("sms.too_many_from_client", 429, {"retry_after": 2400})
+    assert len(parts.inbox.sent) == 3
+    # another IP still asks; the next hour the first one does again
+    parts.service.send("13812340009", SmsPurpose.LOGIN, ip(2))
+    parts.clock.advance(minutes=40)
+    parts.service.send("13812340008", SmsPurpose.LOGIN, ip())
+
+
+def test_a_device_past_its_hourly_asks_is_refused_from_any_ip_and_counts_nothing() -> None:
+    parts = Parts(ClientPolicy(per_device_hour=2, captcha_after=1000))
+    parts.service.send("13812340001", SmsPurpose.LOGIN, ip(1, "dev-a"))
+    parts.service.send("13812340002", SmsPurpose.LOGIN, ip(2, "dev-a"))
+    before = dict(parts.limits.counts)
+    err = refusal(parts.service.send, "13812340003", SmsPurpose.LOGIN, ip(3, "dev-a"))
+    assert err.code == "sms.too_many_from_client"
+    assert parts.limits.counts == before  # the refused ask took no counter, not even its IP's
+
+
+def test_a_daily_client_limit_holds_across_hours() -> None:
+    parts = Parts(ClientPolicy(per_ip_hour=100, per_ip_day=2, captcha_after=1000))
+    parts.service.send("13812340001", SmsPurpose.LOGIN, ip())
+    parts.clock.advance(hours=2)
+    parts.service.send("13812340002", SmsPurpose.LOGIN, ip())
+    parts.clock.advance(hours=2)
+    err = refusal(parts.service.send, "13812340003", SmsPurpose.LOGIN, ip())
+    assert err.code == "sms.too_many_from_client"
+
+
+# --------------------------------------------------------------------------- captcha
+
+
+def test_after_three_asks_the_fourth_needs_a_captcha_which_is_single_use() -> None:
+    parts = Parts(ClientPolicy(captcha_after=3))
+    for n in range(3):
+        parts.service.send(f"1381234000{n}", SmsPurpose.LOGIN, ip())
+    # the fourth ask is refused with a challenge, and nothing is sent
+    answer = parts.next_answer()
+    required = refusal(parts.service.send, "13812340005", SmsPurpose.LOGIN, ip())
+    assert (required.code, required.status, required.field) == ("captcha.required", 428, "captcha_answer")
+    challenge = required.details["challenge"]
+    assert challenge["image"].startswith("data:image/svg+xml;base64,")
+    assert len(parts.inbox.sent) == 3
+    # a wrong answer spends the challenge and hands out a new one
+    wrong = refusal(
+        parts.service.send,
+        "13812340005",
+        SmsPurpose.LOGIN,
+        ip(captcha_id=challenge["challenge_id"], captcha_answer="XXXXX"),
+    )
+    assert (wrong.code, wrong.status, wrong.field) == ("captcha.wrong", 422, "captcha_answer")
+    # so even the right answer to it no longer works
+    again = refusal(
+        parts.service.send,
+        "13812340005",
+        SmsPurpose.LOGIN,
+        ip(captcha_id=challenge["challenge_id"], captcha_answer=answer),
+    )
+    assert again.code == "captcha.wrong"
+    # the newest challenge, answered right (case and spaces aside), lets the code go
+    answer = parts.next_answer()  # the one ``wrong`` handed out was drawn before ``again``'s
+    fresh = wrong.details["challenge"]
+    parts.service.send(
+        "13812340005",
+        SmsPurpose.LOGIN,
+        ip(captcha_id=fresh["challenge_id"], captcha_answer=" ".join(answer.lower())),
+    )
+    assert len(parts.inbox.sent) == 4
+    # and a reused answer is refused
+    reused = refusal(
+        parts.service.send,
+        "13812340006",
+        SmsPurpose.LOGIN,
+        ip(captcha_id=fresh["challenge_id"], captcha_answer=answer),
+    )
+    assert reused.code == "captcha.wrong"
+
+
+def test_an_expired_challenge_is_refused() -> None:
+    parts = Parts(ClientPolicy(captcha_after=0))
+    answer = parts.next_answer()
+    challenge = refusal(parts.service.send, PHONE, SmsPurpose.LOGIN, ip()).details["challenge"]
+    parts.clock.advance(minutes=5)
+    err = refusal(
+        parts.service.send,
+        PHONE,
+        SmsPurpose.LOGIN,
+        ip(captcha_id=challenge["challenge_id"], captcha_answer=answer),
+    )
+    assert err.code == "captcha.wrong"
+
+
+def test_the_origin_set_for_a_request_reaches_sends_made_by_other_services() -> None:
+    parts = Parts(ClientPolicy(per_ip_hour=1, captcha_after=1000))
+    with asking_as(ip()):
+        parts.service.send("13812340001", SmsPurpose.LOGIN)
+        assert refusal(parts.service.send, "13812340002", SmsPurpose.LOGIN).code == "sms.too_many_from_client"
+
+
+def test_an_admitted_origin_is_not_counted_twice() -> None:
+    parts = Parts(ClientPolicy(per_ip_hour=1, captcha_after=1000))
+    origin = parts.service.admit(ip())
+    parts.service.send("13812340001", SmsPurpose.LOGIN, origin)
+    assert refusal(parts.service.admit, ip()).code == "sms.too_many_from_client"
+
+
+def test_challenges_issued_to_one_ip_are_limited() -> None:
+    parts = Parts(ClientPolicy(captcha_after=0))
+    parts.service._captcha_issues_per_hour = 2
+    parts.service.challenge(ip())
+    parts.service.challenge(ip())
+    assert refusal(parts.service.challenge, ip()).code == "sms.too_many_from_client"
+
+
+def test_the_picture_draws_the_answer_as_strokes_never_as_text() -> None:
+    rng = random.Random(3)
+    answer = new_answer(rng)
+    svg = render_svg(answer, rng)
+    assert len(answer) == LENGTH
+    assert set(answer) <= set(ALPHABET)
+    assert "<text" not in svg
+    assert answer not in svg
+    assert len(re.findall(r"<path ", svg)) >= LENGTH + 6  # each character's strokes and the noise
+
+
+# --------------------------------------------------------------------------- the platform's budget
+
+
+@pytest.mark.parametrize("budget", [1, 3, 4, 5, 5000])
+def test_the_budgets_shards_add_up_to_the_budget(budget: int) -> None:
+    caps = budget_caps(budget)
+    assert sum(caps) == budget
+    assert max(caps) - min(caps) <= 1
+
+
+def test_past_the_hourly_budget_sends_are_a_retryable_503_until_the_next_hour() -> None:
+    parts = Parts(ClientPolicy(budget_per_hour=3, captcha_after=1000))
+    for n in range(3):
+        parts.service.send(f"1381234000{n}", SmsPurpose.LOGIN, ip(n))
+    err = refusal(parts.service.send, "13812340009", SmsPurpose.LOGIN, ip(9))
+    assert (err.code, err.status, err.details) == (
+        "sms.unavailable_budget",
+        503,
+        {"retry_after_seconds": 2400},
+    )
+    assert len(parts.inbox.sent) == 3
+    parts.clock.advance(minutes=40)
+    parts.service.send("13812340009", SmsPurpose.LOGIN, ip(9))
