@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps run seed test test-unit test-integration test-infra lint format bench load deploy-check clean
+.PHONY: install system-deps run seed test test-unit test-integration test-infra fuzz lint lock format bench load deploy-check clean
 
 install: $(STAMP)
 
@@ -38,11 +38,25 @@ test-integration: install
 test-infra: install
 	$(PY) -m pytest -q tests/infra
 
+# Schemathesis against a local stack of its own, longer than the bounded run in `make test`; prints a summary.
+FUZZ_EXAMPLES ?= 200
+FUZZ_STEPS ?= 30
+fuzz: install system-deps
+	CHEKA_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) CHEKA_FUZZ_STEPS=$(FUZZ_STEPS) $(PY) -m pytest -q -s -p no:cacheprovider tests/e2e/test_fuzz_api.py
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy chalicelib app.py infra tests bench scripts
 	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/bandit -c pyproject.toml -q -r chalicelib app.py infra scripts
+	$(PY) -m scripts.lock --check
+	$(PY) -m scripts.audit_deps --timeout 60
+
+# The Lambda package's hashed locks (requirements*.lock) from requirements.txt and the providers' SDKs: run
+# after changing a pin there, and commit the locks (docs/supply-chain.md).
+lock: install
+	$(PY) -m scripts.lock
 
 format: install
 	$(VENV)/bin/ruff format .

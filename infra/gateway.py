@@ -254,7 +254,7 @@ def _web_acl(stack: ChekaStack, rest_api: CfnResource, stage: str, paths: dict[s
             action=block,
             statement=wafv2.CfnWebACL.StatementProperty(
                 rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
-                    limit=settings.waf_rate_limit_per_ip, aggregate_key_type="IP", evaluation_window_sec=300
+                    limit=settings.waf_rate_limit_per_ip, aggregate_key_type="IP"
                 )
             ),
             visibility_config=_visibility("RatePerIp"),
@@ -267,7 +267,6 @@ def _web_acl(stack: ChekaStack, rest_api: CfnResource, stage: str, paths: dict[s
                 rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
                     limit=settings.waf_sensitive_rate_limit_per_ip,
                     aggregate_key_type="IP",
-                    evaluation_window_sec=300,
                     scope_down_statement=_path_in(sensitive),
                 )
             ),

@@ -1,10 +1,9 @@
 """The Lambda zip: its dependencies from a hashed lock, and its bytecode (a cold start compiles nothing).
 
 Dependencies: ``chalice package`` installs the stage's lock (``requirements.lock``, or the lock of the
-stage's provider SDKs, ``make lock``: ``scripts.lock``) with ``--require-hashes``, and pip is told the
-Lambda runtime's platform (``lambda_pip_environment``), so every wheel is a Lambda-compatible one whose
-``sha256`` the lock names: a tampered or substituted file stops the build. A lock that no longer covers the
-requirement files is refused (``lock_problems``).
+stage's provider SDKs, ``make lock``: ``scripts.lock``) with ``--require-hashes``, and every download pip
+makes for it is checked against the lock's hashes (``lambda_pip``): a tampered or substituted file stops
+the build. A lock that no longer covers the requirement files is refused (``lock_problems``).
 
 Bytecode:
 
@@ -25,7 +24,6 @@ import os
 import py_compile
 import re
 import shutil
-import sys
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -110,34 +108,33 @@ def lambda_requirements(extra: tuple[str, ...], project_dir: Path) -> str:
     return "--require-hashes\n" + lock
 
 
-def lambda_pip_environment() -> dict[str, str]:
-    """What pip is told while Chalice downloads the package's dependencies: wheels only, for the Lambda
-    runtime (CPython of this interpreter's version on ``manylinux`` x86_64 up to its glibc), so that pip
-    picks the files Chalice keeps and checks each against the lock's hashes (left to itself, pip picks the
-    build machine's newest wheel and Chalice fetches a compatible one again, unchecked)."""
-    platforms = [f"manylinux_2_{minor}_x86_64" for minor in range(17, LAMBDA_GLIBC_MINOR + 1)]
-    return {
-        "PIP_ONLY_BINARY": ":all:",
-        "PIP_PLATFORM": " ".join(["manylinux2014_x86_64", *platforms]),
-        "PIP_IMPLEMENTATION": "cp",
-        "PIP_PYTHON_VERSION": f"{sys.version_info.major}.{sys.version_info.minor}",
-        "PIP_REQUIRE_HASHES": "1",
-    }
-
-
 @contextlib.contextmanager
-def lambda_pip() -> Iterator[None]:
-    """``lambda_pip_environment`` in ``os.environ`` (Chalice's pip runs inherit it), then restored."""
-    saved = {name: os.environ.get(name) for name in lambda_pip_environment()}
-    os.environ.update(lambda_pip_environment())
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
+def lambda_pip(requirements: Path) -> Iterator[None]:
+    """While Chalice packages ``requirements`` (a stage's lock, ``lambda_requirements``): every ``pip
+    download`` it runs checks each file against the lock's hashes.
+
+    Chalice downloads the requirements (checked: ``--require-hashes``), then downloads again, by name and
+    version, a Lambda-compatible wheel for each package whose first download was not one (a wheel for a
+    newer glibc than the runtime's) or the sdist to build: those downloads name no hash. A pip
+    configuration with the lock as the ``download`` command's constraints file makes pip check them too
+    (hashes in constraints are enforced); ``pip wheel``, which builds a checked sdist, is left alone."""
+    lock = "\n".join(
+        line for line in requirements.read_text(encoding="utf-8").splitlines() if not line.startswith("--")
+    )
+    saved = os.environ.get("PIP_CONFIG_FILE")
+    with tempfile.TemporaryDirectory(prefix="cheka-pip-") as tmp:
+        constraints = Path(tmp) / "lock-constraints.txt"
+        constraints.write_text(lock + "\n", encoding="utf-8")
+        config = Path(tmp) / "pip.conf"
+        config.write_text(f"[download]\nconstraint = {constraints}\n", encoding="utf-8")
+        os.environ["PIP_CONFIG_FILE"] = str(config)
+        try:
+            yield
+        finally:
+            if saved is None:
+                os.environ.pop("PIP_CONFIG_FILE", None)
             else:
-                os.environ[name] = value
+                os.environ["PIP_CONFIG_FILE"] = saved
 
 
 def precompile_zip(path: Path) -> int:
@@ -177,7 +174,8 @@ def precompiling_chalice() -> type[Any]:
 
     class PrecompilingChalice(Chalice):
         def _package_app(self) -> None:
-            with lambda_pip():  # the lock's wheels for the Lambda runtime, each checked against its hash
+            # Every file pip downloads for the package is checked against the stage's lock.
+            with lambda_pip(Path(self.source_dir) / "requirements.txt"):
                 super()._package_app()
             precompile_zip(Path(self._sam_package_dir) / "deployment.zip")
 

@@ -1026,6 +1026,15 @@ class ChekaStack(Stack):
             ),
             graph("Operator callbacks, by outcome", [self.metric_search(Metric.CALLBACK_RECEIVED)], 6),
         )
+        dashboard.add_widgets(
+            graph("SMS codes sent, by purpose", [self.metric_search(Metric.SMS_CODES_SENT)], 8),
+            graph("SMS code sends refused, by limit", [self.metric_search(Metric.SMS_SEND_REFUSED)], 8),
+            graph(
+                "SMS sends refused while the hourly budget is spent",
+                [self.metric(Metric.SMS_BUDGET_EXHAUSTED).with_(label="budget spent")],
+                8,
+            ),
+        )
         dashboard.add_widgets(*campaign_widgets(self))  # backfill campaigns (infra.campaigns)
         return dashboard
 

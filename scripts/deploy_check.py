@@ -97,7 +97,8 @@ def check_synth(stage: str, work: Path) -> str:
     return (
         f"stack {stack.stack_name}: {len(resources)} resources, {functions} functions "
         f"({len(images)} container image{'s' if len(images) != 1 else ''}), "
-        f"{kinds.count('AWS::DynamoDB::Table')} tables, {alarms} alarms"
+        f"{kinds.count('AWS::DynamoDB::Table')} tables, {alarms} alarms, "
+        f"{kinds.count('AWS::IAM::Role')} roles, web ACL {'on' if 'AWS::WAFv2::WebACL' in kinds else 'off'}"
     )
 
 

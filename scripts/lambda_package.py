@@ -151,11 +151,8 @@ def dependencies_cache(requirements: str, project_dir: Path = PROJECT_DIR) -> Pa
 def _packaging_environment(region: str) -> dict[str, str]:
     """This process's environment without the app's settings (``chalice package`` imports ``app.py``
     with the stage's variables from ``.chalice/config.json``), in the stage's region."""
-    from infra.packaging import lambda_pip_environment
-
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CHEKA_", "AWS_LAMBDA_"))}
     env["AWS_DEFAULT_REGION"] = region
-    env.update(lambda_pip_environment())  # the lock's Lambda wheels, each checked against its hash
     return env
 
 
@@ -165,7 +162,7 @@ def build_package(
     """``chalice package --stage STAGE`` of the stage's source copy under ``work``; raises
     ``RuntimeError`` with Chalice's output when packaging fails."""
     from chalicelib.core.stages import stage_settings
-    from infra.packaging import precompile_zip
+    from infra.packaging import lambda_pip, precompile_zip
 
     started = time.perf_counter()
     settings = stage_settings(stage, project_dir)
@@ -182,14 +179,15 @@ def build_package(
         shutil.copy2(cache, expected)
         packager.inject_latest_app(str(expected), str(source))
     chalice = Path(sys.executable).with_name("chalice")
-    done = subprocess.run(
-        [str(chalice), "package", "--stage", stage, str(out)],
-        cwd=source,
-        env=_packaging_environment(settings.region),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    with lambda_pip(source / "requirements.txt"):  # every download checked against the lock's hashes
+        done = subprocess.run(
+            [str(chalice), "package", "--stage", stage, str(out)],
+            cwd=source,
+            env=_packaging_environment(settings.region),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
     if done.returncode != 0:
         raise RuntimeError(f"chalice package --stage {stage} failed:\n{done.stdout}\n{done.stderr}")
     # As infra's packaging does: the modules' bytecode beside them (a cold start compiles nothing).

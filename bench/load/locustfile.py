@@ -27,7 +27,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from locust import HttpUser, between, events, task
+from locust import HttpUser, between, events
 from locust.exception import StopUser
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -60,12 +60,10 @@ def _asset(name: str) -> Any:
     return _ASSETS[name]
 
 
-@events.test_start.add_listener
 def _loopback(environment: Any, **_: Any) -> None:
     loopback_only(environment.host or "")
 
 
-@events.request.add_listener
 def _count(response: Any, exception: BaseException | None, **_: Any) -> None:
     status = getattr(response, "status_code", 0) or 0
     if status == 503:  # a retryable refusal in the error model (Retry-After): counted apart from errors
@@ -80,20 +78,29 @@ def _count(response: Any, exception: BaseException | None, **_: Any) -> None:
             _COUNTS["connection_errors"] += 1
 
 
-@events.quitting.add_listener
 def _summary(**_: Any) -> None:
     target = os.environ.get("LOAD_SUMMARY")
     if target:
         Path(target).write_text(json.dumps(dict(_COUNTS)))
 
 
-@events.spawning_complete.add_listener
 def _reset(**_: Any) -> None:
     # The ramp's requests are not the level's: counted from the moment every user is running.
     _COUNTS.clear()
 
 
-class Owner(HttpUser):
+# Registered by call: locust's hooks are untyped (its decorator would make these functions untyped).
+_HOOKS: Any = events
+for _hook, _listener in (
+    (_HOOKS.test_start, _loopback),
+    (_HOOKS.request, _count),
+    (_HOOKS.quitting, _summary),
+    (_HOOKS.spawning_complete, _reset),
+):
+    _hook.add_listener(_listener)
+
+
+class Owner(HttpUser):  # type: ignore[misc,unused-ignore]  # locust is typed only where installed
     """One simulated person at a time: a new owner (phone, car) for every round."""
 
     abstract = True
@@ -197,9 +204,10 @@ class Starter(Owner):
 
     weight = 4
 
-    @task
     def round(self) -> None:
         self.sign_in_and_start()
+
+    tasks = [round]  # noqa: RUF012 - locust reads the class attribute
 
 
 class Registrant(Owner):
@@ -207,7 +215,6 @@ class Registrant(Owner):
 
     weight = 1
 
-    @task
     def round(self) -> None:
         started = self.sign_in_and_start()
         if started is None:
@@ -253,6 +260,8 @@ class Registrant(Owner):
             return
         if self.call("GET", f"{REG}/{reg_id}", "status", 200, token=token) is not None:
             _COUNTS["registrations"] += 1
+
+    tasks = [round]  # noqa: RUF012 - locust reads the class attribute
 
     def upload(self, flow: str, kind: str, token: str) -> bool:
         """Presign, POST the photo to the store as the browser does, complete."""

@@ -12,7 +12,7 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 from chalice.app import Response
-from pydantic import AwareDatetime, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from chalicelib.api.http import ApiModel, Blueprint, Call, PageQuery, json_response, route
 from chalicelib.core import deps
@@ -278,6 +278,13 @@ def start_assisted_registration(call: Call) -> HandoffView:
     )
 
 
+def _registration_view() -> type[BaseModel]:
+    """The registration's view, the answer of a redeemed handoff (its module loads on first use)."""
+    from chalicelib.registration import views
+
+    return views.RegistrationView
+
+
 @route(
     bp,
     "/v1/dealer/handoffs/redeem",
@@ -286,6 +293,9 @@ def start_assisted_registration(call: Call) -> HandoffView:
     "(once): 201 new, 200 resumed",
     roles=OWNER,
     body=RedeemBody,
+    response=_registration_view,
+    status=201,
+    also=(200,),
     errors=(404, 409),
     tags=("dealers", "registration"),
 )

@@ -47,6 +47,19 @@ _PAGE_DIRECTIVES = (
 #: What an answer that is not a page may do if a browser renders it anyway: nothing.
 DATA_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
 
+#: Every response, whatever made it (infra may give API Gateway's own answers the same; their bodies are
+#: errors, so ``Cache-Control: no-store`` and the data policy fit them too).
+EVERY_RESPONSE = {
+    "Strict-Transport-Security": HSTS,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Permissions-Policy": PERMISSIONS,
+}
+#: What API Gateway's own answers (4xx/5xx made by the gateway) would carry: ``EVERY_RESPONSE`` and what
+#: every JSON answer carries.
+GATEWAY_RESPONSE = {**EVERY_RESPONSE, "Content-Security-Policy": DATA_POLICY, "Cache-Control": "no-store"}
+
 #: Public documents without personal data that a browser or proxy may cache (route paths).
 CACHEABLE = frozenset({"/openapi.json", "/v1/consents", "/v1/account-texts", "/v1/help"})
 
@@ -146,11 +159,8 @@ def secure(response: Response, request: Request) -> Response:
     """``response`` with the browser-facing headers above (headers a route set itself are kept)."""
     path = route_path(request)
     content_type = _content_type(response)
-    _set_default(response, "Strict-Transport-Security", HSTS)
-    _set_default(response, "X-Content-Type-Options", "nosniff")
-    _set_default(response, "Referrer-Policy", "no-referrer")
-    _set_default(response, "X-Frame-Options", "DENY")
-    _set_default(response, "Permissions-Policy", PERMISSIONS)
+    for name, value in EVERY_RESPONSE.items():
+        _set_default(response, name, value)
     if content_type.startswith("text/html"):
         response.headers["Content-Security-Policy"] = page_policy(path)
         _set_default(response, "Cross-Origin-Opener-Policy", "same-origin")

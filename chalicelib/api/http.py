@@ -137,6 +137,8 @@ class RouteSpec:
     produces: str = JSON
     #: The registration funnel's step this route performs (``Metric.STEP_*``), if any.
     step: str | None = None
+    #: Other statuses the route answers with its response model (200 when it resumes what 201 creates).
+    also: tuple[int, ...] = ()
 
     @functools.cached_property
     def body(self) -> type[BaseModel] | None:
@@ -421,6 +423,7 @@ def route(
     raw_body: bool = False,
     produces: str = JSON,
     step: str | None = None,
+    also: tuple[int, ...] = (),
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare a route. ``roles=None`` makes it public; otherwise the caller needs one of ``roles``.
 
@@ -431,6 +434,9 @@ def route(
     ``step`` names the registration funnel's step the route performs: an authenticated call emits
     ``StepEntered``, then ``StepPassed``, or ``StepFailed`` with the error's code (or the reason the
     answer gives, e.g. a face attempt not passed) as ``reason`` — one seam for the whole funnel.
+
+    ``also`` lists the other statuses the handler answers with the response model (a start that
+    resumes an open registration: 200 beside 201), so the OpenAPI document declares them.
     """
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -458,6 +464,7 @@ def route(
                 query_ref=query,
                 produces=produces,
                 step=step,
+                also=also,
             )
         )
         spec = ROUTES[-1]

@@ -13,6 +13,7 @@ from chalicelib.api.http import ROUTES, ErrorBody, RouteSpec
 _STATUS_TEXT = {
     200: "OK",
     201: "Created",
+    202: "Accepted",
     400: "Bad request",
     401: "Not signed in",
     403: "Role or ownership does not allow this",
@@ -44,6 +45,37 @@ def _params(spec: RouteSpec) -> list[dict[str, Any]]:
             for name, info in query.model_fields.items()
         ]
     return params
+
+
+def _follow_ups(spec: RouteSpec) -> list[tuple[RouteSpec, str]]:
+    """The routes under a created resource (``POST /v1/flows`` → ``/v1/flows/{flow_id}/…``) whose first
+    path parameter the creating route's answer carries (``flow_id``), with that parameter's name."""
+    response = spec.response
+    if spec.method != "POST" or "{" in spec.path or response is None:
+        return []
+    found = []
+    for other in ROUTES:
+        named = re.match(re.escape(spec.path) + r"/{(\w+)}", other.path)
+        if named and named.group(1) in response.model_fields:
+            found.append((other, named.group(1)))
+    return found
+
+
+def _link_follow_ups(paths: dict[str, dict[str, Any]]) -> None:
+    """OpenAPI ``links`` from each creating route's answer to the routes under what it created, so a
+    client (or a stateful fuzzer) can follow a created registration, flow, batch or campaign."""
+    for spec in ROUTES:
+        follow_ups = _follow_ups(spec)
+        if not follow_ups:
+            continue
+        answer = paths[spec.path][spec.method.lower()]["responses"][str(spec.status)]
+        answer["links"] = {
+            f"{other.handler}_{other.method.lower()}": {
+                "operationId": other.handler,
+                "parameters": {name: f"$response.body#/{name}"},
+            }
+            for other, name in follow_ups
+        }
 
 
 def build(title: str = "cheka", version: str = "1") -> dict[str, Any]:
@@ -84,13 +116,18 @@ def build(title: str = "cheka", version: str = "1") -> dict[str, Any]:
             ok["content"] = {spec.produces: {"schema": ref(spec.response)}}
         elif spec.produces != "application/json":
             ok["content"] = {spec.produces: {}}
-        op["responses"][str(spec.status)] = ok
+        for status in (spec.status, *spec.also):
+            op["responses"][str(status)] = {**ok, "description": _STATUS_TEXT.get(status, "OK")}
         for status in spec.errors:
+            error = {"schema": ref(ErrorBody)}
+            if status in spec.also and spec.response is not None:  # either answer (/health's 503)
+                error = {"schema": {"anyOf": [ref(spec.response), ref(ErrorBody)]}}
             op["responses"][str(status)] = {
                 "description": _STATUS_TEXT.get(status, "Error"),
-                "content": {"application/json": {"schema": ref(ErrorBody)}},
+                "content": {"application/json": error},
             }
         paths.setdefault(spec.path, {})[spec.method.lower()] = op
+    _link_follow_ups(paths)
     return {
         "openapi": "3.1.0",
         "info": {

@@ -239,6 +239,7 @@ def _is_admin(call: Call, settings: Settings) -> bool:
     "queues, secrets, engines, authority, operators)",
     roles=None,
     response=Health,
+    also=(503,),
     errors=(503,),
     tags=("system",),
 )

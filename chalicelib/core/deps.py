@@ -1263,9 +1263,10 @@ def _apply_callback(callback: OperatorCallback) -> CallbackResult:
 
 def reset() -> None:
     """Forget every cached adapter, client and the settings (tests change the environment)."""
-    from chalicelib.core import aws, oidc
+    from chalicelib.core import aws, oidc, token_keys
 
     oidc.reset()
+    token_keys.reset()
 
     for getter in (
         inventory_repo,
@@ -1330,3 +1331,19 @@ def reset() -> None:
     ):
         getter.cache_clear()
     aws.reset()
+
+
+def _token_key_client() -> Any:
+    """The Secrets Manager client the token keys are read with (``chalicelib.core.token_keys``)."""
+    from chalicelib.core.aws import client
+
+    return client("secretsmanager")
+
+
+def _install_token_key_client() -> None:
+    from chalicelib.core import token_keys
+
+    token_keys.install_client_factory(_token_key_client)
+
+
+_install_token_key_client()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -156,6 +157,14 @@ class SecretsManagerTokenKeys:
 
 _sources: dict[tuple[str, str], SecretsManagerTokenKeys] = {}
 _sources_lock = threading.Lock()
+#: Makes the Secrets Manager client the keys are read with. Installed by the composition root
+#: (``chalicelib.core.deps``): this module sits below the AWS clients and cannot reach them itself.
+_client_factory: Callable[[], Any] | None = None
+
+
+def install_client_factory(factory: Callable[[], Any] | None) -> None:
+    global _client_factory
+    _client_factory = factory
 
 
 def _source(settings: Settings) -> SecretsManagerTokenKeys | None:
@@ -166,10 +175,10 @@ def _source(settings: Settings) -> SecretsManagerTokenKeys | None:
     with _sources_lock:
         source = _sources.get(key)
         if source is None:
-            from chalicelib.core.aws import client
-
+            if _client_factory is None:
+                raise RuntimeError("no Secrets Manager client is installed (chalicelib.core.deps does it)")
             source = SecretsManagerTokenKeys(
-                client("secretsmanager"),
+                _client_factory(),
                 settings.token_secret_name,
                 max_age_seconds=settings.rotation_cache_seconds,
                 overlap_seconds=settings.rotation_overlap_seconds,

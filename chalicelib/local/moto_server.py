@@ -11,10 +11,11 @@ def main(argv: list[str] | None = None) -> None:
     from moto.core.config import default_user_config
     from moto.server import main as moto_main
 
-    from chalicelib.local.moto_patches import apply
+    from chalicelib.local.moto_patches import apply, apply_server
     from chalicelib.local.profiling import profile_on_signal
 
     apply()
+    apply_server()
     profile_on_signal("moto")
     # Step Functions run the real ASL (the fleet review workflow), as the tests' ``mock_aws`` asks too.
     default_user_config["stepfunctions"] = {"execute_state_machine": True}

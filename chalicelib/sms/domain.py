@@ -254,9 +254,16 @@ def no_code() -> InvalidField:
     )
 
 
+#: Seconds the person is asked to wait after the SMS provider failed (503 ``Retry-After``).
+SEND_FAILED_RETRY_AFTER = 10
+
+
 def send_failed() -> SmsUnavailable:
     return SmsUnavailable(
-        "sms.send_failed", "短信发送失败，请稍后再试", "The SMS could not be sent; try again later"
+        "sms.send_failed",
+        "短信发送失败，请稍后再试",
+        "The SMS could not be sent; try again later",
+        details={"retry_after_seconds": SEND_FAILED_RETRY_AFTER},
     )
 
 

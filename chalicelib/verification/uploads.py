@@ -122,7 +122,7 @@ class UploadService:
         prefix = raw_prefix(_flow(flow_id), kind)
         if not (key.startswith(prefix) and _UPLOAD_ID.match(key[len(prefix) :])):
             raise not_yours()  # another flow's key is left alone
-        keep_raw = not discard_raw
+        keep_raw = False
         try:
             clean = self._validate(kind, self._store.get(key, limits_for(kind).max_bytes))
             if inspect is not None:
@@ -133,11 +133,13 @@ class UploadService:
             keep_raw = True
             raise
         except DomainError as err:
-            keep_raw = keep_raw or err.status >= 500
+            keep_raw = err.status >= 500  # a refusal deletes it; a service that could not answer keeps it
             raise
         except Exception:  # a dependency failed (or a bug): the person's upload is not thrown away
             keep_raw = True
             raise
+        else:
+            keep_raw = not discard_raw
         finally:
             if not keep_raw:
                 self._store.delete(key)

@@ -49,7 +49,7 @@ def test_the_landing_page_links_the_h5_the_demo_vehicles_and_the_sms_drop_on_a_p
 
     browser.get(stack.api + "/")
     phone.wait_until("the health check", lambda: "ok" in " ".join(_texts(phone, "#health .ok")))
-    phone.wait_until("the SMS drop", lambda: any("139****9000" in t for t in _texts(phone, "#sms-list li")))
+    phone.wait_until("the SMS drop", lambda: any("139****9090" in t for t in _texts(phone, "#sms-list li")))
     phone.shot("landing-top")
     assert _no_horizontal_scroll(phone)
 
@@ -80,7 +80,7 @@ def test_the_landing_page_links_the_h5_the_demo_vehicles_and_the_sms_drop_on_a_p
     # The SMS drop: the newest message, masked, in China time
     browser.find_element("id", "link-sms").click()
     first = _texts(phone, "#sms-list li")[0]
-    assert "139****9000" in first
+    assert "139****9090" in first
     assert "13900139090" not in first
     assert "验证码" in first
     assert re.search(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", first)  # China time, to the minute

@@ -125,9 +125,13 @@ def test_the_consumers_touch_only_their_tables_and_secrets(synth: Synth) -> None
     readers = [
         logical_id
         for logical_id in FUNCTION_ACCESS
-        if f"<{token[0]}>" in granted(statements_of(synth, logical_id), "secretsmanager:")
+        if f"<{token[0]}>"
+        in granted([s for s in statements_of(synth, logical_id) if s["Sid"] == "TokenSigningKey"], "secrets")
     ]
     assert readers == ["APIHandler"], "only the API signs and checks tokens"
+    rotation = statements_of(synth, "RotateSecrets")  # secrets alone (infra.rotation)
+    for service in ("dynamodb:", "s3:", "kms:", "sqs:", "sns:", "states:"):
+        assert granted(rotation, service) == set(), service
     scanners = [
         logical_id
         for logical_id in FUNCTION_ACCESS

