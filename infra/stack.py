@@ -1,12 +1,14 @@
 """The cheka stack of one stage: KMS keys, DynamoDB tables, the documents bucket, queues, secrets, the
-Lambda role, the API, and the alarms and dashboard that watch them.
+functions' roles, the API and its edge, and the alarms and dashboard that watch them.
 
 The stage's settings are its declaration in ``.chalice/config.json`` (``chalicelib.core.stages``); a stage
 whose settings name an engine it cannot run is refused. Tables come from the pynamodb models
 (``infra.tables``), the bucket, keys, queues and secrets from ``chalicelib.core.resources`` (both read by
 the local bootstrap too), the API and its functions from ``chalice package`` through Chalice's CDK
-construct. The Lambda role is created here with least privilege; Chalice neither manages nor widens it.
-Every alarm notifies the stage's SNS topic, to which ``Settings.alarm_emails`` subscribe.
+construct. Each function's role is created here with least privilege (``infra.roles``), and each key's
+policy names the roles that may use it; Chalice neither manages nor widens them. The API's access logs,
+throttling and web ACL are ``infra.gateway``'s. Every alarm (``infra.operations`` among them) notifies
+the stage's SNS topic, to which ``Settings.alarm_emails`` subscribe.
 """
 
 from __future__ import annotations

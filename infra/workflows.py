@@ -9,10 +9,11 @@ function consumes it (``chalicelib.events.fleet_tasks``) and completes the task 
 
 Least privilege: the state machine's role may send messages to the tasks queue and nothing else besides
 the log delivery Step Functions needs to write its execution logs (those actions take no resource). The
-functions' role may start an execution of this state machine, read its executions, and complete its
-task tokens; the consumer's event source mapping reads the tasks queue. The execution logs (level
-ERROR) leave out execution data: a task's parameters carry its token. ARNs are built from the partition
-(``aws-cn`` in China) and no task calls an HTTPS endpoint.
+API's role may start an execution of this state machine, read its executions, and complete its task
+tokens; the consumer's role completes tokens and its event source mapping reads the tasks queue
+(``infra.roles``, from ``state_machine_arn``, ``executions_arn`` and the actions here). The execution
+logs (level ERROR) leave out execution data: a task's parameters carry its token. ARNs are built from the
+partition (``aws-cn`` in China) and no task calls an HTTPS endpoint.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def declaration(stack: ChekaStack) -> StateMachineDeclaration:
 
 
 def state_machine_arn(stack: ChekaStack) -> str:
-    """The state machine's ARN from its declared name (the functions' role is made before it)."""
+    """The state machine's ARN from its declared name (the functions' roles are made before it)."""
     name = declaration(stack).name
     return f"arn:{Aws.PARTITION}:states:{Aws.REGION}:{Aws.ACCOUNT_ID}:stateMachine:{name}"
 

@@ -296,7 +296,7 @@ def _registration_view() -> type[BaseModel]:
     response=_registration_view,
     status=201,
     also=(200,),
-    errors=(404, 409),
+    errors=(404, 409, 429),
     tags=("dealers", "registration"),
 )
 def redeem_handoff(call: Call) -> Response:
@@ -304,6 +304,8 @@ def redeem_handoff(call: Call) -> Response:
 
     body: RedeemBody = call.body
     dealers = deps.dealers()
+    # Past the open registrations' limit the hand-off code is not spent (it can be redeemed later).
+    deps.registration_service().check_room(call.user.subject)
     handoff = dealers.redeem(body.code.strip(), call.user.subject)
     view, created = deps.registration_service().start(
         call.user.subject, RegistrationKind.REGISTRATION, handoff.vin, assisted_by=handoff.dealer_code

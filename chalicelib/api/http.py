@@ -139,6 +139,8 @@ class RouteSpec:
     step: str | None = None
     #: Other statuses the route answers with its response model (200 when it resumes what 201 creates).
     also: tuple[int, ...] = ()
+    #: The handler reads the body itself (CSV imports, signed callbacks).
+    raw_body: bool = False
 
     @functools.cached_property
     def body(self) -> type[BaseModel] | None:
@@ -465,6 +467,7 @@ def route(
                 produces=produces,
                 step=step,
                 also=also,
+                raw_body=raw_body,
             )
         )
         spec = ROUTES[-1]

@@ -109,8 +109,14 @@ def build(title: str = "cheka", version: str = "1") -> dict[str, Any]:
                 "required": True,
                 "content": {"application/json": {"schema": ref(spec.body)}},
             }
-        elif spec.method in ("POST", "PUT", "PATCH"):
-            op["requestBody"] = {"required": True, "content": {ct: {} for ct in spec.content_types}}
+        elif spec.raw_body:  # read by the handler itself: a JSON object, or text (CSV)
+            op["requestBody"] = {
+                "required": True,
+                "content": {
+                    ct: {"schema": {"type": "object"} if ct == "application/json" else {"type": "string"}}
+                    for ct in spec.content_types
+                },
+            }
         ok: dict[str, Any] = {"description": _STATUS_TEXT.get(spec.status, "OK")}
         if spec.response is not None:
             ok["content"] = {spec.produces: {"schema": ref(spec.response)}}

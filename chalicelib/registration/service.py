@@ -129,6 +129,9 @@ class RegistrationService:
     ) -> tuple[RegistrationView, bool]:
         return self.steps.start(caller, kind, vin, delegated=delegated, assisted_by=assisted_by)
 
+    def check_room(self, caller: str) -> None:
+        self.steps.check_room(caller)
+
     def confirm_vehicle(self, registration_id: str, caller: str) -> RegistrationView:
         return self.steps.confirm_vehicle(registration_id, caller)
 

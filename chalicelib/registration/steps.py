@@ -145,6 +145,13 @@ class RegistrationSteps:
         logger.info("registration opened", extra={"registration": reg.registration_id, "kind": kind.value})
         return self._views.view(reg), True
 
+    def check_room(self, caller: str) -> None:
+        """Refuse (``registration.too_many_open``) when the caller already holds ``open_limit`` open
+        registrations: asked before spending something a refused start would waste (a dealer's
+        hand-off code)."""
+        if count_open(self._store.of_owner(caller), self._clock()) >= self._open_limit:
+            raise too_many_open_registrations(self._open_limit)
+
     def _resumable(self, mine: list[Registration], kind: RegistrationKind, vin: str) -> Registration | None:
         now = self._clock()
         for reg in reversed(mine):

@@ -64,6 +64,7 @@ def test_the_package_holds_no_local_engine_and_fits_lambdas_size_limits(
         "app.run_fleet_tasks",
         "app.run_campaign_waves",
         "app.send_campaign_messages",
+        "app.rotate_secrets",
         "app.sweep_outbox",
         "app.reconcile_pushes",
         "app.purge_abandoned",

@@ -49,7 +49,8 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
 
 
-def staff_token(role: Role, subject: str | None = None) -> str:
+def role_token(role: Role, subject: str | None = None) -> str:
+    """A token of our own issuer carrying ``role`` alone (the test stage accepts staff roles in it)."""
     return issue_token(get_settings(), subject or f"matrix-{role.value}", [role])
 
 
@@ -108,7 +109,7 @@ def seed_inventory(api: Api) -> dict[str, list[dict[str, str]]]:
     dealers = ("D100", "D100", "D200", "D200", "D900", "D900", "D900", "D900")
     for row, dealer in zip(rows, dealers, strict=True):
         row["dealer_code"] = dealer
-    status, report = call(api, "POST", "/v1/admin/inventory/imports", bearer(staff_token(Role.ADMIN)), rows)
+    status, report = call(api, "POST", "/v1/admin/inventory/imports", bearer(role_token(Role.ADMIN)), rows)
     assert status == 200, report
     return {"A": rows[0:2], "B": rows[2:4], "owners": rows[4:6], "enterprises": rows[6:8]}
 
@@ -247,5 +248,5 @@ def seed(api: Api) -> tuple[Party, Party]:
             Role.OPERATIONS,
             Role.CALL_CENTRE,
         ):
-            party.headers[role] = bearer(staff_token(role))
+            party.headers[role] = bearer(role_token(role))
     return parties

@@ -235,3 +235,22 @@ def test_the_rotation_refuses_secrets_it_does_not_rotate_and_operators_without_k
         sm.rotate(prod, placeholder)
     # nothing was written: the placeholder is still the only version
     assert len(secrets_manager.list_secret_version_ids(SecretId=placeholder)["Versions"]) == 1
+
+
+def test_a_token_issued_before_tokens_named_their_key_still_verifies_with_the_current_or_previous_key(
+    secrets_manager: Any, prod: Settings
+) -> None:
+    import time
+
+    import jwt
+
+    secrets_manager.create_secret(Name=prod.token_secret_name, SecretString="k" * 32)
+    sm = RotatingSecretsManager(secrets_manager)
+    now = int(time.time())
+    claims = {"sub": "owner-0", "roles": ["owner"], "iss": prod.token_issuer, "iat": now, "exp": now + 600}
+    unnamed = jwt.encode({**claims, "jti": "a"}, "k" * 32, algorithm="HS256")  # no kid header
+    sm.rotate(prod, prod.token_secret_name)
+    token_keys.install(prod, _container(sm, prod, FakeClock(datetime.now(UTC))))
+    assert _signed_in(prod, unnamed) == "owner-0"  # the previous key, tried after the current one
+    forged = jwt.encode({**claims, "jti": "b"}, "x" * 32, algorithm="HS256")
+    assert _refused(prod, forged) == "auth.invalid"
