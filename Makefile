@@ -67,7 +67,7 @@ bench: install
 
 # The local stack under load (bench/load; bench/README.md, "Load"): 10, 30 and 60 owners at a time, 60 s
 # each, on a stack of its own; LOAD_ARGS="--profile" also profiles the API and moto in the last level.
-load: install
+load: install system-deps
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-load.txt
 	$(PY) bench/load/run_load.py $(LOAD_ARGS)
 

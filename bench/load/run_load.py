@@ -238,10 +238,15 @@ def make_assets(folder: Path) -> None:
     """The ID card photos (the synthetic person, the card's portrait a real face) and the head-turn
     frames of the live person for each direction a challenge can ask for (base64, as the client sends)."""
     from chalicelib.adapters.faces.local import LocalFaceEngine
-    from chalicelib.local.documents import id_back, id_front
+    from chalicelib.local.documents import NO_FONT, cjk_font_path, id_back, id_front
     from chalicelib.verification.domain.liveness import LivenessDirection
     from tests.liveness_frames import handheld, nodding_burst, turning_frames
 
+    if cjk_font_path() is None:
+        raise SystemExit(f"{NO_FONT} (`make system-deps` installs it)")
+    missing = [name for name in (CARD_PORTRAIT, LIVE_PERSON) if not (FACES / name).is_file()]
+    if missing:
+        raise SystemExit(f"face photos {', '.join(missing)} not found in {FACES}")
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "id_front.jpg").write_bytes(id_front(portrait=FACES / CARD_PORTRAIT, fmt="JPEG"))
     (folder / "id_back.jpg").write_bytes(id_back(fmt="JPEG"))
@@ -327,6 +332,7 @@ def run_level(
         total=total,
         server_errors=int(counts.get("server_errors", 0)),
         unavailable=int(counts.get("unavailable", 0)),
+        drop_unavailable=int(counts.get("drop_unavailable", 0)),
         resets=int(counts.get("resets", 0)),
         connection_errors=int(counts.get("connection_errors", 0)),
         registrations=int(counts.get("registrations", 0)),

@@ -137,8 +137,10 @@ class Level:
     server_errors: int
     resets: int
     connection_errors: int
-    #: Requests answered 503 (a retryable refusal in the error model, with Retry-After).
+    #: Requests answered 503 (a retryable refusal in the error model, with Retry-After), and how many of
+    #: them were the harness's reads of the dev SMS drop.
     unavailable: int = 0
+    drop_unavailable: int = 0
     #: Whole registrations submitted, and sign-in-and-start rounds done, in the window.
     registrations: int = 0
     starts: int = 0
@@ -167,7 +169,8 @@ def level_table(level: Level) -> str:
         )
     lines.append("")
     lines.append(
-        f"5xx other than 503: {level.server_errors}; 503 (retryable): {level.unavailable}; "
+        f"5xx other than 503: {level.server_errors}; 503 (retryable): {level.unavailable} "
+        f"({level.drop_unavailable} of them reading the dev SMS drop); "
         f"connection resets: {level.resets}; other connection errors: "
         f"{level.connection_errors}; sign-in-and-start rounds: {level.starts}; whole registrations "
         f"submitted: {level.registrations}"

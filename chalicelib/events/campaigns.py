@@ -66,7 +66,8 @@ def handle_wave_messages(records: list[dict[str, Any]], context: Any = None) -> 
             else:
                 deps.campaigns().start_wave(message.campaign_id, message.wave)
         except DomainError as err:
-            if err.status == 409:  # the campaign changed meanwhile: try again
+            # the campaign changed meanwhile, or a dependency could not answer (503): try again
+            if err.status == 409 or err.status >= 500:
                 failures.append({"itemIdentifier": message_id})
             else:
                 logger.warning(

@@ -259,6 +259,7 @@ def test_created_resources_are_followed_through_their_links(
     stack: Stack, schema: BaseSchema, tokens: Tokens
 ) -> None:
     from hypothesis import HealthCheck, Phase, settings
+    from hypothesis.errors import FlakyFailure, FlakyStrategyDefinition
 
     linked = schema.include(path_regex=STATEFUL_PATHS)
     creating = _creating_bodies(_vehicle_of_its_own(stack))
@@ -282,20 +283,27 @@ def test_created_resources_are_followed_through_their_links(
             steps[f"{case.operation.method.upper()} {case.operation.path} {response.status_code}"] += 1
             case.validate_response(response, checks=selected, transport_kwargs=kwargs)
 
-    Machine.run(
-        settings=settings(
-            max_examples=EXAMPLES,
-            stateful_step_count=STEPS,
-            derandomize=True,
-            database=None,
-            deadline=None,
-            phases=[Phase.explicit, Phase.generate],
-            suppress_health_check=list(HealthCheck),
-            print_blob=False,
-        )
+    budget = settings(
+        max_examples=EXAMPLES,
+        stateful_step_count=STEPS,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+        print_blob=False,
     )
+    try:
+        Machine.run(settings=budget)
+    except FlakyFailure as flaky:  # a failure that did not repeat on replay is a failure all the same
+        raise flaky.exceptions[0] from flaky
+    except FlakyStrategyDefinition:
+        # A live server is not replayable: a step answered differently the second time (a registration
+        # resumed, not created) and Hypothesis stops there. Every step run so far passed its checks.
+        pass
     print("stateful:", dict(sorted(steps.items())))
-    for created in ("POST /v1/campaigns 201", "POST /v1/me/registrations 201"):
-        assert steps[created], (created, steps)
+    assert steps["POST /v1/campaigns 201"], steps
+    # The fuzz's own car: 201 the first time, 200 (resumed) on a stack a fuzz already ran against.
+    assert steps["POST /v1/me/registrations 201"] + steps["POST /v1/me/registrations 200"], steps
     status, health = stack.call("GET", "/health")
     assert status == 200, health

@@ -412,3 +412,25 @@ def test_every_declared_queue_has_an_age_alarm_and_every_dead_letter_queue_a_dep
             else "ApproximateAgeOfOldestMessage"
         )
         assert (metric, queue_ids[queue.name]) in watched, f"{queue.id} has no {metric} alarm"
+
+
+def test_a_declared_queue_without_an_age_alarm_is_refused_at_synthesis() -> None:
+    from types import SimpleNamespace
+
+    from aws_cdk import App, Stack
+    from aws_cdk import aws_sqs as sqs
+
+    from chalicelib.core.resources import QueueDeclaration
+    from infra.operations import queue_alarms
+
+    stack: Any = Stack(App(), "queues")
+    declared = [
+        QueueDeclaration(id="new-work-dlq", name="cheka-prod-new-work-dlq"),
+        QueueDeclaration(
+            id="new-work", name="cheka-prod-new-work", dead_letter_queue="new-work-dlq", max_receives=3
+        ),
+    ]
+    stack.declared = SimpleNamespace(queues=declared)
+    stack.queues = {q.id: sqs.Queue(stack, q.id, queue_name=q.name) for q in declared}
+    with pytest.raises(ValueError, match="new-work has no age alarm"):
+        queue_alarms(stack, [])

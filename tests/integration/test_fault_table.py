@@ -1,18 +1,22 @@
 """The owner's registration under fault: each adapter's failure injected at each step that uses it.
 
-One registration is walked through the API on the embedded AWS with the real local engines. Before each
-step is taken, every fault of that step's table rows is injected in turn — the store throttled or
-changed under the step (a conditional check failing), S3, KMS, an engine, the SMS provider, the identity
-authority or the operator failing — and the step is tried: the person gets a retryable error (503
-with ``Retry-After``, or the step's own documented code) and the store is left as it was (every table,
-every object of the documents bucket, the SMS drop). Then the step is taken without the fault and
-succeeds: a failure poisons nothing. The walk runs once (a module fixture records every row's outcome);
-each row is its own test, named ``fault-step``.
+One registration is walked through the API on the embedded AWS (the store, the bucket, KMS, the queues
+and the sandbox identity authority real; OCR, faces and liveness the unit tests' fakes, so that the
+walk takes seconds). Before each step is taken, every fault of that step's rows is injected in turn —
+the store throttled, timed out or changed under the step (a conditional check failing), S3, KMS, an
+engine, the SMS provider, the identity authority or the operator failing — and the step is tried: the
+person gets a retryable error (503 with ``Retry-After``, or the step's own documented code) and every
+table and every object of the documents bucket (the SMS and head-unit drops included) is as it was, but
+for what the step documents (``STEP_EFFECTS``, ``ROW_EFFECTS``). Then the step is taken without the
+fault and succeeds: a failure poisons nothing (``GAPS`` lists the rows that still do, as strict xfails).
+The walk runs once (a module fixture records every row's outcome); each row is its own test,
+``fault-step``.
 
 AWS faults are raised where botocore sends a request (``Endpoint.make_request``): the exceptions a
-real service gives (``ClientError`` with its code, ``ReadTimeoutError``), after botocore's own retries
-(none here: the fault is the last attempt's). Engine, SMS, authority and operator faults are raised
-by their adapters as those raise them when their service fails.
+real service gives (``ClientError`` with its code, ``ReadTimeoutError``), as the last attempt's (no
+botocore retry here). Engine, SMS, authority and operator faults are raised by their adapters as those
+raise them when their service fails. ``CHEKA_FAULT_TABLE_EXPLORE=1`` (with ``-s``) prints each row, the
+calls each step makes and its time.
 """
 
 from __future__ import annotations
@@ -34,19 +38,16 @@ from botocore.exceptions import ClientError, ReadTimeoutError
 
 from chalicelib.core import deps
 from chalicelib.verification.domain.documents import DocumentKind
-from tests.face_photos import FACES
-
-pytestmark = pytest.mark.skipif(not FACES.is_dir(), reason=f"face photos not found at {FACES}")
 
 OWNER = "owner-faults"
 PHONE = "13912340000"
 REG = "/v1/me/registrations"
 
-#: DynamoDB operations that write.
+#: DynamoDB operations that write, and that read.
 STORE_WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem"})
+STORE_READS = frozenset({"GetItem", "Query", "Scan", "BatchGetItem", "TransactGetItems"})
 #: The synthetic ID card's front is this wide (the back a little wider).
 FRONT_WIDTH = 856
-STORE_READS = frozenset({"GetItem", "Query", "Scan", "BatchGetItem", "TransactGetItems"})
 
 
 @dataclass

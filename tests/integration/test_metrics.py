@@ -160,7 +160,7 @@ def test_a_registration_through_the_api_emits_its_funnel_the_face_attempt_and_th
     # And no metric carries personal data: dimension values are codes
     for doc in docs:
         dims = {k for sets in dimension_sets(doc) for k in sets}
-        assert dims <= {"service", "step", "reason", "result", "operator", "outcome", "kind"}, dims
+        assert dims <= {"service", "step", "reason", "result", "operator", "outcome", "kind", "purpose"}, dims
     text = json.dumps(docs, ensure_ascii=False)
     assert vins[0] not in text
     assert "13912345678" not in text

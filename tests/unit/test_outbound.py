@@ -355,3 +355,23 @@ def test_health_on_a_paused_store_answers_503_naming_what_failed_within_its_budg
     assert "table:registrations" in failed, failed
     assert "bucket:documents" in failed, failed
     assert elapsed < 3 * 2.0, elapsed  # the probes' budget (0.5 s here), the app's first import
+
+
+def test_a_wave_message_meeting_an_unavailable_dependency_is_left_for_redelivery(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from chalicelib.campaigns.messages import plan_shard_message
+    from chalicelib.cards.domain.inventory import BACKFILL_SHARD_NAMES
+    from chalicelib.core import deps
+    from chalicelib.events.campaigns import handle_wave_messages
+
+    class Unavailable:
+        def plan_shard(self, *_: Any) -> Any:
+            raise ServiceUnavailable(
+                "store.unavailable", "数据服务暂时繁忙", "busy", details={"retry_after_seconds": 2}
+            )
+
+    monkeypatch.setattr(deps, "wave_planner", lambda: Unavailable())
+    body = plan_shard_message("cp_" + "0" * 23 + "1", 1, BACKFILL_SHARD_NAMES[0])
+    record = {"messageId": "m1", "receiptHandle": "r1", "body": json.dumps(body), "attributes": {}}
+    assert handle_wave_messages([record]) == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
