@@ -189,7 +189,7 @@ def _account_logging_role(stack: ChekaStack, rest_api: CfnResource) -> None:
     role.apply_removal_policy(RemovalPolicy.RETAIN)
     account = apigateway.CfnAccount(stack, "ApiGatewayAccount", cloud_watch_role_arn=role.role_arn)
     account.apply_removal_policy(RemovalPolicy.RETAIN)
-    rest_api.add_dependency(account)
+    rest_api.node.add_dependency(account)
 
 
 def _visibility(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:

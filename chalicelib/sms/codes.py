@@ -184,7 +184,8 @@ class SmsCodeService:
     def challenge(self, origin: SendOrigin | None, now: datetime | None = None) -> dict[str, object]:
         """A new captcha challenge for ``origin`` (as JSON), counted against its IP's hourly issues
         (``sms.too_many_from_client`` past ``captcha_issues_per_ip_hour``)."""
-        assert self._captcha is not None, "no captcha configured"
+        if self._captcha is None:
+            raise RuntimeError("no captcha configured")
         now = now or self._clock()
         if self._limits is not None and origin is not None and origin.ip_hash:
             end = hour_start(now) + timedelta(hours=1)
@@ -201,7 +202,7 @@ class SmsCodeService:
         if self._limits is None:
             return
         caps = budget_caps(self._client_policy.budget_per_hour)
-        first = random.randrange(BUDGET_SHARDS)  # nosec B311: spreads writes, nothing secret
+        first = random.randrange(BUDGET_SHARDS)  # spreads the writes; nothing secret
         order = [(first + i) % BUDGET_SHARDS for i in range(BUDGET_SHARDS)]
         end = hour_start(now) + timedelta(hours=1)
         shards = [(budget_key(i, now), caps[i]) for i in order if caps[i] > 0]

@@ -10,7 +10,9 @@ The stack is shared with the browser stories of this worker, which may run after
 fuzz may not do is listed in ``LEFT_ALONE`` with the reason (codes sent by SMS to phones, sign-outs of
 the tokens it uses, campaign waves that reach the seeded owners). The owner signs in by SMS with a
 phone of its own; the other roles get tokens of their own subjects, signed as ``cheka token issue``
-signs them on the local stage.
+signs them on the local stage. Those of the account roles (account, enterprise_*) and the dealer carry no
+live account session, enterprise or dealer code, so their routes answer them 401/403: the fuzz checks
+those refusals, not what lies behind them (the authorization matrix does that).
 """
 
 from __future__ import annotations
@@ -36,8 +38,9 @@ Case = Any
 
 #: Examples per operation (``make fuzz`` sets more).
 EXAMPLES = int(os.environ.get("CHEKA_FUZZ_EXAMPLES", "3"))
-#: Steps of the stateful run (``make fuzz`` sets more through ``CHEKA_FUZZ_STEPS``).
-STEPS = int(os.environ.get("CHEKA_FUZZ_STEPS", "6"))
+#: Scenarios and steps of the stateful run (``make fuzz`` sets more).
+SCENARIOS = max(EXAMPLES, 10)
+STEPS = int(os.environ.get("CHEKA_FUZZ_STEPS", "8"))
 SEED = 20_261_130
 #: The fuzzing owner's phone (no browser story signs in with it).
 FUZZ_PHONE = "13700137090"
@@ -67,7 +70,7 @@ CHECKS = (
 )
 
 
-def _issue(stack: Stack, role: str) -> str:
+def _issue(role: str) -> str:
     """A token of ``role`` for a subject of the fuzz's own, signed with the local stage's key."""
     from chalicelib.core.auth import Role, issue_token
     from chalicelib.core.settings import get_settings
@@ -119,7 +122,7 @@ class Tokens:
 def tokens(stack: Stack) -> Tokens:
     from chalicelib.core.auth import Role
 
-    by_role = {role.value: _issue(stack, role.value) for role in Role if role is not Role.OWNER}
+    by_role = {role.value: _issue(role.value) for role in Role if role is not Role.OWNER}
     by_role[Role.OWNER.value] = _owner_signed_in(stack)
     return Tokens(by_role)
 
@@ -284,7 +287,7 @@ def test_created_resources_are_followed_through_their_links(
             case.validate_response(response, checks=selected, transport_kwargs=kwargs)
 
     budget = settings(
-        max_examples=EXAMPLES,
+        max_examples=SCENARIOS,
         stateful_step_count=STEPS,
         derandomize=True,
         database=None,
@@ -302,8 +305,8 @@ def test_created_resources_are_followed_through_their_links(
         # resumed, not created) and Hypothesis stops there. Every step run so far passed its checks.
         pass
     print("stateful:", dict(sorted(steps.items())))
-    assert steps["POST /v1/campaigns 201"], steps
-    # The fuzz's own car: 201 the first time, 200 (resumed) on a stack a fuzz already ran against.
-    assert steps["POST /v1/me/registrations 201"] + steps["POST /v1/me/registrations 200"], steps
+    # Something was created and followed (the fuzz's own car: 201 the first time, 200 once resumed).
+    created = ("POST /v1/campaigns 201", "POST /v1/me/registrations 201", "POST /v1/me/registrations 200")
+    assert any(steps[label] for label in created), steps
     status, health = stack.call("GET", "/health")
     assert status == 200, health

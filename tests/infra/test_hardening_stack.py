@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from chalicelib.core.resources import declare
-from chalicelib.core.stages import stage_settings
+from chalicelib.core.stages import PROJECT_DIR, stage_settings
 from infra.gateway import (
     ACCESS_LOG_FORMAT,
     BODY_SIZE_LABEL,
@@ -152,15 +152,9 @@ def test_a_stage_config_may_not_give_a_function_a_role_of_its_own() -> None:
             }
         }
     ) == ["dispatch_outbox"]
-    config = json.loads((synth_project() / ".chalice" / "config.json").read_text(encoding="utf-8"))
+    config = json.loads((PROJECT_DIR / ".chalice" / "config.json").read_text(encoding="utf-8"))
     for stage, section in config["stages"].items():
         assert stage_role_overrides(section) == [], stage
-
-
-def synth_project() -> Any:
-    from infra.stack import PROJECT_DIR
-
-    return PROJECT_DIR
 
 
 # -- keys ---------------------------------------------------------------------------------------------------
@@ -243,6 +237,8 @@ def test_api_access_logs_are_json_without_personal_data(synth: Synth) -> None:
     assert not [m for m in settings if m.get("DataTraceEnabled") or m.get("LoggingLevel")]
     account = by_prefix(synth, "AWS::ApiGateway::Account", "ApiGatewayAccount")
     assert "CloudWatchRoleArn" in account
+    (account_id,) = list(resources(synth, "AWS::ApiGateway::Account"))
+    assert account_id in synth.json["Resources"]["RestAPI"]["DependsOn"]  # logging allowed before the stage
 
 
 # -- throttling ---------------------------------------------------------------------------------------------
