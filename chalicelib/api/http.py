@@ -228,6 +228,7 @@ def _no_constant(text: str) -> Any:
 
 
 def too_large(max_bytes: int) -> PayloadTooLarge:
+    """The refusal of a request body over ``max_bytes`` (413)."""
     return PayloadTooLarge(
         "request.too_large",
         f"请求内容过大，不能超过 {max_bytes // (1024 * 1024)} MB",
