@@ -14,10 +14,12 @@ within its timeout, could still outlive the function (30 s; API Gateway gives up
 504 with no error model). So each API request has a deadline, set by the middleware when it begins
 (``begin_request``): ``outbound_request_seconds`` after the start, never later than the Lambda's
 remaining time less a margin. Before every attempt of every AWS call (a botocore ``before-send`` hook,
-registered on each client) the attempt is refused unless, at its worst (connect + read timeout), it ends
-before the deadline; a call whose single attempt is longer than the whole budget (the engines function)
-need only end before the function does. A refused attempt raises ``DeadlineExceeded``, which the API
-answers with 503 like any other unavailable dependency. Worker functions (queue consumers, schedules)
+registered on each client) the attempt is refused once the request's budget is spent, or when at its
+worst (connect + read timeout) it could end after the function does. An attempt that will most likely
+take milliseconds is not refused for what it could take at worst while the budget lasts: a slow step
+(an engine on a busy machine) followed by a store write still completes when there is time for it. A
+refused attempt raises ``DeadlineExceeded``, which the API answers with 503 like any other unavailable
+dependency. Worker functions (queue consumers, schedules)
 have no request deadline: their calls are bounded by the timeouts above, and a message whose handling
 fails stays on its queue for another try.
 
@@ -111,7 +113,8 @@ _SERVICE_OF_CODE = {
 
 
 class DeadlineExceeded(Exception):
-    """An attempt of an outbound call refused: at its worst it would end after the request's deadline."""
+    """An attempt of an outbound call refused: the request's budget is spent, or at its worst the attempt
+    would end after the function does."""
 
     def __init__(self, service: str, operation: str, attempt_seconds: float) -> None:
         super().__init__(
@@ -172,20 +175,15 @@ def current_deadline() -> Deadline | None:
 
 
 def check_attempt(service: str, operation: str, attempt_seconds: float) -> None:
-    """Refuse an attempt (``DeadlineExceeded``) that could end after the request's deadline: a call
-    whose one attempt fits in the budget must end by the deadline, a longer one (the engines function)
-    by the function's end. Outside a request, every attempt goes."""
+    """Refuse an attempt (``DeadlineExceeded``) started after the request's budget is spent, or that at
+    its worst (``attempt_seconds``) could end after the function does. Outside a request, every attempt
+    goes."""
     deadline = _deadline.get()
     if deadline is None:
         return
     now = time.monotonic()
-    if now >= deadline.soft:
+    if now >= deadline.soft or now + attempt_seconds > deadline.hard:
         raise DeadlineExceeded(service, operation, attempt_seconds)
-    if now + attempt_seconds <= deadline.soft:
-        return
-    if attempt_seconds > deadline.budget and now + attempt_seconds <= deadline.hard:
-        return
-    raise DeadlineExceeded(service, operation, attempt_seconds)
 
 
 def _service_of_event(event_name: str) -> tuple[str, str]:

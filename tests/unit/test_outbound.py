@@ -185,22 +185,24 @@ class FakeLambdaContext:
         return self.remaining_ms
 
 
-def test_an_attempt_must_end_by_the_deadline_and_a_longer_engine_call_by_the_functions_end(
+def test_no_attempt_starts_after_the_budget_and_none_that_could_outlive_the_function(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     clock = FakeMonotonic()
     monkeypatch.setattr(outbound, "time", clock)
     token = outbound.begin_request(20.0)
     try:
-        outbound.check_attempt("dynamodb", "PutItem", 7)  # 0 + 7 <= 20
-        outbound.check_attempt("lambda", "Invoke", 22)  # longer than the budget: ends by 28
+        outbound.check_attempt("dynamodb", "PutItem", 7)  # 0 + 7 <= 28
+        outbound.check_attempt("lambda", "Invoke", 22)  # a long engine call: ends by 28
         clock.now += 13
-        outbound.check_attempt("dynamodb", "PutItem", 7)  # 13 + 7 <= 20
+        outbound.check_attempt("dynamodb", "PutItem", 7)  # 13 + 7 <= 28
         with pytest.raises(outbound.DeadlineExceeded):
-            outbound.check_attempt("lambda", "Invoke", 22)  # 13 + 22 > 28
+            outbound.check_attempt("lambda", "Invoke", 22)  # 13 + 22 > 28: could outlive the function
+        clock.now += 6.5
+        outbound.check_attempt("dynamodb", "PutItem", 7)  # 19.5: the budget lasts, 26.5 <= 28
         clock.now += 0.5
         with pytest.raises(outbound.DeadlineExceeded):
-            outbound.check_attempt("dynamodb", "PutItem", 7)  # 13.5 + 7 > 20
+            outbound.check_attempt("dynamodb", "PutItem", 0.1)  # 20: the budget is spent
     finally:
         outbound.end_request(token)
     outbound.check_attempt("dynamodb", "PutItem", 7)  # outside a request: every attempt goes
