@@ -59,10 +59,42 @@ def _lifting_retryable(make_api_call: Any) -> Any:
 
             if not isinstance(exc, Unavailable) and kind_of(exc) is not None:
                 raise Unavailable("dynamodb", exc) from exc
+            if operation_name == "PutItem" and _put_landed_before_its_retry(self, operation_kwargs, exc):
+                return {}
             raise
 
     call.lifts_retryable = True  # type: ignore[attr-defined]
     return call
+
+
+def _put_landed_before_its_retry(connection: Any, kwargs: dict[str, Any], exc: BaseException) -> bool:
+    """Whether a conditional ``PutItem`` refused on a retry was refused by its own first attempt.
+
+    botocore tries a call again after a read timeout or a dropped connection; when the first attempt
+    had landed and only its answer was lost, the retry finds the item already written and its condition
+    (``attribute_not_exists`` of a create, the version of a save) fails. The item is read back (strongly
+    consistent): when it is exactly the item this call wrote, the put happened and is answered as such,
+    rather than as a concurrent change (409) or a duplicate."""
+    cause = exc.__cause__
+    response = getattr(cause, "response", None)
+    if not isinstance(response, dict):
+        return False
+    if (response.get("Error") or {}).get("Code") != "ConditionalCheckFailedException":
+        return False
+    if not (response.get("ResponseMetadata") or {}).get("RetryAttempts"):
+        return False
+    item = kwargs.get("Item")
+    table = kwargs.get("TableName")
+    if not isinstance(item, dict) or not isinstance(table, str):
+        return False
+    try:
+        meta = connection.get_meta_table(table)
+        names = [meta.hash_keyname] + ([meta.range_keyname] if meta.range_keyname else [])
+        key = {name: item[name] for name in names}
+        stored = connection.client.get_item(TableName=table, Key=key, ConsistentRead=True)
+    except Exception:  # the read-back is best effort: the refusal stands
+        return False
+    return bool(stored.get("Item") == item)
 
 
 def share_botocore_loader() -> None:

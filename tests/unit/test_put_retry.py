@@ -1,0 +1,85 @@
+"""A conditional put whose first attempt landed but whose answer was lost (botocore then tries again and
+the retry's condition fails on the item the first attempt wrote) is answered as the put it was; a put
+refused by someone else's item stays refused."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+from pynamodb.attributes import NumberAttribute, UnicodeAttribute
+from pynamodb.exceptions import PutError
+from pynamodb.models import Model
+
+from chalicelib.adapters.dynamo.base import share_botocore_loader
+
+
+class Thing(Model):
+    class Meta:
+        table_name = "put-retry-things"
+        region = "cn-north-1"
+
+    thing_id = UnicodeAttribute(hash_key=True)
+    version = NumberAttribute()
+    note = UnicodeAttribute()
+
+
+@pytest.fixture
+def things() -> Iterator[None]:
+    from moto import mock_aws
+
+    share_botocore_loader()
+    with mock_aws():
+        Thing._connection = None
+        Thing.create_table(billing_mode="PAY_PER_REQUEST", wait=True)
+        yield
+    Thing._connection = None
+
+
+def _retried_after_each_put(monkeypatch: pytest.MonkeyPatch, *, first_lands: bool) -> None:
+    """Every PutItem is sent twice, as botocore does after a read timeout: the first attempt lands (or
+    not) and its answer is lost; the retry's answer is the one the caller sees."""
+    client = Thing._get_connection().connection.client
+    real = client._make_api_call
+
+    def twice(operation: str, kwargs: dict[str, Any]) -> Any:
+        if operation != "PutItem":
+            return real(operation, kwargs)
+        if first_lands:
+            real(operation, kwargs)
+        try:
+            return real(operation, kwargs)
+        except ClientError as exc:
+            exc.response.setdefault("ResponseMetadata", {})["RetryAttempts"] = 1
+            raise
+
+    monkeypatch.setattr(client, "_make_api_call", twice)
+
+
+def test_a_create_whose_first_attempt_landed_before_its_retry_is_answered_as_created(
+    things: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _retried_after_each_put(monkeypatch, first_lands=True)
+    Thing("t1", version=1, note="mine").save(condition=Thing.thing_id.does_not_exist())
+    assert Thing.get("t1", consistent_read=True).note == "mine"
+
+
+def test_a_versioned_save_whose_first_attempt_landed_before_its_retry_is_answered_as_saved(
+    things: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Thing("t2", version=1, note="first").save()
+    _retried_after_each_put(monkeypatch, first_lands=True)
+    Thing("t2", version=2, note="second").save(condition=Thing.version == 1)
+    assert Thing.get("t2", consistent_read=True).note == "second"
+
+
+def test_a_create_refused_on_a_retry_by_someone_elses_item_stays_refused(
+    things: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Thing("t3", version=1, note="theirs").save()
+    _retried_after_each_put(monkeypatch, first_lands=False)
+    with pytest.raises(PutError):
+        Thing("t3", version=1, note="mine").save(condition=Thing.thing_id.does_not_exist())
+    assert Thing.get("t3", consistent_read=True).note == "theirs"
