@@ -12,14 +12,17 @@
   sign-up, the SMS provider's replies), ``api_throttle_sensitive_*``. API Gateway's throttling counts all
   clients together: it caps what a flood costs (SMS, Lambda); the WAF's rate rules are per IP. Throttled
   requests answer 429 in the error model (``infra.stack.GATEWAY_RESPONSES``) and are counted from the
-  access log (``throttled_metric``, alarmed).
+  access log (``throttled_metric``, alarmed) by API Gateway's own error type (``THROTTLED``): the app's
+  own 429s (an SMS sent too soon, a daily limit, too many open flows) are answers, not throttling.
 - **WAF** (``waf_enabled``, WAFv2 REGIONAL, associated with the stage): AWS's IP reputation list, a
   rate limit per IP over five minutes on the whole API (``waf_rate_limit_per_ip``) and a tighter one on
   the sensitive routes (``waf_sensitive_rate_limit_per_ip``), AWS's common rule set and known bad inputs.
-  The common set's 8 KB body limit (``SizeRestrictions_BODY``) only counts; a rule of ours blocks on its
-  label except on the routes whose bodies are large by design (``LARGE_BODY_ROUTES``: liveness frames,
-  CSV imports), which the app bounds itself (``max_body_bytes``). Every rule publishes CloudWatch
-  metrics and sampled requests (no WAF log: it would hold full IPs and headers).
+  The common set's 8 KB body limit (``SizeRestrictions_BODY``) only counts, on every route, and no rule
+  blocks on its label: bodies over 8 KB are ordinary here (VIN scans, liveness frames, CSV and VIN-list
+  imports of fleets and inventory), a hand-kept list of such routes would fall behind the route table,
+  and the body limits are enforced where the routes are known: API Gateway (10 MB) and the app
+  (``max_body_bytes``, 5 MB, refused 413 in the error model before any handler runs). Every rule
+  publishes CloudWatch metrics and sampled requests (no WAF log: it would hold full IPs and headers).
 """
 
 from __future__ import annotations
@@ -53,14 +56,7 @@ SENSITIVE_ROUTES = (
     ("POST", "/v1/accounts/login/verify"),
     ("POST", "/v1/sms/replies"),
 )
-#: Routes whose bodies exceed the common rule set's 8 KB by design (the app caps them itself).
-LARGE_BODY_ROUTES = (
-    ("POST", "/v1/flows/{flow_id}/liveness-sessions/{session_id}/result"),
-    ("POST", "/v1/flows/{flow_id}/liveness-sessions/{session_id}/preview"),
-    ("POST", "/v1/admin/inventory/imports"),
-    ("POST", "/v1/inventory/in-service"),
-)
-#: The common rule set's label on a body over its size limit.
+#: The common rule set's label on a body over its size limit (counted, never blocked: module docstring).
 BODY_SIZE_LABEL = "awswaf:managed:aws:core-rule-set:SizeRestrictions_Body"
 #: AWS managed rule groups of the web ACL, in priority order around our own rules.
 IP_REPUTATION = "AWSManagedRulesAmazonIpReputationList"
@@ -81,6 +77,8 @@ ACCESS_LOG_FORMAT = {
     "waf": "$context.wafResponseCode",
     "error": "$context.error.responseType",
 }
+#: The access log's ``error`` of a request API Gateway throttled (the stage's or a route's limits).
+THROTTLED_RESPONSE_TYPE = "THROTTLED"
 
 
 @dataclass(frozen=True)
@@ -147,7 +145,8 @@ def add_edge(stack: ChekaStack, rest_api: CfnResource, stage: str, paths: dict[s
         log_group=access_logs,
         metric_namespace=throttled_namespace(stack),
         metric_name="ThrottledRequests",
-        filter_pattern=logs.FilterPattern.string_value("$.status", "=", "429"),
+        # API Gateway's own throttling only: the app's 429s carry no gateway error type
+        filter_pattern=logs.FilterPattern.string_value("$.error", "=", THROTTLED_RESPONSE_TYPE),
         metric_value="1",
     )
     metric = throttled.metric(statistic="Sum", period=Duration.minutes(5))
@@ -245,7 +244,6 @@ def _web_acl(stack: ChekaStack, rest_api: CfnResource, stage: str, paths: dict[s
     settings = stack.settings
     block = wafv2.CfnWebACL.RuleActionProperty(block={})
     sensitive = _regex_set(stack, "WafSensitivePaths", routes_in(paths, SENSITIVE_ROUTES))
-    large_bodies = _regex_set(stack, "WafLargeBodyPaths", routes_in(paths, LARGE_BODY_ROUTES))
     rules = [
         _managed(IP_REPUTATION, 0),
         wafv2.CfnWebACL.RuleProperty(
@@ -273,29 +271,7 @@ def _web_acl(stack: ChekaStack, rest_api: CfnResource, stage: str, paths: dict[s
             visibility_config=_visibility("SensitiveRatePerIp"),
         ),
         _managed(COMMON_RULES, 3, overrides=("SizeRestrictions_BODY",)),
-        wafv2.CfnWebACL.RuleProperty(
-            name="BodySizeOutsideUploads",
-            priority=4,
-            action=block,
-            statement=wafv2.CfnWebACL.StatementProperty(
-                and_statement=wafv2.CfnWebACL.AndStatementProperty(
-                    statements=[
-                        wafv2.CfnWebACL.StatementProperty(
-                            label_match_statement=wafv2.CfnWebACL.LabelMatchStatementProperty(
-                                scope="LABEL", key=BODY_SIZE_LABEL
-                            )
-                        ),
-                        wafv2.CfnWebACL.StatementProperty(
-                            not_statement=wafv2.CfnWebACL.NotStatementProperty(
-                                statement=_path_in(large_bodies)
-                            )
-                        ),
-                    ]
-                )
-            ),
-            visibility_config=_visibility("BodySizeOutsideUploads"),
-        ),
-        _managed(KNOWN_BAD_INPUTS, 5),
+        _managed(KNOWN_BAD_INPUTS, 4),
     ]
     web_acl = wafv2.CfnWebACL(
         stack,

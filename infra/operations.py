@@ -1,8 +1,9 @@
 """The alarms that watch a stage's edges and backlogs, beside the platform's own metrics (``infra.stack``):
 
 - the API's 5xx rate (``5XXError`` over ``Count`` as a metric math expression, above 1 % in five minutes);
-- throttling: Lambda ``Throttles`` of every function, and requests API Gateway answered 429 (counted
-  from the access log, ``infra.gateway``);
+- throttling: Lambda ``Throttles`` of every function, and requests API Gateway itself throttled (counted
+  from the access log by the gateway's error type ``THROTTLED``, ``infra.gateway``: the app's own 429s,
+  its SMS and open-flow limits, are not counted);
 - the WAF: requests its web ACL blocked (``waf_blocked_alarm_threshold`` in five minutes);
 - SMS pumping: the codes sent in an hour past ``SMS_BUDGET_WARNING`` of the platform's hourly budget
   (``sms_global_budget_per_hour``; ``SmsBudgetExhausted`` itself is an alarmed platform metric);
@@ -92,7 +93,7 @@ def api_5xx_rate_alarm(stack: ChekaStack, api_name: str, stage: str) -> cloudwat
 def throttle_alarms(
     stack: ChekaStack, function_names: dict[str, str], edge: Edge | None
 ) -> list[cloudwatch.Alarm]:
-    """Each function's Lambda throttles, and API Gateway's 429s."""
+    """Each function's Lambda throttles, and the requests API Gateway throttled."""
     alarms = [
         _alarm(
             stack,
@@ -114,8 +115,8 @@ def throttle_alarms(
             _alarm(
                 stack,
                 "ApiThrottledAlarm",
-                "API Gateway answered 429 (stage or route throttling): a flood, or limits too low "
-                "(api_throttle_*)",
+                "API Gateway throttled requests (stage or route limits, answered 429): a flood, or "
+                "limits too low (api_throttle_*)",
                 edge.throttled_metric,
                 stack.settings.api_throttle_sensitive_burst,
             )

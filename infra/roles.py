@@ -173,7 +173,8 @@ FUNCTION_ACCESS: Mapping[str, FunctionAccess] = {
         tables=REGISTRATION_TABLES,
         pii_key=True,
         hash_key=True,
-        secrets=(OPERATOR_SECRETS,),
+        # a settled push reaches the registration service, which builds the identity authority
+        secrets=(OPERATOR_SECRETS, resources.AUTHORITY_SECRET),
         sends_to=(OUTBOX_QUEUE_ID,),
         sms=True,
     ),
@@ -193,6 +194,8 @@ FUNCTION_ACCESS: Mapping[str, FunctionAccess] = {
         scanned=("flows", "registrations"),
         pii_key=True,
         hash_key=True,
+        # the registration service it runs builds the identity authority (its credentials' secret)
+        secrets=(resources.AUTHORITY_SECRET,),
         documents=PURGE,
         list_documents=True,
         sends_to=(OUTBOX_QUEUE_ID,),
@@ -228,7 +231,7 @@ FUNCTION_ACCESS: Mapping[str, FunctionAccess] = {
         sms=True,
     ),
     "RotateSecrets": FunctionAccess(
-        "Secrets Manager's rotation of the token signing key and the operator keys",
+        "Secrets Manager's rotation of the token signing key, and the operator keys' hand-overs",
         rotates=(TOKEN_SECRET, OPERATOR_SECRETS),
     ),
 }
@@ -361,10 +364,15 @@ def statements(stack: ChekaStack, logical_id: str, access: FunctionAccess) -> li
             )
         )
     if access.rotates:
-        from infra.rotation import ROTATION_ACTIONS
+        from infra.rotation import HAND_OVER_ACTIONS, ROTATION_ACTIONS
 
+        # operator keys are made current at a hand-over, never generated (``infra.rotation``)
         found += [
-            iam.PolicyStatement(sid=f"Rotate{sid}", actions=list(ROTATION_ACTIONS), resources=arns)
+            iam.PolicyStatement(
+                sid=f"Rotate{sid}",
+                actions=list(HAND_OVER_ACTIONS if sid == "OperatorKeys" else ROTATION_ACTIONS),
+                resources=arns,
+            )
             for sid, arns in _secret_arns(stack, access.rotates).items()
         ]
     for sid, arns in _secret_arns(stack, access.secrets).items():

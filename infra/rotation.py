@@ -1,11 +1,19 @@
-"""Secret rotation of a stage: the token signing key and every operator's keys are rotated by the
-``rotate_secrets`` function (``chalicelib.events.rotation``) every ``Settings.rotation_days``.
+"""Secret rotation of a stage, by the ``rotate_secrets`` function (``chalicelib.events.rotation``):
 
-Each rotated secret gets an ``AWS::SecretsManager::RotationSchedule`` naming the function; Secrets Manager
-may invoke the function for this account only. The function's role (``infra.roles``: ``RotateSecrets``)
-may describe, read, write and relabel these secrets and nothing else: no table, no bucket, no KMS key (the
-secrets are under Secrets Manager's own key). A deploy never rotates by itself
-(``RotateImmediatelyOnUpdate`` false): the first rotation comes ``rotation_days`` after the schedule.
+- the token signing key rotates by itself every ``Settings.rotation_days``: its secret has an
+  ``AWS::SecretsManager::RotationSchedule`` naming the function (Secrets Manager may invoke it for this
+  account only). A deploy never rotates by itself (``RotateImmediatelyOnUpdate`` false): the first
+  rotation comes ``rotation_days`` after the schedule.
+- an operator's keys rotate only on demand, at a hand-over agreed with the operator: keys the operator
+  never received would break every push to it, so no schedule may invent them. The keys agreed are
+  staged as the secret's ``AWSPENDING`` version, then the same function is invoked with the
+  ``testSecret`` and ``finishSecret`` steps of that version (docs/supply-chain.md): it checks them and
+  makes them current.
+
+The function's role (``infra.roles``: ``RotateSecrets``) may describe, read, write and relabel the token
+key's versions, describe, read and relabel the operator keys' (never write them: their values come from
+the hand-over), and nothing else: no table, no bucket, no KMS key (the secrets are under Secrets
+Manager's own key).
 
 Rotation drops nothing: the functions verify tokens with the current and, for ``rotation_overlap_seconds``,
 the previous key (``chalicelib.core.token_keys``), and accept operator messages under the current and the
@@ -36,15 +44,14 @@ ROTATION_ACTIONS = (
     "secretsmanager:PutSecretValue",
     "secretsmanager:UpdateSecretVersionStage",
 )
+#: What an operator's hand-over needs: the staged keys are read, checked and made current, never written.
+HAND_OVER_ACTIONS = tuple(a for a in ROTATION_ACTIONS if a != "secretsmanager:PutSecretValue")
 
 
-def rotated_secrets(stack: ChekaStack) -> dict[str, sm.Secret]:
-    """Declared secret id -> secret, for the secrets the stage rotates (the token key, operator keys)."""
-    return {
-        declared_id: secret
-        for declared_id, secret in stack.secrets.items()
-        if declared_id == TOKEN_SECRET or declared_id.startswith("operator-")
-    }
+def scheduled_secrets(stack: ChekaStack) -> dict[str, sm.Secret]:
+    """Declared secret id -> secret, for the secrets rotated on a schedule: the token key alone (operator
+    keys rotate at a hand-over, module docstring)."""
+    return {declared_id: secret for declared_id, secret in stack.secrets.items() if declared_id == TOKEN_SECRET}
 
 
 def rotation_function_arn(stack: ChekaStack) -> str:
@@ -55,8 +62,8 @@ def rotation_function_arn(stack: ChekaStack) -> str:
 
 
 def add_secret_rotation(stack: ChekaStack) -> None:
-    """A rotation schedule for each rotated secret, and Secrets Manager's permission to invoke the
-    function (nothing when the stack was made without the API's functions)."""
+    """The token key's rotation schedule, and Secrets Manager's permission to invoke the function (nothing
+    when the stack was made without the API's functions)."""
     if stack.api is None:
         return
     function = next((f for f in stack.functions(stack.api) if f.node.id == ROTATION_FUNCTION), None)
@@ -71,7 +78,7 @@ def add_secret_rotation(stack: ChekaStack) -> None:
         source_account=Aws.ACCOUNT_ID,
     )
     permission.node.add_dependency(function)
-    for secret in rotated_secrets(stack).values():
+    for secret in scheduled_secrets(stack).values():
         schedule = secretsmanager.CfnRotationSchedule(
             stack,
             f"{secret.node.id}Rotation",

@@ -40,6 +40,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from chalicelib.adapters.dynamo.models import TABLES
+from chalicelib.api.headers import GATEWAY_RESPONSE
 from chalicelib.core import resources
 from chalicelib.core.metric_names import ALARMED, Metric
 from chalicelib.core.resources import (
@@ -712,7 +713,9 @@ class ChekaStack(Stack):
     def _gateway_responses(self) -> None:
         """API Gateway's own replies in the app's error model, in the API's OpenAPI definition: each
         change then makes a new deployment of the stage (a separate GatewayResponse resource would wait
-        for the next deployment)."""
+        for the next deployment). Each carries the browser headers of every app answer
+        (``chalicelib.api.headers.GATEWAY_RESPONSE``) as static values: single-quoted, which API Gateway
+        takes with the quotes inside them (the policy's ``'none'``)."""
         rest_api = self._rest_api(self.api)
         if rest_api is None:
             return
@@ -722,7 +725,8 @@ class ChekaStack(Stack):
             response: dict[str, Any] = {
                 "responseTemplates": {"application/json": json.dumps(body, ensure_ascii=False)},
                 "responseParameters": {
-                    f"gatewayresponse.header.{name}": f"'{value}'" for name, value in headers.items()
+                    f"gatewayresponse.header.{name}": f"'{value}'"
+                    for name, value in {**GATEWAY_RESPONSE, **headers}.items()
                 },
             }
             if status is not None:

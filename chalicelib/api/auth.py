@@ -2,8 +2,11 @@
 
 Asking for a code answers the same for every valid number: nothing says whether the phone belongs to
 a known person. A login code is asked for without a token; codes for the owner's phone in a
-registration and for a de-registration are asked for by the signed-in person. The token's subject is
-a pseudonym derived from the keyed hash of the phone, never the number.
+registration and for a de-registration are asked for by the signed-in person, for their own flow (the
+code is theirs alone); a fleet's responsible person's and a delegation's codes have their own routes.
+The token's subject is a pseudonym derived from the keyed hash of the phone, never the number. Logins
+count failed tries per client and remember the device a phone signed in from
+(``chalicelib.sms.limits``).
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ class SmsCodeRequest(CaptchaAnswer):
     bp,
     "/v1/auth/sms-codes",
     method="POST",
-    summary="Send an SMS code (login: no token; owner_phone, deregistration: the signed-in person)",
+    summary="Send an SMS code (login: no token; owner_phone, deregistration: the signed-in person's own)",
     roles=None,
     body=SmsCodeRequest,
     response=SentCode,
@@ -59,6 +62,13 @@ class SmsCodeRequest(CaptchaAnswer):
 )
 def send_sms_code(call: Call) -> SentCode:
     body: SmsCodeRequest = call.body
+    if body.purpose is SmsPurpose.FLEET_RESPONSIBLE:
+        raise InvalidField(
+            "sms.purpose_not_here",
+            "车辆负责人验证码由单位登记批次发送",
+            "A responsible person's code is sent by the fleet batch's responsible-phone step",
+            field="purpose",
+        )
     if body.purpose is SmsPurpose.DELEGATION_CONFIRM:
         raise InvalidField(
             "sms.purpose_not_here",
@@ -73,11 +83,13 @@ def send_sms_code(call: Call) -> SentCode:
             "Account codes are sent by the account's sign-up, login and password-reset steps",
             field="purpose",
         )
-    caller = None
-    if body.purpose is not SmsPurpose.LOGIN:
-        principal = authenticate(get_settings(), call.request.headers.get("authorization"))
-        authorize(principal, PERSON_ROLES)
-        caller = principal.subject  # the owner's own bucket: nobody else's sends count in it
+    if body.purpose is SmsPurpose.LOGIN:
+        # Admitted by the send itself: a device the phone signed in from has its own allowance.
+        origin = send_origin(call.request, None, body.captcha_id, body.captcha_answer)
+        return deps.sms_code_service().send(body.phone, body.purpose, origin)
+    principal = authenticate(get_settings(), call.request.headers.get("authorization"))
+    authorize(principal, PERSON_ROLES)
+    caller = principal.subject  # the owner's own code and bucket: nobody else's sends or tries reach it
     with asking_for_codes(call.request, caller, body.captcha_id, body.captcha_answer):
         return deps.sms_code_service().send(body.phone, body.purpose)
 
@@ -137,7 +149,8 @@ def login(call: Call) -> LoginResult:
         from chalicelib.consents.account import check_account_texts  # the texts: not at a cold start
 
         check_account_texts(body.accepted)  # before the code is spent: a refusal changes nothing
-    subject = deps.sms_code_service().login(body.phone, body.code)
+    # Failed tries count against the client; a known device checks its own code.
+    subject = deps.sms_code_service().login(body.phone, body.code, send_origin(call.request))
     settings = get_settings()
     if body.accepted is not None:
         deps.account_consents().record(subject, body.accepted, utc_now())

@@ -31,6 +31,7 @@ from chalicelib.kernel.errors import Forbidden, NotFound
 if TYPE_CHECKING:
     from chalicelib.api import console_views as views
     from chalicelib.audit import document_views as links
+    from chalicelib.core.token_keys import TokenKeys
     from chalicelib.verification.domain.flows import Flow
 else:
     views = lazy.module("chalicelib.api.console_views")
@@ -102,19 +103,29 @@ def _link_key() -> bytes:
 
 def _open_link(token: str, now: datetime) -> links.DocumentLink:
     """The link a token names, signed with the link key of the current token key or, during a rotation's
-    overlap, of the previous one (``chalicelib.core.token_keys``): a rotation breaks no open link."""
+    overlap, of the previous one (``chalicelib.core.token_keys``): a rotation breaks no open link. A link
+    none of them opens may come from a container that has read a newer version: the keys are read once
+    more (at most once per ``MIN_REFRESH_SECONDS``, as for tokens naming an unknown key)."""
     from chalicelib.core.settings import get_settings
-    from chalicelib.core.token_keys import keys_for
+    from chalicelib.core.token_keys import keys_for, refresh_for
 
-    keys = keys_for(get_settings())
-    for key in (keys.current, keys.previous):
-        if key is None:
-            continue
-        try:
-            return links.open_link(links.link_key(key.secret), token, now)
-        except Forbidden as refused:
-            if refused.code != "console.document_link_invalid" or key is keys.previous:
-                raise
+    settings = get_settings()
+    tried: set[str] = set()
+    held: TokenKeys | None = keys_for(settings)
+    for attempt in range(2):
+        if attempt == 1:
+            held = refresh_for(settings)
+        if held is None:
+            break
+        for key in (held.current, held.previous):
+            if key is None or key.kid in tried:
+                continue
+            tried.add(key.kid)
+            try:
+                return links.open_link(links.link_key(key.secret), token, now)
+            except Forbidden as refused:
+                if refused.code != "console.document_link_invalid":
+                    raise
     raise links.link_refused()
 
 

@@ -188,8 +188,10 @@ def json_response(status: int, body: Any, headers: dict[str, str] | None = None)
 
 def error_response(err: DomainError) -> Response:
     headers = {"WWW-Authenticate": "Bearer"} if err.status == 401 else {}
-    if err.status in (423, 503) and "retry_after_seconds" in err.details:
-        headers["Retry-After"] = str(err.details["retry_after_seconds"])
+    # 429s carry details.retry_after (kept for clients reading it), the others retry_after_seconds.
+    retry_after = err.details.get("retry_after_seconds", err.details.get("retry_after"))
+    if err.status in (423, 429, 503) and retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
     return json_response(err.status, err.to_dict(), headers)
 
 

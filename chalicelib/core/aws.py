@@ -24,12 +24,14 @@ def _boto_session() -> Any:
 
 
 @cache
-def client(service: str, read_timeout: float | None = None, retries: int | None = None) -> Any:
+def client(
+    service: str, read_timeout: float | None = None, retries: int | None = None, budgeted: bool = True
+) -> Any:
     """A boto3 client for ``service`` pointed at the configured endpoint (moto locally), bounded as
     ``chalicelib.core.outbound`` says: ``outbound_connect_timeout_seconds`` to connect,
     ``read_timeout`` (default ``outbound_read_timeout_seconds``) for each reply, and ``retries`` tries
     after the first (default ``outbound_max_attempts`` - 1; 0: none); each attempt checked against the
-    request's deadline.
+    request's deadline (not ``budgeted``: against the function's end only, ``outbound.check_attempt``).
     """
     from botocore.config import Config
 
@@ -56,7 +58,7 @@ def client(service: str, read_timeout: float | None = None, retries: int | None 
         )
     with _lock:  # boto3's default session is not thread-safe while creating clients
         made = _boto_session().client(service, **kwargs)
-    register_hooks(made.meta.events, settings.outbound_connect_timeout_seconds + read)
+    register_hooks(made.meta.events, settings.outbound_connect_timeout_seconds + read, budgeted=budgeted)
     return made
 
 

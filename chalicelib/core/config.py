@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Stage = Literal["local", "test", "dev", "prod"]
@@ -130,8 +130,9 @@ class Settings(BaseSettings):
     #: Cognito pool's app client is created with it.
     staff_console_url: str | None = Field(default=None, max_length=300)
 
-    #: Request bodies above this size are refused with 413.
-    max_body_bytes: int = 6 * 1024 * 1024
+    #: Request bodies above this size are refused with 413: 5 MB, under Lambda's 6 MB synchronous payload,
+    #: which also holds the headers and the rest of API Gateway's event (a body at 6 MB would be a 5xx).
+    max_body_bytes: int = 5 * 1024 * 1024
 
     # --- hostile input: what a request may hold before it is refused unread -------------------------
     #: JSON bodies nested deeper than this (arrays and objects) are refused with 400.
@@ -241,6 +242,16 @@ class Settings(BaseSettings):
     sms_sends_per_phone_purpose_day: int = Field(default=10, ge=1, le=1000)
     #: Codes a day to one phone from anonymous purposes together (login, account codes).
     sms_sends_per_phone_day: int = Field(default=20, ge=1, le=2000)
+    #: Codes a day to one phone from signed-in purposes of callers other than the phone's own holder.
+    sms_sends_per_phone_signed_in_day: int = Field(default=30, ge=1, le=2000)
+    #: Signed-in code asks an hour and a day per caller (counted instead of the IP; no captcha).
+    sms_sends_per_caller_hour: int = Field(default=10, ge=1, le=1_000_000)
+    sms_sends_per_caller_day: int = Field(default=40, ge=1, le=10_000_000)
+    #: Failed login code tries an hour and a day from one client IP, and from one device.
+    sms_wrong_tries_per_ip_hour: int = Field(default=30, ge=1, le=1_000_000)
+    sms_wrong_tries_per_ip_day: int = Field(default=100, ge=1, le=10_000_000)
+    sms_wrong_tries_per_device_hour: int = Field(default=10, ge=1, le=1_000_000)
+    sms_wrong_tries_per_device_day: int = Field(default=30, ge=1, le=10_000_000)
     #: Code asks an hour and a day from one client IP, and from one device (``X-Device-Id``).
     sms_sends_per_ip_hour: int = Field(default=20, ge=1, le=1_000_000)
     sms_sends_per_ip_day: int = Field(default=100, ge=1, le=10_000_000)
@@ -597,6 +608,19 @@ class Settings(BaseSettings):
         from aws_lambda_powertools.utilities import parameters
 
         return str(parameters.get_secret(self.sms_reply_secret_name, max_age=300))
+
+    @model_validator(mode="after")
+    def _rotation_overlap_outlives_tokens(self) -> Settings:
+        """The previous token key must verify every token it signed: the longest token's life plus the time
+        a container may still sign with it (its key cache) must fit in the rotation's overlap."""
+        longest = max(self.token_ttl_seconds, self.account_token_ttl_seconds)
+        if self.rotation_overlap_seconds <= longest + self.rotation_cache_seconds:
+            raise ValueError(
+                f"rotation_overlap_seconds ({self.rotation_overlap_seconds}) must exceed the longest token "
+                f"lifetime ({longest}) plus rotation_cache_seconds ({self.rotation_cache_seconds}): "
+                "a rotation would otherwise end tokens still in use"
+            )
+        return self
 
     @property
     def token_secret_name(self) -> str:

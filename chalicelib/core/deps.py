@@ -265,9 +265,16 @@ def engine_invoker() -> EngineInvoker:
     from chalicelib.core.aws import client
 
     s = get_settings()
-    # Reads time out after the engines' timeout; botocore retries nothing (the invoker decides).
-    lambda_client = client("lambda", read_timeout=s.engines_timeout_seconds, retries=0)
-    return LambdaEngineInvoker(lambda_client, s.engines_function)
+    # Reads time out after the engines' timeout, or sooner when the function's end is nearer (a client
+    # per whole second of read timeout); botocore retries nothing (the invoker decides).
+    lambda_client = client("lambda", read_timeout=s.engines_timeout_seconds, retries=0, budgeted=False)
+    return LambdaEngineInvoker(
+        lambda_client,
+        s.engines_function,
+        client_for=lambda read: client("lambda", read_timeout=float(read), retries=0, budgeted=False),
+        timeout_seconds=s.engines_timeout_seconds,
+        connect_seconds=s.outbound_connect_timeout_seconds,
+    )
 
 
 def use_engine_invoker(invoker: EngineInvoker | None) -> None:
@@ -530,7 +537,8 @@ def sms_sender() -> SmsSender:
     from chalicelib.adapters.sms.sns import SnsSmsSender
     from chalicelib.core.aws import client
 
-    return SnsSmsSender(client("sns"), sender_id=s.sms_sender_id)
+    # Publish is not idempotent: a retry after a lost reply would send the person the code twice.
+    return SnsSmsSender(client("sns", retries=0), sender_id=s.sms_sender_id)
 
 
 @lru_cache(maxsize=1)
@@ -572,6 +580,7 @@ def sms_code_service() -> SmsCodeService:
         max_wrong_tries=s.sms_max_wrong_tries,
         sends_per_day=s.sms_sends_per_phone_purpose_day,
         sends_per_phone_day=s.sms_sends_per_phone_day,
+        sends_per_phone_signed_in_day=s.sms_sends_per_phone_signed_in_day,
     )
     clients = ClientPolicy(
         per_ip_hour=s.sms_sends_per_ip_hour,
@@ -580,6 +589,12 @@ def sms_code_service() -> SmsCodeService:
         per_device_day=s.sms_sends_per_device_day,
         captcha_after=s.captcha_after_sends,
         budget_per_hour=s.sms_global_budget_per_hour,
+        per_caller_hour=s.sms_sends_per_caller_hour,
+        per_caller_day=s.sms_sends_per_caller_day,
+        tries_per_ip_hour=s.sms_wrong_tries_per_ip_hour,
+        tries_per_ip_day=s.sms_wrong_tries_per_ip_day,
+        tries_per_device_hour=s.sms_wrong_tries_per_device_hour,
+        tries_per_device_day=s.sms_wrong_tries_per_device_day,
     )
     # The local captcha; a deployed stage may put a provider's behind the same port (captcha.ports).
     captcha = LocalCaptcha(

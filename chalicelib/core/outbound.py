@@ -174,15 +174,15 @@ def current_deadline() -> Deadline | None:
     return _deadline.get()
 
 
-def check_attempt(service: str, operation: str, attempt_seconds: float) -> None:
-    """Refuse an attempt (``DeadlineExceeded``) started after the request's budget is spent, or that at
-    its worst (``attempt_seconds``) could end after the function does. Outside a request, every attempt
-    goes."""
+def check_attempt(service: str, operation: str, attempt_seconds: float, *, budgeted: bool = True) -> None:
+    """Refuse an attempt (``DeadlineExceeded``) started after the request's budget is spent (unless not
+    ``budgeted``: an engine call, which sizes its own wait to the function's end), or that at its worst
+    (``attempt_seconds``) could end after the function does. Outside a request, every attempt goes."""
     deadline = _deadline.get()
     if deadline is None:
         return
     now = time.monotonic()
-    if now >= deadline.soft or now + attempt_seconds > deadline.hard:
+    if (budgeted and now >= deadline.soft) or now + attempt_seconds > deadline.hard:
         raise DeadlineExceeded(service, operation, attempt_seconds)
 
 
@@ -191,14 +191,14 @@ def _service_of_event(event_name: str) -> tuple[str, str]:
     return (parts[1] if len(parts) > 1 else "aws"), (parts[2] if len(parts) > 2 else "")
 
 
-def register_hooks(events: Any, attempt_seconds: float) -> None:
+def register_hooks(events: Any, attempt_seconds: float, *, budgeted: bool = True) -> None:
     """Hook a botocore event emitter (a client's ``meta.events``, or a session's): every attempt
-    checked against the request's deadline, every failed call tagged with its service (for
-    ``retryable_error``)."""
+    checked against the request's deadline (``check_attempt``), every failed call tagged with its
+    service (for ``retryable_error``)."""
 
     def before_send(event_name: str = "", **_: Any) -> None:
         service, operation = _service_of_event(event_name)
-        check_attempt(service, operation, attempt_seconds)
+        check_attempt(service, operation, attempt_seconds, budgeted=budgeted)
 
     def after_call_error(event_name: str = "", exception: BaseException | None = None, **_: Any) -> None:
         if exception is not None and not hasattr(exception, _SERVICE_ATTR):

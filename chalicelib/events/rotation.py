@@ -1,15 +1,18 @@
-"""The Secrets Manager rotation function (``rotate_secrets``): a new token signing key, or new keys of one
-operator, written in the four steps Secrets Manager calls it with (infra's ``RotationSchedule``, every
-``rotation_days``).
+"""The Secrets Manager rotation function (``rotate_secrets``): a new token signing key, or the new keys of
+one operator, in the four steps Secrets Manager calls it with.
+
+The token key rotates on a schedule (infra's ``RotationSchedule``, every ``rotation_days``). An operator's
+keys rotate only at a hand-over with the operator: keys it never received would break every push to it,
+so the function never invents them. The keys agreed are staged by hand as the secret's ``AWSPENDING``
+version, and the function is invoked with that version's ``testSecret`` and ``finishSecret`` steps
+(docs/supply-chain.md); a ``createSecret`` for an operator finds them staged or is refused.
 
 - ``createSecret``: the new value as the ``AWSPENDING`` version (once per rotation: a retried step finds
-  it there). A token key is 64 random URL-safe characters; an operator's keys are new random keys with a
-  new ``key_id``, the same application id, signature method and cipher.
+  it there). A token key is 64 random URL-safe characters.
 - ``setSecret``: nothing to install elsewhere: whoever uses these keys reads them from this secret.
 - ``testSecret``: the pending value must be usable (a key long enough that signs and verifies a token;
   operator keys that parse, belong to the secret's operator and carry a new ``key_id``).
-- ``finishSecret``: ``AWSCURRENT`` moves to the new version; Secrets Manager labels the old one
-  ``AWSPREVIOUS``.
+- ``finishSecret``: ``AWSCURRENT`` moves to the new version; the old one becomes ``AWSPREVIOUS``.
 
 Nothing is dropped while containers catch up: tokens signed with the previous key verify until
 ``rotation_overlap_seconds`` after the rotation (``chalicelib.core.token_keys``), operator requests
@@ -61,23 +64,15 @@ def rotated_secret(settings: Settings, name: str) -> RotatedSecret:
     raise RotationRefused(f"{name} is not a secret this function rotates")
 
 
-def new_value(secret: RotatedSecret, current: str) -> str:
-    """The next version's value, from the current one (an operator's keys keep its settings)."""
+def new_value(secret: RotatedSecret) -> str:
+    """The next version's value: a new token key. Operator keys are never generated here (module
+    docstring): without keys staged at a hand-over, their rotation is refused."""
     if secret.kind == "token":
         return secrets.token_urlsafe(TOKEN_KEY_BYTES)
-    from chalicelib.operators.keys import OperatorKeys, OperatorKeysUnavailable, generate_operator_keys
-
-    if secret.operator is None:
-        raise RotationRefused("an operator secret names no operator")
-    try:
-        old = OperatorKeys.from_json(current)
-    except OperatorKeysUnavailable as exc:
-        # Infra's placeholder: the operator's keys were never put in, so there is nothing to renew.
-        raise RotationRefused(f"no operator keys to rotate yet ({exc})") from None
-    new = generate_operator_keys(
-        secret.operator, app_id=old.app_id, sign_method=old.sign_method, cipher=old.cipher
+    raise RotationRefused(
+        "operator keys rotate at a hand-over only: stage the keys agreed with the operator as the "
+        "AWSPENDING version first"
     )
-    return new.to_json()
 
 
 def check_value(secret: RotatedSecret, pending: str, current: str) -> None:
@@ -128,9 +123,10 @@ def rotate(client: Any, event: dict[str, Any], settings: Settings) -> None:
         raise RotationRefused(f"unknown step {step!r}")
     meta = client.describe_secret(SecretId=arn)
     name = str(meta["Name"])
-    if not meta.get("RotationEnabled"):
-        raise RotationRefused(f"{name}: rotation is not enabled")
     secret = rotated_secret(settings, name)
+    # the token key's rotation is Secrets Manager's; an operator's hand-over is invoked by hand
+    if secret.kind == "token" and not meta.get("RotationEnabled"):
+        raise RotationRefused(f"{name}: rotation is not enabled")
     stages = meta.get("VersionIdsToStages", {})
     if version not in stages:
         raise RotationRefused(f"{name}: version {version} is not a version of the secret")
@@ -150,13 +146,16 @@ def rotate(client: Any, event: dict[str, Any], settings: Settings) -> None:
         client.put_secret_value(
             SecretId=arn,
             ClientRequestToken=version,
-            SecretString=new_value(secret, current),
+            SecretString=new_value(secret),
             VersionStages=[PENDING],
         )
     elif step == "testSecret":
         pending = client.get_secret_value(SecretId=arn, VersionId=version, VersionStage=PENDING)
         check_value(secret, str(pending["SecretString"]), current)
     elif step == "finishSecret":
+        # a hand-over invoked by hand may have skipped testSecret: nothing unchecked becomes current
+        pending = client.get_secret_value(SecretId=arn, VersionId=version, VersionStage=PENDING)
+        check_value(secret, str(pending["SecretString"]), current)
         previous_current = next(v for v, labels in stages.items() if CURRENT in labels)
         client.update_secret_version_stage(
             SecretId=arn, VersionStage=CURRENT, MoveToVersionId=version, RemoveFromVersionId=previous_current
@@ -165,7 +164,8 @@ def rotate(client: Any, event: dict[str, Any], settings: Settings) -> None:
 
 
 def handle(event: dict[str, Any], context: Any) -> None:
-    """The Lambda's handler (``app.rotate_secrets``)."""
+    """The Lambda's handler (``app.rotate_secrets``): Secrets Manager's schedule, or an operator's
+    hand-over invoked by hand with the same event (``SecretId``, ``ClientRequestToken``, ``Step``)."""
     from chalicelib.core.aws import client
     from chalicelib.core.settings import get_settings
 

@@ -102,9 +102,9 @@ class PhoneCodes(Protocol):
 
     def phone_hash(self, phone: str) -> str: ...
 
-    def send(self, phone: str, purpose: Any) -> Any: ...
+    def send(self, phone: str, purpose: Any, *, caller: str | None = None) -> Any: ...
 
-    def check(self, phone: str, purpose: Any, code: str) -> None: ...
+    def check(self, phone: str, purpose: Any, code: str, caller: str | None = None) -> None: ...
 
 
 class ActionLog(Protocol):
@@ -541,7 +541,7 @@ class FleetBatches:
         batch = self._draft(principal, batch_id)
         if batch.kind is not BatchKind.REGISTRATION:
             raise registration_only()
-        return self._codes.send(phone, SmsPurpose.FLEET_RESPONSIBLE)
+        return self._codes.send(phone, SmsPurpose.FLEET_RESPONSIBLE, caller=principal.subject)
 
     def verify_phone(self, principal: Principal, batch_id: str, phone: str, code: str) -> FleetBatch:
         """The responsible person's phone proven by its code (checked, and spent, last)."""
@@ -552,7 +552,7 @@ class FleetBatches:
             raise registration_only()
         self._codes.phone_hash(phone)  # mobile.format before the code is spent
         mobile = phone.strip()
-        self._codes.check(mobile, SmsPurpose.FLEET_RESPONSIBLE, code)
+        self._codes.check(mobile, SmsPurpose.FLEET_RESPONSIBLE, code, principal.subject)
         saved = self._save(batch, responsible_phone=mobile, responsible_phone_verified=True)
         if batch.flow_id:
             self._flows.note(

@@ -176,7 +176,7 @@ class DelegationSteps:
         require_step(reg, self._registrations.flow(reg), Step.DELEGATION)
         phone = _given(reg).owner_phone
         assert phone is not None
-        return self._codes.send(phone, SmsPurpose.DELEGATION_CONFIRM)
+        return self._codes.send(phone, SmsPurpose.DELEGATION_CONFIRM, caller=caller)
 
     def confirm_by_code(self, registration_id: str, caller: str, code: str) -> RegistrationView:
         """The owner's agreement: the code sent to the owner's phone."""
@@ -184,7 +184,7 @@ class DelegationSteps:
         require_step(reg, self._registrations.flow(reg), Step.DELEGATION)
         phone = _given(reg).owner_phone
         assert phone is not None
-        self._codes.check(phone, SmsPurpose.DELEGATION_CONFIRM, code)
+        self._codes.check(phone, SmsPurpose.DELEGATION_CONFIRM, code, caller)
         return self._confirmed(reg, caller, DelegationConfirmation.SMS, {})
 
     # -- the owner's confirmation by their own face check ------------------------------------------

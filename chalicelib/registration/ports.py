@@ -15,6 +15,12 @@ class RegistrationRepository(ABC):
     def create(self, reg: Registration) -> None: ...
 
     @abstractmethod
+    def create_if_room(self, reg: Registration, limit: int, now: datetime) -> bool:
+        """Create ``reg`` unless its owner already holds ``limit`` open registrations at ``now``
+        (``count_open``); False when refused. Decided against the owner's other starts one at a time: a
+        burst of starts by one owner cannot all pass."""
+
+    @abstractmethod
     def get(self, registration_id: str) -> Registration | None: ...
 
     @abstractmethod

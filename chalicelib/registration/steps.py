@@ -46,9 +46,9 @@ from chalicelib.verification.service import VerificationService
 class PhoneCodes(Protocol):
     """What registration needs of SMS codes (``sms.codes.SmsCodeService``)."""
 
-    def check(self, phone: str, purpose: SmsPurpose, code: str) -> None: ...
+    def check(self, phone: str, purpose: SmsPurpose, code: str, caller: str | None = None) -> None: ...
 
-    def send(self, phone: str, purpose: SmsPurpose) -> SentCode: ...
+    def send(self, phone: str, purpose: SmsPurpose, *, caller: str | None = None) -> SentCode: ...
 
     def phone_hash(self, phone: str) -> str: ...
 
@@ -113,9 +113,9 @@ class RegistrationSteps:
         ):
             return self._views.view(resumed), False
         # One person cannot hold unlimited registrations open (each holds a flow, photos, codes): past
-        # ``open_limit`` they finish or cancel one first. Counted on the owner's index as read here:
-        # starts of one person racing each other may each see the same count, so at most the racing
-        # requests overshoot it (each still needs its own signed-in request, and the API's throttling).
+        # ``open_limit`` they finish or cancel one first. Checked on the owner's index as read here, then
+        # again by the store with the create, one start of the owner at a time (``create_if_room``):
+        # starts of one person racing each other cannot all pass.
         if count_open(mine, self._clock()) >= self._open_limit:
             raise too_many_open_registrations(self._open_limit)
         iccids: list[str] = []
@@ -141,7 +141,8 @@ class RegistrationSteps:
             updated_at=now,
             expires_at=now + self._flow_ttl,
         )
-        self._store.create(reg)
+        if not self._store.create_if_room(reg, self._open_limit, now):
+            raise too_many_open_registrations(self._open_limit)
         logger.info("registration opened", extra={"registration": reg.registration_id, "kind": kind.value})
         return self._views.view(reg), True
 
@@ -221,7 +222,7 @@ class RegistrationSteps:
             if reg.kind is RegistrationKind.DEREGISTRATION
             else SmsPurpose.OWNER_PHONE
         )
-        self._codes.check(number, purpose, code)
+        self._codes.check(number, purpose, code, caller)  # the caller's own code: nobody else's tries
         flow_id = reg.flow_id
         if flow_id is None:
             flow_purpose = FlowPurpose.DELEGATED_REGISTRATION if reg.delegated else reg.kind.flow_purpose

@@ -5,18 +5,26 @@ which it is burnt and a new one must be sent. A correct code is consumed (single
 purpose only: a login code does not verify the owner's phone in a registration, nor confirm a
 de-registration.
 
-Sends are counted in buckets, each with the resend interval (60 s) and a daily limit (10 per China day,
-``sms_sends_per_phone_purpose_day``), so that nobody's sends can lock another person's flow out:
+Nobody's sends or wrong tries can lock another person's flow out:
 
-- an *anonymous* purpose (login, the portal account's codes) counts per (phone, purpose); these
-  purposes also share the phone's total of ``sms_sends_per_phone_day`` (20) a day, so one phone cannot
-  be sent unlimited texts by strangers;
 - a *signed-in* purpose (``SIGNED_IN_PURPOSES``: the owner's phone, a de-registration, a delegation's
-  confirmation, a fleet's responsible person) counts per (phone, purpose, the caller's subject) and is
-  not refused by the anonymous total. A stranger's ten login sends to a phone therefore never stop its
-  owner's ``owner_phone`` or ``deregistration`` code, nor does another signed-in person's flow naming the
-  same phone. Signing in takes a phone of one's own, and every send is also bounded per client IP and
-  device and by the platform's hourly budget (``chalicelib.sms.limits``).
+  confirmation, a fleet's responsible person) keeps one current code per (phone, purpose, the caller's
+  subject) and is checked for that caller only (``code_key``): another signed-in person naming the same
+  phone neither replaces the owner's code nor spends its tries. Its sends count per (phone, purpose,
+  caller) and, unless the caller is the phone's own holder (``subject_for`` the phone), in the phone's
+  signed-in total of ``sms_sends_per_phone_signed_in_day`` (30) a day, so one phone cannot be sent
+  unlimited texts by many signed-in strangers;
+- an *anonymous* purpose (login, the portal account's codes) keeps one code per (phone, purpose) and
+  counts per (phone, purpose) and in the phone's anonymous total of ``sms_sends_per_phone_day`` (20);
+- a *known device* (one the phone signed in from in the last ``LOGIN_DEVICE_DAYS``,
+  ``chalicelib.sms.limits``) has its own login code and its own login bucket per (phone, device),
+  outside the anonymous ones: a stranger's login sends and wrong tries never stop the holder signing in
+  again from their own device.
+
+Each bucket has the resend interval (60 s) and a daily limit (10 per China day,
+``sms_sends_per_phone_purpose_day``). A send refused by the platform's budget or failed by the provider
+is given back to the phone's counts (``SmsCodeStore.release_send``): retried, it goes at once. Every
+send is also bounded per client (``chalicelib.sms.limits``).
 
 Phone numbers are personal data (第十九条, PIPL): codes and counters are keyed by a keyed hash of the
 number, and a code is stored only as a keyed hash of itself with a per-code salt.
@@ -73,14 +81,17 @@ class SmsPolicy:
     sends_per_day: int = 10
     #: Anonymous purposes together, per phone.
     sends_per_phone_day: int = 20
+    #: Signed-in purposes together, per phone, from callers other than the phone's own holder.
+    sends_per_phone_signed_in_day: int = 30
 
     def __post_init__(self) -> None:
         if not 4 <= self.code_length <= 8:
             raise ValueError("code_length must be 4–8 digits")
         if self.validity <= timedelta(0) or self.resend_interval < timedelta(0):
             raise ValueError("validity must be positive and resend_interval not negative")
-        if self.max_wrong_tries < 1 or self.sends_per_day < 1 or self.sends_per_phone_day < 1:
-            raise ValueError("max_wrong_tries, sends_per_day and sends_per_phone_day must be at least 1")
+        counts = (self.sends_per_day, self.sends_per_phone_day, self.sends_per_phone_signed_in_day)
+        if self.max_wrong_tries < 1 or min(counts) < 1:
+            raise ValueError("max_wrong_tries and the daily sends must be at least 1")
 
 
 #: The sender signature every message starts with (短信签名).
@@ -117,24 +128,45 @@ def phone_lookup_value(mobile: str) -> str:
     return f"mobile:{mobile}"
 
 
-def code_key(purpose: SmsPurpose, phone_hash: str) -> str:
-    """One current code per purpose and phone."""
+def code_key(
+    purpose: SmsPurpose, phone_hash: str, caller: str | None = None, device: str | None = None
+) -> str:
+    """The current code's key: per (phone, purpose, caller) for a signed-in purpose asked by a caller,
+    per (phone, device) for a login from a known device, else per (phone, purpose)."""
+    if purpose in SIGNED_IN_PURPOSES and caller:
+        return f"{purpose.value}#{phone_hash}#{caller}"
+    if purpose is SmsPurpose.LOGIN and device:
+        return f"{purpose.value}#{phone_hash}#dev#{device}"
     return f"{purpose.value}#{phone_hash}"
 
 
-def quota_key(purpose: SmsPurpose, phone_hash: str, caller: str | None) -> str:
-    """The bucket a send counts in: (phone, purpose), or (phone, purpose, caller) for a signed-in
-    purpose asked by a signed-in caller."""
-    if purpose in SIGNED_IN_PURPOSES and caller:
-        return f"{phone_hash}#{purpose.value}#{caller}"
-    return f"{phone_hash}#{purpose.value}"
+@dataclass(frozen=True)
+class SendBuckets:
+    """Where one send counts: its own bucket (resend interval, daily limit) and, if any, a phone total."""
+
+    quota_key: str
+    total_key: str | None = None
+    total_limit: int = 0
 
 
-def total_key(purpose: SmsPurpose, phone_hash: str, caller: str | None) -> str | None:
-    """The phone's total of anonymous sends this send also counts in (None for a signed-in bucket)."""
+def send_buckets(
+    purpose: SmsPurpose,
+    phone_hash: str,
+    policy: SmsPolicy,
+    caller: str | None = None,
+    device: str | None = None,
+) -> SendBuckets:
+    """The buckets of a send (see the module docstring): a signed-in caller's own bucket and the
+    phone's signed-in total (not for the phone's own holder); a known device's own login bucket; else
+    the (phone, purpose) bucket and the phone's anonymous total."""
     if purpose in SIGNED_IN_PURPOSES and caller:
-        return None
-    return f"{phone_hash}#all"
+        own = f"{phone_hash}#{purpose.value}#{caller}"
+        if caller == subject_for(phone_hash):
+            return SendBuckets(own)
+        return SendBuckets(own, f"{phone_hash}#signed-in", policy.sends_per_phone_signed_in_day)
+    if purpose is SmsPurpose.LOGIN and device:
+        return SendBuckets(f"{phone_hash}#{purpose.value}#dev#{device}")
+    return SendBuckets(f"{phone_hash}#{purpose.value}", f"{phone_hash}#all", policy.sends_per_phone_day)
 
 
 def code_digest_input(key: str, salt: str, code: str) -> str:
@@ -162,7 +194,8 @@ class SendQuota(BaseModel):
 
 
 class StoredCode(BaseModel):
-    """The current code of one purpose and phone, as stored: never the code nor the number."""
+    """The current code of one purpose and phone (and caller or device), as stored: never the code nor
+    the number."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -267,10 +300,10 @@ def send_failed() -> SmsUnavailable:
     )
 
 
-def check_total(total: SendQuota | None, now: datetime, policy: SmsPolicy) -> None:
-    """Refuse an anonymous send once the phone's anonymous sends of the China day reach the total."""
-    if total is not None and total.day == china_day(now) and total.sent >= policy.sends_per_phone_day:
-        raise daily_limit(policy.sends_per_phone_day, _seconds(end_of_china_day(now) - now))
+def check_total(total: SendQuota | None, now: datetime, limit: int) -> None:
+    """Refuse a send once the phone's total it counts in has ``limit`` sends this China day."""
+    if total is not None and total.day == china_day(now) and total.sent >= limit:
+        raise daily_limit(limit, _seconds(end_of_china_day(now) - now))
 
 
 def check_send(quota: SendQuota | None, now: datetime, policy: SmsPolicy) -> None:
@@ -303,10 +336,16 @@ def check_code(stored: StoredCode | None, now: datetime, policy: SmsPolicy) -> S
 
 
 def new_stored_code(
-    purpose: SmsPurpose, phone_hash: str, code_hash: str, salt: str, now: datetime, policy: SmsPolicy
+    key: str,
+    purpose: SmsPurpose,
+    phone_hash: str,
+    code_hash: str,
+    salt: str,
+    now: datetime,
+    policy: SmsPolicy,
 ) -> StoredCode:
     return StoredCode(
-        key=code_key(purpose, phone_hash),
+        key=key,
         purpose=purpose,
         phone_hash=phone_hash,
         code_hash=code_hash,

@@ -1,19 +1,31 @@
 """Limits on who may ask for SMS codes, beyond each phone's own (``chalicelib.sms.domain``): pure rules.
 
 SMS pumping (toll fraud) and SMS bombing ask for many codes from few clients, or for many phones at
-once. So every ask is counted, before the phone's own limits, per client:
+once. So every ask is counted, before the phone's own limits, per client — by who asks:
 
-- per client IP (API Gateway's source IP, kept only as a keyed hash) and per device (the
-  ``X-Device-Id`` a client keeps, hashed likewise), in fixed windows of a UTC hour and a China day:
-  ``sms_sends_per_ip_hour`` / ``_day`` and ``sms_sends_per_device_hour`` / ``_day``; past one, the ask
-  is refused ``sms.too_many_from_client`` (429, ``details.retry_after``: the window's end);
-- from ``captcha_after_sends`` asks in the hour from one client (IP or device), each further ask needs
-  a captcha answered (``chalicelib.captcha``): ``captcha.required`` (428, ``details.challenge``), or
-  ``captcha.wrong`` (422, field ``captcha_answer``) with a new challenge;
-- every code actually sent counts in the platform's hourly budget (``sms_global_budget_per_hour``),
-  kept in ``BUDGET_SHARDS`` counter items whose caps add up to the budget exactly; past it, sends are
-  refused ``sms.unavailable_budget`` (503, ``details.retry_after_seconds``) and ``SmsBudgetExhausted``
-  is emitted (alarmed).
+- an *anonymous* ask (login, the portal account's codes) per client IP (API Gateway's source IP, kept
+  only as a keyed hash) and per device (the ``X-Device-Id`` a client keeps, hashed likewise), in fixed
+  windows of a UTC hour and a China day: ``sms_sends_per_ip_hour`` / ``_day`` and
+  ``sms_sends_per_device_hour`` / ``_day``; from ``captcha_after_sends`` asks in the hour from one IP or
+  device, each further ask needs a captcha answered (``chalicelib.captcha``): ``captcha.required``
+  (428, ``details.challenge``), or ``captcha.wrong`` (422, field ``captcha_answer``) with a new
+  challenge. The threshold is taken atomically: the hourly counters are first taken with the
+  threshold as their cap, so of asks racing at the threshold only those under it go without an answer;
+- a *signed-in* ask (the owner's own flow, a fleet's responsible person) per caller (the token's
+  subject: ``sms_sends_per_caller_hour`` / ``_day``) and per device, never per IP and without a
+  captcha: a carrier's NAT or a dealership's Wi-Fi shared with strangers does not stop signed-in people;
+- a login ask from a *known device* (one the phone signed in from in the last ``LOGIN_DEVICE_DAYS``)
+  per device only: strangers on the same network cannot spend its allowance.
+
+Past a limit the ask is refused ``sms.too_many_from_client`` (429, ``details.retry_after``: the
+window's end). Wrong code tries at login are bounded the same way per client (``sms_wrong_tries_*``:
+``sms.too_many_tries_from_client``), so that one client cannot burn code after code of someone else's
+phone; a known device's own code is out of strangers' reach altogether.
+
+Every code actually sent counts in the platform's hourly budget (``sms_global_budget_per_hour``), kept in
+``BUDGET_SHARDS`` counter items whose caps add up to the budget exactly; past it, sends are refused
+``sms.unavailable_budget`` (503, ``details.retry_after_seconds``) and ``SmsBudgetExhausted`` is emitted
+(alarmed). A send the provider fails is given back to the budget.
 
 Client counters count asks that passed the captcha (a client hammering a locked phone is still
 counted); the budget counts codes sent. A refused ask counts nothing: the client counters are taken
@@ -31,6 +43,8 @@ from chalicelib.kernel.errors import DomainError, InvalidField, TooManyRequests
 
 #: Counter items the platform's hourly budget is spread over (writes to one item are throttled).
 BUDGET_SHARDS = 4
+#: Days a device a phone signed in from keeps its own login code and allowance (refreshed at each login).
+LOGIN_DEVICE_DAYS = 30
 
 
 class CaptchaRequired(DomainError):
@@ -69,9 +83,26 @@ class ClientPolicy:
     per_device_day: int = 30
     captcha_after: int = 3
     budget_per_hour: int = 5000
+    per_caller_hour: int = 10
+    per_caller_day: int = 40
+    tries_per_ip_hour: int = 30
+    tries_per_ip_day: int = 100
+    tries_per_device_hour: int = 10
+    tries_per_device_day: int = 30
 
     def __post_init__(self) -> None:
-        limits = (self.per_ip_hour, self.per_ip_day, self.per_device_hour, self.per_device_day)
+        limits = (
+            self.per_ip_hour,
+            self.per_ip_day,
+            self.per_device_hour,
+            self.per_device_day,
+            self.per_caller_hour,
+            self.per_caller_day,
+            self.tries_per_ip_hour,
+            self.tries_per_ip_day,
+            self.tries_per_device_hour,
+            self.tries_per_device_day,
+        )
         if min(limits) < 1 or self.budget_per_hour < 1 or self.captcha_after < 0:
             raise ValueError("client limits and the budget must be at least 1, captcha_after not negative")
 
@@ -83,22 +114,40 @@ class Counter:
     key: str
     limit: int
     window_end: datetime
-    reason: str  # "ip" or "device": the SmsSendRefused reason when it is full
+    reason: str  # "ip", "device" or "caller": the SmsSendRefused reason when it is full
+
+    def capped(self, limit: int) -> Counter:
+        """The same counter taken with a lower cap (the captcha threshold)."""
+        return Counter(self.key, min(self.limit, limit), self.window_end, self.reason)
 
 
 def hour_start(now: datetime) -> datetime:
     return now.replace(minute=0, second=0, microsecond=0)
 
 
-def client_counters(origin: SendOrigin, now: datetime, policy: ClientPolicy) -> list[Counter]:
-    """The counters one ask takes: its IP's and its device's, for the hour and the China day."""
+def _windows(now: datetime) -> tuple[datetime, datetime, str, str]:
     hour = hour_start(now)
-    hour_end = hour + timedelta(hours=1)
-    day_end = end_of_china_day(now)
-    hour_tag = hour.strftime("%Y%m%d%H")
-    day_tag = china_day(now).isoformat()
+    return (
+        hour + timedelta(hours=1),
+        end_of_china_day(now),
+        hour.strftime("%Y%m%d%H"),
+        china_day(now).isoformat(),
+    )
+
+
+def client_counters(
+    origin: SendOrigin, now: datetime, policy: ClientPolicy, *, known_device: bool = False
+) -> list[Counter]:
+    """The counters one ask takes, for the hour and the China day: a signed-in caller's and its
+    device's; a known device's alone; else the IP's and the device's."""
+    hour_end, day_end, hour_tag, day_tag = _windows(now)
     counters: list[Counter] = []
-    if origin.ip_hash:
+    if origin.caller:
+        counters += [
+            Counter(f"who#{origin.caller}#h#{hour_tag}", policy.per_caller_hour, hour_end, "caller"),
+            Counter(f"who#{origin.caller}#d#{day_tag}", policy.per_caller_day, day_end, "caller"),
+        ]
+    elif origin.ip_hash and not known_device:
         counters += [
             Counter(f"ip#{origin.ip_hash}#h#{hour_tag}", policy.per_ip_hour, hour_end, "ip"),
             Counter(f"ip#{origin.ip_hash}#d#{day_tag}", policy.per_ip_day, day_end, "ip"),
@@ -109,6 +158,40 @@ def client_counters(origin: SendOrigin, now: datetime, policy: ClientPolicy) -> 
             Counter(f"dev#{origin.device_hash}#d#{day_tag}", policy.per_device_day, day_end, "device"),
         ]
     return counters
+
+
+def captcha_applies(origin: SendOrigin, *, known_device: bool = False) -> bool:
+    """Only anonymous asks from a device not known for the phone may be asked for a captcha."""
+    return not origin.caller and not known_device
+
+
+def try_counters(
+    origin: SendOrigin, now: datetime, policy: ClientPolicy, *, known_device: bool = False
+) -> list[Counter]:
+    """The counters one failed login try takes: the device's, and the IP's unless the code tried is
+    the known device's own."""
+    hour_end, day_end, hour_tag, day_tag = _windows(now)
+    counters: list[Counter] = []
+    if origin.ip_hash and not known_device:
+        counters += [
+            Counter(f"try#ip#{origin.ip_hash}#h#{hour_tag}", policy.tries_per_ip_hour, hour_end, "ip"),
+            Counter(f"try#ip#{origin.ip_hash}#d#{day_tag}", policy.tries_per_ip_day, day_end, "ip"),
+        ]
+    if origin.device_hash:
+        counters += [
+            Counter(
+                f"try#dev#{origin.device_hash}#h#{hour_tag}", policy.tries_per_device_hour, hour_end, "device"
+            ),
+            Counter(
+                f"try#dev#{origin.device_hash}#d#{day_tag}", policy.tries_per_device_day, day_end, "device"
+            ),
+        ]
+    return counters
+
+
+def login_device_key(phone_hash: str, device_hash: str) -> str:
+    """The mark that ``device_hash`` signed in with the phone (kept ``LOGIN_DEVICE_DAYS``)."""
+    return f"seen#{phone_hash}#{device_hash}"
 
 
 def hour_counters(counters: list[Counter]) -> list[Counter]:
@@ -132,6 +215,16 @@ def budget_key(shard: int, now: datetime) -> str:
 
 def seconds_until(end: datetime, now: datetime) -> int:
     return max(1, math.ceil((end - now).total_seconds()))
+
+
+def too_many_tries_from_client(retry_after: int) -> TooManyRequests:
+    return TooManyRequests(
+        "sms.too_many_tries_from_client",
+        f"此设备或网络验证码输错次数过多，请 {retry_after} 秒后再试",
+        f"Too many wrong codes typed from this device or network; try again in {retry_after} s",
+        field="code",
+        details={"retry_after": retry_after},
+    )
 
 
 def too_many_from_client(retry_after: int) -> TooManyRequests:

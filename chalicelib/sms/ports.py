@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from datetime import datetime
 
-from chalicelib.sms.domain import SendQuota, SmsPolicy, StoredCode
+from chalicelib.sms.domain import SendBuckets, SendQuota, SmsPolicy, StoredCode
 from chalicelib.sms.limits import Counter
 
 
@@ -24,15 +24,19 @@ class SmsCodeStore(ABC):
     """Current codes per purpose and phone hash, and sends per phone hash; every change conditional."""
 
     @abstractmethod
-    def reserve_send(
-        self, quota_key: str, total_key: str | None, now: datetime, policy: SmsPolicy
-    ) -> SendQuota:
-        """Count one send in the bucket ``quota_key`` and, if given, in the phone's total ``total_key``,
-        with the checks of ``domain.check_send`` and ``domain.check_total``.
+    def reserve_send(self, buckets: SendBuckets, now: datetime, policy: SmsPolicy) -> SendQuota:
+        """Count one send in ``buckets.quota_key`` and, if given, in the phone's total
+        ``buckets.total_key`` (under ``total_limit``), with the checks of ``domain.check_send`` and
+        ``domain.check_total``.
 
         Raises ``sms.too_soon`` or ``sms.daily_limit`` and counts nothing when the send is refused; of
         two concurrent sends within the resend interval, exactly one is counted.
         """
+
+    @abstractmethod
+    def release_send(self, buckets: SendBuckets, sent_at: datetime, policy: SmsPolicy) -> None:
+        """Give back the send reserved at ``sent_at`` (the budget refused it or the provider failed):
+        one less in the bucket and the total, and the resend interval no longer runs from it."""
 
     @abstractmethod
     def put_code(self, code: StoredCode) -> None:
@@ -65,5 +69,15 @@ class SmsLimitStore(ABC):
         """Count one in every counter, all or none: None when counted, else a counter that is full."""
 
     @abstractmethod
-    def take_budget(self, keys_and_caps: list[tuple[str, int]], expires_at: datetime) -> bool:
-        """Count one in the first shard (in the order given) under its cap; False when all are full."""
+    def release(self, keys: list[str]) -> None:
+        """Count one less in each counter (never below 0): what was taken for a send or a try that
+        turned out not to count."""
+
+    @abstractmethod
+    def take_budget(self, keys_and_caps: list[tuple[str, int]], expires_at: datetime) -> str | None:
+        """Count one in the first shard (in the order given) under its cap: its key, None when all are
+        full."""
+
+    @abstractmethod
+    def mark(self, key: str, until: datetime) -> None:
+        """Set a mark (its tally at least 1) that lasts until ``until``; ``tallies`` reads it."""

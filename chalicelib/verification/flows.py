@@ -61,12 +61,12 @@ class Flows:
     def open_flow(self, owner: str, purpose: FlowPurpose) -> Flow:
         """A new flow of ``owner``; ``flow.too_many_open`` (429) when they hold ``open_flows`` open ones.
 
-        Counted on the owner index before the create: opens of one person racing each other may each
-        see the same count, so at most the racing requests overshoot it."""
-        if self._flows.open_count(owner, self._clock()) >= self._policy.open_flows:
+        The store decides the count and the create as one step per owner (``create_if_room``): opens of
+        one person racing each other cannot all pass."""
+        now = self._clock()
+        flow = new_flow(f"f{self._new_id()}", owner, purpose, now, self._policy.flow_ttl)
+        if not self._flows.create_if_room(flow, self._policy.open_flows, now):
             raise too_many_open_flows(self._policy.open_flows)
-        flow = new_flow(f"f{self._new_id()}", owner, purpose, self._clock(), self._policy.flow_ttl)
-        self._flows.create(flow)
         return flow
 
     def flow(self, flow_id: str, caller: str) -> Flow:

@@ -211,6 +211,12 @@ class FlowRepository(ABC):
     def create(self, flow: Flow) -> None: ...
 
     @abstractmethod
+    def create_if_room(self, flow: Flow, limit: int, now: datetime) -> bool:
+        """Create ``flow`` unless its owner already holds ``limit`` open, unexpired flows at ``now``; False
+        when refused. Decided against the owner's other opens one at a time: a burst of opens by one
+        owner cannot all pass."""
+
+    @abstractmethod
     def get(self, flow_id: str) -> Flow | None: ...
 
     @abstractmethod

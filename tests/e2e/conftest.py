@@ -236,6 +236,10 @@ def _stack_env(moto: int, api: int, sandbox: int, authority: int) -> dict[str, s
             "CHEKA_SMS_SENDS_PER_DEVICE_DAY": "1000000",
             "CHEKA_CAPTCHA_AFTER_SENDS": "100000",
             "CHEKA_CAPTCHA_ISSUES_PER_IP_HOUR": "100000",
+            "CHEKA_SMS_SENDS_PER_CALLER_HOUR": "100000",
+            "CHEKA_SMS_SENDS_PER_CALLER_DAY": "1000000",
+            "CHEKA_SMS_WRONG_TRIES_PER_IP_HOUR": "100000",
+            "CHEKA_SMS_WRONG_TRIES_PER_IP_DAY": "1000000",
             # A push unanswered for a minute is the reconciliation's (and the owner is told the platform
             # is checking with the operator): the lost-callback test waits one minute, not thirty.
             "CHEKA_PUSH_STALE_MINUTES": "1",

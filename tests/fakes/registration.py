@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from chalicelib.kernel.errors import Conflict
-from chalicelib.registration.domain.registrations import Registration, RegistrationStatus
+from chalicelib.registration.domain.registrations import Registration, RegistrationStatus, count_open
 from chalicelib.registration.ports import RegistrationRepository
 
 
@@ -31,6 +31,12 @@ class FakeRegistrations(RegistrationRepository):
 
     def get(self, registration_id: str) -> Registration | None:
         return self.items.get(registration_id)
+
+    def create_if_room(self, reg: Registration, limit: int, now: datetime) -> bool:
+        if count_open(self.of_owner(reg.owner), now) >= limit:
+            return False
+        self.create(reg)
+        return True
 
     def save(self, reg: Registration) -> Registration:
         stored = self.items.get(reg.registration_id)

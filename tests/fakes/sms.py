@@ -10,6 +10,7 @@ from chalicelib.captcha.domain import StoredChallenge
 from chalicelib.captcha.ports import ChallengeStore
 from chalicelib.kernel.clock import china_day
 from chalicelib.sms.domain import (
+    SendBuckets,
     SendQuota,
     SmsPolicy,
     StoredCode,
@@ -23,7 +24,8 @@ from chalicelib.sms.ports import SmsCodeStore, SmsLimitStore, SmsSender
 
 
 class FakeSmsSender(SmsSender):
-    """Records ``(phone, text)`` of every message; ``fail()`` makes the next sends refused (503)."""
+    """Records ``(phone, text)`` of every message; ``fail()`` makes the next sends refused (503) until
+    ``recover()``."""
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, str]] = []
@@ -37,6 +39,10 @@ class FakeSmsSender(SmsSender):
 
     def fail(self) -> None:
         self._failing = True
+
+    def recover(self) -> None:
+        """The provider works again."""
+        self._failing = False
 
     def texts_to(self, phone: str) -> list[str]:
         return [text for to, text in self.sent if to == phone]
@@ -57,12 +63,11 @@ class FakeSmsCodeStore(SmsCodeStore):
         self.quotas: dict[str, SendQuota] = {}
         self.codes: dict[str, StoredCode] = {}
 
-    def reserve_send(
-        self, quota_key: str, total_key: str | None, now: datetime, policy: SmsPolicy
-    ) -> SendQuota:
+    def reserve_send(self, buckets: SendBuckets, now: datetime, policy: SmsPolicy) -> SendQuota:
+        quota_key, total_key = buckets.quota_key, buckets.total_key
         total = self.quotas.get(total_key) if total_key else None
         if total_key:
-            check_total(total, now, policy)
+            check_total(total, now, buckets.total_limit)
         current = self.quotas.get(quota_key)
         check_send(current, now, policy)
         if total_key:
@@ -71,6 +76,17 @@ class FakeSmsCodeStore(SmsCodeStore):
             self.quotas[total_key] = SendQuota(day=china_day(now), sent=sent, last_sent_at=now)
         self.quotas[quota_key] = after_send(current, now)
         return self.quotas[quota_key]
+
+    def release_send(self, buckets: SendBuckets, sent_at: datetime, policy: SmsPolicy) -> None:
+        current = self.quotas.get(buckets.quota_key)
+        if current is None or current.last_sent_at != sent_at or current.sent < 1:
+            return
+        self.quotas[buckets.quota_key] = current.model_copy(
+            update={"sent": current.sent - 1, "last_sent_at": sent_at - policy.resend_interval}
+        )
+        total = self.quotas.get(buckets.total_key) if buckets.total_key else None
+        if buckets.total_key and total is not None and total.sent > 0:
+            self.quotas[buckets.total_key] = total.model_copy(update={"sent": total.sent - 1})
 
     def put_code(self, code: StoredCode) -> None:
         self.codes[code.key] = code
@@ -116,12 +132,20 @@ class FakeSmsLimitStore(SmsLimitStore):
             self.counts[counter.key] = self.counts.get(counter.key, 0) + 1
         return None
 
-    def take_budget(self, keys_and_caps: list[tuple[str, int]], expires_at: datetime) -> bool:
+    def release(self, keys: list[str]) -> None:
+        for key in keys:
+            if self.counts.get(key, 0) > 0:
+                self.counts[key] -= 1
+
+    def take_budget(self, keys_and_caps: list[tuple[str, int]], expires_at: datetime) -> str | None:
         for key, cap in keys_and_caps:
             if self.counts.get(key, 0) < cap:
                 self.counts[key] = self.counts.get(key, 0) + 1
-                return True
-        return False
+                return key
+        return None
+
+    def mark(self, key: str, until: datetime) -> None:
+        self.counts[key] = max(1, self.counts.get(key, 0))
 
 
 class FakeChallengeStore(ChallengeStore):

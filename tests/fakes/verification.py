@@ -66,6 +66,12 @@ class FakeFlows(FlowRepository):
     def get(self, flow_id: str) -> Flow | None:
         return self.flows.get(flow_id)
 
+    def create_if_room(self, flow: Flow, limit: int, now: datetime) -> bool:
+        if self.open_count(flow.owner, now) >= limit:
+            return False
+        self.create(flow)
+        return True
+
     def open_count(self, owner: str, now: datetime) -> int:
         return sum(
             1

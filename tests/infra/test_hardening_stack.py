@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib.api.headers import GATEWAY_RESPONSE
 from chalicelib.core.resources import declare
 from chalicelib.core.stages import PROJECT_DIR, stage_settings
 from infra.gateway import (
@@ -268,6 +269,21 @@ def test_the_stage_and_each_sensitive_route_are_throttled_from_the_settings(synt
         assert route["ThrottlingRateLimit"] == settings.api_throttle_sensitive_rate_per_second
         assert route["ThrottlingBurstLimit"] == settings.api_throttle_sensitive_burst
     assert encoded_resource_path("/v1/auth/sms-codes") == "/~1v1~1auth~1sms-codes"
+
+
+def test_api_gateways_own_answers_carry_the_browser_headers_of_every_answer(synth: Synth) -> None:
+    responses = rest_api(synth)["DefinitionBody"]["x-amazon-apigateway-gateway-responses"]
+    assert {"DEFAULT_4XX", "DEFAULT_5XX", "THROTTLED"} <= set(responses)
+    for response_type, response in responses.items():
+        params = response["responseParameters"]
+        for name, value in GATEWAY_RESPONSE.items():
+            # static values are single-quoted; the policy's own quotes stay inside
+            assert params[f"gatewayresponse.header.{name}"] == f"'{value}'", (response_type, name)
+    csp = responses["DEFAULT_4XX"]["responseParameters"]["gatewayresponse.header.Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in csp
+    assert responses["DEFAULT_5XX"]["responseParameters"]["gatewayresponse.header.Cache-Control"] == "'no-store'"
+    # a response's own header (a throttled answer's Retry-After) is kept beside them
+    assert responses["THROTTLED"]["responseParameters"]["gatewayresponse.header.Retry-After"] == "'1'"
 
 
 # -- WAF ----------------------------------------------------------------------------------------------------

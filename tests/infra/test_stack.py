@@ -1026,7 +1026,7 @@ def test_api_gateway_replies_in_the_error_model_with_the_app_codes(synth: Synth)
         assert body["message_zh"]
         assert body["message_en"]
         assert body["reference"] == "$context.requestId"
-    assert responses["THROTTLED"]["responseParameters"] == {"gatewayresponse.header.Retry-After": "'1'"}
+    assert responses["THROTTLED"]["responseParameters"]["gatewayresponse.header.Retry-After"] == "'1'"
 
 
 def test_the_gateway_codes_are_the_app_codes() -> None:

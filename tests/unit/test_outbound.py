@@ -107,6 +107,25 @@ def test_every_aws_client_carries_the_configured_timeouts_and_attempts() -> None
     assert worst < 30 - outbound.LAMBDA_MARGIN_SECONDS
 
 
+def test_the_sms_provider_is_asked_once_per_send(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SNS ``Publish`` is not idempotent: botocore trying it again after a lost reply would send the
+    person the same code twice, so its client makes one attempt."""
+    from chalicelib.adapters.sms.sns import SnsSmsSender
+    from chalicelib.core import aws, deps
+
+    monkeypatch.setenv("CHEKA_SMS_SENDER", "sns")
+    aws.reset()
+    deps.reset()
+    try:
+        sender = deps.sms_sender()
+        assert isinstance(sender, SnsSmsSender)
+        assert sender._sns.meta.config.retries["total_max_attempts"] == 1
+    finally:
+        monkeypatch.undo()
+        aws.reset()
+        deps.reset()
+
+
 def test_every_table_connection_carries_the_configured_timeouts_and_attempts() -> None:
     from chalicelib.adapters.dynamo import models
     from chalicelib.core.settings import get_settings

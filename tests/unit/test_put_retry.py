@@ -83,3 +83,44 @@ def test_a_create_refused_on_a_retry_by_someone_elses_item_stays_refused(
     with pytest.raises(PutError):
         Thing("t3", version=1, note="mine").save(condition=Thing.thing_id.does_not_exist())
     assert Thing.get("t3", consistent_read=True).note == "theirs"
+
+
+class Guard(Model):
+    """A guard item (a nonce, a captcha): no version; whoever puts it first holds it."""
+
+    class Meta:
+        table_name = "put-retry-guards"
+        region = "cn-north-1"
+
+    guard_id = UnicodeAttribute(hash_key=True)
+    note = UnicodeAttribute()
+
+
+def test_a_guard_without_a_version_refused_on_a_retry_is_not_read_back_and_stays_refused(
+    things: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two requests putting the same guard write the same item: the second is refused even when its
+    refusal comes on botocore's retry (the read-back would take the other's item for its own)."""
+    Guard._connection = None
+    Guard.create_table(billing_mode="PAY_PER_REQUEST", wait=True)
+    Guard("nonce-1", note="same").save(condition=Guard.guard_id.does_not_exist())
+    client = Guard._get_connection().connection.client
+    real = client._make_api_call
+    reads: list[str] = []
+
+    def retried(operation: str, kwargs: dict[str, Any]) -> Any:
+        if operation == "GetItem":
+            reads.append(kwargs["TableName"])
+        if operation != "PutItem":
+            return real(operation, kwargs)
+        try:
+            return real(operation, kwargs)
+        except ClientError as exc:
+            exc.response.setdefault("ResponseMetadata", {})["RetryAttempts"] = 1
+            raise
+
+    monkeypatch.setattr(client, "_make_api_call", retried)
+    with pytest.raises(PutError):
+        Guard("nonce-1", note="same").save(condition=Guard.guard_id.does_not_exist())
+    assert reads == []
+    Guard._connection = None

@@ -49,7 +49,8 @@ def _lifting_retryable(make_api_call: Any) -> Any:
     """PynamoDB's ``Connection._make_api_call`` raising ``outbound.Unavailable`` for a throttle, a
     timeout, a dropped connection or a 5xx (which PynamoDB would wrap in ``PutError``… like a failed
     condition): an adapter's ``except PutError`` then only ever sees a refusal, and the API answers the
-    rest with 503."""
+    rest with 503. A cancelled transaction is not lifted (``_cancelled_transaction``): its reasons are
+    the adapter's to read."""
 
     def call(self: Any, operation_name: str, operation_kwargs: dict[str, Any]) -> Any:
         try:
@@ -57,7 +58,8 @@ def _lifting_retryable(make_api_call: Any) -> Any:
         except Exception as exc:
             from chalicelib.core.outbound import Unavailable, kind_of
 
-            if not isinstance(exc, Unavailable) and kind_of(exc) is not None:
+            lift = not isinstance(exc, Unavailable) and not _cancelled_transaction(exc)
+            if lift and kind_of(exc) is not None:
                 raise Unavailable("dynamodb", exc) from exc
             if operation_name == "PutItem" and _put_landed_before_its_retry(self, operation_kwargs, exc):
                 return {}
@@ -67,6 +69,15 @@ def _lifting_retryable(make_api_call: Any) -> Any:
     return call
 
 
+def _cancelled_transaction(exc: BaseException) -> bool:
+    """Whether ``exc`` is a cancelled transaction: left to the adapter, whose retry loop reads its
+    cancellation reasons (``TransactionConflict``, ``ThrottlingError``: try again; a failed condition:
+    a concurrent change). Unhandled, the API still answers a retryable one with 503."""
+    response = getattr(exc, "response", None)
+    error = response.get("Error") if isinstance(response, dict) else None
+    return isinstance(error, dict) and error.get("Code") == "TransactionCanceledException"
+
+
 def _put_landed_before_its_retry(connection: Any, kwargs: dict[str, Any], exc: BaseException) -> bool:
     """Whether a conditional ``PutItem`` refused on a retry was refused by its own first attempt.
 
@@ -74,7 +85,11 @@ def _put_landed_before_its_retry(connection: Any, kwargs: dict[str, Any], exc: B
     had landed and only its answer was lost, the retry finds the item already written and its condition
     (``attribute_not_exists`` of a create, the version of a save) fails. The item is read back (strongly
     consistent): when it is exactly the item this call wrote, the put happened and is answered as such,
-    rather than as a concurrent change (409) or a duplicate."""
+    rather than as a concurrent change (409) or a duplicate.
+
+    Only versioned items (a ``version`` attribute: registrations, flows…) are read back. A guard item
+    (a nonce, a captcha, a counter) carries no version: two requests putting the same guard write the
+    same item, and the second must be refused, not told it had written it."""
     cause = exc.__cause__
     response = getattr(cause, "response", None)
     if not isinstance(response, dict):
@@ -86,6 +101,8 @@ def _put_landed_before_its_retry(connection: Any, kwargs: dict[str, Any], exc: B
     item = kwargs.get("Item")
     table = kwargs.get("TableName")
     if not isinstance(item, dict) or not isinstance(table, str):
+        return False
+    if "version" not in item:  # a guard (a nonce, a captcha, a limit): finding it is the refusal
         return False
     try:
         meta = connection.get_meta_table(table)

@@ -17,6 +17,7 @@ from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.adapters.dynamo.base import scan_upto, utc_aware
+from chalicelib.adapters.dynamo.opens import OwnerOpens
 from chalicelib.adapters.dynamo.models import (
     PURGE_GRACE_SECONDS,
     AttemptCounterModel,
@@ -44,6 +45,7 @@ from chalicelib.verification.domain.flows import (
 from chalicelib.verification.ports import AttemptCounters, FlowRepository, LivenessSessions, ReviewCases
 
 _IDENTITY_FIELDS = ("id_type", "id_number", "name", "address", "company_name", "uscc", "id_validity")
+_FLOW_OPENS = OwnerOpens("flows")
 
 
 def _epoch(at: datetime) -> int:
@@ -116,6 +118,18 @@ class DynamoFlowRepository(FlowRepository):
 
     def create(self, flow: Flow) -> None:
         self._item(flow).save(condition=FlowModel.flow_id.does_not_exist())
+
+    def create_if_room(self, flow: Flow, limit: int, now: datetime) -> bool:
+        def held() -> tuple[set[str], set[str]]:
+            seen: set[str] = set()
+            still_open: set[str] = set()
+            for item in FlowModel.by_owner.query(flow.owner):
+                seen.add(item.flow_id)
+                if item.status == FlowStatus.OPEN.value and int(item.expires_epoch) > _epoch(now):
+                    still_open.add(item.flow_id)
+            return seen, still_open
+
+        return _FLOW_OPENS.create_if_room(flow.owner, flow.flow_id, limit, now, held, lambda: self.create(flow))
 
     def get(self, flow_id: str) -> Flow | None:
         try:

@@ -275,7 +275,8 @@ PURGE_GRACE_SECONDS = 3 * 86_400
 
 
 class AttemptCounterModel(Unbound):
-    """Face-attempt counters: ``flow#<id>`` per flow and ``person#<hash>#<day>`` per person and day."""
+    """Face-attempt counters: ``flow#<id>`` per flow and ``person#<hash>#<day>`` per person and day; and
+    ``opens#<scope>#<owner>``, the turn one owner's opens take (``chalicelib.adapters.dynamo.opens``)."""
 
     class Meta(Unbound.Meta):
         table_name = "attempts"
@@ -283,6 +284,8 @@ class AttemptCounterModel(Unbound):
     counter_id = UnicodeAttribute(hash_key=True)
     tally = NumberAttribute()
     expires_epoch = NumberAttribute()
+    #: ``opens#…`` only: the ids opened in the last minutes (JSON ``{id: epoch}``), not yet on the index.
+    recent = UnicodeAttribute(null=True)
 
 
 class LivenessSessionModel(Unbound):

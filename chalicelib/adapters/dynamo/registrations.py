@@ -11,6 +11,7 @@ from pynamodb.exceptions import DeleteError, DoesNotExist, PutError
 
 from chalicelib.adapters.dynamo.base import scan_upto, utc_aware
 from chalicelib.adapters.dynamo.models import PURGE_GRACE_SECONDS, RegistrationModel, RegistrationPushModel
+from chalicelib.adapters.dynamo.opens import OwnerOpens
 from chalicelib.consents.domain import ConsentRecord
 from chalicelib.kernel.crypto import FieldCipher, SealedFields
 from chalicelib.kernel.errors import Conflict
@@ -21,8 +22,11 @@ from chalicelib.registration.domain.registrations import (
     Registration,
     RegistrationKind,
     RegistrationStatus,
+    count_open,
 )
 from chalicelib.registration.ports import RegistrationRepository
+
+_REGISTRATION_OPENS = OwnerOpens("registrations")
 
 _DELEGATION_FIELDS = (
     "owner_id_type",
@@ -171,6 +175,16 @@ class DynamoRegistrationRepository(RegistrationRepository):
             self._item(reg).save(condition=RegistrationModel.registration_id.does_not_exist())
         except PutError as exc:  # (a throttle or a timeout is raised as such: adapters.dynamo.base)
             raise changed() from exc
+
+    def create_if_room(self, reg: Registration, limit: int, now: datetime) -> bool:
+        def held() -> tuple[set[str], set[str]]:
+            mine = self.of_owner(reg.owner)
+            still_open = {r.registration_id for r in mine if count_open([r], now)}
+            return {r.registration_id for r in mine}, still_open
+
+        return _REGISTRATION_OPENS.create_if_room(
+            reg.owner, reg.registration_id, limit, now, held, lambda: self.create(reg)
+        )
 
     def get(self, registration_id: str) -> Registration | None:
         try:

@@ -8,6 +8,15 @@ never after a timeout (the function may still be at work, and the person's wait 
 forgetting faces are tried once. Whatever keeps the function from answering (a timeout, throttling, the
 function missing, crashing or timing out itself) raises ``engine.unavailable`` (503, ``Retry-After``).
 
+Each attempt must end before the function does. Inside an API request (``chalicelib.core.outbound``'s
+deadline) the attempt waits at most ``min(engines_timeout_seconds, hard - now - connect)`` seconds for
+the reply, rounded down to whole seconds (a client per read timeout, cached): a check late in the request
+still runs, on a shorter wait, rather than being refused for what the full wait could take. Only when
+less than ``MIN_READ_SECONDS`` would be left is the attempt refused, as ``engine.unavailable`` (the
+services' engine fallbacks then apply); a ``DeadlineExceeded`` from the client is reported the same way.
+The request's own budget (``outbound_request_seconds``) does not refuse an engine call: the function's
+end does.
+
 ``DirectEngineInvoker`` calls the function's handler in this process (``make deploy-check`` and tests): the
 same payloads, encoded to JSON and back, so what passes here passes through Lambda.
 """
@@ -15,7 +24,9 @@ same payloads, encoded to JSON and back, so what passes here passes through Lamb
 from __future__ import annotations
 
 import json
+import math
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from chalicelib.core.observability import logger
@@ -44,6 +55,10 @@ THROTTLED = frozenset({"TooManyRequestsException", "EC2ThrottledException", "Thr
 TIMEOUT_RETRY_AFTER = 10
 #: Pause before the one retry of a throttled idempotent call.
 RETRY_PAUSE_SECONDS = 0.2
+#: Shortest wait for a reply worth an attempt; with less left before the function's end, none is made.
+MIN_READ_SECONDS = 3
+#: Seconds kept between the read timeout chosen and the function's end (the time to send the request).
+READ_SLACK_SECONDS = 0.5
 
 
 class EngineInvoker(Protocol):
@@ -60,10 +75,39 @@ def engine_of(payload: dict[str, Any]) -> str:
 class LambdaEngineInvoker:
     """Invokes the engines function (``RequestResponse``) with a client whose reads time out."""
 
-    def __init__(self, client: Any, function_name: str) -> None:
-        """``client``: a boto3 Lambda client with the read timeout in force and no retries of its own."""
+    def __init__(
+        self,
+        client: Any,
+        function_name: str,
+        *,
+        client_for: Callable[[int], Any] | None = None,
+        timeout_seconds: float | None = None,
+        connect_seconds: float = 2.0,
+    ) -> None:
+        """``client``: a boto3 Lambda client with the full read timeout (``timeout_seconds``) and no
+        retries of its own; ``client_for``: the same with a shorter read timeout (whole seconds), used
+        when the request's deadline leaves less; ``connect_seconds``: the clients' connect timeout."""
         self._client = client
         self.function_name = function_name
+        self._client_for = client_for
+        self._timeout = float(client.meta.config.read_timeout) if timeout_seconds is None else timeout_seconds
+        self._connect = connect_seconds
+
+    def _client_in_time(self, payload: dict[str, Any]) -> Any:
+        """The client whose read timeout lets the attempt end before the function does; refused
+        (``engine.unavailable``) when that would be under ``MIN_READ_SECONDS``."""
+        from chalicelib.core.outbound import current_deadline
+
+        deadline = current_deadline()
+        if deadline is None:
+            return self._client
+        left = deadline.hard - time.monotonic() - self._connect - READ_SLACK_SECONDS
+        if left >= self._timeout:
+            return self._client
+        read = math.floor(left)
+        if read < MIN_READ_SECONDS:
+            raise self._unavailable(payload, "timeout", f"{left:.1f} s left before the function's end")
+        return self._client if self._client_for is None else self._client_for(read)
 
     def __call__(self, payload: dict[str, Any]) -> dict[str, Any]:
         op = str(payload.get("op"))
@@ -86,14 +130,17 @@ class LambdaEngineInvoker:
             ReadTimeoutError,
         )
 
+        from chalicelib.core.outbound import DeadlineExceeded
+
+        client = self._client_in_time(payload)
         try:
-            response = self._client.invoke(
+            response = client.invoke(
                 FunctionName=self.function_name,
                 InvocationType="RequestResponse",
                 Payload=json.dumps(payload, separators=(",", ":")).encode(),
             )
             body = response["Payload"].read()
-        except ReadTimeoutError as err:
+        except (ReadTimeoutError, DeadlineExceeded) as err:
             raise self._unavailable(payload, "timeout", str(err)) from err
         except (ConnectTimeoutError, EndpointConnectionError) as err:
             raise _Retryable("unreachable", str(err)) from err

@@ -2,9 +2,10 @@
 
 A send is counted by one conditional update of its bucket's ``sms-sends`` item (same China day, under
 the daily limit, the last send at least the resend interval ago), or, on a new day, one that restarts
-the count; when both are refused the stored state says why. An anonymous send first counts in the
-phone's total the same way (under the total, no interval), and is taken back from it if its bucket
-refuses it. A wrong try and the consumption of a code
+the count; when both are refused the stored state says why. A send with a phone total first counts in
+it the same way (under the total, no interval), and is taken back from it if its bucket refuses it. A
+send given back (``release_send``) counts one less, and its bucket's last send moves back by the
+resend interval, on condition that it is still the last. A wrong try and the consumption of a code
 are conditional on the code read being still current (its salt), unused and unburnt, so concurrent
 checks never allow a sixth try nor a second use.
 """
@@ -21,6 +22,7 @@ from chalicelib.adapters.dynamo.base import utc_aware
 from chalicelib.adapters.dynamo.models_sms import SmsCodeModel, SmsSendsModel
 from chalicelib.kernel.clock import china_day, end_of_china_day
 from chalicelib.sms.domain import (
+    SendBuckets,
     SendQuota,
     SmsPolicy,
     SmsPurpose,
@@ -60,25 +62,42 @@ class DynamoSmsCodeStore(SmsCodeStore):
         except DoesNotExist:
             return None
 
-    def reserve_send(
-        self, quota_key: str, total_key: str | None, now: datetime, policy: SmsPolicy
-    ) -> SendQuota:
+    def reserve_send(self, buckets: SendBuckets, now: datetime, policy: SmsPolicy) -> SendQuota:
+        total_key = buckets.total_key
         if total_key is not None:
-            self._count_total(total_key, now, policy)
+            self._count_total(total_key, buckets.total_limit, now)
         try:
-            return self._reserve(quota_key, now, policy)
+            return self._reserve(buckets.quota_key, now, policy)
         except Exception:
             if total_key is not None:
                 self._uncount_total(total_key, now)
             raise
 
-    def _count_total(self, key: str, now: datetime, policy: SmsPolicy) -> None:
+    def release_send(self, buckets: SendBuckets, sent_at: datetime, policy: SmsPolicy) -> None:
+        try:
+            SmsSendsModel(buckets.quota_key).update(
+                actions=[
+                    SmsSendsModel.sent.add(-1),
+                    SmsSendsModel.last_sent_at.set(sent_at - policy.resend_interval),
+                ],
+                condition=(SmsSendsModel.day == china_day(sent_at).isoformat())
+                & (SmsSendsModel.last_sent_at == sent_at)
+                & (SmsSendsModel.sent > 0),
+            )
+        except UpdateError as exc:
+            if not _refused(exc):
+                raise
+            return  # another send came since (or a new day): it stays as counted
+        if buckets.total_key is not None:
+            self._uncount_total(buckets.total_key, sent_at)
+
+    def _count_total(self, key: str, limit: int, now: datetime) -> None:
         today = china_day(now).isoformat()
         expires = _epoch(end_of_china_day(now) + _KEEP)
         attempts: tuple[tuple[list[Action], Condition], ...] = (
             (
                 [SmsSendsModel.sent.add(1), SmsSendsModel.last_sent_at.set(now)],
-                (SmsSendsModel.day == today) & (SmsSendsModel.sent < policy.sends_per_phone_day),
+                (SmsSendsModel.day == today) & (SmsSendsModel.sent < limit),
             ),
             (
                 [
@@ -99,9 +118,9 @@ class DynamoSmsCodeStore(SmsCodeStore):
                         raise
                     continue
                 return
-            check_total(self.quota(key), now, policy)  # raises sms.daily_limit
+            check_total(self.quota(key), now, limit)  # raises sms.daily_limit
         retry_after = max(1, int((end_of_china_day(now) - now).total_seconds()))
-        raise daily_limit(policy.sends_per_phone_day, retry_after)  # two concurrent new days: rare
+        raise daily_limit(limit, retry_after)  # two concurrent new days: rare
 
     def _uncount_total(self, key: str, now: datetime) -> None:
         try:

@@ -393,7 +393,7 @@ def test_a_vehicle_taken_out_of_the_draft_is_free_for_another_batch(w: World) ->
 def test_a_phone_code_given_for_a_submitted_batch_is_refused_and_not_spent(w: World) -> None:
     batch = w.batches.submit(AGENT, w.ready().batch_id, COMPANY)
     w.clock.advance(minutes=2)  # past the resend interval of the code the batch was built with
-    w.codes.send(PHONE, SmsPurpose.FLEET_RESPONSIBLE)
+    w.codes.send(PHONE, SmsPurpose.FLEET_RESPONSIBLE, caller=AGENT.subject)
     code = w.sender.last_code(PHONE)
     with pytest.raises(Conflict) as refused:
         w.batches.verify_phone(AGENT, batch.batch_id, PHONE, code)

@@ -176,7 +176,7 @@ def test_the_owner_confirms_with_the_code_sent_to_their_own_phone_then_the_trust
 
 def test_a_code_of_another_purpose_to_the_owners_phone_does_not_confirm(world: World) -> None:
     reg_id, _ = delegated(world)
-    world.codes.send(OWNER_PHONE, SmsPurpose.OWNER_PHONE)
+    world.codes.send(OWNER_PHONE, SmsPurpose.OWNER_PHONE, caller=ME)
     err = refusal(world.service.confirm_delegation, reg_id, ME, world.sms.last_code(OWNER_PHONE))
     assert err.code == "sms.no_code"
     assert world.service.get(reg_id, ME, REG).step is Step.DELEGATION

@@ -53,3 +53,17 @@ def test_the_eleventh_open_flow_is_refused_and_not_stored() -> None:
     assert (err.code, err.status) == ("flow.too_many_open", 429)
     assert len(world.flows.flows) == 10
     flows.open_flow("someone-else", FlowPurpose.REGISTRATION)
+
+
+def test_submitted_registrations_do_not_count() -> None:
+    world = World(vehicles=1)
+    # given one registration submitted
+    submitted = world.ready_to_submit(world.vins[0])
+    world.service.submit(submitted, ME)
+    # then five more may be open at once, and only the sixth open one is refused
+    six = vins(6)
+    for vin in six[:5]:
+        world.start(vin)
+    err = refusal(world.service.start, ME, RegistrationKind.REGISTRATION, six[5])
+    assert err.code == "registration.too_many_open"
+    assert len(world.registrations.items) == 6

@@ -38,7 +38,7 @@ def at_possession(world: World, vin: str, owner: str = ME, *, delegated: bool = 
     record's: possession is due."""
     reg_id = world.start(vin, owner, delegated=delegated)
     world.service.confirm_vehicle(reg_id, owner)
-    world.codes.send(MY_OTHER_PHONE, SmsPurpose.OWNER_PHONE)
+    world.codes.send(MY_OTHER_PHONE, SmsPurpose.OWNER_PHONE, caller=owner)
     view = world.service.verify_phone(reg_id, owner, MY_OTHER_PHONE, world.sms.last_code(MY_OTHER_PHONE))
     assert view.step is Step.POSSESSION
     return reg_id
@@ -113,7 +113,7 @@ def test_before_possession_the_registration_shows_no_vehicle_facts_nor_cards(wor
 def test_the_sales_record_phone_shows_possession_by_itself_at_the_phone_step(world: World) -> None:
     reg_id = world.start(world.vins[0])
     world.service.confirm_vehicle(reg_id, ME)
-    world.codes.send(PHONE, SmsPurpose.OWNER_PHONE)
+    world.codes.send(PHONE, SmsPurpose.OWNER_PHONE, caller=ME)
     view = world.service.verify_phone(reg_id, ME, PHONE, world.sms.last_code(PHONE))
     assert view.step is Step.IDENTITY
     assert view.possession is not None

@@ -67,7 +67,7 @@ def test_a_malformed_vin_is_refused_with_the_field(world: World) -> None:
 def test_steps_cannot_run_ahead_of_the_step_due(world: World) -> None:
     # given a registration whose vehicle is not confirmed yet
     reg_id = world.start(world.vins[0])
-    world.codes.send(PHONE, SmsPurpose.OWNER_PHONE)
+    world.codes.send(PHONE, SmsPurpose.OWNER_PHONE, caller=ME)
     # when the phone, the consents or the submission come first
     attempts: list[tuple[Callable[..., Any], tuple[Any, ...]]] = [
         (world.service.verify_phone, (reg_id, ME, PHONE, world.sms.last_code())),
@@ -102,7 +102,7 @@ def test_the_right_code_verifies_the_phone_and_opens_the_flow(world: World) -> N
     # given a confirmed vehicle
     reg_id = world.start(world.vins[0])
     world.service.confirm_vehicle(reg_id, ME)
-    world.codes.send(PHONE, SmsPurpose.OWNER_PHONE)
+    world.codes.send(PHONE, SmsPurpose.OWNER_PHONE, caller=ME)
     # when I type the code the phone received
     view = world.service.verify_phone(reg_id, ME, PHONE, world.sms.last_code(PHONE))
     # then the phone is verified (shown masked), a flow is open and the check is in its evidence; the
@@ -116,7 +116,7 @@ def test_the_right_code_verifies_the_phone_and_opens_the_flow(world: World) -> N
 def test_a_wrong_code_is_refused_and_changes_nothing(world: World) -> None:
     reg_id = world.start(world.vins[0])
     world.service.confirm_vehicle(reg_id, ME)
-    world.codes.send(PHONE, SmsPurpose.OWNER_PHONE)
+    world.codes.send(PHONE, SmsPurpose.OWNER_PHONE, caller=ME)
     code = world.sms.last_code(PHONE)
     wrong = "000000" if code != "000000" else "111111"
     err = refusal(world.service.verify_phone, reg_id, ME, PHONE, wrong)

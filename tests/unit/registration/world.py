@@ -153,7 +153,7 @@ class World:
         self, reg_id: str, owner: str = ME, *, purpose: SmsPurpose = SmsPurpose.OWNER_PHONE
     ) -> str:
         """The phone proved with its code; the flow's id."""
-        self.codes.send(PHONE, purpose)
+        self.codes.send(PHONE, purpose, caller=owner)  # the owner's own code
         view = self.service.verify_phone(reg_id, owner, PHONE, self.sms.last_code(PHONE))
         assert view.flow_id is not None
         return view.flow_id

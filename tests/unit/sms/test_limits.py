@@ -13,7 +13,7 @@ import pytest
 from chalicelib.captcha.domain import ALPHABET, LENGTH, new_answer, render_svg
 from chalicelib.captcha.service import LocalCaptcha
 from chalicelib.sms.codes import SmsCodeService, asking_as
-from chalicelib.sms.domain import SmsPolicy, SmsPurpose
+from chalicelib.sms.domain import SmsPolicy, SmsPurpose, subject_for
 from chalicelib.sms.limits import ClientPolicy, SendOrigin, budget_caps
 from tests.fakes.clock import FakeClock
 from tests.fakes.crypto import FakeHasher
@@ -59,6 +59,10 @@ class Parts:
         return answer
 
 
+def wrong_for(*codes: str) -> str:
+    return next(c for c in ("000000", "111111", "222222") if c not in codes)
+
+
 def ip(
     n: int = 1, device: str | None = None, captcha_id: str | None = None, captcha_answer: str | None = None
 ) -> SendOrigin:
@@ -84,14 +88,39 @@ def test_a_strangers_ten_login_sends_never_lock_the_owner_out_of_their_own_codes
     assert len(parts.inbox.texts_to(PHONE)) == 12
 
 
-def test_another_signed_in_persons_sends_do_not_count_in_the_owners_bucket() -> None:
+def test_a_strangers_signed_in_sends_and_wrong_tries_leave_the_owners_own_code_working() -> None:
     parts = Parts()
-    for _ in range(10):
-        parts.service.send(PHONE, SmsPurpose.OWNER_PHONE, SendOrigin(caller="u-stranger"))
-    stranger = refusal(parts.service.send, PHONE, SmsPurpose.OWNER_PHONE, SendOrigin(caller="u-stranger"))
-    assert stranger.code == "sms.daily_limit"
-    parts.service.send(PHONE, SmsPurpose.OWNER_PHONE, SendOrigin(caller=OWNER))
-    assert len(parts.inbox.texts_to(PHONE)) == 11
+    owner = SendOrigin(ip_hash="ip-owner", caller=OWNER)
+    stranger = SendOrigin(ip_hash="ip-stranger", caller="u-stranger")
+    # given the owner's code, sent first
+    parts.service.send(PHONE, SmsPurpose.OWNER_PHONE, owner)
+    code = parts.inbox.last_code(PHONE)
+    # when a signed-in stranger asks codes of the same purpose for the same phone, then tries wrong
+    # codes until theirs is burnt
+    for _ in range(3):
+        parts.service.send(PHONE, SmsPurpose.OWNER_PHONE, stranger)
+    theirs = parts.inbox.last_code(PHONE)
+    for _ in range(5):
+        refusal(parts.service.check, PHONE, SmsPurpose.OWNER_PHONE, wrong_for(code, theirs), "u-stranger")
+    burnt = refusal(parts.service.check, PHONE, SmsPurpose.OWNER_PHONE, theirs, "u-stranger")
+    assert burnt.code == "sms.too_many_tries"
+    # then the owner's code was neither replaced nor tried: it still works, for the owner only
+    assert refusal(parts.service.check, PHONE, SmsPurpose.OWNER_PHONE, code, "u-stranger").code != ""
+    parts.service.check(PHONE, SmsPurpose.OWNER_PHONE, code, OWNER)
+
+
+def test_a_phone_gets_at_most_its_signed_in_total_from_others_but_its_holder_is_not_counted() -> None:
+    policy = SmsPolicy(resend_interval=timedelta(0), sends_per_phone_signed_in_day=3)
+    parts = Parts(policy=policy)
+    for n in range(3):
+        parts.service.send(PHONE, SmsPurpose.OWNER_PHONE, SendOrigin(caller=f"u-{n}"))
+    # a fourth signed-in person naming the phone is refused, whatever the purpose
+    err = refusal(parts.service.send, PHONE, SmsPurpose.DEREGISTRATION, SendOrigin(caller="u-9"))
+    assert (err.code, err.details["limit"]) == ("sms.daily_limit", 3)
+    # the phone's own holder (signed in with it) still gets their codes
+    holder = subject_for(parts.service.phone_hash(PHONE))
+    parts.service.send(PHONE, SmsPurpose.DEREGISTRATION, SendOrigin(caller=holder))
+    assert len(parts.inbox.texts_to(PHONE)) == 4
 
 
 def test_anonymous_purposes_share_the_phones_daily_total() -> None:
