@@ -51,7 +51,9 @@ HAND_OVER_ACTIONS = tuple(a for a in ROTATION_ACTIONS if a != "secretsmanager:Pu
 def scheduled_secrets(stack: ChekaStack) -> dict[str, sm.Secret]:
     """Declared secret id -> secret, for the secrets rotated on a schedule: the token key alone (operator
     keys rotate at a hand-over, module docstring)."""
-    return {declared_id: secret for declared_id, secret in stack.secrets.items() if declared_id == TOKEN_SECRET}
+    return {
+        declared_id: secret for declared_id, secret in stack.secrets.items() if declared_id == TOKEN_SECRET
+    }
 
 
 def rotation_function_arn(stack: ChekaStack) -> str:

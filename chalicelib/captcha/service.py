@@ -1,4 +1,4 @@
-"""The local captcha: pictures drawn here (``chalicelib.captcha.domain``), answers kept as keyed hashes."""
+"""The local captcha: PNG pictures drawn here (``chalicelib.captcha.domain``), answers kept keyed-hashed."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from chalicelib.captcha.domain import (
     data_url,
     is_valid,
     new_answer,
-    render_svg,
+    render_png,
 )
 from chalicelib.captcha.ports import Captcha, ChallengeStore
 from chalicelib.kernel.clock import Clock, utc_now
@@ -53,7 +53,7 @@ class LocalCaptcha(Captcha):
         )
         return Challenge(
             challenge_id=challenge_id,
-            image=data_url(render_svg(answer, self._rng)),
+            image=data_url(render_png(answer, self._rng)),
             expires_in=int(self._ttl.total_seconds()),
         )
 

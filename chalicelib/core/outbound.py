@@ -19,7 +19,9 @@ worst (connect + read timeout) it could end after the function does. An attempt 
 take milliseconds is not refused for what it could take at worst while the budget lasts: a slow step
 (an engine on a busy machine) followed by a store write still completes when there is time for it. A
 refused attempt raises ``DeadlineExceeded``, which the API answers with 503 like any other unavailable
-dependency. Worker functions (queue consumers, schedules)
+dependency. A call to the engines function is bounded by the function's end only: its invoker waits for
+what is left (``chalicelib.adapters.engines.invoker``) and reports a refusal as ``engine.unavailable``.
+Worker functions (queue consumers, schedules)
 have no request deadline: their calls are bounded by the timeouts above, and a message whose handling
 fails stays on its queue for another try.
 
@@ -27,8 +29,9 @@ fails stays on its queue for another try.
 connection, a throttling or 5xx ``ClientError``, KMS's ``KMSInternalException``/``KeyUnavailableException``,
 S3's ``SlowDown``/``InternalError``, PynamoDB's wrapping of any of these, a refused attempt — into a
 ``ServiceUnavailable`` naming the dependency (``store.unavailable``, ``storage.unavailable``,
-``keys.unavailable``, ``engine.unavailable``…) with ``details.retry_after_seconds``. Anything else is a bug
-and stays a 500.
+``keys.unavailable``, ``engine.unavailable``…) with ``details.retry_after_seconds``. The service is known
+from the hooks: a failed send is tagged (``after-call-error``), a service's error reply carries it in its
+``ResponseMetadata`` (``after-call``). Anything else is a bug and stays a 500.
 
 This module imports nothing heavy: the middleware loads it on every cold start.
 """
@@ -205,8 +208,17 @@ def register_hooks(events: Any, attempt_seconds: float, *, budgeted: bool = True
             with contextlib.suppress(AttributeError, TypeError):
                 setattr(exception, _SERVICE_ATTR, _service_of_event(event_name)[0])
 
+    def after_call(event_name: str = "", parsed: Any = None, **_: Any) -> None:
+        # A service's error reply is raised (``ClientError``, its ``response`` this parsed dict) after
+        # this event, not through ``after-call-error``: the reply's metadata names the service.
+        if isinstance(parsed, dict) and "Error" in parsed:
+            metadata = parsed.setdefault("ResponseMetadata", {})
+            if isinstance(metadata, dict):
+                metadata.setdefault(_SERVICE_ATTR, _service_of_event(event_name)[0])
+
     events.register("before-send", before_send, unique_id="cheka-outbound-deadline")
     events.register("after-call-error", after_call_error, unique_id="cheka-outbound-service")
+    events.register("after-call", after_call, unique_id="cheka-outbound-reply-service")
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
@@ -228,6 +240,11 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 def _service_hint(chain: list[BaseException]) -> str | None:
     for exc in chain:
         service = getattr(exc, _SERVICE_ATTR, None)
+        if isinstance(service, str):
+            return service.lower()
+        response = getattr(exc, "response", None)
+        metadata = response.get("ResponseMetadata") if isinstance(response, dict) else None
+        service = metadata.get(_SERVICE_ATTR) if isinstance(metadata, dict) else None
         if isinstance(service, str):
             return service.lower()
         if type(exc).__module__.startswith("pynamodb"):

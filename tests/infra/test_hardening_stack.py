@@ -19,8 +19,8 @@ from chalicelib.core.stages import PROJECT_DIR, stage_settings
 from infra.gateway import (
     ACCESS_LOG_FORMAT,
     BODY_SIZE_LABEL,
-    LARGE_BODY_ROUTES,
     SENSITIVE_ROUTES,
+    THROTTLED_RESPONSE_TYPE,
     encoded_resource_path,
     path_regex,
 )
@@ -141,6 +141,31 @@ def test_the_consumers_touch_only_their_tables_and_secrets(synth: Synth) -> None
     assert scanners == ["PurgeAbandoned"]
     for logical_id in ("RunCampaignWaves", "SendCampaignMessages", "DispatchOutbox", "SweepOutbox"):
         assert granted(statements_of(synth, logical_id), "lambda:InvokeFunction") == set(), logical_id
+
+
+#: The functions whose code builds the identity authority (``deps.identity_authority``, through
+#: ``verification_service``): the API; the fleet tasks' automatic checks; the abandoned purge
+#: (``registration_service().purge_abandoned``); the reconciliation, when a push it settles reaches
+#: ``registration_service().on_push_result``. On a deployed stage that authority is Tencent's, built from
+#: its secret: each of them must be able to read it.
+AUTHORITY_BUILDERS = {"APIHandler", "RunFleetTasks", "PurgeAbandoned", "ReconcilePushes"}
+
+
+def test_every_function_that_builds_the_identity_authority_may_read_its_secret_and_no_other(
+    synth: Synth,
+) -> None:
+    assert synth.settings.authority_kind == "tencent"
+    (secret,) = [
+        k
+        for k, v in resources(synth, "AWS::SecretsManager::Secret").items()
+        if v["Properties"]["Name"] == synth.settings.authority_secret_name
+    ]
+    readers = {
+        logical_id
+        for logical_id in FUNCTION_ACCESS
+        if f"<{secret}>" in granted(statements_of(synth, logical_id), "secretsmanager:GetSecretValue")
+    }
+    assert readers == AUTHORITY_BUILDERS
 
 
 def test_a_stage_config_may_not_give_a_function_a_role_of_its_own() -> None:
@@ -281,7 +306,9 @@ def test_api_gateways_own_answers_carry_the_browser_headers_of_every_answer(synt
             assert params[f"gatewayresponse.header.{name}"] == f"'{value}'", (response_type, name)
     csp = responses["DEFAULT_4XX"]["responseParameters"]["gatewayresponse.header.Content-Security-Policy"]
     assert "frame-ancestors 'none'" in csp
-    assert responses["DEFAULT_5XX"]["responseParameters"]["gatewayresponse.header.Cache-Control"] == "'no-store'"
+    assert (
+        responses["DEFAULT_5XX"]["responseParameters"]["gatewayresponse.header.Cache-Control"] == "'no-store'"
+    )
     # a response's own header (a throttled answer's Retry-After) is kept beside them
     assert responses["THROTTLED"]["responseParameters"]["gatewayresponse.header.Retry-After"] == "'1'"
 
@@ -301,7 +328,6 @@ def test_the_web_acl_guards_the_stage_with_rate_rules_and_managed_rules(synth: S
         "RatePerIp",
         "SensitiveRatePerIp",
         "AWSManagedRulesCommonRuleSet",
-        "BodySizeOutsideUploads",
         "AWSManagedRulesKnownBadInputsRuleSet",
     ]
     for rule in acl["Rules"]:
@@ -315,20 +341,9 @@ def test_the_web_acl_guards_the_stage_with_rate_rules_and_managed_rules(synth: S
     regexes = synth.json["Resources"][sensitive_set]["Properties"]["RegularExpressionList"]
     assert any(re.search(r, "/api/v1/auth/sms-codes") for r in regexes)
     assert not any(re.search(r, "/api/v1/flows/f1/documents") for r in regexes)
-    # the common set's body size rule only counts; ours blocks on its label except on upload routes
+    # the common set's 8 KB body rule only counts, and nothing blocks on its label (next test)
     common = rules["AWSManagedRulesCommonRuleSet"]["Statement"]["ManagedRuleGroupStatement"]
     assert common["RuleActionOverrides"] == [{"Name": "SizeRestrictions_BODY", "ActionToUse": {"Count": {}}}]
-    size = rules["BodySizeOutsideUploads"]
-    assert size["Action"] == {"Block": {}}
-    label, outside = size["Statement"]["AndStatement"]["Statements"]
-    assert label["LabelMatchStatement"] == {"Scope": "LABEL", "Key": BODY_SIZE_LABEL}
-    uploads_set = outside["NotStatement"]["Statement"]["RegexPatternSetReferenceStatement"]["Arn"][
-        "Fn::GetAtt"
-    ][0]
-    uploads = synth.json["Resources"][uploads_set]["Properties"]["RegularExpressionList"]
-    assert len(uploads) == len(LARGE_BODY_ROUTES)
-    assert any(re.search(r, "/api/v1/flows/F-1/liveness-sessions/S-2/result") for r in uploads)
-    assert not any(re.search(r, "/api/v1/auth/login") for r in uploads)
     association = by_prefix(synth, "AWS::WAFv2::WebACLAssociation", "WebAclAssociation")
     assert text(association["ResourceArn"]) == (
         "arn:<AWS::Partition>:apigateway:<AWS::Region>::/restapis/<RestAPI>/stages/"
@@ -338,16 +353,40 @@ def test_the_web_acl_guards_the_stage_with_rate_rules_and_managed_rules(synth: S
     assert "RestAPIapiStage" in synth.json["Resources"][assoc_id]["DependsOn"]
 
 
-def test_every_large_body_and_sensitive_route_is_a_route_of_the_app() -> None:
+def test_no_waf_rule_blocks_a_body_for_its_size_so_large_uploads_reach_the_apps_own_limit(
+    synth: Synth,
+) -> None:
+    """VIN scans, liveness frames, fleet CSVs and VIN lists are over 8 KB by design: the body limits are the
+    app's (``max_body_bytes``, 413 in the error model) and API Gateway's, on every route alike."""
+    acl = by_prefix(synth, "AWS::WAFv2::WebACL", "WebAcl")
+    blocking = [r for r in acl["Rules"] if "Block" in r.get("Action", {})]
+    assert {r["Name"] for r in blocking} == {"RatePerIp", "SensitiveRatePerIp"}
+    for rule in acl["Rules"]:
+        assert BODY_SIZE_LABEL not in json.dumps(rule["Statement"]), rule["Name"]
+        assert "SizeConstraintStatement" not in json.dumps(rule["Statement"]), rule["Name"]
+    assert synth.settings.max_body_bytes < 10 * 1024 * 1024  # API Gateway's own payload limit
+
+
+def test_every_sensitive_route_is_a_route_of_the_app() -> None:
     import app  # noqa: F401  (fills the route table)
     from chalicelib.api.http import ROUTES
 
     table = {(r.method, r.path) for r in ROUTES}
-    for route in LARGE_BODY_ROUTES:
-        assert route in table, route
     assert path_regex("/v1/flows/{flow_id}/uploads") == "/v1/flows/[^/]+/uploads$"
     missing = [r for r in SENSITIVE_ROUTES if r not in table and r != ("POST", "/v1/captcha")]
     assert missing == []
+
+
+#: Lambda's synchronous invocation payload: the request body together with the headers and the rest of
+#: API Gateway's event.
+LAMBDA_SYNC_PAYLOAD_BYTES = 6 * 1024 * 1024
+
+
+def test_the_body_limit_leaves_room_under_lambdas_payload_for_the_event_around_the_body() -> None:
+    limit = stage_settings("prod").max_body_bytes
+    assert limit == 5 * 1024 * 1024
+    # headers (up to API Gateway's 10 KB each way), request context and JSON escaping fit in the rest
+    assert LAMBDA_SYNC_PAYLOAD_BYTES - limit >= 1024 * 1024
 
 
 def test_the_waf_can_be_turned_off_per_stage() -> None:
@@ -375,7 +414,10 @@ def test_every_function_has_a_throttles_alarm_and_api_gateway_429s_alarm(synth: 
     (throttled,) = [a for a in found if a.get("MetricName") == "ThrottledRequests"]
     assert throttled["Namespace"] == "Cheka/ApiGateway/cheka-prod"
     (metric_filter,) = [v["Properties"] for v in resources(synth, "AWS::Logs::MetricFilter").values()]
-    assert metric_filter["FilterPattern"] == '{ $.status = "429" }'
+    # API Gateway's own throttling only, never the app's 429s (SMS sent too soon, daily and open-flow limits)
+    assert metric_filter["FilterPattern"] == '{ $.error = "THROTTLED" }'
+    assert ACCESS_LOG_FORMAT["error"] == "$context.error.responseType"
+    assert THROTTLED_RESPONSE_TYPE == "THROTTLED"
 
 
 def test_waf_blocked_requests_alarm(synth: Synth) -> None:

@@ -27,7 +27,7 @@ from chalicelib.core.aws import client
 from chalicelib.core.settings import get_settings
 from chalicelib.kernel.errors import DomainError
 from chalicelib.sms.codes import SmsCodeService
-from chalicelib.sms.domain import SmsPolicy, SmsPurpose
+from chalicelib.sms.domain import SendBuckets, SmsPolicy, SmsPurpose
 
 PHONE = "13812345678"
 OTHER_PHONE = "13900001111"
@@ -236,16 +236,71 @@ def test_the_limits_come_from_the_policy(aws: None) -> None:
 
 def test_one_of_two_sends_at_the_same_instant_is_counted(stack: Stack) -> None:
     policy = SmsPolicy()
-    first = stack.store.reserve_send("phone-hash#login", "phone-hash#all", T0, policy)
+    buckets = SendBuckets("phone-hash#login", "phone-hash#all", policy.sends_per_phone_day)
+    first = stack.store.reserve_send(buckets, T0, policy)
     assert (first.sent, first.last_sent_at) == (1, T0)
     # The second write is refused by its condition, not by a read made before it, and the phone's
     # total it had counted in is taken back
-    refused = refusal(stack.store.reserve_send, "phone-hash#login", "phone-hash#all", T0, policy)
+    refused = refusal(stack.store.reserve_send, buckets, T0, policy)
     assert refused.code == "sms.too_soon"
     assert stack.store.quota("phone-hash#login") == first
     total = stack.store.quota("phone-hash#all")
     assert total is not None
     assert total.sent == 1
+
+
+def test_a_send_given_back_counts_nothing_and_lets_the_next_go_at_once(stack: Stack) -> None:
+    policy = SmsPolicy(sends_per_day=1)
+    buckets = SendBuckets("phone-hash#login", "phone-hash#all", 1)
+    stack.store.reserve_send(buckets, T0, policy)
+    stack.store.release_send(buckets, T0, policy)
+    # the bucket's one send of the day and the phone's one in total are free again, without a wait
+    again = stack.store.reserve_send(buckets, T0 + timedelta(seconds=1), policy)
+    assert again.sent == 1
+    total = stack.store.quota("phone-hash#all")
+    assert total is not None
+    assert total.sent == 1
+    # a give-back of a send that is no longer the last changes nothing
+    stack.store.release_send(buckets, T0, policy)
+    assert stack.store.quota("phone-hash#login") == again
+
+
+def test_a_take_cancelled_by_a_concurrent_one_is_tried_again(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pynamodb.exceptions import CancellationReason, TransactWriteError, VerboseClientError
+
+    from chalicelib.adapters.sms import limits as adapter
+    from chalicelib.sms.limits import Counter
+
+    deps.sms_code_service()  # the tables bound
+    store = adapter.DynamoSmsLimitStore()
+    real = store._take_once
+    conflicts = {"left": 2}
+
+    def conflicting(counters: list[Counter]) -> None:
+        if conflicts["left"] > 0:
+            conflicts["left"] -= 1
+            cause = VerboseClientError(
+                {"Error": {"Code": "TransactionCanceledException", "Message": "conflict"}},
+                "TransactWriteItems",
+                cancellation_reasons=[CancellationReason(code="TransactionConflict"), None],
+            )
+            raise TransactWriteError("cancelled", cause=cause)
+        real(counters)
+
+    monkeypatch.setattr(store, "_take_once", conflicting)
+    monkeypatch.setattr(adapter, "_CONFLICT_PAUSE_SECONDS", 0.0)
+    end = T0 + timedelta(hours=1)
+    counters = [Counter("ip#a#h#1", 5, end, "ip"), Counter("dev#a#h#1", 5, end, "device")]
+    # two conflicts, then the third try counts: one in each counter
+    assert store.take(counters) is None
+    assert store.tallies(["ip#a#h#1", "dev#a#h#1"]) == {"ip#a#h#1": 1, "dev#a#h#1": 1}
+    # a conflict on every try goes up (a retryable 503 at the API)
+    conflicts["left"] = 3
+    with pytest.raises(TransactWriteError):
+        store.take(counters)
+    assert store.tallies(["ip#a#h#1"]) == {"ip#a#h#1": 1}
 
 
 def test_a_check_made_on_a_stale_read_cannot_use_a_burnt_or_replaced_code(stack: Stack) -> None:
@@ -412,7 +467,13 @@ def test_codes_other_than_login_need_a_signed_in_person(
     assert post(api_client, "/v1/auth/sms-codes", body, **reviewer).status_code == 403
     owner = {"Authorization": f"Bearer {token('owner')}"}
     assert post(api_client, "/v1/auth/sms-codes", body, **owner).status_code == 202
-    stack.service.check(PHONE, SmsPurpose.OWNER_PHONE, stack.last_code())
+    # the code is the signed-in person's own: checked for them, never for someone else
+    code = stack.last_code()
+    assert refusal(stack.service.check, PHONE, SmsPurpose.OWNER_PHONE, code, "someone").code == "sms.no_code"
+    stack.service.check(PHONE, SmsPurpose.OWNER_PHONE, code, "tester")
+    # a fleet's responsible person's code has its own route
+    fleet = post(api_client, "/v1/auth/sms-codes", {**body, "purpose": "fleet_responsible"}, **owner)
+    assert (fleet.status_code, json.loads(fleet.body)["code"]) == (422, "sms.purpose_not_here")
 
 
 def test_the_dev_sms_drop_lists_masked_phones_and_readable_codes(stack: Stack, api_client: Client) -> None:

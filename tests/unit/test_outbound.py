@@ -274,6 +274,46 @@ def test_a_dependencys_failure_is_answered_as_retryable(exc: BaseException, code
     assert error.message_en
 
 
+@pytest.mark.parametrize(
+    ("service", "operation", "method", "code", "status", "answer"),
+    [
+        ("kms", "ListKeys", "list_keys", "ThrottlingException", 400, ("keys.unavailable", 2)),
+        ("s3", "ListBuckets", "list_buckets", "InternalError", 500, ("storage.unavailable", 5)),
+    ],
+    ids=["kms-throttled", "s3-internal-error"],
+)
+def test_a_services_error_reply_is_answered_naming_the_service(
+    service: str, operation: str, method: str, code: str, status: int, answer: tuple[str, int]
+) -> None:
+    """An error reply is raised after ``after-call`` (not through ``after-call-error``): the reply's
+    metadata names the service all the same."""
+    from moto import mock_aws
+
+    from chalicelib.core import aws
+
+    def error_reply(http_response: Any, parsed: dict[str, Any], **_: Any) -> None:
+        http_response.status_code = status
+        parsed.clear()
+        parsed.update(
+            {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}}
+        )
+
+    aws.reset()
+    with mock_aws():
+        made = aws.client(service)
+        made.meta.events.register_first(f"after-call.{service}.{operation}", error_reply)
+        try:
+            with pytest.raises(ClientError) as raised:
+                getattr(made, method)()
+        finally:
+            made.meta.events.unregister(f"after-call.{service}.{operation}", error_reply)
+    aws.reset()
+    assert raised.value.response["Error"]["Code"] == code
+    error = outbound.retryable_error(raised.value)
+    assert error is not None
+    assert (error.code, error.details["retry_after_seconds"]) == answer
+
+
 def test_a_wrapped_store_error_names_the_store() -> None:
     from pynamodb.exceptions import PutError
 

@@ -197,7 +197,20 @@ def test_the_rotation_steps_write_a_new_token_key_and_keep_the_old_as_previous(
     assert again["SecretString"] == current["SecretString"]
 
 
-def test_rotating_an_operators_keys_keeps_its_settings_and_accepts_the_old_key_id_until_the_next(
+def _hand_over(client: Any, settings: Settings, name: str, keys: OperatorKeys) -> str:
+    """An operator's hand-over as docs/supply-chain.md has it: the keys agreed staged as ``AWSPENDING`` by
+    hand, then the function invoked with that version's last two steps; answers the version's id."""
+    version = str(
+        client.put_secret_value(SecretId=name, SecretString=keys.to_json(), VersionStages=["AWSPENDING"])[
+            "VersionId"
+        ]
+    )
+    for step in ("testSecret", "finishSecret"):
+        rotate(client, {"SecretId": name, "ClientRequestToken": version, "Step": step}, settings)
+    return version
+
+
+def test_an_operators_handed_over_keys_become_current_and_the_old_key_id_verifies_until_the_next(
     secrets_manager: Any, prod: Settings
 ) -> None:
     from chalicelib.adapters.operator.secrets import SecretsManagerKeySource
@@ -206,20 +219,49 @@ def test_rotating_an_operators_keys_keeps_its_settings_and_accepts_the_old_key_i
     name = secret_name(prod.operator_secret_pattern, operator)
     old = generate_operator_keys(operator, app_id="oem-app")
     secrets_manager.create_secret(Name=name, SecretString=old.to_json())
-    sm = RotatingSecretsManager(secrets_manager)
-    sm.rotate(prod, name)
-    new = OperatorKeys.from_json(
-        secrets_manager.get_secret_value(SecretId=name, VersionStage="AWSCURRENT")["SecretString"]
-    )
-    assert new.key_id != old.key_id
-    assert (new.app_id, new.sign_method, new.cipher) == (old.app_id, old.sign_method, old.cipher)
-    assert new.to_platform.signing_key != old.to_platform.signing_key
+    agreed = generate_operator_keys(operator, app_id="oem-app")  # the keys exchanged with the operator
+    version = _hand_over(secrets_manager, prod, name, agreed)
+    current = secrets_manager.get_secret_value(SecretId=name, VersionStage="AWSCURRENT")
+    assert current["VersionId"] == version
+    assert current["SecretString"] == agreed.to_json()  # exactly the keys handed over, nothing invented
     source = SecretsManagerKeySource(secrets_manager, prod.operator_secret_pattern)
-    assert source.current(operator).key_id == new.key_id  # we sign with the new keys
+    assert source.current(operator).key_id == agreed.key_id  # we sign with the keys the operator holds
     assert source.find(operator, old.key_id) is not None  # callbacks signed with the old still verify
-    sm.rotate(prod, name)
+    _hand_over(secrets_manager, prod, name, generate_operator_keys(operator, app_id="oem-app"))
     source.clear()
-    assert source.find(operator, old.key_id) is None  # two rotations old
+    assert source.find(operator, old.key_id) is None  # two hand-overs old
+
+
+def test_a_rotation_of_an_operators_keys_without_a_hand_over_is_refused_and_writes_nothing(
+    secrets_manager: Any, prod: Settings
+) -> None:
+    operator = Operator.CHINA_TELECOM
+    name = secret_name(prod.operator_secret_pattern, operator)
+    old = generate_operator_keys(operator, app_id="oem-app")
+    secrets_manager.create_secret(Name=name, SecretString=old.to_json())
+    with pytest.raises(RotationRefused, match="hand-over"):
+        RotatingSecretsManager(secrets_manager).rotate(prod, name)
+    current = secrets_manager.get_secret_value(SecretId=name, VersionStage="AWSCURRENT")
+    assert current["SecretString"] == old.to_json()
+    assert len(secrets_manager.list_secret_version_ids(SecretId=name)["Versions"]) == 1
+
+
+def test_handed_over_keys_that_are_not_the_operators_never_become_current_even_without_the_test_step(
+    secrets_manager: Any, prod: Settings
+) -> None:
+    name = secret_name(prod.operator_secret_pattern, Operator.CHINA_MOBILE)
+    old = generate_operator_keys(Operator.CHINA_MOBILE, app_id="oem-app")
+    secrets_manager.create_secret(Name=name, SecretString=old.to_json())
+    wrong = generate_operator_keys(Operator.CHINA_UNICOM, app_id="oem-app")
+    version = secrets_manager.put_secret_value(
+        SecretId=name, SecretString=wrong.to_json(), VersionStages=["AWSPENDING"]
+    )["VersionId"]
+    with pytest.raises(RotationRefused, match="another operator"):
+        rotate(
+            secrets_manager, {"SecretId": name, "ClientRequestToken": version, "Step": "finishSecret"}, prod
+        )
+    current = secrets_manager.get_secret_value(SecretId=name, VersionStage="AWSCURRENT")
+    assert current["SecretString"] == old.to_json()
 
 
 def test_the_rotation_refuses_secrets_it_does_not_rotate_and_operators_without_keys(
@@ -231,7 +273,7 @@ def test_the_rotation_refuses_secrets_it_does_not_rotate_and_operators_without_k
         sm.rotate(prod, prod.authority_secret_name)
     placeholder = secret_name(prod.operator_secret_pattern, Operator.CHINA_UNICOM)
     secrets_manager.create_secret(Name=placeholder, SecretString="infra-placeholder-without-keys")
-    with pytest.raises(RotationRefused, match="no operator keys to rotate yet"):
+    with pytest.raises(RotationRefused, match="hand-over"):
         sm.rotate(prod, placeholder)
     # nothing was written: the placeholder is still the only version
     assert len(secrets_manager.list_secret_version_ids(SecretId=placeholder)["Versions"]) == 1

@@ -30,9 +30,13 @@ def test_an_overlap_no_longer_than_a_token_plus_the_key_cache_is_refused() -> No
     # a token signed just before the rotation by a container that still caches the old key lives
     # token_ttl_seconds more: the overlap must outlast both
     with pytest.raises(ValidationError, match="rotation_overlap_seconds"):
-        Settings(stage="prod", token_ttl_seconds=3600, rotation_cache_seconds=300, rotation_overlap_seconds=3900)
+        Settings(
+            stage="prod", token_ttl_seconds=3600, rotation_cache_seconds=300, rotation_overlap_seconds=3900
+        )
     with pytest.raises(ValidationError, match="rotation_overlap_seconds"):
-        Settings(stage="prod", token_ttl_seconds=1800, rotation_cache_seconds=600, rotation_overlap_seconds=2000)
+        Settings(
+            stage="prod", token_ttl_seconds=1800, rotation_cache_seconds=600, rotation_overlap_seconds=2000
+        )
 
 
 def test_an_overlap_longer_than_a_token_plus_the_key_cache_is_accepted() -> None:

@@ -17,7 +17,6 @@ from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.adapters.dynamo.base import scan_upto, utc_aware
-from chalicelib.adapters.dynamo.opens import OwnerOpens
 from chalicelib.adapters.dynamo.models import (
     PURGE_GRACE_SECONDS,
     AttemptCounterModel,
@@ -25,6 +24,7 @@ from chalicelib.adapters.dynamo.models import (
     LivenessSessionModel,
     ReviewCaseModel,
 )
+from chalicelib.adapters.dynamo.opens import OwnerOpens
 from chalicelib.kernel.crypto import FieldCipher, SealedFields
 from chalicelib.kernel.errors import BadRequest, Conflict
 from chalicelib.verification.domain.flows import (
@@ -129,7 +129,9 @@ class DynamoFlowRepository(FlowRepository):
                     still_open.add(item.flow_id)
             return seen, still_open
 
-        return _FLOW_OPENS.create_if_room(flow.owner, flow.flow_id, limit, now, held, lambda: self.create(flow))
+        return _FLOW_OPENS.create_if_room(
+            flow.owner, flow.flow_id, limit, now, held, lambda: self.create(flow)
+        )
 
     def get(self, flow_id: str) -> Flow | None:
         try:

@@ -53,7 +53,9 @@ class OwnerOpens:
 
     def _take_turn(self, key: str, version: int, recent: dict[str, int], now: datetime) -> bool:
         condition = (
-            AttemptCounterModel.tally.does_not_exist() if version == 0 else AttemptCounterModel.tally == version
+            AttemptCounterModel.tally.does_not_exist()
+            if version == 0
+            else AttemptCounterModel.tally == version
         )
         try:
             AttemptCounterModel(key).update(
