@@ -112,8 +112,8 @@ def send_campaign_messages(event: dict[str, Any], context: Any) -> dict[str, lis
 
 @app.lambda_function(name="rotate_secrets")
 def rotate_secrets(event: dict[str, Any], context: Any) -> None:
-    """Secrets Manager's rotation of the token signing key and the operator keys (a RotationSchedule per
-    secret, in infra; its own role may touch those secrets only)."""
+    """Secrets Manager's rotation of the token signing key (its RotationSchedule, in infra), and operator
+    keys' hand-overs invoked by hand (docs/supply-chain.md); its own role may touch those secrets only."""
     from chalicelib.events.rotation import handle
 
     handle(event, context)

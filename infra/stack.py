@@ -425,7 +425,7 @@ class ChekaStack(Stack):
             self._outbox_consumer()
             add_fleet_tasks_consumer(self)
             add_backfill_campaigns(self)
-        add_secret_rotation(self)  # the token and operator keys' rotation schedules (infra.rotation)
+        add_secret_rotation(self)  # the token key's rotation schedule (infra.rotation)
         # The engines the API runs remotely (infra.engines), after the API: its functions wait for the grant.
         self.engines_function = add_engines_function(self, project_dir)
         self._gateway_responses()

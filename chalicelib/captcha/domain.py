@@ -151,7 +151,7 @@ def render_png(answer: str, rng: random.Random) -> bytes:
     from PIL import Image, ImageDraw, ImageFilter
 
     background = tuple(rng.randint(226, 246) for _ in range(3))
-    image = Image.new("RGB", (WIDTH, HEIGHT), background)  # type: ignore[arg-type]
+    image = Image.new("RGB", (WIDTH, HEIGHT), background)
     draw = ImageDraw.Draw(image)
     for _ in range(4):  # faint curves under the characters
         draw.line(_curve(rng), fill=_shade(rng, 150, 205), width=rng.randint(1, 2))

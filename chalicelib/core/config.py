@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     token_issuer: str = "cheka"
     token_ttl_seconds: int = 3600
     # --- secret rotation: the token signing key and the operator keys (chalicelib.events.rotation) -------
-    #: Secrets Manager rotates the token signing key and each operator's keys this often (infra's schedule).
+    #: Secrets Manager rotates the token signing key this often (infra's schedule; operator keys: hand-overs).
     rotation_days: int = Field(default=30, ge=1, le=365)
     #: The token key's previous version still verifies this long after the rotation (> the longest token).
     rotation_overlap_seconds: int = Field(default=2 * 3600, ge=900, le=7 * 24 * 3600)

@@ -5,9 +5,10 @@ store holds no more open ones than that. Another owner's starts are not held up 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pytest
 
@@ -49,7 +50,7 @@ def tables() -> Iterator[None]:
         yield
 
 
-def burst(calls: list[Callable[[], bool]]) -> list[bool]:
+def burst(calls: Sequence[Callable[[], bool]]) -> list[bool]:
     """Every call at once: each thread waits at the barrier until all are ready."""
     barrier = threading.Barrier(len(calls))
 
@@ -83,7 +84,7 @@ def test_a_burst_of_concurrent_starts_by_one_owner_opens_no_more_registrations_t
     # one already open: two more fit
     assert repo.create_if_room(registration(0, "u-burst"), LIMIT, NOW) is True
     calls = [
-        (lambda n=n: repo.create_if_room(registration(n, "u-burst"), LIMIT, NOW)) for n in range(1, BURST + 1)
+        partial(repo.create_if_room, registration(n, "u-burst"), LIMIT, NOW) for n in range(1, BURST + 1)
     ]
     passed = burst(calls)
     assert sum(passed) == LIMIT - 1
@@ -112,13 +113,13 @@ def test_a_burst_of_concurrent_flow_opens_by_one_owner_stores_no_more_open_flows
     tables: None,
 ) -> None:
     repo = DynamoFlowRepository(FakeCipher())
+    ttl = timedelta(hours=24)
     calls = [
-        (
-            lambda n=n: repo.create_if_room(
-                new_flow(f"f-burst-{n}", "u-burst", FlowPurpose.REGISTRATION, NOW, timedelta(hours=24)),
-                LIMIT,
-                NOW,
-            )
+        partial(
+            repo.create_if_room,
+            new_flow(f"f-burst-{n}", "u-burst", FlowPurpose.REGISTRATION, NOW, ttl),
+            LIMIT,
+            NOW,
         )
         for n in range(BURST)
     ]

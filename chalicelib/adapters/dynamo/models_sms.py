@@ -3,14 +3,19 @@
 Neither holds a phone number nor a code: items are keyed by the keyed hash (KMS HMAC) of the number,
 and a code is kept only as a keyed hash of itself with its own salt.
 
-- ``sms-codes``: the current code of one purpose and phone (``<purpose>#<phone hash>``): its hash and
-  salt, when it was sent and expires, the wrong tries, when it was used. Purged by TTL a day after expiry.
+- ``sms-codes``: the current code of one purpose and phone (``<purpose>#<phone hash>``; a signed-in
+  caller's own ``…#<caller>``, a known device's login code ``login#<phone hash>#dev#<device hash>``): its
+  hash and salt, when it was sent and expires, the wrong tries, when it was used. Purged by TTL a day
+  after expiry.
 - ``sms-sends``: one item per bucket of sends: the China day counted, the sends that day and the last send,
   which the conditional writes of the resend interval and the daily limit check. Purged by TTL.
   Keyed ``<phone hash>#<purpose>`` (anonymous purposes), ``<phone hash>#<purpose>#<caller>`` (a
-  signed-in caller's own bucket) and ``<phone hash>#all`` (the phone's anonymous total).
+  signed-in caller's own bucket), ``<phone hash>#login#dev#<device hash>`` (a known device's logins),
+  ``<phone hash>#all`` (the phone's anonymous total) and ``<phone hash>#signed-in`` (its signed-in total).
 - ``sms-limits``: window counters of code asks per client (``ip#<ip hash>#h#<hour>``,
-  ``dev#<device hash>#d#<day>``…) and the shards of the platform's hourly budget
+  ``dev#<device hash>#d#<day>``, ``who#<caller>#h#<hour>``…) and of failed login tries
+  (``try#ip#…``, ``try#dev#…``), the marks of devices a phone signed in from
+  (``seen#<phone hash>#<device hash>``), and the shards of the platform's hourly budget
   (``budget#<hour>#<shard>``); purged by TTL after their window.
 - ``captchas``: the local captcha's challenges: the answer's keyed hash, the expiry, whether spent.
 """
@@ -28,7 +33,7 @@ class SmsCodeModel(Unbound):
     class Meta(Unbound.Meta):
         table_name = "sms-codes"
 
-    code_key = UnicodeAttribute(hash_key=True)  # <purpose>#<phone hash>
+    code_key = UnicodeAttribute(hash_key=True)  # <purpose>#<phone hash>[#<caller> | #dev#<device hash>]
     purpose = UnicodeAttribute()
     phone_hash = UnicodeAttribute()
     code_hash = UnicodeAttribute(null=True)
