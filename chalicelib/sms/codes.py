@@ -158,21 +158,19 @@ class SmsCodeService:
         except DomainError:
             emit(Metric.SMS_SEND_REFUSED, reason="phone")
             raise
+        shard: str | None = None
         try:
             shard = self._spend_budget(now)
-        except DomainError:
-            self._codes.release_send(buckets, now, policy)
-            raise
-        code = new_code(self._randbelow, policy.code_length)
-        salt = secrets.token_hex(16)
-        key = code_key(purpose, phone_hash, caller, device)
-        code_hash = self._hasher.digest(code_digest_input(key, salt, code))
-        # Stored before it is sent: a code the person receives is always one that can be checked.
-        self._codes.put_code(new_stored_code(key, purpose, phone_hash, code_hash, salt, now, policy))
-        try:
+            code = new_code(self._randbelow, policy.code_length)
+            salt = secrets.token_hex(16)
+            key = code_key(purpose, phone_hash, caller, device)
+            code_hash = self._hasher.digest(code_digest_input(key, salt, code))
+            # Stored before it is sent: a code the person receives is always one that can be checked.
+            self._codes.put_code(new_stored_code(key, purpose, phone_hash, code_hash, salt, now, policy))
             self._sender.send(mobile, code_message(purpose, code, policy.validity))
-        except DomainError:
-            # Nothing went out: the phone's send and the budget are given back, a retry goes at once.
+        except Exception:
+            # Nothing went out (the budget refused, the store or the provider failed): the phone's send
+            # and the budget are given back, so a retry goes at once.
             self._codes.release_send(buckets, now, policy)
             if shard is not None and self._limits is not None:
                 self._limits.release([shard])
