@@ -15,6 +15,8 @@
       if (key === "class") el.className = value;
       else if (key === "text") el.textContent = value;
       else if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
+      // Through the CSSOM, which the pages' Content-Security-Policy allows (a style attribute it refuses)
+      else if (key === "style") el.style.cssText = String(value);
       else el.setAttribute(key, value === true ? "" : String(value));
     }
     for (const child of children.flat()) {
