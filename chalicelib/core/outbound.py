@@ -11,8 +11,9 @@ identity authority, the staff IdP's JWKS) carry their own timeouts and retry bud
 
 **Per request.** Timeouts alone do not bound a request: a request making several calls, each slow but
 within its timeout, could still outlive the function (30 s; API Gateway gives up at 29 s and answers
-504 with no error model). So each API request has a deadline, set by the middleware when it begins
-(``begin_request``): ``outbound_request_seconds`` after the start, never later than the Lambda's
+504 with no error model). So each API request served by a Lambda function has a deadline, set by the
+middleware when it begins (``begin_request``; ``chalice local`` and the tests end no request at a
+timeout, so they set none): ``outbound_request_seconds`` after the start, never later than the Lambda's
 remaining time less a margin. Before every attempt of every AWS call (a botocore ``before-send`` hook,
 registered on each client) the attempt is refused once the request's budget is spent, or when at its
 worst (connect + read timeout) it could end after the function does. An attempt that will most likely

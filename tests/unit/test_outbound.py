@@ -436,3 +436,26 @@ def test_a_wave_message_meeting_an_unavailable_dependency_is_left_for_redelivery
     body = plan_shard_message("cp_" + "0" * 23 + "1", 1, BACKFILL_SHARD_NAMES[0])
     record = {"messageId": "m1", "receiptHandle": "r1", "body": json.dumps(body), "attributes": {}}
     assert handle_wave_messages([record]) == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
+
+
+class _Request:
+    lambda_context = None
+
+
+def test_the_middleware_sets_a_deadline_in_a_lambda_and_none_under_chalice_local(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from chalicelib.api import middleware
+
+    monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)
+    assert middleware._begin_deadline(_Request()) is None  # type: ignore[arg-type]
+    assert outbound.current_deadline() is None
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "cheka-prod-APIHandler")
+    token = middleware._begin_deadline(_Request())  # type: ignore[arg-type]
+    try:
+        deadline = outbound.current_deadline()
+        assert deadline is not None
+        assert deadline.budget == 20.0
+    finally:
+        middleware._end_deadline(token)
+    assert outbound.current_deadline() is None
