@@ -124,3 +124,28 @@ def test_a_guard_without_a_version_refused_on_a_retry_is_not_read_back_and_stays
         Guard("nonce-1", note="same").save(condition=Guard.guard_id.does_not_exist())
     assert reads == []
     Guard._connection = None
+
+
+def test_a_page_start_key_dynamodb_refuses_is_a_bad_cursor_not_a_500(
+    things: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A forged cursor decodes to a start key that is no key of the table: DynamoDB answers
+    ValidationException (moto accepts any key, so the refusal is DynamoDB's, played at the client)."""
+    from chalicelib.kernel.errors import BadRequest
+
+    client = Thing._get_connection().connection.client
+    real = client._make_api_call
+
+    def refuse_start_keys(operation: str, kwargs: dict[str, Any]) -> Any:
+        if operation in ("Query", "Scan") and "ExclusiveStartKey" in kwargs:
+            raise ClientError(
+                {"Error": {"Code": "ValidationException", "Message": "The provided starting key is invalid"}},
+                operation,
+            )
+        return real(operation, kwargs)
+
+    monkeypatch.setattr(client, "_make_api_call", refuse_start_keys)
+    with pytest.raises(BadRequest) as refused:
+        list(Thing.query("t1", last_evaluated_key={"nope": {"S": "x"}}))
+    assert (refused.value.code, refused.value.status) == ("request.cursor", 400)
+    assert list(Thing.query("t1")) == []  # without a start key the query goes as before

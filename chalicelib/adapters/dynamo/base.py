@@ -63,6 +63,8 @@ def _lifting_retryable(make_api_call: Any) -> Any:
                 raise Unavailable("dynamodb", exc) from exc
             if operation_name == "PutItem" and _put_landed_before_its_retry(self, operation_kwargs, exc):
                 return {}
+            if _start_key_refused(operation_name, operation_kwargs, exc):
+                raise _bad_cursor() from exc
             raise
 
     call.lifts_retryable = True  # type: ignore[attr-defined]
@@ -76,6 +78,21 @@ def _cancelled_transaction(exc: BaseException) -> bool:
     response = getattr(exc, "response", None)
     error = response.get("Error") if isinstance(response, dict) else None
     return isinstance(error, dict) and error.get("Code") == "TransactionCanceledException"
+
+
+def _start_key_refused(operation: str, kwargs: dict[str, Any], exc: BaseException) -> bool:
+    """Whether DynamoDB refused a page's start key: a forged or foreign page cursor decodes to a key that
+    is not one of the table's or index's, and the service answers ``ValidationException``."""
+    if operation not in ("Query", "Scan") or "ExclusiveStartKey" not in kwargs:
+        return False
+    response = getattr(exc, "response", None) or getattr(exc.__cause__, "response", None)
+    return isinstance(response, dict) and (response.get("Error") or {}).get("Code") == "ValidationException"
+
+
+def _bad_cursor() -> Exception:
+    from chalicelib.kernel.errors import BadRequest
+
+    return BadRequest("request.cursor", "分页游标无效", "The page cursor is invalid", field="cursor")
 
 
 def _put_landed_before_its_retry(connection: Any, kwargs: dict[str, Any], exc: BaseException) -> bool:
