@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from chalicelib.local.serving import free_ports
+
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 FLOOR_IMPORTS = "import chalice, boto3, pydantic, pynamodb, aws_lambda_powertools"
@@ -54,12 +56,6 @@ def cold_import(runs: int = 9) -> dict[str, Any]:
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _wait(port: int) -> None:
     for _ in range(150):
         with socket.socket() as sock:
@@ -87,7 +83,7 @@ RAW_WRITER = Path(__file__).with_name("raw_batch_write.py")
 def inventory_import(rows: int = 10_000, runs: int = 3) -> dict[str, Any]:
     from chalicelib.local.synthetic import inventory_csv
 
-    port = _free_port()
+    port = free_ports(1)[0]
     moto = subprocess.Popen(
         [PY, "-m", "chalicelib.local.moto_server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import sys
 import threading
@@ -37,6 +36,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from common import MOTO_ENV, moto_options, moto_transactions
+
+from chalicelib.local.serving import free_ports
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -89,12 +90,6 @@ def patched(owner: Any, name: str, seams: Seams, seam: str) -> Iterator[None]:
         setattr(owner, name, original)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class CallbackEndpoint:
     """Our callback endpoint's use case behind a plain HTTP server (as the API answers it)."""
 
@@ -130,7 +125,7 @@ class CallbackEndpoint:
                 )
 
         self.refused: list[str] = []
-        self.server = ThreadingHTTPServer(("127.0.0.1", _free_port()), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_ports(1)[0]), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True

@@ -24,7 +24,6 @@ import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -40,26 +39,25 @@ sys.path.insert(0, str(HERE))
 
 from scenario import Level, level_table, owner_phone, read_stats  # noqa: E402 - beside this file
 
+from chalicelib.local.serving import (  # noqa: E402 - the project, once on the path
+    ONE_LOOPBACK_CLIENT,
+    STACK_SERVERS,
+    free_ports,
+    local_stack_env,
+)
+
 BIN = Path(sys.executable).parent
 FACES = ROOT.parent / "shared" / "faces"
 CARD_PORTRAIT = "obama_video_1080p.jpg"
 LIVE_PERSON = "obama_1.jpg"
 STARTUP_SECONDS = 180.0
 
-#: The stack's settings for a load run: every owner calls from 127.0.0.1 with the same client, so the
-#: limits per IP, per device and per platform are lifted (they are proved in their own tests), and so is
-#: the face attempts' limit of the one synthetic person every registration is made by.
+#: What a load run changes of the local stage's settings: every owner calls from 127.0.0.1 with the same
+#: client, so the limits per IP, per device and per platform are lifted (they are proved in their own
+#: tests), and so is the face attempts' limit of the one synthetic person every registration is made by.
 LIFTED_LIMITS = {
+    **ONE_LOOPBACK_CLIENT,
     "CHEKA_SMS_RESEND_SECONDS": "0",
-    "CHEKA_SMS_SENDS_PER_IP_HOUR": "100000",
-    "CHEKA_SMS_SENDS_PER_IP_DAY": "1000000",
-    "CHEKA_SMS_SENDS_PER_DEVICE_HOUR": "100000",
-    "CHEKA_SMS_SENDS_PER_DEVICE_DAY": "1000000",
-    "CHEKA_SMS_SENDS_PER_CALLER_HOUR": "100000",
-    "CHEKA_SMS_SENDS_PER_CALLER_DAY": "1000000",
-    "CHEKA_SMS_WRONG_TRIES_PER_IP_HOUR": "100000",
-    "CHEKA_SMS_WRONG_TRIES_PER_IP_DAY": "1000000",
-    "CHEKA_CAPTCHA_AFTER_SENDS": "100000",
     "CHEKA_SMS_GLOBAL_BUDGET_PER_HOUR": "1000000",
     "CHEKA_OPEN_REGISTRATIONS_PER_OWNER": "100",
     "CHEKA_OPEN_FLOWS_PER_OWNER": "100",
@@ -67,57 +65,17 @@ LIFTED_LIMITS = {
 }
 
 
-def _free_ports(count: int) -> list[int]:
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def stack_env(ports: dict[str, int], state_file: Path, profiles: Path | None) -> dict[str, str]:
-    """The stack's environment: the local stage on ``ports``, the limits lifted, nothing of the caller's
-    CHEKA_ settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHEKA_", "POWERTOOLS_", "AWS_"))}
-    env.update(
-        {
-            "CHEKA_STAGE": "local",
-            "CHEKA_MOTO_PORT": str(ports["moto"]),
-            "CHEKA_API_PORT": str(ports["api"]),
-            "CHEKA_SANDBOX_PORT": str(ports["sandbox"]),
-            "CHEKA_AUTHORITY_PORT": str(ports["authority"]),
-            "CHEKA_OIDC_PORT": str(ports["oidc"]),
-            "CHEKA_AWS_ENDPOINT_URL": f"http://127.0.0.1:{ports['moto']}",
-            "CHEKA_LOCAL_STATE_FILE": str(state_file),
-            # One API process, the code it started with (no reloader parent to profile past).
-            "CHEKA_LOCAL_NO_AUTORELOAD": "1",
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "cn-north-1",
-            "PYTHONUNBUFFERED": "1",
-            **LIFTED_LIMITS,
-        }
-    )
-    if profiles is not None:
-        env["CHEKA_LOCAL_PROFILE"] = str(profiles)
-    return env
-
-
 class Stack:
     """The local stack this run started, and what the run needs of it."""
 
     def __init__(self, out: Path, profile: bool) -> None:
-        names = ("moto", "api", "sandbox", "authority", "oidc")
-        self.ports = dict(zip(names, _free_ports(len(names)), strict=True))
+        self.ports = dict(zip(STACK_SERVERS, free_ports(len(STACK_SERVERS)), strict=True))
         self.api = f"http://127.0.0.1:{self.ports['api']}"
         self.log = out / "stack.log"
         self.profiles = out / "profiles" if profile else None
-        self.env = stack_env(self.ports, out / "stack.json", self.profiles)
+        # With --profile, the API and moto profile themselves into that folder.
+        profiling = {} if self.profiles is None else {"CHEKA_LOCAL_PROFILE": str(self.profiles)}
+        self.env = local_stack_env(self.ports, out / "stack.json", {**LIFTED_LIMITS, **profiling})
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:

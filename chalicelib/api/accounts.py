@@ -12,233 +12,30 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pydantic import AwareDatetime, ConfigDict, Field
-
-from chalicelib.accounts.domain import AccountKind, AccountStatus, RealNameKind
-from chalicelib.api.clients import CaptchaAnswer, asking_for_codes
-from chalicelib.api.http import ApiModel, Blueprint, Call, route
-from chalicelib.consents.account_models import AcceptedAccountText
-from chalicelib.core import deps
-from chalicelib.core.auth import Principal, Role, issue_token
+from chalicelib.api.clients import asking_for_codes
+from chalicelib.api.http import Blueprint, Call, route
+from chalicelib.core import deps, lazy
+from chalicelib.core.auth import Principal, Role
 from chalicelib.core.observability import logger
-from chalicelib.core.settings import get_settings
 from chalicelib.kernel.clock import utc_now
-from chalicelib.sms.domain import SentCode
 
 if TYPE_CHECKING:
     from chalicelib.accounts.domain import Account
-    from chalicelib.sessions.domain import IssuedSession
+    from chalicelib.api import accounts_views as views
+    from chalicelib.sms import domain as sms
+else:
+    views = lazy.module("chalicelib.api.accounts_views")
+    sms = lazy.module("chalicelib.sms.domain")
 
 bp = Blueprint(__name__)
 
 #: Any signed-in portal account, whatever else it may be.
 ACCOUNT = frozenset({Role.ACCOUNT})
 
-KIND_ZH = {
-    AccountKind.UNVERIFIED: "未实名认证",
-    AccountKind.NATURAL: "自然人",
-    AccountKind.LEGAL: "法人",
-    AccountKind.DEALER: "经销商",
-}
-
 
 def require_live_session(principal: Principal) -> None:
     """A portal account's token is honoured only while its sign-in session lives (one read)."""
     deps.accounts().require_live_session(principal)
-
-
-# -- models ------------------------------------------------------------------------------------------
-
-
-class SignUpPhone(CaptchaAnswer):
-    model_config = ConfigDict(extra="forbid")
-
-    phone: str = Field(max_length=20, description="Mainland mobile number to bind, 11 digits (+86 allowed)")
-
-
-class AccountSignUp(ApiModel):
-    model_config = ConfigDict(extra="forbid")
-
-    login_name: str = Field(max_length=64, description="4–32 letters, digits, _ . -, starting with a letter")
-    password: str = Field(max_length=128, description="9–16 characters mixing letters, digits and symbols")
-    password_confirm: str = Field(max_length=128, description="The password again")
-    email: str = Field(max_length=254)
-    phone: str = Field(max_length=20, description="Mainland mobile number, 11 digits (+86 allowed)")
-    code: str = Field(max_length=8, description="The sign-up SMS code sent to the phone")
-    accepted: list[AcceptedAccountText] = Field(
-        max_length=4, description="用户协议 and 隐私政策 accepted (GET /v1/account-texts)"
-    )
-
-
-class AccountRealName(ApiModel):
-    kind: RealNameKind
-    verified_at: AwareDatetime
-    name_masked: str
-    uscc: str | None = None
-    company_name: str | None = None
-
-
-class AccountView(ApiModel):
-    account_id: str
-    login_name: str
-    kind: AccountKind
-    kind_zh: str
-    status: AccountStatus
-    phone_masked: str
-    email_masked: str
-    real_name_done: bool
-    real_name: AccountRealName | None = None
-    enterprise_uscc: str | None = Field(
-        default=None, description="The enterprise a legal-person account holds"
-    )
-    agent_of: str | None = Field(default=None, description="The enterprise (USCC) an approved agent acts for")
-    dealer_code: str | None = None
-    roles: list[Role]
-    created_at: AwareDatetime
-
-
-class AccountLogin(CaptchaAnswer):
-    model_config = ConfigDict(extra="forbid")
-
-    identifier: str = Field(min_length=1, max_length=64, description="登录名, 统一社会信用代码 or 身份证号")
-    password: str = Field(min_length=1, max_length=128)
-
-
-class AccountLoginChallenge(ApiModel):
-    challenge_id: str
-    phone_masked: str = Field(description="Where the login code went")
-    expires_in: int = Field(description="Seconds the challenge waits for the code")
-
-
-class AccountLoginVerify(ApiModel):
-    model_config = ConfigDict(extra="forbid")
-
-    challenge_id: str = Field(min_length=1, max_length=64)
-    code: str = Field(min_length=1, max_length=8, description="The SMS code sent to the bound phone")
-
-
-class AccountSignedIn(ApiModel):
-    token: str = Field(description="The access token (Bearer), short-lived")
-    expires_in: int
-    refresh_token: str = Field(description="Opaque; trade it at /v1/accounts/refresh (once: rotated)")
-    refresh_expires_in: int
-    account: AccountView
-
-
-class AccountRefresh(ApiModel):
-    model_config = ConfigDict(extra="forbid")
-
-    refresh_token: str = Field(min_length=1, max_length=256)
-
-
-class AccountSignedOut(ApiModel):
-    signed_out: bool
-
-
-class AccountSession(ApiModel):
-    session_id: str
-    kind: str
-    created_at: AwareDatetime
-    last_used_at: AwareDatetime
-    expires_at: AwareDatetime
-    current: bool
-
-
-class AccountSessions(ApiModel):
-    sessions: list[AccountSession]
-
-
-class AccountSessionsEnded(ApiModel):
-    ended: int
-
-
-class AccountPatch(ApiModel):
-    model_config = ConfigDict(extra="forbid")
-
-    login_name: str | None = Field(default=None, max_length=64, description="Refused: fixed at sign-up")
-    email: str | None = Field(default=None, max_length=254)
-
-
-class AccountPasswordChange(ApiModel):
-    model_config = ConfigDict(extra="forbid")
-
-    current: str = Field(min_length=1, max_length=128)
-    new: str = Field(max_length=128)
-
-
-class AccountPasswordChanged(ApiModel):
-    changed: bool
-    other_sessions_ended: int
-
-
-class AccountPasswordReset(CaptchaAnswer):
-    model_config = ConfigDict(extra="forbid")
-
-    identifier: str = Field(min_length=1, max_length=64, description="登录名, 统一社会信用代码 or 身份证号")
-
-
-class AccountResetSent(ApiModel):
-    sent: bool = Field(description="Always true: nothing says whether the identifier names an account")
-
-
-class AccountResetConfirm(ApiModel):
-    model_config = ConfigDict(extra="forbid")
-
-    identifier: str = Field(min_length=1, max_length=64)
-    code: str = Field(min_length=1, max_length=8)
-    new: str = Field(max_length=128)
-
-
-class AccountResetDone(ApiModel):
-    reset: bool
-
-
-# -- views -------------------------------------------------------------------------------------------
-
-
-def _view(account: Account) -> AccountView:
-    accounts = deps.accounts()
-    record = account.real_name
-    real_name = (
-        AccountRealName(
-            kind=record.kind,
-            verified_at=record.verified_at,
-            name_masked=record.display_name_masked,
-            uscc=record.uscc,
-            company_name=record.company_name,
-        )
-        if record is not None
-        else None
-    )
-    return AccountView(
-        account_id=account.account_id,
-        login_name=account.login_name,
-        kind=account.kind,
-        kind_zh=KIND_ZH[account.kind],
-        status=account.status,
-        phone_masked=account.phone_masked,
-        email_masked=account.email_masked,
-        real_name_done=record is not None,
-        real_name=real_name,
-        enterprise_uscc=account.enterprise_uscc,
-        agent_of=accounts.agent_enterprise(account),
-        dealer_code=account.dealer_code,
-        roles=sorted(accounts.roles_of(account)),
-        created_at=account.created_at,
-    )
-
-
-def _signed_in(account: Account, issued: IssuedSession) -> AccountSignedIn:
-    settings = get_settings()
-    roles, claims = deps.accounts().token_grant(account, issued.session.session_id)
-    ttl = settings.account_token_ttl_seconds
-    return AccountSignedIn(
-        token=issue_token(settings, account.account_id, roles, ttl_seconds=ttl, claims=claims),
-        expires_in=ttl,
-        refresh_token=issued.refresh_token,
-        refresh_expires_in=issued.refresh_expires_in,
-        account=_view(account),
-    )
 
 
 def _me(call: Call) -> Account:
@@ -260,14 +57,14 @@ def _me(call: Call) -> Account:
     method="POST",
     summary="Send a sign-up SMS code to the phone to bind (no token; the same answer for every phone)",
     roles=None,
-    body=SignUpPhone,
-    response=SentCode,
+    body=lambda: views.SignUpPhone,
+    response=lambda: sms.SentCode,
     status=202,
     errors=(428, 429, 503),
     tags=("accounts",),
 )
-def send_signup_code(call: Call) -> SentCode:
-    body: SignUpPhone = call.body
+def send_signup_code(call: Call) -> sms.SentCode:
+    body: views.SignUpPhone = call.body
     with asking_for_codes(call.request, None, body.captcha_id, body.captcha_answer):
         return deps.accounts().send_signup_code(body.phone)
 
@@ -278,18 +75,18 @@ def send_signup_code(call: Call) -> SentCode:
     method="POST",
     summary="Sign up: login name (fixed afterwards), password, e-mail, phone + SMS code, the texts accepted",
     roles=None,
-    body=AccountSignUp,
-    response=AccountView,
+    body=lambda: views.AccountSignUp,
+    response=lambda: views.AccountView,
     status=201,
     errors=(409, 429),
     tags=("accounts",),
 )
-def sign_up(call: Call) -> AccountView:
+def sign_up(call: Call) -> views.AccountView:
     from chalicelib.accounts.domain import SignUp
     from chalicelib.consents.account import check_account_texts  # the texts: not at a cold start
     from chalicelib.kernel.errors import InvalidField
 
-    body: AccountSignUp = call.body
+    body: views.AccountSignUp = call.body
     errors: list[InvalidField] = []
     try:
         check_account_texts(body.accepted)
@@ -301,7 +98,7 @@ def sign_up(call: Call) -> AccountView:
     account = deps.accounts().sign_up(form, body.password_confirm, errors=errors)
     deps.account_consents().record(account.account_id, body.accepted, utc_now())
     logger.info("account signed up", extra={"account_id": account.account_id})
-    return _view(account)
+    return views.account_view(account)
 
 
 # -- login -------------------------------------------------------------------------------------------
@@ -313,18 +110,18 @@ def sign_up(call: Call) -> AccountView:
     method="POST",
     summary="Login, step one: identifier + password; when right, a code goes to the bound phone",
     roles=None,
-    body=AccountLogin,
-    response=AccountLoginChallenge,
+    body=lambda: views.AccountLogin,
+    response=lambda: views.AccountLoginChallenge,
     status=202,
     errors=(401, 423, 428, 429, 503),
     tags=("accounts",),
 )
-def login(call: Call) -> AccountLoginChallenge:
-    body: AccountLogin = call.body
+def login(call: Call) -> views.AccountLoginChallenge:
+    body: views.AccountLogin = call.body
     with asking_for_codes(call.request, None, body.captcha_id, body.captcha_answer):
         challenge, phone_masked = deps.accounts().start_login(body.identifier, body.password)
     logger.info("account password accepted", extra={"account_id": challenge.account_id})
-    return AccountLoginChallenge(
+    return views.AccountLoginChallenge(
         challenge_id=challenge.challenge_id,
         phone_masked=phone_masked,
         expires_in=int((challenge.expires_at - challenge.created_at).total_seconds()),
@@ -337,18 +134,18 @@ def login(call: Call) -> AccountLoginChallenge:
     method="POST",
     summary="Login, step two: the SMS code of the challenge; an access token, a refresh token, the account",
     roles=None,
-    body=AccountLoginVerify,
-    response=AccountSignedIn,
+    body=lambda: views.AccountLoginVerify,
+    response=lambda: views.AccountSignedIn,
     errors=(401, 423),
     tags=("accounts",),
 )
-def login_verify(call: Call) -> AccountSignedIn:
-    body: AccountLoginVerify = call.body
+def login_verify(call: Call) -> views.AccountSignedIn:
+    body: views.AccountLoginVerify = call.body
     account, issued = deps.accounts().verify_login(body.challenge_id, body.code)
     logger.info(
         "account signed in", extra={"account_id": account.account_id, "session_id": issued.session.session_id}
     )
-    return _signed_in(account, issued)
+    return views.signed_in(account, issued)
 
 
 @route(
@@ -357,15 +154,15 @@ def login_verify(call: Call) -> AccountSignedIn:
     method="POST",
     summary="Trade the refresh token for new tokens minted from the account's current roles",
     roles=None,
-    body=AccountRefresh,
-    response=AccountSignedIn,
+    body=lambda: views.AccountRefresh,
+    response=lambda: views.AccountSignedIn,
     errors=(401,),
     tags=("accounts",),
 )
-def refresh(call: Call) -> AccountSignedIn:
-    body: AccountRefresh = call.body
+def refresh(call: Call) -> views.AccountSignedIn:
+    body: views.AccountRefresh = call.body
     account, issued = deps.accounts().refresh(body.refresh_token)
-    return _signed_in(account, issued)
+    return views.signed_in(account, issued)
 
 
 @route(
@@ -374,14 +171,14 @@ def refresh(call: Call) -> AccountSignedIn:
     method="POST",
     summary="Sign out: the session of the refresh token ends (answers the same for any token)",
     roles=None,
-    body=AccountRefresh,
-    response=AccountSignedOut,
+    body=lambda: views.AccountRefresh,
+    response=lambda: views.AccountSignedOut,
     tags=("accounts",),
 )
-def logout(call: Call) -> AccountSignedOut:
-    body: AccountRefresh = call.body
+def logout(call: Call) -> views.AccountSignedOut:
+    body: views.AccountRefresh = call.body
     deps.accounts().logout(body.refresh_token)
-    return AccountSignedOut(signed_out=True)
+    return views.AccountSignedOut(signed_out=True)
 
 
 # -- the signed-in account ---------------------------------------------------------------------------
@@ -392,11 +189,11 @@ def logout(call: Call) -> AccountSignedOut:
     "/v1/accounts/me",
     summary="The signed-in account: login name, kind, masked phone and e-mail, real-name status, roles",
     roles=ACCOUNT,
-    response=AccountView,
+    response=lambda: views.AccountView,
     tags=("accounts",),
 )
-def me(call: Call) -> AccountView:
-    return _view(_me(call))
+def me(call: Call) -> views.AccountView:
+    return views.account_view(_me(call))
 
 
 @route(
@@ -405,13 +202,13 @@ def me(call: Call) -> AccountView:
     method="PATCH",
     summary="Change the e-mail (the login name is fixed: 422 account.login_name_immutable)",
     roles=ACCOUNT,
-    body=AccountPatch,
-    response=AccountView,
+    body=lambda: views.AccountPatch,
+    response=lambda: views.AccountView,
     errors=(422,),
     tags=("accounts",),
 )
-def patch_me(call: Call) -> AccountView:
-    body: AccountPatch = call.body
+def patch_me(call: Call) -> views.AccountView:
+    body: views.AccountPatch = call.body
     account = _me(call)
     if body.login_name is not None:
         from chalicelib.accounts.domain import login_name_immutable
@@ -419,7 +216,7 @@ def patch_me(call: Call) -> AccountView:
         raise login_name_immutable()
     if body.email is not None:
         account = deps.accounts().change_email(account.account_id, body.email)
-    return _view(account)
+    return views.account_view(account)
 
 
 @route(
@@ -427,15 +224,15 @@ def patch_me(call: Call) -> AccountView:
     "/v1/accounts/me/sessions",
     summary="The account's open sessions (kind, created, last used, the current one flagged; no token)",
     roles=ACCOUNT,
-    response=AccountSessions,
+    response=lambda: views.AccountSessions,
     tags=("accounts",),
 )
-def my_sessions(call: Call) -> AccountSessions:
+def my_sessions(call: Call) -> views.AccountSessions:
     _me(call)
     current = call.user.session_id
-    return AccountSessions(
+    return views.AccountSessions(
         sessions=[
-            AccountSession(
+            views.AccountSession(
                 session_id=s.session_id,
                 kind=s.kind.value,
                 created_at=s.created_at,
@@ -454,15 +251,15 @@ def my_sessions(call: Call) -> AccountSessions:
     method="DELETE",
     summary="End one of the account's sessions (another device)",
     roles=ACCOUNT,
-    response=AccountSignedOut,
+    response=lambda: views.AccountSignedOut,
     errors=(404,),
     tags=("accounts",),
 )
-def end_session(call: Call, session_id: str) -> AccountSignedOut:
+def end_session(call: Call, session_id: str) -> views.AccountSignedOut:
     _me(call)
     deps.accounts().revoke_session(call.user.subject, session_id)
     logger.info("account session ended", extra={"account_id": call.user.subject, "session_id": session_id})
-    return AccountSignedOut(signed_out=True)
+    return views.AccountSignedOut(signed_out=True)
 
 
 @route(
@@ -471,14 +268,14 @@ def end_session(call: Call, session_id: str) -> AccountSignedOut:
     method="POST",
     summary="Sign out everywhere: every session of the account ends, this one too",
     roles=ACCOUNT,
-    response=AccountSessionsEnded,
+    response=lambda: views.AccountSessionsEnded,
     tags=("accounts",),
 )
-def revoke_all(call: Call) -> AccountSessionsEnded:
+def revoke_all(call: Call) -> views.AccountSessionsEnded:
     _me(call)
     ended = deps.accounts().revoke_all(call.user.subject)
     logger.info("account signed out everywhere", extra={"account_id": call.user.subject, "ended": ended})
-    return AccountSessionsEnded(ended=ended)
+    return views.AccountSessionsEnded(ended=ended)
 
 
 # -- passwords ---------------------------------------------------------------------------------------
@@ -490,17 +287,17 @@ def revoke_all(call: Call) -> AccountSessionsEnded:
     method="POST",
     summary="Change the password (the current one proves it); every other session ends",
     roles=ACCOUNT,
-    body=AccountPasswordChange,
-    response=AccountPasswordChanged,
+    body=lambda: views.AccountPasswordChange,
+    response=lambda: views.AccountPasswordChanged,
     errors=(423,),
     tags=("accounts",),
 )
-def change_password(call: Call) -> AccountPasswordChanged:
-    body: AccountPasswordChange = call.body
+def change_password(call: Call) -> views.AccountPasswordChanged:
+    body: views.AccountPasswordChange = call.body
     _me(call)
     ended = deps.accounts().change_password(call.user, body.current, body.new)
     logger.info("account password changed", extra={"account_id": call.user.subject, "ended": ended})
-    return AccountPasswordChanged(changed=True, other_sessions_ended=ended)
+    return views.AccountPasswordChanged(changed=True, other_sessions_ended=ended)
 
 
 @route(
@@ -509,17 +306,17 @@ def change_password(call: Call) -> AccountPasswordChanged:
     method="POST",
     summary="Forgotten password: a reset code to the bound phone (the same answer whether it exists)",
     roles=None,
-    body=AccountPasswordReset,
-    response=AccountResetSent,
+    body=lambda: views.AccountPasswordReset,
+    response=lambda: views.AccountResetSent,
     status=202,
     errors=(428, 429),
     tags=("accounts",),
 )
-def start_reset(call: Call) -> AccountResetSent:
-    body: AccountPasswordReset = call.body
+def start_reset(call: Call) -> views.AccountResetSent:
+    body: views.AccountPasswordReset = call.body
     with asking_for_codes(call.request, None, body.captcha_id, body.captcha_answer):
         deps.accounts().start_reset(body.identifier)
-    return AccountResetSent(sent=True)
+    return views.AccountResetSent(sent=True)
 
 
 @route(
@@ -528,12 +325,12 @@ def start_reset(call: Call) -> AccountResetSent:
     method="POST",
     summary="Set a new password with the reset code: every session ends and the lock is lifted",
     roles=None,
-    body=AccountResetConfirm,
-    response=AccountResetDone,
+    body=lambda: views.AccountResetConfirm,
+    response=lambda: views.AccountResetDone,
     tags=("accounts",),
 )
-def confirm_reset(call: Call) -> AccountResetDone:
-    body: AccountResetConfirm = call.body
+def confirm_reset(call: Call) -> views.AccountResetDone:
+    body: views.AccountResetConfirm = call.body
     account = deps.accounts().confirm_reset(body.identifier, body.code, body.new)
     logger.info("account password reset", extra={"account_id": account.account_id})
-    return AccountResetDone(reset=True)
+    return views.AccountResetDone(reset=True)

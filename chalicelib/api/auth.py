@@ -11,41 +11,28 @@ count failed tries per client and remember the device a phone signed in from
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
-from pydantic import ConfigDict, Field
-
-from chalicelib.api.clients import CaptchaAnswer, asking_for_codes, send_origin
-from chalicelib.api.http import ApiModel, Blueprint, Call, Refusal, route
-from chalicelib.consents.account_models import AcceptedAccountText
+from chalicelib.api.clients import asking_for_codes, send_origin
+from chalicelib.api.http import Blueprint, Call, route
 from chalicelib.core import deps, lazy
-from chalicelib.core.auth import PERSON_ROLES, Role, authenticate, authorize, issue_token
+from chalicelib.core.auth import PERSON_ROLES, Role, authenticate, authorize
 from chalicelib.core.observability import logger
 from chalicelib.core.settings import get_settings
 from chalicelib.kernel.clock import utc_now
 from chalicelib.kernel.errors import InvalidField, NotFound
-from chalicelib.sms.domain import SentCode, SmsPurpose
-from chalicelib.sms.views import DroppedSms
 
 if TYPE_CHECKING:
+    from chalicelib.api import auth_views as views
     from chalicelib.captcha import domain as captcha_domain
     from chalicelib.captcha.domain import Challenge
-    from chalicelib.core.settings import Settings
-    from chalicelib.sessions.domain import IssuedSession
+    from chalicelib.sms import domain as sms
 else:
+    views = lazy.module("chalicelib.api.auth_views")
     captcha_domain = lazy.module("chalicelib.captcha.domain")
+    sms = lazy.module("chalicelib.sms.domain")
 
 bp = Blueprint(__name__)
-
-#: Messages the dev SMS drop lists at most.
-MAX_DROP_MESSAGES = 100
-
-
-class SmsCodeRequest(CaptchaAnswer):
-    model_config = ConfigDict(extra="forbid")
-
-    phone: str = Field(max_length=20, description="Mainland mobile number, 11 digits (+86 allowed)")
-    purpose: SmsPurpose
 
 
 @route(
@@ -54,36 +41,40 @@ class SmsCodeRequest(CaptchaAnswer):
     method="POST",
     summary="Send an SMS code (login: no token; owner_phone, deregistration: the signed-in person's own)",
     roles=None,
-    body=SmsCodeRequest,
-    response=SentCode,
+    body=lambda: views.SmsCodeRequest,
+    response=lambda: sms.SentCode,
     status=202,
     errors=(401, 403, 428, 429, 503),
     tags=("auth",),
 )
-def send_sms_code(call: Call) -> SentCode:
-    body: SmsCodeRequest = call.body
-    if body.purpose is SmsPurpose.FLEET_RESPONSIBLE:
+def send_sms_code(call: Call) -> sms.SentCode:
+    body: views.SmsCodeRequest = call.body
+    if body.purpose is sms.SmsPurpose.FLEET_RESPONSIBLE:
         raise InvalidField(
             "sms.purpose_not_here",
             "车辆负责人验证码由单位登记批次发送",
             "A responsible person's code is sent by the fleet batch's responsible-phone step",
             field="purpose",
         )
-    if body.purpose is SmsPurpose.DELEGATION_CONFIRM:
+    if body.purpose is sms.SmsPurpose.DELEGATION_CONFIRM:
         raise InvalidField(
             "sms.purpose_not_here",
             "委托确认验证码由委托登记步骤发送到车主手机",
             "A delegation code is sent by the delegation step, to the owner's phone it gave",
             field="purpose",
         )
-    if body.purpose in (SmsPurpose.ACCOUNT_SIGNUP, SmsPurpose.ACCOUNT_LOGIN, SmsPurpose.PASSWORD_RESET):
+    if body.purpose in (
+        sms.SmsPurpose.ACCOUNT_SIGNUP,
+        sms.SmsPurpose.ACCOUNT_LOGIN,
+        sms.SmsPurpose.PASSWORD_RESET,
+    ):
         raise InvalidField(
             "sms.purpose_not_here",
             "账号验证码由账号注册、登录和找回密码步骤发送",
             "Account codes are sent by the account's sign-up, login and password-reset steps",
             field="purpose",
         )
-    if body.purpose is SmsPurpose.LOGIN:
+    if body.purpose is sms.SmsPurpose.LOGIN:
         # Admitted by the send itself: a device the phone signed in from has its own allowance.
         origin = send_origin(call.request, None, body.captcha_id, body.captcha_answer)
         return deps.sms_code_service().send(body.phone, body.purpose, origin)
@@ -110,41 +101,19 @@ def issue_captcha(call: Call) -> Challenge:
     return captcha_domain.Challenge.model_validate(challenge)
 
 
-class LoginRequest(ApiModel):
-    model_config = ConfigDict(extra="forbid")
-
-    phone: str = Field(max_length=20, description="Mainland mobile number, 11 digits (+86 allowed)")
-    code: str = Field(min_length=4, max_length=8, pattern=r"^[0-9]+$", description="The SMS code")
-    accepted: list[AcceptedAccountText] | None = Field(
-        default=None,
-        max_length=4,
-        description="用户协议 and 隐私政策 accepted (GET /v1/account-texts): checked, then recorded",
-    )
-
-
-class LoginResult(ApiModel):
-    token: str = Field(description="The access token (Bearer), short-lived")
-    expires_in: int = Field(description="Seconds the access token is valid")
-    subject: str
-    refresh_token: str = Field(
-        description="Opaque; trade it at /v1/auth/refresh for a new pair (once: each is rotated)"
-    )
-    refresh_expires_in: int = Field(description="Seconds the session lasts unless refreshed or ended")
-
-
 @route(
     bp,
     "/v1/auth/login",
     method="POST",
     summary="Sign in with a phone and its login code: an owner token",
     roles=None,
-    body=LoginRequest,
-    response=LoginResult,
+    body=lambda: views.LoginRequest,
+    response=lambda: views.LoginResult,
     errors=(429,),
     tags=("auth",),
 )
-def login(call: Call) -> LoginResult:
-    body: LoginRequest = call.body
+def login(call: Call) -> views.LoginResult:
+    body: views.LoginRequest = call.body
     if body.accepted is not None:
         from chalicelib.consents.account import check_account_texts  # the texts: not at a cold start
 
@@ -158,25 +127,7 @@ def login(call: Call) -> LoginResult:
 
     issued = deps.sessions().open(SessionKind.OWNER, subject, [Role.OWNER.value])
     logger.info("owner signed in by SMS code", extra={"subject": subject})
-    return _signed_in(settings, issued)
-
-
-def _signed_in(settings: Settings, issued: IssuedSession) -> LoginResult:
-    session = issued.session
-    roles = [Role(r) for r in session.roles]
-    return LoginResult(
-        token=issue_token(settings, session.subject, roles),
-        expires_in=settings.token_ttl_seconds,
-        subject=session.subject,
-        refresh_token=issued.refresh_token,
-        refresh_expires_in=issued.refresh_expires_in,
-    )
-
-
-class RefreshRequest(ApiModel):
-    model_config = ConfigDict(extra="forbid")
-
-    refresh_token: str = Field(min_length=1, max_length=256, description="The refresh token last given")
+    return views.signed_in(settings, issued)
 
 
 @route(
@@ -185,19 +136,15 @@ class RefreshRequest(ApiModel):
     method="POST",
     summary="Trade the refresh token for a new access token and a new refresh token (the old one retires)",
     roles=None,
-    body=RefreshRequest,
-    response=LoginResult,
+    body=lambda: views.RefreshRequest,
+    response=lambda: views.LoginResult,
     errors=(401,),
     tags=("auth",),
 )
-def refresh(call: Call) -> LoginResult:
-    body: RefreshRequest = call.body
+def refresh(call: Call) -> views.LoginResult:
+    body: views.RefreshRequest = call.body
     issued = deps.sessions().refresh(body.refresh_token)
-    return _signed_in(get_settings(), issued)
-
-
-class SignedOut(ApiModel):
-    signed_out: bool
+    return views.signed_in(get_settings(), issued)
 
 
 @route(
@@ -206,18 +153,14 @@ class SignedOut(ApiModel):
     method="POST",
     summary="Sign out: the session of the refresh token ends (answers the same for any token)",
     roles=None,
-    body=RefreshRequest,
-    response=SignedOut,
+    body=lambda: views.RefreshRequest,
+    response=lambda: views.SignedOut,
     tags=("auth",),
 )
-def logout(call: Call) -> SignedOut:
-    body: RefreshRequest = call.body
+def logout(call: Call) -> views.SignedOut:
+    body: views.RefreshRequest = call.body
     deps.sessions().revoke(body.refresh_token)
-    return SignedOut(signed_out=True)
-
-
-class SessionsEnded(ApiModel):
-    ended: int = Field(description="How many sessions ended")
+    return views.SignedOut(signed_out=True)
 
 
 @route(
@@ -226,27 +169,13 @@ class SessionsEnded(ApiModel):
     method="POST",
     summary="Sign out everywhere: every session of the signed-in owner ends (refresh tokens stop working)",
     roles=frozenset({Role.OWNER}),
-    response=SessionsEnded,
+    response=lambda: views.SessionsEnded,
     tags=("auth",),
 )
-def revoke_all_sessions(call: Call) -> SessionsEnded:
+def revoke_all_sessions(call: Call) -> views.SessionsEnded:
     ended = deps.sessions().revoke_subject(call.user.subject)
     logger.info("owner signed out everywhere", extra={"subject": call.user.subject, "ended": ended})
-    return SessionsEnded(ended=ended)
-
-
-class SmsDropView(ApiModel):
-    messages: list[DroppedSms]
-
-
-class SmsDropQuery(ApiModel):
-    limit: Annotated[
-        int,
-        Field(ge=1, le=MAX_DROP_MESSAGES, description=f"1–{MAX_DROP_MESSAGES} (default 20)"),
-        Refusal(
-            "request.limit", f"每页数量应为 1–{MAX_DROP_MESSAGES}", f"limit must be 1–{MAX_DROP_MESSAGES}"
-        ),
-    ] = 20
+    return views.SessionsEnded(ended=ended)
 
 
 @route(
@@ -254,13 +183,13 @@ class SmsDropQuery(ApiModel):
     "/v1/dev/sms-drop",
     summary="Local stages only (404 elsewhere): the newest SMS kept in the local SMS drop, phones masked",
     roles=None,
-    response=SmsDropView,
+    response=lambda: views.SmsDropView,
     errors=(404,),
-    query=SmsDropQuery,
+    query=lambda: views.SmsDropQuery,
     tags=("dev",),
 )
-def sms_drop(call: Call) -> SmsDropView:
+def sms_drop(call: Call) -> views.SmsDropView:
     if not get_settings().is_local:
         # Deployed stages send through SNS and have no SMS drop: the route does not exist there.
         raise NotFound("route.not_found", "接口不存在", "No such route")
-    return SmsDropView(messages=deps.sms_drop().recent(call.query.limit))
+    return views.SmsDropView(messages=deps.sms_drop().recent(call.query.limit))

@@ -42,8 +42,9 @@ NEXT_CURSOR_HEADER = "X-Next-Cursor"
     bp,
     "/v1/sms/replies",
     method="POST",
-    summary="The SMS provider's reply callback (HMAC-SHA256 of the raw body in X-Cheka-Signature): a "
-    "keyword (TD, 退订, STOP…) opts the phone out of backfill campaign SMS; any other text is ignored",
+    summary="The SMS provider's reply callback (X-Cheka-Signature: HMAC-SHA256 of the X-Cheka-Timestamp, "
+    "a dot and the raw body; the timestamp within 5 minutes of now): a keyword (TD, 退订, STOP…) opts the "
+    "phone out of backfill campaign SMS unless the owner opted in since; any other text is ignored",
     roles=None,
     raw_body=True,
     response=lambda: views.SmsReplyView,
@@ -57,20 +58,25 @@ def sms_reply(call: Call) -> Any:
     raw: bytes = call.body
     service = deps.campaign_reach()
     # Checked over the bytes received, before anything is read from them.
-    service.check_reply_signature(raw, call.request.headers.get(reach.SIGNATURE_HEADER.lower()))
+    headers = call.request.headers
+    signed_at = service.check_reply_signature(
+        raw, headers.get(reach.SIGNATURE_HEADER.lower()), headers.get(reach.TIMESTAMP_HEADER.lower())
+    )
     body: views.SmsReplyBody = _parse_body(  # type: ignore[assignment]
         call.request, views.SmsReplyBody, get_settings().max_body_bytes
     )
-    outcome = service.reply(body.phone, body.text, body.received_at)
+    outcome = service.reply(body.phone, body.text, body.received_at, signed_at)
     # The outcome only: never the phone or the text.
     logger.info("sms reply handled", extra={"outcome": outcome.value})
     return views.SmsReplyView(outcome=outcome)
 
 
 def _notice(notice: reach.Notice) -> Any:
+    """The notice as answered: its full VINs only where the stage's possession policy trusts the sales
+    record's phone (the phone the owner signed in with is what found the cards)."""
     from chalicelib.core.settings import get_settings
 
-    return views.notice_view(notice, get_settings().campaign_message_link)
+    return views.notice_view(notice, get_settings().campaign_message_link, deps.possession_policy())
 
 
 @route(

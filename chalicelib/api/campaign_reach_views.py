@@ -7,7 +7,7 @@ import csv
 import io
 from collections.abc import Sequence
 from datetime import date
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import AwareDatetime, ConfigDict, Field
 
@@ -17,7 +17,11 @@ from chalicelib.campaigns.domain import CallOutcome, CallReason
 from chalicelib.campaigns.reach import MAX_NOTE, CallRow, Notice, ReplyOutcome
 from chalicelib.kernel.clock import CHINA
 from chalicelib.kernel.personal import mask_vin
+from chalicelib.registration.domain.registrations import PossessionMethod
 from chalicelib.registration.views import mask_iccid
+
+if TYPE_CHECKING:
+    from chalicelib.registration.possession import PossessionPolicy
 
 CALL_REASON_ZH = {
     CallReason.SEND_FAILED: "短信发送失败",
@@ -35,7 +39,8 @@ _WAVE = Refusal("campaign.wave", "批次应为 1–99", "wave must be 1–99")
 
 
 class SmsReplyBody(ApiModel):
-    """What the SMS provider posts for each reply to a campaign SMS (signed: ``X-Cheka-Signature``)."""
+    """What the SMS provider posts for each reply to a campaign SMS (signed: ``X-Cheka-Signature`` over
+    ``X-Cheka-Timestamp`` and the body)."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -45,11 +50,19 @@ class SmsReplyBody(ApiModel):
 
 
 class SmsReplyView(ApiModel):
-    outcome: ReplyOutcome = Field(description="opted_out | already_opted_out | ignored")
+    outcome: ReplyOutcome = Field(
+        description="opted_out | already_opted_out | ignored | superseded (a keyword not later than the "
+        "phone's latest opt-in: nothing changed)"
+    )
 
 
 class BackfillCardView(ApiModel):
-    vin: str = Field(description="The owner's own car, in full: the registration it starts is for it")
+    vin: str | None = Field(
+        description="The car's VIN in full, only where the stage's possession policy takes the sales "
+        "record's phone as proof (possession_methods has sales_phone): the registration it starts is for "
+        "it. Otherwise null: the person types or scans the VIN named by vin_masked's tail, as any "
+        "registration, and proves they hold the car by another method"
+    )
     vin_masked: str
     iccid_masked: str
     deadline: date | None = Field(description="登记截止日期 (China), of the nearest active campaign")
@@ -103,11 +116,17 @@ class CallOutcomeBody(ApiModel):
     )
 
 
-def notice_view(notice: Notice, link: str) -> BackfillNoticeView:
+def notice_view(notice: Notice, link: str, possession: PossessionPolicy) -> BackfillNoticeView:
+    """The owner's notice. The cards are found because the sales record's contact phone is the phone
+    the owner signs in with; that phone proves they hold the car only where the possession policy
+    enables ``sales_phone``. Elsewhere (a stage that does not trust sales phones: mobile numbers are
+    recycled) the full VIN would tell whoever holds the number what a registration learns only after a
+    proof, so the notice shows its tail alone (``vin`` null)."""
+    trusted = PossessionMethod.SALES_PHONE in possession.methods
     return BackfillNoticeView(
         cards=[
             BackfillCardView(
-                vin=c.target.vin,
+                vin=c.target.vin if trusted else None,
                 vin_masked=mask_vin(c.target.vin),
                 iccid_masked=mask_iccid(c.target.iccid),
                 deadline=c.deadline,

@@ -8,21 +8,21 @@ number (the dealer's pages keep nothing of the owner).
 
 from __future__ import annotations
 
-from datetime import date
 from typing import TYPE_CHECKING
 
 from chalice.app import Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
-from chalicelib.api.http import ApiModel, Blueprint, Call, PageQuery, json_response, route
-from chalicelib.core import deps
+from chalicelib.api.http import Blueprint, Call, PageQuery, json_response, route
+from chalicelib.core import deps, lazy
 from chalicelib.core.auth import Principal, Role
 from chalicelib.core.observability import logger
 
 if TYPE_CHECKING:
-    from chalicelib.accounts.domain import Account
-    from chalicelib.cards.domain.inventory import Card, Vehicle
+    from chalicelib.api import dealers_views as views
     from chalicelib.dealers.domain import DealerAccount
+else:
+    views = lazy.module("chalicelib.api.dealers_views")
 
 bp = Blueprint(__name__)
 
@@ -33,86 +33,6 @@ OWNER = frozenset({Role.OWNER})
 #: Where the dealer's tablet opens the H5 client: the code rides in the fragment (never sent to a
 #: server, never in an access log); the client drops it from the address at once.
 HANDOFF_PATH = "/h5/#handoff="
-
-
-class DealerAccountBody(ApiModel):
-    model_config = ConfigDict(extra="forbid")
-
-    login_name: str = Field(min_length=1, max_length=64, description="The dealer's login name (immutable)")
-    phone: str = Field(
-        min_length=1, max_length=20, description="The dealer's mobile: reset-by-SMS sets the password"
-    )
-    email: str | None = Field(default=None, max_length=254)
-
-
-class DealerAccountView(ApiModel):
-    account_id: str
-    login_name: str
-    dealer_code: str
-    status: str = Field(description="active | disabled")
-    phone_masked: str
-    email_masked: str
-    created_at: AwareDatetime
-    password_set_by: str = Field(
-        default="sms_reset", description="The dealer sets the password through the reset-by-SMS flow"
-    )
-
-
-class DealerAccountList(ApiModel):
-    items: list[DealerAccountView]
-
-
-class DealerCard(ApiModel):
-    iccid: str
-    state: str
-    current: bool = True
-
-
-class DealerVehicleView(ApiModel):
-    vin: str
-    brand: str
-    model: str
-    colour: str
-    production_date: date | None
-    cards: list[DealerCard] = Field(description="Card states only: never the holder nor the number")
-
-
-class DealerVehicleList(ApiModel):
-    items: list[DealerVehicleView]
-    next_cursor: str | None = None
-
-
-class AssistBody(ApiModel):
-    model_config = ConfigDict(extra="forbid")
-
-    vin: str = Field(min_length=1, max_length=32, description="A vehicle sold through the dealer")
-
-
-class HandoffView(ApiModel):
-    handoff_url: str = Field(description="Open on the dealer's tablet: the H5 client in tablet mode")
-    code: str = Field(description="Single use; bound to the VIN and the dealer")
-    vin: str
-    expires_at: AwareDatetime
-
-
-class RedeemBody(ApiModel):
-    model_config = ConfigDict(extra="forbid")
-
-    code: str = Field(
-        min_length=1, max_length=100, description="The hand-off code the tablet was opened with"
-    )
-
-
-def _account_view(account: Account) -> DealerAccountView:
-    return DealerAccountView(
-        account_id=account.account_id,
-        login_name=account.login_name,
-        dealer_code=account.dealer_code or "",
-        status=account.status.value,
-        phone_masked=account.phone_masked,
-        email_masked=account.email_masked,
-        created_at=account.created_at,
-    )
 
 
 def _dealer_code(value: str) -> str:
@@ -128,17 +48,6 @@ def _live(principal: Principal) -> None:
     deps.accounts().require_live_session(principal)
 
 
-def _vehicle_view(vehicle: Vehicle, cards: list[Card]) -> DealerVehicleView:
-    return DealerVehicleView(
-        vin=vehicle.vin,
-        brand=vehicle.brand,
-        model=vehicle.model,
-        colour=vehicle.colour,
-        production_date=vehicle.production_date,
-        cards=[DealerCard(iccid=c.iccid, state=c.state.value) for c in cards],
-    )
-
-
 # -- the OEM's admin -----------------------------------------------------------------------------
 
 
@@ -149,16 +58,16 @@ def _vehicle_view(vehicle: Vehicle, cards: list[Card]) -> DealerVehicleView:
     summary="Create a dealer account for a dealer code of the inventory (the dealer sets its password "
     "by reset-by-SMS)",
     roles=ADMIN,
-    body=DealerAccountBody,
-    response=DealerAccountView,
+    body=lambda: views.DealerAccountBody,
+    response=lambda: views.DealerAccountView,
     status=201,
     errors=(404, 409),
     tags=("dealers",),
 )
-def create_dealer_account(call: Call, dealer_code: str) -> DealerAccountView:
+def create_dealer_account(call: Call, dealer_code: str) -> views.DealerAccountView:
     from chalicelib.dealers.domain import DealerAccount
 
-    body: DealerAccountBody = call.body
+    body: views.DealerAccountBody = call.body
     code = _dealer_code(dealer_code)
     dealers = deps.dealers()
     dealers.require_known_code(code)
@@ -167,7 +76,7 @@ def create_dealer_account(call: Call, dealer_code: str) -> DealerAccountView:
         DealerAccount(code, account.account_id, account.login_name, account.created_at, call.actor)
     )
     logger.info("dealer account created", extra={"dealer_code": code, "account_id": account.account_id})
-    return _account_view(account)
+    return views.account_view(account)
 
 
 @route(
@@ -175,11 +84,11 @@ def create_dealer_account(call: Call, dealer_code: str) -> DealerAccountView:
     "/v1/admin/dealers/{dealer_code}/accounts",
     summary="The accounts of a dealer code",
     roles=ADMIN,
-    response=DealerAccountList,
+    response=lambda: views.DealerAccountList,
     errors=(404,),
     tags=("dealers",),
 )
-def list_dealer_accounts(call: Call, dealer_code: str) -> DealerAccountList:
+def list_dealer_accounts(call: Call, dealer_code: str) -> views.DealerAccountList:
     code = _dealer_code(dealer_code)
     accounts = deps.accounts()
     items = []
@@ -187,11 +96,11 @@ def list_dealer_accounts(call: Call, dealer_code: str) -> DealerAccountList:
     for entry in deps.dealers().accounts_of(code):
         account = accounts.get(entry.account_id)
         if account is not None:
-            items.append(_account_view(account))
-    return DealerAccountList(items=items)
+            items.append(views.account_view(account))
+    return views.DealerAccountList(items=items)
 
 
-def _set_status(dealer_code: str, account_id: str, status: str) -> DealerAccountView:
+def _set_status(dealer_code: str, account_id: str, status: str) -> views.DealerAccountView:
     from chalicelib.accounts.domain import AccountStatus
     from chalicelib.dealers.domain import dealer_account_not_found
 
@@ -200,7 +109,7 @@ def _set_status(dealer_code: str, account_id: str, status: str) -> DealerAccount
         raise dealer_account_not_found()
     account = deps.accounts().set_status(account_id, AccountStatus(status))
     logger.info("dealer account status", extra={"account_id": account_id, "status": status})
-    return _account_view(account)
+    return views.account_view(account)
 
 
 @route(
@@ -209,11 +118,11 @@ def _set_status(dealer_code: str, account_id: str, status: str) -> DealerAccount
     method="POST",
     summary="Disable a dealer account: every session of it ends, its tokens stop working",
     roles=ADMIN,
-    response=DealerAccountView,
+    response=lambda: views.DealerAccountView,
     errors=(404,),
     tags=("dealers",),
 )
-def disable_dealer_account(call: Call, dealer_code: str, account_id: str) -> DealerAccountView:
+def disable_dealer_account(call: Call, dealer_code: str, account_id: str) -> views.DealerAccountView:
     return _set_status(dealer_code, account_id, "disabled")
 
 
@@ -223,11 +132,11 @@ def disable_dealer_account(call: Call, dealer_code: str, account_id: str) -> Dea
     method="POST",
     summary="Enable a disabled dealer account again",
     roles=ADMIN,
-    response=DealerAccountView,
+    response=lambda: views.DealerAccountView,
     errors=(404,),
     tags=("dealers",),
 )
-def enable_dealer_account(call: Call, dealer_code: str, account_id: str) -> DealerAccountView:
+def enable_dealer_account(call: Call, dealer_code: str, account_id: str) -> views.DealerAccountView:
     return _set_status(dealer_code, account_id, "active")
 
 
@@ -239,15 +148,17 @@ def enable_dealer_account(call: Call, dealer_code: str, account_id: str) -> Deal
     "/v1/dealer/vehicles",
     summary="The vehicles sold through the caller's dealer code, by VIN, paged (card states only)",
     roles=DEALER,
-    response=DealerVehicleList,
+    response=lambda: views.DealerVehicleList,
     query=PageQuery,
     tags=("dealers",),
 )
-def dealer_vehicles(call: Call) -> DealerVehicleList:
+def dealer_vehicles(call: Call) -> views.DealerVehicleList:
     _live(call.user)
     query: PageQuery = call.query
     found, cursor = deps.dealers().vehicles(call.user, query.limit, query.cursor)
-    return DealerVehicleList(items=[_vehicle_view(v, cards) for v, cards in found], next_cursor=cursor)
+    return views.DealerVehicleList(
+        items=[views.vehicle_view(v, cards) for v, cards in found], next_cursor=cursor
+    )
 
 
 @route(
@@ -257,20 +168,20 @@ def dealer_vehicles(call: Call) -> DealerVehicleList:
     summary="现场协助登记: a single-use hand-off of a vehicle's registration to its owner on the dealer's "
     "tablet",
     roles=DEALER,
-    body=AssistBody,
-    response=HandoffView,
+    body=lambda: views.AssistBody,
+    response=lambda: views.HandoffView,
     status=201,
     errors=(404,),
     tags=("dealers",),
 )
-def start_assisted_registration(call: Call) -> HandoffView:
+def start_assisted_registration(call: Call) -> views.HandoffView:
     from chalicelib.kernel.validators import validate
 
     _live(call.user)
-    body: AssistBody = call.body
+    body: views.AssistBody = call.body
     vin = validate("vin", body.vin.strip().upper(), field="vin").value
     issued = deps.dealers().start_assisted(call.user, vin)
-    return HandoffView(
+    return views.HandoffView(
         handoff_url=HANDOFF_PATH + issued.code,
         code=issued.code,
         vin=issued.handoff.vin,
@@ -292,7 +203,7 @@ def _registration_view() -> type[BaseModel]:
     summary="The owner, signed in on the dealer's tablet, opens the registration the dealer handed off "
     "(once): 201 new, 200 resumed",
     roles=OWNER,
-    body=RedeemBody,
+    body=lambda: views.RedeemBody,
     response=_registration_view,
     status=201,
     also=(200,),
@@ -302,7 +213,7 @@ def _registration_view() -> type[BaseModel]:
 def redeem_handoff(call: Call) -> Response:
     from chalicelib.registration.domain.registrations import RegistrationKind
 
-    body: RedeemBody = call.body
+    body: views.RedeemBody = call.body
     dealers = deps.dealers()
     # Past the open registrations' limit the hand-off code is not spent (it can be redeemed later).
     deps.registration_service().check_room(call.user.subject)

@@ -93,7 +93,7 @@ def fleet_case(call: Call, batch_id: str) -> views.FleetCaseDetail:
     entries = log.entries(batch.flow_id) if batch.flow_id else []
     reveal = reason is not None
     if reason is not None and batch.flow_id:
-        from chalicelib.api.verification import identity_fields
+        from chalicelib.api.verification_views import identity_fields
 
         fields = [
             *(identity_fields(flow.identity) if flow is not None else []),

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from chalicelib.api.http import JSON, Blueprint, Call, route
-from chalicelib.core import deps
+from chalicelib.core import deps, lazy
 from chalicelib.core.metric_names import Metric
 from chalicelib.core.observability import emit
 from chalicelib.kernel.errors import DomainError
-from chalicelib.operators.views import CallbackAck
+
+if TYPE_CHECKING:
+    from chalicelib.operators import views
+    from chalicelib.operators.views import CallbackAck
+else:
+    # Its model is built when first used (it is not deferred): not at a cold start.
+    views = lazy.module("chalicelib.operators.views")
 
 bp = Blueprint(__name__)
 
@@ -18,7 +26,7 @@ bp = Blueprint(__name__)
     method="POST",
     summary="The operator's answer to a push (signature, timestamp window and nonce checked; idempotent)",
     roles=None,
-    response=CallbackAck,
+    response=lambda: views.CallbackAck,
     content_types=(JSON,),
     raw_body=True,
     errors=(401, 409),

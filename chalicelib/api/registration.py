@@ -4,30 +4,24 @@ verification flow's routes (``/v1/flows/{flow_id}/...``), whose id the registrat
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from chalice.app import Response
-from pydantic import ConfigDict, Field
 
 from chalicelib.api.clients import asking_for_codes
-from chalicelib.api.http import ApiModel, Blueprint, Call, json_response, route
-from chalicelib.consents.domain import AcceptedConsent, ConsentDocument
-from chalicelib.consents.texts import consent_documents
+from chalicelib.api.http import Blueprint, Call, json_response, route
 from chalicelib.core import deps, lazy
 from chalicelib.core.auth import Role
 from chalicelib.core.settings import get_settings
 from chalicelib.kernel.errors import InvalidField, NotFound
 from chalicelib.kernel.names import under
-from chalicelib.kernel.personal import IdType
-from chalicelib.registration.domain.registrations import PossessionMethod, RegistrationKind
-from chalicelib.registration.ports import HeadUnitMessage
-from chalicelib.sms.domain import SentCode
-from chalicelib.verification.domain.documents import DocumentKind
-from chalicelib.verification.domain.flows import TypedIdentity
 
 if TYPE_CHECKING:
+    from chalicelib.api import registration_views as models
+    from chalicelib.consents import texts
     from chalicelib.kernel import validators
     from chalicelib.registration import possession, views
+    from chalicelib.registration.domain import registrations
     from chalicelib.registration.possession import HeadUnitSent
     from chalicelib.registration.views import (
         MyVehicles,
@@ -35,9 +29,18 @@ if TYPE_CHECKING:
         ReceiptLookup,
         RegistrationView,
     )
+    from chalicelib.sms import domain as sms
+    from chalicelib.verification.domain import documents, flows
 else:
+    # The routes' models, and the domains they name, load with the first request that needs them.
+    models = lazy.module("chalicelib.api.registration_views")
+    texts = lazy.module("chalicelib.consents.texts")
     views = lazy.module("chalicelib.registration.views")
     possession = lazy.module("chalicelib.registration.possession")
+    registrations = lazy.module("chalicelib.registration.domain.registrations")
+    sms = lazy.module("chalicelib.sms.domain")
+    documents = lazy.module("chalicelib.verification.domain.documents")
+    flows = lazy.module("chalicelib.verification.domain.flows")
     validators = lazy.module("chalicelib.kernel.validators")
 
 bp = Blueprint(__name__)
@@ -45,90 +48,6 @@ bp = Blueprint(__name__)
 OWNER = frozenset({Role.OWNER})
 #: OEM staff who answer an owner calling with a receipt number (受理编号).
 SUPPORT = frozenset({Role.ADMIN, Role.REVIEWER, Role.AUDITOR})
-REG = RegistrationKind.REGISTRATION
-DEREG = RegistrationKind.DEREGISTRATION
-
-
-class StartBody(ApiModel):
-    model_config = ConfigDict(extra="forbid")
-
-    vin: str = Field(min_length=1, max_length=32, description="The vehicle's 17-character VIN")
-    delegated: bool = Field(default=False, description="委托登记: a trustee registers for the owner")
-
-
-class DeregistrationStartBody(ApiModel):
-    """The vehicle to de-register: picked in 我的车辆 (the registration it lists), or by its VIN."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    vin: str | None = Field(default=None, min_length=1, max_length=32)
-    registration_id: str | None = Field(
-        default=None, min_length=1, max_length=64, description="The registration 我的车辆 lists the car by"
-    )
-
-
-class PhoneBody(ApiModel):
-    model_config = ConfigDict(extra="forbid")
-
-    phone: str = Field(min_length=1, max_length=20, description="Mainland mobile number (11 digits)")
-    code: str = Field(min_length=4, max_length=8, pattern=r"^[0-9]+$", description="The SMS code")
-
-
-class OwnerIdentity(ApiModel):
-    model_config = ConfigDict(extra="forbid")
-
-    id_type: IdType
-    id_number: str = Field(min_length=1, max_length=32)
-    name: str = Field(min_length=1, max_length=64)
-    address: str | None = Field(default=None, max_length=128)
-
-
-class DelegationBody(ApiModel):
-    """The owner who authorized the trustee; the letter is uploaded to the flow as
-    ``authorization_letter`` first."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    owner: OwnerIdentity
-    owner_phone: str = Field(
-        min_length=1,
-        max_length=20,
-        description="The owner's own mobile number: the owner confirms the delegation with its code",
-    )
-
-
-class DelegationConfirmBody(ApiModel):
-    """How the owner agrees: ``sms`` with the code sent to the owner's phone (purpose
-    ``delegation_confirm``) as the owner gave it, or ``face`` once the owner's own face check passed in
-    the flow ``…/delegation/owner-check`` opened."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    method: Literal["sms", "face"] = "sms"
-    code: str | None = Field(default=None, min_length=4, max_length=8, pattern=r"^[0-9]+$")
-
-
-class PossessionBody(ApiModel):
-    """How I show I hold the car: ``head_unit`` with the code the head unit shows, ``vehicle_document``
-    with the photo uploaded to the flow (``vehicle_licence`` or ``purchase_invoice``), or
-    ``sales_phone`` (the verified phone is the sales record's; checked by itself at the phone step)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    method: PossessionMethod
-    code: str | None = Field(default=None, min_length=4, max_length=8, pattern=r"^[0-9]+$")
-    document: Literal["vehicle_licence", "purchase_invoice"] | None = None
-
-
-class ConsentsBody(ApiModel):
-    model_config = ConfigDict(extra="forbid")
-
-    accepted: list[AcceptedConsent] = Field(min_length=1, max_length=8)
-    client: dict[str, str] = Field(default_factory=dict, max_length=8, description="User agent, screen")
-
-
-class ConsentsView(ApiModel):
-    documents: list[ConsentDocument]
 
 
 def _client(given: dict[str, str]) -> dict[str, str]:
@@ -147,11 +66,11 @@ def _started(pair: tuple[RegistrationView, bool]) -> Response | RegistrationView
     "/v1/consents",
     summary="The texts to accept (登记协议, 责任告知书, 人脸信息单独同意): version and hash",
     roles=None,
-    response=ConsentsView,
+    response=lambda: models.ConsentsView,
     tags=("registration",),
 )
-def consents(call: Call) -> ConsentsView:
-    return ConsentsView(documents=list(consent_documents()))
+def consents(call: Call) -> models.ConsentsView:
+    return models.ConsentsView(documents=list(texts.consent_documents()))
 
 
 # --- registration ---------------------------------------------------------------------------------
@@ -163,7 +82,7 @@ def consents(call: Call) -> ConsentsView:
     method="POST",
     summary="Start (or resume) registering the cards of a vehicle by its VIN: 201 new, 200 resumed",
     roles=OWNER,
-    body=StartBody,
+    body=lambda: models.StartBody,
     response=lambda: views.RegistrationView,
     status=201,
     also=(200,),
@@ -172,12 +91,12 @@ def consents(call: Call) -> ConsentsView:
     step="start",
 )
 def start_registration(call: Call) -> Response | RegistrationView:
-    body: StartBody = call.body
-    return _started(deps.registration_service().start(call.actor, REG, body.vin, delegated=body.delegated))
-
-
-class OpenQuery(ApiModel):
-    open: bool = Field(default=True, description="true (the default): the unfinished ones")
+    body: models.StartBody = call.body
+    return _started(
+        deps.registration_service().start(
+            call.actor, registrations.RegistrationKind.REGISTRATION, body.vin, delegated=body.delegated
+        )
+    )
 
 
 @route(
@@ -185,7 +104,7 @@ class OpenQuery(ApiModel):
     "/v1/me/registrations",
     summary="继续办理: my unfinished registrations and de-registrations (VIN tail, step due), newest first",
     roles=OWNER,
-    query=OpenQuery,
+    query=lambda: models.OpenQuery,
     response=lambda: views.OpenRegistrations,
     tags=("registration",),
 )
@@ -210,7 +129,9 @@ def open_registrations(call: Call) -> OpenRegistrations:
     tags=("registration",),
 )
 def get_registration(call: Call, registration_id: str) -> RegistrationView:
-    return deps.registration_service().get(registration_id, call.actor, REG)
+    return deps.registration_service().get(
+        registration_id, call.actor, registrations.RegistrationKind.REGISTRATION
+    )
 
 
 @route(
@@ -234,14 +155,14 @@ def confirm_vehicle(call: Call, registration_id: str) -> RegistrationView:
     method="POST",
     summary="The owner's or user's phone, proved by its SMS code (purpose owner_phone)",
     roles=OWNER,
-    body=PhoneBody,
+    body=lambda: models.PhoneBody,
     response=lambda: views.RegistrationView,
     errors=(404, 409, 429),
     tags=("registration",),
     step="verify_phone",
 )
 def registration_phone(call: Call, registration_id: str) -> RegistrationView:
-    body: PhoneBody = call.body
+    body: models.PhoneBody = call.body
     return deps.registration_service().verify_phone(registration_id, call.actor, body.phone, body.code)
 
 
@@ -251,16 +172,16 @@ def registration_phone(call: Call, registration_id: str) -> RegistrationView:
     method="POST",
     summary="委托登记 (第十二条): the owner's identity; the authorization letter is in the flow",
     roles=OWNER,
-    body=DelegationBody,
+    body=lambda: models.DelegationBody,
     response=lambda: views.RegistrationView,
     errors=(404, 409),
     tags=("registration",),
     step="delegation",
 )
 def delegation(call: Call, registration_id: str) -> RegistrationView:
-    body: DelegationBody = call.body
+    body: models.DelegationBody = call.body
     try:
-        owner = TypedIdentity(**body.owner.model_dump(mode="json"))
+        owner = flows.TypedIdentity(**body.owner.model_dump(mode="json"))
     except InvalidField as err:
         raise under(err, "owner") from None
     return deps.registration_service().delegate(registration_id, call.actor, owner, body.owner_phone)
@@ -272,12 +193,12 @@ def delegation(call: Call, registration_id: str) -> RegistrationView:
     method="POST",
     summary="委托登记: send the owner a code (purpose delegation_confirm) to the phone the delegation gave",
     roles=OWNER,
-    response=SentCode,
+    response=lambda: sms.SentCode,
     status=202,
     errors=(404, 409, 428, 429, 503),
     tags=("registration",),
 )
-def delegation_code(call: Call, registration_id: str) -> SentCode:
+def delegation_code(call: Call, registration_id: str) -> sms.SentCode:
     # No body: a captcha answer, when one is asked for, comes in X-Captcha-Id / X-Captcha-Answer.
     with asking_for_codes(call.request, call.actor):
         return deps.registration_service().send_delegation_code(registration_id, call.actor)
@@ -289,14 +210,14 @@ def delegation_code(call: Call, registration_id: str) -> SentCode:
     method="POST",
     summary="委托登记: the owner's agreement, by the code sent to their phone or their own face check",
     roles=OWNER,
-    body=DelegationConfirmBody,
+    body=lambda: models.DelegationConfirmBody,
     response=lambda: views.RegistrationView,
     errors=(404, 409, 429),
     tags=("registration",),
     step="delegation_confirm",
 )
 def confirm_delegation(call: Call, registration_id: str) -> RegistrationView:
-    body: DelegationConfirmBody = call.body
+    body: models.DelegationConfirmBody = call.body
     service = deps.registration_service()
     if body.method == "face":
         return service.confirm_delegation_by_face(registration_id, call.actor)
@@ -342,15 +263,15 @@ def head_unit_code(call: Call, registration_id: str) -> HeadUnitSent:
     method="POST",
     summary="Show I hold the car: the head-unit code, or a 行驶证 / purchase invoice photo in the flow",
     roles=OWNER,
-    body=PossessionBody,
+    body=lambda: models.PossessionBody,
     response=lambda: views.RegistrationView,
     errors=(404, 409, 422, 429),
     tags=("registration",),
     step="possession",
 )
 def prove_possession(call: Call, registration_id: str) -> RegistrationView:
-    body: PossessionBody = call.body
-    document = DocumentKind(body.document) if body.document else None
+    body: models.PossessionBody = call.body
+    document = documents.DocumentKind(body.document) if body.document else None
     return deps.registration_service().prove_possession(
         registration_id, call.actor, body.method, code=body.code, document=document
     )
@@ -391,14 +312,14 @@ def take_over(call: Call, registration_id: str) -> RegistrationView:
     method="POST",
     summary="Accept the current texts (each by kind, version and hash); time and client are kept",
     roles=OWNER,
-    body=ConsentsBody,
+    body=lambda: models.ConsentsBody,
     response=lambda: views.RegistrationView,
     errors=(404, 409),
     tags=("registration",),
     step="consents",
 )
 def give_consents(call: Call, registration_id: str) -> RegistrationView:
-    body: ConsentsBody = call.body
+    body: models.ConsentsBody = call.body
     return deps.registration_service().give_consents(
         registration_id, call.actor, body.accepted, _client(body.client)
     )
@@ -428,7 +349,7 @@ def submit_registration(call: Call, registration_id: str) -> RegistrationView:
     method="POST",
     summary="Start (or resume) de-registering one of my vehicles (实名注销): 201 new, 200 resumed",
     roles=OWNER,
-    body=DeregistrationStartBody,
+    body=lambda: models.DeregistrationStartBody,
     response=lambda: views.RegistrationView,
     status=201,
     also=(200,),
@@ -437,7 +358,7 @@ def submit_registration(call: Call, registration_id: str) -> RegistrationView:
     step="deregistration_start",
 )
 def start_deregistration(call: Call) -> Response | RegistrationView:
-    body: DeregistrationStartBody = call.body
+    body: models.DeregistrationStartBody = call.body
     service = deps.registration_service()
     if body.registration_id is not None:
         vin = service.views.vin_of(call.actor, body.registration_id)
@@ -447,7 +368,7 @@ def start_deregistration(call: Call) -> Response | RegistrationView:
         raise InvalidField(
             "field.required", "请选择要注销的车辆", "Pick the vehicle to de-register", field="vin"
         )
-    return _started(service.start(call.actor, DEREG, vin))
+    return _started(service.start(call.actor, registrations.RegistrationKind.DEREGISTRATION, vin))
 
 
 @route(
@@ -460,7 +381,9 @@ def start_deregistration(call: Call) -> Response | RegistrationView:
     tags=("registration",),
 )
 def get_deregistration(call: Call, registration_id: str) -> RegistrationView:
-    return deps.registration_service().get(registration_id, call.actor, DEREG)
+    return deps.registration_service().get(
+        registration_id, call.actor, registrations.RegistrationKind.DEREGISTRATION
+    )
 
 
 @route(
@@ -469,14 +392,14 @@ def get_deregistration(call: Call, registration_id: str) -> RegistrationView:
     method="POST",
     summary="The phone given at registration, proved by its SMS code (purpose deregistration)",
     roles=OWNER,
-    body=PhoneBody,
+    body=lambda: models.PhoneBody,
     response=lambda: views.RegistrationView,
     errors=(404, 409, 429),
     tags=("registration",),
     step="deregistration_phone",
 )
 def deregistration_phone(call: Call, registration_id: str) -> RegistrationView:
-    body: PhoneBody = call.body
+    body: models.PhoneBody = call.body
     return deps.registration_service().verify_phone(registration_id, call.actor, body.phone, body.code)
 
 
@@ -498,24 +421,20 @@ def submit_deregistration(call: Call, registration_id: str) -> RegistrationView:
 # --- the sandbox telematics (local stages) ---------------------------------------------------------
 
 
-class HeadUnitView(ApiModel):
-    messages: list[HeadUnitMessage]
-
-
 @route(
     bp,
     "/v1/dev/head-unit/{vin}",
     summary="Local stages only (404 elsewhere): the newest codes the sandbox showed on a head unit",
     roles=None,
-    response=HeadUnitView,
+    response=lambda: models.HeadUnitView,
     errors=(404, 422),
     tags=("dev",),
 )
-def dev_head_unit(call: Call, vin: str) -> HeadUnitView:
+def dev_head_unit(call: Call, vin: str) -> models.HeadUnitView:
     if not get_settings().is_local:
         raise NotFound("route.not_found", "接口不存在", "No such route")
     number = validators.validate("vin", vin, field="vin").value
-    return HeadUnitView(messages=deps.vehicle_channel().recent(number, 5))
+    return models.HeadUnitView(messages=deps.vehicle_channel().recent(number, 5))
 
 
 # --- my vehicles ----------------------------------------------------------------------------------

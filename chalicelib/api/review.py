@@ -5,39 +5,29 @@ queue, each with its registration's evidence, and the answer (pushed back to the
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
-
-from pydantic import ConfigDict, Field
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.api.audit import ReasonQuery, read_of, record_reads, reveal_reason
-from chalicelib.api.http import ApiModel, Blueprint, Call, PageQuery, Refusal, route
-from chalicelib.api.verification import (
-    FlowView,
-    ReviewCaseView,
-    case_view,
-    flow_view,
-    identity_fields,
-    reveal_for,
-)
+from chalicelib.api.http import Blueprint, Call, route
+from chalicelib.api.verification import reveal_for
 from chalicelib.audit.domain import RecordKind
-from chalicelib.core import deps
+from chalicelib.core import deps, lazy
 from chalicelib.core.auth import PERSON_ROLES, Role
 from chalicelib.core.settings import get_settings
-from chalicelib.kernel.clock import utc_now
 from chalicelib.kernel.errors import InvalidField
-from chalicelib.operators.domain.spot_check_codes import SpotCheckStatus, SpotCheckVerdict
-from chalicelib.verification.domain.evidence import ChainVerdict, EvidenceEntry
-from chalicelib.verification.domain.flows import (
-    ReviewDecision,
-    ReviewReason,
-    ReviewStatus,
-    case_not_found,
-    flow_not_found,
-)
 
 if TYPE_CHECKING:
-    from chalicelib.operators.domain.spot_checks import SpotCheck
+    from chalicelib.api import review_views as models
+    from chalicelib.api import verification_views as verification
+    from chalicelib.operators.domain import spot_check_codes
+    from chalicelib.verification.domain import flows as flow_domain
+    from chalicelib.verification.domain.evidence import EvidenceEntry
+else:
+    # The routes' models, and the domains they name, load with the first request that needs them.
+    models = lazy.module("chalicelib.api.review_views")
+    verification = lazy.module("chalicelib.api.verification_views")
+    spot_check_codes = lazy.module("chalicelib.operators.domain.spot_check_codes")
+    flow_domain = lazy.module("chalicelib.verification.domain.flows")
 
 bp = Blueprint(__name__)
 
@@ -45,38 +35,19 @@ REVIEW_ROLES = frozenset({Role.REVIEWER})
 EVIDENCE_ROLES = frozenset({Role.REVIEWER, Role.AUDITOR})
 
 
-class ReviewQueue(ApiModel):
-    cases: list[ReviewCaseView]
-    next_cursor: str | None
-
-
-class ReviewQuery(PageQuery):
-    status: Annotated[
-        ReviewStatus,
-        Field(description="open | approved | rejected (default open)"),
-        Refusal("review.status", "审核状态无效", "Unknown review status"),
-    ] = ReviewStatus.OPEN
-
-
 @route(
     bp,
     "/v1/review-cases",
     summary="The review queue: cases by status, oldest first, paginated",
     roles=REVIEW_ROLES,
-    response=ReviewQueue,
-    query=ReviewQuery,
+    response=lambda: models.ReviewQueue,
+    query=lambda: models.ReviewQuery,
     tags=("review",),
 )
-def review_queue(call: Call) -> ReviewQueue:
-    query: ReviewQuery = call.query
+def review_queue(call: Call) -> models.ReviewQueue:
+    query: models.ReviewQuery = call.query
     cases, cursor = deps.verification_service().review_queue(query.status, query.limit, query.cursor)
-    return ReviewQueue(cases=[case_view(c) for c in cases], next_cursor=cursor)
-
-
-class EvidenceView(ApiModel):
-    flow_id: str
-    chain: ChainVerdict
-    entries: list[dict[str, Any]]
+    return models.ReviewQueue(cases=[verification.case_view(c) for c in cases], next_cursor=cursor)
 
 
 def _entries(entries: list[EvidenceEntry], reveal: bool) -> list[dict[str, Any]]:
@@ -105,25 +76,18 @@ def _evidence_reads(call: Call, flows: dict[str, list[EvidenceEntry]], reason: s
     return True
 
 
-class ReviewCaseDetail(ApiModel):
-    case: ReviewCaseView
-    flow: FlowView
-    documents: dict[str, str | None]
-    evidence: EvidenceView
-
-
 @route(
     bp,
     "/v1/review-cases/{case_id}",
     summary="A review case with the flow, document links and the evidence: in clear with ?reason= "
     "(recorded in the read log), masked and without document links otherwise",
     roles=REVIEW_ROLES,
-    response=ReviewCaseDetail,
+    response=lambda: models.ReviewCaseDetail,
     query=ReasonQuery,
     errors=(404, 422, 503),
     tags=("review",),
 )
-def review_case(call: Call, case_id: str) -> ReviewCaseDetail:
+def review_case(call: Call, case_id: str) -> models.ReviewCaseDetail:
     reason = reveal_reason(call)
     service = deps.verification_service()
     case, flow = service.review_case(case_id)
@@ -132,29 +96,22 @@ def review_case(call: Call, case_id: str) -> ReviewCaseDetail:
     reveal = reason is not None
     if reason is not None:
         fields = [
-            *identity_fields(flow.identity),
+            *verification.identity_fields(flow.identity),
             *(f"documents.{kind}" for kind in sorted(flow.documents)),
             *_evidence_fields(entries),
         ]
         read = read_of(RecordKind.FLOW, flow.flow_id, fields)
         record_reads(call, [read] if read else [], reason)
-    return ReviewCaseDetail(
-        case=case_view(case),
-        flow=flow_view(flow, reveal=reveal),
+    return models.ReviewCaseDetail(
+        case=verification.case_view(case),
+        flow=verification.flow_view(flow, reveal=reveal),
         documents={
             kind: service.document_url(flow, kind) if reveal else None for kind in sorted(flow.documents)
         },
-        evidence=EvidenceView(
+        evidence=models.EvidenceView(
             flow_id=flow.flow_id, chain=log.verify(flow.flow_id), entries=_entries(entries, reveal)
         ),
     )
-
-
-class DecisionBody(ApiModel):
-    model_config = ConfigDict(extra="forbid")
-
-    decision: ReviewDecision
-    note: str | None = Field(default=None, max_length=500)
 
 
 @route(
@@ -163,45 +120,18 @@ class DecisionBody(ApiModel):
     method="POST",
     summary="Approve or reject a review case (once)",
     roles=REVIEW_ROLES,
-    body=DecisionBody,
-    response=ReviewCaseView,
+    body=lambda: models.DecisionBody,
+    response=lambda: verification.ReviewCaseView,
     errors=(404, 409),
     tags=("review",),
 )
-def decide_review(call: Call, case_id: str) -> ReviewCaseView:
-    body: DecisionBody = call.body
+def decide_review(call: Call, case_id: str) -> verification.ReviewCaseView:
+    body: models.DecisionBody = call.body
     decided = deps.verification_service().decide_review(case_id, call.actor, body.decision, body.note)
     # The review screen promised the owner an SMS when decided: it goes to the registration's phone.
     deps.review_notices().decided(decided)
     deps.real_name().review_decided(decided)  # an account's real-name waiting for this case completes
-    return case_view(decided)
-
-
-#: Why a reviewer has the case, as the owner reads it.
-REASONS_ZH = {
-    ReviewReason.FACE_ATTEMPTS_EXHAUSTED: "人脸核验次数已用完，由审核人员核对您的证件照片与现场照片。",
-    ReviewReason.AUTHORITY_UNAVAILABLE: "证件信息暂时无法联网核验，由审核人员核对。",
-    ReviewReason.FACE_DUPLICATE: "您的人脸信息已用于其他证件的登记，需由审核人员核实。",
-    ReviewReason.POSSESSION_CONTESTED: "该车辆已由他人登记或正在办理，由审核人员核实车辆归属。",
-    ReviewReason.AUTHORITY_NOT_COVERED: "该类证件无法联网核验，由审核人员核对证件。",
-    ReviewReason.DOCUMENT_NOT_MACHINE_READABLE: (
-        "护照、港澳台居民证件等由审核人员核对证件照片，通过后继续人脸检测。"
-    ),
-    ReviewReason.REAL_NAME: "实名认证的自动核验未通过，由审核人员核对您提交的证件和信息。",
-}
-
-
-class MyReviewView(ApiModel):
-    """The owner's own review case: what the review screen shows, nothing of the reviewer's."""
-
-    case_number: str = Field(description="审核编号")
-    status: ReviewStatus
-    reason: ReviewReason
-    reason_zh: str
-    opened_at: datetime
-    decided_at: datetime | None
-    expected_zh: str = Field(description="the time a reviewer takes, as told to the owner (settings)")
-    poll_seconds: int = Field(description="how often the review screen reads the status again")
+    return verification.case_view(decided)
 
 
 @route(
@@ -209,20 +139,20 @@ class MyReviewView(ApiModel):
     "/v1/flows/{flow_id}/review",
     summary="The owner's review case of their flow: case number, status, expected time",
     roles=PERSON_ROLES | {Role.ACCOUNT},
-    response=MyReviewView,
+    response=lambda: models.MyReviewView,
     errors=(404,),
     tags=("review",),
 )
-def my_review(call: Call, flow_id: str) -> MyReviewView:
+def my_review(call: Call, flow_id: str) -> models.MyReviewView:
     case = deps.verification_service().reviews.case_of_flow(flow_id, call.actor)
     if case is None:
-        raise case_not_found()
+        raise flow_domain.case_not_found()
     settings = get_settings()
-    return MyReviewView(
+    return models.MyReviewView(
         case_number=case.number,
         status=case.status,
         reason=case.reason,
-        reason_zh=REASONS_ZH[case.reason],
+        reason_zh=models.REASONS_ZH[case.reason],
         opened_at=case.created_at,
         decided_at=case.decided_at,
         expected_zh=settings.review_expected_zh,
@@ -236,19 +166,19 @@ def my_review(call: Call, flow_id: str) -> MyReviewView:
     summary="The flow's evidence log (查验日志) and the verdict of its hash chain (personal facts in clear "
     "with ?reason=, recorded in the read log)",
     roles=EVIDENCE_ROLES,
-    response=EvidenceView,
+    response=lambda: models.EvidenceView,
     query=ReasonQuery,
     errors=(404, 422, 503),
     tags=("review",),
 )
-def flow_evidence(call: Call, flow_id: str) -> EvidenceView:
+def flow_evidence(call: Call, flow_id: str) -> models.EvidenceView:
     reason = reveal_reason(call, reveal_for(call.user))
     log = deps.evidence_log()
     entries = log.entries(flow_id)
     if not entries:
-        raise flow_not_found()
+        raise flow_domain.flow_not_found()
     reveal = _evidence_reads(call, {flow_id: entries}, reason)
-    return EvidenceView(flow_id=flow_id, chain=log.verify(flow_id), entries=_entries(entries, reveal))
+    return models.EvidenceView(flow_id=flow_id, chain=log.verify(flow_id), entries=_entries(entries, reveal))
 
 
 # -- 抽查 (第十条): the operators' spot checks ---------------------------------------------------------
@@ -256,67 +186,19 @@ def flow_evidence(call: Call, flow_id: str) -> EvidenceView:
 SPOT_CHECK_ROLES = frozenset({Role.REVIEWER, Role.AUDITOR})
 
 
-class SpotCheckView(ApiModel):
-    check_id: str
-    operator: str
-    iccid: str
-    message_id: str
-    registration_id: str
-    flow_ids: list[str]
-    reason_code: str | None
-    reason_zh: str | None
-    reason_en: str | None
-    status: SpotCheckStatus
-    received_at: datetime
-    due_at: datetime
-    overdue: bool = Field(description="open past its deadline, or answered after it")
-    answered_at: datetime | None
-    answered_by: str | None
-    verdict: SpotCheckVerdict | None
-    note: str | None
-    late: bool | None
-    answer_record_id: str | None = Field(description="the outbox record carrying the answer")
-
-
-def spot_check_view(check: SpotCheck) -> SpotCheckView:
-    return SpotCheckView(
-        **check.model_dump(exclude={"operator"}),
-        operator=check.operator.value,
-        overdue=check.overdue(utc_now()),
-    )
-
-
-class SpotCheckQueue(ApiModel):
-    checks: list[SpotCheckView]
-    next_cursor: str | None
-
-
-class SpotCheckQuery(PageQuery):
-    status: Annotated[
-        SpotCheckStatus,
-        Field(description="open | answered (default open)"),
-        Refusal("spot_check.status", "抽查状态无效", "Unknown spot check status"),
-    ] = SpotCheckStatus.OPEN
-
-
 @route(
     bp,
     "/v1/spot-checks",
     summary="The operators' spot checks (抽查): cases by status, earliest deadline first, paginated",
     roles=SPOT_CHECK_ROLES,
-    response=SpotCheckQueue,
-    query=SpotCheckQuery,
+    response=lambda: models.SpotCheckQueue,
+    query=lambda: models.SpotCheckQuery,
     tags=("review",),
 )
-def spot_check_queue(call: Call) -> SpotCheckQueue:
-    query: SpotCheckQuery = call.query
+def spot_check_queue(call: Call) -> models.SpotCheckQueue:
+    query: models.SpotCheckQuery = call.query
     checks, cursor = deps.spot_checks().queue(query.status, query.limit, query.cursor)
-    return SpotCheckQueue(checks=[spot_check_view(c) for c in checks], next_cursor=cursor)
-
-
-class SpotCheckDetail(ApiModel):
-    check: SpotCheckView
-    evidence: list[EvidenceView] = Field(description="the evidence of each flow of the registration")
+    return models.SpotCheckQueue(checks=[models.spot_check_view(c) for c in checks], next_cursor=cursor)
 
 
 @route(
@@ -325,29 +207,22 @@ class SpotCheckDetail(ApiModel):
     summary="A spot check with the evidence of the registration it asks about (personal facts in clear "
     "with ?reason=, recorded in the read log; masked otherwise)",
     roles=SPOT_CHECK_ROLES,
-    response=SpotCheckDetail,
+    response=lambda: models.SpotCheckDetail,
     query=ReasonQuery,
     errors=(404, 422, 503),
     tags=("review",),
 )
-def spot_check_detail(call: Call, check_id: str) -> SpotCheckDetail:
+def spot_check_detail(call: Call, check_id: str) -> models.SpotCheckDetail:
     reason = reveal_reason(call, reveal_for(call.user))
     check = deps.spot_checks().check(check_id)
     log = deps.evidence_log()
     flows = {flow_id: log.entries(flow_id) for flow_id in check.flow_ids}
     reveal = _evidence_reads(call, flows, reason)
     evidence = [
-        EvidenceView(flow_id=flow_id, chain=log.verify(flow_id), entries=_entries(entries, reveal))
+        models.EvidenceView(flow_id=flow_id, chain=log.verify(flow_id), entries=_entries(entries, reveal))
         for flow_id, entries in flows.items()
     ]
-    return SpotCheckDetail(check=spot_check_view(check), evidence=evidence)
-
-
-class SpotCheckAnswerBody(ApiModel):
-    model_config = ConfigDict(extra="forbid")
-
-    verdict: SpotCheckVerdict
-    note: str | None = Field(default=None, max_length=500, description="required with a discrepancy")
+    return models.SpotCheckDetail(check=models.spot_check_view(check), evidence=evidence)
 
 
 @route(
@@ -356,19 +231,19 @@ class SpotCheckAnswerBody(ApiModel):
     method="POST",
     summary="Answer a spot check once (confirmed, or discrepancy with a note); pushed to the operator",
     roles=REVIEW_ROLES,
-    body=SpotCheckAnswerBody,
-    response=SpotCheckView,
+    body=lambda: models.SpotCheckAnswerBody,
+    response=lambda: models.SpotCheckView,
     errors=(404, 409, 422),
     tags=("review",),
 )
-def answer_spot_check(call: Call, check_id: str) -> SpotCheckView:
-    body: SpotCheckAnswerBody = call.body
+def answer_spot_check(call: Call, check_id: str) -> models.SpotCheckView:
+    body: models.SpotCheckAnswerBody = call.body
     note = (body.note or "").strip() or None
-    if body.verdict is SpotCheckVerdict.DISCREPANCY and note is None:
+    if body.verdict is spot_check_codes.SpotCheckVerdict.DISCREPANCY and note is None:
         raise InvalidField(
             "spot_check.note_required",
             "答复存在不一致时须说明情况",
             "A discrepancy is answered with a note saying what does not agree",
             field="note",
         )
-    return spot_check_view(deps.spot_checks().answer(check_id, call.actor, body.verdict, note))
+    return models.spot_check_view(deps.spot_checks().answer(check_id, call.actor, body.verdict, note))

@@ -9,15 +9,19 @@ from pydantic import ConfigDict, Field
 from chalicelib.api.http import ApiModel, Blueprint, Call, route
 from chalicelib.core import lazy
 from chalicelib.core.auth import ALL_ROLES
-from chalicelib.kernel.personal import IdType, mask_id_number, mask_phone
 
 if TYPE_CHECKING:
-    from chalicelib.kernel import validators
+    from chalicelib.kernel import personal, validators
 else:
+    personal = lazy.module("chalicelib.kernel.personal")
     validators = lazy.module("chalicelib.kernel.validators")
 
-#: Kinds whose values are personal data (a company's USCC is public).
-PERSONAL_KINDS = frozenset(t.value for t in IdType if t is not IdType.USCC) | {"mobile"}
+
+def personal_kind(kind: str) -> bool:
+    """Whether values of ``kind`` are personal data (a company's USCC is public)."""
+    id_type = personal.IdType
+    return kind == "mobile" or kind in {t.value for t in id_type if t is not id_type.USCC}
+
 
 bp = Blueprint(__name__)
 
@@ -46,9 +50,9 @@ class Me(ApiModel):
 def validate_value(call: Call, kind: str) -> validators.Validated:
     # The value is in the body, not the path, so that no ID number lands in an access log.
     result = validators.validate(kind, call.body.value, field="value")
-    if kind in PERSONAL_KINDS:
+    if personal_kind(kind):
         # The verdict is what a client needs; the number (and the birth date it holds) is not echoed.
-        mask = mask_phone if kind == "mobile" else mask_id_number
+        mask = personal.mask_phone if kind == "mobile" else personal.mask_id_number
         return result.model_copy(update={"value": mask(result.value), "details": {}})
     return result
 

@@ -9,107 +9,39 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable
-from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
-from pydantic import ConfigDict, Field
-
-from chalicelib.api.http import ApiModel, Blueprint, Call, route
-from chalicelib.core import deps
+from chalicelib.api.http import Blueprint, Call, route
+from chalicelib.core import deps, lazy
 from chalicelib.core.auth import PERSON_ROLES, REVEAL_ROLES, Principal, Role
 from chalicelib.kernel.errors import Forbidden, InvalidField
-from chalicelib.kernel.personal import IdType, mask_address, mask_id_number, mask_name
-from chalicelib.verification.domain.documents import DocumentKind
-from chalicelib.verification.domain.flows import (
-    Flow,
-    FlowPurpose,
-    ReviewCase,
-    TypedIdentity,
-)
-from chalicelib.verification.domain.liveness import PREVIEW_MAX_BYTES, FacePreview, LivenessCapture
-from chalicelib.verification.views import (
-    AuthorityOutcome,
-    FaceCheckOutcome,
-    LivenessStart,
-    OcrOutcome,
-    PresignedUpload,
-    StoredDocument,
-)
+
+if TYPE_CHECKING:
+    from chalicelib.api import verification_views as models
+    from chalicelib.verification import views
+    from chalicelib.verification.domain import documents, flows, liveness
+    from chalicelib.verification.domain.flows import FlowPurpose
+    from chalicelib.verification.domain.liveness import FacePreview
+    from chalicelib.verification.views import (
+        AuthorityOutcome,
+        FaceCheckOutcome,
+        LivenessStart,
+        PresignedUpload,
+        StoredDocument,
+    )
+else:
+    # The routes' models, and the domain they name, load with the first request that needs them.
+    models = lazy.module("chalicelib.api.verification_views")
+    views = lazy.module("chalicelib.verification.views")
+    documents = lazy.module("chalicelib.verification.domain.documents")
+    flows = lazy.module("chalicelib.verification.domain.flows")
+    liveness = lazy.module("chalicelib.verification.domain.liveness")
 
 bp = Blueprint(__name__)
 
 #: People who verify themselves in a flow: an owner, an enterprise's legal person or agent, and a portal
 #: account doing its real-name authentication (``account_verification`` flows only, see ``open_flow``).
 FLOW_ROLES = PERSON_ROLES | {Role.ACCOUNT}
-#: Frames of one liveness burst, base64 in JSON: 8 frames of at most 1 MB fit the body limit.
-MAX_FRAMES = 8
-
-
-class OpenFlow(ApiModel):
-    model_config = ConfigDict(extra="forbid")
-
-    purpose: FlowPurpose
-
-
-class IdentityView(ApiModel):
-    id_type: str
-    id_number: str
-    name: str
-    address: str | None = None
-    company_name: str | None = None
-    uscc: str | None = None
-
-
-class FlowView(ApiModel):
-    flow_id: str
-    purpose: FlowPurpose
-    status: str
-    documents: list[str]
-    checks: dict[str, str]
-    identity: IdentityView | None
-    attempts_left: int | None
-    created_at: datetime
-    expires_at: datetime
-
-
-def identity_fields(identity: TypedIdentity | None) -> list[str]:
-    """The identity's personal fields a view in clear shows (a company's name and code are public)."""
-    if identity is None:
-        return []
-    personal = identity.id_type != IdType.USCC.value
-    names = ["identity.id_number", "identity.name"] if personal else []
-    return [*names, "identity.address"] if identity.address else names
-
-
-def _identity_view(identity: TypedIdentity | None, reveal: bool) -> IdentityView | None:
-    if identity is None:
-        return None
-    if reveal:
-        return IdentityView(**identity.model_dump(exclude={"id_validity"}))
-    personal = identity.id_type != IdType.USCC.value
-    return IdentityView(
-        id_type=identity.id_type,
-        id_number=mask_id_number(identity.id_number) if personal else identity.id_number,
-        name=mask_name(identity.name) if personal else identity.name,
-        address=mask_address(identity.address) if identity.address else None,
-        company_name=identity.company_name,
-        uscc=identity.uscc,
-    )
-
-
-def flow_view(flow: Flow, *, reveal: bool = False, attempts_left: int | None = None) -> FlowView:
-    return FlowView(
-        flow_id=flow.flow_id,
-        purpose=flow.purpose,
-        status=flow.status.value,
-        documents=sorted(flow.documents),
-        checks={k: v.value for k, v in flow.checks.items()},
-        identity=_identity_view(flow.identity, reveal),
-        attempts_left=attempts_left,
-        created_at=flow.created_at,
-        expires_at=flow.expires_at,
-    )
 
 
 def reveal_for(user: Principal) -> bool:
@@ -122,15 +54,15 @@ def reveal_for(user: Principal) -> bool:
     method="POST",
     summary="Open a verification flow (registration, de-registration, ...) for the caller",
     roles=FLOW_ROLES,
-    body=OpenFlow,
-    response=FlowView,
+    body=lambda: models.OpenFlow,
+    response=lambda: models.FlowView,
     status=201,
     errors=(429,),
     tags=("verification",),
 )
-def open_flow(call: Call) -> FlowView:
+def open_flow(call: Call) -> models.FlowView:
     purpose: FlowPurpose = call.body.purpose
-    account_flow = purpose is FlowPurpose.ACCOUNT_VERIFICATION
+    account_flow = purpose is flows.FlowPurpose.ACCOUNT_VERIFICATION
     # A portal account verifies itself (账号实名认证) and nothing else; only an account does that.
     if not call.user.has_any({Role.ACCOUNT} if account_flow else PERSON_ROLES):
         raise Forbidden(
@@ -141,7 +73,7 @@ def open_flow(call: Call) -> FlowView:
         )
     if account_flow:
         deps.accounts().require_live_session(call.user)  # a signed-out account's token opens nothing
-    return flow_view(deps.verification_service().open_flow(call.actor, purpose))
+    return models.flow_view(deps.verification_service().open_flow(call.actor, purpose))
 
 
 @route(
@@ -149,26 +81,15 @@ def open_flow(call: Call) -> FlowView:
     "/v1/flows/{flow_id}",
     summary="One of my flows: its steps done, checks and attempts left (personal data masked)",
     roles=FLOW_ROLES,
-    response=FlowView,
+    response=lambda: models.FlowView,
     errors=(404,),
     tags=("verification",),
 )
-def get_flow(call: Call, flow_id: str) -> FlowView:
+def get_flow(call: Call, flow_id: str) -> models.FlowView:
     service = deps.verification_service()
     flow = service.flow(flow_id, call.actor)
     left = service.attempts_left(flow_id, call.actor)
-    return flow_view(flow, attempts_left=left.left if left else None)
-
-
-class IdentityBody(ApiModel):
-    model_config = ConfigDict(extra="forbid")
-
-    id_type: IdType
-    id_number: str = Field(min_length=1, max_length=32)
-    name: str = Field(min_length=1, max_length=64)
-    address: str | None = Field(default=None, max_length=128)
-    company_name: str | None = Field(default=None, max_length=128)
-    uscc: str | None = Field(default=None, max_length=18)
+    return models.flow_view(flow, attempts_left=left.left if left else None)
 
 
 @route(
@@ -177,15 +98,15 @@ class IdentityBody(ApiModel):
     method="PUT",
     summary="The identity document details as typed (validated, stored encrypted)",
     roles=FLOW_ROLES,
-    body=IdentityBody,
-    response=FlowView,
+    body=lambda: models.IdentityBody,
+    response=lambda: models.FlowView,
     errors=(404, 409),
     tags=("verification",),
     step="identity",
 )
-def put_identity(call: Call, flow_id: str) -> FlowView:
-    body: IdentityBody = call.body
-    identity = TypedIdentity(
+def put_identity(call: Call, flow_id: str) -> models.FlowView:
+    body: models.IdentityBody = call.body
+    identity = flows.TypedIdentity(
         id_type=body.id_type.value,
         id_number=body.id_number,
         name=body.name,
@@ -193,14 +114,7 @@ def put_identity(call: Call, flow_id: str) -> FlowView:
         company_name=body.company_name,
         uscc=body.uscc,
     )
-    return flow_view(deps.verification_service().set_identity(flow_id, call.actor, identity))
-
-
-class UploadRequest(ApiModel):
-    model_config = ConfigDict(extra="forbid")
-
-    kind: DocumentKind
-    content_type: str = Field(max_length=64)
+    return models.flow_view(deps.verification_service().set_identity(flow_id, call.actor, identity))
 
 
 @route(
@@ -209,30 +123,15 @@ class UploadRequest(ApiModel):
     method="POST",
     summary="A presigned S3 POST for one document photo (the photo goes straight to storage)",
     roles=FLOW_ROLES,
-    body=UploadRequest,
-    response=PresignedUpload,
+    body=lambda: models.UploadRequest,
+    response=lambda: views.PresignedUpload,
     status=201,
     errors=(404, 409),
     tags=("verification",),
 )
 def presign_upload(call: Call, flow_id: str) -> PresignedUpload:
-    body: UploadRequest = call.body
+    body: models.UploadRequest = call.body
     return deps.verification_service().presign_upload(flow_id, call.actor, body.kind, body.content_type)
-
-
-class CompleteUpload(ApiModel):
-    model_config = ConfigDict(extra="forbid")
-
-    kind: DocumentKind
-    key: str = Field(max_length=256)
-
-
-class DocumentView(ApiModel):
-    kind: DocumentKind
-    sha256: str
-    size: int
-    width: int
-    height: int
 
 
 @route(
@@ -241,56 +140,20 @@ class DocumentView(ApiModel):
     method="POST",
     summary="Validate an uploaded photo and keep it (refusals keep nothing)",
     roles=FLOW_ROLES,
-    body=CompleteUpload,
-    response=DocumentView,
+    body=lambda: models.CompleteUpload,
+    response=lambda: models.DocumentView,
     status=201,
     errors=(404, 409),
     tags=("verification",),
     step="documents",
 )
-def complete_upload(call: Call, flow_id: str) -> DocumentView:
-    body: CompleteUpload = call.body
+def complete_upload(call: Call, flow_id: str) -> models.DocumentView:
+    body: models.CompleteUpload = call.body
     stored: StoredDocument = deps.verification_service().complete_upload(
         flow_id, call.actor, body.kind, body.key
     )
-    return DocumentView(
+    return models.DocumentView(
         kind=stored.kind, sha256=stored.sha256, size=stored.size, width=stored.width, height=stored.height
-    )
-
-
-class OcrView(ApiModel):
-    kind: DocumentKind
-    agreed: bool
-    fields_read: list[str]
-    confidences: dict[str, float]
-    reading: dict[str, Any]
-    #: A passport or permit (OCR does not read it): the review case it went to at once.
-    review_case_id: str | None = None
-
-
-def _mask_date(_value: str) -> str:
-    return "****-**-**"
-
-
-_MASKS: dict[str, Callable[[str], str]] = {
-    "name": mask_name,
-    "id_number": mask_id_number,
-    "address": mask_address,
-    "birth_date": _mask_date,
-}
-
-
-def ocr_view(outcome: OcrOutcome, reveal: bool) -> OcrView:
-    reading = dict(outcome.reading)
-    if not reveal and outcome.kind is not DocumentKind.BUSINESS_LICENCE:
-        reading = {k: (_MASKS[k](str(v)) if k in _MASKS and v else v) for k, v in reading.items()}
-    return OcrView(
-        kind=outcome.kind,
-        agreed=outcome.agreed,
-        fields_read=outcome.fields_read,
-        confidences=outcome.confidences,
-        reading=reading,
-        review_case_id=outcome.review_case_id,
     )
 
 
@@ -300,20 +163,20 @@ def ocr_view(outcome: OcrOutcome, reveal: bool) -> OcrView:
     method="POST",
     summary="Read a stored ID card or licence photo and check it against the typed details",
     roles=FLOW_ROLES,
-    response=OcrView,
+    response=lambda: models.OcrView,
     errors=(404, 409, 422, 503),
     tags=("verification",),
     step="ocr",
 )
-def read_document(call: Call, flow_id: str, kind: str) -> OcrView:
+def read_document(call: Call, flow_id: str, kind: str) -> models.OcrView:
     try:
-        document = DocumentKind(kind)
+        document = documents.DocumentKind(kind)
     except ValueError as exc:
         raise InvalidField(
             "ocr.kind", "该类证件不支持识别", f"{kind!r} photos are not read", field="kind"
         ) from exc
     outcome = deps.verification_service().read_document(flow_id, call.actor, document)
-    return ocr_view(outcome, reveal=False)
+    return models.ocr_view(outcome, reveal=False)
 
 
 @route(
@@ -322,16 +185,16 @@ def read_document(call: Call, flow_id: str, kind: str) -> OcrView:
     method="POST",
     summary="OCR first: read my stored ID card photo (id_front / id_back) to fill the form I then confirm",
     roles=FLOW_ROLES,
-    response=OcrView,
+    response=lambda: models.OcrView,
     errors=(404, 409, 422, 503),
     tags=("verification",),
     step="ocr",
 )
-def read_for_confirmation(call: Call, flow_id: str, kind: str) -> OcrView:
+def read_for_confirmation(call: Call, flow_id: str, kind: str) -> models.OcrView:
     """识别后确认: nothing is checked against an identity here; the confirmed identity (PUT identity) is
     cross-checked with the card by ``POST ocr/{kind}``. The back's validity is checked at once."""
     try:
-        document = DocumentKind(kind)
+        document = documents.DocumentKind(kind)
     except ValueError as exc:
         raise InvalidField(
             "ocr.kind", "该类证件不支持识别", f"{kind!r} photos are not read", field="kind"
@@ -339,7 +202,7 @@ def read_for_confirmation(call: Call, flow_id: str, kind: str) -> OcrView:
     outcome = deps.verification_service().read_for_confirmation(flow_id, call.actor, document)
     # The person's own card, shown back to them to confirm: in clear (the response is never logged), and
     # recorded in the read log as read by its owner (reason ``self``) before it is answered.
-    view = ocr_view(outcome, reveal=True)
+    view = models.ocr_view(outcome, reveal=True)
     from chalicelib.api.audit import read_of, record_reads
     from chalicelib.audit.domain import SELF_REASON, RecordKind
 
@@ -356,7 +219,7 @@ def read_for_confirmation(call: Call, flow_id: str, kind: str) -> OcrView:
     method="POST",
     summary="Check the typed identity with the identity authority again (after 503 authority.unavailable)",
     roles=FLOW_ROLES,
-    response=AuthorityOutcome,
+    response=lambda: views.AuthorityOutcome,
     errors=(404, 409, 422, 503),
     tags=("verification",),
     step="authority",
@@ -371,24 +234,13 @@ def authority_check(call: Call, flow_id: str) -> AuthorityOutcome:
     method="POST",
     summary="Start a liveness check: a single-use session bound to this flow and person (3 minutes)",
     roles=FLOW_ROLES,
-    response=LivenessStart,
+    response=lambda: views.LivenessStart,
     status=201,
     errors=(404, 409, 429),
     tags=("verification",),
 )
 def start_liveness(call: Call, flow_id: str) -> LivenessStart:
     return deps.verification_service().start_liveness(flow_id, call.actor)
-
-
-class LivenessFrames(ApiModel):
-    model_config = ConfigDict(extra="forbid")
-
-    #: JPEG/PNG frames, base64; empty for engines that captured them themselves (Rekognition).
-    frames: list[str] = Field(default_factory=list, max_length=MAX_FRAMES)
-    #: The session's capture nonce (``challenge.nonce``), sent back with the frames.
-    nonce: str | None = Field(default=None, max_length=128)
-    #: Each frame's capture time in milliseconds (client clock), in the order of the frames.
-    timestamps_ms: list[int] | None = Field(default=None, max_length=MAX_FRAMES)
 
 
 def _frames(encoded: list[str]) -> list[bytes]:
@@ -412,23 +264,16 @@ def _frames(encoded: list[str]) -> list[bytes]:
     method="POST",
     summary="Judge the liveness check and match the live capture with the ID portrait (one attempt)",
     roles=FLOW_ROLES,
-    body=LivenessFrames,
-    response=FaceCheckOutcome,
+    body=lambda: models.LivenessFrames,
+    response=lambda: views.FaceCheckOutcome,
     errors=(404, 409, 429),
     tags=("verification",),
     step="face",
 )
 def complete_liveness(call: Call, flow_id: str, session_id: str) -> FaceCheckOutcome:
     frames = _frames(call.body.frames)
-    capture = LivenessCapture(nonce=call.body.nonce, timestamps_ms=call.body.timestamps_ms)
+    capture = liveness.LivenessCapture(nonce=call.body.nonce, timestamps_ms=call.body.timestamps_ms)
     return deps.verification_service().complete_liveness(flow_id, call.actor, session_id, frames, capture)
-
-
-class PreviewFrame(ApiModel):
-    model_config = ConfigDict(extra="forbid")
-
-    #: One small JPEG of the live video (at most 320 px and 64 KB: a larger one is refused as such), base64.
-    frame: str = Field(max_length=4 * (2 * PREVIEW_MAX_BYTES // 3 + 1))
 
 
 @route(
@@ -438,8 +283,8 @@ class PreviewFrame(ApiModel):
     summary="Live guidance while the face is lined up: the face's box, size, light and pose in one small "
     "frame (no attempt spent, limited per session)",
     roles=FLOW_ROLES,
-    body=PreviewFrame,
-    response=FacePreview,
+    body=lambda: models.PreviewFrame,
+    response=lambda: liveness.FacePreview,
     errors=(404, 409, 413, 429),
     tags=("verification",),
 )
@@ -456,57 +301,19 @@ def preview_liveness(call: Call, flow_id: str, session_id: str) -> FacePreview:
     return deps.verification_service().preview_liveness(flow_id, call.actor, session_id, frame)
 
 
-class ReviewCaseView(ApiModel):
-    case_id: str
-    case_number: str = Field(description="审核编号, told to the owner")
-    flow_id: str
-    purpose: FlowPurpose
-    reason: str
-    status: str
-    created_at: datetime
-    summary: dict[str, Any]
-    decided_at: datetime | None = None
-    decided_by: str | None = None
-
-
-def case_view(case: ReviewCase) -> ReviewCaseView:
-    return ReviewCaseView(
-        case_id=case.case_id,
-        case_number=case.number,
-        flow_id=case.flow_id,
-        purpose=case.purpose,
-        reason=case.reason.value,
-        status=case.status.value,
-        created_at=case.created_at,
-        summary=case.summary,
-        decided_at=case.decided_at,
-        decided_by=case.decided_by,
-    )
-
-
 @route(
     bp,
     "/v1/flows/{flow_id}/review",
     method="POST",
     summary="Send the flow to manual review once the face attempts are used up",
     roles=FLOW_ROLES,
-    response=ReviewCaseView,
+    response=lambda: models.ReviewCaseView,
     status=201,
     errors=(404, 409),
     tags=("verification",),
 )
-def request_review(call: Call, flow_id: str) -> ReviewCaseView:
-    return case_view(deps.verification_service().request_review(flow_id, call.actor))
-
-
-class BiometricConsentBody(ApiModel):
-    """The biometric consent text as served by ``GET /v1/consents`` (kind ``biometric_consent``)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    version: str = Field(min_length=1, max_length=16)
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    client: dict[str, str] = Field(default_factory=dict, max_length=8, description="User agent, screen")
+def request_review(call: Call, flow_id: str) -> models.ReviewCaseView:
+    return models.case_view(deps.verification_service().request_review(flow_id, call.actor))
 
 
 @route(
@@ -515,16 +322,16 @@ class BiometricConsentBody(ApiModel):
     method="POST",
     summary="人脸信息处理单独同意: the separate consent the face check needs first (PIPL 第二十九条)",
     roles=FLOW_ROLES,
-    body=BiometricConsentBody,
-    response=FlowView,
+    body=lambda: models.BiometricConsentBody,
+    response=lambda: models.FlowView,
     errors=(404, 409),
     tags=("verification",),
     step="biometric_consent",
 )
-def biometric_consent(call: Call, flow_id: str) -> FlowView:
-    body: BiometricConsentBody = call.body
+def biometric_consent(call: Call, flow_id: str) -> models.FlowView:
+    body: models.BiometricConsentBody = call.body
     client = {k[:32]: v[:300] for k, v in body.client.items()}
     flow = deps.verification_service().give_biometric_consent(
         flow_id, call.actor, body.version, body.sha256, client
     )
-    return flow_view(flow)
+    return models.flow_view(flow)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from chalicelib.campaigns.domain import (
@@ -153,18 +154,33 @@ class RateLimiter(ABC):
         second's worth) and return 0.0; otherwise take nothing and return the seconds to wait."""
 
 
+class OptOutChange(StrEnum):
+    """What recording an opt-out did."""
+
+    RECORDED = "recorded"  # the phone is opted out from now on
+    ALREADY = "already"  # it was opted out already: the opt-out in force is kept as it was
+    SUPERSEDED = "superseded"  # the phone opted in at or after the opt-out's time: nothing changed
+
+
 class OptOuts(ABC):
+    """One record per phone (keyed hash): the opt-out in force, the latest opt-in, and every change
+    kept in the record's history (an opt-in no longer forgets the phone: a reply older than it must
+    not opt the phone out again)."""
+
     @abstractmethod
-    def opt_out(self, record: OptOut) -> bool:
-        """Record the phone's opt-out (False: it had opted out already; the first record is kept)."""
+    def opt_out(self, record: OptOut, *, yields_to_opt_in: bool = False) -> OptOutChange:
+        """Opt the phone out unless it is already (the opt-out in force kept). ``yields_to_opt_in``:
+        nothing changes when the phone's latest opt-in is at or after ``record.at`` (a reply older than
+        the owner's later choice; the owner's own link does not yield)."""
 
     @abstractmethod
     def opted_out(self, phone_hashes: Iterable[str]) -> set[str]:
-        """Which of these phones have opted out (batch reads)."""
+        """Which of these phones are opted out now (batch reads)."""
 
     @abstractmethod
-    def opt_in(self, phone_hash: str) -> bool:
-        """Remove the phone's opt-out (the owner asked for messages again)."""
+    def opt_in(self, phone_hash: str, at: datetime) -> bool:
+        """End the phone's opt-out (the owner asked for messages again), keeping ``at`` as its latest
+        opt-in and the opt-out in its history (False: it was not opted out)."""
 
 
 class CallList(ABC):
@@ -188,8 +204,11 @@ class CallList(ABC):
         by: str,
         at: datetime,
         note: str | None,
-    ) -> CallEntry:
-        """Record the call's outcome (a later outcome replaces an earlier one; each is audited)."""
+    ) -> tuple[CallEntry, bool]:
+        """Record the call's outcome (a later outcome replaces an earlier one; each is kept in the
+        entry's history) and whether it was the entry's first. The first outcome adds 1 to its wave's
+        ``called`` counter (``SendLedger.count``) in the same atomic write: of two first outcomes at
+        once one counts, and no crash leaves an outcome without its count."""
 
 
 class CampaignQueue(ABC):

@@ -15,7 +15,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 
 from chalicelib.campaigns.domain import (
@@ -28,15 +28,28 @@ from chalicelib.campaigns.domain import (
     Target,
 )
 from chalicelib.campaigns.errors import campaign_not_found
-from chalicelib.campaigns.ports import BackfillTargets, CallList, CampaignStore, OptOuts, SendLedger
+from chalicelib.campaigns.ports import (
+    BackfillTargets,
+    CallList,
+    CampaignStore,
+    OptOutChange,
+    OptOuts,
+    SendLedger,
+)
 from chalicelib.kernel.clock import Clock, china_day, utc_now
 from chalicelib.kernel.crypto import TextSealer
 from chalicelib.kernel.errors import Conflict, DomainError, InvalidField, NotFound, Unauthenticated
 from chalicelib.kernel.personal import mask_phone
 
-#: The reply callback's signature header: hex HMAC-SHA256 of the raw body (``sha256=`` prefix allowed).
+#: The reply callback's signature header: hex HMAC-SHA256 of ``f"{timestamp}."`` and the raw body
+#: (``sha256=`` prefix allowed).
 SIGNATURE_HEADER = "X-Cheka-Signature"
 SIGNATURE_PREFIX = "sha256="
+#: When the provider signed the callback (Unix seconds, covered by the signature).
+TIMESTAMP_HEADER = "X-Cheka-Timestamp"
+#: How far a callback's timestamp may be from our clock, either side: a captured callback replayed later
+#: is refused (``sms_reply.stale``).
+REPLY_WINDOW_SECONDS = 300
 #: The longest note a caller may record with an outcome.
 MAX_NOTE = 500
 #: The most call list entries one CSV export holds (the next ones: its ``cursor``).
@@ -47,30 +60,43 @@ _CAMPAIGN_PAGE = 100
 _REPLY_NOISE = re.compile(r"[\s\W_]+", re.UNICODE)
 #: Digits that could be a phone or ID number: kept out of a call's note.
 _PERSONAL_DIGITS = re.compile(r"\d{11,}|\d{17}[Xx]")
+#: A timestamp header as sent: Unix seconds, digits only.
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
 
 
 class ReplyOutcome(StrEnum):
     OPTED_OUT = "opted_out"  # a keyword: the phone gets no more campaign messages
     ALREADY_OPTED_OUT = "already_opted_out"  # a keyword from a phone that had opted out (kept as it was)
     IGNORED = "ignored"  # any other text: nothing changes
+    #: a keyword not later than the phone's latest opt-in (an old reply delivered late, or replayed):
+    #: the owner's later choice stands, nothing changes
+    SUPERSEDED = "superseded"
 
 
 # -- the rules (pure) --------------------------------------------------------------------------------
 
 
-def reply_signature(key: str, body: bytes) -> str:
-    """The hex HMAC-SHA256 the SMS provider puts in ``X-Cheka-Signature`` for ``body``."""
-    return hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
+def reply_signature(key: str, timestamp: str | int, body: bytes) -> str:
+    """The hex HMAC-SHA256 the SMS provider puts in ``X-Cheka-Signature``: over ``f"{timestamp}."``
+    followed by the raw ``body``, ``timestamp`` being the ``X-Cheka-Timestamp`` it sends with it."""
+    return hmac.new(key.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
 
 
-def signature_matches(key: str, body: bytes, header: str | None) -> bool:
-    """Whether ``header`` is the signature of ``body`` under ``key`` (compared in constant time)."""
+def reply_headers(key: str, body: bytes, at: datetime) -> dict[str, str]:
+    """The headers a provider signing ``body`` at ``at`` sends (local tools and tests sign this way)."""
+    timestamp = str(int(at.timestamp()))
+    return {TIMESTAMP_HEADER: timestamp, SIGNATURE_HEADER: reply_signature(key, timestamp, body)}
+
+
+def signature_matches(key: str, timestamp: str, body: bytes, header: str | None) -> bool:
+    """Whether ``header`` is the signature of ``timestamp`` and ``body`` under ``key`` (compared in
+    constant time)."""
     if not header:
         return False
     given = header.strip()
     if given.lower().startswith(SIGNATURE_PREFIX):
         given = given[len(SIGNATURE_PREFIX) :]
-    return hmac.compare_digest(given.lower().encode(), reply_signature(key, body).encode())
+    return hmac.compare_digest(given.lower().encode(), reply_signature(key, timestamp, body).encode())
 
 
 def is_opt_out_reply(text: str) -> bool:
@@ -140,6 +166,25 @@ def bad_signature() -> Unauthenticated:
         "回复通知签名无效",
         f"The reply's {SIGNATURE_HEADER} is missing or wrong",
         field=SIGNATURE_HEADER,
+    )
+
+
+def bad_timestamp() -> Unauthenticated:
+    return Unauthenticated(
+        "sms_reply.timestamp",
+        "回复通知缺少有效的时间戳",
+        f"The reply's {TIMESTAMP_HEADER} is missing or not Unix seconds",
+        field=TIMESTAMP_HEADER,
+    )
+
+
+def stale_reply(skew: int) -> Unauthenticated:
+    return Unauthenticated(
+        "sms_reply.stale",
+        "回复通知已过期或时间不符",
+        f"The reply's {TIMESTAMP_HEADER} is {skew} s from our clock (at most {REPLY_WINDOW_SECONDS} s)",
+        field=TIMESTAMP_HEADER,
+        details={"skew_seconds": skew, "window_seconds": REPLY_WINDOW_SECONDS},
     )
 
 
@@ -214,9 +259,11 @@ class Reach:
 
     # -- replies ---------------------------------------------------------------------------------------
 
-    def check_reply_signature(self, body: bytes, header: str | None) -> None:
-        """Refuse (401 ``sms_reply.signature``) a callback not signed with the provider's key (every one,
-        while the stage has no key: an empty key would be anyone's)."""
+    def check_reply_signature(self, body: bytes, header: str | None, timestamp: str | None) -> datetime:
+        """When the provider signed the callback, if it is signed with the provider's key over its
+        timestamp and body, within ``REPLY_WINDOW_SECONDS`` of now; otherwise 401: ``sms_reply.timestamp``
+        (none, or not Unix seconds), ``sms_reply.signature`` (every one while the stage has no key: an
+        empty key would be anyone's), ``sms_reply.stale`` (signed too long ago, or ahead: a replay)."""
         try:
             key = self._reply_key()
         except Exception as exc:  # the key's store failed (throttled, denied): the provider retries later
@@ -225,20 +272,34 @@ class Reach:
                 "暂时无法校验回复，请稍后重试",
                 "The reply cannot be checked just now; send it again later",
             ) from exc
-        if not key or not signature_matches(key, body, header):
+        stamp = (timestamp or "").strip()
+        if not _TIMESTAMP.fullmatch(stamp):
+            raise bad_timestamp()
+        if not key or not signature_matches(key, stamp, body, header):
             raise bad_signature()
+        now = self._clock()
+        skew = abs(int(now.timestamp()) - int(stamp))
+        if skew > REPLY_WINDOW_SECONDS:
+            raise stale_reply(skew)
+        return datetime.fromtimestamp(int(stamp), tz=UTC)
 
-    def reply(self, phone: str, text: str, received_at: datetime | None) -> ReplyOutcome:
-        """A reply to a campaign SMS: a keyword opts the phone out (its first opt-out kept); anything else
-        changes nothing. ``mobile.format`` (422) for a phone that is no mainland mobile."""
+    def reply(
+        self, phone: str, text: str, received_at: datetime | None, signed_at: datetime | None = None
+    ) -> ReplyOutcome:
+        """A reply to a campaign SMS: a keyword opts the phone out (the opt-out in force kept) unless the
+        phone opted in at or after the reply's time (``superseded``); anything else changes nothing.
+        The reply's time is when the provider received it (else when it signed the callback), never
+        later than now: both are signed, so a reply replayed after the owner's opt-in is older than it.
+        ``mobile.format`` (422) for a phone that is no mainland mobile."""
         phone_hash = self._phone_hash(provider_number(phone))
         if not is_opt_out_reply(text):
             return ReplyOutcome.IGNORED
         now = self._clock()
-        at = min(received_at, now) if received_at else now
-        if self._opt_outs.opt_out(OptOut(phone_hash=phone_hash, at=at, via="reply")):
-            return ReplyOutcome.OPTED_OUT
-        return ReplyOutcome.ALREADY_OPTED_OUT
+        at = min(received_at or signed_at or now, now)
+        change = self._opt_outs.opt_out(
+            OptOut(phone_hash=phone_hash, at=at, via="reply"), yields_to_opt_in=True
+        )
+        return _REPLY_OUTCOMES[change]
 
     # -- the owner -------------------------------------------------------------------------------------
 
@@ -287,8 +348,9 @@ class Reach:
         hashes = _hashes(self._targets.of_owner(subject))
         if not hashes:
             raise nothing_to_opt_out()
+        now = self._clock()
         for phone_hash in sorted(hashes):
-            self._opt_outs.opt_in(phone_hash)
+            self._opt_outs.opt_in(phone_hash, now)
         return self.notice(subject)
 
     # -- the call list ---------------------------------------------------------------------------------
@@ -338,17 +400,23 @@ class Reach:
         by: str,
     ) -> CallRow:
         """Record a call's outcome (a later one replaces the shown outcome; every one is kept in the
-        entry's history). The first outcome of an entry counts the wave's ``called``."""
+        entry's history). The entry's first outcome counts the wave's ``called`` in the same atomic
+        write (``CallList.record_outcome``): once, whoever records at the same time."""
         kept_note = note_text(note)
         self._campaign(campaign_id)
         entry = self._calls.get(campaign_id, wave, iccid)
         if entry is None:
             raise call_not_found(campaign_id, wave)
-        recorded = self._calls.record_outcome(entry, outcome, by, self._clock(), kept_note)
-        if entry.outcome is None:
-            self._ledger.count(campaign_id, wave, called=1)
+        recorded, _first = self._calls.record_outcome(entry, outcome, by, self._clock(), kept_note)
         phone = self._phone(recorded)
         return CallRow(recorded, mask_phone(phone) if phone else None)
+
+
+_REPLY_OUTCOMES = {
+    OptOutChange.RECORDED: ReplyOutcome.OPTED_OUT,
+    OptOutChange.ALREADY: ReplyOutcome.ALREADY_OPTED_OUT,
+    OptOutChange.SUPERSEDED: ReplyOutcome.SUPERSEDED,
+}
 
 
 def _hashes(targets: Sequence[Target]) -> set[str]:

@@ -40,26 +40,33 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 REDACTED = "[REDACTED]"
 
-# 18-char resident IDs and permits, 15-digit legacy IDs, mainland mobiles (with or without +86), and
-# letter-prefixed document numbers (passports, 港澳/台湾 passes: one or two letters, 7–10 digits; not
-# inside a hyphenated token, where a UUID's group can look like one).
-_PII = re.compile(
-    r"(?<![0-9A-Za-z])(?:\d{17}[\dXx]|\d{15}|(?:\+?86)?1[3-9]\d{9})(?![0-9A-Za-z])"
-    r"|(?<![0-9A-Za-z-])[A-Za-z]{1,2}\d{7,10}(?![0-9A-Za-z-])"
-)
-# pydantic's error text repeats the value it refused: ``input_value='张三', input_type=str``.
-_INPUT_VALUE = re.compile(r"input_value=.*?(?=, input_type=|\]$|$)", re.MULTILINE)
-# Runs of CJK text (with the punctuation, spaces, digits and Latin letters between CJK characters, so
-# an address's house number goes with it): names and addresses.
 _CJK_CHAR = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef\u00b7"
-_CJK = re.compile(f"[{_CJK_CHAR}](?:[{_CJK_CHAR}0-9A-Za-z #\\-]*[{_CJK_CHAR}])?")
+
+
+@lazy.once
+def _patterns() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
+    """What ``redact`` removes, compiled with the first log line rather than at a cold start."""
+    # 18-char resident IDs and permits, 15-digit legacy IDs, mainland mobiles (with or without +86),
+    # and letter-prefixed document numbers (passports, 港澳/台湾 passes: one or two letters, 7–10
+    # digits; not inside a hyphenated token, where a UUID's group can look like one).
+    pii = re.compile(
+        r"(?<![0-9A-Za-z])(?:\d{17}[\dXx]|\d{15}|(?:\+?86)?1[3-9]\d{9})(?![0-9A-Za-z])"
+        r"|(?<![0-9A-Za-z-])[A-Za-z]{1,2}\d{7,10}(?![0-9A-Za-z-])"
+    )
+    # pydantic's error text repeats the value it refused: ``input_value='张三', input_type=str``.
+    input_value = re.compile(r"input_value=.*?(?=, input_type=|\]$|$)", re.MULTILINE)
+    # Runs of CJK text (with the punctuation, spaces, digits and Latin letters between CJK characters,
+    # so an address's house number goes with it): names and addresses.
+    cjk = re.compile(f"[{_CJK_CHAR}](?:[{_CJK_CHAR}0-9A-Za-z #\\-]*[{_CJK_CHAR}])?")
+    return pii, input_value, cjk
 
 
 def redact(text: str) -> str:
     """``text`` without ID numbers, phones, refused input values or Chinese text."""
+    pii, input_value, cjk = _patterns()
     if "input_value=" in text:
-        text = _INPUT_VALUE.sub("input_value=" + REDACTED, text)
-    return _CJK.sub(REDACTED, _PII.sub(REDACTED, text))
+        text = input_value.sub("input_value=" + REDACTED, text)
+    return cjk.sub(REDACTED, pii.sub(REDACTED, text))
 
 
 def redact_value(value: Any) -> Any:
@@ -70,7 +77,7 @@ def redact_value(value: Any) -> Any:
     if isinstance(value, str):
         return redact(value)
     if isinstance(value, int):
-        return REDACTED if _PII.fullmatch(str(value)) else value
+        return REDACTED if _patterns()[0].fullmatch(str(value)) else value
     if isinstance(value, dict):
         return {k: redact_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):

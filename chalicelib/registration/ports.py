@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from datetime import datetime
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
+from chalicelib.kernel.crypto import SealedFields
 from chalicelib.registration.domain.registrations import Registration
+
+
+@dataclass(frozen=True)
+class SealedRegistration:
+    """A registration ready to be saved, its personal fields (the phone, a delegation's owner) already
+    sealed: saving it asks KMS nothing. A step seals first when it then spends what a failure could not
+    give back (the phone's SMS code), so that KMS failing spends nothing."""
+
+    registration: Registration
+    #: The sealed fields (None: the store seals nothing, or there is nothing to seal).
+    sealed: SealedFields | None = None
 
 
 class RegistrationRepository(ABC):
@@ -26,6 +39,14 @@ class RegistrationRepository(ABC):
     @abstractmethod
     def save(self, reg: Registration) -> Registration:
         """Store ``reg`` (its ``version`` one above the stored one) or raise ``registration.changed``."""
+
+    def seal(self, reg: Registration) -> SealedRegistration:
+        """``reg`` with its personal fields sealed, nothing written (``save_sealed`` stores it)."""
+        return SealedRegistration(reg)
+
+    def save_sealed(self, ready: SealedRegistration) -> Registration:
+        """``save`` of a registration sealed by ``seal``: KMS is not asked again."""
+        return self.save(ready.registration)
 
     @abstractmethod
     def of_owner(self, owner: str) -> list[Registration]:

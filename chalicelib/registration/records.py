@@ -17,7 +17,7 @@ from chalicelib.registration.domain.registrations import (
     changed,
     check_owner,
 )
-from chalicelib.registration.ports import RegistrationRepository
+from chalicelib.registration.ports import RegistrationRepository, SealedRegistration
 from chalicelib.verification.domain.flows import Flow, FlowStatus
 from chalicelib.verification.service import VerificationService
 
@@ -109,3 +109,12 @@ class Registrations:
     def save(self, reg: Registration, **changes: object) -> Registration:
         """Store ``reg`` with ``changes``; ``registration.changed`` (409) if it moved meanwhile."""
         return self._store.save(changed(reg, self._clock(), **changes))
+
+    def seal(self, reg: Registration, **changes: object) -> SealedRegistration:
+        """``reg`` with ``changes``, its personal fields sealed and nothing written: a step seals before
+        it spends what a KMS failure could not give back, then stores it with ``save_sealed``."""
+        return self._store.seal(changed(reg, self._clock(), **changes))
+
+    def save_sealed(self, ready: SealedRegistration) -> Registration:
+        """Store a registration ``seal`` prepared; ``registration.changed`` (409) if it moved meanwhile."""
+        return self._store.save_sealed(ready)

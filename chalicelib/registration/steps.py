@@ -222,12 +222,15 @@ class RegistrationSteps:
             if reg.kind is RegistrationKind.DEREGISTRATION
             else SmsPurpose.OWNER_PHONE
         )
+        # The phone is sealed (KMS) before the code is used: a key service that cannot answer then
+        # spends nothing, and the person sends the same code again.
+        flow_id = reg.flow_id or self._verification.new_flow_id()
+        ready = self._registrations.seal(reg, phone=number, phone_hash=phone_hash, flow_id=flow_id)
         self._codes.check(number, purpose, code, caller)  # the caller's own code: nobody else's tries
-        flow_id = reg.flow_id
-        if flow_id is None:
+        if reg.flow_id is None:
             flow_purpose = FlowPurpose.DELEGATED_REGISTRATION if reg.delegated else reg.kind.flow_purpose
-            flow_id = self._verification.open_flow(caller, flow_purpose).flow_id
-        reg = self._registrations.save(reg, phone=number, phone_hash=phone_hash, flow_id=flow_id)
+            self._verification.open_flow(caller, flow_purpose, flow_id)
+        reg = self._registrations.save_sealed(ready)
         noted = {"purpose": purpose.value}
         if reg.assisted_by:
             noted["assisted_by"] = reg.assisted_by  # 经销商现场协助: the dealer, in the evidence

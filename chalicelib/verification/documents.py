@@ -210,9 +210,8 @@ class Documents:
                 with contextlib.suppress(Exception):
                     self._uploads.delete(stored.key)
             raise
-        self._uploads.delete(key)
-        if replaced and replaced != stored.key:
-            self._uploads.delete(replaced)
+        # The evidence before the raw upload goes: an append that fails (503) leaves the raw upload, and
+        # the same upload completed again records the photo and its evidence (never "upload again").
         self._evidence.append(
             flow.flow_id,
             EvidenceKind.UPLOAD_ACCEPTED,
@@ -225,6 +224,9 @@ class Documents:
                 "height": stored.height,
             },
         )
+        self._uploads.delete(key)
+        if replaced and replaced != stored.key:
+            self._uploads.delete(replaced)
         return stored
 
     def _find_portrait(self, jpeg: bytes) -> object:

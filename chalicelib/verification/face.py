@@ -244,11 +244,17 @@ class FaceChecks:
                 raise
         documents = dict(flow.documents)
         matches = isinstance(compared, PortraitMatch) and compared.verdict == "match"
-        if verdict.live and matches and gated is None and verdict.reference_image is not None:
+        passed = verdict.live and matches and gated is None
+        verdict_now = CheckVerdict.PASSED if passed else CheckVerdict.FAILED
+        # The flow's verdict is sealed (KMS) before the capture is kept and the session claimed: a key
+        # service that cannot answer leaves nothing kept, the session unused and the attempt uncounted.
+        ready = self._flows.seal(flow, checks={**flow.checks, CheckName.FACE: verdict_now})
+        if passed and verdict.reference_image is not None:
             # Kept before the claim: a bucket that cannot take it (503) leaves the session unused and
             # the attempt uncounted, like an engine that cannot answer.
             stored = self._documents.store_live_capture(flow, verdict.reference_image)
             documents[DocumentKind.LIVE_CAPTURE.value] = stored.key
+        ready = ready.with_unsealed(documents=documents)
         self._claim(session)
         left = self._consume_attempt(flow, flow.person_hash, caller, now)
         self._record_liveness(flow, caller, session, challenge, verdict)
@@ -265,11 +271,7 @@ class FaceChecks:
                 stopped = gated
                 if stopped is not None and stopped.reason:
                     reasons.append(stopped.reason)
-        passed = verdict.live and bool(matched) and stopped is None
-        verdict_now = CheckVerdict.PASSED if passed else CheckVerdict.FAILED
-        saved = self._flows.save(
-            flow, documents=documents, checks={**flow.checks, CheckName.FACE: verdict_now}
-        )
+        saved = self._flows.save_sealed(ready)
         if passed:
             assert verdict.reference_image is not None
             for gate in self._gates:

@@ -32,7 +32,7 @@ from chalicelib.verification.domain.flows import (
     strict_uscc,
     too_many_open_flows,
 )
-from chalicelib.verification.ports import EvidenceLog, FaceGate, FlowRepository
+from chalicelib.verification.ports import EvidenceLog, FaceGate, FlowRepository, SealedFlow
 from chalicelib.verification.uploads import UploadService
 
 
@@ -58,16 +58,22 @@ class Flows:
         self._clock = clock
         self._new_id = new_id
 
-    def open_flow(self, owner: str, purpose: FlowPurpose) -> Flow:
+    def open_flow(self, owner: str, purpose: FlowPurpose, flow_id: str | None = None) -> Flow:
         """A new flow of ``owner``; ``flow.too_many_open`` (429) when they hold ``open_flows`` open ones.
 
-        The store decides the count and the create as one step per owner (``create_if_room``): opens of
-        one person racing each other cannot all pass."""
+        ``flow_id`` is the new flow's id when the caller chose it beforehand (``new_flow_id``: a step
+        that records the id before the flow is opened), else a new one. The store decides the count and
+        the create as one step per owner (``create_if_room``): opens of one person racing each other
+        cannot all pass."""
         now = self._clock()
-        flow = new_flow(f"f{self._new_id()}", owner, purpose, now, self._policy.flow_ttl)
+        flow = new_flow(flow_id or self.new_flow_id(), owner, purpose, now, self._policy.flow_ttl)
         if not self._flows.create_if_room(flow, self._policy.open_flows, now):
             raise too_many_open_flows(self._policy.open_flows)
         return flow
+
+    def new_flow_id(self) -> str:
+        """A new flow's id (not yet opened)."""
+        return f"f{self._new_id()}"
 
     def flow(self, flow_id: str, caller: str) -> Flow:
         """The caller's own, unexpired flow (``flow.not_found`` / ``flow.not_yours``)."""
@@ -85,10 +91,20 @@ class Flows:
 
     def save(self, flow: Flow, **changes: Any) -> Flow:
         """``flow`` with ``changes``, one version up (``flow.changed`` if it changed meanwhile)."""
+        return self._flows.save_sealed(self.seal(flow, **changes))
+
+    def seal(self, flow: Flow, **changes: Any) -> SealedFlow:
+        """``flow`` with ``changes``, one version up, its identity sealed and nothing written: a check
+        seals before it spends what a KMS failure could not give back, then stores it with
+        ``save_sealed``."""
         updated = flow.model_copy(
             update={**changes, "version": flow.version + 1, "updated_at": self._clock()}
         )
-        return self._flows.save(updated)
+        return self._flows.seal(updated)
+
+    def save_sealed(self, ready: SealedFlow) -> Flow:
+        """Store a flow ``seal`` prepared (``flow.changed`` if it changed meanwhile)."""
+        return self._flows.save_sealed(ready)
 
     def set_identity(self, flow_id: str, caller: str, identity: TypedIdentity) -> Flow:
         """What the person typed: validated, hashed for the per-person quota, stored encrypted."""

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any, ClassVar
 
+from chalicelib.kernel.crypto import SealedFields
 from chalicelib.verification.domain.authority import AuthorityAnswer, covered
 from chalicelib.verification.domain.documents import PostForm
 from chalicelib.verification.domain.evidence import ChainVerdict, EvidenceEntry, EvidenceKind
@@ -206,6 +207,24 @@ class IdentityAuthority(ABC):
         provider cannot check."""
 
 
+@dataclass(frozen=True)
+class SealedFlow:
+    """A flow ready to be saved, its typed identity already sealed: saving it asks KMS nothing. A check
+    seals first when it then spends what a failure could not give back (a liveness session, an
+    attempt), so that KMS failing spends nothing."""
+
+    flow: Flow
+    #: The sealed identity (None: the store seals nothing, or the flow has no identity yet).
+    sealed: SealedFields | None = None
+
+    def with_unsealed(self, **changes: Any) -> SealedFlow:
+        """The same flow with ``changes`` to fields that are not sealed (its documents, checks): the
+        sealed identity still holds."""
+        if "identity" in changes or "flow_id" in changes:
+            raise ValueError("the identity and the id are sealed with the flow: seal it again")
+        return replace(self, flow=self.flow.model_copy(update=changes))
+
+
 class FlowRepository(ABC):
     @abstractmethod
     def create(self, flow: Flow) -> None: ...
@@ -222,6 +241,14 @@ class FlowRepository(ABC):
     @abstractmethod
     def save(self, flow: Flow) -> Flow:
         """Store ``flow`` (its ``version`` one above the stored one) or raise Conflict ``flow.changed``."""
+
+    def seal(self, flow: Flow) -> SealedFlow:
+        """``flow`` with its identity sealed, nothing written (``save_sealed`` stores it)."""
+        return SealedFlow(flow)
+
+    def save_sealed(self, ready: SealedFlow) -> Flow:
+        """``save`` of a flow sealed by ``seal``: KMS is not asked again."""
+        return self.save(ready.flow)
 
     @abstractmethod
     def open_count(self, owner: str, now: datetime) -> int:

@@ -142,8 +142,11 @@ class VerificationService:
 
     # --- flows ---------------------------------------------------------------------------------
 
-    def open_flow(self, owner: str, purpose: FlowPurpose) -> Flow:
-        return self.flows.open_flow(owner, purpose)
+    def open_flow(self, owner: str, purpose: FlowPurpose, flow_id: str | None = None) -> Flow:
+        return self.flows.open_flow(owner, purpose, flow_id)
+
+    def new_flow_id(self) -> str:
+        return self.flows.new_flow_id()
 
     def flow(self, flow_id: str, caller: str) -> Flow:
         return self.flows.flow(flow_id, caller)

@@ -17,7 +17,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from chalicelib.local.serving import ONE_LOOPBACK_CLIENT, STACK_SERVERS, free_ports, local_stack_env
 from tests.face_photos import CARD_PORTRAIT, FACES
 from tests.synthetic_documents import PERSON_ID_NUMBER, PERSON_NAME, cjk_font_path
 
@@ -53,19 +53,6 @@ BROWSER_FLAGS = (
 PHONE = {"width": 375, "height": 812, "pixelRatio": 2.0}
 STARTUP_SECONDS = 120.0
 STOP_SECONDS = 40.0
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def _start_time(pid: int) -> str | None:
@@ -210,50 +197,20 @@ class Stack:
             return ""
 
 
-def _stack_env(moto: int, api: int, sandbox: int, authority: int) -> dict[str, str]:
-    # The test stage's settings (tests/conftest.py) must not leak into the local stack.
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CHEKA_", "POWERTOOLS_"))}
-    env.update(
-        {
-            "CHEKA_STAGE": "local",
-            "CHEKA_MOTO_PORT": str(moto),
-            "CHEKA_API_PORT": str(api),
-            "CHEKA_SANDBOX_PORT": str(sandbox),
-            "CHEKA_AUTHORITY_PORT": str(authority),
-            "CHEKA_AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto}",
-            # The owner's phone gets a registration code and, minutes later, a de-registration code;
-            # the 60 s resend rule itself is proved in tests/integration/test_sms_codes.py.
-            "CHEKA_SMS_RESEND_SECONDS": "10",
-            # One synthetic person registers (and de-registers) many cars in one run; the five face
-            # attempts a day a person has are proved in tests/integration/test_verification_limits.py.
-            "CHEKA_FACE_ATTEMPTS_PER_PERSON_DAY": "100",
-            # Every browser of a run is one loopback client asking for many codes: the per-client SMS
-            # limits, the captcha after a few asks and the budget are proved in
-            # tests/integration/test_sms_abuse.py.
-            "CHEKA_SMS_SENDS_PER_IP_HOUR": "100000",
-            "CHEKA_SMS_SENDS_PER_IP_DAY": "1000000",
-            "CHEKA_SMS_SENDS_PER_DEVICE_HOUR": "100000",
-            "CHEKA_SMS_SENDS_PER_DEVICE_DAY": "1000000",
-            "CHEKA_CAPTCHA_AFTER_SENDS": "100000",
-            "CHEKA_CAPTCHA_ISSUES_PER_IP_HOUR": "100000",
-            "CHEKA_SMS_SENDS_PER_CALLER_HOUR": "100000",
-            "CHEKA_SMS_SENDS_PER_CALLER_DAY": "1000000",
-            "CHEKA_SMS_WRONG_TRIES_PER_IP_HOUR": "100000",
-            "CHEKA_SMS_WRONG_TRIES_PER_IP_DAY": "1000000",
-            # A push unanswered for a minute is the reconciliation's (and the owner is told the platform
-            # is checking with the operator): the lost-callback test waits one minute, not thirty.
-            "CHEKA_PUSH_STALE_MINUTES": "1",
-            # Files change under a test run (an editor, a checkout): the API keeps the code it started with.
-            "CHEKA_LOCAL_NO_AUTORELOAD": "1",
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "cn-north-1",
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    for key in ("AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
-        env.pop(key, None)
-    return env
+#: What the browser tests change of the local stage's settings (each limit is proved in its own test).
+E2E_SETTINGS = {
+    # The owner's phone gets a registration code and, minutes later, a de-registration code;
+    # the 60 s resend rule itself is proved in tests/integration/test_sms_codes.py.
+    "CHEKA_SMS_RESEND_SECONDS": "10",
+    # One synthetic person registers (and de-registers) many cars in one run; the five face
+    # attempts a day a person has are proved in tests/integration/test_verification_limits.py.
+    "CHEKA_FACE_ATTEMPTS_PER_PERSON_DAY": "100",
+    # Every browser of a run is one loopback client asking for many codes.
+    **ONE_LOOPBACK_CLIENT,
+    # A push unanswered for a minute is the reconciliation's (and the owner is told the platform
+    # is checking with the operator): the lost-callback test waits one minute, not thirty.
+    "CHEKA_PUSH_STALE_MINUTES": "1",
+}
 
 
 def _wait_healthy(proc: subprocess.Popen[bytes], api: str, log: Path) -> None:
@@ -317,12 +274,11 @@ def browser_prerequisites() -> None:
 
 @pytest.fixture(scope="session")
 def stack(browser_prerequisites: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    moto, api, sandbox, authority, oidc = _free_ports(5)
-    env = _stack_env(moto, api, sandbox, authority)
-    env["CHEKA_OIDC_PORT"] = str(oidc)  # the staff identity provider (OpenID Connect + TOTP)
+    ports = dict(zip(STACK_SERVERS, free_ports(len(STACK_SERVERS)), strict=True))
     log = tmp_path_factory.mktemp("stack") / "stack.log"
-    # Its state file (what `cheka` finds it by) beside its log, not the developer's .local/stack.json.
-    env["CHEKA_LOCAL_STATE_FILE"] = str(log.with_name("stack.json"))
+    # Its state file (what `cheka` finds it by) beside its log, not the developer's .local/stack.json;
+    # the test stage's settings (tests/conftest.py) do not leak into it.
+    env = local_stack_env(ports, log.with_name("stack.json"), E2E_SETTINGS)
     bin_dir = Path(sys.executable).parent
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -335,7 +291,7 @@ def stack(browser_prerequisites: None, tmp_path_factory: pytest.TempPathFactory)
         )
     below: list[tuple[int, str]] = []
     try:
-        _wait_healthy(proc, f"http://127.0.0.1:{api}", log)
+        _wait_healthy(proc, f"http://127.0.0.1:{ports['api']}", log)
         below = _descendants(proc.pid)
 
         def cheka(*args: str) -> str:
@@ -369,13 +325,13 @@ def stack(browser_prerequisites: None, tmp_path_factory: pytest.TempPathFactory)
         )
         token = cheka("token", "issue", "--subject", "e2e-admin", "--role", "admin", "--ttl", "3600").strip()
         yield Stack(
-            api=f"http://127.0.0.1:{api}",
-            moto=f"http://127.0.0.1:{moto}",
+            api=f"http://127.0.0.1:{ports['api']}",
+            moto=f"http://127.0.0.1:{ports['moto']}",
             seed=seed,
             admin_token=token,
             log=log,
-            authority=f"http://127.0.0.1:{authority}",
-            sandbox=f"http://127.0.0.1:{sandbox}",
+            authority=f"http://127.0.0.1:{ports['authority']}",
+            sandbox=f"http://127.0.0.1:{ports['sandbox']}",
             env=env,
         )
     finally:

@@ -2,7 +2,9 @@
 whose card was never registered (the OEM's in-service feed names their phone) signs in, is reminded of it
 on the home screen, finds the car in 我的车辆 with the deadline of the active backfill campaign, opts out
 of the backfill SMS (and the choice holds when the page is read again), and 立即登记 starts the
-registration of that very car, its VIN never typed. Screenshots are kept in the test's tmp dir
+registration of that very car, its VIN never typed; where the notice comes without the VIN (the stage
+does not take the sales record's phone as proof), 立即登记 opens the VIN screen naming the car's tail, and
+the registration starts from the VIN typed. Screenshots are kept in the test's tmp dir
 (``<tmp>/screenshots``)."""
 
 from __future__ import annotations
@@ -22,8 +24,22 @@ from tests.e2e.test_h5_registration import Phone
 if TYPE_CHECKING:
     from selenium.webdriver.remote.webdriver import WebDriver
 
-#: This module's own phone: the sales record's contact, and the phone the owner signs in with.
+#: This module's own phones: the sales record's contact, and the phone the owner signs in with.
 CONTACT = "13800007511"
+CONTACT_NO_VIN = "13800007512"
+
+#: The notice as a stage that does not take the sales record's phone as proof answers it (``vin`` null;
+#: tests/integration/test_campaign_reach_api.py proves the API does): the stack runs one stage, whose
+#: possession methods include ``sales_phone``, so the page's own fetch of the notice is given that answer.
+NOTICE_WITHOUT_VIN = """
+const real = window.fetch;
+window.fetch = (url, init) => real(url, init).then(async (r) => {
+  if (!r.ok || !String(url).endsWith('/v1/me/backfill')) return r;
+  const doc = await r.clone().json();
+  doc.cards.forEach((c) => { c.vin = null; });
+  return new Response(JSON.stringify(doc), {status: r.status, headers: r.headers});
+});
+"""
 
 
 @pytest.fixture
@@ -117,3 +133,47 @@ def test_an_owner_sees_the_deadline_opts_out_and_starts_the_registration_from_th
     assert vin[-6:] in text(me, "#vehicle-card")
     assert me.errors() == []
     me.shot("backfill-registration-started")
+
+
+def test_without_the_vin_register_opens_the_vin_screen_naming_the_tail_and_starts_from_the_vin_typed(
+    owner: Phone, stack: Stack
+) -> None:
+    me = owner
+    vin = take_vehicle(stack, from_end=True)
+    card = cards_of(stack, vin)[0]
+    today = china_day(utc_now())
+
+    # Given the car in service with the owner's phone on its sales record, and a notice without the VIN
+    status, report = stack.call(
+        "POST",
+        "/v1/inventory/in-service?format=json",
+        [{"iccid": card["iccid"], "in_service_since": today.isoformat(), "contact_phone": CONTACT_NO_VIN}],
+        token=stack.admin_token,
+    )
+    assert status == 200, report
+    assert report["errors"] == [], report
+    log_in(me, CONTACT_NO_VIN)
+    me.driver.execute_script(NOTICE_WITHOUT_VIN)
+    me.tap("#home-vehicles")
+    me.wait_screen("vehicles")
+    me.wait_until(
+        "the backfill notice",
+        lambda: me.driver.find_elements("css selector", "#vehicle-backfill .backfill-register"),
+    )
+    assert vin[-6:] in text(me, "#vehicle-backfill")
+
+    # When they tap 立即登记, the VIN screen opens empty, naming the car's tail, and the page holds no VIN
+    me.tap("#vehicle-backfill .backfill-register")
+    me.wait_screen("vin")
+    assert "请输入尾号为 " + vin[-6:] + " 的车辆识别代号" in text(me, "#vin-hint")
+    assert me.element("#vin-input").get_attribute("value") == ""
+    assert vin not in me.driver.page_source
+    me.shot("backfill-vin-asked")
+
+    # Then the VIN typed starts the registration of that car, as any registration
+    me.fill("#vin-input", vin)
+    me.tap("#vin-submit")
+    me.wait_screen("confirm_vehicle")
+    assert vin[-6:] in text(me, "#vehicle-card")
+    assert me.errors() == []
+    assert me.csp_violations() == []

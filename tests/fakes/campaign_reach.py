@@ -1,5 +1,6 @@
-"""In-memory fakes of the campaigns' opt-outs and call list: the stores' rules (first opt-out kept, one
-call entry per campaign, wave and card), pages in the store's key order with an opaque cursor."""
+"""In-memory fakes of the campaigns' opt-outs and call list: the stores' rules (the opt-out in force kept,
+a reply older than the latest opt-in changing nothing, one call entry per campaign, wave and card, the
+first outcome counted with it), pages in the store's key order with an opaque cursor."""
 
 from __future__ import annotations
 
@@ -9,33 +10,44 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from chalicelib.campaigns.domain import CallEntry, CallOutcome, OptOut
-from chalicelib.campaigns.ports import CallList, OptOuts
+from chalicelib.campaigns.ports import CallList, OptOutChange, OptOuts, SendLedger
 from chalicelib.campaigns.reach import call_not_found
 
 
 class FakeOptOuts(OptOuts):
-    """Opt-outs by phone hash; ``reads`` counts the phones looked up (one batch item each)."""
+    """Opt-outs by phone hash: ``records`` the opt-outs in force, ``opted_in_at`` each phone's latest
+    opt-in, ``history`` every change (change, phone hash, at); ``reads`` counts the phones looked up."""
 
     def __init__(self) -> None:
         self.records: dict[str, OptOut] = {}
+        self.opted_in_at: dict[str, datetime] = {}
+        self.history: list[tuple[str, str, datetime]] = []
         self.reads = 0
         self._lock = threading.Lock()
 
-    def opt_out(self, record: OptOut) -> bool:
+    def opt_out(self, record: OptOut, *, yields_to_opt_in: bool = False) -> OptOutChange:
         with self._lock:
             if record.phone_hash in self.records:
-                return False
+                return OptOutChange.ALREADY
+            opted_in = self.opted_in_at.get(record.phone_hash)
+            if yields_to_opt_in and opted_in is not None and opted_in >= record.at:
+                return OptOutChange.SUPERSEDED
             self.records[record.phone_hash] = record
-            return True
+            self.history.append(("opt_out", record.phone_hash, record.at))
+            return OptOutChange.RECORDED
 
     def opted_out(self, phone_hashes: Iterable[str]) -> set[str]:
         wanted = set(phone_hashes)
         self.reads += len(wanted)
         return {h for h in wanted if h in self.records}
 
-    def opt_in(self, phone_hash: str) -> bool:
+    def opt_in(self, phone_hash: str, at: datetime) -> bool:
         with self._lock:
-            return self.records.pop(phone_hash, None) is not None
+            if self.records.pop(phone_hash, None) is None:
+                return False
+            self.opted_in_at[phone_hash] = at
+            self.history.append(("opt_in", phone_hash, at))
+            return True
 
 
 def call_sort_key(wave: int, iccid: str) -> str:
@@ -44,9 +56,11 @@ def call_sort_key(wave: int, iccid: str) -> str:
 
 
 class FakeCallList(CallList):
-    """Call entries per campaign, in range-key order; the cursor is the last key returned."""
+    """Call entries per campaign, in range-key order; the cursor is the last key returned. With a
+    ``ledger``, an entry's first outcome counts its wave's ``called`` there (under the same lock)."""
 
-    def __init__(self) -> None:
+    def __init__(self, ledger: SendLedger | None = None) -> None:
+        self.ledger = ledger
         self.entries: dict[str, dict[str, CallEntry]] = {}
         self.outcomes: list[tuple[str, int, str, CallOutcome, str]] = []
         self._lock = threading.Lock()
@@ -97,13 +111,16 @@ class FakeCallList(CallList):
         by: str,
         at: datetime,
         note: str | None,
-    ) -> CallEntry:
+    ) -> tuple[CallEntry, bool]:
         with self._lock:
             key = call_sort_key(entry.wave, entry.iccid)
             stored = self.entries.get(entry.campaign_id, {}).get(key)
             if stored is None:
                 raise call_not_found(entry.campaign_id, entry.wave)
+            first = stored.outcome is None
             updated = dataclasses.replace(stored, outcome=outcome, outcome_at=at, outcome_by=by, note=note)
             self.entries[entry.campaign_id][key] = updated
             self.outcomes.append((entry.campaign_id, entry.wave, entry.iccid, outcome, by))
-            return updated
+            if first and self.ledger is not None:
+                self.ledger.count(entry.campaign_id, entry.wave, called=1)
+            return updated, first

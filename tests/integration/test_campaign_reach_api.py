@@ -5,15 +5,19 @@ sheet in clear with a reason and read-logged, outcomes recorded back)."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from chalicelib.campaigns.domain import CallEntry, CallReason, CampaignStatus
-from chalicelib.campaigns.reach import SIGNATURE_HEADER, reply_signature
+from chalicelib.campaigns.domain import CallEntry, CallOutcome, CallReason, CampaignStatus
+from chalicelib.campaigns.reach import SIGNATURE_HEADER, TIMESTAMP_HEADER, reply_headers, reply_signature
 from chalicelib.cards.inventory import import_inventory
 from chalicelib.core import deps
 from chalicelib.core.config import DEV_SMS_REPLY_SECRET
@@ -31,9 +35,12 @@ def body(resp: Any) -> Any:
     return json.loads(resp.body)
 
 
-def signed(doc: dict[str, Any], key: str = DEV_SMS_REPLY_SECRET) -> tuple[bytes, dict[str, str]]:
+def signed(
+    doc: dict[str, Any], key: str = DEV_SMS_REPLY_SECRET, at: datetime | None = None
+) -> tuple[bytes, dict[str, str]]:
+    """The body and headers the SMS provider sends: signed over its timestamp (``at``, default now)."""
     raw = json.dumps(doc, ensure_ascii=False).encode()
-    return raw, {"Content-Type": "application/json", SIGNATURE_HEADER: reply_signature(key, raw)}
+    return raw, {"Content-Type": "application/json", **reply_headers(key, raw, at or utc_now())}
 
 
 def opted_out(phone: str) -> bool:
@@ -84,6 +91,72 @@ def test_a_signed_keyword_reply_opts_the_phone_out_and_its_login_code_still_come
     [latest] = deps.sms_drop().recent(1)
     assert latest.phone == "138****8000"
     assert "验证码" in latest.text
+
+
+def test_a_reply_signed_six_minutes_ago_is_refused_and_changes_nothing(api: Any) -> None:
+    reply = {"phone": OWNER_PHONE, "text": "TD"}
+    for minutes in (-6, 6):
+        raw, headers = signed(reply, at=utc_now() + timedelta(minutes=minutes))
+        stale = api.http.post("/v1/sms/replies", headers=headers, body=raw)
+        assert (stale.status_code, body(stale)["code"]) == (401, "sms_reply.stale")
+        assert body(stale)["field"] == TIMESTAMP_HEADER
+    assert not opted_out(OWNER_PHONE)
+
+
+def test_a_timestamp_the_signature_does_not_cover_is_refused_and_changes_nothing(api: Any) -> None:
+    raw = json.dumps({"phone": OWNER_PHONE, "text": "TD"}).encode()
+    now = str(int(utc_now().timestamp()))
+    json_type = {"Content-Type": "application/json"}
+    old_scheme = hmac.new(DEV_SMS_REPLY_SECRET.encode(), raw, hashlib.sha256).hexdigest()
+    no_stamp = reply_signature(DEV_SMS_REPLY_SECRET, "", raw)
+    _, old = signed({"phone": OWNER_PHONE, "text": "TD"}, at=utc_now() - timedelta(minutes=10))
+    for headers in (
+        {**json_type, TIMESTAMP_HEADER: now, SIGNATURE_HEADER: old_scheme},  # the body's signature alone
+        {**json_type, TIMESTAMP_HEADER: now, SIGNATURE_HEADER: no_stamp},  # signed over no timestamp
+        {**old, TIMESTAMP_HEADER: now},  # a fresh timestamp put on a captured old request
+    ):
+        refused = api.http.post("/v1/sms/replies", headers=headers, body=raw)
+        assert (refused.status_code, body(refused)["code"]) == (401, "sms_reply.signature")
+    for stamp in (None, "yesterday"):
+        headers = {**json_type, SIGNATURE_HEADER: old_scheme}
+        if stamp is not None:
+            headers[TIMESTAMP_HEADER] = stamp
+        refused = api.http.post("/v1/sms/replies", headers=headers, body=raw)
+        assert (refused.status_code, body(refused)["code"]) == (401, "sms_reply.timestamp")
+    assert not opted_out(OWNER_PHONE)
+
+
+def test_a_reply_replayed_after_the_owners_opt_in_leaves_them_opted_in(
+    api: Any, token: Callable[..., str], seeded: dict[str, str]
+) -> None:
+    me = owner(token, OWNER_PHONE)
+    captured = signed({"phone": "86" + OWNER_PHONE, "text": "TD"})  # no received_at: its signed time
+    raw, headers = captured
+    done = api.http.post("/v1/sms/replies", headers=headers, body=raw)
+    assert (done.status_code, body(done)) == (200, {"outcome": "opted_out"})
+    assert body(api.http.get("/v1/me/backfill", headers=me))["opted_out"] is True
+    back = api.http.delete("/v1/me/backfill/opt-out", headers=me)
+    assert (back.status_code, body(back)["opted_out"]) == (200, False)
+
+    replayed = api.http.post("/v1/sms/replies", headers=headers, body=raw)
+    assert (replayed.status_code, body(replayed)) == (200, {"outcome": "superseded"})
+    assert body(api.http.get("/v1/me/backfill", headers=me))["opted_out"] is False
+    assert not opted_out(OWNER_PHONE)
+    from chalicelib.adapters.dynamo.models_campaigns import CampaignOptOutModel
+
+    [item] = list(CampaignOptOutModel.scan())
+    assert (item.opted_out, item.via) == (False, "reply")
+    assert [json.loads(h)["change"] for h in item.history or []] == ["opt_out", "opt_in"]
+    assert OWNER_PHONE not in json.dumps(item.to_simple_dict(), default=str)
+
+    # The owner's own link opts out again at once; a reply received later than the opt-in too.
+    assert body(api.http.post("/v1/me/backfill/opt-out", headers=me))["opted_out"] is True
+    api.http.delete("/v1/me/backfill/opt-out", headers=me)
+    later = (utc_now() + timedelta(seconds=1)).isoformat()
+    raw, headers = signed({"phone": OWNER_PHONE, "text": "退订", "received_at": later})
+    fresh = api.http.post("/v1/sms/replies", headers=headers, body=raw)
+    assert body(fresh) == {"outcome": "opted_out"}
+    assert opted_out(OWNER_PHONE)
 
 
 @pytest.fixture
@@ -139,6 +212,50 @@ def test_an_owner_sees_only_their_own_cards_with_the_deadline_and_opts_out_and_b
     none = api.http.post("/v1/me/backfill/opt-out", headers=stranger)
     assert (none.status_code, body(none)["code"]) == (409, "campaign.nothing_to_opt_out")
     assert api.http.get("/v1/me/backfill", headers=auth("admin")).status_code == 403
+
+
+def test_the_notice_gives_the_full_vin_where_the_sales_phone_proves_possession(
+    api: Any, token: Callable[..., str], seeded: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHEKA_POSSESSION_METHODS", '["sales_phone"]')
+    deps.reset()
+    me = owner(token, OWNER_PHONE)
+    for resp in (
+        api.http.get("/v1/me/backfill", headers=me),
+        api.http.post("/v1/me/backfill/opt-out", headers=me),
+    ):
+        assert resp.status_code == 200, resp.body
+        [card] = body(resp)["cards"]
+        assert card["vin"] == seeded["my_vin"]
+
+
+def test_the_notice_keeps_the_vin_from_a_phone_holder_where_sales_phones_prove_nothing(
+    api: Any, token: Callable[..., str], seeded: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stage that does not take the sales record's phone as proof (mobile numbers are recycled): the
+    # one who now holds the number signs in with it and is named the car's tail, never its VIN.
+    monkeypatch.setenv("CHEKA_POSSESSION_METHODS", '["head_unit", "vehicle_document"]')
+    deps.reset()
+    me = owner(token, OWNER_PHONE)
+    vin = seeded["my_vin"]
+    answers = [
+        api.http.get("/v1/me/backfill", headers=me),
+        api.http.post("/v1/me/backfill/opt-out", headers=me),
+        api.http.delete("/v1/me/backfill/opt-out", headers=me),
+    ]
+    for resp in answers:
+        assert resp.status_code == 200, resp.body
+        doc = body(resp)
+        [card] = doc["cards"]
+        assert "vin" in card
+        assert card["vin"] is None
+        assert card["vin_masked"] == "*" * 11 + vin[-6:]
+        assert card["iccid_masked"].endswith(seeded["mine"][-4:])
+        assert card["deadline"] == (date.today() + timedelta(days=90)).isoformat()
+        raw = resp.body.decode() if isinstance(resp.body, bytes) else str(resp.body)
+        assert vin not in raw
+        assert vin[:11] not in raw  # nor the part the tail leaves out
+        assert vin.lower() not in raw.lower()
 
 
 def test_the_call_list_pages_masked_exports_read_logged_and_takes_outcomes(
@@ -245,3 +362,44 @@ def test_the_call_list_pages_masked_exports_read_logged_and_takes_outcomes(
     assert deps.send_ledger().progress(cid, 1).called == 1
     open_only = body(api.http.get(f"/v1/campaigns/{cid}/calls?open=true&wave=1", headers=caller))
     assert [i["iccid"] for i in open_only["items"]] == ["89860000000000000012"]
+
+
+def test_first_outcomes_recorded_at_once_count_the_waves_called_once_and_keep_every_outcome(
+    aws: None,
+) -> None:
+    c = campaign(1, date.today() + timedelta(days=60))
+    deps.campaign_store().create(c)
+    cid, iccid = c.campaign_id, "89860000000000000021"
+    assert deps.call_list().add(
+        CallEntry(
+            campaign_id=cid,
+            wave=1,
+            iccid=iccid,
+            vin="LSVAU2180N2000021",
+            reason=CallReason.NO_PHONE,
+            created_at=utc_now(),
+            contact_phone_sealed=None,
+        )
+    )
+    reach = deps.campaign_reach()
+    callers = [f"caller-{n}" for n in range(8)]
+    barrier = threading.Barrier(len(callers))
+
+    def record(caller: str) -> CallOutcome | None:
+        barrier.wait(timeout=10)  # every caller reads the entry without an outcome, then writes
+        return reach.record_outcome(cid, 1, iccid, CallOutcome.NO_ANSWER, None, caller).entry.outcome
+
+    with ThreadPoolExecutor(max_workers=len(callers)) as pool:
+        assert list(pool.map(record, callers)) == [CallOutcome.NO_ANSWER] * len(callers)
+    assert deps.send_ledger().progress(cid, 1).called == 1
+    from chalicelib.adapters.dynamo.models_campaigns import CampaignCallModel
+
+    item = CampaignCallModel.get(cid, f"01#{iccid}", consistent_read=True)
+    assert sorted(json.loads(o)["by"] for o in item.outcomes or []) == sorted(callers)
+
+    later = reach.record_outcome(cid, 1, iccid, CallOutcome.REACHED, "车主将办理", "caller-9")
+    assert (later.entry.outcome, later.entry.note) == (CallOutcome.REACHED, "车主将办理")
+    assert deps.send_ledger().progress(cid, 1).called == 1
+    stored = deps.call_list().get(cid, 1, iccid)
+    assert stored is not None
+    assert (stored.outcome, stored.outcome_by) == (CallOutcome.REACHED, "caller-9")

@@ -25,6 +25,7 @@ from chalicelib.cards.domain.inventory import CardState
 from chalicelib.core import deps
 from chalicelib.kernel.clock import CHINA
 from chalicelib.kernel.operators import Operator
+from chalicelib.local.serving import free_ports
 from chalicelib.local.state import read_state, remove_state, state_doc, write_state
 from chalicelib.operators.domain.messages import CallbackOutcome
 from tests.integration.test_lifecycle import (
@@ -40,12 +41,6 @@ from tests.integration.test_lifecycle import (
 CHEKA = str(Path(sys.executable).parent / "cheka")
 ROOT = Path(__file__).resolve().parents[2]
 OWNER = "u" + "0123456789abcdef" * 2  # an owner's subject, as an SMS login makes it
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _dead_pid() -> int:
@@ -78,7 +73,7 @@ def one_line(text: str) -> str:
 @pytest.fixture
 def moto_server() -> Iterator[str]:
     """The embedded AWS of ``make run`` (moto's server with its patches) on a free loopback port."""
-    port = _free_port()
+    port = free_ports(1)[0]
     proc = subprocess.Popen(
         [sys.executable, "-m", "chalicelib.local.moto_server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
@@ -148,7 +143,7 @@ def test_a_state_file_of_a_stack_that_is_gone_is_ignored_and_the_stack_owner_rem
     from chalicelib.core.config import Settings
     from chalicelib.local.state import find_stack
 
-    closed = _free_port()
+    closed = free_ports(1)[0]
     gone = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
     )
@@ -178,7 +173,7 @@ def test_a_state_file_of_a_stack_that_is_gone_is_ignored_and_the_stack_owner_rem
 def test_every_cli_error_is_one_line_without_a_traceback_and_debug_shows_it(tmp_path: Path) -> None:
     from chalicelib.core.config import Settings
 
-    closed = str(_free_port())
+    closed = str(free_ports(1)[0])
     nothing = _bare_env(CHEKA_MOTO_PORT=closed, CHEKA_LOCAL_STATE_FILE="")
     # nothing answers where the local stack's AWS should be
     down = cheka("card", "show", "89860112345678901237", env=nothing)

@@ -20,6 +20,7 @@ import pytest
 import requests
 
 from chalicelib.local.oidc_provider import LocalOidcProvider, RunningProvider, console_client, serve
+from chalicelib.local.serving import free_ports
 from chalicelib.local.staff_users import DemoStaff, StaffDirectory, invent_demo_staff, totp_now
 
 API = "http://127.0.0.1:9"  # the console's origin (never called: redirects are read, not followed)
@@ -56,15 +57,9 @@ class Idp:
         return totp_now(self.staff[username].totp_secret, at=self.clock())
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def idp() -> Iterator[Idp]:
-    port = _free_port()
+    port = free_ports(1)[0]
     clock = Clock()
     staff = invent_demo_staff()
     provider = LocalOidcProvider(

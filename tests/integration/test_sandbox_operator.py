@@ -10,7 +10,6 @@ import hashlib
 import hmac
 import itertools
 import json
-import socket
 import threading
 import time
 import urllib.error
@@ -34,6 +33,7 @@ from chalicelib.cards.domain.limits import HolderKind
 from chalicelib.kernel.errors import DomainError
 from chalicelib.kernel.operators import Operator
 from chalicelib.local.sandbox_operator import SandboxOperator
+from chalicelib.local.serving import free_ports
 from chalicelib.operators import wire
 from chalicelib.operators.callbacks import verify_callback
 from chalicelib.operators.domain.messages import (
@@ -112,12 +112,6 @@ class CallbackReceiver:
     def of(self, message_id: str) -> list[OperatorCallback]:
         with self._lock:
             return [c for c in self.received if c.message_id == message_id]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _holder(id_number: str = ALICE, kind: HolderKind = HolderKind.INDIVIDUAL) -> PushHolder:
@@ -616,7 +610,7 @@ def test_faults_can_be_set_over_http(sandbox: SandboxOperator):
 
 def test_connection_refused_is_unavailable(platform_keys: SecretsManagerKeySource):
     nowhere = HttpOperatorGateway(
-        {MOBILE: f"http://127.0.0.1:{_free_port()}"}, platform_keys, timeout_seconds=1
+        {MOBILE: f"http://127.0.0.1:{free_ports(1)[0]}"}, platform_keys, timeout_seconds=1
     )
     with pytest.raises(OperatorUnavailable):
         nowhere.push(_message(703))
@@ -658,7 +652,7 @@ def test_callbacks_are_retried_while_the_platform_fails(
 def test_the_operator_gives_up_when_the_platform_stays_down(
     secrets_client: Any, platform_keys: SecretsManagerKeySource
 ):
-    down_url = f"http://127.0.0.1:{_free_port()}{wire.CALLBACK_PATH}"
+    down_url = f"http://127.0.0.1:{free_ports(1)[0]}{wire.CALLBACK_PATH}"
     with _sandbox(secrets_client, down_url, callback_attempts=3, callback_backoff_seconds=0.01) as lonely:
         gw = HttpOperatorGateway({MOBILE: lonely.url}, platform_keys)
         message = _message(801)

@@ -1,21 +1,32 @@
 """The backfill campaigns' opt-outs and call list on DynamoDB: ``campaign-opt-outs`` (one item per phone,
-by keyed hash; the first opt-out kept) and ``campaign-calls`` (one item per campaign, wave and card, the
-contact phone as sealed text, every outcome kept in the item's ``outcomes``)."""
+by keyed hash: the opt-out in force, the latest opt-in, every change in ``history``) and ``campaign-calls``
+(one item per campaign, wave and card, the contact phone as sealed text, every outcome kept in the item's
+``outcomes``; an entry's first outcome and its wave's ``called`` count are one transaction)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import random
+import time
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from pynamodb.exceptions import DeleteError, PutError, UpdateError
+from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
+from pynamodb.transactions import TransactWrite
 
 from chalicelib.adapters.dynamo.agents import decode_cursor, encode_cursor
 from chalicelib.adapters.dynamo.base import utc_aware
-from chalicelib.adapters.dynamo.models_campaigns import CampaignCallModel, CampaignOptOutModel
+from chalicelib.adapters.dynamo.campaign_sends import STATS_PART, campaign_wave_key
+from chalicelib.adapters.dynamo.inventory import RETRYABLE, TRANSACT_ATTEMPTS
+from chalicelib.adapters.dynamo.models_campaigns import (
+    CampaignCallModel,
+    CampaignOptOutModel,
+    CampaignWaveModel,
+)
 from chalicelib.campaigns.domain import CallEntry, CallOutcome, CallReason, OptOut
-from chalicelib.campaigns.ports import CallList, OptOuts
+from chalicelib.campaigns.ports import CallList, OptOutChange, OptOuts
 from chalicelib.campaigns.reach import call_not_found
 from chalicelib.kernel.errors import BadRequest
 
@@ -33,30 +44,61 @@ def call_key(wave: int, iccid: str) -> str:
     return f"{wave:02d}#{iccid}"
 
 
+def _change(change: str, at: datetime, via: str | None = None, campaign_id: str | None = None) -> str:
+    """One line of an opt-out record's history (JSON)."""
+    record = {"change": change, "at": at.isoformat(), "via": via, "campaign_id": campaign_id}
+    return json.dumps({k: v for k, v in record.items() if v is not None}, separators=(",", ":"))
+
+
 class DynamoOptOuts(OptOuts):
-    def opt_out(self, record: OptOut) -> bool:
-        item = CampaignOptOutModel(
-            record.phone_hash, at=record.at, via=record.via, campaign_id=record.campaign_id
-        )
+    """One item per phone: a conditional update moves it between opted out and opted in (the item is
+    never deleted, so the latest opt-in is there to tell an older reply it comes too late)."""
+
+    def opt_out(self, record: OptOut, *, yields_to_opt_in: bool = False) -> OptOutChange:
+        model = CampaignOptOutModel
+        actions: list[Any] = [
+            model.at.set(record.at),
+            model.via.set(record.via),
+            model.campaign_id.set(record.campaign_id) if record.campaign_id else model.campaign_id.remove(),
+            model.opted_out.set(True),
+            model.history.set(
+                (model.history | []).append([_change("opt_out", record.at, record.via, record.campaign_id)])
+            ),
+        ]
+        opted_in = model.opted_out == False  # noqa: E712 (a condition on the stored value)
+        if yields_to_opt_in:
+            opted_in &= model.opted_in_at < record.at
         try:
-            item.save(condition=CampaignOptOutModel.phone_hash.does_not_exist())
-        except PutError as err:
-            if _condition_failed(err):
-                return False
-            raise
-        return True
+            model(record.phone_hash).update(
+                actions=actions, condition=model.phone_hash.does_not_exist() | opted_in
+            )
+        except UpdateError as err:
+            if not _condition_failed(err):
+                raise
+            current = model.get(record.phone_hash, consistent_read=True)
+            return OptOutChange.SUPERSEDED if current.opted_out is False else OptOutChange.ALREADY
+        return OptOutChange.RECORDED
 
     def opted_out(self, phone_hashes: Iterable[str]) -> set[str]:
         wanted = sorted(set(phone_hashes))
         if not wanted:
             return set()
         # BatchGetItem, 100 keys a request (pynamodb splits and retries the unprocessed keys).
-        return {item.phone_hash for item in CampaignOptOutModel.batch_get(wanted)}
+        return {
+            item.phone_hash for item in CampaignOptOutModel.batch_get(wanted) if item.opted_out is not False
+        }
 
-    def opt_in(self, phone_hash: str) -> bool:
+    def opt_in(self, phone_hash: str, at: datetime) -> bool:
+        model = CampaignOptOutModel
+        actions: list[Any] = [
+            model.opted_out.set(False),
+            model.opted_in_at.set(at),
+            model.history.set((model.history | []).append([_change("opt_in", at)])),
+        ]
+        opted_out = model.opted_out.does_not_exist() | (model.opted_out == True)  # noqa: E712
         try:
-            CampaignOptOutModel(phone_hash).delete(condition=CampaignOptOutModel.phone_hash.exists())
-        except DeleteError as err:
+            model(phone_hash).update(actions=actions, condition=model.phone_hash.exists() & opted_out)
+        except UpdateError as err:
             if _condition_failed(err):
                 return False
             raise
@@ -156,24 +198,63 @@ class DynamoCallList(CallList):
         by: str,
         at: datetime,
         note: str | None,
-    ) -> CallEntry:
+    ) -> tuple[CallEntry, bool]:
+        """The first outcome is one transaction: the entry's update conditional on no outcome yet, and
+        ``ADD called 1`` on its wave's counters. When that condition fails (another outcome came first)
+        the outcome is a plain update, counted nowhere."""
         record = json.dumps(
             {"outcome": outcome.value, "at": at.isoformat(), "by": by, "note": note},
             ensure_ascii=False,
             separators=(",", ":"),
         )
-        item = CampaignCallModel(entry.campaign_id, call_key(entry.wave, entry.iccid))
+        model = CampaignCallModel
         actions: list[Any] = [
-            CampaignCallModel.outcome.set(outcome.value),
-            CampaignCallModel.outcome_at.set(at),
-            CampaignCallModel.outcome_by.set(by),
-            CampaignCallModel.outcomes.set((CampaignCallModel.outcomes | []).append([record])),
-            CampaignCallModel.note.set(note) if note else CampaignCallModel.note.remove(),
+            model.outcome.set(outcome.value),
+            model.outcome_at.set(at),
+            model.outcome_by.set(by),
+            model.outcomes.set((model.outcomes | []).append([record])),
+            model.note.set(note) if note else model.note.remove(),
         ]
+        key = (entry.campaign_id, call_key(entry.wave, entry.iccid))
+        recorded = dataclasses.replace(entry, outcome=outcome, outcome_at=at, outcome_by=by, note=note)
+        if self._first_outcome(entry, actions):
+            return recorded, True
+        item = model(*key)
         try:
-            item.update(actions=actions, condition=CampaignCallModel.call_key.exists())
+            item.update(actions=actions, condition=model.call_key.exists())
         except UpdateError as err:
             if _condition_failed(err):
                 raise call_not_found(entry.campaign_id, entry.wave) from err
             raise
-        return _entry(item)
+        return _entry(item), False
+
+    def _first_outcome(self, entry: CallEntry, actions: list[Any]) -> bool:
+        """Write ``actions`` with the wave's ``called`` count if the entry has no outcome yet (False: it
+        has one, or is not on the list). A transaction cancelled by another in flight on the same items
+        is tried again (``TRANSACT_ATTEMPTS``), then either it commits or its condition fails."""
+        model = CampaignCallModel
+        first = model.call_key.exists() & model.outcome.does_not_exist()
+        stats = CampaignWaveModel(
+            campaign_wave=campaign_wave_key(entry.campaign_id, entry.wave), part=STATS_PART
+        )
+        for attempt in range(TRANSACT_ATTEMPTS):
+            try:
+                with TransactWrite(connection=model._get_connection().connection) as tx:
+                    tx.update(
+                        model(entry.campaign_id, call_key(entry.wave, entry.iccid)),
+                        actions=actions,
+                        condition=first,
+                        add_version_condition=False,
+                    )
+                    tx.update(stats, actions=[CampaignWaveModel.called.add(1)], add_version_condition=False)
+                return True
+            except TransactWriteError as exc:
+                reasons = exc.cancellation_reasons or []
+                if reasons and reasons[0] is not None and reasons[0].code == "ConditionalCheckFailed":
+                    return False
+                codes = {r.code for r in reasons if r is not None}
+                if codes and codes <= RETRYABLE and attempt + 1 < TRANSACT_ATTEMPTS:
+                    time.sleep(random.uniform(0, 0.05 * 2**attempt))
+                    continue
+                raise
+        raise AssertionError("unreachable: the last attempt returns or raises")

@@ -1,24 +1,25 @@
 """Dealers on DynamoDB: vehicles through the ``by-dealer`` index, hand-offs used by one conditional
-update, the registry of dealer accounts."""
+update (made once by ``once.update_once``: a use whose reply was lost is not refused by its own
+retry), the registry of dealer accounts."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from pynamodb.exceptions import DoesNotExist, UpdateError
+from pynamodb.exceptions import DoesNotExist
 
 from chalicelib.adapters.dynamo.agents import decode_cursor, encode_cursor
 from chalicelib.adapters.dynamo.base import utc_aware
 from chalicelib.adapters.dynamo.inventory import _vehicle
 from chalicelib.adapters.dynamo.models import VehicleModel
 from chalicelib.adapters.dynamo.models_dealers import DealerAccountModel, DealerHandoffModel
+from chalicelib.adapters.dynamo.once import update_once
 from chalicelib.cards.domain.inventory import Vehicle
 from chalicelib.dealers.domain import DealerAccount, Handoff
 from chalicelib.dealers.ports import DealerAccountRegistry, DealerVehicles, HandoffStore
 
 #: Hand-offs outlive their expiry by this much (then TTL).
 _KEEP = timedelta(days=1)
-_CONDITION_FAILED = "ConditionalCheckFailedException"
 
 
 class DynamoDealerVehicles(DealerVehicles):
@@ -66,18 +67,14 @@ class DynamoHandoffStore(HandoffStore):
             return None
 
     def use(self, handoff: Handoff, owner: str, now: datetime) -> bool:
-        try:
-            DealerHandoffModel(handoff.code_hash).update(
-                actions=[DealerHandoffModel.used_at.set(now), DealerHandoffModel.used_by.set(owner)],
-                condition=DealerHandoffModel.code_hash.exists()
-                & DealerHandoffModel.used_at.does_not_exist()
-                & (DealerHandoffModel.expires_at > now),
-            )
-        except UpdateError as exc:
-            if exc.cause_response_code == _CONDITION_FAILED:
-                return False
-            raise
-        return True
+        return update_once(
+            DealerHandoffModel(handoff.code_hash),
+            DealerHandoffModel.attempts,
+            [DealerHandoffModel.used_at.set(now), DealerHandoffModel.used_by.set(owner)],
+            DealerHandoffModel.code_hash.exists()
+            & DealerHandoffModel.used_at.does_not_exist()
+            & (DealerHandoffModel.expires_at > now),
+        )
 
     def attach(self, code_hash: str, registration_id: str) -> None:
         DealerHandoffModel(code_hash).update(

@@ -42,7 +42,13 @@ from chalicelib.verification.domain.flows import (
     case_decided,
     case_not_found,
 )
-from chalicelib.verification.ports import AttemptCounters, FlowRepository, LivenessSessions, ReviewCases
+from chalicelib.verification.ports import (
+    AttemptCounters,
+    FlowRepository,
+    LivenessSessions,
+    ReviewCases,
+    SealedFlow,
+)
 
 _IDENTITY_FIELDS = ("id_type", "id_number", "name", "address", "company_name", "uscc", "id_validity")
 _FLOW_OPENS = OwnerOpens("flows")
@@ -66,7 +72,14 @@ class DynamoFlowRepository(FlowRepository):
     def _context(flow_id: str) -> str:
         return f"flow:{flow_id}"
 
-    def _item(self, flow: Flow) -> FlowModel:
+    def _seal(self, flow: Flow) -> SealedFields | None:
+        """The typed identity sealed under a new data key (None: no identity yet)."""
+        if flow.identity is None:
+            return None
+        fields = {k: v for k, v in flow.identity.model_dump().items() if v is not None}
+        return self._cipher.seal(self._context(flow.flow_id), {k: str(v) for k, v in fields.items()})
+
+    def _item(self, flow: Flow, sealed: SealedFields | None) -> FlowModel:
         item = FlowModel(
             flow.flow_id,
             owner=flow.owner,
@@ -83,9 +96,7 @@ class DynamoFlowRepository(FlowRepository):
             expires_epoch=_epoch(flow.expires_at),
             purge_after_epoch=_epoch(flow.expires_at) + PURGE_GRACE_SECONDS,
         )
-        if flow.identity is not None:
-            fields = {k: v for k, v in flow.identity.model_dump().items() if v is not None}
-            sealed = self._cipher.seal(self._context(flow.flow_id), {k: str(v) for k, v in fields.items()})
+        if sealed is not None:
             item.data_key = sealed.data_key
             item.identity_enc = MapAttribute(**sealed.values)  # type: ignore[no-untyped-call]
         return item
@@ -117,7 +128,7 @@ class DynamoFlowRepository(FlowRepository):
         )
 
     def create(self, flow: Flow) -> None:
-        self._item(flow).save(condition=FlowModel.flow_id.does_not_exist())
+        self._item(flow, self._seal(flow)).save(condition=FlowModel.flow_id.does_not_exist())
 
     def create_if_room(self, flow: Flow, limit: int, now: datetime) -> bool:
         def held() -> tuple[set[str], set[str]]:
@@ -129,9 +140,18 @@ class DynamoFlowRepository(FlowRepository):
                     still_open.add(item.flow_id)
             return seen, still_open
 
-        return _FLOW_OPENS.create_if_room(
-            flow.owner, flow.flow_id, limit, now, held, lambda: self.create(flow)
+        # The turn and the flow in one transaction: a failed create counts no open.
+        item = self._item(flow, self._seal(flow))
+        created = _FLOW_OPENS.create_if_room(
+            flow.owner, flow.flow_id, limit, now, held, item, FlowModel.flow_id.does_not_exist()
         )
+        if created is None:
+            raise Conflict(
+                "flow.changed",
+                "办理流程已被其他操作修改，请刷新后重试",
+                "The flow changed meanwhile; reload it and try again",
+            )
+        return created
 
     def get(self, flow_id: str) -> Flow | None:
         try:
@@ -140,8 +160,15 @@ class DynamoFlowRepository(FlowRepository):
             return None
 
     def save(self, flow: Flow) -> Flow:
+        return self.save_sealed(self.seal(flow))
+
+    def seal(self, flow: Flow) -> SealedFlow:
+        return SealedFlow(flow, self._seal(flow))
+
+    def save_sealed(self, ready: SealedFlow) -> Flow:
+        flow = ready.flow
         try:
-            self._item(flow).save(condition=FlowModel.version == flow.version - 1)
+            self._item(flow, ready.sealed).save(condition=FlowModel.version == flow.version - 1)
         except PutError as exc:
             raise Conflict(
                 "flow.changed",

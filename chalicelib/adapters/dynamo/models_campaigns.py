@@ -113,15 +113,22 @@ class CampaignWaveModel(Unbound):
 
 
 class CampaignOptOutModel(Unbound):
-    """A phone (keyed hash) that asked for no more campaign messages; the first record is kept."""
+    """A phone (keyed hash) that asked for no more campaign messages: the opt-out in force (the first of
+    a run kept), the latest opt-in, and every change in ``history``. An opt-in keeps the item."""
 
     class Meta(Unbound.Meta):
         table_name = "campaign-opt-outs"
 
     phone_hash = UnicodeAttribute(hash_key=True)
-    at = UTCDateTimeAttribute()
+    at = UTCDateTimeAttribute()  # the latest opt-out (in force while ``opted_out``)
     via = UnicodeAttribute()  # "reply" | "link"
     campaign_id = UnicodeAttribute(null=True)
+    #: False once the owner opted in again (None: an item written before opt-ins were kept: opted out).
+    opted_out = BooleanAttribute(null=True)
+    #: The latest opt-in: a reply not later than it opts nothing out.
+    opted_in_at = UTCDateTimeAttribute(null=True)
+    #: Every opt-out and opt-in, oldest first (JSON: change, at, via).
+    history = ListAttribute[str](of=UnicodeAttribute, null=True)  # type: ignore[arg-type]
 
 
 class CampaignCallModel(Unbound):

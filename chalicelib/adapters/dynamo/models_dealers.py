@@ -11,7 +11,7 @@ A dealer's vehicles are read through the ``by-dealer`` index of ``vehicles`` (``
 
 from __future__ import annotations
 
-from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
+from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UnicodeSetAttribute, UTCDateTimeAttribute
 
 from chalicelib.adapters.dynamo.base import TableSpec, Unbound
 
@@ -32,6 +32,7 @@ class DealerHandoffModel(Unbound):
     used_by = UnicodeAttribute(null=True)
     registration_id = UnicodeAttribute(null=True)
     expires_epoch = NumberAttribute()
+    attempts = UnicodeSetAttribute(null=True)  # the token of its use (``dynamo.once``)
 
 
 class DealerAccountModel(Unbound):

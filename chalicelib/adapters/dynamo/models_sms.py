@@ -22,7 +22,7 @@ and a code is kept only as a keyed hash of itself with its own salt.
 
 from __future__ import annotations
 
-from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
+from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UnicodeSetAttribute, UTCDateTimeAttribute
 
 from chalicelib.adapters.dynamo.base import TableSpec, Unbound
 
@@ -43,6 +43,7 @@ class SmsCodeModel(Unbound):
     tries = NumberAttribute()
     used_at = UTCDateTimeAttribute(null=True)
     expires_epoch = NumberAttribute()
+    attempts = UnicodeSetAttribute(null=True)  # tokens of the tries and use counted (``dynamo.once``)
 
 
 class SmsSendsModel(Unbound):
@@ -56,6 +57,7 @@ class SmsSendsModel(Unbound):
     sent = NumberAttribute()
     last_sent_at = UTCDateTimeAttribute()
     expires_epoch = NumberAttribute()
+    attempts = UnicodeSetAttribute(null=True)  # tokens of the latest counts (``dynamo.once``)
 
 
 class SmsLimitModel(Unbound):
@@ -67,6 +69,7 @@ class SmsLimitModel(Unbound):
     counter_id = UnicodeAttribute(hash_key=True)
     tally = NumberAttribute()
     expires_epoch = NumberAttribute()
+    attempts = UnicodeSetAttribute(null=True)  # tokens of the latest counts (``dynamo.once``)
 
 
 class CaptchaModel(Unbound):

@@ -5,7 +5,8 @@ is written. So each open first takes the owner's turn: the item ``opens#<scope>#
 ``attempts``) carries a version, moved on by one conditional update per open, and the ids opened in the
 last ``RECENT_SECONDS`` (written before the index shows them, or not yet written at all). An open that
 loses the turn to another reads again, now counting the winner's id; one that finds the owner at the
-limit is refused. An id whose create then failed counts as open until it leaves the recent list.
+limit is refused. The turn and the create are one transaction: a create that fails (the store
+throttled, a conflict) takes no turn and counts nothing, so a refused open leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ import json
 from collections.abc import Callable
 from datetime import datetime
 
-from pynamodb.exceptions import DoesNotExist, UpdateError
+from pynamodb.exceptions import DoesNotExist, TransactWriteError
+from pynamodb.expressions.condition import Condition
+from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
 
 from chalicelib.adapters.dynamo.models import AttemptCounterModel
 
@@ -51,31 +55,54 @@ class OwnerOpens:
         since = _epoch(now) - RECENT_SECONDS
         return int(item.tally), {k: int(v) for k, v in recent.items() if int(v) >= since}
 
-    def _take_turn(self, key: str, version: int, recent: dict[str, int], now: datetime) -> bool:
-        condition = (
+    def _take_turn_and_create(
+        self, key: str, version: int, recent: dict[str, int], now: datetime, item: Model, condition: Condition
+    ) -> bool | None:
+        """The turn taken and ``item`` put under ``condition``, in one transaction: True when both
+        landed, False when the turn was lost to another open (nothing written), None when ``condition``
+        refused the put (nothing written)."""
+        turn = (
             AttemptCounterModel.tally.does_not_exist()
             if version == 0
             else AttemptCounterModel.tally == version
         )
         try:
-            AttemptCounterModel(key).update(
-                actions=[
-                    AttemptCounterModel.tally.set(version + 1),
-                    AttemptCounterModel.recent.set(json.dumps(recent, separators=(",", ":"))),
-                    AttemptCounterModel.expires_epoch.set(_epoch(now) + _KEEP_SECONDS),
-                ],
-                condition=condition,
-            )
-        except UpdateError as exc:
-            if exc.cause_response_code != "ConditionalCheckFailedException":
-                raise
-            return False
+            with TransactWrite(connection=AttemptCounterModel._get_connection().connection) as tx:
+                tx.update(
+                    AttemptCounterModel(key),
+                    actions=[
+                        AttemptCounterModel.tally.set(version + 1),
+                        AttemptCounterModel.recent.set(json.dumps(recent, separators=(",", ":"))),
+                        AttemptCounterModel.expires_epoch.set(_epoch(now) + _KEEP_SECONDS),
+                    ],
+                    condition=turn,
+                )
+                tx.save(item, condition=condition)
+        except TransactWriteError as exc:
+            reasons = [r.code if r is not None else None for r in exc.cancellation_reasons or []]
+            if (
+                len(reasons) == 2
+                and reasons[0] != "ConditionalCheckFailed"
+                and reasons[1] == "ConditionalCheckFailed"
+            ):
+                return None
+            if "ConditionalCheckFailed" in reasons or "TransactionConflict" in reasons:
+                return False  # the turn lost to another open of the owner (or one in flight): read again
+            raise
         return True
 
     def create_if_room(
-        self, owner: str, new_id: str, limit: int, now: datetime, held: Held, create: Callable[[], None]
-    ) -> bool:
-        """Run ``create`` (of ``new_id``) unless ``owner`` holds ``limit`` open ones; False when refused."""
+        self,
+        owner: str,
+        new_id: str,
+        limit: int,
+        now: datetime,
+        held: Held,
+        item: Model,
+        condition: Condition,
+    ) -> bool | None:
+        """Put ``item`` (of ``new_id``, under ``condition``) unless ``owner`` holds ``limit`` open ones:
+        True when put, False when refused for the limit, None when ``condition`` refused the put."""
         key = self._key(owner)
         for _ in range(_MAX_TURNS):
             version, recent = self._read(key, now)
@@ -83,7 +110,7 @@ class OwnerOpens:
             if len(still_open) + len(set(recent) - seen) >= limit:
                 return False
             recent[new_id] = _epoch(now)
-            if self._take_turn(key, version, recent, now):
-                create()
-                return True
+            taken = self._take_turn_and_create(key, version, recent, now, item, condition)
+            if taken is not False:
+                return taken
         return False

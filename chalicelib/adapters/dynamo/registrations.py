@@ -24,7 +24,7 @@ from chalicelib.registration.domain.registrations import (
     RegistrationStatus,
     count_open,
 )
-from chalicelib.registration.ports import RegistrationRepository
+from chalicelib.registration.ports import RegistrationRepository, SealedRegistration
 
 _REGISTRATION_OPENS = OwnerOpens("registrations")
 
@@ -61,7 +61,17 @@ class DynamoRegistrationRepository(RegistrationRepository):
     def _context(registration_id: str) -> str:
         return f"registration:{registration_id}"
 
-    def _item(self, reg: Registration) -> RegistrationModel:
+    def _seal(self, reg: Registration) -> SealedFields | None:
+        """The phone and a delegation's owner identity sealed under a new data key (None: neither)."""
+        fields: dict[str, str] = {}
+        if reg.phone:
+            fields["phone"] = reg.phone
+        if reg.delegation is not None:
+            dumped = reg.delegation.model_dump(include=set(_DELEGATION_FIELDS))
+            fields.update({k: str(v) for k, v in dumped.items() if v is not None})
+        return self._cipher.seal(self._context(reg.registration_id), fields) if fields else None
+
+    def _item(self, reg: Registration, sealed: SealedFields | None) -> RegistrationModel:
         item = RegistrationModel(
             reg.registration_id,
             owner=reg.owner,
@@ -100,14 +110,7 @@ class DynamoRegistrationRepository(RegistrationRepository):
             expires_epoch=_epoch(reg.expires_at) if reg.expires_at else None,
             purge_after_epoch=_epoch(reg.expires_at) + PURGE_GRACE_SECONDS if reg.expires_at else None,
         )
-        fields: dict[str, str] = {}
-        if reg.phone:
-            fields["phone"] = reg.phone
-        if reg.delegation is not None:
-            dumped = reg.delegation.model_dump(include=set(_DELEGATION_FIELDS))
-            fields.update({k: str(v) for k, v in dumped.items() if v is not None})
-        if fields:
-            sealed = self._cipher.seal(self._context(reg.registration_id), fields)
+        if sealed is not None:
             item.data_key = sealed.data_key
             item.sealed = MapAttribute(**sealed.values)  # type: ignore[no-untyped-call]
         return item
@@ -172,7 +175,9 @@ class DynamoRegistrationRepository(RegistrationRepository):
 
     def create(self, reg: Registration) -> None:
         try:
-            self._item(reg).save(condition=RegistrationModel.registration_id.does_not_exist())
+            self._item(reg, self._seal(reg)).save(
+                condition=RegistrationModel.registration_id.does_not_exist()
+            )
         except PutError as exc:  # (a throttle or a timeout is raised as such: adapters.dynamo.base)
             raise changed() from exc
 
@@ -182,9 +187,20 @@ class DynamoRegistrationRepository(RegistrationRepository):
             still_open = {r.registration_id for r in mine if count_open([r], now)}
             return {r.registration_id for r in mine}, still_open
 
-        return _REGISTRATION_OPENS.create_if_room(
-            reg.owner, reg.registration_id, limit, now, held, lambda: self.create(reg)
+        # The turn and the registration in one transaction: a failed create counts no open.
+        item = self._item(reg, self._seal(reg))
+        created = _REGISTRATION_OPENS.create_if_room(
+            reg.owner,
+            reg.registration_id,
+            limit,
+            now,
+            held,
+            item,
+            RegistrationModel.registration_id.does_not_exist(),
         )
+        if created is None:
+            raise changed()
+        return created
 
     def get(self, registration_id: str) -> Registration | None:
         try:
@@ -193,8 +209,15 @@ class DynamoRegistrationRepository(RegistrationRepository):
             return None
 
     def save(self, reg: Registration) -> Registration:
+        return self.save_sealed(self.seal(reg))
+
+    def seal(self, reg: Registration) -> SealedRegistration:
+        return SealedRegistration(reg, self._seal(reg))
+
+    def save_sealed(self, ready: SealedRegistration) -> Registration:
+        reg = ready.registration
         try:
-            self._item(reg).save(condition=RegistrationModel.version == reg.version - 1)
+            self._item(reg, ready.sealed).save(condition=RegistrationModel.version == reg.version - 1)
         except PutError as exc:
             raise changed() from exc
         return reg

@@ -8,18 +8,23 @@ send given back (``release_send``) counts one less, and its bucket's last send m
 resend interval, on condition that it is still the last. A wrong try and the consumption of a code
 are conditional on the code read being still current (its salt), unused and unburnt, so concurrent
 checks never allow a sixth try nor a second use.
+
+Every conditional update goes through ``dynamo.once.update_once``: botocore's retry of an update whose
+reply was lost neither applies it twice nor is refused by it (a correct code answered as used, a send
+as too soon, a try or a send counted twice).
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-from pynamodb.exceptions import DoesNotExist, UpdateError
+from pynamodb.exceptions import DoesNotExist
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 
 from chalicelib.adapters.dynamo.base import utc_aware
 from chalicelib.adapters.dynamo.models_sms import SmsCodeModel, SmsSendsModel
+from chalicelib.adapters.dynamo.once import update_once
 from chalicelib.kernel.clock import china_day, end_of_china_day
 from chalicelib.sms.domain import (
     SendBuckets,
@@ -36,15 +41,10 @@ from chalicelib.sms.ports import SmsCodeStore
 
 #: Items outlive what they count by this much, then TTL purges them.
 _KEEP = timedelta(days=1)
-_CONDITION_FAILED = "ConditionalCheckFailedException"
 
 
 def _epoch(at: datetime) -> int:
     return int(at.timestamp())
-
-
-def _refused(exc: UpdateError) -> bool:
-    return exc.cause_response_code == _CONDITION_FAILED
 
 
 def _quota(item: SmsSendsModel) -> SendQuota:
@@ -74,19 +74,15 @@ class DynamoSmsCodeStore(SmsCodeStore):
             raise
 
     def release_send(self, buckets: SendBuckets, sent_at: datetime, policy: SmsPolicy) -> None:
-        try:
-            SmsSendsModel(buckets.quota_key).update(
-                actions=[
-                    SmsSendsModel.sent.add(-1),
-                    SmsSendsModel.last_sent_at.set(sent_at - policy.resend_interval),
-                ],
-                condition=(SmsSendsModel.day == china_day(sent_at).isoformat())
-                & (SmsSendsModel.last_sent_at == sent_at)
-                & (SmsSendsModel.sent > 0),
-            )
-        except UpdateError as exc:
-            if not _refused(exc):
-                raise
+        released = update_once(
+            SmsSendsModel(buckets.quota_key),
+            SmsSendsModel.attempts,
+            [SmsSendsModel.sent.add(-1), SmsSendsModel.last_sent_at.set(sent_at - policy.resend_interval)],
+            (SmsSendsModel.day == china_day(sent_at).isoformat())
+            & (SmsSendsModel.last_sent_at == sent_at)
+            & (SmsSendsModel.sent > 0),
+        )
+        if not released:
             return  # another send came since (or a new day): it stays as counted
         if buckets.total_key is not None:
             self._uncount_total(buckets.total_key, sent_at)
@@ -94,7 +90,7 @@ class DynamoSmsCodeStore(SmsCodeStore):
     def _count_total(self, key: str, limit: int, now: datetime) -> None:
         today = china_day(now).isoformat()
         expires = _epoch(end_of_china_day(now) + _KEEP)
-        attempts: tuple[tuple[list[Action], Condition], ...] = (
+        branches: tuple[tuple[list[Action], Condition], ...] = (
             (
                 [SmsSendsModel.sent.add(1), SmsSendsModel.last_sent_at.set(now)],
                 (SmsSendsModel.day == today) & (SmsSendsModel.sent < limit),
@@ -110,27 +106,20 @@ class DynamoSmsCodeStore(SmsCodeStore):
             ),
         )
         for _ in range(2):
-            for actions, condition in attempts:
-                try:
-                    SmsSendsModel(key).update(actions=actions, condition=condition)
-                except UpdateError as exc:
-                    if not _refused(exc):
-                        raise
-                    continue
-                return
+            for actions, condition in branches:
+                if update_once(SmsSendsModel(key), SmsSendsModel.attempts, actions, condition):
+                    return
             check_total(self.quota(key), now, limit)  # raises sms.daily_limit
         retry_after = max(1, int((end_of_china_day(now) - now).total_seconds()))
         raise daily_limit(limit, retry_after)  # two concurrent new days: rare
 
     def _uncount_total(self, key: str, now: datetime) -> None:
-        try:
-            SmsSendsModel(key).update(
-                actions=[SmsSendsModel.sent.add(-1)],
-                condition=(SmsSendsModel.day == china_day(now).isoformat()) & (SmsSendsModel.sent > 0),
-            )
-        except UpdateError as exc:
-            if not _refused(exc):
-                raise
+        update_once(
+            SmsSendsModel(key),
+            SmsSendsModel.attempts,
+            [SmsSendsModel.sent.add(-1)],
+            (SmsSendsModel.day == china_day(now).isoformat()) & (SmsSendsModel.sent > 0),
+        )
 
     def _reserve(self, key: str, now: datetime, policy: SmsPolicy) -> SendQuota:
         today = china_day(now).isoformat()
@@ -139,7 +128,7 @@ class DynamoSmsCodeStore(SmsCodeStore):
         interval_passed = SmsSendsModel.last_sent_at.does_not_exist() | (
             SmsSendsModel.last_sent_at <= earliest
         )
-        attempts: tuple[tuple[list[Action], Condition], ...] = (
+        branches: tuple[tuple[list[Action], Condition], ...] = (
             # Another send today, under the limit.
             (
                 [
@@ -161,15 +150,10 @@ class DynamoSmsCodeStore(SmsCodeStore):
             ),
         )
         for _ in range(2):  # a concurrent first send of the day can refuse both; the re-read says why
-            for actions, condition in attempts:
+            for actions, condition in branches:
                 item = SmsSendsModel(key)
-                try:
-                    item.update(actions=actions, condition=condition)
-                except UpdateError as exc:
-                    if not _refused(exc):
-                        raise
-                    continue
-                return _quota(item)
+                if update_once(item, SmsSendsModel.attempts, actions, condition):
+                    return _quota(item)
             quota = self.quota(key)
             check_send(quota, now, policy)  # raises sms.daily_limit or sms.too_soon
         raise too_soon(max(1, int(policy.resend_interval.total_seconds())))
@@ -207,30 +191,23 @@ class DynamoSmsCodeStore(SmsCodeStore):
 
     def add_wrong_try(self, code: StoredCode, max_tries: int) -> int | None:
         item = SmsCodeModel(code.key)
-        try:
-            item.update(
-                actions=[SmsCodeModel.tries.add(1)],
-                condition=(SmsCodeModel.salt == code.salt)
-                & SmsCodeModel.used_at.does_not_exist()
-                & (SmsCodeModel.tries < max_tries),
-            )
-        except UpdateError as exc:
-            if not _refused(exc):
-                raise
-            return None
-        return int(item.tries)
+        counted = update_once(
+            item,
+            SmsCodeModel.attempts,
+            [SmsCodeModel.tries.add(1)],
+            (SmsCodeModel.salt == code.salt)
+            & SmsCodeModel.used_at.does_not_exist()
+            & (SmsCodeModel.tries < max_tries),
+        )
+        return int(item.tries) if counted else None
 
     def consume(self, code: StoredCode, now: datetime, max_tries: int) -> bool:
-        try:
-            SmsCodeModel(code.key).update(
-                actions=[SmsCodeModel.used_at.set(now), SmsCodeModel.code_hash.remove()],
-                condition=(SmsCodeModel.salt == code.salt)
-                & SmsCodeModel.used_at.does_not_exist()
-                & (SmsCodeModel.tries < max_tries)
-                & (SmsCodeModel.expires_at > now),
-            )
-        except UpdateError as exc:
-            if not _refused(exc):
-                raise
-            return False
-        return True
+        return update_once(
+            SmsCodeModel(code.key),
+            SmsCodeModel.attempts,
+            [SmsCodeModel.used_at.set(now), SmsCodeModel.code_hash.remove()],
+            (SmsCodeModel.salt == code.salt)
+            & SmsCodeModel.used_at.does_not_exist()
+            & (SmsCodeModel.tries < max_tries)
+            & (SmsCodeModel.expires_at > now),
+        )

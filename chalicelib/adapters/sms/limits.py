@@ -6,6 +6,15 @@ cancelled as a conflict (``TransactionConflict``): such a take is tried again, u
 ``_CONFLICT_TRIES`` times, before the conflict goes up (a retryable 503). A budget shard is one
 conditional ``ADD``; a full shard passes the send to the next. A release is a conditional ``ADD -1``
 (never below 0). Items expire by TTL a day after their window.
+
+botocore retries a call whose reply was lost; a count must still be made once and answered as made.
+A take's transaction carries a guard item (``attempt#<token>``, put only if absent) and the same token
+as its ``ClientRequestToken``: DynamoDB answers a retry of a transaction that landed as done, and where
+it does not (past its idempotency window, or on the local stack), the retry is cancelled by its own
+guard, which says it landed. A guard is a separate item, so no counter grows with the asks it counts;
+it expires by TTL with the window. A shard's take and a release are single updates made by
+``dynamo.once.update_once`` (a bounded set of tokens on the item), so the hot budget shards are never
+held by transactions.
 """
 
 from __future__ import annotations
@@ -14,10 +23,11 @@ import random
 import time
 from datetime import datetime, timedelta
 
-from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.exceptions import CancellationReason, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.adapters.dynamo.models_sms import SmsLimitModel
+from chalicelib.adapters.dynamo.once import new_token, update_once
 from chalicelib.sms.limits import Counter
 from chalicelib.sms.ports import SmsLimitStore
 
@@ -27,10 +37,18 @@ _CONDITION_FAILED = "ConditionalCheckFailedException"
 _CONFLICT_TRIES = 3
 #: The pause before a take is tried again, at most (jittered): concurrent asks rarely meet twice.
 _CONFLICT_PAUSE_SECONDS = 0.02
+#: The key of a take's guard item: ``attempt#<token>``.
+_GUARD_PREFIX = "attempt#"
 
 
 def _epoch(at: datetime) -> int:
     return int((at + _KEEP).timestamp())
+
+
+def _failed(reason: CancellationReason | None) -> bool:
+    """Whether a transaction's item was refused by its condition (for a take's guard: the guard exists,
+    so an earlier attempt of the same take landed)."""
+    return reason is not None and reason.code in ("ConditionalCheckFailed", _CONDITION_FAILED)
 
 
 class DynamoSmsLimitStore(SmsLimitStore):
@@ -50,11 +68,14 @@ class DynamoSmsLimitStore(SmsLimitStore):
             try:
                 self._take_once(counters)
             except TransactWriteError as exc:
-                reasons = exc.cancellation_reasons or []
+                # PynamoDB sends a transaction's puts before its updates: the guard's reason comes first.
+                guard, *reasons = exc.cancellation_reasons or [None]
+                if _failed(guard):
+                    return None  # this take's own first attempt landed; its reply was lost
                 for counter, reason in zip(counters, reasons, strict=False):
-                    if reason is not None and reason.code in ("ConditionalCheckFailed", _CONDITION_FAILED):
+                    if _failed(reason):
                         return counter
-                conflict = any(r is not None and r.code == "TransactionConflict" for r in reasons)
+                conflict = any(r is not None and r.code == "TransactionConflict" for r in (guard, *reasons))
                 if not conflict or attempt == _CONFLICT_TRIES - 1:
                     raise
                 time.sleep(random.uniform(0, _CONFLICT_PAUSE_SECONDS))  # jitter; nothing secret
@@ -63,7 +84,11 @@ class DynamoSmsLimitStore(SmsLimitStore):
         return None  # pragma: no cover - the loop returns or raises
 
     def _take_once(self, counters: list[Counter]) -> None:
-        with TransactWrite(connection=SmsLimitModel._get_connection().connection) as tx:
+        """One transaction: every counter under its cap counts one, and the take's guard is put (its
+        ``attempt#<token>`` item, the token also the transaction's ``ClientRequestToken``)."""
+        token = new_token()
+        connection = SmsLimitModel._get_connection().connection
+        with TransactWrite(connection=connection, client_request_token=token) as tx:
             for counter in counters:
                 tx.update(
                     SmsLimitModel(counter.key),
@@ -73,30 +98,32 @@ class DynamoSmsLimitStore(SmsLimitStore):
                     ],
                     condition=SmsLimitModel.tally.does_not_exist() | (SmsLimitModel.tally < counter.limit),
                 )
+            until = max(counter.window_end for counter in counters)
+            tx.save(
+                SmsLimitModel(f"{_GUARD_PREFIX}{token}", tally=1, expires_epoch=_epoch(until)),
+                condition=SmsLimitModel.counter_id.does_not_exist(),
+            )
 
     def release(self, keys: list[str]) -> None:
         for key in keys:
-            try:
-                SmsLimitModel(key).update(
-                    actions=[SmsLimitModel.tally.add(-1)], condition=SmsLimitModel.tally > 0
-                )
-            except UpdateError as exc:
-                if exc.cause_response_code != _CONDITION_FAILED:
-                    raise
+            update_once(
+                SmsLimitModel(key),
+                SmsLimitModel.attempts,
+                [SmsLimitModel.tally.add(-1)],
+                SmsLimitModel.tally > 0,
+            )
 
     def mark(self, key: str, until: datetime) -> None:
         SmsLimitModel(key, tally=1, expires_epoch=int(until.timestamp())).save()
 
     def take_budget(self, keys_and_caps: list[tuple[str, int]], expires_at: datetime) -> str | None:
         for key, cap in keys_and_caps:
-            try:
-                SmsLimitModel(key).update(
-                    actions=[SmsLimitModel.tally.add(1), SmsLimitModel.expires_epoch.set(_epoch(expires_at))],
-                    condition=SmsLimitModel.tally.does_not_exist() | (SmsLimitModel.tally < cap),
-                )
-            except UpdateError as exc:
-                if exc.cause_response_code != _CONDITION_FAILED:
-                    raise
-                continue
-            return key
+            taken = update_once(
+                SmsLimitModel(key),
+                SmsLimitModel.attempts,
+                [SmsLimitModel.tally.add(1), SmsLimitModel.expires_epoch.set(_epoch(expires_at))],
+                SmsLimitModel.tally.does_not_exist() | (SmsLimitModel.tally < cap),
+            )
+            if taken:
+                return key
         return None

@@ -803,16 +803,21 @@
 
   // ---------------------------------------------------------------------------------------------
   // VIN → vehicle
+  /** The VIN screen of a new registration or deregistration; `hint` (a masked VIN) names the tail of
+   * the car meant (待补登记 without its VIN, or the car picked for 注销). */
   function screenVin(kind, hint) {
     state.kind = kind;
     state.reg = null;
     state.otherId = false; // a new registration reads the ID card first again
     show("vin", kind === "registration" ? "车主实名登记" : "车主注销实名");
     $("#vin-title").textContent = kind === "registration" ? "输入车辆识别代号" : "输入要注销的车辆识别代号";
+    const where = "可在行驶证、车辆合格证或前挡风玻璃左下角查看。";
     $("#vin-hint").textContent =
-      kind === "registration"
-        ? "车辆识别代号（VIN）共 17 位，可在行驶证、车辆合格证或前挡风玻璃左下角查看。"
-        : "请输入要注销实名的车辆的完整识别代号（VIN）" + (hint ? "，尾号 " + hint.slice(-6) : "") + "。";
+      kind !== "registration"
+        ? "请输入要注销实名的车辆的完整识别代号（VIN）" + (hint ? "，尾号 " + hint.slice(-6) : "") + "。"
+        : hint
+          ? "请输入尾号为 " + hint.slice(-6) + " 的车辆识别代号（VIN，共 17 位），" + where
+          : "车辆识别代号（VIN）共 17 位，" + where;
     $("#vin-input").value = "";
     $("#vin-delegated").checked = false;
     $("#vin-delegated-label").hidden = kind !== "registration";
@@ -2375,7 +2380,8 @@
   // ---------------------------------------------------------------------------------------------
   // 待补登记 (第二十二条): the cars in use whose card was never registered, as the OEM's sales record
   // names the phone signed in with; each with the deadline and 立即登记 (the registration starts with
-  // its VIN, as if typed), and the owner's choice of receiving the backfill SMS (never the codes).
+  // its VIN, as if typed, where the notice gives it; else the VIN screen asks for it, naming its tail),
+  // and the owner's choice of receiving the backfill SMS (never the codes).
   async function loadBackfill() {
     const box = $("#vehicle-backfill");
     box.replaceChildren();
@@ -2412,7 +2418,7 @@
             type: "button",
             class: "primary backfill-register",
             text: "立即登记",
-            onclick: (event) => registerBackfill(event.currentTarget, c.vin),
+            onclick: (event) => registerBackfill(event.currentTarget, c),
           }),
         ),
       ),
@@ -2435,8 +2441,15 @@
     ];
   }
 
-  /** 立即登记: the registration of that car starts as if its VIN had been typed on the VIN screen. */
-  async function registerBackfill(button, vin) {
+  /** 立即登记: with the card's VIN (the stage takes the sales record's phone as proof of holding the
+   * car) the registration of that car starts as if its VIN had been typed on the VIN screen; without
+   * it, the VIN screen opens naming the car's tail, and the person types or scans the VIN. */
+  async function registerBackfill(button, card) {
+    const vin = card.vin;
+    if (!vin) {
+      screenVin("registration", card.vin_masked);
+      return;
+    }
     await busy(button, "正在开始…", async () => {
       state.kind = "registration";
       state.reg = null;

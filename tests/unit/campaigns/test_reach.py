@@ -4,7 +4,9 @@ the sheet in clear, outcomes recorded and counted once)."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time
+import hashlib
+import hmac
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
@@ -18,10 +20,14 @@ from chalicelib.campaigns.domain import (
     QuietHours,
 )
 from chalicelib.campaigns.reach import (
+    REPLY_WINDOW_SECONDS,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
     Reach,
     ReplyOutcome,
     is_opt_out_reply,
     notice_campaign,
+    reply_headers,
     reply_signature,
     signature_matches,
 )
@@ -72,10 +78,10 @@ class World:
     def __init__(self) -> None:
         self.clock = FakeClock()  # 2026-03-02 10:00 China
         self.opt_outs = FakeOptOuts()
-        self.calls = FakeCallList()
+        self.ledger = FakeSendLedger()
+        self.calls = FakeCallList(self.ledger)
         self.targets = FakeBackfillTargets()
         self.store = FakeCampaignStore()
-        self.ledger = FakeSendLedger()
         self.sealer = TextSealer(FakeCipher())
         self.reach = Reach(
             opt_outs=self.opt_outs,
@@ -130,23 +136,36 @@ def test_other_replies_are_not_opt_outs(text: str) -> None:
     assert not is_opt_out_reply(text)
 
 
-def test_a_signature_matches_only_its_body_under_its_key() -> None:
+def test_a_signature_matches_only_its_timestamp_and_body_under_its_key() -> None:
     body = b'{"phone":"13800138000","text":"TD"}'
-    good = reply_signature(KEY, body)
-    assert signature_matches(KEY, body, good)
-    assert signature_matches(KEY, body, "sha256=" + good.upper())
-    assert not signature_matches(KEY, body + b" ", good)
-    assert not signature_matches("another-key", body, good)
-    assert not signature_matches(KEY, body, None)
-    assert not signature_matches(KEY, body, "")
-    assert not signature_matches(KEY, body, good[:-1])
+    good = reply_signature(KEY, "1772416800", body)
+    assert signature_matches(KEY, "1772416800", body, good)
+    assert signature_matches(KEY, "1772416800", body, "sha256=" + good.upper())
+    assert not signature_matches(KEY, "1772416801", body, good)
+    assert not signature_matches(KEY, "1772416800", body + b" ", good)
+    # the dot separates them: the timestamp's last digit may not slide into the body
+    assert not signature_matches(KEY, "177241680", b"0." + body, good)
+    assert not signature_matches("another-key", "1772416800", body, good)
+    assert not signature_matches(KEY, "1772416800", body, None)
+    assert not signature_matches(KEY, "1772416800", body, "")
+    assert not signature_matches(KEY, "1772416800", body, good[:-1])
+    body_alone = hmac.new(KEY.encode(), body, hashlib.sha256).hexdigest()  # the scheme without a time
+    assert not signature_matches(KEY, "1772416800", body, body_alone)
+
+
+def signed_now(world: World, body: bytes = b"{}", **delta: float) -> tuple[str, str]:
+    """The signature and timestamp headers of ``body`` signed at the world's now moved by ``delta``."""
+    headers = reply_headers(KEY, body, world.clock() + timedelta(**delta))
+    return headers[SIGNATURE_HEADER], headers[TIMESTAMP_HEADER]
 
 
 def test_a_callback_with_a_wrong_signature_is_refused_401(world: World) -> None:
+    stamp = str(int(world.clock().timestamp()))
     with pytest.raises(Unauthenticated) as refused:
-        world.reach.check_reply_signature(b"{}", reply_signature("another-key", b"{}"))
+        world.reach.check_reply_signature(b"{}", reply_signature("another-key", stamp, b"{}"), stamp)
     assert refused.value.code == "sms_reply.signature"
-    world.reach.check_reply_signature(b"{}", reply_signature(KEY, b"{}"))
+    signed_at = world.reach.check_reply_signature(b"{}", reply_signature(KEY, stamp, b"{}"), stamp)
+    assert signed_at == world.clock()  # the clock's now is a whole second
     keyless = Reach(
         opt_outs=world.opt_outs,
         calls=world.calls,
@@ -158,7 +177,86 @@ def test_a_callback_with_a_wrong_signature_is_refused_401(world: World) -> None:
         reply_key=lambda: "",
     )
     with pytest.raises(Unauthenticated):  # a stage without a key takes no reply, even one "signed" so
-        keyless.check_reply_signature(b"{}", reply_signature("", b"{}"))
+        keyless.check_reply_signature(b"{}", reply_signature("", stamp, b"{}"), stamp)
+
+
+@pytest.mark.parametrize("stamp", [None, "", "soon", "1772416800.5", "-1772416800", "1e9", "0x69A4F0A0"])
+def test_a_callback_without_a_timestamp_in_unix_seconds_is_refused_401(
+    world: World, stamp: str | None
+) -> None:
+    signature = reply_signature(KEY, stamp or "", b"{}")  # signed over whatever was sent
+    with pytest.raises(Unauthenticated) as refused:
+        world.reach.check_reply_signature(b"{}", signature, stamp)
+    assert (refused.value.code, refused.value.field) == ("sms_reply.timestamp", TIMESTAMP_HEADER)
+
+
+@pytest.mark.parametrize("minutes", [-6, 6, -60 * 24 * 365])
+def test_a_callback_signed_outside_five_minutes_of_now_is_refused_as_stale(
+    world: World, minutes: int
+) -> None:
+    signature, stamp = signed_now(world, minutes=minutes)
+    with pytest.raises(Unauthenticated) as refused:
+        world.reach.check_reply_signature(b"{}", signature, stamp)
+    assert (refused.value.code, refused.value.status) == ("sms_reply.stale", 401)
+    for seconds in (-REPLY_WINDOW_SECONDS, REPLY_WINDOW_SECONDS):  # the window's edges are inside it
+        signature, stamp = signed_now(world, seconds=seconds)
+        assert world.reach.check_reply_signature(b"{}", signature, stamp) == world.clock() + timedelta(
+            seconds=seconds
+        )
+
+
+def test_a_fresh_timestamp_put_on_an_old_signature_is_refused_as_unsigned(world: World) -> None:
+    old_signature, _ = signed_now(world, minutes=-6)
+    _, fresh = signed_now(world)
+    with pytest.raises(Unauthenticated) as refused:
+        world.reach.check_reply_signature(b"{}", old_signature, fresh)
+    assert refused.value.code == "sms_reply.signature"
+
+
+def test_a_reply_older_than_the_owners_opt_in_leaves_them_opted_in(world: World) -> None:
+    world.card("89860000000000000001", OWNER_PHONE)
+    owner = subject_for(phone_hash(OWNER_PHONE))
+    replied = world.clock()
+    assert world.reach.reply(OWNER_PHONE, "TD", None, replied) is ReplyOutcome.OPTED_OUT
+    world.clock.advance(minutes=2)
+    assert world.reach.opt_in(owner).opted_out is False
+    world.clock.advance(minutes=1)
+    # the same reply again (replayed within the window, or delivered twice), and one older still
+    assert world.reach.reply(OWNER_PHONE, "TD", None, replied) is ReplyOutcome.SUPERSEDED
+    assert (
+        world.reach.reply(OWNER_PHONE, "退订", replied - timedelta(hours=1), replied)
+        is ReplyOutcome.SUPERSEDED
+    )
+    assert world.reach.notice(owner).opted_out is False
+    assert world.opt_outs.records == {}
+    assert [change for change, _, _ in world.opt_outs.history] == ["opt_out", "opt_in"]
+    # a reply received after the opt-in is the owner's new choice
+    assert world.reach.reply(OWNER_PHONE, "TD", None, world.clock()) is ReplyOutcome.OPTED_OUT
+    assert world.reach.notice(owner).opted_out is True
+
+
+def test_the_owners_link_opts_out_again_after_an_opt_in_whatever_the_time(world: World) -> None:
+    world.card("89860000000000000001", OWNER_PHONE)
+    owner = subject_for(phone_hash(OWNER_PHONE))
+    world.reach.opt_out(owner)
+    world.reach.opt_in(owner)  # at the same instant as the opt-in: the link does not yield to it
+    assert world.reach.opt_out(owner).opted_out is True
+    assert world.opt_outs.records[phone_hash(OWNER_PHONE)].via == "link"
+
+
+def test_a_replys_time_is_when_the_provider_received_it_else_signed_it_never_later_than_now(
+    world: World,
+) -> None:
+    now = world.clock()
+    received = now - timedelta(minutes=30)
+    signed = now - timedelta(minutes=1)
+    for (phone, received_at, signed_at), at in (
+        ((OWNER_PHONE, received, signed), received),
+        ((OTHER_PHONE, None, signed), signed),
+        (("13700137000", now + timedelta(days=1), None), now),
+    ):
+        assert world.reach.reply(phone, "TD", received_at, signed_at) is ReplyOutcome.OPTED_OUT
+        assert world.opt_outs.records[phone_hash(phone)].at == at
 
 
 def test_a_keyword_reply_opts_the_phone_out_once_keeping_the_first_record(world: World) -> None:
@@ -231,6 +329,7 @@ def test_the_owners_link_opts_their_phone_out_and_back_in(world: World) -> None:
     assert world.reach.notice(owner).opted_out is True
     assert world.reach.opt_in(owner).opted_out is False
     assert world.opt_outs.records == {}
+    assert world.opt_outs.opted_in_at == {phone_hash(OWNER_PHONE): world.clock()}
 
 
 def test_an_owner_without_targets_has_nothing_to_opt_out_of(world: World) -> None:
@@ -325,5 +424,5 @@ def test_a_reply_key_that_cannot_be_read_answers_503_for_the_provider_to_retry()
     reach = world.reach
     reach._reply_key = unreadable
     with pytest.raises(ReplyKeyUnavailable) as refused:
-        reach.check_reply_signature(b"{}", "sha256=00")
+        reach.check_reply_signature(b"{}", "sha256=00", "1772416800")
     assert (refused.value.status, refused.value.code) == (503, "sms_reply.key_unavailable")
