@@ -14,18 +14,25 @@ the log holds no personal value, so the answer masks nothing, and reading it is 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
-from pydantic import AwareDatetime, Field
-
-from chalicelib.api.http import ApiModel, Blueprint, Call, Refusal, route
+from chalicelib.api.http import Blueprint, Call, route
 from chalicelib.api.middleware import correlation_id_of
-from chalicelib.audit.domain import MAX_PAGE, ReadPage, RecordKind
-from chalicelib.core import deps
+from chalicelib.core import deps, lazy
 from chalicelib.core.auth import Role
 
 if TYPE_CHECKING:
-    from chalicelib.audit.domain import Read
+    from chalicelib.api import audit_views as views
+    from chalicelib.api.models import ReasonQuery as ReasonQuery
+    from chalicelib.audit import domain
+    from chalicelib.audit.domain import Read, ReadPage, RecordKind
+else:
+    views = lazy.module("chalicelib.api.audit_views")
+    domain = lazy.module("chalicelib.audit.domain")
+
+#: The query of a route that can show personal data in clear is named here too, loaded when first asked
+#: for (not at a cold start).
+__getattr__ = lazy.attributes("chalicelib.api.models", ("ReasonQuery",))
 
 bp = Blueprint(__name__)
 
@@ -35,12 +42,6 @@ REASON_DESCRIPTION = (
     "查阅原因: personal data is shown in clear only with a reason (4–200 characters, no phone or ID "
     "numbers), and the read is recorded; without one the answer is masked"
 )
-
-
-class ReasonQuery(ApiModel):
-    """The query of a route that can show personal data in clear."""
-
-    reason: str | None = Field(default=None, max_length=1000, description=REASON_DESCRIPTION)
 
 
 def reveal_reason(call: Call, may_reveal: bool = True) -> str | None:
@@ -74,42 +75,14 @@ def read_of(record_kind: RecordKind, record_id: str, fields: Sequence[str]) -> R
     return Read(record_kind=record_kind, record_id=record_id, fields=tuple(fields)) if fields else None
 
 
-class ReadsQuery(ApiModel):
-    actor: str | None = Field(default=None, max_length=128, description="who read (token subject)")
-    record_kind: Annotated[
-        RecordKind | None,
-        Field(description="flow | card | complaint | document_file (with record_id)"),
-        Refusal("audit.record_kind", "记录类型无效", "Unknown record kind"),
-    ] = None
-    record_id: str | None = Field(
-        default=None, max_length=128, description="the record's id (with record_kind)"
-    )
-    since: Annotated[
-        AwareDatetime | None,
-        Field(description="ISO 8601 with a time zone (default: 30 days before until)"),
-        Refusal("audit.since", "开始时间应为带时区的 ISO 8601 时间", "since: an ISO 8601 time with a zone"),
-    ] = None
-    until: Annotated[
-        AwareDatetime | None,
-        Field(description="ISO 8601 with a time zone (default: now)"),
-        Refusal("audit.until", "结束时间应为带时区的 ISO 8601 时间", "until: an ISO 8601 time with a zone"),
-    ] = None
-    limit: Annotated[
-        int,
-        Field(ge=1, le=MAX_PAGE, description=f"1–{MAX_PAGE}"),
-        Refusal("request.limit", f"每页数量应为 1–{MAX_PAGE}", f"limit must be 1–{MAX_PAGE}"),
-    ] = 50
-    cursor: str | None = Field(default=None, max_length=2000, description="next page")
-
-
 @route(
     bp,
     "/v1/audit/reads",
     summary="The personal-data read log (查阅日志): reads in clear by actor, by record or by time, newest "
     "first, paginated",
     roles=AUDIT_ROLES,
-    response=ReadPage,
-    query=ReadsQuery,
+    response=lambda: domain.ReadPage,
+    query=lambda: views.ReadsQuery,
     errors=(422,),
     tags=("audit",),
 )
@@ -118,7 +91,7 @@ def search_reads(call: Call) -> ReadPage:
     from chalicelib.kernel.clock import utc_now
     from chalicelib.kernel.errors import InvalidField
 
-    query: ReadsQuery = call.query
+    query: views.ReadsQuery = call.query
     if (query.record_kind is None) != (not query.record_id):
         raise InvalidField(
             "audit.record_incomplete",

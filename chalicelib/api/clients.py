@@ -10,14 +10,18 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalice.app import Request
-from pydantic import Field
 
-from chalicelib.api.http import ApiModel
-from chalicelib.core import deps
-from chalicelib.sms.limits import SendOrigin
+from chalicelib.core import deps, lazy
+
+if TYPE_CHECKING:
+    from chalicelib.api.models import CaptchaAnswer as CaptchaAnswer
+    from chalicelib.sms.limits import SendOrigin
+
+#: The captcha answer's model is named here too, loaded when first asked for (not at a cold start).
+__getattr__ = lazy.attributes("chalicelib.api.models", ("CaptchaAnswer",))
 
 DEVICE_HEADER = "x-device-id"
 #: A captcha answer may come in the body (``captcha_id``, ``captcha_answer``) or, for routes without
@@ -25,17 +29,6 @@ DEVICE_HEADER = "x-device-id"
 CAPTCHA_ID_HEADER = "x-captcha-id"
 CAPTCHA_ANSWER_HEADER = "x-captcha-answer"
 _DEVICE_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
-
-
-class CaptchaAnswer(ApiModel):
-    """A captcha answer an ask for a code may carry (needed after a few asks from one client)."""
-
-    captcha_id: str | None = Field(
-        default=None, max_length=64, description="The challenge_id of captcha.required's challenge"
-    )
-    captcha_answer: str | None = Field(
-        default=None, max_length=16, description="The characters in the challenge's picture"
-    )
 
 
 def client_ip(request: Request) -> str:
@@ -67,6 +60,8 @@ def send_origin(
     captcha_answer: str | None = None,
 ) -> SendOrigin:
     """Who asks for a code in ``request``: IP and device as keyed hashes, the caller, a captcha answer."""
+    from chalicelib.sms.limits import SendOrigin  # the limits' rules: not at a cold start
+
     hasher = deps.keyed_hasher()
     device = device_id(request)
     captcha_id = captcha_id or _header(request, CAPTCHA_ID_HEADER)

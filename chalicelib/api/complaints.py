@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 
 from chalicelib.api.audit import read_of, record_reads, reveal_reason
 from chalicelib.api.http import Blueprint, Call, route
-from chalicelib.audit.domain import RecordKind
 from chalicelib.core import deps, lazy
 from chalicelib.core.auth import PERSON_ROLES, Role
 from chalicelib.core.observability import logger
@@ -21,9 +20,11 @@ from chalicelib.kernel.errors import DomainError
 
 if TYPE_CHECKING:
     from chalicelib.api import complaints_views as views
+    from chalicelib.audit import domain as audit_domain
     from chalicelib.complaints.domain import Complaint
     from chalicelib.kernel import personal
 else:
+    audit_domain = lazy.module("chalicelib.audit.domain")
     views = lazy.module("chalicelib.api.complaints_views")
     personal = lazy.module("chalicelib.kernel.personal")
 
@@ -98,7 +99,7 @@ def admin_complaints(call: Call) -> views.AdminComplaints:
     logger.info("complaints listed", extra={"status": query.status.value, "count": len(found)})
     reveal = reason is not None
     if reason is not None:
-        reads = [read_of(RecordKind.COMPLAINT, c.complaint_id, ["contact_phone"]) for c in found]
+        reads = [read_of(audit_domain.RecordKind.COMPLAINT, c.complaint_id, ["contact_phone"]) for c in found]
         record_reads(call, [r for r in reads if r is not None], reason)
     return views.AdminComplaints(
         complaints=[

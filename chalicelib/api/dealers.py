@@ -11,17 +11,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from chalice.app import Response
-from pydantic import BaseModel
 
-from chalicelib.api.http import Blueprint, Call, PageQuery, json_response, route
+from chalicelib.api.http import Blueprint, Call, json_response, route
 from chalicelib.core import deps, lazy
 from chalicelib.core.auth import Principal, Role
 from chalicelib.core.observability import logger
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from chalicelib.api import dealers_views as views
+    from chalicelib.api import models as api_models
     from chalicelib.dealers.domain import DealerAccount
 else:
+    api_models = lazy.module("chalicelib.api.models")
     views = lazy.module("chalicelib.api.dealers_views")
 
 bp = Blueprint(__name__)
@@ -149,12 +152,12 @@ def enable_dealer_account(call: Call, dealer_code: str, account_id: str) -> view
     summary="The vehicles sold through the caller's dealer code, by VIN, paged (card states only)",
     roles=DEALER,
     response=lambda: views.DealerVehicleList,
-    query=PageQuery,
+    query=lambda: api_models.PageQuery,
     tags=("dealers",),
 )
 def dealer_vehicles(call: Call) -> views.DealerVehicleList:
     _live(call.user)
-    query: PageQuery = call.query
+    query: api_models.PageQuery = call.query
     found, cursor = deps.dealers().vehicles(call.user, query.limit, query.cursor)
     return views.DealerVehicleList(
         items=[views.vehicle_view(v, cards) for v, cards in found], next_cursor=cursor

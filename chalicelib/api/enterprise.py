@@ -10,15 +10,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from chalicelib.api.http import Blueprint, Call, PageQuery, route
+from chalicelib.api.http import Blueprint, Call, route
 from chalicelib.core import deps, lazy
 from chalicelib.core.auth import Principal, Role
 from chalicelib.core.observability import logger
 
 if TYPE_CHECKING:
     from chalicelib.api import enterprise_views as views
+    from chalicelib.api import models as api_models
     from chalicelib.enterprise import actions_domain
 else:
+    api_models = lazy.module("chalicelib.api.models")
     views = lazy.module("chalicelib.api.enterprise_views")
     actions_domain = lazy.module("chalicelib.enterprise.actions_domain")
 
@@ -189,12 +191,12 @@ def revoke_agent(call: Call, account_id: str) -> views.AgentGrantView:
     summary="The enterprise's action log, newest first (the legal person: all; an agent: its own)",
     roles=ACCOUNT_ROLES,
     response=lambda: views.EnterpriseActionList,
-    query=PageQuery,
+    query=lambda: api_models.PageQuery,
     tags=("enterprise",),
 )
 def enterprise_actions(call: Call) -> views.EnterpriseActionList:
     _live(call.user)
-    query: PageQuery = call.query
+    query: api_models.PageQuery = call.query
     acting = deps.agent_grants().acting(call.user)
     actor = None if acting.role is actions_domain.ActorRole.LEGAL else acting.account.account_id
     found, cursor = deps.enterprise_actions().listing(acting.uscc, actor, query.limit, query.cursor)
@@ -207,13 +209,13 @@ def enterprise_actions(call: Call) -> views.EnterpriseActionList:
     summary="An enterprise's action log, newest first (the OEM's auditor)",
     roles=AUDIT_ROLES,
     response=lambda: views.EnterpriseActionList,
-    query=PageQuery,
+    query=lambda: api_models.PageQuery,
     tags=("enterprise",),
 )
 def audit_enterprise_actions(call: Call, uscc: str) -> views.EnterpriseActionList:
     from chalicelib.enterprise.registry import normalise_uscc
 
-    query: PageQuery = call.query
+    query: api_models.PageQuery = call.query
     found, cursor = deps.enterprise_actions().listing(normalise_uscc(uscc), None, query.limit, query.cursor)
     logger.info("enterprise actions read", extra={"count": len(found)})
     return views.EnterpriseActionList(items=[views.action_view(a) for a in found], next_cursor=cursor)

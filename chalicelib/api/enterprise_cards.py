@@ -21,15 +21,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from chalicelib.api.audit import read_of, record_reads, reveal_reason
-from chalicelib.api.http import Blueprint, Call, PageQuery, route
-from chalicelib.audit.domain import RecordKind
+from chalicelib.api.http import Blueprint, Call, route
 from chalicelib.core import deps, lazy
 from chalicelib.core.auth import OEM_ROLES, REVEAL_ROLES, Principal, Role
 
 if TYPE_CHECKING:
     from chalicelib.api import enterprise_cards_views as views
+    from chalicelib.api import models as api_models
+    from chalicelib.audit import domain as audit_domain
     from chalicelib.fleet.actual_users_domain import ActualUserInput
 else:
+    api_models = lazy.module("chalicelib.api.models")
+    audit_domain = lazy.module("chalicelib.audit.domain")
     views = lazy.module("chalicelib.api.enterprise_cards_views")
 
 bp = Blueprint(__name__)
@@ -54,13 +57,13 @@ def _acting(call: Call) -> tuple[str, Principal]:
     "acts for, with each card's state, batch and actual user (masked)",
     roles=ENTERPRISE_ROLES,
     response=lambda: views.EnterpriseVehicleList,
-    query=PageQuery,
+    query=lambda: api_models.PageQuery,
     errors=(400, 403),
     tags=("enterprise",),
 )
 def enterprise_vehicles(call: Call) -> views.EnterpriseVehicleList:
     uscc, _ = _acting(call)
-    query: PageQuery = call.query
+    query: api_models.PageQuery = call.query
     entries, cursor = deps.actual_users().vehicles(uscc, query.limit, query.cursor)
     vehicles: dict[str, views.EnterpriseVehicleView] = {}
     for entry in entries:  # a page's cards grouped by vehicle, in the order first met
@@ -100,7 +103,9 @@ def card_actual_users(call: Call, iccid: str) -> views.ActualUserList:
             raise card_not_found()
         if reason is not None:
             read = read_of(
-                RecordKind.CARD, iccid, ["actual_user.name", "actual_user.id_number", "actual_user.phone"]
+                audit_domain.RecordKind.CARD,
+                iccid,
+                ["actual_user.name", "actual_user.id_number", "actual_user.phone"],
             )
             if records and read is not None:
                 record_reads(call, [read], reason)

@@ -7,10 +7,7 @@ import base64
 import binascii
 from typing import TYPE_CHECKING
 
-from pydantic import ConfigDict, Field
-
-from chalicelib.api.http import ApiModel, Blueprint, Call, route
-from chalicelib.consents.account_models import AccountText
+from chalicelib.api.http import Blueprint, Call, route
 from chalicelib.core import deps, lazy
 from chalicelib.core.auth import PERSON_ROLES
 from chalicelib.core.observability import logger
@@ -18,9 +15,11 @@ from chalicelib.core.settings import get_settings
 from chalicelib.kernel.errors import InvalidField
 
 if TYPE_CHECKING:
+    from chalicelib.api import entrances_views as views
     from chalicelib.verification import vin_scan
     from chalicelib.verification.vin_scan import VinRead
 else:
+    views = lazy.module("chalicelib.api.entrances_views")
     vin_scan = lazy.module("chalicelib.verification.vin_scan")
 
 bp = Blueprint(__name__)
@@ -34,42 +33,17 @@ MAX_SCAN_BYTES = 4 * 1024 * 1024
 PORTAL_BESIDE_H5 = "../portal"
 
 
-class HelpView(ApiModel):
-    oem_name: str
-    service_phone: str = Field(description="客服电话")
-    service_hours: str = Field(description="客服时间")
-    enterprise_portal_url: str = Field(
-        description="单位用户业务: the enterprise portal — the stage's own (served beside the H5 client, "
-        "given relative to it) unless the stage names another address"
-    )
-    review_expected_zh: str = Field(description="How long a manual review takes, as the owner is told")
-
-
-class AccountTextsView(ApiModel):
-    documents: list[AccountText]
-
-
-class VinScanBody(ApiModel):
-    model_config = ConfigDict(extra="forbid")
-
-    image: str = Field(
-        min_length=1,
-        max_length=(MAX_SCAN_BYTES * 4) // 3 + 4,
-        description="The photo (JPEG/PNG/BMP), base64: a 行驶证 or the VIN plate",
-    )
-
-
 @route(
     bp,
     "/v1/help",
     summary="What the help page and the enterprise entry show: customer service, the enterprise portal",
     roles=None,
-    response=HelpView,
+    response=lambda: views.HelpView,
     tags=("h5",),
 )
-def help_info(call: Call) -> HelpView:
+def help_info(call: Call) -> views.HelpView:
     settings = get_settings()
-    return HelpView(
+    return views.HelpView(
         oem_name=settings.oem_name,
         service_phone=settings.service_phone,
         service_hours=settings.service_hours,
@@ -83,13 +57,13 @@ def help_info(call: Call) -> HelpView:
     "/v1/account-texts",
     summary="用户协议 and 隐私政策 accepted at login: the current texts, version and hash",
     roles=None,
-    response=AccountTextsView,
+    response=lambda: views.AccountTextsView,
     tags=("auth",),
 )
-def texts(call: Call) -> AccountTextsView:
+def texts(call: Call) -> views.AccountTextsView:
     from chalicelib.consents.account import account_texts  # the files: read on the first call
 
-    return AccountTextsView(documents=list(account_texts()))
+    return views.AccountTextsView(documents=list(account_texts()))
 
 
 @route(
@@ -98,7 +72,7 @@ def texts(call: Call) -> AccountTextsView:
     method="POST",
     summary="拍照识别: the VIN read from a photo of the 行驶证 or the VIN plate (the photo is not kept)",
     roles=PERSON_ROLES,
-    body=VinScanBody,
+    body=lambda: views.VinScanBody,
     response=lambda: vin_scan.VinRead,
     errors=(503,),
     tags=("registration",),

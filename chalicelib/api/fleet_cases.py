@@ -11,16 +11,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.api.audit import ReasonQuery, read_of, record_reads, reveal_reason
+from chalicelib.api.audit import read_of, record_reads, reveal_reason
 from chalicelib.api.http import Blueprint, Call, route
-from chalicelib.audit.domain import RecordKind
 from chalicelib.core import deps, lazy
 from chalicelib.core.auth import Role
 
 if TYPE_CHECKING:
     from chalicelib.api import fleet_cases_views as views
+    from chalicelib.api import models as api_models
+    from chalicelib.audit import domain as audit_domain
     from chalicelib.verification.domain.evidence import ChainVerdict, EvidenceEntry
 else:
+    api_models = lazy.module("chalicelib.api.models")
+    audit_domain = lazy.module("chalicelib.audit.domain")
     views = lazy.module("chalicelib.api.fleet_cases_views")
 
 bp = Blueprint(__name__)
@@ -73,7 +76,7 @@ def _evidence(entries: list[EvidenceEntry], reveal: bool) -> list[dict[str, Any]
     "and evidence; personal data in clear with ?reason= (recorded in the read log)",
     roles=READ_ROLES,
     response=lambda: views.FleetCaseDetail,
-    query=ReasonQuery,
+    query=lambda: api_models.ReasonQuery,
     errors=(404, 422, 503),
     tags=("fleet review",),
 )
@@ -101,7 +104,7 @@ def fleet_case(call: Call, batch_id: str) -> views.FleetCaseDetail:
             *sorted({f"evidence.{e.kind}.{name}" for e in entries for name in e.personal}),
             *(["decisions.note"] if any(d.get("note") for d in case.decisions) else []),
         ]
-        read = read_of(RecordKind.FLOW, batch.flow_id, fields)
+        read = read_of(audit_domain.RecordKind.FLOW, batch.flow_id, fields)
         record_reads(call, [read] if read else [], reason)
     documents = []
     for slot in document_slots(batch.kind):

@@ -18,18 +18,30 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from chalice import app as chalice_app
 from chalice.app import Request, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from chalicelib.api.middleware import CORRELATION_HEADER, correlation_id_of
+from chalicelib.core import lazy
 from chalicelib.core.auth import Principal, Role, authenticate, authorize
 from chalicelib.core.metric_names import Metric
 from chalicelib.core.observability import emit, logger
 from chalicelib.core.settings import get_settings
 from chalicelib.kernel.errors import BadRequest, DomainError, InvalidField, PayloadTooLarge, ValidationErrors
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+    from pydantic_core import ValidationError
+
+    from chalicelib.api.models import ApiModel as ApiModel
+    from chalicelib.api.models import ErrorBody as ErrorBody
+    from chalicelib.api.models import PageQuery as PageQuery
+
+#: The API's shared models are named here too; ``chalicelib.api.models`` (and pydantic's model machinery)
+#: loads when the first of them is asked for, not at a cold start.
+__getattr__ = lazy.attributes("chalicelib.api.models", ("ApiModel", "PageQuery", "ErrorBody"))
 
 JSON = "application/json"
 
@@ -64,7 +76,7 @@ class Blueprint(chalice_app.Blueprint):
 
 
 #: A pydantic model, or a function returning it (called when the model is first needed).
-ModelRef: TypeAlias = type[BaseModel] | Callable[[], type[BaseModel]]
+ModelRef: TypeAlias = "type[BaseModel] | Callable[[], type[BaseModel]]"
 
 
 def resolve(ref: ModelRef | None) -> type[BaseModel] | None:
@@ -90,34 +102,6 @@ class Refusal:
         if self.status == 400:
             return BadRequest(self.code, self.message_zh, self.message_en, field=name)
         return InvalidField(self.code, self.message_zh, self.message_en, field=name)
-
-
-class ApiModel(BaseModel):
-    """Base of the API's request and response models: their validators are built on first use, not at
-    import, so a cold start pays only for the routes it serves."""
-
-    model_config = ConfigDict(defer_build=True)
-
-
-class PageQuery(ApiModel):
-    """A list read a page at a time (queues, the enterprise's action log, a dealer's vehicles…)."""
-
-    limit: Annotated[
-        int,
-        Field(ge=1, le=100, description="1–100"),
-        Refusal("request.limit", "每页数量应为 1–100", "limit must be 1–100"),
-    ] = 20
-    cursor: str | None = Field(default=None, max_length=2000, description="next_cursor of the last page")
-
-
-class ErrorBody(ApiModel):
-    """Every error response."""
-
-    code: str
-    message_zh: str
-    message_en: str
-    field: str | None = None
-    details: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -321,6 +305,8 @@ def _parse_body(request: Request, model: type[BaseModel], max_bytes: int, max_de
         raise BadRequest(
             "request.not_object", "请求内容应为 JSON 对象", "The request body must be a JSON object"
         )
+    from pydantic_core import ValidationError  # loaded already with the model
+
     try:
         return model.model_validate(doc)
     except ValidationError as exc:
@@ -372,6 +358,8 @@ def check_headers(request: Request, max_chars: int) -> None:
 
 
 def _parse_query(request: Request, model: type[BaseModel]) -> BaseModel:
+    from pydantic_core import ValidationError  # loaded already with the model
+
     try:
         return model.model_validate(dict(request.query_params or {}))
     except ValidationError as exc:
@@ -406,6 +394,8 @@ def _step_done(step: str, result: Any) -> None:
 def _dump(result: Any, status: int) -> Response:
     if isinstance(result, Response):
         return result
+    from pydantic import BaseModel  # loaded already when the handler made a model
+
     if isinstance(result, BaseModel):
         return json_response(status, result.model_dump(mode="json", exclude_none=False))
     return json_response(status, result)

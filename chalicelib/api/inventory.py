@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import Field
-
-from chalicelib.api.audit import ReasonQuery, read_of, record_reads, reveal_reason
-from chalicelib.api.http import JSON, Blueprint, Call, Refusal, route
-from chalicelib.audit.domain import RecordKind
+from chalicelib.api.audit import read_of, record_reads, reveal_reason
+from chalicelib.api.http import JSON, Blueprint, Call, route
 from chalicelib.core import deps, lazy
 from chalicelib.core.auth import OEM_ROLES, Principal, Role
 from chalicelib.core.settings import get_settings
 from chalicelib.kernel.errors import BadRequest
 
 if TYPE_CHECKING:
+    from chalicelib.api import inventory_views as models
+    from chalicelib.api import models as api_models
+    from chalicelib.audit import domain as audit_domain
     from chalicelib.cards import inventory, views
     from chalicelib.kernel import validators
 else:
+    models = lazy.module("chalicelib.api.inventory_views")
+    api_models = lazy.module("chalicelib.api.models")
+    audit_domain = lazy.module("chalicelib.audit.domain")
     inventory = lazy.module("chalicelib.cards.inventory")
     views = lazy.module("chalicelib.cards.views")
     validators = lazy.module("chalicelib.kernel.validators")
@@ -51,7 +54,7 @@ def _record_cards(call: Call, reason: str | None, cards: list[views.CardView]) -
     """Record each card shown in clear in the read log, before the answer leaves."""
     if reason is None:
         return
-    reads = [read_of(RecordKind.CARD, card.iccid, views.clear_fields(card)) for card in cards]
+    reads = [read_of(audit_domain.RecordKind.CARD, card.iccid, views.clear_fields(card)) for card in cards]
     record_reads(call, [r for r in reads if r is not None], reason)
 
 
@@ -87,7 +90,7 @@ def import_inventory(call: Call) -> inventory.ImportReport:
     "?reason=, recorded in the read log; a retired card marked, after the one in service)",
     roles=LOOKUP_ROLES,
     response=lambda: views.VehicleView,
-    query=ReasonQuery,
+    query=lambda: api_models.ReasonQuery,
     errors=(404, 422, 503),
     tags=("inventory",),
 )
@@ -117,7 +120,7 @@ def get_vehicle(call: Call, vin: str) -> views.VehicleView:
     "personal data in clear by role with ?reason=, recorded in the read log)",
     roles=LOOKUP_ROLES,
     response=lambda: views.CardView,
-    query=ReasonQuery,
+    query=lambda: api_models.ReasonQuery,
     errors=(404, 422, 503),
     tags=("inventory",),
 )
@@ -142,14 +145,6 @@ def get_card(call: Call, iccid: str) -> views.CardView:
     return view
 
 
-class CardQuery(ReasonQuery):
-    msisdn: Annotated[
-        str,
-        Field(description="the card's 13-digit IoT number"),
-        Refusal("msisdn.required", "请提供车联网卡号码", "Give ?msisdn=", status=400),
-    ]
-
-
 @route(
     bp,
     "/v1/cards",
@@ -158,7 +153,7 @@ class CardQuery(ReasonQuery):
     roles=LOOKUP_ROLES,
     response=lambda: views.CardView,
     errors=(400, 404, 422, 503),
-    query=CardQuery,
+    query=lambda: models.CardQuery,
     tags=("inventory",),
 )
 def find_card(call: Call) -> views.CardView:

@@ -3,17 +3,15 @@ operator push outbox (what is pending, sent or dead; retry a dead push)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
-from pydantic import ConfigDict, Field
-
-from chalicelib.api.http import ApiModel, Blueprint, Call, Refusal, route
+from chalicelib.api.http import Blueprint, Call, route
 from chalicelib.core import deps, lazy
 from chalicelib.core.auth import Role
 from chalicelib.kernel.errors import NotFound
-from chalicelib.kernel.paging import MAX_PAGE
 
 if TYPE_CHECKING:
+    from chalicelib.api import lifecycle_views as models
     from chalicelib.cards import holders, views
     from chalicelib.cards.views import CardOutcome, ScrapResult, SwapResult, TransferOpened
     from chalicelib.kernel import validators
@@ -21,6 +19,7 @@ if TYPE_CHECKING:
     from chalicelib.operators.domain import outbox
     from chalicelib.operators.domain.outbox import OutboxPage, OutboxSummary
 else:
+    models = lazy.module("chalicelib.api.lifecycle_views")
     holders = lazy.module("chalicelib.cards.holders")
     views = lazy.module("chalicelib.cards.views")
     validators = lazy.module("chalicelib.kernel.validators")
@@ -30,37 +29,6 @@ bp = Blueprint(__name__)
 
 ADMIN = frozenset({Role.ADMIN})
 READERS = frozenset({Role.ADMIN, Role.AUDITOR})
-
-
-class TransferBody(ApiModel):
-    """A correction by the OEM: the new holder, a party whose identity was verified (an enterprise names
-    its responsible person), and why (kept in the card's history and the log). A buyer's own transfer
-    is the H5 flow (``/v1/me/registrations/{id}/transfer``), which verifies the buyer."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    holder_id: str = Field(min_length=1, max_length=64)
-    responsible_id: str | None = Field(default=None, min_length=1, max_length=64)
-    reason: str = Field(
-        min_length=1, max_length=200, pattern=r"\S", description="Why the OEM corrects the holder"
-    )
-
-
-class TransferOpenBody(ApiModel):
-    """过户 at a dealer's request: the buyer's phone (the buyer then shows possession with it) and the
-    dealer's code."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    buyer_phone: str = Field(min_length=1, max_length=20, description="The buyer's mainland mobile number")
-    dealer_code: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")
-
-
-class SwapBody(ApiModel):
-    model_config = ConfigDict(extra="forbid")
-
-    old_iccid: str = Field(min_length=1, max_length=32)
-    new_iccid: str = Field(min_length=1, max_length=32)
 
 
 def _party(party_id: str, field: str) -> Party:
@@ -76,14 +44,14 @@ def _party(party_id: str, field: str) -> Party:
     method="POST",
     summary="Transfer a registered card to a new holder (过户): pushed; effective when the operator accepts",
     roles=ADMIN,
-    body=TransferBody,
+    body=lambda: models.TransferBody,
     response=lambda: views.CardOutcome,
     errors=(404, 409),
     tags=("lifecycle",),
 )
 def transfer(call: Call, iccid: str) -> CardOutcome:
     iccid = validators.validate("iccid", iccid, field="iccid").value
-    body: TransferBody = call.body
+    body: models.TransferBody = call.body
     responsible = _party(body.responsible_id, "responsible_id") if body.responsible_id else None
     holder = holders.holder_from_party(_party(body.holder_id, "holder_id"), deps.keyed_hasher(), responsible)
     reason = f"OEM correction: {body.reason.strip()}"
@@ -96,7 +64,7 @@ def transfer(call: Call, iccid: str) -> CardOutcome:
     method="POST",
     summary="过户 at a dealer's request: the buyer's phone shows possession; the buyer then registers in H5",
     roles=ADMIN,
-    body=TransferOpenBody,
+    body=lambda: models.TransferOpenBody,
     response=lambda: views.TransferOpened,
     status=201,
     errors=(404, 409, 422),
@@ -104,7 +72,7 @@ def transfer(call: Call, iccid: str) -> CardOutcome:
 )
 def open_transfer(call: Call, vin: str) -> TransferOpened:
     vin = validators.validate("vin", vin, field="vin").value
-    body: TransferOpenBody = call.body
+    body: models.TransferOpenBody = call.body
     phone = validators.validate("mobile", body.buyer_phone, field="buyer_phone").value
     phone_hash = deps.sms_code_service().phone_hash(phone)
     return deps.lifecycle().open_transfer(vin, phone_hash, body.dealer_code, call.actor)
@@ -131,27 +99,17 @@ def scrap(call: Call, vin: str) -> ScrapResult:
     method="POST",
     summary="Replace the part holding a card (更换零部件): old card de-registered, new card fitted",
     roles=ADMIN,
-    body=SwapBody,
+    body=lambda: models.SwapBody,
     response=lambda: views.SwapResult,
     errors=(404, 409),
     tags=("lifecycle",),
 )
 def swap(call: Call, vin: str) -> SwapResult:
     vin = validators.validate("vin", vin, field="vin").value
-    body: SwapBody = call.body
+    body: models.SwapBody = call.body
     old = validators.validate("iccid", body.old_iccid, field="old_iccid").value
     new = validators.validate("iccid", body.new_iccid, field="new_iccid").value
     return deps.lifecycle().swap(vin, old, new, call.actor)
-
-
-class OutboxQuery(ApiModel):
-    status: str | None = Field(default=None, description="pending | sent | dead")
-    limit: Annotated[
-        int,
-        Field(description=f"1-{MAX_PAGE} (default 50)"),
-        Refusal("outbox.limit", f"每页 1–{MAX_PAGE} 条", f"limit must be 1-{MAX_PAGE}"),
-    ] = 50
-    cursor: str | None = Field(default=None, description="from the previous page")
 
 
 @route(
@@ -161,11 +119,11 @@ class OutboxQuery(ApiModel):
     roles=READERS,
     response=lambda: outbox.OutboxPage,
     errors=(400, 422),
-    query=OutboxQuery,
+    query=lambda: models.OutboxQuery,
     tags=("lifecycle",),
 )
 def list_outbox(call: Call) -> OutboxPage:
-    query: OutboxQuery = call.query
+    query: models.OutboxQuery = call.query
     from chalicelib.operators import dispatch
 
     return dispatch.list_records(deps.outbox_store(), query.status, query.limit, query.cursor or None)

@@ -7,22 +7,25 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.api.audit import ReasonQuery, read_of, record_reads, reveal_reason
+from chalicelib.api.audit import read_of, record_reads, reveal_reason
 from chalicelib.api.http import Blueprint, Call, route
 from chalicelib.api.verification import reveal_for
-from chalicelib.audit.domain import RecordKind
 from chalicelib.core import deps, lazy
 from chalicelib.core.auth import PERSON_ROLES, Role
 from chalicelib.core.settings import get_settings
 from chalicelib.kernel.errors import InvalidField
 
 if TYPE_CHECKING:
+    from chalicelib.api import models as api_models
     from chalicelib.api import review_views as models
     from chalicelib.api import verification_views as verification
+    from chalicelib.audit import domain as audit_domain
     from chalicelib.operators.domain import spot_check_codes
     from chalicelib.verification.domain import flows as flow_domain
     from chalicelib.verification.domain.evidence import EvidenceEntry
 else:
+    api_models = lazy.module("chalicelib.api.models")
+    audit_domain = lazy.module("chalicelib.audit.domain")
     # The routes' models, and the domains they name, load with the first request that needs them.
     models = lazy.module("chalicelib.api.review_views")
     verification = lazy.module("chalicelib.api.verification_views")
@@ -70,7 +73,8 @@ def _evidence_reads(call: Call, flows: dict[str, list[EvidenceEntry]], reason: s
     if reason is None:
         return False
     reads = [
-        read_of(RecordKind.FLOW, flow_id, _evidence_fields(entries)) for flow_id, entries in flows.items()
+        read_of(audit_domain.RecordKind.FLOW, flow_id, _evidence_fields(entries))
+        for flow_id, entries in flows.items()
     ]
     record_reads(call, [r for r in reads if r is not None], reason)
     return True
@@ -83,7 +87,7 @@ def _evidence_reads(call: Call, flows: dict[str, list[EvidenceEntry]], reason: s
     "(recorded in the read log), masked and without document links otherwise",
     roles=REVIEW_ROLES,
     response=lambda: models.ReviewCaseDetail,
-    query=ReasonQuery,
+    query=lambda: api_models.ReasonQuery,
     errors=(404, 422, 503),
     tags=("review",),
 )
@@ -100,7 +104,7 @@ def review_case(call: Call, case_id: str) -> models.ReviewCaseDetail:
             *(f"documents.{kind}" for kind in sorted(flow.documents)),
             *_evidence_fields(entries),
         ]
-        read = read_of(RecordKind.FLOW, flow.flow_id, fields)
+        read = read_of(audit_domain.RecordKind.FLOW, flow.flow_id, fields)
         record_reads(call, [read] if read else [], reason)
     return models.ReviewCaseDetail(
         case=verification.case_view(case),
@@ -167,7 +171,7 @@ def my_review(call: Call, flow_id: str) -> models.MyReviewView:
     "with ?reason=, recorded in the read log)",
     roles=EVIDENCE_ROLES,
     response=lambda: models.EvidenceView,
-    query=ReasonQuery,
+    query=lambda: api_models.ReasonQuery,
     errors=(404, 422, 503),
     tags=("review",),
 )
@@ -208,7 +212,7 @@ def spot_check_queue(call: Call) -> models.SpotCheckQueue:
     "with ?reason=, recorded in the read log; masked otherwise)",
     roles=SPOT_CHECK_ROLES,
     response=lambda: models.SpotCheckDetail,
-    query=ReasonQuery,
+    query=lambda: api_models.ReasonQuery,
     errors=(404, 422, 503),
     tags=("review",),
 )

@@ -11,16 +11,20 @@ milliseconds; staff requests are few), so a logout takes effect on the next requ
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from pydantic import Field
-
-from chalicelib.api.http import ApiModel, Blueprint, Call, route
-from chalicelib.core import deps
+from chalicelib.api.http import Blueprint, Call, route
+from chalicelib.core import deps, lazy
 from chalicelib.core.auth import STAFF_ROLES, install_staff_revocation_check
 from chalicelib.core.observability import logger
 from chalicelib.core.settings import get_settings
 from chalicelib.kernel.clock import utc_now
 from chalicelib.kernel.errors import DomainError, NotFound
+
+if TYPE_CHECKING:
+    from chalicelib.api import staff_views as views
+else:
+    views = lazy.module("chalicelib.api.staff_views")
 
 bp = Blueprint(__name__)
 
@@ -32,25 +36,16 @@ def _is_revoked(revocation_key: str) -> bool:
 install_staff_revocation_check(_is_revoked)
 
 
-class StaffSignInConfig(ApiModel):
-    issuer: str = Field(description="The OpenID Connect issuer staff sign in at")
-    client_id: str | None = Field(description="The console's client id at the issuer")
-    authorization_endpoint: str | None
-    token_endpoint: str | None
-    end_session_endpoint: str | None = Field(description="Where the console ends the IdP's session")
-    scopes: list[str]
-
-
 @route(
     bp,
     "/v1/staff/config",
     summary="Public: the staff issuer, client id, endpoints and scopes the console starts sign-in with",
     roles=None,
-    response=StaffSignInConfig,
+    response=lambda: views.StaffSignInConfig,
     errors=(404, 503),
     tags=("staff",),
 )
-def staff_config(call: Call) -> StaffSignInConfig:
+def staff_config(call: Call) -> views.StaffSignInConfig:
     settings = get_settings()
     if not settings.staff_oidc_issuer:
         raise NotFound(
@@ -60,16 +55,7 @@ def staff_config(call: Call) -> StaffSignInConfig:
         )
     from chalicelib.core import oidc
 
-    return StaffSignInConfig.model_validate(oidc.verifier(settings).sign_in_config())
-
-
-class StaffMe(ApiModel):
-    subject: str = Field(description="The staff member's subject at the issuer")
-    roles: list[str]
-    issuer: str | None
-    mfa: str | None = Field(description="How the second factor showed: amr:<value>, acr:<value>, issuer")
-    expires_at: datetime | None
-    from_identity_provider: bool = Field(description="False: a local stage's own token (`cheka token`)")
+    return views.StaffSignInConfig.model_validate(oidc.verifier(settings).sign_in_config())
 
 
 @route(
@@ -77,13 +63,13 @@ class StaffMe(ApiModel):
     "/v1/staff/me",
     summary="The signed-in staff member: subject, roles, issuer, second factor, expiry",
     roles=STAFF_ROLES,
-    response=StaffMe,
+    response=lambda: views.StaffMe,
     errors=(503,),
     tags=("staff",),
 )
-def staff_me(call: Call) -> StaffMe:
+def staff_me(call: Call) -> views.StaffMe:
     user = call.user
-    return StaffMe(
+    return views.StaffMe(
         subject=user.subject,
         roles=sorted(r.value for r in user.roles),
         issuer=user.issuer,
@@ -93,30 +79,22 @@ def staff_me(call: Call) -> StaffMe:
     )
 
 
-class StaffSignedOut(ApiModel):
-    signed_out: bool
-    revoked: bool = Field(description="The token (and its IdP session) is refused from now on")
-    end_session_endpoint: str | None = Field(
-        description="Send the browser here to end the session at the IdP too (None: it names none)"
-    )
-
-
 @route(
     bp,
     "/v1/staff/logout",
     method="POST",
     summary="Staff logout: the sign-in's tokens are refused from now on; where to end the IdP session",
     roles=STAFF_ROLES,
-    response=StaffSignedOut,
+    response=lambda: views.StaffSignedOut,
     errors=(503,),
     tags=("staff",),
 )
-def staff_logout(call: Call) -> StaffSignedOut:
+def staff_logout(call: Call) -> views.StaffSignedOut:
     user = call.user
     settings = get_settings()
     if not user.from_staff_idp or user.revocation_key is None or user.expires_at is None:
         # A local stage's own token (``cheka token issue``): nothing to revoke, it simply expires.
-        return StaffSignedOut(signed_out=True, revoked=False, end_session_endpoint=None)
+        return views.StaffSignedOut(signed_out=True, revoked=False, end_session_endpoint=None)
     deps.staff_revocations().revoke(user.revocation_key, user.subject, user.expires_at, utc_now())
     logger.info("staff signed out", extra={"subject": user.subject, "revoked": user.revocation_key})
     from chalicelib.core import oidc
@@ -125,4 +103,4 @@ def staff_logout(call: Call) -> StaffSignedOut:
         end_session = oidc.verifier(settings).sign_in_config()["end_session_endpoint"]
     except DomainError:
         end_session = settings.staff_oidc_end_session_url  # the IdP is down: the revocation stands
-    return StaffSignedOut(signed_out=True, revoked=True, end_session_endpoint=end_session)
+    return views.StaffSignedOut(signed_out=True, revoked=True, end_session_endpoint=end_session)

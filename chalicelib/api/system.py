@@ -14,33 +14,20 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from chalice.app import Response
 
-from chalicelib.api.http import ApiModel, Blueprint, Call, json_response, route
+from chalicelib.api.http import Blueprint, Call, json_response, route
+from chalicelib.core import lazy
 from chalicelib.core.settings import get_settings
 from chalicelib.kernel.errors import DomainError
 
 if TYPE_CHECKING:
+    from chalicelib.api import system_views as views
     from chalicelib.core.config import Settings
+else:
+    views = lazy.module("chalicelib.api.system_views")
 
 bp = Blueprint(__name__)
 
 _WEB = Path(__file__).resolve().parent.parent / "web"
-
-
-class DependencyHealth(ApiModel):
-    ok: bool
-    ms: float
-    error: str | None = None
-    #: False for a dependency the API serves without (an operator not configured: its pushes wait).
-    required: bool = True
-
-
-class Health(ApiModel):
-    """``status`` for everyone (``down``: a required dependency failed, 503); an admin also gets the
-    stage and each dependency's check."""
-
-    status: Literal["ok", "down"]
-    stage: str | None = None
-    checks: dict[str, DependencyHealth] | None = None
 
 
 #: Seconds one probe may take before it counts as down.
@@ -49,7 +36,7 @@ _PROBE_THREADS = 16
 
 _cache_lock = threading.Lock()
 #: The settings the cached checks were made with, when (monotonic), and the checks.
-_cached: tuple[Any, float, dict[str, DependencyHealth]] | None = None
+_cached: tuple[Any, float, dict[str, views.DependencyHealth]] | None = None
 
 
 def _error_of(exc: BaseException) -> str:
@@ -60,12 +47,12 @@ def _error_of(exc: BaseException) -> str:
     return str(code or type(exc).__name__)
 
 
-def _probe(check: Callable[[], Any], required: bool = True) -> DependencyHealth:
+def _probe(check: Callable[[], Any], required: bool = True) -> views.DependencyHealth:
     start = time.perf_counter()
     try:
         problem = check()
     except Exception as exc:  # a health check reports, it does not raise
-        return DependencyHealth(
+        return views.DependencyHealth(
             ok=False,
             ms=round((time.perf_counter() - start) * 1000, 1),
             error=_error_of(exc),
@@ -73,8 +60,8 @@ def _probe(check: Callable[[], Any], required: bool = True) -> DependencyHealth:
         )
     ms = round((time.perf_counter() - start) * 1000, 1)
     if isinstance(problem, str) and problem:
-        return DependencyHealth(ok=False, ms=ms, error=problem, required=required)
-    return DependencyHealth(ok=True, ms=ms, required=required)
+        return views.DependencyHealth(ok=False, ms=ms, error=problem, required=required)
+    return views.DependencyHealth(ok=True, ms=ms, required=required)
 
 
 def _probes(settings: Settings) -> dict[str, tuple[Callable[[], Any], bool]]:
@@ -158,7 +145,7 @@ def _sandbox_authority(base_url: str) -> None:
         pass
 
 
-def _check_all(settings: Settings) -> dict[str, DependencyHealth]:
+def _check_all(settings: Settings) -> dict[str, views.DependencyHealth]:
     """Every probe at once (a thread each), none waited for beyond ``PROBE_TIMEOUT_SECONDS``; then
     each operator, configured or what it lacks."""
     from chalicelib.kernel.operators import Operator
@@ -169,12 +156,12 @@ def _check_all(settings: Settings) -> dict[str, DependencyHealth]:
         futures = {name: pool.submit(_probe, check, required) for name, (check, required) in probes.items()}
         operators = pool.submit(_operators_missing)
         deadline = time.monotonic() + PROBE_TIMEOUT_SECONDS + 0.5
-        checks: dict[str, DependencyHealth] = {}
+        checks: dict[str, views.DependencyHealth] = {}
         for name, future in futures.items():
             try:
                 checks[name] = future.result(timeout=max(0.0, deadline - time.monotonic()))
             except FutureTimeout:
-                checks[name] = DependencyHealth(
+                checks[name] = views.DependencyHealth(
                     ok=False, ms=PROBE_TIMEOUT_SECONDS * 1000, error="timeout", required=probes[name][1]
                 )
         try:
@@ -185,7 +172,7 @@ def _check_all(settings: Settings) -> dict[str, DependencyHealth]:
         pool.shutdown(wait=False, cancel_futures=True)
     for operator in Operator:
         lacking = missing.get(operator.value)
-        checks[f"operator:{operator.value}"] = DependencyHealth(
+        checks[f"operator:{operator.value}"] = views.DependencyHealth(
             ok=lacking is None,
             ms=0.0,
             error=None if lacking is None else f"not configured: {lacking}",
@@ -205,7 +192,7 @@ def _operators_missing() -> dict[str, str]:
         return dict.fromkeys((op.value for op in Operator), _error_of(exc))
 
 
-def dependency_checks() -> dict[str, DependencyHealth]:
+def dependency_checks() -> dict[str, views.DependencyHealth]:
     """Each dependency's check, from a cache at most ``health_cache_seconds`` old."""
     global _cached
     settings = get_settings()
@@ -238,7 +225,7 @@ def _is_admin(call: Call, settings: Settings) -> bool:
     summary="Up or down; with an admin token, each dependency the stage uses (tables, bucket, keys, "
     "queues, secrets, engines, authority, operators)",
     roles=None,
-    response=Health,
+    response=lambda: views.Health,
     also=(503,),
     errors=(503,),
     tags=("system",),
@@ -248,9 +235,9 @@ def health(call: Call) -> Response:
     checks = dependency_checks()
     down = any(not c.ok and c.required for c in checks.values())
     status: Literal["ok", "down"] = "down" if down else "ok"
-    body = Health(status=status)
+    body = views.Health(status=status)
     if _is_admin(call, settings):
-        body = Health(status=status, stage=settings.stage, checks=checks)
+        body = views.Health(status=status, stage=settings.stage, checks=checks)
     return json_response(503 if down else 200, body.model_dump(mode="json", exclude_none=True))
 
 

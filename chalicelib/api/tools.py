@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pydantic import ConfigDict, Field
-
-from chalicelib.api.http import ApiModel, Blueprint, Call, route
+from chalicelib.api.http import Blueprint, Call, route
 from chalicelib.core import lazy
 from chalicelib.core.auth import ALL_ROLES
 
 if TYPE_CHECKING:
+    from chalicelib.api import tools_views as models
     from chalicelib.kernel import personal, validators
 else:
+    models = lazy.module("chalicelib.api.tools_views")
     personal = lazy.module("chalicelib.kernel.personal")
     validators = lazy.module("chalicelib.kernel.validators")
 
@@ -26,24 +26,13 @@ def personal_kind(kind: str) -> bool:
 bp = Blueprint(__name__)
 
 
-class ValueToCheck(ApiModel):
-    model_config = ConfigDict(extra="forbid", defer_build=True)
-
-    value: str = Field(max_length=64)
-
-
-class Me(ApiModel):
-    subject: str
-    roles: list[str]
-
-
 @route(
     bp,
     "/v1/validate/{kind}",
     method="POST",
     summary="Validate one value of a kind (resident_id, uscc, vin, iccid, mobile, msisdn, ...)",
     roles=ALL_ROLES,
-    body=ValueToCheck,
+    body=lambda: models.ValueToCheck,
     response=lambda: validators.Validated,
     tags=("tools",),
 )
@@ -57,6 +46,13 @@ def validate_value(call: Call, kind: str) -> validators.Validated:
     return result
 
 
-@route(bp, "/v1/me", summary="The caller's subject and roles", roles=ALL_ROLES, response=Me, tags=("auth",))
-def me(call: Call) -> Me:
-    return Me(subject=call.user.subject, roles=sorted(r.value for r in call.user.roles))
+@route(
+    bp,
+    "/v1/me",
+    summary="The caller's subject and roles",
+    roles=ALL_ROLES,
+    response=lambda: models.Me,
+    tags=("auth",),
+)
+def me(call: Call) -> models.Me:
+    return models.Me(subject=call.user.subject, roles=sorted(r.value for r in call.user.roles))

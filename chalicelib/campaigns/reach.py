@@ -34,7 +34,6 @@ from chalicelib.campaigns.ports import (
     CampaignStore,
     OptOutChange,
     OptOuts,
-    SendLedger,
 )
 from chalicelib.kernel.clock import Clock, china_day, utc_now
 from chalicelib.kernel.crypto import TextSealer
@@ -241,7 +240,6 @@ class Reach:
         calls: CallList,
         targets: BackfillTargets,
         campaigns: CampaignStore,
-        ledger: SendLedger,
         sealer: TextSealer,
         phone_hash: Callable[[str], str],
         reply_key: Callable[[], str],
@@ -251,7 +249,6 @@ class Reach:
         self._calls = calls
         self._targets = targets
         self._campaigns = campaigns
-        self._ledger = ledger
         self._sealer = sealer
         self._phone_hash = phone_hash
         self._reply_key = reply_key

@@ -785,7 +785,6 @@ def campaign_reach() -> Reach:
         calls=call_list(),
         targets=backfill_targets(),
         campaigns=campaign_store(),
-        ledger=send_ledger(),
         sealer=sealer(),
         phone_hash=sms_code_service().phone_hash,
         reply_key=get_settings().sms_reply_signing_key,

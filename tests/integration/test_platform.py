@@ -70,16 +70,26 @@ def test_a_cold_import_of_the_app_leaves_settings_and_use_cases_unloaded() -> No
         "chalicelib.api.fleet_views",
         "chalicelib.api.fleet_cases_views",
         # the routes' models load with their first request, and the domains they name with them
+        "chalicelib.api.models",
         "chalicelib.api.accounts_views",
+        "chalicelib.api.audit_views",
         "chalicelib.api.auth_views",
         "chalicelib.api.complaints_views",
         "chalicelib.api.dealers_views",
         "chalicelib.api.enterprise_views",
+        "chalicelib.api.entrances_views",
+        "chalicelib.api.inventory_views",
+        "chalicelib.api.lifecycle_views",
         "chalicelib.api.realname_views",
         "chalicelib.api.registration_views",
         "chalicelib.api.review_views",
+        "chalicelib.api.staff_views",
+        "chalicelib.api.system_views",
+        "chalicelib.api.tools_views",
         "chalicelib.api.verification_views",
         "chalicelib.accounts.domain",
+        "chalicelib.audit.domain",
+        "chalicelib.consents.account_models",
         "chalicelib.complaints.domain",
         "chalicelib.consents.domain",
         "chalicelib.consents.texts",
@@ -90,11 +100,13 @@ def test_a_cold_import_of_the_app_leaves_settings_and_use_cases_unloaded() -> No
         "chalicelib.operators.views",
         "chalicelib.registration.domain.registrations",
         "chalicelib.sms.domain",
+        "chalicelib.sms.limits",
         "chalicelib.verification.domain.evidence",
         "chalicelib.verification.domain.flows",
         "chalicelib.verification.domain.liveness",
         "chalicelib.verification.views",
-        # no model is built at import (every one defers its build): pydantic's plugins are not looked up
+        # no model is defined at import: pydantic's model machinery (and its plugins' lookup) is not loaded
+        "pydantic.main",
         "pydantic.plugin._loader",
         "holidays",
         "PIL",
@@ -102,6 +114,21 @@ def test_a_cold_import_of_the_app_leaves_settings_and_use_cases_unloaded() -> No
     code = f"import sys, app; print(' '.join(m for m in {unloaded!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_the_shared_models_load_when_a_module_that_names_them_is_asked_for_one() -> None:
+    from chalicelib.api import audit, clients, http, models
+
+    assert (http.ApiModel, http.PageQuery, http.ErrorBody) == (
+        models.ApiModel,
+        models.PageQuery,
+        models.ErrorBody,
+    )
+    assert clients.CaptchaAnswer is models.CaptchaAnswer
+    assert audit.ReasonQuery is models.ReasonQuery
+    unknown = "NoSuchModel"
+    with pytest.raises(AttributeError):
+        getattr(http, unknown)
 
 
 def test_an_invalid_query_value_is_refused_with_its_field(api: Any, auth: Callable[..., Any]) -> None:

@@ -95,7 +95,7 @@ def _landed(item: Model, attempts: UnicodeSetAttribute, token: str) -> bool:
         item.refresh(consistent_read=True)
     except DoesNotExist:
         return False
-    return token in (_tokens(item, attempts))
+    return token in _tokens(item, attempts)
 
 
 def _tokens(item: Model, attempts: UnicodeSetAttribute) -> set[str]:
