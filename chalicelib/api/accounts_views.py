@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING
 from pydantic import AwareDatetime, ConfigDict, Field
 
 from chalicelib.accounts.domain import AccountKind, AccountStatus, RealNameKind
-from chalicelib.api.clients import CaptchaAnswer
-from chalicelib.api.http import ApiModel
+from chalicelib.api.models import ApiModel, CaptchaAnswer
 from chalicelib.consents.account_models import AcceptedAccountText
 from chalicelib.core import deps
 from chalicelib.core.auth import Role, issue_token

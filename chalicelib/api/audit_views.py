@@ -7,7 +7,8 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, Field
 
-from chalicelib.api.http import ApiModel, Refusal
+from chalicelib.api.http import Refusal
+from chalicelib.api.models import ApiModel
 from chalicelib.audit.domain import MAX_PAGE, RecordKind
 
 

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 
 from pydantic import ConfigDict, Field
 
-from chalicelib.api.clients import CaptchaAnswer
-from chalicelib.api.http import ApiModel, Refusal
+from chalicelib.api.http import Refusal
+from chalicelib.api.models import ApiModel, CaptchaAnswer
 from chalicelib.consents.account_models import AcceptedAccountText
 from chalicelib.core.auth import Role, issue_token
 from chalicelib.sms.domain import SmsPurpose

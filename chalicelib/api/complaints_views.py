@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 
 from pydantic import AwareDatetime, ConfigDict, Field
 
-from chalicelib.api.audit import ReasonQuery
-from chalicelib.api.http import ApiModel, Refusal
+from chalicelib.api.http import Refusal
+from chalicelib.api.models import ApiModel, ReasonQuery
 from chalicelib.complaints.domain import (
     ANSWER_WORKING_DAYS,
     CATEGORY_NAMES,

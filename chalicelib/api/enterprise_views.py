@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 
 from pydantic import AwareDatetime, ConfigDict, Field
 
-from chalicelib.api.http import ApiModel, PageQuery, Refusal
+from chalicelib.api.http import Refusal
+from chalicelib.api.models import ApiModel, PageQuery
 from chalicelib.enterprise.actions_domain import ActorRole
 from chalicelib.enterprise.grants import MAX_REASON, GrantStatus
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pydantic import ConfigDict, Field
 
 from chalicelib.api.entrances import MAX_SCAN_BYTES
-from chalicelib.api.http import ApiModel
+from chalicelib.api.models import ApiModel
 from chalicelib.consents.account_models import AccountText
 
 

@@ -8,7 +8,8 @@ from typing import Annotated
 
 from pydantic import ConfigDict, Field
 
-from chalicelib.api.http import ApiModel, Refusal
+from chalicelib.api.http import Refusal
+from chalicelib.api.models import ApiModel
 from chalicelib.kernel.paging import MAX_PAGE
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import ConfigDict, Field
 
-from chalicelib.api.http import ApiModel
+from chalicelib.api.models import ApiModel
 from chalicelib.core import deps
 from chalicelib.enterprise.domain import EnterpriseType, LegalPersonType
 

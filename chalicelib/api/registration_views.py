@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field
 
-from chalicelib.api.http import ApiModel
+from chalicelib.api.models import ApiModel
 from chalicelib.consents.domain import AcceptedConsent, ConsentDocument
 from chalicelib.kernel.personal import IdType
 from chalicelib.registration.domain.registrations import PossessionMethod

@@ -24,10 +24,10 @@ if TYPE_CHECKING:
     from chalicelib.verification.domain import flows as flow_domain
     from chalicelib.verification.domain.evidence import EvidenceEntry
 else:
-    api_models = lazy.module("chalicelib.api.models")
-    audit_domain = lazy.module("chalicelib.audit.domain")
     # The routes' models, and the domains they name, load with the first request that needs them.
     models = lazy.module("chalicelib.api.review_views")
+    api_models = lazy.module("chalicelib.api.models")
+    audit_domain = lazy.module("chalicelib.audit.domain")
     verification = lazy.module("chalicelib.api.verification_views")
     spot_check_codes = lazy.module("chalicelib.operators.domain.spot_check_codes")
     flow_domain = lazy.module("chalicelib.verification.domain.flows")

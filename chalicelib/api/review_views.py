@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import ConfigDict, Field
 
-from chalicelib.api.http import ApiModel, PageQuery, Refusal
+from chalicelib.api.http import Refusal
+from chalicelib.api.models import ApiModel, PageQuery
 from chalicelib.api.verification_views import FlowView, ReviewCaseView
 from chalicelib.kernel.clock import utc_now
 from chalicelib.operators.domain.spot_check_codes import SpotCheckStatus, SpotCheckVerdict

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import Field
 
-from chalicelib.api.http import ApiModel
+from chalicelib.api.models import ApiModel
 
 
 class StaffSignInConfig(ApiModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from chalicelib.api.http import ApiModel
+from chalicelib.api.models import ApiModel
 
 
 class DependencyHealth(ApiModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import ConfigDict, Field
 
-from chalicelib.api.http import ApiModel
+from chalicelib.api.models import ApiModel
 
 
 class ValueToCheck(ApiModel):

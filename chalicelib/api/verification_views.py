@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import ConfigDict, Field
 
-from chalicelib.api.http import ApiModel
+from chalicelib.api.models import ApiModel
 from chalicelib.kernel.personal import IdType, mask_address, mask_id_number, mask_name
 from chalicelib.verification.domain.documents import DocumentKind
 from chalicelib.verification.domain.flows import Flow, FlowPurpose, ReviewCase, TypedIdentity

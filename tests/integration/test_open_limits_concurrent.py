@@ -4,11 +4,13 @@ store holds no more open ones than that. Another owner's starts are not held up 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from typing import Any
 
 import pytest
 
@@ -28,6 +30,25 @@ LIMIT = 3
 BURST = 12
 
 
+@contextlib.contextmanager
+def _isolated_transactions() -> Iterator[None]:
+    """The embedded DynamoDB's transactions one at a time, as DynamoDB isolates them: a cancelled one
+    restores a copy of its tables taken when it began, which under threads would undo (or bring back)
+    the writes of the transactions that ran meanwhile."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.Lock()
+    original = DynamoDBBackend.transact_write_items
+
+    def one_at_a_time(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+        with lock:
+            original(self, transact_items)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(DynamoDBBackend, "transact_write_items", one_at_a_time)
+        yield
+
+
 @pytest.fixture
 def tables() -> Iterator[None]:
     """The embedded DynamoDB with the tables the opens touch: registrations, flows and attempts."""
@@ -36,7 +57,7 @@ def tables() -> Iterator[None]:
     from chalicelib.adapters.dynamo.models import AttemptCounterModel, FlowModel, RegistrationModel, bind
     from chalicelib.core.settings import get_settings
 
-    with mock_aws():
+    with mock_aws(), _isolated_transactions():
         bind(get_settings())
         for model in (RegistrationModel, FlowModel, AttemptCounterModel):
             schema = model._get_schema()
@@ -130,3 +151,35 @@ def test_a_burst_of_concurrent_flow_opens_by_one_owner_stores_no_more_open_flows
     assert len(kept) == LIMIT
     assert all(f.status is FlowStatus.OPEN for f in kept)
     assert repo.open_count("u-burst", NOW) == LIMIT
+
+
+def test_a_start_the_store_fails_to_write_counts_no_open_and_leaves_nothing(tables: None) -> None:
+    """The owner's turn and the registration are one write: the store throttling it leaves no turn taken
+    and no registration, and the owner still has every place (a start taken again is not counted twice)."""
+    from botocore.endpoint import Endpoint
+    from botocore.exceptions import ClientError
+
+    from chalicelib.adapters.dynamo.models import AttemptCounterModel
+    from chalicelib.core.outbound import Unavailable
+
+    repo = DynamoRegistrationRepository(FakeCipher())
+    original = Endpoint.make_request
+
+    def throttled(endpoint: Endpoint, operation_model: Any, request_dict: Any) -> Any:
+        if operation_model.name == "TransactWriteItems":
+            error: Any = {
+                "Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"},
+                "ResponseMetadata": {"HTTPStatusCode": 400},
+            }
+            raise ClientError(error, operation_model.name)
+        return original(endpoint, operation_model, request_dict)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Endpoint, "make_request", throttled)
+        with pytest.raises(Unavailable):
+            repo.create_if_room(registration(0, "u-throttled"), LIMIT, NOW)
+    assert repo.get("ru-throttled-0") is None
+    assert list(AttemptCounterModel.scan()) == []
+    for n in range(LIMIT):
+        assert repo.create_if_room(registration(n, "u-throttled"), LIMIT, NOW) is True
+    assert repo.create_if_room(registration(LIMIT, "u-throttled"), LIMIT, NOW) is False

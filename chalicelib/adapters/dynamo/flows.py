@@ -146,6 +146,15 @@ class DynamoFlowRepository(FlowRepository):
             flow.owner, flow.flow_id, limit, now, held, item, FlowModel.flow_id.does_not_exist()
         )
         if created is None:
+            # Refused for an item of that id: this very create, when a retry of it (its reply lost) met
+            # its own first attempt; anything else is a conflict.
+            stored = self.get(flow.flow_id)
+            if stored is not None and (stored.owner, stored.version, stored.created_at) == (
+                flow.owner,
+                flow.version,
+                flow.created_at,
+            ):
+                return True
             raise Conflict(
                 "flow.changed",
                 "办理流程已被其他操作修改，请刷新后重试",

@@ -58,9 +58,9 @@ class OwnerOpens:
     def _take_turn_and_create(
         self, key: str, version: int, recent: dict[str, int], now: datetime, item: Model, condition: Condition
     ) -> bool | None:
-        """The turn taken and ``item`` put under ``condition``, in one transaction: True when both
-        landed, False when the turn was lost to another open (nothing written), None when ``condition``
-        refused the put (nothing written)."""
+        """``item`` put under ``condition`` and the turn taken, in one transaction: True when both
+        landed, False when the turn was lost to another open, None when ``condition`` refused the put
+        (nothing written either way)."""
         turn = (
             AttemptCounterModel.tally.does_not_exist()
             if version == 0
@@ -68,6 +68,7 @@ class OwnerOpens:
         )
         try:
             with TransactWrite(connection=AttemptCounterModel._get_connection().connection) as tx:
+                tx.save(item, condition=condition)
                 tx.update(
                     AttemptCounterModel(key),
                     actions=[
@@ -77,15 +78,11 @@ class OwnerOpens:
                     ],
                     condition=turn,
                 )
-                tx.save(item, condition=condition)
         except TransactWriteError as exc:
+            # The reasons in the order sent: the create's (puts go first), then the turn's.
             reasons = [r.code if r is not None else None for r in exc.cancellation_reasons or []]
-            if (
-                len(reasons) == 2
-                and reasons[0] != "ConditionalCheckFailed"
-                and reasons[1] == "ConditionalCheckFailed"
-            ):
-                return None
+            if reasons[:1] == ["ConditionalCheckFailed"]:
+                return None  # an item of that id exists (the caller tells its own from another's)
             if "ConditionalCheckFailed" in reasons or "TransactionConflict" in reasons:
                 return False  # the turn lost to another open of the owner (or one in flight): read again
             raise

@@ -199,6 +199,15 @@ class DynamoRegistrationRepository(RegistrationRepository):
             RegistrationModel.registration_id.does_not_exist(),
         )
         if created is None:
+            # Refused for an item of that id: this very create, when a retry of it (its reply lost) met
+            # its own first attempt; anything else is a conflict.
+            stored = self.get(reg.registration_id)
+            if stored is not None and (stored.owner, stored.version, stored.created_at) == (
+                reg.owner,
+                reg.version,
+                reg.created_at,
+            ):
+                return True
             raise changed()
         return created
 
