@@ -59,6 +59,7 @@ def identity_fields(identity: TypedIdentity | None) -> list[str]:
 
 
 def identity_view(identity: TypedIdentity | None, reveal: bool) -> IdentityView | None:
+    """The identity typed in the flow: personal fields masked unless ``reveal``."""
     if identity is None:
         return None
     if reveal:
@@ -145,6 +146,7 @@ _MASKS: dict[str, Callable[[str], str]] = {
 
 
 def ocr_view(outcome: OcrOutcome, reveal: bool) -> OcrView:
+    """What OCR read from a document photo: personal fields masked unless ``reveal``."""
     reading = dict(outcome.reading)
     if not reveal and outcome.kind is not DocumentKind.BUSINESS_LICENCE:
         reading = {k: (_MASKS[k](str(v)) if k in _MASKS and v else v) for k, v in reading.items()}
@@ -190,6 +192,7 @@ class ReviewCaseView(ApiModel):
 
 
 def case_view(case: ReviewCase) -> ReviewCaseView:
+    """A review case as its routes show it."""
     return ReviewCaseView(
         case_id=case.case_id,
         case_number=case.number,

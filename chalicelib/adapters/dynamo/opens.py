@@ -81,7 +81,7 @@ class OwnerOpens:
         except TransactWriteError as exc:
             # The reasons in the order sent: the create's (puts go first), then the turn's.
             reasons = [r.code if r is not None else None for r in exc.cancellation_reasons or []]
-            if reasons[:1] == ["ConditionalCheckFailed"]:
+            if len(reasons) == 2 and reasons[0] == "ConditionalCheckFailed":
                 return None  # an item of that id exists (the caller tells its own from another's)
             if "ConditionalCheckFailed" in reasons or "TransactionConflict" in reasons:
                 return False  # the turn lost to another open of the owner (or one in flight): read again
