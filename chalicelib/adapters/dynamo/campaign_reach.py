@@ -25,6 +25,7 @@ from chalicelib.adapters.dynamo.models_campaigns import (
     CampaignOptOutModel,
     CampaignWaveModel,
 )
+from chalicelib.adapters.dynamo.once import new_token
 from chalicelib.campaigns.domain import CallEntry, CallOutcome, CallReason, OptOut
 from chalicelib.campaigns.ports import CallList, OptOutChange, OptOuts
 from chalicelib.campaigns.reach import call_not_found
@@ -239,7 +240,11 @@ class DynamoCallList(CallList):
         )
         for attempt in range(TRANSACT_ATTEMPTS):
             try:
-                with TransactWrite(connection=model._get_connection().connection) as tx:
+                # The token makes botocore's retry of a transaction that landed with its reply lost
+                # a success in DynamoDB, not a refusal by its own first outcome.
+                with TransactWrite(
+                    connection=model._get_connection().connection, client_request_token=new_token()
+                ) as tx:
                     tx.update(
                         model(entry.campaign_id, call_key(entry.wave, entry.iccid)),
                         actions=actions,
