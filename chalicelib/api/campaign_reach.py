@@ -44,7 +44,8 @@ NEXT_CURSOR_HEADER = "X-Next-Cursor"
     method="POST",
     summary="The SMS provider's reply callback (X-Cheka-Signature: HMAC-SHA256 of the X-Cheka-Timestamp, "
     "a dot and the raw body; the timestamp within 5 minutes of now): a keyword (TD, 退订, STOP…) opts the "
-    "phone out of backfill campaign SMS unless the owner opted in since; any other text is ignored",
+    "phone out of backfill campaign SMS unless the owner opted in more than 5 minutes after it; any other "
+    "text is ignored; the same signed callback again is a duplicate and changes nothing",
     roles=None,
     raw_body=True,
     response=lambda: views.SmsReplyView,
@@ -65,7 +66,9 @@ def sms_reply(call: Call) -> Any:
     body: views.SmsReplyBody = _parse_body(  # type: ignore[assignment]
         call.request, views.SmsReplyBody, get_settings().max_body_bytes
     )
-    outcome = service.reply(body.phone, body.text, body.received_at, signed_at)
+    # Named by what its signature covers: the same callback again is answered ``duplicate``.
+    digest = reach.reply_digest(signed_at, raw)
+    outcome = service.reply(body.phone, body.text, body.received_at, signed_at, digest=digest)
     # The outcome only: never the phone or the text.
     logger.info("sms reply handled", extra={"outcome": outcome.value})
     return views.SmsReplyView(outcome=outcome)
@@ -73,7 +76,7 @@ def sms_reply(call: Call) -> Any:
 
 def _notice(notice: reach.Notice) -> Any:
     """The notice as answered: its full VINs only where the stage's possession policy trusts the sales
-    record's phone (the phone the owner signed in with is what found the cards)."""
+    record's phone and the vehicle's owner phone is the one the owner signed in with."""
     from chalicelib.core.settings import get_settings
 
     return views.notice_view(notice, get_settings().campaign_message_link, deps.possession_policy())

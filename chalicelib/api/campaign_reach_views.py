@@ -51,17 +51,19 @@ class SmsReplyBody(ApiModel):
 
 class SmsReplyView(ApiModel):
     outcome: ReplyOutcome = Field(
-        description="opted_out | already_opted_out | ignored | superseded (a keyword not later than the "
-        "phone's latest opt-in: nothing changed)"
+        description="opted_out | already_opted_out | ignored | superseded (a keyword sent more than 5 "
+        "minutes before the phone's latest opt-in: nothing changed) | duplicate (this signed callback was "
+        "handled already: nothing changed)"
     )
 
 
 class BackfillCardView(ApiModel):
     vin: str | None = Field(
         description="The car's VIN in full, only where the stage's possession policy takes the sales "
-        "record's phone as proof (possession_methods has sales_phone): the registration it starts is for "
-        "it. Otherwise null: the person types or scans the VIN named by vin_masked's tail, as any "
-        "registration, and proves they hold the car by another method"
+        "record's phone as proof (possession_methods has sales_phone) and the vehicle's owner phone is the "
+        "phone I signed in with (the proof would pass): the registration it starts is for it. Otherwise "
+        "null: the person types or scans the VIN named by vin_masked's tail, as any registration, and "
+        "proves they hold the car by another method"
     )
     vin_masked: str
     iccid_masked: str
@@ -117,16 +119,17 @@ class CallOutcomeBody(ApiModel):
 
 
 def notice_view(notice: Notice, link: str, possession: PossessionPolicy) -> BackfillNoticeView:
-    """The owner's notice. The cards are found because the sales record's contact phone is the phone
-    the owner signs in with; that phone proves they hold the car only where the possession policy
-    enables ``sales_phone``. Elsewhere (a stage that does not trust sales phones: mobile numbers are
-    recycled) the full VIN would tell whoever holds the number what a registration learns only after a
-    proof, so the notice shows its tail alone (``vin`` null)."""
+    """The owner's notice. The cards are found because the in-service feed's contact phone is the phone
+    the owner signs in with; a phone proves they hold the car only where the possession policy enables
+    ``sales_phone`` and it is the vehicle's own owner phone (``NoticeCard.phone_proves``: the check the
+    proof makes). Elsewhere (a stage that does not trust sales phones: mobile numbers are recycled; a
+    feed's phone that is not the vehicle's) the full VIN would tell whoever holds the number what a
+    registration learns only after a proof, so the notice shows its tail alone (``vin`` null)."""
     trusted = PossessionMethod.SALES_PHONE in possession.methods
     return BackfillNoticeView(
         cards=[
             BackfillCardView(
-                vin=c.target.vin if trusted else None,
+                vin=c.target.vin if trusted and c.phone_proves else None,
                 vin_masked=mask_vin(c.target.vin),
                 iccid_masked=mask_iccid(c.target.iccid),
                 deadline=c.deadline,

@@ -159,19 +159,25 @@ class OptOutChange(StrEnum):
 
     RECORDED = "recorded"  # the phone is opted out from now on
     ALREADY = "already"  # it was opted out already: the opt-out in force is kept as it was
-    SUPERSEDED = "superseded"  # the phone opted in at or after the opt-out's time: nothing changed
+    SUPERSEDED = "superseded"  # the phone opted in after the time it yields to: nothing changed
+
+
+#: The lines an opt-out record's history keeps, the newest (an older line is dropped by the write that
+#: passes the bound, or the next one): a phone toggled without end never fills its item.
+HISTORY_KEEP = 50
 
 
 class OptOuts(ABC):
-    """One record per phone (keyed hash): the opt-out in force, the latest opt-in, and every change
-    kept in the record's history (an opt-in no longer forgets the phone: a reply older than it must
-    not opt the phone out again)."""
+    """One record per phone (keyed hash): the opt-out in force, the latest opt-in, and the newest
+    ``HISTORY_KEEP`` changes in the record's history (an opt-in no longer forgets the phone: a reply
+    older than it must not opt the phone out again). Beside them, the reply callbacks handled lately
+    (``claim_reply``), so that one delivered twice acts once."""
 
     @abstractmethod
-    def opt_out(self, record: OptOut, *, yields_to_opt_in: bool = False) -> OptOutChange:
-        """Opt the phone out unless it is already (the opt-out in force kept). ``yields_to_opt_in``:
-        nothing changes when the phone's latest opt-in is at or after ``record.at`` (a reply older than
-        the owner's later choice; the owner's own link does not yield)."""
+    def opt_out(self, record: OptOut, *, yields_to: datetime | None = None) -> OptOutChange:
+        """Opt the phone out unless it is already (the opt-out in force kept). ``yields_to``: nothing
+        changes when the phone's latest opt-in is later than it (a reply sent well before the owner's
+        later choice; the owner's own link yields to nothing)."""
 
     @abstractmethod
     def opted_out(self, phone_hashes: Iterable[str]) -> set[str]:
@@ -181,6 +187,16 @@ class OptOuts(ABC):
     def opt_in(self, phone_hash: str, at: datetime) -> bool:
         """End the phone's opt-out (the owner asked for messages again), keeping ``at`` as its latest
         opt-in and the opt-out in its history (False: it was not opted out)."""
+
+    @abstractmethod
+    def claim_reply(self, digest: str, at: datetime, until: datetime) -> bool:
+        """Take the reply callback named by ``digest`` (a hash of what the provider signed) by a
+        conditional write, kept until ``until``: False when it was taken already and has not expired
+        (the same callback delivered again, or replayed: it must change nothing)."""
+
+    @abstractmethod
+    def release_reply(self, digest: str) -> None:
+        """Give a claimed callback back (its handling failed: the provider's next delivery acts)."""
 
 
 class CallList(ABC):

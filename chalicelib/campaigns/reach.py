@@ -15,7 +15,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 
 from chalicelib.campaigns.domain import (
@@ -35,6 +35,7 @@ from chalicelib.campaigns.ports import (
     OptOutChange,
     OptOuts,
 )
+from chalicelib.cards.ports import InventoryRepository
 from chalicelib.kernel.clock import Clock, china_day, utc_now
 from chalicelib.kernel.crypto import TextSealer
 from chalicelib.kernel.errors import Conflict, DomainError, InvalidField, NotFound, Unauthenticated
@@ -49,6 +50,9 @@ TIMESTAMP_HEADER = "X-Cheka-Timestamp"
 #: How far a callback's timestamp may be from our clock, either side: a captured callback replayed later
 #: is refused (``sms_reply.stale``).
 REPLY_WINDOW_SECONDS = 300
+#: How long a handled reply callback is remembered (twice the window: any copy of it still inside the
+#: window is known): the same callback again is ``duplicate`` and changes nothing.
+REPLY_GUARD_SECONDS = 2 * REPLY_WINDOW_SECONDS
 #: The longest note a caller may record with an outcome.
 MAX_NOTE = 500
 #: The most call list entries one CSV export holds (the next ones: its ``cursor``).
@@ -67,9 +71,11 @@ class ReplyOutcome(StrEnum):
     OPTED_OUT = "opted_out"  # a keyword: the phone gets no more campaign messages
     ALREADY_OPTED_OUT = "already_opted_out"  # a keyword from a phone that had opted out (kept as it was)
     IGNORED = "ignored"  # any other text: nothing changes
-    #: a keyword not later than the phone's latest opt-in (an old reply delivered late, or replayed):
-    #: the owner's later choice stands, nothing changes
+    #: a keyword sent more than ``REPLY_WINDOW_SECONDS`` before the phone's latest opt-in (an old reply
+    #: delivered late): the owner's later choice stands, nothing changes
     SUPERSEDED = "superseded"
+    #: the same signed callback handled already (delivered twice, or replayed): nothing changes
+    DUPLICATE = "duplicate"
 
 
 # -- the rules (pure) --------------------------------------------------------------------------------
@@ -85,6 +91,12 @@ def reply_headers(key: str, body: bytes, at: datetime) -> dict[str, str]:
     """The headers a provider signing ``body`` at ``at`` sends (local tools and tests sign this way)."""
     timestamp = str(int(at.timestamp()))
     return {TIMESTAMP_HEADER: timestamp, SIGNATURE_HEADER: reply_signature(key, timestamp, body)}
+
+
+def reply_digest(signed_at: datetime, body: bytes) -> str:
+    """What names one signed callback: the hex SHA-256 of its timestamp (Unix seconds), a dot and its raw
+    body, the two things its signature covers (a copy of the callback has the same digest)."""
+    return hashlib.sha256(f"{int(signed_at.timestamp())}.".encode() + body).hexdigest()
 
 
 def signature_matches(key: str, timestamp: str, body: bytes, header: str | None) -> bool:
@@ -209,11 +221,15 @@ def call_not_found(campaign_id: str, wave: int) -> NotFound:
 
 @dataclass(frozen=True)
 class NoticeCard:
-    """One of the owner's cards awaiting registration, with the deadline it must be registered by."""
+    """One of the owner's cards awaiting registration, with the deadline it must be registered by.
+    ``phone_proves``: the vehicle's owner phone (the inventory's ``owner_phone``, or a transfer's buyer)
+    is the phone the owner signed in with, so the sales-phone proof of possession would pass for them.
+    The card was found by the in-service feed's contact phone, which need not be that one."""
 
     target: Target
     deadline: date | None
     campaign_name: str | None
+    phone_proves: bool = False
 
 
 @dataclass(frozen=True)
@@ -243,9 +259,11 @@ class Reach:
         sealer: TextSealer,
         phone_hash: Callable[[str], str],
         reply_key: Callable[[], str],
+        inventory: InventoryRepository,
         clock: Clock = utc_now,
     ) -> None:
         self._opt_outs = opt_outs
+        self._inventory = inventory
         self._calls = calls
         self._targets = targets
         self._campaigns = campaigns
@@ -281,21 +299,41 @@ class Reach:
         return datetime.fromtimestamp(int(stamp), tz=UTC)
 
     def reply(
-        self, phone: str, text: str, received_at: datetime | None, signed_at: datetime | None = None
+        self,
+        phone: str,
+        text: str,
+        received_at: datetime | None,
+        signed_at: datetime | None = None,
+        *,
+        digest: str | None = None,
     ) -> ReplyOutcome:
         """A reply to a campaign SMS: a keyword opts the phone out (the opt-out in force kept) unless the
-        phone opted in at or after the reply's time (``superseded``); anything else changes nothing.
+        phone opted in more than ``REPLY_WINDOW_SECONDS`` after the reply's time (``superseded``: a
+        reply sent well before the owner's later choice, delivered late); anything else changes nothing.
         The reply's time is when the provider received it (else when it signed the callback), never
-        later than now: both are signed, so a reply replayed after the owner's opt-in is older than it.
-        ``mobile.format`` (422) for a phone that is no mainland mobile."""
+        later than now: by the provider's clock, which may be off ours by up to the window, so a reply
+        within the window of the opt-in applies. ``digest`` (``reply_digest``) names the signed
+        callback: one handled within ``REPLY_GUARD_SECONDS`` is ``duplicate`` (a replay, or the same
+        delivery twice) and changes nothing. ``mobile.format`` (422) for a phone that is no mainland
+        mobile."""
         phone_hash = self._phone_hash(provider_number(phone))
         if not is_opt_out_reply(text):
             return ReplyOutcome.IGNORED
         now = self._clock()
         at = min(received_at or signed_at or now, now)
-        change = self._opt_outs.opt_out(
-            OptOut(phone_hash=phone_hash, at=at, via="reply"), yields_to_opt_in=True
-        )
+        if digest is not None and not self._opt_outs.claim_reply(
+            digest, now, now + timedelta(seconds=REPLY_GUARD_SECONDS)
+        ):
+            return ReplyOutcome.DUPLICATE
+        try:
+            change = self._opt_outs.opt_out(
+                OptOut(phone_hash=phone_hash, at=at, via="reply"),
+                yields_to=at + timedelta(seconds=REPLY_WINDOW_SECONDS),
+            )
+        except BaseException:
+            if digest is not None:  # not handled: the provider's next delivery of it is acted on
+                self._opt_outs.release_reply(digest)
+            raise
         return _REPLY_OUTCOMES[change]
 
     # -- the owner -------------------------------------------------------------------------------------
@@ -311,22 +349,43 @@ class Reach:
 
     def notice(self, subject: str) -> Notice:
         """The owner's cards in service and not registered (their sales record names the phone they sign
-        in with), the deadline of the nearest active campaign, and whether their phone opted out."""
+        in with), the deadline of the nearest active campaign, whether their phone opted out, and for
+        each card whether its vehicle's owner phone is the owner's (the vehicles read in one batch)."""
         targets = self._targets.of_owner(subject)
         if not targets:
             return Notice(cards=(), opted_out=False)
         campaign = notice_campaign(self._active_campaigns(), china_day(self._clock()))
         hashes = _hashes(targets)
         opted_out = bool(hashes) and bool(self._opt_outs.opted_out(hashes))
+        proves = self._phone_proves(subject, targets)
         cards = tuple(
             NoticeCard(
                 target=t,
                 deadline=campaign.deadline if campaign else None,
                 campaign_name=campaign.name if campaign else None,
+                phone_proves=t.iccid in proves,
             )
             for t in targets
         )
         return Notice(cards=cards, opted_out=opted_out)
+
+    def _phone_proves(self, subject: str, targets: Sequence[Target]) -> set[str]:
+        """The ICCIDs of ``targets`` whose vehicle's owner phone is the phone ``subject`` signed in
+        with: the check the sales-phone proof makes (``possession.sales_phone_matches``)."""
+        from chalicelib.registration.possession import sales_phone_matches
+        from chalicelib.sms.domain import subject_for
+
+        # The owner's phone: the contact phone whose subject they are (what found the cards).
+        mine = {h for h in _hashes(targets) if subject_for(h) == subject}
+        if not mine:
+            return set()
+        vehicles = self._inventory.get_vehicles({t.vin for t in targets})
+        return {
+            t.iccid
+            for t in targets
+            if (vehicle := vehicles.get(t.vin)) is not None
+            and any(sales_phone_matches(vehicle.owner_phone_hash, h) for h in mine)
+        }
 
     def opt_out(self, subject: str) -> Notice:
         """The owner's link: no more campaign messages to their phone (409 ``campaign.nothing_to_opt_out``

@@ -788,6 +788,7 @@ def campaign_reach() -> Reach:
         sealer=sealer(),
         phone_hash=sms_code_service().phone_hash,
         reply_key=get_settings().sms_reply_signing_key,
+        inventory=inventory_repo(),
     )
 
 

@@ -54,13 +54,15 @@ LAMBDA_MARGIN_SECONDS = 2.0
 RETRY_AFTER_THROTTLED = 2
 RETRY_AFTER_UNAVAILABLE = 5
 
-#: Error codes of a ``ClientError`` that mean "try again later" (throttling, a service's own fault).
+#: Error codes of a ``ClientError`` that mean "try again later" (throttling, a service's own fault; and
+#: DynamoDB's refusal of a plain write to an item a transaction in flight holds, which botocore does not
+#: retry and which wrote nothing).
 THROTTLING_CODES = frozenset(
     {
         "ProvisionedThroughputExceededException", "ThrottlingException", "Throttling", "ThrottledException",
         "RequestLimitExceeded", "RequestThrottled", "RequestThrottledException", "TooManyRequestsException",
         "SlowDown", "LimitExceededException", "RequestLimitExceededException",
-        "TransactionInProgressException",
+        "TransactionInProgressException", "TransactionConflictException",
     }
 )  # fmt: skip
 UNAVAILABLE_CODES = frozenset(
@@ -108,6 +110,7 @@ _SERVICE_OF_CODE = {
     "ProvisionedThroughputExceededException": "dynamodb",
     "RequestLimitExceeded": "dynamodb",
     "TransactionInProgressException": "dynamodb",
+    "TransactionConflictException": "dynamodb",
     "TransactionCanceledException": "dynamodb",
     "KMSInternalException": "kms",
     "KeyUnavailableException": "kms",

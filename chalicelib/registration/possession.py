@@ -78,6 +78,13 @@ def _free(cards: list[Card]) -> list[str]:
     return [c.iccid for c in cards if c.state is CardState.UNREGISTERED]
 
 
+def sales_phone_matches(owner_phone_hash: str | None, phone_hash: str | None) -> bool:
+    """Whether the sales-phone proof passes: the vehicle's owner phone (keyed hash: the inventory's
+    ``owner_phone``, or a transfer's buyer) is the phone given (keyed hash), compared in constant time.
+    Also what lets the owner's backfill notice name the vehicle's full VIN."""
+    return bool(owner_phone_hash and phone_hash and hmac.compare_digest(owner_phone_hash, phone_hash))
+
+
 def method_disabled(method: PossessionMethod) -> InvalidField:
     return InvalidField(
         "possession.method_disabled",
@@ -267,8 +274,7 @@ class PossessionChecks:
 
     @staticmethod
     def _sales_phone_matches(reg: Registration, vehicle: Vehicle | None) -> bool:
-        expected = vehicle.owner_phone_hash if vehicle is not None else None
-        return bool(expected and reg.phone_hash and hmac.compare_digest(expected, reg.phone_hash))
+        return sales_phone_matches(vehicle.owner_phone_hash if vehicle is not None else None, reg.phone_hash)
 
     def _check_document(self, reg: Registration, caller: str, document: DocumentKind | None) -> None:
         if document not in VEHICLE_DOCUMENT_KINDS:

@@ -2,14 +2,16 @@
 whose card was never registered (the OEM's in-service feed names their phone) signs in, is reminded of it
 on the home screen, finds the car in 我的车辆 with the deadline of the active backfill campaign, opts out
 of the backfill SMS (and the choice holds when the page is read again), and 立即登记 starts the
-registration of that very car, its VIN never typed; where the notice comes without the VIN (the stage
-does not take the sales record's phone as proof), 立即登记 opens the VIN screen naming the car's tail, and
-the registration starts from the VIN typed. Screenshots are kept in the test's tmp dir
+registration of that very car, its VIN never typed (the inventory gives the car that phone as its owner
+phone, so the sales-phone proof would pass); where the notice comes without the VIN, 立即登记 opens the
+VIN screen naming the car's tail, a VIN with another tail is refused on the screen before anything is
+posted, and the registration starts from the right VIN typed. Screenshots are kept in the test's tmp dir
 (``<tmp>/screenshots``)."""
 
 from __future__ import annotations
 
 import json
+import random
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from chalicelib.kernel.clock import china_day, utc_now
+from chalicelib.local.synthetic import inventory_rows
 from tests.e2e.conftest import Stack
 from tests.e2e.test_h5_lifecycle import cards_of, log_in, mask_iccid, take_vehicle, text
 from tests.e2e.test_h5_registration import Phone
@@ -28,9 +31,10 @@ if TYPE_CHECKING:
 CONTACT = "13800007511"
 CONTACT_NO_VIN = "13800007512"
 
-#: The notice as a stage that does not take the sales record's phone as proof answers it (``vin`` null;
-#: tests/integration/test_campaign_reach_api.py proves the API does): the stack runs one stage, whose
-#: possession methods include ``sales_phone``, so the page's own fetch of the notice is given that answer.
+#: The notice without the VIN (``vin`` null), as the API answers it where the stage does not take the
+#: sales record's phone as proof or the vehicle's owner phone is not the phone signed in with
+#: (tests/integration/test_campaign_reach_api.py proves the API does): the page's own fetch of the
+#: notice is given that answer whatever the demo vehicle's owner phone.
 NOTICE_WITHOUT_VIN = """
 const real = window.fetch;
 window.fetch = (url, init) => real(url, init).then(async (r) => {
@@ -39,6 +43,17 @@ window.fetch = (url, init) => real(url, init).then(async (r) => {
   doc.cards.forEach((c) => { c.vin = null; });
   return new Response(JSON.stringify(doc), {status: r.status, headers: r.headers});
 });
+"""
+
+#: Counts the registrations the page posts (``window.registrationPosts``).
+COUNT_REGISTRATION_POSTS = """
+window.registrationPosts = 0;
+const before = window.fetch;
+window.fetch = (url, init) => {
+  const method = String((init && init.method) || 'GET').toUpperCase();
+  if (method === 'POST' && String(url).endsWith('/v1/me/registrations')) window.registrationPosts += 1;
+  return before(url, init);
+};
 """
 
 
@@ -59,7 +74,14 @@ def test_an_owner_sees_the_deadline_opts_out_and_starts_the_registration_from_th
     owner: Phone, stack: Stack
 ) -> None:
     me = owner
-    vin = take_vehicle(stack)
+    # Given a car whose inventory row gives the owner's phone as its owner phone (the sales-phone proof)
+    [row] = list(inventory_rows(1, seed=random.randrange(10**6, 10**7)))
+    status, report = stack.call(
+        "POST", "/v1/admin/inventory/imports", [{**row, "owner_phone": CONTACT}], token=stack.admin_token
+    )
+    assert status == 200, report
+    assert not report.get("errors"), report
+    vin = row["vin"]
     card = cards_of(stack, vin)[0]
     today = china_day(utc_now())
 
@@ -170,10 +192,24 @@ def test_without_the_vin_register_opens_the_vin_screen_naming_the_tail_and_start
     assert vin not in me.driver.page_source
     me.shot("backfill-vin-asked")
 
-    # Then the VIN typed starts the registration of that car, as any registration
+    # When they type a VIN whose tail is another car's, it is refused on the field, nothing posted
+    me.driver.execute_script(COUNT_REGISTRATION_POSTS)
+    other = take_vehicle(stack)
+    assert other[-6:] != vin[-6:]
+    me.fill("#vin-input", other)
+    me.tap("#vin-submit")
+    me.wait_until("the VIN tail error", lambda: me.element("#vin-input ~ .field-error").is_displayed())
+    assert "尾号与待登记车辆" in me.element("#vin-input ~ .field-error").text
+    assert vin[-6:] in me.element("#vin-input ~ .field-error").text
+    me.wait_screen("vin")
+    assert me.driver.execute_script("return window.registrationPosts") == 0
+    me.shot("backfill-vin-tail-refused")
+
+    # Then the right VIN typed starts the registration of that car, as any registration
     me.fill("#vin-input", vin)
     me.tap("#vin-submit")
     me.wait_screen("confirm_vehicle")
     assert vin[-6:] in text(me, "#vehicle-card")
+    assert me.driver.execute_script("return window.registrationPosts") == 1
     assert me.errors() == []
     assert me.csp_violations() == []

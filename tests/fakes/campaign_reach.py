@@ -1,6 +1,7 @@
 """In-memory fakes of the campaigns' opt-outs and call list: the stores' rules (the opt-out in force kept,
-a reply older than the latest opt-in changing nothing, one call entry per campaign, wave and card, the
-first outcome counted with it), pages in the store's key order with an opaque cursor."""
+a reply yielding to a later opt-in changing nothing, a reply callback claimed once until it expires, one
+call entry per campaign, wave and card, the first outcome counted with it), pages in the store's key order
+with an opaque cursor."""
 
 from __future__ import annotations
 
@@ -16,21 +17,23 @@ from chalicelib.campaigns.reach import call_not_found
 
 class FakeOptOuts(OptOuts):
     """Opt-outs by phone hash: ``records`` the opt-outs in force, ``opted_in_at`` each phone's latest
-    opt-in, ``history`` every change (change, phone hash, at); ``reads`` counts the phones looked up."""
+    opt-in, ``history`` every change (change, phone hash, at), ``replies`` the reply callbacks claimed
+    (digest: until when); ``reads`` counts the phones looked up."""
 
     def __init__(self) -> None:
         self.records: dict[str, OptOut] = {}
         self.opted_in_at: dict[str, datetime] = {}
         self.history: list[tuple[str, str, datetime]] = []
+        self.replies: dict[str, datetime] = {}
         self.reads = 0
         self._lock = threading.Lock()
 
-    def opt_out(self, record: OptOut, *, yields_to_opt_in: bool = False) -> OptOutChange:
+    def opt_out(self, record: OptOut, *, yields_to: datetime | None = None) -> OptOutChange:
         with self._lock:
             if record.phone_hash in self.records:
                 return OptOutChange.ALREADY
             opted_in = self.opted_in_at.get(record.phone_hash)
-            if yields_to_opt_in and opted_in is not None and opted_in >= record.at:
+            if yields_to is not None and opted_in is not None and opted_in > yields_to:
                 return OptOutChange.SUPERSEDED
             self.records[record.phone_hash] = record
             self.history.append(("opt_out", record.phone_hash, record.at))
@@ -48,6 +51,18 @@ class FakeOptOuts(OptOuts):
             self.opted_in_at[phone_hash] = at
             self.history.append(("opt_in", phone_hash, at))
             return True
+
+    def claim_reply(self, digest: str, at: datetime, until: datetime) -> bool:
+        with self._lock:
+            held = self.replies.get(digest)
+            if held is not None and held >= at:
+                return False
+            self.replies[digest] = until
+            return True
+
+    def release_reply(self, digest: str) -> None:
+        with self._lock:
+            self.replies.pop(digest, None)
 
 
 def call_sort_key(wave: int, iccid: str) -> str:

@@ -47,6 +47,13 @@ def opted_out(phone: str) -> bool:
     return bool(deps.opt_outs().opted_out([deps.sms_code_service().phone_hash(phone)]))
 
 
+def phone_items() -> list[Any]:
+    """The phones' items of ``campaign-opt-outs`` (not the handled callbacks' ``reply#…`` items)."""
+    from chalicelib.adapters.dynamo.models_campaigns import CampaignOptOutModel
+
+    return [i for i in CampaignOptOutModel.scan() if not i.phone_hash.startswith("reply#")]
+
+
 def owner(token: Callable[..., str], phone: str) -> dict[str, str]:
     subject = subject_for(deps.sms_code_service().phone_hash(phone))
     return {"Authorization": f"Bearer {token('owner', subject=subject)}"}
@@ -72,12 +79,14 @@ def test_a_signed_keyword_reply_opts_the_phone_out_and_its_login_code_still_come
     done = api.http.post("/v1/sms/replies", headers=headers, body=raw)
     assert (done.status_code, body(done)) == (200, {"outcome": "opted_out"})
     again = api.http.post("/v1/sms/replies", headers=headers, body=raw)
-    assert body(again) == {"outcome": "already_opted_out"}
+    assert (again.status_code, body(again)) == (200, {"outcome": "duplicate"})
+    raw, headers = signed(reply, at=utc_now() + timedelta(seconds=2))  # another callback of the same
+    another = api.http.post("/v1/sms/replies", headers=headers, body=raw)
+    assert body(another) == {"outcome": "already_opted_out"}
     assert opted_out(OWNER_PHONE)
     assert not opted_out(OTHER_PHONE)
-    from chalicelib.adapters.dynamo.models_campaigns import CampaignOptOutModel
 
-    [item] = list(CampaignOptOutModel.scan())
+    [item] = phone_items()
     assert (item.via, item.at) == ("reply", datetime(2026, 3, 2, 2, 0, tzinfo=UTC))
     assert OWNER_PHONE not in json.dumps(item.to_simple_dict(), default=str)  # known by its hash alone
 
@@ -126,7 +135,7 @@ def test_a_timestamp_the_signature_does_not_cover_is_refused_and_changes_nothing
     assert not opted_out(OWNER_PHONE)
 
 
-def test_a_reply_replayed_after_the_owners_opt_in_leaves_them_opted_in(
+def test_a_reply_replayed_after_the_owners_opt_in_is_a_duplicate_and_leaves_them_opted_in(
     api: Any, token: Callable[..., str], seeded: dict[str, str]
 ) -> None:
     me = owner(token, OWNER_PHONE)
@@ -139,12 +148,11 @@ def test_a_reply_replayed_after_the_owners_opt_in_leaves_them_opted_in(
     assert (back.status_code, body(back)["opted_out"]) == (200, False)
 
     replayed = api.http.post("/v1/sms/replies", headers=headers, body=raw)
-    assert (replayed.status_code, body(replayed)) == (200, {"outcome": "superseded"})
+    assert (replayed.status_code, body(replayed)) == (200, {"outcome": "duplicate"})
     assert body(api.http.get("/v1/me/backfill", headers=me))["opted_out"] is False
     assert not opted_out(OWNER_PHONE)
-    from chalicelib.adapters.dynamo.models_campaigns import CampaignOptOutModel
 
-    [item] = list(CampaignOptOutModel.scan())
+    [item] = phone_items()
     assert (item.opted_out, item.via) == (False, "reply")
     assert [json.loads(h)["change"] for h in item.history or []] == ["opt_out", "opt_in"]
     assert OWNER_PHONE not in json.dumps(item.to_simple_dict(), default=str)
@@ -157,6 +165,83 @@ def test_a_reply_replayed_after_the_owners_opt_in_leaves_them_opted_in(
     fresh = api.http.post("/v1/sms/replies", headers=headers, body=raw)
     assert body(fresh) == {"outcome": "opted_out"}
     assert opted_out(OWNER_PHONE)
+
+
+def test_a_keyword_sent_after_the_opt_in_by_a_provider_clock_a_minute_slow_opts_the_phone_out(
+    api: Any, token: Callable[..., str], seeded: dict[str, str]
+) -> None:
+    me = owner(token, OWNER_PHONE)
+    api.http.post("/v1/me/backfill/opt-out", headers=me)
+    back = api.http.delete("/v1/me/backfill/opt-out", headers=me)  # the opt-in, at T
+    assert (back.status_code, body(back)["opted_out"]) == (200, False)
+    # The owner replies TD 40 s later; the provider's clock, 60 s slow, says 20 s before T.
+    provider_now = utc_now() + timedelta(seconds=40) - timedelta(seconds=60)
+    raw, headers = signed(
+        {"phone": OWNER_PHONE, "text": "TD", "received_at": provider_now.isoformat()}, at=provider_now
+    )
+    done = api.http.post("/v1/sms/replies", headers=headers, body=raw)
+    assert (done.status_code, body(done)) == (200, {"outcome": "opted_out"})
+    assert body(api.http.get("/v1/me/backfill", headers=me))["opted_out"] is True
+
+
+def test_a_reply_received_ten_minutes_before_the_opt_in_and_delivered_late_is_superseded(
+    api: Any, token: Callable[..., str], seeded: dict[str, str]
+) -> None:
+    me = owner(token, OWNER_PHONE)
+    api.http.post("/v1/me/backfill/opt-out", headers=me)
+    api.http.delete("/v1/me/backfill/opt-out", headers=me)
+    received = (utc_now() - timedelta(minutes=10)).isoformat()
+    raw, headers = signed({"phone": OWNER_PHONE, "text": "TD", "received_at": received})  # signed now
+    late = api.http.post("/v1/sms/replies", headers=headers, body=raw)
+    assert (late.status_code, body(late)) == (200, {"outcome": "superseded"})
+    assert not opted_out(OWNER_PHONE)
+    assert body(api.http.get("/v1/me/backfill", headers=me))["opted_out"] is False
+
+
+def test_a_callback_delivered_twice_acts_once_even_after_an_opt_in_in_between(
+    api: Any, token: Callable[..., str], seeded: dict[str, str]
+) -> None:
+    me = owner(token, OWNER_PHONE)
+    raw, headers = signed({"phone": OWNER_PHONE, "text": "TD"})
+    assert body(api.http.post("/v1/sms/replies", headers=headers, body=raw)) == {"outcome": "opted_out"}
+    assert body(api.http.post("/v1/sms/replies", headers=headers, body=raw)) == {"outcome": "duplicate"}
+    api.http.delete("/v1/me/backfill/opt-out", headers=me)
+    again = api.http.post("/v1/sms/replies", headers=headers, body=raw)
+    assert (again.status_code, body(again)) == (200, {"outcome": "duplicate"})
+    assert not opted_out(OWNER_PHONE)
+    [item] = phone_items()
+    assert [json.loads(h)["change"] for h in item.history or []] == ["opt_out", "opt_in"]
+    from chalicelib.adapters.dynamo.models_campaigns import CampaignOptOutModel
+
+    [guard] = [i for i in CampaignOptOutModel.scan() if i.phone_hash.startswith("reply#")]
+    left = int(guard.expires_epoch) - int(utc_now().timestamp())
+    assert 540 <= left <= 600  # remembered for twice the window, then deleted by TTL
+    assert OWNER_PHONE not in json.dumps(guard.to_simple_dict(), default=str)
+
+
+def test_a_phone_toggled_sixty_times_keeps_its_newest_fifty_changes_and_still_opts_out(aws: None) -> None:
+    from chalicelib.adapters.dynamo.models_campaigns import CampaignOptOutModel
+    from chalicelib.campaigns.domain import OptOut
+    from chalicelib.campaigns.ports import HISTORY_KEEP, OptOutChange
+
+    store = deps.opt_outs()
+    phone_hash = deps.sms_code_service().phone_hash(OWNER_PHONE)
+    start = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
+    for n in range(30):
+        at = start + timedelta(minutes=2 * n)
+        assert store.opt_out(OptOut(phone_hash=phone_hash, at=at, via="link")) is OptOutChange.RECORDED
+        assert store.opt_in(phone_hash, at + timedelta(minutes=1))
+    lines = [json.loads(h) for h in CampaignOptOutModel.get(phone_hash, consistent_read=True).history or []]
+    assert len(lines) == HISTORY_KEEP == 50
+    # the newest last: the 60th change (the 30th opt-in) ends the list, the 11th change begins it
+    assert lines[-1] == {"change": "opt_in", "at": (start + timedelta(minutes=59)).isoformat()}
+    assert lines[0]["at"] == (start + timedelta(minutes=10)).isoformat()
+    assert [line["change"] for line in lines] == ["opt_out", "opt_in"] * 25
+    last = start + timedelta(hours=2)
+    assert store.opt_out(OptOut(phone_hash=phone_hash, at=last, via="link")) is OptOutChange.RECORDED
+    assert store.opted_out([phone_hash]) == {phone_hash}
+    lines = [json.loads(h) for h in CampaignOptOutModel.get(phone_hash, consistent_read=True).history or []]
+    assert (len(lines), lines[-1]["change"], lines[-1]["at"]) == (50, "opt_out", last.isoformat())
 
 
 @pytest.fixture
@@ -187,7 +272,7 @@ def test_an_owner_sees_only_their_own_cards_with_the_deadline_and_opts_out_and_b
     assert notice.status_code == 200, notice.body
     doc = body(notice)
     [card] = doc["cards"]
-    assert card["vin"] == seeded["my_vin"]
+    assert card["vin"] is None  # the vehicle has no owner phone: the feed's phone proves nothing
     assert card["vin_masked"] == "*" * 11 + seeded["my_vin"][-6:]
     assert card["iccid_masked"] != seeded["mine"]
     assert card["iccid_masked"].endswith(seeded["mine"][-4:])
@@ -214,19 +299,49 @@ def test_an_owner_sees_only_their_own_cards_with_the_deadline_and_opts_out_and_b
     assert api.http.get("/v1/me/backfill", headers=auth("admin")).status_code == 403
 
 
-def test_the_notice_gives_the_full_vin_where_the_sales_phone_proves_possession(
-    api: Any, token: Callable[..., str], seeded: dict[str, str], monkeypatch: pytest.MonkeyPatch
+def give_owner_phone(phone: str) -> None:
+    """Import the seeded first vehicle again with ``owner_phone`` (the inventory's sales phone)."""
+    [row] = list(inventory_rows(3, seed=41))[:1]
+    report = import_inventory(
+        [(2, {**row, "owner_phone": phone})],
+        deps.inventory_repo(),
+        actor="test",
+        phone_hash=deps.sms_code_service().phone_hash,
+    )
+    assert report.errors == []
+
+
+@pytest.mark.parametrize(
+    ("owner_phone", "full"),
+    [(None, False), (OWNER_PHONE, True), (OTHER_PHONE, False)],
+    ids=["no-owner-phone", "owner-phone-is-the-feeds", "owner-phone-is-another"],
+)
+def test_the_notice_gives_the_full_vin_only_where_the_vehicles_owner_phone_proves_possession(
+    api: Any,
+    token: Callable[..., str],
+    seeded: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    owner_phone: str | None,
+    full: bool,
 ) -> None:
+    # Only sales_phone enabled; the feed's contact phone (what found the card) is OWNER_PHONE.
     monkeypatch.setenv("CHEKA_POSSESSION_METHODS", '["sales_phone"]')
     deps.reset()
+    if owner_phone is not None:
+        give_owner_phone(owner_phone)
     me = owner(token, OWNER_PHONE)
+    vin = seeded["my_vin"]
     for resp in (
         api.http.get("/v1/me/backfill", headers=me),
         api.http.post("/v1/me/backfill/opt-out", headers=me),
     ):
         assert resp.status_code == 200, resp.body
         [card] = body(resp)["cards"]
-        assert card["vin"] == seeded["my_vin"]
+        assert card["vin"] == (vin if full else None)
+        assert card["vin_masked"] == "*" * 11 + vin[-6:]
+        if not full:
+            raw = resp.body.decode() if isinstance(resp.body, bytes) else str(resp.body)
+            assert vin not in raw
 
 
 def test_the_notice_keeps_the_vin_from_a_phone_holder_where_sales_phones_prove_nothing(

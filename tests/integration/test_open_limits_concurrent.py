@@ -183,3 +183,62 @@ def test_a_start_the_store_fails_to_write_counts_no_open_and_leaves_nothing(tabl
     for n in range(LIMIT):
         assert repo.create_if_room(registration(n, "u-throttled"), LIMIT, NOW) is True
     assert repo.create_if_room(registration(LIMIT, "u-throttled"), LIMIT, NOW) is False
+
+
+@pytest.mark.parametrize("kind", ["registration", "flow"])
+def test_a_start_at_one_below_the_limit_whose_retry_met_its_own_commit_as_a_conflict_is_started(
+    tables: None, kind: str
+) -> None:
+    """The start's transaction commits, but botocore's retry of it (the reply lost) meets the commit
+    still in flight and is cancelled as a conflict: the read that follows shows the start's own id,
+    which is not counted against it, so at the limit less one the start is answered as started."""
+    from botocore.exceptions import ClientError
+
+    from chalicelib.adapters.dynamo.models import AttemptCounterModel
+
+    owner = f"u-late-{kind}"
+    registrations = DynamoRegistrationRepository(FakeCipher())
+    flows = DynamoFlowRepository(FakeCipher())
+    ttl = timedelta(hours=24)
+
+    def start(n: int) -> bool:
+        if kind == "registration":
+            return registrations.create_if_room(registration(n, owner), LIMIT, NOW)
+        return flows.create_if_room(
+            new_flow(f"f-{owner}-{n}", owner, FlowPurpose.REGISTRATION, NOW, ttl), LIMIT, NOW
+        )
+
+    def open_count() -> int:
+        if kind == "registration":
+            return count_open(registrations.of_owner(owner), NOW)
+        return flows.open_count(owner, NOW)
+
+    for n in range(LIMIT - 1):
+        assert start(n) is True
+    client = AttemptCounterModel._get_connection().connection.client
+    real = client._make_api_call
+    tokens: list[str | None] = []
+
+    def committed_then_conflict(operation: str, kwargs: dict[str, Any]) -> Any:
+        if operation != "TransactWriteItems" or tokens:
+            return real(operation, kwargs)
+        tokens.append(kwargs.get("ClientRequestToken"))
+        real(operation, kwargs)  # the first attempt commits; its reply is lost
+        raise ClientError(
+            {
+                "Error": {"Code": "TransactionCanceledException", "Message": "Transaction cancelled"},
+                "CancellationReasons": [{"Code": "TransactionConflict"}, {"Code": "None"}],
+                "ResponseMetadata": {"HTTPStatusCode": 400, "RetryAttempts": 1},
+            },
+            operation,
+        )
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(client, "_make_api_call", committed_then_conflict)
+        assert start(LIMIT - 1) is True
+    assert len(tokens) == 1
+    assert tokens[0]
+    assert open_count() == LIMIT
+    # The owner is now at the limit: another start is refused and writes nothing
+    assert start(LIMIT) is False
+    assert open_count() == LIMIT

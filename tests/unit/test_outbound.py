@@ -243,6 +243,7 @@ def test_no_attempt_starts_after_the_budget_and_none_that_could_outlive_the_func
         (client_error("ProvisionedThroughputExceededException"), "store.unavailable", 2),
         (client_error("ThrottlingException", "Decrypt"), "service.unavailable", 2),
         (client_error("RequestLimitExceeded"), "store.unavailable", 2),
+        (client_error("TransactionConflictException", "UpdateItem"), "store.unavailable", 2),
         (client_error("KMSInternalException", "Decrypt", 500), "keys.unavailable", 5),
         (client_error("KeyUnavailableException", "GenerateMac", 500), "keys.unavailable", 5),
         (client_error("SlowDown", "PutObject", 503), "storage.unavailable", 2),

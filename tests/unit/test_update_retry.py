@@ -16,10 +16,11 @@ import pytest
 from botocore.exceptions import ClientError
 from pynamodb.models import Model
 
+from chalicelib.adapters.dynamo import once
 from chalicelib.adapters.dynamo.dealers import DynamoHandoffStore
 from chalicelib.adapters.dynamo.models_dealers import DealerHandoffModel
 from chalicelib.adapters.dynamo.models_sms import SmsCodeModel, SmsLimitModel, SmsSendsModel
-from chalicelib.adapters.dynamo.once import KEEP_MAX
+from chalicelib.adapters.dynamo.once import TRIM_AT, horizon_seconds
 from chalicelib.adapters.sms.dynamo import DynamoSmsCodeStore
 from chalicelib.adapters.sms.limits import DynamoSmsLimitStore
 from chalicelib.dealers.domain import Handoff
@@ -207,13 +208,69 @@ def test_a_client_counters_take_whose_reply_was_lost_counts_once_and_is_answered
     assert limits.tallies([ip.key, device.key]) == {ip.key: 1, device.key: 1}
 
 
-def test_a_counters_token_set_stays_bounded_however_many_counts_it_takes(aws: None) -> None:
+def test_a_budget_take_whose_reply_was_lost_while_40_others_landed_counts_once_and_takes_the_shard(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     limits = DynamoSmsLimitStore()
-    for _ in range(KEEP_MAX + 8):
+    client = SmsLimitModel._get_connection().connection.client
+    real = client._make_api_call
+    lost = {"pending": True, "retried": 0}
+
+    def crowded(operation: str, kwargs: dict[str, Any]) -> Any:
+        if operation != "UpdateItem" or not lost["pending"]:
+            return real(operation, kwargs)
+        lost["pending"] = False
+        real(operation, kwargs)  # lands; its reply is lost
+        # Before botocore's retry goes (a read timeout later), the hot shard takes 40 other sends
+        for _ in range(40):
+            assert limits.take_budget([("budget#h#3", 100)], HOUR_END) == "budget#h#3"
+        lost["retried"] += 1
+        try:
+            reply = real(operation, kwargs)
+        except ClientError as exc:
+            exc.response.setdefault("ResponseMetadata", {})["RetryAttempts"] = 1
+            raise
+        reply.setdefault("ResponseMetadata", {})["RetryAttempts"] = 1
+        return reply
+
+    monkeypatch.setattr(client, "_make_api_call", crowded)
+    assert limits.take_budget([("budget#h#3", 100)], HOUR_END) == "budget#h#3"
+    assert lost["retried"] == 1
+    # 41 takes, each counted once: the retry found its token among the 40 newer ones
+    assert limits.tallies(["budget#h#3"]) == {"budget#h#3": 41}
+    assert len(SmsLimitModel.get("budget#h#3", consistent_read=True).attempts or ()) == 41
+
+
+def test_a_counters_token_set_drops_the_tokens_older_than_the_horizon_and_keeps_the_newer(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    limits = DynamoSmsLimitStore()
+    now = once.now_ms()
+    # A burst of takes a little over the horizon ago: none of them old then, so the set kept them all
+    monkeypatch.setattr(once, "now_ms", lambda: now - int(horizon_seconds() * 1000) - 1000)
+    for _ in range(TRIM_AT + 8):
+        assert limits.take_budget([("budget#h#2", 1000)], HOUR_END) == "budget#h#2"
+    assert len(SmsLimitModel.get("budget#h#2", consistent_read=True).attempts or ()) == TRIM_AT + 8
+    # Then takes now: the next one past the bound deletes every token older than the horizon
+    monkeypatch.setattr(once, "now_ms", lambda: now)
+    for _ in range(3):
         assert limits.take_budget([("budget#h#2", 1000)], HOUR_END) == "budget#h#2"
     item = SmsLimitModel.get("budget#h#2", consistent_read=True)
-    assert int(item.tally) == KEEP_MAX + 8
-    assert 0 < len(item.attempts or ()) <= KEEP_MAX
+    assert int(item.tally) == TRIM_AT + 11
+    assert len(item.attempts or ()) == 3
+    assert all(int(token[:11], 16) == now for token in item.attempts or ())
+
+
+def test_a_counters_token_set_never_holds_more_than_its_cap_even_within_the_horizon(
+    aws: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(once, "KEEP_MAX", TRIM_AT + 4)
+    limits = DynamoSmsLimitStore()
+    for _ in range(TRIM_AT + 12):
+        assert limits.take_budget([("budget#h#4", 1000)], HOUR_END) == "budget#h#4"
+    item = SmsLimitModel.get("budget#h#4", consistent_read=True)
+    assert int(item.tally) == TRIM_AT + 12
+    assert TRIM_AT < len(item.attempts or ()) <= TRIM_AT + 4
 
 
 # --------------------------------------------------------------------------- dealer hand-off

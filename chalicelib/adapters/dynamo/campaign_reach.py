@@ -1,5 +1,6 @@
 """The backfill campaigns' opt-outs and call list on DynamoDB: ``campaign-opt-outs`` (one item per phone,
-by keyed hash: the opt-out in force, the latest opt-in, every change in ``history``) and ``campaign-calls``
+by keyed hash: the opt-out in force, the latest opt-in, the newest changes in ``history``; beside them one
+``reply#<digest>`` item per reply callback handled lately, deleted by TTL) and ``campaign-calls``
 (one item per campaign, wave and card, the contact phone as sealed text, every outcome kept in the item's
 ``outcomes``; an entry's first outcome and its wave's ``called`` count are one transaction)."""
 
@@ -13,12 +14,13 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
+from pynamodb.exceptions import DeleteError, PutError, TransactWriteError, UpdateError
+from pynamodb.expressions.condition import size
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.adapters.dynamo.agents import decode_cursor, encode_cursor
 from chalicelib.adapters.dynamo.base import utc_aware
-from chalicelib.adapters.dynamo.campaign_sends import STATS_PART, campaign_wave_key
+from chalicelib.adapters.dynamo.campaign_sends import CALLS_PART, campaign_wave_key
 from chalicelib.adapters.dynamo.inventory import RETRYABLE, TRANSACT_ATTEMPTS
 from chalicelib.adapters.dynamo.models_campaigns import (
     CampaignCallModel,
@@ -27,13 +29,16 @@ from chalicelib.adapters.dynamo.models_campaigns import (
 )
 from chalicelib.adapters.dynamo.once import new_token
 from chalicelib.campaigns.domain import CallEntry, CallOutcome, CallReason, OptOut
-from chalicelib.campaigns.ports import CallList, OptOutChange, OptOuts
+from chalicelib.campaigns.ports import HISTORY_KEEP, CallList, OptOutChange, OptOuts
 from chalicelib.campaigns.reach import call_not_found
 from chalicelib.kernel.errors import BadRequest
 
 _CONDITION_FAILED = "ConditionalCheckFailedException"
 #: Items one query of the call list reads at most (a filter on open entries drops some of them).
 _QUERY_PAGE = 200
+#: The key prefix of a handled reply callback's item in ``campaign-opt-outs`` (a phone's key is a bare
+#: hex hash: the two never meet).
+REPLY_GUARD_PREFIX = "reply#"
 
 
 def _condition_failed(err: Exception) -> bool:
@@ -51,11 +56,34 @@ def _change(change: str, at: datetime, via: str | None = None, campaign_id: str 
     return json.dumps({k: v for k, v in record.items() if v is not None}, separators=(",", ":"))
 
 
+def reply_guard_key(digest: str) -> str:
+    """The key of a handled reply callback's item."""
+    return REPLY_GUARD_PREFIX + digest
+
+
+def _trim_history(item: CampaignOptOutModel) -> None:
+    """Drop the oldest lines of ``item``'s history (as just stored) past ``HISTORY_KEEP``, on condition
+    that it still holds as many lines as read (another change in between: its own write trims). Best
+    effort: a trim that fails is made by the phone's next change."""
+    model = CampaignOptOutModel
+    length = len(item.history or [])
+    if length <= HISTORY_KEEP:
+        return
+    actions: list[Any] = [model.history[i].remove() for i in range(length - HISTORY_KEEP)]
+    unchanged = size(model.history) == length  # type: ignore[no-untyped-call]
+    try:
+        model(item.phone_hash).update(actions=actions, condition=unchanged)
+    except UpdateError as err:
+        if not _condition_failed(err):
+            raise
+
+
 class DynamoOptOuts(OptOuts):
     """One item per phone: a conditional update moves it between opted out and opted in (the item is
-    never deleted, so the latest opt-in is there to tell an older reply it comes too late)."""
+    never deleted, so the latest opt-in is there to tell an older reply it comes too late). Its history
+    keeps the newest ``HISTORY_KEEP`` lines, trimmed by a second conditional update."""
 
-    def opt_out(self, record: OptOut, *, yields_to_opt_in: bool = False) -> OptOutChange:
+    def opt_out(self, record: OptOut, *, yields_to: datetime | None = None) -> OptOutChange:
         model = CampaignOptOutModel
         actions: list[Any] = [
             model.at.set(record.at),
@@ -67,17 +95,17 @@ class DynamoOptOuts(OptOuts):
             ),
         ]
         opted_in = model.opted_out == False  # noqa: E712 (a condition on the stored value)
-        if yields_to_opt_in:
-            opted_in &= model.opted_in_at < record.at
+        if yields_to is not None:
+            opted_in &= model.opted_in_at <= yields_to
+        item = model(record.phone_hash)
         try:
-            model(record.phone_hash).update(
-                actions=actions, condition=model.phone_hash.does_not_exist() | opted_in
-            )
+            item.update(actions=actions, condition=model.phone_hash.does_not_exist() | opted_in)
         except UpdateError as err:
             if not _condition_failed(err):
                 raise
             current = model.get(record.phone_hash, consistent_read=True)
             return OptOutChange.SUPERSEDED if current.opted_out is False else OptOutChange.ALREADY
+        _trim_history(item)
         return OptOutChange.RECORDED
 
     def opted_out(self, phone_hashes: Iterable[str]) -> set[str]:
@@ -97,13 +125,39 @@ class DynamoOptOuts(OptOuts):
             model.history.set((model.history | []).append([_change("opt_in", at)])),
         ]
         opted_out = model.opted_out.does_not_exist() | (model.opted_out == True)  # noqa: E712
+        item = model(phone_hash)
         try:
-            model(phone_hash).update(actions=actions, condition=model.phone_hash.exists() & opted_out)
+            item.update(actions=actions, condition=model.phone_hash.exists() & opted_out)
+        except UpdateError as err:
+            if _condition_failed(err):
+                return False
+            raise
+        _trim_history(item)
+        return True
+
+    def claim_reply(self, digest: str, at: datetime, until: datetime) -> bool:
+        """One conditional write: the item is new, or one whose time is up that TTL has not deleted yet
+        (TTL deletes within days, not at the second)."""
+        model = CampaignOptOutModel
+        now = int(at.timestamp())
+        try:
+            model(reply_guard_key(digest)).update(
+                actions=[model.expires_epoch.set(int(until.timestamp()))],
+                condition=model.phone_hash.does_not_exist() | (model.expires_epoch < now),
+            )
         except UpdateError as err:
             if _condition_failed(err):
                 return False
             raise
         return True
+
+    def release_reply(self, digest: str) -> None:
+        model = CampaignOptOutModel
+        try:
+            model(reply_guard_key(digest)).delete(condition=model.expires_epoch.exists())
+        except DeleteError as err:
+            if not _condition_failed(err):
+                raise
 
 
 def _entry(item: CampaignCallModel) -> CallEntry:
@@ -232,11 +286,13 @@ class DynamoCallList(CallList):
     def _first_outcome(self, entry: CallEntry, actions: list[Any]) -> bool:
         """Write ``actions`` with the wave's ``called`` count if the entry has no outcome yet (False: it
         has one, or is not on the list). A transaction cancelled by another in flight on the same items
-        is tried again (``TRANSACT_ATTEMPTS``), then either it commits or its condition fails."""
+        is tried again (``TRANSACT_ATTEMPTS``), then either it commits or its condition fails. The count
+        is on the wave's ``calls`` item, which only these transactions write: one in flight never holds
+        the ``stats`` item the sender's and planner's plain updates write (they would be refused)."""
         model = CampaignCallModel
         first = model.call_key.exists() & model.outcome.does_not_exist()
-        stats = CampaignWaveModel(
-            campaign_wave=campaign_wave_key(entry.campaign_id, entry.wave), part=STATS_PART
+        calls = CampaignWaveModel(
+            campaign_wave=campaign_wave_key(entry.campaign_id, entry.wave), part=CALLS_PART
         )
         for attempt in range(TRANSACT_ATTEMPTS):
             try:
@@ -251,7 +307,7 @@ class DynamoCallList(CallList):
                         condition=first,
                         add_version_condition=False,
                     )
-                    tx.update(stats, actions=[CampaignWaveModel.called.add(1)], add_version_condition=False)
+                    tx.update(calls, actions=[CampaignWaveModel.called.add(1)], add_version_condition=False)
                 return True
             except TransactWriteError as exc:
                 reasons = exc.cancellation_reasons or []

@@ -6,11 +6,21 @@ whoever delivers its message twice), and moved out of ``claimed`` only by an upd
 status. Counters are added with ``ADD`` on the wave's ``stats`` item (no read). The token bucket is one
 item per campaign: read, refilled for the time since, written back conditional on the version read (a
 lost race reads again).
+
+The wave's ``called`` count lives on an item of its own (``calls``), written only by the transaction of
+an entry's first outcome (``campaign_reach.DynamoCallList``): a plain ``UpdateItem`` on an item held by
+a transaction in flight is refused (``TransactionConflictException``, which botocore does not retry), so
+were ``called`` on the ``stats`` item, a batch's ``sent``/``failed`` or a page's ``targeted`` could be
+refused by a call's outcome. ``progress`` adds both items' ``called`` (waves counted before the split
+hold it on ``stats``). A ``count`` refused that way all the same is tried again (``COUNT_ATTEMPTS``,
+jittered): the refused update changed nothing.
 """
 
 from __future__ import annotations
 
 import math
+import random
+import time
 from collections.abc import Iterator
 from datetime import datetime
 
@@ -21,17 +31,26 @@ from chalicelib.adapters.dynamo.base import utc_aware
 from chalicelib.adapters.dynamo.models_campaigns import CampaignSendModel, CampaignWaveModel
 from chalicelib.campaigns.domain import SendRecord, SendStatus, SkipReason, WaveProgress
 from chalicelib.campaigns.ports import RateLimiter, SendLedger
+from chalicelib.core.outbound import Unavailable
 from chalicelib.kernel.errors import Conflict
 
 _CONDITION_FAILED = "ConditionalCheckFailedException"
 #: The wave item holding its counters; a shard's plan cursor is ``shard#NN``.
 STATS_PART = "stats"
+#: The wave item holding its ``called`` count: written only by first-outcome transactions, so that they
+#: never hold the ``stats`` item the sender, planner and attribution update with plain writes.
+CALLS_PART = "calls"
 BUCKET_PART = "bucket"
 #: The counters ``count`` accepts (``skipped_<reason>`` besides, one per ``SkipReason``).
 COUNTERS = ("targeted", "sent", "failed", "called", "registered", "deferred")
 SKIP_COUNTERS = tuple(f"skipped_{r.value}" for r in SkipReason)
 #: Reads of the bucket before a sender gives up on a contended write (and waits a little instead).
 BUCKET_ATTEMPTS = 5
+#: Attempts of a counters update refused for a transaction in flight on the item, and the longest first
+#: pause between them (doubled each time, jittered).
+COUNT_ATTEMPTS = 4
+COUNT_PAUSE_SECONDS = 0.05
+_TRANSACTION_CONFLICT = "TransactionConflictException"
 
 
 def campaign_wave_key(campaign_id: str, wave: int) -> str:
@@ -44,6 +63,22 @@ def rate_key(key: str) -> str:
 
 def _condition_failed(err: Exception) -> bool:
     return getattr(err, "cause_response_code", None) == _CONDITION_FAILED
+
+
+def _transaction_conflict(err: BaseException) -> bool:
+    """Whether ``err`` (PynamoDB's ``UpdateError``, or the ``Unavailable`` lifted from it) is DynamoDB's
+    refusal of a plain write to an item a transaction in flight holds: nothing was written."""
+    seen: BaseException | None = err
+    for _ in range(4):  # Unavailable -> UpdateError -> VerboseClientError -> ClientError
+        if seen is None:
+            return False
+        if getattr(seen, "cause_response_code", None) == _TRANSACTION_CONFLICT:
+            return True
+        response = getattr(seen, "response", None)
+        if isinstance(response, dict) and (response.get("Error") or {}).get("Code") == _TRANSACTION_CONFLICT:
+            return True
+        seen = getattr(seen, "cause", None) or seen.__cause__
+    return False
 
 
 def _record(item: CampaignSendModel) -> SendRecord:
@@ -169,28 +204,36 @@ class DynamoSendLedger(SendLedger):
                 actions.append(getattr(CampaignWaveModel, name).add(n))
         if not actions:
             return
-        CampaignWaveModel(campaign_wave=campaign_wave_key(campaign_id, wave), part=STATS_PART).update(
-            actions=actions
-        )
+        stats = CampaignWaveModel(campaign_wave=campaign_wave_key(campaign_id, wave), part=STATS_PART)
+        for attempt in range(COUNT_ATTEMPTS):
+            try:
+                stats.update(actions=actions)
+                return
+            except (UpdateError, Unavailable) as err:
+                # Refused (nothing added) for a transaction in flight on the item: wait a little, again.
+                if not _transaction_conflict(err) or attempt + 1 == COUNT_ATTEMPTS:
+                    raise
+                time.sleep(random.uniform(0, COUNT_PAUSE_SECONDS * 2**attempt))  # jitter; nothing secret
 
     def progress(self, campaign_id: str, wave: int) -> WaveProgress:
-        try:
-            item = CampaignWaveModel.get(
-                campaign_wave_key(campaign_id, wave), STATS_PART, consistent_read=True
+        """The wave's counters: the ``stats`` item's, with ``called`` from the ``calls`` item added (one
+        strongly consistent BatchGetItem of both)."""
+        key = campaign_wave_key(campaign_id, wave)
+        items = {
+            item.part: item
+            for item in CampaignWaveModel.batch_get(
+                [(key, STATS_PART), (key, CALLS_PART)], consistent_read=True
             )
-        except CampaignWaveModel.DoesNotExist:
-            return WaveProgress(campaign_id=campaign_id, wave=wave)
+        }
+        stats, calls = items.get(STATS_PART), items.get(CALLS_PART)
+        counts = {name: int(getattr(stats, name, None) or 0) for name in COUNTERS}
+        counts["called"] += int(getattr(calls, "called", None) or 0)
         skipped = {
             name.removeprefix("skipped_"): int(value)
             for name in SKIP_COUNTERS
-            if (value := getattr(item, name)) is not None and int(value) > 0
+            if (value := getattr(stats, name, None)) is not None and int(value) > 0
         }
-        return WaveProgress(
-            campaign_id=campaign_id,
-            wave=wave,
-            skipped=skipped,
-            **{name: int(getattr(item, name) or 0) for name in COUNTERS},
-        )
+        return WaveProgress(campaign_id=campaign_id, wave=wave, skipped=skipped, **counts)
 
     def plan_cursor(self, campaign_id: str, wave: int, shard: str) -> tuple[str | None, bool]:
         try:

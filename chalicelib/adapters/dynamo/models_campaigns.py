@@ -79,9 +79,9 @@ class CampaignSendModel(Unbound):
 
 
 class CampaignWaveModel(Unbound):
-    """A wave's counters (``part="stats"``, added to by ADD), its shards' plan cursors
-    (``part="shard#NN"``) and, under ``f"{campaign_id}#rate"``, the campaign's token bucket
-    (``part="bucket"``)."""
+    """A wave's counters (``part="stats"``, added to by ADD; its ``called`` on ``part="calls"``, added
+    to only by first-outcome transactions), its shards' plan cursors (``part="shard#NN"``) and, under
+    ``f"{campaign_id}#rate"``, the campaign's token bucket (``part="bucket"``)."""
 
     class Meta(Unbound.Meta):
         table_name = "campaign-waves"
@@ -114,7 +114,10 @@ class CampaignWaveModel(Unbound):
 
 class CampaignOptOutModel(Unbound):
     """A phone (keyed hash) that asked for no more campaign messages: the opt-out in force (the first of
-    a run kept), the latest opt-in, and every change in ``history``. An opt-in keeps the item."""
+    a run kept), the latest opt-in, and the newest changes in ``history``. An opt-in keeps the item.
+
+    The same table holds, under ``reply#<digest>``, each reply callback handled lately: only its key and
+    ``expires_epoch`` (TTL), so that the same signed callback again changes nothing."""
 
     class Meta(Unbound.Meta):
         table_name = "campaign-opt-outs"
@@ -127,8 +130,11 @@ class CampaignOptOutModel(Unbound):
     opted_out = BooleanAttribute(null=True)
     #: The latest opt-in: a reply not later than it opts nothing out.
     opted_in_at = UTCDateTimeAttribute(null=True)
-    #: Every opt-out and opt-in, oldest first (JSON: change, at, via).
+    #: The newest opt-outs and opt-ins (``campaigns.ports.HISTORY_KEEP``), oldest first (JSON: change,
+    #: at, via).
     history = ListAttribute[str](of=UnicodeAttribute, null=True)  # type: ignore[arg-type]
+    #: TTL of a ``reply#…`` item (epoch seconds); a phone's item has none and never expires.
+    expires_epoch = NumberAttribute(null=True)
 
 
 class CampaignCallModel(Unbound):
@@ -157,6 +163,6 @@ CAMPAIGN_TABLES: tuple[TableSpec, ...] = (
     TableSpec("campaigns", CampaignModel),
     TableSpec("campaign-sends", CampaignSendModel),
     TableSpec("campaign-waves", CampaignWaveModel),
-    TableSpec("campaign-opt-outs", CampaignOptOutModel),
+    TableSpec("campaign-opt-outs", CampaignOptOutModel, ttl_attribute="expires_epoch"),
     TableSpec("campaign-calls", CampaignCallModel),
 )

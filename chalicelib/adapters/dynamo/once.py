@@ -12,12 +12,18 @@ same token, and never applies twice. A refusal that came on a retry reads the it
 consistent): the token there means the update had landed, and it is answered as done. A refusal on
 the first attempt is a refusal: no earlier attempt of this call can have landed.
 
-The set stays short: a token begins with the time it was made (hex milliseconds), and once the set
-holds more than ``KEEP_MAX`` tokens its oldest are deleted, leaving the newest ``KEEP`` (best effort;
-a failed trim is made by the next update past the bound). A token is needed only for the seconds
-botocore's retries of its own call take: it is deleted too early only if more than ``KEEP`` other
-updates of the same item land within them. The items whose writes are bounded anyway (a code: its
-tries and one use; a hand-off: one use) never reach the bound.
+The set is trimmed by age, not by count: a token is needed for as long as botocore may still send its
+call again, however many other updates land on the item meanwhile (a hot SMS budget shard takes about a
+dozen a second; a count-bound trim would drop a token before its retry came, and the retry would count a
+second time). A token begins with the time it was made (hex milliseconds); once the set holds more than
+``TRIM_AT`` tokens and ``TRIM_BATCH`` of them are older than ``horizon_seconds()`` (the longest one
+call's attempts can take: connect and read timeouts times the attempts, plus botocore's backoff between
+them, never under ``MIN_HORIZON_SECONDS``), those are deleted. So a set holds about the updates of one
+horizon: on a hot budget shard at the default settings (71 s) some 850 tokens, some 20 KB, which every
+update of the item writes again (its write units). The newest ``KEEP_MAX`` is a hard cap, a guard on
+the item's size (1,000 tokens of 23 characters, about 25 KB): past it, the oldest go even within the
+horizon. A trim is best effort: a failed one is made by a later update. The items whose writes are
+bounded anyway (a code: its tries and one use; a hand-off: one use) never reach ``TRIM_AT``.
 """
 
 from __future__ import annotations
@@ -36,16 +42,52 @@ from chalicelib.core.outbound import Unavailable
 
 M = TypeVar("M", bound=Model)
 
-#: Tokens left in an item's set by a trim.
-KEEP = 16
-#: Tokens an item's set may hold before its oldest are trimmed (32 tokens of 23 characters: < 1 KB).
-KEEP_MAX = 32
+#: Tokens an item's set holds before any is trimmed (32 tokens of 23 characters: < 1 KB).
+TRIM_AT = 32
+#: Tokens past the horizon a trim waits for (one trim deletes many: a hot item is not written twice an
+#: update).
+TRIM_BATCH = 16
+#: The newest tokens a set keeps at most, whatever their age (about 25 KB: a guard on the item's size).
+KEEP_MAX = 1000
+#: The shortest horizon: a token is kept at least this long.
+MIN_HORIZON_SECONDS = 60.0
+#: botocore's standard retry mode waits at most this long before each attempt after the first.
+_BOTOCORE_MAX_BACKOFF_SECONDS = 20.0
+#: Slack for the clocks of the functions writing one item (tokens carry the writer's time).
+_CLOCK_SLACK_SECONDS = 10.0
 _CONDITION_FAILED = "ConditionalCheckFailedException"
+
+
+def now_ms() -> int:
+    """The time tokens carry, in milliseconds."""
+    return int(time.time() * 1000)
+
+
+def horizon_seconds() -> float:
+    """How long a token is kept: longer than one call's attempts can take (each connects and waits for
+    its reply: ``outbound_connect_timeout_seconds`` + ``outbound_read_timeout_seconds``, times
+    ``outbound_max_attempts``, with botocore's backoff before each attempt after the first), plus slack
+    for the writers' clocks; never under ``MIN_HORIZON_SECONDS``."""
+    from chalicelib.core.settings import get_settings
+
+    settings = get_settings()
+    attempts = settings.outbound_max_attempts
+    per_attempt = settings.outbound_connect_timeout_seconds + settings.outbound_read_timeout_seconds
+    longest = per_attempt * attempts + _BOTOCORE_MAX_BACKOFF_SECONDS * (attempts - 1)
+    return max(MIN_HORIZON_SECONDS, longest + _CLOCK_SLACK_SECONDS)
 
 
 def new_token() -> str:
     """A token for one call: the time in hex milliseconds (so tokens sort by age), then 48 random bits."""
-    return f"{int(time.time() * 1000):011x}{secrets.token_hex(6)}"
+    return f"{now_ms():011x}{secrets.token_hex(6)}"
+
+
+def _made_ms(token: str) -> int:
+    """When ``token`` was made (milliseconds); 0 for one that does not begin with a time (trimmed first)."""
+    try:
+        return int(token[:11], 16)
+    except ValueError:
+        return 0
 
 
 def refused(exc: UpdateError) -> bool:
@@ -103,16 +145,22 @@ def _tokens(item: Model, attempts: UnicodeSetAttribute) -> set[str]:
 
 
 def _trim(item: Model, attempts: UnicodeSetAttribute) -> None:
-    """Delete the oldest tokens of ``item``'s set (as just stored) when it holds more than ``KEEP_MAX``.
-    Written through a copy of the key, so ``item`` keeps the values of the update it answers."""
+    """Delete the tokens of ``item``'s set (as just stored) older than ``horizon_seconds()``, once it
+    holds more than ``TRIM_AT`` and ``TRIM_BATCH`` of them are that old, and any past the newest
+    ``KEEP_MAX``. Written through a copy of the key, so ``item`` keeps the values of the update it
+    answers."""
     tokens = _tokens(item, attempts)
-    if len(tokens) <= KEEP_MAX:
+    if len(tokens) <= TRIM_AT:
         return
-    oldest = set(sorted(tokens)[:-KEEP])
+    since = now_ms() - int(horizon_seconds() * 1000)
+    stale = {token for token in tokens if _made_ms(token) < since}
+    past_cap = set(sorted(tokens)[:-KEEP_MAX]) if len(tokens) > KEEP_MAX else set()
+    if len(stale) < TRIM_BATCH and not past_cap:
+        return
     try:
-        _key_of(item).update(actions=[attempts.delete(oldest)], condition=attempts.exists())
+        _key_of(item).update(actions=[attempts.delete(stale | past_cap)], condition=attempts.exists())
     except (UpdateError, Unavailable):
-        return  # best effort: the next update past the bound trims again
+        return  # best effort: a later update trims again
 
 
 def _key_of(item: M) -> M:

@@ -7,6 +7,12 @@ last ``RECENT_SECONDS`` (written before the index shows them, or not yet written
 loses the turn to another reads again, now counting the winner's id; one that finds the owner at the
 limit is refused. The turn and the create are one transaction: a create that fails (the store
 throttled, a conflict) takes no turn and counts nothing, so a refused open leaves nothing behind.
+
+The transaction carries a ``ClientRequestToken``: botocore's retry of one whose reply was lost is
+answered as done by DynamoDB. A retry that met its own first attempt still committing is cancelled as a
+conflict all the same; the read that follows then shows the open's own id (in the turn's recent ids, or
+on the index), which is never counted against it: the open is answered as an item of that id existing,
+and the caller's read-back finds it its own.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.adapters.dynamo.models import AttemptCounterModel
+from chalicelib.adapters.dynamo.once import new_token
 
 #: How long an id opened counts as open even when the owner index does not show it (index lag).
 RECENT_SECONDS = 120
@@ -60,14 +67,17 @@ class OwnerOpens:
     ) -> bool | None:
         """``item`` put under ``condition`` and the turn taken, in one transaction: True when both
         landed, False when the turn was lost to another open, None when ``condition`` refused the put
-        (nothing written either way)."""
+        (nothing written either way). The token makes botocore's retry of a transaction that landed with
+        its reply lost a success in DynamoDB."""
         turn = (
             AttemptCounterModel.tally.does_not_exist()
             if version == 0
             else AttemptCounterModel.tally == version
         )
         try:
-            with TransactWrite(connection=AttemptCounterModel._get_connection().connection) as tx:
+            with TransactWrite(
+                connection=AttemptCounterModel._get_connection().connection, client_request_token=new_token()
+            ) as tx:
                 tx.save(item, condition=condition)
                 tx.update(
                     AttemptCounterModel(key),
@@ -99,11 +109,14 @@ class OwnerOpens:
         condition: Condition,
     ) -> bool | None:
         """Put ``item`` (of ``new_id``, under ``condition``) unless ``owner`` holds ``limit`` open ones:
-        True when put, False when refused for the limit, None when ``condition`` refused the put."""
+        True when put, False when refused for the limit, None when ``condition`` refused the put or a
+        read shows ``new_id`` already (an earlier attempt of this open landed: the caller reads it back)."""
         key = self._key(owner)
         for _ in range(_MAX_TURNS):
             version, recent = self._read(key, now)
             seen, still_open = held()
+            if new_id in recent or new_id in seen:
+                return None  # this open's own transaction committed, its answer lost or cancelled late
             if len(still_open) + len(set(recent) - seen) >= limit:
                 return False
             recent[new_id] = _epoch(now)

@@ -121,6 +121,7 @@
     pollTimer: 0,
     pollStarted: 0,
     deregHint: "",
+    vinTail: null, // the VIN tail the VIN screen asks for (待补登记 without its VIN), else null
   };
 
   // ---------------------------------------------------------------------------------------------
@@ -818,6 +819,9 @@
         : hint
           ? "请输入尾号为 " + hint.slice(-6) + " 的车辆识别代号（VIN，共 17 位），" + where
           : "车辆识别代号（VIN）共 17 位，" + where;
+    // The tail of the car the notice named (待补登记 without its VIN): a VIN typed with another is
+    // refused on the screen, before anything is posted.
+    state.vinTail = kind === "registration" && hint ? hint.slice(-6).toUpperCase() : null;
     $("#vin-input").value = "";
     $("#vin-delegated").checked = false;
     $("#vin-delegated-label").hidden = kind !== "registration";
@@ -834,6 +838,16 @@
         new ApiError(422, {
           code: "client.vin",
           message_zh: "车辆识别代号应为 17 位字母和数字（不含 I、O、Q）",
+          field: "vin",
+        }),
+      );
+      return;
+    }
+    if (state.kind === "registration" && state.vinTail && vin.slice(-6) !== state.vinTail) {
+      showError(
+        new ApiError(422, {
+          code: "client.vin_tail",
+          message_zh: "车辆识别代号尾号与待登记车辆（尾号 " + state.vinTail + "）不符，请核对后重新输入",
           field: "vin",
         }),
       );

@@ -17,9 +17,12 @@ from chalicelib.campaigns.domain import (
     Campaign,
     CampaignStatus,
     Channel,
+    OptOut,
     QuietHours,
 )
+from chalicelib.campaigns.ports import OptOutChange
 from chalicelib.campaigns.reach import (
+    REPLY_GUARD_SECONDS,
     REPLY_WINDOW_SECONDS,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -27,6 +30,7 @@ from chalicelib.campaigns.reach import (
     ReplyOutcome,
     is_opt_out_reply,
     notice_campaign,
+    reply_digest,
     reply_headers,
     reply_signature,
     signature_matches,
@@ -40,6 +44,7 @@ from tests.fakes.campaign_reach import FakeCallList, FakeOptOuts
 from tests.fakes.campaign_sends import FakeSendLedger
 from tests.fakes.campaign_store import FakeCampaignStore
 from tests.fakes.campaign_targets import FakeBackfillTargets
+from tests.fakes.cards import FakeInventory
 from tests.fakes.clock import FakeClock
 from tests.fakes.crypto import FakeCipher, FakeHasher
 
@@ -83,6 +88,7 @@ class World:
         self.targets = FakeBackfillTargets()
         self.store = FakeCampaignStore()
         self.sealer = TextSealer(FakeCipher())
+        self.inventory = FakeInventory()
         self.reach = Reach(
             opt_outs=self.opt_outs,
             calls=self.calls,
@@ -91,6 +97,7 @@ class World:
             sealer=self.sealer,
             phone_hash=phone_hash,
             reply_key=lambda: KEY,
+            inventory=self.inventory,
             clock=self.clock,
         )
 
@@ -173,6 +180,7 @@ def test_a_callback_with_a_wrong_signature_is_refused_401(world: World) -> None:
         sealer=world.sealer,
         phone_hash=phone_hash,
         reply_key=lambda: "",
+        inventory=world.inventory,
     )
     with pytest.raises(Unauthenticated):  # a stage without a key takes no reply, even one "signed" so
         keyless.check_reply_signature(b"{}", reply_signature("", stamp, b"{}"), stamp)
@@ -211,26 +219,83 @@ def test_a_fresh_timestamp_put_on_an_old_signature_is_refused_as_unsigned(world:
     assert refused.value.code == "sms_reply.signature"
 
 
-def test_a_reply_older_than_the_owners_opt_in_leaves_them_opted_in(world: World) -> None:
+def test_a_reply_sent_more_than_the_window_before_the_owners_opt_in_leaves_them_opted_in(
+    world: World,
+) -> None:
     world.card("89860000000000000001", OWNER_PHONE)
     owner = subject_for(phone_hash(OWNER_PHONE))
     replied = world.clock()
     assert world.reach.reply(OWNER_PHONE, "TD", None, replied) is ReplyOutcome.OPTED_OUT
-    world.clock.advance(minutes=2)
+    world.clock.advance(minutes=10)
+    opted_in = world.clock()
     assert world.reach.opt_in(owner).opted_out is False
     world.clock.advance(minutes=1)
-    # the same reply again (replayed within the window, or delivered twice), and one older still
-    assert world.reach.reply(OWNER_PHONE, "TD", None, replied) is ReplyOutcome.SUPERSEDED
-    assert (
-        world.reach.reply(OWNER_PHONE, "退订", replied - timedelta(hours=1), replied)
-        is ReplyOutcome.SUPERSEDED
-    )
+    # delivered late, in a freshly signed callback: received 10 and 5 minutes and a second before the
+    # opt-in, the window being 5 minutes either side of it
+    for received in (replied, opted_in - timedelta(seconds=REPLY_WINDOW_SECONDS + 1)):
+        assert world.reach.reply(OWNER_PHONE, "退订", received, world.clock()) is ReplyOutcome.SUPERSEDED
     assert world.reach.notice(owner).opted_out is False
     assert world.opt_outs.records == {}
     assert [change for change, _, _ in world.opt_outs.history] == ["opt_out", "opt_in"]
-    # a reply received after the opt-in is the owner's new choice
-    assert world.reach.reply(OWNER_PHONE, "TD", None, world.clock()) is ReplyOutcome.OPTED_OUT
+    # one received within the window of the opt-in (the provider's clock may be that far off) applies
+    edge = opted_in - timedelta(seconds=REPLY_WINDOW_SECONDS)
+    assert world.reach.reply(OWNER_PHONE, "TD", edge, world.clock()) is ReplyOutcome.OPTED_OUT
     assert world.reach.notice(owner).opted_out is True
+
+
+def test_a_keyword_sent_just_after_the_opt_in_by_a_provider_clock_a_minute_slow_opts_out(
+    world: World,
+) -> None:
+    world.card("89860000000000000001", OWNER_PHONE)
+    owner = subject_for(phone_hash(OWNER_PHONE))
+    world.reach.opt_out(owner)
+    world.reach.opt_in(owner)  # at T
+    world.clock.advance(seconds=40)  # the owner replies TD at T+40 s; the provider's clock says T-20 s
+    provider_now = world.clock() - timedelta(seconds=60)
+    signature, stamp = signed_now(world, seconds=-60)
+    signed_at = world.reach.check_reply_signature(b"{}", signature, stamp)
+    outcome = world.reach.reply(
+        OWNER_PHONE, "TD", provider_now, signed_at, digest=reply_digest(signed_at, b"{}")
+    )
+    assert outcome is ReplyOutcome.OPTED_OUT
+    assert world.reach.notice(owner).opted_out is True
+
+
+def test_the_same_signed_callback_twice_acts_once_even_across_an_opt_in(world: World) -> None:
+    world.card("89860000000000000001", OWNER_PHONE)
+    owner = subject_for(phone_hash(OWNER_PHONE))
+    signed_at = world.clock()
+    digest = reply_digest(signed_at, b'{"phone":"13800138000","text":"TD"}')
+    assert world.reach.reply(OWNER_PHONE, "TD", None, signed_at, digest=digest) is ReplyOutcome.OPTED_OUT
+    assert world.reach.reply(OWNER_PHONE, "TD", None, signed_at, digest=digest) is ReplyOutcome.DUPLICATE
+    world.clock.advance(minutes=1)
+    world.reach.opt_in(owner)
+    world.clock.advance(minutes=1)
+    assert world.reach.reply(OWNER_PHONE, "TD", None, signed_at, digest=digest) is ReplyOutcome.DUPLICATE
+    assert world.reach.notice(owner).opted_out is False
+    assert [change for change, _, _ in world.opt_outs.history] == ["opt_out", "opt_in"]
+    # another callback (another body, or the same body signed at another second) is a reply of its own
+    other = reply_digest(signed_at, b'{"phone":"13800138000","text":"TD "}')
+    assert world.reach.reply(OWNER_PHONE, "TD", None, world.clock(), digest=other) is ReplyOutcome.OPTED_OUT
+    assert set(world.opt_outs.replies.values()) == {
+        signed_at + timedelta(seconds=REPLY_GUARD_SECONDS),
+        world.clock() + timedelta(seconds=REPLY_GUARD_SECONDS),
+    }
+
+
+def test_a_reply_whose_opt_out_fails_is_not_remembered_so_its_next_delivery_acts(world: World) -> None:
+    digest = reply_digest(world.clock(), b"{}")
+    real = world.opt_outs.opt_out
+
+    def failing(record: OptOut, *, yields_to: datetime | None = None) -> OptOutChange:
+        raise RuntimeError("throttled")
+
+    world.opt_outs.opt_out = failing  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        world.reach.reply(OWNER_PHONE, "TD", None, world.clock(), digest=digest)
+    assert world.opt_outs.replies == {}
+    world.opt_outs.opt_out = real  # type: ignore[method-assign]
+    assert world.reach.reply(OWNER_PHONE, "TD", None, world.clock(), digest=digest) is ReplyOutcome.OPTED_OUT
 
 
 def test_the_owners_link_opts_out_again_after_an_opt_in_whatever_the_time(world: World) -> None:
@@ -309,6 +374,31 @@ def test_the_notice_shows_only_the_owners_own_targets_with_the_deadline(world: W
         "2026 上半年补登记",
     )
     assert notice.opted_out is False
+
+
+def test_a_card_is_proved_by_the_phone_only_where_it_is_its_vehicles_owner_phone(world: World) -> None:
+    from chalicelib.cards.domain.inventory import Vehicle
+
+    for n, owner_phone in ((1, OWNER_PHONE), (2, OTHER_PHONE), (3, None)):
+        iccid = f"8986000000000000000{n}"
+        world.card(iccid, OWNER_PHONE)  # the feed names the owner's phone on all three
+        vin = f"LSVAU2180N2{iccid[-6:]}"
+        world.inventory.vehicles[vin] = Vehicle(
+            vin=vin,
+            engine_no="E1",
+            brand="B",
+            model="M",
+            colour="白",
+            owner_phone_hash=phone_hash(owner_phone) if owner_phone else None,
+        )
+    world.card("89860000000000000004", OWNER_PHONE)  # its vehicle is not in the inventory
+    notice = world.reach.notice(subject_for(phone_hash(OWNER_PHONE)))
+    assert [(c.target.iccid[-1], c.phone_proves) for c in notice.cards] == [
+        ("1", True),
+        ("2", False),
+        ("3", False),
+        ("4", False),
+    ]
 
 
 def test_without_an_active_campaign_the_cards_show_without_a_deadline(world: World) -> None:
