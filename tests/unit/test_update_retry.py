@@ -177,19 +177,21 @@ def test_a_give_back_whose_reply_was_lost_gives_the_phones_total_back_too(
 # --------------------------------------------------------------------------- budget and client counters
 
 
-def test_a_budget_take_whose_reply_was_lost_takes_one_and_is_answered_as_taken(
+def test_a_budget_take_whose_reply_was_lost_errs_on_the_safe_side_and_the_send_goes(
     aws: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The budget's shards are plain conditional updates (no token set on the hottest items): a take
+    retried after its first attempt landed counts one more, never fewer, and the send still goes."""
     limits = DynamoSmsLimitStore()
     LostReplies(SmsLimitModel, monkeypatch).lose("UpdateItem")
-    # A shard with room for one: the retry meets it full, by this take's own count
-    assert limits.take_budget([("budget#h#0", 1), ("budget#h#1", 5)], HOUR_END) == "budget#h#0"
-    assert limits.tallies(["budget#h#0", "budget#h#1"]) == {"budget#h#0": 1, "budget#h#1": 0}
-    # With room for more, the retry is not counted a second time
+    # A shard with room for one: the retry meets it full by this take's own count and takes the next
+    assert limits.take_budget([("budget#h#0", 1), ("budget#h#1", 5)], HOUR_END) == "budget#h#1"
+    assert limits.tallies(["budget#h#0", "budget#h#1"]) == {"budget#h#0": 1, "budget#h#1": 1}
+    # With room for more, the retry counts a second time on the same shard (one over, not under)
     LostReplies(SmsLimitModel, monkeypatch).lose("UpdateItem")
-    assert limits.take_budget([("budget#h#1", 5)], HOUR_END) == "budget#h#1"
-    assert limits.tallies(["budget#h#1"]) == {"budget#h#1": 1}
-    # A genuine take of the full shard (another call) is passed to the next, then refused when all are full
+    assert limits.take_budget([("budget#h#2", 5)], HOUR_END) == "budget#h#2"
+    assert limits.tallies(["budget#h#2"]) == {"budget#h#2": 2}
+    # A take of full shards is refused and counts nothing
     assert limits.take_budget([("budget#h#0", 1)], HOUR_END) is None
     assert limits.tallies(["budget#h#0"]) == {"budget#h#0": 1}
 
@@ -208,10 +210,19 @@ def test_a_client_counters_take_whose_reply_was_lost_counts_once_and_is_answered
     assert limits.tallies([ip.key, device.key]) == {ip.key: 1, device.key: 1}
 
 
-def test_a_budget_take_whose_reply_was_lost_while_40_others_landed_counts_once_and_takes_the_shard(
+def _count_once(key: str, cap: int) -> bool:
+    """One counted update of ``key`` through ``update_once`` (as a code's tries or a hand-off's use)."""
+    return once.update_once(
+        SmsLimitModel(key),
+        SmsLimitModel.attempts,
+        [SmsLimitModel.tally.add(1)],
+        SmsLimitModel.tally.does_not_exist() | (SmsLimitModel.tally < cap),
+    )
+
+
+def test_an_update_whose_reply_was_lost_while_40_others_landed_on_its_item_counts_once(
     aws: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    limits = DynamoSmsLimitStore()
     client = SmsLimitModel._get_connection().connection.client
     real = client._make_api_call
     lost = {"pending": True, "retried": 0}
@@ -223,7 +234,7 @@ def test_a_budget_take_whose_reply_was_lost_while_40_others_landed_counts_once_a
         real(operation, kwargs)  # lands; its reply is lost
         # Before botocore's retry goes (a read timeout later), the hot shard takes 40 other sends
         for _ in range(40):
-            assert limits.take_budget([("budget#h#3", 100)], HOUR_END) == "budget#h#3"
+            assert _count_once("item#3", 100)
         lost["retried"] += 1
         try:
             reply = real(operation, kwargs)
@@ -234,41 +245,39 @@ def test_a_budget_take_whose_reply_was_lost_while_40_others_landed_counts_once_a
         return reply
 
     monkeypatch.setattr(client, "_make_api_call", crowded)
-    assert limits.take_budget([("budget#h#3", 100)], HOUR_END) == "budget#h#3"
+    assert _count_once("item#3", 100)
     assert lost["retried"] == 1
     # 41 takes, each counted once: the retry found its token among the 40 newer ones
-    assert limits.tallies(["budget#h#3"]) == {"budget#h#3": 41}
-    assert len(SmsLimitModel.get("budget#h#3", consistent_read=True).attempts or ()) == 41
+    assert int(SmsLimitModel.get("item#3", consistent_read=True).tally) == 41
+    assert len(SmsLimitModel.get("item#3", consistent_read=True).attempts or ()) == 41
 
 
-def test_a_counters_token_set_drops_the_tokens_older_than_the_horizon_and_keeps_the_newer(
+def test_a_token_set_drops_the_tokens_older_than_the_horizon_and_keeps_the_newer(
     aws: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    limits = DynamoSmsLimitStore()
     now = once.now_ms()
     # A burst of takes a little over the horizon ago: none of them old then, so the set kept them all
     monkeypatch.setattr(once, "now_ms", lambda: now - int(horizon_seconds() * 1000) - 1000)
     for _ in range(TRIM_AT + 8):
-        assert limits.take_budget([("budget#h#2", 1000)], HOUR_END) == "budget#h#2"
-    assert len(SmsLimitModel.get("budget#h#2", consistent_read=True).attempts or ()) == TRIM_AT + 8
+        assert _count_once("item#2", 1000)
+    assert len(SmsLimitModel.get("item#2", consistent_read=True).attempts or ()) == TRIM_AT + 8
     # Then takes now: the next one past the bound deletes every token older than the horizon
     monkeypatch.setattr(once, "now_ms", lambda: now)
     for _ in range(3):
-        assert limits.take_budget([("budget#h#2", 1000)], HOUR_END) == "budget#h#2"
-    item = SmsLimitModel.get("budget#h#2", consistent_read=True)
+        assert _count_once("item#2", 1000)
+    item = SmsLimitModel.get("item#2", consistent_read=True)
     assert int(item.tally) == TRIM_AT + 11
     assert len(item.attempts or ()) == 3
     assert all(int(token[:11], 16) == now for token in item.attempts or ())
 
 
-def test_a_counters_token_set_never_holds_more_than_its_cap_even_within_the_horizon(
+def test_a_token_set_never_holds_more_than_its_cap_even_within_the_horizon(
     aws: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(once, "KEEP_MAX", TRIM_AT + 4)
-    limits = DynamoSmsLimitStore()
     for _ in range(TRIM_AT + 12):
-        assert limits.take_budget([("budget#h#4", 1000)], HOUR_END) == "budget#h#4"
-    item = SmsLimitModel.get("budget#h#4", consistent_read=True)
+        assert _count_once("item#4", 1000)
+    item = SmsLimitModel.get("item#4", consistent_read=True)
     assert int(item.tally) == TRIM_AT + 12
     assert TRIM_AT < len(item.attempts or ()) <= TRIM_AT + 4
 

@@ -13,17 +13,17 @@ consistent): the token there means the update had landed, and it is answered as 
 the first attempt is a refusal: no earlier attempt of this call can have landed.
 
 The set is trimmed by age, not by count: a token is needed for as long as botocore may still send its
-call again, however many other updates land on the item meanwhile (a hot SMS budget shard takes about a
-dozen a second; a count-bound trim would drop a token before its retry came, and the retry would count a
-second time). A token begins with the time it was made (hex milliseconds); once the set holds more than
-``TRIM_AT`` tokens and ``TRIM_BATCH`` of them are older than ``horizon_seconds()`` (the longest one
-call's attempts can take: connect and read timeouts times the attempts, plus botocore's backoff between
-them, never under ``MIN_HORIZON_SECONDS``), those are deleted. So a set holds about the updates of one
-horizon: on a hot budget shard at the default settings (71 s) some 850 tokens, some 20 KB, which every
-update of the item writes again (its write units). The newest ``KEEP_MAX`` is a hard cap, a guard on
+call again, however many other updates land on the item meanwhile (a count-bound trim could drop a token
+before its retry came, and the retry would count a second time). A token begins with the time it was
+made (hex milliseconds); once the set holds more than ``TRIM_AT`` tokens and ``TRIM_BATCH`` of them are
+older than ``horizon_seconds()`` (the longest one call's attempts can take: connect and read timeouts
+times the attempts, plus botocore's backoff between them, never under ``MIN_HORIZON_SECONDS``), those
+are deleted. So a set holds about the updates of one horizon, which every update of the item writes
+again: this suits items written a few times a minute at most (a code: its sends, tries and one use; a
+phone's send buckets; a hand-off: one use), not the SMS budget's shards (a dozen a second), which stay
+plain conditional updates (``adapters.sms.limits``). The newest ``KEEP_MAX`` is a hard cap, a guard on
 the item's size (1,000 tokens of 23 characters, about 25 KB): past it, the oldest go even within the
-horizon. A trim is best effort: a failed one is made by a later update. The items whose writes are
-bounded anyway (a code: its tries and one use; a hand-off: one use) never reach ``TRIM_AT``.
+horizon. A trim is best effort: a failed one is made by a later update.
 """
 
 from __future__ import annotations

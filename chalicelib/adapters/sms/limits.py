@@ -12,9 +12,12 @@ A take's transaction carries a guard item (``attempt#<token>``, put only if abse
 as its ``ClientRequestToken``: DynamoDB answers a retry of a transaction that landed as done, and where
 it does not (past its idempotency window, or on the local stack), the retry is cancelled by its own
 guard, which says it landed. A guard is a separate item, so no counter grows with the asks it counts;
-it expires by TTL with the window. A shard's take and a release are single updates made by
-``dynamo.once.update_once`` (a bounded set of tokens on the item), so the hot budget shards are never
-held by transactions.
+it expires by TTL with the window. A budget shard's take and a release are plain conditional
+updates: the shards are the hottest items (every send of the stage), and a token set on them would
+grow with the sends a retry's horizon holds (each update rewriting it). A lost reply there errs on the
+safe side: a take retried after its first attempt landed counts one more (on its shard or the next;
+at worst the send is refused as over budget and asked again), a release retried counts one less
+against an hourly ceiling of thousands.
 """
 
 from __future__ import annotations
@@ -23,11 +26,11 @@ import random
 import time
 from datetime import datetime, timedelta
 
-from pynamodb.exceptions import CancellationReason, TransactWriteError
+from pynamodb.exceptions import CancellationReason, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.adapters.dynamo.models_sms import SmsLimitModel
-from chalicelib.adapters.dynamo.once import new_token, update_once
+from chalicelib.adapters.dynamo.once import new_token
 from chalicelib.sms.limits import Counter
 from chalicelib.sms.ports import SmsLimitStore
 
@@ -106,24 +109,27 @@ class DynamoSmsLimitStore(SmsLimitStore):
 
     def release(self, keys: list[str]) -> None:
         for key in keys:
-            update_once(
-                SmsLimitModel(key),
-                SmsLimitModel.attempts,
-                [SmsLimitModel.tally.add(-1)],
-                SmsLimitModel.tally > 0,
-            )
+            try:
+                SmsLimitModel(key).update(
+                    actions=[SmsLimitModel.tally.add(-1)], condition=SmsLimitModel.tally > 0
+                )
+            except UpdateError as exc:
+                if exc.cause_response_code != _CONDITION_FAILED:
+                    raise
 
     def mark(self, key: str, until: datetime) -> None:
         SmsLimitModel(key, tally=1, expires_epoch=int(until.timestamp())).save()
 
     def take_budget(self, keys_and_caps: list[tuple[str, int]], expires_at: datetime) -> str | None:
         for key, cap in keys_and_caps:
-            taken = update_once(
-                SmsLimitModel(key),
-                SmsLimitModel.attempts,
-                [SmsLimitModel.tally.add(1), SmsLimitModel.expires_epoch.set(_epoch(expires_at))],
-                SmsLimitModel.tally.does_not_exist() | (SmsLimitModel.tally < cap),
-            )
-            if taken:
-                return key
+            try:
+                SmsLimitModel(key).update(
+                    actions=[SmsLimitModel.tally.add(1), SmsLimitModel.expires_epoch.set(_epoch(expires_at))],
+                    condition=SmsLimitModel.tally.does_not_exist() | (SmsLimitModel.tally < cap),
+                )
+            except UpdateError as exc:
+                if exc.cause_response_code != _CONDITION_FAILED:
+                    raise
+                continue
+            return key
         return None
