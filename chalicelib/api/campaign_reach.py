@@ -66,8 +66,9 @@ def sms_reply(call: Call) -> Any:
     body: views.SmsReplyBody = _parse_body(  # type: ignore[assignment]
         call.request, views.SmsReplyBody, get_settings().max_body_bytes
     )
-    # Named by what its signature covers: the same callback again is answered ``duplicate``.
-    digest = reach.reply_digest(signed_at, raw)
+    # Named by the provider's message id, else by what its signature covers: the same message again
+    # (signed anew or not) is answered ``duplicate``.
+    digest = reach.message_digest(body.message_id) if body.message_id else reach.reply_digest(signed_at, raw)
     outcome = service.reply(body.phone, body.text, body.received_at, signed_at, digest=digest)
     # The outcome only: never the phone or the text.
     logger.info("sms reply handled", extra={"outcome": outcome.value})

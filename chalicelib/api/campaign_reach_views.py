@@ -47,6 +47,13 @@ class SmsReplyBody(ApiModel):
     phone: str = Field(max_length=20, description="The number that replied (mainland mobile)")
     text: str = Field(max_length=1000, description="The reply as typed")
     received_at: AwareDatetime | None = Field(default=None, description="When the provider received it")
+    message_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="The provider's id of the reply message: a delivery of the same message again (signed "
+        "anew) within 10 minutes is answered duplicate and changes nothing",
+    )
 
 
 class SmsReplyView(ApiModel):

@@ -99,6 +99,13 @@ def reply_digest(signed_at: datetime, body: bytes) -> str:
     return hashlib.sha256(f"{int(signed_at.timestamp())}.".encode() + body).hexdigest()
 
 
+def message_digest(message_id: str) -> str:
+    """What names a reply the provider identifies (its message id): the hex SHA-256 of ``msg.`` and the
+    id. A delivery signed again (a new timestamp, so a new ``reply_digest``) of the same message has the
+    same one."""
+    return hashlib.sha256(f"msg.{message_id}".encode()).hexdigest()
+
+
 def signature_matches(key: str, timestamp: str, body: bytes, header: str | None) -> bool:
     """Whether ``header`` is the signature of ``timestamp`` and ``body`` under ``key`` (compared in
     constant time)."""

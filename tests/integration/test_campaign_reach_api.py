@@ -219,6 +219,26 @@ def test_a_callback_delivered_twice_acts_once_even_after_an_opt_in_in_between(
     assert OWNER_PHONE not in json.dumps(guard.to_simple_dict(), default=str)
 
 
+def test_a_message_delivered_again_and_signed_anew_after_an_opt_in_is_a_duplicate(
+    api: Any, token: Callable[..., str], seeded: dict[str, str]
+) -> None:
+    me = owner(token, OWNER_PHONE)
+    doc = {"phone": OWNER_PHONE, "text": "TD", "message_id": "mo-20260302-0001"}
+    raw, headers = signed(doc, at=utc_now() - timedelta(seconds=30))
+    assert body(api.http.post("/v1/sms/replies", headers=headers, body=raw)) == {"outcome": "opted_out"}
+    api.http.delete("/v1/me/backfill/opt-out", headers=me)
+    assert not opted_out(OWNER_PHONE)
+    # The provider delivers the same message again, signed now (no received_at): it changes nothing
+    raw, headers = signed(doc)
+    again = api.http.post("/v1/sms/replies", headers=headers, body=raw)
+    assert (again.status_code, body(again)) == (200, {"outcome": "duplicate"})
+    assert not opted_out(OWNER_PHONE)
+    # Another message of the same text is the person asking again: it opts the phone out
+    raw, headers = signed({**doc, "message_id": "mo-20260302-0002"})
+    assert body(api.http.post("/v1/sms/replies", headers=headers, body=raw)) == {"outcome": "opted_out"}
+    assert opted_out(OWNER_PHONE)
+
+
 def test_a_phone_toggled_sixty_times_keeps_its_newest_fifty_changes_and_still_opts_out(aws: None) -> None:
     from chalicelib.adapters.dynamo.models_campaigns import CampaignOptOutModel
     from chalicelib.campaigns.domain import OptOut
