@@ -23,16 +23,11 @@ from chalicelib.core.auth import Role
 
 if TYPE_CHECKING:
     from chalicelib.api import audit_views as views
-    from chalicelib.api.models import ReasonQuery as ReasonQuery
     from chalicelib.audit import domain
     from chalicelib.audit.domain import Read, ReadPage, RecordKind
 else:
     views = lazy.module("chalicelib.api.audit_views")
     domain = lazy.module("chalicelib.audit.domain")
-
-#: The query of a route that can show personal data in clear is named here too, loaded when first asked
-#: for (not at a cold start).
-__getattr__ = lazy.attributes("chalicelib.api.models", ("ReasonQuery",))
 
 bp = Blueprint(__name__)
 

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Annotated
 
 from pydantic import AwareDatetime, ConfigDict, Field
 
-from chalicelib.api.audit import ReasonQuery
-from chalicelib.api.http import ApiModel, PageQuery, Refusal
+from chalicelib.api.http import Refusal
+from chalicelib.api.models import ApiModel, PageQuery, ReasonQuery
 from chalicelib.campaigns.domain import CallOutcome, CallReason
 from chalicelib.campaigns.reach import MAX_NOTE, CallRow, Notice, ReplyOutcome
 from chalicelib.kernel.clock import CHINA

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import Field, StrictInt
 
-from chalicelib.api.http import ApiModel, PageQuery
+from chalicelib.api.models import ApiModel, PageQuery
 from chalicelib.campaigns.service import CampaignDraft
 
 

@@ -14,14 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from chalice.app import Request
 
-from chalicelib.core import deps, lazy
+from chalicelib.core import deps
 
 if TYPE_CHECKING:
-    from chalicelib.api.models import CaptchaAnswer as CaptchaAnswer
     from chalicelib.sms.limits import SendOrigin
-
-#: The captcha answer's model is named here too, loaded when first asked for (not at a cold start).
-__getattr__ = lazy.attributes("chalicelib.api.models", ("CaptchaAnswer",))
 
 DEVICE_HEADER = "x-device-id"
 #: A captcha answer may come in the body (``captcha_id``, ``captcha_answer``) or, for routes without

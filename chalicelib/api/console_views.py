@@ -9,7 +9,7 @@ from typing import Annotated
 
 from pydantic import ConfigDict, Field
 
-from chalicelib.api.http import ApiModel
+from chalicelib.api.models import ApiModel
 from chalicelib.audit.document_views import DocumentRecord
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from pydantic import AwareDatetime, ConfigDict, Field
 
 from chalicelib.api.audit import REASON_DESCRIPTION
-from chalicelib.api.http import ApiModel
+from chalicelib.api.models import ApiModel
 
 if TYPE_CHECKING:
     from chalicelib.fleet.actual_users import EnterpriseCard

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import ConfigDict, Field
 
-from chalicelib.api.http import ApiModel, PageQuery, Refusal
+from chalicelib.api.http import Refusal
+from chalicelib.api.models import ApiModel, PageQuery
 from chalicelib.fleet.cases_domain import CaseStage, FleetCase
 from chalicelib.fleet.domain import BatchStatus, DocumentSlot, FleetBatch
 from chalicelib.kernel.personal import mask_id_number, mask_name

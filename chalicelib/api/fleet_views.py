@@ -7,8 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, ConfigDict, Field
 
-from chalicelib.api.clients import CaptchaAnswer
-from chalicelib.api.http import ApiModel, PageQuery, Refusal
+from chalicelib.api.http import Refusal
+from chalicelib.api.models import ApiModel, CaptchaAnswer, PageQuery
 from chalicelib.fleet.batches import BatchProgress, DealerChoice, RowOutcome
 from chalicelib.fleet.domain import (
     BATCH_STATUS_ZH,

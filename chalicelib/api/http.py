@@ -24,7 +24,6 @@ from chalice import app as chalice_app
 from chalice.app import Request, Response
 
 from chalicelib.api.middleware import CORRELATION_HEADER, correlation_id_of
-from chalicelib.core import lazy
 from chalicelib.core.auth import Principal, Role, authenticate, authorize
 from chalicelib.core.metric_names import Metric
 from chalicelib.core.observability import emit, logger
@@ -34,14 +33,6 @@ from chalicelib.kernel.errors import BadRequest, DomainError, InvalidField, Payl
 if TYPE_CHECKING:
     from pydantic import BaseModel
     from pydantic_core import ValidationError
-
-    from chalicelib.api.models import ApiModel as ApiModel
-    from chalicelib.api.models import ErrorBody as ErrorBody
-    from chalicelib.api.models import PageQuery as PageQuery
-
-#: The API's shared models are named here too; ``chalicelib.api.models`` (and pydantic's model machinery)
-#: loads when the first of them is asked for, not at a cold start.
-__getattr__ = lazy.attributes("chalicelib.api.models", ("ApiModel", "PageQuery", "ErrorBody"))
 
 JSON = "application/json"
 

@@ -6,7 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from chalicelib.api.http import ApiModel, Refusal
+from chalicelib.api.http import Refusal
+from chalicelib.api.models import ApiModel
 
 
 class InServiceQuery(ApiModel):

@@ -1,9 +1,9 @@
 """The models every part of the API shares: the base of the request and response models, a page query,
 the error body, a captcha answer and the query of a route that can show personal data in clear.
 
-A cold start imports none of them (nor pydantic's model machinery): ``chalicelib.api.http``,
-``chalicelib.api.clients`` and ``chalicelib.api.audit`` still name them, and this module loads when one
-is first asked for — by the first request's models or the OpenAPI document.
+A cold start imports none of them (nor pydantic's model machinery): the route modules name their models
+through their ``*_views`` modules, loaded on a route's first call, and those (and the OpenAPI document)
+import them from here.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from chalicelib.api.http import ROUTES, ErrorBody, RouteSpec
+from chalicelib.api.http import ROUTES, RouteSpec
+from chalicelib.api.models import ErrorBody
 
 _STATUS_TEXT = {
     200: "OK",

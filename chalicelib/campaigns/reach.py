@@ -364,7 +364,7 @@ class Reach:
         campaign = notice_campaign(self._active_campaigns(), china_day(self._clock()))
         hashes = _hashes(targets)
         opted_out = bool(hashes) and bool(self._opt_outs.opted_out(hashes))
-        proves = self._phone_proves(subject, targets)
+        proves = self._phone_proves(subject, targets, hashes)
         cards = tuple(
             NoticeCard(
                 target=t,
@@ -376,14 +376,14 @@ class Reach:
         )
         return Notice(cards=cards, opted_out=opted_out)
 
-    def _phone_proves(self, subject: str, targets: Sequence[Target]) -> set[str]:
+    def _phone_proves(self, subject: str, targets: Sequence[Target], hashes: set[str]) -> set[str]:
         """The ICCIDs of ``targets`` whose vehicle's owner phone is the phone ``subject`` signed in
         with: the check the sales-phone proof makes (``possession.sales_phone_matches``)."""
         from chalicelib.registration.possession import sales_phone_matches
         from chalicelib.sms.domain import subject_for
 
         # The owner's phone: the contact phone whose subject they are (what found the cards).
-        mine = {h for h in _hashes(targets) if subject_for(h) == subject}
+        mine = {h for h in hashes if subject_for(h) == subject}
         if not mine:
             return set()
         vehicles = self._inventory.get_vehicles({t.vin for t in targets})

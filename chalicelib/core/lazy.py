@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import importlib
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any, Generic, TypeVar
 
@@ -84,16 +84,3 @@ def once(make: Callable[[], T]) -> _Once[T]:
 def instance(make: Callable[[], T]) -> T:
     """The object ``make()`` returns (``make`` caches it), made when one of its attributes is first used."""
     return _MadeOnFirstUse(make)  # type: ignore[return-value]
-
-
-def attributes(module_name: str, names: Iterable[str]) -> Callable[[str], Any]:
-    """A module's ``__getattr__`` (PEP 562) that finds ``names`` in the module ``module_name``, imported
-    when one of them is first asked for: a module keeps naming what moved out of its import."""
-    known = frozenset(names)
-
-    def getattr_(name: str) -> Any:
-        if name in known:
-            return getattr(importlib.import_module(module_name), name)
-        raise AttributeError(f"module has no attribute {name!r}")
-
-    return getattr_

@@ -15,9 +15,9 @@ from types import FrameType
 #: The local stack's servers, each on the port its ``CHEKA_<NAME>_PORT`` setting names.
 STACK_SERVERS = ("moto", "api", "sandbox", "authority", "oidc")
 
-#: The per-client limits of the SMS codes lifted (by IP, by device, by signed-in caller, and the captcha
-#: they lead to), for a stack whose every caller is one loopback client asking for many codes. The limits
-#: themselves are proved in tests/integration/test_sms_abuse.py.
+#: The per-client limits of the SMS codes lifted (sends by IP, by device and by signed-in caller, wrong
+#: tries by IP, and the captcha they lead to), for a stack whose every caller is one loopback client
+#: asking for many codes. The limits themselves are proved in tests/integration/test_sms_abuse.py.
 ONE_LOOPBACK_CLIENT = {
     "CHEKA_SMS_SENDS_PER_IP_HOUR": "100000",
     "CHEKA_SMS_SENDS_PER_IP_DAY": "1000000",

@@ -199,11 +199,6 @@ def hour_counters(counters: list[Counter]) -> list[Counter]:
     return [c for c in counters if "#h#" in c.key]
 
 
-def needs_captcha(asks_this_hour: int, policy: ClientPolicy) -> bool:
-    """Whether a client that asked ``asks_this_hour`` times this hour must answer a captcha first."""
-    return asks_this_hour >= policy.captcha_after
-
-
 def budget_caps(budget: int, shards: int = BUDGET_SHARDS) -> list[int]:
     """Each shard's cap: they add up to ``budget`` exactly (3 over 4 shards: 1, 1, 1, 0)."""
     return [budget // shards + (1 if i < budget % shards else 0) for i in range(shards)]

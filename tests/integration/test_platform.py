@@ -116,21 +116,6 @@ def test_a_cold_import_of_the_app_leaves_settings_and_use_cases_unloaded() -> No
     assert out.stdout.strip() == ""
 
 
-def test_the_shared_models_load_when_a_module_that_names_them_is_asked_for_one() -> None:
-    from chalicelib.api import audit, clients, http, models
-
-    assert (http.ApiModel, http.PageQuery, http.ErrorBody) == (
-        models.ApiModel,
-        models.PageQuery,
-        models.ErrorBody,
-    )
-    assert clients.CaptchaAnswer is models.CaptchaAnswer
-    assert audit.ReasonQuery is models.ReasonQuery
-    unknown = "NoSuchModel"
-    with pytest.raises(AttributeError):
-        getattr(http, unknown)
-
-
 def test_an_invalid_query_value_is_refused_with_its_field(api: Any, auth: Callable[..., Any]) -> None:
     resp = api.http.get("/v1/review-cases?limit=0", headers=auth("reviewer"))
     assert resp.status_code == 422

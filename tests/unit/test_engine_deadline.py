@@ -81,6 +81,25 @@ def test_an_engine_call_late_in_the_request_waits_only_for_what_is_left_and_is_a
     assert shorter[4].invoked == 1
 
 
+def test_a_shorter_client_is_made_once_per_read_timeout_not_per_call(clock: FakeMonotonic) -> None:
+    full = FakeLambda(20.0)
+    made: list[int] = []
+
+    def client_for(read: int) -> FakeLambda:
+        made.append(read)
+        return FakeLambda(float(read))
+
+    invoke = LambdaEngineInvoker(full, "cheka-test-engines", client_for=client_for, connect_seconds=2.0)
+    clock.now += 13  # 15 s left: a 12 s client
+    for _ in range(3):
+        assert invoke({"op": "faces.compare", "args": {}}) == {"ok": True}
+    clock.now += 0.4  # still a 12 s read
+    assert invoke({"op": "faces.compare", "args": {}}) == {"ok": True}
+    clock.now += 8  # a 4 s read: one more client
+    assert invoke({"op": "liveness.judge", "args": {}}) == {"ok": True}
+    assert made == [12, 4]
+
+
 def test_an_engine_call_with_too_little_left_is_refused_as_engine_unavailable_without_calling(
     clock: FakeMonotonic,
 ) -> None:

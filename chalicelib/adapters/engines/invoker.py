@@ -92,6 +92,8 @@ class LambdaEngineInvoker:
         self._client_for = client_for
         self._timeout = float(client.meta.config.read_timeout) if timeout_seconds is None else timeout_seconds
         self._connect = connect_seconds
+        #: The shorter clients made so far, by read timeout (a client is made once, not per call).
+        self._short: dict[int, Any] = {}
 
     def _client_in_time(self, payload: dict[str, Any]) -> Any:
         """The client whose read timeout lets the attempt end before the function does; refused
@@ -107,7 +109,12 @@ class LambdaEngineInvoker:
         read = math.floor(left)
         if read < MIN_READ_SECONDS:
             raise self._unavailable(payload, "timeout", f"{left:.1f} s left before the function's end")
-        return self._client if self._client_for is None else self._client_for(read)
+        if self._client_for is None:
+            return self._client
+        short = self._short.get(read)
+        if short is None:
+            short = self._short[read] = self._client_for(read)
+        return short
 
     def __call__(self, payload: dict[str, Any]) -> dict[str, Any]:
         op = str(payload.get("op"))
