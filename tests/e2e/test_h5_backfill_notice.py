@@ -162,6 +162,9 @@ def test_without_the_vin_register_opens_the_vin_screen_naming_the_tail_and_start
     assert status == 200, report
     assert report["errors"] == [], report
     log_in(me, CONTACT_NO_VIN)
+    # The home screen's reminder comes first (tapped before it shows, the tiles move under the finger)
+    me.wait_until("the home reminder", lambda: me.element("#home-backfill").is_displayed())
+    assert vin[-6:] in text(me, "#home-backfill")
     me.tap("#home-vehicles")
     me.wait_screen("vehicles")
     me.wait_until(
