@@ -15,7 +15,10 @@ one (re-entrant) lock, so transactions and single-item writes are serialised; a 
 items it touches before writing each one (an undo log) and, when cancelled, puts back exactly those
 items. The cost of a transaction depends on its items, not on the tables' size, and a concurrent commit
 is never undone. Reads are serialised too, so nobody sees the half-applied state of a transaction that
-is later cancelled.
+is later cancelled. A whole request runs under the lock too, its answer's serialisation included: moto
+turns the stored item into the response after the backend returns it, so a read serialising an item
+while a transaction on another thread writes that same item would fail with ``dictionary changed size
+during iteration`` (DynamoDB answers each request from one state of the item).
 
 It also mends one race of moto's executing Step Functions backend and validates a definition once per
 process (:func:`apply_stepfunctions`).
@@ -168,6 +171,7 @@ def transact_write_items(backend: Any, transact_items: list[dict[str, Any]]) -> 
 def apply() -> None:
     """Give moto's DynamoDB backend DynamoDB's transaction behaviour (idempotent, process-wide)."""
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.responses import DynamoHandler
 
     apply_stepfunctions()
     apply_kms()
@@ -176,6 +180,7 @@ def apply() -> None:
     for name in _SERIALISED:
         setattr(DynamoDBBackend, name, _serialised(getattr(DynamoDBBackend, name)))
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign,assignment]
+    DynamoHandler.call_action = _serialised(DynamoHandler.call_action)  # type: ignore[method-assign]
     setattr(DynamoDBBackend, _MARK, True)
 
 

@@ -4,6 +4,7 @@ a cancelled transaction undoes its own writes and nothing else, even while other
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -178,3 +179,71 @@ def test_concurrent_conditional_writes_on_one_item_let_exactly_one_through(table
     assert len(winners) == 1
     assert refusals == ["ConditionalCheckFailedException"] * (8 * 20 - 1)
     assert _get(table, "lease") == {"pk": {"S": "lease"}, "owner_id": {"S": str(winners[0])}}
+
+
+def test_reads_of_an_item_that_transactions_on_other_threads_keep_growing_answer_one_state_of_it(
+    table: Any,
+) -> None:
+    # Given an item of 1,500 attributes that four threads grow by one attribute per transaction, while four
+    # others read it, with threads switched every 10 µs so that a read meets a write often
+    base = {f"b_{i}": {"S": "y"} for i in range(1500)}
+    table.put_item(TableName=TABLE, Item={"pk": {"S": "busy"}, "n": {"N": "0"}, **base})
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    writers, readers, rounds = 4, 4, 25
+    barrier = threading.Barrier(writers + readers)
+    failures: list[BaseException] = []
+    seen: list[int] = []
+
+    def write(n: int) -> None:
+        ddb = _client()
+        barrier.wait()
+        for k in range(rounds):
+            try:
+                ddb.transact_write_items(
+                    TransactItems=[
+                        {
+                            "Update": {
+                                "TableName": TABLE,
+                                "Key": {"pk": {"S": "busy"}},
+                                "UpdateExpression": f"SET a_{n}_{k} = :v ADD n :one",
+                                "ExpressionAttributeValues": {":v": {"S": "x" * 20}, ":one": {"N": "1"}},
+                            }
+                        }
+                    ]
+                )
+            except BaseException as exc:
+                failures.append(exc)
+                return
+
+    def read() -> None:
+        ddb = _client()
+        barrier.wait()
+        for _ in range(rounds * 2):
+            try:
+                item = _get(ddb, "busy")
+            except BaseException as exc:
+                failures.append(exc)
+                return
+            assert item is not None
+            # one state: the count is the number of attributes the transactions added up to it
+            seen.append(int(item["n"]["N"]))
+            if len(item) - 1502 != int(item["n"]["N"]):
+                failures.append(AssertionError(f"a half-applied item: {len(item)} attributes, n={item['n']}"))
+
+    # When they run at once
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
+    threads += [threading.Thread(target=read) for _ in range(readers)]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            thread.join(timeout=120)
+    finally:
+        sys.setswitchinterval(interval)
+    # Then every read answered, and each answer was one whole state of the item
+    assert failures == []
+    assert len(seen) == readers * rounds * 2
+    final = _get(table, "busy")
+    assert final is not None
+    assert final["n"] == {"N": str(writers * rounds)}

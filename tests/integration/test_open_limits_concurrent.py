@@ -4,7 +4,6 @@ store holds no more open ones than that. Another owner's starts are not held up 
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,25 +29,6 @@ LIMIT = 3
 BURST = 12
 
 
-@contextlib.contextmanager
-def _isolated_transactions() -> Iterator[None]:
-    """The embedded DynamoDB's transactions one at a time, as DynamoDB isolates them: a cancelled one
-    restores a copy of its tables taken when it began, which under threads would undo (or bring back)
-    the writes of the transactions that ran meanwhile."""
-    from moto.dynamodb.models import DynamoDBBackend
-
-    lock = threading.Lock()
-    original = DynamoDBBackend.transact_write_items
-
-    def one_at_a_time(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
-        with lock:
-            original(self, transact_items)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(DynamoDBBackend, "transact_write_items", one_at_a_time)
-        yield
-
-
 @pytest.fixture
 def tables() -> Iterator[None]:
     """The embedded DynamoDB with the tables the opens touch: registrations, flows and attempts."""
@@ -57,7 +37,7 @@ def tables() -> Iterator[None]:
     from chalicelib.adapters.dynamo.models import AttemptCounterModel, FlowModel, RegistrationModel, bind
     from chalicelib.core.settings import get_settings
 
-    with mock_aws(), _isolated_transactions():
+    with mock_aws():
         bind(get_settings())
         for model in (RegistrationModel, FlowModel, AttemptCounterModel):
             schema = model._get_schema()
