@@ -9,11 +9,12 @@ with a phone and a car of their own, driving the API as the H5 client does.
   (presigned POST to the store) and read by OCR (checked with the sandbox authority), the head-turn
   check with real face frames, the agreements, submit, and the status once more.
 
-Each simulated owner takes the next row of the pool the runner wrote (``LOAD_POOL``: a phone and a VIN
-whose sales record names that phone; the photos and frames precomputed). Only a loopback host is
-accepted. When the run ends, counts of 503 answers (retryable, in the error model), other 5xx answers,
-connection resets and other connection errors, and of the rounds and registrations done, are written to
-``LOAD_SUMMARY``.
+Each simulated owner takes the next row of the pool the runner wrote (``LOAD_POOL``: a phone, a VIN
+whose sales record names that phone, and the synthetic identity a registrant registers with, shared by
+at most as many owners as one ID may hold cards: ``scenario.identity_of``; the photos and frames
+precomputed). Only a loopback host is accepted. When the run ends, counts of 503 answers (retryable, in
+the error model), other 5xx answers, connection resets and other connection errors, and of the rounds
+and registrations done, are written to ``LOAD_SUMMARY``.
 """
 
 from __future__ import annotations
@@ -116,11 +117,13 @@ class Owner(HttpUser):  # type: ignore[misc,unused-ignore]  # locust is typed on
         self.seen: set[str] = set()
         self.texts: list[dict[str, str]] | None = None
         self.device = uuid.uuid4().hex  # the H5 client's X-Device-Id (kept in its localStorage)
+        self.owner: dict[str, Any] = {}
 
     def next_owner(self) -> tuple[str, str]:
         row = next(_OWNERS, None)
         if row is None:  # the pool is used up: this user stops (the runner sizes the pool to the level)
             raise StopUser
+        self.owner = row  # the identity this owner registers with, and its ID card photo
         self.device = uuid.uuid4().hex  # each owner's own phone, its own device id
         return str(row["phone"]), str(row["vin"])
 
@@ -237,8 +240,7 @@ class Registrant(Owner):
         if reg is None:
             return
         flow = f"/v1/flows/{reg['flow_id']}"
-        person = _POOL["person"]
-        identity = {"id_type": "resident_id", **person}
+        identity = {"id_type": "resident_id", **self.owner["person"]}
         if self.call("PUT", f"{flow}/identity", "identity", 200, body=identity, token=token) is None:
             return
         texts = self.call("GET", "/v1/consents", "consent texts", 200, token=token)
@@ -253,8 +255,8 @@ class Registrant(Owner):
             is None
         ):
             return
-        for kind in ("id_front", "id_back"):
-            if not self.upload(flow, kind, token):
+        for kind, photo in (("id_front", str(self.owner["front"])), ("id_back", "id_back.jpg")):
+            if not self.upload(flow, kind, photo, token):
                 return
             if self.call("POST", f"{flow}/ocr/{kind}", "OCR", 200, token=token) is None:
                 return
@@ -271,8 +273,8 @@ class Registrant(Owner):
 
     tasks = [round]  # noqa: RUF012 - locust reads the class attribute
 
-    def upload(self, flow: str, kind: str, token: str) -> bool:
-        """Presign, POST the photo to the store as the browser does, complete."""
+    def upload(self, flow: str, kind: str, photo: str, token: str) -> bool:
+        """Presign, POST the photo (an asset's name) to the store as the browser does, complete."""
         post = self.call(
             "POST",
             f"{flow}/uploads",
@@ -287,7 +289,7 @@ class Registrant(Owner):
             loopback_only(post["url"]),
             name="upload: S3 POST",
             data=post["fields"],
-            files={"file": (f"{kind}.jpg", _asset(f"{kind}.jpg"), "image/jpeg")},
+            files={"file": (f"{kind}.jpg", _asset(photo), "image/jpeg")},
             timeout=TIMEOUT,
             catch_response=True,
         ) as response:

@@ -3,9 +3,12 @@
 
 The runner starts its own stack as ``make run`` does (``python -m chalicelib.local.run``) on free
 loopback ports, with the abuse limits lifted (every simulated owner calls from 127.0.0.1: the load
-measures throughput, not the limits), registers the synthetic person with the sandbox authority, and
-imports a pool of vehicles whose sales records name the simulated owners' phones (one owner, one phone,
-one car). The ID card photos and the head-turn frames are made here, once, before any level runs.
+measures throughput, not the limits), and imports a pool of vehicles whose sales records name the
+simulated owners' phones (one owner, one phone, one car). The owners register with synthetic identities,
+at most ``CARDS_PER_ID_LIMIT`` owners to one (``scenario.identity_of``), so that the rule of ten cards
+per ID (一证多卡, 第十一条) refuses none of the load's registrations: each identity is registered with the
+sandbox authority and gets its ID card photo before the first level whose owners use it. The head-turn
+frames and the card's back are made here, once, before any level runs.
 
 Each level runs headless for ``--ramp`` seconds of spawning and ``--seconds`` measured (the ramp's
 figures are dropped), with locust's CSV stats kept in ``--out``. The table per level: requests/s, p50
@@ -29,15 +32,24 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
-from scenario import Level, level_table, owner_phone, read_stats  # noqa: E402 - beside this file
+from scenario import (  # noqa: E402 - beside this file
+    Level,
+    identities_needed,
+    identity_of,
+    level_table,
+    owner_phone,
+    read_stats,
+    synthetic_people,
+)
 
 from chalicelib.local.serving import (  # noqa: E402 - the project, once on the path
     ONE_LOOPBACK_CLIENT,
@@ -54,7 +66,9 @@ STARTUP_SECONDS = 180.0
 
 #: What a load run changes of the local stage's settings: every owner calls from 127.0.0.1 with the same
 #: client, so the limits per IP, per device and per platform are lifted (they are proved in their own
-#: tests), and so is the face attempts' limit of the one synthetic person every registration is made by.
+#: tests), and so is the face attempts' limit of a person. Every synthetic identity's card shows the same
+#: face and every registrant turns the same live face, so one face, one identity (一脸多证,
+#: ``face_dedup``) is lifted too: it would send every identity's registrations but the first's to review.
 LIFTED_LIMITS = {
     **ONE_LOOPBACK_CLIENT,
     "CHEKA_SMS_RESEND_SECONDS": "0",
@@ -62,6 +76,7 @@ LIFTED_LIMITS = {
     "CHEKA_OPEN_REGISTRATIONS_PER_OWNER": "100",
     "CHEKA_OPEN_FLOWS_PER_OWNER": "100",
     "CHEKA_FACE_ATTEMPTS_PER_PERSON_DAY": "1000000",
+    "CHEKA_FACE_DEDUP": "false",
 }
 
 
@@ -179,9 +194,13 @@ def _cpu_seconds(pid: int) -> float:
 # -- what the owners need -----------------------------------------------------------------------------
 
 
-def pool_csv(first: int, count: int, seed: int) -> tuple[str, list[dict[str, str]]]:
+def pool_csv(
+    first: int, count: int, seed: int, people: list[dict[str, Any]]
+) -> tuple[str, list[dict[str, Any]]]:
     """An inventory file of ``count`` vehicles, one card each, the sales record of the ``i``-th naming
-    owner ``first + i``'s phone; and the (phone, VIN) rows of the owners."""
+    owner ``first + i``'s phone; and the owners' rows: phone, VIN, the identity they register with
+    (``people[identity_of(first + i, CARDS_PER_ID_LIMIT)]``) and the name of its ID card photo."""
+    from chalicelib.cards.domain.limits import CARDS_PER_ID_LIMIT
     from chalicelib.cards.inventory import COLUMNS
     from chalicelib.local.synthetic import inventory_rows
 
@@ -192,15 +211,48 @@ def pool_csv(first: int, count: int, seed: int) -> tuple[str, list[dict[str, str
     for i, row in enumerate(inventory_rows(count, seed=seed)):
         phone = owner_phone(first + i)
         writer.writerow({**row, "owner_phone": phone})
-        owners.append({"phone": phone, "vin": row["vin"]})
+        k = identity_of(first + i, CARDS_PER_ID_LIMIT)
+        person = {key: people[k][key] for key in ("id_number", "name", "address")}
+        owners.append({"phone": phone, "vin": row["vin"], "person": person, "front": front_name(k)})
     return out.getvalue(), owners
 
 
+def front_name(identity: int) -> str:
+    """The file name of identity ``identity``'s ID card photo (人像面) among the assets."""
+    return f"id_front-{identity}.jpg"
+
+
+def make_identities(folder: Path, people: list[dict[str, Any]], indexes: range, authority_url: str) -> None:
+    """For each identity of ``indexes`` not yet made: its ID card photo (人像面, the card's portrait a real
+    face) in ``folder``, and its registration, with that portrait, with the sandbox authority."""
+    from chalicelib.adapters.authority.sandbox import SandboxIdentityAuthority
+    from chalicelib.local.documents import id_front
+
+    authority = SandboxIdentityAuthority(authority_url)
+    portrait = (FACES / CARD_PORTRAIT).read_bytes()
+    for k in indexes:
+        photo = folder / front_name(k)
+        if photo.exists():
+            continue
+        person = people[k]
+        authority.register_citizen(person["name"], person["id_number"], portrait)
+        front = id_front(
+            name=person["name"],
+            sex=person["sex"],
+            birth_date=date.fromisoformat(person["birth_date"]),
+            address=person["address"],
+            id_number=person["id_number"],
+            portrait=FACES / CARD_PORTRAIT,
+            fmt="JPEG",
+        )
+        photo.write_bytes(front)
+
+
 def make_assets(folder: Path) -> None:
-    """The ID card photos (the synthetic person, the card's portrait a real face) and the head-turn
+    """The ID card's back (each identity's front is made with it: ``make_identities``) and the head-turn
     frames of the live person for each direction a challenge can ask for (base64, as the client sends)."""
     from chalicelib.adapters.faces.local import LocalFaceEngine
-    from chalicelib.local.documents import NO_FONT, cjk_font_path, id_back, id_front
+    from chalicelib.local.documents import NO_FONT, cjk_font_path, id_back
     from chalicelib.verification.domain.liveness import LivenessDirection
     from tests.liveness_frames import handheld, nodding_burst, turning_frames
 
@@ -210,7 +262,6 @@ def make_assets(folder: Path) -> None:
     if missing:
         raise SystemExit(f"face photos {', '.join(missing)} not found in {FACES}")
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "id_front.jpg").write_bytes(id_front(portrait=FACES / CARD_PORTRAIT, fmt="JPEG"))
     (folder / "id_back.jpg").write_bytes(id_back(fmt="JPEG"))
     engine = LocalFaceEngine()
     bursts = {}
@@ -341,22 +392,36 @@ def main(argv: list[str] | None = None) -> int:
     try:
         stack.start()
         print(f"stack up at {stack.api} ({time.monotonic() - started:.0f} s)", flush=True)
-        from chalicelib.local.documents import PERSON_ADDRESS, PERSON_ID_NUMBER, PERSON_NAME
+        from chalicelib.cards.domain.limits import CARDS_PER_ID_LIMIT
+        from chalicelib.local.documents import PERSON_ID_NUMBER
 
-        stack.cheka(
-            "authority", "register", "--name", PERSON_NAME, "--id-number", PERSON_ID_NUMBER,
-            "--portrait", str(FACES / CARD_PORTRAIT),
-        )  # fmt: skip
-        person = {"id_number": PERSON_ID_NUMBER, "name": PERSON_NAME, "address": PERSON_ADDRESS}
+        people = synthetic_people(
+            identities_needed(len(levels) * args.pool, CARDS_PER_ID_LIMIT), taken={PERSON_ID_NUMBER}
+        )
         for n, users in enumerate(levels):
-            # Each level's owners and cars, imported just before it (moto's store grows with them).
-            body, owners = pool_csv(n * args.pool, args.pool, seed=4242 + n)
+            # Each level's owners and cars, imported just before it (moto's store grows with them), and
+            # the identities they register with, made and registered with the sandbox authority.
+            first = n * args.pool
+            make_identities(
+                out / "assets",
+                people,
+                range(
+                    identity_of(first, CARDS_PER_ID_LIMIT),
+                    identity_of(first + args.pool - 1, CARDS_PER_ID_LIMIT) + 1,
+                ),
+                f"http://127.0.0.1:{stack.ports['authority']}",
+            )
+            body, owners = pool_csv(first, args.pool, seed=4242 + n, people=people)
             inventory = out / f"inventory-{n}.csv"
             inventory.write_text(body)
             stack.cheka("import-inventory", str(inventory))
             pool = out / f"pool-{n}.json"
-            pool.write_text(json.dumps({"owners": owners, "person": person, "assets": str(out / "assets")}))
-            print(f"{args.pool} owners' cars imported ({time.monotonic() - started:.0f} s)", flush=True)
+            pool.write_text(json.dumps({"owners": owners, "assets": str(out / "assets")}))
+            print(
+                f"{args.pool} owners' cars imported, their identities registered "
+                f"({time.monotonic() - started:.0f} s)",
+                flush=True,
+            )
             last = n == len(levels) - 1
             only = (args.only,) if args.only else ()
             level = run_level(

@@ -1,6 +1,7 @@
-"""The load scenario's pure parts: who the simulated owners are, where the load may go, and the table a
-level's figures are printed in. No locust here (it patches the standard library when imported): the
-locustfile and the runner both use this module, and so does its unit test.
+"""The load scenario's pure parts: who the simulated owners are (their phones, and the synthetic
+identities they register with), where the load may go, and the table a level's figures are printed in. No
+locust here (it patches the standard library when imported): the locustfile and the runner both use this
+module, and so do its unit tests.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 #: The prefixes simulated owners' phones start with: 10,000 owners each (the last four digits count them).
@@ -73,6 +75,55 @@ def owner_phone(n: int) -> str:
 def masked(phone: str) -> str:
     """The phone as the SMS drop shows it (first three and last four digits)."""
     return phone[:3] + "****" + phone[-4:]
+
+
+def identity_of(owner: int, cards_per_identity: int) -> int:
+    """The synthetic identity (its index) the ``owner``-th simulated owner registers with: owners
+    ``k * cards_per_identity`` to ``(k + 1) * cards_per_identity - 1`` share identity ``k``.
+
+    An owner registers at most one card (one car, one card, one round, never taken again), so no identity
+    holds more than ``cards_per_identity`` cards whatever the number of owners at a time, the share of
+    them who register and the operators of their cards: with the rule's limit (一证多卡, 第十一条) as
+    ``cards_per_identity``, no registration of the load is refused ``cards_per_id_exceeded``."""
+    if cards_per_identity < 1:
+        raise ValueError(f"{cards_per_identity} cards per identity")
+    if owner < 0:
+        raise ValueError(f"owner {owner} out of range")
+    return owner // cards_per_identity
+
+
+def identities_needed(owners: int, cards_per_identity: int) -> int:
+    """How many identities ``owners`` owners (numbered from 0) register with (``identity_of``)."""
+    return identity_of(owners - 1, cards_per_identity) + 1 if owners > 0 else 0
+
+
+def synthetic_people(count: int, seed: int = 4242, taken: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """``count`` invented identities (``chalicelib.local.identities``), the same for the same ``seed``,
+    their ID numbers distinct from each other and from ``taken`` (the local stack's own synthetic people):
+    name, ID number, sex, birth date (ISO) and address, as the ID card is drawn and the identity typed in.
+    """
+    import random
+
+    from chalicelib.local.identities import invent_identity  # the runner only: not in the locustfile
+
+    rng = random.Random(seed)  # synthetic data, repeatable on purpose
+    seen = set(taken)
+    people: list[dict[str, Any]] = []
+    while len(people) < count:
+        person = invent_identity(rng)
+        if person.id_number in seen:
+            continue
+        seen.add(person.id_number)
+        people.append(
+            {
+                "id_number": person.id_number,
+                "name": person.name,
+                "sex": person.sex,
+                "birth_date": person.birth_date.isoformat(),
+                "address": person.address,
+            }
+        )
+    return people
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """The app's middleware: Lambda context and a correlation id on every log line and response, metrics and
-traces on deployed stages, and Chalice's own error replies in the API's error model.
+traces on deployed stages, Chalice's own error replies in the API's error model, and one access line per
+request (``chalicelib.api.access_log``: the route template, the status, the client's IP truncated).
 
 Chalice answers some requests itself before a view runs (405 for a method the path lacks, 415 for a
 content type the route does not take, 400 for a binary response the client did not accept, 500 when
@@ -13,10 +14,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 import uuid
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from chalicelib.api.access_log import log_access
 from chalicelib.api.headers import secure
 from chalicelib.core import lazy
 from chalicelib.core.observability import handler_chain, logger, report_logging_failure
@@ -155,12 +158,13 @@ def _end_deadline(token: Any) -> None:
 
 
 def wire(app: Chalice) -> None:
-    """Register the middleware on ``app``: context and correlation id on logs, metrics, traces, and
-    Chalice's own error replies in the error model."""
+    """Register the middleware on ``app``: context and correlation id on logs, metrics, traces,
+    Chalice's own error replies in the error model, and the request's access line."""
     app.register_middleware(_on_every_event)
 
     @app.middleware("http")
     def correlation(event: Request, get_response: Any) -> Response:
+        started = time.perf_counter()
         cid = correlation_id_of(event)
         _correlate_logs(cid)
         deadline = _begin_deadline(event)  # every outbound attempt of the request checked against it
@@ -176,4 +180,5 @@ def wire(app: Chalice) -> None:
         response = error_model(response, event)
         response = secure(response, event)
         response.headers[CORRELATION_HEADER] = cid
+        log_access(event, response, (time.perf_counter() - started) * 1000)
         return response

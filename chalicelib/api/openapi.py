@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from typing import Any
 
 from pydantic import BaseModel
@@ -62,7 +63,30 @@ def _follow_ups(spec: RouteSpec) -> list[tuple[RouteSpec, str]]:
     return found
 
 
-def _link_follow_ups(paths: dict[str, dict[str, Any]]) -> None:
+def operation_ids(routes: list[RouteSpec]) -> dict[tuple[str, str], str]:
+    """Each route's ``operationId`` by ``(path, method)``: unique in the document, as OpenAPI requires
+    (client generators name a method after it and break on a repeat).
+
+    A route's id is its handler's name; a name that handlers of several routes share (``login``,
+    ``refresh``, ``logout`` and ``me`` of both the accounts and the auth modules) is qualified by each
+    route's first tag, ``accounts_login`` and ``auth_login``. The rule depends on the routes alone, not on
+    their order, so the same routes give the same ids at every build; a clash the tag does not settle is
+    refused here rather than published."""
+    shared = Counter(spec.handler for spec in routes)
+    ids: dict[tuple[str, str], str] = {}
+    for spec in routes:
+        name = spec.handler
+        if shared[name] > 1:
+            tag = re.sub(r"\W+", "_", spec.tags[0]).strip("_") if spec.tags else ""
+            name = f"{tag}_{name}" if tag else f"{spec.method.lower()}_{name}"
+        ids[(spec.path, spec.method)] = name
+    repeated = sorted(name for name, n in Counter(ids.values()).items() if n > 1)
+    if repeated:
+        raise ValueError(f"operationIds repeated in the OpenAPI document: {', '.join(repeated)}")
+    return ids
+
+
+def _link_follow_ups(paths: dict[str, dict[str, Any]], ids: dict[tuple[str, str], str]) -> None:
     """OpenAPI ``links`` from each creating route's answer to the routes under what it created, so a
     client (or a stateful fuzzer) can follow a created registration, flow, batch or campaign."""
     for spec in ROUTES:
@@ -72,7 +96,7 @@ def _link_follow_ups(paths: dict[str, dict[str, Any]]) -> None:
         answer = paths[spec.path][spec.method.lower()]["responses"][str(spec.status)]
         answer["links"] = {
             f"{other.handler}_{other.method.lower()}": {
-                "operationId": other.handler,
+                "operationId": ids[(other.path, other.method)],
                 "parameters": {name: f"$response.body#/{name}"},
             }
             for other, name in follow_ups
@@ -91,10 +115,11 @@ def build(title: str = "cheka", version: str = "1") -> dict[str, Any]:
     def ref(model: type[BaseModel]) -> dict[str, Any]:
         return refs[(model, "serialization")]
 
+    ids = operation_ids(ROUTES)
     paths: dict[str, dict[str, Any]] = {}
     for spec in ROUTES:
         op: dict[str, Any] = {
-            "operationId": spec.handler,
+            "operationId": ids[(spec.path, spec.method)],
             "summary": spec.summary,
             "tags": list(spec.tags),
             "parameters": _params(spec),
@@ -134,7 +159,7 @@ def build(title: str = "cheka", version: str = "1") -> dict[str, Any]:
                 "content": {"application/json": error},
             }
         paths.setdefault(spec.path, {})[spec.method.lower()] = op
-    _link_follow_ups(paths)
+    _link_follow_ups(paths, ids)
     return {
         "openapi": "3.1.0",
         "info": {

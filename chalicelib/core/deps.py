@@ -617,6 +617,7 @@ def registration_service() -> RegistrationService:
     from datetime import timedelta
 
     from chalicelib.adapters.dynamo.registrations import DynamoRegistrationRepository
+    from chalicelib.adapters.dynamo.step_writes import DynamoStepWrites
     from chalicelib.registration.service import RegistrationService
 
     _bind_tables()
@@ -637,6 +638,7 @@ def registration_service() -> RegistrationService:
         on_submitted=lambda registration_id, parties: retention().hold(registration_id, parties),
         push_late_after=timedelta(minutes=get_settings().push_stale_minutes),
         open_registrations=get_settings().open_registrations_per_owner,
+        step_writes=DynamoStepWrites(field_cipher()),
     )
 
 

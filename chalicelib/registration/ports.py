@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from chalicelib.kernel.crypto import SealedFields
 from chalicelib.registration.domain.registrations import Registration
+
+if TYPE_CHECKING:
+    from chalicelib.verification.domain.evidence import EvidenceKind
+    from chalicelib.verification.ports import EvidenceLog
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,21 @@ class RegistrationRepository(ABC):
     def save_sealed(self, ready: SealedRegistration) -> Registration:
         """``save`` of a registration sealed by ``seal``: KMS is not asked again."""
         return self.save(ready.registration)
+
+    def save_noted(
+        self,
+        ready: SealedRegistration,
+        evidence: EvidenceLog,
+        flow_id: str,
+        kind: EvidenceKind,
+        public: Mapping[str, Any],
+    ) -> Registration:
+        """``save_sealed`` and the entry of the registration's flow evidence that says why (its actor the
+        owner), as one write where the stores can join them (this default: the registration, then the
+        entry; a store that can overrides it)."""
+        reg = self.save_sealed(ready)
+        evidence.append(flow_id, kind, reg.owner, public)
+        return reg
 
     @abstractmethod
     def of_owner(self, owner: str) -> list[Registration]:

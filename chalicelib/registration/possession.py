@@ -310,9 +310,15 @@ class PossessionChecks:
             update={"method": method, "proved_at": self._clock(), "head_unit": None}
         )
         iccids = _free(cards) or reg.iccids
-        reg = self._registrations.save(reg, possession=possession, iccids=iccids)
-        self._note(reg, method, "proved")
-        return reg
+        # The proof and its evidence in one write: a refused write leaves neither, and the proof made
+        # again records both (a proof recorded without its evidence would never be noted on a retry).
+        return self._registrations.save_noted(
+            reg,
+            EvidenceKind.POSSESSION_CHECKED,
+            {"method": method.value, "outcome": "proved"},
+            possession=possession,
+            iccids=iccids,
+        )
 
     def _after_proof(self, reg: Registration, vehicle: Vehicle | None, cards: list[Card]) -> RegistrationView:
         """The registration once possession is shown, or why it cannot take the vehicle's cards."""

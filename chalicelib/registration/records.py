@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 from chalicelib.kernel.clock import CHINA, Clock, utc_now
 from chalicelib.kernel.errors import NotFound
@@ -18,6 +19,7 @@ from chalicelib.registration.domain.registrations import (
     check_owner,
 )
 from chalicelib.registration.ports import RegistrationRepository, SealedRegistration
+from chalicelib.verification.domain.evidence import EvidenceKind
 from chalicelib.verification.domain.flows import Flow, FlowStatus
 from chalicelib.verification.service import VerificationService
 
@@ -118,3 +120,15 @@ class Registrations:
     def save_sealed(self, ready: SealedRegistration) -> Registration:
         """Store a registration ``seal`` prepared; ``registration.changed`` (409) if it moved meanwhile."""
         return self._store.save_sealed(ready)
+
+    def save_noted(
+        self, reg: Registration, kind: EvidenceKind, public: dict[str, Any], /, **changes: object
+    ) -> Registration:
+        """``save`` with the entry of the registration's flow evidence that says why (``kind``,
+        ``public``; its actor the owner): both land or neither, so a step refused by the store leaves
+        the registration and the evidence as they were. Without a flow, the save alone."""
+        if reg.flow_id is None:
+            return self.save(reg, **changes)
+        return self._store.save_noted(
+            self.seal(reg, **changes), self._verification.evidence, reg.flow_id, kind, public
+        )

@@ -24,6 +24,7 @@ from chalicelib.registration.outcome import Outcomes, ResultSms
 from chalicelib.registration.ports import RegistrationRepository, VehicleChannel
 from chalicelib.registration.possession import HeadUnitSent, PossessionChecks, PossessionPolicy
 from chalicelib.registration.records import Registrations
+from chalicelib.registration.step_writes import StepWrites
 from chalicelib.registration.steps import PhoneCodes, RegistrationSteps
 from chalicelib.registration.submit import Submission
 from chalicelib.registration.views import PUSH_LATE_AFTER, MyVehicles, RegistrationView, RegistrationViews
@@ -57,6 +58,7 @@ class RegistrationService:
         on_submitted: Callable[[str, list[str]], None] | None = None,
         push_late_after: timedelta = PUSH_LATE_AFTER,
         open_registrations: int = 5,
+        step_writes: StepWrites | None = None,
     ) -> None:
         self.store = registrations
         self.registrations = Registrations(registrations, verification, clock=clock)
@@ -91,6 +93,7 @@ class RegistrationService:
             clock=clock,
             new_id=new_id,
             open_limit=open_registrations,
+            writes=step_writes,
         )
         self.delegation = DelegationSteps(
             self.registrations,

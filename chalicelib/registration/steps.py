@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from typing import Protocol
 
@@ -36,8 +37,9 @@ from chalicelib.registration.domain.submission import holder_phone_hash, holds, 
 from chalicelib.registration.ports import RegistrationRepository
 from chalicelib.registration.possession import PossessionChecks
 from chalicelib.registration.records import Registrations
+from chalicelib.registration.step_writes import CodeTaken, InOrder, NewFlow, Note, StepWrite, StepWrites
 from chalicelib.registration.views import RegistrationView, RegistrationViews
-from chalicelib.sms.domain import SentCode, SmsPurpose
+from chalicelib.sms.domain import MatchedCode, SentCode, SmsPurpose, no_code
 from chalicelib.verification.domain.evidence import EvidenceKind
 from chalicelib.verification.domain.flows import FlowPurpose, TypedIdentity
 from chalicelib.verification.service import VerificationService
@@ -51,6 +53,14 @@ class PhoneCodes(Protocol):
     def send(self, phone: str, purpose: SmsPurpose, *, caller: str | None = None) -> SentCode: ...
 
     def phone_hash(self, phone: str) -> str: ...
+
+    def match(self, phone: str, purpose: SmsPurpose, code: str, caller: str | None = None) -> MatchedCode: ...
+
+    def use(self, matched: MatchedCode) -> bool: ...
+
+
+#: Times a step matches its code again when the code's use was refused meanwhile.
+_CODE_RACES = 3
 
 
 class RegistrationSteps:
@@ -69,8 +79,10 @@ class RegistrationSteps:
         clock: Clock = utc_now,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
         open_limit: int = 5,
+        writes: StepWrites | None = None,
     ) -> None:
         self._open_limit = open_limit
+        self._writes = writes or InOrder(codes, registrations, verification)
         self._store = store
         self._registrations = registrations
         self._views = views
@@ -226,20 +238,35 @@ class RegistrationSteps:
         # spends nothing, and the person sends the same code again.
         flow_id = reg.flow_id or self._verification.new_flow_id()
         ready = self._registrations.seal(reg, phone=number, phone_hash=phone_hash, flow_id=flow_id)
-        self._codes.check(number, purpose, code, caller)  # the caller's own code: nobody else's tries
+        opened: NewFlow | None = None
         if reg.flow_id is None:
             flow_purpose = FlowPurpose.DELEGATED_REGISTRATION if reg.delegated else reg.kind.flow_purpose
-            self._verification.open_flow(caller, flow_purpose, flow_id)
-        reg = self._registrations.save_sealed(ready)
+            opened = NewFlow(*self._verification.prepare_open(caller, flow_purpose, flow_id))
         noted = {"purpose": purpose.value}
         if reg.assisted_by:
             noted["assisted_by"] = reg.assisted_by  # 经销商现场协助: the dealer, in the evidence
-        self._verification.note(flow_id, EvidenceKind.SMS_CHECKED, caller, noted)
+        note = Note(flow_id, EvidenceKind.SMS_CHECKED, caller, noted)
+        reg = self._prove_phone(number, purpose, code, caller, StepWrite(ready, note, flow=opened))
         if reg.kind is RegistrationKind.DEREGISTRATION:
             self._registered_identity(reg, caller, flow_id)
         if self._possession is not None:
             reg = self._possession.by_sales_phone(reg)
         return self._views.view(reg)
+
+    def _prove_phone(
+        self, number: str, purpose: SmsPurpose, code: str, caller: str, write: StepWrite
+    ) -> Registration:
+        """The code matched (a wrong one's try counted), then used in one write with the step's own
+        (``StepWrites``): a store failure leaves it usable, and of two requests with one code only one
+        uses it. A use refused meanwhile is matched again: the re-read says why."""
+        for _ in range(_CODE_RACES):
+            # the caller's own code: nobody else's tries
+            matched = self._codes.match(number, purpose, code, caller)
+            try:
+                return self._writes.commit(replace(write, code=matched))
+            except CodeTaken:
+                continue
+        raise no_code()
 
     def _registered_identity(self, reg: Registration, caller: str, flow_id: str) -> None:
         """实名注销: the identity is the registered holder's, not typed again. The ID photos and the face
@@ -267,7 +294,12 @@ class RegistrationSteps:
             ConsentRecord(kind=a.kind, version=a.version, sha256=a.sha256, accepted_at=now, client=client)
             for a in accepted
         ]
-        reg = self._registrations.save(reg, consents=records)
         assert reg.flow_id is not None
-        self._verification.record_consents(reg.flow_id, caller, records)
+        # The consents on the registration and in the flow's evidence, in one write: a store failure
+        # leaves neither, and the person gives them again.
+        given = {"consents": [r.model_dump(mode="json") for r in records]}
+        ready = self._registrations.seal(reg, consents=records)
+        reg = self._writes.commit(
+            StepWrite(ready, Note(reg.flow_id, EvidenceKind.CONSENT_GIVEN, caller, given))
+        )
         return self._views.view(reg)

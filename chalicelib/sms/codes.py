@@ -28,6 +28,7 @@ from chalicelib.kernel.crypto import KeyedHasher
 from chalicelib.kernel.errors import DomainError
 from chalicelib.kernel.validators import validate
 from chalicelib.sms.domain import (
+    MatchedCode,
     SentCode,
     SmsPolicy,
     SmsPurpose,
@@ -271,6 +272,21 @@ class SmsCodeService:
         phone_hash = self.phone_hash(phone)
         self._verify(code_key(purpose, phone_hash, caller), code)
 
+    def match(self, phone: str, purpose: SmsPurpose, code: str, caller: str | None = None) -> MatchedCode:
+        """The phone's current ``purpose`` code sent for ``caller`` if ``code`` is it, not used yet: the
+        caller writes its use with the writes of the step it proves (``use``, or one transaction).
+
+        Refused as ``check`` refuses (``sms.no_code``, ``sms.too_many_tries``, ``sms.code_expired``,
+        ``sms.code_wrong``); a wrong code's try is counted here, whatever the step does next.
+        """
+        phone_hash = self.phone_hash(phone)
+        return self._match(code_key(purpose, phone_hash, caller), code)
+
+    def use(self, matched: MatchedCode) -> bool:
+        """Use a matched code on its own: False when it was used, burnt or replaced meanwhile (the
+        caller matches it again: the re-read says which)."""
+        return self._codes.consume(matched.code, matched.at, matched.max_tries)
+
     def login(self, phone: str, code: str, origin: SendOrigin | None = None) -> str:
         """Check a login code; the subject (stable, pseudonymous) of the person holding the phone.
 
@@ -312,18 +328,26 @@ class SmsCodeService:
             self._limits.release(keys)
 
     def _verify(self, key: str, code: str) -> None:
+        for _ in range(_RACE_RETRIES):
+            matched = self._match(key, code)
+            if self._codes.consume(matched.code, matched.at, matched.max_tries):
+                return
+            # used, burnt or replaced meanwhile: the re-read says which
+        raise no_code()
+
+    def _match(self, key: str, code: str) -> MatchedCode:
+        """The code of ``key`` as read, if ``code`` is it (nothing written); a wrong code's try counted."""
         policy = self._policy
         for _ in range(_RACE_RETRIES):
             now = self._clock()
             stored = check_code(self._codes.get_code(key), now, policy)
             given = self._hasher.digest(code_digest_input(key, stored.salt, code.strip()))
             if hmac.compare_digest(given.encode(), (stored.code_hash or "").encode()):
-                if self._codes.consume(stored, now, policy.max_wrong_tries):
-                    return
-                continue  # used, burnt or replaced meanwhile: the re-read says which
+                return MatchedCode(stored, now, policy.max_wrong_tries)
             tries = self._codes.add_wrong_try(stored, policy.max_wrong_tries)
             if tries is not None:
                 raise code_wrong(max(0, policy.max_wrong_tries - tries))
+            # used, burnt or replaced meanwhile: the re-read says which
         raise no_code()
 
 

@@ -211,6 +211,21 @@ class StoredCode(BaseModel):
     used_at: AwareDatetime | None = None
 
 
+@dataclass(frozen=True)
+class MatchedCode:
+    """A code the person typed right, not used yet: the stored code as read at ``at``.
+
+    Its use is written later, with the writes of the step it proves when the store can join them
+    (one transaction: a failure of any of them leaves the code usable), on condition that it is still
+    the current code (its salt), unused, unburnt and unexpired at ``at``: of two uses of one code only
+    one lands.
+    """
+
+    code: StoredCode
+    at: datetime
+    max_tries: int
+
+
 class SentCode(BaseModel):
     """What a client learns when a code is sent: nothing about the phone or the code."""
 

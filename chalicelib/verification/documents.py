@@ -201,29 +201,30 @@ class Documents:
         checks = dict(flow.checks)
         if kind in OCR_CHECKS:
             checks.pop(OCR_CHECKS[kind], None)  # a new photo must be read again
+        accepted = {
+            "document": kind.value,
+            "sha256": stored.sha256,
+            "size": stored.size,
+            "width": stored.width,
+            "height": stored.height,
+        }
         try:
-            self._flows.save(flow, documents={**flow.documents, kind.value: stored.key}, checks=checks)
+            # The photo on the flow and its evidence in one write: a refused write leaves neither.
+            self._flows.save_noted(
+                flow,
+                EvidenceKind.UPLOAD_ACCEPTED,
+                caller,
+                accepted,
+                documents={**flow.documents, kind.value: stored.key},
+                checks=checks,
+            )
         except Exception:
             # Not recorded: the clean copy goes (unless it is the photo already recorded), the raw upload
-            # stays to be completed again.
+            # stays to be completed again (never "upload again").
             if stored.key != replaced:
                 with contextlib.suppress(Exception):
                     self._uploads.delete(stored.key)
             raise
-        # The evidence before the raw upload goes: an append that fails (503) leaves the raw upload, and
-        # the same upload completed again records the photo and its evidence (never "upload again").
-        self._evidence.append(
-            flow.flow_id,
-            EvidenceKind.UPLOAD_ACCEPTED,
-            caller,
-            {
-                "document": kind.value,
-                "sha256": stored.sha256,
-                "size": stored.size,
-                "width": stored.width,
-                "height": stored.height,
-            },
-        )
         self._uploads.delete(key)
         if replaced and replaced != stored.key:
             self._uploads.delete(replaced)
@@ -271,6 +272,15 @@ class Documents:
             raise ValueError(f"the live capture cannot be read ({exc.reason})") from exc
         return self._uploads.store(flow.flow_id, DocumentKind.LIVE_CAPTURE, jpeg, width, height)
 
+    def discard_live_capture(self, flow_id: str, key: str) -> None:
+        """Delete a live capture kept for a verdict that was then not saved, unless the stored flow records
+        it (a concurrent send of the same capture saved it meanwhile). Best effort: one left behind goes
+        with the flow's photos when it is purged."""
+        with contextlib.suppress(Exception):
+            latest = self._flows.find(flow_id)
+            if latest is None or latest.documents.get(DocumentKind.LIVE_CAPTURE.value) != key:
+                self._uploads.delete(key)
+
     def document_url(self, flow: Flow, kind: str) -> str | None:
         key = flow.documents.get(kind)
         return self._uploads.presign_get(key) if key else None
@@ -308,9 +318,12 @@ class Documents:
                 read_address = None  # not text a person could have typed: they type it themselves
             if read_address:
                 changes["identity"] = flow.identity.model_copy(update={"address": read_address})
-        saved = self._flows.save(flow, **changes)
         if kind is DocumentKind.ID_FRONT and self._authority is not None:
-            self._authority.check_holder(saved, caller)  # 证件真实性: raises when it is not real
+            # 证件真实性 (raises when it is not real). The reading is saved with the authority's verdict, in
+            # the one write of the flow the check makes: a store failure before it leaves the flow as it was.
+            self._authority.check_holder(flow.model_copy(update=changes), caller)
+        else:
+            self._flows.save(flow, **changes)
         return OcrOutcome(
             kind=kind,
             fields_read=fields_read,

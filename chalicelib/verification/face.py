@@ -50,8 +50,6 @@ from chalicelib.verification.domain.flows import (
     VerificationPolicy,
     attempts_exhausted,
     check_session,
-    session_expired,
-    session_used,
 )
 from chalicelib.verification.domain.gates import GateOutcome, GateVerdict
 from chalicelib.verification.domain.liveness import (
@@ -74,12 +72,14 @@ from chalicelib.verification.domain.liveness import (
 from chalicelib.verification.flows import Flows
 from chalicelib.verification.portrait import PortraitMatch, match_portrait
 from chalicelib.verification.ports import (
+    AttemptCharge,
     AttemptCounters,
     EvidenceLog,
     FaceEngine,
     FaceGate,
     LivenessEngine,
     LivenessSessions,
+    SealedFlow,
 )
 from chalicelib.verification.views import FaceCheckOutcome, LivenessStart
 
@@ -200,11 +200,14 @@ class FaceChecks:
 
         Order: the session is checked (and the flow must be at the version it was handed out at), the
         frames judged (bad frames, or a capture problem, change nothing) and, when live, the live
-        capture matched with the ID portrait; only then is the session claimed and one attempt counted,
-        whatever the verdict, so an engine that cannot answer (``engine.unavailable``, 503) leaves the
-        session unused and the attempt uncounted, and the same session may be sent again. The claim is
-        what makes two concurrent sends of one session count once. The verdict is saved onto the flow
-        as it was read here.
+        capture matched with the ID portrait; only then, whatever the verdict, is the session claimed,
+        one attempt counted and the verdict saved onto the flow as it was read here, in one write
+        (``LivenessSessions.claim_counting``). So an engine that cannot answer (``engine.unavailable``,
+        503), a bucket, a key service or a store that fails leaves the session unused, the attempt
+        uncounted and the flow as it was (the live capture kept for it deleted again), and the same
+        session may be sent again; only the evidence of the check made stays. The claim is what makes
+        two concurrent sends of one session count once, and a send after the verdict was saved (its
+        reply lost included) is refused (``liveness.session_used``).
         """
         flow = self._flows.open_for_checks(flow_id, caller)
         now = self._clock()
@@ -246,36 +249,44 @@ class FaceChecks:
         matches = isinstance(compared, PortraitMatch) and compared.verdict == "match"
         passed = verdict.live and matches and gated is None
         verdict_now = CheckVerdict.PASSED if passed else CheckVerdict.FAILED
-        # The flow's verdict is sealed (KMS) before the capture is kept and the session claimed: a key
-        # service that cannot answer leaves nothing kept, the session unused and the attempt uncounted.
+        # The flow's verdict is sealed (KMS) before the capture is kept: a key service that cannot answer
+        # leaves nothing kept.
         ready = self._flows.seal(flow, checks={**flow.checks, CheckName.FACE: verdict_now})
+        kept: str | None = None  # the capture this send put in the bucket (not one the flow records)
         if passed and verdict.reference_image is not None:
-            # Kept before the claim: a bucket that cannot take it (503) leaves the session unused and
-            # the attempt uncounted, like an engine that cannot answer.
+            # Kept before anything is spent: a bucket that cannot take it (503) spends nothing either.
             stored = self._documents.store_live_capture(flow, verdict.reference_image)
             documents[DocumentKind.LIVE_CAPTURE.value] = stored.key
+            if flow.documents.get(DocumentKind.LIVE_CAPTURE.value) != stored.key:
+                kept = stored.key
         ready = ready.with_unsealed(documents=documents)
-        self._claim(session)
-        left = self._consume_attempt(flow, flow.person_hash, caller, now)
-        self._record_liveness(flow, caller, session, challenge, verdict)
-        emit(Metric.LIVENESS_RESULT, result="live" if verdict.live else "not_live")
         matched: bool | None = None
         reasons = list(verdict.reasons)
         stopped: GateVerdict | None = None
-        if verdict.live:
-            assert compared is not None
-            matched = self._record_match(flow, caller, session, compared)
-            if not matched:
-                reasons.append("face.no_match")
-            else:
-                stopped = gated
-                if stopped is not None and stopped.reason:
-                    reasons.append(stopped.reason)
-        saved = self._flows.save_sealed(ready)
-        if passed:
-            assert verdict.reference_image is not None
-            for gate in self._gates:
-                gate.passed(saved, caller, verdict.reference_image)
+        try:
+            # The evidence of the check made comes before what it spends, which is one write (the session
+            # claimed, the attempt counted, the verdict saved): a failure of any write spends nothing.
+            self._record_liveness(flow, caller, session, challenge, verdict)
+            if verdict.live:
+                assert compared is not None
+                matched = self._record_match(flow, caller, session, compared)
+                if not matched:
+                    reasons.append("face.no_match")
+                else:
+                    stopped = gated
+                    if stopped is not None and stopped.reason:
+                        reasons.append(stopped.reason)
+            if passed:
+                assert verdict.reference_image is not None
+                for gate in self._gates:
+                    gate.passed(ready.flow, caller, verdict.reference_image)
+            left = self._spend(flow, flow.person_hash, session, ready, caller, now, before)
+        except Exception:
+            if kept is not None:
+                self._documents.discard_live_capture(flow.flow_id, kept)
+            raise
+        saved = ready.flow
+        emit(Metric.LIVENESS_RESULT, result="live" if verdict.live else "not_live")
         case_id: str | None = None
         if stopped is not None and stopped.outcome is GateOutcome.REVIEW:
             assert stopped.review_reason is not None
@@ -389,29 +400,36 @@ class FaceChecks:
         if left.person_today == 0:
             raise attempts_exhausted("person_day", self._policy.attempts_per_person_day)
 
-    def _claim(self, session: LivenessSession) -> None:
-        """Use the session up (``liveness.session_expired`` / ``session_used`` if it is too late)."""
-        if not self._sessions.claim(session.session_id, self._clock()):
-            latest = self._sessions.get(session.session_id)
-            if latest is not None and latest.used_at is None:
-                raise session_expired()
-            raise session_used()
-
-    def _consume_attempt(self, flow: Flow, person_hash: str, caller: str, now: datetime) -> AttemptsLeft:
-        """Count one attempt against both quotas; a refusal goes into the evidence."""
+    def _spend(
+        self,
+        flow: Flow,
+        person_hash: str,
+        session: LivenessSession,
+        ready: SealedFlow,
+        caller: str,
+        now: datetime,
+        before: AttemptsLeft,
+    ) -> AttemptsLeft:
+        """Claim the session, count one attempt against both quotas and save the verdict (``ready``), as
+        one write: refused (the session used or expired, a quota full: that refusal goes into the
+        evidence, the flow changed) or failed, it spends nothing. The attempts left after it, as read
+        before (``before``) less this one: the counters themselves never pass their limits."""
         p = self._policy
+        charge = AttemptCharge(
+            flow_id=flow.flow_id,
+            person_hash=person_hash,
+            day=china_day(now),
+            per_flow=p.attempts_per_flow,
+            per_day=p.attempts_per_person_day,
+            expires_at=end_of_china_day(now) + timedelta(days=1),
+        )
         try:
-            return self._attempts.consume(
-                flow.flow_id,
-                person_hash,
-                china_day(now),
-                p.attempts_per_flow,
-                p.attempts_per_person_day,
-                end_of_china_day(now) + timedelta(days=1),
-            )
+            self._sessions.claim_counting(session.session_id, self._clock(), charge, ready)
         except DomainError as err:
-            self._evidence.append(flow.flow_id, EvidenceKind.ATTEMPTS_EXHAUSTED, caller, err.details)
+            if err.code == "face.attempts_exhausted":
+                self._evidence.append(flow.flow_id, EvidenceKind.ATTEMPTS_EXHAUSTED, caller, err.details)
             raise
+        return AttemptsLeft(flow=max(0, before.flow - 1), person_today=max(0, before.person_today - 1))
 
     def _record_liveness(
         self,

@@ -71,6 +71,11 @@ class Flows:
             raise too_many_open_flows(self._policy.open_flows)
         return flow
 
+    def prepare_open(self, owner: str, purpose: FlowPurpose, flow_id: str) -> tuple[Flow, int]:
+        """The flow ``open_flow`` would open, not stored, and the open flows ``owner`` may hold: for a
+        step that opens it in one write with its own (its store decides the count and the create)."""
+        return new_flow(flow_id, owner, purpose, self._clock(), self._policy.flow_ttl), self._policy.open_flows
+
     def new_flow_id(self) -> str:
         """A new flow's id (not yet opened)."""
         return f"f{self._new_id()}"
@@ -105,6 +110,13 @@ class Flows:
     def save_sealed(self, ready: SealedFlow) -> Flow:
         """Store a flow ``seal`` prepared (``flow.changed`` if it changed meanwhile)."""
         return self._flows.save_sealed(ready)
+
+    def save_noted(
+        self, flow: Flow, kind: EvidenceKind, actor: str, public: dict[str, Any], /, **changes: Any
+    ) -> Flow:
+        """``save`` with the evidence entry that says why (``kind``, ``public``): both land or neither, so
+        a step refused by the store leaves the flow and its evidence as they were."""
+        return self._flows.save_noted(self.seal(flow, **changes), self._evidence, kind, actor, public)
 
     def set_identity(self, flow_id: str, caller: str, identity: TypedIdentity) -> Flow:
         """What the person typed: validated, hashed for the per-person quota, stored encrypted."""

@@ -250,6 +250,20 @@ class FlowRepository(ABC):
         """``save`` of a flow sealed by ``seal``: KMS is not asked again."""
         return self.save(ready.flow)
 
+    def save_noted(
+        self,
+        ready: SealedFlow,
+        evidence: EvidenceLog,
+        kind: EvidenceKind,
+        actor: str,
+        public: Mapping[str, Any],
+    ) -> Flow:
+        """``save_sealed`` and the evidence entry that says why the flow changed, as one write where the
+        stores can join them (this default: the flow, then the entry; a store that can overrides it)."""
+        flow = self.save_sealed(ready)
+        evidence.append(flow.flow_id, kind, actor, public)
+        return flow
+
     @abstractmethod
     def open_count(self, owner: str, now: datetime) -> int:
         """How many of ``owner``'s flows are open and unexpired at ``now`` (read on an owner index)."""
@@ -276,6 +290,19 @@ class AttemptCounters(ABC):
     ) -> AttemptsLeft: ...
 
 
+@dataclass(frozen=True)
+class AttemptCharge:
+    """One face attempt to count: against the flow's quota and the person's quota of the China day,
+    both or neither (the counters expire at ``expires_at``)."""
+
+    flow_id: str
+    person_hash: str
+    day: date
+    per_flow: int
+    per_day: int
+    expires_at: datetime
+
+
 class LivenessSessions(ABC):
     @abstractmethod
     def create(self, session: LivenessSession) -> None:
@@ -287,6 +314,18 @@ class LivenessSessions(ABC):
     @abstractmethod
     def claim(self, session_id: str, now: datetime) -> bool:
         """Mark the session used if it is unused and unexpired; False when someone else got there first."""
+
+    @abstractmethod
+    def claim_counting(
+        self, session_id: str, now: datetime, charge: AttemptCharge, ready: SealedFlow
+    ) -> None:
+        """Claim the session, count one attempt (``charge``) and store the flow's verdict (``ready``, one
+        version above the stored flow), all in one write or none of it: a face check that fails after
+        judging spends neither the session nor an attempt.
+
+        Refused (nothing written): ``liveness.session_used`` or ``liveness.session_expired`` when the
+        session is taken or too late, ``face.attempts_exhausted`` when a quota is full, ``flow.changed``
+        when the flow changed meanwhile (checked in that order when several fail)."""
 
     @abstractmethod
     def count_preview(self, session_id: str, limit: int) -> int | None:

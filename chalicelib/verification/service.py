@@ -93,6 +93,8 @@ class VerificationService:
         clock: Clock = utc_now,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
+        #: The flows' evidence log (a step of another context joins its own write to an entry).
+        self.evidence = evidence
         self.flows = Flows(
             flows=flows,
             uploads=uploads,
@@ -147,6 +149,9 @@ class VerificationService:
 
     def new_flow_id(self) -> str:
         return self.flows.new_flow_id()
+
+    def prepare_open(self, owner: str, purpose: FlowPurpose, flow_id: str) -> tuple[Flow, int]:
+        return self.flows.prepare_open(owner, purpose, flow_id)
 
     def flow(self, flow_id: str, caller: str) -> Flow:
         return self.flows.flow(flow_id, caller)

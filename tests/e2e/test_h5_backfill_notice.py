@@ -5,8 +5,9 @@ of the backfill SMS (and the choice holds when the page is read again), and 立�
 registration of that very car, its VIN never typed (the inventory gives the car that phone as its owner
 phone, so the sales-phone proof would pass); where the notice comes without the VIN, 立即登记 opens the
 VIN screen naming the car's tail, a VIN with another tail is refused on the screen before anything is
-posted, and the registration starts from the right VIN typed. Screenshots are kept in the test's tmp dir
-(``<tmp>/screenshots``)."""
+posted, and the registration starts from the right VIN typed. On a slow network, a tap aimed at 我的车辆
+before the reminder's answer comes still lands on 我的车辆: the reminder arrives below the tiles and none
+of them moves. Screenshots are kept in the test's tmp dir (``<tmp>/screenshots``)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,29 @@ if TYPE_CHECKING:
 #: This module's own phones: the sales record's contact, and the phone the owner signs in with.
 CONTACT = "13800007511"
 CONTACT_NO_VIN = "13800007512"
+CONTACT_LATE = "13800007513"
+
+#: The tiles of the home screen, each a place a person may be about to tap.
+TILES = (
+    "home-register",
+    "home-deregister",
+    "home-vehicles",
+    "home-enterprise",
+    "home-complaint",
+    "home-help",
+)
+
+#: Where each tile of ``arguments[0]`` is on the screen now: its ``getBoundingClientRect`` by id.
+TILE_PLACES = """
+return Object.fromEntries(arguments[0].map((id) => {
+  const r = document.getElementById(id).getBoundingClientRect();
+  return [id, [r.left, r.top, r.width, r.height]];
+}));
+"""
+
+#: The page's ``GET /v1/me/backfill`` held in the browser's network stack (DevTools ``Fetch``): the request
+#: is sent by the page as ever and waits there, unanswered, until ``Fetch.disable`` lets it through.
+HOLD_BACKFILL = {"patterns": [{"urlPattern": "*/v1/me/backfill*", "requestStage": "Request"}]}
 
 #: Counts the registrations the page posts (``window.registrationPosts``).
 COUNT_REGISTRATION_POSTS = """
@@ -162,9 +186,6 @@ def test_without_the_vin_register_opens_the_vin_screen_naming_the_tail_and_start
     assert status == 200, report
     assert report["errors"] == [], report
     log_in(me, CONTACT_NO_VIN)
-    # The home screen's reminder comes first (tapped before it shows, the tiles move under the finger)
-    me.wait_until("the home reminder", lambda: me.element("#home-backfill").is_displayed())
-    assert vin[-6:] in text(me, "#home-backfill")
     me.tap("#home-vehicles")
     me.wait_screen("vehicles")
     me.wait_until(
@@ -200,5 +221,70 @@ def test_without_the_vin_register_opens_the_vin_screen_naming_the_tail_and_start
     me.wait_screen("confirm_vehicle")
     assert vin[-6:] in text(me, "#vehicle-card")
     assert me.driver.execute_script("return window.registrationPosts") == 1
+    assert me.errors() == []
+    assert me.csp_violations() == []
+
+
+def tap_at(me: Phone, x: float, y: float) -> None:
+    """A finger put down and lifted at ``(x, y)`` of the screen, whatever is there by then (the phone's
+    touch input through DevTools: the page gets the touch, and the tap it makes, as from a finger)."""
+    for kind, points in (("touchStart", [{"x": x, "y": y}]), ("touchEnd", [])):
+        me.driver.execute_cdp_cmd("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
+
+
+def test_a_tap_aimed_at_my_vehicles_before_the_reminder_answers_opens_my_vehicles_and_no_tile_moves(
+    owner: Phone, stack: Stack
+) -> None:
+    me = owner
+    vin = take_vehicle(stack, from_end=True)
+    card = cards_of(stack, vin)[0]
+    status, report = stack.call(
+        "POST",
+        "/v1/inventory/in-service?format=json",
+        [
+            {
+                "iccid": card["iccid"],
+                "in_service_since": china_day(utc_now()).isoformat(),
+                "contact_phone": CONTACT_LATE,
+            }
+        ],
+        token=stack.admin_token,
+    )
+    assert status == 200, report
+    assert report["errors"] == [], report
+
+    # Given a slow network: the page's question for unregistered cars gets no answer for now
+    me.driver.execute_cdp_cmd("Fetch.enable", HOLD_BACKFILL)
+    log_in(me, CONTACT_LATE)
+
+    # When the owner taps 我的车辆 at once, before the reminder's answer, 我的车辆 opens
+    assert not me.element("#home-backfill").is_displayed()
+    me.tap("#home-vehicles")
+    me.wait_screen("vehicles")
+    me.tap("#go-home")
+    me.wait_screen("home")
+
+    # When they aim at 我的车辆 again and the answer comes while the finger is on its way
+    before = me.driver.execute_script(TILE_PLACES, list(TILES))
+    assert not me.element("#home-backfill").is_displayed()
+    left, top, width, height = before["home-vehicles"]
+    aimed = (left + width / 2, top + height / 2)
+    me.shot("home-reminder-held")
+    me.driver.execute_cdp_cmd("Fetch.disable", {})
+    me.wait_until("the home reminder", lambda: me.element("#home-backfill").is_displayed())
+
+    # Then the reminder shows (in view on the phone, and marked on 我的车辆) and no tile has moved
+    assert vin[-6:] in text(me, "#home-backfill")
+    assert me.element("#home-vehicles-mark").is_displayed()
+    assert me.driver.execute_script(TILE_PLACES, list(TILES)) == before
+    reminder_bottom = me.driver.execute_script(
+        "return document.getElementById('home-backfill').getBoundingClientRect().bottom"
+    )
+    assert reminder_bottom <= me.driver.execute_script("return window.innerHeight")
+    me.shot("home-reminder-arrived")
+
+    # And the tap lands where it was aimed: 我的车辆 opens
+    tap_at(me, *aimed)
+    me.wait_screen("vehicles")
     assert me.errors() == []
     assert me.csp_violations() == []

@@ -30,6 +30,8 @@ from chalicelib.verification.domain.flows import (
     attempts_exhausted,
     case_decided,
     case_not_found,
+    session_expired,
+    session_used,
 )
 from chalicelib.verification.domain.liveness import (
     LivenessCapture,
@@ -41,6 +43,7 @@ from chalicelib.verification.domain.liveness import (
 )
 from chalicelib.verification.domain.readings import TextLine
 from chalicelib.verification.ports import (
+    AttemptCharge,
     AttemptCounters,
     DocumentStore,
     FaceEngine,
@@ -49,6 +52,7 @@ from chalicelib.verification.ports import (
     LivenessSessions,
     OcrEngine,
     ReviewCases,
+    SealedFlow,
 )
 
 
@@ -129,11 +133,15 @@ class FakeAttempts(AttemptCounters):
 
 
 class FakeLivenessSessions(LivenessSessions):
-    """Sessions by id; ``claim`` succeeds once, and only before the session expires."""
+    """Sessions by id; ``claim`` succeeds once, and only before the session expires. ``claim_counting``
+    checks the session, both quotas (in ``attempts``) and the flow's version (in ``flows``) before it
+    changes any of them: all or nothing."""
 
-    def __init__(self) -> None:
+    def __init__(self, attempts: FakeAttempts | None = None, flows: FakeFlows | None = None) -> None:
         self.sessions: dict[str, LivenessSession] = {}
         self.previews: dict[str, int] = {}
+        self.attempts = attempts if attempts is not None else FakeAttempts()
+        self.flows = flows if flows is not None else FakeFlows()
 
     def create(self, session: LivenessSession) -> None:
         if session.session_id in self.sessions:
@@ -149,6 +157,31 @@ class FakeLivenessSessions(LivenessSessions):
             return False
         self.sessions[session_id] = session.model_copy(update={"used_at": now})
         return True
+
+    def claim_counting(
+        self, session_id: str, now: datetime, charge: AttemptCharge, ready: SealedFlow
+    ) -> None:
+        session = self.sessions.get(session_id)
+        if session is None or session.used_at is not None:
+            raise session_used()
+        if session.expires_at <= now:
+            raise session_expired()
+        c = charge
+        left = self.attempts.left(c.flow_id, c.person_hash, c.day, c.per_flow, c.per_day)
+        if left.flow == 0:
+            raise attempts_exhausted("flow", charge.per_flow)
+        if left.person_today == 0:
+            raise attempts_exhausted("person_day", charge.per_day)
+        stored = self.flows.flows.get(ready.flow.flow_id)
+        if stored is None or stored.version != ready.flow.version - 1:
+            raise Conflict(
+                "flow.changed",
+                "办理流程已被其他操作修改，请刷新后重试",
+                "The flow changed meanwhile; reload it and try again",
+            )
+        self.flows.save_sealed(ready)
+        self.attempts.consume(c.flow_id, c.person_hash, c.day, c.per_flow, c.per_day, c.expires_at)
+        self.sessions[session_id] = session.model_copy(update={"used_at": now})
 
     def count_preview(self, session_id: str, limit: int) -> int | None:
         count = self.previews.get(session_id, 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -37,7 +38,7 @@ def test_the_openapi_document_lists_every_route_with_its_models(api: Any) -> Non
     schemas = doc["components"]["schemas"]
     for spec in ROUTES:
         op = doc["paths"][spec.path][spec.method.lower()]
-        assert op["operationId"] == spec.handler
+        assert op["operationId"] in (spec.handler, f"{spec.tags[0]}_{spec.handler}")
         if spec.body is not None:
             ref = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
             assert ref == f"#/components/schemas/{spec.body.__name__}"
@@ -49,6 +50,44 @@ def test_the_openapi_document_lists_every_route_with_its_models(api: Any) -> Non
         assert documented_query == (set(spec.query.model_fields) if spec.query else set())
     outbox = doc["paths"]["/v1/admin/outbox"]["get"]
     assert {p["name"] for p in outbox["parameters"]} == {"status", "limit", "cursor"}
+
+
+def test_every_operation_id_of_the_openapi_document_is_unique(api: Any) -> None:
+    doc = body(api.http.get("/openapi.json"))
+    ids = [op["operationId"] for ops in doc["paths"].values() for op in ops.values()]
+    assert len(ids) == len(set(ids))
+    assert all(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", op_id) for op_id in ids)
+    by_route = {
+        (path, method): op["operationId"] for path, ops in doc["paths"].items() for method, op in ops.items()
+    }
+    # the handler names the accounts and the auth modules share, each qualified by its module's tag
+    assert by_route[("/v1/accounts/login", "post")] == "accounts_login"
+    assert by_route[("/v1/auth/login", "post")] == "auth_login"
+    assert by_route[("/v1/accounts/me", "get")] == "accounts_me"
+    assert by_route[("/v1/me", "get")] == "auth_me"
+    # a name no other handler has stays as it was
+    assert by_route[("/v1/validate/{kind}", "post")] == "validate_value"
+    linked = {
+        link["operationId"]
+        for ops in doc["paths"].values()
+        for op in ops.values()
+        for answer in op["responses"].values()
+        for link in answer.get("links", {}).values()
+    }
+    assert linked
+    assert linked <= set(ids)
+
+
+def test_the_openapi_document_refuses_an_operation_id_its_routes_would_repeat(api: Any) -> None:
+    import dataclasses
+
+    from chalicelib.api.http import ROUTES
+    from chalicelib.api.openapi import operation_ids
+
+    login = next(spec for spec in ROUTES if spec.path == "/v1/accounts/login")
+    twin = dataclasses.replace(login, path="/v1/accounts/login-again")
+    with pytest.raises(ValueError, match="accounts_login"):
+        operation_ids([*ROUTES, twin])
 
 
 def test_a_cold_import_of_the_app_leaves_settings_and_use_cases_unloaded() -> None:

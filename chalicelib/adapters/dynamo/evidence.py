@@ -13,6 +13,9 @@ An append is one transaction: put the entry if its seq is free, and move the hea
 hash it was read at to the new ones. Two writers that read the same head cannot both commit; the loser
 re-reads the head and chains after the winner. Nothing here updates or deletes an entry, except the
 purge (第十八条), which drops an entry's sealed personal facts and keeps their digest.
+
+``append_with`` joins other puts to that transaction (a flow's new version with the entry that says
+why it changed): the entry and the puts land together or not at all, so a refused step leaves neither.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -28,9 +32,12 @@ from pynamodb.attributes import (
     MapAttribute,
 )
 from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.expressions.condition import Condition
+from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.adapters.dynamo.models import EvidenceModel
+from chalicelib.adapters.dynamo.once import new_token
 from chalicelib.kernel.clock import utc_now
 from chalicelib.kernel.crypto import FieldCipher, SealedFields
 from chalicelib.kernel.errors import Conflict
@@ -54,6 +61,17 @@ HEAD_SEQ = 0
 APPEND_ATTEMPTS = 30
 BACKOFF_CAP_SECONDS = 0.2
 RETRYABLE = frozenset({"ConditionalCheckFailed", "TransactionConflict", "ThrottlingError"})
+
+
+@dataclass(frozen=True)
+class JoinedPut:
+    """A put that lands with an evidence entry or not at all (``DynamoEvidenceLog.append_with``):
+    ``item`` saved on ``condition``; ``refused`` makes the error raised when the condition refuses it
+    (the item changed meanwhile: appending again would not help)."""
+
+    item: Model
+    condition: Condition
+    refused: Callable[[], Exception]
 
 
 def _context(flow_id: str, seq: int) -> str:
@@ -123,25 +141,9 @@ class DynamoEvidenceLog(EvidenceLog):
         for attempt in range(APPEND_ATTEMPTS):
             head = _head(flow_id)
             entry, item = self._prepare(head, flow_id, kind, actor, public, personal)
-            # The head must still be exactly what the entry was chained to (seq *and* hash): the
-            # link is then guaranteed by the write itself, not by how the head was read.
-            moved = (
-                EvidenceModel.last_seq.does_not_exist()
-                if head.last_seq == 0
-                else (EvidenceModel.last_seq == head.last_seq) & (EvidenceModel.last_hash == head.last_hash)
-            )
             try:
                 with TransactWrite(connection=EvidenceModel._get_connection().connection) as tx:
-                    tx.save(item, condition=EvidenceModel.seq.does_not_exist())
-                    tx.update(
-                        EvidenceModel(flow_id, HEAD_SEQ),
-                        actions=[
-                            EvidenceModel.last_seq.set(entry.seq),
-                            EvidenceModel.last_hash.set(entry.hash),
-                        ],
-                        condition=moved,
-                        add_version_condition=False,
-                    )
+                    self._chain(tx, head, entry, item)
                 return entry
             except TransactWriteError as exc:
                 codes = {r.code for r in exc.cancellation_reasons if r is not None}
@@ -154,6 +156,66 @@ class DynamoEvidenceLog(EvidenceLog):
             "查验日志写入冲突，请稍后重试",
             "Too many concurrent writes to the evidence log; try again",
             details={"flow_id": flow_id},
+        )
+
+    def append_with(
+        self,
+        flow_id: str,
+        kind: EvidenceKind,
+        actor: str,
+        public: Mapping[str, Any],
+        personal: Mapping[str, str] | None = None,
+        *,
+        puts: Sequence[JoinedPut] = (),
+    ) -> EvidenceEntry:
+        """``append`` with ``puts`` in the same transaction: all of them land, or none (a throttle, a
+        fault, a refused put). A lost race for the seq is appended again after the winner, the puts
+        with it; a put whose condition refuses it raises its ``refused()``.
+
+        Each attempt carries a ``ClientRequestToken``: botocore's retry of one whose reply was lost is
+        answered as done by DynamoDB (not refused by the puts it landed)."""
+        for attempt in range(APPEND_ATTEMPTS):
+            head = _head(flow_id)
+            entry, item = self._prepare(head, flow_id, kind, actor, public, personal)
+            try:
+                with TransactWrite(
+                    connection=EvidenceModel._get_connection().connection, client_request_token=new_token()
+                ) as tx:
+                    for put in puts:  # puts are sent first, in this order: their reasons come first too
+                        tx.save(put.item, condition=put.condition)
+                    self._chain(tx, head, entry, item)
+                return entry
+            except TransactWriteError as exc:
+                reasons = [r.code if r is not None else None for r in exc.cancellation_reasons or []]
+                for put, code in zip(puts, reasons, strict=False):
+                    if code == "ConditionalCheckFailed":
+                        raise put.refused() from exc
+                codes = {code for code in reasons if code is not None}
+                if not codes or not codes <= RETRYABLE:
+                    raise
+                time.sleep(random.uniform(0, min(BACKOFF_CAP_SECONDS, 0.005 * 2**attempt)))
+        raise Conflict(
+            "evidence.append_contended",
+            "查验日志写入冲突，请稍后重试",
+            "Too many concurrent writes to the evidence log; try again",
+            details={"flow_id": flow_id},
+        )
+
+    @staticmethod
+    def _chain(tx: TransactWrite, head: ChainHead, entry: EvidenceEntry, item: EvidenceModel) -> None:
+        """The entry put if its seq is free, and the head moved from what the entry was chained to
+        (seq *and* hash: the link is then guaranteed by the write itself, not by how the head was read)."""
+        moved = (
+            EvidenceModel.last_seq.does_not_exist()
+            if head.last_seq == 0
+            else (EvidenceModel.last_seq == head.last_seq) & (EvidenceModel.last_hash == head.last_hash)
+        )
+        tx.save(item, condition=EvidenceModel.seq.does_not_exist())
+        tx.update(
+            EvidenceModel(entry.flow_id, HEAD_SEQ),
+            actions=[EvidenceModel.last_seq.set(entry.seq), EvidenceModel.last_hash.set(entry.hash)],
+            condition=moved,
+            add_version_condition=False,
         )
 
     def _prepare(

@@ -1,13 +1,15 @@
 """Verification-flow state on DynamoDB: flows, attempt counters, liveness sessions, review cases.
 
 Every change is a conditional write: a flow at the version read, both attempt quotas in one
-transaction, a liveness session claimed once, a review case decided once.
+transaction, a liveness session claimed once (with the attempt it spends and the flow's verdict, in
+one transaction), a review case decided once.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -17,6 +19,7 @@ from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.adapters.dynamo.base import scan_upto, utc_aware
+from chalicelib.adapters.dynamo.evidence import DynamoEvidenceLog, JoinedPut
 from chalicelib.adapters.dynamo.models import (
     PURGE_GRACE_SECONDS,
     AttemptCounterModel,
@@ -24,9 +27,11 @@ from chalicelib.adapters.dynamo.models import (
     LivenessSessionModel,
     ReviewCaseModel,
 )
+from chalicelib.adapters.dynamo.once import new_token
 from chalicelib.adapters.dynamo.opens import OwnerOpens
 from chalicelib.kernel.crypto import FieldCipher, SealedFields
 from chalicelib.kernel.errors import BadRequest, Conflict
+from chalicelib.verification.domain.evidence import EvidenceKind
 from chalicelib.verification.domain.flows import (
     AttemptsLeft,
     CheckVerdict,
@@ -41,9 +46,13 @@ from chalicelib.verification.domain.flows import (
     attempts_exhausted,
     case_decided,
     case_not_found,
+    session_expired,
+    session_used,
 )
 from chalicelib.verification.ports import (
+    AttemptCharge,
     AttemptCounters,
+    EvidenceLog,
     FlowRepository,
     LivenessSessions,
     ReviewCases,
@@ -60,6 +69,14 @@ def _epoch(at: datetime) -> int:
 
 def _values(attribute: MapAttribute[str, Any] | None) -> dict[str, Any]:
     return dict(attribute.attribute_values) if attribute is not None else {}
+
+
+def _flow_changed() -> Conflict:
+    return Conflict(
+        "flow.changed",
+        "办理流程已被其他操作修改，请刷新后重试",
+        "The flow changed meanwhile; reload it and try again",
+    )
 
 
 class DynamoFlowRepository(FlowRepository):
@@ -79,7 +96,8 @@ class DynamoFlowRepository(FlowRepository):
         fields = {k: v for k, v in flow.identity.model_dump().items() if v is not None}
         return self._cipher.seal(self._context(flow.flow_id), {k: str(v) for k, v in fields.items()})
 
-    def _item(self, flow: Flow, sealed: SealedFields | None) -> FlowModel:
+    @staticmethod
+    def _item(flow: Flow, sealed: SealedFields | None) -> FlowModel:
         item = FlowModel(
             flow.flow_id,
             owner=flow.owner,
@@ -184,6 +202,22 @@ class DynamoFlowRepository(FlowRepository):
                 "办理流程已被其他操作修改，请刷新后重试",
                 "The flow changed meanwhile; reload it and try again",
             ) from exc
+        return flow
+
+    def save_noted(
+        self,
+        ready: SealedFlow,
+        evidence: EvidenceLog,
+        kind: EvidenceKind,
+        actor: str,
+        public: Mapping[str, Any],
+    ) -> Flow:
+        """The flow's put joins the entry's transaction (the DynamoDB evidence log): both or neither."""
+        if not isinstance(evidence, DynamoEvidenceLog):
+            return super().save_noted(ready, evidence, kind, actor, public)
+        flow = ready.flow
+        put = JoinedPut(self._item(flow, ready.sealed), FlowModel.version == flow.version - 1, _flow_changed)
+        evidence.append_with(flow.flow_id, kind, actor, public, puts=[put])
         return flow
 
     def open_count(self, owner: str, now: datetime) -> int:
@@ -303,6 +337,59 @@ class DynamoLivenessSessions(LivenessSessions):
         except UpdateError:
             return False
         return True
+
+    def claim_counting(
+        self, session_id: str, now: datetime, charge: AttemptCharge, ready: SealedFlow
+    ) -> None:
+        """One transaction: the flow's put at the version read, the session's claim and both attempt
+        counters. Its ``ClientRequestToken`` makes botocore's retry of one whose reply was lost a success
+        in DynamoDB (never a second claim refusing the first)."""
+        flow = ready.flow
+        flow_key, person_key = DynamoAttemptCounters._keys(charge.flow_id, charge.person_hash, charge.day)
+        limits = ((flow_key, charge.per_flow), (person_key, charge.per_day))
+        try:
+            with TransactWrite(
+                connection=LivenessSessionModel._get_connection().connection, client_request_token=new_token()
+            ) as tx:
+                put = DynamoFlowRepository._item(flow, ready.sealed)
+                tx.save(put, condition=FlowModel.version == flow.version - 1)
+                tx.update(
+                    LivenessSessionModel(session_id),
+                    actions=[LivenessSessionModel.used_at.set(now)],
+                    condition=LivenessSessionModel.session_id.exists()
+                    & LivenessSessionModel.used_at.does_not_exist()
+                    & (LivenessSessionModel.expires_at > now),
+                )
+                for key, limit in limits:
+                    tx.update(
+                        AttemptCounterModel(key),
+                        actions=[
+                            AttemptCounterModel.tally.add(1),
+                            AttemptCounterModel.expires_epoch.set(_epoch(charge.expires_at)),
+                        ],
+                        condition=AttemptCounterModel.tally.does_not_exist()
+                        | (AttemptCounterModel.tally < limit),
+                    )
+        except TransactWriteError as exc:
+            # The reasons in the order sent: the flow's put (puts go first), the claim, the two counters.
+            reasons = [r.code if r is not None else None for r in exc.cancellation_reasons or []]
+            failed = [i < len(reasons) and reasons[i] == "ConditionalCheckFailed" for i in range(4)]
+            if failed[1]:
+                latest = self.get(session_id)
+                if latest is not None and latest.used_at is None:
+                    raise session_expired() from exc
+                raise session_used() from exc
+            if failed[2]:
+                raise attempts_exhausted("flow", charge.per_flow) from exc
+            if failed[3]:
+                raise attempts_exhausted("person_day", charge.per_day) from exc
+            if failed[0]:
+                raise Conflict(
+                    "flow.changed",
+                    "办理流程已被其他操作修改，请刷新后重试",
+                    "The flow changed meanwhile; reload it and try again",
+                ) from exc
+            raise
 
     def count_preview(self, session_id: str, limit: int) -> int | None:
         item = LivenessSessionModel(session_id)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
@@ -42,6 +43,32 @@ Held = Callable[[], tuple[set[str], set[str]]]
 
 def _epoch(moment: datetime) -> int:
     return int(moment.timestamp())
+
+
+@dataclass(frozen=True)
+class Turn:
+    """The owner's turn for one open as read (``OwnerOpens.turn``), taken in the caller's own
+    transaction with the create and the writes that go with it (``take_in``)."""
+
+    key: str
+    version: int
+    #: The ids opened lately, this open's included.
+    recent: dict[str, int]
+    now: datetime
+
+    def take_in(self, tx: TransactWrite) -> None:
+        """Move the turn on by one in ``tx``, refused if another open took it since it was read."""
+        tx.update(
+            AttemptCounterModel(self.key),
+            actions=[
+                AttemptCounterModel.tally.set(self.version + 1),
+                AttemptCounterModel.recent.set(json.dumps(self.recent, separators=(",", ":"))),
+                AttemptCounterModel.expires_epoch.set(_epoch(self.now) + _KEEP_SECONDS),
+            ],
+            condition=AttemptCounterModel.tally.does_not_exist()
+            if self.version == 0
+            else AttemptCounterModel.tally == self.version,
+        )
 
 
 class OwnerOpens:
@@ -97,6 +124,17 @@ class OwnerOpens:
                 return False  # the turn lost to another open of the owner (or one in flight): read again
             raise
         return True
+
+    def turn(self, owner: str, new_id: str, limit: int, now: datetime, held: Held) -> Turn | None:
+        """The owner's turn for opening ``new_id``, for a transaction of the caller's that creates it
+        with other writes (``Turn.take_in``): None when ``owner`` holds ``limit`` open ones. A transaction
+        refused for the turn (another open took it) asks for it again: the read then counts the winner.
+        ``new_id`` itself is never counted against its own open."""
+        version, recent = self._read(self._key(owner), now)
+        seen, still_open = held()
+        if len(still_open - {new_id}) + len(set(recent) - seen - {new_id}) >= limit:
+            return None
+        return Turn(self._key(owner), version, {**recent, new_id: _epoch(now)}, now)
 
     def create_if_room(
         self,

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from pynamodb.attributes import MapAttribute
 from pynamodb.exceptions import DeleteError, DoesNotExist, PutError
+from pynamodb.transactions import TransactWrite
 
 from chalicelib.adapters.dynamo.base import scan_upto, utc_aware
+from chalicelib.adapters.dynamo.evidence import DynamoEvidenceLog, JoinedPut
 from chalicelib.adapters.dynamo.models import PURGE_GRACE_SECONDS, RegistrationModel, RegistrationPushModel
 from chalicelib.adapters.dynamo.opens import OwnerOpens
 from chalicelib.consents.domain import ConsentRecord
@@ -25,6 +28,8 @@ from chalicelib.registration.domain.registrations import (
     count_open,
 )
 from chalicelib.registration.ports import RegistrationRepository, SealedRegistration
+from chalicelib.verification.domain.evidence import EvidenceKind
+from chalicelib.verification.ports import EvidenceLog
 
 _REGISTRATION_OPENS = OwnerOpens("registrations")
 
@@ -230,6 +235,31 @@ class DynamoRegistrationRepository(RegistrationRepository):
         except PutError as exc:
             raise changed() from exc
         return reg
+
+    def save_noted(
+        self,
+        ready: SealedRegistration,
+        evidence: EvidenceLog,
+        flow_id: str,
+        kind: EvidenceKind,
+        public: Mapping[str, Any],
+    ) -> Registration:
+        """The registration's put joins the entry's transaction (the DynamoDB evidence log): both or
+        neither."""
+        if not isinstance(evidence, DynamoEvidenceLog):
+            return super().save_noted(ready, evidence, flow_id, kind, public)
+        reg = ready.registration
+        put = JoinedPut(
+            self._item(reg, ready.sealed), RegistrationModel.version == reg.version - 1, changed
+        )
+        evidence.append_with(flow_id, kind, reg.owner, public, puts=[put])
+        return reg
+
+    def save_in(self, tx: TransactWrite, ready: SealedRegistration) -> None:
+        """``save_sealed`` as one write of the transaction ``tx`` (a step's writes, all or none): refused
+        unless the stored version is the one before ``ready``'s."""
+        reg = ready.registration
+        tx.save(self._item(reg, ready.sealed), condition=RegistrationModel.version == reg.version - 1)
 
     def of_owner(self, owner: str) -> list[Registration]:
         return [self._registration(i) for i in RegistrationModel.by_owner.query(owner)]

@@ -21,12 +21,14 @@ from datetime import date, datetime, timedelta
 from pynamodb.exceptions import DoesNotExist
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
+from pynamodb.transactions import TransactWrite
 
 from chalicelib.adapters.dynamo.base import utc_aware
 from chalicelib.adapters.dynamo.models_sms import SmsCodeModel, SmsSendsModel
 from chalicelib.adapters.dynamo.once import update_once
 from chalicelib.kernel.clock import china_day, end_of_china_day
 from chalicelib.sms.domain import (
+    MatchedCode,
     SendBuckets,
     SendQuota,
     SmsPolicy,
@@ -203,11 +205,32 @@ class DynamoSmsCodeStore(SmsCodeStore):
 
     def consume(self, code: StoredCode, now: datetime, max_tries: int) -> bool:
         return update_once(
-            SmsCodeModel(code.key),
-            SmsCodeModel.attempts,
-            [SmsCodeModel.used_at.set(now), SmsCodeModel.code_hash.remove()],
-            (SmsCodeModel.salt == code.salt)
-            & SmsCodeModel.used_at.does_not_exist()
-            & (SmsCodeModel.tries < max_tries)
-            & (SmsCodeModel.expires_at > now),
+            SmsCodeModel(code.key), SmsCodeModel.attempts, _use(now), _usable(code, now, max_tries)
         )
+
+
+def use_in(tx: TransactWrite, matched: MatchedCode) -> None:
+    """The use of ``matched`` as one write of the transaction ``tx`` (the writes of the step it proves):
+    refused, as ``consume`` is, unless the code is still the one read (its salt), unused, unburnt and
+    unexpired. The transaction's ``ClientRequestToken`` makes botocore's retry of it idempotent."""
+    tx.update(
+        SmsCodeModel(matched.code.key),
+        actions=_use(matched.at),
+        condition=_usable(matched.code, matched.at, matched.max_tries),
+        add_version_condition=False,
+    )
+
+
+def _use(now: datetime) -> list[Action]:
+    return [SmsCodeModel.used_at.set(now), SmsCodeModel.code_hash.remove()]
+
+
+def _usable(code: StoredCode, now: datetime, max_tries: int) -> Condition:
+    """The code as read is still current (its salt), unused, unburnt and unexpired at ``now``."""
+    usable: Condition = (
+        (SmsCodeModel.salt == code.salt)
+        & SmsCodeModel.used_at.does_not_exist()
+        & (SmsCodeModel.tries < max_tries)
+        & (SmsCodeModel.expires_at > now)
+    )
+    return usable

@@ -475,6 +475,7 @@
     $("#home-resume-list").replaceChildren();
     backfillAsked += 1;
     $("#home-backfill").hidden = true;
+    $("#home-vehicles-mark").hidden = true;
     state.reg = null;
     show("login", "手机号登录");
     if (message) notice(message);
@@ -638,7 +639,9 @@
   let backfillAsked = 0;
 
   /** 待补登记 on the home screen: how many of the person's cars in use are not registered, and by when;
-   * 去登记 opens 我的车辆, where each has its 立即登记. */
+   * 去登记 opens 我的车辆, where each has its 立即登记. The answer comes after home is painted, so the
+   * reminder sits below every tile and 我的车辆's mark is drawn over its tile: whatever it shows, no
+   * tile moves under a finger already on its way to it. */
   async function showBackfillReminder() {
     const box = $("#home-backfill");
     const asked = ++backfillAsked;
@@ -649,8 +652,9 @@
       return; // home works without it
     }
     if (asked !== backfillAsked || currentScreen() !== "home") return;
-    // Shown as it was until the answer comes: the screen does not jump under a finger about to tap.
+    // Shown as it was until the answer comes (nothing appears, then disappears, on each visit).
     box.hidden = !doc.cards.length;
+    $("#home-vehicles-mark").hidden = box.hidden;
     if (!doc.cards.length) return;
     const deadline = doc.cards[0].deadline;
     $("#home-backfill-what").textContent =

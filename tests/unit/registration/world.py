@@ -89,10 +89,11 @@ class World:
         faces = FakeFaceEngine()
         self.documents = FakeDocumentStore()
         self.ocr = FakeOcr()
+        attempts = FakeAttempts()
         self.verification = VerificationService(
             flows=self.flows,
-            attempts=FakeAttempts(),
-            sessions=FakeLivenessSessions(),
+            attempts=attempts,
+            sessions=FakeLivenessSessions(attempts, self.flows),
             cases=FakeReviewCases(),
             uploads=UploadService(self.documents, faces),
             ocr=self.ocr,

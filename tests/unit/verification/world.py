@@ -84,7 +84,7 @@ class World:
         self.clock = FakeClock()
         self.flows = FakeFlows()
         self.attempts = FakeAttempts()
-        self.sessions = FakeLivenessSessions()
+        self.sessions = FakeLivenessSessions(self.attempts, self.flows)
         self.cases = FakeReviewCases()
         self.store = FakeDocumentStore()
         self.faces = FakeFaceEngine()

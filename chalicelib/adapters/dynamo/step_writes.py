@@ -1,0 +1,184 @@
+"""A registration step's writes in one DynamoDB transaction (``registration.step_writes``).
+
+The transaction puts the registration (on the version read) and the step's evidence entry (its seq
+free), moves the evidence chain's head from what the entry was chained to, and, when the step has them,
+uses the SMS code it proves (``adapters.sms.dynamo.use_in``: still current, unused, unburnt, unexpired)
+and opens the new flow: its put (the id free) and the owner's turn of opens (``dynamo.opens``), so the
+open is counted with the create, one open of the owner at a time. All land or none: a throttle, a
+timeout or a refused condition leaves the store as it was and the code usable.
+
+A cancellation is read by its reasons, one per item in the order sent (PynamoDB sends the puts, then the
+updates): the head moved or the turn taken by another open is read again and the transaction tried
+again; a refused code is ``CodeTaken`` (the step matches it again); a refused registration is
+``registration.changed``; a flow of the new id ``flow.changed``. Reasons that name no item (a conflict
+with a transaction in flight, a store that did not say) are tried again a few times, and a refusal that
+names no item is taken as the code's (the step's re-read says which), else as the registration's.
+
+Each transaction carries a ``ClientRequestToken``: botocore's retry of one whose reply was lost is
+answered as done by DynamoDB. A retry that met its own commit still in flight and was cancelled is told
+by its entry: found in the chain, the step is done.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+from pynamodb.exceptions import DoesNotExist, TransactWriteError
+from pynamodb.transactions import TransactWrite
+
+from chalicelib.adapters.dynamo.evidence import HEAD_SEQ, DynamoEvidenceLog, _head
+from chalicelib.adapters.dynamo.flows import DynamoFlowRepository
+from chalicelib.adapters.dynamo.models import EvidenceModel, FlowModel
+from chalicelib.adapters.dynamo.once import new_token
+from chalicelib.adapters.dynamo.opens import OwnerOpens
+from chalicelib.adapters.dynamo.registrations import DynamoRegistrationRepository, changed
+from chalicelib.adapters.sms.dynamo import use_in
+from chalicelib.kernel.crypto import FieldCipher
+from chalicelib.kernel.errors import Conflict
+from chalicelib.registration.domain.registrations import Registration
+from chalicelib.registration.step_writes import CodeTaken, StepWrite, StepWrites
+from chalicelib.verification.domain.evidence import ChainHead, EvidenceEntry
+from chalicelib.verification.domain.flows import FlowStatus, too_many_open_flows
+
+#: Transactions tried when the chain's head or the owner's turn moved, or a conflict named no item.
+ATTEMPTS = 8
+#: The longest pause before a transaction is tried again (jittered, doubling from 5 ms).
+BACKOFF_CAP_SECONDS = 0.2
+_CONDITION_FAILED = "ConditionalCheckFailed"
+#: Reasons that are no refusal: another transaction on one of the items, an item's throttle.
+_TRY_AGAIN = frozenset({"TransactionConflict", "ThrottlingError"})
+#: The turn of flow opens, as ``DynamoFlowRepository.create_if_room`` takes it.
+_FLOW_OPENS = OwnerOpens("flows")
+
+
+def _flow_changed() -> Conflict:
+    return Conflict(
+        "flow.changed",
+        "办理流程已被其他操作修改，请刷新后重试",
+        "The flow changed meanwhile; reload it and try again",
+    )
+
+
+class DynamoStepWrites(StepWrites):
+    """Registrations, flows, the evidence log and SMS codes, as their own adapters store them."""
+
+    def __init__(self, cipher: FieldCipher) -> None:
+        self._registrations = DynamoRegistrationRepository(cipher)
+        self._flows = DynamoFlowRepository(cipher)
+        self._evidence = DynamoEvidenceLog(cipher)
+
+    def commit(self, write: StepWrite) -> Registration:
+        for attempt in range(ATTEMPTS):
+            entry, items = self._transaction(write)
+            labels = [label for label, _ in items]
+            try:
+                with TransactWrite(
+                    connection=EvidenceModel._get_connection().connection, client_request_token=new_token()
+                ) as tx:
+                    for _, add in items:
+                        add(tx)
+                return write.registration.registration
+            except TransactWriteError as exc:
+                if _chained(entry):
+                    return write.registration.registration  # this transaction landed: its retry met it
+                reasons = [r.code if r is not None else None for r in exc.cancellation_reasons or []]
+                if not set(reasons) - {None, "None"} <= _TRY_AGAIN | {_CONDITION_FAILED}:
+                    raise
+                refused = _refused(labels, reasons)
+                if refused is not None:
+                    raise refused from exc
+                if attempt + 1 == ATTEMPTS:
+                    raise
+                time.sleep(random.uniform(0, min(BACKOFF_CAP_SECONDS, 0.005 * 2**attempt)))
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _transaction(
+        self, write: StepWrite
+    ) -> tuple[EvidenceEntry, list[tuple[str, Callable[[TransactWrite], None]]]]:
+        """The step's entry, and its writes as (label, add to a transaction), in the order PynamoDB sends
+        them (puts, then updates): the order of a cancellation's reasons. The chain's head and the
+        owner's turn are read here, each time the transaction is tried."""
+        note = write.note
+        head = _head(note.flow_id)
+        entry, item = self._evidence._prepare(head, note.flow_id, note.kind, note.actor, note.public, None)
+        puts: list[tuple[str, Callable[[TransactWrite], None]]] = []
+        updates: list[tuple[str, Callable[[TransactWrite], None]]] = []
+        if write.flow is not None:
+            flow = write.flow.flow
+            now = flow.created_at
+            turn = _FLOW_OPENS.turn(flow.owner, flow.flow_id, write.flow.limit, now, _held(flow.owner, now))
+            if turn is None:
+                raise too_many_open_flows(write.flow.limit)
+            flow_item = self._flows._item(flow, None)  # a new flow: no identity to seal yet
+            puts.append(("flow", lambda tx: tx.save(flow_item, condition=FlowModel.flow_id.does_not_exist())))
+            updates.append(("turn", turn.take_in))
+        puts.append(("registration", lambda tx: self._registrations.save_in(tx, write.registration)))
+        puts.append(("entry", lambda tx: tx.save(item, condition=EvidenceModel.seq.does_not_exist())))
+        if write.code is not None:
+            matched = write.code
+            updates.append(("code", lambda tx: use_in(tx, matched)))
+        updates.append(("head", lambda tx: _move_head(tx, head, entry)))
+        return entry, puts + updates
+
+
+def _held(owner: str, at: datetime) -> Callable[[], tuple[set[str], set[str]]]:
+    """The owner's flows as the owner index shows them: every id, and those still open at ``at``."""
+
+    def held() -> tuple[set[str], set[str]]:
+        now = int(at.timestamp())
+        seen: set[str] = set()
+        still_open: set[str] = set()
+        for item in FlowModel.by_owner.query(owner):
+            seen.add(item.flow_id)
+            if item.status == FlowStatus.OPEN.value and int(item.expires_epoch) > now:
+                still_open.add(item.flow_id)
+        return seen, still_open
+
+    return held
+
+
+def _move_head(tx: TransactWrite, head: ChainHead, entry: EvidenceEntry) -> None:
+    """The chain's head moved to ``entry``, refused unless it is still what the entry was chained to
+    (seq and hash: the link is guaranteed by the write itself, not by how the head was read)."""
+    moved = (
+        EvidenceModel.last_seq.does_not_exist()
+        if head.last_seq == 0
+        else (EvidenceModel.last_seq == head.last_seq) & (EvidenceModel.last_hash == head.last_hash)
+    )
+    tx.update(
+        EvidenceModel(entry.flow_id, HEAD_SEQ),
+        actions=[EvidenceModel.last_seq.set(entry.seq), EvidenceModel.last_hash.set(entry.hash)],
+        condition=moved,
+        add_version_condition=False,
+    )
+
+
+def _chained(entry: EvidenceEntry) -> bool:
+    """Whether ``entry`` is stored (strongly consistent): the transaction that puts it landed."""
+    try:
+        stored = EvidenceModel.get(entry.flow_id, entry.seq, consistent_read=True)
+    except DoesNotExist:
+        return False
+    return stored.hash == entry.hash
+
+
+def _refused(labels: list[str], reasons: list[str | None]) -> Exception | None:
+    """What a cancelled transaction answers, from its reasons: None to try again (the head, the entry's
+    seq or the turn moved; a conflict or a throttle on an item), else the refusal to raise."""
+    if _CONDITION_FAILED not in reasons:
+        return None
+    if len(reasons) == len(labels):
+        failed = {label for label, code in zip(labels, reasons, strict=True) if code == _CONDITION_FAILED}
+        if "code" in failed:
+            return CodeTaken()
+        if "registration" in failed:
+            return changed()
+        if "flow" in failed:
+            return _flow_changed()
+        return None
+    # A refusal the reasons do not place: the code's when the step uses one (matched again, the re-read
+    # says which), else the registration's.
+    return CodeTaken() if "code" in labels else changed()
