@@ -32,6 +32,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -222,18 +223,17 @@ def front_name(identity: int) -> str:
     return f"id_front-{identity}.jpg"
 
 
-def make_identities(folder: Path, people: list[dict[str, Any]], indexes: range, authority_url: str) -> None:
-    """For each identity of ``indexes`` not yet made: its ID card photo (人像面, the card's portrait a real
-    face) in ``folder``, and its registration, with that portrait, with the sandbox authority."""
+def make_identities(
+    folder: Path, people: list[dict[str, Any]], indexes: Iterable[int], authority_url: str
+) -> None:
+    """For each identity of ``indexes``: its registration, with the card's portrait (a real face), with
+    the sandbox authority, and its ID card photo (人像面) in ``folder``."""
     from chalicelib.adapters.authority.sandbox import SandboxIdentityAuthority
     from chalicelib.local.documents import id_front
 
     authority = SandboxIdentityAuthority(authority_url)
     portrait = (FACES / CARD_PORTRAIT).read_bytes()
     for k in indexes:
-        photo = folder / front_name(k)
-        if photo.exists():
-            continue
         person = people[k]
         authority.register_citizen(person["name"], person["id_number"], portrait)
         front = id_front(
@@ -245,7 +245,7 @@ def make_identities(folder: Path, people: list[dict[str, Any]], indexes: range, 
             portrait=FACES / CARD_PORTRAIT,
             fmt="JPEG",
         )
-        photo.write_bytes(front)
+        (folder / front_name(k)).write_bytes(front)
 
 
 def make_assets(folder: Path) -> None:
@@ -398,19 +398,19 @@ def main(argv: list[str] | None = None) -> int:
         people = synthetic_people(
             identities_needed(len(levels) * args.pool, CARDS_PER_ID_LIMIT), taken={PERSON_ID_NUMBER}
         )
+        made: set[int] = set()
         for n, users in enumerate(levels):
             # Each level's owners and cars, imported just before it (moto's store grows with them), and
-            # the identities they register with, made and registered with the sandbox authority.
+            # the identities they register with, made and registered with the sandbox authority (an
+            # identity whose owners span two levels is made for the first).
             first = n * args.pool
-            make_identities(
-                out / "assets",
-                people,
-                range(
-                    identity_of(first, CARDS_PER_ID_LIMIT),
-                    identity_of(first + args.pool - 1, CARDS_PER_ID_LIMIT) + 1,
-                ),
-                f"http://127.0.0.1:{stack.ports['authority']}",
+            needed = range(
+                identity_of(first, CARDS_PER_ID_LIMIT),
+                identity_of(first + args.pool - 1, CARDS_PER_ID_LIMIT) + 1,
             )
+            authority = f"http://127.0.0.1:{stack.ports['authority']}"
+            make_identities(out / "assets", people, [k for k in needed if k not in made], authority)
+            made.update(needed)
             body, owners = pool_csv(first, args.pool, seed=4242 + n, people=people)
             inventory = out / f"inventory-{n}.csv"
             inventory.write_text(body)

@@ -5,6 +5,10 @@ registered holder's identity) and consent; the delegation step
 
 Each step is refused unless it is the one due (``require_step``); an earlier one may be repeated while
 the registration is open. The identity, photos and face checks in between are the flow's own routes.
+
+The phone step and the consents step write all or nothing (``step_writes``): the SMS code's use, the
+flow it opens, the registration and the evidence entry in one write, so that a store failure spends
+nothing the person had and leaves the store as it was.
 """
 
 from __future__ import annotations

@@ -74,7 +74,8 @@ class Flows:
     def prepare_open(self, owner: str, purpose: FlowPurpose, flow_id: str) -> tuple[Flow, int]:
         """The flow ``open_flow`` would open, not stored, and the open flows ``owner`` may hold: for a
         step that opens it in one write with its own (its store decides the count and the create)."""
-        return new_flow(flow_id, owner, purpose, self._clock(), self._policy.flow_ttl), self._policy.open_flows
+        flow = new_flow(flow_id, owner, purpose, self._clock(), self._policy.flow_ttl)
+        return flow, self._policy.open_flows
 
     def new_flow_id(self) -> str:
         """A new flow's id (not yet opened)."""

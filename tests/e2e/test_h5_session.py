@@ -192,7 +192,7 @@ def test_the_sign_in_and_an_unfinished_registration_survive_back_gestures_and_a_
     me.wait_screen("home")
     cards = me.wait_until("继续办理", lambda: resume_cards(me))
     assert len(cards) == 1, cards
-    assert "车辆尾号 " + vin[-6:] in cards[0]
+    assert "尾号 " + vin[-6:] in cards[0]
     assert "下一步：验证手机号" in cards[0]
     assert vin not in cards[0]
     assert "继续办理" in cards[0]
@@ -207,7 +207,7 @@ def test_the_sign_in_and_an_unfinished_registration_survive_back_gestures_and_a_
     )
     assert stored(me, "localStorage", "cheka.h5.refresh") != refresh_before, "rotated on use"
     cards = me.wait_until("继续办理 after reopening", lambda: resume_cards(me))
-    assert "车辆尾号 " + vin[-6:] in cards[0]
+    assert "尾号 " + vin[-6:] in cards[0]
     me.shot("03-reopened-home")
 
     # An access token the server no longer takes is renewed without the person noticing

@@ -137,11 +137,11 @@ class FakeLivenessSessions(LivenessSessions):
     checks the session, both quotas (in ``attempts``) and the flow's version (in ``flows``) before it
     changes any of them: all or nothing."""
 
-    def __init__(self, attempts: FakeAttempts | None = None, flows: FakeFlows | None = None) -> None:
+    def __init__(self, attempts: FakeAttempts, flows: FakeFlows) -> None:
         self.sessions: dict[str, LivenessSession] = {}
         self.previews: dict[str, int] = {}
-        self.attempts = attempts if attempts is not None else FakeAttempts()
-        self.flows = flows if flows is not None else FakeFlows()
+        self.attempts = attempts
+        self.flows = flows
 
     def create(self, session: LivenessSession) -> None:
         if session.session_id in self.sessions:

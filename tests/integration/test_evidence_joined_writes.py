@@ -113,7 +113,10 @@ def test_a_flow_saved_with_its_entry_lands_both_and_the_chain_verifies(aws: None
     assert (stored.version, stored.documents) == (saved.version, {"id_back": "documents/k.jpg"})
     assert saved.version == flow.version + 1
     entries = log.entries(flow.flow_id)
-    assert [(e.seq, e.kind) for e in entries] == [(1, EvidenceKind.SMS_CHECKED), (2, EvidenceKind.UPLOAD_ACCEPTED)]
+    assert [(e.seq, e.kind) for e in entries] == [
+        (1, EvidenceKind.SMS_CHECKED),
+        (2, EvidenceKind.UPLOAD_ACCEPTED),
+    ]
     assert entries[1].public == public
     assert log.verify(flow.flow_id).ok
 
@@ -123,6 +126,7 @@ def test_a_throttled_flow_save_with_its_entry_leaves_neither_and_the_same_save_t
     flows, log = deps.verification_service().flows, deps.evidence_log()
     flow = _flow()
     log.append(flow.flow_id, EvidenceKind.SMS_CHECKED, OWNER_ID, {"purpose": "owner_phone"})
+    before = flows.find(flow.flow_id)
     # When the joined write is throttled
     with throttled(writes_to("evidence")) as struck, pytest.raises(Unavailable):
         flows.save_noted(
@@ -130,7 +134,7 @@ def test_a_throttled_flow_save_with_its_entry_leaves_neither_and_the_same_save_t
         )
     # Then it was one write, and neither the flow nor the evidence moved
     assert struck == ["TransactWriteItems"]
-    assert flows.find(flow.flow_id) == flow
+    assert flows.find(flow.flow_id) == before
     assert _kinds(flow.flow_id) == [EvidenceKind.SMS_CHECKED]
     # And the same save, made again, lands whole
     flows.save_noted(
@@ -153,7 +157,8 @@ def test_a_flow_changed_meanwhile_refuses_the_joined_write_and_appends_no_entry(
     # Then it is told the flow changed, the other change stands, and no entry claims the photo
     assert refused.value.code == "flow.changed"
     stored = flows.find(read.flow_id)
-    assert stored is not None and stored.documents == {"id_front": "documents/other.jpg"}
+    assert stored is not None
+    assert stored.documents == {"id_front": "documents/other.jpg"}
     assert _kinds(read.flow_id) == []
 
 
@@ -177,7 +182,7 @@ def test_joined_writes_racing_plain_appends_all_land_in_one_contiguous_chain(aws
     def run(target: Callable[[], None]) -> None:
         try:
             target()
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:  # reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=run, args=(lambda n=n: plain(n),)) for n in range(5)]
@@ -193,6 +198,142 @@ def test_joined_writes_racing_plain_appends_all_land_in_one_contiguous_chain(aws
     assert sorted(e.public.get("n", -1) for e in entries) == [-1, 0, 1, 2, 3, 4]
     assert log.verify(flow.flow_id).ok
     stored = flows.find(flow.flow_id)
-    assert stored is not None and (stored.version, stored.documents) == (flow.version + 1, {"id_back": "k"})
+    assert stored is not None
+    assert (stored.version, stored.documents) == (flow.version + 1, {"id_back": "k"})
 
 
+# --------------------------------------------------------------------------- the steps built on it
+
+
+def _me(token: Callable[..., str]) -> dict[str, str]:
+    from tests.integration.test_registration_flow import OWNER
+
+    return {"Authorization": f"Bearer {token('owner', subject=OWNER)}", "Content-Type": "application/json"}
+
+
+def _flow_of(flow_id: str) -> Flow:
+    flow = deps.verification_service().flows.find(flow_id)
+    assert flow is not None
+    return flow
+
+
+def test_a_photo_whose_recording_is_throttled_leaves_the_flow_and_evidence_and_completes_again(
+    api: Any, token: Callable[..., str]
+) -> None:
+    from tests.integration.test_verification_api import call, open_flow, s3, stored_keys
+    from tests.synthetic_documents import id_back, require_cjk_font
+
+    require_cjk_font()
+    me = _me(token)
+    flow_id = open_flow(api, me)
+    status, post = call(
+        api, "post", f"/v1/flows/{flow_id}/uploads", me, {"kind": "id_back", "content_type": "image/jpeg"}
+    )
+    assert status == 201, post
+    s3().put_object(
+        Bucket=get_settings().documents_bucket, Key=post["key"], Body=id_back(), ContentType="image/jpeg"
+    )
+    before, entries = _flow_of(flow_id), _kinds(flow_id)
+    complete = {"kind": "id_back", "key": post["key"]}
+    # When the photo is completed and the write of its evidence is throttled
+    with throttled(writes_to("evidence")) as struck:
+        status, body = call(api, "post", f"/v1/flows/{flow_id}/documents", me, complete)
+    # Then the person is told to retry, and the flow, its evidence and its stored photos are as they were
+    assert (status, body["code"], struck) == (503, "store.unavailable", ["TransactWriteItems"])
+    assert _flow_of(flow_id) == before
+    assert _kinds(flow_id) == entries
+    assert stored_keys(flow_id) == []
+    # And the same upload (still there) completes: the photo and one acceptance recorded together
+    status, body = call(api, "post", f"/v1/flows/{flow_id}/documents", me, complete)
+    assert status == 201, body
+    [kept] = stored_keys(flow_id)
+    assert _flow_of(flow_id).documents == {"id_back": kept}
+    assert _kinds(flow_id) == [*entries, EvidenceKind.UPLOAD_ACCEPTED]
+    assert deps.evidence_log().verify(flow_id).ok
+
+
+def _saves_the_authority_verdict(operation: str, sent: dict[str, Any]) -> bool:
+    """The flow's write that carries the identity authority's verdict."""
+    checks = sent.get("Item", {}).get("checks", {}).get("M", {})
+    return (
+        operation == "PutItem"
+        and sent.get("TableName") == get_settings().table_name("flows")
+        and CheckName.AUTHORITY.value in checks
+    )
+
+
+def test_an_id_front_read_whose_flow_write_is_throttled_leaves_the_flow_and_reads_again(
+    api: Any, token: Callable[..., str]
+) -> None:
+    from tests.face_photos import FACES
+    from tests.integration.test_verification_api import CARD_PORTRAIT, call, open_flow, upload
+    from tests.synthetic_documents import id_front, require_cjk_font
+
+    if not FACES.is_dir():
+        pytest.skip(f"face photos not found at {FACES}")
+    require_cjk_font()
+    me = _me(token)
+    flow_id = open_flow(api, me)
+    photo = id_front(portrait=FACES / CARD_PORTRAIT)
+    assert upload(api, me, flow_id, DocumentKind.ID_FRONT, photo)[0] == 201
+    before = _flow_of(flow_id)
+    # When the ID front is read, and the flow's write with the authority's verdict is throttled
+    with throttled(_saves_the_authority_verdict) as struck:
+        status, body = call(api, "post", f"/v1/flows/{flow_id}/ocr/id_front", me)
+    # Then the person is told to retry, and the flow is as it was: no reading kept without its verdict
+    assert (status, body["code"], struck) == (503, "store.unavailable", ["PutItem"])
+    assert _flow_of(flow_id) == before
+    # And reading again records the reading and the verdict in one version of the flow
+    status, body = call(api, "post", f"/v1/flows/{flow_id}/ocr/id_front", me)
+    assert status == 200, body
+    after = _flow_of(flow_id)
+    assert after.version == before.version + 1
+    assert {k: after.checks.get(k) for k in (CheckName.OCR_ID_FRONT, CheckName.AUTHORITY)} == {
+        CheckName.OCR_ID_FRONT: CheckVerdict.PASSED,
+        CheckName.AUTHORITY: CheckVerdict.PASSED,
+    }
+
+
+def test_a_possession_proof_whose_write_is_throttled_leaves_it_unproved_and_the_next_proof_records_it(
+    api: Any, token: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.cards.inventory import import_inventory
+    from chalicelib.local.synthetic import inventory_rows
+    from tests.integration.test_possession_api import at_possession
+    from tests.integration.test_registration_flow import REG, head_unit_code
+    from tests.integration.test_verification_api import call
+
+    monkeypatch.setenv("CHEKA_SMS_RESEND_SECONDS", "0")
+    deps.reset()
+    rows = list(inventory_rows(1, seed=77))
+    assert import_inventory(list(enumerate(rows, start=2)), deps.inventory_repo(), actor="test").errors == []
+    vin = rows[0]["vin"]
+    me = _me(token)
+    reg_id = at_possession(api, me, vin)["registration_id"]
+    assert call(api, "post", f"{REG}/{reg_id}/possession/head-unit-code", me)[0] == 202
+    prove = {"method": "head_unit", "code": head_unit_code(vin)}
+    store = deps.registration_service().registrations
+    before = store.own(reg_id, _owner())
+    assert before.flow_id is not None
+    entries = deps.evidence_log().entries(before.flow_id)
+    # When the proof is made and the store throttles the write of its evidence
+    with throttled(writes_to("evidence")) as struck:
+        status, body = call(api, "post", f"{REG}/{reg_id}/possession", me, prove)
+    # Then the person is told to retry, and the registration and the evidence are as they were
+    assert (status, body["code"], struck) == (503, "store.unavailable", ["TransactWriteItems"])
+    assert store.own(reg_id, _owner()) == before
+    assert deps.evidence_log().entries(before.flow_id) == entries
+    # And the same code proves it: the proof and its evidence recorded together
+    status, body = call(api, "post", f"{REG}/{reg_id}/possession", me, prove)
+    assert (status, body["step"]) == (200, "identity"), body
+    proved = deps.evidence_log().entries(before.flow_id)[len(entries) :]
+    assert [(e.kind, e.public) for e in proved] == [
+        (EvidenceKind.POSSESSION_CHECKED, {"method": "head_unit", "outcome": "proved"})
+    ]
+    assert deps.evidence_log().verify(before.flow_id).ok
+
+
+def _owner() -> str:
+    from tests.integration.test_registration_flow import OWNER
+
+    return OWNER

@@ -65,7 +65,7 @@ def test_no_identity_goes_to_more_owners_than_one_id_may_hold_cards_over_a_whole
     assert max(per_identity.values()) <= CARDS_PER_ID_LIMIT
     # every identity made is used, each by the owners of one block, with its own card photo
     assert set(per_identity) == {person["id_number"] for person in people}
-    fronts = {row["person"]["id_number"]: set() for row in owners}
+    fronts: dict[str, set[str]] = {row["person"]["id_number"]: set() for row in owners}
     for row in owners:
         fronts[row["person"]["id_number"]].add(row["front"])
     assert all(len(names) == 1 for names in fronts.values())
@@ -108,3 +108,23 @@ def test_the_synthetic_people_are_valid_distinct_and_the_same_at_every_run(scena
     # a number already taken is never given again
     taken = set(numbers[:5])
     assert not taken & {p["id_number"] for p in scenario.synthetic_people(300, seed=7, taken=taken)}
+
+
+def test_a_levels_identities_are_registered_with_the_authority_each_with_its_own_card_photo(
+    scenario: ModuleType, runner: ModuleType, tmp_path: Path
+) -> None:
+    from chalicelib.local.documents import cjk_font_path
+    from chalicelib.local.sandbox_authority import SandboxAuthority
+
+    if cjk_font_path() is None or not (runner.FACES / runner.CARD_PORTRAIT).is_file():
+        pytest.skip("the CJK font or the face photos are not on this machine")
+    people = scenario.synthetic_people(4, taken={PERSON_ID_NUMBER})
+    with SandboxAuthority() as authority:
+        runner.make_identities(tmp_path, people, range(3), authority.url)
+        assert len(authority) == 3
+        for k, person in enumerate(people):
+            known = authority.verify({"name": person["name"], "id_number": person["id_number"]})
+            assert known["result"] == ("match" if k < 3 else "not_found")
+    photos = sorted(p.name for p in tmp_path.iterdir())
+    assert photos == ["id_front-0.jpg", "id_front-1.jpg", "id_front-2.jpg"]
+    assert len({(tmp_path / name).read_bytes() for name in photos}) == 3

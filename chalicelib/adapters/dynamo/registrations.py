@@ -249,9 +249,7 @@ class DynamoRegistrationRepository(RegistrationRepository):
         if not isinstance(evidence, DynamoEvidenceLog):
             return super().save_noted(ready, evidence, flow_id, kind, public)
         reg = ready.registration
-        put = JoinedPut(
-            self._item(reg, ready.sealed), RegistrationModel.version == reg.version - 1, changed
-        )
+        put = JoinedPut(self._item(reg, ready.sealed), RegistrationModel.version == reg.version - 1, changed)
         evidence.append_with(flow_id, kind, reg.owner, public, puts=[put])
         return reg
 

@@ -9,6 +9,9 @@ resend interval, on condition that it is still the last. A wrong try and the con
 are conditional on the code read being still current (its salt), unused and unburnt, so concurrent
 checks never allow a sixth try nor a second use.
 
+A code's use may also be one write of a step's transaction (``use_in``: the registration's phone step
+uses it with the flow it opens, the registration and the evidence, all or none), on the same condition.
+
 Every conditional update goes through ``dynamo.once.update_once``: botocore's retry of an update whose
 reply was lost neither applies it twice nor is refused by it (a correct code answered as used, a send
 as too soon, a try or a send counted twice).

@@ -470,12 +470,11 @@
   function signOut(message) {
     for (const key of [STORE.token, STORE.subject, STORE.phone, STORE.loginPhone]) sessionStorage.removeItem(key);
     for (const key of [STORE.refresh, STORE.phone]) localStorage.removeItem(key);
-    resumeAsked += 1; // an answer still on its way is not shown to whoever signs in next
+    homeAsked += 1; // an answer still on its way is not shown to whoever signs in next
     $("#home-resume").hidden = true;
     $("#home-resume-list").replaceChildren();
-    backfillAsked += 1;
     $("#home-backfill").hidden = true;
-    $("#home-vehicles-mark").hidden = true;
+    for (const mark of ["#home-register-mark", "#home-deregister-mark", "#home-vehicles-mark"]) $(mark).hidden = true;
     state.reg = null;
     show("login", "手机号登录");
     if (message) notice(message);
@@ -632,26 +631,35 @@
     show("home", "个人用户业务");
     const who = localStorage.getItem(STORE.phone);
     $("#home-who").textContent = who ? "当前登录：" + who : "";
-    showResume();
-    showBackfillReminder();
+    showBelowTiles();
   }
 
-  let backfillAsked = 0;
+  let homeAsked = 0;
+
+  /** 待补登记 and 继续办理, the boxes of home below its tiles. Both answers come after home is painted, so
+   * both boxes sit below every tile and each has its mark drawn over a tile's corner (the tile keeps its
+   * size): whatever they show, no tile moves under a finger already on its way to it. The two questions
+   * are asked at once and the boxes painted together when both are answered (on the first visit neither
+   * moves the other), and 继续办理 is the last box: back on home from a step, it is the one that appears,
+   * and it moves nothing. A question that fails leaves its box as it was (home works without it). */
+  async function showBelowTiles() {
+    const asked = ++homeAsked;
+    const [open, backfill] = await Promise.all([
+      api("GET", "/v1/me/registrations?open=true").then(
+        (doc) => doc.registrations || [],
+        () => null,
+      ),
+      api("GET", "/v1/me/backfill").catch(() => null),
+    ]);
+    if (asked !== homeAsked || currentScreen() !== "home") return;
+    if (backfill) showBackfillReminder(backfill);
+    if (open) showResume(open);
+  }
 
   /** 待补登记 on the home screen: how many of the person's cars in use are not registered, and by when;
-   * 去登记 opens 我的车辆, where each has its 立即登记. The answer comes after home is painted, so the
-   * reminder sits below every tile and 我的车辆's mark is drawn over its tile: whatever it shows, no
-   * tile moves under a finger already on its way to it. */
-  async function showBackfillReminder() {
+   * 去登记 opens 我的车辆, where each has its 立即登记; 我的车辆 carries the mark. */
+  function showBackfillReminder(doc) {
     const box = $("#home-backfill");
-    const asked = ++backfillAsked;
-    let doc;
-    try {
-      doc = await api("GET", "/v1/me/backfill");
-    } catch (_) {
-      return; // home works without it
-    }
-    if (asked !== backfillAsked || currentScreen() !== "home") return;
     // Shown as it was until the answer comes (nothing appears, then disappears, on each visit).
     box.hidden = !doc.cards.length;
     $("#home-vehicles-mark").hidden = box.hidden;
@@ -659,8 +667,8 @@
     const deadline = doc.cards[0].deadline;
     $("#home-backfill-what").textContent =
       doc.cards.length > 1
-        ? "您有 " + doc.cards.length + " 辆车的车联网卡尚未实名登记"
-        : "车辆尾号 " + doc.cards[0].vin_masked.slice(-6) + " 的车联网卡尚未实名登记";
+        ? "您有 " + doc.cards.length + " 辆车未实名登记"
+        : "车辆尾号 " + doc.cards[0].vin_masked.slice(-6) + " 未实名登记";
     $("#home-backfill-when").textContent = deadline ? "请于 " + dateZh(deadline) + " 前完成" : "请尽快完成";
   }
 
@@ -683,21 +691,13 @@
     return named ? "下一步：" + named : "点击查看进度";
   }
 
-  let resumeAsked = 0;
-
-  /** 继续办理: the unfinished registrations and de-registrations the server knows of (any device). */
-  async function showResume() {
+  /** 继续办理: the unfinished registrations and de-registrations the server knows of (any device), each
+   * a button that opens it at its step due; the tile of each kind with one unfinished carries 未完成. */
+  function showResume(open) {
     const box = $("#home-resume");
-    const asked = ++resumeAsked;
-    let doc;
-    try {
-      doc = await api("GET", "/v1/me/registrations?open=true");
-    } catch (_) {
-      return; // home works without it
-    }
-    if (asked !== resumeAsked || currentScreen() !== "home") return;
-    const open = doc.registrations || [];
     box.hidden = !open.length;
+    $("#home-register-mark").hidden = !open.some((r) => r.kind === "registration");
+    $("#home-deregister-mark").hidden = !open.some((r) => r.kind === "deregistration");
     $("#home-resume-title").textContent =
       open.length > 1 ? "您有 " + open.length + " 项未完成的办理" : "您有一项未完成的办理";
     $("#home-resume-list").replaceChildren(
@@ -713,7 +713,7 @@
           h(
             "span",
             {},
-            h("strong", { text: (KINDS[r.kind] ? KINDS[r.kind].name : "") + " · 车辆尾号 " + r.vin_masked.slice(-6) }),
+            h("strong", { text: (KINDS[r.kind] ? KINDS[r.kind].name : "") + " · 尾号 " + r.vin_masked.slice(-6) }),
             h("span", { text: stepWords(r) }),
           ),
           h("em", { text: "继续办理" }),

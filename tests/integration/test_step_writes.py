@@ -1,0 +1,297 @@
+"""The phone step and the consents step write all or nothing, on the embedded DynamoDB.
+
+The phone step uses the SMS code, opens the verification flow, saves the registration and chains the
+evidence of the check in one transaction (``adapters.dynamo.step_writes``): a store failure leaves the
+code usable and every table as it was, a wrong code still counts its try, and a code proves one phone
+step only (a retry that met its own commit included). The consents step saves the consents on the
+registration with their evidence entry in one transaction too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from chalicelib.consents.domain import ConsentKind, ConsentRecord
+from chalicelib.core import deps
+from chalicelib.core.outbound import Unavailable
+from chalicelib.kernel.clock import utc_now
+from chalicelib.kernel.errors import Conflict, DomainError
+from chalicelib.registration.domain.registrations import RegistrationKind
+from chalicelib.registration.ports import SealedRegistration
+from chalicelib.registration.step_writes import Note, StepWrite
+from chalicelib.sms.domain import SmsPurpose
+from chalicelib.verification.domain.evidence import EvidenceKind
+from chalicelib.verification.domain.flows import FlowPurpose
+from tests.integration.test_fault_table import changed, snapshot
+
+OWNER = "owner-steps"
+PHONE = "13912340077"
+WRONG = "000000"
+
+
+@pytest.fixture
+def vins(aws: None, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Two vehicles in the inventory; codes sent one after the other without the resend interval."""
+    from chalicelib.cards.inventory import import_inventory
+    from chalicelib.local.synthetic import inventory_rows
+
+    monkeypatch.setenv("CHEKA_SMS_RESEND_SECONDS", "0")
+    deps.reset()
+    rows = list(inventory_rows(2, seed=71))
+    report = import_inventory(list(enumerate(rows, start=2)), deps.inventory_repo(), actor="test")
+    assert report.errors == []
+    return [row["vin"] for row in rows]
+
+
+def at_phone_step(vin: str) -> str:
+    """A registration of ``vin`` opened and its vehicle confirmed: its id."""
+    service = deps.registration_service()
+    view, _ = service.start(OWNER, RegistrationKind.REGISTRATION, vin)
+    service.confirm_vehicle(view.registration_id, OWNER)
+    return view.registration_id
+
+
+def sent_code() -> str:
+    """A new owner-phone code for ``PHONE``, as the SMS drop shows it."""
+    deps.sms_code_service().send(PHONE, SmsPurpose.OWNER_PHONE, caller=OWNER)
+    text = deps.sms_drop().recent(1)[0].text
+    return "".join(ch for ch in text.split("验证码")[1] if ch.isdigit())[:6]
+
+
+@contextlib.contextmanager
+def store_throttled(operation: str) -> Iterator[list[str]]:
+    """Every ``operation`` call to DynamoDB throttled (as the service answers past its capacity); the
+    operations refused are listed."""
+    from botocore.endpoint import Endpoint
+
+    original = Endpoint.make_request
+    refused: list[str] = []
+
+    def throttled(endpoint: Endpoint, model: Any, request: Any) -> Any:
+        if model.service_model.service_name == "dynamodb" and model.name == operation:
+            refused.append(model.name)
+            raise ClientError(
+                {
+                    "Error": {"Code": "ProvisionedThroughputExceededException", "Message": "throttled"},
+                    "ResponseMetadata": {"HTTPStatusCode": 400},
+                },
+                model.name,
+            )
+        return original(endpoint, model, request)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Endpoint, "make_request", throttled)
+        yield refused
+
+
+def entries(flow_id: str, kind: EvidenceKind) -> int:
+    return sum(1 for e in deps.evidence_log().entries(flow_id) if e.kind is kind)
+
+
+def refused_code(call: Callable[[], object]) -> str:
+    with pytest.raises(DomainError) as refused:
+        call()
+    return refused.value.code
+
+
+def test_a_store_failure_when_the_phone_is_proved_leaves_the_code_usable_and_the_store_as_it_was(
+    vins: list[str],
+) -> None:
+    service = deps.registration_service()
+    reg_id = at_phone_step(vins[0])
+    code = sent_code()
+    before = snapshot()
+    with store_throttled("TransactWriteItems") as refused, pytest.raises(Unavailable):
+        service.verify_phone(reg_id, OWNER, PHONE, code)
+    assert refused == ["TransactWriteItems"]
+    assert changed(before, snapshot()) == []
+    # the same code, sent again, proves the phone: the flow opened and the check in its evidence
+    view = service.verify_phone(reg_id, OWNER, PHONE, code)
+    reg = service.store.get(reg_id)
+    assert reg is not None
+    assert reg.flow_id is not None
+    assert reg.flow_id == view.flow_id
+    assert reg.phone == PHONE
+    assert deps.verification_service().flow(reg.flow_id, OWNER).purpose is FlowPurpose.REGISTRATION
+    assert entries(reg.flow_id, EvidenceKind.SMS_CHECKED) == 1
+    assert deps.evidence_log().verify(reg.flow_id).ok
+
+
+def test_a_wrong_code_counts_its_try_and_a_used_code_cannot_prove_the_phone_again(vins: list[str]) -> None:
+    service = deps.registration_service()
+    reg_id = at_phone_step(vins[0])
+    code = sent_code()
+    with pytest.raises(DomainError) as wrong:
+        service.verify_phone(reg_id, OWNER, PHONE, WRONG if code != WRONG else "111111")
+    assert wrong.value.code == "sms.code_wrong"
+    assert wrong.value.details["tries_left"] == 4
+    view = service.verify_phone(reg_id, OWNER, PHONE, code)
+    assert refused_code(lambda: service.verify_phone(reg_id, OWNER, PHONE, code)) == "sms.no_code"
+    reg = service.store.get(reg_id)
+    assert reg is not None
+    assert reg.flow_id == view.flow_id
+    assert entries(view.flow_id or "", EvidenceKind.SMS_CHECKED) == 1
+
+
+def test_of_two_phone_steps_with_one_code_only_the_first_uses_it_and_the_other_writes_nothing(
+    vins: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second registration's step matches the code, then the first's uses it before the second
+    writes: the second is refused as the code is used, and its registration has no phone and no flow."""
+    service = deps.registration_service()
+    first, second = at_phone_step(vins[0]), at_phone_step(vins[1])
+    code = sent_code()
+    codes = deps.sms_code_service()
+    match = codes.match
+    overtaken: list[str] = []
+
+    def overtaken_after_matching(*args: Any, **kwargs: Any) -> Any:
+        matched = match(*args, **kwargs)
+        if not overtaken:
+            overtaken.append(first)
+            service.verify_phone(first, OWNER, PHONE, code)
+        return matched
+
+    monkeypatch.setattr(codes, "match", overtaken_after_matching)
+    assert refused_code(lambda: service.verify_phone(second, OWNER, PHONE, code)) == "sms.no_code"
+    assert overtaken == [first]
+    proved, refused = service.store.get(first), service.store.get(second)
+    assert proved is not None
+    assert proved.flow_id is not None
+    assert refused is not None
+    assert (refused.flow_id, refused.phone, refused.version) == (None, None, 2)
+
+
+def test_a_registration_changed_after_the_code_matched_refuses_the_phone_step_and_leaves_the_code_usable(
+    vins: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = deps.registration_service()
+    reg_id = at_phone_step(vins[0])
+    code = sent_code()
+    codes = deps.sms_code_service()
+    match = codes.match
+
+    def changed_after_matching(*args: Any, **kwargs: Any) -> Any:
+        matched = match(*args, **kwargs)
+        reg = service.store.get(reg_id)
+        assert reg is not None
+        service.registrations.save(reg)  # another request saved it meanwhile: one version up
+        return matched
+
+    with monkeypatch.context() as mp:
+        mp.setattr(codes, "match", changed_after_matching)
+        assert (
+            refused_code(lambda: service.verify_phone(reg_id, OWNER, PHONE, code)) == "registration.changed"
+        )
+    reg = service.store.get(reg_id)
+    assert reg is not None
+    assert (reg.flow_id, reg.phone) == (None, None)
+    assert service.verify_phone(reg_id, OWNER, PHONE, code).flow_id is not None
+
+
+def test_a_phone_step_whose_retry_met_its_own_commit_is_answered_as_done_and_writes_once(
+    vins: list[str],
+) -> None:
+    """The transaction commits, its reply is lost, and botocore's retry meets the commit still in flight
+    (cancelled as a conflict): the step finds its entry in the chain and is answered as done."""
+    from chalicelib.adapters.dynamo.models import EvidenceModel
+
+    service = deps.registration_service()
+    reg_id = at_phone_step(vins[0])
+    code = sent_code()
+    client = EvidenceModel._get_connection().connection.client
+    real = client._make_api_call
+    sent: list[str] = []
+
+    def committed_then_conflict(operation: str, kwargs: dict[str, Any]) -> Any:
+        if operation != "TransactWriteItems" or sent:
+            return real(operation, kwargs)
+        sent.append(operation)
+        real(operation, kwargs)  # the first attempt commits; its reply is lost
+        raise ClientError(
+            {
+                "Error": {"Code": "TransactionCanceledException", "Message": "Transaction cancelled"},
+                "CancellationReasons": [{"Code": "TransactionConflict"}]
+                + [{"Code": "None"}] * (len(kwargs["TransactItems"]) - 1),
+                "ResponseMetadata": {"HTTPStatusCode": 400, "RetryAttempts": 1},
+            },
+            operation,
+        )
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(client, "_make_api_call", committed_then_conflict)
+        view = service.verify_phone(reg_id, OWNER, PHONE, code)
+    assert sent == ["TransactWriteItems"]
+    assert view.flow_id is not None
+    assert entries(view.flow_id, EvidenceKind.SMS_CHECKED) == 1
+    assert refused_code(lambda: service.verify_phone(reg_id, OWNER, PHONE, code)) == "sms.no_code"
+
+
+def consents_write(reg_id: str) -> StepWrite:
+    """The consents step's write of the registration: the registration with a consent, and its entry."""
+    service = deps.registration_service()
+    reg = service.store.get(reg_id)
+    assert reg is not None
+    assert reg.flow_id is not None
+    records = [
+        ConsentRecord(
+            kind=ConsentKind.REGISTRATION_AGREEMENT,
+            version="v1",
+            sha256="0" * 64,
+            accepted_at=utc_now(),
+            client={"ua": "test"},
+        )
+    ]
+    ready: SealedRegistration = service.registrations.seal(reg, consents=records)
+    given = {"consents": [r.model_dump(mode="json") for r in records]}
+    return StepWrite(ready, Note(reg.flow_id, EvidenceKind.CONSENT_GIVEN, OWNER, given))
+
+
+def test_a_store_failure_when_consents_are_given_leaves_the_registration_and_the_evidence_as_they_were(
+    vins: list[str],
+) -> None:
+    from chalicelib.adapters.dynamo.step_writes import DynamoStepWrites
+
+    service = deps.registration_service()
+    reg_id = at_phone_step(vins[0])
+    service.verify_phone(reg_id, OWNER, PHONE, sent_code())
+    writes = DynamoStepWrites(deps.field_cipher())
+    write = consents_write(reg_id)
+    before = snapshot()
+    with store_throttled("TransactWriteItems"), pytest.raises(Unavailable):
+        writes.commit(write)
+    assert changed(before, snapshot()) == []
+    writes.commit(write)
+    reg = service.store.get(reg_id)
+    assert reg is not None
+    assert [c.kind for c in reg.consents] == [ConsentKind.REGISTRATION_AGREEMENT]
+    assert reg.flow_id is not None
+    assert entries(reg.flow_id, EvidenceKind.CONSENT_GIVEN) == 1
+    assert deps.evidence_log().verify(reg.flow_id).ok
+
+
+def test_consents_given_on_a_registration_changed_meanwhile_are_refused_and_leave_no_entry(
+    vins: list[str],
+) -> None:
+    from chalicelib.adapters.dynamo.step_writes import DynamoStepWrites
+
+    service = deps.registration_service()
+    reg_id = at_phone_step(vins[0])
+    service.verify_phone(reg_id, OWNER, PHONE, sent_code())
+    write = consents_write(reg_id)
+    reg = service.store.get(reg_id)
+    assert reg is not None
+    service.registrations.save(
+        reg, expires_at=reg.expires_at + timedelta(minutes=1) if reg.expires_at else None
+    )
+    before = snapshot()
+    with pytest.raises(Conflict) as refused:
+        DynamoStepWrites(deps.field_cipher()).commit(write)
+    assert refused.value.code == "registration.changed"
+    assert changed(before, snapshot()) == []
