@@ -839,27 +839,11 @@ ROW_ANSWERS: dict[tuple[str, str], tuple[int, ...]] = {
 }
 #: Most matching calls one step is tried with a fault at (a bound on a loop that should end sooner).
 MAX_INDEX = 30
-UPLOAD_HALF = "the photo is recorded on the flow before its evidence is appended (the raw upload stays)"
 #: Faults that still spend what the person had (known gaps, left open): strict, so a fix shows.
-GAPS: dict[tuple[str, str], str] = {
-    ("store-throttled", "phone"): (
-        "the code is used before the flow, the registration and the evidence are written: a store failure "
-        "after it spends the code"
-    ),
-    ("store-throttled", "face"): (
-        "the session is claimed before the attempt is counted and the verdict saved: a store failure after "
-        "the claim spends the session (a live capture kept before it stays)"
-    ),
-}
+GAPS: dict[tuple[str, str], str] = {}
 #: Rows whose refusal leaves a write behind that the step, taken again, completes (known half-writes,
 #: left open): strict, so a fix shows.
-HALF_WRITES: dict[tuple[str, str], str] = {
-    ("store-throttled", "possession"): "the possession is recorded before its flow is opened",
-    ("store-throttled", "ocr-front"): "the reading is saved to the flow before a later write of the step",
-    ("store-throttled", "consents"): "the consents are saved to the registration before its second write",
-    ("store-throttled", "upload-front"): UPLOAD_HALF,
-    ("store-throttled", "upload-back"): UPLOAD_HALF,
-}
+HALF_WRITES: dict[tuple[str, str], str] = {}
 
 
 def _gap_marks(fault: str, step: str) -> list[Any]:

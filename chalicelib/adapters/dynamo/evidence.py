@@ -106,7 +106,7 @@ def _entry(item: EvidenceModel, personal: dict[str, str]) -> EvidenceEntry:
     )
 
 
-def _head(flow_id: str) -> ChainHead:
+def read_head(flow_id: str) -> ChainHead:
     try:
         item = EvidenceModel.get(flow_id, HEAD_SEQ, consistent_read=True)
     except EvidenceModel.DoesNotExist:
@@ -139,11 +139,11 @@ class DynamoEvidenceLog(EvidenceLog):
         personal: Mapping[str, str] | None = None,
     ) -> EvidenceEntry:
         for attempt in range(APPEND_ATTEMPTS):
-            head = _head(flow_id)
-            entry, item = self._prepare(head, flow_id, kind, actor, public, personal)
+            head = read_head(flow_id)
+            entry, item = self.prepare(head, flow_id, kind, actor, public, personal)
             try:
                 with TransactWrite(connection=EvidenceModel._get_connection().connection) as tx:
-                    self._chain(tx, head, entry, item)
+                    chain_in(tx, head, entry, item)
                 return entry
             except TransactWriteError as exc:
                 codes = {r.code for r in exc.cancellation_reasons if r is not None}
@@ -175,15 +175,15 @@ class DynamoEvidenceLog(EvidenceLog):
         Each attempt carries a ``ClientRequestToken``: botocore's retry of one whose reply was lost is
         answered as done by DynamoDB (not refused by the puts it landed)."""
         for attempt in range(APPEND_ATTEMPTS):
-            head = _head(flow_id)
-            entry, item = self._prepare(head, flow_id, kind, actor, public, personal)
+            head = read_head(flow_id)
+            entry, item = self.prepare(head, flow_id, kind, actor, public, personal)
             try:
                 with TransactWrite(
                     connection=EvidenceModel._get_connection().connection, client_request_token=new_token()
                 ) as tx:
                     for put in puts:  # puts are sent first, in this order: their reasons come first too
                         tx.save(put.item, condition=put.condition)
-                    self._chain(tx, head, entry, item)
+                    chain_in(tx, head, entry, item)
                 return entry
             except TransactWriteError as exc:
                 reasons = [r.code if r is not None else None for r in exc.cancellation_reasons or []]
@@ -201,24 +201,7 @@ class DynamoEvidenceLog(EvidenceLog):
             details={"flow_id": flow_id},
         )
 
-    @staticmethod
-    def _chain(tx: TransactWrite, head: ChainHead, entry: EvidenceEntry, item: EvidenceModel) -> None:
-        """The entry put if its seq is free, and the head moved from what the entry was chained to
-        (seq *and* hash: the link is then guaranteed by the write itself, not by how the head was read)."""
-        moved = (
-            EvidenceModel.last_seq.does_not_exist()
-            if head.last_seq == 0
-            else (EvidenceModel.last_seq == head.last_seq) & (EvidenceModel.last_hash == head.last_hash)
-        )
-        tx.save(item, condition=EvidenceModel.seq.does_not_exist())
-        tx.update(
-            EvidenceModel(entry.flow_id, HEAD_SEQ),
-            actions=[EvidenceModel.last_seq.set(entry.seq), EvidenceModel.last_hash.set(entry.hash)],
-            condition=moved,
-            add_version_condition=False,
-        )
-
-    def _prepare(
+    def prepare(
         self,
         head: ChainHead,
         flow_id: str,
@@ -287,12 +270,12 @@ class DynamoEvidenceLog(EvidenceLog):
         return out
 
     def verify(self, flow_id: str) -> ChainVerdict:
-        head = _head(flow_id)
+        head = read_head(flow_id)
         items = _items(flow_id)
         if items and int(items[-1].seq) > head.last_seq:
             # Either an append committed between the two reads (the head now covers it), or an
             # entry was written behind the head's back (it does not): only the former is trimmed.
-            later = _head(flow_id)
+            later = read_head(flow_id)
             if later.last_seq >= int(items[-1].seq):
                 items = [i for i in items if int(i.seq) <= head.last_seq]
         entries: list[EvidenceEntry] = []
@@ -311,3 +294,32 @@ class DynamoEvidenceLog(EvidenceLog):
                     reason="evidence.hash_mismatch",
                 )
         return verify_chain(entries, head)
+
+
+def chain_in(tx: TransactWrite, head: ChainHead, entry: EvidenceEntry, item: EvidenceModel) -> None:
+    """``entry`` chained in ``tx``: put if its seq is free (:func:`put_entry_in`) and the head moved to it
+    (:func:`move_head_in`)."""
+    put_entry_in(tx, item)
+    move_head_in(tx, head, entry)
+
+
+def put_entry_in(tx: TransactWrite, item: EvidenceModel) -> None:
+    """The entry's item put in ``tx``, refused if its seq is taken (another writer chained first)."""
+    tx.save(item, condition=EvidenceModel.seq.does_not_exist())
+
+
+def move_head_in(tx: TransactWrite, head: ChainHead, entry: EvidenceEntry) -> None:
+    """The chain's head moved to ``entry`` in ``tx``, refused unless it is still what the entry was
+    chained to (seq *and* hash: the link is then guaranteed by the write itself, not by how the head
+    was read)."""
+    moved = (
+        EvidenceModel.last_seq.does_not_exist()
+        if head.last_seq == 0
+        else (EvidenceModel.last_seq == head.last_seq) & (EvidenceModel.last_hash == head.last_hash)
+    )
+    tx.update(
+        EvidenceModel(entry.flow_id, HEAD_SEQ),
+        actions=[EvidenceModel.last_seq.set(entry.seq), EvidenceModel.last_hash.set(entry.hash)],
+        condition=moved,
+        add_version_condition=False,
+    )

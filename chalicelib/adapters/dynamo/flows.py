@@ -71,7 +71,8 @@ def _values(attribute: MapAttribute[str, Any] | None) -> dict[str, Any]:
     return dict(attribute.attribute_values) if attribute is not None else {}
 
 
-def _flow_changed() -> Conflict:
+def flow_changed() -> Conflict:
+    """The flow was changed by another request since it was read (``flow.changed``, 409)."""
     return Conflict(
         "flow.changed",
         "办理流程已被其他操作修改，请刷新后重试",
@@ -97,7 +98,7 @@ class DynamoFlowRepository(FlowRepository):
         return self._cipher.seal(self._context(flow.flow_id), {k: str(v) for k, v in fields.items()})
 
     @staticmethod
-    def _item(flow: Flow, sealed: SealedFields | None) -> FlowModel:
+    def item_of(flow: Flow, sealed: SealedFields | None) -> FlowModel:
         item = FlowModel(
             flow.flow_id,
             owner=flow.owner,
@@ -146,7 +147,7 @@ class DynamoFlowRepository(FlowRepository):
         )
 
     def create(self, flow: Flow) -> None:
-        self._item(flow, self._seal(flow)).save(condition=FlowModel.flow_id.does_not_exist())
+        self.item_of(flow, self._seal(flow)).save(condition=FlowModel.flow_id.does_not_exist())
 
     def create_if_room(self, flow: Flow, limit: int, now: datetime) -> bool:
         def held() -> tuple[set[str], set[str]]:
@@ -159,7 +160,7 @@ class DynamoFlowRepository(FlowRepository):
             return seen, still_open
 
         # The turn and the flow in one transaction: a failed create counts no open.
-        item = self._item(flow, self._seal(flow))
+        item = self.item_of(flow, self._seal(flow))
         created = _FLOW_OPENS.create_if_room(
             flow.owner, flow.flow_id, limit, now, held, item, FlowModel.flow_id.does_not_exist()
         )
@@ -173,11 +174,7 @@ class DynamoFlowRepository(FlowRepository):
                 flow.created_at,
             ):
                 return True
-            raise Conflict(
-                "flow.changed",
-                "办理流程已被其他操作修改，请刷新后重试",
-                "The flow changed meanwhile; reload it and try again",
-            )
+            raise flow_changed()
         return created
 
     def get(self, flow_id: str) -> Flow | None:
@@ -195,13 +192,9 @@ class DynamoFlowRepository(FlowRepository):
     def save_sealed(self, ready: SealedFlow) -> Flow:
         flow = ready.flow
         try:
-            self._item(flow, ready.sealed).save(condition=FlowModel.version == flow.version - 1)
+            self.item_of(flow, ready.sealed).save(condition=FlowModel.version == flow.version - 1)
         except PutError as exc:
-            raise Conflict(
-                "flow.changed",
-                "办理流程已被其他操作修改，请刷新后重试",
-                "The flow changed meanwhile; reload it and try again",
-            ) from exc
+            raise flow_changed() from exc
         return flow
 
     def save_noted(
@@ -216,7 +209,7 @@ class DynamoFlowRepository(FlowRepository):
         if not isinstance(evidence, DynamoEvidenceLog):
             return super().save_noted(ready, evidence, kind, actor, public)
         flow = ready.flow
-        put = JoinedPut(self._item(flow, ready.sealed), FlowModel.version == flow.version - 1, _flow_changed)
+        put = JoinedPut(self.item_of(flow, ready.sealed), FlowModel.version == flow.version - 1, flow_changed)
         evidence.append_with(flow.flow_id, kind, actor, public, puts=[put])
         return flow
 
@@ -351,7 +344,7 @@ class DynamoLivenessSessions(LivenessSessions):
             with TransactWrite(
                 connection=LivenessSessionModel._get_connection().connection, client_request_token=new_token()
             ) as tx:
-                put = DynamoFlowRepository._item(flow, ready.sealed)
+                put = DynamoFlowRepository.item_of(flow, ready.sealed)
                 tx.save(put, condition=FlowModel.version == flow.version - 1)
                 tx.update(
                     LivenessSessionModel(session_id),
@@ -384,11 +377,7 @@ class DynamoLivenessSessions(LivenessSessions):
             if failed[3]:
                 raise attempts_exhausted("person_day", charge.per_day) from exc
             if failed[0]:
-                raise Conflict(
-                    "flow.changed",
-                    "办理流程已被其他操作修改，请刷新后重试",
-                    "The flow changed meanwhile; reload it and try again",
-                ) from exc
+                raise flow_changed() from exc
             raise
 
     def count_preview(self, session_id: str, limit: int) -> int | None:

@@ -29,18 +29,17 @@ from datetime import datetime
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
-from chalicelib.adapters.dynamo.evidence import HEAD_SEQ, DynamoEvidenceLog, _head
-from chalicelib.adapters.dynamo.flows import DynamoFlowRepository
+from chalicelib.adapters.dynamo.evidence import DynamoEvidenceLog, move_head_in, put_entry_in, read_head
+from chalicelib.adapters.dynamo.flows import DynamoFlowRepository, flow_changed
 from chalicelib.adapters.dynamo.models import EvidenceModel, FlowModel
 from chalicelib.adapters.dynamo.once import new_token
 from chalicelib.adapters.dynamo.opens import OwnerOpens
 from chalicelib.adapters.dynamo.registrations import DynamoRegistrationRepository, changed
 from chalicelib.adapters.sms.dynamo import use_in
 from chalicelib.kernel.crypto import FieldCipher
-from chalicelib.kernel.errors import Conflict
 from chalicelib.registration.domain.registrations import Registration
 from chalicelib.registration.step_writes import CodeTaken, StepWrite, StepWrites
-from chalicelib.verification.domain.evidence import ChainHead, EvidenceEntry
+from chalicelib.verification.domain.evidence import EvidenceEntry
 from chalicelib.verification.domain.flows import FlowStatus, too_many_open_flows
 
 #: Transactions tried when the chain's head or the owner's turn moved, or a conflict named no item.
@@ -54,20 +53,11 @@ _TRY_AGAIN = frozenset({"TransactionConflict", "ThrottlingError"})
 _FLOW_OPENS = OwnerOpens("flows")
 
 
-def _flow_changed() -> Conflict:
-    return Conflict(
-        "flow.changed",
-        "办理流程已被其他操作修改，请刷新后重试",
-        "The flow changed meanwhile; reload it and try again",
-    )
-
-
 class DynamoStepWrites(StepWrites):
     """Registrations, flows, the evidence log and SMS codes, as their own adapters store them."""
 
     def __init__(self, cipher: FieldCipher) -> None:
         self._registrations = DynamoRegistrationRepository(cipher)
-        self._flows = DynamoFlowRepository(cipher)
         self._evidence = DynamoEvidenceLog(cipher)
 
     def commit(self, write: StepWrite) -> Registration:
@@ -102,8 +92,8 @@ class DynamoStepWrites(StepWrites):
         them (puts, then updates): the order of a cancellation's reasons. The chain's head and the
         owner's turn are read here, each time the transaction is tried."""
         note = write.note
-        head = _head(note.flow_id)
-        entry, item = self._evidence._prepare(head, note.flow_id, note.kind, note.actor, note.public, None)
+        head = read_head(note.flow_id)
+        entry, item = self._evidence.prepare(head, note.flow_id, note.kind, note.actor, note.public, None)
         puts: list[tuple[str, Callable[[TransactWrite], None]]] = []
         updates: list[tuple[str, Callable[[TransactWrite], None]]] = []
         if write.flow is not None:
@@ -112,15 +102,15 @@ class DynamoStepWrites(StepWrites):
             turn = _FLOW_OPENS.turn(flow.owner, flow.flow_id, write.flow.limit, now, _held(flow.owner, now))
             if turn is None:
                 raise too_many_open_flows(write.flow.limit)
-            flow_item = self._flows._item(flow, None)  # a new flow: no identity to seal yet
+            flow_item = DynamoFlowRepository.item_of(flow, None)  # a new flow: no identity to seal yet
             puts.append(("flow", lambda tx: tx.save(flow_item, condition=FlowModel.flow_id.does_not_exist())))
             updates.append(("turn", turn.take_in))
         puts.append(("registration", lambda tx: self._registrations.save_in(tx, write.registration)))
-        puts.append(("entry", lambda tx: tx.save(item, condition=EvidenceModel.seq.does_not_exist())))
+        puts.append(("entry", lambda tx: put_entry_in(tx, item)))
         if write.code is not None:
             matched = write.code
             updates.append(("code", lambda tx: use_in(tx, matched)))
-        updates.append(("head", lambda tx: _move_head(tx, head, entry)))
+        updates.append(("head", lambda tx: move_head_in(tx, head, entry)))
         return entry, puts + updates
 
 
@@ -138,22 +128,6 @@ def _held(owner: str, at: datetime) -> Callable[[], tuple[set[str], set[str]]]:
         return seen, still_open
 
     return held
-
-
-def _move_head(tx: TransactWrite, head: ChainHead, entry: EvidenceEntry) -> None:
-    """The chain's head moved to ``entry``, refused unless it is still what the entry was chained to
-    (seq and hash: the link is guaranteed by the write itself, not by how the head was read)."""
-    moved = (
-        EvidenceModel.last_seq.does_not_exist()
-        if head.last_seq == 0
-        else (EvidenceModel.last_seq == head.last_seq) & (EvidenceModel.last_hash == head.last_hash)
-    )
-    tx.update(
-        EvidenceModel(entry.flow_id, HEAD_SEQ),
-        actions=[EvidenceModel.last_seq.set(entry.seq), EvidenceModel.last_hash.set(entry.hash)],
-        condition=moved,
-        add_version_condition=False,
-    )
 
 
 def _chained(entry: EvidenceEntry) -> bool:
@@ -177,7 +151,7 @@ def _refused(labels: list[str], reasons: list[str | None]) -> Exception | None:
         if "registration" in failed:
             return changed()
         if "flow" in failed:
-            return _flow_changed()
+            return flow_changed()
         return None
     # A refusal the reasons do not place: the code's when the step uses one (matched again, the re-read
     # says which), else the registration's.
