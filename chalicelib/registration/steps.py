@@ -250,7 +250,14 @@ class RegistrationSteps:
         if reg.assisted_by:
             noted["assisted_by"] = reg.assisted_by  # 经销商现场协助: the dealer, in the evidence
         note = Note(flow_id, EvidenceKind.SMS_CHECKED, caller, noted)
-        reg = self._prove_phone(number, purpose, code, caller, StepWrite(ready, note, flow=opened))
+        try:
+            reg = self._prove_phone(number, purpose, code, caller, StepWrite(ready, note, flow=opened))
+        except InvalidField as err:
+            # This very phone was proved on this registration already (the step landed and its answer
+            # was lost, or a follow-up below failed): its code is used, and the step is answered as done
+            # (nothing is proved that was not; the follow-ups run again, each once).
+            if err.code != "sms.no_code" or reg.phone_hash != phone_hash or reg.flow_id is None:
+                raise
         if reg.kind is RegistrationKind.DEREGISTRATION:
             self._registered_identity(reg, caller, flow_id)
         if self._possession is not None:

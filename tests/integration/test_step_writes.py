@@ -123,20 +123,70 @@ def test_a_store_failure_when_the_phone_is_proved_leaves_the_code_usable_and_the
     assert deps.evidence_log().verify(reg.flow_id).ok
 
 
-def test_a_wrong_code_counts_its_try_and_a_used_code_cannot_prove_the_phone_again(vins: list[str]) -> None:
+def test_a_wrong_code_counts_its_try_and_a_used_code_cannot_prove_the_phone_on_another_registration(
+    vins: list[str],
+) -> None:
     service = deps.registration_service()
-    reg_id = at_phone_step(vins[0])
+    reg_id, other = at_phone_step(vins[0]), at_phone_step(vins[1])
     code = sent_code()
     with pytest.raises(DomainError) as wrong:
         service.verify_phone(reg_id, OWNER, PHONE, WRONG if code != WRONG else "111111")
     assert wrong.value.code == "sms.code_wrong"
     assert wrong.value.details["tries_left"] == 4
     view = service.verify_phone(reg_id, OWNER, PHONE, code)
-    assert refused_code(lambda: service.verify_phone(reg_id, OWNER, PHONE, code)) == "sms.no_code"
+    assert refused_code(lambda: service.verify_phone(other, OWNER, PHONE, code)) == "sms.no_code"
+    refused = service.store.get(other)
+    assert refused is not None
+    assert (refused.flow_id, refused.phone) == (None, None)
     reg = service.store.get(reg_id)
     assert reg is not None
     assert reg.flow_id == view.flow_id
     assert entries(view.flow_id or "", EvidenceKind.SMS_CHECKED) == 1
+
+
+def test_the_phone_step_sent_again_after_it_landed_is_answered_as_done_and_writes_nothing_more(
+    vins: list[str],
+) -> None:
+    """The step landed, but its answer never reached the person (or a follow-up failed): the same code
+    sent again finds it used, and the step is answered as done — no second flow, no second entry."""
+    service = deps.registration_service()
+    reg_id = at_phone_step(vins[0])
+    code = sent_code()
+    view = service.verify_phone(reg_id, OWNER, PHONE, code)
+    before = snapshot()
+    again = service.verify_phone(reg_id, OWNER, PHONE, code)
+    assert again.flow_id == view.flow_id
+    assert changed(before, snapshot()) == []
+    # another phone on the same registration is not proved by it
+    assert refused_code(lambda: service.verify_phone(reg_id, OWNER, "13912340078", code)) == "sms.no_code"
+
+
+def test_a_phone_step_whose_follow_up_failed_after_it_landed_completes_when_sent_again(
+    vins: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sales-phone possession check after the step's transaction fails (the store down a moment):
+    the person is answered with the failure, and the same code sent again runs the check and succeeds."""
+    service = deps.registration_service()
+    reg_id = at_phone_step(vins[0])
+    code = sent_code()
+    possession = service.steps._possession
+    assert possession is not None
+    check = possession.by_sales_phone
+    failures: list[str] = []
+
+    def fails_once(reg: Any) -> Any:
+        if not failures:
+            failures.append(reg.registration_id)
+            raise Unavailable("store", TimeoutError("timed out"))
+        return check(reg)
+
+    monkeypatch.setattr(possession, "by_sales_phone", fails_once)
+    with pytest.raises(Unavailable):
+        service.verify_phone(reg_id, OWNER, PHONE, code)
+    view = service.verify_phone(reg_id, OWNER, PHONE, code)
+    assert failures == [reg_id]
+    assert view.flow_id is not None
+    assert entries(view.flow_id, EvidenceKind.SMS_CHECKED) == 1
 
 
 def test_of_two_phone_steps_with_one_code_only_the_first_uses_it_and_the_other_writes_nothing(
@@ -230,7 +280,8 @@ def test_a_phone_step_whose_retry_met_its_own_commit_is_answered_as_done_and_wri
     assert sent == ["TransactWriteItems"]
     assert view.flow_id is not None
     assert entries(view.flow_id, EvidenceKind.SMS_CHECKED) == 1
-    assert refused_code(lambda: service.verify_phone(reg_id, OWNER, PHONE, code)) == "sms.no_code"
+    other = at_phone_step(vins[1])
+    assert refused_code(lambda: service.verify_phone(other, OWNER, PHONE, code)) == "sms.no_code"
 
 
 def consents_write(reg_id: str) -> StepWrite:
