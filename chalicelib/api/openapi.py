@@ -95,7 +95,7 @@ def _link_follow_ups(paths: dict[str, dict[str, Any]], ids: dict[tuple[str, str]
             continue
         answer = paths[spec.path][spec.method.lower()]["responses"][str(spec.status)]
         answer["links"] = {
-            f"{other.handler}_{other.method.lower()}": {
+            ids[(other.path, other.method)]: {
                 "operationId": ids[(other.path, other.method)],
                 "parameters": {name: f"$response.body#/{name}"},
             }

@@ -254,12 +254,17 @@ class RegistrationSteps:
             reg = self._prove_phone(number, purpose, code, caller, StepWrite(ready, note, flow=opened))
         except InvalidField as err:
             # This very phone was proved on this registration already (the step landed and its answer
-            # was lost, or a follow-up below failed): its code is used, and the step is answered as done
-            # (nothing is proved that was not; the follow-ups run again, each once).
-            if err.code != "sms.no_code" or reg.phone_hash != phone_hash or reg.flow_id is None:
+            # was lost, a follow-up below failed, or a twin request sent at once used the code first):
+            # its code is used, and the step is answered as done (nothing is proved that was not; the
+            # follow-ups run again, each once). The registration is read as it stands now.
+            if err.code != "sms.no_code":
+                raise
+            reg = self._registrations.own(registration_id, caller)
+            if reg.phone_hash != phone_hash or reg.flow_id is None:
                 raise
         if reg.kind is RegistrationKind.DEREGISTRATION:
-            self._registered_identity(reg, caller, flow_id)
+            assert reg.flow_id is not None
+            self._registered_identity(reg, caller, reg.flow_id)
         if self._possession is not None:
             reg = self._possession.by_sales_phone(reg)
         return self._views.view(reg)

@@ -303,6 +303,16 @@ class AttemptCharge:
     expires_at: datetime
 
 
+@dataclass(frozen=True)
+class EvidenceNote:
+    """An evidence entry that lands with a write or not at all (``LivenessSessions.claim_counting``):
+    what the entry says, chained when the write is made."""
+
+    kind: EvidenceKind
+    actor: str
+    public: Mapping[str, Any]
+
+
 class LivenessSessions(ABC):
     @abstractmethod
     def create(self, session: LivenessSession) -> None:
@@ -317,15 +327,23 @@ class LivenessSessions(ABC):
 
     @abstractmethod
     def claim_counting(
-        self, session_id: str, now: datetime, charge: AttemptCharge, ready: SealedFlow
+        self,
+        session_id: str,
+        now: datetime,
+        charge: AttemptCharge,
+        ready: SealedFlow,
+        evidence: EvidenceLog,
+        notes: Sequence[EvidenceNote] = (),
     ) -> None:
-        """Claim the session, count one attempt (``charge``) and store the flow's verdict (``ready``, one
-        version above the stored flow), all in one write or none of it: a face check that fails after
-        judging spends neither the session nor an attempt.
+        """Claim the session, count one attempt (``charge``), store the flow's verdict (``ready``, one
+        version above the stored flow) and chain ``notes`` (in order) to the flow's evidence in
+        ``evidence``, all in one write or none of it: a face check that fails after judging spends
+        neither the session nor an attempt, and its evidence never says an attempt was counted.
 
         Refused (nothing written): ``liveness.session_used`` or ``liveness.session_expired`` when the
         session is taken or too late, ``face.attempts_exhausted`` when a quota is full, ``flow.changed``
-        when the flow changed meanwhile (checked in that order when several fail)."""
+        when the flow changed meanwhile (checked in that order when several fail). Another entry
+        chained meanwhile is no refusal: the notes are chained after it."""
 
     @abstractmethod
     def count_preview(self, session_id: str, limit: int) -> int | None:

@@ -516,3 +516,19 @@ def test_chalice_local_as_make_run_starts_it_answers_unknown_paths_in_the_error_
         with contextlib.suppress(ProcessLookupError):
             os.killpg(server.pid, signal.SIGTERM)  # its reloader's server process goes down with it
         server.wait(timeout=20)
+
+
+def test_the_operation_ids_are_the_published_ones(api: Any) -> None:
+    """Generated clients name their methods after the operationIds: a route's id changes only
+    deliberately (``tests/integration/openapi_operation_ids.txt`` updated with it), never because another
+    route's handler came to share its name."""
+    from pathlib import Path
+
+    doc = body(api.http.get("/openapi.json"))
+    built = sorted(
+        f"{method.upper()} {path} {op['operationId']}"
+        for path, ops in doc["paths"].items()
+        for method, op in ops.items()
+    )
+    published = (Path(__file__).parent / "openapi_operation_ids.txt").read_text().splitlines()
+    assert built == published

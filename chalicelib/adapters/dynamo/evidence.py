@@ -142,7 +142,11 @@ class DynamoEvidenceLog(EvidenceLog):
             head = read_head(flow_id)
             entry, item = self.prepare(head, flow_id, kind, actor, public, personal)
             try:
-                with TransactWrite(connection=EvidenceModel._get_connection().connection) as tx:
+                # a token per attempt: botocore's retry of one whose reply was lost is answered as done,
+                # not refused by its own entry and chained a second time
+                with TransactWrite(
+                    connection=EvidenceModel._get_connection().connection, client_request_token=new_token()
+                ) as tx:
                     chain_in(tx, head, entry, item)
                 return entry
             except TransactWriteError as exc:
@@ -172,28 +176,53 @@ class DynamoEvidenceLog(EvidenceLog):
         fault, a refused put). A lost race for the seq is appended again after the winner, the puts
         with it; a put whose condition refuses it raises its ``refused()``.
 
-        Each attempt carries a ``ClientRequestToken``: botocore's retry of one whose reply was lost is
-        answered as done by DynamoDB (not refused by the puts it landed)."""
+        Each transaction carries a ``ClientRequestToken`` (``dynamo.resend``): botocore's retry of one
+        whose reply was lost is answered as done by DynamoDB. One cancelled by nothing but a conflict or a
+        throttle, or answered ``TransactionInProgressException``, is sent again as it is, with the same
+        token; a new entry (and token) is prepared only when a condition refused it. Before a refusal is
+        answered, every entry prepared so far is looked for in the chain: one found means its
+        transaction landed (late, or on a retry that met it in flight; the puts are then its own)."""
+        from chalicelib.adapters.dynamo.resend import cancelled, in_progress, landed
+        from chalicelib.core.outbound import Unavailable
+
+        prepared: list[EvidenceEntry] = []  # every entry prepared so far: any of them may have landed
+        pending: tuple[ChainHead, EvidenceEntry, EvidenceModel, str] | None = None
         for attempt in range(APPEND_ATTEMPTS):
-            head = read_head(flow_id)
-            entry, item = self.prepare(head, flow_id, kind, actor, public, personal)
+            if pending is None:  # a new transaction: the head read again, a new token
+                head = read_head(flow_id)
+                entry, item = self.prepare(head, flow_id, kind, actor, public, personal)
+                prepared.append(entry)
+                pending = (head, entry, item, new_token())
+            head, entry, item, token = pending
             try:
                 with TransactWrite(
-                    connection=EvidenceModel._get_connection().connection, client_request_token=new_token()
+                    connection=EvidenceModel._get_connection().connection, client_request_token=token
                 ) as tx:
                     for put in puts:  # puts are sent first, in this order: their reasons come first too
                         tx.save(put.item, condition=put.condition)
                     chain_in(tx, head, entry, item)
                 return entry
+            except Unavailable as exc:
+                if not in_progress(exc) or attempt + 1 == APPEND_ATTEMPTS:
+                    raise
+                # an earlier send of this token is still committing: sent again once it ended
             except TransactWriteError as exc:
+                done = landed(prepared)
+                if done is not None:
+                    return done  # its puts landed with it: a refusal now would be by its own writes
+                if not cancelled(exc):
+                    raise
                 reasons = [r.code if r is not None else None for r in exc.cancellation_reasons or []]
                 for put, code in zip(puts, reasons, strict=False):
                     if code == "ConditionalCheckFailed":
                         raise put.refused() from exc
-                codes = {code for code in reasons if code is not None}
+                codes = {code for code in reasons if code not in (None, "None")}
                 if not codes or not codes <= RETRYABLE:
                     raise
-                time.sleep(random.uniform(0, min(BACKOFF_CAP_SECONDS, 0.005 * 2**attempt)))
+                if "ConditionalCheckFailed" in codes:
+                    pending = None  # another append won this seq: chained after it, the puts with it
+                # else refused by nothing (a conflict, a throttle): the same transaction, the same token
+            time.sleep(random.uniform(0, min(BACKOFF_CAP_SECONDS, 0.005 * 2**attempt)))
         raise Conflict(
             "evidence.append_contended",
             "查验日志写入冲突，请稍后重试",

@@ -14,9 +14,13 @@ again; a refused code is ``CodeTaken`` (the step matches it again); a refused re
 with a transaction in flight, a store that did not say) are tried again a few times, and a refusal that
 names no item is taken as the code's (the step's re-read says which), else as the registration's.
 
-Each transaction carries a ``ClientRequestToken``: botocore's retry of one whose reply was lost is
-answered as done by DynamoDB. A retry that met its own commit still in flight and was cancelled is told
-by its entry: found in the chain, the step is done.
+Each transaction carries a ``ClientRequestToken`` (``dynamo.resend``): botocore's retry of one whose
+reply was lost is answered as done by DynamoDB. A transaction cancelled by nothing but a conflict or a
+throttle, or answered ``TransactionInProgressException`` (an earlier send of it still committing), is sent
+again as it is, with the same token: DynamoDB then answers it as done if that send landed. Only a
+refused condition (the head or the turn moved) prepares a new one, with a new entry and a new token.
+Before any refusal is answered, every entry prepared so far is looked for in the chain: one found means
+its transaction landed (late, or on a retry that met it in flight), and the step is done.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from pynamodb.exceptions import DoesNotExist, TransactWriteError
+from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.adapters.dynamo.evidence import DynamoEvidenceLog, move_head_in, put_entry_in, read_head
@@ -35,7 +39,9 @@ from chalicelib.adapters.dynamo.models import EvidenceModel, FlowModel
 from chalicelib.adapters.dynamo.once import new_token
 from chalicelib.adapters.dynamo.opens import OwnerOpens
 from chalicelib.adapters.dynamo.registrations import DynamoRegistrationRepository, changed
+from chalicelib.adapters.dynamo.resend import cancelled, in_progress, landed
 from chalicelib.adapters.sms.dynamo import use_in
+from chalicelib.core.outbound import Unavailable
 from chalicelib.kernel.crypto import FieldCipher
 from chalicelib.registration.domain.registrations import Registration
 from chalicelib.registration.step_writes import CodeTaken, StepWrite, StepWrites
@@ -61,28 +67,43 @@ class DynamoStepWrites(StepWrites):
         self._evidence = DynamoEvidenceLog(cipher)
 
     def commit(self, write: StepWrite) -> Registration:
+        prepared: list[EvidenceEntry] = []  # every entry prepared so far: any of them may have landed
+        pending: tuple[list[tuple[str, Callable[[TransactWrite], None]]], str] | None = None
         for attempt in range(ATTEMPTS):
-            entry, items = self._transaction(write)
-            labels = [label for label, _ in items]
+            if pending is None:  # a new transaction: the head and the turn read again, a new token
+                entry, items = self._transaction(write)
+                prepared.append(entry)
+                pending = (items, new_token())
+            items, token = pending
             try:
                 with TransactWrite(
-                    connection=EvidenceModel._get_connection().connection, client_request_token=new_token()
+                    connection=EvidenceModel._get_connection().connection, client_request_token=token
                 ) as tx:
                     for _, add in items:
                         add(tx)
                 return write.registration.registration
+            except Unavailable as exc:
+                if not in_progress(exc) or attempt + 1 == ATTEMPTS:
+                    raise
+                # an earlier send of this token is still committing: the same transaction, sent again
+                # once it ended, is answered as done (it landed) or tried on its own (it did not)
             except TransactWriteError as exc:
-                if _chained(entry):
-                    return write.registration.registration  # this transaction landed: its retry met it
+                if landed(prepared) is not None:
+                    return write.registration.registration  # a transaction of this step landed
+                if not cancelled(exc):
+                    raise
                 reasons = [r.code if r is not None else None for r in exc.cancellation_reasons or []]
                 if not set(reasons) - {None, "None"} <= _TRY_AGAIN | {_CONDITION_FAILED}:
                     raise
-                refused = _refused(labels, reasons)
+                refused = _refused([label for label, _ in items], reasons)
                 if refused is not None:
                     raise refused from exc
                 if attempt + 1 == ATTEMPTS:
                     raise
-                time.sleep(random.uniform(0, min(BACKOFF_CAP_SECONDS, 0.005 * 2**attempt)))
+                if _CONDITION_FAILED in reasons:
+                    pending = None  # the head, the entry's seq or the turn moved: prepared again
+                # else refused by nothing (a conflict, a throttle): the same transaction, the same token
+            time.sleep(random.uniform(0, min(BACKOFF_CAP_SECONDS, 0.005 * 2**attempt)))
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _transaction(
@@ -128,15 +149,6 @@ def _held(owner: str, at: datetime) -> Callable[[], tuple[set[str], set[str]]]:
         return seen, still_open
 
     return held
-
-
-def _chained(entry: EvidenceEntry) -> bool:
-    """Whether ``entry`` is stored (strongly consistent): the transaction that puts it landed."""
-    try:
-        stored = EvidenceModel.get(entry.flow_id, entry.seq, consistent_read=True)
-    except DoesNotExist:
-        return False
-    return stored.hash == entry.hash
 
 
 def _refused(labels: list[str], reasons: list[str | None]) -> Exception | None:

@@ -23,6 +23,7 @@
     phone: "cheka.h5.phone",
     current: "cheka.h5.current",
     loginPhone: "cheka.h5.login_phone", // offered on the phone step (the person may type another)
+    homeSaid: "cheka.h5.home_said", // what home's status region last said, and to whom
   };
   const KINDS = {
     registration: {
@@ -468,13 +469,14 @@
   // ---------------------------------------------------------------------------------------------
   // Login
   function signOut(message) {
-    for (const key of [STORE.token, STORE.subject, STORE.phone, STORE.loginPhone]) sessionStorage.removeItem(key);
+    for (const key of [STORE.token, STORE.subject, STORE.phone, STORE.loginPhone, STORE.homeSaid]) {
+      sessionStorage.removeItem(key);
+    }
     for (const key of [STORE.refresh, STORE.phone]) localStorage.removeItem(key);
     homeAsked += 1; // an answer still on its way is not shown to whoever signs in next
-    $("#home-resume").hidden = true;
-    $("#home-resume-list").replaceChildren();
-    $("#home-backfill").hidden = true;
-    for (const mark of ["#home-register-mark", "#home-deregister-mark", "#home-vehicles-mark"]) $(mark).hidden = true;
+    hideResume();
+    hideBackfillReminder();
+    $("#home-status").textContent = "";
     state.reg = null;
     show("login", "手机号登录");
     if (message) notice(message);
@@ -636,24 +638,90 @@
 
   let homeAsked = 0;
 
+  /** How long home waits for its two questions before painting what has answered (the one still on its
+   * way is painted by itself when it comes): on a bad network one question held or lost hides nothing. */
+  const HOME_WAIT_MS = 2500;
+
   /** 待补登记 and 继续办理, the boxes of home below its tiles. Both answers come after home is painted, so
    * both boxes sit below every tile and each has its mark drawn over a tile's corner (the tile keeps its
    * size): whatever they show, no tile moves under a finger already on its way to it. The two questions
-   * are asked at once and the boxes painted together when both are answered (on the first visit neither
-   * moves the other), and 继续办理 is the last box: back on home from a step, it is the one that appears,
-   * and it moves nothing. A question that fails leaves its box as it was (home works without it). */
+   * are asked at once and the boxes painted together when both are answered, or when HOME_WAIT_MS has
+   * passed (on the first visit neither moves the other); an answer later than that paints its own box
+   * when it comes, which moves no tile either. 继续办理 is the last box: back on home from a step, it is
+   * the one that appears, and it moves nothing. A question that fails hides its box and mark (never the
+   * previous visit's left standing); a painter that throws spoils only its own box. */
   async function showBelowTiles() {
     const asked = ++homeAsked;
-    const [open, backfill] = await Promise.all([
-      api("GET", "/v1/me/registrations?open=true").then(
-        (doc) => doc.registrations || [],
-        () => null,
+    const current = () => asked === homeAsked && currentScreen() === "home";
+    // In the order of the boxes on the screen: 待补登记, then 继续办理.
+    const boxes = [
+      { answer: api("GET", "/v1/me/backfill"), paint: showBackfillReminder, hide: hideBackfillReminder },
+      {
+        answer: api("GET", "/v1/me/registrations?open=true").then((doc) => doc.registrations || []),
+        paint: showResume,
+        hide: hideResume,
+      },
+    ];
+    const outcomes = boxes.map(() => null);
+    boxes.forEach((box, i) =>
+      box.answer.then(
+        (value) => (outcomes[i] = { value }),
+        () => (outcomes[i] = { failed: true }),
       ),
-      api("GET", "/v1/me/backfill").catch(() => null),
-    ]);
-    if (asked !== homeAsked || currentScreen() !== "home") return;
-    if (backfill) showBackfillReminder(backfill);
-    if (open) showResume(open);
+    );
+    let timer = 0;
+    const waited = new Promise((resolve) => (timer = setTimeout(resolve, HOME_WAIT_MS)));
+    await Promise.race([Promise.allSettled(boxes.map((box) => box.answer)), waited]);
+    clearTimeout(timer);
+    if (!current()) return;
+    const paint = (i) => {
+      const box = boxes[i];
+      try {
+        if (outcomes[i].failed) box.hide();
+        else box.paint(outcomes[i].value);
+      } catch (error) {
+        console.error(error);
+        box.hide();
+      }
+    };
+    const late = [];
+    boxes.forEach((box, i) => {
+      if (outcomes[i]) paint(i);
+      else late.push(i);
+    });
+    announceHome();
+    for (const i of late) {
+      boxes[i].answer.then(
+        () => undefined,
+        () => undefined,
+      ).then(() => {
+        if (!current()) return;
+        paint(i);
+        announceHome();
+      });
+    }
+  }
+
+  /** What home's two boxes say, spoken once by its status region: the boxes are not live regions (each
+   * visit to home would read them again); the region speaks only when what they say differs from what
+   * it last said to the person signed in (kept in the tab's session, so a reload does not repeat it). */
+  function announceHome() {
+    const parts = [];
+    if (!$("#home-backfill").hidden) {
+      parts.push("待补登记：" + $("#home-backfill-what").textContent + "，" + $("#home-backfill-when").textContent);
+    }
+    if (!$("#home-resume").hidden) parts.push($("#home-resume-title").textContent + "，见继续办理");
+    const said = parts.join("。");
+    const who = sessionStorage.getItem(STORE.subject) || "";
+    let last = null;
+    try {
+      last = JSON.parse(sessionStorage.getItem(STORE.homeSaid) || "null");
+    } catch (_) {
+      last = null;
+    }
+    if (last && last.who === who && last.said === said) return;
+    sessionStorage.setItem(STORE.homeSaid, JSON.stringify({ who, said }));
+    $("#home-status").textContent = said;
   }
 
   /** 待补登记 on the home screen: how many of the person's cars in use are not registered, and by when;
@@ -661,15 +729,24 @@
   function showBackfillReminder(doc) {
     const box = $("#home-backfill");
     // Shown as it was until the answer comes (nothing appears, then disappears, on each visit).
-    box.hidden = !doc.cards.length;
-    $("#home-vehicles-mark").hidden = box.hidden;
-    if (!doc.cards.length) return;
-    const deadline = doc.cards[0].deadline;
+    const cards = doc.cards || [];
+    if (!cards.length) return hideBackfillReminder();
+    // A car may have several cards: the person is told of cars (told apart by their masked VIN).
+    const cars = new Set(cards.map((c) => c.vin_masked)).size;
+    const deadline = cards[0].deadline;
     $("#home-backfill-what").textContent =
-      doc.cards.length > 1
-        ? "您有 " + doc.cards.length + " 辆车未实名登记"
-        : "车辆尾号 " + doc.cards[0].vin_masked.slice(-6) + " 未实名登记";
+      cars > 1
+        ? "您有 " + cars + " 辆车的车联网卡未实名登记"
+        : "车辆识别代号尾号 " + cards[0].vin_masked.slice(-6) + " 的车联网卡未实名登记";
     $("#home-backfill-when").textContent = deadline ? "请于 " + dateZh(deadline) + " 前完成" : "请尽快完成";
+    box.hidden = false;
+    $("#home-vehicles-mark").hidden = false;
+  }
+
+  /** 待补登记 off home (nothing to remind of, or its question failed: what it said may be stale). */
+  function hideBackfillReminder() {
+    $("#home-backfill").hidden = true;
+    $("#home-vehicles-mark").hidden = true;
   }
 
   /** What a step due is called on the 继续办理 card. */
@@ -694,10 +771,8 @@
   /** 继续办理: the unfinished registrations and de-registrations the server knows of (any device), each
    * a button that opens it at its step due; the tile of each kind with one unfinished carries 未完成. */
   function showResume(open) {
+    if (!open.length) return hideResume();
     const box = $("#home-resume");
-    box.hidden = !open.length;
-    $("#home-register-mark").hidden = !open.some((r) => r.kind === "registration");
-    $("#home-deregister-mark").hidden = !open.some((r) => r.kind === "deregistration");
     $("#home-resume-title").textContent =
       open.length > 1 ? "您有 " + open.length + " 项未完成的办理" : "您有一项未完成的办理";
     $("#home-resume-list").replaceChildren(
@@ -708,18 +783,43 @@
             type: "button",
             class: "resume-item",
             "data-registration": r.registration_id,
+            "data-kind": r.kind,
             onclick: () => openRegistration(r.kind, r.registration_id),
           },
           h(
             "span",
             {},
-            h("strong", { text: (KINDS[r.kind] ? KINDS[r.kind].name : "") + " · 尾号 " + r.vin_masked.slice(-6) }),
+            h("strong", {
+              text: (KINDS[r.kind] ? KINDS[r.kind].name : "") + " · 车辆识别代号尾号 " + r.vin_masked.slice(-6),
+            }),
             h("span", { text: stepWords(r) }),
           ),
           h("em", { text: "继续办理" }),
         ),
       ),
     );
+    box.hidden = false;
+    $("#home-register-mark").hidden = !open.some((r) => r.kind === "registration");
+    $("#home-deregister-mark").hidden = !open.some((r) => r.kind === "deregistration");
+  }
+
+  /** 继续办理 off home, with the 未完成 marks (nothing unfinished, or its question failed). */
+  function hideResume() {
+    $("#home-resume").hidden = true;
+    $("#home-resume-list").replaceChildren();
+    $("#home-register-mark").hidden = true;
+    $("#home-deregister-mark").hidden = true;
+  }
+
+  /** 未完成 on a tile, tapped: the tile itself starts a new one, so the mark leads to 继续办理 (on a small
+   * screen below the fold), scrolled into view with the focus on the unfinished one of the tile's kind. */
+  function goToResume(kind) {
+    const items = Array.from($("#home-resume-list").querySelectorAll(".resume-item"));
+    const item = items.find((b) => b.dataset.kind === kind) || items[0];
+    if (!item) return;
+    const still = window.matchMedia && window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+    item.focus({ preventScroll: true });
+    item.scrollIntoView({ block: "center", behavior: still ? "auto" : "smooth" });
   }
 
   /** One registration or de-registration, at the screen of the step the server says is due. */
@@ -3014,6 +3114,9 @@
     $("#result-home").addEventListener("click", home);
     $("#vehicles-register").addEventListener("click", () => screenVin("registration"));
     $("#home-backfill-open").addEventListener("click", () => screenVehicles());
+    for (const mark of ["#home-register-mark", "#home-deregister-mark"]) {
+      $(mark).addEventListener("click", (event) => goToResume(event.currentTarget.dataset.kind));
+    }
   }
 
   wire();
