@@ -222,7 +222,12 @@ def test_two_decisions_racing_complete_the_task_once() -> None:
         t.start()
     for t in threads:
         t.join()
-    assert sorted(outcomes) == ["decided", "fleet_case.not_awaiting_decision"]
+    # The loser is refused: "not awaiting a decision" once the winner's decision is recorded, or "the task
+    # is a moment away" when it reads the case between the winner's taking the token and recording the
+    # decision (asked again a moment later, it is told the case is decided). Either way it decides nothing.
+    assert len(outcomes) == 2
+    assert outcomes.count("decided") == 1
+    assert set(outcomes) - {"decided"} <= {"fleet_case.not_awaiting_decision", "fleet_case.task_not_ready"}
     assert len(w.workflow.completions) == 1
     assert len(w.case(batch_id).decisions) == 1
 
