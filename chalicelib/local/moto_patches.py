@@ -20,6 +20,12 @@ turns the stored item into the response after the backend returns it, so a read 
 while a transaction on another thread writes that same item would fail with ``dictionary changed size
 during iteration`` (DynamoDB answers each request from one state of the item).
 
+Stock moto also ignores ``TransactWriteItems``'s ``ClientRequestToken``: a transaction sent again with its
+token (botocore's retry of one whose reply was lost) writes a second time. DynamoDB keeps a committed
+transaction's token for ten minutes: the same token with the same items is answered as done without
+writing again, with other items as ``IdempotentParameterMismatchException``. :func:`apply` gives moto that
+(:func:`transact_write_items`, :func:`_with_request_token`).
+
 It also mends one race of moto's executing Step Functions backend and validates a definition once per
 process (:func:`apply_stepfunctions`).
 """
@@ -28,7 +34,11 @@ from __future__ import annotations
 
 import copy
 import functools
+import hashlib
+import json
 import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -50,6 +60,14 @@ _SERIALISED = (
 )
 
 _MAX_TRANSACTION_ITEMS = 100
+#: How long DynamoDB keeps a committed transaction's ``ClientRequestToken`` (seconds after it completed).
+TOKEN_WINDOW_SECONDS = 600.0
+#: The clock of that window (a test may replace it to move past the window without waiting).
+clock: Callable[[], float] = time.monotonic
+#: The ``ClientRequestToken`` of the ``TransactWriteItems`` request this thread is serving (moto's handler
+#: does not pass it to the backend).
+_REQUEST = threading.local()
+_TOKENS = "_cheka_transaction_tokens"
 _OPERATIONS = frozenset({"ConditionCheck", "Put", "Delete", "Update"})
 _MARK = "_cheka_dynamodb_behaviour"
 _STEPFUNCTIONS_MARK = "_cheka_stepfunctions_behaviour"
@@ -74,8 +92,81 @@ def _key_of(backend: Any, table_name: str, op_type: str, op: dict[str, Any]) -> 
     return {name: attrs[name] for name in names}
 
 
-def transact_write_items(backend: Any, transact_items: list[dict[str, Any]]) -> None:
-    """``TransactWriteItems`` as DynamoDB runs it: all or nothing, serialised, undone item by item."""
+def _mismatch() -> Exception:
+    """DynamoDB's refusal of a ``ClientRequestToken`` sent again with other items (HTTP 400)."""
+    from moto.dynamodb.exceptions import ERROR_TYPE_PREFIX, DynamodbException
+
+    return DynamodbException(
+        ERROR_TYPE_PREFIX + "IdempotentParameterMismatchException",
+        "The request uses the same client token as a previous, but non-identical request.",
+    )
+
+
+def _digest(transact_items: list[dict[str, Any]]) -> str:
+    """What a token is kept with: a digest of its request's items, so a repeat is told from a reuse."""
+    text = json.dumps(transact_items, sort_keys=True, separators=(",", ":"), default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _kept_tokens(backend: Any, now: float) -> OrderedDict[str, tuple[str, float]]:
+    """The backend's committed tokens still in their window (token -> (digest, end of window)), oldest
+    first. Kept on the backend, so moto's reset of a backend forgets them with its tables."""
+    tokens: OrderedDict[str, tuple[str, float]] | None = getattr(backend, _TOKENS, None)
+    if tokens is None:
+        tokens = OrderedDict()
+        setattr(backend, _TOKENS, tokens)
+    while tokens and next(iter(tokens.values()))[1] <= now:
+        tokens.popitem(last=False)
+    return tokens
+
+
+def transact_write_items(
+    backend: Any, transact_items: list[dict[str, Any]], client_request_token: str | None = None
+) -> None:
+    """``TransactWriteItems`` as DynamoDB runs it: all or nothing, serialised, undone item by item, and
+    idempotent per ``ClientRequestToken`` (the request's own, as :func:`_with_request_token` hands it
+    over, unless one is given).
+
+    A committed transaction's token is kept for :data:`TOKEN_WINDOW_SECONDS`: within it, the same token
+    with the same items is answered as done and writes nothing; with other items it is refused with
+    ``IdempotentParameterMismatchException``. A cancelled or refused transaction keeps nothing: DynamoDB's
+    idempotency covers a call that succeeded, and the same request sent again after a cancellation (a
+    conflict, a condition) is carried out anew. ``TransactionInProgressException`` (a token whose first
+    send is still committing) does not arise here: a transaction commits under ``LOCK`` before any other
+    request is answered."""
+    token = client_request_token if client_request_token is not None else getattr(_REQUEST, "token", None)
+    with LOCK:
+        digest = _digest(transact_items) if token is not None else ""
+        if token is not None:
+            kept = _kept_tokens(backend, clock()).get(token)
+            if kept is not None:
+                if kept[0] != digest:
+                    raise _mismatch()
+                return
+        _commit(backend, transact_items)
+        if token is not None:
+            tokens = _kept_tokens(backend, clock())
+            tokens.pop(token, None)
+            tokens[token] = (digest, clock() + TOKEN_WINDOW_SECONDS)
+
+
+def _with_request_token(handle: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """moto's ``TransactWriteItems`` handler, handing the request's ``ClientRequestToken`` to
+    :func:`transact_write_items` (the handler calls the backend with the items alone)."""
+
+    @functools.wraps(handle)
+    def handled(self: Any) -> Any:
+        _REQUEST.token = self.body.get("ClientRequestToken")
+        try:
+            return handle(self)
+        finally:
+            _REQUEST.token = None
+
+    return handled
+
+
+def _commit(backend: Any, transact_items: list[dict[str, Any]]) -> None:
+    """Run one transaction: all or nothing, serialised, undone item by item."""
     from moto.dynamodb.comparisons import get_filter_expression
     from moto.dynamodb.exceptions import (
         ConditionalCheckFailed,
@@ -180,6 +271,9 @@ def apply() -> None:
     for name in _SERIALISED:
         setattr(DynamoDBBackend, name, _serialised(getattr(DynamoDBBackend, name)))
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign,assignment]
+    DynamoHandler.transact_write_items = _with_request_token(  # type: ignore[method-assign,assignment]
+        DynamoHandler.transact_write_items
+    )
     DynamoHandler.call_action = _serialised(DynamoHandler.call_action)  # type: ignore[method-assign]
     setattr(DynamoDBBackend, _MARK, True)
 

@@ -14,19 +14,21 @@ dropped again when the search stops the flow. So two checks of one face under tw
 the same time cannot both pass: whichever searches second finds the other's binding. (On DynamoDB the
 local index reads its changes from an eventually consistent index: two binds within its propagation
 delay, well under a second, can still miss each other.) A binding whose pass is then not saved (the flow
-changed meanwhile) stays with the flow, like its other data. ``passed`` records the binding once the pass
-is saved. The template follows the flow's retention: ``purged`` forgets it with the abandoned flow.
+changed meanwhile) stays with the flow, like its other data. ``passed`` notes the binding in the pass's
+own write (the entry lands with the pass or not at all). The template follows the flow's retention:
+``purged`` forgets it with the abandoned flow.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from chalicelib.kernel.errors import DomainError
 from chalicelib.verification.domain.evidence import EvidenceKind
 from chalicelib.verification.domain.flows import CheckName, CheckVerdict, Flow, ReviewReason
 from chalicelib.verification.domain.gates import GateOutcome, GateVerdict
-from chalicelib.verification.ports import EvidenceLog, FaceGate, FaceIndex, IndexedFace
+from chalicelib.verification.ports import EvidenceLog, EvidenceNote, FaceGate, FaceIndex, IndexedFace
 
 #: The stable code of a face already bound to another identity.
 DUPLICATE = "face.duplicate"
@@ -75,10 +77,12 @@ class FaceDedupGate(FaceGate):
             self._index.forget(flow.flow_id)  # a face in review is bound to nobody new
         return self._review(details)
 
-    def passed(self, flow: Flow, caller: str, live_capture: bytes) -> None:
-        """The pass is saved: the binding made before the search is the flow's for good."""
+    def passed(self, flow: Flow, caller: str, live_capture: bytes) -> Sequence[EvidenceNote]:
+        """The pass, once saved, makes the binding made before the search the flow's for good: noted in
+        its write."""
         if _consented(flow):
-            self._evidence.append(flow.flow_id, EvidenceKind.FACE_BOUND, caller, {"engine": self._index.name})
+            return [EvidenceNote(EvidenceKind.FACE_BOUND, caller, {"engine": self._index.name})]
+        return []
 
     def purged(self, flow_id: str) -> None:
         self._index.forget(flow_id)

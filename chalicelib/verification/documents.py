@@ -198,6 +198,11 @@ class Documents:
             )
             raise
         replaced = flow.documents.get(kind.value)
+        if replaced == stored.key:
+            # This very photo is the one recorded (an earlier completion of it landed, its answer lost):
+            # done, and its evidence not added twice.
+            self._uploads.delete(key)
+            return stored
         checks = dict(flow.checks)
         if kind in OCR_CHECKS:
             checks.pop(OCR_CHECKS[kind], None)  # a new photo must be read again
@@ -219,9 +224,10 @@ class Documents:
                 checks=checks,
             )
         except Exception:
-            # Not recorded: the clean copy goes (unless it is the photo already recorded), the raw upload
-            # stays to be completed again (never "upload again").
-            if stored.key != replaced:
+            # Not recorded: the clean copy goes, the raw upload stays to be completed again (never
+            # "upload again"). Unless the write landed and only its answer was lost: the stored flow
+            # then records the copy, which stays (completed again, the upload finds it recorded).
+            if not self._recorded(flow.flow_id, kind, stored.key):
                 with contextlib.suppress(Exception):
                     self._uploads.delete(stored.key)
             raise
@@ -229,6 +235,15 @@ class Documents:
         if replaced and replaced != stored.key:
             self._uploads.delete(replaced)
         return stored
+
+    def _recorded(self, flow_id: str, kind: DocumentKind, key: str) -> bool:
+        """Whether the stored flow records ``key`` as its ``kind`` photo, or may (the flow could not be
+        read back): a copy it records, or may record, is never deleted."""
+        try:
+            latest = self._flows.find(flow_id)
+        except Exception:
+            return True  # unknown: kept (a copy left behind goes with the flow's photos when purged)
+        return latest is not None and latest.documents.get(kind.value) == key
 
     def _find_portrait(self, jpeg: bytes) -> object:
         """The portrait on an ID front; a photo of the card's back (国徽面) chosen instead is told as such
@@ -272,14 +287,23 @@ class Documents:
             raise ValueError(f"the live capture cannot be read ({exc.reason})") from exc
         return self._uploads.store(flow.flow_id, DocumentKind.LIVE_CAPTURE, jpeg, width, height)
 
-    def discard_live_capture(self, flow_id: str, key: str) -> None:
-        """Delete a live capture kept for a verdict that was then not saved, unless the stored flow records
-        it (a concurrent send of the same capture saved it meanwhile). Best effort: one left behind goes
-        with the flow's photos when it is purged."""
+    def discard_live_capture(self, flow: Flow, key: str, jpeg: bytes) -> None:
+        """Delete the live capture (``jpeg``, kept under ``key``) of a verdict that was then not saved.
+
+        The key is the content's: a concurrent send of the same frames may be saving that very key, so
+        the capture is deleted first and the stored flow read after; if it records the capture (that
+        send's verdict saved, or this one's whose answer was lost) or cannot be read, the capture is
+        put back. A send that saved it looks after its write that it is still there (a deletion before
+        that write is then seen). Best effort: one left behind goes with the flow's photos when it is
+        purged."""
         with contextlib.suppress(Exception):
-            latest = self._flows.find(flow_id)
-            if latest is None or latest.documents.get(DocumentKind.LIVE_CAPTURE.value) != key:
-                self._uploads.delete(key)
+            self._uploads.delete(key)
+            recorded = True
+            with contextlib.suppress(Exception):
+                latest = self._flows.find(flow.flow_id)
+                recorded = latest is not None and latest.documents.get(DocumentKind.LIVE_CAPTURE.value) == key
+            if recorded:
+                self.store_live_capture(flow, jpeg)
 
     def document_url(self, flow: Flow, kind: str) -> str | None:
         key = flow.documents.get(kind)

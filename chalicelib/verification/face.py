@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from chalicelib.core.metric_names import Metric
-from chalicelib.core.observability import emit
+from chalicelib.core.observability import emit, logger
 from chalicelib.kernel.clock import Clock, china_day, end_of_china_day, utc_now
 from chalicelib.kernel.errors import Conflict, DomainError, TooManyRequests
 from chalicelib.verification.cases import CaseOpener
@@ -75,6 +75,7 @@ from chalicelib.verification.ports import (
     AttemptCharge,
     AttemptCounters,
     EvidenceLog,
+    EvidenceNote,
     FaceEngine,
     FaceGate,
     LivenessEngine,
@@ -201,13 +202,19 @@ class FaceChecks:
         Order: the session is checked (and the flow must be at the version it was handed out at), the
         frames judged (bad frames, or a capture problem, change nothing) and, when live, the live
         capture matched with the ID portrait; only then, whatever the verdict, is the session claimed,
-        one attempt counted and the verdict saved onto the flow as it was read here, in one write
+        one attempt counted, the verdict saved onto the flow as it was read here and its evidence (the
+        liveness verdict counted as an attempt, the portrait match) chained, in one write
         (``LivenessSessions.claim_counting``). So an engine that cannot answer (``engine.unavailable``,
         503), a bucket, a key service or a store that fails leaves the session unused, the attempt
-        uncounted and the flow as it was (the live capture kept for it deleted again), and the same
-        session may be sent again; only the evidence of the check made stays. The claim is what makes
-        two concurrent sends of one session count once, and a send after the verdict was saved (its
-        reply lost included) is refused (``liveness.session_used``).
+        uncounted and the flow as it was, and the same session may be sent again; only the evidence of
+        a check that could not be made stays (``attempt: false``). The live capture kept for the verdict
+        is deleted again, and put back when the stored flow records it all the same (a concurrent send
+        of the same frames saved that very key, or the write landed with its answer lost); a send whose
+        verdict was saved puts its capture back if such a deletion took it. The claim is what makes two
+        concurrent sends of one session count once, and a send after the verdict was saved (its reply
+        lost included) is refused (``liveness.session_used``). What the gates note of a pass
+        (``FaceGate.passed``: the face bound) is chained in that same write; the attempts left are read
+        after it.
         """
         flow = self._flows.open_for_checks(flow_id, caller)
         now = self._clock()
@@ -260,32 +267,42 @@ class FaceChecks:
             if flow.documents.get(DocumentKind.LIVE_CAPTURE.value) != stored.key:
                 kept = stored.key
         ready = ready.with_unsealed(documents=documents)
+        # The evidence of the check made (the attempt it counts, the portrait match, what the gates note
+        # of a pass) lands with what it spends, in one write (the session claimed, the attempt counted,
+        # the verdict saved): a failure or a refusal of that write leaves neither.
+        notes = [self._liveness_note(caller, session, challenge, verdict, counted=True)]
         matched: bool | None = None
         reasons = list(verdict.reasons)
         stopped: GateVerdict | None = None
+        if verdict.live:
+            assert compared is not None
+            note, matched = self._match_note(caller, session, compared)
+            notes.append(note)
+            if not matched:
+                reasons.append("face.no_match")
+            else:
+                stopped = gated
+                if stopped is not None and stopped.reason:
+                    reasons.append(stopped.reason)
+        if passed:
+            assert verdict.reference_image is not None
+            for gate in self._gates:  # what the gates note of the pass (the face bound) lands with it
+                notes.extend(gate.passed(ready.flow, caller, verdict.reference_image))
         try:
-            # The evidence of the check made comes before what it spends, which is one write (the session
-            # claimed, the attempt counted, the verdict saved): a failure of any write spends nothing.
-            self._record_liveness(flow, caller, session, challenge, verdict)
-            if verdict.live:
-                assert compared is not None
-                matched = self._record_match(flow, caller, session, compared)
-                if not matched:
-                    reasons.append("face.no_match")
-                else:
-                    stopped = gated
-                    if stopped is not None and stopped.reason:
-                        reasons.append(stopped.reason)
-            if passed:
-                assert verdict.reference_image is not None
-                for gate in self._gates:
-                    gate.passed(ready.flow, caller, verdict.reference_image)
-            left = self._spend(flow, flow.person_hash, session, ready, caller, now, before)
+            self._spend(flow, flow.person_hash, session, ready, caller, now, notes)
         except Exception:
+            # Not saved (or not known to be): the capture kept for it goes, unless the stored flow
+            # records it after the deletion (a concurrent send of the same frames, under the same key,
+            # saved it; or this write landed and its answer was lost): then it is put back.
             if kept is not None:
-                self._documents.discard_live_capture(flow.flow_id, kept)
+                assert verdict.reference_image is not None
+                self._documents.discard_live_capture(flow, kept, verdict.reference_image)
             raise
         saved = ready.flow
+        if kept is not None:
+            assert verdict.reference_image is not None
+            self._keep_capture(saved, verdict.reference_image)
+        left = self._left(flow, flow.person_hash, now)
         emit(Metric.LIVENESS_RESULT, result="live" if verdict.live else "not_live")
         case_id: str | None = None
         if stopped is not None and stopped.outcome is GateOutcome.REVIEW:
@@ -408,12 +425,12 @@ class FaceChecks:
         ready: SealedFlow,
         caller: str,
         now: datetime,
-        before: AttemptsLeft,
-    ) -> AttemptsLeft:
-        """Claim the session, count one attempt against both quotas and save the verdict (``ready``), as
-        one write: refused (the session used or expired, a quota full: that refusal goes into the
-        evidence, the flow changed) or failed, it spends nothing. The attempts left after it, as read
-        before (``before``) less this one: the counters themselves never pass their limits."""
+        notes: Sequence[EvidenceNote],
+    ) -> None:
+        """Claim the session, count one attempt against both quotas, save the verdict (``ready``) and
+        chain ``notes`` to the evidence, as one write: refused (the session used or expired, a quota
+        full: that refusal goes into the evidence, the flow changed) or failed, it spends nothing and
+        chains none of them."""
         p = self._policy
         charge = AttemptCharge(
             flow_id=flow.flow_id,
@@ -424,12 +441,32 @@ class FaceChecks:
             expires_at=end_of_china_day(now) + timedelta(days=1),
         )
         try:
-            self._sessions.claim_counting(session.session_id, self._clock(), charge, ready)
+            self._sessions.claim_counting(
+                session.session_id, self._clock(), charge, ready, self._evidence, notes
+            )
         except DomainError as err:
             if err.code == "face.attempts_exhausted":
                 self._evidence.append(flow.flow_id, EvidenceKind.ATTEMPTS_EXHAUSTED, caller, err.details)
             raise
-        return AttemptsLeft(flow=max(0, before.flow - 1), person_today=max(0, before.person_today - 1))
+
+    def _keep_capture(self, flow: Flow, live_capture: bytes) -> None:
+        """The live capture the saved ``flow`` records, put back if a concurrent send of the same frames
+        (the same key) deleted it before this write landed (``Documents.discard_live_capture``). The
+        pass stands whatever the bucket answers: a failure here is logged."""
+        try:
+            self._documents.photo(flow, DocumentKind.LIVE_CAPTURE)
+            return
+        except DomainError as err:
+            gone, error = err.code == "document.missing", err.code
+        except Exception as exc:  # the saved pass must not be answered as a failure
+            gone, error = False, type(exc).__name__
+        if gone:
+            try:
+                self._documents.store_live_capture(flow, live_capture)
+                return
+            except Exception as exc:  # the saved pass must not be answered as a failure
+                error = type(exc).__name__
+        logger.warning("live capture not confirmed", extra={"flow": flow.flow_id, "error": error})
 
     def _record_liveness(
         self,
@@ -439,10 +476,23 @@ class FaceChecks:
         challenge: LivenessChallenge,
         verdict: LivenessVerdict,
         *,
-        counted: bool = True,
+        counted: bool,
     ) -> None:
-        self._evidence.append(
-            flow.flow_id,
+        """The liveness verdict into the evidence on its own (a check made that counts nothing)."""
+        note = self._liveness_note(caller, session, challenge, verdict, counted=counted)
+        self._evidence.append(flow.flow_id, note.kind, note.actor, note.public)
+
+    @staticmethod
+    def _liveness_note(
+        caller: str,
+        session: LivenessSession,
+        challenge: LivenessChallenge,
+        verdict: LivenessVerdict,
+        *,
+        counted: bool,
+    ) -> EvidenceNote:
+        """The liveness verdict's evidence entry; ``attempt`` says whether it is counted as an attempt."""
+        return EvidenceNote(
             EvidenceKind.LIVENESS_CHECKED,
             caller,
             {
@@ -484,41 +534,31 @@ class FaceChecks:
         except DomainError as err:
             return err
 
-    def _record_match(
-        self, flow: Flow, caller: str, session: LivenessSession, compared: PortraitMatch | DomainError
-    ) -> bool:
-        """The portrait match into the evidence; whether it matched (an engine refusal is no match)."""
+    def _match_note(
+        self, caller: str, session: LivenessSession, compared: PortraitMatch | DomainError
+    ) -> tuple[EvidenceNote, bool]:
+        """The portrait match's evidence entry, and whether it matched (an engine refusal is no match)."""
         if isinstance(compared, DomainError):
-            self._evidence.append(
-                flow.flow_id,
-                EvidenceKind.FACE_COMPARED,
-                caller,
-                {
-                    "session_id": session.session_id,
-                    "threshold": self._policy.face_threshold,
-                    "verdict": "error",
-                    "code": compared.code,
-                },
-            )
-            return False
-        result = compared
-        self._evidence.append(
-            flow.flow_id,
-            EvidenceKind.FACE_COMPARED,
-            caller,
-            {
+            public: dict[str, object] = {
                 "session_id": session.session_id,
-                "engine": result.engine,
-                "engine_version": result.engine_version,
-                "similarity": result.similarity,
-                "threshold": result.threshold,
-                "verdict": result.verdict,
-                "portrait_face_px": result.portrait_face_px,
-                "live_face_px": result.live_face_px,
-                "faces_on_card": result.faces_on_card,
-            },
-        )
-        return result.verdict == "match"
+                "threshold": self._policy.face_threshold,
+                "verdict": "error",
+                "code": compared.code,
+            }
+            return EvidenceNote(EvidenceKind.FACE_COMPARED, caller, public), False
+        result = compared
+        public = {
+            "session_id": session.session_id,
+            "engine": result.engine,
+            "engine_version": result.engine_version,
+            "similarity": result.similarity,
+            "threshold": result.threshold,
+            "verdict": result.verdict,
+            "portrait_face_px": result.portrait_face_px,
+            "live_face_px": result.live_face_px,
+            "faces_on_card": result.faces_on_card,
+        }
+        return EvidenceNote(EvidenceKind.FACE_COMPARED, caller, public), result.verdict == "match"
 
 
 def _preview_size(frame: bytes) -> tuple[int, int]:

@@ -126,8 +126,11 @@ class FaceGate(ABC):
     def admit(self, flow: Flow, caller: str, live_capture: bytes) -> GateVerdict:
         """Judge the live capture (JPEG) of ``flow``'s person; record what it did in the evidence."""
 
-    def passed(self, flow: Flow, caller: str, live_capture: bytes) -> None:  # noqa: B027
-        """Called once the face check's pass is saved (a gate may bind the face to the identity)."""
+    def passed(self, flow: Flow, caller: str, live_capture: bytes) -> Sequence[EvidenceNote]:
+        """What the gate records of the face check's pass (a gate may note the face bound to the
+        identity): entries chained in the pass's own write, so that they land with it or not at all.
+        The gate writes nothing itself here."""
+        return ()
 
     def purged(self, flow_id: str) -> None:  # noqa: B027
         """Called once an abandoned flow is purged: a gate drops what it bound to the flow."""

@@ -125,7 +125,7 @@ def test_an_owner_sees_the_deadline_opts_out_and_starts_the_registration_from_th
         "the home reminder",
         lambda: text(me, "#home-backfill") if me.element("#home-backfill").is_displayed() else None,
     )
-    assert vin[-6:] in reminder
+    assert "车辆识别代号尾号 " + vin[-6:] + " 的车联网卡未实名登记" in reminder
     me.shot("backfill-home")
     me.tap("#home-backfill-open")
     me.wait_screen("vehicles")

@@ -46,6 +46,8 @@ from chalicelib.verification.ports import (
     AttemptCharge,
     AttemptCounters,
     DocumentStore,
+    EvidenceLog,
+    EvidenceNote,
     FaceEngine,
     FlowRepository,
     LivenessEngine,
@@ -159,7 +161,13 @@ class FakeLivenessSessions(LivenessSessions):
         return True
 
     def claim_counting(
-        self, session_id: str, now: datetime, charge: AttemptCharge, ready: SealedFlow
+        self,
+        session_id: str,
+        now: datetime,
+        charge: AttemptCharge,
+        ready: SealedFlow,
+        evidence: EvidenceLog,
+        notes: Sequence[EvidenceNote] = (),
     ) -> None:
         session = self.sessions.get(session_id)
         if session is None or session.used_at is not None:
@@ -182,6 +190,8 @@ class FakeLivenessSessions(LivenessSessions):
         self.flows.save_sealed(ready)
         self.attempts.consume(c.flow_id, c.person_hash, c.day, c.per_flow, c.per_day, c.expires_at)
         self.sessions[session_id] = session.model_copy(update={"used_at": now})
+        for note in notes:  # nothing between the checks and here can fail: the notes land with the rest
+            evidence.append(ready.flow.flow_id, note.kind, note.actor, note.public)
 
     def count_preview(self, session_id: str, limit: int) -> int | None:
         count = self.previews.get(session_id, 0)

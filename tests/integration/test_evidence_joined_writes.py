@@ -202,6 +202,53 @@ def test_joined_writes_racing_plain_appends_all_land_in_one_contiguous_chain(aws
     assert (stored.version, stored.documents) == (flow.version + 1, {"id_back": "k"})
 
 
+def test_a_joined_write_cancelled_while_it_still_commits_is_sent_again_with_its_token_and_lands_once(
+    aws: None,
+) -> None:
+    from tests.integration.test_step_writes import tokens_kept
+
+    # Given a flow with one entry
+    flows, log = deps.verification_service().flows, deps.evidence_log()
+    flow = _flow()
+    log.append(flow.flow_id, EvidenceKind.SMS_CHECKED, OWNER_ID, {"purpose": "owner_phone"})
+    # When the joined write is cancelled as a conflict while it still commits (it lands late)
+    with tokens_kept("late") as sent:
+        flows.save_noted(
+            flow, EvidenceKind.UPLOAD_ACCEPTED, OWNER_ID, {"document": "id_back"}, documents={"id_back": "k"}
+        )
+    # Then the same transaction was sent again (its token, its items), answered as done: one version up,
+    # one entry
+    assert len(sent) == 2
+    assert sent[0] == sent[1]
+    stored = flows.find(flow.flow_id)
+    assert stored is not None
+    assert (stored.version, stored.documents) == (flow.version + 1, {"id_back": "k"})
+    assert _kinds(flow.flow_id) == [EvidenceKind.SMS_CHECKED, EvidenceKind.UPLOAD_ACCEPTED]
+    assert log.verify(flow.flow_id).ok
+
+
+def test_a_joined_write_refused_by_its_own_late_landing_is_answered_as_done_not_as_a_changed_flow(
+    aws: None,
+) -> None:
+    from tests.integration.test_step_writes import landing_late
+
+    # Given a flow
+    flows, log = deps.verification_service().flows, deps.evidence_log()
+    flow = _flow()
+    # When the joined write lands late, and its send again is refused by the flow version it wrote
+    with landing_late() as sends:
+        flows.save_noted(
+            flow, EvidenceKind.UPLOAD_ACCEPTED, OWNER_ID, {"document": "id_back"}, documents={"id_back": "k"}
+        )
+    # Then its entry is found in the chain: the write is done, once
+    assert sends == ["TransactWriteItems", "TransactWriteItems"]
+    stored = flows.find(flow.flow_id)
+    assert stored is not None
+    assert (stored.version, stored.documents) == (flow.version + 1, {"id_back": "k"})
+    assert _kinds(flow.flow_id) == [EvidenceKind.UPLOAD_ACCEPTED]
+    assert log.verify(flow.flow_id).ok
+
+
 # --------------------------------------------------------------------------- the steps built on it
 
 
@@ -337,3 +384,68 @@ def _owner() -> str:
     from tests.integration.test_registration_flow import OWNER
 
     return OWNER
+
+
+@contextlib.contextmanager
+def reply_lost(strikes: Strikes) -> Iterator[list[str]]:
+    """The first DynamoDB write that ``strikes`` picks lands, and its reply is lost (the read of it
+    times out); the operations struck are listed in the value yielded."""
+    from botocore.endpoint import Endpoint
+    from botocore.exceptions import ReadTimeoutError
+
+    struck: list[str] = []
+    original = Endpoint.make_request
+
+    def faulty(endpoint: Endpoint, operation_model: Any, request_dict: Any) -> Any:
+        name = operation_model.name
+        if (
+            not struck
+            and operation_model.service_model.service_name == "dynamodb"
+            and name in WRITES
+            and strikes(name, _sent(request_dict))
+        ):
+            struck.append(name)
+            original(endpoint, operation_model, request_dict)
+            raise ReadTimeoutError(endpoint_url=f"https://dynamodb.invalid/{name}")
+        return original(endpoint, operation_model, request_dict)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Endpoint, "make_request", faulty)
+        yield struck
+
+
+def test_a_photo_whose_recording_landed_with_its_reply_lost_keeps_the_photo_and_completes_again_once(
+    api: Any, token: Callable[..., str]
+) -> None:
+    from tests.integration.test_verification_api import bucket, call, open_flow, s3, stored_keys
+    from tests.synthetic_documents import id_back, require_cjk_font
+
+    require_cjk_font()
+    me = _me(token)
+    flow_id = open_flow(api, me)
+    status, post = call(
+        api, "post", f"/v1/flows/{flow_id}/uploads", me, {"kind": "id_back", "content_type": "image/jpeg"}
+    )
+    assert status == 201, post
+    s3().put_object(Bucket=bucket(), Key=post["key"], Body=id_back(), ContentType="image/jpeg")
+    entries = _kinds(flow_id)
+    complete = {"kind": "id_back", "key": post["key"]}
+    # When the photo and its acceptance are written, and the write's reply is lost
+    with reply_lost(writes_to("evidence")) as struck:
+        status, body = call(api, "post", f"/v1/flows/{flow_id}/documents", me, complete)
+    # Then the person is told to retry, and the photo the flow now records is still stored and readable
+    assert (status, body["code"], struck) == (503, "store.unavailable", ["TransactWriteItems"])
+    recorded = _flow_of(flow_id).documents["id_back"]
+    assert stored_keys(flow_id) == [recorded]
+    flow = _flow_of(flow_id)
+    assert deps.verification_service().documents.photo(flow, DocumentKind.ID_BACK)
+    assert _kinds(flow_id) == [*entries, EvidenceKind.UPLOAD_ACCEPTED]
+    # And the same upload completed again is answered as done: no second acceptance, the raw upload gone
+    status, body = call(api, "post", f"/v1/flows/{flow_id}/documents", me, complete)
+    assert status == 201, body
+    assert _flow_of(flow_id) == flow
+    assert _kinds(flow_id) == [*entries, EvidenceKind.UPLOAD_ACCEPTED]
+    assert stored_keys(flow_id) == [recorded]
+    listed = s3().list_objects_v2(Bucket=bucket(), Prefix=post["key"])
+    assert listed.get("KeyCount", 0) == 0
+    assert deps.evidence_log().verify(flow_id).ok

@@ -825,6 +825,8 @@ ROW_EFFECTS: dict[tuple[str, str], tuple[str, ...]] = {
     # the consumer's claim on a push stays until its lease passes (the redelivered message takes it again)
     ("store-throttled", "push"): ("outbox",),
     ("authority-down", "ocr-front"): ("evidence", "flows"),
+    # the photo's write landed (its reply lost): the clean copy it records stays with it
+    ("store-lost-reply", "upload-front"): ("documents/",),
 }
 #: Rows whose documented answer is not the fault's default.
 ROW_ANSWERS: dict[tuple[str, str], tuple[int, ...]] = {

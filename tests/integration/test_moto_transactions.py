@@ -1,6 +1,7 @@
 """The embedded DynamoDB behaves as DynamoDB does with transactions (``chalicelib.local.moto_patches``,
 applied for every test by ``tests/conftest.py``, by ``make run``'s moto server and by the benchmarks):
-a cancelled transaction undoes its own writes and nothing else, even while other threads commit."""
+a cancelled transaction undoes its own writes and nothing else, even while other threads commit, and a
+transaction sent again with its ``ClientRequestToken`` is answered as DynamoDB answers it."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from chalicelib.local import moto_patches
 from chalicelib.local.moto_patches import applied
 
 TABLE = "moto-behaviour"
@@ -247,3 +249,116 @@ def test_reads_of_an_item_that_transactions_on_other_threads_keep_growing_answer
     final = _get(table, "busy")
     assert final is not None
     assert final["n"] == {"N": str(writers * rounds)}
+
+
+def _count_up(pk: str) -> dict[str, Any]:
+    return {
+        "Update": {
+            "TableName": TABLE,
+            "Key": {"pk": {"S": pk}},
+            "UpdateExpression": "ADD n :one",
+            "ExpressionAttributeValues": {":one": {"N": "1"}},
+        }
+    }
+
+
+def _count(ddb: Any, pk: str) -> int | None:
+    item = _get(ddb, pk)
+    return None if item is None else int(item["n"]["N"])
+
+
+def test_a_transaction_sent_again_with_its_token_is_answered_as_done_and_writes_once(table: Any) -> None:
+    # Given a transaction that counts up and writes an item, committed with a token
+    token = "f5-repeat-0001"
+    items = [_count_up("counter"), _put("record", v="first")]
+    table.transact_write_items(TransactItems=items, ClientRequestToken=token)
+    # When it is sent twice more with the same token and the same items (a retry after a lost reply)
+    second = table.transact_write_items(TransactItems=items, ClientRequestToken=token)
+    table.transact_write_items(TransactItems=items, ClientRequestToken=token)
+    # Then each repeat succeeds, and the counter counted once
+    assert second["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert _count(table, "counter") == 1
+    assert _get(table, "record") == {"pk": {"S": "record"}, "v": {"S": "first"}}
+
+
+def test_a_repeat_within_the_window_does_not_undo_a_later_write(table: Any) -> None:
+    # Given a committed transaction that put an item, then a later write that changed it
+    token = "f5-repeat-0002"
+    table.transact_write_items(TransactItems=[_put("record", v="first")], ClientRequestToken=token)
+    table.put_item(TableName=TABLE, Item={"pk": {"S": "record"}, "v": {"S": "later"}})
+    # When the transaction is sent again with its token
+    table.transact_write_items(TransactItems=[_put("record", v="first")], ClientRequestToken=token)
+    # Then the later write stands: the repeat wrote nothing
+    assert _get(table, "record") == {"pk": {"S": "record"}, "v": {"S": "later"}}
+
+
+def test_the_same_token_with_other_items_is_refused_as_a_parameter_mismatch_and_writes_nothing(
+    table: Any,
+) -> None:
+    # Given a transaction committed with a token
+    token = "f5-mismatch-0001"
+    table.transact_write_items(TransactItems=[_count_up("counter")], ClientRequestToken=token)
+    # When the same token comes with other items
+    with pytest.raises(ClientError) as info:
+        table.transact_write_items(
+            TransactItems=[_count_up("counter"), _put("other", v="x")], ClientRequestToken=token
+        )
+    # Then DynamoDB's refusal (a client error, 400), and neither item was written
+    assert info.value.response["Error"]["Code"] == "IdempotentParameterMismatchException"
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert _count(table, "counter") == 1
+    assert _get(table, "other") is None
+
+
+def test_transactions_without_a_given_token_each_write(table: Any) -> None:
+    # Given the same transaction sent three times without a token of the caller's (botocore fills a new
+    # one in each call)
+    for _ in range(3):
+        table.transact_write_items(TransactItems=[_count_up("counter")])
+    # Then each call wrote
+    assert _count(table, "counter") == 3
+
+
+def test_the_backend_without_any_token_writes_every_call(table: Any) -> None:
+    # Given the backend called directly, with no request token at all
+    from moto.dynamodb.models import dynamodb_backends
+
+    backend = dynamodb_backends["123456789012"]["cn-north-1"]
+    items = [_count_up("counter")]
+    # When the same items are sent twice
+    moto_patches.transact_write_items(backend, items)
+    moto_patches.transact_write_items(backend, items)
+    # Then both wrote
+    assert _count(table, "counter") == 2
+
+
+def test_a_cancelled_transactions_token_is_not_kept_so_the_repeat_is_carried_out_anew(table: Any) -> None:
+    # Given a transaction cancelled by its condition, with a token
+    token = "f5-cancelled-0001"
+    table.put_item(TableName=TABLE, Item={"pk": {"S": "blocker"}})
+    items = [_count_up("counter"), _must_not_exist("blocker")]
+    with pytest.raises(ClientError) as first:
+        table.transact_write_items(TransactItems=items, ClientRequestToken=token)
+    assert first.value.response["Error"]["Code"] == "TransactionCanceledException"
+    # When what refused it is gone and the same request is sent again with the same token
+    table.delete_item(TableName=TABLE, Key={"pk": {"S": "blocker"}})
+    table.transact_write_items(TransactItems=items, ClientRequestToken=token)
+    # Then it is carried out (it wrote once), and from then on its token answers as done
+    table.transact_write_items(TransactItems=items, ClientRequestToken=token)
+    assert _count(table, "counter") == 1
+
+
+def test_a_token_past_its_ten_minutes_is_a_new_request(table: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a transaction committed with a token, at a moment of the store's clock
+    now = [1_000.0]
+    monkeypatch.setattr(moto_patches, "clock", lambda: now[0])
+    token = "f5-window-0001"
+    table.transact_write_items(TransactItems=[_count_up("counter")], ClientRequestToken=token)
+    # When it is sent again just inside the window, then past it
+    now[0] += moto_patches.TOKEN_WINDOW_SECONDS - 1
+    table.transact_write_items(TransactItems=[_count_up("counter")], ClientRequestToken=token)
+    assert _count(table, "counter") == 1
+    now[0] += 2
+    table.transact_write_items(TransactItems=[_count_up("counter")], ClientRequestToken=token)
+    # Then the one past it is a new request: it wrote
+    assert _count(table, "counter") == 2

@@ -10,6 +10,8 @@ registration with their evidence entry in one transaction too.
 from __future__ import annotations
 
 import contextlib
+import copy
+import json
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -346,3 +348,211 @@ def test_consents_given_on_a_registration_changed_meanwhile_are_refused_and_leav
         DynamoStepWrites(deps.field_cipher()).commit(write)
     assert refused.value.code == "registration.changed"
     assert changed(before, snapshot()) == []
+
+
+# --------------------------------------------------------------------------- sent again, with its token
+
+
+@contextlib.contextmanager
+def tokens_kept(first: str) -> Iterator[list[tuple[str, str]]]:
+    """``TransactWriteItems`` answered as DynamoDB answers a ``ClientRequestToken`` (moto ignores it): a
+    transaction sent again with the token of one that landed is answered as done when its items are the
+    same, and refused ``IdempotentParameterMismatchException`` when they are not. The first transaction
+    sent meets ``first``:
+
+    - ``late``: cancelled as a conflict while it is still committing; it lands when the next is sent;
+    - ``in_progress``: it lands, and its answer is ``TransactionInProgressException`` (a retry of it met
+      it still committing);
+    - ``moved``: another append chains to the flow just before it is sent (its head moved).
+
+    Yields each transaction sent, as (token, items)."""
+    from chalicelib.adapters.dynamo.models import EvidenceModel
+
+    client = EvidenceModel._get_connection().connection.client
+    real = client._make_api_call
+    landed: dict[str, str] = {}
+    sent: list[tuple[str, str]] = []
+    late: list[dict[str, Any]] = []
+    moving: list[str] = []
+
+    def land(kwargs: dict[str, Any]) -> Any:
+        out = real("TransactWriteItems", kwargs)
+        landed[kwargs["ClientRequestToken"]] = json.dumps(
+            kwargs["TransactItems"], sort_keys=True, default=str
+        )
+        return out
+
+    def with_tokens(operation: str, kwargs: dict[str, Any]) -> Any:
+        if operation != "TransactWriteItems" or moving:
+            return real(operation, kwargs)
+        token = kwargs["ClientRequestToken"]
+        items = json.dumps(kwargs["TransactItems"], sort_keys=True, default=str)
+        sent.append((token, items))
+        if len(sent) == 1 and first == "late":
+            late.append(copy.deepcopy(kwargs))
+            raise _cancelled("TransactionConflict", len(kwargs["TransactItems"]))
+        if len(sent) == 1 and first == "in_progress":
+            land(kwargs)
+            raise _aws_error("TransactionInProgressException")
+        if len(sent) == 1 and first == "moved":
+            flow_id = kwargs["TransactItems"][-1]["Update"]["Key"]["flow_id"]["S"]
+            moving.append(flow_id)
+            deps.evidence_log().append(flow_id, EvidenceKind.SMS_CHECKED, OWNER, {"by": "another"})
+            moving.clear()
+        while late:
+            land(late.pop())
+        if token in landed:
+            if landed[token] != items:
+                raise _aws_error("IdempotentParameterMismatchException")
+            return {}
+        return land(kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(client, "_make_api_call", with_tokens)
+        yield sent
+
+
+def _cancelled(reason: str, items: int) -> ClientError:
+    return ClientError(
+        {
+            "Error": {"Code": "TransactionCanceledException", "Message": "Transaction cancelled"},
+            "CancellationReasons": [{"Code": reason}] + [{"Code": "None"}] * (items - 1),
+            "ResponseMetadata": {"HTTPStatusCode": 400},
+        },
+        "TransactWriteItems",
+    )
+
+
+def _aws_error(code: str) -> ClientError:
+    return ClientError(
+        {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": 400}},
+        "TransactWriteItems",
+    )
+
+
+def test_a_phone_step_cancelled_while_its_transaction_still_commits_sends_it_again_with_its_token(
+    vins: list[str],
+) -> None:
+    """The step's transaction is cancelled as a conflict while it is still committing (it lands late):
+    the same transaction is sent again with the same token and answered as done, not prepared anew and
+    refused by its own write (which would tell the person the code is gone)."""
+    service = deps.registration_service()
+    reg_id = at_phone_step(vins[0])
+    code = sent_code()
+    with tokens_kept("late") as sent:
+        view = service.verify_phone(reg_id, OWNER, PHONE, code)
+    assert len(sent) == 2
+    assert sent[0] == sent[1]  # the same token, the same items
+    reg = service.store.get(reg_id)
+    assert reg is not None
+    assert (reg.phone, reg.flow_id) == (PHONE, view.flow_id)
+    assert entries(view.flow_id or "", EvidenceKind.SMS_CHECKED) == 1
+    assert deps.evidence_log().verify(view.flow_id or "").ok
+    other = at_phone_step(vins[1])
+    assert refused_code(lambda: service.verify_phone(other, OWNER, PHONE, code)) == "sms.no_code"
+
+
+def test_a_phone_step_answered_in_progress_sends_the_same_transaction_again_and_is_answered_as_done(
+    vins: list[str],
+) -> None:
+    service = deps.registration_service()
+    reg_id = at_phone_step(vins[0])
+    code = sent_code()
+    with tokens_kept("in_progress") as sent:
+        view = service.verify_phone(reg_id, OWNER, PHONE, code)
+    assert len(sent) == 2
+    assert sent[0] == sent[1]
+    assert view.flow_id is not None
+    assert entries(view.flow_id, EvidenceKind.SMS_CHECKED) == 1
+    assert deps.evidence_log().verify(view.flow_id).ok
+
+
+@contextlib.contextmanager
+def landing_late() -> Iterator[list[str]]:
+    """As the store without tokens answers it (moto): the first transaction is cancelled as a conflict
+    while it is still committing, and lands just before the next one is sent (which its writes then
+    refuse). Yields the transactions sent."""
+    from botocore.endpoint import Endpoint
+
+    original = Endpoint.make_request
+    held: list[tuple[Endpoint, Any, Any]] = []
+    sends: list[str] = []
+
+    def lands_late(endpoint: Endpoint, model: Any, request: Any) -> Any:
+        if model.service_model.service_name == "dynamodb" and model.name == "TransactWriteItems":
+            sends.append(model.name)
+            if len(sends) == 1:
+                held.append((endpoint, model, copy.deepcopy(request)))
+                items = len(json.loads(request["body"])["TransactItems"])
+                raise _cancelled("TransactionConflict", items)
+            while held:
+                original(*held.pop())  # the first lands now
+        return original(endpoint, model, request)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Endpoint, "make_request", lands_late)
+        yield sends
+
+
+def test_a_phone_step_whose_cancelled_transaction_lands_before_it_is_sent_again_is_answered_as_done(
+    vins: list[str],
+) -> None:
+    """The send again is refused by what the first wrote: its entry is found in the chain, the step is
+    done, once."""
+    service = deps.registration_service()
+    reg_id = at_phone_step(vins[0])
+    code = sent_code()
+    with landing_late() as sends:
+        view = service.verify_phone(reg_id, OWNER, PHONE, code)
+    assert sends == ["TransactWriteItems", "TransactWriteItems"]
+    reg = service.store.get(reg_id)
+    assert reg is not None
+    assert (reg.phone, reg.flow_id) == (PHONE, view.flow_id)
+    assert entries(view.flow_id or "", EvidenceKind.SMS_CHECKED) == 1
+
+
+def test_consents_whose_cancelled_transaction_lands_before_it_is_sent_again_are_answered_as_done(
+    vins: list[str],
+) -> None:
+    """The send again is refused by the registration's new version, written by the first: the
+    consents' entry is found in the chain, and the step is answered as done, not as a registration
+    changed by another request."""
+    from chalicelib.adapters.dynamo.step_writes import DynamoStepWrites
+
+    service = deps.registration_service()
+    reg_id = at_phone_step(vins[0])
+    service.verify_phone(reg_id, OWNER, PHONE, sent_code())
+    write = consents_write(reg_id)
+    with landing_late() as sends:
+        DynamoStepWrites(deps.field_cipher()).commit(write)
+    assert sends == ["TransactWriteItems", "TransactWriteItems"]
+    reg = service.store.get(reg_id)
+    assert reg is not None
+    assert reg.flow_id is not None
+    assert [c.kind for c in reg.consents] == [ConsentKind.REGISTRATION_AGREEMENT]
+    assert entries(reg.flow_id, EvidenceKind.CONSENT_GIVEN) == 1
+    assert deps.evidence_log().verify(reg.flow_id).ok
+
+
+def test_consents_refused_by_a_moved_chain_head_are_prepared_again_with_a_new_token_and_land_once(
+    vins: list[str],
+) -> None:
+    from chalicelib.adapters.dynamo.step_writes import DynamoStepWrites
+
+    service = deps.registration_service()
+    reg_id = at_phone_step(vins[0])
+    service.verify_phone(reg_id, OWNER, PHONE, sent_code())
+    write = consents_write(reg_id)
+    with tokens_kept("moved") as sent:
+        DynamoStepWrites(deps.field_cipher()).commit(write)
+    assert len(sent) == 2
+    assert sent[0][0] != sent[1][0]  # a new transaction: a new token
+    reg = service.store.get(reg_id)
+    assert reg is not None
+    assert reg.flow_id is not None
+    assert [e.kind for e in deps.evidence_log().entries(reg.flow_id)][-2:] == [
+        EvidenceKind.SMS_CHECKED,
+        EvidenceKind.CONSENT_GIVEN,
+    ]
+    assert [c.kind for c in reg.consents] == [ConsentKind.REGISTRATION_AGREEMENT]
+    assert deps.evidence_log().verify(reg.flow_id).ok

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
+import random
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -19,10 +22,20 @@ from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.adapters.dynamo.base import scan_upto, utc_aware
-from chalicelib.adapters.dynamo.evidence import DynamoEvidenceLog, JoinedPut
+from chalicelib.adapters.dynamo.evidence import (
+    APPEND_ATTEMPTS,
+    BACKOFF_CAP_SECONDS,
+    RETRYABLE,
+    DynamoEvidenceLog,
+    JoinedPut,
+    move_head_in,
+    put_entry_in,
+    read_head,
+)
 from chalicelib.adapters.dynamo.models import (
     PURGE_GRACE_SECONDS,
     AttemptCounterModel,
+    EvidenceModel,
     FlowModel,
     LivenessSessionModel,
     ReviewCaseModel,
@@ -31,7 +44,7 @@ from chalicelib.adapters.dynamo.once import new_token
 from chalicelib.adapters.dynamo.opens import OwnerOpens
 from chalicelib.kernel.crypto import FieldCipher, SealedFields
 from chalicelib.kernel.errors import BadRequest, Conflict
-from chalicelib.verification.domain.evidence import EvidenceKind
+from chalicelib.verification.domain.evidence import ChainHead, EvidenceEntry, EvidenceKind
 from chalicelib.verification.domain.flows import (
     AttemptsLeft,
     CheckVerdict,
@@ -53,6 +66,7 @@ from chalicelib.verification.ports import (
     AttemptCharge,
     AttemptCounters,
     EvidenceLog,
+    EvidenceNote,
     FlowRepository,
     LivenessSessions,
     ReviewCases,
@@ -276,6 +290,34 @@ class DynamoAttemptCounters(AttemptCounters):
         return self.left(flow_id, person_hash, day, per_flow, per_day)
 
 
+@dataclass(frozen=True)
+class _ChainedNotes:
+    """Notes made entries chained from ``head``, one after the other, with their items to put."""
+
+    head: ChainHead
+    entries: list[EvidenceEntry]
+    items: list[EvidenceModel]
+
+
+class _EvidenceMoved(Exception):
+    """Only the evidence items of a transaction were refused: another entry was chained meanwhile."""
+
+
+def _chain_notes(evidence: EvidenceLog, flow_id: str, notes: Sequence[EvidenceNote]) -> _ChainedNotes:
+    """``notes`` chained after the flow's head as read now (the head then moves once, to the last)."""
+    assert isinstance(evidence, DynamoEvidenceLog)
+    head = read_head(flow_id)
+    entries: list[EvidenceEntry] = []
+    items: list[EvidenceModel] = []
+    after = head
+    for note in notes:
+        entry, item = evidence.prepare(after, flow_id, note.kind, note.actor, note.public, None)
+        entries.append(entry)
+        items.append(item)
+        after = ChainHead(last_seq=entry.seq, last_hash=entry.hash)
+    return _ChainedNotes(head, entries, items)
+
+
 class DynamoLivenessSessions(LivenessSessions):
     def create(self, session: LivenessSession) -> None:
         item = LivenessSessionModel(
@@ -332,20 +374,64 @@ class DynamoLivenessSessions(LivenessSessions):
         return True
 
     def claim_counting(
-        self, session_id: str, now: datetime, charge: AttemptCharge, ready: SealedFlow
+        self,
+        session_id: str,
+        now: datetime,
+        charge: AttemptCharge,
+        ready: SealedFlow,
+        evidence: EvidenceLog,
+        notes: Sequence[EvidenceNote] = (),
     ) -> None:
-        """One transaction: the flow's put at the version read, the session's claim and both attempt
-        counters. Its ``ClientRequestToken`` makes botocore's retry of one whose reply was lost a success
-        in DynamoDB (never a second claim refusing the first)."""
+        """One transaction: the flow's put at the version read, the notes' entries (each put if its seq
+        is free), the session's claim, both attempt counters and the evidence head moved once, to the
+        last note. Each attempt's ``ClientRequestToken`` makes botocore's retry of one whose reply was
+        lost a success in DynamoDB (never a second claim refusing the first).
+
+        A refusal of the evidence items alone (another entry chained meanwhile: a seq taken, the head
+        moved, or a transaction on them in flight) is no refusal of the claim: the head is read again
+        and the notes chained after it, as ``DynamoEvidenceLog.append`` does. An evidence log that is not
+        on DynamoDB cannot join: the notes are appended after the claim."""
+        joined = bool(notes) and isinstance(evidence, DynamoEvidenceLog)
+        for attempt in range(APPEND_ATTEMPTS):
+            chained = _chain_notes(evidence, ready.flow.flow_id, notes) if joined else None
+            try:
+                self._claim_once(session_id, now, charge, ready, chained)
+            except _EvidenceMoved:
+                time.sleep(random.uniform(0, min(BACKOFF_CAP_SECONDS, 0.005 * 2**attempt)))
+                continue
+            if not joined:
+                for note in notes:
+                    evidence.append(ready.flow.flow_id, note.kind, note.actor, note.public)
+            return
+        raise Conflict(
+            "evidence.append_contended",
+            "查验日志写入冲突，请稍后重试",
+            "Too many concurrent writes to the evidence log; try again",
+            details={"flow_id": ready.flow.flow_id},
+        )
+
+    def _claim_once(
+        self,
+        session_id: str,
+        now: datetime,
+        charge: AttemptCharge,
+        ready: SealedFlow,
+        chained: _ChainedNotes | None,
+    ) -> None:
+        """One try of ``claim_counting``'s transaction; ``_EvidenceMoved`` when only its evidence items
+        were refused (to be chained again after the entry that moved the head)."""
         flow = ready.flow
         flow_key, person_key = DynamoAttemptCounters._keys(charge.flow_id, charge.person_hash, charge.day)
         limits = ((flow_key, charge.per_flow), (person_key, charge.per_day))
+        items = chained.items if chained is not None else []
         try:
             with TransactWrite(
                 connection=LivenessSessionModel._get_connection().connection, client_request_token=new_token()
             ) as tx:
                 put = DynamoFlowRepository.item_of(flow, ready.sealed)
                 tx.save(put, condition=FlowModel.version == flow.version - 1)
+                for item in items:
+                    put_entry_in(tx, item)
                 tx.update(
                     LivenessSessionModel(session_id),
                     actions=[LivenessSessionModel.used_at.set(now)],
@@ -363,21 +449,34 @@ class DynamoLivenessSessions(LivenessSessions):
                         condition=AttemptCounterModel.tally.does_not_exist()
                         | (AttemptCounterModel.tally < limit),
                     )
+                if chained is not None:
+                    move_head_in(tx, chained.head, chained.entries[-1])
         except TransactWriteError as exc:
-            # The reasons in the order sent: the flow's put (puts go first), the claim, the two counters.
+            # The reasons in the order sent (PynamoDB sends the puts, then the updates): the flow's put,
+            # the entries' puts, the claim, the two counters, then the evidence head.
             reasons = [r.code if r is not None else None for r in exc.cancellation_reasons or []]
-            failed = [i < len(reasons) and reasons[i] == "ConditionalCheckFailed" for i in range(4)]
-            if failed[1]:
+            n = len(items)
+
+            def code(i: int) -> str | None:
+                return reasons[i] if i < len(reasons) else None
+
+            claim, flow_quota, day_quota = n + 1, n + 2, n + 3
+            if code(claim) == "ConditionalCheckFailed":
                 latest = self.get(session_id)
                 if latest is not None and latest.used_at is None:
                     raise session_expired() from exc
                 raise session_used() from exc
-            if failed[2]:
+            if code(flow_quota) == "ConditionalCheckFailed":
                 raise attempts_exhausted("flow", charge.per_flow) from exc
-            if failed[3]:
+            if code(day_quota) == "ConditionalCheckFailed":
                 raise attempts_exhausted("person_day", charge.per_day) from exc
-            if failed[0]:
+            if code(0) == "ConditionalCheckFailed":
                 raise flow_changed() from exc
+            evidence_items = [*range(1, n + 1), n + 4] if chained is not None else []
+            others = {code(i) for i in range(len(reasons)) if i not in evidence_items} - {None, "None"}
+            moved = {code(i) for i in evidence_items} - {None, "None"}
+            if moved and moved <= RETRYABLE and not others:
+                raise _EvidenceMoved from exc
             raise
 
     def count_preview(self, session_id: str, limit: int) -> int | None:

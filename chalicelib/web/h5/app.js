@@ -691,14 +691,12 @@
     });
     announceHome();
     for (const i of late) {
-      boxes[i].answer.then(
-        () => undefined,
-        () => undefined,
-      ).then(() => {
+      const paintLate = () => {
         if (!current()) return;
         paint(i);
         announceHome();
-      });
+      };
+      boxes[i].answer.then(paintLate, paintLate);
     }
   }
 
@@ -789,9 +787,8 @@
           h(
             "span",
             {},
-            h("strong", {
-              text: (KINDS[r.kind] ? KINDS[r.kind].name : "") + " · 车辆识别代号尾号 " + r.vin_masked.slice(-6),
-            }),
+            // The tail of the car's VIN (a bare 尾号 would read as the plate's), short enough for one line.
+            h("strong", { text: (KINDS[r.kind] ? KINDS[r.kind].name : "") + " · VIN 尾号 " + r.vin_masked.slice(-6) }),
             h("span", { text: stepWords(r) }),
           ),
           h("em", { text: "继续办理" }),
