@@ -1,6 +1,7 @@
 """The phone step sent twice at once with one code (a double tap, a client's retry racing its first
 request): the first to write uses the code; the other, refused on the code, reads the registration again,
-finds this very phone proved and is answered as done — with the same flow, one evidence entry."""
+finds this very phone proved and is answered as done — with the same flow, one evidence entry. (A code
+used by another registration meanwhile stays refused: ``test_step_writes.py``.)"""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from chalicelib.core import deps
 from chalicelib.verification.domain.evidence import EvidenceKind
-from tests.integration.test_step_writes import OWNER, PHONE, at_phone_step, entries, refused_code, sent_code
+from tests.integration.test_step_writes import OWNER, PHONE, at_phone_step, entries, sent_code
 
 pytest_plugins = ["tests.integration.test_step_writes"]
 
@@ -39,27 +40,3 @@ def test_a_twin_phone_step_overtaken_by_its_twin_is_answered_as_done_with_the_sa
     assert view.flow_id == twin[0].flow_id
     assert entries(view.flow_id, EvidenceKind.SMS_CHECKED) == 1
     assert deps.evidence_log().verify(view.flow_id).ok
-
-
-def test_a_code_used_by_another_registration_meanwhile_is_still_refused_as_no_code(
-    vins: list[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    service = deps.registration_service()
-    first, second = at_phone_step(vins[0]), at_phone_step(vins[1])
-    code = sent_code()
-    codes = deps.sms_code_service()
-    match = codes.match
-    used: list[str] = []
-
-    def used_elsewhere(*args: Any, **kwargs: Any) -> Any:
-        matched = match(*args, **kwargs)
-        if not used:
-            used.append(first)
-            service.verify_phone(first, OWNER, PHONE, code)
-        return matched
-
-    monkeypatch.setattr(codes, "match", used_elsewhere)
-    assert refused_code(lambda: service.verify_phone(second, OWNER, PHONE, code)) == "sms.no_code"
-    refused = service.store.get(second)
-    assert refused is not None
-    assert (refused.flow_id, refused.phone) == (None, None)
