@@ -329,8 +329,7 @@ class SmsCodeService:
 
     def _verify(self, key: str, code: str) -> None:
         for _ in range(_RACE_RETRIES):
-            matched = self._match(key, code)
-            if self._codes.consume(matched.code, matched.at, matched.max_tries):
+            if self.use(self._match(key, code)):
                 return
             # used, burnt or replaced meanwhile: the re-read says which
         raise no_code()

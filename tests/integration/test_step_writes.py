@@ -191,6 +191,25 @@ def test_a_phone_step_whose_follow_up_failed_after_it_landed_completes_when_sent
     assert entries(view.flow_id, EvidenceKind.SMS_CHECKED) == 1
 
 
+def overtaken_after_matching(monkeypatch: pytest.MonkeyPatch, first: str, code: str) -> list[Any]:
+    """The next phone step matches its code, then the phone step of registration ``first`` with the same
+    code (a request sent at the same moment) runs whole before it writes; the list gets that step's view."""
+    service = deps.registration_service()
+    codes = deps.sms_code_service()
+    match = codes.match
+    overtaking: list[Any] = []
+
+    def overtaken(*args: Any, **kwargs: Any) -> Any:
+        matched = match(*args, **kwargs)
+        if not overtaking:
+            overtaking.append(None)
+            overtaking[0] = service.verify_phone(first, OWNER, PHONE, code)
+        return matched
+
+    monkeypatch.setattr(codes, "match", overtaken)
+    return overtaking
+
+
 def test_of_two_phone_steps_with_one_code_only_the_first_uses_it_and_the_other_writes_nothing(
     vins: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -199,25 +218,32 @@ def test_of_two_phone_steps_with_one_code_only_the_first_uses_it_and_the_other_w
     service = deps.registration_service()
     first, second = at_phone_step(vins[0]), at_phone_step(vins[1])
     code = sent_code()
-    codes = deps.sms_code_service()
-    match = codes.match
-    overtaken: list[str] = []
-
-    def overtaken_after_matching(*args: Any, **kwargs: Any) -> Any:
-        matched = match(*args, **kwargs)
-        if not overtaken:
-            overtaken.append(first)
-            service.verify_phone(first, OWNER, PHONE, code)
-        return matched
-
-    monkeypatch.setattr(codes, "match", overtaken_after_matching)
+    overtaking = overtaken_after_matching(monkeypatch, first, code)
     assert refused_code(lambda: service.verify_phone(second, OWNER, PHONE, code)) == "sms.no_code"
-    assert overtaken == [first]
+    assert len(overtaking) == 1
     proved, refused = service.store.get(first), service.store.get(second)
     assert proved is not None
     assert proved.flow_id is not None
     assert refused is not None
     assert (refused.flow_id, refused.phone, refused.version) == (None, None, 2)
+
+
+def test_a_twin_phone_step_overtaken_by_its_twin_is_answered_as_done_with_the_same_flow(
+    vins: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The phone step sent twice at once with one code (a double tap, a client's retry racing its first
+    request): the other, refused on the code, reads the registration again, finds this very phone proved
+    and is answered as done — with the same flow, one evidence entry."""
+    service = deps.registration_service()
+    reg_id = at_phone_step(vins[0])
+    code = sent_code()
+    twin = overtaken_after_matching(monkeypatch, reg_id, code)
+    view = service.verify_phone(reg_id, OWNER, PHONE, code)
+    assert len(twin) == 1
+    assert view.flow_id is not None
+    assert view.flow_id == twin[0].flow_id
+    assert entries(view.flow_id, EvidenceKind.SMS_CHECKED) == 1
+    assert deps.evidence_log().verify(view.flow_id).ok
 
 
 def test_a_registration_changed_after_the_code_matched_refuses_the_phone_step_and_leaves_the_code_usable(
