@@ -49,9 +49,19 @@ def truncated_ip(source: object) -> str:
 
 
 def source_ip(request: Request) -> object:
-    """The raw ``identity.sourceIp`` of ``request``'s context (None when the gateway gave none): only
-    ever passed to ``truncated_ip``."""
-    context: Any = request.context if isinstance(request.context, dict) else {}
+    """The raw ``identity.sourceIp`` of ``request``'s context (None when the gateway gave none): never
+    logged as it is (``truncated_ip``), only counted as a keyed hash (``clients.client_ip``)."""
+    return _source_ip(_context(request))
+
+
+def _context(request: Request) -> dict[str, Any]:
+    """``request``'s API Gateway context, empty when it has none."""
+    context: Any = request.context
+    return context if isinstance(context, dict) else {}
+
+
+def _source_ip(context: dict[str, Any]) -> object:
+    """``context``'s raw ``identity.sourceIp`` (None without one)."""
     identity = context.get("identity")
     return identity.get("sourceIp") if isinstance(identity, dict) else None
 
@@ -60,7 +70,7 @@ def log_access(request: Request, response: Response, elapsed_ms: float) -> None:
     """Write the access line of ``request`` answered by ``response``; logging that fails never fails the
     request (the failure is reported instead)."""
     try:
-        context: Any = request.context if isinstance(request.context, dict) else {}
+        context = _context(request)
         logger.info(
             MESSAGE,
             extra={
@@ -68,7 +78,7 @@ def log_access(request: Request, response: Response, elapsed_ms: float) -> None:
                 "route": str(context.get("resourcePath") or "unknown"),
                 "status": response.status_code,
                 "latency_ms": round(elapsed_ms, 1),
-                "client_ip": truncated_ip(source_ip(request)),
+                "client_ip": truncated_ip(_source_ip(context)),
             },
         )
     except Exception as exc:

@@ -80,7 +80,7 @@ def _notice(notice: reach.Notice) -> Any:
     record's phone and the vehicle's owner phone is the one the owner signed in with."""
     from chalicelib.core.settings import get_settings
 
-    return views.notice_view(notice, get_settings().campaign_message_link, deps.possession_policy())
+    return views.notice_view(notice, get_settings().campaign_message_link)
 
 
 @route(

@@ -7,7 +7,7 @@ import csv
 import io
 from collections.abc import Sequence
 from datetime import date
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from pydantic import AwareDatetime, ConfigDict, Field
 
@@ -17,11 +17,7 @@ from chalicelib.campaigns.domain import CallOutcome, CallReason
 from chalicelib.campaigns.reach import MAX_NOTE, CallRow, Notice, ReplyOutcome
 from chalicelib.kernel.clock import CHINA
 from chalicelib.kernel.personal import mask_vin
-from chalicelib.registration.domain.registrations import PossessionMethod
 from chalicelib.registration.views import mask_iccid
-
-if TYPE_CHECKING:
-    from chalicelib.registration.possession import PossessionPolicy
 
 CALL_REASON_ZH = {
     CallReason.SEND_FAILED: "短信发送失败",
@@ -125,18 +121,17 @@ class CallOutcomeBody(ApiModel):
     )
 
 
-def notice_view(notice: Notice, link: str, possession: PossessionPolicy) -> BackfillNoticeView:
+def notice_view(notice: Notice, link: str) -> BackfillNoticeView:
     """The owner's notice. The cards are found because the in-service feed's contact phone is the phone
     the owner signs in with; a phone proves they hold the car only where the possession policy enables
     ``sales_phone`` and it is the vehicle's own owner phone (``NoticeCard.phone_proves``: the check the
     proof makes). Elsewhere (a stage that does not trust sales phones: mobile numbers are recycled; a
     feed's phone that is not the vehicle's) the full VIN would tell whoever holds the number what a
     registration learns only after a proof, so the notice shows its tail alone (``vin`` null)."""
-    trusted = PossessionMethod.SALES_PHONE in possession.methods
     return BackfillNoticeView(
         cards=[
             BackfillCardView(
-                vin=c.target.vin if trusted and c.phone_proves else None,
+                vin=c.target.vin if c.phone_proves else None,
                 vin_masked=mask_vin(c.target.vin),
                 iccid_masked=mask_iccid(c.target.iccid),
                 deadline=c.deadline,

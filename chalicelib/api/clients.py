@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from chalice.app import Request
 
+from chalicelib.api.access_log import source_ip
 from chalicelib.core import deps
 
 if TYPE_CHECKING:
@@ -28,11 +29,9 @@ _DEVICE_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
 
 
 def client_ip(request: Request) -> str:
-    """The caller's source IP as API Gateway saw it ("unknown" when the gateway gave none)."""
-    context: dict[str, Any] = request.context or {}
-    identity = context.get("identity") or {}
-    ip = identity.get("sourceIp") if isinstance(identity, dict) else None
-    return str(ip) if ip else "unknown"
+    """The caller's source IP as API Gateway saw it (``access_log.source_ip``), "unknown" when the gateway
+    gave none."""
+    return str(ip) if (ip := source_ip(request)) else "unknown"
 
 
 def device_id(request: Request) -> str | None:

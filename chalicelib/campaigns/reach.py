@@ -229,9 +229,11 @@ def call_not_found(campaign_id: str, wave: int) -> NotFound:
 @dataclass(frozen=True)
 class NoticeCard:
     """One of the owner's cards awaiting registration, with the deadline it must be registered by.
-    ``phone_proves``: the vehicle's owner phone (the inventory's ``owner_phone``, or a transfer's buyer)
-    is the phone the owner signed in with, so the sales-phone proof of possession would pass for them.
-    The card was found by the in-service feed's contact phone, which need not be that one."""
+    ``phone_proves``: the notice may show the card's full VIN, the sales-phone proof of possession
+    passing for the owner: the stage's possession policy takes the sales record's phone as proof
+    (``Reach``'s ``sales_phone_proves``) and the vehicle's owner phone (the inventory's ``owner_phone``,
+    or a transfer's buyer) is the phone the owner signed in with. The card was found by the in-service
+    feed's contact phone, which need not be that one."""
 
     target: Target
     deadline: date | None
@@ -254,7 +256,10 @@ class CallRow:
 
 
 class Reach:
-    """Opt-outs, the owner's notice and the call list (``deps.campaign_reach()``)."""
+    """Opt-outs, the owner's notice and the call list (``deps.campaign_reach()``).
+
+    ``sales_phone_proves``: the stage's possession policy enables ``sales_phone``. Without it no phone
+    proves anything, so the notice reads no vehicle and shows no full VIN (mobile numbers are recycled)."""
 
     def __init__(
         self,
@@ -267,10 +272,12 @@ class Reach:
         phone_hash: Callable[[str], str],
         reply_key: Callable[[], str],
         inventory: InventoryRepository,
+        sales_phone_proves: bool,
         clock: Clock = utc_now,
     ) -> None:
         self._opt_outs = opt_outs
         self._inventory = inventory
+        self._sales_phone_proves = sales_phone_proves
         self._calls = calls
         self._targets = targets
         self._campaigns = campaigns
@@ -357,14 +364,15 @@ class Reach:
     def notice(self, subject: str) -> Notice:
         """The owner's cards in service and not registered (their sales record names the phone they sign
         in with), the deadline of the nearest active campaign, whether their phone opted out, and for
-        each card whether its vehicle's owner phone is the owner's (the vehicles read in one batch)."""
+        each card whether the notice may show its full VIN (``NoticeCard.phone_proves``: the vehicles
+        read in one batch, and only where the stage takes the sales phone as proof)."""
         targets = self._targets.of_owner(subject)
         if not targets:
             return Notice(cards=(), opted_out=False)
         campaign = notice_campaign(self._active_campaigns(), china_day(self._clock()))
         hashes = _hashes(targets)
         opted_out = bool(hashes) and bool(self._opt_outs.opted_out(hashes))
-        proves = self._phone_proves(subject, targets, hashes)
+        proves = self._phone_proves(subject, targets, hashes) if self._sales_phone_proves else set()
         cards = tuple(
             NoticeCard(
                 target=t,

@@ -781,6 +781,7 @@ def call_list() -> CallList:
 def campaign_reach() -> Reach:
     """Opt-outs (reply keyword, the owner's link), the owner's backfill notice and the call list."""
     from chalicelib.campaigns.reach import Reach
+    from chalicelib.registration.domain.registrations import PossessionMethod
 
     return Reach(
         opt_outs=opt_outs(),
@@ -791,6 +792,7 @@ def campaign_reach() -> Reach:
         phone_hash=sms_code_service().phone_hash,
         reply_key=get_settings().sms_reply_signing_key,
         inventory=inventory_repo(),
+        sales_phone_proves=PossessionMethod.SALES_PHONE in possession_policy().methods,
     )
 
 

@@ -9,7 +9,7 @@ import hashlib
 import hmac
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -18,6 +18,7 @@ import pytest
 
 from chalicelib.campaigns.domain import CallEntry, CallOutcome, CallReason, CampaignStatus
 from chalicelib.campaigns.reach import SIGNATURE_HEADER, TIMESTAMP_HEADER, reply_headers, reply_signature
+from chalicelib.cards.domain.inventory import Vehicle
 from chalicelib.cards.inventory import import_inventory
 from chalicelib.core import deps
 from chalicelib.core.config import DEV_SMS_REPLY_SECRET
@@ -371,6 +372,16 @@ def test_the_notice_keeps_the_vin_from_a_phone_holder_where_sales_phones_prove_n
     # one who now holds the number signs in with it and is named the car's tail, never its VIN.
     monkeypatch.setenv("CHEKA_POSSESSION_METHODS", '["head_unit", "vehicle_document"]')
     deps.reset()
+    give_owner_phone(OWNER_PHONE)  # the proof would pass on a stage that took it
+    repo = deps.inventory_repo()
+    batch = repo.get_vehicles
+    vehicle_reads: list[set[str]] = []
+
+    def counted(vins: Iterable[str]) -> dict[str, Vehicle]:
+        vehicle_reads.append(set(vins))
+        return batch(vins)
+
+    monkeypatch.setattr(repo, "get_vehicles", counted)
     me = owner(token, OWNER_PHONE)
     vin = seeded["my_vin"]
     answers = [
@@ -391,6 +402,7 @@ def test_the_notice_keeps_the_vin_from_a_phone_holder_where_sales_phones_prove_n
         assert vin not in raw
         assert vin[:11] not in raw  # nor the part the tail leaves out
         assert vin.lower() not in raw.lower()
+    assert vehicle_reads == []  # no vehicle read for a proof the stage does not take
 
 
 def test_the_call_list_pages_masked_exports_read_logged_and_takes_outcomes(

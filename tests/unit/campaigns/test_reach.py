@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
@@ -80,7 +81,7 @@ def campaign(
 
 
 class World:
-    def __init__(self) -> None:
+    def __init__(self, *, sales_phone_proves: bool = True) -> None:
         self.clock = FakeClock()  # 2026-03-02 10:00 China
         self.opt_outs = FakeOptOuts()
         self.ledger = FakeSendLedger()
@@ -98,6 +99,7 @@ class World:
             phone_hash=phone_hash,
             reply_key=lambda: KEY,
             inventory=self.inventory,
+            sales_phone_proves=sales_phone_proves,
             clock=self.clock,
         )
 
@@ -181,6 +183,7 @@ def test_a_callback_with_a_wrong_signature_is_refused_401(world: World) -> None:
         phone_hash=phone_hash,
         reply_key=lambda: "",
         inventory=world.inventory,
+        sales_phone_proves=True,
     )
     with pytest.raises(Unauthenticated):  # a stage without a key takes no reply, even one "signed" so
         keyless.check_reply_signature(b"{}", reply_signature("", stamp, b"{}"), stamp)
@@ -399,6 +402,39 @@ def test_a_card_is_proved_by_the_phone_only_where_it_is_its_vehicles_owner_phone
         ("3", False),
         ("4", False),
     ]
+
+
+@pytest.mark.parametrize("trusted", [True, False], ids=["sales-phone-proves", "sales-phone-proves-nothing"])
+def test_the_notice_reads_the_vehicles_only_where_the_stage_takes_the_sales_phone_as_proof(
+    monkeypatch: pytest.MonkeyPatch, trusted: bool
+) -> None:
+    from chalicelib.cards.domain.inventory import Vehicle
+
+    world = World(sales_phone_proves=trusted)
+    iccid = "89860000000000000001"
+    vin = f"LSVAU2180N2{iccid[-6:]}"
+    world.card(iccid, OWNER_PHONE)
+    # The vehicle's owner phone is the owner's: the proof passes wherever the stage trusts it.
+    world.inventory.vehicles[vin] = Vehicle(
+        vin=vin,
+        engine_no="E1",
+        brand="B",
+        model="M",
+        colour="白",
+        owner_phone_hash=phone_hash(OWNER_PHONE),
+    )
+    reads: list[set[str]] = []
+    batch = world.inventory.get_vehicles
+
+    def counted(vins: Iterable[str]) -> dict[str, Vehicle]:
+        reads.append(set(vins))
+        return batch(vins)
+
+    monkeypatch.setattr(world.inventory, "get_vehicles", counted)
+    subject = subject_for(phone_hash(OWNER_PHONE))
+    for notice in (world.reach.notice(subject), world.reach.opt_out(subject), world.reach.opt_in(subject)):
+        assert [(c.target.iccid, c.phone_proves) for c in notice.cards] == [(iccid, trusted)]
+    assert reads == ([{vin}] * 3 if trusted else [])
 
 
 def test_without_an_active_campaign_the_cards_show_without_a_deadline(world: World) -> None:
