@@ -15,10 +15,18 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from chalicelib.kernel.clock import china_day, utc_now
 from tests.e2e.conftest import Stack
-from tests.e2e.test_h5_backfill_notice import TILE_PLACES, TILES, tap_at
-from tests.e2e.test_h5_lifecycle import cards_of, log_in, take_vehicle, text
+from tests.e2e.h5_home import (
+    HOLD_BACKFILL,
+    PLACE,
+    TILE_PLACES,
+    TILES,
+    leave_at_confirm_vehicle,
+    on_screen,
+    put_in_service,
+    tap_at,
+)
+from tests.e2e.test_h5_lifecycle import log_in, take_vehicle, text
 from tests.e2e.test_h5_registration import Phone
 
 if TYPE_CHECKING:
@@ -35,9 +43,6 @@ OWNER_SMALL_SCREEN = "13800007525"
 #: (DevTools ``Fetch``): the page sends it as ever and it waits, unanswered, until ``Fetch.disable``.
 HOLD_RESUME = {"patterns": [{"urlPattern": "*/v1/me/registrations?open=true*", "requestStage": "Request"}]}
 
-#: The page's ``GET /v1/me/backfill`` (待补登记) held in the same way.
-HOLD_BACKFILL = {"patterns": [{"urlPattern": "*/v1/me/backfill*", "requestStage": "Request"}]}
-
 #: The smallest phone the client is for (an iPhone SE of the first generation), CSS pixels.
 SMALL_PHONE = {"width": 320, "height": 568, "deviceScaleFactor": 2, "mobile": True}
 
@@ -50,12 +55,6 @@ new MutationObserver(() => (window.homeWatch.said += 1))
   .observe(document.getElementById('home-status'), { childList: true, characterData: true, subtree: true });
 """
 
-#: Where the element ``arguments[0]`` (an id) is on the screen now: its ``getBoundingClientRect``.
-PLACE = """
-const r = document.getElementById(arguments[0]).getBoundingClientRect();
-return [r.left, r.top, r.width, r.height];
-"""
-
 
 @pytest.fixture
 def owner(browser: WebDriver, stack: Stack, tmp_path: Path, camera: Path) -> Phone:
@@ -65,34 +64,9 @@ def owner(browser: WebDriver, stack: Stack, tmp_path: Path, camera: Path) -> Pho
     return Phone(browser, stack, tmp_path, camera)
 
 
-def on_screen(me: Phone, element_id: str) -> bool:
-    """Whether the element is displayed and wholly inside the window (nothing of it to scroll to)."""
-    left, top, width, height = me.driver.execute_script(PLACE, element_id)
-    inner = me.driver.execute_script("return [window.innerWidth, window.innerHeight]")
-    shown = me.element("#" + element_id).is_displayed()
-    return bool(shown and left >= 0 and top >= 0 and left + width <= inner[0] and top + height <= inner[1])
-
-
 def status_said(me: Phone) -> str:
     """What home's status region (read by screen readers, not drawn) says now."""
     return str(me.element("#home-status").get_attribute("textContent") or "")
-
-
-def put_in_service(stack: Stack, phone: str) -> str:
-    """A car taken by no other test put in service with ``phone`` as its sales record's contact (待补登记
-    for whoever signs in with it): its VIN."""
-    vin = take_vehicle(stack, from_end=True)
-    card = cards_of(stack, vin)[0]
-    since = china_day(utc_now()).isoformat()
-    status, report = stack.call(
-        "POST",
-        "/v1/inventory/in-service?format=json",
-        [{"iccid": card["iccid"], "in_service_since": since, "contact_phone": phone}],
-        token=stack.admin_token,
-    )
-    assert status == 200, report
-    assert report["errors"] == [], report
-    return vin
 
 
 def test_with_continue_held_for_good_the_reminder_still_comes_below_the_tiles(
@@ -131,11 +105,7 @@ def test_with_the_reminder_held_for_good_continue_still_comes(owner: Phone, stac
 
     # Given the owner signed in, with a registration started and left at its first step
     log_in(me, OWNER_BACKFILL_HELD)
-    me.tap("#home-register")
-    me.wait_screen("vin")
-    me.fill("#vin-input", started)
-    me.tap("#vin-submit")
-    me.wait_screen("confirm_vehicle")
+    leave_at_confirm_vehicle(me, started)
 
     # When the app is opened again on a bad network: the question for cars to register never answered
     me.driver.execute_cdp_cmd("Fetch.enable", HOLD_BACKFILL)
@@ -161,11 +131,7 @@ def test_a_failing_question_takes_away_the_box_the_last_visit_showed(owner: Phon
 
     # Given home showed 继续办理 (a registration left at its first step) and the 待补登记 reminder
     log_in(me, OWNER_QUESTION_FAILS)
-    me.tap("#home-register")
-    me.wait_screen("vin")
-    me.fill("#vin-input", started)
-    me.tap("#vin-submit")
-    me.wait_screen("confirm_vehicle")
+    leave_at_confirm_vehicle(me, started)
     me.tap("#go-home")
     me.wait_screen("home")
     me.wait_until("继续办理", lambda: me.element("#home-resume").is_displayed())
@@ -212,11 +178,7 @@ def test_on_a_small_screen_the_unfinished_mark_leads_to_continue(owner: Phone, s
     log_in(me, OWNER_SMALL_SCREEN)
     me.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", SMALL_PHONE)
     assert me.driver.execute_script("return [innerWidth, innerHeight]") == [320, 568]
-    me.tap("#home-register")
-    me.wait_screen("vin")
-    me.fill("#vin-input", started)
-    me.tap("#vin-submit")
-    me.wait_screen("confirm_vehicle")
+    leave_at_confirm_vehicle(me, started)
     me.tap("#go-home")
     me.wait_screen("home")
     me.wait_until("继续办理", lambda: me.element("#home-resume").is_displayed())
@@ -262,11 +224,7 @@ def test_a_tap_aimed_at_register_before_continue_answers_opens_register_and_noth
     # Given the owner signed in, with a registration of another car started and left at its first step
     log_in(me, OWNER)
     me.wait_until("the home reminder", lambda: me.element("#home-backfill").is_displayed())
-    me.tap("#home-register")
-    me.wait_screen("vin")
-    me.fill("#vin-input", started)
-    me.tap("#vin-submit")
-    me.wait_screen("confirm_vehicle")
+    leave_at_confirm_vehicle(me, started)
 
     # Given a slow network: the page's question for the unfinished registrations gets no answer for now
     me.driver.execute_cdp_cmd("Fetch.enable", HOLD_RESUME)
