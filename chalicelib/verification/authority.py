@@ -91,7 +91,12 @@ class AuthorityChecks:
         return self.check_holder(flow, caller)
 
     def check_holder(self, flow: Flow, caller: str) -> AuthorityOutcome:
-        """The flow's typed identity (its ID front read and agreeing) with the authority."""
+        """The flow's typed identity (its ID front read and agreeing) with the authority.
+
+        Every branch of ``_check`` saves the ``flow`` it is given, with the verdict (passed, in review or
+        failed): that save is also what stores the ID front's reading, which ``Documents.read_document``
+        hands over unsaved in ``flow`` (the reading and the verdict in one write). A branch that returned
+        or raised without saving ``flow`` would drop the reading."""
         if flow.identity is None:
             raise Conflict(
                 "flow.step_out_of_order",

@@ -61,11 +61,15 @@ class Consents:
             "accepted_at": self._clock().isoformat(),
             "client": client,
         }
-        saved = self._flows.save(
-            flow, checks={**flow.checks, CheckName.BIOMETRIC_CONSENT: CheckVerdict.PASSED}
+        # The consent on the flow and its evidence entry in one write: a refused write leaves neither,
+        # so the consent given again (not yet PASSED) writes both.
+        return self._flows.save_noted(
+            flow,
+            EvidenceKind.CONSENT_GIVEN,
+            caller,
+            {"consents": [given]},
+            checks={**flow.checks, CheckName.BIOMETRIC_CONSENT: CheckVerdict.PASSED},
         )
-        self._evidence.append(flow.flow_id, EvidenceKind.CONSENT_GIVEN, caller, {"consents": [given]})
-        return saved
 
     def record_consents(self, flow_id: str, caller: str, consents: Sequence[BaseModel]) -> None:
         """Consents given in the flow (text kind, version, hash, time, client) go into its evidence."""

@@ -265,6 +265,16 @@ class Documents:
 
     def photo(self, flow: Flow, kind: DocumentKind) -> bytes:
         """The flow's stored photo of ``kind`` (``flow.document_missing`` when none was uploaded)."""
+        return self._uploads.read(self._key(flow, kind))
+
+    def has_photo(self, flow: Flow, kind: DocumentKind) -> bool:
+        """Whether the photo of ``kind`` the flow records is still stored, learnt without reading nor
+        decrypting it (``flow.document_missing`` when the flow records none)."""
+        return self._uploads.exists(self._key(flow, kind))
+
+    @staticmethod
+    def _key(flow: Flow, kind: DocumentKind) -> str:
+        """The key of the flow's photo of ``kind`` (``flow.document_missing`` when none was uploaded)."""
         key = flow.documents.get(kind.value)
         if key is None:
             raise Conflict(
@@ -274,7 +284,7 @@ class Documents:
                 field=kind.value,
                 details={"document": kind.value},
             )
-        return self._uploads.read(key)
+        return key
 
     def store_live_capture(self, flow: Flow, jpeg: bytes) -> StoredDocument:
         """Keep the live capture a passed liveness check chose (the caller records it in the flow)."""
@@ -298,11 +308,7 @@ class Documents:
         purged."""
         with contextlib.suppress(Exception):
             self._uploads.delete(key)
-            recorded = True
-            with contextlib.suppress(Exception):
-                latest = self._flows.find(flow.flow_id)
-                recorded = latest is not None and latest.documents.get(DocumentKind.LIVE_CAPTURE.value) == key
-            if recorded:
+            if self._recorded(flow.flow_id, DocumentKind.LIVE_CAPTURE, key):
                 self.store_live_capture(flow, jpeg)
 
     def document_url(self, flow: Flow, kind: str) -> str | None:

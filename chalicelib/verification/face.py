@@ -452,12 +452,14 @@ class FaceChecks:
     def _keep_capture(self, flow: Flow, live_capture: bytes) -> None:
         """The live capture the saved ``flow`` records, put back if a concurrent send of the same frames
         (the same key) deleted it before this write landed (``Documents.discard_live_capture``). The
-        pass stands whatever the bucket answers: a failure here is logged."""
+        pass stands whatever the bucket answers: a failure here is logged. Whether it is there is asked
+        of the bucket alone (its body is neither downloaded nor decrypted)."""
         try:
-            self._documents.photo(flow, DocumentKind.LIVE_CAPTURE)
-            return
-        except DomainError as err:
-            gone, error = err.code == "document.missing", err.code
+            if self._documents.has_photo(flow, DocumentKind.LIVE_CAPTURE):
+                return
+            gone, error = True, "document.missing"
+        except DomainError as err:  # the saved flow records no capture: nothing to put back
+            gone, error = False, err.code
         except Exception as exc:  # the saved pass must not be answered as a failure
             gone, error = False, type(exc).__name__
         if gone:

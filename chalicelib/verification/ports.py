@@ -428,6 +428,10 @@ class DocumentStore(ABC):
         ``document.too_large`` (without reading the body) when it is over ``max_bytes``."""
 
     @abstractmethod
+    def exists(self, key: str) -> bool:
+        """Whether an object is stored at ``key``, learnt without reading (nor decrypting) its body."""
+
+    @abstractmethod
     def put(self, key: str, body: bytes, content_type: str) -> None:
         """Write (or overwrite) the object at ``key``, encrypted."""
 

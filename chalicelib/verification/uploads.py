@@ -166,6 +166,10 @@ class UploadService:
         """A stored document's bytes (``document.missing`` when it is gone)."""
         return self._store.get(key, MAX_STORED_BYTES)
 
+    def exists(self, key: str) -> bool:
+        """Whether a stored document is still there (its body neither read nor decrypted)."""
+        return self._store.exists(key)
+
     def presign_get(self, key: str, expires_in: int = 300) -> str:
         """A short-lived link to a stored document (for a reviewer's console)."""
         return self._store.presign_get(key, expires_in)

@@ -274,6 +274,9 @@ class FakeDocumentStore(DocumentStore):
             raise too_large(len(body), max_bytes)
         return body
 
+    def exists(self, key: str) -> bool:
+        return key in self.objects
+
     def put(self, key: str, body: bytes, content_type: str) -> None:
         self.objects[key] = (body, content_type)
 

@@ -13,8 +13,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from chalicelib.verification.domain.documents import PostForm, missing, too_large
 from chalicelib.verification.ports import DocumentStore
+
+#: The error codes of a ``HeadObject`` on a missing key (a HEAD answer has no body: the status stands).
+_MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
 
 #: Most versions one ``DeleteObjects`` call removes.
 _DELETE_BATCH = 1000
@@ -58,6 +63,18 @@ class S3DocumentStore(DocumentStore):
             response["Body"].close()
             raise too_large(size, max_bytes)
         return bytes(response["Body"].read())
+
+    def exists(self, key: str) -> bool:
+        """A ``HeadObject``: the object's metadata only, its body neither sent nor decrypted. A missing key
+        answers 404 (the caller may list the bucket; without ``s3:ListBucket`` S3 would answer 403, which
+        is raised as any other failure)."""
+        try:
+            self._s3.head_object(Bucket=self._bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in _MISSING:
+                return False
+            raise
+        return True
 
     def put(self, key: str, body: bytes, content_type: str) -> None:
         written = self._s3.put_object(
