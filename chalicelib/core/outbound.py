@@ -241,6 +241,20 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
                 todo.append(nxt)
 
 
+def error_code_in(exc: BaseException, code: str) -> bool:
+    """Whether AWS answered ``code`` (``TransactionInProgressException``, ``TransactionConflictException``…)
+    anywhere in ``exc`` or what it wraps: a botocore ``ClientError``'s ``Error.Code``, or PynamoDB's
+    ``cause_response_code``. Adapters read their store's answers through it whatever wraps them
+    (``Unavailable`` over ``UpdateError`` over ``ClientError``)."""
+    for seen in _chain(exc):
+        if getattr(seen, "cause_response_code", None) == code:
+            return True
+        response = getattr(seen, "response", None)
+        if isinstance(response, dict) and (response.get("Error") or {}).get("Code") == code:
+            return True
+    return False
+
+
 def _service_hint(chain: list[BaseException]) -> str | None:
     for exc in chain:
         service = getattr(exc, _SERVICE_ATTR, None)

@@ -28,7 +28,7 @@ from chalicelib.registration.domain.registrations import RegistrationKind
 from chalicelib.registration.ports import SealedRegistration
 from chalicelib.registration.step_writes import Note, StepWrite
 from chalicelib.sms.domain import SmsPurpose
-from chalicelib.verification.domain.evidence import EvidenceKind
+from chalicelib.verification.domain.evidence import ChainHead, EvidenceKind
 from chalicelib.verification.domain.flows import FlowPurpose
 from tests.integration.test_fault_table import changed, snapshot
 
@@ -582,3 +582,44 @@ def test_consents_refused_by_a_moved_chain_head_are_prepared_again_with_a_new_to
     ]
     assert [c.kind for c in reg.consents] == [ConsentKind.REGISTRATION_AGREEMENT]
     assert deps.evidence_log().verify(reg.flow_id).ok
+
+
+def test_consents_whose_chain_head_moves_before_every_try_are_answered_contended_and_write_nothing(
+    vins: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.adapters.dynamo import step_writes
+    from chalicelib.adapters.dynamo.evidence import read_head
+
+    service = deps.registration_service()
+    reg_id = at_phone_step(vins[0])
+    service.verify_phone(reg_id, OWNER, PHONE, sent_code())
+    write = consents_write(reg_id)
+    flow_id = write.note.flow_id
+    stale = read_head(flow_id)
+    # another writer chains after the head each try reads: every try is refused by the head it read
+    deps.evidence_log().append(flow_id, EvidenceKind.SMS_CHECKED, OWNER, {"by": "another"})
+    reads: list[ChainHead] = []
+
+    def read_before_it_moved(flow: str) -> Any:
+        assert flow == flow_id
+        reads.append(read_head(flow))
+        return stale
+
+    monkeypatch.setattr(step_writes, "read_head", read_before_it_moved)
+    before = snapshot()
+    with pytest.raises(Conflict) as refused:
+        step_writes.DynamoStepWrites(deps.field_cipher()).commit(write)
+    assert (refused.value.code, refused.value.status) == ("evidence.append_contended", 409)
+    assert refused.value.details == {"flow_id": flow_id}
+    assert len(reads) == step_writes.ATTEMPTS  # prepared again after each refusal, never given up early
+    assert changed(before, snapshot()) == []
+    reg = service.store.get(reg_id)
+    assert reg is not None
+    assert reg.consents == []
+    assert entries(flow_id, EvidenceKind.CONSENT_GIVEN) == 0
+    assert deps.evidence_log().verify(flow_id).ok
+    # once the chain is left alone, the same write lands after the other writer's entry
+    monkeypatch.undo()
+    step_writes.DynamoStepWrites(deps.field_cipher()).commit(write)
+    assert entries(flow_id, EvidenceKind.CONSENT_GIVEN) == 1
+    assert deps.evidence_log().verify(flow_id).ok

@@ -31,7 +31,7 @@ from chalicelib.adapters.dynamo.base import utc_aware
 from chalicelib.adapters.dynamo.models_campaigns import CampaignSendModel, CampaignWaveModel
 from chalicelib.campaigns.domain import SendRecord, SendStatus, SkipReason, WaveProgress
 from chalicelib.campaigns.ports import RateLimiter, SendLedger
-from chalicelib.core.outbound import Unavailable
+from chalicelib.core.outbound import Unavailable, error_code_in
 from chalicelib.kernel.errors import Conflict
 
 _CONDITION_FAILED = "ConditionalCheckFailedException"
@@ -68,17 +68,7 @@ def _condition_failed(err: Exception) -> bool:
 def _transaction_conflict(err: BaseException) -> bool:
     """Whether ``err`` (PynamoDB's ``UpdateError``, or the ``Unavailable`` lifted from it) is DynamoDB's
     refusal of a plain write to an item a transaction in flight holds: nothing was written."""
-    seen: BaseException | None = err
-    for _ in range(4):  # Unavailable -> UpdateError -> VerboseClientError -> ClientError
-        if seen is None:
-            return False
-        if getattr(seen, "cause_response_code", None) == _TRANSACTION_CONFLICT:
-            return True
-        response = getattr(seen, "response", None)
-        if isinstance(response, dict) and (response.get("Error") or {}).get("Code") == _TRANSACTION_CONFLICT:
-            return True
-        seen = getattr(seen, "cause", None) or seen.__cause__
-    return False
+    return error_code_in(err, _TRANSACTION_CONFLICT)
 
 
 def _record(item: CampaignSendModel) -> SendRecord:

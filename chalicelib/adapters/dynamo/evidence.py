@@ -38,6 +38,8 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib.adapters.dynamo.models import EvidenceModel
 from chalicelib.adapters.dynamo.once import new_token
+from chalicelib.adapters.dynamo.resend import cancelled, in_progress, landed
+from chalicelib.core.outbound import Unavailable
 from chalicelib.kernel.clock import utc_now
 from chalicelib.kernel.crypto import FieldCipher, SealedFields
 from chalicelib.kernel.errors import Conflict
@@ -72,6 +74,17 @@ class JoinedPut:
     item: Model
     condition: Condition
     refused: Callable[[], Exception]
+
+
+def append_contended(flow_id: str) -> Conflict:
+    """Other writers kept moving the flow's chain (its head, the seq an entry took) on every try
+    (``evidence.append_contended``, 409): nothing was written, the same request may be sent again."""
+    return Conflict(
+        "evidence.append_contended",
+        "查验日志写入冲突，请稍后重试",
+        "Too many concurrent writes to the evidence log; try again",
+        details={"flow_id": flow_id},
+    )
 
 
 def _context(flow_id: str, seq: int) -> str:
@@ -138,29 +151,9 @@ class DynamoEvidenceLog(EvidenceLog):
         public: Mapping[str, Any],
         personal: Mapping[str, str] | None = None,
     ) -> EvidenceEntry:
-        for attempt in range(APPEND_ATTEMPTS):
-            head = read_head(flow_id)
-            entry, item = self.prepare(head, flow_id, kind, actor, public, personal)
-            try:
-                # a token per attempt: botocore's retry of one whose reply was lost is answered as done,
-                # not refused by its own entry and chained a second time
-                with TransactWrite(
-                    connection=EvidenceModel._get_connection().connection, client_request_token=new_token()
-                ) as tx:
-                    chain_in(tx, head, entry, item)
-                return entry
-            except TransactWriteError as exc:
-                codes = {r.code for r in exc.cancellation_reasons if r is not None}
-                if not codes or not codes <= RETRYABLE:
-                    raise
-                # Another append won this seq: back off a little, re-read the head, chain after it.
-                time.sleep(random.uniform(0, min(BACKOFF_CAP_SECONDS, 0.005 * 2**attempt)))
-        raise Conflict(
-            "evidence.append_contended",
-            "查验日志写入冲突，请稍后重试",
-            "Too many concurrent writes to the evidence log; try again",
-            details={"flow_id": flow_id},
-        )
+        """An entry chained after the flow's last one, its personal facts sealed: ``append_with`` with no
+        puts, so a lost reply, a transaction still committing and a lost race are handled as there."""
+        return self.append_with(flow_id, kind, actor, public, personal)
 
     def append_with(
         self,
@@ -182,9 +175,6 @@ class DynamoEvidenceLog(EvidenceLog):
         token; a new entry (and token) is prepared only when a condition refused it. Before a refusal is
         answered, every entry prepared so far is looked for in the chain: one found means its
         transaction landed (late, or on a retry that met it in flight; the puts are then its own)."""
-        from chalicelib.adapters.dynamo.resend import cancelled, in_progress, landed
-        from chalicelib.core.outbound import Unavailable
-
         prepared: list[EvidenceEntry] = []  # every entry prepared so far: any of them may have landed
         pending: tuple[ChainHead, EvidenceEntry, EvidenceModel, str] | None = None
         for attempt in range(APPEND_ATTEMPTS):
@@ -223,12 +213,7 @@ class DynamoEvidenceLog(EvidenceLog):
                     pending = None  # another append won this seq: chained after it, the puts with it
                 # else refused by nothing (a conflict, a throttle): the same transaction, the same token
             time.sleep(random.uniform(0, min(BACKOFF_CAP_SECONDS, 0.005 * 2**attempt)))
-        raise Conflict(
-            "evidence.append_contended",
-            "查验日志写入冲突，请稍后重试",
-            "Too many concurrent writes to the evidence log; try again",
-            details={"flow_id": flow_id},
-        )
+        raise append_contended(flow_id)
 
     def prepare(
         self,

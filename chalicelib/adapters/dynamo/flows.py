@@ -11,7 +11,7 @@ import base64
 import json
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -28,6 +28,7 @@ from chalicelib.adapters.dynamo.evidence import (
     RETRYABLE,
     DynamoEvidenceLog,
     JoinedPut,
+    append_contended,
     move_head_in,
     put_entry_in,
     read_head,
@@ -79,6 +80,22 @@ _FLOW_OPENS = OwnerOpens("flows")
 
 def _epoch(at: datetime) -> int:
     return int(at.timestamp())
+
+
+def held_by(owner: str, at: datetime) -> Callable[[], tuple[set[str], set[str]]]:
+    """How the owner's turn of flow opens (``dynamo.opens``) reads what the owner holds: every flow id
+    the owner index shows, and those still open at ``at``. Read when the turn is taken, not before."""
+
+    def held() -> tuple[set[str], set[str]]:
+        seen: set[str] = set()
+        still_open: set[str] = set()
+        for item in FlowModel.by_owner.query(owner):
+            seen.add(item.flow_id)
+            if item.status == FlowStatus.OPEN.value and int(item.expires_epoch) > _epoch(at):
+                still_open.add(item.flow_id)
+        return seen, still_open
+
+    return held
 
 
 def _values(attribute: MapAttribute[str, Any] | None) -> dict[str, Any]:
@@ -164,19 +181,16 @@ class DynamoFlowRepository(FlowRepository):
         self.item_of(flow, self._seal(flow)).save(condition=FlowModel.flow_id.does_not_exist())
 
     def create_if_room(self, flow: Flow, limit: int, now: datetime) -> bool:
-        def held() -> tuple[set[str], set[str]]:
-            seen: set[str] = set()
-            still_open: set[str] = set()
-            for item in FlowModel.by_owner.query(flow.owner):
-                seen.add(item.flow_id)
-                if item.status == FlowStatus.OPEN.value and int(item.expires_epoch) > _epoch(now):
-                    still_open.add(item.flow_id)
-            return seen, still_open
-
         # The turn and the flow in one transaction: a failed create counts no open.
         item = self.item_of(flow, self._seal(flow))
         created = _FLOW_OPENS.create_if_room(
-            flow.owner, flow.flow_id, limit, now, held, item, FlowModel.flow_id.does_not_exist()
+            flow.owner,
+            flow.flow_id,
+            limit,
+            now,
+            held_by(flow.owner, now),
+            item,
+            FlowModel.flow_id.does_not_exist(),
         )
         if created is None:
             # Refused for an item of that id: this very create, when a retry of it (its reply lost) met
@@ -403,12 +417,7 @@ class DynamoLivenessSessions(LivenessSessions):
                 for note in notes:
                     evidence.append(ready.flow.flow_id, note.kind, note.actor, note.public)
             return
-        raise Conflict(
-            "evidence.append_contended",
-            "查验日志写入冲突，请稍后重试",
-            "Too many concurrent writes to the evidence log; try again",
-            details={"flow_id": ready.flow.flow_id},
-        )
+        raise append_contended(ready.flow.flow_id)
 
     def _claim_once(
         self,

@@ -18,11 +18,10 @@ from collections.abc import Iterable
 from pynamodb.exceptions import DoesNotExist
 
 from chalicelib.adapters.dynamo.models import EvidenceModel
+from chalicelib.core.outbound import error_code_in
 from chalicelib.verification.domain.evidence import EvidenceEntry
 
 _IN_PROGRESS = "TransactionInProgressException"
-#: How deep a cause is looked for: ``Unavailable`` -> ``TransactWriteError`` -> ``VerboseClientError``.
-_CAUSE_DEPTH = 4
 
 
 def landed(prepared: Iterable[EvidenceEntry]) -> EvidenceEntry | None:
@@ -42,17 +41,7 @@ def in_progress(exc: BaseException) -> bool:
     """Whether ``exc`` (the ``Unavailable`` lifted from a transaction's error) is DynamoDB's answer to a
     transaction sent again while the send of its token is still committing: it wrote nothing of its
     own, and the same transaction sent again a moment later learns how the first ended."""
-    seen: BaseException | None = exc
-    for _ in range(_CAUSE_DEPTH):
-        if seen is None:
-            return False
-        response = getattr(seen, "response", None)
-        if isinstance(response, dict) and (response.get("Error") or {}).get("Code") == _IN_PROGRESS:
-            return True
-        if getattr(seen, "cause_response_code", None) == _IN_PROGRESS:
-            return True
-        seen = getattr(seen, "cause", None) or seen.__cause__
-    return False
+    return error_code_in(exc, _IN_PROGRESS)
 
 
 def cancelled(exc: BaseException) -> bool:

@@ -18,7 +18,9 @@ Each transaction carries a ``ClientRequestToken`` (``dynamo.resend``): botocore'
 reply was lost is answered as done by DynamoDB. A transaction cancelled by nothing but a conflict or a
 throttle, or answered ``TransactionInProgressException`` (an earlier send of it still committing), is sent
 again as it is, with the same token: DynamoDB then answers it as done if that send landed. Only a
-refused condition (the head or the turn moved) prepares a new one, with a new entry and a new token.
+refused condition (the head or the turn moved) prepares a new one, with a new entry and a new token; when
+other writers moved them on every try, the step is answered ``evidence.append_contended`` (409), nothing
+written.
 Before any refusal is answered, every entry prepared so far is looked for in the chain: one found means
 its transaction landed (late, or on a retry that met it in flight), and the step is done.
 """
@@ -28,13 +30,18 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from datetime import datetime
 
 from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
-from chalicelib.adapters.dynamo.evidence import DynamoEvidenceLog, move_head_in, put_entry_in, read_head
-from chalicelib.adapters.dynamo.flows import DynamoFlowRepository, flow_changed
+from chalicelib.adapters.dynamo.evidence import (
+    DynamoEvidenceLog,
+    append_contended,
+    move_head_in,
+    put_entry_in,
+    read_head,
+)
+from chalicelib.adapters.dynamo.flows import DynamoFlowRepository, flow_changed, held_by
 from chalicelib.adapters.dynamo.models import EvidenceModel, FlowModel
 from chalicelib.adapters.dynamo.once import new_token
 from chalicelib.adapters.dynamo.opens import OwnerOpens
@@ -46,7 +53,7 @@ from chalicelib.kernel.crypto import FieldCipher
 from chalicelib.registration.domain.registrations import Registration
 from chalicelib.registration.step_writes import CodeTaken, StepWrite, StepWrites
 from chalicelib.verification.domain.evidence import EvidenceEntry
-from chalicelib.verification.domain.flows import FlowStatus, too_many_open_flows
+from chalicelib.verification.domain.flows import too_many_open_flows
 
 #: Transactions tried when the chain's head or the owner's turn moved, or a conflict named no item.
 ATTEMPTS = 8
@@ -99,6 +106,8 @@ class DynamoStepWrites(StepWrites):
                 if refused is not None:
                     raise refused from exc
                 if attempt + 1 == ATTEMPTS:
+                    if _CONDITION_FAILED in reasons:  # others kept moving the head, the seq or the turn
+                        raise append_contended(write.note.flow_id) from exc
                     raise
                 if _CONDITION_FAILED in reasons:
                     pending = None  # the head, the entry's seq or the turn moved: prepared again
@@ -120,7 +129,7 @@ class DynamoStepWrites(StepWrites):
         if write.flow is not None:
             flow = write.flow.flow
             now = flow.created_at
-            turn = _FLOW_OPENS.turn(flow.owner, flow.flow_id, write.flow.limit, now, _held(flow.owner, now))
+            turn = _FLOW_OPENS.turn(flow.owner, flow.flow_id, write.flow.limit, now, held_by(flow.owner, now))
             if turn is None:
                 raise too_many_open_flows(write.flow.limit)
             flow_item = DynamoFlowRepository.item_of(flow, None)  # a new flow: no identity to seal yet
@@ -133,22 +142,6 @@ class DynamoStepWrites(StepWrites):
             updates.append(("code", lambda tx: use_in(tx, matched)))
         updates.append(("head", lambda tx: move_head_in(tx, head, entry)))
         return entry, puts + updates
-
-
-def _held(owner: str, at: datetime) -> Callable[[], tuple[set[str], set[str]]]:
-    """The owner's flows as the owner index shows them: every id, and those still open at ``at``."""
-
-    def held() -> tuple[set[str], set[str]]:
-        now = int(at.timestamp())
-        seen: set[str] = set()
-        still_open: set[str] = set()
-        for item in FlowModel.by_owner.query(owner):
-            seen.add(item.flow_id)
-            if item.status == FlowStatus.OPEN.value and int(item.expires_epoch) > now:
-                still_open.add(item.flow_id)
-        return seen, still_open
-
-    return held
 
 
 def _refused(labels: list[str], reasons: list[str | None]) -> Exception | None:
