@@ -183,7 +183,7 @@ def register(timed: Recorder, n: int, vin: str, id_number: str) -> None:
     reg_id = view.registration_id
     view = timed("confirm_vehicle", lambda: service.confirm_vehicle(reg_id, caller))
     assert view.step is Step.VERIFY_PHONE, view
-    timed("send_code", lambda: deps.sms_code_service().send(phone, SmsPurpose.OWNER_PHONE))
+    timed("send_code", lambda: deps.sms_code_service().send(phone, SmsPurpose.OWNER_PHONE, caller=caller))
     code = _sent_code()
     view = timed("verify_phone", lambda: service.verify_phone(reg_id, caller, phone, code))
     assert view.step is Step.POSSESSION, view
